@@ -1,0 +1,259 @@
+// 10_console.js: shared helpers (internal.defineGlobal, internal.inspect) and `console`,
+// whose output goes to the runtime log tagged with the app's name (binding.log).
+'use strict';
+
+const {
+  ArrayIsArray, ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeMap, DatePrototypeGetTime,
+  DatePrototypeToISOString, ErrorPrototypeToString, FunctionPrototypeToString, JSONStringify,
+  MapPrototypeEntries, NumberIsNaN, ObjectGetPrototypeOf, ObjectIs, ObjectKeys,
+  ObjectPrototypeHasOwnProperty, ReflectGetOwnPropertyDescriptor, ReflectOwnKeys,
+  RegExpPrototypeToString, RegExpPrototypeTest, SafeMap, SafeSet, SetPrototypeValues, String,
+  StringPrototypeIncludes, StringPrototypeReplace, StringPrototypeSlice, SymbolPrototypeToString,
+  TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeGetLength,
+  ArrayBufferPrototypeGetByteLength, globalThis, Error, Date, RegExp, ArrayBuffer, Map, Set,
+  Promise, DataView, Number, MathTrunc, ArrayBufferIsView, ErrorCaptureStackTrace, Symbol,
+  ArrayPrototypeUnshift, StringPrototypeRepeat, NumberPrototypeToFixed,
+} = primordials;
+
+internal.defineGlobal = (name, value, enumerable = false) => {
+  // WebIDL: interface objects and namespaces are writable, configurable, non-enumerable.
+  Reflect.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable });
+};
+
+const kInspect = Symbol('nano.inspect');
+internal.kInspect = kInspect;
+
+const kMaxArrayItems = 100;
+const kMaxStringInArray = 10000;
+const identifierRe = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function quote(s) {
+  s = StringPrototypeReplace(s, /[\\']/g, '\\$&');
+  s = StringPrototypeReplace(s, /\n/g, '\\n');
+  return "'" + s + "'";
+}
+
+function constructorName(obj) {
+  let proto = obj;
+  while (proto !== null) {
+    const desc = ReflectGetOwnPropertyDescriptor(proto, 'constructor');
+    if (desc !== undefined && typeof desc.value === 'function' && desc.value.name !== '') {
+      return desc.value.name;
+    }
+    proto = ObjectGetPrototypeOf(proto);
+  }
+  return null;
+}
+
+function formatKey(key) {
+  if (typeof key === 'symbol') return '[' + SymbolPrototypeToString(key) + ']';
+  return RegExpPrototypeTest(identifierRe, key) ? key : quote(key);
+}
+
+function join(prefix, parts, open, close, indent) {
+  if (parts.length === 0) return prefix + open + close;
+  const single = prefix + open + ' ' + ArrayPrototypeJoin(parts, ', ') + ' ' + close;
+  if (single.length <= 72 && !StringPrototypeIncludes(single, '\n')) return single;
+  const pad = StringPrototypeRepeat('  ', indent + 1);
+  return prefix + open + '\n' + pad + ArrayPrototypeJoin(parts, ',\n' + pad) + '\n' +
+    StringPrototypeRepeat('  ', indent) + close;
+}
+
+function formatValue(value, depth, seen, indent, nested) {
+  switch (typeof value) {
+    case 'string':
+      return nested ? quote(value.length > kMaxStringInArray
+        ? StringPrototypeSlice(value, 0, kMaxStringInArray) + '...' : value) : value;
+    case 'number':
+      return ObjectIs(value, -0) ? '-0' : String(value);
+    case 'bigint':
+      return String(value) + 'n';
+    case 'boolean':
+    case 'undefined':
+      return String(value);
+    case 'symbol':
+      return SymbolPrototypeToString(value);
+    case 'function': {
+      const src = FunctionPrototypeToString(value);
+      const kind = StringPrototypeSlice(src, 0, 5) === 'class' ? 'class' : 'Function';
+      return value.name ? `[${kind}: ${value.name}]` : `[${kind} (anonymous)]`;
+    }
+  }
+  if (value === null) return 'null';
+  if (seen.has(value)) return '[Circular]';
+  if (typeof value[kInspect] === 'function') {
+    return value[kInspect]((v) => formatValue(v, depth - 1, seen, indent, true));
+  }
+  if (value instanceof Error) return formatError(value);
+  if (value instanceof Date) {
+    return NumberIsNaN(DatePrototypeGetTime(value)) ? 'Invalid Date' : DatePrototypeToISOString(value);
+  }
+  if (value instanceof RegExp) return RegExpPrototypeToString(value);
+  if (value instanceof ArrayBuffer) {
+    return `ArrayBuffer { byteLength: ${ArrayBufferPrototypeGetByteLength(value)} }`;
+  }
+  if (depth < 0) return ArrayIsArray(value) ? '[Array]' : `[${constructorName(value) || 'Object'}]`;
+
+  seen.add(value);
+  try {
+    const parts = [];
+    const typedTag = ArrayBufferIsView(value) && !(value instanceof DataView)
+      ? TypedArrayPrototypeGetSymbolToStringTag(value) : undefined;
+    if (ArrayIsArray(value) || typedTag !== undefined) {
+      const length = typedTag !== undefined ? TypedArrayPrototypeGetLength(value) : value.length;
+      const shown = length > kMaxArrayItems ? kMaxArrayItems : length;
+      for (let i = 0; i < shown; i++) {
+        ArrayPrototypePush(parts, ObjectPrototypeHasOwnProperty(value, i)
+          ? formatValue(value[i], depth - 1, seen, indent + 1, true) : '<empty>');
+      }
+      if (length > shown) ArrayPrototypePush(parts, `... ${length - shown} more items`);
+      const prefix = typedTag !== undefined ? `${typedTag}(${length}) ` : '';
+      return join(prefix, parts, '[', ']', indent);
+    }
+    if (value instanceof Map) {
+      for (const [k, v] of new SafeMap(MapPrototypeEntries(value))) {
+        ArrayPrototypePush(parts, formatValue(k, depth - 1, seen, indent + 1, true) + ' => ' +
+          formatValue(v, depth - 1, seen, indent + 1, true));
+      }
+      return join(`Map(${parts.length}) `, parts, '{', '}', indent);
+    }
+    if (value instanceof Set) {
+      for (const v of new SafeSet(SetPrototypeValues(value))) {
+        ArrayPrototypePush(parts, formatValue(v, depth - 1, seen, indent + 1, true));
+      }
+      return join(`Set(${parts.length}) `, parts, '{', '}', indent);
+    }
+    if (value instanceof Promise) return 'Promise {}';
+    for (const key of ReflectOwnKeys(value)) {
+      const desc = ReflectGetOwnPropertyDescriptor(value, key);
+      if (!desc.enumerable) continue;
+      const shown = 'value' in desc
+        ? formatValue(desc.value, depth - 1, seen, indent + 1, true)
+        : desc.get ? (desc.set ? '[Getter/Setter]' : '[Getter]') : '[Setter]';
+      ArrayPrototypePush(parts, formatKey(key) + ': ' + shown);
+    }
+    const proto = ObjectGetPrototypeOf(value);
+    const name = proto === null ? '[Object: null prototype]' : constructorName(value);
+    const prefix = name === 'Object' ? '' : (name || 'Object') + ' ';
+    return join(prefix, parts, '{', '}', indent);
+  } finally {
+    seen.delete(value);
+  }
+}
+
+function formatError(err) {
+  let stack;
+  try {
+    stack = err.stack;
+  } catch {
+    stack = undefined;
+  }
+  if (typeof stack === 'string' && stack !== '') return stack;
+  try {
+    return ErrorPrototypeToString(err);
+  } catch {
+    return '[Error]';
+  }
+}
+
+function inspect(value, depth = 2) {
+  return formatValue(value, depth, new SafeSet(), 0, false);
+}
+internal.inspect = inspect;
+internal.formatError = formatError;
+
+// Console §2.2.1 Formatter: %s %d %i %f %o %O %j %c %% in a leading string.
+function format(args) {
+  let first = args[0];
+  let rest = 1;
+  let out = '';
+  if (typeof first === 'string' && args.length > 1) {
+    out = StringPrototypeReplace(first, /%([sdifoOjc%])/g, (m, spec) => {
+      if (spec === '%') return '%';
+      if (rest >= args.length) return m;
+      const arg = args[rest++];
+      switch (spec) {
+        case 's': return typeof arg === 'string' ? arg : inspect(arg, 1);
+        case 'd':
+        case 'i':
+          if (typeof arg === 'bigint') return String(arg) + 'n';
+          if (typeof arg === 'symbol') return 'NaN';
+          return String(spec === 'i' ? MathTrunc(Number(arg)) : Number(arg));
+        case 'f': return typeof arg === 'symbol' ? 'NaN' : String(Number(arg));
+        case 'j':
+          try { return JSONStringify(arg); } catch { return '[Circular]'; }
+        case 'c': return '';
+        default: return inspect(arg, 4);
+      }
+    });
+  } else {
+    out = typeof first === 'string' ? first : inspect(first);
+  }
+  for (let i = rest; i < args.length; i++) {
+    const a = args[i];
+    out += ' ' + (typeof a === 'string' ? a : inspect(a));
+  }
+  return out;
+}
+internal.format = format;
+
+const LEVEL_DEBUG = 0, LEVEL_INFO = 1, LEVEL_WARN = 2, LEVEL_ERROR = 3;
+const log = binding.log;
+let groupIndent = '';
+
+function emit(level, method, args) {
+  let text = args.length === 0 ? '' : format(args);
+  if (groupIndent !== '') text = groupIndent + StringPrototypeReplace(text, /\n/g, '\n' + groupIndent);
+  log(level, method, text);
+}
+
+const counts = new SafeMap();
+const timers = new SafeMap();
+
+const console = {
+  log(...args) { emit(LEVEL_INFO, 'log', args); },
+  info(...args) { emit(LEVEL_INFO, 'info', args); },
+  debug(...args) { emit(LEVEL_DEBUG, 'debug', args); },
+  warn(...args) { emit(LEVEL_WARN, 'warn', args); },
+  error(...args) { emit(LEVEL_ERROR, 'error', args); },
+  trace(...args) {
+    const err = { name: 'Trace', message: args.length ? format(args) : '' };
+    ErrorCaptureStackTrace(err, console.trace);
+    emit(LEVEL_ERROR, 'trace', [err.stack]);
+  },
+  assert(condition, ...args) {
+    if (condition) return;
+    if (typeof args[0] === 'string') args[0] = 'Assertion failed: ' + args[0];
+    else ArrayPrototypeUnshift(args, 'Assertion failed');
+    emit(LEVEL_ERROR, 'assert', args);
+  },
+  dir(value) { emit(LEVEL_INFO, 'dir', [inspect(value)]); },
+  count(label = 'default') {
+    label = String(label);
+    const n = (counts.get(label) || 0) + 1;
+    counts.set(label, n);
+    emit(LEVEL_INFO, 'count', [`${label}: ${n}`]);
+  },
+  countReset(label = 'default') { counts.delete(String(label)); },
+  group(...args) {
+    if (args.length) emit(LEVEL_INFO, 'group', args);
+    groupIndent += '  ';
+  },
+  groupEnd() { groupIndent = StringPrototypeSlice(groupIndent, 2); },
+  time(label = 'default') { timers.set(String(label), binding.now()); },
+  timeLog(label = 'default', ...args) {
+    label = String(label);
+    const start = timers.get(label);
+    if (start === undefined) return emit(LEVEL_WARN, 'timeLog', [`No such label '${label}'`]);
+    emit(LEVEL_INFO, 'timeLog', [`${label}: ${NumberPrototypeToFixed(binding.now() - start, 3)}ms`, ...args]);
+  },
+  timeEnd(label = 'default') {
+    label = String(label);
+    const start = timers.get(label);
+    if (start === undefined) return emit(LEVEL_WARN, 'timeEnd', [`No such label '${label}'`]);
+    timers.delete(label);
+    emit(LEVEL_INFO, 'timeEnd', [`${label}: ${NumberPrototypeToFixed(binding.now() - start, 3)}ms`]);
+  },
+};
+console.groupCollapsed = console.group;
+internal.defineGlobal('console', console);

@@ -1,0 +1,421 @@
+// 40_fetch.js: Request, Response and the Body mixin (Fetch §5.3-5.5) for the server side.
+//
+// A body is one of: null, a string (USVString), a Uint8Array we own (a copy taken when the
+// body was extracted), or a native request body (the incoming request's, read through
+// binding.readBody). Reading marks it used; a used body cannot be read again.
+'use strict';
+
+const {
+  ArrayBuffer, ArrayBufferIsView, ArrayBufferPrototypeGetByteLength, ArrayBufferPrototypeSlice,
+  ArrayPrototypePush, JSONParse, JSONStringify, Number, NumberIsFinite, MathTrunc,
+  PromisePrototypeThen, PromiseReject, PromiseResolve, RangeError, RegExpPrototypeTest, String,
+  StringPrototypeCharCodeAt, StringPrototypeToUpperCase, SymbolToStringTag, TypeError, Uint8Array,
+  TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
+  DataView, DataViewPrototypeGetBuffer, DataViewPrototypeGetByteOffset,
+  DataViewPrototypeGetByteLength, Uint8ArrayPrototype, SafeSet, StringPrototypeReplace,
+} = primordials;
+
+const { Headers, headerList, headersFromList, fillHeaders, ListIterator } = internal;
+
+// WebIDL USVString: lone surrogates become U+FFFD.
+const surrogateRe = /[\uD800-\uDFFF]/;
+function toUSVString(v) {
+  const s = String(v);
+  if (!RegExpPrototypeTest(surrogateRe, s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = StringPrototypeCharCodeAt(s, i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = StringPrototypeCharCodeAt(s, i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        out += s[i] + s[i + 1];
+        i++;
+        continue;
+      }
+    }
+    out += c >= 0xd800 && c <= 0xdfff ? '\uFFFD' : s[i];
+  }
+  return out;
+}
+internal.toUSVString = toUSVString;
+
+function copyBytes(buffer, offset, length) {
+  return new Uint8Array(ArrayBufferPrototypeSlice(buffer, offset, offset + length));
+}
+
+// Fetch "extract a body": returns [source, content type or null].
+function extractBody(init) {
+  if (init === null || init === undefined) return [null, null];
+  if (typeof init === 'string') return [toUSVString(init), 'text/plain;charset=UTF-8'];
+  if (init instanceof ArrayBuffer) {
+    return [copyBytes(init, 0, ArrayBufferPrototypeGetByteLength(init)), null];
+  }
+  if (ArrayBufferIsView(init)) {
+    if (init instanceof DataView) {
+      return [copyBytes(DataViewPrototypeGetBuffer(init), DataViewPrototypeGetByteOffset(init),
+        DataViewPrototypeGetByteLength(init)), null];
+    }
+    return [copyBytes(TypedArrayPrototypeGetBuffer(init), TypedArrayPrototypeGetByteOffset(init),
+      TypedArrayPrototypeGetByteLength(init)), null];
+  }
+  if (typeof init === 'object' && isBodyHolder(init)) {
+    throw new TypeError('A Request or Response cannot be used as a body; use its body instead');
+  }
+  // Any other object converts to a string, as the BodyInit union's USVString branch says.
+  return [toUSVString(init), 'text/plain;charset=UTF-8'];
+}
+
+class NativeBody {
+  constructor(id) { this.id = id; }
+}
+internal.NativeBody = NativeBody;
+
+// The state behind one body; Request and Response each hold one.
+class BodyState {
+  constructor(source) {
+    this.source = source;
+    this.used = false;
+  }
+}
+
+function bodyUsedError(what) {
+  return new TypeError(`${what}: the body has already been read`);
+}
+
+async function readBytes(state, what) {
+  if (state.used) throw bodyUsedError(what);
+  const source = state.source;
+  if (source === null) return new Uint8Array(0);
+  state.used = true;
+  if (typeof source === 'string') return binding.encodeUtf8(source);
+  if (source instanceof NativeBody) return new Uint8Array(await binding.readBody(source.id));
+  return source;
+}
+
+function consumeText(state, what) {
+  if (state.used) return PromiseReject(bodyUsedError(what));
+  if (typeof state.source === 'string') {
+    state.used = true;
+    return PromiseResolve(state.source);
+  }
+  return PromisePrototypeThen(readBytes(state, what), (bytes) => binding.decodeUtf8(bytes));
+}
+
+// The Body mixin's methods, installed on both classes; `stateOf` finds the BodyState and
+// brand-checks the receiver.
+function installBody(proto, stateOf, name) {
+  const methods = {
+    arrayBuffer() {
+      return PromisePrototypeThen(readBytes(stateOf(this), `${name}.arrayBuffer`), (bytes) => {
+        const buffer = TypedArrayPrototypeGetBuffer(bytes);
+        return TypedArrayPrototypeGetByteOffset(bytes) === 0 &&
+          ArrayBufferPrototypeGetByteLength(buffer) === TypedArrayPrototypeGetByteLength(bytes)
+          ? buffer : ArrayBufferPrototypeSlice(buffer, TypedArrayPrototypeGetByteOffset(bytes),
+            TypedArrayPrototypeGetByteOffset(bytes) + TypedArrayPrototypeGetByteLength(bytes));
+      });
+    },
+    bytes() {
+      return readBytes(stateOf(this), `${name}.bytes`);
+    },
+    text() {
+      return consumeText(stateOf(this), `${name}.text`);
+    },
+    json() {
+      return PromisePrototypeThen(consumeText(stateOf(this), `${name}.json`), JSONParse);
+    },
+  };
+  for (const key of ['arrayBuffer', 'bytes', 'text', 'json']) {
+    Reflect.defineProperty(proto, key,
+      { value: methods[key], writable: true, enumerable: true, configurable: true });
+  }
+  Reflect.defineProperty(proto, 'bodyUsed', {
+    get: { bodyUsed() { const s = stateOf(this); return s.source !== null && s.used; } }.bodyUsed,
+    enumerable: true, configurable: true,
+  });
+}
+
+let isBodyHolder;
+
+// --- Request ---------------------------------------------------------------------------
+
+const kMethodsToNormalize = new SafeSet(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+const kForbiddenMethods = new SafeSet(['CONNECT', 'TRACE', 'TRACK']);
+const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const absoluteUrlRe = /^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$/;
+const kRedirectModes = new SafeSet(['follow', 'error', 'manual']);
+
+function normalizeMethod(method) {
+  method = internal.toByteString(method, 'Request method');
+  if (!RegExpPrototypeTest(tokenRe, method)) {
+    throw new TypeError(`"${method}" is not a valid HTTP method`);
+  }
+  const upper = StringPrototypeToUpperCase(method);
+  if (kForbiddenMethods.has(upper)) throw new TypeError(`HTTP method ${upper} is not allowed`);
+  return kMethodsToNormalize.has(upper) ? upper : method;
+}
+
+// TODO(#4): parse and serialize with the WHATWG URL parser once URL lands; until then an
+// absolute URL is required (there is no base URL on a server) and kept as written.
+function parseRequestUrl(input) {
+  const url = toUSVString(input);
+  if (!RegExpPrototypeTest(absoluteUrlRe, url)) throw new TypeError(`Invalid URL: "${url}"`);
+  return url;
+}
+
+let requestState, createIncomingRequest;
+
+class Request {
+  #method = 'GET';
+  #url = '';
+  #headers = null;      // Headers, made on first use for incoming requests
+  #nativeId = -1;       // incoming request: its runtime id, for lazy headers
+  #body = new BodyState(null);
+  #redirect = 'follow';
+
+  constructor(input, init = undefined) {
+    if (arguments.length < 1) throw new TypeError('Request: 1 argument required');
+    if (init !== undefined && (init === null || typeof init !== 'object')) {
+      throw new TypeError('Request: init must be an object');
+    }
+    let inputBody = null;
+    if (input instanceof Request) {
+      this.#method = input.#method;
+      this.#url = input.#url;
+      this.#redirect = input.#redirect;
+      this.#headers = new Headers(input.headers);
+      inputBody = input.#body;
+    } else {
+      this.#url = parseRequestUrl(input);
+      this.#headers = new Headers();
+    }
+    init = init || {};
+    if (init.method !== undefined) this.#method = normalizeMethod(init.method);
+    if (init.redirect !== undefined) {
+      const mode = String(init.redirect);
+      if (!kRedirectModes.has(mode)) throw new TypeError(`"${mode}" is not a valid redirect mode`);
+      this.#redirect = mode;
+    }
+    if (init.headers !== undefined) {
+      const headers = new Headers();
+      fillHeaders(headers, init.headers);
+      this.#headers = headers;
+    }
+    internal.setHeadersGuard(this.#headers, internal.kGuardRequest);
+    const hasInitBody = init.body !== undefined && init.body !== null;
+    if ((hasInitBody || (inputBody !== null && inputBody.source !== null)) &&
+        (this.#method === 'GET' || this.#method === 'HEAD')) {
+      throw new TypeError(`A ${this.#method} request cannot have a body`);
+    }
+    if (hasInitBody) {
+      const [source, type] = extractBody(init.body);
+      this.#body = new BodyState(source);
+      if (type !== null && !this.#headers.has('content-type')) {
+        this.#headers.append('content-type', type);
+      }
+    } else if (inputBody !== null) {
+      if (inputBody.used) throw new TypeError('Request: the input request\'s body is already used');
+      // Fetch: the new request takes over the input's body, which becomes used.
+      this.#body = new BodyState(inputBody.source);
+      if (inputBody.source !== null) inputBody.used = true;
+    }
+  }
+
+  get method() { return this.#method; }
+  get url() { return this.#url; }
+  get headers() {
+    if (this.#headers === null) {
+      const flat = binding.requestHeaders(this.#nativeId);
+      const list = [];
+      for (let i = 0; i < flat.length; i += 2) ArrayPrototypePush(list, [flat[i], flat[i + 1]]);
+      this.#headers = headersFromList(list, internal.kGuardImmutable);
+    }
+    return this.#headers;
+  }
+  get redirect() { return this.#redirect; }
+  get destination() { return ''; }
+  get referrer() { return 'about:client'; }
+  get referrerPolicy() { return ''; }
+  get mode() { return 'cors'; }
+  get credentials() { return 'same-origin'; }
+  get cache() { return 'default'; }
+  get integrity() { return ''; }
+  get keepalive() { return false; }
+
+  clone() {
+    const body = this.#body;
+    if (body.used) throw new TypeError('Request.clone: the body has already been read');
+    if (body.source instanceof NativeBody) {
+      // TODO(#5): tee the native body stream; until streams land an unread incoming body
+      // cannot be cloned without buffering it whole.
+      throw new TypeError('Request.clone: cloning an unread incoming body is not supported yet');
+    }
+    const copy = new Request(this.#url);
+    copy.#method = this.#method;
+    copy.#redirect = this.#redirect;
+    copy.#headers = new Headers(this.headers);
+    internal.setHeadersGuard(copy.#headers, internal.kGuardRequest);
+    copy.#body = new BodyState(body.source);
+    return copy;
+  }
+
+  static {
+    requestState = (r) => {
+      if (!(#body in r)) throw new TypeError('Illegal invocation: not a Request');
+      return r.#body;
+    };
+    createIncomingRequest = (id, method, url, hasBody) => {
+      const r = new Request(url);
+      r.#method = method;
+      r.#headers = null;
+      r.#nativeId = id;
+      r.#body = new BodyState(hasBody ? new NativeBody(id) : null);
+      return r;
+    };
+    internal.isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
+  }
+}
+installBody(Request.prototype, (r) => requestState(r), 'Request');
+Reflect.defineProperty(Request.prototype, SymbolToStringTag, { value: 'Request', configurable: true });
+Request.prototype[internal.kInspect] = function (fmt) {
+  return `Request { method: ${fmt(this.method)}, url: ${fmt(this.url)}, headers: ${fmt(this.headers)} }`;
+};
+Reflect.defineProperty(Request.prototype, internal.kInspect, { enumerable: false });
+
+// --- Response --------------------------------------------------------------------------
+
+const reasonPhraseRe = /^[\t\x20-\x7e\x80-\xff]*$/;
+const kNullBodyStatus = new SafeSet([101, 103, 204, 205, 304]);
+const kRedirectStatus = new SafeSet([301, 302, 303, 307, 308]);
+let responseState;
+
+// Fetch "initialize a response"; typeOverride replaces the body's own Content-Type
+// (Response.json uses application/json).
+function initResponse(init, body, typeOverride = null) {
+  if (init !== undefined && init !== null && typeof init !== 'object') {
+    throw new TypeError('Response: init must be an object');
+  }
+  init = init || {};
+  // WebIDL unsigned short (truncate, modulo 2^16), then Fetch's range check.
+  let s16 = init.status === undefined ? 200 : Number(init.status);
+  s16 = NumberIsFinite(s16) ? ((MathTrunc(s16) % 65536) + 65536) % 65536 : 0;
+  if (s16 < 200 || s16 > 599) {
+    throw new RangeError(`Response status ${init.status} is outside the range 200 to 599`);
+  }
+  const statusText = init.statusText === undefined ? '' : internal.toByteString(init.statusText,
+    'Response statusText');
+  if (!RegExpPrototypeTest(reasonPhraseRe, statusText)) {
+    throw new TypeError('Response statusText must be a valid reason phrase (no CR or LF)');
+  }
+  const headers = new Headers();
+  if (init.headers !== undefined) fillHeaders(headers, init.headers);
+  internal.setHeadersGuard(headers, internal.kGuardResponse);
+  let source = null;
+  if (body !== null && body !== undefined) {
+    if (kNullBodyStatus.has(s16)) {
+      throw new TypeError(`A Response with status ${s16} cannot have a body`);
+    }
+    const [src, type] = extractBody(body);
+    source = src;
+    const contentType = typeOverride !== null ? typeOverride : type;
+    if (contentType !== null && !headers.has('content-type')) {
+      headers.append('content-type', contentType);
+    }
+  }
+  return { status: s16, statusText, headers, source };
+}
+
+class Response {
+  #type = 'default';
+  #status = 200;
+  #statusText = '';
+  #headers;
+  #body;
+
+  constructor(body = null, init = undefined) {
+    const r = initResponse(init, body);
+    this.#status = r.status;
+    this.#statusText = r.statusText;
+    this.#headers = r.headers;
+    this.#body = new BodyState(r.source);
+  }
+
+  static error() {
+    const res = new Response(null);
+    res.#type = 'error';
+    res.#status = 0;
+    res.#headers = headersFromList([], internal.kGuardImmutable);
+    return res;
+  }
+
+  static redirect(url, status = 302) {
+    const parsed = parseRequestUrl(url);
+    status = Number(status);
+    if (!kRedirectStatus.has(status)) {
+      throw new RangeError(`Redirect status must be 301, 302, 303, 307 or 308, got ${status}`);
+    }
+    const res = new Response(null, { status });
+    res.#headers = headersFromList([['location', parsed]], internal.kGuardImmutable);
+    return res;
+  }
+
+  static json(data, init = undefined) {
+    const text = JSONStringify(data);
+    if (text === undefined) throw new TypeError('Response.json: the data is not serializable to JSON');
+    const res = new Response(null);
+    const r = initResponse(init, text, 'application/json');
+    res.#status = r.status;
+    res.#statusText = r.statusText;
+    res.#headers = r.headers;
+    res.#body = new BodyState(r.source);
+    return res;
+  }
+
+  get type() { return this.#type; }
+  get url() { return ''; }
+  get redirected() { return false; }
+  get status() { return this.#status; }
+  get ok() { return this.#status >= 200 && this.#status <= 299; }
+  get statusText() { return this.#statusText; }
+  get headers() { return this.#headers; }
+
+  clone() {
+    const body = this.#body;
+    if (body.used) throw new TypeError('Response.clone: the body has already been read');
+    if (body.source instanceof NativeBody) {
+      throw new TypeError('Response.clone: cloning an unread incoming body is not supported yet');
+    }
+    const copy = new Response(null);
+    copy.#type = this.#type;
+    copy.#status = this.#status;
+    copy.#statusText = this.#statusText;
+    copy.#headers = new Headers(this.#headers);
+    internal.setHeadersGuard(copy.#headers, this.#type === 'error'
+      ? internal.kGuardImmutable : internal.kGuardResponse);
+    copy.#body = new BodyState(body.source);
+    return copy;
+  }
+
+  static {
+    responseState = (r) => {
+      if (!(#body in r)) throw new TypeError('Illegal invocation: not a Response');
+      return r.#body;
+    };
+    internal.isResponse = (v) => v !== null && typeof v === 'object' && #body in v;
+    // What the server needs to send it: [status, statusText, header list, body source].
+    internal.responseParts = (r) => [r.#type === 'error' ? 0 : r.#status, r.#statusText,
+      headerList(r.#headers), r.#body];
+  }
+}
+installBody(Response.prototype, (r) => responseState(r), 'Response');
+Reflect.defineProperty(Response.prototype, SymbolToStringTag, { value: 'Response', configurable: true });
+Response.prototype[internal.kInspect] = function (fmt) {
+  return `Response { status: ${this.status}, statusText: ${fmt(this.statusText)}, ` +
+    `headers: ${fmt(this.headers)}, bodyUsed: ${this.bodyUsed} }`;
+};
+Reflect.defineProperty(Response.prototype, internal.kInspect, { enumerable: false });
+
+isBodyHolder = (v) => internal.isRequest(v) || internal.isResponse(v);
+internal.createIncomingRequest = createIncomingRequest;
+internal.NativeBody = NativeBody;
+internal.defineGlobal('Request', Request);
+internal.defineGlobal('Response', Response);

@@ -1,0 +1,195 @@
+#include "options.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "parse.h"
+
+static const char usage[] =
+    "Usage: nano-dp APP.js [options]\n"
+    "\n"
+    "Runs a Workers-style ES module (export default { fetch(request, env, ctx) }) as an\n"
+    "HTTP/1.1 server on V8.\n"
+    "\n"
+    "Options:\n"
+    "  --port N              port to listen on (default 8787; 0 picks a free one)\n"
+    "  --host ADDR           address to listen on (default 127.0.0.1)\n"
+    "  --listen HOST:PORT    both at once, e.g. 0.0.0.0:8080 or [::1]:8080\n"
+    "  --var NAME=VALUE      an env value for the app (repeatable; wins over --env-file)\n"
+    "  --env-file FILE       env values from a dotenv file (repeatable; later files win)\n"
+    "  --name NAME           the app's name in logs (default: the module file's name)\n"
+    "  --drain-timeout D     how long shutdown waits for in-flight work (default 30s,\n"
+    "                        at most 300s); D is 30, 30s, 1500ms or 5m\n"
+    "  --max-head-size N     largest request head in bytes (default 64KiB; 431 beyond)\n"
+    "  --max-body-size N     largest request body in bytes (default 100MiB; 413 beyond)\n"
+    "  --head-timeout D      time allowed to send a request head (default 30s; 408 beyond)\n"
+    "  --idle-timeout D      keep-alive connections idle this long are closed (default 60s)\n"
+    "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+    "  -h, --help            show this help\n"
+    "  --version             show the version\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT drains and exits 0 (1 if the drain timed out); a second\n"
+    "SIGINT exits at once with status 130.\n"
+    "Exit status: 0 ok, 1 runtime failure, 2 bad usage or an app that fails to load.\n";
+
+const char *dp_options_usage(void)
+{
+    return usage;
+}
+
+#define bad(err, ...) nano_error_set((err), NANO_EINVAL, "usage", __VA_ARGS__)
+
+static const char **push(const char **list, size_t *n, const char *item)
+{
+    list = nano_xrealloc(list, (*n + 1) * sizeof *list);
+    list[(*n)++] = item;
+    return list;
+}
+
+static int parse_listen(dp_options *o, const char *v, nano_error *err)
+{
+    const char *colon = strrchr(v, ':');
+    if (colon == NULL || colon == v)
+        return bad(err, "--listen %s: expected HOST:PORT", v);
+    const char *h = v;
+    size_t hlen = (size_t)(colon - v);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') { /* [::1]:8080 */
+        h++;
+        hlen -= 2;
+    }
+    if (nano_parse_port(colon + 1, &o->port) != 0)
+        return bad(err, "--listen %s: '%s' is not a port (0-65535)", v, colon + 1);
+    nano_free(o->host);
+    o->host = nano_xstrndup(h, hlen);
+    return 0;
+}
+
+static int parse_duration(const char *flag, const char *v, uint64_t *out, nano_error *err)
+{
+    if (nano_parse_duration_ms(v, out) != 0)
+        return bad(err, "%s %s: not a duration (use 30, 30s, 1500ms or 5m)", flag, v);
+    return 0;
+}
+
+static int parse_size(const char *flag, const char *v, uint64_t *out, nano_error *err)
+{
+    if (nano_parse_size(v, out) != 0 || *out == 0)
+        return bad(err, "%s %s: not a size (use 65536, 64KiB or 100MiB)", flag, v);
+    return 0;
+}
+
+static char *default_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot != NULL && dot != base)
+        len = (size_t)(dot - base);
+    return nano_xstrndup(base, len);
+}
+
+int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->host = nano_xstrdup("127.0.0.1");
+    o->port = 8787;
+    o->drain_timeout_ms = 30 * 1000;
+    o->max_head_size = 64 * 1024;
+    o->max_body_size = 100 * 1024 * 1024;
+    o->head_timeout_ms = 30 * 1000;
+    o->idle_timeout_ms = 60 * 1000;
+    o->log_level = NANO_LOG_INFO;
+    const char *name = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            o->show_help = true;
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            o->show_version = true;
+            return 0;
+        }
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (o->app_path != NULL)
+                return bad(err, "unexpected argument '%s' (the app is already %s)", arg,
+                           o->app_path);
+            o->app_path = arg;
+            continue;
+        }
+        /* --flag=value or --flag value */
+        char flag[64];
+        const char *value = NULL;
+        const char *eq = strchr(arg, '=');
+        if (eq != NULL && (size_t)(eq - arg) < sizeof flag) {
+            memcpy(flag, arg, (size_t)(eq - arg));
+            flag[eq - arg] = '\0';
+            value = eq + 1;
+        } else {
+            snprintf(flag, sizeof flag, "%s", arg);
+        }
+        static const char *const known[] = {
+            "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
+            "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
+            "--log-level", NULL};
+        bool is_known = false;
+        for (int k = 0; known[k] != NULL; k++)
+            is_known = is_known || strcmp(flag, known[k]) == 0;
+        if (!is_known)
+            return bad(err, "unknown option '%s' (see --help)", flag);
+        if (value == NULL) {
+            if (i + 1 >= argc)
+                return bad(err, "option %s needs a value", flag);
+            value = argv[++i];
+        }
+        int rc = 0;
+        if (strcmp(flag, "--port") == 0) {
+            if (nano_parse_port(value, &o->port) != 0)
+                rc = bad(err, "--port %s: not a port (0-65535)", value);
+        } else if (strcmp(flag, "--host") == 0) {
+            nano_free(o->host);
+            o->host = nano_xstrdup(value);
+        } else if (strcmp(flag, "--listen") == 0) {
+            rc = parse_listen(o, value, err);
+        } else if (strcmp(flag, "--var") == 0) {
+            o->vars = push(o->vars, &o->n_vars, value);
+        } else if (strcmp(flag, "--env-file") == 0) {
+            o->env_files = push(o->env_files, &o->n_env_files, value);
+        } else if (strcmp(flag, "--name") == 0) {
+            name = value;
+        } else if (strcmp(flag, "--drain-timeout") == 0) {
+            rc = parse_duration(flag, value, &o->drain_timeout_ms, err);
+            if (rc == 0 && o->drain_timeout_ms > DP_MAX_DRAIN_TIMEOUT_MS)
+                rc = bad(err, "--drain-timeout %s: at most 300s is allowed", value);
+        } else if (strcmp(flag, "--max-head-size") == 0) {
+            rc = parse_size(flag, value, &o->max_head_size, err);
+        } else if (strcmp(flag, "--max-body-size") == 0) {
+            rc = parse_size(flag, value, &o->max_body_size, err);
+        } else if (strcmp(flag, "--head-timeout") == 0) {
+            rc = parse_duration(flag, value, &o->head_timeout_ms, err);
+        } else if (strcmp(flag, "--idle-timeout") == 0) {
+            rc = parse_duration(flag, value, &o->idle_timeout_ms, err);
+        } else if (strcmp(flag, "--log-level") == 0) {
+            if (nano_log_level_parse(value, &o->log_level) != 0)
+                rc = bad(err, "--log-level %s: use debug, info, warn or error", value);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (o->app_path == NULL)
+        return bad(err, "missing APP.js: the module to run (see --help)");
+    o->app_name = name != NULL ? nano_xstrdup(name) : default_name(o->app_path);
+    return 0;
+}
+
+void dp_options_fini(dp_options *o)
+{
+    nano_free(o->host);
+    nano_free((void *)o->app_name);
+    nano_free(o->vars);
+    nano_free(o->env_files);
+    memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,43 @@
+/* options.h: nano-dp's command line, parsed into dp_options (no side effects, so unit tests
+ * drive it directly). Main thread only. */
+#ifndef DP_OPTIONS_H
+#define DP_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "log.h"
+
+#define DP_MAX_DRAIN_TIMEOUT_MS (300 * 1000)
+
+typedef struct dp_options {
+    const char *app_path;         /* APP.js (borrowed from argv) */
+    const char *app_name;         /* --name, or derived from app_path (owned) */
+    char *host;                   /* --host / --listen (owned) */
+    int port;
+    const char **vars;            /* --var K=V, in order (array owned, strings borrowed) */
+    size_t n_vars;
+    const char **env_files;       /* --env-file, in order */
+    size_t n_env_files;
+    uint64_t drain_timeout_ms;
+    uint64_t max_head_size;
+    uint64_t max_body_size;
+    uint64_t head_timeout_ms;
+    uint64_t idle_timeout_ms;
+    nano_log_level log_level;
+    bool show_help;
+    bool show_version;
+} dp_options;
+
+/* dp_options_parse: fills opts from argv. Returns 0, or NANO_EINVAL with err holding a
+ * one-line reason (bad usage: the caller prints it and exits 2). Free with dp_options_fini
+ * in both cases. */
+int dp_options_parse(dp_options *opts, int argc, char **argv, nano_error *err);
+void dp_options_fini(dp_options *opts);
+
+/* dp_options_usage: the --help text. */
+const char *dp_options_usage(void);
+
+#endif

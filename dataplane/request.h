@@ -1,0 +1,70 @@
+/* request.h: one HTTP request's context, shared by the server (which parses it and writes its
+ * response) and the runtime (which runs the app's fetch handler on it).
+ *
+ * A dp_request is refcounted: the connection holds a reference until its response is written
+ * or the connection closes, and the runtime holds one while JS can still use the request
+ * (handler running, response not yet given, ctx.waitUntil work pending). When the last one
+ * goes, the request is freed and the server's in-flight count drops. Loop thread only. */
+#ifndef DP_REQUEST_H
+#define DP_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "server/http1.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dp_request dp_request;
+
+/* Head, valid for the request's whole life (copied out of the parser). */
+nano_str dp_request_method(const dp_request *req);
+nano_str dp_request_url(const dp_request *req); /* absolute: http://host/target */
+size_t dp_request_n_headers(const dp_request *req);
+const dp_header *dp_request_header(const dp_request *req, size_t i);
+bool dp_request_has_body(const dp_request *req);
+uint64_t dp_request_id(const dp_request *req); /* process-unique, for logs */
+
+/* Body state: bytes received so far, and whether the body is complete or failed (client gone,
+ * body over the limit). */
+const nano_buf *dp_request_body(const dp_request *req);
+bool dp_request_body_complete(const dp_request *req);
+bool dp_request_body_failed(const dp_request *req);
+
+/* dp_request_take_body: hands over the received body bytes (returned owned: free with
+ * nano_free; NULL when empty). Only once the body is complete; later calls yield nothing. */
+void *dp_request_take_body(dp_request *req, size_t *len);
+
+/* The runtime's slot for this request (opaque to the server). */
+void dp_request_set_rt_slot(dp_request *req, uint32_t slot);
+uint32_t dp_request_rt_slot(const dp_request *req);
+
+void dp_request_ref(dp_request *req);
+void dp_request_unref(dp_request *req); /* frees on the last reference */
+
+/* Response, chunk-oriented: start once, write any number of chunks, end once.
+ * dp_response_start: status 100..999 (the caller validated it), headers as name/value views
+ * (borrowed for the call), content_length -1 when unknown (chunked on HTTP/1.1). Framing
+ * headers from the app (Content-Length, Transfer-Encoding, Connection, Keep-Alive) are
+ * replaced by the server's own. Returns 0, NANO_ESTATE (already started, or the client is
+ * gone: the response is dropped) or NANO_EINVAL (a header carries CR, LF or NUL). */
+int dp_response_start(dp_request *req, int status, nano_str status_text, const dp_header *headers,
+                      size_t n_headers, int64_t content_length);
+int dp_response_write(dp_request *req, const void *data, size_t len);
+int dp_response_end(dp_request *req);
+
+/* dp_response_error: a plain-text error response (e.g. 500 after the handler threw) if none
+ * was started; otherwise the connection is closed, since the message cannot be completed. */
+void dp_response_error(dp_request *req, int status);
+
+/* dp_response_started: whether dp_response_start succeeded already. */
+bool dp_response_started(const dp_request *req);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,326 @@
+// bindings.cc: the native functions behind the built-in JS (the `binding` object). Each one
+// unpacks its arguments, calls into the server's C API or the isolate's state, and packs the
+// result. App code never sees `binding`: only the built-ins' closures hold it.
+#include "runtime_int.h"
+
+#include <cstring>
+
+extern "C" {
+#include "log.h"
+}
+
+using v8::Context;
+using v8::FunctionCallbackInfo;
+using v8::Isolate;
+using v8::Local;
+using v8::Object;
+using v8::String;
+using v8::Value;
+
+void rt__timer_arm(rt_isolate *iso, double ms);
+void rt__timer_stop(rt_isolate *iso);
+
+static rt_isolate *iso_of(const FunctionCallbackInfo<Value> &args)
+{
+    return static_cast<rt_isolate *>(args.Data().As<v8::External>()->Value());
+}
+
+static void throw_type_error(Isolate *isolate, const char *msg)
+{
+    isolate->ThrowException(
+        v8::Exception::TypeError(String::NewFromUtf8(isolate, msg).ToLocalChecked()));
+}
+
+// The slot named by args[0], or a TypeError thrown (the request context has ended).
+static rt_slot *slot_arg(const FunctionCallbackInfo<Value> &args, rt_isolate *iso)
+{
+    rt_slot *s = args[0]->IsNumber() ? rt_slot_get(iso, args[0].As<v8::Number>()->Value()) : nullptr;
+    if (s == nullptr)
+        throw_type_error(args.GetIsolate(),
+                         "This request's context has ended: its response was sent and its "
+                         "waitUntil work is done");
+    return s;
+}
+
+static uint32_t slot_index(const FunctionCallbackInfo<Value> &args)
+{
+    return (uint32_t)((uint64_t)args[0].As<v8::Number>()->Value() & (kMaxSlots - 1));
+}
+
+// log(level, method, text): app console output, tagged with the app.
+static void Log(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    int level = args[0]->Int32Value(isolate->GetCurrentContext()).FromMaybe(1);
+    // console.debug is shown like console.log: a developer who calls it wants to see it.
+    nano_log_level lv = level >= 3 ? NANO_LOG_ERROR : level == 2 ? NANO_LOG_WARN : NANO_LOG_INFO;
+    if (lv < nano_log_min_level)
+        return;
+    String::Utf8Value method(isolate, args[1]);
+    String::Utf8Value text(isolate, args[2]);
+    std::string prefix = iso->console_prefix + " level=" + (*method ? *method : "log");
+    nano_log_text(lv, "app.console", prefix.c_str(), *text ? *text : "", *text ? text.length() : 0);
+}
+
+static void ReportError(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    String::Utf8Value text(args.GetIsolate(), args[0]);
+    rt_log_js_error(iso, "app.uncaught", *text ? *text : "Uncaught exception");
+}
+
+static void Now(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    args.GetReturnValue().Set((double)(uv_hrtime() - iso->time_origin_ns) / 1e6);
+}
+
+static void TimerArm(const FunctionCallbackInfo<Value> &args)
+{
+    double ms = args[0]->NumberValue(args.GetIsolate()->GetCurrentContext()).FromMaybe(0);
+    rt__timer_arm(iso_of(args), ms);
+}
+
+static void TimerStop(const FunctionCallbackInfo<Value> &args)
+{
+    rt__timer_stop(iso_of(args));
+}
+
+static void RunMicrotasks(const FunctionCallbackInfo<Value> &args)
+{
+    args.GetIsolate()->PerformMicrotaskCheckpoint();
+}
+
+static void EncodeUtf8(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    Local<String> s = args[0]->IsString()
+                          ? args[0].As<String>()
+                          : args[0]->ToString(isolate->GetCurrentContext()).ToLocalChecked();
+    size_t len = (size_t)s->Utf8Length(isolate);
+    std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(isolate, len);
+    s->WriteUtf8(isolate, static_cast<char *>(store->Data()), (int)len, nullptr,
+                 String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
+    Local<v8::ArrayBuffer> buf = v8::ArrayBuffer::New(isolate, std::move(store));
+    args.GetReturnValue().Set(v8::Uint8Array::New(buf, 0, len));
+}
+
+// decodeUtf8(bytes): WHATWG "UTF-8 decode": a leading BOM is dropped, bad sequences become
+// U+FFFD (V8's decoder replaces maximal subparts, as the Encoding standard asks).
+static void DecodeUtf8(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    if (!args[0]->IsArrayBufferView()) {
+        throw_type_error(isolate, "decodeUtf8: expected bytes");
+        return;
+    }
+    Local<v8::ArrayBufferView> view = args[0].As<v8::ArrayBufferView>();
+    size_t len = view->ByteLength();
+    const char *p = static_cast<const char *>(view->Buffer()->Data()) + view->ByteOffset();
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+        len -= 3;
+    }
+    Local<String> s;
+    if (!String::NewFromUtf8(isolate, p, v8::NewStringType::kNormal, (int)len).ToLocal(&s)) {
+        isolate->ThrowException(v8::Exception::RangeError(
+            String::NewFromUtf8Literal(isolate, "decodeUtf8: the text is too long for a string")));
+        return;
+    }
+    args.GetReturnValue().Set(s);
+}
+
+// requestHeaders(id): [name, value, ...] with lowercased names, as the Headers list keeps them.
+static void RequestHeaders(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    size_t n = dp_request_n_headers(s->req);
+    std::vector<Local<Value>> items;
+    items.reserve(n * 2);
+    std::string lower;
+    for (size_t i = 0; i < n; i++) {
+        const dp_header *h = dp_request_header(s->req, i);
+        lower.assign(h->name.ptr, h->name.len);
+        for (char &c : lower)
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c + 32);
+        items.push_back(String::NewFromOneByte(isolate, (const uint8_t *)lower.data(),
+                                               v8::NewStringType::kNormal, (int)lower.size())
+                            .ToLocalChecked());
+        items.push_back(String::NewFromOneByte(isolate, (const uint8_t *)h->value.ptr,
+                                               v8::NewStringType::kNormal, (int)h->value.len)
+                            .ToLocalChecked());
+    }
+    args.GetReturnValue().Set(v8::Array::New(isolate, items.data(), items.size()));
+}
+
+// readBody(id): a promise of the whole request body as an ArrayBuffer.
+static void ReadBody(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    Local<Context> ctx = isolate->GetCurrentContext();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    if (!s->body_waiter.IsEmpty()) {
+        throw_type_error(isolate, "The request body is already being read");
+        return;
+    }
+    Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(ctx).ToLocalChecked();
+    s->body_waiter.Reset(isolate, resolver);
+    rt_settle_body(iso, s, ctx);
+    args.GetReturnValue().Set(resolver->GetPromise());
+}
+
+// respond(id, status, statusText, headerList, body): body is null, a string or a Uint8Array.
+static void Respond(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    Local<Context> ctx = isolate->GetCurrentContext();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    if (s->is_responded) {
+        throw_type_error(isolate, "A response was already sent for this request");
+        return;
+    }
+    uint32_t index = slot_index(args);
+    dp_request *req = s->req;
+    int status = args[1]->Int32Value(ctx).FromMaybe(500);
+    nano_buf *scratch = &iso->scratch;
+    nano_buf_reset(scratch);
+
+    // Header bytes go to scratch as offsets first: it may move while it grows.
+    struct span { size_t off, len; };
+    std::vector<span> spans;
+    auto put = [&](Local<Value> v) {
+        Local<String> str = v->IsString() ? v.As<String>() : v->ToString(ctx).ToLocalChecked();
+        size_t n = (size_t)str->Length();
+        char *dst = nano_buf_reserve(scratch, n);
+        str->WriteOneByte(isolate, (uint8_t *)dst, 0, (int)n, String::NO_NULL_TERMINATION);
+        spans.push_back({scratch->len, n});
+        scratch->len += n;
+    };
+    put(args[2]);
+    Local<v8::Array> list = args[3].As<v8::Array>();
+    uint32_t n_headers = args[3]->IsArray() ? list->Length() : 0;
+    for (uint32_t i = 0; i < n_headers; i++) {
+        Local<Value> pair = list->Get(ctx, i).ToLocalChecked();
+        Local<v8::Array> p = pair.As<v8::Array>();
+        put(p->Get(ctx, 0).ToLocalChecked());
+        put(p->Get(ctx, 1).ToLocalChecked());
+    }
+    std::vector<dp_header> headers(n_headers);
+    for (uint32_t i = 0; i < n_headers; i++) {
+        headers[i].name = {scratch->data + spans[1 + 2 * i].off, spans[1 + 2 * i].len};
+        headers[i].value = {scratch->data + spans[2 + 2 * i].off, spans[2 + 2 * i].len};
+    }
+    nano_str status_text = {scratch->data + spans[0].off, spans[0].len};
+
+    Local<Value> body = args[4];
+    int64_t length = 0;
+    Local<String> body_str;
+    const char *bytes = nullptr;
+    if (body->IsString()) {
+        body_str = body.As<String>();
+        length = body_str->Utf8Length(isolate);
+    } else if (body->IsUint8Array()) {
+        Local<v8::Uint8Array> u8 = body.As<v8::Uint8Array>();
+        bytes = static_cast<const char *>(u8->Buffer()->Data()) + u8->ByteOffset();
+        length = (int64_t)u8->ByteLength();
+    }
+
+    s->is_responded = true;
+    int rc = dp_response_start(req, status, status_text, headers.data(), n_headers, length);
+    if (rc == NANO_EINVAL) {
+        rt_log_js_error(iso, "app.bad_response", "the response has a header or status text "
+                                                 "with CR, LF or NUL; answered 500 instead");
+        dp_response_error(req, 500);
+    } else if (rc == 0) {
+        if (!body_str.IsEmpty() && length > 0) {
+            nano_buf_reset(scratch);
+            char *dst = nano_buf_reserve(scratch, (size_t)length);
+            body_str->WriteUtf8(isolate, dst, (int)length, nullptr,
+                                String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
+            dp_response_write(req, dst, (size_t)length);
+        } else if (bytes != nullptr && length > 0) {
+            dp_response_write(req, bytes, (size_t)length);
+        }
+        dp_response_end(req);
+    }
+    // rc == NANO_ESTATE: the client went away; the response has nowhere to go.
+    rt_slot_maybe_release(iso, index);
+}
+
+// fail(id, text): the handler threw or returned something that is not a Response.
+static void Fail(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr || s->is_responded)
+        return;
+    String::Utf8Value text(args.GetIsolate(), args[1]);
+    std::string line = "request " + std::to_string(dp_request_id(s->req)) + " failed: " +
+                       (*text ? *text : "unknown error");
+    rt_log_js_error(iso, "app.error", line);
+    s->is_responded = true;
+    dp_response_error(s->req, 500);
+    rt_slot_maybe_release(iso, slot_index(args));
+}
+
+static void WaitUntilStart(const FunctionCallbackInfo<Value> &args)
+{
+    rt_slot *s = slot_arg(args, iso_of(args));
+    if (s != nullptr)
+        s->wait_until++;
+}
+
+static void WaitUntilEnd(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr || s->wait_until == 0)
+        return;
+    s->wait_until--;
+    rt_slot_maybe_release(iso, slot_index(args));
+}
+
+Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Object> binding = Object::New(isolate);
+    Local<v8::External> data = v8::External::New(isolate, iso);
+    struct {
+        const char *name;
+        v8::FunctionCallback fn;
+    } fns[] = {
+        {"log", Log},
+        {"reportError", ReportError},
+        {"now", Now},
+        {"timerArm", TimerArm},
+        {"timerStop", TimerStop},
+        {"runMicrotasks", RunMicrotasks},
+        {"encodeUtf8", EncodeUtf8},
+        {"decodeUtf8", DecodeUtf8},
+        {"requestHeaders", RequestHeaders},
+        {"readBody", ReadBody},
+        {"respond", Respond},
+        {"fail", Fail},
+        {"waitUntilStart", WaitUntilStart},
+        {"waitUntilEnd", WaitUntilEnd},
+    };
+    for (const auto &f : fns) {
+        Local<v8::Function> fn = v8::Function::New(ctx, f.fn, data, 0,
+                                                   v8::ConstructorBehavior::kThrow)
+                                     .ToLocalChecked();
+        rt_ignore(binding->Set(ctx, String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn));
+    }
+    return binding;
+}

@@ -1,0 +1,521 @@
+// runtime.cc: V8 platform and isolate lifecycle, JS entry/exit, request slots, errors.
+#include "runtime_int.h"
+
+#include <cstring>
+#include <memory>
+
+extern "C" {
+#include "alloc.h"
+#include "embedded.h"
+#include "log.h"
+extern const nano_embedded nano_builtin_js[];
+extern const size_t nano_builtin_js_count;
+}
+
+using v8::Context;
+using v8::Function;
+using v8::HandleScope;
+using v8::Isolate;
+using v8::Local;
+using v8::MaybeLocal;
+using v8::Object;
+using v8::String;
+using v8::TryCatch;
+using v8::Value;
+
+static std::unique_ptr<v8::Platform> g_platform;
+
+int rt_platform_init(const char *argv0)
+{
+    v8::V8::InitializeICUDefaultLocation(argv0);
+    g_platform = v8::platform::NewDefaultPlatform();
+    v8::V8::InitializePlatform(g_platform.get());
+    v8::V8::Initialize();
+    return 0;
+}
+
+void rt_platform_fini(void)
+{
+    v8::V8::Dispose();
+    v8::V8::DisposePlatform();
+    g_platform.reset();
+}
+
+static void report_rejections(rt_isolate *iso, Local<Context> ctx)
+{
+    // Take the list: formatting runs JS, which may reject more promises.
+    std::vector<rt_isolate::rejection> list;
+    list.swap(iso->rejections);
+    for (auto &r : list) {
+        Local<Value> reason = r.reason.Get(iso->isolate);
+        Local<Value> args[] = {reason};
+        std::string text = "Uncaught (in promise) ";
+        TryCatch tc(iso->isolate);
+        Local<Value> out;
+        if (iso->format_uncaught.Get(iso->isolate)->Call(ctx, ctx->Global(), 1, args).ToLocal(&out)) {
+            String::Utf8Value s(iso->isolate, out);
+            text += *s ? *s : "?";
+        } else {
+            text += "(the rejection reason could not be formatted)";
+        }
+        rt_log_js_error(iso, "app.unhandled_rejection", text);
+    }
+}
+
+JsEntry::JsEntry(rt_isolate *iso)
+    : iso_(iso), isolate_scope_(iso->isolate), handles_(iso->isolate),
+      ctx_(iso->context.Get(iso->isolate)), context_scope_(ctx_)
+{
+    iso_->depth++;
+}
+
+JsEntry::~JsEntry()
+{
+    if (--iso_->depth > 0)
+        return;
+    iso_->isolate->PerformMicrotaskCheckpoint();
+    while (!iso_->rejections.empty()) {
+        report_rejections(iso_, ctx_);
+        iso_->isolate->PerformMicrotaskCheckpoint();
+    }
+}
+
+static void on_promise_reject(v8::PromiseRejectMessage msg)
+{
+    Local<v8::Promise> promise = msg.GetPromise();
+    Isolate *isolate = promise->GetIsolate();
+    auto *iso = static_cast<rt_isolate *>(isolate->GetData(0));
+    switch (msg.GetEvent()) {
+    case v8::kPromiseRejectWithNoHandler:
+        iso->rejections.push_back({v8::Global<v8::Promise>(isolate, promise),
+                                   v8::Global<Value>(isolate, msg.GetValue())});
+        break;
+    case v8::kPromiseHandlerAddedAfterReject:
+        for (size_t i = 0; i < iso->rejections.size(); i++) {
+            if (iso->rejections[i].promise.Get(isolate) == promise) {
+                iso->rejections.erase(iso->rejections.begin() + (long)i);
+                break;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text)
+{
+    nano_log_text(NANO_LOG_ERROR, event, iso->console_prefix.c_str(), text.c_str(), text.size());
+}
+
+std::string rt_describe_exception(rt_isolate *iso, Local<Context> ctx, const TryCatch &tc)
+{
+    Isolate *isolate = iso->isolate;
+    if (tc.HasTerminated())
+        return "execution terminated";
+    Local<Value> ex = tc.Exception();
+    std::string out;
+    Local<v8::Message> msg = tc.Message();
+    bool has_stack = false;
+    if (ex->IsObject()) {
+        Local<Value> stack;
+        if (ex.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "stack")).ToLocal(&stack) &&
+            stack->IsString()) {
+            String::Utf8Value s(isolate, stack);
+            out = *s ? *s : "";
+            has_stack = !out.empty();
+        }
+    }
+    if (!has_stack) {
+        String::Utf8Value s(isolate, ex);
+        out = *s ? *s : "(exception that cannot be printed)";
+    }
+    // Syntax errors have no useful stack: say where, as FILE:LINE:COL.
+    if (!msg.IsEmpty() && (!has_stack || ex->IsNativeError()) &&
+        out.find("    at ") == std::string::npos) {
+        String::Utf8Value file(isolate, msg->GetScriptResourceName());
+        int line = msg->GetLineNumber(ctx).FromMaybe(0);
+        int col = msg->GetStartColumn(ctx).FromMaybe(0) + 1;
+        std::string where = std::string(*file ? *file : "?") + ":" + std::to_string(line) + ":" +
+                            std::to_string(col) + ": ";
+        out = where + out;
+        Local<String> src;
+        if (msg->GetSourceLine(ctx).ToLocal(&src)) {
+            String::Utf8Value code(isolate, src);
+            if (*code && code.length() < 200)
+                out += std::string("\n    ") + *code + "\n    " + std::string((size_t)col - 1, ' ') + "^";
+        }
+    }
+    return out;
+}
+
+rt_slot *rt_slot_get(rt_isolate *iso, double id)
+{
+    if (!(id >= 0) || id > 9007199254740991.0)
+        return nullptr;
+    uint64_t v = (uint64_t)id;
+    uint32_t index = (uint32_t)(v & (kMaxSlots - 1));
+    uint32_t gen = (uint32_t)(v >> kSlotBits);
+    if (index >= iso->slots.size())
+        return nullptr;
+    rt_slot *s = &iso->slots[index];
+    return s->req != nullptr && s->gen == gen ? s : nullptr;
+}
+
+static uint32_t slot_acquire(rt_isolate *iso, dp_request *req)
+{
+    uint32_t index;
+    if (!iso->free_slots.empty()) {
+        index = iso->free_slots.back();
+        iso->free_slots.pop_back();
+    } else {
+        index = (uint32_t)iso->slots.size();
+        iso->slots.emplace_back();
+    }
+    rt_slot *s = &iso->slots[index];
+    s->req = req;
+    s->wait_until = 0;
+    s->is_responded = false;
+    dp_request_ref(req);
+    dp_request_set_rt_slot(req, index);
+    iso->n_pending++;
+    return index;
+}
+
+static void slot_release(rt_isolate *iso, uint32_t index)
+{
+    rt_slot *s = &iso->slots[index];
+    dp_request *req = s->req;
+    s->req = nullptr;
+    s->gen++;
+    s->body_waiter.Reset();
+    iso->free_slots.push_back(index);
+    iso->n_pending--;
+    dp_request_set_rt_slot(req, UINT32_MAX);
+    dp_request_unref(req);
+}
+
+void rt_slot_maybe_release(rt_isolate *iso, uint32_t index)
+{
+    rt_slot *s = &iso->slots[index];
+    if (s->req != nullptr && s->is_responded && s->wait_until == 0)
+        slot_release(iso, index);
+}
+
+// Resolves (or rejects) the pending body read of slot, if any, once the body is final.
+void rt_settle_body(rt_isolate *iso, rt_slot *slot, Local<Context> ctx)
+{
+    Isolate *isolate = iso->isolate;
+    if (slot->body_waiter.IsEmpty() || !dp_request_body_complete(slot->req))
+        return;
+    Local<v8::Promise::Resolver> resolver = slot->body_waiter.Get(isolate);
+    slot->body_waiter.Reset();
+    if (dp_request_body_failed(slot->req)) {
+        Local<Value> ex = v8::Exception::TypeError(String::NewFromUtf8Literal(
+            isolate, "The request body could not be read: the client went away or sent a "
+                     "malformed or too large body"));
+        rt_ignore(resolver->Reject(ctx, ex));
+        return;
+    }
+    size_t len = 0;
+    void *data = dp_request_take_body(slot->req, &len);
+    std::shared_ptr<v8::BackingStore> store;
+    if (data != nullptr) {
+        // Zero-copy: the ArrayBuffer adopts the bytes the server received.
+        store = v8::ArrayBuffer::NewBackingStore(
+            data, len, [](void *p, size_t, void *) { nano_free(p); }, nullptr);
+    } else {
+        store = v8::ArrayBuffer::NewBackingStore(isolate, 0);
+    }
+    rt_ignore(resolver->Resolve(ctx, v8::ArrayBuffer::New(isolate, std::move(store))));
+}
+
+void rt_request_body_event(rt_isolate *iso, dp_request *req)
+{
+    uint32_t index = dp_request_rt_slot(req);
+    if (iso == nullptr || index >= iso->slots.size() || iso->slots[index].req != req ||
+        iso->slots[index].body_waiter.IsEmpty())
+        return;
+    JsEntry js(iso);
+    rt_settle_body(iso, &iso->slots[index], js.context());
+}
+
+size_t rt_isolate_pending_requests(const rt_isolate *iso)
+{
+    return iso->n_pending;
+}
+
+static Local<String> one_byte(Isolate *isolate, nano_str s)
+{
+    return String::NewFromOneByte(isolate, (const uint8_t *)s.ptr, v8::NewStringType::kNormal,
+                                  (int)s.len)
+        .ToLocalChecked();
+}
+
+int rt_call_fetch(rt_isolate *iso, dp_request *req)
+{
+    uint32_t index = slot_acquire(iso, req);
+    JsEntry js(iso);
+    Isolate *isolate = iso->isolate;
+    Local<Context> ctx = js.context();
+    double id = (double)(((uint64_t)iso->slots[index].gen << kSlotBits) | index);
+    Local<Value> args[] = {
+        v8::Number::New(isolate, id),
+        one_byte(isolate, dp_request_method(req)),
+        one_byte(isolate, dp_request_url(req)),
+        v8::Boolean::New(isolate, dp_request_has_body(req)),
+    };
+    TryCatch tc(isolate);
+    if (iso->dispatch.Get(isolate)->Call(ctx, v8::Undefined(isolate), 4, args).IsEmpty()) {
+        // dispatch catches the app's errors itself; reaching here means the runtime failed.
+        rt_log_js_error(iso, "app.dispatch_failed", rt_describe_exception(iso, ctx, tc));
+        rt_slot *s = &iso->slots[index];
+        if (s->req == req && !s->is_responded) {
+            s->is_responded = true;
+            rt_slot_maybe_release(iso, index);
+        }
+        return NANO_EJS;
+    }
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    auto *iso = static_cast<rt_isolate *>(t->data);
+    JsEntry js(iso);
+    Local<Context> ctx = js.context();
+    TryCatch tc(iso->isolate);
+    if (iso->run_timers.Get(iso->isolate)->Call(ctx, v8::Undefined(iso->isolate), 0, nullptr).IsEmpty())
+        rt_log_js_error(iso, "app.timer_failed", rt_describe_exception(iso, ctx, tc));
+}
+
+void rt__timer_arm(rt_isolate *iso, double ms)
+{
+    uint64_t delay = ms <= 0 ? 0 : (uint64_t)(ms + 0.999); // never fire early
+    uv_timer_start(&iso->timer, on_timer, delay, 0);
+}
+
+void rt__timer_stop(rt_isolate *iso)
+{
+    uv_timer_stop(&iso->timer);
+}
+
+static int load_builtins(rt_isolate *iso, Local<Context> ctx, nano_error *err)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Object> binding = rt_make_binding(iso, ctx);
+    Local<Object> primordials = Object::New(isolate);
+    Local<Object> internal = Object::New(isolate);
+    iso->internal.Reset(isolate, internal);
+    Local<String> params[] = {
+        String::NewFromUtf8Literal(isolate, "binding"),
+        String::NewFromUtf8Literal(isolate, "primordials"),
+        String::NewFromUtf8Literal(isolate, "internal"),
+    };
+    for (size_t i = 0; i < nano_builtin_js_count; i++) {
+        const nano_embedded *f = &nano_builtin_js[i];
+        std::string origin_name = std::string("nano:internal/") + f->name;
+        v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, origin_name.c_str()).ToLocalChecked());
+        v8::ScriptCompiler::Source source(
+            String::NewFromUtf8(isolate, f->data, v8::NewStringType::kNormal, (int)f->len)
+                .ToLocalChecked(),
+            origin);
+        TryCatch tc(isolate);
+        Local<Function> fn;
+        Local<Value> args[] = {binding, primordials, internal};
+        if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params).ToLocal(&fn) ||
+            fn->Call(ctx, v8::Undefined(isolate), 3, args).IsEmpty()) {
+            std::string text = rt_describe_exception(iso, ctx, tc);
+            return nano_error_set(err, NANO_EJS, "builtin_failed", "built-in %s failed: %s",
+                                  f->name, text.c_str());
+        }
+    }
+    auto get_fn = [&](const char *name, v8::Global<Function> *out) {
+        Local<Value> v;
+        if (!internal->Get(ctx, String::NewFromUtf8(isolate, name).ToLocalChecked()).ToLocal(&v) ||
+            !v->IsFunction())
+            return false;
+        out->Reset(isolate, v.As<Function>());
+        return true;
+    };
+    if (!get_fn("dispatch", &iso->dispatch) || !get_fn("runTimers", &iso->run_timers) ||
+        !get_fn("formatUncaught", &iso->format_uncaught))
+        return nano_error_set(err, NANO_EJS, "builtin_failed", "built-ins are incomplete");
+    return 0;
+}
+
+static Local<Object> make_env(rt_isolate *iso, Local<Context> ctx, const nano_env *env)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Object> obj = Object::New(isolate);
+    for (size_t i = 0; env != nullptr && i < env->n_entries; i++) {
+        const nano_env_entry *e = &env->entries[i];
+        rt_ignore(obj->Set(ctx, String::NewFromUtf8(isolate, e->name).ToLocalChecked(),
+                       String::NewFromUtf8(isolate, e->value, v8::NewStringType::kNormal,
+                                           (int)e->value_len)
+                           .ToLocalChecked()));
+    }
+    rt_ignore(obj->SetIntegrityLevel(ctx, v8::IntegrityLevel::kFrozen));
+    return obj;
+}
+
+// Evaluates the app's module; top-level await may need the loop (timers) to settle.
+static int evaluate_main(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> module,
+                         const char *path, nano_error *err)
+{
+    Isolate *isolate = iso->isolate;
+    TryCatch tc(isolate);
+    Local<Value> result;
+    if (!module->Evaluate(ctx).ToLocal(&result)) {
+        std::string text = rt_describe_exception(iso, ctx, tc);
+        return nano_error_set(err, NANO_EJS, "module_threw", "%s: evaluation threw: %s", path,
+                              text.c_str());
+    }
+    if (!result->IsPromise())
+        return 0;
+    Local<v8::Promise> promise = result.As<v8::Promise>();
+    for (;;) {
+        isolate->PerformMicrotaskCheckpoint();
+        if (promise->State() != v8::Promise::kPending)
+            break;
+        iso->depth--; // the loop's callbacks enter JS as the outermost level
+        int alive = uv_run(iso->loop, UV_RUN_ONCE);
+        iso->depth++;
+        if (alive == 0 && promise->State() == v8::Promise::kPending) {
+            isolate->PerformMicrotaskCheckpoint();
+            if (promise->State() == v8::Promise::kPending)
+                return nano_error_set(err, NANO_EJS, "module_tla_stuck",
+                                      "%s: top-level await never settles (nothing left to wait for)",
+                                      path);
+        }
+    }
+    if (promise->State() == v8::Promise::kRejected) {
+        Local<Value> reason = promise->Result();
+        String::Utf8Value s(isolate, reason);
+        std::string text = *s ? *s : "?";
+        if (reason->IsObject()) {
+            Local<Value> stack;
+            if (reason.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "stack")).ToLocal(&stack) &&
+                stack->IsString()) {
+                String::Utf8Value st(isolate, stack);
+                text = *st ? *st : text;
+            }
+        }
+        promise->MarkAsHandled();
+        return nano_error_set(err, NANO_EJS, "module_threw", "%s: evaluation threw: %s", path,
+                              text.c_str());
+    }
+    return 0;
+}
+
+static int find_handler(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> module,
+                        const char *path, nano_error *err)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Object> ns = module->GetModuleNamespace().As<Object>();
+    Local<Value> def;
+    if (!ns->Get(ctx, String::NewFromUtf8Literal(isolate, "default")).ToLocal(&def) ||
+        def->IsUndefined())
+        return nano_error_set(err, NANO_EINVAL, "module_no_default",
+                              "%s has no default export: write `export default { async "
+                              "fetch(request, env, ctx) { ... } }`",
+                              path);
+    Local<Value> fetch;
+    if (!def->IsObject() ||
+        !def.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "fetch")).ToLocal(&fetch) ||
+        !fetch->IsFunction())
+        return nano_error_set(err, NANO_EINVAL, "module_no_fetch",
+                              "%s: the default export has no fetch(request, env, ctx) method", path);
+    Local<Object> internal = iso->internal.Get(isolate);
+    Local<Value> set_handler;
+    Local<Value> args[] = {def};
+    TryCatch tc(isolate);
+    if (!internal->Get(ctx, String::NewFromUtf8Literal(isolate, "setHandler")).ToLocal(&set_handler) ||
+        !set_handler->IsFunction() ||
+        set_handler.As<Function>()->Call(ctx, v8::Undefined(isolate), 1, args).IsEmpty())
+        return nano_error_set(err, NANO_EJS, "builtin_failed", "cannot install the fetch handler");
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    auto *iso = static_cast<rt_isolate *>(h->data);
+    delete iso;
+}
+
+int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out, nano_error *err)
+{
+    auto *iso = new rt_isolate();
+    iso->loop = loop;
+    iso->name = opts->name;
+    iso->console_prefix = std::string("app=") + opts->name;
+    iso->time_origin_ns = uv_hrtime();
+    iso->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
+    Isolate::CreateParams params;
+    params.array_buffer_allocator = iso->allocator;
+    iso->isolate = Isolate::New(params);
+    iso->isolate->SetData(0, iso);
+    iso->isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
+    iso->isolate->SetPromiseRejectCallback(on_promise_reject);
+    rt_modules_install_callbacks(iso->isolate);
+    uv_timer_init(loop, &iso->timer);
+    iso->timer.data = iso;
+    iso->is_timer_open = true;
+
+    int rc;
+    {
+        Isolate::Scope isolate_scope(iso->isolate);
+        HandleScope handles(iso->isolate);
+        Local<Context> ctx = Context::New(iso->isolate);
+        iso->context.Reset(iso->isolate, ctx);
+        Context::Scope context_scope(ctx);
+        iso->depth++; // loading counts as one JS entry; microtasks run explicitly below
+        rc = load_builtins(iso, ctx, err);
+        if (rc == 0) {
+            Local<Object> internal = iso->internal.Get(iso->isolate);
+            rt_ignore(internal->Set(ctx, String::NewFromUtf8Literal(iso->isolate, "env"),
+                                make_env(iso, ctx, opts->env)));
+            Local<v8::Module> module;
+            if (!rt_load_module_graph(iso, ctx, opts->main_path, err).ToLocal(&module))
+                rc = err != nullptr && err->code != 0 ? err->code : NANO_EJS;
+            else if ((rc = evaluate_main(iso, ctx, module, opts->main_path, err)) == 0)
+                rc = find_handler(iso, ctx, module, opts->main_path, err);
+        }
+        iso->depth--;
+        if (rc == 0) {
+            iso->isolate->PerformMicrotaskCheckpoint();
+            if (!iso->rejections.empty())
+                report_rejections(iso, ctx);
+        }
+    }
+    if (rc != 0) {
+        rt_isolate_free(iso);
+        return rc;
+    }
+    *out = iso;
+    return 0;
+}
+
+void rt_isolate_free(rt_isolate *iso)
+{
+    if (iso == nullptr)
+        return;
+    for (uint32_t i = 0; i < iso->slots.size(); i++) {
+        if (iso->slots[i].req != nullptr)
+            slot_release(iso, i);
+    }
+    iso->rejections.clear();
+    iso->modules.clear();
+    iso->dispatch.Reset();
+    iso->run_timers.Reset();
+    iso->format_uncaught.Reset();
+    iso->internal.Reset();
+    iso->context.Reset();
+    iso->slots.clear();
+    iso->isolate->Dispose();
+    delete iso->allocator;
+    nano_buf_fini(&iso->scratch);
+    iso->isolate = nullptr;
+    // The rt_isolate itself goes when its timer handle has closed.
+    uv_close((uv_handle_t *)&iso->timer, on_timer_closed);
+}

@@ -1,0 +1,64 @@
+/* runtime.h: the V8 runtime behind a plain C interface (the only C++ in NANO lives behind it).
+ *
+ * An rt_isolate is one V8 isolate with one context running one app: its ES module, its frozen
+ * `env`, the built-in Web APIs, timers on the owning libuv loop. No C++ type, exception or V8
+ * handle crosses this header. Every function runs on the isolate's loop thread, except
+ * rt_terminate. */
+#ifndef RT_RUNTIME_H
+#define RT_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "env.h"
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rt_isolate rt_isolate;
+struct dp_request;
+
+/* rt_platform_init: V8 and ICU, once per process before any isolate; argv0 helps find ICU
+ * data. Returns 0. rt_platform_fini: after every isolate is freed. */
+int rt_platform_init(const char *argv0);
+void rt_platform_fini(void);
+
+typedef struct rt_app_options {
+    const char *name;      /* app name: tags console output and errors */
+    const char *main_path; /* the app's ES module file */
+    const nano_env *env;   /* copied into the frozen `env` object */
+} rt_app_options;
+
+/* rt_isolate_new: creates an isolate and context, loads the built-ins and the app's module
+ * graph, evaluates it (top-level await runs the loop until settled) and finds its default
+ * export's fetch. Returns 0 and an owned isolate, or an error (err says what and where:
+ * file:line for syntax errors, the specifier that failed to resolve, ...). */
+int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out,
+                   nano_error *err);
+
+/* rt_call_fetch: runs the app's fetch handler for req (borrowed; the runtime takes its own
+ * reference while JS can use it). The response arrives through dp_response_* calls, possibly
+ * before this returns. Returns 0, or an error when the handler could not even be called
+ * (the caller answers 500). */
+int rt_call_fetch(rt_isolate *iso, struct dp_request *req);
+
+/* rt_request_body_event: req's body completed or failed; settles pending body reads. Safe to
+ * call from inside a runtime callback (microtasks run only at the outermost level). */
+void rt_request_body_event(rt_isolate *iso, struct dp_request *req);
+
+/* rt_isolate_pending_requests: requests the runtime still holds (handler running or
+ * waitUntil work pending). */
+size_t rt_isolate_pending_requests(const rt_isolate *iso);
+
+/* rt_isolate_free: releases every request still held, closes the isolate's libuv handles
+ * (run the loop afterwards to let them close) and disposes the isolate. NULL is a no-op. */
+void rt_isolate_free(rt_isolate *iso);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,102 @@
+// runtime_int.h: the rt_isolate structure and helpers shared by the runtime's C++ files.
+// Only dataplane/runtime/*.cc include this.
+#ifndef RT_RUNTIME_INT_H
+#define RT_RUNTIME_INT_H
+
+#include <libplatform/libplatform.h>
+#include <v8.h>
+
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "buf.h"
+#include "runtime.h"
+#include "../request.h"
+}
+
+// rt_ignore: consumes a Maybe whose failure needs no handling here: V8 calls like Set/Resolve
+// fail only with an exception already pending (or execution terminating), which the caller's
+// TryCatch or the surrounding JsEntry reports.
+template <class T> inline void rt_ignore(v8::Maybe<T>) {}
+template <class T> inline void rt_ignore(v8::MaybeLocal<T>) {}
+
+// One request the runtime holds: JS names it by id (slot index + generation), so a stale id
+// from a finished request is detected, never dereferenced.
+struct rt_slot {
+    dp_request *req = nullptr;
+    uint32_t gen = 0;
+    int wait_until = 0;      // ctx.waitUntil promises not yet settled
+    bool is_responded = false;
+    v8::Global<v8::Promise::Resolver> body_waiter;
+};
+
+struct rt_module {
+    std::string path;
+    v8::Global<v8::Module> module;
+};
+
+struct rt_isolate {
+    uv_loop_t *loop = nullptr;
+    v8::Isolate *isolate = nullptr;
+    v8::ArrayBuffer::Allocator *allocator = nullptr;
+    v8::Global<v8::Context> context;
+    v8::Global<v8::Object> internal;
+    v8::Global<v8::Function> dispatch;
+    v8::Global<v8::Function> run_timers;
+    v8::Global<v8::Function> format_uncaught;
+    std::string name;
+    std::string console_prefix; // "app=NAME"
+    std::vector<rt_module> modules;
+    std::vector<rt_slot> slots;
+    std::vector<uint32_t> free_slots;
+    size_t n_pending = 0;
+    uv_timer_t timer;
+    bool is_timer_open = false;
+    int depth = 0;              // nesting of C -> JS entries; microtasks run at depth 0
+    uint64_t time_origin_ns = 0;
+    struct rejection {
+        v8::Global<v8::Promise> promise;
+        v8::Global<v8::Value> reason;
+    };
+    std::vector<rejection> rejections;
+    nano_buf scratch = NANO_BUF_INIT;
+};
+
+// Request ids: slot index in the low 20 bits, generation above (fits a double exactly).
+constexpr uint32_t kSlotBits = 20;
+constexpr uint32_t kMaxSlots = 1u << kSlotBits;
+
+// Enter/leave JS from a C callback: scopes, and at the outermost level the microtask
+// checkpoint plus the report of unhandled rejections.
+class JsEntry {
+  public:
+    explicit JsEntry(rt_isolate *iso);
+    ~JsEntry();
+    v8::Local<v8::Context> context() const { return ctx_; }
+
+  private:
+    rt_isolate *iso_;
+    v8::Isolate::Scope isolate_scope_;
+    v8::HandleScope handles_;
+    v8::Local<v8::Context> ctx_;
+    v8::Context::Scope context_scope_;
+};
+
+// runtime.cc
+std::string rt_describe_exception(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                                  const v8::TryCatch &tc);
+void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text);
+rt_slot *rt_slot_get(rt_isolate *iso, double id);
+void rt_slot_maybe_release(rt_isolate *iso, uint32_t index);
+void rt_settle_body(rt_isolate *iso, rt_slot *slot, v8::Local<v8::Context> ctx);
+
+// bindings.cc
+v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ctx);
+
+// modules.cc
+v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                                                const std::string &path, nano_error *err);
+void rt_modules_install_callbacks(v8::Isolate *isolate);
+
+#endif

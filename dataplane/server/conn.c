@@ -1,0 +1,463 @@
+/* conn.c: one HTTP/1.1 connection: reading and parsing requests, handing each to the runtime,
+ * writing responses in order, keep-alive, pipelining, errors and closing.
+ *
+ * A connection runs one request at a time. Bytes of a pipelined request that arrive while
+ * one is in flight wait in `pending` (reading stops meanwhile) and are parsed once the
+ * response is done. Work that would otherwise start from inside JS (finishing a response
+ * synchronously from a handler) is deferred to the server's idle callback, so we never
+ * re-enter the runtime. */
+#include <assert.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "runtime/runtime.h"
+#include "server_int.h"
+
+#define LINGER_TIMEOUT_MS 2000
+
+static void process_input(dp_conn *c, const char *data, size_t len);
+
+static void set_state(dp_conn *c, dp_conn_state next)
+{
+    /* The legal transitions; anything else is a bug in this file. */
+    switch (c->state) {
+    case DP_CONN_IDLE:
+        assert(next == DP_CONN_HEAD || next == DP_CONN_ACTIVE || next == DP_CONN_LINGER ||
+               next == DP_CONN_CLOSING);
+        break;
+    case DP_CONN_HEAD:
+        assert(next == DP_CONN_ACTIVE || next == DP_CONN_LINGER || next == DP_CONN_CLOSING);
+        break;
+    case DP_CONN_ACTIVE:
+        assert(next == DP_CONN_IDLE || next == DP_CONN_LINGER || next == DP_CONN_CLOSING);
+        break;
+    case DP_CONN_LINGER:
+        assert(next == DP_CONN_CLOSING);
+        break;
+    case DP_CONN_CLOSING:
+        assert(0 && "a closing connection changes state no more");
+        break;
+    }
+    c->state = next;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    dp_conn *c = h->data;
+    if (--c->n_handles_open > 0)
+        return;
+    dp_server *srv = c->srv;
+    dp_server__conn_gone(srv, c);
+    dp_http1_fini(&c->http);
+    nano_buf_fini(&c->pending);
+    nano_buf_fini(&c->out);
+    nano_free(c);
+}
+
+static void on_timeout(uv_timer_t *t);
+
+static void arm_timer(dp_conn *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* Lets go of the in-flight request: the runtime may keep it alive (waitUntil), but its
+ * response no longer goes anywhere. */
+static void release_request(dp_conn *c, bool failed)
+{
+    dp_request *req = c->req;
+    if (req == NULL)
+        return;
+    c->req = NULL;
+    c->srv->n_active--;
+    if (!req->body_complete)
+        dp_request__body_end(req, failed);
+    dp_request__detach(req);
+}
+
+void dp_conn__close(dp_conn *c)
+{
+    if (c->state == DP_CONN_CLOSING)
+        return;
+    set_state(c, DP_CONN_CLOSING);
+    release_request(c, true);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    dp_conn *c = h->data;
+    (void)suggested;
+    /* libuv calls alloc then read back to back for one stream, so one buffer per loop does. */
+    buf->base = c->srv->read_buf;
+    buf->len = sizeof c->srv->read_buf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void start_reading(dp_conn *c)
+{
+    if (c->is_reading || c->state == DP_CONN_CLOSING)
+        return;
+    if (c->is_shutting_down && c->state != DP_CONN_LINGER)
+        return;
+    c->is_reading = true;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void stop_reading(dp_conn *c)
+{
+    if (c->is_reading) {
+        c->is_reading = false;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *r, int status)
+{
+    dp_conn *c = r->data;
+    if (c->state == DP_CONN_CLOSING)
+        return;
+    if (status != 0) {
+        dp_conn__close(c);
+        return;
+    }
+    /* Lingering close: the peer may still be sending (the rest of a body we refused).
+     * Closing with unread bytes makes the kernel send RST, which can destroy the response
+     * before the client reads it; so read and discard until EOF or a short timeout. */
+    set_state(c, DP_CONN_LINGER);
+    nano_buf_reset(&c->pending);
+    arm_timer(c, LINGER_TIMEOUT_MS);
+    start_reading(c);
+}
+
+static void flush(dp_conn *c);
+
+static void maybe_shutdown(dp_conn *c)
+{
+    if (!c->want_shutdown || c->n_writes > 0 || c->out.len > 0 || c->state == DP_CONN_CLOSING ||
+        c->state == DP_CONN_LINGER)
+        return;
+    c->want_shutdown = false;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        dp_conn__close(c);
+}
+
+/* Closes after everything queued has been written. */
+static void close_gracefully(dp_conn *c)
+{
+    if (c->is_shutting_down || c->state == DP_CONN_CLOSING)
+        return;
+    c->is_shutting_down = true;
+    release_request(c, false);
+    stop_reading(c);
+    uv_timer_stop(&c->timer);
+    c->want_shutdown = true;
+    maybe_shutdown(c);
+}
+
+typedef struct write_req {
+    uv_write_t req;
+    dp_conn *conn;
+    nano_buf data;
+} write_req;
+
+static void on_write(uv_write_t *w, int status)
+{
+    write_req *wr = container_of(w, write_req, req);
+    dp_conn *c = wr->conn;
+    nano_buf_fini(&wr->data);
+    nano_free(wr);
+    c->n_writes--;
+    if (c->state == DP_CONN_CLOSING)
+        return;
+    if (status != 0) {
+        NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror(status));
+        dp_conn__close(c);
+        return;
+    }
+    flush(c);
+}
+
+static void flush(dp_conn *c)
+{
+    if (c->n_writes > 0 || c->out.len == 0 || c->state == DP_CONN_CLOSING)
+        goto out;
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0;
+    if (n < 0) {
+        NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror(n));
+        dp_conn__close(c);
+        return;
+    }
+    nano_buf_consume(&c->out, (size_t)n);
+    if (c->out.len > 0) {
+        /* The rest goes out asynchronously; hand the bytes to the write request. */
+        write_req *wr = nano_xmalloc(sizeof *wr);
+        wr->conn = c;
+        wr->data = c->out;
+        c->out = NANO_BUF_INIT;
+        b = uv_buf_init(wr->data.data, (unsigned)wr->data.len);
+        int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        if (rc != 0) {
+            nano_buf_fini(&wr->data);
+            nano_free(wr);
+            dp_conn__close(c);
+            return;
+        }
+        c->n_writes++;
+    }
+out:
+    maybe_shutdown(c);
+}
+
+void dp_conn__write(dp_conn *c, const void *data, size_t len)
+{
+    nano_buf_append(&c->out, data, len);
+}
+
+static void send_error(dp_conn *c, int status, const char *reason)
+{
+    const char *text = status == 413   ? "Payload Too Large"
+                       : status == 431 ? "Request Header Fields Too Large"
+                       : status == 408 ? "Request Timeout"
+                                       : "Bad Request";
+    NANO_DEBUG("conn.bad_request", "status=%d reason=\"%s\"", status, reason);
+    bool can_answer = c->req == NULL || !dp_response_started(c->req);
+    release_request(c, true);
+    if (can_answer) {
+        nano_buf_appendf(&c->out,
+                         "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                         "content-length: %zu\r\nconnection: close\r\ndate: %s\r\n\r\n%s: %s\n",
+                         status, text, strlen(text) + strlen(reason) + 3, dp_server__date(c->srv),
+                         text, reason);
+    }
+    nano_buf_reset(&c->pending);
+    close_gracefully(c);
+    flush(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    dp_conn *c = container_of(t, dp_conn, timer);
+    switch (c->state) {
+    case DP_CONN_HEAD:
+        send_error(c, 408, "request head not received in time");
+        break;
+    case DP_CONN_IDLE:
+    case DP_CONN_LINGER:
+        dp_conn__close(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static int on_body(void *ud, const char *data, size_t len)
+{
+    dp_conn *c = ud;
+    if (c->req != NULL)
+        dp_request__body_append(c->req, data, len);
+    return 0;
+}
+
+static bool should_close_after(dp_conn *c, const dp_http1_head *head)
+{
+    return !head->keep_alive || head->is_upgrade || c->srv->is_draining;
+}
+
+static void start_request(dp_conn *c)
+{
+    const dp_http1_head *head = dp_http1_current(&c->http);
+    uv_timer_stop(&c->timer);
+    set_state(c, DP_CONN_ACTIVE);
+    c->srv->n_active++;
+    c->is_msg_complete = false;
+    c->is_resp_done = false;
+    c->close_after = should_close_after(c, head);
+    c->req = dp_request__new(c, head);
+    if (head->expect_continue && head->has_body)
+        nano_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    dp_request *req = c->req;
+    dp_request_ref(req); /* the call below may end the request */
+    int rc = rt_call_fetch(c->srv->app, req);
+    if (rc != 0 && !dp_response_started(req))
+        dp_response_error(req, 500);
+    dp_request_unref(req);
+    flush(c);
+}
+
+/* Both halves of the exchange are done: move on to the next request or close. */
+static void finish_request(dp_conn *c)
+{
+    bool closing = c->close_after || c->srv->is_draining;
+    release_request(c, false);
+    if (closing) {
+        close_gracefully(c);
+        return;
+    }
+    set_state(c, DP_CONN_IDLE);
+    arm_timer(c, c->srv->opts.idle_timeout_ms);
+    if (!c->is_in_feed) {
+        if (c->pending.len > 0)
+            dp_server__schedule(c->srv, c); /* parse the next pipelined request */
+        else
+            start_reading(c);
+    }
+}
+
+void dp_conn__response_done(dp_conn *c)
+{
+    c->is_resp_done = true;
+    flush(c);
+    if (c->state == DP_CONN_ACTIVE && !c->is_shutting_down && c->is_msg_complete)
+        finish_request(c);
+}
+
+void dp_conn__response_failed(dp_conn *c)
+{
+    /* A response that cannot be completed (started, then the handler failed): the peer can
+     * only learn of it by the connection closing. */
+    dp_conn__close(c);
+}
+
+static void message_complete(dp_conn *c)
+{
+    c->is_msg_complete = true;
+    if (c->req != NULL && !c->req->body_complete) {
+        dp_request *req = c->req;
+        dp_request_ref(req);
+        dp_request__body_end(req, false); /* may run JS */
+        dp_request_unref(req);
+    }
+    if (c->state == DP_CONN_ACTIVE && !c->is_shutting_down && c->is_resp_done)
+        finish_request(c);
+}
+
+static void process_input(dp_conn *c, const char *data, size_t len)
+{
+    c->is_in_feed = true;
+    while (len > 0) {
+        if (c->is_shutting_down || c->state == DP_CONN_CLOSING)
+            break;
+        if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
+            /* A pipelined request: keep it until the current response is done, and stop
+             * reading so a client cannot make us buffer without bound. */
+            nano_buf_append(&c->pending, data, len);
+            stop_reading(c);
+            break;
+        }
+        size_t used = 0;
+        dp_http1_event ev = dp_http1_feed(&c->http, data, len, &used);
+        data += used;
+        len -= used;
+        switch (ev) {
+        case DP_HTTP1_NEED_MORE:
+            if (c->state == DP_CONN_IDLE && dp_http1_in_message(&c->http)) {
+                set_state(c, DP_CONN_HEAD);
+                arm_timer(c, c->srv->opts.head_timeout_ms);
+            }
+            break;
+        case DP_HTTP1_HEAD:
+            start_request(c);
+            break;
+        case DP_HTTP1_DONE:
+            message_complete(c);
+            break;
+        case DP_HTTP1_ERROR:
+            send_error(c, dp_http1_error_status(&c->http), dp_http1_error_reason(&c->http));
+            len = 0;
+            break;
+        }
+    }
+    c->is_in_feed = false;
+    if (c->state == DP_CONN_IDLE || c->state == DP_CONN_HEAD)
+        start_reading(c);
+    flush(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    dp_conn *c = container_of((uv_tcp_t *)s, dp_conn, tcp);
+    (void)buf;
+
+    if (c->state == DP_CONN_LINGER) {
+        if (n < 0)
+            dp_conn__close(c);
+        return; /* discard */
+    }
+    if (n == UV_EOF) {
+        stop_reading(c);
+        dp_http1_event ev = dp_http1_finish(&c->http);
+        if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
+            c->close_after = true; /* half-closed: answer, then close */
+        } else if (ev == DP_HTTP1_ERROR && c->state != DP_CONN_ACTIVE) {
+            send_error(c, 400, dp_http1_error_reason(&c->http));
+        } else {
+            dp_conn__close(c);
+        }
+        return;
+    }
+    if (n < 0) {
+        NANO_DEBUG("conn.read_failed", "error=%s", uv_strerror((int)n));
+        dp_conn__close(c);
+        return;
+    }
+    if (n > 0)
+        process_input(c, c->srv->read_buf, (size_t)n);
+}
+
+void dp_conn__resume(dp_conn *c)
+{
+    if (c->state == DP_CONN_CLOSING || c->is_shutting_down)
+        return;
+    nano_buf input = c->pending;
+    c->pending = NANO_BUF_INIT;
+    process_input(c, input.data, input.len);
+    nano_buf_fini(&input);
+}
+
+void dp_conn__begin_drain(dp_conn *c)
+{
+    switch (c->state) {
+    case DP_CONN_IDLE:
+        close_gracefully(c);
+        break;
+    case DP_CONN_HEAD:
+    case DP_CONN_ACTIVE:
+        c->close_after = true; /* the response says Connection: close */
+        break;
+    default:
+        break;
+    }
+}
+
+void dp_conn__accept(dp_server *srv)
+{
+    dp_conn *c = nano_xcalloc(1, sizeof *c);
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->n_handles_open = 2;
+    c->state = DP_CONN_IDLE;
+    dp_http1_init(&c->http, &srv->opts.limits, on_body, c);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp) != 0) {
+        dp_conn__close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    arm_timer(c, srv->opts.idle_timeout_ms);
+    start_reading(c);
+}

@@ -1,0 +1,311 @@
+/* request.c: the request context shared by the connection and the runtime, and the
+ * response's wire format (RFC 9112 §4-7). */
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "runtime/runtime.h"
+#include "server_int.h"
+
+static size_t total_head_size(const dp_http1_head *h, size_t url_len)
+{
+    size_t n = h->method.len + url_len + 2;
+    for (size_t i = 0; i < h->n_headers; i++)
+        n += h->headers[i].name.len + h->headers[i].value.len + 2;
+    return n;
+}
+
+static nano_str copy_str(char **cursor, nano_str s)
+{
+    char *dst = *cursor;
+    if (s.len)
+        memcpy(dst, s.ptr, s.len);
+    dst[s.len] = '\0';
+    *cursor += s.len + 1;
+    return (nano_str){dst, s.len};
+}
+
+dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
+{
+    /* The URL the app sees is absolute (Fetch: request's URL). The authority comes from Host;
+     * an HTTP/1.0 request may lack it, then we name ourselves. An absolute-form target
+     * (a proxy-style request) is used as it is. */
+    nano_str host = head->host;
+    char self[64];
+    if (host.len == 0) {
+        int n = snprintf(self, sizeof self, "localhost:%d", c->srv->bound_port);
+        host = (nano_str){self, (size_t)n};
+    }
+    bool absolute = head->target.len > 0 && head->target.ptr[0] != '/';
+    size_t url_len = absolute ? head->target.len : 7 + host.len + head->target.len;
+
+    /* One block: the struct, the header array, then every string NUL-terminated. */
+    size_t strings = total_head_size(head, url_len) + head->n_headers * 2;
+    size_t hdr_bytes = head->n_headers * sizeof(dp_header);
+    dp_request *req = nano_xcalloc(1, sizeof *req + hdr_bytes + strings);
+    req->headers = (dp_header *)(req + 1);
+    char *cursor = (char *)req->headers + hdr_bytes;
+
+    req->refs = 1; /* the connection's */
+    req->id = c->srv->next_request_id++;
+    req->srv = c->srv;
+    req->conn = c;
+    req->method = copy_str(&cursor, head->method);
+    char *url = cursor;
+    if (absolute) {
+        memcpy(url, head->target.ptr, head->target.len);
+    } else {
+        memcpy(url, "http://", 7);
+        memcpy(url + 7, host.ptr, host.len);
+        memcpy(url + 7 + host.len, head->target.ptr, head->target.len);
+    }
+    url[url_len] = '\0';
+    req->url = (nano_str){url, url_len};
+    cursor += url_len + 1;
+    for (size_t i = 0; i < head->n_headers; i++) {
+        req->headers[i].name = copy_str(&cursor, head->headers[i].name);
+        req->headers[i].value = copy_str(&cursor, head->headers[i].value);
+    }
+    req->n_headers = head->n_headers;
+    req->has_body = head->has_body;
+    req->is_head_method = head->is_head_method;
+    req->body_complete = !head->has_body;
+    req->rt_slot = UINT32_MAX;
+    c->srv->n_requests++;
+    return req;
+}
+
+nano_str dp_request_method(const dp_request *req) { return req->method; }
+nano_str dp_request_url(const dp_request *req) { return req->url; }
+size_t dp_request_n_headers(const dp_request *req) { return req->n_headers; }
+const dp_header *dp_request_header(const dp_request *req, size_t i) { return &req->headers[i]; }
+bool dp_request_has_body(const dp_request *req) { return req->has_body; }
+uint64_t dp_request_id(const dp_request *req) { return req->id; }
+const nano_buf *dp_request_body(const dp_request *req) { return &req->body; }
+bool dp_request_body_complete(const dp_request *req) { return req->body_complete; }
+bool dp_request_body_failed(const dp_request *req) { return req->body_failed; }
+void *dp_request_take_body(dp_request *req, size_t *len)
+{
+    void *data = req->body.data;
+    *len = req->body.len;
+    req->body = NANO_BUF_INIT;
+    return data;
+}
+
+void dp_request_set_rt_slot(dp_request *req, uint32_t slot) { req->rt_slot = slot; }
+uint32_t dp_request_rt_slot(const dp_request *req) { return req->rt_slot; }
+bool dp_response_started(const dp_request *req) { return req->status != 0; }
+
+void dp_request_ref(dp_request *req)
+{
+    req->refs++;
+}
+
+void dp_request_unref(dp_request *req)
+{
+    if (req == NULL || --req->refs > 0)
+        return;
+    dp_server *srv = req->srv;
+    nano_buf_fini(&req->body);
+    nano_free(req);
+    srv->n_requests--;
+    dp_server__check_drained(srv);
+}
+
+void dp_request__detach(dp_request *req)
+{
+    req->conn = NULL;
+    dp_request_unref(req);
+}
+
+void dp_request__body_append(dp_request *req, const char *data, size_t len)
+{
+    /* The parser already enforced the body limit. */
+    nano_buf_append(&req->body, data, len);
+}
+
+void dp_request__body_end(dp_request *req, bool failed)
+{
+    if (req->body_complete)
+        return;
+    req->body_complete = true;
+    req->body_failed = failed;
+    rt_request_body_event(req->srv->app, req);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+    }
+}
+
+static bool is_framing_header(nano_str name)
+{
+    /* The server frames the message itself; the app's say-so would desynchronize it. */
+    return nano_str_ieq(name, NANO_STR("content-length")) ||
+           nano_str_ieq(name, NANO_STR("transfer-encoding")) ||
+           nano_str_ieq(name, NANO_STR("connection")) ||
+           nano_str_ieq(name, NANO_STR("keep-alive"));
+}
+
+static bool has_bad_bytes(nano_str s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if (s.ptr[i] == '\r' || s.ptr[i] == '\n' || s.ptr[i] == '\0')
+            return true;
+    return false;
+}
+
+int dp_response_start(dp_request *req, int status, nano_str status_text, const dp_header *headers,
+                      size_t n_headers, int64_t content_length)
+{
+    dp_conn *c = req->conn;
+    if (req->status != 0 || c == NULL)
+        return NANO_ESTATE;
+    if (has_bad_bytes(status_text))
+        return NANO_EINVAL;
+    for (size_t i = 0; i < n_headers; i++)
+        if (headers[i].name.len == 0 || has_bad_bytes(headers[i].name) ||
+            has_bad_bytes(headers[i].value))
+            return NANO_EINVAL;
+
+    req->status = status;
+    const dp_http1_head *head = dp_http1_current(&c->http);
+    bool is_http10 = head->version_major == 1 && head->version_minor == 0;
+    /* RFC 9110 §6.4.1: 1xx, 204 and 304 never carry content. */
+    bool no_content = status < 200 || status == 204 || status == 304;
+    req->is_body_skipped = no_content || req->is_head_method;
+
+    nano_buf *out = &c->out;
+    if (status_text.len == 0)
+        status_text = nano_str_c(reason_phrase(status));
+    nano_buf_appendf(out, "HTTP/1.1 %d ", status);
+    nano_buf_append(out, status_text.ptr, status_text.len);
+    nano_buf_append(out, "\r\n", 2);
+    bool has_date = false;
+    for (size_t i = 0; i < n_headers; i++) {
+        if (is_framing_header(headers[i].name))
+            continue;
+        has_date = has_date || nano_str_ieq(headers[i].name, NANO_STR("date"));
+        nano_buf_append(out, headers[i].name.ptr, headers[i].name.len);
+        nano_buf_append(out, ": ", 2);
+        nano_buf_append(out, headers[i].value.ptr, headers[i].value.len);
+        nano_buf_append(out, "\r\n", 2);
+    }
+    if (!has_date)
+        nano_buf_appendf(out, "date: %s\r\n", dp_server__date(c->srv));
+    if (!no_content) {
+        if (content_length >= 0) {
+            nano_buf_appendf(out, "content-length: %lld\r\n", (long long)content_length);
+        } else if (is_http10) {
+            req->is_close_delimited = true; /* HTTP/1.0 has no chunked encoding */
+            c->close_after = true;
+        } else if (!req->is_head_method) {
+            req->is_chunked = true;
+            nano_buf_append_str(out, "transfer-encoding: chunked\r\n");
+        }
+    }
+    if (c->close_after || c->srv->is_draining)
+        nano_buf_append_str(out, "connection: close\r\n");
+    else if (is_http10)
+        nano_buf_append_str(out, "connection: keep-alive\r\n");
+    nano_buf_append(out, "\r\n", 2);
+    return 0;
+}
+
+int dp_response_write(dp_request *req, const void *data, size_t len)
+{
+    dp_conn *c = req->conn;
+    if (req->status == 0 || req->is_ended || c == NULL)
+        return NANO_ESTATE;
+    if (req->is_body_skipped || len == 0)
+        return 0;
+    if (req->is_chunked) {
+        nano_buf_appendf(&c->out, "%zx\r\n", len);
+        dp_conn__write(c, data, len);
+        nano_buf_append(&c->out, "\r\n", 2);
+    } else {
+        dp_conn__write(c, data, len);
+    }
+    return 0;
+}
+
+int dp_response_end(dp_request *req)
+{
+    dp_conn *c = req->conn;
+    if (req->status == 0 || req->is_ended)
+        return NANO_ESTATE;
+    req->is_ended = true;
+    if (c == NULL)
+        return NANO_ESTATE;
+    if (req->is_chunked)
+        nano_buf_append(&c->out, "0\r\n\r\n", 5);
+    dp_conn__response_done(c);
+    return 0;
+}
+
+void dp_response_error(dp_request *req, int status)
+{
+    if (req->conn == NULL || req->is_ended)
+        return;
+    if (req->status != 0) {
+        dp_conn__response_failed(req->conn);
+        return;
+    }
+    const char *text = reason_phrase(status);
+    static const dp_header type = {{"content-type", 12}, {"text/plain; charset=utf-8", 25}};
+    if (dp_response_start(req, status, nano_str_c(text), &type, 1, (int64_t)strlen(text) + 1) == 0) {
+        dp_response_write(req, text, strlen(text));
+        dp_response_write(req, "\n", 1);
+        dp_response_end(req);
+    }
+}

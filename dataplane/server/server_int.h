@@ -1,0 +1,112 @@
+/* server_int.h: structures shared by server.c, conn.c and request.c; nothing outside
+ * dataplane/server and dataplane/request.c includes this. */
+#ifndef DP_SERVER_INT_H
+#define DP_SERVER_INT_H
+
+#include <stdbool.h>
+
+#include "../request.h"
+#include "server.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+typedef struct dp_conn dp_conn;
+
+struct dp_server {
+    uv_loop_t *loop;
+    dp_server_options opts;
+    struct rt_isolate *app;
+    uv_tcp_t listener;
+    bool is_listening;
+    int bound_port;
+    bool is_draining;
+    bool is_closing;
+    dp_server_drained_cb drained_cb;
+    void *drained_ud;
+    uv_idle_t resume_idle;     /* runs deferred work outside JS: see dp_conn__schedule */
+    dp_conn *resume_head;      /* connections with deferred work */
+    dp_conn *conns;            /* all open connections, doubly linked */
+    size_t n_conns;
+    size_t n_active;           /* connections with a request in flight */
+    size_t n_requests;         /* dp_request objects alive */
+    uint64_t next_request_id;
+    int n_handles_open;        /* handles to close before the server is freed */
+    char read_buf[64 * 1024];  /* one read buffer per loop: reads are handled synchronously */
+    char date[40];             /* "Tue, 25 Nov 2026 10:00:00 GMT" cached per second */
+    uint64_t date_sec;
+};
+
+typedef enum dp_conn_state {
+    DP_CONN_IDLE,    /* between requests; idle timer armed */
+    DP_CONN_HEAD,    /* part of a request head arrived; head timer armed */
+    DP_CONN_ACTIVE,  /* a request is in flight */
+    DP_CONN_LINGER,  /* response done, write side shut: reading and discarding until EOF */
+    DP_CONN_CLOSING, /* uv_close issued */
+} dp_conn_state;
+
+struct dp_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    dp_server *srv;
+    dp_conn *prev, *next;
+    dp_conn *resume_next;
+    dp_conn_state state;
+    dp_http1 http;
+    nano_buf pending;      /* unparsed input held while a pipelined request waits */
+    nano_buf out;          /* response bytes not yet handed to libuv */
+    dp_request *req;       /* in-flight request; the connection holds a reference */
+    int n_writes;          /* uv_write requests in flight */
+    int n_handles_open;
+    bool is_reading;
+    bool is_resume_queued;
+    bool is_in_feed;       /* inside process_input: finishing must not recurse */
+    bool is_msg_complete;  /* the in-flight request's body has fully arrived */
+    bool is_resp_done;     /* the in-flight request's response is fully queued */
+    bool close_after;      /* close once the in-flight response is written */
+    bool want_shutdown;    /* shut the write side once out and n_writes drain */
+    bool is_shutting_down; /* close_gracefully ran: no more requests on this connection */
+};
+
+struct dp_request {
+    int refs;
+    uint64_t id;
+    dp_server *srv;
+    dp_conn *conn;          /* NULL once the connection let go of it */
+    nano_str method, url;
+    dp_header *headers;
+    size_t n_headers;
+    bool has_body;
+    bool is_head_method;
+    bool body_complete, body_failed;
+    nano_buf body;
+    uint32_t rt_slot;
+    int status;             /* 0 until the response starts */
+    bool is_chunked;        /* the response body is chunk-encoded */
+    bool is_body_skipped;   /* HEAD, 204, 304: body bytes are not sent */
+    bool is_ended;
+    bool is_close_delimited; /* HTTP/1.0 with unknown length: closing ends the body */
+};
+
+/* conn.c */
+void dp_conn__accept(dp_server *srv);
+void dp_conn__close(dp_conn *c);
+void dp_conn__begin_drain(dp_conn *c);
+void dp_conn__resume(dp_conn *c);
+void dp_conn__write(dp_conn *c, const void *data, size_t len);
+void dp_conn__response_done(dp_conn *c);
+void dp_conn__response_failed(dp_conn *c);
+
+/* server.c */
+void dp_server__schedule(dp_server *srv, dp_conn *c);
+void dp_server__conn_gone(dp_server *srv, dp_conn *c);
+void dp_server__check_drained(dp_server *srv);
+const char *dp_server__date(dp_server *srv);
+
+/* request.c */
+dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head);
+void dp_request__detach(dp_request *req);
+void dp_request__body_append(dp_request *req, const char *data, size_t len);
+void dp_request__body_end(dp_request *req, bool failed);
+
+#endif

@@ -1,0 +1,124 @@
+#include "env.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "dotenv.h"
+
+void nano_env_init(nano_env *env)
+{
+    memset(env, 0, sizeof *env);
+}
+
+void nano_env_fini(nano_env *env)
+{
+    for (size_t i = 0; i < env->n_entries; i++) {
+        nano_free(env->entries[i].name);
+        nano_free(env->entries[i].value);
+    }
+    nano_free(env->entries);
+    memset(env, 0, sizeof *env);
+}
+
+const nano_env_entry *nano_env_find(const nano_env *env, const char *name)
+{
+    for (size_t i = 0; i < env->n_entries; i++)
+        if (strcmp(env->entries[i].name, name) == 0)
+            return &env->entries[i];
+    return NULL;
+}
+
+int nano_env_set(nano_env *env, const char *name, const char *value, size_t value_len,
+                 bool is_secret, nano_error *err)
+{
+    if (!nano_env_name_valid(name, strlen(name)))
+        return nano_error_set(err, NANO_EINVAL, "env_name_invalid",
+                              "invalid env name '%.64s': use letters, digits and '_', not "
+                              "starting with a digit",
+                              name);
+    if (value_len > NANO_ENV_MAX_VALUE)
+        return nano_error_set(err, NANO_ETOOBIG, "env_value_too_large",
+                              "env value of %s is %zu bytes; the limit is %d", name, value_len,
+                              NANO_ENV_MAX_VALUE);
+    nano_env_entry *e = (nano_env_entry *)nano_env_find(env, name);
+    if (e == NULL) {
+        if (env->n_entries >= NANO_ENV_MAX_ENTRIES)
+            return nano_error_set(err, NANO_ETOOBIG, "env_too_many",
+                                  "too many env entries: adding %s would exceed %d", name,
+                                  NANO_ENV_MAX_ENTRIES);
+        if (env->n_entries == env->cap) {
+            env->cap = env->cap ? env->cap * 2 : 8;
+            env->entries = nano_xrealloc(env->entries, env->cap * sizeof *env->entries);
+        }
+        e = &env->entries[env->n_entries++];
+        e->name = nano_xstrdup(name);
+    } else {
+        nano_free(e->value);
+    }
+    e->value = nano_xstrndup(value, value_len);
+    e->value_len = value_len;
+    e->is_secret = is_secret;
+    return 0;
+}
+
+int nano_env_set_assignment(nano_env *env, const char *assignment, nano_error *err)
+{
+    const char *eq = strchr(assignment, '=');
+    if (eq == NULL || eq == assignment)
+        return nano_error_set(err, NANO_ESYNTAX, "env_assignment_syntax",
+                              "expected NAME=VALUE, got '%.64s'", assignment);
+    char *name = nano_xstrndup(assignment, (size_t)(eq - assignment));
+    int rc = nano_env_set(env, name, eq + 1, strlen(eq + 1), false, err);
+    nano_free(name);
+    return rc;
+}
+
+typedef struct load_ctx {
+    nano_env *env;
+    const char *path;
+    nano_error *err;
+} load_ctx;
+
+static int on_assignment(void *ud, const char *name, const char *value, size_t value_len, int line)
+{
+    load_ctx *lc = ud;
+    nano_error inner;
+    int rc = nano_env_set(lc->env, name, value, value_len, false, &inner);
+    if (rc != 0)
+        nano_error_set(lc->err, rc, inner.id, "%s:%d: %s", lc->path, line, inner.message);
+    return rc;
+}
+
+int nano_env_load_dotenv(nano_env *env, const char *path, nano_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return nano_error_set(err, -errno, "env_file_unreadable", "cannot read env file %s: %s",
+                              path, strerror(errno));
+    nano_buf text = NANO_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        /* A .env file far beyond 128 entries of 5 KB is not an env file. */
+        if (text.len + n > (size_t)NANO_ENV_MAX_ENTRIES * (NANO_ENV_MAX_VALUE + 256)) {
+            rc = nano_error_set(err, NANO_ETOOBIG, "env_file_too_large",
+                                "env file %s is too large", path);
+            goto done;
+        }
+        nano_buf_append(&text, chunk, n);
+    }
+    if (ferror(f)) {
+        rc = nano_error_set(err, NANO_EIO, "env_file_unreadable", "error reading env file %s",
+                            path);
+        goto done;
+    }
+    load_ctx lc = {env, path, err};
+    rc = nano_dotenv_parse(text.data ? text.data : "", text.len, path, on_assignment, &lc, err);
+done:
+    nano_buf_fini(&text);
+    fclose(f);
+    return rc;
+}

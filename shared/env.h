@@ -1,0 +1,49 @@
+/* env.h: an app's environment: an ordered list of NAME -> value (bytes), with the limits of
+ * DESIGN.md §7 (128 entries, 5 KB per value, names [A-Za-z_][A-Za-z0-9_]*).
+ *
+ * Values are owned copies. Setting an existing name replaces its value in place. The data
+ * plane freezes this into the app's `env` object. One owner at a time; not thread-safe. */
+#ifndef NANO_ENV_H
+#define NANO_ENV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define NANO_ENV_MAX_ENTRIES 128
+#define NANO_ENV_MAX_VALUE 5120
+
+typedef struct nano_env_entry {
+    char *name;
+    char *value;
+    size_t value_len;
+    bool is_secret;
+} nano_env_entry;
+
+typedef struct nano_env {
+    nano_env_entry *entries;
+    size_t n_entries;
+    size_t cap;
+} nano_env;
+
+void nano_env_init(nano_env *env);
+void nano_env_fini(nano_env *env);
+
+/* nano_env_set: copies name and value in, replacing an entry of the same name.
+ * Validates against the limits; on violation returns NANO_EINVAL or NANO_ETOOBIG with err
+ * naming the entry (never its value) and leaves env unchanged. */
+int nano_env_set(nano_env *env, const char *name, const char *value, size_t value_len,
+                 bool is_secret, nano_error *err);
+
+/* nano_env_find: the entry named name, or NULL. */
+const nano_env_entry *nano_env_find(const nano_env *env, const char *name);
+
+/* nano_env_set_assignment: parses "NAME=VALUE" (as given to --var) and sets it. */
+int nano_env_set_assignment(nano_env *env, const char *assignment, nano_error *err);
+
+/* nano_env_load_dotenv: reads a .env file and sets each assignment. Errors name the file,
+ * and for syntax errors the line. */
+int nano_env_load_dotenv(nano_env *env, const char *path, nano_error *err);
+
+#endif
