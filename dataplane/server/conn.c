@@ -342,7 +342,10 @@ static void message_complete(dp_conn *c)
 static void process_input(dp_conn *c, const char *data, size_t len)
 {
     c->is_in_feed = true;
-    while (len > 0) {
+    /* After a head, feed again even with no bytes left: a message without a body completes
+     * only on that call (llhttp was paused in on_headers_complete). */
+    bool after_head = false;
+    while (len > 0 || after_head) {
         if (c->is_shutting_down || c->state == DP_CONN_CLOSING)
             break;
         if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
@@ -356,6 +359,7 @@ static void process_input(dp_conn *c, const char *data, size_t len)
         dp_http1_event ev = dp_http1_feed(&c->http, data, len, &used);
         data += used;
         len -= used;
+        after_head = ev == DP_HTTP1_HEAD;
         switch (ev) {
         case DP_HTTP1_NEED_MORE:
             if (c->state == DP_CONN_IDLE && dp_http1_in_message(&c->http)) {

@@ -108,6 +108,23 @@ static nano_str trim_ows(nano_str v)
     return v;
 }
 
+/* is_token: RFC 9110 §5.6.2 token (header names); llhttp lets some non-token bytes through,
+ * e.g. a space inside a name, which proxies disagree on: a request-smuggling hazard. */
+static bool is_token(nano_str s)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c != 0 && strchr(extra, c) != NULL);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static int on_headers_complete(llhttp_t *parser)
 {
     dp_http1 *p = P(parser);
@@ -120,6 +137,8 @@ static int on_headers_complete(llhttp_t *parser)
         h->headers[i].name = (nano_str){p->head_bytes.data + s->name_off, s->name_len};
         h->headers[i].value =
             trim_ows((nano_str){p->head_bytes.data + s->value_off, s->value_len});
+        if (!is_token(h->headers[i].name))
+            return fail(p, 400, "invalid header name");
         if (nano_str_ieq(h->headers[i].name, NANO_STR("host")))
             h->host = h->headers[i].value;
         else if (nano_str_ieq(h->headers[i].name, NANO_STR("expect")))

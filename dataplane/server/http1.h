@@ -81,6 +81,8 @@ void dp_http1_fini(dp_http1 *p);
 
 /* dp_http1_feed: parses data[0..len) and returns at the first event. *consumed says how many
  * bytes were used; the caller feeds the rest again after handling the event. After
+ * DP_HTTP1_HEAD, feed again even when no bytes are left (len 0): a message without a body
+ * reports DP_HTTP1_DONE on that call. After
  * DP_HTTP1_DONE, the next feed starts the next pipelined request (the previous head is then
  * invalid). After DP_HTTP1_ERROR the parser is finished: answer and close. */
 dp_http1_event dp_http1_feed(dp_http1 *p, const char *data, size_t len, size_t *consumed);

@@ -1,0 +1,58 @@
+# Makefile: the front door. Everything real lives in CMake; this wraps the common commands.
+#   make            build into build/ (binaries in build/bin/)
+#   make test       install deps, build, run every test with ctest
+#   make demo       install deps, build, run nano-dp with examples/hello on 127.0.0.1:8787
+#   make test-asan  the test suite under AddressSanitizer + UBSan (build-asan/)
+#   make bench      benchmarks in bench/ against peer runtimes (installs wrk and peers)
+#   make clean      remove build trees
+.PHONY: all build deps test demo test-asan bench clean help
+
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?= --output-on-failure
+DEMO_PORT ?= 8787
+
+all: build
+
+help:
+	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+	@scripts/bootstrap
+
+build/CMakeCache.txt:
+	cmake -S . -B build $(CMAKE_FLAGS)
+
+build: build/CMakeCache.txt
+	cmake --build build -j $(JOBS)
+
+test: deps
+	$(MAKE) build
+	cd build && ctest -j $(JOBS) $(CTEST_FLAGS)
+
+demo: deps
+	$(MAKE) build
+	@echo
+	@echo "NANO demo: nano-dp serving examples/hello/app.js"
+	@echo "  try:   curl -s http://127.0.0.1:$(DEMO_PORT)/"
+	@echo "  stop:  Ctrl-C (drains in-flight requests, then exits)"
+	@echo
+	build/bin/nano-dp examples/hello/app.js --port $(DEMO_PORT) --name hello
+
+build-asan/CMakeCache.txt:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNANO_SANITIZE=address,undefined $(CMAKE_FLAGS)
+
+test-asan: deps build-asan/CMakeCache.txt
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j $(JOBS) $(CTEST_FLAGS)
+
+bench:
+	@scripts/bootstrap --bench
+	$(MAKE) build
+	bench/hello.sh
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,365 @@
+/* Unit tests for the data plane's C side: the HTTP/1.1 request parser with NANO's limits
+ * (fed raw bytes, no sockets) and nano-dp's command-line parsing. */
+#include "unit.h"
+
+#include <stdio.h>
+
+#include "alloc.h"
+#include "http1.h"
+#include "options.h"
+
+/* --- http1 ------------------------------------------------------------------------------- */
+
+typedef struct feeder {
+    dp_http1 p;
+    nano_buf body;
+    int heads, dones;
+} feeder;
+
+static int on_body(void *ud, const char *data, size_t len)
+{
+    feeder *f = ud;
+    nano_buf_append(&f->body, data, len);
+    return 0;
+}
+
+static void feeder_init(feeder *f, size_t max_head, uint64_t max_body)
+{
+    memset(f, 0, sizeof *f);
+    dp_http1_limits limits = {.max_head = max_head, .max_body = max_body};
+    dp_http1_init(&f->p, &limits, on_body, f);
+}
+
+static void feeder_fini(feeder *f)
+{
+    dp_http1_fini(&f->p);
+    nano_buf_fini(&f->body);
+}
+
+/* feed_until: feeds text (in pieces of `step` bytes, 0 = all at once) and returns the first
+ * event other than NEED_MORE, or NEED_MORE when all was consumed. *used: bytes consumed. */
+static dp_http1_event feed_until(feeder *f, const char *text, size_t len, size_t step,
+                                 size_t *used)
+{
+    size_t off = 0;
+    /* Always feed at least once: after a head, a bodyless message completes on an empty feed. */
+    do {
+        size_t n = step ? (len - off < step ? len - off : step) : len - off;
+        size_t consumed = 0;
+        dp_http1_event ev = dp_http1_feed(&f->p, text + off, n, &consumed);
+        off += consumed;
+        if (ev != DP_HTTP1_NEED_MORE) {
+            *used = off;
+            return ev;
+        }
+    } while (off < len);
+    *used = off;
+    return DP_HTTP1_NEED_MORE;
+}
+
+static bool str_is(nano_str s, const char *want)
+{
+    return s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0;
+}
+
+static void http1_simple_get(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    const char *req = "GET /a?b=1 HTTP/1.1\r\nHost: x.test\r\nX-Multi: 1\r\nx-multi: 2\r\n\r\n";
+    size_t used;
+    assert_int_equal(feed_until(&f, req, strlen(req), 0, &used), DP_HTTP1_HEAD);
+    const dp_http1_head *h = dp_http1_current(&f.p);
+    assert_true(str_is(h->method, "GET"));
+    assert_true(str_is(h->target, "/a?b=1"));
+    assert_true(str_is(h->host, "x.test"));
+    assert_int_equal(h->n_headers, 3);
+    assert_true(str_is(h->headers[2].name, "x-multi"));
+    assert_true(str_is(h->headers[2].value, "2"));
+    assert_true(h->keep_alive);
+    assert_false(h->has_body);
+    assert_int_equal(feed_until(&f, req + used, strlen(req) - used, 0, &used), DP_HTTP1_DONE);
+    feeder_fini(&f);
+}
+
+static void http1_byte_at_a_time(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    const char *req = "POST /p HTTP/1.1\r\nHost: h\r\nContent-Type:  text/plain  \r\n"
+                      "Content-Length: 5\r\n\r\nhello";
+    size_t len = strlen(req), off = 0, used;
+    assert_int_equal(feed_until(&f, req, len, 1, &used), DP_HTTP1_HEAD);
+    off += used;
+    const dp_http1_head *h = dp_http1_current(&f.p);
+    assert_true(str_is(h->headers[1].name, "Content-Type"));
+    assert_true(str_is(h->headers[1].value, "text/plain")); /* OWS trimmed */
+    assert_int_equal(h->content_length, 5);
+    assert_int_equal(feed_until(&f, req + off, len - off, 1, &used), DP_HTTP1_DONE);
+    assert_int_equal(f.body.len, 5);
+    assert_memory_equal(f.body.data, "hello", 5);
+    feeder_fini(&f);
+}
+
+static void http1_chunked_body(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    const char *req = "PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nTrailer: x\r\n\r\n";
+    size_t len = strlen(req), off = 0, used;
+    assert_int_equal(feed_until(&f, req, len, 7, &used), DP_HTTP1_HEAD);
+    off += used;
+    assert_true(dp_http1_current(&f.p)->has_body);
+    assert_int_equal(dp_http1_current(&f.p)->content_length, -1);
+    assert_int_equal(feed_until(&f, req + off, len - off, 7, &used), DP_HTTP1_DONE);
+    assert_int_equal(f.body.len, 7);
+    assert_memory_equal(f.body.data, "abcdefg", 7);
+    feeder_fini(&f);
+}
+
+static void http1_pipelined(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    const char *req = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+    size_t len = strlen(req), off = 0, used;
+    const char *want[] = {"/1", "/2"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(feed_until(&f, req + off, len - off, 0, &used), DP_HTTP1_HEAD);
+        off += used;
+        assert_true(str_is(dp_http1_current(&f.p)->target, want[i]));
+        if (off < len || i == 1) {
+            dp_http1_event ev = feed_until(&f, req + off, len - off, 0, &used);
+            off += used;
+            assert_int_equal(ev, DP_HTTP1_DONE);
+        }
+    }
+    assert_int_equal(off, len);
+    feeder_fini(&f);
+}
+
+static void expect_error(const char *req, size_t max_head, uint64_t max_body, int status)
+{
+    feeder f;
+    feeder_init(&f, max_head, max_body);
+    size_t used;
+    dp_http1_event ev = feed_until(&f, req, strlen(req), 0, &used);
+    if (ev == DP_HTTP1_HEAD)
+        ev = feed_until(&f, req + used, strlen(req) - used, 0, &used);
+    assert_int_equal(ev, DP_HTTP1_ERROR);
+    assert_int_equal(dp_http1_error_status(&f.p), status);
+    assert_non_null(dp_http1_error_reason(&f.p));
+    feeder_fini(&f);
+}
+
+static void http1_errors(void **state)
+{
+    (void)state;
+    expect_error("GARBAGE\r\n\r\n", 8192, 1024, 400);
+    expect_error("GET / HTTP/1.1\r\n\r\n", 8192, 1024, 400); /* no Host on 1.1 */
+    expect_error("GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n", 8192, 1024, 400);
+    expect_error("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                 8192, 1024, 400);
+    expect_error("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n", 8192, 1024, 413);
+}
+
+static void http1_chunked_over_limit(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 8);
+    const char *req = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n";
+    size_t used, off;
+    assert_int_equal(feed_until(&f, req, strlen(req), 0, &used), DP_HTTP1_HEAD);
+    off = used;
+    assert_int_equal(feed_until(&f, req + off, strlen(req) - off, 0, &used), DP_HTTP1_ERROR);
+    assert_int_equal(dp_http1_error_status(&f.p), 413);
+    feeder_fini(&f);
+}
+
+static void http1_head_too_large(void **state)
+{
+    (void)state;
+    char req[4096];
+    int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: h\r\nX-Big: ");
+    memset(req + n, 'a', 2000);
+    strcpy(req + n + 2000, "\r\n\r\n");
+    expect_error(req, 1024, 1024, 431);
+}
+
+static void http1_http10_and_connection_close(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    size_t used;
+    const char *r10 = "GET / HTTP/1.0\r\n\r\n";
+    assert_int_equal(feed_until(&f, r10, strlen(r10), 0, &used), DP_HTTP1_HEAD);
+    assert_false(dp_http1_current(&f.p)->keep_alive);
+    feeder_fini(&f);
+
+    feeder_init(&f, 8192, 1024);
+    const char *close = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    assert_int_equal(feed_until(&f, close, strlen(close), 0, &used), DP_HTTP1_HEAD);
+    assert_false(dp_http1_current(&f.p)->keep_alive);
+    feeder_fini(&f);
+}
+
+static void http1_head_method_and_expect(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    size_t used;
+    const char *r = "HEAD /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n";
+    assert_int_equal(feed_until(&f, r, strlen(r), 0, &used), DP_HTTP1_HEAD);
+    assert_true(dp_http1_current(&f.p)->is_head_method);
+    assert_true(dp_http1_current(&f.p)->expect_continue);
+    feeder_fini(&f);
+}
+
+static void http1_finish_mid_message(void **state)
+{
+    (void)state;
+    feeder f;
+    feeder_init(&f, 8192, 1024);
+    size_t used;
+    const char *r = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc";
+    assert_int_equal(feed_until(&f, r, strlen(r), 0, &used), DP_HTTP1_HEAD);
+    assert_int_equal(feed_until(&f, r + used, strlen(r) - used, 0, &used), DP_HTTP1_NEED_MORE);
+    assert_true(dp_http1_in_message(&f.p));
+    assert_int_equal(dp_http1_finish(&f.p), DP_HTTP1_ERROR);
+    feeder_fini(&f);
+
+    feeder_init(&f, 8192, 1024);
+    assert_int_equal(dp_http1_finish(&f.p), DP_HTTP1_NEED_MORE); /* clean close */
+    feeder_fini(&f);
+}
+
+/* --- options ------------------------------------------------------------------------------ */
+
+static int parse(dp_options *o, nano_error *err, int argc, const char **argv)
+{
+    return dp_options_parse(o, argc, (char **)argv, err);
+}
+
+static void options_defaults(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    const char *argv[] = {"nano-dp", "dir/worker.mjs"};
+    assert_int_equal(parse(&o, &err, 2, argv), 0);
+    assert_string_equal(o.app_path, "dir/worker.mjs");
+    assert_string_equal(o.app_name, "worker");
+    assert_string_equal(o.host, "127.0.0.1");
+    assert_int_equal(o.port, 8787);
+    assert_int_equal(o.drain_timeout_ms, 30000);
+    assert_int_equal(o.max_head_size, 65536);
+    dp_options_fini(&o);
+}
+
+static void options_all_flags(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    const char *argv[] = {"nano-dp", "--port", "0", "--var", "A=1", "--var=B=2", "app.js",
+                          "--env-file", "x.env", "--name", "api", "--drain-timeout", "1500ms",
+                          "--max-body-size", "1MiB", "--log-level", "debug",
+                          "--listen", "[::1]:9000"};
+    assert_int_equal(parse(&o, &err, 19, argv), 0);
+    assert_int_equal(o.n_vars, 2);
+    assert_string_equal(o.vars[1], "B=2");
+    assert_int_equal(o.n_env_files, 1);
+    assert_string_equal(o.app_name, "api");
+    assert_int_equal(o.drain_timeout_ms, 1500);
+    assert_int_equal(o.max_body_size, 1 << 20);
+    assert_int_equal(o.log_level, NANO_LOG_DEBUG);
+    assert_string_equal(o.host, "::1");
+    assert_int_equal(o.port, 9000);
+    dp_options_fini(&o);
+}
+
+static void expect_usage_error(int argc, const char **argv, const char *needle)
+{
+    dp_options o;
+    nano_error err = {0};
+    assert_int_equal(parse(&o, &err, argc, argv), NANO_EINVAL);
+    if (strstr(err.message, needle) == NULL)
+        fail_msg("message '%s' lacks '%s'", err.message, needle);
+    assert_null(strchr(err.message, '\n')); /* one line */
+    dp_options_fini(&o);
+}
+
+static void options_errors(void **state)
+{
+    (void)state;
+    expect_usage_error(1, (const char *[]){"nano-dp"}, "missing APP.js");
+    expect_usage_error(3, (const char *[]){"nano-dp", "a.js", "b.js"}, "unexpected argument");
+    expect_usage_error(3, (const char *[]){"nano-dp", "a.js", "--bogus"}, "unknown option");
+    expect_usage_error(3, (const char *[]){"nano-dp", "a.js", "--port"}, "needs a value");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--port", "99999"}, "not a port");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--drain-timeout", "301"},
+                       "at most 300s");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--drain-timeout", "soon"},
+                       "not a duration");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--max-head-size", "0"},
+                       "not a size");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--listen", "nocolon"},
+                       "HOST:PORT");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--log-level", "loud"},
+                       "--log-level");
+}
+
+static void options_help_and_version(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    assert_int_equal(parse(&o, &err, 2, (const char *[]){"nano-dp", "--help"}), 0);
+    assert_true(o.show_help);
+    dp_options_fini(&o);
+    assert_int_equal(parse(&o, &err, 2, (const char *[]){"nano-dp", "--version"}), 0);
+    assert_true(o.show_version);
+    dp_options_fini(&o);
+    /* Every flag the parser knows is documented in --help. */
+    const char *flags[] = {"--port", "--host", "--listen", "--var", "--env-file", "--name",
+                           "--drain-timeout", "--max-head-size", "--max-body-size",
+                           "--head-timeout", "--idle-timeout", "--log-level", "--version"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        assert_non_null(strstr(dp_options_usage(), flags[i]));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct CMUnitTest http1[] = {
+        cmocka_unit_test(http1_simple_get),
+        cmocka_unit_test(http1_byte_at_a_time),
+        cmocka_unit_test(http1_chunked_body),
+        cmocka_unit_test(http1_pipelined),
+        cmocka_unit_test(http1_errors),
+        cmocka_unit_test(http1_chunked_over_limit),
+        cmocka_unit_test(http1_head_too_large),
+        cmocka_unit_test(http1_http10_and_connection_close),
+        cmocka_unit_test(http1_head_method_and_expect),
+        cmocka_unit_test(http1_finish_mid_message),
+    };
+    static const struct CMUnitTest options[] = {
+        cmocka_unit_test(options_defaults),
+        cmocka_unit_test(options_all_flags),
+        cmocka_unit_test(options_errors),
+        cmocka_unit_test(options_help_and_version),
+    };
+    const unit_group groups[] = {
+        UNIT_GROUP("http1", http1),
+        UNIT_GROUP("options", options),
+    };
+    return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
+}

@@ -1,0 +1,274 @@
+/* Unit tests for shared/: the dotenv parser, the env model with its limits, and the value
+ * grammars for durations, sizes and ports. */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "dotenv.h"
+#include "env.h"
+#include "error.h"
+#include "parse.h"
+
+/* --- dotenv ------------------------------------------------------------------------------ */
+
+typedef struct collected {
+    char names[16][64];
+    char values[16][256];
+    size_t lens[16];
+    int lines[16];
+    int n;
+} collected;
+
+static int collect(void *ud, const char *name, const char *value, size_t len, int line)
+{
+    collected *c = ud;
+    assert_true(c->n < 16);
+    snprintf(c->names[c->n], sizeof c->names[0], "%s", name);
+    assert_true(len < sizeof c->values[0]);
+    memcpy(c->values[c->n], value, len);
+    c->values[c->n][len] = '\0';
+    c->lens[c->n] = len;
+    c->lines[c->n] = line;
+    c->n++;
+    return 0;
+}
+
+static collected parse_ok(const char *text)
+{
+    collected c = {0};
+    nano_error err = {0};
+    int rc = nano_dotenv_parse(text, strlen(text), "t.env", collect, &c, &err);
+    if (rc != 0)
+        fail_msg("unexpected error: %s", err.message);
+    return c;
+}
+
+static void dotenv_plain_values(void **state)
+{
+    (void)state;
+    collected c = parse_ok("A=1\nB = two words  \n\n# comment\nC=\n");
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.names[0], "A");
+    assert_string_equal(c.values[0], "1");
+    assert_string_equal(c.values[1], "two words");
+    assert_int_equal(c.lines[1], 2);
+    assert_string_equal(c.names[2], "C");
+    assert_int_equal(c.lens[2], 0);
+}
+
+static void dotenv_quotes_and_escapes(void **state)
+{
+    (void)state;
+    collected c = parse_ok("S='lit\\n $X'\nD=\"a\\nb\\t\\\"q\\\"\\\\\"\nB=`x'y\"z`\n");
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.values[0], "lit\\n $X");
+    assert_string_equal(c.values[1], "a\nb\t\"q\"\\");
+    assert_string_equal(c.values[2], "x'y\"z");
+}
+
+static void dotenv_export_and_comments(void **state)
+{
+    (void)state;
+    collected c = parse_ok("export KEY=v # trailing\nHASH=a#b\n  # indented comment\nQ=\"x\" # c\n");
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.names[0], "KEY");
+    assert_string_equal(c.values[0], "v");
+    assert_string_equal(c.values[1], "a#b"); /* '#' without a space before is data */
+    assert_string_equal(c.values[2], "x");
+}
+
+static void dotenv_multiline_quoted(void **state)
+{
+    (void)state;
+    collected c = parse_ok("PEM=\"line1\nline2\"\nNEXT=1\r\n");
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.values[0], "line1\nline2");
+    assert_string_equal(c.values[1], "1");
+    assert_int_equal(c.lines[1], 3);
+}
+
+static void expect_syntax_error(const char *text, const char *needle)
+{
+    collected c = {0};
+    nano_error err = {0};
+    int rc = nano_dotenv_parse(text, strlen(text), "bad.env", collect, &c, &err);
+    assert_int_equal(rc, NANO_ESYNTAX);
+    assert_string_equal(err.id, "env_file_syntax");
+    if (strstr(err.message, needle) == NULL)
+        fail_msg("message '%s' lacks '%s'", err.message, needle);
+}
+
+static void dotenv_errors_name_file_and_line(void **state)
+{
+    (void)state;
+    expect_syntax_error("A=1\nnot an assignment\n", "bad.env:2:");
+    expect_syntax_error("A=1\n\n1BAD=x\n", "bad.env:3:");
+    expect_syntax_error("A=\"unterminated\n", "bad.env:1:");
+    expect_syntax_error("A='x' junk\n", "bad.env:1:");
+}
+
+/* --- env ----------------------------------------------------------------------------------- */
+
+static void env_set_replace_and_find(void **state)
+{
+    (void)state;
+    nano_env env;
+    nano_env_init(&env);
+    nano_error err = {0};
+    assert_int_equal(nano_env_set(&env, "A", "1", 1, false, &err), 0);
+    assert_int_equal(nano_env_set(&env, "B", "2", 1, false, &err), 0);
+    assert_int_equal(nano_env_set(&env, "A", "3", 1, false, &err), 0);
+    assert_int_equal(env.n_entries, 2);
+    const nano_env_entry *a = nano_env_find(&env, "A");
+    assert_non_null(a);
+    assert_string_equal(a->value, "3");
+    assert_null(nano_env_find(&env, "C"));
+    nano_env_fini(&env);
+}
+
+static void env_limits(void **state)
+{
+    (void)state;
+    nano_env env;
+    nano_env_init(&env);
+    nano_error err = {0};
+    assert_int_equal(nano_env_set(&env, "9X", "v", 1, false, &err), NANO_EINVAL);
+    assert_non_null(strstr(err.message, "9X"));
+    char *big = nano_xmalloc(NANO_ENV_MAX_VALUE + 1);
+    memset(big, 's', NANO_ENV_MAX_VALUE + 1);
+    assert_int_equal(nano_env_set(&env, "BIG", big, NANO_ENV_MAX_VALUE, false, &err), 0);
+    assert_int_equal(nano_env_set(&env, "BIG2", big, NANO_ENV_MAX_VALUE + 1, true, &err),
+                     NANO_ETOOBIG);
+    assert_null(strstr(err.message, "sss")); /* never the value */
+    nano_free(big);
+    char name[16];
+    for (int i = 1; i < NANO_ENV_MAX_ENTRIES; i++) {
+        snprintf(name, sizeof name, "V%d", i);
+        assert_int_equal(nano_env_set(&env, name, "x", 1, false, &err), 0);
+    }
+    assert_int_equal(env.n_entries, NANO_ENV_MAX_ENTRIES);
+    assert_int_equal(nano_env_set(&env, "ONE_TOO_MANY", "x", 1, false, &err), NANO_ETOOBIG);
+    assert_int_equal(nano_env_set(&env, "V1", "replaced", 8, false, &err), 0); /* not new */
+    nano_env_fini(&env);
+}
+
+static void env_assignment(void **state)
+{
+    (void)state;
+    nano_env env;
+    nano_env_init(&env);
+    nano_error err = {0};
+    assert_int_equal(nano_env_set_assignment(&env, "K=a=b", &err), 0);
+    assert_string_equal(nano_env_find(&env, "K")->value, "a=b");
+    assert_int_equal(nano_env_set_assignment(&env, "EMPTY=", &err), 0);
+    assert_int_equal(nano_env_find(&env, "EMPTY")->value_len, 0);
+    assert_int_not_equal(nano_env_set_assignment(&env, "NOEQUALS", &err), 0);
+    assert_int_not_equal(nano_env_set_assignment(&env, "=v", &err), 0);
+    nano_env_fini(&env);
+}
+
+static void env_load_dotenv_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/nano-unit-envXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("export A=1\nB=\"two\"\nA=override\n", f);
+    fclose(f);
+    nano_env env;
+    nano_env_init(&env);
+    nano_error err = {0};
+    assert_int_equal(nano_env_load_dotenv(&env, path, &err), 0);
+    assert_string_equal(nano_env_find(&env, "A")->value, "override");
+    assert_string_equal(nano_env_find(&env, "B")->value, "two");
+    unlink(path);
+    assert_int_not_equal(nano_env_load_dotenv(&env, path, &err), 0);
+    assert_non_null(strstr(err.message, path)); /* a missing file is named */
+    nano_env_fini(&env);
+}
+
+/* --- parse --------------------------------------------------------------------------------- */
+
+static void parse_durations(void **state)
+{
+    (void)state;
+    uint64_t ms;
+    assert_int_equal(nano_parse_duration_ms("30", &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(nano_parse_duration_ms("30s", &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(nano_parse_duration_ms("1500ms", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(nano_parse_duration_ms("5m", &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(nano_parse_duration_ms("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(nano_parse_duration_ms("", &ms), NANO_ESYNTAX);
+    assert_int_equal(nano_parse_duration_ms("s", &ms), NANO_ESYNTAX);
+    assert_int_equal(nano_parse_duration_ms("-1", &ms), NANO_ESYNTAX);
+    assert_int_equal(nano_parse_duration_ms("10x", &ms), NANO_ESYNTAX);
+    assert_int_equal(nano_parse_duration_ms("99999999999999999999", &ms), NANO_ERANGE);
+}
+
+static void parse_sizes(void **state)
+{
+    (void)state;
+    uint64_t b;
+    assert_int_equal(nano_parse_size("65536", &b), 0);
+    assert_int_equal(b, 65536);
+    assert_int_equal(nano_parse_size("64KiB", &b), 0);
+    assert_int_equal(b, 65536);
+    assert_int_equal(nano_parse_size("64k", &b), 0);
+    assert_int_equal(b, 65536);
+    assert_int_equal(nano_parse_size("100MiB", &b), 0);
+    assert_int_equal(b, 100ull << 20);
+    assert_int_equal(nano_parse_size("1g", &b), 0);
+    assert_int_equal(b, 1ull << 30);
+    assert_int_equal(nano_parse_size("12 apples", &b), NANO_ESYNTAX);
+    assert_int_equal(nano_parse_size("", &b), NANO_ESYNTAX);
+}
+
+static void parse_ports(void **state)
+{
+    (void)state;
+    int p;
+    assert_int_equal(nano_parse_port("0", &p), 0);
+    assert_int_equal(p, 0);
+    assert_int_equal(nano_parse_port("65535", &p), 0);
+    assert_int_equal(p, 65535);
+    assert_int_not_equal(nano_parse_port("65536", &p), 0);
+    assert_int_not_equal(nano_parse_port("80a", &p), 0);
+    assert_int_not_equal(nano_parse_port("", &p), 0);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct CMUnitTest dotenv[] = {
+        cmocka_unit_test(dotenv_plain_values),
+        cmocka_unit_test(dotenv_quotes_and_escapes),
+        cmocka_unit_test(dotenv_export_and_comments),
+        cmocka_unit_test(dotenv_multiline_quoted),
+        cmocka_unit_test(dotenv_errors_name_file_and_line),
+    };
+    static const struct CMUnitTest env[] = {
+        cmocka_unit_test(env_set_replace_and_find),
+        cmocka_unit_test(env_limits),
+        cmocka_unit_test(env_assignment),
+        cmocka_unit_test(env_load_dotenv_file),
+    };
+    static const struct CMUnitTest parse[] = {
+        cmocka_unit_test(parse_durations),
+        cmocka_unit_test(parse_sizes),
+        cmocka_unit_test(parse_ports),
+    };
+    const unit_group groups[] = {
+        UNIT_GROUP("dotenv", dotenv),
+        UNIT_GROUP("env", env),
+        UNIT_GROUP("parse", parse),
+    };
+    return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
+}
