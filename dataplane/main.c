@@ -124,6 +124,82 @@ static int build_env(const dp_options *o, nano_env *env, nano_error *err)
     return 0;
 }
 
+/* nano-dp test: each file in a fresh isolate on one loop; counts summed over files. */
+static int run_tests(dp_main *m, const nano_env *env)
+{
+    rt_test_counts total = {0};
+    int load_failures = 0;
+    for (size_t i = 0; i < m->opts.n_files; i++) {
+        const char *path = m->opts.files[i];
+        nano_error err = {0};
+        rt_app_options app = {.name = m->opts.app_name, .env = env,
+                              .console_mode = RT_CONSOLE_STDIO};
+        rt_isolate *iso = NULL;
+        rt_test_counts counts = {0};
+        int rc = rt_isolate_new(m->loop, &app, &iso, &err);
+        if (rc == 0)
+            rc = rt_run_tests(iso, path, m->opts.filter, m->opts.timeout_ms, &counts, &err);
+        if (rc != 0) {
+            printf("%s\n  FAIL (the file did not load) %s\n", path, err.message);
+            load_failures++;
+        }
+        fflush(stdout);
+        rt_isolate_free(iso);
+        uv_run(m->loop, UV_RUN_DEFAULT); /* let its handles close; its leftover timers die */
+        total.passed += counts.passed;
+        total.failed += counts.failed;
+        total.skipped += counts.skipped;
+    }
+    int failed = total.failed + load_failures;
+    if (total.skipped > 0)
+        printf("%d passed, %d failed, %d skipped\n", total.passed, failed, total.skipped);
+    else
+        printf("%d passed, %d failed\n", total.passed, failed);
+    fflush(stdout);
+    return failed > 0 ? 1 : 0;
+}
+
+static void on_run_timeout(uv_timer_t *t)
+{
+    dp_main *m = t->data;
+    fprintf(stderr, "nano-dp run: timed out after %llu ms\n",
+            (unsigned long long)m->opts.timeout_ms);
+    m->exit_code = 1;
+    uv_stop(m->loop);
+}
+
+/* nano-dp run: classic scripts in one isolate, then the loop until idle (or --timeout). */
+static int run_scripts(dp_main *m, const nano_env *env)
+{
+    nano_error err = {0};
+    rt_app_options app = {.name = m->opts.app_name, .env = env, .console_mode = RT_CONSOLE_STDIO};
+    if (rt_isolate_new(m->loop, &app, &m->app, &err) != 0) {
+        fprintf(stderr, "nano-dp: error: %s\n", err.message);
+        return 1;
+    }
+    m->exit_code = 0;
+    for (size_t i = 0; i < m->opts.n_files; i++) {
+        /* Like a page's <script> elements: one that throws is reported, the next still runs. */
+        if (rt_run_script(m->app, m->opts.files[i], &err) != 0) {
+            if (err.code != NANO_EJS)
+                fprintf(stderr, "nano-dp: error: %s\n", err.message);
+            m->exit_code = 1;
+        }
+    }
+    if (m->opts.timeout_ms > 0) {
+        uv_timer_init(m->loop, &m->drain_timer);
+        m->drain_timer.data = m;
+        uv_timer_start(&m->drain_timer, on_run_timeout, m->opts.timeout_ms, 0);
+        uv_unref((uv_handle_t *)&m->drain_timer); /* the deadline alone keeps nothing alive */
+    }
+    uv_run(m->loop, UV_RUN_DEFAULT);
+    if (m->opts.timeout_ms > 0)
+        uv_close((uv_handle_t *)&m->drain_timer, NULL);
+    rt_isolate_free(m->app);
+    m->app = NULL;
+    return m->exit_code;
+}
+
 static int run(dp_main *m, const char *argv0)
 {
     nano_error err = {0};
@@ -138,11 +214,17 @@ static int run(dp_main *m, const char *argv0)
     rt_platform_init(argv0);
     m->loop = nano_xmalloc(sizeof *m->loop);
     uv_loop_init(m->loop);
+    int rc;
+    if (m->opts.mode != DP_MODE_SERVE) {
+        rc = m->opts.mode == DP_MODE_TEST ? run_tests(m, &env) : run_scripts(m, &env);
+        nano_env_fini(&env);
+        goto out_loop;
+    }
 
     rt_app_options app = {
         .name = m->opts.app_name, .main_path = m->opts.app_path, .env = &env};
     uint64_t t0 = uv_hrtime();
-    int rc = rt_isolate_new(m->loop, &app, &m->app, &err);
+    rc = rt_isolate_new(m->loop, &app, &m->app, &err);
     size_t n_env = env.n_entries;
     nano_env_fini(&env);
     if (rc != 0) {
@@ -207,7 +289,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (m.opts.show_help) {
-        fputs(dp_options_usage(), stdout);
+        fputs(dp_options_usage(m.opts.mode), stdout);
         dp_options_fini(&m.opts);
         return 0;
     }

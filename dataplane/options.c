@@ -8,6 +8,8 @@
 
 static const char usage[] =
     "Usage: nano-dp APP.js [options]\n"
+    "       nano-dp test [--filter TEXT] [--timeout D] FILE.js...   (nano-dp test --help)\n"
+    "       nano-dp run [--timeout D] SCRIPT.js...                 (nano-dp run --help)\n"
     "\n"
     "Runs a Workers-style ES module (export default { fetch(request, env, ctx) }) as an\n"
     "HTTP/1.1 server on V8.\n"
@@ -33,9 +35,43 @@ static const char usage[] =
     "SIGINT exits at once with status 130.\n"
     "Exit status: 0 ok, 1 runtime failure, 2 bad usage or an app that fails to load.\n";
 
-const char *dp_options_usage(void)
+static const char test_usage[] =
+    "Usage: nano-dp test [options] FILE.js...\n"
+    "\n"
+    "Runs test modules inside the runtime, each file in a fresh isolate. A test module\n"
+    "registers tests with test(name, fn) from \"nano:test\" or exports functions named\n"
+    "test*; see docs/testing.md. Prints each test as ok/FAIL and ends with\n"
+    "`N passed, N failed`.\n"
+    "\n"
+    "Options:\n"
+    "  --filter TEXT         run only tests whose name contains TEXT\n"
+    "  --timeout D           time each test may take (default 5s)\n"
+    "  --var NAME=VALUE      an env value (repeatable)\n"
+    "  --env-file FILE       env values from a dotenv file (repeatable)\n"
+    "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Exit status: 0 all passed, 1 a test failed or a file did not load, 2 bad usage.\n";
+
+static const char run_usage[] =
+    "Usage: nano-dp run [options] SCRIPT.js...\n"
+    "\n"
+    "Evaluates classic scripts in order in one global scope (as a worker's importScripts\n"
+    "would), then runs timers and promises until nothing is left. console.log goes to\n"
+    "stdout, console.warn/error to stderr.\n"
+    "\n"
+    "Options:\n"
+    "  --timeout D           give up after D (exit 1); default: no limit\n"
+    "  --var NAME=VALUE      an env value (repeatable)\n"
+    "  --env-file FILE       env values from a dotenv file (repeatable)\n"
+    "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Exit status: 0 ok, 1 a script threw or the run timed out, 2 bad usage.\n";
+
+const char *dp_options_usage(dp_mode mode)
 {
-    return usage;
+    return mode == DP_MODE_TEST ? test_usage : mode == DP_MODE_RUN ? run_usage : usage;
 }
 
 #define bad(err, ...) nano_error_set((err), NANO_EINVAL, "usage", __VA_ARGS__)
@@ -102,8 +138,19 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     o->idle_timeout_ms = 60 * 1000;
     o->log_level = NANO_LOG_INFO;
     const char *name = NULL;
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "test") == 0) {
+        o->mode = DP_MODE_TEST;
+        o->timeout_ms = 5000;
+        first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "run") == 0) {
+        o->mode = DP_MODE_RUN;
+        first = 2;
+    }
+    const char *mode_name = o->mode == DP_MODE_TEST ? "nano-dp test"
+                            : o->mode == DP_MODE_RUN ? "nano-dp run" : "nano-dp";
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             o->show_help = true;
@@ -112,6 +159,10 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         if (strcmp(arg, "--version") == 0) {
             o->show_version = true;
             return 0;
+        }
+        if ((arg[0] != '-' || arg[1] == '\0') && o->mode != DP_MODE_SERVE) {
+            o->files = push(o->files, &o->n_files, arg);
+            continue;
         }
         if (arg[0] != '-' || arg[1] == '\0') {
             if (o->app_path != NULL)
@@ -131,15 +182,23 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         } else {
             snprintf(flag, sizeof flag, "%s", arg);
         }
-        static const char *const known[] = {
+        static const char *const serve_flags[] = {
             "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
             "--log-level", NULL};
+        static const char *const test_flags[] = {"--filter", "--timeout", "--var", "--env-file",
+                                                 "--log-level", NULL};
+        static const char *const run_flags[] = {"--timeout", "--var", "--env-file",
+                                                "--log-level", NULL};
+        const char *const *known = o->mode == DP_MODE_TEST  ? test_flags
+                                   : o->mode == DP_MODE_RUN ? run_flags
+                                                            : serve_flags;
         bool is_known = false;
         for (int k = 0; known[k] != NULL; k++)
             is_known = is_known || strcmp(flag, known[k]) == 0;
         if (!is_known)
-            return bad(err, "unknown option '%s' (see --help)", flag);
+            return bad(err, "unknown option '%s' for %s (see %s --help)", flag, mode_name,
+                       mode_name);
         if (value == NULL) {
             if (i + 1 >= argc)
                 return bad(err, "option %s needs a value", flag);
@@ -172,12 +231,22 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             rc = parse_duration(flag, value, &o->head_timeout_ms, err);
         } else if (strcmp(flag, "--idle-timeout") == 0) {
             rc = parse_duration(flag, value, &o->idle_timeout_ms, err);
+        } else if (strcmp(flag, "--filter") == 0) {
+            o->filter = value;
+        } else if (strcmp(flag, "--timeout") == 0) {
+            rc = parse_duration(flag, value, &o->timeout_ms, err);
         } else if (strcmp(flag, "--log-level") == 0) {
             if (nano_log_level_parse(value, &o->log_level) != 0)
                 rc = bad(err, "--log-level %s: use debug, info, warn or error", value);
         }
         if (rc != 0)
             return rc;
+    }
+    if (o->mode != DP_MODE_SERVE) {
+        if (o->n_files == 0)
+            return bad(err, "%s: no files given (see %s --help)", mode_name, mode_name);
+        o->app_name = default_name(o->files[0]);
+        return 0;
     }
     if (o->app_path == NULL)
         return bad(err, "missing APP.js: the module to run (see --help)");
@@ -191,5 +260,6 @@ void dp_options_fini(dp_options *o)
     nano_free((void *)o->app_name);
     nano_free(o->vars);
     nano_free(o->env_files);
+    nano_free(o->files);
     memset(o, 0, sizeof *o);
 }

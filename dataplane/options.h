@@ -12,7 +12,18 @@
 
 #define DP_MAX_DRAIN_TIMEOUT_MS (300 * 1000)
 
+typedef enum dp_mode {
+    DP_MODE_SERVE = 0, /* nano-dp APP.js: serve HTTP */
+    DP_MODE_TEST,      /* nano-dp test FILE...: run test modules */
+    DP_MODE_RUN,       /* nano-dp run SCRIPT...: evaluate classic scripts, run the loop */
+} dp_mode;
+
 typedef struct dp_options {
+    dp_mode mode;
+    const char **files;           /* test/run: the files, in order (strings borrowed) */
+    size_t n_files;
+    const char *filter;           /* test: only tests whose name contains this */
+    uint64_t timeout_ms;          /* test: per test (default 5s); run: whole run (0: none) */
     const char *app_path;         /* APP.js (borrowed from argv) */
     const char *app_name;         /* --name, or derived from app_path (owned) */
     char *host;                   /* --host / --listen (owned) */
@@ -37,7 +48,7 @@ typedef struct dp_options {
 int dp_options_parse(dp_options *opts, int argc, char **argv, nano_error *err);
 void dp_options_fini(dp_options *opts);
 
-/* dp_options_usage: the --help text. */
-const char *dp_options_usage(void);
+/* dp_options_usage: the --help text of a mode. */
+const char *dp_options_usage(dp_mode mode);
 
 #endif

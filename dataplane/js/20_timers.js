@@ -117,6 +117,8 @@ function report(err) {
     ? 'Uncaught ' + internal.formatError(err) : 'Uncaught ' + internal.inspect(err));
 }
 internal.reportError = report;
+// An exception that escaped a script or callback (C++ calls this too).
+internal.reportUncaught = report;
 
 internal.defineGlobal('setTimeout', function setTimeout(callback, delay = 0, ...args) {
   return schedule(callback, delay, args, false, 'setTimeout');

@@ -3,7 +3,10 @@
 // result. App code never sees `binding`: only the built-ins' closures hold it.
 #include "runtime_int.h"
 
+#include <cerrno>
 #include <cstring>
+
+#include <unistd.h>
 
 extern "C" {
 #include "log.h"
@@ -47,6 +50,34 @@ static uint32_t slot_index(const FunctionCallbackInfo<Value> &args)
     return (uint32_t)((uint64_t)args[0].As<v8::Number>()->Value() & (kMaxSlots - 1));
 }
 
+// write_all: the whole text to fd (stdout/stderr), plus a newline if asked.
+static void write_all(int fd, const char *p, size_t len, bool newline)
+{
+    std::string line(p, len);
+    if (newline)
+        line += '\n';
+    const char *q = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+        ssize_t n = write(fd, q, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return; // a closed stdout is not the app's problem
+        q += n;
+        left -= (size_t)n;
+    }
+}
+
+// print(fd, text): raw output for the test runner and `nano-dp run` (fd 1 or 2).
+static void Print(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    int fd = args[0]->Int32Value(isolate->GetCurrentContext()).FromMaybe(1) == 2 ? 2 : 1;
+    String::Utf8Value text(isolate, args[1]);
+    write_all(fd, *text ? *text : "", *text ? text.length() : 0, false);
+}
+
 // log(level, method, text): app console output, tagged with the app.
 static void Log(const FunctionCallbackInfo<Value> &args)
 {
@@ -55,10 +86,14 @@ static void Log(const FunctionCallbackInfo<Value> &args)
     int level = args[0]->Int32Value(isolate->GetCurrentContext()).FromMaybe(1);
     // console.debug is shown like console.log: a developer who calls it wants to see it.
     nano_log_level lv = level >= 3 ? NANO_LOG_ERROR : level == 2 ? NANO_LOG_WARN : NANO_LOG_INFO;
+    String::Utf8Value text(isolate, args[2]);
+    if (iso->console_mode == RT_CONSOLE_STDIO) {
+        write_all(lv >= NANO_LOG_WARN ? 2 : 1, *text ? *text : "", *text ? text.length() : 0, true);
+        return;
+    }
     if (lv < nano_log_min_level)
         return;
     String::Utf8Value method(isolate, args[1]);
-    String::Utf8Value text(isolate, args[2]);
     std::string prefix = iso->console_prefix + " level=" + (*method ? *method : "log");
     nano_log_text(lv, "app.console", prefix.c_str(), *text ? *text : "", *text ? text.length() : 0);
 }
@@ -302,6 +337,7 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         v8::FunctionCallback fn;
     } fns[] = {
         {"log", Log},
+        {"print", Print},
         {"reportError", ReportError},
         {"now", Now},
         {"timerArm", TimerArm},

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 using v8::Context;
 using v8::FixedArray;
@@ -22,7 +23,7 @@ static rt_isolate *iso_of(Local<Context> ctx)
     return static_cast<rt_isolate *>(ctx->GetIsolate()->GetData(0));
 }
 
-static bool read_file(const std::string &path, std::string *out)
+bool rt_read_file(const std::string &path, std::string *out)
 {
     FILE *f = fopen(path.c_str(), "rb");
     if (f == nullptr)
@@ -48,6 +49,8 @@ static std::string resolve(const std::string &specifier, const std::string &refe
                            std::string *why)
 {
     std::string spec = specifier;
+    if (spec.rfind("nano:", 0) == 0)
+        return spec; // a built-in module; load_graph checks that it exists
     if (spec.rfind("file://", 0) == 0)
         spec = spec.substr(7);
     bool relative = spec.rfind("./", 0) == 0 || spec.rfind("../", 0) == 0 || spec.rfind("/", 0) == 0;
@@ -90,7 +93,7 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
 {
     Isolate *isolate = iso->isolate;
     std::string text;
-    if (!read_file(path, &text)) {
+    if (!rt_read_file(path, &text)) {
         nano_error_set(err, NANO_ENOENT, "module_unreadable", "cannot read module %s: %s",
                        path.c_str(), strerror(errno));
         return {};
@@ -116,6 +119,63 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
     return module;
 }
 
+// The object whose properties a built-in module ("nano:test") exports, or empty.
+static Local<v8::Object> builtin_exports(rt_isolate *iso, Local<Context> ctx, const std::string &name)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Value> table, obj;
+    Local<v8::Object> internal = iso->internal.Get(isolate);
+    if (!internal->Get(ctx, String::NewFromUtf8Literal(isolate, "builtinModules")).ToLocal(&table) ||
+        !table->IsObject() ||
+        !table.As<v8::Object>()
+             ->Get(ctx, String::NewFromUtf8(isolate, name.c_str()).ToLocalChecked())
+             .ToLocal(&obj) ||
+        !obj->IsObject())
+        return {};
+    return obj.As<v8::Object>();
+}
+
+static MaybeLocal<Value> evaluate_builtin(Local<Context> ctx, Local<Module> module)
+{
+    rt_isolate *iso = iso_of(ctx);
+    Isolate *isolate = iso->isolate;
+    const std::string *name = path_of(iso, module);
+    Local<v8::Object> obj = name ? builtin_exports(iso, ctx, *name) : Local<v8::Object>();
+    Local<v8::Array> keys;
+    if (obj.IsEmpty() || !obj->GetOwnPropertyNames(ctx).ToLocal(&keys))
+        return {};
+    for (uint32_t i = 0; i < keys->Length(); i++) {
+        Local<Value> key = keys->Get(ctx, i).ToLocalChecked();
+        Local<Value> value;
+        if (!obj->Get(ctx, key).ToLocal(&value) ||
+            module->SetSyntheticModuleExport(isolate, key.As<String>(), value).IsNothing())
+            return {};
+    }
+    return v8::Undefined(isolate);
+}
+
+// A synthetic module exporting internal.builtinModules[name]'s properties.
+static MaybeLocal<Module> builtin_module(rt_isolate *iso, Local<Context> ctx, const std::string &name,
+                                        nano_error *err)
+{
+    Isolate *isolate = iso->isolate;
+    Local<v8::Object> obj = builtin_exports(iso, ctx, name);
+    Local<v8::Array> keys;
+    if (obj.IsEmpty() || !obj->GetOwnPropertyNames(ctx).ToLocal(&keys)) {
+        nano_error_set(err, NANO_ENOTFOUND, "module_not_found", "no built-in module '%s'",
+                       name.c_str());
+        return {};
+    }
+    std::vector<Local<String>> names;
+    for (uint32_t i = 0; i < keys->Length(); i++)
+        names.push_back(keys->Get(ctx, i).ToLocalChecked().As<String>());
+    Local<Module> module = Module::CreateSyntheticModule(
+        isolate, String::NewFromUtf8(isolate, name.c_str()).ToLocalChecked(), names,
+        evaluate_builtin);
+    iso->modules.push_back({name, v8::Global<Module>(isolate, module)});
+    return module;
+}
+
 // Compiles path and, depth first, every module it imports statically.
 static MaybeLocal<Module> load_graph(rt_isolate *iso, Local<Context> ctx, const std::string &path,
                                      nano_error *err)
@@ -124,6 +184,8 @@ static MaybeLocal<Module> load_graph(rt_isolate *iso, Local<Context> ctx, const 
     if (rt_module *known = find_by_path(iso, path))
         return known->module.Get(isolate);
     Local<Module> module;
+    if (path.rfind("nano:", 0) == 0)
+        return builtin_module(iso, ctx, path, err);
     if (!compile(iso, ctx, path, err).ToLocal(&module))
         return {};
     Local<FixedArray> requests = module->GetModuleRequests();

@@ -1,6 +1,7 @@
 // runtime.cc: V8 platform and isolate lifecycle, JS entry/exit, request slots, errors.
 #include "runtime_int.h"
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -105,6 +106,11 @@ static void on_promise_reject(v8::PromiseRejectMessage msg)
 
 void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text)
 {
+    if (iso->console_mode == RT_CONSOLE_STDIO) { // nano-dp run/test: plain, like a shell tool
+        std::string line = text + "\n";
+        fputs(line.c_str(), stderr);
+        return;
+    }
     nano_log_text(NANO_LOG_ERROR, event, iso->console_prefix.c_str(), text.c_str(), text.size());
 }
 
@@ -359,9 +365,48 @@ static Local<Object> make_env(rt_isolate *iso, Local<Context> ctx, const nano_en
     return obj;
 }
 
-// Evaluates the app's module; top-level await may need the loop (timers) to settle.
-static int evaluate_main(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> module,
-                         const char *path, nano_error *err)
+// Runs the loop until promise settles (top-level await, a test run): the caller is inside
+// one JS entry, which the loop's callbacks must not count as theirs, or their microtasks
+// would never run. Returns 0 once settled, or NANO_EJS when nothing is left that could
+// settle it.
+static int await_settled(rt_isolate *iso, Local<v8::Promise> promise)
+{
+    Isolate *isolate = iso->isolate;
+    for (;;) {
+        isolate->PerformMicrotaskCheckpoint();
+        if (promise->State() != v8::Promise::kPending)
+            return 0;
+        int saved_depth = iso->depth;
+        iso->depth = 0;
+        int alive = uv_run(iso->loop, UV_RUN_ONCE);
+        iso->depth = saved_depth;
+        if (alive == 0) {
+            isolate->PerformMicrotaskCheckpoint();
+            return promise->State() == v8::Promise::kPending ? NANO_EJS : 0;
+        }
+    }
+}
+
+// The text of a rejection reason: its stack when it has one.
+static std::string describe_value(rt_isolate *iso, Local<Context> ctx, Local<Value> reason)
+{
+    Isolate *isolate = iso->isolate;
+    String::Utf8Value s(isolate, reason);
+    std::string text = *s ? *s : "?";
+    if (reason->IsObject()) {
+        Local<Value> stack;
+        if (reason.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "stack")).ToLocal(&stack) &&
+            stack->IsString()) {
+            String::Utf8Value st(isolate, stack);
+            text = *st ? *st : text;
+        }
+    }
+    return text;
+}
+
+// Evaluates a module; top-level await may need the loop (timers) to settle.
+static int evaluate_module(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> module,
+                           const char *path, nano_error *err)
 {
     Isolate *isolate = iso->isolate;
     TryCatch tc(isolate);
@@ -374,33 +419,12 @@ static int evaluate_main(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> 
     if (!result->IsPromise())
         return 0;
     Local<v8::Promise> promise = result.As<v8::Promise>();
-    for (;;) {
-        isolate->PerformMicrotaskCheckpoint();
-        if (promise->State() != v8::Promise::kPending)
-            break;
-        iso->depth--; // the loop's callbacks enter JS as the outermost level
-        int alive = uv_run(iso->loop, UV_RUN_ONCE);
-        iso->depth++;
-        if (alive == 0 && promise->State() == v8::Promise::kPending) {
-            isolate->PerformMicrotaskCheckpoint();
-            if (promise->State() == v8::Promise::kPending)
-                return nano_error_set(err, NANO_EJS, "module_tla_stuck",
-                                      "%s: top-level await never settles (nothing left to wait for)",
-                                      path);
-        }
-    }
+    if (await_settled(iso, promise) != 0)
+        return nano_error_set(err, NANO_EJS, "module_tla_stuck",
+                              "%s: top-level await never settles (nothing left to wait for)",
+                              path);
     if (promise->State() == v8::Promise::kRejected) {
-        Local<Value> reason = promise->Result();
-        String::Utf8Value s(isolate, reason);
-        std::string text = *s ? *s : "?";
-        if (reason->IsObject()) {
-            Local<Value> stack;
-            if (reason.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "stack")).ToLocal(&stack) &&
-                stack->IsString()) {
-                String::Utf8Value st(isolate, stack);
-                text = *st ? *st : text;
-            }
-        }
+        std::string text = describe_value(iso, ctx, promise->Result());
         promise->MarkAsHandled();
         return nano_error_set(err, NANO_EJS, "module_threw", "%s: evaluation threw: %s", path,
                               text.c_str());
@@ -449,6 +473,7 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     iso->loop = loop;
     iso->name = opts->name;
     iso->console_prefix = std::string("app=") + opts->name;
+    iso->console_mode = opts->console_mode;
     iso->time_origin_ns = uv_hrtime();
     iso->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
     Isolate::CreateParams params;
@@ -476,9 +501,11 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
             rt_ignore(internal->Set(ctx, String::NewFromUtf8Literal(iso->isolate, "env"),
                                 make_env(iso, ctx, opts->env)));
             Local<v8::Module> module;
-            if (!rt_load_module_graph(iso, ctx, opts->main_path, err).ToLocal(&module))
+            if (opts->main_path == nullptr)
+                ; // built-ins only: `nano-dp run` and `nano-dp test` load their own code
+            else if (!rt_load_module_graph(iso, ctx, opts->main_path, err).ToLocal(&module))
                 rc = err != nullptr && err->code != 0 ? err->code : NANO_EJS;
-            else if ((rc = evaluate_main(iso, ctx, module, opts->main_path, err)) == 0)
+            else if ((rc = evaluate_module(iso, ctx, module, opts->main_path, err)) == 0)
                 rc = find_handler(iso, ctx, module, opts->main_path, err);
         }
         iso->depth--;
@@ -518,4 +545,92 @@ void rt_isolate_free(rt_isolate *iso)
     iso->isolate = nullptr;
     // The rt_isolate itself goes when its timer handle has closed.
     uv_close((uv_handle_t *)&iso->timer, on_timer_closed);
+}
+
+// Calls internal[name](args...) and returns its result, or empty with the exception logged.
+static MaybeLocal<Value> call_internal(rt_isolate *iso, Local<Context> ctx, const char *name,
+                                       int argc, Local<Value> *argv)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Value> fn;
+    TryCatch tc(isolate);
+    if (!iso->internal.Get(isolate)->Get(ctx, String::NewFromUtf8(isolate, name).ToLocalChecked()).ToLocal(&fn) ||
+        !fn->IsFunction())
+        return {};
+    Local<Value> result;
+    if (!fn.As<Function>()->Call(ctx, v8::Undefined(isolate), argc, argv).ToLocal(&result)) {
+        rt_log_js_error(iso, "app.internal_failed", rt_describe_exception(iso, ctx, tc));
+        return {};
+    }
+    return result;
+}
+
+int rt_run_script(rt_isolate *iso, const char *path, nano_error *err)
+{
+    std::string text;
+    if (!rt_read_file(path, &text))
+        return nano_error_set(err, NANO_ENOENT, "script_unreadable", "cannot read script %s: %s",
+                              path, strerror(errno));
+    JsEntry js(iso);
+    Isolate *isolate = iso->isolate;
+    Local<Context> ctx = js.context();
+    Local<String> source_text;
+    if (!String::NewFromUtf8(isolate, text.data(), v8::NewStringType::kNormal, (int)text.size())
+             .ToLocal(&source_text))
+        return nano_error_set(err, NANO_ETOOBIG, "script_too_large", "script %s is too large", path);
+    v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, path).ToLocalChecked());
+    TryCatch tc(isolate);
+    Local<v8::Script> script;
+    if (v8::Script::Compile(ctx, source_text, &origin).ToLocal(&script) &&
+        !script->Run(ctx).IsEmpty())
+        return 0;
+    if (tc.HasTerminated())
+        return nano_error_set(err, NANO_EJS, "script_terminated", "%s: execution terminated", path);
+    // Like any uncaught error: the error event on globalThis first, then the log.
+    Local<Value> ex = tc.Exception();
+    tc.Reset();
+    Local<Value> argv[] = {ex};
+    if (call_internal(iso, ctx, "reportUncaught", 1, argv).IsEmpty())
+        rt_log_js_error(iso, "app.uncaught", describe_value(iso, ctx, ex));
+    return nano_error_set(err, NANO_EJS, "script_threw", "%s threw an uncaught exception", path);
+}
+
+int rt_run_tests(rt_isolate *iso, const char *path, const char *filter, uint64_t timeout_ms,
+                 rt_test_counts *out, nano_error *err)
+{
+    *out = {};
+    JsEntry js(iso);
+    Isolate *isolate = iso->isolate;
+    Local<Context> ctx = js.context();
+    Local<v8::Module> module;
+    if (!rt_load_module_graph(iso, ctx, path, err).ToLocal(&module))
+        return err != nullptr && err->code != 0 ? err->code : NANO_EJS;
+    int rc = evaluate_module(iso, ctx, module, path, err);
+    if (rc != 0)
+        return rc;
+    Local<Value> argv[] = {
+        module->GetModuleNamespace(),
+        String::NewFromUtf8(isolate, path).ToLocalChecked(),
+        filter != nullptr ? String::NewFromUtf8(isolate, filter).ToLocalChecked().As<Value>()
+                          : v8::Undefined(isolate).As<Value>(),
+        v8::Number::New(isolate, (double)timeout_ms),
+    };
+    Local<Value> result;
+    if (!call_internal(iso, ctx, "runTests", 4, argv).ToLocal(&result) || !result->IsPromise())
+        return nano_error_set(err, NANO_EJS, "test_runner_failed", "%s: the test runner failed", path);
+    Local<v8::Promise> promise = result.As<v8::Promise>();
+    if (await_settled(iso, promise) != 0 || promise->State() != v8::Promise::kFulfilled)
+        return nano_error_set(err, NANO_EJS, "test_runner_failed",
+                              "%s: the test run did not finish", path);
+    Local<Object> counts = promise->Result().As<Object>();
+    auto get = [&](const char *key) {
+        Local<Value> v;
+        if (!counts->Get(ctx, String::NewFromUtf8(isolate, key).ToLocalChecked()).ToLocal(&v))
+            return 0;
+        return v->Int32Value(ctx).FromMaybe(0);
+    };
+    out->passed = get("passed");
+    out->failed = get("failed");
+    out->skipped = get("skipped");
+    return 0;
 }

@@ -27,10 +27,16 @@ struct dp_request;
 int rt_platform_init(const char *argv0);
 void rt_platform_fini(void);
 
+/* Where console output goes: the runtime log (lines tagged with the app name; serving), or
+ * plainly to stdout (log/info/debug) and stderr (warn/error), as `nano-dp test` and
+ * `nano-dp run` show it. */
+typedef enum rt_console_mode { RT_CONSOLE_LOG = 0, RT_CONSOLE_STDIO } rt_console_mode;
+
 typedef struct rt_app_options {
     const char *name;      /* app name: tags console output and errors */
-    const char *main_path; /* the app's ES module file */
+    const char *main_path; /* the app's ES module file; NULL: built-ins only, no handler */
     const nano_env *env;   /* copied into the frozen `env` object */
+    rt_console_mode console_mode;
 } rt_app_options;
 
 /* rt_isolate_new: creates an isolate and context, loads the built-ins and the app's module
@@ -39,6 +45,21 @@ typedef struct rt_app_options {
  * file:line for syntax errors, the specifier that failed to resolve, ...). */
 int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out,
                    nano_error *err);
+
+/* rt_run_script: evaluates a classic script file in the global scope (as a worker's
+ * importScripts would). An uncaught exception is reported like any uncaught error (error
+ * event on globalThis, then the log) and returns NANO_EJS. Other errors: unreadable file. */
+int rt_run_script(rt_isolate *iso, const char *path, nano_error *err);
+
+/* rt_run_tests: loads the ES module at path and runs its tests (the `nano:test` registry and
+ * exported `test*` functions; format in docs/testing.md), printing one line per test to
+ * stdout. filter (may be NULL) selects tests whose name contains it; each test may take
+ * timeout_ms. Fills the counts; returns 0, or an error when the module cannot be loaded. */
+typedef struct rt_test_counts {
+    int passed, failed, skipped;
+} rt_test_counts;
+int rt_run_tests(rt_isolate *iso, const char *path, const char *filter, uint64_t timeout_ms,
+                 rt_test_counts *out, nano_error *err);
 
 /* rt_call_fetch: runs the app's fetch handler for req (borrowed; the runtime takes its own
  * reference while JS can use it). The response arrives through dp_response_* calls, possibly

@@ -47,6 +47,7 @@ struct rt_isolate {
     v8::Global<v8::Function> format_uncaught;
     std::string name;
     std::string console_prefix; // "app=NAME"
+    rt_console_mode console_mode = RT_CONSOLE_LOG;
     std::vector<rt_module> modules;
     std::vector<rt_slot> slots;
     std::vector<uint32_t> free_slots;
@@ -98,5 +99,6 @@ v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ct
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,
                                                 const std::string &path, nano_error *err);
 void rt_modules_install_callbacks(v8::Isolate *isolate);
+bool rt_read_file(const std::string &path, std::string *out);
 
 #endif

@@ -334,7 +334,7 @@ static void options_help_and_version(void **state)
                            "--drain-timeout", "--max-head-size", "--max-body-size",
                            "--head-timeout", "--idle-timeout", "--log-level", "--version"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        assert_non_null(strstr(dp_options_usage(), flags[i]));
+        assert_non_null(strstr(dp_options_usage(DP_MODE_SERVE), flags[i]));
 }
 
 int main(int argc, char **argv)
