@@ -20,7 +20,7 @@ function copyPrototype(prefix, proto) {
     const desc = Reflect.getOwnPropertyDescriptor(proto, key);
     const name = prefix + 'Prototype' + key[0].toUpperCase() + key.slice(1);
     if (typeof desc.value === 'function') primordials[name] = uncurryThis(desc.value);
-    else if (desc.get) primordials[name + 'Getter'] = uncurryThis(desc.get);
+    else if (desc.get) primordials[prefix + 'PrototypeGet' + key[0].toUpperCase() + key.slice(1)] = uncurryThis(desc.get);
   }
 }
 
@@ -72,3 +72,14 @@ primordials.SafeMap = makeSafe(Map, class SafeMap extends Map {});
 primordials.SafeSet = makeSafe(Set, class SafeSet extends Set {});
 
 Object.freeze(primordials);
+
+// The built-ins after this one receive this view instead: a misspelt primordial fails the
+// runtime's start with its name, rather than being undefined where it is first called.
+internal.checkedPrimordials = new Proxy(primordials, {
+  get(target, key) {
+    if (typeof key === 'string' && !Reflect.has(target, key)) {
+      throw new ReferenceError(`primordials.${key} does not exist`);
+    }
+    return Reflect.get(target, key);
+  },
+});

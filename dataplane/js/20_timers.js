@@ -7,6 +7,7 @@
 const {
   ArrayPrototypePop, ArrayPrototypePush, FunctionPrototypeCall, MathMax, Number, NumberIsNaN,
   PromisePrototypeThen, PromiseResolve, ReflectApply, SafeMap, TypeError,
+  Error: PrimordialError,
 } = primordials;
 
 const heap = [];
@@ -113,7 +114,7 @@ internal.runTimers = function runTimers() {
 
 // HTML §8.1.4.7 "report an exception": uncaught errors are logged, the isolate goes on.
 function report(err) {
-  binding.reportError(err instanceof primordials.Error
+  binding.reportError(err instanceof PrimordialError
     ? 'Uncaught ' + internal.formatError(err) : 'Uncaught ' + internal.inspect(err));
 }
 internal.reportError = report;

@@ -9,6 +9,7 @@ const {
   StringPrototypeCharCodeAt, StringPrototypeToLowerCase, StringPrototypeReplace, Symbol,
   SymbolIterator, SymbolToStringTag, TypeError, ArrayIteratorPrototype, ObjectGetPrototypeOf,
   ObjectSetPrototypeOf, ReflectOwnKeys, FunctionPrototypeCall,
+  SafeSet: PrimordialSafeSet,
 } = primordials;
 
 const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -134,7 +135,7 @@ class Headers {
   #pairs() {
     if (this.#sorted !== null) return this.#sorted;
     const names = [];
-    const seen = new primordials.SafeSet();
+    const seen = new PrimordialSafeSet();
     for (const [n] of new ListIterator(this.#list)) {
       if (!seen.has(n)) {
         seen.add(n);

@@ -5,6 +5,7 @@
 
 const {
   PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError, ObjectFreeze,
+  Uint8Array: PrimordialUint8Array, Error: PrimordialError,
 } = primordials;
 
 const { createIncomingRequest, isResponse, responseParts, NativeBody } = internal;
@@ -67,7 +68,7 @@ function send(id, res) {
     // An incoming body passed straight through: read it whole, then send.
     // TODO(#5): stream it natively instead of buffering.
     PromisePrototypeThen(binding.readBody(source.id),
-      (buffer) => binding.respond(id, status, statusText, list, new primordials.Uint8Array(buffer)),
+      (buffer) => binding.respond(id, status, statusText, list, new PrimordialUint8Array(buffer)),
       (err) => fail(id, err));
     return;
   }
@@ -92,4 +93,4 @@ internal.dispatch = function dispatch(id, method, url, hasBody) {
 };
 
 internal.formatUncaught = (value) =>
-  value instanceof primordials.Error ? internal.formatError(value) : internal.inspect(value);
+  value instanceof PrimordialError ? internal.formatError(value) : internal.inspect(value);

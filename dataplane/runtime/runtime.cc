@@ -329,6 +329,10 @@ static int load_builtins(rt_isolate *iso, Local<Context> ctx, nano_error *err)
         TryCatch tc(isolate);
         Local<Function> fn;
         Local<Value> args[] = {binding, primordials, internal};
+        Local<Value> checked;
+        if (i > 0 && internal->Get(ctx, String::NewFromUtf8Literal(isolate, "checkedPrimordials"))
+                         .ToLocal(&checked) && checked->IsObject())
+            args[1] = checked;
         if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params).ToLocal(&fn) ||
             fn->Call(ctx, v8::Undefined(isolate), 3, args).IsEmpty()) {
             std::string text = rt_describe_exception(iso, ctx, tc);

@@ -71,9 +71,13 @@ static void release_request(dp_conn *c, bool failed)
         return;
     c->req = NULL;
     c->srv->n_active--;
+    /* Detach first: failing the body runs JS, whose reaction (say, a 500 from a handler whose
+     * read rejected) must not reach a connection that is answering or closing itself. */
+    dp_request_ref(req);
+    dp_request__detach(req);
     if (!req->body_complete)
         dp_request__body_end(req, failed);
-    dp_request__detach(req);
+    dp_request_unref(req);
 }
 
 void dp_conn__close(dp_conn *c)
@@ -430,7 +434,12 @@ void dp_conn__begin_drain(dp_conn *c)
 {
     switch (c->state) {
     case DP_CONN_IDLE:
-        close_gracefully(c);
+        /* Between requests nothing is owed to the peer: close now rather than linger, so an
+         * idle keep-alive client cannot hold the drain open. */
+        if (c->out.len == 0 && c->n_writes == 0)
+            dp_conn__close(c);
+        else
+            close_gracefully(c);
         break;
     case DP_CONN_HEAD:
     case DP_CONN_ACTIVE:

@@ -1,0 +1,299 @@
+"""nanotest: helpers for NANO's end-to-end tests (python3 standard library only).
+
+Each test script takes `--bin PATH` (the nano-dp binary), defines checks with @check, and
+calls run(). Servers listen on 127.0.0.1 with an ephemeral port (read from the
+`dp.listening` log line); every process a test starts is killed when the test ends, even
+on failure. Every socket operation has a timeout.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+TIMEOUT = 10.0
+_checks = []
+_live = []
+BIN = None
+
+
+def check(fn):
+    """Registers a test function (run in definition order)."""
+    _checks.append(fn)
+    return fn
+
+
+class Server:
+    """A nano-dp process serving `source` (a JS module) on an ephemeral loopback port."""
+
+    def __init__(self, source, args=(), files=None, name="app.js"):
+        self.dir = tempfile.mkdtemp(prefix="nano-e2e-")
+        for fname, text in (files or {}).items():
+            with open(os.path.join(self.dir, fname), "w") as f:
+                f.write(text)
+        self.path = os.path.join(self.dir, name)
+        with open(self.path, "w") as f:
+            f.write(source)
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self._log = []
+        self._log_lock = threading.Lock()
+
+    def start(self, expect_listen=True):
+        cmd = [BIN, self.path, "--port", "0"] + self.args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        _live.append(self)
+        threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
+        if expect_listen:
+            m = self.wait_log(r"dp\.listening addr=127\.0\.0\.1:(\d+)")
+            self.port = int(m.group(1))
+        return self
+
+    def _pump(self, stream):
+        for line in stream:
+            with self._log_lock:
+                self._log.append(line)
+
+    def log(self):
+        with self._log_lock:
+            return "".join(self._log)
+
+    def wait_log(self, pattern, timeout=TIMEOUT):
+        """Waits until the log matches pattern; returns the match."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            m = rx.search(self.log())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                time.sleep(0.1)  # let the pumps drain the last lines
+                m = rx.search(self.log())
+                if m:
+                    return m
+                raise AssertionError(f"nano-dp exited ({self.proc.returncode}) before logging "
+                                     f"/{pattern}/; log:\n{self.log()}")
+            time.sleep(0.02)
+        raise AssertionError(f"no log line /{pattern}/ within {timeout}s; log:\n{self.log()}")
+
+    def wait_exit(self, timeout=TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"nano-dp still running after {timeout}s; log:\n{self.log()}")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=TIMEOUT)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def request(self, method="GET", path="/", headers=None, body=None, timeout=TIMEOUT):
+        """One request on a fresh connection; returns a Response."""
+        with Conn(self.port, timeout) as c:
+            c.send(build_request(method, path, headers, body))
+            return c.read_response(head_only=method == "HEAD")
+
+
+def run_cli(args, timeout=TIMEOUT):
+    """Runs nano-dp with args to completion; returns (code, stdout, stderr)."""
+    p = subprocess.run([BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def build_request(method, path, headers=None, body=None, host="127.0.0.1"):
+    hdrs = [("Host", host)]
+    if body is not None:
+        if isinstance(body, str):
+            body = body.encode()
+        hdrs.append(("Content-Length", str(len(body))))
+    for k, v in (headers or {}).items() if isinstance(headers, dict) else (headers or []):
+        hdrs.append((k, v))
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs) + "\r\n"
+    return head.encode() + (body or b"")
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (lowercased name, value)
+        self.body = body
+
+    def header(self, name):
+        vals = [v for k, v in self.headers if k == name.lower()]
+        return vals[0] if vals else None
+
+    def all(self, name):
+        return [v for k, v in self.headers if k == name.lower()]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<{self.status} {self.headers} {self.body[:200]!r}>"
+
+
+class Conn:
+    """A raw HTTP/1.1 client connection with a response reader that follows the framing."""
+
+    def __init__(self, port, timeout=TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, head_only=False):
+        status_line = self._line().decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise AssertionError(f"bad status line {status_line!r}")
+        status = int(parts[1])
+        headers = []
+        while True:
+            line = self._line()
+            if not line:
+                break
+            k, v = line.decode("latin-1").split(":", 1)
+            headers.append((k.strip().lower(), v.strip()))
+        r = Response(status, parts[2] if len(parts) > 2 else "", headers, b"")
+        if head_only or status in (204, 304) or 100 <= status < 200:
+            return r
+        te = r.header("transfer-encoding")
+        cl = r.header("content-length")
+        if te and "chunked" in te.lower():
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._exact(size)
+                self._exact(2)
+            r.body = body
+        elif cl is not None:
+            r.body = self._exact(int(cl))
+        else:
+            while True:
+                try:
+                    self._fill()
+                except EOFError:
+                    break
+            r.body, self.buf = self.buf, b""
+        return r
+
+    def is_closed(self, timeout=2.0):
+        """True when the server closes the connection within timeout (no more bytes)."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1)
+            return data == b""
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(actual, expected, what=""):
+    if actual != expected:
+        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def run():
+    global BIN
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="path to nano-dp")
+    ap.add_argument("--filter", default="", help="run only checks whose name contains this")
+    opts = ap.parse_args()
+    BIN = os.path.abspath(opts.bin)
+    passed = failed = 0
+    for fn in _checks:
+        if opts.filter not in fn.__name__:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print(f"ok   {fn.__name__} ({(time.monotonic() - t0) * 1000:.0f} ms)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {fn.__name__}", flush=True)
+            for line in traceback.format_exc().rstrip().split("\n"):
+                print(f"     {line}", flush=True)
+        finally:
+            while _live:
+                _live.pop().stop()
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+# Never leave a server behind, whatever kills the test.
+def _cleanup(*_):
+    for s in _live:
+        try:
+            if s.proc and s.proc.poll() is None:
+                s.proc.kill()
+        except OSError:
+            pass
+    sys.exit(1)
+
+
+signal.signal(signal.SIGTERM, _cleanup)

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""nano-dp serving one app: hello, echo of the request, env, errors, imports, console,
+waitUntil, headers, and the CLI's errors for bad input."""
+import json
+import os
+import tempfile
+
+from nanotest import Server, check, eq, expect, run, run_cli
+
+HELLO = 'export default { async fetch() { return new Response("Hello World\\n"); } };\n'
+
+# The path of request.url, without the URL API (not part of this milestone's checks).
+PATH_OF = "const pathOf = (u) => u.slice(u.indexOf('/', u.indexOf('//') + 2));\n"
+
+ECHO = PATH_OF + """
+export default {
+  async fetch(request, env, ctx) {
+    const path = pathOf(request.url);
+    if (path === '/throw') throw new Error('handler exploded');
+    if (path === '/reject') return Promise.reject(new TypeError('rejected on purpose'));
+    if (path === '/not-a-response') return 'just a string';
+    if (path === '/json') return Response.json(await request.json());
+    if (path === '/redirect') return Response.redirect('http://example.com/next', 302);
+    if (path === '/env') return Response.json({ env, frozen: Object.isFrozen(env) });
+    if (path === '/headers') {
+      const h = new Headers();
+      h.append('x-multi', 'a');
+      h.append('x-multi', 'b');
+      h.append('set-cookie', 'a=1');
+      h.append('set-cookie', 'b=2');
+      return new Response('h', { status: 201, statusText: 'Made', headers: h });
+    }
+    if (path === '/bytes') return new Response(new Uint8Array([104, 105]));
+    if (path === '/buffer') return new Response(new Uint8Array([111, 107]).buffer);
+    if (path === '/null') return new Response(null, { status: 204 });
+    return Response.json({
+      method: request.method,
+      url: request.url,
+      headers: Object.fromEntries(request.headers),
+      body: await request.text(),
+    });
+  },
+};
+"""
+
+
+@check
+def hello_world():
+    with Server(HELLO) as s:
+        r = s.request()
+        eq(r.status, 200, "status")
+        eq(r.text, "Hello World\n", "body")
+        eq(r.header("content-type"), "text/plain;charset=UTF-8", "content-type")
+        expect(r.header("date"), "a Date header")
+
+
+@check
+def echo_method_url_headers_body():
+    with Server(ECHO) as s:
+        r = s.request("POST", "/path?q=1", {"X-Test": "yes", "Content-Type": "application/json"},
+                      '{"hello": "world"}')
+        eq(r.status, 200, "status")
+        got = json.loads(r.body)
+        eq(got["method"], "POST", "method")
+        eq(got["url"], f"http://127.0.0.1/path?q=1", "url")
+        eq(got["headers"]["x-test"], "yes", "header")
+        eq(got["headers"]["content-length"], "18", "content-length header")
+        eq(got["body"], '{"hello": "world"}', "body")
+
+
+@check
+def request_json_and_response_json():
+    with Server(ECHO) as s:
+        r = s.request("POST", "/json", {"Content-Type": "application/json"}, '{"a": [1, 2, {"b": null}]}')
+        eq(r.status, 200, "status")
+        eq(r.header("content-type"), "application/json", "content-type")
+        eq(json.loads(r.body), {"a": [1, 2, {"b": None}]}, "json")
+
+
+@check
+def response_redirect():
+    with Server(ECHO) as s:
+        r = s.request("GET", "/redirect")
+        eq(r.status, 302, "status")
+        eq(r.header("location"), "http://example.com/next", "location")
+
+
+@check
+def response_bodies_of_every_kind():
+    with Server(ECHO) as s:
+        eq(s.request("GET", "/bytes").text, "hi", "Uint8Array body")
+        eq(s.request("GET", "/buffer").text, "ok", "ArrayBuffer body")
+        r = s.request("GET", "/null")
+        eq(r.status, 204, "null body status")
+        eq(r.body, b"", "null body")
+
+
+@check
+def multi_value_headers():
+    with Server(ECHO) as s:
+        r = s.request("GET", "/headers")
+        eq(r.status, 201, "status")
+        eq(r.reason, "Made", "status text")
+        eq(r.all("x-multi"), ["a, b"], "joined header")
+        eq(r.all("set-cookie"), ["a=1", "b=2"], "set-cookie lines kept apart")
+
+
+@check
+def env_from_vars_and_env_files():
+    d = tempfile.mkdtemp(prefix="nano-e2e-env-")
+    env_file = os.path.join(d, ".env")
+    with open(env_file, "w") as f:
+        f.write('# settings\nexport FROM_FILE="quoted value"\nSINGLE=\'a b\'\n'
+                'OVERRIDDEN=file # comment\nESCAPED="line1\\nline2"\n')
+    with Server(ECHO, ["--env-file", env_file, "--var", "OVERRIDDEN=var", "--var", "EXTRA=x=y"]) as s:
+        got = json.loads(s.request("GET", "/env").body)
+        eq(got["frozen"], True, "env is frozen")
+        eq(got["env"], {"FROM_FILE": "quoted value", "SINGLE": "a b", "OVERRIDDEN": "var",
+                        "ESCAPED": "line1\nline2", "EXTRA": "x=y"}, "env")
+
+
+@check
+def throwing_handler_then_good_request():
+    with Server(ECHO) as s:
+        r = s.request("GET", "/throw")
+        eq(r.status, 500, "status after throw")
+        expect("handler exploded" not in r.text, "error details are not sent to the client")
+        eq(s.request("GET", "/").status, 200, "next request")
+        s.wait_log(r"Error: handler exploded\n\s+at ")  # logged with its stack
+
+
+@check
+def rejected_promise_and_non_response():
+    with Server(ECHO) as s:
+        eq(s.request("GET", "/reject").status, 500, "rejected promise")
+        s.wait_log(r"TypeError: rejected on purpose")
+        eq(s.request("GET", "/not-a-response").status, 500, "not a Response")
+        eq(s.request("GET", "/").status, 200, "still serving")
+
+
+@check
+def relative_imports():
+    lib = "export const greet = (n) => `hi ${n}`;\nexport { helper } from './sub/helper.js';\n"
+    helper = "export function helper() { return import.meta.url.endsWith('/sub/helper.js'); }\n"
+    app = ("import { greet, helper } from './lib.js';\n"
+           "export default { async fetch() {\n"
+           "  const dyn = await import('./lib.js');\n"
+           "  return new Response(`${greet('you')} ${helper()} ${dyn.greet === greet}`); } };\n")
+    s = Server(app, files={"lib.js": lib})
+    os.makedirs(os.path.join(s.dir, "sub"))
+    with open(os.path.join(s.dir, "sub", "helper.js"), "w") as f:
+        f.write(helper)
+    with s:
+        eq(s.request().text, "hi you true true", "imports")
+
+
+@check
+def console_goes_to_the_log_with_the_app_name():
+    app = ("export default { async fetch() { console.log('marker-xyz', { n: 1 });\n"
+           "  console.error('bad-thing'); return new Response('ok'); } };\n")
+    with Server(app, ["--name", "shop"]) as s:
+        eq(s.request().status, 200, "status")
+        s.wait_log(r"info app\.console app=shop level=log marker-xyz \{ n: 1 \}")
+        s.wait_log(r"error app\.console app=shop level=error bad-thing")
+
+
+@check
+def wait_until_outlives_the_response():
+    app = ("export default { async fetch(req, env, ctx) {\n"
+           "  ctx.waitUntil(new Promise((r) => setTimeout(() => { console.log('after-response'); r(); }, 200)));\n"
+           "  return new Response('sent'); } };\n")
+    with Server(app) as s:
+        r = s.request()
+        eq(r.text, "sent", "body")
+        expect("after-response" not in s.log(), "waitUntil work finishes after the response")
+        s.wait_log(r"after-response")
+
+
+@check
+def module_with_syntax_error_exits_2():
+    s = Server("export default { fetch( {\n")
+    try:
+        code, out, err = run_cli([s.path])
+        eq(code, 2, "exit code")
+        expect(s.path in err and "SyntaxError" in err, f"stderr names the file: {err!r}")
+    finally:
+        s.stop()
+
+
+@check
+def module_without_fetch_exits_2():
+    s = Server("export default {};\n")
+    try:
+        code, _, err = run_cli([s.path])
+        eq(code, 2, "exit code")
+        expect("fetch" in err, f"stderr says what is missing: {err!r}")
+        code, _, err = run_cli([os.path.join(s.dir, "missing.js")])
+        eq(code, 2, "missing module exit code")
+        expect("missing.js" in err, f"stderr names the missing file: {err!r}")
+    finally:
+        s.stop()
+
+
+@check
+def bad_env_file_line_exits_2_naming_file_and_line():
+    d = tempfile.mkdtemp(prefix="nano-e2e-env-")
+    env_file = os.path.join(d, "bad.env")
+    with open(env_file, "w") as f:
+        f.write("GOOD=1\nthis line is wrong\n")
+    code, _, err = run_cli(["/nonexistent.js", "--env-file", env_file])
+    eq(code, 2, "exit code")
+    expect(f"{env_file}:2:" in err, f"stderr names FILE:LINE: {err!r}")
+    eq(err.count("\n"), 1, "one line")
+
+
+@check
+def cli_errors_and_help():
+    code, _, err = run_cli(["app.js", "--drain-timeout", "301"])
+    eq(code, 2, "--drain-timeout 301")
+    expect("300" in err, f"says the limit: {err!r}")
+    code, _, err = run_cli(["app.js", "--no-such-flag"])
+    eq(code, 2, "unknown flag")
+    expect("--no-such-flag" in err, err)
+    code, _, err = run_cli([])
+    eq(code, 2, "no app")
+    code, out, _ = run_cli(["--help"])
+    eq(code, 0, "--help")
+    expect(out.startswith("Usage: nano-dp"), out)
+    code, out, _ = run_cli(["--version"])
+    eq(code, 0, "--version")
+    expect(out.startswith("nano-dp "), out)
+
+
+@check
+def port_in_use_is_a_clear_error():
+    with Server(HELLO) as s:
+        code, _, err = run_cli([s.path, "--port", str(s.port)])
+        eq(code, 1, "exit code")
+        expect(str(s.port) in err, f"stderr names the address: {err!r}")
+
+
+if __name__ == "__main__":
+    run()

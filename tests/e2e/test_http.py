@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""nano-dp's HTTP/1.1 handling on raw sockets: malformed input, keep-alive, pipelining,
+chunked bodies, HEAD, size limits, HTTP/1.0."""
+from nanotest import Conn, Server, build_request, check, eq, expect, run
+
+ECHO = """
+const pathOf = (u) => u.slice(u.indexOf('/', u.indexOf('//') + 2));
+export default {
+  async fetch(request) {
+    const body = await request.text();
+    return new Response(`${request.method} ${pathOf(request.url)} ${body.length} ${body}`,
+                        { headers: { 'x-path': pathOf(request.url) } });
+  },
+};
+"""
+
+
+@check
+def garbage_gets_400_and_server_keeps_serving():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(b"GARBAGE\r\n\r\n")
+            r = c.read_response()
+            eq(r.status, 400, "status")
+            eq(r.header("connection"), "close", "connection header")
+            expect(c.is_closed(), "the server closes the connection after a 400")
+        eq(s.request("GET", "/after").status, 200, "a new connection is served")
+
+
+@check
+def malformed_heads_get_400():
+    bad = [
+        b"GET / HTTP/1.1\r\n\r\n",                                     # no Host on 1.1
+        b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n",             # space in a name
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ]
+    with Server(ECHO) as s:
+        for raw in bad:
+            with Conn(s.port) as c:
+                c.send(raw)
+                r = c.read_response()
+                eq(r.status, 400, f"status for {raw!r}")
+                expect(c.is_closed(), f"closed after {raw!r}")
+        eq(s.request().status, 200, "still serving")
+
+
+@check
+def keep_alive_serves_many_requests_on_one_connection():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            for i in range(5):
+                c.send(build_request("GET", f"/k{i}"))
+                r = c.read_response()
+                eq(r.status, 200, "status")
+                eq(r.text, f"GET /k{i} 0 ", "body")
+                expect(r.header("connection") is None, "no Connection: close")
+
+
+@check
+def pipelined_requests_answer_in_order():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(b"".join(build_request("POST" if i % 2 else "GET", f"/p{i}",
+                                          body=f"b{i}" if i % 2 else None) for i in range(6)))
+            for i in range(6):
+                r = c.read_response()
+                want = f"POST /p{i} 2 b{i}" if i % 2 else f"GET /p{i} 0 "
+                eq(r.text, want, f"response {i}")
+
+
+@check
+def chunked_request_body():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"5\r\nhello\r\n1;ext=x\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n")
+            eq(c.read_response().text, "POST /c 11 hello world", "body")
+            # and the connection is still usable
+            c.send(build_request("GET", "/next"))
+            eq(c.read_response().text, "GET /next 0 ", "next request")
+
+
+@check
+def body_arriving_slowly_in_pieces():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            raw = build_request("PUT", "/slow", body="abcdefghij")
+            for i in range(0, len(raw), 7):
+                c.send(raw[i:i + 7])
+            eq(c.read_response().text, "PUT /slow 10 abcdefghij", "body")
+
+
+@check
+def head_request_has_headers_and_no_body():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("HEAD", "/h"))
+            r = c.read_response(head_only=True)
+            eq(r.status, 200, "status")
+            eq(r.header("content-length"), str(len("HEAD /h 0 ")), "content-length")
+            c.send(build_request("GET", "/after-head"))
+            r = c.read_response()
+            eq(r.text, "GET /after-head 0 ", "no stray body bytes before the next response")
+
+
+@check
+def head_over_the_limit_gets_431():
+    with Server(ECHO, ["--max-head-size", "1024"]) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("GET", "/", {"X-Big": "a" * 2000}))
+            r = c.read_response()
+            eq(r.status, 431, "status")
+            expect(c.is_closed(), "closed")
+        eq(s.request("GET", "/", {"X-Small": "a" * 100}).status, 200, "a small head is fine")
+
+
+@check
+def body_over_the_limit_gets_413():
+    with Server(ECHO, ["--max-body-size", "100"]) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("POST", "/", body="x" * 101))
+            r = c.read_response()
+            eq(r.status, 413, "status by Content-Length")
+            expect(c.is_closed(), "closed")
+        with Conn(s.port) as c:
+            c.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"40\r\n" + b"y" * 64 + b"\r\n40\r\n" + b"y" * 64 + b"\r\n0\r\n\r\n")
+            r = c.read_response()
+            eq(r.status, 413, "status by chunked size")
+        eq(s.request("POST", "/", body="x" * 100).status, 200, "exactly the limit is fine")
+
+
+@check
+def http10_request_is_answered_and_closed():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(b"GET /old HTTP/1.0\r\n\r\n")
+            r = c.read_response()
+            eq(r.status, 200, "status")
+            eq(r.text, "GET /old 0 ", "body")
+            expect(c.is_closed(), "closed after an HTTP/1.0 response")
+
+
+@check
+def connection_close_is_honoured():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("GET", "/bye", {"Connection": "close"}))
+            r = c.read_response()
+            eq(r.header("connection"), "close", "echoed")
+            expect(c.is_closed(), "closed")
+
+
+@check
+def expect_100_continue():
+    with Server(ECHO) as s:
+        with Conn(s.port) as c:
+            c.send(b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+            r = c.read_response()
+            eq(r.status, 100, "interim response")
+            c.send(b"abc")
+            eq(c.read_response().text, "POST /e 3 abc", "final response")
+
+
+@check
+def client_disconnect_mid_request_does_not_hurt():
+    with Server(ECHO) as s:
+        for _ in range(3):
+            c = Conn(s.port)
+            c.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+            c.close()
+        eq(s.request().status, 200, "still serving")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""nano-dp's graceful shutdown (DESIGN.md §8): SIGTERM drains in-flight requests and
+waitUntil work and exits 0; --drain-timeout forces the rest closed and exits 1; idle
+keep-alive connections close at once; a second SIGINT exits at once."""
+import signal
+import socket
+import threading
+import time
+
+from nanotest import Conn, Server, build_request, check, eq, expect, run
+
+SLOW = """
+const pathOf = (u) => u.slice(u.indexOf('/', u.indexOf('//') + 2));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export default {
+  async fetch(request, env, ctx) {
+    const path = pathOf(request.url);
+    if (path === '/slow') { await sleep(1000); return new Response('slow done'); }
+    if (path === '/very-slow') { await sleep(10000); return new Response('too late'); }
+    if (path === '/wait-until') {
+      ctx.waitUntil(sleep(700).then(() => console.log('background-finished')));
+      return new Response('sent');
+    }
+    return new Response('fast');
+  },
+};
+"""
+
+
+def fire(port, path, results, i):
+    try:
+        with Conn(port, timeout=15) as c:
+            c.send(build_request("GET", path))
+            r = c.read_response()
+            results[i] = (r.status, r.text, r.header("connection"))
+    except Exception as e:  # recorded, checked by the caller
+        results[i] = ("error", repr(e), None)
+
+
+def refused_or_unanswered(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(build_request("GET", "/"))
+            return s.recv(100) == b""
+    except (ConnectionRefusedError, ConnectionResetError, socket.timeout):
+        return True
+
+
+@check
+def sigterm_lets_20_slow_requests_finish_then_exits_0():
+    with Server(SLOW) as s:
+        results = [None] * 20
+        threads = [threading.Thread(target=fire, args=(s.port, "/slow", results, i)) for i in range(20)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)  # all 20 arrive and wait in the handler (checked in the log below)
+        t_sig = time.monotonic()
+        s.signal(signal.SIGTERM)
+        s.wait_log(r"dp\.shutdown_begin signal=SIGTERM")
+        expect(refused_or_unanswered(s.port), "no new connections after SIGTERM")
+        for t in threads:
+            t.join(timeout=15)
+        code = s.wait_exit(timeout=10)
+        elapsed = time.monotonic() - t_sig
+        for i, r in enumerate(results):
+            eq(r, (200, "slow done", "close"), f"request {i}")
+        eq(code, 0, "exit code")
+        expect(elapsed < 3, f"exited {elapsed:.1f}s after SIGTERM")
+        s.wait_log(r"dp\.shutdown_begin .*active_conns=20")
+        s.wait_log(r"dp\.shutdown_done")
+
+
+@check
+def drain_timeout_forces_close_and_exit_1():
+    with Server(SLOW, ["--drain-timeout", "1"]) as s:
+        results = [None]
+        t = threading.Thread(target=fire, args=(s.port, "/very-slow", results, 0))
+        t.start()
+        time.sleep(0.3)
+        t_sig = time.monotonic()
+        s.signal(signal.SIGTERM)
+        code = s.wait_exit(timeout=10)
+        elapsed = time.monotonic() - t_sig
+        t.join(timeout=5)
+        eq(code, 1, "exit code")
+        expect(0.8 <= elapsed <= 3.0, f"exited {elapsed:.2f}s after SIGTERM (want about 1s)")
+        s.wait_log(r"dp\.shutdown_forced .*requests=1")
+        eq(results[0][0], "error", "the cut-off client sees the connection close")
+
+
+@check
+def idle_keep_alive_connection_is_closed_and_exit_is_prompt():
+    with Server(SLOW) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("GET", "/"))
+            eq(c.read_response().text, "fast", "first response")
+            t_sig = time.monotonic()
+            s.signal(signal.SIGTERM)
+            expect(c.is_closed(timeout=3), "the idle connection is closed")
+            eq(s.wait_exit(timeout=5), 0, "exit code")
+            expect(time.monotonic() - t_sig < 1.5, "prompt exit")
+
+
+@check
+def wait_until_work_is_awaited_before_exit():
+    with Server(SLOW) as s:
+        eq(s.request("GET", "/wait-until").text, "sent", "response")
+        s.signal(signal.SIGTERM)
+        eq(s.wait_exit(timeout=5), 0, "exit code")
+        s.wait_log(r"background-finished")
+        log = s.log()
+        expect(log.index("background-finished") < log.index("dp.shutdown_done"),
+               "waitUntil finished before the process said it was done")
+
+
+@check
+def second_sigint_exits_at_once():
+    with Server(SLOW) as s:
+        results = [None]
+        t = threading.Thread(target=fire, args=(s.port, "/very-slow", results, 0))
+        t.start()
+        time.sleep(0.3)
+        s.signal(signal.SIGINT)
+        s.wait_log(r"dp\.shutdown_begin signal=SIGINT")
+        t_sig = time.monotonic()
+        s.signal(signal.SIGINT)
+        eq(s.wait_exit(timeout=5), 130, "exit code")
+        expect(time.monotonic() - t_sig < 1.0, "at once")
+        t.join(timeout=5)
+
+
+@check
+def progress_is_logged_while_draining():
+    with Server(SLOW, ["--drain-timeout", "3"]) as s:
+        results = [None]
+        t = threading.Thread(target=fire, args=(s.port, "/very-slow", results, 0))
+        t.start()
+        time.sleep(0.3)
+        s.signal(signal.SIGTERM)
+        s.wait_log(r"dp\.shutdown_waiting conns=1 active_conns=1 requests=1", timeout=3)
+        eq(s.wait_exit(timeout=6), 1, "exit code")
+        t.join(timeout=5)
+
+
+if __name__ == "__main__":
+    run()
