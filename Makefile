@@ -52,7 +52,7 @@ test-asan: deps build-asan/CMakeCache.txt
 bench:
 	@scripts/bootstrap --bench
 	$(MAKE) build
-	bench/hello.sh
+	bench/hello.py
 
 clean:
 	rm -rf build build-asan

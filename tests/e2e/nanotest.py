@@ -100,6 +100,13 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=TIMEOUT)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _live:
+            _live.remove(self)
+        # Under `make test-asan` a sanitizer report fails the test that caused it.
+        log = self.log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in log:
+                raise AssertionError(f"sanitizer report in the nano-dp log:\n{log}")
 
     def __enter__(self):
         return self.start()
@@ -269,18 +276,24 @@ def run():
         if opts.filter not in fn.__name__:
             continue
         t0 = time.monotonic()
+        error = None
         try:
             fn()
+        except Exception:
+            error = traceback.format_exc().rstrip()
+        for server in list(_live):  # servers a failed check left running
+            try:
+                server.stop()
+            except AssertionError as e:
+                error = f"{error}\n{e}" if error else str(e)
+        if error is None:
             passed += 1
             print(f"ok   {fn.__name__} ({(time.monotonic() - t0) * 1000:.0f} ms)", flush=True)
-        except Exception:
+        else:
             failed += 1
             print(f"FAIL {fn.__name__}", flush=True)
-            for line in traceback.format_exc().rstrip().split("\n"):
+            for line in error.split("\n"):
                 print(f"     {line}", flush=True)
-        finally:
-            while _live:
-                _live.pop().stop()
     print(f"{passed} passed, {failed} failed", flush=True)
     sys.exit(1 if failed else 0)
 

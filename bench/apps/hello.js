@@ -1,0 +1,6 @@
+// The hello app every runtime in bench/hello.sh serves: the same module, unchanged.
+export default {
+  async fetch(request, env, ctx) {
+    return new Response("Hello World\n");
+  },
+};
