@@ -46,7 +46,7 @@ static const char test_usage[] =
     "Options:\n"
     "  --filter TEXT         run only tests whose name contains TEXT\n"
     "  --timeout D           time each test may take (default 5s)\n"
-    "  --var NAME=VALUE      an env value (repeatable)\n"
+    "  --var NAME=VALUE      an env value, read as `env` from \"nano:test\" (repeatable)\n"
     "  --env-file FILE       env values from a dotenv file (repeatable)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -h, --help            show this help\n"
@@ -62,8 +62,6 @@ static const char run_usage[] =
     "\n"
     "Options:\n"
     "  --timeout D           give up after D (exit 1); default: no limit\n"
-    "  --var NAME=VALUE      an env value (repeatable)\n"
-    "  --env-file FILE       env values from a dotenv file (repeatable)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -188,8 +186,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             "--log-level", NULL};
         static const char *const test_flags[] = {"--filter", "--timeout", "--var", "--env-file",
                                                  "--log-level", NULL};
-        static const char *const run_flags[] = {"--timeout", "--var", "--env-file",
-                                                "--log-level", NULL};
+        static const char *const run_flags[] = {"--timeout", "--log-level", NULL};
         const char *const *known = o->mode == DP_MODE_TEST  ? test_flags
                                    : o->mode == DP_MODE_RUN ? run_flags
                                                             : serve_flags;

@@ -132,6 +132,8 @@ internal.builtinModules ??= {};
 internal.builtinModules['nano:test'] = {
   test, assert, assertEquals, assertNotEquals, assertStrictEquals, assertMatch, assertThrows,
   assertRejects, fail, AssertionError,
+  // Read when a test module imports it, after the runtime has set the env.
+  get env() { return internal.env; },
 };
 
 const out = (text) => binding.print(1, text);
