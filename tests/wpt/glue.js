@@ -1,0 +1,43 @@
+// glue.js: what the WPT server and its worker wrapper give a test, for nano-dp's
+// `run` mode. Loaded after the runner's generated prelude (which sets __wpt) and before
+// resources/testharness.js. Test infrastructure only: nothing here ships in the runtime.
+'use strict';
+
+// wptserve's *.any.worker.js wrapper defines GLOBAL; we run tests as a worker scope would.
+self.GLOBAL = {
+  isWindow: () => false,
+  isWorker: () => true,
+  isShadowRealm: () => false,
+};
+
+// A worker's location: the URL the test would have been served from.
+self.location = (() => {
+  const href = __wpt.url;
+  const m = /^(https?:)\/\/([^/:]+)(?::(\d+))?([^?#]*)(\?[^#]*)?(#.*)?$/.exec(href);
+  return {
+    href,
+    protocol: m[1],
+    host: m[3] ? `${m[2]}:${m[3]}` : m[2],
+    hostname: m[2],
+    port: m[3] || '',
+    pathname: m[4],
+    search: m[5] || '',
+    hash: m[6] || '',
+    origin: `${m[1]}//${m[3] ? `${m[2]}:${m[3]}` : m[2]}`,
+    toString() { return href; },
+  };
+})();
+
+// The WPT server's static files the test reads (e.g. url/resources/urltestdata.json): the
+// runner passes the ones the test names. Outbound fetch() is another issue; until it exists
+// this answers only those files.
+if (typeof fetch === 'undefined') {
+  self.fetch = async function fetch(input) {
+    const url = typeof input === 'string' ? input : String(input.url ?? input);
+    const path = url.startsWith('/') ? url
+      : __wpt.dir + url.replace(/^\.\//, '');
+    const clean = path.split('?')[0];
+    if (!(clean in __wpt.files)) throw new TypeError(`wpt glue: no resource ${url} (${clean})`);
+    return new Response(__wpt.files[clean], { headers: { 'content-type': 'application/json' } });
+  };
+}
