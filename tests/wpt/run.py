@@ -104,6 +104,13 @@ def resources_named(wpt_dir, rel, sources):
             if os.path.isfile(disk):
                 with open(disk, encoding="utf-8") as f:
                     files[url_path] = f.read()
+        # idlharness: idl_test(["spec", ...], ["dep", ...], ...) fetches /interfaces/NAME.idl.
+        for arrays in re.findall(r"idl_test\(\s*(\[[^\]]*\])\s*,\s*(\[[^\]]*\])", src):
+            for name in re.findall(r"""["']([\w.-]+)["']""", " ".join(arrays)):
+                disk = os.path.join(wpt_dir, "interfaces", name + ".idl")
+                if os.path.isfile(disk):
+                    with open(disk, encoding="utf-8") as f:
+                        files[f"/interfaces/{name}.idl"] = f.read()
     return files
 
 
