@@ -3,9 +3,10 @@
 #   make test       install deps, build, run every test with ctest
 #   make demo       install deps, build, run nano-dp with examples/hello on 127.0.0.1:8787
 #   make test-asan  the test suite under AddressSanitizer + UBSan (build-asan/)
+#   make wpt        web-platform-tests from ../shared/wpt, per-directory table
 #   make bench      benchmarks in bench/ against peer runtimes (installs wrk and peers)
 #   make clean      remove build trees
-.PHONY: all build deps test demo test-asan bench clean help
+.PHONY: all build deps test demo test-asan bench wpt clean help
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -15,7 +16,7 @@ DEMO_PORT ?= 8787
 all: build
 
 help:
-	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/bootstrap
@@ -48,6 +49,10 @@ test-asan: deps build-asan/CMakeCache.txt
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest -j $(JOBS) $(CTEST_FLAGS)
+
+wpt: deps
+	$(MAKE) build
+	python3 tests/wpt/run.py --bin build/bin/nano-dp $(WPT_FLAGS)
 
 bench:
 	@scripts/bootstrap --bench

@@ -13,6 +13,8 @@ const {
   ArrayBufferPrototypeGetByteLength, globalThis, Error, Date, RegExp, ArrayBuffer, Map, Set,
   Promise, DataView, Number, MathTrunc, ArrayBufferIsView, ErrorCaptureStackTrace, Symbol,
   ArrayPrototypeUnshift, StringPrototypeRepeat, NumberPrototypeToFixed,
+  ObjectCreate, ObjectAssign, ObjectPrototype, ObjectDefineProperty, SymbolToStringTag,
+  MathMax, MathFloor,
 } = primordials;
 
 internal.defineGlobal = (name, value, enumerable = false) => {
@@ -210,7 +212,10 @@ function emit(level, method, args) {
 const counts = new SafeMap();
 const timers = new SafeMap();
 
-const console = {
+// A WebIDL namespace: own enumerable operations, an empty object as [[Prototype]] whose
+// [[Prototype]] is Object.prototype, and @@toStringTag "console".
+const console = ObjectCreate(ObjectCreate(ObjectPrototype));
+ObjectAssign(console, {
   log(...args) { emit(LEVEL_INFO, 'log', args); },
   info(...args) { emit(LEVEL_INFO, 'info', args); },
   debug(...args) { emit(LEVEL_DEBUG, 'debug', args); },
@@ -221,13 +226,21 @@ const console = {
     ErrorCaptureStackTrace(err, console.trace);
     emit(LEVEL_ERROR, 'trace', [err.stack]);
   },
-  assert(condition, ...args) {
+  assert(condition = false, ...args) {
     if (condition) return;
     if (typeof args[0] === 'string') args[0] = 'Assertion failed: ' + args[0];
     else ArrayPrototypeUnshift(args, 'Assertion failed');
     emit(LEVEL_ERROR, 'assert', args);
   },
-  dir(value) { emit(LEVEL_INFO, 'dir', [inspect(value)]); },
+  dir(item = undefined, options = undefined) { emit(LEVEL_INFO, 'dir', [inspect(item)]); },
+  dirxml(...args) { emit(LEVEL_INFO, 'dirxml', args); },
+  table(tabularData = undefined, properties = undefined) {
+    emit(LEVEL_INFO, 'table', [renderTable(tabularData, properties)]);
+  },
+  clear() {
+    // Output is a log stream here, not a terminal: clearing is resetting the group indent.
+    groupIndent = '';
+  },
   count(label = 'default') {
     label = String(label);
     const n = (counts.get(label) || 0) + 1;
@@ -254,6 +267,44 @@ const console = {
     timers.delete(label);
     emit(LEVEL_INFO, 'timeEnd', [`${label}: ${NumberPrototypeToFixed(binding.now() - start, 3)}ms`]);
   },
-};
+});
 console.groupCollapsed = console.group;
+ObjectDefineProperty(console, SymbolToStringTag, { value: 'console', configurable: true });
+
+// console.table: rows are the data's own enumerable entries; columns are the union of the
+// rows' keys (or `properties`), plus "Values" for rows that are primitives.
+function renderTable(data, properties) {
+  if (data === null || typeof data !== 'object') return format([data]);
+  const short = (v) => (typeof v === 'string' ? v : inspect(v));
+  const rows = [];
+  const columns = [];
+  const seen = new SafeSet();
+  let hasValues = false;
+  const entries = data instanceof Map ? [...data] : ObjectKeys(data).map((k) => [k, data[k]]);
+  for (const [key, row] of entries) {
+    const cells = new SafeMap();
+    if (row !== null && typeof row === 'object') {
+      for (const k of properties ?? ObjectKeys(row)) {
+        if (!seen.has(k)) { seen.add(k); columns.push(k); }
+        if (k in row) cells.set(k, short(row[k]));
+      }
+    } else {
+      hasValues = true;
+      cells.set('\0values', short(row));
+    }
+    rows.push([short(key), cells]);
+  }
+  const header = ['(index)', ...columns, ...(hasValues ? ['Values'] : [])];
+  const keys = [...columns, ...(hasValues ? ['\0values'] : [])];
+  const table = rows.map(([k, cells]) => [k, ...keys.map((c) => cells.get(c) ?? '')]);
+  const widths = header.map((h, i) => MathMax(h.length, ...table.map((r) => r[i].length)) + 2);
+  const pad = (text, w) => {
+    const left = MathFloor((w - text.length) / 2);
+    return StringPrototypeRepeat(' ', left) + text + StringPrototypeRepeat(' ', w - text.length - left);
+  };
+  const line = (l, m, r) => l + widths.map((w) => StringPrototypeRepeat('─', w)).join(m) + r;
+  const row = (cells) => '│' + cells.map((c, i) => pad(c, widths[i])).join('│') + '│';
+  return [line('┌', '┬', '┐'), row(header), line('├', '┼', '┤'), ...table.map(row),
+    line('└', '┴', '┘')].join('\n');
+}
 internal.defineGlobal('console', console);

@@ -7,7 +7,7 @@ const {
   MathFloor, MathMin, MathMax, MathPow, MathRound, MathTrunc, NumberIsFinite,
   NumberIsNaN, ObjectDefineProperty, ObjectGetOwnPropertyDescriptor, ReflectOwnKeys, String,
   StringPrototypeCharCodeAt, Symbol, SymbolToStringTag, TypeError, ObjectGetOwnPropertyNames,
-  ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace,
+  ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error,
 } = primordials;
 
 const webidl = {};
@@ -148,6 +148,20 @@ webidl.configureInterface = function configureInterface(cls, name = cls.name, co
 
 ObjectFreeze(webidl);
 internal.webidl = webidl;
+
+// performance.now(): ms since the isolate's time origin (hr-time).
+internal.performanceNow = binding.now;
+
+// The log line for an uncaught error no listener canceled (HTML "report an exception").
+internal.logUncaught = function logUncaught(err) {
+  let text;
+  try {
+    text = err instanceof Error ? internal.formatError(err) : internal.inspect(err);
+  } catch {
+    text = '(an exception that cannot be printed)';
+  }
+  binding.reportError('Uncaught ' + text);
+};
 
 // The global scope of a worker: `self` is the global object.
 internal.defineGlobal('self', globalThis);

@@ -7,7 +7,6 @@
 const {
   ArrayPrototypePop, ArrayPrototypePush, FunctionPrototypeCall, MathMax, Number, NumberIsNaN,
   PromisePrototypeThen, PromiseResolve, ReflectApply, SafeMap, TypeError,
-  Error: PrimordialError,
 } = primordials;
 
 const heap = [];
@@ -58,6 +57,12 @@ function arm() {
     armedDeadline = Infinity;
     return;
   }
+  // Timers created with `unref` (AbortSignal.timeout) alone do not keep the loop alive.
+  const wantRef = refCount > 0;
+  if (wantRef !== isRefed) {
+    isRefed = wantRef;
+    binding.timerRef(wantRef);
+  }
   const deadline = heap[0].deadline;
   if (deadline !== armedDeadline) {
     armedDeadline = deadline;
@@ -65,7 +70,10 @@ function arm() {
   }
 }
 
-function schedule(callback, delay, args, repeat, name) {
+let refCount = 0;   // active timers that keep the loop alive
+let isRefed = true; // the libuv timer's state
+
+function schedule(callback, delay, args, repeat, name, unref = false) {
   if (typeof callback !== 'function') {
     throw new TypeError(`${name}: the callback must be a function, got ${typeof callback}`);
   }
@@ -74,8 +82,9 @@ function schedule(callback, delay, args, repeat, name) {
   if (repeat && delay < 1) delay = 1; // a zero interval would spin the loop
   const id = nextId++;
   const t = { id, deadline: binding.now() + delay, seq: nextSeq++, callback, args, delay, repeat,
-    cancelled: false };
+    cancelled: false, ref: !unref };
   active.set(id, t);
+  if (t.ref) refCount++;
   push(t);
   arm();
   return id;
@@ -86,6 +95,7 @@ function clear(id) {
   if (t === undefined) return;
   t.cancelled = true;
   active.delete(t.id);
+  if (t.ref) refCount--;
   arm();
 }
 
@@ -101,25 +111,21 @@ internal.runTimers = function runTimers() {
       push(t);
     } else {
       active.delete(t.id);
+      if (t.ref) refCount--;
     }
     try {
       ReflectApply(t.callback, globalThis, t.args);
     } catch (err) {
-      internal.reportError(err);
+      internal.reportUncaught(err);
     }
     binding.runMicrotasks();
   }
   arm();
 };
 
-// HTML §8.1.4.7 "report an exception": uncaught errors are logged, the isolate goes on.
-function report(err) {
-  binding.reportError(err instanceof PrimordialError
-    ? 'Uncaught ' + internal.formatError(err) : 'Uncaught ' + internal.inspect(err));
-}
-internal.reportError = report;
-// An exception that escaped a script or callback (C++ calls this too).
-internal.reportUncaught = report;
+// A timeout that does not keep the process alive on its own (returns the id for clear()).
+internal.setUnrefTimeout = (callback, delay) => schedule(callback, delay, [], false, 'timeout', true);
+internal.clearTimer = clear;
 
 internal.defineGlobal('setTimeout', function setTimeout(callback, delay = 0, ...args) {
   return schedule(callback, delay, args, false, 'setTimeout');
@@ -139,11 +145,11 @@ internal.defineGlobal('queueMicrotask', function queueMicrotask(callback) {
     try {
       FunctionPrototypeCall(callback, undefined);
     } catch (err) {
-      report(err);
+      internal.reportUncaught(err);
     }
   });
 });
 internal.defineGlobal('reportError', function reportError(err) {
   if (arguments.length === 0) throw new TypeError('reportError: 1 argument required');
-  report(err);
+  internal.reportUncaught(err);
 });

@@ -30,7 +30,7 @@ class ExecutionContext {
     PromisePrototypeThen(PromiseResolve(promise),
       () => binding.waitUntilEnd(id),
       (err) => {
-        internal.reportError(err);
+        internal.reportUncaught(err);
         binding.waitUntilEnd(id);
       });
   }

@@ -4,8 +4,11 @@
 #include "runtime_int.h"
 
 #include <cerrno>
+#include <cstdlib>
+#include <vector>
 #include <cstring>
 
+#include <openssl/rand.h>
 #include <unistd.h>
 
 extern "C" {
@@ -122,9 +125,20 @@ static void TimerStop(const FunctionCallbackInfo<Value> &args)
     rt__timer_stop(iso_of(args));
 }
 
+// timerRef(bool): whether the pending timers keep the loop alive (see 20_timers.js).
+static void TimerRef(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    if (args[0]->BooleanValue(args.GetIsolate()))
+        uv_ref((uv_handle_t *)&iso->timer);
+    else
+        uv_unref((uv_handle_t *)&iso->timer);
+}
+
+// runMicrotasks(): the checkpoint after one task (a timer callback) inside a batch of them.
 static void RunMicrotasks(const FunctionCallbackInfo<Value> &args)
 {
-    args.GetIsolate()->PerformMicrotaskCheckpoint();
+    rt_microtask_checkpoint(iso_of(args), args.GetIsolate()->GetCurrentContext());
 }
 
 static void EncodeUtf8(const FunctionCallbackInfo<Value> &args)
@@ -327,6 +341,109 @@ static void WaitUntilEnd(const FunctionCallbackInfo<Value> &args)
     rt_slot_maybe_release(iso, slot_index(args));
 }
 
+// HTML's structured clone, on V8's serializer. Errors are DOMExceptions named
+// DataCloneError, as the spec asks.
+class CloneDelegate : public v8::ValueSerializer::Delegate {
+  public:
+    explicit CloneDelegate(rt_isolate *iso) : iso_(iso) {}
+    void ThrowDataCloneError(Local<String> message) override
+    {
+        Isolate *isolate = iso_->isolate;
+        Local<Context> ctx = isolate->GetCurrentContext();
+        Local<Value> ctor;
+        Local<Value> argv[] = {message, String::NewFromUtf8Literal(isolate, "DataCloneError")};
+        Local<Object> ex;
+        if (iso_->internal.Get(isolate)
+                ->Get(ctx, String::NewFromUtf8Literal(isolate, "DOMException"))
+                .ToLocal(&ctor) &&
+            ctor->IsFunction() && ctor.As<v8::Function>()->NewInstance(ctx, 2, argv).ToLocal(&ex)) {
+            isolate->ThrowException(ex);
+            return;
+        }
+        isolate->ThrowException(v8::Exception::Error(message));
+    }
+
+  private:
+    rt_isolate *iso_;
+};
+
+static void throw_data_clone_error(rt_isolate *iso, const char *msg)
+{
+    CloneDelegate d(iso);
+    d.ThrowDataCloneError(String::NewFromUtf8(iso->isolate, msg).ToLocalChecked());
+}
+
+// structuredClone(value, transferList): serializes and deserializes in one go; transferred
+// ArrayBuffers are detached and their memory moves to the clone.
+static void StructuredClone(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    Local<Context> ctx = isolate->GetCurrentContext();
+    std::vector<Local<v8::ArrayBuffer>> transfers;
+    if (args[1]->IsArray()) {
+        Local<v8::Array> list = args[1].As<v8::Array>();
+        for (uint32_t i = 0; i < list->Length(); i++) {
+            Local<Value> item;
+            if (!list->Get(ctx, i).ToLocal(&item))
+                return;
+            if (!item->IsArrayBuffer()) {
+                throw_data_clone_error(iso, "Only ArrayBuffers can be transferred here");
+                return;
+            }
+            Local<v8::ArrayBuffer> ab = item.As<v8::ArrayBuffer>();
+            for (auto &seen : transfers)
+                if (seen == ab) {
+                    throw_data_clone_error(iso, "An ArrayBuffer is listed twice in the transfer list");
+                    return;
+                }
+            if (ab->WasDetached() || !ab->IsDetachable()) {
+                throw_data_clone_error(iso, "An ArrayBuffer in the transfer list is detached or cannot be detached");
+                return;
+            }
+            transfers.push_back(ab);
+        }
+    }
+    CloneDelegate delegate(iso);
+    v8::ValueSerializer ser(isolate, &delegate);
+    ser.WriteHeader();
+    for (size_t i = 0; i < transfers.size(); i++)
+        ser.TransferArrayBuffer((uint32_t)i, transfers[i]);
+    if (!ser.WriteValue(ctx, args[0]).FromMaybe(false))
+        return; // the delegate threw
+    std::pair<uint8_t *, size_t> data = ser.Release();
+    std::vector<std::shared_ptr<v8::BackingStore>> stores;
+    for (auto &ab : transfers) {
+        stores.push_back(ab->GetBackingStore());
+        ab->Detach();
+    }
+    v8::ValueDeserializer des(isolate, data.first, data.second);
+    for (size_t i = 0; i < stores.size(); i++)
+        des.TransferArrayBuffer((uint32_t)i, v8::ArrayBuffer::New(isolate, stores[i]));
+    Local<Value> result;
+    if (des.ReadHeader(ctx).FromMaybe(false) && des.ReadValue(ctx).ToLocal(&result))
+        args.GetReturnValue().Set(result);
+    free(data.first); // allocated by the serializer's default (realloc-based) delegate
+}
+
+// randomFill(view): fills an integer typed array from OpenSSL's CSPRNG.
+static void RandomFill(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    if (!args[0]->IsArrayBufferView()) {
+        throw_type_error(isolate, "randomFill: expected a typed array");
+        return;
+    }
+    Local<v8::ArrayBufferView> view = args[0].As<v8::ArrayBufferView>();
+    size_t len = view->ByteLength();
+    if (len == 0)
+        return;
+    auto *p = static_cast<unsigned char *>(view->Buffer()->Data()) + view->ByteOffset();
+    if (RAND_bytes(p, (int)len) != 1)
+        isolate->ThrowException(v8::Exception::Error(
+            String::NewFromUtf8Literal(isolate, "the random number generator failed")));
+}
+
 Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
 {
     Isolate *isolate = iso->isolate;
@@ -342,6 +459,9 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         {"now", Now},
         {"timerArm", TimerArm},
         {"timerStop", TimerStop},
+        {"timerRef", TimerRef},
+        {"structuredClone", StructuredClone},
+        {"randomFill", RandomFill},
         {"runMicrotasks", RunMicrotasks},
         {"encodeUtf8", EncodeUtf8},
         {"decodeUtf8", DecodeUtf8},
@@ -358,5 +478,17 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
                                      .ToLocalChecked();
         rt_ignore(binding->Set(ctx, String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn));
     }
+    rt_encoding_add_bindings(iso, ctx, binding);
+    rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "version"),
+                           String::NewFromUtf8Literal(isolate, NANO_VERSION)));
+    unsigned int cpus = 0;
+    uv_cpu_info_t *info = nullptr;
+    int n_cpus = 0;
+    if (uv_cpu_info(&info, &n_cpus) == 0) {
+        cpus = (unsigned int)n_cpus;
+        uv_free_cpu_info(info, n_cpus);
+    }
+    rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "hardwareConcurrency"),
+                           v8::Integer::NewFromUnsigned(isolate, cpus ? cpus : 1)));
     return binding;
 }

@@ -42,24 +42,42 @@ void rt_platform_fini(void)
     g_platform.reset();
 }
 
+static MaybeLocal<Value> call_internal(rt_isolate *iso, Local<Context> ctx, const char *name,
+                                       int argc, Local<Value> *argv);
+
+// HTML §8.1.4.8 unhandled promise rejections: an `unhandledrejection` event at the global
+// for each (a listener may cancel it), else the log line; then `rejectionhandled` for
+// promises reported before that have gained a handler since.
 static void report_rejections(rt_isolate *iso, Local<Context> ctx)
 {
-    // Take the list: formatting runs JS, which may reject more promises.
+    // Take the lists: the events run JS, which may reject more promises.
     std::vector<rt_isolate::rejection> list;
     list.swap(iso->rejections);
+    std::vector<rt_isolate::rejection> handled;
+    handled.swap(iso->late_handled);
+    Isolate *isolate = iso->isolate;
     for (auto &r : list) {
-        Local<Value> reason = r.reason.Get(iso->isolate);
-        Local<Value> args[] = {reason};
+        Local<Value> reason = r.reason.Get(isolate);
+        Local<Value> argv[] = {r.promise.Get(isolate), reason};
+        Local<Value> not_canceled;
+        if (call_internal(iso, ctx, "reportUnhandledRejection", 2, argv).ToLocal(&not_canceled) &&
+            !not_canceled->BooleanValue(isolate))
+            continue;
         std::string text = "Uncaught (in promise) ";
-        TryCatch tc(iso->isolate);
+        TryCatch tc(isolate);
+        Local<Value> args[] = {reason};
         Local<Value> out;
-        if (iso->format_uncaught.Get(iso->isolate)->Call(ctx, ctx->Global(), 1, args).ToLocal(&out)) {
-            String::Utf8Value s(iso->isolate, out);
+        if (iso->format_uncaught.Get(isolate)->Call(ctx, ctx->Global(), 1, args).ToLocal(&out)) {
+            String::Utf8Value s(isolate, out);
             text += *s ? *s : "?";
         } else {
             text += "(the rejection reason could not be formatted)";
         }
         rt_log_js_error(iso, "app.unhandled_rejection", text);
+    }
+    for (auto &r : handled) {
+        Local<Value> argv[] = {r.promise.Get(isolate), r.reason.Get(isolate)};
+        (void)call_internal(iso, ctx, "reportRejectionHandled", 2, argv).IsEmpty();
     }
 }
 
@@ -70,15 +88,22 @@ JsEntry::JsEntry(rt_isolate *iso)
     iso_->depth++;
 }
 
+// HTML "perform a microtask checkpoint" with its last step, "notify about rejected
+// promises": run after every task (a timer callback, a request, a script).
+void rt_microtask_checkpoint(rt_isolate *iso, Local<Context> ctx)
+{
+    iso->isolate->PerformMicrotaskCheckpoint();
+    while (!iso->rejections.empty() || !iso->late_handled.empty()) {
+        report_rejections(iso, ctx);
+        iso->isolate->PerformMicrotaskCheckpoint();
+    }
+}
+
 JsEntry::~JsEntry()
 {
     if (--iso_->depth > 0)
         return;
-    iso_->isolate->PerformMicrotaskCheckpoint();
-    while (!iso_->rejections.empty()) {
-        report_rejections(iso_, ctx_);
-        iso_->isolate->PerformMicrotaskCheckpoint();
-    }
+    rt_microtask_checkpoint(iso_, ctx_);
 }
 
 static void on_promise_reject(v8::PromiseRejectMessage msg)
@@ -91,14 +116,21 @@ static void on_promise_reject(v8::PromiseRejectMessage msg)
         iso->rejections.push_back({v8::Global<v8::Promise>(isolate, promise),
                                    v8::Global<Value>(isolate, msg.GetValue())});
         break;
-    case v8::kPromiseHandlerAddedAfterReject:
+    case v8::kPromiseHandlerAddedAfterReject: {
+        bool was_pending = false;
         for (size_t i = 0; i < iso->rejections.size(); i++) {
             if (iso->rejections[i].promise.Get(isolate) == promise) {
                 iso->rejections.erase(iso->rejections.begin() + (long)i);
+                was_pending = true;
                 break;
             }
         }
+        // Already reported as unhandled: JS decides (it knows which it reported).
+        if (!was_pending)
+            iso->late_handled.push_back({v8::Global<v8::Promise>(isolate, promise),
+                                         v8::Global<Value>(isolate, promise->Result())});
         break;
+    }
     default:
         break;
     }
@@ -377,7 +409,7 @@ static int await_settled(rt_isolate *iso, Local<v8::Promise> promise)
 {
     Isolate *isolate = iso->isolate;
     for (;;) {
-        isolate->PerformMicrotaskCheckpoint();
+        rt_microtask_checkpoint(iso, isolate->GetCurrentContext());
         if (promise->State() != v8::Promise::kPending)
             return 0;
         int saved_depth = iso->depth;
@@ -515,7 +547,7 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
         iso->depth--;
         if (rc == 0) {
             iso->isolate->PerformMicrotaskCheckpoint();
-            if (!iso->rejections.empty())
+            if (!iso->rejections.empty() || !iso->late_handled.empty())
                 report_rejections(iso, ctx);
         }
     }
@@ -536,6 +568,7 @@ void rt_isolate_free(rt_isolate *iso)
             slot_release(iso, i);
     }
     iso->rejections.clear();
+    iso->late_handled.clear();
     iso->modules.clear();
     iso->dispatch.Reset();
     iso->run_timers.Reset();
@@ -543,6 +576,7 @@ void rt_isolate_free(rt_isolate *iso)
     iso->internal.Reset();
     iso->context.Reset();
     iso->slots.clear();
+    rt_encoding_close_all(iso);
     iso->isolate->Dispose();
     delete iso->allocator;
     nano_buf_fini(&iso->scratch);

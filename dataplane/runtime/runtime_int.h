@@ -60,8 +60,10 @@ struct rt_isolate {
         v8::Global<v8::Promise> promise;
         v8::Global<v8::Value> reason;
     };
-    std::vector<rejection> rejections;
+    std::vector<rejection> rejections;   // rejected without a handler, not yet reported
+    std::vector<rejection> late_handled; // gained a handler after being rejected
     nano_buf scratch = NANO_BUF_INIT;
+    std::vector<void *> converters; // ICU converters of TextDecoders (encoding.cc), by id
 };
 
 // Request ids: slot index in the low 20 bits, generation above (fits a double exactly).
@@ -85,6 +87,7 @@ class JsEntry {
 };
 
 // runtime.cc
+void rt_microtask_checkpoint(rt_isolate *iso, v8::Local<v8::Context> ctx);
 std::string rt_describe_exception(rt_isolate *iso, v8::Local<v8::Context> ctx,
                                   const v8::TryCatch &tc);
 void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text);
@@ -94,6 +97,11 @@ void rt_settle_body(rt_isolate *iso, rt_slot *slot, v8::Local<v8::Context> ctx);
 
 // bindings.cc
 v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ctx);
+
+// encoding.cc
+void rt_encoding_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                              v8::Local<v8::Object> binding);
+void rt_encoding_close_all(rt_isolate *iso);
 
 // modules.cc
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,

@@ -2,6 +2,10 @@
 // (so a run cut short by the runner's timeout still reports what finished) and the
 // harness status at the end, one `@@WPT@@ {json}` line each, for tests/wpt/run.py.
 'use strict';
+// Scripts load one after another with microtasks between them, so the harness would see
+// "all loaded" after this file and finish after the first test; wait for done.js instead,
+// as wptserve's worker wrapper does.
+setup({ explicit_done: true });
 (() => {
   const print = (obj) => console.log('@@WPT@@ ' + JSON.stringify(obj));
   add_result_callback((t) => {

@@ -154,7 +154,7 @@ def run_one(binary, wpt_dir, test, tmp):
     finally:
         os.unlink(prelude_path)
     subtests, harness, message = {}, None, None
-    for line in out.splitlines():
+    for line in out.split("\n"):
         if not line.startswith("@@WPT@@ "):
             continue
         msg = json.loads(line[8:])
@@ -277,7 +277,8 @@ def main():
             for key in [k for k in expected if k not in run_keys and any(k.startswith(d + "/") for d in dirs)]:
                 del expected[key]
         with open(EXPECTATIONS, "w", encoding="utf-8") as f:
-            json.dump(dict(sorted(expected.items())), f, indent=1, ensure_ascii=False)
+            # ASCII escapes: subtest names may hold lone surrogates, which UTF-8 cannot carry.
+            json.dump(dict(sorted(expected.items())), f, indent=1, ensure_ascii=True)
             f.write("\n")
         print(f"wpt: expectations.json updated ({sum(len(v) for v in expected.values())} entries)")
         differences = []

@@ -1,0 +1,167 @@
+// 14_abort.js: AbortController and AbortSignal (DOM §3.1-3.2), with AbortSignal.abort(),
+// .timeout() and .any() (dependent signals), abort algorithms for other built-ins, and the
+// `abort` event.
+'use strict';
+
+const { ArrayPrototypePush, SafeSet, TypeError, WeakRef } = primordials;
+const { webidl, DOMException, EventTarget, Event } = internal;
+
+class AbortSignal extends EventTarget {
+  #aborted = false;
+  #reason = undefined;
+  #algorithms = new SafeSet();
+  #dependent = false;
+  #sources = null;     // for a dependent signal: WeakRefs to the signals it follows
+  #dependents = null;  // WeakRefs to dependent signals that follow this one
+
+  constructor(key = undefined) {
+    webidl.illegalConstructor(key, 'AbortSignal');
+    super();
+  }
+
+  static #check(s, what) {
+    if (s === null || typeof s !== 'object' || !(#aborted in s)) throw webidl.illegalInvocation(`AbortSignal.${what}`);
+  }
+
+  get aborted() { AbortSignal.#check(this, 'aborted'); return this.#aborted; }
+  get reason() { AbortSignal.#check(this, 'reason'); return this.#reason; }
+
+  throwIfAborted() {
+    AbortSignal.#check(this, 'throwIfAborted');
+    if (this.#aborted) throw this.#reason;
+  }
+
+  static abort(reason = undefined) {
+    const signal = new AbortSignal(webidl.kIllegalConstructor);
+    signal.#aborted = true;
+    signal.#reason = reason !== undefined ? reason : defaultReason();
+    return signal;
+  }
+
+  static timeout(milliseconds) {
+    webidl.argCount(arguments, 1, "Failed to execute 'timeout' on 'AbortSignal'");
+    const ms = webidl.unsignedLongLong(milliseconds, { enforceRange: true },
+      "Failed to execute 'timeout' on 'AbortSignal'");
+    const signal = new AbortSignal(webidl.kIllegalConstructor);
+    // Like a worker's timeout: it does not keep the process alive by itself.
+    internal.setUnrefTimeout(() => {
+      AbortSignal.#signalAbort(signal, new DOMException('The operation timed out.', 'TimeoutError'));
+    }, ms);
+    return signal;
+  }
+
+  static any(signals) {
+    webidl.argCount(arguments, 1, "Failed to execute 'any' on 'AbortSignal'");
+    const list = [];
+    for (const s of signals) {
+      if (!isAbortSignal(s)) {
+        throw new TypeError("Failed to execute 'any' on 'AbortSignal': an element is not an AbortSignal");
+      }
+      ArrayPrototypePush(list, s);
+    }
+    const result = new AbortSignal(webidl.kIllegalConstructor);
+    for (const s of list) {
+      if (s.#aborted) {
+        result.#aborted = true;
+        result.#reason = s.#reason;
+        return result;
+      }
+    }
+    result.#dependent = true;
+    result.#sources = [];
+    const ref = new WeakRef(result);
+    const follow = (source) => {
+      ArrayPrototypePush(result.#sources, new WeakRef(source));
+      (source.#dependents ??= new SafeSet()).add(ref);
+    };
+    for (const s of list) {
+      if (!s.#dependent) {
+        follow(s);
+      } else {
+        for (const w of s.#sources) {
+          const src = w.deref();
+          if (src !== undefined) follow(src);
+        }
+      }
+    }
+    return result;
+  }
+
+  // DOM §3.2 "signal abort".
+  static #signalAbort(signal, reason) {
+    if (signal.#aborted) return;
+    signal.#aborted = true;
+    signal.#reason = reason !== undefined ? reason : defaultReason();
+    const toAbort = [];
+    if (signal.#dependents !== null) {
+      for (const ref of signal.#dependents) {
+        const dep = ref.deref();
+        if (dep !== undefined && !dep.#aborted) {
+          dep.#aborted = true;
+          dep.#reason = signal.#reason;
+          ArrayPrototypePush(toAbort, dep);
+        }
+      }
+    }
+    AbortSignal.#runAbortSteps(signal);
+    for (const dep of toAbort) AbortSignal.#runAbortSteps(dep);
+  }
+
+  static #runAbortSteps(signal) {
+    const algorithms = signal.#algorithms;
+    signal.#algorithms = new SafeSet();
+    for (const algorithm of algorithms) {
+      try {
+        algorithm();
+      } catch (err) {
+        internal.reportUncaught(err);
+      }
+    }
+    internal.dispatchEvent(signal, internal.trustedEvent(Event, 'abort'));
+  }
+
+  static isAbortSignal(v) { return v !== null && typeof v === 'object' && #aborted in v; }
+  static signalAbort(signal, reason) { AbortSignal.#signalAbort(signal, reason); }
+  static addAlgorithm(signal, fn) {
+    if (signal.#aborted) return () => {};
+    signal.#algorithms.add(fn);
+    return () => signal.#algorithms.delete(fn);
+  }
+}
+
+function defaultReason() {
+  return new DOMException('signal is aborted without reason', 'AbortError');
+}
+
+const isAbortSignal = AbortSignal.isAbortSignal;
+const signalAbort = AbortSignal.signalAbort;
+const addAlgorithm = AbortSignal.addAlgorithm;
+delete AbortSignal.isAbortSignal;
+delete AbortSignal.signalAbort;
+delete AbortSignal.addAlgorithm;
+internal.defineEventHandler(AbortSignal.prototype, 'abort');
+webidl.configureInterface(AbortSignal, 'AbortSignal');
+
+class AbortController {
+  #signal = new AbortSignal(webidl.kIllegalConstructor);
+
+  get signal() {
+    if (!(this !== null && typeof this === 'object' && #signal in this)) throw webidl.illegalInvocation('AbortController.signal');
+    return this.#signal;
+  }
+
+  abort(reason = undefined) {
+    if (!(this !== null && typeof this === 'object' && #signal in this)) throw webidl.illegalInvocation('AbortController.abort');
+    signalAbort(this.#signal, reason);
+  }
+}
+webidl.configureInterface(AbortController, 'AbortController');
+
+internal.isAbortSignal = isAbortSignal;
+internal.signalAbort = signalAbort;
+// addAbortAlgorithm(signal, fn): runs fn when signal aborts; returns a function removing it.
+internal.addAbortAlgorithm = addAlgorithm;
+internal.newAbortSignal = () => new AbortSignal(webidl.kIllegalConstructor);
+internal.AbortSignal = AbortSignal;
+internal.defineGlobal('AbortSignal', AbortSignal);
+internal.defineGlobal('AbortController', AbortController);

@@ -1,0 +1,128 @@
+// 23_globals.js: small globals of the WinterTC Minimum Common API: structuredClone,
+// atob/btoa (HTML §8.3 forgiving-base64), navigator, crypto.getRandomValues/randomUUID.
+'use strict';
+
+const {
+  StringFromCharCode, StringPrototypeCharCodeAt, StringPrototypeReplace, RegExpPrototypeExec,
+  TypeError, ArrayIsArray, ObjectFreeze, TypedArrayPrototypeGetSymbolToStringTag,
+  TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart,
+} = primordials;
+const { webidl, DOMException } = internal;
+
+// HTML §2.7.10 structuredClone(value, { transfer }).
+internal.defineGlobal('structuredClone', function structuredClone(value, options = undefined) {
+  webidl.argCount(arguments, 1, "Failed to execute 'structuredClone'");
+  const opts = webidl.dictionary(options, "Failed to execute 'structuredClone'");
+  let transfer = [];
+  if (opts.transfer !== undefined) {
+    if (opts.transfer === null || typeof opts.transfer !== 'object') {
+      throw new TypeError("Failed to execute 'structuredClone': options.transfer is not a sequence");
+    }
+    transfer = ArrayIsArray(opts.transfer) ? opts.transfer : [...opts.transfer];
+  }
+  return binding.structuredClone(value, transfer);
+});
+
+const base64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const base64Values = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++) base64Values[StringPrototypeCharCodeAt(base64, i)] = i;
+
+internal.defineGlobal('btoa', function btoa(data) {
+  webidl.argCount(arguments, 1, "Failed to execute 'btoa'");
+  const s = webidl.DOMString(data);
+  let out = '';
+  let i = 0;
+  for (; i + 2 < s.length; i += 3) {
+    const a = byteAt(s, i), b = byteAt(s, i + 1), c = byteAt(s, i + 2);
+    out += base64[a >> 2] + base64[((a & 3) << 4) | (b >> 4)] + base64[((b & 15) << 2) | (c >> 6)] + base64[c & 63];
+  }
+  if (i < s.length) {
+    const a = byteAt(s, i);
+    const b = i + 1 < s.length ? byteAt(s, i + 1) : 0;
+    out += base64[a >> 2] + base64[((a & 3) << 4) | (b >> 4)];
+    out += i + 1 < s.length ? base64[(b & 15) << 2] + '=' : '==';
+  }
+  return out;
+});
+
+function byteAt(s, i) {
+  const c = StringPrototypeCharCodeAt(s, i);
+  if (c > 255) {
+    throw new DOMException("Failed to execute 'btoa': the string contains characters outside " +
+      'Latin1 and cannot be encoded', 'InvalidCharacterError');
+  }
+  return c;
+}
+
+// HTML's forgiving-base64 decode.
+internal.defineGlobal('atob', function atob(data) {
+  webidl.argCount(arguments, 1, "Failed to execute 'atob'");
+  let s = StringPrototypeReplace(webidl.DOMString(data), /[\t\n\f\r ]/g, '');
+  if (s.length % 4 === 0) s = StringPrototypeReplace(s, /={1,2}$/, '');
+  if (s.length % 4 === 1 || RegExpPrototypeExec(/[^A-Za-z0-9+/]/, s) !== null) {
+    throw new DOMException("Failed to execute 'atob': the string to be decoded is not correctly " +
+      'encoded', 'InvalidCharacterError');
+  }
+  let out = '';
+  let buffer = 0, bits = 0;
+  for (let i = 0; i < s.length; i++) {
+    buffer = (buffer << 6) | base64Values[StringPrototypeCharCodeAt(s, i)];
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += StringFromCharCode((buffer >> bits) & 255);
+    }
+  }
+  return out;
+});
+
+class Navigator {
+  constructor(key = undefined) { webidl.illegalConstructor(key, 'Navigator'); }
+  get userAgent() { return `nano/${binding.version}`; }
+  get hardwareConcurrency() { return binding.hardwareConcurrency; }
+  get language() { return 'en-US'; }
+  get languages() { return languages; }
+  get onLine() { return true; }
+}
+const languages = ObjectFreeze(['en-US']);
+webidl.configureInterface(Navigator);
+internal.defineGlobal('Navigator', Navigator);
+internal.defineGlobal('navigator', new Navigator(webidl.kIllegalConstructor), true);
+
+// WebCrypto's Crypto with its two synchronous methods; crypto.subtle is the WebCrypto issue.
+const integerTypes = ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array',
+  'Int32Array', 'Uint32Array', 'BigInt64Array', 'BigUint64Array'];
+class Crypto {
+  constructor(key = undefined) { webidl.illegalConstructor(key, 'Crypto'); }
+  getRandomValues(array) {
+    if (!(this instanceof Crypto)) throw webidl.illegalInvocation('Crypto.getRandomValues');
+    webidl.argCount(arguments, 1, "Failed to execute 'getRandomValues' on 'Crypto'");
+    const tag = ArrayBuffer.isView(array) ? TypedArrayPrototypeGetSymbolToStringTag(array) : undefined;
+    if (tag === undefined || !integerTypes.includes(tag)) {
+      throw new DOMException("Failed to execute 'getRandomValues' on 'Crypto': the argument is " +
+        'not an integer typed array', 'TypeMismatchError');
+    }
+    if (TypedArrayPrototypeGetByteLength(array) > 65536) {
+      throw new DOMException("Failed to execute 'getRandomValues' on 'Crypto': the array's byte " +
+        `length (${TypedArrayPrototypeGetByteLength(array)}) exceeds 65536`, 'QuotaExceededError');
+    }
+    binding.randomFill(array);
+    return array;
+  }
+  randomUUID() {
+    if (!(this instanceof Crypto)) throw webidl.illegalInvocation('Crypto.randomUUID');
+    const b = new Uint8Array(16);
+    binding.randomFill(b);
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // variant 10
+    let hex = '';
+    for (let i = 0; i < 16; i++) {
+      hex += StringPrototypePadStart(NumberPrototypeToString(b[i], 16), 2, '0');
+      if (i === 3 || i === 5 || i === 7 || i === 9) hex += '-';
+    }
+    return hex;
+  }
+}
+webidl.configureInterface(Crypto);
+internal.defineGlobal('Crypto', Crypto);
+internal.defineGlobal('crypto', new Crypto(webidl.kIllegalConstructor), true);

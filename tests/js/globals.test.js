@@ -1,0 +1,114 @@
+// The small globals: structuredClone, atob/btoa, crypto, navigator, performance, console.
+import { test, assert, assertEquals, assertThrows, assertMatch, assertStrictEquals } from "nano:test";
+
+test("structuredClone copies Map, Set, Date, RegExp, typed arrays and errors", () => {
+  const src = { m: new Map([[1, { d: new Date(5) }]]), s: new Set([1]), r: /x/gi,
+    u: new Uint8Array([1, 2]), e: new RangeError("bad") };
+  src.self = src;
+  const c = structuredClone(src);
+  assert(c !== src && c.self === c, "cycles are kept");
+  assertEquals(c.m.get(1).d.getTime(), 5);
+  assert(c.s.has(1) && c.r.flags === "gi" && c.u[1] === 2);
+  assert(c.e instanceof RangeError && c.e.message === "bad");
+});
+
+test("structuredClone transfers ArrayBuffers and refuses what cannot be cloned", () => {
+  const ab = new ArrayBuffer(4);
+  const c = structuredClone(ab, { transfer: [ab] });
+  assertEquals([ab.byteLength, c.byteLength], [0, 4]);
+  const e = assertThrows(() => structuredClone(() => 1), DOMException);
+  assertEquals(e.name, "DataCloneError");
+  assertThrows(() => structuredClone(Symbol("s")), DOMException);
+  const buf = new ArrayBuffer(1);
+  assertThrows(() => structuredClone(buf, { transfer: [buf, buf] }), DOMException);
+  assertThrows(() => structuredClone(), TypeError);
+});
+
+test("btoa/atob round trips and forgiving-base64 rules", () => {
+  assertEquals(btoa("hello"), "aGVsbG8=");
+  assertEquals(btoa("\xff\xfe"), "//4=");
+  assertEquals(atob("aGVsbG8="), "hello");
+  assertEquals(atob(" aGVs bG8 "), "hello");
+  assertEquals(atob("YQ"), "a");
+  assertThrows(() => btoa("€"), DOMException);
+  assertThrows(() => atob("a"), DOMException);
+  assertThrows(() => atob("a===" ), DOMException);
+});
+
+test("crypto.getRandomValues and randomUUID", () => {
+  const a = crypto.getRandomValues(new Uint32Array(8));
+  assert(a.some((x) => x !== 0));
+  assertThrows(() => crypto.getRandomValues(new Float32Array(1)), DOMException);
+  assertThrows(() => crypto.getRandomValues(new Uint8Array(65537)), DOMException);
+  assertMatch(crypto.randomUUID(), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert(crypto.randomUUID() !== crypto.randomUUID());
+});
+
+test("navigator", () => {
+  assertMatch(navigator.userAgent, /^nano\//);
+  assert(navigator.hardwareConcurrency >= 1);
+});
+
+test("performance: now, timeOrigin, marks and measures", () => {
+  const t = performance.now();
+  assert(t >= 0 && performance.now() >= t);
+  assert(Math.abs(performance.timeOrigin + performance.now() - Date.now()) < 50);
+  performance.clearMarks();
+  performance.clearMeasures();
+  const a = performance.mark("a", { startTime: 5, detail: { k: 1 } });
+  assertEquals([a.entryType, a.name, a.duration, a.detail], ["mark", "a", 0, { k: 1 }]);
+  performance.mark("b", { startTime: 15 });
+  const m = performance.measure("a-to-b", "a", "b");
+  assertEquals(m.duration, 10);
+  assertEquals(performance.measure("opt", { start: 1, duration: 2 }).duration, 2);
+  assertEquals(performance.getEntriesByType("mark").map((e) => e.name), ["a", "b"]);
+  assertEquals(performance.getEntriesByName("a-to-b")[0], m);
+  assertThrows(() => performance.measure("x", "no-such-mark"), DOMException);
+  performance.clearMarks("a");
+  assertEquals(performance.getEntriesByType("mark").length, 1);
+  assertEquals(Object.keys(performance.toJSON()), ["timeOrigin"]);
+});
+
+test("PerformanceObserver sees new marks in a later task", async () => {
+  const got = await new Promise((resolve) => {
+    const o = new PerformanceObserver((list, obs) => { obs.disconnect(); resolve(list.getEntries()); });
+    o.observe({ type: "mark" });
+    performance.mark("observed");
+  });
+  assertEquals(got.map((e) => e.name), ["observed"]);
+  assert(PerformanceObserver.supportedEntryTypes.includes("measure"));
+});
+
+test("console is a namespace with every method", () => {
+  assertEquals(Object.prototype.toString.call(console), "[object console]");
+  for (const m of ["log", "info", "warn", "error", "debug", "trace", "assert", "dir", "dirxml",
+    "table", "count", "countReset", "group", "groupCollapsed", "groupEnd", "time", "timeLog",
+    "timeEnd", "clear"]) {
+    assertStrictEquals(typeof console[m], "function", m);
+  }
+  assertEquals(Object.getOwnPropertyNames(Object.getPrototypeOf(console)).length, 0);
+});
+
+test("timers: ordering, arguments, clearTimeout and setInterval", async () => {
+  const seen = [];
+  setTimeout((x) => seen.push(x), 20, "late");
+  setTimeout((x) => seen.push(x), 0, "early");
+  const dropped = setTimeout(() => seen.push("never"), 5);
+  clearTimeout(dropped);
+  let n = 0;
+  await new Promise((resolve) => {
+    const id = setInterval(() => { if (++n === 3) { clearInterval(id); resolve(); } }, 1);
+  });
+  await new Promise((r) => setTimeout(r, 30));
+  assertEquals(seen, ["early", "late"]);
+  assertEquals(n, 3);
+});
+
+test("queueMicrotask runs before timers", async () => {
+  const order = [];
+  setTimeout(() => order.push("timer"), 0);
+  queueMicrotask(() => order.push("micro"));
+  await new Promise((r) => setTimeout(r, 5));
+  assertEquals(order, ["micro", "timer"]);
+  assertThrows(() => queueMicrotask(1), TypeError);
+});
