@@ -7,7 +7,7 @@ const {
   MathFloor, MathMin, MathMax, MathPow, MathRound, MathTrunc, NumberIsFinite,
   NumberIsNaN, ObjectDefineProperty, ObjectGetOwnPropertyDescriptor, ReflectOwnKeys, String,
   StringPrototypeCharCodeAt, Symbol, SymbolToStringTag, TypeError, ObjectGetOwnPropertyNames,
-  ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error,
+  ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error, ObjectGetPrototypeOf, WeakSet,
 } = primordials;
 
 const webidl = {};
@@ -121,8 +121,19 @@ webidl.illegalConstructor = function illegalConstructor(key, name) {
 
 // Gives a class WebIDL's shape: prototype members enumerable (as IDL attributes and
 // operations are), Symbol.toStringTag, and constants on both the interface and prototype.
+// Prototypes of platform interfaces: structuredClone refuses objects that inherit from one
+// (platform objects are not serializable unless their interface says so).
+const platformPrototypes = new WeakSet();
+webidl.isPlatformObject = function isPlatformObject(v) {
+  for (let p = ObjectGetPrototypeOf(v); p !== null; p = ObjectGetPrototypeOf(p)) {
+    if (platformPrototypes.has(p)) return true;
+  }
+  return false;
+};
+
 webidl.configureInterface = function configureInterface(cls, name = cls.name, constants) {
   const proto = cls.prototype;
+  platformPrototypes.add(proto);
   for (const key of ReflectOwnKeys(proto)) {
     if (key === 'constructor' || typeof key === 'symbol') continue;
     const desc = ObjectGetOwnPropertyDescriptor(proto, key);

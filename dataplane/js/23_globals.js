@@ -5,7 +5,9 @@
 const {
   StringFromCharCode, StringPrototypeCharCodeAt, StringPrototypeReplace, RegExpPrototypeExec,
   TypeError, ArrayIsArray, ObjectFreeze, TypedArrayPrototypeGetSymbolToStringTag,
-  TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart,
+  TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart, SafeSet,
+  ArrayBufferIsView, ArrayPrototypePush, Date, RegExp, Map, Set, MapPrototypeEntries,
+  SetPrototypeValues, ObjectKeys, ObjectPrototypeToString,
 } = primordials;
 const { webidl, DOMException } = internal;
 
@@ -20,8 +22,35 @@ internal.defineGlobal('structuredClone', function structuredClone(value, options
     }
     transfer = ArrayIsArray(opts.transfer) ? opts.transfer : [...opts.transfer];
   }
+  refusePlatformObjects(value);
   return binding.structuredClone(value, transfer);
 });
+
+// V8 would copy a platform object (URL, Headers, ...) as a plain object, losing its state;
+// HTML says such objects cannot be cloned. Walk what the serializer would walk.
+function refusePlatformObjects(root) {
+  const seen = new SafeSet();
+  const stack = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || (typeof v !== 'object' && typeof v !== 'function') || seen.has(v)) continue;
+    seen.add(v);
+    if (webidl.isPlatformObject(v)) {
+      throw new DOMException(`${ObjectPrototypeToString(v)} could not be cloned.`, 'DataCloneError');
+    }
+    if (ArrayBufferIsView(v) || v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp) continue;
+    if (v instanceof Map) {
+      for (const [k, x] of MapPrototypeEntries(v)) ArrayPrototypePush(stack, k, x);
+      continue;
+    }
+    if (v instanceof Set) {
+      for (const x of SetPrototypeValues(v)) ArrayPrototypePush(stack, x);
+      continue;
+    }
+    if (typeof v === 'function') continue; // V8 refuses functions itself
+    for (const key of ObjectKeys(v)) ArrayPrototypePush(stack, v[key]);
+  }
+}
 
 const base64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const base64Values = new Int8Array(128).fill(-1);

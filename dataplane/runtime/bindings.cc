@@ -479,6 +479,7 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         rt_ignore(binding->Set(ctx, String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn));
     }
     rt_encoding_add_bindings(iso, ctx, binding);
+    rt_idna_add_bindings(iso, ctx, binding);
     rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "version"),
                            String::NewFromUtf8Literal(isolate, NANO_VERSION)));
     unsigned int cpus = 0;

@@ -103,6 +103,10 @@ void rt_encoding_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
                               v8::Local<v8::Object> binding);
 void rt_encoding_close_all(rt_isolate *iso);
 
+// idna.cc
+void rt_idna_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                          v8::Local<v8::Object> binding);
+
 // modules.cc
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,
                                                 const std::string &path, nano_error *err);
