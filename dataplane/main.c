@@ -133,7 +133,8 @@ static int run_tests(dp_main *m, const nano_env *env)
         const char *path = m->opts.files[i];
         nano_error err = {0};
         rt_app_options app = {.name = m->opts.app_name, .env = env,
-                              .console_mode = RT_CONSOLE_STDIO};
+                              .console_mode = RT_CONSOLE_STDIO,
+                              .location = m->opts.location};
         rt_isolate *iso = NULL;
         rt_test_counts counts = {0};
         int rc = rt_isolate_new(m->loop, &app, &iso, &err);
@@ -172,7 +173,8 @@ static void on_run_timeout(uv_timer_t *t)
 static int run_scripts(dp_main *m, const nano_env *env)
 {
     nano_error err = {0};
-    rt_app_options app = {.name = m->opts.app_name, .env = env, .console_mode = RT_CONSOLE_STDIO};
+    rt_app_options app = {.name = m->opts.app_name, .env = env, .console_mode = RT_CONSOLE_STDIO,
+                          .location = m->opts.location};
     if (rt_isolate_new(m->loop, &app, &m->app, &err) != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
         return 1;

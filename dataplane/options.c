@@ -46,6 +46,8 @@ static const char test_usage[] =
     "Options:\n"
     "  --filter TEXT         run only tests whose name contains TEXT\n"
     "  --timeout D           time each test may take (default 5s)\n"
+    "  --location URL        the global `location` and base URL for relative URLs in\n"
+    "                        Request and Response.redirect (as in Deno)\n"
     "  --var NAME=VALUE      an env value, read as `env` from \"nano:test\" (repeatable)\n"
     "  --env-file FILE       env values from a dotenv file (repeatable)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
@@ -62,6 +64,7 @@ static const char run_usage[] =
     "\n"
     "Options:\n"
     "  --timeout D           give up after D (exit 1); default: no limit\n"
+    "  --location URL        the global `location` and base URL for relative URLs\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -184,9 +187,9 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
             "--log-level", NULL};
-        static const char *const test_flags[] = {"--filter", "--timeout", "--var", "--env-file",
+        static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
                                                  "--log-level", NULL};
-        static const char *const run_flags[] = {"--timeout", "--log-level", NULL};
+        static const char *const run_flags[] = {"--timeout", "--location", "--log-level", NULL};
         const char *const *known = o->mode == DP_MODE_TEST  ? test_flags
                                    : o->mode == DP_MODE_RUN ? run_flags
                                                             : serve_flags;
@@ -230,6 +233,8 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             rc = parse_duration(flag, value, &o->idle_timeout_ms, err);
         } else if (strcmp(flag, "--filter") == 0) {
             o->filter = value;
+        } else if (strcmp(flag, "--location") == 0) {
+            o->location = value;
         } else if (strcmp(flag, "--timeout") == 0) {
             rc = parse_duration(flag, value, &o->timeout_ms, err);
         } else if (strcmp(flag, "--log-level") == 0) {

@@ -23,6 +23,7 @@ typedef struct dp_options {
     const char **files;           /* test/run: the files, in order (strings borrowed) */
     size_t n_files;
     const char *filter;           /* test: only tests whose name contains this */
+    const char *location;         /* test/run: --location URL (NULL: none) */
     uint64_t timeout_ms;          /* test: per test (default 5s); run: whole run (0: none) */
     const char *app_path;         /* APP.js (borrowed from argv) */
     const char *app_name;         /* --name, or derived from app_path (owned) */

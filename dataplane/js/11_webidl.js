@@ -8,6 +8,7 @@ const {
   NumberIsNaN, ObjectDefineProperty, ObjectGetOwnPropertyDescriptor, ReflectOwnKeys, String,
   StringPrototypeCharCodeAt, Symbol, SymbolToStringTag, TypeError, ObjectGetOwnPropertyNames,
   ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error, ObjectGetPrototypeOf, WeakSet,
+  BigInt, BigIntAsIntN, BigIntAsUintN,
 } = primordials;
 
 const webidl = {};
@@ -67,6 +68,11 @@ function toInt(v, bits, signed, opts, context) {
   }
   if (NumberIsNaN(x) || x === 0 || !NumberIsFinite(x)) return 0;
   x = MathTrunc(x);
+  if (bits === 64) {
+    // Doubles cannot do modulo 2^64 exactly: wrap through BigInt.
+    const big = BigInt(x);
+    return Number(signed ? BigIntAsIntN(64, big) : BigIntAsUintN(64, big));
+  }
   const mod = MathPow(2, bits);
   x = ((x % mod) + mod) % mod;
   if (signed && x >= MathPow(2, bits - 1)) x -= mod;

@@ -43,8 +43,9 @@ class AbortSignal extends EventTarget {
     const ms = webidl.unsignedLongLong(milliseconds, { enforceRange: true },
       "Failed to execute 'timeout' on 'AbortSignal'");
     const signal = new AbortSignal(webidl.kIllegalConstructor);
-    // Like a worker's timeout: it does not keep the process alive by itself.
-    internal.setUnrefTimeout(() => {
+    // As in a worker, the pending timeout keeps the event loop alive (a server's listener
+    // does anyway).
+    setTimeout(() => {
       AbortSignal.#signalAbort(signal, new DOMException('The operation timed out.', 'TimeoutError'));
     }, ms);
     return signal;

@@ -9,6 +9,7 @@ const {
   PromisePrototypeThen, PromiseResolve, ReflectApply, SafeMap, TypeError,
 } = primordials;
 
+const indirectEval = globalThis.eval; // global scope, as a timer's script runs
 const heap = [];
 const active = new SafeMap(); // id -> timer
 let nextId = 1;
@@ -57,12 +58,6 @@ function arm() {
     armedDeadline = Infinity;
     return;
   }
-  // Timers created with `unref` (AbortSignal.timeout) alone do not keep the loop alive.
-  const wantRef = refCount > 0;
-  if (wantRef !== isRefed) {
-    isRefed = wantRef;
-    binding.timerRef(wantRef);
-  }
   const deadline = heap[0].deadline;
   if (deadline !== armedDeadline) {
     armedDeadline = deadline;
@@ -70,21 +65,19 @@ function arm() {
   }
 }
 
-let refCount = 0;   // active timers that keep the loop alive
-let isRefed = true; // the libuv timer's state
-
-function schedule(callback, delay, args, repeat, name, unref = false) {
+function schedule(callback, delay, args, repeat, name) {
   if (typeof callback !== 'function') {
-    throw new TypeError(`${name}: the callback must be a function, got ${typeof callback}`);
+    // HTML's TimerHandler may be a string: compiled as a script when the timer fires.
+    const code = String(callback);
+    callback = () => indirectEval(code);
   }
   delay = Number(delay);
   if (NumberIsNaN(delay) || delay < 0) delay = 0;
   if (repeat && delay < 1) delay = 1; // a zero interval would spin the loop
   const id = nextId++;
   const t = { id, deadline: binding.now() + delay, seq: nextSeq++, callback, args, delay, repeat,
-    cancelled: false, ref: !unref };
+    cancelled: false };
   active.set(id, t);
-  if (t.ref) refCount++;
   push(t);
   arm();
   return id;
@@ -95,7 +88,6 @@ function clear(id) {
   if (t === undefined) return;
   t.cancelled = true;
   active.delete(t.id);
-  if (t.ref) refCount--;
   arm();
 }
 
@@ -111,7 +103,6 @@ internal.runTimers = function runTimers() {
       push(t);
     } else {
       active.delete(t.id);
-      if (t.ref) refCount--;
     }
     try {
       ReflectApply(t.callback, globalThis, t.args);
@@ -123,9 +114,6 @@ internal.runTimers = function runTimers() {
   arm();
 };
 
-// A timeout that does not keep the process alive on its own (returns the id for clear()).
-internal.setUnrefTimeout = (callback, delay) => schedule(callback, delay, [], false, 'timeout', true);
-internal.clearTimer = clear;
 
 internal.defineGlobal('setTimeout', function setTimeout(callback, delay = 0, ...args) {
   return schedule(callback, delay, args, false, 'setTimeout');

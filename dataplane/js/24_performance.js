@@ -117,8 +117,10 @@ class Performance extends EventTarget {
   measure(measureName, startOrMeasureOptions = undefined, endMark = undefined) {
     webidl.argCount(arguments, 1, "Failed to execute 'measure' on 'Performance'");
     const name = webidl.DOMString(measureName);
-    const isOptions = startOrMeasureOptions !== null && typeof startOrMeasureOptions === 'object' &&
-      ObjectKeysLength(startOrMeasureOptions) > 0;
+    const isDict = startOrMeasureOptions !== null && typeof startOrMeasureOptions === 'object';
+    const isOptions = isDict && (startOrMeasureOptions.start !== undefined ||
+      startOrMeasureOptions.end !== undefined || startOrMeasureOptions.duration !== undefined ||
+      startOrMeasureOptions.detail !== undefined);
     const context = "Failed to execute 'measure' on 'Performance'";
     let end, start, detail = null;
     if (isOptions) {
@@ -141,7 +143,8 @@ class Performance extends EventTarget {
       if (o.detail !== undefined) detail = structuredClone(o.detail);
     } else {
       end = endMark !== undefined ? toTimestamp(endMark, context) : now();
-      start = startOrMeasureOptions !== undefined ? toTimestamp(startOrMeasureOptions, context) : 0;
+      start = startOrMeasureOptions !== undefined && !isDict
+        ? toTimestamp(webidl.DOMString(startOrMeasureOptions), context) : 0;
     }
     const entry = new PerformanceMeasure(webidl.kIllegalConstructor, name, start, end - start, detail);
     queueEntry(entry);
@@ -167,12 +170,6 @@ class Performance extends EventTarget {
   }
 }
 webidl.configureInterface(Performance);
-
-function ObjectKeysLength(o) {
-  let n = 0;
-  for (const k in o) n++; // eslint-disable-line no-unused-vars
-  return n;
-}
 
 // "convert a mark to a timestamp": a mark name (the latest mark of that name) or a time.
 function toTimestamp(mark, context) {
@@ -278,7 +275,7 @@ class PerformanceObserver {
     if (this.#scheduled) return;
     this.#scheduled = true;
     // "queue the PerformanceObserver task": a task, after the current one.
-    internal.setUnrefTimeout(() => {
+    setTimeout(() => {
       this.#scheduled = false;
       const records = this.takeRecords();
       if (records.length === 0) return;

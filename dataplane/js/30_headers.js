@@ -262,4 +262,6 @@ internal.kGuardNone = kGuardNone;
 internal.kGuardRequest = kGuardRequest;
 internal.kGuardResponse = kGuardResponse;
 internal.kGuardImmutable = kGuardImmutable;
+internal.webidl.configureInterface(Headers);
+Reflect.defineProperty(Headers.prototype, SymbolIterator, { enumerable: false });
 internal.defineGlobal('Headers', Headers);

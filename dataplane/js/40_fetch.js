@@ -13,6 +13,7 @@ const {
   TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
   DataView, DataViewPrototypeGetBuffer, DataViewPrototypeGetByteOffset,
   DataViewPrototypeGetByteLength, Uint8ArrayPrototype, SafeSet, StringPrototypeReplace,
+  StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
 } = primordials;
 
 const { Headers, headerList, headersFromList, fillHeaders, ListIterator } = internal;
@@ -57,6 +58,15 @@ function extractBody(init) {
     }
     return [copyBytes(TypedArrayPrototypeGetBuffer(init), TypedArrayPrototypeGetByteOffset(init),
       TypedArrayPrototypeGetByteLength(init)), null];
+  }
+  if (internal.isBlob(init)) {
+    return [internal.blobBytes(init), init.type === '' ? null : init.type];
+  }
+  if (internal.isFormData(init)) {
+    return internal.encodeMultipart(init);
+  }
+  if (init instanceof internal.URLSearchParams) {
+    return [init.toString(), 'application/x-www-form-urlencoded;charset=UTF-8'];
   }
   if (typeof init === 'object' && isBodyHolder(init)) {
     throw new TypeError('A Request or Response cannot be used as a body; use its body instead');
@@ -103,8 +113,30 @@ function consumeText(state, what) {
 
 // The Body mixin's methods, installed on both classes; `stateOf` finds the BodyState and
 // brand-checks the receiver.
-function installBody(proto, stateOf, name) {
+function installBody(proto, stateOf, name, headersOf) {
+  const mimeOf = (self) => headersOf(self).get('content-type') ?? '';
   const methods = {
+    blob() {
+      const type = mimeOf(this);
+      return PromisePrototypeThen(readBytes(stateOf(this), `${name}.blob`),
+        (bytes) => internal.makeBlob(bytes, blobType(type)));
+    },
+    formData() {
+      const type = mimeOf(this);
+      return PromisePrototypeThen(readBytes(stateOf(this), `${name}.formData`), (bytes) => {
+        const essence = StringPrototypeToLowerCase(StringPrototypeTrim(StringPrototypeSplit(type, ';')[0]));
+        if (essence === 'multipart/form-data') return internal.parseMultipart(bytes, type);
+        if (essence === 'application/x-www-form-urlencoded') {
+          const fd = new internal.FormData();
+          for (const [k, v] of internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0])) {
+            fd.append(k, v);
+          }
+          return fd;
+        }
+        throw new TypeError(`${name}.formData: the body's Content-Type (${type || 'none'}) is ` +
+          'not multipart/form-data or application/x-www-form-urlencoded');
+      });
+    },
     arrayBuffer() {
       return PromisePrototypeThen(readBytes(stateOf(this), `${name}.arrayBuffer`), (bytes) => {
         const buffer = TypedArrayPrototypeGetBuffer(bytes);
@@ -124,7 +156,7 @@ function installBody(proto, stateOf, name) {
       return PromisePrototypeThen(consumeText(stateOf(this), `${name}.json`), JSONParse);
     },
   };
-  for (const key of ['arrayBuffer', 'bytes', 'text', 'json']) {
+  for (const key of ['arrayBuffer', 'blob', 'bytes', 'formData', 'text', 'json']) {
     Reflect.defineProperty(proto, key,
       { value: methods[key], writable: true, enumerable: true, configurable: true });
   }
@@ -132,6 +164,11 @@ function installBody(proto, stateOf, name) {
     get: { bodyUsed() { const s = stateOf(this); return s.source !== null && s.used; } }.bodyUsed,
     enumerable: true, configurable: true,
   });
+}
+
+// A Blob's type from a Content-Type header: lowercased, "" when not plain ASCII.
+function blobType(type) {
+  return RegExpPrototypeTest(/[^\x20-\x7e]/, type) ? '' : StringPrototypeToLowerCase(type);
 }
 
 let isBodyHolder;
@@ -154,25 +191,37 @@ function normalizeMethod(method) {
   return kMethodsToNormalize.has(upper) ? upper : method;
 }
 
-// TODO(#4): parse and serialize with the WHATWG URL parser once URL lands; until then an
-// absolute URL is required (there is no base URL on a server) and kept as written.
-function parseRequestUrl(input) {
+// Parses a request URL against the base URL (--location; none on a server, as on Workers):
+// an absolute URL without credentials, serialized.
+function parseRequestUrl(input, what = 'Request') {
   const url = toUSVString(input);
-  if (!RegExpPrototypeTest(absoluteUrlRe, url)) throw new TypeError(`Invalid URL: "${url}"`);
-  return url;
+  const record = internal.parseURL(url, internal.baseURL);
+  if (typeof record !== 'object') throw new TypeError(`${what}: Invalid URL: "${url}"`);
+  if (what === 'Request' && (record.username !== '' || record.password !== '')) {
+    throw new TypeError(`Request: the URL "${url}" includes credentials`);
+  }
+  return internal.serializeURL(record);
 }
 
 let requestState, createIncomingRequest;
+const kIncoming = Symbol('nano.incomingRequest');
 
 class Request {
   #method = 'GET';
   #url = '';
+  #urlIsRaw = false;    // #url is the server's text, not yet parsed
   #headers = null;      // Headers, made on first use for incoming requests
   #nativeId = -1;       // incoming request: its runtime id, for lazy headers
   #body = new BodyState(null);
   #redirect = 'follow';
 
   constructor(input, init = undefined) {
+    if (input === kIncoming) {
+      // An incoming request: the server's absolute URL is parsed when first read.
+      this.#url = init;
+      this.#urlIsRaw = true;
+      return;
+    }
     if (arguments.length < 1) throw new TypeError('Request: 1 argument required');
     if (init !== undefined && (init === null || typeof init !== 'object')) {
       throw new TypeError('Request: init must be an object');
@@ -180,7 +229,7 @@ class Request {
     let inputBody = null;
     if (input instanceof Request) {
       this.#method = input.#method;
-      this.#url = input.#url;
+      this.#url = input.url;
       this.#redirect = input.#redirect;
       this.#headers = new Headers(input.headers);
       inputBody = input.#body;
@@ -221,7 +270,14 @@ class Request {
   }
 
   get method() { return this.#method; }
-  get url() { return this.#url; }
+  get url() {
+    if (this.#urlIsRaw) {
+      this.#urlIsRaw = false;
+      const record = internal.parseURL(this.#url);
+      if (typeof record === 'object') this.#url = internal.serializeURL(record);
+    }
+    return this.#url;
+  }
   get headers() {
     if (this.#headers === null) {
       const flat = binding.requestHeaders(this.#nativeId);
@@ -249,7 +305,7 @@ class Request {
       // cannot be cloned without buffering it whole.
       throw new TypeError('Request.clone: cloning an unread incoming body is not supported yet');
     }
-    const copy = new Request(this.#url);
+    const copy = new Request(this.url);
     copy.#method = this.#method;
     copy.#redirect = this.#redirect;
     copy.#headers = new Headers(this.headers);
@@ -264,7 +320,7 @@ class Request {
       return r.#body;
     };
     createIncomingRequest = (id, method, url, hasBody) => {
-      const r = new Request(url);
+      const r = new Request(kIncoming, url);
       r.#method = method;
       r.#headers = null;
       r.#nativeId = id;
@@ -274,7 +330,7 @@ class Request {
     internal.isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
   }
 }
-installBody(Request.prototype, (r) => requestState(r), 'Request');
+installBody(Request.prototype, (r) => requestState(r), 'Request', (r) => r.headers);
 Reflect.defineProperty(Request.prototype, SymbolToStringTag, { value: 'Request', configurable: true });
 Request.prototype[internal.kInspect] = function (fmt) {
   return `Request { method: ${fmt(this.method)}, url: ${fmt(this.url)}, headers: ${fmt(this.headers)} }`;
@@ -348,7 +404,7 @@ class Response {
   }
 
   static redirect(url, status = 302) {
-    const parsed = parseRequestUrl(url);
+    const parsed = parseRequestUrl(url, 'Response.redirect');
     status = Number(status);
     if (!kRedirectStatus.has(status)) {
       throw new RangeError(`Redirect status must be 301, 302, 303, 307 or 308, got ${status}`);
@@ -406,7 +462,7 @@ class Response {
       headerList(r.#headers), r.#body];
   }
 }
-installBody(Response.prototype, (r) => responseState(r), 'Response');
+installBody(Response.prototype, (r) => responseState(r), 'Response', (r) => r.headers);
 Reflect.defineProperty(Response.prototype, SymbolToStringTag, { value: 'Response', configurable: true });
 Response.prototype[internal.kInspect] = function (fmt) {
   return `Response { status: ${this.status}, statusText: ${fmt(this.statusText)}, ` +
@@ -417,5 +473,7 @@ Reflect.defineProperty(Response.prototype, internal.kInspect, { enumerable: fals
 isBodyHolder = (v) => internal.isRequest(v) || internal.isResponse(v);
 internal.createIncomingRequest = createIncomingRequest;
 internal.NativeBody = NativeBody;
+internal.webidl.configureInterface(Request);
+internal.webidl.configureInterface(Response);
 internal.defineGlobal('Request', Request);
 internal.defineGlobal('Response', Response);

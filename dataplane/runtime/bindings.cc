@@ -125,16 +125,6 @@ static void TimerStop(const FunctionCallbackInfo<Value> &args)
     rt__timer_stop(iso_of(args));
 }
 
-// timerRef(bool): whether the pending timers keep the loop alive (see 20_timers.js).
-static void TimerRef(const FunctionCallbackInfo<Value> &args)
-{
-    rt_isolate *iso = iso_of(args);
-    if (args[0]->BooleanValue(args.GetIsolate()))
-        uv_ref((uv_handle_t *)&iso->timer);
-    else
-        uv_unref((uv_handle_t *)&iso->timer);
-}
-
 // runMicrotasks(): the checkpoint after one task (a timer callback) inside a batch of them.
 static void RunMicrotasks(const FunctionCallbackInfo<Value> &args)
 {
@@ -459,7 +449,6 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         {"now", Now},
         {"timerArm", TimerArm},
         {"timerStop", TimerStop},
-        {"timerRef", TimerRef},
         {"structuredClone", StructuredClone},
         {"randomFill", RandomFill},
         {"runMicrotasks", RunMicrotasks},
@@ -480,6 +469,9 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
     }
     rt_encoding_add_bindings(iso, ctx, binding);
     rt_idna_add_bindings(iso, ctx, binding);
+    if (!iso->location.empty())
+        rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "location"),
+                               String::NewFromUtf8(isolate, iso->location.c_str()).ToLocalChecked()));
     rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "version"),
                            String::NewFromUtf8Literal(isolate, NANO_VERSION)));
     unsigned int cpus = 0;

@@ -510,6 +510,8 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     iso->name = opts->name;
     iso->console_prefix = std::string("app=") + opts->name;
     iso->console_mode = opts->console_mode;
+    if (opts->location != nullptr)
+        iso->location = opts->location;
     iso->time_origin_ns = uv_hrtime();
     iso->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
     Isolate::CreateParams params;

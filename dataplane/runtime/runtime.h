@@ -37,6 +37,7 @@ typedef struct rt_app_options {
     const char *main_path; /* the app's ES module file; NULL: built-ins only, no handler */
     const nano_env *env;   /* copied into the frozen `env` object */
     rt_console_mode console_mode;
+    const char *location;  /* the global `location` and base URL (NULL: none, as on Workers) */
 } rt_app_options;
 
 /* rt_isolate_new: creates an isolate and context, loads the built-ins and the app's module

@@ -48,6 +48,7 @@ struct rt_isolate {
     std::string name;
     std::string console_prefix; // "app=NAME"
     rt_console_mode console_mode = RT_CONSOLE_LOG;
+    std::string location;       // --location, or empty
     std::vector<rt_module> modules;
     std::vector<rt_slot> slots;
     std::vector<uint32_t> free_slots;

@@ -141,7 +141,7 @@ def run_one(binary, wpt_dir, test, tmp):
     with os.fdopen(fd, "w") as f:
         f.write("var __wpt = " + json.dumps(prelude) + ";\n")
     timeout = 60 if meta["timeout"] == "long" else 10
-    argv = [binary, "run", "--timeout", f"{timeout}s", prelude_path, os.path.join(HERE, "glue.js"),
+    argv = [binary, "run", "--timeout", f"{timeout}s", "--location", prelude["url"], prelude_path, os.path.join(HERE, "glue.js"),
             os.path.join(wpt_dir, "resources", "testharness.js"), os.path.join(HERE, "report.js"),
             *scripts, os.path.join(wpt_dir, rel), os.path.join(HERE, "done.js")]
     try:

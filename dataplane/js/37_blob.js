@@ -1,0 +1,190 @@
+// 37_blob.js: Blob and File (W3C File API §3-4). A blob's bytes are one immutable Uint8Array;
+// slices are views of it, so slicing never copies.
+'use strict';
+
+const {
+  ArrayBuffer, ArrayBufferIsView, ArrayPrototypePush, DateNow, MathMax, MathMin,
+  RegExpPrototypeExec, StringPrototypeReplace, StringPrototypeToLowerCase, SymbolIterator,
+  SymbolToStringTag, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer,
+  TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
+  TypedArrayPrototypeGetSymbolToStringTag, DataViewPrototypeGetBuffer,
+  DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, ArrayBufferPrototypeSlice,
+  PromiseResolve, ObjectDefineProperty,
+} = primordials;
+const { webidl } = internal;
+
+// Bytes of a BufferSource, copied (the caller may change its buffer later).
+function copyBufferSource(v) {
+  if (v instanceof ArrayBuffer) return new Uint8Array(ArrayBufferPrototypeSlice(v, 0));
+  if (TypedArrayPrototypeGetSymbolToStringTag(v) !== undefined) {
+    const off = TypedArrayPrototypeGetByteOffset(v);
+    return new Uint8Array(ArrayBufferPrototypeSlice(TypedArrayPrototypeGetBuffer(v), off,
+      off + TypedArrayPrototypeGetByteLength(v)));
+  }
+  const off = DataViewPrototypeGetByteOffset(v);
+  return new Uint8Array(ArrayBufferPrototypeSlice(DataViewPrototypeGetBuffer(v), off,
+    off + DataViewPrototypeGetByteLength(v)));
+}
+
+// File API "convert line endings to native": on Linux, \r\n and \r become \n.
+const convertLineEndings = (s) => StringPrototypeReplace(s, /\r\n?/g, '\n');
+
+// The type attribute: lowercased, or "" if it has characters outside U+0020..U+007E.
+function normalizeType(type) {
+  if (RegExpPrototypeExec(/[^\x20-\x7e]/, type) !== null) return '';
+  return StringPrototypeToLowerCase(type);
+}
+
+class Blob {
+  #bytes;
+  #type;
+
+  constructor(blobParts = undefined, options = undefined) {
+    const context = "Failed to construct 'Blob'";
+    // WebIDL converts the arguments left to right: the parts, then the options.
+    const items = convertParts(blobParts, context);
+    const opts = webidl.dictionary(options, context);
+    // Dictionary members in order: endings, then type.
+    const endings = opts.endings === undefined ? 'transparent'
+      : webidl.enumValue(opts.endings, ['transparent', 'native'], `${context}: endings`);
+    const type = opts.type === undefined ? '' : normalizeType(webidl.DOMString(opts.type));
+    this.#bytes = processParts(items, endings);
+    this.#type = type;
+  }
+
+  static #check(b, what) {
+    if (b === null || typeof b !== 'object' || !(#bytes in b)) throw webidl.illegalInvocation(`Blob.${what}`);
+  }
+
+  get size() { Blob.#check(this, 'size'); return this.#bytes.length; }
+  get type() { Blob.#check(this, 'type'); return this.#type; }
+
+  slice(start = undefined, end = undefined, contentType = undefined) {
+    Blob.#check(this, 'slice');
+    const size = this.#bytes.length;
+    const clamp = (v, dflt) => {
+      if (v === undefined) return dflt;
+      const n = webidl.longLong(v, { clamp: true });
+      return n < 0 ? MathMax(size + n, 0) : MathMin(n, size);
+    };
+    const from = clamp(start, 0);
+    const to = clamp(end, size);
+    const type = contentType === undefined ? '' : normalizeType(webidl.DOMString(contentType));
+    return makeBlob(this.#bytes.subarray(from, MathMax(from, to)), type);
+  }
+
+  text() {
+    Blob.#check(this, 'text');
+    return PromiseResolve(binding.utf8Decode(this.#bytes, false, false)[0]);
+  }
+
+  arrayBuffer() {
+    Blob.#check(this, 'arrayBuffer');
+    return PromiseResolve(copyOut(this.#bytes).buffer);
+  }
+
+  bytes() {
+    Blob.#check(this, 'bytes');
+    return PromiseResolve(copyOut(this.#bytes));
+  }
+
+  static bytesOf(b) { return b.#bytes; }
+  static init(b, bytes, type) { b.#bytes = bytes; b.#type = type; }
+}
+
+function copyOut(bytes) {
+  const out = new Uint8Array(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
+const blobBytes = Blob.bytesOf;
+const initBlob = Blob.init;
+delete Blob.bytesOf;
+delete Blob.init;
+const isBlob = (v) => {
+  try {
+    blobBytes(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+// A Blob over bytes we own, without the constructor's copying.
+function makeBlob(bytes, type) {
+  const b = new Blob();
+  initBlob(b, bytes, type);
+  return b;
+}
+
+// sequence<BlobPart> conversion: each item a BufferSource, a Blob, or else a USVString.
+function convertParts(parts, context) {
+  if (parts === undefined) return [];
+  if (parts === null || (typeof parts !== 'object' && typeof parts !== 'function') ||
+      typeof parts[SymbolIterator] !== 'function') {
+    throw new TypeError(`${context}: the blob parts must be a sequence (an iterable object)`);
+  }
+  const items = [];
+  for (const part of parts) {
+    if (part instanceof ArrayBuffer || ArrayBufferIsView(part)) ArrayPrototypePush(items, copyBufferSource(part));
+    else if (isBlob(part)) ArrayPrototypePush(items, blobBytes(part));
+    else ArrayPrototypePush(items, webidl.USVString(part));
+  }
+  return items;
+}
+
+// File API "process blob parts": the items' bytes, concatenated.
+function processParts(items, endings) {
+  const chunks = [];
+  let total = 0;
+  for (const item of items) {
+    let bytes = item;
+    if (typeof item === 'string') {
+      bytes = binding.encodeUtf8(endings === 'native' ? convertLineEndings(item) : item);
+    }
+    ArrayPrototypePush(chunks, bytes);
+    total += bytes.length;
+  }
+  if (chunks.length === 0) return new Uint8Array(0);
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+webidl.configureInterface(Blob);
+
+class File extends Blob {
+  #name;
+  #lastModified;
+
+  constructor(fileBits, fileName, options = undefined) {
+    webidl.argCount(arguments, 2, "Failed to construct 'File'");
+    super(fileBits, options);
+    this.#name = webidl.USVString(fileName);
+    const opts = webidl.dictionary(options);
+    this.#lastModified = opts.lastModified === undefined ? DateNow()
+      : webidl.longLong(opts.lastModified);
+  }
+
+  static #check(f, what) {
+    if (f === null || typeof f !== 'object' || !(#name in f)) throw webidl.illegalInvocation(`File.${what}`);
+  }
+
+  get name() { File.#check(this, 'name'); return this.#name; }
+  get lastModified() { File.#check(this, 'lastModified'); return this.#lastModified; }
+}
+webidl.configureInterface(File);
+
+internal.Blob = Blob;
+internal.File = File;
+internal.isBlob = isBlob;
+internal.blobBytes = blobBytes;
+internal.makeBlob = makeBlob;
+internal.defineGlobal('Blob', Blob);
+internal.defineGlobal('File', File);
