@@ -1,0 +1,96 @@
+// URL and URLSearchParams (WHATWG URL Standard).
+import { test, assert, assertEquals, assertThrows, assertStrictEquals } from "nano:test";
+
+test("parses and normalizes the parts of a special URL", () => {
+  const u = new URL("HTTPS://us er:p@ss@EXAMPLE.com:443/a/./b/../c?x=1 2#f g");
+  assertEquals(u.href, "https://us%20er:p%40ss@example.com/a/c?x=1%202#f%20g");
+  assertEquals([u.protocol, u.username, u.password, u.host, u.hostname, u.port],
+    ["https:", "us%20er", "p%40ss", "example.com", "example.com", ""]);
+  assertEquals([u.pathname, u.search, u.hash, u.origin], ["/a/c", "?x=1%202", "#f%20g", "https://example.com"]);
+});
+
+test("relative references resolve against a base", () => {
+  assertEquals(new URL("../x?y", "http://h/a/b/c").href, "http://h/a/x?y");
+  assertEquals(new URL("//other/p", "https://h/").href, "https://other/p");
+  assertEquals(new URL("#frag", "sc:opaque?q").href, "sc:opaque?q#frag");
+  assertThrows(() => new URL("rel"), TypeError);
+  assertThrows(() => new URL("x", "not a base"), TypeError);
+});
+
+test("hosts: IPv4 forms, IPv6 compression, IDNA, forbidden code points", () => {
+  assertEquals(new URL("http://0x7f.1/").hostname, "127.0.0.1");
+  assertEquals(new URL("http://4294967295/").hostname, "255.255.255.255");
+  assertThrows(() => new URL("http://4294967296/"), TypeError);
+  assertEquals(new URL("http://[0:0:0:0:0:0:0:1]/").host, "[::1]");
+  assertEquals(new URL("http://[1:0:0:2:0:0:0:3]/").host, "[1:0:0:2::3]");
+  assertEquals(new URL("http://bücher.example/").hostname, "xn--bcher-kva.example");
+  assertEquals(new URL("http://EXAMPLE.COM./").hostname, "example.com.");
+  assertThrows(() => new URL("http://exa mple.com/"), TypeError);
+  assertEquals(new URL("non-special://ex%20ample/").hostname, "ex%20ample");
+});
+
+test("file URLs and Windows drive letters", () => {
+  assertEquals(new URL("file:///C|/x/../y").href, "file:///C:/y");
+  assertEquals(new URL("file://localhost/etc").href, "file:///etc");
+  assertEquals(new URL("..", "file:///C:/").href, "file:///C:/");
+});
+
+test("setters follow the state overrides", () => {
+  const u = new URL("http://h/p?q#f");
+  u.port = "8080x";
+  assertEquals(u.port, "8080");
+  u.port = "80";
+  assertEquals(u.port, "");
+  u.protocol = "https";
+  assertEquals(u.href, "https://h/p?q#f");
+  u.hostname = "new.example";
+  u.pathname = "a b";
+  u.search = "x=1";
+  u.hash = "";
+  assertEquals(u.pathname, "/a%20b");
+  assertEquals(u.search, "?x=1");
+  assertThrows(() => { u.href = "nope"; }, TypeError);
+  const special = new URL("http://h/");
+  special.protocol = "sc";
+  assertEquals(special.protocol, "http:", "special schemes cannot become non-special");
+});
+
+test("URL.parse, URL.canParse, toJSON", () => {
+  assertStrictEquals(URL.parse("nope"), null);
+  assertEquals(URL.parse("/x", "http://h").href, "http://h/x");
+  assert(URL.parse("a:b") instanceof URL);
+  assertEquals([URL.canParse("http://x"), URL.canParse("x")], [true, false]);
+  assertEquals(JSON.stringify({ u: new URL("http://h") }), '{"u":"http://h/"}');
+});
+
+test("URLSearchParams: construct, read, write, sort, serialize", () => {
+  const p = new URLSearchParams("?a=1&b=2&a=3&c=%20+x");
+  assertEquals([p.get("a"), p.getAll("a"), p.get("c"), p.get("zz"), p.size], ["1", ["1", "3"], "  x", null, 4]);
+  p.append("d", "é&=");
+  p.delete("b");
+  p.set("a", "9");
+  assert(p.has("a", "9") && !p.has("a", "1"));
+  p.sort();
+  assertEquals(p.toString(), "a=9&c=++x&d=%C3%A9%26%3D");
+  assertEquals([...new URLSearchParams({ x: "1", y: "2" })], [["x", "1"], ["y", "2"]]);
+  assertEquals([...new URLSearchParams([["k", "v"]]).keys()], ["k"]);
+  assertThrows(() => new URLSearchParams([["only-one"]]), TypeError);
+});
+
+test("url.searchParams stays in sync with url.search", () => {
+  const u = new URL("http://h/?a=1");
+  const p = u.searchParams;
+  assertStrictEquals(u.searchParams, p);
+  p.append("b", "x y");
+  assertEquals(u.search, "?a=1&b=x+y");
+  u.search = "?c=3";
+  assertEquals([...p], [["c", "3"]]);
+  p.delete("c");
+  assertEquals(u.href, "http://h/");
+});
+
+test("Request URLs are parsed; credentials are refused", () => {
+  assertEquals(new Request("HTTP://H/a/../b").url, "http://h/b");
+  assertThrows(() => new Request("http://u:p@h/"), TypeError);
+  assertThrows(() => new Request("/relative"), TypeError); // no --location: no base URL
+});
