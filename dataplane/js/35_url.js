@@ -1198,6 +1198,20 @@ function parseWithBase(url, base) {
 
 webidl.configureInterface(URL);
 
+// For URLPattern's canonicalization callbacks (36_urlpattern.js).
+const overrideStates = { __proto__: null, 'hostname': HOSTNAME, 'port': PORT, 'path start': PATH_START,
+  'opaque path': OPAQUE_PATH, 'query': QUERY, 'fragment': FRAGMENT };
+internal.urlInternals = ObjectFreeze({
+  FAILURE,
+  parse: (input, base = null) => basicParse(input, base),
+  parseOverride: (input, url, state) => basicParse(input, null, url, overrideStates[state]),
+  newRecord,
+  isSpecialScheme,
+  defaultPort: (scheme) => specialPorts.get(scheme),
+  percentEncodeUserinfo: (s) => percentEncode(s, isUserinfoSet),
+  serializePath,
+});
+
 internal.URL = URL;
 internal.URLSearchParams = URLSearchParams;
 internal.parseURL = (input, base) => parseWithBase(input, base);

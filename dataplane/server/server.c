@@ -43,11 +43,19 @@ static void on_resume_idle(uv_idle_t *h)
     }
 }
 
+/* The server goes once it is closing and its own handles and every connection are gone:
+ * libuv runs close callbacks in no order we can rely on, so either may finish last. */
+static void maybe_free(dp_server *srv)
+{
+    if (srv->is_closing && srv->n_handles_open == 0 && srv->n_conns == 0)
+        nano_free(srv);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     dp_server *srv = h->data;
-    if (--srv->n_handles_open == 0)
-        nano_free(srv);
+    srv->n_handles_open--;
+    maybe_free(srv);
 }
 
 dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts, struct rt_isolate *app)
@@ -131,6 +139,10 @@ void dp_server__conn_gone(dp_server *srv, dp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->n_conns--;
+    if (srv->is_closing) {
+        maybe_free(srv);
+        return;
+    }
     dp_server__check_drained(srv);
 }
 

@@ -1,0 +1,46 @@
+// URLPattern (WHATWG URL Pattern Standard).
+import { test, assert, assertEquals, assertThrows, assertStrictEquals } from "nano:test";
+
+test("named groups, regexp groups and wildcards in a pathname", () => {
+  const p = new URLPattern({ pathname: "/books/:id(\\d+)/*" });
+  const m = p.exec("https://shop.test/books/42/chapter/1");
+  assertEquals(m.pathname.groups, { id: "42", 0: "chapter/1" });
+  assertStrictEquals(p.exec("https://shop.test/books/x/y"), null);
+  assert(p.hasRegExpGroups);
+});
+
+test("constructor strings split into components; missing ones are wildcards", () => {
+  const p = new URLPattern("https://*.example.com/:path/x?q=:q#:h");
+  assertEquals([p.protocol, p.hostname, p.pathname, p.search, p.hash, p.port],
+    ["https", "*.example.com", "/:path/x", "q=:q", ":h", ""]);
+  const m = p.exec("https://a.example.com/y/x?q=1#top");
+  assertEquals([m.hostname.groups[0], m.pathname.groups.path, m.search.groups.q, m.hash.groups.h],
+    ["a", "y", "1", "top"]);
+  assertEquals(new URLPattern({}).protocol, "*");
+});
+
+test("relative patterns need a base URL", () => {
+  assert(new URLPattern("/api/:v", "https://h.test").test("https://h.test/api/2"));
+  assertThrows(() => new URLPattern("/api/:v"), TypeError);
+});
+
+test("modifiers and groups", () => {
+  const p = new URLPattern({ pathname: "/files{/:dir}*/:name{.:ext}?" });
+  assertEquals(p.exec({ pathname: "/files/a/b/c.txt" }).pathname.groups, { dir: "a/b", name: "c", ext: "txt" });
+  assert(p.test({ pathname: "/files/readme" }));
+  assert(!new URLPattern({ pathname: "/x/:y+" }).test({ pathname: "/x/" }));
+});
+
+test("fixed text is canonicalized like URLs; ignoreCase", () => {
+  assertEquals(new URLPattern({ pathname: "/a b" }).pathname, "/a%20b");
+  assertEquals(new URLPattern({ hostname: "café.com" }).hostname, "xn--caf-dma.com");
+  assert(new URLPattern({ pathname: "/ABC" }, { ignoreCase: true }).test({ pathname: "/abc" }));
+  assert(!new URLPattern({ pathname: "/ABC" }).test({ pathname: "/abc" }));
+});
+
+test("bad patterns are TypeErrors", () => {
+  assertThrows(() => new URLPattern({ pathname: "/:a/:a" }), TypeError);
+  assertThrows(() => new URLPattern({ pathname: "/(?x)" }), TypeError);
+  assertThrows(() => new URLPattern({ pathname: "/((a))" }), TypeError);
+  assertThrows(() => new URLPattern({ pathname: "/{unclosed" }), TypeError);
+});
