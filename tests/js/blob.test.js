@@ -64,3 +64,35 @@ test("urlencoded bodies and blob() with the content type", async () => {
   assertEquals(new Response(new Blob(["z"], { type: "t/u" })).headers.get("content-type"), "t/u");
   await assertRejects(new Response("x").formData(), TypeError);
 });
+
+test("FileReader reads as text, ArrayBuffer, binary string and data URL with events", async () => {
+  const read = (method, blob, ...args) => new Promise((resolve, reject) => {
+    const r = new FileReader();
+    const events = [];
+    for (const t of ["loadstart", "progress", "load", "loadend"]) r.addEventListener(t, () => events.push(t));
+    r.onerror = reject;
+    r.onloadend = () => resolve([r.result, events, r.readyState]);
+    r[method](blob, ...args);
+    assertEquals(r.readyState, FileReader.LOADING);
+  });
+  const blob = new Blob(["héllo"], { type: "text/plain" });
+  const [text, events, state] = await read("readAsText", blob);
+  assertEquals([text, events, state], ["héllo", ["loadstart", "progress", "load", "loadend"], FileReader.DONE]);
+  assertEquals((await read("readAsArrayBuffer", blob))[0].byteLength, 6);
+  assertEquals((await read("readAsBinaryString", new Blob([new Uint8Array([255, 65])])))[0], "\xffA");
+  assertEquals((await read("readAsDataURL", blob))[0], "data:text/plain;base64,aMOpbGxv");
+  assertEquals((await read("readAsText", new Blob([new Uint8Array([0xe9])]), "latin1"))[0], "é");
+});
+
+test("FileReader refuses a second read while loading; abort() fires abort and loadend", async () => {
+  const r = new FileReader();
+  r.readAsText(new Blob(["x"]));
+  assertThrows(() => r.readAsText(new Blob(["y"])), DOMException);
+  const events = [];
+  r.onabort = () => events.push("abort");
+  r.onloadend = () => events.push("loadend");
+  r.onload = () => events.push("load");
+  r.abort();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assertEquals([events, r.result, r.readyState], [["abort", "loadend"], null, FileReader.DONE]);
+});
