@@ -221,6 +221,7 @@ class HeadersIterator {
   }
 }
 ObjectSetPrototypeOf(HeadersIterator.prototype, IteratorPrototype);
+Reflect.defineProperty(HeadersIterator.prototype, 'next', { enumerable: true });
 Reflect.defineProperty(HeadersIterator.prototype, SymbolToStringTag,
   { value: 'Headers Iterator', configurable: true });
 

@@ -16,7 +16,7 @@ const {
   StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
 } = primordials;
 
-const { Headers, headerList, headersFromList, fillHeaders, ListIterator } = internal;
+const { Headers, headerList, headersFromList, fillHeaders, ListIterator, webidl } = internal;
 
 // WebIDL USVString: lone surrogates become U+FFFD.
 const surrogateRe = /[\uD800-\uDFFF]/;
@@ -180,6 +180,9 @@ const kForbiddenMethods = new SafeSet(['CONNECT', 'TRACE', 'TRACK']);
 const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const absoluteUrlRe = /^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$/;
 const kRedirectModes = new SafeSet(['follow', 'error', 'manual']);
+const kCacheModes = ['default', 'no-store', 'reload', 'no-cache', 'force-cache', 'only-if-cached'];
+const kReferrerPolicies = ['', 'no-referrer', 'no-referrer-when-downgrade', 'same-origin', 'origin',
+  'strict-origin', 'origin-when-cross-origin', 'strict-origin-when-cross-origin', 'unsafe-url'];
 
 function normalizeMethod(method) {
   method = internal.toByteString(method, 'Request method');
@@ -214,6 +217,15 @@ class Request {
   #nativeId = -1;       // incoming request: its runtime id, for lazy headers
   #body = new BodyState(null);
   #redirect = 'follow';
+  #mode = 'cors';
+  #credentials = 'same-origin';
+  #cache = 'default';
+  #referrer = 'about:client';
+  #referrerPolicy = '';
+  #integrity = '';
+  #keepalive = false;
+  #priority = 'auto';
+  #signal = null; // made on first read for incoming requests
 
   constructor(input, init = undefined) {
     if (input === kIncoming) {
@@ -227,23 +239,81 @@ class Request {
       throw new TypeError('Request: init must be an object');
     }
     let inputBody = null;
+    let inputSignal = null;
     if (input instanceof Request) {
       this.#method = input.#method;
       this.#url = input.url;
       this.#redirect = input.#redirect;
+      this.#mode = input.#mode;
+      this.#credentials = input.#credentials;
+      this.#cache = input.#cache;
+      this.#referrer = input.#referrer;
+      this.#referrerPolicy = input.#referrerPolicy;
+      this.#integrity = input.#integrity;
+      this.#keepalive = input.#keepalive;
+      this.#priority = input.#priority;
       this.#headers = new Headers(input.headers);
       inputBody = input.#body;
+      inputSignal = input.signal;
     } else {
       this.#url = parseRequestUrl(input);
       this.#headers = new Headers();
     }
     init = init || {};
-    if (init.method !== undefined) this.#method = normalizeMethod(init.method);
-    if (init.redirect !== undefined) {
-      const mode = String(init.redirect);
-      if (!kRedirectModes.has(mode)) throw new TypeError(`"${mode}" is not a valid redirect mode`);
-      this.#redirect = mode;
+    const context = "Failed to construct 'Request'";
+    // RequestInit members (Fetch §5.4, "new Request" steps 13-29), validated as the spec says.
+    if (init.window !== undefined && init.window !== null) {
+      throw new TypeError(`${context}: RequestInit's window must be null`);
     }
+    if (init.referrer !== undefined) {
+      const referrer = toUSVString(init.referrer);
+      if (referrer === '') {
+        this.#referrer = '';
+      } else {
+        const parsed = internal.parseURL(referrer, internal.baseURL);
+        if (typeof parsed !== 'object') throw new TypeError(`${context}: the referrer "${referrer}" is not a valid URL`);
+        this.#referrer = internal.serializeURL(parsed);
+      }
+    }
+    if (init.referrerPolicy !== undefined) {
+      this.#referrerPolicy = webidl.enumValue(init.referrerPolicy, kReferrerPolicies, `${context}: referrerPolicy`);
+    }
+    if (init.mode !== undefined) {
+      const mode = webidl.enumValue(init.mode, ['navigate', 'same-origin', 'no-cors', 'cors'], `${context}: mode`);
+      if (mode === 'navigate') throw new TypeError(`${context}: mode cannot be "navigate"`);
+      this.#mode = mode;
+    }
+    if (init.credentials !== undefined) {
+      this.#credentials = webidl.enumValue(init.credentials, ['omit', 'same-origin', 'include'], `${context}: credentials`);
+    }
+    if (init.cache !== undefined) {
+      this.#cache = webidl.enumValue(init.cache, kCacheModes, `${context}: cache`);
+    }
+    if (this.#cache === 'only-if-cached' && this.#mode !== 'same-origin') {
+      throw new TypeError(`${context}: cache "only-if-cached" needs mode "same-origin"`);
+    }
+    if (init.redirect !== undefined) {
+      this.#redirect = webidl.enumValue(init.redirect, ['follow', 'error', 'manual'], `${context}: redirect`);
+    }
+    if (init.integrity !== undefined) this.#integrity = webidl.DOMString(init.integrity);
+    if (init.keepalive !== undefined) this.#keepalive = !!init.keepalive;
+    if (init.priority !== undefined) {
+      this.#priority = webidl.enumValue(init.priority, ['high', 'low', 'auto'], `${context}: priority`);
+    }
+    if (init.method !== undefined) this.#method = normalizeMethod(init.method);
+    let signal = inputSignal;
+    if (init.signal !== undefined) {
+      if (init.signal !== null && !internal.isAbortSignal(init.signal)) {
+        throw new TypeError(`${context}: signal is not an AbortSignal`);
+      }
+      signal = init.signal;
+    }
+    // The request's own signal follows the given one.
+    this.#signal = signal === null ? internal.newAbortSignal() : AbortSignal.any([signal]);
+    if (this.#mode === 'no-cors' && this.#method !== 'GET' && this.#method !== 'HEAD' && this.#method !== 'POST') {
+      throw new TypeError(`${context}: a no-cors request's method must be GET, HEAD or POST`);
+    }
+    if (init.duplex !== undefined) webidl.enumValue(init.duplex, ['half'], `${context}: duplex`);
     if (init.headers !== undefined) {
       const headers = new Headers();
       fillHeaders(headers, init.headers);
@@ -289,13 +359,25 @@ class Request {
   }
   get redirect() { return this.#redirect; }
   get destination() { return ''; }
-  get referrer() { return 'about:client'; }
-  get referrerPolicy() { return ''; }
-  get mode() { return 'cors'; }
-  get credentials() { return 'same-origin'; }
-  get cache() { return 'default'; }
-  get integrity() { return ''; }
-  get keepalive() { return false; }
+  get referrer() {
+    // "no-referrer" is the empty string; "client" serializes as about:client.
+    return this.#referrer;
+  }
+  get referrerPolicy() { return this.#referrerPolicy; }
+  get mode() { return this.#mode; }
+  get credentials() { return this.#credentials; }
+  get cache() { return this.#cache; }
+  get integrity() { return this.#integrity; }
+  get keepalive() { return this.#keepalive; }
+  get isReloadNavigation() { return false; }
+  get isHistoryNavigation() { return false; }
+  get duplex() { return 'half'; }
+  get signal() {
+    // An incoming request's signal is made when first asked for; nothing aborts it yet
+    // (client disconnects will, with the Streams issue).
+    this.#signal ??= internal.newAbortSignal();
+    return this.#signal;
+  }
 
   clone() {
     const body = this.#body;
@@ -305,9 +387,20 @@ class Request {
       // cannot be cloned without buffering it whole.
       throw new TypeError('Request.clone: cloning an unread incoming body is not supported yet');
     }
-    const copy = new Request(this.url);
+    // Built field by field: the constructor would take over (use up) this request's body.
+    const copy = new Request(kIncoming, this.url);
+    copy.#urlIsRaw = false;
     copy.#method = this.#method;
     copy.#redirect = this.#redirect;
+    copy.#mode = this.#mode;
+    copy.#credentials = this.#credentials;
+    copy.#cache = this.#cache;
+    copy.#referrer = this.#referrer;
+    copy.#referrerPolicy = this.#referrerPolicy;
+    copy.#integrity = this.#integrity;
+    copy.#keepalive = this.#keepalive;
+    copy.#priority = this.#priority;
+    copy.#signal = AbortSignal.any([this.signal]);
     copy.#headers = new Headers(this.headers);
     internal.setHeadersGuard(copy.#headers, internal.kGuardRequest);
     copy.#body = new BodyState(body.source);

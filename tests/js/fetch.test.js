@@ -1,0 +1,72 @@
+// Request, Response and Headers: init members, validation, clone, bodies.
+import { test, assert, assertEquals, assertThrows, assertRejects } from "nano:test";
+
+test("RequestInit members are validated and exposed", () => {
+  const r = new Request("http://h/x", {
+    method: "post", mode: "same-origin", credentials: "include", cache: "no-cache",
+    redirect: "manual", referrer: "", referrerPolicy: "no-referrer", integrity: "sha256-x",
+    keepalive: true, body: "b",
+  });
+  assertEquals([r.method, r.mode, r.credentials, r.cache, r.redirect, r.referrer, r.referrerPolicy,
+    r.integrity, r.keepalive, r.duplex], ["POST", "same-origin", "include", "no-cache", "manual", "",
+    "no-referrer", "sha256-x", true, "half"]);
+  assertEquals(new Request("http://h/").referrer, "about:client");
+  for (const bad of [{ mode: "navigate" }, { mode: "bogus" }, { cache: "only-if-cached" },
+    { credentials: "x" }, { redirect: "x" }, { referrerPolicy: "x" }, { window: {} },
+    { signal: {} }, { method: "TRACE" }, { method: "bad method" }, { method: "GET", body: "x" },
+    { mode: "no-cors", method: "PUT" }]) {
+    assertThrows(() => new Request("http://h/", bad), TypeError, undefined);
+  }
+});
+
+test("a request's signal follows the one given", () => {
+  const ac = new AbortController();
+  const r = new Request("http://h/", { signal: ac.signal });
+  const copy = new Request(r);
+  assert(!r.signal.aborted);
+  ac.abort("why");
+  assertEquals([r.signal.aborted, r.signal.reason, copy.signal.aborted], [true, "why", true]);
+});
+
+test("clone copies the body and leaves the original readable", async () => {
+  const r = new Request("http://h/", { method: "PUT", body: "data", headers: { "x-a": "1" } });
+  const c = r.clone();
+  assertEquals([await c.text(), r.bodyUsed, c.headers.get("x-a")], ["data", false, "1"]);
+  assertEquals(await r.text(), "data");
+  assert(r.bodyUsed);
+  assertThrows(() => r.clone(), TypeError);
+  await assertRejects(r.text(), TypeError);
+});
+
+test("constructing from a Request takes over its body", async () => {
+  const a = new Request("http://h/", { method: "POST", body: "moved" });
+  const b = new Request(a);
+  assert(a.bodyUsed);
+  assertEquals(await b.text(), "moved");
+  assertThrows(() => new Request(a), TypeError);
+});
+
+test("Response status, statusText, redirect and error", async () => {
+  const r = new Response("x", { status: 201, statusText: "Made", headers: [["a", "1"]] });
+  assertEquals([r.status, r.statusText, r.ok, r.type, r.headers.get("a")], [201, "Made", true, "default", "1"]);
+  assertThrows(() => new Response("", { status: 99 }), RangeError);
+  assertThrows(() => new Response("body", { status: 204 }), TypeError);
+  assertEquals(Response.redirect("http://h/next", 307).headers.get("location"), "http://h/next");
+  assertThrows(() => Response.redirect("http://h/", 200), RangeError);
+  const e = Response.error();
+  assertEquals([e.type, e.status], ["error", 0]);
+  assertEquals(await Response.json({ a: 1 }).json(), { a: 1 });
+});
+
+test("Headers: case-insensitive, combined values, set-cookie kept apart, guards", () => {
+  const h = new Headers({ "Content-Type": "text/plain" });
+  h.append("x-multi", "a");
+  h.append("X-Multi", "b");
+  h.append("set-cookie", "a=1");
+  h.append("set-cookie", "b=2");
+  assertEquals([h.get("content-type"), h.get("x-multi"), h.getSetCookie()], ["text/plain", "a, b", ["a=1", "b=2"]]);
+  assertEquals([...h.keys()], ["content-type", "set-cookie", "set-cookie", "x-multi"]);
+  assertThrows(() => h.append("bad name", "v"), TypeError);
+  assertThrows(() => h.append("x", "a\nb"), TypeError);
+  assertThrows(() => Response.error().headers.set("a", "b"), TypeError);
+});
