@@ -7,7 +7,8 @@ const {
   TypeError, ArrayIsArray, ObjectFreeze, TypedArrayPrototypeGetSymbolToStringTag,
   TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart, SafeSet,
   ArrayBufferIsView, ArrayPrototypePush, Date, RegExp, Map, Set, MapPrototypeEntries,
-  SetPrototypeValues, ObjectKeys, ObjectPrototypeToString,
+  SetPrototypeValues, ObjectKeys, ObjectPrototypeToString, SafeMap, ArrayBuffer,
+  ObjectGetPrototypeOf, ObjectPrototype, Array, String,
 } = primordials;
 const { webidl, DOMException } = internal;
 
@@ -22,19 +23,37 @@ internal.defineGlobal('structuredClone', function structuredClone(value, options
     }
     transfer = ArrayIsArray(opts.transfer) ? opts.transfer : [...opts.transfer];
   }
-  refusePlatformObjects(value);
-  return binding.structuredClone(value, transfer);
+  if (!hasSerializablePlatformObjects(value)) return binding.structuredClone(value, transfer);
+  // Blob, File and DOMException are serializable platform objects V8 cannot see into: clone
+  // such a value here, with transferred buffers moved first.
+  const memory = new SafeMap();
+  for (const item of transfer) {
+    if (!(item instanceof ArrayBuffer)) {
+      throw new DOMException('Only ArrayBuffers can be transferred here', 'DataCloneError');
+    }
+    if (memory.has(item)) throw new DOMException('An ArrayBuffer is listed twice in the transfer list', 'DataCloneError');
+    memory.set(item, binding.structuredClone(item, [item]));
+  }
+  return cloneInJS(value, memory);
 });
 
-// V8 would copy a platform object (URL, Headers, ...) as a plain object, losing its state;
-// HTML says such objects cannot be cloned. Walk what the serializer would walk.
-function refusePlatformObjects(root) {
+const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOMException(v);
+
+// Walks what the serializer would walk: throws DataCloneError for a platform object that is
+// not serializable (V8 would copy it as a plain object, losing its state), and says whether
+// serializable platform objects are present.
+function hasSerializablePlatformObjects(root) {
   const seen = new SafeSet();
   const stack = [root];
+  let found = false;
   while (stack.length > 0) {
     const v = stack.pop();
     if (v === null || (typeof v !== 'object' && typeof v !== 'function') || seen.has(v)) continue;
     seen.add(v);
+    if (isSerializablePlatformObject(v)) {
+      found = true;
+      continue;
+    }
     if (webidl.isPlatformObject(v)) {
       throw new DOMException(`${ObjectPrototypeToString(v)} could not be cloned.`, 'DataCloneError');
     }
@@ -50,6 +69,57 @@ function refusePlatformObjects(root) {
     if (typeof v === 'function') continue; // V8 refuses functions itself
     for (const key of ObjectKeys(v)) ArrayPrototypePush(stack, v[key]);
   }
+  return found;
+}
+
+// HTML StructuredSerialize + StructuredDeserialize in one pass, for graphs holding Blobs,
+// Files or DOMExceptions. Leaves V8 knows (buffers, views, dates, regexps, errors, boxed
+// primitives) go through the native serializer one by one.
+function cloneInJS(v, memory) {
+  if (typeof v === 'symbol') throw new DOMException('A Symbol could not be cloned.', 'DataCloneError');
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return v;
+  if (memory.has(v)) return memory.get(v);
+  if (typeof v === 'function') throw new DOMException(`${String(v)} could not be cloned.`, 'DataCloneError');
+  let out;
+  if (internal.isBlob(v)) {
+    out = v instanceof internal.File
+      ? new internal.File([v], v.name, { type: v.type, lastModified: v.lastModified })
+      : internal.makeBlob(internal.blobBytes(v), v.type);
+    memory.set(v, out);
+    return out;
+  }
+  if (internal.isDOMException(v)) {
+    out = new DOMException(v.message, v.name);
+    memory.set(v, out);
+    return out;
+  }
+  if (ArrayIsArray(v)) {
+    out = new Array(v.length);
+    memory.set(v, out);
+    for (const key of ObjectKeys(v)) out[key] = cloneInJS(v[key], memory);
+    return out;
+  }
+  if (v instanceof Map) {
+    out = new Map();
+    memory.set(v, out);
+    for (const [k, x] of MapPrototypeEntries(v)) out.set(cloneInJS(k, memory), cloneInJS(x, memory));
+    return out;
+  }
+  if (v instanceof Set) {
+    out = new Set();
+    memory.set(v, out);
+    for (const x of SetPrototypeValues(v)) out.add(cloneInJS(x, memory));
+    return out;
+  }
+  if (ObjectGetPrototypeOf(v) === ObjectPrototype || ObjectGetPrototypeOf(v) === null) {
+    out = {};
+    memory.set(v, out);
+    for (const key of ObjectKeys(v)) out[key] = cloneInJS(v[key], memory);
+    return out;
+  }
+  out = binding.structuredClone(v, []);
+  memory.set(v, out);
+  return out;
 }
 
 const base64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';

@@ -112,3 +112,15 @@ test("queueMicrotask runs before timers", async () => {
   assertEquals(order, ["micro", "timer"]);
   assertThrows(() => queueMicrotask(1), TypeError);
 });
+
+test("structuredClone copies Blob, File and DOMException, keeping shared references", async () => {
+  const blob = new Blob(["x"], { type: "a/b" });
+  const file = new File(["yy"], "n.txt", { lastModified: 7 });
+  const c = structuredClone({ blob, again: blob, list: [file], e: new DOMException("m", "AbortError") });
+  assert(c.blob === c.again && c.blob !== blob);
+  assertEquals([c.blob.type, await c.blob.text()], ["a/b", "x"]);
+  assertEquals([c.list[0].name, c.list[0].lastModified, c.e.name, c.e.message], ["n.txt", 7, "AbortError", "m"]);
+  assert(c.e instanceof DOMException);
+  const e = assertThrows(() => structuredClone({ u: new URL("http://h/") }), DOMException);
+  assertEquals(e.name, "DataCloneError");
+});
