@@ -9,7 +9,7 @@ const {
   TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
   TypedArrayPrototypeGetSymbolToStringTag, DataViewPrototypeGetBuffer,
   DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, ArrayBufferPrototypeSlice,
-  PromiseResolve, ObjectDefineProperty,
+  PromiseResolve, ObjectDefineProperty, SafeMap,
 } = primordials;
 const { webidl } = internal;
 
@@ -180,6 +180,39 @@ class File extends Blob {
   get lastModified() { File.#check(this, 'lastModified'); return this.#lastModified; }
 }
 webidl.configureInterface(File);
+
+// File API §8 blob URLs: the blob URL store of this isolate. Without an origin (no
+// --location) the URLs are blob:null/UUID. URL.createObjectURL/revokeObjectURL are static
+// operations of URL, installed here because they need Blob.
+const blobURLStore = new SafeMap();
+function blobOrigin() {
+  if (internal.baseURL === undefined) return 'null';
+  const origin = new internal.URL(internal.baseURL).origin;
+  return origin;
+}
+internal.blobURLStore = blobURLStore;
+ObjectDefineProperty(internal.URL, 'createObjectURL', {
+  value: function createObjectURL(obj) {
+    webidl.argCount(arguments, 1, "Failed to execute 'createObjectURL' on 'URL'");
+    if (!isBlob(obj)) {
+      throw new TypeError("Failed to execute 'createObjectURL' on 'URL': parameter 1 is not of type 'Blob'");
+    }
+    const url = `blob:${blobOrigin()}/${crypto.randomUUID()}`;
+    blobURLStore.set(url, obj);
+    return url;
+  },
+  writable: true, enumerable: true, configurable: true,
+});
+ObjectDefineProperty(internal.URL, 'revokeObjectURL', {
+  value: function revokeObjectURL(url) {
+    webidl.argCount(arguments, 1, "Failed to execute 'revokeObjectURL' on 'URL'");
+    const s = webidl.DOMString(url);
+    // Keyed by the URL without its fragment, as the store's lookup is.
+    const hash = s.indexOf('#');
+    blobURLStore.delete(hash === -1 ? s : s.slice(0, hash));
+  },
+  writable: true, enumerable: true, configurable: true,
+});
 
 internal.Blob = Blob;
 internal.File = File;

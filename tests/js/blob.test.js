@@ -96,3 +96,15 @@ test("FileReader refuses a second read while loading; abort() fires abort and lo
   await new Promise((resolve) => setTimeout(resolve, 10));
   assertEquals([events, r.result, r.readyState], [["abort", "loadend"], null, FileReader.DONE]);
 });
+
+test("URL.createObjectURL makes unique blob: URLs; revokeObjectURL forgets them", () => {
+  const blob = new Blob(["x"]);
+  const a = URL.createObjectURL(blob);
+  const b = URL.createObjectURL(new File(["y"], "f"));
+  assert(a !== b);
+  assert(/^blob:null\/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(a), a);
+  assertEquals(new URL(a).protocol, "blob:");
+  URL.revokeObjectURL(a);
+  URL.revokeObjectURL("not a blob url"); // ignored
+  assertThrows(() => URL.createObjectURL("not a blob"), TypeError);
+});

@@ -19,6 +19,14 @@ e=json.load(open(p))
 missing_re=re.compile(r"(?:ReferenceError: )?([A-Z][A-Za-z0-9]+) is not defined")
 method_re=re.compile(r"\.(formData|blob|clone|bytes|arrayBuffer|json|text|body|signal)\b[^.]*is not a function|reading '(\w+)'")
 def reason(key, name, msg):
+    if "Float16Array" in msg:
+        return "V8 10.2 has no Float16Array"
+    if "blob.stream is not a function" in msg:
+        return "Blob.stream() needs ReadableStream, which comes with the Streams issue (5)"
+    if key.startswith("FileAPI/url/url-with-fetch"):
+        return "fetch() of blob: URLs comes with the outbound fetch() issue"
+    if "MessagePort] could not be cloned" in msg:
+        return "MessagePorts inside a message's data (not only in the transfer list) are not supported yet (issue 4)"
     if key.startswith("encoding/legacy-mb-schinese"): return "ICU 72's GB18030 mapping (GB18030-2005) differs from the Encoding Standard's gb18030 index"
     if key.startswith("encoding/iso-2022-jp"): return "ICU's ISO-2022-JP decoder treats this escape sequence differently from the Encoding Standard"
     m=re.search(r"(windows-\d+) (?:doesn't have|has) a pointer", name)
@@ -27,6 +35,8 @@ def reason(key, name, msg):
     if "XMLHttpRequest is not defined" in msg: return "uses XMLHttpRequest, which is not part of the WinterTC API"
     if "Unexpected global object" in msg: return "idlharness only knows window/worker globals; nano's global is an EventTarget but no *GlobalScope (docs/api.md)"
     if "resize is not a function" in msg or name.startswith(("Growable", "Length-tracking", "Resizable")): return "V8 10.2 has no resizable ArrayBuffer / growable SharedArrayBuffer"
+    if "wpt glue: no resource blob:" in msg or "createObjectURL" in msg and "fetch" in key:
+        return "fetch() of blob: URLs comes with the outbound fetch() issue"
     if "wpt glue: no resource" in msg and ("/resources/" in msg) and (".py" in msg): return "needs the WPT HTTP server's Python handlers, which do not run here"
     if "wpt glue: no resource" in msg: return "the file it loads is not in the ../shared/wpt snapshot"
     if "missing META script" in msg: return "a script it needs is not in the ../shared/wpt snapshot"
