@@ -316,8 +316,33 @@ function compileComponent(input, encode, options) {
     patternString: generatePatternString(parts, options),
     regexp,
     names,
+    parts,
     hasRegExpGroups: parts.some((p) => p.type === PART_REGEXP),
   };
+}
+
+// URLPattern.compareComponent (tentative, as Chromium ships it): orders patterns from most to
+// least specific, part by part. A part ranks by type (fixed text, regexp, segment wildcard,
+// full wildcard), then modifier (none, +, ?, *), then its prefix, value and suffix as
+// strings; names do not count. A list that runs out compares as an empty fixed part.
+const typeRank = { [FULL]: 0, [SEGMENT]: 1, [PART_REGEXP]: 2, [FIXED]: 3 };
+const modifierRank = { [ZERO_OR_MORE]: 0, [OPTIONAL]: 1, [ONE_OR_MORE]: 2, [NONE]: 3 };
+const emptyFixedPart = ObjectFreeze({ type: FIXED, value: '', modifier: NONE, prefix: '', suffix: '' });
+const compareNumbers = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+const compareStrings = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+function comparePart(a, b) {
+  return compareNumbers(typeRank[a.type], typeRank[b.type]) ||
+    compareNumbers(modifierRank[a.modifier], modifierRank[b.modifier]) ||
+    compareStrings(a.prefix, b.prefix) || compareStrings(a.value, b.value) ||
+    compareStrings(a.suffix, b.suffix);
+}
+function comparePartLists(left, right) {
+  const n = left.length > right.length ? left.length : right.length;
+  for (let i = 0; i < n; i++) {
+    const r = comparePart(left[i] ?? emptyFixedPart, right[i] ?? emptyFixedPart);
+    if (r !== 0) return r;
+  }
+  return 0;
 }
 
 const specialSchemes = ['ftp', 'file', 'http', 'https', 'ws', 'wss'];
@@ -768,6 +793,14 @@ class URLPattern {
       result[c] = { input: values[c], groups };
     }
     return result;
+  }
+
+  static compareComponent(component, left, right) {
+    webidl.argCount(arguments, 3, "Failed to execute 'compareComponent' on 'URLPattern'");
+    const name = webidl.enumValue(component, components, "Failed to execute 'compareComponent' on 'URLPattern'");
+    URLPattern.#check(left, 'compareComponent');
+    URLPattern.#check(right, 'compareComponent');
+    return comparePartLists(left.#components[name].parts, right.#components[name].parts);
   }
 
   get protocol() { URLPattern.#check(this, 'protocol'); return this.#components.protocol.patternString; }

@@ -44,3 +44,13 @@ test("bad patterns are TypeErrors", () => {
   assertThrows(() => new URLPattern({ pathname: "/((a))" }), TypeError);
   assertThrows(() => new URLPattern({ pathname: "/{unclosed" }), TypeError);
 });
+
+test("compareComponent orders patterns from most to least specific", () => {
+  const cmp = (a, b) => URLPattern.compareComponent("pathname", new URLPattern({ pathname: a }), new URLPattern({ pathname: b }));
+  assertEquals(cmp("/foo/bar", "/foo/:bar"), 1);
+  assertEquals(cmp("/foo/:bar", "/foo/*"), 1);
+  assertEquals(cmp("/foo/:a", "/foo/:b"), 0);
+  assertEquals(cmp("/foo/{x}?", "/foo/{x}*"), 1);
+  assertEquals(cmp("/a", "/b"), -1);
+  assertThrows(() => URLPattern.compareComponent("nope", new URLPattern({}), new URLPattern({})), TypeError);
+});
