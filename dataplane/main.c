@@ -33,6 +33,7 @@ typedef struct dp_main {
     uv_timer_t drain_timer;     /* fires at the drain deadline */
     uv_timer_t progress_timer;  /* a progress line each second while draining */
     bool draining;
+    bool is_timed_out; /* run: --timeout passed */
     int exit_code;
     uint64_t drain_started_ms;
 } dp_main;
@@ -166,6 +167,7 @@ static void on_run_timeout(uv_timer_t *t)
     fprintf(stderr, "nano-dp run: timed out after %llu ms\n",
             (unsigned long long)m->opts.timeout_ms);
     m->exit_code = 1;
+    m->is_timed_out = true;
     uv_stop(m->loop);
 }
 
@@ -194,7 +196,9 @@ static int run_scripts(dp_main *m, const nano_env *env)
         uv_timer_start(&m->drain_timer, on_run_timeout, m->opts.timeout_ms, 0);
         uv_unref((uv_handle_t *)&m->drain_timer); /* the deadline alone keeps nothing alive */
     }
-    uv_run(m->loop, UV_RUN_DEFAULT);
+    do {
+        uv_run(m->loop, UV_RUN_DEFAULT);
+    } while (!m->is_timed_out && rt_isolate_settle_background(m->app));
     if (m->opts.timeout_ms > 0)
         uv_close((uv_handle_t *)&m->drain_timer, NULL);
     rt_isolate_free(m->app);

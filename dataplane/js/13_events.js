@@ -105,7 +105,7 @@ class Event {
   }
 
   // DOM §2.9 dispatch, for a path of one (the target).
-  static dispatch(event, target, listenersOf) {
+  static dispatch(event, target, listenersOf, fromTask = false) {
     if (event.#dispatching || !event.#initialized) {
       throw new DOMException('The event is already being dispatched or was not initialized',
         'InvalidStateError');
@@ -118,8 +118,8 @@ class Event {
       const listeners = listenersOf(target, event.#type);
       if (listeners !== undefined) {
         const snapshot = ArrayPrototypeSlice(listeners);
-        Event.#invoke(event, target, listeners, snapshot, true);
-        if (!event.#stopImmediate) Event.#invoke(event, target, listeners, snapshot, false);
+        Event.#invoke(event, target, listeners, snapshot, true, fromTask);
+        if (!event.#stopImmediate) Event.#invoke(event, target, listeners, snapshot, false, fromTask);
       }
     }
     event.#phase = NONE;
@@ -130,7 +130,7 @@ class Event {
     return !event.#canceled;
   }
 
-  static #invoke(event, target, listeners, snapshot, capturePass) {
+  static #invoke(event, target, listeners, snapshot, capturePass, fromTask) {
     for (let i = 0; i < snapshot.length; i++) {
       const l = snapshot[i];
       if (l.removed || l.capture !== capturePass) continue;
@@ -158,6 +158,9 @@ class Event {
         internal.reportUncaught(err);
       }
       event.#inPassiveListener = false;
+      // HTML "clean up after running a callback": an event fired by a task (not from inside
+      // script) runs microtasks after each listener, as the script stack is then empty.
+      if (fromTask) binding.runMicrotasks();
       if (event.#stopImmediate) break;
     }
   }
@@ -282,6 +285,10 @@ webidl.configureInterface(EventTarget, 'EventTarget');
 // Dispatches event at target from the runtime (no argument checks).
 internal.dispatchEvent = (target, event) =>
   dispatchEvent(event, target, (t, type) => listenerMap(t)[type]);
+// For events a task fires (a message arriving, a file read finishing, a timeout): microtasks
+// run after each listener.
+internal.dispatchEventFromTask = (target, event) =>
+  dispatchEvent(event, target, (t, type) => listenerMap(t)[type], true);
 internal.isEvent = isEvent;
 internal.hasListeners = (target, type) => (listenerMap(target)[type]?.length ?? 0) > 0;
 // An event the runtime creates: isTrusted is true.

@@ -121,11 +121,22 @@ function iso885916Table() {
   return t;
 }
 
+// Where ICU's tables differ from the Encoding Standard's indexes: byte -> code point, 0xFFFF
+// for a byte the standard leaves unmapped.
+const icuCorrections = {
+  // ICU maps these to Private Use Area code points (vendor round-trip entries).
+  'windows-874': [[0xDB, 0xFFFF], [0xDC, 0xFFFF], [0xDD, 0xFFFF], [0xDE, 0xFFFF],
+    [0xFC, 0xFFFF], [0xFD, 0xFFFF], [0xFE, 0xFFFF], [0xFF, 0xFFFF]],
+  'windows-1253': [[0xAA, 0xFFFF]],
+  'windows-1255': [[0xCA, 0x05BA]],
+};
+
 const tables = new SafeMap(); // single-byte encoding -> Uint16Array(128) from ICU
 function singleByteTable(name) {
   let t = tables.get(name);
   if (t === undefined) {
     t = binding.icuTable(icuNames[name]) ?? (name === 'iso-8859-16' ? iso885916Table() : null);
+    if (t !== null) for (const [byte, cp] of icuCorrections[name] ?? []) t[byte - 0x80] = cp;
     tables.set(name, t);
   }
   return t;

@@ -117,8 +117,9 @@ class Performance extends EventTarget {
   measure(measureName, startOrMeasureOptions = undefined, endMark = undefined) {
     webidl.argCount(arguments, 1, "Failed to execute 'measure' on 'Performance'");
     const name = webidl.DOMString(measureName);
-    const isDict = startOrMeasureOptions !== null && typeof startOrMeasureOptions === 'object';
-    const isOptions = isDict && (startOrMeasureOptions.start !== undefined ||
+    // (DOMString or PerformanceMeasureOptions): null and objects are the dictionary.
+    const isDict = startOrMeasureOptions === null || typeof startOrMeasureOptions === 'object';
+    const isOptions = isDict && startOrMeasureOptions !== null && (startOrMeasureOptions.start !== undefined ||
       startOrMeasureOptions.end !== undefined || startOrMeasureOptions.duration !== undefined ||
       startOrMeasureOptions.detail !== undefined);
     const context = "Failed to execute 'measure' on 'Performance'";

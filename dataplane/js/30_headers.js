@@ -9,7 +9,7 @@ const {
   StringPrototypeCharCodeAt, StringPrototypeToLowerCase, StringPrototypeReplace, Symbol,
   SymbolIterator, SymbolToStringTag, TypeError, ArrayIteratorPrototype, ObjectGetPrototypeOf,
   ObjectSetPrototypeOf, ReflectOwnKeys, FunctionPrototypeCall,
-  SafeSet: PrimordialSafeSet,
+  SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit,
 } = primordials;
 
 const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -44,7 +44,31 @@ function checkValue(value, name) {
   return value;
 }
 
-const kGuardNone = 0, kGuardRequest = 1, kGuardResponse = 2, kGuardImmutable = 3;
+const kGuardNone = 0, kGuardRequest = 1, kGuardResponse = 2, kGuardImmutable = 3,
+  kGuardRequestNoCors = 4;
+
+// Fetch §2.2.2: the headers a "no-cors" request may carry, and their value rules.
+const noCorsNames = new PrimordialSafeSet(['accept', 'accept-language', 'content-language', 'content-type']);
+const corsUnsafeByte = /[\x00-\x08\x0a-\x1f"():<>?@[\\\]{}\x7f]/;
+const safelistedContentTypes = new PrimordialSafeSet(['application/x-www-form-urlencoded',
+  'multipart/form-data', 'text/plain']);
+function isCorsSafelisted(name, value) {
+  if (value.length > 128) return false;
+  switch (name) {
+    case 'accept':
+      return RegExpPrototypeTest(corsUnsafeByte, value) === false;
+    case 'accept-language':
+    case 'content-language':
+      return RegExpPrototypeTest(/^[0-9A-Za-z *,\-.;=]*$/, value);
+    case 'content-type': {
+      if (RegExpPrototypeTest(corsUnsafeByte, value)) return false;
+      const essence = StringPrototypeToLowerCase(StringPrototypeTrim(StringPrototypeSplit(value, ';')[0]));
+      return safelistedContentTypes.has(essence);
+    }
+    default:
+      return false;
+  }
+}
 let headerList, setGuard, headersFromList;
 
 class Headers {
@@ -66,12 +90,17 @@ class Headers {
     name = checkName(name);
     value = checkValue(value, name);
     this.#mutable();
+    if (this.#guard === kGuardRequestNoCors) {
+      const existing = this.get(name);
+      if (!noCorsNames.has(name) || !isCorsSafelisted(name, existing === null ? value : `${existing}, ${value}`)) return;
+    }
     ArrayPrototypePush(this.#list, [name, value]);
   }
 
   delete(name) {
     name = checkName(name);
     this.#mutable();
+    if (this.#guard === kGuardRequestNoCors && !noCorsNames.has(name)) return;
     const list = this.#list;
     for (let i = list.length - 1; i >= 0; i--) {
       if (list[i][0] === name) ArrayPrototypeSplice(list, i, 1);
@@ -106,6 +135,7 @@ class Headers {
     name = checkName(name);
     value = checkValue(value, name);
     this.#mutable();
+    if (this.#guard === kGuardRequestNoCors && (!noCorsNames.has(name) || !isCorsSafelisted(name, value))) return;
     const list = this.#list;
     let found = false;
     for (let i = 0; i < list.length; i++) {
@@ -250,7 +280,10 @@ function fillHeaders(headers, init) {
     const desc = ReflectGetOwnPropertyDescriptor(init, key);
     if (desc === undefined || !desc.enumerable) continue;
     if (typeof key === 'symbol') throw new TypeError('Header names cannot be symbols');
-    headers.append(key, init[key]);
+    // WebIDL record<ByteString, ByteString>: the key converts (and may throw) before the
+    // value is read.
+    const name = toByteString(key, 'Header name');
+    headers.append(name, init[key]);
   }
 }
 
@@ -263,6 +296,7 @@ internal.kGuardNone = kGuardNone;
 internal.kGuardRequest = kGuardRequest;
 internal.kGuardResponse = kGuardResponse;
 internal.kGuardImmutable = kGuardImmutable;
+internal.kGuardRequestNoCors = kGuardRequestNoCors;
 internal.webidl.configureInterface(Headers);
 Reflect.defineProperty(Headers.prototype, SymbolIterator, { enumerable: false });
 internal.defineGlobal('Headers', Headers);

@@ -12,7 +12,7 @@ const {
   StringPrototypeReplace, StringPrototypeSlice, StringPrototypeSplit, StringPrototypeStartsWith,
   StringPrototypeToLowerCase, StringPrototypeToUpperCase, SymbolIterator, TypeError, Uint8Array,
   NumberPrototypeToString, ObjectDefineProperty, ObjectSetPrototypeOf, ObjectGetPrototypeOf,
-  SymbolToStringTag, Symbol,
+  SymbolToStringTag, Symbol, FunctionPrototypeCall,
 } = primordials;
 const { webidl } = internal;
 
@@ -833,7 +833,7 @@ class URLSearchParams {
       const iter = init[SymbolIterator];
       if (iter !== undefined && iter !== null) {
         if (typeof iter !== 'function') throw new TypeError("Failed to construct 'URLSearchParams': the init's @@iterator is not a function");
-        for (const pair of init) {
+        for (const pair of { [SymbolIterator]: () => FunctionPrototypeCall(iter, init) }) {
           if (pair === null || (typeof pair !== 'object' && typeof pair !== 'function') ||
               typeof pair[SymbolIterator] !== 'function') {
             throw new TypeError("Failed to construct 'URLSearchParams': each pair must be an iterable");

@@ -9,7 +9,7 @@ const {
   TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
   TypedArrayPrototypeGetSymbolToStringTag, DataViewPrototypeGetBuffer,
   DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, ArrayBufferPrototypeSlice,
-  PromiseResolve, ObjectDefineProperty, SafeMap,
+  PromiseResolve, ObjectDefineProperty, SafeMap, FunctionPrototypeCall,
 } = primordials;
 const { webidl } = internal;
 
@@ -121,12 +121,14 @@ function makeBlob(bytes, type) {
 // sequence<BlobPart> conversion: each item a BufferSource, a Blob, or else a USVString.
 function convertParts(parts, context) {
   if (parts === undefined) return [];
-  if (parts === null || (typeof parts !== 'object' && typeof parts !== 'function') ||
-      typeof parts[SymbolIterator] !== 'function') {
+  const iterator = parts !== null && (typeof parts === 'object' || typeof parts === 'function')
+    ? parts[SymbolIterator] : undefined;
+  if (typeof iterator !== 'function') {
     throw new TypeError(`${context}: the blob parts must be a sequence (an iterable object)`);
   }
   const items = [];
-  for (const part of parts) {
+  // WebIDL reads @@iterator once, then iterates with it.
+  for (const part of { [SymbolIterator]: () => FunctionPrototypeCall(iterator, parts) }) {
     if (part instanceof ArrayBuffer || ArrayBufferIsView(part)) ArrayPrototypePush(items, copyBufferSource(part));
     else if (isBlob(part)) ArrayPrototypePush(items, blobBytes(part));
     else ArrayPrototypePush(items, webidl.USVString(part));

@@ -92,7 +92,7 @@ class FileReader extends EventTarget {
   }
 
   #fire(type, loaded, total) {
-    internal.dispatchEvent(this, internal.trustedEvent(ProgressEvent, type,
+    internal.dispatchEventFromTask(this, internal.trustedEvent(ProgressEvent, type,
       { lengthComputable: true, loaded, total }));
   }
 }

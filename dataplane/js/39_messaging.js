@@ -135,6 +135,7 @@ class MessagePort extends EventTarget {
   close() {
     MessagePort.#check(this, 'close');
     this.#closed = true;
+    this.#detached = true; // HTML: close() detaches the port; it can no longer be transferred
     const other = this.#entangled;
     this.#entangled = null;
     if (other !== null) {
@@ -156,7 +157,7 @@ class MessagePort extends EventTarget {
     if (this.#queue.length === 0) return;
     const { data, ports } = ArrayPrototypeShift(this.#queue);
     const event = internal.trustedEvent(MessageEvent, 'message', { data, ports });
-    internal.dispatchEvent(this, event);
+    internal.dispatchEventFromTask(this, event);
     this.#schedule();
   }
 
@@ -249,7 +250,7 @@ class BroadcastChannel extends EventTarget {
       if (other === this) continue;
       setTimeout(() => {
         if (other.#closed) return;
-        internal.dispatchEvent(other, internal.trustedEvent(MessageEvent, 'message',
+        internal.dispatchEventFromTask(other, internal.trustedEvent(MessageEvent, 'message',
           { data: structuredClone(data), origin: internal.baseURL ? new internal.URL(internal.baseURL).origin : '' }));
       }, 0);
     }

@@ -123,9 +123,15 @@ function installBody(proto, stateOf, name, headersOf) {
     },
     formData() {
       const type = mimeOf(this);
+      const hasNoBody = stateOf(this).source === null;
       return PromisePrototypeThen(readBytes(stateOf(this), `${name}.formData`), (bytes) => {
         const essence = StringPrototypeToLowerCase(StringPrototypeTrim(StringPrototypeSplit(type, ';')[0]));
-        if (essence === 'multipart/form-data') return internal.parseMultipart(bytes, type);
+        if (essence === 'multipart/form-data') {
+          // An empty FormData is sent as no bytes, and reads back as one; no body at all is
+          // not multipart data.
+          if (hasNoBody) throw new TypeError(`${name}.formData: there is no body to parse as multipart/form-data`);
+          return internal.parseMultipart(bytes, type);
+        }
         if (essence === 'application/x-www-form-urlencoded') {
           const fd = new internal.FormData();
           for (const [k, v] of internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0])) {
@@ -314,12 +320,14 @@ class Request {
       throw new TypeError(`${context}: a no-cors request's method must be GET, HEAD or POST`);
     }
     if (init.duplex !== undefined) webidl.enumValue(init.duplex, ['half'], `${context}: duplex`);
-    if (init.headers !== undefined) {
-      const headers = new Headers();
-      fillHeaders(headers, init.headers);
-      this.#headers = headers;
-    }
-    internal.setHeadersGuard(this.#headers, internal.kGuardRequest);
+    // Fetch "new Request" step 32: with any init member, the headers are refilled (from
+    // init.headers, else the input's) under the request's guard, which filters for no-cors.
+    const source = init.headers !== undefined ? init.headers : this.#headers;
+    const headers = new Headers();
+    internal.setHeadersGuard(headers, this.#mode === 'no-cors' ? internal.kGuardRequestNoCors
+      : internal.kGuardRequest);
+    fillHeaders(headers, source);
+    this.#headers = headers;
     const hasInitBody = init.body !== undefined && init.body !== null;
     if ((hasInitBody || (inputBody !== null && inputBody.source !== null)) &&
         (this.#method === 'GET' || this.#method === 'HEAD')) {

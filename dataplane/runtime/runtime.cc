@@ -24,13 +24,10 @@ using v8::String;
 using v8::TryCatch;
 using v8::Value;
 
-static std::unique_ptr<v8::Platform> g_platform;
-
 int rt_platform_init(const char *argv0)
 {
     v8::V8::InitializeICUDefaultLocation(argv0);
-    g_platform = v8::platform::NewDefaultPlatform();
-    v8::V8::InitializePlatform(g_platform.get());
+    v8::V8::InitializePlatform(rt_platform_create());
     v8::V8::Initialize();
     return 0;
 }
@@ -39,7 +36,17 @@ void rt_platform_fini(void)
 {
     v8::V8::Dispose();
     v8::V8::DisposePlatform();
-    g_platform.reset();
+    rt_platform_destroy();
+}
+
+int rt_isolate_settle_background(rt_isolate *iso)
+{
+    // Background work (say, an async WebAssembly compile) may still post a task that
+    // settles a promise: wait for it rather than let the loop end.
+    if (!rt_platform_wait_for_work(iso, 60000))
+        return 0;
+    rt_platform_run_tasks(iso);
+    return 1;
 }
 
 static MaybeLocal<Value> call_internal(rt_isolate *iso, Local<Context> ctx, const char *name,
@@ -418,7 +425,14 @@ static int await_settled(rt_isolate *iso, Local<v8::Promise> promise)
         iso->depth = saved_depth;
         if (alive == 0) {
             isolate->PerformMicrotaskCheckpoint();
-            return promise->State() == v8::Promise::kPending ? NANO_EJS : 0;
+            if (promise->State() != v8::Promise::kPending)
+                return 0;
+            int saved = iso->depth;
+            iso->depth = 0;
+            int ran = rt_isolate_settle_background(iso);
+            iso->depth = saved;
+            if (!ran)
+                return NANO_EJS;
         }
     }
 }
@@ -497,10 +511,11 @@ static int find_handler(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> m
     return 0;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     auto *iso = static_cast<rt_isolate *>(h->data);
-    delete iso;
+    if (--iso->n_handles_open == 0)
+        delete iso;
 }
 
 int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out, nano_error *err)
@@ -524,6 +539,8 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     uv_timer_init(loop, &iso->timer);
     iso->timer.data = iso;
     iso->is_timer_open = true;
+    rt_platform_attach(iso);
+    iso->n_handles_open = 3; // timer, task_async, task_timer
 
     int rc;
     {
@@ -579,12 +596,13 @@ void rt_isolate_free(rt_isolate *iso)
     iso->context.Reset();
     iso->slots.clear();
     rt_encoding_close_all(iso);
+    rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
     iso->isolate->Dispose();
     delete iso->allocator;
     nano_buf_fini(&iso->scratch);
     iso->isolate = nullptr;
-    // The rt_isolate itself goes when its timer handle has closed.
-    uv_close((uv_handle_t *)&iso->timer, on_timer_closed);
+    // The rt_isolate itself goes when its three handles have closed.
+    uv_close((uv_handle_t *)&iso->timer, on_handle_closed);
 }
 
 // Calls internal[name](args...) and returns its result, or empty with the exception logged.

@@ -72,6 +72,11 @@ int rt_call_fetch(rt_isolate *iso, struct dp_request *req);
  * call from inside a runtime callback (microtasks run only at the outermost level). */
 void rt_request_body_event(rt_isolate *iso, struct dp_request *req);
 
+/* rt_isolate_settle_background: the loop has nothing left to do; if V8 still has background
+ * work (an async WebAssembly compile) that may post tasks, waits for them (up to a minute)
+ * and runs them. Returns 1 if tasks ran (run the loop again), 0 when nothing is pending. */
+int rt_isolate_settle_background(rt_isolate *iso);
+
 /* rt_isolate_pending_requests: requests the runtime still holds (handler running or
  * waitUntil work pending). */
 size_t rt_isolate_pending_requests(const rt_isolate *iso);

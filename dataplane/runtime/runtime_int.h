@@ -6,6 +6,7 @@
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ extern "C" {
 #include "runtime.h"
 #include "../request.h"
 }
+
+class LoopTaskRunner; // platform.cc
 
 // rt_ignore: consumes a Maybe whose failure needs no handling here: V8 calls like Set/Resolve
 // fail only with an exception already pending (or execution terminating), which the caller's
@@ -55,6 +58,10 @@ struct rt_isolate {
     size_t n_pending = 0;
     uv_timer_t timer;
     bool is_timer_open = false;
+    uv_async_t task_async;  // wakes the loop for V8 foreground tasks (platform.cc)
+    uv_timer_t task_timer;  // for delayed foreground tasks
+    std::shared_ptr<LoopTaskRunner> task_runner;
+    int n_handles_open = 0;
     int depth = 0;              // nesting of C -> JS entries; microtasks run at depth 0
     uint64_t time_origin_ns = 0;
     struct rejection {
@@ -103,6 +110,14 @@ v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ct
 void rt_encoding_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
                               v8::Local<v8::Object> binding);
 void rt_encoding_close_all(rt_isolate *iso);
+
+// platform.cc
+v8::Platform *rt_platform_create(void);
+void rt_platform_destroy(void);
+void rt_platform_attach(rt_isolate *iso);
+void rt_platform_detach(rt_isolate *iso, uv_close_cb on_closed);
+bool rt_platform_wait_for_work(rt_isolate *iso, int timeout_ms);
+void rt_platform_run_tasks(rt_isolate *iso);
 
 // idna.cc
 void rt_idna_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,

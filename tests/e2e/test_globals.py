@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""A served app sees every global of the WinterTC Minimum Common API this runtime provides:
+the app answers a JSON report of typeof checks, and each must be right."""
+import json
+
+from nanotest import Server, check, eq, expect, run
+
+# name -> expected typeof
+EXPECTED = {
+    "globalThis": "object", "self": "object", "console": "object", "navigator": "object",
+    "performance": "object", "crypto": "object", "WebAssembly": "object",
+    "atob": "function", "btoa": "function", "setTimeout": "function", "setInterval": "function",
+    "clearTimeout": "function", "clearInterval": "function", "queueMicrotask": "function",
+    "structuredClone": "function", "reportError": "function", "addEventListener": "function",
+    "Headers": "function", "Request": "function", "Response": "function", "FormData": "function",
+    "Blob": "function", "File": "function", "FileReader": "function", "URL": "function",
+    "URLSearchParams": "function", "URLPattern": "function", "TextEncoder": "function",
+    "TextDecoder": "function", "Event": "function", "EventTarget": "function",
+    "CustomEvent": "function", "ErrorEvent": "function", "PromiseRejectionEvent": "function",
+    "MessageEvent": "function", "MessageChannel": "function", "MessagePort": "function",
+    "BroadcastChannel": "function", "DOMException": "function", "AbortController": "function",
+    "AbortSignal": "function", "Performance": "function", "PerformanceMark": "function",
+    "PerformanceMeasure": "function", "PerformanceObserver": "function", "ProgressEvent": "function",
+}
+
+APP = """
+const names = %s;
+export default {
+  async fetch() {
+    const report = {};
+    for (const name of names) report[name] = typeof globalThis[name];
+    report["crypto.getRandomValues"] = typeof crypto.getRandomValues;
+    report["crypto.randomUUID"] = typeof crypto.randomUUID;
+    report["performance.now"] = typeof performance.now;
+    report["navigator.userAgent"] = typeof navigator.userAgent;
+    report["URL.canParse"] = typeof URL.canParse;
+    report["URL.parse"] = typeof URL.parse;
+    report["AbortSignal.any"] = typeof AbortSignal.any;
+    report["AbortSignal.timeout"] = typeof AbortSignal.timeout;
+    report["Response.json"] = typeof Response.json;
+    report.globalIsEventTarget = globalThis instanceof EventTarget;
+    // WebAssembly from bytes: (module (func (export "add") (param i32 i32) (result i32) ...))
+    const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 7, 1, 96, 2, 127, 127, 1, 127,
+      3, 2, 1, 0, 7, 7, 1, 3, 97, 100, 100, 0, 0, 10, 9, 1, 7, 0, 32, 0, 32, 1, 106, 11]);
+    const { instance } = await WebAssembly.instantiate(bytes);
+    report.wasmAdd = instance.exports.add(2, 3);
+    return Response.json(report);
+  },
+};
+""" % json.dumps(sorted(EXPECTED))
+
+
+@check
+def every_global_has_the_right_type():
+    with Server(APP) as s:
+        r = s.request()
+        eq(r.status, 200, "status")
+        got = json.loads(r.body)
+        wrong = {n: got.get(n) for n, t in EXPECTED.items() if got.get(n) != t}
+        expect(not wrong, f"wrong typeof: {wrong}")
+        for name in ["crypto.getRandomValues", "crypto.randomUUID", "performance.now", "URL.canParse",
+                     "URL.parse", "AbortSignal.any", "AbortSignal.timeout", "Response.json"]:
+            eq(got[name], "function", name)
+        eq(got["navigator.userAgent"], "string", "navigator.userAgent")
+        eq(got["globalIsEventTarget"], True, "the global is an EventTarget")
+        eq(got["wasmAdd"], 5, "WebAssembly instantiated from bytes")
+
+
+if __name__ == "__main__":
+    run()
