@@ -1,5 +1,5 @@
 // The small globals: structuredClone, atob/btoa, crypto, navigator, performance, console.
-import { test, assert, assertEquals, assertThrows, assertMatch, assertStrictEquals } from "nano:test";
+import { test, assert, assertEquals, assertThrows, assertMatch, assertStrictEquals, assertRejects } from "nano:test";
 
 test("structuredClone copies Map, Set, Date, RegExp, typed arrays and errors", () => {
   const src = { m: new Map([[1, { d: new Date(5) }]]), s: new Set([1]), r: /x/gi,
@@ -123,4 +123,29 @@ test("structuredClone copies Blob, File and DOMException, keeping shared referen
   assert(c.e instanceof DOMException);
   const e = assertThrows(() => structuredClone({ u: new URL("http://h/") }), DOMException);
   assertEquals(e.name, "DataCloneError");
+});
+
+// (module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
+const addModule = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 7, 1, 96, 2, 127, 127, 1, 127,
+  3, 2, 1, 0, 7, 7, 1, 3, 97, 100, 100, 0, 0, 10, 9, 1, 7, 0, 32, 0, 32, 1, 106, 11]);
+
+test("WebAssembly compiles and instantiates from bytes, synchronously and not", async () => {
+  const sync = new WebAssembly.Instance(new WebAssembly.Module(addModule));
+  assertEquals(sync.exports.add(2, 3), 5);
+  const { instance } = await WebAssembly.instantiate(addModule);
+  assertEquals(instance.exports.add(40, 2), 42);
+  const module = await WebAssembly.compile(addModule);
+  assertEquals(WebAssembly.Module.exports(module), [{ name: "add", kind: "function" }]);
+  await assertRejects(WebAssembly.compile(new Uint8Array([1, 2, 3])), WebAssembly.CompileError);
+});
+
+test("reportError dispatches an ErrorEvent that listeners can cancel", () => {
+  let seen = null;
+  const listener = (e) => { seen = e; e.preventDefault(); };
+  addEventListener("error", listener);
+  const err = new Error("reported");
+  reportError(err);
+  removeEventListener("error", listener);
+  assert(seen instanceof ErrorEvent && seen.error === err && seen.isTrusted);
+  assertThrows(() => reportError(), TypeError);
 });
