@@ -59,6 +59,12 @@ function extractBody(init) {
     return [copyBytes(TypedArrayPrototypeGetBuffer(init), TypedArrayPrototypeGetByteOffset(init),
       TypedArrayPrototypeGetByteLength(init)), null];
   }
+  if (internal.isReadableStream(init)) {
+    if (init.locked || internal.streams.isDisturbed(init)) {
+      throw new TypeError('A ReadableStream body must be neither locked nor already read');
+    }
+    return [init, null];
+  }
   if (internal.isBlob(init)) {
     return [internal.blobBytes(init), init.type === '' ? null : init.type];
   }
@@ -99,8 +105,36 @@ async function readBytes(state, what) {
   state.used = true;
   if (typeof source === 'string') return binding.encodeUtf8(source);
   if (source instanceof NativeBody) return new Uint8Array(await binding.readBody(source.id));
+  if (internal.isReadableStream(source)) return readAllBytes(source, what);
   return source;
 }
+
+// Fetch "fully read" a body stream: its chunks must be Uint8Arrays.
+async function readAllBytes(stream, what) {
+  if (stream.locked) throw new TypeError(`${what}: the body stream is locked`);
+  const reader = stream.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    if (!(value instanceof Uint8Array)) {
+      const err = new TypeError(`${what}: a body stream chunk is not a Uint8Array`);
+      reader.cancel(err);
+      throw err;
+    }
+    ArrayPrototypePush(chunks, value);
+    total += value.length;
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+internal.readAllBytes = readAllBytes;
 
 function consumeText(state, what) {
   if (state.used) return PromiseReject(bodyUsedError(what));
@@ -167,9 +201,21 @@ function installBody(proto, stateOf, name, headersOf) {
       { value: methods[key], writable: true, enumerable: true, configurable: true });
   }
   Reflect.defineProperty(proto, 'bodyUsed', {
-    get: { bodyUsed() { const s = stateOf(this); return s.source !== null && s.used; } }.bodyUsed,
+    get: { bodyUsed() {
+      const s = stateOf(this);
+      if (s.source !== null && internal.isReadableStream(s.source) && internal.streams.isDisturbed(s.source)) return true;
+      return s.source !== null && s.used;
+    } }.bodyUsed,
     enumerable: true, configurable: true,
   });
+}
+
+// Fetch "clone a body": a stream body is teed, one branch staying, the other for the copy.
+function cloneBodySource(body) {
+  if (!internal.isReadableStream(body.source)) return body.source;
+  const [a, b] = body.source.tee();
+  body.source = a;
+  return b;
 }
 
 // A Blob's type from a Content-Type header: lowercased, "" when not plain ASCII.
@@ -335,6 +381,9 @@ class Request {
     }
     if (hasInitBody) {
       const [source, type] = extractBody(init.body);
+      if (internal.isReadableStream(source) && init.duplex === undefined) {
+        throw new TypeError(`${context}: a ReadableStream body needs duplex: "half"`);
+      }
       this.#body = new BodyState(source);
       if (type !== null && !this.#headers.has('content-type')) {
         this.#headers.append('content-type', type);
@@ -411,7 +460,7 @@ class Request {
     copy.#signal = AbortSignal.any([this.signal]);
     copy.#headers = new Headers(this.headers);
     internal.setHeadersGuard(copy.#headers, internal.kGuardRequest);
-    copy.#body = new BodyState(body.source);
+    copy.#body = new BodyState(cloneBodySource(body));
     return copy;
   }
 
@@ -548,7 +597,7 @@ class Response {
     copy.#headers = new Headers(this.#headers);
     internal.setHeadersGuard(copy.#headers, this.#type === 'error'
       ? internal.kGuardImmutable : internal.kGuardResponse);
-    copy.#body = new BodyState(body.source);
+    copy.#body = new BodyState(cloneBodySource(body));
     return copy;
   }
 

@@ -72,6 +72,14 @@ function send(id, res) {
       (err) => fail(id, err));
     return;
   }
+  if (internal.isReadableStream(source)) {
+    // A stream body is read whole, then sent. TODO(#5): send chunks as they are produced,
+    // pulled only as fast as the socket drains.
+    PromisePrototypeThen(internal.readAllBytes(source, 'Response body'),
+      (bytes) => binding.respond(id, status, statusText, list, bytes),
+      (err) => fail(id, err));
+    return;
+  }
   binding.respond(id, status, statusText, list, source);
 }
 

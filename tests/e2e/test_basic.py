@@ -239,5 +239,18 @@ def port_in_use_is_a_clear_error():
         expect(str(s.port) in err, f"stderr names the address: {err!r}")
 
 
+@check
+def readable_stream_response_body():
+    app = ("export default { async fetch() {\n"
+           "  const enc = new TextEncoder(); let i = 0;\n"
+           "  return new Response(new ReadableStream({ pull(c) {\n"
+           "    if (i < 3) c.enqueue(enc.encode(`chunk${i++} `)); else c.close(); } }),\n"
+           "    { headers: { 'content-type': 'text/plain' } }); } };\n")
+    with Server(app) as s:
+        r = s.request()
+        eq(r.status, 200, "status")
+        eq(r.text, "chunk0 chunk1 chunk2 ", "body")
+
+
 if __name__ == "__main__":
     run()

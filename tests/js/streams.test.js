@@ -1,0 +1,89 @@
+// ReadableStream, its default reader and controller, tee, from, async iteration, strategies.
+import { test, assert, assertEquals, assertThrows, assertRejects } from "nano:test";
+
+test("enqueue, close and read in order; the reader locks the stream", async () => {
+  const rs = new ReadableStream({ start(c) { c.enqueue("a"); c.enqueue("b"); c.close(); } });
+  const reader = rs.getReader();
+  assert(rs.locked);
+  assertThrows(() => rs.getReader(), TypeError);
+  assertEquals(await reader.read(), { value: "a", done: false });
+  assertEquals(await reader.read(), { value: "b", done: false });
+  assertEquals(await reader.read(), { value: undefined, done: true });
+  await reader.closed;
+  reader.releaseLock();
+  assert(!rs.locked);
+});
+
+test("pull is called as the queue drains; desiredSize follows the strategy", async () => {
+  let pulls = 0;
+  let controller;
+  const rs = new ReadableStream({
+    start(c) { controller = c; },
+    pull(c) { pulls++; c.enqueue(pulls); if (pulls === 3) c.close(); },
+  }, new CountQueuingStrategy({ highWaterMark: 2 }));
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(controller.desiredSize, 0, "pulled up to the high water mark");
+  const got = [];
+  for await (const x of rs) got.push(x);
+  assertEquals(got, [1, 2, 3]);
+  assertEquals(new ByteLengthQueuingStrategy({ highWaterMark: 16 }).size(new Uint8Array(5)), 5);
+});
+
+test("errors reach pending reads and closed; cancel runs the source's cancel", async () => {
+  let controller;
+  const rs = new ReadableStream({ start(c) { controller = c; } });
+  const reader = rs.getReader();
+  const pending = reader.read();
+  controller.error(new RangeError("bad"));
+  await assertRejects(pending, RangeError);
+  await assertRejects(reader.closed, RangeError);
+  let cancelled;
+  const rs2 = new ReadableStream({ cancel(reason) { cancelled = reason; } });
+  await rs2.cancel("stop");
+  assertEquals(cancelled, "stop");
+  assertThrows(() => new ReadableStream(null), TypeError);
+  assertThrows(() => new ReadableStream({}, { highWaterMark: -1 }), RangeError);
+});
+
+test("tee gives both branches every chunk; cancel needs both", async () => {
+  let reasons;
+  const rs = new ReadableStream({
+    start(c) { c.enqueue(1); c.enqueue(2); c.close(); },
+    cancel(r) { reasons = r; },
+  });
+  const [a, b] = rs.tee();
+  const all = async (s) => { const out = []; for await (const x of s) out.push(x); return out; };
+  assertEquals(await all(a), [1, 2]);
+  assertEquals(await all(b), [1, 2]);
+  const [c, d] = new ReadableStream({ cancel(r) { reasons = r; } }).tee();
+  await Promise.all([c.cancel("x"), d.cancel("y")]);
+  assertEquals(reasons, ["x", "y"]);
+});
+
+test("ReadableStream.from iterables and async iterables; iteration preventCancel", async () => {
+  async function* gen() { yield 1; yield 2; }
+  const got = [];
+  for await (const x of ReadableStream.from(gen())) got.push(x);
+  for await (const x of ReadableStream.from(["a"])) got.push(x);
+  assertEquals(got, [1, 2, "a"]);
+  const rs = ReadableStream.from([1, 2, 3]);
+  for await (const x of rs.values({ preventCancel: true })) { if (x === 1) break; }
+  const rest = [];
+  for await (const x of rs) rest.push(x);
+  assertEquals(rest, [2, 3]);
+  assertThrows(() => ReadableStream.from(5), TypeError);
+});
+
+test("a ReadableStream of bytes is a Request/Response body; clone tees it", async () => {
+  const bytes = (s) => new TextEncoder().encode(s);
+  const stream = () => new ReadableStream({ start(c) { c.enqueue(bytes("he")); c.enqueue(bytes("llo")); c.close(); } });
+  const res = new Response(stream());
+  const copy = res.clone();
+  assertEquals([await res.text(), await copy.text(), res.bodyUsed], ["hello", "hello", true]);
+  assertThrows(() => new Request("http://h/", { method: "POST", body: stream() }), TypeError);
+  assertEquals(await new Request("http://h/", { method: "POST", body: stream(), duplex: "half" }).text(), "hello");
+  await assertRejects(new Response(new ReadableStream({ start(c) { c.enqueue("not bytes"); c.close(); } })).text(), TypeError);
+  const locked = stream();
+  locked.getReader();
+  assertThrows(() => new Response(locked), TypeError);
+});
