@@ -786,10 +786,15 @@ const makeAsyncIterator = (r, preventCancel) =>
 webidl.configureInterface(ReadableStream);
 ObjectDefineProperty(ReadableStream.prototype, SymbolAsyncIterator, { enumerable: false });
 
+internal.streamsConvertStrategy = convertStrategy;
+internal.streamsExtractSize = extractSizeAlgorithm;
+internal.streamsExtractHWM = extractHighWaterMark;
 internal.ReadableStream = ReadableStream;
 internal.isReadableStream = (v) => RS(v) !== null;
 internal.streams = {
-  RS, createReadableStream, rdcEnqueue, rdcClose, rdcError, readableStreamCancel,
+  RS, RDR, createReadableStream, rdcEnqueue, rdcClose, rdcError, rdcGetDesiredSize,
+  rdcCanCloseOrEnqueue, rdcShouldCallPull, readableStreamCancel, defaultReaderRead,
+  defaultReaderRelease, ReadableStreamDefaultReader, isLocked,
   isDisturbed: (s) => RS(s).disturbed,
 };
 internal.defineGlobal('ReadableStream', ReadableStream);

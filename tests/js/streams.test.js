@@ -87,3 +87,63 @@ test("a ReadableStream of bytes is a Request/Response body; clone tees it", asyn
   locked.getReader();
   assertThrows(() => new Response(locked), TypeError);
 });
+
+test("WritableStream: writes in order, backpressure via desiredSize/ready, close and abort", async () => {
+  const written = [];
+  let closed = false;
+  const ws = new WritableStream({
+    write(chunk) { written.push(chunk); return new Promise((r) => setTimeout(r, 1)); },
+    close() { closed = true; },
+  }, new CountQueuingStrategy({ highWaterMark: 2 }));
+  const writer = ws.getWriter();
+  assertEquals(writer.desiredSize, 2);
+  writer.write("a");
+  writer.write("b");
+  assertEquals(writer.desiredSize, 0);
+  await writer.ready;
+  await writer.write("c");
+  await writer.close();
+  assertEquals([written, closed], [["a", "b", "c"], true]);
+  await assertRejects(writer.write("late"), TypeError);
+  let abortReason;
+  const ab = new WritableStream({ abort(r) { abortReason = r; } });
+  await ab.abort("stop");
+  assertEquals(abortReason, "stop");
+  const sink = new WritableStream({ start(c) { assert(c.signal instanceof AbortSignal); } });
+  assert(!sink.locked);
+});
+
+test("TransformStream through pipeThrough and pipeTo; flush; errors propagate", async () => {
+  const upper = new TransformStream({
+    transform(chunk, c) { c.enqueue(chunk.toUpperCase()); },
+    flush(c) { c.enqueue("!"); },
+  });
+  const out = [];
+  await ReadableStream.from(["a", "b"]).pipeThrough(upper)
+    .pipeTo(new WritableStream({ write(c) { out.push(c); } }));
+  assertEquals(out, ["A", "B", "!"]);
+  const failing = new TransformStream({ transform() { throw new RangeError("no"); } });
+  await assertRejects(ReadableStream.from([1]).pipeThrough(failing).pipeTo(new WritableStream()), RangeError);
+  const identity = new TransformStream();
+  const w = identity.writable.getWriter();
+  w.write("x");
+  w.close();
+  const got = [];
+  for await (const c of identity.readable) got.push(c);
+  assertEquals(got, ["x"]);
+});
+
+test("pipeTo honours preventClose and an AbortSignal", async () => {
+  let closed = false;
+  const ws = new WritableStream({ close() { closed = true; } });
+  await ReadableStream.from([1]).pipeTo(ws, { preventClose: true });
+  assertEquals(closed, false);
+  assert(!ws.locked);
+  const ac = new AbortController();
+  let cancelled;
+  const rs = new ReadableStream({ cancel(r) { cancelled = r; } });
+  const p = rs.pipeTo(new WritableStream(), { signal: ac.signal });
+  ac.abort("enough");
+  await assertRejects(p);
+  assertEquals(cancelled, "enough");
+});
