@@ -763,7 +763,7 @@ class ReadableStreamAsyncIterator {
     return p;
   }
 
-  return(value = undefined) {
+  return(value) {
     try {
       ReadableStreamAsyncIterator.#check(this, 'return');
     } catch (e) {

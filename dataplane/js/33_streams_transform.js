@@ -141,9 +141,12 @@ function readableStreamPipeTo(source, dest, preventClose, preventAbort, preventC
       const d = newPromise();
       S.defaultReaderRead(rr, {
         chunk: (chunk) => {
-          currentWrite = W.writerWrite(w, chunk);
-          markHandled(currentWrite);
-          d.resolve(false);
+          // Not synchronously: a source's enqueue() must not run the sink's write().
+          queueMicrotask(() => {
+            currentWrite = W.writerWrite(w, chunk);
+            markHandled(currentWrite);
+            d.resolve(false);
+          });
         },
         close: () => d.resolve(true),
         error: (e) => d.reject(e),
