@@ -147,3 +147,30 @@ test("pipeTo honours preventClose and an AbortSignal", async () => {
   await assertRejects(p);
   assertEquals(cancelled, "enough");
 });
+
+test("TextEncoderStream and TextDecoderStream, with characters split across chunks", async () => {
+  const encoded = [];
+  const enc = new TextEncoderStream();
+  const w = enc.writable.getWriter();
+  w.write("h\ud83d");
+  w.write("\ude00é");
+  w.close();
+  for await (const c of enc.readable) encoded.push(...c);
+  assertEquals(encoded, [0x68, 0xf0, 0x9f, 0x98, 0x80, 0xc3, 0xa9]);
+  const dec = new TextDecoderStream("utf-8", { fatal: true });
+  assertEquals([dec.encoding, dec.fatal, dec.ignoreBOM], ["utf-8", true, false]);
+  const dw = dec.writable.getWriter();
+  dw.write(new Uint8Array([0x68, 0xf0, 0x9f]));
+  dw.write(new Uint8Array([0x98, 0x80]));
+  dw.close();
+  let text = "";
+  for await (const s of dec.readable) text += s;
+  assertEquals(text, "h😀");
+  const lone = new TextEncoderStream();
+  const lw = lone.writable.getWriter();
+  lw.write("\ud800");
+  lw.close();
+  const bytes = [];
+  for await (const c of lone.readable) bytes.push(...c);
+  assertEquals(bytes, [0xef, 0xbf, 0xbd]);
+});
