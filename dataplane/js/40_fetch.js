@@ -200,6 +200,10 @@ function installBody(proto, stateOf, name, headersOf) {
     Reflect.defineProperty(proto, key,
       { value: methods[key], writable: true, enumerable: true, configurable: true });
   }
+  Reflect.defineProperty(proto, 'body', {
+    get: { body() { return bodyStream(stateOf(this)); } }.body,
+    enumerable: true, configurable: true,
+  });
   Reflect.defineProperty(proto, 'bodyUsed', {
     get: { bodyUsed() {
       const s = stateOf(this);
@@ -208,6 +212,50 @@ function installBody(proto, stateOf, name, headersOf) {
     } }.bodyUsed,
     enumerable: true, configurable: true,
   });
+}
+
+// The body as a ReadableStream (Fetch "body" getter): null for no body; otherwise the body
+// becomes a stream on first access, and every later read goes through it. An incoming
+// request's body arrives as one chunk once received. TODO(#5): a byte stream fed from the
+// socket with backpressure.
+function bodyStream(state) {
+  const source = state.source;
+  if (source === null) return null;
+  if (internal.isReadableStream(source)) return source;
+  const S = internal.streams;
+  let stream;
+  if (state.used) {
+    // Already consumed by text() and friends: a closed stream that was read and stays
+    // locked to the reader that consumed it.
+    stream = S.createReadableStream(() => undefined, () => undefined, () => undefined, 0);
+    S.rdcClose(S.RS(stream).controller);
+    S.RS(stream).disturbed = true;
+    void new S.ReadableStreamDefaultReader(stream);
+    state.source = stream;
+    state.used = false;
+    return stream;
+  }
+  let delivered = false;
+  const pull = () => {
+    if (delivered) return undefined;
+    delivered = true;
+    const c = S.RS(stream).controller;
+    const finish = (bytes) => {
+      if (bytes.length > 0) S.rdcEnqueue(c, bytes);
+      S.rdcClose(c);
+    };
+    if (typeof source === 'string') return finish(binding.encodeUtf8(source));
+    if (source instanceof NativeBody) {
+      return PromisePrototypeThen(binding.readBody(source.id), (buffer) => finish(new Uint8Array(buffer)));
+    }
+    // Our own bytes: a copy, so a reader cannot change what a clone sees.
+    const copy = new Uint8Array(source.length);
+    copy.set(source);
+    return finish(copy);
+  };
+  stream = S.createReadableStream(() => undefined, pull, () => undefined, 0);
+  state.source = stream;
+  return stream;
 }
 
 // Fetch "clone a body": a stream body is teed, one branch staying, the other for the copy.

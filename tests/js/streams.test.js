@@ -174,3 +174,17 @@ test("TextEncoderStream and TextDecoderStream, with characters split across chun
   for await (const c of lone.readable) bytes.push(...c);
   assertEquals(bytes, [0xef, 0xbf, 0xbd]);
 });
+
+test("Request and Response bodies are readable as streams", async () => {
+  const res = new Response("hello");
+  const reader = res.body.getReader();
+  const { value } = await reader.read();
+  assertEquals(new TextDecoder().decode(value), "hello");
+  assertEquals((await reader.read()).done, true);
+  assert(res.bodyUsed);
+  assertEquals([new Response(null).body, new Request("http://h/").body], [null, null]);
+  const used = new Response("x");
+  await used.text();
+  assert(used.bodyUsed && used.body instanceof ReadableStream && used.body.locked);
+  assertEquals(await new Response(new Response("pass through").body).text(), "pass through");
+});
