@@ -6,6 +6,7 @@ calls run(). Servers listen on 127.0.0.1 with an ephemeral port (read from the
 on failure. Every socket operation has a timeout.
 """
 import argparse
+import atexit
 import os
 import re
 import shutil
@@ -21,7 +22,15 @@ import traceback
 TIMEOUT = 10.0
 _checks = []
 _live = []
+_scratch = []
 BIN = None
+
+
+def scratch_dir():
+    """A temporary directory removed when the current check ends."""
+    d = tempfile.mkdtemp(prefix="nano-e2e-")
+    _scratch.append(d)
+    return d
 
 
 def check(fn):
@@ -86,11 +95,29 @@ class Server:
             time.sleep(0.02)
         raise AssertionError(f"no log line /{pattern}/ within {timeout}s; log:\n{self.log()}")
 
+    def wait_count(self, pattern, n, timeout=TIMEOUT):
+        """Waits until pattern occurs at least n times in the log."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            if len(rx.findall(self.log())) >= n:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"/{pattern}/ seen {len(rx.findall(self.log()))} times, not {n}, "
+                             f"within {timeout}s; log:\n{self.log()}")
+
     def wait_exit(self, timeout=TIMEOUT):
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"nano-dp still running after {timeout}s; log:\n{self.log()}")
+
+    @property
+    def host(self):
+        """The Host header a real client sends to this server."""
+        return f"127.0.0.1:{self.port}"
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -117,7 +144,7 @@ class Server:
     def request(self, method="GET", path="/", headers=None, body=None, timeout=TIMEOUT):
         """One request on a fresh connection; returns a Response."""
         with Conn(self.port, timeout) as c:
-            c.send(build_request(method, path, headers, body))
+            c.send(build_request(method, path, headers, body, host=self.host))
             return c.read_response(head_only=method == "HEAD")
 
 
@@ -286,6 +313,8 @@ def run():
                 server.stop()
             except AssertionError as e:
                 error = f"{error}\n{e}" if error else str(e)
+        while _scratch:
+            shutil.rmtree(_scratch.pop(), ignore_errors=True)
         if error is None:
             passed += 1
             print(f"ok   {fn.__name__} ({(time.monotonic() - t0) * 1000:.0f} ms)", flush=True)
@@ -298,15 +327,27 @@ def run():
     sys.exit(1 if failed else 0)
 
 
-# Never leave a server behind, whatever kills the test.
-def _cleanup(*_):
-    for s in _live:
+# Never leave a server behind, whatever ends the test: an exception, Ctrl-C or SIGTERM.
+# (No PR_SET_PDEATHSIG through preexec_fn: preexec_fn is unsafe with the log-pump threads
+# running and could deadlock a child between fork and exec.)
+def _kill_all():
+    for s in list(_live):
         try:
             if s.proc and s.proc.poll() is None:
                 s.proc.kill()
-        except OSError:
+                s.proc.wait(timeout=TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired):
             pass
+        shutil.rmtree(s.dir, ignore_errors=True)
+    for d in _scratch:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _on_signal(*_):
+    _kill_all()
     sys.exit(1)
 
 
-signal.signal(signal.SIGTERM, _cleanup)
+atexit.register(_kill_all)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)

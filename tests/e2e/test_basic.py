@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """nano-dp serving one app: hello, echo of the request, env, errors, imports, console,
 waitUntil, headers, and the CLI's errors for bad input."""
+import http.client
 import json
 import os
-import tempfile
 
-from nanotest import Server, check, eq, expect, run, run_cli
+from nanotest import TIMEOUT, Server, check, eq, expect, run, run_cli, scratch_dir
 
 HELLO = 'export default { async fetch() { return new Response("Hello World\\n"); } };\n'
 
@@ -55,6 +55,20 @@ def hello_world():
 
 
 @check
+def hello_world_through_http_client():
+    with Server(HELLO) as s:
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=TIMEOUT)
+        try:
+            for _ in range(2):  # http.client keeps the connection alive between the two
+                c.request("GET", "/")
+                r = c.getresponse()
+                eq(r.status, 200, "status")
+                eq(r.read(), b"Hello World\n", "body")
+        finally:
+            c.close()
+
+
+@check
 def echo_method_url_headers_body():
     with Server(ECHO) as s:
         r = s.request("POST", "/path?q=1", {"X-Test": "yes", "Content-Type": "application/json"},
@@ -62,8 +76,10 @@ def echo_method_url_headers_body():
         eq(r.status, 200, "status")
         got = json.loads(r.body)
         eq(got["method"], "POST", "method")
-        eq(got["url"], f"http://127.0.0.1/path?q=1", "url")
+        eq(got["url"], f"http://127.0.0.1:{s.port}/path?q=1", "url")
         eq(got["headers"]["x-test"], "yes", "header")
+        eq(got["headers"]["host"], f"127.0.0.1:{s.port}", "host header")
+        eq(got["headers"]["content-type"], "application/json", "content-type header")
         eq(got["headers"]["content-length"], "18", "content-length header")
         eq(got["body"], '{"hello": "world"}', "body")
 
@@ -107,7 +123,7 @@ def multi_value_headers():
 
 @check
 def env_from_vars_and_env_files():
-    d = tempfile.mkdtemp(prefix="nano-e2e-env-")
+    d = scratch_dir()
     env_file = os.path.join(d, ".env")
     with open(env_file, "w") as f:
         f.write('# settings\nexport FROM_FILE="quoted value"\nSINGLE=\'a b\'\n'
@@ -203,11 +219,14 @@ def module_without_fetch_exits_2():
 
 @check
 def bad_env_file_line_exits_2_naming_file_and_line():
-    d = tempfile.mkdtemp(prefix="nano-e2e-env-")
+    d = scratch_dir()
     env_file = os.path.join(d, "bad.env")
     with open(env_file, "w") as f:
         f.write("GOOD=1\nthis line is wrong\n")
-    code, _, err = run_cli(["/nonexistent.js", "--env-file", env_file])
+    app = os.path.join(d, "app.js")
+    with open(app, "w") as f:
+        f.write(HELLO)
+    code, _, err = run_cli([app, "--port", "0", "--env-file", env_file])
     eq(code, 2, "exit code")
     expect(f"{env_file}:2:" in err, f"stderr names FILE:LINE: {err!r}")
     eq(err.count("\n"), 1, "one line")

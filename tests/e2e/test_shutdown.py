@@ -15,8 +15,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export default {
   async fetch(request, env, ctx) {
     const path = pathOf(request.url);
-    if (path === '/slow') { await sleep(1000); return new Response('slow done'); }
-    if (path === '/very-slow') { await sleep(10000); return new Response('too late'); }
+    if (path === '/slow') {
+      console.log('slow-start'); await sleep(1000); return new Response('slow done');
+    }
+    if (path === '/very-slow') {
+      console.log('slow-start'); await sleep(10000); return new Response('too late');
+    }
     if (path === '/wait-until') {
       ctx.waitUntil(sleep(700).then(() => console.log('background-finished')));
       return new Response('sent');
@@ -29,7 +33,7 @@ export default {
 
 def fire(port, path, results, i):
     try:
-        with Conn(port, timeout=15) as c:
+        with Conn(port, timeout=10) as c:
             c.send(build_request("GET", path))
             r = c.read_response()
             results[i] = (r.status, r.text, r.header("connection"))
@@ -53,7 +57,8 @@ def sigterm_lets_20_slow_requests_finish_then_exits_0():
         threads = [threading.Thread(target=fire, args=(s.port, "/slow", results, i)) for i in range(20)]
         for t in threads:
             t.start()
-        time.sleep(0.3)  # all 20 arrive and wait in the handler (checked in the log below)
+        time.sleep(0.3)
+        s.wait_count(r"slow-start", 20, timeout=5)  # all 20 wait in the handler
         t_sig = time.monotonic()
         s.signal(signal.SIGTERM)
         s.wait_log(r"dp\.shutdown_begin signal=SIGTERM")
@@ -76,7 +81,7 @@ def drain_timeout_forces_close_and_exit_1():
         results = [None]
         t = threading.Thread(target=fire, args=(s.port, "/very-slow", results, 0))
         t.start()
-        time.sleep(0.3)
+        s.wait_log(r"slow-start", timeout=5)
         t_sig = time.monotonic()
         s.signal(signal.SIGTERM)
         code = s.wait_exit(timeout=10)
@@ -119,7 +124,7 @@ def second_sigint_exits_at_once():
         results = [None]
         t = threading.Thread(target=fire, args=(s.port, "/very-slow", results, 0))
         t.start()
-        time.sleep(0.3)
+        s.wait_log(r"slow-start", timeout=5)
         s.signal(signal.SIGINT)
         s.wait_log(r"dp\.shutdown_begin signal=SIGINT")
         t_sig = time.monotonic()
@@ -135,7 +140,7 @@ def progress_is_logged_while_draining():
         results = [None]
         t = threading.Thread(target=fire, args=(s.port, "/very-slow", results, 0))
         t.start()
-        time.sleep(0.3)
+        s.wait_log(r"slow-start", timeout=5)
         s.signal(signal.SIGTERM)
         s.wait_log(r"dp\.shutdown_waiting conns=1 active_conns=1 requests=1", timeout=3)
         eq(s.wait_exit(timeout=6), 1, "exit code")
