@@ -13,7 +13,7 @@ const {
 const { webidl, DOMException } = internal;
 
 // HTML §2.7.10 structuredClone(value, { transfer }).
-internal.defineGlobal('structuredClone', function structuredClone(value, options = undefined) {
+internal.structuredClone = function structuredClone(value, options = undefined) {
   webidl.argCount(arguments, 1, "Failed to execute 'structuredClone'");
   const opts = webidl.dictionary(options, "Failed to execute 'structuredClone'");
   let transfer = [];
@@ -35,7 +35,8 @@ internal.defineGlobal('structuredClone', function structuredClone(value, options
     memory.set(item, binding.structuredClone(item, [item]));
   }
   return cloneInJS(value, memory);
-});
+};
+internal.defineGlobal('structuredClone', internal.structuredClone);
 
 const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOMException(v);
 

@@ -4,8 +4,8 @@
 // standard's abstract operations so code maps to spec sections.
 //
 // Internal state lives in plain records held by a private field of each object; the
-// abstract operations work on those records. Byte streams (type: "bytes") and the BYOB
-// reader are not here yet (issue 5 continues).
+// abstract operations work on those records. Byte streams (type: "bytes"), the BYOB reader and
+// request live in 31_streams_bytes.js; this file reaches them through `bytes`, filled there.
 'use strict';
 
 const {
@@ -15,6 +15,9 @@ const {
   FunctionPrototypeCall, Symbol,
 } = primordials;
 const { webidl, DOMException } = internal;
+// Byte-stream operations (31_streams_bytes.js), looked up when first used.
+const bytes = {};
+internal.streamsBytes = bytes;
 
 // --- promise helpers (§1 "promise" conventions) -------------------------------------------------
 
@@ -23,7 +26,10 @@ function newPromise() {
   const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
   return { promise, resolve, reject };
 }
-const resolved = (v) => PromiseResolve(v);
+// WebIDL's "a promise resolved with v": a new promise even when v is one, so resolving with a
+// promise takes the spec's two extra ticks (PromiseResolve would return v itself).
+const resolved = (v) => ((typeof v === 'object' && v !== null) || typeof v === 'function'
+  ? new Promise((resolve) => resolve(v)) : PromiseResolve(v));
 const rejected = (e) => PromiseReject(e);
 function markHandled(p) {
   PromisePrototypeThen(p, undefined, () => {});
@@ -154,6 +160,10 @@ class ReadableStream {
       // createReadableStream: a stream over the runtime's own algorithms.
       const a = strategy;
       this.#r = newStreamRecord(this);
+      if (a.type === 'bytes') {
+        bytes.setUpController(this.#r, a.start, a.pull, a.cancel, a.hwm, a.autoAllocateChunkSize);
+        return;
+      }
       const c = newDefaultControllerRecord(this.#r);
       setUpReadableStreamDefaultController(this.#r, c, a.start, a.pull, a.cancel, a.hwm, a.size);
       return;
@@ -170,7 +180,11 @@ class ReadableStream {
     const src = readUnderlyingSource(source);
     this.#r = newStreamRecord(this);
     if (src.type === 'bytes') {
-      throw new RangeError("Failed to construct 'ReadableStream': byte streams (type: 'bytes') are not supported yet");
+      if (strat.size !== undefined) {
+        throw new RangeError("Failed to construct 'ReadableStream': a byte stream's strategy cannot have a size function");
+      }
+      bytes.setUpControllerFromSource(this.#r, source, src, extractHighWaterMark(strat, 0));
+      return;
     }
     const size = extractSizeAlgorithm(strat);
     const hwm = extractHighWaterMark(strat, 1);
@@ -205,12 +219,12 @@ class ReadableStream {
     if (opts.mode === undefined) return new ReadableStreamDefaultReader(this);
     webidl.enumValue(opts.mode, ['byob'], "Failed to execute 'getReader' on 'ReadableStream': mode");
     void r;
-    throw new TypeError("Failed to execute 'getReader' on 'ReadableStream': BYOB readers need a byte stream");
+    return new bytes.ReadableStreamBYOBReader(this);
   }
 
   tee() {
     const r = ReadableStream.#check(this, 'tee');
-    return readableStreamDefaultTee(r);
+    return readableStreamTee(r);
   }
 
   values(options = undefined) {
@@ -234,7 +248,7 @@ function readUnderlyingSource(source) {
   for (const key of ['autoAllocateChunkSize', 'cancel', 'pull', 'start', 'type']) {
     const v = source[key];
     if (v === undefined) continue;
-    if (key === 'type') out.type = webidl.enumValue(v, ['bytes'], "Failed to construct 'ReadableStream': type");
+    if (key === 'type') out.type = webidl.enumValue(v, ['bytes', 'owning'], "Failed to construct 'ReadableStream': type");
     else if (key === 'autoAllocateChunkSize') out.autoAllocateChunkSize = webidl.unsignedLongLong(v, { enforceRange: true });
     else {
       if (typeof v !== 'function') throw new TypeError(`Failed to construct 'ReadableStream': ${key} must be a function`);
@@ -253,7 +267,11 @@ const isLocked = (r) => r.reader !== null;
 // §4.9.1 CreateReadableStream: a stream over the runtime's algorithms (tee, from, bodies).
 const kInternal = Symbol('nano.readableStreamInternal');
 function createReadableStream(start, pull, cancel, hwm = 1, size = () => 1) {
-  return new ReadableStream(kInternal, { start, pull, cancel, hwm, size });
+  return new ReadableStream(kInternal, { __proto__: null, start, pull, cancel, hwm, size });
+}
+// CreateReadableByteStream
+function createReadableByteStream(start, pull, cancel, hwm = 0, autoAllocateChunkSize = undefined) {
+  return new ReadableStream(kInternal, { __proto__: null, type: 'bytes', start, pull, cancel, hwm, autoAllocateChunkSize });
 }
 
 function readableStreamCancel(r, reason) {
@@ -262,8 +280,11 @@ function readableStreamCancel(r, reason) {
   if (r.state === 'errored') return rejected(r.storedError);
   readableStreamClose(r);
   const reader = r.reader;
-  // (BYOB readers: none yet.)
-  void reader;
+  if (reader !== null && reader.kind === 'byob') {
+    const requests = reader.readIntoRequests;
+    reader.readIntoRequests = [];
+    for (const req of requests) req.close(undefined);
+  }
   const sourceCancel = r.controller.cancelSteps(reason);
   return then(sourceCancel, () => undefined);
 }
@@ -273,6 +294,7 @@ function readableStreamClose(r) {
   const reader = r.reader;
   if (reader === null) return;
   reader.closed.resolve(undefined);
+  if (reader.kind !== 'default') return;
   const requests = reader.readRequests;
   reader.readRequests = [];
   for (const req of requests) req.close();
@@ -285,6 +307,12 @@ function readableStreamError(r, e) {
   if (reader === null) return;
   reader.closed.reject(e);
   markHandled(reader.closed.promise);
+  if (reader.kind === 'byob') {
+    const requests = reader.readIntoRequests;
+    reader.readIntoRequests = [];
+    for (const req of requests) req.error(e);
+    return;
+  }
   const requests = reader.readRequests;
   reader.readRequests = [];
   for (const req of requests) req.error(e);
@@ -422,9 +450,17 @@ class ReadableStreamDefaultController {
     if (!rdcCanCloseOrEnqueue(c)) throw new TypeError('The stream is not in a state that permits close');
     rdcClose(c);
   }
-  enqueue(chunk = undefined) {
+  enqueue(chunk = undefined, options = undefined) {
     const c = ReadableStreamDefaultController.#check(this, 'enqueue');
+    const transfer = readTransferList(options, "Failed to execute 'enqueue' on 'ReadableStreamDefaultController'");
     if (!rdcCanCloseOrEnqueue(c)) throw new TypeError('The stream is not in a state that permits enqueue');
+    if (c.owning) {
+      // type: 'owning' (a proposal the WPT covers): the stream takes the chunk by structured
+      // serialization, moving what the transfer list names.
+      chunk = internal.structuredClone(chunk, { transfer });
+    } else if (transfer.length > 0) {
+      throw new TypeError("Failed to execute 'enqueue' on 'ReadableStreamDefaultController': only a stream of type 'owning' can take a transfer list");
+    }
     rdcEnqueue(c, chunk);
   }
   error(e = undefined) {
@@ -433,10 +469,26 @@ class ReadableStreamDefaultController {
 }
 webidl.configureInterface(ReadableStreamDefaultController);
 
+// StructuredSerializeOptions' transfer member: sequence<object>.
+function readTransferList(options, context) {
+  const opts = webidl.dictionary(options, context);
+  const list = opts.transfer;
+  if (list === undefined) return [];
+  if (list === null || typeof list !== 'object') throw new TypeError(`${context}: transfer is not a sequence`);
+  const out = [];
+  for (const item of list) {
+    if (item === null || (typeof item !== 'object' && typeof item !== 'function')) {
+      throw new TypeError(`${context}: transfer holds a value that is not an object`);
+    }
+    ArrayPrototypePush(out, item);
+  }
+  return out;
+}
+
 function newDefaultControllerRecord(sr) {
   const c = {
     stream: sr, object: null, queue: [], queueHead: 0, queueTotalSize: 0, started: false,
-    closeRequested: false, pullAgain: false, pulling: false, strategyHWM: 1,
+    closeRequested: false, pullAgain: false, pulling: false, strategyHWM: 1, owning: false,
     strategySizeAlgorithm: null, pullAlgorithm: null, cancelAlgorithm: null,
   };
   c.object = new ReadableStreamDefaultController(webidl.kIllegalConstructor, c);
@@ -487,6 +539,7 @@ function setUpReadableStreamDefaultController(sr, c, startAlgorithm, pullAlgorit
 
 function setUpDefaultControllerFromSource(sr, source, src, hwm, size) {
   const c = newDefaultControllerRecord(sr);
+  c.owning = src.type === 'owning';
   const start = src.start ? () => FunctionPrototypeCall(src.start, source, c.object) : () => undefined;
   const pull = src.pull ? () => promiseCall(src.pull, source, [c.object]) : () => resolved(undefined);
   const cancel = src.cancel ? (reason) => promiseCall(src.cancel, source, [reason]) : () => resolved(undefined);
@@ -574,9 +627,14 @@ function rdcCanCloseOrEnqueue(c) {
   return !c.closeRequested && c.stream.state === 'readable';
 }
 
-// --- tee (§4.9.1 ReadableStreamDefaultTee) -------------------------------------------------------
+// --- tee (§4.9.1 ReadableStreamTee, ReadableStreamDefaultTee) --------------------------------------
 
-function readableStreamDefaultTee(r) {
+function readableStreamTee(r) {
+  if (r.controller.isByteController) return bytes.readableByteStreamTee(r);
+  return readableStreamDefaultTee(r, r.controller.owning);
+}
+
+function readableStreamDefaultTee(r, cloneForBranch2) {
   const reader = new ReadableStreamDefaultReader(r.object);
   const rr = RDR(reader);
   let reading = false, readAgain = false, canceled1 = false, canceled2 = false;
@@ -593,8 +651,19 @@ function readableStreamDefaultTee(r) {
         // A microtask, so that errors from the branches' enqueue do not reach the read.
         queueMicrotask(() => {
           readAgain = false;
+          let chunk2 = chunk;
+          if (!canceled2 && cloneForBranch2) {
+            try {
+              chunk2 = internal.structuredClone(chunk);
+            } catch (e) {
+              rdcError(RS(branch1).controller, e);
+              rdcError(RS(branch2).controller, e);
+              cancelPromise.resolve(readableStreamCancel(r, e));
+              return;
+            }
+          }
           if (!canceled1) rdcEnqueue(RS(branch1).controller, chunk);
-          if (!canceled2) rdcEnqueue(RS(branch2).controller, chunk);
+          if (!canceled2) rdcEnqueue(RS(branch2).controller, chunk2);
           reading = false;
           if (readAgain) pullAlgorithm();
         });
@@ -716,25 +785,38 @@ class ReadableStreamAsyncIterator {
     }
   }
 
+  // WebIDL's asynchronous iterator next() and return() steps, with the ongoing promise; the
+  // extra reactions are deliberate: they give the spec's microtask timing.
   #nextSteps() {
     const rr = this.#reader;
     if (this.#finished) return resolved({ value: undefined, done: true });
-    if (rr.stream === null) return rejected(new TypeError("The iterator's reader was released"));
-    const d = newPromise();
-    defaultReaderRead(rr, {
-      chunk: (value) => d.resolve({ value, done: false }),
-      close: () => {
-        defaultReaderRelease(rr);
-        this.#finished = true;
-        d.resolve({ value: undefined, done: true });
-      },
-      error: (e) => {
-        defaultReaderRelease(rr);
-        this.#finished = true;
-        d.reject(e);
-      },
+    let nextPromise;
+    if (rr.stream === null) {
+      nextPromise = rejected(new TypeError("The iterator's reader was released"));
+    } else {
+      const d = newPromise();
+      defaultReaderRead(rr, {
+        chunk: (value) => d.resolve({ value, done: false }),
+        close: () => {
+          defaultReaderRelease(rr);
+          d.resolve({ value: undefined, done: true });
+        },
+        error: (e) => {
+          defaultReaderRelease(rr);
+          d.reject(e);
+        },
+      });
+      nextPromise = d.promise;
+    }
+    return then(nextPromise, (result) => {
+      this.#ongoing = null;
+      if (result.done) this.#finished = true;
+      return result;
+    }, (e) => {
+      this.#ongoing = null;
+      this.#finished = true;
+      throw e;
     });
-    return d.promise;
   }
 
   #returnSteps(value) {
@@ -745,10 +827,10 @@ class ReadableStreamAsyncIterator {
     if (!this.#preventCancel) {
       const result = readableStreamCancel(rr.stream, value);
       defaultReaderRelease(rr);
-      return then(result, () => ({ value, done: true }));
+      return result;
     }
     defaultReaderRelease(rr);
-    return resolved({ value, done: true });
+    return resolved(undefined);
   }
 
   next() {
@@ -770,7 +852,8 @@ class ReadableStreamAsyncIterator {
       return rejected(e);
     }
     const step = () => this.#returnSteps(value);
-    const p = this.#ongoing === null ? step() : then(this.#ongoing, step, step);
+    const after = this.#ongoing === null ? step() : then(this.#ongoing, step, step);
+    const p = then(after, () => ({ value, done: true }));
     this.#ongoing = p;
     return p;
   }
@@ -792,9 +875,12 @@ internal.streamsExtractHWM = extractHighWaterMark;
 internal.ReadableStream = ReadableStream;
 internal.isReadableStream = (v) => RS(v) !== null;
 internal.streams = {
-  RS, RDR, createReadableStream, rdcEnqueue, rdcClose, rdcError, rdcGetDesiredSize,
+  RS, RDR, createReadableStream, createReadableByteStream, rdcEnqueue, rdcClose, rdcError, rdcGetDesiredSize,
   rdcCanCloseOrEnqueue, rdcShouldCallPull, readableStreamCancel, defaultReaderRead,
-  defaultReaderRelease, ReadableStreamDefaultReader, isLocked,
+  defaultReaderRelease, ReadableStreamDefaultReader, isLocked, readerGenericInitialize,
+  readerGenericRelease, readableStreamClose, readableStreamError, readableStreamFulfillReadRequest,
+  readableStreamAddReadRequest, getNumReadRequests, hasDefaultReader, newPromise, uponPromise,
+  promiseCall, resolved, rejected, markHandled, then, resetQueue, readableStreamTee,
   isDisturbed: (s) => RS(s).disturbed,
 };
 internal.defineGlobal('ReadableStream', ReadableStream);

@@ -88,6 +88,32 @@ class Blob {
     return PromiseResolve(copyOut(this.#bytes));
   }
 
+  // A byte stream over the blob's bytes, copied out 64 KiB per pull as the reader asks.
+  stream() {
+    Blob.#check(this, 'stream');
+    const S = internal.streams;
+    const bytes = this.#bytes;
+    let offset = 0;
+    let stream;
+    const pull = () => {
+      const c = S.RS(stream).controller;
+      const end = MathMin(offset + 65536, bytes.length);
+      if (offset < end) {
+        const chunk = copyOut(bytes.subarray(offset, end));
+        offset = end;
+        S.bytes.rbscEnqueue(c, S.bytes.viewSlots(chunk));
+      }
+      if (offset >= bytes.length) S.bytes.rbscClose(c);
+      return PromiseResolve(undefined);
+    };
+    const cancel = () => {
+      offset = bytes.length;
+      return PromiseResolve(undefined);
+    };
+    stream = S.createReadableByteStream(() => undefined, pull, cancel);
+    return stream;
+  }
+
   static bytesOf(b) { return b.#bytes; }
   static init(b, bytes, type) { b.#bytes = bytes; b.#type = type; }
 }

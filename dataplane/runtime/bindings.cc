@@ -416,6 +416,42 @@ static void StructuredClone(const FunctionCallbackInfo<Value> &args)
     free(data.first); // allocated by the serializer's default (realloc-based) delegate
 }
 
+// transferArrayBuffer(buffer): the Streams standard's TransferArrayBuffer: a new ArrayBuffer
+// owning the same memory, the given one detached. A detached buffer, or one that cannot be
+// detached (WebAssembly.Memory's), is a TypeError.
+static void TransferArrayBuffer(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    if (!args[0]->IsArrayBuffer()) {
+        throw_type_error(isolate, "Expected an ArrayBuffer");
+        return;
+    }
+    Local<v8::ArrayBuffer> ab = args[0].As<v8::ArrayBuffer>();
+    if (ab->WasDetached()) {
+        throw_type_error(isolate, "The ArrayBuffer is detached");
+        return;
+    }
+    if (!ab->IsDetachable()) {
+        throw_type_error(isolate, "The ArrayBuffer cannot be transferred (it is not detachable)");
+        return;
+    }
+    std::shared_ptr<v8::BackingStore> store = ab->GetBackingStore();
+    ab->Detach();
+    args.GetReturnValue().Set(v8::ArrayBuffer::New(isolate, store));
+}
+
+// isDetached(buffer): true for a detached ArrayBuffer.
+static void IsDetached(const FunctionCallbackInfo<Value> &args)
+{
+    args.GetReturnValue().Set(args[0]->IsArrayBuffer() && args[0].As<v8::ArrayBuffer>()->WasDetached());
+}
+
+// isSharedArrayBuffer(value): WebIDL's [AllowShared] distinction, which JS cannot spoof.
+static void IsSharedArrayBuffer(const FunctionCallbackInfo<Value> &args)
+{
+    args.GetReturnValue().Set(args[0]->IsSharedArrayBuffer());
+}
+
 // randomFill(view): fills an integer typed array from OpenSSL's CSPRNG.
 static void RandomFill(const FunctionCallbackInfo<Value> &args)
 {
@@ -451,6 +487,9 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         {"timerStop", TimerStop},
         {"structuredClone", StructuredClone},
         {"randomFill", RandomFill},
+        {"transferArrayBuffer", TransferArrayBuffer},
+        {"isDetached", IsDetached},
+        {"isSharedArrayBuffer", IsSharedArrayBuffer},
         {"runMicrotasks", RunMicrotasks},
         {"encodeUtf8", EncodeUtf8},
         {"decodeUtf8", DecodeUtf8},

@@ -33,6 +33,10 @@ def reason(key, name, msg):
         return "Blob.stream() needs ReadableStream, which comes with the Streams issue (5)"
     if key.startswith("FileAPI/url/url-with-fetch"):
         return "fetch() of blob: URLs comes with the outbound fetch() issue"
+    if "VideoFrame is not defined" in msg:
+        return "needs VideoFrame (WebCodecs), a media API outside this runtime's surface"
+    if key.startswith("streams/readable-streams/owning-type-message-port"):
+        return "structuredClone (and so an owning stream's enqueue) transfers ArrayBuffers only, not MessagePorts (docs/api.md)"
     if "MessagePort] could not be cloned" in msg:
         return "MessagePorts inside a message's data (not only in the transfer list) are not supported yet (issue 4)"
     if key.startswith("encoding/legacy-mb-schinese"): return "ICU 72's GB18030 mapping (GB18030-2005) differs from the Encoding Standard's gb18030 index"

@@ -37,7 +37,7 @@ DEFAULT_DIRS = [
     "url", "urlpattern", "encoding", "dom/events", "dom/abort", "FileAPI",
     "fetch/api/headers", "fetch/api/request", "fetch/api/response", "fetch/api/body",
     "xhr/formdata", "html/webappapis", "webmessaging", "hr-time", "user-timing", "console",
-    "wasm/jsapi",
+    "wasm/jsapi", "streams",
 ]
 WORKER_GLOBALS = {"worker", "dedicatedworker", "sharedworker", "serviceworker",
                   "dedicatedworker-module", "sharedworker-module", "serviceworker-module"}
