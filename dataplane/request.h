@@ -28,16 +28,31 @@ size_t dp_request_n_headers(const dp_request *req);
 const dp_header *dp_request_header(const dp_request *req, size_t i);
 bool dp_request_has_body(const dp_request *req);
 uint64_t dp_request_id(const dp_request *req); /* process-unique, for logs */
+bool dp_request_connected(const dp_request *req); /* false once the connection let go */
 
-/* Body state: bytes received so far, and whether the body is complete or failed (client gone,
- * body over the limit). */
+/* Body state: bytes received and not yet taken, and whether the body is complete or failed
+ * (client gone, body over the limit, or dropped by dp_request_body_discard). */
 const nano_buf *dp_request_body(const dp_request *req);
 bool dp_request_body_complete(const dp_request *req);
 bool dp_request_body_failed(const dp_request *req);
 
-/* dp_request_take_body: hands over the received body bytes (returned owned: free with
- * nano_free; NULL when empty). Only once the body is complete; later calls yield nothing. */
+/* The body streams: received bytes wait in the request until the runtime takes them, and
+ * while DP_BODY_HIGH_WATER_MARK bytes or more wait, the connection stops reading the socket
+ * (the client is held back by TCP flow control); taking them resumes reading. */
+#define DP_BODY_HIGH_WATER_MARK (64 * 1024)
+
+/* dp_request_take_body: hands over the bytes received so far (returned owned: free with
+ * nano_free; NULL when none), and resumes reading if it was held back. */
 void *dp_request_take_body(dp_request *req, size_t *len);
+
+/* dp_request_body_collect: the runtime wants the whole body at once (text(), arrayBuffer()):
+ * no holding back; the body limit still applies. */
+void dp_request_body_collect(dp_request *req);
+
+/* dp_request_body_discard: the app does not want the rest of the body (its stream was
+ * canceled, or the response ended without reading it): bytes waiting are freed, later ones
+ * are read and dropped, and the body counts as failed for anyone still reading. */
+void dp_request_body_discard(dp_request *req);
 
 /* The runtime's slot for this request (opaque to the server). */
 void dp_request_set_rt_slot(dp_request *req, uint32_t slot);
@@ -56,6 +71,27 @@ int dp_response_start(dp_request *req, int status, nano_str status_text, const d
                       size_t n_headers, int64_t content_length);
 int dp_response_write(dp_request *req, const void *data, size_t len);
 int dp_response_end(dp_request *req);
+
+/* Streaming a response: dp_response_flush hands what was written to the socket now (writes
+ * are otherwise sent at the end). dp_response_writable says whether fewer than
+ * DP_RESPONSE_HIGH_WATER_MARK bytes wait to be accepted by the kernel; when it says false,
+ * the runtime is told by rt_request_writable once they drain below it. Bytes written beyond
+ * a Content-Length given to dp_response_start are dropped, and ending short of it closes
+ * the connection (the message cannot be completed). */
+#define DP_RESPONSE_HIGH_WATER_MARK (64 * 1024)
+void dp_response_flush(dp_request *req);
+bool dp_response_writable(dp_request *req);
+
+/* dp_response_body_wanted: false for HEAD, 1xx, 204 and 304 responses, whose body bytes are
+ * not sent (a streamed body need not be produced). */
+bool dp_response_body_wanted(const dp_request *req);
+
+/* dp_response_pipe_body: the rest of the response is the request's own body (an echo such
+ * as `new Response(request.body)`), moved by the server without the runtime: each read goes
+ * straight to the socket, reading pauses while the socket is backed up, and the response
+ * ends with the body (or the connection closes if the body fails). The response must have
+ * started. */
+void dp_response_pipe_body(dp_request *req);
 
 /* dp_response_error: a plain-text error response (e.g. 500 after the handler threw) if none
  * was started; otherwise the connection is closed, since the message cannot be completed. */

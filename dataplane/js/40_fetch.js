@@ -13,7 +13,7 @@ const {
   TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
   DataView, DataViewPrototypeGetBuffer, DataViewPrototypeGetByteOffset,
   DataViewPrototypeGetByteLength, Uint8ArrayPrototype, SafeSet, StringPrototypeReplace,
-  StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
+  StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit, SafeMap,
 } = primordials;
 
 const { Headers, headerList, headersFromList, fillHeaders, ListIterator, webidl } = internal;
@@ -86,6 +86,34 @@ class NativeBody {
 }
 internal.NativeBody = NativeBody;
 
+// What to do when the server lets go of a request before its response ended (the client
+// went away): request id -> functions. Entries exist only while something listens (a
+// streamed response, an incoming request's signal) and go when the response ends.
+const abortHandlers = new SafeMap();
+internal.onRequestAborted = (id, fn) => {
+  const list = abortHandlers.get(id);
+  if (list === undefined) abortHandlers.set(id, [fn]);
+  else ArrayPrototypePush(list, fn);
+};
+internal.forgetRequest = (id) => {
+  if (abortHandlers.size !== 0) abortHandlers.delete(id);
+};
+// Called by the runtime (rt_request_aborted).
+internal.requestAborted = (id) => {
+  const list = abortHandlers.get(id);
+  if (list === undefined) return;
+  abortHandlers.delete(id);
+  for (const fn of list) {
+    try {
+      fn();
+    } catch (e) {
+      internal.reportUncaught(e);
+    }
+  }
+};
+internal.clientGoneReason = () =>
+  new internal.DOMException('The client closed the connection before the response ended', 'AbortError');
+
 // The state behind one body; Request and Response each hold one.
 class BodyState {
   constructor(source) {
@@ -98,8 +126,17 @@ function bodyUsedError(what) {
   return new TypeError(`${what}: the body has already been read`);
 }
 
+// Fetch "unusable": read already, or a stream body that is locked or disturbed.
+function isUnusable(state) {
+  const source = state.source;
+  if (source !== null && internal.isReadableStream(source)) {
+    return state.used || source.locked || internal.streams.isDisturbed(source);
+  }
+  return state.used;
+}
+
 async function readBytes(state, what) {
-  if (state.used) throw bodyUsedError(what);
+  if (isUnusable(state)) throw bodyUsedError(what);
   const source = state.source;
   if (source === null) return new Uint8Array(0);
   state.used = true;
@@ -137,7 +174,7 @@ async function readAllBytes(stream, what) {
 internal.readAllBytes = readAllBytes;
 
 function consumeText(state, what) {
-  if (state.used) return PromiseReject(bodyUsedError(what));
+  if (isUnusable(state)) return PromiseReject(bodyUsedError(what));
   if (typeof state.source === 'string') {
     state.used = true;
     return PromiseResolve(state.source);
@@ -235,31 +272,82 @@ function bodyStream(state) {
     state.used = false;
     return stream;
   }
+  if (source instanceof NativeBody) {
+    stream = nativeBodyStream(source.id);
+    state.source = stream;
+    return stream;
+  }
   let delivered = false;
+  // A byte stream (Fetch: "set up with byte reading support"), so BYOB readers work too.
   const pull = () => {
-    if (delivered) return undefined;
+    if (delivered) return PromiseResolve(undefined);
     delivered = true;
     const c = S.RS(stream).controller;
-    const finish = (bytes) => {
-      if (bytes.length > 0) S.rdcEnqueue(c, bytes);
-      S.rdcClose(c);
-    };
-    if (typeof source === 'string') return finish(binding.encodeUtf8(source));
-    if (source instanceof NativeBody) {
-      return PromisePrototypeThen(binding.readBody(source.id), (buffer) => finish(new Uint8Array(buffer)));
+    // Our own bytes are copied, so a reader cannot change what a clone sees.
+    let bytes;
+    if (typeof source === 'string') {
+      bytes = binding.encodeUtf8(source);
+    } else {
+      bytes = new Uint8Array(source.length);
+      bytes.set(source);
     }
-    // Our own bytes: a copy, so a reader cannot change what a clone sees.
-    const copy = new Uint8Array(source.length);
-    copy.set(source);
-    return finish(copy);
+    if (bytes.length > 0) S.bytes.rbscEnqueue(c, S.bytes.viewSlots(bytes));
+    S.bytes.rbscClose(c);
+    if (c.pendingPullIntos.length > 0) S.bytes.rbscRespond(c, 0);
+    return PromiseResolve(undefined);
   };
-  stream = S.createReadableStream(() => undefined, pull, () => undefined, 0);
+  stream = S.createReadableByteStream(() => undefined, pull, () => PromiseResolve(undefined), 0);
   state.source = stream;
+  return stream;
+}
+
+// An incoming request's body as a byte stream fed from the socket. Each pull takes what the
+// server has received (one ArrayBuffer, no copy); while nobody pulls, the server holds the
+// client back once 64 KiB wait (request.h). Canceling drops the rest of the body.
+function nativeBodyStream(id) {
+  const S = internal.streams;
+  const B = S.bytes;
+  let stream;
+  const deliver = (buffer) => {
+    const c = S.RS(stream).controller;
+    if (c.stream.state !== 'readable' || c.closeRequested) return;
+    if (buffer === null) {
+      B.rbscClose(c);
+      // A BYOB read waiting when the body ends gets its (empty) view back.
+      if (c.pendingPullIntos.length > 0) B.rbscRespond(c, 0);
+      return;
+    }
+    B.rbscEnqueue(c, B.viewSlots(new Uint8Array(buffer)));
+  };
+  const pull = () => {
+    let next;
+    try {
+      next = binding.readBodyChunk(id);
+    } catch (e) {
+      return PromiseReject(e);
+    }
+    if (next === null || next instanceof ArrayBuffer) {
+      deliver(next);
+      return PromiseResolve(undefined);
+    }
+    return PromisePrototypeThen(next, deliver);
+  };
+  const cancel = () => {
+    try {
+      binding.cancelBody(id);
+    } catch {
+      // The request's context ended: nothing is left to drop.
+    }
+    return PromiseResolve(undefined);
+  };
+  stream = S.createReadableByteStream(() => undefined, pull, cancel, 0);
+  S.RS(stream).nativeBodyId = id;
   return stream;
 }
 
 // Fetch "clone a body": a stream body is teed, one branch staying, the other for the copy.
 function cloneBodySource(body) {
+  if (body.source instanceof NativeBody) bodyStream(body);
   if (!internal.isReadableStream(body.source)) return body.source;
   const [a, b] = body.source.tee();
   body.source = a;
@@ -429,15 +517,14 @@ class Request {
     }
     if (hasInitBody) {
       const [source, type] = extractBody(init.body);
-      if (internal.isReadableStream(source) && init.duplex === undefined) {
-        throw new TypeError(`${context}: a ReadableStream body needs duplex: "half"`);
-      }
+      // The Fetch standard wants duplex: "half" with a stream body; Workers and Deno do
+      // not, and apps written for them omit it, so a missing duplex means "half" here.
       this.#body = new BodyState(source);
       if (type !== null && !this.#headers.has('content-type')) {
         this.#headers.append('content-type', type);
       }
     } else if (inputBody !== null) {
-      if (inputBody.used) throw new TypeError('Request: the input request\'s body is already used');
+      if (isUnusable(inputBody)) throw new TypeError('Request: the input request\'s body is already used or locked');
       // Fetch: the new request takes over the input's body, which becomes used.
       this.#body = new BodyState(inputBody.source);
       if (inputBody.source !== null) inputBody.used = true;
@@ -478,20 +565,21 @@ class Request {
   get isHistoryNavigation() { return false; }
   get duplex() { return 'half'; }
   get signal() {
-    // An incoming request's signal is made when first asked for; nothing aborts it yet
-    // (client disconnects will, with the Streams issue).
-    this.#signal ??= internal.newAbortSignal();
+    // An incoming request's signal is made when first asked for, and aborts if the client
+    // goes away before the response has ended.
+    if (this.#signal === null) {
+      const signal = internal.newAbortSignal();
+      this.#signal = signal;
+      if (this.#nativeId !== -1) {
+        internal.onRequestAborted(this.#nativeId, () => internal.signalAbort(signal, internal.clientGoneReason()));
+      }
+    }
     return this.#signal;
   }
 
   clone() {
     const body = this.#body;
-    if (body.used) throw new TypeError('Request.clone: the body has already been read');
-    if (body.source instanceof NativeBody) {
-      // TODO(#5): tee the native body stream; until streams land an unread incoming body
-      // cannot be cloned without buffering it whole.
-      throw new TypeError('Request.clone: cloning an unread incoming body is not supported yet');
-    }
+    if (isUnusable(body)) throw new TypeError('Request.clone: the body has already been read or is locked');
     // Built field by field: the constructor would take over (use up) this request's body.
     const copy = new Request(kIncoming, this.url);
     copy.#urlIsRaw = false;
@@ -634,10 +722,7 @@ class Response {
 
   clone() {
     const body = this.#body;
-    if (body.used) throw new TypeError('Response.clone: the body has already been read');
-    if (body.source instanceof NativeBody) {
-      throw new TypeError('Response.clone: cloning an unread incoming body is not supported yet');
-    }
+    if (isUnusable(body)) throw new TypeError('Response.clone: the body has already been read or is locked');
     const copy = new Response(null);
     copy.#type = this.#type;
     copy.#status = this.#status;

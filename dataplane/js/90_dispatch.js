@@ -5,7 +5,7 @@
 
 const {
   PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError, ObjectFreeze,
-  Uint8Array: PrimordialUint8Array, Error: PrimordialError,
+  Uint8Array: PrimordialUint8Array, Error: PrimordialError, RegExpPrototypeTest, NumberParseInt,
 } = primordials;
 
 const { createIncomingRequest, isResponse, responseParts, NativeBody } = internal;
@@ -45,7 +45,100 @@ function describe(v) {
 }
 
 function fail(id, err) {
+  internal.forgetRequest(id);
   binding.fail(id, internal.formatError(err));
+}
+
+// The length of a streamed body, when the app gave a valid Content-Length; -1 otherwise
+// (the server then sends it chunked).
+function declaredLength(list) {
+  for (let i = 0; i < list.length; i++) {
+    if (list[i][0] === 'content-length') {
+      const v = list[i][1];
+      return RegExpPrototypeTest(/^[0-9]{1,15}$/, v) ? NumberParseInt(v, 10) : -1;
+    }
+  }
+  return -1;
+}
+
+// Sends a ReadableStream body as it is produced: each chunk is written when it arrives, and
+// the next read waits while the socket is backed up (binding.responseWrite's promise). Reads
+// use the reader's internal read requests, so a chunk costs no promise. A client that goes
+// away cancels the stream (its source's cancel() runs) with an AbortError.
+function streamResponse(id, status, statusText, list, stream) {
+  const S = internal.streams;
+  const rr = S.RDR(new S.ReadableStreamDefaultReader(stream));
+  let finished = false;
+  const finish = () => {
+    finished = true;
+    internal.forgetRequest(id);
+  };
+  const abandon = (reason) => {
+    if (finished) return;
+    finish();
+    S.readableStreamCancel(rr.stream, reason);
+    binding.responseEnd(id);
+  };
+  if (!binding.responseStart(id, status, statusText, list, declaredLength(list))) {
+    // No body wanted (HEAD, 204, 304) or nowhere to send it.
+    abandon(undefined);
+    return;
+  }
+  internal.onRequestAborted(id, () => abandon(internal.clientGoneReason()));
+  let reading = false;
+  let readAgain = false;
+  const onWritable = (ok) => {
+    if (!ok) abandon(internal.clientGoneReason());
+    else if (!finished) pump();
+  };
+  const readRequest = {
+    chunk(chunk) {
+      if (finished) return;
+      if (!(chunk instanceof PrimordialUint8Array)) {
+        const err = new TypeError('A response body stream chunk is not a Uint8Array');
+        finish();
+        S.readableStreamCancel(rr.stream, err);
+        binding.fail(id, internal.formatError(err));
+        return;
+      }
+      let wait;
+      try {
+        wait = binding.responseWrite(id, chunk);
+      } catch (err) {
+        abandon(err); // the request's context ended
+        return;
+      }
+      if (wait === false) {
+        abandon(internal.clientGoneReason());
+      } else if (wait === undefined) {
+        if (reading) readAgain = true;
+        else pump();
+      } else {
+        PromisePrototypeThen(wait, onWritable);
+      }
+    },
+    close() {
+      if (finished) return;
+      finish();
+      binding.responseEnd(id);
+    },
+    error(err) {
+      if (finished) return;
+      finish();
+      binding.fail(id, internal.formatError(err)); // the head went out: the connection closes
+    },
+  };
+  // Reads until a read does not complete at once; chunks already queued are taken in a
+  // loop, not by recursion.
+  const pump = () => {
+    do {
+      readAgain = false;
+      reading = true;
+      S.defaultReaderRead(rr, readRequest);
+      reading = false;
+    } while (readAgain && !finished);
+  };
+  pump();
 }
 
 function send(id, res) {
@@ -62,21 +155,31 @@ function send(id, res) {
     fail(id, new TypeError('The fetch handler returned a Response whose body was already read'));
     return;
   }
-  let source = body.source;
-  if (source !== null) body.used = true;
-  if (source instanceof NativeBody) {
-    // An incoming body passed straight through: read it whole, then send.
-    // TODO(#5): stream it natively instead of buffering.
-    PromisePrototypeThen(binding.readBody(source.id),
-      (buffer) => binding.respond(id, status, statusText, list, new PrimordialUint8Array(buffer)),
-      (err) => fail(id, err));
+  const source = body.source;
+  if (internal.isReadableStream(source)) {
+    if (source.locked || internal.streams.isDisturbed(source)) {
+      fail(id, new TypeError('The fetch handler returned a Response whose body stream is locked or already read'));
+      return;
+    }
+    body.used = true;
+    if (internal.streams.RS(source).nativeBodyId === id) {
+      // This request's own body, untouched: the server moves it socket to socket.
+      const S = internal.streams;
+      S.RS(source).disturbed = true;
+      void new S.ReadableStreamDefaultReader(source); // locked for good: nothing else reads it
+      internal.forgetRequest(id);
+      binding.respondPipe(id, status, statusText, list, declaredLength(list));
+      return;
+    }
+    streamResponse(id, status, statusText, list, source);
     return;
   }
-  if (internal.isReadableStream(source)) {
-    // A stream body is read whole, then sent. TODO(#5): send chunks as they are produced,
-    // pulled only as fast as the socket drains.
-    PromisePrototypeThen(internal.readAllBytes(source, 'Response body'),
-      (bytes) => binding.respond(id, status, statusText, list, bytes),
+  if (source !== null) body.used = true;
+  internal.forgetRequest(id);
+  if (source instanceof NativeBody) {
+    // An incoming body given back untouched (new Response(request)?): read whole, then sent.
+    PromisePrototypeThen(binding.readBody(source.id),
+      (buffer) => binding.respond(id, status, statusText, list, new PrimordialUint8Array(buffer)),
       (err) => fail(id, err));
     return;
   }

@@ -198,7 +198,8 @@ static void RequestHeaders(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(v8::Array::New(isolate, items.data(), items.size()));
 }
 
-// readBody(id): a promise of the whole request body as an ArrayBuffer.
+// readBody(id): a promise of the whole request body as an ArrayBuffer (text(), json(), ...:
+// the server collects it without holding the client back).
 static void ReadBody(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
@@ -213,25 +214,61 @@ static void ReadBody(const FunctionCallbackInfo<Value> &args)
     }
     Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(ctx).ToLocalChecked();
     s->body_waiter.Reset(isolate, resolver);
+    s->is_body_whole = true;
+    dp_request_body_collect(s->req);
     rt_settle_body(iso, s, ctx);
     args.GetReturnValue().Set(resolver->GetPromise());
 }
 
-// respond(id, status, statusText, headerList, body): body is null, a string or a Uint8Array.
-static void Respond(const FunctionCallbackInfo<Value> &args)
+// readBodyChunk(id): the body bytes received so far as an ArrayBuffer, null at the end of the
+// body, or (none yet) a promise of either. Taking bytes lets the server read more.
+static void ReadBodyChunk(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
     Isolate *isolate = args.GetIsolate();
-    Local<Context> ctx = isolate->GetCurrentContext();
     rt_slot *s = slot_arg(args, iso);
     if (s == nullptr)
         return;
-    if (s->is_responded) {
-        throw_type_error(isolate, "A response was already sent for this request");
+    if (!s->body_waiter.IsEmpty()) {
+        throw_type_error(isolate, "The request body is already being read");
         return;
     }
-    uint32_t index = slot_index(args);
     dp_request *req = s->req;
+    if (dp_request_body(req)->len > 0) {
+        args.GetReturnValue().Set(rt_take_body(iso, s));
+        return;
+    }
+    if (dp_request_body_complete(req)) {
+        if (dp_request_body_failed(req))
+            isolate->ThrowException(rt_body_failed_error(iso));
+        else
+            args.GetReturnValue().SetNull();
+        return;
+    }
+    Local<v8::Promise::Resolver> resolver =
+        v8::Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+    s->body_waiter.Reset(isolate, resolver);
+    s->is_body_whole = false;
+    args.GetReturnValue().Set(resolver->GetPromise());
+}
+
+// cancelBody(id): the app canceled the body stream: the rest of the body is dropped.
+static void CancelBody(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    rt_slot *s = slot_arg(args, iso);
+    if (s != nullptr)
+        dp_request_body_discard(s->req);
+}
+
+// Starts the response of slot s from JS arguments (id, status, statusText, headerList, ...):
+// returns dp_response_start's result. A header or status text with CR, LF or NUL is logged
+// and answered with 500 instead (NANO_EINVAL).
+static int start_response(const FunctionCallbackInfo<Value> &args, rt_isolate *iso, rt_slot *s,
+                          int64_t length)
+{
+    Isolate *isolate = args.GetIsolate();
+    Local<Context> ctx = isolate->GetCurrentContext();
     int status = args[1]->Int32Value(ctx).FromMaybe(500);
     nano_buf *scratch = &iso->scratch;
     nano_buf_reset(scratch);
@@ -262,7 +299,30 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
         headers[i].value = {scratch->data + spans[2 + 2 * i].off, spans[2 + 2 * i].len};
     }
     nano_str status_text = {scratch->data + spans[0].off, spans[0].len};
+    int rc = dp_response_start(s->req, status, status_text, headers.data(), n_headers, length);
+    if (rc == NANO_EINVAL) {
+        rt_log_js_error(iso, "app.bad_response", "the response has a header or status text "
+                                                 "with CR, LF or NUL; answered 500 instead");
+        dp_response_error(s->req, 500);
+    }
+    return rc;
+}
 
+// respond(id, status, statusText, headerList, body): the whole response at once; body is
+// null, a string or a Uint8Array.
+static void Respond(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    if (s->is_responded || dp_response_started(s->req)) {
+        throw_type_error(isolate, "A response was already sent for this request");
+        return;
+    }
+    uint32_t index = slot_index(args);
+    dp_request *req = s->req;
     Local<Value> body = args[4];
     int64_t length = 0;
     Local<String> body_str;
@@ -277,13 +337,10 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
     }
 
     s->is_responded = true;
-    int rc = dp_response_start(req, status, status_text, headers.data(), n_headers, length);
-    if (rc == NANO_EINVAL) {
-        rt_log_js_error(iso, "app.bad_response", "the response has a header or status text "
-                                                 "with CR, LF or NUL; answered 500 instead");
-        dp_response_error(req, 500);
-    } else if (rc == 0) {
+    int rc = start_response(args, iso, s, length);
+    if (rc == 0) {
         if (!body_str.IsEmpty() && length > 0) {
+            nano_buf *scratch = &iso->scratch;
             nano_buf_reset(scratch);
             char *dst = nano_buf_reserve(scratch, (size_t)length);
             body_str->WriteUtf8(isolate, dst, (int)length, nullptr,
@@ -296,6 +353,110 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
     }
     // rc == NANO_ESTATE: the client went away; the response has nowhere to go.
     rt_slot_maybe_release(iso, index);
+}
+
+// responseStart(id, status, statusText, headerList, length): the head of a streamed response
+// (length -1: unknown, so chunked). True when body bytes should follow; false when they are
+// not wanted (HEAD, 204, 304) or cannot go anywhere: then call responseEnd.
+static void ResponseStart(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    if (s->is_responded || dp_response_started(s->req)) {
+        throw_type_error(isolate, "A response was already sent for this request");
+        return;
+    }
+    double length = args[4]->IsNumber() ? args[4].As<v8::Number>()->Value() : -1;
+    int rc = start_response(args, iso, s, length >= 0 ? (int64_t)length : -1);
+    if (rc == 0)
+        dp_response_flush(s->req); // the head goes out now: the body may take a while
+    args.GetReturnValue().Set(rc == 0 && dp_response_body_wanted(s->req));
+}
+
+// responseWrite(id, bytes): sends a chunk of a streamed response. Returns undefined when more
+// may be written at once, false when the client is gone, or a promise that settles when the
+// socket has room again (true) or the client went away (false).
+static void ResponseWrite(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    if (!args[1]->IsUint8Array()) {
+        throw_type_error(isolate, "responseWrite: expected a Uint8Array");
+        return;
+    }
+    Local<v8::Uint8Array> u8 = args[1].As<v8::Uint8Array>();
+    size_t len = u8->ByteLength();
+    // A failed write closes the connection, which tells JS (rt_request_aborted) at once: that
+    // may end the request's slot, so hold the request while we use it.
+    dp_request *req = s->req;
+    dp_request_ref(req);
+    int rc = 0;
+    if (len > 0) {
+        const char *p = static_cast<const char *>(u8->Buffer()->Data()) + u8->ByteOffset();
+        rc = dp_response_write(req, p, len);
+        if (rc == 0)
+            dp_response_flush(req);
+    }
+    bool gone = rc != 0 || !dp_request_connected(req) || s->req != req;
+    bool writable = gone || dp_response_writable(req);
+    dp_request_unref(req);
+    if (gone) {
+        args.GetReturnValue().Set(false);
+        return;
+    }
+    if (writable)
+        return;
+    Local<v8::Promise::Resolver> resolver =
+        v8::Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+    s->writable_waiter.Reset(isolate, resolver);
+    args.GetReturnValue().Set(resolver->GetPromise());
+}
+
+// respondPipe(id, status, statusText, headerList, length): the response's body is this
+// request's own, untouched body stream: the server moves it (dp_response_pipe_body) and JS
+// is done with the request.
+static void RespondPipe(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    Isolate *isolate = args.GetIsolate();
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr)
+        return;
+    if (s->is_responded || dp_response_started(s->req)) {
+        throw_type_error(isolate, "A response was already sent for this request");
+        return;
+    }
+    double length = args[4]->IsNumber() ? args[4].As<v8::Number>()->Value() : -1;
+    s->is_responded = true;
+    dp_request *req = s->req;
+    if (start_response(args, iso, s, length >= 0 ? (int64_t)length : -1) == 0) {
+        if (dp_response_body_wanted(req)) {
+            dp_response_pipe_body(req);
+        } else {
+            dp_request_body_discard(req);
+            dp_response_end(req);
+        }
+    }
+    rt_slot_maybe_release(iso, slot_index(args));
+}
+
+// responseEnd(id): the streamed response is complete (or abandoned: the client went away).
+static void ResponseEnd(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    rt_slot *s = slot_arg(args, iso);
+    if (s == nullptr || s->is_responded)
+        return;
+    s->is_responded = true;
+    if (dp_response_started(s->req))
+        dp_response_end(s->req);
+    rt_slot_maybe_release(iso, slot_index(args));
 }
 
 // fail(id, text): the handler threw or returned something that is not a Response.
@@ -495,7 +656,13 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         {"decodeUtf8", DecodeUtf8},
         {"requestHeaders", RequestHeaders},
         {"readBody", ReadBody},
+        {"readBodyChunk", ReadBodyChunk},
+        {"cancelBody", CancelBody},
         {"respond", Respond},
+        {"responseStart", ResponseStart},
+        {"responseWrite", ResponseWrite},
+        {"responseEnd", ResponseEnd},
+        {"respondPipe", RespondPipe},
         {"fail", Fail},
         {"waitUntilStart", WaitUntilStart},
         {"waitUntilEnd", WaitUntilEnd},

@@ -234,6 +234,8 @@ static void slot_release(rt_isolate *iso, uint32_t index)
     s->req = nullptr;
     s->gen++;
     s->body_waiter.Reset();
+    s->writable_waiter.Reset();
+    s->is_body_whole = false;
     iso->free_slots.push_back(index);
     iso->n_pending--;
     dp_request_set_rt_slot(req, UINT32_MAX);
@@ -247,42 +249,121 @@ void rt_slot_maybe_release(rt_isolate *iso, uint32_t index)
         slot_release(iso, index);
 }
 
-// Resolves (or rejects) the pending body read of slot, if any, once the body is final.
-void rt_settle_body(rt_isolate *iso, rt_slot *slot, Local<Context> ctx)
+static void free_body_chunk(void *data, size_t len, void *iso_ptr)
 {
-    Isolate *isolate = iso->isolate;
-    if (slot->body_waiter.IsEmpty() || !dp_request_body_complete(slot->req))
-        return;
-    Local<v8::Promise::Resolver> resolver = slot->body_waiter.Get(isolate);
-    slot->body_waiter.Reset();
-    if (dp_request_body_failed(slot->req)) {
-        Local<Value> ex = v8::Exception::TypeError(String::NewFromUtf8Literal(
-            isolate, "The request body could not be read: the client went away or sent a "
-                     "malformed or too large body"));
-        rt_ignore(resolver->Reject(ctx, ex));
-        return;
-    }
+    nano_free(data);
+    static_cast<rt_isolate *>(iso_ptr)->body_bytes_freed.fetch_add((int64_t)len);
+}
+
+// An ArrayBuffer adopting the body bytes the server received so far (no copy).
+//
+// V8 starts a GC when external memory grows 64 MiB past its last mark, and a streamed body
+// makes little else that would: without help, up to 64 MiB of read chunks wait as garbage.
+// Reporting each chunk once more (and taking that back when it is freed) halves that.
+static Local<v8::ArrayBuffer> take_body(rt_isolate *iso, rt_slot *slot)
+{
     size_t len = 0;
     void *data = dp_request_take_body(slot->req, &len);
     std::shared_ptr<v8::BackingStore> store;
     if (data != nullptr) {
-        // Zero-copy: the ArrayBuffer adopts the bytes the server received.
-        store = v8::ArrayBuffer::NewBackingStore(
-            data, len, [](void *p, size_t, void *) { nano_free(p); }, nullptr);
+        store = v8::ArrayBuffer::NewBackingStore(data, len, free_body_chunk, iso);
+        int64_t freed = iso->body_bytes_freed.exchange(0);
+        iso->isolate->AdjustAmountOfExternalAllocatedMemory((int64_t)len - freed);
     } else {
-        store = v8::ArrayBuffer::NewBackingStore(isolate, 0);
+        store = v8::ArrayBuffer::NewBackingStore(iso->isolate, 0);
     }
-    rt_ignore(resolver->Resolve(ctx, v8::ArrayBuffer::New(isolate, std::move(store))));
+    return v8::ArrayBuffer::New(iso->isolate, std::move(store));
+}
+
+Local<Value> rt_body_failed_error(rt_isolate *iso)
+{
+    return v8::Exception::TypeError(String::NewFromUtf8Literal(
+        iso->isolate, "The request body could not be read: the client went away, sent a "
+                      "malformed or too large body, or the body was canceled or left unread "
+                      "when the response ended"));
+}
+
+// Settles the pending body read of slot, if it can be: a whole-body read once the body is
+// complete; a read of the next bytes as soon as some arrived (null at the end).
+void rt_settle_body(rt_isolate *iso, rt_slot *slot, Local<Context> ctx)
+{
+    Isolate *isolate = iso->isolate;
+    if (slot->body_waiter.IsEmpty())
+        return;
+    dp_request *req = slot->req;
+    bool complete = dp_request_body_complete(req);
+    bool has_bytes = dp_request_body(req)->len > 0;
+    if (!complete && (slot->is_body_whole || !has_bytes))
+        return;
+    Local<v8::Promise::Resolver> resolver = slot->body_waiter.Get(isolate);
+    slot->body_waiter.Reset();
+    if (complete && dp_request_body_failed(req)) {
+        rt_ignore(resolver->Reject(ctx, rt_body_failed_error(iso)));
+        return;
+    }
+    if (!slot->is_body_whole && !has_bytes) {
+        rt_ignore(resolver->Resolve(ctx, v8::Null(isolate))); // the end of the body
+        return;
+    }
+    rt_ignore(resolver->Resolve(ctx, take_body(iso, slot)));
+}
+
+Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot)
+{
+    return take_body(iso, slot);
+}
+
+static rt_slot *slot_of(rt_isolate *iso, dp_request *req, uint32_t *index_out)
+{
+    uint32_t index = dp_request_rt_slot(req);
+    if (iso == nullptr || index >= iso->slots.size() || iso->slots[index].req != req)
+        return nullptr;
+    *index_out = index;
+    return &iso->slots[index];
 }
 
 void rt_request_body_event(rt_isolate *iso, dp_request *req)
 {
-    uint32_t index = dp_request_rt_slot(req);
-    if (iso == nullptr || index >= iso->slots.size() || iso->slots[index].req != req ||
-        iso->slots[index].body_waiter.IsEmpty())
+    uint32_t index;
+    rt_slot *s = slot_of(iso, req, &index);
+    if (s == nullptr || s->body_waiter.IsEmpty())
         return;
     JsEntry js(iso);
-    rt_settle_body(iso, &iso->slots[index], js.context());
+    rt_settle_body(iso, s, js.context());
+}
+
+void rt_request_writable(rt_isolate *iso, dp_request *req)
+{
+    uint32_t index;
+    rt_slot *s = slot_of(iso, req, &index);
+    if (s == nullptr || s->writable_waiter.IsEmpty())
+        return;
+    JsEntry js(iso);
+    Local<v8::Promise::Resolver> resolver = s->writable_waiter.Get(iso->isolate);
+    s->writable_waiter.Reset();
+    rt_ignore(resolver->Resolve(js.context(), v8::True(iso->isolate)));
+}
+
+void rt_request_aborted(rt_isolate *iso, dp_request *req)
+{
+    uint32_t index;
+    rt_slot *s = slot_of(iso, req, &index);
+    if (s == nullptr || s->is_responded)
+        return;
+    JsEntry js(iso);
+    Isolate *isolate = iso->isolate;
+    Local<Context> ctx = js.context();
+    if (!s->writable_waiter.IsEmpty()) {
+        // The writer stops waiting; it learns of the abort from requestAborted below.
+        Local<v8::Promise::Resolver> resolver = s->writable_waiter.Get(isolate);
+        s->writable_waiter.Reset();
+        rt_ignore(resolver->Resolve(ctx, v8::False(isolate)));
+    }
+    double id = (double)(((uint64_t)s->gen << kSlotBits) | index);
+    Local<Value> args[] = {v8::Number::New(isolate, id)};
+    TryCatch tc(isolate);
+    if (iso->request_aborted.Get(isolate)->Call(ctx, v8::Undefined(isolate), 1, args).IsEmpty())
+        rt_log_js_error(iso, "app.abort_failed", rt_describe_exception(iso, ctx, tc));
 }
 
 size_t rt_isolate_pending_requests(const rt_isolate *iso)
@@ -388,7 +469,8 @@ static int load_builtins(rt_isolate *iso, Local<Context> ctx, nano_error *err)
         return true;
     };
     if (!get_fn("dispatch", &iso->dispatch) || !get_fn("runTimers", &iso->run_timers) ||
-        !get_fn("formatUncaught", &iso->format_uncaught))
+        !get_fn("formatUncaught", &iso->format_uncaught) ||
+        !get_fn("requestAborted", &iso->request_aborted))
         return nano_error_set(err, NANO_EJS, "builtin_failed", "built-ins are incomplete");
     return 0;
 }
@@ -592,6 +674,7 @@ void rt_isolate_free(rt_isolate *iso)
     iso->dispatch.Reset();
     iso->run_timers.Reset();
     iso->format_uncaught.Reset();
+    iso->request_aborted.Reset();
     iso->internal.Reset();
     iso->context.Reset();
     iso->slots.clear();

@@ -6,6 +6,7 @@
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,8 +31,10 @@ struct rt_slot {
     dp_request *req = nullptr;
     uint32_t gen = 0;
     int wait_until = 0;      // ctx.waitUntil promises not yet settled
-    bool is_responded = false;
+    bool is_responded = false; // the response ended (or failed): JS is done with it
+    bool is_body_whole = false; // body_waiter wants the whole body, not the next bytes
     v8::Global<v8::Promise::Resolver> body_waiter;
+    v8::Global<v8::Promise::Resolver> writable_waiter; // a streamed response waits for room
 };
 
 struct rt_module {
@@ -48,6 +51,7 @@ struct rt_isolate {
     v8::Global<v8::Function> dispatch;
     v8::Global<v8::Function> run_timers;
     v8::Global<v8::Function> format_uncaught;
+    v8::Global<v8::Function> request_aborted;
     std::string name;
     std::string console_prefix; // "app=NAME"
     rt_console_mode console_mode = RT_CONSOLE_LOG;
@@ -71,6 +75,10 @@ struct rt_isolate {
     std::vector<rejection> rejections;   // rejected without a handler, not yet reported
     std::vector<rejection> late_handled; // gained a handler after being rejected
     nano_buf scratch = NANO_BUF_INIT;
+    // Request body chunks handed to JS are reported to V8 a second time as external memory,
+    // so that their garbage is collected sooner (runtime.cc take_body); the bytes of chunks
+    // freed since (their deleter may run on a GC thread) are taken back on the loop thread.
+    std::atomic<int64_t> body_bytes_freed{0};
     std::vector<void *> converters; // ICU converters of TextDecoders (encoding.cc), by id
 };
 
@@ -102,6 +110,8 @@ void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text
 rt_slot *rt_slot_get(rt_isolate *iso, double id);
 void rt_slot_maybe_release(rt_isolate *iso, uint32_t index);
 void rt_settle_body(rt_isolate *iso, rt_slot *slot, v8::Local<v8::Context> ctx);
+v8::Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot);
+v8::Local<v8::Value> rt_body_failed_error(rt_isolate *iso);
 
 // bindings.cc
 v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ctx);

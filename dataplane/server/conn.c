@@ -77,6 +77,8 @@ static void release_request(dp_conn *c, bool failed)
     dp_request__detach(req);
     if (!req->body_complete)
         dp_request__body_end(req, failed);
+    if (!req->is_ended)
+        rt_request_aborted(c->srv->app, req); /* a streamed response is canceled */
     dp_request_unref(req);
 }
 
@@ -173,6 +175,7 @@ static void on_write(uv_write_t *w, int status)
 {
     write_req *wr = container_of(w, write_req, req);
     dp_conn *c = wr->conn;
+    c->write_bytes -= wr->data.len;
     nano_buf_fini(&wr->data);
     nano_free(wr);
     c->n_writes--;
@@ -184,6 +187,17 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     flush(c);
+    dp_request *req = c->req;
+    if (req != NULL && req->is_body_piped && c->state != DP_CONN_CLOSING)
+        dp_conn__body_taken(c); /* the socket drained: read more of the piped body */
+    if (req != NULL && req->wants_writable && c->state != DP_CONN_CLOSING &&
+        c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK) {
+        /* A streamed response waits for room: let it write again. */
+        req->wants_writable = false;
+        dp_request_ref(req);
+        rt_request_writable(c->srv->app, req);
+        dp_request_unref(req);
+    }
 }
 
 static void flush(dp_conn *c)
@@ -215,14 +229,72 @@ static void flush(dp_conn *c)
             return;
         }
         c->n_writes++;
+        c->write_bytes += wr->data.len;
     }
 out:
     maybe_shutdown(c);
 }
 
+void dp_conn__flush(dp_conn *c)
+{
+    flush(c);
+}
+
 void dp_conn__write(dp_conn *c, const void *data, size_t len)
 {
     nano_buf_append(&c->out, data, len);
+}
+
+/* Queues bufs after what waits in out. With no write in flight it offers everything to the
+ * kernel at once (one writev, no copy); only what the kernel does not take is copied into
+ * out, to go with the next flush. */
+void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n)
+{
+    if (c->state == DP_CONN_CLOSING)
+        return;
+    size_t written = 0;
+    if (c->n_writes == 0 && n <= 4) {
+        uv_buf_t iov[5];
+        unsigned k = 0;
+        if (c->out.len > 0)
+            iov[k++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        for (unsigned i = 0; i < n; i++)
+            iov[k++] = bufs[i];
+        int rc = uv_try_write((uv_stream_t *)&c->tcp, iov, k);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS)
+            rc = 0;
+        if (rc < 0) {
+            NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror(rc));
+            dp_conn__close(c);
+            return;
+        }
+        written = (size_t)rc;
+        size_t from_out = written < c->out.len ? written : c->out.len;
+        nano_buf_consume(&c->out, from_out);
+        written -= from_out;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        size_t skip = written < bufs[i].len ? written : bufs[i].len;
+        written -= skip;
+        if (bufs[i].len > skip)
+            nano_buf_append(&c->out, bufs[i].base + skip, bufs[i].len - skip);
+    }
+}
+
+/* The runtime took body bytes (or wants the whole body, or dropped it): read again if the
+ * body had held reading back. */
+void dp_conn__body_taken(dp_conn *c)
+{
+    dp_request *req = c->req;
+    if (!c->is_body_paused)
+        return;
+    size_t held = req == NULL ? 0 : req->is_body_piped ? c->out.len + c->write_bytes : req->body.len;
+    if (req != NULL && !req->is_body_collected && !req->is_body_discarded &&
+        held >= DP_BODY_HIGH_WATER_MARK)
+        return;
+    c->is_body_paused = false;
+    if (c->state == DP_CONN_ACTIVE)
+        start_reading(c);
 }
 
 static void send_error(dp_conn *c, int status, const char *reason)
@@ -265,8 +337,19 @@ static void on_timeout(uv_timer_t *t)
 static int on_body(void *ud, const char *data, size_t len)
 {
     dp_conn *c = ud;
-    if (c->req != NULL)
-        dp_request__body_append(c->req, data, len);
+    dp_request *req = c->req;
+    if (req == NULL)
+        return 0;
+    dp_request__body_append(req, data, len);
+    c->has_new_body = true;
+    size_t held = req->is_body_piped ? c->out.len + c->write_bytes : req->body.len;
+    if (!req->is_body_collected && !req->is_body_discarded &&
+        held >= DP_BODY_HIGH_WATER_MARK && !c->is_body_paused) {
+        /* Backpressure: the app has not taken what arrived (or, piped, the socket has not):
+         * let TCP hold the client back. */
+        c->is_body_paused = true;
+        stop_reading(c);
+    }
     return 0;
 }
 
@@ -318,6 +401,16 @@ static void finish_request(dp_conn *c)
 void dp_conn__response_done(dp_conn *c)
 {
     c->is_resp_done = true;
+    if (!c->is_msg_complete && c->req != NULL && !c->req->body_complete) {
+        /* Answered without reading the whole body: read the rest and drop it, so the
+         * connection can carry the next request. */
+        dp_request *req = c->req;
+        dp_request_ref(req);
+        dp_request_body_discard(req); /* may run JS: pending reads fail */
+        dp_request_unref(req);
+        if (c->state == DP_CONN_CLOSING)
+            return;
+    }
     flush(c);
     if (c->state == DP_CONN_ACTIVE && !c->is_shutting_down && c->is_msg_complete)
         finish_request(c);
@@ -364,6 +457,17 @@ static void process_input(dp_conn *c, const char *data, size_t len)
         data += used;
         len -= used;
         after_head = ev == DP_HTTP1_HEAD;
+        if (c->has_new_body) {
+            /* Body bytes arrived: a read waiting for them can go on (a completed message
+             * tells the runtime in message_complete). */
+            c->has_new_body = false;
+            if (ev != DP_HTTP1_DONE && c->req != NULL) {
+                dp_request *req = c->req;
+                dp_request_ref(req);
+                rt_request_body_event(c->srv->app, req); /* may run JS */
+                dp_request_unref(req);
+            }
+        }
         switch (ev) {
         case DP_HTTP1_NEED_MORE:
             if (c->state == DP_CONN_IDLE && dp_http1_in_message(&c->http)) {

@@ -246,6 +246,10 @@ dp_http1_event dp_http1_finish(dp_http1 *p)
 {
     if (p->error_status != 0)
         return DP_HTTP1_ERROR;
+    /* Between messages the peer may close at any time (llhttp, resumed after the pause at
+     * a message's end, would call that EOF an error). */
+    if (!p->in_message)
+        return DP_HTTP1_NEED_MORE;
     if (llhttp_finish(&p->parser) != HPE_OK) {
         p->error_status = 400;
         p->error_reason = "connection closed in the middle of a request";

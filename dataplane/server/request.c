@@ -1,5 +1,6 @@
 /* request.c: the request context shared by the connection and the runtime, and the
  * response's wire format (RFC 9112 §4-7). */
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -71,6 +72,7 @@ dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
     req->is_head_method = head->is_head_method;
     req->body_complete = !head->has_body;
     req->rt_slot = UINT32_MAX;
+    req->length_left = -1;
     c->srv->n_requests++;
     return req;
 }
@@ -81,6 +83,7 @@ size_t dp_request_n_headers(const dp_request *req) { return req->n_headers; }
 const dp_header *dp_request_header(const dp_request *req, size_t i) { return &req->headers[i]; }
 bool dp_request_has_body(const dp_request *req) { return req->has_body; }
 uint64_t dp_request_id(const dp_request *req) { return req->id; }
+bool dp_request_connected(const dp_request *req) { return req->conn != NULL; }
 const nano_buf *dp_request_body(const dp_request *req) { return &req->body; }
 bool dp_request_body_complete(const dp_request *req) { return req->body_complete; }
 bool dp_request_body_failed(const dp_request *req) { return req->body_failed; }
@@ -88,8 +91,34 @@ void *dp_request_take_body(dp_request *req, size_t *len)
 {
     void *data = req->body.data;
     *len = req->body.len;
+    /* The taker (an ArrayBuffer) accounts for len bytes: give back the slack. */
+    if (data != NULL && req->body.cap > req->body.len + 4096) {
+        void *smaller = nano_realloc(data, req->body.len);
+        if (smaller != NULL)
+            data = smaller;
+    }
     req->body = NANO_BUF_INIT;
+    if (req->conn != NULL)
+        dp_conn__body_taken(req->conn);
     return data;
+}
+
+void dp_request_body_collect(dp_request *req)
+{
+    req->is_body_collected = true;
+    if (req->conn != NULL)
+        dp_conn__body_taken(req->conn);
+}
+
+void dp_request_body_discard(dp_request *req)
+{
+    if (req->is_body_discarded)
+        return;
+    req->is_body_discarded = true;
+    nano_buf_fini(&req->body);
+    dp_request__body_end(req, true);
+    if (req->conn != NULL)
+        dp_conn__body_taken(req->conn);
 }
 
 void dp_request_set_rt_slot(dp_request *req, uint32_t slot) { req->rt_slot = slot; }
@@ -121,7 +150,30 @@ void dp_request__detach(dp_request *req)
 void dp_request__body_append(dp_request *req, const char *data, size_t len)
 {
     /* The parser already enforced the body limit. */
-    nano_buf_append(&req->body, data, len);
+    if (req->is_body_piped)
+        dp_response_write(req, data, len); /* sent with the connection's next flush */
+    else if (!req->is_body_discarded)
+        nano_buf_append(&req->body, data, len);
+}
+
+void dp_response_pipe_body(dp_request *req)
+{
+    req->is_body_piped = true;
+    if (req->body.len > 0) {
+        dp_response_write(req, req->body.data, req->body.len);
+        nano_buf_fini(&req->body);
+    }
+    if (req->body_complete) {
+        if (req->body_failed && req->conn != NULL)
+            dp_conn__response_failed(req->conn);
+        else
+            dp_response_end(req);
+        return;
+    }
+    if (req->conn != NULL) {
+        dp_conn__flush(req->conn);
+        dp_conn__body_taken(req->conn);
+    }
 }
 
 void dp_request__body_end(dp_request *req, bool failed)
@@ -130,6 +182,15 @@ void dp_request__body_end(dp_request *req, bool failed)
         return;
     req->body_complete = true;
     req->body_failed = failed;
+    if (req->is_body_piped) {
+        if (failed) {
+            if (req->conn != NULL)
+                dp_conn__response_failed(req->conn);
+        } else {
+            dp_response_end(req);
+        }
+        return;
+    }
     rt_request_body_event(req->srv->app, req);
 }
 
@@ -243,6 +304,8 @@ int dp_response_start(dp_request *req, int status, nano_str status_text, const d
     }
     if (!has_date)
         nano_buf_appendf(out, "date: %s\r\n", dp_server__date(c->srv));
+    if (!req->is_body_skipped && content_length >= 0)
+        req->length_left = content_length;
     if (!no_content) {
         if (content_length >= 0) {
             nano_buf_appendf(out, "content-length: %lld\r\n", (long long)content_length);
@@ -269,14 +332,44 @@ int dp_response_write(dp_request *req, const void *data, size_t len)
         return NANO_ESTATE;
     if (req->is_body_skipped || len == 0)
         return 0;
+    if (req->length_left >= 0) {
+        /* A body longer than its Content-Length: the excess would be read as the next
+         * response; drop it (dp_response_end fails short bodies). */
+        if ((uint64_t)req->length_left < len)
+            len = (size_t)req->length_left;
+        req->length_left -= (int64_t)len;
+    }
     if (req->is_chunked) {
-        nano_buf_appendf(&c->out, "%zx\r\n", len);
-        dp_conn__write(c, data, len);
-        nano_buf_append(&c->out, "\r\n", 2);
-    } else {
-        dp_conn__write(c, data, len);
+        char size_line[24];
+        int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
+                            uv_buf_init((char *)"\r\n", 2)};
+        dp_conn__send(c, bufs, 3);
+    } else if (len > 0) {
+        uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+        dp_conn__send(c, &buf, 1);
     }
     return 0;
+}
+
+void dp_response_flush(dp_request *req)
+{
+    if (req->conn != NULL)
+        dp_conn__flush(req->conn);
+}
+
+bool dp_response_writable(dp_request *req)
+{
+    dp_conn *c = req->conn;
+    if (c == NULL || c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK)
+        return true;
+    req->wants_writable = true;
+    return false;
+}
+
+bool dp_response_body_wanted(const dp_request *req)
+{
+    return !req->is_body_skipped;
 }
 
 int dp_response_end(dp_request *req)
@@ -287,6 +380,13 @@ int dp_response_end(dp_request *req)
     req->is_ended = true;
     if (c == NULL)
         return NANO_ESTATE;
+    if (req->length_left > 0) {
+        /* Fewer bytes than the Content-Length promised: only closing tells the client. */
+        NANO_DEBUG("conn.short_body", "request=%llu missing=%lld", (unsigned long long)req->id,
+                   (long long)req->length_left);
+        dp_conn__response_failed(c);
+        return NANO_ESTATE;
+    }
     if (req->is_chunked)
         nano_buf_append(&c->out, "0\r\n\r\n", 5);
     dp_conn__response_done(c);

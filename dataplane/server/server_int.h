@@ -57,6 +57,7 @@ struct dp_conn {
     nano_buf out;          /* response bytes not yet handed to libuv */
     dp_request *req;       /* in-flight request; the connection holds a reference */
     int n_writes;          /* uv_write requests in flight */
+    size_t write_bytes;    /* bytes those requests hold */
     int n_handles_open;
     bool is_reading;
     bool is_resume_queued;
@@ -66,6 +67,8 @@ struct dp_conn {
     bool close_after;      /* close once the in-flight response is written */
     bool want_shutdown;    /* shut the write side once out and n_writes drain */
     bool is_shutting_down; /* close_gracefully ran: no more requests on this connection */
+    bool is_body_paused;   /* reading held back: the request body's unread bytes are at the mark */
+    bool has_new_body;     /* body bytes arrived during this feed: tell the runtime after it */
 };
 
 struct dp_request {
@@ -79,13 +82,18 @@ struct dp_request {
     bool has_body;
     bool is_head_method;
     bool body_complete, body_failed;
-    nano_buf body;
+    bool is_body_collected; /* the runtime wants the whole body: never held back */
+    bool is_body_discarded; /* later body bytes are dropped */
+    bool is_body_piped;     /* body bytes go straight to the response (dp_response_pipe_body) */
+    nano_buf body;          /* received, not yet taken */
     uint32_t rt_slot;
     int status;             /* 0 until the response starts */
     bool is_chunked;        /* the response body is chunk-encoded */
     bool is_body_skipped;   /* HEAD, 204, 304: body bytes are not sent */
     bool is_ended;
     bool is_close_delimited; /* HTTP/1.0 with unknown length: closing ends the body */
+    bool wants_writable;    /* the runtime waits for rt_request_writable */
+    int64_t length_left;    /* of a Content-Length response body; -1 when not length-framed */
 };
 
 /* conn.c */
@@ -96,6 +104,9 @@ void dp_conn__resume(dp_conn *c);
 void dp_conn__write(dp_conn *c, const void *data, size_t len);
 void dp_conn__response_done(dp_conn *c);
 void dp_conn__response_failed(dp_conn *c);
+void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n);
+void dp_conn__flush(dp_conn *c);
+void dp_conn__body_taken(dp_conn *c);
 
 /* server.c */
 void dp_server__schedule(dp_server *srv, dp_conn *c);

@@ -240,6 +240,16 @@ static void http1_finish_mid_message(void **state)
     feeder_init(&f, 8192, 1024);
     assert_int_equal(dp_http1_finish(&f.p), DP_HTTP1_NEED_MORE); /* clean close */
     feeder_fini(&f);
+
+    /* EOF right after a complete message (the parser paused at its end) is a clean close too,
+     * not "closed in the middle of a request". */
+    feeder_init(&f, 8192, 1024);
+    const char *g = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    assert_int_equal(feed_until(&f, g, strlen(g), 0, &used), DP_HTTP1_HEAD);
+    assert_int_equal(feed_until(&f, g + used, strlen(g) - used, 0, &used), DP_HTTP1_DONE);
+    assert_false(dp_http1_in_message(&f.p));
+    assert_int_equal(dp_http1_finish(&f.p), DP_HTTP1_NEED_MORE);
+    feeder_fini(&f);
 }
 
 /* --- options ------------------------------------------------------------------------------ */

@@ -29,8 +29,6 @@ def reason(key, name, msg):
         return "the test compares a number with a Date, which this snapshot's testharness.js refuses in any runtime"
     if "Float16Array" in msg:
         return "V8 10.2 has no Float16Array"
-    if "blob.stream is not a function" in msg:
-        return "Blob.stream() needs ReadableStream, which comes with the Streams issue (5)"
     if key.startswith("FileAPI/url/url-with-fetch"):
         return "fetch() of blob: URLs comes with the outbound fetch() issue"
     if "VideoFrame is not defined" in msg:
@@ -59,6 +57,8 @@ def reason(key, name, msg):
     if "createObjectURL" in msg: return "URL.createObjectURL (blob: URLs) is not implemented yet (issue 4, in progress)"
     if "FileReader" in msg or "FileReader" in name: return "FileReader is not implemented yet (issue 4, in progress)"
     if key.startswith("webmessaging/"): return "messaging edge case not handled yet (worker self.close(), close events, Blob messages, user activation; issue 4, in progress)"
+    if "ReadableStream isn't transferable" in msg:
+        return "ReadableStream is not transferable here: structuredClone and postMessage cannot move a stream (docs/api.md)"
     if "ReadableStream" in msg or "getReader" in msg or ".body" in msg or "reading 'cancel'" in msg: return "Request/Response bodies as ReadableStreams come with the Streams issue (5)"
     if "Adding invalid request header" in name or "Adding invalid no-cors request header" in name or "is filtering headers" in name:
         return "forbidden and no-cors request headers are a browser safety rule; like Deno and workerd, a server runtime lets apps set them (proxying needs Cookie, Host, ...)"
