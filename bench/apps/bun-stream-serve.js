@@ -1,0 +1,7 @@
+// Bun: serve the streams module's fetch on $PORT (Bun.serve, Workers-style signature).
+import app from "./streams.js";
+Bun.serve({
+  hostname: "127.0.0.1",
+  port: Number(process.env.PORT),
+  fetch: (request) => app.fetch(request, {}, { waitUntil() {}, passThroughOnException() {} }),
+});
