@@ -190,3 +190,34 @@ test("Request and Response bodies are readable as streams", async () => {
   assert(used.bodyUsed && used.body instanceof ReadableStream && used.body.locked);
   assertEquals(await new Response(new Response("pass through").body).text(), "pass through");
 });
+
+test("WritableStreamDefaultController.signal aborts with the abort reason", async () => {
+  let signal;
+  const ws = new WritableStream({
+    start(c) { signal = c.signal; },
+    write() { return new Promise(() => {}); }, // never finishes: abort must not wait for it
+  });
+  const writer = ws.getWriter();
+  writer.write("a");
+  await new Promise((r) => setTimeout(r, 0));
+  assert(signal instanceof AbortSignal && !signal.aborted);
+  writer.abort("why");
+  assert(signal.aborted, "the controller's signal aborts at once");
+  assertEquals(signal.reason, "why");
+});
+
+test("pipeTo: preventAbort keeps the destination writable; preventCancel keeps the source", async () => {
+  const err = new Error("source failed");
+  const bad = new ReadableStream({ start(c) { c.error(err); } });
+  const ws = new WritableStream();
+  await assertRejects(bad.pipeTo(ws, { preventAbort: true }), Error);
+  const writer = ws.getWriter();
+  await writer.write("still writable");
+  let canceled = false;
+  const rs = new ReadableStream({ cancel() { canceled = true; } });
+  const broken = new WritableStream({ start(c) { c.error(new TypeError("sink failed")); } });
+  await assertRejects(rs.pipeTo(broken, { preventCancel: true }), TypeError);
+  assert(!canceled && !rs.locked, "the source was neither canceled nor left locked");
+  await assertRejects(rs.pipeTo(new WritableStream({ start(c) { c.error(new TypeError("x")); } })), TypeError);
+  assert(canceled, "without preventCancel the source is canceled");
+});
