@@ -29,7 +29,7 @@ APP = """
 const pathOf = (u) => new URL(u).pathname;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const events = [];
-let release;
+let release, stash, pendingRead;
 const held = new Promise((r) => { release = r; });
 export default {
   async fetch(request) {
@@ -86,6 +86,14 @@ export default {
       }));
     }
     if (path === '/events') return new Response(events.join(','));
+    if (path === '/stash') {
+      stash = request.body; // kept past the request's end
+      pendingRead = request.body.getReader().read().then(
+        (r) => 'read ' + (r.done ? 'done' : r.value.byteLength),
+        (e) => e.name + ': ' + e.message);
+      return new Response('stashed');
+    }
+    if (path === '/use-stash') return new Response(await pendingRead);
     if (path === '/sized') {
       const n = Number(url.searchParams.get('n'));
       return new Response(new ReadableStream({
@@ -300,6 +308,20 @@ def head_of_a_stream_response_sends_no_body_and_cancels_it():
         eq(r.body, b"")
         eq(s.request(path="/").text, "ok")  # the connection framing held
         expect("head-cancel" in s.request(path="/events").text, "the stream was not canceled")
+
+
+@check
+def a_body_read_after_its_request_ended_fails_cleanly():
+    # The app reads the body of a request whose response has already gone: the server has
+    # dropped the unread rest, so the read fails with a TypeError (never a crash or a hang).
+    with Server(APP) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("POST", "/stash", {"Content-Length": str(8 * MIB)}))
+            c.send(b"y" * 1024)  # a little of the body, then the response comes
+            eq(c.read_response().text, "stashed")
+        text = s.request(path="/use-stash").text
+        expect(text.startswith("TypeError: "), f"unexpected result {text!r}")
+        eq(s.request(path="/").text, "ok")
 
 
 @check
