@@ -29,6 +29,8 @@ def reason(key, name, msg):
         return "the test compares a number with a Date, which this snapshot's testharness.js refuses in any runtime"
     if "Float16Array" in msg:
         return "V8 10.2 has no Float16Array"
+    if "Array.fromAsync is not a function" in msg:
+        return "V8 10.2 has no Array.fromAsync (ES2024), which the test's helper uses"
     if "blob.stream is not a function" in msg:
         return "Blob.stream() needs ReadableStream, which comes with the Streams issue (5)"
     if key.startswith("FileAPI/url/url-with-fetch"):
