@@ -269,8 +269,8 @@ class TransformStream {
 webidl.configureInterface(TransformStream);
 
 function readTransformer(tr) {
-  if (tr === null) return {};
-  const out = {};
+  if (tr === null) return { __proto__: null };
+  const out = { __proto__: null }; // its own keys only, whatever Object.prototype holds
   for (const key of ['cancel', 'flush', 'readableType', 'start', 'transform', 'writableType']) {
     const v = tr[key];
     if (v === undefined) continue;
@@ -485,5 +485,13 @@ function sourceCancel(t, reason) {
 }
 
 internal.TransformStream = TransformStream;
+// TransformStreamDefaultControllerEnqueue for built-in transformers: not through the
+// controller's prototype, which app code can patch.
+internal.transformEnqueue = (controller, chunk) => controllerEnqueue(TDC(controller), chunk);
+// A TransformStream's two sides, also without the patchable getters.
+internal.transformSides = (ts) => {
+  const t = TS(ts);
+  return { __proto__: null, readable: t.readable, writable: t.writable };
+};
 internal.defineGlobal('TransformStream', TransformStream);
 internal.defineGlobal('TransformStreamDefaultController', TransformStreamDefaultController);

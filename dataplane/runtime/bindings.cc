@@ -675,6 +675,7 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
     }
     rt_encoding_add_bindings(iso, ctx, binding);
     rt_idna_add_bindings(iso, ctx, binding);
+    rt_compression_add_bindings(iso, ctx, binding);
     if (!iso->location.empty())
         rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "location"),
                                String::NewFromUtf8(isolate, iso->location.c_str()).ToLocalChecked()));

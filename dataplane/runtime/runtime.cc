@@ -679,6 +679,7 @@ void rt_isolate_free(rt_isolate *iso)
     iso->context.Reset();
     iso->slots.clear();
     rt_encoding_close_all(iso);
+    rt_compression_close_all(iso);
     rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
     iso->isolate->Dispose();
     delete iso->allocator;

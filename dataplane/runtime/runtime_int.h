@@ -18,6 +18,7 @@ extern "C" {
 }
 
 class LoopTaskRunner; // platform.cc
+struct rt_compression; // compression.cc
 
 // rt_ignore: consumes a Maybe whose failure needs no handling here: V8 calls like Set/Resolve
 // fail only with an exception already pending (or execution terminating), which the caller's
@@ -80,6 +81,7 @@ struct rt_isolate {
     // freed since (their deleter may run on a GC thread) are taken back on the loop thread.
     std::atomic<int64_t> body_bytes_freed{0};
     std::vector<void *> converters; // ICU converters of TextDecoders (encoding.cc), by id
+    rt_compression *compression = nullptr; // codec states of (De)CompressionStreams
 };
 
 // Request ids: slot index in the low 20 bits, generation above (fits a double exactly).
@@ -120,6 +122,11 @@ v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ct
 void rt_encoding_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
                               v8::Local<v8::Object> binding);
 void rt_encoding_close_all(rt_isolate *iso);
+
+// compression.cc
+void rt_compression_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                                 v8::Local<v8::Object> binding);
+void rt_compression_close_all(rt_isolate *iso); // frees every codec state; before Dispose
 
 // platform.cc
 v8::Platform *rt_platform_create(void);

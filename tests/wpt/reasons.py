@@ -29,6 +29,8 @@ def reason(key, name, msg):
         return "the test compares a number with a Date, which this snapshot's testharness.js refuses in any runtime"
     if "Float16Array" in msg:
         return "V8 10.2 has no Float16Array"
+    if "Array.fromAsync is not a function" in msg:
+        return "V8 10.2 has no Array.fromAsync (ES2024), which the test's helper uses"
     if key.startswith("FileAPI/url/url-with-fetch"):
         return "fetch() of blob: URLs comes with the outbound fetch() issue"
     if "VideoFrame is not defined" in msg:
