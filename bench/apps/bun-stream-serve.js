@@ -3,5 +3,6 @@ import app from "./streams.js";
 Bun.serve({
   hostname: "127.0.0.1",
   port: Number(process.env.PORT),
+  maxRequestBodySize: 4 * 1024 * 1024 * 1024, // the echo uploads more than Bun's 128 MiB default
   fetch: (request) => app.fetch(request, {}, { waitUntil() {}, passThroughOnException() {} }),
 });
