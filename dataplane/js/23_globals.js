@@ -23,16 +23,32 @@ internal.structuredClone = function structuredClone(value, options = undefined) 
     }
     transfer = ArrayIsArray(opts.transfer) ? opts.transfer : [...opts.transfer];
   }
-  if (!hasSerializablePlatformObjects(value)) return binding.structuredClone(value, transfer);
-  // Blob, File and DOMException are serializable platform objects V8 cannot see into: clone
-  // such a value here, with transferred buffers moved first.
+  const streams = internal.streamTransfer; // 33_streams_transform.js
+  let hasStreams = false;
+  for (const item of transfer) if (streams.isTransferableStream(item)) hasStreams = true;
+  if (!hasStreams && !hasSerializablePlatformObjects(value, null)) {
+    return binding.structuredClone(value, transfer);
+  }
+  // Blob, File and DOMException are serializable platform objects V8 cannot see into, and
+  // streams are transferable ones: clone such a value here. The transfer list is checked
+  // first, then the value, and only then is anything moved (a failed clone leaves it all).
+  const listed = new SafeSet();
+  for (const item of transfer) {
+    if (listed.has(item)) throw new DOMException('An object is listed twice in the transfer list', 'DataCloneError');
+    listed.add(item);
+    if (item instanceof ArrayBuffer) {
+      if (binding.isDetached(item)) throw new DOMException('A detached ArrayBuffer cannot be transferred', 'DataCloneError');
+    } else if (streams.isTransferableStream(item)) {
+      if (streams.isTransferLocked(item)) throw new DOMException('A locked stream cannot be transferred', 'DataCloneError');
+    } else {
+      throw new DOMException('Only ArrayBuffers and streams can be transferred here', 'DataCloneError');
+    }
+  }
+  hasSerializablePlatformObjects(value, listed);
   const memory = new SafeMap();
   for (const item of transfer) {
-    if (!(item instanceof ArrayBuffer)) {
-      throw new DOMException('Only ArrayBuffers can be transferred here', 'DataCloneError');
-    }
-    if (memory.has(item)) throw new DOMException('An ArrayBuffer is listed twice in the transfer list', 'DataCloneError');
-    memory.set(item, binding.structuredClone(item, [item]));
+    memory.set(item, item instanceof ArrayBuffer ? binding.structuredClone(item, [item])
+      : streams.transferStream(item));
   }
   return cloneInJS(value, memory);
 };
@@ -43,7 +59,7 @@ const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOM
 // Walks what the serializer would walk: throws DataCloneError for a platform object that is
 // not serializable (V8 would copy it as a plain object, losing its state), and says whether
 // serializable platform objects are present.
-function hasSerializablePlatformObjects(root) {
+function hasSerializablePlatformObjects(root, transferred) {
   const seen = new SafeSet();
   const stack = [root];
   let found = false;
@@ -51,6 +67,7 @@ function hasSerializablePlatformObjects(root) {
     const v = stack.pop();
     if (v === null || (typeof v !== 'object' && typeof v !== 'function') || seen.has(v)) continue;
     seen.add(v);
+    if (transferred !== null && transferred.has(v)) continue; // moved, not serialized
     if (isSerializablePlatformObject(v)) {
       found = true;
       continue;

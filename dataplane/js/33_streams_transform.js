@@ -6,7 +6,7 @@ const {
   ArrayPrototypePush, FunctionPrototypeCall, ObjectDefineProperty, Promise, PromisePrototypeThen,
   PromiseReject, PromiseResolve, ReflectApply, TypeError, RangeError,
 } = primordials;
-const { webidl } = internal;
+const { webidl, DOMException } = internal;
 const S = internal.streams;
 const W = internal.writableStreams;
 
@@ -493,5 +493,91 @@ internal.transformSides = (ts) => {
   const t = TS(ts);
   return { __proto__: null, readable: t.readable, writable: t.writable };
 };
+internal.isTransformStream = (v) => TS(v) !== null;
+
+// --- transfer (§4.2.x, §5.2.x, §6.2.x "transfer steps") ------------------------------------------
+// Within one isolate a transferred stream is a new stream of the same kind over the original,
+// which stays locked to it for good; chunks pass through structured clone, as they would
+// through the standard's cross-realm message port. structuredClone (23_globals.js) calls this.
+
+const isTransferableStream = (v) => internal.isReadableStream(v) || internal.isWritableStream(v) ||
+  TS(v) !== null;
+
+function isTransferLocked(v) {
+  if (internal.isReadableStream(v)) return S.isLocked(S.RS(v));
+  if (internal.isWritableStream(v)) return W.isWritableStreamLocked(W.WS(v));
+  const t = TS(v);
+  return S.isLocked(S.RS(t.readable)) || W.isWritableStreamLocked(W.WS(t.writable));
+}
+
+function transferReadable(rs) {
+  const rr = S.RDR(new S.ReadableStreamDefaultReader(rs));
+  let out;
+  const pull = () => {
+    const d = S.newPromise();
+    const c = S.RS(out).controller;
+    S.defaultReaderRead(rr, {
+      chunk: (chunk) => {
+        let copy;
+        try {
+          copy = internal.structuredClone(chunk);
+        } catch (e) {
+          S.rdcError(c, e);
+          S.readableStreamCancel(rr.stream, e);
+          d.resolve(undefined);
+          return;
+        }
+        S.rdcEnqueue(c, copy);
+        d.resolve(undefined);
+      },
+      close: () => {
+        S.rdcClose(c);
+        d.resolve(undefined);
+      },
+      error: (e) => {
+        S.rdcError(c, e);
+        d.resolve(undefined);
+      },
+    });
+    return d.promise;
+  };
+  const cancel = (reason) => S.readableStreamCancel(rr.stream, reason);
+  out = S.createReadableStream(() => undefined, pull, cancel, 0);
+  return out;
+}
+
+function transferWritable(ws) {
+  const w = W.WW(new W.WritableStreamDefaultWriter(ws));
+  const write = (chunk) => {
+    try {
+      return W.writerWrite(w, internal.structuredClone(chunk));
+    } catch (e) {
+      return PromiseReject(e);
+    }
+  };
+  const close = () => W.writerCloseWithErrorPropagation(w);
+  const abort = (reason) => W.writableStreamAbort(w.stream, reason);
+  return W.createWritableStream(() => undefined, write, close, abort, 1);
+}
+
+// The transfer steps: a DataCloneError if the stream (or a side of it) is locked.
+function transferStream(v) {
+  if (isTransferLocked(v)) {
+    throw new DOMException('A locked stream cannot be transferred', 'DataCloneError');
+  }
+  if (internal.isReadableStream(v)) return transferReadable(v);
+  if (internal.isWritableStream(v)) return transferWritable(v);
+  const t = TS(v);
+  const readable = transferReadable(t.readable);
+  const writable = transferWritable(t.writable);
+  const copy = new TransformStream();
+  const ct = TS(copy);
+  ct.readable = readable;
+  ct.writable = writable;
+  return copy;
+}
+
+internal.streamTransfer = { isTransferableStream, isTransferLocked, transferStream };
+
 internal.defineGlobal('TransformStream', TransformStream);
 internal.defineGlobal('TransformStreamDefaultController', TransformStreamDefaultController);

@@ -221,3 +221,46 @@ test("pipeTo: preventAbort keeps the destination writable; preventCancel keeps t
   await assertRejects(rs.pipeTo(new WritableStream({ start(c) { c.error(new TypeError("x")); } })), TypeError);
   assert(canceled, "without preventCancel the source is canceled");
 });
+
+test("streams are transferable: structuredClone and postMessage move them", async () => {
+  const rs = new ReadableStream({ start(c) { c.enqueue({ a: 1 }); c.enqueue("two"); c.close(); } });
+  const copy = structuredClone({ rs }, { transfer: [rs] }).rs;
+  assert(copy instanceof ReadableStream && copy !== rs);
+  assert(rs.locked, "the original stays locked to its transferred copy");
+  const got = [];
+  for await (const x of copy) got.push(x);
+  assertEquals(got, [{ a: 1 }, "two"]);
+  assertThrows(() => structuredClone(rs, { transfer: [rs] }), DOMException); // locked
+  assertThrows(() => structuredClone(new ReadableStream()), DOMException); // not serializable
+  class Sub extends ReadableStream {}
+  const sub = new Sub();
+  assertEquals(Object.getPrototypeOf(structuredClone(sub, { transfer: [sub] })), ReadableStream.prototype);
+
+  const written = [];
+  const ws = new WritableStream({ write(c) { written.push(c); } });
+  const writer = structuredClone(ws, { transfer: [ws] }).getWriter();
+  await writer.write({ b: 2 });
+  await writer.close();
+  assertEquals(written, [{ b: 2 }]);
+
+  const ts = new TransformStream({ transform(c, ctl) { ctl.enqueue(String(c).toUpperCase()); } });
+  const tcopy = structuredClone(ts, { transfer: [ts] });
+  const w = tcopy.writable.getWriter();
+  w.write("hi");
+  w.close();
+  const out = [];
+  for await (const x of tcopy.readable) out.push(x);
+  assertEquals(out, ["HI"]);
+  const t2 = new TransformStream();
+  assertThrows(() => structuredClone([t2, t2.readable], { transfer: [t2, t2.readable] }), DOMException);
+
+  const { port1, port2 } = new MessageChannel();
+  const received = new Promise((resolve) => { port2.onmessage = (e) => resolve(e.data); });
+  const sent = new ReadableStream({ start(c) { c.enqueue("over a port"); c.close(); } });
+  port1.postMessage(sent, [sent]);
+  const arrived = await received;
+  const chunks = [];
+  for await (const x of arrived) chunks.push(x);
+  assertEquals(chunks, ["over a port"]);
+  port1.close();
+});

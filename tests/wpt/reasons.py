@@ -36,7 +36,7 @@ def reason(key, name, msg):
     if "VideoFrame is not defined" in msg:
         return "needs VideoFrame (WebCodecs), a media API outside this runtime's surface"
     if key.startswith("streams/readable-streams/owning-type-message-port"):
-        return "structuredClone (and so an owning stream's enqueue) transfers ArrayBuffers only, not MessagePorts (docs/api.md)"
+        return "structuredClone (and so an owning stream's enqueue) cannot transfer MessagePorts (docs/api.md)"
     if "MessagePort] could not be cloned" in msg:
         return "MessagePorts inside a message's data (not only in the transfer list) are not supported yet (issue 4)"
     if key.startswith("encoding/legacy-mb-schinese"): return "ICU 72's GB18030 mapping (GB18030-2005) differs from the Encoding Standard's gb18030 index"
@@ -59,8 +59,6 @@ def reason(key, name, msg):
     if "createObjectURL" in msg: return "URL.createObjectURL (blob: URLs) is not implemented yet (issue 4, in progress)"
     if "FileReader" in msg or "FileReader" in name: return "FileReader is not implemented yet (issue 4, in progress)"
     if key.startswith("webmessaging/"): return "messaging edge case not handled yet (worker self.close(), close events, Blob messages, user activation; issue 4, in progress)"
-    if "ReadableStream isn't transferable" in msg:
-        return "ReadableStream is not transferable here: structuredClone and postMessage cannot move a stream (docs/api.md)"
     if "ReadableStream" in msg or "getReader" in msg or ".body" in msg or "reading 'cancel'" in msg: return "Request/Response bodies as ReadableStreams come with the Streams issue (5)"
     if "Adding invalid request header" in name or "Adding invalid no-cors request header" in name or "is filtering headers" in name:
         return "forbidden and no-cors request headers are a browser safety rule; like Deno and workerd, a server runtime lets apps set them (proxying needs Cookie, Host, ...)"
