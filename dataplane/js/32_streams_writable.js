@@ -153,7 +153,7 @@ function newWritableRecord(object) {
 }
 
 function createWritableStream(start, write, close, abort, hwm = 1, size = () => 1) {
-  return new WritableStream(kInternal, { start, write, close, abort, hwm, size });
+  return new WritableStream(kInternal, { __proto__: null, start, write, close, abort, hwm, size });
 }
 
 const isWritableStreamLocked = (r) => r.writer !== null;
