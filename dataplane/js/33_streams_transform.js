@@ -15,10 +15,7 @@ function newPromise() {
   const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
   return { promise, resolve, reject };
 }
-// WebIDL's "a promise resolved with v": a new promise even when v is one, so resolving with a
-// promise takes the spec's two extra ticks (PromiseResolve would return v itself).
-const resolved = (v) => ((typeof v === 'object' && v !== null) || typeof v === 'function'
-  ? new Promise((resolve) => resolve(v)) : PromiseResolve(v));
+const { resolved } = internal.streams; // WebIDL "a promise resolved with" (31_streams.js)
 const rejected = (e) => PromiseReject(e);
 const then = (p, ok, err) => PromisePrototypeThen(p, ok, err);
 const markHandled = (p) => { PromisePrototypeThen(p, undefined, () => {}); };

@@ -253,8 +253,7 @@ function installBody(proto, stateOf, name, headersOf) {
 
 // The body as a ReadableStream (Fetch "body" getter): null for no body; otherwise the body
 // becomes a stream on first access, and every later read goes through it. An incoming
-// request's body arrives as one chunk once received. TODO(#5): a byte stream fed from the
-// socket with backpressure.
+// request's body is the socket-fed byte stream of nativeBodyStream.
 function bodyStream(state) {
   const source = state.source;
   if (source === null) return null;
@@ -517,8 +516,15 @@ class Request {
     }
     if (hasInitBody) {
       const [source, type] = extractBody(init.body);
-      // The Fetch standard wants duplex: "half" with a stream body; Workers and Deno do
-      // not, and apps written for them omit it, so a missing duplex means "half" here.
+      if (internal.isReadableStream(source)) {
+        // Fetch "extract a body" with keepalive, and the mode rule for stream bodies. (Fetch
+        // also wants duplex: "half" here; Workers and Deno do not, and apps written for them
+        // omit it, so a missing duplex means "half".)
+        if (this.#keepalive) throw new TypeError(`${context}: a keepalive request cannot have a ReadableStream body`);
+        if (this.#mode !== 'same-origin' && this.#mode !== 'cors') {
+          throw new TypeError(`${context}: a ReadableStream body needs mode "same-origin" or "cors"`);
+        }
+      }
       this.#body = new BodyState(source);
       if (type !== null && !this.#headers.has('content-type')) {
         this.#headers.append('content-type', type);

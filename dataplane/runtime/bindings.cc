@@ -308,19 +308,34 @@ static int start_response(const FunctionCallbackInfo<Value> &args, rt_isolate *i
     return rc;
 }
 
+// The slot named by args[0] when its response has not started; otherwise null, with a
+// TypeError thrown.
+static rt_slot *unanswered_slot(const FunctionCallbackInfo<Value> &args, rt_isolate *iso)
+{
+    rt_slot *s = slot_arg(args, iso);
+    if (s != nullptr && (s->is_responded || dp_response_started(s->req))) {
+        throw_type_error(args.GetIsolate(), "A response was already sent for this request");
+        return nullptr;
+    }
+    return s;
+}
+
+// A body length argument: a non-negative number, else -1 (unknown).
+static int64_t length_arg(Local<Value> v)
+{
+    double length = v->IsNumber() ? v.As<v8::Number>()->Value() : -1;
+    return length >= 0 ? (int64_t)length : -1;
+}
+
 // respond(id, status, statusText, headerList, body): the whole response at once; body is
 // null, a string or a Uint8Array.
 static void Respond(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
     Isolate *isolate = args.GetIsolate();
-    rt_slot *s = slot_arg(args, iso);
+    rt_slot *s = unanswered_slot(args, iso);
     if (s == nullptr)
         return;
-    if (s->is_responded || dp_response_started(s->req)) {
-        throw_type_error(isolate, "A response was already sent for this request");
-        return;
-    }
     uint32_t index = slot_index(args);
     dp_request *req = s->req;
     Local<Value> body = args[4];
@@ -361,16 +376,10 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
 static void ResponseStart(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
-    Isolate *isolate = args.GetIsolate();
-    rt_slot *s = slot_arg(args, iso);
+    rt_slot *s = unanswered_slot(args, iso);
     if (s == nullptr)
         return;
-    if (s->is_responded || dp_response_started(s->req)) {
-        throw_type_error(isolate, "A response was already sent for this request");
-        return;
-    }
-    double length = args[4]->IsNumber() ? args[4].As<v8::Number>()->Value() : -1;
-    int rc = start_response(args, iso, s, length >= 0 ? (int64_t)length : -1);
+    int rc = start_response(args, iso, s, length_arg(args[4]));
     if (rc == 0)
         dp_response_flush(s->req); // the head goes out now: the body may take a while
     args.GetReturnValue().Set(rc == 0 && dp_response_body_wanted(s->req));
@@ -424,18 +433,12 @@ static void ResponseWrite(const FunctionCallbackInfo<Value> &args)
 static void RespondPipe(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
-    Isolate *isolate = args.GetIsolate();
-    rt_slot *s = slot_arg(args, iso);
+    rt_slot *s = unanswered_slot(args, iso);
     if (s == nullptr)
         return;
-    if (s->is_responded || dp_response_started(s->req)) {
-        throw_type_error(isolate, "A response was already sent for this request");
-        return;
-    }
-    double length = args[4]->IsNumber() ? args[4].As<v8::Number>()->Value() : -1;
     s->is_responded = true;
     dp_request *req = s->req;
-    if (start_response(args, iso, s, length >= 0 ? (int64_t)length : -1) == 0) {
+    if (start_response(args, iso, s, length_arg(args[4])) == 0) {
         if (dp_response_body_wanted(req)) {
             dp_response_pipe_body(req);
         } else {

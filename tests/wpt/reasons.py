@@ -55,19 +55,12 @@ def reason(key, name, msg):
     if "compareComponent" in msg: return "URLPattern.compareComponent is a tentative API, not in the URL Pattern Standard"
     if "Lone quantifier brackets" in msg or "Invalid regular expression" in msg: return "V8 10.2 has no RegExp 'v' flag (set notation in URLPattern regexps)"
     if key.startswith("wasm/"): return "V8 10.2 (libnode108) predates this WebAssembly JS API feature or behaviour"
-    if "could not be cloned" in msg and ("Blob" in msg or "File" in msg): return "structuredClone of Blob/File is not implemented yet (issue 4, in progress)"
-    if "createObjectURL" in msg: return "URL.createObjectURL (blob: URLs) is not implemented yet (issue 4, in progress)"
-    if "FileReader" in msg or "FileReader" in name: return "FileReader is not implemented yet (issue 4, in progress)"
-    if key.startswith("webmessaging/"): return "messaging edge case not handled yet (worker self.close(), close events, Blob messages, user activation; issue 4, in progress)"
-    if "ReadableStream" in msg or "getReader" in msg or ".body" in msg or "reading 'cancel'" in msg: return "Request/Response bodies as ReadableStreams come with the Streams issue (5)"
     if "Adding invalid request header" in name or "Adding invalid no-cors request header" in name or "is filtering headers" in name:
         return "forbidden and no-cors request headers are a browser safety rule; like Deno and workerd, a server runtime lets apps set them (proxying needs Cookie, Host, ...)"
     if "no-cors" in name: return "the no-cors Headers guard is a browser concept not applied here (see forbidden headers)"
-    if key.startswith("fetch/"): return "Request/Response/Headers are not complete yet (issue 4, in progress)"
-    if key.startswith("user-timing/"): return "user timing edge case not handled yet (issue 4, in progress)"
     m=missing_re.search(msg)
-    if m: return f"{m.group(1)} is not implemented yet (issue 4, in progress)"
-    if "formData is not a function" in msg: return "Body.formData() is not implemented yet (issue 4, in progress)"
+    if m: return f"{m.group(1)} is not part of this runtime"
+    # Anything else is marked "not yet analysed" below, so it cannot hide behind a stale guess.
     return None
 n=0
 for key,subs in e.items():
