@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "alloc.h"
 #include "buf.h"
 #include "dotenv.h"
@@ -30,8 +32,9 @@ const nano_env_entry *nano_env_find(const nano_env *env, const char *name)
     return NULL;
 }
 
-int nano_env_set(nano_env *env, const char *name, const char *value, size_t value_len,
-                 bool is_secret, nano_error *err)
+/* One setter for every kind of value, so the limits are checked in one place. */
+static int set_entry(nano_env *env, const char *name, const char *value, size_t value_len,
+                     bool is_secret, bool is_json, nano_error *err)
 {
     if (!nano_env_name_valid(name, strlen(name)))
         return nano_error_set(err, NANO_EINVAL, "env_name_invalid",
@@ -60,7 +63,34 @@ int nano_env_set(nano_env *env, const char *name, const char *value, size_t valu
     e->value = nano_xstrndup(value, value_len);
     e->value_len = value_len;
     e->is_secret = is_secret;
+    e->is_json = is_json;
     return 0;
+}
+
+int nano_env_set(nano_env *env, const char *name, const char *value, size_t value_len,
+                 bool is_secret, nano_error *err)
+{
+    return set_entry(env, name, value, value_len, is_secret, false, err);
+}
+
+int nano_env_set_json(nano_env *env, const char *name, const char *json, size_t json_len,
+                      nano_error *err)
+{
+    /* Checked here rather than left to JSON.parse in the isolate, where a bad value would
+     * surface as an app failure long after the change that caused it was accepted. The size
+     * check comes first so that we never parse more than the limit. */
+    if (json_len <= NANO_ENV_MAX_VALUE) {
+        json_error_t jerr;
+        /* jansson stops at a NUL byte and accepts what came before; JSON.parse would not. */
+        json_t *v = memchr(json, '\0', json_len) == NULL
+                        ? json_loadb(json, json_len, JSON_DECODE_ANY, &jerr)
+                        : NULL;
+        if (v == NULL)
+            return nano_error_set(err, NANO_EINVAL, "env_json_invalid",
+                                  "env value of %.64s is not valid JSON", name);
+        json_decref(v);
+    }
+    return set_entry(env, name, json, json_len, false, true, err);
 }
 
 int nano_env_set_assignment(nano_env *env, const char *assignment, nano_error *err)

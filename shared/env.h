@@ -1,5 +1,7 @@
 /* env.h: an app's environment: an ordered list of NAME -> value (bytes), with the limits of
- * DESIGN.md §7 (128 entries, 5 KB per value, names [A-Za-z_][A-Za-z0-9_]*).
+ * DESIGN.md §7 (128 entries, 5 KB per value, names [A-Za-z_][A-Za-z0-9_]*). A value is a
+ * string, a secret (a string, masked in output) or a JSON var (any other JSON value, kept as
+ * its compact JSON text, which the runtime JSON.parses).
  *
  * Values are owned copies. Setting an existing name replaces its value in place. The data
  * plane freezes this into the app's `env` object. One owner at a time; not thread-safe. */
@@ -19,6 +21,7 @@ typedef struct nano_env_entry {
     char *value;
     size_t value_len;
     bool is_secret;
+    bool is_json; /* value is compact JSON text (a nano.json var that is not a string) */
 } nano_env_entry;
 
 typedef struct nano_env {
@@ -35,6 +38,13 @@ void nano_env_fini(nano_env *env);
  * naming the entry (never its value) and leaves env unchanged. */
 int nano_env_set(nano_env *env, const char *name, const char *value, size_t value_len,
                  bool is_secret, nano_error *err);
+
+/* nano_env_set_json: like nano_env_set for a var given as JSON text (nano.json uses it for
+ * values that are not strings): json is json_len bytes, counted against the 5 KB limit, and
+ * must parse as one JSON value; the entry gets is_json and never is_secret. Returns
+ * NANO_EINVAL naming the entry (never its value) when the text is not JSON. */
+int nano_env_set_json(nano_env *env, const char *name, const char *json, size_t json_len,
+                      nano_error *err);
 
 /* nano_env_find: the entry named name, or NULL. */
 const nano_env_entry *nano_env_find(const nano_env *env, const char *name);

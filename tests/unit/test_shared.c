@@ -155,6 +155,37 @@ static void env_limits(void **state)
     nano_env_fini(&env);
 }
 
+static void env_set_json_values(void **state)
+{
+    (void)state;
+    nano_env env;
+    nano_env_init(&env);
+    nano_error err = {0};
+    assert_int_equal(nano_env_set_json(&env, "FLAGS", "{\"beta\":true}", 13, &err), 0);
+    const nano_env_entry *e = nano_env_find(&env, "FLAGS");
+    assert_true(e->is_json);
+    assert_false(e->is_secret);
+    assert_string_equal(e->value, "{\"beta\":true}");
+    assert_int_equal(nano_env_set_json(&env, "N", "42", 2, &err), 0); /* scalars are JSON too */
+    assert_int_equal(nano_env_set_json(&env, "BAD", "{\"secretish\"", 12, &err), NANO_EINVAL);
+    assert_non_null(strstr(err.message, "BAD"));
+    assert_null(strstr(err.message, "secretish"));
+    assert_null(nano_env_find(&env, "BAD"));
+    assert_int_equal(nano_env_set_json(&env, "N", "4", 2, &err), NANO_EINVAL); /* "4\0" */
+    assert_int_equal(nano_env_set(&env, "FLAGS", "plain", 5, false, &err), 0);
+    assert_false(nano_env_find(&env, "FLAGS")->is_json); /* replacing resets the kind */
+    char *big = nano_xmalloc(NANO_ENV_MAX_VALUE + 3);
+    memset(big, 'x', NANO_ENV_MAX_VALUE + 1); /* a JSON string of exactly the limit ... */
+    big[0] = big[NANO_ENV_MAX_VALUE - 1] = '"';
+    assert_int_equal(nano_env_set_json(&env, "BIG", big, NANO_ENV_MAX_VALUE, &err), 0);
+    big[NANO_ENV_MAX_VALUE - 1] = 'x'; /* ... and one byte longer */
+    big[NANO_ENV_MAX_VALUE] = '"';
+    assert_int_equal(nano_env_set_json(&env, "BIG", big, NANO_ENV_MAX_VALUE + 1, &err),
+                     NANO_ETOOBIG);
+    nano_free(big);
+    nano_env_fini(&env);
+}
+
 static void env_assignment(void **state)
 {
     (void)state;
@@ -257,6 +288,7 @@ int main(int argc, char **argv)
     static const struct CMUnitTest env[] = {
         cmocka_unit_test(env_set_replace_and_find),
         cmocka_unit_test(env_limits),
+        cmocka_unit_test(env_set_json_values),
         cmocka_unit_test(env_assignment),
         cmocka_unit_test(env_load_dotenv_file),
     };
