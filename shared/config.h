@@ -30,16 +30,24 @@ typedef struct nano_limits {
     uint32_t subrequests;      /* per request ("subrequests"; 50) */
 } nano_limits;
 
+/* nano_limits_defaults: the DESIGN.md §9 values above. */
 nano_limits nano_limits_defaults(void);
+
+/* nano_limits_check: every limit is above 0 and within its bound (docs/config.md lists them:
+ * cpu_ms <= 60000, memory_mb 16..8192, drain_timeout <= 300 s, ...). Returns 0, or
+ * NANO_ERANGE with err naming the first limit out of range. Any thread. */
+int nano_limits_check(const nano_limits *l, nano_error *err);
 
 typedef struct nano_app_config {
     char *name;               /* [a-z0-9][a-z0-9-]{0,62}, unique in a snapshot */
-    char **hostnames;         /* lowercase; exact "api.example.com" or wildcard "*.example.com" */
+    char **hostnames;         /* exact "api.example.com" or wildcard "*.example.com"; lowercased
+                                 and without a trailing '.' once added to a snapshot */
     size_t n_hostnames;
     char *path_prefix;        /* NULL, or "/api" (starts with '/', no trailing '/') */
     bool is_default;          /* receives requests for hosts no app claims */
     char *main_path;          /* absolute path of the main module (imports resolve beside it) */
-    char *code;               /* the main module's source, read when the snapshot was built */
+    char *code;               /* the main module's source (NUL-terminated, not counted in
+                                 code_len), read when the snapshot was built */
     size_t code_len;
     char code_sha256[65];     /* hex: identifies a deployment (changed code = a redeploy) */
     nano_env env;             /* vars (is_json for non-string JSON values) and secrets */
@@ -51,10 +59,36 @@ typedef struct nano_app_config {
 
 typedef struct nano_config nano_config;
 
-/* Building. nano_config_new: an empty snapshot with this version (sources count up).
- * nano_config_add_app: takes ownership of *app's contents (app is zeroed), or returns an
- * error naming the conflict (duplicate name, hostname+prefix claimed twice, second default)
- * and leaves app for the caller to free with nano_app_config_fini.
+/* nano_app_config_init: an empty app (caller-owned memory) with the default limits and an
+ * empty env; nano_app_config_fini frees what it holds (NULL-safe, also after a failed add). */
+void nano_app_config_init(nano_app_config *app);
+
+/* Syntax checks that sources and the admin API share (pure; any thread):
+ * nano_app_name_valid: [a-z0-9][a-z0-9-]{0,62}.
+ * nano_hostname_valid: dot-separated labels of a-z, A-Z, 0-9 and '-' (1..63 characters, no
+ *   '-' at either end; 253 characters at most; one trailing '.' allowed), optionally preceded
+ *   by "*." for a wildcard.
+ * nano_path_prefix_valid: "/seg" or "/seg/seg..." with no empty segment, no trailing '/', and
+ *   no '?', '#', spaces or control characters; at most 1024 bytes. */
+bool nano_app_name_valid(const char *name);
+bool nano_hostname_valid(const char *host);
+bool nano_path_prefix_valid(const char *prefix);
+
+/* nano_app_config_check_required_env: 0 when every name in app->required_env is in app->env,
+ * else NANO_EINVAL with a message listing every missing name, in required_env order:
+ *   app api: required env missing: DB_URL, TOKEN
+ * nano_config_seal runs it for each app; the control plane runs it before accepting a
+ * deployment or env change. Any thread (app is read only). */
+int nano_app_config_check_required_env(const nano_app_config *app, nano_error *err);
+
+/* Building. nano_config_new: an empty snapshot with this version (sources count up), holding
+ * one reference for the caller.
+ * nano_config_add_app: checks app on its own (name, hostname and path_prefix syntax, limits)
+ * and against the apps already added (duplicate name, hostname+prefix claimed twice, second
+ * default), then takes ownership of *app's contents (app is zeroed) and normalizes its
+ * hostnames. On error it returns NANO_EINVAL (NANO_ERANGE for limits, NANO_ESTATE after
+ * seal) with a message naming the app and the conflict, and leaves app untouched for the
+ * caller to free with nano_app_config_fini.
  * nano_config_seal: validates (required env present in each app) and builds the routing
  * table; after it the snapshot is immutable. On error the snapshot must be unref'd. */
 nano_config *nano_config_new(uint64_t version);
@@ -62,19 +96,23 @@ int nano_config_add_app(nano_config *cfg, nano_app_config *app, nano_error *err)
 int nano_config_seal(nano_config *cfg, nano_error *err);
 void nano_app_config_fini(nano_app_config *app);
 
-/* nano_app_config_load_code: sets app->main_path (made absolute) and reads the module's
- * source into app->code with its sha256. Errors name the file and why (missing, unreadable,
- * larger than 32 MiB). */
+/* nano_app_config_load_code: sets app->main_path (path made absolute with realpath) and reads
+ * the module's source into app->code with its sha256, replacing what app held. Errors name
+ * the file (as given) and why (missing, not a regular file, unreadable, larger than 32 MiB);
+ * app is written only on success. */
+#define NANO_CODE_MAX_BYTES (32u * 1024 * 1024)
 int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error *err);
 
-/* References: the creator holds one. unref frees at zero. NULL is a no-op for both. */
+/* References: the creator holds one. ref returns cfg. unref frees at zero, on whichever
+ * thread drops the last reference. NULL is a no-op for both. */
 nano_config *nano_config_ref(nano_config *cfg);
 void nano_config_unref(nano_config *cfg);
 
 uint64_t nano_config_version(const nano_config *cfg);
 size_t nano_config_n_apps(const nano_config *cfg);
 const nano_app_config *nano_config_app(const nano_config *cfg, size_t index);
-/* nano_config_find: the app with this name, its index in *index_out (may be NULL); or NULL. */
+/* nano_config_app: the app at index, in the order apps were added; NULL past the end.
+ * nano_config_find: the app with this name, its index in *index_out (may be NULL); or NULL. */
 const nano_app_config *nano_config_find(const nano_config *cfg, const char *name,
                                         size_t *index_out);
 
@@ -82,12 +120,17 @@ const nano_app_config *nano_config_find(const nano_config *cfg, const char *name
  * ":port" suffix and a trailing '.' are ignored) and its path: exact hostname first, then the
  * longest matching "*.suffix" wildcard (which matches one or more labels), then the default
  * app. Among apps sharing a hostname, the longest path_prefix that matches whole segments wins
- * ("/api" matches "/api" and "/api/x", not "/apix"); an app without a prefix matches any path.
- * Returns the app's index, or -1 (the runtime answers 404). No allocation; any thread. */
+ * ("/api" matches "/api", "/api/x" and "/api?q", not "/apix"; paths compare byte for byte, as
+ * sent); an app without a prefix matches any path. When no app under a hostname matches the
+ * path, the search goes on to the next candidate (a shorter wildcard, then the default app,
+ * whose own path_prefix, if any, still applies). Returns the app's index, or -1 (the runtime
+ * answers 404; also before seal). No allocation; any thread. */
 long nano_config_route(const nano_config *cfg, const char *host, size_t host_len,
                        const char *path, size_t path_len);
 
-/* Comparing an app across two snapshots (to keep isolates that need not change). */
+/* Comparing an app across two snapshots (to keep isolates that need not change).
+ * same_code: equal code_sha256 and main_path. env_equal: the same names with the same values
+ * and flags (is_secret, is_json), in any order. limits_equal: every field equal. */
 bool nano_app_config_same_code(const nano_app_config *a, const nano_app_config *b);
 bool nano_env_equal(const nano_env *a, const nano_env *b);
 bool nano_limits_equal(const nano_limits *a, const nano_limits *b);
@@ -96,10 +139,13 @@ bool nano_limits_equal(const nano_limits *a, const nano_limits *b);
  * relative module and secret-file paths against the file's directory, reading each module's
  * source and each secret ({"fromEnv": NAME} from this process's environment, {"fromFile":
  * PATH}), and validating everything (unknown keys, names, hostnames, limits, env limits,
- * required env). Returns 0 and a sealed snapshot with the given version, or an error whose
- * message is one line naming the file and the JSON location, e.g.
+ * required env). Returns 0 and a sealed snapshot with the given version (one reference, the
+ * caller's), or an error whose message is one line naming the file and the JSON location, e.g.
  *   nano.json: apps[1].env.TOKEN: value is 6000 bytes; the limit is 5120
- * Secret values never appear in messages. */
+ *   nano.json:3:14: invalid JSON: ...       (syntax errors give line and column)
+ * Secret values never appear in messages. The file may be at most 64 MiB. Any thread, but
+ * {"fromEnv"} reads the process environment, so not concurrently with setenv(). */
+#define NANO_CONFIG_JSON_MAX_BYTES (64u * 1024 * 1024)
 int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
                           nano_error *err);
 

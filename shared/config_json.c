@@ -1,0 +1,714 @@
+/* config_json.c: nano.json -> a sealed config snapshot (format: docs/config.md).
+ *
+ * Every key is checked (an unknown one is an error, to catch typos), and every error is one
+ * line naming the file and the JSON location, so an operator can fix it without guessing.
+ * Secret values are read here but never quoted back: messages name secrets, never show them. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "config_int.h"
+#include "dotenv.h"
+#include "parse.h"
+
+typedef struct jctx {
+    const char *file; /* as the caller named it: every message starts with it */
+    char *dir;        /* the file's directory: relative paths resolve against it */
+    nano_error *err;
+    char path[512]; /* the JSON location being read, e.g. "apps[1].env.TOKEN" */
+    size_t len;
+} jctx;
+
+/* --- locations and messages ----------------------------------------------------------------- */
+
+static bool is_plain_key(const char *key)
+{
+    if (*key == '\0')
+        return false;
+    for (; *key != '\0'; key++)
+        if (!((*key >= 'a' && *key <= 'z') || (*key >= 'A' && *key <= 'Z') ||
+              (*key >= '0' && *key <= '9') || *key == '_' || *key == '-'))
+            return false;
+    return true;
+}
+
+/* Appends to the location; returns the length to go back to with leave(). */
+static size_t enter_key(jctx *c, const char *key)
+{
+    size_t mark = c->len;
+    char shown[72];
+    nano_config__printable(key, shown, sizeof shown, 64);
+    int n;
+    if (is_plain_key(key))
+        n = snprintf(c->path + c->len, sizeof c->path - c->len, "%s%s", c->len ? "." : "", shown);
+    else /* keys with dots or spaces would make "a.b" ambiguous */
+        n = snprintf(c->path + c->len, sizeof c->path - c->len, "[\"%s\"]", shown);
+    if (n > 0)
+        c->len += (size_t)n < sizeof c->path - c->len ? (size_t)n : sizeof c->path - 1 - c->len;
+    return mark;
+}
+
+static size_t enter_index(jctx *c, size_t i)
+{
+    size_t mark = c->len;
+    int n = snprintf(c->path + c->len, sizeof c->path - c->len, "[%zu]", i);
+    if (n > 0)
+        c->len += (size_t)n < sizeof c->path - c->len ? (size_t)n : sizeof c->path - 1 - c->len;
+    return mark;
+}
+
+static void leave(jctx *c, size_t mark)
+{
+    c->len = mark;
+    c->path[mark] = '\0';
+}
+
+/* "FILE: LOCATION: what and why". Returns code. */
+static int fail(jctx *c, int code, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(jctx *c, int code, const char *id, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return nano_error_set(c->err, code, id, "%s: %s: %s", c->file,
+                          c->len ? c->path : "top level", what);
+}
+
+/* An error from a lower layer (env, add_app, load_code), placed at the current location. */
+static int fail_inner(jctx *c, const nano_error *inner)
+{
+    return fail(c, inner->code, inner->id, "%s", inner->message);
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* Names the type only, never the value: the value may be a secret. */
+static int fail_type(jctx *c, const json_t *v, const char *expected)
+{
+    return fail(c, NANO_EINVAL, "config_type", "must be %s, not %s", expected, type_name(v));
+}
+
+/* Every key of obj must be in allowed (NULL-terminated). */
+static int check_keys(jctx *c, json_t *obj, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        bool known = false;
+        for (size_t i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(allowed[i], key) == 0;
+        if (known)
+            continue;
+        nano_buf list = NANO_BUF_INIT;
+        for (size_t i = 0; allowed[i] != NULL; i++)
+            nano_buf_appendf(&list, "%s%s", i ? ", " : "", allowed[i]);
+        enter_key(c, key);
+        int rc = fail(c, NANO_EINVAL, "config_unknown_key", "unknown key; expected one of: %s",
+                      nano_buf_cstr(&list));
+        nano_buf_fini(&list);
+        return rc;
+    }
+    return 0;
+}
+
+/* --- paths ------------------------------------------------------------------------------------ */
+
+static char *dir_of(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    if (slash == NULL)
+        return nano_xstrdup(".");
+    if (slash == file)
+        return nano_xstrdup("/");
+    return nano_xstrndup(file, (size_t)(slash - file));
+}
+
+static char *resolve(const jctx *c, const char *rel)
+{
+    nano_buf b = NANO_BUF_INIT;
+    if (rel[0] == '/')
+        nano_buf_append_str(&b, rel);
+    else
+        nano_buf_appendf(&b, "%s/%s", c->dir, rel);
+    nano_buf_cstr(&b);
+    return b.data;
+}
+
+/* --- scalar members ------------------------------------------------------------------------- */
+
+/* obj[key] as a string: *out stays NULL when absent and not required. */
+static int get_string(jctx *c, json_t *obj, const char *key, bool required, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL && !required)
+        return 0;
+    if (v == NULL)
+        return fail(c, NANO_EINVAL, "config_missing_key", "\"%s\" is required", key);
+    size_t mark = enter_key(c, key);
+    int rc = json_is_string(v) ? 0 : fail_type(c, v, "a string");
+    if (rc == 0 && json_string_length(v) == 0)
+        rc = fail(c, NANO_EINVAL, "config_value_invalid", "must not be empty");
+    leave(c, mark);
+    if (rc == 0)
+        *out = json_string_value(v);
+    return rc;
+}
+
+static int get_bool(jctx *c, json_t *obj, const char *key, bool *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_boolean(v)) {
+        size_t mark = enter_key(c, key);
+        int rc = fail_type(c, v, "true or false");
+        leave(c, mark);
+        return rc;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* --- app parts ------------------------------------------------------------------------------ */
+
+static int read_name(jctx *c, json_t *japp, nano_app_config *app)
+{
+    const char *name;
+    int rc = get_string(c, japp, "name", true, &name);
+    if (rc != 0)
+        return rc;
+    if (!nano_app_name_valid(name)) {
+        char shown[72];
+        size_t mark = enter_key(c, "name");
+        rc = fail(c, NANO_EINVAL, "app_name_invalid",
+                  "\"%s\" is not a valid app name: use 1 to 63 characters of a-z, 0-9 and '-', "
+                  "starting with a letter or digit",
+                  nano_config__printable(name, shown, sizeof shown, 64));
+        leave(c, mark);
+        return rc;
+    }
+    app->name = nano_xstrdup(name);
+    return 0;
+}
+
+static int add_hostname(jctx *c, json_t *v, nano_app_config *app)
+{
+    if (!json_is_string(v))
+        return fail_type(c, v, "a string");
+    const char *host = json_string_value(v);
+    if (!nano_hostname_valid(host)) {
+        char shown[72];
+        return fail(c, NANO_EINVAL, "hostname_invalid",
+                    "\"%s\" is not a valid hostname: use labels of letters, digits and '-' "
+                    "separated by '.', optionally after \"*.\" for a wildcard",
+                    nano_config__printable(host, shown, sizeof shown, 64));
+    }
+    app->hostnames[app->n_hostnames++] = nano_xstrdup(host);
+    return 0;
+}
+
+static int read_hostnames(jctx *c, json_t *japp, nano_app_config *app)
+{
+    json_t *one = json_object_get(japp, "hostname");
+    json_t *many = json_object_get(japp, "hostnames");
+    if (one != NULL && many != NULL)
+        return fail(c, NANO_EINVAL, "config_value_invalid",
+                    "use \"hostname\" or \"hostnames\", not both");
+    if (many != NULL && !json_is_array(many)) {
+        size_t mark = enter_key(c, "hostnames");
+        int rc = fail_type(c, many, "an array of hostnames");
+        leave(c, mark);
+        return rc;
+    }
+    size_t n = one != NULL ? 1 : many != NULL ? json_array_size(many) : 0;
+    app->hostnames = nano_xcalloc(n + 1, sizeof *app->hostnames);
+    int rc = 0;
+    if (one != NULL) {
+        size_t mark = enter_key(c, "hostname");
+        rc = add_hostname(c, one, app);
+        leave(c, mark);
+    }
+    for (size_t i = 0; i < n && many != NULL && rc == 0; i++) {
+        size_t mark = enter_key(c, "hostnames");
+        enter_index(c, i);
+        rc = add_hostname(c, json_array_get(many, i), app);
+        leave(c, mark);
+    }
+    return rc;
+}
+
+static int read_path_prefix(jctx *c, json_t *japp, nano_app_config *app)
+{
+    const char *prefix;
+    int rc = get_string(c, japp, "path_prefix", false, &prefix);
+    if (rc != 0 || prefix == NULL)
+        return rc;
+    if (!nano_path_prefix_valid(prefix)) {
+        char shown[72];
+        size_t mark = enter_key(c, "path_prefix");
+        rc = fail(c, NANO_EINVAL, "path_prefix_invalid",
+                  "\"%s\" is not a valid path prefix: use \"/seg\" or \"/seg/seg\" (printable "
+                  "ASCII, no trailing '/', no empty segment, no '?' or '#')",
+                  nano_config__printable(prefix, shown, sizeof shown, 64));
+        leave(c, mark);
+        return rc;
+    }
+    app->path_prefix = nano_xstrdup(prefix);
+    return 0;
+}
+
+static int read_code(jctx *c, const char *rel, nano_app_config *app)
+{
+    char *file = resolve(c, rel);
+    nano_error inner;
+    int rc = nano_app_config_load_code(app, file, &inner);
+    nano_free(file);
+    if (rc != 0) {
+        size_t mark = enter_key(c, "path");
+        fail_inner(c, &inner);
+        leave(c, mark);
+    }
+    return rc;
+}
+
+/* --- limits ------------------------------------------------------------------------------- */
+
+static int limit_syntax(jctx *c, const nano_limit_desc *d, const json_t *v)
+{
+    if (d->kind == NANO_LIMIT_COUNT)
+        return fail(c, NANO_EINVAL, "config_value_invalid", "must be a whole number above 0");
+    if (!json_is_string(v) && d->kind == NANO_LIMIT_DURATION)
+        return fail(c, NANO_EINVAL, "config_value_invalid",
+                    "must be a number of seconds above 0 or a string such as \"30s\"");
+    if (!json_is_string(v))
+        return fail(c, NANO_EINVAL, "config_value_invalid",
+                    "must be a whole number of bytes above 0 or a string such as \"64KiB\"");
+    char shown[72];
+    nano_config__printable(json_string_value(v), shown, sizeof shown, 64);
+    if (d->kind == NANO_LIMIT_DURATION)
+        return fail(c, NANO_EINVAL, "config_value_invalid",
+                    "\"%s\" is not a duration: use seconds (30) or a string such as \"30s\", "
+                    "\"1500ms\" or \"5m\"",
+                    shown);
+    return fail(c, NANO_EINVAL, "config_value_invalid",
+                "\"%s\" is not a size: use bytes (65536) or a string such as \"64KiB\" or "
+                "\"100MiB\"",
+                shown);
+}
+
+/* The value of one limit in its field's unit. UINT64_MAX stands for "too large to say", which
+ * the range check then reports. */
+static int limit_value(jctx *c, const nano_limit_desc *d, const json_t *v, uint64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        uint64_t n = (uint64_t)json_integer_value(v);
+        bool is_seconds = d->kind == NANO_LIMIT_DURATION;
+        *out = !is_seconds ? n : n > UINT64_MAX / 1000 ? UINT64_MAX : n * 1000;
+        return 0;
+    }
+    if (json_is_real(v) && d->kind == NANO_LIMIT_DURATION) {
+        double s = json_real_value(v);
+        if (!(s >= 0)) /* also NaN, which jansson never yields, but cheap to refuse */
+            return limit_syntax(c, d, v);
+        *out = s * 1000 < 1e18 ? (uint64_t)(s * 1000 + 0.5) : UINT64_MAX; /* to the nearest ms */
+        return 0;
+    }
+    if (json_is_string(v) && d->kind != NANO_LIMIT_COUNT) {
+        const char *s = json_string_value(v);
+        int rc = d->kind == NANO_LIMIT_DURATION ? nano_parse_duration_ms(s, out)
+                                                : nano_parse_size(s, out);
+        if (rc == NANO_ERANGE)
+            *out = UINT64_MAX;
+        else if (rc != 0)
+            return limit_syntax(c, d, v);
+        return 0;
+    }
+    return limit_syntax(c, d, v);
+}
+
+static int read_limits(jctx *c, json_t *japp, nano_app_config *app)
+{
+    json_t *jl = json_object_get(japp, "limits");
+    if (jl == NULL)
+        return 0;
+    size_t mark = enter_key(c, "limits");
+    const char *keys[32]; /* the table has 9 */
+    size_t n_keys = 0;
+    for (; n_keys < nano_config__n_limits && n_keys + 1 < 32; n_keys++)
+        keys[n_keys] = nano_config__limits[n_keys].key;
+    keys[n_keys] = NULL;
+    int rc = json_is_object(jl) ? check_keys(c, jl, keys) : fail_type(c, jl, "an object");
+    for (size_t i = 0; i < nano_config__n_limits && rc == 0; i++) {
+        const nano_limit_desc *d = &nano_config__limits[i];
+        json_t *v = json_object_get(jl, d->key);
+        if (v == NULL)
+            continue;
+        char where[600];
+        snprintf(where, sizeof where, "%s: %s.", c->file, c->path);
+        size_t key_mark = enter_key(c, d->key);
+        uint64_t n = 0;
+        rc = limit_value(c, d, v, &n);
+        if (rc == 0 && (n < d->min || n > d->max))
+            rc = nano_config__limit_range_error(d, n, where, c->err);
+        if (rc == 0)
+            nano_config__limit_put(&app->limits, d, n);
+        leave(c, key_mark);
+    }
+    leave(c, mark);
+    return rc;
+}
+
+/* --- env and secrets --------------------------------------------------------------------- */
+
+/* Checks done here rather than left to nano_env_set, for messages that say where. */
+static int check_env_entry(jctx *c, const char *name, size_t value_len)
+{
+    if (!nano_env_name_valid(name, strlen(name)))
+        return fail(c, NANO_EINVAL, "env_name_invalid",
+                    "invalid env name: use letters, digits and '_', not starting with a digit");
+    if (value_len > NANO_ENV_MAX_VALUE)
+        return fail(c, NANO_ETOOBIG, "env_value_too_large", "value is %zu bytes; the limit is %d",
+                    value_len, NANO_ENV_MAX_VALUE);
+    return 0;
+}
+
+static int set_var(jctx *c, const char *name, json_t *v, nano_app_config *app)
+{
+    nano_error inner;
+    int rc;
+    if (json_is_string(v)) {
+        size_t len = json_string_length(v);
+        rc = check_env_entry(c, name, len);
+        if (rc == 0 && nano_env_set(&app->env, name, json_string_value(v), len, false, &inner))
+            rc = fail_inner(c, &inner);
+        return rc;
+    }
+    /* Any other JSON value: kept as compact JSON text for the runtime to JSON.parse. */
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL)
+        return fail(c, NANO_ENOMEM, "config_value_invalid", "cannot encode the value as JSON");
+    size_t len = strlen(text);
+    rc = check_env_entry(c, name, len);
+    if (rc == 0 && nano_env_set_json(&app->env, name, text, len, &inner) != 0)
+        rc = fail_inner(c, &inner);
+    free(text); /* jansson's allocator: the default, malloc */
+    return rc;
+}
+
+static int read_env(jctx *c, json_t *japp, nano_app_config *app)
+{
+    json_t *je = json_object_get(japp, "env");
+    if (je == NULL)
+        return 0;
+    size_t mark = enter_key(c, "env");
+    int rc = json_is_object(je) ? 0 : fail_type(c, je, "an object");
+    const char *name;
+    json_t *v;
+    json_object_foreach(je, name, v) {
+        if (rc != 0)
+            break;
+        size_t key_mark = enter_key(c, name);
+        rc = set_var(c, name, v, app);
+        leave(c, key_mark);
+    }
+    leave(c, mark);
+    return rc;
+}
+
+/* {"fromFile": PATH}: the file's bytes, less ONE trailing newline ("\n" or "\r\n"), which
+ * editors and `echo` add and which is never part of a token. */
+static int secret_from_file(jctx *c, json_t *jpath, char **out, size_t *out_len)
+{
+    if (!json_is_string(jpath) || json_string_length(jpath) == 0)
+        return fail(c, NANO_EINVAL, "config_type", "fromFile must be a non-empty path string");
+    char *file = resolve(c, json_string_value(jpath));
+    char *data = NULL;
+    size_t len = 0;
+    /* Room for the limit plus a "\r\n" that will be stripped. */
+    int rc = nano_config__read_file(file, NANO_ENV_MAX_VALUE + 2, &data, &len);
+    if (rc == NANO_ETOOBIG)
+        rc = fail(c, rc, "env_value_too_large", "fromFile %s is larger than the %d-byte limit",
+                  file, NANO_ENV_MAX_VALUE);
+    else if (rc == NANO_EINVAL)
+        rc = fail(c, rc, "secret_file_unreadable", "fromFile %s is not a regular file", file);
+    else if (rc != 0)
+        rc = fail(c, rc, "secret_file_unreadable", "cannot read fromFile %s: %s", file,
+                  nano_strerror(rc));
+    nano_free(file);
+    if (rc != 0)
+        return rc;
+    if (len > 0 && data[len - 1] == '\n')
+        len--;
+    if (len > 0 && data[len] == '\n' && data[len - 1] == '\r')
+        len--;
+    *out = data;
+    *out_len = len;
+    return 0;
+}
+
+static int secret_from_env(jctx *c, json_t *jname, char **out, size_t *out_len)
+{
+    if (!json_is_string(jname) || json_string_length(jname) == 0)
+        return fail(c, NANO_EINVAL, "config_type",
+                    "fromEnv must be the name of an environment variable");
+    char shown[72];
+    nano_config__printable(json_string_value(jname), shown, sizeof shown, 64);
+    const char *value = getenv(json_string_value(jname));
+    if (value == NULL)
+        return fail(c, NANO_EINVAL, "secret_env_unset",
+                    "fromEnv: the environment variable %s is not set", shown);
+    *out_len = strlen(value);
+    *out = nano_xstrndup(value, *out_len);
+    return 0;
+}
+
+/* The secret's value into *out (owned; the caller wipes it). */
+static int secret_value(jctx *c, json_t *v, char **out, size_t *out_len)
+{
+    if (json_is_string(v)) {
+        *out_len = json_string_length(v);
+        *out = nano_xstrndup(json_string_value(v), *out_len);
+        return 0;
+    }
+    static const char *const keys[] = {"fromEnv", "fromFile", NULL};
+    json_t *env = json_is_object(v) ? json_object_get(v, "fromEnv") : NULL;
+    json_t *file = json_is_object(v) ? json_object_get(v, "fromFile") : NULL;
+    if (!json_is_object(v) || (env == NULL && file == NULL))
+        return fail(c, NANO_EINVAL, "config_type",
+                    "must be a string, {\"fromEnv\": NAME} or {\"fromFile\": PATH}");
+    int rc = check_keys(c, v, keys);
+    if (rc != 0)
+        return rc;
+    if (env != NULL && file != NULL)
+        return fail(c, NANO_EINVAL, "config_value_invalid", "use fromEnv or fromFile, not both");
+    return env != NULL ? secret_from_env(c, env, out, out_len)
+                       : secret_from_file(c, file, out, out_len);
+}
+
+static int set_secret(jctx *c, const char *name, json_t *v, nano_app_config *app)
+{
+    if (!nano_env_name_valid(name, strlen(name)))
+        return check_env_entry(c, name, 0);
+    if (nano_env_find(&app->env, name) != NULL)
+        return fail(c, NANO_EINVAL, "env_name_duplicate",
+                    "also set in \"env\"; a name is either a var or a secret");
+    char *value = NULL;
+    size_t len = 0;
+    int rc = secret_value(c, v, &value, &len);
+    if (rc == 0)
+        rc = check_env_entry(c, name, len);
+    nano_error inner;
+    if (rc == 0 && nano_env_set(&app->env, name, value, len, true, &inner) != 0)
+        rc = fail_inner(c, &inner);
+    if (value != NULL)
+        explicit_bzero(value, len); /* the env holds its own copy; this one need not linger */
+    nano_free(value);
+    return rc;
+}
+
+static int read_secrets(jctx *c, json_t *japp, nano_app_config *app)
+{
+    json_t *js = json_object_get(japp, "secrets");
+    if (js == NULL)
+        return 0;
+    size_t mark = enter_key(c, "secrets");
+    int rc = json_is_object(js) ? 0 : fail_type(c, js, "an object");
+    const char *name;
+    json_t *v;
+    json_object_foreach(js, name, v) {
+        if (rc != 0)
+            break;
+        size_t key_mark = enter_key(c, name);
+        rc = set_secret(c, name, v, app);
+        leave(c, key_mark);
+    }
+    leave(c, mark);
+    return rc;
+}
+
+static int read_required_env(jctx *c, json_t *japp, nano_app_config *app)
+{
+    json_t *jr = json_object_get(japp, "required_env");
+    if (jr == NULL)
+        return 0;
+    size_t mark = enter_key(c, "required_env");
+    int rc = json_is_array(jr) ? 0 : fail_type(c, jr, "an array of env names");
+    size_t n = rc == 0 ? json_array_size(jr) : 0;
+    app->required_env = nano_xcalloc(n + 1, sizeof *app->required_env);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *v = json_array_get(jr, i);
+        size_t item = enter_index(c, i);
+        if (!json_is_string(v))
+            rc = fail_type(c, v, "an env name");
+        else if (!nano_env_name_valid(json_string_value(v), json_string_length(v)))
+            rc = fail(c, NANO_EINVAL, "env_name_invalid",
+                      "invalid env name: use letters, digits and '_', not starting with a digit");
+        else
+            app->required_env[app->n_required_env++] = nano_xstrdup(json_string_value(v));
+        leave(c, item);
+    }
+    leave(c, mark);
+    return rc;
+}
+
+/* --- apps ----------------------------------------------------------------------------------- */
+
+static const char *const app_keys[] = {
+    "name",   "hostname", "hostnames", "path",         "path_prefix", "default",
+    "env",    "secrets",  "limits",    "required_env", "node_compat", NULL,
+};
+
+/* One apps[i] into app, checked on its own; conflicts with other apps are add_app's. */
+static int read_app(jctx *c, json_t *japp, nano_app_config *app)
+{
+    if (!json_is_object(japp))
+        return fail_type(c, japp, "an object");
+    const char *code_path = NULL;
+    int rc = check_keys(c, japp, app_keys);
+    if (rc == 0)
+        rc = read_name(c, japp, app);
+    if (rc == 0)
+        rc = get_string(c, japp, "path", true, &code_path);
+    if (rc == 0)
+        rc = read_hostnames(c, japp, app);
+    if (rc == 0)
+        rc = read_path_prefix(c, japp, app);
+    if (rc == 0)
+        rc = get_bool(c, japp, "default", &app->is_default);
+    if (rc == 0)
+        rc = get_bool(c, japp, "node_compat", &app->node_compat);
+    if (rc == 0 && app->n_hostnames == 0 && !app->is_default)
+        rc = fail(c, NANO_EINVAL, "app_unreachable",
+                  "app %s has no hostname: set \"hostname\" or \"hostnames\", or \"default\": "
+                  "true",
+                  app->name);
+    if (rc == 0)
+        rc = read_limits(c, japp, app);
+    if (rc == 0)
+        rc = read_env(c, japp, app);
+    if (rc == 0)
+        rc = read_secrets(c, japp, app);
+    if (rc == 0)
+        rc = read_required_env(c, japp, app);
+    nano_error inner;
+    if (rc == 0 && nano_app_config_check_required_env(app, &inner) != 0)
+        rc = fail_inner(c, &inner);
+    if (rc == 0)
+        rc = read_code(c, code_path, app); /* last: the largest read, wasted if anything else fails */
+    return rc;
+}
+
+static int read_root(jctx *c, json_t *root, nano_config *cfg)
+{
+    static const char *const keys[] = {"apps", NULL};
+    if (!json_is_object(root))
+        return fail_type(c, root, "an object: {\"apps\": [...]}");
+    int rc = check_keys(c, root, keys);
+    json_t *apps = json_object_get(root, "apps");
+    if (rc == 0 && apps == NULL)
+        rc = fail(c, NANO_EINVAL, "config_missing_key", "\"apps\" is required");
+    size_t mark = enter_key(c, "apps");
+    if (rc == 0 && !json_is_array(apps))
+        rc = fail_type(c, apps, "an array");
+    for (size_t i = 0; rc == 0 && i < json_array_size(apps); i++) {
+        size_t item = enter_index(c, i);
+        nano_app_config app;
+        nano_app_config_init(&app);
+        nano_error inner;
+        rc = read_app(c, json_array_get(apps, i), &app);
+        if (rc == 0 && nano_config_add_app(cfg, &app, &inner) != 0)
+            rc = fail_inner(c, &inner);
+        nano_app_config_fini(&app); /* zeroed when added: then this frees nothing */
+        leave(c, item);
+    }
+    leave(c, mark);
+    return rc;
+}
+
+/* jansson's message ends in "near '<token>'", and the token can be part of a secret (an
+ * invalid escape in a secret string quotes it). Line and column say where well enough. */
+static void strip_near(char *text)
+{
+    char *near = strstr(text, " near '");
+    if (near != NULL)
+        *near = '\0';
+}
+
+static int parse_file(jctx *c, json_t **root)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = nano_config__read_file(c->file, NANO_CONFIG_JSON_MAX_BYTES, &text, &len);
+    if (rc == NANO_ETOOBIG)
+        return nano_error_set(c->err, rc, "config_too_large",
+                              "%s: larger than the 64 MiB limit", c->file);
+    if (rc == NANO_EINVAL)
+        return nano_error_set(c->err, rc, "config_unreadable", "%s: not a regular file",
+                              c->file);
+    if (rc != 0)
+        return nano_error_set(c->err, rc, "config_unreadable", "%s: cannot read: %s", c->file,
+                              nano_strerror(rc));
+    json_error_t jerr;
+    /* Duplicate keys are refused: with them, which value wins would be a guess. */
+    *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    explicit_bzero(text, len); /* it may hold literal secrets */
+    nano_free(text);
+    if (*root != NULL)
+        return 0;
+    strip_near(jerr.text);
+    if (jerr.line > 0)
+        return nano_error_set(c->err, NANO_ESYNTAX, "config_json_syntax",
+                              "%s:%d:%d: invalid JSON: %s", c->file, jerr.line, jerr.column,
+                              jerr.text);
+    return nano_error_set(c->err, NANO_ESYNTAX, "config_json_syntax", "%s: invalid JSON: %s",
+                          c->file, jerr.text);
+}
+
+int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
+                          nano_error *err)
+{
+    jctx c = {.file = path, .dir = dir_of(path), .err = err};
+    json_t *root = NULL;
+    nano_config *cfg = NULL;
+    int rc = parse_file(&c, &root);
+    if (rc == 0) {
+        cfg = nano_config_new(version);
+        rc = read_root(&c, root, cfg);
+    }
+    nano_error inner;
+    if (rc == 0 && nano_config_seal(cfg, &inner) != 0)
+        rc = nano_error_set(err, inner.code, inner.id, "%s: %s", path, inner.message);
+    if (rc == 0) {
+        *out = cfg;
+        cfg = NULL;
+    }
+    nano_config_unref(cfg);
+    json_decref(root);
+    nano_free(c.dir);
+    return rc;
+}
