@@ -147,10 +147,14 @@ static char *dir_of(const char *file)
     return nano_xstrndup(file, (size_t)(slash - file));
 }
 
+/* rel against the file's directory. Leading "./" and a "." directory are dropped, only so
+ * that the paths in messages read as the operator wrote them. */
 static char *resolve(const jctx *c, const char *rel)
 {
     nano_buf b = NANO_BUF_INIT;
-    if (rel[0] == '/')
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    if (rel[0] == '/' || strcmp(c->dir, ".") == 0)
         nano_buf_append_str(&b, rel);
     else
         nano_buf_appendf(&b, "%s/%s", c->dir, rel);

@@ -668,6 +668,23 @@ static void json_relative_file_name_and_paths(void **state)
     assert_string_equal(nano_config_app(cfg, 0)->code_sha256, SHA256_ABC);
     nano_config_unref(cfg);
 
+    /* Paths in messages read as written: no "././" from joining "." and "./x". */
+    write_file(dir, "bad.json",
+               "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\", \"path\": \"./nope.js\"}]}");
+    assert_int_equal(chdir(dir), 0);
+    rc = nano_config_load_json("bad.json", 1, &cfg, &err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, NANO_ENOENT);
+    assert_string_equal(err.message, "bad.json: apps[0].path: cannot read module nope.js: No such "
+                                     "file or directory");
+    char abs_json[256], want_msg[768];
+    snprintf(abs_json, sizeof abs_json, "%s/bad.json", dir);
+    assert_int_equal(nano_config_load_json(abs_json, 1, &cfg, &err), NANO_ENOENT);
+    snprintf(want_msg, sizeof want_msg,
+             "%s: apps[0].path: cannot read module %s/nope.js: No such file or directory",
+             abs_json, dir);
+    assert_string_equal(err.message, want_msg);
+
     assert_int_equal(chdir(dir), 0);
     rc = nano_config_load_json("missing.json", 1, &cfg, &err);
     assert_int_equal(chdir(cwd), 0);
