@@ -622,8 +622,9 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
     nano_error inner;
     if (rc == 0 && nano_app_config_check_required_env(app, &inner) != 0)
         rc = fail_inner(c, &inner);
+    /* Code last: the largest read, wasted if anything else fails. */
     if (rc == 0)
-        rc = read_code(c, code_path, app); /* last: the largest read, wasted if anything else fails */
+        rc = read_code(c, code_path, app);
     return rc;
 }
 
