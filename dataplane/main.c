@@ -1,5 +1,7 @@
-/* main.c: nano-dp's process: parse the command line, build the app's env, start V8, load the
- * app, serve HTTP, and shut down gracefully on SIGTERM/SIGINT (DESIGN.md §8).
+/* main.c: nano-dp's process and its control thread: parse the command line, build the config
+ * (one APP.js, or a nano.json file watched for changes), start V8, the worker threads, the
+ * watchdog and the status port; reload the config on change or SIGHUP (a bad file is
+ * rejected and the running config stays); drain gracefully on SIGTERM/SIGINT (DESIGN.md §8).
  *
  * Shutdown phases, each logged with counts:
  *   dp.shutdown_begin   stop accepting, idle connections closed, in-flight requests finish
@@ -8,6 +10,7 @@
  *   dp.shutdown_forced  --drain-timeout passed: everything left is closed, exit 1
  * A second SIGINT exits at once with 130 (an operator at a terminal who means it). */
 #include <malloc.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +20,37 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "config.h"
+#include "control/file_source.h"
 #include "env.h"
 #include "log.h"
 #include "options.h"
 #include "runtime/runtime.h"
 #include "server/server.h"
+#include "status.h"
+#include "watchdog.h"
+#include "worker.h"
 
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
 typedef struct dp_main {
     uv_loop_t *loop;
     dp_options opts;
-    rt_isolate *app;
-    dp_server *server;
-    uv_signal_t sigterm, sigint;
+    rt_isolate *app;            /* nano-dp run */
+    nano_config *cfg;           /* the applied config */
+    dp_worker **workers;
+    size_t n_workers;
+    atomic_size_t n_workers_done;
+    uv_async_t workers_done;    /* a worker finished (drained or aborted) */
+    dp_watchdog *watchdog;
+    dp_server *status;
+    dp_status_source status_src;
+    dp_file_source *file_source;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;     /* fires at the drain deadline */
     uv_timer_t progress_timer;  /* a progress line each second while draining */
     bool draining;
+    bool is_forced;
     bool is_timed_out; /* run: --timeout passed */
     int exit_code;
     uint64_t drain_started_ms;
@@ -41,34 +58,59 @@ typedef struct dp_main {
 
 static void log_counts(dp_main *m, nano_log_level level, const char *event)
 {
-    NANO_LOG(level, event, "conns=%zu active_conns=%zu requests=%zu elapsed_ms=%llu",
-             dp_server_n_conns(m->server), dp_server_n_active_conns(m->server),
-             dp_server_n_requests(m->server),
+    size_t conns = 0, active = 0, requests = 0;
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_counts(m->workers[i], &conns, &active, &requests);
+    NANO_LOG(level, event, "conns=%zu active_conns=%zu requests=%zu workers_left=%zu elapsed_ms=%llu",
+             conns, active, requests, m->n_workers - atomic_load(&m->n_workers_done),
              (unsigned long long)(uv_now(m->loop) - m->drain_started_ms));
 }
 
-static void stop_handles(dp_main *m)
+static void close_if(uv_handle_t *h)
 {
-    uv_timer_stop(&m->drain_timer);
-    uv_timer_stop(&m->progress_timer);
-    uv_signal_stop(&m->sigterm);
-    uv_signal_stop(&m->sigint);
-    uv_close((uv_handle_t *)&m->drain_timer, NULL);
-    uv_close((uv_handle_t *)&m->progress_timer, NULL);
-    uv_close((uv_handle_t *)&m->sigterm, NULL);
-    uv_close((uv_handle_t *)&m->sigint, NULL);
-    dp_server_close(m->server);
-    m->server = NULL;
-    rt_isolate_free(m->app);
-    m->app = NULL;
+    if (h->loop != NULL && !uv_is_closing(h))
+        uv_close(h, NULL);
 }
 
-static void on_drained(dp_server *srv, void *ud)
+/* Every worker has finished: stop the control thread's handles; the loop then ends. */
+static void stop_handles(dp_main *m)
 {
-    (void)srv;
-    dp_main *m = ud;
-    log_counts(m, NANO_LOG_INFO, "dp.shutdown_done");
-    m->exit_code = 0;
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_join(m->workers[i]);
+    m->n_workers = 0;
+    dp_watchdog_stop(m->watchdog);
+    m->watchdog = NULL;
+    dp_file_source_stop(m->file_source);
+    m->file_source = NULL;
+    if (m->status != NULL)
+        dp_server_close(m->status);
+    m->status = NULL;
+    close_if((uv_handle_t *)&m->drain_timer);
+    close_if((uv_handle_t *)&m->progress_timer);
+    close_if((uv_handle_t *)&m->sigterm);
+    close_if((uv_handle_t *)&m->sigint);
+    close_if((uv_handle_t *)&m->sighup);
+    close_if((uv_handle_t *)&m->workers_done);
+}
+
+static void on_worker_done(void *ud)
+{
+    dp_main *m = ud; /* on the worker's thread: only the atomic and the async */
+    atomic_fetch_add(&m->n_workers_done, 1);
+    uv_async_send(&m->workers_done);
+}
+
+static void on_workers_done(uv_async_t *h)
+{
+    dp_main *m = h->data;
+    if (atomic_load(&m->n_workers_done) < m->n_workers)
+        return;
+    if (m->is_forced) {
+        m->exit_code = 1;
+    } else {
+        log_counts(m, NANO_LOG_INFO, "dp.shutdown_done");
+        m->exit_code = m->draining ? 0 : 1;
+    }
     stop_handles(m);
 }
 
@@ -76,9 +118,9 @@ static void on_drain_deadline(uv_timer_t *t)
 {
     dp_main *m = t->data;
     log_counts(m, NANO_LOG_WARN, "dp.shutdown_forced");
-    dp_server_abort_all(m->server);
-    m->exit_code = 1;
-    stop_handles(m);
+    m->is_forced = true;
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_abort(m->workers[i]);
 }
 
 static void on_progress(uv_timer_t *t)
@@ -90,19 +132,87 @@ static void on_progress(uv_timer_t *t)
 static void begin_shutdown(dp_main *m, const char *why)
 {
     m->draining = true;
+    m->status_src.is_draining = true;
     m->drain_started_ms = uv_now(m->loop);
+    size_t conns = 0, active = 0, requests = 0;
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_counts(m->workers[i], &conns, &active, &requests);
     NANO_INFO("dp.shutdown_begin",
               "signal=%s drain_timeout_ms=%llu conns=%zu active_conns=%zu requests=%zu", why,
-              (unsigned long long)m->opts.drain_timeout_ms, dp_server_n_conns(m->server),
-              dp_server_n_active_conns(m->server), dp_server_n_requests(m->server));
+              (unsigned long long)m->opts.drain_timeout_ms, conns, active, requests);
     uv_timer_start(&m->drain_timer, on_drain_deadline, m->opts.drain_timeout_ms, 0);
     uv_timer_start(&m->progress_timer, on_progress, 1000, 1000);
-    dp_server_drain(m->server, on_drained, m);
+    dp_file_source_stop(m->file_source);
+    m->file_source = NULL;
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_drain(m->workers[i]);
+}
+
+/* --- config: the file source and reloads ------------------------------------------------ */
+
+/* Counts what a new config changes, for the log line. */
+static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *added,
+                        size_t *changed, size_t *env_changed, size_t *removed)
+{
+    *added = *changed = *env_changed = *removed = 0;
+    for (size_t i = 0; i < nano_config_n_apps(cfg); i++) {
+        const nano_app_config *a = nano_config_app(cfg, i);
+        const nano_app_config *b = old != NULL ? nano_config_find(old, a->name, NULL) : NULL;
+        if (b == NULL)
+            (*added)++;
+        else if (!nano_app_config_same_code(a, b))
+            (*changed)++;
+        else if (!nano_env_equal(&a->env, &b->env))
+            (*env_changed)++;
+    }
+    for (size_t i = 0; old != NULL && i < nano_config_n_apps(old); i++)
+        if (nano_config_find(cfg, nano_config_app(old, i)->name, NULL) == NULL)
+            (*removed)++;
+}
+
+static void reload(dp_main *m, const char *why)
+{
+    if (m->draining)
+        return;
+    nano_error err = {0};
+    nano_config *cfg = NULL;
+    uint64_t version = nano_config_version(m->cfg) + 1;
+    if (nano_config_load_json(m->opts.config_path, version, &cfg, &err) != 0) {
+        m->status_src.config_rejects++;
+        NANO_ERROR("dp.config_rejected", "trigger=%s version_kept=%llu error_id=%s error=%s", why,
+                   (unsigned long long)nano_config_version(m->cfg), err.id, err.message);
+        return;
+    }
+    size_t added, changed, env_changed, removed;
+    diff_counts(m->cfg, cfg, &added, &changed, &env_changed, &removed);
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_apply(m->workers[i], cfg);
+    nano_config_unref(m->cfg);
+    m->cfg = cfg;
+    m->status_src.config_version = version;
+    m->status_src.n_apps = nano_config_n_apps(cfg);
+    m->status_src.config_reloads++;
+    NANO_INFO("dp.config_applied",
+              "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
+              why, (unsigned long long)version, nano_config_n_apps(cfg), added, changed, env_changed,
+              removed);
+}
+
+static void on_config_file_changed(void *ud)
+{
+    reload(ud, "file");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     dp_main *m = s->data;
+    if (signum == SIGHUP) {
+        if (m->opts.config_path != NULL)
+            reload(m, "SIGHUP");
+        else
+            NANO_INFO("dp.sighup_ignored", "detail=%s", "no --config file to reload");
+        return;
+    }
     if (!m->draining) {
         begin_shutdown(m, signum == SIGTERM ? "SIGTERM" : "SIGINT");
         return;
@@ -114,12 +224,21 @@ static void on_signal(uv_signal_t *s, int signum)
     NANO_INFO("dp.shutdown_already", "signal=SIGTERM");
 }
 
-/* build_env: env files in order (later files win), then --var (wins over files). */
+/* build_env: env files in order (later files win), then .env.NAME beside the app (--env NAME),
+ * then --var (wins over files). */
 static int build_env(const dp_options *o, nano_env *env, nano_error *err)
 {
     for (size_t i = 0; i < o->n_env_files; i++)
         if (nano_env_load_dotenv(env, o->env_files[i], err) != 0)
             return -1;
+    if (o->env_name != NULL && o->app_path != NULL) {
+        const char *slash = strrchr(o->app_path, '/');
+        char path[4096];
+        snprintf(path, sizeof path, "%.*s.env.%s", slash ? (int)(slash - o->app_path + 1) : 0,
+                 o->app_path, o->env_name);
+        if (nano_env_load_dotenv(env, path, err) != 0)
+            return -1;
+    }
     for (size_t i = 0; i < o->n_vars; i++)
         if (nano_env_set_assignment(env, o->vars[i], err) != 0)
             return -1;
@@ -207,74 +326,230 @@ static int run_scripts(dp_main *m, const nano_env *env)
     return m->exit_code;
 }
 
-static int run(dp_main *m, const char *argv0)
+/* The app's name for a single-app config: the config model's syntax ([a-z0-9-]), derived
+ * from --name or the file name. */
+static void single_app_name(const char *from, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = from; *p && n + 1 < cap && n < 63; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+            c = '-';
+        if (n == 0 && c == '-')
+            continue;
+        out[n++] = c;
+    }
+    if (n == 0)
+        out[n++] = 'a', out[n++] = 'p', out[n++] = 'p';
+    out[n] = '\0';
+}
+
+/* `nano-dp APP.js`: a config of one default app (every host), with the flags' env and limits. */
+static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
+{
+    const dp_options *o = &m->opts;
+    nano_app_config app = {0};
+    char name[64];
+    single_app_name(o->app_name, name, sizeof name);
+    app.name = nano_xstrdup(name);
+    app.is_default = true;
+    app.limits = nano_limits_defaults();
+    app.limits.max_body = o->max_body_size;
+    app.limits.max_head = o->max_head_size;
+    app.limits.drain_timeout_ms = o->drain_timeout_ms;
+    if (o->cpu_limit_ms > 0)
+        app.limits.cpu_ms = o->cpu_limit_ms;
+    if (o->memory_limit_mb > 0)
+        app.limits.memory_mb = o->memory_limit_mb;
+    nano_env_init(&app.env);
+    int rc = nano_app_config_load_code(&app, o->app_path, err);
+    if (rc == 0)
+        rc = build_env(o, &app.env, err);
+    nano_config *cfg = nano_config_new(1);
+    if (rc == 0)
+        rc = nano_config_add_app(cfg, &app, err);
+    if (rc == 0)
+        rc = nano_config_seal(cfg, err);
+    nano_app_config_fini(&app);
+    if (rc != 0) {
+        nano_config_unref(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* Single-app mode loads the app once up front, so a broken app fails at start (exit 2)
+ * rather than on its first request. */
+static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err)
+{
+    rt_app_options o = {.name = c->name, .main_path = c->main_path, .main_source = c->code,
+                        .main_source_len = c->code_len, .env = &c->env,
+                        .node_compat = c->node_compat};
+    uint64_t t0 = uv_hrtime();
+    rt_isolate *iso = NULL;
+    int rc = rt_isolate_new(m->loop, &o, &iso, err);
+    if (rc != 0)
+        return rc;
+    NANO_INFO("dp.app_loaded", "app=%s path=%s env_entries=%zu load_us=%llu", c->name,
+              c->main_path, c->env.n_entries, (unsigned long long)((uv_hrtime() - t0) / 1000));
+    rt_isolate_free(iso);
+    uv_run(m->loop, UV_RUN_NOWAIT); /* its handles close */
+    return 0;
+}
+
+static size_t default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
+}
+
+/* Binds one SO_REUSEPORT socket per worker, all on the same port. A plain bind first: with
+ * SO_REUSEPORT alone, a second nano-dp would silently share a port another one serves. */
+static int open_listeners(dp_main *m, int *fds, size_t n, int *port, nano_error *err)
+{
+    int bound = m->opts.port;
+    int probe = dp_listen_socket_exclusive(m->opts.host, bound, &bound, err);
+    if (probe < 0)
+        return probe;
+    close(probe);
+    for (size_t i = 0; i < n; i++) {
+        fds[i] = dp_listen_socket(m->opts.host, bound, &bound, err);
+        if (fds[i] < 0) {
+            for (size_t k = 0; k < i; k++)
+                close(fds[k]);
+            return fds[i];
+        }
+    }
+    *port = bound;
+    return 0;
+}
+
+static int serve(dp_main *m)
 {
     nano_error err = {0};
-    nano_env env;
-    nano_env_init(&env);
-    if (build_env(&m->opts, &env, &err) != 0) {
+    int rc = m->opts.config_path != NULL
+                 ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
+                 : single_app_config(m, &m->cfg, &err);
+    if (rc == 0 && m->opts.config_path == NULL &&
+        (rc = check_app_loads(m, nano_config_app(m->cfg, 0), &err)) != 0)
+        NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
+    if (rc != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
-        nano_env_fini(&env);
+        nano_config_unref(m->cfg);
+        m->cfg = NULL;
         return EXIT_USAGE;
     }
+    size_t n = m->opts.threads > 0 ? (size_t)m->opts.threads : default_threads();
+    int *fds = nano_xcalloc(n, sizeof *fds);
+    int port = 0;
+    if (open_listeners(m, fds, n, &port, &err) != 0) {
+        fprintf(stderr, "nano-dp: error: %s\n", err.message);
+        nano_free(fds);
+        nano_config_unref(m->cfg);
+        m->cfg = NULL;
+        return 1;
+    }
+    bool is_v6 = strchr(m->opts.host, ':') != NULL;
+    NANO_INFO("dp.listening", "addr=%s%s%s:%d threads=%zu apps=%zu config_version=%llu",
+              is_v6 ? "[" : "", m->opts.host, is_v6 ? "]" : "", port, n,
+              nano_config_n_apps(m->cfg), (unsigned long long)nano_config_version(m->cfg));
 
+    uv_async_init(m->loop, &m->workers_done, on_workers_done);
+    m->workers_done.data = m;
+    dp_worker_options wo = {
+        .host = m->opts.host,
+        .max_head = m->opts.max_head_size,
+        .max_body = m->opts.max_body_size,
+        .head_timeout_ms = m->opts.head_timeout_ms,
+        .idle_timeout_ms = m->opts.idle_timeout_ms,
+        .isolate_memory_budget = m->opts.isolate_memory_budget / n,
+        .access_log = !m->opts.no_access_log,
+    };
+    /* The parser's body limit is the largest any app allows; each request gets its app's. */
+    for (size_t i = 0; i < nano_config_n_apps(m->cfg); i++)
+        if (nano_config_app(m->cfg, i)->limits.max_body > wo.max_body)
+            wo.max_body = nano_config_app(m->cfg, i)->limits.max_body;
+    m->workers = nano_xcalloc(n, sizeof *m->workers);
+    for (size_t i = 0; i < n; i++) {
+        if (dp_worker_start(&m->workers[i], (int)i, fds[i], &wo, m->cfg, on_worker_done, m, &err) != 0) {
+            fprintf(stderr, "nano-dp: error: %s\n", err.message);
+            for (size_t k = i + 1; k < n; k++)
+                close(fds[k]);
+            for (size_t k = 0; k < i; k++)
+                dp_worker_abort(m->workers[k]);
+            m->n_workers = i;
+            m->is_forced = true;
+            rc = 1;
+            break;
+        }
+        m->n_workers = i + 1;
+    }
+    nano_free(fds);
+    m->status_src = (dp_status_source){.workers = m->workers, .n_workers = m->n_workers,
+                                       .config_version = nano_config_version(m->cfg),
+                                       .n_apps = nano_config_n_apps(m->cfg), .is_ready = true};
+    uv_signal_init(m->loop, &m->sigterm);
+    uv_signal_init(m->loop, &m->sigint);
+    uv_signal_init(m->loop, &m->sighup);
+    uv_timer_init(m->loop, &m->drain_timer);
+    uv_timer_init(m->loop, &m->progress_timer);
+    m->sigterm.data = m->sigint.data = m->sighup.data = m->drain_timer.data =
+        m->progress_timer.data = m;
+    if (rc == 0) {
+        m->watchdog = dp_watchdog_start(m->workers, m->n_workers, &err);
+        if (m->watchdog == NULL)
+            NANO_ERROR("dp.watchdog_failed", "error=%s", err.message);
+        if (!m->opts.status_off) {
+            m->status = dp_status_start(m->loop,
+                                        m->opts.status_listen ? m->opts.status_listen : "127.0.0.1:9901",
+                                        &m->status_src, &err);
+            if (m->status == NULL)
+                NANO_ERROR("dp.status_failed", "error=%s", err.message); /* serving goes on */
+        }
+        if (m->opts.config_path != NULL) {
+            m->file_source = dp_file_source_start(m->loop, m->opts.config_path,
+                                                  on_config_file_changed, m, &err);
+            if (m->file_source == NULL)
+                NANO_WARN("dp.config_watch_failed", "error=%s (SIGHUP still reloads)", err.message);
+        }
+        uv_signal_start(&m->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&m->sigint, on_signal, SIGINT);
+        uv_signal_start(&m->sighup, on_signal, SIGHUP);
+    }
+    if (m->n_workers == 0)
+        stop_handles(m);
+    m->exit_code = 1; /* the loop only ends through a shutdown path that sets it */
+    uv_run(m->loop, UV_RUN_DEFAULT);
+    nano_free(m->workers);
+    m->workers = NULL;
+    nano_config_unref(m->cfg);
+    m->cfg = NULL;
+    return rc != 0 ? rc : m->exit_code;
+}
+
+static int run(dp_main *m, const char *argv0)
+{
     rt_platform_init(argv0);
     m->loop = nano_xmalloc(sizeof *m->loop);
     uv_loop_init(m->loop);
     int rc;
-    if (m->opts.mode != DP_MODE_SERVE) {
-        rc = m->opts.mode == DP_MODE_TEST ? run_tests(m, &env) : run_scripts(m, &env);
+    if (m->opts.mode == DP_MODE_SERVE) {
+        rc = serve(m);
+    } else {
+        nano_error err = {0};
+        nano_env env;
+        nano_env_init(&env);
+        if (build_env(&m->opts, &env, &err) != 0) {
+            fprintf(stderr, "nano-dp: error: %s\n", err.message);
+            rc = EXIT_USAGE;
+        } else {
+            rc = m->opts.mode == DP_MODE_TEST ? run_tests(m, &env) : run_scripts(m, &env);
+        }
         nano_env_fini(&env);
-        goto out_loop;
     }
-
-    rt_app_options app = {
-        .name = m->opts.app_name, .main_path = m->opts.app_path, .env = &env};
-    uint64_t t0 = uv_hrtime();
-    rc = rt_isolate_new(m->loop, &app, &m->app, &err);
-    size_t n_env = env.n_entries;
-    nano_env_fini(&env);
-    if (rc != 0) {
-        fprintf(stderr, "nano-dp: error: %s\n", err.message);
-        NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
-        rc = EXIT_USAGE;
-        goto out_loop;
-    }
-    NANO_INFO("dp.app_loaded", "app=%s path=%s env_entries=%zu load_us=%llu", m->opts.app_name,
-              m->opts.app_path, n_env,
-              (unsigned long long)((uv_hrtime() - t0) / 1000));
-
-    dp_server_options so = {
-        .host = m->opts.host,
-        .port = m->opts.port,
-        .limits = {.max_head = m->opts.max_head_size, .max_body = m->opts.max_body_size},
-        .head_timeout_ms = m->opts.head_timeout_ms,
-        .idle_timeout_ms = m->opts.idle_timeout_ms,
-    };
-    m->server = dp_server_new(m->loop, &so, m->app);
-    if (dp_server_listen(m->server, &err) != 0) {
-        fprintf(stderr, "nano-dp: error: %s\n", err.message);
-        dp_server_close(m->server);
-        m->server = NULL;
-        rt_isolate_free(m->app);
-        m->app = NULL;
-        rc = 1;
-        goto out_loop;
-    }
-
-    uv_signal_init(m->loop, &m->sigterm);
-    uv_signal_init(m->loop, &m->sigint);
-    uv_timer_init(m->loop, &m->drain_timer);
-    uv_timer_init(m->loop, &m->progress_timer);
-    m->sigterm.data = m->sigint.data = m->drain_timer.data = m->progress_timer.data = m;
-    uv_signal_start(&m->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&m->sigint, on_signal, SIGINT);
-
-    m->exit_code = 1; /* the loop only ends through a shutdown path that sets it */
-    uv_run(m->loop, UV_RUN_DEFAULT);
-    rc = m->exit_code;
-
-out_loop:
     /* Let closing handles finish, then close the loop; a busy loop here is a leak we log. */
     uv_run(m->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(m->loop) != 0)
@@ -311,6 +586,7 @@ int main(int argc, char **argv)
         return 0;
     }
     nano_log_min_level = m.opts.log_level;
+    nano_log_json = m.opts.log_json;
 
     int rc = run(&m, argv[0]);
     dp_options_fini(&m.opts);

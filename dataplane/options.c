@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -8,13 +9,27 @@
 
 static const char usage[] =
     "Usage: nano-dp APP.js [options]\n"
+    "       nano-dp --config nano.json [options]                 many apps, routed by Host\n"
     "       nano-dp test [--filter TEXT] [--timeout D] FILE.js...   (nano-dp test --help)\n"
     "       nano-dp run [--timeout D] SCRIPT.js...                 (nano-dp run --help)\n"
     "\n"
     "Runs a Workers-style ES module (export default { fetch(request, env, ctx) }) as an\n"
-    "HTTP/1.1 server on V8.\n"
+    "HTTP/1.1 server on V8; with --config, every app of a nano.json file (docs/config.md),\n"
+    "each in its own isolates, reloaded live when the file changes or on SIGHUP.\n"
     "\n"
     "Options:\n"
+    "  --config FILE         serve the apps of FILE (nano.json) instead of one APP.js\n"
+    "  --threads N           worker threads, each with its own listener and isolates\n"
+    "                        (default: the number of cores)\n"
+    "  --status-listen H:P   status port: /healthz /readyz /status /metrics\n"
+    "                        (default 127.0.0.1:9901; 'off' disables it)\n"
+    "  --log-format F        text or json (default text)\n"
+    "  --access-log on|off   one log line per request (default on)\n"
+    "  --isolate-memory-budget N  V8 heap all isolates may keep; idle ones beyond it are\n"
+    "                        evicted, least recently used first (default 0: no limit)\n"
+    "  --env NAME            APP.js: also read .env.NAME beside the app (after .env)\n"
+    "  --cpu-limit MS        APP.js: CPU time per request in ms (default 50)\n"
+    "  --memory-limit MB     APP.js: isolate heap in MiB (default 128)\n"
     "  --port N              port to listen on (default 8787; 0 picks a free one)\n"
     "  --host ADDR           address to listen on (default 127.0.0.1)\n"
     "  --listen HOST:PORT    both at once, e.g. 0.0.0.0:8080 or [::1]:8080\n"
@@ -186,7 +201,9 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         static const char *const serve_flags[] = {
             "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
-            "--log-level", NULL};
+            "--log-level", "--config", "--threads", "--status-listen", "--log-format",
+            "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit",
+            NULL};
         static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
                                                  "--log-level", NULL};
         static const char *const run_flags[] = {"--timeout", "--location", "--log-level", NULL};
@@ -237,6 +254,40 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             o->location = value;
         } else if (strcmp(flag, "--timeout") == 0) {
             rc = parse_duration(flag, value, &o->timeout_ms, err);
+        } else if (strcmp(flag, "--config") == 0) {
+            o->config_path = value;
+        } else if (strcmp(flag, "--threads") == 0) {
+            char *end = NULL;
+            long n = strtol(value, &end, 10);
+            if (end == value || *end != '\0' || n < 1 || n > 256)
+                rc = bad(err, "--threads %s: expected a number from 1 to 256", value);
+            o->threads = (int)n;
+        } else if (strcmp(flag, "--status-listen") == 0) {
+            o->status_listen = strcmp(value, "off") == 0 ? NULL : value;
+            o->status_off = o->status_listen == NULL;
+        } else if (strcmp(flag, "--log-format") == 0) {
+            if (strcmp(value, "text") == 0 || strcmp(value, "json") == 0)
+                o->log_json = strcmp(value, "json") == 0;
+            else
+                rc = bad(err, "--log-format %s: use text or json", value);
+        } else if (strcmp(flag, "--access-log") == 0) {
+            if (strcmp(value, "on") == 0 || strcmp(value, "off") == 0)
+                o->no_access_log = strcmp(value, "off") == 0;
+            else
+                rc = bad(err, "--access-log %s: use on or off", value);
+        } else if (strcmp(flag, "--isolate-memory-budget") == 0) {
+            rc = parse_size(flag, value, &o->isolate_memory_budget, err);
+        } else if (strcmp(flag, "--env") == 0) {
+            o->env_name = value;
+        } else if (strcmp(flag, "--cpu-limit") == 0 || strcmp(flag, "--memory-limit") == 0) {
+            char *end = NULL;
+            unsigned long long n = strtoull(value, &end, 10);
+            if (end == value || *end != '\0' || n == 0)
+                rc = bad(err, "%s %s: expected a positive number", flag, value);
+            else if (flag[2] == 'c')
+                o->cpu_limit_ms = n;
+            else
+                o->memory_limit_mb = n;
         } else if (strcmp(flag, "--log-level") == 0) {
             if (nano_log_level_parse(value, &o->log_level) != 0)
                 rc = bad(err, "--log-level %s: use debug, info, warn or error", value);
@@ -250,8 +301,17 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         o->app_name = default_name(o->files[0]);
         return 0;
     }
+    if (o->config_path != NULL) {
+        if (o->app_path != NULL)
+            return bad(err, "give either APP.js or --config FILE, not both");
+        if (o->n_vars > 0 || o->n_env_files > 0 || o->env_name != NULL || name != NULL)
+            return bad(err, "--var, --env-file, --env and --name are for APP.js; with --config, "
+                            "each app's env is in the file");
+        o->app_name = nano_xstrdup("config");
+        return 0;
+    }
     if (o->app_path == NULL)
-        return bad(err, "missing APP.js: the module to run (see --help)");
+        return bad(err, "missing APP.js: the module to run, or --config FILE (see --help)");
     o->app_name = name != NULL ? nano_xstrdup(name) : default_name(o->app_path);
     return 0;
 }

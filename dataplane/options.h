@@ -39,6 +39,16 @@ typedef struct dp_options {
     uint64_t head_timeout_ms;
     uint64_t idle_timeout_ms;
     nano_log_level log_level;
+    const char *config_path;      /* --config FILE (borrowed) */
+    int threads;                  /* --threads (0: the number of cores) */
+    const char *status_listen;    /* --status-listen HOST:PORT (NULL: default, or off) */
+    bool status_off;
+    bool log_json;                /* --log-format json */
+    bool no_access_log;           /* --access-log off */
+    uint64_t isolate_memory_budget;
+    const char *env_name;         /* --env NAME: .env.NAME */
+    uint64_t cpu_limit_ms;        /* APP.js limits (0: defaults) */
+    uint64_t memory_limit_mb;
     bool show_help;
     bool show_version;
 } dp_options;

@@ -20,6 +20,7 @@ extern "C" {
 #endif
 
 typedef struct dp_request dp_request;
+struct rt_isolate;
 
 /* Head, valid for the request's whole life (copied out of the parser). */
 nano_str dp_request_method(const dp_request *req);
@@ -29,6 +30,20 @@ const dp_header *dp_request_header(const dp_request *req, size_t i);
 bool dp_request_has_body(const dp_request *req);
 uint64_t dp_request_id(const dp_request *req); /* process-unique, for logs */
 bool dp_request_connected(const dp_request *req); /* false once the connection let go */
+nano_str dp_request_host(const dp_request *req); /* Host header without port (may be empty) */
+nano_str dp_request_path(const dp_request *req); /* target path, without query */
+uint64_t dp_request_start_ns(const dp_request *req); /* uv_hrtime when the head arrived */
+int dp_request_status(const dp_request *req);        /* response status, 0 before it starts */
+uint64_t dp_request_bytes_out(const dp_request *req); /* response body bytes written */
+
+/* Routing: the dispatcher tags the request with its app (opaque here) and, before calling
+ * rt_call_fetch, with the isolate that runs it (told of body, writable and abort events).
+ * dp_request_set_max_body lowers the server's body limit for this request (the app's). */
+void dp_request_set_app(dp_request *req, void *app_ud);
+void *dp_request_app(const dp_request *req);
+void dp_request_set_isolate(dp_request *req, struct rt_isolate *iso);
+struct rt_isolate *dp_request_isolate(const dp_request *req);
+void dp_request_set_max_body(dp_request *req, uint64_t max_body);
 
 /* Body state: bytes received and not yet taken, and whether the body is complete or failed
  * (client gone, body over the limit, or dropped by dp_request_body_discard). */
@@ -79,6 +94,10 @@ int dp_response_end(dp_request *req);
  * a Content-Length given to dp_response_start are dropped, and ending short of it closes
  * the connection (the message cannot be completed). */
 #define DP_RESPONSE_HIGH_WATER_MARK (64 * 1024)
+/* A streamed response also pauses (dp_response_writable says false, then rt_request_writable
+ * follows at the next loop turn) after this many bytes written in one go, so one fast stream
+ * cannot hold its thread. */
+#define DP_RESPONSE_YIELD_BYTES (256 * 1024)
 void dp_response_flush(dp_request *req);
 bool dp_response_writable(dp_request *req);
 

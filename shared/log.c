@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,15 +14,17 @@ nano_log_level nano_log_min_level = NANO_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-static size_t format_prefix(char *out, size_t cap, nano_log_level level, const char *event)
+int nano_log_json = 0;
+
+static size_t format_time(char *out, size_t cap)
 {
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s ", tm.tm_year + 1900,
+    int n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000L, level_names[level], event);
+                     ts.tv_nsec / 1000000L);
     return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
 }
 
@@ -36,18 +39,150 @@ static void write_all(const char *p, size_t n)
     }
 }
 
+static void json_string(nano_buf *b, const char *s, size_t len)
+{
+    nano_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            nano_buf_append(b, esc, 2);
+        } else if (c == '\n') {
+            nano_buf_append(b, "\\n", 2);
+        } else if (c < 0x20) {
+            nano_buf_appendf(b, "\\u%04x", c);
+        } else {
+            nano_buf_append(b, (const char *)&c, 1);
+        }
+    }
+    nano_buf_append(b, "\"", 1);
+}
+
+static bool is_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.';
+}
+
+/* A "k=" starting at p (p at a key's first char)? Returns the key length, or 0. */
+static size_t key_at(const char *p, const char *end)
+{
+    size_t n = 0;
+    while (p + n < end && is_key_char(p[n]))
+        n++;
+    return n > 0 && p + n < end && p[n] == '=' ? n : 0;
+}
+
+static bool is_number(const char *s, size_t len)
+{
+    if (len == 0 || len > 20)
+        return false;
+    size_t i = s[0] == '-' ? 1 : 0;
+    bool digits = false, dot = false;
+    for (; i < len; i++) {
+        if (s[i] >= '0' && s[i] <= '9')
+            digits = true;
+        else if (s[i] == '.' && !dot && digits)
+            dot = true;
+        else
+            return false;
+    }
+    return digits && !(len > 1 && s[0] == '0' && s[1] != '.');
+}
+
+/* The k=v message as JSON fields; text that is not k=v goes into "msg". */
+static void json_fields(nano_buf *b, const char *msg, size_t len)
+{
+    const char *p = msg, *end = msg + len;
+    const char *free_text = NULL;
+    size_t free_len = 0;
+    while (p < end) {
+        size_t klen = key_at(p, end);
+        if (klen == 0) {
+            free_text = p; /* the rest is prose */
+            free_len = (size_t)(end - p);
+            break;
+        }
+        const char *v = p + klen + 1, *vend = v;
+        while (vend < end && !(vend[0] == ' ' && key_at(vend + 1, end) > 0))
+            vend++;
+        nano_buf_append(b, ",", 1);
+        json_string(b, p, klen);
+        nano_buf_append(b, ":", 1);
+        if (is_number(v, (size_t)(vend - v)))
+            nano_buf_append(b, v, (size_t)(vend - v));
+        else
+            json_string(b, v, (size_t)(vend - v));
+        p = vend < end ? vend + 1 : end;
+    }
+    if (free_text != NULL) {
+        nano_buf_append(b, ",\"msg\":", 7);
+        json_string(b, free_text, free_len);
+    }
+}
+
+/* One line: text "ts level event kv text\n", or a JSON object with kv's fields and text
+ * (free text: app console output, a stack; may be NULL) as "msg". */
+static void format_line(nano_buf *b, nano_log_level level, const char *event, const char *kv,
+                        size_t kv_len, const char *text, size_t text_len)
+{
+    char ts[40];
+    size_t tn = format_time(ts, sizeof ts);
+    if (nano_log_json) {
+        nano_buf_append_str(b, "{\"ts\":\"");
+        nano_buf_append(b, ts, tn);
+        nano_buf_appendf(b, "\",\"level\":\"%s\",\"event\":", level_names[level]);
+        json_string(b, event, strlen(event));
+        json_fields(b, kv, kv_len);
+        if (text != NULL) {
+            nano_buf_append(b, ",\"msg\":", 7);
+            while (text_len > 0 && text[text_len - 1] == '\n')
+                text_len--;
+            json_string(b, text, text_len);
+        }
+        nano_buf_append(b, "}\n", 2);
+        return;
+    }
+    nano_buf_append(b, ts, tn);
+    nano_buf_appendf(b, " %s %s ", level_names[level], event);
+    nano_buf_append(b, kv, kv_len);
+    if (text != NULL) {
+        if (kv_len > 0)
+            nano_buf_append(b, " ", 1);
+        nano_buf_append(b, text, text_len);
+    }
+    if (b->len == 0 || b->data[b->len - 1] != '\n')
+        nano_buf_append(b, "\n", 1);
+}
+
 void nano_log_write(nano_log_level level, const char *event, const char *fmt, ...)
 {
-    char line[2048];
-    size_t n = format_prefix(line, sizeof line, level, event);
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (m > 0)
-        n += (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
-    line[n++] = '\n';
-    write_all(line, n);
+    size_t len = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    nano_buf b = NANO_BUF_INIT;
+    format_line(&b, level, event, msg, len, NULL, 0);
+    write_all(b.data, b.len);
+    nano_buf_fini(&b);
+}
+
+void nano_log_format(nano_buf *out, nano_log_level level, const char *event, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    format_line(out, level, event, msg, len, NULL, 0);
+}
+
+void nano_log_raw(const char *data, size_t len)
+{
+    write_all(data, len);
 }
 
 void nano_log_text(nano_log_level level, const char *event, const char *prefix, const char *text,
@@ -55,17 +190,9 @@ void nano_log_text(nano_log_level level, const char *event, const char *prefix, 
 {
     if (level < nano_log_min_level)
         return;
-    char head[256];
-    size_t n = format_prefix(head, sizeof head, level, event);
     nano_buf b = NANO_BUF_INIT;
-    nano_buf_append(&b, head, n);
-    if (prefix != NULL && *prefix) {
-        nano_buf_append_str(&b, prefix);
-        nano_buf_append(&b, " ", 1);
-    }
-    nano_buf_append(&b, text, len);
-    if (b.len == 0 || b.data[b.len - 1] != '\n')
-        nano_buf_append(&b, "\n", 1);
+    format_line(&b, level, event, prefix != NULL ? prefix : "", prefix != NULL ? strlen(prefix) : 0,
+                text != NULL ? text : "", len);
     write_all(b.data, b.len);
     nano_buf_fini(&b);
 }

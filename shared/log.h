@@ -1,4 +1,6 @@
-/* log.h: the runtime log: one line per event, `ts level event k=v ...`, on stderr.
+/* log.h: the runtime log: one line per event, `ts level event k=v ...`, on stderr; or, with
+ * nano_log_json set (--log-format json), one JSON object per line with ts, level, event and
+ * each k=v as a field (a value runs to the next ` key=`; numbers stay numbers).
  *
  * NANO_LOG checks the level before formatting anything. Event ids are stable dotted names
  * (`conn.accept_failed`, `dp.listening`) that operators and tests grep. Never log env values
@@ -16,6 +18,9 @@ typedef enum nano_log_level {
 } nano_log_level;
 
 extern nano_log_level nano_log_min_level;
+extern int nano_log_json; /* 0: text lines, 1: JSON lines. Set once at start. */
+
+struct nano_buf;
 
 #define NANO_LOG(level, event, ...)                                                          \
     do {                                                                                     \
@@ -36,6 +41,12 @@ void nano_log_write(nano_log_level level, const char *event, const char *fmt, ..
  * stacks). Embedded newlines are kept so stacks stay readable; the line ends with one '\n'. */
 void nano_log_text(nano_log_level level, const char *event, const char *prefix, const char *text,
                    size_t len);
+
+/* nano_log_format: appends one formatted line to out instead of writing it (a worker batches
+ * access log lines and writes them with nano_log_raw once per loop turn). */
+void nano_log_format(struct nano_buf *out, nano_log_level level, const char *event,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void nano_log_raw(const char *data, size_t len);
 
 /* nano_log_level_parse: "debug"|"info"|"warn"|"error" -> level; returns 0 or NANO_EINVAL. */
 int nano_log_level_parse(const char *s, nano_log_level *out);

@@ -6,6 +6,7 @@
 const {
   PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError, ObjectFreeze,
   Uint8Array: PrimordialUint8Array, Error: PrimordialError, RegExpPrototypeTest, NumberParseInt,
+  ObjectIsFrozen, ReflectOwnKeys, ObjectCreate, ObjectDefineProperty, ArrayPrototypePush,
 } = primordials;
 
 const { createIncomingRequest, isResponse, responseParts, NativeBody } = internal;
@@ -205,3 +206,62 @@ internal.dispatch = function dispatch(id, method, url, hasBody) {
 
 internal.formatUncaught = (value) =>
   value instanceof PrimordialError ? internal.formatError(value) : internal.inspect(value);
+
+// Env objects are frozen all the way down: a request must not change what the next one sees
+// (JSON vars are objects).
+internal.deepFreeze = function deepFreeze(value) {
+  if (value === null || typeof value !== 'object' || ObjectIsFrozen(value)) return value;
+  ObjectFreeze(value);
+  const keys = ReflectOwnKeys(value);
+  for (let i = 0; i < keys.length; i++) deepFreeze(value[keys[i]]);
+  return value;
+};
+
+// Node compatibility (an app's "node_compat": true): `process.env` is the app's env, the one
+// later requests get (it follows env changes; a request's own `env` argument does not).
+internal.enableNodeCompat = () => {
+  const process = ObjectFreeze(ObjectCreate(null, {
+    env: { get: () => internal.env, enumerable: true },
+  }));
+  ObjectDefineProperty(globalThis, 'process', {
+    value: process, writable: true, configurable: true, enumerable: false,
+  });
+};
+
+// The `shutdown` event (DESIGN.md §8): the app is being removed from this node, or the node
+// is shutting down. Listeners may extend it with waitUntil(promise); the runtime is told
+// once every such promise settled (binding.shutdownDone). The caller bounds the wait.
+class ShutdownEvent extends internal.Event {
+  #promises;
+  constructor(type, promises) {
+    super(type, undefined, internal.kTrustedEvent);
+    this.#promises = promises;
+  }
+  waitUntil(promise) {
+    if (!(this !== null && typeof this === 'object' && #promises in this)) {
+      throw new TypeError('Illegal invocation');
+    }
+    ArrayPrototypePush(this.#promises, PromiseResolve(promise));
+  }
+}
+
+internal.dispatchShutdown = () => {
+  const promises = [];
+  try {
+    internal.dispatchEvent(globalThis, new ShutdownEvent('shutdown', promises));
+  } catch (err) {
+    internal.reportUncaught(err);
+  }
+  let left = promises.length;
+  if (left === 0) {
+    binding.shutdownDone();
+    return;
+  }
+  const settled = () => { if (--left === 0) binding.shutdownDone(); };
+  for (let i = 0; i < promises.length; i++) {
+    PromisePrototypeThen(promises[i], settled, (err) => {
+      internal.reportUncaught(err);
+      settled();
+    });
+  }
+};

@@ -89,16 +89,19 @@ static void Log(const FunctionCallbackInfo<Value> &args)
     int level = args[0]->Int32Value(isolate->GetCurrentContext()).FromMaybe(1);
     // console.debug is shown like console.log: a developer who calls it wants to see it.
     nano_log_level lv = level >= 3 ? NANO_LOG_ERROR : level == 2 ? NANO_LOG_WARN : NANO_LOG_INFO;
-    String::Utf8Value text(isolate, args[2]);
+    String::Utf8Value utf8(isolate, args[2]);
+    std::string text = *utf8 ? std::string(*utf8, (size_t)utf8.length()) : std::string();
+    if (!iso->secrets.empty())
+        text = rt_redact(iso, std::move(text));
     if (iso->console_mode == RT_CONSOLE_STDIO) {
-        write_all(lv >= NANO_LOG_WARN ? 2 : 1, *text ? *text : "", *text ? text.length() : 0, true);
+        write_all(lv >= NANO_LOG_WARN ? 2 : 1, text.data(), text.size(), true);
         return;
     }
     if (lv < nano_log_min_level)
         return;
     String::Utf8Value method(isolate, args[1]);
-    std::string prefix = iso->console_prefix + " level=" + (*method ? *method : "log");
-    nano_log_text(lv, "app.console", prefix.c_str(), *text ? *text : "", *text ? text.length() : 0);
+    std::string prefix = iso->console_prefix + " console=" + (*method ? *method : "log");
+    nano_log_text(lv, "app.console", prefix.c_str(), text.data(), text.size());
 }
 
 static void ReportError(const FunctionCallbackInfo<Value> &args)
@@ -106,6 +109,11 @@ static void ReportError(const FunctionCallbackInfo<Value> &args)
     rt_isolate *iso = iso_of(args);
     String::Utf8Value text(args.GetIsolate(), args[0]);
     rt_log_js_error(iso, "app.uncaught", *text ? *text : "Uncaught exception");
+}
+
+static void ShutdownDone(const FunctionCallbackInfo<Value> &args)
+{
+    rt__shutdown_settled(iso_of(args));
 }
 
 static void Now(const FunctionCallbackInfo<Value> &args)
@@ -669,6 +677,7 @@ Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
         {"fail", Fail},
         {"waitUntilStart", WaitUntilStart},
         {"waitUntilEnd", WaitUntilEnd},
+        {"shutdownDone", ShutdownDone},
     };
     for (const auto &f : fns) {
         Local<v8::Function> fn = v8::Function::New(ctx, f.fn, data, 0,

@@ -93,7 +93,9 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
 {
     Isolate *isolate = iso->isolate;
     std::string text;
-    if (!rt_read_file(path, &text)) {
+    if (!iso->main_real.empty() && path == iso->main_real)
+        text = iso->main_source;
+    else if (!rt_read_file(path, &text)) {
         nano_error_set(err, NANO_ENOENT, "module_unreadable", "cannot read module %s: %s",
                        path.c_str(), strerror(errno));
         return {};

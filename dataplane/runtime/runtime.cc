@@ -1,7 +1,10 @@
 // runtime.cc: V8 platform and isolate lifecycle, JS entry/exit, request slots, errors.
 #include "runtime_int.h"
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -88,11 +91,69 @@ static void report_rejections(rt_isolate *iso, Local<Context> ctx)
     }
 }
 
+// The watchdog watches outermost entries (rt_watch in runtime.h).
+static void watch_enter(rt_isolate *iso)
+{
+    rt_watch *w = iso->watch;
+    if (w == nullptr)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->seq++;
+    w->active = 1;
+    w->iso = iso;
+    w->cpu_limit_ms = iso->cpu_limit_ms;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void watch_leave(rt_isolate *iso)
+{
+    rt_watch *w = iso->watch;
+    if (w == nullptr)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->active = 0;
+    w->iso = nullptr;
+    pthread_mutex_unlock(&w->mu);
+}
+
+// After the outermost entry: a termination by the watchdog is over once JS has unwound, so
+// the isolate can run again; the request it ran for gets 500. A broken isolate (heap limit)
+// stays terminated: the worker discards it.
+static void after_outermost_entry(rt_isolate *iso)
+{
+    watch_leave(iso);
+    if (iso->is_broken) {
+        if (iso->hooks.broken != nullptr) {
+            auto broken = iso->hooks.broken;
+            iso->hooks.broken = nullptr; // once
+            broken(iso->hooks.ud);
+        }
+        return;
+    }
+    if (!iso->is_terminating.exchange(false))
+        return;
+    iso->isolate->CancelTerminateExecution();
+    dp_request *req = nullptr;
+    if (iso->current_slot < iso->slots.size() && iso->slots[iso->current_slot].req != nullptr) {
+        req = iso->slots[iso->current_slot].req;
+        dp_request_ref(req);
+        rt_request_fail(iso, req, 500);
+    }
+    NANO_WARN("app.cpu_limit", "%s request=%llu cpu_limit_ms=%llu", iso->console_prefix.c_str(),
+              req != nullptr ? (unsigned long long)dp_request_id(req) : 0ULL,
+              (unsigned long long)iso->cpu_limit_ms);
+    if (iso->hooks.cpu_exceeded != nullptr)
+        iso->hooks.cpu_exceeded(iso->hooks.ud, req);
+    if (req != nullptr)
+        dp_request_unref(req);
+}
+
 JsEntry::JsEntry(rt_isolate *iso)
     : iso_(iso), isolate_scope_(iso->isolate), handles_(iso->isolate),
       ctx_(iso->context.Get(iso->isolate)), context_scope_(ctx_)
 {
-    iso_->depth++;
+    if (iso_->depth++ == 0)
+        watch_enter(iso_);
 }
 
 // HTML "perform a microtask checkpoint" with its last step, "notify about rejected
@@ -110,7 +171,10 @@ JsEntry::~JsEntry()
 {
     if (--iso_->depth > 0)
         return;
-    rt_microtask_checkpoint(iso_, ctx_);
+    if (!iso_->is_broken)
+        rt_microtask_checkpoint(iso_, ctx_);
+    after_outermost_entry(iso_);
+    iso_->current_slot = UINT32_MAX;
 }
 
 static void on_promise_reject(v8::PromiseRejectMessage msg)
@@ -143,8 +207,20 @@ static void on_promise_reject(v8::PromiseRejectMessage msg)
     }
 }
 
-void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text)
+std::string rt_redact(const rt_isolate *iso, std::string text)
 {
+    static const char mask[] = "[REDACTED]";
+    for (const std::string &secret : iso->secrets) {
+        for (size_t at = text.find(secret); at != std::string::npos;
+             at = text.find(secret, at + sizeof mask - 1))
+            text.replace(at, secret.size(), mask);
+    }
+    return text;
+}
+
+void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &raw)
+{
+    std::string text = rt_redact(iso, raw);
     if (iso->console_mode == RT_CONSOLE_STDIO) { // nano-dp run/test: plain, like a shell tool
         std::string line = text + "\n";
         fputs(line.c_str(), stderr);
@@ -239,6 +315,8 @@ static void slot_release(rt_isolate *iso, uint32_t index)
     iso->free_slots.push_back(index);
     iso->n_pending--;
     dp_request_set_rt_slot(req, UINT32_MAX);
+    if (iso->hooks.request_done != nullptr)
+        iso->hooks.request_done(iso->hooks.ud, req);
     dp_request_unref(req);
 }
 
@@ -326,9 +404,11 @@ void rt_request_body_event(rt_isolate *iso, dp_request *req)
 {
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
-    if (s == nullptr || s->body_waiter.IsEmpty())
+    if (s == nullptr || s->body_waiter.IsEmpty() || iso->is_broken)
         return;
     JsEntry js(iso);
+    if (iso->depth == 1)
+        iso->current_slot = index;
     rt_settle_body(iso, s, js.context());
 }
 
@@ -336,9 +416,11 @@ void rt_request_writable(rt_isolate *iso, dp_request *req)
 {
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
-    if (s == nullptr || s->writable_waiter.IsEmpty())
+    if (s == nullptr || s->writable_waiter.IsEmpty() || iso->is_broken)
         return;
     JsEntry js(iso);
+    if (iso->depth == 1)
+        iso->current_slot = index;
     Local<v8::Promise::Resolver> resolver = s->writable_waiter.Get(iso->isolate);
     s->writable_waiter.Reset();
     rt_ignore(resolver->Resolve(js.context(), v8::True(iso->isolate)));
@@ -348,7 +430,7 @@ void rt_request_aborted(rt_isolate *iso, dp_request *req)
 {
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
-    if (s == nullptr || s->is_responded)
+    if (s == nullptr || s->is_responded || iso->is_broken)
         return;
     JsEntry js(iso);
     Isolate *isolate = iso->isolate;
@@ -380,8 +462,12 @@ static Local<String> one_byte(Isolate *isolate, nano_str s)
 
 int rt_call_fetch(rt_isolate *iso, dp_request *req)
 {
+    if (iso->is_broken)
+        return NANO_ESTATE;
     uint32_t index = slot_acquire(iso, req);
     JsEntry js(iso);
+    if (iso->depth == 1)
+        iso->current_slot = index;
     Isolate *isolate = iso->isolate;
     Local<Context> ctx = js.context();
     double id = (double)(((uint64_t)iso->slots[index].gen << kSlotBits) | index);
@@ -408,6 +494,8 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
 static void on_timer(uv_timer_t *t)
 {
     auto *iso = static_cast<rt_isolate *>(t->data);
+    if (iso->is_broken)
+        return;
     JsEntry js(iso);
     Local<Context> ctx = js.context();
     TryCatch tc(iso->isolate);
@@ -475,19 +563,57 @@ static int load_builtins(rt_isolate *iso, Local<Context> ctx, nano_error *err)
     return 0;
 }
 
+// The app's `env`: a frozen object of strings, and of parsed JSON for vars given as JSON
+// values (deep-frozen: one request must not change what the next one sees).
 static Local<Object> make_env(rt_isolate *iso, Local<Context> ctx, const nano_env *env)
 {
     Isolate *isolate = iso->isolate;
     Local<Object> obj = Object::New(isolate);
     for (size_t i = 0; env != nullptr && i < env->n_entries; i++) {
         const nano_env_entry *e = &env->entries[i];
-        rt_ignore(obj->Set(ctx, String::NewFromUtf8(isolate, e->name).ToLocalChecked(),
-                       String::NewFromUtf8(isolate, e->value, v8::NewStringType::kNormal,
-                                           (int)e->value_len)
-                           .ToLocalChecked()));
+        Local<String> text = String::NewFromUtf8(isolate, e->value, v8::NewStringType::kNormal,
+                                                 (int)e->value_len)
+                                 .ToLocalChecked();
+        Local<Value> value = text;
+        if (e->is_json) {
+            TryCatch tc(isolate);
+            Local<Value> parsed;
+            if (v8::JSON::Parse(ctx, text).ToLocal(&parsed))
+                value = parsed; // validated when the config was read; a string otherwise
+        }
+        rt_ignore(obj->Set(ctx, String::NewFromUtf8(isolate, e->name).ToLocalChecked(), value));
     }
-    rt_ignore(obj->SetIntegrityLevel(ctx, v8::IntegrityLevel::kFrozen));
+    Local<Value> deep_freeze;
+    Local<Value> args[] = {obj};
+    TryCatch tc(isolate);
+    if (iso->internal.Get(isolate)
+            ->Get(ctx, String::NewFromUtf8Literal(isolate, "deepFreeze"))
+            .ToLocal(&deep_freeze) &&
+        deep_freeze->IsFunction())
+        rt_ignore(deep_freeze.As<Function>()->Call(ctx, v8::Undefined(isolate), 1, args));
+    else
+        rt_ignore(obj->SetIntegrityLevel(ctx, v8::IntegrityLevel::kFrozen));
     return obj;
+}
+
+// Secret values to mask: the new env's, then the previous ones (requests still in flight
+// may log those). Values under 4 bytes are not masked: they would mangle every line.
+static void remember_secrets(rt_isolate *iso, const nano_env *env)
+{
+    std::vector<std::string> current;
+    for (size_t i = 0; env != nullptr && i < env->n_entries; i++) {
+        const nano_env_entry *e = &env->entries[i];
+        if (e->is_secret && e->value_len >= 4)
+            current.emplace_back(e->value, e->value_len);
+    }
+    std::vector<std::string> all = current;
+    all.insert(all.end(), iso->current_secrets.begin(), iso->current_secrets.end());
+    // Longest first: a secret containing another is masked whole.
+    std::stable_sort(all.begin(), all.end(),
+                     [](const std::string &a, const std::string &b) { return a.size() > b.size(); });
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    iso->secrets.swap(all);
+    iso->current_secrets.swap(current);
 }
 
 // Runs the loop until promise settles (top-level await, a test run): the caller is inside
@@ -593,6 +719,22 @@ static int find_handler(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> m
     return 0;
 }
 
+// The heap is nearly full: stop the JS (it would fail with a fatal OOM, taking the process
+// down) and mark the isolate broken; the worker answers its requests 503 and discards it.
+// The returned limit is headroom for the unwinding.
+static size_t on_near_heap_limit(void *data, size_t current, size_t initial)
+{
+    auto *iso = static_cast<rt_isolate *>(data);
+    (void)initial;
+    if (!iso->is_broken) {
+        iso->is_broken = true;
+        NANO_WARN("app.memory_limit", "%s heap_limit_bytes=%zu", iso->console_prefix.c_str(),
+                  current);
+        iso->isolate->TerminateExecution();
+    }
+    return current + (64u << 20);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     auto *iso = static_cast<rt_isolate *>(h->data);
@@ -610,10 +752,22 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     if (opts->location != nullptr)
         iso->location = opts->location;
     iso->time_origin_ns = uv_hrtime();
+    iso->node_compat = opts->node_compat;
+    if (opts->main_source != nullptr && opts->main_path != nullptr) {
+        char real[PATH_MAX];
+        if (realpath(opts->main_path, real) != nullptr) {
+            iso->main_real = real;
+            iso->main_source.assign(opts->main_source, opts->main_source_len);
+        }
+    }
     iso->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
     Isolate::CreateParams params;
     params.array_buffer_allocator = iso->allocator;
+    if (opts->heap_limit_mb > 0)
+        params.constraints.ConfigureDefaultsFromHeapSize(0, opts->heap_limit_mb << 20);
     iso->isolate = Isolate::New(params);
+    if (opts->heap_limit_mb > 0)
+        iso->isolate->AddNearHeapLimitCallback(on_near_heap_limit, iso);
     iso->isolate->SetData(0, iso);
     iso->isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
     iso->isolate->SetPromiseRejectCallback(on_promise_reject);
@@ -637,6 +791,11 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
             Local<Object> internal = iso->internal.Get(iso->isolate);
             rt_ignore(internal->Set(ctx, String::NewFromUtf8Literal(iso->isolate, "env"),
                                 make_env(iso, ctx, opts->env)));
+            remember_secrets(iso, opts->env);
+            if (opts->node_compat) {
+                Local<Value> none[] = {v8::Undefined(iso->isolate)};
+                (void)call_internal(iso, ctx, "enableNodeCompat", 0, none).IsEmpty();
+            }
             Local<v8::Module> module;
             if (opts->main_path == nullptr)
                 ; // built-ins only: `nano-dp run` and `nano-dp test` load their own code
@@ -775,4 +934,91 @@ int rt_run_tests(rt_isolate *iso, const char *path, const char *filter, uint64_t
     out->failed = get("failed");
     out->skipped = get("skipped");
     return 0;
+}
+
+// --- Multi-tenant serving: hooks, limits, env changes, shutdown (runtime.h) ----------------
+
+void rt_isolate_set_hooks(rt_isolate *iso, const rt_hooks *hooks)
+{
+    iso->hooks = *hooks;
+}
+
+void rt_isolate_set_watch(rt_isolate *iso, rt_watch *watch, uint64_t cpu_limit_ms)
+{
+    iso->watch = watch;
+    iso->cpu_limit_ms = cpu_limit_ms;
+}
+
+void rt_isolate_terminate(rt_isolate *iso)
+{
+    iso->is_terminating.store(true);
+    iso->isolate->TerminateExecution();
+}
+
+void rt_isolate_set_env(rt_isolate *iso, const nano_env *env)
+{
+    if (iso->is_broken)
+        return;
+    Isolate *isolate = iso->isolate;
+    Isolate::Scope isolate_scope(isolate);
+    HandleScope handles(isolate);
+    Local<Context> ctx = iso->context.Get(isolate);
+    Context::Scope context_scope(ctx);
+    // dispatch reads internal.env when a request starts: later requests see the new object,
+    // requests in flight keep the one they were handed.
+    rt_ignore(iso->internal.Get(isolate)->Set(ctx, String::NewFromUtf8Literal(isolate, "env"),
+                                              make_env(iso, ctx, env)));
+    remember_secrets(iso, env);
+}
+
+void rt_request_fail(rt_isolate *iso, dp_request *req, int status)
+{
+    uint32_t index;
+    rt_slot *s = slot_of(iso, req, &index);
+    if (s == nullptr)
+        return;
+    s->is_responded = true;
+    s->wait_until = 0;
+    s->body_waiter.Reset();
+    s->writable_waiter.Reset();
+    dp_response_error(req, status); // or closes the connection if the response had started
+    slot_release(iso, index);
+}
+
+void rt_isolate_fail_all(rt_isolate *iso, int status)
+{
+    for (uint32_t i = 0; i < iso->slots.size(); i++) {
+        dp_request *req = iso->slots[i].req;
+        if (req != nullptr)
+            rt_request_fail(iso, req, status);
+    }
+}
+
+void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud)
+{
+    iso->shutdown_done = done;
+    iso->shutdown_ud = ud;
+    if (iso->is_broken) {
+        rt__shutdown_settled(iso);
+        return;
+    }
+    JsEntry js(iso);
+    Local<Value> none[] = {v8::Undefined(iso->isolate)};
+    if (call_internal(iso, js.context(), "dispatchShutdown", 0, none).IsEmpty())
+        rt__shutdown_settled(iso); // the event could not even fire: nothing to wait for
+}
+
+void rt__shutdown_settled(rt_isolate *iso)
+{
+    auto done = iso->shutdown_done;
+    iso->shutdown_done = nullptr;
+    if (done != nullptr)
+        done(iso->shutdown_ud);
+}
+
+size_t rt_isolate_heap_used(rt_isolate *iso)
+{
+    v8::HeapStatistics stats;
+    iso->isolate->GetHeapStatistics(&stats);
+    return stats.used_heap_size();
 }

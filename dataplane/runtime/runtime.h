@@ -9,11 +9,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
 #include "env.h"
 #include "error.h"
+
+#include <pthread.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +41,68 @@ typedef struct rt_app_options {
     const nano_env *env;   /* copied into the frozen `env` object */
     rt_console_mode console_mode;
     const char *location;  /* the global `location` and base URL (NULL: none, as on Workers) */
+    const char *main_source; /* the main module's source (NULL: read main_path) */
+    size_t main_source_len;
+    bool node_compat;      /* also expose env as process.env */
+    size_t heap_limit_mb;  /* V8 heap limit (0: V8's default); reaching it breaks the isolate */
 } rt_app_options;
+
+/* Hooks a worker gives an isolate (all on the loop thread, from inside runtime calls, so
+ * they must not free the isolate; schedule that):
+ *   request_done  the runtime let go of a request it ran (response ended and waitUntil work
+ *                 settled, or failed): the app's in-flight count drops
+ *   cpu_exceeded  the watchdog terminated JS that ran past the CPU limit; the request it ran
+ *                 for (may be NULL: a timer) was answered 500; the isolate stays usable
+ *   broken        the isolate hit its heap limit: discard it (rt_isolate_fail_all, then free) */
+typedef struct rt_hooks {
+    void (*request_done)(void *ud, struct dp_request *req);
+    void (*cpu_exceeded)(void *ud, struct dp_request *req);
+    void (*broken)(void *ud);
+    void *ud;
+} rt_hooks;
+void rt_isolate_set_hooks(rt_isolate *iso, const rt_hooks *hooks);
+
+/* The watchdog's view of a worker thread: `seq` counts outermost JS entries, `active` is set
+ * while JS runs, all under `mu`. The watchdog (another thread) sees an entry that stays
+ * active across its ticks and, past the CPU limit, calls rt_isolate_terminate while holding
+ * `mu`, so a termination never lands after the entry ended. Owned by the worker; one per
+ * thread, shared by that thread's isolates. */
+typedef struct rt_watch {
+    pthread_mutex_t mu;
+    unsigned long long seq;
+    int active;
+    rt_isolate *iso;            /* the isolate running JS while active */
+    uint64_t cpu_limit_ms;      /* of that isolate's app */
+} rt_watch;
+void rt_isolate_set_watch(rt_isolate *iso, rt_watch *watch, uint64_t cpu_limit_ms);
+
+/* rt_isolate_terminate: stops the JS running in iso now (V8 TerminateExecution). Any thread;
+ * the watchdog calls it. The entry that was running unwinds, the request it served gets 500,
+ * and the isolate serves the next request normally. */
+void rt_isolate_terminate(rt_isolate *iso);
+
+/* rt_isolate_set_env: the env (and process.env) requests see from their next start on;
+ * requests in flight keep the object they started with. Module state is untouched. Secret
+ * values (the new and the previous ones) are masked as [REDACTED] in console output and in
+ * logged errors. */
+void rt_isolate_set_env(rt_isolate *iso, const nano_env *env);
+
+/* rt_request_fail: the runtime gives up on req (wall-time limit, the isolate is being
+ * discarded): answered with status if its response has not started, else its connection is
+ * closed; the request's slot is released (request_done runs). */
+void rt_request_fail(rt_isolate *iso, struct dp_request *req, int status);
+
+/* rt_isolate_fail_all: rt_request_fail for every request the isolate holds. */
+void rt_isolate_fail_all(rt_isolate *iso, int status);
+
+/* rt_isolate_shutdown: fires the `shutdown` event at the app's global (listeners may call
+ * event.waitUntil(promise)) and calls done(ud) once every such promise settled, from a later
+ * loop callback. The caller bounds the wait with its own timer (done may then come late or
+ * never: free the isolate and forget it). */
+void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud);
+
+/* rt_isolate_heap_used: bytes of V8 heap in use (cheap; for /status). */
+size_t rt_isolate_heap_used(rt_isolate *iso);
 
 /* rt_isolate_new: creates an isolate and context, loads the built-ins and the app's module
  * graph, evaluates it (top-level await runs the loop until settled) and finds its default

@@ -82,7 +82,29 @@ struct rt_isolate {
     std::atomic<int64_t> body_bytes_freed{0};
     std::vector<void *> converters; // ICU converters of TextDecoders (encoding.cc), by id
     rt_compression *compression = nullptr; // codec states of (De)CompressionStreams
+    // Multi-tenant serving (worker.c): hooks, the watchdog's view, limits, env secrets.
+    rt_hooks hooks = {};
+    rt_watch *watch = nullptr;
+    uint64_t cpu_limit_ms = 0;
+    std::atomic<bool> is_terminating{false}; // rt_isolate_terminate ran (watchdog thread)
+    bool is_broken = false;       // hit the heap limit: no more JS here
+    bool node_compat = false;
+    uint32_t current_slot = UINT32_MAX; // the request the outermost JS entry runs for
+    std::vector<std::string> secrets; // values to mask: the current and the previous env's
+    std::vector<std::string> current_secrets;
+    // The main module's source when the config carries it (compiled instead of the file, so
+    // a deployment runs exactly the code its hash names); main_real is its resolved path.
+    std::string main_real;
+    std::string main_source;
+    void (*shutdown_done)(void *) = nullptr;
+    void *shutdown_ud = nullptr;
 };
+
+// rt_isolate_shutdown's wait is over (binding.shutdownDone, or nothing to wait for).
+void rt__shutdown_settled(rt_isolate *iso);
+
+// rt_redact: text with every secret value of the app replaced by [REDACTED].
+std::string rt_redact(const rt_isolate *iso, std::string text);
 
 // Request ids: slot index in the low 20 bits, generation above (fits a double exactly).
 constexpr uint32_t kSlotBits = 20;

@@ -77,8 +77,10 @@ static void release_request(dp_conn *c, bool failed)
     dp_request__detach(req);
     if (!req->body_complete)
         dp_request__body_end(req, failed);
-    if (!req->is_ended)
-        rt_request_aborted(c->srv->app, req); /* a streamed response is canceled */
+    if (!req->is_ended && req->iso != NULL)
+        rt_request_aborted(req->iso, req); /* a streamed response is canceled */
+    if (c->srv->opts.on_request_end != NULL)
+        c->srv->opts.on_request_end(c->srv->opts.ud, req, failed || !req->is_ended);
     dp_request_unref(req);
 }
 
@@ -194,8 +196,11 @@ static void on_write(uv_write_t *w, int status)
         c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK) {
         /* A streamed response waits for room: let it write again. */
         req->wants_writable = false;
+        req->is_yielding = false;
+        req->bytes_since_yield = 0;
         dp_request_ref(req);
-        rt_request_writable(c->srv->app, req);
+        if (req->iso != NULL)
+            rt_request_writable(req->iso, req);
         dp_request_unref(req);
     }
 }
@@ -372,9 +377,7 @@ static void start_request(dp_conn *c)
         nano_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
     dp_request *req = c->req;
     dp_request_ref(req); /* the call below may end the request */
-    int rc = rt_call_fetch(c->srv->app, req);
-    if (rc != 0 && !dp_response_started(req))
-        dp_response_error(req, 500);
+    c->srv->opts.dispatch(c->srv->opts.ud, req);
     dp_request_unref(req);
     flush(c);
 }
@@ -464,7 +467,8 @@ static void process_input(dp_conn *c, const char *data, size_t len)
             if (ev != DP_HTTP1_DONE && c->req != NULL) {
                 dp_request *req = c->req;
                 dp_request_ref(req);
-                rt_request_body_event(c->srv->app, req); /* may run JS */
+                if (req->iso != NULL)
+                    rt_request_body_event(req->iso, req); /* may run JS */
                 dp_request_unref(req);
             }
         }
@@ -526,6 +530,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 void dp_conn__resume(dp_conn *c)
 {
+    dp_request *req = c->req;
+    if (req != NULL && req->is_yielding && c->state != DP_CONN_CLOSING) {
+        req->is_yielding = false;
+        if (req->wants_writable && c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK) {
+            req->wants_writable = false;
+            req->bytes_since_yield = 0;
+            dp_request_ref(req);
+            if (req->iso != NULL)
+                rt_request_writable(req->iso, req);
+            dp_request_unref(req);
+        }
+        if (c->pending.len == 0 || c->state == DP_CONN_ACTIVE)
+            return;
+    }
     if (c->state == DP_CONN_CLOSING || c->is_shutting_down)
         return;
     nano_buf input = c->pending;

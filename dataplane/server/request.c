@@ -26,6 +26,35 @@ static nano_str copy_str(char **cursor, nano_str s)
     return (nano_str){dst, s.len};
 }
 
+/* "host:8080" -> "host", "[::1]:8080" -> "[::1]" (routing ignores the port). */
+static nano_str strip_port(nano_str host)
+{
+    for (size_t i = host.len; i > 0; i--) {
+        char ch = host.ptr[i - 1];
+        if (ch == ':')
+            return (nano_str){host.ptr, i - 1};
+        if (ch < '0' || ch > '9')
+            break;
+    }
+    return host;
+}
+
+/* The path of an absolute URL, without query or fragment ("/" when it has none). */
+static nano_str url_path(nano_str url)
+{
+    const char *p = url.ptr, *end = url.ptr + url.len;
+    const char *scheme = memchr(p, ':', url.len);
+    if (scheme != NULL && scheme + 2 < end && scheme[1] == '/' && scheme[2] == '/') {
+        p = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
+        if (p == NULL)
+            return NANO_STR("/");
+    }
+    const char *stop = p;
+    while (stop < end && *stop != '?' && *stop != '#')
+        stop++;
+    return (nano_str){p, (size_t)(stop - p)};
+}
+
 dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
 {
     /* The URL the app sees is absolute (Fetch: request's URL). The authority comes from Host;
@@ -41,14 +70,14 @@ dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
     size_t url_len = absolute ? head->target.len : 7 + host.len + head->target.len;
 
     /* One block: the struct, the header array, then every string NUL-terminated. */
-    size_t strings = total_head_size(head, url_len) + head->n_headers * 2;
+    size_t strings = total_head_size(head, url_len) + head->n_headers * 2 + head->host.len + 1;
     size_t hdr_bytes = head->n_headers * sizeof(dp_header);
     dp_request *req = nano_xcalloc(1, sizeof *req + hdr_bytes + strings);
     req->headers = (dp_header *)(req + 1);
     char *cursor = (char *)req->headers + hdr_bytes;
 
     req->refs = 1; /* the connection's */
-    req->id = c->srv->next_request_id++;
+    req->id = ((uint64_t)c->srv->opts.worker_index << 48) | c->srv->next_request_id++;
     req->srv = c->srv;
     req->conn = c;
     req->method = copy_str(&cursor, head->method);
@@ -63,6 +92,9 @@ dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
     url[url_len] = '\0';
     req->url = (nano_str){url, url_len};
     cursor += url_len + 1;
+    req->host = copy_str(&cursor, strip_port(head->host));
+    req->path = url_path(req->url);
+    req->start_ns = uv_hrtime();
     for (size_t i = 0; i < head->n_headers; i++) {
         req->headers[i].name = copy_str(&cursor, head->headers[i].name);
         req->headers[i].value = copy_str(&cursor, head->headers[i].value);
@@ -84,6 +116,16 @@ const dp_header *dp_request_header(const dp_request *req, size_t i) { return &re
 bool dp_request_has_body(const dp_request *req) { return req->has_body; }
 uint64_t dp_request_id(const dp_request *req) { return req->id; }
 bool dp_request_connected(const dp_request *req) { return req->conn != NULL; }
+nano_str dp_request_host(const dp_request *req) { return req->host; }
+nano_str dp_request_path(const dp_request *req) { return req->path; }
+uint64_t dp_request_start_ns(const dp_request *req) { return req->start_ns; }
+int dp_request_status(const dp_request *req) { return req->status; }
+uint64_t dp_request_bytes_out(const dp_request *req) { return req->bytes_out; }
+void dp_request_set_isolate(dp_request *req, struct rt_isolate *iso) { req->iso = iso; }
+struct rt_isolate *dp_request_isolate(const dp_request *req) { return req->iso; }
+void dp_request_set_app(dp_request *req, void *app_ud) { req->app_ud = app_ud; }
+void *dp_request_app(const dp_request *req) { return req->app_ud; }
+void dp_request_set_max_body(dp_request *req, uint64_t max_body) { req->max_body = max_body; }
 const nano_buf *dp_request_body(const dp_request *req) { return &req->body; }
 bool dp_request_body_complete(const dp_request *req) { return req->body_complete; }
 bool dp_request_body_failed(const dp_request *req) { return req->body_failed; }
@@ -149,7 +191,16 @@ void dp_request__detach(dp_request *req)
 
 void dp_request__body_append(dp_request *req, const char *data, size_t len)
 {
-    /* The parser already enforced the body limit. */
+    /* The parser enforced the server's body limit; an app may have a lower one. */
+    req->body_received += len;
+    if (req->max_body > 0 && req->body_received > req->max_body) {
+        if (req->conn != NULL && req->status == 0)
+            dp_response_error(req, 413);
+        req->is_body_discarded = true;
+        dp_request__body_end(req, true);
+        nano_buf_fini(&req->body);
+        return;
+    }
     if (req->is_body_piped)
         dp_response_write(req, data, len); /* sent with the connection's next flush */
     else if (!req->is_body_discarded)
@@ -191,7 +242,8 @@ void dp_request__body_end(dp_request *req, bool failed)
         }
         return;
     }
-    rt_request_body_event(req->srv->app, req);
+    if (req->iso != NULL)
+        rt_request_body_event(req->iso, req);
 }
 
 static const char *reason_phrase(int status)
@@ -339,6 +391,8 @@ int dp_response_write(dp_request *req, const void *data, size_t len)
             len = (size_t)req->length_left;
         req->length_left -= (int64_t)len;
     }
+    req->bytes_out += len;
+    req->bytes_since_yield += len;
     if (req->is_chunked) {
         char size_line[24];
         int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
@@ -361,10 +415,22 @@ void dp_response_flush(dp_request *req)
 bool dp_response_writable(dp_request *req)
 {
     dp_conn *c = req->conn;
-    if (c == NULL || c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK)
+    if (c == NULL)
         return true;
-    req->wants_writable = true;
-    return false;
+    if (c->out.len + c->write_bytes >= DP_RESPONSE_HIGH_WATER_MARK) {
+        req->wants_writable = true;
+        return false;
+    }
+    if (req->bytes_since_yield >= DP_RESPONSE_YIELD_BYTES) {
+        /* A fast reader never backs the socket up, so a generated body would be produced in
+         * one JS run: other connections would starve and the CPU limit would stop it. Go on
+         * at the next loop turn instead. */
+        req->wants_writable = true;
+        req->is_yielding = true;
+        dp_server__schedule(c->srv, c);
+        return false;
+    }
+    return true;
 }
 
 bool dp_response_body_wanted(const dp_request *req)

@@ -1,6 +1,9 @@
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -58,12 +61,11 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_free(srv);
 }
 
-dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts, struct rt_isolate *app)
+dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts)
 {
     dp_server *srv = nano_xcalloc(1, sizeof *srv);
     srv->loop = loop;
     srv->opts = *opts;
-    srv->app = app;
     srv->next_request_id = 1;
     uv_idle_init(loop, &srv->resume_idle);
     srv->resume_idle.data = srv;
@@ -71,21 +73,82 @@ dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts, struct 
     return srv;
 }
 
-int dp_server_listen(dp_server *srv, nano_error *err)
+static int parse_address(const char *host, int port, struct sockaddr_storage *addr,
+                         nano_error *err)
 {
-    struct sockaddr_storage addr;
-    int rc = uv_ip4_addr(srv->opts.host, srv->opts.port, (struct sockaddr_in *)&addr);
+    int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)addr);
     if (rc != 0)
-        rc = uv_ip6_addr(srv->opts.host, srv->opts.port, (struct sockaddr_in6 *)&addr);
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr);
     if (rc != 0)
         return nano_error_set(err, rc, "listen_address",
-                              "cannot listen on '%s': not an IPv4 or IPv6 address",
-                              srv->opts.host);
+                              "cannot listen on '%s': not an IPv4 or IPv6 address", host);
+    return 0;
+}
+
+static int port_of(const struct sockaddr_storage *a)
+{
+    return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
+                                          : ((const struct sockaddr_in *)a)->sin_port);
+}
+
+static int bind_socket(const char *host, int port, bool reuseport, int *bound_port,
+                       nano_error *err);
+
+int dp_listen_socket(const char *host, int port, int *bound_port, nano_error *err)
+{
+    return bind_socket(host, port, true, bound_port, err);
+}
+
+int dp_listen_socket_exclusive(const char *host, int port, int *bound_port, nano_error *err)
+{
+    return bind_socket(host, port, false, bound_port, err);
+}
+
+static int bind_socket(const char *host, int port, bool reuseport, int *bound_port,
+                       nano_error *err)
+{
+    struct sockaddr_storage addr;
+    int rc = parse_address(host, port, &addr, err);
+    if (rc != 0)
+        return rc;
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return nano_error_set(err, -errno, "listen_failed", "cannot create a socket: %s",
+                              strerror(errno));
+    int one = 1;
+    /* libuv 1.44 has no UV_TCP_REUSEPORT: set it here, then hand the fd to uv_tcp_open. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+        bind(fd, (const struct sockaddr *)&addr,
+             addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                        : sizeof(struct sockaddr_in)) != 0) {
+        int e = errno;
+        close(fd);
+        return nano_error_set(err, -e, "listen_failed", "cannot listen on %s:%d: %s", host,
+                              port, strerror(e));
+    }
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &len);
+    *bound_port = port_of(&bound);
+    return fd;
+}
+
+int dp_server_listen(dp_server *srv, nano_error *err)
+{
+    int rc;
     uv_tcp_init(srv->loop, &srv->listener);
     srv->listener.data = srv;
     srv->n_handles_open++;
     srv->is_listening = true;
-    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    if (srv->opts.fd > 0) {
+        rc = uv_tcp_open(&srv->listener, srv->opts.fd);
+    } else {
+        struct sockaddr_storage addr;
+        if ((rc = parse_address(srv->opts.host, srv->opts.port, &addr, err)) != 0)
+            return rc;
+        rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    }
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
     if (rc != 0)
@@ -95,14 +158,13 @@ int dp_server_listen(dp_server *srv, nano_error *err)
     struct sockaddr_storage bound;
     int len = sizeof bound;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
-    srv->bound_port = ntohs(bound.ss_family == AF_INET6
-                                ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                : ((struct sockaddr_in *)&bound)->sin_port);
+    srv->bound_port = port_of(&bound);
     bool is_v6 = strchr(srv->opts.host, ':') != NULL;
     char where[80];
     snprintf(where, sizeof where, "%s%s%s:%d", is_v6 ? "[" : "", srv->opts.host, is_v6 ? "]" : "",
              srv->bound_port);
-    NANO_INFO("dp.listening", "addr=%s", where);
+    if (!srv->opts.quiet)
+        NANO_INFO("dp.listening", "addr=%s", where);
     return 0;
 }
 

@@ -1,10 +1,12 @@
 /* server.h: the HTTP/1.1 front door of nano-dp: a listener on one libuv loop, its connections,
- * and graceful drain (DESIGN.md §8). Requests go to one app's runtime isolate (routing among
- * many apps arrives with the config model).
+ * and graceful drain (DESIGN.md §8). Each parsed request head goes to a dispatch callback
+ * (a worker's router, or the status port's handler), which answers it natively or hands it
+ * to an app's isolate (dp_request_set_isolate) and rt_call_fetch.
  * All functions: loop thread only. */
 #ifndef DP_SERVER_H
 #define DP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,7 +16,15 @@
 #include "http1.h"
 
 struct rt_isolate;
+struct dp_request;
 typedef struct dp_server dp_server;
+
+/* dp_dispatch_fn: a request head arrived; answer it (dp_response_*) now or later. The request
+ * is borrowed: take a reference to keep it past the call.
+ * dp_request_end_fn: the connection is done with the request: its response was written
+ * (failed: or abandoned, the connection closing); for access logs and counters. */
+typedef void (*dp_dispatch_fn)(void *ud, struct dp_request *req);
+typedef void (*dp_request_end_fn)(void *ud, struct dp_request *req, bool failed);
 
 typedef struct dp_server_options {
     const char *host;         /* listen address, e.g. "127.0.0.1" or "::1" */
@@ -22,13 +32,29 @@ typedef struct dp_server_options {
     dp_http1_limits limits;   /* request head and body sizes */
     uint64_t head_timeout_ms; /* a request head must arrive within this */
     uint64_t idle_timeout_ms; /* keep-alive connections idle this long are closed */
+    int fd;                   /* > 0: an already bound socket to listen on (SO_REUSEPORT
+                               * siblings made by dp_listen_socket); host/port then name it */
+    uint32_t worker_index;    /* in request ids' high bits, so ids are process-unique */
+    bool quiet;               /* no dp.listening line (workers' siblings; the status port logs its own) */
+    dp_dispatch_fn dispatch;
+    dp_request_end_fn on_request_end; /* may be NULL */
+    void *ud;                 /* for both callbacks */
 } dp_server_options;
+
+/* dp_listen_socket: a TCP socket bound to host:port with SO_REUSEPORT (so each worker thread
+ * can have its own, the kernel spreading connections among them); port 0 picks one, read it
+ * back with *bound_port. Returns the fd, or a negative code with err filled. */
+int dp_listen_socket(const char *host, int port, int *bound_port, nano_error *err);
+/* dp_listen_socket_exclusive: the same without SO_REUSEPORT: fails with "address in use"
+ * when anyone listens there (a probe before the shared sockets). */
+int dp_listen_socket_exclusive(const char *host, int port, int *bound_port, nano_error *err);
+
 
 typedef void (*dp_server_drained_cb)(dp_server *srv, void *ud);
 
-/* dp_server_new: a server on loop that runs requests on app (borrowed; must outlive the
- * server). Returns owned; nothing listens until dp_server_listen. */
-dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts, struct rt_isolate *app);
+/* dp_server_new: a server on loop handing requests to opts->dispatch. Returns owned; nothing
+ * listens until dp_server_listen. */
+dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts);
 
 /* dp_server_listen: binds and listens; logs dp.listening with the bound address. Returns 0 or a
  * negative libuv/errno code with err filled. */

@@ -15,7 +15,6 @@ typedef struct dp_conn dp_conn;
 struct dp_server {
     uv_loop_t *loop;
     dp_server_options opts;
-    struct rt_isolate *app;
     uv_tcp_t listener;
     bool is_listening;
     int bound_port;
@@ -77,6 +76,13 @@ struct dp_request {
     dp_server *srv;
     dp_conn *conn;          /* NULL once the connection let go of it */
     nano_str method, url;
+    nano_str host, path;    /* Host without port (may be empty); target path without query */
+    struct rt_isolate *iso; /* the isolate running it, told of body/writable/abort events */
+    void *app_ud;           /* the dispatcher's per-request tag (its app) */
+    uint64_t start_ns;      /* uv_hrtime at the head */
+    uint64_t bytes_out;     /* response body bytes written */
+    uint64_t max_body;      /* this request's body limit (the app's); 0: the server's */
+    uint64_t body_received;
     dp_header *headers;
     size_t n_headers;
     bool has_body;
@@ -93,6 +99,8 @@ struct dp_request {
     bool is_ended;
     bool is_close_delimited; /* HTTP/1.0 with unknown length: closing ends the body */
     bool wants_writable;    /* the runtime waits for rt_request_writable */
+    bool is_yielding;       /* held back to let the loop turn (see dp_response_writable) */
+    uint64_t bytes_since_yield;
     int64_t length_left;    /* of a Content-Length response body; -1 when not length-framed */
 };
 

@@ -56,8 +56,19 @@ class Server:
         self._log = []
         self._log_lock = threading.Lock()
 
+    def command(self):
+        cmd = [BIN, self.path, "--port", "0"]
+        # One worker thread unless the test asks (module state is per thread), and a status
+        # port of its own (tests run in parallel).
+        if not any(a.startswith("--threads") for a in self.args):
+            cmd += ["--threads", "1"]
+        if not any(a.startswith("--status-listen") for a in self.args):
+            cmd += ["--status-listen", "127.0.0.1:0"]
+        return cmd + self.args
+
     def start(self, expect_listen=True):
-        cmd = [BIN, self.path, "--port", "0"] + self.args
+        cmd = self.command()
+        self.status_port = None
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         _live.append(self)
@@ -66,6 +77,10 @@ class Server:
         if expect_listen:
             m = self.wait_log(r"dp\.listening addr=127\.0\.0\.1:(\d+)")
             self.port = int(m.group(1))
+            m = re.search(r"dp\.status_listening addr=127\.0\.0\.1:(\d+)", self.log())
+            if m is None and "--status-listen=off" not in self.args:
+                m = self.wait_log(r"dp\.status_listening addr=127\.0\.0\.1:(\d+)")
+            self.status_port = int(m.group(1)) if m else None
         return self
 
     def _pump(self, stream):
@@ -141,11 +156,53 @@ class Server:
     def __exit__(self, *exc):
         self.stop()
 
-    def request(self, method="GET", path="/", headers=None, body=None, timeout=TIMEOUT):
+    def request(self, method="GET", path="/", headers=None, body=None, timeout=TIMEOUT,
+                host=None):
         """One request on a fresh connection; returns a Response."""
         with Conn(self.port, timeout) as c:
-            c.send(build_request(method, path, headers, body, host=self.host))
+            c.send(build_request(method, path, headers, body, host=host or self.host))
             return c.read_response(head_only=method == "HEAD")
+
+    def status(self, path="/status"):
+        """GET on the status port; /status is parsed as JSON."""
+        with Conn(self.status_port) as c:
+            c.send(build_request("GET", path))
+            r = c.read_response()
+        if path == "/status":
+            import json
+            return json.loads(r.body)
+        return r
+
+
+class ConfigServer(Server):
+    """A nano-dp process serving the apps of a nano.json (`config`, a dict) whose module
+    files are `files` (name -> source), all in one temporary directory."""
+
+    def __init__(self, config, files, args=()):
+        super().__init__("", args=args, files=files, name="unused.js")
+        self.config_path = os.path.join(self.dir, "nano.json")
+        self.write_config(config)
+
+    def write_config(self, config):
+        import json
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(config) if not isinstance(config, str) else config)
+        os.replace(tmp, self.config_path)  # as deploy tools do: the watcher must see it
+
+    def write_file(self, name, text):
+        tmp = os.path.join(self.dir, name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(self.dir, name))
+
+    def command(self):
+        cmd = [BIN, "--config", self.config_path, "--listen", "127.0.0.1:0"]
+        if not any(a.startswith("--threads") for a in self.args):
+            cmd += ["--threads", "1"]
+        if not any(a.startswith("--status-listen") for a in self.args):
+            cmd += ["--status-listen", "127.0.0.1:0"]
+        return cmd + self.args
 
 
 def run_cli(args, timeout=TIMEOUT):

@@ -176,8 +176,8 @@ def console_goes_to_the_log_with_the_app_name():
            "  console.error('bad-thing'); return new Response('ok'); } };\n")
     with Server(app, ["--name", "shop"]) as s:
         eq(s.request().status, 200, "status")
-        s.wait_log(r"info app\.console app=shop level=log marker-xyz \{ n: 1 \}")
-        s.wait_log(r"error app\.console app=shop level=error bad-thing")
+        s.wait_log(r"info app\.console app=shop console=log marker-xyz \{ n: 1 \}")
+        s.wait_log(r"error app\.console app=shop console=error bad-thing")
 
 
 @check

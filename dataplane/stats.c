@@ -1,0 +1,66 @@
+#include "stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+
+const double dp_latency_bounds_ms[DP_LATENCY_BUCKETS] = {
+    0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+};
+
+const char *dp_app_state_name(dp_app_state s)
+{
+    switch (s) {
+    case DP_APP_ACTIVE: return "active";
+    case DP_APP_DRAINING: return "draining";
+    case DP_APP_SHUTDOWN: return "shutting_down";
+    case DP_APP_REMOVED: return "removed";
+    }
+    return "?";
+}
+
+void dp_stats_init(dp_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+}
+
+void dp_stats_fini(dp_stats *s)
+{
+    for (size_t i = 0; i < s->n_apps; i++)
+        nano_free(s->apps[i]);
+    nano_free(s->apps);
+    pthread_mutex_destroy(&s->mu);
+}
+
+dp_app_stats *dp_stats_app(dp_stats *s, const char *name)
+{
+    /* Only this table's worker adds entries, so reading without the lock is safe here. */
+    for (size_t i = 0; i < s->n_apps; i++) {
+        if (strcmp(s->apps[i]->name, name) == 0) {
+            atomic_store(&s->apps[i]->state, DP_APP_ACTIVE);
+            return s->apps[i];
+        }
+    }
+    dp_app_stats *a = nano_xcalloc(1, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    pthread_mutex_lock(&s->mu);
+    if (s->n_apps == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->apps = nano_xrealloc(s->apps, s->cap * sizeof *s->apps);
+    }
+    s->apps[s->n_apps++] = a;
+    pthread_mutex_unlock(&s->mu);
+    return a;
+}
+
+void dp_stats_observe_latency(dp_app_stats *a, uint64_t duration_us)
+{
+    size_t i = 0;
+    while (i < DP_LATENCY_BUCKETS && (double)duration_us > dp_latency_bounds_ms[i] * 1000.0)
+        i++;
+    dp_stat_add(&a->latency_buckets[i], 1);
+    dp_stat_add(&a->latency_count, 1);
+    dp_stat_add(&a->latency_sum_us, (int64_t)duration_us);
+}
