@@ -468,10 +468,15 @@ static int serve(dp_main *m)
         .isolate_memory_budget = m->opts.isolate_memory_budget / n,
         .access_log = !m->opts.no_access_log,
     };
-    /* The parser's body limit is the largest any app allows; each request gets its app's. */
-    for (size_t i = 0; i < nano_config_n_apps(m->cfg); i++)
-        if (nano_config_app(m->cfg, i)->limits.max_body > wo.max_body)
-            wo.max_body = nano_config_app(m->cfg, i)->limits.max_body;
+    /* The parser's limits are the largest any app allows (a config change may raise them up
+     * to these flags' values only); each request then gets its app's own. */
+    for (size_t i = 0; i < nano_config_n_apps(m->cfg); i++) {
+        const nano_limits *l = &nano_config_app(m->cfg, i)->limits;
+        if (l->max_body > wo.max_body)
+            wo.max_body = l->max_body;
+        if (l->max_head > wo.max_head)
+            wo.max_head = l->max_head;
+    }
     m->workers = nano_xcalloc(n, sizeof *m->workers);
     for (size_t i = 0; i < n; i++) {
         if (dp_worker_start(&m->workers[i], (int)i, fds[i], &wo, m->cfg, on_worker_done, m, &err) != 0) {

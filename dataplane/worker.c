@@ -439,6 +439,18 @@ static uint64_t content_length_of(dp_request *req, bool *has)
     return 0;
 }
 
+/* The request line and headers as they came (near enough: the parser's own limit counted the
+ * exact bytes, against the largest max_head of any app). */
+static uint64_t head_size(dp_request *req)
+{
+    uint64_t n = dp_request_method(req).len + dp_request_url(req).len + 12;
+    for (size_t i = 0; i < dp_request_n_headers(req); i++) {
+        const dp_header *h = dp_request_header(req, i);
+        n += h->name.len + h->value.len + 4;
+    }
+    return n;
+}
+
 static dp_app *route_draining(dp_worker *w, nano_str host, nano_str path)
 {
     for (dp_app *a = w->draining; a != NULL; a = a->next) {
@@ -473,6 +485,10 @@ static void dispatch(void *ud, dp_request *req)
     uint64_t length = content_length_of(req, &has_length);
     if (has_length && length > lim->max_body) {
         respond_plain(req, 413, "Content Too Large", false);
+        return;
+    }
+    if (head_size(req) > lim->max_head) {
+        respond_plain(req, 431, "Request Header Fields Too Large", false);
         return;
     }
     dp_request_set_max_body(req, lim->max_body);
