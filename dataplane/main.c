@@ -467,6 +467,7 @@ static int serve(dp_main *m)
         .idle_timeout_ms = m->opts.idle_timeout_ms,
         .isolate_memory_budget = m->opts.isolate_memory_budget / n,
         .access_log = !m->opts.no_access_log,
+        .pool_size = m->opts.pool_size,
     };
     /* The parser's limits are the largest any app allows (a config change may raise them up
      * to these flags' values only); each request then gets its app's own. */

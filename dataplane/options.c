@@ -27,6 +27,8 @@ static const char usage[] =
     "  --access-log on|off   one log line per request (default on)\n"
     "  --isolate-memory-budget N  V8 heap all isolates may keep; idle ones beyond it are\n"
     "                        evicted, least recently used first (default 0: no limit)\n"
+    "  --isolate-pool N      ready isolates each thread keeps for apps' first requests\n"
+    "                        (default 1; 0: none)\n"
     "  --env NAME            APP.js: also read .env.NAME beside the app (after .env)\n"
     "  --cpu-limit MS        APP.js: CPU time per request in ms (default 50)\n"
     "  --memory-limit MB     APP.js: isolate heap in MiB (default 128)\n"
@@ -153,6 +155,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     o->head_timeout_ms = 30 * 1000;
     o->idle_timeout_ms = 60 * 1000;
     o->log_level = NANO_LOG_INFO;
+    o->pool_size = 1;
     const char *name = NULL;
     int first = 1;
     if (argc > 1 && strcmp(argv[1], "test") == 0) {
@@ -202,7 +205,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
             "--log-level", "--config", "--threads", "--status-listen", "--log-format",
-            "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit",
+            "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit", "--isolate-pool",
             NULL};
         static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
                                                  "--log-level", NULL};
@@ -277,6 +280,12 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
                 rc = bad(err, "--access-log %s: use on or off", value);
         } else if (strcmp(flag, "--isolate-memory-budget") == 0) {
             rc = parse_size(flag, value, &o->isolate_memory_budget, err);
+        } else if (strcmp(flag, "--isolate-pool") == 0) {
+            char *end = NULL;
+            long n = strtol(value, &end, 10);
+            if (end == value || *end != '\0' || n < 0 || n > 64)
+                rc = bad(err, "--isolate-pool %s: expected a number from 0 to 64", value);
+            o->pool_size = (size_t)n;
         } else if (strcmp(flag, "--env") == 0) {
             o->env_name = value;
         } else if (strcmp(flag, "--cpu-limit") == 0 || strcmp(flag, "--memory-limit") == 0) {

@@ -49,6 +49,7 @@ typedef struct dp_options {
     const char *env_name;         /* --env NAME: .env.NAME */
     uint64_t cpu_limit_ms;        /* APP.js limits (0: defaults) */
     uint64_t memory_limit_mb;
+    size_t pool_size;             /* --isolate-pool: ready isolates kept per thread */
     bool show_help;
     bool show_version;
 } dp_options;

@@ -41,6 +41,8 @@ struct dp_version {
     bool is_broken;                /* hit its heap limit: to be discarded by the reaper */
     bool is_reap_queued;
     bool logged_load_error;
+    size_t heap_used;              /* at the last sample */
+    uint64_t heap_sampled_ms;
     dp_version *next;              /* in app->retired, or the worker's reap list */
     dp_version *reap_next;
 };
@@ -98,6 +100,8 @@ struct dp_worker {
     uv_check_t log_flush;
     nano_buf access_log;
     rt_watch watch;
+    rt_pool *pool;                 /* ready isolates for apps' first requests */
+    uint64_t last_heap_sample_ms;
     dp_stats stats;
     dp_worker_done_fn done;
     void *done_ud;
@@ -202,6 +206,7 @@ static int version_isolate(dp_version *v)
         .env = &c->env,
         .node_compat = c->node_compat,
         .heap_limit_mb = (size_t)c->limits.memory_mb,
+        .pool = w->pool,
     };
     nano_error err = {0};
     uint64_t t0 = uv_hrtime();
@@ -748,19 +753,24 @@ typedef struct iso_use {
     size_t heap;
 } iso_use;
 
+/* An isolate's heap is read again only if it ran since the last sample (an idle heap does not
+ * change; reading a thousand of them each tick would cost the loop milliseconds). */
 static void sample_heap(dp_worker *w, dp_version *v, uint64_t *per_app_total, iso_use **uses,
                         size_t *n_uses, size_t *cap)
 {
     if (v->iso == NULL)
         return;
-    size_t heap = rt_isolate_heap_used(v->iso);
+    if (v->heap_sampled_ms == 0 || v->last_used_ms >= w->last_heap_sample_ms) {
+        v->heap_used = rt_isolate_heap_used(v->iso);
+        v->heap_sampled_ms = now_ms(w);
+    }
+    size_t heap = v->heap_used;
     *per_app_total += heap;
     if (*n_uses == *cap) {
         *cap = *cap ? *cap * 2 : 16;
         *uses = nano_xrealloc(*uses, *cap * sizeof **uses);
     }
     (*uses)[(*n_uses)++] = (iso_use){v, heap};
-    (void)w;
 }
 
 static int by_last_used(const void *a, const void *b)
@@ -785,6 +795,8 @@ static void on_tick(uv_timer_t *t)
         dp_stat_add(&stats->wall_kills, 1);
         rt_request_fail(f->version->iso, f->req, 500); /* request_done unlinks f */
     }
+    if (now - w->last_heap_sample_ms < 1000)
+        return;
     size_t n_apps = w->cfg != NULL ? nano_config_n_apps(w->cfg) : 0;
     iso_use *uses = NULL;
     size_t n_uses = 0, cap = 0, total = 0;
@@ -816,6 +828,7 @@ static void on_tick(uv_timer_t *t)
                       (unsigned long long)w->opts.isolate_memory_budget);
     }
     nano_free(uses);
+    w->last_heap_sample_ms = now;
 }
 
 /* --- the thread, its mailbox and its end ----------------------------------------------------- */
@@ -889,6 +902,8 @@ static void close_all(dp_worker *w)
     while (w->draining != NULL)
         app_finish(w->draining); /* fails what is left, frees isolates */
     w->reap_head = NULL;
+    rt_pool_free(w->pool);
+    w->pool = NULL;
     on_log_flush(&w->log_flush);
     uv_close((uv_handle_t *)&w->wake, on_handle_closed);
     uv_close((uv_handle_t *)&w->reaper, on_handle_closed);
@@ -953,6 +968,8 @@ static void worker_thread(void *arg)
         .on_request_end = on_request_end,
         .ud = w,
     };
+    if (w->opts.pool_size > 0)
+        w->pool = rt_pool_new(&w->loop, w->opts.pool_size);
     w->server = dp_server_new(&w->loop, &so);
     w->start_rc = dp_server_listen(w->server, &w->start_err);
     if (w->start_rc != 0) {

@@ -193,10 +193,14 @@ internal.defineGlobal('atob', function atob(data) {
   return out;
 });
 
+// The machine's, so set per context (the snapshot is made on the build machine).
+let hardwareConcurrency = 1;
+internal.onContextInit((options) => { hardwareConcurrency = options.hardwareConcurrency; });
+
 class Navigator {
   constructor(key = undefined) { webidl.illegalConstructor(key, 'Navigator'); }
   get userAgent() { return `nano/${binding.version}`; }
-  get hardwareConcurrency() { return binding.hardwareConcurrency; }
+  get hardwareConcurrency() { return hardwareConcurrency; }
   get language() { return 'en-US'; }
   get languages() { return languages; }
   get onLine() { return true; }

@@ -9,8 +9,10 @@ const {
 } = primordials;
 const { webidl, DOMException, EventTarget } = internal;
 const now = internal.performanceNow;
-// The wall-clock time of the isolate's time origin, in ms since the epoch.
-const timeOrigin = DateNow() - now();
+// The wall-clock time of the isolate's time origin, in ms since the epoch: taken when the
+// context starts serving its app, not when the snapshot was made.
+let timeOrigin = 0;
+internal.onContextInit(() => { timeOrigin = DateNow() - now(); });
 
 class PerformanceEntry {
   #name; #entryType; #startTime; #duration;

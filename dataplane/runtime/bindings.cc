@@ -28,7 +28,7 @@ void rt__timer_stop(rt_isolate *iso);
 
 static rt_isolate *iso_of(const FunctionCallbackInfo<Value> &args)
 {
-    return static_cast<rt_isolate *>(args.Data().As<v8::External>()->Value());
+    return rt_isolate_of(args.GetIsolate());
 }
 
 static void throw_type_error(Isolate *isolate, const char *msg)
@@ -642,65 +642,66 @@ static void RandomFill(const FunctionCallbackInfo<Value> &args)
             String::NewFromUtf8Literal(isolate, "the random number generator failed")));
 }
 
-Local<Object> rt_make_binding(rt_isolate *iso, Local<Context> ctx)
+// The natives on `binding`. Their addresses also go into the snapshot's external reference
+// table (snapshot.cc): a function in the startup snapshot refers to its C++ callback by its
+// index there, so this list is the one place a native is added.
+static const rt_native kNatives[] = {
+    {"log", Log},
+    {"print", Print},
+    {"reportError", ReportError},
+    {"now", Now},
+    {"timerArm", TimerArm},
+    {"timerStop", TimerStop},
+    {"structuredClone", StructuredClone},
+    {"randomFill", RandomFill},
+    {"transferArrayBuffer", TransferArrayBuffer},
+    {"isDetached", IsDetached},
+    {"isSharedArrayBuffer", IsSharedArrayBuffer},
+    {"runMicrotasks", RunMicrotasks},
+    {"encodeUtf8", EncodeUtf8},
+    {"decodeUtf8", DecodeUtf8},
+    {"requestHeaders", RequestHeaders},
+    {"readBody", ReadBody},
+    {"readBodyChunk", ReadBodyChunk},
+    {"cancelBody", CancelBody},
+    {"respond", Respond},
+    {"responseStart", ResponseStart},
+    {"responseWrite", ResponseWrite},
+    {"responseEnd", ResponseEnd},
+    {"respondPipe", RespondPipe},
+    {"fail", Fail},
+    {"waitUntilStart", WaitUntilStart},
+    {"waitUntilEnd", WaitUntilEnd},
+    {"shutdownDone", ShutdownDone},
+};
+
+const rt_native *rt_binding_natives(size_t *n)
 {
-    Isolate *isolate = iso->isolate;
+    *n = sizeof kNatives / sizeof kNatives[0];
+    return kNatives;
+}
+
+// Every table of natives, for rt_make_binding and the snapshot's external references.
+extern const rt_natives_fn rt_native_lists[] = {rt_binding_natives, rt_encoding_natives,
+                                                rt_idna_natives, rt_compression_natives, nullptr};
+
+Local<Object> rt_make_binding(Isolate *isolate, Local<Context> ctx)
+{
     Local<Object> binding = Object::New(isolate);
-    Local<v8::External> data = v8::External::New(isolate, iso);
-    struct {
-        const char *name;
-        v8::FunctionCallback fn;
-    } fns[] = {
-        {"log", Log},
-        {"print", Print},
-        {"reportError", ReportError},
-        {"now", Now},
-        {"timerArm", TimerArm},
-        {"timerStop", TimerStop},
-        {"structuredClone", StructuredClone},
-        {"randomFill", RandomFill},
-        {"transferArrayBuffer", TransferArrayBuffer},
-        {"isDetached", IsDetached},
-        {"isSharedArrayBuffer", IsSharedArrayBuffer},
-        {"runMicrotasks", RunMicrotasks},
-        {"encodeUtf8", EncodeUtf8},
-        {"decodeUtf8", DecodeUtf8},
-        {"requestHeaders", RequestHeaders},
-        {"readBody", ReadBody},
-        {"readBodyChunk", ReadBodyChunk},
-        {"cancelBody", CancelBody},
-        {"respond", Respond},
-        {"responseStart", ResponseStart},
-        {"responseWrite", ResponseWrite},
-        {"responseEnd", ResponseEnd},
-        {"respondPipe", RespondPipe},
-        {"fail", Fail},
-        {"waitUntilStart", WaitUntilStart},
-        {"waitUntilEnd", WaitUntilEnd},
-        {"shutdownDone", ShutdownDone},
-    };
-    for (const auto &f : fns) {
-        Local<v8::Function> fn = v8::Function::New(ctx, f.fn, data, 0,
-                                                   v8::ConstructorBehavior::kThrow)
-                                     .ToLocalChecked();
-        rt_ignore(binding->Set(ctx, String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn));
+    size_t n = 0;
+    for (const rt_natives_fn *list = rt_native_lists; *list != nullptr; list++) {
+        const rt_native *natives = (*list)(&n);
+        for (size_t i = 0; i < n; i++) {
+            // No function data: a snapshot cannot hold a pointer to this process's objects,
+            // so each native finds its rt_isolate through the v8::Isolate (rt_isolate_of).
+            Local<v8::Function> fn = v8::Function::New(ctx, natives[i].fn, Local<Value>(), 0,
+                                                       v8::ConstructorBehavior::kThrow)
+                                         .ToLocalChecked();
+            rt_ignore(binding->Set(
+                ctx, String::NewFromUtf8(isolate, natives[i].name).ToLocalChecked(), fn));
+        }
     }
-    rt_encoding_add_bindings(iso, ctx, binding);
-    rt_idna_add_bindings(iso, ctx, binding);
-    rt_compression_add_bindings(iso, ctx, binding);
-    if (!iso->location.empty())
-        rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "location"),
-                               String::NewFromUtf8(isolate, iso->location.c_str()).ToLocalChecked()));
     rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "version"),
                            String::NewFromUtf8Literal(isolate, NANO_VERSION)));
-    unsigned int cpus = 0;
-    uv_cpu_info_t *info = nullptr;
-    int n_cpus = 0;
-    if (uv_cpu_info(&info, &n_cpus) == 0) {
-        cpus = (unsigned int)n_cpus;
-        uv_free_cpu_info(info, n_cpus);
-    }
-    rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "hardwareConcurrency"),
-                           v8::Integer::NewFromUnsigned(isolate, cpus ? cpus : 1)));
     return binding;
 }

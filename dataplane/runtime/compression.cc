@@ -20,6 +20,7 @@ using v8::ArrayBuffer;
 using v8::BackingStore;
 using v8::Context;
 using v8::FunctionCallbackInfo;
+using v8::HandleScope;
 using v8::Isolate;
 using v8::Local;
 using v8::Object;
@@ -348,7 +349,7 @@ static push_result push_brotli(rt_compressor *c, output *o, const uint8_t *in, s
 
 static rt_compression *cz_of(const FunctionCallbackInfo<Value> &args)
 {
-    return static_cast<rt_isolate *>(args.Data().As<v8::External>()->Value())->compression;
+    return rt_isolate_of(args.GetIsolate())->compression;
 }
 
 static void throw_error(Isolate *isolate, bool is_range, const std::string &msg)
@@ -525,31 +526,30 @@ static void CompressorEnd(const FunctionCallbackInfo<Value> &args)
         report_memory(c, isolate);
 }
 
-void rt_compression_add_bindings(rt_isolate *iso, Local<Context> ctx, Local<Object> binding)
+static const rt_native kNatives[] = {
+    {"compressorNew", CompressorNew},
+    {"compressorPush", CompressorPush},
+    {"compressorEnd", CompressorEnd},
+};
+
+const rt_native *rt_compression_natives(size_t *n)
+{
+    *n = sizeof kNatives / sizeof kNatives[0];
+    return kNatives;
+}
+
+// The handle template is made per isolate, not kept in the snapshot: handles are only ever
+// created by compressorNew in this isolate, so HasInstance needs nothing older.
+void rt_compression_init(rt_isolate *iso)
 {
     Isolate *isolate = iso->isolate;
-    if (iso->compression == nullptr) {
-        iso->compression = new rt_compression;
-        iso->compression->isolate = isolate;
-        Local<v8::FunctionTemplate> tmpl = v8::FunctionTemplate::New(isolate);
-        tmpl->SetClassName(String::NewFromUtf8Literal(isolate, "CompressionHandle"));
-        tmpl->InstanceTemplate()->SetInternalFieldCount(1);
-        iso->compression->tmpl.Reset(isolate, tmpl);
-    }
-    Local<v8::External> data = v8::External::New(isolate, iso);
-    struct {
-        const char *name;
-        v8::FunctionCallback fn;
-    } fns[] = {
-        {"compressorNew", CompressorNew},
-        {"compressorPush", CompressorPush},
-        {"compressorEnd", CompressorEnd},
-    };
-    for (const auto &f : fns) {
-        Local<v8::Function> fn =
-            v8::Function::New(ctx, f.fn, data, 0, v8::ConstructorBehavior::kThrow).ToLocalChecked();
-        rt_ignore(binding->Set(ctx, String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn));
-    }
+    HandleScope handles(isolate);
+    iso->compression = new rt_compression;
+    iso->compression->isolate = isolate;
+    Local<v8::FunctionTemplate> tmpl = v8::FunctionTemplate::New(isolate);
+    tmpl->SetClassName(String::NewFromUtf8Literal(isolate, "CompressionHandle"));
+    tmpl->InstanceTemplate()->SetInternalFieldCount(1);
+    iso->compression->tmpl.Reset(isolate, tmpl);
 }
 
 void rt_compression_close_all(rt_isolate *iso)

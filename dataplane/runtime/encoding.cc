@@ -17,7 +17,7 @@ using v8::Value;
 
 static rt_isolate *iso_of(const FunctionCallbackInfo<Value> &args)
 {
-    return static_cast<rt_isolate *>(args.Data().As<v8::External>()->Value());
+    return rt_isolate_of(args.GetIsolate());
 }
 
 static bool bytes_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p, size_t *len)
@@ -274,20 +274,13 @@ void rt_encoding_close_all(rt_isolate *iso)
     iso->converters.clear();
 }
 
-void rt_encoding_add_bindings(rt_isolate *iso, Local<Context> ctx, Local<v8::Object> binding)
+static const rt_native kNatives[] = {
+    {"utf8Decode", Utf8Decode}, {"encodeInto", EncodeInto}, {"icuTable", IcuTable},
+    {"icuOpen", IcuOpen},       {"icuClose", IcuClose},     {"icuDecode", IcuDecode},
+};
+
+const rt_native *rt_encoding_natives(size_t *n)
 {
-    Isolate *isolate = iso->isolate;
-    Local<v8::External> data = v8::External::New(isolate, iso);
-    struct {
-        const char *name;
-        v8::FunctionCallback fn;
-    } fns[] = {
-        {"utf8Decode", Utf8Decode}, {"encodeInto", EncodeInto}, {"icuTable", IcuTable},
-        {"icuOpen", IcuOpen},       {"icuClose", IcuClose},     {"icuDecode", IcuDecode},
-    };
-    for (const auto &f : fns) {
-        Local<v8::Function> fn =
-            v8::Function::New(ctx, f.fn, data, 0, v8::ConstructorBehavior::kThrow).ToLocalChecked();
-        rt_ignore(binding->Set(ctx, String::NewFromUtf8(isolate, f.name).ToLocalChecked(), fn));
-    }
+    *n = sizeof kNatives / sizeof kNatives[0];
+    return kNatives;
 }

@@ -66,14 +66,13 @@ static void Convert(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().SetNull();
 }
 
-void rt_idna_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx, v8::Local<v8::Object> binding)
+static const rt_native kNatives[] = {
+    {"domainToASCII", Convert<true>},
+    {"domainToUnicode", Convert<false>},
+};
+
+const rt_native *rt_idna_natives(size_t *n)
 {
-    Isolate *isolate = iso->isolate;
-    Local<v8::External> data = v8::External::New(isolate, iso);
-    Local<v8::Function> to_ascii =
-        v8::Function::New(ctx, Convert<true>, data, 1, v8::ConstructorBehavior::kThrow).ToLocalChecked();
-    Local<v8::Function> to_unicode =
-        v8::Function::New(ctx, Convert<false>, data, 1, v8::ConstructorBehavior::kThrow).ToLocalChecked();
-    rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "domainToASCII"), to_ascii));
-    rt_ignore(binding->Set(ctx, String::NewFromUtf8Literal(isolate, "domainToUnicode"), to_unicode));
+    *n = sizeof kNatives / sizeof kNatives[0];
+    return kNatives;
 }

@@ -10,10 +10,7 @@
 
 extern "C" {
 #include "alloc.h"
-#include "embedded.h"
 #include "log.h"
-extern const nano_embedded nano_builtin_js[];
-extern const size_t nano_builtin_js_count;
 }
 
 using v8::Context;
@@ -514,40 +511,13 @@ void rt__timer_stop(rt_isolate *iso)
     uv_timer_stop(&iso->timer);
 }
 
-static int load_builtins(rt_isolate *iso, Local<Context> ctx, nano_error *err)
+// Keeps what the runtime calls directly: the built-ins' `internal` object (found in the
+// snapshot) and the functions on it that C calls for every request or timer.
+static int bind_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> internal,
+                         nano_error *err)
 {
     Isolate *isolate = iso->isolate;
-    Local<Object> binding = rt_make_binding(iso, ctx);
-    Local<Object> primordials = Object::New(isolate);
-    Local<Object> internal = Object::New(isolate);
     iso->internal.Reset(isolate, internal);
-    Local<String> params[] = {
-        String::NewFromUtf8Literal(isolate, "binding"),
-        String::NewFromUtf8Literal(isolate, "primordials"),
-        String::NewFromUtf8Literal(isolate, "internal"),
-    };
-    for (size_t i = 0; i < nano_builtin_js_count; i++) {
-        const nano_embedded *f = &nano_builtin_js[i];
-        std::string origin_name = std::string("nano:internal/") + f->name;
-        v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, origin_name.c_str()).ToLocalChecked());
-        v8::ScriptCompiler::Source source(
-            String::NewFromUtf8(isolate, f->data, v8::NewStringType::kNormal, (int)f->len)
-                .ToLocalChecked(),
-            origin);
-        TryCatch tc(isolate);
-        Local<Function> fn;
-        Local<Value> args[] = {binding, primordials, internal};
-        Local<Value> checked;
-        if (i > 0 && internal->Get(ctx, String::NewFromUtf8Literal(isolate, "checkedPrimordials"))
-                         .ToLocal(&checked) && checked->IsObject())
-            args[1] = checked;
-        if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params).ToLocal(&fn) ||
-            fn->Call(ctx, v8::Undefined(isolate), 3, args).IsEmpty()) {
-            std::string text = rt_describe_exception(iso, ctx, tc);
-            return nano_error_set(err, NANO_EJS, "builtin_failed", "built-in %s failed: %s",
-                                  f->name, text.c_str());
-        }
-    }
     auto get_fn = [&](const char *name, v8::Global<Function> *out) {
         Local<Value> v;
         if (!internal->Get(ctx, String::NewFromUtf8(isolate, name).ToLocalChecked()).ToLocal(&v) ||
@@ -560,6 +530,51 @@ static int load_builtins(rt_isolate *iso, Local<Context> ctx, nano_error *err)
         !get_fn("formatUncaught", &iso->format_uncaught) ||
         !get_fn("requestAborted", &iso->request_aborted))
         return nano_error_set(err, NANO_EJS, "builtin_failed", "built-ins are incomplete");
+    return 0;
+}
+
+// The machine's CPU count for navigator.hardwareConcurrency: asked once per process (libuv
+// reads /proc for it, too slow to repeat per isolate).
+static unsigned int hardware_concurrency()
+{
+    static const unsigned int n = [] {
+        uv_cpu_info_t *info = nullptr;
+        int n_cpus = 0;
+        if (uv_cpu_info(&info, &n_cpus) != 0)
+            return 1u;
+        uv_free_cpu_info(info, n_cpus);
+        return n_cpus > 0 ? (unsigned int)n_cpus : 1u;
+    }();
+    return n;
+}
+
+// The per-context half of the built-ins (01_context_init.js): what the snapshot cannot hold
+// because it depends on the machine, the moment or the app. Starts the context's clock.
+static int init_context(rt_isolate *iso, Local<Context> ctx, nano_error *err)
+{
+    Isolate *isolate = iso->isolate;
+    iso->time_origin_ns = uv_hrtime();
+    Local<Object> options = Object::New(isolate);
+    rt_ignore(options->Set(ctx, String::NewFromUtf8Literal(isolate, "location"),
+                           iso->location.empty()
+                               ? v8::Undefined(isolate).As<Value>()
+                               : String::NewFromUtf8(isolate, iso->location.c_str())
+                                     .ToLocalChecked()
+                                     .As<Value>()));
+    rt_ignore(options->Set(ctx, String::NewFromUtf8Literal(isolate, "hardwareConcurrency"),
+                           v8::Integer::NewFromUnsigned(isolate, hardware_concurrency())));
+    Local<Value> init;
+    Local<Value> args[] = {options};
+    TryCatch tc(isolate);
+    if (!iso->internal.Get(isolate)
+             ->Get(ctx, String::NewFromUtf8Literal(isolate, "initContext"))
+             .ToLocal(&init) ||
+        !init->IsFunction() ||
+        init.As<Function>()->Call(ctx, v8::Undefined(isolate), 1, args).IsEmpty()) {
+        std::string text = tc.HasCaught() ? rt_describe_exception(iso, ctx, tc) : "no initContext";
+        return nano_error_set(err, NANO_EJS, "builtin_failed", "context init failed: %s",
+                              text.c_str());
+    }
     return 0;
 }
 
@@ -742,36 +757,45 @@ static void on_handle_closed(uv_handle_t *h)
         delete iso;
 }
 
-int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out, nano_error *err)
+// Compiles a small module and throws it away. An isolate's first compile pays for setting up
+// its parser and compiler (measured: ~120-200 us of a ~250 us compile of a hello-world
+// module); done here, a pooled isolate pays it before an app is waiting. Nothing of it is
+// reachable from JS.
+static void warm_compiler(Isolate *isolate)
 {
+    v8::ScriptOrigin origin(isolate, String::NewFromUtf8Literal(isolate, "nano:internal/warm"), 0,
+                            0, false, -1, Local<Value>(), false, false, true);
+    v8::ScriptCompiler::Source source(
+        String::NewFromUtf8Literal(isolate, "export default { async fetch(request, env, ctx) "
+                                            "{ return new Response(`${request.url}`); } };"),
+        origin);
+    TryCatch tc(isolate);
+    rt_ignore(v8::ScriptCompiler::CompileModule(isolate, &source));
+}
+
+int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, nano_error *err)
+{
+    v8::StartupData *blob = rt_snapshot_blob();
+    if (blob == nullptr)
+        return nano_error_set(err, NANO_EINVAL, "snapshot_missing",
+                              "this binary has no startup snapshot");
     auto *iso = new rt_isolate();
     iso->loop = loop;
-    iso->name = opts->name;
-    iso->console_prefix = std::string("app=") + opts->name;
-    iso->console_mode = opts->console_mode;
-    if (opts->location != nullptr)
-        iso->location = opts->location;
-    iso->time_origin_ns = uv_hrtime();
-    iso->node_compat = opts->node_compat;
-    if (opts->main_source != nullptr && opts->main_path != nullptr) {
-        char real[PATH_MAX];
-        if (realpath(opts->main_path, real) != nullptr) {
-            iso->main_real = real;
-            iso->main_source.assign(opts->main_source, opts->main_source_len);
-        }
-    }
     iso->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
     Isolate::CreateParams params;
     params.array_buffer_allocator = iso->allocator;
-    if (opts->heap_limit_mb > 0)
-        params.constraints.ConfigureDefaultsFromHeapSize(0, opts->heap_limit_mb << 20);
+    params.snapshot_blob = blob;
+    params.external_references = rt_external_references();
+    if (heap_limit_mb > 0)
+        params.constraints.ConfigureDefaultsFromHeapSize(0, heap_limit_mb * 1024 * 1024);
     iso->isolate = Isolate::New(params);
-    if (opts->heap_limit_mb > 0)
+    if (heap_limit_mb > 0)
         iso->isolate->AddNearHeapLimitCallback(on_near_heap_limit, iso);
     iso->isolate->SetData(0, iso);
     iso->isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
     iso->isolate->SetPromiseRejectCallback(on_promise_reject);
     rt_modules_install_callbacks(iso->isolate);
+    rt_compression_init(iso);
     uv_timer_init(loop, &iso->timer);
     iso->timer.data = iso;
     iso->is_timer_open = true;
@@ -782,11 +806,64 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     {
         Isolate::Scope isolate_scope(iso->isolate);
         HandleScope handles(iso->isolate);
+        // The snapshot's default context: every built-in loaded (snapshot_gen.cc).
         Local<Context> ctx = Context::New(iso->isolate);
         iso->context.Reset(iso->isolate, ctx);
         Context::Scope context_scope(ctx);
+        Local<Object> internal;
+        if (!ctx->GetDataFromSnapshotOnce<Object>(kSnapshotInternal).ToLocal(&internal))
+            rc = nano_error_set(err, NANO_EINVAL, "snapshot_bad",
+                                "the startup snapshot has no built-ins");
+        else
+            rc = bind_builtins(iso, ctx, internal, err);
+        if (rc == 0)
+            warm_compiler(iso->isolate);
+    }
+    if (rc != 0) {
+        rt_isolate_free(iso);
+        return rc;
+    }
+    *out = iso;
+    return 0;
+}
+
+int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out, nano_error *err)
+{
+    uint64_t t0 = uv_hrtime();
+    // A pooled isolate has the default heap limit, so an app with its own limit gets a fresh
+    // one (runtime.h, heap_limit_mb).
+    rt_isolate *iso = opts->heap_limit_mb == 0 || opts->heap_limit_mb == RT_POOL_HEAP_LIMIT_MB
+                          ? rt__pool_take(opts->pool, loop)
+                          : nullptr;
+    bool is_pooled = iso != nullptr;
+    if (!is_pooled) {
+        int rc = rt__isolate_create(loop, opts->heap_limit_mb, &iso, err);
+        if (rc != 0)
+            return rc;
+    }
+    uint64_t t1 = uv_hrtime();
+    iso->name = opts->name;
+    iso->console_prefix = std::string("app=") + opts->name;
+    iso->console_mode = opts->console_mode;
+    if (opts->location != nullptr)
+        iso->location = opts->location;
+    iso->node_compat = opts->node_compat;
+    if (opts->main_source != nullptr && opts->main_path != nullptr) {
+        char real[PATH_MAX];
+        if (realpath(opts->main_path, real) != nullptr) {
+            iso->main_real = real;
+            iso->main_source.assign(opts->main_source, opts->main_source_len);
+        }
+    }
+
+    int rc;
+    {
+        Isolate::Scope isolate_scope(iso->isolate);
+        HandleScope handles(iso->isolate);
+        Local<Context> ctx = iso->context.Get(iso->isolate);
+        Context::Scope context_scope(ctx);
         iso->depth++; // loading counts as one JS entry; microtasks run explicitly below
-        rc = load_builtins(iso, ctx, err);
+        rc = init_context(iso, ctx, err);
         if (rc == 0) {
             Local<Object> internal = iso->internal.Get(iso->isolate);
             rt_ignore(internal->Set(ctx, String::NewFromUtf8Literal(iso->isolate, "env"),
@@ -815,6 +892,10 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
         rt_isolate_free(iso);
         return rc;
     }
+    uint64_t t2 = uv_hrtime();
+    NANO_DEBUG("rt.isolate_new", "app=%s pooled=%d isolate_us=%llu app_us=%llu", opts->name,
+               is_pooled ? 1 : 0, (unsigned long long)((t1 - t0) / 1000),
+               (unsigned long long)((t2 - t1) / 1000));
     *out = iso;
     return 0;
 }

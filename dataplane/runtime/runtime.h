@@ -23,6 +23,7 @@ extern "C" {
 #endif
 
 typedef struct rt_isolate rt_isolate;
+typedef struct rt_pool rt_pool;
 struct dp_request;
 
 /* rt_platform_init: V8 and ICU, once per process before any isolate; argv0 helps find ICU
@@ -44,7 +45,10 @@ typedef struct rt_app_options {
     const char *main_source; /* the main module's source (NULL: read main_path) */
     size_t main_source_len;
     bool node_compat;      /* also expose env as process.env */
-    size_t heap_limit_mb;  /* V8 heap limit (0: V8's default); reaching it breaks the isolate */
+    rt_pool *pool;         /* borrowed, may be NULL: take a ready isolate from it (same loop) */
+    size_t heap_limit_mb;  /* V8 heap limit (0: V8's default); reaching it breaks the isolate.
+                            * Pooled isolates have the pool's limit: an app asking another
+                            * gets a fresh isolate instead */
 } rt_app_options;
 
 /* Hooks a worker gives an isolate (all on the loop thread, from inside runtime calls, so
@@ -104,10 +108,12 @@ void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud);
 /* rt_isolate_heap_used: bytes of V8 heap in use (cheap; for /status). */
 size_t rt_isolate_heap_used(rt_isolate *iso);
 
-/* rt_isolate_new: creates an isolate and context, loads the built-ins and the app's module
- * graph, evaluates it (top-level await runs the loop until settled) and finds its default
- * export's fetch. Returns 0 and an owned isolate, or an error (err says what and where:
- * file:line for syntax errors, the specifier that failed to resolve, ...). */
+/* rt_isolate_new: takes a ready isolate from opts->pool (when it has one on this loop and the
+ * app asks for no heap limit or the pool's, 128 MiB) or creates one from the startup
+ * snapshot (every built-in already loaded), then gives it the app: name, location, env, a fresh time origin, and the
+ * app's module graph, evaluated (top-level await runs the loop until settled), with its
+ * default export's fetch found. Returns 0 and an owned isolate, or an error (err says what
+ * and where: file:line for syntax errors, the specifier that failed to resolve, ...). */
 int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out,
                    nano_error *err);
 
@@ -154,6 +160,20 @@ int rt_isolate_settle_background(rt_isolate *iso);
 /* rt_isolate_pending_requests: requests the runtime still holds (handler running or
  * waitUntil work pending). */
 size_t rt_isolate_pending_requests(const rt_isolate *iso);
+
+/* rt_pool_new: a pool of ready isolates (isolate + context from the snapshot, no app yet) on
+ * loop, which rt_isolate_new takes from so that a new app skips Isolate::New. The pool fills
+ * itself up to target off the request path: one isolate per loop iteration (a uv_idle
+ * handle, unreferenced: it never keeps the loop alive), starting on the next iteration and
+ * again after each take. Returns an owned pool. Loop thread only. */
+rt_pool *rt_pool_new(uv_loop_t *loop, size_t target);
+
+/* rt_pool_n_ready: isolates ready to be taken. */
+size_t rt_pool_n_ready(const rt_pool *pool);
+
+/* rt_pool_free: disposes the ready isolates and stops refilling; isolates already taken are
+ * unaffected. Run the loop afterwards to let its handles close. NULL is a no-op. */
+void rt_pool_free(rt_pool *pool);
 
 /* rt_isolate_free: releases every request still held, closes the isolate's libuv handles
  * (run the loop afterwards to let them close) and disposes the isolate. NULL is a no-op. */

@@ -106,6 +106,21 @@ void rt__shutdown_settled(rt_isolate *iso);
 // rt_redact: text with every secret value of the app replaced by [REDACTED].
 std::string rt_redact(const rt_isolate *iso, std::string text);
 
+// The rt_isolate of a V8 isolate (its data slot 0).
+inline rt_isolate *rt_isolate_of(v8::Isolate *isolate)
+{
+    return static_cast<rt_isolate *>(isolate->GetData(0));
+}
+
+// A native function on `binding`. Each source file with natives lists them in one table; the
+// tables are both what rt_make_binding installs and the snapshot's external references.
+struct rt_native {
+    const char *name;
+    v8::FunctionCallback fn;
+};
+typedef const rt_native *(*rt_natives_fn)(size_t *n);
+extern const rt_natives_fn rt_native_lists[]; // bindings.cc; ends with nullptr
+
 // Request ids: slot index in the low 20 bits, generation above (fits a double exactly).
 constexpr uint32_t kSlotBits = 20;
 constexpr uint32_t kMaxSlots = 1u << kSlotBits;
@@ -136,18 +151,25 @@ void rt_slot_maybe_release(rt_isolate *iso, uint32_t index);
 void rt_settle_body(rt_isolate *iso, rt_slot *slot, v8::Local<v8::Context> ctx);
 v8::Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot);
 v8::Local<v8::Value> rt_body_failed_error(rt_isolate *iso);
+// Pooled isolates are made with the default app heap limit (DESIGN.md §9), so that apps with
+// the default limit (most) can take them.
+constexpr size_t RT_POOL_HEAP_LIMIT_MB = 128;
+
+// rt__isolate_create: an isolate and context from the snapshot, with no app (no name, env,
+// location or time origin yet: rt_isolate_new gives those). heap_limit_mb 0: V8's default.
+int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, nano_error *err);
 
 // bindings.cc
-v8::Local<v8::Object> rt_make_binding(rt_isolate *iso, v8::Local<v8::Context> ctx);
+v8::Local<v8::Object> rt_make_binding(v8::Isolate *isolate, v8::Local<v8::Context> ctx);
+const rt_native *rt_binding_natives(size_t *n);
 
 // encoding.cc
-void rt_encoding_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
-                              v8::Local<v8::Object> binding);
+const rt_native *rt_encoding_natives(size_t *n);
 void rt_encoding_close_all(rt_isolate *iso);
 
 // compression.cc
-void rt_compression_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
-                                 v8::Local<v8::Object> binding);
+const rt_native *rt_compression_natives(size_t *n);
+void rt_compression_init(rt_isolate *iso);      // per isolate, before JS can compress
 void rt_compression_close_all(rt_isolate *iso); // frees every codec state; before Dispose
 
 // platform.cc
@@ -159,8 +181,20 @@ bool rt_platform_wait_for_work(rt_isolate *iso, int timeout_ms);
 void rt_platform_run_tasks(rt_isolate *iso);
 
 // idna.cc
-void rt_idna_add_bindings(rt_isolate *iso, v8::Local<v8::Context> ctx,
-                          v8::Local<v8::Object> binding);
+const rt_native *rt_idna_natives(size_t *n);
+
+// pool.cc
+// rt__pool_take: a ready isolate from pool if it has one for loop, else nullptr (pool may be
+// nullptr). Starts the refill.
+rt_isolate *rt__pool_take(rt_pool *pool, uv_loop_t *loop);
+
+// snapshot.cc
+constexpr size_t kSnapshotInternal = 0; // context data index of the built-ins' `internal`
+const intptr_t *rt_external_references(void);
+v8::StartupData *rt_snapshot_blob(void); // nullptr when this binary has none (the generator)
+// rt_load_builtins: runs every built-in file in ctx (the generator does, into the snapshot).
+int rt_load_builtins(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                     v8::Local<v8::Object> *internal_out, nano_error *err);
 
 // modules.cc
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,

@@ -1,0 +1,88 @@
+// snapshot.cc: the V8 startup snapshot that every context starts from: the built-in JS
+// (dataplane/js) already loaded, made at build time by nano-snapshot-gen (snapshot_gen.cc) and
+// embedded as a byte array. Also the table of external references, which must be the same
+// for the creator and for every isolate that deserializes the snapshot.
+#include "runtime_int.h"
+
+#include <cstring>
+
+extern "C" {
+#include "embedded.h"
+extern const nano_embedded nano_builtin_js[];
+extern const size_t nano_builtin_js_count;
+// Generated: snapshot_blob.c (build tree) in nano_rt; empty in the generator itself.
+extern const unsigned char nano_snapshot_blob[];
+extern const size_t nano_snapshot_blob_len;
+}
+
+using v8::Context;
+using v8::Function;
+using v8::Isolate;
+using v8::Local;
+using v8::Object;
+using v8::String;
+using v8::TryCatch;
+using v8::Value;
+
+const intptr_t *rt_external_references(void)
+{
+    // A snapshotted function names its C++ callback by index into this table, so the order
+    // only has to agree between the generator and the runtime, which share this code.
+    static const std::vector<intptr_t> refs = [] {
+        std::vector<intptr_t> v;
+        for (const rt_natives_fn *list = rt_native_lists; *list != nullptr; list++) {
+            size_t n = 0;
+            const rt_native *natives = (*list)(&n);
+            for (size_t i = 0; i < n; i++)
+                v.push_back(reinterpret_cast<intptr_t>(natives[i].fn));
+        }
+        v.push_back(0);
+        return v;
+    }();
+    return refs.data();
+}
+
+v8::StartupData *rt_snapshot_blob(void)
+{
+    static v8::StartupData blob = {reinterpret_cast<const char *>(nano_snapshot_blob),
+                                   (int)nano_snapshot_blob_len};
+    return nano_snapshot_blob_len > 0 ? &blob : nullptr;
+}
+
+int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *internal_out,
+                     nano_error *err)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Object> binding = rt_make_binding(isolate, ctx);
+    Local<Object> primordials = Object::New(isolate);
+    Local<Object> internal = Object::New(isolate);
+    Local<String> params[] = {
+        String::NewFromUtf8Literal(isolate, "binding"),
+        String::NewFromUtf8Literal(isolate, "primordials"),
+        String::NewFromUtf8Literal(isolate, "internal"),
+    };
+    for (size_t i = 0; i < nano_builtin_js_count; i++) {
+        const nano_embedded *f = &nano_builtin_js[i];
+        std::string origin_name = std::string("nano:internal/") + f->name;
+        v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, origin_name.c_str()).ToLocalChecked());
+        v8::ScriptCompiler::Source source(
+            String::NewFromUtf8(isolate, f->data, v8::NewStringType::kNormal, (int)f->len)
+                .ToLocalChecked(),
+            origin);
+        TryCatch tc(isolate);
+        Local<Function> fn;
+        Local<Value> args[] = {binding, primordials, internal};
+        Local<Value> checked;
+        if (i > 0 && internal->Get(ctx, String::NewFromUtf8Literal(isolate, "checkedPrimordials"))
+                         .ToLocal(&checked) && checked->IsObject())
+            args[1] = checked;
+        if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params).ToLocal(&fn) ||
+            fn->Call(ctx, v8::Undefined(isolate), 3, args).IsEmpty()) {
+            std::string text = rt_describe_exception(iso, ctx, tc);
+            return nano_error_set(err, NANO_EJS, "builtin_failed", "built-in %s failed: %s",
+                                  f->name, text.c_str());
+        }
+    }
+    *internal_out = internal;
+    return 0;
+}
