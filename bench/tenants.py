@@ -109,9 +109,16 @@ def on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
-def load_average():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
+def cpu_busy(seconds=1.0):
+    """Fraction of all CPUs' time not idle over the next `seconds` (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -663,12 +670,13 @@ def main():
     for f in os.listdir(os.path.join(HERE, "apps")):
         shutil.copy(os.path.join(HERE, "apps", f), workdir)
     code = 0
+    busy = cpu_busy()
     try:
         print(f"nano-dp: {common.version_of([opts.nano_dp, '--version'])} ({opts.nano_dp}); "
               f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M:%S')}; "
-              f"load average at start {load_average()}\n")
-        if float(load_average().split()[0]) > 0.5:
-            odd(f"the machine was busy when the run started (load average {load_average()}): "
+              f"CPU busy before the run {busy * 100:.0f}% (other processes, over 1 s)\n")
+        if busy > 0.1:
+            odd(f"the machine was {busy * 100:.0f}% busy just before the run started: "
                 f"figures are lower and noisier than on an idle machine")
         if opts.what in ("hello", "all"):
             cmd_hello(opts, workdir)
