@@ -28,7 +28,7 @@ static const char usage[] =
     "  --isolate-memory-budget N  V8 heap all isolates may keep; idle ones beyond it are\n"
     "                        evicted, least recently used first (default 0: no limit)\n"
     "  --isolate-pool N      ready isolates each thread keeps for apps' first requests\n"
-    "                        (default 1; 0: none)\n"
+    "                        (default 2; 0: none)\n"
     "  --env NAME            APP.js: also read .env.NAME beside the app (after .env)\n"
     "  --cpu-limit MS        APP.js: CPU time per request in ms (default 50)\n"
     "  --memory-limit MB     APP.js: isolate heap in MiB (default 128)\n"
@@ -155,7 +155,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     o->head_timeout_ms = 30 * 1000;
     o->idle_timeout_ms = 60 * 1000;
     o->log_level = NANO_LOG_INFO;
-    o->pool_size = 1;
+    o->pool_size = 2;
     const char *name = NULL;
     int first = 1;
     if (argc > 1 && strcmp(argv[1], "test") == 0) {

@@ -1,8 +1,10 @@
 // pool.cc: ready isolates for new apps. Creating an isolate from the snapshot costs a few
 // milliseconds (Isolate::New plus the context's deserialization); giving one that already
 // exists an app costs its module compile and little else. So each loop keeps a few ready,
-// made between requests: a uv_idle callback makes one per loop iteration until the pool is
-// back at its target. Loop thread only.
+// made between requests: a timer makes one per loop iteration until the pool is back at its
+// target. Making one blocks the loop for milliseconds, so after a take the refill waits for
+// RT_POOL_REFILL_DELAY_MS without takes: a burst of new apps (a deploy, a cold node) is not
+// slowed by refills between its requests. Loop thread only.
 #include "runtime_int.h"
 
 extern "C" {
@@ -13,13 +15,19 @@ struct rt_pool {
     uv_loop_t *loop = nullptr;
     size_t target = 0;
     std::vector<rt_isolate *> ready;
-    uv_idle_t refill;
+    uv_timer_t refill;
+    uint64_t last_take_ms = 0;
     bool is_failed = false; // sticky: a creation failed once (logged); no more refills
 };
 
-static void on_refill(uv_idle_t *h)
+static void on_refill(uv_timer_t *h)
 {
     rt_pool *pool = static_cast<rt_pool *>(h->data);
+    uint64_t since_take = uv_now(pool->loop) - pool->last_take_ms;
+    if (pool->last_take_ms != 0 && since_take < RT_POOL_REFILL_DELAY_MS) {
+        uv_timer_start(h, on_refill, RT_POOL_REFILL_DELAY_MS - since_take, 0);
+        return;
+    }
     if (pool->ready.size() < pool->target) {
         rt_isolate *iso = nullptr;
         nano_error err = {};
@@ -32,8 +40,8 @@ static void on_refill(uv_idle_t *h)
             pool->is_failed = true;
         }
     }
-    if (pool->ready.size() >= pool->target || pool->is_failed)
-        uv_idle_stop(h);
+    if (pool->ready.size() < pool->target && !pool->is_failed)
+        uv_timer_start(h, on_refill, 0, 0); /* the next one at the next loop turn */
 }
 
 rt_pool *rt_pool_new(uv_loop_t *loop, size_t target)
@@ -41,12 +49,12 @@ rt_pool *rt_pool_new(uv_loop_t *loop, size_t target)
     auto *pool = new rt_pool();
     pool->loop = loop;
     pool->target = target;
-    uv_idle_init(loop, &pool->refill);
+    uv_timer_init(loop, &pool->refill);
     pool->refill.data = pool;
     // Refilling is opportunistic: it must not keep a loop that is otherwise done alive.
     uv_unref((uv_handle_t *)&pool->refill);
     if (target > 0)
-        uv_idle_start(&pool->refill, on_refill);
+        uv_timer_start(&pool->refill, on_refill, 0, 0);
     return pool;
 }
 
@@ -62,8 +70,9 @@ rt_isolate *rt__pool_take(rt_pool *pool, uv_loop_t *loop)
     // The newest: its pages are the likeliest to still be in the CPU caches.
     rt_isolate *iso = pool->ready.back();
     pool->ready.pop_back();
-    if (!pool->is_failed)
-        uv_idle_start(&pool->refill, on_refill);
+    pool->last_take_ms = uv_now(loop);
+    if (!pool->is_failed && !uv_is_active((uv_handle_t *)&pool->refill))
+        uv_timer_start(&pool->refill, on_refill, RT_POOL_REFILL_DELAY_MS, 0);
     return iso;
 }
 
@@ -74,7 +83,7 @@ void rt_pool_free(rt_pool *pool)
     for (rt_isolate *iso : pool->ready)
         rt_isolate_free(iso);
     pool->ready.clear();
-    uv_idle_stop(&pool->refill);
+    uv_timer_stop(&pool->refill);
     uv_close((uv_handle_t *)&pool->refill,
              [](uv_handle_t *h) { delete static_cast<rt_pool *>(h->data); });
 }

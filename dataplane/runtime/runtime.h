@@ -163,9 +163,10 @@ size_t rt_isolate_pending_requests(const rt_isolate *iso);
 
 /* rt_pool_new: a pool of ready isolates (isolate + context from the snapshot, no app yet) on
  * loop, which rt_isolate_new takes from so that a new app skips Isolate::New. The pool fills
- * itself up to target off the request path: one isolate per loop iteration (a uv_idle
- * handle, unreferenced: it never keeps the loop alive), starting on the next iteration and
- * again after each take. Returns an owned pool. Loop thread only. */
+ * itself up to target off the request path: one isolate per loop iteration (a timer,
+ * unreferenced: it never keeps the loop alive), starting on the next iteration, and after a
+ * take once no other take came for RT_POOL_REFILL_DELAY_MS (100 ms: a burst of new apps is
+ * not slowed by refills between its requests). Returns an owned pool. Loop thread only. */
 rt_pool *rt_pool_new(uv_loop_t *loop, size_t target);
 
 /* rt_pool_n_ready: isolates ready to be taken. */

@@ -154,6 +154,8 @@ v8::Local<v8::Value> rt_body_failed_error(rt_isolate *iso);
 // Pooled isolates are made with the default app heap limit (DESIGN.md §9), so that apps with
 // the default limit (most) can take them.
 constexpr size_t RT_POOL_HEAP_LIMIT_MB = 128;
+// A pool refills once no isolate was taken from it for this long (pool.cc).
+constexpr uint64_t RT_POOL_REFILL_DELAY_MS = 100;
 
 // rt__isolate_create: an isolate and context from the snapshot, with no app (no name, env,
 // location or time origin yet: rt_isolate_new gives those). heap_limit_mb 0: V8's default.

@@ -84,8 +84,12 @@ static void fill(rt_pool *pool, size_t n)
     uv_prepare_t busy;
     uv_prepare_init(&g_loop, &busy);
     uv_prepare_start(&busy, on_busy);
-    for (int i = 0; i < 1000 && rt_pool_n_ready(pool) < n; i++)
+    /* Up to ~3 s: the refill timer waits RT_POOL_REFILL_DELAY_MS after a take. */
+    for (int i = 0; i < 3000 && rt_pool_n_ready(pool) < n; i++) {
         uv_run(&g_loop, UV_RUN_NOWAIT);
+        if (rt_pool_n_ready(pool) < n)
+            usleep(1000);
+    }
     uv_close((uv_handle_t *)&busy, NULL);
     uv_run(&g_loop, UV_RUN_NOWAIT);
     assert_int_equal(rt_pool_n_ready(pool), n);
