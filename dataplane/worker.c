@@ -537,13 +537,24 @@ static void on_request_end(void *ud, dp_request *req, bool failed)
     }
 }
 
-static void on_log_flush(uv_check_t *h)
+/* Access lines are written in batches: when 32 KiB have gathered (checked after each loop
+ * turn) and from the tick, so a line is at most 250 ms late. A write per loop turn cost ~20%
+ * of hello req/s. */
+#define DP_ACCESS_LOG_BATCH (32 * 1024)
+
+static void flush_access_log(dp_worker *w)
 {
-    dp_worker *w = h->data;
     if (w->access_log.len == 0)
         return;
     nano_log_raw(w->access_log.data, w->access_log.len);
     w->access_log.len = 0;
+}
+
+static void on_log_flush(uv_check_t *h)
+{
+    dp_worker *w = h->data;
+    if (w->access_log.len >= DP_ACCESS_LOG_BATCH)
+        flush_access_log(w);
 }
 
 /* --- apps and config changes ---------------------------------------------------------------- */
@@ -783,6 +794,7 @@ static void on_tick(uv_timer_t *t)
 {
     dp_worker *w = t->data;
     uint64_t now = now_ms(w);
+    flush_access_log(w);
     /* Wall time: a request whose response has not started by its deadline gets 500. */
     for (dp_flight *f = w->flights, *next; f != NULL; f = next) {
         next = f->next;
@@ -904,7 +916,7 @@ static void close_all(dp_worker *w)
     w->reap_head = NULL;
     rt_pool_free(w->pool);
     w->pool = NULL;
-    on_log_flush(&w->log_flush);
+    flush_access_log(w);
     uv_close((uv_handle_t *)&w->wake, on_handle_closed);
     uv_close((uv_handle_t *)&w->reaper, on_handle_closed);
     uv_close((uv_handle_t *)&w->tick, on_handle_closed);

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+import re
 import threading
 import time
 
@@ -310,8 +311,10 @@ export default {""", 1)
         stop.set()
         for t in threads:
             t.join(15)
-        s.wait_log(r"app\.drained app=alpha")
+        # Each worker that holds the app drains it on its own: wait for all of them.
         s.wait_log(r"shutdown-event-done")
+        draining = len(re.findall(r"app\.draining app=alpha", s.log()))
+        s.wait_count(r"app\.drained app=alpha", draining)
         ok = results.count(200)
         r503 = results.count(503)
         failed = [x for x in results if x not in (200, 503)]
