@@ -1,0 +1,111 @@
+/* service.h: nanocp's service layer (DESIGN.md §5, §7, §8, §10): every admin operation, once.
+ *
+ * Both front ends are thin adapters over cp_service_call: api_http.c maps a method and path
+ * (plus JSON body) to an op and its args, api_rpc.c maps a msgpack envelope {v, op, token,
+ * args} to the same op and args. Args and results are jansson values, so both front ends give
+ * the same answers by construction; the RPC adapter converts msgpack <-> JSON (a msgpack bin
+ * becomes a JSON string only when it is valid UTF-8, else the call fails with bad_request).
+ *
+ * Threading: a cp_service and its SQLite connection belong to one thread (nanocp's service
+ * thread, which runs the libuv loop). NNG callbacks hand requests to that thread.
+ *
+ * Ops (args -> result; every name, hostname, limit and env entry validated per DESIGN.md §7,
+ * §9 with nano_app_name_valid & co. from shared/config.h, so nanocp and nano-dp agree):
+ *
+ *   apps.list      {}                                  -> {"apps": [APP...]}
+ *   apps.create    {name, hostnames: [..], path_prefix?, default?, node_compat?,
+ *                   required_env?: [..], limits?: {cpu_ms, memory_mb, wall_time,
+ *                   drain_timeout, max_concurrent, max_queued, max_head, max_body,
+ *                   subrequests}}                       -> APP            (HTTP 201)
+ *   apps.update    {name, and any of the fields above}  -> APP
+ *   apps.get       {name}                               -> APP + {"deployment": DEPLOYMENT|null,
+ *                                                          "nodes": [per-node state]}
+ *   apps.remove    {name}                               -> {"name", "state": "draining"|"removed"}
+ *                                                          (HTTP 202; with no node to wait
+ *                                                          for, the app is removed at once)
+ *   apps.drain     {name}                               -> {"name", "state", "nodes": [..]}
+ *   apps.deploy    {name, main: "index.js", modules: {"index.js": "source", ...}}
+ *                                                       -> DEPLOYMENT     (HTTP 201)
+ *   deployments.list {name}                             -> {"deployments": [DEPLOYMENT...]}
+ *   apps.rollback  {name, version}                      -> DEPLOYMENT (the new active one)
+ *   env.get        {name}                               -> {"vars": {K: value},
+ *                                                          "secrets": ["K", ...]}
+ *   env.patch      {name, vars: {K: value | null}}      -> same as env.get (null deletes)
+ *   secrets.list   {name}                               -> {"secrets": [{"name", "updated_at"}]}
+ *   secrets.put    {name, key, value}                   -> {"name": key, "updated_at"}
+ *   secrets.delete {name, key}                          -> {}
+ *   nodes.list     {}                                   -> {"nodes": [...]}
+ *   audit.list     {limit?, before_id?}                 -> {"entries": [{id, at, actor, via,
+ *                                                          op, app, detail}]}  newest first
+ *   version        {}                                   -> {"version", "schema_version",
+ *                                                          "config_seq"}
+ *
+ *   APP        = {name, hostnames, path_prefix, default, node_compat, required_env, limits
+ *                 (every field, defaults filled in), state: "active"|"draining",
+ *                 active_version (0 before the first deploy), created_at, updated_at}
+ *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, modules:
+ *                 [{name, size, sha256}], created_at, active: bool}
+ *   Times are RFC 3339 UTC strings. No result ever holds a secret's value.
+ *
+ * Every change is one SQLite transaction that also appends its audit entry and its config-log
+ * delta(s) (the numbered sequence the data planes follow; DESIGN.md §6 ops: app.put,
+ * code.put, env.put, env.del, secret.put, secret.del, app.drain, app.remove). A secret in the
+ * config log is stored encrypted, exactly as in the secrets table. */
+#ifndef CP_SERVICE_H
+#define CP_SERVICE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* A structured error, as both front ends return it:
+ *   {"error": {"code": "app_not_found", "message": "app api does not exist", "field": "name"}}
+ * code: a stable snake_case id (bad_request, unauthorized, app_not_found, app_exists,
+ * hostname_taken, invalid_field, too_large, required_env_missing, version_not_found, internal).
+ * field: the argument at fault ("hostnames[1]", "limits.cpu_ms", "vars.TOKEN"), or "".
+ * status: the HTTP status the HTTP adapter answers with (400, 401, 404, 409, 413, 500). */
+typedef struct cp_error {
+    char code[48];
+    char message[512];
+    char field[128];
+    int status;
+} cp_error;
+
+/* cp_error_set: fills err (if not NULL) and returns a negative NANO_E* matching status. */
+int cp_error_set(cp_error *err, int status, const char *code, const char *field,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Who asked, for the audit log: the token's name ("admin") and the front end ("http",
+ * "rpc", "cli"). Borrowed. */
+typedef struct cp_actor {
+    const char *who;
+    const char *via;
+} cp_actor;
+
+typedef struct cp_service cp_service;
+
+typedef struct cp_service_options {
+    const char *data_dir;        /* created 0700 if missing; holds nanocp.db */
+    const char *master_key_file; /* NULL: NANO_MASTER_KEY, else DATA_DIR/master.key (made
+                                    on first start, 0600, 32 random bytes, hex) */
+} cp_service_options;
+
+/* cp_service_open: opens (creating on first start) the data dir and database (WAL, foreign
+ * keys, busy timeout), applies pending migrations, loads the master key. Errors are one line
+ * naming the file and why (e.g. a database newer than this binary). */
+int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *err);
+void cp_service_free(cp_service *svc); /* NULL-safe; checkpoints the WAL */
+
+/* cp_service_call: runs op with args (borrowed; NULL = {}). On success returns 0 and *result
+ * (returned owned). On failure returns a negative NANO_E* with err filled; *result untouched.
+ * An unknown op is bad_request (400). */
+int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json_t *args,
+                    json_t **result, cp_error *err);
+
+/* The shape of cp_service_call, so front ends can be built and tested on their own. */
+typedef int (*cp_call_cb)(void *ud, const cp_actor *actor, const char *op, json_t *args,
+                          json_t **result, cp_error *err);
+
+#endif
