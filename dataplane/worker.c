@@ -148,7 +148,8 @@ static void respond_plain(dp_request *req, int status, const char *text, bool re
 static dp_flight *flight_new(dp_app *app, dp_request *req)
 {
     dp_flight *f = nano_xcalloc(1, sizeof *f);
-    snprintf(f->app_name, sizeof f->app_name, "%s", app->name);
+    size_t name_len = strnlen(app->name, sizeof f->app_name - 1); /* no printf per request */
+    memcpy(f->app_name, app->name, name_len);
     f->stats = app->stats;
     f->app = app;
     dp_request_set_app(req, f);

@@ -46,6 +46,17 @@ void nano_buf_append_str(nano_buf *b, const char *s)
     nano_buf_append(b, s, strlen(s));
 }
 
+void nano_buf_append_u64(nano_buf *b, uint64_t v)
+{
+    char tmp[20]; /* 18446744073709551615 */
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    nano_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 void nano_buf_appendf(nano_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct nano_str {
@@ -42,6 +43,8 @@ typedef struct nano_buf {
 char *nano_buf_reserve(nano_buf *b, size_t n);
 void nano_buf_append(nano_buf *b, const void *p, size_t n);
 void nano_buf_append_str(nano_buf *b, const char *s);
+/* nano_buf_append_u64: v in decimal (the hot path's numbers: no printf). */
+void nano_buf_append_u64(nano_buf *b, uint64_t v);
 void nano_buf_appendf(nano_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* nano_buf_consume: drops the first n bytes, keeping the rest. */
 void nano_buf_consume(nano_buf *b, size_t n);

@@ -201,6 +201,14 @@ class Headers {
       return h;
     };
     internal.headersPairs = (h) => h.#pairs();
+    // A default the runtime itself adds (a body's Content-Type): name lowercase, value
+    // valid already, so none of append's checks; added only when the name is absent.
+    internal.headersAddDefault = (h, name, value) => {
+      const list = h.#list;
+      for (let i = 0; i < list.length; i++) if (list[i][0] === name) return;
+      h.#sorted = null;
+      ArrayPrototypePush(list, [name, value]);
+    };
     internal.isHeaders = (v) => v !== null && typeof v === 'object' && #list in v;
   }
 }

@@ -45,9 +45,11 @@ function copyBytes(buffer, offset, length) {
 }
 
 // Fetch "extract a body": returns [source, content type or null].
+const kTextPlainUtf8 = 'text/plain;charset=UTF-8';
+
 function extractBody(init) {
   if (init === null || init === undefined) return [null, null];
-  if (typeof init === 'string') return [toUSVString(init), 'text/plain;charset=UTF-8'];
+  if (typeof init === 'string') return [toUSVString(init), kTextPlainUtf8];
   if (init instanceof ArrayBuffer) {
     return [copyBytes(init, 0, ArrayBufferPrototypeGetByteLength(init)), null];
   }
@@ -78,7 +80,7 @@ function extractBody(init) {
     throw new TypeError('A Request or Response cannot be used as a body; use its body instead');
   }
   // Any other object converts to a string, as the BodyInit union's USVString branch says.
-  return [toUSVString(init), 'text/plain;charset=UTF-8'];
+  return [toUSVString(init), kTextPlainUtf8];
 }
 
 class NativeBody {
@@ -665,7 +667,10 @@ function initResponse(init, body, typeOverride = null) {
     const [src, type] = extractBody(body);
     source = src;
     const contentType = typeOverride !== null ? typeOverride : type;
-    if (contentType !== null && !headers.has('content-type')) {
+    if (contentType !== null && (contentType === kTextPlainUtf8 || contentType === typeOverride)) {
+      // Our own constants (every Response with a string body): no header checks needed.
+      internal.headersAddDefault(headers, 'content-type', contentType);
+    } else if (contentType !== null && !headers.has('content-type')) {
       headers.append('content-type', contentType);
     }
   }

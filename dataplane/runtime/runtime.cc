@@ -27,6 +27,9 @@ using v8::Value;
 int rt_platform_init(const char *argv0)
 {
     v8::V8::InitializeICUDefaultLocation(argv0);
+    // NANO_V8_FLAGS: V8 flags for diagnosis (e.g. "--trace-opt"); not a supported setting.
+    if (const char *flags = getenv("NANO_V8_FLAGS"))
+        v8::V8::SetFlagsFromString(flags);
     v8::V8::InitializePlatform(rt_platform_create());
     v8::V8::Initialize();
     return 0;

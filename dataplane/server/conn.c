@@ -55,11 +55,25 @@ static void on_handle_closed(uv_handle_t *h)
     nano_free(c);
 }
 
-static void on_timeout(uv_timer_t *t);
+static void on_timer(uv_timer_t *t);
 
+/* Timeouts are lazy: every request would otherwise stop and restart the uv timer (a heap
+ * update each). Arming only moves timer_due; the uv timer is restarted only when it would
+ * fire after the new due time, and on_timer re-arms itself for a due time that moved later.
+ * disarm_timer just forgets the due time. */
 static void arm_timer(dp_conn *c, uint64_t ms)
 {
-    uv_timer_start(&c->timer, on_timeout, ms, 0);
+    uint64_t due = uv_now(c->srv->loop) + ms;
+    c->timer_due = due;
+    if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_fires_at <= due)
+        return;
+    c->timer_fires_at = due;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void disarm_timer(dp_conn *c)
+{
+    c->timer_due = 0;
 }
 
 /* Lets go of the in-flight request: the runtime may keep it alive (waitUntil), but its
@@ -162,6 +176,7 @@ static void close_gracefully(dp_conn *c)
     c->is_shutting_down = true;
     release_request(c, false);
     stop_reading(c);
+    disarm_timer(c);
     uv_timer_stop(&c->timer);
     c->want_shutdown = true;
     maybe_shutdown(c);
@@ -323,9 +338,18 @@ static void send_error(dp_conn *c, int status, const char *reason)
     flush(c);
 }
 
-static void on_timeout(uv_timer_t *t)
+static void on_timer(uv_timer_t *t)
 {
     dp_conn *c = container_of(t, dp_conn, timer);
+    if (c->timer_due == 0)
+        return;
+    uint64_t now = uv_now(c->srv->loop);
+    if (now < c->timer_due) {
+        c->timer_fires_at = c->timer_due;
+        uv_timer_start(&c->timer, on_timer, c->timer_due - now, 0);
+        return;
+    }
+    c->timer_due = 0;
     switch (c->state) {
     case DP_CONN_HEAD:
         send_error(c, 408, "request head not received in time");
@@ -366,7 +390,7 @@ static bool should_close_after(dp_conn *c, const dp_http1_head *head)
 static void start_request(dp_conn *c)
 {
     const dp_http1_head *head = dp_http1_current(&c->http);
-    uv_timer_stop(&c->timer);
+    disarm_timer(c);
     set_state(c, DP_CONN_ACTIVE);
     c->srv->n_active++;
     c->is_msg_complete = false;

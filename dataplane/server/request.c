@@ -341,7 +341,9 @@ int dp_response_start(dp_request *req, int status, nano_str status_text, const d
     nano_buf *out = &c->out;
     if (status_text.len == 0)
         status_text = nano_str_c(reason_phrase(status));
-    nano_buf_appendf(out, "HTTP/1.1 %d ", status);
+    nano_buf_append(out, "HTTP/1.1 ", 9);
+    nano_buf_append_u64(out, (uint64_t)status);
+    nano_buf_append(out, " ", 1);
     nano_buf_append(out, status_text.ptr, status_text.len);
     nano_buf_append(out, "\r\n", 2);
     bool has_date = false;
@@ -354,13 +356,18 @@ int dp_response_start(dp_request *req, int status, nano_str status_text, const d
         nano_buf_append(out, headers[i].value.ptr, headers[i].value.len);
         nano_buf_append(out, "\r\n", 2);
     }
-    if (!has_date)
-        nano_buf_appendf(out, "date: %s\r\n", dp_server__date(c->srv));
+    if (!has_date) {
+        nano_buf_append(out, "date: ", 6);
+        nano_buf_append_str(out, dp_server__date(c->srv));
+        nano_buf_append(out, "\r\n", 2);
+    }
     if (!req->is_body_skipped && content_length >= 0)
         req->length_left = content_length;
     if (!no_content) {
         if (content_length >= 0) {
-            nano_buf_appendf(out, "content-length: %lld\r\n", (long long)content_length);
+            nano_buf_append(out, "content-length: ", 16);
+            nano_buf_append_u64(out, (uint64_t)content_length);
+            nano_buf_append(out, "\r\n", 2);
         } else if (is_http10) {
             req->is_close_delimited = true; /* HTTP/1.0 has no chunked encoding */
             c->close_after = true;

@@ -46,6 +46,8 @@ typedef enum dp_conn_state {
 struct dp_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uint64_t timer_due;      /* loop time the current timeout ends; 0: none (see arm_timer) */
+    uint64_t timer_fires_at; /* when the uv timer, if active, fires */
     uv_shutdown_t shutdown_req;
     dp_server *srv;
     dp_conn *prev, *next;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "dotenv.h"
 #include "env.h"
 #include "error.h"
@@ -276,6 +277,19 @@ static void parse_ports(void **state)
     assert_int_not_equal(nano_parse_port("", &p), 0);
 }
 
+static void buf_append_u64_decimal(void **state)
+{
+    (void)state;
+    nano_buf b = NANO_BUF_INIT;
+    nano_buf_append_u64(&b, 0);
+    nano_buf_append(&b, " ", 1);
+    nano_buf_append_u64(&b, 200);
+    nano_buf_append(&b, " ", 1);
+    nano_buf_append_u64(&b, 18446744073709551615ull);
+    assert_string_equal(nano_buf_cstr(&b), "0 200 18446744073709551615");
+    nano_buf_fini(&b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -296,6 +310,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(parse_durations),
         cmocka_unit_test(parse_sizes),
         cmocka_unit_test(parse_ports),
+        cmocka_unit_test(buf_append_u64_decimal),
     };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
