@@ -99,6 +99,7 @@ struct dp_worker {
     uv_timer_t tick;
     uv_check_t log_flush;
     nano_buf access_log;
+    nano_buf access_kv; /* scratch for one access line's key=value text */
     rt_watch watch;
     rt_pool *pool;                 /* ready isolates for apps' first requests */
     uint64_t last_heap_sample_ms;
@@ -510,6 +511,44 @@ static void dispatch(void *ud, dp_request *req)
     start_request(app, req);
 }
 
+/* One access line into the batch: key=value text made without printf (it costs a few
+ * percent of a small request otherwise). */
+static void access_line(dp_worker *w, const dp_flight *f, dp_request *req, int status,
+                        uint64_t us, bool failed)
+{
+    nano_buf *kv = &w->access_kv;
+    nano_str m = dp_request_method(req), p = dp_request_path(req);
+    kv->len = 0;
+    nano_buf_append_str(kv, "app=");
+    nano_buf_append_str(kv, f != NULL ? f->app_name : "-");
+    nano_buf_append_str(kv, " method=");
+    nano_buf_append(kv, m.ptr, m.len);
+    nano_buf_append_str(kv, " path=");
+    nano_buf_append(kv, p.ptr, p.len > 512 ? 512 : p.len);
+    nano_buf_append_str(kv, " status=");
+    nano_buf_append_u64(kv, (uint64_t)(status < 0 ? 0 : status));
+    nano_buf_append_str(kv, " bytes=");
+    nano_buf_append_u64(kv, dp_request_bytes_out(req));
+    nano_buf_append_str(kv, " duration_ms=");
+    nano_buf_append_u64(kv, us / 1000);
+    char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
+                    (char)('0' + us % 10)};
+    nano_buf_append(kv, frac, 4);
+    nano_buf_append_str(kv, " request_id=");
+    static const char hex[] = "0123456789abcdef";
+    char id[16];
+    size_t i = sizeof id;
+    uint64_t v = dp_request_id(req);
+    do {
+        id[--i] = hex[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    nano_buf_append(kv, id + i, sizeof id - i);
+    if (failed)
+        nano_buf_append_str(kv, " aborted=1");
+    nano_log_format_kv(&w->access_log, NANO_LOG_INFO, "access", kv->data, kv->len);
+}
+
 /* Access log and counters, when the connection is done with a request. */
 static void on_request_end(void *ud, dp_request *req, bool failed)
 {
@@ -522,16 +561,8 @@ static void on_request_end(void *ud, dp_request *req, bool failed)
             dp_stat_add(&f->stats->errors, 1);
         dp_stats_observe_latency(f->stats, us);
     }
-    if (w->opts.access_log && nano_log_min_level <= NANO_LOG_INFO) {
-        nano_str m = dp_request_method(req), p = dp_request_path(req);
-        nano_log_format(&w->access_log, NANO_LOG_INFO, "access",
-                        "app=%s method=%.*s path=%.*s status=%d bytes=%llu duration_ms=%.3f "
-                        "request_id=%llx%s",
-                        f != NULL ? f->app_name : "-", (int)m.len, m.ptr,
-                        (int)(p.len > 512 ? 512 : p.len), p.ptr, status,
-                        (unsigned long long)dp_request_bytes_out(req), (double)us / 1000.0,
-                        (unsigned long long)dp_request_id(req), failed ? " aborted=1" : "");
-    }
+    if (w->opts.access_log && nano_log_min_level <= NANO_LOG_INFO)
+        access_line(w, f, req, status, us, failed);
     if (f != NULL) {
         f->is_ended = true;
         flight_maybe_free(f, req);
@@ -964,6 +995,7 @@ static void worker_main(void *arg)
     if (uv_loop_close(&w->loop) != 0)
         NANO_WARN("dp.loop_busy_at_exit", "worker=%d detail=%s", w->index, "handles left open");
     nano_buf_fini(&w->access_log);
+    nano_buf_fini(&w->access_kv);
 }
 
 static void worker_thread(void *arg)

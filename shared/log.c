@@ -31,8 +31,18 @@ static size_t format_time(char *out, size_t cap)
                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_sec = ts.tv_sec;
     }
-    int n = snprintf(out, cap, "%s.%03ldZ", cached, ts.tv_nsec / 1000000L);
-    return n < 0 ? 0 : ((size_t)n < cap ? (size_t)n : cap - 1);
+    size_t n = strlen(cached);
+    if (cap < n + 6)
+        return 0;
+    long ms = ts.tv_nsec / 1000000L;
+    memcpy(out, cached, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + ms / 100);
+    out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
+    return n + 5;
 }
 
 static void write_all(const char *p, size_t n)
@@ -151,7 +161,11 @@ static void format_line(nano_buf *b, nano_log_level level, const char *event, co
         return;
     }
     nano_buf_append(b, ts, tn);
-    nano_buf_appendf(b, " %s %s ", level_names[level], event);
+    nano_buf_append(b, " ", 1);
+    nano_buf_append_str(b, level_names[level]);
+    nano_buf_append(b, " ", 1);
+    nano_buf_append_str(b, event);
+    nano_buf_append(b, " ", 1);
     nano_buf_append(b, kv, kv_len);
     if (text != NULL) {
         if (kv_len > 0)
@@ -185,6 +199,12 @@ void nano_log_format(nano_buf *out, nano_log_level level, const char *event, con
     va_end(ap);
     size_t len = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
     format_line(out, level, event, msg, len, NULL, 0);
+}
+
+void nano_log_format_kv(nano_buf *out, nano_log_level level, const char *event, const char *kv,
+                        size_t kv_len)
+{
+    format_line(out, level, event, kv, kv_len, NULL, 0);
 }
 
 void nano_log_raw(const char *data, size_t len)

@@ -46,6 +46,10 @@ void nano_log_text(nano_log_level level, const char *event, const char *prefix, 
  * access log lines and writes them with nano_log_raw once per loop turn). */
 void nano_log_format(struct nano_buf *out, nano_log_level level, const char *event,
                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* nano_log_format_kv: the same with the key=value text already made (kv_len bytes; no
+ * printf: the access log formats its own numbers). */
+void nano_log_format_kv(struct nano_buf *out, nano_log_level level, const char *event,
+                        const char *kv, size_t kv_len);
 void nano_log_raw(const char *data, size_t len);
 
 /* nano_log_level_parse: "debug"|"info"|"warn"|"error" -> level; returns 0 or NANO_EINVAL. */
