@@ -220,6 +220,9 @@ static void on_write(uv_write_t *w, int status)
     }
 }
 
+/* Responses up to this size are copied into out and written with one write(). */
+#define DP_SMALL_WRITE (16 * 1024)
+
 static void flush(dp_conn *c)
 {
     if (c->n_writes > 0 || c->out.len == 0 || c->state == DP_CONN_CLOSING)
@@ -265,6 +268,21 @@ void dp_conn__write(dp_conn *c, const void *data, size_t len)
     nano_buf_append(&c->out, data, len);
 }
 
+/* Offers out to the kernel now (one write); what it does not take waits for flush(). */
+static void flush_out(dp_conn *c)
+{
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc == UV_EAGAIN || rc == UV_ENOSYS)
+        return;
+    if (rc < 0) {
+        NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror(rc));
+        dp_conn__close(c);
+        return;
+    }
+    nano_buf_consume(&c->out, (size_t)rc);
+}
+
 /* Queues bufs after what waits in out. With no write in flight it offers everything to the
  * kernel at once (one writev, no copy); only what the kernel does not take is copied into
  * out, to go with the next flush. */
@@ -273,6 +291,18 @@ void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n)
     if (c->state == DP_CONN_CLOSING)
         return;
     size_t written = 0;
+    size_t total = c->out.len;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    if (total <= DP_SMALL_WRITE) {
+        /* Small: one copy into out and one write(), cheaper in the kernel than a writev of
+         * the head and the body (most responses are this small). */
+        for (unsigned i = 0; i < n; i++)
+            nano_buf_append(&c->out, bufs[i].base, bufs[i].len);
+        if (c->n_writes == 0)
+            flush_out(c);
+        return;
+    }
     if (c->n_writes == 0 && n <= 4) {
         uv_buf_t iov[5];
         unsigned k = 0;
