@@ -75,11 +75,12 @@ static void close_if(uv_handle_t *h)
 /* Every worker has finished: stop the control thread's handles; the loop then ends. */
 static void stop_handles(dp_main *m)
 {
+    /* The watchdog reads each worker's watch: stop it before the workers are freed. */
+    dp_watchdog_stop(m->watchdog);
+    m->watchdog = NULL;
     for (size_t i = 0; i < m->n_workers; i++)
         dp_worker_join(m->workers[i]);
     m->n_workers = 0;
-    dp_watchdog_stop(m->watchdog);
-    m->watchdog = NULL;
     dp_file_source_stop(m->file_source);
     m->file_source = NULL;
     if (m->status != NULL)

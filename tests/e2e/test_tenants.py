@@ -9,7 +9,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nanotest import Conn, ConfigServer, build_request, check, eq, expect, run  # noqa: E402
+from nanotest import TIMEOUT, Conn, ConfigServer, build_request, check, eq, expect, run  # noqa: E402
 
 # Module state (a counter), globals and env, so isolation and survival can be observed.
 COUNTER_APP = """
@@ -278,6 +278,14 @@ def status_and_metrics_match_the_traffic():
         s.wait_count(r"access app=alpha method=GET path=/ status=200", 7)
 
 
+def wait_until(cond, what, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.02)
+
+
 def load(s, host, stop, results, path="/slow?ms=150"):
     """Closed-loop load: one request per connection, each recorded as status or error."""
     while not stop.is_set():
@@ -301,7 +309,7 @@ export default {""", 1)
                    for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(0.6)
+        wait_until(lambda: results.count(200) >= 8, "the load is flowing")
         before = len(results)
         s.write_config({"apps": [two_apps()["apps"][1]]})
         s.wait_log(r"app\.draining app=alpha")
@@ -341,7 +349,7 @@ def redeploy_under_load_has_no_errors_and_a_streaming_response_survives():
                    for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(0.3)
+        wait_until(lambda: results.count(200) >= 8, "the load is flowing")
         s.write_file("alpha.js", counter_app("alpha", "v2"))
         s.write_config(two_apps({"env": {"WHO": "alpha", "FLAGS": {"beta": True}, "V": "2"}}))
         s.wait_log(r"dp\.config_applied .*redeployed=1")
