@@ -1135,9 +1135,29 @@ static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, js
         rc = refuse_draining(app, name, err);
     if (rc == 0 && (rc = cp_store_env_kinds(svc->st, id, &kinds)) != 0)
         rc = store_fail(svc, rc, "reading env names", err);
-    json_t *set = json_array(), *deleted = json_array();
-    const char *key;
+    /* The 128-entry limit applies to the result of the whole patch, whatever its order. */
+    size_t final = json_object_size(kinds);
+    const char *first_new = NULL, *key;
     json_t *v;
+    json_object_foreach(vars, key, v) {
+        if (rc != 0)
+            break;
+        bool present = json_object_get(kinds, key) != NULL;
+        if (json_is_null(v) && present)
+            final--;
+        else if (!json_is_null(v) && !present) {
+            final++;
+            first_new = first_new != NULL ? first_new : key;
+        }
+    }
+    if (rc == 0 && final > NANO_ENV_MAX_ENTRIES) {
+        char field[128], b[72];
+        snprintf(field, sizeof field, "vars.%s", shown(first_new, b, sizeof b));
+        rc = cp_error_set(err, 413, "too_large", field,
+                          "%s: app %s would have %zu vars and secrets; the limit is %d", field,
+                          name, final, NANO_ENV_MAX_ENTRIES);
+    }
+    json_t *set = json_array(), *deleted = json_array();
     json_object_foreach(vars, key, v) {
         if (rc != 0)
             break;
@@ -1172,10 +1192,6 @@ static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, js
             rc = cp_error_set(err, 413, "too_large", field,
                               "%s: value is %zu bytes; the limit is %d", field, size,
                               NANO_ENV_MAX_VALUE);
-        else if (kind == NULL && json_object_size(kinds) >= NANO_ENV_MAX_ENTRIES)
-            rc = cp_error_set(err, 413, "too_large", field,
-                              "%s: app %s would have more than %d vars and secrets", field, name,
-                              NANO_ENV_MAX_ENTRIES);
         if (rc == 0 && (rc = cp_store_env_put(svc->st, id, key, text)) != 0)
             rc = store_fail(svc, rc, "writing a var", err);
         free(text);

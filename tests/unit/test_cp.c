@@ -764,12 +764,14 @@ static void validation_env_limits(void **state)
                      NANO_ENV_MAX_ENTRIES);
     json_decref(env);
     call_fails(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"ONE_MORE\": 1}}", 413, "too_large",
-               "vars.ONE_MORE", "more than 128 vars and secrets");
+               "vars.ONE_MORE", "would have 129 vars and secrets; the limit is 128");
     call_fails(f, "secrets.put", "{\"name\": \"api\", \"key\": \"ONE_MORE\", \"value\": \"x\"}", 413,
                "too_large", "key", "more than 128");
     /* Replacing one, or replacing and deleting in one patch, is fine at the limit. */
     json_decref(call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"V000\": \"new\"}}"));
-    json_decref(call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"V001\": null, \"NEW\": 1}}"));
+    json_decref(call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"NEW\": 1, \"V001\": null}}"));
+    call_fails(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"N2\": 1, \"N3\": 1, \"V002\": null}}",
+               413, "too_large", "vars.N2", "would have 129");
     json_decref(call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"S1\", \"value\": \"y\"}"));
 }
 
