@@ -24,6 +24,8 @@
  *                                                          (HTTP 202; with no node to wait
  *                                                          for, the app is removed at once)
  *   apps.drain     {name}                               -> {"name", "state", "nodes": [..]}
+ *                                                          (+ started_at, timeout_ms while
+ *                                                          draining)
  *   apps.deploy    {name, main: "index.js", modules: {"index.js": "source", ...}}
  *                                                       -> DEPLOYMENT     (HTTP 201)
  *   deployments.list {name}                             -> {"deployments": [DEPLOYMENT...]}
@@ -60,8 +62,9 @@
  *   APP        = {name, hostnames, path_prefix, default, node_compat, required_env, limits
  *                 (every field, defaults filled in), state: "active"|"draining",
  *                 active_version (0 before the first deploy), created_at, updated_at}
- *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, modules:
- *                 [{name, size, sha256}], created_at, active: bool}
+ *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, size (bytes of
+ *                 all modules), modules: [{name, size, sha256}], created_at, created_by (the
+ *                 actor's who), active: bool}
  *   Times are RFC 3339 UTC strings. No result ever holds a secret's value.
  *
  * Every change is one SQLite transaction that also appends its audit entry and its config-log
