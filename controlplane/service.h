@@ -24,6 +24,8 @@
  *                                                          (HTTP 202; with no node to wait
  *                                                          for, the app is removed at once)
  *   apps.drain     {name}                               -> {"name", "state", "nodes": [..]}
+ *                                                          (+ started_at, timeout_ms while
+ *                                                          draining)
  *   apps.deploy    {name, main: "index.js", modules: {"index.js": "source", ...}}
  *                                                       -> DEPLOYMENT     (HTTP 201)
  *   deployments.list {name}                             -> {"deployments": [DEPLOYMENT...]}
@@ -40,11 +42,29 @@
  *   version        {}                                   -> {"version", "schema_version",
  *                                                          "config_seq"}
  *
+ *   Args are checked strictly: a field an op does not take is bad_request naming it. Rules
+ *   that need the database (docs/nanocp.md has the full list):
+ *   - an app needs a hostname or "default": true; a hostname + path_prefix is claimed by one
+ *     app (hostname_taken), and one app at most is the default (default_taken);
+ *   - a draining app takes no change but its removal (app_draining, 409);
+ *   - a name is a var or a secret, not both (name_conflict, 409);
+ *   - required_env: apps.deploy and apps.rollback are refused while a required name is
+ *     missing; once an app has an active deployment, an env.patch, secrets.delete or
+ *     apps.update that would leave a required name missing is refused too
+ *     (required_env_missing, 409, the message lists every missing name);
+ *   - env.patch with null for an absent var, and a rollback to the active version, change
+ *     nothing and log nothing.
+ *   Deployments: at most 256 modules, names of [A-Za-z0-9._-] segments separated by '/'
+ *   (no "." or ".." segment), 32 MiB in all; the bundle's sha256 is the module's own for a
+ *   single module, else sha256 over "NAME\0SHA256HEX\n" for each module in name order. A
+ *   rollback re-activates the old version (no new version number).
+ *
  *   APP        = {name, hostnames, path_prefix, default, node_compat, required_env, limits
  *                 (every field, defaults filled in), state: "active"|"draining",
  *                 active_version (0 before the first deploy), created_at, updated_at}
- *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, modules:
- *                 [{name, size, sha256}], created_at, active: bool}
+ *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, size (bytes of
+ *                 all modules), modules: [{name, size, sha256}], created_at, created_by (the
+ *                 actor's who), active: bool}
  *   Times are RFC 3339 UTC strings. No result ever holds a secret's value.
  *
  * Every change is one SQLite transaction that also appends its audit entry and its config-log
@@ -63,7 +83,8 @@
 /* A structured error, as both front ends return it:
  *   {"error": {"code": "app_not_found", "message": "app api does not exist", "field": "name"}}
  * code: a stable snake_case id (bad_request, unauthorized, app_not_found, app_exists,
- * hostname_taken, invalid_field, too_large, required_env_missing, version_not_found, internal).
+ * hostname_taken, default_taken, invalid_field, too_large, required_env_missing,
+ * version_not_found, secret_not_found, name_conflict, app_draining, internal).
  * field: the argument at fault ("hostnames[1]", "limits.cpu_ms", "vars.TOKEN"), or "".
  * status: the HTTP status the HTTP adapter answers with (400, 401, 404, 409, 413, 500). */
 typedef struct cp_error {
@@ -90,13 +111,34 @@ typedef struct cp_service_options {
     const char *data_dir;        /* created 0700 if missing; holds nanocp.db */
     const char *master_key_file; /* NULL: NANO_MASTER_KEY, else DATA_DIR/master.key (made
                                     on first start, 0600, 32 random bytes, hex) */
+    const char *token_file;      /* the admin token (--token-file); NULL: DATA_DIR/admin.token.
+                                    Made on first start (0600, 32 random bytes as 64 hex
+                                    digits); its sha256 is stored as the token "admin" */
 } cp_service_options;
 
 /* cp_service_open: opens (creating on first start) the data dir and database (WAL, foreign
- * keys, busy timeout), applies pending migrations, loads the master key. Errors are one line
- * naming the file and why (e.g. a database newer than this binary). */
+ * keys, busy timeout), applies pending migrations, loads the master key and the admin token.
+ * Logs the paths of what it creates (never a key or token). Errors are one line naming the
+ * file and why (e.g. a database newer than this binary); err->code is "startup". */
 int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *err);
 void cp_service_free(cp_service *svc); /* NULL-safe; checkpoints the WAL */
+
+/* cp_service_check_token: whether token (a bearer token as a client sent it, NUL-terminated)
+ * is a known API token: compares sha256(token) with every stored hash in constant time. On a
+ * match sets *who_out (if not NULL) to the token's name ("admin"), valid as long as svc.
+ * Service thread. */
+bool cp_service_check_token(cp_service *svc, const char *token, const char **who_out);
+
+/* Paths, for logs and front ends (valid as long as svc): the data dir, the database, the
+ * admin token file, and where the master key came from (a file, or "NANO_MASTER_KEY"). */
+const char *cp_service_data_dir(const cp_service *svc);
+const char *cp_service_db_path(const cp_service *svc);
+const char *cp_service_token_path(const cp_service *svc);
+const char *cp_service_key_source(const cp_service *svc);
+
+/* cp_service_store: the service's store, for the distribution layer and tests (same thread;
+ * a change made through it bypasses validation, the audit log and the config log). */
+struct cp_store *cp_service_store(cp_service *svc);
 
 /* cp_service_call: runs op with args (borrowed; NULL = {}). On success returns 0 and *result
  * (returned owned). On failure returns a negative NANO_E* with err filled; *result untouched.

@@ -145,6 +145,25 @@ bool nano_limits_equal(const nano_limits *a, const nano_limits *b);
  *   nano.json:3:14: invalid JSON: ...       (syntax errors give line and column)
  * Secret values never appear in messages. The file may be at most 64 MiB. Any thread, but
  * {"fromEnv"} reads the process environment, so not concurrently with setenv(). */
+struct json_t; /* jansson's */
+
+/* nano_limits_from_json: reads a "limits" JSON object (the nano.json form, docs/config.md:
+ * the keys of nano_limits' comments; durations as seconds or "30s"/"1500ms"/"5m", sizes as
+ * bytes or "64KiB"/"100MiB") onto *l, which keeps the values of keys not given. Every key is
+ * checked: an unknown key, a value of the wrong form or out of its range is an error. On
+ * error returns NANO_EINVAL (NANO_ERANGE out of range), leaves *l untouched, fills err with
+ * one line "WHERE KEY: what is wrong" (where is the caller's prefix, e.g. "nano.json:
+ * apps[0].limits." or "limits."; NULL for none) and, if key_out is not NULL, sets *key_out to
+ * the key at fault (borrowed from obj or static; NULL when obj is not an object). obj is
+ * borrowed. The nano.json loader and nanocp's admin API both use it. Any thread. */
+int nano_limits_from_json(struct json_t *obj, nano_limits *l, const char *where,
+                          const char **key_out, nano_error *err);
+
+/* nano_limits_to_json: every limit as a JSON object that nano_limits_from_json reads back to
+ * the same values: counts and sizes as integers (bytes for sizes), durations as strings
+ * ("30s", or "1500ms" when not whole seconds). Returns a new reference. Any thread. */
+struct json_t *nano_limits_to_json(const nano_limits *l);
+
 #define NANO_CONFIG_JSON_MAX_BYTES (64u * 1024 * 1024)
 int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
                           nano_error *err);

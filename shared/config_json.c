@@ -302,32 +302,50 @@ static int read_code(jctx *c, const char *rel, nano_app_config *app)
 
 /* --- limits ------------------------------------------------------------------------------- */
 
-static int limit_syntax(jctx *c, const nano_limit_desc *d, const json_t *v)
+/* Messages of the limits parser: WHERE + KEY + ": " + what (where is the caller's prefix). */
+static int limit_fail(const char *where, const nano_limit_desc *d, nano_error *err,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int limit_fail(const char *where, const nano_limit_desc *d, nano_error *err,
+                      const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return nano_error_set(err, NANO_EINVAL, "config_value_invalid", "%s%s: %s", where, d->key,
+                          what);
+}
+
+static int limit_syntax(const char *where, const nano_limit_desc *d, const json_t *v,
+                        nano_error *err)
 {
     if (d->kind == NANO_LIMIT_COUNT)
-        return fail(c, NANO_EINVAL, "config_value_invalid", "must be a whole number above 0");
+        return limit_fail(where, d, err, "must be a whole number above 0");
     if (!json_is_string(v) && d->kind == NANO_LIMIT_DURATION)
-        return fail(c, NANO_EINVAL, "config_value_invalid",
-                    "must be a number of seconds above 0 or a string such as \"30s\"");
+        return limit_fail(where, d, err,
+                          "must be a number of seconds above 0 or a string such as \"30s\"");
     if (!json_is_string(v))
-        return fail(c, NANO_EINVAL, "config_value_invalid",
-                    "must be a whole number of bytes above 0 or a string such as \"64KiB\"");
+        return limit_fail(where, d, err,
+                          "must be a whole number of bytes above 0 or a string such as \"64KiB\"");
     char shown[72];
     nano_config__printable(json_string_value(v), shown, sizeof shown, 64);
     if (d->kind == NANO_LIMIT_DURATION)
-        return fail(c, NANO_EINVAL, "config_value_invalid",
-                    "\"%s\" is not a duration: use seconds (30) or a string such as \"30s\", "
-                    "\"1500ms\" or \"5m\"",
-                    shown);
-    return fail(c, NANO_EINVAL, "config_value_invalid",
-                "\"%s\" is not a size: use bytes (65536) or a string such as \"64KiB\" or "
-                "\"100MiB\"",
-                shown);
+        return limit_fail(where, d, err,
+                          "\"%s\" is not a duration: use seconds (30) or a string such as \"30s\", "
+                          "\"1500ms\" or \"5m\"",
+                          shown);
+    return limit_fail(where, d, err,
+                      "\"%s\" is not a size: use bytes (65536) or a string such as \"64KiB\" or "
+                      "\"100MiB\"",
+                      shown);
 }
 
 /* The value of one limit in its field's unit. UINT64_MAX stands for "too large to say", which
  * the range check then reports. */
-static int limit_value(jctx *c, const nano_limit_desc *d, const json_t *v, uint64_t *out)
+static int limit_value(const char *where, const nano_limit_desc *d, const json_t *v,
+                       uint64_t *out, nano_error *err)
 {
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         uint64_t n = (uint64_t)json_integer_value(v);
@@ -338,7 +356,7 @@ static int limit_value(jctx *c, const nano_limit_desc *d, const json_t *v, uint6
     if (json_is_real(v) && d->kind == NANO_LIMIT_DURATION) {
         double s = json_real_value(v);
         if (!(s >= 0)) /* also NaN, which jansson never yields, but cheap to refuse */
-            return limit_syntax(c, d, v);
+            return limit_syntax(where, d, v, err);
         *out = s * 1000 < 1e18 ? (uint64_t)(s * 1000 + 0.5) : UINT64_MAX; /* to the nearest ms */
         return 0;
     }
@@ -349,10 +367,90 @@ static int limit_value(jctx *c, const nano_limit_desc *d, const json_t *v, uint6
         if (rc == NANO_ERANGE)
             *out = UINT64_MAX;
         else if (rc != 0)
-            return limit_syntax(c, d, v);
+            return limit_syntax(where, d, v, err);
         return 0;
     }
-    return limit_syntax(c, d, v);
+    return limit_syntax(where, d, v, err);
+}
+
+int nano_limits_from_json(json_t *obj, nano_limits *l, const char *where, const char **key_out,
+                          nano_error *err)
+{
+    if (where == NULL)
+        where = "";
+    if (!json_is_object(obj)) {
+        if (key_out != NULL)
+            *key_out = NULL;
+        size_t n = strlen(where); /* "limits." names the object as "limits" */
+        if (n > 0 && where[n - 1] == '.')
+            n--;
+        return nano_error_set(err, NANO_EINVAL, "config_type", "%.*s: must be an object, not %s",
+                              (int)(n > 0 ? n : 6), n > 0 ? where : "limits", type_name(obj));
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        bool known = false;
+        for (size_t i = 0; i < nano_config__n_limits && !known; i++)
+            known = strcmp(nano_config__limits[i].key, key) == 0;
+        if (known)
+            continue;
+        nano_buf list = NANO_BUF_INIT;
+        for (size_t i = 0; i < nano_config__n_limits; i++)
+            nano_buf_appendf(&list, "%s%s", i ? ", " : "", nano_config__limits[i].key);
+        char shown[72];
+        int rc = nano_error_set(err, NANO_EINVAL, "config_unknown_key",
+                                "%s%s: unknown key; expected one of: %s", where,
+                                nano_config__printable(key, shown, sizeof shown, 64),
+                                nano_buf_cstr(&list));
+        nano_buf_fini(&list);
+        if (key_out != NULL)
+            *key_out = key;
+        return rc;
+    }
+    nano_limits out = *l; /* written back only when every key is good */
+    for (size_t i = 0; i < nano_config__n_limits; i++) {
+        const nano_limit_desc *d = &nano_config__limits[i];
+        v = json_object_get(obj, d->key);
+        if (v == NULL)
+            continue;
+        uint64_t n = 0;
+        int rc = limit_value(where, d, v, &n, err);
+        if (rc == 0 && (n < d->min || n > d->max))
+            rc = nano_config__limit_range_error(d, n, where, err);
+        if (rc != 0) {
+            if (key_out != NULL)
+                *key_out = d->key;
+            return rc;
+        }
+        nano_config__limit_put(&out, d, n);
+    }
+    *l = out;
+    return 0;
+}
+
+/* Durations as "30s" (or "1500ms" when not whole seconds), so that feeding the object back
+ * reads the same values: a bare number would mean seconds. Sizes and counts are integers. */
+json_t *nano_limits_to_json(const nano_limits *l)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; i < nano_config__n_limits; i++) {
+        const nano_limit_desc *d = &nano_config__limits[i];
+        uint64_t v = nano_config__limit_get(l, d);
+        json_t *jv;
+        if (d->kind == NANO_LIMIT_DURATION) {
+            char text[32];
+            if (v % 1000 == 0)
+                snprintf(text, sizeof text, "%llus", (unsigned long long)(v / 1000));
+            else
+                snprintf(text, sizeof text, "%llums", (unsigned long long)v);
+            jv = json_string(text);
+        } else {
+            jv = json_integer((json_int_t)v); /* every bound is far below INT64_MAX */
+        }
+        json_object_set_new(obj, d->key, jv);
+    }
+    return obj;
 }
 
 static int read_limits(jctx *c, json_t *japp, nano_app_config *app)
@@ -361,27 +459,13 @@ static int read_limits(jctx *c, json_t *japp, nano_app_config *app)
     if (jl == NULL)
         return 0;
     size_t mark = enter_key(c, "limits");
-    const char *keys[32]; /* the table has 9 */
-    size_t n_keys = 0;
-    for (; n_keys < nano_config__n_limits && n_keys + 1 < 32; n_keys++)
-        keys[n_keys] = nano_config__limits[n_keys].key;
-    keys[n_keys] = NULL;
-    int rc = json_is_object(jl) ? check_keys(c, jl, keys) : fail_type(c, jl, "an object");
-    for (size_t i = 0; i < nano_config__n_limits && rc == 0; i++) {
-        const nano_limit_desc *d = &nano_config__limits[i];
-        json_t *v = json_object_get(jl, d->key);
-        if (v == NULL)
-            continue;
+    int rc;
+    if (!json_is_object(jl)) {
+        rc = fail_type(c, jl, "an object");
+    } else {
         char where[600];
         snprintf(where, sizeof where, "%s: %s.", c->file, c->path);
-        size_t key_mark = enter_key(c, d->key);
-        uint64_t n = 0;
-        rc = limit_value(c, d, v, &n);
-        if (rc == 0 && (n < d->min || n > d->max))
-            rc = nano_config__limit_range_error(d, n, where, c->err);
-        if (rc == 0)
-            nano_config__limit_put(&app->limits, d, n);
-        leave(c, key_mark);
+        rc = nano_limits_from_json(jl, &app->limits, where, NULL, c->err);
     }
     leave(c, mark);
     return rc;

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "alloc.h"
 #include "buf.h"
 #include "config.h"
@@ -822,6 +824,65 @@ static void json_limits_bad_durations_and_sizes(void **state)
     load_fails(APP(", \"limits\": 5"), ": apps[0].limits: must be an object, not a number");
 }
 
+/* The shared limits reader (nanocp's admin API uses it too): prefix, key at fault, no partial
+ * writes, and nano_limits_to_json reads back to the same values. */
+static void json_limits_object_reader_and_writer(void **state)
+{
+    (void)state;
+    nano_limits l = nano_limits_defaults();
+    nano_error err = {0};
+    const char *key = "unset";
+    json_t *obj = json_pack("{s:i, s:s, s:i}", "cpu_ms", 10, "wall_time", "soon", "max_body", 5);
+    assert_int_equal(nano_limits_from_json(obj, &l, "limits.", &key, &err), NANO_EINVAL);
+    assert_string_equal(key, "wall_time");
+    assert_non_null(strstr(err.message, "limits.wall_time: \"soon\" is not a duration"));
+    assert_int_equal(l.cpu_ms, 50); /* nothing written on error */
+    json_decref(obj);
+
+    obj = json_pack("{s:i}", "cpu_msx", 1);
+    assert_int_equal(nano_limits_from_json(obj, &l, NULL, &key, &err), NANO_EINVAL);
+    assert_string_equal(key, "cpu_msx");
+    assert_string_equal(err.id, "config_unknown_key");
+    assert_non_null(strstr(err.message, "cpu_msx: unknown key; expected one of: cpu_ms,"));
+    json_decref(obj);
+
+    obj = json_pack("{s:i}", "memory_mb", 9000);
+    assert_int_equal(nano_limits_from_json(obj, &l, "x.limits.", &key, &err), NANO_ERANGE);
+    assert_string_equal(key, "memory_mb");
+    assert_string_equal(err.message, "x.limits.memory_mb: 9000 is out of range (16 .. 8192)");
+    json_decref(obj);
+
+    obj = json_integer(3);
+    key = "unset";
+    assert_int_equal(nano_limits_from_json(obj, &l, "limits.", &key, &err), NANO_EINVAL);
+    assert_null(key);
+    assert_string_equal(err.message, "limits: must be an object, not a number");
+    json_decref(obj);
+
+    obj = json_pack("{s:i, s:s, s:f, s:s}", "cpu_ms", 10, "drain_timeout", "1500ms",
+                    "wall_time", 2.5, "max_head", "2KiB");
+    assert_int_equal(nano_limits_from_json(obj, &l, "limits.", &key, &err), 0);
+    json_decref(obj);
+    assert_int_equal(l.cpu_ms, 10);
+    assert_int_equal(l.drain_timeout_ms, 1500);
+    assert_int_equal(l.wall_ms, 2500);
+    assert_int_equal(l.max_head, 2048);
+
+    json_t *out = nano_limits_to_json(&l);
+    assert_string_equal(json_string_value(json_object_get(out, "drain_timeout")), "1500ms");
+    assert_string_equal(json_string_value(json_object_get(out, "wall_time")), "2500ms");
+    assert_int_equal(json_integer_value(json_object_get(out, "max_head")), 2048);
+    assert_int_equal(json_object_size(out), 9);
+    nano_limits back = nano_limits_defaults();
+    assert_int_equal(nano_limits_from_json(out, &back, NULL, NULL, &err), 0);
+    assert_true(nano_limits_equal(&l, &back));
+    json_decref(out);
+    nano_limits d = nano_limits_defaults();
+    out = nano_limits_to_json(&d);
+    assert_string_equal(json_string_value(json_object_get(out, "wall_time")), "30s");
+    json_decref(out);
+}
+
 static void json_env_values_and_limits(void **state)
 {
     (void)state;
@@ -1071,6 +1132,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(json_conflicts_between_apps),
         cmocka_unit_test(json_limits_overrides_and_bad_values),
         cmocka_unit_test(json_limits_bad_durations_and_sizes),
+        cmocka_unit_test(json_limits_object_reader_and_writer),
         cmocka_unit_test(json_env_values_and_limits),
         cmocka_unit_test(json_secrets_sources_and_errors),
         cmocka_unit_test(json_secret_values_never_in_messages),

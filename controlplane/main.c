@@ -1,0 +1,308 @@
+/* main.c: nanocp's process. Parses the command line, opens the service (data dir, database,
+ * master key, admin token) and runs one libuv loop on this thread, the service thread and the
+ * only one that touches SQLite. SIGTERM/SIGINT stop the loop; the store is checkpointed and
+ * the process exits 0.
+ *
+ *   nanocp [--data-dir DIR] [--http ADDR] [--rpc URL] [--dataplane URL] [--dataplane-rpc URL]
+ *          [--master-key-file F] [--token-file F] [--log-format text|json] [--log-level L]
+ *   nanocp migrate [--status] [--data-dir DIR]
+ *   nanocp --help | --version
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad usage (one line on stderr). */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <uv.h>
+
+#include "log.h"
+#include "parse.h"
+#include "service.h"
+#include "store.h"
+
+#ifndef NANO_VERSION
+#define NANO_VERSION "0.0.0"
+#endif
+
+enum { EXIT_USAGE = 2 };
+
+typedef struct cp_options {
+    const char *data_dir;
+    const char *http;
+    const char *rpc;
+    const char *dataplane;
+    const char *dataplane_rpc;
+    const char *master_key_file;
+    const char *token_file;
+    bool is_migrate;
+    bool migrate_status;
+    bool show_help;
+    bool show_version;
+} cp_options;
+
+static const char usage[] =
+    "usage: nanocp [options]             run the control plane\n"
+    "       nanocp migrate [--status]    apply pending migrations (or list them) and exit\n"
+    "\n"
+    "options:\n"
+    "  --data-dir DIR          state: nanocp.db, master.key, admin.token (default ./var/nanocp)\n"
+    "  --http ADDR             admin HTTP+JSON listen address (default 127.0.0.1:7070)\n"
+    "  --rpc URL               admin msgpack RPC (default tcp://127.0.0.1:7071)\n"
+    "  --dataplane URL         config deltas to data planes (default tcp://127.0.0.1:7072)\n"
+    "  --dataplane-rpc URL     snapshots and node status (default tcp://127.0.0.1:7073)\n"
+    "  --master-key-file F     secrets master key: 64 hex digits, mode 0600 (default:\n"
+    "                          NANO_MASTER_KEY, else DATA_DIR/master.key, made on first start)\n"
+    "  --token-file F          admin bearer token (default DATA_DIR/admin.token, made on\n"
+    "                          first start)\n"
+    "  --log-format text|json  log line format (default text)\n"
+    "  --log-level LEVEL       debug, info, warn or error (default info)\n"
+    "  --status                with migrate: list migrations, change nothing\n"
+    "  -h, --help              this text\n"
+    "  --version               print the version\n"
+    "\n"
+    "The admin API front ends (--http, --rpc) and the data-plane channels (--dataplane,\n"
+    "--dataplane-rpc) are not served by this build yet; see docs/nanocp.md.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "nanocp: %s (see nanocp --help)\n", line);
+    return EXIT_USAGE;
+}
+
+static bool is_url(const char *s)
+{
+    return strncmp(s, "tcp://", 6) == 0 || strncmp(s, "tls+tcp://", 10) == 0 ||
+           strncmp(s, "ipc://", 6) == 0;
+}
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT". */
+static bool is_addr(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    int port;
+    return colon != NULL && nano_parse_port(colon + 1, &port) == 0;
+}
+
+static int parse_args(cp_options *o, int argc, char **argv)
+{
+    *o = (cp_options){.data_dir = "./var/nanocp", .http = "127.0.0.1:7070",
+                      .rpc = "tcp://127.0.0.1:7071", .dataplane = "tcp://127.0.0.1:7072",
+                      .dataplane_rpc = "tcp://127.0.0.1:7073"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            o->show_help = true;
+            continue;
+        }
+        if (strcmp(a, "--version") == 0) {
+            o->show_version = true;
+            continue;
+        }
+        if (i == 1 && strcmp(a, "migrate") == 0) {
+            o->is_migrate = true;
+            continue;
+        }
+        if (strcmp(a, "--status") == 0) {
+            if (!o->is_migrate)
+                return usage_error("%s is an option of `nanocp migrate`", a);
+            o->migrate_status = true;
+            continue;
+        }
+        static const struct {
+            const char *flag;
+            size_t offset;
+        } flags[] = {
+            {"--data-dir", offsetof(cp_options, data_dir)},
+            {"--http", offsetof(cp_options, http)},
+            {"--rpc", offsetof(cp_options, rpc)},
+            {"--dataplane", offsetof(cp_options, dataplane)},
+            {"--dataplane-rpc", offsetof(cp_options, dataplane_rpc)},
+            {"--master-key-file", offsetof(cp_options, master_key_file)},
+            {"--token-file", offsetof(cp_options, token_file)},
+            {"--log-format", 0},
+            {"--log-level", 0},
+        };
+        size_t f = 0, n_flags = sizeof flags / sizeof flags[0];
+        const char *value = NULL;
+        for (; f < n_flags; f++) {
+            size_t len = strlen(flags[f].flag);
+            if (strncmp(a, flags[f].flag, len) == 0 && a[len] == '=') {
+                value = a + len + 1;
+                break;
+            }
+            if (strcmp(a, flags[f].flag) == 0) {
+                if (i + 1 >= argc)
+                    return usage_error("%s needs a value", a);
+                value = argv[++i];
+                break;
+            }
+        }
+        if (f == n_flags)
+            return usage_error("unknown argument '%s'", a);
+        if (*value == '\0')
+            return usage_error("%s needs a value", flags[f].flag);
+        if (strcmp(flags[f].flag, "--log-format") == 0) {
+            if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0)
+                return usage_error("--log-format must be text or json, not '%s'", value);
+            nano_log_json = strcmp(value, "json") == 0;
+            continue;
+        }
+        if (strcmp(flags[f].flag, "--log-level") == 0) {
+            if (nano_log_level_parse(value, &nano_log_min_level) != 0)
+                return usage_error("--log-level must be debug, info, warn or error, not '%s'",
+                                   value);
+            continue;
+        }
+        *(const char **)((char *)o + flags[f].offset) = value;
+    }
+    if (!is_addr(o->http))
+        return usage_error("--http must be HOST:PORT, not '%s'", o->http);
+    if (!is_url(o->rpc))
+        return usage_error("--rpc must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'", o->rpc);
+    if (!is_url(o->dataplane))
+        return usage_error("--dataplane must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'",
+                           o->dataplane);
+    if (!is_url(o->dataplane_rpc))
+        return usage_error("--dataplane-rpc must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'",
+                           o->dataplane_rpc);
+    return 0;
+}
+
+/* nanocp migrate [--status]: the migrations this binary has and what the database records. */
+static int run_migrate(const cp_options *o)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nanocp.db", o->data_dir);
+    struct stat stbuf;
+    bool exists = stat(path, &stbuf) == 0;
+    if (!o->migrate_status && !exists && mkdir(o->data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "nanocp: cannot create data dir %s: %s\n", o->data_dir, strerror(errno));
+        return 1;
+    }
+    cp_store *st = NULL;
+    nano_error err = {0};
+    json_t *list = NULL;
+    if (exists || !o->migrate_status) {
+        if (cp_store_open(path, !o->migrate_status, &st, &err) != 0) {
+            fprintf(stderr, "nanocp: %s\n", err.message);
+            return 1;
+        }
+        cp_store_migrations(st, &list);
+    }
+    if (!exists && o->migrate_status)
+        printf("database %s does not exist yet: every migration is pending\n", path);
+    printf("%-8s %-24s %s\n", "VERSION", "NAME", "APPLIED");
+    bool is_newer = false;
+    if (list == NULL) {
+        list = json_array();
+        for (size_t i = 0; i < cp_migrations_count; i++) {
+            char name[128];
+            long v = strtol(cp_migrations[i].name, NULL, 10);
+            const char *stem = strchr(cp_migrations[i].name, '_');
+            snprintf(name, sizeof name, "%s", stem ? stem + 1 : cp_migrations[i].name);
+            char *dot = strrchr(name, '.');
+            if (dot != NULL)
+                *dot = '\0';
+            json_array_append_new(list, json_pack("{s:i, s:s, s:n}", "version", (int)v, "name",
+                                                  name, "applied_at"));
+        }
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        json_t *at = json_object_get(m, "applied_at");
+        bool unknown = json_is_false(json_object_get(m, "known"));
+        is_newer = is_newer || unknown;
+        printf("%04lld     %-24s %s%s\n", (long long)json_integer_value(json_object_get(m, "version")),
+               json_string_value(json_object_get(m, "name")),
+               json_is_string(at) ? json_string_value(at) : "pending",
+               unknown ? "  (unknown to this nanocp: newer)" : "");
+    }
+    json_decref(list);
+    cp_store_free(st);
+    return is_newer ? 1 : 0;
+}
+
+/* --- the running control plane ---------------------------------------------------------- */
+
+typedef struct cp_main {
+    uv_loop_t loop;
+    cp_service *svc;
+    uv_signal_t sigterm, sigint;
+} cp_main;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    cp_main *m = s->data;
+    NANO_INFO("nanocp.shutdown", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* TODO(#7): stop the front ends and the publisher here, letting in-flight calls finish. */
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+static int run(const cp_options *o)
+{
+    cp_main m = {0};
+    cp_error err = {0};
+    cp_service_options so = {.data_dir = o->data_dir, .master_key_file = o->master_key_file,
+                             .token_file = o->token_file};
+    if (cp_service_open(&so, &m.svc, &err) != 0) {
+        NANO_ERROR("nanocp.start_failed", "error=%s", err.message);
+        fprintf(stderr, "nanocp: %s\n", err.message);
+        return 1;
+    }
+    uv_loop_init(&m.loop);
+    uv_signal_init(&m.loop, &m.sigterm);
+    uv_signal_init(&m.loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&m.sigint, on_signal, SIGINT);
+
+    /* --- admin front ends (the one place they start) --------------------------------------
+     * cp_http_start (api_http.c) on o->http and cp_rpc_start (api_rpc.c) on o->rpc start
+     * here, on m.loop, with m.svc: they call cp_service_call on this thread and check bearer
+     * tokens with cp_service_check_token(m.svc, token, &who). The distribution layer
+     * (o->dataplane, o->dataplane_rpc) starts here too. Not wired in this build. */
+
+    NANO_INFO("nanocp.ready", "data_dir=%s db=%s token_file=%s master_key=%s http=%s rpc=%s "
+              "dataplane=%s dataplane_rpc=%s",
+              cp_service_data_dir(m.svc), cp_service_db_path(m.svc),
+              cp_service_token_path(m.svc), cp_service_key_source(m.svc), o->http, o->rpc,
+              o->dataplane, o->dataplane_rpc);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
+    cp_service_free(m.svc); /* checkpoints the WAL */
+    int rc = uv_loop_close(&m.loop);
+    NANO_INFO("nanocp.stopped", "loop_close=%d", rc);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cp_options o;
+    int rc = parse_args(&o, argc, argv);
+    if (rc != 0)
+        return rc;
+    if (o.show_help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (o.show_version) {
+        printf("nanocp %s\n", NANO_VERSION);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (o.is_migrate)
+        return run_migrate(&o);
+    return run(&o);
+}

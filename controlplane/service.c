@@ -1,0 +1,1708 @@
+/* service.c: every admin operation once (contract in service.h). An op checks its args, and a
+ * change runs in one transaction that the dispatcher opens before and commits after it: the
+ * change, its config-log deltas and its audit entry commit together or not at all. */
+#include "service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "config.h"
+#include "dotenv.h"
+#include "env.h"
+#include "log.h"
+#include "secrets.h"
+#include "store.h"
+
+#ifndef NANO_VERSION
+#define NANO_VERSION "0.0.0"
+#endif
+
+#define MAX_HOSTNAMES 100
+#define MAX_MODULES 256
+#define MAX_MODULE_NAME 255
+#define AUDIT_DEFAULT_LIMIT 100
+#define AUDIT_MAX_LIMIT 1000
+
+typedef struct cp_token {
+    char name[64];
+    unsigned char hash[32];
+} cp_token;
+
+struct cp_service {
+    char *data_dir;
+    char *db_path;
+    char *token_path;
+    char key_source[4096];
+    cp_store *st;
+    cp_master_key key;
+    cp_token *tokens;
+    size_t n_tokens;
+};
+
+/* --- errors --------------------------------------------------------------------------------- */
+
+int cp_error_set(cp_error *err, int status, const char *code, const char *field,
+                 const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        snprintf(err->code, sizeof err->code, "%s", code);
+        snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+        err->status = status;
+    }
+    switch (status) {
+    case 400: return NANO_EINVAL;
+    case 401: return -EACCES;
+    case 404: return NANO_ENOTFOUND;
+    case 409: return NANO_ESTATE;
+    case 413: return NANO_ETOOBIG;
+    default: return NANO_EIO;
+    }
+}
+
+/* A store failure: logged with SQLite's message (which holds no values: they are bound),
+ * answered as internal. */
+static int store_fail(cp_service *svc, int rc, const char *what, cp_error *err)
+{
+    NANO_ERROR("cp.store_failed", "what=%s rc=%d error=%s", what, rc, cp_store_errmsg(svc->st));
+    return cp_error_set(err, 500, "internal", NULL, "database error while %s", what);
+}
+
+/* Names from input go into one-line messages: control characters out, length bounded. */
+static const char *shown(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (; s != NULL && s[n] != '\0' && n + 1 < cap && n < 64; n++) {
+        unsigned char c = (unsigned char)s[n];
+        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* --- args ----------------------------------------------------------------------------------- */
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* Every key of args is one the op takes. */
+static int check_fields(json_t *args, const char *const *allowed, cp_error *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v) {
+        bool known = false;
+        for (size_t i = 0; allowed[i] != NULL && !known; i++)
+            known = strcmp(allowed[i], key) == 0;
+        if (!known) {
+            char b[72];
+            return cp_error_set(err, 400, "bad_request", shown(key, b, sizeof b),
+                                "unknown field \"%s\"", b);
+        }
+    }
+    return 0;
+}
+
+static int get_str(json_t *args, const char *key, bool required, const char **out, cp_error *err)
+{
+    json_t *v = json_object_get(args, key);
+    *out = NULL;
+    if (v == NULL || (json_is_null(v) && !required))
+        return required ? cp_error_set(err, 400, "invalid_field", key, "%s is required", key) : 0;
+    if (!json_is_string(v))
+        return cp_error_set(err, 400, "invalid_field", key, "%s must be a string, not %s", key,
+                            type_name(v));
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_bool(json_t *args, const char *key, bool *out, cp_error *err)
+{
+    json_t *v = json_object_get(args, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_boolean(v))
+        return cp_error_set(err, 400, "invalid_field", key, "%s must be true or false, not %s",
+                            key, type_name(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* args.name: a valid app name. */
+static int get_app_name(json_t *args, const char **out, cp_error *err)
+{
+    int rc = get_str(args, "name", true, out, err);
+    if (rc == 0 && !nano_app_name_valid(*out)) {
+        char b[72];
+        rc = cp_error_set(err, 400, "invalid_field", "name",
+                          "\"%s\" is not a valid app name: use 1 to 63 characters of a-z, 0-9 "
+                          "and '-', starting with a letter or digit",
+                          shown(*out, b, sizeof b));
+    }
+    return rc;
+}
+
+/* The app named in args: its row in *app (owned) and its id. */
+static int load_app(cp_service *svc, const char *name, json_t **app, int64_t *id, cp_error *err)
+{
+    int rc = cp_store_app_get(svc->st, name, app);
+    if (rc == NANO_ENOTFOUND)
+        return cp_error_set(err, 404, "app_not_found", "name", "app %s does not exist", name);
+    if (rc != 0)
+        return store_fail(svc, rc, "reading an app", err);
+    *id = json_integer_value(json_object_get(*app, "id"));
+    return 0;
+}
+
+static int refuse_draining(json_t *app, const char *name, cp_error *err)
+{
+    if (strcmp(json_string_value(json_object_get(app, "state")), "active") == 0)
+        return 0;
+    return cp_error_set(err, 409, "app_draining", "name",
+                        "app %s is being removed: it takes no more changes", name);
+}
+
+/* --- result shapes -------------------------------------------------------------------------- */
+
+/* The API's APP from a store row (a new object). */
+static json_t *app_view(json_t *row)
+{
+    json_t *app = json_deep_copy(row);
+    json_object_del(app, "id");
+    json_object_del(app, "active_sha256");
+    return app;
+}
+
+static json_t *deployment_view(json_t *row)
+{
+    json_t *d = json_deep_copy(row);
+    json_object_del(d, "id");
+    return d;
+}
+
+/* --- logs ----------------------------------------------------------------------------------- */
+
+static int log_delta(cp_service *svc, const char *op, const char *app, json_t *payload,
+                     cp_error *err)
+{
+    int rc = cp_store_log_append(svc->st, op, app, payload, NULL);
+    json_decref(payload);
+    return rc == 0 ? 0 : store_fail(svc, rc, "appending to the config log", err);
+}
+
+/* app.put: what a data plane needs to route and limit the app, and which code it runs. */
+static int log_app_put(cp_service *svc, const char *name, cp_error *err)
+{
+    json_t *row = NULL;
+    int rc = cp_store_app_get(svc->st, name, &row);
+    if (rc != 0)
+        return store_fail(svc, rc, "reading an app", err);
+    json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "app", name,
+                          "hostnames", json_object_get(row, "hostnames"), "path_prefix",
+                          json_object_get(row, "path_prefix"), "default",
+                          json_object_get(row, "default"), "node_compat",
+                          json_object_get(row, "node_compat"), "required_env",
+                          json_object_get(row, "required_env"), "limits",
+                          json_object_get(row, "limits"), "state", json_object_get(row, "state"),
+                          "version", json_object_get(row, "active_version"), "sha256",
+                          json_object_get(row, "active_sha256"));
+    json_decref(row);
+    return log_delta(svc, "app.put", name, p, err);
+}
+
+static int audit(cp_service *svc, const cp_actor *actor, const char *op, const char *app,
+                 json_t *detail, cp_error *err)
+{
+    int rc = cp_store_audit_append(svc->st, actor && actor->who ? actor->who : "unknown",
+                                   actor && actor->via ? actor->via : "internal", op, app, detail);
+    json_decref(detail);
+    return rc == 0 ? 0 : store_fail(svc, rc, "appending to the audit log", err);
+}
+
+/* --- required env --------------------------------------------------------------------------- */
+
+/* Every name of required (a JSON array) that kinds ({NAME: kind}) lacks. */
+static int check_required(json_t *required, json_t *kinds, const char *app, cp_error *err)
+{
+    nano_buf missing = NANO_BUF_INIT;
+    size_t i, n = 0;
+    json_t *v;
+    json_array_foreach(required, i, v) {
+        if (json_object_get(kinds, json_string_value(v)) == NULL)
+            nano_buf_appendf(&missing, "%s%s", n++ ? ", " : "", json_string_value(v));
+    }
+    int rc = 0;
+    if (n > 0)
+        rc = cp_error_set(err, 409, "required_env_missing", "required_env",
+                          "app %s: required env missing: %s", app, nano_buf_cstr(&missing));
+    nano_buf_fini(&missing);
+    return rc;
+}
+
+static int check_required_now(cp_service *svc, json_t *app, int64_t id, const char *name,
+                              cp_error *err)
+{
+    json_t *kinds = NULL;
+    int rc = cp_store_env_kinds(svc->st, id, &kinds);
+    if (rc != 0)
+        return store_fail(svc, rc, "reading env names", err);
+    rc = check_required(json_object_get(app, "required_env"), kinds, name, err);
+    json_decref(kinds);
+    return rc;
+}
+
+static bool is_deployed(json_t *app)
+{
+    return json_integer_value(json_object_get(app, "active_version")) > 0;
+}
+
+/* --- apps.create / apps.update -------------------------------------------------------------- */
+
+typedef struct app_fields {
+    char **hostnames;
+    size_t n_hostnames;
+    const char *path_prefix;
+    bool is_default;
+    bool node_compat;
+    json_t *required_env; /* owned array */
+    nano_limits limits;
+} app_fields;
+
+static void app_fields_fini(app_fields *f)
+{
+    for (size_t i = 0; i < f->n_hostnames; i++)
+        nano_free(f->hostnames[i]);
+    nano_free(f->hostnames);
+    json_decref(f->required_env);
+    memset(f, 0, sizeof *f);
+}
+
+/* Lowercase, without a trailing '.': the form routing compares (as nano_config_add_app). */
+static char *normalize_host(const char *host)
+{
+    char *h = nano_xstrdup(host);
+    size_t len = strlen(h);
+    if (len > 0 && h[len - 1] == '.')
+        h[--len] = '\0';
+    for (char *p = h; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return h;
+}
+
+static int read_hostnames(json_t *args, app_fields *f, cp_error *err)
+{
+    json_t *hs = json_object_get(args, "hostnames");
+    if (hs == NULL)
+        return 0;
+    if (!json_is_array(hs))
+        return cp_error_set(err, 400, "invalid_field", "hostnames",
+                            "hostnames must be an array of hostnames, not %s", type_name(hs));
+    if (json_array_size(hs) > MAX_HOSTNAMES)
+        return cp_error_set(err, 413, "too_large", "hostnames",
+                            "an app has at most %d hostnames", MAX_HOSTNAMES);
+    char **list = nano_xcalloc(json_array_size(hs) + 1, sizeof *list);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < json_array_size(hs) && rc == 0; i++) {
+        json_t *v = json_array_get(hs, i);
+        char field[48], b[72];
+        snprintf(field, sizeof field, "hostnames[%zu]", i);
+        if (!json_is_string(v)) {
+            rc = cp_error_set(err, 400, "invalid_field", field, "%s must be a string, not %s",
+                              field, type_name(v));
+            break;
+        }
+        if (!nano_hostname_valid(json_string_value(v))) {
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "\"%s\" is not a valid hostname: use labels of letters, digits and "
+                              "'-' separated by '.', optionally after \"*.\" for a wildcard",
+                              shown(json_string_value(v), b, sizeof b));
+            break;
+        }
+        char *h = normalize_host(json_string_value(v));
+        for (size_t k = 0; k < n && rc == 0; k++)
+            if (strcmp(list[k], h) == 0)
+                rc = cp_error_set(err, 400, "invalid_field", field, "hostname %s is listed twice",
+                                  h);
+        if (rc != 0) {
+            nano_free(h);
+            break;
+        }
+        list[n++] = h;
+    }
+    if (rc != 0) {
+        for (size_t k = 0; k < n; k++)
+            nano_free(list[k]);
+        nano_free(list);
+        return rc;
+    }
+    for (size_t i = 0; i < f->n_hostnames; i++)
+        nano_free(f->hostnames[i]);
+    nano_free(f->hostnames);
+    f->hostnames = list;
+    f->n_hostnames = n;
+    return 0;
+}
+
+static int read_required_env(json_t *args, app_fields *f, cp_error *err)
+{
+    json_t *r = json_object_get(args, "required_env");
+    if (r == NULL)
+        return 0;
+    if (!json_is_array(r))
+        return cp_error_set(err, 400, "invalid_field", "required_env",
+                            "required_env must be an array of env names, not %s", type_name(r));
+    if (json_array_size(r) > NANO_ENV_MAX_ENTRIES)
+        return cp_error_set(err, 413, "too_large", "required_env",
+                            "required_env lists more than %d names", NANO_ENV_MAX_ENTRIES);
+    json_t *out = json_array();
+    for (size_t i = 0; i < json_array_size(r); i++) {
+        json_t *v = json_array_get(r, i);
+        char field[48];
+        snprintf(field, sizeof field, "required_env[%zu]", i);
+        int rc = 0;
+        if (!json_is_string(v) || !nano_env_name_valid(json_string_value(v), json_string_length(v)))
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "%s must be an env name: letters, digits and '_', not starting "
+                              "with a digit",
+                              field);
+        size_t k;
+        json_t *seen;
+        json_array_foreach(out, k, seen) {
+            if (rc == 0 && json_equal(seen, v))
+                rc = cp_error_set(err, 400, "invalid_field", field, "%s is listed twice",
+                                  json_string_value(v));
+        }
+        if (rc != 0) {
+            json_decref(out);
+            return rc;
+        }
+        json_array_append(out, v);
+    }
+    json_decref(f->required_env);
+    f->required_env = out;
+    return 0;
+}
+
+static int read_limits(json_t *args, app_fields *f, cp_error *err)
+{
+    json_t *l = json_object_get(args, "limits");
+    if (l == NULL)
+        return 0;
+    nano_error e = {0};
+    const char *key = NULL;
+    if (nano_limits_from_json(l, &f->limits, "limits.", &key, &e) == 0)
+        return 0;
+    char field[96];
+    snprintf(field, sizeof field, "limits%s%s", key ? "." : "", key ? key : "");
+    return cp_error_set(err, 400, "invalid_field", field, "%s", e.message);
+}
+
+/* Reads the fields args gives onto f (which holds the defaults, or the app's current values). */
+static int read_app_fields(json_t *args, app_fields *f, cp_error *err)
+{
+    int rc = read_hostnames(args, f, err);
+    json_t *p = json_object_get(args, "path_prefix");
+    if (rc == 0 && p != NULL && !json_is_null(p)) {
+        char b[72];
+        if (!json_is_string(p))
+            rc = cp_error_set(err, 400, "invalid_field", "path_prefix",
+                              "path_prefix must be a string or null, not %s", type_name(p));
+        else if (!nano_path_prefix_valid(json_string_value(p)))
+            rc = cp_error_set(err, 400, "invalid_field", "path_prefix",
+                              "\"%s\" is not a valid path prefix: use \"/seg\" or \"/seg/seg\" "
+                              "(printable ASCII, no trailing '/', no empty segment, no '?' or "
+                              "'#')",
+                              shown(json_string_value(p), b, sizeof b));
+        else
+            f->path_prefix = json_string_value(p);
+    } else if (rc == 0 && p != NULL) {
+        f->path_prefix = NULL;
+    }
+    if (rc == 0)
+        rc = get_bool(args, "default", &f->is_default, err);
+    if (rc == 0)
+        rc = get_bool(args, "node_compat", &f->node_compat, err);
+    if (rc == 0)
+        rc = read_required_env(args, f, err);
+    if (rc == 0)
+        rc = read_limits(args, f, err);
+    if (rc == 0 && f->n_hostnames == 0 && !f->is_default)
+        rc = cp_error_set(err, 400, "invalid_field", "hostnames",
+                          "an app needs at least one hostname, or \"default\": true");
+    return rc;
+}
+
+/* Claims: each hostname + prefix and the default role belong to one app. */
+static int check_claims(cp_service *svc, const app_fields *f, int64_t self, cp_error *err)
+{
+    char owner[64];
+    for (size_t i = 0; i < f->n_hostnames; i++) {
+        int rc = cp_store_hostname_owner(svc->st, f->hostnames[i], f->path_prefix, self, owner);
+        if (rc == 0) {
+            char field[48];
+            snprintf(field, sizeof field, "hostnames[%zu]", i);
+            return cp_error_set(err, 409, "hostname_taken", field,
+                                "hostname %s%s%s is already claimed by app %s", f->hostnames[i],
+                                f->path_prefix ? " with path_prefix " : "",
+                                f->path_prefix ? f->path_prefix : "", owner);
+        }
+        if (rc != NANO_ENOTFOUND)
+            return store_fail(svc, rc, "checking hostnames", err);
+    }
+    if (f->is_default) {
+        int rc = cp_store_default_owner(svc->st, self, owner);
+        if (rc == 0)
+            return cp_error_set(err, 409, "default_taken", "default",
+                                "app %s is already the default app", owner);
+        if (rc != NANO_ENOTFOUND)
+            return store_fail(svc, rc, "checking the default app", err);
+    }
+    return 0;
+}
+
+/* Writes f for app name (insert when *id is 0, else update). */
+static int write_app(cp_service *svc, const char *name, const app_fields *f, int64_t *id,
+                     cp_error *err)
+{
+    json_t *lim = nano_limits_to_json(&f->limits);
+    char *limits = json_dumps(lim, JSON_COMPACT);
+    char *required = json_dumps(f->required_env, JSON_COMPACT);
+    json_decref(lim);
+    cp_app_write w = {.name = name, .hostnames = (const char *const *)f->hostnames,
+                      .n_hostnames = f->n_hostnames, .path_prefix = f->path_prefix,
+                      .is_default = f->is_default, .node_compat = f->node_compat,
+                      .required_env = required, .limits = limits};
+    int rc = *id == 0 ? cp_store_app_insert(svc->st, &w, id) : cp_store_app_update(svc->st, *id, &w);
+    free(limits);
+    free(required);
+    if (rc == NANO_ESTATE) /* a UNIQUE the checks above should have caught first */
+        return cp_error_set(err, 409, "hostname_taken", "hostnames",
+                            "a hostname or the default role of app %s is already claimed", name);
+    return rc == 0 ? 0 : store_fail(svc, rc, "writing an app", err);
+}
+
+static const char *const app_field_names[] = {"name",         "hostnames", "path_prefix",
+                                              "default",      "node_compat", "required_env",
+                                              "limits",       NULL};
+
+/* The result of both: the app as stored now. */
+static int app_result(cp_service *svc, const char *name, json_t **result, cp_error *err)
+{
+    json_t *row = NULL;
+    int rc = cp_store_app_get(svc->st, name, &row);
+    if (rc != 0)
+        return store_fail(svc, rc, "reading an app", err);
+    *result = app_view(row);
+    json_decref(row);
+    return 0;
+}
+
+static json_t *changed_fields(json_t *args)
+{
+    json_t *list = json_array();
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v) {
+        if (strcmp(key, "name") != 0)
+            json_array_append_new(list, json_string(key));
+    }
+    return list;
+}
+
+static int op_apps_create(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                          cp_error *err)
+{
+    const char *name;
+    app_fields f = {.required_env = json_array(), .limits = nano_limits_defaults()};
+    int rc = check_fields(args, app_field_names, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = read_app_fields(args, &f, err);
+    json_t *existing = NULL;
+    if (rc == 0) {
+        int found = cp_store_app_get(svc->st, name, &existing);
+        if (found == 0)
+            rc = cp_error_set(err, 409, "app_exists", "name", "app %s already exists", name);
+        else if (found != NANO_ENOTFOUND)
+            rc = store_fail(svc, found, "reading an app", err);
+    }
+    json_decref(existing);
+    int64_t id = 0;
+    if (rc == 0)
+        rc = check_claims(svc, &f, 0, err);
+    if (rc == 0)
+        rc = write_app(svc, name, &f, &id, err);
+    if (rc == 0)
+        rc = log_app_put(svc, name, err);
+    if (rc == 0) {
+        json_t *hosts = json_array();
+        for (size_t i = 0; i < f.n_hostnames; i++)
+            json_array_append_new(hosts, json_string(f.hostnames[i]));
+        rc = audit(svc, actor, "apps.create", name, json_pack("{s:o}", "hostnames", hosts), err);
+    }
+    if (rc == 0)
+        rc = app_result(svc, name, result, err);
+    app_fields_fini(&f);
+    return rc;
+}
+
+static int op_apps_update(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                          cp_error *err)
+{
+    const char *name;
+    json_t *app = NULL;
+    int64_t id = 0;
+    app_fields f = {0};
+    int rc = check_fields(args, app_field_names, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    if (rc == 0) { /* start from what the app has */
+        json_t *hs = json_object_get(app, "hostnames");
+        f.hostnames = nano_xcalloc(json_array_size(hs) + 1, sizeof *f.hostnames);
+        size_t i;
+        json_t *h;
+        json_array_foreach(hs, i, h) {
+            f.hostnames[f.n_hostnames++] = nano_xstrdup(json_string_value(h));
+        }
+        f.path_prefix = json_string_value(json_object_get(app, "path_prefix"));
+        f.is_default = json_is_true(json_object_get(app, "default"));
+        f.node_compat = json_is_true(json_object_get(app, "node_compat"));
+        f.required_env = json_incref(json_object_get(app, "required_env"));
+        f.limits = nano_limits_defaults();
+        nano_error e;
+        if (nano_limits_from_json(json_object_get(app, "limits"), &f.limits, NULL, NULL, &e) != 0)
+            NANO_WARN("cp.stored_limits_invalid", "app=%s error=%s", name, e.message);
+        rc = read_app_fields(args, &f, err);
+    }
+    if (rc == 0)
+        rc = check_claims(svc, &f, id, err);
+    if (rc == 0 && is_deployed(app)) {
+        json_t *kinds = NULL;
+        rc = cp_store_env_kinds(svc->st, id, &kinds);
+        rc = rc == 0 ? check_required(f.required_env, kinds, name, err)
+                     : store_fail(svc, rc, "reading env names", err);
+        json_decref(kinds);
+    }
+    if (rc == 0)
+        rc = write_app(svc, name, &f, &id, err);
+    if (rc == 0)
+        rc = log_app_put(svc, name, err);
+    if (rc == 0)
+        rc = audit(svc, actor, "apps.update", name, json_pack("{s:o}", "fields", changed_fields(args)),
+                   err);
+    if (rc == 0)
+        rc = app_result(svc, name, result, err);
+    app_fields_fini(&f);
+    json_decref(app);
+    return rc;
+}
+
+/* --- reads ---------------------------------------------------------------------------------- */
+
+static const char *const name_only[] = {"name", NULL};
+static const char *const no_fields[] = {NULL};
+
+static int op_apps_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                        cp_error *err)
+{
+    (void)actor;
+    json_t *rows = NULL;
+    int rc = check_fields(args, no_fields, err);
+    if (rc == 0 && (rc = cp_store_app_list(svc->st, &rows)) != 0)
+        return store_fail(svc, rc, "listing apps", err);
+    if (rc != 0)
+        return rc;
+    json_t *apps = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_array_append_new(apps, app_view(row));
+    }
+    json_decref(rows);
+    *result = json_pack("{s:o}", "apps", apps);
+    return 0;
+}
+
+/* Each node's report about this app: [{node, ...its per-app state}]. */
+static json_t *node_states(json_t *nodes, const char *app)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+        json_t *st = json_object_get(json_object_get(n, "apps"), app);
+        json_t *one = json_is_object(st) ? json_deep_copy(st) : json_object();
+        json_object_set(one, "node", json_object_get(n, "name"));
+        json_object_set(one, "last_seen", json_object_get(n, "last_seen"));
+        json_array_append_new(out, one);
+    }
+    return out;
+}
+
+static int op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                       cp_error *err)
+{
+    (void)actor;
+    const char *name;
+    json_t *app = NULL, *dep = NULL, *nodes = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0 && is_deployed(app)) {
+        rc = cp_store_deployment_get(svc->st, id,
+                                     json_integer_value(json_object_get(app, "active_version")),
+                                     &dep);
+        if (rc != 0)
+            rc = store_fail(svc, rc, "reading a deployment", err);
+    }
+    if (rc == 0 && (rc = cp_store_node_list(svc->st, &nodes)) != 0)
+        rc = store_fail(svc, rc, "listing nodes", err);
+    if (rc == 0) {
+        *result = app_view(app);
+        json_object_set_new(*result, "deployment", dep ? deployment_view(dep) : json_null());
+        json_object_set_new(*result, "nodes", node_states(nodes, name));
+    }
+    json_decref(app);
+    json_decref(dep);
+    json_decref(nodes);
+    return rc;
+}
+
+/* --- removal -------------------------------------------------------------------------------- */
+
+static int op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                          cp_error *err)
+{
+    const char *name;
+    json_t *app = NULL;
+    int64_t id = 0, n_nodes = 0;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0 && strcmp(json_string_value(json_object_get(app, "state")), "draining") == 0) {
+        *result = json_pack("{s:s, s:s}", "name", name, "state", "draining"); /* already */
+        json_decref(app);
+        return 0;
+    }
+    if (rc == 0 && (rc = cp_store_node_count(svc->st, &n_nodes)) != 0)
+        rc = store_fail(svc, rc, "counting nodes", err);
+    nano_limits lim = nano_limits_defaults();
+    if (rc == 0) {
+        nano_error e;
+        nano_limits_from_json(json_object_get(app, "limits"), &lim, NULL, NULL, &e);
+        rc = log_delta(svc, "app.drain", name,
+                       json_pack("{s:s, s:I}", "app", name, "timeout_ms",
+                                 (json_int_t)lim.drain_timeout_ms),
+                       err);
+    }
+    const char *state = n_nodes == 0 ? "removed" : "draining";
+    if (rc == 0 && n_nodes == 0) {
+        /* No node to wait for: the drain is over as soon as it starts. */
+        rc = cp_store_app_delete(svc->st, id);
+        if (rc != 0)
+            rc = store_fail(svc, rc, "deleting an app", err);
+        if (rc == 0)
+            rc = log_delta(svc, "app.remove", name, json_pack("{s:s}", "app", name), err);
+    } else if (rc == 0) {
+        /* TODO(#7): the distribution layer finishes the drain (acks, timeout, app.remove). */
+        int64_t drain_id;
+        rc = cp_store_app_set_state(svc->st, id, "draining");
+        if (rc == 0)
+            rc = cp_store_drain_start(svc->st, id, name, lim.drain_timeout_ms, &drain_id);
+        if (rc != 0)
+            rc = store_fail(svc, rc, "starting a drain", err);
+        if (rc == 0)
+            rc = log_app_put(svc, name, err);
+    }
+    if (rc == 0)
+        rc = audit(svc, actor, "apps.remove", name,
+                   json_pack("{s:s, s:I}", "state", state, "nodes", (json_int_t)n_nodes), err);
+    if (rc == 0)
+        *result = json_pack("{s:s, s:s}", "name", name, "state", state);
+    json_decref(app);
+    return rc;
+}
+
+static int op_apps_drain(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                         cp_error *err)
+{
+    (void)actor;
+    const char *name;
+    json_t *app = NULL, *drain = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc != 0)
+        return rc;
+    const char *state = json_string_value(json_object_get(app, "state"));
+    int found = strcmp(state, "draining") == 0 ? cp_store_drain_get(svc->st, name, &drain)
+                                                : NANO_ENOTFOUND;
+    if (found != 0 && found != NANO_ENOTFOUND)
+        rc = store_fail(svc, found, "reading a drain", err);
+    if (rc == 0) {
+        *result = json_pack("{s:s, s:s}", "name", name, "state", state);
+        if (drain != NULL) {
+            json_object_set(*result, "nodes", json_object_get(drain, "nodes"));
+            json_object_set(*result, "started_at", json_object_get(drain, "started_at"));
+            json_object_set(*result, "timeout_ms", json_object_get(drain, "timeout_ms"));
+        } else {
+            json_object_set_new(*result, "nodes", json_array());
+        }
+    }
+    json_decref(app);
+    json_decref(drain);
+    return rc;
+}
+
+/* --- deployments ---------------------------------------------------------------------------- */
+
+/* "index.js", "lib/util.mjs": segments of [A-Za-z0-9._-], no "." or ".." segment. */
+static bool module_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > MAX_MODULE_NAME)
+        return false;
+    const char *seg = name;
+    for (const char *p = name;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t n = (size_t)(p - seg);
+            if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+                return false;
+            if (*p == '\0')
+                return true;
+            seg = p + 1;
+            continue;
+        }
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+}
+
+static int cmp_module(const void *a, const void *b)
+{
+    return strcmp(((const cp_module *)a)->name, ((const cp_module *)b)->name);
+}
+
+/* Reads args.modules into mods (sorted by name; borrowed from args). */
+static int read_modules(json_t *args, const char *main, cp_module **out, size_t *n_out,
+                        cp_error *err)
+{
+    json_t *mods = json_object_get(args, "modules");
+    if (mods == NULL)
+        return cp_error_set(err, 400, "invalid_field", "modules", "modules is required");
+    if (!json_is_object(mods) || json_object_size(mods) == 0)
+        return cp_error_set(err, 400, "invalid_field", "modules",
+                            "modules must be an object of {\"file.js\": \"source\"}, with at "
+                            "least one module");
+    if (json_object_size(mods) > MAX_MODULES)
+        return cp_error_set(err, 413, "too_large", "modules",
+                            "a deployment has at most %d modules", MAX_MODULES);
+    cp_module *list = nano_xcalloc(json_object_size(mods), sizeof *list);
+    size_t n = 0, total = 0;
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(mods, key, v) {
+        char field[300], b[72];
+        snprintf(field, sizeof field, "modules[\"%s\"]", shown(key, b, sizeof b));
+        if (!module_name_valid(key)) {
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "\"%s\" is not a valid module name: use a relative path of "
+                              "letters, digits, '.', '_' and '-' (no \".\" or \"..\" segments)",
+                              b);
+            break;
+        }
+        if (!json_is_string(v)) {
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "a module's source must be a string, not %s", type_name(v));
+            break;
+        }
+        total += json_string_length(v);
+        if (total > NANO_CODE_MAX_BYTES) {
+            rc = cp_error_set(err, 413, "too_large", "modules",
+                              "the modules are larger than the %u MiB limit",
+                              NANO_CODE_MAX_BYTES / (1024 * 1024));
+            break;
+        }
+        list[n].name = key;
+        list[n].data = json_string_value(v);
+        list[n].len = json_string_length(v);
+        cp_sha256_hex(list[n].data, list[n].len, list[n].sha256);
+        n++;
+    }
+    if (rc == 0 && json_object_get(mods, main) == NULL) {
+        char b[72];
+        rc = cp_error_set(err, 400, "invalid_field", "main",
+                          "main \"%s\" is not one of the modules", shown(main, b, sizeof b));
+    }
+    if (rc != 0) {
+        nano_free(list);
+        return rc;
+    }
+    qsort(list, n, sizeof *list, cmp_module);
+    *out = list;
+    *n_out = n;
+    return 0;
+}
+
+static void bundle_sha256(const cp_module *mods, size_t n, char out[65])
+{
+    if (n == 1) {
+        memcpy(out, mods[0].sha256, 65);
+        return;
+    }
+    nano_buf b = NANO_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        nano_buf_append_str(&b, mods[i].name);
+        nano_buf_append(&b, "", 1);
+        nano_buf_appendf(&b, "%s\n", mods[i].sha256);
+    }
+    cp_sha256_hex(b.data, b.len, out);
+    nano_buf_fini(&b);
+}
+
+/* code.put then app.put for the deployment that just became active. */
+static int log_activation(cp_service *svc, const char *name, json_t *dep, cp_error *err)
+{
+    json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O}", "app", name, "version",
+                          json_object_get(dep, "version"), "sha256", json_object_get(dep, "sha256"),
+                          "main", json_object_get(dep, "main"), "modules",
+                          json_object_get(dep, "modules"));
+    int rc = log_delta(svc, "code.put", name, p, err);
+    return rc == 0 ? log_app_put(svc, name, err) : rc;
+}
+
+static int op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                          cp_error *err)
+{
+    static const char *const fields[] = {"name", "main", "modules", NULL};
+    const char *name, *main = NULL;
+    json_t *app = NULL, *dep = NULL;
+    int64_t id = 0, dep_id = 0, version = 0;
+    cp_module *mods = NULL;
+    size_t n_mods = 0;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = get_str(args, "main", true, &main, err);
+    if (rc == 0 && !module_name_valid(main)) {
+        char b[72];
+        rc = cp_error_set(err, 400, "invalid_field", "main", "\"%s\" is not a valid module name",
+                          shown(main, b, sizeof b));
+    }
+    if (rc == 0)
+        rc = read_modules(args, main, &mods, &n_mods, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    if (rc == 0)
+        rc = check_required_now(svc, app, id, name, err);
+    char sha[65];
+    if (rc == 0) {
+        bundle_sha256(mods, n_mods, sha);
+        rc = cp_store_deployment_insert(svc->st, id, sha, main, mods, n_mods,
+                                        actor && actor->who ? actor->who : "unknown", &dep_id,
+                                        &version);
+        if (rc == 0)
+            rc = cp_store_app_activate(svc->st, id, dep_id);
+        if (rc == 0)
+            rc = cp_store_deployment_get(svc->st, id, version, &dep);
+        if (rc != 0)
+            rc = store_fail(svc, rc, "storing a deployment", err);
+    }
+    if (rc == 0)
+        rc = log_activation(svc, name, dep, err);
+    if (rc == 0)
+        rc = audit(svc, actor, "apps.deploy", name,
+                   json_pack("{s:I, s:s, s:I, s:O}", "version", (json_int_t)version, "sha256", sha,
+                             "modules", (json_int_t)n_mods, "size", json_object_get(dep, "size")),
+                   err);
+    if (rc == 0)
+        *result = deployment_view(dep);
+    nano_free(mods);
+    json_decref(app);
+    json_decref(dep);
+    return rc;
+}
+
+static int op_deployments_list(cp_service *svc, const cp_actor *actor, json_t *args,
+                               json_t **result, cp_error *err)
+{
+    (void)actor;
+    const char *name;
+    json_t *app = NULL, *rows = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0 && (rc = cp_store_deployment_list(svc->st, id, &rows)) != 0)
+        rc = store_fail(svc, rc, "listing deployments", err);
+    if (rc == 0) {
+        json_t *list = json_array();
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row) {
+            json_array_append_new(list, deployment_view(row));
+        }
+        *result = json_pack("{s:o}", "deployments", list);
+    }
+    json_decref(app);
+    json_decref(rows);
+    return rc;
+}
+
+static int op_apps_rollback(cp_service *svc, const cp_actor *actor, json_t *args,
+                            json_t **result, cp_error *err)
+{
+    static const char *const fields[] = {"name", "version", NULL};
+    const char *name;
+    json_t *app = NULL, *dep = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    json_t *jv = json_object_get(args, "version");
+    if (rc == 0 && (!json_is_integer(jv) || json_integer_value(jv) < 1))
+        rc = cp_error_set(err, 400, "invalid_field", "version",
+                          "version must be a whole number of 1 or more");
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    int64_t version = rc == 0 ? json_integer_value(jv) : 0;
+    if (rc == 0) {
+        int found = cp_store_deployment_get(svc->st, id, version, &dep);
+        if (found == NANO_ENOTFOUND)
+            rc = cp_error_set(err, 404, "version_not_found", "version",
+                              "app %s has no version %lld", name, (long long)version);
+        else if (found != 0)
+            rc = store_fail(svc, found, "reading a deployment", err);
+    }
+    if (rc == 0 && json_is_true(json_object_get(dep, "active"))) { /* nothing to change */
+        *result = deployment_view(dep);
+        json_decref(dep);
+        json_decref(app);
+        return 0;
+    }
+    if (rc == 0)
+        rc = check_required_now(svc, app, id, name, err);
+    if (rc == 0) {
+        json_int_t from = json_integer_value(json_object_get(app, "active_version"));
+        rc = cp_store_app_activate(svc->st, id, json_integer_value(json_object_get(dep, "id")));
+        json_decref(dep);
+        dep = NULL;
+        if (rc == 0)
+            rc = cp_store_deployment_get(svc->st, id, version, &dep);
+        if (rc != 0)
+            rc = store_fail(svc, rc, "activating a deployment", err);
+        if (rc == 0)
+            rc = log_activation(svc, name, dep, err);
+        if (rc == 0)
+            rc = audit(svc, actor, "apps.rollback", name,
+                       json_pack("{s:I, s:I}", "from", from, "to", (json_int_t)version), err);
+    }
+    if (rc == 0)
+        *result = deployment_view(dep);
+    json_decref(app);
+    json_decref(dep);
+    return rc;
+}
+
+/* --- env ------------------------------------------------------------------------------------ */
+
+static int env_result(cp_service *svc, int64_t id, json_t **result, cp_error *err)
+{
+    json_t *vars = NULL, *secrets = NULL;
+    int rc = cp_store_env_vars(svc->st, id, &vars);
+    if (rc == 0)
+        rc = cp_store_secret_list(svc->st, id, &secrets);
+    if (rc != 0) {
+        json_decref(vars);
+        return store_fail(svc, rc, "reading env", err);
+    }
+    json_t *names = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(secrets, i, s) {
+        json_array_append(names, json_object_get(s, "name"));
+    }
+    json_decref(secrets);
+    *result = json_pack("{s:o, s:o}", "vars", vars, "secrets", names);
+    return 0;
+}
+
+static int op_env_get(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                      cp_error *err)
+{
+    (void)actor;
+    const char *name;
+    json_t *app = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = env_result(svc, id, result, err);
+    json_decref(app);
+    return rc;
+}
+
+/* The stored form of a var: JSON text; *size is what counts against the 5 KB limit (a
+ * string's own bytes, else the compact JSON text), as in nano.json. */
+static char *var_text(json_t *v, size_t *size)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    *size = json_is_string(v) ? json_string_length(v) : strlen(text);
+    return text;
+}
+
+static int env_name_check(const char *key, const char *field, cp_error *err)
+{
+    if (nano_env_name_valid(key, strlen(key)))
+        return 0;
+    return cp_error_set(err, 400, "invalid_field", field,
+                        "%s: invalid env name: use letters, digits and '_', not starting with "
+                        "a digit",
+                        field);
+}
+
+static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                        cp_error *err)
+{
+    static const char *const fields[] = {"name", "vars", NULL};
+    const char *name;
+    json_t *app = NULL, *kinds = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    json_t *vars = json_object_get(args, "vars");
+    if (rc == 0 && !json_is_object(vars))
+        rc = cp_error_set(err, 400, "invalid_field", "vars",
+                          "vars must be an object of {\"NAME\": value or null}");
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    if (rc == 0 && (rc = cp_store_env_kinds(svc->st, id, &kinds)) != 0)
+        rc = store_fail(svc, rc, "reading env names", err);
+    /* The 128-entry limit applies to the result of the whole patch, whatever its order. */
+    size_t final = json_object_size(kinds);
+    const char *first_new = NULL, *key;
+    json_t *v;
+    json_object_foreach(vars, key, v) {
+        if (rc != 0)
+            break;
+        bool present = json_object_get(kinds, key) != NULL;
+        if (json_is_null(v) && present)
+            final--;
+        else if (!json_is_null(v) && !present) {
+            final++;
+            first_new = first_new != NULL ? first_new : key;
+        }
+    }
+    if (rc == 0 && final > NANO_ENV_MAX_ENTRIES) {
+        char field[128], b[72];
+        snprintf(field, sizeof field, "vars.%s", shown(first_new, b, sizeof b));
+        rc = cp_error_set(err, 413, "too_large", field,
+                          "%s: app %s would have %zu vars and secrets; the limit is %d", field,
+                          name, final, NANO_ENV_MAX_ENTRIES);
+    }
+    json_t *set = json_array(), *deleted = json_array();
+    json_object_foreach(vars, key, v) {
+        if (rc != 0)
+            break;
+        char field[128], b[72];
+        snprintf(field, sizeof field, "vars.%s", shown(key, b, sizeof b));
+        if ((rc = env_name_check(key, field, err)) != 0)
+            break;
+        const char *kind = json_string_value(json_object_get(kinds, key));
+        if (kind != NULL && strcmp(kind, "secret") == 0) {
+            rc = cp_error_set(err, 409, "name_conflict", field,
+                              "%s is a secret of app %s; a name is either a var or a secret",
+                              key, name);
+            break;
+        }
+        if (json_is_null(v)) {
+            if (kind == NULL)
+                continue; /* absent already */
+            rc = cp_store_env_del(svc->st, id, key);
+            if (rc != 0) {
+                rc = store_fail(svc, rc, "deleting a var", err);
+                break;
+            }
+            json_object_del(kinds, key);
+            json_array_append_new(deleted, json_string(key));
+            rc = log_delta(svc, "env.del", name, json_pack("{s:s, s:s}", "app", name, "name", key),
+                           err);
+            continue;
+        }
+        size_t size;
+        char *text = var_text(v, &size);
+        if (size > NANO_ENV_MAX_VALUE)
+            rc = cp_error_set(err, 413, "too_large", field,
+                              "%s: value is %zu bytes; the limit is %d", field, size,
+                              NANO_ENV_MAX_VALUE);
+        if (rc == 0 && (rc = cp_store_env_put(svc->st, id, key, text)) != 0)
+            rc = store_fail(svc, rc, "writing a var", err);
+        free(text);
+        if (rc != 0)
+            break;
+        json_object_set_new(kinds, key, json_string("var"));
+        json_array_append_new(set, json_string(key));
+        rc = log_delta(svc, "env.put", name,
+                       json_pack("{s:s, s:s, s:O}", "app", name, "name", key, "value", v), err);
+    }
+    if (rc == 0 && is_deployed(app) && json_array_size(deleted) > 0)
+        rc = check_required(json_object_get(app, "required_env"), kinds, name, err);
+    if (rc == 0 && json_array_size(set) + json_array_size(deleted) > 0)
+        rc = audit(svc, actor, "env.patch", name,
+                   json_pack("{s:O, s:O}", "set", set, "deleted", deleted), err);
+    if (rc == 0)
+        rc = env_result(svc, id, result, err);
+    json_decref(set);
+    json_decref(deleted);
+    json_decref(kinds);
+    json_decref(app);
+    return rc;
+}
+
+/* --- secrets -------------------------------------------------------------------------------- */
+
+static int get_secret_key(json_t *args, const char **key, cp_error *err)
+{
+    int rc = get_str(args, "key", true, key, err);
+    return rc == 0 ? env_name_check(*key, "key", err) : rc;
+}
+
+static int op_secrets_list(cp_service *svc, const cp_actor *actor, json_t *args,
+                           json_t **result, cp_error *err)
+{
+    (void)actor;
+    const char *name;
+    json_t *app = NULL, *list = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0 && (rc = cp_store_secret_list(svc->st, id, &list)) != 0)
+        rc = store_fail(svc, rc, "listing secrets", err);
+    if (rc == 0)
+        *result = json_pack("{s:o}", "secrets", list);
+    json_decref(app);
+    return rc;
+}
+
+static int op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                          cp_error *err)
+{
+    static const char *const fields[] = {"name", "key", "value", NULL};
+    const char *name, *key = NULL, *value = NULL;
+    json_t *app = NULL, *kinds = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = get_secret_key(args, &key, err);
+    if (rc == 0)
+        rc = get_str(args, "value", true, &value, err);
+    size_t len = value ? json_string_length(json_object_get(args, "value")) : 0;
+    if (rc == 0 && len > NANO_ENV_MAX_VALUE)
+        rc = cp_error_set(err, 413, "too_large", "value",
+                          "secret %s is %zu bytes; the limit is %d", key, len, NANO_ENV_MAX_VALUE);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    if (rc == 0 && (rc = cp_store_env_kinds(svc->st, id, &kinds)) != 0)
+        rc = store_fail(svc, rc, "reading env names", err);
+    const char *kind = rc == 0 ? json_string_value(json_object_get(kinds, key)) : NULL;
+    if (rc == 0 && kind != NULL && strcmp(kind, "var") == 0)
+        rc = cp_error_set(err, 409, "name_conflict", "key",
+                          "%s is a var of app %s; a name is either a var or a secret", key, name);
+    if (rc == 0 && kind == NULL && json_object_size(kinds) >= NANO_ENV_MAX_ENTRIES)
+        rc = cp_error_set(err, 413, "too_large", "key",
+                          "app %s would have more than %d vars and secrets", name,
+                          NANO_ENV_MAX_ENTRIES);
+    cp_sealed sealed = {0};
+    if (rc == 0 && cp_secret_seal(&svc->key, name, key, value, len, &sealed) != 0)
+        rc = cp_error_set(err, 500, "internal", NULL, "cannot encrypt the secret");
+    if (rc == 0 && (rc = cp_store_secret_put(svc->st, id, key, &sealed)) != 0)
+        rc = store_fail(svc, rc, "writing a secret", err);
+    if (rc == 0) {
+        /* The config log carries the value sealed exactly as stored: never the plaintext. */
+        char *ct = nano_xmalloc(4 * ((sealed.len + 2) / 3) + 1);
+        char nonce[4 * ((CP_NONCE_BYTES + 2) / 3) + 1], tag[4 * ((CP_TAG_BYTES + 2) / 3) + 1];
+        cp_base64(sealed.ciphertext, sealed.len, ct);
+        cp_base64(sealed.nonce, CP_NONCE_BYTES, nonce);
+        cp_base64(sealed.tag, CP_TAG_BYTES, tag);
+        rc = log_delta(svc, "secret.put", name,
+                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "app", name, "name", key,
+                                 "ciphertext", ct, "nonce", nonce, "tag", tag, "key_id",
+                                 sealed.key_id),
+                       err);
+        nano_free(ct);
+    }
+    cp_sealed_fini(&sealed);
+    if (rc == 0)
+        rc = audit(svc, actor, "secrets.put", name,
+                   json_pack("{s:s, s:b}", "key", key, "created", kind == NULL), err);
+    if (rc == 0)
+        *result = json_pack("{s:s, s:s}", "name", key, "updated_at", cp_store_now(svc->st));
+    json_decref(kinds);
+    json_decref(app);
+    return rc;
+}
+
+static int op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t *args,
+                             json_t **result, cp_error *err)
+{
+    static const char *const fields[] = {"name", "key", NULL};
+    const char *name, *key = NULL;
+    json_t *app = NULL;
+    int64_t id = 0;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    if (rc == 0)
+        rc = get_secret_key(args, &key, err);
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    if (rc == 0) {
+        int del = cp_store_secret_del(svc->st, id, key);
+        if (del == NANO_ENOTFOUND)
+            rc = cp_error_set(err, 404, "secret_not_found", "key", "app %s has no secret %s",
+                              name, key);
+        else if (del != 0)
+            rc = store_fail(svc, del, "deleting a secret", err);
+    }
+    if (rc == 0 && is_deployed(app))
+        rc = check_required_now(svc, app, id, name, err);
+    if (rc == 0)
+        rc = log_delta(svc, "secret.del", name, json_pack("{s:s, s:s}", "app", name, "name", key),
+                       err);
+    if (rc == 0)
+        rc = audit(svc, actor, "secrets.delete", name, json_pack("{s:s}", "key", key), err);
+    if (rc == 0)
+        *result = json_object();
+    json_decref(app);
+    return rc;
+}
+
+/* --- nodes, audit, version ------------------------------------------------------------------ */
+
+static int op_nodes_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                         cp_error *err)
+{
+    (void)actor;
+    json_t *nodes = NULL;
+    int rc = check_fields(args, no_fields, err);
+    if (rc == 0 && (rc = cp_store_node_list(svc->st, &nodes)) != 0)
+        rc = store_fail(svc, rc, "listing nodes", err);
+    if (rc == 0)
+        *result = json_pack("{s:o}", "nodes", nodes);
+    return rc;
+}
+
+static int get_count(json_t *args, const char *key, int64_t min, int64_t max, int64_t *out,
+                     cp_error *err)
+{
+    json_t *v = json_object_get(args, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return cp_error_set(err, 400, "invalid_field", key,
+                            "%s must be a whole number from %lld to %lld", key, (long long)min,
+                            (long long)max);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int op_audit_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                         cp_error *err)
+{
+    (void)actor;
+    static const char *const fields[] = {"limit", "before_id", NULL};
+    int64_t limit = AUDIT_DEFAULT_LIMIT, before = 0;
+    json_t *entries = NULL;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_count(args, "limit", 1, AUDIT_MAX_LIMIT, &limit, err);
+    if (rc == 0)
+        rc = get_count(args, "before_id", 1, INT64_MAX, &before, err);
+    if (rc == 0 && (rc = cp_store_audit_list(svc->st, limit, before, &entries)) != 0)
+        rc = store_fail(svc, rc, "reading the audit log", err);
+    if (rc == 0)
+        *result = json_pack("{s:o}", "entries", entries);
+    return rc;
+}
+
+static int op_version(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                      cp_error *err)
+{
+    (void)actor;
+    int64_t schema = 0, seq = 0;
+    int rc = check_fields(args, no_fields, err);
+    if (rc == 0 && ((rc = cp_store_schema_version(svc->st, &schema)) != 0 ||
+                    (rc = cp_store_log_seq(svc->st, &seq)) != 0))
+        rc = store_fail(svc, rc, "reading versions", err);
+    if (rc == 0)
+        *result = json_pack("{s:s, s:I, s:I}", "version", NANO_VERSION, "schema_version",
+                            (json_int_t)schema, "config_seq", (json_int_t)seq);
+    return rc;
+}
+
+/* --- dispatch ------------------------------------------------------------------------------- */
+
+typedef int (*op_fn)(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
+                     cp_error *err);
+
+static const struct {
+    const char *name;
+    op_fn fn;
+    bool is_change; /* runs in a write transaction */
+} ops[] = {
+    {"apps.list", op_apps_list, false},
+    {"apps.create", op_apps_create, true},
+    {"apps.update", op_apps_update, true},
+    {"apps.get", op_apps_get, false},
+    {"apps.remove", op_apps_remove, true},
+    {"apps.drain", op_apps_drain, false},
+    {"apps.deploy", op_apps_deploy, true},
+    {"deployments.list", op_deployments_list, false},
+    {"apps.rollback", op_apps_rollback, true},
+    {"env.get", op_env_get, false},
+    {"env.patch", op_env_patch, true},
+    {"secrets.list", op_secrets_list, false},
+    {"secrets.put", op_secrets_put, true},
+    {"secrets.delete", op_secrets_delete, true},
+    {"nodes.list", op_nodes_list, false},
+    {"audit.list", op_audit_list, false},
+    {"version", op_version, false},
+};
+
+int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json_t *args,
+                    json_t **result, cp_error *err)
+{
+    size_t i = 0;
+    while (i < sizeof ops / sizeof ops[0] && (op == NULL || strcmp(ops[i].name, op) != 0))
+        i++;
+    if (i == sizeof ops / sizeof ops[0]) {
+        char b[72];
+        return cp_error_set(err, 400, "bad_request", "op", "unknown op \"%s\"",
+                            shown(op ? op : "", b, sizeof b));
+    }
+    json_t *empty = NULL;
+    if (args == NULL)
+        args = empty = json_object();
+    if (!json_is_object(args)) {
+        return cp_error_set(err, 400, "bad_request", NULL, "the arguments of %s must be an object",
+                            ops[i].name);
+    }
+    json_t *out = NULL;
+    int rc;
+    if (ops[i].is_change && (rc = cp_store_begin(svc->st)) != 0) {
+        json_decref(empty);
+        return store_fail(svc, rc, "starting a transaction", err);
+    }
+    rc = ops[i].fn(svc, actor, args, &out, err);
+    if (ops[i].is_change) {
+        if (rc == 0 && (rc = cp_store_commit(svc->st)) != 0)
+            rc = store_fail(svc, rc, "committing", err);
+        if (rc != 0)
+            cp_store_rollback(svc->st);
+    }
+    json_decref(empty);
+    if (rc != 0) {
+        json_decref(out);
+        return rc;
+    }
+    if (ops[i].is_change)
+        NANO_INFO("cp.change", "op=%s who=%s via=%s", ops[i].name,
+                  actor && actor->who ? actor->who : "unknown",
+                  actor && actor->via ? actor->via : "internal");
+    *result = out;
+    return 0;
+}
+
+/* --- tokens ------------------------------------------------------------------------------- */
+
+static void sha256_raw(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 0;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+bool cp_service_check_token(cp_service *svc, const char *token, const char **who_out)
+{
+    if (token == NULL)
+        return false;
+    unsigned char h[32];
+    sha256_raw(token, strlen(token), h);
+    /* Every stored hash is compared, whatever matched before: the time taken says nothing
+     * about which token, or how much of one, was right. */
+    size_t match = svc->n_tokens;
+    for (size_t i = 0; i < svc->n_tokens; i++) {
+        int differs = CRYPTO_memcmp(h, svc->tokens[i].hash, sizeof h);
+        if (differs == 0)
+            match = i;
+    }
+    if (match == svc->n_tokens)
+        return false;
+    if (who_out != NULL)
+        *who_out = svc->tokens[match].name;
+    return true;
+}
+
+static int unhex32(const char *hex, unsigned char out[32])
+{
+    cp_master_key k;
+    if (cp_master_key_from_hex(hex, hex ? strlen(hex) : 0, &k) != 0)
+        return NANO_EINVAL;
+    memcpy(out, k.key, 32);
+    OPENSSL_cleanse(&k, sizeof k);
+    return 0;
+}
+
+/* The admin token file: read (a token of 32 to 512 printable characters, one trailing newline
+ * allowed), or made: 32 random bytes as 64 hex digits, 0600, created exclusively. */
+static int admin_token(const char *path, char hash_hex[65], bool *created, cp_error *err)
+{
+    char buf[520];
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *created = false;
+    if (fd < 0 && errno == ENOENT) {
+        unsigned char raw[32];
+        if (cp_random_bytes(raw, sizeof raw) != 0)
+            return cp_error_set(err, 500, "startup", NULL, "cannot get random bytes for a token");
+        cp_hex(raw, sizeof raw, buf);
+        OPENSSL_cleanse(raw, sizeof raw);
+        len = 64;
+        buf[len] = '\n';
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, buf, len + 1) != (ssize_t)(len + 1) || fsync(fd) != 0) {
+            int e = errno;
+            if (fd >= 0) {
+                close(fd);
+                unlink(path);
+            }
+            OPENSSL_cleanse(buf, sizeof buf);
+            return cp_error_set(err, 500, "startup", NULL, "cannot create token file %s: %s",
+                                path, strerror(e));
+        }
+        close(fd);
+        *created = true;
+    } else if (fd < 0) {
+        return cp_error_set(err, 500, "startup", NULL, "cannot open token file %s: %s", path,
+                            strerror(errno));
+    } else {
+        struct stat stbuf;
+        if (fstat(fd, &stbuf) == 0 && (stbuf.st_mode & 077) != 0)
+            NANO_WARN("cp.token_file_mode", "path=%s mode=%04o detail=%s", path,
+                      (unsigned)(stbuf.st_mode & 07777), "readable by group or others");
+        ssize_t n;
+        while (len < sizeof buf && (n = read(fd, buf + len, sizeof buf - len)) > 0)
+            len += (size_t)n;
+        close(fd);
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        bool ok = len >= 32 && len <= 512;
+        for (size_t i = 0; i < len && ok; i++)
+            ok = buf[i] > 0x20 && buf[i] < 0x7f;
+        if (!ok) {
+            OPENSSL_cleanse(buf, sizeof buf);
+            return cp_error_set(err, 400, "startup", NULL,
+                                "token file %s must hold one token of 32 to 512 printable "
+                                "characters without spaces",
+                                path);
+        }
+    }
+    cp_sha256_hex(buf, len, hash_hex);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return 0;
+}
+
+static int load_tokens(cp_service *svc, cp_error *err)
+{
+    json_t *list = NULL;
+    int rc = cp_store_token_list(svc->st, &list);
+    if (rc != 0)
+        return store_fail(svc, rc, "reading tokens", err);
+    svc->tokens = nano_xcalloc(json_array_size(list) + 1, sizeof *svc->tokens);
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t) {
+        cp_token *tok = &svc->tokens[svc->n_tokens];
+        snprintf(tok->name, sizeof tok->name, "%s", json_string_value(json_object_get(t, "name")));
+        if (unhex32(json_string_value(json_object_get(t, "hash")), tok->hash) == 0)
+            svc->n_tokens++;
+    }
+    json_decref(list);
+    return 0;
+}
+
+/* --- open / free ---------------------------------------------------------------------------- */
+
+static int make_data_dir(const char *dir, cp_error *err)
+{
+    if (mkdir(dir, 0700) == 0) {
+        NANO_INFO("cp.data_dir_created", "path=%s", dir);
+        return 0;
+    }
+    struct stat stbuf;
+    if (errno == EEXIST && stat(dir, &stbuf) == 0 && S_ISDIR(stbuf.st_mode))
+        return 0;
+    return cp_error_set(err, 500, "startup", NULL, "cannot create data dir %s: %s", dir,
+                        errno == EEXIST ? "exists and is not a directory" : strerror(errno));
+}
+
+int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *err)
+{
+    const char *dir = opt->data_dir ? opt->data_dir : "./var/nanocp";
+    int rc = make_data_dir(dir, err);
+    if (rc != 0)
+        return rc;
+    cp_service *svc = nano_xcalloc(1, sizeof *svc);
+    svc->data_dir = nano_xstrdup(dir);
+    nano_buf b = NANO_BUF_INIT;
+    nano_buf_appendf(&b, "%s/nanocp.db", dir);
+    svc->db_path = nano_xstrdup(nano_buf_cstr(&b));
+    nano_buf_reset(&b);
+    if (opt->token_file != NULL)
+        nano_buf_append_str(&b, opt->token_file);
+    else
+        nano_buf_appendf(&b, "%s/admin.token", dir);
+    svc->token_path = nano_xstrdup(nano_buf_cstr(&b));
+    nano_buf_fini(&b);
+
+    nano_error e = {0};
+    cp_key_source source;
+    rc = cp_master_key_load(opt->master_key_file, dir, &svc->key, &source, svc->key_source,
+                            sizeof svc->key_source, &e);
+    if (rc != 0) {
+        cp_error_set(err, 500, "startup", NULL, "%s", e.message);
+        cp_service_free(svc);
+        return rc;
+    }
+    if (source == CP_KEY_GENERATED)
+        NANO_INFO("cp.master_key_created", "path=%s key_id=%s", svc->key_source, svc->key.id);
+    rc = cp_store_open(svc->db_path, true, &svc->st, &e);
+    if (rc != 0) {
+        cp_error_set(err, 500, "startup", NULL, "%s", e.message);
+        cp_service_free(svc);
+        return rc;
+    }
+    char hash[65];
+    bool created = false;
+    rc = admin_token(svc->token_path, hash, &created, err);
+    if (rc == 0 && (rc = cp_store_token_put(svc->st, "admin", hash)) != 0)
+        rc = store_fail(svc, rc, "storing the admin token", err);
+    if (rc == 0)
+        rc = load_tokens(svc, err);
+    if (rc != 0) {
+        cp_service_free(svc);
+        return rc;
+    }
+    if (created)
+        NANO_INFO("cp.admin_token_created", "path=%s", svc->token_path);
+    int64_t schema = 0, seq = 0;
+    cp_store_schema_version(svc->st, &schema);
+    cp_store_log_seq(svc->st, &seq);
+    NANO_INFO("cp.store_open", "path=%s schema_version=%lld config_seq=%lld key_id=%s", svc->db_path,
+              (long long)schema, (long long)seq, svc->key.id);
+    *out = svc;
+    return 0;
+}
+
+void cp_service_free(cp_service *svc)
+{
+    if (svc == NULL)
+        return;
+    cp_store_free(svc->st); /* checkpoints the WAL */
+    OPENSSL_cleanse(&svc->key, sizeof svc->key);
+    nano_free(svc->tokens);
+    nano_free(svc->data_dir);
+    nano_free(svc->db_path);
+    nano_free(svc->token_path);
+    nano_free(svc);
+}
+
+const char *cp_service_data_dir(const cp_service *svc)
+{
+    return svc->data_dir;
+}
+
+const char *cp_service_db_path(const cp_service *svc)
+{
+    return svc->db_path;
+}
+
+const char *cp_service_token_path(const cp_service *svc)
+{
+    return svc->token_path;
+}
+
+const char *cp_service_key_source(const cp_service *svc)
+{
+    return svc->key_source;
+}
+
+struct cp_store *cp_service_store(cp_service *svc)
+{
+    return svc->st;
+}

@@ -1,0 +1,163 @@
+/* store.h: nanocp's SQLite store (DESIGN.md §5): opening the database, the migrations, and
+ * every SQL statement the service layer runs (prepared once, cached per connection).
+ *
+ * Reads return jansson values shaped for the admin API (the service layer adds and renames
+ * little); writes take plain C values. The store checks nothing a person would read about:
+ * validation and its messages are the service's. A store and its connection belong to one
+ * thread (nanocp's service thread). Functions return 0 or a negative NANO_E* code:
+ * NANO_ENOTFOUND for a missing row, NANO_ESTATE for a constraint the database refused, NANO_EIO
+ * for any other SQLite failure (cp_store_errmsg says which). */
+#ifndef CP_STORE_H
+#define CP_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embedded.h"
+#include "error.h"
+#include "secrets.h"
+
+typedef struct cp_store cp_store;
+
+/* The migrations compiled into this binary (migrations/NNNN_name.sql, in order). */
+extern const nano_embedded cp_migrations[];
+extern const size_t cp_migrations_count;
+
+/* cp_store_open: opens the database at path with foreign keys on, WAL and a busy timeout.
+ * With migrate, creates the file if missing (mode 0600), refuses a database that records a
+ * migration this binary does not know (newer, or a different name for a known version), and
+ * applies the pending migrations in order, each in its own transaction that also records it in
+ * schema_migrations. Without migrate (for `nanocp migrate --status`), opens an existing file
+ * and changes nothing. Errors are one line naming the file. Returns the store owned. */
+int cp_store_open(const char *path, bool migrate, cp_store **out, nano_error *err);
+
+/* cp_store_open_with: cp_store_open with another list of migrations (tests). migs is borrowed
+ * for the store's life; each name must look like "0001_init.sql". */
+int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_migs, bool migrate,
+                       cp_store **out, nano_error *err);
+
+/* cp_store_free: finalizes the statements, checkpoints the WAL into the database file
+ * (TRUNCATE) and closes. NULL-safe. */
+void cp_store_free(cp_store *st);
+
+/* cp_store_checkpoint: writes the WAL back into the database file now (TRUNCATE). */
+int cp_store_checkpoint(cp_store *st);
+
+/* cp_store_errmsg: the last SQLite error, for the log (never shown with values: the store
+ * binds values, so SQLite's messages hold none). */
+const char *cp_store_errmsg(const cp_store *st);
+
+/* cp_store_migrations: every migration this binary knows and every one the database records:
+ * [{version, name, applied_at (null: pending), known (false: newer than this binary)}]. */
+int cp_store_migrations(cp_store *st, json_t **out);
+int cp_store_schema_version(cp_store *st, int64_t *out);
+
+/* Transactions. begin is BEGIN IMMEDIATE (the write lock up front, so a change never fails
+ * half-way for lack of it) and fixes the time every write of the transaction records
+ * (cp_store_now: RFC 3339 UTC with milliseconds). rollback is NULL-safe and idempotent. */
+int cp_store_begin(cp_store *st);
+int cp_store_commit(cp_store *st);
+void cp_store_rollback(cp_store *st);
+const char *cp_store_now(const cp_store *st);
+/* cp_time_now: the current time as cp_store_now formats it (out: at least 32 bytes). */
+void cp_time_now(char *out, size_t cap);
+
+/* --- apps --------------------------------------------------------------------------------- */
+
+typedef struct cp_app_write {
+    const char *name;
+    const char *const *hostnames; /* normalized (lowercase, no trailing '.') */
+    size_t n_hostnames;
+    const char *path_prefix;      /* NULL: none */
+    bool is_default;
+    bool node_compat;
+    const char *required_env;     /* JSON array text */
+    const char *limits;           /* JSON object text */
+} cp_app_write;
+
+/* An app as {id, name, hostnames, path_prefix, default, node_compat, required_env, limits,
+ * state, active_version, active_sha256, created_at, updated_at}. */
+int cp_store_app_get(cp_store *st, const char *name, json_t **out);
+int cp_store_app_list(cp_store *st, json_t **out); /* array, by name */
+int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out);
+/* cp_store_app_update: every field of w (name is not changed) and the hostnames. */
+int cp_store_app_update(cp_store *st, int64_t id, const cp_app_write *w);
+int cp_store_app_set_state(cp_store *st, int64_t id, const char *state);
+int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id);
+/* cp_store_app_delete: the app and everything it owns; code no deployment uses any more. */
+int cp_store_app_delete(cp_store *st, int64_t id);
+/* The app (other than except_id) claiming host with prefix ("" for none), or the default app:
+ * its name into name_out (64 bytes); NANO_ENOTFOUND when none. */
+int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix,
+                            int64_t except_id, char *name_out);
+int cp_store_default_owner(cp_store *st, int64_t except_id, char *name_out);
+
+/* --- deployments ------------------------------------------------------------------------- */
+
+typedef struct cp_module {
+    const char *name;
+    const char *data; /* borrowed */
+    size_t len;
+    char sha256[65];
+} cp_module;
+
+/* cp_store_deployment_insert: the next version of the app (1 + the highest so far), its
+ * modules' bytes stored once by sha256. */
+int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
+                               const char *main, const cp_module *mods, size_t n_mods,
+                               const char *created_by, int64_t *id_out, int64_t *version_out);
+/* A deployment as {id, version, sha256, main, size, modules: [{name, size, sha256}],
+ * created_at, created_by, active}. */
+int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_t **out);
+int cp_store_deployment_list(cp_store *st, int64_t app_id, json_t **out); /* newest first */
+/* cp_store_blob_get: a module's bytes by sha256 (returned owned, nano_xmalloc). */
+int cp_store_blob_get(cp_store *st, const char *sha256, char **data_out, size_t *len_out);
+
+/* --- env and secrets --------------------------------------------------------------------- */
+
+/* cp_store_env_vars: {NAME: value (parsed JSON)}, by name. */
+int cp_store_env_vars(cp_store *st, int64_t app_id, json_t **out);
+/* cp_store_env_kinds: {NAME: "var"|"secret"} over both tables. */
+int cp_store_env_kinds(cp_store *st, int64_t app_id, json_t **out);
+int cp_store_env_put(cp_store *st, int64_t app_id, const char *name, const char *value_json);
+int cp_store_env_del(cp_store *st, int64_t app_id, const char *name); /* ENOTFOUND: none */
+/* cp_store_secret_list: [{name, updated_at}], by name. Never the value. */
+int cp_store_secret_list(cp_store *st, int64_t app_id, json_t **out);
+int cp_store_secret_put(cp_store *st, int64_t app_id, const char *name, const cp_sealed *s);
+int cp_store_secret_get(cp_store *st, int64_t app_id, const char *name, cp_sealed *out);
+int cp_store_secret_del(cp_store *st, int64_t app_id, const char *name);
+
+/* --- nodes and drains -------------------------------------------------------------------- */
+
+/* [{name, version, addr, applied_seq, apps, first_seen, last_seen}], by name. */
+int cp_store_node_list(cp_store *st, json_t **out);
+int cp_store_node_count(cp_store *st, int64_t *out);
+/* cp_store_drain_start: a drain of the app with one pending row per registered node. */
+int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t timeout_ms,
+                         int64_t *id_out);
+/* The app's latest drain: {state, started_at, timeout_ms, finished_at, nodes: [{node, state,
+ * acked_at}]}; NANO_ENOTFOUND when it has none. */
+int cp_store_drain_get(cp_store *st, const char *app, json_t **out);
+
+/* --- the config log, the audit log, tokens ----------------------------------------------- */
+
+/* cp_store_log_append: one delta (op as in DESIGN.md §6; payload borrowed, stored compact). */
+int cp_store_log_append(cp_store *st, const char *op, const char *app, json_t *payload,
+                        int64_t *seq_out);
+int cp_store_log_seq(cp_store *st, int64_t *out); /* the last seq, 0 when empty */
+/* cp_store_log_list: [{seq, at, op, app, payload}] with seq > after, oldest first. */
+int cp_store_log_list(cp_store *st, int64_t after, int64_t limit, json_t **out);
+
+int cp_store_audit_append(cp_store *st, const char *actor, const char *via, const char *op,
+                          const char *app, json_t *detail);
+/* cp_store_audit_list: [{id, at, actor, via, op, app, detail}], newest first, id < before_id
+ * when before_id > 0. */
+int cp_store_audit_list(cp_store *st, int64_t limit, int64_t before_id, json_t **out);
+
+/* cp_store_token_put: sets the named token's sha256 (hex), adding the token if new. */
+int cp_store_token_put(cp_store *st, const char *name, const char *hash_hex);
+int cp_store_token_list(cp_store *st, json_t **out); /* [{name, hash}] */
+
+#endif
