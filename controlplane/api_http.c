@@ -19,6 +19,9 @@
 #define HEADER_LINE_OVERHEAD 4
 #define READ_BUF_SIZE (64u * 1024)
 #define SEGMENT_MAX 255 /* a decoded {name} or {key} path segment, in bytes */
+/* A client that pipelines requests without reading the answers: stop reading once this much
+ * is queued for it, read again when the queue has drained. */
+#define WRITE_QUEUE_HIGH (4u * 1024 * 1024)
 
 /* --- routes (DESIGN.md §10) ---------------------------------------------------------------- */
 
@@ -136,6 +139,7 @@ struct conn {
     llhttp_t parser;
     char *rbuf;
     size_t n_pending_writes;
+    bool is_read_paused; /* by WRITE_QUEUE_HIGH */
     /* the request being parsed */
     nano_buf url;
     nano_buf field;
@@ -354,6 +358,9 @@ static void on_timeout(uv_timer_t *t)
     conn_close(c);
 }
 
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
 static void on_write_done(uv_write_t *req, int status)
 {
     write_req *w = container_of(req, write_req, req);
@@ -368,6 +375,11 @@ static void on_write_done(uv_write_t *req, int status)
     }
     if (c->state == CONN_DRAINING && c->n_pending_writes == 0)
         conn_close(c);
+    else if (c->state == CONN_OPEN && c->is_read_paused &&
+             uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_QUEUE_HIGH / 2) {
+        c->is_read_paused = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
 }
 
 /* conn_send: queues data (taken) for writing. */
@@ -1034,6 +1046,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     uv_timer_start(&c->timer, on_timeout, CP_HTTP_IDLE_MS, 0);
     llhttp_errno_t e = llhttp_execute(&c->parser, c->rbuf, (size_t)n);
+    if (c->state == CONN_OPEN &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= WRITE_QUEUE_HIGH) {
+        c->is_read_paused = true;
+        uv_read_stop(s);
+    }
     if (e == HPE_OK || c->state != CONN_OPEN)
         return; /* done, or we already answered and are closing */
     char msg[200];
