@@ -2,15 +2,16 @@
 over real sockets on 127.0.0.1 with ephemeral ports.
 
 PENDING: this file is named pending_*.py so that tests/CMakeLists.txt (which registers
-tests/e2e/test_*.py) does not pick it up yet. It needs nanocp (branch cp-core) merged with
-the front ends (branch cp-admin); once merged, rename it to test_nanocp.py and give the
-CMake registration the nanocp and nanoctl paths (see the bottom of this file).
+tests/e2e/test_*.py) does not pick it up yet. It needs nanocp (branch cp-core) serving the
+front ends of branch cp-admin; once main.c starts them, rename it to test_admin_api.py and
+the existing glob registers it (nanocp and nanoctl are found beside --bin, the nano-dp
+binary, as tests/e2e/test_nanocp.py does).
 
 What it checks, for every admin operation: the HTTP+JSON front end (http.client) and nanoctl
 (msgpack over NNG) give the same results; both refuse a missing or wrong token; state
 survives a restart; and a secret's value never appears in the database files.
 
-Usage: pending_nanocp.py --nanocp build/bin/nanocp --nanoctl build/bin/nanoctl [--filter S]
+Usage: pending_admin_api.py --bin build/bin/nano-dp [--nanocp P] [--nanoctl P] [--filter S]
 """
 import argparse
 import atexit
@@ -438,11 +439,18 @@ def _on_signal(*_):
 def main():
     global NANOCP, NANOCTL
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nanocp", required=True)
-    ap.add_argument("--nanoctl", required=True)
+    ap.add_argument("--bin", required=True, help="nano-dp; nanocp and nanoctl are beside it")
+    ap.add_argument("--nanocp", help="nanocp, if not beside --bin")
+    ap.add_argument("--nanoctl", help="nanoctl, if not beside --bin")
     ap.add_argument("--filter", default="")
     opts = ap.parse_args()
-    NANOCP, NANOCTL = os.path.abspath(opts.nanocp), os.path.abspath(opts.nanoctl)
+    bindir = os.path.dirname(os.path.abspath(opts.bin))
+    NANOCP = os.path.abspath(opts.nanocp or os.path.join(bindir, "nanocp"))
+    NANOCTL = os.path.abspath(opts.nanoctl or os.path.join(bindir, "nanoctl"))
+    for path in (NANOCP, NANOCTL):
+        if not os.access(path, os.X_OK):
+            print(f"not found: {path}", flush=True)
+            sys.exit(1)
     atexit.register(_kill_all)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -477,9 +485,3 @@ def main():
 
 if __name__ == "__main__":
     main()
-
-# After the merge, in tests/CMakeLists.txt (the e2e glob passes --bin nano-dp only):
-#   add_test(NAME e2e.nanocp COMMAND ${PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/test_nanocp.py
-#            --nanocp $<TARGET_FILE:nanocp> --nanoctl $<TARGET_FILE:nanoctl>)
-#   set_tests_properties(e2e.nanocp PROPERTIES TIMEOUT 120 LABELS e2e)
-# and exclude test_nanocp.py from the glob loop (it takes other arguments).
