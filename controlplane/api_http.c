@@ -296,6 +296,8 @@ static void request_reset(conn *c)
     nano_buf_reset(&c->url);
     nano_buf_reset(&c->field);
     nano_buf_reset(&c->value);
+    if (c->ep && c->ep->body == BODY_VALUE && c->body.data)
+        memset(c->body.data, 0, c->body.cap); /* a secret's value: do not leave it in the heap */
     nano_buf_fini(&c->body); /* a 64 MiB upload is not kept for the next request */
     c->last_cb = CB_NONE;
     c->head_size = 0;
@@ -985,6 +987,8 @@ static int on_headers_complete(llhttp_t *p)
         }
         return HPE_PAUSED;
     }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)
+        nano_buf_reserve(&c->body, (size_t)p->content_length); /* checked against the limit */
     if (c->is_expect_continue && has_body(p)) { /* RFC 9110 §10.1.1 */
         nano_buf b = NANO_BUF_INIT;
         nano_buf_append_str(&b, "HTTP/1.1 100 Continue\r\n\r\n");

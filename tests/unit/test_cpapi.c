@@ -315,21 +315,42 @@ static const char *err_field(const response *r)
     return json_string_value(json_object_get(json_object_get(r->json, "error"), "field"));
 }
 
-/* The last op the service saw, and its args as compact sorted JSON. */
+/* What the service saw last, copied under the lock: assertions run outside it, so that a
+ * failing one (a longjmp) never leaves the lock held for the next test. */
+typedef struct seen {
+    char op[64];
+    char who[64];
+    char via[16];
+    json_t *args;
+} seen;
+
+static seen last_call(void)
+{
+    seen w;
+    pthread_mutex_lock(&svc.mu);
+    memcpy(w.op, svc.op, sizeof w.op);
+    memcpy(w.who, svc.who, sizeof w.who);
+    memcpy(w.via, svc.via, sizeof w.via);
+    w.args = json_deep_copy(svc.args);
+    pthread_mutex_unlock(&svc.mu);
+    return w;
+}
+
+/* The last op the service saw, and its args. */
 static void assert_call(const char *op, const char *args_json)
 {
-    pthread_mutex_lock(&svc.mu);
-    assert_string_equal(svc.op, op);
+    seen w = last_call();
+    assert_string_equal(w.op, op);
     json_error_t jerr;
     json_t *want = json_loads(args_json, 0, &jerr);
     if (!want)
         fail_msg("bad expectation %s", args_json);
-    if (!json_equal(want, svc.args)) {
-        char *got = json_dumps(svc.args, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!json_equal(want, w.args)) {
+        char *got = json_dumps(w.args, JSON_COMPACT | JSON_SORT_KEYS);
         fail_msg("op %s: args %s, expected %s", op, got, args_json);
     }
     json_decref(want);
-    pthread_mutex_unlock(&svc.mu);
+    json_decref(w.args);
 }
 
 static int n_calls(void)
@@ -400,10 +421,10 @@ static void http_healthz_needs_no_token_and_the_rest_does(void **state)
     r = http(s->port, "GET", "/v1/apps", TOKEN, NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     assert_call("apps.list", "{}");
-    pthread_mutex_lock(&svc.mu);
-    assert_string_equal(svc.who, "admin");
-    assert_string_equal(svc.via, "http");
-    pthread_mutex_unlock(&svc.mu);
+    seen w = last_call();
+    json_decref(w.args);
+    assert_string_equal(w.who, "admin");
+    assert_string_equal(w.via, "http");
     assert_string_equal(json_string_value(json_object_get(r.json, "op")), "apps.list");
     response_free(&r);
     /* scheme is case-insensitive (RFC 6750 / RFC 9110 §11.1) */
@@ -904,12 +925,13 @@ static void rpc_round_trip_and_tokens(void **state)
     nano_admin_reply rep = rpc_call(sock, "apps.create", TOKEN, args);
     assert_true(rep.ok);
     assert_true(json_equal(json_object_get(rep.result, "args"), args)); /* echo */
-    pthread_mutex_lock(&svc.mu);
-    assert_string_equal(svc.op, "apps.create");
-    assert_true(json_equal(svc.args, args));
-    assert_string_equal(svc.who, "admin");
-    assert_string_equal(svc.via, "rpc");
-    pthread_mutex_unlock(&svc.mu);
+    seen w = last_call();
+    bool is_same = json_equal(w.args, args);
+    json_decref(w.args);
+    assert_string_equal(w.op, "apps.create");
+    assert_true(is_same);
+    assert_string_equal(w.who, "admin");
+    assert_string_equal(w.via, "rpc");
     nano_admin_reply_fini(&rep);
     json_decref(args);
 
