@@ -354,11 +354,13 @@ static void on_timeout(uv_timer_t *t)
     conn *c = container_of(t, conn, timer);
     if (c->state != CONN_OPEN)
         return conn_close(c);
-    /* Idle between requests: just close. Stalled inside one: say so first. */
+    /* Idle between requests: just close. Stalled inside one: count it. */
     if (c->head_size > 0 || c->is_head_done)
         c->srv->n_protocol_errors++;
     conn_close(c);
 }
+
+#define CLOSE_GRACE_MS 2000 /* cp_http_close: time for answers already queued to go out */
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
@@ -1178,6 +1180,17 @@ void cp_http_close(cp_http *h, cp_api_closed_cb done, void *arg)
     h->closed_cb = done;
     h->closed_arg = arg;
     uv_close((uv_handle_t *)&h->listener, on_listener_closed);
-    for (conn *c = h->conns; c; c = c->next)
-        conn_close(c);
+    /* Ops run synchronously on this thread, so none is in flight here; their answers may
+     * still be queued. Those connections close once written, or after a short grace. */
+    for (conn *c = h->conns; c; c = c->next) {
+        if (c->state == CONN_CLOSING)
+            continue;
+        if (c->n_pending_writes == 0) {
+            conn_close(c);
+            continue;
+        }
+        c->state = CONN_DRAINING;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_timer_start(&c->timer, on_timeout, CLOSE_GRACE_MS, 0);
+    }
 }

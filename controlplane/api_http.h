@@ -38,9 +38,11 @@ int cp_http_start(uv_loop_t *loop, const char *addr, cp_call_cb call, cp_token_c
 /* cp_http_port: the TCP port the server is bound to (the chosen one when addr had port 0). */
 int cp_http_port(const cp_http *http);
 
-/* cp_http_close: stops listening and closes every connection (a response being written is
- * cut). Asynchronous: done (may be NULL) runs with arg from the loop once every handle is
- * closed and http is freed; never from inside this call. NULL-safe. Loop thread. */
+/* cp_http_close: stops listening and closes every connection: idle ones at once, ones with an
+ * answer still being written once it is written (at most 2 s later). Ops run synchronously on
+ * the loop thread, so no op is cut. Asynchronous: done (may be NULL) runs with arg from the
+ * loop once every handle is closed and http is freed; never from inside this call.
+ * NULL-safe. Loop thread. */
 void cp_http_close(cp_http *http, cp_api_closed_cb done, void *arg);
 
 #endif
