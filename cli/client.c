@@ -1,0 +1,365 @@
+/* client.c: where nanoctl connects (flags, env, config file) and the NNG REQ client. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin_msg.h"
+#include "alloc.h"
+#include "buf.h"
+
+/* --- files -------------------------------------------------------------------------------- */
+
+int ctl_read_file(const char *path, size_t max, char **out, size_t *len, nano_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nano_error_set(err, -errno, "read_failed", "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return nano_error_set(err, NANO_EINVAL, "read_failed", "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return nano_error_set(err, NANO_ETOOBIG, "read_failed",
+                              "%s: %lld bytes; the limit is %zu", path, (long long)st.st_size,
+                              max);
+    }
+    nano_buf b = NANO_BUF_INIT;
+    for (;;) {
+        char *p = nano_buf_reserve(&b, 65536);
+        ssize_t n = read(fd, p, 65536);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            nano_buf_fini(&b);
+            return nano_error_set(err, -e, "read_failed", "%s: %s", path, strerror(e));
+        }
+        if (n == 0)
+            break;
+        b.len += (size_t)n;
+        if (b.len > max) {
+            close(fd);
+            nano_buf_fini(&b);
+            return nano_error_set(err, NANO_ETOOBIG, "read_failed",
+                                  "%s: larger than the limit of %zu bytes", path, max);
+        }
+    }
+    close(fd);
+    nano_buf_cstr(&b);
+    *out = b.data ? b.data : nano_xstrdup("");
+    *len = b.len;
+    return 0;
+}
+
+/* The first line of a token file, without its line end or surrounding blanks. */
+static int read_token_file(const char *path, char **out, nano_error *err)
+{
+    char *text;
+    size_t len;
+    int rc = ctl_read_file(path, 64 * 1024, &text, &len, err);
+    if (rc != 0)
+        return rc;
+    char *p = text;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strcspn(p, "\r\n");
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n == 0) {
+        nano_free(text);
+        return nano_error_set(err, NANO_EINVAL, "bad_token_file", "%s: no token in the file",
+                              path);
+    }
+    *out = nano_xstrndup(p, n);
+    nano_free(text);
+    return 0;
+}
+
+const char *ctl_config_default_path(char *buf, size_t cap)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        snprintf(buf, cap, "%s/nano/nanoctl.json", xdg);
+    else if (home && home[0])
+        snprintf(buf, cap, "%s/.config/nano/nanoctl.json", home);
+    else
+        return NULL;
+    return buf;
+}
+
+static char *config_string(json_t *cfg, const char *key, const char *path, int *rc,
+                           nano_error *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v)
+        return NULL;
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        *rc = nano_error_set(err, NANO_EINVAL, "bad_config", "%s: \"%s\" must be a non-empty "
+                             "string", path, key);
+        return NULL;
+    }
+    return nano_xstrdup(json_string_value(v));
+}
+
+int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *flag_token_file,
+                     const char *config_path, const char *env_url, const char *env_token,
+                     ctl_conn *out, nano_error *err)
+{
+    char *cfg_url = NULL, *cfg_token = NULL, *cfg_token_file = NULL, *token = NULL;
+    int rc = 0;
+    if (config_path) {
+        char *text;
+        size_t len;
+        if ((rc = ctl_read_file(config_path, 1024 * 1024, &text, &len, err)) != 0)
+            return rc;
+        json_error_t jerr;
+        json_t *cfg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        nano_free(text);
+        if (!json_is_object(cfg)) {
+            if (cfg)
+                rc = nano_error_set(err, NANO_EINVAL, "bad_config",
+                                    "%s: expected a JSON object", config_path);
+            else
+                rc = nano_error_set(err, NANO_ESYNTAX, "bad_config", "%s:%d:%d: %s",
+                                    config_path, jerr.line, jerr.column, jerr.text);
+            json_decref(cfg);
+            return rc;
+        }
+        const char *key;
+        json_t *val;
+        json_object_foreach(cfg, key, val) {
+            if (strcmp(key, "cp") != 0 && strcmp(key, "token") != 0 &&
+                strcmp(key, "token_file") != 0) {
+                rc = nano_error_set(err, NANO_EINVAL, "bad_config",
+                                    "%s: unknown key \"%s\" (known: cp, token, token_file)",
+                                    config_path, key);
+                break;
+            }
+        }
+        if (rc == 0)
+            cfg_url = config_string(cfg, "cp", config_path, &rc, err);
+        if (rc == 0)
+            cfg_token = config_string(cfg, "token", config_path, &rc, err);
+        if (rc == 0)
+            cfg_token_file = config_string(cfg, "token_file", config_path, &rc, err);
+        json_decref(cfg);
+        if (rc != 0)
+            goto done;
+    }
+    if (flag_token && flag_token[0])
+        token = nano_xstrdup(flag_token);
+    else if (flag_token_file)
+        rc = read_token_file(flag_token_file, &token, err);
+    else if (env_token && env_token[0])
+        token = nano_xstrdup(env_token);
+    else if (cfg_token)
+        token = nano_xstrdup(cfg_token);
+    else if (cfg_token_file)
+        rc = read_token_file(cfg_token_file, &token, err);
+    if (rc != 0)
+        goto done;
+    const char *url = flag_url && flag_url[0] ? flag_url
+                      : env_url && env_url[0] ? env_url
+                      : cfg_url               ? cfg_url
+                                              : CTL_DEFAULT_URL;
+    out->url = nano_xstrdup(url);
+    out->token = token;
+    token = NULL;
+done:
+    nano_free(cfg_url);
+    nano_free(cfg_token);
+    nano_free(cfg_token_file);
+    nano_free(token);
+    return rc;
+}
+
+void ctl_conn_fini(ctl_conn *c)
+{
+    nano_free(c->url);
+    nano_free(c->token);
+    c->url = c->token = NULL;
+}
+
+/* --- the client --------------------------------------------------------------------------- */
+
+struct ctl_client {
+    nng_socket sock;
+    char *url;
+    char *token;
+    int timeout_ms;
+};
+
+/* tcp_reachable: NNG's synchronous dial has no timeout of its own (an unroutable host waits
+ * for the kernel's, minutes), and its asynchronous dial retries a refused connection forever
+ * without reporting it. So a tcp:// URL is first probed with a non-blocking connect bounded
+ * by the timeout, which also yields the OS's reason ("Connection refused"). */
+static int tcp_reachable(const char *url, int timeout_ms, nano_error *err)
+{
+    const char *hp = strstr(url, "://");
+    hp = hp ? hp + 3 : url;
+    char host[256];
+    const char *port;
+    if (hp[0] == '[') {
+        const char *end = strchr(hp, ']');
+        if (!end || end[1] != ':' || (size_t)(end - hp - 1) >= sizeof host)
+            return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tcp://HOST:PORT",
+                                  url);
+        memcpy(host, hp + 1, (size_t)(end - hp - 1));
+        host[end - hp - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(hp, ':');
+        if (!colon || (size_t)(colon - hp) >= sizeof host || colon == hp)
+            return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tcp://HOST:PORT",
+                                  url);
+        memcpy(host, hp, (size_t)(colon - hp));
+        host[colon - hp] = '\0';
+        port = colon + 1;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g != 0)
+        return nano_error_set(err, NANO_EIO, "connect_failed", "cannot connect to %s: %s", url,
+                              gai_strerror(g));
+    int rc = NANO_EIO;
+    const char *why = "no address";
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int c = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (c != 0 && errno == EINPROGRESS) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            int p = poll(&pfd, 1, timeout_ms);
+            if (p == 0) {
+                errno = ETIMEDOUT;
+            } else if (p > 0) {
+                int soerr = 0;
+                socklen_t sl = sizeof soerr;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+                errno = soerr;
+                c = soerr == 0 ? 0 : -1;
+            }
+        }
+        if (c == 0)
+            rc = 0;
+        else
+            why = strerror(errno);
+        close(fd);
+        if (rc == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    if (rc != 0)
+        return nano_error_set(err, rc, "connect_failed", "cannot connect to %s: %s", url, why);
+    return 0;
+}
+
+int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_client **out,
+                    nano_error *err)
+{
+    if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
+        strncmp(url, "tcp6://", 7) == 0) {
+        int rc = tcp_reachable(url, timeout_ms, err);
+        if (rc != 0)
+            return rc;
+    } else if (strncmp(url, "ipc://", 6) != 0) {
+        /* TODO(#7): tls+tcp:// needs a CA file option and an nng_tls_config. */
+        return nano_error_set(err, NANO_EINVAL, "bad_url",
+                              "%s: unsupported URL (use tcp://HOST:PORT or ipc://PATH)", url);
+    }
+    ctl_client *cl = nano_xcalloc(1, sizeof *cl);
+    int rv = nng_req0_open(&cl->sock);
+    if (rv != 0) {
+        nano_free(cl);
+        return nano_error_set(err, NANO_EIO, "connect_failed", "cannot open a socket: %s",
+                              nng_strerror(rv));
+    }
+    nng_socket_set_ms(cl->sock, NNG_OPT_SENDTIMEO, timeout_ms);
+    nng_socket_set_ms(cl->sock, NNG_OPT_RECVTIMEO, timeout_ms);
+    /* A resent request could apply an admin change twice; a lost reply is a timeout. */
+    nng_socket_set_ms(cl->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_size(cl->sock, NNG_OPT_RECVMAXSZ, NANO_ADMIN_MAX_BYTES);
+    rv = nng_dial(cl->sock, url, NULL, 0);
+    if (rv != 0) {
+        nng_close(cl->sock);
+        nano_free(cl);
+        return nano_error_set(err, NANO_EIO, "connect_failed", "cannot connect to %s: %s", url,
+                              nng_strerror(rv));
+    }
+    cl->url = nano_xstrdup(url);
+    cl->token = token ? nano_xstrdup(token) : NULL;
+    cl->timeout_ms = timeout_ms;
+    *out = cl;
+    return 0;
+}
+
+int ctl_client_call(void *client, const char *op, json_t *args, json_t **result,
+                    ctl_remote_error *rerr)
+{
+    ctl_client *cl = client;
+    nano_buf req = NANO_BUF_INIT;
+    nano_error err = {0};
+    memset(rerr, 0, sizeof *rerr);
+    int rc = nano_admin_request_encode(op, cl->token, args, &req, &err);
+    if (rc != 0) {
+        snprintf(rerr->message, sizeof rerr->message, "%s", err.message);
+        nano_buf_fini(&req);
+        return rc;
+    }
+    int rv = nng_send(cl->sock, req.data, req.len, 0);
+    nano_buf_fini(&req);
+    void *buf = NULL;
+    size_t n = 0;
+    if (rv == 0)
+        rv = nng_recv(cl->sock, &buf, &n, NNG_FLAG_ALLOC);
+    if (rv != 0) {
+        if (rv == NNG_ETIMEDOUT)
+            snprintf(rerr->message, sizeof rerr->message, "no reply from %s within %d ms",
+                     cl->url, cl->timeout_ms);
+        else
+            snprintf(rerr->message, sizeof rerr->message, "%s: %s", cl->url, nng_strerror(rv));
+        return NANO_EIO;
+    }
+    nano_admin_reply rep;
+    rc = nano_admin_reply_decode(buf, n, &rep, &err);
+    nng_free(buf, n);
+    if (rc != 0) {
+        snprintf(rerr->message, sizeof rerr->message, "%.200s: %.300s", cl->url, err.message);
+        return rc;
+    }
+    if (!rep.ok) {
+        snprintf(rerr->code, sizeof rerr->code, "%s", rep.code);
+        snprintf(rerr->message, sizeof rerr->message, "%s", rep.message);
+        snprintf(rerr->field, sizeof rerr->field, "%s", rep.field);
+        nano_admin_reply_fini(&rep);
+        return CTL_EREMOTE;
+    }
+    *result = rep.result;
+    rep.result = NULL;
+    return 0;
+}
+
+void ctl_client_close(ctl_client *cl)
+{
+    if (!cl)
+        return;
+    nng_close(cl->sock);
+    nano_free(cl->url);
+    nano_free(cl->token);
+    nano_free(cl);
+}

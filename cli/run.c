@@ -1,0 +1,197 @@
+/* run.c: nanoctl's global options, help and command dispatch. */
+#include "ctl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "parse.h"
+
+const char ctl_help_main[] =
+    "usage: nanoctl [--cp URL] [--token T | --token-file F] [--config F] [--timeout D] [--json]\n"
+    "               COMMAND [ARGS]\n"
+    "\n"
+    "Administers a NANO control plane (nanocp) over its binary admin API.\n"
+    "\n"
+    "commands:\n"
+    "  apps list | create NAME --host H... | update NAME ... | deploy NAME FILE... |\n"
+    "       rm NAME | status NAME | drain NAME\n"
+    "  env list APP | set APP K=V... [--json] | unset APP K... | import APP FILE\n"
+    "  secret list APP | set APP K (value from stdin) | rm APP K\n"
+    "  deployments APP          rollback APP VERSION\n"
+    "  nodes                    audit [--limit N] [--before ID]\n"
+    "  apply nano.json [--prune] [--dry-run]\n"
+    "  version\n"
+    "\n"
+    "options (before the command):\n"
+    "  --cp URL          nanocp's admin RPC address (NANO_CP; default " CTL_DEFAULT_URL ")\n"
+    "  --token T         admin token (NANO_TOKEN)\n"
+    "  --token-file F    read the token from the first line of F (e.g. DATA_DIR/admin.token)\n"
+    "  --config F        config file with {\"cp\", \"token\" or \"token_file\"}\n"
+    "                    (default ~/.config/nano/nanoctl.json, if it exists)\n"
+    "  --timeout D       bound on connecting and on each call: 10s, 1500ms, 2m (default 10s)\n"
+    "  --json            print results as JSON (also accepted after most commands)\n"
+    "\n"
+    "`nanoctl COMMAND --help` describes a command. Exit codes: 0 ok, 1 runtime failure,\n"
+    "2 bad usage or input.\n";
+
+const char ctl_help_other[] =
+    "usage: nanoctl nodes\n"
+    "       nanoctl deployments APP\n"
+    "       nanoctl rollback APP VERSION\n"
+    "       nanoctl audit [--limit N] [--before ID]\n"
+    "       nanoctl version\n"
+    "\n"
+    "  nodes         data-plane nodes: last seen, applied config, per-app state\n"
+    "  deployments   an app's deployments, newest first; the active one is marked\n"
+    "  rollback      make an earlier deployment of APP active again (as a new version)\n"
+    "  audit         the audit log, newest first (--limit N entries; --before ID pages)\n"
+    "  version       nanoctl's version and nanocp's (schema version, config sequence)\n";
+
+typedef struct command {
+    const char *name;
+    int (*run)(ctl_ctx *ctx, int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"apps", ctl_cmd_apps, ctl_help_apps},
+    {"env", ctl_cmd_env, ctl_help_env},
+    {"secret", ctl_cmd_secret, ctl_help_secret},
+    {"secrets", ctl_cmd_secret, ctl_help_secret},
+    {"deployments", ctl_cmd_deployments, ctl_help_other},
+    {"rollback", ctl_cmd_rollback, ctl_help_other},
+    {"nodes", ctl_cmd_nodes, ctl_help_other},
+    {"audit", ctl_cmd_audit, ctl_help_other},
+    {"version", ctl_cmd_version, ctl_help_other},
+    {"apply", ctl_cmd_apply, ctl_help_apply},
+};
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    }
+    return false;
+}
+
+typedef struct client_state {
+    ctl_ctx *ctx;
+    ctl_conn conn;
+    int timeout_ms;
+    ctl_client *client;
+    nano_error open_err;
+    bool is_open_tried;
+} client_state;
+
+/* Connects on the first call, so that usage errors never wait on the network. */
+static int lazy_call(void *ud, const char *op, json_t *args, json_t **result,
+                     ctl_remote_error *rerr)
+{
+    client_state *s = ud;
+    if (!s->is_open_tried) {
+        s->is_open_tried = true;
+        ctl_client_open(s->conn.url, s->conn.token, s->timeout_ms, &s->client, &s->open_err);
+    }
+    if (!s->client) {
+        memset(rerr, 0, sizeof *rerr);
+        snprintf(rerr->message, sizeof rerr->message, "%s", s->open_err.message);
+        return NANO_EIO;
+    }
+    return ctl_client_call(s->client, op, args, result, rerr);
+}
+
+int ctl_run(int argc, char **argv, ctl_io *io)
+{
+    ctl_ctx ctx = {.io = io};
+    const char *flag_url = NULL, *flag_token = NULL, *flag_token_file = NULL;
+    const char *flag_config = NULL, *flag_timeout = NULL;
+    int i = 1;
+    for (; i < argc && ctl_is_option(argv[i]); i++) {
+        const char *v;
+        int m;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(ctl_help_main, io->out);
+            return CTL_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--json") == 0) {
+            ctx.is_json = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if ((m = ctl_opt(&ctx, argc, argv, &i, "--cp", &v)) != 0)
+            flag_url = v;
+        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--token-file", &v)) != 0)
+            flag_token_file = v;
+        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--token", &v)) != 0)
+            flag_token = v;
+        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--config", &v)) != 0)
+            flag_config = v;
+        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--timeout", &v)) != 0)
+            flag_timeout = v;
+        else
+            return ctl_usage(&ctx, "unknown option %s (see nanoctl --help)", argv[i]);
+        if (m < 0)
+            return CTL_EXIT_USAGE;
+    }
+    if (i >= argc)
+        return ctl_usage(&ctx, "no command given (see nanoctl --help)");
+    if (strcmp(argv[i], "help") == 0) {
+        fputs(ctl_help_main, io->out);
+        return CTL_EXIT_OK;
+    }
+    const command *cmd = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(commands[k].name, argv[i]) == 0)
+            cmd = &commands[k];
+    if (!cmd) {
+        snprintf(ctx.what, sizeof ctx.what, "%.60s", argv[i]);
+        return ctl_usage(&ctx, "unknown command (see nanoctl --help)");
+    }
+    if (wants_help(argc - i, argv + i)) {
+        fputs(cmd->help, io->out);
+        return CTL_EXIT_OK;
+    }
+
+    uint64_t timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+    if (flag_timeout && (nano_parse_duration_ms(flag_timeout, &timeout_ms) != 0 ||
+                         timeout_ms == 0 || timeout_ms > 3600 * 1000))
+        return ctl_usage(&ctx, "--timeout: '%s' is not a duration between 1ms and 1h",
+                         flag_timeout);
+
+    client_state st = {.ctx = &ctx, .timeout_ms = (int)timeout_ms};
+    if (!io->call) {
+        char def[512];
+        const char *cfg = flag_config;
+        if (!cfg) {
+            cfg = ctl_config_default_path(def, sizeof def);
+            if (cfg && access(cfg, F_OK) != 0)
+                cfg = NULL; /* the default file is optional */
+        }
+        nano_error err = {0};
+        if (ctl_conn_resolve(flag_url, flag_token, flag_token_file, cfg, getenv("NANO_CP"),
+                             getenv("NANO_TOKEN"), &st.conn, &err) != 0)
+            return ctl_usage(&ctx, "%s", err.message);
+        ctx.has_token = st.conn.token != NULL;
+        io->call = lazy_call;
+        io->call_ud = &st;
+    } else {
+        ctx.has_token = true;
+    }
+    int rc = cmd->run(&ctx, argc - i, argv + i);
+    if (io->call == lazy_call) {
+        io->call = NULL;
+        io->call_ud = NULL;
+    }
+    ctl_client_close(st.client);
+    ctl_conn_fini(&st.conn);
+    fflush(io->out);
+    return rc;
+}
