@@ -21,6 +21,8 @@
 
 #include "log.h"
 #include "parse.h"
+#include "api_http.h"
+#include "api_rpc.h"
 #include "service.h"
 #include "store.h"
 
@@ -64,8 +66,8 @@ static const char usage[] =
     "  -h, --help              this text\n"
     "  --version               print the version\n"
     "\n"
-    "The admin API front ends (--http, --rpc) and the data-plane channels (--dataplane,\n"
-    "--dataplane-rpc) are not served by this build yet; see docs/nanocp.md.\n";
+    "The data-plane channels (--dataplane, --dataplane-rpc) are not served by this build\n"
+    "yet; see docs/nanocp.md.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -239,14 +241,33 @@ static int run_migrate(const cp_options *o)
 typedef struct cp_main {
     uv_loop_t loop;
     cp_service *svc;
+    cp_http *http;
+    cp_rpc *rpc;
     uv_signal_t sigterm, sigint;
 } cp_main;
+
+/* The front ends reach the service only through these two (api.h's callback types). */
+static int svc_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
+                    json_t **result, cp_error *err)
+{
+    return cp_service_call(ud, actor, op, args, result, err);
+}
+
+static bool svc_check(void *ud, const char *token, const char **who)
+{
+    return cp_service_check_token(ud, token, who);
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     cp_main *m = s->data;
     NANO_INFO("nanocp.shutdown", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    /* TODO(#7): stop the front ends and the publisher here, letting in-flight calls finish. */
+    /* Calls run to completion on this thread, so none is half done here; closing lets the
+     * answers already queued go out (the HTTP side gives them up to 2 s). */
+    cp_http_close(m->http, NULL, NULL);
+    cp_rpc_close(m->rpc, NULL, NULL);
+    m->http = NULL;
+    m->rpc = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
@@ -269,11 +290,21 @@ static int run(const cp_options *o)
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_signal, SIGINT);
 
-    /* --- admin front ends (the one place they start) --------------------------------------
-     * cp_http_start (api_http.c) on o->http and cp_rpc_start (api_rpc.c) on o->rpc start
-     * here, on m.loop, with m.svc: they call cp_service_call on this thread and check bearer
-     * tokens with cp_service_check_token(m.svc, token, &who). The distribution layer
-     * (o->dataplane, o->dataplane_rpc) starts here too. Not wired in this build. */
+    /* --- admin front ends (the one place they start), on this loop and thread ------------
+     * The distribution layer (o->dataplane, o->dataplane_rpc) will start here too. */
+    nano_error nerr = {0};
+    if (cp_http_start(&m.loop, o->http, svc_call, svc_check, m.svc, 0, &m.http, &nerr) != 0 ||
+        cp_rpc_start(&m.loop, o->rpc, svc_call, svc_check, m.svc, &m.rpc, &nerr) != 0) {
+        NANO_ERROR("nanocp.start_failed", "error=%s", nerr.message);
+        fprintf(stderr, "nanocp: %s\n", nerr.message);
+        cp_http_close(m.http, NULL, NULL);
+        uv_close((uv_handle_t *)&m.sigterm, NULL);
+        uv_close((uv_handle_t *)&m.sigint, NULL);
+        uv_run(&m.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&m.loop);
+        cp_service_free(m.svc);
+        return 1;
+    }
 
     NANO_INFO("nanocp.ready", "data_dir=%s db=%s token_file=%s master_key=%s http=%s rpc=%s "
               "dataplane=%s dataplane_rpc=%s",

@@ -4,6 +4,7 @@
 #include "service.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1598,8 +1599,27 @@ static int load_tokens(cp_service *svc, cp_error *err)
 
 /* --- open / free ---------------------------------------------------------------------------- */
 
+/* Creates the missing parents of dir (like mkdir -p; 0755 as umask allows): the default
+ * ./var/nanocp must work from a fresh checkout. Errors surface from the final mkdir. */
+static void make_parents(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path)
+        return;
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        (void)mkdir(path, 0755); /* EEXIST is the common case */
+        *p = '/';
+    }
+}
+
 static int make_data_dir(const char *dir, cp_error *err)
 {
+    make_parents(dir);
     if (mkdir(dir, 0700) == 0) {
         NANO_INFO("cp.data_dir_created", "path=%s", dir);
         return 0;
