@@ -33,12 +33,7 @@ test: deps
 
 demo: deps
 	$(MAKE) build
-	@echo
-	@echo "NANO demo: nano-dp serving examples/hello/app.js"
-	@echo "  try:   curl -s http://127.0.0.1:$(DEMO_PORT)/"
-	@echo "  stop:  Ctrl-C (drains in-flight requests, then exits)"
-	@echo
-	build/bin/nano-dp examples/hello/app.js --port $(DEMO_PORT) --name hello
+	DEMO_PORT=$(DEMO_PORT) scripts/demo
 
 build-asan/CMakeCache.txt:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNANO_SANITIZE=address,undefined $(CMAKE_FLAGS)
