@@ -1,0 +1,171 @@
+/* msg.h: the control plane <-> data plane protocol (DESIGN.md §6), encode and decode of every
+ * message in one place for both ends (nanocp's distrib.c, nano-dp's control/cp_client.c and
+ * the test fleet client). Messages are msgpack maps (mpjson.h converts them to and from
+ * jansson values); this module owns their shape: decoding validates a whole message against
+ * its schema, so a caller never sees a half-valid one and can apply it or drop it as a unit.
+ *
+ * Two channels:
+ *
+ *  PUB/SUB (nanocp --dataplane, default tcp://127.0.0.1:7072), nanocp -> every nano-dp:
+ *    {v:1, type:"delta", first:F, seq:S, ops:[OP, ...]}   one committed admin change: the
+ *        config-log entries F..S (one OP each, in order; ops[i].seq == F + i). A data plane
+ *        that has applied A applies a delta only when F == A + 1; S <= A is a duplicate
+ *        (ignored); F > A + 1 is a gap (resync with a snapshot).
+ *    {v:1, type:"heartbeat", seq:S, at_ms:T}              once a second: the last seq
+ *        (a data plane behind it resyncs) and nanocp's wall clock in ms.
+ *
+ *  REQ/REP (nanocp --dataplane-rpc, default tcp://127.0.0.1:7073), nano-dp asks:
+ *    request {v:1, type:T, node:NAME, token:TOKEN, ...fields of T}
+ *    reply   {v:1, ok:true, ...fields of T's reply}  |  {v:1, ok:false, error:{code, message}}
+ *
+ *    hello       {version, addr, capabilities:[str]}    -> {seq, heartbeat_ms}
+ *                version: nano-dp's version; addr: where it serves HTTP ("0.0.0.0:8080").
+ *    snapshot    {}                                     -> {seq, apps:[SNAPAPP]}
+ *                the whole config as of seq (consistent: built in one read transaction).
+ *    code.get    {sha256}                               -> {sha256, data: str}
+ *                one module's bytes by its sha256 (modules are UTF-8 JavaScript).
+ *    secrets.get {app}                                  -> {app, secrets:{NAME: str}}
+ *                the app's secret values now (plaintext: only on this channel, which carries
+ *                the node token and is TLS beyond loopback).
+ *    status      {applied_seq, apps:{NAME: APPSTATE}}   -> {seq}
+ *                sent every second; the reply's seq tells a node it is behind.
+ *    drain.ack   {app, result:"drained"|"timed_out", in_flight} -> {}
+ *                the node has finished draining app (DESIGN.md §8).
+ *
+ *  OP (in a delta; seq and op always, app always a valid app name):
+ *    app.put    {seq, op, app, hostnames:[str], path_prefix:str|null, default:bool,
+ *                node_compat:bool, required_env:[str], limits:{...nano.json limits},
+ *                state:"active"|"draining", version:int>=0, sha256:str|null}
+ *               version/sha256: the active deployment (0/null before the first deploy); the
+ *               data plane serves an app only once it has a deployment.
+ *    code.put   {seq, op, app, version, sha256, main:str, modules:[{name, size, sha256}]}
+ *               announces a deployment's modules; bytes are fetched with code.get.
+ *    env.put    {seq, op, app, name, value: any JSON}   a var (a string, or any JSON value)
+ *    env.del    {seq, op, app, name}
+ *    secret.put {seq, op, app, name}                     the value is NOT in the delta: fetch
+ *                                                        it with secrets.get (PUB carries no
+ *                                                        secret value, ever)
+ *    secret.del {seq, op, app, name}
+ *    app.drain  {seq, op, app, timeout_ms}               stop serving app, drain, then ack
+ *    app.remove {seq, op, app}                           nanocp has deleted app
+ *
+ *  SNAPAPP = the app.put fields without seq/op, plus
+ *    main:str|null, modules:[{name, size, sha256}] (the active deployment's; [] before one),
+ *    vars:{NAME: any JSON}, secrets:{NAME: str}, drain_timeout_ms (state "draining" only).
+ *  APPSTATE = {state:"active"|"draining"|"drained"|"timed_out", in_flight:int, version:int}
+ *
+ * Checks made by the decoder (each failure: NANO_ESYNTAX or NANO_ETOOBIG, err->id as listed,
+ * one-line message naming the field): msgpack well-formed and within the size limit
+ * (msg_too_large), a map with v == 1 (msg_version), a known type (msg_type), every required
+ * field present with its type, no unknown field (msg_field), names valid per shared/config.h
+ * and env.h (app names, env names), sha256 as 64 lowercase hex digits, module names as
+ * service.h describes, counts within bounds (256 modules, 128 env entries, 5120-byte values,
+ * 100000 apps in a snapshot, ops in a delta == seq - first + 1 <= 100000, ops' seqs
+ * consecutive). Values the data plane must still check semantically (limits ranges, hostname
+ * syntax) are checked by the data plane when it builds its nano_config.
+ *
+ * Pure functions; any thread. */
+#ifndef NANO_MSG_H
+#define NANO_MSG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "error.h"
+
+#define NANO_MSG_V 1
+/* Largest message either way: a code.get reply holds one module (at most 32 MiB). */
+#define NANO_MSG_MAX_BYTES (40u * 1024 * 1024)
+/* Bounds checked by the decoder. */
+#define NANO_MSG_MAX_OPS 100000
+#define NANO_MSG_MAX_APPS 100000
+#define NANO_MSG_MAX_MODULES 256
+#define NANO_MSG_NODE_MAX 63   /* node names: [A-Za-z0-9._-]{1,63} */
+#define NANO_MSG_TOKEN_MAX 1024
+
+typedef enum nano_msg_type {
+    NANO_MSG_NONE = 0,
+    /* PUB */
+    NANO_MSG_DELTA,
+    NANO_MSG_HEARTBEAT,
+    /* REQ (a reply is decoded with the request's type) */
+    NANO_MSG_HELLO,
+    NANO_MSG_SNAPSHOT,
+    NANO_MSG_CODE_GET,
+    NANO_MSG_SECRETS_GET,
+    NANO_MSG_STATUS,
+    NANO_MSG_DRAIN_ACK,
+} nano_msg_type;
+
+/* The wire name of a type ("delta", "code.get", ...), or "?" */
+const char *nano_msg_type_name(nano_msg_type t);
+/* nano_msg_type_from_name: NANO_MSG_NONE when unknown. */
+nano_msg_type nano_msg_type_from_name(const char *name);
+
+/* A decoded, validated message. body is the whole map (owned), with v and type; the fields
+ * below are shortcuts into it (borrowed from body) for what every receiver looks at. */
+typedef struct nano_msg {
+    nano_msg_type type;
+    json_t *body;
+    uint64_t seq;      /* delta: the last op's; heartbeat; hello/snapshot/status replies */
+    uint64_t first;    /* delta: the first op's */
+    const char *node;  /* requests */
+    const char *token; /* requests */
+    bool ok;           /* replies */
+    const char *error_code;    /* replies with ok false */
+    const char *error_message; /* replies with ok false */
+} nano_msg;
+
+void nano_msg_fini(nano_msg *m); /* NULL-safe; zeroes m */
+
+/* Node names: [A-Za-z0-9._-]{1,63}. */
+bool nano_msg_node_valid(const char *name);
+
+/* --- encoding --------------------------------------------------------------------------------
+ * Each encoder appends one message to out and returns 0, or an error (out unchanged) when the
+ * value would not pass the decoder (so a sender never emits what its peer would drop) or would
+ * exceed NANO_MSG_MAX_BYTES. Arguments are borrowed. */
+
+/* nano_msg_encode_delta: ops is an array of OP objects (each with seq and op). */
+int nano_msg_encode_delta(const json_t *ops, nano_buf *out, nano_error *err);
+int nano_msg_encode_heartbeat(uint64_t seq, uint64_t at_ms, nano_buf *out, nano_error *err);
+
+/* nano_msg_encode_request: {v, type, node, token} plus fields (an object holding the type's
+ * request fields; NULL: none). */
+int nano_msg_encode_request(nano_msg_type type, const char *node, const char *token,
+                            const json_t *fields, nano_buf *out, nano_error *err);
+
+/* nano_msg_encode_reply: {v, ok:true} plus fields (the reply fields of type; NULL: none). */
+int nano_msg_encode_reply(nano_msg_type type, const json_t *fields, nano_buf *out,
+                          nano_error *err);
+/* nano_msg_encode_error: {v, ok:false, error:{code, message}}. Cannot fail (bytes that are not
+ * UTF-8 are replaced with '?'). */
+void nano_msg_encode_error(const char *code, const char *message, nano_buf *out);
+
+/* --- decoding --------------------------------------------------------------------------------
+ * Each decoder reads exactly one message from data[0..len) and, when it is valid, fills *out
+ * (release with nano_msg_fini) and returns 0; otherwise returns an error with err filled and
+ * *out untouched. */
+
+/* nano_msg_decode_pub: a delta or a heartbeat. */
+int nano_msg_decode_pub(const void *data, size_t len, nano_msg *out, nano_error *err);
+/* nano_msg_decode_request: any request type. */
+int nano_msg_decode_request(const void *data, size_t len, nano_msg *out, nano_error *err);
+/* nano_msg_decode_reply: the reply to a request of type req (an error reply is a valid reply:
+ * ok false with error_code/error_message set). */
+int nano_msg_decode_reply(nano_msg_type req, const void *data, size_t len, nano_msg *out,
+                          nano_error *err);
+
+/* nano_msg_check_op: validates one OP object as a delta's decoder does (sender side, and for
+ * tests). */
+int nano_msg_check_op(const json_t *op, nano_error *err);
+/* nano_msg_check_snapapp: validates one SNAPAPP object. */
+int nano_msg_check_snapapp(const json_t *app, nano_error *err);
+
+/* nano_msg_sha256_valid: 64 lowercase hex digits. */
+bool nano_msg_sha256_valid(const char *s);
+
+#endif
