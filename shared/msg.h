@@ -168,4 +168,10 @@ int nano_msg_check_snapapp(const json_t *app, nano_error *err);
 /* nano_msg_sha256_valid: 64 lowercase hex digits. */
 bool nano_msg_sha256_valid(const char *s);
 
+/* nano_msg_module_name_valid: a module name as deployments use them: "index.js",
+ * "lib/util.mjs" (segments of [A-Za-z0-9._-] separated by '/', no "." or ".." segment, at most
+ * NANO_MSG_MODULE_NAME_MAX bytes), so that it is a safe relative path under a code dir. */
+#define NANO_MSG_MODULE_NAME_MAX 255
+bool nano_msg_module_name_valid(const char *name);
+
 #endif
