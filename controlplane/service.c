@@ -22,6 +22,7 @@
 #include "dotenv.h"
 #include "env.h"
 #include "log.h"
+#include "msg.h"
 #include "secrets.h"
 #include "store.h"
 
@@ -1116,6 +1117,30 @@ static int op_env_get(cp_service *svc, const cp_actor *actor, json_t *args, json
 
 /* The stored form of a var: JSON text; *size is what counts against the 5 KB limit (a
  * string's own bytes, else the compact JSON text), as in nano.json. */
+/* json_depth: 0 for a scalar, 1 + the deepest member for an array or object. */
+static int json_depth(const json_t *v)
+{
+    int deepest = 0;
+    size_t i;
+    const char *key;
+    json_t *m;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, m) {
+            int d = json_depth(m);
+            deepest = d > deepest ? d : deepest;
+        }
+        return 1 + deepest;
+    }
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, m) {
+            int d = json_depth(m);
+            deepest = d > deepest ? d : deepest;
+        }
+        return 1 + deepest;
+    }
+    return 0;
+}
+
 static char *var_text(json_t *v, size_t *size)
 {
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1210,6 +1235,12 @@ static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, js
             rc = cp_error_set(err, 413, "too_large", field,
                               "%s: value is %zu bytes; the limit is %d", field, size,
                               NANO_ENV_MAX_VALUE);
+        else if (json_depth(v) > NANO_MSG_VAR_MAX_DEPTH)
+            /* The data planes' decoder bounds nesting; a deeper var would make every snapshot
+             * undecodable there. */
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "%s: value is nested %d levels deep; the limit is %d", field,
+                              json_depth(v), NANO_MSG_VAR_MAX_DEPTH);
         if (rc == 0 && (rc = cp_store_env_put(svc->st, id, key, text)) != 0)
             rc = store_fail(svc, rc, "writing a var", err);
         free(text);

@@ -17,6 +17,9 @@
  *  REQ/REP (nanocp --dataplane-rpc, default tcp://127.0.0.1:7073), nano-dp asks:
  *    request {v:1, type:T, node:NAME, token:TOKEN, ...fields of T}
  *    reply   {v:1, ok:true, ...fields of T's reply}  |  {v:1, ok:false, error:{code, message}}
+ *    error codes nanocp answers with: bad_request (malformed or invalid request), unauthorized
+ *    (wrong node token), too_large, not_found (code.get: no such blob), app_not_found
+ *    (secrets.get), internal. The replies' seq is the last seq nanocp has published.
  *
  *    hello       {version, addr, capabilities:[str]}    -> {seq, heartbeat_ms}
  *                version: nano-dp's version; addr: where it serves HTTP ("0.0.0.0:8080").
@@ -85,6 +88,9 @@
 #define NANO_MSG_MAX_MODULES 256
 #define NANO_MSG_NODE_MAX 63   /* node names: [A-Za-z0-9._-]{1,63} */
 #define NANO_MSG_TOKEN_MAX 1024
+/* Nesting of one env var's JSON value that nanocp accepts (its admin API refuses deeper ones),
+ * well inside the decoder's depth limit (NANO_MPJSON_MAX_DEPTH) around it. */
+#define NANO_MSG_VAR_MAX_DEPTH 32
 
 typedef enum nano_msg_type {
     NANO_MSG_NONE = 0,

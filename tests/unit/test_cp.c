@@ -720,6 +720,19 @@ static void validation_env_limits(void **state)
                "vars.BIG: value is 5121 bytes; the limit is 5120");
     sprintf(args, "{\"name\": \"api\", \"key\": \"S\", \"value\": \"%s\"}", big);
     call_fails(f, "secrets.put", args, 413, "too_large", "value", "the limit is 5120");
+    /* Nesting beyond NANO_MSG_VAR_MAX_DEPTH (32) is refused; 32 levels are fine. */
+    char deep[256] = "{\"name\": \"api\", \"vars\": {\"DEEP\": ";
+    size_t at = strlen(deep);
+    for (int i = 0; i < 33; i++)
+        deep[at++] = '[';
+    for (int i = 0; i < 33; i++)
+        deep[at++] = ']';
+    strcpy(deep + at, "}}");
+    call_fails(f, "env.patch", deep, 400, "invalid_field", "vars.DEEP",
+               "nested 33 levels deep; the limit is 32");
+    memmove(deep + at - 33, deep + at - 32, strlen(deep + at - 32) + 1); /* one ']' less */
+    memmove(deep + at - 66, deep + at - 65, strlen(deep + at - 65) + 1); /* one '[' less */
+    json_decref(call(f, "env.patch", deep));
     big[NANO_ENV_MAX_VALUE] = '\0'; /* exactly the limit is fine */
     sprintf(args, "{\"name\": \"api\", \"vars\": {\"BIG\": \"%s\"}}", big);
     json_decref(call(f, "env.patch", args));
