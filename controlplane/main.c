@@ -4,7 +4,9 @@
  * the process exits 0.
  *
  *   nanocp [--data-dir DIR] [--http ADDR] [--rpc URL] [--dataplane URL] [--dataplane-rpc URL]
- *          [--master-key-file F] [--token-file F] [--log-format text|json] [--log-level L]
+ *          [--master-key-file F] [--token-file F] [--node-token-file F]
+ *          [--dataplane-tls-cert F --dataplane-tls-key F [--dataplane-tls-ca F]]
+ *          [--log-format text|json] [--log-level L]
  *   nanocp migrate [--status] [--data-dir DIR]
  *   nanocp --help | --version
  * Exit codes: 0 ok, 1 runtime failure, 2 bad usage (one line on stderr). */
@@ -23,6 +25,7 @@
 #include "parse.h"
 #include "api_http.h"
 #include "api_rpc.h"
+#include "distrib.h"
 #include "service.h"
 #include "store.h"
 
@@ -40,6 +43,10 @@ typedef struct cp_options {
     const char *dataplane_rpc;
     const char *master_key_file;
     const char *token_file;
+    const char *node_token_file;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
     bool is_migrate;
     bool migrate_status;
     bool show_help;
@@ -60,14 +67,19 @@ static const char usage[] =
     "                          NANO_MASTER_KEY, else DATA_DIR/master.key, made on first start)\n"
     "  --token-file F          admin bearer token (default DATA_DIR/admin.token, made on\n"
     "                          first start)\n"
+    "  --node-token-file F     the token data planes present (default DATA_DIR/node.token,\n"
+    "                          made on first start; give nano-dp the same file)\n"
+    "  --dataplane-tls-cert F  PEM server certificate for tls+tcp:// data-plane URLs\n"
+    "  --dataplane-tls-key F   PEM private key of that certificate\n"
+    "  --dataplane-tls-ca F    PEM CA: data planes must present a client certificate it signed\n"
     "  --log-format text|json  log line format (default text)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --status                with migrate: list migrations, change nothing\n"
     "  -h, --help              this text\n"
     "  --version               print the version\n"
     "\n"
-    "The data-plane channels (--dataplane, --dataplane-rpc) are not served by this build\n"
-    "yet; see docs/nanocp.md.\n";
+    "Data planes subscribe to --dataplane and ask --dataplane-rpc (docs/distribution.md).\n"
+    "Beyond loopback use tls+tcp:// URLs with --dataplane-tls-cert and --dataplane-tls-key.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -132,6 +144,10 @@ static int parse_args(cp_options *o, int argc, char **argv)
             {"--dataplane-rpc", offsetof(cp_options, dataplane_rpc)},
             {"--master-key-file", offsetof(cp_options, master_key_file)},
             {"--token-file", offsetof(cp_options, token_file)},
+            {"--node-token-file", offsetof(cp_options, node_token_file)},
+            {"--dataplane-tls-cert", offsetof(cp_options, tls_cert)},
+            {"--dataplane-tls-key", offsetof(cp_options, tls_key)},
+            {"--dataplane-tls-ca", offsetof(cp_options, tls_ca)},
             {"--log-format", 0},
             {"--log-level", 0},
         };
@@ -178,6 +194,16 @@ static int parse_args(cp_options *o, int argc, char **argv)
     if (!is_url(o->dataplane_rpc))
         return usage_error("--dataplane-rpc must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'",
                            o->dataplane_rpc);
+    bool is_tls = strncmp(o->dataplane, "tls+tcp://", 10) == 0 ||
+                  strncmp(o->dataplane_rpc, "tls+tcp://", 10) == 0;
+    if (is_tls && (o->tls_cert == NULL || o->tls_key == NULL))
+        return usage_error("a tls+tcp:// data-plane URL needs --dataplane-tls-cert and "
+                           "--dataplane-tls-key");
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+        return usage_error("--dataplane-tls-cert and --dataplane-tls-key go together");
+    if (o->tls_ca != NULL && o->tls_cert == NULL)
+        return usage_error("--dataplane-tls-ca needs --dataplane-tls-cert and "
+                           "--dataplane-tls-key");
     return 0;
 }
 
@@ -243,19 +269,27 @@ typedef struct cp_main {
     cp_service *svc;
     cp_http *http;
     cp_rpc *rpc;
+    cp_distrib *distrib;
     uv_signal_t sigterm, sigint;
 } cp_main;
 
-/* The front ends reach the service only through these two (api.h's callback types). */
+/* The front ends reach the service only through these two (api.h's callback types). A call
+ * that committed a change has appended to the config log: the data planes get it at once, as
+ * one delta (cp_distrib_publish is a no-op when nothing is new). */
 static int svc_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
                     json_t **result, cp_error *err)
 {
-    return cp_service_call(ud, actor, op, args, result, err);
+    cp_main *m = ud;
+    int rc = cp_service_call(m->svc, actor, op, args, result, err);
+    if (rc == 0)
+        cp_distrib_publish(m->distrib);
+    return rc;
 }
 
 static bool svc_check(void *ud, const char *token, const char **who)
 {
-    return cp_service_check_token(ud, token, who);
+    cp_main *m = ud;
+    return cp_service_check_token(m->svc, token, who);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -266,8 +300,12 @@ static void on_signal(uv_signal_t *s, int signum)
      * answers already queued go out (the HTTP side gives them up to 2 s). */
     cp_http_close(m->http, NULL, NULL);
     cp_rpc_close(m->rpc, NULL, NULL);
+    /* Stops publishing and closes the data-plane sockets; the data planes keep serving what
+     * they have and reconnect with backoff. The store is checkpointed once the loop ends. */
+    cp_distrib_close(m->distrib, NULL, NULL);
     m->http = NULL;
     m->rpc = NULL;
+    m->distrib = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
@@ -290,13 +328,18 @@ static int run(const cp_options *o)
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_signal, SIGINT);
 
-    /* --- admin front ends (the one place they start), on this loop and thread ------------
-     * The distribution layer (o->dataplane, o->dataplane_rpc) will start here too. */
+    /* --- admin front ends and the data-plane channels (the one place they start), on this
+     * loop and thread ------------------------------------------------------------------------ */
     nano_error nerr = {0};
-    if (cp_http_start(&m.loop, o->http, svc_call, svc_check, m.svc, 0, &m.http, &nerr) != 0 ||
-        cp_rpc_start(&m.loop, o->rpc, svc_call, svc_check, m.svc, &m.rpc, &nerr) != 0) {
+    cp_distrib_options dopt = {.pub_url = o->dataplane, .rpc_url = o->dataplane_rpc,
+                               .node_token_file = o->node_token_file, .tls_cert = o->tls_cert,
+                               .tls_key = o->tls_key, .tls_ca = o->tls_ca};
+    if (cp_distrib_start(&m.loop, m.svc, &dopt, &m.distrib, &nerr) != 0 ||
+        cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, 0, &m.http, &nerr) != 0 ||
+        cp_rpc_start(&m.loop, o->rpc, svc_call, svc_check, &m, &m.rpc, &nerr) != 0) {
         NANO_ERROR("nanocp.start_failed", "error=%s", nerr.message);
         fprintf(stderr, "nanocp: %s\n", nerr.message);
+        cp_distrib_close(m.distrib, NULL, NULL);
         cp_http_close(m.http, NULL, NULL);
         uv_close((uv_handle_t *)&m.sigterm, NULL);
         uv_close((uv_handle_t *)&m.sigint, NULL);

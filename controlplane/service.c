@@ -694,14 +694,25 @@ static int op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args, jso
     }
     if (rc == 0 && (rc = cp_store_node_list(svc->st, &nodes)) != 0)
         rc = store_fail(svc, rc, "listing nodes", err);
+    json_t *drain = NULL;
+    if (rc == 0 && strcmp(json_string_value(json_object_get(app, "state")), "draining") == 0) {
+        int found = cp_store_drain_get(svc->st, name, &drain);
+        if (found != 0 && found != NANO_ENOTFOUND)
+            rc = store_fail(svc, found, "reading a drain", err);
+    }
     if (rc == 0) {
         *result = app_view(app);
         json_object_set_new(*result, "deployment", dep ? deployment_view(dep) : json_null());
         json_object_set_new(*result, "nodes", node_states(nodes, name));
+        if (drain != NULL) {
+            json_object_del(drain, "id");
+            json_object_set(*result, "drain", drain);
+        }
     }
     json_decref(app);
     json_decref(dep);
     json_decref(nodes);
+    json_decref(drain);
     return rc;
 }
 
@@ -743,7 +754,9 @@ static int op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *args, 
         if (rc == 0)
             rc = log_delta(svc, "app.remove", name, json_pack("{s:s}", "app", name), err);
     } else if (rc == 0) {
-        /* TODO(#7): the distribution layer finishes the drain (acks, timeout, app.remove). */
+        /* The drain ends in finish_drains (below), run by the distribution layer when the
+         * last node acks (drain.ack, or a status that no longer lists the app) or when the
+         * timeout passes: then the app is deleted and app.remove appended. */
         int64_t drain_id;
         rc = cp_store_app_set_state(svc->st, id, "draining");
         if (rc == 0)
@@ -1351,11 +1364,25 @@ static int op_nodes_list(cp_service *svc, const cp_actor *actor, json_t *args, j
 {
     (void)actor;
     json_t *nodes = NULL;
+    int64_t seq = 0;
     int rc = check_fields(args, no_fields, err);
-    if (rc == 0 && (rc = cp_store_node_list(svc->st, &nodes)) != 0)
+    if (rc == 0 && ((rc = cp_store_node_list(svc->st, &nodes)) != 0 ||
+                    (rc = cp_store_log_seq(svc->st, &seq)) != 0))
         rc = store_fail(svc, rc, "listing nodes", err);
-    if (rc == 0)
-        *result = json_pack("{s:o}", "nodes", nodes);
+    if (rc != 0) {
+        json_decref(nodes);
+        return rc;
+    }
+    /* current: the node has applied everything nanocp has logged (it serves the latest
+     * config), as of its last status report. */
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+        json_object_set_new(n, "current",
+                            json_boolean(json_integer_value(json_object_get(n, "applied_seq")) ==
+                                         seq));
+    }
+    *result = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "nodes", nodes);
     return rc;
 }
 
@@ -1519,9 +1546,9 @@ static int unhex32(const char *hex, unsigned char out[32])
     return 0;
 }
 
-/* The admin token file: read (a token of 32 to 512 printable characters, one trailing newline
- * allowed), or made: 32 random bytes as 64 hex digits, 0600, created exclusively. */
-static int admin_token(const char *path, char hash_hex[65], bool *created, cp_error *err)
+/* A token file (admin or node): read (a token of 32 to 512 printable characters, one trailing
+ * newline allowed), or made: 32 random bytes as 64 hex digits, 0600, created exclusively. */
+int cp_service_token_file(const char *path, char hash_hex[65], bool *created, cp_error *err)
 {
     char buf[520];
     size_t len = 0;
@@ -1669,7 +1696,7 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     }
     char hash[65];
     bool created = false;
-    rc = admin_token(svc->token_path, hash, &created, err);
+    rc = cp_service_token_file(svc->token_path, hash, &created, err);
     if (rc == 0 && (rc = cp_store_token_put(svc->st, "admin", hash)) != 0)
         rc = store_fail(svc, rc, "storing the admin token", err);
     if (rc == 0)
@@ -1725,4 +1752,197 @@ const char *cp_service_key_source(const cp_service *svc)
 struct cp_store *cp_service_store(cp_service *svc)
 {
     return svc->st;
+}
+
+/* --- for the distribution layer ---------------------------------------------------------- */
+
+int cp_service_secret_values(cp_service *svc, int64_t app_id, const char *app, json_t **out)
+{
+    json_t *list = NULL;
+    int rc = cp_store_secret_list(svc->st, app_id, &list);
+    if (rc != 0)
+        return rc;
+    json_t *values = json_object();
+    size_t i;
+    json_t *s;
+    json_array_foreach(list, i, s) {
+        const char *name = json_string_value(json_object_get(s, "name"));
+        cp_sealed sealed = {0};
+        char *plain = NULL;
+        size_t len = 0;
+        rc = cp_store_secret_get(svc->st, app_id, name, &sealed);
+        if (rc == 0 && cp_secret_open(&svc->key, app, name, &sealed, &plain, &len) != 0) {
+            /* Another master key, or a tampered row: the app goes without this secret (its
+             * required_env check on the data plane names it) and an operator is told. */
+            NANO_ERROR("cp.secret_unreadable", "app=%s name=%s key_id=%s", app, name,
+                       sealed.key_id);
+            cp_sealed_fini(&sealed);
+            continue;
+        }
+        cp_sealed_fini(&sealed);
+        if (rc != 0)
+            break;
+        json_t *v = json_stringn(plain, len);
+        explicit_bzero(plain, len);
+        nano_free(plain);
+        if (v == NULL) { /* not UTF-8: secrets come in as JSON strings, so never */
+            NANO_ERROR("cp.secret_unreadable", "app=%s name=%s detail=%s", app, name,
+                       "not UTF-8");
+            continue;
+        }
+        json_object_set_new(values, name, v);
+    }
+    json_decref(list);
+    if (rc != 0) {
+        json_decref(values);
+        return rc;
+    }
+    *out = values;
+    return 0;
+}
+
+static const cp_actor DRAIN_ACTOR = {"nanocp", "drain"};
+
+/* Every running drain with no pending node left ends: the app is deleted, app.remove logged.
+ * Runs inside the caller's transaction. */
+static int finish_drains(cp_service *svc, bool *changed, cp_error *err)
+{
+    json_t *list = NULL;
+    int rc = cp_store_drains_finished(svc->st, &list);
+    if (rc != 0)
+        return store_fail(svc, rc, "reading drains", err);
+    size_t i;
+    json_t *d;
+    json_array_foreach(list, i, d) {
+        const char *app = json_string_value(json_object_get(d, "app"));
+        json_t *app_id = json_object_get(d, "app_id");
+        json_int_t n_nodes = json_integer_value(json_object_get(d, "n_nodes"));
+        json_int_t n_timed_out = json_integer_value(json_object_get(d, "n_timed_out"));
+        if (json_is_integer(app_id)) {
+            rc = cp_store_app_delete(svc->st, json_integer_value(app_id));
+            if (rc != 0) {
+                rc = store_fail(svc, rc, "deleting an app", err);
+                break;
+            }
+            rc = log_delta(svc, "app.remove", app, json_pack("{s:s}", "app", app), err);
+            if (rc == 0)
+                rc = audit(svc, &DRAIN_ACTOR, "apps.remove", app,
+                           json_pack("{s:s, s:I, s:I}", "state", "removed", "nodes", n_nodes,
+                                     "timed_out", n_timed_out),
+                           err);
+            if (rc != 0)
+                break;
+            *changed = true;
+        }
+        rc = cp_store_drain_finish(svc->st, json_integer_value(json_object_get(d, "id")),
+                                   n_timed_out > 0 ? "timed_out" : "done");
+        if (rc != 0) {
+            rc = store_fail(svc, rc, "ending a drain", err);
+            break;
+        }
+        NANO_INFO("cp.drain_done", "app=%s nodes=%lld timed_out=%lld", app, (long long)n_nodes,
+                  (long long)n_timed_out);
+    }
+    json_decref(list);
+    return rc;
+}
+
+/* Ends the transaction begin() opened: commits when rc is 0, else rolls back. */
+static int end_tx(cp_service *svc, int rc, cp_error *err)
+{
+    if (rc == 0 && (rc = cp_store_commit(svc->st)) != 0)
+        rc = store_fail(svc, rc, "committing", err);
+    if (rc != 0)
+        cp_store_rollback(svc->st);
+    return rc;
+}
+
+static int begin(cp_service *svc, cp_error *err)
+{
+    int rc = cp_store_begin(svc->st);
+    return rc == 0 ? 0 : store_fail(svc, rc, "starting a transaction", err);
+}
+
+int cp_service_node_hello(cp_service *svc, const char *node, const char *version,
+                          const char *addr, cp_error *err)
+{
+    int rc = begin(svc, err);
+    if (rc != 0)
+        return rc;
+    rc = cp_store_node_hello(svc->st, node, version, addr);
+    if (rc != 0)
+        rc = store_fail(svc, rc, "recording a node", err);
+    return end_tx(svc, rc, err);
+}
+
+int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_error *err)
+{
+    *changed = false;
+    if (json_object_size(reports) == 0)
+        return 0;
+    int rc = begin(svc, err);
+    if (rc != 0)
+        return rc;
+    const char *node;
+    json_t *r;
+    int64_t acked = 0;
+    json_object_foreach(reports, node, r) {
+        char *apps = json_dumps(json_object_get(r, "apps"), JSON_COMPACT);
+        rc = cp_store_node_report(svc->st, node,
+                                  json_integer_value(json_object_get(r, "applied_seq")),
+                                  apps ? apps : "{}",
+                                  json_string_value(json_object_get(r, "seen_at")));
+        free(apps);
+        int64_t n = 0;
+        if (rc == 0)
+            rc = cp_store_drain_ack_from_status(svc->st, node, &n);
+        if (rc != 0) {
+            rc = store_fail(svc, rc, "recording a node's status", err);
+            break;
+        }
+        if (n > 0)
+            NANO_INFO("cp.drain_acked", "node=%s rows=%lld via=status", node, (long long)n);
+        acked += n;
+    }
+    if (rc == 0 && acked > 0)
+        rc = finish_drains(svc, changed, err);
+    return end_tx(svc, rc, err);
+}
+
+int cp_service_drain_ack(cp_service *svc, const char *node, const char *app, const char *result,
+                         bool *changed, cp_error *err)
+{
+    *changed = false;
+    int rc = begin(svc, err);
+    if (rc != 0)
+        return rc;
+    bool found = false;
+    rc = cp_store_drain_ack(svc->st, app, node,
+                            strcmp(result, "timed_out") == 0 ? "timed_out" : "acked", &found);
+    if (rc != 0)
+        rc = store_fail(svc, rc, "recording a drain ack", err);
+    if (rc == 0 && found) {
+        NANO_INFO("cp.drain_acked", "node=%s app=%s result=%s via=drain.ack", node, app, result);
+        rc = finish_drains(svc, changed, err);
+    }
+    return end_tx(svc, rc, err);
+}
+
+int cp_service_drains_tick(cp_service *svc, uint64_t grace_ms, bool *changed, cp_error *err)
+{
+    *changed = false;
+    int rc = begin(svc, err);
+    if (rc != 0)
+        return rc;
+    int64_t n = 0;
+    rc = cp_store_drain_expire(svc->st, grace_ms, &n);
+    if (rc != 0)
+        rc = store_fail(svc, rc, "expiring drains", err);
+    if (rc == 0 && n > 0)
+        NANO_WARN("cp.drain_timed_out", "rows=%lld detail=%s", (long long)n,
+                  "nodes that did not ack within the drain timeout count as timed out");
+    /* Also finishes drains that need no wait at all (every node gone from the table). */
+    if (rc == 0)
+        rc = finish_drains(svc, changed, err);
+    return end_tx(svc, rc, err);
 }

@@ -19,13 +19,14 @@
  *                   subrequests}}                       -> APP            (HTTP 201)
  *   apps.update    {name, and any of the fields above}  -> APP
  *   apps.get       {name}                               -> APP + {"deployment": DEPLOYMENT|null,
- *                                                          "nodes": [per-node state]}
+ *                                                          "nodes": [per-node state],
+ *                                                          "drain": DRAIN (draining only)}
  *   apps.remove    {name}                               -> {"name", "state": "draining"|"removed"}
  *                                                          (HTTP 202; with no node to wait
  *                                                          for, the app is removed at once)
  *   apps.drain     {name}                               -> {"name", "state", "nodes": [..]}
  *                                                          (+ started_at, timeout_ms while
- *                                                          draining)
+ *                                                          draining); nodes as in DRAIN
  *   apps.deploy    {name, main: "index.js", modules: {"index.js": "source", ...}}
  *                                                       -> DEPLOYMENT     (HTTP 201)
  *   deployments.list {name}                             -> {"deployments": [DEPLOYMENT...]}
@@ -36,7 +37,10 @@
  *   secrets.list   {name}                               -> {"secrets": [{"name", "updated_at"}]}
  *   secrets.put    {name, key, value}                   -> {"name": key, "updated_at"}
  *   secrets.delete {name, key}                          -> {}
- *   nodes.list     {}                                   -> {"nodes": [...]}
+ *   nodes.list     {}                                   -> {"seq": the last config seq,
+ *                                                          "nodes": [{name, version, addr,
+ *                                                          applied_seq, apps, first_seen,
+ *                                                          last_seen, current}]}
  *   audit.list     {limit?, before_id?}                 -> {"entries": [{id, at, actor, via,
  *                                                          op, app, detail}]}  newest first
  *   version        {}                                   -> {"version", "schema_version",
@@ -65,6 +69,9 @@
  *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, size (bytes of
  *                 all modules), modules: [{name, size, sha256}], created_at, created_by (the
  *                 actor's who), active: bool}
+ *   DRAIN      = {state: "draining", started_at, timeout_ms, finished_at, nodes: [{node,
+ *                 state: "draining"|"drained"|"timed_out", in_flight (the node's last
+ *                 status), acked_at, last_seen}]}
  *   Times are RFC 3339 UTC strings. No result ever holds a secret's value.
  *
  * Every change is one SQLite transaction that also appends its audit entry and its config-log
@@ -145,6 +152,40 @@ struct cp_store *cp_service_store(cp_service *svc);
  * An unknown op is bad_request (400). */
 int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json_t *args,
                     json_t **result, cp_error *err);
+
+/* --- for the distribution layer (distrib.c; service thread) -------------------------------- */
+
+/* cp_service_token_file: reads the token file at path (one token of 32 to 512 printable
+ * characters, one trailing newline allowed) or, when it does not exist, makes it (32 random
+ * bytes as 64 hex digits, mode 0600, created exclusively; *created says so). Fills hash_hex
+ * with the token's sha256; the token itself is wiped. Used for the admin and the node token. */
+int cp_service_token_file(const char *path, char hash_hex[65], bool *created, cp_error *err);
+
+/* cp_service_secret_values: the app's secrets decrypted, {NAME: value} (returned owned; for
+ * the data-plane channel only). A value that does not open (another master key, a tampered
+ * row) is left out and logged by name. Returns 0 or a store error. */
+int cp_service_secret_values(cp_service *svc, int64_t app_id, const char *app, json_t **out);
+
+/* cp_service_node_hello: records the node (name, version, addr; last_seen now). */
+int cp_service_node_hello(cp_service *svc, const char *node, const char *version,
+                          const char *addr, cp_error *err);
+
+/* cp_service_nodes_report: records status reports, {NODE: {applied_seq, apps: {APP: APPSTATE},
+ * seen_at}} (borrowed), in one transaction. A report whose applied_seq is at or past an
+ * app.drain and that no longer lists the app (or lists it drained/timed_out) counts as that
+ * node's ack. Drains left with no pending node end: the app is deleted and app.remove logged;
+ * *changed is then true (publish the log). */
+int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_error *err);
+
+/* cp_service_drain_ack: node has finished draining app (result "drained" or "timed_out").
+ * Ends the drain when it was the last pending node (*changed: app.remove was logged). An ack
+ * for no running drain, or from a node the drain did not wait for, changes nothing. */
+int cp_service_drain_ack(cp_service *svc, const char *node, const char *app, const char *result,
+                         bool *changed, cp_error *err);
+
+/* cp_service_drains_tick: nodes still pending in a drain older than its timeout_ms + grace_ms
+ * become timed_out (a node that is down counts as timed out); finished drains end as above. */
+int cp_service_drains_tick(cp_service *svc, uint64_t grace_ms, bool *changed, cp_error *err);
 
 /* The shape of cp_service_call, so front ends can be built and tested on their own. */
 typedef int (*cp_call_cb)(void *ud, const cp_actor *actor, const char *op, json_t *args,

@@ -218,6 +218,16 @@ int cp_store_begin(cp_store *st)
     return rc;
 }
 
+int cp_store_begin_read(cp_store *st)
+{
+    int rc = exec_sql(st, "BEGIN DEFERRED");
+    if (rc == 0) {
+        st->in_tx = true;
+        cp_time_now(st->now, sizeof st->now);
+    }
+    return rc;
+}
+
 int cp_store_commit(cp_store *st)
 {
     int rc = exec_sql(st, "COMMIT");
@@ -972,19 +982,148 @@ int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t
     return rc;
 }
 
+/* A node's state in a drain as the API shows it (DESIGN.md §8): pending -> draining, acked ->
+ * drained; in_flight is what the node last reported for the app (its status, nodes.apps). */
 int cp_store_drain_get(cp_store *st, const char *app, json_t **out)
 {
     static const char sql[] =
-        "SELECT d.state, d.started_at, d.timeout_ms, d.finished_at,"
-        " (SELECT json_group_array(json_object('node', n.name, 'state', dn.state,"
-        "   'acked_at', dn.acked_at)) FROM (SELECT * FROM drain_nodes WHERE drain_id = d.id) dn"
-        "   JOIN nodes n ON n.id = dn.node_id) AS nodes__json"
+        "SELECT d.id, d.state, d.started_at, d.timeout_ms, d.finished_at,"
+        " (SELECT json_group_array(json_object('node', n.name, 'state',"
+        "   CASE dn.state WHEN 'pending' THEN 'draining' WHEN 'acked' THEN 'drained'"
+        "   ELSE 'timed_out' END,"
+        "   'in_flight', COALESCE(json_extract(n.apps, '$.\"' || d.app || '\".in_flight'), 0),"
+        "   'acked_at', dn.acked_at, 'last_seen', n.last_seen))"
+        "   FROM (SELECT * FROM drain_nodes WHERE drain_id = d.id) dn"
+        "   JOIN nodes n ON n.id = dn.node_id ORDER BY n.name) AS nodes__json"
         " FROM drains d WHERE d.app = ?1 ORDER BY d.id DESC LIMIT 1";
     sqlite3_stmt *q = stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     bind_text(q, 1, app);
     return row_one(st, q, out);
+}
+
+int cp_store_node_hello(cp_store *st, const char *name, const char *version, const char *addr)
+{
+    static const char sql[] =
+        "INSERT INTO nodes (name, version, addr, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)"
+        " ON CONFLICT (name) DO UPDATE SET version = excluded.version, addr = excluded.addr,"
+        " last_seen = excluded.last_seen";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    bind_text(q, 1, name);
+    bind_text(q, 2, version);
+    bind_text(q, 3, addr);
+    bind_text(q, 4, st->now);
+    return exec_q(st, q);
+}
+
+int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq,
+                         const char *apps_json, const char *seen_at)
+{
+    static const char sql[] =
+        "INSERT INTO nodes (name, applied_seq, apps, first_seen, last_seen)"
+        " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
+        " applied_seq = excluded.applied_seq, apps = excluded.apps,"
+        " last_seen = excluded.last_seen";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    bind_text(q, 1, name);
+    sqlite3_bind_int64(q, 2, applied_seq);
+    bind_text(q, 3, apps_json);
+    bind_text(q, 4, seen_at);
+    return exec_q(st, q);
+}
+
+int cp_store_drain_ack(cp_store *st, const char *app, const char *node, const char *state,
+                       bool *changed)
+{
+    static const char sql[] =
+        "UPDATE drain_nodes SET state = ?3, acked_at = ?4 WHERE state = 'pending'"
+        " AND node_id = (SELECT id FROM nodes WHERE name = ?2)"
+        " AND drain_id IN (SELECT id FROM drains WHERE app = ?1 AND state = 'draining')";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    bind_text(q, 1, app);
+    bind_text(q, 2, node);
+    bind_text(q, 3, state);
+    bind_text(q, 4, st->now);
+    int rc = exec_q(st, q);
+    if (rc == 0)
+        *changed = sqlite3_changes(st->db) > 0;
+    return rc;
+}
+
+/* A node whose last status (applied_seq at or past the drain's app.drain) no longer lists the
+ * app, or lists it drained or timed out, has finished with it even if its drain.ack was lost. */
+int cp_store_drain_ack_from_status(cp_store *st, const char *node, int64_t *n_out)
+{
+    static const char sql[] =
+        "UPDATE drain_nodes SET acked_at = ?2, state ="
+        " CASE (SELECT json_extract(n.apps, '$.\"' || d.app || '\".state') FROM nodes n, drains d"
+        "       WHERE n.id = drain_nodes.node_id AND d.id = drain_nodes.drain_id)"
+        " WHEN 'timed_out' THEN 'timed_out' ELSE 'acked' END"
+        " WHERE state = 'pending' AND node_id = (SELECT id FROM nodes WHERE name = ?1)"
+        " AND drain_id IN (SELECT d.id FROM drains d, nodes n WHERE n.name = ?1"
+        "   AND d.state = 'draining'"
+        "   AND n.applied_seq >= (SELECT COALESCE(MAX(seq), 0) FROM config_log c"
+        "                         WHERE c.op = 'app.drain' AND c.app = d.app)"
+        "   AND COALESCE(json_extract(n.apps, '$.\"' || d.app || '\".state'), 'absent')"
+        "       IN ('absent', 'drained', 'timed_out'))";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    bind_text(q, 1, node);
+    bind_text(q, 2, st->now);
+    int rc = exec_q(st, q);
+    if (rc == 0)
+        *n_out = sqlite3_changes(st->db);
+    return rc;
+}
+
+int cp_store_drain_expire(cp_store *st, uint64_t grace_ms, int64_t *n_out)
+{
+    static const char sql[] =
+        "UPDATE drain_nodes SET state = 'timed_out', acked_at = ?1 WHERE state = 'pending'"
+        " AND drain_id IN (SELECT id FROM drains WHERE state = 'draining'"
+        "   AND (julianday(?1) - julianday(started_at)) * 86400000.0 >= timeout_ms + ?2)";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    bind_text(q, 1, st->now);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)grace_ms);
+    int rc = exec_q(st, q);
+    if (rc == 0)
+        *n_out = sqlite3_changes(st->db);
+    return rc;
+}
+
+int cp_store_drains_finished(cp_store *st, json_t **out)
+{
+    static const char sql[] =
+        "SELECT d.id, d.app_id, d.app,"
+        " (SELECT COUNT(*) FROM drain_nodes WHERE drain_id = d.id) AS n_nodes,"
+        " (SELECT COUNT(*) FROM drain_nodes WHERE drain_id = d.id AND state = 'timed_out')"
+        "   AS n_timed_out"
+        " FROM drains d WHERE d.state = 'draining' AND NOT EXISTS"
+        " (SELECT 1 FROM drain_nodes WHERE drain_id = d.id AND state = 'pending') ORDER BY d.id";
+    sqlite3_stmt *q = stmt(st, sql);
+    return q != NULL ? rows_json(st, q, out) : NANO_EIO;
+}
+
+int cp_store_drain_finish(cp_store *st, int64_t id, const char *state)
+{
+    static const char sql[] = "UPDATE drains SET state = ?2, finished_at = ?3 WHERE id = ?1";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    sqlite3_bind_int64(q, 1, id);
+    bind_text(q, 2, state);
+    bind_text(q, 3, st->now);
+    return exec_q(st, q);
 }
 
 /* --- logs and tokens ------------------------------------------------------------------------ */

@@ -59,6 +59,9 @@ int cp_store_schema_version(cp_store *st, int64_t *out);
  * (cp_store_now: RFC 3339 UTC with milliseconds). rollback is NULL-safe and idempotent. */
 int cp_store_begin(cp_store *st);
 int cp_store_commit(cp_store *st);
+/* cp_store_begin_read: BEGIN DEFERRED: the reads until the commit (or rollback) see one
+ * snapshot of the database (the distribution layer's snapshots). */
+int cp_store_begin_read(cp_store *st);
 void cp_store_rollback(cp_store *st);
 const char *cp_store_now(const cp_store *st);
 /* cp_time_now: the current time as cp_store_now formats it (out: at least 32 bytes). */
@@ -137,9 +140,35 @@ int cp_store_node_count(cp_store *st, int64_t *out);
 /* cp_store_drain_start: a drain of the app with one pending row per registered node. */
 int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t timeout_ms,
                          int64_t *id_out);
-/* The app's latest drain: {state, started_at, timeout_ms, finished_at, nodes: [{node, state,
- * acked_at}]}; NANO_ENOTFOUND when it has none. */
+/* The app's latest drain: {id, state, started_at, timeout_ms, finished_at, nodes: [{node,
+ * state: "draining"|"drained"|"timed_out", in_flight (from the node's last status), acked_at,
+ * last_seen}] by node name}; NANO_ENOTFOUND when it has none. */
 int cp_store_drain_get(cp_store *st, const char *app, json_t **out);
+
+/* cp_store_node_hello: records a node's hello (inserted, or version/addr/last_seen updated);
+ * the time is the transaction's. */
+int cp_store_node_hello(cp_store *st, const char *name, const char *version, const char *addr);
+/* cp_store_node_report: a node's status (applied_seq, apps as JSON text {app: APPSTATE}) seen
+ * at seen_at (RFC 3339); inserts the node if it never said hello. */
+int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq,
+                         const char *apps_json, const char *seen_at);
+/* cp_store_drain_ack: the node's pending row in the app's running drain becomes state ("acked"
+ * or "timed_out"); *changed says whether there was such a row. */
+int cp_store_drain_ack(cp_store *st, const char *app, const char *node, const char *state,
+                       bool *changed);
+/* cp_store_drain_ack_from_status: the node's pending rows whose app its last report no longer
+ * lists (or lists as drained/timed_out) while its applied_seq is at or past the drain's
+ * app.drain entry are acked (timed_out when it said so); *n_out rows changed. */
+int cp_store_drain_ack_from_status(cp_store *st, const char *node, int64_t *n_out);
+/* cp_store_drain_expire: pending rows of drains running for longer than their timeout_ms +
+ * grace_ms become timed_out (a node that is down, or never answers); *n_out rows changed. */
+int cp_store_drain_expire(cp_store *st, uint64_t grace_ms, int64_t *n_out);
+/* cp_store_drains_finished: running drains with no pending row left: [{id, app_id (null once the
+ * app is gone), app, n_nodes, n_timed_out}]. */
+int cp_store_drains_finished(cp_store *st, json_t **out);
+/* cp_store_drain_finish: ends drain id with state ("done" or "timed_out") at the transaction's
+ * time. */
+int cp_store_drain_finish(cp_store *st, int64_t id, const char *state);
 
 /* --- the config log, the audit log, tokens ----------------------------------------------- */
 

@@ -1,12 +1,15 @@
 """nanotest: helpers for NANO's end-to-end tests (python3 standard library only).
 
-Each test script takes `--bin PATH` (the nano-dp binary), defines checks with @check, and
-calls run(). Servers listen on 127.0.0.1 with an ephemeral port (read from the
-`dp.listening` log line); every process a test starts is killed when the test ends, even
-on failure. Every socket operation has a timeout.
+Each test script takes `--bin PATH` (the nano-dp binary; nanocp and nanoctl are found beside
+it unless --nanocp / --nanoctl say otherwise), defines checks with @check, and calls run().
+Servers listen on 127.0.0.1 with an ephemeral port (read from the `dp.listening` log line;
+ControlPlane reads nanocp's `cp.*_listening` lines); every process a test starts is killed
+when the test ends, even on failure. Every socket operation has a timeout.
 """
 import argparse
 import atexit
+import http.client
+import json
 import os
 import re
 import shutil
@@ -29,6 +32,8 @@ _checks = []
 _live = []
 _scratch = []
 BIN = None
+NANOCP = None
+NANOCTL = None
 
 
 def scratch_dir():
@@ -219,6 +224,144 @@ class ConfigServer(Server):
         return cmd + self.args
 
 
+class ControlPlane:
+    """A nanocp process on ephemeral loopback ports, with its data in data_dir (a scratch
+    directory when None). args: more nanocp options. never_log: strings (secret values) that
+    must not appear in its log or in nanoctl's output; checked when it stops."""
+
+    def __init__(self, data_dir=None, args=(), never_log=()):
+        self.data_dir = data_dir or scratch_dir()
+        self.args = list(args)
+        self.never_log = list(never_log)
+        self.proc = None
+        self.http_port = self.rpc_port = None
+        self._log = []
+        self._lock = threading.Lock()
+
+    def start(self):
+        cmd = [NANOCP, "--data-dir", self.data_dir, "--http", "127.0.0.1:0",
+               "--rpc", "tcp://127.0.0.1:0", "--dataplane", "tcp://127.0.0.1:0",
+               "--dataplane-rpc", "tcp://127.0.0.1:0"] + self.args
+        self._log = []
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        _live.append(self)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+        # Logged by controlplane/api_http.c and api_rpc.c once they listen.
+        self.http_port = int(self.wait_log(r"cp\.http_listening .*port=(\d+)").group(1))
+        self.rpc_port = int(self.wait_log(r"cp\.rpc_listening .*port=(\d+)").group(1))
+        deadline = time.monotonic() + TIMEOUT
+        path = os.path.join(self.data_dir, "admin.token")
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with open(path) as f:
+            self.token = f.read().strip()
+        eq(oct(os.stat(path).st_mode & 0o777), "0o600", "admin.token mode")
+        return self
+
+    def _pump(self, stream):
+        for line in stream:
+            with self._lock:
+                self._log.append(line)
+
+    def log(self):
+        with self._lock:
+            return "".join(self._log)
+
+    def wait_log(self, pattern, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            m = rx.search(self.log())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                time.sleep(0.1)
+                m = rx.search(self.log())
+                if m:
+                    return m
+                raise AssertionError(f"nanocp exited ({self.proc.returncode}); log:\n"
+                                     f"{self.log()}")
+            time.sleep(0.02)
+        raise AssertionError(f"no /{pattern}/ within {timeout}s; log:\n{self.log()}")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, graceful=True):
+        if self.proc and self.proc.poll() is None:
+            if graceful:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    code = self.proc.wait(timeout=TIMEOUT)
+                    eq(code, 0, f"nanocp exit code after SIGTERM; log:\n{self.log()}")
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=TIMEOUT)
+                    raise AssertionError("nanocp did not exit within 10 s of SIGTERM")
+            else:
+                self.proc.kill()
+                self.proc.wait(timeout=TIMEOUT)
+        if self in _live:
+            _live.remove(self)
+        log = self.log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in log:
+                raise AssertionError(f"sanitizer report in the nanocp log:\n{log}")
+        for value in self.never_log:
+            expect(value not in log, "a secret value appeared in nanocp's log")
+
+    # --- HTTP front end ---
+    def http(self, method, path, body=None, token=True, content_type=None):
+        """Returns (status, parsed JSON or text, headers)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=TIMEOUT)
+        headers = {}
+        if token is True:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif token:
+            headers["Authorization"] = f"Bearer {token}"
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        ctype = r.getheader("Content-Type") or ""
+        value = json.loads(data) if ctype.startswith("application/json") else data.decode()
+        return r.status, value, r
+
+    # --- nanoctl ---
+    def ctl(self, *args, token=True, stdin=None, env_extra=None):
+        """Runs nanoctl against this nanocp; returns (code, stdout, stderr)."""
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": self.data_dir}  # no user config
+        if env_extra:
+            env.update(env_extra)
+        cmd = [NANOCTL, "--cp", f"tcp://127.0.0.1:{self.rpc_port}", "--timeout", "10s"]
+        if token is True:
+            cmd += ["--token", self.token]
+        elif token:
+            cmd += ["--token", token]
+        p = subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True,
+                           timeout=TIMEOUT + 5, env=env)
+        for value in self.never_log:
+            expect(value not in p.stdout + p.stderr, "nanoctl printed a secret value")
+        return p.returncode, p.stdout, p.stderr
+
+    def ctl_json(self, *args, stdin=None):
+        code, out, err = self.ctl("--json", *args, stdin=stdin)
+        eq(code, 0, f"nanoctl {' '.join(args)} exit code (stderr: {err})")
+        return json.loads(out)
+
+    def get(self, path):
+        status, value, _ = self.http("GET", path)
+        eq(status, 200, f"GET {path} ({value})")
+        return value
+
+
 def run_cli(args, timeout=TIMEOUT):
     """Runs nano-dp with args to completion; returns (code, stdout, stderr)."""
     p = subprocess.run([BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
@@ -363,12 +506,17 @@ def eq(actual, expected, what=""):
 
 
 def run():
-    global BIN
+    global BIN, NANOCP, NANOCTL
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="path to nano-dp")
+    ap.add_argument("--nanocp", help="nanocp, if not beside --bin")
+    ap.add_argument("--nanoctl", help="nanoctl, if not beside --bin")
     ap.add_argument("--filter", default="", help="run only checks whose name contains this")
     opts = ap.parse_args()
     BIN = os.path.abspath(opts.bin)
+    bindir = os.path.dirname(BIN)
+    NANOCP = os.path.abspath(opts.nanocp or os.path.join(bindir, "nanocp"))
+    NANOCTL = os.path.abspath(opts.nanoctl or os.path.join(bindir, "nanoctl"))
     passed = failed = 0
     for fn in _checks:
         if opts.filter not in fn.__name__:
@@ -381,7 +529,10 @@ def run():
             error = traceback.format_exc().rstrip()
         for server in list(_live):  # servers a failed check left running
             try:
-                server.stop()
+                if isinstance(server, ControlPlane):
+                    server.stop(graceful=False)
+                else:
+                    server.stop()
             except AssertionError as e:
                 error = f"{error}\n{e}" if error else str(e)
         while _scratch:
@@ -409,7 +560,8 @@ def _kill_all():
                 s.proc.wait(timeout=TIMEOUT)
         except (OSError, subprocess.TimeoutExpired):
             pass
-        shutil.rmtree(s.dir, ignore_errors=True)
+        if getattr(s, "dir", None):  # a Server's own directory (a ControlPlane has none)
+            shutil.rmtree(s.dir, ignore_errors=True)
     for d in _scratch:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -1,197 +1,26 @@
 """End-to-end tests of nanocp's admin API (issue 7): the real nanocp and the real nanoctl,
-over real sockets on 127.0.0.1 with ephemeral ports.
-
-PENDING: this file is named pending_*.py so that tests/CMakeLists.txt (which registers
-tests/e2e/test_*.py) does not pick it up yet. It needs nanocp (branch cp-core) serving the
-front ends of branch cp-admin; once main.c starts them, rename it to test_admin_api.py and
-the existing glob registers it (nanocp and nanoctl are found beside --bin, the nano-dp
-binary, as tests/e2e/test_nanocp.py does).
+over real sockets on 127.0.0.1 with ephemeral ports (nanotest.ControlPlane; nanocp and
+nanoctl are found beside --bin, the nano-dp binary).
 
 What it checks, for every admin operation: the HTTP+JSON front end (http.client) and nanoctl
 (msgpack over NNG) give the same results; both refuse a missing or wrong token; state
 survives a restart; and a secret's value never appears in the database files.
 
-Usage: pending_admin_api.py --bin build/bin/nano-dp [--nanocp P] [--nanoctl P] [--filter S]
+Usage: test_admin_api.py --bin build/bin/nano-dp [--nanocp P] [--nanoctl P] [--filter S]
 """
-import argparse
-import atexit
-import http.client
 import json
 import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import traceback
 
-TIMEOUT = 10.0
-NANOCP = None
-NANOCTL = None
-_checks = []
-_live = []
-_scratch = []
+import nanotest
+from nanotest import ControlPlane, check, eq, expect, scratch_dir
 
 SECRET_VALUE = "s3cr3t-VALUE-that-must-never-be-stored-in-clear-7f1c"
 APP_V1 = "export default { fetch() { return new Response('v1') } }\n"
 APP_V2 = "export default { fetch() { return new Response('v2') } }\n"
 
 
-def check(fn):
-    _checks.append(fn)
-    return fn
-
-
-def expect(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
-
-
-def eq(actual, expected, what=""):
-    if actual != expected:
-        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def scratch_dir():
-    d = tempfile.mkdtemp(prefix="nano-cp-e2e-")
-    _scratch.append(d)
-    return d
-
-
-class ControlPlane:
-    """A nanocp process on ephemeral loopback ports, with its data in data_dir."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.proc = None
-        self.http_port = self.rpc_port = None
-        self._log = []
-        self._lock = threading.Lock()
-
-    def start(self):
-        cmd = [NANOCP, "--data-dir", self.data_dir, "--http", "127.0.0.1:0",
-               "--rpc", "tcp://127.0.0.1:0", "--dataplane", "tcp://127.0.0.1:0",
-               "--dataplane-rpc", "tcp://127.0.0.1:0"]
-        self._log = []
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        _live.append(self)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-        # Logged by controlplane/api_http.c and api_rpc.c once they listen.
-        self.http_port = int(self.wait_log(r"cp\.http_listening .*port=(\d+)").group(1))
-        self.rpc_port = int(self.wait_log(r"cp\.rpc_listening .*port=(\d+)").group(1))
-        deadline = time.monotonic() + TIMEOUT
-        path = os.path.join(self.data_dir, "admin.token")
-        while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with open(path) as f:
-            self.token = f.read().strip()
-        eq(oct(os.stat(path).st_mode & 0o777), "0o600", "admin.token mode")
-        return self
-
-    def _pump(self, stream):
-        for line in stream:
-            with self._lock:
-                self._log.append(line)
-
-    def log(self):
-        with self._lock:
-            return "".join(self._log)
-
-    def wait_log(self, pattern, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            m = rx.search(self.log())
-            if m:
-                return m
-            if self.proc.poll() is not None:
-                time.sleep(0.1)
-                m = rx.search(self.log())
-                if m:
-                    return m
-                raise AssertionError(f"nanocp exited ({self.proc.returncode}); log:\n"
-                                     f"{self.log()}")
-            time.sleep(0.02)
-        raise AssertionError(f"no /{pattern}/ within {timeout}s; log:\n{self.log()}")
-
-    def stop(self, graceful=True):
-        if self.proc and self.proc.poll() is None:
-            if graceful:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    code = self.proc.wait(timeout=TIMEOUT)
-                    eq(code, 0, f"nanocp exit code after SIGTERM; log:\n{self.log()}")
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=TIMEOUT)
-                    raise AssertionError("nanocp did not exit within 10 s of SIGTERM")
-            else:
-                self.proc.kill()
-                self.proc.wait(timeout=TIMEOUT)
-        if self in _live:
-            _live.remove(self)
-        log = self.log()
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            if marker in log:
-                raise AssertionError(f"sanitizer report in the nanocp log:\n{log}")
-        expect(SECRET_VALUE not in log, "a secret value appeared in nanocp's log")
-
-    # --- HTTP front end ---
-    def http(self, method, path, body=None, token=True, content_type=None):
-        """Returns (status, parsed JSON or text, headers)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=TIMEOUT)
-        headers = {}
-        if token is True:
-            headers["Authorization"] = f"Bearer {self.token}"
-        elif token:
-            headers["Authorization"] = f"Bearer {token}"
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        if content_type:
-            headers["Content-Type"] = content_type
-        conn.request(method, path, body=body, headers=headers)
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        ctype = r.getheader("Content-Type") or ""
-        value = json.loads(data) if ctype.startswith("application/json") else data.decode()
-        return r.status, value, r
-
-    # --- nanoctl ---
-    def ctl(self, *args, token=True, stdin=None, env_extra=None):
-        """Runs nanoctl against this nanocp; returns (code, stdout, stderr)."""
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": self.data_dir}  # no user config
-        if env_extra:
-            env.update(env_extra)
-        cmd = [NANOCTL, "--cp", f"tcp://127.0.0.1:{self.rpc_port}", "--timeout", "10s"]
-        if token is True:
-            cmd += ["--token", self.token]
-        elif token:
-            cmd += ["--token", token]
-        p = subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True,
-                           timeout=TIMEOUT + 5, env=env)
-        expect(SECRET_VALUE not in p.stdout + p.stderr, "nanoctl printed a secret value")
-        return p.returncode, p.stdout, p.stderr
-
-    def ctl_json(self, *args, stdin=None):
-        code, out, err = self.ctl("--json", *args, stdin=stdin)
-        eq(code, 0, f"nanoctl {' '.join(args)} exit code (stderr: {err})")
-        return json.loads(out)
-
-    def get(self, path):
-        status, value, _ = self.http("GET", path)
-        eq(status, 200, f"GET {path} ({value})")
-        return value
-
-
 def start_cp():
-    return ControlPlane(scratch_dir()).start()
+    return ControlPlane(scratch_dir(), never_log=[SECRET_VALUE]).start()
 
 
 TIME_KEYS = {"created_at", "updated_at", "last_seen", "at"}
@@ -419,69 +248,5 @@ def apply_converges_and_is_idempotent():
     cp.stop()
 
 
-def _kill_all():
-    for cp in list(_live):
-        try:
-            if cp.proc and cp.proc.poll() is None:
-                cp.proc.kill()
-                cp.proc.wait(timeout=TIMEOUT)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    for d in _scratch:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def _on_signal(*_):
-    _kill_all()
-    sys.exit(1)
-
-
-def main():
-    global NANOCP, NANOCTL
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True, help="nano-dp; nanocp and nanoctl are beside it")
-    ap.add_argument("--nanocp", help="nanocp, if not beside --bin")
-    ap.add_argument("--nanoctl", help="nanoctl, if not beside --bin")
-    ap.add_argument("--filter", default="")
-    opts = ap.parse_args()
-    bindir = os.path.dirname(os.path.abspath(opts.bin))
-    NANOCP = os.path.abspath(opts.nanocp or os.path.join(bindir, "nanocp"))
-    NANOCTL = os.path.abspath(opts.nanoctl or os.path.join(bindir, "nanoctl"))
-    for path in (NANOCP, NANOCTL):
-        if not os.access(path, os.X_OK):
-            print(f"not found: {path}", flush=True)
-            sys.exit(1)
-    atexit.register(_kill_all)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    passed = failed = 0
-    for fn in _checks:
-        if opts.filter not in fn.__name__:
-            continue
-        t0 = time.monotonic()
-        error = None
-        try:
-            fn()
-        except Exception:
-            error = traceback.format_exc().rstrip()
-        for cp in list(_live):
-            try:
-                cp.stop(graceful=False)
-            except AssertionError as e:
-                error = f"{error}\n{e}" if error else str(e)
-        while _scratch:
-            shutil.rmtree(_scratch.pop(), ignore_errors=True)
-        if error is None:
-            passed += 1
-            print(f"ok   {fn.__name__} ({(time.monotonic() - t0) * 1000:.0f} ms)", flush=True)
-        else:
-            failed += 1
-            print(f"FAIL {fn.__name__}", flush=True)
-            for line in error.split("\n"):
-                print(f"     {line}", flush=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    nanotest.run()

@@ -1,0 +1,827 @@
+/* distrib.c: the data-plane channels of nanocp (contract in distrib.h, protocol in msg.h). */
+#include "distrib.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "msg.h"
+#include "secrets.h"
+#include "store.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define PEM_MAX_BYTES (1024 * 1024)
+
+/* One REP context: receives a request, waits on the loop's queue, sends the reply, repeats.
+ * is_sending and msg are handed back and forth: the aio callback (NNG thread) writes them
+ * before it queues the context, the loop thread after it has taken it from the queue and
+ * before it starts the send; NNG orders the send's completion after its start. */
+typedef struct dp_ctx {
+    struct cp_distrib *d;
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool is_sending;
+    nng_msg *msg;
+    struct dp_ctx *next;
+} dp_ctx;
+
+struct cp_distrib {
+    uv_loop_t *loop;
+    cp_service *svc;
+    unsigned char token_hash[32];
+    uint64_t heartbeat_ms;
+    uint64_t grace_ms;
+    int64_t published;
+    json_t *reports; /* {node: {applied_seq, apps, seen_at}} not written yet */
+
+    nng_socket pub, rep;
+    bool is_pub_open, is_rep_open;
+    nng_tls_config *tls;
+    dp_ctx ctxs[CP_DISTRIB_CONTEXTS];
+    size_t n_ctxs;
+    int pub_port, rpc_port;
+
+    uv_async_t async;
+    uv_timer_t timer;
+    int n_open_handles;
+    pthread_mutex_t mu;
+    dp_ctx *ready_head, *ready_tail; /* under mu */
+    atomic_bool is_closing;
+    cp_api_closed_cb closed_cb;
+    void *closed_arg;
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- config-log entries -> OPs ------------------------------------------------------------- */
+
+/* The fields each op carries on the wire besides seq and op (msg.h). */
+static const struct {
+    const char *op;
+    const char *fields[11];
+} op_fields[] = {
+    {"app.put",
+     {"app", "hostnames", "path_prefix", "default", "node_compat", "required_env", "limits",
+      "state", "version", "sha256", NULL}},
+    {"code.put", {"app", "version", "sha256", "main", "modules", NULL}},
+    {"env.put", {"app", "name", "value", NULL}},
+    {"env.del", {"app", "name", NULL}},
+    {"secret.put", {"app", "name", NULL}}, /* never the (sealed) value */
+    {"secret.del", {"app", "name", NULL}},
+    {"app.drain", {"app", "timeout_ms", NULL}},
+    {"app.remove", {"app", NULL}},
+};
+
+int cp_distrib_op_from_log(const json_t *entry, json_t **out, nano_error *err)
+{
+    const char *op = json_string_value(json_object_get(entry, "op"));
+    json_t *seq = json_object_get(entry, "seq");
+    json_t *payload = json_object_get(entry, "payload");
+    if (op == NULL || !json_is_integer(seq) || !json_is_object(payload))
+        return nano_error_set(err, NANO_EINVAL, "log_entry", "config-log entry %lld is malformed",
+                              (long long)json_integer_value(seq));
+    size_t k = 0, n_ops = sizeof op_fields / sizeof op_fields[0];
+    while (k < n_ops && strcmp(op_fields[k].op, op) != 0)
+        k++;
+    if (k == n_ops)
+        return nano_error_set(err, NANO_EINVAL, "log_entry",
+                              "config-log entry %lld has an unknown op", (long long)json_integer_value(seq));
+    json_t *o = json_pack("{s:O, s:s}", "seq", seq, "op", op);
+    for (size_t i = 0; op_fields[k].fields[i] != NULL; i++) {
+        const char *f = op_fields[k].fields[i];
+        json_t *v = json_object_get(payload, f);
+        if (v == NULL) {
+            json_decref(o);
+            return nano_error_set(err, NANO_EINVAL, "log_entry",
+                                  "config-log entry %lld (%s) has no field %s",
+                                  (long long)json_integer_value(seq), op, f);
+        }
+        json_object_set(o, f, v);
+    }
+    int rc = nano_msg_check_op(o, err);
+    if (rc != 0) {
+        json_decref(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+/* The encoded delta of every entry after `after`; *last: the last seq in it. */
+static int build_delta(cp_service *svc, int64_t after, int64_t *last, nano_buf *out,
+                       nano_error *err)
+{
+    json_t *entries = NULL;
+    int rc = cp_store_log_list(cp_service_store(svc), after, NANO_MSG_MAX_OPS, &entries);
+    if (rc != 0)
+        return nano_error_set(err, rc, "store", "reading the config log: %s",
+                              cp_store_errmsg(cp_service_store(svc)));
+    json_t *ops = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        json_t *op = NULL;
+        rc = cp_distrib_op_from_log(e, &op, err);
+        if (rc != 0)
+            break;
+        json_array_append_new(ops, op);
+        *last = json_integer_value(json_object_get(e, "seq"));
+    }
+    if (rc == 0 && json_array_size(ops) > 0)
+        rc = nano_msg_encode_delta(ops, out, err);
+    json_decref(ops);
+    json_decref(entries);
+    return rc;
+}
+
+void cp_distrib_publish(cp_distrib *d)
+{
+    if (d == NULL || atomic_load(&d->is_closing))
+        return;
+    int64_t seq = 0;
+    if (cp_store_log_seq(cp_service_store(d->svc), &seq) != 0 || seq <= d->published)
+        return;
+    nano_buf buf = NANO_BUF_INIT;
+    nano_error err = {0};
+    int64_t first = d->published + 1, last = d->published;
+    int rc = build_delta(d->svc, d->published, &last, &buf, &err);
+    if (rc != 0) {
+        /* Data planes resync from the next heartbeat, which says seq. */
+        NANO_ERROR("cp.delta_failed", "first=%lld seq=%lld error=%s", (long long)first,
+                   (long long)seq, err.message);
+        d->published = seq;
+    } else {
+        d->published = last;
+        int rv = d->is_pub_open ? nng_send(d->pub, buf.data, buf.len, NNG_FLAG_NONBLOCK) : 0;
+        if (rv != 0)
+            NANO_WARN("cp.delta_send_failed", "first=%lld seq=%lld error=%s", (long long)first,
+                      (long long)last, nng_strerror(rv));
+        else
+            NANO_DEBUG("cp.delta_published", "first=%lld seq=%lld bytes=%zu", (long long)first,
+                       (long long)last, buf.len);
+    }
+    nano_buf_fini(&buf);
+}
+
+int64_t cp_distrib_published(const cp_distrib *d)
+{
+    return d->published;
+}
+
+/* --- snapshot ------------------------------------------------------------------------------ */
+
+static int snap_app(cp_service *svc, json_t *row, json_t **out, nano_error *err)
+{
+    cp_store *st = cp_service_store(svc);
+    const char *name = json_string_value(json_object_get(row, "name"));
+    int64_t id = json_integer_value(json_object_get(row, "id"));
+    json_int_t version = json_integer_value(json_object_get(row, "active_version"));
+    json_t *a = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, s:O}", "app", name,
+                          "hostnames", json_object_get(row, "hostnames"), "path_prefix",
+                          json_object_get(row, "path_prefix"), "default",
+                          json_object_get(row, "default"), "node_compat",
+                          json_object_get(row, "node_compat"), "required_env",
+                          json_object_get(row, "required_env"), "limits",
+                          json_object_get(row, "limits"), "state",
+                          json_object_get(row, "state"), "version", version, "sha256",
+                          json_object_get(row, "active_sha256"));
+    json_t *dep = NULL, *vars = NULL, *secrets = NULL, *drain = NULL;
+    int rc = 0;
+    const char *what = "reading a deployment";
+    if (version > 0)
+        rc = cp_store_deployment_get(st, id, version, &dep);
+    if (rc == 0) {
+        what = "reading env";
+        rc = cp_store_env_vars(st, id, &vars);
+    }
+    if (rc == 0) {
+        what = "reading secrets";
+        rc = cp_service_secret_values(svc, id, name, &secrets);
+    }
+    if (rc == 0 && strcmp(json_string_value(json_object_get(row, "state")), "draining") == 0) {
+        what = "reading a drain";
+        rc = cp_store_drain_get(st, name, &drain);
+    }
+    if (rc != 0) {
+        json_decref(a);
+        json_decref(dep);
+        json_decref(vars);
+        json_decref(secrets);
+        return nano_error_set(err, rc, "store", "%s of app %s: %s", what, name,
+                              cp_store_errmsg(st));
+    }
+    json_object_set(a, "main", dep ? json_object_get(dep, "main") : json_null());
+    json_object_set_new(a, "modules",
+                        dep ? json_incref(json_object_get(dep, "modules")) : json_array());
+    json_object_set_new(a, "vars", vars);
+    json_object_set_new(a, "secrets", secrets);
+    if (drain != NULL)
+        json_object_set(a, "drain_timeout_ms", json_object_get(drain, "timeout_ms"));
+    json_decref(dep);
+    json_decref(drain);
+    *out = a;
+    return 0;
+}
+
+int cp_distrib_snapshot(cp_service *svc, json_t **out, nano_error *err)
+{
+    cp_store *st = cp_service_store(svc);
+    int rc = cp_store_begin_read(st);
+    if (rc != 0)
+        return nano_error_set(err, rc, "store", "starting a read: %s", cp_store_errmsg(st));
+    int64_t seq = 0;
+    json_t *rows = NULL, *apps = json_array();
+    rc = cp_store_log_seq(st, &seq);
+    if (rc == 0)
+        rc = cp_store_app_list(st, &rows);
+    if (rc != 0)
+        nano_error_set(err, rc, "store", "reading apps: %s", cp_store_errmsg(st));
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_t *a = NULL;
+        if (rc != 0 || (rc = snap_app(svc, row, &a, err)) != 0)
+            break;
+        json_array_append_new(apps, a);
+    }
+    /* A read: nothing to commit; ending it lets the WAL be checkpointed past it. */
+    cp_store_rollback(st);
+    json_decref(rows);
+    if (rc != 0) {
+        json_decref(apps);
+        return rc;
+    }
+    *out = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "apps", apps);
+    return 0;
+}
+
+/* --- requests ------------------------------------------------------------------------------ */
+
+static void reply_error(nano_buf *reply, const char *code, const char *message)
+{
+    nano_msg_encode_error(code, message, reply);
+}
+
+static void reply_ok(nano_msg_type type, json_t *fields, nano_buf *reply)
+{
+    nano_error err = {0};
+    if (nano_msg_encode_reply(type, fields, reply, &err) != 0) {
+        NANO_ERROR("cp.dp_reply_failed", "type=%s error=%s", nano_msg_type_name(type),
+                   err.message);
+        reply_error(reply, err.code == NANO_ETOOBIG ? "too_large" : "internal", err.message);
+    }
+    json_decref(fields);
+}
+
+static bool token_ok(const cp_distrib *d, const char *token)
+{
+    unsigned char h[32];
+    unsigned int n = 0;
+    if (token == NULL || EVP_Digest(token, strlen(token), h, &n, EVP_sha256(), NULL) != 1)
+        return false;
+    return CRYPTO_memcmp(h, d->token_hash, sizeof h) == 0;
+}
+
+static int64_t log_seq(cp_distrib *d)
+{
+    int64_t seq = 0;
+    cp_store_log_seq(cp_service_store(d->svc), &seq);
+    return seq;
+}
+
+static void on_hello(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    const char *version = json_string_value(json_object_get(m->body, "version"));
+    const char *addr = json_string_value(json_object_get(m->body, "addr"));
+    cp_error cerr;
+    memset(&cerr, 0, sizeof cerr);
+    if (cp_service_node_hello(d->svc, m->node, version ? version : "", addr ? addr : "",
+                              &cerr) != 0) {
+        reply_error(reply, "internal", cerr.message);
+        return;
+    }
+    NANO_INFO("cp.node_hello", "node=%s version=%s addr=%s", m->node, version ? version : "",
+              addr ? addr : "");
+    reply_ok(NANO_MSG_HELLO,
+             json_pack("{s:I, s:I}", "seq", (json_int_t)d->published, "heartbeat_ms",
+                       (json_int_t)d->heartbeat_ms),
+             reply);
+}
+
+static void on_snapshot(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    json_t *snap = NULL;
+    nano_error err = {0};
+    if (cp_distrib_snapshot(d->svc, &snap, &err) != 0) {
+        NANO_ERROR("cp.snapshot_failed", "node=%s error=%s", m->node, err.message);
+        reply_error(reply, "internal", "cannot read the configuration");
+        return;
+    }
+    NANO_INFO("cp.snapshot", "node=%s seq=%lld apps=%zu", m->node,
+              (long long)json_integer_value(json_object_get(snap, "seq")),
+              json_array_size(json_object_get(snap, "apps")));
+    reply_ok(NANO_MSG_SNAPSHOT, snap, reply);
+}
+
+static void on_code_get(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    const char *sha = json_string_value(json_object_get(m->body, "sha256"));
+    char *data = NULL;
+    size_t len = 0;
+    int rc = cp_store_blob_get(cp_service_store(d->svc), sha, &data, &len);
+    if (rc == NANO_ENOTFOUND) {
+        reply_error(reply, "not_found", "no module has this sha256");
+        return;
+    }
+    if (rc != 0) {
+        NANO_ERROR("cp.store_failed", "what=%s error=%s", "reading code",
+                   cp_store_errmsg(cp_service_store(d->svc)));
+        reply_error(reply, "internal", "cannot read the module");
+        return;
+    }
+    json_t *s = json_stringn(data, len); /* modules are stored from JSON strings: UTF-8 */
+    nano_free(data);
+    if (s == NULL) {
+        reply_error(reply, "internal", "the module is not UTF-8");
+        return;
+    }
+    reply_ok(NANO_MSG_CODE_GET, json_pack("{s:s, s:o}", "sha256", sha, "data", s), reply);
+}
+
+static void on_secrets_get(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    const char *app = json_string_value(json_object_get(m->body, "app"));
+    json_t *row = NULL, *values = NULL;
+    cp_store *st = cp_service_store(d->svc);
+    int rc = cp_store_app_get(st, app, &row);
+    if (rc == NANO_ENOTFOUND) {
+        reply_error(reply, "app_not_found", "no such app");
+        return;
+    }
+    if (rc == 0)
+        rc = cp_service_secret_values(d->svc, json_integer_value(json_object_get(row, "id")), app,
+                                      &values);
+    json_decref(row);
+    if (rc != 0) {
+        NANO_ERROR("cp.store_failed", "what=%s error=%s", "reading secrets", cp_store_errmsg(st));
+        reply_error(reply, "internal", "cannot read the secrets");
+        return;
+    }
+    NANO_DEBUG("cp.secrets_sent", "node=%s app=%s count=%zu", m->node, app,
+               json_object_size(values));
+    reply_ok(NANO_MSG_SECRETS_GET, json_pack("{s:s, s:o}", "app", app, "secrets", values), reply);
+}
+
+static void on_status(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    char now[32];
+    cp_time_now(now, sizeof now);
+    /* Written by the next heartbeat tick with every other node's: one transaction a second
+     * however many nodes report (the database syncs each commit). */
+    json_object_set_new(d->reports, m->node,
+                        json_pack("{s:O, s:O, s:s}", "applied_seq",
+                                  json_object_get(m->body, "applied_seq"), "apps",
+                                  json_object_get(m->body, "apps"), "seen_at", now));
+    reply_ok(NANO_MSG_STATUS, json_pack("{s:I}", "seq", (json_int_t)d->published), reply);
+}
+
+static void on_drain_ack(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    const char *app = json_string_value(json_object_get(m->body, "app"));
+    const char *result = json_string_value(json_object_get(m->body, "result"));
+    cp_distrib_flush(d); /* the node's earlier status first */
+    bool changed = false;
+    cp_error cerr;
+    memset(&cerr, 0, sizeof cerr);
+    if (cp_service_drain_ack(d->svc, m->node, app, result, &changed, &cerr) != 0) {
+        reply_error(reply, "internal", cerr.message);
+        return;
+    }
+    if (changed)
+        cp_distrib_publish(d);
+    reply_ok(NANO_MSG_DRAIN_ACK, NULL, reply);
+}
+
+void cp_distrib_handle(cp_distrib *d, const void *data, size_t len, nano_buf *reply)
+{
+    nano_msg m;
+    nano_error err = {0};
+    if (nano_msg_decode_request(data, len, &m, &err) != 0) {
+        NANO_WARN("cp.dp_bad_request", "bytes=%zu code=%s error=%s", len, err.id, err.message);
+        reply_error(reply, "bad_request", err.message);
+        return;
+    }
+    if (!token_ok(d, m.token)) {
+        /* The node's name is validated by the decoder; the token is never logged. */
+        NANO_WARN("cp.dp_unauthorized", "node=%s type=%s", m.node, nano_msg_type_name(m.type));
+        reply_error(reply, "unauthorized", "invalid node token");
+        nano_msg_fini(&m);
+        return;
+    }
+    NANO_DEBUG("cp.dp_request", "node=%s type=%s", m.node, nano_msg_type_name(m.type));
+    switch (m.type) {
+    case NANO_MSG_HELLO: on_hello(d, &m, reply); break;
+    case NANO_MSG_SNAPSHOT: on_snapshot(d, &m, reply); break;
+    case NANO_MSG_CODE_GET: on_code_get(d, &m, reply); break;
+    case NANO_MSG_SECRETS_GET: on_secrets_get(d, &m, reply); break;
+    case NANO_MSG_STATUS: on_status(d, &m, reply); break;
+    case NANO_MSG_DRAIN_ACK: on_drain_ack(d, &m, reply); break;
+    default: reply_error(reply, "bad_request", "not a request type"); break;
+    }
+    nano_msg_fini(&m);
+}
+
+void cp_distrib_flush(cp_distrib *d)
+{
+    bool changed = false, drained = false;
+    cp_error cerr;
+    memset(&cerr, 0, sizeof cerr);
+    if (json_object_size(d->reports) > 0) {
+        if (cp_service_nodes_report(d->svc, d->reports, &changed, &cerr) != 0)
+            NANO_ERROR("cp.node_status_failed", "nodes=%zu error=%s",
+                       json_object_size(d->reports), cerr.message);
+        json_object_clear(d->reports);
+    }
+    if (cp_service_drains_tick(d->svc, d->grace_ms, &drained, &cerr) != 0)
+        NANO_ERROR("cp.drain_tick_failed", "error=%s", cerr.message);
+    if (changed || drained)
+        cp_distrib_publish(d);
+}
+
+/* --- sockets -------------------------------------------------------------------------------- */
+
+/* NNG thread: keep it short. */
+static void on_aio(void *arg)
+{
+    dp_ctx *x = arg;
+    cp_distrib *d = x->d;
+    int rv = nng_aio_result(x->aio);
+    if (x->is_sending) {
+        x->is_sending = false;
+        if (rv != 0) /* a failed send leaves the message with us */
+            nng_msg_free(nng_aio_get_msg(x->aio));
+        if (!atomic_load(&d->is_closing))
+            nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
+    if (rv != 0) {
+        if (rv != NNG_ECLOSED && rv != NNG_ECANCELED && !atomic_load(&d->is_closing))
+            nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
+    x->msg = nng_aio_get_msg(x->aio);
+    nng_aio_set_msg(x->aio, NULL);
+    pthread_mutex_lock(&d->mu);
+    x->next = NULL;
+    if (d->ready_tail)
+        d->ready_tail->next = x;
+    else
+        d->ready_head = x;
+    d->ready_tail = x;
+    pthread_mutex_unlock(&d->mu);
+    uv_async_send(&d->async);
+}
+
+static void on_async(uv_async_t *a)
+{
+    cp_distrib *d = container_of(a, cp_distrib, async);
+    pthread_mutex_lock(&d->mu);
+    dp_ctx *x = d->ready_head;
+    d->ready_head = d->ready_tail = NULL;
+    pthread_mutex_unlock(&d->mu);
+    while (x) {
+        dp_ctx *next = x->next;
+        nng_msg *req = x->msg;
+        x->msg = NULL;
+        if (atomic_load(&d->is_closing)) {
+            nng_msg_free(req);
+            x = next;
+            continue;
+        }
+        nano_buf reply = NANO_BUF_INIT;
+        cp_distrib_handle(d, nng_msg_body(req), nng_msg_len(req), &reply);
+        nng_msg_free(req);
+        nng_msg *m = NULL;
+        int rv = nng_msg_alloc(&m, 0);
+        if (rv == 0)
+            rv = nng_msg_append(m, reply.data, reply.len);
+        nano_buf_fini(&reply);
+        if (rv != 0) {
+            NANO_WARN("cp.dp_reply_failed", "error=%s", nng_strerror(rv));
+            nng_msg_free(m);
+            nng_ctx_recv(x->ctx, x->aio); /* the data plane times out and retries */
+        } else {
+            x->is_sending = true;
+            nng_aio_set_msg(x->aio, m);
+            nng_ctx_send(x->ctx, x->aio);
+        }
+        x = next;
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    cp_distrib *d = container_of(t, cp_distrib, timer);
+    cp_distrib_flush(d);
+    cp_distrib_publish(d); /* changes made without the hook (none today) go out too */
+    if (!d->is_pub_open)
+        return;
+    nano_buf buf = NANO_BUF_INIT;
+    nano_error err = {0};
+    if (nano_msg_encode_heartbeat((uint64_t)d->published, wall_ms(), &buf, &err) == 0) {
+        int rv = nng_send(d->pub, buf.data, buf.len, NNG_FLAG_NONBLOCK);
+        if (rv != 0)
+            NANO_DEBUG("cp.heartbeat_failed", "error=%s", nng_strerror(rv));
+    }
+    nano_buf_fini(&buf);
+}
+
+/* stop_nng: after it returns no NNG callback is running or will run. */
+static void stop_nng(cp_distrib *d)
+{
+    atomic_store(&d->is_closing, true);
+    if (d->is_rep_open) {
+        nng_close(d->rep); /* every pending aio completes with NNG_ECLOSED */
+        d->is_rep_open = false;
+    }
+    for (size_t i = 0; i < d->n_ctxs; i++)
+        nng_aio_free(d->ctxs[i].aio); /* waits for a running callback */
+    d->n_ctxs = 0;
+    pthread_mutex_lock(&d->mu);
+    for (dp_ctx *x = d->ready_head; x; x = x->next) {
+        nng_msg_free(x->msg);
+        x->msg = NULL;
+    }
+    d->ready_head = d->ready_tail = NULL;
+    pthread_mutex_unlock(&d->mu);
+    if (d->is_pub_open) {
+        nng_close(d->pub);
+        d->is_pub_open = false;
+    }
+    if (d->tls != NULL) {
+        nng_tls_config_free(d->tls);
+        d->tls = NULL;
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    cp_distrib *d = h->data;
+    if (--d->n_open_handles > 0)
+        return;
+    cp_api_closed_cb cb = d->closed_cb;
+    void *arg = d->closed_arg;
+    pthread_mutex_destroy(&d->mu);
+    json_decref(d->reports);
+    nano_free(d);
+    if (cb)
+        cb(arg);
+}
+
+static void close_handles(cp_distrib *d)
+{
+    uv_close((uv_handle_t *)&d->async, on_handle_closed);
+    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+}
+
+void cp_distrib_close(cp_distrib *d, cp_api_closed_cb done, void *arg)
+{
+    if (d == NULL || d->closed_cb || uv_is_closing((uv_handle_t *)&d->async))
+        return;
+    d->closed_cb = done;
+    d->closed_arg = arg;
+    uv_timer_stop(&d->timer);
+    stop_nng(d); /* stops publishing: no delta or heartbeat after this */
+    /* The last reports are written (nodes' last_seen), but nothing more is published. */
+    if (json_object_size(d->reports) > 0) {
+        bool changed = false;
+        cp_error cerr;
+        memset(&cerr, 0, sizeof cerr);
+        cp_service_nodes_report(d->svc, d->reports, &changed, &cerr);
+        json_object_clear(d->reports);
+    }
+    NANO_INFO("cp.distrib_closed", "published=%lld", (long long)d->published);
+    close_handles(d);
+}
+
+static bool is_tls_url(const char *url)
+{
+    return url != NULL && strncmp(url, "tls+tcp://", 10) == 0;
+}
+
+/* A PEM file, NUL-terminated (returned owned). */
+static int read_pem(const char *flag, const char *path, char **out, nano_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nano_error_set(err, NANO_EIO, "tls_config", "%s %s: %s", flag, path,
+                              strerror(errno));
+    char *buf = nano_xmalloc(PEM_MAX_BYTES + 1);
+    size_t len = 0;
+    ssize_t n;
+    while (len < PEM_MAX_BYTES && (n = read(fd, buf + len, PEM_MAX_BYTES - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    if (len == 0 || len == PEM_MAX_BYTES || strstr(buf, "-----BEGIN ") == NULL) {
+        nano_free(buf);
+        return nano_error_set(err, NANO_EINVAL, "tls_config",
+                              "%s %s: not a PEM file (or larger than 1 MiB)", flag, path);
+    }
+    *out = buf;
+    return 0;
+}
+
+static int tls_setup(cp_distrib *d, const cp_distrib_options *o, nano_error *err)
+{
+    if (o->tls_cert == NULL || o->tls_key == NULL)
+        return nano_error_set(err, NANO_EINVAL, "tls_config",
+                              "a tls+tcp:// data-plane URL needs --dataplane-tls-cert and "
+                              "--dataplane-tls-key");
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    int rc = read_pem("--dataplane-tls-cert", o->tls_cert, &cert, err);
+    if (rc == 0)
+        rc = read_pem("--dataplane-tls-key", o->tls_key, &key, err);
+    if (rc == 0 && o->tls_ca != NULL)
+        rc = read_pem("--dataplane-tls-ca", o->tls_ca, &ca, err);
+    int rv = 0;
+    const char *step = "";
+    if (rc == 0) {
+        step = "config";
+        rv = nng_tls_config_alloc(&d->tls, NNG_TLS_MODE_SERVER);
+        if (rv == 0) {
+            step = "--dataplane-tls-cert/--dataplane-tls-key";
+            rv = nng_tls_config_own_cert(d->tls, cert, key, NULL);
+        }
+        if (rv == 0 && ca != NULL) {
+            step = "--dataplane-tls-ca";
+            rv = nng_tls_config_ca_chain(d->tls, ca, NULL);
+        }
+        if (rv == 0) {
+            step = "auth mode";
+            rv = nng_tls_config_auth_mode(d->tls, ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED
+                                                             : NNG_TLS_AUTH_MODE_NONE);
+        }
+        if (rv != 0)
+            rc = nano_error_set(err, NANO_EINVAL, "tls_config", "TLS %s: %s", step,
+                                nng_strerror(rv));
+    }
+    if (key != NULL)
+        OPENSSL_cleanse(key, strlen(key));
+    nano_free(cert);
+    nano_free(key);
+    nano_free(ca);
+    return rc;
+}
+
+static int listen_on(cp_distrib *d, nng_socket sock, const char *url, int *port,
+                     nano_error *err)
+{
+    nng_listener l;
+    int rv = nng_listener_create(&l, sock, url);
+    if (rv == 0 && is_tls_url(url))
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, d->tls);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv != 0)
+        return nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s", url, nng_strerror(rv));
+    int p = 0;
+    if (strstr(url, "tcp://") != NULL && nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &p) == 0)
+        *port = p;
+    return 0;
+}
+
+static int open_sockets(cp_distrib *d, const cp_distrib_options *o, nano_error *err)
+{
+    int rc = 0;
+    if (is_tls_url(o->pub_url) || is_tls_url(o->rpc_url))
+        rc = tls_setup(d, o, err);
+    else if (o->tls_cert != NULL || o->tls_key != NULL || o->tls_ca != NULL)
+        NANO_WARN("cp.tls_unused", "detail=%s",
+                  "--dataplane-tls-* given but no data-plane URL is tls+tcp://");
+    if (rc != 0)
+        return rc;
+    int rv = nng_pub0_open(&d->pub);
+    if (rv != 0)
+        return nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s", o->pub_url,
+                              nng_strerror(rv));
+    d->is_pub_open = true;
+    rc = listen_on(d, d->pub, o->pub_url, &d->pub_port, err);
+    if (rc != 0)
+        return rc;
+    rv = nng_rep0_open(&d->rep);
+    if (rv == 0) {
+        d->is_rep_open = true;
+        /* Bigger requests are dropped by NNG before they reach us (none is legitimately). */
+        rv = nng_socket_set_size(d->rep, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
+    }
+    for (size_t i = 0; rv == 0 && i < CP_DISTRIB_CONTEXTS; i++) {
+        dp_ctx *x = &d->ctxs[i];
+        x->d = d;
+        rv = nng_aio_alloc(&x->aio, on_aio, x);
+        if (rv != 0)
+            break;
+        d->n_ctxs++;
+        rv = nng_ctx_open(&x->ctx, d->rep);
+    }
+    if (rv != 0)
+        return nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s", o->rpc_url,
+                              nng_strerror(rv));
+    rc = listen_on(d, d->rep, o->rpc_url, &d->rpc_port, err);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < d->n_ctxs; i++)
+        nng_ctx_recv(d->ctxs[i].ctx, d->ctxs[i].aio);
+    return 0;
+}
+
+int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options *opt,
+                     cp_distrib **out, nano_error *err)
+{
+    /* The node token: its file is made like the admin token's, only its hash is kept. */
+    char path[4096], hash[65];
+    if (opt->node_token_file != NULL)
+        snprintf(path, sizeof path, "%s", opt->node_token_file);
+    else
+        snprintf(path, sizeof path, "%s/node.token", cp_service_data_dir(svc));
+    bool created = false;
+    cp_error cerr;
+    memset(&cerr, 0, sizeof cerr);
+    int rc = cp_service_token_file(path, hash, &created, &cerr);
+    if (rc != 0)
+        return nano_error_set(err, rc, "node_token", "%s", cerr.message);
+    if (created)
+        NANO_INFO("cp.node_token_created", "path=%s", path);
+
+    cp_distrib *d = nano_xcalloc(1, sizeof *d);
+    d->loop = loop;
+    d->svc = svc;
+    d->heartbeat_ms = opt->heartbeat_ms ? opt->heartbeat_ms : CP_DISTRIB_HEARTBEAT_MS;
+    d->grace_ms = opt->drain_grace_ms ? opt->drain_grace_ms : CP_DISTRIB_DRAIN_GRACE_MS;
+    d->reports = json_object();
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v;
+        sscanf(hash + 2 * i, "%2x", &v);
+        d->token_hash[i] = (unsigned char)v;
+    }
+    OPENSSL_cleanse(hash, sizeof hash);
+    pthread_mutex_init(&d->mu, NULL);
+    atomic_init(&d->is_closing, false);
+    d->published = log_seq(d);
+    uv_async_init(loop, &d->async, on_async);
+    uv_timer_init(loop, &d->timer);
+    d->async.data = d->timer.data = d;
+    d->n_open_handles = 2;
+    if (opt->pub_url != NULL || opt->rpc_url != NULL) {
+        if (opt->pub_url == NULL || opt->rpc_url == NULL)
+            rc = nano_error_set(err, NANO_EINVAL, "listen_failed",
+                                "both data-plane URLs are needed");
+        else
+            rc = open_sockets(d, opt, err);
+        if (rc != 0) {
+            stop_nng(d);
+            close_handles(d);
+            return rc;
+        }
+        uv_timer_start(&d->timer, on_timer, d->heartbeat_ms, d->heartbeat_ms);
+        NANO_INFO("cp.distrib_listening", "pub=%s pub_port=%d rpc=%s rpc_port=%d tls=%s "
+                  "client_certs=%s node_token_file=%s seq=%lld",
+                  opt->pub_url, d->pub_port, opt->rpc_url, d->rpc_port,
+                  d->tls ? "on" : "off", d->tls && opt->tls_ca ? "required" : "no", path,
+                  (long long)d->published);
+    }
+    *out = d;
+    return 0;
+}
+
+int cp_distrib_pub_port(const cp_distrib *d)
+{
+    return d->pub_port;
+}
+
+int cp_distrib_rpc_port(const cp_distrib *d)
+{
+    return d->rpc_port;
+}
