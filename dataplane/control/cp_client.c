@@ -856,7 +856,13 @@ int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_e
     int rc = 0;
     const char *urls[2] = {c->url, c->rpc_url};
     for (int i = 0; i < 2 && rc == 0; i++) {
-        if (strncmp(urls[i], "tcp://", 6) != 0 && strncmp(urls[i], "tls+tcp://", 10) != 0)
+        bool clean = strlen(urls[i]) < sizeof c->link.url;
+        for (const char *p = urls[i]; *p && clean; p++)
+            clean = *p > ' ' && *p < 0x7f && *p != '"' && *p != '\\';
+        if (!clean)
+            rc = nano_error_set(err, NANO_EINVAL, "usage",
+                                "control-plane URL: printable ASCII without quotes, < 256 bytes");
+        else if (strncmp(urls[i], "tcp://", 6) != 0 && strncmp(urls[i], "tls+tcp://", 10) != 0)
             rc = nano_error_set(err, NANO_EINVAL, "usage",
                                 "%s: use tcp://HOST:PORT or tls+tcp://HOST:PORT", urls[i]);
         else if (dp_cp_url_host(urls[i], host, sizeof host) != 0)

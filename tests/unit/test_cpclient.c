@@ -15,6 +15,7 @@
 #include "control/code_cache.h"
 #include "control/cp_client.h"
 #include "control/cp_model.h"
+#include "options.h"
 
 /* --- fixtures: a fake nanocp's code and secrets ----------------------------------------------- */
 
@@ -583,6 +584,46 @@ static void test_url_loopback_hosts(void **state)
     assert_false(dp_cp_host_is_loopback("10.1.2.3"));
 }
 
+static int parse(int argc, const char **argv, dp_options *o, nano_error *err)
+{
+    return dp_options_parse(o, argc, (char **)argv, err);
+}
+
+static void test_url_control_plane_flags_parsed(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    const char *argv[] = {"nano-dp", "--control-plane", "tcp://10.0.0.1:7072", "--node", "edge-1",
+                          "--node-token-file", "/etc/nano/node.token", "--code-dir", "/var/x",
+                          "--control-plane-rpc=tcp://10.0.0.1:9000"};
+    assert_int_equal(parse(10, argv, &o, &err), 0);
+    assert_string_equal(o.cp_url, "tcp://10.0.0.1:7072");
+    assert_string_equal(o.cp_rpc_url, "tcp://10.0.0.1:9000");
+    assert_string_equal(o.node, "edge-1");
+    assert_string_equal(o.node_token_file, "/etc/nano/node.token");
+    assert_string_equal(o.code_dir, "/var/x");
+    dp_options_fini(&o);
+}
+
+static void test_url_control_plane_excludes_app_and_config(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    const char *a[] = {"nano-dp", "app.js", "--control-plane", "tcp://h:1"};
+    assert_int_not_equal(parse(4, a, &o, &err), 0);
+    assert_non_null(strstr(err.message, "one of APP.js"));
+    dp_options_fini(&o);
+    const char *b[] = {"nano-dp", "--control-plane", "tcp://h:1", "--var", "A=1"};
+    assert_int_not_equal(parse(5, b, &o, &err), 0);
+    dp_options_fini(&o);
+    const char *c[] = {"nano-dp", "app.js", "--node", "n1"};
+    assert_int_not_equal(parse(4, c, &o, &err), 0);
+    assert_non_null(strstr(err.message, "need --control-plane"));
+    dp_options_fini(&o);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(int argc, char **argv)
@@ -614,6 +655,8 @@ int main(int argc, char **argv)
     static const struct CMUnitTest url[] = {
         cmocka_unit_test(test_url_rpc_defaults_to_next_port),
         cmocka_unit_test(test_url_loopback_hosts),
+        cmocka_unit_test(test_url_control_plane_flags_parsed),
+        cmocka_unit_test(test_url_control_plane_excludes_app_and_config),
     };
     static const unit_group groups[] = {
         UNIT_GROUP("verdict", verdict),
