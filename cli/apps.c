@@ -314,6 +314,13 @@ static int cmd_status(ctl_ctx *ctx, int argc, char **argv)
     } else {
         fprintf(o, "deployment:     none (nanoctl apps deploy %s FILE...)\n", name);
     }
+    json_t *drain = json_object_get(res, "drain");
+    if (json_is_object(drain)) {
+        fprintf(o, "drain:          started %s, timeout %sms (nanoctl apps drain %s)\n",
+                str_of(drain, "started_at"),
+                ctl_scalar(json_object_get(drain, "timeout_ms"), buf, sizeof buf), name);
+        ctl_print_objects(ctx, json_object_get(drain, "nodes"));
+    }
     fprintf(o, "nodes:\n");
     ctl_print_objects(ctx, json_object_get(res, "nodes"));
     json_decref(res);

@@ -26,10 +26,53 @@ int ctl_cmd_nodes(ctl_ctx *ctx, int argc, char **argv)
     json_t *res;
     if (rc != 0 || (rc = ctl_call(ctx, "nodes.list", NULL, &res)) != 0)
         return rc;
-    if (ctx->is_json)
+    if (ctx->is_json) {
         ctl_print_json(ctx, res);
-    else
-        ctl_print_objects(ctx, json_object_get(res, "nodes"));
+        json_decref(res);
+        return 0;
+    }
+    json_t *nodes = json_object_get(res, "nodes");
+    if (json_array_size(nodes) == 0) {
+        fprintf(ctx->io->out, "(no data plane has said hello)\n");
+        json_decref(res);
+        return 0;
+    }
+    /* CURRENT: the node's last status says it applied nanocp's latest config seq. */
+    static const char *const head[] = {"NAME",    "ADDR",      "VERSION", "APPLIED",
+                                       "CURRENT", "LAST_SEEN", "APPS"};
+    ctl_table *t = ctl_table_new(7, head);
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+        char c[4][160], apps[1024];
+        size_t len = 0;
+        const char *app;
+        json_t *st;
+        apps[0] = '\0';
+        json_object_foreach(json_object_get(n, "apps"), app, st) {
+            const char *state = json_string_value(json_object_get(st, "state"));
+            int k = snprintf(apps + len, sizeof apps - len, "%s%s%s%s%s", len ? " " : "", app,
+                             state && strcmp(state, "active") != 0 ? "(" : "",
+                             state && strcmp(state, "active") != 0 ? state : "",
+                             state && strcmp(state, "active") != 0 ? ")" : "");
+            if (k < 0 || (size_t)k >= sizeof apps - len) {
+                snprintf(apps + (sizeof apps > 4 ? sizeof apps - 4 : 0), 4, "...");
+                break;
+            }
+            len += (size_t)k;
+        }
+        const char *row[] = {ctl_scalar(json_object_get(n, "name"), c[0], sizeof c[0]),
+                             ctl_scalar(json_object_get(n, "addr"), c[1], sizeof c[1]),
+                             ctl_scalar(json_object_get(n, "version"), c[2], sizeof c[2]),
+                             ctl_scalar(json_object_get(n, "applied_seq"), c[3], sizeof c[3]),
+                             json_is_true(json_object_get(n, "current")) ? "yes" : "no",
+                             json_string_value(json_object_get(n, "last_seen")),
+                             apps[0] ? apps : "-"};
+        ctl_table_add(t, row);
+    }
+    ctl_table_print(t, ctx->io->out);
+    fprintf(ctx->io->out, "config seq %lld\n",
+            (long long)json_integer_value(json_object_get(res, "seq")));
     json_decref(res);
     return 0;
 }

@@ -665,8 +665,12 @@ static json_t *node_states(json_t *nodes, const char *app)
     json_t *n;
     json_array_foreach(nodes, i, n) {
         json_t *st = json_object_get(json_object_get(n, "apps"), app);
-        json_t *one = json_is_object(st) ? json_deep_copy(st) : json_object();
-        json_object_set(one, "node", json_object_get(n, "name"));
+        /* node first: nanoctl's tables take their columns from the first object's keys */
+        json_t *one = json_pack("{s:O}", "node", json_object_get(n, "name"));
+        if (json_is_object(st))
+            json_object_update(one, st);
+        else
+            json_object_set_new(one, "state", json_string("absent"));
         json_object_set(one, "last_seen", json_object_get(n, "last_seen"));
         json_array_append_new(out, one);
     }

@@ -988,13 +988,15 @@ int cp_store_drain_get(cp_store *st, const char *app, json_t **out)
 {
     static const char sql[] =
         "SELECT d.id, d.state, d.started_at, d.timeout_ms, d.finished_at,"
-        " (SELECT json_group_array(json_object('node', n.name, 'state',"
-        "   CASE dn.state WHEN 'pending' THEN 'draining' WHEN 'acked' THEN 'drained'"
+        " (SELECT json_group_array(json_object('node', x.name, 'state',"
+        "   CASE x.state WHEN 'pending' THEN 'draining' WHEN 'acked' THEN 'drained'"
         "   ELSE 'timed_out' END,"
-        "   'in_flight', COALESCE(json_extract(n.apps, '$.\"' || d.app || '\".in_flight'), 0),"
-        "   'acked_at', dn.acked_at, 'last_seen', n.last_seen))"
-        "   FROM (SELECT * FROM drain_nodes WHERE drain_id = d.id) dn"
-        "   JOIN nodes n ON n.id = dn.node_id ORDER BY n.name) AS nodes__json"
+        "   'in_flight', COALESCE(json_extract(x.apps, '$.\"' || d.app || '\".in_flight'), 0),"
+        "   'acked_at', x.acked_at, 'last_seen', x.last_seen))"
+        /* ordered in the subquery: json_group_array takes its rows in that order */
+        "   FROM (SELECT n.name, n.apps, n.last_seen, dn.state, dn.acked_at FROM drain_nodes dn"
+        "         JOIN nodes n ON n.id = dn.node_id WHERE dn.drain_id = d.id ORDER BY n.name) x)"
+        "   AS nodes__json"
         " FROM drains d WHERE d.app = ?1 ORDER BY d.id DESC LIMIT 1";
     sqlite3_stmt *q = stmt(st, sql);
     if (q == NULL)

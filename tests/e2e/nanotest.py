@@ -251,6 +251,10 @@ class ControlPlane:
         # Logged by controlplane/api_http.c and api_rpc.c once they listen.
         self.http_port = int(self.wait_log(r"cp\.http_listening .*port=(\d+)").group(1))
         self.rpc_port = int(self.wait_log(r"cp\.rpc_listening .*port=(\d+)").group(1))
+        # controlplane/distrib.c: the data-plane channels (PUB deltas, REP requests).
+        m = self.wait_log(r"cp\.distrib_listening .*pub_port=(\d+) .*rpc_port=(\d+)")
+        self.pub_port, self.dp_rpc_port = int(m.group(1)), int(m.group(2))
+        self.node_token_file = os.path.join(self.data_dir, "node.token")
         deadline = time.monotonic() + TIMEOUT
         path = os.path.join(self.data_dir, "admin.token")
         while not os.path.exists(path) and time.monotonic() < deadline:
@@ -259,6 +263,11 @@ class ControlPlane:
             self.token = f.read().strip()
         eq(oct(os.stat(path).st_mode & 0o777), "0o600", "admin.token mode")
         return self
+
+    def dataplane_urls(self, scheme="tcp"):
+        """(pub URL, rpc URL) of the data-plane channels."""
+        return (f"{scheme}://127.0.0.1:{self.pub_port}",
+                f"{scheme}://127.0.0.1:{self.dp_rpc_port}")
 
     def _pump(self, stream):
         for line in stream:

@@ -634,7 +634,7 @@ static void apps_remove_with_nodes_drains(void **state)
     nodes = json_object_get(d, "nodes");
     assert_int_equal(json_array_size(nodes), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 1), "state")),
-                        "pending");
+                        "draining");
     assert_int_equal(json_integer_value(json_object_get(d, "timeout_ms")), 30000);
     json_decref(d);
     /* A draining app takes no more changes; removing it again is the same answer. */
