@@ -21,6 +21,9 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "config_int.h"
+#include "control/code_cache.h"
+#include "control/cp_client.h"
 #include "control/file_source.h"
 #include "env.h"
 #include "log.h"
@@ -31,7 +34,7 @@
 #include "watchdog.h"
 #include "worker.h"
 
-enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130, NANO_CP_NODE_MAX = 63 };
 
 typedef struct dp_main {
     uv_loop_t *loop;
@@ -46,6 +49,9 @@ typedef struct dp_main {
     dp_server *status;
     dp_status_source status_src;
     dp_file_source *file_source;
+    dp_cp_client *cp;           /* --control-plane */
+    uv_async_t cp_config;       /* the client built a config */
+    char *code_dir_tmp;         /* the private code dir we made (removed at exit) */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;     /* fires at the drain deadline */
     uv_timer_t progress_timer;  /* a progress line each second while draining */
@@ -72,6 +78,17 @@ static void close_if(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+/* The control-plane client goes first when shutting down: nanocp stops seeing this node's
+ * status, and no config change starts during the drain. */
+static void stop_cp(dp_main *m)
+{
+    if (m->cp == NULL)
+        return;
+    m->status_src.cp = NULL;
+    dp_cp_client_stop(m->cp);
+    m->cp = NULL;
+}
+
 /* Every worker has finished: stop the control thread's handles; the loop then ends. */
 static void stop_handles(dp_main *m)
 {
@@ -83,6 +100,8 @@ static void stop_handles(dp_main *m)
     m->n_workers = 0;
     dp_file_source_stop(m->file_source);
     m->file_source = NULL;
+    stop_cp(m);
+    close_if((uv_handle_t *)&m->cp_config);
     if (m->status != NULL)
         dp_server_close(m->status);
     m->status = NULL;
@@ -145,6 +164,7 @@ static void begin_shutdown(dp_main *m, const char *why)
     uv_timer_start(&m->progress_timer, on_progress, 1000, 1000);
     dp_file_source_stop(m->file_source);
     m->file_source = NULL;
+    stop_cp(m);
     for (size_t i = 0; i < m->n_workers; i++)
         dp_worker_drain(m->workers[i]);
 }
@@ -196,6 +216,34 @@ static void reload(dp_main *m, const char *why)
     NANO_INFO("dp.config_applied",
               "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
               why, (unsigned long long)version, nano_config_n_apps(cfg), added, changed, env_changed,
+              removed);
+}
+
+/* A config built by the control-plane client: applied as a reload is, versioned by the
+ * config log's seq. */
+static void on_cp_config(uv_async_t *h)
+{
+    dp_main *m = h->data;
+    uint64_t seq = 0;
+    nano_config *cfg = m->cp != NULL ? dp_cp_client_take(m->cp, &seq) : NULL;
+    if (cfg == NULL || m->draining) {
+        nano_config_unref(cfg);
+        return;
+    }
+    size_t added, changed, env_changed, removed;
+    diff_counts(m->cfg, cfg, &added, &changed, &env_changed, &removed);
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_apply(m->workers[i], cfg);
+    nano_config_unref(m->cfg);
+    m->cfg = cfg;
+    m->status_src.config_version = seq;
+    m->status_src.n_apps = nano_config_n_apps(cfg);
+    m->status_src.config_reloads++;
+    m->status_src.is_ready = true;
+    NANO_INFO("dp.config_applied",
+              "trigger=control-plane version=%llu apps=%zu added=%zu redeployed=%zu "
+              "env_changed=%zu removed=%zu",
+              (unsigned long long)seq, nano_config_n_apps(cfg), added, changed, env_changed,
               removed);
 }
 
@@ -428,13 +476,118 @@ static int open_listeners(dp_main *m, int *fds, size_t n, int *port, nano_error 
     return 0;
 }
 
+/* --- control-plane mode ------------------------------------------------------------------ */
+
+/* An empty config: the node serves 404 (and /readyz 503) until the first snapshot. */
+static int empty_config(nano_config **out, nano_error *err)
+{
+    nano_config *cfg = nano_config_new(0);
+    int rc = nano_config_seal(cfg, err);
+    if (rc != 0) {
+        nano_config_unref(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* The node's default name: the host name, cut to what node names allow. */
+static void default_node_name(char *out, size_t cap)
+{
+    char host[256] = {0};
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    size_t n = 0;
+    for (const char *p = host; *p && n + 1 < cap && n < NANO_CP_NODE_MAX; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        out[n++] = ok ? c : '-';
+    }
+    if (n == 0)
+        snprintf(out, cap, "nano-dp");
+    else
+        out[n] = '\0';
+}
+
+static int read_token(const dp_options *o, char **out, nano_error *err)
+{
+    if (o->node_token_file == NULL) {
+        const char *t = getenv("NANO_NODE_TOKEN");
+        *out = nano_xstrdup(t != NULL ? t : "");
+        return 0;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    int rc = nano_config__read_file(o->node_token_file, 4096, &data, &len);
+    if (rc != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage", "--node-token-file %s: cannot read (%s)",
+                              o->node_token_file, nano_strerror(rc));
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        data[--len] = '\0';
+    *out = data;
+    return 0;
+}
+
+static int start_cp(dp_main *m, int port, nano_error *err)
+{
+    const dp_options *o = &m->opts;
+    char rpc[512], node[64], addr[300];
+    const char *rpc_url = o->cp_rpc_url;
+    if (rpc_url == NULL) {
+        if (dp_cp_default_rpc_url(o->cp_url, rpc, sizeof rpc) != 0)
+            return nano_error_set(err, NANO_EINVAL, "usage",
+                                  "--control-plane %s: expected tcp://HOST:PORT", o->cp_url);
+        rpc_url = rpc;
+    }
+    if (o->node != NULL)
+        snprintf(node, sizeof node, "%s", o->node);
+    else
+        default_node_name(node, sizeof node);
+    bool is_v6 = strchr(o->host, ':') != NULL;
+    snprintf(addr, sizeof addr, "%s%s%s:%d", is_v6 ? "[" : "", o->host, is_v6 ? "]" : "", port);
+    const char *code_dir = o->code_dir;
+    if (code_dir == NULL) {
+        const char *tmp = getenv("TMPDIR");
+        char tmpl[4096];
+        snprintf(tmpl, sizeof tmpl, "%s/nano-dp-code.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (mkdtemp(tmpl) == NULL)
+            return nano_error_set(err, -errno, "code_dir", "cannot make a code dir %s: %s", tmpl,
+                                  strerror(errno));
+        m->code_dir_tmp = nano_xstrdup(tmpl);
+        code_dir = m->code_dir_tmp;
+    }
+    unsigned drop = 0;
+    const char *hook = getenv("NANO_TEST_DROP_DELTAS");
+    if (hook != NULL && *hook != '\0')
+        drop = (unsigned)strtoul(hook, NULL, 10);
+    char *token = NULL;
+    int rc = read_token(o, &token, err);
+    if (rc != 0)
+        return rc;
+    uv_async_init(m->loop, &m->cp_config, on_cp_config);
+    m->cp_config.data = m;
+    dp_cp_client_options co = {
+        .url = o->cp_url, .rpc_url = rpc_url, .node = node, .token = token,
+        .ca_file = o->cp_ca_file, .cert_file = o->cp_cert_file, .key_file = o->cp_key_file,
+        .code_dir = code_dir, .http_addr = addr, .drop_every = drop,
+        .workers = m->workers, .n_workers = m->n_workers, .config_ready = &m->cp_config,
+    };
+    rc = dp_cp_client_start(&co, &m->cp, err);
+    explicit_bzero(token, strlen(token));
+    nano_free(token);
+    if (rc == 0)
+        m->status_src.cp = m->cp;
+    return rc;
+}
+
 static int serve(dp_main *m)
 {
     nano_error err = {0};
-    int rc = m->opts.config_path != NULL
-                 ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
-                 : single_app_config(m, &m->cfg, &err);
-    if (rc == 0 && m->opts.config_path == NULL &&
+    int rc = m->opts.cp_url != NULL        ? empty_config(&m->cfg, &err)
+             : m->opts.config_path != NULL ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
+                                           : single_app_config(m, &m->cfg, &err);
+    if (rc == 0 && m->opts.config_path == NULL && m->opts.cp_url == NULL &&
         (rc = check_app_loads(m, nano_config_app(m->cfg, 0), &err)) != 0)
         NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
     if (rc != 0) {
@@ -497,7 +650,8 @@ static int serve(dp_main *m)
     nano_free(fds);
     m->status_src = (dp_status_source){.workers = m->workers, .n_workers = m->n_workers,
                                        .config_version = nano_config_version(m->cfg),
-                                       .n_apps = nano_config_n_apps(m->cfg), .is_ready = true};
+                                       .n_apps = nano_config_n_apps(m->cfg),
+                                       .is_ready = m->opts.cp_url == NULL};
     uv_signal_init(m->loop, &m->sigterm);
     uv_signal_init(m->loop, &m->sigint);
     uv_signal_init(m->loop, &m->sighup);
@@ -505,6 +659,14 @@ static int serve(dp_main *m)
     uv_timer_init(m->loop, &m->progress_timer);
     m->sigterm.data = m->sigint.data = m->sighup.data = m->drain_timer.data =
         m->progress_timer.data = m;
+    if (rc == 0 && m->opts.cp_url != NULL && (rc = start_cp(m, port, &err)) != 0) {
+        fprintf(stderr, "nano-dp: error: %s\n", err.message);
+        NANO_ERROR("dp.control_plane_failed", "error_id=%s error=%s", err.id, err.message);
+        for (size_t k = 0; k < m->n_workers; k++)
+            dp_worker_abort(m->workers[k]);
+        m->is_forced = true;
+        rc = err.code == NANO_EINVAL ? EXIT_USAGE : 1;
+    }
     if (rc == 0) {
         m->watchdog = dp_watchdog_start(m->workers, m->n_workers, &err);
         if (m->watchdog == NULL)
@@ -534,6 +696,11 @@ static int serve(dp_main *m)
     m->workers = NULL;
     nano_config_unref(m->cfg);
     m->cfg = NULL;
+    if (m->code_dir_tmp != NULL) {
+        dp_remove_tree(m->code_dir_tmp);
+        nano_free(m->code_dir_tmp);
+        m->code_dir_tmp = NULL;
+    }
     return rc != 0 ? rc : m->exit_code;
 }
 

@@ -10,6 +10,7 @@
 static const char usage[] =
     "Usage: nano-dp APP.js [options]\n"
     "       nano-dp --config nano.json [options]                 many apps, routed by Host\n"
+    "       nano-dp --control-plane tcp://HOST:7072 [options]    managed by nanocp\n"
     "       nano-dp test [--filter TEXT] [--timeout D] FILE.js...   (nano-dp test --help)\n"
     "       nano-dp run [--timeout D] SCRIPT.js...                 (nano-dp run --help)\n"
     "\n"
@@ -19,6 +20,15 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --config FILE         serve the apps of FILE (nano.json) instead of one APP.js\n"
+    "  --control-plane URL   take apps, code, env and secrets from nanocp: its PUB URL\n"
+    "                        (tcp://HOST:PORT or tls+tcp://HOST:PORT; docs/nano-dp.md)\n"
+    "  --control-plane-rpc URL  nanocp's REQ/REP URL (default: same host, port + 1)\n"
+    "  --node NAME           this node's name at nanocp (default: the host name)\n"
+    "  --node-token-file F   the node token nanocp expects (default: $NANO_NODE_TOKEN)\n"
+    "  --code-dir DIR        code cache, DIR/<sha256>/<module> (default: a private\n"
+    "                        temporary directory, removed at exit)\n"
+    "  --control-plane-ca F  tls+tcp://: CA certificate(s) that signed nanocp's cert\n"
+    "  --control-plane-cert F, --control-plane-key F  tls+tcp://: a client certificate\n"
     "  --threads N           worker threads, each with its own listener and isolates\n"
     "                        (default: the number of cores)\n"
     "  --status-listen H:P   status port: /healthz /readyz /status /metrics\n"
@@ -206,7 +216,8 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
             "--log-level", "--config", "--threads", "--status-listen", "--log-format",
             "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit", "--isolate-pool",
-            NULL};
+            "--control-plane", "--control-plane-rpc", "--node", "--node-token-file", "--code-dir",
+            "--control-plane-ca", "--control-plane-cert", "--control-plane-key", NULL};
         static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
                                                  "--log-level", NULL};
         static const char *const run_flags[] = {"--timeout", "--location", "--log-level", NULL};
@@ -297,6 +308,22 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
                 o->cpu_limit_ms = n;
             else
                 o->memory_limit_mb = n;
+        } else if (strcmp(flag, "--control-plane") == 0) {
+            o->cp_url = value;
+        } else if (strcmp(flag, "--control-plane-rpc") == 0) {
+            o->cp_rpc_url = value;
+        } else if (strcmp(flag, "--node") == 0) {
+            o->node = value;
+        } else if (strcmp(flag, "--node-token-file") == 0) {
+            o->node_token_file = value;
+        } else if (strcmp(flag, "--code-dir") == 0) {
+            o->code_dir = value;
+        } else if (strcmp(flag, "--control-plane-ca") == 0) {
+            o->cp_ca_file = value;
+        } else if (strcmp(flag, "--control-plane-cert") == 0) {
+            o->cp_cert_file = value;
+        } else if (strcmp(flag, "--control-plane-key") == 0) {
+            o->cp_key_file = value;
         } else if (strcmp(flag, "--log-level") == 0) {
             if (nano_log_level_parse(value, &o->log_level) != 0)
                 rc = bad(err, "--log-level %s: use debug, info, warn or error", value);
@@ -310,6 +337,21 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         o->app_name = default_name(o->files[0]);
         return 0;
     }
+    bool cp_only = o->cp_rpc_url != NULL || o->node != NULL || o->node_token_file != NULL ||
+                   o->code_dir != NULL || o->cp_ca_file != NULL || o->cp_cert_file != NULL ||
+                   o->cp_key_file != NULL;
+    if (o->cp_url != NULL) {
+        if (o->app_path != NULL || o->config_path != NULL)
+            return bad(err, "give one of APP.js, --config FILE or --control-plane URL");
+        if (o->n_vars > 0 || o->n_env_files > 0 || o->env_name != NULL || name != NULL)
+            return bad(err, "--var, --env-file, --env and --name are for APP.js; with "
+                            "--control-plane, nanocp holds each app's env");
+        o->app_name = nano_xstrdup("control-plane");
+        return 0;
+    }
+    if (cp_only)
+        return bad(err, "--control-plane-rpc, --node, --node-token-file, --code-dir and "
+                        "--control-plane-ca/-cert/-key need --control-plane URL");
     if (o->config_path != NULL) {
         if (o->app_path != NULL)
             return bad(err, "give either APP.js or --config FILE, not both");
@@ -320,7 +362,8 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         return 0;
     }
     if (o->app_path == NULL)
-        return bad(err, "missing APP.js: the module to run, or --config FILE (see --help)");
+        return bad(err, "missing APP.js: the module to run, --config FILE or --control-plane URL "
+                        "(see --help)");
     o->app_name = name != NULL ? nano_xstrdup(name) : default_name(o->app_path);
     return 0;
 }

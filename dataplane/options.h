@@ -50,6 +50,15 @@ typedef struct dp_options {
     uint64_t cpu_limit_ms;        /* APP.js limits (0: defaults) */
     uint64_t memory_limit_mb;
     size_t pool_size;             /* --isolate-pool: ready isolates kept per thread */
+    /* --control-plane mode (strings borrowed from argv) */
+    const char *cp_url;           /* --control-plane URL */
+    const char *cp_rpc_url;       /* --control-plane-rpc URL (NULL: same host, port + 1) */
+    const char *node;             /* --node NAME (NULL: the host name) */
+    const char *node_token_file;  /* --node-token-file F (else NANO_NODE_TOKEN) */
+    const char *code_dir;         /* --code-dir DIR (NULL: a private temporary one) */
+    const char *cp_ca_file;       /* --control-plane-ca F */
+    const char *cp_cert_file;     /* --control-plane-cert F */
+    const char *cp_key_file;      /* --control-plane-key F */
     bool show_help;
     bool show_version;
 } dp_options;

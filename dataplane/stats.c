@@ -64,3 +64,21 @@ void dp_stats_observe_latency(dp_app_stats *a, uint64_t duration_us)
     dp_stat_add(&a->latency_count, 1);
     dp_stat_add(&a->latency_sum_us, (int64_t)duration_us);
 }
+
+bool dp_stats_peek(dp_stats *s, const char *name, dp_app_state *state, uint64_t *in_flight,
+                   uint64_t *drain_timeouts)
+{
+    bool found = false;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n_apps && !found; i++) {
+        dp_app_stats *a = s->apps[i];
+        if (strcmp(a->name, name) == 0) {
+            *state = (dp_app_state)atomic_load(&a->state);
+            *in_flight = atomic_load(&a->in_flight);
+            *drain_timeouts = atomic_load(&a->drain_timeouts);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}

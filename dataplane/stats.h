@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ typedef struct dp_app_stats {
     _Atomic uint64_t cpu_kills;    /* CPU limit terminations */
     _Atomic uint64_t memory_kills; /* heap limit: isolate discarded */
     _Atomic uint64_t wall_kills;   /* wall-time limit */
+    _Atomic uint64_t drain_timeouts; /* drains ended by the app's drain timeout */
     _Atomic uint64_t in_flight;    /* in an isolate now (including waitUntil work) */
     _Atomic uint64_t queued;       /* waiting for a concurrency slot */
     _Atomic uint64_t isolates;     /* live isolates (current and retiring versions) */
@@ -58,6 +60,12 @@ void dp_stats_fini(dp_stats *s);
 /* dp_stats_app: the entry for name, created on first use (state set to ACTIVE). Worker
  * thread of this table only. */
 dp_app_stats *dp_stats_app(dp_stats *s, const char *name);
+
+/* dp_stats_peek: under the table's lock, the state, in-flight count and drain timeouts of
+ * name's entry. Returns false (outputs untouched) when this worker never had the app. Any
+ * thread. */
+bool dp_stats_peek(dp_stats *s, const char *name, dp_app_state *state, uint64_t *in_flight,
+                   uint64_t *drain_timeouts);
 
 /* dp_stats_observe_latency: one finished request's duration. */
 void dp_stats_observe_latency(dp_app_stats *a, uint64_t duration_us);

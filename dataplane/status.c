@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "control/cp_client.h"
 #include "buf.h"
 #include "log.h"
 #include "parse.h"
@@ -119,7 +120,25 @@ static void status_json(dp_status_source *src, nano_buf *b)
             s->memory_kills, s->wall_kills, s->creates, s->creates ? s->create_us / s->creates : 0);
         first = false;
     }
-    nano_buf_append_str(b, "]}\n");
+    nano_buf_append_str(b, "]");
+    if (src->cp != NULL) {
+        dp_cp_link l;
+        dp_cp_client_link(src->cp, &l);
+        /* URLs and the node name passed nano_msg's and the URL checks: no JSON escaping
+         * needed beyond what they allow; quotes cannot appear in them. */
+        nano_buf_appendf(b,
+                         ",\"control_plane\":{\"node\":\"%s\",\"url\":\"%s\",\"rpc_url\":\"%s\","
+                         "\"connected\":%s,\"has_config\":%s,\"applied_seq\":%" PRIu64
+                         ",\"heartbeat_seq\":%" PRIu64 ",\"last_heartbeat_ms\":%" PRIu64
+                         ",\"resyncs\":%" PRIu64 ",\"deltas_applied\":%" PRIu64
+                         ",\"deltas_rejected\":%" PRIu64 ",\"messages_dropped\":%" PRIu64
+                         ",\"reconnects\":%" PRIu64 "}",
+                         l.node, l.url, l.rpc_url, l.is_connected ? "true" : "false",
+                         l.has_config ? "true" : "false", l.applied_seq, l.heartbeat_seq,
+                         l.last_heartbeat_ms, l.resyncs, l.deltas_applied, l.deltas_rejected,
+                         l.messages_dropped, l.reconnects);
+    }
+    nano_buf_append_str(b, "}\n");
     nano_free(sums);
 }
 

@@ -694,6 +694,7 @@ static void on_drain_timeout(uv_timer_t *t)
     dp_app *app = t->data;
     NANO_WARN("app.drain_timeout", "app=%s worker=%d in_flight=%zu state=%s", app->name,
               app->w->index, app->in_flight, dp_app_state_name(app->state));
+    dp_stat_add(&app->stats->drain_timeouts, 1); /* read by the control-plane client's ack */
     app->shutdowns_pending = 0;
     app->state = DP_APP_SHUTDOWN;
     app_finish(app); /* fails whatever is left */

@@ -1,0 +1,913 @@
+#define _GNU_SOURCE
+#include "cp_client.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "code_cache.h"
+#include "config_int.h"
+#include "cp_model.h"
+#include "log.h"
+#include "msg.h"
+#include "stats.h"
+
+enum {
+    SUB_POLL_MS = 100,          /* how often the loop looks at timers between messages */
+    REQ_TIMEOUT_MS = 5000,      /* one REQ/REP exchange (a code.get may carry 32 MiB) */
+    STATUS_EVERY_MS = 1000,
+    BEHIND_RESYNC_MS = 1500,    /* heartbeat ahead of applied this long: resync */
+    BACKOFF_MIN_MS = 100,
+    BACKOFF_MAX_MS = 5000,
+    DRAIN_GRACE_MS = 1000,      /* past an app.drain's timeout before we ack timed_out */
+    SECRET_WARN_EVERY_MS = 60000,
+};
+
+/* One drain this node runs (app.drain, or a draining app in a snapshot). */
+typedef struct cp_drain {
+    char app[64];
+    uint64_t started_ms, timeout_ms, base_timeouts;
+    uint64_t in_flight;
+    const char *result; /* NULL while draining; "drained" | "timed_out" */
+    bool is_acked;
+} cp_drain;
+
+struct dp_cp_client {
+    /* options (owned copies) */
+    char *url, *rpc_url, *node, *token, *code_dir_opt, *http_addr;
+    unsigned drop_every;
+    dp_worker **workers;
+    size_t n_workers;
+    uv_async_t *config_ready;
+    nng_tls_config *tls;
+    bool is_insecure; /* secrets would cross a non-TLS link to a non-loopback host */
+
+    uv_thread_t thread;
+    atomic_bool stop;
+    atomic_bool sub_lost;
+    pthread_mutex_t mu; /* guards what follows up to the thread-owned part */
+    nng_socket sub, req;
+    bool is_open;
+    nano_config *mailbox;
+    uint64_t mailbox_seq;
+    dp_cp_link link;
+
+    /* thread-owned */
+    dp_cp_model model;
+    bool has_model;
+    nano_config *running; /* the last config handed over */
+    dp_cp_fetcher fetch;  /* code.get and secrets.get over the REQ socket */
+    dp_code_cache cache;
+    cp_drain *drains;
+    size_t n_drains;
+    bool is_link_broken;  /* a REQ failed at the transport: end the session */
+    bool needs_resync;
+    uint64_t resync_at_ms;   /* not before (after a failed build) */
+    uint64_t behind_since_ms;
+    uint64_t last_status_ms;
+    uint64_t n_deltas_seen;
+    uint64_t last_secret_warn_ms;
+    unsigned build_failures;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- URL helpers -------------------------------------------------------------------------- */
+
+/* Splits scheme://host:port; host may be [v6]. */
+static int split_url(const char *url, const char **host, size_t *host_len, const char **port)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return NANO_EINVAL;
+    p += 3;
+    const char *colon;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (close == NULL || close[1] != ':')
+            return NANO_EINVAL;
+        *host = p + 1;
+        *host_len = (size_t)(close - p - 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(p, ':');
+        if (colon == NULL)
+            return NANO_EINVAL;
+        *host = p;
+        *host_len = (size_t)(colon - p);
+    }
+    *port = colon + 1;
+    return 0;
+}
+
+int dp_cp_url_host(const char *url, char *out, size_t cap)
+{
+    const char *h, *port;
+    size_t n;
+    if (split_url(url, &h, &n, &port) != 0 || n >= cap)
+        return NANO_EINVAL;
+    memcpy(out, h, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int dp_cp_default_rpc_url(const char *url, char *out, size_t cap)
+{
+    const char *h, *port;
+    size_t n;
+    if (split_url(url, &h, &n, &port) != 0)
+        return NANO_EINVAL;
+    char *end = NULL;
+    long p = strtol(port, &end, 10);
+    if (end == port || *end != '\0' || p < 1 || p >= 65535)
+        return NANO_EINVAL;
+    int len = snprintf(out, cap, "%.*s%ld", (int)(port - url), url, p + 1);
+    return len < 0 || (size_t)len >= cap ? NANO_EINVAL : 0;
+}
+
+bool dp_cp_host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
+/* --- the link state --------------------------------------------------------------------------- */
+
+#define LINK_SET(c, stmt)                                                                    \
+    do {                                                                                     \
+        pthread_mutex_lock(&(c)->mu);                                                        \
+        stmt;                                                                                \
+        pthread_mutex_unlock(&(c)->mu);                                                      \
+    } while (0)
+
+void dp_cp_client_link(dp_cp_client *c, dp_cp_link *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->link;
+    pthread_mutex_unlock(&c->mu);
+}
+
+nano_config *dp_cp_client_take(dp_cp_client *c, uint64_t *seq)
+{
+    pthread_mutex_lock(&c->mu);
+    nano_config *cfg = c->mailbox;
+    *seq = c->mailbox_seq;
+    c->mailbox = NULL;
+    pthread_mutex_unlock(&c->mu);
+    return cfg;
+}
+
+/* Hands cfg (taken) to the control thread; a config it has not picked up yet is replaced. */
+static void publish(dp_cp_client *c, nano_config *cfg)
+{
+    nano_config_unref(c->running);
+    c->running = nano_config_ref(cfg);
+    pthread_mutex_lock(&c->mu);
+    nano_config *stale = c->mailbox;
+    c->mailbox = cfg;
+    c->mailbox_seq = nano_config_version(cfg);
+    c->link.applied_seq = nano_config_version(cfg);
+    c->link.has_config = true;
+    pthread_mutex_unlock(&c->mu);
+    nano_config_unref(stale);
+    uv_async_send(c->config_ready);
+}
+
+/* --- REQ/REP ----------------------------------------------------------------------------------- */
+
+static void warn_secrets(dp_cp_client *c, const char *what)
+{
+    uint64_t now = mono_ms();
+    if (!c->is_insecure ||
+        (c->last_secret_warn_ms != 0 && now - c->last_secret_warn_ms < SECRET_WARN_EVERY_MS))
+        return;
+    c->last_secret_warn_ms = now;
+    NANO_WARN("cp.insecure_secrets",
+              "what=%s url=%s detail=%s", what, c->rpc_url,
+              "secret values cross a link without TLS to a non-loopback host: use tls+tcp://");
+}
+
+/* One exchange. fields (taken) are the request's. A transport failure marks the link broken;
+ * a reply that does not decode is dropped and is an error; an ok:false reply is an error
+ * with its code. */
+static int rpc(dp_cp_client *c, nano_msg_type type, json_t *fields, nano_msg *reply,
+               nano_error *err)
+{
+    nano_buf b = NANO_BUF_INIT;
+    int rc = nano_msg_encode_request(type, c->node, c->token, fields, &b, err);
+    json_decref(fields);
+    if (rc != 0) {
+        nano_buf_fini(&b);
+        return rc;
+    }
+    int rv = nng_send(c->req, b.data, b.len, 0);
+    nano_buf_fini(&b);
+    char *buf = NULL;
+    size_t n = 0;
+    if (rv == 0)
+        rv = nng_recv(c->req, &buf, &n, NNG_FLAG_ALLOC);
+    if (rv != 0) {
+        c->is_link_broken = true;
+        return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s %s: %s",
+                              nano_msg_type_name(type), c->rpc_url, nng_strerror(rv));
+    }
+    nano_msg m = {0};
+    rc = nano_msg_decode_reply(type, buf, n, &m, err);
+    nng_free(buf, n);
+    if (rc != 0) {
+        LINK_SET(c, c->link.messages_dropped++);
+        NANO_WARN("cp.message_dropped", "channel=rep type=%s bytes=%zu error_id=%s error=%s",
+                  nano_msg_type_name(type), n, err->id, err->message);
+        return rc;
+    }
+    if (!m.ok) {
+        rc = nano_error_set(err, NANO_EINVAL, "cp_refused", "%s: nanocp answered %s: %s",
+                            nano_msg_type_name(type), m.error_code ? m.error_code : "?",
+                            m.error_message ? m.error_message : "");
+        nano_msg_fini(&m);
+        return rc;
+    }
+    *reply = m;
+    return 0;
+}
+
+static int fetch_code(void *ud, const char *sha, char **data, size_t *len, nano_error *err)
+{
+    dp_cp_client *c = ud;
+    nano_msg m = {0};
+    int rc = rpc(c, NANO_MSG_CODE_GET, json_pack("{s:s}", "sha256", sha), &m, err);
+    if (rc != 0)
+        return rc;
+    json_t *d = json_object_get(m.body, "data");
+    const char *got = json_string_value(json_object_get(m.body, "sha256"));
+    if (!json_is_string(d) || got == NULL || strcmp(got, sha) != 0) {
+        nano_msg_fini(&m);
+        return nano_error_set(err, NANO_EINVAL, "code_mismatch",
+                              "code.get %.12s: the reply names another module", sha);
+    }
+    size_t n = json_string_length(d);
+    char *copy = nano_malloc(n + 1);
+    if (copy == NULL) {
+        nano_msg_fini(&m);
+        return nano_error_set(err, NANO_ENOMEM, "oom", "code.get %.12s: out of memory", sha);
+    }
+    memcpy(copy, json_string_value(d), n + 1);
+    nano_msg_fini(&m);
+    *data = copy;
+    *len = n;
+    return 0;
+}
+
+static int fetch_secrets(void *ud, const char *app, json_t **out, nano_error *err)
+{
+    dp_cp_client *c = ud;
+    nano_msg m = {0};
+    int rc = rpc(c, NANO_MSG_SECRETS_GET, json_pack("{s:s}", "app", app), &m, err);
+    if (rc != 0)
+        return rc;
+    warn_secrets(c, "secrets.get");
+    *out = json_incref(json_object_get(m.body, "secrets"));
+    nano_msg_fini(&m);
+    return 0;
+}
+
+/* --- drains ------------------------------------------------------------------------------------ */
+
+/* Sums an app's state over the workers: is it gone from every one, and what is in flight. */
+static bool probe(dp_cp_client *c, const char *app, uint64_t *in_flight, uint64_t *timeouts)
+{
+    bool gone = true;
+    *in_flight = *timeouts = 0;
+    for (size_t i = 0; i < c->n_workers; i++) {
+        dp_app_state st;
+        uint64_t inf, to;
+        if (!dp_stats_peek(dp_worker_stats(c->workers[i]), app, &st, &inf, &to))
+            continue; /* this worker never ran it */
+        *in_flight += inf;
+        *timeouts += to;
+        if (st != DP_APP_REMOVED)
+            gone = false;
+    }
+    return gone;
+}
+
+static cp_drain *drain_find(dp_cp_client *c, const char *app)
+{
+    for (size_t i = 0; i < c->n_drains; i++)
+        if (strcmp(c->drains[i].app, app) == 0)
+            return &c->drains[i];
+    return NULL;
+}
+
+static void drain_forget(dp_cp_client *c, const char *app)
+{
+    cp_drain *d = drain_find(c, app);
+    if (d == NULL)
+        return;
+    *d = c->drains[--c->n_drains];
+}
+
+static void drains_add(dp_cp_client *c, const dp_cp_changes *ch)
+{
+    for (size_t i = 0; i < ch->n_removed; i++)
+        drain_forget(c, ch->removed[i]);
+    for (size_t i = 0; i < ch->n_drains; i++) {
+        const dp_cp_drain *x = &ch->drains[i];
+        if (drain_find(c, x->app) != NULL)
+            continue; /* the same drain again (a resync): it keeps its start */
+        c->drains = nano_xrealloc(c->drains, (c->n_drains + 1) * sizeof *c->drains);
+        cp_drain *d = &c->drains[c->n_drains++];
+        memset(d, 0, sizeof *d);
+        snprintf(d->app, sizeof d->app, "%s", x->app);
+        d->started_ms = mono_ms();
+        d->timeout_ms = x->timeout_ms;
+        uint64_t inf;
+        probe(c, d->app, &inf, &d->base_timeouts);
+        if (!x->was_running)
+            d->result = "drained"; /* never ran here: nothing to wait for */
+        NANO_INFO("cp.drain_started", "app=%s timeout_ms=%" PRIu64 " ran_here=%s", d->app,
+                  d->timeout_ms, x->was_running ? "true" : "false");
+    }
+}
+
+/* Settles drains whose app is gone from every worker (or whose timeout passed) and sends
+ * each one's ack once. */
+static int drains_check(dp_cp_client *c, nano_error *err)
+{
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < c->n_drains; i++) {
+        cp_drain *d = &c->drains[i];
+        if (d->result == NULL) {
+            uint64_t inf, timeouts;
+            bool gone = probe(c, d->app, &inf, &timeouts);
+            d->in_flight = inf;
+            if (gone)
+                d->result = timeouts > d->base_timeouts ? "timed_out" : "drained";
+            else if (now - d->started_ms > d->timeout_ms + DRAIN_GRACE_MS)
+                d->result = "timed_out";
+            if (d->result != NULL)
+                NANO_INFO("cp.drain_done", "app=%s result=%s in_flight=%" PRIu64 " ms=%" PRIu64,
+                          d->app, d->result, d->in_flight, now - d->started_ms);
+        }
+        if (d->result == NULL || d->is_acked)
+            continue;
+        nano_msg m = {0};
+        int rc = rpc(c, NANO_MSG_DRAIN_ACK,
+                     json_pack("{s:s, s:s, s:I}", "app", d->app, "result", d->result,
+                               "in_flight", (json_int_t)d->in_flight),
+                     &m, err);
+        if (rc != 0 && c->is_link_broken)
+            return rc; /* sent again after the reconnect */
+        d->is_acked = true;
+        if (rc == 0)
+            NANO_INFO("cp.drain_acked", "app=%s result=%s in_flight=%" PRIu64, d->app, d->result,
+                      d->in_flight);
+        else
+            NANO_WARN("cp.drain_ack_refused", "app=%s error=%s", d->app, err->message);
+        nano_msg_fini(&m);
+    }
+    return 0;
+}
+
+/* --- status ------------------------------------------------------------------------------------ */
+
+static int send_status(dp_cp_client *c, nano_error *err)
+{
+    json_t *apps = json_object();
+    const char *name;
+    json_t *a;
+    json_object_foreach(c->model.apps, name, a)
+    {
+        uint64_t inf, to;
+        probe(c, name, &inf, &to);
+        const char *state = json_string_value(json_object_get(a, "state"));
+        cp_drain *d = drain_find(c, name);
+        if (d != NULL)
+            state = d->result != NULL ? d->result : "draining";
+        if (state == NULL || (strcmp(state, "active") != 0 && strcmp(state, "draining") != 0 &&
+                              strcmp(state, "drained") != 0 && strcmp(state, "timed_out") != 0))
+            state = "active";
+        json_t *v = json_object_get(a, "version");
+        json_object_set_new(apps, name,
+                            json_pack("{s:s, s:I, s:I}", "state", state, "in_flight",
+                                      (json_int_t)inf, "version",
+                                      json_is_integer(v) ? json_integer_value(v) : 0));
+    }
+    nano_msg m = {0};
+    int rc = rpc(c, NANO_MSG_STATUS,
+                 json_pack("{s:I, s:o}", "applied_seq", (json_int_t)c->model.seq, "apps", apps),
+                 &m, err);
+    if (rc != 0)
+        return c->is_link_broken ? rc : 0; /* a refused status is logged by nanocp's side */
+    if (m.seq > c->model.seq && c->behind_since_ms == 0)
+        c->behind_since_ms = mono_ms();
+    nano_msg_fini(&m);
+    return 0;
+}
+
+/* --- snapshots and deltas ------------------------------------------------------------------------ */
+
+static const dp_cp_fetcher *fetcher(dp_cp_client *c)
+{
+    return &c->fetch;
+}
+
+static void schedule_resync(dp_cp_client *c)
+{
+    /* After repeated failures, wait longer before asking again (1 s .. 5 s). */
+    uint64_t wait = c->build_failures == 0 ? 0 : c->build_failures * 1000u;
+    c->needs_resync = true;
+    c->resync_at_ms = mono_ms() + (wait > 5000 ? 5000 : wait);
+}
+
+static int resync(dp_cp_client *c, const char *why, nano_error *err)
+{
+    uint64_t t0 = mono_ms();
+    c->needs_resync = false;
+    nano_msg m = {0};
+    int rc = rpc(c, NANO_MSG_SNAPSHOT, NULL, &m, err);
+    if (rc != 0) {
+        if (!c->is_link_broken) {
+            c->build_failures++;
+            schedule_resync(c);
+            NANO_ERROR("cp.snapshot_failed", "why=%s error_id=%s error=%s", why, err->id,
+                       err->message);
+        }
+        return c->is_link_broken ? rc : 0;
+    }
+    dp_cp_model next = {0};
+    dp_cp_changes ch = {0};
+    nano_config *cfg = NULL;
+    rc = dp_cp_model_from_snapshot(m.body, c->running, &next, &ch, err);
+    if (rc == 0 && json_object_size(next.apps) > 0) {
+        const char *name;
+        json_t *a;
+        json_object_foreach(next.apps, name, a)
+            if (json_object_size(json_object_get(a, "secrets")) > 0)
+                warn_secrets(c, "snapshot");
+    }
+    if (rc == 0)
+        rc = dp_cp_model_build(&next, &c->cache, fetcher(c), &cfg, err);
+    nano_msg_fini(&m);
+    if (rc != 0) {
+        dp_cp_model_fini(&next);
+        dp_cp_changes_fini(&ch);
+        if (c->is_link_broken)
+            return rc;
+        c->build_failures++;
+        schedule_resync(c);
+        NANO_ERROR("cp.snapshot_rejected", "why=%s seq_kept=%" PRIu64 " error_id=%s error=%s",
+                   why, c->model.seq, err->id, err->message);
+        return 0;
+    }
+    bool first = !c->has_model;
+    uint64_t old = c->model.seq;
+    dp_cp_model_swap(&c->model, &next);
+    c->has_model = true;
+    c->build_failures = 0;
+    c->behind_since_ms = 0;
+    /* Apps gone while we were away: their drains are over. */
+    for (size_t i = 0; i < c->n_drains;) {
+        if (json_object_get(c->model.apps, c->drains[i].app) == NULL)
+            drain_forget(c, c->drains[i].app);
+        else
+            i++;
+    }
+    drains_add(c, &ch);
+    size_t n_apps = nano_config_n_apps(cfg);
+    publish(c, cfg);
+    if (!first)
+        LINK_SET(c, c->link.resyncs++);
+    NANO_INFO("cp.snapshot_applied",
+              "why=%s seq=%" PRIu64 " previous_seq=%" PRIu64 " apps=%zu serving=%zu ms=%" PRIu64,
+              why, c->model.seq, old, json_object_size(c->model.apps), n_apps, mono_ms() - t0);
+    dp_cp_changes_fini(&ch);
+    return 0;
+}
+
+static int apply_delta(dp_cp_client *c, const nano_msg *d, nano_error *err)
+{
+    dp_cp_model next = {0};
+    dp_cp_changes ch = {0};
+    nano_config *cfg = NULL;
+    int rc = dp_cp_model_apply(&c->model, json_object_get(d->body, "ops"), fetcher(c), c->running,
+                               &next, &ch, err);
+    if (rc == 0)
+        rc = dp_cp_model_build(&next, &c->cache, fetcher(c), &cfg, err);
+    if (rc != 0) {
+        dp_cp_model_fini(&next);
+        dp_cp_changes_fini(&ch);
+        if (c->is_link_broken)
+            return rc;
+        LINK_SET(c, c->link.deltas_rejected++);
+        NANO_ERROR("cp.delta_rejected",
+                   "first=%" PRIu64 " seq=%" PRIu64 " seq_kept=%" PRIu64 " error_id=%s error=%s",
+                   d->first, d->seq, c->model.seq, err->id, err->message);
+        c->build_failures++;
+        schedule_resync(c);
+        return 0;
+    }
+    dp_cp_model_swap(&c->model, &next);
+    if (c->behind_since_ms != 0 && c->model.seq >= c->link.heartbeat_seq)
+        c->behind_since_ms = 0;
+    drains_add(c, &ch);
+    size_t n_apps = nano_config_n_apps(cfg);
+    publish(c, cfg);
+    LINK_SET(c, c->link.deltas_applied++);
+    NANO_INFO("cp.delta_applied", "first=%" PRIu64 " seq=%" PRIu64 " ops=%zu serving=%zu",
+              d->first, d->seq, ch.n_ops, n_apps);
+    dp_cp_changes_fini(&ch);
+    return 0;
+}
+
+static int on_pub(dp_cp_client *c, const void *data, size_t len, nano_error *err)
+{
+    nano_msg m = {0};
+    nano_error derr = {0};
+    if (nano_msg_decode_pub(data, len, &m, &derr) != 0) {
+        LINK_SET(c, c->link.messages_dropped++);
+        NANO_WARN("cp.message_dropped", "channel=sub bytes=%zu error_id=%s error=%s", len,
+                  derr.id, derr.message);
+        return 0;
+    }
+    int rc = 0;
+    if (m.type == NANO_MSG_HEARTBEAT) {
+        uint64_t now = wall_ms();
+        LINK_SET(c, (c->link.heartbeat_seq = m.seq, c->link.last_heartbeat_ms = now));
+        if (m.seq > c->model.seq) {
+            if (c->behind_since_ms == 0)
+                c->behind_since_ms = mono_ms();
+        } else {
+            c->behind_since_ms = 0;
+        }
+    } else if (m.type == NANO_MSG_DELTA) {
+        c->n_deltas_seen++;
+        if (c->drop_every > 0 && c->n_deltas_seen % c->drop_every == 0) {
+            NANO_WARN("cp.delta_dropped_test", "first=%" PRIu64 " seq=%" PRIu64
+                      " detail=%s", m.first, m.seq, "NANO_TEST_DROP_DELTAS test hook");
+        } else if (c->needs_resync) {
+            /* A snapshot is due; it covers this delta or the ones after it apply on top. */
+        } else {
+            switch (dp_cp_delta_verdict(c->model.seq, m.first, m.seq)) {
+            case DP_CP_DUPLICATE:
+                NANO_DEBUG("cp.delta_duplicate", "seq=%" PRIu64 " applied=%" PRIu64, m.seq,
+                           c->model.seq);
+                break;
+            case DP_CP_GAP:
+                NANO_WARN("cp.gap", "applied=%" PRIu64 " first=%" PRIu64 " seq=%" PRIu64,
+                          c->model.seq, m.first, m.seq);
+                rc = resync(c, "gap", err);
+                break;
+            case DP_CP_APPLY:
+                rc = apply_delta(c, &m, err);
+                break;
+            }
+        }
+    }
+    nano_msg_fini(&m);
+    return rc;
+}
+
+/* --- sockets and the session ----------------------------------------------------------------- */
+
+static void on_sub_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    dp_cp_client *c = arg;
+    (void)p;
+    if (ev == NNG_PIPE_EV_REM_POST)
+        atomic_store(&c->sub_lost, true);
+}
+
+static int dial(dp_cp_client *c, nng_socket s, const char *url, nano_error *err)
+{
+    nng_dialer d;
+    int rv = nng_dialer_create(&d, s, url);
+    if (rv == 0 && c->tls != NULL && strncmp(url, "tls+tcp://", 10) == 0)
+        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
+    if (rv == 0) {
+        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, BACKOFF_MIN_MS);
+        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, BACKOFF_MAX_MS);
+        rv = nng_dialer_start(d, 0); /* blocking: a refused connection fails here */
+    }
+    if (rv != 0)
+        return nano_error_set(err, NANO_EIO, "cp_unreachable", "dial %s: %s", url,
+                              nng_strerror(rv));
+    return 0;
+}
+
+static void close_sockets(dp_cp_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->is_open) {
+        nng_close(c->sub);
+        nng_close(c->req);
+        c->is_open = false;
+    }
+    c->link.is_connected = false;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int open_sockets(dp_cp_client *c, nano_error *err)
+{
+    nng_socket sub, req;
+    int rv = nng_sub0_open(&sub);
+    if (rv != 0)
+        return nano_error_set(err, NANO_EIO, "nng", "sub socket: %s", nng_strerror(rv));
+    if ((rv = nng_req0_open(&req)) != 0) {
+        nng_close(sub);
+        return nano_error_set(err, NANO_EIO, "nng", "req socket: %s", nng_strerror(rv));
+    }
+    nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+    nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_POLL_MS);
+    nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
+    nng_socket_set_int(sub, NNG_OPT_RECVBUF, 8192); /* deltas wait here during a snapshot */
+    nng_socket_set_ms(req, NNG_OPT_SENDTIMEO, REQ_TIMEOUT_MS);
+    nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
+    nng_socket_set_ms(req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_size(req, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
+    atomic_store(&c->sub_lost, false);
+    nng_pipe_notify(sub, NNG_PIPE_EV_REM_POST, on_sub_pipe, c);
+    pthread_mutex_lock(&c->mu);
+    bool stopping = atomic_load(&c->stop);
+    if (!stopping) {
+        c->sub = sub;
+        c->req = req;
+        c->is_open = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (stopping) {
+        nng_close(sub);
+        nng_close(req);
+        return nano_error_set(err, NANO_ESTATE, "stopping", "stopping");
+    }
+    int rc = dial(c, req, c->rpc_url, err);
+    if (rc == 0)
+        rc = dial(c, sub, c->url, err);
+    return rc;
+}
+
+/* One connection's life: hello, snapshot, then deltas until an error. Returns the error that
+ * ended it; *got_config tells the caller to reset its backoff. */
+static int session(dp_cp_client *c, bool *got_config, nano_error *err)
+{
+    c->is_link_broken = false;
+    int rc = open_sockets(c, err);
+    if (rc != 0)
+        return rc;
+    nano_msg m = {0};
+    rc = rpc(c, NANO_MSG_HELLO,
+             json_pack("{s:s, s:s, s:[s, s]}", "version", NANO_VERSION, "addr", c->http_addr,
+                       "capabilities", "delta.v1", "drain.ack"),
+             &m, err);
+    if (rc != 0)
+        return rc;
+    NANO_INFO("cp.connected", "node=%s url=%s rpc=%s nanocp_seq=%" PRIu64 " applied=%" PRIu64,
+              c->node, c->url, c->rpc_url, m.seq, c->model.seq);
+    nano_msg_fini(&m);
+    LINK_SET(c, c->link.is_connected = true);
+    rc = resync(c, c->has_model ? "reconnect" : "start", err);
+    if (rc != 0)
+        return rc;
+    *got_config = c->has_model;
+    c->last_status_ms = 0;
+    while (!atomic_load(&c->stop)) {
+        if (atomic_load(&c->sub_lost))
+            return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: connection lost", c->url);
+        char *buf = NULL;
+        size_t n = 0;
+        int rv = nng_recv(c->sub, &buf, &n, NNG_FLAG_ALLOC);
+        if (rv == 0) {
+            rc = on_pub(c, buf, n, err);
+            nng_free(buf, n);
+        } else if (rv != NNG_ETIMEDOUT) {
+            return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: %s", c->url,
+                                  nng_strerror(rv));
+        }
+        uint64_t now = mono_ms();
+        if (rc == 0 && c->needs_resync && now >= c->resync_at_ms)
+            rc = resync(c, "retry", err);
+        if (rc == 0 && c->behind_since_ms != 0 && now - c->behind_since_ms > BEHIND_RESYNC_MS) {
+            NANO_WARN("cp.behind", "applied=%" PRIu64 " heartbeat_seq=%" PRIu64 " for_ms=%" PRIu64,
+                      c->model.seq, c->link.heartbeat_seq, now - c->behind_since_ms);
+            c->behind_since_ms = 0;
+            rc = resync(c, "behind", err);
+        }
+        if (rc == 0)
+            rc = drains_check(c, err);
+        if (rc == 0 && now - c->last_status_ms >= STATUS_EVERY_MS) {
+            c->last_status_ms = now;
+            rc = send_status(c, err);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void client_main(void *arg)
+{
+    dp_cp_client *c = arg;
+    uint64_t backoff = BACKOFF_MIN_MS;
+    while (!atomic_load(&c->stop)) {
+        nano_error err = {0};
+        bool got_config = false;
+        int rc = session(c, &got_config, &err);
+        close_sockets(c);
+        if (atomic_load(&c->stop))
+            break;
+        if (got_config)
+            backoff = BACKOFF_MIN_MS;
+        LINK_SET(c, c->link.reconnects++);
+        NANO_WARN("cp.reconnecting", "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64
+                  " error_id=%s error=%s", backoff, c->model.seq, rc != 0 ? err.id : "closed",
+                  rc != 0 ? err.message : "session ended");
+        for (uint64_t slept = 0; slept < backoff && !atomic_load(&c->stop); slept += 50)
+            uv_sleep(50);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+/* --- start and stop ------------------------------------------------------------------------------ */
+
+static int read_small_file(const char *path, char **out, nano_error *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = nano_config__read_file(path, 1024 * 1024, &data, &len);
+    if (rc != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage", "%s: cannot read (%s)", path,
+                              nano_strerror(rc));
+    *out = data;
+    return 0;
+}
+
+static int make_tls(dp_cp_client *c, const dp_cp_client_options *o, nano_error *err)
+{
+    bool wants = strncmp(c->url, "tls+tcp://", 10) == 0 || strncmp(c->rpc_url, "tls+tcp://", 10) == 0;
+    if (!wants) {
+        if (o->ca_file != NULL || o->cert_file != NULL)
+            return nano_error_set(err, NANO_EINVAL, "usage",
+                                  "--control-plane-ca/-cert/-key need tls+tcp:// URLs");
+        return 0;
+    }
+    if (o->ca_file == NULL)
+        return nano_error_set(err, NANO_EINVAL, "usage",
+                              "tls+tcp:// needs --control-plane-ca FILE (the CA that signed "
+                              "nanocp's certificate)");
+    if ((o->cert_file == NULL) != (o->key_file == NULL))
+        return nano_error_set(err, NANO_EINVAL, "usage",
+                              "--control-plane-cert and --control-plane-key go together");
+    char host[256];
+    if (dp_cp_url_host(c->url, host, sizeof host) != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected tls+tcp://HOST:PORT", c->url);
+    int rv = nng_tls_config_alloc(&c->tls, NNG_TLS_MODE_CLIENT);
+    if (rv == 0)
+        rv = nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_REQUIRED);
+    if (rv == 0)
+        rv = nng_tls_config_server_name(c->tls, host);
+    if (rv == 0 && (rv = nng_tls_config_ca_file(c->tls, o->ca_file)) != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage", "--control-plane-ca %s: %s", o->ca_file,
+                              nng_strerror(rv));
+    if (rv == 0 && o->cert_file != NULL) {
+        char *cert = NULL, *key = NULL;
+        int rc = read_small_file(o->cert_file, &cert, err);
+        if (rc == 0)
+            rc = read_small_file(o->key_file, &key, err);
+        if (rc == 0 && (rv = nng_tls_config_own_cert(c->tls, cert, key, NULL)) != 0)
+            rc = nano_error_set(err, NANO_EINVAL, "usage", "--control-plane-cert %s / -key %s: %s",
+                                o->cert_file, o->key_file, nng_strerror(rv));
+        if (key != NULL)
+            explicit_bzero(key, strlen(key));
+        nano_free(cert);
+        nano_free(key);
+        if (rc != 0)
+            return rc;
+    }
+    if (rv != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage", "TLS setup: %s", nng_strerror(rv));
+    return 0;
+}
+
+static void client_free(dp_cp_client *c)
+{
+    if (c->tls != NULL)
+        nng_tls_config_free(c->tls);
+    if (c->token != NULL)
+        explicit_bzero(c->token, strlen(c->token));
+    nano_free(c->url);
+    nano_free(c->rpc_url);
+    nano_free(c->node);
+    nano_free(c->token);
+    nano_free(c->http_addr);
+    nano_config_unref(c->mailbox);
+    nano_config_unref(c->running);
+    dp_cp_model_fini(&c->model);
+    dp_code_cache_fini(&c->cache);
+    nano_free(c->drains);
+    pthread_mutex_destroy(&c->mu);
+    nano_free(c);
+}
+
+int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_error *err)
+{
+    if (!nano_msg_node_valid(o->node))
+        return nano_error_set(err, NANO_EINVAL, "usage",
+                              "--node %s: use 1 to 63 of A-Z a-z 0-9 . _ -", o->node);
+    if (strlen(o->token) > NANO_MSG_TOKEN_MAX)
+        return nano_error_set(err, NANO_EINVAL, "usage", "the node token is over 1024 bytes");
+    dp_cp_client *c = nano_xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    c->url = nano_xstrdup(o->url);
+    c->rpc_url = nano_xstrdup(o->rpc_url);
+    c->node = nano_xstrdup(o->node);
+    c->token = nano_xstrdup(o->token);
+    c->http_addr = nano_xstrdup(o->http_addr);
+    c->drop_every = o->drop_every;
+    c->workers = o->workers;
+    c->n_workers = o->n_workers;
+    c->config_ready = o->config_ready;
+    dp_cp_model_init(&c->model);
+    c->fetch = (dp_cp_fetcher){fetch_code, fetch_secrets, c};
+    char host[256];
+    int rc = 0;
+    const char *urls[2] = {c->url, c->rpc_url};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        bool clean = strlen(urls[i]) < sizeof c->link.url;
+        for (const char *p = urls[i]; *p && clean; p++)
+            clean = *p > ' ' && *p < 0x7f && *p != '"' && *p != '\\';
+        if (!clean)
+            rc = nano_error_set(err, NANO_EINVAL, "usage",
+                                "control-plane URL: printable ASCII without quotes, < 256 bytes");
+        else if (strncmp(urls[i], "tcp://", 6) != 0 && strncmp(urls[i], "tls+tcp://", 10) != 0)
+            rc = nano_error_set(err, NANO_EINVAL, "usage",
+                                "%s: use tcp://HOST:PORT or tls+tcp://HOST:PORT", urls[i]);
+        else if (dp_cp_url_host(urls[i], host, sizeof host) != 0)
+            rc = nano_error_set(err, NANO_EINVAL, "usage", "%s: expected SCHEME://HOST:PORT",
+                                urls[i]);
+    }
+    if (rc == 0)
+        rc = make_tls(c, o, err);
+    if (rc == 0)
+        rc = dp_code_cache_init(&c->cache, o->code_dir, err);
+    if (rc != 0) {
+        client_free(c);
+        return rc;
+    }
+    dp_cp_url_host(c->rpc_url, host, sizeof host);
+    c->is_insecure = strncmp(c->rpc_url, "tls+tcp://", 10) != 0 && !dp_cp_host_is_loopback(host);
+    if (c->is_insecure)
+        NANO_WARN("cp.insecure_link", "rpc=%s host=%s detail=%s", c->rpc_url, host,
+                  "secrets will cross this link WITHOUT TLS: use tls+tcp:// beyond loopback");
+    if (c->drop_every > 0)
+        NANO_WARN("cp.test_hook", "NANO_TEST_DROP_DELTAS=%u detail=%s", c->drop_every,
+                  "every Nth delta is dropped on purpose (tests only)");
+    snprintf(c->link.node, sizeof c->link.node, "%s", c->node);
+    snprintf(c->link.url, sizeof c->link.url, "%s", c->url);
+    snprintf(c->link.rpc_url, sizeof c->link.rpc_url, "%s", c->rpc_url);
+    NANO_INFO("cp.starting", "node=%s url=%s rpc=%s tls=%s code_dir=%s token=%s", c->node,
+              c->url, c->rpc_url, c->tls != NULL ? "true" : "false", c->cache.dir,
+              c->token[0] != '\0' ? "set" : "none");
+    rc = uv_thread_create(&c->thread, client_main, c);
+    if (rc != 0) {
+        nano_error_set(err, rc, "thread_failed", "cannot start the control-plane thread: %s",
+                       uv_strerror(rc));
+        client_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void dp_cp_client_stop(dp_cp_client *c)
+{
+    if (c == NULL)
+        return;
+    atomic_store(&c->stop, true);
+    close_sockets(c); /* unblocks a REQ waiting for its reply */
+    uv_thread_join(&c->thread);
+    client_free(c);
+}

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Config distribution end to end (DESIGN.md §6-§8): a real nanocp, nano-dps in
+--control-plane mode and nanoctl, all on loopback. A deploy and an env change reach every node
+(module state survives), a node killed with -9 converges after a restart, nodes keep serving
+while nanocp is down and resync when it returns, dropped deltas (NANO_TEST_DROP_DELTAS) are
+detected and resynced, `apps rm` under load drains every node with no failed request, and
+/readyz is 503 until the first snapshot. nanocp and nanoctl are found beside --bin."""
+import json
+import os
+import socket
+import threading
+import time
+
+import nanotest
+from nanotest import TIMEOUT, ControlPlane, Server, check, eq, expect, run, scratch_dir
+
+COUNTER_APP = """
+let counter = 0;
+export default {
+  fetch(request, env) {
+    counter++;
+    return new Response(`${env.GREETING ?? "unset"} ${counter}`);
+  },
+};
+"""
+
+SLOW_APP = """
+export default {
+  async fetch(request, env) {
+    await new Promise((r) => setTimeout(r, 1500));
+    return new Response("slow done");
+  },
+};
+"""
+
+
+def free_ports(n):
+    """n consecutive free loopback ports (nanocp must come back on the same ones)."""
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+        s.close()
+        if base + n > 65535:
+            continue
+        ok = True
+        for p in range(base, base + n):
+            t = socket.socket()
+            try:
+                t.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                t.close()
+        if ok:
+            return base
+    raise AssertionError("no free consecutive ports")
+
+
+class Cp(ControlPlane):
+    """nanocp with its data-plane channels on fixed ports (kept across restarts)."""
+
+    def __init__(self, data_dir=None):
+        self.dp_port = free_ports(2)
+        super().__init__(data_dir=data_dir, args=[
+            "--dataplane", f"tcp://127.0.0.1:{self.dp_port}",
+            "--dataplane-rpc", f"tcp://127.0.0.1:{self.dp_port + 1}"])
+        # The node token exists before nanocp's first start, so a node can be started first.
+        os.makedirs(self.data_dir, exist_ok=True)
+        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode())
+        os.close(fd)
+
+    @property
+    def url(self):
+        return f"tcp://127.0.0.1:{self.dp_port}"
+
+    @property
+    def token_file(self):
+        return os.path.join(self.data_dir, "node.token")
+
+    def ok(self, *args):
+        code, out, err = self.ctl(*args)
+        eq(code, 0, f"nanoctl {' '.join(args)}: {out} {err}")
+        return out
+
+
+class DataPlane(Server):
+    """nano-dp --control-plane URL with one worker thread (so a module-level counter is one)."""
+
+    def __init__(self, cp, node, env=None):
+        super().__init__("", name="unused.js")
+        self.cp_url = cp.url
+        self.token_file = cp.token_file
+        self.node = node
+        self.env = env or {}
+
+    def command(self):
+        return [nanotest.BIN, "--control-plane", self.cp_url, "--node", self.node,
+                "--node-token-file", self.token_file, "--listen", "127.0.0.1:0",
+                "--status-listen", "127.0.0.1:0", "--threads", "1"]
+
+    def start(self, expect_listen=True):
+        with self._log_lock:
+            self._log = []
+        saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        try:
+            return super().start(expect_listen)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def get(self, host, path="/", timeout=TIMEOUT):
+        return self.request("GET", path, host=host, timeout=timeout)
+
+    def wait_body(self, host, want, timeout=TIMEOUT):
+        """Waits until a request for host answers 200 with a body starting with want."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            r = self.get(host)
+            last = (r.status, r.text)
+            if r.status == 200 and r.text.startswith(want):
+                return r.text
+            time.sleep(0.05)
+        raise AssertionError(f"{self.node}: {host} never answered {want!r} (last {last}); "
+                             f"log:\n{self.log()[-3000:]}")
+
+    def wait_ready(self, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status("/readyz").status == 200:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.node}: /readyz never 200; log:\n{self.log()}")
+
+
+def app_js(cp, name, source):
+    d = scratch_dir()
+    path = os.path.join(d, f"{name}.js")
+    with open(path, "w") as f:
+        f.write(source)
+    return path
+
+
+def deploy(cp, name, host, source):
+    cp.ok("apps", "create", name, "--host", host)
+    cp.ok("apps", "deploy", name, app_js(cp, name, source))
+
+
+@check
+def readyz_is_503_until_the_first_snapshot():
+    cp = Cp()
+    dp = DataPlane(cp, "n1").start()  # nanocp is not up yet: nothing to apply
+    r = dp.status("/readyz")
+    eq(r.status, 503, "/readyz before any snapshot")
+    st = dp.status()
+    eq(st["control_plane"]["has_config"], False, "has_config")
+    eq(st["control_plane"]["node"], "n1", "node")
+    dp.wait_log(r"cp\.reconnecting retry_in_ms=\d+")
+    cp.start()
+    deploy(cp, "hello", "hello.test", COUNTER_APP)
+    dp.wait_ready(timeout=15)  # the backoff is at most 5 s
+    dp.wait_body("hello.test", "unset ")
+    st = dp.status()
+    eq(st["control_plane"]["connected"], True, "connected")
+    expect(st["config_version"] >= 2, f"config_version is the applied seq: {st}")
+    dp.stop()
+    cp.stop()
+
+
+@check
+def env_set_reaches_both_nodes_and_module_state_survives():
+    cp = Cp().start()
+    deploy(cp, "hello", "hello.test", COUNTER_APP)
+    cp.ok("env", "set", "hello", "GREETING=hi")
+    nodes = [DataPlane(cp, f"n{i}").start() for i in (1, 2)]
+    for dp in nodes:
+        dp.wait_body("hello.test", "hi ")
+    before = {dp.node: int(dp.get("hello.test").text.split()[1]) for dp in nodes}
+    t0 = time.monotonic()
+    cp.ok("env", "set", "hello", "GREETING=hola")
+    for dp in nodes:
+        text = dp.wait_body("hello.test", "hola ")
+        # The isolate was kept: the counter went on from where it was.
+        expect(int(text.split()[1]) > before[dp.node], f"{dp.node}: counter reset: {text}")
+        dp.wait_log(r"dp\.config_applied trigger=control-plane .*env_changed=1")
+    expect(time.monotonic() - t0 < 5, "propagation took over 5 s")
+    # JSON vars arrive as JSON.
+    cp.ok("env", "set", "hello", "--json", 'GREETING={"a":1}')
+    for dp in nodes:
+        dp.wait_body("hello.test", "[object Object] ")
+    # nanocp sees both nodes at the applied seq.
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        listed = cp.ctl_json("nodes")
+        rows = listed.get("nodes", listed) if isinstance(listed, dict) else listed
+        names = {n.get("name") or n.get("node") for n in rows}
+        if {"n1", "n2"} <= names and all(n.get("current") for n in rows):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"nanocp never saw both nodes current: {listed}")
+    for dp in nodes:
+        dp.stop()
+    cp.stop()
+
+
+@check
+def a_node_killed_and_restarted_converges():
+    cp = Cp().start()
+    deploy(cp, "hello", "hello.test", COUNTER_APP)
+    a, b = DataPlane(cp, "n1").start(), DataPlane(cp, "n2").start()
+    a.wait_body("hello.test", "unset ")
+    b.wait_body("hello.test", "unset ")
+    b.proc.kill()  # SIGKILL
+    b.proc.wait(timeout=TIMEOUT)
+    cp.ok("env", "set", "hello", "GREETING=after-kill")
+    deploy(cp, "second", "second.test", "export default { fetch() { return new Response('2nd') } }")
+    a.wait_body("hello.test", "after-kill ")
+    b.start()
+    b.wait_body("hello.test", "after-kill ")
+    b.wait_body("second.test", "2nd")
+    a.stop()
+    b.stop()
+    cp.stop()
+
+
+@check
+def nodes_serve_while_nanocp_is_down_and_resync_when_it_returns():
+    cp = Cp().start()
+    deploy(cp, "hello", "hello.test", COUNTER_APP)
+    cp.ok("env", "set", "hello", "GREETING=one")
+    nodes = [DataPlane(cp, f"n{i}").start() for i in (1, 2)]
+    for dp in nodes:
+        dp.wait_body("hello.test", "one ")
+    cp.stop()  # SIGTERM: exits 0
+    for dp in nodes:
+        dp.wait_log(r"cp\.reconnecting")
+        for _ in range(3):
+            r = dp.get("hello.test")
+            eq(r.status, 200, f"{dp.node} serves while nanocp is down")
+            expect(r.text.startswith("one "), r.text)
+        eq(dp.status("/readyz").status, 200, "still ready on the last config")
+        eq(dp.status()["control_plane"]["connected"], False, "link down")
+    cp.start()  # same data dir and ports
+    cp.ok("env", "set", "hello", "GREETING=two")
+    for dp in nodes:
+        dp.wait_body("hello.test", "two ", timeout=15)
+        dp.wait_log(r"cp\.snapshot_applied why=reconnect")
+        st = dp.status()["control_plane"]
+        eq(st["connected"], True, "reconnected")
+        expect(st["resyncs"] >= 1, f"resync counted: {st}")
+    for dp in nodes:
+        dp.stop()
+    cp.stop()
+
+
+@check
+def dropped_deltas_are_detected_and_resynced():
+    cp = Cp().start()
+    deploy(cp, "hello", "hello.test", COUNTER_APP)
+    dp = DataPlane(cp, "n1", env={"NANO_TEST_DROP_DELTAS": "2"}).start()
+    dp.wait_body("hello.test", "unset ")
+    dp.wait_log(r"cp\.test_hook NANO_TEST_DROP_DELTAS=2")
+    for i in range(1, 5):
+        cp.ok("env", "set", "hello", f"GREETING=v{i}")
+        time.sleep(0.1)
+    dp.wait_log(r"cp\.delta_dropped_test")
+    # The next delta after a dropped one is a gap; the last one may be followed only by
+    # heartbeats, which tell the node it is behind. Either way it converges.
+    dp.wait_body("hello.test", "v4 ", timeout=15)
+    dp.wait_log(r"cp\.(gap|behind) ")
+    dp.wait_log(r"cp\.snapshot_applied why=(gap|behind)")
+    expect(dp.status()["control_plane"]["resyncs"] >= 1, "resync counted")
+    dp.stop()
+    cp.stop()
+
+
+@check
+def apps_rm_under_load_drains_every_node_without_failures():
+    cp = Cp().start()
+    deploy(cp, "slow", "slow.test", SLOW_APP)
+    deploy(cp, "hello", "hello.test", COUNTER_APP)
+    nodes = [DataPlane(cp, f"n{i}").start() for i in (1, 2)]
+    for dp in nodes:
+        dp.wait_body("slow.test", "slow done")
+    results = []
+    lock = threading.Lock()
+
+    def one(dp):
+        r = dp.get("slow.test", timeout=TIMEOUT)
+        with lock:
+            results.append((dp.node, r.status, r.text))
+
+    threads = [threading.Thread(target=one, args=(dp,)) for dp in nodes for _ in range(3)]
+    for t in threads:
+        t.start()
+    # Wait until every node reports them in flight.
+    for dp in nodes:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            apps = {a["name"]: a for a in dp.status()["apps"]}
+            if apps.get("slow", {}).get("in_flight", 0) >= 3:
+                break
+            time.sleep(0.02)
+    cp.ok("apps", "rm", "slow")
+    # Progress per node is visible while the requests finish.
+    seen = ""
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        code, out, err = cp.ctl("apps", "status", "slow")
+        seen = out
+        if code == 0 and "n1" in out and "n2" in out and "draining" in out:
+            break
+        time.sleep(0.1)
+    expect("n1" in seen and "n2" in seen and "draining" in seen,
+           f"per-node drain progress in `nanoctl apps status`:\n{seen}")
+    for t in threads:
+        t.join(timeout=TIMEOUT)
+    eq(len(results), 6, "every request answered")
+    for node, status, text in results:
+        eq((status, text), (200, "slow done"), f"in-flight request on {node}")
+    for dp in nodes:
+        dp.wait_log(r"cp\.drain_acked app=slow result=drained")
+    # Gone from nanocp once both nodes acked; the other app is untouched.
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        code, out, err = cp.ctl("apps", "status", "slow")
+        if code != 0 and "app_not_found" in err:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"slow still exists at nanocp:\n{out}{err}")
+    for dp in nodes:
+        eq(dp.get("slow.test").status, 404, "removed app")
+        eq(dp.get("hello.test").status, 200, "other app")
+    for dp in nodes:
+        dp.stop()
+    cp.stop()
+
+
+if __name__ == "__main__":
+    run()
