@@ -733,6 +733,7 @@ static void validation_env_limits(void **state)
     memmove(deep + at - 33, deep + at - 32, strlen(deep + at - 32) + 1); /* one ']' less */
     memmove(deep + at - 66, deep + at - 65, strlen(deep + at - 65) + 1); /* one '[' less */
     json_decref(call(f, "env.patch", deep));
+    json_decref(call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"DEEP\": null}}"));
     big[NANO_ENV_MAX_VALUE] = '\0'; /* exactly the limit is fine */
     sprintf(args, "{\"name\": \"api\", \"vars\": {\"BIG\": \"%s\"}}", big);
     json_decref(call(f, "env.patch", args));
