@@ -1,7 +1,7 @@
 # Makefile: the front door. Everything real lives in CMake; this wraps the common commands.
 #   make            build into build/ (binaries in build/bin/)
 #   make test       install deps, build, run every test with ctest
-#   make demo       install deps, build, run nano-dp with examples/hello on 127.0.0.1:8787
+#   make demo       install deps, build, run nanocp + a managed nano-dp serving examples/greeter
 #   make test-asan  the test suite under AddressSanitizer + UBSan (build-asan/)
 #   make wpt        web-platform-tests from ../shared/wpt, per-directory table
 #   make bench      benchmarks in bench/ against peer runtimes (installs wrk and peers)
