@@ -73,6 +73,7 @@ struct dp_cp_client {
     cp_drain *drains;
     size_t n_drains;
     bool is_link_broken;  /* a REQ failed at the transport: end the session */
+    size_t last_reply_bytes; /* of the last REP answer (for the snapshot's log line) */
     bool needs_resync;
     uint64_t resync_at_ms;   /* not before (after a failed build) */
     uint64_t behind_since_ms;
@@ -236,6 +237,7 @@ static int rpc(dp_cp_client *c, nano_msg_type type, json_t *fields, nano_msg *re
                               nano_msg_type_name(type), c->rpc_url, nng_strerror(rv));
     }
     nano_msg m = {0};
+    c->last_reply_bytes = n;
     rc = nano_msg_decode_reply(type, buf, n, &m, err);
     nng_free(buf, n);
     if (rc != 0) {
@@ -450,6 +452,8 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
     c->needs_resync = false;
     nano_msg m = {0};
     int rc = rpc(c, NANO_MSG_SNAPSHOT, NULL, &m, err);
+    uint64_t t_fetched = mono_ms();
+    size_t bytes = c->last_reply_bytes;
     if (rc != 0) {
         if (!c->is_link_broken) {
             c->build_failures++;
@@ -502,9 +506,13 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
     publish(c, cfg);
     if (!first)
         LINK_SET(c, c->link.resyncs++);
+    /* fetch_ms: request, nanocp building the snapshot, transfer and decoding; the rest is
+     * the model, code fetches (a cold cache) and the new nano_config. */
     NANO_INFO("cp.snapshot_applied",
-              "why=%s seq=%" PRIu64 " previous_seq=%" PRIu64 " apps=%zu serving=%zu ms=%" PRIu64,
-              why, c->model.seq, old, json_object_size(c->model.apps), n_apps, mono_ms() - t0);
+              "why=%s seq=%" PRIu64 " previous_seq=%" PRIu64 " apps=%zu serving=%zu bytes=%zu"
+              " fetch_ms=%" PRIu64 " ms=%" PRIu64,
+              why, c->model.seq, old, json_object_size(c->model.apps), n_apps, bytes,
+              t_fetched - t0, mono_ms() - t0);
     dp_cp_changes_fini(&ch);
     return 0;
 }

@@ -3,8 +3,9 @@
 --control-plane mode and nanoctl, all on loopback. A deploy and an env change reach every node
 (module state survives), a node killed with -9 converges after a restart, nodes keep serving
 while nanocp is down and resync when it returns, dropped deltas (NANO_TEST_DROP_DELTAS) are
-detected and resynced, `apps rm` under load drains every node with no failed request, and
-/readyz is 503 until the first snapshot. nanocp and nanoctl are found beside --bin."""
+detected and resynced, `apps rm` under load drains every node with no failed request,
+/readyz is 503 until the first snapshot, and secrets, JSON vars, process.env and a redeploy
+under load (a stream in flight survives it) reach every node. nanocp and nanoctl are found beside --bin."""
 import json
 import os
 import socket
@@ -340,6 +341,109 @@ def apps_rm_under_load_drains_every_node_without_failures():
         eq(dp.get("slow.test").status, 404, "removed app")
         eq(dp.get("hello.test").status, 200, "other app")
     for dp in nodes:
+        dp.stop()
+    cp.stop()
+
+
+SECRET = "s3cr3t-Value-9f2c"
+
+VERSIONED_APP = """
+const version = "VERSION";
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === "/env") {
+      console.log("the token is", env.TOKEN);
+      return Response.json({
+        version,
+        flags: env.FLAGS,
+        tokenLength: env.TOKEN.length,
+        processEnvSame: globalThis.process?.env?.TOKEN === env.TOKEN,
+        frozen: Object.isFrozen(env),
+      });
+    }
+    if (url.pathname === "/stream") {
+      let i = 0;
+      const stream = new ReadableStream({
+        async pull(controller) {
+          await new Promise((r) => setTimeout(r, 100));
+          controller.enqueue(new TextEncoder().encode(`${version}:${i}\\n`));
+          if (++i === 15) controller.close();
+        },
+      });
+      return new Response(stream);
+    }
+    return new Response(version);
+  },
+};
+"""
+
+
+@check
+def secrets_json_vars_and_a_redeploy_reach_every_node():
+    cp = Cp().start()
+    cp.ok("apps", "create", "api", "--host", "api.test", "--node-compat")
+    cp.ok("env", "set", "api", "--json", 'FLAGS={"beta":true,"tiers":[1,2]}')
+    code, out, err = cp.ctl("secret", "set", "api", "TOKEN", stdin=SECRET)
+    eq(code, 0, f"secret set: {out} {err}")
+    cp.ok("apps", "deploy", "api", app_js(cp, "api", VERSIONED_APP.replace("VERSION", "v1")))
+    nodes = [DataPlane(cp, f"n{i}").start() for i in (1, 2)]
+    for dp in nodes:
+        dp.wait_body("api.test", "v1")
+        r = dp.get("api.test", "/env")
+        eq(r.status, 200, f"{dp.node} /env")
+        eq(json.loads(r.text), {"version": "v1", "flags": {"beta": True, "tiers": [1, 2]},
+                                "tokenLength": len(SECRET), "processEnvSame": True,
+                                "frozen": True}, f"{dp.node} env")
+        # The app logged the secret: the runtime masks it; no log line holds the value.
+        dp.wait_log(r"the token is \[REDACTED\]")
+        expect(SECRET not in dp.log(), f"{dp.node}: the secret value is in the log")
+    # A new secret value is live on the next request too.
+    code, out, err = cp.ctl("secret", "set", "api", "TOKEN", stdin=SECRET + "-2")
+    eq(code, 0, f"secret set again: {err}")
+    for dp in nodes:
+        deadline = time.monotonic() + TIMEOUT
+        while json.loads(dp.get("api.test", "/env").text)["tokenLength"] != len(SECRET) + 2:
+            expect(time.monotonic() < deadline, f"{dp.node}: new secret never applied")
+            time.sleep(0.05)
+    # Redeploy under load on both nodes, with a streaming response in flight on each: no
+    # request fails, the streams finish on v1, and v2 is served after.
+    streams, statuses, lock = [], [], threading.Lock()
+    stop = threading.Event()
+
+    def stream(dp):
+        r = dp.get("api.test", "/stream", timeout=TIMEOUT)
+        with lock:
+            streams.append((dp.node, r.status, r.text))
+
+    def load(dp):
+        while not stop.is_set():
+            r = dp.get("api.test")
+            with lock:
+                statuses.append((dp.node, r.status, r.text))
+
+    threads = [threading.Thread(target=stream, args=(dp,)) for dp in nodes]
+    threads += [threading.Thread(target=load, args=(dp,)) for dp in nodes]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)  # the streams have started
+    cp.ok("apps", "deploy", "api", app_js(cp, "api2", VERSIONED_APP.replace("VERSION", "v2")))
+    for dp in nodes:
+        dp.wait_body("api.test", "v2")
+    time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join(timeout=TIMEOUT)
+    bad = [s for s in statuses if s[1] != 200]
+    eq(bad, [], "non-200 answers during the redeploy")
+    expect(any(t == "v1" for _, _, t in statuses) and any(t == "v2" for _, _, t in statuses),
+           f"the load saw both versions ({len(statuses)} requests)")
+    eq(len(streams), 2, "both streams answered")
+    for node, status, text in streams:
+        eq(status, 200, f"{node} stream status")
+        eq(text, "".join(f"v1:{i}\n" for i in range(15)), f"{node} stream body")
+    for dp in nodes:
+        dp.wait_log(r"dp\.config_applied trigger=control-plane .*redeployed=1")
         dp.stop()
     cp.stop()
 
