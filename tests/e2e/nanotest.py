@@ -371,6 +371,27 @@ class ControlPlane:
         return value
 
 
+def make_certs(d):
+    """A CA, a server certificate for localhost and a client certificate (edge-1), made with
+    the openssl CLI in d; returns their paths by file name."""
+    def run(*args):
+        p = subprocess.run(["openssl"] + list(args), cwd=d, capture_output=True, text=True,
+                           timeout=30)
+        eq(p.returncode, 0, f"openssl {' '.join(args)}: {p.stderr}")
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=nano test CA")
+    for name, cn in (("server", "localhost"), ("client", "edge-1")):
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        ext = os.path.join(d, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=DNS:{cn}\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext)
+    return {k: os.path.join(d, k) for k in ("ca.crt", "server.crt", "server.key", "client.crt",
+                                             "client.key")}
+
+
 def run_cli(args, timeout=TIMEOUT):
     """Runs nano-dp with args to completion; returns (code, stdout, stderr)."""
     p = subprocess.run([BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,

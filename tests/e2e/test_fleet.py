@@ -391,32 +391,12 @@ def the_fleet_outlives_nanocp_and_follows_it_after_a_restart():
     cp.stop()
 
 
-def make_certs(d):
-    """A CA, a server certificate for localhost and a client certificate (openssl CLI)."""
-    def run(*args):
-        p = subprocess.run(["openssl"] + list(args), cwd=d, capture_output=True, text=True,
-                           timeout=30)
-        eq(p.returncode, 0, f"openssl {' '.join(args)}: {p.stderr}")
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=nano test CA")
-    for name, cn in (("server", "localhost"), ("client", "edge-1")):
-        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
-        ext = os.path.join(d, f"{name}.ext")
-        with open(ext, "w") as f:
-            f.write(f"subjectAltName=DNS:{cn}\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext)
-    return {k: os.path.join(d, k) for k in ("ca.crt", "server.crt", "server.key", "client.crt",
-                                             "client.key")}
-
-
 @check
 def tls_with_client_certificates():
     if shutil.which("openssl") is None:
         print("     (skipped: no openssl tool)")
         return
-    c = make_certs(scratch_dir())
+    c = nanotest.make_certs(scratch_dir())
     cp = ControlPlane(scratch_dir(), args=[
         "--dataplane", "tls+tcp://127.0.0.1:0", "--dataplane-rpc", "tls+tcp://127.0.0.1:0",
         "--dataplane-tls-cert", c["server.crt"], "--dataplane-tls-key", c["server.key"],
