@@ -10,7 +10,8 @@
  *    {v:1, type:"delta", first:F, seq:S, ops:[OP, ...]}   one committed admin change: the
  *        config-log entries F..S (one OP each, in order; ops[i].seq == F + i). A data plane
  *        that has applied A applies a delta only when F == A + 1; S <= A is a duplicate
- *        (ignored); F > A + 1 is a gap (resync with a snapshot).
+ *        (ignored); F > A + 1 is a gap (resync with a snapshot); F <= A < S (after a
+ *        snapshot taken mid-stream) applies only the ops with seq > A.
  *    {v:1, type:"heartbeat", seq:S, at_ms:T}              once a second: the last seq
  *        (a data plane behind it resyncs) and nanocp's wall clock in ms.
  *
@@ -29,7 +30,8 @@
  *                one module's bytes by its sha256 (modules are UTF-8 JavaScript).
  *    secrets.get {app}                                  -> {app, secrets:{NAME: str}}
  *                the app's secret values now (plaintext: only on this channel, which carries
- *                the node token and is TLS beyond loopback).
+ *                the node token and is TLS beyond loopback). The values are as of now, not as
+ *                of a delta's seq: a name missing from the reply has a secret.del on its way.
  *    status      {applied_seq, apps:{NAME: APPSTATE}}   -> {seq}
  *                sent every second; the reply's seq tells a node it is behind.
  *    drain.ack   {app, result:"drained"|"timed_out", in_flight} -> {}
@@ -40,7 +42,10 @@
  *                node_compat:bool, required_env:[str], limits:{...nano.json limits},
  *                state:"active"|"draining", version:int>=0, sha256:str|null}
  *               version/sha256: the active deployment (0/null before the first deploy); the
- *               data plane serves an app only once it has a deployment.
+ *               data plane serves an app only once it has a deployment. sha256 is the
+ *               bundle's: a single module's own sha256, else sha256 over "NAME\0SHA256HEX\n"
+ *               for each module in name (strcmp) order, so a data plane can check the code it
+ *               fetched.
  *    code.put   {seq, op, app, version, sha256, main:str, modules:[{name, size, sha256}]}
  *               announces a deployment's modules; bytes are fetched with code.get.
  *    env.put    {seq, op, app, name, value: any JSON}   a var (a string, or any JSON value)
