@@ -414,6 +414,7 @@ static void test_model_deploy_then_drain_and_remove(void **state)
         "seq", 4, "op", "app.put", "app", "web", "hostnames", "web.test", "path_prefix",
         "default", 0, "node_compat", 0, "required_env", "limits", "state", "active", "version",
         1, "sha256", sha);
+    json_decref(mods); /* ops holds it ("O") */
     dp_cp_model next = {0};
     dp_cp_changes ch = {0};
     assert_int_equal(dp_cp_model_apply(&m, ops, &x->fetch, NULL, &next, &ch, &err), 0);
