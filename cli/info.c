@@ -19,8 +19,46 @@ static int no_args(ctl_ctx *ctx, int argc, char **argv)
     return 0;
 }
 
+/* nodes rm NAME: forgets a node gone for good (nodes.remove). */
+static int nodes_rm(ctl_ctx *ctx, int argc, char **argv)
+{
+    ctl_set_what(ctx, argc, argv, 2);
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            ctx->is_json = true;
+        else if (name == NULL && !ctl_is_option(argv[i]))
+            name = argv[i];
+        else
+            return ctl_usage(ctx, "unexpected argument '%s'", argv[i]);
+    }
+    if (name == NULL)
+        return ctl_usage(ctx, "usage: nanoctl nodes rm NAME");
+    json_t *args = json_pack("{s:s}", "name", name), *res;
+    int rc = ctl_call(ctx, "nodes.remove", args, &res);
+    json_decref(args);
+    if (rc != 0)
+        return rc;
+    if (ctx->is_json)
+        ctl_print_json(ctx, res);
+    else
+        fprintf(ctx->io->out, "node %s removed%s\n", name,
+                json_is_true(json_object_get(res, "drains_ended"))
+                    ? "; drains that waited only for it have ended"
+                    : "");
+    json_decref(res);
+    return 0;
+}
+
 int ctl_cmd_nodes(ctl_ctx *ctx, int argc, char **argv)
 {
+    /* nodes [list] | nodes rm NAME */
+    if (argc > 1 && strcmp(argv[1], "rm") == 0)
+        return nodes_rm(ctx, argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "list") == 0) {
+        argc--;
+        argv++;
+    }
     ctl_set_what(ctx, argc, argv, 1);
     int rc = no_args(ctx, argc, argv);
     json_t *res;

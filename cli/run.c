@@ -20,7 +20,7 @@ const char ctl_help_main[] =
     "  env list APP | set APP K=V... [--json] | unset APP K... | import APP FILE\n"
     "  secret list APP | set APP K (value from stdin) | rm APP K\n"
     "  deployments APP          rollback APP VERSION\n"
-    "  nodes                    audit [--limit N] [--before ID]\n"
+    "  nodes [list] | rm NAME   audit [--limit N] [--before ID]\n"
     "  apply nano.json [--prune] [--dry-run]\n"
     "  version\n"
     "\n"
@@ -37,15 +37,18 @@ const char ctl_help_main[] =
     "2 bad usage or input.\n";
 
 const char ctl_help_other[] =
-    "usage: nanoctl nodes\n"
+    "usage: nanoctl nodes [list]\n"
+    "       nanoctl nodes rm NAME\n"
     "       nanoctl deployments APP\n"
     "       nanoctl rollback APP VERSION\n"
     "       nanoctl audit [--limit N] [--before ID]\n"
     "       nanoctl version\n"
     "\n"
     "  nodes         data-plane nodes: last seen, applied config, per-app state\n"
+    "  nodes rm      forget a node gone for good: drains stop waiting for it (a node that\n"
+    "                still runs registers again at its next status report)\n"
     "  deployments   an app's deployments, newest first; the active one is marked\n"
-    "  rollback      make an earlier deployment of APP active again (as a new version)\n"
+    "  rollback      make an earlier deployment of APP active again (its own version)\n"
     "  audit         the audit log, newest first (--limit N entries; --before ID pages)\n"
     "  version       nanoctl's version and nanocp's (schema version, config sequence)\n";
 

@@ -77,6 +77,7 @@ static const route routes[] = {
      {{HTTP_PUT, "secrets.put", BODY_VALUE, 200},
       {HTTP_DELETE, "secrets.delete", BODY_NONE, 200}}},
     {"/v1/nodes", SPECIAL_NONE, {{HTTP_GET, "nodes.list", BODY_NONE, 200}}},
+    {"/v1/nodes/{name}", SPECIAL_NONE, {{HTTP_DELETE, "nodes.remove", BODY_NONE, 200}}},
     {"/v1/audit", SPECIAL_NONE, {{HTTP_GET, "audit.list", BODY_NONE, 200}}},
     {"/v1/version", SPECIAL_NONE, {{HTTP_GET, "version", BODY_NONE, 200}}},
 };

@@ -1394,6 +1394,43 @@ static int op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t *arg
 
 /* --- nodes, audit, version ------------------------------------------------------------------ */
 
+static int finish_drains(cp_service *svc, bool *changed, cp_error *err);
+
+/* nodes.remove: forgets a node that is gone for good (a decommissioned edge), so that drains
+ * stop waiting for it: its rows in running drains go with it, and a drain left with no node
+ * pending ends now (the app removed, app.remove logged). A node that still runs registers
+ * again with its next hello or status report. */
+static int op_nodes_remove(cp_service *svc, const cp_actor *actor, json_t *args,
+                           json_t **result, cp_error *err)
+{
+    const char *name;
+    int rc = check_fields(args, name_only, err);
+    if (rc == 0)
+        rc = get_str(args, "name", true, &name, err);
+    if (rc == 0 && !nano_msg_node_valid(name)) {
+        char b[72];
+        rc = cp_error_set(err, 400, "invalid_field", "name",
+                          "\"%s\" is not a valid node name: use 1 to 63 characters of A-Z, a-z, "
+                          "0-9, '.', '_' and '-'",
+                          shown(name, b, sizeof b));
+    }
+    if (rc != 0)
+        return rc;
+    rc = cp_store_node_delete(svc->st, name);
+    if (rc == NANO_ENOTFOUND)
+        return cp_error_set(err, 404, "node_not_found", "name", "node %s is not registered",
+                            name);
+    if (rc != 0)
+        return store_fail(svc, rc, "removing a node", err);
+    bool changed = false;
+    rc = audit(svc, actor, "nodes.remove", NULL, json_pack("{s:s}", "node", name), err);
+    if (rc == 0)
+        rc = finish_drains(svc, &changed, err);
+    if (rc == 0)
+        *result = json_pack("{s:s, s:b}", "name", name, "drains_ended", changed);
+    return rc;
+}
+
 static int op_nodes_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
                          cp_error *err)
 {
@@ -1494,6 +1531,7 @@ static const struct {
     {"secrets.put", op_secrets_put, true},
     {"secrets.delete", op_secrets_delete, true},
     {"nodes.list", op_nodes_list, false},
+    {"nodes.remove", op_nodes_remove, true},
     {"audit.list", op_audit_list, false},
     {"version", op_version, false},
 };

@@ -41,6 +41,11 @@
  *                                                          "nodes": [{name, version, addr,
  *                                                          applied_seq, apps, first_seen,
  *                                                          last_seen, current}]}
+ *   nodes.remove   {name}                               -> {"name", "drains_ended": bool}
+ *                                                          forgets a node gone for good: its
+ *                                                          rows in running drains go, and a
+ *                                                          drain left waiting for no node ends
+ *                                                          (a running node registers again)
  *   audit.list     {limit?, before_id?}                 -> {"entries": [{id, at, actor, via,
  *                                                          op, app, detail}]}  newest first
  *   version        {}                                   -> {"version", "schema_version",
@@ -91,7 +96,7 @@
  *   {"error": {"code": "app_not_found", "message": "app api does not exist", "field": "name"}}
  * code: a stable snake_case id (bad_request, unauthorized, app_not_found, app_exists,
  * hostname_taken, default_taken, invalid_field, too_large, required_env_missing,
- * version_not_found, secret_not_found, name_conflict, app_draining, internal).
+ * version_not_found, secret_not_found, node_not_found, name_conflict, app_draining, internal).
  * field: the argument at fault ("hostnames[1]", "limits.cpu_ms", "vars.TOKEN"), or "".
  * status: the HTTP status the HTTP adapter answers with (400, 401, 404, 409, 413, 500). */
 typedef struct cp_error {

@@ -948,6 +948,19 @@ int cp_store_node_list(cp_store *st, json_t **out)
     return q != NULL ? rows_json(st, q, out) : NANO_EIO;
 }
 
+int cp_store_node_delete(cp_store *st, const char *name)
+{
+    static const char sql[] = "DELETE FROM nodes WHERE name = ?1";
+    sqlite3_stmt *q = stmt(st, sql);
+    if (q == NULL)
+        return NANO_EIO;
+    bind_text(q, 1, name);
+    int rc = exec_q(st, q);
+    if (rc == 0 && sqlite3_changes(st->db) == 0)
+        rc = NANO_ENOTFOUND;
+    return rc;
+}
+
 int cp_store_node_count(cp_store *st, int64_t *out)
 {
     static const char sql[] = "SELECT COUNT(*) FROM nodes";

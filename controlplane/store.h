@@ -137,6 +137,9 @@ int cp_store_secret_del(cp_store *st, int64_t app_id, const char *name);
 /* [{name, version, addr, applied_seq, apps, first_seen, last_seen}], by name. */
 int cp_store_node_list(cp_store *st, json_t **out);
 int cp_store_node_count(cp_store *st, int64_t *out);
+/* cp_store_node_delete: the node and its rows in drains (ON DELETE CASCADE); NANO_ENOTFOUND
+ * when there is no such node. */
+int cp_store_node_delete(cp_store *st, const char *name);
 /* cp_store_drain_start: a drain of the app with one pending row per registered node. */
 int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t timeout_ms,
                          int64_t *id_out);

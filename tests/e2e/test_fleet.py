@@ -279,6 +279,41 @@ def a_node_that_never_acks_times_out_then_the_app_is_removed():
 
 
 @check
+def removing_a_node_gone_for_good_ends_the_drains_waiting_for_it():
+    cp = start_cp()
+    try:
+        cp.ctl_json("apps", "create", "slow", "--host", "slow.test", "--drain-timeout", "60s")
+        deploy(cp, "slow", APP_V1)
+        fleet = Fleet(cp, 2, extra=["--no-ack", "sim-002", "--status-ms", "200"])
+        fleet.expect_line("ready 2")
+        fleet.wait_seq(config_seq(cp))
+        wait_until("nodes registered", lambda: len(cp.get("/v1/nodes")["nodes"]) == 2)
+        eq(cp.ctl_json("apps", "rm", "slow")["state"], "draining", "apps rm")
+        wait_until("sim-001 drained", lambda: {n["node"]: n["state"] for n in
+                                              cp.get("/v1/apps/slow/drain")["nodes"]}
+                   == {"sim-001": "drained", "sim-002": "draining"}, timeout=5)
+        fleet.stop()  # sim-002 is gone for good; without `nodes rm` the drain waits 60 s
+        # nanoctl nodes rm: the drain ends at once and the app goes
+        code, out, err = cp.ctl("nodes", "rm", "sim-002")
+        eq(code, 0, f"nodes rm: {err}")
+        expect("node sim-002 removed; drains that waited only for it have ended" in out, out)
+        eq(cp.http("GET", "/v1/apps/slow")[0], 404, "app removed")
+        cp.wait_log(r"cp\.drain_done app=slow nodes=1 timed_out=0")
+        # the same over HTTP, and the errors
+        status, body, _ = cp.http("DELETE", "/v1/nodes/sim-001")
+        eq((status, body), (200, {"name": "sim-001", "drains_ended": False}), "DELETE /v1/nodes")
+        status, body, _ = cp.http("DELETE", "/v1/nodes/sim-001")
+        eq((status, body["error"]["code"]), (404, "node_not_found"), "DELETE unknown node")
+        code, out, err = cp.ctl("nodes", "rm", "sim-001")
+        eq(code, 1, "nodes rm unknown node")
+        expect("node_not_found" in err, err)
+        eq(cp.get("/v1/nodes")["nodes"], [], "no nodes left")
+    finally:
+        _kill_fleets()
+    cp.stop()
+
+
+@check
 def a_wrong_node_token_is_refused():
     cp = start_cp()
     try:

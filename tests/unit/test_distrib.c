@@ -570,6 +570,49 @@ static void drains_a_status_without_the_app_counts_as_ack(void **state)
     assert_int_equal(cp_distrib_published(f->d), seq + 1);
 }
 
+static void drains_removing_a_node_gone_for_good_ends_them(void **state)
+{
+    fx *f = *state;
+    make_api(f);
+    hello(f, "n1");
+    hello(f, "gone");
+    call0(f, "apps.remove", "{\"name\": \"api\"}");
+    nano_msg m;
+    req_ok(f, NANO_MSG_DRAIN_ACK, "n1",
+           "{\"app\": \"api\", \"result\": \"drained\", \"in_flight\": 0}", &m);
+    nano_msg_fini(&m);
+    assert_string_equal(app_state(f, "api"), "draining"); /* waits for "gone" */
+    int64_t seq = config_seq(f);
+    json_t *r = call(f, "nodes.remove", "{\"name\": \"gone\"}");
+    assert_string_equal(json_string_value(json_object_get(r, "name")), "gone");
+    assert_true(json_is_true(json_object_get(r, "drains_ended")));
+    json_decref(r);
+    cp_distrib_publish(f->d); /* what nanocp's admin front ends do after every change */
+    assert_string_equal(app_state(f, "api"), "absent");
+    assert_int_equal(config_seq(f), seq + 1);
+    assert_int_equal(cp_distrib_published(f->d), seq + 1);
+    json_t *nodes = call(f, "nodes.list", NULL);
+    assert_int_equal(json_array_size(json_object_get(nodes, "nodes")), 1);
+    json_decref(nodes);
+    /* an unknown node, and a name that is not a node name */
+    static const struct {
+        const char *args, *code;
+        int status;
+    } bad[] = {{"{\"name\": \"gone\"}", "node_not_found", 404},
+               {"{\"name\": \"no spaces\"}", "invalid_field", 400},
+               {"{}", "bad_request", 400}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *args = json_loads(bad[i].args, 0, NULL), *res = NULL;
+        cp_error err = {0};
+        cp_actor actor = {"admin", "test"};
+        assert_int_not_equal(cp_service_call(f->svc, &actor, "nodes.remove", args, &res, &err), 0);
+        if (strcmp(err.code, bad[i].code) != 0 && strcmp(bad[i].code, "bad_request") != 0)
+            fail_msg("%s: got %s (%s)", bad[i].args, err.code, err.message);
+        assert_int_equal(err.status, bad[i].status);
+        json_decref(args);
+    }
+}
+
 int main(int argc, char **argv)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -589,6 +632,7 @@ int main(int argc, char **argv)
         T(drains_end_when_every_node_acked),
         T(drains_time_out_nodes_that_never_ack),
         T(drains_a_status_without_the_app_counts_as_ack),
+        T(drains_removing_a_node_gone_for_good_ends_them),
     };
 #undef T
     const unit_group groups[] = {
