@@ -34,9 +34,8 @@ static int nodes_rm(ctl_ctx *ctx, int argc, char **argv)
     }
     if (name == NULL)
         return ctl_usage(ctx, "usage: nanoctl nodes rm NAME");
-    json_t *args = json_pack("{s:s}", "name", name), *res;
-    int rc = ctl_call(ctx, "nodes.remove", args, &res);
-    json_decref(args);
+    json_t *res;
+    int rc = ctl_call(ctx, "nodes.remove", json_pack("{s:s}", "name", name), &res); /* takes args */
     if (rc != 0)
         return rc;
     if (ctx->is_json)
