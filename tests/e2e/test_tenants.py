@@ -146,21 +146,32 @@ def an_infinite_loop_gets_500_within_the_cpu_limit_while_another_app_keeps_servi
             while len(results) < 5:
                 time.sleep(0.01)
             times = []
+            before_loops = len(results)
             for _ in range(3):
                 t0 = time.monotonic()
                 r = get(s, "loop.test", "/loop")
                 times.append(time.monotonic() - t0)
                 eq(r.status, 500, "the looping request")
+            during_loops = len(results) - before_loops
             # The isolate survives: module state and all.
             r = get(s, "loop.test", "/")
             eq(r.status, 200, "looper after the kills")
             expect(r.text.startswith("alive "), r.text)
+            # The calm app goes on serving afterwards too (bounded wait: a loaded machine).
+            deadline = time.monotonic() + 5
+            after = len(results)
+            while len(results) < after + 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
         finally:
             stop.set()
             t.join(15)
         expect(max(times) < 1.0, f"500 took {times} s (limit 50 ms CPU)")
         bad = [x for x in results if x != 200]
-        expect(len(results) > 10 and not bad, f"calm app: {len(results)} requests, bad: {bad[:5]}")
+        # Served while the loops ran, and every answer a 200 (how many depends on the machine's
+        # load: the number is not the point, that none failed and some went through is).
+        expect(during_loops >= 1 and len(results) >= after + 5 and not bad,
+               f"calm app: {during_loops} requests during the loops, {len(results)} in all, "
+               f"bad: {bad[:5]}")
         st = {a["name"]: a for a in s.status()["apps"]}
         eq(st["looper"]["cpu_limit_kills"], 3, "cpu kills in /status")
         s.wait_log(r"app\.cpu_limit app=looper")
