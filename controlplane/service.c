@@ -32,7 +32,6 @@
 
 #define MAX_HOSTNAMES 100
 #define MAX_MODULES 256
-#define MAX_MODULE_NAME 255
 #define AUDIT_DEFAULT_LIMIT 100
 #define AUDIT_MAX_LIMIT 1000
 
@@ -816,29 +815,6 @@ static int op_apps_drain(cp_service *svc, const cp_actor *actor, json_t *args, j
 
 /* --- deployments ---------------------------------------------------------------------------- */
 
-/* "index.js", "lib/util.mjs": segments of [A-Za-z0-9._-], no "." or ".." segment. */
-static bool module_name_valid(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > MAX_MODULE_NAME)
-        return false;
-    const char *seg = name;
-    for (const char *p = name;; p++) {
-        if (*p == '/' || *p == '\0') {
-            size_t n = (size_t)(p - seg);
-            if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
-                return false;
-            if (*p == '\0')
-                return true;
-            seg = p + 1;
-            continue;
-        }
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-}
 
 static int cmp_module(const void *a, const void *b)
 {
@@ -867,7 +843,7 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
     json_object_foreach(mods, key, v) {
         char field[300], b[72];
         snprintf(field, sizeof field, "modules[\"%s\"]", shown(key, b, sizeof b));
-        if (!module_name_valid(key)) {
+        if (!nano_msg_module_name_valid(key)) {
             rc = cp_error_set(err, 400, "invalid_field", field,
                               "\"%s\" is not a valid module name: use a relative path of "
                               "letters, digits, '.', '_' and '-' (no \".\" or \"..\" segments)",
@@ -948,7 +924,7 @@ static int op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *args, 
         rc = get_app_name(args, &name, err);
     if (rc == 0)
         rc = get_str(args, "main", true, &main, err);
-    if (rc == 0 && !module_name_valid(main)) {
+    if (rc == 0 && !nano_msg_module_name_valid(main)) {
         char b[72];
         rc = cp_error_set(err, 400, "invalid_field", "main", "\"%s\" is not a valid module name",
                           shown(main, b, sizeof b));

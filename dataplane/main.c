@@ -191,6 +191,25 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
             (*removed)++;
 }
 
+/* apply_config: hands cfg (taken) to every worker, makes it the applied config with this
+ * version, and logs what changed. Every source (the file, the control plane) ends here. */
+static void apply_config(dp_main *m, nano_config *cfg, uint64_t version, const char *trigger)
+{
+    size_t added, changed, env_changed, removed;
+    diff_counts(m->cfg, cfg, &added, &changed, &env_changed, &removed);
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_apply(m->workers[i], cfg);
+    nano_config_unref(m->cfg);
+    m->cfg = cfg;
+    m->status_src.config_version = version;
+    m->status_src.n_apps = nano_config_n_apps(cfg);
+    m->status_src.config_reloads++;
+    NANO_INFO("dp.config_applied",
+              "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
+              trigger, (unsigned long long)version, nano_config_n_apps(cfg), added, changed,
+              env_changed, removed);
+}
+
 static void reload(dp_main *m, const char *why)
 {
     if (m->draining)
@@ -204,19 +223,7 @@ static void reload(dp_main *m, const char *why)
                    (unsigned long long)nano_config_version(m->cfg), err.id, err.message);
         return;
     }
-    size_t added, changed, env_changed, removed;
-    diff_counts(m->cfg, cfg, &added, &changed, &env_changed, &removed);
-    for (size_t i = 0; i < m->n_workers; i++)
-        dp_worker_apply(m->workers[i], cfg);
-    nano_config_unref(m->cfg);
-    m->cfg = cfg;
-    m->status_src.config_version = version;
-    m->status_src.n_apps = nano_config_n_apps(cfg);
-    m->status_src.config_reloads++;
-    NANO_INFO("dp.config_applied",
-              "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
-              why, (unsigned long long)version, nano_config_n_apps(cfg), added, changed, env_changed,
-              removed);
+    apply_config(m, cfg, version, why);
 }
 
 /* A config built by the control-plane client: applied as a reload is, versioned by the
@@ -230,21 +237,8 @@ static void on_cp_config(uv_async_t *h)
         nano_config_unref(cfg);
         return;
     }
-    size_t added, changed, env_changed, removed;
-    diff_counts(m->cfg, cfg, &added, &changed, &env_changed, &removed);
-    for (size_t i = 0; i < m->n_workers; i++)
-        dp_worker_apply(m->workers[i], cfg);
-    nano_config_unref(m->cfg);
-    m->cfg = cfg;
-    m->status_src.config_version = seq;
-    m->status_src.n_apps = nano_config_n_apps(cfg);
-    m->status_src.config_reloads++;
     m->status_src.is_ready = true;
-    NANO_INFO("dp.config_applied",
-              "trigger=control-plane version=%llu apps=%zu added=%zu redeployed=%zu "
-              "env_changed=%zu removed=%zu",
-              (unsigned long long)seq, nano_config_n_apps(cfg), added, changed, env_changed,
-              removed);
+    apply_config(m, cfg, seq, "control-plane");
 }
 
 static void on_config_file_changed(void *ud)
