@@ -370,6 +370,39 @@ static void on_code_get(cp_distrib *d, const nano_msg *m, nano_buf *reply)
     reply_ok(NANO_MSG_CODE_GET, json_pack("{s:s, s:o}", "sha256", sha, "data", s), reply);
 }
 
+/* code.batch: the modules asked for, in order, while they fit in NANO_MSG_BATCH_BYTES; one
+ * left out (unknown, or beyond the budget) the node fetches with code.get. */
+static void on_code_batch(cp_distrib *d, const nano_msg *m, nano_buf *reply)
+{
+    json_t *shas = json_object_get(m->body, "sha256s"), *item;
+    json_t *modules = json_object();
+    size_t i, total = 0;
+    json_array_foreach(shas, i, item) {
+        const char *sha = json_string_value(item);
+        if (json_object_get(modules, sha) != NULL)
+            continue;
+        char *data = NULL;
+        size_t len = 0;
+        int rc = cp_store_blob_get(cp_service_store(d->svc), sha, &data, &len);
+        if (rc == NANO_ENOTFOUND)
+            continue;
+        if (rc != 0) {
+            NANO_ERROR("cp.store_failed", "what=%s error=%s", "reading code",
+                       cp_store_errmsg(cp_service_store(d->svc)));
+            json_decref(modules);
+            reply_error(reply, "internal", "cannot read the modules");
+            return;
+        }
+        json_t *str = total + len <= NANO_MSG_BATCH_BYTES ? json_stringn(data, len) : NULL;
+        nano_free(data);
+        if (str == NULL)
+            continue; /* over the budget (or not UTF-8: code.get says so) */
+        total += len;
+        json_object_set_new(modules, sha, str);
+    }
+    reply_ok(NANO_MSG_CODE_BATCH, json_pack("{s:o}", "modules", modules), reply);
+}
+
 static void on_secrets_get(cp_distrib *d, const nano_msg *m, nano_buf *reply)
 {
     const char *app = json_string_value(json_object_get(m->body, "app"));
@@ -445,6 +478,7 @@ void cp_distrib_handle(cp_distrib *d, const void *data, size_t len, nano_buf *re
     case NANO_MSG_HELLO: on_hello(d, &m, reply); break;
     case NANO_MSG_SNAPSHOT: on_snapshot(d, &m, reply); break;
     case NANO_MSG_CODE_GET: on_code_get(d, &m, reply); break;
+    case NANO_MSG_CODE_BATCH: on_code_batch(d, &m, reply); break;
     case NANO_MSG_SECRETS_GET: on_secrets_get(d, &m, reply); break;
     case NANO_MSG_STATUS: on_status(d, &m, reply); break;
     case NANO_MSG_DRAIN_ACK: on_drain_ack(d, &m, reply); break;

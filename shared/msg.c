@@ -25,7 +25,8 @@ static const struct {
 } type_names[] = {
     {NANO_MSG_DELTA, "delta"},         {NANO_MSG_HEARTBEAT, "heartbeat"},
     {NANO_MSG_HELLO, "hello"},         {NANO_MSG_SNAPSHOT, "snapshot"},
-    {NANO_MSG_CODE_GET, "code.get"},   {NANO_MSG_SECRETS_GET, "secrets.get"},
+    {NANO_MSG_CODE_GET, "code.get"},   {NANO_MSG_CODE_BATCH, "code.batch"},
+    {NANO_MSG_SECRETS_GET, "secrets.get"},
     {NANO_MSG_STATUS, "status"},       {NANO_MSG_DRAIN_ACK, "drain.ack"},
 };
 
@@ -119,6 +120,8 @@ typedef enum kind {
     K_RUN_STATE, /* "active" | "draining" | "drained" | "timed_out" */
     K_ACK,       /* "drained" | "timed_out" */
     K_ERROR,     /* {code, message} */
+    K_SHAS,      /* [sha256] (1 to NANO_MSG_BATCH_MAX) */
+    K_BLOBS,     /* {sha256: str} (at most NANO_MSG_BATCH_MAX) */
 } kind;
 
 typedef struct field {
@@ -327,6 +330,33 @@ static int check_value(ck *c, const json_t *v, kind k)
         return check_enum(c, v, acks);
     case K_ERROR:
         return check_fields(c, v, error_fields);
+    case K_SHAS:
+        if (!json_is_array(v) || json_array_size(v) == 0)
+            return fail(c, "msg_field", "is not a non-empty array");
+        if (json_array_size(v) > NANO_MSG_BATCH_MAX)
+            return fail(c, "msg_too_large", "has more than 256 entries");
+        json_array_foreach(v, i, item) {
+            mark = push(c, NULL, (long)i);
+            rc = check_value(c, item, K_SHA);
+            pop(c, mark);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    case K_BLOBS:
+        if (!json_is_object(v))
+            return fail(c, "msg_field", "is not a map");
+        if (json_object_size(v) > NANO_MSG_BATCH_MAX)
+            return fail(c, "msg_too_large", "has more than 256 entries");
+        json_object_foreach((json_t *)v, key, item) {
+            mark = push(c, key, 0);
+            rc = nano_msg_sha256_valid(key) ? check_value(c, item, K_STR)
+                                            : fail(c, "msg_field", "is not a sha256");
+            pop(c, mark);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
     }
     return fail(c, "msg_field", "has an unknown kind"); /* not reached */
 }
@@ -493,6 +523,9 @@ static const struct {
     {NANO_MSG_CODE_GET,
      {REQUEST_HEAD, {"sha256", K_SHA, false}, END},
      {REPLY_HEAD, {"sha256", K_SHA, false}, {"data", K_STR, false}, END}},
+    {NANO_MSG_CODE_BATCH,
+     {REQUEST_HEAD, {"sha256s", K_SHAS, false}, END},
+     {REPLY_HEAD, {"modules", K_BLOBS, false}, END}},
     {NANO_MSG_SECRETS_GET,
      {REQUEST_HEAD, {"app", K_APP, false}, END},
      {REPLY_HEAD, {"app", K_APP, false}, {"secrets", K_SECRETS, false}, END}},

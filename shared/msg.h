@@ -28,6 +28,10 @@
  *                the whole config as of seq (consistent: built in one read transaction).
  *    code.get    {sha256}                               -> {sha256, data: str}
  *                one module's bytes by its sha256 (modules are UTF-8 JavaScript).
+ *    code.batch  {sha256s: [sha256, ...]}  (at most 256) -> {modules: {sha256: str}}
+ *                many modules in one round trip (a snapshot's, on a cold code cache). nanocp
+ *                answers as many as fit in NANO_MSG_BATCH_BYTES, in the order asked; a module
+ *                left out (too much for one reply, or unknown) is fetched with code.get.
  *    secrets.get {app}                                  -> {app, secrets:{NAME: str}}
  *                the app's secret values now (plaintext: only on this channel, which carries
  *                the node token and is TLS beyond loopback). The values are as of now, not as
@@ -91,6 +95,8 @@
 #define NANO_MSG_MAX_OPS 100000
 #define NANO_MSG_MAX_APPS 100000
 #define NANO_MSG_MAX_MODULES 256
+#define NANO_MSG_BATCH_MAX 256                        /* sha256s in one code.batch */
+#define NANO_MSG_BATCH_BYTES (32u * 1024 * 1024)       /* module bytes in one code.batch reply */
 #define NANO_MSG_NODE_MAX 63   /* node names: [A-Za-z0-9._-]{1,63} */
 #define NANO_MSG_TOKEN_MAX 1024
 /* Nesting of one env var's JSON value that nanocp accepts (its admin API refuses deeper ones),
@@ -106,6 +112,7 @@ typedef enum nano_msg_type {
     NANO_MSG_HELLO,
     NANO_MSG_SNAPSHOT,
     NANO_MSG_CODE_GET,
+    NANO_MSG_CODE_BATCH,
     NANO_MSG_SECRETS_GET,
     NANO_MSG_STATUS,
     NANO_MSG_DRAIN_ACK,

@@ -2,6 +2,7 @@
 #include "cp_client.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -74,6 +75,8 @@ struct dp_cp_client {
     size_t n_drains;
     bool is_link_broken;  /* a REQ failed at the transport: end the session */
     size_t last_reply_bytes; /* of the last REP answer (for the snapshot's log line) */
+    json_t *prefetched;      /* {sha256: source} from code.batch, taken by fetch_code */
+    bool no_batch;           /* nanocp refused code.batch (an older one): code.get only */
     bool needs_resync;
     uint64_t resync_at_ms;   /* not before (after a failed build) */
     uint64_t behind_since_ms;
@@ -260,6 +263,16 @@ static int rpc(dp_cp_client *c, nano_msg_type type, json_t *fields, nano_msg *re
 static int fetch_code(void *ud, const char *sha, char **data, size_t *len, nano_error *err)
 {
     dp_cp_client *c = ud;
+    json_t *got_early = c->prefetched != NULL ? json_object_get(c->prefetched, sha) : NULL;
+    if (got_early != NULL) {
+        size_t n = json_string_length(got_early);
+        char *copy = nano_xmalloc(n + 1);
+        memcpy(copy, json_string_value(got_early), n + 1);
+        json_object_del(c->prefetched, sha);
+        *data = copy;
+        *len = n;
+        return 0;
+    }
     nano_msg m = {0};
     int rc = rpc(c, NANO_MSG_CODE_GET, json_pack("{s:s}", "sha256", sha), &m, err);
     if (rc != 0)
@@ -446,6 +459,68 @@ static void schedule_resync(dp_cp_client *c)
     c->resync_at_ms = mono_ms() + (wait > 5000 ? 5000 : wait);
 }
 
+/* Fetches, in code.batch round trips, every module the apps of model use that the code cache
+ * does not hold (a bundle directory that exists is complete), for fetch_code to take: a
+ * snapshot on a cold cache is then a few round trips, not one per module. What a batch leaves
+ * out, code.get fetches. Returns an error only when the link broke. */
+static int prefetch_code(dp_cp_client *c, const dp_cp_model *model, nano_error *err)
+{
+    if (c->no_batch)
+        return 0;
+    json_t *want = json_array(), *seen = json_object();
+    const char *name;
+    json_t *app;
+    json_object_foreach(model->apps, name, app) {
+        const char *bundle = json_string_value(json_object_get(app, "sha256"));
+        char dir[PATH_MAX];
+        struct stat st;
+        if (bundle == NULL ||
+            (snprintf(dir, sizeof dir, "%s/%s", c->cache.dir, bundle) < (int)sizeof dir &&
+             stat(dir, &st) == 0))
+            continue;
+        size_t i;
+        json_t *mod;
+        json_array_foreach(json_object_get(app, "modules"), i, mod) {
+            const char *sha = json_string_value(json_object_get(mod, "sha256"));
+            if (sha == NULL || json_object_get(seen, sha) != NULL ||
+                json_object_get(c->cache.modules, sha) != NULL)
+                continue;
+            json_object_set_new(seen, sha, json_true());
+            json_array_append_new(want, json_string(sha));
+        }
+    }
+    json_decref(seen);
+    if (c->prefetched == NULL)
+        c->prefetched = json_object();
+    int rc = 0;
+    size_t n = json_array_size(want), batches = 0;
+    uint64_t t0 = mono_ms();
+    for (size_t from = 0; from < n && rc == 0; from += NANO_MSG_BATCH_MAX) {
+        json_t *part = json_array();
+        for (size_t i = from; i < n && i < from + NANO_MSG_BATCH_MAX; i++)
+            json_array_append(part, json_array_get(want, i));
+        nano_msg m = {0};
+        rc = rpc(c, NANO_MSG_CODE_BATCH, json_pack("{s:o}", "sha256s", part), &m, err);
+        if (rc != 0) {
+            if (!c->is_link_broken) { /* refused: an older nanocp; code.get will do */
+                NANO_INFO("cp.code_batch_refused", "error=%s (fetching modules one by one)",
+                          err->message);
+                c->no_batch = true;
+                rc = 0;
+            }
+            break;
+        }
+        json_object_update(c->prefetched, json_object_get(m.body, "modules"));
+        nano_msg_fini(&m);
+        batches++;
+    }
+    if (rc == 0 && n > 0)
+        NANO_INFO("cp.code_prefetched", "modules=%zu received=%zu batches=%zu ms=%" PRIu64, n,
+                  json_object_size(c->prefetched), batches, mono_ms() - t0);
+    json_decref(want);
+    return rc;
+}
+
 static int resync(dp_cp_client *c, const char *why, nano_error *err)
 {
     uint64_t t0 = mono_ms();
@@ -475,7 +550,11 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
                 warn_secrets(c, "snapshot");
     }
     if (rc == 0)
+        rc = prefetch_code(c, &next, err);
+    if (rc == 0)
         rc = dp_cp_model_build(&next, &c->cache, fetcher(c), &cfg, err);
+    if (c->prefetched != NULL)
+        json_object_clear(c->prefetched); /* what the build did not use goes */
     nano_msg_fini(&m);
     if (rc != 0) {
         dp_cp_model_fini(&next);
@@ -835,6 +914,7 @@ static void client_free(dp_cp_client *c)
     nano_config_unref(c->running);
     dp_cp_model_fini(&c->model);
     dp_code_cache_fini(&c->cache);
+    json_decref(c->prefetched);
     nano_free(c->drains);
     pthread_mutex_destroy(&c->mu);
     nano_free(c);

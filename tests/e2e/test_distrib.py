@@ -192,6 +192,8 @@ def env_set_reaches_both_nodes_and_module_state_survives():
     nodes = [DataPlane(cp, f"n{i}").start() for i in (1, 2)]
     for dp in nodes:
         dp.wait_body("hello.test", "hi ")
+        # The snapshot's module came in one code.batch round trip.
+        dp.wait_log(r"cp\.code_prefetched modules=1 received=1 batches=1")
     before = {dp.node: int(dp.get("hello.test").text.split()[1]) for dp in nodes}
     t0 = time.monotonic()
     cp.ok("env", "set", "hello", "GREETING=hola")

@@ -10,9 +10,9 @@
 #include "mpjson.h"
 #include "msg.h"
 
-static const nano_msg_type requests[] = {NANO_MSG_HELLO,       NANO_MSG_SNAPSHOT,
-                                         NANO_MSG_CODE_GET,    NANO_MSG_SECRETS_GET,
-                                         NANO_MSG_STATUS,      NANO_MSG_DRAIN_ACK};
+static const nano_msg_type requests[] = {
+    NANO_MSG_HELLO,       NANO_MSG_SNAPSHOT, NANO_MSG_CODE_GET,  NANO_MSG_CODE_BATCH,
+    NANO_MSG_SECRETS_GET, NANO_MSG_STATUS,   NANO_MSG_DRAIN_ACK};
 
 /* The body without the envelope keys, as the encoders take it. */
 static json_t *fields_of(const json_t *body, const char *const *drop)
@@ -139,6 +139,8 @@ void fuzz_seeds(fuzz_add_fn add)
              " \"vars\": {\"N\": 1.5}, \"secrets\": {\"S\": \"v\"}, \"drain_timeout_ms\": 5}]}");
     add_json(add, NANO_MSG_SECRETS_GET, "reply", "{\"app\": \"api\", \"secrets\": {\"S\": \"v\"}}");
     add_json(add, NANO_MSG_CODE_GET, "reply", "{\"sha256\": \"" SHA "\", \"data\": \"export default {}\"}");
+    add_json(add, NANO_MSG_CODE_BATCH, "request", "{\"sha256s\": [\"" SHA "\"]}");
+    add_json(add, NANO_MSG_CODE_BATCH, "reply", "{\"modules\": {\"" SHA "\": \"x\"}}");
     nano_msg_encode_error("unauthorized", "wrong node token", &b);
     add(b.data, b.len);
     nano_buf_fini(&b);

@@ -357,6 +357,25 @@ static void requests_hello_status_code_secrets(void **state)
                             ? "import './lib/u.js'"
                             : "//u");
     nano_msg_fini(&m);
+    /* code.batch: both modules of the deployment in one reply; an unknown sha256 and a
+     * repeated one are left out. */
+    json_t *mods = json_object_get(json_array_get(json_object_get(dep, "deployments"), 0),
+                                   "modules");
+    const char *sha0 = json_string_value(json_object_get(json_array_get(mods, 0), "sha256"));
+    const char *sha1 = json_string_value(json_object_get(json_array_get(mods, 1), "sha256"));
+    char batch[400];
+    snprintf(batch, sizeof batch,
+             "{\"sha256s\": [\"%s\", \"%s\", \"%s\", "
+             "\"1111111111111111111111111111111111111111111111111111111111111111\"]}",
+             sha0, sha1, sha0);
+    req_ok(f, NANO_MSG_CODE_BATCH, "edge-1", batch, &m);
+    json_t *got = json_object_get(m.body, "modules");
+    assert_int_equal(json_object_size(got), 2);
+    assert_non_null(json_object_get(got, sha0));
+    assert_non_null(json_object_get(got, sha1));
+    const char *u = json_string_value(json_object_get(got, sha0));
+    assert_true(strcmp(u, "import './lib/u.js'") == 0 || strcmp(u, "//u") == 0);
+    nano_msg_fini(&m);
     json_decref(dep);
     req_fails(f, NANO_MSG_CODE_GET, "edge-1", f->token,
               "{\"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\"}",

@@ -229,6 +229,8 @@ static void requests_roundtrip(void **state)
         {NANO_MSG_SNAPSHOT, "{}", NULL /* below */},
         {NANO_MSG_CODE_GET, "{\"sha256\": \"" SHA_B "\"}",
          "{\"sha256\": \"" SHA_B "\", \"data\": \"export default {}\"}"},
+        {NANO_MSG_CODE_BATCH, "{\"sha256s\": [\"" SHA_A "\", \"" SHA_B "\"]}",
+         "{\"modules\": {\"" SHA_B "\": \"export default {}\"}}"},
         {NANO_MSG_SECRETS_GET, "{\"app\": \"api\"}",
          "{\"app\": \"api\", \"secrets\": {\"TOKEN\": \"s3cret\"}}"},
         {NANO_MSG_STATUS,
@@ -307,6 +309,29 @@ static void requests_checked(void **state)
     raw(body, &b);
     assert_int_equal(nano_msg_decode_request(b.data, b.len, &m, &err), 0);
     nano_msg_fini(&m);
+    /* code.batch: an empty list, a bad sha256, more than 256; a reply keyed by non-sha. */
+    static const char *const bad_batches[] = {"{\"sha256s\": []}", "{\"sha256s\": [\"abc\"]}",
+                                              "{\"sha256s\": \"" SHA_A "\"}"};
+    for (size_t i = 0; i < sizeof bad_batches / sizeof bad_batches[0]; i++) {
+        json_t *bf = parse(bad_batches[i]);
+        nano_buf_reset(&b);
+        assert_int_not_equal(nano_msg_encode_request(NANO_MSG_CODE_BATCH, "n", "t", bf, &b, &err), 0);
+        json_decref(bf);
+    }
+    json_t *many = json_object(), *list = json_array();
+    for (int i = 0; i < NANO_MSG_BATCH_MAX + 1; i++)
+        json_array_append_new(list, json_string(SHA_A));
+    json_object_set_new(many, "sha256s", list);
+    nano_buf_reset(&b);
+    assert_int_not_equal(nano_msg_encode_request(NANO_MSG_CODE_BATCH, "n", "t", many, &b, &err), 0);
+    assert_string_equal(err.id, "msg_too_large");
+    json_array_remove(list, 0);
+    assert_int_equal(nano_msg_encode_request(NANO_MSG_CODE_BATCH, "n", "t", many, &b, &err), 0);
+    json_decref(many);
+    json_t *blobs = parse("{\"modules\": {\"index.js\": \"x\"}}");
+    nano_buf_reset(&b);
+    assert_int_not_equal(nano_msg_encode_reply(NANO_MSG_CODE_BATCH, blobs, &b, &err), 0);
+    json_decref(blobs);
     /* A snapshot app whose env name is both a var and a secret, or main outside modules. */
     json_t *a = snapapp();
     json_object_set_new(json_object_get(a, "vars"), "TOKEN", json_string("x"));
@@ -420,6 +445,7 @@ static void names(void **state)
     assert_false(nano_msg_module_name_valid("a/../b.js"));
     assert_false(nano_msg_module_name_valid("a//b.js"));
     assert_int_equal(nano_msg_type_from_name("code.get"), NANO_MSG_CODE_GET);
+    assert_int_equal(nano_msg_type_from_name("code.batch"), NANO_MSG_CODE_BATCH);
     assert_int_equal(nano_msg_type_from_name("nope"), NANO_MSG_NONE);
     assert_string_equal(nano_msg_type_name(NANO_MSG_DRAIN_ACK), "drain.ack");
 }
