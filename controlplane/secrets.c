@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "sha256.h"
 
 /* --- small helpers -------------------------------------------------------------------------- */
 
@@ -35,13 +36,6 @@ void cp_base64(const unsigned char *data, size_t len, char *out)
         EVP_EncodeBlock((unsigned char *)out, data, (int)len); /* NUL-terminates */
 }
 
-void cp_sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int md_len = 0;
-    EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
-    cp_hex(md, sizeof md, out);
-}
 
 int cp_random_bytes(unsigned char *out, size_t n)
 {
@@ -75,7 +69,7 @@ int cp_master_key_from_hex(const char *hex, size_t len, cp_master_key *key)
     memcpy(key->key, k, sizeof k);
     OPENSSL_cleanse(k, sizeof k);
     char id[65];
-    cp_sha256_hex(key->key, CP_KEY_BYTES, id);
+    nano_sha256_hex(key->key, CP_KEY_BYTES, id);
     memcpy(key->id, id, CP_KEY_ID_CHARS);
     key->id[CP_KEY_ID_CHARS] = '\0';
     return 0;

@@ -73,8 +73,6 @@ void cp_sealed_fini(cp_sealed *s); /* NULL-safe; the struct is zeroed */
 void cp_hex(const unsigned char *data, size_t len, char *out);
 void cp_base64(const unsigned char *data, size_t len, char *out);
 
-/* cp_sha256_hex: sha256 of data as 64 hex digits and a NUL in out[65]. */
-void cp_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* cp_random_bytes: n cryptographically strong random bytes (OpenSSL RAND_bytes). Returns 0 or
  * NANO_EIO. */

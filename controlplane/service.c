@@ -24,6 +24,7 @@
 #include "log.h"
 #include "msg.h"
 #include "secrets.h"
+#include "sha256.h"
 #include "store.h"
 
 #ifndef NANO_VERSION
@@ -865,7 +866,7 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
         list[n].name = key;
         list[n].data = json_string_value(v);
         list[n].len = json_string_length(v);
-        cp_sha256_hex(list[n].data, list[n].len, list[n].sha256);
+        nano_sha256_hex(list[n].data, list[n].len, list[n].sha256);
         n++;
     }
     if (rc == 0 && json_object_get(mods, main) == NULL) {
@@ -883,20 +884,17 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
     return 0;
 }
 
+/* The bundle's hash (shared/msg.h's rule); mods are in name order (read_modules sorts). */
 static void bundle_sha256(const cp_module *mods, size_t n, char out[65])
 {
-    if (n == 1) {
-        memcpy(out, mods[0].sha256, 65);
-        return;
-    }
-    nano_buf b = NANO_BUF_INIT;
+    const char **names = nano_xcalloc(n, sizeof *names), **shas = nano_xcalloc(n, sizeof *shas);
     for (size_t i = 0; i < n; i++) {
-        nano_buf_append_str(&b, mods[i].name);
-        nano_buf_append(&b, "", 1);
-        nano_buf_appendf(&b, "%s\n", mods[i].sha256);
+        names[i] = mods[i].name;
+        shas[i] = mods[i].sha256;
     }
-    cp_sha256_hex(b.data, b.len, out);
-    nano_buf_fini(&b);
+    nano_msg_bundle_sha256(names, shas, n, out);
+    nano_free(names);
+    nano_free(shas);
 }
 
 /* code.put then app.put for the deployment that just became active. */
@@ -1649,7 +1647,7 @@ int cp_service_token_file(const char *path, char hash_hex[65], bool *created, cp
                                 path);
         }
     }
-    cp_sha256_hex(buf, len, hash_hex);
+    nano_sha256_hex(buf, len, hash_hex);
     OPENSSL_cleanse(buf, sizeof buf);
     return 0;
 }

@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "config_int.h"
 #include "dotenv.h"
+#include "sha256.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB (1024 * KIB)
@@ -896,20 +896,6 @@ done:
     return rc;
 }
 
-static int sha256_hex(const char *data, size_t len, char hex[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
-        return NANO_EIO;
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < md_len; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-    return 0;
-}
 
 int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error *err)
 {
@@ -925,15 +911,15 @@ int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error
     if (rc != 0)
         return nano_error_set(err, rc, "code_unreadable", "cannot read module %s: %s", path,
                               nano_strerror(rc));
-    char hex[65];
     char *abs = realpath(path, NULL); /* malloc'd by libc: copied so nano_free can own it */
-    if (abs == NULL || sha256_hex(code, len, hex) != 0) {
-        rc = abs == NULL ? -errno : NANO_EIO;
-        free(abs);
+    if (abs == NULL) {
+        rc = -errno;
         nano_free(code);
         return nano_error_set(err, rc, "code_unreadable", "cannot read module %s: %s", path,
-                              rc == NANO_EIO ? "sha256 failed" : nano_strerror(rc));
+                              nano_strerror(rc));
     }
+    char hex[65];
+    nano_sha256_hex(code, len, hex);
     nano_free(app->main_path);
     nano_free(app->code);
     app->main_path = nano_xstrdup(abs);

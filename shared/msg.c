@@ -12,6 +12,7 @@
 #include "dotenv.h"
 #include "env.h"
 #include "mpjson.h"
+#include "sha256.h"
 
 /* Depth: env values are any JSON; nanocp refuses vars nested deeper than 32 levels, which
  * leaves room for the message around them. */
@@ -58,6 +59,24 @@ bool nano_msg_node_valid(const char *name)
             return false;
     }
     return true;
+}
+
+void nano_msg_bundle_sha256(const char *const *names, const char *const *shas, size_t n,
+                            char out[65])
+{
+    if (n == 1) {
+        snprintf(out, 65, "%s", shas[0]);
+        return;
+    }
+    nano_buf b = NANO_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        nano_buf_append_str(&b, names[i]);
+        nano_buf_append(&b, "", 1);
+        nano_buf_append_str(&b, shas[i]);
+        nano_buf_append(&b, "\n", 1);
+    }
+    nano_sha256_hex(b.data, b.len, out);
+    nano_buf_fini(&b);
 }
 
 bool nano_msg_sha256_valid(const char *s)

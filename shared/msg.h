@@ -183,6 +183,13 @@ int nano_msg_check_op(const json_t *op, nano_error *err);
 /* nano_msg_check_snapapp: validates one SNAPAPP object. */
 int nano_msg_check_snapapp(const json_t *app, nano_error *err);
 
+/* nano_msg_bundle_sha256: a deployment bundle's hash (app.put's sha256): the module's own
+ * sha256 for a single module, else sha256 over "NAME\0SHA256HEX\n" for each module, which the
+ * caller gives in name (strcmp) order. nanocp names deployments with it; a data plane checks
+ * the code it fetched against it. */
+void nano_msg_bundle_sha256(const char *const *names, const char *const *shas, size_t n,
+                            char out[65]);
+
 /* nano_msg_sha256_valid: 64 lowercase hex digits. */
 bool nano_msg_sha256_valid(const char *s);
 

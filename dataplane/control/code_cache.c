@@ -11,13 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "config.h"
 #include "log.h"
 #include "msg.h"
+#include "sha256.h"
 
 int dp_code_cache_init(dp_code_cache *cc, const char *dir, nano_error *err)
 {
@@ -56,18 +56,6 @@ static bool join(char *out, size_t cap, const char *a, const char *b)
     return true;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    static const char hex[] = "0123456789abcdef";
-    EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 typedef struct mod_ref {
     const char *name, *sha;
@@ -120,19 +108,15 @@ int dp_code_cache_bundle_sha256(const json_t *modules, char out[65], nano_error 
     int rc = read_modules(modules, &refs, &n, err);
     if (rc != 0)
         return rc;
-    if (n == 1) {
-        memcpy(out, refs[0].sha, 64);
-        out[64] = '\0';
-    } else {
-        nano_buf b = NANO_BUF_INIT;
-        for (size_t i = 0; i < n; i++) {
-            nano_buf_append_str(&b, refs[i].name);
-            nano_buf_append(&b, "", 1);
-            nano_buf_appendf(&b, "%s\n", refs[i].sha);
-        }
-        sha256_hex(b.data, b.len, out);
-        nano_buf_fini(&b);
+    /* refs are in name order (read_modules sorts them) */
+    const char **names = nano_xcalloc(n, sizeof *names), **shas = nano_xcalloc(n, sizeof *shas);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = refs[i].name;
+        shas[i] = refs[i].sha;
     }
+    nano_msg_bundle_sha256(names, shas, n, out);
+    nano_free(names);
+    nano_free(shas);
     nano_free(refs);
     return 0;
 }
@@ -210,7 +194,7 @@ static int fill_bundle(dp_code_cache *cc, const char *tmp, const mod_ref *refs, 
         if (rc != 0)
             return rc;
         char got[65];
-        sha256_hex(data, len, got);
+        nano_sha256_hex(data, len, got);
         if ((json_int_t)len != refs[i].size || strcmp(got, refs[i].sha) != 0) {
             nano_free(data);
             return nano_error_set(err, NANO_EINVAL, "code_mismatch",

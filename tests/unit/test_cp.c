@@ -23,6 +23,7 @@
 #include "log.h"
 #include "secrets.h"
 #include "service.h"
+#include "sha256.h"
 #include "store.h"
 
 /* --- fixture -------------------------------------------------------------------------------- */
@@ -597,7 +598,7 @@ static void apps_remove_without_nodes_is_immediate(void **state)
     char *data = NULL;
     size_t len = 0;
     char sha[65];
-    cp_sha256_hex("1", 1, sha);
+    nano_sha256_hex("1", 1, sha);
     assert_int_equal(cp_store_blob_get(cp_service_store(f->svc), sha, &data, &len), NANO_ENOTFOUND);
     create_app(f, "api", "api.test");
     json_t *env = call(f, "env.get", "{\"name\": \"api\"}");
@@ -801,7 +802,7 @@ static void deploy_versions_hashes_and_rollback(void **state)
                                 "{\"index.js\": \"%s\"}}", src);
     json_t *d1 = call(f, "apps.deploy", args);
     char sha[65];
-    cp_sha256_hex(src, strlen(src), sha);
+    nano_sha256_hex(src, strlen(src), sha);
     assert_int_equal(json_integer_value(json_object_get(d1, "version")), 1);
     assert_string_equal(json_string_value(json_object_get(d1, "sha256")), sha);
     assert_string_equal(json_string_value(json_object_get(d1, "main")), "index.js");
@@ -825,10 +826,10 @@ static void deploy_versions_hashes_and_rollback(void **state)
     assert_int_equal(json_integer_value(json_object_get(d2, "version")), 2);
     /* Multi-module: sha256 over "NAME\0SHA\n" per module in name order. */
     char sa[65], sb[65], manifest[300], want[65];
-    cp_sha256_hex("export default 1", 16, sa);
-    cp_sha256_hex("import x from './lib/x.js'", 26, sb);
+    nano_sha256_hex("export default 1", 16, sa);
+    nano_sha256_hex("import x from './lib/x.js'", 26, sb);
     int n = snprintf(manifest, sizeof manifest, "lib/x.js%c%s\nmain.js%c%s\n", 0, sa, 0, sb);
-    cp_sha256_hex(manifest, (size_t)n, want);
+    nano_sha256_hex(manifest, (size_t)n, want);
     assert_string_equal(json_string_value(json_object_get(d2, "sha256")), want);
     assert_int_equal(json_array_size(json_object_get(d2, "modules")), 2);
     json_decref(d2);
@@ -1174,7 +1175,7 @@ static void tokens_admin_token_file_and_check(void **state)
     f->svc = NULL;
     assert_false(file_contains(f->db, token));
     char hash[65];
-    cp_sha256_hex(token, 64, hash);
+    nano_sha256_hex(token, 64, hash);
     assert_true(file_contains(f->db, hash));
 
     /* --token-file: an operator's own token replaces the admin hash. */
