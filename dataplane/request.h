@@ -84,6 +84,13 @@ void dp_request_unref(dp_request *req); /* frees on the last reference */
  * gone: the response is dropped) or NANO_EINVAL (a header carries CR, LF or NUL). */
 int dp_response_start(dp_request *req, int status, nano_str status_text, const dp_header *headers,
                       size_t n_headers, int64_t content_length);
+/* dp_response_start_block: dp_response_start with the app's header lines as one block of
+ * block_len bytes, "name: value\r\n" each, that fill(ud, dst) writes straight into the
+ * connection's output (the runtime copies them out of one JS string this way). The block is
+ * checked as it lies there: NANO_EINVAL, with nothing sent, for a line without a name or
+ * with NUL, CR or LF inside; framing headers in it are dropped. */
+int dp_response_start_block(dp_request *req, int status, nano_str status_text, size_t block_len,
+                            void (*fill)(void *ud, char *dst), void *ud, int64_t content_length);
 int dp_response_write(dp_request *req, const void *data, size_t len);
 int dp_response_end(dp_request *req);
 

@@ -62,6 +62,24 @@ function declaredLength(list) {
   return -1;
 }
 
+// Calls fn(id, status, statusText, extra, name, value, name, value, ...): the server's
+// response functions take the header list as trailing arguments, which the native side reads
+// for free (each element of an array would cost it a property lookup). Most responses have
+// a few headers; those calls spread nothing.
+function withHeaders(fn, id, status, statusText, extra, list) {
+  switch (list.length) {
+    case 0: return fn(id, status, statusText, extra);
+    case 1: return fn(id, status, statusText, extra, list[0][0], list[0][1]);
+    case 2: return fn(id, status, statusText, extra, list[0][0], list[0][1], list[1][0],
+      list[1][1]);
+    case 3: return fn(id, status, statusText, extra, list[0][0], list[0][1], list[1][0],
+      list[1][1], list[2][0], list[2][1]);
+  }
+  const args = [id, status, statusText, extra];
+  for (let i = 0; i < list.length; i++) ArrayPrototypePush(args, list[i][0], list[i][1]);
+  return ReflectApply(fn, undefined, args);
+}
+
 // Sends a ReadableStream body as it is produced: each chunk is written when it arrives, and
 // the next read waits while the socket is backed up (binding.responseWrite's promise). Reads
 // use the reader's internal read requests, so a chunk costs no promise. A client that goes
@@ -80,7 +98,7 @@ function streamResponse(id, status, statusText, list, stream) {
     S.readableStreamCancel(rr.stream, reason);
     binding.responseEnd(id);
   };
-  if (!binding.responseStart(id, status, statusText, list, declaredLength(list))) {
+  if (!withHeaders(binding.responseStart, id, status, statusText, declaredLength(list), list)) {
     // No body wanted (HEAD, 204, 304) or nowhere to send it.
     abandon(undefined);
     return;
@@ -169,7 +187,7 @@ function send(id, res) {
       S.RS(source).disturbed = true;
       void new S.ReadableStreamDefaultReader(source); // locked for good: nothing else reads it
       internal.forgetRequest(id);
-      binding.respondPipe(id, status, statusText, list, declaredLength(list));
+      withHeaders(binding.respondPipe, id, status, statusText, declaredLength(list), list);
       return;
     }
     streamResponse(id, status, statusText, list, source);
@@ -180,11 +198,12 @@ function send(id, res) {
   if (source instanceof NativeBody) {
     // An incoming body given back untouched (new Response(request)?): read whole, then sent.
     PromisePrototypeThen(binding.readBody(source.id),
-      (buffer) => binding.respond(id, status, statusText, list, new PrimordialUint8Array(buffer)),
+      (buffer) => withHeaders(binding.respond, id, status, statusText,
+        new PrimordialUint8Array(buffer), list),
       (err) => fail(id, err));
     return;
   }
-  binding.respond(id, status, statusText, list, source);
+  withHeaders(binding.respond, id, status, statusText, source, list);
 }
 
 internal.dispatch = function dispatch(id, method, url, hasBody) {

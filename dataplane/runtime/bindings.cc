@@ -269,45 +269,68 @@ static void CancelBody(const FunctionCallbackInfo<Value> &args)
         dp_request_body_discard(s->req);
 }
 
-// Starts the response of slot s from JS arguments (id, status, statusText, headerList, ...):
-// returns dp_response_start's result. A header or status text with CR, LF or NUL is logged
-// and answered with 500 instead (NANO_EINVAL).
+// Response header arguments: name, value, name, value... from args[kFirstHeaderArg] on, each
+// a string. Passed as arguments because reading them there costs nothing, where the elements
+// of a JS array each take a property lookup.
+constexpr int kFirstHeaderArg = 4;
+
+// The bytes of the header lines "name: value\r\n" the arguments make, or -1 when one is not
+// a one-byte string (header names and values are byte strings: a wider character did not
+// come from Headers, and WriteOneByte would cut it down to a byte).
+static int64_t header_block_length(const FunctionCallbackInfo<Value> &args)
+{
+    int n = args.Length();
+    if ((n - kFirstHeaderArg) % 2 != 0)
+        return -1;
+    int64_t len = 0;
+    for (int i = kFirstHeaderArg; i < n; i++) {
+        if (!args[i]->IsString() || !args[i].As<String>()->IsOneByte())
+            return -1;
+        len += args[i].As<String>()->Length();
+    }
+    return len + (n - kFirstHeaderArg) * 2; // ": " and "\r\n" per pair
+}
+
+static void fill_header_block(void *ud, char *dst)
+{
+    auto *args = static_cast<const FunctionCallbackInfo<Value> *>(ud);
+    Isolate *isolate = args->GetIsolate();
+    for (int i = kFirstHeaderArg; i < args->Length(); i++) {
+        Local<String> str = (*args)[i].As<String>();
+        int n = str->Length();
+        str->WriteOneByte(isolate, (uint8_t *)dst, 0, n, String::NO_NULL_TERMINATION);
+        dst += n;
+        bool is_name = (i - kFirstHeaderArg) % 2 == 0;
+        memcpy(dst, is_name ? ": " : "\r\n", 2);
+        dst += 2;
+    }
+}
+
+// Starts the response of slot s from JS arguments (id, status, statusText, _, name, value,
+// ...): returns dp_response_start_block's result. A header or status text with CR, LF or NUL
+// is logged and answered with 500 instead (NANO_EINVAL).
 static int start_response(const FunctionCallbackInfo<Value> &args, rt_isolate *iso, rt_slot *s,
                           int64_t length)
 {
     Isolate *isolate = args.GetIsolate();
-    Local<Context> ctx = isolate->GetCurrentContext();
-    int status = args[1]->Int32Value(ctx).FromMaybe(500);
-    nano_buf *scratch = &iso->scratch;
-    nano_buf_reset(scratch);
-
-    // Header bytes go to scratch as offsets first: it may move while it grows.
-    struct span { size_t off, len; };
-    std::vector<span> spans;
-    auto put = [&](Local<Value> v) {
-        Local<String> str = v->IsString() ? v.As<String>() : v->ToString(ctx).ToLocalChecked();
-        size_t n = (size_t)str->Length();
-        char *dst = nano_buf_reserve(scratch, n);
-        str->WriteOneByte(isolate, (uint8_t *)dst, 0, (int)n, String::NO_NULL_TERMINATION);
-        spans.push_back({scratch->len, n});
-        scratch->len += n;
-    };
-    put(args[2]);
-    Local<v8::Array> list = args[3].As<v8::Array>();
-    uint32_t n_headers = args[3]->IsArray() ? list->Length() : 0;
-    for (uint32_t i = 0; i < n_headers; i++) {
-        Local<Value> pair = list->Get(ctx, i).ToLocalChecked();
-        Local<v8::Array> p = pair.As<v8::Array>();
-        put(p->Get(ctx, 0).ToLocalChecked());
-        put(p->Get(ctx, 1).ToLocalChecked());
+    int status = args[1]->IsInt32() ? args[1].As<v8::Int32>()->Value() : 500;
+    int64_t block_len = header_block_length(args);
+    int rc = NANO_EINVAL;
+    Local<String> text = args[2]->IsString() ? args[2].As<String>() : String::Empty(isolate);
+    if (block_len >= 0 && (text->Length() == 0 || text->IsOneByte())) {
+        char text_bytes[128];
+        std::string long_text;
+        char *text_ptr = text_bytes;
+        size_t text_len = (size_t)text->Length();
+        if (text_len > sizeof text_bytes) {
+            long_text.resize(text_len);
+            text_ptr = long_text.data();
+        }
+        text->WriteOneByte(isolate, (uint8_t *)text_ptr, 0, (int)text_len,
+                           String::NO_NULL_TERMINATION);
+        rc = dp_response_start_block(s->req, status, {text_ptr, text_len}, (size_t)block_len,
+                                     fill_header_block, (void *)&args, length);
     }
-    std::vector<dp_header> headers(n_headers);
-    for (uint32_t i = 0; i < n_headers; i++) {
-        headers[i].name = {scratch->data + spans[1 + 2 * i].off, spans[1 + 2 * i].len};
-        headers[i].value = {scratch->data + spans[2 + 2 * i].off, spans[2 + 2 * i].len};
-    }
-    nano_str status_text = {scratch->data + spans[0].off, spans[0].len};
-    int rc = dp_response_start(s->req, status, status_text, headers.data(), n_headers, length);
     if (rc == NANO_EINVAL) {
         rt_log_js_error(iso, "app.bad_response", "the response has a header or status text "
                                                  "with CR, LF or NUL; answered 500 instead");
@@ -335,8 +358,34 @@ static int64_t length_arg(Local<Value> v)
     return length >= 0 ? (int64_t)length : -1;
 }
 
-// respond(id, status, statusText, headerList, body): the whole response at once; body is
-// null, a string or a Uint8Array.
+// A string body's bytes as UTF-8 in iso->scratch: the length, or -1 when the string is too
+// long for one response.
+static int64_t body_utf8(Isolate *isolate, rt_isolate *iso, Local<String> str)
+{
+    nano_buf *scratch = &iso->scratch;
+    nano_buf_reset(scratch);
+    size_t n = (size_t)str->Length();
+    if (str->IsOneByte()) {
+        // Latin-1 in V8's representation: ASCII (the usual case) is its own UTF-8.
+        uint8_t *dst = (uint8_t *)nano_buf_reserve(scratch, n);
+        str->WriteOneByte(isolate, dst, 0, (int)n, String::NO_NULL_TERMINATION);
+        size_t i = 0;
+        while (i < n && dst[i] < 0x80)
+            i++;
+        if (i == n)
+            return (int64_t)n;
+    }
+    size_t len = (size_t)str->Utf8Length(isolate);
+    if (len > INT32_MAX)
+        return -1;
+    char *dst = nano_buf_reserve(scratch, len);
+    str->WriteUtf8(isolate, dst, (int)len, nullptr,
+                   String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
+    return (int64_t)len;
+}
+
+// respond(id, status, statusText, body, name, value, ...): the whole response at once; body
+// is null, a string or a Uint8Array.
 static void Respond(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
@@ -346,13 +395,16 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
         return;
     uint32_t index = slot_index(args);
     dp_request *req = s->req;
-    Local<Value> body = args[4];
+    Local<Value> body = args[3];
     int64_t length = 0;
-    Local<String> body_str;
     const char *bytes = nullptr;
     if (body->IsString()) {
-        body_str = body.As<String>();
-        length = body_str->Utf8Length(isolate);
+        length = body_utf8(isolate, iso, body.As<String>());
+        if (length < 0) {
+            throw_type_error(isolate, "The response body string is too long");
+            return;
+        }
+        bytes = iso->scratch.data;
     } else if (body->IsUint8Array()) {
         Local<v8::Uint8Array> u8 = body.As<v8::Uint8Array>();
         bytes = static_cast<const char *>(u8->Buffer()->Data()) + u8->ByteOffset();
@@ -362,23 +414,15 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
     s->is_responded = true;
     int rc = start_response(args, iso, s, length);
     if (rc == 0) {
-        if (!body_str.IsEmpty() && length > 0) {
-            nano_buf *scratch = &iso->scratch;
-            nano_buf_reset(scratch);
-            char *dst = nano_buf_reserve(scratch, (size_t)length);
-            body_str->WriteUtf8(isolate, dst, (int)length, nullptr,
-                                String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
-            dp_response_write(req, dst, (size_t)length);
-        } else if (bytes != nullptr && length > 0) {
+        if (bytes != nullptr && length > 0)
             dp_response_write(req, bytes, (size_t)length);
-        }
         dp_response_end(req);
     }
     // rc == NANO_ESTATE: the client went away; the response has nowhere to go.
     rt_slot_maybe_release(iso, index);
 }
 
-// responseStart(id, status, statusText, headerList, length): the head of a streamed response
+// responseStart(id, status, statusText, length, name, value, ...): the head of a streamed response
 // (length -1: unknown, so chunked). True when body bytes should follow; false when they are
 // not wanted (HEAD, 204, 304) or cannot go anywhere: then call responseEnd.
 static void ResponseStart(const FunctionCallbackInfo<Value> &args)
@@ -387,7 +431,7 @@ static void ResponseStart(const FunctionCallbackInfo<Value> &args)
     rt_slot *s = unanswered_slot(args, iso);
     if (s == nullptr)
         return;
-    int rc = start_response(args, iso, s, length_arg(args[4]));
+    int rc = start_response(args, iso, s, length_arg(args[3]));
     if (rc == 0)
         dp_response_flush(s->req); // the head goes out now: the body may take a while
     args.GetReturnValue().Set(rc == 0 && dp_response_body_wanted(s->req));
@@ -435,7 +479,7 @@ static void ResponseWrite(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(resolver->GetPromise());
 }
 
-// respondPipe(id, status, statusText, headerList, length): the response's body is this
+// respondPipe(id, status, statusText, length, name, value, ...): the response's body is this
 // request's own, untouched body stream: the server moves it (dp_response_pipe_body) and JS
 // is done with the request.
 static void RespondPipe(const FunctionCallbackInfo<Value> &args)
@@ -446,7 +490,7 @@ static void RespondPipe(const FunctionCallbackInfo<Value> &args)
         return;
     s->is_responded = true;
     dp_request *req = s->req;
-    if (start_response(args, iso, s, length_arg(args[4])) == 0) {
+    if (start_response(args, iso, s, length_arg(args[3])) == 0) {
         if (dp_response_body_wanted(req)) {
             dp_response_pipe_body(req);
         } else {

@@ -301,13 +301,22 @@ static const char *reason_phrase(int status)
     }
 }
 
-static bool is_framing_header(nano_str name)
+/* What the server makes of an app's response header: framing headers are the server's own
+ * (the app's say-so would desynchronize the message), a Date replaces the server's. */
+enum { HEADER_PLAIN, HEADER_FRAMING, HEADER_DATE };
+
+static int header_kind(nano_str name)
 {
-    /* The server frames the message itself; the app's say-so would desynchronize it. */
-    return nano_str_ieq(name, NANO_STR("content-length")) ||
-           nano_str_ieq(name, NANO_STR("transfer-encoding")) ||
-           nano_str_ieq(name, NANO_STR("connection")) ||
-           nano_str_ieq(name, NANO_STR("keep-alive"));
+    switch (name.len) {
+    case 4: return nano_str_ieq(name, NANO_STR("date")) ? HEADER_DATE : HEADER_PLAIN;
+    case 10:
+        return nano_str_ieq(name, NANO_STR("connection")) || nano_str_ieq(name, NANO_STR("keep-alive"))
+                   ? HEADER_FRAMING
+                   : HEADER_PLAIN;
+    case 14: return nano_str_ieq(name, NANO_STR("content-length")) ? HEADER_FRAMING : HEADER_PLAIN;
+    case 17: return nano_str_ieq(name, NANO_STR("transfer-encoding")) ? HEADER_FRAMING : HEADER_PLAIN;
+    default: return HEADER_PLAIN;
+    }
 }
 
 static bool has_bad_bytes(nano_str s)
@@ -318,47 +327,49 @@ static bool has_bad_bytes(nano_str s)
     return false;
 }
 
-int dp_response_start(dp_request *req, int status, nano_str status_text, const dp_header *headers,
-                      size_t n_headers, int64_t content_length)
+/* The status line, after the checks every form of dp_response_start makes. */
+static int head_begin(dp_request *req, int status, nano_str status_text)
 {
     dp_conn *c = req->conn;
     if (req->status != 0 || c == NULL)
         return NANO_ESTATE;
     if (has_bad_bytes(status_text))
         return NANO_EINVAL;
-    for (size_t i = 0; i < n_headers; i++)
-        if (headers[i].name.len == 0 || has_bad_bytes(headers[i].name) ||
-            has_bad_bytes(headers[i].value))
-            return NANO_EINVAL;
-
     req->status = status;
-    const dp_http1_head *head = dp_http1_current(&c->http);
-    bool is_http10 = head->version_major == 1 && head->version_minor == 0;
     /* RFC 9110 §6.4.1: 1xx, 204 and 304 never carry content. */
-    bool no_content = status < 200 || status == 204 || status == 304;
-    req->is_body_skipped = no_content || req->is_head_method;
-
+    req->is_body_skipped = status < 200 || status == 204 || status == 304 || req->is_head_method;
     nano_buf *out = &c->out;
+    if (status == 200 && status_text.len == 0) {
+        nano_buf_append(out, "HTTP/1.1 200 OK\r\n", 17);
+        return 0;
+    }
     if (status_text.len == 0)
         status_text = nano_str_c(reason_phrase(status));
-    nano_buf_append(out, "HTTP/1.1 ", 9);
-    nano_buf_append_u64(out, (uint64_t)status);
-    nano_buf_append(out, " ", 1);
-    nano_buf_append(out, status_text.ptr, status_text.len);
-    nano_buf_append(out, "\r\n", 2);
-    bool has_date = false;
-    for (size_t i = 0; i < n_headers; i++) {
-        if (is_framing_header(headers[i].name))
-            continue;
-        has_date = has_date || nano_str_ieq(headers[i].name, NANO_STR("date"));
-        nano_buf_append(out, headers[i].name.ptr, headers[i].name.len);
-        nano_buf_append(out, ": ", 2);
-        nano_buf_append(out, headers[i].value.ptr, headers[i].value.len);
-        nano_buf_append(out, "\r\n", 2);
-    }
+    char *p = nano_buf_reserve(out, 16 + status_text.len);
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + status / 100 % 10);
+    p[10] = (char)('0' + status / 10 % 10);
+    p[11] = (char)('0' + status % 10);
+    p[12] = ' ';
+    memcpy(p + 13, status_text.ptr, status_text.len);
+    memcpy(p + 13 + status_text.len, "\r\n", 2);
+    out->len += 15 + status_text.len;
+    return 0;
+}
+
+/* The head after the app's header lines: Date unless the app gave one, the framing headers
+ * and the blank line. */
+static void head_end(dp_request *req, bool has_date, int64_t content_length)
+{
+    dp_conn *c = req->conn;
+    nano_buf *out = &c->out;
+    const dp_http1_head *head = dp_http1_current(&c->http);
+    bool is_http10 = head->version_major == 1 && head->version_minor == 0;
+    int status = req->status;
+    bool no_content = status < 200 || status == 204 || status == 304;
     if (!has_date) {
         nano_buf_append(out, "date: ", 6);
-        nano_buf_append_str(out, dp_server__date(c->srv));
+        nano_buf_append(out, dp_server__date(c->srv), DP_DATE_LEN);
         nano_buf_append(out, "\r\n", 2);
     }
     if (!req->is_body_skipped && content_length >= 0)
@@ -381,6 +392,90 @@ int dp_response_start(dp_request *req, int status, nano_str status_text, const d
     else if (is_http10)
         nano_buf_append_str(out, "connection: keep-alive\r\n");
     nano_buf_append(out, "\r\n", 2);
+}
+
+int dp_response_start(dp_request *req, int status, nano_str status_text, const dp_header *headers,
+                      size_t n_headers, int64_t content_length)
+{
+    for (size_t i = 0; i < n_headers; i++)
+        if (headers[i].name.len == 0 || has_bad_bytes(headers[i].name) ||
+            has_bad_bytes(headers[i].value))
+            return NANO_EINVAL;
+    int rc = head_begin(req, status, status_text);
+    if (rc != 0)
+        return rc;
+    nano_buf *out = &req->conn->out;
+    bool has_date = false;
+    for (size_t i = 0; i < n_headers; i++) {
+        int kind = header_kind(headers[i].name);
+        if (kind == HEADER_FRAMING)
+            continue;
+        has_date = has_date || kind == HEADER_DATE;
+        nano_buf_append(out, headers[i].name.ptr, headers[i].name.len);
+        nano_buf_append(out, ": ", 2);
+        nano_buf_append(out, headers[i].value.ptr, headers[i].value.len);
+        nano_buf_append(out, "\r\n", 2);
+    }
+    head_end(req, has_date, content_length);
+    return 0;
+}
+
+/* Checks the header lines just written to out at [start, out->len): each "name: value\r\n"
+ * with a non-empty name, no NUL and no CR or LF but the line ends. Framing headers are taken
+ * out (the server frames the message itself). Returns false for a malformed block; sets
+ * *has_date when a Date line is there. */
+static bool settle_block(nano_buf *out, size_t start, bool *has_date)
+{
+    size_t i = start;
+    while (i < out->len) {
+        size_t line = i;
+        size_t colon = 0;
+        while (i < out->len && out->data[i] != '\r') {
+            char ch = out->data[i];
+            if (ch == '\n' || ch == '\0')
+                return false;
+            if (ch == ':' && colon == 0)
+                colon = i;
+            i++;
+        }
+        if (i + 1 >= out->len || out->data[i + 1] != '\n' || colon == 0 || colon == line)
+            return false;
+        i += 2;
+        int kind = header_kind((nano_str){out->data + line, colon - line});
+        if (kind == HEADER_FRAMING) {
+            memmove(out->data + line, out->data + i, out->len - i);
+            out->len -= i - line;
+            i = line;
+            continue;
+        }
+        if (kind == HEADER_DATE)
+            *has_date = true;
+    }
+    return true;
+}
+
+int dp_response_start_block(dp_request *req, int status, nano_str status_text, size_t block_len,
+                            void (*fill)(void *ud, char *dst), void *ud, int64_t content_length)
+{
+    dp_conn *c = req->conn;
+    size_t mark = c != NULL ? c->out.len : 0;
+    int rc = head_begin(req, status, status_text);
+    if (rc != 0)
+        return rc;
+    nano_buf *out = &c->out;
+    size_t start = out->len;
+    if (block_len > 0) {
+        fill(ud, nano_buf_reserve(out, block_len));
+        out->len += block_len;
+    }
+    bool has_date = false;
+    if (!settle_block(out, start, &has_date)) {
+        out->len = mark;
+        req->status = 0;
+        req->is_body_skipped = false;
+        return NANO_EINVAL;
+    }
+    head_end(req, has_date, content_length);
     return 0;
 }
 

@@ -122,6 +122,8 @@ void dp_conn__body_taken(dp_conn *c);
 void dp_server__schedule(dp_server *srv, dp_conn *c);
 void dp_server__conn_gone(dp_server *srv, dp_conn *c);
 void dp_server__check_drained(dp_server *srv);
+/* The Date header's value for now (IMF-fixdate: always DP_DATE_LEN characters). */
+#define DP_DATE_LEN 29
 const char *dp_server__date(dp_server *srv);
 
 /* request.c */

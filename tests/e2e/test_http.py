@@ -175,5 +175,58 @@ def client_disconnect_mid_request_does_not_hurt():
         eq(s.request().status, 200, "still serving")
 
 
+HEADERS_APP = """
+const many = (n) => Array.from({ length: n }, (_, i) => [`x-h${i}`, `v${i}`]);
+export default {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === '/framing') {
+      const h = new Headers([['content-length', '999'], ['transfer-encoding', 'gzip'],
+                             ['connection', 'upgrade'], ['keep-alive', 'timeout=1'],
+                             ['date', 'Thu, 01 Jan 1970 00:00:00 GMT'], ['x-kept', 'yes']]);
+      h.append('set-cookie', 'a=1');
+      h.append('set-cookie', 'b=2');
+      return new Response('caf\u00e9 \u2713', { status: 201, statusText: 'Made It', headers: h });
+    }
+    const n = Number(new URL(request.url).searchParams.get('n'));
+    if (path === '/stream') {
+      const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('s')); c.close(); } });
+      return new Response(body, { headers: many(n) });
+    }
+    return new Response(null, { status: 204, headers: many(n) });
+  },
+};
+"""
+
+
+@check
+def app_headers_reach_the_client_and_framing_stays_the_servers():
+    with Server(HEADERS_APP) as s:
+        with Conn(s.port) as c:
+            c.send(build_request("GET", "/framing"))
+            r = c.read_response()
+            eq(r.status, 201, "status")
+            eq(r.reason, "Made It", "status text")
+            eq(r.body, "caf\u00e9 \u2713".encode(), "body as UTF-8")
+            eq(r.all("content-length"), [str(len("caf\u00e9 \u2713".encode()))], "server's length")
+            eq(r.all("transfer-encoding"), [], "no app transfer-encoding")
+            eq(r.all("connection"), [], "no app connection")
+            eq(r.all("keep-alive"), [], "no app keep-alive")
+            eq(r.all("date"), ["Thu, 01 Jan 1970 00:00:00 GMT"], "the app's date only")
+            eq(r.all("set-cookie"), ["a=1", "b=2"], "both cookies, in order")
+            eq(r.header("x-kept"), "yes", "plain header")
+            c.send(build_request("GET", "/after"))
+            eq(c.read_response().status, 204, "the connection is still in step")
+        # 0 to 3 headers go as plain arguments, more through one array: both ways, whole
+        # and streamed responses.
+        for n in (0, 1, 2, 3, 4, 40):
+            for path in ("/none", "/stream"):
+                r = s.request("GET", f"{path}?n={n}")
+                want = [(f"x-h{i}", f"v{i}") for i in range(n)]
+                got = [(k, v) for k, v in r.headers if k.startswith("x-h")]
+                eq(got, want, f"{path} with {n} headers")
+                eq(len(r.all("date")), 1, f"{path} with {n} headers: one date")
+
+
 if __name__ == "__main__":
     run()
