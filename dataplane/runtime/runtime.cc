@@ -148,8 +148,39 @@ static void after_outermost_entry(rt_isolate *iso)
         dp_request_unref(req);
 }
 
+static thread_local Isolate *t_parked = nullptr;
+
+ParkIsolate::ParkIsolate(Isolate *isolate)
+{
+    if (t_parked == isolate)
+        return;
+    // Only the isolate on top of this thread's entry stack can be left: with another one
+    // entered above the parked one (an Isolate::Scope), this entry is an ordinary one.
+    if (t_parked != nullptr) {
+        if (Isolate::GetCurrent() != t_parked)
+            return;
+        t_parked->Exit();
+        t_parked = nullptr;
+    }
+    isolate->Enter();
+    t_parked = isolate;
+}
+
+void rt_unpark(Isolate *isolate)
+{
+    if (t_parked != isolate)
+        return;
+    if (Isolate::GetCurrent() != isolate) {
+        // Parking only happens on top of the stack, and Scopes above it are gone by now.
+        NANO_ERROR("rt.unpark", "the isolate to free is not the current one; aborting");
+        abort();
+    }
+    isolate->Exit();
+    t_parked = nullptr;
+}
+
 JsEntry::JsEntry(rt_isolate *iso)
-    : iso_(iso), isolate_scope_(iso->isolate), handles_(iso->isolate),
+    : iso_(iso), park_(iso->isolate), isolate_scope_(iso->isolate), handles_(iso->isolate),
       ctx_(iso->context.Get(iso->isolate)), context_scope_(ctx_)
 {
     if (iso_->depth++ == 0)
@@ -460,6 +491,23 @@ static Local<String> one_byte(Isolate *isolate, nano_str s)
         .ToLocalChecked();
 }
 
+static const char *const kMethodNames[7] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS",
+                                            "PATCH"};
+
+// The request method as a JS string: one made per isolate for the common ones.
+static Local<String> method_string(rt_isolate *iso, nano_str m)
+{
+    Isolate *isolate = iso->isolate;
+    for (size_t i = 0; i < sizeof kMethodNames / sizeof kMethodNames[0]; i++) {
+        if (m.len != strlen(kMethodNames[i]) || memcmp(m.ptr, kMethodNames[i], m.len) != 0)
+            continue;
+        if (iso->method_names[i].IsEmpty())
+            iso->method_names[i].Set(isolate, one_byte(isolate, m));
+        return iso->method_names[i].Get(isolate);
+    }
+    return one_byte(isolate, m);
+}
+
 int rt_call_fetch(rt_isolate *iso, dp_request *req)
 {
     if (iso->is_broken)
@@ -473,7 +521,7 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
     double id = (double)(((uint64_t)iso->slots[index].gen << kSlotBits) | index);
     Local<Value> args[] = {
         v8::Number::New(isolate, id),
-        one_byte(isolate, dp_request_method(req)),
+        method_string(iso, dp_request_method(req)),
         one_byte(isolate, dp_request_url(req)),
         v8::Boolean::New(isolate, dp_request_has_body(req)),
     };
@@ -924,6 +972,7 @@ void rt_isolate_free(rt_isolate *iso)
     rt_encoding_close_all(iso);
     rt_compression_close_all(iso);
     rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
+    rt_unpark(iso->isolate);
     iso->isolate->Dispose();
     delete iso->allocator;
     nano_buf_fini(&iso->scratch);

@@ -53,6 +53,8 @@ struct rt_isolate {
     v8::Global<v8::Function> run_timers;
     v8::Global<v8::Function> format_uncaught;
     v8::Global<v8::Function> request_aborted;
+    // The common request methods as JS strings, made once (rt_call_fetch).
+    v8::Eternal<v8::String> method_names[7];
     std::string name;
     std::string console_prefix; // "app=NAME"
     rt_console_mode console_mode = RT_CONSOLE_LOG;
@@ -127,6 +129,15 @@ constexpr uint32_t kMaxSlots = 1u << kSlotBits;
 
 // Enter/leave JS from a C callback: scopes, and at the outermost level the microtask
 // checkpoint plus the report of unhandled rejections.
+// Entering an isolate costs V8 a per-thread data lookup; entering the one already entered
+// costs a counter. So a thread keeps the isolate it last ran entered ("parked") and leaves
+// it only to run another one (or when it is freed): back-to-back requests for one app pay
+// the full entry once.
+struct ParkIsolate {
+    explicit ParkIsolate(v8::Isolate *isolate);
+};
+void rt_unpark(v8::Isolate *isolate); // before disposing of it
+
 class JsEntry {
   public:
     explicit JsEntry(rt_isolate *iso);
@@ -135,6 +146,7 @@ class JsEntry {
 
   private:
     rt_isolate *iso_;
+    ParkIsolate park_;
     v8::Isolate::Scope isolate_scope_;
     v8::HandleScope handles_;
     v8::Local<v8::Context> ctx_;

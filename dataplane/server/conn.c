@@ -188,6 +188,32 @@ typedef struct write_req {
     nano_buf data;
 } write_req;
 
+/* A streamed response waiting for room (dp_response_writable said false) may write again
+ * once what waits for the kernel is below the high-water mark. */
+static void notify_writable(dp_conn *c)
+{
+    dp_request *req = c->req;
+    if (req == NULL || !req->wants_writable || c->state == DP_CONN_CLOSING ||
+        c->out.len + c->write_bytes >= DP_RESPONSE_HIGH_WATER_MARK)
+        return;
+    req->wants_writable = false;
+    req->is_yielding = false;
+    req->bytes_since_yield = 0;
+    dp_request_ref(req);
+    if (req->iso != NULL)
+        rt_request_writable(req->iso, req);
+    dp_request_unref(req);
+}
+
+/* Output went to the kernel: whatever waited for room may go on. */
+static void output_drained(dp_conn *c)
+{
+    dp_request *req = c->req;
+    if (req != NULL && req->is_body_piped && c->state != DP_CONN_CLOSING)
+        dp_conn__body_taken(c); /* read more of the piped body */
+    notify_writable(c);
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     write_req *wr = container_of(w, write_req, req);
@@ -204,20 +230,7 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     flush(c);
-    dp_request *req = c->req;
-    if (req != NULL && req->is_body_piped && c->state != DP_CONN_CLOSING)
-        dp_conn__body_taken(c); /* the socket drained: read more of the piped body */
-    if (req != NULL && req->wants_writable && c->state != DP_CONN_CLOSING &&
-        c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK) {
-        /* A streamed response waits for room: let it write again. */
-        req->wants_writable = false;
-        req->is_yielding = false;
-        req->bytes_since_yield = 0;
-        dp_request_ref(req);
-        if (req->iso != NULL)
-            rt_request_writable(req->iso, req);
-        dp_request_unref(req);
-    }
+    output_drained(c);
 }
 
 /* Responses up to this size are copied into out and written with one write(). */
@@ -263,24 +276,15 @@ void dp_conn__flush(dp_conn *c)
     flush(c);
 }
 
+void dp_conn__flush_now(dp_conn *c)
+{
+    flush(c);
+    output_drained(c);
+}
+
 void dp_conn__write(dp_conn *c, const void *data, size_t len)
 {
     nano_buf_append(&c->out, data, len);
-}
-
-/* Offers out to the kernel now (one write); what it does not take waits for flush(). */
-static void flush_out(dp_conn *c)
-{
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (rc == UV_EAGAIN || rc == UV_ENOSYS)
-        return;
-    if (rc < 0) {
-        NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror(rc));
-        dp_conn__close(c);
-        return;
-    }
-    nano_buf_consume(&c->out, (size_t)rc);
 }
 
 /* Queues bufs after what waits in out. With no write in flight it offers everything to the
@@ -295,12 +299,12 @@ void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n)
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
     if (total <= DP_SMALL_WRITE) {
-        /* Small: one copy into out and one write(), cheaper in the kernel than a writev of
-         * the head and the body (most responses are this small). */
+        /* Small: one copy into out and one write() at the end of the loop turn, cheaper in
+         * the kernel than a writev of the head and the body (most responses are this small). */
         for (unsigned i = 0; i < n; i++)
             nano_buf_append(&c->out, bufs[i].base, bufs[i].len);
         if (c->n_writes == 0)
-            flush_out(c);
+            dp_server__flush_soon(c->srv, c);
         return;
     }
     if (c->n_writes == 0 && n <= 4) {
@@ -433,7 +437,7 @@ static void start_request(dp_conn *c)
     dp_request_ref(req); /* the call below may end the request */
     c->srv->opts.dispatch(c->srv->opts.ud, req);
     dp_request_unref(req);
-    flush(c);
+    dp_server__flush_soon(c->srv, c);
 }
 
 /* Both halves of the exchange are done: move on to the next request or close. */
@@ -468,7 +472,7 @@ void dp_conn__response_done(dp_conn *c)
         if (c->state == DP_CONN_CLOSING)
             return;
     }
-    flush(c);
+    dp_server__flush_soon(c->srv, c);
     if (c->state == DP_CONN_ACTIVE && !c->is_shutting_down && c->is_msg_complete)
         finish_request(c);
 }
@@ -548,7 +552,7 @@ static void process_input(dp_conn *c, const char *data, size_t len)
     c->is_in_feed = false;
     if (c->state == DP_CONN_IDLE || c->state == DP_CONN_HEAD)
         start_reading(c);
-    flush(c);
+    dp_server__flush_soon(c->srv, c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)

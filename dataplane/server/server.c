@@ -61,6 +61,42 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_free(srv);
 }
 
+/* Writes every connection's queued output. Why at the end of the loop turn and not as each
+ * response is made: a response written at once wakes the client, which on a fast client
+ * means waking a sleeping thread (an interprocessor interrupt, costly in VMs) for nearly
+ * every request; written together, one turn's responses find the client awake. */
+static void flush_queued(dp_server *srv)
+{
+    dp_conn *c = srv->flush_head;
+    srv->flush_head = NULL;
+    while (c != NULL) {
+        dp_conn *next = c->flush_next;
+        c->flush_next = NULL;
+        c->is_flush_queued = false;
+        dp_conn__flush_now(c);
+        c = next;
+    }
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_queued(container_of(h, dp_server, flush_prepare));
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_queued(container_of(h, dp_server, flush_check));
+}
+
+void dp_server__flush_soon(dp_server *srv, dp_conn *c)
+{
+    if (c->is_flush_queued)
+        return;
+    c->is_flush_queued = true;
+    c->flush_next = srv->flush_head;
+    srv->flush_head = c;
+}
+
 dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts)
 {
     dp_server *srv = nano_xcalloc(1, sizeof *srv);
@@ -69,7 +105,17 @@ dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts)
     srv->next_request_id = 1;
     uv_idle_init(loop, &srv->resume_idle);
     srv->resume_idle.data = srv;
-    srv->n_handles_open = 1;
+    /* Both ends of the poll phase: after it (I/O callbacks answered) and before the next
+     * wait (timers and other callbacks answered). Neither keeps the loop alive. */
+    uv_prepare_init(loop, &srv->flush_prepare);
+    srv->flush_prepare.data = srv;
+    uv_prepare_start(&srv->flush_prepare, on_flush_prepare);
+    uv_unref((uv_handle_t *)&srv->flush_prepare);
+    uv_check_init(loop, &srv->flush_check);
+    srv->flush_check.data = srv;
+    uv_check_start(&srv->flush_check, on_flush_check);
+    uv_unref((uv_handle_t *)&srv->flush_check);
+    srv->n_handles_open = 3;
     return srv;
 }
 
@@ -185,6 +231,15 @@ void dp_server__schedule(dp_server *srv, dp_conn *c)
 
 void dp_server__conn_gone(dp_server *srv, dp_conn *c)
 {
+    if (c->is_flush_queued) {
+        for (dp_conn **pp = &srv->flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
+            if (*pp == c) {
+                *pp = c->flush_next;
+                break;
+            }
+        }
+        c->is_flush_queued = false;
+    }
     if (c->is_resume_queued) {
         for (dp_conn **pp = &srv->resume_head; *pp != NULL; pp = &(*pp)->resume_next) {
             if (*pp == c) {
@@ -269,6 +324,8 @@ void dp_server_close(dp_server *srv)
         uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
     }
     uv_close((uv_handle_t *)&srv->resume_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->flush_prepare, on_handle_closed);
+    uv_close((uv_handle_t *)&srv->flush_check, on_handle_closed);
 }
 
 const char *dp_server__date(dp_server *srv)

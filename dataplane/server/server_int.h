@@ -24,6 +24,11 @@ struct dp_server {
     void *drained_ud;
     uv_idle_t resume_idle;     /* runs deferred work outside JS: see dp_conn__schedule */
     dp_conn *resume_head;      /* connections with deferred work */
+    /* Small responses are written when the loop is about to wait or has just handled I/O
+     * (dp_conn__flush_soon), so one loop turn's responses leave back to back. */
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    dp_conn *flush_head;       /* connections with output to write at the end of the turn */
     dp_conn *conns;            /* all open connections, doubly linked */
     size_t n_conns;
     size_t n_active;           /* connections with a request in flight */
@@ -62,6 +67,8 @@ struct dp_conn {
     int n_handles_open;
     bool is_reading;
     bool is_resume_queued;
+    bool is_flush_queued;
+    dp_conn *flush_next;
     bool is_in_feed;       /* inside process_input: finishing must not recurse */
     bool is_msg_complete;  /* the in-flight request's body has fully arrived */
     bool is_resp_done;     /* the in-flight request's response is fully queued */
@@ -120,6 +127,10 @@ void dp_conn__body_taken(dp_conn *c);
 
 /* server.c */
 void dp_server__schedule(dp_server *srv, dp_conn *c);
+/* dp_server__flush_soon: c's output goes to the kernel at the end of this loop turn (before
+ * the loop waits again). */
+void dp_server__flush_soon(dp_server *srv, dp_conn *c);
+void dp_conn__flush_now(dp_conn *c); /* conn.c: what the end of the turn runs */
 void dp_server__conn_gone(dp_server *srv, dp_conn *c);
 void dp_server__check_drained(dp_server *srv);
 /* The Date header's value for now (IMF-fixdate: always DP_DATE_LEN characters). */
