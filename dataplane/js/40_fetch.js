@@ -49,7 +49,9 @@ const kTextPlainUtf8 = 'text/plain;charset=UTF-8';
 
 function extractBody(init) {
   if (init === null || init === undefined) return [null, null];
-  if (typeof init === 'string') return [toUSVString(init), kTextPlainUtf8];
+  // A string is kept as it is: every way out of a body turns it into a USVString (the UTF-8
+  // encoders replace lone surrogates; text() converts it), so no scan is paid here.
+  if (typeof init === 'string') return [init, kTextPlainUtf8];
   if (init instanceof ArrayBuffer) {
     return [copyBytes(init, 0, ArrayBufferPrototypeGetByteLength(init)), null];
   }
@@ -179,7 +181,7 @@ function consumeText(state, what) {
   if (isUnusable(state)) return PromiseReject(bodyUsedError(what));
   if (typeof state.source === 'string') {
     state.used = true;
-    return PromiseResolve(state.source);
+    return PromiseResolve(toUSVString(state.source));
   }
   return PromisePrototypeThen(readBytes(state, what), (bytes) => binding.decodeUtf8(bytes));
 }

@@ -365,8 +365,9 @@ static int64_t body_utf8(Isolate *isolate, rt_isolate *iso, Local<String> str)
     nano_buf *scratch = &iso->scratch;
     nano_buf_reset(scratch);
     size_t n = (size_t)str->Length();
-    if (str->IsOneByte()) {
-        // Latin-1 in V8's representation: ASCII (the usual case) is its own UTF-8.
+    // Latin-1 text (V8 often keeps it in a two-byte string: JSON.stringify's results, say)
+    // copied a byte per character: ASCII, the usual case, is its own UTF-8.
+    if (str->IsOneByte() || str->ContainsOnlyOneByte()) {
         uint8_t *dst = (uint8_t *)nano_buf_reserve(scratch, n);
         str->WriteOneByte(isolate, dst, 0, (int)n, String::NO_NULL_TERMINATION);
         size_t i = 0;

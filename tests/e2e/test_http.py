@@ -188,6 +188,8 @@ export default {
       h.append('set-cookie', 'b=2');
       return new Response('caf\u00e9 \u2713', { status: 201, statusText: 'Made It', headers: h });
     }
+    if (path === '/lone') return new Response('x\\uD800y');
+    if (path === '/latin') return new Response(JSON.stringify({ t: 'caf\\u00e9', n: 1 }));
     const n = Number(new URL(request.url).searchParams.get('n'));
     if (path === '/stream') {
       const body = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('s')); c.close(); } });
@@ -217,6 +219,8 @@ def app_headers_reach_the_client_and_framing_stays_the_servers():
             eq(r.header("x-kept"), "yes", "plain header")
             c.send(build_request("GET", "/after"))
             eq(c.read_response().status, 204, "the connection is still in step")
+        eq(s.request("GET", "/lone").body, b"x\xef\xbf\xbdy", "a lone surrogate becomes U+FFFD")
+        eq(s.request("GET", "/latin").body, '{"t":"caf\u00e9","n":1}'.encode(), "Latin-1 as UTF-8")
         # 0 to 3 headers go as plain arguments, more through one array: both ways, whole
         # and streamed responses.
         for n in (0, 1, 2, 3, 4, 40):

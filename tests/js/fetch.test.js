@@ -70,3 +70,16 @@ test("Headers: case-insensitive, combined values, set-cookie kept apart, guards"
   assertThrows(() => h.append("x", "a\nb"), TypeError);
   assertThrows(() => Response.error().headers.set("a", "b"), TypeError);
 });
+
+test("a string body with lone surrogates reads back as a USVString everywhere", async () => {
+  const raw = "a\uD800b\uDC00c\uD83D\uDE00";
+  const want = "a\uFFFDb\uFFFDc\uD83D\uDE00";
+  assertEquals(await new Response(raw).text(), want);
+  assertEquals(await new Request("http://x/", { method: "POST", body: raw }).text(), want);
+  const bytes = new Uint8Array(await new Response(raw).arrayBuffer());
+  assertEquals([...bytes], [...new TextEncoder().encode(want)]);
+  const streamed = await new Response(new Response(raw).body).text();
+  assertEquals(streamed, want);
+  assertEquals(await new Response(raw).clone().text(), want);
+  assertEquals(await Response.json({ s: raw }).json(), { s: raw });
+});
