@@ -148,7 +148,8 @@ static void respond_plain(dp_request *req, int status, const char *text, bool re
 
 static dp_flight *flight_new(dp_app *app, dp_request *req)
 {
-    dp_flight *f = nano_xcalloc(1, sizeof *f);
+    dp_flight *f = nano_xmalloc(sizeof *f); /* not calloc: see dp_request__new */
+    memset(f, 0, sizeof *f);
     size_t name_len = strnlen(app->name, sizeof f->app_name - 1); /* no printf per request */
     memcpy(f->app_name, app->name, name_len);
     f->stats = app->stats;
@@ -511,30 +512,55 @@ static void dispatch(void *ud, dp_request *req)
     start_request(app, req);
 }
 
-/* One access line into the batch: key=value text made without printf (it costs a few
- * percent of a small request otherwise). */
+/* Access-line writers: bytes straight into space reserved once. */
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return put(p, tmp + i, sizeof tmp - i);
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+/* One access line into the batch: key=value text made without printf, in one reservation
+ * (it costs a few percent of a small request otherwise). */
 static void access_line(dp_worker *w, const dp_flight *f, dp_request *req, int status,
                         uint64_t us, bool failed)
 {
     nano_buf *kv = &w->access_kv;
     nano_str m = dp_request_method(req), p = dp_request_path(req);
-    kv->len = 0;
-    nano_buf_append_str(kv, "app=");
-    nano_buf_append_str(kv, f != NULL ? f->app_name : "-");
-    nano_buf_append_str(kv, " method=");
-    nano_buf_append(kv, m.ptr, m.len);
-    nano_buf_append_str(kv, " path=");
-    nano_buf_append(kv, p.ptr, p.len > 512 ? 512 : p.len);
-    nano_buf_append_str(kv, " status=");
-    nano_buf_append_u64(kv, (uint64_t)(status < 0 ? 0 : status));
-    nano_buf_append_str(kv, " bytes=");
-    nano_buf_append_u64(kv, dp_request_bytes_out(req));
-    nano_buf_append_str(kv, " duration_ms=");
-    nano_buf_append_u64(kv, us / 1000);
-    char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
-                    (char)('0' + us % 10)};
-    nano_buf_append(kv, frac, 4);
-    nano_buf_append_str(kv, " request_id=");
+    const char *app = f != NULL ? f->app_name : "-";
+    size_t app_len = strlen(app), path_len = p.len > 512 ? 512 : p.len;
+    /* The fixed text (about 90 bytes) and numbers of at most 20 digits each. */
+    char *start = nano_buf_reserve(kv, 200 + app_len + m.len + path_len);
+    char *o = start;
+    o = PUT_LIT(o, "app=");
+    o = put(o, app, app_len);
+    o = PUT_LIT(o, " method=");
+    o = put(o, m.ptr, m.len);
+    o = PUT_LIT(o, " path=");
+    o = put(o, p.ptr, path_len);
+    o = PUT_LIT(o, " status=");
+    o = put_u64(o, (uint64_t)(status < 0 ? 0 : status));
+    o = PUT_LIT(o, " bytes=");
+    o = put_u64(o, dp_request_bytes_out(req));
+    o = PUT_LIT(o, " duration_ms=");
+    o = put_u64(o, us / 1000);
+    *o++ = '.';
+    *o++ = (char)('0' + us % 1000 / 100);
+    *o++ = (char)('0' + us % 100 / 10);
+    *o++ = (char)('0' + us % 10);
+    o = PUT_LIT(o, " request_id=");
     static const char hex[] = "0123456789abcdef";
     char id[16];
     size_t i = sizeof id;
@@ -543,10 +569,10 @@ static void access_line(dp_worker *w, const dp_flight *f, dp_request *req, int s
         id[--i] = hex[v & 15];
         v >>= 4;
     } while (v != 0);
-    nano_buf_append(kv, id + i, sizeof id - i);
+    o = put(o, id + i, sizeof id - i);
     if (failed)
-        nano_buf_append_str(kv, " aborted=1");
-    nano_log_format_kv(&w->access_log, NANO_LOG_INFO, "access", kv->data, kv->len);
+        o = PUT_LIT(o, " aborted=1");
+    nano_log_format_kv(&w->access_log, NANO_LOG_INFO, "access", start, (size_t)(o - start));
 }
 
 /* Access log and counters, when the connection is done with a request. */

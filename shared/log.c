@@ -160,13 +160,20 @@ static void format_line(nano_buf *b, nano_log_level level, const char *event, co
         nano_buf_append(b, "}\n", 2);
         return;
     }
-    nano_buf_append(b, ts, tn);
-    nano_buf_append(b, " ", 1);
-    nano_buf_append_str(b, level_names[level]);
-    nano_buf_append(b, " ", 1);
-    nano_buf_append_str(b, event);
-    nano_buf_append(b, " ", 1);
-    nano_buf_append(b, kv, kv_len);
+    /* Text: "ts level event kv", reserved once (the access log writes one per request). */
+    size_t level_len = strlen(level_names[level]), event_len = strlen(event);
+    char *p = nano_buf_reserve(b, tn + level_len + event_len + kv_len + 3);
+    memcpy(p, ts, tn);
+    p += tn;
+    *p++ = ' ';
+    memcpy(p, level_names[level], level_len);
+    p += level_len;
+    *p++ = ' ';
+    memcpy(p, event, event_len);
+    p += event_len;
+    *p++ = ' ';
+    memcpy(p, kv, kv_len);
+    b->len += tn + level_len + event_len + kv_len + 3;
     if (text != NULL) {
         if (kv_len > 0)
             nano_buf_append(b, " ", 1);

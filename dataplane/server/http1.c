@@ -112,14 +112,14 @@ static nano_str trim_ows(nano_str v)
  * e.g. a space inside a name, which proxies disagree on: a request-smuggling hazard. */
 static bool is_token(nano_str s)
 {
-    static const char extra[] = "!#$%&'*+-.^_`|~";
+    /* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" /
+     * "|" / "~" / DIGIT / ALPHA: one bit per byte value. */
+    static const uint32_t tchar[8] = {0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
     if (s.len == 0)
         return false;
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c != 0 && strchr(extra, c) != NULL);
-        if (!ok)
+        if (!(tchar[c >> 5] & (1u << (c & 31))))
             return false;
     }
     return true;
@@ -131,7 +131,10 @@ static int on_headers_complete(llhttp_t *parser)
     dp_http1_head *h = &p->head;
 
     /* head_bytes stops growing here, so views into it stay valid for this message. */
-    h->headers = nano_xrealloc(h->headers, (p->n_spans ? p->n_spans : 1) * sizeof *h->headers);
+    if (p->n_spans > p->cap_headers || h->headers == NULL) {
+        p->cap_headers = p->n_spans > 16 ? p->n_spans : 16;
+        h->headers = nano_xrealloc(h->headers, p->cap_headers * sizeof *h->headers);
+    }
     for (size_t i = 0; i < p->n_spans; i++) {
         const struct head_span *s = &p->spans[i];
         h->headers[i].name = (nano_str){p->head_bytes.data + s->name_off, s->name_len};

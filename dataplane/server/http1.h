@@ -61,6 +61,7 @@ typedef struct dp_http1 {
         size_t name_off, name_len, value_off, value_len;
     } *spans;
     size_t n_spans, cap_spans;
+    size_t cap_headers;   /* of head.headers */
     size_t method_off, method_len, target_off, target_len;
     size_t head_size;     /* bytes counted against max_head */
     uint64_t body_size;

@@ -72,7 +72,10 @@ dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
     /* One block: the struct, the header array, then every string NUL-terminated. */
     size_t strings = total_head_size(head, url_len) + head->n_headers * 2 + head->host.len + 1;
     size_t hdr_bytes = head->n_headers * sizeof(dp_header);
-    dp_request *req = nano_xcalloc(1, sizeof *req + hdr_bytes + strings);
+    /* malloc and a memset of the struct alone: glibc's calloc skips the thread cache and
+     * clears the whole block, a measurable part of a small request. */
+    dp_request *req = nano_xmalloc(sizeof *req + hdr_bytes + strings);
+    memset(req, 0, sizeof *req);
     req->headers = (dp_header *)(req + 1);
     char *cursor = (char *)req->headers + hdr_bytes;
 
