@@ -361,40 +361,54 @@ static int head_begin(dp_request *req, int status, nano_str status_text)
 }
 
 /* The head after the app's header lines: Date unless the app gave one, the framing headers
- * and the blank line. */
+ * and the blank line, written into one reservation. */
 static void head_end(dp_request *req, bool has_date, int64_t content_length)
 {
     dp_conn *c = req->conn;
-    nano_buf *out = &c->out;
     const dp_http1_head *head = dp_http1_current(&c->http);
     bool is_http10 = head->version_major == 1 && head->version_minor == 0;
     int status = req->status;
     bool no_content = status < 200 || status == 204 || status == 304;
-    if (!has_date) {
-        nano_buf_append(out, "date: ", 6);
-        nano_buf_append(out, dp_server__date(c->srv), DP_DATE_LEN);
-        nano_buf_append(out, "\r\n", 2);
-    }
     if (!req->is_body_skipped && content_length >= 0)
         req->length_left = content_length;
+    /* date (37) + content-length (38) or transfer-encoding (28) + connection (24) + CRLF */
+    char *start = nano_buf_reserve(&c->out, 128);
+    char *p = start;
+#define PUT(lit) (memcpy(p, (lit), sizeof(lit) - 1), p += sizeof(lit) - 1)
+    if (!has_date) {
+        PUT("date: ");
+        memcpy(p, dp_server__date(c->srv), DP_DATE_LEN);
+        p += DP_DATE_LEN;
+        PUT("\r\n");
+    }
     if (!no_content) {
         if (content_length >= 0) {
-            nano_buf_append(out, "content-length: ", 16);
-            nano_buf_append_u64(out, (uint64_t)content_length);
-            nano_buf_append(out, "\r\n", 2);
+            PUT("content-length: ");
+            char digits[20];
+            size_t i = sizeof digits;
+            uint64_t v = (uint64_t)content_length;
+            do {
+                digits[--i] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v != 0);
+            memcpy(p, digits + i, sizeof digits - i);
+            p += sizeof digits - i;
+            PUT("\r\n");
         } else if (is_http10) {
             req->is_close_delimited = true; /* HTTP/1.0 has no chunked encoding */
             c->close_after = true;
         } else if (!req->is_head_method) {
             req->is_chunked = true;
-            nano_buf_append_str(out, "transfer-encoding: chunked\r\n");
+            PUT("transfer-encoding: chunked\r\n");
         }
     }
     if (c->close_after || c->srv->is_draining)
-        nano_buf_append_str(out, "connection: close\r\n");
+        PUT("connection: close\r\n");
     else if (is_http10)
-        nano_buf_append_str(out, "connection: keep-alive\r\n");
-    nano_buf_append(out, "\r\n", 2);
+        PUT("connection: keep-alive\r\n");
+    PUT("\r\n");
+#undef PUT
+    c->out.len += (size_t)(p - start);
 }
 
 int dp_response_start(dp_request *req, int status, nano_str status_text, const dp_header *headers,
@@ -431,28 +445,25 @@ static bool settle_block(nano_buf *out, size_t start, bool *has_date)
 {
     size_t i = start;
     while (i < out->len) {
-        size_t line = i;
-        size_t colon = 0;
-        while (i < out->len && out->data[i] != '\r') {
-            char ch = out->data[i];
-            if (ch == '\n' || ch == '\0')
-                return false;
-            if (ch == ':' && colon == 0)
-                colon = i;
-            i++;
-        }
-        if (i + 1 >= out->len || out->data[i + 1] != '\n' || colon == 0 || colon == line)
+        char *line = out->data + i;
+        size_t left = out->len - i;
+        char *cr = memchr(line, '\r', left);
+        if (cr == NULL || (size_t)(cr - line) + 1 >= left || cr[1] != '\n')
             return false;
-        i += 2;
-        int kind = header_kind((nano_str){out->data + line, colon - line});
+        size_t n = (size_t)(cr - line);
+        char *colon = memchr(line, ':', n);
+        if (colon == NULL || colon == line || memchr(line, '\n', n) != NULL ||
+            memchr(line, '\0', n) != NULL)
+            return false;
+        int kind = header_kind((nano_str){line, (size_t)(colon - line)});
         if (kind == HEADER_FRAMING) {
-            memmove(out->data + line, out->data + i, out->len - i);
-            out->len -= i - line;
-            i = line;
+            memmove(line, line + n + 2, left - n - 2);
+            out->len -= n + 2;
             continue;
         }
         if (kind == HEADER_DATE)
             *has_date = true;
+        i += n + 2;
     }
     return true;
 }
