@@ -274,6 +274,14 @@ static void CancelBody(const FunctionCallbackInfo<Value> &args)
 // of a JS array each take a property lookup.
 constexpr int kFirstHeaderArg = 4;
 
+// Whether every character of str fits a byte. V8 keeps some such strings two bytes wide
+// (strings its JSON parser internalized, and app literals equal to them), so the
+// representation alone does not tell.
+static bool is_latin1(Local<String> str)
+{
+    return str->IsOneByte() || str->ContainsOnlyOneByte();
+}
+
 // The bytes of the header lines "name: value\r\n" the arguments make, or -1 when one is not
 // a one-byte string (header names and values are byte strings: a wider character did not
 // come from Headers, and WriteOneByte would cut it down to a byte).
@@ -284,7 +292,7 @@ static int64_t header_block_length(const FunctionCallbackInfo<Value> &args)
         return -1;
     int64_t len = 0;
     for (int i = kFirstHeaderArg; i < n; i++) {
-        if (!args[i]->IsString() || !args[i].As<String>()->IsOneByte())
+        if (!args[i]->IsString() || !is_latin1(args[i].As<String>()))
             return -1;
         len += args[i].As<String>()->Length();
     }
@@ -317,7 +325,7 @@ static int start_response(const FunctionCallbackInfo<Value> &args, rt_isolate *i
     int64_t block_len = header_block_length(args);
     int rc = NANO_EINVAL;
     Local<String> text = args[2]->IsString() ? args[2].As<String>() : String::Empty(isolate);
-    if (block_len >= 0 && (text->Length() == 0 || text->IsOneByte())) {
+    if (block_len >= 0 && (text->Length() == 0 || is_latin1(text))) {
         char text_bytes[128];
         std::string long_text;
         char *text_ptr = text_bytes;
@@ -367,7 +375,7 @@ static int64_t body_utf8(Isolate *isolate, rt_isolate *iso, Local<String> str)
     size_t n = (size_t)str->Length();
     // Latin-1 text (V8 often keeps it in a two-byte string: JSON.stringify's results, say)
     // copied a byte per character: ASCII, the usual case, is its own UTF-8.
-    if (str->IsOneByte() || str->ContainsOnlyOneByte()) {
+    if (is_latin1(str)) {
         uint8_t *dst = (uint8_t *)nano_buf_reserve(scratch, n);
         str->WriteOneByte(isolate, dst, 0, (int)n, String::NO_NULL_TERMINATION);
         size_t i = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nano-dp's HTTP/1.1 handling on raw sockets: malformed input, keep-alive, pipelining,
 chunked bodies, HEAD, size limits, HTTP/1.0."""
-from nanotest import Conn, Server, build_request, check, eq, expect, run
+from nanotest import Conn, ConfigServer, Server, build_request, check, eq, expect, run
 
 ECHO = """
 const pathOf = (u) => u.slice(u.indexOf('/', u.indexOf('//') + 2));
@@ -189,6 +189,11 @@ export default {
       return new Response('caf\u00e9 \u2713', { status: 201, statusText: 'Made It', headers: h });
     }
     if (path === '/lone') return new Response('x\\uD800y');
+    if (path === '/literal') {
+      // Literals of app code: V8 may keep them two bytes wide though every character fits one.
+      return new Response('lit', { status: 202, statusText: 'Taken Literally',
+                                   headers: { 'x-lit': 'free', 'content-type': 'application/json' } });
+    }
     if (path === '/latin') return new Response(JSON.stringify({ t: 'caf\\u00e9', n: 1 }));
     const n = Number(new URL(request.url).searchParams.get('n'));
     if (path === '/stream') {
@@ -219,6 +224,10 @@ def app_headers_reach_the_client_and_framing_stays_the_servers():
             eq(r.header("x-kept"), "yes", "plain header")
             c.send(build_request("GET", "/after"))
             eq(c.read_response().status, 204, "the connection is still in step")
+        r = s.request("GET", "/literal")
+        eq((r.status, r.reason, r.body), (202, "Taken Literally", b"lit"), "literal response")
+        eq((r.header("x-lit"), r.header("content-type")), ("free", "application/json"),
+           "literal headers")
         eq(s.request("GET", "/lone").body, b"x\xef\xbf\xbdy", "a lone surrogate becomes U+FFFD")
         eq(s.request("GET", "/latin").body, '{"t":"caf\u00e9","n":1}'.encode(), "Latin-1 as UTF-8")
         # 0 to 3 headers go as plain arguments, more through one array: both ways, whole
@@ -230,6 +239,18 @@ def app_headers_reach_the_client_and_framing_stays_the_servers():
                 got = [(k, v) for k, v in r.headers if k.startswith("x-h")]
                 eq(got, want, f"{path} with {n} headers")
                 eq(len(r.all("date")), 1, f"{path} with {n} headers: one date")
+
+
+@check
+def literal_headers_equal_to_json_env_strings_are_sent():
+    # V8 keeps strings its JSON parser internalized two bytes wide, and app literals equal to
+    # them are the same strings: a JSON var with "free" in it makes the literal 'free' wide.
+    cfg = {"apps": [{"name": "lit", "hostname": "lit.test", "path": "./app.js",
+                     "env": {"FLAGS": {"tier": "free", "application/json": 1}}}]}
+    with ConfigServer(cfg, {"app.js": HEADERS_APP}) as s:
+        r = s.request("GET", "/literal", host="lit.test")
+        eq((r.status, r.reason), (202, "Taken Literally"), "status")
+        eq((r.header("x-lit"), r.header("content-type")), ("free", "application/json"), "headers")
 
 
 if __name__ == "__main__":
