@@ -395,5 +395,36 @@ export default {""", 1)
         s.wait_log(r"dp\.shutdown_done")
 
 
+@check
+def json_env_values_are_what_json_parse_makes_of_them():
+    # nano-dp builds JSON vars from its own parse of the text; the app compares them with
+    # JSON.parse of the same text, key order, number rounding and __proto__ keys included.
+    # (No -0 or integers beyond int64: nano.json's parser, jansson, has neither.)
+    raw = ('{"b": 1, "a": [1.5, -0.5, 1e300, 9007199254740993, -12.5e-3, "caf\u00e9 \u2713",'
+           ' null, true, false, {"__proto__": {"x": 1}, "y": []}], "10": "ten", "2": "two",'
+           ' "nested": {"deep": {"er": [[], {}]}}}')
+    app = """
+export default {
+  fetch(request, env) {
+    const same = (x, y) => {
+      if (Object.is(x, y)) return true;
+      if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null) return false;
+      if (Array.isArray(x) !== Array.isArray(y)) return false;
+      if (Object.getPrototypeOf(x) !== Object.getPrototypeOf(y)) return false;
+      const kx = Reflect.ownKeys(x), ky = Reflect.ownKeys(y);
+      return kx.length === ky.length && kx.every((k, i) => k === ky[i] && same(x[k], y[k]));
+    };
+    return Response.json({ same: same(env.J, JSON.parse(env.RAW)), frozen: Object.isFrozen(env.J.a[9]) });
+  },
+};
+"""
+    # The config as text, so that J is exactly RAW (a round trip through Python would turn
+    # -0 into 0 and the big integer into an exact one).
+    cfg = ('{"apps": [{"name": "j", "hostname": "j.test", "path": "./j.js", "env": {"J": ' + raw +
+           ', "RAW": ' + json.dumps(raw) + '}}]}')
+    with ConfigServer(cfg, {"j.js": app}) as s:
+        eq(get_json(s, "j.test"), {"same": True, "frozen": True}, "env.J vs JSON.parse")
+
+
 if __name__ == "__main__":
     run()
