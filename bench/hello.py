@@ -116,7 +116,8 @@ def runtimes(opts, workdir):
     nano = os.path.abspath(opts.nano_dp)
     if os.access(nano, os.X_OK):
         found.append(Runtime("nano-dp", version_of([nano, "--version"]),
-                             lambda p: [nano, "hello.js", "--port", str(p), "--log-level", "warn"]))
+                             lambda p: [nano, "hello.js", "--port", str(p), "--threads", "1",
+                                            "--log-level", "warn"]))
     else:
         missing.append(("nano-dp", f"{nano} not built (run make)"))
     bin_dir = install_peers(opts.peers_dir)

@@ -438,6 +438,7 @@ static void start_request(dp_conn *c)
     c->srv->opts.dispatch(c->srv->opts.ud, req);
     dp_request_unref(req);
     dp_server__flush_soon(c->srv, c);
+    dp_server__flush_if_due(c->srv);
 }
 
 /* Both halves of the exchange are done: move on to the next request or close. */

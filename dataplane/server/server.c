@@ -88,10 +88,18 @@ static void on_flush_check(uv_check_t *h)
     flush_queued(container_of(h, dp_server, flush_check));
 }
 
+void dp_server__flush_if_due(dp_server *srv)
+{
+    if (srv->flush_head != NULL && uv_hrtime() - srv->flush_since > DP_FLUSH_MAX_WAIT_NS)
+        flush_queued(srv);
+}
+
 void dp_server__flush_soon(dp_server *srv, dp_conn *c)
 {
     if (c->is_flush_queued)
         return;
+    if (srv->flush_head == NULL)
+        srv->flush_since = uv_hrtime();
     c->is_flush_queued = true;
     c->flush_next = srv->flush_head;
     srv->flush_head = c;

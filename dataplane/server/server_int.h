@@ -29,6 +29,7 @@ struct dp_server {
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
     dp_conn *flush_head;       /* connections with output to write at the end of the turn */
+    uint64_t flush_since;      /* uv_hrtime when the first of them was queued */
     dp_conn *conns;            /* all open connections, doubly linked */
     size_t n_conns;
     size_t n_active;           /* connections with a request in flight */
@@ -131,6 +132,11 @@ void dp_server__schedule(dp_server *srv, dp_conn *c);
  * the loop waits again). */
 void dp_server__flush_soon(dp_server *srv, dp_conn *c);
 void dp_conn__flush_now(dp_conn *c); /* conn.c: what the end of the turn runs */
+/* dp_server__flush_if_due: writes the queued output now if the oldest has waited longer than
+ * DP_FLUSH_MAX_WAIT_NS, so a turn with much work (slow handlers, many connections) does not
+ * hold finished responses back. Called between requests, never from inside JS. */
+#define DP_FLUSH_MAX_WAIT_NS (1000 * 1000)
+void dp_server__flush_if_due(dp_server *srv);
 void dp_server__conn_gone(dp_server *srv, dp_conn *c);
 void dp_server__check_drained(dp_server *srv);
 /* The Date header's value for now (IMF-fixdate: always DP_DATE_LEN characters). */
