@@ -7,7 +7,9 @@
  * synchronously from a handler) is deferred to the server's idle callback, so we never
  * re-enter the runtime. */
 #include <assert.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -236,16 +238,35 @@ static void on_write(uv_write_t *w, int status)
 /* Responses up to this size are copied into out and written with one write(). */
 #define DP_SMALL_WRITE (16 * 1024)
 
+/* What the kernel takes of p[0..n) now: bytes written, 0 when the socket is full, or a
+ * negative libuv error. send() rather than libuv's write(): on a socket it skips the file
+ * layer (position lock, permission hooks), a few percent of a small request. Only called
+ * with no libuv write queued, so the byte order stays right. */
+static ssize_t try_send(dp_conn *c, const char *p, size_t n)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return UV_EBADF;
+    for (;;) {
+        ssize_t w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -errno; /* libuv's error codes are negated errno values on Linux */
+    }
+}
+
 static void flush(dp_conn *c)
 {
     if (c->n_writes > 0 || c->out.len == 0 || c->state == DP_CONN_CLOSING)
         goto out;
-    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == UV_EAGAIN || n == UV_ENOSYS)
-        n = 0;
+    uv_buf_t b;
+    ssize_t n = try_send(c, c->out.data, c->out.len);
     if (n < 0) {
-        NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror(n));
+        NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror((int)n));
         dp_conn__close(c);
         return;
     }
