@@ -1,8 +1,8 @@
 /* stats.h: per-app counters, written by worker threads and read by the status port (another
  * thread) for /status and /metrics.
  *
- * Each worker has its own dp_stats table, so the request path only does relaxed atomic adds
- * on its own cache lines; the table's mutex is taken only to add an app (first sight of a
+ * Each worker has its own dp_stats table, so the request path only does relaxed atomic loads
+ * and stores (one writer) on its own cache lines; the table's mutex is taken only to add an app (first sight of a
  * name on that worker) and by readers walking it. Entries live as long as the table (app
  * names are few; a removed app's entry says so in `state`). */
 #ifndef DP_STATS_H
@@ -70,9 +70,13 @@ bool dp_stats_peek(dp_stats *s, const char *name, dp_app_state *state, uint64_t 
 /* dp_stats_observe_latency: one finished request's duration. */
 void dp_stats_observe_latency(dp_app_stats *a, uint64_t duration_us);
 
+/* Only the worker that owns a table writes its counters (other threads only read them), so
+ * an add is a plain load and store, not a locked read-modify-write: a request makes
+ * several. */
 static inline void dp_stat_add(_Atomic uint64_t *c, int64_t d)
 {
-    atomic_fetch_add_explicit(c, (uint64_t)d, memory_order_relaxed);
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)d,
+                          memory_order_relaxed);
 }
 
 #endif
