@@ -639,27 +639,33 @@ const reasonPhraseRe = /^[\t\x20-\x7e\x80-\xff]*$/;
 const kNullBodyStatus = new SafeSet([101, 103, 204, 205, 304]);
 const kRedirectStatus = new SafeSet([301, 302, 303, 307, 308]);
 let responseState;
+const kInitialized = Symbol('nano.responseInitialized');
 
 // Fetch "initialize a response"; typeOverride replaces the body's own Content-Type
 // (Response.json uses application/json).
 function initResponse(init, body, typeOverride = null) {
-  if (init !== undefined && init !== null && typeof init !== 'object') {
-    throw new TypeError('Response: init must be an object');
-  }
-  init = init || {};
-  // WebIDL unsigned short (truncate, modulo 2^16), then Fetch's range check.
-  let s16 = init.status === undefined ? 200 : Number(init.status);
-  s16 = NumberIsFinite(s16) ? ((MathTrunc(s16) % 65536) + 65536) % 65536 : 0;
-  if (s16 < 200 || s16 > 599) {
-    throw new RangeError(`Response status ${init.status} is outside the range 200 to 599`);
-  }
-  const statusText = init.statusText === undefined ? '' : internal.toByteString(init.statusText,
-    'Response statusText');
-  if (!RegExpPrototypeTest(reasonPhraseRe, statusText)) {
-    throw new TypeError('Response statusText must be a valid reason phrase (no CR or LF)');
-  }
+  let s16 = 200;
+  let statusText = '';
   const headers = new Headers();
-  if (init.headers !== undefined) fillHeaders(headers, init.headers);
+  // No init (most responses): the defaults, with nothing to read or check.
+  if (init !== undefined && init !== null) {
+    if (typeof init !== 'object') throw new TypeError('Response: init must be an object');
+    // WebIDL unsigned short (truncate, modulo 2^16), then Fetch's range check.
+    if (init.status !== undefined) {
+      s16 = Number(init.status);
+      s16 = NumberIsFinite(s16) ? ((MathTrunc(s16) % 65536) + 65536) % 65536 : 0;
+      if (s16 < 200 || s16 > 599) {
+        throw new RangeError(`Response status ${init.status} is outside the range 200 to 599`);
+      }
+    }
+    if (init.statusText !== undefined) {
+      statusText = internal.toByteString(init.statusText, 'Response statusText');
+      if (!RegExpPrototypeTest(reasonPhraseRe, statusText)) {
+        throw new TypeError('Response statusText must be a valid reason phrase (no CR or LF)');
+      }
+    }
+    if (init.headers !== undefined) fillHeaders(headers, init.headers);
+  }
   internal.setHeadersGuard(headers, internal.kGuardResponse);
   let source = null;
   if (body !== null && body !== undefined) {
@@ -687,7 +693,8 @@ class Response {
   #body;
 
   constructor(body = null, init = undefined) {
-    const r = initResponse(init, body);
+    // kInitialized: a static factory (json) ran initResponse itself; init is its result.
+    const r = body === kInitialized ? init : initResponse(init, body);
     this.#status = r.status;
     this.#statusText = r.statusText;
     this.#headers = r.headers;
@@ -716,13 +723,7 @@ class Response {
   static json(data, init = undefined) {
     const text = JSONStringify(data);
     if (text === undefined) throw new TypeError('Response.json: the data is not serializable to JSON');
-    const res = new Response(null);
-    const r = initResponse(init, text, 'application/json');
-    res.#status = r.status;
-    res.#statusText = r.statusText;
-    res.#headers = r.headers;
-    res.#body = new BodyState(r.source);
-    return res;
+    return new Response(kInitialized, initResponse(init, text, 'application/json'));
   }
 
   get type() { return this.#type; }
