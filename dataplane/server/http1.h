@@ -71,6 +71,9 @@ typedef struct dp_http1 {
     const char *error_reason;
     bool head_ready;
     bool in_message;
+    bool fast_ok;           /* llhttp waits for a new message: the fast path may take it */
+    bool fast_done_pending; /* a fast-path head was returned: its DONE comes next */
+    bool no_fast_path;      /* tests: llhttp for everything */
     dp_http1_head head;
 } dp_http1;
 

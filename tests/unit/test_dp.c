@@ -83,6 +83,73 @@ static void http1_simple_get(void **state)
     feeder_fini(&f);
 }
 
+/* The fast path (plain GET/HEAD with the whole head in one read) takes the common request,
+ * and leaves anything llhttp acts on, or that it is unsure of, to llhttp. fuzz_http1 checks
+ * that both tell the same; this checks which one ran (a fast path that never runs would pass
+ * every other test). */
+static void http1_fast_path_takes_plain_requests_only(void **state)
+{
+    (void)state;
+    struct {
+        const char *req;
+        bool fast;
+    } cases[] = {
+        {"GET /a?b=1&c=%20 HTTP/1.1\r\nHost: x.test\r\nAccept: */*\r\nX-E:\r\n\r\n", true},
+        {"HEAD / HTTP/1.1\r\nhost:  h  \r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nHost: x\r\n\r\n", false},                       /* 1.0 */
+        {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", false},                      /* method */
+        {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false},    /* Connection */
+        {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", false},    /* framing */
+        {"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", false},
+        {"GET /#f HTTP/1.1\r\nHost: x\r\n\r\n", false},                     /* target byte */
+        {"GET / HTTP/1.1\r\nHost: x\r\nX: \xe9\r\n\r\n", false},             /* obs-text */
+        {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", false},          /* folded */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        feeder f;
+        feeder_init(&f, 8192, 1024);
+        size_t used;
+        const char *req = cases[i].req;
+        dp_http1_event ev = feed_until(&f, req, strlen(req), 0, &used);
+        if (ev == DP_HTTP1_HEAD) {
+            /* Only the fast path has its DONE waiting before the next feed. */
+            if (f.p.fast_done_pending != cases[i].fast)
+                fail_msg("case %zu (%s): fast path %s", i, req, cases[i].fast ? "not taken" : "taken");
+            assert_int_equal(used, strlen(req));
+            assert_int_equal(feed_until(&f, req + used, 0, 0, &used), DP_HTTP1_DONE);
+        } else {
+            assert_false(cases[i].fast);
+        }
+        feeder_fini(&f);
+    }
+    /* The fast path's head is the same as llhttp's. */
+    const char *req = cases[0].req;
+    feeder a, b;
+    feeder_init(&a, 8192, 1024);
+    feeder_init(&b, 8192, 1024);
+    b.p.no_fast_path = true;
+    size_t used_a, used_b;
+    assert_int_equal(feed_until(&a, req, strlen(req), 0, &used_a), DP_HTTP1_HEAD);
+    assert_int_equal(feed_until(&b, req, strlen(req), 0, &used_b), DP_HTTP1_HEAD);
+    assert_int_equal(used_a, used_b);
+    const dp_http1_head *ha = dp_http1_current(&a.p), *hb = dp_http1_current(&b.p);
+    assert_int_equal(ha->n_headers, 3);
+    assert_int_equal(ha->n_headers, hb->n_headers);
+    assert_true(str_is(ha->target, "/a?b=1&c=%20") && str_is(hb->target, "/a?b=1&c=%20"));
+    assert_true(str_is(ha->host, "x.test") && str_is(hb->host, "x.test"));
+    for (size_t i = 0; i < ha->n_headers; i++) {
+        assert_true(ha->headers[i].name.len == hb->headers[i].name.len &&
+                    memcmp(ha->headers[i].name.ptr, hb->headers[i].name.ptr,
+                           ha->headers[i].name.len) == 0);
+        assert_true(ha->headers[i].value.len == hb->headers[i].value.len &&
+                    memcmp(ha->headers[i].value.ptr, hb->headers[i].value.ptr,
+                           ha->headers[i].value.len) == 0);
+    }
+    assert_int_equal(ha->keep_alive, hb->keep_alive);
+    feeder_fini(&a);
+    feeder_fini(&b);
+}
+
 static void http1_byte_at_a_time(void **state)
 {
     (void)state;
@@ -352,6 +419,7 @@ int main(int argc, char **argv)
     static const struct CMUnitTest http1[] = {
         cmocka_unit_test(http1_simple_get),
         cmocka_unit_test(http1_byte_at_a_time),
+        cmocka_unit_test(http1_fast_path_takes_plain_requests_only),
         cmocka_unit_test(http1_chunked_body),
         cmocka_unit_test(http1_pipelined),
         cmocka_unit_test(http1_errors),
