@@ -452,6 +452,8 @@ static void start_request(dp_conn *c)
     c->is_resp_done = false;
     c->close_after = should_close_after(c, head);
     c->req = dp_request__new(c, head);
+    /* Before this handler runs (it may run long): output queued 1 ms ago goes now. */
+    dp_server__flush_if_due(c->srv, dp_request_start_ns(c->req));
     if (head->expect_continue && head->has_body)
         nano_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
     dp_request *req = c->req;
@@ -459,7 +461,6 @@ static void start_request(dp_conn *c)
     c->srv->opts.dispatch(c->srv->opts.ud, req);
     dp_request_unref(req);
     dp_server__flush_soon(c->srv, c);
-    dp_server__flush_if_due(c->srv);
 }
 
 /* Both halves of the exchange are done: move on to the next request or close. */

@@ -88,9 +88,9 @@ static void on_flush_check(uv_check_t *h)
     flush_queued(container_of(h, dp_server, flush_check));
 }
 
-void dp_server__flush_if_due(dp_server *srv)
+void dp_server__flush_if_due(dp_server *srv, uint64_t now_ns)
 {
-    if (srv->flush_head != NULL && uv_hrtime() - srv->flush_since > DP_FLUSH_MAX_WAIT_NS)
+    if (srv->flush_head != NULL && now_ns - srv->flush_since > DP_FLUSH_MAX_WAIT_NS)
         flush_queued(srv);
 }
 

@@ -133,10 +133,11 @@ void dp_server__schedule(dp_server *srv, dp_conn *c);
 void dp_server__flush_soon(dp_server *srv, dp_conn *c);
 void dp_conn__flush_now(dp_conn *c); /* conn.c: what the end of the turn runs */
 /* dp_server__flush_if_due: writes the queued output now if the oldest has waited longer than
- * DP_FLUSH_MAX_WAIT_NS, so a turn with much work (slow handlers, many connections) does not
- * hold finished responses back. Called between requests, never from inside JS. */
+ * DP_FLUSH_MAX_WAIT_NS at now_ns (uv_hrtime), so a turn with much work (slow handlers, many
+ * connections) does not hold finished responses back. Called before a request's handler
+ * runs, never from inside JS. */
 #define DP_FLUSH_MAX_WAIT_NS (1000 * 1000)
-void dp_server__flush_if_due(dp_server *srv);
+void dp_server__flush_if_due(dp_server *srv, uint64_t now_ns);
 void dp_server__conn_gone(dp_server *srv, dp_conn *c);
 void dp_server__check_drained(dp_server *srv);
 /* The Date header's value for now (IMF-fixdate: always DP_DATE_LEN characters). */
