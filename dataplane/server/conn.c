@@ -614,14 +614,7 @@ void dp_conn__resume(dp_conn *c)
     dp_request *req = c->req;
     if (req != NULL && req->is_yielding && c->state != DP_CONN_CLOSING) {
         req->is_yielding = false;
-        if (req->wants_writable && c->out.len + c->write_bytes < DP_RESPONSE_HIGH_WATER_MARK) {
-            req->wants_writable = false;
-            req->bytes_since_yield = 0;
-            dp_request_ref(req);
-            if (req->iso != NULL)
-                rt_request_writable(req->iso, req);
-            dp_request_unref(req);
-        }
+        notify_writable(c);
         if (c->pending.len == 0 || c->state == DP_CONN_ACTIVE)
             return;
     }
