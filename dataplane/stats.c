@@ -5,8 +5,9 @@
 
 #include "alloc.h"
 
-const double dp_latency_bounds_ms[DP_LATENCY_BUCKETS] = {
-    0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+const uint64_t dp_latency_bounds_us[DP_LATENCY_BUCKETS] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+    5000000, 10000000,
 };
 
 const char *dp_app_state_name(dp_app_state s)
@@ -57,13 +58,8 @@ dp_app_stats *dp_stats_app(dp_stats *s, const char *name)
 
 void dp_stats_observe_latency(dp_app_stats *a, uint64_t duration_us)
 {
-    /* The bounds in µs, as integers: no floating point per request. */
-    static const uint64_t bounds_us[DP_LATENCY_BUCKETS] = {
-        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-        5000000, 10000000,
-    };
     size_t i = 0;
-    while (i < DP_LATENCY_BUCKETS && duration_us > bounds_us[i])
+    while (i < DP_LATENCY_BUCKETS && duration_us > dp_latency_bounds_us[i])
         i++;
     dp_stat_add(&a->latency_buckets[i], 1);
     dp_stat_add(&a->latency_count, 1);

@@ -14,9 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Latency histogram bounds in milliseconds (Prometheus `le`), plus an implicit +Inf. */
+/* Latency histogram bounds in microseconds (integers: compared once per request; /metrics
+ * prints them in seconds as Prometheus `le`), plus an implicit +Inf. */
 #define DP_LATENCY_BUCKETS 14
-extern const double dp_latency_bounds_ms[DP_LATENCY_BUCKETS];
+extern const uint64_t dp_latency_bounds_us[DP_LATENCY_BUCKETS];
 
 typedef enum dp_app_state {
     DP_APP_ACTIVE = 0,

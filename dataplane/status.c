@@ -189,7 +189,7 @@ static void status_metrics(dp_status_source *src, nano_buf *b)
         for (size_t k = 0; k < DP_LATENCY_BUCKETS; k++) {
             cum += sums[i].lat_buckets[k];
             nano_buf_appendf(b, "nano_app_request_duration_seconds_bucket{app=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-                             sums[i].name, dp_latency_bounds_ms[k] / 1000.0, cum);
+                             sums[i].name, (double)dp_latency_bounds_us[k] / 1e6, cum);
         }
         cum += sums[i].lat_buckets[DP_LATENCY_BUCKETS];
         nano_buf_appendf(b, "nano_app_request_duration_seconds_bucket{app=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",

@@ -303,11 +303,6 @@ void dp_conn__flush_now(dp_conn *c)
     output_drained(c);
 }
 
-void dp_conn__write(dp_conn *c, const void *data, size_t len)
-{
-    nano_buf_append(&c->out, data, len);
-}
-
 /* Queues bufs after what waits in out. With no write in flight it offers everything to the
  * kernel at once (one writev, no copy); only what the kernel does not take is copied into
  * out, to go with the next flush. */

@@ -119,7 +119,6 @@ void dp_conn__accept(dp_server *srv);
 void dp_conn__close(dp_conn *c);
 void dp_conn__begin_drain(dp_conn *c);
 void dp_conn__resume(dp_conn *c);
-void dp_conn__write(dp_conn *c, const void *data, size_t len);
 void dp_conn__response_done(dp_conn *c);
 void dp_conn__response_failed(dp_conn *c);
 void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n);
