@@ -47,6 +47,8 @@ primordials.TypedArrayPrototypeGetSymbolToStringTag = uncurryThis(
 
 primordials.uncurryThis = uncurryThis;
 primordials.ArrayIteratorPrototype = Reflect.getPrototypeOf([][Symbol.iterator]());
+// %Array.prototype.values% itself (not uncurried): what an array's @@iterator is until patched.
+primordials.ArrayIteratorMethod = Array.prototype[Symbol.iterator];
 primordials.AsyncIteratorPrototype = Reflect.getPrototypeOf(
   Reflect.getPrototypeOf(async function* () {}).prototype);
 primordials.globalThis = globalThis;

@@ -8,7 +8,8 @@ const {
   NumberIsNaN, ObjectDefineProperty, ObjectGetOwnPropertyDescriptor, ReflectOwnKeys, String,
   StringPrototypeCharCodeAt, Symbol, SymbolToStringTag, TypeError, ObjectGetOwnPropertyNames,
   ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error, ObjectGetPrototypeOf, WeakSet,
-  BigInt, BigIntAsIntN, BigIntAsUintN,
+  BigInt, BigIntAsIntN, BigIntAsUintN, ArrayPrototypePush, ArrayIteratorMethod,
+  ArrayIteratorPrototype, FunctionPrototypeCall, ObjectPrototypePropertyIsEnumerable, ObjectGetOwnPropertySymbols,
 } = primordials;
 
 const webidl = {};
@@ -35,7 +36,7 @@ webidl.USVString = function USVString(v, context = 'Value') {
 };
 
 webidl.ByteString = function ByteString(v, context = 'Value') {
-  const s = webidl.DOMString(v, context);
+  const s = typeof v === 'string' ? v : webidl.DOMString(v, context);
   for (let i = 0; i < s.length; i++) {
     if (StringPrototypeCharCodeAt(s, i) > 255) {
       throw new TypeError(`${context}: character at index ${i} is above U+00FF, not a ByteString`);
@@ -45,6 +46,67 @@ webidl.ByteString = function ByteString(v, context = 'Value') {
 };
 
 webidl.boolean = (v) => !!v;
+
+const isObject = (v) => v !== null && (typeof v === 'object' || typeof v === 'function');
+const originalArrayIteratorNext = ArrayIteratorPrototype.next;
+
+// ToLength, for reading an array-like's length as %ArrayIteratorPrototype%.next does.
+function toLength(v) {
+  const n = MathTrunc(+v);
+  return n > 0 ? MathMin(n, 2 ** 53 - 1) : 0;
+}
+
+// WebIDL "create a sequence from an iterable": method is V's @@iterator (already read, as
+// the union conversions that call this need it to choose); each value goes through
+// convert(value, index) as it is taken. An array iterated by the original array iterator
+// is walked by index instead, which reads "length" before every step and each element once,
+// exactly as that iterator would, without creating it or its result objects.
+webidl.sequence = function sequence(v, method, convert, context) {
+  if (typeof method !== 'function') throw new TypeError(`${context}: the value is not iterable`);
+  const out = [];
+  if (method === ArrayIteratorMethod && ArrayIteratorPrototype.next === originalArrayIteratorNext) {
+    for (let i = 0; i < toLength(v.length); i++) ArrayPrototypePush(out, convert(v[i], i));
+    return out;
+  }
+  const iterator = FunctionPrototypeCall(method, v);
+  if (!isObject(iterator)) throw new TypeError(`${context}: the iterator is not an object`);
+  const next = iterator.next;
+  for (;;) {
+    const result = FunctionPrototypeCall(next, iterator);
+    if (!isObject(result)) throw new TypeError(`${context}: the iterator result is not an object`);
+    if (result.done) return out;
+    ArrayPrototypePush(out, convert(result.value, out.length));
+  }
+};
+
+// WebIDL record<K, V> from an object: its own enumerable keys in [[OwnPropertyKeys]]
+// order, each key converted by convertKey before its value is read and converted by
+// convertValue. Returns [key, value] pairs.
+webidl.record = function record(o, convertKey, convertValue, context) {
+  if (!isObject(o)) throw new TypeError(`${context}: the value is not an object`);
+  const out = [];
+  if (binding.isProxy(o)) {
+    // Every trap is observable: the spec's steps exactly, one key at a time.
+    const keys = ReflectOwnKeys(o);
+    for (let i = 0; i < keys.length; i++) recordEntry(o, keys[i], convertKey, convertValue, out);
+    return out;
+  }
+  // An ordinary object's [[OwnPropertyKeys]] are its string keys then its symbols, so the
+  // two lists (taken up front, as the spec takes the one) give the same order at a
+  // fraction of Reflect.ownKeys's cost.
+  const names = ObjectGetOwnPropertyNames(o);
+  const symbols = ObjectGetOwnPropertySymbols(o);
+  for (let i = 0; i < names.length; i++) recordEntry(o, names[i], convertKey, convertValue, out);
+  for (let i = 0; i < symbols.length; i++) recordEntry(o, symbols[i], convertKey, convertValue, out);
+  return out;
+};
+
+function recordEntry(o, key, convertKey, convertValue, out) {
+  // [[GetOwnProperty]] and its [[Enumerable]], without building a descriptor object.
+  if (!ObjectPrototypePropertyIsEnumerable(o, key)) return;
+  const typedKey = convertKey(key);
+  ArrayPrototypePush(out, [typedKey, convertValue(o[key])]);
+}
 
 // WebIDL §3.2.4 ConvertToInt for the integer types.
 function toInt(v, bits, signed, opts, context) {

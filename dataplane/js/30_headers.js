@@ -9,7 +9,7 @@ const {
   StringPrototypeCharCodeAt, StringPrototypeToLowerCase, StringPrototypeReplace, Symbol,
   SymbolIterator, SymbolToStringTag, TypeError, ArrayIteratorPrototype, ObjectGetPrototypeOf,
   ObjectSetPrototypeOf, ReflectOwnKeys, FunctionPrototypeCall,
-  SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit,
+  SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit, Uint8Array,
 } = primordials;
 
 const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -18,6 +18,7 @@ const trimRe = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
 // WebIDL ByteString: code units above 0xFF are a TypeError.
 function toByteString(v, what) {
+  if (typeof v === 'symbol') throw new TypeError(`${what}: a Symbol cannot be converted to a string`);
   const s = String(v);
   for (let i = 0; i < s.length; i++) {
     if (StringPrototypeCharCodeAt(s, i) > 0xff) {
@@ -28,7 +29,32 @@ function toByteString(v, what) {
 }
 internal.toByteString = toByteString;
 
+// Header-name code units below 128: 1 = token character, 2 = upper-case letter (a token
+// character that lowercases), 0 = not a token character. Above 127 nothing is a token.
+const kNameUnit = new Uint8Array(128);
+const kTokenChars = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz";
+for (let i = 0; i < kTokenChars.length; i++) kNameUnit[StringPrototypeCharCodeAt(kTokenChars, i)] = 1;
+for (let c = 0x41; c <= 0x5a; c++) kNameUnit[c] = 2;
+
+// A valid name comes back lowercased. The loop settles the common case (a string of token
+// characters) without allocating; anything else takes the full ByteString + token path,
+// which also words the error.
 function checkName(name) {
+  if (typeof name === 'string' && name.length > 0) {
+    let upper = false;
+    let i = 0;
+    for (; i < name.length; i++) {
+      const c = StringPrototypeCharCodeAt(name, i);
+      const kind = c < 128 ? kNameUnit[c] : 0;
+      if (kind === 0) break;
+      if (kind === 2) upper = true;
+    }
+    if (i === name.length) return upper ? StringPrototypeToLowerCase(name) : name;
+  }
+  return checkNameSlow(name);
+}
+
+function checkNameSlow(name) {
   name = toByteString(name, 'Header name');
   if (!RegExpPrototypeTest(tokenRe, name)) {
     throw new TypeError(`Invalid header name "${name}": it must be an HTTP token`);
@@ -36,7 +62,28 @@ function checkName(name) {
   return StringPrototypeToLowerCase(name);
 }
 
+const isHttpWhitespace = (c) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
+// A value comes back normalized (leading and trailing HTTP whitespace removed). The loop
+// settles the common case (Latin-1, no NUL/CR/LF, nothing to trim) without allocating.
 function checkValue(value, name) {
+  if (typeof value === 'string') {
+    const n = value.length;
+    if (n === 0) return value;
+    if (!isHttpWhitespace(StringPrototypeCharCodeAt(value, 0)) &&
+        !isHttpWhitespace(StringPrototypeCharCodeAt(value, n - 1))) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = StringPrototypeCharCodeAt(value, i);
+        if (c > 0xff || c === 0 || c === 0x0a || c === 0x0d) break;
+      }
+      if (i === n) return value;
+    }
+  }
+  return checkValueSlow(value, name);
+}
+
+function checkValueSlow(value, name) {
   value = StringPrototypeReplace(toByteString(value, 'Header value'), trimRe, '');
   if (RegExpPrototypeTest(badValueRe, value)) {
     throw new TypeError(`Invalid value for header "${name}": NUL, CR and LF are not allowed`);
@@ -69,7 +116,8 @@ function isCorsSafelisted(name, value) {
       return false;
   }
 }
-let headerList, setGuard, headersFromList;
+let headerList, setGuard, headersFromList, appendHeader, appendValidHeader;
+const { webidl } = internal;
 
 class Headers {
   #list = [];
@@ -87,11 +135,15 @@ class Headers {
 
   append(name, value) {
     if (arguments.length < 2) throw new TypeError('Headers.append: 2 arguments required');
+    appendHeader(this, name, value);
+  }
+
+  #append(name, value) {
     name = checkName(name);
     value = checkValue(value, name);
     this.#mutable();
     if (this.#guard === kGuardRequestNoCors) {
-      const existing = this.get(name);
+      const existing = this.#combined(name);
       if (!noCorsNames.has(name) || !isCorsSafelisted(name, existing === null ? value : `${existing}, ${value}`)) return;
     }
     ArrayPrototypePush(this.#list, [name, value]);
@@ -108,7 +160,11 @@ class Headers {
   }
 
   get(name) {
-    name = checkName(name);
+    return this.#combined(checkName(name));
+  }
+
+  // The combined value of a (valid, lowercase) name, or null: Fetch's "get".
+  #combined(name) {
     let out = null;
     for (const [n, v] of new ListIterator(this.#list)) {
       if (n === name) out = out === null ? v : out + ', ' + v;
@@ -180,7 +236,7 @@ class Headers {
           if (n === name) ArrayPrototypePush(out, [name, v]);
         }
       } else {
-        ArrayPrototypePush(out, [name, this.get(name)]);
+        ArrayPrototypePush(out, [name, this.#combined(name)]);
       }
     }
     this.#sorted = out;
@@ -192,6 +248,12 @@ class Headers {
   values() { return new HeadersIterator(this, 'values'); }
 
   static {
+    appendHeader = (h, name, value) => h.#append(name, value);
+    appendValidHeader = (h, name, value) => {
+      h.#mutable();
+      if (h.#guard === kGuardRequestNoCors) h.#append(name, value);
+      else ArrayPrototypePush(h.#list, [name, value]);
+    };
     headerList = (h) => h.#list;
     setGuard = (h, guard) => { h.#guard = guard; };
     headersFromList = (list, guard) => {
@@ -259,40 +321,52 @@ class HeadersIterator {
   }
 }
 ObjectSetPrototypeOf(HeadersIterator.prototype, IteratorPrototype);
+const HeadersIteratorPrototype = HeadersIterator.prototype;
+const headersIteratorNext = HeadersIteratorPrototype.next;
+const headersEntries = Headers.prototype.entries;
 Reflect.defineProperty(HeadersIterator.prototype, 'next', { enumerable: true });
 Reflect.defineProperty(HeadersIterator.prototype, SymbolToStringTag,
   { value: 'Headers Iterator', configurable: true });
 
+// Fetch "fill" from a HeadersInit: (sequence<sequence<ByteString>> or record<ByteString,
+// ByteString>). WebIDL converts the whole init first, every pair and string in order, and
+// only then are the pairs checked and appended; so every conversion (and its side effects)
+// happens before an invalid name or value can throw.
 function fillHeaders(headers, init) {
   if (init === null || (typeof init !== 'object' && typeof init !== 'function')) {
     throw new TypeError('Headers init must be an object, an array of pairs or a Headers');
   }
   const method = init[SymbolIterator];
-  if (method !== undefined && method !== null) {
-    if (typeof method !== 'function') throw new TypeError('Headers init is not iterable');
-    for (const pair of { [SymbolIterator]: () => FunctionPrototypeCall(method, init) }) {
-      if (pair === null || typeof pair !== 'object') {
-        throw new TypeError('Each header pair must be an iterable [name, value]');
-      }
-      const items = [];
-      for (const item of pair) ArrayPrototypePush(items, item);
-      if (items.length !== 2) {
-        throw new TypeError(`Each header pair must have exactly 2 items, got ${items.length}`);
-      }
-      headers.append(items[0], items[1]);
-    }
+  if (method === headersEntries && internal.isHeaders(init) &&
+      HeadersIteratorPrototype.next === headersIteratorNext) {
+    // Another Headers, iterated by its own unpatched iterator: no app code would run, so
+    // its sorted and combined pairs (valid already) are copied as they are.
+    const pairs = internal.headersPairs(init);
+    for (let i = 0; i < pairs.length; i++) appendValidHeader(headers, pairs[i][0], pairs[i][1]);
     return;
   }
-  // record<ByteString, ByteString>: own enumerable string keys, in order.
-  for (const key of ReflectOwnKeys(init)) {
-    const desc = ReflectGetOwnPropertyDescriptor(init, key);
-    if (desc === undefined || !desc.enumerable) continue;
-    if (typeof key === 'symbol') throw new TypeError('Header names cannot be symbols');
-    // WebIDL record<ByteString, ByteString>: the key converts (and may throw) before the
-    // value is read.
-    const name = toByteString(key, 'Header name');
-    headers.append(name, init[key]);
+  const pairs = method !== undefined && method !== null
+    ? webidl.sequence(init, method, toHeaderPair, 'Headers init')
+    : webidl.record(init, toHeaderName, toHeaderValue, 'Headers init');
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i];
+    if (pair.length !== 2) {
+      throw new TypeError(`Each header pair must have exactly 2 items, got ${pair.length}`);
+    }
+    appendHeader(headers, pair[0], pair[1]);
   }
+}
+
+// The ByteString conversions of the init (each may end the conversion before the next
+// property is read, which a getter or a Proxy can observe).
+const toHeaderName = (v) => webidl.ByteString(v, 'Header name');
+const toHeaderValue = (v) => webidl.ByteString(v, 'Header value');
+const toPairItem = (v) => webidl.ByteString(v, 'Header pair item');
+function toHeaderPair(pair) {
+  if (pair === null || (typeof pair !== 'object' && typeof pair !== 'function')) {
+    throw new TypeError('Each header pair must be an iterable [name, value]');
+  }
+  return webidl.sequence(pair, pair[SymbolIterator], toPairItem, 'Header pair');
 }
 
 internal.Headers = Headers;

@@ -824,6 +824,15 @@ internal.serializeUrlencoded = serializeUrlencoded;
 
 // --- URLSearchParams -------------------------------------------------------------------------
 
+const kParamsContext = "Failed to construct 'URLSearchParams'";
+const toParamString = (v) => webidl.USVString(v, kParamsContext);
+function toParamPair(pair) {
+  if (pair === null || (typeof pair !== 'object' && typeof pair !== 'function')) {
+    throw new TypeError(`${kParamsContext}: each pair must be an iterable`);
+  }
+  return webidl.sequence(pair, pair[SymbolIterator], toParamString, kParamsContext);
+}
+
 class URLSearchParams {
   #list = [];
   #url = null; // the URL whose query this is, or null
@@ -832,28 +841,22 @@ class URLSearchParams {
     if (init !== null && typeof init === 'object' || typeof init === 'function') {
       const iter = init[SymbolIterator];
       if (iter !== undefined && iter !== null) {
-        if (typeof iter !== 'function') throw new TypeError("Failed to construct 'URLSearchParams': the init's @@iterator is not a function");
-        for (const pair of { [SymbolIterator]: () => FunctionPrototypeCall(iter, init) }) {
-          if (pair === null || (typeof pair !== 'object' && typeof pair !== 'function') ||
-              typeof pair[SymbolIterator] !== 'function') {
-            throw new TypeError("Failed to construct 'URLSearchParams': each pair must be an iterable");
+        // sequence<sequence<USVString>>: every pair converts before any length is checked.
+        const pairs = webidl.sequence(init, iter, toParamPair, kParamsContext);
+        for (let i = 0; i < pairs.length; i++) {
+          if (pairs[i].length !== 2) {
+            throw new TypeError(`${kParamsContext}: each pair must have exactly two items`);
           }
-          const items = [...pair];
-          if (items.length !== 2) {
-            throw new TypeError("Failed to construct 'URLSearchParams': each pair must have exactly two items");
-          }
-          ArrayPrototypePush(this.#list, [webidl.USVString(items[0]), webidl.USVString(items[1])]);
+          ArrayPrototypePush(this.#list, [pairs[i][0], pairs[i][1]]);
         }
       } else {
-        // record<USVString, USVString>: own enumerable string keys, in order; keys that
-        // convert to the same USVString keep the first position and the last value.
+        // record<USVString, USVString>: keys that convert to the same USVString (lone
+        // surrogates become U+FFFD) keep the first position and the last value.
         const byKey = new SafeMap();
-        for (const key of Reflect.ownKeys(init)) {
-          if (typeof key !== 'string') continue;
-          const desc = Reflect.getOwnPropertyDescriptor(init, key);
-          if (desc === undefined || !desc.enumerable) continue;
-          const k = webidl.USVString(key);
-          const v = webidl.USVString(init[key]);
+        const entries = webidl.record(init, toParamString, toParamString, kParamsContext);
+        for (let i = 0; i < entries.length; i++) {
+          const k = entries[i][0];
+          const v = entries[i][1];
           const existing = byKey.get(k);
           if (existing !== undefined) {
             existing[1] = v;

@@ -671,6 +671,13 @@ static void IsDetached(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(args[0]->IsArrayBuffer() && args[0].As<v8::ArrayBuffer>()->WasDetached());
 }
 
+// isProxy(value): whether value is a Proxy, whose traps make every step of a WebIDL
+// conversion observable (JS itself cannot tell).
+static void IsProxy(const FunctionCallbackInfo<Value> &args)
+{
+    args.GetReturnValue().Set(args[0]->IsProxy());
+}
+
 // isSharedArrayBuffer(value): WebIDL's [AllowShared] distinction, which JS cannot spoof.
 static void IsSharedArrayBuffer(const FunctionCallbackInfo<Value> &args)
 {
@@ -710,6 +717,7 @@ static const rt_native kNatives[] = {
     {"transferArrayBuffer", TransferArrayBuffer},
     {"isDetached", IsDetached},
     {"isSharedArrayBuffer", IsSharedArrayBuffer},
+    {"isProxy", IsProxy},
     {"runMicrotasks", RunMicrotasks},
     {"encodeUtf8", EncodeUtf8},
     {"decodeUtf8", DecodeUtf8},

@@ -94,3 +94,22 @@ test("Request URLs are parsed; credentials are refused", () => {
   assertThrows(() => new Request("http://u:p@h/"), TypeError);
   assertThrows(() => new Request("/relative"), TypeError); // no --location: no base URL
 });
+
+test("URLSearchParams init converts as WebIDL says (records, pairs, symbols, order)", () => {
+  const s = Symbol("s");
+  assertThrows(() => new URLSearchParams({ [s]: "x" }), TypeError, undefined);
+  const hidden = { a: "1" };
+  Object.defineProperty(hidden, s, { value: "x", enumerable: false });
+  Object.defineProperty(hidden, "h", { value: "2", enumerable: false });
+  assertEquals(new URLSearchParams(hidden).toString(), "a=1");
+  // Keys that become the same USVString keep the first place and the last value.
+  assertEquals([...new URLSearchParams({ "\uD800": "1", b: "2", "\uDC00": "3" })],
+    [["\uFFFD", "3"], ["b", "2"]]);
+  // Every pair converts before a pair of the wrong length throws.
+  const log = [];
+  const later = { toString() { log.push("later"); return "v"; } };
+  assertThrows(() => new URLSearchParams([["a"], ["b", later]]), TypeError, undefined);
+  assertEquals(log, ["later"]);
+  assertEquals(new URLSearchParams([["a", 1], new Set(["b", "2"])]).toString(), "a=1&b=2");
+  assertThrows(() => new URLSearchParams([1]), TypeError, undefined);
+});
