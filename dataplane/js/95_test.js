@@ -134,6 +134,10 @@ internal.builtinModules['nano:test'] = {
   assertRejects, fail, AssertionError,
   // Read when a test module imports it, after the runtime has set the env.
   get env() { return internal.env; },
+  // The URL parser's two ways (records, or null/FAILURE), so tests can compare the fast
+  // path with the state machine on the same input.
+  urlParsers: { simple: internal.urlSimpleParse, slow: internal.urlInternals.parseSlow,
+    FAILURE: internal.urlInternals.FAILURE },
 };
 
 const out = (text) => binding.print(1, text);

@@ -1,5 +1,5 @@
 // URL and URLSearchParams (WHATWG URL Standard).
-import { test, assert, assertEquals, assertThrows, assertStrictEquals } from "nano:test";
+import { test, assert, assertEquals, assertThrows, assertStrictEquals, urlParsers } from "nano:test";
 
 test("parses and normalizes the parts of a special URL", () => {
   const u = new URL("HTTPS://us er:p@ss@EXAMPLE.com:443/a/./b/../c?x=1 2#f g");
@@ -112,4 +112,50 @@ test("URLSearchParams init converts as WebIDL says (records, pairs, symbols, ord
   assertEquals(log, ["later"]);
   assertEquals(new URLSearchParams([["a", 1], new Set(["b", "2"])]).toString(), "a=1&b=2");
   assertThrows(() => new URLSearchParams([1]), TypeError, undefined);
+});
+
+test("the simple-URL fast path gives the state machine's record, or stands aside", () => {
+  const { simple, slow } = urlParsers;
+  const schemes = ["http", "HTTPS", "ws", "wss", "ftp", "Http", "file", "foo", "h2"];
+  const hosts = ["example.test", "EXAMPLE.Test", "a..b", ".", "h_1-2", "1.2.3.4", "255.255.255.255",
+    "256.1.1.1", "01.2.3.4", "1.2.3.4.", "0x7f.1", "1.2.3", "a.0x", "a.1", "xn--abc", "a.XN--b",
+    "99", "b.09", "1.2.3.4.5"];
+  const ports = ["", ":", ":0", ":80", ":0080", ":443", ":21", ":8080", ":65535", ":65536", ":999999"];
+  const paths = ["", "/", "//", "/a/b", "/a/", "/./a", "/../a", "/a/%2e/b", "/a/%2E%2e", "/.well-known/x",
+    "/a%2Fb", "/~u/|p/[x]/!$&()*+,;=:@", "/a'b", "/a\\b", "/a b", "/a{b}", "/caf\u00e9", "/%zz"];
+  const queries = ["", "?", "?a=1&b=2", "?a?b", "?'", "?%41", "?a`b", "?\u00e9"];
+  const fragments = ["", "#", "#f", "#a#b?c", "#'", "#a b", "#{x}"];
+  let compared = 0, stoodAside = 0;
+  const check = (input) => {
+    const fast = simple(input);
+    if (fast === null) { stoodAside++; return; }
+    compared++;
+    assertEquals(fast, slow(input), input);
+  };
+  for (const s of schemes) for (const h of hosts) for (const p of ports) check(`${s}://${h}${p}/x`);
+  for (const p of paths) for (const q of queries) for (const f of fragments) check(`http://h${p}${q}${f}`);
+  for (const s of [" http://h/", "http://h/\t", "http://u@h/", "http://u:p@h/", "http:/h/", "http:h",
+    "http://[::1]/", "http://h:8a/", "HTTP://H/A?B#C"]) {
+    check(s);
+  }
+  // Both sides are exercised, so this cannot pass by the fast path never running.
+  assert(compared > 400 && stoodAside > 1000, `compared ${compared}, stood aside ${stoodAside}`);
+  assertEquals(new URL("HTTP://EXAMPLE.test:0080/a/b?c=1#d").href, "http://example.test/a/b?c=1#d");
+});
+
+test("URL parsing and URLSearchParams do not use iterators an app replaced", () => {
+  const stringIterator = String.prototype[Symbol.iterator];
+  const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+  const next = arrayIteratorPrototype.next;
+  String.prototype[Symbol.iterator] = function* () { yield "x"; };
+  arrayIteratorPrototype.next = () => ({ done: true, value: undefined });
+  let results;
+  try {
+    const u = new URL("http://u:p@h/a/../b c?x=1&y=2");
+    results = [u.href, u.searchParams.get("y"), u.searchParams.getAll("x"), u.searchParams.has("x", "1")];
+  } finally {
+    String.prototype[Symbol.iterator] = stringIterator;
+    arrayIteratorPrototype.next = next;
+  }
+  assertEquals(results, ["http://u:p@h/b%20c?x=1&y=2", "2", ["1"], true]);
 });
