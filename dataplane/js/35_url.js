@@ -300,9 +300,45 @@ function domainToASCII(domain) {
 
 // --- the URL record and the basic URL parser (§4.4) -----------------------------------------
 
+// A URL record (§4.1). path is a list of segments, or a string for an opaque path. The
+// simple parser gives it as text ("/a/b") and the list is made only when asked for:
+// pathname and href need just the text. Handing out the list drops the text, as the
+// caller may change the list.
+let setPathText, pathText;
+class UrlRecord {
+  scheme = '';
+  username = '';
+  password = '';
+  host = null;
+  port = null;
+  opaque = false;
+  query = null;
+  fragment = null;
+  #path = [];
+  #pathText = null;
+
+  get path() {
+    if (this.#path === null) this.#path = StringPrototypeSplit(StringPrototypeSlice(this.#pathText, 1), '/');
+    this.#pathText = null;
+    return this.#path;
+  }
+
+  set path(value) {
+    this.#path = value;
+    this.#pathText = null;
+  }
+
+  static {
+    setPathText = (url, text) => {
+      url.#path = null;
+      url.#pathText = text;
+    };
+    pathText = (url) => url.#pathText;
+  }
+}
+
 function newRecord() {
-  return { scheme: '', username: '', password: '', host: null, port: null, path: [],
-    opaque: false, query: null, fragment: null };
+  return new UrlRecord();
 }
 
 const isAsciiAlpha = (c) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
@@ -360,50 +396,128 @@ function codePoints(s) {
   return out;
 }
 
-// The URLs a server sees most, parsed in one regex: an absolute http(s), ws(s) or ftp URL
-// of printable ASCII with a plain domain or dotted-decimal IPv4 host, an optional port, and
-// a path, query and fragment holding nothing the parser would percent-encode, no dot
-// segments, no backslash and no credentials. For these the state machine's steps reduce to
-// lowercasing the scheme and host, reading the port and splitting the path; anything else
-// (null here) goes to the state machine. tests/js/url.test.js compares the two.
-const simpleUrl = new RegExp(
-  '^([A-Za-z][A-Za-z0-9+.-]*)://([A-Za-z0-9_.-]+)(?::([0-9]*))?' +
-  '(/[^\\0-\\x20\\x7f-\\uffff"#<>?\\\\^`{}\']*)?' +
-  '(?:\\?([^\\0-\\x20\\x7f-\\uffff"#<>\\\\^`{}\']*))?' +
-  '(?:#([^\\0-\\x20\\x7f-\\uffff"<>\\\\^`{}\']*))?$');
-const dotSegmentOrPunycode = /\/\.|%2e|(?:^|\.)xn--/i;
-const mayEndInANumber = /[0-9A-Fa-fXx]\.?$/;
+// The URLs a server sees most, read in one pass over their code units: an absolute http(s),
+// ws(s) or ftp URL of printable ASCII with a plain domain or dotted-decimal IPv4 host, an
+// optional port, and a path, query and fragment holding nothing the parser would
+// percent-encode, no dot segments, no backslash and no credentials. For these the state
+// machine's steps reduce to lowercasing the scheme and host, reading the port and keeping
+// the path as text; anything else (null here) goes to the state machine.
+// tests/js/url.test.js compares the two on generated URLs.
+const kSchemeUnit = 1, kHostUnit = 2, kPathUnit = 4, kQueryUnit = 8, kFragmentUnit = 16;
+const kSimpleUnits = new Uint8Array(128);
+for (let c = 0x21; c < 0x7f; c++) {
+  const ch = StringFromCharCode(c);
+  const alnum = isAsciiAlphaNumeric(c);
+  let bits = 0;
+  if (alnum || ch === '+' || ch === '-' || ch === '.') bits |= kSchemeUnit;
+  if (alnum || ch === '_' || ch === '-' || ch === '.') bits |= kHostUnit;
+  // Left out everywhere: what some component would percent-encode, and the backslash.
+  if (!StringPrototypeIncludes('"<>\\^`{}\'', ch)) {
+    bits |= kFragmentUnit;
+    if (ch !== '#') bits |= kQueryUnit;
+    if (ch !== '#' && ch !== '?') bits |= kPathUnit;
+  }
+  kSimpleUnits[c] = bits;
+}
+function isAsciiAlphaNumeric(c) {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
 const dottedDecimal = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
 
+// Index of the first code unit at or after i that lacks bit, or the string's length.
+function scanUnits(s, i, bit) {
+  for (; i < s.length; i++) {
+    const c = StringPrototypeCharCodeAt(s, i);
+    if (c >= 128 || (kSimpleUnits[c] & bit) === 0) break;
+  }
+  return i;
+}
+
+function hasUpperAscii(s) {
+  for (let i = 0; i < s.length; i++) {
+    const c = StringPrototypeCharCodeAt(s, i);
+    if (c >= 0x41 && c <= 0x5a) return true;
+  }
+  return false;
+}
+
 function simpleParse(input) {
-  const m = RegExpPrototypeExec(simpleUrl, input);
-  if (m === null) return null;
-  const scheme = StringPrototypeToLowerCase(m[1]);
+  const n = input.length;
+  // scheme "://"
+  const schemeEnd = scanUnits(input, 0, kSchemeUnit);
+  if (schemeEnd === 0 || !isAsciiAlpha(StringPrototypeCharCodeAt(input, 0)) ||
+      StringPrototypeCharCodeAt(input, schemeEnd) !== 0x3a ||
+      StringPrototypeCharCodeAt(input, schemeEnd + 1) !== 0x2f ||
+      StringPrototypeCharCodeAt(input, schemeEnd + 2) !== 0x2f) {
+    return null;
+  }
+  let scheme = StringPrototypeSlice(input, 0, schemeEnd);
+  if (hasUpperAscii(scheme)) scheme = StringPrototypeToLowerCase(scheme);
   const defaultPort = specialPorts.get(scheme);
-  if (defaultPort === undefined || scheme === 'file') return null;
-  const host = StringPrototypeToLowerCase(m[2]);
-  const path = m[4];
-  if (RegExpPrototypeExec(dotSegmentOrPunycode, host) !== null ||
-      (path !== undefined && RegExpPrototypeExec(dotSegmentOrPunycode, path) !== null)) {
-    return null;
+  if (defaultPort === undefined || defaultPort === null) return null; // not special, or file
+  // host: a domain with no "xn--" label, or dotted-decimal IPv4 when it ends in a number
+  const hostStart = schemeEnd + 3;
+  const hostEnd = scanUnits(input, hostStart, kHostUnit);
+  if (hostEnd === hostStart) return null;
+  let host = StringPrototypeSlice(input, hostStart, hostEnd);
+  if (hasUpperAscii(host)) host = StringPrototypeToLowerCase(host);
+  let labelStart = 0;
+  for (let i = 0; i <= host.length; i++) {
+    if (i < host.length && StringPrototypeCharCodeAt(host, i) !== 0x2e) continue;
+    if (i - labelStart >= 4 && StringPrototypeStartsWith(host, 'xn--', labelStart)) return null;
+    if (i < host.length) labelStart = i + 1;
   }
-  if (RegExpPrototypeExec(mayEndInANumber, host) !== null && endsInANumber(host) &&
-      RegExpPrototypeExec(dottedDecimal, host) === null) {
-    return null;
+  const last = StringPrototypeCharCodeAt(host, host.length - 1);
+  if (last === 0x2e || isAsciiDigit(last) ||
+      StringPrototypeStartsWith(host, '0x', labelStart)) {
+    // It may end in a number (IPv4 rules): only plain dotted decimal stays here.
+    if (RegExpPrototypeExec(dottedDecimal, host) === null) return null;
   }
+  let i = hostEnd;
+  // port
   let port = null;
-  if (m[3] !== undefined && m[3] !== '') {
-    port = NumberParseInt(m[3], 10);
-    if (port > 65535) return null;
-    if (port === defaultPort) port = null;
+  if (i < n && StringPrototypeCharCodeAt(input, i) === 0x3a) {
+    i++;
+    let value = -1;
+    for (; i < n; i++) {
+      const c = StringPrototypeCharCodeAt(input, i);
+      if (!isAsciiDigit(c)) break;
+      value = (value < 0 ? 0 : value) * 10 + (c - 0x30);
+      if (value > 65535) return null;
+    }
+    if (value >= 0 && value !== defaultPort) port = value;
   }
+  // path, with no "/." (dot segments) and no "%2e"
+  let path = '/';
+  if (i < n && StringPrototypeCharCodeAt(input, i) === 0x2f) {
+    const pathEnd = scanUnits(input, i, kPathUnit);
+    path = StringPrototypeSlice(input, i, pathEnd);
+    if (StringPrototypeIncludes(path, '/.') || StringPrototypeIncludes(path, '%2') &&
+        (StringPrototypeIncludes(path, '%2e') || StringPrototypeIncludes(path, '%2E'))) {
+      return null;
+    }
+    i = pathEnd;
+  }
+  let query = null;
+  if (i < n && StringPrototypeCharCodeAt(input, i) === 0x3f) {
+    const queryEnd = scanUnits(input, i + 1, kQueryUnit);
+    query = StringPrototypeSlice(input, i + 1, queryEnd);
+    i = queryEnd;
+  }
+  let fragment = null;
+  if (i < n && StringPrototypeCharCodeAt(input, i) === 0x23) {
+    const fragmentEnd = scanUnits(input, i + 1, kFragmentUnit);
+    fragment = StringPrototypeSlice(input, i + 1, fragmentEnd);
+    i = fragmentEnd;
+  }
+  if (i !== n) return null;
   const url = newRecord();
   url.scheme = scheme;
   url.host = host;
   url.port = port;
-  url.path = path === undefined ? [''] : StringPrototypeSplit(StringPrototypeSlice(path, 1), '/');
-  url.query = m[5] === undefined ? null : m[5];
-  url.fragment = m[6] === undefined ? null : m[6];
+  setPathText(url, path);
+  url.query = query;
+  url.fragment = fragment;
   return url;
 }
 internal.urlSimpleParse = simpleParse;
@@ -817,6 +931,8 @@ function basicParse(input, base = null, url = null, stateOverride = 0, simple = 
 // §4.5 URL serializer.
 function serializePath(url) {
   if (url.opaque) return url.path;
+  const text = pathText(url);
+  if (text !== null) return text;
   const path = url.path;
   let out = '';
   for (let i = 0; i < path.length; i++) out += '/' + path[i];
