@@ -10,7 +10,7 @@ const {
   DataViewPrototypeGetByteOffset, FinalizationRegistry, ObjectFreeze, RangeError, SafeMap,
   StringFromCharCode, StringPrototypeToLowerCase, StringPrototypeReplace, TypeError, Uint8Array,
   Uint16Array, ArrayBuffer, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength,
-  TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetSymbolToStringTag, FunctionPrototypeApply,
+  TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetSymbolToStringTag, FunctionPrototypeApply, TypedArrayPrototypeSet,
 } = primordials;
 const { webidl } = internal;
 
@@ -351,6 +351,25 @@ class TextDecoder {
 }
 webidl.configureInterface(TextDecoder);
 
+// UTF-8 of a string as a new Uint8Array. Up to kScratchUnits code units it is encoded
+// into a scratch buffer and copied into a Uint8Array made here (V8 makes small ones in its
+// heap); longer strings get an ArrayBuffer from the binding.
+const kScratchUnits = 4096;
+let scratch = null;
+function encodeUtf8(s) {
+  if (s.length > kScratchUnits) return binding.encodeUtf8(s);
+  if (scratch === null) scratch = new Uint8Array(3 * kScratchUnits);
+  const n = binding.encodeUtf8Into(s, scratch);
+  const out = new Uint8Array(n);
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) out[i] = scratch[i];
+  } else {
+    TypedArrayPrototypeSet(out, new Uint8Array(TypedArrayPrototypeGetBuffer(scratch), 0, n));
+  }
+  return out;
+}
+internal.encodeUtf8 = encodeUtf8;
+
 class TextEncoder {
   get encoding() {
     if (!(this instanceof TextEncoder)) throw webidl.illegalInvocation('TextEncoder.encoding');
@@ -359,7 +378,8 @@ class TextEncoder {
 
   encode(input = '') {
     if (!(this instanceof TextEncoder)) throw webidl.illegalInvocation('TextEncoder.encode');
-    return binding.encodeUtf8(webidl.USVString(input));
+    // The encoder writes a lone surrogate as U+FFFD, which is what USVString would do.
+    return encodeUtf8(typeof input === 'string' ? input : webidl.DOMString(input));
   }
 
   encodeInto(source, destination) {
@@ -370,8 +390,8 @@ class TextEncoder {
       throw new TypeError("Failed to execute 'encodeInto' on 'TextEncoder': parameter 2 is not " +
         "of type 'Uint8Array'");
     }
-    const [read, written] = binding.encodeInto(s, destination);
-    return { read, written };
+    const result = binding.encodeInto(s, destination);
+    return { read: result[0], written: result[1] };
   }
 }
 webidl.configureInterface(TextEncoder);

@@ -153,6 +153,29 @@ static void EncodeUtf8(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(v8::Uint8Array::New(buf, 0, len));
 }
 
+// encodeUtf8Into(string, dest): writes the string's UTF-8 (lone surrogates as U+FFFD) into
+// the Uint8Array dest, which the caller made large enough (3 bytes per code unit), and
+// returns the byte count. TextEncoder.encode uses it with a scratch buffer: a JS
+// Uint8Array and a copy cost less than an ArrayBuffer made here.
+static void EncodeUtf8Into(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    if (!args[0]->IsString() || !args[1]->IsUint8Array()) {
+        throw_type_error(isolate, "encodeUtf8Into: expected a string and a Uint8Array");
+        return;
+    }
+    Local<String> s = args[0].As<String>();
+    Local<v8::Uint8Array> dest = args[1].As<v8::Uint8Array>();
+    if (dest->ByteLength() / 3 < (size_t)s->Length()) {
+        throw_type_error(isolate, "encodeUtf8Into: the destination is too small");
+        return;
+    }
+    char *p = static_cast<char *>(dest->Buffer()->Data()) + dest->ByteOffset();
+    int written = s->WriteUtf8(isolate, p, (int)dest->ByteLength(), nullptr,
+                               String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
+    args.GetReturnValue().Set(written);
+}
+
 // decodeUtf8(bytes): WHATWG "UTF-8 decode": a leading BOM is dropped, bad sequences become
 // U+FFFD (V8's decoder replaces maximal subparts, as the Encoding standard asks).
 static void DecodeUtf8(const FunctionCallbackInfo<Value> &args)
@@ -720,6 +743,7 @@ static const rt_native kNatives[] = {
     {"isProxy", IsProxy},
     {"runMicrotasks", RunMicrotasks},
     {"encodeUtf8", EncodeUtf8},
+    {"encodeUtf8Into", EncodeUtf8Into},
     {"decodeUtf8", DecodeUtf8},
     {"requestHeaders", RequestHeaders},
     {"readBody", ReadBody},

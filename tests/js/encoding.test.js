@@ -72,3 +72,24 @@ test("decode accepts ArrayBuffer, typed arrays and DataView", () => {
   assertEquals(d.decode(new Uint16Array(buf, 0, 1)), "xy");
   assertThrows(() => d.decode("string"), TypeError);
 });
+
+test("TextEncoder.encode at every size boundary gives fresh, exact arrays", () => {
+  const enc = new TextEncoder();
+  const decode = (b) => new TextDecoder().decode(b);
+  for (const n of [1, 21, 22, 63, 64, 65, 1000, 4095, 4096, 4097, 10000]) {
+    for (const unit of ["a", "\u00e9", "\u20ac", "\ud83d\ude00"]) {
+      const s = unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
+      const bytes = enc.encode(s);
+      assert(bytes instanceof Uint8Array && bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length);
+      // A character cut in half by slice() is a lone surrogate: U+FFFD.
+      assertEquals(decode(bytes), s.replace(/[\ud800-\udbff]$/, "\ufffd"));
+    }
+  }
+  const first = enc.encode("first");
+  enc.encode("second, which must not show through");
+  assertEquals(decode(first), "first");
+  assertEquals(decode(enc.encode(12)), "12");
+  assertEquals(decode(enc.encode({ toString: () => "obj" })), "obj");
+  assertEquals(decode(enc.encode(undefined)), "");
+  assertThrows(() => enc.encode(Symbol("s")), TypeError);
+});
