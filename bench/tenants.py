@@ -450,9 +450,12 @@ def cmd_hello(opts, workdir):
     results = {(s.key, a): [] for s in servers for a in apps}
     for rnd in range(1, opts.rounds + 1):
         for app in apps:
-            for s in servers:
+            # Every other round runs the servers in reverse order, so that neither side of a
+            # comparison always runs first while the machine's speed drifts.
+            for s in (servers if rnd % 2 else list(reversed(servers))):
                 try:
                     r = hello_once(s, app, opts, workdir)
+                    r["round"] = rnd
                     results[(s.key, app)].append(r)
                     log(f"round {rnd}/{opts.rounds} {app} {s.key}: {r['rps']:.0f} req/s "
                         f"p99 {r['p99_ms']:.2f} ms peak {r['peak_kib'] / 1024:.1f} MiB")
@@ -488,9 +491,15 @@ def cmd_hello(opts, workdir):
             if n and deno:
                 nr, dr = med(n, "rps"), med(deno, "rps")
                 np99, dp99 = med(n, "p99_ms"), med(deno, "p99_ms")
+                # Each round's two runs are close in time: their ratios are the paired view.
+                deno_by_round = {b["round"]: b for b in deno}
+                pairs = [a["rps"] / deno_by_round[a["round"]]["rps"] for a in n
+                         if a["round"] in deno_by_round]
+                paired = (f"; per-round ratios {' '.join('%.2f' % x for x in pairs)}, "
+                          f"median {statistics.median(pairs):.2f}" if pairs else "")
                 verdicts.append(
                     f"- {app}, nano-dp {setup} vs deno: req/s {nr:,.0f} vs {dr:,.0f} "
-                    f"(**≥ deno**: {'yes' if nr >= dr else 'no'}); "
+                    f"(**≥ deno**: {'yes' if nr >= dr else 'no'}{paired}); "
                     f"p99 {np99:.2f} vs {dp99:.2f} ms "
                     f"(**≤ deno**: {'yes' if np99 <= dp99 else 'no'})")
     for name, why in missing:
