@@ -211,37 +211,81 @@ internal.defineGlobal('Navigator', Navigator);
 internal.defineGlobal('navigator', new Navigator(webidl.kIllegalConstructor), true);
 
 // WebCrypto's Crypto with its two synchronous methods; crypto.subtle is the WebCrypto issue.
-const integerTypes = ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array',
-  'Int32Array', 'Uint32Array', 'BigInt64Array', 'BigUint64Array'];
+// Element sizes of the integer typed arrays (getRandomValues takes only these).
+const integerTypes = new SafeMap([['Int8Array', 1], ['Uint8Array', 1], ['Uint8ClampedArray', 1],
+  ['Int16Array', 2], ['Uint16Array', 2], ['Int32Array', 4], ['Uint32Array', 4],
+  ['BigInt64Array', 8], ['BigUint64Array', 8]]);
+
+// Random bytes come from OpenSSL's CSPRNG (RAND_bytes) a pool at a time: one call costs
+// about as much as generating a kilobyte, so randomUUID and getRandomValues of up to
+// kPoolTake bytes take fresh bytes from the pool, each byte handed out once. (Node caches
+// entropy for randomUUID likewise.) The pool is filled at first use, never in the snapshot.
+const kPoolSize = 4096, kPoolTake = 256;
+let pool = null;
+let poolUsed = kPoolSize;
+function takeRandom(n) {
+  if (poolUsed + n > kPoolSize) {
+    if (pool === null) pool = new Uint8Array(kPoolSize);
+    binding.randomFill(pool);
+    poolUsed = 0;
+  }
+  const at = poolUsed;
+  poolUsed += n;
+  return at;
+}
+const hexByte = [];
+for (let b = 0; b < 256; b++) ArrayPrototypePush(hexByte, StringPrototypePadStart(NumberPrototypeToString(b, 16), 2, '0'));
+
 class Crypto {
   constructor(key = undefined) { webidl.illegalConstructor(key, 'Crypto'); }
   getRandomValues(array) {
     if (!(this instanceof Crypto)) throw webidl.illegalInvocation('Crypto.getRandomValues');
     webidl.argCount(arguments, 1, "Failed to execute 'getRandomValues' on 'Crypto'");
-    const tag = ArrayBuffer.isView(array) ? TypedArrayPrototypeGetSymbolToStringTag(array) : undefined;
-    if (tag === undefined || !integerTypes.includes(tag)) {
+    const tag = ArrayBufferIsView(array) ? TypedArrayPrototypeGetSymbolToStringTag(array) : undefined;
+    const size = tag === undefined ? undefined : integerTypes.get(tag);
+    if (size === undefined) {
       throw new DOMException("Failed to execute 'getRandomValues' on 'Crypto': the argument is " +
         'not an integer typed array', 'TypeMismatchError');
     }
-    if (TypedArrayPrototypeGetByteLength(array) > 65536) {
+    const length = TypedArrayPrototypeGetByteLength(array);
+    if (length > 65536) {
       throw new DOMException("Failed to execute 'getRandomValues' on 'Crypto': the array's byte " +
-        `length (${TypedArrayPrototypeGetByteLength(array)}) exceeds 65536`, 'QuotaExceededError');
+        `length (${length}) exceeds 65536`, 'QuotaExceededError');
     }
-    binding.randomFill(array);
+    if (length > kPoolTake || size === 8) {
+      binding.randomFill(array);
+      return array;
+    }
+    // Element by element: each element's value is made of its bytes, which gives the same
+    // bit pattern whatever the element type's sign (typed array stores are modular).
+    const at = takeRandom(length);
+    const p = pool;
+    const count = length / size;
+    if (size === 1) {
+      for (let i = 0; i < count; i++) array[i] = p[at + i];
+    } else if (size === 2) {
+      for (let i = 0; i < count; i++) array[i] = p[at + 2 * i] | (p[at + 2 * i + 1] << 8);
+    } else {
+      for (let i = 0; i < count; i++) {
+        const j = at + 4 * i;
+        array[i] = (p[j] | (p[j + 1] << 8) | (p[j + 2] << 16) | (p[j + 3] << 24)) >>> 0;
+      }
+    }
     return array;
   }
   randomUUID() {
     if (!(this instanceof Crypto)) throw webidl.illegalInvocation('Crypto.randomUUID');
-    const b = new Uint8Array(16);
-    binding.randomFill(b);
-    b[6] = (b[6] & 0x0f) | 0x40; // version 4
-    b[8] = (b[8] & 0x3f) | 0x80; // variant 10
-    let hex = '';
+    const at = takeRandom(16);
+    const p = pool;
+    let uuid = '';
     for (let i = 0; i < 16; i++) {
-      hex += StringPrototypePadStart(NumberPrototypeToString(b[i], 16), 2, '0');
-      if (i === 3 || i === 5 || i === 7 || i === 9) hex += '-';
+      let b = p[at + i];
+      if (i === 6) b = (b & 0x0f) | 0x40; // version 4
+      else if (i === 8) b = (b & 0x3f) | 0x80; // variant 10
+      uuid += hexByte[b];
+      if (i === 3 || i === 5 || i === 7 || i === 9) uuid += '-';
     }
-    return hex;
+    return uuid;
   }
 }
 webidl.configureInterface(Crypto);

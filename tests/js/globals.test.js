@@ -44,6 +44,44 @@ test("crypto.getRandomValues and randomUUID", () => {
   assert(crypto.randomUUID() !== crypto.randomUUID());
 });
 
+test("random values: every size and type, only inside the view, never repeated", () => {
+  // Sizes around the pooled limit (256 bytes) and across many pool refills.
+  const seen = new Set();
+  for (let round = 0; round < 40; round++) {
+    for (const n of [1, 2, 3, 15, 16, 17, 255, 256, 257, 300]) {
+      const backing = new Uint8Array(n + 8);
+      const view = backing.subarray(4, 4 + n);
+      crypto.getRandomValues(view);
+      for (let i = 0; i < 4; i++) assert(backing[i] === 0 && backing[n + 4 + i] === 0, "wrote outside the view");
+      if (n >= 16) {
+        const key = Array.from(view.subarray(0, 16)).join(",");
+        assert(!seen.has(key), "random bytes repeated");
+        seen.add(key);
+      }
+    }
+  }
+  // Every byte value turns up in 64 KiB taken 16 bytes at a time (chance of a miss ~1e-108).
+  const counts = new Uint32Array(256);
+  for (let i = 0; i < 4096; i++) for (const b of crypto.getRandomValues(new Uint8Array(16))) counts[b]++;
+  assert(counts.every((c) => c > 0), "a byte value never came up");
+  // Wider and signed element types get their bits: negatives occur, and high halves are used.
+  const i16 = crypto.getRandomValues(new Int16Array(128));
+  const u32 = crypto.getRandomValues(new Uint32Array(64));
+  const i32 = crypto.getRandomValues(new Int32Array(64));
+  const b64 = crypto.getRandomValues(new BigInt64Array(8));
+  assert(i16.some((x) => x < 0) && i16.some((x) => x > 0));
+  assert(u32.some((x) => x > 0x80000000) && i32.some((x) => x < 0));
+  assert(b64.some((x) => x !== 0n));
+  assertEquals(crypto.getRandomValues(new Uint8Array(0)).length, 0);
+  const uuids = new Set();
+  for (let i = 0; i < 5000; i++) {
+    const u = crypto.randomUUID();
+    assertMatch(u, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    uuids.add(u);
+  }
+  assertEquals(uuids.size, 5000);
+});
+
 test("navigator", () => {
   assertMatch(navigator.userAgent, /^nano\//);
   assert(navigator.hardwareConcurrency >= 1);
