@@ -70,8 +70,14 @@ function makeSafe(unsafe, safe) {
   Object.freeze(safe.prototype);
   return safe;
 }
-primordials.SafeMap = makeSafe(Map, class SafeMap extends Map {});
-primordials.SafeSet = makeSafe(Set, class SafeSet extends Set {});
+// Explicit constructors: a derived class's default one spreads its arguments, which goes
+// through the array iterator an app may have replaced.
+primordials.SafeMap = makeSafe(Map, class SafeMap extends Map {
+  constructor(entries) { super(entries); }
+});
+primordials.SafeSet = makeSafe(Set, class SafeSet extends Set {
+  constructor(values) { super(values); }
+});
 
 Object.freeze(primordials);
 

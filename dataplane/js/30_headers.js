@@ -166,23 +166,26 @@ class Headers {
   // The combined value of a (valid, lowercase) name, or null: Fetch's "get".
   #combined(name) {
     let out = null;
-    for (const [n, v] of new ListIterator(this.#list)) {
-      if (n === name) out = out === null ? v : out + ', ' + v;
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i][0] === name) out = out === null ? list[i][1] : out + ', ' + list[i][1];
     }
     return out;
   }
 
   getSetCookie() {
     const out = [];
-    for (const [n, v] of new ListIterator(this.#list)) {
-      if (n === 'set-cookie') ArrayPrototypePush(out, v);
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i][0] === 'set-cookie') ArrayPrototypePush(out, list[i][1]);
     }
     return out;
   }
 
   has(name) {
     name = checkName(name);
-    for (const entry of new ListIterator(this.#list)) if (entry[0] === name) return true;
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
     return false;
   }
 
@@ -212,8 +215,8 @@ class Headers {
     }
     // WebIDL iterable: re-read the pairs at each step, so changes made by the callback show.
     for (let i = 0; i < this.#pairs().length; i++) {
-      const [name, value] = this.#pairs()[i];
-      FunctionPrototypeCall(callback, thisArg, value, name, this);
+      const pair = this.#pairs()[i];
+      FunctionPrototypeCall(callback, thisArg, pair[1], pair[0], this);
     }
   }
 
@@ -222,7 +225,9 @@ class Headers {
     if (this.#sorted !== null) return this.#sorted;
     const names = [];
     const seen = new PrimordialSafeSet();
-    for (const [n] of new ListIterator(this.#list)) {
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) {
+      const n = list[i][0];
       if (!seen.has(n)) {
         seen.add(n);
         ArrayPrototypePush(names, n);
@@ -230,10 +235,11 @@ class Headers {
     }
     ArrayPrototypeSort(names, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const out = [];
-    for (const name of new ListIterator(names)) {
+    for (let j = 0; j < names.length; j++) {
+      const name = names[j];
       if (name === 'set-cookie') {
-        for (const [n, v] of new ListIterator(this.#list)) {
-          if (n === name) ArrayPrototypePush(out, [name, v]);
+        for (let i = 0; i < list.length; i++) {
+          if (list[i][0] === name) ArrayPrototypePush(out, [name, list[i][1]]);
         }
       } else {
         ArrayPrototypePush(out, [name, this.#combined(name)]);
@@ -280,25 +286,12 @@ Reflect.defineProperty(Headers.prototype, SymbolIterator, { enumerable: false })
 Reflect.defineProperty(Headers.prototype, SymbolToStringTag, { value: 'Headers', configurable: true });
 Headers.prototype[internal.kInspect] = function (fmt) {
   const parts = [];
-  for (const [n, v] of new ListIterator(internal.headersPairs(this))) {
-    ArrayPrototypePush(parts, `${fmt(n)}: ${fmt(v)}`);
-  }
+  const pairs = internal.headersPairs(this);
+  for (let i = 0; i < pairs.length; i++) ArrayPrototypePush(parts, `${fmt(pairs[i][0])}: ${fmt(pairs[i][1])}`);
   return parts.length ? `Headers { ${ArrayPrototypeJoin(parts, ', ')} }` : 'Headers {}';
 };
 Reflect.defineProperty(Headers.prototype, internal.kInspect, { enumerable: false });
 
-// Iterates an internal array without touching Array.prototype[Symbol.iterator].
-class ListIterator {
-  #list;
-  #i = 0;
-  constructor(list) { this.#list = list; }
-  [SymbolIterator]() { return this; }
-  next() {
-    return this.#i < this.#list.length
-      ? { value: this.#list[this.#i++], done: false } : { value: undefined, done: true };
-  }
-}
-internal.ListIterator = ListIterator;
 
 const IteratorPrototype = ObjectGetPrototypeOf(ArrayIteratorPrototype);
 class HeadersIterator {
@@ -315,7 +308,9 @@ class HeadersIterator {
     }
     const pairs = internal.headersPairs(this.#headers);
     if (this.#index >= pairs.length) return { value: undefined, done: true };
-    const [name, value] = pairs[this.#index++];
+    const pair = pairs[this.#index++];
+    const name = pair[0];
+    const value = pair[1];
     const v = this.#kind === 'keys' ? name : this.#kind === 'values' ? value : [name, value];
     return { value: v, done: false };
   }

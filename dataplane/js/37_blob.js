@@ -116,6 +116,8 @@ class Blob {
 
   static bytesOf(b) { return b.#bytes; }
   static init(b, bytes, type) { b.#bytes = bytes; b.#type = type; }
+  // A brand check that does not throw (a caught exception costs about 20 us).
+  static isBlob(v) { return v !== null && typeof v === 'object' && #bytes in v; }
 }
 
 function copyOut(bytes) {
@@ -126,16 +128,10 @@ function copyOut(bytes) {
 
 const blobBytes = Blob.bytesOf;
 const initBlob = Blob.init;
+const isBlob = Blob.isBlob;
 delete Blob.bytesOf;
 delete Blob.init;
-const isBlob = (v) => {
-  try {
-    blobBytes(v);
-    return true;
-  } catch {
-    return false;
-  }
-};
+delete Blob.isBlob;
 
 // A Blob over bytes we own, without the constructor's copying.
 function makeBlob(bytes, type) {

@@ -60,7 +60,8 @@ class FormData {
     FormData.#check(this, 'get');
     webidl.argCount(arguments, 1, "Failed to execute 'get' on 'FormData'");
     name = webidl.USVString(name);
-    for (const [n, v] of this.#entries) if (n === name) return v;
+    const entries = this.#entries;
+    for (let i = 0; i < entries.length; i++) if (entries[i][0] === name) return entries[i][1];
     return null;
   }
 
@@ -69,7 +70,8 @@ class FormData {
     webidl.argCount(arguments, 1, "Failed to execute 'getAll' on 'FormData'");
     name = webidl.USVString(name);
     const out = [];
-    for (const [n, v] of this.#entries) if (n === name) ArrayPrototypePush(out, v);
+    const entries = this.#entries;
+    for (let i = 0; i < entries.length; i++) if (entries[i][0] === name) ArrayPrototypePush(out, entries[i][1]);
     return out;
   }
 
@@ -77,7 +79,8 @@ class FormData {
     FormData.#check(this, 'has');
     webidl.argCount(arguments, 1, "Failed to execute 'has' on 'FormData'");
     name = webidl.USVString(name);
-    for (const [n] of this.#entries) if (n === name) return true;
+    const entries = this.#entries;
+    for (let i = 0; i < entries.length; i++) if (entries[i][0] === name) return true;
     return false;
   }
 
@@ -116,17 +119,13 @@ class FormData {
   values() { FormData.#check(this, 'values'); return new FormDataIterator(this, 'values'); }
 
   static entriesOf(f) { return f.#entries; }
+  // A brand check that does not throw (a caught exception costs about 20 us).
+  static isFormData(v) { return v !== null && typeof v === 'object' && #entries in v; }
 }
 const entriesOf = FormData.entriesOf;
+const isFormData = FormData.isFormData;
 delete FormData.entriesOf;
-const isFormData = (v) => {
-  try {
-    entriesOf(v);
-    return true;
-  } catch {
-    return false;
-  }
-};
+delete FormData.isFormData;
 
 class FormDataIterator {
   #formData;
@@ -142,7 +141,9 @@ class FormDataIterator {
     }
     const list = entriesOf(this.#formData);
     if (this.#index >= list.length) return { value: undefined, done: true };
-    const [name, value] = list[this.#index++];
+    const entry = list[this.#index++];
+    const name = entry[0];
+    const value = entry[1];
     const v = this.#kind === 'keys' ? name : this.#kind === 'values' ? value : [name, value];
     return { value: v, done: false };
   }
@@ -181,7 +182,10 @@ function encodeMultipart(formData) {
     ArrayPrototypePush(chunks, bytes);
     total += bytes.length;
   };
-  for (const [name, value] of entriesOf(formData)) {
+  const entries = entriesOf(formData);
+  for (let i = 0; i < entries.length; i++) {
+    const name = entries[i][0];
+    const value = entries[i][1];
     let head = `--${boundary}\r\nContent-Disposition: form-data; name="${escapeName(toCRLF(name))}"`;
     if (typeof value === 'string') {
       push(binding.encodeUtf8(`${head}\r\n\r\n${toCRLF(value)}\r\n`));

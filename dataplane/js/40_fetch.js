@@ -16,7 +16,7 @@ const {
   StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit, SafeMap,
 } = primordials;
 
-const { Headers, headerList, headersFromList, fillHeaders, ListIterator, webidl } = internal;
+const { Headers, headerList, headersFromList, fillHeaders, webidl } = internal;
 
 // WebIDL USVString: lone surrogates become U+FFFD.
 const surrogateRe = /[\uD800-\uDFFF]/;
@@ -209,9 +209,8 @@ function installBody(proto, stateOf, name, headersOf) {
         }
         if (essence === 'application/x-www-form-urlencoded') {
           const fd = new internal.FormData();
-          for (const [k, v] of internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0])) {
-            fd.append(k, v);
-          }
+          const pairs = internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0]);
+          for (let i = 0; i < pairs.length; i++) fd.append(pairs[i][0], pairs[i][1]);
           return fd;
         }
         throw new TypeError(`${name}.formData: the body's Content-Type (${type || 'none'}) is ` +
@@ -352,7 +351,9 @@ function nativeBodyStream(id) {
 function cloneBodySource(body) {
   if (body.source instanceof NativeBody) bodyStream(body);
   if (!internal.isReadableStream(body.source)) return body.source;
-  const [a, b] = body.source.tee();
+  const branches = body.source.tee();
+  const a = branches[0];
+  const b = branches[1];
   body.source = a;
   return b;
 }
@@ -519,7 +520,9 @@ class Request {
       throw new TypeError(`A ${this.#method} request cannot have a body`);
     }
     if (hasInitBody) {
-      const [source, type] = extractBody(init.body);
+      const extracted = extractBody(init.body);
+      const source = extracted[0];
+      const type = extracted[1];
       if (internal.isReadableStream(source)) {
         // Fetch "extract a body" with keepalive, and the mode rule for stream bodies. (Fetch
         // also wants duplex: "half" here; Workers and Deno do not, and apps written for them
@@ -672,7 +675,9 @@ function initResponse(init, body, typeOverride = null) {
     if (kNullBodyStatus.has(s16)) {
       throw new TypeError(`A Response with status ${s16} cannot have a body`);
     }
-    const [src, type] = extractBody(body);
+    const extracted = extractBody(body);
+    const src = extracted[0];
+    const type = extracted[1];
     source = src;
     const contentType = typeOverride !== null ? typeOverride : type;
     if (contentType !== null && (contentType === kTextPlainUtf8 || contentType === typeOverride)) {

@@ -165,7 +165,11 @@ function send(id, res) {
     fail(id, new TypeError(`The fetch handler returned ${describe(res)}, not a Response`));
     return;
   }
-  const [status, statusText, list, body] = responseParts(res);
+  const parts = responseParts(res);
+  const status = parts[0];
+  const statusText = parts[1];
+  const list = parts[2];
+  const body = parts[3];
   if (status === 0) {
     fail(id, new TypeError('The fetch handler returned Response.error()'));
     return;

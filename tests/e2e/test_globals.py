@@ -66,5 +66,38 @@ def every_global_has_the_right_type():
         eq(got["wasmAdd"], 5, "WebAssembly instantiated from bytes")
 
 
+PATCHED_ITERATORS_APP = """
+// An app that replaces the iteration protocol's pieces (as a careless polyfill might): the
+// runtime's own request and response handling must not use them.
+const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+arrayIteratorPrototype.next = () => { throw new Error("array iterator used"); };
+String.prototype[Symbol.iterator] = () => { throw new Error("string iterator used"); };
+export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    const headers = new Headers({ "X-One": "1" });
+    headers.append("x-two", url.searchParams.get("q"));
+    const form = new FormData();
+    form.append("a", "b");
+    if (url.pathname === "/json") return Response.json({ a: form.get("a"), ua: request.headers.get("x-ua") });
+    return new Response("text " + headers.get("x-two") + " " + crypto.randomUUID().length,
+      { status: 201, headers });
+  },
+};
+"""
+
+
+@check
+def an_app_that_replaced_the_iterators_is_still_served():
+    with Server(PATCHED_ITERATORS_APP) as s:
+        r = s.request("GET", "/json", headers={"X-UA": "e2e"})
+        eq(r.status, 200, "status of /json")
+        eq(json.loads(r.body), {"a": "b", "ua": "e2e"}, "body of /json")
+        r = s.request("GET", "/text?q=2")
+        eq(r.status, 201, "status of /text")
+        eq(r.body, b"text 2 36", "body of /text")
+        eq(r.header("x-one"), "1", "x-one header")
+
+
 if __name__ == "__main__":
     run()
