@@ -1076,10 +1076,8 @@ class URLSearchParams {
 
   #update() {
     if (this.#url === null) return;
-    const record = urlRecordOf(this.#url);
     const s = serializeUrlencoded(this.#list);
-    record.query = s === '' ? null : s;
-    if (s === '') stripTrailingSpaces(record);
+    setUrlQuery(this.#url, s === '' ? null : s);
   }
 
   get size() { URLSearchParams.#check(this, 'size'); return this.#list.length; }
@@ -1224,12 +1222,13 @@ ObjectDefineProperty(URLSearchParams.prototype, SymbolIterator, {
 
 // --- URL -------------------------------------------------------------------------------------
 
-let urlRecordOf;
+let setUrlQuery;
 const kFromRecord = Symbol('nano.urlFromRecord');
 
 class URL {
   #url;
   #searchParams = null;
+  #href = null; // the serialization, until a setter (or searchParams) changes the record
 
   constructor(url, base = undefined) {
     if (url === kFromRecord) { // URL.parse: the record is already parsed
@@ -1259,7 +1258,12 @@ class URL {
     if (u === null || typeof u !== 'object' || !(#url in u)) throw webidl.illegalInvocation(`URL.${what}`);
   }
 
-  static record(u) { URL.#check(u, 'internal'); return u.#url; }
+  // URLSearchParams's update steps: a new query for the URL's record.
+  static setQuery(u, query) {
+    u.#url.query = query;
+    if (query === null) stripTrailingSpaces(u.#url);
+    u.#href = null;
+  }
 
   #params() {
     if (this.#searchParams === null) {
@@ -1275,9 +1279,10 @@ class URL {
     if (this.#searchParams !== null) replaceParamsList(this.#searchParams, parseUrlencoded(this.#url.query ?? ''));
   }
 
-  get href() { URL.#check(this, 'href'); return serialize(this.#url); }
+  get href() { URL.#check(this, 'href'); return (this.#href ??= serialize(this.#url)); }
   set href(value) {
     URL.#check(this, 'href');
+    this.#href = null;
     const record = basicParse(webidl.USVString(value));
     if (record === FAILURE) throw new TypeError(`Failed to set the 'href' property on 'URL': Invalid URL: ${value}`);
     this.#url = record;
@@ -1289,12 +1294,14 @@ class URL {
   get protocol() { URL.#check(this, 'protocol'); return this.#url.scheme + ':'; }
   set protocol(value) {
     URL.#check(this, 'protocol');
+    this.#href = null;
     basicParse(webidl.USVString(value) + ':', null, this.#url, SCHEME_START);
   }
 
   get username() { URL.#check(this, 'username'); return this.#url.username; }
   set username(value) {
     URL.#check(this, 'username');
+    this.#href = null;
     if (cannotHaveCredentialsOrPort(this.#url)) return;
     this.#url.username = percentEncode(webidl.USVString(value), isUserinfoSet);
   }
@@ -1302,6 +1309,7 @@ class URL {
   get password() { URL.#check(this, 'password'); return this.#url.password; }
   set password(value) {
     URL.#check(this, 'password');
+    this.#href = null;
     if (cannotHaveCredentialsOrPort(this.#url)) return;
     this.#url.password = percentEncode(webidl.USVString(value), isUserinfoSet);
   }
@@ -1314,6 +1322,7 @@ class URL {
   }
   set host(value) {
     URL.#check(this, 'host');
+    this.#href = null;
     if (this.#url.opaque) return;
     basicParse(webidl.USVString(value), null, this.#url, HOST);
   }
@@ -1321,6 +1330,7 @@ class URL {
   get hostname() { URL.#check(this, 'hostname'); return this.#url.host ?? ''; }
   set hostname(value) {
     URL.#check(this, 'hostname');
+    this.#href = null;
     if (this.#url.opaque) return;
     basicParse(webidl.USVString(value), null, this.#url, HOSTNAME);
   }
@@ -1328,6 +1338,7 @@ class URL {
   get port() { URL.#check(this, 'port'); return this.#url.port === null ? '' : String(this.#url.port); }
   set port(value) {
     URL.#check(this, 'port');
+    this.#href = null;
     if (cannotHaveCredentialsOrPort(this.#url)) return;
     value = webidl.USVString(value);
     if (value === '') this.#url.port = null;
@@ -1337,6 +1348,7 @@ class URL {
   get pathname() { URL.#check(this, 'pathname'); return serializePath(this.#url); }
   set pathname(value) {
     URL.#check(this, 'pathname');
+    this.#href = null;
     if (this.#url.opaque) return;
     this.#url.path = [];
     basicParse(webidl.USVString(value), null, this.#url, PATH_START);
@@ -1349,6 +1361,7 @@ class URL {
   }
   set search(value) {
     URL.#check(this, 'search');
+    this.#href = null;
     value = webidl.USVString(value);
     const u = this.#url;
     if (value === '') {
@@ -1372,6 +1385,7 @@ class URL {
   }
   set hash(value) {
     URL.#check(this, 'hash');
+    this.#href = null;
     value = webidl.USVString(value);
     const u = this.#url;
     if (value === '') {
@@ -1384,12 +1398,12 @@ class URL {
     basicParse(input, null, u, FRAGMENT);
   }
 
-  toString() { URL.#check(this, 'toString'); return serialize(this.#url); }
-  toJSON() { URL.#check(this, 'toJSON'); return serialize(this.#url); }
+  toString() { URL.#check(this, 'toString'); return (this.#href ??= serialize(this.#url)); }
+  toJSON() { URL.#check(this, 'toJSON'); return (this.#href ??= serialize(this.#url)); }
 }
 
-urlRecordOf = URL.record;
-delete URL.record;
+setUrlQuery = URL.setQuery;
+delete URL.setQuery;
 
 function parseWithBase(url, base) {
   let baseRecord = null;

@@ -161,3 +161,34 @@ test("URL parsing and URLSearchParams do not use iterators an app replaced", () 
   }
   assertEquals(results, ["http://u:p@h/b%20c?x=1&y=2", "2", ["1"], true]);
 });
+
+test("href follows every change to the URL, through setters and searchParams", () => {
+  const u = new URL("http://h/a?x=1#f");
+  assertEquals(u.href, "http://h/a?x=1#f");
+  const steps = [
+    [() => { u.protocol = "https"; }, "https://h/a?x=1#f"],
+    [() => { u.username = "me"; }, "https://me@h/a?x=1#f"],
+    [() => { u.password = "pw"; }, "https://me:pw@h/a?x=1#f"],
+    [() => { u.host = "example.test:8443"; }, "https://me:pw@example.test:8443/a?x=1#f"],
+    [() => { u.hostname = "other.test"; }, "https://me:pw@other.test:8443/a?x=1#f"],
+    [() => { u.port = "443"; }, "https://me:pw@other.test/a?x=1#f"],
+    [() => { u.pathname = "/b/c"; }, "https://me:pw@other.test/b/c?x=1#f"],
+    [() => { u.search = "?y=2"; }, "https://me:pw@other.test/b/c?y=2#f"],
+    [() => { u.hash = "g"; }, "https://me:pw@other.test/b/c?y=2#g"],
+    [() => { u.searchParams.append("z", "3"); }, "https://me:pw@other.test/b/c?y=2&z=3#g"],
+    [() => { u.searchParams.delete("y"); u.searchParams.delete("z"); }, "https://me:pw@other.test/b/c#g"],
+    [() => { u.href = "http://fresh.test/"; }, "http://fresh.test/"],
+  ];
+  for (const [change, href] of steps) {
+    change();
+    assertEquals([u.href, u.toString(), u.toJSON()], [href, href, href]);
+  }
+  // An opaque path: the space before "?" is kept as %20, and the query goes through
+  // searchParams.
+  const opaque = new URL("data:space   ?q#h");
+  assertEquals(opaque.href, "data:space  %20?q#h");
+  opaque.hash = "";
+  assertEquals(opaque.href, "data:space  %20?q");
+  opaque.searchParams.delete("q");
+  assertEquals(opaque.href, "data:space  %20");
+});
