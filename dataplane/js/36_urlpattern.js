@@ -318,8 +318,14 @@ function compileComponent(input, encode, options) {
     names,
     parts,
     hasRegExpGroups: parts.some((p) => p.type === PART_REGEXP),
+    // A lone "*": its regexp (^(.*)$ in effect) matches any value a URL component can have
+    // (they hold no line terminators; matchesAll is still checked against them), with the
+    // whole value as its one group, so matching needs no regexp.
+    matchesAll: parts.length === 1 && names.length === 1 && parts[0].type === FULL &&
+      parts[0].modifier === NONE && parts[0].prefix === '' && parts[0].suffix === '',
   };
 }
+const lineTerminator = /[\n\r\u2028\u2029]/;
 
 // URLPattern.compareComponent (tentative, as Chromium ships it): orders patterns from most to
 // least specific, part by part. A part ranks by type (fixed text, regexp, segment wildcard,
@@ -737,16 +743,17 @@ class URLPattern {
 
   test(input = undefined, baseURL = undefined) {
     URLPattern.#check(this, 'test');
-    return this.#match(input, baseURL, arguments.length > 1) !== null;
+    return this.#match(input, baseURL, arguments.length > 1, false) !== null;
   }
 
   exec(input = undefined, baseURL = undefined) {
     URLPattern.#check(this, 'exec');
-    return this.#match(input, baseURL, arguments.length > 1);
+    return this.#match(input, baseURL, arguments.length > 1, true);
   }
 
   // §1.3 match.
-  #match(input, baseURL, hasBase) {
+  // wantResult false (test()): true or null, without building the groups.
+  #match(input, baseURL, hasBase, wantResult) {
     const values = { protocol: '', username: '', password: '', hostname: '', port: '', pathname: '', search: '', hash: '' };
     const inputs = [];
     if (typeof input === 'string' || input instanceof internal.URL) {
@@ -781,18 +788,25 @@ class URLPattern {
       } catch {
         return null;
       }
-      for (const c of components) values[c] = applied[c];
+      for (let k = 0; k < components.length; k++) values[components[k]] = applied[components[k]];
     }
-    const result = { inputs };
-    for (const c of components) {
+    const result = wantResult ? { inputs } : null;
+    for (let k = 0; k < components.length; k++) {
+      const c = components[k];
       const comp = this.#components[c];
-      const m = RegExpPrototypeExec(comp.regexp, values[c]);
+      const value = values[c];
+      if (comp.matchesAll && RegExpPrototypeExec(lineTerminator, value) === null) {
+        if (wantResult) result[c] = { input: value, groups: { [comp.names[0]]: value } };
+        continue;
+      }
+      const m = RegExpPrototypeExec(comp.regexp, value);
       if (m === null) return null;
+      if (!wantResult) continue;
       const groups = {};
       for (let i = 0; i < comp.names.length; i++) groups[comp.names[i]] = m[i + 1];
-      result[c] = { input: values[c], groups };
+      result[c] = { input: value, groups };
     }
-    return result;
+    return wantResult ? result : true;
   }
 
   static compareComponent(component, left, right) {

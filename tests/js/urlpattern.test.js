@@ -54,3 +54,31 @@ test("compareComponent orders patterns from most to least specific", () => {
   assertEquals(cmp("/a", "/b"), -1);
   assertThrows(() => URLPattern.compareComponent("nope", new URLPattern({}), new URLPattern({})), TypeError);
 });
+
+test("test() agrees with exec(); a lone * component yields its whole value as group 0", () => {
+  const patterns = [
+    { pathname: "/users/:id" }, { pathname: "/users/*" }, { hostname: "*.example.test" },
+    { protocol: "http{s}?", pathname: "/a/:b?" }, { search: "q=*" }, { hash: "*" },
+    "https://example.test/books/:id(\\d+)", { pathname: "/x", ignoreCase: true }, {},
+  ];
+  const inputs = [
+    "http://h/users/123", "https://example.test/books/42", "https://a.example.test/?q=1#frag",
+    "http://h/a/", "http://h/a/b", "http://h/X", "https://example.test/books/x",
+    { pathname: "/users/7" }, { hostname: "b.example.test", pathname: "/users/8" },
+    { pathname: "/a\nb" }, "data:text/plain,hi",
+  ];
+  let matched = 0;
+  for (const p of patterns) {
+    const pattern = new URLPattern(p);
+    for (const input of inputs) {
+      const result = pattern.exec(input);
+      assertEquals(pattern.test(input), result !== null, `${JSON.stringify(p)} ${JSON.stringify(input)}`);
+      if (result === null) continue;
+      matched++;
+      for (const c of ["protocol", "username", "password", "hostname", "port", "pathname", "search", "hash"]) {
+        if (pattern[c] === "*") assertEquals(result[c].groups, { 0: result[c].input }, c);
+      }
+    }
+  }
+  assert(matched > 15, `only ${matched} matches`);
+});
