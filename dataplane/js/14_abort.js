@@ -3,13 +3,13 @@
 // `abort` event.
 'use strict';
 
-const { ArrayPrototypePush, SafeSet, TypeError, WeakRef } = primordials;
+const { ArrayPrototypePush, SafeSet, SymbolIterator, TypeError, WeakRef } = primordials;
 const { webidl, DOMException, EventTarget, Event } = internal;
 
 class AbortSignal extends EventTarget {
   #aborted = false;
   #reason = undefined;
-  #algorithms = new SafeSet();
+  #algorithms = null; // a SafeSet, made when the first algorithm is added
   #dependent = false;
   #sources = null;     // for a dependent signal: WeakRefs to the signals it follows
   #dependents = null;  // WeakRefs to dependent signals that follow this one
@@ -53,15 +53,14 @@ class AbortSignal extends EventTarget {
 
   static any(signals) {
     webidl.argCount(arguments, 1, "Failed to execute 'any' on 'AbortSignal'");
-    const list = [];
-    for (const s of signals) {
-      if (!isAbortSignal(s)) {
-        throw new TypeError("Failed to execute 'any' on 'AbortSignal': an element is not an AbortSignal");
-      }
-      ArrayPrototypePush(list, s);
+    if (signals === null || (typeof signals !== 'object' && typeof signals !== 'function')) {
+      throw new TypeError("Failed to execute 'any' on 'AbortSignal': the signals are not a sequence");
     }
+    const list = webidl.sequence(signals, signals[SymbolIterator], toAbortSignal,
+      "Failed to execute 'any' on 'AbortSignal'");
     const result = new AbortSignal(webidl.kIllegalConstructor);
-    for (const s of list) {
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
       if (s.#aborted) {
         result.#aborted = true;
         result.#reason = s.#reason;
@@ -75,12 +74,13 @@ class AbortSignal extends EventTarget {
       ArrayPrototypePush(result.#sources, new WeakRef(source));
       (source.#dependents ??= new SafeSet()).add(ref);
     };
-    for (const s of list) {
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
       if (!s.#dependent) {
         follow(s);
       } else {
-        for (const w of s.#sources) {
-          const src = w.deref();
+        for (let j = 0; j < s.#sources.length; j++) {
+          const src = s.#sources[j].deref();
           if (src !== undefined) follow(src);
         }
       }
@@ -95,29 +95,24 @@ class AbortSignal extends EventTarget {
     signal.#reason = reason !== undefined ? reason : defaultReason();
     const toAbort = [];
     if (signal.#dependents !== null) {
-      for (const ref of signal.#dependents) {
+      signal.#dependents.forEach((ref) => {
         const dep = ref.deref();
         if (dep !== undefined && !dep.#aborted) {
           dep.#aborted = true;
           dep.#reason = signal.#reason;
           ArrayPrototypePush(toAbort, dep);
         }
-      }
+      });
     }
     AbortSignal.#runAbortSteps(signal);
-    for (const dep of toAbort) AbortSignal.#runAbortSteps(dep);
+    for (let i = 0; i < toAbort.length; i++) AbortSignal.#runAbortSteps(toAbort[i]);
   }
 
   static #runAbortSteps(signal) {
     const algorithms = signal.#algorithms;
-    signal.#algorithms = new SafeSet();
-    for (const algorithm of algorithms) {
-      try {
-        algorithm();
-      } catch (err) {
-        internal.reportUncaught(err);
-      }
-    }
+    signal.#algorithms = null;
+    // forEach, not for-of: the set iterator's next is the app's to replace.
+    if (algorithms !== null) algorithms.forEach(runAlgorithm);
     internal.dispatchEvent(signal, internal.trustedEvent(Event, 'abort'));
   }
 
@@ -125,8 +120,26 @@ class AbortSignal extends EventTarget {
   static signalAbort(signal, reason) { AbortSignal.#signalAbort(signal, reason); }
   static addAlgorithm(signal, fn) {
     if (signal.#aborted) return () => {};
+    if (signal.#algorithms === null) signal.#algorithms = new SafeSet();
     signal.#algorithms.add(fn);
-    return () => signal.#algorithms.delete(fn);
+    return () => {
+      if (signal.#algorithms !== null) signal.#algorithms.delete(fn);
+    };
+  }
+}
+
+function toAbortSignal(s) {
+  if (!isAbortSignal(s)) {
+    throw new TypeError("Failed to execute 'any' on 'AbortSignal': an element is not an AbortSignal");
+  }
+  return s;
+}
+
+function runAlgorithm(algorithm) {
+  try {
+    algorithm();
+  } catch (err) {
+    internal.reportUncaught(err);
   }
 }
 

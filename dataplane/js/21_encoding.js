@@ -151,16 +151,20 @@ function isSupported(name) {
 const converters = new FinalizationRegistry((id) => binding.icuClose(id));
 
 // BufferSource -> Uint8Array view over the same bytes (no copy).
+const kNoOptions = ObjectFreeze({});
+
 function bytesOf(input, context) {
-  if (input instanceof ArrayBuffer) return new Uint8Array(input);
   if (ArrayBufferIsView(input)) {
-    if (TypedArrayPrototypeGetSymbolToStringTag(input) !== undefined) {
+    const tag = TypedArrayPrototypeGetSymbolToStringTag(input);
+    if (tag === 'Uint8Array') return input; // already the bytes: no view to make
+    if (tag !== undefined) {
       return new Uint8Array(TypedArrayPrototypeGetBuffer(input), TypedArrayPrototypeGetByteOffset(input),
         TypedArrayPrototypeGetByteLength(input));
     }
     return new Uint8Array(DataViewPrototypeGetBuffer(input), DataViewPrototypeGetByteOffset(input),
       DataViewPrototypeGetByteLength(input));
   }
+  if (input instanceof ArrayBuffer) return new Uint8Array(input);
   if (typeof SharedArrayBuffer === 'function' && input instanceof SharedArrayBuffer) {
     return new Uint8Array(input);
   }
@@ -189,7 +193,7 @@ class TextDecoder {
   constructor(label = 'utf-8', options = undefined) {
     const context = "Failed to construct 'TextDecoder'";
     label = webidl.DOMString(label, context);
-    const opts = webidl.dictionary(options, context);
+    const opts = options === undefined ? kNoOptions : webidl.dictionary(options, context);
     const name = getEncoding(label);
     if (name === undefined || name === 'replacement') {
       throw new RangeError(`${context}: the encoding label '${label}' is not supported`);
@@ -215,7 +219,7 @@ class TextDecoder {
     TextDecoder.#check(this, 'decode');
     const context = "Failed to execute 'decode' on 'TextDecoder'";
     let bytes = input === undefined ? new Uint8Array(0) : bytesOf(input, context);
-    const opts = webidl.dictionary(options, context);
+    const opts = options === undefined ? kNoOptions : webidl.dictionary(options, context);
     if (!this.#doNotFlush) {
       this.#bomSeen = false;
       this.#pending = null;
@@ -250,16 +254,21 @@ class TextDecoder {
   #utf8(bytes, stream) {
     if (this.#pending !== null) {
       const joined = new Uint8Array(this.#pending.length + bytes.length);
-      joined.set(this.#pending, 0);
-      joined.set(bytes, this.#pending.length);
+      TypedArrayPrototypeSet(joined, this.#pending, 0);
+      TypedArrayPrototypeSet(joined, bytes, this.#pending.length);
       bytes = joined;
       this.#pending = null;
     }
     const result = binding.utf8Decode(bytes, this.#fatal, stream);
     if (result === null) throw new TypeError("Failed to execute 'decode' on 'TextDecoder': the encoded data was not valid utf-8");
-    const [text, consumed] = result;
-    if (consumed < bytes.length) this.#pending = bytes.slice(consumed);
-    return text;
+    const consumed = result[1];
+    if (consumed < bytes.length) {
+      // At most the 3 bytes of an unfinished sequence; copied, as bytes may be the caller's.
+      const rest = new Uint8Array(bytes.length - consumed);
+      for (let i = 0; i < rest.length; i++) rest[i] = bytes[consumed + i];
+      this.#pending = rest;
+    }
+    return result[0];
   }
 
   #utf16(bytes, stream, bigEndian) {

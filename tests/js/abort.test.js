@@ -71,3 +71,36 @@ test("DOMException name, message, legacy code and constants", () => {
   assert(typeof e.stack === "string");
   assertThrows(() => DOMException.prototype.name, TypeError);
 });
+
+test("aborting does not go through iterators the app replaced", () => {
+  const setIteratorPrototype = Object.getPrototypeOf(new Set()[Symbol.iterator]());
+  const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+  const setNext = setIteratorPrototype.next;
+  const arrayNext = arrayIteratorPrototype.next;
+  const seen = [];
+  const ac = new AbortController();
+  const request = new Request("http://h/", { signal: ac.signal }); // follows ac.signal
+  const any = AbortSignal.any([ac.signal]);
+  ac.signal.addEventListener("abort", () => seen.push("listener"));
+  any.addEventListener("abort", () => seen.push("any"));
+  setIteratorPrototype.next = () => { throw new Error("set iterator used"); };
+  try {
+    ac.abort("why");
+  } finally {
+    setIteratorPrototype.next = setNext;
+  }
+  assertEquals([seen, request.signal.aborted, request.signal.reason, any.reason],
+    [["listener", "any"], true, "why", "why"]);
+  // AbortSignal.any takes any iterable of signals, through its iterator (a sequence).
+  let steps = 0;
+  arrayIteratorPrototype.next = function () { steps++; return arrayNext.call(this); };
+  let dependent;
+  try {
+    dependent = AbortSignal.any([new AbortController().signal]);
+  } finally {
+    arrayIteratorPrototype.next = arrayNext;
+  }
+  assertEquals([steps, dependent.aborted], [2, false]);
+  assertThrows(() => AbortSignal.any([{}]), TypeError);
+  assertThrows(() => AbortSignal.any(1), TypeError);
+});

@@ -93,3 +93,20 @@ test("TextEncoder.encode at every size boundary gives fresh, exact arrays", () =
   assertEquals(decode(enc.encode(undefined)), "");
   assertThrows(() => enc.encode(Symbol("s")), TypeError);
 });
+
+test("decode reads the caller's bytes in place, and keeps its own copy of a split sequence", () => {
+  const d = new TextDecoder();
+  const big = new TextEncoder().encode("xx\u20ac\u20acyy");
+  assertEquals(d.decode(big.subarray(2, 8)), "\u20ac\u20ac");
+  assertEquals(d.decode(new DataView(big.buffer, 2, 3)), "\u20ac");
+  assertEquals(d.decode(big.buffer), "xx\u20ac\u20acyy");
+  // A sequence cut at the end of a streamed chunk: changing the chunk afterwards must not
+  // change what the next call completes.
+  const chunk = new Uint8Array([0x61, 0xe2, 0x82]);
+  assertEquals(d.decode(chunk, { stream: true }), "a");
+  chunk.fill(0);
+  assertEquals(d.decode(new Uint8Array([0xac])), "\u20ac");
+  class Species extends Uint8Array { static get [Symbol.species]() { throw new Error("species used"); } }
+  assertEquals(d.decode(Species.from([0x68, 0x69, 0xe2]), { stream: true }), "hi");
+  assertEquals(d.decode(), "\ufffd");
+});
