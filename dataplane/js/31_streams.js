@@ -245,7 +245,8 @@ ObjectDefineProperty(ReadableStream.prototype, SymbolAsyncIterator, {
 function readUnderlyingSource(source) {
   if (source === null) return {};
   const out = {};
-  for (const key of ['autoAllocateChunkSize', 'cancel', 'pull', 'start', 'type']) {
+  for (let i = 0, list = ['autoAllocateChunkSize', 'cancel', 'pull', 'start', 'type']; i < list.length; i++) {
+    const key = list[i];
     const v = source[key];
     if (v === undefined) continue;
     if (key === 'type') out.type = webidl.enumValue(v, ['bytes', 'owning'], "Failed to construct 'ReadableStream': type");
@@ -283,7 +284,10 @@ function readableStreamCancel(r, reason) {
   if (reader !== null && reader.kind === 'byob') {
     const requests = reader.readIntoRequests;
     reader.readIntoRequests = [];
-    for (const req of requests) req.close(undefined);
+    for (let i = 0; i < requests.length; i++) {
+      const req = requests[i];
+      req.close(undefined);
+    }
   }
   const sourceCancel = r.controller.cancelSteps(reason);
   return then(sourceCancel, () => undefined);
@@ -297,7 +301,10 @@ function readableStreamClose(r) {
   if (reader.kind !== 'default') return;
   const requests = reader.readRequests;
   reader.readRequests = [];
-  for (const req of requests) req.close();
+  for (let i = 0; i < requests.length; i++) {
+    const req = requests[i];
+    req.close();
+  }
 }
 
 function readableStreamError(r, e) {
@@ -310,12 +317,18 @@ function readableStreamError(r, e) {
   if (reader.kind === 'byob') {
     const requests = reader.readIntoRequests;
     reader.readIntoRequests = [];
-    for (const req of requests) req.error(e);
+    for (let i = 0; i < requests.length; i++) {
+      const req = requests[i];
+      req.error(e);
+    }
     return;
   }
   const requests = reader.readRequests;
   reader.readRequests = [];
-  for (const req of requests) req.error(e);
+  for (let i = 0; i < requests.length; i++) {
+    const req = requests[i];
+    req.error(e);
+  }
 }
 
 function readableStreamAddReadRequest(r, req) {
@@ -416,7 +429,10 @@ function defaultReaderRelease(rr) {
   const e = new TypeError('The reader was released');
   const requests = rr.readRequests;
   rr.readRequests = [];
-  for (const req of requests) req.error(e);
+  for (let i = 0; i < requests.length; i++) {
+    const req = requests[i];
+    req.error(e);
+  }
 }
 
 function defaultReaderRead(rr, req) {
@@ -475,14 +491,12 @@ function readTransferList(options, context) {
   const list = opts.transfer;
   if (list === undefined) return [];
   if (list === null || typeof list !== 'object') throw new TypeError(`${context}: transfer is not a sequence`);
-  const out = [];
-  for (const item of list) {
+  return webidl.sequence(list, list[SymbolIterator], (item) => {
     if (item === null || (typeof item !== 'object' && typeof item !== 'function')) {
       throw new TypeError(`${context}: transfer holds a value that is not an object`);
     }
-    ArrayPrototypePush(out, item);
-  }
-  return out;
+    return item;
+  }, `${context}: transfer`);
 }
 
 function newDefaultControllerRecord(sr) {

@@ -184,7 +184,10 @@ function byobReaderRelease(rr) {
   const e = new TypeError('The reader was released');
   const requests = rr.readIntoRequests;
   rr.readIntoRequests = [];
-  for (const req of requests) req.error(e);
+  for (let i = 0; i < requests.length; i++) {
+    const req = requests[i];
+    req.error(e);
+  }
 }
 
 const hasBYOBReader = (sr) => sr.reader !== null && sr.reader.kind === 'byob';
@@ -472,7 +475,10 @@ function rbscEnqueue(c, slots) {
   } else if (hasBYOBReader(sr)) {
     rbscEnqueueChunkToQueue(c, transferredBuffer, byteOffset, byteLength);
     const filled = rbscProcessPullIntoDescriptorsUsingQueue(c);
-    for (const d of filled) rbscCommitPullIntoDescriptor(sr, d);
+    for (let i = 0; i < filled.length; i++) {
+      const d = filled[i];
+      rbscCommitPullIntoDescriptor(sr, d);
+    }
   } else {
     rbscEnqueueChunkToQueue(c, transferredBuffer, byteOffset, byteLength);
   }
@@ -659,7 +665,10 @@ function rbscRespondInClosedState(c, first) {
   if (hasBYOBReader(sr)) {
     const filled = [];
     while (filled.length < getNumReadIntoRequests(sr)) ArrayPrototypePush(filled, rbscShiftPendingPullInto(c));
-    for (const d of filled) rbscCommitPullIntoDescriptor(sr, d);
+    for (let i = 0; i < filled.length; i++) {
+      const d = filled[i];
+      rbscCommitPullIntoDescriptor(sr, d);
+    }
   }
 }
 
@@ -668,7 +677,10 @@ function rbscRespondInReadableState(c, bytesWritten, d) {
   if (d.readerType === 'none') {
     rbscEnqueueDetachedPullIntoToQueue(c, d);
     const filled = rbscProcessPullIntoDescriptorsUsingQueue(c);
-    for (const f of filled) rbscCommitPullIntoDescriptor(c.stream, f);
+    for (let i = 0; i < filled.length; i++) {
+      const f = filled[i];
+      rbscCommitPullIntoDescriptor(c.stream, f);
+    }
     return;
   }
   if (d.bytesFilled < d.minimumFill) return;
@@ -681,7 +693,10 @@ function rbscRespondInReadableState(c, bytesWritten, d) {
   d.bytesFilled -= remainderSize;
   const filled = rbscProcessPullIntoDescriptorsUsingQueue(c);
   rbscCommitPullIntoDescriptor(c.stream, d);
-  for (const f of filled) rbscCommitPullIntoDescriptor(c.stream, f);
+  for (let i = 0; i < filled.length; i++) {
+    const f = filled[i];
+    rbscCommitPullIntoDescriptor(c.stream, f);
+  }
 }
 
 function rbscRespondInternal(c, bytesWritten) {

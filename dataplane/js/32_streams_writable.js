@@ -128,7 +128,8 @@ webidl.configureInterface(WritableStream);
 function readUnderlyingSink(sink) {
   if (sink === null) return {};
   const out = {};
-  for (const key of ['abort', 'close', 'start', 'type', 'write']) {
+  for (let i = 0, list = ['abort', 'close', 'start', 'type', 'write']; i < list.length; i++) {
+    const key = list[i];
     const v = sink[key];
     if (v === undefined) continue;
     if (key === 'type') {
@@ -212,7 +213,10 @@ function writableStreamFinishErroring(r) {
   r.state = 'errored';
   r.controller.errorSteps();
   const storedError = r.storedError;
-  for (const d of r.writeRequests) rejectDeferred(d, storedError);
+  for (let i = 0; i < r.writeRequests.length; i++) {
+    const d = r.writeRequests[i];
+    rejectDeferred(d, storedError);
+  }
   r.writeRequests = [];
   if (r.pendingAbortRequest === null) {
     writableStreamRejectCloseAndClosedPromiseIfNeeded(r);

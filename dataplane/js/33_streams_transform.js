@@ -268,7 +268,8 @@ webidl.configureInterface(TransformStream);
 function readTransformer(tr) {
   if (tr === null) return { __proto__: null };
   const out = { __proto__: null }; // its own keys only, whatever Object.prototype holds
-  for (const key of ['cancel', 'flush', 'readableType', 'start', 'transform', 'writableType']) {
+  for (let i = 0, list = ['cancel', 'flush', 'readableType', 'start', 'transform', 'writableType']; i < list.length; i++) {
+    const key = list[i];
     const v = tr[key];
     if (v === undefined) continue;
     if (key === 'readableType' || key === 'writableType') {

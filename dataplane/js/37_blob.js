@@ -9,7 +9,7 @@ const {
   TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
   TypedArrayPrototypeGetSymbolToStringTag, DataViewPrototypeGetBuffer,
   DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, ArrayBufferPrototypeSlice,
-  PromiseResolve, ObjectDefineProperty, SafeMap, FunctionPrototypeCall,
+  PromiseResolve, ObjectDefineProperty, SafeMap,
 } = primordials;
 const { webidl } = internal;
 
@@ -148,21 +148,22 @@ function convertParts(parts, context) {
   if (typeof iterator !== 'function') {
     throw new TypeError(`${context}: the blob parts must be a sequence (an iterable object)`);
   }
-  const items = [];
-  // WebIDL reads @@iterator once, then iterates with it.
-  for (const part of { [SymbolIterator]: () => FunctionPrototypeCall(iterator, parts) }) {
-    if (part instanceof ArrayBuffer || ArrayBufferIsView(part)) ArrayPrototypePush(items, copyBufferSource(part));
-    else if (isBlob(part)) ArrayPrototypePush(items, blobBytes(part));
-    else ArrayPrototypePush(items, webidl.USVString(part));
-  }
-  return items;
+  // WebIDL reads @@iterator once (above), then iterates with it.
+  return webidl.sequence(parts, iterator, toBlobPart, context);
+}
+
+function toBlobPart(part) {
+  if (part instanceof ArrayBuffer || ArrayBufferIsView(part)) return copyBufferSource(part);
+  if (isBlob(part)) return blobBytes(part);
+  return webidl.USVString(part);
 }
 
 // File API "process blob parts": the items' bytes, concatenated.
 function processParts(items, endings) {
   const chunks = [];
   let total = 0;
-  for (const item of items) {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
     let bytes = item;
     if (typeof item === 'string') {
       bytes = binding.encodeUtf8(endings === 'native' ? convertLineEndings(item) : item);
@@ -174,7 +175,8 @@ function processParts(items, endings) {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(total);
   let offset = 0;
-  for (const c of chunks) {
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i];
     out.set(c, offset);
     offset += c.length;
   }

@@ -107,7 +107,8 @@ internal.requestAborted = (id) => {
   const list = abortHandlers.get(id);
   if (list === undefined) return;
   abortHandlers.delete(id);
-  for (const fn of list) {
+  for (let i = 0; i < list.length; i++) {
+    const fn = list[i];
     try {
       fn();
     } catch (e) {
@@ -169,7 +170,8 @@ async function readAllBytes(stream, what) {
   }
   const out = new Uint8Array(total);
   let offset = 0;
-  for (const c of chunks) {
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i];
     out.set(c, offset);
     offset += c.length;
   }
@@ -236,7 +238,8 @@ function installBody(proto, stateOf, name, headersOf) {
       return PromisePrototypeThen(consumeText(stateOf(this), `${name}.json`), JSONParse);
     },
   };
-  for (const key of ['arrayBuffer', 'blob', 'bytes', 'formData', 'text', 'json']) {
+  for (let i = 0, list = ['arrayBuffer', 'blob', 'bytes', 'formData', 'text', 'json']; i < list.length; i++) {
+    const key = list[i];
     Reflect.defineProperty(proto, key,
       { value: methods[key], writable: true, enumerable: true, configurable: true });
   }

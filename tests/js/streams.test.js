@@ -264,3 +264,24 @@ test("streams are transferable: structuredClone and postMessage move them", asyn
   assertEquals(chunks, ["over a port"]);
   port1.close();
 });
+
+test("streams settle their pending requests without the array iterator the app may replace", async () => {
+  let controller;
+  const rs = new ReadableStream({ start(c) { controller = c; } });
+  const reader = rs.getReader();
+  const reads = [reader.read(), reader.read()];
+  const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+  const next = arrayIteratorPrototype.next;
+  arrayIteratorPrototype.next = () => { throw new Error("array iterator used"); };
+  try {
+    controller.close();
+  } finally {
+    arrayIteratorPrototype.next = next;
+  }
+  const results = await Promise.all(reads);
+  assertEquals(results.map((r) => r.done), [true, true]);
+  // A transfer list is a sequence: any iterable of objects.
+  const buffer = new ArrayBuffer(8);
+  const copy = structuredClone(buffer, { transfer: new Set([buffer]) });
+  assertEquals([copy.byteLength, buffer.byteLength], [8, 0]);
+});
