@@ -140,55 +140,25 @@ function cloneInJS(v, memory) {
   return out;
 }
 
-const base64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const base64Values = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) base64Values[StringPrototypeCharCodeAt(base64, i)] = i;
-
-internal.defineGlobal('btoa', function btoa(data) {
+// HTML §8.3 btoa and atob (forgiving-base64), natively (encoding.cc).
+function btoa(data) {
   webidl.argCount(arguments, 1, "Failed to execute 'btoa'");
-  const s = webidl.DOMString(data);
-  let out = '';
-  let i = 0;
-  for (; i + 2 < s.length; i += 3) {
-    const a = byteAt(s, i), b = byteAt(s, i + 1), c = byteAt(s, i + 2);
-    out += base64[a >> 2] + base64[((a & 3) << 4) | (b >> 4)] + base64[((b & 15) << 2) | (c >> 6)] + base64[c & 63];
-  }
-  if (i < s.length) {
-    const a = byteAt(s, i);
-    const b = i + 1 < s.length ? byteAt(s, i + 1) : 0;
-    out += base64[a >> 2] + base64[((a & 3) << 4) | (b >> 4)];
-    out += i + 1 < s.length ? base64[(b & 15) << 2] + '=' : '==';
-  }
-  return out;
-});
-
-function byteAt(s, i) {
-  const c = StringPrototypeCharCodeAt(s, i);
-  if (c > 255) {
+  const out = binding.base64Encode(webidl.DOMString(data));
+  if (out === undefined) {
     throw new DOMException("Failed to execute 'btoa': the string contains characters outside " +
       'Latin1 and cannot be encoded', 'InvalidCharacterError');
   }
-  return c;
+  return out;
 }
+internal.btoa = btoa;
+internal.defineGlobal('btoa', btoa);
 
-// HTML's forgiving-base64 decode.
 internal.defineGlobal('atob', function atob(data) {
   webidl.argCount(arguments, 1, "Failed to execute 'atob'");
-  let s = StringPrototypeReplace(webidl.DOMString(data), /[\t\n\f\r ]/g, '');
-  if (s.length % 4 === 0) s = StringPrototypeReplace(s, /={1,2}$/, '');
-  if (s.length % 4 === 1 || RegExpPrototypeExec(/[^A-Za-z0-9+/]/, s) !== null) {
+  const out = binding.base64Decode(webidl.DOMString(data));
+  if (out === undefined) {
     throw new DOMException("Failed to execute 'atob': the string to be decoded is not correctly " +
       'encoded', 'InvalidCharacterError');
-  }
-  let out = '';
-  let buffer = 0, bits = 0;
-  for (let i = 0; i < s.length; i++) {
-    buffer = (buffer << 6) | base64Values[StringPrototypeCharCodeAt(s, i)];
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += StringFromCharCode((buffer >> bits) & 255);
-    }
   }
   return out;
 });

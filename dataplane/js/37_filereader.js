@@ -127,7 +127,7 @@ function packageData(bytes, kind, type, encoding) {
     case 'dataURL': {
       let binary = '';
       for (let i = 0; i < bytes.length; i += 8192) binary += StringFromCharCode(...bytes.subarray(i, i + 8192));
-      return `data:${type === '' ? 'application/octet-stream' : type};base64,${btoa(binary)}`;
+      return `data:${type === '' ? 'application/octet-stream' : type};base64,${internal.btoa(binary)}`;
     }
   }
   throw new TypeError(`unknown read kind ${kind}`);

@@ -1,10 +1,13 @@
 // encoding.cc: the native half of TextEncoder/TextDecoder (21_encoding.js): a streaming
-// WHATWG UTF-8 decoder, encodeInto, and ICU converters for the legacy encodings.
+// WHATWG UTF-8 decoder, encodeInto, and ICU converters for the legacy encodings; and the
+// base64 of btoa/atob (23_globals.js).
 #include "runtime_int.h"
 
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include <openssl/evp.h>
 #include <unicode/ucnv.h>
 #include <unicode/ucnv_err.h>
 
@@ -274,9 +277,109 @@ void rt_encoding_close_all(rt_isolate *iso)
     iso->converters.clear();
 }
 
+// A string's Latin-1 bytes, in a buffer that is on the stack for short strings.
+class Latin1Bytes {
+  public:
+    // ok() is false when the string has a character above U+00FF.
+    Latin1Bytes(Isolate *isolate, Local<String> s) : len_(s->Length())
+    {
+        if (!s->IsOneByte() && !s->ContainsOnlyOneByte())
+            return;
+        if (len_ > sizeof small_) {
+            big_.resize(len_);
+            data_ = big_.data();
+        }
+        s->WriteOneByte(isolate, data_, 0, (int)len_, String::NO_NULL_TERMINATION);
+        ok_ = true;
+    }
+    bool ok() const { return ok_; }
+    uint8_t *data() { return data_; }
+    size_t size() const { return len_; }
+
+  private:
+    uint8_t small_[1024];
+    std::vector<uint8_t> big_;
+    uint8_t *data_ = small_;
+    size_t len_;
+    bool ok_ = false;
+};
+
+// The bytes as a one-byte string; a RangeError when longer than V8's strings may be.
+static void return_latin1(const FunctionCallbackInfo<Value> &args, const uint8_t *p, size_t n)
+{
+    Isolate *isolate = args.GetIsolate();
+    Local<String> out;
+    if (n > (size_t)String::kMaxLength ||
+        !String::NewFromOneByte(isolate, p, v8::NewStringType::kNormal, (int)n).ToLocal(&out)) {
+        isolate->ThrowException(v8::Exception::RangeError(
+            String::NewFromUtf8Literal(isolate, "the result is longer than a string can be")));
+        return;
+    }
+    args.GetReturnValue().Set(out);
+}
+
+// base64Encode(string) -> btoa's result, or undefined when a character is above U+00FF
+// (btoa then throws InvalidCharacterError).
+static void Base64Encode(const FunctionCallbackInfo<Value> &args)
+{
+    Latin1Bytes in(args.GetIsolate(), args[0].As<String>());
+    if (!in.ok())
+        return;
+    size_t n = 4 * ((in.size() + 2) / 3);
+    std::vector<uint8_t> out(n + 1, 0); // EVP_EncodeBlock writes a NUL after the text
+    if (in.size() > 0)
+        EVP_EncodeBlock(out.data(), in.data(), (int)in.size());
+    return_latin1(args, out.data(), n);
+}
+
+// base64Decode(string) -> HTML's forgiving-base64 decode of it as a Latin-1 string (atob's
+// result), or undefined on failure (atob then throws InvalidCharacterError).
+static void Base64Decode(const FunctionCallbackInfo<Value> &args)
+{
+    Latin1Bytes in(args.GetIsolate(), args[0].As<String>());
+    if (!in.ok())
+        return; // a character above U+00FF is neither base64 nor ASCII whitespace
+    uint8_t *p = in.data();
+    size_t m = 0;
+    for (size_t i = 0; i < in.size(); i++) { // 1. remove ASCII whitespace
+        uint8_t c = p[i];
+        if (c != '\t' && c != '\n' && c != '\f' && c != '\r' && c != ' ')
+            p[m++] = c;
+    }
+    if (m % 4 == 0 && m > 0 && p[m - 1] == '=') { // 2. at most two '=' at the end
+        m--;
+        if (p[m - 1] == '=')
+            m--;
+    }
+    if (m % 4 == 1) // 3.
+        return;
+    size_t n = 0;
+    uint32_t buffer = 0;
+    int bits = 0;
+    for (size_t i = 0; i < m; i++) { // 4. and 5.: decode, in place (output is shorter)
+        uint8_t c = p[i];
+        int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '+'             ? 62
+                : c == '/'             ? 63
+                                       : -1;
+        if (v < 0)
+            return;
+        buffer = (buffer << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            p[n++] = (uint8_t)(buffer >> bits);
+        }
+    }
+    return_latin1(args, p, n); // left-over bits (4 or 2) are dropped, as the standard says
+}
+
 static const rt_native kNatives[] = {
     {"utf8Decode", Utf8Decode}, {"encodeInto", EncodeInto}, {"icuTable", IcuTable},
     {"icuOpen", IcuOpen},       {"icuClose", IcuClose},     {"icuDecode", IcuDecode},
+    {"base64Encode", Base64Encode}, {"base64Decode", Base64Decode},
 };
 
 const rt_native *rt_encoding_natives(size_t *n)

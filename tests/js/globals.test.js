@@ -82,6 +82,26 @@ test("random values: every size and type, only inside the view, never repeated",
   assertEquals(uuids.size, 5000);
 });
 
+test("btoa/atob of every byte, at lengths around the native stack buffer", () => {
+  for (const n of [0, 1, 2, 3, 767, 768, 1023, 1024, 1025, 3000, 100000]) {
+    let s = "";
+    for (let i = 0; i < n; i++) s += String.fromCharCode((i * 7 + n) & 255);
+    const b = btoa(s);
+    assertEquals(b.length, 4 * Math.ceil(n / 3));
+    assertEquals(atob(b), s);
+    // Whitespace anywhere is dropped; missing padding is accepted.
+    assertEquals(atob(` ${b.replace(/=+$/, "")}\t\n\f\r`), s);
+  }
+  for (const bad of ["=", "==", "a=b=", "ab=c", "abc==", "ab===", "\u00e9AAA", "\u0100AAA", "AA\vA",
+    "A", "AAAAA", "a b c d e"]) {
+    assertThrows(() => atob(bad), DOMException, undefined, JSON.stringify(bad));
+  }
+  assertEquals([atob("ab=="), atob("abc="), atob("ab"), atob(""), atob("  ")], ["i", "i\xb7", "i", "", ""]);
+  assertEquals(btoa(String.fromCharCode(0, 128, 255)), "AID/");
+  assertThrows(() => atob(undefined), DOMException); // "undefined": 9 characters
+  assertThrows(() => btoa("\u0100"), DOMException);
+});
+
 test("navigator", () => {
   assertMatch(navigator.userAgent, /^nano\//);
   assert(navigator.hardwareConcurrency >= 1);
