@@ -20,13 +20,20 @@ function before(a, b) {
   return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
 }
 
+// Not a destructuring swap: that goes through the array iterator, which an app may replace.
+function swap(i, j) {
+  const t = heap[i];
+  heap[i] = heap[j];
+  heap[j] = t;
+}
+
 function push(t) {
   ArrayPrototypePush(heap, t);
   let i = heap.length - 1;
   while (i > 0) {
     const parent = (i - 1) >> 1;
     if (!before(heap[i], heap[parent])) break;
-    [heap[i], heap[parent]] = [heap[parent], heap[i]];
+    swap(i, parent);
     i = parent;
   }
 }
@@ -43,7 +50,7 @@ function pop() {
       if (l < heap.length && before(heap[l], heap[m])) m = l;
       if (r < heap.length && before(heap[r], heap[m])) m = r;
       if (m === i) break;
-      [heap[i], heap[m]] = [heap[m], heap[i]];
+      swap(i, m);
       i = m;
     }
   }
@@ -115,6 +122,8 @@ internal.runTimers = function runTimers() {
 };
 
 
+// For built-ins that queue a task: not the global, which an app may replace.
+internal.setTimeout = (callback, delay) => schedule(callback, delay, [], false, 'setTimeout');
 internal.defineGlobal('setTimeout', function setTimeout(callback, delay = 0, ...args) {
   return schedule(callback, delay, args, false, 'setTimeout');
 });

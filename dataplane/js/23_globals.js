@@ -8,7 +8,8 @@ const {
   TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart, SafeSet,
   ArrayBufferIsView, ArrayPrototypePush, Date, RegExp, Map, Set, MapPrototypeEntries,
   SetPrototypeValues, ObjectKeys, ObjectPrototypeToString, SafeMap, ArrayBuffer,
-  ObjectGetPrototypeOf, ObjectPrototype, Array, String,
+  ObjectGetPrototypeOf, ObjectPrototype, Array, String, MapPrototypeForEach, MapPrototypeSet,
+  SetPrototypeForEach, SetPrototypeAdd, SymbolIterator,
 } = primordials;
 const { webidl, DOMException } = internal;
 
@@ -21,11 +22,18 @@ internal.structuredClone = function structuredClone(value, options = undefined) 
     if (opts.transfer === null || typeof opts.transfer !== 'object') {
       throw new TypeError("Failed to execute 'structuredClone': options.transfer is not a sequence");
     }
-    transfer = ArrayIsArray(opts.transfer) ? opts.transfer : [...opts.transfer];
+    transfer = webidl.sequence(opts.transfer, opts.transfer[SymbolIterator], (item) => item,
+      "Failed to execute 'structuredClone': options.transfer");
   }
+  return cloneWithTransfer(value, transfer);
+};
+
+// structuredClone's steps after the conversion of its arguments: for built-ins, which pass
+// their own array as the transfer list.
+function cloneWithTransfer(value, transfer) {
   const streams = internal.streamTransfer; // 33_streams_transform.js
   let hasStreams = false;
-  for (const item of transfer) if (streams.isTransferableStream(item)) hasStreams = true;
+  for (let i = 0; i < transfer.length; i++) if (streams.isTransferableStream(transfer[i])) hasStreams = true;
   if (!hasStreams && !hasSerializablePlatformObjects(value, null)) {
     return binding.structuredClone(value, transfer);
   }
@@ -33,7 +41,8 @@ internal.structuredClone = function structuredClone(value, options = undefined) 
   // streams are transferable ones: clone such a value here. The transfer list is checked
   // first, then the value, and only then is anything moved (a failed clone leaves it all).
   const listed = new SafeSet();
-  for (const item of transfer) {
+  for (let i = 0; i < transfer.length; i++) {
+    const item = transfer[i];
     if (listed.has(item)) throw new DOMException('An object is listed twice in the transfer list', 'DataCloneError');
     listed.add(item);
     if (item instanceof ArrayBuffer) {
@@ -46,12 +55,14 @@ internal.structuredClone = function structuredClone(value, options = undefined) 
   }
   hasSerializablePlatformObjects(value, listed);
   const memory = new SafeMap();
-  for (const item of transfer) {
+  for (let i = 0; i < transfer.length; i++) {
+    const item = transfer[i];
     memory.set(item, item instanceof ArrayBuffer ? binding.structuredClone(item, [item])
       : streams.transferStream(item));
   }
   return cloneInJS(value, memory);
-};
+}
+internal.cloneWithTransfer = cloneWithTransfer;
 internal.defineGlobal('structuredClone', internal.structuredClone);
 
 const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOMException(v);
@@ -77,15 +88,16 @@ function hasSerializablePlatformObjects(root, transferred) {
     }
     if (ArrayBufferIsView(v) || v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp) continue;
     if (v instanceof Map) {
-      for (const [k, x] of MapPrototypeEntries(v)) ArrayPrototypePush(stack, k, x);
+      MapPrototypeForEach(v, (x, k) => ArrayPrototypePush(stack, k, x));
       continue;
     }
     if (v instanceof Set) {
-      for (const x of SetPrototypeValues(v)) ArrayPrototypePush(stack, x);
+      SetPrototypeForEach(v, (x) => ArrayPrototypePush(stack, x));
       continue;
     }
     if (typeof v === 'function') continue; // V8 refuses functions itself
-    for (const key of ObjectKeys(v)) ArrayPrototypePush(stack, v[key]);
+    const keys = ObjectKeys(v);
+    for (let i = 0; i < keys.length; i++) ArrayPrototypePush(stack, v[keys[i]]);
   }
   return found;
 }
@@ -114,25 +126,27 @@ function cloneInJS(v, memory) {
   if (ArrayIsArray(v)) {
     out = new Array(v.length);
     memory.set(v, out);
-    for (const key of ObjectKeys(v)) out[key] = cloneInJS(v[key], memory);
+    const keys = ObjectKeys(v);
+    for (let i = 0; i < keys.length; i++) out[keys[i]] = cloneInJS(v[keys[i]], memory);
     return out;
   }
   if (v instanceof Map) {
     out = new Map();
     memory.set(v, out);
-    for (const [k, x] of MapPrototypeEntries(v)) out.set(cloneInJS(k, memory), cloneInJS(x, memory));
+    MapPrototypeForEach(v, (x, k) => MapPrototypeSet(out, cloneInJS(k, memory), cloneInJS(x, memory)));
     return out;
   }
   if (v instanceof Set) {
     out = new Set();
     memory.set(v, out);
-    for (const x of SetPrototypeValues(v)) out.add(cloneInJS(x, memory));
+    SetPrototypeForEach(v, (x) => SetPrototypeAdd(out, cloneInJS(x, memory)));
     return out;
   }
   if (ObjectGetPrototypeOf(v) === ObjectPrototype || ObjectGetPrototypeOf(v) === null) {
     out = {};
     memory.set(v, out);
-    for (const key of ObjectKeys(v)) out[key] = cloneInJS(v[key], memory);
+    const keys = ObjectKeys(v);
+    for (let i = 0; i < keys.length; i++) out[keys[i]] = cloneInJS(v[keys[i]], memory);
     return out;
   }
   out = binding.structuredClone(v, []);

@@ -56,12 +56,10 @@ function toPortList(ports, context) {
   if (ports === null || typeof ports !== 'object' || typeof ports[SymbolIterator] !== 'function') {
     throw new TypeError(`${context}: ports is not a sequence`);
   }
-  const out = [];
-  for (const p of ports) {
+  return webidl.sequence(ports, ports[SymbolIterator], (p) => {
     if (!isMessagePort(p)) throw new TypeError(`${context}: an item of ports is not a MessagePort`);
-    ArrayPrototypePush(out, p);
-  }
-  return out;
+    return p;
+  }, `${context}: ports`);
 }
 
 // The transfer list of postMessage(message, transfer) or postMessage(message, { transfer }).
@@ -69,12 +67,17 @@ function transferList(arg, context) {
   if (arg === undefined) return [];
   if (arg !== null && typeof arg === 'object' && !ArrayIsArray(arg) &&
       typeof arg[SymbolIterator] !== 'function') {
-    return arg.transfer === undefined ? [] : [...arg.transfer];
+    const list = arg.transfer;
+    if (list === undefined) return [];
+    if (list === null || typeof list !== 'object' || typeof list[SymbolIterator] !== 'function') {
+      throw new TypeError(`${context}: the transfer list is not a sequence`);
+    }
+    return webidl.sequence(list, list[SymbolIterator], (item) => item, `${context}: transfer`);
   }
   if (arg === null || typeof arg !== 'object' || typeof arg[SymbolIterator] !== 'function') {
     throw new TypeError(`${context}: the transfer list is not a sequence`);
   }
-  return [...arg];
+  return webidl.sequence(arg, arg[SymbolIterator], (item) => item, `${context}: transfer`);
 }
 
 // Clones message with its transfer list: ArrayBuffers move, MessagePorts are re-created (the
@@ -83,7 +86,8 @@ function cloneWithTransfer(message, transfer, self, context) {
   const buffers = [];
   const ports = [];
   const seen = new SafeSet();
-  for (const item of transfer) {
+  for (let i = 0; i < transfer.length; i++) {
+    const item = transfer[i];
     if (seen.has(item)) throw new DOMException(`${context}: an object is listed twice in the transfer list`, 'DataCloneError');
     seen.add(item);
     if (isMessagePort(item)) {
@@ -93,8 +97,10 @@ function cloneWithTransfer(message, transfer, self, context) {
       ArrayPrototypePush(buffers, item);
     }
   }
-  const data = structuredClone(message, { transfer: buffers });
-  return [data, ports.map((p) => transferOut(p))];
+  const data = internal.cloneWithTransfer(message, buffers);
+  const moved = [];
+  for (let i = 0; i < ports.length; i++) ArrayPrototypePush(moved, transferOut(ports[i]));
+  return [data, moved];
 }
 
 class MessagePort extends EventTarget {
@@ -120,7 +126,9 @@ class MessagePort extends EventTarget {
     const context = "Failed to execute 'postMessage' on 'MessagePort'";
     const list = transferList(transfer, context);
     const target = this.#entangled;
-    const [data, ports] = cloneWithTransfer(message, list, this, context);
+    const cloned = cloneWithTransfer(message, list, this, context);
+    const data = cloned[0];
+    const ports = cloned[1];
     if (target === null || this.#closed) return; // spec: cloned, then silently dropped
     ArrayPrototypePush(target.#queue, { data, ports });
     target.#schedule();
@@ -141,14 +149,14 @@ class MessagePort extends EventTarget {
     if (other !== null) {
       other.#entangled = null;
       // The other side learns it was closed.
-      setTimeout(() => internal.dispatchEvent(other, internal.trustedEvent(Event, 'close')), 0);
+      internal.setTimeout(() => internal.dispatchEvent(other, internal.trustedEvent(Event, 'close')), 0);
     }
   }
 
   #schedule() {
     if (!this.#enabled || this.#scheduled || this.#queue.length === 0) return;
     this.#scheduled = true;
-    setTimeout(() => this.#deliver(), 0);
+    internal.setTimeout(() => this.#deliver(), 0);
   }
 
   // One message per task, as the port message queue is a task source.
@@ -245,15 +253,17 @@ class BroadcastChannel extends EventTarget {
     if (!(this !== null && typeof this === 'object' && #name in this)) throw webidl.illegalInvocation('BroadcastChannel.postMessage');
     webidl.argCount(arguments, 1, "Failed to execute 'postMessage' on 'BroadcastChannel'");
     if (this.#closed) throw new DOMException('The BroadcastChannel is closed', 'InvalidStateError');
-    const data = structuredClone(message);
-    for (const other of channels.get(this.#name) ?? []) {
-      if (other === this) continue;
-      setTimeout(() => {
+    const data = internal.cloneWithTransfer(message, []);
+    const members = channels.get(this.#name);
+    if (members === undefined) return;
+    members.forEach((other) => { // forEach: the set iterator is the app's to replace
+      if (other === this) return;
+      internal.setTimeout(() => {
         if (other.#closed) return;
         internal.dispatchEventFromTask(other, internal.trustedEvent(MessageEvent, 'message',
-          { data: structuredClone(data), origin: internal.baseURL ? new internal.URL(internal.baseURL).origin : '' }));
+          { data: internal.cloneWithTransfer(data, []), origin: internal.baseURL ? new internal.URL(internal.baseURL).origin : '' }));
       }, 0);
-    }
+    });
   }
 
   close() {

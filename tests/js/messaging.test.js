@@ -75,3 +75,38 @@ test("BroadcastChannel reaches other channels of the same name only", async () =
   b.close();
   other.close();
 });
+
+test("messages and clones do not use globals or iterators the app replaced", async () => {
+  const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+  const mapIteratorPrototype = Object.getPrototypeOf(new Map()[Symbol.iterator]());
+  const saved = [arrayIteratorPrototype.next, mapIteratorPrototype.next, globalThis.structuredClone,
+    globalThis.setTimeout, Map.prototype.set];
+  const broken = () => { throw new Error("replaced piece used"); };
+  const { port1, port2 } = new MessageChannel();
+  const received = new Promise((resolve) => { port2.onmessage = (e) => resolve(e.data); });
+  const buffer = new ArrayBuffer(4);
+  const transfer = new Set([buffer]);
+  const value = new Map([["blob", new Blob(["x"])]]);
+  let clone;
+  arrayIteratorPrototype.next = broken;
+  mapIteratorPrototype.next = broken;
+  globalThis.structuredClone = broken;
+  globalThis.setTimeout = broken;
+  Map.prototype.set = broken;
+  try {
+    port1.postMessage({ n: 1, buffer }, { transfer });
+    // A Blob inside makes structuredClone walk the value in JS.
+    clone = saved[2](value);
+  } finally {
+    // Not a destructuring assignment: that would use the replaced array iterator.
+    arrayIteratorPrototype.next = saved[0];
+    mapIteratorPrototype.next = saved[1];
+    globalThis.structuredClone = saved[2];
+    globalThis.setTimeout = saved[3];
+    Map.prototype.set = saved[4];
+  }
+  const data = await received;
+  assertEquals([data.n, data.buffer.byteLength, buffer.byteLength], [1, 4, 0]);
+  assertEquals([clone instanceof Map, clone.get("blob").size], [true, 1]);
+  port1.close();
+});
