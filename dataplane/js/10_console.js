@@ -3,7 +3,7 @@
 'use strict';
 
 const {
-  ArrayIsArray, ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeMap, DatePrototypeGetTime,
+  ArrayIsArray, ArrayPrototypeJoin, ArrayPrototypePush, DatePrototypeGetTime,
   DatePrototypeToISOString, ErrorPrototypeToString, FunctionPrototypeToString, JSONStringify,
   MapPrototypeEntries, NumberIsNaN, ObjectGetPrototypeOf, ObjectIs, ObjectKeys,
   ObjectPrototypeHasOwnProperty, ReflectGetOwnPropertyDescriptor, ReflectOwnKeys,
@@ -12,9 +12,8 @@ const {
   TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeGetLength,
   ArrayBufferPrototypeGetByteLength, globalThis, Error, Date, RegExp, ArrayBuffer, Map, Set,
   Promise, DataView, Number, MathTrunc, ArrayBufferIsView, ErrorCaptureStackTrace, Symbol,
-  ArrayPrototypeUnshift, StringPrototypeRepeat, NumberPrototypeToFixed,
-  ObjectCreate, ObjectAssign, ObjectPrototype, ObjectDefineProperty, SymbolToStringTag,
-  MathMax, MathFloor,
+  ArrayPrototypeUnshift, StringPrototypeRepeat, NumberPrototypeToFixed, ObjectCreate,
+  ObjectAssign, ObjectPrototype, ObjectDefineProperty, SymbolToStringTag, MathMax, MathFloor,
 } = primordials;
 
 internal.defineGlobal = (name, value, enumerable = false) => {

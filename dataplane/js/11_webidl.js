@@ -10,6 +10,7 @@ const {
   ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error, ObjectGetPrototypeOf, WeakSet,
   BigInt, BigIntAsIntN, BigIntAsUintN, ArrayPrototypePush, ArrayIteratorMethod,
   ArrayIteratorPrototype, FunctionPrototypeCall, ObjectPrototypePropertyIsEnumerable, ObjectGetOwnPropertySymbols,
+  SymbolIterator,
 } = primordials;
 
 const webidl = {};
@@ -77,6 +78,12 @@ webidl.sequence = function sequence(v, method, convert, context) {
     if (result.done) return out;
     ArrayPrototypePush(out, convert(result.value, out.length));
   }
+};
+
+// A sequence<T> argument or member: v must be an object, and its @@iterator is read here.
+webidl.iterable = function iterable(v, convert, context) {
+  if (!isObject(v)) throw new TypeError(`${context}: the value is not a sequence (an iterable object)`);
+  return webidl.sequence(v, v[SymbolIterator], convert, context);
 };
 
 // WebIDL record<K, V> from an object: its own enumerable keys in [[OwnPropertyKeys]]

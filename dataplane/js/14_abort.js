@@ -3,7 +3,7 @@
 // `abort` event.
 'use strict';
 
-const { ArrayPrototypePush, SafeSet, SymbolIterator, TypeError, WeakRef } = primordials;
+const { ArrayPrototypePush, SafeSet, TypeError, WeakRef } = primordials;
 const { webidl, DOMException, EventTarget, Event } = internal;
 
 class AbortSignal extends EventTarget {
@@ -53,11 +53,7 @@ class AbortSignal extends EventTarget {
 
   static any(signals) {
     webidl.argCount(arguments, 1, "Failed to execute 'any' on 'AbortSignal'");
-    if (signals === null || (typeof signals !== 'object' && typeof signals !== 'function')) {
-      throw new TypeError("Failed to execute 'any' on 'AbortSignal': the signals are not a sequence");
-    }
-    const list = webidl.sequence(signals, signals[SymbolIterator], toAbortSignal,
-      "Failed to execute 'any' on 'AbortSignal'");
+    const list = webidl.iterable(signals, toAbortSignal, "Failed to execute 'any' on 'AbortSignal'");
     const result = new AbortSignal(webidl.kIllegalConstructor);
     for (let i = 0; i < list.length; i++) {
       const s = list[i];

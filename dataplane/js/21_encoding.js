@@ -150,9 +150,11 @@ function isSupported(name) {
 
 const converters = new FinalizationRegistry((id) => binding.icuClose(id));
 
-// BufferSource -> Uint8Array view over the same bytes (no copy).
+// The options of a call made without them (what webidl.dictionary makes of undefined).
 const kNoOptions = ObjectFreeze({});
 
+// BufferSource -> its bytes as a Uint8Array (a Uint8Array itself, or a view over the same
+// bytes: no copy).
 function bytesOf(input, context) {
   if (ArrayBufferIsView(input)) {
     const tag = TypedArrayPrototypeGetSymbolToStringTag(input);
@@ -365,15 +367,19 @@ webidl.configureInterface(TextDecoder);
 // heap); longer strings get an ArrayBuffer from the binding.
 const kScratchUnits = 4096;
 let scratch = null;
+let scratchBuffer = null;
 function encodeUtf8(s) {
   if (s.length > kScratchUnits) return binding.encodeUtf8(s);
-  if (scratch === null) scratch = new Uint8Array(3 * kScratchUnits);
+  if (scratch === null) {
+    scratch = new Uint8Array(3 * kScratchUnits);
+    scratchBuffer = TypedArrayPrototypeGetBuffer(scratch);
+  }
   const n = binding.encodeUtf8Into(s, scratch);
   const out = new Uint8Array(n);
   if (n <= 64) {
     for (let i = 0; i < n; i++) out[i] = scratch[i];
   } else {
-    TypedArrayPrototypeSet(out, new Uint8Array(TypedArrayPrototypeGetBuffer(scratch), 0, n));
+    TypedArrayPrototypeSet(out, new Uint8Array(scratchBuffer, 0, n));
   }
   return out;
 }

@@ -3,13 +3,11 @@
 'use strict';
 
 const {
-  StringFromCharCode, StringPrototypeCharCodeAt, StringPrototypeReplace, RegExpPrototypeExec,
-  TypeError, ArrayIsArray, ObjectFreeze, TypedArrayPrototypeGetSymbolToStringTag,
+  ArrayIsArray, ObjectFreeze, TypedArrayPrototypeGetSymbolToStringTag,
   TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart, SafeSet,
-  ArrayBufferIsView, ArrayPrototypePush, Date, RegExp, Map, Set, MapPrototypeEntries,
-  SetPrototypeValues, ObjectKeys, ObjectPrototypeToString, SafeMap, ArrayBuffer,
-  ObjectGetPrototypeOf, ObjectPrototype, Array, String, MapPrototypeForEach, MapPrototypeSet,
-  SetPrototypeForEach, SetPrototypeAdd, SymbolIterator,
+  ArrayBufferIsView, ArrayPrototypePush, Date, RegExp, Map, Set, ObjectKeys,
+  ObjectPrototypeToString, SafeMap, ArrayBuffer, ObjectGetPrototypeOf, ObjectPrototype, Array,
+  String, MapPrototypeForEach, MapPrototypeSet, SetPrototypeForEach, SetPrototypeAdd,
 } = primordials;
 const { webidl, DOMException } = internal;
 
@@ -19,10 +17,7 @@ internal.structuredClone = function structuredClone(value, options = undefined) 
   const opts = webidl.dictionary(options, "Failed to execute 'structuredClone'");
   let transfer = [];
   if (opts.transfer !== undefined) {
-    if (opts.transfer === null || typeof opts.transfer !== 'object') {
-      throw new TypeError("Failed to execute 'structuredClone': options.transfer is not a sequence");
-    }
-    transfer = webidl.sequence(opts.transfer, opts.transfer[SymbolIterator], (item) => item,
+    transfer = webidl.iterable(opts.transfer, (item) => item,
       "Failed to execute 'structuredClone': options.transfer");
   }
   return cloneWithTransfer(value, transfer);

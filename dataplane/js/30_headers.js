@@ -4,29 +4,20 @@
 'use strict';
 
 const {
-  ArrayIsArray, ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSort, ArrayPrototypeSplice,
-  ObjectKeys, ReflectGetOwnPropertyDescriptor, RegExpPrototypeTest, String,
-  StringPrototypeCharCodeAt, StringPrototypeToLowerCase, StringPrototypeReplace, Symbol,
-  SymbolIterator, SymbolToStringTag, TypeError, ArrayIteratorPrototype, ObjectGetPrototypeOf,
-  ObjectSetPrototypeOf, ReflectOwnKeys, FunctionPrototypeCall,
+  ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSort, ArrayPrototypeSplice,
+  RegExpPrototypeTest, String, StringPrototypeCharCodeAt, StringPrototypeToLowerCase,
+  StringPrototypeReplace, Symbol, SymbolIterator, SymbolToStringTag, TypeError,
+  ArrayIteratorPrototype, ObjectGetPrototypeOf, ObjectSetPrototypeOf, FunctionPrototypeCall,
   SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit, Uint8Array,
 } = primordials;
+const { webidl } = internal;
 
 const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const badValueRe = /[\0\r\n]/;
 const trimRe = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
 // WebIDL ByteString: code units above 0xFF are a TypeError.
-function toByteString(v, what) {
-  if (typeof v === 'symbol') throw new TypeError(`${what}: a Symbol cannot be converted to a string`);
-  const s = String(v);
-  for (let i = 0; i < s.length; i++) {
-    if (StringPrototypeCharCodeAt(s, i) > 0xff) {
-      throw new TypeError(`${what} "${s}" contains a character outside Latin-1 (index ${i})`);
-    }
-  }
-  return s;
-}
+const toByteString = (v, what) => webidl.ByteString(v, what);
 internal.toByteString = toByteString;
 
 // Header-name code units below 128: 1 = token character, 2 = upper-case letter (a token
@@ -117,7 +108,6 @@ function isCorsSafelisted(name, value) {
   }
 }
 let headerList, setGuard, headersFromList, appendHeader, appendValidHeader;
-const { webidl } = internal;
 
 class Headers {
   #list = [];
@@ -357,12 +347,7 @@ function fillHeaders(headers, init) {
 const toHeaderName = (v) => webidl.ByteString(v, 'Header name');
 const toHeaderValue = (v) => webidl.ByteString(v, 'Header value');
 const toPairItem = (v) => webidl.ByteString(v, 'Header pair item');
-function toHeaderPair(pair) {
-  if (pair === null || (typeof pair !== 'object' && typeof pair !== 'function')) {
-    throw new TypeError('Each header pair must be an iterable [name, value]');
-  }
-  return webidl.sequence(pair, pair[SymbolIterator], toPairItem, 'Header pair');
-}
+const toHeaderPair = (pair) => webidl.iterable(pair, toPairItem, 'Header pair');
 
 internal.Headers = Headers;
 internal.headerList = headerList;

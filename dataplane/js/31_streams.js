@@ -9,10 +9,9 @@
 'use strict';
 
 const {
-  ArrayPrototypePush, ArrayPrototypeShift, MathMax, NumberIsNaN, ObjectCreate, ObjectDefineProperty,
-  ObjectGetPrototypeOf, ObjectSetPrototypeOf, Promise, PromisePrototypeThen, PromiseReject,
-  PromiseResolve, RangeError, ReflectApply, SymbolAsyncIterator, SymbolIterator, TypeError,
-  FunctionPrototypeCall, Symbol,
+  ArrayPrototypePush, ArrayPrototypeShift, NumberIsNaN, ObjectDefineProperty,
+  ObjectSetPrototypeOf, Promise, PromisePrototypeThen, PromiseReject, PromiseResolve, RangeError,
+  ReflectApply, SymbolAsyncIterator, SymbolIterator, TypeError, FunctionPrototypeCall, Symbol,
 } = primordials;
 const { webidl, DOMException } = internal;
 // Byte-stream operations (31_streams_bytes.js), looked up when first used.
@@ -490,8 +489,7 @@ function readTransferList(options, context) {
   const opts = webidl.dictionary(options, context);
   const list = opts.transfer;
   if (list === undefined) return [];
-  if (list === null || typeof list !== 'object') throw new TypeError(`${context}: transfer is not a sequence`);
-  return webidl.sequence(list, list[SymbolIterator], (item) => {
+  return webidl.iterable(list, (item) => {
     if (item === null || (typeof item !== 'object' && typeof item !== 'function')) {
       throw new TypeError(`${context}: transfer holds a value that is not an object`);
     }

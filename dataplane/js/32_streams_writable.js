@@ -5,7 +5,7 @@
 
 const {
   ArrayPrototypePush, ArrayPrototypeShift, FunctionPrototypeCall, Promise, PromisePrototypeThen,
-  PromiseReject, PromiseResolve, ReflectApply, TypeError, RangeError, NumberIsNaN, Symbol,
+  PromiseReject, ReflectApply, TypeError, RangeError, NumberIsNaN, Symbol,
 } = primordials;
 const { webidl, DOMException } = internal;
 

@@ -4,7 +4,7 @@
 
 const {
   ArrayPrototypePush, FunctionPrototypeCall, ObjectDefineProperty, Promise, PromisePrototypeThen,
-  PromiseReject, PromiseResolve, ReflectApply, TypeError, RangeError,
+  PromiseReject, ReflectApply, TypeError, RangeError,
 } = primordials;
 const { webidl, DOMException } = internal;
 const S = internal.streams;

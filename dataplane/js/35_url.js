@@ -5,14 +5,13 @@
 'use strict';
 
 const {
-  ArrayPrototypeJoin, ArrayPrototypePop, ArrayPrototypePush,
-  ArrayPrototypeSlice, ArrayPrototypeSplice, MathFloor, NumberParseInt, ObjectFreeze,
-  RegExpPrototypeExec, SafeMap, String, StringFromCharCode, StringPrototypeCharCodeAt,
-  StringPrototypeCodePointAt, StringPrototypeIncludes, StringPrototypeIndexOf,
-  StringPrototypeReplace, StringPrototypeSlice, StringPrototypeSplit, StringPrototypeStartsWith,
-  StringPrototypeToLowerCase, StringPrototypeToUpperCase, SymbolIterator, TypeError, Uint8Array,
-  NumberPrototypeToString, ObjectDefineProperty, ObjectSetPrototypeOf, ObjectGetPrototypeOf,
-  SymbolToStringTag, Symbol, FunctionPrototypeCall,
+  ArrayPrototypeJoin, ArrayPrototypePop, ArrayPrototypePush, ArrayPrototypeSlice,
+  ArrayPrototypeSplice, MathFloor, NumberParseInt, ObjectFreeze, RegExpPrototypeExec, SafeMap,
+  String, StringFromCharCode, StringPrototypeCharCodeAt, StringPrototypeCodePointAt,
+  StringPrototypeIncludes, StringPrototypeIndexOf, StringPrototypeReplace, StringPrototypeSlice,
+  StringPrototypeSplit, StringPrototypeStartsWith, StringPrototypeToLowerCase, SymbolIterator,
+  TypeError, Uint8Array, NumberPrototypeToString, ObjectDefineProperty, ObjectSetPrototypeOf,
+  ObjectGetPrototypeOf, SymbolToStringTag, Symbol,
 } = primordials;
 const { webidl } = internal;
 
@@ -407,7 +406,7 @@ const kSchemeUnit = 1, kHostUnit = 2, kPathUnit = 4, kQueryUnit = 8, kFragmentUn
 const kSimpleUnits = new Uint8Array(128);
 for (let c = 0x21; c < 0x7f; c++) {
   const ch = StringFromCharCode(c);
-  const alnum = isAsciiAlphaNumeric(c);
+  const alnum = isAsciiAlpha(c) || isAsciiDigit(c);
   let bits = 0;
   if (alnum || ch === '+' || ch === '-' || ch === '.') bits |= kSchemeUnit;
   if (alnum || ch === '_' || ch === '-' || ch === '.') bits |= kHostUnit;
@@ -418,9 +417,6 @@ for (let c = 0x21; c < 0x7f; c++) {
     if (ch !== '#' && ch !== '?') bits |= kPathUnit;
   }
   kSimpleUnits[c] = bits;
-}
-function isAsciiAlphaNumeric(c) {
-  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }
 const dottedDecimal = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
 
@@ -988,9 +984,10 @@ function stripTrailingSpaces(url) {
 
 // A name or value with no '%', '+' or surrogate decodes to itself.
 const needsFormDecoding = /[%+\uD800-\uDFFF]/;
+const plusSigns = /\+/g;
 function formDecode(s) {
   if (RegExpPrototypeExec(needsFormDecoding, s) === null) return s;
-  return utf8DecodeNoBOM(percentDecodeToBytes(StringPrototypeReplace(s, /\+/g, ' ')));
+  return utf8DecodeNoBOM(percentDecodeToBytes(StringPrototypeReplace(s, plusSigns, ' ')));
 }
 
 function parseUrlencoded(input) {
@@ -1022,12 +1019,7 @@ internal.serializeUrlencoded = serializeUrlencoded;
 
 const kParamsContext = "Failed to construct 'URLSearchParams'";
 const toParamString = (v) => webidl.USVString(v, kParamsContext);
-function toParamPair(pair) {
-  if (pair === null || (typeof pair !== 'object' && typeof pair !== 'function')) {
-    throw new TypeError(`${kParamsContext}: each pair must be an iterable`);
-  }
-  return webidl.sequence(pair, pair[SymbolIterator], toParamString, kParamsContext);
-}
+const toParamPair = (pair) => webidl.iterable(pair, toParamString, `${kParamsContext}: a pair`);
 
 class URLSearchParams {
   #list = [];

@@ -5,11 +5,10 @@
 const {
   ArrayBuffer, ArrayBufferIsView, ArrayPrototypePush, DateNow, MathMax, MathMin,
   RegExpPrototypeExec, StringPrototypeReplace, StringPrototypeToLowerCase, SymbolIterator,
-  SymbolToStringTag, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer,
-  TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
-  TypedArrayPrototypeGetSymbolToStringTag, DataViewPrototypeGetBuffer,
-  DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, ArrayBufferPrototypeSlice,
-  PromiseResolve, ObjectDefineProperty, SafeMap,
+  TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset,
+  TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetSymbolToStringTag,
+  DataViewPrototypeGetBuffer, DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength,
+  ArrayBufferPrototypeSlice, PromiseResolve, ObjectDefineProperty, SafeMap,
 } = primordials;
 const { webidl } = internal;
 

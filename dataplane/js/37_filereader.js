@@ -2,7 +2,9 @@
 // ArrayBuffer, binary string, text or data: URL, reporting through events queued as tasks.
 'use strict';
 
-const { StringFromCharCode, TypeError, Uint8Array, ObjectDefineProperty } = primordials;
+const {
+  StringFromCharCode, TypeError, Uint8Array,
+} = primordials;
 const { webidl, Event, EventTarget, DOMException } = internal;
 
 class ProgressEvent extends Event {

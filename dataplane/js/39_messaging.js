@@ -53,10 +53,7 @@ webidl.configureInterface(MessageEvent);
 
 function toPortList(ports, context) {
   if (ports === undefined) return [];
-  if (ports === null || typeof ports !== 'object' || typeof ports[SymbolIterator] !== 'function') {
-    throw new TypeError(`${context}: ports is not a sequence`);
-  }
-  return webidl.sequence(ports, ports[SymbolIterator], (p) => {
+  return webidl.iterable(ports, (p) => {
     if (!isMessagePort(p)) throw new TypeError(`${context}: an item of ports is not a MessagePort`);
     return p;
   }, `${context}: ports`);
@@ -67,17 +64,10 @@ function transferList(arg, context) {
   if (arg === undefined) return [];
   if (arg !== null && typeof arg === 'object' && !ArrayIsArray(arg) &&
       typeof arg[SymbolIterator] !== 'function') {
-    const list = arg.transfer;
-    if (list === undefined) return [];
-    if (list === null || typeof list !== 'object' || typeof list[SymbolIterator] !== 'function') {
-      throw new TypeError(`${context}: the transfer list is not a sequence`);
-    }
-    return webidl.sequence(list, list[SymbolIterator], (item) => item, `${context}: transfer`);
+    if (arg.transfer === undefined) return [];
+    return webidl.iterable(arg.transfer, (item) => item, `${context}: transfer`);
   }
-  if (arg === null || typeof arg !== 'object' || typeof arg[SymbolIterator] !== 'function') {
-    throw new TypeError(`${context}: the transfer list is not a sequence`);
-  }
-  return webidl.sequence(arg, arg[SymbolIterator], (item) => item, `${context}: transfer`);
+  return webidl.iterable(arg, (item) => item, `${context}: transfer`);
 }
 
 // Clones message with its transfer list: ArrayBuffers move, MessagePorts are re-created (the

@@ -9,10 +9,10 @@ const {
   ArrayBuffer, ArrayBufferIsView, ArrayBufferPrototypeGetByteLength, ArrayBufferPrototypeSlice,
   ArrayPrototypePush, JSONParse, JSONStringify, Number, NumberIsFinite, MathTrunc,
   PromisePrototypeThen, PromiseReject, PromiseResolve, RangeError, RegExpPrototypeTest, String,
-  StringPrototypeCharCodeAt, StringPrototypeToUpperCase, SymbolToStringTag, TypeError, Uint8Array,
-  TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetByteLength,
-  DataView, DataViewPrototypeGetBuffer, DataViewPrototypeGetByteOffset,
-  DataViewPrototypeGetByteLength, Uint8ArrayPrototype, SafeSet, StringPrototypeReplace,
+  StringPrototypeCharCodeAt, StringPrototypeToUpperCase, SymbolToStringTag, TypeError,
+  Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset,
+  TypedArrayPrototypeGetByteLength, DataView, DataViewPrototypeGetBuffer,
+  DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, SafeSet,
   StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit, SafeMap,
 } = primordials;
 

@@ -31,7 +31,7 @@ static rt_isolate *iso_of(const FunctionCallbackInfo<Value> &args)
     return rt_isolate_of(args.GetIsolate());
 }
 
-static void throw_type_error(Isolate *isolate, const char *msg)
+void rt_throw_type_error(Isolate *isolate, const char *msg)
 {
     isolate->ThrowException(
         v8::Exception::TypeError(String::NewFromUtf8(isolate, msg).ToLocalChecked()));
@@ -42,7 +42,7 @@ static rt_slot *slot_arg(const FunctionCallbackInfo<Value> &args, rt_isolate *is
 {
     rt_slot *s = args[0]->IsNumber() ? rt_slot_get(iso, args[0].As<v8::Number>()->Value()) : nullptr;
     if (s == nullptr)
-        throw_type_error(args.GetIsolate(),
+        rt_throw_type_error(args.GetIsolate(),
                          "This request's context has ended: its response was sent and its "
                          "waitUntil work is done");
     return s;
@@ -161,13 +161,13 @@ static void EncodeUtf8Into(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     if (!args[0]->IsString() || !args[1]->IsUint8Array()) {
-        throw_type_error(isolate, "encodeUtf8Into: expected a string and a Uint8Array");
+        rt_throw_type_error(isolate, "encodeUtf8Into: expected a string and a Uint8Array");
         return;
     }
     Local<String> s = args[0].As<String>();
     Local<v8::Uint8Array> dest = args[1].As<v8::Uint8Array>();
     if (dest->ByteLength() / 3 < (size_t)s->Length()) {
-        throw_type_error(isolate, "encodeUtf8Into: the destination is too small");
+        rt_throw_type_error(isolate, "encodeUtf8Into: the destination is too small");
         return;
     }
     char *p = static_cast<char *>(dest->Buffer()->Data()) + dest->ByteOffset();
@@ -182,7 +182,7 @@ static void DecodeUtf8(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     if (!args[0]->IsArrayBufferView()) {
-        throw_type_error(isolate, "decodeUtf8: expected bytes");
+        rt_throw_type_error(isolate, "decodeUtf8: expected bytes");
         return;
     }
     Local<v8::ArrayBufferView> view = args[0].As<v8::ArrayBufferView>();
@@ -240,7 +240,7 @@ static void ReadBody(const FunctionCallbackInfo<Value> &args)
     if (s == nullptr)
         return;
     if (!s->body_waiter.IsEmpty()) {
-        throw_type_error(isolate, "The request body is already being read");
+        rt_throw_type_error(isolate, "The request body is already being read");
         return;
     }
     Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(ctx).ToLocalChecked();
@@ -261,7 +261,7 @@ static void ReadBodyChunk(const FunctionCallbackInfo<Value> &args)
     if (s == nullptr)
         return;
     if (!s->body_waiter.IsEmpty()) {
-        throw_type_error(isolate, "The request body is already being read");
+        rt_throw_type_error(isolate, "The request body is already being read");
         return;
     }
     dp_request *req = s->req;
@@ -376,7 +376,7 @@ static rt_slot *unanswered_slot(const FunctionCallbackInfo<Value> &args, rt_isol
 {
     rt_slot *s = slot_arg(args, iso);
     if (s != nullptr && (s->is_responded || dp_response_started(s->req))) {
-        throw_type_error(args.GetIsolate(), "A response was already sent for this request");
+        rt_throw_type_error(args.GetIsolate(), "A response was already sent for this request");
         return nullptr;
     }
     return s;
@@ -433,7 +433,7 @@ static void Respond(const FunctionCallbackInfo<Value> &args)
     if (body->IsString()) {
         length = body_utf8(isolate, iso, body.As<String>());
         if (length < 0) {
-            throw_type_error(isolate, "The response body string is too long");
+            rt_throw_type_error(isolate, "The response body string is too long");
             return;
         }
         bytes = iso->scratch.data;
@@ -480,7 +480,7 @@ static void ResponseWrite(const FunctionCallbackInfo<Value> &args)
     if (s == nullptr)
         return;
     if (!args[1]->IsUint8Array()) {
-        throw_type_error(isolate, "responseWrite: expected a Uint8Array");
+        rt_throw_type_error(isolate, "responseWrite: expected a Uint8Array");
         return;
     }
     Local<v8::Uint8Array> u8 = args[1].As<v8::Uint8Array>();
@@ -671,16 +671,16 @@ static void TransferArrayBuffer(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     if (!args[0]->IsArrayBuffer()) {
-        throw_type_error(isolate, "Expected an ArrayBuffer");
+        rt_throw_type_error(isolate, "Expected an ArrayBuffer");
         return;
     }
     Local<v8::ArrayBuffer> ab = args[0].As<v8::ArrayBuffer>();
     if (ab->WasDetached()) {
-        throw_type_error(isolate, "The ArrayBuffer is detached");
+        rt_throw_type_error(isolate, "The ArrayBuffer is detached");
         return;
     }
     if (!ab->IsDetachable()) {
-        throw_type_error(isolate, "The ArrayBuffer cannot be transferred (it is not detachable)");
+        rt_throw_type_error(isolate, "The ArrayBuffer cannot be transferred (it is not detachable)");
         return;
     }
     std::shared_ptr<v8::BackingStore> store = ab->GetBackingStore();
@@ -712,7 +712,7 @@ static void RandomFill(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     if (!args[0]->IsArrayBufferView()) {
-        throw_type_error(isolate, "randomFill: expected a typed array");
+        rt_throw_type_error(isolate, "randomFill: expected a typed array");
         return;
     }
     Local<v8::ArrayBufferView> view = args[0].As<v8::ArrayBufferView>();

@@ -50,9 +50,7 @@ static void Utf8Decode(const FunctionCallbackInfo<Value> &args)
     const uint8_t *p;
     size_t len;
     if (!bytes_arg(args, 0, &p, &len)) {
-        isolate->ThrowException(v8::Exception::TypeError(
-            String::NewFromUtf8Literal(isolate, "utf8Decode: expected bytes")));
-        return;
+        return rt_throw_type_error(isolate, "utf8Decode: expected bytes");
     }
     bool fatal = args[1]->BooleanValue(isolate);
     bool stream = args[2]->BooleanValue(isolate);
@@ -234,9 +232,7 @@ static void IcuDecode(const FunctionCallbackInfo<Value> &args)
     const uint8_t *p;
     size_t len;
     if (c == nullptr || !bytes_arg(args, 1, &p, &len)) {
-        isolate->ThrowException(v8::Exception::TypeError(
-            String::NewFromUtf8Literal(isolate, "icuDecode: bad arguments")));
-        return;
+        return rt_throw_type_error(isolate, "icuDecode: bad arguments");
     }
     bool flush = args[2]->BooleanValue(isolate);
     bool fatal = args[3]->BooleanValue(isolate);
@@ -322,10 +318,14 @@ static void return_latin1(const FunctionCallbackInfo<Value> &args, const uint8_t
 // (btoa then throws InvalidCharacterError).
 static void Base64Encode(const FunctionCallbackInfo<Value> &args)
 {
+    if (!args[0]->IsString())
+        return rt_throw_type_error(args.GetIsolate(), "base64Encode: expected a string");
     Latin1Bytes in(args.GetIsolate(), args[0].As<String>());
     if (!in.ok())
         return;
     size_t n = 4 * ((in.size() + 2) / 3);
+    if (n > (size_t)String::kMaxLength) // before allocating for it
+        return return_latin1(args, nullptr, n);
     std::vector<uint8_t> out(n + 1, 0); // EVP_EncodeBlock writes a NUL after the text
     if (in.size() > 0)
         EVP_EncodeBlock(out.data(), in.data(), (int)in.size());
@@ -336,6 +336,8 @@ static void Base64Encode(const FunctionCallbackInfo<Value> &args)
 // result), or undefined on failure (atob then throws InvalidCharacterError).
 static void Base64Decode(const FunctionCallbackInfo<Value> &args)
 {
+    if (!args[0]->IsString())
+        return rt_throw_type_error(args.GetIsolate(), "base64Decode: expected a string");
     Latin1Bytes in(args.GetIsolate(), args[0].As<String>());
     if (!in.ok())
         return; // a character above U+00FF is neither base64 nor ASCII whitespace

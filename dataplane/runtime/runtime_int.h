@@ -175,6 +175,7 @@ int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, 
 
 // bindings.cc
 v8::Local<v8::Object> rt_make_binding(v8::Isolate *isolate, v8::Local<v8::Context> ctx);
+void rt_throw_type_error(v8::Isolate *isolate, const char *msg); // msg in UTF-8
 const rt_native *rt_binding_natives(size_t *n);
 
 // encoding.cc
