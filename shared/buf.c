@@ -5,6 +5,21 @@
 
 #include "alloc.h"
 
+size_t nano_ascii_prefix(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8); /* unaligned-safe; compiles to one load */
+        if (w & 0x8080808080808080ULL)
+            break;
+    }
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
+}
+
 bool nano_str_ieq(nano_str a, nano_str b)
 {
     if (a.len != b.len)

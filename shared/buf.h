@@ -31,6 +31,10 @@ static inline bool nano_str_eq(nano_str a, nano_str b)
 /* nano_str_ieq: ASCII case-insensitive comparison (header names, tokens). */
 bool nano_str_ieq(nano_str a, nano_str b);
 
+/* How many bytes at the start of p[0..n) are ASCII (below 0x80): n when all are. Eight at a
+ * time, since bodies and decoded text are usually all ASCII. */
+size_t nano_ascii_prefix(const void *p, size_t n);
+
 typedef struct nano_buf {
     char *data;
     size_t len;

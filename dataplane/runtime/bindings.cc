@@ -401,10 +401,7 @@ static int64_t body_utf8(Isolate *isolate, rt_isolate *iso, Local<String> str)
     if (is_latin1(str)) {
         uint8_t *dst = (uint8_t *)nano_buf_reserve(scratch, n);
         str->WriteOneByte(isolate, dst, 0, (int)n, String::NO_NULL_TERMINATION);
-        size_t i = 0;
-        while (i < n && dst[i] < 0x80)
-            i++;
-        if (i == n)
+        if (nano_ascii_prefix(dst, n) == n)
             return (int64_t)n;
     }
     size_t len = (size_t)str->Utf8Length(isolate);

@@ -54,9 +54,7 @@ static void Utf8Decode(const FunctionCallbackInfo<Value> &args)
     }
     bool fatal = args[1]->BooleanValue(isolate);
     bool stream = args[2]->BooleanValue(isolate);
-    size_t i = 0;
-    while (i < len && p[i] < 0x80)
-        i++;
+    size_t i = nano_ascii_prefix(p, len);
     std::u16string out;
     if (i == len) { // all ASCII: no decoding needed
         Local<Value> pair[] = {

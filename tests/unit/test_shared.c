@@ -290,6 +290,27 @@ static void buf_append_u64_decimal(void **state)
     nano_buf_fini(&b);
 }
 
+/* Every position of a non-ASCII byte, at every alignment, in inputs long and short enough to
+ * take both the eight-byte loop and the byte loop. */
+static void ascii_prefix_finds_first_high_byte(void **state)
+{
+    (void)state;
+    static const unsigned char high[] = {0x80, 0xc3, 0xff};
+    char text[40];
+    memset(text, 'a', sizeof text);
+    for (size_t len = 0; len <= sizeof text; len++) {
+        assert_int_equal(nano_ascii_prefix(text, len), len);
+        for (size_t at = 0; at < len; at++) {
+            for (size_t h = 0; h < sizeof high; h++) {
+                text[at] = (char)high[h];
+                assert_int_equal(nano_ascii_prefix(text, len), at);
+                text[at] = 'a';
+            }
+        }
+    }
+    assert_int_equal(nano_ascii_prefix("\x7f\x01plain", 7), 7);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -311,6 +332,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(parse_sizes),
         cmocka_unit_test(parse_ports),
         cmocka_unit_test(buf_append_u64_decimal),
+        cmocka_unit_test(ascii_prefix_finds_first_high_byte),
     };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
