@@ -63,8 +63,37 @@ def proc_status_kib(pid, field):
     return None
 
 
+def proc_tree_cpu_seconds(pid):
+    """User + system CPU seconds of pid and every process below it, all threads included
+    (/proc/PID/stat utime and stime), or None when pid is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After "pid (comm)": state ppid ... utime is the 14th field of the line, stime the 15th.
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    if pid not in ticks:
+        return None
+    total = 0
+    for p in ticks:
+        q = p
+        while q in parents and q != pid:
+            q = parents[q]
+        if q == pid:
+            total += ticks[p]
+    return total / tick
+
+
 def parse_wrk(out):
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock_err = re.search(r"Socket errors: (.*)", out)
@@ -73,6 +102,7 @@ def parse_wrk(out):
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     return {
         "rps": float(rps.group(1)),
+        "requests": int(requests.group(1)) if requests else 0,
         "p99_ms": float(p99.group(1)) * scale,
         "non2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": sock_err.group(1) if sock_err else "",

@@ -430,12 +430,22 @@ def hello_once(server, app, opts, workdir):
         _, body = wait_ready(h.proc, h.port, host, f"{server.key} [{app}]")
         check_body(server, app, body)
         time.sleep(0.3)
-        wrk = subprocess.run(["taskset", "-c", server.wrk_cpus, "wrk", f"-t{server.wrk_threads}",
-                              f"-c{opts.connections}", f"-d{opts.duration}", "--latency",
-                              "-H", f"Host: {host}", f"http://127.0.0.1:{h.port}/"],
-                             capture_output=True, text=True, timeout=600)
+        wrk_argv = ["taskset", "-c", server.wrk_cpus, "wrk", f"-t{server.wrk_threads}",
+                    f"-c{opts.connections}", "--latency", "-H", f"Host: {host}",
+                    f"http://127.0.0.1:{h.port}/"]
+        if opts.warmup not in ("", "0", "0s"):
+            # Not measured: JIT tiering of the server's (and built-ins') code, first GCs.
+            subprocess.run(wrk_argv + [f"-d{opts.warmup}"], capture_output=True, timeout=600)
+        cpu0 = common.proc_tree_cpu_seconds(h.pid)
+        wrk = subprocess.run(wrk_argv + [f"-d{opts.duration}"], capture_output=True, text=True,
+                             timeout=600)
+        cpu1 = common.proc_tree_cpu_seconds(h.pid)
         r = common.parse_wrk(wrk.stdout)
         r["peak_kib"] = rss_kib(h.pid, "VmHWM") or 0
+        # The server's CPU time (user + system, all its threads and child processes) per
+        # request: what a request costs, whoever is the bottleneck.
+        r["cpu_us"] = ((cpu1 - cpu0) * 1e6 / r["requests"]
+                       if cpu0 is not None and cpu1 is not None and r["requests"] else float("nan"))
         if r["non2xx"] or r["socket_errors"]:
             odd(f"{server.key} [{app}]: wrk saw non-2xx {r['non2xx']}, socket errors "
                 f"'{r['socket_errors']}'")
@@ -458,19 +468,24 @@ def cmd_hello(opts, workdir):
                     r["round"] = rnd
                     results[(s.key, app)].append(r)
                     log(f"round {rnd}/{opts.rounds} {app} {s.key}: {r['rps']:.0f} req/s "
-                        f"p99 {r['p99_ms']:.2f} ms peak {r['peak_kib'] / 1024:.1f} MiB")
+                        f"p99 {r['p99_ms']:.2f} ms CPU {r['cpu_us']:.1f} µs/request "
+                        f"peak {r['peak_kib'] / 1024:.1f} MiB")
                 except Exception as e:  # noqa: BLE001  (one failed server is a row, not the end)
                     odd(f"round {rnd} {app} {s.key} failed: {e}")
     med = lambda rs, k: statistics.median(r[k] for r in rs)
     print(f"### hello and JSON-with-env apps: req/s\n")
-    print(f"wrk -c{opts.connections} -d{opts.duration} --latency; medians of {opts.rounds} rounds. "
+    print(f"wrk -c{opts.connections} -d{opts.duration} --latency after a {opts.warmup} warm-up "
+          f"run that is not measured (each server is a fresh process); medians of "
+          f"{opts.rounds} rounds. "
           f"\"1 CPU\" rows: server pinned to CPU 0, `wrk -t1` on CPU 1. The `--threads 2` row: "
           f"nano-dp on both CPUs and `wrk -t{opts.wrk_threads_shared}` sharing them (so wrk "
           f"takes CPU from the server). Peers were run on one CPU only. nano-dp at the default "
-          f"log level (info) with the access log written to a file unless `--access-log off`.\n")
+          f"log level (info) with the access log written to a file unless `--access-log off`. "
+          f"CPU µs/request: the server's user + system CPU time over the wrk run (all its "
+          f"threads and child processes, from /proc) divided by the requests wrk completed.\n")
     print("| app | runtime | setup | req/s | vs nano-dp --threads 1 | best round req/s | p99 ms "
-          "| peak RSS MiB |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+          "| CPU µs/request | peak RSS MiB |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     verdicts = []
     for app in apps:
         base = results.get(("nano-dp --threads 1", app))
@@ -478,13 +493,13 @@ def cmd_hello(opts, workdir):
         for s in servers:
             rs = results[(s.key, app)]
             if not rs:
-                print(f"| {app} | {s.name} | {s.setup} | failed | | | | |")
+                print(f"| {app} | {s.name} | {s.setup} | failed | | | | | |")
                 continue
             rps = med(rs, "rps")
             ratio = f"{rps / base_rps:.2f}x" if base_rps else "-"
             print(f"| {app} | {s.name} | {s.setup} | {rps:,.0f} | {ratio} | "
                   f"{max(r['rps'] for r in rs):,.0f} | {med(rs, 'p99_ms'):.2f} | "
-                  f"{med(rs, 'peak_kib') / 1024:.1f} |")
+                  f"{med(rs, 'cpu_us'):.1f} | {med(rs, 'peak_kib') / 1024:.1f} |")
         deno = results.get(("deno 1 CPU", app))
         for setup in ("--threads 1", "--threads 1 --access-log off"):
             n = results.get((f"nano-dp {setup}", app))
@@ -497,13 +512,15 @@ def cmd_hello(opts, workdir):
                          if a["round"] in deno_by_round]
                 paired = (f"; per-round ratios {' '.join('%.2f' % x for x in pairs)}, "
                           f"median {statistics.median(pairs):.2f}" if pairs else "")
+                ncpu, dcpu = med(n, "cpu_us"), med(deno, "cpu_us")
                 verdicts.append(
                     f"- {app}, nano-dp {setup} vs deno: req/s {nr:,.0f} vs {dr:,.0f} "
                     f"(**≥ deno**: {'yes' if nr >= dr else 'no'}{paired}); "
                     f"p99 {np99:.2f} vs {dp99:.2f} ms "
-                    f"(**≤ deno**: {'yes' if np99 <= dp99 else 'no'})")
+                    f"(**≤ deno**: {'yes' if np99 <= dp99 else 'no'}); "
+                    f"CPU {ncpu:.1f} vs {dcpu:.1f} µs/request")
     for name, why in missing:
-        print(f"| | {name} | unavailable: {why} | | | | | |")
+        print(f"| | {name} | unavailable: {why} | | | | | | |")
     print()
     if verdicts:
         print("Goal: nano-dp --threads 1 req/s ≥ deno and p99 ≤ deno's:\n")
@@ -680,6 +697,8 @@ def main():
     ap.add_argument("what", choices=("hello", "coldstart", "memory", "all"))
     ap.add_argument("--rounds", type=int, default=3, help="hello: rounds (default 3)")
     ap.add_argument("--duration", default="10s", help="hello: wrk -d (default 10s)")
+    ap.add_argument("--warmup", default="2s",
+                    help="hello: an unmeasured wrk run of this length first (default 2s; 0: none)")
     ap.add_argument("--connections", type=int, default=50, help="hello: wrk -c (default 50)")
     ap.add_argument("--wrk-threads-shared", type=int, default=2,
                     help="hello: wrk -t for the --threads 2 row (default 2)")
