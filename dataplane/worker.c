@@ -860,7 +860,7 @@ static void on_tick(uv_timer_t *t)
         if (f->deadline_ms > now || f->version->iso == NULL || dp_response_started(f->req))
             continue;
         dp_app_stats *stats = f->stats;
-        NANO_WARN("app.wall_limit", "app=%s worker=%d request=%llx wall_ms=%llu", f->app_name,
+        NANO_WARN("app.wall_limit", "app=%s worker=%d request_id=%llx wall_ms=%llu", f->app_name,
                   w->index, (unsigned long long)dp_request_id(f->req),
                   (unsigned long long)f->version->cfg->limits.wall_ms);
         dp_stat_add(&stats->wall_kills, 1);

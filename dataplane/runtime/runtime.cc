@@ -141,9 +141,12 @@ static void after_outermost_entry(rt_isolate *iso)
         dp_request_ref(req);
         rt_request_fail(iso, req, 500);
     }
-    NANO_WARN("app.cpu_limit", "%s request=%llu cpu_limit_ms=%llu", iso->console_prefix.c_str(),
-              req != nullptr ? (unsigned long long)dp_request_id(req) : 0ULL,
-              (unsigned long long)iso->cpu_limit_ms);
+    // request_id as in the access log; "-" when the JS ran for no request (a timer, say).
+    char id[24] = "-";
+    if (req != nullptr)
+        snprintf(id, sizeof id, "%llx", (unsigned long long)dp_request_id(req));
+    NANO_WARN("app.cpu_limit", "%s request_id=%s cpu_limit_ms=%llu", iso->console_prefix.c_str(),
+              id, (unsigned long long)iso->cpu_limit_ms);
     if (iso->hooks.cpu_exceeded != nullptr)
         iso->hooks.cpu_exceeded(iso->hooks.ud, req);
     if (req != nullptr)
@@ -529,8 +532,16 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
     };
     TryCatch tc(isolate);
     if (iso->dispatch.Get(isolate)->Call(ctx, v8::Undefined(isolate), 4, args).IsEmpty()) {
+        // A limit stopped the app (the watchdog's CPU limit, or the heap limit): not a runtime
+        // failure. As the outermost entry unwinds, after_outermost_entry answers this request
+        // 500 and logs app.cpu_limit with its id; a broken isolate's requests all get 503
+        // when the worker discards it.
+        bool stopped = tc.HasTerminated() && (iso->is_broken || iso->is_terminating.load());
+        if (stopped && iso->current_slot == index)
+            return 0;
         // dispatch catches the app's errors itself; reaching here means the runtime failed.
-        rt_log_js_error(iso, "app.dispatch_failed", rt_describe_exception(iso, ctx, tc));
+        if (!stopped)
+            rt_log_js_error(iso, "app.dispatch_failed", rt_describe_exception(iso, ctx, tc));
         rt_slot *s = &iso->slots[index];
         if (s->req == req && !s->is_responded) {
             s->is_responded = true;

@@ -564,7 +564,7 @@ int dp_response_end(dp_request *req)
         return NANO_ESTATE;
     if (req->length_left > 0) {
         /* Fewer bytes than the Content-Length promised: only closing tells the client. */
-        NANO_DEBUG("conn.short_body", "request=%llu missing=%lld", (unsigned long long)req->id,
+        NANO_DEBUG("conn.short_body", "request_id=%llx missing=%lld", (unsigned long long)req->id,
                    (long long)req->length_left);
         dp_conn__response_failed(c);
         return NANO_ESTATE;
