@@ -5,9 +5,9 @@
 const {
   ArrayIsArray, ArrayPrototypeJoin, ArrayPrototypePush, DatePrototypeGetTime,
   DatePrototypeToISOString, ErrorPrototypeToString, FunctionPrototypeToString, JSONStringify,
-  MapPrototypeEntries, NumberIsNaN, ObjectGetPrototypeOf, ObjectIs, ObjectKeys,
+  MapPrototypeForEach, SetPrototypeForEach, NumberIsNaN, ObjectGetPrototypeOf, ObjectIs, ObjectKeys,
   ObjectPrototypeHasOwnProperty, ReflectGetOwnPropertyDescriptor, ReflectOwnKeys,
-  RegExpPrototypeToString, RegExpPrototypeTest, SafeMap, SafeSet, SetPrototypeValues, String,
+  RegExpPrototypeToString, RegExpPrototypeTest, SafeMap, SafeSet, String,
   StringPrototypeIncludes, StringPrototypeReplace, StringPrototypeSlice, SymbolPrototypeToString,
   TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeGetLength,
   ArrayBufferPrototypeGetByteLength, globalThis, Error, Date, RegExp, ArrayBuffer, Map, Set,
@@ -111,21 +111,24 @@ function formatValue(value, depth, seen, indent, nested) {
       const prefix = typedTag !== undefined ? `${typedTag}(${length}) ` : '';
       return join(prefix, parts, '[', ']', indent);
     }
+    // Walked with forEach and index loops, never an iterator an app may have replaced.
     if (value instanceof Map) {
-      for (const [k, v] of new SafeMap(MapPrototypeEntries(value))) {
+      MapPrototypeForEach(value, (v, k) => {
         ArrayPrototypePush(parts, formatValue(k, depth - 1, seen, indent + 1, true) + ' => ' +
           formatValue(v, depth - 1, seen, indent + 1, true));
-      }
+      });
       return join(`Map(${parts.length}) `, parts, '{', '}', indent);
     }
     if (value instanceof Set) {
-      for (const v of new SafeSet(SetPrototypeValues(value))) {
+      SetPrototypeForEach(value, (v) => {
         ArrayPrototypePush(parts, formatValue(v, depth - 1, seen, indent + 1, true));
-      }
+      });
       return join(`Set(${parts.length}) `, parts, '{', '}', indent);
     }
     if (value instanceof Promise) return 'Promise {}';
-    for (const key of ReflectOwnKeys(value)) {
+    const keys = ReflectOwnKeys(value);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
       const desc = ReflectGetOwnPropertyDescriptor(value, key);
       if (!desc.enumerable) continue;
       const shown = 'value' in desc
@@ -234,7 +237,11 @@ ObjectAssign(console, {
   dir(item = undefined, options = undefined) { emit(LEVEL_INFO, 'dir', [inspect(item)]); },
   dirxml(...args) { emit(LEVEL_INFO, 'dirxml', args); },
   table(tabularData = undefined, properties = undefined) {
-    emit(LEVEL_INFO, 'table', [renderTable(tabularData, properties)]);
+    // sequence<DOMString>: the app's own iterable is iterated here, as WebIDL says.
+    const columns = properties === undefined ? undefined
+      : internal.webidl.iterable(properties, (v) => internal.webidl.DOMString(v, 'Column name'),
+        'console.table: properties');
+    emit(LEVEL_INFO, 'table', [renderTable(tabularData, columns)]);
   },
   clear() {
     // Output is a log stream here, not a terminal: clearing is resetting the group indent.
@@ -257,7 +264,8 @@ ObjectAssign(console, {
     label = String(label);
     const start = timers.get(label);
     if (start === undefined) return emit(LEVEL_WARN, 'timeLog', [`No such label '${label}'`]);
-    emit(LEVEL_INFO, 'timeLog', [`${label}: ${NumberPrototypeToFixed(binding.now() - start, 3)}ms`, ...args]);
+    ArrayPrototypeUnshift(args, `${label}: ${NumberPrototypeToFixed(binding.now() - start, 3)}ms`);
+    emit(LEVEL_INFO, 'timeLog', args);
   },
   timeEnd(label = 'default') {
     label = String(label);
@@ -275,35 +283,73 @@ ObjectDefineProperty(console, SymbolToStringTag, { value: 'console', configurabl
 function renderTable(data, properties) {
   if (data === null || typeof data !== 'object') return format([data]);
   const short = (v) => (typeof v === 'string' ? v : inspect(v));
+  const entries = [];
+  if (data instanceof Map) {
+    MapPrototypeForEach(data, (v, k) => ArrayPrototypePush(entries, [k, v]));
+  } else {
+    const dataKeys = ObjectKeys(data);
+    for (let i = 0; i < dataKeys.length; i++) ArrayPrototypePush(entries, [dataKeys[i], data[dataKeys[i]]]);
+  }
   const rows = [];
   const columns = [];
   const seen = new SafeSet();
   let hasValues = false;
-  const entries = data instanceof Map ? [...data] : ObjectKeys(data).map((k) => [k, data[k]]);
-  for (const [key, row] of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const row = entries[i][1];
     const cells = new SafeMap();
     if (row !== null && typeof row === 'object') {
-      for (const k of properties ?? ObjectKeys(row)) {
-        if (!seen.has(k)) { seen.add(k); columns.push(k); }
+      const rowKeys = properties ?? ObjectKeys(row);
+      for (let j = 0; j < rowKeys.length; j++) {
+        const k = rowKeys[j];
+        if (!seen.has(k)) { seen.add(k); ArrayPrototypePush(columns, k); }
         if (k in row) cells.set(k, short(row[k]));
       }
     } else {
       hasValues = true;
       cells.set('\0values', short(row));
     }
-    rows.push([short(key), cells]);
+    ArrayPrototypePush(rows, [short(entries[i][0]), cells]);
   }
-  const header = ['(index)', ...columns, ...(hasValues ? ['Values'] : [])];
-  const keys = [...columns, ...(hasValues ? ['\0values'] : [])];
-  const table = rows.map(([k, cells]) => [k, ...keys.map((c) => cells.get(c) ?? '')]);
-  const widths = header.map((h, i) => MathMax(h.length, ...table.map((r) => r[i].length)) + 2);
+  const header = ['(index)'];
+  const keys = [];
+  for (let i = 0; i < columns.length; i++) {
+    ArrayPrototypePush(header, columns[i]);
+    ArrayPrototypePush(keys, columns[i]);
+  }
+  if (hasValues) {
+    ArrayPrototypePush(header, 'Values');
+    ArrayPrototypePush(keys, '\0values');
+  }
+  const table = [];
+  for (let i = 0; i < rows.length; i++) {
+    const cells = rows[i][1];
+    const line = [rows[i][0]];
+    for (let j = 0; j < keys.length; j++) ArrayPrototypePush(line, cells.get(keys[j]) ?? '');
+    ArrayPrototypePush(table, line);
+  }
+  const widths = [];
+  for (let c = 0; c < header.length; c++) {
+    let w = header[c].length;
+    for (let r = 0; r < table.length; r++) w = MathMax(w, table[r][c].length);
+    ArrayPrototypePush(widths, w + 2);
+  }
   const pad = (text, w) => {
     const left = MathFloor((w - text.length) / 2);
     return StringPrototypeRepeat(' ', left) + text + StringPrototypeRepeat(' ', w - text.length - left);
   };
-  const line = (l, m, r) => l + widths.map((w) => StringPrototypeRepeat('─', w)).join(m) + r;
-  const row = (cells) => '│' + cells.map((c, i) => pad(c, widths[i])).join('│') + '│';
-  return [line('┌', '┬', '┐'), row(header), line('├', '┼', '┤'), ...table.map(row),
-    line('└', '┴', '┘')].join('\n');
+  const rule = (l, m, r) => {
+    let out = l;
+    for (let c = 0; c < widths.length; c++) out += (c ? m : '') + StringPrototypeRepeat('─', widths[c]);
+    return out + r;
+  };
+  const row = (cells) => {
+    let out = '│';
+    for (let c = 0; c < cells.length; c++) out += pad(cells[c], widths[c]) + '│';
+    return out;
+  };
+  const lines = [rule('┌', '┬', '┐'), row(header), rule('├', '┼', '┤')];
+  for (let r = 0; r < table.length; r++) ArrayPrototypePush(lines, row(table[r]));
+  ArrayPrototypePush(lines, rule('└', '┴', '┘'));
+  return ArrayPrototypeJoin(lines, '\n');
 }
 internal.defineGlobal('console', console);

@@ -5,7 +5,8 @@
 
 const {
   ArrayPrototypeFilter, ArrayPrototypePush, ArrayPrototypeSort, DateNow, ObjectFreeze,
-  ReflectApply, SafeSet, TypeError, ArrayIsArray,
+  ReflectApply, SafeSet, TypeError, ArrayPrototypeSlice, ArrayPrototypeSplice,
+  ArrayPrototypeIncludes, SetPrototypeForEach,
 } = primordials;
 const { webidl, DOMException, EventTarget } = internal;
 const now = internal.performanceNow;
@@ -88,7 +89,7 @@ const observers = new SafeSet();
 
 function queueEntry(entry) {
   ArrayPrototypePush(buffer, entry);
-  for (const o of observers) enqueue(o, entry);
+  SetPrototypeForEach(observers, (o) => enqueue(o, entry)); // no iterator an app may replace
 }
 
 function byStartTime(list) {
@@ -158,7 +159,7 @@ class Performance extends EventTarget {
     clearEntries('measure', measureName);
   }
 
-  getEntries() { return byStartTime([...buffer]); }
+  getEntries() { return byStartTime(ArrayPrototypeSlice(buffer)); }
   getEntriesByType(type) {
     webidl.argCount(arguments, 1, "Failed to execute 'getEntriesByType' on 'Performance'");
     type = webidl.DOMString(type);
@@ -191,7 +192,7 @@ function clearEntries(type, name) {
   if (name !== undefined) name = webidl.DOMString(name);
   for (let i = buffer.length - 1; i >= 0; i--) {
     const e = buffer[i];
-    if (e.entryType === type && (name === undefined || e.name === name)) buffer.splice(i, 1);
+    if (e.entryType === type && (name === undefined || e.name === name)) ArrayPrototypeSplice(buffer, i, 1);
   }
 }
 
@@ -201,7 +202,7 @@ class PerformanceObserverEntryList {
     webidl.illegalConstructor(key, 'PerformanceObserverEntryList');
     this.#entries = entries;
   }
-  getEntries() { return byStartTime([...this.#entries]); }
+  getEntries() { return byStartTime(ArrayPrototypeSlice(this.#entries)); }
   getEntriesByType(type) {
     type = webidl.DOMString(type);
     return byStartTime(ArrayPrototypeFilter(this.#entries, (e) => e.entryType === type));
@@ -242,16 +243,18 @@ class PerformanceObserver {
     }
     this.#mode = mode;
     if (mode === 'multiple') {
-      const types = ArrayIsArray(o.entryTypes) ? o.entryTypes : [...o.entryTypes];
+      const types = webidl.iterable(o.entryTypes, (v) => webidl.DOMString(v), `${context}: entryTypes`);
       this.#types = new SafeSet();
-      for (const t of types) if (supportedEntryTypes.includes(String(t))) this.#types.add(String(t));
+      for (let i = 0; i < types.length; i++) {
+        if (ArrayPrototypeIncludes(supportedEntryTypes, types[i])) this.#types.add(types[i]);
+      }
       if (this.#types.size === 0) return;
     } else {
       const t = webidl.DOMString(o.type);
-      if (!supportedEntryTypes.includes(t)) return;
+      if (!ArrayPrototypeIncludes(supportedEntryTypes, t)) return;
       this.#types.add(t);
       if (o.buffered) {
-        for (const e of buffer) if (e.entryType === t) this.#queue(e);
+        for (let i = 0; i < buffer.length; i++) if (buffer[i].entryType === t) this.#queue(buffer[i]);
       }
     }
     observers.add(this);

@@ -1422,6 +1422,7 @@ internal.urlInternals = ObjectFreeze({
   defaultPort: (scheme) => specialPorts.get(scheme),
   percentEncodeUserinfo: (s) => percentEncode(s, isUserinfoSet),
   serializePath,
+  codePoints, // a string's code points, without the string iterator an app may replace
 });
 
 internal.URL = URL;

@@ -5,12 +5,14 @@
 'use strict';
 
 const {
-  ArrayFrom, ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSlice, ObjectFreeze, RegExp,
-  RegExpPrototypeExec, SafeSet, String, StringPrototypeLastIndexOf, StringPrototypeReplace,
+  ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSlice, ObjectFreeze, RegExp,
+  RegExpPrototypeExec, SafeSet, String, StringPrototypeCharAt, StringPrototypeLastIndexOf,
+  StringPrototypeReplace,
   StringPrototypeSlice, StringPrototypeToLowerCase, TypeError,
 } = primordials;
 const { webidl } = internal;
 const U = internal.urlInternals;
+const codePoints = U.codePoints;
 
 // --- tokenizer (§2.1) ---------------------------------------------------------------------------
 
@@ -24,7 +26,7 @@ const isValidNameCodePoint = (cp, first) => RegExpPrototypeExec(first ? idStart 
 const isAscii = (cp) => cp.codePointAt(0) < 0x80;
 
 function tokenize(input, lenient) {
-  const cps = ArrayFrom(input);
+  const cps = codePoints(input);
   const tokens = [];
   let index = 0;
   let next = 0;
@@ -221,7 +223,8 @@ function parsePattern(input, options, encode) {
 function generateRegexp(parts, options) {
   let result = '^';
   const names = [];
-  for (const part of parts) {
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
     if (part.type === FIXED) {
       result += part.modifier === NONE ? escapeRegexp(part.value)
         : `(?:${escapeRegexp(part.value)})${part.modifier}`;
@@ -265,7 +268,7 @@ function generatePatternString(parts, options) {
     if (!needsGrouping && customName && part.type === SEGMENT && part.modifier === NONE &&
         next !== null && next.prefix === '' && next.suffix === '') {
       if (next.type === FIXED) {
-        needsGrouping = next.value !== '' && isValidNameCodePoint(ArrayFrom(next.value)[0], false);
+        needsGrouping = next.value !== '' && isValidNameCodePoint(codePoints(next.value)[0], false);
       } else {
         needsGrouping = /^[0-9]/.test(next.name);
       }
@@ -290,7 +293,7 @@ function generatePatternString(parts, options) {
       }
     }
     if (part.type === SEGMENT && customName && part.suffix !== '' &&
-        isValidNameCodePoint(ArrayFrom(part.suffix)[0], false)) {
+        isValidNameCodePoint(codePoints(part.suffix)[0], false)) {
       result += '\\';
     }
     result += escapePattern(part.suffix);
@@ -305,7 +308,9 @@ const hostnameOptions = ObjectFreeze({ delimiter: '.', prefix: '', ignoreCase: f
 
 function compileComponent(input, encode, options) {
   const parts = parsePattern(input, options, encode);
-  const [source, names] = generateRegexp(parts, options);
+  const generated = generateRegexp(parts, options);
+  const source = generated[0];
+  const names = generated[1];
   let regexp;
   try {
     regexp = new RegExp(source, options.ignoreCase ? 'ui' : 'u');
@@ -381,7 +386,8 @@ function canonicalizeHostname(value, protocol = undefined) {
 }
 function canonicalizeIPv6Hostname(value) {
   let result = '';
-  for (const c of value) {
+  for (let i = 0; i < value.length; i++) {
+    const c = StringPrototypeCharAt(value, i); // ASCII only, so a code unit at a time will do
     if (RegExpPrototypeExec(/^[0-9a-fA-F[\]:]$/, c) === null) {
       throw new TypeError(`Invalid URLPattern IPv6 hostname "${value}"`);
     }
@@ -589,7 +595,7 @@ function parseConstructorString(input) {
 
 // input's code points [from, to) as a string (token indexes count code points).
 function ArrayJoin(input, from, to) {
-  return ArrayPrototypeJoin(ArrayPrototypeSlice(ArrayFrom(input), from, to), '');
+  return ArrayPrototypeJoin(ArrayPrototypeSlice(codePoints(input), from, to), '');
 }
 
 // --- URLPatternInit processing (§1.4) -----------------------------------------------------------
@@ -607,13 +613,17 @@ function isAbsolutePathname(input, type) {
 }
 
 // Reads a URLPatternInit dictionary (members in order), converting each to a USVString.
+// URLPatternInit's members, in the order WebIDL reads a dictionary: sorted by name.
+const initKeys = ObjectFreeze(['baseURL', 'hash', 'hostname', 'password', 'pathname', 'port',
+  'protocol', 'search', 'username']);
 function readInit(init) {
   const out = {};
   if (init === undefined || init === null) return out;
   if (typeof init !== 'object' && typeof init !== 'function') {
     throw new TypeError('URLPattern: the input must be a string or a URLPatternInit dictionary');
   }
-  for (const key of ['baseURL', 'hash', 'hostname', 'password', 'pathname', 'port', 'protocol', 'search', 'username']) {
+  for (let i = 0; i < initKeys.length; i++) {
+    const key = initKeys[i];
     const v = init[key];
     if (v !== undefined) out[key] = webidl.USVString(v);
   }
@@ -717,7 +727,9 @@ class URLPattern {
       init = readInit(input);
     }
     const processed = processInit(init, 'pattern', {});
-    for (const c of components) if (processed[c] === undefined) processed[c] = '*';
+    for (let i = 0; i < components.length; i++) {
+      if (processed[components[i]] === undefined) processed[components[i]] = '*';
+    }
     if (U.isSpecialScheme(processed.protocol) && processed.port === String(U.defaultPort(processed.protocol))) {
       processed.port = '';
     }

@@ -34,6 +34,12 @@ class FileReader extends EventTarget {
   #error = null;
   #generation = 0; // a new read or abort() orphans the tasks of the previous read
 
+  // Explicit: V8 10.2's default derived constructor spreads its arguments through the array
+  // iterator, which an app may have replaced.
+  constructor() {
+    super();
+  }
+
   static #check(r, what) {
     if (r === null || typeof r !== 'object' || !(#state in r)) throw webidl.illegalInvocation(`FileReader.${what}`);
   }

@@ -80,6 +80,19 @@ export default {
     const form = new FormData();
     form.append("a", "b");
     if (url.pathname === "/json") return Response.json({ a: form.get("a"), ua: request.headers.get("x-ua") });
+    if (url.pathname === "/more") {
+      // (Built without iterables: the app's own Map([...]) would use its broken iterator.)
+      const map = new Map().set("k", [1, 2]);
+      const set = new Set().add("s");
+      console.log("logged", map, set, { deep: { list: [3] } });
+      console.table([{ col: "cell" }]);
+      performance.mark("m");
+      performance.measure("between", "m");
+      const marks = performance.getEntries().map((e) => e.name).join(",");
+      const match = new URLPattern({ pathname: "/items/:id" }).exec("http://h.test/items/7");
+      new FileReader();
+      return new Response(marks + " " + match.pathname.groups.id);
+    }
     return new Response("text " + headers.get("x-two") + " " + crypto.randomUUID().length,
       { status: 201, headers });
   },
@@ -97,6 +110,12 @@ def an_app_that_replaced_the_iterators_is_still_served():
         eq(r.status, 201, "status of /text")
         eq(r.body, b"text 2 36", "body of /text")
         eq(r.header("x-one"), "1", "x-one header")
+        # console (objects, Map, Set, table), performance entries, URLPattern, FileReader.
+        r = s.request("GET", "/more")
+        eq((r.status, r.body), (200, b"m,between 7"), "/more")
+        s.wait_log(r"logged Map\(1\) \{ 'k' => \[ 1, 2 \] \} Set\(1\) \{ 's' \} "
+                   r"\{ deep: \{ list: \[ 3 \] \} \}")
+        s.wait_log(r"│ \(index\) │ col  │")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,17 @@ test("PerformanceObserver sees new marks in a later task", async () => {
   assert(PerformanceObserver.supportedEntryTypes.includes("measure"));
 });
 
+test("PerformanceObserver entryTypes is a sequence<DOMString>: any iterable, not a string", async () => {
+  const got = await new Promise((resolve) => {
+    const o = new PerformanceObserver((list, obs) => { obs.disconnect(); resolve(list.getEntries()); });
+    o.observe({ entryTypes: new Set(["mark", "no-such-type"]) });
+    performance.mark("from-a-set");
+  });
+  assertEquals(got.map((e) => e.name), ["from-a-set"]);
+  assertThrows(() => new PerformanceObserver(() => {}).observe({ entryTypes: "mark" }), TypeError);
+  assertThrows(() => new PerformanceObserver(() => {}).observe({ entryTypes: [Symbol("x")] }), TypeError);
+});
+
 test("console is a namespace with every method", () => {
   assertEquals(Object.prototype.toString.call(console), "[object console]");
   for (const m of ["log", "info", "warn", "error", "debug", "trace", "assert", "dir", "dirxml",
