@@ -386,19 +386,25 @@ function encodeUtf8(s) {
 internal.encodeUtf8 = encodeUtf8;
 
 class TextEncoder {
+  // The brand: a TextEncoder made by this constructor (instanceof would accept any object
+  // with TextEncoder.prototype in its chain, and consults an app's Symbol.hasInstance).
+  #encoder;
+
+  static #is(v) { return v !== null && typeof v === 'object' && #encoder in v; }
+
   get encoding() {
-    if (!(this instanceof TextEncoder)) throw webidl.illegalInvocation('TextEncoder.encoding');
+    if (!TextEncoder.#is(this)) throw webidl.illegalInvocation('TextEncoder.encoding');
     return 'utf-8';
   }
 
   encode(input = '') {
-    if (!(this instanceof TextEncoder)) throw webidl.illegalInvocation('TextEncoder.encode');
+    if (!TextEncoder.#is(this)) throw webidl.illegalInvocation('TextEncoder.encode');
     // The encoder writes a lone surrogate as U+FFFD, which is what USVString would do.
     return encodeUtf8(typeof input === 'string' ? input : webidl.DOMString(input));
   }
 
   encodeInto(source, destination) {
-    if (!(this instanceof TextEncoder)) throw webidl.illegalInvocation('TextEncoder.encodeInto');
+    if (!TextEncoder.#is(this)) throw webidl.illegalInvocation('TextEncoder.encodeInto');
     webidl.argCount(arguments, 2, "Failed to execute 'encodeInto' on 'TextEncoder'");
     const s = webidl.USVString(source);
     if (!ArrayBufferIsView(destination) || TypedArrayPrototypeGetSymbolToStringTag(destination) !== 'Uint8Array') {

@@ -216,9 +216,11 @@ const hexByte = [];
 for (let b = 0; b < 256; b++) ArrayPrototypePush(hexByte, StringPrototypePadStart(NumberPrototypeToString(b, 16), 2, '0'));
 
 class Crypto {
+  #crypto; // the brand (see TextEncoder)
   constructor(key = undefined) { webidl.illegalConstructor(key, 'Crypto'); }
+  static #is(v) { return v !== null && typeof v === 'object' && #crypto in v; }
   getRandomValues(array) {
-    if (!(this instanceof Crypto)) throw webidl.illegalInvocation('Crypto.getRandomValues');
+    if (!Crypto.#is(this)) throw webidl.illegalInvocation('Crypto.getRandomValues');
     webidl.argCount(arguments, 1, "Failed to execute 'getRandomValues' on 'Crypto'");
     const tag = ArrayBufferIsView(array) ? TypedArrayPrototypeGetSymbolToStringTag(array) : undefined;
     const size = tag === undefined ? undefined : integerTypes.get(tag);
@@ -253,7 +255,7 @@ class Crypto {
     return array;
   }
   randomUUID() {
-    if (!(this instanceof Crypto)) throw webidl.illegalInvocation('Crypto.randomUUID');
+    if (!Crypto.#is(this)) throw webidl.illegalInvocation('Crypto.randomUUID');
     const at = takeRandom(16);
     const p = pool;
     let uuid = '';

@@ -351,6 +351,14 @@ const toHeaderPair = (pair) => webidl.iterable(pair, toPairItem, 'Header pair');
 
 internal.Headers = Headers;
 internal.headerList = headerList;
+// For the built-ins' own appends (Request's and Response's Content-Type): the same steps as
+// append() and has(), without going through methods an app may replace.
+internal.appendHeader = appendHeader;
+internal.hasHeader = (h, name) => {
+  const list = headerList(h);
+  for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
+  return false;
+};
 internal.setHeadersGuard = setGuard;
 internal.headersFromList = headersFromList;
 internal.fillHeaders = fillHeaders;

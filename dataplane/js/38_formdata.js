@@ -7,19 +7,25 @@ const {
   ObjectGetPrototypeOf, ObjectSetPrototypeOf, RegExpPrototypeExec, StringPrototypeReplace,
   StringPrototypeSlice, StringPrototypeToLowerCase, StringPrototypeTrim, SymbolIterator,
   SymbolToStringTag, TypeError, Uint8Array, StringPrototypeIndexOf, StringPrototypeSplit,
+  DateNow, TypedArrayPrototypeSet, TypedArrayPrototypeSubarray, StringFromCharCode,
+  StringPrototypeCharCodeAt,
 } = primordials;
-const { webidl, Blob, File, isBlob, blobBytes } = internal;
+const {
+  webidl, isBlob, blobBytes, blobType, makeFile, isFile, fileLastModified,
+} = internal;
 
 // "create an entry": strings stay strings; a Blob becomes a File (named "blob" unless given).
+// The new File shares the Blob's bytes (they never change) and is made without the File
+// constructor's parts conversion.
 function makeEntry(name, value, filename) {
   name = webidl.USVString(name);
   if (!isBlob(value)) return [name, webidl.USVString(value)];
-  if (!(value instanceof File)) {
-    value = new File([value], filename === undefined ? 'blob' : webidl.USVString(filename),
-      { type: value.type });
+  if (!isFile(value)) {
+    value = makeFile(blobBytes(value), blobType(value),
+      filename === undefined ? 'blob' : webidl.USVString(filename), DateNow());
   } else if (filename !== undefined) {
-    value = new File([value], webidl.USVString(filename),
-      { type: value.type, lastModified: value.lastModified });
+    value = makeFile(blobBytes(value), blobType(value), webidl.USVString(filename),
+      fileLastModified(value));
   }
   return [name, value];
 }
@@ -45,6 +51,13 @@ class FormData {
       throw new TypeError("Failed to execute 'append' on 'FormData': parameter 2 is not of type 'Blob'");
     }
     ArrayPrototypePush(this.#entries, makeEntry(name, value, filename));
+  }
+
+  static {
+    // append() for the built-ins' own FormData (parsed bodies): no method lookups.
+    internal.formDataAppend = (fd, name, value, filename = undefined) => {
+      ArrayPrototypePush(fd.#entries, makeEntry(name, value, filename));
+    };
   }
 
   delete(name) {
@@ -230,7 +243,7 @@ function indexOfBytes(hay, needle, from) {
 
 const latin1 = (bytes) => {
   let s = '';
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  for (let i = 0; i < bytes.length; i++) s += StringFromCharCode(bytes[i]);
   return s;
 };
 
@@ -251,9 +264,10 @@ function parseMultipart(bytes, contentType) {
     pos += 2;
     const headEnd = indexOfBytes(bytes, [0x0d, 0x0a, 0x0d, 0x0a], pos);
     if (headEnd === -1) throw bad('a part has no end of headers');
-    const headers = StringPrototypeSplit(latin1(bytes.subarray(pos, headEnd)), '\r\n');
+    const headers = StringPrototypeSplit(latin1(TypedArrayPrototypeSubarray(bytes, pos, headEnd)), '\r\n');
     let name, filename, type = '';
-    for (const line of headers) {
+    for (let i = 0; i < headers.length; i++) {
+      const line = headers[i];
       const colon = StringPrototypeIndexOf(line, ':');
       if (colon === -1) continue;
       const hname = StringPrototypeToLowerCase(StringPrototypeTrim(StringPrototypeSlice(line, 0, colon)));
@@ -273,13 +287,17 @@ function parseMultipart(bytes, contentType) {
     if (next === -1 || next < 2 || bytes[next - 2] !== 0x0d || bytes[next - 1] !== 0x0a) {
       throw bad('a part is not terminated by a boundary');
     }
-    const body = bytes.subarray(bodyStart, next - 2);
+    const body = TypedArrayPrototypeSubarray(bytes, bodyStart, next - 2);
     // Header text is UTF-8 in practice (RFC 7578 §5.1).
     const decode = (s) => binding.utf8Decode(latin1Bytes(s), false, false)[0];
     if (filename !== undefined) {
-      fd.append(decode(name), new File([body], decode(filename), { type }));
+      // A copy: the File must not keep the whole body's buffer alive through a view.
+      const copy = new Uint8Array(body.length);
+      TypedArrayPrototypeSet(copy, body);
+      internal.formDataAppend(fd, decode(name), makeFile(copy,
+        internal.normalizeBlobType(type), decode(filename), DateNow()));
     } else {
-      fd.append(decode(name), binding.utf8Decode(body, false, false)[0]);
+      internal.formDataAppend(fd, decode(name), binding.utf8Decode(body, false, false)[0]);
     }
     pos = next;
   }
@@ -287,7 +305,7 @@ function parseMultipart(bytes, contentType) {
 
 function latin1Bytes(s) {
   const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
+  for (let i = 0; i < s.length; i++) b[i] = StringPrototypeCharCodeAt(s, i) & 0xff;
   return b;
 }
 

@@ -212,7 +212,7 @@ function installBody(proto, stateOf, name, headersOf) {
         if (essence === 'application/x-www-form-urlencoded') {
           const fd = new internal.FormData();
           const pairs = internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0]);
-          for (let i = 0; i < pairs.length; i++) fd.append(pairs[i][0], pairs[i][1]);
+          for (let i = 0; i < pairs.length; i++) internal.formDataAppend(fd, pairs[i][0], pairs[i][1]);
           return fd;
         }
         throw new TypeError(`${name}.formData: the body's Content-Type (${type || 'none'}) is ` +
@@ -354,7 +354,7 @@ function nativeBodyStream(id) {
 function cloneBodySource(body) {
   if (body.source instanceof NativeBody) bodyStream(body);
   if (!internal.isReadableStream(body.source)) return body.source;
-  const branches = body.source.tee();
+  const branches = internal.streams.readableStreamTee(internal.streams.RS(body.source));
   const a = branches[0];
   const b = branches[1];
   body.source = a;
@@ -536,8 +536,8 @@ class Request {
         }
       }
       this.#body = new BodyState(source);
-      if (type !== null && !this.#headers.has('content-type')) {
-        this.#headers.append('content-type', type);
+      if (type !== null && !internal.hasHeader(this.#headers, 'content-type')) {
+        internal.appendHeader(this.#headers, 'content-type', type);
       }
     } else if (inputBody !== null) {
       if (isUnusable(inputBody)) throw new TypeError('Request: the input request\'s body is already used or locked');
@@ -686,8 +686,8 @@ function initResponse(init, body, typeOverride = null) {
     if (contentType !== null && (contentType === kTextPlainUtf8 || contentType === typeOverride)) {
       // Our own constants (every Response with a string body): no header checks needed.
       internal.headersAddDefault(headers, 'content-type', contentType);
-    } else if (contentType !== null && !headers.has('content-type')) {
-      headers.append('content-type', contentType);
+    } else if (contentType !== null && !internal.hasHeader(headers, 'content-type')) {
+      internal.appendHeader(headers, 'content-type', contentType);
     }
   }
   return { status: s16, statusText, headers, source };

@@ -110,3 +110,16 @@ test("decode reads the caller's bytes in place, and keeps its own copy of a spli
   assertEquals(d.decode(Species.from([0x68, 0x69, 0xe2]), { stream: true }), "hi");
   assertEquals(d.decode(), "\ufffd");
 });
+
+test("TextEncoder's brand is its own, not instanceof", () => {
+  const fake = Object.create(TextEncoder.prototype);
+  assertThrows(() => TextEncoder.prototype.encode.call(fake, "x"), TypeError);
+  assertThrows(() => Reflect.get(TextEncoder.prototype, "encoding", fake), TypeError);
+  Object.defineProperty(TextEncoder, Symbol.hasInstance, { value: () => false, configurable: true });
+  try {
+    assertEquals(new TextEncoder().encode("ab").length, 2);
+    assertEquals(new TextEncoder().encoding, "utf-8");
+  } finally {
+    delete TextEncoder[Symbol.hasInstance];
+  }
+});

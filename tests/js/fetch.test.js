@@ -83,3 +83,73 @@ test("a string body with lone surrogates reads back as a USVString everywhere", 
   assertEquals(await new Response(raw).clone().text(), want);
   assertEquals(await Response.json({ s: raw }).json(), { s: raw });
 });
+
+// The body algorithms use the runtime's own steps, not public methods or iterators an app may
+// have replaced (Fetch's "clone a body" tees, "append" is the Headers/FormData algorithm).
+test("bodies: formData(), clone() and a Content-Type default ignore replaced methods", async () => {
+  const saved = {
+    fdAppend: FormData.prototype.append,
+    tee: ReadableStream.prototype.tee,
+    hAppend: Headers.prototype.append,
+    hHas: Headers.prototype.has,
+  };
+  const arrayIteratorPrototype = Object.getPrototypeOf([][Symbol.iterator]());
+  const next = arrayIteratorPrototype.next;
+  const boom = (what) => () => { throw new Error(`${what} used`); };
+  FormData.prototype.append = boom("FormData.prototype.append");
+  ReadableStream.prototype.tee = boom("ReadableStream.prototype.tee");
+  Headers.prototype.append = boom("Headers.prototype.append");
+  Headers.prototype.has = boom("Headers.prototype.has");
+  const got = {};
+  try {
+    arrayIteratorPrototype.next = boom("the array iterator");
+    const urlencoded = await new Response("a=1&b=2",
+      { headers: { "content-type": "application/x-www-form-urlencoded" } }).formData();
+    got.urlencoded = urlencoded.get("b");
+    const multipart = await new Response(
+      "--X\r\ncontent-disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n" +
+      "content-type: Text/Plain\r\n\r\nhello\r\n--X\r\ncontent-disposition: form-data; name=\"s\"\r\n\r\n" +
+      "str\r\n--X--\r\n", { headers: { "content-type": "multipart/form-data; boundary=X" } }).formData();
+    got.file = multipart.get("f");
+    got.str = multipart.get("s");
+    const streamed = new Response(new ReadableStream({
+      start(c) { c.enqueue(new TextEncoder().encode("s")); c.close(); },
+    }));
+    const copy = streamed.clone();
+    got.cloned = (await copy.text()) + (await streamed.text());
+    got.requestType = new Request("http://h/", { method: "POST", body: "text" }).headers.get("content-type");
+    got.responseType = new Response(new URLSearchParams()).headers.get("content-type");
+  } finally {
+    arrayIteratorPrototype.next = next;
+    FormData.prototype.append = saved.fdAppend;
+    ReadableStream.prototype.tee = saved.tee;
+    Headers.prototype.append = saved.hAppend;
+    Headers.prototype.has = saved.hHas;
+  }
+  assertEquals(got.urlencoded, "2");
+  assert(got.file instanceof File, "a File");
+  assertEquals([got.file.name, got.file.type, await got.file.text()], ["a.txt", "text/plain", "hello"]);
+  assertEquals(got.str, "str");
+  assertEquals(got.cloned, "ss");
+  assertEquals(got.requestType, "text/plain;charset=UTF-8");
+  assertEquals(got.responseType, "application/x-www-form-urlencoded;charset=UTF-8");
+});
+
+test("FormData entries made from Blobs are Files with the Blob's bytes, type and given name", async () => {
+  const fd = new FormData();
+  fd.append("plain", new Blob(["bytes"], { type: "Text/X" }));
+  fd.append("named", new Blob(["b2"]), "given.bin");
+  const original = new File(["f"], "orig.txt", { type: "a/b", lastModified: 42 });
+  fd.append("renamed", original, "new.txt");
+  fd.append("same", original);
+  const plain = fd.get("plain");
+  assert(plain instanceof File);
+  assertEquals([plain.name, plain.type, await plain.text()], ["blob", "text/x", "bytes"]);
+  assert(Math.abs(plain.lastModified - Date.now()) < 60000, "now");
+  assertEquals(fd.get("named").name, "given.bin");
+  const renamed = fd.get("renamed");
+  assertEquals([renamed.name, renamed.type, renamed.lastModified, await renamed.text()],
+    ["new.txt", "a/b", 42, "f"]);
+  assert(renamed !== original, "a new File");
+  assert(fd.get("same") === original, "a File given without a name is kept as it is");
+});

@@ -44,6 +44,18 @@ test("crypto.getRandomValues and randomUUID", () => {
   assert(crypto.randomUUID() !== crypto.randomUUID());
 });
 
+test("crypto's methods check their own brand, not instanceof", () => {
+  const fake = Object.create(Crypto.prototype);
+  assertThrows(() => Crypto.prototype.randomUUID.call(fake), TypeError);
+  assertThrows(() => Crypto.prototype.getRandomValues.call(fake, new Uint8Array(1)), TypeError);
+  Object.defineProperty(Crypto, Symbol.hasInstance, { value: () => false, configurable: true });
+  try {
+    assertEquals(crypto.randomUUID().length, 36);
+  } finally {
+    delete Crypto[Symbol.hasInstance];
+  }
+});
+
 test("random values: every size and type, only inside the view, never repeated", () => {
   // Sizes around the pooled limit (256 bytes) and across many pool refills.
   const seen = new Set();
