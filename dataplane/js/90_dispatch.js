@@ -7,7 +7,6 @@ const {
   PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError, ObjectFreeze,
   Uint8Array: PrimordialUint8Array, Error: PrimordialError, RegExpPrototypeTest, NumberParseInt,
   ObjectIsFrozen, ReflectOwnKeys, ObjectCreate, ObjectDefineProperty, ArrayPrototypePush,
-  StringPrototypeIncludes,
 } = primordials;
 
 const { createIncomingRequest, isResponse, responseParts, NativeBody } = internal;
@@ -226,41 +225,6 @@ internal.dispatch = function dispatch(id, method, url, hasBody) {
     return;
   }
   PromisePrototypeThen(PromiseResolve(result), (res) => send(id, res), (err) => fail(id, err));
-};
-
-// Build time only (nano-snapshot-gen, after initContext): one request through dispatch with a
-// stand-in app, and the calls apps make most, so that these functions are compiled into the
-// startup snapshot (kKeep) instead of lazily in every new isolate: that was about 2 ms of
-// each new app's first request. The generator has no requests, so handing the response to
-// the server throws (no request -1); the handler is reset and nothing else keeps state.
-internal.warmUp = () => {
-  internal.deepFreeze({ a: [1], b: { c: 'd' } });
-  internal.setHandler({
-    fetch(request) {
-      const url = new URL(request.url);
-      const body = { path: url.pathname, q: url.searchParams.get('q') };
-      return request.method === 'GET' ? Response.json(body)
-        : new Response('warm', { status: 201, headers: { 'content-type': 'text/plain' } });
-    },
-  });
-  const methods = ['GET', 'POST'];
-  for (let i = 0; i < methods.length; i++) {
-    let handedOver = false;
-    try {
-      internal.dispatch(-1, methods[i], 'http://warm.invalid/a/b?q=1', false);
-    } catch (err) {
-      // binding.respond refuses request -1: the whole path before it ran. Anything else
-      // fails the build (nano-snapshot-gen reports it) rather than warm half the path.
-      if (!(err instanceof TypeError) || !StringPrototypeIncludes(err.message, 'context has ended')) {
-        throw err;
-      }
-      handedOver = true;
-    }
-    if (!handedOver) throw new Error(`warmUp: the ${methods[i]} response never reached binding.respond`);
-  }
-  handler = null;
-  fetchFn = null;
-  internal.forgetRequest(-1);
 };
 
 internal.formatUncaught = (value) =>

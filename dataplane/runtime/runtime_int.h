@@ -208,8 +208,10 @@ constexpr size_t kSnapshotInternal = 0; // context data index of the built-ins' 
 const intptr_t *rt_external_references(void);
 v8::StartupData *rt_snapshot_blob(void); // nullptr when this binary has none (the generator)
 // rt_load_builtins: runs every built-in file in ctx (the generator does, into the snapshot).
-int rt_load_builtins(rt_isolate *iso, v8::Local<v8::Context> ctx,
-                     v8::Local<v8::Object> *internal_out, nano_error *err);
+// The files named in eager (a null-terminated list, or null) are compiled whole, every inner
+// function included, instead of each function when it first runs.
+int rt_load_builtins(rt_isolate *iso, v8::Local<v8::Context> ctx, v8::Local<v8::Object> *internal_out,
+                     const char *const *eager, nano_error *err);
 
 // modules.cc
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,

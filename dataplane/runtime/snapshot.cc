@@ -50,7 +50,7 @@ v8::StartupData *rt_snapshot_blob(void)
 }
 
 int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *internal_out,
-                     nano_error *err)
+                     const char *const *eager, nano_error *err)
 {
     Isolate *isolate = iso->isolate;
     Local<Object> binding = rt_make_binding(isolate, ctx);
@@ -76,7 +76,12 @@ int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *interna
         if (i > 0 && internal->Get(ctx, String::NewFromUtf8Literal(isolate, "checkedPrimordials"))
                          .ToLocal(&checked) && checked->IsObject())
             args[1] = checked;
-        if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params).ToLocal(&fn) ||
+        auto options = v8::ScriptCompiler::kNoCompileOptions;
+        for (const char *const *e = eager; e != nullptr && *e != nullptr; e++)
+            if (strcmp(*e, f->name) == 0)
+                options = v8::ScriptCompiler::kEagerCompile;
+        if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params, 0, nullptr, options)
+                 .ToLocal(&fn) ||
             fn->Call(ctx, v8::Undefined(isolate), 3, args).IsEmpty()) {
             std::string text = rt_describe_exception(iso, ctx, tc);
             return nano_error_set(err, NANO_EJS, "builtin_failed", "built-in %s failed: %s",
