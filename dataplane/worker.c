@@ -537,12 +537,14 @@ static char *put_u64(char *p, uint64_t v)
 static void access_line(dp_worker *w, const dp_flight *f, dp_request *req, int status,
                         uint64_t us, bool failed)
 {
-    nano_buf *kv = &w->access_kv;
     nano_str m = dp_request_method(req), p = dp_request_path(req);
     const char *app = f != NULL ? f->app_name : "-";
     size_t app_len = strlen(app), path_len = p.len > 512 ? 512 : p.len;
-    /* The fixed text (about 90 bytes) and numbers of at most 20 digits each. */
-    char *start = nano_buf_reserve(kv, 200 + app_len + m.len + path_len);
+    /* The fixed text (about 90 bytes) and numbers of at most 20 digits each. Text lines are
+     * written in place in the batch; JSON lines convert the text made in access_kv. */
+    size_t room = 200 + app_len + m.len + path_len;
+    char *start = nano_log_json ? nano_buf_reserve(&w->access_kv, room)
+                                : nano_log_line_begin(&w->access_log, NANO_LOG_INFO, "access", room);
     char *o = start;
     o = PUT_LIT(o, "app=");
     o = put(o, app, app_len);
@@ -572,7 +574,10 @@ static void access_line(dp_worker *w, const dp_flight *f, dp_request *req, int s
     o = put(o, id + i, sizeof id - i);
     if (failed)
         o = PUT_LIT(o, " aborted=1");
-    nano_log_format_kv(&w->access_log, NANO_LOG_INFO, "access", start, (size_t)(o - start));
+    if (nano_log_json)
+        nano_log_format_kv(&w->access_log, NANO_LOG_INFO, "access", start, (size_t)(o - start));
+    else
+        nano_log_line_end(&w->access_log, o);
 }
 
 /* Access log and counters, when the connection is done with a request. */

@@ -22,16 +22,18 @@ static size_t format_time(char *out, size_t cap)
      * logs call this for every request). */
     static _Thread_local time_t cached_sec = -1;
     static _Thread_local char cached[64];
+    static _Thread_local size_t cached_len;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     if (ts.tv_sec != cached_sec) {
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
-        snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        int w = snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_len = w < 0 ? 0 : (size_t)w < sizeof cached ? (size_t)w : sizeof cached - 1;
         cached_sec = ts.tv_sec;
     }
-    size_t n = strlen(cached);
+    size_t n = cached_len;
     if (cap < n + 6)
         return 0;
     long ms = ts.tv_nsec / 1000000L;
@@ -212,6 +214,30 @@ void nano_log_format_kv(nano_buf *out, nano_log_level level, const char *event, 
                         size_t kv_len)
 {
     format_line(out, level, event, kv, kv_len, NULL, 0);
+}
+
+/* Longest text of format_time: "YYYY-MM-DDTHH:MM:SS.mmmZ", with room for a wider year. */
+#define LOG_TIME_MAX 40
+
+char *nano_log_line_begin(nano_buf *b, nano_log_level level, const char *event, size_t room)
+{
+    size_t level_len = strlen(level_names[level]), event_len = strlen(event);
+    char *p = nano_buf_reserve(b, LOG_TIME_MAX + level_len + event_len + 3 + room + 1);
+    char *o = p + format_time(p, LOG_TIME_MAX);
+    *o++ = ' ';
+    memcpy(o, level_names[level], level_len);
+    o += level_len;
+    *o++ = ' ';
+    memcpy(o, event, event_len);
+    o += event_len;
+    *o++ = ' ';
+    return o;
+}
+
+void nano_log_line_end(nano_buf *b, char *end)
+{
+    *end++ = '\n';
+    b->len = (size_t)(end - b->data);
 }
 
 void nano_log_raw(const char *data, size_t len)

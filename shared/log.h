@@ -50,6 +50,14 @@ void nano_log_format(struct nano_buf *out, nano_log_level level, const char *eve
  * printf: the access log formats its own numbers). */
 void nano_log_format_kv(struct nano_buf *out, nano_log_level level, const char *event,
                         const char *kv, size_t kv_len);
+/* nano_log_line_begin / nano_log_line_end: a text line made in place, for the access log's
+ * one line per request. begin appends "ts level event " to b and reserves room more bytes
+ * (and the newline), returning where the key=value text goes; end takes the pointer past
+ * the text written (at most room bytes) and finishes the line. Text lines only: with
+ * nano_log_json, use nano_log_format_kv. */
+char *nano_log_line_begin(struct nano_buf *b, nano_log_level level, const char *event,
+                          size_t room);
+void nano_log_line_end(struct nano_buf *b, char *end);
 void nano_log_raw(const char *data, size_t len);
 
 /* nano_log_level_parse: "debug"|"info"|"warn"|"error" -> level; returns 0 or NANO_EINVAL. */

@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "log.h"
 #include "dotenv.h"
 #include "env.h"
 #include "error.h"
@@ -311,6 +312,33 @@ static void ascii_prefix_finds_first_high_byte(void **state)
     assert_int_equal(nano_ascii_prefix("\x7f\x01plain", 7), 7);
 }
 
+/* Lines made in place (the access log's): "TIMESTAMP LEVEL EVENT text\n", one after another
+ * in the same buffer, each within the room it reserved. */
+static void log_lines_made_in_place(void **state)
+{
+    (void)state;
+    nano_buf b = NANO_BUF_INIT;
+    char *p = nano_log_line_begin(&b, NANO_LOG_INFO, "access", 8);
+    memcpy(p, "app=x", 5);
+    nano_log_line_end(&b, p + 5);
+    p = nano_log_line_begin(&b, NANO_LOG_WARN, "other", 300);
+    memset(p, 'k', 300);
+    nano_log_line_end(&b, p + 300);
+    const char *text = nano_buf_cstr(&b);
+    const char *nl = strchr(text, '\n');
+    assert_non_null(nl);
+    /* 2026-12-05T00:46:34.206Z: 24 characters, then the rest. */
+    assert_int_equal(nl - text, 24 + strlen(" info access app=x"));
+    assert_memory_equal(text + 24, " info access app=x", strlen(" info access app=x"));
+    assert_int_equal(text[4], '-');
+    assert_int_equal(text[23], 'Z');
+    const char *second = nl + 1;
+    assert_memory_equal(second + 24, " warn other ", 12);
+    assert_int_equal(strlen(second), 24 + 12 + 300 + 1);
+    assert_int_equal(second[strlen(second) - 1], '\n');
+    nano_buf_fini(&b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -333,6 +361,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(parse_ports),
         cmocka_unit_test(buf_append_u64_decimal),
         cmocka_unit_test(ascii_prefix_finds_first_high_byte),
+        cmocka_unit_test(log_lines_made_in_place),
     };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
