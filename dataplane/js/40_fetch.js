@@ -17,6 +17,12 @@ const {
 } = primordials;
 
 const { Headers, headerList, headersFromList, fillHeaders, webidl } = internal;
+// Read on every request: `internal` is in dictionary mode (hundreds of properties), so an
+// optimized load from it is a generic LoadIC call. Taken once at load instead.
+const {
+  setHeadersGuard, headersAddDefault, kGuardRequest, kGuardRequestNoCors, kGuardResponse,
+  kGuardImmutable, isReadableStream, isBlob, isFormData,
+} = internal;
 
 // WebIDL USVString: lone surrogates become U+FFFD.
 const surrogateRe = /[\uD800-\uDFFF]/;
@@ -63,16 +69,16 @@ function extractBody(init) {
     return [copyBytes(TypedArrayPrototypeGetBuffer(init), TypedArrayPrototypeGetByteOffset(init),
       TypedArrayPrototypeGetByteLength(init)), null];
   }
-  if (internal.isReadableStream(init)) {
+  if (isReadableStream(init)) {
     if (init.locked || internal.streams.isDisturbed(init)) {
       throw new TypeError('A ReadableStream body must be neither locked nor already read');
     }
     return [init, null];
   }
-  if (internal.isBlob(init)) {
+  if (isBlob(init)) {
     return [internal.blobBytes(init), init.type === '' ? null : init.type];
   }
-  if (internal.isFormData(init)) {
+  if (isFormData(init)) {
     return internal.encodeMultipart(init);
   }
   if (init instanceof internal.URLSearchParams) {
@@ -134,7 +140,7 @@ function bodyUsedError(what) {
 // Fetch "unusable": read already, or a stream body that is locked or disturbed.
 function isUnusable(state) {
   const source = state.source;
-  if (source !== null && internal.isReadableStream(source)) {
+  if (source !== null && isReadableStream(source)) {
     return state.used || source.locked || internal.streams.isDisturbed(source);
   }
   return state.used;
@@ -147,7 +153,7 @@ async function readBytes(state, what) {
   state.used = true;
   if (typeof source === 'string') return binding.encodeUtf8(source);
   if (source instanceof NativeBody) return new Uint8Array(await binding.readBody(source.id));
-  if (internal.isReadableStream(source)) return readAllBytes(source, what);
+  if (isReadableStream(source)) return readAllBytes(source, what);
   return source;
 }
 
@@ -250,7 +256,7 @@ function installBody(proto, stateOf, name, headersOf) {
   Reflect.defineProperty(proto, 'bodyUsed', {
     get: { bodyUsed() {
       const s = stateOf(this);
-      if (s.source !== null && internal.isReadableStream(s.source) && internal.streams.isDisturbed(s.source)) return true;
+      if (s.source !== null && isReadableStream(s.source) && internal.streams.isDisturbed(s.source)) return true;
       return s.source !== null && s.used;
     } }.bodyUsed,
     enumerable: true, configurable: true,
@@ -263,7 +269,7 @@ function installBody(proto, stateOf, name, headersOf) {
 function bodyStream(state) {
   const source = state.source;
   if (source === null) return null;
-  if (internal.isReadableStream(source)) return source;
+  if (isReadableStream(source)) return source;
   const S = internal.streams;
   let stream;
   if (state.used) {
@@ -353,7 +359,7 @@ function nativeBodyStream(id) {
 // Fetch "clone a body": a stream body is teed, one branch staying, the other for the copy.
 function cloneBodySource(body) {
   if (body.source instanceof NativeBody) bodyStream(body);
-  if (!internal.isReadableStream(body.source)) return body.source;
+  if (!isReadableStream(body.source)) return body.source;
   const branches = internal.streams.readableStreamTee(internal.streams.RS(body.source));
   const a = branches[0];
   const b = branches[1];
@@ -513,8 +519,8 @@ class Request {
     // init.headers, else the input's) under the request's guard, which filters for no-cors.
     const source = init.headers !== undefined ? init.headers : this.#headers;
     const headers = new Headers();
-    internal.setHeadersGuard(headers, this.#mode === 'no-cors' ? internal.kGuardRequestNoCors
-      : internal.kGuardRequest);
+    setHeadersGuard(headers, this.#mode === 'no-cors' ? kGuardRequestNoCors
+      : kGuardRequest);
     fillHeaders(headers, source);
     this.#headers = headers;
     const hasInitBody = init.body !== undefined && init.body !== null;
@@ -526,7 +532,7 @@ class Request {
       const extracted = extractBody(init.body);
       const source = extracted[0];
       const type = extracted[1];
-      if (internal.isReadableStream(source)) {
+      if (isReadableStream(source)) {
         // Fetch "extract a body" with keepalive, and the mode rule for stream bodies. (Fetch
         // also wants duplex: "half" here; Workers and Deno do not, and apps written for them
         // omit it, so a missing duplex means "half".)
@@ -561,7 +567,7 @@ class Request {
       const flat = binding.requestHeaders(this.#nativeId);
       const list = [];
       for (let i = 0; i < flat.length; i += 2) ArrayPrototypePush(list, [flat[i], flat[i + 1]]);
-      this.#headers = headersFromList(list, internal.kGuardImmutable);
+      this.#headers = headersFromList(list, kGuardImmutable);
     }
     return this.#headers;
   }
@@ -611,7 +617,7 @@ class Request {
     copy.#priority = this.#priority;
     copy.#signal = AbortSignal.any([this.signal]);
     copy.#headers = new Headers(this.headers);
-    internal.setHeadersGuard(copy.#headers, internal.kGuardRequest);
+    setHeadersGuard(copy.#headers, kGuardRequest);
     copy.#body = new BodyState(cloneBodySource(body));
     return copy;
   }
@@ -672,7 +678,7 @@ function initResponse(init, body, typeOverride = null) {
     }
     if (init.headers !== undefined) fillHeaders(headers, init.headers);
   }
-  internal.setHeadersGuard(headers, internal.kGuardResponse);
+  setHeadersGuard(headers, kGuardResponse);
   let source = null;
   if (body !== null && body !== undefined) {
     if (kNullBodyStatus.has(s16)) {
@@ -685,7 +691,7 @@ function initResponse(init, body, typeOverride = null) {
     const contentType = typeOverride !== null ? typeOverride : type;
     if (contentType !== null && (contentType === kTextPlainUtf8 || contentType === typeOverride)) {
       // Our own constants (every Response with a string body): no header checks needed.
-      internal.headersAddDefault(headers, 'content-type', contentType);
+      headersAddDefault(headers, 'content-type', contentType);
     } else if (contentType !== null && !internal.hasHeader(headers, 'content-type')) {
       internal.appendHeader(headers, 'content-type', contentType);
     }
@@ -713,7 +719,7 @@ class Response {
     const res = new Response(null);
     res.#type = 'error';
     res.#status = 0;
-    res.#headers = headersFromList([], internal.kGuardImmutable);
+    res.#headers = headersFromList([], kGuardImmutable);
     return res;
   }
 
@@ -724,7 +730,7 @@ class Response {
       throw new RangeError(`Redirect status must be 301, 302, 303, 307 or 308, got ${status}`);
     }
     const res = new Response(null, { status });
-    res.#headers = headersFromList([['location', parsed]], internal.kGuardImmutable);
+    res.#headers = headersFromList([['location', parsed]], kGuardImmutable);
     return res;
   }
 
@@ -750,8 +756,8 @@ class Response {
     copy.#status = this.#status;
     copy.#statusText = this.#statusText;
     copy.#headers = new Headers(this.#headers);
-    internal.setHeadersGuard(copy.#headers, this.#type === 'error'
-      ? internal.kGuardImmutable : internal.kGuardResponse);
+    setHeadersGuard(copy.#headers, this.#type === 'error'
+      ? kGuardImmutable : kGuardResponse);
     copy.#body = new BodyState(cloneBodySource(body));
     return copy;
   }

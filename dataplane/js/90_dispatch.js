@@ -10,6 +10,21 @@ const {
 } = primordials;
 
 const { createIncomingRequest, isResponse, responseParts, NativeBody } = internal;
+// The request path reads these on every request. `internal` and `binding` hold hundreds of
+// properties (V8 keeps them in dictionary mode), so a load from them in optimized code is a
+// generic LoadIC call: taken once here instead.
+const { isReadableStream, forgetRequest } = internal;
+const { respond: bindingRespond } = binding;
+
+// The env the next request gets: the runtime sets internal.env (the accessor below) when
+// the app's env changes; dispatch reads the variable.
+let currentEnv;
+ObjectDefineProperty(internal, 'env', {
+  get: () => currentEnv,
+  set: (value) => { currentEnv = value; },
+  enumerable: true,
+  configurable: false,
+});
 
 let handler = null;
 let fetchFn = null;
@@ -179,7 +194,7 @@ function send(id, res) {
     return;
   }
   const source = body.source;
-  if (internal.isReadableStream(source)) {
+  if (isReadableStream(source)) {
     if (source.locked || internal.streams.isDisturbed(source)) {
       fail(id, new TypeError('The fetch handler returned a Response whose body stream is locked or already read'));
       return;
@@ -198,7 +213,7 @@ function send(id, res) {
     return;
   }
   if (source !== null) body.used = true;
-  internal.forgetRequest(id);
+  forgetRequest(id);
   if (source instanceof NativeBody) {
     // An incoming body given back untouched (new Response(request)?): read whole, then sent.
     PromisePrototypeThen(binding.readBody(source.id),
@@ -207,7 +222,7 @@ function send(id, res) {
       (err) => fail(id, err));
     return;
   }
-  withHeaders(binding.respond, id, status, statusText, source, list);
+  withHeaders(bindingRespond, id, status, statusText, source, list);
 }
 
 internal.dispatch = function dispatch(id, method, url, hasBody) {
@@ -215,7 +230,7 @@ internal.dispatch = function dispatch(id, method, url, hasBody) {
   const ctx = new ExecutionContext(id);
   let result;
   try {
-    result = ReflectApply(fetchFn, handler, [request, internal.env, ctx]);
+    result = ReflectApply(fetchFn, handler, [request, currentEnv, ctx]);
   } catch (err) {
     fail(id, err);
     return;
