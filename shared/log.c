@@ -140,14 +140,41 @@ static void json_fields(nano_buf *b, const char *msg, size_t len)
     }
 }
 
+/* Longest text of format_time: "YYYY-MM-DDTHH:MM:SS.mmmZ", with room for a wider year. */
+#define LOG_TIME_MAX 40
+
+/* A text line's head, "ts level event ", appended to b with room more bytes (and a newline)
+ * reserved after it: returns where the rest of the line goes. b->len is left before the
+ * head; nano_log_line_end (or the caller) sets it. */
+char *nano_log_line_begin(nano_buf *b, nano_log_level level, const char *event, size_t room)
+{
+    size_t level_len = strlen(level_names[level]), event_len = strlen(event);
+    char *p = nano_buf_reserve(b, LOG_TIME_MAX + level_len + event_len + 3 + room + 1);
+    char *o = p + format_time(p, LOG_TIME_MAX);
+    *o++ = ' ';
+    memcpy(o, level_names[level], level_len);
+    o += level_len;
+    *o++ = ' ';
+    memcpy(o, event, event_len);
+    o += event_len;
+    *o++ = ' ';
+    return o;
+}
+
+void nano_log_line_end(nano_buf *b, char *end)
+{
+    *end++ = '\n';
+    b->len = (size_t)(end - b->data);
+}
+
 /* One line: text "ts level event kv text\n", or a JSON object with kv's fields and text
  * (free text: app console output, a stack; may be NULL) as "msg". */
 static void format_line(nano_buf *b, nano_log_level level, const char *event, const char *kv,
                         size_t kv_len, const char *text, size_t text_len)
 {
-    char ts[40];
-    size_t tn = format_time(ts, sizeof ts);
     if (nano_log_json) {
+        char ts[LOG_TIME_MAX];
+        size_t tn = format_time(ts, sizeof ts);
         nano_buf_append_str(b, "{\"ts\":\"");
         nano_buf_append(b, ts, tn);
         nano_buf_appendf(b, "\",\"level\":\"%s\",\"event\":", level_names[level]);
@@ -162,20 +189,10 @@ static void format_line(nano_buf *b, nano_log_level level, const char *event, co
         nano_buf_append(b, "}\n", 2);
         return;
     }
-    /* Text: "ts level event kv", reserved once (the access log writes one per request). */
-    size_t level_len = strlen(level_names[level]), event_len = strlen(event);
-    char *p = nano_buf_reserve(b, tn + level_len + event_len + kv_len + 3);
-    memcpy(p, ts, tn);
-    p += tn;
-    *p++ = ' ';
-    memcpy(p, level_names[level], level_len);
-    p += level_len;
-    *p++ = ' ';
-    memcpy(p, event, event_len);
-    p += event_len;
-    *p++ = ' ';
+    /* Text: "ts level event kv", reserved once. */
+    char *p = nano_log_line_begin(b, level, event, kv_len);
     memcpy(p, kv, kv_len);
-    b->len += tn + level_len + event_len + kv_len + 3;
+    b->len = (size_t)(p + kv_len - b->data);
     if (text != NULL) {
         if (kv_len > 0)
             nano_buf_append(b, " ", 1);
@@ -214,30 +231,6 @@ void nano_log_format_kv(nano_buf *out, nano_log_level level, const char *event, 
                         size_t kv_len)
 {
     format_line(out, level, event, kv, kv_len, NULL, 0);
-}
-
-/* Longest text of format_time: "YYYY-MM-DDTHH:MM:SS.mmmZ", with room for a wider year. */
-#define LOG_TIME_MAX 40
-
-char *nano_log_line_begin(nano_buf *b, nano_log_level level, const char *event, size_t room)
-{
-    size_t level_len = strlen(level_names[level]), event_len = strlen(event);
-    char *p = nano_buf_reserve(b, LOG_TIME_MAX + level_len + event_len + 3 + room + 1);
-    char *o = p + format_time(p, LOG_TIME_MAX);
-    *o++ = ' ';
-    memcpy(o, level_names[level], level_len);
-    o += level_len;
-    *o++ = ' ';
-    memcpy(o, event, event_len);
-    o += event_len;
-    *o++ = ' ';
-    return o;
-}
-
-void nano_log_line_end(nano_buf *b, char *end)
-{
-    *end++ = '\n';
-    b->len = (size_t)(end - b->data);
 }
 
 void nano_log_raw(const char *data, size_t len)

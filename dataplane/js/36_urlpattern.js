@@ -612,10 +612,11 @@ function isAbsolutePathname(input, type) {
   return false;
 }
 
-// Reads a URLPatternInit dictionary (members in order), converting each to a USVString.
 // URLPatternInit's members, in the order WebIDL reads a dictionary: sorted by name.
 const initKeys = ObjectFreeze(['baseURL', 'hash', 'hostname', 'password', 'pathname', 'port',
   'protocol', 'search', 'username']);
+
+// Reads a URLPatternInit dictionary (members in order), converting each to a USVString.
 function readInit(init) {
   const out = {};
   if (init === undefined || init === null) return out;

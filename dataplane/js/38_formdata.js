@@ -7,11 +7,11 @@ const {
   ObjectGetPrototypeOf, ObjectSetPrototypeOf, RegExpPrototypeExec, StringPrototypeReplace,
   StringPrototypeSlice, StringPrototypeToLowerCase, StringPrototypeTrim, SymbolIterator,
   SymbolToStringTag, TypeError, Uint8Array, StringPrototypeIndexOf, StringPrototypeSplit,
-  DateNow, TypedArrayPrototypeSet, TypedArrayPrototypeSubarray, StringFromCharCode,
+  DateNow, TypedArrayPrototypeSlice, TypedArrayPrototypeSubarray, StringFromCharCode,
   StringPrototypeCharCodeAt,
 } = primordials;
 const {
-  webidl, isBlob, blobBytes, blobType, makeFile, isFile, fileLastModified,
+  webidl, isBlob, blobBytes, blobType, makeFile, isFile, fileLastModified, normalizeBlobType,
 } = internal;
 
 // "create an entry": strings stay strings; a Blob becomes a File (named "blob" unless given).
@@ -29,6 +29,8 @@ function makeEntry(name, value, filename) {
   }
   return [name, value];
 }
+
+let formDataAppend; // set in FormData's static block
 
 class FormData {
   #entries = [];
@@ -55,7 +57,7 @@ class FormData {
 
   static {
     // append() for the built-ins' own FormData (parsed bodies): no method lookups.
-    internal.formDataAppend = (fd, name, value, filename = undefined) => {
+    formDataAppend = (fd, name, value, filename = undefined) => {
       ArrayPrototypePush(fd.#entries, makeEntry(name, value, filename));
     };
   }
@@ -291,13 +293,11 @@ function parseMultipart(bytes, contentType) {
     // Header text is UTF-8 in practice (RFC 7578 §5.1).
     const decode = (s) => binding.utf8Decode(latin1Bytes(s), false, false)[0];
     if (filename !== undefined) {
-      // A copy: the File must not keep the whole body's buffer alive through a view.
-      const copy = new Uint8Array(body.length);
-      TypedArrayPrototypeSet(copy, body);
-      internal.formDataAppend(fd, decode(name), makeFile(copy,
-        internal.normalizeBlobType(type), decode(filename), DateNow()));
+      // A copy (slice): the File must not keep the whole body's buffer alive through a view.
+      formDataAppend(fd, decode(name), makeFile(TypedArrayPrototypeSlice(body),
+        normalizeBlobType(type), decode(filename), DateNow()));
     } else {
-      internal.formDataAppend(fd, decode(name), binding.utf8Decode(body, false, false)[0]);
+      formDataAppend(fd, decode(name), binding.utf8Decode(body, false, false)[0]);
     }
     pos = next;
   }
@@ -310,6 +310,7 @@ function latin1Bytes(s) {
 }
 
 internal.FormData = FormData;
+internal.formDataAppend = formDataAppend;
 internal.isFormData = isFormData;
 internal.encodeMultipart = encodeMultipart;
 internal.parseMultipart = parseMultipart;

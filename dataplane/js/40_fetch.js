@@ -20,8 +20,9 @@ const { Headers, headerList, headersFromList, fillHeaders, webidl } = internal;
 // Read on every request: `internal` is in dictionary mode (hundreds of properties), so an
 // optimized load from it is a generic LoadIC call. Taken once at load instead.
 const {
-  setHeadersGuard, headersAddDefault, kGuardRequest, kGuardRequestNoCors, kGuardResponse,
-  kGuardImmutable, isReadableStream, isBlob, isFormData,
+  setHeadersGuard, headersAddDefault, appendHeader, hasHeader, kGuardRequest,
+  kGuardRequestNoCors, kGuardResponse, kGuardImmutable, isReadableStream, isBlob, blobBytes,
+  blobType, normalizeBlobType, isFormData, formDataAppend,
 } = internal;
 
 // WebIDL USVString: lone surrogates become U+FFFD.
@@ -76,7 +77,8 @@ function extractBody(init) {
     return [init, null];
   }
   if (isBlob(init)) {
-    return [internal.blobBytes(init), init.type === '' ? null : init.type];
+    const type = blobType(init);
+    return [blobBytes(init), type === '' ? null : type];
   }
   if (isFormData(init)) {
     return internal.encodeMultipart(init);
@@ -202,7 +204,7 @@ function installBody(proto, stateOf, name, headersOf) {
     blob() {
       const type = mimeOf(this);
       return PromisePrototypeThen(readBytes(stateOf(this), `${name}.blob`),
-        (bytes) => internal.makeBlob(bytes, blobType(type)));
+        (bytes) => internal.makeBlob(bytes, normalizeBlobType(type)));
     },
     formData() {
       const type = mimeOf(this);
@@ -218,7 +220,7 @@ function installBody(proto, stateOf, name, headersOf) {
         if (essence === 'application/x-www-form-urlencoded') {
           const fd = new internal.FormData();
           const pairs = internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0]);
-          for (let i = 0; i < pairs.length; i++) internal.formDataAppend(fd, pairs[i][0], pairs[i][1]);
+          for (let i = 0; i < pairs.length; i++) formDataAppend(fd, pairs[i][0], pairs[i][1]);
           return fd;
         }
         throw new TypeError(`${name}.formData: the body's Content-Type (${type || 'none'}) is ` +
@@ -365,11 +367,6 @@ function cloneBodySource(body) {
   const b = branches[1];
   body.source = a;
   return b;
-}
-
-// A Blob's type from a Content-Type header: lowercased, "" when not plain ASCII.
-function blobType(type) {
-  return RegExpPrototypeTest(/[^\x20-\x7e]/, type) ? '' : StringPrototypeToLowerCase(type);
 }
 
 let isBodyHolder;
@@ -542,8 +539,8 @@ class Request {
         }
       }
       this.#body = new BodyState(source);
-      if (type !== null && !internal.hasHeader(this.#headers, 'content-type')) {
-        internal.appendHeader(this.#headers, 'content-type', type);
+      if (type !== null && !hasHeader(this.#headers, 'content-type')) {
+        appendHeader(this.#headers, 'content-type', type);
       }
     } else if (inputBody !== null) {
       if (isUnusable(inputBody)) throw new TypeError('Request: the input request\'s body is already used or locked');
@@ -692,8 +689,8 @@ function initResponse(init, body, typeOverride = null) {
     if (contentType !== null && (contentType === kTextPlainUtf8 || contentType === typeOverride)) {
       // Our own constants (every Response with a string body): no header checks needed.
       headersAddDefault(headers, 'content-type', contentType);
-    } else if (contentType !== null && !internal.hasHeader(headers, 'content-type')) {
-      internal.appendHeader(headers, 'content-type', contentType);
+    } else if (contentType !== null && !hasHeader(headers, 'content-type')) {
+      appendHeader(headers, 'content-type', contentType);
     }
   }
   return { status: s16, statusText, headers, source };

@@ -210,8 +210,9 @@ v8::StartupData *rt_snapshot_blob(void); // nullptr when this binary has none (t
 // rt_load_builtins: runs every built-in file in ctx (the generator does, into the snapshot).
 // The files named in eager (a null-terminated list, or null) are compiled whole, every inner
 // function included, instead of each function when it first runs.
-int rt_load_builtins(rt_isolate *iso, v8::Local<v8::Context> ctx, v8::Local<v8::Object> *internal_out,
-                     const char *const *eager, nano_error *err);
+int rt_load_builtins(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                     v8::Local<v8::Object> *internal_out, const char *const *eager,
+                     nano_error *err);
 
 // modules.cc
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,

@@ -30,10 +30,7 @@ using v8::Object;
 // isolate. Measured in docs/nano-dp.md, "Startup snapshot".
 constexpr auto kCodeHandling = v8::SnapshotCreator::FunctionCodeHandling::kKeep;
 
-// Runs the per-context initialisation once with neutral values (no location, one CPU; every
-// context overwrites them before app code runs), only so that its functions are compiled
-// here and kept in the snapshot: otherwise each new context compiles them lazily, which was
-// most of the cost of giving a pooled isolate its app (~0.3 ms of ~0.6 ms).
+// Calls internal[name](...argv); prints what it threw, if it threw.
 static bool call_internal(Isolate *isolate, Local<Context> ctx, Local<Object> internal,
                           const char *name, int argc, Local<v8::Value> *argv)
 {
@@ -52,6 +49,10 @@ static bool call_internal(Isolate *isolate, Local<Context> ctx, Local<Object> in
     return false;
 }
 
+// Runs the per-context initialisation once with neutral values (no location, one CPU; every
+// context overwrites them before app code runs), only so that its functions are compiled
+// here and kept in the snapshot: otherwise each new context compiles them lazily, which was
+// most of the cost of giving a pooled isolate its app (~0.3 ms of ~0.6 ms).
 static bool warm_context_init(Isolate *isolate, Local<Context> ctx, Local<Object> internal)
 {
     Local<Object> options = Object::New(isolate);
