@@ -8,6 +8,8 @@
  *   dp.shutdown_waiting once a second while work remains
  *   dp.shutdown_done    all drained: exit 0
  *   dp.shutdown_forced  --drain-timeout passed: everything left is closed, exit 1
+ *   dp.shutdown_stuck   a worker did not close within DP_ABORT_GRACE_MS of that (its thread
+ *                       is inside JS or native code that does not return): exit 1 anyway
  * A second SIGINT exits at once with 130 (an operator at a terminal who means it). */
 #include <malloc.h>
 #include <stdatomic.h>
@@ -35,6 +37,10 @@
 #include "worker.h"
 
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130, NANO_CP_NODE_MAX = 63 };
+
+/* How long workers get to close everything after a forced shutdown before the process exits
+ * without them. */
+#define DP_ABORT_GRACE_MS 2000
 
 typedef struct dp_main {
     uv_loop_t *loop;
@@ -134,13 +140,23 @@ static void on_workers_done(uv_async_t *h)
     stop_handles(m);
 }
 
+/* Workers that do not answer the abort order cannot be joined or freed: exit from here, the
+ * log lines written (each is one write(2)); the kernel closes their sockets. */
+static void on_abort_grace(uv_timer_t *t)
+{
+    dp_main *m = t->data;
+    log_counts(m, NANO_LOG_ERROR, "dp.shutdown_stuck");
+    _exit(1);
+}
+
 static void on_drain_deadline(uv_timer_t *t)
 {
     dp_main *m = t->data;
     log_counts(m, NANO_LOG_WARN, "dp.shutdown_forced");
     m->is_forced = true;
     for (size_t i = 0; i < m->n_workers; i++)
-        dp_worker_abort(m->workers[i]);
+        dp_worker_abort(m->workers[i]); /* a worker that has already finished ignores it */
+    uv_timer_start(&m->drain_timer, on_abort_grace, DP_ABORT_GRACE_MS, 0);
 }
 
 static void on_progress(uv_timer_t *t)
@@ -402,8 +418,9 @@ static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
     app.limits.max_body = o->max_body_size;
     app.limits.max_head = o->max_head_size;
     app.limits.drain_timeout_ms = o->drain_timeout_ms;
-    if (o->cpu_limit_ms > 0)
-        app.limits.cpu_ms = o->cpu_limit_ms;
+    /* A single app owns its node: nothing else to protect from a long request, so the CPU
+     * limit is Cloudflare's for paid Workers, not the multi-tenant 50 ms (DESIGN.md §9). */
+    app.limits.cpu_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : DP_SINGLE_APP_CPU_MS;
     if (o->memory_limit_mb > 0)
         app.limits.memory_mb = o->memory_limit_mb;
     nano_env_init(&app.env);

@@ -11,6 +11,9 @@
 #include "log.h"
 
 #define DP_MAX_DRAIN_TIMEOUT_MS (300 * 1000)
+/* The CPU limit per request of a single APP.js (which owns its node); apps of a --config
+ * file or a control plane default to nano_limits_defaults()'s 50 ms. */
+#define DP_SINGLE_APP_CPU_MS 30000
 
 typedef enum dp_mode {
     DP_MODE_SERVE = 0, /* nano-dp APP.js: serve HTTP */

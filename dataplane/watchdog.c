@@ -12,7 +12,8 @@ typedef struct watched {
     bool has_clock;
     unsigned long long seen_seq;
     uint64_t cpu_at_seen_ns;
-    bool is_killed; /* this entry was terminated already */
+    uint64_t used_at_seen_ns; /* the request's JS time when this segment was first seen */
+    bool is_killed;           /* this segment was terminated already */
 } watched;
 
 struct dp_watchdog {
@@ -30,18 +31,27 @@ static uint64_t cpu_ns(clockid_t clock)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A segment's request is charged what it used before the segment, the segment's time until
+ * the watchdog first saw it (monotonic: it began at most one tick earlier), and from then on
+ * the thread's CPU time, so a long loop on a busy machine is charged CPU, not waiting. */
 static void check(watched *x)
 {
     rt_watch *w = x->watch;
     pthread_mutex_lock(&w->mu);
     if (w->active && w->iso != NULL && w->cpu_limit_ms > 0) {
+        uint64_t limit_ns = w->cpu_limit_ms * 1000000u;
+        uint64_t used;
         if (w->seq != x->seen_seq) {
-            /* A new entry: start counting from now (it began at most one tick ago). */
             x->seen_seq = w->seq;
             x->cpu_at_seen_ns = cpu_ns(x->clock);
+            uint64_t now = uv_hrtime();
+            x->used_at_seen_ns = w->used_ns + (now > w->start_ns ? now - w->start_ns : 0);
             x->is_killed = false;
-        } else if (!x->is_killed &&
-                   cpu_ns(x->clock) - x->cpu_at_seen_ns >= w->cpu_limit_ms * 1000000u) {
+            used = x->used_at_seen_ns;
+        } else {
+            used = x->used_at_seen_ns + (cpu_ns(x->clock) - x->cpu_at_seen_ns);
+        }
+        if (!x->is_killed && used >= limit_ns) {
             x->is_killed = true;
             rt_isolate_terminate(w->iso);
         }

@@ -1,10 +1,12 @@
 /* watchdog.h: the thread that enforces per-request CPU limits (DESIGN.md §4, §9).
  *
- * Every few milliseconds it looks at each worker's rt_watch: a JS entry that is still the
- * same one (same seq) since the last look has been running all along, and once the worker
- * thread's CPU clock says it used more than the app's cpu_ms since first seen, the watchdog
- * terminates it (rt_isolate_terminate, under the watch's lock so it cannot hit a later
- * entry). A tight loop is thus stopped within cpu_ms + one tick of CPU time. */
+ * Every few milliseconds it looks at each worker's rt_watch: the JS segment running there
+ * (JS run for one request) has its request's earlier JS time, and from the first look on the
+ * worker thread's CPU clock counts what the segment uses. Once the sum passes the app's
+ * cpu_ms, the watchdog terminates it (rt_isolate_terminate, under the watch's lock so it
+ * cannot hit a later segment). A tight loop, or the last of many timer callbacks of one
+ * request, is thus stopped within cpu_ms + one tick; the runtime itself stops a request whose
+ * budget a segment used up when that segment ends. */
 #ifndef DP_WATCHDOG_H
 #define DP_WATCHDOG_H
 

@@ -86,6 +86,7 @@ struct dp_worker {
     pthread_mutex_t mu;            /* guards the mailbox below */
     nano_config *inbox_cfg;
     int inbox_order;
+    bool is_mailbox_closed;        /* `wake` is closing: orders are ignored from then on */
     dp_worker_options opts;
     int listen_fd;
     dp_server *server;
@@ -981,6 +982,11 @@ static void close_all(dp_worker *w)
     rt_pool_free(w->pool);
     w->pool = NULL;
     flush_access_log(w);
+    /* After this no thread may wake us: uv_async_send on a closed handle aborts the process
+     * (a forced shutdown orders every worker to abort, drained ones included). */
+    pthread_mutex_lock(&w->mu);
+    w->is_mailbox_closed = true;
+    pthread_mutex_unlock(&w->mu);
     uv_close((uv_handle_t *)&w->wake, on_handle_closed);
     uv_close((uv_handle_t *)&w->reaper, on_handle_closed);
     uv_close((uv_handle_t *)&w->tick, on_handle_closed);
@@ -1110,24 +1116,29 @@ int dp_worker_start(dp_worker **out, int index, int listen_fd, const dp_worker_o
     return 0;
 }
 
+/* Sends while holding the lock, so that the worker cannot close `wake` in between. */
 void dp_worker_apply(dp_worker *w, nano_config *cfg)
 {
-    nano_config_ref(cfg);
+    nano_config *stale = nano_config_ref(cfg);
     pthread_mutex_lock(&w->mu);
-    nano_config *stale = w->inbox_cfg;
-    w->inbox_cfg = cfg;
+    if (!w->is_mailbox_closed) {
+        stale = w->inbox_cfg;
+        w->inbox_cfg = cfg;
+        uv_async_send(&w->wake);
+    }
     pthread_mutex_unlock(&w->mu);
     nano_config_unref(stale);
-    uv_async_send(&w->wake);
 }
 
 static void send_order(dp_worker *w, int order)
 {
     pthread_mutex_lock(&w->mu);
-    if (order > w->inbox_order)
-        w->inbox_order = order;
+    if (!w->is_mailbox_closed) {
+        if (order > w->inbox_order)
+            w->inbox_order = order;
+        uv_async_send(&w->wake);
+    }
     pthread_mutex_unlock(&w->mu);
-    uv_async_send(&w->wake);
 }
 
 void dp_worker_drain(dp_worker *w)

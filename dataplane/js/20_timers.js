@@ -2,6 +2,18 @@
 // queueMicrotask, reportError. Timers are kept in a binary heap ordered by deadline, then by
 // creation order; binding.timerArm(ms) points the libuv timer at the earliest one and the
 // runtime calls internal.runTimers() when it fires.
+//
+// A tenant must not be able to hold its worker thread with timers:
+// - A pass runs only the timers that were due when it began and existed then; a timer made or
+//   re-armed during the pass waits for the next loop turn, after the loop polled for I/O
+//   (the runtime arms libuv with at least 1 ms from inside a pass).
+// - Nested timers are clamped to 4 ms beyond nesting level 5 (HTML §8.6 timer
+//   initialization steps 5 and 10), intervals' repetitions included.
+// - A timer belongs to the request whose JS made it (binding.currentRequest(); -1 outside
+//   any request: module code, shutdown events). Its callback and the microtasks it causes are
+//   charged to that request's CPU budget (binding.timerEnter), and once that request has ended
+//   (its response sent and waitUntil work settled) or was stopped, its timers are dropped
+//   when they come due: what a request leaves behind is cancelled with it.
 'use strict';
 
 const {
@@ -15,6 +27,8 @@ const active = new SafeMap(); // id -> timer
 let nextId = 1;
 let nextSeq = 0;
 let armedDeadline = Infinity;
+let runningNesting = 0; // the nesting level of the timer whose callback runs (0: none)
+const NO_REQUEST = -1;
 
 function before(a, b) {
   return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
@@ -80,10 +94,12 @@ function schedule(callback, delay, args, repeat, name) {
   }
   delay = Number(delay);
   if (NumberIsNaN(delay) || delay < 0) delay = 0;
-  if (repeat && delay < 1) delay = 1; // a zero interval would spin the loop
+  if (repeat && delay < 1) delay = 1; // as Node and Deno: an interval of 0 runs every 1 ms
+  const nesting = runningNesting + 1;
+  if (nesting > 5 && delay < 4) delay = 4;
   const id = nextId++;
   const t = { id, deadline: binding.now() + delay, seq: nextSeq++, callback, args, delay, repeat,
-    cancelled: false };
+    cancelled: false, nesting, owner: binding.currentRequest() };
   active.set(id, t);
   push(t);
   arm();
@@ -101,26 +117,43 @@ function clear(id) {
 internal.runTimers = function runTimers() {
   armedDeadline = Infinity;
   const now = binding.now();
-  while (heap.length > 0 && (heap[0].cancelled || heap[0].deadline <= now)) {
+  const endSeq = nextSeq; // timers made or re-armed from here on wait for the next pass
+  let owner = NO_REQUEST;
+  while (heap.length > 0 &&
+         (heap[0].cancelled || (heap[0].deadline <= now && heap[0].seq < endSeq))) {
     const t = pop();
     if (t.cancelled) continue;
+    if (t.owner !== owner) {
+      owner = t.owner;
+      if (!binding.timerEnter(owner)) {
+        // Its request has ended or was stopped: the timer goes with it.
+        t.cancelled = true;
+        active.delete(t.id);
+        owner = NO_REQUEST;
+        continue;
+      }
+    }
     if (t.repeat) {
+      t.nesting++;
+      if (t.nesting > 5 && t.delay < 4) t.delay = 4;
       t.deadline = MathMax(now, t.deadline + t.delay);
       t.seq = nextSeq++;
       push(t);
     } else {
       active.delete(t.id);
     }
+    runningNesting = t.nesting;
     try {
       ReflectApply(t.callback, globalThis, t.args);
     } catch (err) {
       internal.reportUncaught(err);
     }
     binding.runMicrotasks();
+    runningNesting = 0;
   }
+  if (owner !== NO_REQUEST) binding.timerEnter(NO_REQUEST);
   arm();
 };
-
 
 // For built-ins that queue a task: not the global, which an app may replace.
 internal.setTimeout = (callback, delay) => schedule(callback, delay, [], false, 'setTimeout');

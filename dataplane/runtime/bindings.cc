@@ -133,6 +133,34 @@ static void TimerStop(const FunctionCallbackInfo<Value> &args)
     rt__timer_stop(iso_of(args));
 }
 
+// currentRequest(): the id of the request the running JS is charged to, or -1 (none). A timer
+// made now belongs to it.
+static void CurrentRequest(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    uint32_t slot = iso->current_slot;
+    bool live = slot < iso->slots.size() && iso->slots[slot].req != nullptr &&
+                iso->slots[slot].gen == iso->segment_gen;
+    args.GetReturnValue().Set(live ? rt_slot_id(iso, slot) : -1.0);
+}
+
+// timerEnter(id): the timer about to run belongs to request id (-1: to none); its JS is
+// charged to that request from now on. false: that request has ended or used up its CPU
+// budget, so the timer must not run.
+static void TimerEnter(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = iso_of(args);
+    double id = args[0]->IsNumber() ? args[0].As<v8::Number>()->Value() : -1;
+    bool ok;
+    if (!(id >= 0)) {
+        ok = rt_segment_switch(iso, kNoSlot, 0);
+    } else {
+        uint64_t v = (uint64_t)id;
+        ok = rt_segment_switch(iso, (uint32_t)(v & (kMaxSlots - 1)), (uint32_t)(v >> kSlotBits));
+    }
+    args.GetReturnValue().Set(ok);
+}
+
 // runMicrotasks(): the checkpoint after one task (a timer callback) inside a batch of them.
 static void RunMicrotasks(const FunctionCallbackInfo<Value> &args)
 {
@@ -732,6 +760,8 @@ static const rt_native kNatives[] = {
     {"now", Now},
     {"timerArm", TimerArm},
     {"timerStop", TimerStop},
+    {"timerEnter", TimerEnter},
+    {"currentRequest", CurrentRequest},
     {"structuredClone", StructuredClone},
     {"randomFill", RandomFill},
     {"transferArrayBuffer", TransferArrayBuffer},

@@ -93,9 +93,30 @@ static void report_rejections(rt_isolate *iso, Local<Context> ctx)
     }
 }
 
-// The watchdog watches outermost entries (rt_watch in runtime.h).
-static void watch_enter(rt_isolate *iso)
+// --- CPU budgets: JS time per request, in segments (rt_watch in runtime.h) -----------------
+//
+// A segment is timed with the monotonic clock (uv_hrtime, a vDSO call): the thread's CPU
+// clock costs a system call (over a microsecond here), too much twice per request. While a
+// segment runs, the watchdog measures it with the thread's CPU clock instead, so a long loop
+// on a busy machine is charged its CPU time, as before.
+
+static bool slot_is(rt_isolate *iso, uint32_t index, uint32_t gen)
 {
+    return index < iso->slots.size() && iso->slots[index].req != nullptr &&
+           iso->slots[index].gen == gen;
+}
+
+static bool over_budget(const rt_isolate *iso, const rt_slot *s)
+{
+    return iso->cpu_limit_ms > 0 && s->js_ns >= iso->cpu_limit_ms * 1000000u;
+}
+
+static void segment_begin(rt_isolate *iso, uint32_t slot)
+{
+    bool is_request = slot < iso->slots.size() && iso->slots[slot].req != nullptr;
+    iso->current_slot = is_request ? slot : kNoSlot;
+    iso->segment_gen = is_request ? iso->slots[slot].gen : 0;
+    iso->segment_start_ns = uv_hrtime();
     rt_watch *w = iso->watch;
     if (w == nullptr)
         return;
@@ -104,44 +125,44 @@ static void watch_enter(rt_isolate *iso)
     w->active = 1;
     w->iso = iso;
     w->cpu_limit_ms = iso->cpu_limit_ms;
+    w->used_ns = is_request ? iso->slots[slot].js_ns : 0;
+    w->start_ns = iso->segment_start_ns;
+    w->slot = iso->current_slot;
     pthread_mutex_unlock(&w->mu);
 }
 
-static void watch_leave(rt_isolate *iso)
+// Ends the running segment and charges it; returns the slot it ran for if that request is
+// now over its budget (else kNoSlot).
+static uint32_t segment_end(rt_isolate *iso)
 {
     rt_watch *w = iso->watch;
-    if (w == nullptr)
-        return;
-    pthread_mutex_lock(&w->mu);
-    w->active = 0;
-    w->iso = nullptr;
-    pthread_mutex_unlock(&w->mu);
+    if (w != nullptr) {
+        pthread_mutex_lock(&w->mu);
+        w->active = 0;
+        w->iso = nullptr;
+        pthread_mutex_unlock(&w->mu);
+    }
+    uint32_t slot = iso->current_slot;
+    iso->current_slot = kNoSlot;
+    if (slot == kNoSlot || !slot_is(iso, slot, iso->segment_gen))
+        return kNoSlot;
+    rt_slot *s = &iso->slots[slot];
+    s->js_ns += uv_hrtime() - iso->segment_start_ns;
+    return over_budget(iso, s) ? slot : kNoSlot;
 }
 
-// After the outermost entry: a termination by the watchdog is over once JS has unwound, so
-// the isolate can run again; the request it ran for gets 500. A broken isolate (heap limit)
-// stays terminated: the worker discards it.
-static void after_outermost_entry(rt_isolate *iso)
+// A request went past its CPU budget: stopped by the watchdog (terminated) or found over it
+// when a segment ended. It is answered 500 (its connection closed if the response had
+// started) and logged with the access log's request id; slot kNoSlot: JS that ran for no
+// request was stopped.
+static void cpu_limit_hit(rt_isolate *iso, uint32_t slot)
 {
-    watch_leave(iso);
-    if (iso->is_broken) {
-        if (iso->hooks.broken != nullptr) {
-            auto broken = iso->hooks.broken;
-            iso->hooks.broken = nullptr; // once
-            broken(iso->hooks.ud);
-        }
-        return;
-    }
-    if (!iso->is_terminating.exchange(false))
-        return;
-    iso->isolate->CancelTerminateExecution();
     dp_request *req = nullptr;
-    if (iso->current_slot < iso->slots.size() && iso->slots[iso->current_slot].req != nullptr) {
-        req = iso->slots[iso->current_slot].req;
+    if (slot < iso->slots.size() && iso->slots[slot].req != nullptr) {
+        req = iso->slots[slot].req;
         dp_request_ref(req);
         rt_request_fail(iso, req, 500);
     }
-    // request_id as in the access log; "-" when the JS ran for no request (a timer, say).
     char id[24] = "-";
     if (req != nullptr)
         snprintf(id, sizeof id, "%llx", (unsigned long long)dp_request_id(req));
@@ -151,6 +172,50 @@ static void after_outermost_entry(rt_isolate *iso)
         iso->hooks.cpu_exceeded(iso->hooks.ud, req);
     if (req != nullptr)
         dp_request_unref(req);
+}
+
+bool rt_segment_switch(rt_isolate *iso, uint32_t slot, uint32_t gen)
+{
+    uint32_t over = segment_end(iso);
+    if (over != kNoSlot)
+        cpu_limit_hit(iso, over);
+    bool ok = slot == kNoSlot || (slot_is(iso, slot, gen) && !over_budget(iso, &iso->slots[slot]));
+    segment_begin(iso, ok ? slot : kNoSlot);
+    return ok;
+}
+
+double rt_slot_id(rt_isolate *iso, uint32_t index)
+{
+    return (double)(((uint64_t)iso->slots[index].gen << kSlotBits) | index);
+}
+
+static void on_timer(uv_timer_t *t);
+
+// After the outermost entry: a termination by the watchdog is over once JS has unwound, so
+// the isolate can run again; the request it stopped gets 500, as does one whose budget the
+// segment used up. A broken isolate (heap limit) stays terminated: the worker discards it.
+static void after_outermost_entry(rt_isolate *iso)
+{
+    uint32_t over = segment_end(iso);
+    if (iso->is_broken) {
+        if (iso->hooks.broken != nullptr) {
+            auto broken = iso->hooks.broken;
+            iso->hooks.broken = nullptr; // once
+            broken(iso->hooks.ud);
+        }
+        return;
+    }
+    if (iso->is_terminating.exchange(false)) {
+        iso->isolate->CancelTerminateExecution();
+        over = iso->terminated_slot.exchange(kNoSlot);
+        // The unwinding may have cut a timer pass or a timer change short: let the timers
+        // put the libuv timer right on the next loop turn (runTimers re-arms it).
+        if (iso->is_timer_open)
+            uv_timer_start(&iso->timer, on_timer, 1, 0);
+    } else if (over == kNoSlot) {
+        return;
+    }
+    cpu_limit_hit(iso, over);
 }
 
 static thread_local Isolate *t_parked = nullptr;
@@ -184,12 +249,19 @@ void rt_unpark(Isolate *isolate)
     t_parked = nullptr;
 }
 
-JsEntry::JsEntry(rt_isolate *iso)
-    : iso_(iso), park_(iso->isolate), isolate_scope_(iso->isolate), handles_(iso->isolate),
-      ctx_(iso->context.Get(iso->isolate)), context_scope_(ctx_)
+JsEntry::JsEntry(rt_isolate *iso, uint32_t slot)
+    : iso_(iso), outer_slot_(iso->current_slot), outer_gen_(iso->segment_gen), park_(iso->isolate),
+      isolate_scope_(iso->isolate), handles_(iso->isolate), ctx_(iso->context.Get(iso->isolate)),
+      context_scope_(ctx_)
 {
-    if (iso_->depth++ == 0)
-        watch_enter(iso_);
+    if (iso_->depth++ == 0) {
+        segment_begin(iso_, slot);
+    } else if (slot != kNoSlot && slot != iso_->current_slot) {
+        // JS for another request from inside a runtime callback (a queued request started
+        // when one ended): its time is its own.
+        is_switched_ = true;
+        rt_segment_switch(iso_, slot, iso_->slots[slot].gen);
+    }
 }
 
 // HTML "perform a microtask checkpoint" with its last step, "notify about rejected
@@ -205,12 +277,14 @@ void rt_microtask_checkpoint(rt_isolate *iso, Local<Context> ctx)
 
 JsEntry::~JsEntry()
 {
-    if (--iso_->depth > 0)
+    if (--iso_->depth > 0) {
+        if (is_switched_ && !iso_->isolate->IsExecutionTerminating())
+            rt_segment_switch(iso_, outer_slot_, outer_gen_);
         return;
+    }
     if (!iso_->is_broken)
         rt_microtask_checkpoint(iso_, ctx_);
     after_outermost_entry(iso_);
-    iso_->current_slot = UINT32_MAX;
 }
 
 static void on_promise_reject(v8::PromiseRejectMessage msg)
@@ -333,6 +407,7 @@ static uint32_t slot_acquire(rt_isolate *iso, dp_request *req)
     s->req = req;
     s->wait_until = 0;
     s->is_responded = false;
+    s->js_ns = 0;
     dp_request_ref(req);
     dp_request_set_rt_slot(req, index);
     iso->n_pending++;
@@ -442,9 +517,7 @@ void rt_request_body_event(rt_isolate *iso, dp_request *req)
     rt_slot *s = slot_of(iso, req, &index);
     if (s == nullptr || s->body_waiter.IsEmpty() || iso->is_broken)
         return;
-    JsEntry js(iso);
-    if (iso->depth == 1)
-        iso->current_slot = index;
+    JsEntry js(iso, index);
     rt_settle_body(iso, s, js.context());
 }
 
@@ -454,9 +527,7 @@ void rt_request_writable(rt_isolate *iso, dp_request *req)
     rt_slot *s = slot_of(iso, req, &index);
     if (s == nullptr || s->writable_waiter.IsEmpty() || iso->is_broken)
         return;
-    JsEntry js(iso);
-    if (iso->depth == 1)
-        iso->current_slot = index;
+    JsEntry js(iso, index);
     Local<v8::Promise::Resolver> resolver = s->writable_waiter.Get(iso->isolate);
     s->writable_waiter.Reset();
     rt_ignore(resolver->Resolve(js.context(), v8::True(iso->isolate)));
@@ -468,7 +539,7 @@ void rt_request_aborted(rt_isolate *iso, dp_request *req)
     rt_slot *s = slot_of(iso, req, &index);
     if (s == nullptr || s->is_responded || iso->is_broken)
         return;
-    JsEntry js(iso);
+    JsEntry js(iso, index);
     Isolate *isolate = iso->isolate;
     Local<Context> ctx = js.context();
     if (!s->writable_waiter.IsEmpty()) {
@@ -518,9 +589,7 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
     if (iso->is_broken)
         return NANO_ESTATE;
     uint32_t index = slot_acquire(iso, req);
-    JsEntry js(iso);
-    if (iso->depth == 1)
-        iso->current_slot = index;
+    JsEntry js(iso, index);
     Isolate *isolate = iso->isolate;
     Local<Context> ctx = js.context();
     double id = (double)(((uint64_t)iso->slots[index].gen << kSlotBits) | index);
@@ -537,7 +606,7 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
         // 500 and logs app.cpu_limit with its id; a broken isolate's requests all get 503
         // when the worker discards it.
         bool stopped = tc.HasTerminated() && (iso->is_broken || iso->is_terminating.load());
-        if (stopped && iso->current_slot == index)
+        if (stopped && (iso->is_broken || iso->terminated_slot.load() == index))
             return 0;
         // dispatch catches the app's errors itself; reaching here means the runtime failed.
         if (!stopped)
@@ -552,21 +621,33 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
     return 0;
 }
 
+// The timers that are due run in one pass (internal.runTimers), each charged to the request
+// that created it (binding.timerEnter switches the segment).
 static void on_timer(uv_timer_t *t)
 {
     auto *iso = static_cast<rt_isolate *>(t->data);
     if (iso->is_broken)
         return;
-    JsEntry js(iso);
-    Local<Context> ctx = js.context();
-    TryCatch tc(iso->isolate);
-    if (iso->run_timers.Get(iso->isolate)->Call(ctx, v8::Undefined(iso->isolate), 0, nullptr).IsEmpty())
-        rt_log_js_error(iso, "app.timer_failed", rt_describe_exception(iso, ctx, tc));
+    iso->in_timer_callback = true;
+    {
+        JsEntry js(iso);
+        Local<Context> ctx = js.context();
+        TryCatch tc(iso->isolate);
+        if (iso->run_timers.Get(iso->isolate)->Call(ctx, v8::Undefined(iso->isolate), 0, nullptr).IsEmpty() &&
+            !tc.HasTerminated())
+            rt_log_js_error(iso, "app.timer_failed", rt_describe_exception(iso, ctx, tc));
+    }
+    iso->in_timer_callback = false;
 }
 
 void rt__timer_arm(rt_isolate *iso, double ms)
 {
     uint64_t delay = ms <= 0 ? 0 : (uint64_t)(ms + 0.999); // never fire early
+    // Re-armed from inside the pass: libuv (1.44) runs a timer started with 0 in the same
+    // pass, so a due timer would run again and again without the loop ever polling for I/O.
+    // One millisecond puts the next pass after the poll.
+    if (delay == 0 && iso->in_timer_callback)
+        delay = 1;
     uv_timer_start(&iso->timer, on_timer, delay, 0);
 }
 
@@ -1147,6 +1228,8 @@ void rt_isolate_set_watch(rt_isolate *iso, rt_watch *watch, uint64_t cpu_limit_m
 
 void rt_isolate_terminate(rt_isolate *iso)
 {
+    // The caller holds the watch's lock: the slot is the running segment's.
+    iso->terminated_slot.store(iso->watch != nullptr ? iso->watch->slot : kNoSlot);
     iso->is_terminating.store(true);
     iso->isolate->TerminateExecution();
 }

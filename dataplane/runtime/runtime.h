@@ -66,23 +66,32 @@ typedef struct rt_hooks {
 } rt_hooks;
 void rt_isolate_set_hooks(rt_isolate *iso, const rt_hooks *hooks);
 
-/* The watchdog's view of a worker thread: `seq` counts outermost JS entries, `active` is set
- * while JS runs, all under `mu`. The watchdog (another thread) sees an entry that stays
- * active across its ticks and, past the CPU limit, calls rt_isolate_terminate while holding
- * `mu`, so a termination never lands after the entry ended. Owned by the worker; one per
- * thread, shared by that thread's isolates. */
+/* The watchdog's view of a worker thread. JS runs in segments: a segment is JS run for one
+ * request (or for none: module code, an unowned timer, a shutdown event), from an entry into
+ * JS or a switch between the timers of different requests until the next switch or the
+ * exit. `seq` counts segments, `active` is set while one runs; `used_ns` is the JS time the
+ * segment's request had used before it began and `start_ns` (uv_hrtime) when it began; all
+ * under `mu`. A request's CPU budget is the sum over its segments (runtime.cc), so JS that a
+ * request keeps running through timers, awaits and stream pulls is charged to it like one
+ * loop. The watchdog (another thread) stops a segment whose request goes past the limit by
+ * calling rt_isolate_terminate while holding `mu`, so a termination never lands in a later
+ * segment. Owned by the worker; one per thread, shared by that thread's isolates. */
 typedef struct rt_watch {
     pthread_mutex_t mu;
     unsigned long long seq;
     int active;
     rt_isolate *iso;            /* the isolate running JS while active */
     uint64_t cpu_limit_ms;      /* of that isolate's app */
+    uint64_t used_ns;           /* the segment's request's JS time before the segment */
+    uint64_t start_ns;          /* when the segment began (uv_hrtime) */
+    uint32_t slot;              /* the request the segment is charged to (runtime-private) */
 } rt_watch;
 void rt_isolate_set_watch(rt_isolate *iso, rt_watch *watch, uint64_t cpu_limit_ms);
 
 /* rt_isolate_terminate: stops the JS running in iso now (V8 TerminateExecution). Any thread;
- * the watchdog calls it. The entry that was running unwinds, the request it served gets 500,
- * and the isolate serves the next request normally. */
+ * the watchdog calls it holding the watch's `mu`. The segment that was running unwinds, the
+ * request it ran for gets 500 (or its connection closed if its response had started), and
+ * the isolate serves the next request normally. */
 void rt_isolate_terminate(rt_isolate *iso);
 
 /* rt_isolate_set_env: the env (and process.env) requests see from their next start on;

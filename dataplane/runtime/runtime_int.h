@@ -34,6 +34,7 @@ struct rt_slot {
     int wait_until = 0;      // ctx.waitUntil promises not yet settled
     bool is_responded = false; // the response ended (or failed): JS is done with it
     bool is_body_whole = false; // body_waiter wants the whole body, not the next bytes
+    uint64_t js_ns = 0;         // JS time charged to this request (its CPU budget)
     v8::Global<v8::Promise::Resolver> body_waiter;
     v8::Global<v8::Promise::Resolver> writable_waiter; // a streamed response waits for room
 };
@@ -89,9 +90,13 @@ struct rt_isolate {
     rt_watch *watch = nullptr;
     uint64_t cpu_limit_ms = 0;
     std::atomic<bool> is_terminating{false}; // rt_isolate_terminate ran (watchdog thread)
+    std::atomic<uint32_t> terminated_slot{UINT32_MAX}; // the request it stopped
     bool is_broken = false;       // hit the heap limit: no more JS here
     bool node_compat = false;
-    uint32_t current_slot = UINT32_MAX; // the request the outermost JS entry runs for
+    uint32_t current_slot = UINT32_MAX; // the request the running JS segment is charged to
+    uint32_t segment_gen = 0;           // that slot's generation when the segment began
+    uint64_t segment_start_ns = 0;      // uv_hrtime() when the segment began
+    bool in_timer_callback = false;     // on_timer is running (timer re-arms wait a turn)
     std::vector<std::string> secrets; // values to mask: the current and the previous env's
     std::vector<std::string> current_secrets;
     // The main module's source when the config carries it (compiled instead of the file, so
@@ -138,14 +143,23 @@ struct ParkIsolate {
 };
 void rt_unpark(v8::Isolate *isolate); // before disposing of it
 
+// The slot of "no request" (module code, unowned timers, shutdown events, V8's tasks).
+constexpr uint32_t kNoSlot = UINT32_MAX;
+
+// slot: the request the JS of this entry runs for (kNoSlot: none). An outermost entry
+// starts a segment for it (rt_watch in runtime.h); a nested entry for another request
+// switches the segment to it and back when it ends.
 class JsEntry {
   public:
-    explicit JsEntry(rt_isolate *iso);
+    explicit JsEntry(rt_isolate *iso, uint32_t slot = kNoSlot);
     ~JsEntry();
     v8::Local<v8::Context> context() const { return ctx_; }
 
   private:
     rt_isolate *iso_;
+    uint32_t outer_slot_;
+    uint32_t outer_gen_;
+    bool is_switched_ = false;
     ParkIsolate park_;
     v8::Isolate::Scope isolate_scope_;
     v8::HandleScope handles_;
@@ -159,6 +173,12 @@ std::string rt_describe_exception(rt_isolate *iso, v8::Local<v8::Context> ctx,
                                   const v8::TryCatch &tc);
 void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text);
 rt_slot *rt_slot_get(rt_isolate *iso, double id);
+// rt_segment_switch: charges the running segment to its request and starts one for slot
+// (kNoSlot: none) or, when the slot's request is over its CPU budget or gone, for none and
+// returns false. A request found over its budget is failed (500, app.cpu_limit).
+bool rt_segment_switch(rt_isolate *iso, uint32_t slot, uint32_t gen);
+// The id JS uses for the request in slot index (its generation above kSlotBits).
+double rt_slot_id(rt_isolate *iso, uint32_t index);
 void rt_slot_maybe_release(rt_isolate *iso, uint32_t index);
 void rt_settle_body(rt_isolate *iso, rt_slot *slot, v8::Local<v8::Context> ctx);
 v8::Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot);
