@@ -447,7 +447,8 @@ static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err
 {
     rt_app_options o = {.name = c->name, .main_path = c->main_path, .main_source = c->code,
                         .main_source_len = c->code_len, .env = &c->env,
-                        .node_compat = c->node_compat};
+                        .node_compat = c->node_compat, .cpu_limit_ms = c->limits.cpu_ms,
+                        .wall_limit_ms = c->limits.wall_ms};
     uint64_t t0 = uv_hrtime();
     rt_isolate *iso = NULL;
     int rc = rt_isolate_new(m->loop, &o, &iso, err);

@@ -30,6 +30,9 @@
 typedef struct dp_app dp_app;
 typedef struct dp_version dp_version;
 
+/* How long an app version that failed to load answers 500 before it is tried again. */
+#define DP_LOAD_RETRY_MS 10000
+
 struct dp_version {
     dp_app *app;
     nano_config *cfg_ref;          /* the snapshot holding cfg */
@@ -40,6 +43,8 @@ struct dp_version {
     bool is_retiring;              /* superseded or draining: freed once in_flight is 0 */
     bool is_broken;                /* hit its heap limit: to be discarded by the reaper */
     bool is_reap_queued;
+    bool is_loading;               /* rt_isolate_new runs (a top-level await turns the loop) */
+    uint64_t load_failed_ms;       /* when loading it last failed (0: never) */
     bool logged_load_error;
     size_t heap_used;              /* at the last sample */
     uint64_t heap_sampled_ms;
@@ -196,10 +201,19 @@ static void on_request_done(void *ud, dp_request *req);
 static void on_cpu_exceeded(void *ud, dp_request *req);
 static void on_broken(void *ud);
 
+/* Returns 0 with v->iso ready, -1 when the app failed to load, -2 when it is loading (a
+ * request that arrives while its module's top-level await turns the loop must not load it
+ * again, nested ever deeper). */
 static int version_isolate(dp_version *v)
 {
     if (v->iso != NULL)
         return 0;
+    if (v->is_loading)
+        return -2;
+    /* A module that fails to load fails again: each attempt may cost up to the startup CPU
+     * limit of this thread's time, so a client hammering a broken app must not repeat it. */
+    if (v->load_failed_ms != 0 && now_ms(v->app->w) - v->load_failed_ms < DP_LOAD_RETRY_MS)
+        return -1;
     dp_worker *w = v->app->w;
     const nano_app_config *c = v->cfg;
     rt_app_options o = {
@@ -211,11 +225,18 @@ static int version_isolate(dp_version *v)
         .node_compat = c->node_compat,
         .heap_limit_mb = (size_t)c->limits.memory_mb,
         .pool = w->pool,
+        .watch = &w->watch,
+        .cpu_limit_ms = c->limits.cpu_ms,
+        .wall_limit_ms = c->limits.wall_ms,
     };
     nano_error err = {0};
     uint64_t t0 = uv_hrtime();
-    if (rt_isolate_new(&w->loop, &o, &v->iso, &err) != 0) {
+    v->is_loading = true;
+    int rc = rt_isolate_new(&w->loop, &o, &v->iso, &err);
+    v->is_loading = false;
+    if (rc != 0) {
         v->iso = NULL;
+        v->load_failed_ms = now_ms(w);
         if (!v->logged_load_error) {
             v->logged_load_error = true;
             NANO_ERROR("app.load_failed", "app=%s worker=%d error_id=%s error=%s", c->name,
@@ -357,7 +378,12 @@ static void start_request(dp_app *app, dp_request *req)
         respond_plain(req, 503, "Service Unavailable: the app is restarting", true);
         return;
     }
-    if (version_isolate(v) != 0) {
+    int loaded = version_isolate(v);
+    if (loaded == -2) {
+        respond_plain(req, 503, "Service Unavailable: the app is starting", true);
+        return;
+    }
+    if (loaded != 0) {
         respond_plain(req, 500, "Internal Server Error: the app failed to load", false);
         return;
     }

@@ -2,7 +2,11 @@
 #include "runtime_int.h"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -826,33 +830,114 @@ static void remember_secrets(rt_isolate *iso, const nano_env *env)
     iso->current_secrets.swap(current);
 }
 
+// Module code without a watchdog (the thread has no rt_watch: nano-dp checking an app at
+// start, a deploy check): a thread of its own stops it once the loading thread's CPU clock
+// passed the limit. Ends (joined) when the load does.
+class StartupGuard {
+  public:
+    StartupGuard(rt_isolate *iso, uint64_t limit_ms)
+    {
+        clockid_t clock;
+        if (limit_ms == 0 || pthread_getcpuclockid(pthread_self(), &clock) != 0)
+            return;
+        thread_ = std::thread([this, iso, limit_ms, clock] {
+            uint64_t start = thread_cpu_ns(clock);
+            std::unique_lock<std::mutex> lock(mu_);
+            while (!is_done_) {
+                cv_.wait_for(lock, std::chrono::milliseconds(5));
+                if (!is_done_ && thread_cpu_ns(clock) - start >= limit_ms * 1000000u) {
+                    iso->is_terminating.store(true);
+                    iso->isolate->TerminateExecution();
+                    return;
+                }
+            }
+        });
+    }
+    ~StartupGuard()
+    {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            is_done_ = true;
+        }
+        cv_.notify_all();
+        if (thread_.joinable())
+            thread_.join();
+    }
+
+  private:
+    static uint64_t thread_cpu_ns(clockid_t clock)
+    {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    std::thread thread_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool is_done_ = false;
+};
+
+static void on_await_deadline(uv_timer_t *t)
+{
+    *static_cast<bool *>(t->data) = true;
+}
+
 // Runs the loop until promise settles (top-level await, a test run): the caller is inside
 // one JS entry, which the loop's callbacks must not count as theirs, or their microtasks
-// would never run. Returns 0 once settled, or NANO_EJS when nothing is left that could
-// settle it.
-static int await_settled(rt_isolate *iso, Local<v8::Promise> promise)
+// would never run. Returns 0 once settled, NANO_EJS when nothing is left that could settle
+// it, or NANO_ETOOBIG when wall_ms (0: no bound) passed first. While loading an app
+// (iso->is_loading) the loading segment is begun again after each turn: the loop's
+// callbacks ran segments of their own on this thread's watch.
+static int await_settled(rt_isolate *iso, Local<v8::Promise> promise, uint64_t wall_ms = 0)
 {
     Isolate *isolate = iso->isolate;
+    bool is_late = false;
+    uv_timer_t deadline;
+    if (wall_ms > 0) {
+        uv_timer_init(iso->loop, &deadline);
+        deadline.data = &is_late;
+        uv_timer_start(&deadline, on_await_deadline, wall_ms, 0);
+    }
+    int rc = 0;
     for (;;) {
         rt_microtask_checkpoint(iso, isolate->GetCurrentContext());
         if (promise->State() != v8::Promise::kPending)
-            return 0;
+            break;
+        if (is_late) {
+            rc = NANO_ETOOBIG;
+            break;
+        }
         int saved_depth = iso->depth;
         iso->depth = 0;
         int alive = uv_run(iso->loop, UV_RUN_ONCE);
         iso->depth = saved_depth;
+        if (iso->is_loading)
+            segment_begin(iso, kNoSlot);
         if (alive == 0) {
             isolate->PerformMicrotaskCheckpoint();
             if (promise->State() != v8::Promise::kPending)
-                return 0;
+                break;
             int saved = iso->depth;
             iso->depth = 0;
             int ran = rt_isolate_settle_background(iso);
             iso->depth = saved;
-            if (!ran)
-                return NANO_EJS;
+            if (!ran) {
+                rc = NANO_EJS;
+                break;
+            }
         }
     }
+    if (wall_ms > 0) {
+        // Closed before returning: the handle lives on this stack.
+        uv_close((uv_handle_t *)&deadline, nullptr);
+        int saved = iso->depth;
+        iso->depth = 0;
+        uv_run(iso->loop, UV_RUN_NOWAIT); // an iteration ends with its closing handles
+        iso->depth = saved;
+        if (iso->is_loading)
+            segment_begin(iso, kNoSlot);
+    }
+    return rc;
 }
 
 // The text of a rejection reason: its stack when it has one.
@@ -873,13 +958,19 @@ static std::string describe_value(rt_isolate *iso, Local<Context> ctx, Local<Val
 }
 
 // Evaluates a module; top-level await may need the loop (timers) to settle.
+// wall_ms bounds a top-level await (0: none).
 static int evaluate_module(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> module,
-                           const char *path, nano_error *err)
+                           const char *path, nano_error *err, uint64_t wall_ms = 0)
 {
     Isolate *isolate = iso->isolate;
     TryCatch tc(isolate);
     Local<Value> result;
     if (!module->Evaluate(ctx).ToLocal(&result)) {
+        if (tc.HasTerminated() && iso->is_loading && iso->is_terminating.load())
+            return nano_error_set(err, NANO_ETOOBIG, "module_cpu_limit",
+                                  "%s: the module's top-level code ran past its CPU limit "
+                                  "(%llu ms)",
+                                  path, (unsigned long long)iso->cpu_limit_ms);
         std::string text = rt_describe_exception(iso, ctx, tc);
         return nano_error_set(err, NANO_EJS, "module_threw", "%s: evaluation threw: %s", path,
                               text.c_str());
@@ -887,7 +978,16 @@ static int evaluate_module(rt_isolate *iso, Local<Context> ctx, Local<v8::Module
     if (!result->IsPromise())
         return 0;
     Local<v8::Promise> promise = result.As<v8::Promise>();
-    if (await_settled(iso, promise) != 0)
+    int settled = await_settled(iso, promise, wall_ms);
+    if (settled == NANO_ETOOBIG)
+        return nano_error_set(err, NANO_ETOOBIG, "module_tla_timeout",
+                              "%s: top-level await did not settle within %llu ms", path,
+                              (unsigned long long)wall_ms);
+    if (isolate->IsExecutionTerminating() || (iso->is_loading && iso->is_terminating.load()))
+        return nano_error_set(err, NANO_ETOOBIG, "module_cpu_limit",
+                              "%s: the module's top-level code ran past its CPU limit (%llu ms)",
+                              path, (unsigned long long)iso->cpu_limit_ms);
+    if (settled != 0)
         return nano_error_set(err, NANO_EJS, "module_tla_stuck",
                               "%s: top-level await never settles (nothing left to wait for)",
                               path);
@@ -1051,12 +1151,20 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
         }
     }
 
+    // Module code is JS run for no request, under its own limits (runtime.h): the thread's
+    // watchdog enforces them, or a guard thread when the thread has none.
+    bool is_limited = opts->cpu_limit_ms > 0;
+    iso->watch = opts->watch;
+    iso->cpu_limit_ms = is_limited ? std::max<uint64_t>(opts->cpu_limit_ms, RT_STARTUP_CPU_MS) : 0;
+    iso->is_loading = true;
     int rc;
     {
+        StartupGuard guard(iso, opts->watch == nullptr ? iso->cpu_limit_ms : 0);
         Isolate::Scope isolate_scope(iso->isolate);
         HandleScope handles(iso->isolate);
         Local<Context> ctx = iso->context.Get(iso->isolate);
         Context::Scope context_scope(ctx);
+        segment_begin(iso, kNoSlot);
         iso->depth++; // loading counts as one JS entry; microtasks run explicitly below
         rc = init_context(iso, ctx, err);
         if (rc == 0) {
@@ -1073,7 +1181,8 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
                 ; // built-ins only: `nano-dp run` and `nano-dp test` load their own code
             else if (!rt_load_module_graph(iso, ctx, opts->main_path, err).ToLocal(&module))
                 rc = err != nullptr && err->code != 0 ? err->code : NANO_EJS;
-            else if ((rc = evaluate_module(iso, ctx, module, opts->main_path, err)) == 0)
+            else if ((rc = evaluate_module(iso, ctx, module, opts->main_path, err,
+                                           opts->wall_limit_ms)) == 0)
                 rc = find_handler(iso, ctx, module, opts->main_path, err);
         }
         iso->depth--;
@@ -1082,7 +1191,19 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
             if (!iso->rejections.empty() || !iso->late_handled.empty())
                 report_rejections(iso, ctx);
         }
+        segment_end(iso);
+        iso->is_loading = false;
     }
+    if (iso->is_terminating.exchange(false)) {
+        // Stopped at the limit (the guard joined when its scope ended): the isolate goes.
+        iso->isolate->CancelTerminateExecution();
+        if (rc == 0)
+            rc = nano_error_set(err, NANO_ETOOBIG, "module_cpu_limit",
+                                "%s: the module's top-level code ran past its CPU limit (%llu ms)",
+                                opts->main_path ? opts->main_path : opts->name,
+                                (unsigned long long)iso->cpu_limit_ms);
+    }
+    iso->cpu_limit_ms = opts->cpu_limit_ms;
     if (rc != 0) {
         rt_isolate_free(iso);
         return rc;

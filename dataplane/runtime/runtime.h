@@ -49,7 +49,18 @@ typedef struct rt_app_options {
     size_t heap_limit_mb;  /* V8 heap limit (0: V8's default); reaching it breaks the isolate.
                             * Pooled isolates have the pool's limit: an app asking another
                             * gets a fresh isolate instead */
+    /* Limits of module code (the app's top level, evaluated here). cpu_limit_ms is the app's
+     * per-request limit (0: none, as `nano-dp run` and `test` want): module code then gets
+     * max(cpu_limit_ms, RT_STARTUP_CPU_MS) of CPU, and its top-level await wall_limit_ms to
+     * settle (0: no bound; the app's wall_time, as its first request waits for it). watch
+     * (borrowed, may be NULL) is the thread's watch, which its watchdog enforces; without
+     * one the runtime runs a guard thread of its own for the load. */
+    struct rt_watch *watch;
+    uint64_t cpu_limit_ms;
+    uint64_t wall_limit_ms;
 } rt_app_options;
+
+#define RT_STARTUP_CPU_MS 1000
 
 /* Hooks a worker gives an isolate (all on the loop thread, from inside runtime calls, so
  * they must not free the isolate; schedule that):

@@ -97,6 +97,7 @@ struct rt_isolate {
     uint32_t segment_gen = 0;           // that slot's generation when the segment began
     uint64_t segment_start_ns = 0;      // uv_hrtime() when the segment began
     bool in_timer_callback = false;     // on_timer is running (timer re-arms wait a turn)
+    bool is_loading = false;            // rt_isolate_new is running the app's module code
     std::vector<std::string> secrets; // values to mask: the current and the previous env's
     std::vector<std::string> current_secrets;
     // The main module's source when the config carries it (compiled instead of the file, so

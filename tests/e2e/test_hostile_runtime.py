@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -277,6 +278,53 @@ export default { fetch() { busy(60000); return new Response('late'); } };
         expect(log.endswith("\n"), f"the last log line is unterminated: {log[-200:]!r}")
         expect(took < 5 * SLOW, f"exit after {took:.2f} s")
         log_figure(f"stuck worker: exit {code} after {took * 1000:.0f} ms")
+
+
+@check
+def module_code_that_never_ends_is_stopped_and_not_retried_on_every_request():
+    loop = "for (;;) {}\nexport default { fetch() { return new Response('never'); } };\n"
+    with two_apps(loop) as s:
+        with Bystander(s) as b:
+            r, took = timed_request(s, "/")
+            eq(r.status if not isinstance(r, str) else r, 500, "the first request")
+            expect(took < 1.0 * 2 * SLOW + 1, f"answered after {took:.2f} s")
+            # A client hammering the broken app does not make the thread load it again.
+            t0 = time.monotonic()
+            for _ in range(20):
+                eq(timed_request(s, "/")[0].status, 500, "later requests")
+            again = time.monotonic() - t0
+        log_figure(f"top-level loop: 500 after {took * 1000:.0f} ms (startup limit 1000 ms); "
+                   f"20 more requests in {again * 1000:.0f} ms")
+        b.check()
+        expect(again < 2 * SLOW, f"20 requests to the broken app took {again:.2f} s")
+        s.wait_log(r"app\.load_failed app=a .*module_cpu_limit")
+
+
+@check
+def a_top_level_await_that_never_settles_is_bounded():
+    tla = """
+await new Promise((r) => { const t = () => setTimeout(t, 50); t(); });
+export default { fetch() { return new Response('never'); } };
+"""
+    with two_apps(tla, a_limits={"wall_time": 2}) as s:
+        with Bystander(s) as b:
+            first = []
+            t = threading.Thread(target=lambda: first.append(timed_request(s, "/", timeout=30)))
+            t.start()
+            time.sleep(0.5)
+            # Requests that come while the module is still loading are not loaded again
+            # (nested ever deeper): 503 at once.
+            for _ in range(5):
+                r, took = timed_request(s, "/")
+                eq(r.status, 503, "a request while the app loads")
+                expect(took < 1, f"503 after {took:.2f} s")
+            t.join(30)
+        r, took = first[0]
+        eq(r.status if not isinstance(r, str) else r, 500, "the request that loaded it")
+        log_figure(f"endless top-level await: 500 after {took * 1000:.0f} ms (wall_time 2 s)")
+        expect(took < 3 * SLOW, f"answered after {took:.2f} s")
+        b.check()
+        s.wait_log(r"app\.load_failed app=a .*module_tla_timeout")
 
 
 if __name__ == "__main__":
