@@ -77,6 +77,7 @@ typedef struct dp_flight {
     dp_request *req;               /* while running (the runtime holds a reference) */
     dp_app *app;                   /* NULL once done: the app may be gone */
     uint64_t deadline_ms;          /* wall-time limit, before the response starts */
+    uint64_t ended_ms;             /* when the connection was done with it (is_ended) */
     bool is_running, is_done, is_ended;
     struct dp_flight *prev, *next; /* w->flights: requests running in an isolate */
 } dp_flight;
@@ -623,6 +624,7 @@ static void on_request_end(void *ud, dp_request *req, bool failed)
         access_line(w, f, req, status, us, failed);
     if (f != NULL) {
         f->is_ended = true;
+        f->ended_ms = now_ms(w);
         flight_maybe_free(f, req);
     }
 }
@@ -886,15 +888,27 @@ static void on_tick(uv_timer_t *t)
     dp_worker *w = t->data;
     uint64_t now = now_ms(w);
     flush_access_log(w);
-    /* Wall time: a request whose response has not started by its deadline gets 500. */
+    /* Wall time: a request whose response has not started by its deadline gets 500; once
+     * its response has ended, its waitUntil work gets wall_time more, then it is cancelled
+     * (its timers dropped, its slot released), as Workers bound waitUntil. */
     for (dp_flight *f = w->flights, *next; f != NULL; f = next) {
         next = f->next;
-        if (f->deadline_ms > now || f->version->iso == NULL || dp_response_started(f->req))
+        if (f->version->iso == NULL)
             continue;
+        uint64_t wall = f->version->cfg->limits.wall_ms;
+        const char *event;
+        if (f->is_ended) {
+            if (now - f->ended_ms < wall)
+                continue;
+            event = "app.wait_until_limit";
+        } else if (f->deadline_ms <= now && !dp_response_started(f->req)) {
+            event = "app.wall_limit";
+        } else {
+            continue;
+        }
         dp_app_stats *stats = f->stats;
-        NANO_WARN("app.wall_limit", "app=%s worker=%d request_id=%llx wall_ms=%llu", f->app_name,
-                  w->index, (unsigned long long)dp_request_id(f->req),
-                  (unsigned long long)f->version->cfg->limits.wall_ms);
+        NANO_WARN(event, "app=%s worker=%d request_id=%llx wall_ms=%llu", f->app_name, w->index,
+                  (unsigned long long)dp_request_id(f->req), (unsigned long long)wall);
         dp_stat_add(&stats->wall_kills, 1);
         rt_request_fail(f->version->iso, f->req, 500); /* request_done unlinks f */
     }

@@ -892,12 +892,7 @@ static int await_settled(rt_isolate *iso, Local<v8::Promise> promise, uint64_t w
 {
     Isolate *isolate = iso->isolate;
     bool is_late = false;
-    uv_timer_t deadline;
-    if (wall_ms > 0) {
-        uv_timer_init(iso->loop, &deadline);
-        deadline.data = &is_late;
-        uv_timer_start(&deadline, on_await_deadline, wall_ms, 0);
-    }
+    uv_timer_t *deadline = nullptr; // made only if the loop must turn (most modules never do)
     int rc = 0;
     for (;;) {
         rt_microtask_checkpoint(iso, isolate->GetCurrentContext());
@@ -906,6 +901,13 @@ static int await_settled(rt_isolate *iso, Local<v8::Promise> promise, uint64_t w
         if (is_late) {
             rc = NANO_ETOOBIG;
             break;
+        }
+        if (wall_ms > 0 && deadline == nullptr) {
+            deadline = new uv_timer_t;
+            uv_timer_init(iso->loop, deadline);
+            deadline->data = &is_late;
+            uv_timer_start(deadline, on_await_deadline, wall_ms, 0);
+            uv_unref((uv_handle_t *)deadline); // "nothing left to wait for" stays detectable
         }
         int saved_depth = iso->depth;
         iso->depth = 0;
@@ -927,16 +929,8 @@ static int await_settled(rt_isolate *iso, Local<v8::Promise> promise, uint64_t w
             }
         }
     }
-    if (wall_ms > 0) {
-        // Closed before returning: the handle lives on this stack.
-        uv_close((uv_handle_t *)&deadline, nullptr);
-        int saved = iso->depth;
-        iso->depth = 0;
-        uv_run(iso->loop, UV_RUN_NOWAIT); // an iteration ends with its closing handles
-        iso->depth = saved;
-        if (iso->is_loading)
-            segment_begin(iso, kNoSlot);
-    }
+    if (deadline != nullptr)
+        uv_close((uv_handle_t *)deadline, [](uv_handle_t *h) { delete (uv_timer_t *)h; });
     return rc;
 }
 

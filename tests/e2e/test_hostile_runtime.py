@@ -78,7 +78,11 @@ export default {
         },
       }));
     }
-    if (path === '/wait') return new Response('waited');
+    if (path === '/wait-until-forever') {
+      ctx.waitUntil(new Promise(() => {}));
+      ctx.waitUntil(new Promise(() => setInterval(() => { ticks++; }, 10)));
+      return new Response('answered');
+    }
     return new Response('a ok');
   },
 };
@@ -141,6 +145,21 @@ def timers_of_an_answered_request_are_cancelled():
         t1 = int(s.request(path="/ticks", host="a.test").text)
         time.sleep(0.3)
         eq(int(s.request(path="/ticks", host="a.test").text), t1, "ticks after the request ended")
+
+
+@check
+def wait_until_work_is_cancelled_wall_time_after_the_response():
+    with two_apps(ATTACKS, a_limits={"cpu_ms": CPU_MS, "wall_time": 1}) as s:
+        eq(s.request(path="/wait-until-forever", host="a.test").text, "answered", "answer")
+        eq(in_flight(s, "a"), 1, "the request's context lives on for its waitUntil work")
+        t0 = time.monotonic()
+        s.wait_log(r"app\.wait_until_limit app=a", timeout=5)
+        wait_idle(s)
+        log_figure(f"endless waitUntil: cancelled {(time.monotonic() - t0) * 1000:.0f} ms "
+                   f"after the response (wall_time 1 s)")
+        t1 = int(s.request(path="/ticks", host="a.test").text)
+        time.sleep(0.2)
+        eq(int(s.request(path="/ticks", host="a.test").text), t1, "its interval after that")
 
 
 @check
