@@ -14,6 +14,7 @@
 //   charged to that request's CPU budget (binding.timerEnter), and once that request has ended
 //   (its response sent and waitUntil work settled) or was stopped, its timers are dropped
 //   when they come due: what a request leaves behind is cancelled with it.
+// - Timers of no request share a background budget of cpu_ms per second; past it they wait.
 'use strict';
 
 const {
@@ -118,17 +119,26 @@ internal.runTimers = function runTimers() {
   armedDeadline = Infinity;
   const now = binding.now();
   const endSeq = nextSeq; // timers made or re-armed from here on wait for the next pass
-  let owner = NO_REQUEST;
+  let owner; // the request whose segment runs (undefined: none entered yet)
   while (heap.length > 0 &&
          (heap[0].cancelled || (heap[0].deadline <= now && heap[0].seq < endSeq))) {
     const t = pop();
     if (t.cancelled) continue;
-    if (t.owner !== owner) {
+    // Timers of no request are checked one by one against their background budget.
+    if (t.owner !== owner || owner === NO_REQUEST) {
       owner = t.owner;
-      if (!binding.timerEnter(owner)) {
-        // Its request has ended or was stopped: the timer goes with it.
-        t.cancelled = true;
-        active.delete(t.id);
+      const entered = binding.timerEnter(owner);
+      if (entered !== true) {
+        if (entered === false) {
+          // Its request has ended or was stopped: the timer goes with it.
+          t.cancelled = true;
+          active.delete(t.id);
+        } else {
+          // No request pays for it and the app's background budget is spent: later.
+          t.deadline = now + entered;
+          t.seq = nextSeq++;
+          push(t);
+        }
         owner = NO_REQUEST;
         continue;
       }
@@ -151,7 +161,7 @@ internal.runTimers = function runTimers() {
     binding.runMicrotasks();
     runningNesting = 0;
   }
-  if (owner !== NO_REQUEST) binding.timerEnter(NO_REQUEST);
+  if (owner !== undefined && owner !== NO_REQUEST) binding.timerEnter(NO_REQUEST);
   arm();
 };
 

@@ -145,20 +145,25 @@ static void CurrentRequest(const FunctionCallbackInfo<Value> &args)
 }
 
 // timerEnter(id): the timer about to run belongs to request id (-1: to none); its JS is
-// charged to that request from now on. false: that request has ended or used up its CPU
-// budget, so the timer must not run.
+// charged to that request from now on. Returns true (run it), false (that request has ended
+// or used up its CPU budget: drop it), or for a timer of no request whose background budget
+// is spent, the milliseconds it must wait (runtime.cc background_refill).
 static void TimerEnter(const FunctionCallbackInfo<Value> &args)
 {
     rt_isolate *iso = iso_of(args);
     double id = args[0]->IsNumber() ? args[0].As<v8::Number>()->Value() : -1;
-    bool ok;
     if (!(id >= 0)) {
-        ok = rt_segment_switch(iso, kNoSlot, 0);
-    } else {
-        uint64_t v = (uint64_t)id;
-        ok = rt_segment_switch(iso, (uint32_t)(v & (kMaxSlots - 1)), (uint32_t)(v >> kSlotBits));
+        rt_segment_switch(iso, kNoSlot, 0);
+        double wait = rt_background_wait_ms(iso);
+        if (wait > 0)
+            args.GetReturnValue().Set(wait);
+        else
+            args.GetReturnValue().Set(true);
+        return;
     }
-    args.GetReturnValue().Set(ok);
+    uint64_t v = (uint64_t)id;
+    args.GetReturnValue().Set(
+        rt_segment_switch(iso, (uint32_t)(v & (kMaxSlots - 1)), (uint32_t)(v >> kSlotBits)));
 }
 
 // runMicrotasks(): the checkpoint after one task (a timer callback) inside a batch of them.

@@ -137,6 +137,34 @@ static void segment_begin(rt_isolate *iso, uint32_t slot)
 
 // Ends the running segment and charges it; returns the slot it ran for if that request is
 // now over its budget (else kNoSlot).
+// Timer JS that runs for no request (module code's timers, what they cause) is paid for by no
+// request's budget: without a bound of its own, an app's module could keep its thread busy
+// with no traffic at all. It may use cpu_limit_ms per second, in bursts of as much; beyond
+// that, such timers wait (internal.runTimers defers them).
+static void background_refill(rt_isolate *iso, uint64_t now)
+{
+    int64_t cap = (int64_t)iso->cpu_limit_ms * 1000000;
+    if (iso->background_refilled_ns == 0) {
+        iso->background_tokens_ns = cap;
+    } else {
+        double add = (double)(now - iso->background_refilled_ns) * (double)iso->cpu_limit_ms / 1000.0;
+        iso->background_tokens_ns = (int64_t)std::min<double>((double)cap,
+                                                              (double)iso->background_tokens_ns + add);
+    }
+    iso->background_refilled_ns = now;
+}
+
+double rt_background_wait_ms(rt_isolate *iso)
+{
+    if (iso->cpu_limit_ms == 0)
+        return 0;
+    background_refill(iso, uv_hrtime());
+    if (iso->background_tokens_ns >= 0)
+        return 0;
+    // Refills at cpu_limit_ms per 1000 ms: -tokens ns take -tokens / cpu_limit_ms us.
+    return (double)-iso->background_tokens_ns / (double)iso->cpu_limit_ms / 1000.0 + 1;
+}
+
 static uint32_t segment_end(rt_isolate *iso)
 {
     rt_watch *w = iso->watch;
@@ -148,7 +176,15 @@ static uint32_t segment_end(rt_isolate *iso)
     }
     uint32_t slot = iso->current_slot;
     iso->current_slot = kNoSlot;
-    if (slot == kNoSlot || !slot_is(iso, slot, iso->segment_gen))
+    if (slot == kNoSlot) {
+        if (iso->in_timer_callback && !iso->is_loading && iso->cpu_limit_ms > 0) {
+            uint64_t now = uv_hrtime();
+            background_refill(iso, now);
+            iso->background_tokens_ns -= (int64_t)(now - iso->segment_start_ns);
+        }
+        return kNoSlot;
+    }
+    if (!slot_is(iso, slot, iso->segment_gen))
         return kNoSlot;
     rt_slot *s = &iso->slots[slot];
     s->js_ns += uv_hrtime() - iso->segment_start_ns;

@@ -98,6 +98,10 @@ struct rt_isolate {
     uint64_t segment_start_ns = 0;      // uv_hrtime() when the segment began
     bool in_timer_callback = false;     // on_timer is running (timer re-arms wait a turn)
     bool is_loading = false;            // rt_isolate_new is running the app's module code
+    // Timer JS run for no request may use cpu_limit_ms per second, in bursts of as much
+    // (rt_background_wait_ms): a token bucket, in ns, refilled when read.
+    int64_t background_tokens_ns = 0;
+    uint64_t background_refilled_ns = 0;
     std::vector<std::string> secrets; // values to mask: the current and the previous env's
     std::vector<std::string> current_secrets;
     // The main module's source when the config carries it (compiled instead of the file, so
@@ -178,6 +182,9 @@ rt_slot *rt_slot_get(rt_isolate *iso, double id);
 // (kNoSlot: none) or, when the slot's request is over its CPU budget or gone, for none and
 // returns false. A request found over its budget is failed (500, app.cpu_limit).
 bool rt_segment_switch(rt_isolate *iso, uint32_t slot, uint32_t gen);
+// rt_background_wait_ms: 0 when timer JS that runs for no request may run now, else how
+// long (ms) until its budget has refilled enough (runtime.cc).
+double rt_background_wait_ms(rt_isolate *iso);
 // The id JS uses for the request in slot index (its generation above kSlotBits).
 double rt_slot_id(rt_isolate *iso, uint32_t index);
 void rt_slot_maybe_release(rt_isolate *iso, uint32_t index);

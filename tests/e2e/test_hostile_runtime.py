@@ -300,6 +300,29 @@ export default { fetch() { busy(60000); return new Response('late'); } };
 
 
 @check
+def timers_of_module_code_get_a_background_budget():
+    # No request pays for module code's timers: they may use cpu_ms per second, no more.
+    app = BUSY + """
+let ticks = 0;
+setInterval(() => { ticks++; busy(20); }, 0);
+export default { fetch() { return new Response(String(ticks)); } };
+"""
+    with two_apps(app, a_limits={"cpu_ms": CPU_MS}) as s:
+        with Bystander(s) as b:
+            t0 = time.monotonic()
+            first = int(s.request(host="a.test").text)  # loads the module: the timer starts
+            time.sleep(2)
+            ticks = int(s.request(host="a.test").text) - first
+            took = time.monotonic() - t0
+        # 20 ms each: unthrottled, 2 s would hold about 100 of them.
+        log_figure(f"module interval of 20 ms work: {ticks} runs in {took:.1f} s "
+                   f"(budget {CPU_MS} ms/s)")
+        expect(ticks <= (took * CPU_MS + CPU_MS) / 20 + 2, f"{ticks} runs in {took:.1f} s")
+        expect(ticks >= 2, f"the background timer was starved entirely: {ticks} runs")
+        b.check()
+
+
+@check
 def module_code_that_never_ends_is_stopped_and_not_retried_on_every_request():
     loop = "for (;;) {}\nexport default { fetch() { return new Response('never'); } };\n"
     with two_apps(loop) as s:
