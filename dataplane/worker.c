@@ -114,6 +114,8 @@ struct dp_worker {
     dp_worker_done_fn done;
     void *done_ud;
     int order;                     /* what the worker is doing: ORDER_* */
+    int n_loading;                 /* versions being loaded (their module code runs) */
+    bool is_wake_deferred;         /* the mailbox waits for the loads to end */
     bool is_done_reported;
     bool server_drained;
     bool is_closing;
@@ -232,9 +234,17 @@ static int version_isolate(dp_version *v)
     };
     nano_error err = {0};
     uint64_t t0 = uv_hrtime();
+    /* A top-level await turns this loop from inside the load. Config changes and drain or
+     * abort orders wait until the load has returned (on_wake): they could free the app and
+     * version this call and its callers hold. */
     v->is_loading = true;
+    w->n_loading++;
     int rc = rt_isolate_new(&w->loop, &o, &v->iso, &err);
     v->is_loading = false;
+    if (--w->n_loading == 0 && w->is_wake_deferred) {
+        w->is_wake_deferred = false;
+        uv_async_send(&w->wake);
+    }
     if (rc != 0) {
         v->iso = NULL;
         v->load_failed_ms = now_ms(w);
@@ -1037,6 +1047,10 @@ static void close_all(dp_worker *w)
 static void on_wake(uv_async_t *h)
 {
     dp_worker *w = h->data;
+    if (w->n_loading > 0) {
+        w->is_wake_deferred = true; /* version_isolate wakes us again */
+        return;
+    }
     pthread_mutex_lock(&w->mu);
     nano_config *cfg = w->inbox_cfg;
     int order = w->inbox_order;

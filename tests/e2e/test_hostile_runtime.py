@@ -372,5 +372,41 @@ export default { fetch() { return new Response('never'); } };
         s.wait_log(r"app\.load_failed app=a .*module_tla_timeout")
 
 
+@check
+def a_redeploy_and_a_shutdown_during_a_slow_top_level_await_wait_for_it():
+    slow = """
+await new Promise((r) => setTimeout(r, 1500));
+export default { fetch() { return new Response('v1'); } };
+"""
+    with two_apps(slow, a_limits={"wall_time": 10}) as s:
+        first = []
+        t = threading.Thread(target=lambda: first.append(timed_request(s, "/")))
+        t.start()
+        time.sleep(0.5)
+        s.write_file("a.js", "export default { fetch() { return new Response('v2'); } };")
+        s.signal(signal.SIGHUP)
+        s.wait_log(r"dp\.config_applied trigger=SIGHUP")
+        eq(s.request(host="b.test").status, 200, "b during a's load")
+        t.join(15)
+        r, took = first[0]
+        eq((r.status, r.text), (200, "v1"), "the request that loaded v1")
+        deadline = time.monotonic() + 5
+        while s.request(host="a.test").text != "v2" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        eq(s.request(host="a.test").text, "v2", "after the redeploy")
+        # Again, with a shutdown order in the middle of the load.
+        s.write_file("a.js", slow.replace("v1", "v3"))
+        s.signal(signal.SIGHUP)
+        s.wait_count(r"dp\.config_applied trigger=SIGHUP", 2)
+        t = threading.Thread(target=lambda: first.append(timed_request(s, "/")))
+        t.start()
+        time.sleep(0.5)
+        s.signal(signal.SIGTERM)
+        t.join(15)
+        eq(s.wait_exit(timeout=15), 0, f"exit code; log:\n{s.log()}")
+        r, _ = first[1]
+        eq((r.status, r.text), (200, "v3"), "the request that loaded v3")
+
+
 if __name__ == "__main__":
     run()
