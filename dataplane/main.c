@@ -10,6 +10,7 @@
  *   dp.shutdown_forced  --drain-timeout passed: everything left is closed, exit 1
  * A second SIGINT exits at once with 130 (an operator at a terminal who means it). */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,15 +18,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "alloc.h"
+#include "check.h"
 #include "config.h"
 #include "config_int.h"
 #include "control/code_cache.h"
 #include "control/cp_client.h"
 #include "control/file_source.h"
 #include "env.h"
+#include "load_errors.h"
 #include "log.h"
 #include "options.h"
 #include "runtime/runtime.h"
@@ -52,6 +56,7 @@ typedef struct dp_main {
     dp_cp_client *cp;           /* --control-plane */
     uv_async_t cp_config;       /* the client built a config */
     char *code_dir_tmp;         /* the private code dir we made (removed at exit) */
+    dp_load_errors *load_errors; /* versions refused by the load check, per app */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;     /* fires at the drain deadline */
     uv_timer_t progress_timer;  /* a progress line each second while draining */
@@ -191,6 +196,92 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
             (*removed)++;
 }
 
+/* --- the load check of new versions -------------------------------------------------------
+
+ * A version of an app becomes active only once it loads: `nano-dp check` (this very binary,
+ * in a child process, shared/check.h) compiles it, runs its top level under the app's limits
+ * and finds its fetch handler. A nano.json reload with a version that does not load is
+ * refused whole, as an invalid file is; from the control plane, the config is applied with
+ * that app's previous code kept (other changes go in), and the refusal is reported in
+ * /status and to nanocp until a version that loads arrives. */
+
+/* Whether c's code is not what the applied config runs for its app. */
+static bool code_is_new(const nano_config *applied, const nano_app_config *c)
+{
+    const nano_app_config *prev = applied != NULL ? nano_config_find(applied, c->name, NULL)
+                                                  : NULL;
+    return prev == NULL || !nano_app_config_same_code(prev, c) ||
+           prev->node_compat != c->node_compat;
+}
+
+/* check_code: 0 when c loads (or could not be checked: logged, the worker's own load still
+ * decides), NANO_EINVAL with err when it does not. A refusal already known for the same code
+ * and limits is not checked again (every later delta of the control plane would). */
+static int check_code(dp_main *m, const nano_app_config *c, nano_error *err)
+{
+    dp_load_error known;
+    if (dp_load_errors_known(m->load_errors, c, &known)) {
+        *err = known.err;
+        return NANO_EINVAL;
+    }
+    nano_check_options co = {.checker = "/proc/self/exe", /* this binary, even if replaced */
+                             .path = c->main_path,
+                             .name = c->name,
+                             .cpu_ms = nano_check_cpu_ms(c->limits.cpu_ms),
+                             .memory_mb = c->limits.memory_mb,
+                             .node_compat = c->node_compat};
+    uint64_t t0 = uv_hrtime();
+    int rc = nano_check_module(&co, err);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    if (rc == 0) {
+        NANO_INFO("dp.version_checked", "app=%s sha256=%.12s check_ms=%llu", c->name,
+                  c->code_sha256, (unsigned long long)ms);
+        return 0;
+    }
+    if (rc != NANO_EINVAL) {
+        NANO_WARN("dp.version_unchecked", "app=%s sha256=%.12s error_id=%s error=%s", c->name,
+                  c->code_sha256, err->id, err->message);
+        return 0;
+    }
+    dp_load_errors_set(m->load_errors, c, err);
+    return rc;
+}
+
+/* vet_config: the load check for each app of cfg whose code the applied config does not run.
+ * Returns how many were refused (each logged as dp.version_refused); their names (borrowed
+ * from cfg) in *refused, an array the caller frees; the first one's error in *first. An app
+ * whose new code loads loses its earlier refusal; one whose code is already applied keeps
+ * only a refusal of that very code (its worker could not load it). */
+static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger,
+                         const char ***refused, nano_error *first)
+{
+    size_t n = 0;
+    *refused = nano_xcalloc(nano_config_n_apps(cfg) + 1, sizeof **refused);
+    for (size_t i = 0; i < nano_config_n_apps(cfg); i++) {
+        const nano_app_config *c = nano_config_app(cfg, i);
+        nano_error err = {0};
+        if (!code_is_new(m->cfg, c)) {
+            dp_load_errors_clear(m->load_errors, c->name, c->code_sha256);
+            continue;
+        }
+        if (check_code(m, c, &err) == 0) {
+            dp_load_errors_clear(m->load_errors, c->name, NULL);
+            continue;
+        }
+        const nano_app_config *prev = m->cfg != NULL ? nano_config_find(m->cfg, c->name, NULL)
+                                                     : NULL;
+        NANO_ERROR("dp.version_refused",
+                   "app=%s trigger=%s sha256=%.12s serving=%.12s error_id=%s error=%s", c->name,
+                   trigger, c->code_sha256, prev != NULL ? prev->code_sha256 : "none", err.id,
+                   err.message);
+        if (n == 0)
+            *first = err;
+        (*refused)[n++] = c->name;
+    }
+    dp_load_errors_retain(m->load_errors, cfg);
+    return n;
+}
+
 /* apply_config: hands cfg (taken) to every worker, makes it the applied config with this
  * version, and logs what changed. Every source (the file, the control plane) ends here. */
 static void apply_config(dp_main *m, nano_config *cfg, uint64_t version, const char *trigger)
@@ -223,6 +314,19 @@ static void reload(dp_main *m, const char *why)
                    (unsigned long long)nano_config_version(m->cfg), err.id, err.message);
         return;
     }
+    /* A version that does not load refuses the file whole, like any other error in it. */
+    const char **refused = NULL;
+    if (vet_config(m, cfg, why, &refused, &err) > 0) {
+        m->status_src.config_rejects++;
+        NANO_ERROR("dp.config_rejected",
+                   "trigger=%s version_kept=%llu app=%s error_id=%s error=%s", why,
+                   (unsigned long long)nano_config_version(m->cfg), refused[0], err.id,
+                   err.message);
+        nano_free(refused);
+        nano_config_unref(cfg);
+        return;
+    }
+    nano_free(refused);
     apply_config(m, cfg, version, why);
 }
 
@@ -237,6 +341,22 @@ static void on_cp_config(uv_async_t *h)
         nano_config_unref(cfg);
         return;
     }
+    /* The node's first config is not checked here: nanocp checked each version when it was
+     * deployed, there is no previous version to keep, and a worker that cannot load one
+     * reports it the same way (app.load_failed, load_error). Later versions are. */
+    const char **refused = NULL;
+    nano_error err = {0};
+    size_t n = m->status_src.is_ready ? vet_config(m, cfg, "control-plane", &refused, &err) : 0;
+    if (n > 0) {
+        nano_config *kept = NULL;
+        if (nano_config_keep_code(cfg, m->cfg, refused, n, &kept, &err) == 0) {
+            nano_config_unref(cfg);
+            cfg = kept;
+        } else {
+            NANO_ERROR("dp.version_keep_failed", "error_id=%s error=%s", err.id, err.message);
+        }
+    }
+    nano_free(refused);
     m->status_src.is_ready = true;
     apply_config(m, cfg, seq, "control-plane");
 }
@@ -430,7 +550,8 @@ static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err
 {
     rt_app_options o = {.name = c->name, .main_path = c->main_path, .main_source = c->code,
                         .main_source_len = c->code_len, .env = &c->env,
-                        .node_compat = c->node_compat};
+                        .node_compat = c->node_compat,
+                        .heap_limit_mb = (size_t)c->limits.memory_mb};
     uint64_t t0 = uv_hrtime();
     rt_isolate *iso = NULL;
     int rc = rt_isolate_new(m->loop, &o, &iso, err);
@@ -441,6 +562,135 @@ static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err
     rt_isolate_free(iso);
     uv_run(m->loop, UV_RUN_NOWAIT); /* its handles close */
     return 0;
+}
+
+/* --- nano-dp check: the load check in its own process (shared/check.h) --------------------- */
+
+/* Watches the loading thread's CPU clock: past the limit the verdict is printed from here and
+ * the process ends (the isolate cannot be stopped from outside rt_isolate_new, and need not
+ * be: the process is the sandbox). */
+typedef struct check_guard {
+    pthread_mutex_t mu;
+    clockid_t clock;
+    uint64_t started_ns;   /* the thread's CPU time when this file's load began */
+    uint64_t started_wall; /* uv_hrtime() then: waiting (top-level await) is bounded too */
+    uint64_t limit_ms;
+    const char *file;      /* the file loading now; NULL: between files */
+    bool is_json;
+} check_guard;
+
+static uint64_t cpu_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void print_verdict(bool is_json, const char *file, const nano_error *err, uint64_t load_ms)
+{
+    if (is_json) {
+        json_t *v = err == NULL ? json_pack("{s:s, s:b, s:I}", "file", file, "ok", 1, "load_ms",
+                                            (json_int_t)load_ms)
+                                : json_pack("{s:s, s:b, s:{s:s, s:s}}", "file", file, "ok", 0,
+                                            "error", "code", err->id, "message", err->message);
+        char *text = json_dumps(v, JSON_COMPACT);
+        printf("%s\n", text != NULL ? text : "{}");
+        free(text);
+        json_decref(v);
+    } else if (err == NULL) {
+        printf("%s: ok (loaded in %llu ms)\n", file, (unsigned long long)load_ms);
+    } else {
+        printf("%s: FAIL %s (%s)\n", file, err->message, err->id);
+    }
+    fflush(stdout);
+}
+
+static void *check_guard_main(void *arg)
+{
+    check_guard *g = arg;
+    for (;;) {
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&g->mu);
+        bool is_cpu = g->file != NULL && cpu_ns(g->clock) - g->started_ns > g->limit_ms * 1000000u;
+        bool is_wall = g->file != NULL && uv_hrtime() - g->started_wall >
+                                              (g->limit_ms + NANO_CHECK_SLACK_MS) * 1000000u;
+        if (is_cpu || is_wall) {
+            nano_error err = {0};
+            nano_error_set(&err, NANO_EINVAL, "module_timeout",
+                           is_cpu ? "%s: loading ran past its CPU limit of %llu ms (a top level "
+                                    "that does not end?)"
+                                  : "%s: loading did not finish within %llu ms (a top-level "
+                                    "await that does not settle?)",
+                           g->file,
+                           (unsigned long long)(is_cpu ? g->limit_ms
+                                                       : g->limit_ms + NANO_CHECK_SLACK_MS));
+            print_verdict(g->is_json, g->file, &err, 0);
+            _exit(1);
+        }
+        pthread_mutex_unlock(&g->mu);
+    }
+    return NULL;
+}
+
+/* nano-dp check: each file loaded as an app (check_app_loads, the start-up check) in a fresh
+ * isolate with the heap limit, under the CPU guard; one verdict per file. */
+static int run_check(dp_main *m)
+{
+    const dp_options *o = &m->opts;
+    check_guard g = {.limit_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : NANO_CHECK_MIN_CPU_MS,
+                     .is_json = o->check_json};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_getcpuclockid(pthread_self(), &g.clock);
+    pthread_t guard;
+    if (pthread_create(&guard, NULL, check_guard_main, &g) != 0) {
+        fprintf(stderr, "nano-dp: error: cannot start the CPU guard thread\n");
+        return 1;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < o->n_files; i++) {
+        const char *file = o->files[i];
+        nano_error err = {0};
+        nano_app_config app;
+        nano_app_config_init(&app);
+        app.name = nano_xstrdup(o->app_name);
+        app.node_compat = o->node_compat;
+        if (o->memory_limit_mb > 0)
+            app.limits.memory_mb = o->memory_limit_mb;
+        int rc = nano_app_config_load_code(&app, file, &err);
+        uint64_t t0 = uv_hrtime();
+        if (rc == 0) {
+            pthread_mutex_lock(&g.mu);
+            g.file = app.main_path;
+            g.started_ns = cpu_ns(g.clock);
+            g.started_wall = uv_hrtime();
+            pthread_mutex_unlock(&g.mu);
+            rc = check_app_loads(m, &app, &err);
+            pthread_mutex_lock(&g.mu); /* held from here: the guard cannot print over us */
+            g.file = NULL;
+        } else {
+            pthread_mutex_lock(&g.mu);
+        }
+        if (rc != 0) {
+            char line[sizeof err.message];
+            nano_check_one_line(err.message, app.main_path, line, sizeof line);
+            /* The guard ends the process on CPU, so a terminated load hit the heap limit. */
+            if (strstr(err.message, "execution terminated") != NULL)
+                nano_error_set(&err, NANO_EINVAL, "module_memory",
+                               "%s: loading reached the memory limit of %llu MiB",
+                               app.main_path != NULL ? app.main_path : file,
+                               (unsigned long long)app.limits.memory_mb);
+            else
+                snprintf(err.message, sizeof err.message, "%s", line);
+            print_verdict(g.is_json, file, &err, 0);
+            failed++;
+        } else {
+            print_verdict(g.is_json, file, NULL, (uv_hrtime() - t0) / 1000000);
+        }
+        pthread_mutex_unlock(&g.mu);
+        nano_app_config_fini(&app);
+    }
+    return failed > 0 ? 1 : 0;
 }
 
 static size_t default_threads(void)
@@ -566,6 +816,7 @@ static int start_cp(dp_main *m, int port, nano_error *err)
         .ca_file = o->cp_ca_file, .cert_file = o->cp_cert_file, .key_file = o->cp_key_file,
         .code_dir = code_dir, .http_addr = addr, .drop_every = drop,
         .workers = m->workers, .n_workers = m->n_workers, .config_ready = &m->cp_config,
+        .load_errors = m->load_errors,
     };
     rc = dp_cp_client_start(&co, &m->cp, err);
     explicit_bzero(token, strlen(token));
@@ -584,10 +835,27 @@ static int serve(dp_main *m)
     if (rc == 0 && m->opts.config_path == NULL && m->opts.cp_url == NULL &&
         (rc = check_app_loads(m, nano_config_app(m->cfg, 0), &err)) != 0)
         NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
+    m->load_errors = dp_load_errors_new();
+    if (rc == 0 && m->opts.config_path != NULL) {
+        /* Every app of the file must load, as every other part of it must be valid. */
+        const char **refused = NULL;
+        nano_config *cfg = m->cfg;
+        m->cfg = NULL;
+        if (vet_config(m, cfg, "start", &refused, &err) > 0) {
+            char why[sizeof err.message];
+            snprintf(why, sizeof why, "%s", err.message);
+            rc = nano_error_set(&err, NANO_EINVAL, "module_invalid", "%s: app %s: %s",
+                                m->opts.config_path, refused[0], why);
+        }
+        m->cfg = cfg;
+        nano_free(refused);
+    }
     if (rc != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
         nano_config_unref(m->cfg);
         m->cfg = NULL;
+        dp_load_errors_free(m->load_errors);
+        m->load_errors = NULL;
         return EXIT_USAGE;
     }
     size_t n = m->opts.threads > 0 ? (size_t)m->opts.threads : default_threads();
@@ -598,6 +866,8 @@ static int serve(dp_main *m)
         nano_free(fds);
         nano_config_unref(m->cfg);
         m->cfg = NULL;
+        dp_load_errors_free(m->load_errors);
+        m->load_errors = NULL;
         return 1;
     }
     bool is_v6 = strchr(m->opts.host, ':') != NULL;
@@ -616,6 +886,7 @@ static int serve(dp_main *m)
         .isolate_memory_budget = m->opts.isolate_memory_budget / n,
         .access_log = !m->opts.no_access_log,
         .pool_size = m->opts.pool_size,
+        .load_errors = m->load_errors,
     };
     /* The parser's limits are the largest any app allows (a config change may raise them up
      * to these flags' values only); each request then gets its app's own. */
@@ -645,7 +916,8 @@ static int serve(dp_main *m)
     m->status_src = (dp_status_source){.workers = m->workers, .n_workers = m->n_workers,
                                        .config_version = nano_config_version(m->cfg),
                                        .n_apps = nano_config_n_apps(m->cfg),
-                                       .is_ready = m->opts.cp_url == NULL};
+                                       .is_ready = m->opts.cp_url == NULL,
+                                       .load_errors = m->load_errors};
     uv_signal_init(m->loop, &m->sigterm);
     uv_signal_init(m->loop, &m->sigint);
     uv_signal_init(m->loop, &m->sighup);
@@ -690,6 +962,8 @@ static int serve(dp_main *m)
     m->workers = NULL;
     nano_config_unref(m->cfg);
     m->cfg = NULL;
+    dp_load_errors_free(m->load_errors);
+    m->load_errors = NULL;
     if (m->code_dir_tmp != NULL) {
         dp_remove_tree(m->code_dir_tmp);
         nano_free(m->code_dir_tmp);
@@ -714,7 +988,9 @@ static int run(dp_main *m, const char *argv0)
             fprintf(stderr, "nano-dp: error: %s\n", err.message);
             rc = EXIT_USAGE;
         } else {
-            rc = m->opts.mode == DP_MODE_TEST ? run_tests(m, &env) : run_scripts(m, &env);
+            rc = m->opts.mode == DP_MODE_TEST    ? run_tests(m, &env)
+                 : m->opts.mode == DP_MODE_CHECK ? run_check(m)
+                                                 : run_scripts(m, &env);
         }
         nano_env_fini(&env);
     }

@@ -219,6 +219,8 @@ static int version_isolate(dp_version *v)
             v->logged_load_error = true;
             NANO_ERROR("app.load_failed", "app=%s worker=%d error_id=%s error=%s", c->name,
                        w->index, err.id, err.message);
+            if (w->opts.load_errors != NULL)
+                dp_load_errors_set(w->opts.load_errors, c, &err);
         }
         return -1;
     }

@@ -1,0 +1,187 @@
+#define _GNU_SOURCE
+#include "check.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "alloc.h"
+
+extern char **environ;
+
+enum { OUT_MAX = 16 * 1024 };
+
+uint64_t nano_check_cpu_ms(uint64_t cpu_ms)
+{
+    return cpu_ms > NANO_CHECK_MIN_CPU_MS ? cpu_ms : NANO_CHECK_MIN_CPU_MS;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void nano_check_one_line(const char *text, const char *path, char *out, size_t cap)
+{
+    size_t first = strcspn(text, "\n");
+    const char *frame = strstr(text, "\n    at ");
+    char loc[1024] = "";
+    if (frame != NULL) {
+        frame += strlen("\n    at ");
+        size_t n = strcspn(frame, "\n");
+        const char *open = memchr(frame, '(', n);
+        const char *close = open != NULL ? memchr(open, ')', n - (size_t)(open - frame)) : NULL;
+        const char *from = open != NULL && close != NULL ? open + 1 : frame;
+        size_t len = open != NULL && close != NULL ? (size_t)(close - open - 1) : n;
+        if (len < sizeof loc)
+            snprintf(loc, sizeof loc, "%.*s", (int)len, from);
+    }
+    size_t plen = path != NULL ? strlen(path) : 0;
+    /* "PATH: evaluation threw: ..." names no place: the first frame's goes in front. */
+    if (loc[0] != '\0' && plen > 0 && first > plen + 2 && strncmp(text, path, plen) == 0 &&
+        text[plen] == ':' && text[plen + 1] == ' ') {
+        snprintf(out, cap, "%s: %.*s", loc, (int)(first - plen - 2), text + plen + 2);
+        return;
+    }
+    snprintf(out, cap, "%.*s", (int)first, text);
+}
+
+/* Reads the child's stdout until EOF or the deadline. Returns 0 at EOF, NANO_ETOOBIG past the
+ * deadline. */
+static int read_until(int fd, uint64_t deadline, char *buf, size_t cap, size_t *len)
+{
+    for (;;) {
+        uint64_t now = mono_ms();
+        if (now >= deadline)
+            return NANO_ETOOBIG;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue; /* the deadline is checked above */
+        char tmp[4096];
+        ssize_t got = read(fd, tmp, sizeof tmp);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return 0;
+        size_t keep = (size_t)got < cap - 1 - *len ? (size_t)got : cap - 1 - *len;
+        memcpy(buf + *len, tmp, keep); /* beyond cap: drained, not kept */
+        *len += keep;
+        buf[*len] = '\0';
+    }
+}
+
+/* The verdict line: the last line of JSON the checker printed. */
+static int parse_verdict(char *out, const char *path, nano_error *err)
+{
+    char *line = out;
+    for (char *p = strtok(out, "\n"); p != NULL; p = strtok(NULL, "\n"))
+        line = p;
+    json_t *v = json_loads(line, 0, NULL);
+    json_t *ok = json_object_get(v, "ok");
+    json_t *e = json_object_get(v, "error");
+    const char *id = json_string_value(json_object_get(e, "code"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    int rc;
+    if (json_is_true(ok))
+        rc = 0;
+    else if (json_is_false(ok) && id != NULL && msg != NULL)
+        rc = nano_error_set(err, NANO_EINVAL, id, "%s", msg);
+    else
+        rc = nano_error_set(err, NANO_EIO, "check_failed", "checking %s: the checker answered "
+                            "something unreadable", path);
+    json_decref(v);
+    return rc;
+}
+
+int nano_check_module(const nano_check_options *o, nano_error *err)
+{
+    char cpu[24], mem[24];
+    snprintf(cpu, sizeof cpu, "%" PRIu64, o->cpu_ms > 0 ? o->cpu_ms : NANO_CHECK_MIN_CPU_MS);
+    snprintf(mem, sizeof mem, "%" PRIu64, o->memory_mb);
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = o->checker;
+    argv[n++] = "check";
+    argv[n++] = "--json";
+    argv[n++] = "--cpu-limit";
+    argv[n++] = cpu;
+    if (o->memory_mb > 0) {
+        argv[n++] = "--memory-limit";
+        argv[n++] = mem;
+    }
+    if (o->name != NULL) {
+        argv[n++] = "--name";
+        argv[n++] = o->name;
+    }
+    if (o->node_compat)
+        argv[n++] = "--node-compat";
+    argv[n++] = o->path;
+    argv[n] = NULL;
+
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0)
+        return nano_error_set(err, -errno, "check_failed", "checking %s: pipe: %s", o->path,
+                              strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_init(&attr);
+    /* The caller may block or ignore signals (SIGPIPE, libuv's): the checker starts clean. */
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int src = posix_spawn(&pid, o->checker, &fa, &attr, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(pipefd[1]);
+    if (src != 0) {
+        close(pipefd[0]);
+        return nano_error_set(err, -src, "check_failed", "cannot run the checker %s: %s",
+                              o->checker, strerror(src));
+    }
+    /* The checker bounds itself at cpu_ms + NANO_CHECK_SLACK_MS; this catches one that cannot. */
+    uint64_t timeout = o->timeout_ms > 0 ? o->timeout_ms : o->cpu_ms + NANO_CHECK_SLACK_MS + 5000;
+    char *out = nano_xcalloc(1, OUT_MAX);
+    size_t len = 0;
+    int rrc = read_until(pipefd[0], mono_ms() + timeout, out, OUT_MAX, &len);
+    close(pipefd[0]);
+    bool killed = rrc != 0;
+    if (killed)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int rc;
+    if (killed && rrc == NANO_ETOOBIG)
+        rc = nano_error_set(err, NANO_EINVAL, "module_timeout",
+                            "%s: loading did not finish within %" PRIu64 " ms", o->path, timeout);
+    else if (WIFSIGNALED(status))
+        rc = nano_error_set(err, NANO_EINVAL, "module_crashed",
+                            "%s: the checker died loading it (signal %d)", o->path,
+                            WTERMSIG(status));
+    else
+        rc = parse_verdict(out, o->path, err);
+    nano_free(out);
+    return rc;
+}
