@@ -198,12 +198,12 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
 
 /* --- the load check of new versions -------------------------------------------------------
 
- * A version of an app becomes active only once it loads: `nano-dp check` (this very binary,
- * in a child process, shared/check.h) compiles it, runs its top level under the app's limits
- * and finds its fetch handler. A nano.json reload with a version that does not load is
- * refused whole, as an invalid file is; from the control plane, the config is applied with
- * that app's previous code kept (other changes go in), and the refusal is reported in
- * /status and to nanocp until a version that loads arrives. */
+ * A version of an app that arrives while the node serves becomes active only once it loads:
+ * `nano-dp check` (this very binary, in a child process, shared/check.h) compiles it, runs
+ * its top level under the app's limits and finds its fetch handler. A nano.json reload with
+ * a version that does not load is refused whole, as an invalid file is; from the control
+ * plane, the config is applied with that app's previous code kept (other changes go in). The
+ * refusal is reported in /status and to nanocp until a version that loads arrives. */
 
 /* Whether c's code is not what the applied config runs for its app. */
 static bool code_is_new(const nano_config *applied, const nano_app_config *c)
@@ -214,37 +214,65 @@ static bool code_is_new(const nano_config *applied, const nano_app_config *c)
            prev->node_compat != c->node_compat;
 }
 
-/* check_code: 0 when c loads (or could not be checked: logged, the worker's own load still
- * decides), NANO_EINVAL with err when it does not. A refusal already known for the same code
- * and limits is not checked again (every later delta of the control plane would). */
-static int check_code(dp_main *m, const nano_app_config *c, nano_error *err)
+/* Checks running at once: a reload that changes many apps is checked in parallel. */
+static size_t parallel_checks(void)
 {
-    dp_load_error known;
-    if (dp_load_errors_known(m->load_errors, c, &known)) {
-        *err = known.err;
-        return NANO_EINVAL;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2 : n > 8 ? 8 : (size_t)n;
+}
+
+/* check_apps: the verdicts on apps[0..n) into rcs[] and errs[]: 0 when it loads (or could
+ * not be checked: logged, the worker's own load still decides), NANO_EINVAL with its error
+ * when it does not (remembered in load_errors). A refusal already known for the same code
+ * and limits is not checked again (every later delta of the control plane would). */
+static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *rcs,
+                       nano_error *errs)
+{
+    size_t width = parallel_checks();
+    nano_check **running = nano_xcalloc(width, sizeof *running);
+    for (size_t base = 0; base < n; base += width) {
+        size_t k = n - base < width ? n - base : width;
+        uint64_t t0 = uv_hrtime();
+        for (size_t x = 0; x < k; x++) {
+            const nano_app_config *c = apps[base + x];
+            dp_load_error known;
+            running[x] = NULL;
+            if (dp_load_errors_known(m->load_errors, c, &known)) {
+                rcs[base + x] = NANO_EINVAL;
+                errs[base + x] = known.err;
+                continue;
+            }
+            nano_check_options co = {.checker = "/proc/self/exe", /* this binary, even if
+                                                                   * replaced on disk */
+                                     .path = c->main_path,
+                                     .name = c->name,
+                                     .cpu_ms = nano_check_cpu_ms(c->limits.cpu_ms),
+                                     .memory_mb = c->limits.memory_mb,
+                                     .node_compat = c->node_compat};
+            rcs[base + x] = nano_check_start(&co, &running[x], &errs[base + x]);
+        }
+        for (size_t x = 0; x < k; x++) {
+            const nano_app_config *c = apps[base + x];
+            nano_error *err = &errs[base + x];
+            if (running[x] == NULL)
+                continue;
+            int rc = rcs[base + x] = nano_check_finish(running[x], err);
+            if (rc == 0)
+                NANO_INFO("dp.version_checked", "app=%s sha256=%.12s check_ms=%llu", c->name,
+                          c->code_sha256, (unsigned long long)((uv_hrtime() - t0) / 1000000));
+            else if (rc == NANO_EINVAL)
+                dp_load_errors_set(m->load_errors, c, err);
+        }
+        for (size_t x = 0; x < k; x++) {
+            const nano_app_config *c = apps[base + x];
+            if (rcs[base + x] != 0 && rcs[base + x] != NANO_EINVAL) {
+                NANO_WARN("dp.version_unchecked", "app=%s sha256=%.12s error_id=%s error=%s",
+                          c->name, c->code_sha256, errs[base + x].id, errs[base + x].message);
+                rcs[base + x] = 0;
+            }
+        }
     }
-    nano_check_options co = {.checker = "/proc/self/exe", /* this binary, even if replaced */
-                             .path = c->main_path,
-                             .name = c->name,
-                             .cpu_ms = nano_check_cpu_ms(c->limits.cpu_ms),
-                             .memory_mb = c->limits.memory_mb,
-                             .node_compat = c->node_compat};
-    uint64_t t0 = uv_hrtime();
-    int rc = nano_check_module(&co, err);
-    uint64_t ms = (uv_hrtime() - t0) / 1000000;
-    if (rc == 0) {
-        NANO_INFO("dp.version_checked", "app=%s sha256=%.12s check_ms=%llu", c->name,
-                  c->code_sha256, (unsigned long long)ms);
-        return 0;
-    }
-    if (rc != NANO_EINVAL) {
-        NANO_WARN("dp.version_unchecked", "app=%s sha256=%.12s error_id=%s error=%s", c->name,
-                  c->code_sha256, err->id, err->message);
-        return 0;
-    }
-    dp_load_errors_set(m->load_errors, c, err);
-    return rc;
+    nano_free(running);
 }
 
 /* vet_config: the load check for each app of cfg whose code the applied config does not run.
@@ -255,16 +283,22 @@ static int check_code(dp_main *m, const nano_app_config *c, nano_error *err)
 static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger,
                          const char ***refused, nano_error *first)
 {
-    size_t n = 0;
-    *refused = nano_xcalloc(nano_config_n_apps(cfg) + 1, sizeof **refused);
-    for (size_t i = 0; i < nano_config_n_apps(cfg); i++) {
+    size_t n_apps = nano_config_n_apps(cfg), n_new = 0, n = 0;
+    const nano_app_config **todo = nano_xcalloc(n_apps + 1, sizeof *todo);
+    for (size_t i = 0; i < n_apps; i++) {
         const nano_app_config *c = nano_config_app(cfg, i);
-        nano_error err = {0};
-        if (!code_is_new(m->cfg, c)) {
+        if (code_is_new(m->cfg, c))
+            todo[n_new++] = c;
+        else
             dp_load_errors_clear(m->load_errors, c->name, c->code_sha256);
-            continue;
-        }
-        if (check_code(m, c, &err) == 0) {
+    }
+    int *rcs = nano_xcalloc(n_new + 1, sizeof *rcs);
+    nano_error *errs = nano_xcalloc(n_new + 1, sizeof *errs);
+    check_apps(m, todo, n_new, rcs, errs);
+    *refused = nano_xcalloc(n_new + 1, sizeof **refused);
+    for (size_t i = 0; i < n_new; i++) {
+        const nano_app_config *c = todo[i];
+        if (rcs[i] == 0) {
             dp_load_errors_clear(m->load_errors, c->name, NULL);
             continue;
         }
@@ -272,13 +306,16 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
                                                      : NULL;
         NANO_ERROR("dp.version_refused",
                    "app=%s trigger=%s sha256=%.12s serving=%.12s error_id=%s error=%s", c->name,
-                   trigger, c->code_sha256, prev != NULL ? prev->code_sha256 : "none", err.id,
-                   err.message);
+                   trigger, c->code_sha256, prev != NULL ? prev->code_sha256 : "none",
+                   errs[i].id, errs[i].message);
         if (n == 0)
-            *first = err;
+            *first = errs[i];
         (*refused)[n++] = c->name;
     }
     dp_load_errors_retain(m->load_errors, cfg);
+    nano_free(errs);
+    nano_free(rcs);
+    nano_free(todo);
     return n;
 }
 
@@ -835,21 +872,10 @@ static int serve(dp_main *m)
     if (rc == 0 && m->opts.config_path == NULL && m->opts.cp_url == NULL &&
         (rc = check_app_loads(m, nano_config_app(m->cfg, 0), &err)) != 0)
         NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
+    /* The apps a --config node starts with are not load-checked: there is no version to keep,
+     * and a checker per app would cost ~0.1 s each (a 1,000-app file: minutes). One that does
+     * not load fails on its first request and shows as its load_error. */
     m->load_errors = dp_load_errors_new();
-    if (rc == 0 && m->opts.config_path != NULL) {
-        /* Every app of the file must load, as every other part of it must be valid. */
-        const char **refused = NULL;
-        nano_config *cfg = m->cfg;
-        m->cfg = NULL;
-        if (vet_config(m, cfg, "start", &refused, &err) > 0) {
-            char why[sizeof err.message];
-            snprintf(why, sizeof why, "%s", err.message);
-            rc = nano_error_set(&err, NANO_EINVAL, "module_invalid", "%s: app %s: %s",
-                                m->opts.config_path, refused[0], why);
-        }
-        m->cfg = cfg;
-        nano_free(refused);
-    }
     if (rc != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
         nano_config_unref(m->cfg);

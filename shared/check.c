@@ -107,7 +107,15 @@ static int parse_verdict(char *out, const char *path, nano_error *err)
     return rc;
 }
 
-int nano_check_module(const nano_check_options *o, nano_error *err)
+struct nano_check {
+    pid_t pid;
+    int fd;              /* the read end of the checker's stdout */
+    uint64_t deadline;   /* mono_ms */
+    uint64_t timeout;
+    char *path;
+};
+
+int nano_check_start(const nano_check_options *o, nano_check **out, nano_error *err)
 {
     char cpu[24], mem[24];
     snprintf(cpu, sizeof cpu, "%" PRIu64, o->cpu_ms > 0 ? o->cpu_ms : NANO_CHECK_MIN_CPU_MS);
@@ -134,7 +142,7 @@ int nano_check_module(const nano_check_options *o, nano_error *err)
 
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0)
-        return nano_error_set(err, -errno, "check_failed", "checking %s: pipe: %s", o->path,
+        return nano_error_set(err, NANO_EIO, "check_failed", "checking %s: pipe: %s", o->path,
                               strerror(errno));
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -157,31 +165,52 @@ int nano_check_module(const nano_check_options *o, nano_error *err)
     close(pipefd[1]);
     if (src != 0) {
         close(pipefd[0]);
-        return nano_error_set(err, -src, "check_failed", "cannot run the checker %s: %s",
+        return nano_error_set(err, NANO_EIO, "check_failed", "cannot run the checker %s: %s",
                               o->checker, strerror(src));
     }
+    nano_check *c = nano_xcalloc(1, sizeof *c);
+    c->pid = pid;
+    c->fd = pipefd[0];
     /* The checker bounds itself at cpu_ms + NANO_CHECK_SLACK_MS; this catches one that cannot. */
-    uint64_t timeout = o->timeout_ms > 0 ? o->timeout_ms : o->cpu_ms + NANO_CHECK_SLACK_MS + 5000;
+    c->timeout = o->timeout_ms > 0 ? o->timeout_ms : o->cpu_ms + NANO_CHECK_SLACK_MS + 5000;
+    c->deadline = mono_ms() + c->timeout;
+    c->path = nano_xstrdup(o->path);
+    *out = c;
+    return 0;
+}
+
+int nano_check_finish(nano_check *c, nano_error *err)
+{
     char *out = nano_xcalloc(1, OUT_MAX);
     size_t len = 0;
-    int rrc = read_until(pipefd[0], mono_ms() + timeout, out, OUT_MAX, &len);
-    close(pipefd[0]);
+    int rrc = read_until(c->fd, c->deadline, out, OUT_MAX, &len);
+    close(c->fd);
     bool killed = rrc != 0;
     if (killed)
-        kill(pid, SIGKILL);
+        kill(c->pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
         ;
     int rc;
-    if (killed && rrc == NANO_ETOOBIG)
+    if (killed)
         rc = nano_error_set(err, NANO_EINVAL, "module_timeout",
-                            "%s: loading did not finish within %" PRIu64 " ms", o->path, timeout);
+                            "%s: loading did not finish within %" PRIu64 " ms", c->path,
+                            c->timeout);
     else if (WIFSIGNALED(status))
         rc = nano_error_set(err, NANO_EINVAL, "module_crashed",
-                            "%s: the checker died loading it (signal %d)", o->path,
+                            "%s: the checker died loading it (signal %d)", c->path,
                             WTERMSIG(status));
     else
-        rc = parse_verdict(out, o->path, err);
+        rc = parse_verdict(out, c->path, err);
     nano_free(out);
+    nano_free(c->path);
+    nano_free(c);
     return rc;
+}
+
+int nano_check_module(const nano_check_options *o, nano_error *err)
+{
+    nano_check *c = NULL;
+    int rc = nano_check_start(o, &c, err);
+    return rc != 0 ? rc : nano_check_finish(c, err);
 }

@@ -39,11 +39,19 @@ uint64_t nano_check_cpu_ms(uint64_t cpu_ms);
  *                module_no_default, module_no_fetch, module_not_found, module_unreadable,
  *                module_timeout, module_memory, module_tla_stuck, module_crashed) and
  *                err->message one line, "FILE:LINE:COLUMN: what" where V8 knows the place;
- *   other        the check could not be made (the checker cannot be started, or answered
+ *   NANO_EIO     the check could not be made (the checker cannot be started, or answered
  *                something unreadable): err->id "check_failed".
  * The child's stdin and stderr are /dev/null (an app's console output at load goes nowhere);
  * it is killed (SIGKILL) past timeout_ms. */
 int nano_check_module(const nano_check_options *o, nano_error *err);
+
+/* Several checks at once (a reload that changes many apps): nano_check_start spawns the
+ * checker and returns a running check (owned; 0, or an error as above when it cannot be
+ * started); nano_check_finish waits for its verdict, returns what nano_check_module would
+ * and frees it. Checks started together run in parallel; finish them in any order. */
+typedef struct nano_check nano_check;
+int nano_check_start(const nano_check_options *o, nano_check **out, nano_error *err);
+int nano_check_finish(nano_check *c, nano_error *err);
 
 /* nano_check_one_line: rewrites a load error as the checker reports it: the first line of
  * text, with the place of the first stack frame ("    at f (FILE:L:C)") put in front when the
