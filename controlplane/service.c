@@ -955,8 +955,43 @@ static int write_modules(const char *dir, const cp_module *mods, size_t n, nano_
     return rc;
 }
 
-/* check_bundle: the bundle's main module loads as app would load it (its limits and
- * node_compat; NULL: the defaults), checked by `nano-dp check` in a child process. 0 when it
+/* The app's env as its nodes get it (vars, and secret values decrypted), for a top level
+ * that reads process.env. An entry that cannot be read is left out (its nodes would not
+ * have it either). */
+static void app_env(cp_service *svc, json_t *app, nano_env *env)
+{
+    json_t *jid = json_object_get(app, "id");
+    const char *name = json_string_value(json_object_get(app, "name"));
+    if (!json_is_integer(jid) || name == NULL)
+        return;
+    int64_t id = json_integer_value(jid);
+    json_t *vars = NULL, *secrets = NULL;
+    nano_error e = {0};
+    const char *k;
+    json_t *v;
+    if (cp_store_env_vars(svc->st, id, &vars) == 0) {
+        json_object_foreach(vars, k, v) {
+            if (json_is_string(v)) {
+                nano_env_set(env, k, json_string_value(v), json_string_length(v), false, &e);
+            } else {
+                char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (text != NULL)
+                    nano_env_set_json(env, k, text, strlen(text), &e);
+                free(text);
+            }
+        }
+    }
+    if (cp_service_secret_values(svc, id, name, &secrets) == 0) {
+        json_object_foreach(secrets, k, v) {
+            nano_env_set(env, k, json_string_value(v), json_string_length(v), true, &e);
+        }
+    }
+    json_decref(vars);
+    json_decref(secrets);
+}
+
+/* check_bundle: the bundle's main module loads as app would load it (its limits,
+ * node_compat and env; NULL: the defaults), checked by `nano-dp check` in a child process. 0 when it
  * loads or when no checker is configured; NANO_EINVAL with err (the checker's id and one
  * line, module paths relative to the bundle) when it does not; another code when the check
  * could not be made. Blocks the service thread for the check (about 0.1 s; at most the load
@@ -981,6 +1016,9 @@ static int check_bundle(cp_service *svc, json_t *app, const char *main, const cp
     const char *d = nano_buf_cstr(&dir);
     int rc = write_modules(d, mods, n, err);
     if (rc == 0) {
+        nano_env env;
+        nano_env_init(&env);
+        app_env(svc, app, &env);
         nano_buf path = NANO_BUF_INIT;
         nano_buf_appendf(&path, "%s/%s", d, main);
         nano_check_options co = {.checker = svc->checker,
@@ -989,9 +1027,11 @@ static int check_bundle(cp_service *svc, json_t *app, const char *main, const cp
                                                      : NULL,
                                  .cpu_ms = nano_check_cpu_ms(lim.cpu_ms),
                                  .memory_mb = lim.memory_mb,
-                                 .node_compat = json_is_true(json_object_get(app, "node_compat"))};
+                                 .node_compat = json_is_true(json_object_get(app, "node_compat")),
+                                 .env = &env};
         rc = nano_check_module(&co, err);
         nano_buf_fini(&path);
+        nano_env_fini(&env);
     }
     if (rc != 0) {
         /* The bundle's own names: "index.js:3:5: ...", not this scratch directory's. */

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "check.h"
 #include "config.h"
 #include "config_int.h"
@@ -248,7 +249,8 @@ static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *
                                      .name = c->name,
                                      .cpu_ms = nano_check_cpu_ms(c->limits.cpu_ms),
                                      .memory_mb = c->limits.memory_mb,
-                                     .node_compat = c->node_compat};
+                                     .node_compat = c->node_compat,
+                                     .env = &c->env};
             rcs[base + x] = nano_check_start(&co, &running[x], &errs[base + x]);
         }
         for (size_t x = 0; x < k; x++) {
@@ -670,11 +672,60 @@ static void *check_guard_main(void *arg)
     return NULL;
 }
 
+/* --env-stdin: the env as nano_check_env_to_json wrote it (at most 8 MiB). */
+static json_t *read_env_stdin(nano_error *err)
+{
+    nano_buf b = NANO_BUF_INIT;
+    char chunk[16384];
+    ssize_t n;
+    while ((n = read(0, chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0)
+            nano_buf_append(&b, chunk, (size_t)n);
+        if (b.len > 8u * 1024 * 1024)
+            break;
+    }
+    json_t *list = b.len <= 8u * 1024 * 1024 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    explicit_bzero(b.data, b.len);
+    nano_buf_fini(&b);
+    if (list == NULL)
+        nano_error_set(err, NANO_EINVAL, "usage", "--env-stdin: stdin is not a JSON env list");
+    return list;
+}
+
+/* Secret values never leave in a message (the top level may throw one). */
+static void mask_secrets(const nano_env *env, char *text, size_t cap)
+{
+    static const char mask[] = "[REDACTED]";
+    for (size_t i = 0; i < env->n_entries; i++) {
+        const nano_env_entry *e = &env->entries[i];
+        if (!e->is_secret || e->value_len == 0)
+            continue;
+        for (char *at = strstr(text, e->value); at != NULL; at = strstr(at, e->value)) {
+            size_t rest = strlen(at + e->value_len);
+            size_t head = (size_t)(at - text) + sizeof mask - 1;
+            if (head + rest + 1 > cap)
+                rest = head < cap ? cap - head - 1 : 0;
+            if (head >= cap)
+                break;
+            memmove(at + sizeof mask - 1, at + e->value_len, rest);
+            memcpy(at, mask, sizeof mask - 1);
+            text[head + rest] = '\0';
+            at += sizeof mask - 1;
+        }
+    }
+}
+
 /* nano-dp check: each file loaded as an app (check_app_loads, the start-up check) in a fresh
  * isolate with the heap limit, under the CPU guard; one verdict per file. */
 static int run_check(dp_main *m)
 {
     const dp_options *o = &m->opts;
+    nano_error env_err = {0};
+    json_t *env_list = o->env_stdin ? read_env_stdin(&env_err) : NULL;
+    if (o->env_stdin && env_list == NULL) {
+        fprintf(stderr, "nano-dp: %s\n", env_err.message);
+        return EXIT_USAGE;
+    }
     check_guard g = {.limit_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : NANO_CHECK_MIN_CPU_MS,
                      .is_json = o->check_json};
     pthread_mutex_init(&g.mu, NULL);
@@ -694,7 +745,9 @@ static int run_check(dp_main *m)
         app.node_compat = o->node_compat;
         if (o->memory_limit_mb > 0)
             app.limits.memory_mb = o->memory_limit_mb;
-        int rc = nano_app_config_load_code(&app, file, &err);
+        int rc = env_list != NULL ? nano_check_env_from_json(env_list, &app.env, &err) : 0;
+        if (rc == 0)
+            rc = nano_app_config_load_code(&app, file, &err);
         uint64_t t0 = uv_hrtime();
         if (rc == 0) {
             pthread_mutex_lock(&g.mu);
@@ -719,6 +772,7 @@ static int run_check(dp_main *m)
                                (unsigned long long)app.limits.memory_mb);
             else
                 snprintf(err.message, sizeof err.message, "%s", line);
+            mask_secrets(&app.env, err.message, sizeof err.message);
             print_verdict(g.is_json, file, &err, 0);
             failed++;
         } else {
@@ -727,6 +781,7 @@ static int run_check(dp_main *m)
         pthread_mutex_unlock(&g.mu);
         nano_app_config_fini(&app);
     }
+    json_decref(env_list);
     return failed > 0 ? 1 : 0;
 }
 

@@ -111,7 +111,9 @@ static const char check_usage[] =
     "  --cpu-limit MS        CPU time loading may take (default 1000); past it the check\n"
     "                        fails with module_timeout\n"
     "  --memory-limit MB     the isolate's heap limit (default 128)\n"
-    "  --node-compat         load as an app with node_compat (process.env, empty here)\n"
+    "  --node-compat         load as an app with node_compat (process.env)\n"
+    "  --env-stdin           the app's env (what the top level sees in process.env), as\n"
+    "                        the JSON array shared/check.h describes, on stdin\n"
     "  --name NAME           the app's name in messages (default: the file's name)\n"
     "  --json                print one JSON object per file: {\"file\", \"ok\": true} or\n"
     "                        {\"file\", \"ok\": false, \"error\": {\"code\", \"message\"}}\n"
@@ -119,7 +121,8 @@ static const char check_usage[] =
     "                        app's console output go to stderr)\n"
     "  -h, --help            show this help\n"
     "\n"
-    "The top level sees an empty env: env reaches the handler's env argument per request.\n"
+    "Without --env-stdin the top level sees an empty env. Secret values are masked in\n"
+    "the messages.\n"
     "Exit status: 0 every file loads, 1 one does not, 2 bad usage.\n";
 
 const char *dp_options_usage(dp_mode mode)
@@ -257,11 +260,14 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         static const char *const check_flags[] = {"--cpu-limit", "--memory-limit", "--name",
                                                   "--log-level", NULL};
         if (o->mode == DP_MODE_CHECK && value == NULL &&
-            (strcmp(flag, "--json") == 0 || strcmp(flag, "--node-compat") == 0)) {
+            (strcmp(flag, "--json") == 0 || strcmp(flag, "--node-compat") == 0 ||
+             strcmp(flag, "--env-stdin") == 0)) {
             if (flag[2] == 'j')
                 o->check_json = true;
-            else
+            else if (flag[2] == 'n')
                 o->node_compat = true;
+            else
+                o->env_stdin = true;
             continue;
         }
         const char *const *known = o->mode == DP_MODE_TEST    ? test_flags

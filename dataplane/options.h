@@ -62,6 +62,7 @@ typedef struct dp_options {
     const char *cp_key_file;      /* --control-plane-key F */
     bool check_json;              /* check: --json, one verdict object per file on stdout */
     bool node_compat;             /* check: --node-compat, load as an app with process.env */
+    bool env_stdin;               /* check: --env-stdin, the app's env as JSON on stdin */
     bool show_help;
     bool show_version;
 } dp_options;

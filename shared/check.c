@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -107,6 +108,56 @@ static int parse_verdict(char *out, const char *path, nano_error *err)
     return rc;
 }
 
+json_t *nano_check_env_to_json(const nano_env *env)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; env != NULL && i < env->n_entries; i++) {
+        const nano_env_entry *e = &env->entries[i];
+        json_array_append_new(list, json_pack("{s:s, s:s%, s:b, s:b}", "name", e->name, "value",
+                                              e->value, e->value_len, "secret", e->is_secret,
+                                              "json", e->is_json));
+    }
+    return list;
+}
+
+int nano_check_env_from_json(const json_t *list, nano_env *env, nano_error *err)
+{
+    if (!json_is_array(list))
+        return nano_error_set(err, NANO_EINVAL, "check_env", "the env is not a JSON array");
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        json_t *v = json_object_get(e, "value");
+        if (name == NULL || !json_is_string(v))
+            return nano_error_set(err, NANO_EINVAL, "check_env", "env entry %zu: no name or value",
+                                  i);
+        int rc = json_is_true(json_object_get(e, "json"))
+                     ? nano_env_set_json(env, name, json_string_value(v), json_string_length(v),
+                                         err)
+                     : nano_env_set(env, name, json_string_value(v), json_string_length(v),
+                                    json_is_true(json_object_get(e, "secret")), err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes all of data to fd (the checker reads its stdin whole before it loads anything). */
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return NANO_EIO; /* the checker is gone: its verdict (or its death) says why */
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 struct nano_check {
     pid_t pid;
     int fd;              /* the read end of the checker's stdout */
@@ -137,17 +188,28 @@ int nano_check_start(const nano_check_options *o, nano_check **out, nano_error *
     }
     if (o->node_compat)
         argv[n++] = "--node-compat";
+    if (o->env != NULL)
+        argv[n++] = "--env-stdin";
     argv[n++] = o->path;
     argv[n] = NULL;
 
-    int pipefd[2];
+    int pipefd[2], infd[2] = {-1, -1};
     if (pipe2(pipefd, O_CLOEXEC) != 0)
         return nano_error_set(err, NANO_EIO, "check_failed", "checking %s: pipe: %s", o->path,
                               strerror(errno));
+    if (o->env != NULL && pipe2(infd, O_CLOEXEC) != 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return nano_error_set(err, NANO_EIO, "check_failed", "checking %s: pipe: %s", o->path,
+                              strerror(errno));
+    }
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (o->env != NULL)
+        posix_spawn_file_actions_adddup2(&fa, infd[0], 0);
+    else
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     posix_spawnattr_init(&attr);
@@ -163,10 +225,28 @@ int nano_check_start(const nano_check_options *o, nano_check **out, nano_error *
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(pipefd[1]);
+    if (infd[0] >= 0)
+        close(infd[0]);
     if (src != 0) {
         close(pipefd[0]);
+        if (infd[1] >= 0)
+            close(infd[1]);
         return nano_error_set(err, NANO_EIO, "check_failed", "cannot run the checker %s: %s",
                               o->checker, strerror(src));
+    }
+    if (infd[1] >= 0) {
+        /* At most 128 entries of 5 KiB: written before any verdict is read (the checker
+         * reads it whole first; a dead one makes this fail with EPIPE, SIGPIPE being
+         * ignored by both callers). */
+        json_t *list = nano_check_env_to_json(o->env);
+        char *text = json_dumps(list, JSON_COMPACT);
+        if (text != NULL) {
+            write_all(infd[1], text, strlen(text));
+            explicit_bzero(text, strlen(text));
+            free(text);
+        }
+        json_decref(list);
+        close(infd[1]);
     }
     nano_check *c = nano_xcalloc(1, sizeof *c);
     c->pid = pid;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "env.h"
 #include "error.h"
 
 /* CPU time a module's loading may take at least (compile + top level + top-level await); an
@@ -27,11 +28,22 @@ typedef struct nano_check_options {
     uint64_t cpu_ms;      /* CPU budget for loading (see nano_check_cpu_ms) */
     uint64_t memory_mb;   /* isolate heap limit (0: the runtime's default) */
     bool node_compat;
+    const nano_env *env;  /* the app's env (vars and secrets), for a top level that reads
+                           * process.env; may be NULL: none. Sent on the child's stdin, never
+                           * on its command line; secret values are masked in its message */
     uint64_t timeout_ms;  /* wall bound on the child (0: cpu_ms + NANO_CHECK_SLACK_MS + 5 s) */
 } nano_check_options;
 
 /* nano_check_cpu_ms: the load budget for an app whose requests get cpu_ms each. */
 uint64_t nano_check_cpu_ms(uint64_t cpu_ms);
+
+/* The env on the checker's stdin (`nano-dp check --env-stdin`): a JSON array of
+ * {"name", "value", "secret": bool, "json": bool} (value: the text; JSON text when json).
+ * nano_check_env_to_json: a new reference. nano_check_env_from_json: adds the entries to
+ * env; NANO_EINVAL naming the first bad one (never its value). */
+struct json_t;
+struct json_t *nano_check_env_to_json(const nano_env *env);
+int nano_check_env_from_json(const struct json_t *list, nano_env *env, nano_error *err);
 
 /* nano_check_module: runs `CHECKER check --json ... PATH` and waits for its verdict. Returns
  *   0            the module loads;

@@ -249,6 +249,37 @@ def nanocp_refuses_a_broken_deploy_and_the_node_keeps_serving():
     cp.stop()
 
 
+NEEDS_ENV = """if (!process.env.DB_URL) throw new Error("DB_URL is required");
+if (process.env.TOKEN !== "ok-token") throw new Error("unexpected token " + process.env.TOKEN);
+export default { fetch() { return new Response("env ok"); } };
+"""
+
+
+@check
+def nanocp_checks_with_the_apps_env_and_masks_secrets():
+    # A node_compat app whose top level reads process.env loads where its env is set; the
+    # check must see that env (a false refusal would block a good deploy), and a secret the
+    # top level throws never appears in the refusal.
+    cp = ControlPlane().start()
+    ok(cp, "apps", "create", "envy", "--host", "envy.test", "--node-compat")
+    code, out, err = cp.ctl("apps", "deploy", "envy", module_file("index.js", NEEDS_ENV))
+    eq(code, 1, f"deploy without DB_URL ({out} {err})")
+    expect("DB_URL is required" in err and "module_invalid" in err, err)
+    ok(cp, "env", "set", "envy", "DB_URL=postgres://db")
+    code, out, err = cp.ctl("secret", "set", "envy", "TOKEN", stdin="hunter2-secret")
+    eq(code, 0, f"secret set ({out} {err})")
+    code, out, err = cp.ctl("apps", "deploy", "envy", module_file("index.js", NEEDS_ENV))
+    eq(code, 1, f"deploy with the wrong token ({out} {err})")
+    expect("unexpected token [REDACTED]" in err and "hunter2-secret" not in err,
+           f"the secret must be masked: {err}")
+    expect("hunter2-secret" not in cp.log(), "the secret in nanocp's log")
+    code, out, err = cp.ctl("secret", "set", "envy", "TOKEN", stdin="ok-token")
+    eq(code, 0, f"secret set ({out} {err})")
+    out = ok(cp, "apps", "deploy", "envy", module_file("index.js", NEEDS_ENV))
+    expect("deployed version 1" in out, out)
+    cp.stop()
+
+
 ENV_V1 = "export default { fetch(r, env) { return new Response('v1 ' + (env.GREETING ?? 'unset')); } };\n"
 ENV_V3 = "export default { fetch(r, env) { return new Response('v3 ' + (env.GREETING ?? 'unset')); } };\n"
 
