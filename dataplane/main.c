@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -692,29 +693,6 @@ static json_t *read_env_stdin(nano_error *err)
     return list;
 }
 
-/* Secret values never leave in a message (the top level may throw one). */
-static void mask_secrets(const nano_env *env, char *text, size_t cap)
-{
-    static const char mask[] = "[REDACTED]";
-    for (size_t i = 0; i < env->n_entries; i++) {
-        const nano_env_entry *e = &env->entries[i];
-        if (!e->is_secret || e->value_len == 0)
-            continue;
-        for (char *at = strstr(text, e->value); at != NULL; at = strstr(at, e->value)) {
-            size_t rest = strlen(at + e->value_len);
-            size_t head = (size_t)(at - text) + sizeof mask - 1;
-            if (head + rest + 1 > cap)
-                rest = head < cap ? cap - head - 1 : 0;
-            if (head >= cap)
-                break;
-            memmove(at + sizeof mask - 1, at + e->value_len, rest);
-            memcpy(at, mask, sizeof mask - 1);
-            text[head + rest] = '\0';
-            at += sizeof mask - 1;
-        }
-    }
-}
-
 /* nano-dp check: each file loaded as an app (check_app_loads, the start-up check) in a fresh
  * isolate with the heap limit, under the CPU guard; one verdict per file. */
 static int run_check(dp_main *m)
@@ -772,7 +750,7 @@ static int run_check(dp_main *m)
                                (unsigned long long)app.limits.memory_mb);
             else
                 snprintf(err.message, sizeof err.message, "%s", line);
-            mask_secrets(&app.env, err.message, sizeof err.message);
+            nano_check_mask_secrets(&app.env, err.message, sizeof err.message);
             print_verdict(g.is_json, file, &err, 0);
             failed++;
         } else {
@@ -1055,6 +1033,10 @@ static int serve(dp_main *m)
 
 static int run(dp_main *m, const char *argv0)
 {
+    /* A load check runs beside a node that serves (its parent, or nanocp's host): it yields
+     * the CPU to it. Its own limits count its thread's CPU time, not the wall clock. */
+    if (m->opts.mode == DP_MODE_CHECK)
+        setpriority(PRIO_PROCESS, 0, 10);
     rt_platform_init(argv0);
     m->loop = nano_xmalloc(sizeof *m->loop);
     uv_loop_init(m->loop);

@@ -58,6 +58,30 @@ void nano_check_one_line(const char *text, const char *path, char *out, size_t c
     snprintf(out, cap, "%.*s", (int)first, text);
 }
 
+void nano_check_mask_secrets(const nano_env *env, char *text, size_t cap)
+{
+    static const char mask[] = "[REDACTED]";
+    for (size_t i = 0; i < env->n_entries; i++) {
+        const nano_env_entry *e = &env->entries[i];
+        if (!e->is_secret || e->value_len == 0)
+            continue;
+        for (char *at = strstr(text, e->value); at != NULL; at = strstr(at, e->value)) {
+            size_t rest = strlen(at + e->value_len);
+            size_t head = (size_t)(at - text) + sizeof mask - 1;
+            if (head + rest + 1 > cap)
+                rest = head < cap ? cap - head - 1 : 0;
+            if (head >= cap) { /* no room for the mask: the text ends before the secret */
+                *at = '\0';
+                break;
+            }
+            memmove(at + sizeof mask - 1, at + e->value_len, rest);
+            memcpy(at, mask, sizeof mask - 1);
+            text[head + rest] = '\0';
+            at += sizeof mask - 1;
+        }
+    }
+}
+
 /* Reads the child's stdout until EOF or the deadline. Returns 0 at EOF, NANO_ETOOBIG past the
  * deadline. */
 static int read_until(int fd, uint64_t deadline, char *buf, size_t cap, size_t *len)

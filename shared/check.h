@@ -71,4 +71,9 @@ int nano_check_finish(nano_check *c, nano_error *err);
  * path is the module as the error names it. Writes at most cap bytes (NUL included). */
 void nano_check_one_line(const char *text, const char *path, char *out, size_t cap);
 
+/* nano_check_mask_secrets: replaces each secret value of env found in text (cap bytes, NUL
+ * terminated) by "[REDACTED]", cutting the end if it no longer fits: a load error may carry
+ * what the top level threw, and a secret value never leaves in a message. */
+void nano_check_mask_secrets(const nano_env *env, char *text, size_t cap);
+
 #endif

@@ -64,7 +64,9 @@ def refused_reload(bad):
             time.sleep(0.3)  # A goes on being served by the old version
         # What the clients saw first: only 200s, from the old version.
         eq(body_of(s, "a.test"), (200, "a v1"), "A after the reload")
-        a_line = a.check(min_requests=10)
+        # A's own latency is not bounded here (the bystander B's is): only that every answer
+        # was a 200 from the version that loads.
+        a_line = a.check(min_requests=10, p99_ms=10_000)
         b.check()
         expect(f"dp.config_rejected trigger=SIGHUP version_kept=1 app=a error_id={error_id} "
                in line, f"the reload was not refused: {line}")
