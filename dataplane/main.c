@@ -617,6 +617,7 @@ typedef struct check_guard {
     uint64_t limit_ms;
     const char *file;      /* the file loading now; NULL: between files */
     bool is_json;
+    bool is_stopping;      /* every file is done: the guard ends */
 } check_guard;
 
 static uint64_t cpu_ns(clockid_t clock)
@@ -652,6 +653,10 @@ static void *check_guard_main(void *arg)
         struct timespec nap = {0, 5 * 1000 * 1000};
         nanosleep(&nap, NULL);
         pthread_mutex_lock(&g->mu);
+        if (g->is_stopping) {
+            pthread_mutex_unlock(&g->mu);
+            return NULL;
+        }
         bool is_cpu = g->file != NULL && cpu_ns(g->clock) - g->started_ns > g->limit_ms * 1000000u;
         bool is_wall = g->file != NULL && uv_hrtime() - g->started_wall >
                                               (g->limit_ms + NANO_CHECK_SLACK_MS) * 1000000u;
@@ -670,7 +675,6 @@ static void *check_guard_main(void *arg)
         }
         pthread_mutex_unlock(&g->mu);
     }
-    return NULL;
 }
 
 /* --env-stdin: the env as nano_check_env_to_json wrote it (at most 8 MiB). */
@@ -759,6 +763,11 @@ static int run_check(dp_main *m)
         pthread_mutex_unlock(&g.mu);
         nano_app_config_fini(&app);
     }
+    pthread_mutex_lock(&g.mu);
+    g.is_stopping = true; /* g lives on this stack: the guard must be gone before it goes */
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(guard, NULL);
+    pthread_mutex_destroy(&g.mu);
     json_decref(env_list);
     return failed > 0 ? 1 : 0;
 }

@@ -112,8 +112,8 @@ static int read_until(int fd, uint64_t deadline, char *buf, size_t cap, size_t *
 /* The verdict line: the last line of JSON the checker printed. */
 static int parse_verdict(char *out, const char *path, nano_error *err)
 {
-    char *line = out;
-    for (char *p = strtok(out, "\n"); p != NULL; p = strtok(NULL, "\n"))
+    char *line = out, *save = NULL;
+    for (char *p = strtok_r(out, "\n", &save); p != NULL; p = strtok_r(NULL, "\n", &save))
         line = p;
     json_t *v = json_loads(line, 0, NULL);
     json_t *ok = json_object_get(v, "ok");
