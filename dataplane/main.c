@@ -282,7 +282,8 @@ static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *
  * Returns how many were refused (each logged as dp.version_refused); their names (borrowed
  * from cfg) in *refused, an array the caller frees; the first one's error in *first. An app
  * whose new code loads loses its earlier refusal; one whose code is already applied keeps
- * only a refusal of that very code (its worker could not load it). */
+ * only a refusal of that very code (its worker could not load it). The caller forgets the
+ * refusals of apps gone from the config it applies (dp_load_errors_retain). */
 static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger,
                          const char ***refused, nano_error *first)
 {
@@ -315,7 +316,6 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
             *first = errs[i];
         (*refused)[n++] = c->name;
     }
-    dp_load_errors_retain(m->load_errors, cfg);
     nano_free(errs);
     nano_free(rcs);
     nano_free(todo);
@@ -367,6 +367,7 @@ static void reload(dp_main *m, const char *why)
         return;
     }
     nano_free(refused);
+    dp_load_errors_retain(m->load_errors, cfg);
     apply_config(m, cfg, version, why);
 }
 
@@ -397,6 +398,7 @@ static void on_cp_config(uv_async_t *h)
         }
     }
     nano_free(refused);
+    dp_load_errors_retain(m->load_errors, cfg);
     m->status_src.is_ready = true;
     apply_config(m, cfg, seq, "control-plane");
 }
