@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -616,6 +617,8 @@ typedef struct check_guard {
     clockid_t clock;
     uint64_t started_ns;   /* the thread's CPU time when this file's load began */
     uint64_t started_wall; /* uv_hrtime() then: waiting (top-level await) is bounded too */
+    uint64_t started_delay; /* the thread's run delay then (nano_check_run_delay_ms) */
+    int tid;               /* the loading thread */
     uint64_t limit_ms;
     const char *file;      /* the file loading now; NULL: between files */
     bool is_json;
@@ -660,8 +663,14 @@ static void *check_guard_main(void *arg)
             return NULL;
         }
         bool is_cpu = g->file != NULL && cpu_ns(g->clock) - g->started_ns > g->limit_ms * 1000000u;
-        bool is_wall = g->file != NULL && uv_hrtime() - g->started_wall >
-                                              (g->limit_ms + NANO_CHECK_SLACK_MS) * 1000000u;
+        /* Wall time spent waiting for a CPU (a busy machine) does not count. */
+        uint64_t wall_ms = g->file != NULL ? (uv_hrtime() - g->started_wall) / 1000000 : 0;
+        uint64_t starved_ms = g->file != NULL ? nano_check_run_delay_ms(getpid(), g->tid) -
+                                                    g->started_delay
+                                              : 0;
+        bool is_wall = g->file != NULL &&
+                       (wall_ms > g->limit_ms + NANO_CHECK_SLACK_MS + starved_ms ||
+                        wall_ms > 4 * (g->limit_ms + NANO_CHECK_SLACK_MS));
         if (is_cpu || is_wall) {
             nano_error err = {0};
             nano_error_set(&err, NANO_EINVAL, "module_timeout",
@@ -714,6 +723,7 @@ static int run_check(dp_main *m)
                      .is_json = o->check_json};
     pthread_mutex_init(&g.mu, NULL);
     pthread_getcpuclockid(pthread_self(), &g.clock);
+    g.tid = (int)syscall(SYS_gettid);
     pthread_t guard;
     if (pthread_create(&guard, NULL, check_guard_main, &g) != 0) {
         fprintf(stderr, "nano-dp: error: cannot start the CPU guard thread\n");
@@ -738,6 +748,7 @@ static int run_check(dp_main *m)
             g.file = app.main_path;
             g.started_ns = cpu_ns(g.clock);
             g.started_wall = uv_hrtime();
+            g.started_delay = nano_check_run_delay_ms(getpid(), g.tid);
             pthread_mutex_unlock(&g.mu);
             rc = check_app_loads(m, &app, &err);
             pthread_mutex_lock(&g.mu); /* held from here: the guard cannot print over us */

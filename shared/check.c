@@ -82,20 +82,35 @@ void nano_check_mask_secrets(const nano_env *env, char *text, size_t cap)
     }
 }
 
-/* Reads the child's stdout until EOF or the deadline. Returns 0 at EOF, NANO_ETOOBIG past the
- * deadline. */
-static int read_until(int fd, uint64_t deadline, char *buf, size_t cap, size_t *len)
+uint64_t nano_check_run_delay_ms(int pid, int tid)
 {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", pid, tid);
+    FILE *f = fopen(path, "re");
+    unsigned long long cpu = 0, wait = 0;
+    int n = f != NULL ? fscanf(f, "%llu %llu", &cpu, &wait) : 0;
+    if (f != NULL)
+        fclose(f);
+    return n == 2 ? wait / 1000000 : 0;
+}
+
+/* Reads the child's stdout until EOF, or until it has had timeout ms of wall time not spent
+ * waiting for a CPU (a checker starved on a busy machine is not a module that hangs; at
+ * most 4 × timeout of wall time in all). Returns 0 at EOF, NANO_ETOOBIG past the time. */
+static int read_until(int fd, pid_t pid, uint64_t timeout, char *buf, size_t cap, size_t *len)
+{
+    uint64_t start = mono_ms(), waited0 = nano_check_run_delay_ms(pid, pid);
     for (;;) {
         uint64_t now = mono_ms();
-        if (now >= deadline)
+        uint64_t waited = nano_check_run_delay_ms(pid, pid) - waited0;
+        if (now - start >= 4 * timeout || now - start >= timeout + waited)
             return NANO_ETOOBIG;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int n = poll(&p, 1, (int)(deadline - now));
+        int n = poll(&p, 1, 100);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            continue; /* the deadline is checked above */
+            continue; /* the time is checked above */
         char tmp[4096];
         ssize_t got = read(fd, tmp, sizeof tmp);
         if (got < 0 && errno == EINTR)
@@ -185,7 +200,6 @@ static int write_all(int fd, const char *data, size_t len)
 struct nano_check {
     pid_t pid;
     int fd;              /* the read end of the checker's stdout */
-    uint64_t deadline;   /* mono_ms */
     uint64_t timeout;
     char *path;
 };
@@ -277,7 +291,6 @@ int nano_check_start(const nano_check_options *o, nano_check **out, nano_error *
     c->fd = pipefd[0];
     /* The checker bounds itself at cpu_ms + NANO_CHECK_SLACK_MS; this catches one that cannot. */
     c->timeout = o->timeout_ms > 0 ? o->timeout_ms : o->cpu_ms + NANO_CHECK_SLACK_MS + 5000;
-    c->deadline = mono_ms() + c->timeout;
     c->path = nano_xstrdup(o->path);
     *out = c;
     return 0;
@@ -287,7 +300,7 @@ int nano_check_finish(nano_check *c, nano_error *err)
 {
     char *out = nano_xcalloc(1, OUT_MAX);
     size_t len = 0;
-    int rrc = read_until(c->fd, c->deadline, out, OUT_MAX, &len);
+    int rrc = read_until(c->fd, c->pid, c->timeout, out, OUT_MAX, &len);
     close(c->fd);
     bool killed = rrc != 0;
     if (killed)

@@ -31,7 +31,8 @@ typedef struct nano_check_options {
     const nano_env *env;  /* the app's env (vars and secrets), for a top level that reads
                            * process.env; may be NULL: none. Sent on the child's stdin, never
                            * on its command line; secret values are masked in its message */
-    uint64_t timeout_ms;  /* wall bound on the child (0: cpu_ms + NANO_CHECK_SLACK_MS + 5 s) */
+    uint64_t timeout_ms;  /* bound on the child's wall time not spent waiting for a CPU (0:
+                           * cpu_ms + NANO_CHECK_SLACK_MS + 5 s), at most 4 times that in all */
 } nano_check_options;
 
 /* nano_check_cpu_ms: the load budget for an app whose requests get cpu_ms each. */
@@ -53,8 +54,8 @@ int nano_check_env_from_json(const struct json_t *list, nano_env *env, nano_erro
  *                err->message one line, "FILE:LINE:COLUMN: what" where V8 knows the place;
  *   NANO_EIO     the check could not be made (the checker cannot be started, or answered
  *                something unreadable): err->id "check_failed".
- * The child's stdin and stderr are /dev/null (an app's console output at load goes nowhere);
- * it is killed (SIGKILL) past timeout_ms. */
+ * The child's stderr is /dev/null (an app's console output at load goes nowhere); it is
+ * killed (SIGKILL) past timeout_ms. */
 int nano_check_module(const nano_check_options *o, nano_error *err);
 
 /* Several checks at once (a reload that changes many apps): nano_check_start spawns the
@@ -70,6 +71,11 @@ int nano_check_finish(nano_check *c, nano_error *err);
  * first line names the module but no line and column ("FILE: evaluation threw: Error: x").
  * path is the module as the error names it. Writes at most cap bytes (NUL included). */
 void nano_check_one_line(const char *text, const char *path, char *out, size_t cap);
+
+/* nano_check_run_delay_ms: how long thread tid of process pid has waited for a CPU while
+ * runnable (Linux schedstat), in ms; 0 when the kernel does not say. Time limits on a check
+ * leave it out: a checker starved on a busy node is slow, not stuck. */
+uint64_t nano_check_run_delay_ms(int pid, int tid);
 
 /* nano_check_mask_secrets: replaces each secret value of env found in text (cap bytes, NUL
  * terminated) by "[REDACTED]", cutting the end if it no longer fits: a load error may carry

@@ -397,6 +397,16 @@ static void check_env_round_trips_and_masks_secrets(void **state)
     nano_env_fini(&back);
 }
 
+static void check_run_delay_reads_schedstat(void **state)
+{
+    (void)state;
+    /* This thread's own figure can be read (0 is a valid answer on an idle machine); a
+     * process that does not exist reads as 0, never as an error. */
+    uint64_t mine = nano_check_run_delay_ms(getpid(), getpid());
+    assert_true(mine < 24ull * 3600 * 1000);
+    assert_int_equal(nano_check_run_delay_ms(-1, -1), 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -424,6 +434,7 @@ int main(int argc, char **argv)
     static const struct CMUnitTest check[] = {
         cmocka_unit_test(check_one_line_puts_the_first_frame_in_front),
         cmocka_unit_test(check_env_round_trips_and_masks_secrets),
+        cmocka_unit_test(check_run_delay_reads_schedstat),
     };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
