@@ -321,8 +321,32 @@ static int cmd_status(ctl_ctx *ctx, int argc, char **argv)
                 ctl_scalar(json_object_get(drain, "timeout_ms"), buf, sizeof buf), name);
         ctl_print_objects(ctx, json_object_get(drain, "nodes"));
     }
+    /* A node that refused the active version (it does not load there) says why; the table
+     * keeps to scalar columns and the reasons follow it, one line per node. */
+    json_t *nodes = json_deep_copy(json_object_get(res, "nodes"));
+    json_t *refusals = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+        json_t *le = json_object_get(n, "load_error");
+        if (json_is_object(le))
+            json_array_append_new(refusals, json_pack("{s:O, s:O, s:O}", "node",
+                                                      json_object_get(n, "node"), "version",
+                                                      json_object_get(n, "version"), "error", le));
+        json_object_del(n, "load_error");
+    }
     fprintf(o, "nodes:\n");
-    ctl_print_objects(ctx, json_object_get(res, "nodes"));
+    ctl_print_objects(ctx, nodes);
+    if (json_array_size(refusals) > 0)
+        fprintf(o, "load errors (each of these nodes keeps serving the version it had):\n");
+    json_array_foreach(refusals, i, n) {
+        json_t *le = json_object_get(n, "error");
+        fprintf(o, "  %s: version %s did not load: %s (%s)\n", str_of(n, "node"),
+                ctl_scalar(json_object_get(n, "version"), buf, sizeof buf),
+                str_of(le, "message"), str_of(le, "code"));
+    }
+    json_decref(refusals);
+    json_decref(nodes);
     json_decref(res);
     return 0;
 }

@@ -6,6 +6,7 @@
  *   nanocp [--data-dir DIR] [--http ADDR] [--rpc URL] [--dataplane URL] [--dataplane-rpc URL]
  *          [--master-key-file F] [--token-file F] [--node-token-file F]
  *          [--dataplane-tls-cert F --dataplane-tls-key F [--dataplane-tls-ca F]]
+ *          [--checker PATH|off]
  *          [--log-format text|json] [--log-level L]
  *   nanocp migrate [--status] [--data-dir DIR]
  *   nanocp --help | --version
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -47,6 +49,7 @@ typedef struct cp_options {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_ca;
+    const char *checker;       /* --checker PATH|off (NULL: nano-dp beside this binary) */
     bool is_migrate;
     bool migrate_status;
     bool show_help;
@@ -72,6 +75,8 @@ static const char usage[] =
     "  --dataplane-tls-cert F  PEM server certificate for tls+tcp:// data-plane URLs\n"
     "  --dataplane-tls-key F   PEM private key of that certificate\n"
     "  --dataplane-tls-ca F    PEM CA: data planes must present a client certificate it signed\n"
+    "  --checker PATH|off      nano-dp, run as `nano-dp check` to load each deployment before\n"
+    "                          it is accepted (default: nano-dp beside nanocp; off: none)\n"
     "  --log-format text|json  log line format (default text)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --status                with migrate: list migrations, change nothing\n"
@@ -145,6 +150,7 @@ static int parse_args(cp_options *o, int argc, char **argv)
             {"--master-key-file", offsetof(cp_options, master_key_file)},
             {"--token-file", offsetof(cp_options, token_file)},
             {"--node-token-file", offsetof(cp_options, node_token_file)},
+            {"--checker", offsetof(cp_options, checker)},
             {"--dataplane-tls-cert", offsetof(cp_options, tls_cert)},
             {"--dataplane-tls-key", offsetof(cp_options, tls_key)},
             {"--dataplane-tls-ca", offsetof(cp_options, tls_ca)},
@@ -310,12 +316,36 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
 
+/* The load checker: --checker PATH, none with "off", else nano-dp beside this binary (the
+ * two ship together) when there is one. */
+static const char *default_checker(const char *opt, char *buf, size_t cap)
+{
+    if (opt != NULL)
+        return strcmp(opt, "off") == 0 ? NULL : opt;
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || (size_t)(slash - buf) + sizeof "/nano-dp" > cap)
+        return NULL;
+    strcpy(slash, "/nano-dp");
+    if (access(buf, X_OK) != 0) {
+        NANO_WARN("cp.checker_missing", "path=%s (deployments are not checked before they are "
+                  "accepted; give --checker PATH)", buf);
+        return NULL;
+    }
+    return buf;
+}
+
 static int run(const cp_options *o)
 {
     cp_main m = {0};
     cp_error err = {0};
+    char checker[4096];
     cp_service_options so = {.data_dir = o->data_dir, .master_key_file = o->master_key_file,
-                             .token_file = o->token_file};
+                             .token_file = o->token_file,
+                             .checker = default_checker(o->checker, checker, sizeof checker)};
     if (cp_service_open(&so, &m.svc, &err) != 0) {
         NANO_ERROR("nanocp.start_failed", "error=%s", err.message);
         fprintf(stderr, "nanocp: %s\n", err.message);

@@ -1,16 +1,19 @@
 /* service.c: every admin operation once (contract in service.h). An op checks its args, and a
  * change runs in one transaction that the dispatcher opens before and commits after it: the
  * change, its config-log deltas and its audit entry commit together or not at all. */
+#define _GNU_SOURCE /* nftw, mkdtemp */
 #include "service.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -18,6 +21,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "check.h"
 #include "config.h"
 #include "dotenv.h"
 #include "env.h"
@@ -43,6 +47,7 @@ typedef struct cp_token {
 
 struct cp_service {
     char *data_dir;
+    char *checker;   /* nano-dp, for the load check of each deployment; NULL: none */
     char *db_path;
     char *token_path;
     char key_source[4096];
@@ -897,7 +902,152 @@ static void bundle_sha256(const cp_module *mods, size_t n, char out[65])
     nano_free(shas);
 }
 
-/* code.put then app.put for the deployment that just became active. */
+/* --- the load check of a deployment (shared/check.h) ----------------------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Writes mods under dir (module names are relative paths: read_modules checked them). */
+static int write_modules(const char *dir, const cp_module *mods, size_t n, nano_error *err)
+{
+    nano_buf path = NANO_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        nano_buf_reset(&path);
+        nano_buf_appendf(&path, "%s/%s", dir, mods[i].name);
+        char *p = (char *)nano_buf_cstr(&path);
+        for (char *slash = strchr(p + strlen(dir) + 1, '/'); slash != NULL;
+             slash = strchr(slash + 1, '/')) {
+            *slash = '\0';
+            if (mkdir(p, 0700) != 0 && errno != EEXIST)
+                rc = nano_error_set(err, -errno, "check_failed", "mkdir %s: %s", p,
+                                    strerror(errno));
+            *slash = '/';
+        }
+        int fd = rc == 0 ? open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+        if (rc == 0 && fd < 0)
+            rc = nano_error_set(err, -errno, "check_failed", "create %s: %s", p, strerror(errno));
+        for (size_t off = 0; rc == 0 && off < mods[i].len;) {
+            ssize_t w = write(fd, mods[i].data + off, mods[i].len - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                rc = nano_error_set(err, NANO_EIO, "check_failed", "write %s: %s", p,
+                                    strerror(errno));
+            else
+                off += (size_t)w;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    nano_buf_fini(&path);
+    return rc;
+}
+
+/* The app's env as its nodes get it (vars, and secret values decrypted), for a top level
+ * that reads process.env. An entry that cannot be read is left out (its nodes would not
+ * have it either). */
+static void app_env(cp_service *svc, json_t *app, nano_env *env)
+{
+    json_t *jid = json_object_get(app, "id");
+    const char *name = json_string_value(json_object_get(app, "name"));
+    if (!json_is_integer(jid) || name == NULL)
+        return;
+    int64_t id = json_integer_value(jid);
+    json_t *vars = NULL, *secrets = NULL;
+    nano_error e = {0};
+    const char *k;
+    json_t *v;
+    if (cp_store_env_vars(svc->st, id, &vars) == 0) {
+        json_object_foreach(vars, k, v) {
+            if (json_is_string(v)) {
+                nano_env_set(env, k, json_string_value(v), json_string_length(v), false, &e);
+            } else {
+                char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                if (text != NULL)
+                    nano_env_set_json(env, k, text, strlen(text), &e);
+                free(text);
+            }
+        }
+    }
+    if (cp_service_secret_values(svc, id, name, &secrets) == 0) {
+        json_object_foreach(secrets, k, v) {
+            nano_env_set(env, k, json_string_value(v), json_string_length(v), true, &e);
+        }
+    }
+    json_decref(vars);
+    json_decref(secrets);
+}
+
+/* check_bundle: the bundle's main module loads as app would load it (its limits,
+ * node_compat and env; NULL: the defaults), checked by `nano-dp check` in a child process. 0 when it
+ * loads or when no checker is configured; NANO_EINVAL with err (the checker's id and one
+ * line, module paths relative to the bundle) when it does not; another code when the check
+ * could not be made. Blocks the service thread for the check (about 0.1 s; at most the load
+ * CPU budget plus NANO_CHECK_SLACK_MS). */
+static int check_bundle(cp_service *svc, json_t *app, const char *main, const cp_module *mods,
+                        size_t n, nano_error *err)
+{
+    if (svc->checker == NULL)
+        return 0;
+    nano_limits lim = nano_limits_defaults();
+    json_t *jl = json_object_get(app, "limits");
+    if (json_is_object(jl) && nano_limits_from_json(jl, &lim, "limits.", NULL, err) != 0)
+        lim = nano_limits_defaults(); /* stored by this service: valid; defaults otherwise */
+    nano_buf dir = NANO_BUF_INIT;
+    nano_buf_appendf(&dir, "%s/check.XXXXXX", svc->data_dir);
+    if (mkdtemp((char *)nano_buf_cstr(&dir)) == NULL) {
+        int rc = nano_error_set(err, -errno, "check_failed", "cannot make %s: %s",
+                                nano_buf_cstr(&dir), strerror(errno));
+        nano_buf_fini(&dir);
+        return rc;
+    }
+    const char *d = nano_buf_cstr(&dir);
+    int rc = write_modules(d, mods, n, err);
+    if (rc == 0) {
+        nano_env env;
+        nano_env_init(&env);
+        app_env(svc, app, &env);
+        nano_buf path = NANO_BUF_INIT;
+        nano_buf_appendf(&path, "%s/%s", d, main);
+        nano_check_options co = {.checker = svc->checker,
+                                 .path = nano_buf_cstr(&path),
+                                 .name = app != NULL ? json_string_value(json_object_get(app, "name"))
+                                                     : NULL,
+                                 .cpu_ms = nano_check_cpu_ms(lim.cpu_ms),
+                                 .memory_mb = lim.memory_mb,
+                                 .node_compat = json_is_true(json_object_get(app, "node_compat")),
+                                 .env = &env};
+        rc = nano_check_module(&co, err);
+        nano_buf_fini(&path);
+        nano_env_fini(&env);
+    }
+    if (rc != 0) {
+        /* The bundle's own names: "index.js:3:5: ...", not this scratch directory's. */
+        char *msg = err->message;
+        size_t dl = strlen(d);
+        for (char *at = strstr(msg, d); at != NULL; at = strstr(at, d)) {
+            size_t cut = dl + (at[dl] == '/' ? 1 : 0);
+            memmove(at, at + cut, strlen(at + cut) + 1);
+        }
+    }
+    nftw(d, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nano_buf_fini(&dir);
+    return rc;
+}
+
+/* code.put then app.put for the deployment that just became active. *//* code.put then app.put for the deployment that just became active. */
 static int log_activation(cp_service *svc, const char *name, json_t *dep, cp_error *err)
 {
     json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O}", "app", name, "version",
@@ -935,6 +1085,21 @@ static int op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *args, 
         rc = refuse_draining(app, name, err);
     if (rc == 0)
         rc = check_required_now(svc, app, id, name, err);
+    if (rc == 0) {
+        /* A version that does not load never becomes active (its nodes would answer 500). */
+        nano_error ce = {0};
+        uint64_t t0 = mono_ms();
+        int crc = check_bundle(svc, app, main, mods, n_mods, &ce);
+        if (crc == NANO_EINVAL) {
+            NANO_WARN("cp.deploy_refused", "app=%s error_id=%s check_ms=%llu error=%s", name,
+                      ce.id, (unsigned long long)(mono_ms() - t0), ce.message);
+            rc = cp_error_set(err, 400, "module_invalid", "modules", "%s (%s)", ce.message, ce.id);
+        } else if (crc != 0) {
+            NANO_ERROR("cp.deploy_check_failed", "app=%s error=%s", name, ce.message);
+            rc = cp_error_set(err, 500, "internal", "", "cannot check the module: %s",
+                              ce.message);
+        }
+    }
     char sha[65];
     if (rc == 0) {
         bundle_sha256(mods, n_mods, sha);
@@ -1705,6 +1870,28 @@ static int make_data_dir(const char *dir, cp_error *err)
                         errno == EEXIST ? "exists and is not a directory" : strerror(errno));
 }
 
+/* Deployments are checked only with a checker that works here: one that cannot load a module
+ * that loads everywhere (a nano-dp that cannot start on this host: libnode missing) is
+ * dropped with a warning, and data planes remain the check of last resort. */
+static void checker_start(cp_service *svc, const char *checker)
+{
+    static const char probe[] = "export default { fetch() { return new Response('ok'); } };\n";
+    cp_module m = {.name = "probe.js", .data = probe, .len = sizeof probe - 1};
+    svc->checker = nano_xstrdup(checker);
+    nano_error e = {0};
+    uint64_t t0 = mono_ms();
+    int rc = check_bundle(svc, NULL, "probe.js", &m, 1, &e);
+    if (rc != 0) {
+        NANO_WARN("cp.checker_unavailable", "checker=%s error=%s (deployments are not checked "
+                  "before they are accepted)", checker, e.message);
+        nano_free(svc->checker);
+        svc->checker = NULL;
+        return;
+    }
+    NANO_INFO("cp.checker_ready", "checker=%s check_ms=%llu", checker,
+              (unsigned long long)(mono_ms() - t0));
+}
+
 int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *err)
 {
     const char *dir = opt->data_dir ? opt->data_dir : "./var/nanocp";
@@ -1754,6 +1941,8 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     }
     if (created)
         NANO_INFO("cp.admin_token_created", "path=%s", svc->token_path);
+    if (opt->checker != NULL)
+        checker_start(svc, opt->checker);
     int64_t schema = 0, seq = 0;
     cp_store_schema_version(svc->st, &schema);
     cp_store_log_seq(svc->st, &seq);
@@ -1771,6 +1960,7 @@ void cp_service_free(cp_service *svc)
     OPENSSL_cleanse(&svc->key, sizeof svc->key);
     nano_free(svc->tokens);
     nano_free(svc->data_dir);
+    nano_free(svc->checker);
     nano_free(svc->db_path);
     nano_free(svc->token_path);
     nano_free(svc);

@@ -29,6 +29,10 @@
  *                                                          draining); nodes as in DRAIN
  *   apps.deploy    {name, main: "index.js", modules: {"index.js": "source", ...}}
  *                                                       -> DEPLOYMENT     (HTTP 201)
+ *                  refused with module_invalid (400) when the main module does not load:
+ *                  a syntax error, no default export with a fetch method, a top-level
+ *                  throw, or past its CPU/memory limit at load; the message is one line,
+ *                  "index.js:3:5: SyntaxError: ... (module_syntax)"
  *   deployments.list {name}                             -> {"deployments": [DEPLOYMENT...]}
  *   apps.rollback  {name, version}                      -> DEPLOYMENT (the new active one)
  *   env.get        {name}                               -> {"vars": {K: value},
@@ -95,7 +99,7 @@
 /* A structured error, as both front ends return it:
  *   {"error": {"code": "app_not_found", "message": "app api does not exist", "field": "name"}}
  * code: a stable snake_case id (bad_request, unauthorized, app_not_found, app_exists,
- * hostname_taken, default_taken, invalid_field, too_large, required_env_missing,
+ * hostname_taken, default_taken, invalid_field, module_invalid, too_large, required_env_missing,
  * version_not_found, secret_not_found, node_not_found, name_conflict, app_draining, internal).
  * field: the argument at fault ("hostnames[1]", "limits.cpu_ms", "vars.TOKEN"), or "".
  * status: the HTTP status the HTTP adapter answers with (400, 401, 404, 409, 413, 500). */
@@ -126,6 +130,10 @@ typedef struct cp_service_options {
     const char *token_file;      /* the admin token (--token-file); NULL: DATA_DIR/admin.token.
                                     Made on first start (0600, 32 random bytes as 64 hex
                                     digits); its sha256 is stored as the token "admin" */
+    const char *checker;         /* nano-dp, run as `nano-dp check` on each deployment's main
+                                    module before it is accepted (shared/check.h); NULL: no
+                                    check. Probed at open: one that cannot load a trivial
+                                    module is dropped with a warning (cp.checker_unavailable) */
 } cp_service_options;
 
 /* cp_service_open: opens (creating on first start) the data dir and database (WAL, foreign

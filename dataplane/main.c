@@ -12,22 +12,29 @@
  *                       is inside JS or native code that does not return): exit 1 anyway
  * A second SIGINT exits at once with 130 (an operator at a terminal who means it). */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "alloc.h"
+#include "buf.h"
+#include "check.h"
 #include "config.h"
 #include "config_int.h"
 #include "control/code_cache.h"
 #include "control/cp_client.h"
 #include "control/file_source.h"
 #include "env.h"
+#include "load_errors.h"
 #include "log.h"
 #include "options.h"
 #include "runtime/runtime.h"
@@ -58,6 +65,7 @@ typedef struct dp_main {
     dp_cp_client *cp;           /* --control-plane */
     uv_async_t cp_config;       /* the client built a config */
     char *code_dir_tmp;         /* the private code dir we made (removed at exit) */
+    dp_load_errors *load_errors; /* versions refused by the load check, per app */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;     /* fires at the drain deadline */
     uv_timer_t progress_timer;  /* a progress line each second while draining */
@@ -207,6 +215,130 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
             (*removed)++;
 }
 
+/* --- the load check of new versions -------------------------------------------------------
+
+ * A version of an app that arrives while the node serves becomes active only once it loads:
+ * `nano-dp check` (this very binary, in a child process, shared/check.h) compiles it, runs
+ * its top level under the app's limits and finds its fetch handler. A nano.json reload with
+ * a version that does not load is refused whole, as an invalid file is; from the control
+ * plane, the config is applied with that app's previous code kept (other changes go in). The
+ * refusal is reported in /status and to nanocp until a version that loads arrives. */
+
+/* Whether c's code is not what the applied config runs for its app. */
+static bool code_is_new(const nano_config *applied, const nano_app_config *c)
+{
+    const nano_app_config *prev = applied != NULL ? nano_config_find(applied, c->name, NULL)
+                                                  : NULL;
+    return prev == NULL || !nano_app_config_same_code(prev, c) ||
+           prev->node_compat != c->node_compat;
+}
+
+/* Checks running at once: a reload that changes many apps is checked in parallel. */
+static size_t parallel_checks(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2 : n > 8 ? 8 : (size_t)n;
+}
+
+/* check_apps: the verdicts on apps[0..n) into rcs[] and errs[]: 0 when it loads (or could
+ * not be checked: logged, the worker's own load still decides), NANO_EINVAL with its error
+ * when it does not (remembered in load_errors). A refusal already known for the same code
+ * and limits is not checked again (every later delta of the control plane would). */
+static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *rcs,
+                       nano_error *errs)
+{
+    size_t width = parallel_checks();
+    nano_check **running = nano_xcalloc(width, sizeof *running);
+    for (size_t base = 0; base < n; base += width) {
+        size_t k = n - base < width ? n - base : width;
+        uint64_t t0 = uv_hrtime();
+        for (size_t x = 0; x < k; x++) {
+            const nano_app_config *c = apps[base + x];
+            dp_load_error known;
+            running[x] = NULL;
+            if (dp_load_errors_known(m->load_errors, c, &known)) {
+                rcs[base + x] = NANO_EINVAL;
+                errs[base + x] = known.err;
+                continue;
+            }
+            nano_check_options co = {.checker = "/proc/self/exe", /* this binary, even if
+                                                                   * replaced on disk */
+                                     .path = c->main_path,
+                                     .name = c->name,
+                                     .cpu_ms = nano_check_cpu_ms(c->limits.cpu_ms),
+                                     .memory_mb = c->limits.memory_mb,
+                                     .node_compat = c->node_compat,
+                                     .env = &c->env};
+            rcs[base + x] = nano_check_start(&co, &running[x], &errs[base + x]);
+        }
+        for (size_t x = 0; x < k; x++) {
+            const nano_app_config *c = apps[base + x];
+            nano_error *err = &errs[base + x];
+            if (running[x] == NULL)
+                continue;
+            int rc = rcs[base + x] = nano_check_finish(running[x], err);
+            if (rc == 0)
+                NANO_INFO("dp.version_checked", "app=%s sha256=%.12s check_ms=%llu", c->name,
+                          c->code_sha256, (unsigned long long)((uv_hrtime() - t0) / 1000000));
+            else if (rc == NANO_EINVAL)
+                dp_load_errors_set(m->load_errors, c, err);
+        }
+        for (size_t x = 0; x < k; x++) {
+            const nano_app_config *c = apps[base + x];
+            if (rcs[base + x] != 0 && rcs[base + x] != NANO_EINVAL) {
+                NANO_WARN("dp.version_unchecked", "app=%s sha256=%.12s error_id=%s error=%s",
+                          c->name, c->code_sha256, errs[base + x].id, errs[base + x].message);
+                rcs[base + x] = 0;
+            }
+        }
+    }
+    nano_free(running);
+}
+
+/* vet_config: the load check for each app of cfg whose code the applied config does not run.
+ * Returns how many were refused (each logged as dp.version_refused); their names (borrowed
+ * from cfg) in *refused, an array the caller frees; the first one's error in *first. An app
+ * whose new code loads loses its earlier refusal; one whose code is already applied keeps
+ * only a refusal of that very code (its worker could not load it). The caller forgets the
+ * refusals of apps gone from the config it applies (dp_load_errors_retain). */
+static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger,
+                         const char ***refused, nano_error *first)
+{
+    size_t n_apps = nano_config_n_apps(cfg), n_new = 0, n = 0;
+    const nano_app_config **todo = nano_xcalloc(n_apps + 1, sizeof *todo);
+    for (size_t i = 0; i < n_apps; i++) {
+        const nano_app_config *c = nano_config_app(cfg, i);
+        if (code_is_new(m->cfg, c))
+            todo[n_new++] = c;
+        else
+            dp_load_errors_clear(m->load_errors, c->name, c->code_sha256);
+    }
+    int *rcs = nano_xcalloc(n_new + 1, sizeof *rcs);
+    nano_error *errs = nano_xcalloc(n_new + 1, sizeof *errs);
+    check_apps(m, todo, n_new, rcs, errs);
+    *refused = nano_xcalloc(n_new + 1, sizeof **refused);
+    for (size_t i = 0; i < n_new; i++) {
+        const nano_app_config *c = todo[i];
+        if (rcs[i] == 0) {
+            dp_load_errors_clear(m->load_errors, c->name, NULL);
+            continue;
+        }
+        const nano_app_config *prev = m->cfg != NULL ? nano_config_find(m->cfg, c->name, NULL)
+                                                     : NULL;
+        NANO_ERROR("dp.version_refused",
+                   "app=%s trigger=%s sha256=%.12s serving=%.12s error_id=%s error=%s", c->name,
+                   trigger, c->code_sha256, prev != NULL ? prev->code_sha256 : "none",
+                   errs[i].id, errs[i].message);
+        if (n == 0)
+            *first = errs[i];
+        (*refused)[n++] = c->name;
+    }
+    nano_free(errs);
+    nano_free(rcs);
+    nano_free(todo);
+    return n;
+}
+
 /* apply_config: hands cfg (taken) to every worker, makes it the applied config with this
  * version, and logs what changed. Every source (the file, the control plane) ends here. */
 static void apply_config(dp_main *m, nano_config *cfg, uint64_t version, const char *trigger)
@@ -239,6 +371,20 @@ static void reload(dp_main *m, const char *why)
                    (unsigned long long)nano_config_version(m->cfg), err.id, err.message);
         return;
     }
+    /* A version that does not load refuses the file whole, like any other error in it. */
+    const char **refused = NULL;
+    if (vet_config(m, cfg, why, &refused, &err) > 0) {
+        m->status_src.config_rejects++;
+        NANO_ERROR("dp.config_rejected",
+                   "trigger=%s version_kept=%llu app=%s error_id=%s error=%s", why,
+                   (unsigned long long)nano_config_version(m->cfg), refused[0], err.id,
+                   err.message);
+        nano_free(refused);
+        nano_config_unref(cfg);
+        return;
+    }
+    nano_free(refused);
+    dp_load_errors_retain(m->load_errors, cfg);
     apply_config(m, cfg, version, why);
 }
 
@@ -253,6 +399,23 @@ static void on_cp_config(uv_async_t *h)
         nano_config_unref(cfg);
         return;
     }
+    /* The node's first config is not checked here: nanocp checked each version when it was
+     * deployed, there is no previous version to keep, and a worker that cannot load one
+     * reports it the same way (app.load_failed, load_error). Later versions are. */
+    const char **refused = NULL;
+    nano_error err = {0};
+    size_t n = m->status_src.is_ready ? vet_config(m, cfg, "control-plane", &refused, &err) : 0;
+    if (n > 0) {
+        nano_config *kept = NULL;
+        if (nano_config_keep_code(cfg, m->cfg, refused, n, &kept, &err) == 0) {
+            nano_config_unref(cfg);
+            cfg = kept;
+        } else {
+            NANO_ERROR("dp.version_keep_failed", "error_id=%s error=%s", err.id, err.message);
+        }
+    }
+    nano_free(refused);
+    dp_load_errors_retain(m->load_errors, cfg);
     m->status_src.is_ready = true;
     apply_config(m, cfg, seq, "control-plane");
 }
@@ -447,8 +610,14 @@ static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err
 {
     rt_app_options o = {.name = c->name, .main_path = c->main_path, .main_source = c->code,
                         .main_source_len = c->code_len, .env = &c->env,
-                        .node_compat = c->node_compat, .cpu_limit_ms = c->limits.cpu_ms,
-                        .wall_limit_ms = c->limits.wall_ms};
+                        .node_compat = c->node_compat,
+                        .heap_limit_mb = (size_t)c->limits.memory_mb};
+    /* `nano-dp check` has its guard of its own (run_check), which also leaves out time spent
+     * waiting for a CPU; the start-up check gets the runtime's limits for module code. */
+    if (m->opts.mode != DP_MODE_CHECK) {
+        o.cpu_limit_ms = c->limits.cpu_ms;
+        o.wall_limit_ms = c->limits.wall_ms;
+    }
     uint64_t t0 = uv_hrtime();
     rt_isolate *iso = NULL;
     int rc = rt_isolate_new(m->loop, &o, &iso, err);
@@ -459,6 +628,184 @@ static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err
     rt_isolate_free(iso);
     uv_run(m->loop, UV_RUN_NOWAIT); /* its handles close */
     return 0;
+}
+
+/* --- nano-dp check: the load check in its own process (shared/check.h) --------------------- */
+
+/* Watches the loading thread's CPU clock: past the limit the verdict is printed from here and
+ * the process ends (the isolate cannot be stopped from outside rt_isolate_new, and need not
+ * be: the process is the sandbox). */
+typedef struct check_guard {
+    pthread_mutex_t mu;
+    clockid_t clock;
+    uint64_t started_ns;   /* the thread's CPU time when this file's load began */
+    uint64_t started_wall; /* uv_hrtime() then: waiting (top-level await) is bounded too */
+    uint64_t started_delay; /* the thread's run delay then (nano_check_run_delay_ms) */
+    int tid;               /* the loading thread */
+    uint64_t limit_ms;
+    const char *file;      /* the file loading now; NULL: between files */
+    bool is_json;
+    bool is_stopping;      /* every file is done: the guard ends */
+} check_guard;
+
+static uint64_t cpu_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void print_verdict(bool is_json, const char *file, const nano_error *err, uint64_t load_ms)
+{
+    if (is_json) {
+        json_t *v = err == NULL ? json_pack("{s:s, s:b, s:I}", "file", file, "ok", 1, "load_ms",
+                                            (json_int_t)load_ms)
+                                : json_pack("{s:s, s:b, s:{s:s, s:s}}", "file", file, "ok", 0,
+                                            "error", "code", err->id, "message", err->message);
+        char *text = json_dumps(v, JSON_COMPACT);
+        printf("%s\n", text != NULL ? text : "{}");
+        free(text);
+        json_decref(v);
+    } else if (err == NULL) {
+        printf("%s: ok (loaded in %llu ms)\n", file, (unsigned long long)load_ms);
+    } else {
+        printf("%s: FAIL %s (%s)\n", file, err->message, err->id);
+    }
+    fflush(stdout);
+}
+
+static void *check_guard_main(void *arg)
+{
+    check_guard *g = arg;
+    for (;;) {
+        struct timespec nap = {0, 5 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        pthread_mutex_lock(&g->mu);
+        if (g->is_stopping) {
+            pthread_mutex_unlock(&g->mu);
+            return NULL;
+        }
+        bool is_cpu = g->file != NULL && cpu_ns(g->clock) - g->started_ns > g->limit_ms * 1000000u;
+        /* Wall time spent waiting for a CPU (a busy machine) does not count. */
+        uint64_t wall_ms = g->file != NULL ? (uv_hrtime() - g->started_wall) / 1000000 : 0;
+        uint64_t starved_ms = g->file != NULL ? nano_check_run_delay_ms(getpid(), g->tid) -
+                                                    g->started_delay
+                                              : 0;
+        bool is_wall = g->file != NULL &&
+                       (wall_ms > g->limit_ms + NANO_CHECK_SLACK_MS + starved_ms ||
+                        wall_ms > 4 * (g->limit_ms + NANO_CHECK_SLACK_MS));
+        if (is_cpu || is_wall) {
+            nano_error err = {0};
+            nano_error_set(&err, NANO_EINVAL, "module_timeout",
+                           is_cpu ? "%s: loading ran past its CPU limit of %llu ms (a top level "
+                                    "that does not end?)"
+                                  : "%s: loading did not finish within %llu ms (a top-level "
+                                    "await that does not settle?)",
+                           g->file,
+                           (unsigned long long)(is_cpu ? g->limit_ms
+                                                       : g->limit_ms + NANO_CHECK_SLACK_MS));
+            print_verdict(g->is_json, g->file, &err, 0);
+            _exit(1);
+        }
+        pthread_mutex_unlock(&g->mu);
+    }
+}
+
+/* --env-stdin: the env as nano_check_env_to_json wrote it (at most 8 MiB). */
+static json_t *read_env_stdin(nano_error *err)
+{
+    nano_buf b = NANO_BUF_INIT;
+    char chunk[16384];
+    ssize_t n;
+    while ((n = read(0, chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR)) {
+        if (n > 0)
+            nano_buf_append(&b, chunk, (size_t)n);
+        if (b.len > 8u * 1024 * 1024)
+            break;
+    }
+    json_t *list = b.len <= 8u * 1024 * 1024 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    explicit_bzero(b.data, b.len);
+    nano_buf_fini(&b);
+    if (list == NULL)
+        nano_error_set(err, NANO_EINVAL, "usage", "--env-stdin: stdin is not a JSON env list");
+    return list;
+}
+
+/* nano-dp check: each file loaded as an app (check_app_loads, the start-up check) in a fresh
+ * isolate with the heap limit, under the CPU guard; one verdict per file. */
+static int run_check(dp_main *m)
+{
+    const dp_options *o = &m->opts;
+    nano_error env_err = {0};
+    json_t *env_list = o->env_stdin ? read_env_stdin(&env_err) : NULL;
+    if (o->env_stdin && env_list == NULL) {
+        fprintf(stderr, "nano-dp: %s\n", env_err.message);
+        return EXIT_USAGE;
+    }
+    check_guard g = {.limit_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : NANO_CHECK_MIN_CPU_MS,
+                     .is_json = o->check_json};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_getcpuclockid(pthread_self(), &g.clock);
+    g.tid = (int)syscall(SYS_gettid);
+    pthread_t guard;
+    if (pthread_create(&guard, NULL, check_guard_main, &g) != 0) {
+        fprintf(stderr, "nano-dp: error: cannot start the CPU guard thread\n");
+        return 1;
+    }
+    int failed = 0;
+    for (size_t i = 0; i < o->n_files; i++) {
+        const char *file = o->files[i];
+        nano_error err = {0};
+        nano_app_config app;
+        nano_app_config_init(&app);
+        app.name = nano_xstrdup(o->app_name);
+        app.node_compat = o->node_compat;
+        if (o->memory_limit_mb > 0)
+            app.limits.memory_mb = o->memory_limit_mb;
+        int rc = env_list != NULL ? nano_check_env_from_json(env_list, &app.env, &err) : 0;
+        if (rc == 0)
+            rc = nano_app_config_load_code(&app, file, &err);
+        uint64_t t0 = uv_hrtime();
+        if (rc == 0) {
+            pthread_mutex_lock(&g.mu);
+            g.file = app.main_path;
+            g.started_ns = cpu_ns(g.clock);
+            g.started_wall = uv_hrtime();
+            g.started_delay = nano_check_run_delay_ms(getpid(), g.tid);
+            pthread_mutex_unlock(&g.mu);
+            rc = check_app_loads(m, &app, &err);
+            pthread_mutex_lock(&g.mu); /* held from here: the guard cannot print over us */
+            g.file = NULL;
+        } else {
+            pthread_mutex_lock(&g.mu);
+        }
+        if (rc != 0) {
+            char line[sizeof err.message];
+            nano_check_one_line(err.message, app.main_path, line, sizeof line);
+            /* The guard ends the process on CPU, so a terminated load hit the heap limit. */
+            if (strstr(err.message, "execution terminated") != NULL)
+                nano_error_set(&err, NANO_EINVAL, "module_memory",
+                               "%s: loading reached the memory limit of %llu MiB",
+                               app.main_path != NULL ? app.main_path : file,
+                               (unsigned long long)app.limits.memory_mb);
+            else
+                snprintf(err.message, sizeof err.message, "%s", line);
+            nano_check_mask_secrets(&app.env, err.message, sizeof err.message);
+            print_verdict(g.is_json, file, &err, 0);
+            failed++;
+        } else {
+            print_verdict(g.is_json, file, NULL, (uv_hrtime() - t0) / 1000000);
+        }
+        pthread_mutex_unlock(&g.mu);
+        nano_app_config_fini(&app);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.is_stopping = true; /* g lives on this stack: the guard must be gone before it goes */
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(guard, NULL);
+    pthread_mutex_destroy(&g.mu);
+    json_decref(env_list);
+    return failed > 0 ? 1 : 0;
 }
 
 static size_t default_threads(void)
@@ -584,6 +931,7 @@ static int start_cp(dp_main *m, int port, nano_error *err)
         .ca_file = o->cp_ca_file, .cert_file = o->cp_cert_file, .key_file = o->cp_key_file,
         .code_dir = code_dir, .http_addr = addr, .drop_every = drop,
         .workers = m->workers, .n_workers = m->n_workers, .config_ready = &m->cp_config,
+        .load_errors = m->load_errors,
     };
     rc = dp_cp_client_start(&co, &m->cp, err);
     explicit_bzero(token, strlen(token));
@@ -602,10 +950,16 @@ static int serve(dp_main *m)
     if (rc == 0 && m->opts.config_path == NULL && m->opts.cp_url == NULL &&
         (rc = check_app_loads(m, nano_config_app(m->cfg, 0), &err)) != 0)
         NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
+    /* The apps a --config node starts with are not load-checked: there is no version to keep,
+     * and a checker per app would cost ~0.1 s each (a 1,000-app file: minutes). One that does
+     * not load fails on its first request and shows as its load_error. */
+    m->load_errors = dp_load_errors_new();
     if (rc != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
         nano_config_unref(m->cfg);
         m->cfg = NULL;
+        dp_load_errors_free(m->load_errors);
+        m->load_errors = NULL;
         return EXIT_USAGE;
     }
     size_t n = m->opts.threads > 0 ? (size_t)m->opts.threads : default_threads();
@@ -616,6 +970,8 @@ static int serve(dp_main *m)
         nano_free(fds);
         nano_config_unref(m->cfg);
         m->cfg = NULL;
+        dp_load_errors_free(m->load_errors);
+        m->load_errors = NULL;
         return 1;
     }
     bool is_v6 = strchr(m->opts.host, ':') != NULL;
@@ -634,6 +990,7 @@ static int serve(dp_main *m)
         .isolate_memory_budget = m->opts.isolate_memory_budget / n,
         .access_log = !m->opts.no_access_log,
         .pool_size = m->opts.pool_size,
+        .load_errors = m->load_errors,
     };
     /* The parser's limits are the largest any app allows (a config change may raise them up
      * to these flags' values only); each request then gets its app's own. */
@@ -663,7 +1020,8 @@ static int serve(dp_main *m)
     m->status_src = (dp_status_source){.workers = m->workers, .n_workers = m->n_workers,
                                        .config_version = nano_config_version(m->cfg),
                                        .n_apps = nano_config_n_apps(m->cfg),
-                                       .is_ready = m->opts.cp_url == NULL};
+                                       .is_ready = m->opts.cp_url == NULL,
+                                       .load_errors = m->load_errors};
     uv_signal_init(m->loop, &m->sigterm);
     uv_signal_init(m->loop, &m->sigint);
     uv_signal_init(m->loop, &m->sighup);
@@ -708,6 +1066,8 @@ static int serve(dp_main *m)
     m->workers = NULL;
     nano_config_unref(m->cfg);
     m->cfg = NULL;
+    dp_load_errors_free(m->load_errors);
+    m->load_errors = NULL;
     if (m->code_dir_tmp != NULL) {
         dp_remove_tree(m->code_dir_tmp);
         nano_free(m->code_dir_tmp);
@@ -718,6 +1078,10 @@ static int serve(dp_main *m)
 
 static int run(dp_main *m, const char *argv0)
 {
+    /* A load check runs beside a node that serves (its parent, or nanocp's host): it yields
+     * the CPU to it. Its own limits count its thread's CPU time, not the wall clock. */
+    if (m->opts.mode == DP_MODE_CHECK)
+        setpriority(PRIO_PROCESS, 0, 10);
     rt_platform_init(argv0);
     m->loop = nano_xmalloc(sizeof *m->loop);
     uv_loop_init(m->loop);
@@ -732,7 +1096,9 @@ static int run(dp_main *m, const char *argv0)
             fprintf(stderr, "nano-dp: error: %s\n", err.message);
             rc = EXIT_USAGE;
         } else {
-            rc = m->opts.mode == DP_MODE_TEST ? run_tests(m, &env) : run_scripts(m, &env);
+            rc = m->opts.mode == DP_MODE_TEST    ? run_tests(m, &env)
+                 : m->opts.mode == DP_MODE_CHECK ? run_check(m)
+                                                 : run_scripts(m, &env);
         }
         nano_env_fini(&env);
     }

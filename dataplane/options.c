@@ -13,6 +13,7 @@ static const char usage[] =
     "       nano-dp --control-plane tcp://HOST:7072 [options]    managed by nanocp\n"
     "       nano-dp test [--filter TEXT] [--timeout D] FILE.js...   (nano-dp test --help)\n"
     "       nano-dp run [--timeout D] SCRIPT.js...                 (nano-dp run --help)\n"
+    "       nano-dp check [--cpu-limit MS] APP.js...               (nano-dp check --help)\n"
     "\n"
     "Runs a Workers-style ES module (export default { fetch(request, env, ctx) }) as an\n"
     "HTTP/1.1 server on V8; with --config, every app of a nano.json file (docs/config.md),\n"
@@ -98,9 +99,39 @@ static const char run_usage[] =
     "\n"
     "Exit status: 0 ok, 1 a script threw or the run timed out, 2 bad usage.\n";
 
+static const char check_usage[] =
+    "Usage: nano-dp check [options] APP.js...\n"
+    "\n"
+    "Loads each app module as a worker would before serving it: compiles it and its\n"
+    "imports, runs its top level (and top-level await) in a fresh isolate, and looks for\n"
+    "`export default { fetch }`. Prints `FILE: ok` or one line saying what is wrong, as\n"
+    "FILE:LINE:COLUMN where V8 knows the place. nanocp runs it before it accepts a\n"
+    "deployment and nano-dp before a new version of an app becomes active (docs/nano-dp.md).\n"
+    "\n"
+    "Options:\n"
+    "  --cpu-limit MS        CPU time loading may take (default 1000); past it the check\n"
+    "                        fails with module_timeout\n"
+    "  --memory-limit MB     the isolate's heap limit (default 128)\n"
+    "  --node-compat         load as an app with node_compat (process.env)\n"
+    "  --env-stdin           the app's env (what the top level sees in process.env), as\n"
+    "                        the JSON array shared/check.h describes, on stdin\n"
+    "  --name NAME           the app's name in messages (default: the file's name)\n"
+    "  --json                print one JSON object per file: {\"file\", \"ok\": true} or\n"
+    "                        {\"file\", \"ok\": false, \"error\": {\"code\", \"message\"}}\n"
+    "  --log-level LEVEL     debug, info, warn or error (default info; log lines and the\n"
+    "                        app's console output go to stderr)\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Without --env-stdin the top level sees an empty env. Secret values are masked in\n"
+    "the messages.\n"
+    "Exit status: 0 every file loads, 1 one does not, 2 bad usage.\n";
+
 const char *dp_options_usage(dp_mode mode)
 {
-    return mode == DP_MODE_TEST ? test_usage : mode == DP_MODE_RUN ? run_usage : usage;
+    return mode == DP_MODE_TEST    ? test_usage
+           : mode == DP_MODE_RUN   ? run_usage
+           : mode == DP_MODE_CHECK ? check_usage
+                                   : usage;
 }
 
 #define bad(err, ...) nano_error_set((err), NANO_EINVAL, "usage", __VA_ARGS__)
@@ -176,9 +207,14 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     } else if (argc > 1 && strcmp(argv[1], "run") == 0) {
         o->mode = DP_MODE_RUN;
         first = 2;
+    } else if (argc > 1 && strcmp(argv[1], "check") == 0) {
+        o->mode = DP_MODE_CHECK;
+        first = 2;
     }
-    const char *mode_name = o->mode == DP_MODE_TEST ? "nano-dp test"
-                            : o->mode == DP_MODE_RUN ? "nano-dp run" : "nano-dp";
+    const char *mode_name = o->mode == DP_MODE_TEST    ? "nano-dp test"
+                            : o->mode == DP_MODE_RUN   ? "nano-dp run"
+                            : o->mode == DP_MODE_CHECK ? "nano-dp check"
+                                                       : "nano-dp";
 
     for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
@@ -222,9 +258,23 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
                                                  "--log-level", NULL};
         static const char *const run_flags[] = {"--timeout", "--location", "--log-level", NULL};
-        const char *const *known = o->mode == DP_MODE_TEST  ? test_flags
-                                   : o->mode == DP_MODE_RUN ? run_flags
-                                                            : serve_flags;
+        static const char *const check_flags[] = {"--cpu-limit", "--memory-limit", "--name",
+                                                  "--log-level", NULL};
+        if (o->mode == DP_MODE_CHECK && value == NULL &&
+            (strcmp(flag, "--json") == 0 || strcmp(flag, "--node-compat") == 0 ||
+             strcmp(flag, "--env-stdin") == 0)) {
+            if (flag[2] == 'j')
+                o->check_json = true;
+            else if (flag[2] == 'n')
+                o->node_compat = true;
+            else
+                o->env_stdin = true;
+            continue;
+        }
+        const char *const *known = o->mode == DP_MODE_TEST    ? test_flags
+                                   : o->mode == DP_MODE_RUN   ? run_flags
+                                   : o->mode == DP_MODE_CHECK ? check_flags
+                                                              : serve_flags;
         bool is_known = false;
         for (int k = 0; known[k] != NULL; k++)
             is_known = is_known || strcmp(flag, known[k]) == 0;
@@ -335,7 +385,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     if (o->mode != DP_MODE_SERVE) {
         if (o->n_files == 0)
             return bad(err, "%s: no files given (see %s --help)", mode_name, mode_name);
-        o->app_name = default_name(o->files[0]);
+        o->app_name = name != NULL ? nano_xstrdup(name) : default_name(o->files[0]);
         return 0;
     }
     bool cp_only = o->cp_rpc_url != NULL || o->node != NULL || o->node_token_file != NULL ||

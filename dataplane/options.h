@@ -19,6 +19,7 @@ typedef enum dp_mode {
     DP_MODE_SERVE = 0, /* nano-dp APP.js: serve HTTP */
     DP_MODE_TEST,      /* nano-dp test FILE...: run test modules */
     DP_MODE_RUN,       /* nano-dp run SCRIPT...: evaluate classic scripts, run the loop */
+    DP_MODE_CHECK,     /* nano-dp check APP.js...: does each module load (shared/check.h) */
 } dp_mode;
 
 typedef struct dp_options {
@@ -62,6 +63,9 @@ typedef struct dp_options {
     const char *cp_ca_file;       /* --control-plane-ca F */
     const char *cp_cert_file;     /* --control-plane-cert F */
     const char *cp_key_file;      /* --control-plane-key F */
+    bool check_json;              /* check: --json, one verdict object per file on stdout */
+    bool node_compat;             /* check: --node-compat, load as an app with process.env */
+    bool env_stdin;               /* check: --env-stdin, the app's env as JSON on stdin */
     bool show_help;
     bool show_version;
 } dp_options;

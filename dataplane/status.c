@@ -2,7 +2,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "alloc.h"
 #include "control/cp_client.h"
@@ -92,6 +95,22 @@ static void reply(dp_request *req, int status, const char *type, const nano_buf 
     dp_response_end(req);
 }
 
+/* ,"load_error":{"code","message","sha256"}: the app's newest version did not load here and
+ * an older one (or none) serves. The message is the checker's text: escaped by jansson. */
+static void append_load_error(dp_load_errors *t, const char *app, nano_buf *b)
+{
+    dp_load_error e;
+    if (!dp_load_errors_get(t, app, &e))
+        return;
+    json_t *v = json_pack("{s:s, s:s, s:s}", "code", e.err.id, "message", e.err.message, "sha256",
+                          e.sha256);
+    char *text = v != NULL ? json_dumps(v, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        nano_buf_appendf(b, ",\"load_error\":%s", text);
+    free(text);
+    json_decref(v);
+}
+
 static void status_json(dp_status_source *src, nano_buf *b)
 {
     size_t n;
@@ -114,10 +133,12 @@ static void status_json(dp_status_source *src, nano_buf *b)
             ",\"isolates\":%" PRIu64 ",\"heap_used\":%" PRIu64 ",\"requests\":%" PRIu64
             ",\"errors\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"cpu_limit_kills\":%" PRIu64
             ",\"memory_limit_kills\":%" PRIu64 ",\"wall_limit_kills\":%" PRIu64
-            ",\"isolates_created\":%" PRIu64 ",\"isolate_create_us_avg\":%" PRIu64 "}",
+            ",\"isolates_created\":%" PRIu64 ",\"isolate_create_us_avg\":%" PRIu64,
             first ? "" : ",", s->name, dp_app_state_name(s->state), s->in_flight, s->queued,
             s->isolates, s->heap_used, s->requests, s->errors, s->rejected, s->cpu_kills,
             s->memory_kills, s->wall_kills, s->creates, s->creates ? s->create_us / s->creates : 0);
+        append_load_error(src->load_errors, s->name, b);
+        nano_buf_append_str(b, "}");
         first = false;
     }
     nano_buf_append_str(b, "]");

@@ -24,6 +24,7 @@ typedef struct dp_status_source {
     bool is_draining;  /* process shutdown: /readyz says 503 */
     uint64_t config_reloads, config_rejects;
     struct dp_cp_client *cp; /* --control-plane: the link /status reports (NULL: none) */
+    dp_load_errors *load_errors; /* versions refused per app: each app's load_error */
 } dp_status_source;
 
 /* dp_status_start: listens on "HOST:PORT" ("[::1]:9901" too) on loop. Returns the server, or

@@ -23,6 +23,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "check.h"
 #include "log.h"
 #include "request.h"
 #include "server/server.h"
@@ -252,6 +253,14 @@ static int version_isolate(dp_version *v)
             v->logged_load_error = true;
             NANO_ERROR("app.load_failed", "app=%s worker=%d error_id=%s error=%s", c->name,
                        w->index, err.id, err.message);
+            if (w->opts.load_errors != NULL) {
+                /* For /status and nanocp: one line, no secret (it may be what was thrown). */
+                nano_error shown = err;
+                nano_check_one_line(err.message, c->main_path, shown.message,
+                                    sizeof shown.message);
+                nano_check_mask_secrets(&c->env, shown.message, sizeof shown.message);
+                dp_load_errors_set(w->opts.load_errors, c, &shown);
+            }
         }
         return -1;
     }

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "load_errors.h"
 #include "runtime/runtime.h"
 #include "stats.h"
 
@@ -31,6 +32,8 @@ typedef struct dp_worker_options {
     uint64_t isolate_memory_budget; /* bytes of V8 heap for this worker's idle isolates (0: none) */
     bool access_log;
     size_t pool_size;          /* ready isolates kept by rt_pool (0: none) */
+    dp_load_errors *load_errors; /* borrowed, may be NULL: an app version that fails to load
+                                  * here is recorded in it (for /status and nanocp) */
 } dp_worker_options;
 
 /* Called on the worker's thread when it has drained (all apps removed, connections closed),

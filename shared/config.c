@@ -700,6 +700,87 @@ int nano_config_seal(nano_config *cfg, nano_error *err)
     return 0;
 }
 
+/* --- keeping an app's previous code --------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? nano_xstrdup(s) : NULL;
+}
+
+static char **dup_strings(char *const *list, size_t n)
+{
+    char **out = nano_xcalloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = nano_xstrdup(list[i]);
+    return out;
+}
+
+/* A deep copy of src's routing, env, limits; code from code_of (src or the old app). */
+static void app_copy(nano_app_config *dst, const nano_app_config *src,
+                     const nano_app_config *code_of)
+{
+    nano_app_config_init(dst);
+    dst->name = nano_xstrdup(src->name);
+    dst->hostnames = src->n_hostnames ? dup_strings(src->hostnames, src->n_hostnames) : NULL;
+    dst->n_hostnames = src->n_hostnames;
+    dst->path_prefix = dup_or_null(src->path_prefix);
+    dst->is_default = src->is_default;
+    dst->main_path = dup_or_null(code_of->main_path);
+    if (code_of->code != NULL) {
+        dst->code = nano_xmalloc(code_of->code_len + 1);
+        memcpy(dst->code, code_of->code, code_of->code_len + 1);
+    }
+    dst->code_len = code_of->code_len;
+    memcpy(dst->code_sha256, code_of->code_sha256, sizeof dst->code_sha256);
+    dst->node_compat = code_of->node_compat;
+    if (src->env.n_entries > 0) {
+        dst->env.entries = nano_xcalloc(src->env.n_entries, sizeof *dst->env.entries);
+        dst->env.cap = dst->env.n_entries = src->env.n_entries;
+    }
+    for (size_t i = 0; i < src->env.n_entries; i++) {
+        const nano_env_entry *e = &src->env.entries[i];
+        nano_env_entry *d = &dst->env.entries[i];
+        *d = *e;
+        d->name = nano_xstrdup(e->name);
+        d->value = nano_xmalloc(e->value_len + 1);
+        memcpy(d->value, e->value, e->value_len);
+        d->value[e->value_len] = '\0';
+    }
+    dst->required_env = src->n_required_env ? dup_strings(src->required_env, src->n_required_env)
+                                            : NULL;
+    dst->n_required_env = src->n_required_env;
+    dst->limits = src->limits;
+}
+
+int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
+                          const char *const *names, size_t n_names, nano_config **out,
+                          nano_error *err)
+{
+    nano_config *copy = nano_config_new(cfg->version);
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_apps && rc == 0; i++) {
+        const nano_app_config *src = &cfg->apps[i];
+        const nano_app_config *code_of = src;
+        for (size_t k = 0; k < n_names; k++) {
+            const nano_app_config *prev = old != NULL ? nano_config_find(old, names[k], NULL) : NULL;
+            if (prev != NULL && strcmp(names[k], src->name) == 0)
+                code_of = prev;
+        }
+        nano_app_config app;
+        app_copy(&app, src, code_of);
+        rc = nano_config_add_app(copy, &app, err);
+        nano_app_config_fini(&app); /* a no-op once added */
+    }
+    if (rc == 0)
+        rc = nano_config_seal(copy, err);
+    if (rc != 0) {
+        nano_config_unref(copy);
+        return rc;
+    }
+    *out = copy;
+    return 0;
+}
+
 /* --- routing (per request: no allocation) -------------------------------------------------- */
 
 /* The part of a Host header value that names the host: without ":port" and one trailing

@@ -103,6 +103,16 @@ void nano_app_config_fini(nano_app_config *app);
 #define NANO_CODE_MAX_BYTES (32u * 1024 * 1024)
 int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error *err);
 
+/* nano_config_keep_code: a sealed copy of cfg (same version; one reference, the caller's) in
+ * which each app named in names that old also has keeps old's code (main_path, code, sha256,
+ * node_compat) while its hostnames, env and limits are cfg's. A data plane uses it to keep
+ * serving an app's previous version when the new one does not load. Errors are those of
+ * nano_config_add_app/seal (cfg was valid, so only a conflict the old code cannot cause).
+ * Any thread (cfg and old are read only). */
+int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
+                          const char *const *names, size_t n_names, nano_config **out,
+                          nano_error *err);
+
 /* References: the creator holds one. ref returns cfg. unref frees at zero, on whichever
  * thread drops the last reference. NULL is a no-op for both. */
 nano_config *nano_config_ref(nano_config *cfg);

@@ -213,7 +213,7 @@ static int check_value(ck *c, const json_t *v, kind k)
         {"name", K_STR, false}, {"size", K_UINT, false}, {"sha256", K_SHA, false}, END};
     static const field appstate_fields[] = {
         {"state", K_RUN_STATE, false}, {"in_flight", K_UINT, false}, {"version", K_UINT, false},
-        END};
+        {"load_error", K_ERROR, true}, END};
     static const field error_fields[] = {{"code", K_STR, false}, {"message", K_STR, false}, END};
     size_t i, mark;
     const char *key;

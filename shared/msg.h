@@ -64,7 +64,11 @@
  *  SNAPAPP = the app.put fields without seq/op, plus
  *    main:str|null, modules:[{name, size, sha256}] (the active deployment's; [] before one),
  *    vars:{NAME: any JSON}, secrets:{NAME: str}, drain_timeout_ms (state "draining" only).
- *  APPSTATE = {state:"active"|"draining"|"drained"|"timed_out", in_flight:int, version:int}
+ *  APPSTATE = {state:"active"|"draining"|"drained"|"timed_out", in_flight:int, version:int,
+ *              load_error?:{code, message}}
+ *             load_error: present only while the node refuses `version` because it does not
+ *             load there (the check's error id, e.g. module_syntax, and its one-line message);
+ *             the app's previous version, if any, keeps serving on that node.
  *
  * Checks made by the decoder (each failure: NANO_ESYNTAX or NANO_ETOOBIG, err->id as listed,
  * one-line message naming the field): msgpack well-formed and within the size limit

@@ -52,6 +52,7 @@ struct dp_cp_client {
     dp_worker **workers;
     size_t n_workers;
     uv_async_t *config_ready;
+    dp_load_errors *load_errors;
     nng_tls_config *tls;
     bool is_insecure; /* secrets would cross a non-TLS link to a non-loopback host */
 
@@ -427,10 +428,17 @@ static int send_status(dp_cp_client *c, nano_error *err)
                               strcmp(state, "drained") != 0 && strcmp(state, "timed_out") != 0))
             state = "active";
         json_t *v = json_object_get(a, "version");
-        json_object_set_new(apps, name,
-                            json_pack("{s:s, s:I, s:I}", "state", state, "in_flight",
-                                      (json_int_t)inf, "version",
-                                      json_is_integer(v) ? json_integer_value(v) : 0));
+        json_t *st = json_pack("{s:s, s:I, s:I}", "state", state, "in_flight", (json_int_t)inf,
+                               "version", json_is_integer(v) ? json_integer_value(v) : 0);
+        /* The version nanocp made active did not load here: say why (the previous one, if
+         * any, serves). Only then, so an older nanocp sees the status it knows. */
+        dp_load_error e;
+        const char *sha = json_string_value(json_object_get(a, "sha256"));
+        if (dp_load_errors_get(c->load_errors, name, &e) && sha != NULL &&
+            strcmp(sha, e.sha256) == 0)
+            json_object_set_new(st, "load_error", json_pack("{s:s, s:s}", "code", e.err.id,
+                                                            "message", e.err.message));
+        json_object_set_new(apps, name, st);
     }
     nano_msg m = {0};
     int rc = rpc(c, NANO_MSG_STATUS,
@@ -936,6 +944,7 @@ int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_e
     c->http_addr = nano_xstrdup(o->http_addr);
     c->drop_every = o->drop_every;
     c->workers = o->workers;
+    c->load_errors = o->load_errors;
     c->n_workers = o->n_workers;
     c->config_ready = o->config_ready;
     dp_cp_model_init(&c->model);

@@ -41,6 +41,8 @@ typedef struct dp_cp_client_options {
     dp_worker **workers;     /* read for status and drains (their stats tables) */
     size_t n_workers;
     uv_async_t *config_ready; /* sent when dp_cp_client_take has a config */
+    dp_load_errors *load_errors; /* borrowed, may be NULL: refused versions, reported in each
+                                  * app's status as load_error {code, message} */
 } dp_cp_client_options;
 
 /* The link as /status shows it. */

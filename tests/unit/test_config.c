@@ -1095,6 +1095,61 @@ static void compare_limits_and_defaults(void **state)
     assert_false(nano_limits_equal(&d, &e));
 }
 
+/* An app with code (source text, its sha256 made up from tag), env GREETING=greeting. */
+static void add_coded(nano_config *cfg, const char *name, const char *host, const char *source,
+                      char tag, const char *greeting)
+{
+    nano_app_config app;
+    nano_error err = {0};
+    mk_app(&app, name, host, NULL, false);
+    app.main_path = nano_xstrdup("/srv/main.js");
+    app.code = nano_xstrdup(source);
+    app.code_len = strlen(source);
+    memset(app.code_sha256, tag, 64);
+    app.code_sha256[64] = '\0';
+    app.limits.cpu_ms = tag == 'b' ? 70 : 50;
+    if (greeting != NULL)
+        assert_int_equal(nano_env_set(&app.env, "GREETING", greeting, strlen(greeting), false,
+                                      &err), 0);
+    if (nano_config_add_app(cfg, &app, &err) != 0)
+        fail_msg("add %s: %s", name, err.message);
+}
+
+static void compare_keep_code_takes_old_code_and_new_everything_else(void **state)
+{
+    (void)state;
+    nano_error err = {0};
+    nano_config *old = nano_config_new(1);
+    add_coded(old, "api", "api.test", "v1", 'a', NULL);
+    add_coded(old, "web", "web.test", "w1", 'c', NULL);
+    assert_int_equal(nano_config_seal(old, &err), 0);
+    nano_config *cfg = nano_config_new(2);
+    add_coded(cfg, "api", "api.test,api2.test", "broken", 'b', "hi");
+    add_coded(cfg, "web", "web.test", "w2", 'd', NULL);
+    add_coded(cfg, "new", "new.test", "n1", 'e', NULL);
+    assert_int_equal(nano_config_seal(cfg, &err), 0);
+
+    const char *keep[] = {"api", "new"}; /* "new" has no old code: it keeps its own */
+    nano_config *kept = NULL;
+    assert_int_equal(nano_config_keep_code(cfg, old, keep, 2, &kept, &err), 0);
+    assert_int_equal(nano_config_version(kept), 2);
+    assert_int_equal(nano_config_n_apps(kept), 3);
+    const nano_app_config *api = nano_config_find(kept, "api", NULL);
+    assert_non_null(api);
+    assert_string_equal(api->code, "v1"); /* the old code */
+    assert_int_equal(api->code_len, 2);
+    assert_true(nano_app_config_same_code(api, nano_config_find(old, "api", NULL)));
+    assert_int_equal(api->n_hostnames, 2); /* the new routing, env and limits */
+    assert_string_equal(nano_env_find(&api->env, "GREETING")->value, "hi");
+    assert_int_equal(api->limits.cpu_ms, 70);
+    assert_string_equal(nano_config_find(kept, "web", NULL)->code, "w2"); /* not named */
+    assert_string_equal(nano_config_find(kept, "new", NULL)->code, "n1");
+    assert_int_equal(nano_config_route(kept, "api2.test", 9, "/", 1), 0);
+    nano_config_unref(kept);
+    nano_config_unref(cfg);
+    nano_config_unref(old);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest route_tests[] = {
@@ -1143,6 +1198,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(compare_same_code),
         cmocka_unit_test(compare_env_equal_ignores_order_not_flags),
         cmocka_unit_test(compare_limits_and_defaults),
+        cmocka_unit_test(compare_keep_code_takes_old_code_and_new_everything_else),
     };
     const unit_group groups[] = {
         UNIT_GROUP("route", route_tests),       UNIT_GROUP("refcount", refcount_tests),

@@ -414,6 +414,34 @@ static void options_help_and_version(void **state)
         assert_non_null(strstr(dp_options_usage(DP_MODE_SERVE), flags[i]));
 }
 
+static void options_check_mode(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    const char *argv[] = {"nano-dp", "check", "--json", "--cpu-limit", "1500", "--node-compat",
+                          "--memory-limit=64", "--name", "api", "a.js", "b.js"};
+    assert_int_equal(parse(&o, &err, 11, argv), 0);
+    assert_int_equal(o.mode, DP_MODE_CHECK);
+    assert_true(o.check_json);
+    assert_true(o.node_compat);
+    assert_int_equal(o.cpu_limit_ms, 1500);
+    assert_int_equal(o.memory_limit_mb, 64);
+    assert_string_equal(o.app_name, "api");
+    assert_int_equal(o.n_files, 2);
+    assert_string_equal(o.files[1], "b.js");
+    dp_options_fini(&o);
+    assert_int_equal(parse(&o, &err, 3, (const char *[]){"nano-dp", "check", "x/app.js"}), 0);
+    assert_false(o.check_json);
+    assert_string_equal(o.app_name, "app");
+    dp_options_fini(&o);
+    expect_usage_error(2, (const char *[]){"nano-dp", "check"}, "no files given");
+    expect_usage_error(4, (const char *[]){"nano-dp", "check", "--port", "1"}, "unknown option");
+    expect_usage_error(3, (const char *[]){"nano-dp", "check", "--cpu-limit"}, "needs a value");
+    assert_non_null(strstr(dp_options_usage(DP_MODE_CHECK), "--cpu-limit"));
+    assert_non_null(strstr(dp_options_usage(DP_MODE_SERVE), "nano-dp check"));
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest http1[] = {
@@ -434,6 +462,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(options_all_flags),
         cmocka_unit_test(options_errors),
         cmocka_unit_test(options_help_and_version),
+        cmocka_unit_test(options_check_mode),
     };
     const unit_group groups[] = {
         UNIT_GROUP("http1", http1),

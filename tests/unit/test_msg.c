@@ -237,6 +237,12 @@ static void requests_roundtrip(void **state)
          "{\"applied_seq\": 12, \"apps\": {\"api\": {\"state\": \"draining\", \"in_flight\": 3,"
          " \"version\": 2}}}",
          "{\"seq\": 14}"},
+        /* A node that refuses the active version because it does not load there. */
+        {NANO_MSG_STATUS,
+         "{\"applied_seq\": 12, \"apps\": {\"api\": {\"state\": \"active\", \"in_flight\": 0,"
+         " \"version\": 3, \"load_error\": {\"code\": \"module_syntax\", \"message\":"
+         " \"index.js:3:2: SyntaxError: Unexpected token '}'\"}}}}",
+         "{\"seq\": 14}"},
         {NANO_MSG_DRAIN_ACK, "{\"app\": \"api\", \"result\": \"drained\", \"in_flight\": 0}", "{}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -309,6 +315,20 @@ static void requests_checked(void **state)
     raw(body, &b);
     assert_int_equal(nano_msg_decode_request(b.data, b.len, &m, &err), 0);
     nano_msg_fini(&m);
+    /* A status whose load_error is not {code, message}. */
+    static const char *const bad_statuses[] = {
+        "{\"applied_seq\": 1, \"apps\": {\"api\": {\"state\": \"active\", \"in_flight\": 0,"
+        " \"version\": 3, \"load_error\": \"module_syntax\"}}}",
+        "{\"applied_seq\": 1, \"apps\": {\"api\": {\"state\": \"active\", \"in_flight\": 0,"
+        " \"version\": 3, \"load_error\": {\"code\": \"module_syntax\"}}}}",
+        "{\"applied_seq\": 1, \"apps\": {\"api\": {\"state\": \"active\", \"in_flight\": 0,"
+        " \"version\": 3, \"load_error\": {\"code\": \"x\", \"message\": \"y\", \"z\": 1}}}}"};
+    for (size_t i = 0; i < sizeof bad_statuses / sizeof bad_statuses[0]; i++) {
+        json_t *sf = parse(bad_statuses[i]);
+        nano_buf_reset(&b);
+        assert_int_not_equal(nano_msg_encode_request(NANO_MSG_STATUS, "n", "t", sf, &b, &err), 0);
+        json_decref(sf);
+    }
     /* code.batch: an empty list, a bad sha256, more than 256; a reply keyed by non-sha. */
     static const char *const bad_batches[] = {"{\"sha256s\": []}", "{\"sha256s\": [\"abc\"]}",
                                               "{\"sha256s\": \"" SHA_A "\"}"};

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "alloc.h"
 #include "buf.h"
+#include "check.h"
 #include "log.h"
 #include "dotenv.h"
 #include "env.h"
@@ -339,6 +342,71 @@ static void log_lines_made_in_place(void **state)
     nano_buf_fini(&b);
 }
 
+/* --- check: the load checker's messages and env (shared/check.h) ---------------------------- */
+
+static void check_one_line_puts_the_first_frame_in_front(void **state)
+{
+    (void)state;
+    char out[512];
+    nano_check_one_line("/srv/a.js: evaluation threw: Error: no url\n    at boom (/srv/a.js:2:25)\n"
+                        "    at /srv/a.js:3:1",
+                        "/srv/a.js", out, sizeof out);
+    assert_string_equal(out, "/srv/a.js:2:25: evaluation threw: Error: no url");
+    nano_check_one_line("/srv/a.js: evaluation threw: Error: x\n    at /srv/lib.js:7:3", "/srv/a.js",
+                        out, sizeof out);
+    assert_string_equal(out, "/srv/lib.js:7:3: evaluation threw: Error: x");
+    /* Already placed (a syntax error), or nothing to place it with: the first line. */
+    nano_check_one_line("/srv/a.js:3:2: SyntaxError: Unexpected token '}'\nexport }\n ^", "/srv/a.js",
+                        out, sizeof out);
+    assert_string_equal(out, "/srv/a.js:3:2: SyntaxError: Unexpected token '}'");
+    nano_check_one_line("/srv/a.js: evaluation threw: just a string", "/srv/a.js", out,
+                        sizeof out);
+    assert_string_equal(out, "/srv/a.js: evaluation threw: just a string");
+    nano_check_one_line("x\ny", NULL, out, 2);
+    assert_string_equal(out, "x");
+}
+
+static void check_env_round_trips_and_masks_secrets(void **state)
+{
+    (void)state;
+    nano_env env, back;
+    nano_env_init(&env);
+    nano_env_init(&back);
+    nano_error err = {0};
+    assert_int_equal(nano_env_set(&env, "URL", "https://x", 9, false, &err), 0);
+    assert_int_equal(nano_env_set(&env, "TOKEN", "hunter2", 7, true, &err), 0);
+    assert_int_equal(nano_env_set_json(&env, "FLAGS", "{\"a\":1}", 7, &err), 0);
+    json_t *list = nano_check_env_to_json(&env);
+    assert_int_equal(nano_check_env_from_json(list, &back, &err), 0);
+    json_decref(list);
+    assert_true(nano_env_find(&back, "TOKEN")->is_secret);
+    assert_true(nano_env_find(&back, "FLAGS")->is_json);
+    assert_string_equal(nano_env_find(&back, "URL")->value, "https://x");
+    json_t *bad = json_pack("[{s:s}]", "name", "X");
+    assert_int_equal(nano_check_env_from_json(bad, &back, &err), NANO_EINVAL);
+    json_decref(bad);
+
+    char text[64] = "Error: bad token hunter2 (hunter2)";
+    nano_check_mask_secrets(&env, text, sizeof text);
+    assert_string_equal(text, "Error: bad token [REDACTED] ([REDACTED])");
+    char tight[24] = "token hunter2 and more";
+    nano_check_mask_secrets(&env, tight, sizeof tight);
+    assert_null(strstr(tight, "hunter2"));
+    assert_true(strlen(tight) < sizeof tight);
+    nano_env_fini(&env);
+    nano_env_fini(&back);
+}
+
+static void check_run_delay_reads_schedstat(void **state)
+{
+    (void)state;
+    /* This thread's own figure can be read (0 is a valid answer on an idle machine); a
+     * process that does not exist reads as 0, never as an error. */
+    uint64_t mine = nano_check_run_delay_ms(getpid(), getpid());
+    assert_true(mine < 24ull * 3600 * 1000);
+    assert_int_equal(nano_check_run_delay_ms(-1, -1), 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -363,10 +431,16 @@ int main(int argc, char **argv)
         cmocka_unit_test(ascii_prefix_finds_first_high_byte),
         cmocka_unit_test(log_lines_made_in_place),
     };
+    static const struct CMUnitTest check[] = {
+        cmocka_unit_test(check_one_line_puts_the_first_frame_in_front),
+        cmocka_unit_test(check_env_round_trips_and_masks_secrets),
+        cmocka_unit_test(check_run_delay_reads_schedstat),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
         UNIT_GROUP("env", env),
         UNIT_GROUP("parse", parse),
+        UNIT_GROUP("check", check),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }
