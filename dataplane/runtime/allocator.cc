@@ -31,17 +31,33 @@ extern "C" {
 // before the memory is asked of malloc, so that no two allocations can pass the limit
 // together; backing stores are freed on whichever thread drops them last (a GC thread too),
 // hence atomics.
-size_t rt_allocator::room() const
+//
+// The heap figure is the one left by the last full GC, unless the allocation is large (64 KiB
+// or more: a malloc of its own, so one more look at the heap costs little beside it) or would
+// leave less than a quarter of the limit: then it is the heap in use now, garbage included,
+// read on the isolate's thread. A heap grown since that GC is thus seen before it can hide
+// buffers past the limit; if its garbage is what leaves no room, V8's collection before the
+// RangeError brings the figure down and the next attempt fits.
+size_t rt_allocator::room(size_t len) const
 {
     size_t limit = limit_.load(std::memory_order_relaxed);
-    size_t taken = heap_live_.load(std::memory_order_relaxed) +
-                   adopted_.load(std::memory_order_relaxed);
+    size_t heap = heap_live_.load(std::memory_order_relaxed);
+    size_t others = adopted_.load(std::memory_order_relaxed) +
+                    allocated_.load(std::memory_order_relaxed);
+    v8::Isolate *isolate = isolate_.load(std::memory_order_relaxed);
+    if (isolate != nullptr && (len >= kLargeAllocation || heap + others + len > limit - limit / 4) &&
+        v8::Isolate::GetCurrent() == isolate) {
+        v8::HeapStatistics stats;
+        isolate->GetHeapStatistics(&stats);
+        heap = stats.used_heap_size();
+    }
+    size_t taken = heap + adopted_.load(std::memory_order_relaxed);
     return taken < limit ? limit - taken : 0;
 }
 
 bool rt_allocator::fits(size_t len) const
 {
-    size_t room = this->room();
+    size_t room = this->room(len);
     size_t cur = allocated_.load(std::memory_order_relaxed);
     return len <= room && cur <= room - len;
 }
@@ -52,7 +68,7 @@ bool rt_allocator::reserve(size_t len)
         allocated_.fetch_add(len, std::memory_order_relaxed);
         return true;
     }
-    size_t room = this->room();
+    size_t room = this->room(len);
     size_t cur = allocated_.load(std::memory_order_relaxed);
     do {
         if (len > room || cur > room - len)
@@ -168,6 +184,8 @@ void rt_memory_platform_flags(void)
 void rt_memory_attach(rt_isolate *iso, size_t heap_limit_mb)
 {
     iso->has_heap_limit = heap_limit_mb > 0;
+    if (iso->has_heap_limit)
+        iso->allocator->watch_heap(iso->isolate);
     iso->isolate->AddGCEpilogueCallback(on_full_gc, iso, v8::kGCTypeMarkSweepCompact);
 }
 

@@ -44,6 +44,8 @@ class rt_allocator final : public v8::ArrayBuffer::Allocator {
     void set_limit(size_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
     // The heap live after the last full GC: what the limit leaves to backing stores.
     void set_heap_live(size_t bytes) { heap_live_.store(bytes, std::memory_order_relaxed); }
+    // Counts isolate's heap in use now, too, near the limit (allocator.cc, room).
+    void watch_heap(v8::Isolate *isolate) { isolate_.store(isolate, std::memory_order_relaxed); }
     // Whether a backing store of len bytes would be given now.
     bool fits(size_t len) const;
     // While set, nothing is refused: for a native's allocation already known to fit, which
@@ -53,7 +55,9 @@ class rt_allocator final : public v8::ArrayBuffer::Allocator {
   private:
     bool reserve(size_t len);
     void unreserve(size_t len);
-    size_t room() const;
+    size_t room(size_t len) const;
+    static constexpr size_t kLargeAllocation = 64 * 1024;
+    std::atomic<v8::Isolate *> isolate_{nullptr};
     std::atomic<bool> is_granting_{false};
     std::atomic<size_t> allocated_{0};
     std::atomic<size_t> adopted_{0};

@@ -48,7 +48,7 @@ export default {
       // The heap grows beside the buffers kept by /hold (each part alone fits the limit),
       // then the app asks for one more buffer and catches the refusal.
       const objs = [];
-      for (let i = 0; i < mb * 1024 * 16; i++) objs.push({ i, s: 'x' + i });
+      for (let i = 0; i < mb / 4; i++) objs.push(new Array(512 * 1024).fill(i)); // 4 MiB each
       globalThis.objs = objs;
       try {
         new Uint8Array(MIB);
@@ -77,11 +77,10 @@ export default {
       });
       return new Response(body);
     }
-    case '/upload': {
-      // Keeps every request body it is sent, chunk by chunk, in module state.
-      for await (const chunk of request.body) kept.push(chunk);
+    case '/upload':
+      // Keeps every request body it is sent in module state.
+      kept.push(await request.arrayBuffer());
       return new Response('kept ' + kept.length);
-    }
     default:
       return new Response('a ok ' + served);
     }

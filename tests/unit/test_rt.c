@@ -309,15 +309,16 @@ static void memory_held_past_the_limit_breaks_the_isolate(void **state)
     rt_hooks hooks = {.broken = on_broken};
     rt_isolate_set_hooks(iso, &hooks);
     g_broken = 0;
-    /* 24 MiB of buffers, then a heap grown by ~12 MiB beside them: each fits, not both. The
-     * refused allocation (caught) makes V8 collect, and the check after it stops the JS. */
+    /* 24 MiB of buffers, then a heap grown by 12 MiB beside them: each fits, not both. The
+     * refused allocation (caught) makes V8 collect, and the check after it stops the JS (at
+     * its next interrupt check: the loop). */
     assert_int_equal(run(iso, "globalThis.kept = new Uint8Array(24 * 2 ** 20).fill(1);"), 0);
     assert_int_equal(g_broken, 0);
     assert_int_equal(run(iso, "const objs = [];"
-                              "for (let i = 0; i < 12 * 1024 * 16; i++) objs.push({ i, s: 'x' + i });"
+                              "for (let i = 0; i < 3; i++) objs.push(new Array(512 * 1024).fill(i));"
                               "globalThis.objs = objs;"
                               "try { new Uint8Array(2 ** 20); } catch (e) {}"
-                              "globalThis.survived = true;"),
+                              "for (let i = 0; i < 1e8; i++) globalThis.survived = i;"),
                      NANO_EJS);
     assert_int_equal(g_broken, 1);
     free_isolate(iso);
