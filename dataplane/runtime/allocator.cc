@@ -5,11 +5,12 @@
 // How the heap and ArrayBuffers share the one limit (memory_mb):
 // - The V8 heap alone is capped at the limit by V8 (rt__isolate_create; near it,
 //   on_near_heap_limit discards the isolate).
-// - A backing store is refused when the backing stores would pass the limit less the heap
-//   that was live after the last full GC. V8 then collects garbage (twice, then everything it
-//   can) and asks again; only if that fails too does JS get its RangeError ("Array buffer
-//   allocation failed"), which the app may catch. A refusal never touches the memory asked
-//   for, however large.
+// - A backing store is refused when the backing stores (with the request body chunks held)
+//   would pass the limit less the heap: the heap live after the last full GC, or, for a large
+//   allocation or one near the limit, the heap in use now (room, below). V8 then collects
+//   garbage (twice, then everything it can) and asks again; only if that fails too does JS
+//   get its RangeError ("Array buffer allocation failed"), which the app may catch. A refusal
+//   never touches the memory asked for, however large.
 // - After every full GC the isolate's live memory is checked: heap plus backing stores plus
 //   request body chunks it holds (see take_body in runtime.cc). Over the limit, it is stopped
 //   and discarded exactly as at the heap limit (503, a fresh isolate for the next request):
