@@ -45,9 +45,9 @@ size_t rt_allocator::room(size_t len) const
     size_t heap = heap_live_.load(std::memory_order_relaxed);
     size_t others = adopted_.load(std::memory_order_relaxed) +
                     allocated_.load(std::memory_order_relaxed);
+    bool is_near = len >= kLargeAllocation || heap + others + len > limit - limit / 4;
     v8::Isolate *isolate = isolate_.load(std::memory_order_relaxed);
-    if (isolate != nullptr && (len >= kLargeAllocation || heap + others + len > limit - limit / 4) &&
-        v8::Isolate::GetCurrent() == isolate) {
+    if (is_near && isolate != nullptr && v8::Isolate::GetCurrent() == isolate) {
         v8::HeapStatistics stats;
         isolate->GetHeapStatistics(&stats);
         heap = stats.used_heap_size();

@@ -342,7 +342,8 @@ static void memory_held_past_the_limit_breaks_the_isolate(void **state)
     assert_int_equal(run(iso, "globalThis.kept = new Uint8Array(24 * 2 ** 20).fill(1);"), 0);
     assert_int_equal(g_broken, 0);
     assert_int_equal(run(iso, "const objs = [];"
-                              "for (let i = 0; i < 3; i++) objs.push(new Array(512 * 1024).fill(i));"
+                              "for (let i = 0; i < 3; i++)"
+                              "  objs.push(new Array(512 * 1024).fill(i));"
                               "globalThis.objs = objs;"
                               "try { new Uint8Array(2 ** 20); } catch (e) {}"
                               "for (let i = 0; i < 1e8; i++) globalThis.survived = i;"),
