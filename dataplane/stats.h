@@ -42,6 +42,7 @@ typedef struct dp_app_stats {
     _Atomic uint64_t queued;       /* waiting for a concurrency slot */
     _Atomic uint64_t isolates;     /* live isolates (current and retiring versions) */
     _Atomic uint64_t heap_used;    /* bytes, sampled once a second */
+    _Atomic uint64_t external_used; /* ArrayBuffer bytes (rt_isolate_external_bytes), likewise */
     _Atomic uint64_t isolate_creates;
     _Atomic uint64_t isolate_create_us; /* total, for the mean */
     _Atomic uint64_t latency_count;

@@ -19,7 +19,7 @@ typedef struct app_sum {
     char name[64];
     dp_app_state state;
     uint64_t requests, errors, rejected, cpu_kills, memory_kills, wall_kills;
-    uint64_t in_flight, queued, isolates, heap_used, creates, create_us;
+    uint64_t in_flight, queued, isolates, heap_used, external_used, creates, create_us;
     uint64_t lat_count, lat_sum_us, lat_buckets[DP_LATENCY_BUCKETS + 1];
     bool is_seen_live;
 } app_sum;
@@ -48,6 +48,7 @@ static void add_app(app_sum *s, dp_app_stats *a)
     s->queued += ld(&a->queued);
     s->isolates += ld(&a->isolates);
     s->heap_used += ld(&a->heap_used);
+    s->external_used += ld(&a->external_used);
     s->creates += ld(&a->isolate_creates);
     s->create_us += ld(&a->isolate_create_us);
     s->lat_count += ld(&a->latency_count);
@@ -130,13 +131,15 @@ static void status_json(dp_status_source *src, nano_buf *b)
         nano_buf_appendf(
             b,
             "%s{\"name\":\"%s\",\"state\":\"%s\",\"in_flight\":%" PRIu64 ",\"queued\":%" PRIu64
-            ",\"isolates\":%" PRIu64 ",\"heap_used\":%" PRIu64 ",\"requests\":%" PRIu64
-            ",\"errors\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"cpu_limit_kills\":%" PRIu64
-            ",\"memory_limit_kills\":%" PRIu64 ",\"wall_limit_kills\":%" PRIu64
-            ",\"isolates_created\":%" PRIu64 ",\"isolate_create_us_avg\":%" PRIu64,
+            ",\"isolates\":%" PRIu64 ",\"heap_used\":%" PRIu64 ",\"external_used\":%" PRIu64
+            ",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"rejected\":%" PRIu64
+            ",\"cpu_limit_kills\":%" PRIu64 ",\"memory_limit_kills\":%" PRIu64
+            ",\"wall_limit_kills\":%" PRIu64 ",\"isolates_created\":%" PRIu64
+            ",\"isolate_create_us_avg\":%" PRIu64,
             first ? "" : ",", s->name, dp_app_state_name(s->state), s->in_flight, s->queued,
-            s->isolates, s->heap_used, s->requests, s->errors, s->rejected, s->cpu_kills,
-            s->memory_kills, s->wall_kills, s->creates, s->creates ? s->create_us / s->creates : 0);
+            s->isolates, s->heap_used, s->external_used, s->requests, s->errors, s->rejected,
+            s->cpu_kills, s->memory_kills, s->wall_kills, s->creates,
+            s->creates ? s->create_us / s->creates : 0);
         append_load_error(src->load_errors, s->name, b);
         nano_buf_append_str(b, "}");
         first = false;
@@ -194,6 +197,7 @@ static void status_metrics(dp_status_source *src, nano_buf *b)
         {"nano_app_queued", "gauge", "Requests waiting for a concurrency slot.", offsetof(app_sum, queued)},
         {"nano_app_isolates", "gauge", "Live isolates of the app.", offsetof(app_sum, isolates)},
         {"nano_app_heap_used_bytes", "gauge", "V8 heap used by the app's isolates.", offsetof(app_sum, heap_used)},
+        {"nano_app_external_used_bytes", "gauge", "ArrayBuffer memory held by the app's isolates (backing stores and request body chunks).", offsetof(app_sum, external_used)},
         {"nano_app_isolates_created_total", "counter", "Isolates created for the app.", offsetof(app_sum, creates)},
     };
     for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {

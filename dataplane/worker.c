@@ -48,6 +48,7 @@ struct dp_version {
     uint64_t load_failed_ms;       /* when loading it last failed (0: never) */
     bool logged_load_error;
     size_t heap_used;              /* at the last sample */
+    size_t external_used;          /* ArrayBuffer bytes, at the last sample */
     uint64_t heap_sampled_ms;
     dp_version *next;              /* in app->retired, or the worker's reap list */
     dp_version *reap_next;
@@ -873,13 +874,15 @@ static void apply_config(dp_worker *w, nano_config *cfg)
 
 typedef struct iso_use {
     dp_version *v;
-    size_t heap;
+    size_t memory;                 /* heap and ArrayBuffer bytes: what freeing it gives back */
 } iso_use;
 
 /* An isolate's heap is read again only if it ran since the last sample (an idle heap does not
- * change; reading a thousand of them each tick would cost the loop milliseconds). */
-static void sample_heap(dp_worker *w, dp_version *v, uint64_t *per_app_total, iso_use **uses,
-                        size_t *n_uses, size_t *cap)
+ * change; reading a thousand of them each tick would cost the loop milliseconds). Its
+ * ArrayBuffer bytes are one atomic load, read every time: they also drop while it is idle
+ * (a GC frees what it no longer holds). */
+static void sample_heap(dp_worker *w, dp_version *v, uint64_t *per_app_total,
+                        uint64_t *per_app_external, iso_use **uses, size_t *n_uses, size_t *cap)
 {
     if (v->iso == NULL)
         return;
@@ -887,13 +890,15 @@ static void sample_heap(dp_worker *w, dp_version *v, uint64_t *per_app_total, is
         v->heap_used = rt_isolate_heap_used(v->iso);
         v->heap_sampled_ms = now_ms(w);
     }
+    v->external_used = rt_isolate_external_bytes(v->iso);
     size_t heap = v->heap_used;
     *per_app_total += heap;
+    *per_app_external += v->external_used;
     if (*n_uses == *cap) {
         *cap = *cap ? *cap * 2 : 16;
         *uses = nano_xrealloc(*uses, *cap * sizeof **uses);
     }
-    (*uses)[(*n_uses)++] = (iso_use){v, heap};
+    (*uses)[(*n_uses)++] = (iso_use){v, heap + v->external_used};
 }
 
 static int by_last_used(const void *a, const void *b)
@@ -938,12 +943,13 @@ static void on_tick(uv_timer_t *t)
     size_t n_uses = 0, cap = 0, total = 0;
     for (size_t i = 0; i < n_apps; i++) {
         dp_app *app = w->apps[i];
-        uint64_t heap = 0;
-        sample_heap(w, app->current, &heap, &uses, &n_uses, &cap);
+        uint64_t heap = 0, external = 0;
+        sample_heap(w, app->current, &heap, &external, &uses, &n_uses, &cap);
         for (dp_version *v = app->retired; v != NULL; v = v->next)
-            sample_heap(w, v, &heap, &uses, &n_uses, &cap);
+            sample_heap(w, v, &heap, &external, &uses, &n_uses, &cap);
         atomic_store(&app->stats->heap_used, heap);
-        total += heap;
+        atomic_store(&app->stats->external_used, external);
+        total += heap + external;
     }
     /* Over the budget: free the least recently used idle isolates (their module state goes;
      * the next request builds a fresh one). */
@@ -955,11 +961,11 @@ static void on_tick(uv_timer_t *t)
             if (v->in_flight > 0 || v->iso == NULL || now - v->last_used_ms < 1000)
                 continue;
             version_free_isolate(v);
-            total -= uses[i].heap;
+            total -= uses[i].memory;
             evicted++;
         }
         if (evicted > 0)
-            NANO_INFO("dp.isolates_evicted", "worker=%d evicted=%zu heap_bytes=%zu budget=%llu",
+            NANO_INFO("dp.isolates_evicted", "worker=%d evicted=%zu memory_bytes=%zu budget=%llu",
                       w->index, evicted, total,
                       (unsigned long long)w->opts.isolate_memory_budget);
     }

@@ -29,7 +29,8 @@ typedef struct dp_worker_options {
     uint64_t max_body;
     uint64_t head_timeout_ms;
     uint64_t idle_timeout_ms;
-    uint64_t isolate_memory_budget; /* bytes of V8 heap for this worker's idle isolates (0: none) */
+    uint64_t isolate_memory_budget; /* bytes of V8 heap and ArrayBuffers for this worker's idle
+                                     * isolates (0: none) */
     bool access_log;
     size_t pool_size;          /* ready isolates kept by rt_pool (0: none) */
     dp_load_errors *load_errors; /* borrowed, may be NULL: an app version that fails to load

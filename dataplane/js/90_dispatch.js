@@ -172,6 +172,9 @@ function streamResponse(id, status, statusText, list, stream) {
       reading = false;
     } while (readAgain && !finished);
   };
+  // A stream that errors while no read is pending (the socket backed up: a source enqueuing
+  // past its memory limit, say) ends the response now, not when the client next drains it.
+  PromisePrototypeThen(rr.closed.promise, undefined, (err) => readRequest.error(err));
   pump();
 }
 

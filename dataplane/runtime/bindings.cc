@@ -179,7 +179,9 @@ static void EncodeUtf8(const FunctionCallbackInfo<Value> &args)
                           ? args[0].As<String>()
                           : args[0]->ToString(isolate->GetCurrentContext()).ToLocalChecked();
     size_t len = (size_t)s->Utf8Length(isolate);
-    std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(isolate, len);
+    std::unique_ptr<v8::BackingStore> store = rt_backing_store_new(isolate, len);
+    if (!store)
+        return; // past the app's memory limit: a RangeError
     s->WriteUtf8(isolate, static_cast<char *>(store->Data()), (int)len, nullptr,
                  String::NO_NULL_TERMINATION | String::REPLACE_INVALID_UTF8);
     Local<v8::ArrayBuffer> buf = v8::ArrayBuffer::New(isolate, std::move(store));

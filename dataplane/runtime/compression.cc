@@ -205,19 +205,23 @@ static void output_add(output *o, std::unique_ptr<BackingStore> store, size_t le
     o->chunks.push_back(v8::Uint8Array::New(ab, 0, len));
 }
 
-// Room to write into: *next and *avail describe the free end of the current buffer.
-static void output_room(output *o, uint8_t **next, size_t *avail)
+// Room to write into: *next and *avail describe the free end of the current buffer. False
+// when the app's memory limit refuses a new buffer (PUSH_NO_MEMORY).
+static bool output_room(output *o, uint8_t **next, size_t *avail)
 {
     if (o->cz->spare && o->used == kChunk) {
         output_add(o, std::move(o->cz->spare), kChunk);
         o->used = 0;
     }
     if (!o->cz->spare) {
-        o->cz->spare = ArrayBuffer::NewBackingStore(o->isolate, kChunk);
+        o->cz->spare = rt_backing_store_try_new(o->isolate, kChunk);
+        if (!o->cz->spare)
+            return false;
         o->used = 0;
     }
     *next = static_cast<uint8_t *>(o->cz->spare->Data()) + o->used;
     *avail = kChunk - o->used;
+    return true;
 }
 
 // The last, partly filled buffer of a push becomes a chunk of its exact length.
@@ -225,8 +229,11 @@ static void output_finish(output *o)
 {
     if (!o->cz->spare || o->used == 0)
         return;
-    if (o->used < kCopyBelow) {
-        std::unique_ptr<BackingStore> store = ArrayBuffer::NewBackingStore(o->isolate, o->used);
+    // A small copy, unless the memory limit refuses it: then the buffer shrinks in place.
+    std::unique_ptr<BackingStore> store;
+    if (o->used < kCopyBelow)
+        store = rt_backing_store_try_new(o->isolate, o->used);
+    if (store) {
         memcpy(store->Data(), o->cz->spare->Data(), o->used);
         output_add(o, std::move(store), o->used);
     } else {
@@ -262,7 +269,8 @@ static push_result push_zlib(rt_compressor *c, output *o, const uint8_t *in, siz
         bool is_last_slice = left == 0;
         uint8_t *next;
         size_t avail;
-        output_room(o, &next, &avail);
+        if (!output_room(o, &next, &avail))
+            return PUSH_NO_MEMORY;
         zs->next_out = next;
         zs->avail_out = (uInt)avail;
         int rc;
@@ -304,7 +312,8 @@ static push_result push_brotli(rt_compressor *c, output *o, const uint8_t *in, s
     for (;;) {
         uint8_t *next;
         size_t avail;
-        output_room(o, &next, &avail);
+        if (!output_room(o, &next, &avail))
+            return PUSH_NO_MEMORY;
         size_t room = avail;
         if (c->kind == CODEC_BROTLI_ENC) {
             BrotliEncoderOperation op = finish ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_PROCESS;

@@ -162,12 +162,15 @@ static void IcuTable(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     String::Utf8Value name(isolate, args[0]);
+    std::shared_ptr<v8::BackingStore> store = rt_backing_store_new(isolate, 256);
+    if (!store)
+        return; // past the app's memory limit: a RangeError
     UErrorCode e = U_ZERO_ERROR;
     UConverter *c = ucnv_open(*name, &e);
     if (U_FAILURE(e))
         return;
     ucnv_setToUCallBack(c, UCNV_TO_U_CALLBACK_STOP, nullptr, nullptr, nullptr, &e);
-    Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, 256);
+    Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, store);
     auto *table = static_cast<uint16_t *>(ab->Data());
     for (int b = 0x80; b < 0x100; b++) {
         char in = (char)b;

@@ -33,6 +33,7 @@ using v8::Value;
 int rt_platform_init(const char *argv0)
 {
     v8::V8::InitializeICUDefaultLocation(argv0);
+    rt_memory_platform_flags();
     // NANO_V8_FLAGS: V8 flags for diagnosis (e.g. "--trace-opt"); not a supported setting.
     if (const char *flags = getenv("NANO_V8_FLAGS"))
         v8::V8::SetFlagsFromString(flags);
@@ -481,7 +482,9 @@ void rt_slot_maybe_release(rt_isolate *iso, uint32_t index)
 static void free_body_chunk(void *data, size_t len, void *iso_ptr)
 {
     nano_free(data);
-    static_cast<rt_isolate *>(iso_ptr)->body_bytes_freed.fetch_add((int64_t)len);
+    auto *iso = static_cast<rt_isolate *>(iso_ptr);
+    iso->body_bytes_freed.fetch_add((int64_t)len);
+    iso->allocator->release_adopted(len);
 }
 
 // An ArrayBuffer adopting the body bytes the server received so far (no copy).
@@ -489,6 +492,14 @@ static void free_body_chunk(void *data, size_t len, void *iso_ptr)
 // V8 starts a GC when external memory grows 64 MiB past its last mark, and a streamed body
 // makes little else that would: without help, up to 64 MiB of read chunks wait as garbage.
 // Reporting each chunk once more (and taking that back when it is freed) halves that.
+//
+// The chunk counts against the app's memory limit for as long as JS holds it (allocator.cc):
+// an app that keeps request bodies holds that memory as surely as one keeping its own arrays,
+// and a whole-body read is one chunk of up to max_body. It is never refused here: the bytes
+// are in memory already, and what one read hands over is bounded by max_body (streamed reads
+// by the body's high-water mark); refusing would fail reads of bodies whose earlier chunks are
+// merely garbage not yet collected. While held it leaves that much less room to new
+// ArrayBuffers, and an app found holding more than its limit after a full GC is discarded.
 static Local<v8::ArrayBuffer> take_body(rt_isolate *iso, rt_slot *slot)
 {
     size_t len = 0;
@@ -496,6 +507,7 @@ static Local<v8::ArrayBuffer> take_body(rt_isolate *iso, rt_slot *slot)
     std::shared_ptr<v8::BackingStore> store;
     if (data != nullptr) {
         store = v8::ArrayBuffer::NewBackingStore(data, len, free_body_chunk, iso);
+        iso->allocator->adopt(len);
         int64_t freed = iso->body_bytes_freed.exchange(0);
         iso->isolate->AdjustAmountOfExternalAllocatedMemory((int64_t)len - freed);
     } else {
@@ -1106,9 +1118,9 @@ int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, 
                               "this binary has no startup snapshot");
     auto *iso = new rt_isolate();
     iso->loop = loop;
-    iso->allocator = v8::ArrayBuffer::Allocator::NewDefaultAllocator();
+    iso->allocator = std::make_shared<rt_allocator>();
     Isolate::CreateParams params;
-    params.array_buffer_allocator = iso->allocator;
+    params.array_buffer_allocator_shared = iso->allocator;
     params.snapshot_blob = blob;
     params.external_references = rt_external_references();
     if (heap_limit_mb > 0)
@@ -1116,6 +1128,7 @@ int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, 
     iso->isolate = Isolate::New(params);
     if (heap_limit_mb > 0)
         iso->isolate->AddNearHeapLimitCallback(on_near_heap_limit, iso);
+    rt_memory_attach(iso, heap_limit_mb);
     iso->isolate->SetData(0, iso);
     iso->isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
     iso->isolate->SetPromiseRejectCallback(on_promise_reject);
@@ -1167,6 +1180,7 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
             return rc;
     }
     uint64_t t1 = uv_hrtime();
+    rt_memory_set_limit(iso, opts->heap_limit_mb);
     iso->name = opts->name;
     iso->console_prefix = std::string("app=") + opts->name;
     iso->console_mode = opts->console_mode;
@@ -1269,7 +1283,7 @@ void rt_isolate_free(rt_isolate *iso)
     rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
     rt_unpark(iso->isolate);
     iso->isolate->Dispose();
-    delete iso->allocator;
+    iso->allocator.reset(); // V8 keeps it if a backing store outlives the isolate
     nano_buf_fini(&iso->scratch);
     iso->isolate = nullptr;
     // The rt_isolate itself goes when its three handles have closed.

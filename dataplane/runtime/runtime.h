@@ -46,9 +46,12 @@ typedef struct rt_app_options {
     size_t main_source_len;
     bool node_compat;      /* also expose env as process.env */
     rt_pool *pool;         /* borrowed, may be NULL: take a ready isolate from it (same loop) */
-    size_t heap_limit_mb;  /* V8 heap limit (0: V8's default); reaching it breaks the isolate.
-                            * Pooled isolates have the pool's limit: an app asking another
-                            * gets a fresh isolate instead */
+    size_t heap_limit_mb;  /* the app's memory limit, MiB: V8's heap and, with it, ArrayBuffer
+                            * memory (rt_isolate_external_bytes). An allocation past it throws
+                            * a RangeError; memory held past it breaks the isolate. 0: 128 MiB
+                            * from the pool, else V8's default heap limit and ArrayBuffers
+                            * alone capped at 128 MiB. Pooled isolates have the pool's heap
+                            * limit (128): an app asking another gets a fresh isolate instead */
     /* Limits of module code (the app's top level, evaluated here). cpu_limit_ms is the app's
      * per-request limit (0: none, as `nano-dp run` and `test` want): module code then gets
      * max(cpu_limit_ms, RT_STARTUP_CPU_MS) of CPU, and its top-level await wall_limit_ms to
@@ -127,6 +130,13 @@ void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud);
 
 /* rt_isolate_heap_used: bytes of V8 heap in use (cheap; for /status). */
 size_t rt_isolate_heap_used(rt_isolate *iso);
+
+/* rt_isolate_external_bytes: bytes of ArrayBuffer memory iso holds now: the backing stores
+ * its allocator made and the request body chunks handed to its JS, not yet freed (garbage
+ * counts until a GC frees it). They count with the heap against the app's memory limit
+ * (heap_limit_mb; rules in allocator.cc). Atomic loads only: cheap, and any thread may call
+ * it while iso lives. */
+size_t rt_isolate_external_bytes(const rt_isolate *iso);
 
 /* rt_isolate_new: takes a ready isolate from opts->pool (when it has one on this loop and the
  * app asks for no heap limit or the pool's, 128 MiB) or creates one from the startup

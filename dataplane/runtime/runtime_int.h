@@ -20,6 +20,51 @@ extern "C" {
 class LoopTaskRunner; // platform.cc
 struct rt_compression; // compression.cc
 
+// The memory limit of an app that asks for none (DESIGN.md §9).
+constexpr size_t RT_DEFAULT_MEMORY_MB = 128;
+
+// allocator.cc: the ArrayBuffer allocator of one isolate. It counts the bytes of the backing
+// stores it made and of the request body chunks the runtime adopted, and refuses a backing
+// store that would take them past the app's memory limit less the heap (the rules are at the
+// top of allocator.cc). Its methods may run on any thread: V8 frees a backing store wherever
+// its last reference goes.
+class rt_allocator final : public v8::ArrayBuffer::Allocator {
+  public:
+    void *Allocate(size_t len) override;
+    void *AllocateUninitialized(size_t len) override;
+    void *Reallocate(void *data, size_t old_len, size_t new_len) override;
+    void Free(void *data, size_t len) override;
+
+    // A body chunk of len bytes now held by an ArrayBuffer (never refused), and its release.
+    void adopt(size_t len);
+    void release_adopted(size_t len);
+    // Bytes of live backing stores made here plus adopted ones.
+    size_t external_bytes() const;
+    size_t limit() const { return limit_.load(std::memory_order_relaxed); }
+    void set_limit(size_t bytes) { limit_.store(bytes, std::memory_order_relaxed); }
+    // The heap live after the last full GC: what the limit leaves to backing stores.
+    void set_heap_live(size_t bytes) { heap_live_.store(bytes, std::memory_order_relaxed); }
+    // Counts isolate's heap in use now, too, near the limit (allocator.cc, room).
+    void watch_heap(v8::Isolate *isolate) { isolate_.store(isolate, std::memory_order_relaxed); }
+    // Whether a backing store of len bytes would be given now.
+    bool fits(size_t len) const;
+    // While set, nothing is refused: for a native's allocation already known to fit, which
+    // V8 would abort the process over if a GC in between made it not fit any more.
+    void set_granting(bool on) { is_granting_.store(on, std::memory_order_relaxed); }
+
+  private:
+    bool reserve(size_t len);
+    void unreserve(size_t len);
+    size_t room(size_t len) const;
+    static constexpr size_t kLargeAllocation = 64 * 1024;
+    std::atomic<v8::Isolate *> isolate_{nullptr};
+    std::atomic<bool> is_granting_{false};
+    std::atomic<size_t> allocated_{0};
+    std::atomic<size_t> adopted_{0};
+    std::atomic<size_t> heap_live_{0};
+    std::atomic<size_t> limit_{RT_DEFAULT_MEMORY_MB << 20};
+};
+
 // rt_ignore: consumes a Maybe whose failure needs no handling here: V8 calls like Set/Resolve
 // fail only with an exception already pending (or execution terminating), which the caller's
 // TryCatch or the surrounding JsEntry reports.
@@ -47,7 +92,9 @@ struct rt_module {
 struct rt_isolate {
     uv_loop_t *loop = nullptr;
     v8::Isolate *isolate = nullptr;
-    v8::ArrayBuffer::Allocator *allocator = nullptr;
+    // Shared with V8, which keeps it while any backing store it made is alive.
+    std::shared_ptr<rt_allocator> allocator;
+    bool has_heap_limit = false; // V8's heap is capped (rt__isolate_create got a limit)
     v8::Global<v8::Context> context;
     v8::Global<v8::Object> internal;
     v8::Global<v8::Function> dispatch;
@@ -222,6 +269,24 @@ void rt_platform_attach(rt_isolate *iso);
 void rt_platform_detach(rt_isolate *iso, uv_close_cb on_closed);
 bool rt_platform_wait_for_work(rt_isolate *iso, int timeout_ms);
 void rt_platform_run_tasks(rt_isolate *iso);
+
+// allocator.cc
+// rt_memory_platform_flags: V8 flags the memory check relies on; before V8::Initialize.
+void rt_memory_platform_flags(void);
+// rt_memory_attach: after Isolate::New, with the heap limit it was given (0: V8's default):
+// installs the check after each full GC. The limit is RT_DEFAULT_MEMORY_MB until
+// rt_memory_set_limit (a new allocator starts with it).
+void rt_memory_attach(rt_isolate *iso, size_t heap_limit_mb);
+// rt_memory_set_limit: the app's memory limit (0: RT_DEFAULT_MEMORY_MB), set when an app
+// takes the isolate (a pooled one was made before the app was known).
+void rt_memory_set_limit(rt_isolate *iso, size_t memory_mb);
+// rt_backing_store_new: a zeroed backing store of len bytes for a native to fill, or nullptr
+// with a RangeError thrown when the app's memory limit refuses it even after a full GC. Use
+// it instead of ArrayBuffer::NewBackingStore(isolate, len) and ArrayBuffer::New(isolate,
+// len): on a refusal those abort the process (V8's FatalProcessOutOfMemory).
+// rt_backing_store_try_new: the same without the exception, for a caller with its own error.
+std::unique_ptr<v8::BackingStore> rt_backing_store_new(v8::Isolate *isolate, size_t len);
+std::unique_ptr<v8::BackingStore> rt_backing_store_try_new(v8::Isolate *isolate, size_t len);
 
 // idna.cc
 const rt_native *rt_idna_natives(size_t *n);

@@ -236,6 +236,122 @@ static void pool_free_closes_everything(void **state)
     assert_int_equal(uv_loop_alive(&g_loop), 0);
 }
 
+/* --- memory: ArrayBuffers against the app's memory limit (allocator.cc) ------------------ */
+
+#define MIB ((size_t)1 << 20)
+
+static void memory_refused_arraybuffers_throw_and_kept_ones_are_counted(void **state)
+{
+    (void)state;
+    rt_isolate *iso = new_isolate(NULL, NULL, 32);
+    size_t before = rt_isolate_external_bytes(iso);
+    assert_true(before < MIB);
+    assert_int_equal(run(iso, "globalThis.kept = new Uint8Array(16 * 2 ** 20).fill(1);"
+                              "let e1, e2;"
+                              "try { new Uint8Array(16 * 2 ** 20); } catch (e) { e1 = e; }"
+                              "try { new Uint8Array(2 ** 32); } catch (e) { e2 = e; }"
+                              "if (!(e1 instanceof RangeError)) throw new Error('16 more: ' + e1);"
+                              "if (!(e2 instanceof RangeError)) throw new Error('4 GiB: ' + e2);"),
+                     0);
+    size_t held = rt_isolate_external_bytes(iso);
+    assert_true(held >= before + 16 * MIB && held < before + 16 * MIB + MIB);
+    free_isolate(iso);
+}
+
+static void memory_garbage_is_collected_before_a_refusal(void **state)
+{
+    (void)state;
+    rt_isolate *iso = new_isolate(NULL, NULL, 32);
+    /* 800 MiB through a 32 MiB limit, 8 MiB at a time. */
+    assert_int_equal(run(iso, "for (let i = 0; i < 100; i++) new Uint8Array(8 * 2 ** 20)[0] = i;"
+                              "try { new Uint8Array(32 * 2 ** 20); throw new Error('fit'); }"
+                              "catch (e) { if (!(e instanceof RangeError)) throw e; }"),
+                     0);
+    assert_true(rt_isolate_external_bytes(iso) <= 32 * MIB);
+    free_isolate(iso);
+}
+
+/* The heap counts with ArrayBuffers only when V8's heap has the limit too: an isolate from
+ * the pool (heap capped at 128 MiB) leaves ArrayBuffers 128 MiB less its heap; one made for
+ * no limit (`nano-dp run`) gives them 128 MiB whatever its heap. */
+static void memory_pooled_isolates_count_their_heap(void **state)
+{
+    (void)state;
+    const char *text = "new Uint8Array(127 * 2 ** 20);";
+    rt_pool *pool = rt_pool_new(&g_loop, 1);
+    fill(pool, 1);
+    rt_isolate *pooled = new_isolate(pool, NULL, 0);
+    assert_int_equal(rt_pool_n_ready(pool), 0);
+    assert_int_equal(run(pooled, text), NANO_EJS); /* RangeError */
+    assert_int_equal(run(pooled, "new Uint8Array(120 * 2 ** 20);"), 0);
+    free_isolate(pooled);
+    rt_pool_free(pool);
+    uv_run(&g_loop, UV_RUN_DEFAULT);
+
+    rt_isolate *unlimited = new_isolate(NULL, NULL, 0);
+    assert_int_equal(run(unlimited, text), 0);
+    assert_int_equal(run(unlimited, "new Uint8Array(129 * 2 ** 20);"), NANO_EJS);
+    free_isolate(unlimited);
+}
+
+/* Every path that gives memory back (Free, and Reallocate shrinking the last buffer of a
+ * CompressionStream's output) returns what was counted: once all is garbage and collected,
+ * the count is back where it started. */
+static void memory_freed_buffers_are_uncounted(void **state)
+{
+    (void)state;
+    rt_isolate *iso = new_isolate(NULL, NULL, 32);
+    size_t before = rt_isolate_external_bytes(iso);
+    assert_int_equal(run(iso, "globalThis.done = 0;"
+                              "const data = new Uint8Array(100000);"
+                              "for (let i = 0; i < data.length; i += 65536)"
+                              "  crypto.getRandomValues(data.subarray(i, i + 65536));"
+                              "for (let i = 0; i < 50; i++)"
+                              "  new Response(new Blob([data]).stream()"
+                              "      .pipeThrough(new CompressionStream('gzip'))).arrayBuffer()"
+                              "    .then((b) => { if (b.byteLength > 100000) done++; });"),
+                     0);
+    uv_run(&g_loop, UV_RUN_DEFAULT);
+    /* A refused allocation makes V8 collect everything first. */
+    assert_int_equal(run(iso, "if (done !== 50) throw new Error('done ' + done);"
+                              "try { new Uint8Array(64 * 2 ** 20); } catch (e) {}"),
+                     0);
+    size_t after = rt_isolate_external_bytes(iso);
+    assert_true(after <= before + 256 * 1024);
+    free_isolate(iso);
+}
+
+static int g_broken;
+
+static void on_broken(void *ud)
+{
+    (void)ud;
+    g_broken++;
+}
+
+static void memory_held_past_the_limit_breaks_the_isolate(void **state)
+{
+    (void)state;
+    rt_isolate *iso = new_isolate(NULL, NULL, 32);
+    rt_hooks hooks = {.broken = on_broken};
+    rt_isolate_set_hooks(iso, &hooks);
+    g_broken = 0;
+    /* 24 MiB of buffers, then a heap grown by 12 MiB beside them: each fits, not both. The
+     * refused allocation (caught) makes V8 collect, and the check after it stops the JS (at
+     * its next interrupt check: the loop). */
+    assert_int_equal(run(iso, "globalThis.kept = new Uint8Array(24 * 2 ** 20).fill(1);"), 0);
+    assert_int_equal(g_broken, 0);
+    assert_int_equal(run(iso, "const objs = [];"
+                              "for (let i = 0; i < 3; i++)"
+                              "  objs.push(new Array(512 * 1024).fill(i));"
+                              "globalThis.objs = objs;"
+                              "try { new Uint8Array(2 ** 20); } catch (e) {}"
+                              "for (let i = 0; i < 1e8; i++) globalThis.survived = i;"),
+                     NANO_EJS);
+    assert_int_equal(g_broken, 1);
+    free_isolate(iso);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest snapshot[] = {
@@ -251,9 +367,17 @@ int main(int argc, char **argv)
         cmocka_unit_test(pool_is_bypassed_for_a_heap_limit_or_another_loop),
         cmocka_unit_test(pool_free_closes_everything),
     };
+    static const struct CMUnitTest memory[] = {
+        cmocka_unit_test(memory_refused_arraybuffers_throw_and_kept_ones_are_counted),
+        cmocka_unit_test(memory_garbage_is_collected_before_a_refusal),
+        cmocka_unit_test(memory_pooled_isolates_count_their_heap),
+        cmocka_unit_test(memory_freed_buffers_are_uncounted),
+        cmocka_unit_test(memory_held_past_the_limit_breaks_the_isolate),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("snapshot", snapshot),
         UNIT_GROUP("pool", pool),
+        UNIT_GROUP("memory", memory),
     };
     rt_platform_init(argv[0]);
     uv_loop_init(&g_loop);
