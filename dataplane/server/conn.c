@@ -93,6 +93,20 @@ static void disarm_timer(dp_conn *c)
     c->timer_due = 0;
 }
 
+/* While a request body is awaited from a client we read from, its bytes must keep coming:
+ * one that sends part of a body and stops would otherwise hold the connection (and the
+ * request's slot in the app) forever. No byte for the idle timeout is a 408. Not armed
+ * while reading is held back (the app has not taken what came), nor once the body is in. */
+static void body_watch(dp_conn *c)
+{
+    if (c->state != DP_CONN_ACTIVE)
+        return;
+    if (!c->is_msg_complete && c->is_reading && !c->is_shutting_down)
+        arm_timer(c, c->srv->opts.idle_timeout_ms);
+    else
+        disarm_timer(c);
+}
+
 /* Lets go of the in-flight request: the runtime may keep it alive (waitUntil), but its
  * response no longer goes anywhere. */
 static void release_request(dp_conn *c, bool failed)
@@ -525,8 +539,10 @@ void dp_conn__body_taken(dp_conn *c)
         held >= DP_BODY_HIGH_WATER_MARK)
         return;
     c->is_body_paused = false;
-    if (c->state == DP_CONN_ACTIVE)
+    if (c->state == DP_CONN_ACTIVE) {
         start_reading(c);
+        body_watch(c);
+    }
 }
 
 static void send_error(dp_conn *c, int status, const char *reason)
@@ -575,6 +591,10 @@ static void on_timer(uv_timer_t *t)
         case DP_CONN_LINGER:
             dp_conn__close(c);
             break;
+        case DP_CONN_ACTIVE: /* armed by body_watch: the body stopped coming */
+            if (!c->is_msg_complete && c->is_reading)
+                send_error(c, 408, "request body not received in time");
+            break;
         default:
             break;
         }
@@ -598,6 +618,7 @@ static int on_body(void *ud, const char *data, size_t len)
          * let TCP hold the client back. */
         c->is_body_paused = true;
         stop_reading(c);
+        body_watch(c);
     }
     return 0;
 }
@@ -677,6 +698,7 @@ void dp_conn__response_failed(dp_conn *c)
 static void message_complete(dp_conn *c)
 {
     c->is_msg_complete = true;
+    body_watch(c);
     if (c->req != NULL && !c->req->body_complete) {
         dp_request *req = c->req;
         dp_request_ref(req);
@@ -746,6 +768,7 @@ static void process_input(dp_conn *c, const char *data, size_t len)
     c->is_in_feed = false;
     if (c->state == DP_CONN_HEAD || (c->state == DP_CONN_IDLE && !output_over_mark(c, true)))
         start_reading(c);
+    body_watch(c);
     if (c->state != DP_CONN_CLOSING)
         dp_server__flush_soon(c->srv, c);
 }
