@@ -375,7 +375,8 @@ static void fx_dispatch(void *ud, dp_request *req)
         f->started_ms = uv_now(&f->loop);
     nano_str path = dp_request_path(req);
     if (nano_str_eq(path, NANO_STR("/answer"))) {
-        assert_int_equal(dp_response_start(req, 200, (nano_str){NULL, 0}, NULL, 0, ANSWER_BYTES), 0);
+        assert_int_equal(
+            dp_response_start(req, 200, (nano_str){NULL, 0}, NULL, 0, ANSWER_BYTES), 0);
         dp_response_write(req, answer_bytes, ANSWER_BYTES);
         dp_response_end(req);
     } else if (nano_str_eq(path, NANO_STR("/stream"))) {
@@ -717,6 +718,11 @@ static bool fx_huge_read(conn_fixture *f)
 static void conn_4gib_body_is_sent_whole(void **state)
 {
     (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    /* What this checks is length arithmetic, which the conn group's smaller writes cover
+     * for memory errors; 4 GiB under the sanitizer's checks was never timed on CI. */
+    skip();
+#endif
     conn_fixture f;
     fx_init(&f, 0);
     const char *reqs = "GET /huge HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n";
