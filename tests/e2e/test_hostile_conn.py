@@ -9,7 +9,9 @@ one worker thread while the bystander app B is requested on the same thread (hos
   the app's stream is cancelled and the request leaves /status in_flight;
 - a slow but steady reader of large pipelined responses (GET and HEAD mixed) gets every
   byte in order, however long after the idle and write timeouts the transfer ends;
-- a client that half-closes right after its request still gets the whole response.
+- a client that half-closes right after its request still gets the whole response;
+- a client that sends part of a request body and stops gets a 408 after --idle-timeout, and
+  the request the app was reading it for ends.
 """
 import errno
 import fcntl
@@ -49,6 +51,8 @@ export default {
       }
       case '/counts':
         return Response.json({ started, cancelled });
+      case '/upload':
+        return new Response('got ' + (await request.text()).length);
       default:
         return new Response('a ok');
     }
@@ -248,6 +252,28 @@ def half_closed_client_gets_the_whole_answer():
         head, _, body = data.partition(b"\r\n\r\n")
         expect(head.startswith(b"HTTP/1.1 200"), head[:100])
         eq(len(body), 16 * MIB, "body bytes before the server closed")
+
+
+@check
+def stalled_upload_gets_408_after_the_idle_timeout():
+    with two_apps(A_APP, A_LIMITS, args=["--idle-timeout", "1s"]) as s:
+        warm(s)
+        with Bystander(s) as b:
+            with Conn(s.port, timeout=10) as c:
+                c.send(build_request("POST", "/upload", {"Content-Length": "100000"},
+                                     host="a.test")
+                       + b"x" * 1000)  # then nothing
+                t0 = time.monotonic()
+                r = c.read_response()
+                took = time.monotonic() - t0
+        b.check()
+        log_figure(f"stalled upload: {r.status} after {took:.2f} s (idle timeout 1 s)")
+        eq(r.status, 408, "status for a body that stopped coming")
+        expect(took < 2.5, f"the 408 took {took:.2f} s")
+        deadline = time.monotonic() + 3
+        while app_in_flight(s) != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        eq(app_in_flight(s), 0, "a's in-flight requests after the 408")
 
 
 if __name__ == "__main__":
