@@ -56,7 +56,11 @@ static const char usage[] =
     "  --max-head-size N     largest request head in bytes (default 64KiB; 431 beyond)\n"
     "  --max-body-size N     largest request body in bytes (default 100MiB; 413 beyond)\n"
     "  --head-timeout D      time allowed to send a request head (default 30s; 408 beyond)\n"
-    "  --idle-timeout D      keep-alive connections idle this long are closed (default 60s)\n"
+    "  --idle-timeout D      keep-alive connections idle this long are closed, and a\n"
+    "                        request body that stops arriving this long is a 408\n"
+    "                        (default 60s)\n"
+    "  --write-timeout D     a client that takes none of its response bytes for this long\n"
+    "                        is disconnected, its request aborted (default 30s)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -h, --help            show this help\n"
     "  --version             show the version\n"
@@ -197,6 +201,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     o->max_body_size = 100 * 1024 * 1024;
     o->head_timeout_ms = 30 * 1000;
     o->idle_timeout_ms = 60 * 1000;
+    o->write_timeout_ms = 30 * 1000;
     o->log_level = NANO_LOG_INFO;
     o->pool_size = 2;
     const char *name = NULL;
@@ -252,6 +257,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         static const char *const serve_flags[] = {
             "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
+            "--write-timeout",
             "--log-level", "--config", "--threads", "--status-listen", "--log-format",
             "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit", "--isolate-pool",
             "--control-plane", "--control-plane-rpc", "--node", "--node-token-file", "--code-dir",
@@ -314,6 +320,10 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             rc = parse_duration(flag, value, &o->head_timeout_ms, err);
         } else if (strcmp(flag, "--idle-timeout") == 0) {
             rc = parse_duration(flag, value, &o->idle_timeout_ms, err);
+        } else if (strcmp(flag, "--write-timeout") == 0) {
+            rc = parse_duration(flag, value, &o->write_timeout_ms, err);
+            if (rc == 0 && o->write_timeout_ms == 0)
+                rc = bad(err, "--write-timeout %s: must be above 0", value);
         } else if (strcmp(flag, "--filter") == 0) {
             o->filter = value;
         } else if (strcmp(flag, "--location") == 0) {

@@ -42,6 +42,7 @@ typedef struct dp_options {
     uint64_t max_body_size;
     uint64_t head_timeout_ms;
     uint64_t idle_timeout_ms;
+    uint64_t write_timeout_ms;
     nano_log_level log_level;
     const char *config_path;      /* --config FILE (borrowed) */
     int threads;                  /* --threads (0: the number of cores) */

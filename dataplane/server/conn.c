@@ -3,9 +3,12 @@
  *
  * A connection runs one request at a time. Bytes of a pipelined request that arrive while
  * one is in flight wait in `pending` (reading stops meanwhile) and are parsed once the
- * response is done. Work that would otherwise start from inside JS (finishing a response
- * synchronously from a handler) is deferred to the server's idle callback, so we never
- * re-enter the runtime. */
+ * response is done, and only while fewer than DP_OUTPUT_HIGH_WATER_MARK response bytes wait
+ * for the client: a client that pipelines without reading is held back by TCP instead of
+ * making us buffer its answers. A client that takes none of the bytes waiting for it for
+ * the write timeout is reset. Work that would otherwise start from inside JS (finishing a
+ * response synchronously from a handler) is deferred to the server's idle callback, so we
+ * never re-enter the runtime. */
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
@@ -59,23 +62,49 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void on_timer(uv_timer_t *t);
 
-/* Timeouts are lazy: every request would otherwise stop and restart the uv timer (a heap
- * update each). Arming only moves timer_due; the uv timer is restarted only when it would
- * fire after the new due time, and on_timer re-arms itself for a due time that moved later.
- * disarm_timer just forgets the due time. */
-static void arm_timer(dp_conn *c, uint64_t ms)
+/* The connection's one timer serves two clocks: the phase's timeout (head, idle, linger:
+ * timer_due) and the write timeout's checks (write_check_due). It fires at the earlier of
+ * the two. Timeouts are lazy: every request would otherwise stop and restart the uv timer (a
+ * heap update each). Arming only moves a due time; the uv timer is restarted only when it
+ * would fire after the new due time, and on_timer re-arms itself for a due time that moved
+ * later. disarm_timer just forgets the phase's due time. */
+static void timer_update(dp_conn *c)
 {
-    uint64_t due = uv_now(c->srv->loop) + ms;
-    c->timer_due = due;
+    uint64_t due = c->timer_due;
+    if (c->write_check_due != 0 && (due == 0 || c->write_check_due < due))
+        due = c->write_check_due;
+    if (due == 0 || c->state == DP_CONN_CLOSING)
+        return;
     if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_fires_at <= due)
         return;
+    uint64_t now = uv_now(c->srv->loop);
     c->timer_fires_at = due;
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static void arm_timer(dp_conn *c, uint64_t ms)
+{
+    c->timer_due = uv_now(c->srv->loop) + ms;
+    timer_update(c);
 }
 
 static void disarm_timer(dp_conn *c)
 {
     c->timer_due = 0;
+}
+
+/* While a request body is awaited from a client we read from, its bytes must keep coming:
+ * one that sends part of a body and stops would otherwise hold the connection (and the
+ * request's slot in the app) forever. No byte for the idle timeout is a 408. Not armed
+ * while reading is held back (the app has not taken what came), nor once the body is in. */
+static void body_watch(dp_conn *c)
+{
+    if (c->state != DP_CONN_ACTIVE)
+        return;
+    if (!c->is_msg_complete && c->is_reading && !c->is_shutting_down)
+        arm_timer(c, c->srv->opts.idle_timeout_ms);
+    else
+        disarm_timer(c);
 }
 
 /* Lets go of the in-flight request: the runtime may keep it alive (waitUntil), but its
@@ -100,14 +129,82 @@ static void release_request(dp_conn *c, bool failed)
     dp_request_unref(req);
 }
 
-void dp_conn__close(dp_conn *c)
+/* reset: with an RST (SO_LINGER 0) rather than a FIN, for a peer that takes nothing: the
+ * kernel would otherwise keep the unsent bytes of the closed socket, probing a zero window. */
+static void close_conn(dp_conn *c, bool reset)
 {
     if (c->state == DP_CONN_CLOSING)
         return;
     set_state(c, DP_CONN_CLOSING);
     release_request(c, true);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+void dp_conn__close(dp_conn *c)
+{
+    close_conn(c, false);
+}
+
+size_t dp_conn__unsent(const dp_conn *c)
+{
+    /* libuv's write queue size counts down as the kernel takes bytes of a write in flight. */
+    return c->out.len + uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+/* Bytes the kernel has taken from our uv_write requests, ever: grows while any progress is
+ * made, even inside one large write whose callback is far off. */
+static uint64_t write_progress(const dp_conn *c)
+{
+    return c->write_done + c->write_bytes -
+           uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+static uint64_t write_timeout_ms(const dp_conn *c)
+{
+    uint64_t ms = c->srv->opts.write_timeout_ms;
+    return ms != 0 ? ms : DP_WRITE_TIMEOUT_MS;
+}
+
+/* Checked four times per timeout: a connection is closed between one and one and a quarter
+ * timeouts after the kernel last took a byte (the first check that finds no progress since
+ * the one before starts the count). */
+static uint64_t write_check_interval(const dp_conn *c)
+{
+    uint64_t ms = write_timeout_ms(c) / 4;
+    return ms > 0 ? ms : 1;
+}
+
+/* A uv_write is in flight: watch it (nothing to do if already watching). */
+static void write_watch_start(dp_conn *c)
+{
+    if (c->write_check_due != 0)
+        return;
+    uint64_t now = uv_now(c->srv->loop);
+    c->write_mark = write_progress(c);
+    c->write_stall_since = now;
+    c->write_check_due = now + write_check_interval(c);
+    timer_update(c);
+}
+
+/* The timer's write check: true when the connection was closed. */
+static bool write_check(dp_conn *c, uint64_t now)
+{
+    uint64_t progress = write_progress(c);
+    if (progress != c->write_mark) {
+        c->write_mark = progress;
+        c->write_stall_since = now;
+    } else if (now - c->write_stall_since >= write_timeout_ms(c)) {
+        /* The client reads nothing: the request in flight, if any, is aborted as if the client
+         * had gone (its response stream is canceled, its slot released). */
+        NANO_DEBUG("conn.write_timeout", "unsent=%zu stalled_ms=%llu", dp_conn__unsent(c),
+                   (unsigned long long)(now - c->write_stall_since));
+        close_conn(c, true);
+        return true;
+    }
+    c->write_check_due = now + write_check_interval(c);
+    return false;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -125,7 +222,7 @@ static void start_reading(dp_conn *c)
 {
     if (c->is_reading || c->state == DP_CONN_CLOSING)
         return;
-    if (c->is_shutting_down && c->state != DP_CONN_LINGER)
+    if ((c->is_shutting_down || c->is_output_paused) && c->state != DP_CONN_LINGER)
         return;
     c->is_reading = true;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -179,7 +276,8 @@ static void close_gracefully(dp_conn *c)
     release_request(c, false);
     stop_reading(c);
     disarm_timer(c);
-    uv_timer_stop(&c->timer);
+    if (c->write_check_due == 0)
+        uv_timer_stop(&c->timer); /* a write in flight is still watched */
     c->want_shutdown = true;
     maybe_shutdown(c);
 }
@@ -187,7 +285,9 @@ static void close_gracefully(dp_conn *c)
 typedef struct write_req {
     uv_write_t req;
     dp_conn *conn;
-    nano_buf data;
+    nano_buf data; /* the bytes from `sent` on are this request's */
+    size_t sent;   /* taken by the kernel before the request was made */
+    size_t len;    /* data.len - sent */
 } write_req;
 
 /* A streamed response waiting for room (dp_response_writable said false) may write again
@@ -214,13 +314,46 @@ static void output_drained(dp_conn *c)
     if (req != NULL && req->is_body_piped && c->state != DP_CONN_CLOSING)
         dp_conn__body_taken(c); /* read more of the piped body */
     notify_writable(c);
+    if (c->is_output_paused && c->state != DP_CONN_CLOSING &&
+        dp_conn__unsent(c) < DP_OUTPUT_LOW_WATER_MARK) {
+        /* Take pipelined requests again: those already read first, then the socket. */
+        c->is_output_paused = false;
+        if (c->state == DP_CONN_IDLE && !c->is_shutting_down) {
+            if (c->pending.len > 0)
+                dp_server__schedule(c->srv, c);
+            else
+                start_reading(c);
+        }
+    }
+}
+
+/* Called where a new request could start: true when the unsent output is at the high-water
+ * mark, so that none may (the connection is paused until output_drained sees it below the
+ * low-water mark). may_flush: hand waiting output to the kernel first (not from inside JS,
+ * since a failed write closes the connection). */
+static bool output_over_mark(dp_conn *c, bool may_flush)
+{
+    if (c->is_output_paused)
+        return true;
+    if (dp_conn__unsent(c) < DP_OUTPUT_HIGH_WATER_MARK)
+        return false;
+    if (may_flush && c->n_writes == 0) {
+        flush(c); /* a client that reads keeps up: no pause */
+        if (c->state == DP_CONN_CLOSING || dp_conn__unsent(c) < DP_OUTPUT_HIGH_WATER_MARK)
+            return c->state == DP_CONN_CLOSING;
+    }
+    NANO_DEBUG("conn.output_paused", "unsent=%zu", dp_conn__unsent(c));
+    c->is_output_paused = true;
+    stop_reading(c);
+    return true;
 }
 
 static void on_write(uv_write_t *w, int status)
 {
     write_req *wr = container_of(w, write_req, req);
     dp_conn *c = wr->conn;
-    c->write_bytes -= wr->data.len;
+    c->write_bytes -= wr->len;
+    c->write_done += wr->len;
     nano_buf_fini(&wr->data);
     nano_free(wr);
     c->n_writes--;
@@ -232,11 +365,28 @@ static void on_write(uv_write_t *w, int status)
         return;
     }
     flush(c);
-    output_drained(c);
+    if (c->n_writes == 0) {
+        c->write_check_due = 0; /* nothing waits for the kernel: no write timeout to watch */
+        if (c->state == DP_CONN_IDLE && c->out.len == 0)
+            arm_timer(c, c->srv->opts.idle_timeout_ms); /* idle from now: the answers left */
+    }
+    if (c->state != DP_CONN_CLOSING)
+        output_drained(c);
 }
 
 /* Responses up to this size are copied into out and written with one write(). */
 #define DP_SMALL_WRITE (16 * 1024)
+
+/* A uv_buf_t of len bytes (at most DP_WRITE_PIECE_MAX): uv_buf_init would cut the length to
+ * an unsigned int. */
+static uv_buf_t piece(const char *p, size_t len)
+{
+    assert(len <= DP_WRITE_PIECE_MAX);
+    uv_buf_t b;
+    b.base = (char *)p;
+    b.len = len;
+    return b;
+}
 
 /* What the kernel takes of p[0..n) now: bytes written, 0 when the socket is full, or a
  * negative libuv error. send() rather than libuv's write(): on a socket it skips the file
@@ -263,22 +413,36 @@ static void flush(dp_conn *c)
 {
     if (c->n_writes > 0 || c->out.len == 0 || c->state == DP_CONN_CLOSING)
         goto out;
-    uv_buf_t b;
     ssize_t n = try_send(c, c->out.data, c->out.len);
     if (n < 0) {
         NANO_DEBUG("conn.write_failed", "error=%s", uv_strerror((int)n));
         dp_conn__close(c);
         return;
     }
-    nano_buf_consume(&c->out, (size_t)n);
-    if (c->out.len > 0) {
-        /* The rest goes out asynchronously; hand the bytes to the write request. */
+    if ((size_t)n == c->out.len) {
+        c->out.len = 0;
+    } else {
+        /* The rest goes out asynchronously: hand the buffer to the write request as it is
+         * (moving the rest to the front would copy up to the whole response), in pieces a
+         * uv_buf_t carries whole (libuv copies the array). */
         write_req *wr = nano_xmalloc(sizeof *wr);
         wr->conn = c;
         wr->data = c->out;
+        wr->sent = (size_t)n;
+        wr->len = wr->data.len - wr->sent;
         c->out = NANO_BUF_INIT;
-        b = uv_buf_init(wr->data.data, (unsigned)wr->data.len);
-        int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+        size_t n_bufs = (wr->len + DP_WRITE_PIECE_MAX - 1) / DP_WRITE_PIECE_MAX;
+        uv_buf_t few[8];
+        uv_buf_t *bufs = n_bufs <= 8 ? few : nano_xmalloc(n_bufs * sizeof *bufs);
+        for (size_t i = 0; i < n_bufs; i++) {
+            size_t off = i * DP_WRITE_PIECE_MAX;
+            size_t len = wr->len - off;
+            bufs[i] = piece(wr->data.data + wr->sent + off,
+                            len < DP_WRITE_PIECE_MAX ? len : DP_WRITE_PIECE_MAX);
+        }
+        int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)n_bufs, on_write);
+        if (bufs != few)
+            nano_free(bufs);
         if (rc != 0) {
             nano_buf_fini(&wr->data);
             nano_free(wr);
@@ -286,7 +450,8 @@ static void flush(dp_conn *c)
             return;
         }
         c->n_writes++;
-        c->write_bytes += wr->data.len;
+        c->write_bytes += wr->len;
+        write_watch_start(c);
     }
 out:
     maybe_shutdown(c);
@@ -324,12 +489,21 @@ void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n)
         return;
     }
     if (c->n_writes == 0 && n <= 4) {
+        /* At most DP_WRITE_PIECE_MAX offered in all: the kernel takes far less at once, and
+         * uv_try_write's int result then holds the count. */
         uv_buf_t iov[5];
         unsigned k = 0;
-        if (c->out.len > 0)
-            iov[k++] = uv_buf_init(c->out.data, (unsigned)c->out.len);
-        for (unsigned i = 0; i < n; i++)
-            iov[k++] = bufs[i];
+        size_t room = DP_WRITE_PIECE_MAX;
+        if (c->out.len > 0) {
+            size_t len = c->out.len < room ? c->out.len : room;
+            iov[k++] = piece(c->out.data, len);
+            room -= len;
+        }
+        for (unsigned i = 0; i < n && room > 0; i++) {
+            size_t len = bufs[i].len < room ? bufs[i].len : room;
+            iov[k++] = piece(bufs[i].base, len);
+            room -= len;
+        }
         int rc = uv_try_write((uv_stream_t *)&c->tcp, iov, k);
         if (rc == UV_EAGAIN || rc == UV_ENOSYS)
             rc = 0;
@@ -349,6 +523,8 @@ void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n)
         if (bufs[i].len > skip)
             nano_buf_append(&c->out, bufs[i].base + skip, bufs[i].len - skip);
     }
+    if (c->out.len > 0 && c->n_writes == 0)
+        dp_server__flush_soon(c->srv, c); /* the rest goes even if nobody flushes */
 }
 
 /* The runtime took body bytes (or wants the whole body, or dropped it): read again if the
@@ -363,8 +539,10 @@ void dp_conn__body_taken(dp_conn *c)
         held >= DP_BODY_HIGH_WATER_MARK)
         return;
     c->is_body_paused = false;
-    if (c->state == DP_CONN_ACTIVE)
+    if (c->state == DP_CONN_ACTIVE) {
         start_reading(c);
+        body_watch(c);
+    }
 }
 
 static void send_error(dp_conn *c, int status, const char *reason)
@@ -391,26 +569,38 @@ static void send_error(dp_conn *c, int status, const char *reason)
 static void on_timer(uv_timer_t *t)
 {
     dp_conn *c = container_of(t, dp_conn, timer);
-    if (c->timer_due == 0)
-        return;
     uint64_t now = uv_now(c->srv->loop);
-    if (now < c->timer_due) {
-        c->timer_fires_at = c->timer_due;
-        uv_timer_start(&c->timer, on_timer, c->timer_due - now, 0);
+    if (c->state == DP_CONN_CLOSING)
         return;
+    if (c->write_check_due != 0 && now >= c->write_check_due && write_check(c, now))
+        return;
+    if (c->timer_due != 0 && now >= c->timer_due) {
+        c->timer_due = 0;
+        switch (c->state) {
+        case DP_CONN_HEAD:
+            send_error(c, 408, "request head not received in time");
+            break;
+        case DP_CONN_IDLE:
+            /* Not idle while answers still leave: the write timeout watches those (a slow
+             * reader of a large response keeps its connection); look again later. */
+            if (dp_conn__unsent(c) > 0)
+                arm_timer(c, c->srv->opts.idle_timeout_ms);
+            else
+                dp_conn__close(c);
+            break;
+        case DP_CONN_LINGER:
+            dp_conn__close(c);
+            break;
+        case DP_CONN_ACTIVE: /* armed by body_watch: the body stopped coming */
+            if (!c->is_msg_complete && c->is_reading)
+                send_error(c, 408, "request body not received in time");
+            break;
+        default:
+            break;
+        }
     }
-    c->timer_due = 0;
-    switch (c->state) {
-    case DP_CONN_HEAD:
-        send_error(c, 408, "request head not received in time");
-        break;
-    case DP_CONN_IDLE:
-    case DP_CONN_LINGER:
-        dp_conn__close(c);
-        break;
-    default:
-        break;
-    }
+    if (c->state != DP_CONN_CLOSING)
+        timer_update(c);
 }
 
 static int on_body(void *ud, const char *data, size_t len)
@@ -428,6 +618,7 @@ static int on_body(void *ud, const char *data, size_t len)
          * let TCP hold the client back. */
         c->is_body_paused = true;
         stop_reading(c);
+        body_watch(c);
     }
     return 0;
 }
@@ -469,7 +660,9 @@ static void finish_request(dp_conn *c)
     }
     set_state(c, DP_CONN_IDLE);
     arm_timer(c, c->srv->opts.idle_timeout_ms);
-    if (!c->is_in_feed) {
+    /* Inside a feed, process_input checks the mark before the next request; here we may be
+     * inside JS (the response ended from a handler): no flush, the end of the turn does it. */
+    if (!c->is_in_feed && !output_over_mark(c, false)) {
         if (c->pending.len > 0)
             dp_server__schedule(c->srv, c); /* parse the next pipelined request */
         else
@@ -505,6 +698,7 @@ void dp_conn__response_failed(dp_conn *c)
 static void message_complete(dp_conn *c)
 {
     c->is_msg_complete = true;
+    body_watch(c);
     if (c->req != NULL && !c->req->body_complete) {
         dp_request *req = c->req;
         dp_request_ref(req);
@@ -524,9 +718,13 @@ static void process_input(dp_conn *c, const char *data, size_t len)
     while (len > 0 || after_head) {
         if (c->is_shutting_down || c->state == DP_CONN_CLOSING)
             break;
-        if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
-            /* A pipelined request: keep it until the current response is done, and stop
-             * reading so a client cannot make us buffer without bound. */
+        if ((c->state == DP_CONN_ACTIVE && c->is_msg_complete) ||
+            (c->state == DP_CONN_IDLE && output_over_mark(c, true))) {
+            /* A pipelined request: keep it until the current response is done, or until the
+             * answers before it have left, and stop reading so a client cannot make us
+             * buffer without bound (its input here, or our output for it). */
+            if (c->state == DP_CONN_CLOSING)
+                break;
             nano_buf_append(&c->pending, data, len);
             stop_reading(c);
             break;
@@ -568,9 +766,11 @@ static void process_input(dp_conn *c, const char *data, size_t len)
         }
     }
     c->is_in_feed = false;
-    if (c->state == DP_CONN_IDLE || c->state == DP_CONN_HEAD)
+    if (c->state == DP_CONN_HEAD || (c->state == DP_CONN_IDLE && !output_over_mark(c, true)))
         start_reading(c);
-    dp_server__flush_soon(c->srv, c);
+    body_watch(c);
+    if (c->state != DP_CONN_CLOSING)
+        dp_server__flush_soon(c->srv, c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -590,6 +790,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             c->close_after = true; /* half-closed: answer, then close */
         } else if (ev == DP_HTTP1_ERROR && c->state != DP_CONN_ACTIVE) {
             send_error(c, 400, dp_http1_error_reason(&c->http));
+        } else if (c->state == DP_CONN_IDLE && dp_conn__unsent(c) > 0) {
+            close_gracefully(c); /* half-closed: the answers still leaving go first */
         } else {
             dp_conn__close(c);
         }

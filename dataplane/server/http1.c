@@ -160,6 +160,10 @@ static int on_headers_complete(llhttp_t *parser)
     h->is_upgrade = parser->upgrade || parser->method == HTTP_CONNECT;
     bool chunked = (parser->flags & F_CHUNKED) != 0;
     bool has_length = (parser->flags & F_CONTENT_LENGTH) != 0;
+    /* llhttp's length is a uint64_t; ours is signed (-1: none): beyond INT64_MAX is no body
+     * we would take anyway. */
+    if (has_length && parser->content_length > (uint64_t)INT64_MAX)
+        return fail(p, 413, "request body too large");
     h->content_length = has_length ? (int64_t)parser->content_length : -1;
     h->has_body = chunked || (has_length && parser->content_length > 0);
     if (h->target.len == 0)

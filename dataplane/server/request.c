@@ -509,14 +509,17 @@ int dp_response_write(dp_request *req, const void *data, size_t len)
     }
     req->bytes_out += len;
     req->bytes_since_yield += len;
+    /* uv_buf_t's len is a size_t; uv_buf_init's parameter is not (a 4 GiB body became 0
+     * bytes under a header announcing 4 GiB). dp_conn__send cuts pieces libuv can carry. */
     if (req->is_chunked) {
         char size_line[24];
         int n = snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-        uv_buf_t bufs[3] = {uv_buf_init(size_line, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
-                            uv_buf_init((char *)"\r\n", 2)};
+        uv_buf_t bufs[3] = {{.base = size_line, .len = (size_t)n},
+                            {.base = (char *)data, .len = len},
+                            {.base = (char *)"\r\n", .len = 2}};
         dp_conn__send(c, bufs, 3);
     } else if (len > 0) {
-        uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+        uv_buf_t buf = {.base = (char *)data, .len = len};
         dp_conn__send(c, &buf, 1);
     }
     return 0;

@@ -32,6 +32,8 @@ typedef struct dp_server_options {
     dp_http1_limits limits;   /* request head and body sizes */
     uint64_t head_timeout_ms; /* a request head must arrive within this */
     uint64_t idle_timeout_ms; /* keep-alive connections idle this long are closed */
+    uint64_t write_timeout_ms; /* response bytes waiting this long with none taken by the
+                                * client close the connection (0: DP_WRITE_TIMEOUT_MS) */
     int fd;                   /* > 0: an already bound socket to listen on (SO_REUSEPORT
                                * siblings made by dp_listen_socket); host/port then name it */
     uint32_t worker_index;    /* in request ids' high bits, so ids are process-unique */
@@ -49,6 +51,10 @@ int dp_listen_socket(const char *host, int port, int *bound_port, nano_error *er
  * when anyone listens there (a probe before the shared sockets). */
 int dp_listen_socket_exclusive(const char *host, int port, int *bound_port, nano_error *err);
 
+
+/* The default write timeout: a client that has taken none of the bytes waiting for it for
+ * this long is not reading (or is gone): its connection is reset and its request aborted. */
+#define DP_WRITE_TIMEOUT_MS (30 * 1000)
 
 typedef void (*dp_server_drained_cb)(dp_server *srv, void *ud);
 

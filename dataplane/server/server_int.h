@@ -12,6 +12,16 @@
 
 typedef struct dp_conn dp_conn;
 
+/* Unsent output per connection (DESIGN.md §9): while this many response bytes wait for the
+ * client, the connection parses no further pipelined request and stops reading; it goes on
+ * once they are below the low-water mark. One response may exceed the mark on its own (a
+ * body the app gave whole); what is bounded is the number waiting behind it. */
+#define DP_OUTPUT_HIGH_WATER_MARK (64 * 1024)
+#define DP_OUTPUT_LOW_WATER_MARK (16 * 1024)
+/* The most one uv_buf_t (and one uv_try_write) carries: uv_buf_init takes an unsigned int and
+ * uv_try_write returns an int, so larger writes go as several pieces. */
+#define DP_WRITE_PIECE_MAX ((size_t)1 << 30)
+
 struct dp_server {
     uv_loop_t *loop;
     dp_server_options opts;
@@ -65,6 +75,12 @@ struct dp_conn {
     dp_request *req;       /* in-flight request; the connection holds a reference */
     int n_writes;          /* uv_write requests in flight */
     size_t write_bytes;    /* bytes those requests hold */
+    uint64_t write_done;   /* bytes of uv_write requests completed, ever */
+    /* The write timeout: while a uv_write is in flight the timer checks, every quarter of the
+     * timeout, whether the kernel took any of its bytes (see write_progress in conn.c). */
+    uint64_t write_check_due;   /* loop time of the next check; 0: no write in flight */
+    uint64_t write_mark;        /* write_progress at the last check that saw progress */
+    uint64_t write_stall_since; /* loop time of that check */
     int n_handles_open;
     bool is_reading;
     bool is_resume_queued;
@@ -77,6 +93,8 @@ struct dp_conn {
     bool want_shutdown;    /* shut the write side once out and n_writes drain */
     bool is_shutting_down; /* close_gracefully ran: no more requests on this connection */
     bool is_body_paused;   /* reading held back: the request body's unread bytes are at the mark */
+    bool is_output_paused; /* no further request parsed, no reading: unsent output is above
+                            * DP_OUTPUT_HIGH_WATER_MARK (until it drains below the low mark) */
     bool has_new_body;     /* body bytes arrived during this feed: tell the runtime after it */
 };
 
@@ -124,6 +142,8 @@ void dp_conn__response_failed(dp_conn *c);
 void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n);
 void dp_conn__flush(dp_conn *c);
 void dp_conn__body_taken(dp_conn *c);
+/* dp_conn__unsent: response bytes queued on c that the kernel has not taken yet. */
+size_t dp_conn__unsent(const dp_conn *c);
 
 /* server.c */
 void dp_server__schedule(dp_server *srv, dp_conn *c);
