@@ -492,6 +492,18 @@ internal.transformSides = (ts) => {
   return { __proto__: null, readable: t.readable, writable: t.writable };
 };
 internal.isTransformStream = (v) => TS(v) !== null;
+// For built-in transformers that make many chunks out of one (34_compression_streams.js):
+// undefined when the readable side wants a chunk now; else a promise that resolves when it
+// next pulls, or rejects with the writable side's error if the stream was cancelled or
+// errored meanwhile (as a write waiting on backpressure would, §6.4.x "sink write" step 2).
+internal.transformWaitForPull = (controller) => {
+  const t = TDC(controller).stream;
+  if (!t.backpressure) return undefined;
+  return then(t.backpressureChangePromise.promise, () => {
+    const w = writableRecord(t);
+    if (w.state === 'erroring' || w.state === 'errored') throw w.storedError;
+  });
+};
 
 // --- transfer (§4.2.x, §5.2.x, §6.2.x "transfer steps") ------------------------------------------
 // Within one isolate a transferred stream is a new stream of the same kind over the original,
