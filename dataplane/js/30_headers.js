@@ -276,15 +276,15 @@ class Headers {
     }
     // WebIDL iterable: re-read the pairs at each step, so changes made by the callback show.
     let pairs = this.#pairs();
-    for (let i = 0; i < pairs.length; i++) {
-      const pair = pairs[i];
-      FunctionPrototypeCall(callback, thisArg, pair[1], pair[0], this);
+    for (let i = 0; i < pairs.length; i += 2) {
+      FunctionPrototypeCall(callback, thisArg, pairs[i + 1], pairs[i], this);
       pairs = this.#pairs();
     }
   }
 
-  // Fetch: "sort and combine", with Set-Cookie values kept apart. O(n log n) from the index
-  // (which this builds whatever the list's length), then cached until the next change.
+  // Fetch: "sort and combine", with Set-Cookie values kept apart, as one flat array (name,
+  // value, name, value, ...: no array per pair). O(n log n) from the index (which this builds
+  // whatever the list's length), then cached until the next change.
   #pairs() {
     if (this.#sorted !== null) return this.#sorted;
     const list = this.#list;
@@ -303,10 +303,10 @@ class Headers {
       const name = names[j];
       if (name === 'set-cookie') {
         for (let i = 0; i < list.length; i++) {
-          if (list[i][0] === name) ArrayPrototypePush(out, [name, list[i][1]]);
+          if (list[i][0] === name) ArrayPrototypePush(out, name, list[i][1]);
         }
       } else {
-        ArrayPrototypePush(out, [name, index.get(name)]);
+        ArrayPrototypePush(out, name, index.get(name));
       }
     }
     this.#sorted = out;
@@ -333,7 +333,6 @@ class Headers {
       return h;
     };
     headersPairs = (h) => h.#pairs();
-    internal.headersPairs = headersPairs;
     // A default the runtime itself adds (a body's Content-Type): name lowercase, value
     // valid already, so none of append's checks; added only when the name is absent.
     internal.headersAddDefault = (h, name, value) => {
@@ -354,7 +353,7 @@ Reflect.defineProperty(Headers.prototype, SymbolToStringTag, { value: 'Headers',
 Headers.prototype[internal.kInspect] = function (fmt) {
   const parts = [];
   const pairs = headersPairs(this);
-  for (let i = 0; i < pairs.length; i++) ArrayPrototypePush(parts, `${fmt(pairs[i][0])}: ${fmt(pairs[i][1])}`);
+  for (let i = 0; i < pairs.length; i += 2) ArrayPrototypePush(parts, `${fmt(pairs[i])}: ${fmt(pairs[i + 1])}`);
   return parts.length ? `Headers { ${ArrayPrototypeJoin(parts, ', ')} }` : 'Headers {}';
 };
 Reflect.defineProperty(Headers.prototype, internal.kInspect, { enumerable: false });
@@ -374,10 +373,10 @@ class HeadersIterator {
       throw new TypeError('next called on an object that is not a Headers iterator');
     }
     const pairs = headersPairs(this.#headers);
-    if (this.#index >= pairs.length) return { value: undefined, done: true };
-    const pair = pairs[this.#index++];
-    const name = pair[0];
-    const value = pair[1];
+    if (2 * this.#index >= pairs.length) return { value: undefined, done: true };
+    const i = 2 * this.#index++;
+    const name = pairs[i];
+    const value = pairs[i + 1];
     const v = this.#kind === 'keys' ? name : this.#kind === 'values' ? value : [name, value];
     return { value: v, done: false };
   }
@@ -404,7 +403,7 @@ function fillHeaders(headers, init) {
     // Another Headers, iterated by its own unpatched iterator: no app code would run, so
     // its sorted and combined pairs (valid already) are copied as they are.
     const pairs = headersPairs(init);
-    for (let i = 0; i < pairs.length; i++) appendValidHeader(headers, pairs[i][0], pairs[i][1]);
+    for (let i = 0; i < pairs.length; i += 2) appendValidHeader(headers, pairs[i], pairs[i + 1]);
     return;
   }
   const pairs = method !== undefined && method !== null
