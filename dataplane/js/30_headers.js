@@ -336,9 +336,16 @@ class Headers {
     // A default the runtime itself adds (a body's Content-Type): name lowercase, value
     // valid already, so none of append's checks; added only when the name is absent.
     internal.headersAddDefault = (h, name, value) => {
-      if (h.#has(name)) return;
+      const index = h.#index;
+      const list = h.#list;
+      if (index !== null) {
+        if (index.has(name)) return;
+        index.set(name, value);
+      } else {
+        for (let i = 0; i < list.length; i++) if (list[i][0] === name) return;
+      }
       h.#sorted = null;
-      h.#push(name, value);
+      ArrayPrototypePush(list, [name, value]);
     };
     // For the built-ins' own checks (Request's and Response's Content-Type): has() without
     // going through a method an app may replace. name: valid and lowercase.

@@ -276,6 +276,11 @@ test("guards hold on long lists: immutable headers throw, no-cors keeps the safe
   assertEquals(entries(r.headers), [["accept", "text/html"], ["content-type", "text/plain"]]);
   r.headers.append("x-other", "1");
   assertEquals(r.headers.has("x-other"), false);
+  // A body's default Content-Type joins a long list once, and only when it has none.
+  const res = new Response("text", { headers: init.slice(0, 40) });
+  assertEquals(res.headers.get("content-type"), "text/plain;charset=UTF-8");
+  assertEquals([...res.headers.keys()].filter((k) => k === "content-type").length, 1);
+  assertEquals(new Response("text", { headers: init }).headers.get("content-type"), "text/plain");
   const immutable = Response.redirect("http://example.test/a").headers;
   assertThrows(() => immutable.set("location", "/b"), TypeError);
   assertThrows(() => immutable.delete("location"), TypeError);
