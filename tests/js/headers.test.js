@@ -182,7 +182,7 @@ class ModelHeaders {
 }
 
 test("iteration sorts by lowercase name, joins values with \", \" and keeps set-cookie apart", () => {
-  for (const n of [0, 3, 40]) { // 40: past the size where lookups use the name index
+  for (const n of [0, 3, 100]) { // 100: past the size where lookups use the name index
     const input = [["Set-Cookie", "a=1"], ["b", "1"], ["A", "2"], ["set-cookie", "b=2"], ["b", "3"]];
     for (let i = 0; i < n; i++) input.push([`Z-${i % 7}`, `${i}`]);
     const h = new Headers(input);
@@ -230,14 +230,14 @@ test("iteration sees the changes made during it, from the position it has reache
 
   // A long list (name index in use): set() and delete() during iteration likewise.
   const long = new Headers();
-  for (let i = 0; i < 30; i++) long.append(`n${String(i).padStart(2, "0")}`, `${i}`);
+  for (let i = 0; i < 80; i++) long.append(`n${String(i).padStart(2, "0")}`, `${i}`);
   const order = [];
   for (const [k] of long) {
     order.push(k);
     if (k === "n05") { long.delete("n06"); long.set("n07", "seven"); long.set("n05a", "new"); }
   }
   assertEquals(order.slice(4, 9), ["n04", "n05", "n05a", "n07", "n08"]);
-  assertEquals(order.length, 30);
+  assertEquals(order.length, 80);
   assertEquals(long.get("n07"), "seven");
 });
 
@@ -247,37 +247,42 @@ test("lookups and changes on short and long lists agree with the spec's steps", 
   let seed = 12345;
   const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
   const pool = ["a", "B", "c", "Set-Cookie", "x-long-name", "content-type", "z"];
-  for (let i = 0; i < 30; i++) pool.push(`h${i}`);
+  for (let i = 0; i < 90; i++) pool.push(`h${i}`);
   const h = new Headers();
   const m = new ModelHeaders();
+  let longest = 0, shrunk = false;
   for (let step = 0; step < 3000; step++) {
     const name = pool[rand(pool.length)];
     const value = `v${step}`;
-    const op = rand(step % 1000 < 600 ? 10 : 16); // first grow, then mostly delete
+    // Phases of 500 steps: grow (appends and sets), then shrink (mostly deletes).
+    const op = step % 1000 < 500 ? rand(10) : [7, 8, 9, 5, 10, 10, 10, 10, 10, 10][rand(10)];
     if (op < 5) { h.append(name, value); m.append(name, value); }
     else if (op < 7) { h.set(name, value); m.set(name, value); }
     else if (op < 8) { assertEquals(h.get(name), m.get(name), `step ${step}: get ${name}`); }
     else if (op < 9) { assertEquals(h.has(name), m.has(name), `step ${step}: has ${name}`); }
     else if (op < 10) { assertEquals(entries(h), m.pairs(), `step ${step}: entries`); }
     else { h.delete(name); m.delete(name); }
+    longest = Math.max(longest, m.list.length);
+    if (longest > 64 && m.list.length < 64) shrunk = true;
     if (step % 50 === 0) {
       for (const n of pool) assertEquals(h.get(n), m.get(n), `step ${step}: get ${n}`);
       assertEquals(h.getSetCookie(), m.getSetCookie(), `step ${step}: getSetCookie`);
       assertEquals(entries(h), m.pairs(), `step ${step}: entries`);
     }
   }
+  assert(longest > 64 && shrunk, `the list reached ${longest} entries`);
 });
 
 test("guards hold on long lists: immutable headers throw, no-cors keeps the safelisted", () => {
   const init = [];
-  for (let i = 0; i < 40; i++) init.push([`x-${i}`, `${i}`]);
+  for (let i = 0; i < 80; i++) init.push([`x-${i}`, `${i}`]);
   init.push(["Accept", "text/html"], ["Content-Type", "text/plain"]);
   const r = new Request("http://example.test/", { mode: "no-cors", headers: init });
   assertEquals(entries(r.headers), [["accept", "text/html"], ["content-type", "text/plain"]]);
   r.headers.append("x-other", "1");
   assertEquals(r.headers.has("x-other"), false);
   // A body's default Content-Type joins a long list once, and only when it has none.
-  const res = new Response("text", { headers: init.slice(0, 40) });
+  const res = new Response("text", { headers: init.slice(0, 80) });
   assertEquals(res.headers.get("content-type"), "text/plain;charset=UTF-8");
   assertEquals([...res.headers.keys()].filter((k) => k === "content-type").length, 1);
   assertEquals(new Response("text", { headers: init }).headers.get("content-type"), "text/plain");
