@@ -29,12 +29,14 @@ using v8::Object;
 using v8::String;
 using v8::Value;
 
-// One push writes at most one output chunk of this size. A full one is handed to JS as it is;
-// a partly filled one is copied out at its length, and the buffer kept for the next push.
+// Output is handed to JS in chunks of this size, each push giving at most one: a full buffer
+// as it is, and at the end of the input (or of the stream) what a partly filled one holds,
+// copied out at its length. A push that stops on its input budget keeps its partial buffer
+// for the next, so steps do not cut the output into small chunks.
 constexpr size_t kChunk = 64 * 1024;
-// ...and feeds the codec at most this much input: compressing 256 KiB takes a few ms at most
+// ...and feeds the codec at most this much input: compressing 64 KiB takes a few ms at most
 // (decompression is bounded by its output first).
-constexpr size_t kInputPerCall = 256 * 1024;
+constexpr size_t kInputPerCall = 64 * 1024;
 // Brotli's quality 11 (its default) runs tens of times slower than 5 for a few percent of size;
 // a stream compressed while a request waits wants the middle of the range. Window: the default.
 constexpr uint32_t kBrotliQuality = 5;
@@ -57,6 +59,8 @@ struct rt_compressor {
     std::shared_ptr<BackingStore> in_store;
     const uint8_t *in_next = nullptr;
     size_t in_left = 0;
+    uint8_t *out = nullptr; // the kChunk output buffer being filled, while a chunk is worked on
+    size_t out_used = 0;
     z_stream zs;
     BrotliEncoderState *benc = nullptr;
     BrotliDecoderState *bdec = nullptr;
@@ -67,7 +71,7 @@ struct rt_compression {
     ArrayBuffer::Allocator *allocator = nullptr; // the isolate's: output counts as its buffers
     v8::Global<v8::FunctionTemplate> tmpl;       // of handles: HasInstance tells ours from others
     rt_compressor *live = nullptr;               // every state not yet freed
-    uint8_t *spare = nullptr; // a kChunk output buffer from allocator, kept between pushes
+    uint8_t *spare = nullptr; // an idle kChunk output buffer from allocator, for the next push
 };
 
 // --- codec memory: counted, so that V8 sees what a stream holds and collects accordingly ---
@@ -150,6 +154,8 @@ static int codec_init(rt_compressor *c, int bits)
     return NANO_EINVAL;
 }
 
+static void buffer_put(rt_compression *cz, uint8_t *p);
+
 // Frees the codec state (the handle stays, and later pushes throw). NULL-safe, idempotent.
 static void codec_end(rt_compressor *c)
 {
@@ -174,6 +180,9 @@ static void codec_end(rt_compressor *c)
     c->in_store.reset();
     c->in_next = nullptr;
     c->in_left = 0;
+    buffer_put(c->owner, c->out); // what it held is dropped
+    c->out = nullptr;
+    c->out_used = 0;
     c->is_open = false;
 }
 
@@ -211,50 +220,71 @@ static void free_output(void *data, size_t len, void *allocator)
     static_cast<ArrayBuffer::Allocator *>(allocator)->Free(data, len);
 }
 
-// The output of one push: bytes written into cz->spare.
-struct output {
-    rt_compression *cz;
-    size_t used = 0;
-};
-
-// Room to write into: *next and *avail describe the free end of the buffer (*avail is 0 once
-// this push's chunk is full). False when the buffer cannot be allocated.
-static bool output_room(output *o, uint8_t **next, size_t *avail)
+// A kChunk buffer: the isolate's idle one, or a new one (nullptr when refused).
+static uint8_t *buffer_get(rt_compression *cz)
 {
-    rt_compression *cz = o->cz;
-    if (cz->spare == nullptr) {
-        cz->spare = static_cast<uint8_t *>(cz->allocator->AllocateUninitialized(kChunk));
-        if (cz->spare == nullptr)
-            return false;
+    uint8_t *p = cz->spare;
+    if (p != nullptr) {
+        cz->spare = nullptr;
+        return p;
     }
-    *next = cz->spare + o->used;
-    *avail = kChunk - o->used;
+    return static_cast<uint8_t *>(cz->allocator->AllocateUninitialized(kChunk));
+}
+
+// Gives a kChunk buffer back: kept as the isolate's idle one, or freed. NULL-safe.
+static void buffer_put(rt_compression *cz, uint8_t *p)
+{
+    if (p == nullptr)
+        return;
+    if (cz->spare == nullptr)
+        cz->spare = p;
+    else
+        cz->allocator->Free(p, kChunk);
+}
+
+// Room to write into: *next and *avail describe the free end of c's output buffer (*avail is
+// 0 once it is full). False when no buffer can be allocated.
+static bool output_room(rt_compressor *c, uint8_t **next, size_t *avail)
+{
+    if (c->out == nullptr) {
+        c->out = buffer_get(c->owner);
+        if (c->out == nullptr)
+            return false;
+        c->out_used = 0;
+    }
+    *next = c->out + c->out_used;
+    *avail = kChunk - c->out_used;
     return true;
 }
 
-// The push's output as a Uint8Array that owns its buffer (*chunk stays empty when there is
-// none). False when out of memory.
-static bool output_take(output *o, Local<Value> *chunk)
+// The chunk a push gives JS, as a Uint8Array that owns its buffer: a full buffer, or with
+// is_end what a partly filled one holds (*chunk stays empty when there is none). With is_end
+// the buffer, then empty, goes back to the isolate. False when out of memory.
+static bool output_take(rt_compressor *c, bool is_end, Local<Value> *chunk)
 {
-    rt_compression *cz = o->cz;
-    size_t len = o->used;
-    if (len == 0)
-        return true;
-    void *data;
+    rt_compression *cz = c->owner;
+    size_t len = c->out_used;
+    void *data = nullptr;
     if (len == kChunk) {
-        data = cz->spare;
-        cz->spare = nullptr;
-    } else {
+        data = c->out;
+        c->out = nullptr;
+    } else if (is_end && len > 0) {
         data = cz->allocator->AllocateUninitialized(len);
         if (data == nullptr)
             return false;
-        memcpy(data, cz->spare, len);
+        memcpy(data, c->out, len);
     }
-    o->used = 0;
-    std::shared_ptr<BackingStore> store =
-        ArrayBuffer::NewBackingStore(data, len, free_output, cz->allocator);
-    Local<ArrayBuffer> ab = ArrayBuffer::New(cz->isolate, std::move(store));
-    *chunk = v8::Uint8Array::New(ab, 0, len);
+    if (data != nullptr) {
+        c->out_used = 0;
+        std::shared_ptr<BackingStore> store =
+            ArrayBuffer::NewBackingStore(data, len, free_output, cz->allocator);
+        Local<ArrayBuffer> ab = ArrayBuffer::New(cz->isolate, std::move(store));
+        *chunk = v8::Uint8Array::New(ab, 0, len);
+    }
+    if (is_end && c->out != nullptr) {
+        buffer_put(cz, c->out);
+        c->out = nullptr;
+    }
     return true;
 }
 
@@ -277,14 +307,14 @@ static void take_input(rt_compressor *c, size_t n)
     c->in_left -= n;
 }
 
-static push_result push_zlib(rt_compressor *c, output *o, bool finish, const char **why)
+static push_result push_zlib(rt_compressor *c, bool finish, const char **why)
 {
     z_stream *zs = &c->zs;
     size_t budget = kInputPerCall;
     for (;;) {
         uint8_t *next;
         size_t avail;
-        if (!output_room(o, &next, &avail))
+        if (!output_room(c, &next, &avail))
             return PUSH_NO_MEMORY;
         if (avail == 0)
             return PUSH_MORE;
@@ -303,7 +333,7 @@ static push_result push_zlib(rt_compressor *c, output *o, bool finish, const cha
         size_t written = avail - zs->avail_out;
         take_input(c, taken);
         budget -= taken;
-        o->used += written;
+        c->out_used += written;
         zs->next_in = Z_NULL; // the chunk's bytes are not the codec's to keep
         zs->avail_in = 0;
         if (rc == Z_STREAM_END) {
@@ -342,13 +372,13 @@ static push_result push_zlib(rt_compressor *c, output *o, bool finish, const cha
     }
 }
 
-static push_result push_brotli(rt_compressor *c, output *o, bool finish, const char **why)
+static push_result push_brotli(rt_compressor *c, bool finish, const char **why)
 {
     size_t budget = kInputPerCall;
     for (;;) {
         uint8_t *next;
         size_t avail;
-        if (!output_room(o, &next, &avail))
+        if (!output_room(c, &next, &avail))
             return PUSH_NO_MEMORY;
         if (avail == 0)
             return PUSH_MORE;
@@ -364,7 +394,7 @@ static push_result push_brotli(rt_compressor *c, output *o, bool finish, const c
             size_t taken = feed - avail_in;
             take_input(c, taken);
             budget -= taken;
-            o->used += room - avail;
+            c->out_used += room - avail;
             if (!ok)
                 return PUSH_NO_MEMORY; // we never misuse the operations: only allocation fails
             if (op == BROTLI_OPERATION_FINISH && BrotliEncoderIsFinished(c->benc))
@@ -387,7 +417,7 @@ static push_result push_brotli(rt_compressor *c, output *o, bool finish, const c
         size_t taken = feed - avail_in;
         take_input(c, taken);
         budget -= taken;
-        o->used += room - avail;
+        c->out_used += room - avail;
         switch (r) {
         case BROTLI_DECODER_RESULT_SUCCESS:
             c->is_at_end = true;
@@ -531,16 +561,17 @@ enum push_status { STATUS_DONE = 0, STATUS_MORE = 1, STATUS_TRAILING = 2, STATUS
 // MODE_NEXT_CHUNK starts on bytes, the next chunk written (it must be a BufferSource);
 // MODE_REST goes on with the rest of the current chunk; MODE_FINISH ends the stream
 // (compression writes its trailer, decompression checks that the compressed data was
-// complete), one step per call like the others; bytes is ignored but for MODE_NEXT_CHUNK. Appends at most one Uint8Array of at most
-// 64 KiB, owning its buffer, to the array out. Returns STATUS_DONE when the chunk is consumed
-// and the codec has written all it has (with finish: the stream ended), STATUS_MORE when the
-// caller must push again (with undefined) for the rest; STATUS_TRAILING or STATUS_TRUNCATED
-// when the output stands but the stream must then fail (Compression §6 "decompress and
-// enqueue a chunk" step 6 and "flush" step 3): data after the end of the compressed stream,
-// or the stream cut short at finish.
+// complete), a step per call like the others. bytes is ignored but for MODE_NEXT_CHUNK.
+// Appends at most one Uint8Array of at most 64 KiB, owning its buffer, to the array out.
+// Returns STATUS_DONE when the chunk is consumed and the codec has written all it has (with
+// MODE_FINISH: the stream ended), STATUS_MORE when the caller must push again with MODE_REST
+// (or MODE_FINISH) for the rest; STATUS_TRAILING or STATUS_TRUNCATED when the output stands
+// but the stream must then fail (Compression §6 "decompress and enqueue a chunk" step 6 and
+// "flush" step 3): data after the end of the compressed stream, or the stream cut short.
 // Throws a TypeError when bytes is not a BufferSource, when a chunk comes before the previous
-// one is consumed, or when the compressed data is corrupt (no output then), a RangeError when
-// out of memory. The state is freed when the stream ends and on any error.
+// one is consumed, or when the compressed data is corrupt (the output of this step is
+// dropped), a RangeError when out of memory. The state is freed when the stream ends and on
+// any error.
 static void CompressorPush(const FunctionCallbackInfo<Value> &args)
 {
     rt_compression *cz = cz_of(args);
@@ -573,15 +604,14 @@ static void CompressorPush(const FunctionCallbackInfo<Value> &args)
         c->in_left = len;
     }
 
-    output o{cz};
     const char *why = nullptr;
     push_result r;
     if (c->is_at_end)
         r = c->in_left > 0 ? PUSH_TRAILING : PUSH_DONE;
     else if (c->kind == CODEC_BROTLI_ENC || c->kind == CODEC_BROTLI_DEC)
-        r = push_brotli(c, &o, finish, &why);
+        r = push_brotli(c, finish, &why);
     else
-        r = push_zlib(c, &o, finish, &why);
+        r = push_zlib(c, finish, &why);
     if (c->in_left == 0) {
         c->in_store.reset();
         c->in_next = nullptr;
@@ -589,7 +619,7 @@ static void CompressorPush(const FunctionCallbackInfo<Value> &args)
         c->in_store = buf->GetBackingStore(); // before any JS can run
     }
     Local<Value> chunk;
-    if (r == PUSH_CORRUPT || r == PUSH_NO_MEMORY || !output_take(&o, &chunk)) {
+    if (r == PUSH_CORRUPT || r == PUSH_NO_MEMORY || !output_take(c, r != PUSH_MORE, &chunk)) {
         codec_end(c);
         report_memory(c, isolate);
         if (r == PUSH_CORRUPT)
