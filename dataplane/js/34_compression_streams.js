@@ -37,7 +37,10 @@ function codecTransform(format, decompress) {
       }
       if (status !== kMore) break;
       const wait = transformWaitForPull(controller);
-      if (wait !== undefined) return PromisePrototypeThen(wait, () => run(undefined, next, controller));
+      if (wait !== undefined) {
+        // Aborted: stop here; the abort's cancel step frees the codec.
+        return PromisePrototypeThen(wait, (goOn) => (goOn ? run(undefined, next, controller) : undefined));
+      }
       status = binding.compressorPush(handle, undefined, next, out);
     }
     if (status === kTrailing) throw new TypeError('The compressed data is followed by bytes that are not part of it');
