@@ -508,7 +508,8 @@ internal.transformWaitForPull = (controller) => {
   const t = TDC(controller).stream;
   if (!t.backpressure) return undefined;
   const w = writableRecord(t);
-  if (w.state !== 'writable') return rejected(w.storedError);
+  // Aborted or cancelled between the last wait and this one (app code ran in between).
+  if (w.state !== 'writable') return w.pendingAbortRequest !== null ? resolved(false) : rejected(w.storedError);
   const woken = newPromise();
   let isAborted = false;
   const signal = abortControllerSignal(w.controller.abortController);
@@ -519,7 +520,7 @@ internal.transformWaitForPull = (controller) => {
   uponPromise(t.backpressureChangePromise.promise, woken.resolve, woken.resolve);
   return then(woken.promise, () => {
     removeAbort();
-    if (isAborted) return false;
+    if (isAborted || w.pendingAbortRequest !== null) return false;
     if (w.state === 'erroring' || w.state === 'errored') throw w.storedError;
     return true;
   });
