@@ -4,11 +4,11 @@
 'use strict';
 
 const {
-  ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSort, ArrayPrototypeSplice,
+  ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSort,
   RegExpPrototypeTest, String, StringPrototypeCharCodeAt, StringPrototypeToLowerCase,
   StringPrototypeReplace, Symbol, SymbolIterator, SymbolToStringTag, TypeError,
   ArrayIteratorPrototype, ObjectGetPrototypeOf, ObjectSetPrototypeOf, FunctionPrototypeCall,
-  SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit, Uint8Array,
+  SafeMap, SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit, Uint8Array,
 } = primordials;
 const { webidl } = internal;
 
@@ -107,12 +107,21 @@ function isCorsSafelisted(name, value) {
       return false;
   }
 }
-let headerList, setGuard, headersFromList, appendHeader, appendValidHeader;
+let headerList, setGuard, headersFromList, appendHeader, appendValidHeader, headersPairs;
+
+// From this many entries on, get() and has() (and set() and delete() of an absent name)
+// consult a name index instead of scanning the list. Below it a scan is cheaper than making
+// a Map for the few lookups an app does (browsers send 10-25 headers), and n lookups cost at
+// most 64n comparisons.
+const kIndexFrom = 64;
 
 class Headers {
   #list = [];
   #guard = kGuardNone;
   #sorted = null; // "sort and combine" result, cached until the next change
+  // Lowercase name -> its combined value (Fetch "get"), or null until a lookup on a long list
+  // or a sort needs it; once built, every change keeps it up to date.
+  #index = null;
 
   constructor(init = undefined) {
     if (init !== undefined) fillHeaders(this, init);
@@ -136,17 +145,35 @@ class Headers {
       const existing = this.#combined(name);
       if (!noCorsNames.has(name) || !isCorsSafelisted(name, existing === null ? value : `${existing}, ${value}`)) return;
     }
+    this.#push(name, value);
+  }
+
+  // Appends a valid pair to the list, and to the index when there is one.
+  #push(name, value) {
     ArrayPrototypePush(this.#list, [name, value]);
+    const index = this.#index;
+    if (index !== null) {
+      const old = index.get(name);
+      index.set(name, old === undefined ? value : old + ', ' + value);
+    }
   }
 
   delete(name) {
     name = checkName(name);
     this.#mutable();
     if (this.#guard === kGuardRequestNoCors && !noCorsNames.has(name)) return;
-    const list = this.#list;
-    for (let i = list.length - 1; i >= 0; i--) {
-      if (list[i][0] === name) ArrayPrototypeSplice(list, i, 1);
+    const index = this.#lookup();
+    if (index !== null) {
+      if (!index.has(name)) return;
+      index.delete(name);
     }
+    // One pass that keeps the other entries in order.
+    const list = this.#list;
+    let kept = 0;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i][0] !== name) list[kept++] = list[i];
+    }
+    list.length = kept;
   }
 
   get(name) {
@@ -155,6 +182,11 @@ class Headers {
 
   // The combined value of a (valid, lowercase) name, or null: Fetch's "get".
   #combined(name) {
+    const index = this.#lookup();
+    if (index !== null) {
+      const v = index.get(name);
+      return v === undefined ? null : v;
+    }
     let out = null;
     const list = this.#list;
     for (let i = 0; i < list.length; i++) {
@@ -163,9 +195,43 @@ class Headers {
     return out;
   }
 
+  // Whether a (valid, lowercase) name is in the list.
+  #has(name) {
+    const index = this.#lookup();
+    if (index !== null) return index.has(name);
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
+    return false;
+  }
+
+  // The name index if there is one, or a new one when the list is long enough; else null.
+  #lookup() {
+    if (this.#index === null && this.#list.length >= kIndexFrom) this.#buildIndex();
+    return this.#index;
+  }
+
+  // names, when given, receives each name once, in the order of first appearance.
+  #buildIndex(names = undefined) {
+    const index = new SafeMap();
+    const list = this.#list;
+    for (let i = 0; i < list.length; i++) {
+      const name = list[i][0];
+      const old = index.get(name);
+      if (old === undefined) {
+        index.set(name, list[i][1]);
+        if (names !== undefined) ArrayPrototypePush(names, name);
+      } else {
+        index.set(name, old + ', ' + list[i][1]);
+      }
+    }
+    this.#index = index;
+    return index;
+  }
+
   getSetCookie() {
     const out = [];
     const list = this.#list;
+    if (this.#index !== null && !this.#index.has('set-cookie')) return out;
     for (let i = 0; i < list.length; i++) {
       if (list[i][0] === 'set-cookie') ArrayPrototypePush(out, list[i][1]);
     }
@@ -173,10 +239,7 @@ class Headers {
   }
 
   has(name) {
-    name = checkName(name);
-    const list = this.#list;
-    for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
-    return false;
+    return this.#has(checkName(name));
   }
 
   set(name, value) {
@@ -185,18 +248,28 @@ class Headers {
     value = checkValue(value, name);
     this.#mutable();
     if (this.#guard === kGuardRequestNoCors && (!noCorsNames.has(name) || !isCorsSafelisted(name, value))) return;
+    const index = this.#lookup();
+    if (index !== null && !index.has(name)) {
+      this.#push(name, value);
+      return;
+    }
+    // Fetch "set": the first entry of the name takes the value, the others go; one pass.
     const list = this.#list;
     let found = false;
+    let kept = 0;
     for (let i = 0; i < list.length; i++) {
-      if (list[i][0] !== name) continue;
-      if (!found) {
-        list[i] = [name, value];
+      const entry = list[i];
+      if (entry[0] === name) {
+        if (found) continue;
         found = true;
+        list[kept++] = [name, value];
       } else {
-        ArrayPrototypeSplice(list, i--, 1);
+        list[kept++] = entry;
       }
     }
+    list.length = kept;
     if (!found) ArrayPrototypePush(list, [name, value]);
+    if (index !== null) index.set(name, value);
   }
 
   forEach(callback, thisArg = undefined) {
@@ -204,35 +277,38 @@ class Headers {
       throw new TypeError('Headers.forEach: the callback must be a function');
     }
     // WebIDL iterable: re-read the pairs at each step, so changes made by the callback show.
-    for (let i = 0; i < this.#pairs().length; i++) {
-      const pair = this.#pairs()[i];
-      FunctionPrototypeCall(callback, thisArg, pair[1], pair[0], this);
+    let pairs = this.#pairs();
+    for (let i = 0; i < pairs.length; i += 2) {
+      FunctionPrototypeCall(callback, thisArg, pairs[i + 1], pairs[i], this);
+      pairs = this.#pairs();
     }
   }
 
-  // Fetch: "sort and combine", with Set-Cookie values kept apart.
+  // Fetch: "sort and combine", with Set-Cookie values kept apart, as one flat array (name,
+  // value, name, value, ...: no array per pair). O(n log n) from the index (which this builds
+  // whatever the list's length), then cached until the next change.
   #pairs() {
     if (this.#sorted !== null) return this.#sorted;
-    const names = [];
-    const seen = new PrimordialSafeSet();
     const list = this.#list;
-    for (let i = 0; i < list.length; i++) {
-      const n = list[i][0];
-      if (!seen.has(n)) {
-        seen.add(n);
-        ArrayPrototypePush(names, n);
-      }
-    }
-    ArrayPrototypeSort(names, (a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const out = [];
+    if (list.length === 0) {
+      this.#sorted = out;
+      return out;
+    }
+    const names = [];
+    let index = this.#index;
+    if (index === null) index = this.#buildIndex(names);
+    else index.forEach((value, name) => { ArrayPrototypePush(names, name); });
+    // Lowercase names are ASCII, so comparing code units is Fetch's byte order.
+    ArrayPrototypeSort(names);
     for (let j = 0; j < names.length; j++) {
       const name = names[j];
       if (name === 'set-cookie') {
         for (let i = 0; i < list.length; i++) {
-          if (list[i][0] === name) ArrayPrototypePush(out, [name, list[i][1]]);
+          if (list[i][0] === name) ArrayPrototypePush(out, name, list[i][1]);
         }
       } else {
-        ArrayPrototypePush(out, [name, this.#combined(name)]);
+        ArrayPrototypePush(out, name, index.get(name));
       }
     }
     this.#sorted = out;
@@ -248,7 +324,7 @@ class Headers {
     appendValidHeader = (h, name, value) => {
       h.#mutable();
       if (h.#guard === kGuardRequestNoCors) h.#append(name, value);
-      else ArrayPrototypePush(h.#list, [name, value]);
+      else h.#push(name, value);
     };
     headerList = (h) => h.#list;
     setGuard = (h, guard) => { h.#guard = guard; };
@@ -258,15 +334,24 @@ class Headers {
       h.#guard = guard;
       return h;
     };
-    internal.headersPairs = (h) => h.#pairs();
+    headersPairs = (h) => h.#pairs();
     // A default the runtime itself adds (a body's Content-Type): name lowercase, value
     // valid already, so none of append's checks; added only when the name is absent.
     internal.headersAddDefault = (h, name, value) => {
+      const index = h.#index;
       const list = h.#list;
-      for (let i = 0; i < list.length; i++) if (list[i][0] === name) return;
+      if (index !== null) {
+        if (index.has(name)) return;
+        index.set(name, value);
+      } else {
+        for (let i = 0; i < list.length; i++) if (list[i][0] === name) return;
+      }
       h.#sorted = null;
       ArrayPrototypePush(list, [name, value]);
     };
+    // For the built-ins' own checks (Request's and Response's Content-Type): has() without
+    // going through a method an app may replace. name: valid and lowercase.
+    internal.hasHeader = (h, name) => h.#has(name);
     internal.isHeaders = (v) => v !== null && typeof v === 'object' && #list in v;
   }
 }
@@ -276,8 +361,8 @@ Reflect.defineProperty(Headers.prototype, SymbolIterator, { enumerable: false })
 Reflect.defineProperty(Headers.prototype, SymbolToStringTag, { value: 'Headers', configurable: true });
 Headers.prototype[internal.kInspect] = function (fmt) {
   const parts = [];
-  const pairs = internal.headersPairs(this);
-  for (let i = 0; i < pairs.length; i++) ArrayPrototypePush(parts, `${fmt(pairs[i][0])}: ${fmt(pairs[i][1])}`);
+  const pairs = headersPairs(this);
+  for (let i = 0; i < pairs.length; i += 2) ArrayPrototypePush(parts, `${fmt(pairs[i])}: ${fmt(pairs[i + 1])}`);
   return parts.length ? `Headers { ${ArrayPrototypeJoin(parts, ', ')} }` : 'Headers {}';
 };
 Reflect.defineProperty(Headers.prototype, internal.kInspect, { enumerable: false });
@@ -296,11 +381,11 @@ class HeadersIterator {
     if (this.#headers === undefined || !(#kind in this)) {
       throw new TypeError('next called on an object that is not a Headers iterator');
     }
-    const pairs = internal.headersPairs(this.#headers);
-    if (this.#index >= pairs.length) return { value: undefined, done: true };
-    const pair = pairs[this.#index++];
-    const name = pair[0];
-    const value = pair[1];
+    const pairs = headersPairs(this.#headers);
+    if (2 * this.#index >= pairs.length) return { value: undefined, done: true };
+    const i = 2 * this.#index++;
+    const name = pairs[i];
+    const value = pairs[i + 1];
     const v = this.#kind === 'keys' ? name : this.#kind === 'values' ? value : [name, value];
     return { value: v, done: false };
   }
@@ -326,8 +411,8 @@ function fillHeaders(headers, init) {
       HeadersIteratorPrototype.next === headersIteratorNext) {
     // Another Headers, iterated by its own unpatched iterator: no app code would run, so
     // its sorted and combined pairs (valid already) are copied as they are.
-    const pairs = internal.headersPairs(init);
-    for (let i = 0; i < pairs.length; i++) appendValidHeader(headers, pairs[i][0], pairs[i][1]);
+    const pairs = headersPairs(init);
+    for (let i = 0; i < pairs.length; i += 2) appendValidHeader(headers, pairs[i], pairs[i + 1]);
     return;
   }
   const pairs = method !== undefined && method !== null
@@ -352,13 +437,8 @@ const toHeaderPair = (pair) => webidl.iterable(pair, toPairItem, 'Header pair');
 internal.Headers = Headers;
 internal.headerList = headerList;
 // For the built-ins' own appends (Request's and Response's Content-Type): the same steps as
-// append() and has(), without going through methods an app may replace.
+// append(), without going through a method an app may replace (internal.hasHeader: has()).
 internal.appendHeader = appendHeader;
-internal.hasHeader = (h, name) => {
-  const list = headerList(h);
-  for (let i = 0; i < list.length; i++) if (list[i][0] === name) return true;
-  return false;
-};
 internal.setHeadersGuard = setGuard;
 internal.headersFromList = headersFromList;
 internal.fillHeaders = fillHeaders;

@@ -4,7 +4,8 @@
 
 const {
   ArrayPrototypePush, FunctionPrototypeCall, ObjectDefineProperty, Promise, PromisePrototypeThen,
-  PromiseReject, ReflectApply, TypeError, RangeError,
+  PromiseReject, ReflectApply, ReflectGetOwnPropertyDescriptor, TypeError, RangeError, globalThis,
+  uncurryThis,
 } = primordials;
 const { webidl, DOMException } = internal;
 const S = internal.streams;
@@ -492,6 +493,38 @@ internal.transformSides = (ts) => {
   return { __proto__: null, readable: t.readable, writable: t.writable };
 };
 internal.isTransformStream = (v) => TS(v) !== null;
+// For built-in transformers that make many chunks out of one (34_compression_streams.js):
+// undefined when the readable side wants a chunk now; else a promise that resolves to true
+// when it next pulls, to false when the writable side is aborted meanwhile (the transform
+// should stop: the abort waits for it, as Streams says, then runs the cancel algorithm), or
+// rejects with the writable side's error if the stream was cancelled or errored (as a write
+// waiting on backpressure would, §6.4.x "sink write" step 2). The abort is seen through the
+// writable controller's signal, which "abort" signals at once, so the write in progress ends
+// without waiting for a read that may never come.
+// AbortController's signal getter as it is at load, not as an app may have redefined it.
+const abortControllerSignal = uncurryThis(
+  ReflectGetOwnPropertyDescriptor(globalThis.AbortController.prototype, 'signal').get);
+internal.transformWaitForPull = (controller) => {
+  const t = TDC(controller).stream;
+  if (!t.backpressure) return undefined;
+  const w = writableRecord(t);
+  // Aborted or cancelled between the last wait and this one (app code ran in between).
+  if (w.state !== 'writable') return w.pendingAbortRequest !== null ? resolved(false) : rejected(w.storedError);
+  const woken = newPromise();
+  let isAborted = false;
+  const signal = abortControllerSignal(w.controller.abortController);
+  const removeAbort = internal.addAbortAlgorithm(signal, () => {
+    isAborted = true;
+    woken.resolve();
+  });
+  uponPromise(t.backpressureChangePromise.promise, woken.resolve, woken.resolve);
+  return then(woken.promise, () => {
+    removeAbort();
+    if (isAborted || w.pendingAbortRequest !== null) return false;
+    if (w.state === 'erroring' || w.state === 'errored') throw w.storedError;
+    return true;
+  });
+};
 
 // --- transfer (§4.2.x, §5.2.x, §6.2.x "transfer steps") ------------------------------------------
 // Within one isolate a transferred stream is a new stream of the same kind over the original,

@@ -3,31 +3,54 @@
 // Everything about bytes happens there; this file moves chunks and errors.
 'use strict';
 
-const { TypeError } = primordials;
-const { webidl, TransformStream, transformEnqueue, transformSides } = internal;
+const { PromisePrototypeThen, TypeError } = primordials;
+const { webidl, TransformStream, transformEnqueue, transformSides, transformWaitForPull } = internal;
 
 // enum CompressionFormat
 const kFormats = ['deflate', 'deflate-raw', 'gzip', 'brotli'];
+
+// binding.compressorPush's modes and what it returns (compression.cc: push_mode, push_status).
+const kNextChunk = 0, kRest = 1, kFinish = 2;
+const kDone = 0, kMore = 1, kTrailing = 2, kTruncated = 3;
 
 // The readable and writable sides of the transform behind both classes. The codec state is
 // freed by the native side when the stream ends or fails, here when it is cancelled or
 // aborted, and otherwise when the handle is collected.
 function codecTransform(format, decompress) {
   const handle = binding.compressorNew(format, decompress);
-  // "compress/decompress (flush and) enqueue a chunk": the output is enqueued in chunks of at
-  // most 64 KiB; data that went on after its end or ended early fails the stream only after
-  // the output it did produce ("decompress and enqueue a chunk" step 6, "decompress flush and
-  // enqueue" step 3).
-  const run = (chunk, finish, controller) => {
-    const out = [];
-    const late = binding.compressorPush(handle, chunk, finish, out);
-    for (let i = 0; i < out.length; i++) transformEnqueue(controller, out[i]);
-    if (late !== undefined) throw new TypeError(late);
+  const out = []; // each push leaves at most one chunk here
+  // "compress/decompress (flush and) enqueue a chunk", a bounded step at a time: each push
+  // gives at most one chunk of at most 64 KiB, and the next one is made only when the
+  // readable side wants it, so the reader's pace bounds the memory, and JS runs (and the CPU
+  // limit can stop the request) between steps. Data that went on after its end or ended early
+  // fails the stream only after the output it did produce ("decompress and enqueue a chunk"
+  // step 6, "decompress flush and enqueue" step 3). mode: kNextChunk (a chunk written to the
+  // stream), kRest (the rest of it) or kFinish (flush).
+  const run = (chunk, mode, controller) => {
+    let status = binding.compressorPush(handle, chunk, mode, out);
+    const next = mode === kFinish ? kFinish : kRest;
+    for (;;) {
+      if (out.length !== 0) {
+        const bytes = out[0];
+        out.length = 0;
+        transformEnqueue(controller, bytes);
+      }
+      if (status !== kMore) break;
+      const wait = transformWaitForPull(controller);
+      if (wait !== undefined) {
+        // Aborted: stop here; the abort's cancel step frees the codec.
+        return PromisePrototypeThen(wait, (goOn) => (goOn ? run(undefined, next, controller) : undefined));
+      }
+      status = binding.compressorPush(handle, undefined, next, out);
+    }
+    if (status === kTrailing) throw new TypeError('The compressed data is followed by bytes that are not part of it');
+    if (status === kTruncated) throw new TypeError('The compressed data ends before its end');
+    return undefined;
   };
   return transformSides(new TransformStream({
     __proto__: null,
-    transform(chunk, controller) { run(chunk, false, controller); },
-    flush(controller) { run(undefined, true, controller); },
+    transform(chunk, controller) { return run(chunk, kNextChunk, controller); },
+    flush(controller) { return run(undefined, kFinish, controller); },
     cancel() { binding.compressorEnd(handle); },
   }));
 }

@@ -1,8 +1,10 @@
 // compression.cc: the native half of CompressionStream and DecompressionStream
 // (34_compression_streams.js): zlib for "deflate", "deflate-raw" and "gzip", libbrotli for
 // "brotli". Each stream owns one codec state behind a handle object; the state is freed when
-// the stream ends or fails, when the handle is collected, or with the isolate. Isolate thread
-// only.
+// the stream ends, fails or is cancelled, when the handle is collected, or with the isolate.
+// A push does a bounded step (at most kInputPerCall bytes in, one output chunk of at most
+// kChunk bytes out), so that JS runs between steps: the CPU limit can stop a decompression
+// bomb and the readable side's backpressure bounds what it holds. Isolate thread only.
 #include "runtime_int.h"
 
 #include <climits>
@@ -27,11 +29,14 @@ using v8::Object;
 using v8::String;
 using v8::Value;
 
-// Output is handed to JS in buffers of this size; a push that ends with a partly filled one
-// copies it out when it holds less than kCopyBelow bytes (and keeps the buffer for the next
-// push), else shrinks it in place.
+// Output is handed to JS in chunks of this size, each push giving at most one: a full buffer
+// as it is, and at the end of the input (or of the stream) what a partly filled one holds,
+// copied out at its length. A push that stops on its input budget keeps its partial buffer
+// for the next, so steps do not cut the output into small chunks.
 constexpr size_t kChunk = 64 * 1024;
-constexpr size_t kCopyBelow = 16 * 1024;
+// ...and feeds the codec at most this much input: compressing 64 KiB takes a few ms at most
+// (decompression is bounded by its output first).
+constexpr size_t kInputPerCall = 64 * 1024;
 // Brotli's quality 11 (its default) runs tens of times slower than 5 for a few percent of size;
 // a stream compressed while a request waits wants the middle of the range. Window: the default.
 constexpr uint32_t kBrotliQuality = 5;
@@ -48,6 +53,14 @@ struct rt_compressor {
     bool is_at_end = false; // decompression: the end of the compressed data was reached
     size_t n_bytes = 0;     // what the codec has allocated
     int64_t n_reported = 0; // of that, what V8 was told (AdjustAmountOfExternalAllocatedMemory)
+    // The part of the current chunk the codec has not taken yet. Its backing store is held
+    // (not copied) while JS runs between pushes, so the bytes stay valid even if the app
+    // detaches the chunk's buffer meanwhile.
+    std::shared_ptr<BackingStore> in_store;
+    const uint8_t *in_next = nullptr;
+    size_t in_left = 0;
+    uint8_t *out = nullptr; // the kChunk output buffer being filled, while a chunk is worked on
+    size_t out_used = 0;
     z_stream zs;
     BrotliEncoderState *benc = nullptr;
     BrotliDecoderState *bdec = nullptr;
@@ -55,9 +68,10 @@ struct rt_compressor {
 
 struct rt_compression {
     Isolate *isolate = nullptr;
-    v8::Global<v8::FunctionTemplate> tmpl; // of handles: HasInstance tells ours from others
-    rt_compressor *live = nullptr;         // every state not yet freed
-    std::unique_ptr<BackingStore> spare;   // an empty kChunk output buffer, kept between pushes
+    ArrayBuffer::Allocator *allocator = nullptr; // the isolate's: output counts as its buffers
+    v8::Global<v8::FunctionTemplate> tmpl;       // of handles: HasInstance tells ours from others
+    rt_compressor *live = nullptr;               // every state not yet freed
+    uint8_t *spare = nullptr; // an idle kChunk output buffer from allocator, for the next push
 };
 
 // --- codec memory: counted, so that V8 sees what a stream holds and collects accordingly ---
@@ -140,6 +154,8 @@ static int codec_init(rt_compressor *c, int bits)
     return NANO_EINVAL;
 }
 
+static void buffer_put(rt_compression *cz, uint8_t *p);
+
 // Frees the codec state (the handle stays, and later pushes throw). NULL-safe, idempotent.
 static void codec_end(rt_compressor *c)
 {
@@ -161,6 +177,12 @@ static void codec_end(rt_compressor *c)
         c->bdec = nullptr;
         break;
     }
+    c->in_store.reset();
+    c->in_next = nullptr;
+    c->in_left = 0;
+    buffer_put(c->owner, c->out); // what it held is dropped
+    c->out = nullptr;
+    c->out_used = 0;
     c->is_open = false;
 }
 
@@ -191,99 +213,134 @@ static void on_handle_collected(const v8::WeakCallbackInfo<rt_compressor> &info)
 
 // --- output buffers ---------------------------------------------------------------------------
 
-// The output of one push: each filled kChunk buffer becomes a chunk as it is (no copy).
-struct output {
-    Isolate *isolate;
-    rt_compression *cz;
-    std::vector<Local<Value>> chunks;
-    size_t used = 0; // bytes written into cz->spare
-};
-
-static void output_add(output *o, std::unique_ptr<BackingStore> store, size_t len)
+// Output buffers come from the isolate's ArrayBuffer allocator, so they count as the app's
+// ArrayBuffers, and a refusal is a RangeError in JS (ArrayBuffer::New would abort the process).
+static void free_output(void *data, size_t len, void *allocator)
 {
-    Local<ArrayBuffer> ab = ArrayBuffer::New(o->isolate, std::move(store));
-    o->chunks.push_back(v8::Uint8Array::New(ab, 0, len));
+    static_cast<ArrayBuffer::Allocator *>(allocator)->Free(data, len);
 }
 
-// Room to write into: *next and *avail describe the free end of the current buffer. False
-// when the app's memory limit refuses a new buffer (PUSH_NO_MEMORY).
-static bool output_room(output *o, uint8_t **next, size_t *avail)
+// A kChunk buffer: the isolate's idle one, or a new one (nullptr when refused).
+static uint8_t *buffer_get(rt_compression *cz)
 {
-    if (o->cz->spare && o->used == kChunk) {
-        output_add(o, std::move(o->cz->spare), kChunk);
-        o->used = 0;
+    uint8_t *p = cz->spare;
+    if (p != nullptr) {
+        cz->spare = nullptr;
+        return p;
     }
-    if (!o->cz->spare) {
-        o->cz->spare = rt_backing_store_try_new(o->isolate, kChunk);
-        if (!o->cz->spare)
+    return static_cast<uint8_t *>(cz->allocator->AllocateUninitialized(kChunk));
+}
+
+// Gives a kChunk buffer back: kept as the isolate's idle one, or freed. NULL-safe.
+static void buffer_put(rt_compression *cz, uint8_t *p)
+{
+    if (p == nullptr)
+        return;
+    if (cz->spare == nullptr)
+        cz->spare = p;
+    else
+        cz->allocator->Free(p, kChunk);
+}
+
+// Room to write into: *next and *avail describe the free end of c's output buffer (*avail is
+// 0 once it is full). False when no buffer can be allocated.
+static bool output_room(rt_compressor *c, uint8_t **next, size_t *avail)
+{
+    if (c->out == nullptr) {
+        c->out = buffer_get(c->owner);
+        if (c->out == nullptr)
             return false;
-        o->used = 0;
+        c->out_used = 0;
     }
-    *next = static_cast<uint8_t *>(o->cz->spare->Data()) + o->used;
-    *avail = kChunk - o->used;
+    *next = c->out + c->out_used;
+    *avail = kChunk - c->out_used;
     return true;
 }
 
-// The last, partly filled buffer of a push becomes a chunk of its exact length.
-static void output_finish(output *o)
+// The chunk a push gives JS, as a Uint8Array that owns its buffer: a full buffer, or with
+// is_end what a partly filled one holds (*chunk stays empty when there is none). With is_end
+// the buffer, then empty, goes back to the isolate. False when out of memory.
+static bool output_take(rt_compressor *c, bool is_end, Local<Value> *chunk)
 {
-    if (!o->cz->spare || o->used == 0)
-        return;
-    // A small copy, unless the memory limit refuses it: then the buffer shrinks in place.
-    std::unique_ptr<BackingStore> store;
-    if (o->used < kCopyBelow)
-        store = rt_backing_store_try_new(o->isolate, o->used);
-    if (store) {
-        memcpy(store->Data(), o->cz->spare->Data(), o->used);
-        output_add(o, std::move(store), o->used);
-    } else {
-        size_t len = o->used;
-        output_add(o, BackingStore::Reallocate(o->isolate, std::move(o->cz->spare), len), len);
+    rt_compression *cz = c->owner;
+    size_t len = c->out_used;
+    void *data = nullptr;
+    if (len == kChunk) {
+        data = c->out;
+        c->out = nullptr;
+    } else if (is_end && len > 0) {
+        data = cz->allocator->AllocateUninitialized(len);
+        if (data == nullptr)
+            return false;
+        memcpy(data, c->out, len);
     }
-    o->used = 0;
+    if (data != nullptr) {
+        c->out_used = 0;
+        std::shared_ptr<BackingStore> store =
+            ArrayBuffer::NewBackingStore(data, len, free_output, cz->allocator);
+        Local<ArrayBuffer> ab = ArrayBuffer::New(cz->isolate, std::move(store));
+        *chunk = v8::Uint8Array::New(ab, 0, len);
+    }
+    if (is_end && c->out != nullptr) {
+        buffer_put(cz, c->out);
+        c->out = nullptr;
+    }
+    return true;
 }
 
-// --- one push through each codec -------------------------------------------------------------
+// --- one step through each codec -------------------------------------------------------------
 
+// The codec takes its input from c->in_next/c->in_left and advances them.
 enum push_result {
-    PUSH_OK,
-    PUSH_CORRUPT,   // the compressed data is invalid: the stream fails without its output
-    PUSH_NO_MEMORY, // the codec could not allocate
+    PUSH_DONE,      // the input is consumed and the codec has written all it has (with finish:
+                    // the stream ended)
+    PUSH_MORE,      // the chunk is full or the input budget spent: push again to go on
     PUSH_TRAILING,  // bytes follow the end of the compressed data (output first, then fail)
     PUSH_TRUNCATED, // finish before the end of the compressed data (output first, then fail)
+    PUSH_CORRUPT,   // the compressed data is invalid: the stream fails without this output
+    PUSH_NO_MEMORY, // the codec or an output buffer could not allocate
 };
 
-static push_result push_zlib(rt_compressor *c, output *o, const uint8_t *in, size_t len,
-                             bool finish, const char **why)
+static void take_input(rt_compressor *c, size_t n)
+{
+    c->in_next += n;
+    c->in_left -= n;
+}
+
+static push_result push_zlib(rt_compressor *c, bool finish, const char **why)
 {
     z_stream *zs = &c->zs;
-    // zlib counts in uInt; feed a huge chunk in slices.
-    size_t left = len;
+    size_t budget = kInputPerCall;
     for (;;) {
-        if (zs->avail_in == 0 && left > 0) {
-            uInt n = left > (size_t)UINT_MAX ? UINT_MAX : (uInt)left;
-            zs->next_in = const_cast<Bytef *>(in + (len - left));
-            zs->avail_in = n;
-            left -= n;
-        }
-        bool is_last_slice = left == 0;
         uint8_t *next;
         size_t avail;
-        if (!output_room(o, &next, &avail))
+        if (!output_room(c, &next, &avail))
             return PUSH_NO_MEMORY;
+        if (avail == 0)
+            return PUSH_MORE;
+        size_t feed = c->in_left < budget ? c->in_left : budget; // < UINT_MAX, as zlib counts
+        bool is_last_input = feed == c->in_left;
+        zs->next_in = const_cast<Bytef *>(c->in_next);
+        zs->avail_in = (uInt)feed;
         zs->next_out = next;
         zs->avail_out = (uInt)avail;
         int rc;
         if (c->kind == CODEC_DEFLATE)
-            rc = deflate(zs, finish && is_last_slice ? Z_FINISH : Z_NO_FLUSH);
+            rc = deflate(zs, finish && is_last_input ? Z_FINISH : Z_NO_FLUSH);
         else
             rc = inflate(zs, Z_NO_FLUSH);
-        o->used += avail - zs->avail_out;
+        size_t taken = feed - zs->avail_in;
+        size_t written = avail - zs->avail_out;
+        take_input(c, taken);
+        budget -= taken;
+        c->out_used += written;
+        zs->next_in = Z_NULL; // the chunk's bytes are not the codec's to keep
+        zs->avail_in = 0;
         if (rc == Z_STREAM_END) {
             if (c->kind == CODEC_DEFLATE)
-                return PUSH_OK;
+                return PUSH_DONE; // only after Z_FINISH
             c->is_at_end = true;
-            return zs->avail_in > 0 || left > 0 ? PUSH_TRAILING : PUSH_OK;
+            return c->in_left > 0 ? PUSH_TRAILING : PUSH_DONE;
         }
         if (rc == Z_MEM_ERROR)
             return PUSH_NO_MEMORY;
@@ -295,49 +352,86 @@ static push_result push_zlib(rt_compressor *c, output *o, const uint8_t *in, siz
             *why = zs->msg != nullptr ? zs->msg : "invalid data";
             return PUSH_CORRUPT;
         }
-        // Z_OK or Z_BUF_ERROR (no progress possible): done once the input is used up and the
-        // codec stopped short of filling the buffer, i.e. it has nothing more to write.
-        if (zs->avail_out > 0 && zs->avail_in == 0 && left == 0 &&
-            !(c->kind == CODEC_DEFLATE && finish))
-            break;
+        // Z_OK or Z_BUF_ERROR (no progress possible).
+        if (zs->avail_out == 0)
+            return PUSH_MORE; // there may be more to write
+        if (c->in_left == 0) {
+            // The input is used up and the codec stopped short of filling the buffer: it has
+            // written all it has. (Deflate with Z_FINISH and room left ends with Z_STREAM_END.)
+            if (c->kind == CODEC_INFLATE)
+                return finish ? PUSH_TRUNCATED : PUSH_DONE;
+            if (!finish)
+                return PUSH_DONE;
+        }
+        if (budget == 0)
+            return PUSH_MORE;
+        if (taken == 0 && written == 0) {
+            *why = "the codec made no progress"; // never seen: a guard against spinning
+            return PUSH_CORRUPT;
+        }
     }
-    return c->kind == CODEC_INFLATE && finish ? PUSH_TRUNCATED : PUSH_OK;
 }
 
-static push_result push_brotli(rt_compressor *c, output *o, const uint8_t *in, size_t len,
-                               bool finish, const char **why)
+static push_result push_brotli(rt_compressor *c, bool finish, const char **why)
 {
-    size_t avail_in = len;
-    const uint8_t *next_in = in;
+    size_t budget = kInputPerCall;
     for (;;) {
         uint8_t *next;
         size_t avail;
-        if (!output_room(o, &next, &avail))
+        if (!output_room(c, &next, &avail))
             return PUSH_NO_MEMORY;
+        if (avail == 0)
+            return PUSH_MORE;
+        size_t feed = c->in_left < budget ? c->in_left : budget;
+        size_t avail_in = feed;
+        const uint8_t *next_in = c->in_next;
         size_t room = avail;
         if (c->kind == CODEC_BROTLI_ENC) {
-            BrotliEncoderOperation op = finish ? BROTLI_OPERATION_FINISH : BROTLI_OPERATION_PROCESS;
+            BrotliEncoderOperation op = finish && feed == c->in_left ? BROTLI_OPERATION_FINISH
+                                                                     : BROTLI_OPERATION_PROCESS;
             BROTLI_BOOL ok = BrotliEncoderCompressStream(c->benc, op, &avail_in, &next_in, &avail,
                                                          &next, nullptr);
-            o->used += room - avail;
+            size_t taken = feed - avail_in;
+            take_input(c, taken);
+            budget -= taken;
+            c->out_used += room - avail;
             if (!ok)
                 return PUSH_NO_MEMORY; // we never misuse the operations: only allocation fails
-            if (finish ? BrotliEncoderIsFinished(c->benc)
-                       : avail_in == 0 && !BrotliEncoderHasMoreOutput(c->benc))
-                return PUSH_OK;
+            if (op == BROTLI_OPERATION_FINISH && BrotliEncoderIsFinished(c->benc))
+                return PUSH_DONE;
+            if (avail == 0)
+                return PUSH_MORE;
+            if (op == BROTLI_OPERATION_PROCESS && c->in_left == 0 &&
+                !BrotliEncoderHasMoreOutput(c->benc))
+                return PUSH_DONE;
+            if (budget == 0)
+                return PUSH_MORE;
+            if (taken == 0 && avail == room) {
+                *why = "the encoder made no progress"; // never seen: a guard against spinning
+                return PUSH_CORRUPT;
+            }
             continue;
         }
         BrotliDecoderResult r =
             BrotliDecoderDecompressStream(c->bdec, &avail_in, &next_in, &avail, &next, nullptr);
-        o->used += room - avail;
+        size_t taken = feed - avail_in;
+        take_input(c, taken);
+        budget -= taken;
+        c->out_used += room - avail;
         switch (r) {
         case BROTLI_DECODER_RESULT_SUCCESS:
             c->is_at_end = true;
-            return avail_in > 0 ? PUSH_TRAILING : PUSH_OK;
-        case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT:
-            return finish ? PUSH_TRUNCATED : PUSH_OK;
+            return c->in_left > 0 ? PUSH_TRAILING : PUSH_DONE;
+        case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT: // it took all it was given
+            if (c->in_left == 0)
+                return finish ? PUSH_TRUNCATED : PUSH_DONE;
+            if (budget == 0)
+                return PUSH_MORE;
+            continue;
         case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT:
-            if (avail < room)
+            if (avail == 0)
+                return PUSH_MORE;
+            if (avail < room || taken > 0)
                 continue;
             *why = "the decoder made no progress"; // never seen: it asks only when out is full
             return PUSH_CORRUPT;
@@ -433,8 +527,9 @@ static void CompressorNew(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(h);
 }
 
-// The bytes of a BufferSource (ArrayBuffer or ArrayBufferView, not shared); false if it is not.
-static bool buffer_source(Local<Value> v, const uint8_t **p, size_t *len)
+// The bytes of a BufferSource (ArrayBuffer or ArrayBufferView, not shared) and its buffer;
+// false if it is not one.
+static bool buffer_source(Local<Value> v, const uint8_t **p, size_t *len, Local<ArrayBuffer> *buf)
 {
     Local<ArrayBuffer> ab;
     size_t offset = 0;
@@ -451,21 +546,32 @@ static bool buffer_source(Local<Value> v, const uint8_t **p, size_t *len)
     } else {
         return false;
     }
-    // The bytes stay put for the call: backing stores never move, and no JS runs until the
-    // codec is done with them.
+    // The bytes stay put for the call (backing stores never move, and no JS runs until the
+    // push returns); a push that leaves some of them holds the backing store.
     *p = *len > 0 ? static_cast<const uint8_t *>(ab->Data()) + offset : nullptr;
+    *buf = ab;
     return true;
 }
 
-// compressorPush(handle, bytes, finish, out) -> undefined, or a message.
-// Runs bytes (a BufferSource; undefined when finish) through the codec and appends the output
-// to the array out as Uint8Arrays of at most 64 KiB. With finish, the stream ends: compression
-// writes its trailer, decompression checks that the compressed data was complete.
-// Throws a TypeError when bytes is not a BufferSource or the compressed data is corrupt (no
-// output then), a RangeError when out of memory. Returns a message when the output stands but
-// the stream must then fail (Compression §6 "decompress and enqueue a chunk" step 6 and "flush"
-// step 3): data after the end of the compressed stream, or the stream cut short at finish.
-// The state is freed at finish and on any error.
+// What compressorPush does and returns (34_compression_streams.js has the same numbers).
+enum push_mode { MODE_NEXT_CHUNK = 0, MODE_REST = 1, MODE_FINISH = 2 };
+enum push_status { STATUS_DONE = 0, STATUS_MORE = 1, STATUS_TRAILING = 2, STATUS_TRUNCATED = 3 };
+
+// compressorPush(handle, bytes, mode, out) -> status. One bounded step of the stream, by mode:
+// MODE_NEXT_CHUNK starts on bytes, the next chunk written (it must be a BufferSource);
+// MODE_REST goes on with the rest of the current chunk; MODE_FINISH ends the stream
+// (compression writes its trailer, decompression checks that the compressed data was
+// complete), a step per call like the others. bytes is ignored but for MODE_NEXT_CHUNK.
+// Appends at most one Uint8Array of at most 64 KiB, owning its buffer, to the array out.
+// Returns STATUS_DONE when the chunk is consumed and the codec has written all it has (with
+// MODE_FINISH: the stream ended), STATUS_MORE when the caller must push again with MODE_REST
+// (or MODE_FINISH) for the rest; STATUS_TRAILING or STATUS_TRUNCATED when the output stands
+// but the stream must then fail (Compression §6 "decompress and enqueue a chunk" step 6 and
+// "flush" step 3): data after the end of the compressed stream, or the stream cut short.
+// Throws a TypeError when bytes is not a BufferSource, when a chunk comes before the previous
+// one is consumed, or when the compressed data is corrupt (the output of this step is
+// dropped), a RangeError when out of memory. The state is freed when the stream ends and on
+// any error.
 static void CompressorPush(const FunctionCallbackInfo<Value> &args)
 {
     rt_compression *cz = cz_of(args);
@@ -474,51 +580,65 @@ static void CompressorPush(const FunctionCallbackInfo<Value> &args)
     rt_compressor *c = compressor_arg(args, cz);
     if (c == nullptr)
         return;
-    bool finish = args[2]->BooleanValue(isolate);
-    const uint8_t *p = nullptr;
-    size_t len = 0;
-    if (!(finish && args[1]->IsUndefined()) && !buffer_source(args[1], &p, &len)) {
-        codec_end(c);
-        return throw_error(isolate, false,
-                           "The chunk is not a BufferSource (an ArrayBuffer or ArrayBufferView "
-                           "not backed by a SharedArrayBuffer)");
-    }
+    int32_t mode = args[2]->IsInt32() ? args[2].As<v8::Int32>()->Value() : -1;
+    if (mode != MODE_NEXT_CHUNK && mode != MODE_REST && mode != MODE_FINISH)
+        return throw_error(isolate, false, "compressorPush: bad mode");
     if (!args[3]->IsArray())
         return throw_error(isolate, false, "compressorPush: out must be an array");
+    bool finish = mode == MODE_FINISH;
+    bool is_new_chunk = mode == MODE_NEXT_CHUNK;
+    Local<ArrayBuffer> buf;
+    if (is_new_chunk) {
+        if (c->in_left > 0)
+            return throw_error(isolate, false, "compressorPush: the previous chunk is not done");
+        const uint8_t *p = nullptr;
+        size_t len = 0;
+        if (!buffer_source(args[1], &p, &len, &buf)) {
+            codec_end(c);
+            report_memory(c, isolate);
+            return throw_error(isolate, false,
+                               "The chunk is not a BufferSource (an ArrayBuffer or "
+                               "ArrayBufferView not backed by a SharedArrayBuffer)");
+        }
+        c->in_next = p;
+        c->in_left = len;
+    }
 
-    output o{isolate, cz, {}, 0};
     const char *why = nullptr;
     push_result r;
     if (c->is_at_end)
-        r = len > 0 ? PUSH_TRAILING : PUSH_OK;
+        r = c->in_left > 0 ? PUSH_TRAILING : PUSH_DONE;
     else if (c->kind == CODEC_BROTLI_ENC || c->kind == CODEC_BROTLI_DEC)
-        r = push_brotli(c, &o, p, len, finish, &why);
+        r = push_brotli(c, finish, &why);
     else
-        r = push_zlib(c, &o, p, len, finish, &why);
+        r = push_zlib(c, finish, &why);
+    if (c->in_left == 0) {
+        c->in_store.reset();
+        c->in_next = nullptr;
+    } else if (is_new_chunk) {
+        c->in_store = buf->GetBackingStore(); // before any JS can run
+    }
+    Local<Value> chunk;
+    if (r == PUSH_CORRUPT || r == PUSH_NO_MEMORY || !output_take(c, r != PUSH_MORE, &chunk)) {
+        codec_end(c);
+        report_memory(c, isolate);
+        if (r == PUSH_CORRUPT)
+            return throw_error(isolate, false,
+                               std::string("The compressed data is corrupt: ") + why);
+        return throw_error(isolate, true, "Out of memory in the compression stream");
+    }
+    if (!chunk.IsEmpty()) {
+        Local<v8::Array> out = args[3].As<v8::Array>();
+        rt_ignore(out->CreateDataProperty(ctx, out->Length(), chunk));
+    }
+    if ((finish && r == PUSH_DONE) || r == PUSH_TRAILING || r == PUSH_TRUNCATED)
+        codec_end(c);
     report_memory(c, isolate);
-    if (r == PUSH_CORRUPT || r == PUSH_NO_MEMORY) {
-        o.used = 0; // what the spare holds is dropped with the chunks
-        codec_end(c);
-        report_memory(c, isolate);
-        if (r == PUSH_NO_MEMORY)
-            return throw_error(isolate, true, "Out of memory in the compression stream");
-        return throw_error(isolate, false, std::string("The compressed data is corrupt: ") + why);
-    }
-    output_finish(&o);
-    Local<v8::Array> out = args[3].As<v8::Array>();
-    uint32_t base = out->Length();
-    for (size_t i = 0; i < o.chunks.size(); i++)
-        rt_ignore(out->CreateDataProperty(ctx, base + (uint32_t)i, o.chunks[i]));
-    if (finish || r != PUSH_OK) {
-        codec_end(c);
-        report_memory(c, isolate);
-    }
-    if (r == PUSH_TRAILING)
-        args.GetReturnValue().Set(String::NewFromUtf8Literal(
-            isolate, "The compressed data is followed by bytes that are not part of it"));
-    else if (r == PUSH_TRUNCATED)
-        args.GetReturnValue().Set(
-            String::NewFromUtf8Literal(isolate, "The compressed data ends before its end"));
+    push_status status = r == PUSH_MORE       ? STATUS_MORE
+                         : r == PUSH_TRAILING  ? STATUS_TRAILING
+                         : r == PUSH_TRUNCATED ? STATUS_TRUNCATED
+                                               : STATUS_DONE;
+    args.GetReturnValue().Set((int32_t)status);
 }
 
 // compressorEnd(handle): frees the codec state now (the stream was cancelled or aborted).
@@ -555,6 +675,7 @@ void rt_compression_init(rt_isolate *iso)
     HandleScope handles(isolate);
     iso->compression = new rt_compression;
     iso->compression->isolate = isolate;
+    iso->compression->allocator = isolate->GetArrayBufferAllocator();
     Local<v8::FunctionTemplate> tmpl = v8::FunctionTemplate::New(isolate);
     tmpl->SetClassName(String::NewFromUtf8Literal(isolate, "CompressionHandle"));
     tmpl->InstanceTemplate()->SetInternalFieldCount(1);
@@ -568,6 +689,8 @@ void rt_compression_close_all(rt_isolate *iso)
         return;
     while (cz->live != nullptr)
         compressor_free(cz->live, cz->isolate);
+    if (cz->spare != nullptr)
+        cz->allocator->Free(cz->spare, kChunk);
     cz->tmpl.Reset();
     delete cz;
     iso->compression = nullptr;

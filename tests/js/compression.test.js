@@ -358,11 +358,169 @@ test("patched stream prototypes do not reach the built-in transform", async () =
   Object.defineProperty(proto, "enqueue", { value() { throw new Error("patched"); }, configurable: true, writable: true });
   Object.defineProperty(TransformStream.prototype, "readable", { get() { throw new Error("patched"); }, configurable: true });
   Object.defineProperty(Object.prototype, "readableType", { value: "bytes", configurable: true, writable: true });
+  const signal = Object.getOwnPropertyDescriptor(AbortController.prototype, "signal");
+  Object.defineProperty(AbortController.prototype, "signal", { get() { throw new Error("patched"); }, configurable: true });
   try {
     sameBytes(await decompress("gzip", [await compress("gzip", [textBytes()])]), textBytes(), "patched");
+    // Output of many chunks, so the transform waits for reads between them.
+    const zeros = new Uint8Array(1 << 20);
+    sameBytes(await decompress("gzip", [await compress("gzip", [zeros])]), zeros, "patched, 1 MiB");
   } finally {
     Object.defineProperty(proto, "enqueue", enqueue);
     Object.defineProperty(TransformStream.prototype, "readable", readable);
+    Object.defineProperty(AbortController.prototype, "signal", signal);
     delete Object.prototype.readableType;
   }
+});
+
+// --- bounded steps: output made as it is read (issue 18: a decompression bomb) -----------------
+
+const turns = async (n) => { for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0)); };
+
+test("the transform does not run ahead of the reader: the write waits until its output is read", async () => {
+  const zeros = new Uint8Array(16 << 20);
+  const random = randomBytes(4 << 20);
+  for (const f of FORMATS) {
+    // Decompression: ~16 KB in, 16 MiB out. Compression: 4 MiB of random bytes in, as much
+    // out (with less, brotli may take it all into its window before writing 192 KiB).
+    for (const [Ctor, input, total] of [[DecompressionStream, await compress(f, [zeros]), zeros.length],
+      [CompressionStream, random, null]]) {
+      const s = new Ctor(f);
+      const writer = s.writable.getWriter();
+      let written = false;
+      const write = writer.write(input).then(() => { written = true; });
+      const reader = s.readable.getReader();
+      let n = 0;
+      for (let i = 0; i < 3 && !written; i++) {
+        const { value, done } = await reader.read();
+        assert(!done && value.byteLength <= 65536, `${f} ${Ctor.name}: read ${i}`);
+        n += value.byteLength;
+      }
+      await turns(5); // a transform that made all its output at once has finished the write
+      assert(!written, `${f} ${Ctor.name}: the write finished with only ${n} bytes read`);
+      const closed = writer.close();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        n += value.byteLength;
+      }
+      await write;
+      await closed;
+      if (total !== null) assertEquals(n, total, `${f}: all the output`);
+      else assert(n > random.length, `${f}: random bytes do not shrink (${n})`);
+    }
+  }
+});
+
+test("two reads waiting get two chunks; none is made while no read waits", async () => {
+  const ds = new DecompressionStream("deflate");
+  const writer = ds.writable.getWriter();
+  let written = false;
+  writer.write(await compress("deflate", [new Uint8Array(1 << 20)])).then(() => { written = true; }, () => {});
+  const reader = ds.readable.getReader();
+  const [a, b] = await Promise.all([reader.read(), reader.read()]);
+  assertEquals([a.value.byteLength, b.value.byteLength], [65536, 65536]);
+  await turns(3);
+  assert(!written, "the rest of the output was made with no read waiting");
+  // A third read gets the next chunk, made for it.
+  assertEquals((await reader.read()).value.byteLength, 65536);
+  await reader.cancel();
+});
+
+test("cancelled or aborted mid-output: the pending write fails with the reason, the codec stops", async () => {
+  for (const f of FORMATS) {
+    const ds = new DecompressionStream(f);
+    const writer = ds.writable.getWriter();
+    const write = writer.write(await compress(f, [new Uint8Array(8 << 20)]));
+    write.catch(() => {});
+    const reader = ds.readable.getReader();
+    assertEquals((await reader.read()).value.byteLength, 65536);
+    const reason = new Error("enough");
+    await reader.cancel(reason);
+    let got = null;
+    try {
+      await write;
+    } catch (e) {
+      got = e;
+    }
+    assertEquals(got, reason, `${f}: the write's error`);
+    await assertRejects(writer.write(new Uint8Array(1)), Error);
+    await assertRejects(writer.closed, Error);
+
+    // Aborted instead, with no read to come: the write in progress stops at once (the abort
+    // waits for it, as Streams says), then the abort completes and the readable side fails
+    // with the reason.
+    const ds2 = new DecompressionStream(f);
+    const writer2 = ds2.writable.getWriter();
+    const write2 = writer2.write(await compress(f, [new Uint8Array(4 << 20)]));
+    write2.catch(() => {});
+    const reader2 = ds2.readable.getReader();
+    await reader2.read();
+    const reason2 = new RangeError("stop");
+    let aborted = false;
+    writer2.abort(reason2).then(() => { aborted = true; });
+    await write2;
+    await turns(2);
+    assert(aborted, `${f}: the abort completed`);
+    let got2 = null;
+    try {
+      for (;;) if ((await reader2.read()).done) break;
+    } catch (e) {
+      got2 = e;
+    }
+    assertEquals(got2, reason2, `${f}: the read's error after abort`);
+  }
+  // Many bombs left mid-output: each stops where its reader stopped.
+  const bomb = await compress("gzip", [new Uint8Array(16 << 20)]);
+  for (let i = 0; i < 50; i++) {
+    const ds = new DecompressionStream("gzip");
+    ds.writable.getWriter().write(bomb).catch(() => {});
+    const reader = ds.readable.getReader();
+    await reader.read();
+    await reader.cancel();
+  }
+});
+
+test("corrupt data after 64 KiB of a chunk's output: that output, then a TypeError", async () => {
+  // The codec finds the damage only when it gets there; what it made before stands (as with
+  // trailing data), and the stream then fails.
+  for (const f of ["gzip", "deflate"]) { // their checksums find any damage
+    const c = await compress(f, [randomBytes(1 << 20)]);
+    const damaged = c.slice();
+    damaged.fill(0xff, damaged.length >> 1, (damaged.length >> 1) + 64);
+    const { error, got } = await failingDecompress(f, [damaged]);
+    assert(error instanceof TypeError, `${f}: ${error}`);
+    assert(got.length >= 65536, `${f}: ${got.length} bytes before the error`);
+  }
+});
+
+test("flush makes its output a chunk at a time too, as it is read", async () => {
+  // brotli keeps most of 1 MiB of random bytes in its window until the stream closes.
+  const input = randomBytes(1 << 20);
+  const cs = new CompressionStream("brotli");
+  const writer = cs.writable.getWriter();
+  const reader = cs.readable.getReader();
+  const chunks = [];
+  const written = writer.write(input).then(() => "written");
+  let pending = null;
+  for (;;) { // read until the write is done, without a read left waiting for nothing
+    pending ??= reader.read();
+    const r = await Promise.race([pending, written]);
+    if (r === "written") break;
+    pending = null;
+    chunks.push(r.value);
+  }
+  let isClosed = false;
+  const closed = writer.close().then(() => { isClosed = true; });
+  chunks.push((await (pending ?? reader.read())).value);
+  await turns(5);
+  assert(!isClosed, `the flush finished with ${chunks.length} chunks read`);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  await closed;
+  for (const chunk of chunks) assert(chunk.byteLength <= 65536, `a chunk of ${chunk.byteLength}`);
+  sameBytes(await decompress("brotli", chunks), input, "brotli round trip");
 });
