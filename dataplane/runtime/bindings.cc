@@ -421,7 +421,9 @@ static rt_slot *unanswered_slot(const FunctionCallbackInfo<Value> &args, rt_isol
 static int64_t length_arg(Local<Value> v)
 {
     double length = v->IsNumber() ? v.As<v8::Number>()->Value() : -1;
-    return length >= 0 ? (int64_t)length : -1;
+    // A length the cast cannot hold (Infinity, 2^63 and up, NaN) is no length at all: the
+    // conversion would be undefined behaviour. JS never sends one above 2^53.
+    return length >= 0 && length < 9223372036854775808.0 ? (int64_t)length : -1;
 }
 
 // A string body's bytes as UTF-8 in iso->scratch: the length, or -1 when the string is too
