@@ -467,6 +467,10 @@ static void slot_release(rt_isolate *iso, uint32_t index)
     iso->free_slots.push_back(index);
     iso->n_pending--;
     dp_request_set_rt_slot(req, UINT32_MAX);
+    // The connection may still report body bytes or an abort for req: to no isolate now,
+    // since this one may be freed before the connection lets go of req.
+    if (dp_request_isolate(req) == iso)
+        dp_request_set_isolate(req, nullptr);
     if (iso->hooks.request_done != nullptr)
         iso->hooks.request_done(iso->hooks.ud, req);
     dp_request_unref(req);

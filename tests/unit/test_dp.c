@@ -557,6 +557,8 @@ static dp_conn *fx_conn(conn_fixture *f)
 /* Whether the client has read n answers to GET /answer (or more bytes). */
 static bool fx_read_answers(conn_fixture *f, int n)
 {
+    if (f->kept.len == 0)
+        return false; /* memmem(NULL, 0, ...) is undefined */
     const char *end = memmem(f->kept.data, f->kept.len, "\r\n\r\n", 4);
     if (end == NULL)
         return false;
