@@ -416,12 +416,21 @@ function sinkWrite(t, chunk) {
   return performTransform(c, chunk);
 }
 
+// The cancel algorithm, or nothing to do when an error already cleared the algorithms: a
+// transform that rejected while an abort waited for it errors the stream first
+// (TransformStreamError clears them), and the spec's abort steps would then call an
+// undefined algorithm and leave abort() pending forever. Both sides are errored by then;
+// the steps below settle the promise with the stored error.
+function cancelOnce(c, reason) {
+  return c.cancelAlgorithm !== undefined ? c.cancelAlgorithm(reason) : resolved(undefined);
+}
+
 function sinkAbort(t, reason) {
   const c = t.controller;
   if (c.finishPromise !== undefined) return c.finishPromise.promise;
   const readable = S.RS(t.readable);
   c.finishPromise = newPromise();
-  const cancelPromise = c.cancelAlgorithm(reason);
+  const cancelPromise = cancelOnce(c, reason);
   clearAlgorithms(c);
   uponPromise(cancelPromise, () => {
     if (readable.state === 'errored') c.finishPromise.reject(readable.storedError);
@@ -466,7 +475,7 @@ function sourceCancel(t, reason) {
   if (c.finishPromise !== undefined) return c.finishPromise.promise;
   const writable = writableRecord(t);
   c.finishPromise = newPromise();
-  const cancelPromise = c.cancelAlgorithm(reason);
+  const cancelPromise = cancelOnce(c, reason);
   clearAlgorithms(c);
   uponPromise(cancelPromise, () => {
     if (writable.state === 'errored') c.finishPromise.reject(writable.storedError);

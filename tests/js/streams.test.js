@@ -285,3 +285,20 @@ test("streams settle their pending requests without the array iterator the app m
   const copy = structuredClone(buffer, { transfer: new Set([buffer]) });
   assertEquals([copy.byteLength, buffer.byteLength], [8, 0]);
 });
+
+test("abort() settles when the transform it waits for rejects", async () => {
+  const failure = new Error("transform failed");
+  const ts = new TransformStream({
+    transform() { return new Promise((_, reject) => setTimeout(() => reject(failure), 10)); },
+  });
+  ts.readable.getReader().read().catch(() => {});
+  await new Promise((r) => setTimeout(r, 0));
+  const writer = ts.writable.getWriter();
+  writer.write(1).catch(() => {});
+  await new Promise((r) => setTimeout(r, 0));
+  const outcome = await Promise.race([
+    writer.abort(new Error("abort")).then(() => "resolved", (e) => e),
+    new Promise((r) => setTimeout(() => r("still pending"), 500)),
+  ]);
+  assertEquals(outcome, failure);
+});
