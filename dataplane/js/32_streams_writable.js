@@ -8,6 +8,9 @@ const {
   PromiseReject, ReflectApply, TypeError, RangeError, NumberIsNaN, Symbol,
 } = primordials;
 const { webidl, DOMException } = internal;
+// The controller's signal is made and aborted through the built-ins' own steps, not through
+// AbortController's prototype, which an app may patch.
+const { newAbortSignal, signalAbort } = internal;
 
 function newPromise() {
   let resolve, reject;
@@ -158,7 +161,7 @@ const isWritableStreamLocked = (r) => r.writer !== null;
 
 function writableStreamAbort(r, reason) {
   if (r.state === 'closed' || r.state === 'errored') return resolved(undefined);
-  r.controller.abortController.abort(reason);
+  signalAbort(r.controller.abortSignal, reason);
   const state = r.state;
   if (state === 'closed' || state === 'errored') return resolved(undefined);
   if (r.pendingAbortRequest !== null) return r.pendingAbortRequest.promise.promise;
@@ -468,7 +471,7 @@ class WritableStreamDefaultController {
   get signal() {
     const c = WDC(this);
     if (c === null) throw webidl.illegalInvocation('WritableStreamDefaultController.signal');
-    return c.abortController.signal;
+    return c.abortSignal;
   }
   error(e = undefined) {
     const c = WDC(this);
@@ -483,7 +486,7 @@ function newControllerRecord() {
   const c = {
     stream: null, object: null, queue: [], queueTotalSize: 0, started: false,
     strategyHWM: 1, strategySizeAlgorithm: null, writeAlgorithm: null, closeAlgorithm: null,
-    abortAlgorithm: null, abortController: new AbortController(),
+    abortAlgorithm: null, abortSignal: newAbortSignal(),
   };
   c.object = new WritableStreamDefaultController(webidl.kIllegalConstructor, c);
   c.abortSteps = (reason) => {

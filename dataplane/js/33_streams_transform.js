@@ -4,8 +4,7 @@
 
 const {
   ArrayPrototypePush, FunctionPrototypeCall, ObjectDefineProperty, Promise, PromisePrototypeThen,
-  PromiseReject, ReflectApply, ReflectGetOwnPropertyDescriptor, TypeError, RangeError, globalThis,
-  uncurryThis,
+  PromiseReject, ReflectApply, TypeError, RangeError,
 } = primordials;
 const { webidl, DOMException } = internal;
 const S = internal.streams;
@@ -510,9 +509,6 @@ internal.isTransformStream = (v) => TS(v) !== null;
 // waiting on backpressure would, §6.4.x "sink write" step 2). The abort is seen through the
 // writable controller's signal, which "abort" signals at once, so the write in progress ends
 // without waiting for a read that may never come.
-// AbortController's signal getter as it is at load, not as an app may have redefined it.
-const abortControllerSignal = uncurryThis(
-  ReflectGetOwnPropertyDescriptor(globalThis.AbortController.prototype, 'signal').get);
 internal.transformWaitForPull = (controller) => {
   const t = TDC(controller).stream;
   if (!t.backpressure) return undefined;
@@ -521,7 +517,7 @@ internal.transformWaitForPull = (controller) => {
   if (w.state !== 'writable') return w.pendingAbortRequest !== null ? resolved(false) : rejected(w.storedError);
   const woken = newPromise();
   let isAborted = false;
-  const signal = abortControllerSignal(w.controller.abortController);
+  const signal = w.controller.abortSignal;
   const removeAbort = internal.addAbortAlgorithm(signal, () => {
     isAborted = true;
     woken.resolve();

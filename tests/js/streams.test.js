@@ -302,3 +302,21 @@ test("abort() settles when the transform it waits for rejects", async () => {
   ]);
   assertEquals(outcome, failure);
 });
+
+test("a WritableStream's abort does not go through AbortController.prototype", async () => {
+  const abort = AbortController.prototype.abort;
+  const signal = Object.getOwnPropertyDescriptor(AbortController.prototype, "signal");
+  AbortController.prototype.abort = () => { throw new Error("patched abort used"); };
+  Object.defineProperty(AbortController.prototype, "signal", {
+    get() { throw new Error("patched signal used"); }, configurable: true,
+  });
+  try {
+    let seen;
+    const ws = new WritableStream({ start(c) { seen = c.signal; } });
+    await ws.abort("stop");
+    assertEquals([seen.aborted, seen.reason], [true, "stop"]);
+  } finally {
+    AbortController.prototype.abort = abort;
+    Object.defineProperty(AbortController.prototype, "signal", signal);
+  }
+});
