@@ -1,5 +1,6 @@
 // 23_globals.js: small globals of the WinterTC Minimum Common API: structuredClone,
-// atob/btoa (HTML §8.3 forgiving-base64), navigator, crypto.getRandomValues/randomUUID.
+// atob/btoa (HTML §8.3 forgiving-base64), navigator, crypto.getRandomValues/randomUUID and
+// the crypto.subtle getter (SubtleCrypto itself is 25_webcrypto.js).
 'use strict';
 
 const {
@@ -193,6 +194,7 @@ internal.defineGlobal('navigator', new Navigator(webidl.kIllegalConstructor), tr
 // 25_webcrypto.js (which hands it over through internal.setCryptoSubtle).
 let subtle = null;
 internal.setCryptoSubtle = (s) => { subtle = s; };
+
 // Element sizes of the integer typed arrays (getRandomValues takes only these).
 const integerTypes = new SafeMap([['Int8Array', 1], ['Uint8Array', 1], ['Uint8ClampedArray', 1],
   ['Int16Array', 2], ['Uint16Array', 2], ['Int32Array', 4], ['Uint32Array', 4],

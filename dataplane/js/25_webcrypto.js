@@ -189,9 +189,17 @@ class CryptoKey {
 webidl.configureInterface(CryptoKey);
 internal.defineGlobal('CryptoKey', CryptoKey);
 
+// A SafeSet of a list's items, walked by index (the Set constructor would take the array
+// iterator, which an app may have replaced).
+function setOf(list) {
+  const set = new SafeSet();
+  for (let i = 0; i < list.length; i++) set.add(list[i]);
+  return set;
+}
+
 // "The normalized value of usages": each usage once, in KeyUsage order.
 function normalizeUsages(usages) {
-  const set = new SafeSet(usages);
+  const set = setOf(usages);
   const out = [];
   for (let i = 0; i < kKeyUsages.length; i++) if (set.has(kKeyUsages[i])) ArrayPrototypePush(out, kKeyUsages[i]);
   return out;
@@ -324,7 +332,7 @@ function hmacGenerateKey(alg, extractable, usages, ctx) {
 
 // RFC 7517 §4.3: key_ops holds no value twice.
 function hasDuplicates(list) {
-  return new SafeSet(list).size !== list.length;
+  return setOf(list).size !== list.length;
 }
 
 // HMAC "import key".
@@ -348,7 +356,7 @@ function hmacImportKey(format, keyData, alg, extractable, usages, ctx) {
     }
     if (jwk.key_ops !== undefined) {
       if (hasDuplicates(jwk.key_ops)) throw error(ctx, "the JWK's key_ops repeats a value", 'DataError');
-      const ops = new SafeSet(jwk.key_ops);
+      const ops = setOf(jwk.key_ops);
       for (let i = 0; i < usages.length; i++) {
         if (!ops.has(usages[i])) throw error(ctx, `the JWK's key_ops lack '${usages[i]}'`, 'DataError');
       }
