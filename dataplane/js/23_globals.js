@@ -1,5 +1,6 @@
 // 23_globals.js: small globals of the WinterTC Minimum Common API: structuredClone,
-// atob/btoa (HTML §8.3 forgiving-base64), navigator, crypto.getRandomValues/randomUUID.
+// atob/btoa (HTML §8.3 forgiving-base64), navigator, crypto.getRandomValues/randomUUID and
+// the crypto.subtle getter (SubtleCrypto itself is 25_webcrypto.js).
 'use strict';
 
 const {
@@ -189,7 +190,11 @@ webidl.configureInterface(Navigator);
 internal.defineGlobal('Navigator', Navigator);
 internal.defineGlobal('navigator', new Navigator(webidl.kIllegalConstructor), true);
 
-// WebCrypto's Crypto with its two synchronous methods; crypto.subtle is the WebCrypto issue.
+// WebCrypto's Crypto: its two synchronous methods, and `subtle`, the SubtleCrypto made by
+// 25_webcrypto.js (which hands it over through internal.setCryptoSubtle).
+let subtle = null;
+internal.setCryptoSubtle = (s) => { subtle = s; };
+
 // Element sizes of the integer typed arrays (getRandomValues takes only these).
 const integerTypes = new SafeMap([['Int8Array', 1], ['Uint8Array', 1], ['Uint8ClampedArray', 1],
   ['Int16Array', 2], ['Uint16Array', 2], ['Int32Array', 4], ['Uint32Array', 4],
@@ -219,6 +224,10 @@ class Crypto {
   #crypto; // the brand (see TextEncoder)
   constructor(key = undefined) { webidl.illegalConstructor(key, 'Crypto'); }
   static #is(v) { return v !== null && typeof v === 'object' && #crypto in v; }
+  get subtle() {
+    if (!Crypto.#is(this)) throw webidl.illegalInvocation('Crypto.subtle');
+    return subtle;
+  }
   getRandomValues(array) {
     if (!Crypto.#is(this)) throw webidl.illegalInvocation('Crypto.getRandomValues');
     webidl.argCount(arguments, 1, "Failed to execute 'getRandomValues' on 'Crypto'");

@@ -262,6 +262,9 @@ const rt_native *rt_compression_natives(size_t *n);
 void rt_compression_init(rt_isolate *iso);      // per isolate, before JS can compress
 void rt_compression_close_all(rt_isolate *iso); // frees every codec state; before Dispose
 
+// crypto.cc
+const rt_native *rt_crypto_natives(size_t *n);
+
 // platform.cc
 v8::Platform *rt_platform_create(void);
 void rt_platform_destroy(void);
