@@ -18,11 +18,13 @@ const utf8 = (s) => new TextEncoder().encode(s);
 const hex = (b) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('');
 export default {
   async fetch(request) {
-    if (pathOf(request.url) === '/slow') {
+    const path = pathOf(request.url);
+    if (path === '/slow' || path === '/slower') {
       console.log('pbkdf2-start');
       const key = await crypto.subtle.importKey('raw', utf8('password'), 'PBKDF2', false, ['deriveBits']);
       const bits = await crypto.subtle.deriveBits(
-        { name: 'PBKDF2', hash: 'SHA-256', salt: utf8('salt'), iterations: %d }, key, 256);
+        { name: 'PBKDF2', hash: 'SHA-256', salt: utf8('salt'), iterations: path === '/slow' ? %d : 10000000 },
+        key, 256);
       console.log('pbkdf2-done');
       return new Response(hex(bits));
     }
@@ -73,9 +75,10 @@ def a_client_leaving_mid_derivation_then_a_forced_shutdown_do_not_crash():
         eq(s.request(path="/fast").text, "fast", "served after the client left")
         s.wait_log(r"pbkdf2-done", timeout=30)  # the abandoned work completes and settles
         eq(s.request(path="/fast").text, "fast", "served after the abandoned work ended")
-        # Now one derivation in flight when a forced shutdown frees the isolate under it.
+        # Now one derivation in flight (10,000,000 iterations: seconds, longer than the 1 s
+        # drain) when a forced shutdown frees the isolate under it.
         results = [None]
-        t = threading.Thread(target=fire, args=(s.port, "/slow", results, 0))
+        t = threading.Thread(target=fire, args=(s.port, "/slower", results, 0))
         t.start()
         s.wait_count(r"pbkdf2-start", 2, timeout=5)
         s.signal(signal.SIGTERM)
