@@ -1,24 +1,30 @@
 // 25_webcrypto.js: crypto.subtle (W3C Web Cryptography API, Level 2 editor's draft):
 // SubtleCrypto, CryptoKey, "normalize an algorithm", and the algorithms supported so far:
-// digest (SHA-1, SHA-256, SHA-384, SHA-512) and HMAC (generateKey, importKey / exportKey
-// "raw" and "jwk", sign, verify). Every other algorithm name is unrecognized, so each method
-// rejects it with the NotSupportedError of the normalization step (docs/api.md has the table).
+// digest (SHA-1, SHA-256, SHA-384, SHA-512), HMAC (generateKey, importKey / exportKey "raw"
+// and "jwk", sign, verify), AES-CTR, AES-CBC, AES-GCM (generateKey, importKey / exportKey
+// "raw" and "jwk", encrypt, decrypt, and wrapKey / unwrapKey through them), AES-KW (the same
+// formats, wrapKey / unwrapKey), PBKDF2 and HKDF (importKey "raw", deriveBits, deriveKey of
+// HMAC and AES keys). Every other algorithm name is unrecognized, so each method rejects it
+// with the NotSupportedError of the normalization step (docs/api.md has the table).
 //
 // Takes from binding: crypto* (runtime/crypto.cc: OpenSSL does the bytes; key material lives
-// in native buffers that are wiped when freed), isDetached, isSharedArrayBuffer.
-// Takes from internal: webidl, DOMException, setCryptoSubtle (23_globals.js: crypto.subtle).
+// in native buffers that are wiped when freed), isDetached, isSharedArrayBuffer, utf8Decode.
+// Takes from internal: webidl, DOMException, encodeUtf8, setCryptoSubtle (23_globals.js:
+// crypto.subtle).
 // Gives: the SubtleCrypto and CryptoKey globals.
 //
-// The operations run synchronously on the isolate's thread (SHA-* and HMAC of request-sized
-// inputs take microseconds) and settle their promise before returning it; the spec's "in
-// parallel" steps give the same results. Every method returns a promise and never throws:
-// WebIDL conversion errors and the spec's exceptions reject it.
+// PBKDF2, whose cost the app chooses, runs on the libuv thread pool and settles its promise
+// later (crypto.cc). The other operations run synchronously on the isolate's thread (SHA-*,
+// HMAC, AES and HKDF of request-sized inputs take microseconds) and settle their promise
+// before returning it; the spec's "in parallel" steps give the same results. Every method
+// returns a promise and never throws: WebIDL conversion errors and the spec's exceptions
+// reject it.
 'use strict';
 
 const {
   ArrayBufferIsView, ArrayBufferPrototypeGetByteLength, ArrayPrototypePush,
   DataViewPrototypeGetBuffer, DataViewPrototypeGetByteLength, DataViewPrototypeGetByteOffset,
-  PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
+  JSONParse, JSONStringify, MathCeil, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
   StringPrototypeCharCodeAt, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetByteOffset,
   TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet, Uint8Array,
@@ -169,8 +175,12 @@ class CryptoKey {
     const s = slotsOf(this);
     if (s === undefined) throw webidl.illegalInvocation('CryptoKey.algorithm');
     if (s.algorithmCached === undefined) {
-      const a = s.algorithm; // HmacKeyAlgorithm: name, then hash and length (lexicographic)
-      s.algorithmCached = { name: a.name, hash: { name: a.hash }, length: a.length };
+      // KeyAlgorithm's name, then the subclass's members in lexicographic order:
+      // HmacKeyAlgorithm (hash, length), AesKeyAlgorithm (length), or none (PBKDF2, HKDF).
+      const a = s.algorithm;
+      if (a.hash !== undefined) s.algorithmCached = { name: a.name, hash: { name: a.hash }, length: a.length };
+      else if (a.length !== undefined) s.algorithmCached = { name: a.name, length: a.length };
+      else s.algorithmCached = { name: a.name };
     }
     return s.algorithmCached;
   }
@@ -253,6 +263,66 @@ function toHmacParams(alg, ctx) {
   return out;
 }
 
+// A required BufferSource member, held as a copy of its bytes (normalize step 10's "get a
+// copy of the bytes held by the buffer source").
+function bufferMember(alg, member, ctx, required = true) {
+  const v = alg[member];
+  if (v === undefined) {
+    if (required) throw new TypeError(`${ctx}: the algorithm has no ${member}`);
+    return undefined;
+  }
+  return copyBytes(bufferSource(v, `${ctx}: algorithm.${member}`));
+}
+function hashMember(alg, ctx) {
+  const hash = alg.hash;
+  if (hash === undefined) throw new TypeError(`${ctx}: the algorithm has no hash`);
+  return algorithmIdentifier(hash, `${ctx}: algorithm.hash`);
+}
+function requiredInt(alg, member, convert, ctx) {
+  const v = alg[member];
+  if (v === undefined) throw new TypeError(`${ctx}: the algorithm has no ${member}`);
+  return convert(v, { enforceRange: true }, `${ctx}: algorithm.${member}`);
+}
+
+// AesKeyGenParams and AesDerivedKeyParams: required [EnforceRange] unsigned short length.
+const toAesLengthParams = (alg, ctx) => ({ __proto__: null, name: algorithmName(alg, ctx),
+  length: requiredInt(alg, 'length', webidl.unsignedShort, ctx) });
+// AesCbcParams: required BufferSource iv.
+const toAesCbcParams = (alg, ctx) => ({ __proto__: null, name: algorithmName(alg, ctx),
+  iv: bufferMember(alg, 'iv', ctx) });
+// AesCtrParams: required BufferSource counter; required [EnforceRange] octet length.
+function toAesCtrParams(alg, ctx) {
+  const name = algorithmName(alg, ctx);
+  const counter = bufferMember(alg, 'counter', ctx);
+  return { __proto__: null, name, counter, length: requiredInt(alg, 'length', webidl.octet, ctx) };
+}
+// AesGcmParams: BufferSource additionalData; required BufferSource iv; [EnforceRange] octet
+// tagLength.
+function toAesGcmParams(alg, ctx) {
+  const name = algorithmName(alg, ctx);
+  const additionalData = bufferMember(alg, 'additionalData', ctx, false);
+  const iv = bufferMember(alg, 'iv', ctx);
+  const tagLength = alg.tagLength;
+  return { __proto__: null, name, additionalData, iv, tagLength: tagLength === undefined ? undefined
+    : webidl.octet(tagLength, { enforceRange: true }, `${ctx}: algorithm.tagLength`) };
+}
+// Pbkdf2Params: required HashAlgorithmIdentifier hash; required [EnforceRange] unsigned long
+// iterations; required BufferSource salt.
+function toPbkdf2Params(alg, ctx) {
+  const name = algorithmName(alg, ctx);
+  const hash = hashMember(alg, ctx);
+  const iterations = requiredInt(alg, 'iterations', webidl.unsignedLong, ctx);
+  return { __proto__: null, name, hash, iterations, salt: bufferMember(alg, 'salt', ctx) };
+}
+// HkdfParams: required HashAlgorithmIdentifier hash; required BufferSource info; required
+// BufferSource salt.
+function toHkdfParams(alg, ctx) {
+  const name = algorithmName(alg, ctx);
+  const hash = hashMember(alg, ctx);
+  const info = bufferMember(alg, 'info', ctx);
+  return { __proto__: null, name, hash, info, salt: bufferMember(alg, 'salt', ctx) };
+}
+
 // supportedAlgorithms: op -> (lowercase name -> [registered name, desired type]).
 const kDigest = [['SHA-1', toAlgorithm], ['SHA-256', toAlgorithm], ['SHA-384', toAlgorithm],
   ['SHA-512', toAlgorithm]];
@@ -261,19 +331,26 @@ const registry = (entries) => {
   for (let i = 0; i < entries.length; i++) m.set(asciiLower(entries[i][0]), entries[i]);
   return m;
 };
+const kAesNames = ['AES-CTR', 'AES-CBC', 'AES-GCM', 'AES-KW'];
+const kCiphers = [['AES-CTR', toAesCtrParams], ['AES-CBC', toAesCbcParams], ['AES-GCM', toAesGcmParams]];
 const kSupported = new SafeMap([
   ['digest', registry(kDigest)],
   ['sign', registry([['HMAC', toAlgorithm]])],
   ['verify', registry([['HMAC', toAlgorithm]])],
-  ['generateKey', registry([['HMAC', toHmacParams]])],
-  ['importKey', registry([['HMAC', toHmacParams]])],
-  // No algorithm supports these yet (TODO(#19): AES-*, RSA-*, EC*, Ed25519, X25519, PBKDF2,
-  // HKDF): every name is unrecognized.
-  ['encrypt', registry([])], ['decrypt', registry([])], ['deriveBits', registry([])],
-  ['wrapKey', registry([])], ['unwrapKey', registry([])],
+  ['generateKey', registry([['HMAC', toHmacParams], ['AES-CTR', toAesLengthParams],
+    ['AES-CBC', toAesLengthParams], ['AES-GCM', toAesLengthParams], ['AES-KW', toAesLengthParams]])],
+  ['importKey', registry([['HMAC', toHmacParams], ['AES-CTR', toAlgorithm], ['AES-CBC', toAlgorithm],
+    ['AES-GCM', toAlgorithm], ['AES-KW', toAlgorithm], ['PBKDF2', toAlgorithm], ['HKDF', toAlgorithm]])],
+  ['encrypt', registry(kCiphers)], ['decrypt', registry(kCiphers)],
+  ['deriveBits', registry([['PBKDF2', toPbkdf2Params], ['HKDF', toHkdfParams]])],
+  ['get key length', registry([['HMAC', toHmacParams], ['AES-CTR', toAesLengthParams],
+    ['AES-CBC', toAesLengthParams], ['AES-GCM', toAesLengthParams], ['AES-KW', toAesLengthParams],
+    ['PBKDF2', toAlgorithm], ['HKDF', toAlgorithm]])],
+  ['wrapKey', registry([['AES-KW', toAlgorithm]])], ['unwrapKey', registry([['AES-KW', toAlgorithm]])],
+  // TODO(#19): RSA-*, EC*, Ed25519, X25519 are unrecognized names so far.
 ]);
 // exportKey has no normalization: an algorithm that supports it, by its registered name.
-const kExportable = new SafeSet(['HMAC']);
+const kExportable = new SafeSet(['HMAC', 'AES-CTR', 'AES-CBC', 'AES-GCM', 'AES-KW']);
 
 // WebCrypto §18.4.4 "normalize an algorithm" (alg: an AlgorithmIdentifier already
 // converted). Returns the normalized dictionary or throws the error the spec returns.
@@ -301,33 +378,57 @@ const kHmacJwkAlg = new SafeMap([['SHA-1', 'HS1'], ['SHA-256', 'HS256'], ['SHA-3
 // The block size in bits of each hash: an HMAC key's default length.
 const kHashBlockBits = new SafeMap([['SHA-1', 512], ['SHA-256', 512], ['SHA-384', 1024],
   ['SHA-512', 1024]]);
+// The output size in bits of each hash.
+const kHashBits = new SafeMap([['SHA-1', 160], ['SHA-256', 256], ['SHA-384', 384], ['SHA-512', 512]]);
 
 const error = (ctx, message, name) => new DOMException(`${ctx}: ${message}`, name);
 
-function checkHmacUsages(usages, ctx) {
+function checkUsages(usages, allowed, what, ctx) {
   for (let i = 0; i < usages.length; i++) {
-    if (usages[i] !== 'sign' && usages[i] !== 'verify') {
-      throw error(ctx, `'${usages[i]}' is not a usage of an HMAC key`, 'SyntaxError');
-    }
+    if (!allowed.has(usages[i])) throw error(ctx, `'${usages[i]}' is not a usage of ${what} key`, 'SyntaxError');
+  }
+}
+const kHmacUsages = new SafeSet(['sign', 'verify']);
+const kAesUsages = new SafeSet(['encrypt', 'decrypt', 'wrapKey', 'unwrapKey']);
+const kKwUsages = new SafeSet(['wrapKey', 'unwrapKey']);
+const kDeriveUsages = new SafeSet(['deriveKey', 'deriveBits']);
+const aesUsages = (name) => (name === 'AES-KW' ? kKwUsages : kAesUsages);
+
+// A native's null result: the spec's OperationError.
+function operation(result, ctx, what) {
+  if (result === null) throw error(ctx, what, 'OperationError');
+  return result;
+}
+
+function generateSecret(bits, ctx) {
+  try {
+    return binding.cryptoKeyGenerate(bits);
+  } catch (e) {
+    if (e instanceof RangeError) throw e;
+    throw error(ctx, 'the key could not be generated', 'OperationError');
   }
 }
 
 // HMAC "generate key".
 function hmacGenerateKey(alg, extractable, usages, ctx) {
-  checkHmacUsages(usages, ctx); // 1.
+  checkUsages(usages, kHmacUsages, 'an HMAC', ctx); // 1.
   let length = kHashBlockBits.get(alg.hash); // 2.
   if (alg.length !== undefined) {
     if (alg.length === 0) throw error(ctx, 'an HMAC key cannot be 0 bits long', 'OperationError');
     length = alg.length;
   }
-  let handle;
-  try {
-    handle = binding.cryptoKeyGenerate(length); // 3.
-  } catch (e) {
-    if (e instanceof RangeError) throw e;
-    throw error(ctx, 'the key could not be generated', 'OperationError');
-  }
+  const handle = generateSecret(length, ctx); // 3.
   return newKey('secret', extractable, { name: 'HMAC', hash: alg.hash, length }, usages, handle);
+}
+
+// AES-* "generate key".
+function aesGenerateKey(alg, extractable, usages, ctx) {
+  checkUsages(usages, aesUsages(alg.name), `an ${alg.name}`, ctx); // 1.
+  if (alg.length !== 128 && alg.length !== 192 && alg.length !== 256) { // 2.
+    throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'OperationError');
+  }
+  const handle = generateSecret(alg.length, ctx); // 3.
+  return newKey('secret', extractable, { name: alg.name, length: alg.length }, usages, handle);
 }
 
 // RFC 7517 §4.3: key_ops holds no value twice.
@@ -335,37 +436,42 @@ function hasDuplicates(list) {
   return setOf(list).size !== list.length;
 }
 
+// The checks of an "oct" JWK shared by HMAC and AES import; returns the key handle.
+function importOctJwk(keyData, expectedAlg, use, extractable, usages, ctx) {
+  const jwk = keyData.jwk;
+  if (jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
+  if (jwk.kty !== 'oct') throw error(ctx, "the JWK's kty is not 'oct'", 'DataError');
+  if (jwk.k === undefined) throw error(ctx, 'the JWK has no k', 'DataError'); // JWA §6.4
+  const handle = binding.cryptoKeyFromBase64url(jwk.k);
+  if (handle === null) throw error(ctx, "the JWK's k is not base64url", 'DataError');
+  const alg = expectedAlg(handle);
+  if (jwk.alg !== undefined && jwk.alg !== alg) {
+    throw error(ctx, `the JWK's alg '${jwk.alg}' is not ${alg}`, 'DataError');
+  }
+  if (usages.length !== 0 && jwk.use !== undefined && jwk.use !== use) {
+    throw error(ctx, `the JWK's use is not '${use}'`, 'DataError');
+  }
+  if (jwk.key_ops !== undefined) {
+    if (hasDuplicates(jwk.key_ops)) throw error(ctx, "the JWK's key_ops repeats a value", 'DataError');
+    const ops = setOf(jwk.key_ops);
+    for (let i = 0; i < usages.length; i++) {
+      if (!ops.has(usages[i])) throw error(ctx, `the JWK's key_ops lack '${usages[i]}'`, 'DataError');
+    }
+  }
+  if (jwk.ext === false && extractable) {
+    throw error(ctx, 'the JWK is not extractable (ext is false)', 'DataError');
+  }
+  return handle;
+}
+
 // HMAC "import key".
 function hmacImportKey(format, keyData, alg, extractable, usages, ctx) {
-  checkHmacUsages(usages, ctx); // 2.
+  checkUsages(usages, kHmacUsages, 'an HMAC', ctx); // 2.
   let handle;
   if (format === 'raw') {
-    if (keyData.bytes === undefined) throw new TypeError(`${ctx}: raw key data must be a BufferSource`);
     handle = binding.cryptoKeyFromBytes(keyData.bytes);
   } else if (format === 'jwk') {
-    const jwk = keyData.jwk;
-    if (jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
-    if (jwk.kty !== 'oct') throw error(ctx, "the JWK's kty is not 'oct'", 'DataError');
-    if (jwk.k === undefined) throw error(ctx, 'the JWK has no k', 'DataError'); // JWA §6.4
-    const expected = kHmacJwkAlg.get(alg.hash);
-    if (jwk.alg !== undefined && jwk.alg !== expected) {
-      throw error(ctx, `the JWK's alg '${jwk.alg}' is not ${expected}`, 'DataError');
-    }
-    if (usages.length !== 0 && jwk.use !== undefined && jwk.use !== 'sig') {
-      throw error(ctx, "the JWK's use is not 'sig'", 'DataError');
-    }
-    if (jwk.key_ops !== undefined) {
-      if (hasDuplicates(jwk.key_ops)) throw error(ctx, "the JWK's key_ops repeats a value", 'DataError');
-      const ops = setOf(jwk.key_ops);
-      for (let i = 0; i < usages.length; i++) {
-        if (!ops.has(usages[i])) throw error(ctx, `the JWK's key_ops lack '${usages[i]}'`, 'DataError');
-      }
-    }
-    if (jwk.ext === false && extractable) {
-      throw error(ctx, 'the JWK is not extractable (ext is false)', 'DataError');
-    }
-    handle = binding.cryptoKeyFromBase64url(jwk.k);
-    if (handle === null) throw error(ctx, "the JWK's k is not base64url", 'DataError');
+    handle = importOctJwk(keyData, () => kHmacJwkAlg.get(alg.hash), 'sig', extractable, usages, ctx);
   } else {
     throw error(ctx, `an HMAC key cannot be imported from '${format}'`, 'NotSupportedError');
   }
@@ -379,19 +485,158 @@ function hmacImportKey(format, keyData, alg, extractable, usages, ctx) {
   return newKey('secret', extractable, { name: 'HMAC', hash: alg.hash, length }, usages, handle);
 }
 
-// HMAC "export key".
-function hmacExportKey(format, s, ctx) {
+// The JWK "alg" of an AES key: "A" + its length + the mode (JWA §4.4, §4.7, §5.3; "CTR" is
+// WebCrypto's).
+const kAesJwkSuffix = new SafeMap([['AES-CTR', 'CTR'], ['AES-CBC', 'CBC'], ['AES-GCM', 'GCM'],
+  ['AES-KW', 'KW']]);
+const aesJwkAlg = (name, bits) => `A${bits}${kAesJwkSuffix.get(name)}`;
+
+// AES-* "import key".
+function aesImportKey(format, keyData, alg, extractable, usages, ctx) {
+  checkUsages(usages, aesUsages(alg.name), `an ${alg.name}`, ctx); // 1.
+  let handle;
+  if (format === 'raw') {
+    handle = binding.cryptoKeyFromBytes(keyData.bytes);
+    const bits = binding.cryptoKeyLength(handle) * 8;
+    if (bits !== 128 && bits !== 192 && bits !== 256) {
+      throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'DataError');
+    }
+  } else if (format === 'jwk') {
+    handle = importOctJwk(keyData, (h) => {
+      const bits = binding.cryptoKeyLength(h) * 8;
+      if (bits !== 128 && bits !== 192 && bits !== 256) {
+        throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'DataError');
+      }
+      return aesJwkAlg(alg.name, bits);
+    }, 'enc', extractable, usages, ctx);
+  } else {
+    throw error(ctx, `an ${alg.name} key cannot be imported from '${format}'`, 'NotSupportedError');
+  }
+  const length = binding.cryptoKeyLength(handle) * 8;
+  return newKey('secret', extractable, { name: alg.name, length }, usages, handle);
+}
+
+// PBKDF2 and HKDF "import key": raw bytes only, never extractable.
+function kdfImportKey(format, keyData, alg, extractable, usages, ctx) {
+  if (format !== 'raw') {
+    throw error(ctx, `a ${alg.name} key cannot be imported from '${format}'`, 'NotSupportedError');
+  }
+  checkUsages(usages, kDeriveUsages, `a ${alg.name}`, ctx);
+  if (extractable) throw error(ctx, `a ${alg.name} key cannot be extractable`, 'SyntaxError');
+  const handle = binding.cryptoKeyFromBytes(keyData.bytes);
+  return newKey('secret', false, { name: alg.name }, usages, handle);
+}
+
+function importKeyFor(format, data, alg, extractable, usages, ctx) {
+  if (format === 'jwk') {
+    if (data.jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
+  } else if (data.bytes === undefined) {
+    throw new TypeError(`${ctx}: ${format} key data must be a BufferSource`);
+  }
+  let key;
+  if (alg.name === 'HMAC') key = hmacImportKey(format, data, alg, extractable, usages, ctx);
+  else if (alg.name === 'PBKDF2' || alg.name === 'HKDF') key = kdfImportKey(format, data, alg, extractable, usages, ctx);
+  else key = aesImportKey(format, data, alg, extractable, usages, ctx);
+  if (usages.length === 0) throw error(ctx, 'a secret key needs at least one usage', 'SyntaxError');
+  return key;
+}
+
+// "export key" of HMAC and AES-* keys.
+function exportSecretKey(format, s, ctx) {
   if (format === 'raw') return binding.cryptoKeyExportRaw(s.handle);
   if (format === 'jwk') {
     // A JsonWebKey converted to JS: its present members in lexicographic order.
     const usages = [];
     for (let i = 0; i < s.usages.length; i++) ArrayPrototypePush(usages, s.usages[i]);
+    const a = s.algorithm;
     return {
-      alg: kHmacJwkAlg.get(s.algorithm.hash), ext: s.extractable,
-      k: binding.cryptoKeyToBase64url(s.handle), key_ops: usages, kty: 'oct',
+      alg: a.name === 'HMAC' ? kHmacJwkAlg.get(a.hash) : aesJwkAlg(a.name, a.length),
+      ext: s.extractable, k: binding.cryptoKeyToBase64url(s.handle), key_ops: usages, kty: 'oct',
     };
   }
-  throw error(ctx, `an HMAC key cannot be exported as '${format}'`, 'NotSupportedError');
+  throw error(ctx, `an ${s.algorithm.name} key cannot be exported as '${format}'`, 'NotSupportedError');
+}
+
+// The UTF-8 JSON text of an exported JWK, built without JSON.stringify's lookup of toJSON on
+// prototypes an app may patch (a string alone has no such lookup).
+function jwkJson(jwk) {
+  let ops = '';
+  for (let i = 0; i < jwk.key_ops.length; i++) ops += (i ? ',' : '') + JSONStringify(jwk.key_ops[i]);
+  return internal.encodeUtf8(`{"alg":${JSONStringify(jwk.alg)},"ext":${jwk.ext ? 'true' : 'false'},` +
+    `"k":${JSONStringify(jwk.k)},"key_ops":[${ops}],"kty":"oct"}`);
+}
+
+// --- encrypt / decrypt --------------------------------------------------------------------
+
+const kGcmTagLengths = new SafeSet([32, 64, 96, 104, 112, 120, 128]);
+
+// AES-CBC, AES-CTR, AES-GCM "encrypt" and "decrypt".
+function aesCipher(encrypt, alg, s, data, ctx) {
+  if (alg.name === 'AES-CBC') {
+    if (alg.iv.length !== 16) throw error(ctx, 'the AES-CBC iv is not 16 bytes', 'OperationError');
+    return operation(binding.cryptoAesCbc(encrypt, s.handle, alg.iv, data), ctx,
+      encrypt ? 'AES-CBC failed' : 'the AES-CBC data or its padding is not valid');
+  }
+  if (alg.name === 'AES-CTR') {
+    if (alg.counter.length !== 16) throw error(ctx, 'the AES-CTR counter is not 16 bytes', 'OperationError');
+    if (alg.length === 0 || alg.length > 128) {
+      throw error(ctx, 'the AES-CTR counter length is not 1 to 128 bits', 'OperationError');
+    }
+    return operation(binding.cryptoAesCtr(s.handle, alg.counter, alg.length, data), ctx,
+      'the AES-CTR counter would repeat');
+  }
+  // AES-GCM. The bounds on the data (2^39 - 256 bits), iv and additional data (2^64 - 1
+  // bytes) lie beyond what an app's memory can hold.
+  const tagLength = alg.tagLength === undefined ? 128 : alg.tagLength;
+  if (!kGcmTagLengths.has(tagLength)) throw error(ctx, `${tagLength} is not an AES-GCM tag length`, 'OperationError');
+  if (alg.iv.length === 0) throw error(ctx, 'the AES-GCM iv is empty', 'OperationError');
+  return operation(binding.cryptoAesGcm(encrypt, s.handle, alg.iv, alg.additionalData, tagLength / 8, data),
+    ctx, encrypt ? 'AES-GCM failed' : 'the AES-GCM data does not authenticate');
+}
+
+// --- derive bits ------------------------------------------------------------------------
+
+// The most work one PBKDF2 call may ask for: iterations times output blocks (hash lengths).
+// PBKDF2 runs on the libuv thread pool, which every app of the process shares (and an isolate
+// uses at most two of its threads at once): the bound keeps one call from holding a pool
+// thread for more than a few seconds (1,000,000 iterations of one block take 0.2 to 0.5 s here).
+const kPbkdf2MaxWork = 10000000;
+
+// PBKDF2 and HKDF "derive bits" (length: null or a number of bits): a promise of the bits.
+// PBKDF2 runs on the thread pool (its cost is the app's choice), HKDF here (one HMAC per
+// hash length of output, at most 255).
+function deriveBitsFor(alg, s, length, ctx) {
+  if (length === null) throw error(ctx, `${alg.name} needs a length`, 'OperationError');
+  if (length % 8 !== 0) throw error(ctx, 'the length is not a multiple of 8', 'OperationError');
+  const hashId = kHashIds.get(alg.hash);
+  if (alg.name === 'PBKDF2') {
+    if (alg.iterations === 0) throw error(ctx, 'PBKDF2 needs at least one iteration', 'OperationError');
+    if (alg.iterations * MathCeil(length / kHashBits.get(alg.hash)) > kPbkdf2MaxWork) {
+      throw error(ctx, `PBKDF2 of more than ${kPbkdf2MaxWork} iterations times output blocks is not supported`,
+        'OperationError');
+    }
+    return PromisePrototypeThen(binding.cryptoPbkdf2(hashId, s.handle, alg.salt, alg.iterations, length / 8),
+      (bits) => operation(bits, ctx, 'PBKDF2 failed'));
+  }
+  if (length > 255 * kHashBits.get(alg.hash)) {
+    throw error(ctx, 'HKDF cannot derive more than 255 hash lengths', 'OperationError');
+  }
+  return PromiseResolve(operation(binding.cryptoHkdf(hashId, s.handle, alg.salt, alg.info, length / 8), ctx,
+    'HKDF failed'));
+}
+
+// "get key length" of the derived key type: a number of bits, or null (PBKDF2, HKDF).
+function getKeyLength(alg, ctx) {
+  if (alg.name === 'HMAC') {
+    if (alg.length === undefined) return kHashBlockBits.get(alg.hash);
+    if (alg.length !== 0) return alg.length;
+    throw new TypeError(`${ctx}: an HMAC key cannot be 0 bits long`);
+  }
+  if (alg.name === 'PBKDF2' || alg.name === 'HKDF') return null;
+  if (alg.length !== 128 && alg.length !== 192 && alg.length !== 256) {
+    throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'OperationError');
+  }
+  return alg.length;
 }
 
 // --- SubtleCrypto -----------------------------------------------------------------------------
@@ -419,29 +664,11 @@ class SubtleCrypto {
   static { isSubtle = (v) => isObject(v) && #subtle in v; }
 
   encrypt(algorithm, key, data) {
-    try {
-      const ctx = begin(this, arguments, 3, 'encrypt');
-      algorithm = algorithmIdentifier(algorithm, ctx);
-      cryptoKeyArgument(key, ctx);
-      bufferSource(data, ctx);
-      normalizeAlgorithm(algorithm, 'encrypt', ctx); // no algorithm encrypts yet: rejects
-      throw new TypeError('unreachable');
-    } catch (e) {
-      return PromiseReject(e);
-    }
+    return cipherMethod(this, arguments, true, algorithm, key, data);
   }
 
   decrypt(algorithm, key, data) {
-    try {
-      const ctx = begin(this, arguments, 3, 'decrypt');
-      algorithm = algorithmIdentifier(algorithm, ctx);
-      cryptoKeyArgument(key, ctx);
-      bufferSource(data, ctx);
-      normalizeAlgorithm(algorithm, 'decrypt', ctx); // no algorithm decrypts yet: rejects
-      throw new TypeError('unreachable');
-    } catch (e) {
-      return PromiseReject(e);
-    }
+    return cipherMethod(this, arguments, false, algorithm, key, data);
   }
 
   sign(algorithm, key, data) {
@@ -494,7 +721,8 @@ class SubtleCrypto {
       extractable = webidl.boolean(extractable);
       const usages = keyUsageList(keyUsages, ctx);
       const alg = normalizeAlgorithm(algorithm, 'generateKey', ctx);
-      const key = hmacGenerateKey(alg, extractable, usages, ctx);
+      const key = alg.name === 'HMAC' ? hmacGenerateKey(alg, extractable, usages, ctx)
+        : aesGenerateKey(alg, extractable, usages, ctx);
       if (usages.length === 0) throw error(ctx, 'a secret key needs at least one usage', 'SyntaxError');
       return PromiseResolve(key);
     } catch (e) {
@@ -506,11 +734,17 @@ class SubtleCrypto {
     try {
       const ctx = begin(this, arguments, 5, 'deriveKey');
       algorithm = algorithmIdentifier(algorithm, ctx);
-      cryptoKeyArgument(baseKey, ctx);
-      algorithmIdentifier(derivedKeyType, ctx);
-      keyUsageList(keyUsages, ctx);
-      normalizeAlgorithm(algorithm, 'deriveBits', ctx); // no algorithm derives yet: rejects
-      throw new TypeError('unreachable');
+      const s = cryptoKeyArgument(baseKey, ctx);
+      derivedKeyType = algorithmIdentifier(derivedKeyType, ctx);
+      extractable = webidl.boolean(extractable);
+      const usages = keyUsageList(keyUsages, ctx);
+      const alg = normalizeAlgorithm(algorithm, 'deriveBits', ctx); // 2.
+      const importAlg = normalizeAlgorithm(derivedKeyType, 'importKey', ctx); // 4.
+      const lengthAlg = normalizeAlgorithm(derivedKeyType, 'get key length', ctx); // 6.
+      checkKeyFor(alg, s, 'deriveKey', ctx); // 11.-12.
+      const length = getKeyLength(lengthAlg, ctx); // 13.
+      return PromisePrototypeThen(deriveBitsFor(alg, s, length, ctx), (secret) => // 14.
+        importKeyFor('raw', { __proto__: null, bytes: secret }, importAlg, extractable, usages, ctx)); // 15.-16.
     } catch (e) {
       return PromiseReject(e);
     }
@@ -520,10 +754,13 @@ class SubtleCrypto {
     try {
       const ctx = begin(this, arguments, 2, 'deriveBits');
       algorithm = algorithmIdentifier(algorithm, ctx);
-      cryptoKeyArgument(baseKey, ctx);
-      if (length !== null && length !== undefined) webidl.unsignedLong(length, undefined, `${ctx}: length`);
-      normalizeAlgorithm(algorithm, 'deriveBits', ctx); // no algorithm derives yet: rejects
-      throw new TypeError('unreachable');
+      const s = cryptoKeyArgument(baseKey, ctx);
+      // optional unsigned long? length = null
+      if (length !== null && length !== undefined) length = webidl.unsignedLong(length, undefined, `${ctx}: length`);
+      else length = null;
+      const alg = normalizeAlgorithm(algorithm, 'deriveBits', ctx);
+      checkKeyFor(alg, s, 'deriveBits', ctx);
+      return deriveBitsFor(alg, s, length, ctx);
     } catch (e) {
       return PromiseReject(e);
     }
@@ -538,14 +775,7 @@ class SubtleCrypto {
       extractable = webidl.boolean(extractable);
       const usages = keyUsageList(keyUsages, ctx);
       const alg = normalizeAlgorithm(algorithm, 'importKey', ctx);
-      if (format === 'jwk') {
-        if (data.jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
-      } else if (data.bytes === undefined) {
-        throw new TypeError(`${ctx}: ${format} key data must be a BufferSource`);
-      }
-      const key = hmacImportKey(format, data, alg, extractable, usages, ctx);
-      if (usages.length === 0) throw error(ctx, 'a secret key needs at least one usage', 'SyntaxError');
-      return PromiseResolve(key);
+      return PromiseResolve(importKeyFor(format, data, alg, extractable, usages, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -556,11 +786,7 @@ class SubtleCrypto {
       const ctx = begin(this, arguments, 2, 'exportKey');
       format = enumValue(format, kKeyFormats, `${ctx}: format`);
       const s = cryptoKeyArgument(key, ctx);
-      if (!kExportable.has(s.algorithm.name)) {
-        throw error(ctx, `${s.algorithm.name} keys cannot be exported`, 'NotSupportedError');
-      }
-      if (!s.extractable) throw error(ctx, 'the key is not extractable', 'InvalidAccessError');
-      return PromiseResolve(hmacExportKey(format, s, ctx));
+      return PromiseResolve(exportKeyFor(format, s, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -569,12 +795,20 @@ class SubtleCrypto {
   wrapKey(format, key, wrappingKey, wrapAlgorithm) {
     try {
       const ctx = begin(this, arguments, 4, 'wrapKey');
-      enumValue(format, kKeyFormats, `${ctx}: format`);
-      cryptoKeyArgument(key, ctx);
-      cryptoKeyArgument(wrappingKey, ctx);
+      format = enumValue(format, kKeyFormats, `${ctx}: format`);
+      const s = cryptoKeyArgument(key, ctx);
+      const w = cryptoKeyArgument(wrappingKey, ctx);
       wrapAlgorithm = algorithmIdentifier(wrapAlgorithm, ctx);
-      normalizeWrap(wrapAlgorithm, 'wrapKey', 'encrypt', ctx); // none wraps yet: rejects
-      throw new TypeError('unreachable');
+      const alg = normalizeWrap(wrapAlgorithm, 'wrapKey', 'encrypt', ctx); // 2.-3.
+      checkKeyFor(alg, w, 'wrapKey', ctx); // 8.-9.
+      const exported = exportKeyFor(format, s, ctx); // 10.-12.
+      const bytes = format === 'jwk' ? jwkJson(exported) : exported; // 13.
+      // 14.-15. AES-KW wraps; the other AES modes encrypt.
+      if (alg.name === 'AES-KW') {
+        return PromiseResolve(operation(binding.cryptoAesKw(true, w.handle, bytes), ctx,
+          'AES-KW wraps data of 16 bytes or more, a multiple of 8'));
+      }
+      return PromiseResolve(aesCipher(true, alg, w, bytes, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -584,14 +818,34 @@ class SubtleCrypto {
     extractable, keyUsages) {
     try {
       const ctx = begin(this, arguments, 7, 'unwrapKey');
-      enumValue(format, kKeyFormats, `${ctx}: format`);
-      bufferSource(wrappedKey, ctx);
-      cryptoKeyArgument(unwrappingKey, ctx);
+      format = enumValue(format, kKeyFormats, `${ctx}: format`);
+      wrappedKey = bufferSource(wrappedKey, ctx);
+      const w = cryptoKeyArgument(unwrappingKey, ctx);
       unwrapAlgorithm = algorithmIdentifier(unwrapAlgorithm, ctx);
-      algorithmIdentifier(unwrappedKeyAlgorithm, ctx);
-      keyUsageList(keyUsages, ctx);
-      normalizeWrap(unwrapAlgorithm, 'unwrapKey', 'decrypt', ctx); // none unwraps yet: rejects
-      throw new TypeError('unreachable');
+      unwrappedKeyAlgorithm = algorithmIdentifier(unwrappedKeyAlgorithm, ctx);
+      extractable = webidl.boolean(extractable);
+      const usages = keyUsageList(keyUsages, ctx);
+      wrappedKey = copyBytes(wrappedKey); // 3.
+      const alg = normalizeWrap(unwrapAlgorithm, 'unwrapKey', 'decrypt', ctx); // 4.-5.
+      const importAlg = normalizeAlgorithm(unwrappedKeyAlgorithm, 'importKey', ctx); // 6.
+      checkKeyFor(alg, w, 'unwrapKey', ctx); // 11.-12.
+      const bytes = alg.name === 'AES-KW' // 13.-14.
+        ? operation(binding.cryptoAesKw(false, w.handle, wrappedKey), ctx, 'AES-KW could not unwrap the key')
+        : aesCipher(false, alg, w, wrappedKey, ctx);
+      let data;
+      if (format === 'jwk') { // 15. parse a JWK
+        let parsed;
+        try {
+          parsed = JSONParse(binding.utf8Decode(new Uint8Array(bytes), false, false)[0]);
+        } catch {
+          throw error(ctx, 'the unwrapped key is not JSON', 'DataError');
+        }
+        if (!isObject(parsed)) throw error(ctx, 'the unwrapped key is not a JSON object', 'DataError');
+        data = { __proto__: null, jwk: jsonWebKey(parsed, ctx) };
+      } else {
+        data = { __proto__: null, bytes };
+      }
+      return PromiseResolve(importKeyFor(format, data, importAlg, extractable, usages, ctx)); // 16.-18.
     } catch (e) {
       return PromiseReject(e);
     }
@@ -606,6 +860,31 @@ function begin(self, args, required, method) {
   const ctx = context(method);
   webidl.argCount(args, required, ctx);
   return ctx;
+}
+
+// encrypt and decrypt (the steps are the same but for the operation).
+function cipherMethod(self, args, encrypt, algorithm, key, data) {
+  try {
+    const op = encrypt ? 'encrypt' : 'decrypt';
+    const ctx = begin(self, args, 3, op);
+    algorithm = algorithmIdentifier(algorithm, ctx);
+    const s = cryptoKeyArgument(key, ctx);
+    data = copyBytes(bufferSource(data, ctx)); // 3.
+    const alg = normalizeAlgorithm(algorithm, op, ctx); // 4.
+    checkKeyFor(alg, s, op, ctx); // 8.-9.
+    return PromiseResolve(aesCipher(encrypt, alg, s, data, ctx));
+  } catch (e) {
+    return PromiseReject(e);
+  }
+}
+
+// exportKey steps 6.-: the key's algorithm supports export, the key is extractable.
+function exportKeyFor(format, s, ctx) {
+  if (!kExportable.has(s.algorithm.name)) {
+    throw error(ctx, `${s.algorithm.name} keys cannot be exported`, 'NotSupportedError');
+  }
+  if (!s.extractable) throw error(ctx, 'the key is not extractable', 'InvalidAccessError');
+  return exportSecretKey(format, s, ctx);
 }
 
 // wrapKey / unwrapKey: "normalize for op; if that is a NotSupportedError, for fallback".

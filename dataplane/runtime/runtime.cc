@@ -1284,6 +1284,7 @@ void rt_isolate_free(rt_isolate *iso)
     iso->slots.clear();
     rt_encoding_close_all(iso);
     rt_compression_close_all(iso);
+    rt_crypto_close_all(iso);
     rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
     rt_unpark(iso->isolate);
     iso->isolate->Dispose();

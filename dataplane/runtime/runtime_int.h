@@ -19,6 +19,7 @@ extern "C" {
 
 class LoopTaskRunner; // platform.cc
 struct rt_compression; // compression.cc
+struct rt_crypto_job;  // crypto.cc
 
 // The memory limit of an app that asks for none (DESIGN.md §9).
 constexpr size_t RT_DEFAULT_MEMORY_MB = 128;
@@ -132,6 +133,8 @@ struct rt_isolate {
     std::atomic<int64_t> body_bytes_freed{0};
     std::vector<void *> converters; // ICU converters of TextDecoders (encoding.cc), by id
     rt_compression *compression = nullptr; // codec states of (De)CompressionStreams
+    rt_crypto_job *crypto_jobs = nullptr;   // crypto.subtle work on the thread pool, newest first
+    int n_crypto_running = 0;               // of which queued on the pool
     // Multi-tenant serving (worker.c): hooks, the watchdog's view, limits, env secrets.
     rt_hooks hooks = {};
     rt_watch *watch = nullptr;
@@ -264,6 +267,9 @@ void rt_compression_close_all(rt_isolate *iso); // frees every codec state; befo
 
 // crypto.cc
 const rt_native *rt_crypto_natives(size_t *n);
+// rt_crypto_close_all: drops the promises of the isolate's thread-pool jobs (each is freed when
+// its work completes); before Dispose.
+void rt_crypto_close_all(rt_isolate *iso);
 
 // platform.cc
 v8::Platform *rt_platform_create(void);

@@ -288,8 +288,8 @@ test("unknown and not-yet-supported algorithms reject with NotSupportedError", a
   await rejectsWith(subtle.digest("HMAC", bytes), "NotSupportedError");
   await rejectsWith(hmacKey(utf8("k"), "MD5"), "NotSupportedError");
   await rejectsWith(subtle.sign("SHA-256", key, bytes), "NotSupportedError");
-  for (const name of ["AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "RSA-OAEP", "RSA-PSS",
-    "RSASSA-PKCS1-v1_5", "ECDSA", "ECDH", "Ed25519", "X25519", "PBKDF2", "HKDF"]) {
+  for (const name of ["RSA-OAEP", "RSA-PSS", "RSASSA-PKCS1-v1_5", "ECDSA", "ECDH", "Ed25519",
+    "X25519", "AES-XTS"]) {
     await rejectsWith(subtle.importKey("raw", bytes, name, true, ["sign"]), "NotSupportedError");
     await rejectsWith(subtle.generateKey({ name, hash: "SHA-256" }, true, ["sign"]), "NotSupportedError");
     await rejectsWith(subtle.encrypt({ name }, key, bytes), "NotSupportedError");
@@ -299,9 +299,14 @@ test("unknown and not-yet-supported algorithms reject with NotSupportedError", a
     await rejectsWith(subtle.wrapKey("raw", key, key, name), "NotSupportedError");
     await rejectsWith(subtle.unwrapKey("raw", bytes, key, name, "HMAC", true, ["sign"]), "NotSupportedError");
   }
-  // HMAC itself encrypts, derives and wraps nothing.
+  // HMAC itself encrypts, derives and wraps nothing; AES-KW only wraps; the KDFs only derive.
   await rejectsWith(subtle.encrypt("HMAC", key, bytes), "NotSupportedError");
   await rejectsWith(subtle.wrapKey("raw", key, key, "HMAC"), "NotSupportedError");
+  await rejectsWith(subtle.encrypt("AES-KW", key, bytes), "NotSupportedError");
+  await rejectsWith(subtle.deriveBits("HMAC", key, 128), "NotSupportedError");
+  await rejectsWith(subtle.generateKey({ name: "PBKDF2" }, false, ["deriveBits"]), "NotSupportedError");
+  await rejectsWith(subtle.generateKey({ name: "HKDF" }, false, ["deriveBits"]), "NotSupportedError");
+  await rejectsWith(subtle.encrypt({ name: "PBKDF2" }, key, bytes), "NotSupportedError");
   // An algorithm without a name is a WebIDL TypeError before any name lookup.
   await rejectsWith(subtle.encrypt({}, key, bytes), "TypeError");
   await rejectsWith(subtle.digest({ nam: "SHA-256" }, bytes), "TypeError");
@@ -370,4 +375,454 @@ test("key material is freed with its key: many short-lived keys stay within the 
   // them back.
   const bytes = fill(1, 4096);
   for (let i = 0; i < 40000; i++) await hmacKey(bytes, "SHA-256", ["sign"]);
+});
+
+// --- AES (second increment) ------------------------------------------------------------------
+// Known answers typed in from NIST SP 800-38A (F.2.1 CBC-AES128, F.5.1 CTR-AES128), McGrew &
+// Viega's GCM specification (test cases 3 and 4), RFC 3394 §4.1, RFC 6070 and RFC 5869.
+
+const unhex = (h) => new Uint8Array(h.match(/../g).map((b) => parseInt(b, 16)));
+const aesKey = (name, bytes, usages = ["encrypt", "decrypt"], extractable = true) =>
+  subtle.importKey("raw", bytes, name, extractable, usages);
+
+const sp800_38a = {
+  key: "2b7e151628aed2a6abf7158809cf4f3c",
+  plaintext: "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51" +
+    "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
+  cbcIv: "000102030405060708090a0b0c0d0e0f",
+  cbc: "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2" +
+    "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7",
+  ctrCounter: "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+  ctr: "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff" +
+    "5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee",
+};
+
+test("AES-CBC: SP 800-38A F.2.1, PKCS#7 padding added and removed", async () => {
+  const key = await aesKey("AES-CBC", unhex(sp800_38a.key));
+  const iv = unhex(sp800_38a.cbcIv);
+  const pt = unhex(sp800_38a.plaintext);
+  const ct = await subtle.encrypt({ name: "AES-CBC", iv }, key, pt);
+  assert(ct instanceof ArrayBuffer);
+  assertEquals(ct.byteLength, 80, "a whole block of padding follows 64 bytes");
+  assertEquals(hex(ct).slice(0, 128), sp800_38a.cbc);
+  assertEquals(hex(await subtle.decrypt({ name: "AES-CBC", iv }, key, ct)), sp800_38a.plaintext);
+  // Padding of odd lengths, the empty plaintext included.
+  for (const n of [0, 1, 15, 16, 17]) {
+    const c = await subtle.encrypt({ name: "aes-cbc", iv }, key, fill(7, n));
+    assertEquals(c.byteLength, (Math.floor(n / 16) + 1) * 16);
+    assertEquals(hex(await subtle.decrypt({ name: "AES-CBC", iv }, key, c)), hex(fill(7, n)));
+  }
+  // Without its padding block the last block's "padding" is data: not valid PKCS#7.
+  await rejectsWith(subtle.decrypt({ name: "AES-CBC", iv }, key, unhex(sp800_38a.cbc)), "OperationError");
+  await rejectsWith(subtle.decrypt({ name: "AES-CBC", iv }, key, new Uint8Array(ct, 0, 79)), "OperationError");
+  await rejectsWith(subtle.decrypt({ name: "AES-CBC", iv }, key, new Uint8Array(0)), "OperationError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC", iv: new Uint8Array(12) }, key, pt), "OperationError");
+  await rejectsWith(subtle.decrypt({ name: "AES-CBC", iv: new Uint8Array(17) }, key, ct), "OperationError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC" }, key, pt), "TypeError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC", iv: "0123456789abcdef" }, key, pt), "TypeError");
+});
+
+test("AES-CTR: SP 800-38A F.5.1, and the counter wraps within its length bits", async () => {
+  const key = await aesKey("AES-CTR", unhex(sp800_38a.key));
+  const counter = unhex(sp800_38a.ctrCounter);
+  const pt = unhex(sp800_38a.plaintext);
+  for (const length of [128, 64, 9]) {
+    const ct = await subtle.encrypt({ name: "AES-CTR", counter, length }, key, pt);
+    assertEquals(hex(ct), sp800_38a.ctr, `length ${length}`);
+    assertEquals(hex(await subtle.decrypt({ name: "AES-CTR", counter, length }, key, ct)), sp800_38a.plaintext);
+  }
+  // length 8: the counter byte ff wraps to 00 after the first block, the bytes to its left
+  // stay fe: blocks 2-4 are those of a run starting at ...fe00.
+  const wrapped = new Uint8Array(await subtle.encrypt({ name: "AES-CTR", counter, length: 8 }, key, pt));
+  assertEquals(hex(wrapped.subarray(0, 16)), sp800_38a.ctr.slice(0, 32));
+  const from00 = unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfe00");
+  const rest = new Uint8Array(await subtle.encrypt({ name: "AES-CTR", counter: from00, length: 128 }, key, pt.subarray(16)));
+  assertEquals(hex(wrapped.subarray(16)), hex(rest));
+  assert(hex(wrapped) !== sp800_38a.ctr);
+  // Partial blocks; 2 counter bits give 4 blocks, a fifth would repeat a counter value.
+  assertEquals(hex(await subtle.encrypt({ name: "AES-CTR", counter, length: 128 }, key, pt.subarray(0, 5))),
+    sp800_38a.ctr.slice(0, 10));
+  assertEquals((await subtle.encrypt({ name: "AES-CTR", counter, length: 2 }, key, fill(0, 64))).byteLength, 64);
+  await rejectsWith(subtle.encrypt({ name: "AES-CTR", counter, length: 2 }, key, fill(0, 65)), "OperationError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CTR", counter, length: 0 }, key, pt), "OperationError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CTR", counter, length: 129 }, key, pt), "OperationError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CTR", counter, length: 256 }, key, pt), "TypeError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CTR", counter: new Uint8Array(8), length: 64 }, key, pt), "OperationError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CTR", counter }, key, pt), "TypeError");
+});
+
+const gcm = {
+  key: "feffe9928665731c6d6a8f9467308308",
+  iv: "cafebabefacedbaddecaf888",
+  plaintext: "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72" +
+    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+  ct3: "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e" +
+    "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985",
+  tag3: "4d5c2af327cd64a62cf35abd2ba6fab4",
+  aad4: "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+  tag4: "5bc94fbc3221a5db94fae95ae7121a47",
+};
+
+test("AES-GCM: McGrew-Viega test cases 3 and 4, tag lengths, a bad tag is OperationError", async () => {
+  const key = await aesKey("AES-GCM", unhex(gcm.key));
+  const iv = unhex(gcm.iv);
+  const ct3 = await subtle.encrypt({ name: "AES-GCM", iv }, key, unhex(gcm.plaintext));
+  assertEquals(hex(ct3), gcm.ct3 + gcm.tag3);
+  assertEquals(hex(await subtle.decrypt({ name: "AES-GCM", iv }, key, ct3)), gcm.plaintext);
+  const additionalData = unhex(gcm.aad4);
+  const pt4 = unhex(gcm.plaintext).subarray(0, 60);
+  const ct4 = await subtle.encrypt({ name: "AES-GCM", iv, additionalData, tagLength: 128 }, key, pt4);
+  assertEquals(hex(ct4), gcm.ct3.slice(0, 120) + gcm.tag4);
+  assertEquals(hex(await subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, ct4)), hex(pt4));
+  // A truncated tag is the tag's first bytes.
+  for (const tagLength of [32, 64, 96, 104, 112, 120]) {
+    const c = await subtle.encrypt({ name: "AES-GCM", iv, additionalData, tagLength }, key, pt4);
+    assertEquals(hex(c), gcm.ct3.slice(0, 120) + gcm.tag4.slice(0, tagLength / 4), `tagLength ${tagLength}`);
+    assertEquals(hex(await subtle.decrypt({ name: "AES-GCM", iv, additionalData, tagLength }, key, c)), hex(pt4));
+  }
+  // A flipped bit anywhere, other additional data or a missing tag: OperationError.
+  const bad = new Uint8Array(ct4.slice(0));
+  bad[bad.length - 1] ^= 1;
+  await rejectsWith(subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, bad), "OperationError");
+  await rejectsWith(subtle.decrypt({ name: "AES-GCM", iv }, key, ct4), "OperationError");
+  await rejectsWith(subtle.decrypt({ name: "AES-GCM", iv }, key, new Uint8Array(15)), "OperationError");
+  for (const tagLength of [0, 8, 33, 127]) {
+    await rejectsWith(subtle.encrypt({ name: "AES-GCM", iv, tagLength }, key, pt4), "OperationError");
+  }
+  await rejectsWith(subtle.encrypt({ name: "AES-GCM", iv, tagLength: 256 }, key, pt4), "TypeError");
+  await rejectsWith(subtle.encrypt({ name: "AES-GCM", iv: new Uint8Array(0) }, key, pt4), "OperationError");
+  // Any non-empty iv length works (GHASH of a long iv).
+  for (const n of [1, 16, 128]) {
+    const c = await subtle.encrypt({ name: "AES-GCM", iv: fill(3, n) }, key, pt4);
+    assertEquals(hex(await subtle.decrypt({ name: "AES-GCM", iv: fill(3, n) }, key, c)), hex(pt4));
+  }
+});
+
+test("AES-KW: RFC 3394 §4.1 wraps a raw AES key; a tampered wrap is OperationError", async () => {
+  const kek = await aesKey("AES-KW", unhex("000102030405060708090a0b0c0d0e0f"), ["wrapKey", "unwrapKey"]);
+  const key = await aesKey("AES-CBC", unhex("00112233445566778899aabbccddeeff"), ["encrypt"]);
+  const wrapped = await subtle.wrapKey("raw", key, kek, "AES-KW");
+  assertEquals(hex(wrapped), "1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5");
+  const back = await subtle.unwrapKey("raw", wrapped, kek, { name: "AES-KW" }, "AES-CBC", true, ["decrypt"]);
+  assertEquals(back.algorithm, { name: "AES-CBC", length: 128 });
+  assertEquals(back.usages, ["decrypt"]);
+  assertEquals(hex(await subtle.exportKey("raw", back)), "00112233445566778899aabbccddeeff");
+  const tampered = new Uint8Array(wrapped);
+  tampered[0] ^= 1;
+  await rejectsWith(subtle.unwrapKey("raw", tampered, kek, "AES-KW", "AES-CBC", true, ["decrypt"]), "OperationError");
+  await rejectsWith(subtle.unwrapKey("raw", tampered.subarray(0, 20), kek, "AES-KW", "AES-CBC", true, ["decrypt"]), "OperationError");
+  // Data not a multiple of 8 bytes: an HMAC key of 12 bytes cannot be wrapped raw.
+  const hmac12 = await hmacKey(fill(1, 12), "SHA-256", ["sign"], true);
+  await rejectsWith(subtle.wrapKey("raw", hmac12, kek, "AES-KW"), "OperationError");
+  // An AES-KW key only wraps: its usages are wrapKey and unwrapKey.
+  await rejectsWith(aesKey("AES-KW", fill(0, 16), ["encrypt"]), "SyntaxError");
+  await rejectsWith(subtle.encrypt("AES-KW", kek, fill(0, 16)), "NotSupportedError");
+});
+
+test("wrapKey/unwrapKey: HMAC and AES keys as raw and jwk through AES-KW, GCM, CBC and CTR", async () => {
+  const hmac = await hmacKey(utf8("a secret of 24 bytes!!!!"), "SHA-384", ["sign", "verify"], true);
+  const aes = await subtle.generateKey({ name: "AES-GCM", length: 256 }, true, ["encrypt", "decrypt"]);
+  const kw = await subtle.generateKey({ name: "AES-KW", length: 192 }, false, ["wrapKey", "unwrapKey"]);
+  const wrappers = [
+    [kw, "AES-KW"],
+    [await subtle.generateKey({ name: "AES-GCM", length: 128 }, false, ["wrapKey", "unwrapKey"]),
+      { name: "AES-GCM", iv: fill(9, 12), additionalData: utf8("aad") }],
+    [await subtle.generateKey({ name: "AES-CBC", length: 256 }, false, ["wrapKey", "unwrapKey"]),
+      { name: "AES-CBC", iv: fill(5, 16) }],
+    [await subtle.generateKey({ name: "AES-CTR", length: 128 }, false, ["wrapKey", "unwrapKey"]),
+      { name: "AES-CTR", counter: fill(1, 16), length: 32 }],
+  ];
+  const data = utf8("wrap me");
+  for (const [wrapper, alg] of wrappers) {
+    for (const format of ["raw", "jwk"]) {
+      const label = `${wrapper.algorithm.name} ${format}`;
+      // jwk JSON is not a multiple of 8 bytes in general; AES-KW wraps raw only here.
+      if (alg === "AES-KW" && format === "jwk") continue;
+      const w1 = await subtle.wrapKey(format, hmac, wrapper, alg);
+      const k1 = await subtle.unwrapKey(format, w1, wrapper, alg, { name: "HMAC", hash: "SHA-384" }, true, ["sign"]);
+      assertEquals(hex(await subtle.exportKey("raw", k1)), hex(utf8("a secret of 24 bytes!!!!")), label);
+      assertEquals(k1.algorithm, { name: "HMAC", hash: { name: "SHA-384" }, length: 192 }, label);
+      assertEquals(hex(await subtle.sign("HMAC", k1, data)), hex(await subtle.sign("HMAC", hmac, data)), label);
+      const w2 = await subtle.wrapKey(format, aes, wrapper, alg);
+      const k2 = await subtle.unwrapKey(format, w2, wrapper, alg, "AES-GCM", false, ["decrypt"]);
+      assertStrictEquals(k2.extractable, false);
+      const ct = await subtle.encrypt({ name: "AES-GCM", iv: fill(2, 12) }, aes, data);
+      assertEquals(hex(await subtle.decrypt({ name: "AES-GCM", iv: fill(2, 12) }, k2, ct)), hex(data), label);
+    }
+  }
+  // The decrypted jwk is JSON with the key's members.
+  const [gcmWrapper, gcmAlg] = wrappers[1];
+  const jwkBytes = await subtle.decrypt(gcmAlg, await subtle.importKey("raw",
+    await subtle.exportKey("raw", aes), "AES-GCM", true, ["decrypt"]), await subtle.encrypt(
+    { name: "AES-GCM", iv: fill(2, 12) }, aes, utf8("{}"))).catch(() => null);
+  assertStrictEquals(jwkBytes, null, "another key's tag does not authenticate");
+  const w = new Uint8Array(await subtle.wrapKey("jwk", aes, gcmWrapper, gcmAlg));
+  const k = await subtle.unwrapKey("jwk", w, gcmWrapper, gcmAlg, "AES-GCM", true, ["encrypt"]);
+  assertEquals((await subtle.exportKey("jwk", k)).alg, "A256GCM");
+  // Misuse: a non-extractable key, a wrapper without the usage, another algorithm's key, a
+  // name that neither wraps nor encrypts, unwrapped bytes that are not a JWK.
+  const secret = await hmacKey(fill(1, 16), "SHA-256", ["sign"], false);
+  await rejectsWith(subtle.wrapKey("raw", secret, kw, "AES-KW"), "InvalidAccessError");
+  const encOnly = await subtle.generateKey({ name: "AES-GCM", length: 128 }, false, ["encrypt"]);
+  await rejectsWith(subtle.wrapKey("raw", aes, encOnly, gcmAlg), "InvalidAccessError");
+  await rejectsWith(subtle.wrapKey("raw", aes, kw, gcmAlg), "InvalidAccessError");
+  await rejectsWith(subtle.wrapKey("spki", aes, kw, "AES-KW"), "NotSupportedError");
+  const notJson = await subtle.encrypt(gcmAlg, aes, utf8("not json"));
+  const aesWrapper = await subtle.importKey("raw", await subtle.exportKey("raw", aes), "AES-GCM", false, ["unwrapKey"]);
+  await rejectsWith(subtle.unwrapKey("jwk", notJson, aesWrapper, gcmAlg, "AES-GCM", true, ["encrypt"]), "DataError");
+  await rejectsWith(subtle.unwrapKey("raw", w, gcmWrapper, gcmAlg, "AES-GCM", true, []), "DataError");
+  const rawWrapped = await subtle.wrapKey("raw", aes, gcmWrapper, gcmAlg);
+  await rejectsWith(subtle.unwrapKey("raw", rawWrapped, gcmWrapper, gcmAlg, "AES-GCM", true, []), "SyntaxError");
+  await rejectsWith(subtle.unwrapKey("raw", rawWrapped, gcmWrapper, gcmAlg, "PBKDF2", true, ["deriveBits"]), "SyntaxError");
+});
+
+test("AES generateKey, importKey and exportKey: lengths, raw and jwk round trips, JWK alg values", async () => {
+  for (const name of ["AES-GCM", "AES-CBC", "AES-CTR", "AES-KW"]) {
+    const usages = name === "AES-KW" ? ["unwrapKey", "wrapKey"] : ["decrypt", "encrypt", "wrapKey"];
+    const suffix = name === "AES-KW" ? "KW" : name.slice(4);
+    for (const length of [128, 192, 256]) {
+      const key = await subtle.generateKey({ name: name.toLowerCase(), length }, true, usages);
+      assertEquals(key.type, "secret");
+      assertEquals(key.algorithm, { name, length });
+      assertStrictEquals(key.algorithm, key.algorithm);
+      const raw = await subtle.exportKey("raw", key);
+      assertEquals(raw.byteLength, length / 8);
+      const jwk = await subtle.exportKey("jwk", key);
+      assertEquals(Object.keys(jwk), ["alg", "ext", "k", "key_ops", "kty"]);
+      assertEquals(jwk.alg, `A${length}${suffix}`);
+      assertEquals(jwk.kty, "oct");
+      assertEquals(jwk.ext, true);
+      assertEquals(jwk.key_ops, key.usages);
+      const fromJwk = await subtle.importKey("jwk", jwk, name, true, usages);
+      assertEquals(hex(await subtle.exportKey("raw", fromJwk)), hex(raw));
+      const fromRaw = await subtle.importKey("raw", raw, { name }, false, usages.slice(0, 1));
+      assertStrictEquals(fromRaw.extractable, false);
+      assertEquals(fromRaw.algorithm.length, length);
+      await rejectsWith(subtle.exportKey("raw", fromRaw), "InvalidAccessError");
+      // A JWK naming another length or mode is DataError.
+      const other = length === 128 ? 256 : 128;
+      await rejectsWith(subtle.importKey("jwk", { ...jwk, alg: `A${other}${suffix}` }, name, true, usages), "DataError");
+      await rejectsWith(subtle.importKey("jwk", { ...jwk, alg: `A${length}XYZ` }, name, true, usages), "DataError");
+    }
+    for (const length of [0, 64, 100, 512]) {
+      await rejectsWith(subtle.generateKey({ name, length }, true, usages), "OperationError");
+    }
+    await rejectsWith(subtle.generateKey({ name }, true, usages), "TypeError");
+    await rejectsWith(subtle.generateKey({ name, length: 65536 }, true, usages), "TypeError");
+    await rejectsWith(subtle.generateKey({ name, length: 128 }, true, []), "SyntaxError");
+    await rejectsWith(subtle.generateKey({ name, length: 128 }, true, ["sign"]), "SyntaxError");
+    for (const n of [0, 8, 15, 17, 33, 64]) {
+      await rejectsWith(subtle.importKey("raw", new Uint8Array(n), name, true, usages), "DataError");
+    }
+    await rejectsWith(subtle.importKey("raw", new Uint8Array(16), name, true, []), "SyntaxError");
+    await rejectsWith(subtle.importKey("raw", new Uint8Array(16), name, true, ["deriveBits"]), "SyntaxError");
+    await rejectsWith(subtle.importKey("spki", new Uint8Array(16), name, true, usages), "NotSupportedError");
+    await rejectsWith(subtle.importKey("jwk", { kty: "RSA", k: "AAAAAAAAAAAAAAAAAAAAAA" }, name, true, usages), "DataError");
+    await rejectsWith(subtle.importKey("jwk", { kty: "oct" }, name, true, usages), "DataError");
+    await rejectsWith(subtle.importKey("jwk", { kty: "oct", k: "AAAA" }, name, true, usages), "DataError");
+    await rejectsWith(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", use: "sig" }, name, true, usages), "DataError");
+    await rejectsWith(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", ext: false }, name, true, usages), "DataError");
+    await rejectsWith(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", key_ops: ["sign"] }, name, true, usages), "DataError");
+    const ok = await subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", use: "enc" }, name, false, usages);
+    assertEquals(ok.algorithm.length, 128);
+  }
+});
+
+test("AES misuse: wrong algorithm, missing usage, mismatched names reject with InvalidAccessError", async () => {
+  const gcmKey = await aesKey("AES-GCM", fill(1, 16), ["encrypt"]);
+  const cbcKey = await aesKey("AES-CBC", fill(1, 16), ["encrypt", "decrypt"]);
+  const iv = fill(0, 16);
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC", iv }, gcmKey, utf8("x")), "InvalidAccessError");
+  await rejectsWith(subtle.decrypt({ name: "AES-GCM", iv }, gcmKey, fill(0, 32)), "InvalidAccessError");
+  const hmac = await hmacKey(fill(1, 16), "SHA-256", ["sign"]);
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC", iv }, hmac, utf8("x")), "InvalidAccessError");
+  await rejectsWith(subtle.sign("HMAC", cbcKey, utf8("x")), "InvalidAccessError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC", iv }, cbcKey, "text"), "TypeError");
+  await rejectsWith(subtle.encrypt({ name: "AES-CBC", iv }, cbcKey), "TypeError");
+});
+
+test("encrypt copies the data before normalizing the algorithm, which can run app code", async () => {
+  const key = await aesKey("AES-CTR", unhex(sp800_38a.key));
+  const data = unhex(sp800_38a.plaintext);
+  const alg = { name: "AES-CTR", get counter() { data.fill(0); return unhex(sp800_38a.ctrCounter); }, length: 64 };
+  assertEquals(hex(await subtle.encrypt(alg, key, data)), sp800_38a.ctr);
+});
+
+// --- PBKDF2 and HKDF -------------------------------------------------------------------------
+
+const rfc5869 = [
+  { ikm: "0b".repeat(22), salt: "000102030405060708090a0b0c", info: "f0f1f2f3f4f5f6f7f8f9", length: 42,
+    okm: "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865" },
+  { ikm: range(0x00, 0x50), salt: range(0x60, 0xb0), info: range(0xb0, 0x100), length: 82,
+    okm: "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87" },
+  { ikm: "0b".repeat(22), salt: "", info: "", length: 42,
+    okm: "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8" },
+];
+function range(from, to) {
+  let s = "";
+  for (let i = from; i < to; i++) s += i.toString(16).padStart(2, "0");
+  return s;
+}
+const bytesOf = (h) => (h === "" ? new Uint8Array(0) : unhex(h));
+
+test("PBKDF2: RFC 6070 HMAC-SHA-1 cases (1, 2 and 4096 iterations, and a longer output)", async () => {
+  const key = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveBits", "deriveKey"]);
+  assertEquals(key.algorithm, { name: "PBKDF2" });
+  assertStrictEquals(key.extractable, false);
+  const cases = [[1, "0c60c80f961f0e71f3a9b524af6012062fe037a6"], [2, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"],
+    [4096, "4b007901b765489abead49d926f721d065a429c1"]];
+  for (const [iterations, dk] of cases) {
+    const bits = await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8("salt"), iterations }, key, 160);
+    assert(bits instanceof ArrayBuffer);
+    assertEquals(hex(bits), dk, `${iterations} iterations`);
+  }
+  const long = await subtle.importKey("raw", utf8("passwordPASSWORDpassword"), "PBKDF2", false, ["deriveBits"]);
+  assertEquals(hex(await subtle.deriveBits({ name: "PBKDF2", hash: { name: "SHA-1" },
+    salt: utf8("saltSALTsaltSALTsaltSALTsaltSALTsalt"), iterations: 4096 }, long, 200)),
+  "3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038");
+  // Each hash, checked against hashlib.pbkdf2_hmac's output for the same inputs.
+  const byHash = { "SHA-256": "120fb6cffcf8b32c43e7225256c4f837a86548c9", "SHA-384": "c0e14f06e49e32d73f9f52ddf1d0c5c719160923",
+    "SHA-512": "867f70cf1ade02cff3752599a3a53dc4af34c7a6" };
+  for (const hash of Object.keys(byHash)) {
+    assertEquals(hex(await subtle.deriveBits({ name: "PBKDF2", hash, salt: utf8("salt"), iterations: 1 }, key, 160)), byHash[hash], hash);
+  }
+  assertEquals((await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: utf8("salt"), iterations: 1 }, key, 0)).byteLength, 0);
+});
+
+test("PBKDF2 misuse: iterations 0, null or odd lengths, import rules", async () => {
+  const key = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveBits"]);
+  const alg = { name: "PBKDF2", hash: "SHA-256", salt: utf8("salt"), iterations: 1 };
+  await rejectsWith(subtle.deriveBits({ ...alg, iterations: 0 }, key, 128), "OperationError");
+  await rejectsWith(subtle.deriveBits(alg, key, null), "OperationError");
+  await rejectsWith(subtle.deriveBits(alg, key), "OperationError");
+  await rejectsWith(subtle.deriveBits(alg, key, 129), "OperationError");
+  // The bound on iterations times output blocks (docs/api.md): 10,000,000.
+  await rejectsWith(subtle.deriveBits({ ...alg, iterations: 10000001 }, key, 128), "OperationError");
+  await rejectsWith(subtle.deriveBits({ ...alg, iterations: 5000001 }, key, 512), "OperationError");
+  await rejectsWith(subtle.deriveBits({ ...alg, iterations: -1 }, key, 128), "TypeError");
+  await rejectsWith(subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", iterations: 1 }, key, 128), "TypeError");
+  await rejectsWith(subtle.deriveBits({ name: "PBKDF2", salt: utf8("s"), iterations: 1 }, key, 128), "TypeError");
+  await rejectsWith(subtle.deriveBits({ ...alg, hash: "MD5" }, key, 128), "NotSupportedError");
+  await rejectsWith(subtle.deriveBits({ ...alg, name: "HKDF", info: utf8("") }, key, 128), "InvalidAccessError");
+  await rejectsWith(subtle.deriveKey(alg, key, { name: "AES-GCM", length: 128 }, false, ["encrypt"]), "InvalidAccessError");
+  await rejectsWith(subtle.importKey("raw", utf8("p"), "PBKDF2", true, ["deriveBits"]), "SyntaxError");
+  await rejectsWith(subtle.importKey("raw", utf8("p"), "PBKDF2", false, ["encrypt"]), "SyntaxError");
+  await rejectsWith(subtle.importKey("raw", utf8("p"), "PBKDF2", false, []), "SyntaxError");
+  await rejectsWith(subtle.importKey("jwk", { kty: "oct", k: "cA" }, "PBKDF2", false, ["deriveBits"]), "NotSupportedError");
+  await rejectsWith(subtle.exportKey("raw", key), "NotSupportedError");
+  const hmac = await hmacKey(fill(1, 16), "SHA-256", ["sign"]);
+  await rejectsWith(subtle.deriveBits(alg, hmac, 128), "InvalidAccessError");
+});
+
+test("HKDF: RFC 5869 test cases 1-3 (SHA-256), length limits", async () => {
+  for (const [i, c] of rfc5869.entries()) {
+    const key = await subtle.importKey("raw", bytesOf(c.ikm), { name: "HKDF" }, false, ["deriveBits"]);
+    assertEquals(key.algorithm, { name: "HKDF" });
+    const okm = await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: bytesOf(c.salt), info: bytesOf(c.info) },
+      key, c.length * 8);
+    assertEquals(hex(okm), c.okm, `test case ${i + 1}`);
+  }
+  const key = await subtle.importKey("raw", bytesOf(rfc5869[0].ikm), "HKDF", false, ["deriveBits"]);
+  const alg = { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new Uint8Array(0) };
+  assertEquals((await subtle.deriveBits(alg, key, 255 * 256)).byteLength, 255 * 32);
+  assertEquals((await subtle.deriveBits(alg, key, 0)).byteLength, 0);
+  await rejectsWith(subtle.deriveBits(alg, key, 255 * 256 + 8), "OperationError");
+  await rejectsWith(subtle.deriveBits(alg, key, 12), "OperationError");
+  await rejectsWith(subtle.deriveBits(alg, key, null), "OperationError");
+  await rejectsWith(subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: alg.salt }, key, 128), "TypeError");
+  await rejectsWith(subtle.deriveBits({ name: "HKDF", salt: alg.salt, info: alg.info }, key, 128), "TypeError");
+  await rejectsWith(subtle.importKey("raw", utf8("k"), "HKDF", true, ["deriveBits"]), "SyntaxError");
+  await rejectsWith(subtle.importKey("raw", utf8("k"), "HKDF", false, ["sign"]), "SyntaxError");
+  await rejectsWith(subtle.importKey("jwk", { kty: "oct", k: "aw" }, "HKDF", false, ["deriveBits"]), "NotSupportedError");
+  const deriveKeyOnly = await subtle.importKey("raw", utf8("k"), "HKDF", false, ["deriveKey"]);
+  await rejectsWith(subtle.deriveBits(alg, deriveKeyOnly, 128), "InvalidAccessError");
+});
+
+test("deriveKey: AES and HMAC keys from PBKDF2 and HKDF hold the derived bits", async () => {
+  const pbkdf2 = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveKey", "deriveBits"]);
+  const p = { name: "PBKDF2", hash: "SHA-1", salt: utf8("salt"), iterations: 4096 };
+  const aes = await subtle.deriveKey(p, pbkdf2, { name: "AES-GCM", length: 128 }, true, ["encrypt"]);
+  assertEquals(aes.algorithm, { name: "AES-GCM", length: 128 });
+  assertEquals(aes.usages, ["encrypt"]);
+  assertEquals(hex(await subtle.exportKey("raw", aes)), "4b007901b765489abead49d926f721d0");
+  const hkdf = await subtle.importKey("raw", bytesOf(rfc5869[0].ikm), "HKDF", false, ["deriveKey"]);
+  const h = { name: "HKDF", hash: "SHA-256", salt: bytesOf(rfc5869[0].salt), info: bytesOf(rfc5869[0].info) };
+  // HMAC without a length: the hash's block size (SHA-1: 512 bits).
+  const mac = await subtle.deriveKey(h, hkdf, { name: "HMAC", hash: "SHA-1" }, true, ["sign"]);
+  assertEquals(mac.algorithm, { name: "HMAC", hash: { name: "SHA-1" }, length: 512 });
+  const expected = await subtle.deriveBits(h, await subtle.importKey("raw", bytesOf(rfc5869[0].ikm), "HKDF", false, ["deriveBits"]), 512);
+  assertEquals(hex(await subtle.exportKey("raw", mac)), hex(expected));
+  assertEquals(hex(expected).slice(0, 84), rfc5869[0].okm);
+  const mac256 = await subtle.deriveKey(h, hkdf, { name: "HMAC", hash: "SHA-256", length: 256 }, false, ["verify"]);
+  assertEquals(mac256.algorithm.length, 256);
+  const kw = await subtle.deriveKey(h, hkdf, { name: "AES-KW", length: 256 }, false, ["wrapKey"]);
+  assertEquals(kw.algorithm, { name: "AES-KW", length: 256 });
+  // The spec's errors: a bad AES length, an HMAC length of 0, a KDF as the derived type, no
+  // usages, usages the derived algorithm does not have.
+  await rejectsWith(subtle.deriveKey(h, hkdf, { name: "AES-GCM", length: 100 }, true, ["encrypt"]), "OperationError");
+  await rejectsWith(subtle.deriveKey(h, hkdf, { name: "AES-GCM" }, true, ["encrypt"]), "TypeError");
+  await rejectsWith(subtle.deriveKey(h, hkdf, { name: "HMAC", hash: "SHA-256", length: 0 }, true, ["sign"]), "TypeError");
+  await rejectsWith(subtle.deriveKey(h, hkdf, "HKDF", false, ["deriveBits"]), "OperationError");
+  await rejectsWith(subtle.deriveKey(h, hkdf, { name: "AES-CBC", length: 128 }, true, []), "SyntaxError");
+  await rejectsWith(subtle.deriveKey(h, hkdf, { name: "AES-CBC", length: 128 }, true, ["sign"]), "SyntaxError");
+  await rejectsWith(subtle.deriveKey(h, hkdf, { name: "ECDH" }, true, ["deriveBits"]), "NotSupportedError");
+  await rejectsWith(subtle.deriveKey({ ...h, hash: "SHA-3" }, hkdf, { name: "AES-CBC", length: 128 }, true, ["encrypt"]), "NotSupportedError");
+});
+
+test("patched prototypes do not break AES, wrapping or PBKDF2", async () => {
+  const key = await aesKey("AES-GCM", unhex(gcm.key), ["encrypt", "decrypt", "wrapKey", "unwrapKey"]);
+  const saved = { stringify: JSON.stringify, parse: JSON.parse, toJSON: Object.prototype.toJSON,
+    iter: Array.prototype[Symbol.iterator], get: Map.prototype.get, has: Set.prototype.has };
+  let pe, pw, pd;
+  const pbkdf2 = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveBits"]);
+  const iv = unhex(gcm.iv), pt = unhex(gcm.plaintext), salt = utf8("salt"); // before the patches
+  try {
+    JSON.stringify = () => { throw new Error("patched stringify"); };
+    JSON.parse = () => { throw new Error("patched parse"); };
+    Object.prototype.toJSON = () => "patched";
+    Array.prototype[Symbol.iterator] = function* () { yield "patched"; };
+    Map.prototype.get = () => undefined;
+    Set.prototype.has = () => false;
+    pe = subtle.encrypt({ name: "AES-GCM", iv }, key, pt);
+    pw = subtle.wrapKey("jwk", key, key, { name: "AES-GCM", iv });
+    pd = subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt, iterations: 2 }, pbkdf2, 160);
+  } finally {
+    JSON.stringify = saved.stringify;
+    JSON.parse = saved.parse;
+    delete Object.prototype.toJSON;
+    Array.prototype[Symbol.iterator] = saved.iter;
+    Map.prototype.get = saved.get;
+    Set.prototype.has = saved.has;
+  }
+  assertEquals(hex(await pe), gcm.ct3 + gcm.tag3);
+  const jwk = JSON.parse(new TextDecoder().decode(await subtle.decrypt({ name: "AES-GCM", iv: unhex(gcm.iv) }, key, await pw)));
+  assertEquals(jwk, { alg: "A128GCM", ext: true, k: "_v_pkoZlcxxtao-UZzCDCA", key_ops: ["encrypt", "decrypt", "wrapKey", "unwrapKey"], kty: "oct" });
+  assertEquals(hex(await pd), "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
+});
+
+test("PBKDF2 runs on the thread pool: timers fire meanwhile, concurrent derivations all settle right", async () => {
+  const key = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveBits"]);
+  const t0 = performance.now();
+  let derivedAt = 0;
+  const slow = subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8("salt"), iterations: 3000000 }, key, 160)
+    .then((bits) => { derivedAt = performance.now(); return bits; });
+  // The loop thread is free: a timer set after the call fires long before the 3,000,000
+  // iterations (over a second here) are done.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const timerAt = performance.now();
+  assertStrictEquals(derivedAt, 0, "the timer fired first");
+  assert(timerAt - t0 < 500, `the timer waited ${timerAt - t0} ms`);
+  // hashlib.pbkdf2_hmac("sha1", b"password", b"salt", 3000000, 20)
+  assertEquals(hex(await slow), "f64ae49c13090b12aa63d32f25e56aab6d664c24");
+  assert(derivedAt > timerAt);
+  // More derivations than an isolate may run at once (2): the rest wait their turn, in order.
+  const cases = [[1, "0c60c80f961f0e71f3a9b524af6012062fe037a6"], [2, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"],
+    [4096, "4b007901b765489abead49d926f721d065a429c1"], [1, "0c60c80f961f0e71f3a9b524af6012062fe037a6"],
+    [2, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"]];
+  const order = [];
+  const all = cases.map(([iterations], i) => subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8("salt"), iterations },
+    key, 160).then((bits) => { order.push(i); return hex(bits); }));
+  const got = await Promise.all(all);
+  assertEquals(got, cases.map(([, dk]) => dk));
+  assertEquals(order.length, 5);
 });
