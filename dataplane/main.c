@@ -305,20 +305,20 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
                          const char ***refused, nano_error *first)
 {
     size_t n_apps = nano_config_n_apps(cfg), n_new = 0, n = 0;
-    const nano_app_config **todo = nano_xcalloc(n_apps + 1, sizeof *todo);
+    const nano_app_config **to_check = nano_xcalloc(n_apps + 1, sizeof *to_check);
     for (size_t i = 0; i < n_apps; i++) {
         const nano_app_config *c = nano_config_app(cfg, i);
         if (code_is_new(m->cfg, c))
-            todo[n_new++] = c;
+            to_check[n_new++] = c;
         else
             dp_load_errors_clear(m->load_errors, c->name, c->code_sha256);
     }
     int *rcs = nano_xcalloc(n_new + 1, sizeof *rcs);
     nano_error *errs = nano_xcalloc(n_new + 1, sizeof *errs);
-    check_apps(m, todo, n_new, rcs, errs);
+    check_apps(m, to_check, n_new, rcs, errs);
     *refused = nano_xcalloc(n_new + 1, sizeof **refused);
     for (size_t i = 0; i < n_new; i++) {
-        const nano_app_config *c = todo[i];
+        const nano_app_config *c = to_check[i];
         if (rcs[i] == 0) {
             dp_load_errors_clear(m->load_errors, c->name, NULL);
             continue;
@@ -335,7 +335,7 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
     }
     nano_free(errs);
     nano_free(rcs);
-    nano_free(todo);
+    nano_free(to_check);
     return n;
 }
 
