@@ -581,6 +581,10 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
 // kJobsRunning jobs there at once; the rest wait in its list, oldest first, until one of its
 // running jobs completes.
 static constexpr int kJobsRunning = 2;
+// Jobs an isolate may have waiting or running at once: beyond, a call fails (OperationError), so
+// a loop of deriveBits calls cannot pile up native memory without bound. The bytes a job holds
+// (password, salt, output) also count against the app's memory limit while it lives.
+static constexpr int kJobsMax = 256;
 
 struct rt_crypto_job {
     uv_work_t work;
@@ -596,16 +600,22 @@ struct rt_crypto_job {
     out_bytes out;
     bool is_ok = false;
     bool is_running = false; // queued on the pool (else waiting in the isolate's list)
+    std::shared_ptr<rt_allocator> allocator; // counts held_bytes while the job lives
+    size_t held_bytes = 0;
 
     ~rt_crypto_job()
     {
         if (password != nullptr)
             OPENSSL_clear_free(password, password_len > 0 ? password_len : 1);
+        if (allocator)
+            allocator->release_adopted(held_bytes);
     }
 };
 
 static void job_unlink(rt_crypto_job *job)
 {
+    if (job->iso != nullptr)
+        job->iso->n_crypto_jobs--;
     if (job->prev != nullptr)
         job->prev->next = job->next;
     else if (job->iso != nullptr)
@@ -718,11 +728,26 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
     if (!v8::Promise::Resolver::New(ctx).ToLocal(&resolver))
         return;
     if (iterations == 0 || iterations > INT32_MAX || key_len > INT32_MAX || salt_len > INT32_MAX ||
-        n > INT32_MAX) {
+        n > INT32_MAX || iso->n_crypto_jobs >= kJobsMax) {
         rt_ignore(resolver->Resolve(ctx, v8::Null(isolate)));
         return args.GetReturnValue().Set(resolver->GetPromise());
     }
+    size_t held = key_len + salt_len + (size_t)n;
+    std::shared_ptr<rt_allocator> a = iso->allocator;
+    if (a && !a->fits(held)) {
+        isolate->LowMemoryNotification(); // as key_new does
+        if (!a->fits(held)) {
+            isolate->ThrowException(v8::Exception::RangeError(
+                String::NewFromUtf8Literal(isolate, "Array buffer allocation failed")));
+            return;
+        }
+    }
     auto job = std::make_unique<rt_crypto_job>();
+    if (a) {
+        a->adopt(held);
+        job->allocator = a;
+        job->held_bytes = held;
+    }
     job->iso = iso;
     job->slot = iso->current_slot;
     job->gen = iso->segment_gen;
@@ -740,6 +765,7 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
     job->out.v.resize((size_t)n + 1);
     job->resolver.Reset(isolate, resolver);
     rt_crypto_job *j = job.release(); // the list holds it; on_pbkdf2_done frees it
+    iso->n_crypto_jobs++;
     j->next = iso->crypto_jobs;
     if (j->next != nullptr)
         j->next->prev = j;

@@ -135,6 +135,7 @@ struct rt_isolate {
     rt_compression *compression = nullptr; // codec states of (De)CompressionStreams
     rt_crypto_job *crypto_jobs = nullptr;   // crypto.subtle work on the thread pool, newest first
     int n_crypto_running = 0;               // of which queued on the pool
+    int n_crypto_jobs = 0;                  // in crypto_jobs
     // Multi-tenant serving (worker.c): hooks, the watchdog's view, limits, env secrets.
     rt_hooks hooks = {};
     rt_watch *watch = nullptr;

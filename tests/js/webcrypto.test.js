@@ -826,3 +826,15 @@ test("PBKDF2 runs on the thread pool: timers fire meanwhile, concurrent derivati
   assertEquals(got, cases.map(([, dk]) => dk));
   assertEquals(order.length, 5);
 });
+
+test("PBKDF2 calls pile up only so far: past 256 pending, OperationError; the rest settle", async () => {
+  const key = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveBits"]);
+  const alg = { name: "PBKDF2", hash: "SHA-256", salt: utf8("salt"), iterations: 1 };
+  const outcomes = await Promise.all(Array.from({ length: 300 }, () =>
+    subtle.deriveBits(alg, key, 256).then(() => "ok", (e) => e.name)));
+  const refused = outcomes.filter((o) => o === "OperationError").length;
+  assertEquals(outcomes.filter((o) => o !== "ok" && o !== "OperationError"), []);
+  assert(refused >= 300 - 256, `${refused} refused`);
+  // Once they have settled, new calls are taken again.
+  assertEquals(hex(await subtle.deriveBits(alg, key, 256)).length, 64);
+});
