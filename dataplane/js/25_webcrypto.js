@@ -1,21 +1,21 @@
-// 25_webcrypto.js: crypto.subtle (W3C Web Cryptography API, Level 2 editor's draft):
-// SubtleCrypto, CryptoKey, "normalize an algorithm", and the algorithms supported so far:
-// digest (SHA-1, SHA-256, SHA-384, SHA-512), HMAC (generateKey, importKey / exportKey "raw"
-// and "jwk", sign, verify), AES-CTR, AES-CBC, AES-GCM (generateKey, importKey / exportKey
-// "raw" and "jwk", encrypt, decrypt, and wrapKey / unwrapKey through them), AES-KW (the same
-// formats, wrapKey / unwrapKey), PBKDF2 and HKDF (importKey "raw", deriveBits, deriveKey of
-// HMAC and AES keys). Every other algorithm name is unrecognized, so each method rejects it
+// 25_webcrypto.js: crypto.subtle (W3C Web Cryptography API, Level 2 editor's draft, with the
+// Secure Curves additions): SubtleCrypto, CryptoKey, "normalize an algorithm", the registry
+// of algorithms, and the symmetric ones: digest (SHA-1, SHA-256, SHA-384, SHA-512), HMAC,
+// AES-CTR, AES-CBC, AES-GCM, AES-KW, PBKDF2 and HKDF. RSA is in 26_webcrypto_rsa.js, the
+// elliptic curves in 27_webcrypto_ec.js; each registers its algorithms here
+// (internal.webcrypto.registerAlgorithm). A name not registered for an operation is rejected
 // with the NotSupportedError of the normalization step (docs/api.md has the table).
 //
-// Takes from binding: crypto* (runtime/crypto.cc: OpenSSL does the bytes; key material lives
-// in native buffers that are wiped when freed), isDetached, isSharedArrayBuffer, utf8Decode.
-// Takes from internal: webidl, DOMException, encodeUtf8, setCryptoSubtle (23_globals.js:
-// crypto.subtle).
-// Gives: the SubtleCrypto and CryptoKey globals.
+// Takes from binding: crypto* (runtime/crypto*.cc: OpenSSL does the bytes; key material lives
+// in native memory that is wiped when freed), isDetached, isPromise, isSharedArrayBuffer,
+// utf8Decode. Takes from internal: webidl, DOMException, encodeUtf8, setCryptoSubtle
+// (23_globals.js: crypto.subtle).
+// Gives: the SubtleCrypto and CryptoKey globals; internal.webcrypto for the algorithm files;
+// internal.isCryptoKey and internal.cloneCryptoKey for structuredClone.
 //
-// PBKDF2, whose cost the app chooses, runs on the libuv thread pool and settles its promise
-// later (crypto.cc). The other operations run synchronously on the isolate's thread (SHA-*,
-// HMAC, AES and HKDF of request-sized inputs take microseconds) and settle their promise
+// Work whose cost the app chooses runs on the libuv thread pool and its native returns a
+// promise (PBKDF2, RSA key generation, digests, HMAC and AES of a MiB or more: crypto.cc).
+// The rest runs synchronously on the isolate's thread and settles the method's promise
 // before returning it; the spec's "in parallel" steps give the same results. Every method
 // returns a promise and never throws: WebIDL conversion errors and the spec's exceptions
 // reject it.
@@ -24,7 +24,7 @@
 const {
   ArrayBufferIsView, ArrayBufferPrototypeGetByteLength, ArrayPrototypePush,
   DataViewPrototypeGetBuffer, DataViewPrototypeGetByteLength, DataViewPrototypeGetByteOffset,
-  JSONParse, JSONStringify, MathCeil, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
+  JSONParse, JSONStringify, MathCeil, ObjectKeys, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
   StringPrototypeCharCodeAt, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetByteOffset,
   TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet, Uint8Array,
@@ -174,14 +174,7 @@ class CryptoKey {
   get algorithm() {
     const s = slotsOf(this);
     if (s === undefined) throw webidl.illegalInvocation('CryptoKey.algorithm');
-    if (s.algorithmCached === undefined) {
-      // KeyAlgorithm's name, then the subclass's members in lexicographic order:
-      // HmacKeyAlgorithm (hash, length), AesKeyAlgorithm (length), or none (PBKDF2, HKDF).
-      const a = s.algorithm;
-      if (a.hash !== undefined) s.algorithmCached = { name: a.name, hash: { name: a.hash }, length: a.length };
-      else if (a.length !== undefined) s.algorithmCached = { name: a.name, length: a.length };
-      else s.algorithmCached = { name: a.name };
-    }
+    if (s.algorithmCached === undefined) s.algorithmCached = keyAlgorithmObject(s.algorithm);
     return s.algorithmCached;
   }
 
@@ -197,6 +190,22 @@ class CryptoKey {
   }
 }
 webidl.configureInterface(CryptoKey);
+
+// A key's [[algorithm]] (an internal record: name and, as the algorithm has them, hash,
+// length, modulusLength, publicExponent, namedCurve) as the KeyAlgorithm dictionary converted
+// to JS: name (KeyAlgorithm's member) first, then the subclass's own, inherited ones first
+// (RsaHashedKeyAlgorithm: modulusLength, publicExponent, then hash).
+function keyAlgorithmObject(a) {
+  const o = { name: a.name };
+  if (a.modulusLength !== undefined) {
+    o.modulusLength = a.modulusLength;
+    o.publicExponent = new Uint8Array(a.publicExponent); // a copy per key object
+  }
+  if (a.hash !== undefined) o.hash = { name: a.hash };
+  if (a.length !== undefined) o.length = a.length;
+  if (a.namedCurve !== undefined) o.namedCurve = a.namedCurve;
+  return o;
+}
 internal.defineGlobal('CryptoKey', CryptoKey);
 
 // A SafeSet of a list's items, walked by index (the Set constructor would take the array
@@ -323,34 +332,35 @@ function toHkdfParams(alg, ctx) {
   return { __proto__: null, name, hash, info, salt: bufferMember(alg, 'salt', ctx) };
 }
 
-// supportedAlgorithms: op -> (lowercase name -> [registered name, desired type]).
-const kDigest = [['SHA-1', toAlgorithm], ['SHA-256', toAlgorithm], ['SHA-384', toAlgorithm],
-  ['SHA-512', toAlgorithm]];
-const registry = (entries) => {
-  const m = new SafeMap();
-  for (let i = 0; i < entries.length; i++) m.set(asciiLower(entries[i][0]), entries[i]);
-  return m;
-};
-const kAesNames = ['AES-CTR', 'AES-CBC', 'AES-GCM', 'AES-KW'];
-const kCiphers = [['AES-CTR', toAesCtrParams], ['AES-CBC', toAesCbcParams], ['AES-GCM', toAesGcmParams]];
-const kSupported = new SafeMap([
-  ['digest', registry(kDigest)],
-  ['sign', registry([['HMAC', toAlgorithm]])],
-  ['verify', registry([['HMAC', toAlgorithm]])],
-  ['generateKey', registry([['HMAC', toHmacParams], ['AES-CTR', toAesLengthParams],
-    ['AES-CBC', toAesLengthParams], ['AES-GCM', toAesLengthParams], ['AES-KW', toAesLengthParams]])],
-  ['importKey', registry([['HMAC', toHmacParams], ['AES-CTR', toAlgorithm], ['AES-CBC', toAlgorithm],
-    ['AES-GCM', toAlgorithm], ['AES-KW', toAlgorithm], ['PBKDF2', toAlgorithm], ['HKDF', toAlgorithm]])],
-  ['encrypt', registry(kCiphers)], ['decrypt', registry(kCiphers)],
-  ['deriveBits', registry([['PBKDF2', toPbkdf2Params], ['HKDF', toHkdfParams]])],
-  ['get key length', registry([['HMAC', toHmacParams], ['AES-CTR', toAesLengthParams],
-    ['AES-CBC', toAesLengthParams], ['AES-GCM', toAesLengthParams], ['AES-KW', toAesLengthParams],
-    ['PBKDF2', toAlgorithm], ['HKDF', toAlgorithm]])],
-  ['wrapKey', registry([['AES-KW', toAlgorithm]])], ['unwrapKey', registry([['AES-KW', toAlgorithm]])],
-  // TODO(#19): RSA-*, EC*, Ed25519, X25519 are unrecognized names so far.
-]);
-// exportKey has no normalization: an algorithm that supports it, by its registered name.
-const kExportable = new SafeSet(['HMAC', 'AES-CTR', 'AES-CBC', 'AES-GCM', 'AES-KW']);
+// --- the registry of algorithms ---------------------------------------------------------------
+
+// supportedAlgorithms: op -> (lowercase name -> [registered name, desired type]). The
+// operations are the spec's (digest, sign, verify, generateKey, importKey, encrypt, decrypt,
+// deriveBits, wrapKey, unwrapKey, "get key length"); exportKey has no normalization.
+const kOps = ['digest', 'sign', 'verify', 'generateKey', 'importKey', 'encrypt', 'decrypt',
+  'deriveBits', 'wrapKey', 'unwrapKey', 'get key length'];
+const kSupported = new SafeMap();
+for (let i = 0; i < kOps.length; i++) kSupported.set(kOps[i], new SafeMap());
+// Registered name -> the algorithm's implementation: an object with the operations it
+// supports (below), each taking the normalized algorithm and the key's internal slots.
+const kImpl = new SafeMap();
+
+// Registers an algorithm: params maps each operation it supports to the desired type's
+// conversion (a function (alg, ctx) -> the IDL dictionary); impl has its operations:
+//   generateKey(alg, extractable, usages, ctx) -> CryptoKey or CryptoKeyPair (or a promise)
+//   importKey(format, keyData, alg, extractable, usages, ctx) -> CryptoKey
+//   exportKey(format, slots, ctx) -> ArrayBuffer or a JsonWebKey object
+//   sign(alg, slots, data, ctx), verify(alg, slots, signature, data, ctx),
+//   encrypt(alg, slots, data, ctx), decrypt(alg, slots, data, ctx),
+//   deriveBits(alg, slots, length, ctx), wrapKey(alg, slots, bytes, ctx),
+//   unwrapKey(alg, slots, bytes, ctx), getKeyLength(alg, ctx)
+// Each result may be a value or a promise of it (work done on the thread pool).
+function registerAlgorithm(name, params, impl) {
+  const lower = asciiLower(name);
+  const ops = ObjectKeys(params);
+  for (let i = 0; i < ops.length; i++) kSupported.get(ops[i]).set(lower, [name, params[ops[i]]]);
+  if (impl !== undefined) kImpl.set(name, impl);
+}
 
 // WebCrypto §18.4.4 "normalize an algorithm" (alg: an AlgorithmIdentifier already
 // converted). Returns the normalized dictionary or throws the error the spec returns.
@@ -369,15 +379,9 @@ function normalizeAlgorithm(alg, op, ctx) {
   return normalized;
 }
 
-// --- the algorithms --------------------------------------------------------------------------
+// --- shared by the algorithms ---------------------------------------------------------------
 
 const kHashIds = new SafeMap([['SHA-1', 1], ['SHA-256', 256], ['SHA-384', 384], ['SHA-512', 512]]);
-// HMAC's JWK "alg" per hash (JWA §3.2; "HS1" is WebCrypto's).
-const kHmacJwkAlg = new SafeMap([['SHA-1', 'HS1'], ['SHA-256', 'HS256'], ['SHA-384', 'HS384'],
-  ['SHA-512', 'HS512']]);
-// The block size in bits of each hash: an HMAC key's default length.
-const kHashBlockBits = new SafeMap([['SHA-1', 512], ['SHA-256', 512], ['SHA-384', 1024],
-  ['SHA-512', 1024]]);
 // The output size in bits of each hash.
 const kHashBits = new SafeMap([['SHA-1', 160], ['SHA-256', 256], ['SHA-384', 384], ['SHA-512', 512]]);
 
@@ -388,47 +392,18 @@ function checkUsages(usages, allowed, what, ctx) {
     if (!allowed.has(usages[i])) throw error(ctx, `'${usages[i]}' is not a usage of ${what} key`, 'SyntaxError');
   }
 }
-const kHmacUsages = new SafeSet(['sign', 'verify']);
-const kAesUsages = new SafeSet(['encrypt', 'decrypt', 'wrapKey', 'unwrapKey']);
-const kKwUsages = new SafeSet(['wrapKey', 'unwrapKey']);
-const kDeriveUsages = new SafeSet(['deriveKey', 'deriveBits']);
-const aesUsages = (name) => (name === 'AES-KW' ? kKwUsages : kAesUsages);
 
-// A native's null result: the spec's OperationError.
-function operation(result, ctx, what) {
-  if (result === null) throw error(ctx, what, 'OperationError');
+// A native's null result: the spec's OperationError (or the error named).
+function operation(result, ctx, what, name = 'OperationError') {
+  if (result === null) throw error(ctx, what, name);
   return result;
 }
 
-function generateSecret(bits, ctx) {
-  try {
-    return binding.cryptoKeyGenerate(bits);
-  } catch (e) {
-    if (e instanceof RangeError) throw e;
-    throw error(ctx, 'the key could not be generated', 'OperationError');
-  }
-}
-
-// HMAC "generate key".
-function hmacGenerateKey(alg, extractable, usages, ctx) {
-  checkUsages(usages, kHmacUsages, 'an HMAC', ctx); // 1.
-  let length = kHashBlockBits.get(alg.hash); // 2.
-  if (alg.length !== undefined) {
-    if (alg.length === 0) throw error(ctx, 'an HMAC key cannot be 0 bits long', 'OperationError');
-    length = alg.length;
-  }
-  const handle = generateSecret(length, ctx); // 3.
-  return newKey('secret', extractable, { name: 'HMAC', hash: alg.hash, length }, usages, handle);
-}
-
-// AES-* "generate key".
-function aesGenerateKey(alg, extractable, usages, ctx) {
-  checkUsages(usages, aesUsages(alg.name), `an ${alg.name}`, ctx); // 1.
-  if (alg.length !== 128 && alg.length !== 192 && alg.length !== 256) { // 2.
-    throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'OperationError');
-  }
-  const handle = generateSecret(alg.length, ctx); // 3.
-  return newKey('secret', extractable, { name: alg.name, length: alg.length }, usages, handle);
+// A native's result that may be a promise (the work ran on the thread pool): f applied to the
+// value, now or when it comes.
+function settle(result, f) {
+  if (binding.isPromise(result)) return PromisePrototypeThen(result, f);
+  return f(result);
 }
 
 // RFC 7517 §4.3: key_ops holds no value twice.
@@ -436,18 +411,11 @@ function hasDuplicates(list) {
   return setOf(list).size !== list.length;
 }
 
-// The checks of an "oct" JWK shared by HMAC and AES import; returns the key handle.
-function importOctJwk(keyData, expectedAlg, use, extractable, usages, ctx) {
-  const jwk = keyData.jwk;
-  if (jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
-  if (jwk.kty !== 'oct') throw error(ctx, "the JWK's kty is not 'oct'", 'DataError');
-  if (jwk.k === undefined) throw error(ctx, 'the JWK has no k', 'DataError'); // JWA §6.4
-  const handle = binding.cryptoKeyFromBase64url(jwk.k);
-  if (handle === null) throw error(ctx, "the JWK's k is not base64url", 'DataError');
-  const alg = expectedAlg(handle);
-  if (jwk.alg !== undefined && jwk.alg !== alg) {
-    throw error(ctx, `the JWK's alg '${jwk.alg}' is not ${alg}`, 'DataError');
-  }
+// The checks of JWK import every key type shares (the spec's import steps for "jwk"): kty,
+// then use (when usages are asked for), key_ops (no duplicates; every usage asked for
+// listed) and ext. alg is checked by each algorithm.
+function checkJwk(jwk, kty, use, extractable, usages, ctx) {
+  if (jwk.kty !== kty) throw error(ctx, `the JWK's kty is not '${kty}'`, 'DataError');
   if (usages.length !== 0 && jwk.use !== undefined && jwk.use !== use) {
     throw error(ctx, `the JWK's use is not '${use}'`, 'DataError');
   }
@@ -461,84 +429,79 @@ function importOctJwk(keyData, expectedAlg, use, extractable, usages, ctx) {
   if (jwk.ext === false && extractable) {
     throw error(ctx, 'the JWK is not extractable (ext is false)', 'DataError');
   }
-  return handle;
 }
 
-// HMAC "import key".
-function hmacImportKey(format, keyData, alg, extractable, usages, ctx) {
-  checkUsages(usages, kHmacUsages, 'an HMAC', ctx); // 2.
-  let handle;
-  if (format === 'raw') {
-    handle = binding.cryptoKeyFromBytes(keyData.bytes);
-  } else if (format === 'jwk') {
-    handle = importOctJwk(keyData, () => kHmacJwkAlg.get(alg.hash), 'sig', extractable, usages, ctx);
-  } else {
-    throw error(ctx, `an HMAC key cannot be imported from '${format}'`, 'NotSupportedError');
-  }
-  let length = binding.cryptoKeyLength(handle) * 8; // 5.
-  if (length === 0) throw error(ctx, 'an HMAC key cannot be empty', 'DataError'); // 6.
-  if (alg.length !== undefined) { // 7.
-    if (alg.length > length) throw error(ctx, 'the length is longer than the key data', 'DataError');
-    if (alg.length <= length - 8) throw error(ctx, 'the length is shorter than the key data', 'DataError');
-    length = alg.length;
-  }
-  return newKey('secret', extractable, { name: 'HMAC', hash: alg.hash, length }, usages, handle);
+// A copy of a key's usages as a JS array (a JWK's key_ops).
+function usagesArray(s) {
+  const out = [];
+  for (let i = 0; i < s.usages.length; i++) ArrayPrototypePush(out, s.usages[i]);
+  return out;
 }
 
-// The JWK "alg" of an AES key: "A" + its length + the mode (JWA §4.4, §4.7, §5.3; "CTR" is
-// WebCrypto's).
-const kAesJwkSuffix = new SafeMap([['AES-CTR', 'CTR'], ['AES-CBC', 'CBC'], ['AES-GCM', 'GCM'],
-  ['AES-KW', 'KW']]);
-const aesJwkAlg = (name, bits) => `A${bits}${kAesJwkSuffix.get(name)}`;
-
-// AES-* "import key".
-function aesImportKey(format, keyData, alg, extractable, usages, ctx) {
-  checkUsages(usages, aesUsages(alg.name), `an ${alg.name}`, ctx); // 1.
-  let handle;
-  if (format === 'raw') {
-    handle = binding.cryptoKeyFromBytes(keyData.bytes);
-    const bits = binding.cryptoKeyLength(handle) * 8;
-    if (bits !== 128 && bits !== 192 && bits !== 256) {
-      throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'DataError');
+// The UTF-8 JSON text of an exported JWK (wrapKey of "jwk"): its members in lexicographic
+// order, built without JSON.stringify's lookup of toJSON on prototypes an app may patch (a
+// string alone has no such lookup).
+function jwkJson(jwk) {
+  let text = '';
+  for (let i = 0; i < kJwkMembers.length; i++) {
+    const key = kJwkMembers[i];
+    const v = jwk[key];
+    if (v === undefined) continue;
+    let value;
+    if (typeof v === 'boolean') value = v ? 'true' : 'false';
+    else if (typeof v === 'string') value = JSONStringify(v);
+    else { // key_ops: strings (oth is never exported)
+      value = '';
+      for (let j = 0; j < v.length; j++) value += (j ? ',' : '') + JSONStringify(v[j]);
+      value = `[${value}]`;
     }
-  } else if (format === 'jwk') {
-    handle = importOctJwk(keyData, (h) => {
-      const bits = binding.cryptoKeyLength(h) * 8;
-      if (bits !== 128 && bits !== 192 && bits !== 256) {
-        throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'DataError');
-      }
-      return aesJwkAlg(alg.name, bits);
-    }, 'enc', extractable, usages, ctx);
-  } else {
-    throw error(ctx, `an ${alg.name} key cannot be imported from '${format}'`, 'NotSupportedError');
+    text += `${text === '' ? '' : ','}${JSONStringify(key)}:${value}`;
   }
-  const length = binding.cryptoKeyLength(handle) * 8;
-  return newKey('secret', extractable, { name: alg.name, length }, usages, handle);
+  return internal.encodeUtf8(`{${text}}`);
 }
 
-// PBKDF2 and HKDF "import key": raw bytes only, never extractable.
-function kdfImportKey(format, keyData, alg, extractable, usages, ctx) {
-  if (format !== 'raw') {
-    throw error(ctx, `a ${alg.name} key cannot be imported from '${format}'`, 'NotSupportedError');
+// --- digest, HMAC, AES, PBKDF2, HKDF ---------------------------------------------------------
+
+registerAlgorithm('SHA-1', { digest: toAlgorithm });
+registerAlgorithm('SHA-256', { digest: toAlgorithm });
+registerAlgorithm('SHA-384', { digest: toAlgorithm });
+registerAlgorithm('SHA-512', { digest: toAlgorithm });
+
+// HMAC's JWK "alg" per hash (JWA §3.2; "HS1" is WebCrypto's).
+const kHmacJwkAlg = new SafeMap([['SHA-1', 'HS1'], ['SHA-256', 'HS256'], ['SHA-384', 'HS384'],
+  ['SHA-512', 'HS512']]);
+// The block size in bits of each hash: an HMAC key's default length.
+const kHashBlockBits = new SafeMap([['SHA-1', 512], ['SHA-256', 512], ['SHA-384', 1024],
+  ['SHA-512', 1024]]);
+
+const kHmacUsages = new SafeSet(['sign', 'verify']);
+const kAesUsages = new SafeSet(['encrypt', 'decrypt', 'wrapKey', 'unwrapKey']);
+const kKwUsages = new SafeSet(['wrapKey', 'unwrapKey']);
+const kDeriveUsages = new SafeSet(['deriveKey', 'deriveBits']);
+const aesUsages = (name) => (name === 'AES-KW' ? kKwUsages : kAesUsages);
+
+function generateSecret(bits, ctx) {
+  try {
+    return binding.cryptoKeyGenerate(bits);
+  } catch (e) {
+    if (e instanceof RangeError) throw e;
+    throw error(ctx, 'the key could not be generated', 'OperationError');
   }
-  checkUsages(usages, kDeriveUsages, `a ${alg.name}`, ctx);
-  if (extractable) throw error(ctx, `a ${alg.name} key cannot be extractable`, 'SyntaxError');
-  const handle = binding.cryptoKeyFromBytes(keyData.bytes);
-  return newKey('secret', false, { name: alg.name }, usages, handle);
 }
 
-function importKeyFor(format, data, alg, extractable, usages, ctx) {
-  if (format === 'jwk') {
-    if (data.jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
-  } else if (data.bytes === undefined) {
-    throw new TypeError(`${ctx}: ${format} key data must be a BufferSource`);
+// The checks of an "oct" JWK shared by HMAC and AES import; returns the key handle.
+function importOctJwk(keyData, expectedAlg, use, extractable, usages, ctx) {
+  const jwk = keyData.jwk;
+  if (jwk.kty !== 'oct') throw error(ctx, "the JWK's kty is not 'oct'", 'DataError');
+  if (jwk.k === undefined) throw error(ctx, 'the JWK has no k', 'DataError'); // JWA §6.4
+  const handle = binding.cryptoKeyFromBase64url(jwk.k);
+  if (handle === null) throw error(ctx, "the JWK's k is not base64url", 'DataError');
+  const alg = expectedAlg(handle);
+  if (jwk.alg !== undefined && jwk.alg !== alg) {
+    throw error(ctx, `the JWK's alg '${jwk.alg}' is not ${alg}`, 'DataError');
   }
-  let key;
-  if (alg.name === 'HMAC') key = hmacImportKey(format, data, alg, extractable, usages, ctx);
-  else if (alg.name === 'PBKDF2' || alg.name === 'HKDF') key = kdfImportKey(format, data, alg, extractable, usages, ctx);
-  else key = aesImportKey(format, data, alg, extractable, usages, ctx);
-  if (usages.length === 0) throw error(ctx, 'a secret key needs at least one usage', 'SyntaxError');
-  return key;
+  checkJwk(jwk, 'oct', use, extractable, usages, ctx);
+  return handle;
 }
 
 // "export key" of HMAC and AES-* keys.
@@ -546,55 +509,158 @@ function exportSecretKey(format, s, ctx) {
   if (format === 'raw') return binding.cryptoKeyExportRaw(s.handle);
   if (format === 'jwk') {
     // A JsonWebKey converted to JS: its present members in lexicographic order.
-    const usages = [];
-    for (let i = 0; i < s.usages.length; i++) ArrayPrototypePush(usages, s.usages[i]);
     const a = s.algorithm;
     return {
       alg: a.name === 'HMAC' ? kHmacJwkAlg.get(a.hash) : aesJwkAlg(a.name, a.length),
-      ext: s.extractable, k: binding.cryptoKeyToBase64url(s.handle), key_ops: usages, kty: 'oct',
+      ext: s.extractable, k: binding.cryptoKeyToBase64url(s.handle), key_ops: usagesArray(s), kty: 'oct',
     };
   }
   throw error(ctx, `an ${s.algorithm.name} key cannot be exported as '${format}'`, 'NotSupportedError');
 }
 
-// The UTF-8 JSON text of an exported JWK, built without JSON.stringify's lookup of toJSON on
-// prototypes an app may patch (a string alone has no such lookup).
-function jwkJson(jwk) {
-  let ops = '';
-  for (let i = 0; i < jwk.key_ops.length; i++) ops += (i ? ',' : '') + JSONStringify(jwk.key_ops[i]);
-  return internal.encodeUtf8(`{"alg":${JSONStringify(jwk.alg)},"ext":${jwk.ext ? 'true' : 'false'},` +
-    `"k":${JSONStringify(jwk.k)},"key_ops":[${ops}],"kty":"oct"}`);
-}
+registerAlgorithm('HMAC', {
+  sign: toAlgorithm, verify: toAlgorithm, generateKey: toHmacParams, importKey: toHmacParams,
+  'get key length': toHmacParams,
+}, {
+  generateKey(alg, extractable, usages, ctx) {
+    checkUsages(usages, kHmacUsages, 'an HMAC', ctx); // 1.
+    let length = kHashBlockBits.get(alg.hash); // 2.
+    if (alg.length !== undefined) {
+      if (alg.length === 0) throw error(ctx, 'an HMAC key cannot be 0 bits long', 'OperationError');
+      length = alg.length;
+    }
+    const handle = generateSecret(length, ctx); // 3.
+    return newKey('secret', extractable, { name: 'HMAC', hash: alg.hash, length }, usages, handle);
+  },
+  importKey(format, keyData, alg, extractable, usages, ctx) {
+    checkUsages(usages, kHmacUsages, 'an HMAC', ctx); // 2.
+    let handle;
+    if (format === 'raw') {
+      handle = binding.cryptoKeyFromBytes(keyData.bytes);
+    } else if (format === 'jwk') {
+      handle = importOctJwk(keyData, () => kHmacJwkAlg.get(alg.hash), 'sig', extractable, usages, ctx);
+    } else {
+      throw error(ctx, `an HMAC key cannot be imported from '${format}'`, 'NotSupportedError');
+    }
+    let length = binding.cryptoKeyLength(handle) * 8; // 5.
+    if (length === 0) throw error(ctx, 'an HMAC key cannot be empty', 'DataError'); // 6.
+    if (alg.length !== undefined) { // 7.
+      if (alg.length > length) throw error(ctx, 'the length is longer than the key data', 'DataError');
+      if (alg.length <= length - 8) throw error(ctx, 'the length is shorter than the key data', 'DataError');
+      length = alg.length;
+    }
+    return newKey('secret', extractable, { name: 'HMAC', hash: alg.hash, length }, usages, handle);
+  },
+  exportKey: exportSecretKey,
+  // The MAC (FIPS 198-1) with the key's hash.
+  sign: (alg, s, data, ctx) => settle(binding.cryptoHmacSign(kHashIds.get(s.algorithm.hash), s.handle, data),
+    (mac) => operation(mac, ctx, 'HMAC failed')),
+  verify: (alg, s, signature, data, ctx) => settle(binding.cryptoHmacVerify(kHashIds.get(s.algorithm.hash),
+    s.handle, signature, data), (ok) => operation(ok, ctx, 'HMAC failed')),
+  getKeyLength(alg, ctx) {
+    if (alg.length === undefined) return kHashBlockBits.get(alg.hash);
+    if (alg.length !== 0) return alg.length;
+    throw new TypeError(`${ctx}: an HMAC key cannot be 0 bits long`);
+  },
+});
 
-// --- encrypt / decrypt --------------------------------------------------------------------
-
+// The JWK "alg" of an AES key: "A" + its length + the mode (JWA §4.4, §4.7, §5.3; "CTR" is
+// WebCrypto's).
+const kAesJwkSuffix = new SafeMap([['AES-CTR', 'CTR'], ['AES-CBC', 'CBC'], ['AES-GCM', 'GCM'],
+  ['AES-KW', 'KW']]);
+const aesJwkAlg = (name, bits) => `A${bits}${kAesJwkSuffix.get(name)}`;
 const kGcmTagLengths = new SafeSet([32, 64, 96, 104, 112, 120, 128]);
 
 // AES-CBC, AES-CTR, AES-GCM "encrypt" and "decrypt".
 function aesCipher(encrypt, alg, s, data, ctx) {
   if (alg.name === 'AES-CBC') {
     if (alg.iv.length !== 16) throw error(ctx, 'the AES-CBC iv is not 16 bytes', 'OperationError');
-    return operation(binding.cryptoAesCbc(encrypt, s.handle, alg.iv, data), ctx,
-      encrypt ? 'AES-CBC failed' : 'the AES-CBC data or its padding is not valid');
+    return settle(binding.cryptoAesCbc(encrypt, s.handle, alg.iv, data), (r) => operation(r, ctx,
+      encrypt ? 'AES-CBC failed' : 'the AES-CBC data or its padding is not valid'));
   }
   if (alg.name === 'AES-CTR') {
     if (alg.counter.length !== 16) throw error(ctx, 'the AES-CTR counter is not 16 bytes', 'OperationError');
     if (alg.length === 0 || alg.length > 128) {
       throw error(ctx, 'the AES-CTR counter length is not 1 to 128 bits', 'OperationError');
     }
-    return operation(binding.cryptoAesCtr(s.handle, alg.counter, alg.length, data), ctx,
-      'the AES-CTR counter would repeat');
+    return settle(binding.cryptoAesCtr(s.handle, alg.counter, alg.length, data), (r) => operation(r, ctx,
+      'the AES-CTR counter would repeat'));
   }
   // AES-GCM. The bounds on the data (2^39 - 256 bits), iv and additional data (2^64 - 1
   // bytes) lie beyond what an app's memory can hold.
   const tagLength = alg.tagLength === undefined ? 128 : alg.tagLength;
   if (!kGcmTagLengths.has(tagLength)) throw error(ctx, `${tagLength} is not an AES-GCM tag length`, 'OperationError');
   if (alg.iv.length === 0) throw error(ctx, 'the AES-GCM iv is empty', 'OperationError');
-  return operation(binding.cryptoAesGcm(encrypt, s.handle, alg.iv, alg.additionalData, tagLength / 8, data),
-    ctx, encrypt ? 'AES-GCM failed' : 'the AES-GCM data does not authenticate');
+  return settle(binding.cryptoAesGcm(encrypt, s.handle, alg.iv, alg.additionalData, tagLength / 8, data),
+    (r) => operation(r, ctx, encrypt ? 'AES-GCM failed' : 'the AES-GCM data does not authenticate'));
 }
 
-// --- derive bits ------------------------------------------------------------------------
+function aesKeyLength(alg, ctx) {
+  if (alg.length !== 128 && alg.length !== 192 && alg.length !== 256) {
+    throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'OperationError');
+  }
+  return alg.length;
+}
+
+// The AES algorithms' operations; AES-KW wraps and unwraps, the other modes encrypt and
+// decrypt.
+function aesImpl(name) {
+  const impl = {
+    generateKey(alg, extractable, usages, ctx) {
+      checkUsages(usages, aesUsages(alg.name), `an ${alg.name}`, ctx); // 1.
+      aesKeyLength(alg, ctx); // 2.
+      const handle = generateSecret(alg.length, ctx); // 3.
+      return newKey('secret', extractable, { name: alg.name, length: alg.length }, usages, handle);
+    },
+    importKey(format, keyData, alg, extractable, usages, ctx) {
+      checkUsages(usages, aesUsages(alg.name), `an ${alg.name}`, ctx); // 1.
+      const checkLength = (h) => {
+        const bits = binding.cryptoKeyLength(h) * 8;
+        if (bits !== 128 && bits !== 192 && bits !== 256) {
+          throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'DataError');
+        }
+        return bits;
+      };
+      let handle;
+      if (format === 'raw') {
+        handle = binding.cryptoKeyFromBytes(keyData.bytes);
+        checkLength(handle);
+      } else if (format === 'jwk') {
+        handle = importOctJwk(keyData, (h) => aesJwkAlg(alg.name, checkLength(h)), 'enc', extractable,
+          usages, ctx);
+      } else {
+        throw error(ctx, `an ${alg.name} key cannot be imported from '${format}'`, 'NotSupportedError');
+      }
+      const length = binding.cryptoKeyLength(handle) * 8;
+      return newKey('secret', extractable, { name: alg.name, length }, usages, handle);
+    },
+    exportKey: exportSecretKey,
+    getKeyLength: aesKeyLength,
+  };
+  if (name === 'AES-KW') {
+    impl.wrapKey = (alg, s, bytes, ctx) => operation(binding.cryptoAesKw(true, s.handle, bytes), ctx,
+      'AES-KW wraps data of 16 bytes or more, a multiple of 8');
+    impl.unwrapKey = (alg, s, bytes, ctx) => operation(binding.cryptoAesKw(false, s.handle, bytes), ctx,
+      'AES-KW could not unwrap the key');
+  } else {
+    impl.encrypt = (alg, s, data, ctx) => aesCipher(true, alg, s, data, ctx);
+    impl.decrypt = (alg, s, data, ctx) => aesCipher(false, alg, s, data, ctx);
+  }
+  return impl;
+}
+const kAesParams = new SafeMap([['AES-CTR', toAesCtrParams], ['AES-CBC', toAesCbcParams],
+  ['AES-GCM', toAesGcmParams]]);
+for (const name of ['AES-CTR', 'AES-CBC', 'AES-GCM', 'AES-KW']) {
+  const params = { generateKey: toAesLengthParams, importKey: toAlgorithm, 'get key length': toAesLengthParams };
+  if (name === 'AES-KW') {
+    params.wrapKey = toAlgorithm;
+    params.unwrapKey = toAlgorithm;
+  } else {
+    params.encrypt = kAesParams.get(name);
+    params.decrypt = kAesParams.get(name);
+  }
+  registerAlgorithm(name, params, aesImpl(name));
+}
 
 // The most work one PBKDF2 call may ask for: iterations times output blocks (hash lengths).
 // PBKDF2 runs on the libuv thread pool, which every app of the process shares (and an isolate
@@ -602,48 +668,52 @@ function aesCipher(encrypt, alg, s, data, ctx) {
 // thread for more than a few seconds (1,000,000 iterations of one block take 0.2 to 0.5 s here).
 const kPbkdf2MaxWork = 10000000;
 
-// PBKDF2 and HKDF "derive bits" (length: null or a number of bits): a promise of the bits.
-// PBKDF2 runs on the thread pool (its cost is the app's choice), HKDF here (one HMAC per
-// hash length of output, at most 255).
-function deriveBitsFor(alg, s, length, ctx) {
-  if (length === null) throw error(ctx, `${alg.name} needs a length`, 'OperationError');
-  if (length % 8 !== 0) throw error(ctx, 'the length is not a multiple of 8', 'OperationError');
-  const hashId = kHashIds.get(alg.hash);
-  if (alg.name === 'PBKDF2') {
-    if (alg.iterations === 0) throw error(ctx, 'PBKDF2 needs at least one iteration', 'OperationError');
-    if (alg.iterations * MathCeil(length / kHashBits.get(alg.hash)) > kPbkdf2MaxWork) {
-      throw error(ctx, `PBKDF2 of more than ${kPbkdf2MaxWork} iterations times output blocks is not supported`,
-        'OperationError');
-    }
-    return PromisePrototypeThen(binding.cryptoPbkdf2(hashId, s.handle, alg.salt, alg.iterations, length / 8),
-      (bits) => operation(bits, ctx, 'PBKDF2 failed'));
-  }
-  if (length > 255 * kHashBits.get(alg.hash)) {
-    throw error(ctx, 'HKDF cannot derive more than 255 hash lengths', 'OperationError');
-  }
-  return PromiseResolve(operation(binding.cryptoHkdf(hashId, s.handle, alg.salt, alg.info, length / 8), ctx,
-    'HKDF failed'));
+// PBKDF2 and HKDF: "import key" of raw bytes only, never extractable; "derive bits" (length:
+// null or a number of bits).
+function kdfImpl(name) {
+  return {
+    importKey(format, keyData, alg, extractable, usages, ctx) {
+      if (format !== 'raw') {
+        throw error(ctx, `a ${alg.name} key cannot be imported from '${format}'`, 'NotSupportedError');
+      }
+      checkUsages(usages, kDeriveUsages, `a ${alg.name}`, ctx);
+      if (extractable) throw error(ctx, `a ${alg.name} key cannot be extractable`, 'SyntaxError');
+      const handle = binding.cryptoKeyFromBytes(keyData.bytes);
+      return newKey('secret', false, { name: alg.name }, usages, handle);
+    },
+    getKeyLength: () => null,
+    deriveBits(alg, s, length, ctx) {
+      if (length === null) throw error(ctx, `${alg.name} needs a length`, 'OperationError');
+      if (length % 8 !== 0) throw error(ctx, 'the length is not a multiple of 8', 'OperationError');
+      const hashId = kHashIds.get(alg.hash);
+      if (name === 'PBKDF2') {
+        // Its cost is the app's choice: always on the thread pool.
+        if (alg.iterations === 0) throw error(ctx, 'PBKDF2 needs at least one iteration', 'OperationError');
+        if (alg.iterations * MathCeil(length / kHashBits.get(alg.hash)) > kPbkdf2MaxWork) {
+          throw error(ctx, `PBKDF2 of more than ${kPbkdf2MaxWork} iterations times output blocks is not supported`,
+            'OperationError');
+        }
+        return settle(binding.cryptoPbkdf2(hashId, s.handle, alg.salt, alg.iterations, length / 8),
+          (bits) => operation(bits, ctx, 'PBKDF2 failed'));
+      }
+      if (length > 255 * kHashBits.get(alg.hash)) {
+        throw error(ctx, 'HKDF cannot derive more than 255 hash lengths', 'OperationError');
+      }
+      return settle(binding.cryptoHkdf(hashId, s.handle, alg.salt, alg.info, length / 8),
+        (bits) => operation(bits, ctx, 'HKDF failed'));
+    },
+  };
 }
-
-// "get key length" of the derived key type: a number of bits, or null (PBKDF2, HKDF).
-function getKeyLength(alg, ctx) {
-  if (alg.name === 'HMAC') {
-    if (alg.length === undefined) return kHashBlockBits.get(alg.hash);
-    if (alg.length !== 0) return alg.length;
-    throw new TypeError(`${ctx}: an HMAC key cannot be 0 bits long`);
-  }
-  if (alg.name === 'PBKDF2' || alg.name === 'HKDF') return null;
-  if (alg.length !== 128 && alg.length !== 192 && alg.length !== 256) {
-    throw error(ctx, 'an AES key is 128, 192 or 256 bits long', 'OperationError');
-  }
-  return alg.length;
-}
+registerAlgorithm('PBKDF2', { importKey: toAlgorithm, deriveBits: toPbkdf2Params, 'get key length': toAlgorithm },
+  kdfImpl('PBKDF2'));
+registerAlgorithm('HKDF', { importKey: toAlgorithm, deriveBits: toHkdfParams, 'get key length': toAlgorithm },
+  kdfImpl('HKDF'));
 
 // --- SubtleCrypto -----------------------------------------------------------------------------
 
-// The checks shared by sign and verify (and later encrypt, decrypt, ...): steps "If the name
-// member of normalizedAlgorithm is not equal to the name attribute of the [[algorithm]]
-// internal slot of key" and "If the [[usages]] internal slot of key does not contain".
+// The checks shared by the operations on a key: steps "If the name member of
+// normalizedAlgorithm is not equal to the name attribute of the [[algorithm]] internal slot of
+// key" and "If the [[usages]] internal slot of key does not contain".
 function checkKeyFor(alg, s, usage, ctx) {
   if (alg.name !== s.algorithm.name) {
     throw error(ctx, `the key is a ${s.algorithm.name} key, not ${alg.name}`, 'InvalidAccessError');
@@ -657,6 +727,9 @@ function checkKeyFor(alg, s, usage, ctx) {
 // has already copied the data: copy first then. A string cannot.
 const copyIfNeeded = (algorithm, data) => (isObject(algorithm) ? copyBytes(data) : data);
 
+// A result that may be a promise, as the promise a method returns.
+const toPromise = (v) => (binding.isPromise(v) ? v : PromiseResolve(v));
+
 let isSubtle;
 class SubtleCrypto {
   #subtle; // the brand
@@ -664,11 +737,11 @@ class SubtleCrypto {
   static { isSubtle = (v) => isObject(v) && #subtle in v; }
 
   encrypt(algorithm, key, data) {
-    return cipherMethod(this, arguments, true, algorithm, key, data);
+    return cipherMethod(this, arguments, 'encrypt', algorithm, key, data);
   }
 
   decrypt(algorithm, key, data) {
-    return cipherMethod(this, arguments, false, algorithm, key, data);
+    return cipherMethod(this, arguments, 'decrypt', algorithm, key, data);
   }
 
   sign(algorithm, key, data) {
@@ -679,8 +752,7 @@ class SubtleCrypto {
       data = copyIfNeeded(algorithm, bufferSource(data, ctx));
       const alg = normalizeAlgorithm(algorithm, 'sign', ctx);
       checkKeyFor(alg, s, 'sign', ctx);
-      // HMAC: the MAC (FIPS 198-1) with the key's hash.
-      return PromiseResolve(binding.cryptoHmacSign(kHashIds.get(s.algorithm.hash), s.handle, data));
+      return toPromise(kImpl.get(alg.name).sign(alg, s, data, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -695,8 +767,7 @@ class SubtleCrypto {
       data = copyIfNeeded(algorithm, bufferSource(data, ctx));
       const alg = normalizeAlgorithm(algorithm, 'verify', ctx);
       checkKeyFor(alg, s, 'verify', ctx);
-      return PromiseResolve(binding.cryptoHmacVerify(kHashIds.get(s.algorithm.hash), s.handle,
-        signature, data));
+      return toPromise(kImpl.get(alg.name).verify(alg, s, signature, data, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -708,7 +779,8 @@ class SubtleCrypto {
       algorithm = algorithmIdentifier(algorithm, ctx);
       data = copyIfNeeded(algorithm, bufferSource(data, ctx));
       const alg = normalizeAlgorithm(algorithm, 'digest', ctx);
-      return PromiseResolve(binding.cryptoDigest(kHashIds.get(alg.name), data));
+      return toPromise(settle(binding.cryptoDigest(kHashIds.get(alg.name), data),
+        (d) => operation(d, ctx, 'the digest failed')));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -721,10 +793,14 @@ class SubtleCrypto {
       extractable = webidl.boolean(extractable);
       const usages = keyUsageList(keyUsages, ctx);
       const alg = normalizeAlgorithm(algorithm, 'generateKey', ctx);
-      const key = alg.name === 'HMAC' ? hmacGenerateKey(alg, extractable, usages, ctx)
-        : aesGenerateKey(alg, extractable, usages, ctx);
-      if (usages.length === 0) throw error(ctx, 'a secret key needs at least one usage', 'SyntaxError');
-      return PromiseResolve(key);
+      return toPromise(settle(kImpl.get(alg.name).generateKey(alg, extractable, usages, ctx), (result) => {
+        // A secret or private key with no usages is a SyntaxError.
+        const s = slotsOf(result);
+        if (s !== undefined ? s.usages.length === 0 : slotsOf(result.privateKey).usages.length === 0) {
+          throw error(ctx, `a ${s !== undefined ? 'secret' : 'private'} key needs at least one usage`, 'SyntaxError');
+        }
+        return result;
+      }));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -742,9 +818,9 @@ class SubtleCrypto {
       const importAlg = normalizeAlgorithm(derivedKeyType, 'importKey', ctx); // 4.
       const lengthAlg = normalizeAlgorithm(derivedKeyType, 'get key length', ctx); // 6.
       checkKeyFor(alg, s, 'deriveKey', ctx); // 11.-12.
-      const length = getKeyLength(lengthAlg, ctx); // 13.
-      return PromisePrototypeThen(deriveBitsFor(alg, s, length, ctx), (secret) => // 14.
-        importKeyFor('raw', { __proto__: null, bytes: secret }, importAlg, extractable, usages, ctx)); // 15.-16.
+      const length = kImpl.get(lengthAlg.name).getKeyLength(lengthAlg, ctx); // 13.
+      return toPromise(settle(kImpl.get(alg.name).deriveBits(alg, s, length, ctx), (secret) => // 14.
+        importKeyFor('raw', { __proto__: null, bytes: secret }, importAlg, extractable, usages, ctx))); // 15.-16.
     } catch (e) {
       return PromiseReject(e);
     }
@@ -760,7 +836,7 @@ class SubtleCrypto {
       else length = null;
       const alg = normalizeAlgorithm(algorithm, 'deriveBits', ctx);
       checkKeyFor(alg, s, 'deriveBits', ctx);
-      return deriveBitsFor(alg, s, length, ctx);
+      return toPromise(kImpl.get(alg.name).deriveBits(alg, s, length, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -803,12 +879,9 @@ class SubtleCrypto {
       checkKeyFor(alg, w, 'wrapKey', ctx); // 8.-9.
       const exported = exportKeyFor(format, s, ctx); // 10.-12.
       const bytes = format === 'jwk' ? jwkJson(exported) : exported; // 13.
-      // 14.-15. AES-KW wraps; the other AES modes encrypt.
-      if (alg.name === 'AES-KW') {
-        return PromiseResolve(operation(binding.cryptoAesKw(true, w.handle, bytes), ctx,
-          'AES-KW wraps data of 16 bytes or more, a multiple of 8'));
-      }
-      return PromiseResolve(aesCipher(true, alg, w, bytes, ctx));
+      const impl = kImpl.get(alg.name); // 14.-15. wrap if the algorithm can, else encrypt
+      return toPromise(impl.wrapKey !== undefined ? impl.wrapKey(alg, w, bytes, ctx)
+        : impl.encrypt(alg, w, bytes, ctx));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -829,23 +902,25 @@ class SubtleCrypto {
       const alg = normalizeWrap(unwrapAlgorithm, 'unwrapKey', 'decrypt', ctx); // 4.-5.
       const importAlg = normalizeAlgorithm(unwrappedKeyAlgorithm, 'importKey', ctx); // 6.
       checkKeyFor(alg, w, 'unwrapKey', ctx); // 11.-12.
-      const bytes = alg.name === 'AES-KW' // 13.-14.
-        ? operation(binding.cryptoAesKw(false, w.handle, wrappedKey), ctx, 'AES-KW could not unwrap the key')
-        : aesCipher(false, alg, w, wrappedKey, ctx);
-      let data;
-      if (format === 'jwk') { // 15. parse a JWK
-        let parsed;
-        try {
-          parsed = JSONParse(binding.utf8Decode(new Uint8Array(bytes), false, false)[0]);
-        } catch {
-          throw error(ctx, 'the unwrapped key is not JSON', 'DataError');
+      const impl = kImpl.get(alg.name); // 13.-14. unwrap if the algorithm can, else decrypt
+      const bytes = impl.unwrapKey !== undefined ? impl.unwrapKey(alg, w, wrappedKey, ctx)
+        : impl.decrypt(alg, w, wrappedKey, ctx);
+      return toPromise(settle(bytes, (key) => {
+        let data;
+        if (format === 'jwk') { // 15. parse a JWK
+          let parsed;
+          try {
+            parsed = JSONParse(binding.utf8Decode(new Uint8Array(key), false, false)[0]);
+          } catch {
+            throw error(ctx, 'the unwrapped key is not JSON', 'DataError');
+          }
+          if (!isObject(parsed)) throw error(ctx, 'the unwrapped key is not a JSON object', 'DataError');
+          data = { __proto__: null, jwk: jsonWebKey(parsed, ctx) };
+        } else {
+          data = { __proto__: null, bytes: key };
         }
-        if (!isObject(parsed)) throw error(ctx, 'the unwrapped key is not a JSON object', 'DataError');
-        data = { __proto__: null, jwk: jsonWebKey(parsed, ctx) };
-      } else {
-        data = { __proto__: null, bytes };
-      }
-      return PromiseResolve(importKeyFor(format, data, importAlg, extractable, usages, ctx)); // 16.-18.
+        return importKeyFor(format, data, importAlg, extractable, usages, ctx); // 16.-18.
+      }));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -863,28 +938,44 @@ function begin(self, args, required, method) {
 }
 
 // encrypt and decrypt (the steps are the same but for the operation).
-function cipherMethod(self, args, encrypt, algorithm, key, data) {
+function cipherMethod(self, args, op, algorithm, key, data) {
   try {
-    const op = encrypt ? 'encrypt' : 'decrypt';
     const ctx = begin(self, args, 3, op);
     algorithm = algorithmIdentifier(algorithm, ctx);
     const s = cryptoKeyArgument(key, ctx);
     data = copyBytes(bufferSource(data, ctx)); // 3.
     const alg = normalizeAlgorithm(algorithm, op, ctx); // 4.
     checkKeyFor(alg, s, op, ctx); // 8.-9.
-    return PromiseResolve(aesCipher(encrypt, alg, s, data, ctx));
+    return toPromise(kImpl.get(alg.name)[op](alg, s, data, ctx));
   } catch (e) {
     return PromiseReject(e);
   }
 }
 
+// importKey's steps after normalization: the key data's type for the format, the
+// algorithm's import, and "a secret or private key needs a usage".
+function importKeyFor(format, data, alg, extractable, usages, ctx) {
+  if (format === 'jwk') {
+    if (data.jwk === undefined) throw new TypeError(`${ctx}: jwk key data must be a JsonWebKey`);
+  } else if (data.bytes === undefined) {
+    throw new TypeError(`${ctx}: ${format} key data must be a BufferSource`);
+  }
+  const key = kImpl.get(alg.name).importKey(format, data, alg, extractable, usages, ctx);
+  const type = slotsOf(key).type;
+  if ((type === 'secret' || type === 'private') && usages.length === 0) {
+    throw error(ctx, `a ${type} key needs at least one usage`, 'SyntaxError');
+  }
+  return key;
+}
+
 // exportKey steps 6.-: the key's algorithm supports export, the key is extractable.
 function exportKeyFor(format, s, ctx) {
-  if (!kExportable.has(s.algorithm.name)) {
+  const impl = kImpl.get(s.algorithm.name);
+  if (impl === undefined || impl.exportKey === undefined) {
     throw error(ctx, `${s.algorithm.name} keys cannot be exported`, 'NotSupportedError');
   }
   if (!s.extractable) throw error(ctx, 'the key is not extractable', 'InvalidAccessError');
-  return exportSecretKey(format, s, ctx);
+  return impl.exportKey(format, s, ctx);
 }
 
 // wrapKey / unwrapKey: "normalize for op; if that is a NotSupportedError, for fallback".
@@ -896,6 +987,13 @@ function normalizeWrap(alg, op, fallback, ctx) {
     return normalizeAlgorithm(alg, fallback, ctx);
   }
 }
+
+// What the algorithm files after this one (26_webcrypto_rsa.js, 27_webcrypto_ec.js) use.
+internal.webcrypto = {
+  registerAlgorithm, newKey, slotsOf, error, operation, settle, checkUsages, checkJwk,
+  usagesArray, setOf, copyBytes, bufferSource, bufferMember, hashMember, requiredInt,
+  algorithmName, toAlgorithm, kHashIds, kHashBits,
+};
 
 const subtle = new SubtleCrypto(webidl.kIllegalConstructor);
 internal.setCryptoSubtle(subtle);

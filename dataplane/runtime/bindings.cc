@@ -728,6 +728,13 @@ static void IsDetached(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(args[0]->IsArrayBuffer() && args[0].As<v8::ArrayBuffer>()->WasDetached());
 }
 
+// isPromise(value): whether value is a promise (instanceof would ask the app's
+// Promise[Symbol.hasInstance]).
+static void IsPromise(const FunctionCallbackInfo<Value> &args)
+{
+    args.GetReturnValue().Set(args[0]->IsPromise());
+}
+
 // isProxy(value): whether value is a Proxy, whose traps make every step of a WebIDL
 // conversion observable (JS itself cannot tell).
 static void IsProxy(const FunctionCallbackInfo<Value> &args)
@@ -775,6 +782,7 @@ static const rt_native kNatives[] = {
     {"randomFill", RandomFill},
     {"transferArrayBuffer", TransferArrayBuffer},
     {"isDetached", IsDetached},
+    {"isPromise", IsPromise},
     {"isSharedArrayBuffer", IsSharedArrayBuffer},
     {"isProxy", IsProxy},
     {"runMicrotasks", RunMicrotasks},

@@ -1,28 +1,30 @@
-// crypto.cc: the native half of crypto.subtle (25_webcrypto.js) on OpenSSL 3: digests, HMAC,
-// and the key material of secret CryptoKeys. The WebIDL surface, algorithm normalization and
-// every spec check live in JS; these natives only compute.
+// crypto.cc: the native half of crypto.subtle (25_webcrypto.js) on OpenSSL 3, and what the
+// algorithm files share (crypto_int.h): digests, HMAC, AES, PBKDF2, HKDF, secret key buffers,
+// asymmetric key handles with their spki / pkcs8 encodings, and jobs on the libuv thread pool.
+// RSA is in crypto_rsa.cc, the elliptic curves in crypto_ec.cc.
 //
-// Key material lives in an ArrayBuffer whose memory is not the allocator's: it is made here
-// (OpenSSL's allocator), counted against the app's memory limit as adopted bytes, and its
+// Secret key material lives in an ArrayBuffer whose memory is not the allocator's: it is made
+// here (OpenSSL's allocator), counted against the app's memory limit as adopted bytes, and its
 // deleter wipes it (OPENSSL_cleanse) before freeing it, whenever V8 frees the buffer: when
 // the CryptoKey holding it is collected, or with the isolate. Only the built-ins ever hold
 // that buffer (in a CryptoKey's private field) and they never make a view of it: app code
 // cannot reach the bytes except through exportKey.
 //
-// PBKDF2, whose cost the app chooses, runs on the libuv thread pool (below). Everything else
-// runs synchronously on the isolate's loop thread: SHA-*, HMAC, AES and HKDF of request-sized
-// inputs take microseconds to milliseconds. TODO(#19): large digests and ciphers, and RSA key
-// generation, go to the thread pool too.
-#include "runtime_int.h"
+// Work whose cost the app chooses runs on the libuv thread pool (job_start): PBKDF2, and
+// digests, HMAC and AES of inputs of a MiB or more. The rest runs synchronously on the
+// isolate's loop thread: the same operations on request-sized inputs take microseconds.
+#include "crypto_int.h"
 
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 using v8::ArrayBuffer;
 using v8::BackingStore;
@@ -32,8 +34,13 @@ using v8::Local;
 using v8::String;
 using v8::Value;
 
-// The hash ids JS passes (25_webcrypto.js kHashIds): SHA-1, SHA-256, SHA-384, SHA-512.
-static const EVP_MD *hash_arg(const FunctionCallbackInfo<Value> &args, int i)
+using namespace crypto;
+
+// --- shared by the algorithm files (crypto_int.h) ------------------------------------------
+
+namespace crypto {
+
+const EVP_MD *hash_arg(const FunctionCallbackInfo<Value> &args, int i)
 {
     if (!args[i]->IsInt32())
         return nullptr;
@@ -51,10 +58,7 @@ static const EVP_MD *hash_arg(const FunctionCallbackInfo<Value> &args, int i)
     }
 }
 
-// The bytes of an ArrayBuffer or a view (a detached one has none). The caller has checked in
-// JS that it is not shared memory.
-static bool bytes_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p,
-                      size_t *len)
+bool bytes_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p, size_t *len)
 {
     static const uint8_t kEmpty[1] = {0};
     if (args[i]->IsArrayBufferView()) {
@@ -71,6 +75,319 @@ static bool bytes_arg(const FunctionCallbackInfo<Value> &args, int i, const uint
         return true;
     }
     return false;
+}
+
+Local<Value> new_bytes(Isolate *isolate, const uint8_t *p, size_t n)
+{
+    std::unique_ptr<BackingStore> store = rt_backing_store_new(isolate, n);
+    if (!store)
+        return Local<Value>();
+    if (n > 0)
+        memcpy(store->Data(), p, n);
+    return ArrayBuffer::New(isolate, std::move(store));
+}
+
+void return_bytes(const FunctionCallbackInfo<Value> &args, const uint8_t *p, size_t n)
+{
+    Local<Value> v = new_bytes(args.GetIsolate(), p, n);
+    if (!v.IsEmpty())
+        args.GetReturnValue().Set(v);
+}
+
+void return_result(const FunctionCallbackInfo<Value> &args, bool ok, const out_bytes &r, size_t n)
+{
+    if (!ok)
+        return args.GetReturnValue().SetNull();
+    return_bytes(args, r.v.data(), n);
+}
+
+bool memory_fits(Isolate *isolate, size_t len)
+{
+    rt_isolate *iso = rt_isolate_of(isolate);
+    std::shared_ptr<rt_allocator> a = iso != nullptr ? iso->allocator : nullptr;
+    if (!a || a->fits(len))
+        return true;
+    isolate->LowMemoryNotification(); // what V8 does before its own RangeError
+    if (a->fits(len))
+        return true;
+    isolate->ThrowException(v8::Exception::RangeError(
+        String::NewFromUtf8Literal(isolate, "Array buffer allocation failed")));
+    return false;
+}
+
+clear_errors::~clear_errors() { ERR_clear_error(); }
+
+} // namespace crypto
+
+// --- asymmetric key handles ------------------------------------------------------------------
+//
+// An object of a per-isolate template with two internal fields: a tag (so that no other object
+// passes for a handle) and its box. The box is on the isolate's list until the object is
+// collected (a weak callback frees it) or the isolate goes (pkey_close_all).
+
+static const int kPkeyTag = 0; // its address marks a handle
+
+struct rt_pkey_box {
+    EVP_PKEY *pkey = nullptr;
+    size_t bytes = 0; // counted against the memory limit while the box lives
+    std::shared_ptr<rt_allocator> allocator;
+    v8::Global<v8::Object> handle;
+    rt_isolate *iso = nullptr;
+    rt_pkey_box *prev = nullptr, *next = nullptr;
+
+    ~rt_pkey_box()
+    {
+        EVP_PKEY_free(pkey);
+        if (allocator)
+            allocator->release_adopted(bytes);
+    }
+};
+
+static void pkey_unlink(rt_pkey_box *box)
+{
+    if (box->prev != nullptr)
+        box->prev->next = box->next;
+    else
+        box->iso->pkeys = box->next;
+    if (box->next != nullptr)
+        box->next->prev = box->prev;
+}
+
+static void on_pkey_collected(const v8::WeakCallbackInfo<rt_pkey_box> &data)
+{
+    rt_pkey_box *box = data.GetParameter();
+    box->handle.Reset();
+    pkey_unlink(box);
+    delete box;
+}
+
+namespace crypto {
+
+Local<Value> pkey_new(Isolate *isolate, EVP_PKEY *pkey)
+{
+    rt_isolate *iso = rt_isolate_of(isolate);
+    // What OpenSSL holds for a key, roughly: a few numbers of the key's size, plus fixed costs.
+    size_t bytes = 8 * (size_t)(EVP_PKEY_get_size(pkey) > 0 ? EVP_PKEY_get_size(pkey) : 0) + 1024;
+    if (iso == nullptr || !memory_fits(isolate, bytes)) {
+        EVP_PKEY_free(pkey);
+        return Local<Value>();
+    }
+    Local<v8::Context> ctx = isolate->GetCurrentContext();
+    if (iso->pkey_template.IsEmpty()) {
+        Local<v8::ObjectTemplate> t = v8::ObjectTemplate::New(isolate);
+        t->SetInternalFieldCount(2);
+        iso->pkey_template.Reset(isolate, t);
+    }
+    Local<v8::Object> obj;
+    if (!iso->pkey_template.Get(isolate)->NewInstance(ctx).ToLocal(&obj)) {
+        EVP_PKEY_free(pkey);
+        return Local<Value>();
+    }
+    auto *box = new rt_pkey_box;
+    box->pkey = pkey;
+    box->bytes = bytes;
+    box->allocator = iso->allocator;
+    if (box->allocator)
+        box->allocator->adopt(bytes);
+    box->iso = iso;
+    box->next = iso->pkeys;
+    if (box->next != nullptr)
+        box->next->prev = box;
+    iso->pkeys = box;
+    obj->SetAlignedPointerInInternalField(0, const_cast<int *>(&kPkeyTag));
+    obj->SetAlignedPointerInInternalField(1, box);
+    box->handle.Reset(isolate, obj);
+    box->handle.SetWeak(box, on_pkey_collected, v8::WeakCallbackType::kParameter);
+    return obj;
+}
+
+EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
+{
+    if (!args[i]->IsObject())
+        return nullptr;
+    Local<v8::Object> obj = args[i].As<v8::Object>();
+    if (obj->InternalFieldCount() != 2 ||
+        obj->GetAlignedPointerFromInternalField(0) != static_cast<const void *>(&kPkeyTag))
+        return nullptr;
+    return static_cast<rt_pkey_box *>(obj->GetAlignedPointerFromInternalField(1))->pkey;
+}
+
+void pkey_close_all(rt_isolate *iso)
+{
+    while (iso->pkeys != nullptr) {
+        rt_pkey_box *box = iso->pkeys;
+        pkey_unlink(box);
+        box->handle.Reset();
+        delete box;
+    }
+    iso->pkey_template.Reset();
+}
+
+} // namespace crypto
+
+// --- jobs on the libuv thread pool (crypto_int.h) -----------------------------------------
+//
+// A job owns what its work reads and writes (job_spec's closures hold copies, never V8
+// objects). The isolate lists its jobs; rt_crypto_close_all (before the isolate is disposed
+// of) drops their promises and unlinks them, and a job whose isolate went meanwhile is only
+// freed when its work completes.
+static constexpr int kJobsRunning = 2;
+static constexpr int kJobsMax = 256;
+
+struct rt_crypto_job {
+    uv_work_t work;
+    rt_isolate *iso; // nullptr once the isolate has gone
+    rt_crypto_job *prev = nullptr, *next = nullptr;
+    v8::Global<v8::Promise::Resolver> resolver;
+    uint32_t slot, gen; // the request the promise is for, when there is one
+    crypto::job_spec spec;
+    bool is_ok = false;
+    bool is_running = false; // queued on the pool (else waiting in the isolate's list)
+    std::shared_ptr<rt_allocator> allocator; // counts held_bytes while the job lives
+
+    ~rt_crypto_job()
+    {
+        if (allocator)
+            allocator->release_adopted(spec.held_bytes);
+    }
+};
+
+static void job_unlink(rt_crypto_job *job)
+{
+    if (job->iso != nullptr)
+        job->iso->n_crypto_jobs--;
+    if (job->prev != nullptr)
+        job->prev->next = job->next;
+    else if (job->iso != nullptr)
+        job->iso->crypto_jobs = job->next;
+    if (job->next != nullptr)
+        job->next->prev = job->prev;
+    job->prev = job->next = nullptr;
+}
+
+static void on_job_work(uv_work_t *w);
+static void on_job_done(uv_work_t *w, int status);
+
+// Queues the oldest waiting jobs of iso while it has fewer than kJobsRunning on the pool. A job the
+// pool refuses settles with null. Called inside a context.
+static void jobs_start(rt_isolate *iso)
+{
+    rt_crypto_job *oldest = nullptr;
+    for (rt_crypto_job *j = iso->crypto_jobs; j != nullptr; j = j->next)
+        if (!j->is_running)
+            oldest = j; // the list is newest first
+    while (oldest != nullptr && iso->n_crypto_running < kJobsRunning) {
+        rt_crypto_job *job = oldest;
+        oldest = job->prev;
+        while (oldest != nullptr && oldest->is_running)
+            oldest = oldest->prev;
+        job->work.data = job;
+        job->is_running = true;
+        iso->n_crypto_running++;
+        if (uv_queue_work(iso->loop, &job->work, on_job_work, on_job_done) != 0) {
+            iso->n_crypto_running--;
+            job_unlink(job);
+            Isolate *isolate = iso->isolate;
+            rt_ignore(job->resolver.Get(isolate)->Resolve(isolate->GetCurrentContext(),
+                                                          v8::Null(isolate)));
+            job->resolver.Reset();
+            delete job;
+        }
+    }
+}
+
+static void on_job_work(uv_work_t *w)
+{
+    auto *job = static_cast<rt_crypto_job *>(w->data);
+    crypto::clear_errors clear;
+    job->is_ok = job->spec.run();
+}
+
+static void on_job_done(uv_work_t *w, int status)
+{
+    std::unique_ptr<rt_crypto_job> job(static_cast<rt_crypto_job *>(w->data));
+    rt_isolate *iso = job->iso;
+    if (iso == nullptr) // the isolate went: nothing to resolve
+        return;
+    job_unlink(job.get());
+    iso->n_crypto_running--;
+    if (iso->is_broken || iso->isolate == nullptr) {
+        job->resolver.Reset();
+        return;
+    }
+    Isolate *isolate = iso->isolate;
+    bool is_live = job->slot < iso->slots.size() && iso->slots[job->slot].req != nullptr &&
+                   iso->slots[job->slot].gen == job->gen;
+    JsEntry js(iso, is_live ? job->slot : kNoSlot);
+    Local<v8::Context> ctx = js.context();
+    jobs_start(iso); // the next waiting job of this isolate takes the freed place
+    Local<v8::Promise::Resolver> resolver = job->resolver.Get(isolate);
+    job->resolver.Reset();
+    if (status != 0 || !job->is_ok) {
+        rt_ignore(resolver->Resolve(ctx, v8::Null(isolate))); // JS makes it the spec's error
+        return;
+    }
+    v8::TryCatch tc(isolate);
+    Local<Value> v = job->spec.settle(isolate);
+    if (!v.IsEmpty())
+        rt_ignore(resolver->Resolve(ctx, v));
+    else if (tc.HasCaught() && tc.CanContinue())
+        rt_ignore(resolver->Reject(ctx, tc.Exception()));
+}
+
+namespace crypto {
+
+Local<Value> job_start(Isolate *isolate, job_spec spec)
+{
+    rt_isolate *iso = rt_isolate_of(isolate);
+    Local<v8::Context> ctx = isolate->GetCurrentContext();
+    Local<v8::Promise::Resolver> resolver;
+    if (iso == nullptr || iso->loop == nullptr) {
+        rt_throw_type_error(isolate, "crypto: no event loop for a thread-pool job");
+        return Local<Value>();
+    }
+    if (!v8::Promise::Resolver::New(ctx).ToLocal(&resolver))
+        return Local<Value>();
+    if (iso->n_crypto_jobs >= kJobsMax) {
+        rt_ignore(resolver->Resolve(ctx, v8::Null(isolate)));
+        return resolver->GetPromise();
+    }
+    if (!memory_fits(isolate, spec.held_bytes))
+        return Local<Value>();
+    auto *job = new rt_crypto_job;
+    job->spec = std::move(spec);
+    job->allocator = iso->allocator;
+    if (job->allocator)
+        job->allocator->adopt(job->spec.held_bytes);
+    job->iso = iso;
+    job->slot = iso->current_slot;
+    job->gen = iso->segment_gen;
+    job->resolver.Reset(isolate, resolver);
+    iso->n_crypto_jobs++; // the list holds it; on_job_done frees it
+    job->next = iso->crypto_jobs;
+    if (job->next != nullptr)
+        job->next->prev = job;
+    iso->crypto_jobs = job;
+    jobs_start(iso);
+    return resolver->GetPromise();
+}
+
+} // namespace crypto
+
+void rt_crypto_close_all(rt_isolate *iso)
+{
+    while (iso->crypto_jobs != nullptr) {
+        rt_crypto_job *job = iso->crypto_jobs;
+        job_unlink(job);
+        job->resolver.Reset();
+        job->iso = nullptr;
+        if (!job->is_running)
+            delete job; // never queued: no callback will come
+        else
+            uv_cancel(reinterpret_cast<uv_req_t *>(&job->work)); // only if not started yet
+    }
+    iso->n_crypto_running = 0;
+    crypto::pkey_close_all(iso);
 }
 
 // --- key material -----------------------------------------------------------------------------
@@ -132,18 +449,6 @@ static bool key_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_
     *len = ab->ByteLength();
     *p = static_cast<const uint8_t *>(ab->Data());
     return *p != nullptr || *len == 0;
-}
-
-// An ArrayBuffer holding a copy of n bytes (a RangeError thrown when refused).
-static void return_bytes(const FunctionCallbackInfo<Value> &args, const uint8_t *p, size_t n)
-{
-    Isolate *isolate = args.GetIsolate();
-    std::unique_ptr<BackingStore> store = rt_backing_store_new(isolate, n);
-    if (!store)
-        return;
-    if (n > 0)
-        memcpy(store->Data(), p, n);
-    args.GetReturnValue().Set(ArrayBuffer::New(isolate, std::move(store)));
 }
 
 // cryptoKeyFromBytes(bufferSource) -> key buffer holding a copy of its bytes.
@@ -299,84 +604,143 @@ static void KeyLength(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set((double)len);
 }
 
+// --- operations that run here or on the thread pool -----------------------------------------
+//
+// An operation reads some byte inputs and writes its result into an out_bytes. Short inputs run
+// now; when they add up to kPoolBytes or more the inputs are copied (the app may change its
+// buffers once the call returns; copies of keys are wiped when they go) and the operation runs
+// as a job, the native returning a promise of the same result.
+
+struct input {
+    const uint8_t *p;
+    size_t len;
+};
+// n: the length of the result in r.v; false: the spec's error (null in JS).
+using op_fn = std::function<bool(const input *in, out_bytes &r, size_t *n)>;
+enum class result_kind { bytes, boolean }; // boolean: r.v[0] says true or false
+
+static Local<Value> op_result(Isolate *isolate, bool ok, const out_bytes &r, size_t n,
+                              result_kind kind)
+{
+    if (!ok)
+        return v8::Null(isolate);
+    if (kind == result_kind::boolean)
+        return v8::Boolean::New(isolate, n > 0 && r.v[0] != 0);
+    return new_bytes(isolate, r.v.data(), n);
+}
+
+static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input> inputs,
+                   result_kind kind, op_fn op)
+{
+    Isolate *isolate = args.GetIsolate();
+    size_t total = 0;
+    for (const input &in : inputs)
+        total += in.len;
+    if (total < kPoolBytes) {
+        out_bytes r;
+        size_t n = 0;
+        bool ok = op(inputs.begin(), r, &n);
+        Local<Value> v = op_result(isolate, ok, r, n, kind);
+        if (!v.IsEmpty())
+            args.GetReturnValue().Set(v);
+        return;
+    }
+    struct state {
+        std::vector<std::unique_ptr<out_bytes>> copies;
+        std::vector<input> views;
+        out_bytes r;
+        size_t n = 0;
+    };
+    auto st = std::make_shared<state>();
+    for (const input &in : inputs) {
+        st->copies.push_back(std::make_unique<out_bytes>());
+        out_bytes &c = *st->copies.back();
+        c.v.assign(in.p, in.p + in.len);
+        c.v.push_back(0); // one spare byte keeps data() valid for an empty input
+        st->views.push_back({c.v.data(), in.len});
+    }
+    job_spec spec;
+    spec.held_bytes = 2 * total + 64; // the copies and a result about as long
+    spec.run = [st, op] { return op(st->views.data(), st->r, &st->n); };
+    spec.settle = [st, kind](Isolate *i) { return op_result(i, true, st->r, st->n, kind); };
+    Local<Value> promise = job_start(isolate, std::move(spec));
+    if (!promise.IsEmpty())
+        args.GetReturnValue().Set(promise);
+}
+
 // --- digest and HMAC ----------------------------------------------------------------------
 
-// cryptoDigest(hashId, bufferSource) -> ArrayBuffer of the digest (FIPS 180-4 via EVP_Digest).
+// cryptoDigest(hashId, bufferSource) -> ArrayBuffer of the digest (FIPS 180-4 via EVP_Digest), or
+// a promise of it for a large input.
 static void Digest(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     const EVP_MD *md = hash_arg(args, 0);
-    const uint8_t *p;
-    size_t len;
-    if (md == nullptr || !bytes_arg(args, 1, &p, &len))
+    input data;
+    if (md == nullptr || !bytes_arg(args, 1, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoDigest: bad arguments");
-    uint8_t out[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (EVP_Digest(p, len, out, &n, md, nullptr) != 1)
-        return rt_throw_type_error(isolate, "cryptoDigest: the digest failed");
-    return_bytes(args, out, n);
+    run_op(args, {data}, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
+        r.v.resize(EVP_MAX_MD_SIZE);
+        unsigned int got = 0;
+        bool ok = EVP_Digest(in[0].p, in[0].len, r.v.data(), &got, md, nullptr) == 1;
+        *n = got;
+        return ok;
+    });
 }
 
-// HMAC (RFC 2104) of data with key; false when OpenSSL fails.
-static bool hmac(const EVP_MD *md, const uint8_t *key, size_t key_len, const uint8_t *data,
-                 size_t len, uint8_t *out, unsigned int *out_len)
+// HMAC (RFC 2104) of data with key into r; false when OpenSSL fails.
+static bool hmac(const EVP_MD *md, const input &key, const input &data, out_bytes &r, size_t *n)
 {
     static const uint8_t kEmpty[1] = {0};
-    if (key_len > INT32_MAX)
+    if (key.len > INT32_MAX)
         return false;
-    return HMAC(md, key_len ? key : kEmpty, (int)key_len, data, len, out, out_len) != nullptr;
+    r.v.resize(EVP_MAX_MD_SIZE);
+    unsigned int got = 0;
+    bool ok = HMAC(md, key.len ? key.p : kEmpty, (int)key.len, data.p, data.len, r.v.data(),
+                   &got) != nullptr;
+    *n = got;
+    return ok;
 }
 
-// cryptoHmacSign(hashId, key, bufferSource) -> ArrayBuffer of the MAC.
+// cryptoHmacSign(hashId, key, bufferSource) -> ArrayBuffer of the MAC (or a promise of it).
 static void HmacSign(const FunctionCallbackInfo<Value> &args)
 {
-    Isolate *isolate = args.GetIsolate();
     const EVP_MD *md = hash_arg(args, 0);
-    const uint8_t *key, *data;
-    size_t key_len, len;
-    if (md == nullptr || !key_arg(args, 1, &key, &key_len) || !bytes_arg(args, 2, &data, &len))
-        return rt_throw_type_error(isolate, "cryptoHmacSign: bad arguments");
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (!hmac(md, key, key_len, data, len, mac, &n))
-        return rt_throw_type_error(isolate, "cryptoHmacSign: HMAC failed");
-    return_bytes(args, mac, n);
+    input key, data;
+    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &data.p, &data.len))
+        return rt_throw_type_error(args.GetIsolate(), "cryptoHmacSign: bad arguments");
+    run_op(args, {key, data}, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
+        return hmac(md, in[0], in[1], r, n);
+    });
 }
 
-// cryptoHmacVerify(hashId, key, signature, data) -> whether signature is the MAC of data,
-// compared in constant time (CRYPTO_memcmp); a signature of another length is false.
+// cryptoHmacVerify(hashId, key, signature, data) -> whether signature is the MAC of data (or a
+// promise of that), compared in constant time (CRYPTO_memcmp); a signature of another length is
+// false.
 static void HmacVerify(const FunctionCallbackInfo<Value> &args)
 {
-    Isolate *isolate = args.GetIsolate();
     const EVP_MD *md = hash_arg(args, 0);
-    const uint8_t *key, *sig, *data;
-    size_t key_len, sig_len, len;
-    if (md == nullptr || !key_arg(args, 1, &key, &key_len) || !bytes_arg(args, 2, &sig, &sig_len) ||
-        !bytes_arg(args, 3, &data, &len))
-        return rt_throw_type_error(isolate, "cryptoHmacVerify: bad arguments");
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (!hmac(md, key, key_len, data, len, mac, &n))
-        return rt_throw_type_error(isolate, "cryptoHmacVerify: HMAC failed");
-    bool ok = sig_len == n && CRYPTO_memcmp(mac, sig, n) == 0;
-    OPENSSL_cleanse(mac, sizeof mac);
-    args.GetReturnValue().Set(ok);
+    input key, sig, data;
+    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &sig.p, &sig.len) ||
+        !bytes_arg(args, 3, &data.p, &data.len))
+        return rt_throw_type_error(args.GetIsolate(), "cryptoHmacVerify: bad arguments");
+    run_op(args, {key, sig, data}, result_kind::boolean,
+           [md](const input *in, out_bytes &r, size_t *n) {
+               out_bytes mac;
+               size_t mac_len = 0;
+               if (!hmac(md, in[0], in[2], mac, &mac_len))
+                   return false;
+               r.v.assign(1, in[1].len == mac_len && CRYPTO_memcmp(mac.v.data(), in[1].p, mac_len) == 0);
+               *n = 1;
+               return true;
+           });
 }
 
-// --- AES (FIPS 197) and key derivation ------------------------------------------------------
+// --- AES (FIPS 197) -----------------------------------------------------------------------
 //
-// Each returns an ArrayBuffer, or null when the operation fails in a way the spec calls an
-// OperationError (bad padding, a bad tag, a bad length): JS turns null into that error.
-
-// The bytes-in, bytes-out result of a cipher; wiped when it goes (it may hold plaintext).
-struct out_bytes {
-    std::vector<uint8_t> v;
-    ~out_bytes()
-    {
-        if (!v.empty())
-            OPENSSL_cleanse(v.data(), v.size());
-    }
-};
+// Each returns an ArrayBuffer (or a promise of it, for a large input), or null when the operation
+// fails in a way the spec calls an OperationError (bad padding, a bad tag, a bad length): JS turns
+// null into that error.
 
 static const EVP_CIPHER *aes_cipher(size_t key_len, const EVP_CIPHER *k128, const EVP_CIPHER *k192,
                                     const EVP_CIPHER *k256)
@@ -403,37 +767,32 @@ static bool cipher_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t len, ui
     return true;
 }
 
-static void return_result(const FunctionCallbackInfo<Value> &args, bool ok, const out_bytes &r,
-                          size_t n)
-{
-    if (!ok)
-        return args.GetReturnValue().SetNull();
-    return_bytes(args, r.v.data(), n);
-}
-
 // cryptoAesCbc(encrypt, key, iv, data) -> AES-CBC with PKCS#7 padding (SP 800-38A §6.2); null on a
 // bad iv length or, decrypting, on bad padding or a length not a block multiple.
 static void AesCbc(const FunctionCallbackInfo<Value> &args)
 {
-    const uint8_t *key, *iv, *data;
-    size_t key_len, iv_len, len;
-    if (!key_arg(args, 1, &key, &key_len) || !bytes_arg(args, 2, &iv, &iv_len) ||
-        !bytes_arg(args, 3, &data, &len))
+    input key, iv, data;
+    if (!key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &iv.p, &iv.len) ||
+        !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCbc: bad arguments");
     bool enc = args[0]->BooleanValue(args.GetIsolate());
     const EVP_CIPHER *c =
-        aes_cipher(key_len, EVP_aes_128_cbc(), EVP_aes_192_cbc(), EVP_aes_256_cbc());
-    if (c == nullptr || iv_len != 16 || (!enc && (len == 0 || len % 16 != 0)))
+        aes_cipher(key.len, EVP_aes_128_cbc(), EVP_aes_192_cbc(), EVP_aes_256_cbc());
+    if (c == nullptr || iv.len != 16 || (!enc && (data.len == 0 || data.len % 16 != 0)))
         return args.GetReturnValue().SetNull();
-    cipher_ctx cc;
-    out_bytes r;
-    r.v.resize(len + 16);
-    size_t o = 0;
-    int got = 0;
-    bool ok = cc.ctx != nullptr && EVP_CipherInit_ex(cc.ctx, c, nullptr, key, iv, enc) == 1 &&
-              cipher_update(cc.ctx, data, len, r.v.data(), &o) &&
-              EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
-    return_result(args, ok, r, o + (size_t)got);
+    run_op(args, {key, iv, data}, result_kind::bytes,
+           [c, enc](const input *in, out_bytes &r, size_t *n) {
+               cipher_ctx cc;
+               r.v.resize(in[2].len + 16);
+               size_t o = 0;
+               int got = 0;
+               bool ok = cc.ctx != nullptr &&
+                         EVP_CipherInit_ex(cc.ctx, c, nullptr, in[0].p, in[1].p, enc) == 1 &&
+                         cipher_update(cc.ctx, in[2].p, in[2].len, r.v.data(), &o) &&
+                         EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
+               *n = o + (size_t)got;
+               return ok;
+           });
 }
 
 // cryptoAesCtr(key, counter, lengthBits, data) -> AES-CTR (SP 800-38A §6.5) whose counter is the
@@ -442,55 +801,59 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
 // bytes, the length not 1..128, or data so long that a counter value would repeat.
 static void AesCtr(const FunctionCallbackInfo<Value> &args)
 {
-    const uint8_t *key, *counter, *data;
-    size_t key_len, counter_len, len;
-    if (!key_arg(args, 0, &key, &key_len) || !bytes_arg(args, 1, &counter, &counter_len) ||
-        !args[2]->IsUint32() || !bytes_arg(args, 3, &data, &len))
+    input key, counter, data;
+    if (!key_arg(args, 0, &key.p, &key.len) || !bytes_arg(args, 1, &counter.p, &counter.len) ||
+        !args[2]->IsUint32() || !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCtr: bad arguments");
     uint32_t bits = args[2].As<v8::Uint32>()->Value();
     const EVP_CIPHER *c =
-        aes_cipher(key_len, EVP_aes_128_ctr(), EVP_aes_192_ctr(), EVP_aes_256_ctr());
-    if (c == nullptr || counter_len != 16 || bits == 0 || bits > 128)
+        aes_cipher(key.len, EVP_aes_128_ctr(), EVP_aes_192_ctr(), EVP_aes_256_ctr());
+    if (c == nullptr || counter.len != 16 || bits == 0 || bits > 128)
         return args.GetReturnValue().SetNull();
     typedef unsigned __int128 u128;
-    u128 block = 0;
-    for (int i = 0; i < 16; i++)
-        block = block << 8 | counter[i];
-    u128 blocks = ((u128)len + 15) / 16;
-    // The blocks before the counter's bits wrap to zero (OpenSSL increments all 128 bits, so the
-    // data is cut there and the rest runs from the block with those bits cleared).
-    u128 first = blocks;
-    u128 mask = ~(u128)0;
-    if (bits < 128) {
-        mask = ((u128)1 << bits) - 1;
-        if (blocks > mask + 1)
-            return args.GetReturnValue().SetNull(); // a counter value would repeat
-        u128 before_wrap = mask - (block & mask) + 1;
-        if (before_wrap < first)
-            first = before_wrap;
-    }
-    size_t first_len = first * 16 < (u128)len ? (size_t)(first * 16) : len;
-    out_bytes r;
-    r.v.resize(len + 16);
-    bool ok = true;
-    size_t o = 0;
-    for (int part = 0; part < 2 && ok; part++) {
-        const uint8_t *in = part == 0 ? data : data + first_len;
-        size_t n = part == 0 ? first_len : len - first_len;
-        if (part == 1 && n == 0)
-            break;
-        uint8_t iv[16];
-        u128 b = part == 0 ? block : block & ~mask;
-        for (int i = 15; i >= 0; i--, b >>= 8)
-            iv[i] = (uint8_t)b;
-        cipher_ctx cc;
-        int got = 0;
-        ok = cc.ctx != nullptr && EVP_CipherInit_ex(cc.ctx, c, nullptr, key, iv, 1) == 1 &&
-             cipher_update(cc.ctx, in, n, r.v.data(), &o) &&
-             EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
-        o += (size_t)got;
-    }
-    return_result(args, ok, r, o);
+    u128 blocks = ((u128)data.len + 15) / 16;
+    if (bits < 128 && blocks > ((u128)1 << bits))
+        return args.GetReturnValue().SetNull(); // a counter value would repeat
+    run_op(args, {key, counter, data}, result_kind::bytes,
+           [c, bits](const input *in, out_bytes &r, size_t *n) {
+               u128 block = 0;
+               for (int i = 0; i < 16; i++)
+                   block = block << 8 | in[1].p[i];
+               size_t len = in[2].len;
+               u128 first = ((u128)len + 15) / 16;
+               u128 mask = ~(u128)0;
+               // The blocks before the counter's bits wrap to zero (OpenSSL increments all 128
+               // bits, so the data is cut there and the rest runs from the block with those bits
+               // cleared).
+               if (bits < 128) {
+                   mask = ((u128)1 << bits) - 1;
+                   u128 before_wrap = mask - (block & mask) + 1;
+                   if (before_wrap < first)
+                       first = before_wrap;
+               }
+               size_t first_len = first * 16 < (u128)len ? (size_t)(first * 16) : len;
+               r.v.resize(len + 16);
+               bool ok = true;
+               size_t o = 0;
+               for (int part = 0; part < 2 && ok; part++) {
+                   const uint8_t *p = part == 0 ? in[2].p : in[2].p + first_len;
+                   size_t m = part == 0 ? first_len : len - first_len;
+                   if (part == 1 && m == 0)
+                       break;
+                   uint8_t iv[16];
+                   u128 b = part == 0 ? block : block & ~mask;
+                   for (int i = 15; i >= 0; i--, b >>= 8)
+                       iv[i] = (uint8_t)b;
+                   cipher_ctx cc;
+                   int got = 0;
+                   ok = cc.ctx != nullptr && EVP_CipherInit_ex(cc.ctx, c, nullptr, in[0].p, iv, 1) == 1 &&
+                        cipher_update(cc.ctx, p, m, r.v.data(), &o) &&
+                        EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
+                   o += (size_t)got;
+               }
+               *n = o;
+               return ok;
+           });
 }
 
 // cryptoAesGcm(encrypt, key, iv, additionalData | undefined, tagBytes, data) -> AES-GCM (SP
@@ -500,47 +863,50 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
 static void AesGcm(const FunctionCallbackInfo<Value> &args)
 {
     static const uint8_t kEmpty[1] = {0};
-    const uint8_t *key, *iv, *aad = kEmpty, *data;
-    size_t key_len, iv_len, aad_len = 0, len;
-    if (!key_arg(args, 1, &key, &key_len) || !bytes_arg(args, 2, &iv, &iv_len) ||
-        (!args[3]->IsUndefined() && !bytes_arg(args, 3, &aad, &aad_len)) || !args[4]->IsUint32() ||
-        !bytes_arg(args, 5, &data, &len))
+    input key, iv, aad = {kEmpty, 0}, data;
+    if (!key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &iv.p, &iv.len) ||
+        (!args[3]->IsUndefined() && !bytes_arg(args, 3, &aad.p, &aad.len)) ||
+        !args[4]->IsUint32() || !bytes_arg(args, 5, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesGcm: bad arguments");
     bool enc = args[0]->BooleanValue(args.GetIsolate());
     uint32_t tag_len = args[4].As<v8::Uint32>()->Value();
     const EVP_CIPHER *c =
-        aes_cipher(key_len, EVP_aes_128_gcm(), EVP_aes_192_gcm(), EVP_aes_256_gcm());
-    if (c == nullptr || iv_len == 0 || iv_len > INT32_MAX || tag_len < 4 || tag_len > 16 ||
-        (!enc && len < tag_len))
+        aes_cipher(key.len, EVP_aes_128_gcm(), EVP_aes_192_gcm(), EVP_aes_256_gcm());
+    if (c == nullptr || iv.len == 0 || iv.len > INT32_MAX || tag_len < 4 || tag_len > 16 ||
+        (!enc && data.len < tag_len))
         return args.GetReturnValue().SetNull();
-    size_t text_len = enc ? len : len - tag_len;
-    out_bytes r;
-    r.v.resize(text_len + 16 + 16);
-    cipher_ctx cc;
-    size_t o = 0;
-    int got = 0;
-    bool ok = cc.ctx != nullptr &&
-              EVP_CipherInit_ex(cc.ctx, c, nullptr, nullptr, nullptr, enc) == 1 &&
-              EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_SET_IVLEN, (int)iv_len, nullptr) == 1 &&
-              EVP_CipherInit_ex(cc.ctx, nullptr, nullptr, key, iv, enc) == 1;
-    const size_t kStep = (size_t)1 << 30;
-    for (size_t i = 0; ok && i < aad_len; i += kStep) {
-        int n = (int)(aad_len - i < kStep ? aad_len - i : kStep), g = 0;
-        ok = EVP_CipherUpdate(cc.ctx, nullptr, &g, aad + i, n) == 1;
-    }
-    ok = ok && cipher_update(cc.ctx, data, text_len, r.v.data(), &o);
-    if (ok && !enc) {
-        uint8_t tag[16];
-        memcpy(tag, data + text_len, tag_len);
-        ok = EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_SET_TAG, (int)tag_len, tag) == 1;
-    }
-    ok = ok && EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
-    o += (size_t)got;
-    if (ok && enc) {
-        ok = EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_GET_TAG, (int)tag_len, r.v.data() + o) == 1;
-        o += tag_len;
-    }
-    return_result(args, ok, r, o);
+    run_op(args, {key, iv, aad, data}, result_kind::bytes,
+           [c, enc, tag_len](const input *in, out_bytes &r, size_t *n) {
+               size_t text_len = enc ? in[3].len : in[3].len - tag_len;
+               r.v.resize(text_len + 16 + 16);
+               cipher_ctx cc;
+               size_t o = 0;
+               int got = 0;
+               bool ok = cc.ctx != nullptr &&
+                         EVP_CipherInit_ex(cc.ctx, c, nullptr, nullptr, nullptr, enc) == 1 &&
+                         EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_SET_IVLEN, (int)in[1].len, nullptr) == 1 &&
+                         EVP_CipherInit_ex(cc.ctx, nullptr, nullptr, in[0].p, in[1].p, enc) == 1;
+               const size_t kStep = (size_t)1 << 30;
+               for (size_t i = 0; ok && i < in[2].len; i += kStep) {
+                   int m = (int)(in[2].len - i < kStep ? in[2].len - i : kStep), g = 0;
+                   ok = EVP_CipherUpdate(cc.ctx, nullptr, &g, in[2].p + i, m) == 1;
+               }
+               ok = ok && cipher_update(cc.ctx, in[3].p, text_len, r.v.data(), &o);
+               if (ok && !enc) {
+                   uint8_t tag[16];
+                   memcpy(tag, in[3].p + text_len, tag_len);
+                   ok = EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_SET_TAG, (int)tag_len, tag) == 1;
+               }
+               ok = ok && EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
+               o += (size_t)got;
+               if (ok && enc) {
+                   ok = EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_GET_TAG, (int)tag_len,
+                                            r.v.data() + o) == 1;
+                   o += tag_len;
+               }
+               *n = o;
+               return ok;
+           });
 }
 
 // cryptoAesKw(wrap, key, data) -> AES Key Wrap (RFC 3394 with its default IV): wrapping, data of 16
@@ -570,261 +936,211 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
     return_result(args, ok, r, (size_t)got + (size_t)fin);
 }
 
-// --- PBKDF2 on the libuv thread pool ---------------------------------------------------------
-//
-// PBKDF2's cost is the app's choice (iterations), so it runs on the thread pool: the loop thread
-// keeps serving other requests meanwhile. A job owns copies of what the work reads (the password,
-// wiped when the job goes; the salt) and its output, so nothing of V8's is touched off the loop
-// thread. The isolate lists its jobs; rt_crypto_close_all (before the isolate is disposed of) drops
-// their promises and unlinks them, and a job whose isolate went meanwhile is only freed when its
-// work completes. The pool's threads serve every app of the process, so an isolate has at most
-// kJobsRunning jobs there at once; the rest wait in its list, oldest first, until one of its
-// running jobs completes.
-static constexpr int kJobsRunning = 2;
-// Jobs an isolate may have waiting or running at once: beyond, a call fails (OperationError), so
-// a loop of deriveBits calls cannot pile up native memory without bound. The bytes a job holds
-// (password, salt, output) also count against the app's memory limit while it lives.
-static constexpr int kJobsMax = 256;
 
-struct rt_crypto_job {
-    uv_work_t work;
-    rt_isolate *iso; // nullptr once the isolate has gone
-    rt_crypto_job *prev = nullptr, *next = nullptr;
-    v8::Global<v8::Promise::Resolver> resolver;
-    uint32_t slot, gen; // the request the promise is for, when there is one
-    const EVP_MD *md;
-    uint8_t *password = nullptr;
-    size_t password_len = 0;
-    std::vector<uint8_t> salt;
-    uint32_t iterations = 0;
-    out_bytes out;
-    bool is_ok = false;
-    bool is_running = false; // queued on the pool (else waiting in the isolate's list)
-    std::shared_ptr<rt_allocator> allocator; // counts held_bytes while the job lives
-    size_t held_bytes = 0;
-
-    ~rt_crypto_job()
-    {
-        if (password != nullptr)
-            OPENSSL_clear_free(password, password_len > 0 ? password_len : 1);
-        if (allocator)
-            allocator->release_adopted(held_bytes);
-    }
-};
-
-static void job_unlink(rt_crypto_job *job)
-{
-    if (job->iso != nullptr)
-        job->iso->n_crypto_jobs--;
-    if (job->prev != nullptr)
-        job->prev->next = job->next;
-    else if (job->iso != nullptr)
-        job->iso->crypto_jobs = job->next;
-    if (job->next != nullptr)
-        job->next->prev = job->prev;
-    job->prev = job->next = nullptr;
-}
-
-static void on_pbkdf2_work(uv_work_t *w);
-static void on_pbkdf2_done(uv_work_t *w, int status);
-
-// Queues the oldest waiting jobs of iso while it has fewer than kJobsRunning on the pool. A job the
-// pool refuses settles with null (an OperationError in JS). Called inside a context.
-static void jobs_start(rt_isolate *iso)
-{
-    rt_crypto_job *oldest = nullptr;
-    for (rt_crypto_job *j = iso->crypto_jobs; j != nullptr; j = j->next)
-        if (!j->is_running)
-            oldest = j; // the list is newest first
-    while (oldest != nullptr && iso->n_crypto_running < kJobsRunning) {
-        rt_crypto_job *job = oldest;
-        oldest = job->prev;
-        while (oldest != nullptr && oldest->is_running)
-            oldest = oldest->prev;
-        job->work.data = job;
-        job->is_running = true;
-        iso->n_crypto_running++;
-        if (uv_queue_work(iso->loop, &job->work, on_pbkdf2_work, on_pbkdf2_done) != 0) {
-            iso->n_crypto_running--;
-            job_unlink(job);
-            Isolate *isolate = iso->isolate;
-            rt_ignore(job->resolver.Get(isolate)->Resolve(isolate->GetCurrentContext(),
-                                                          v8::Null(isolate)));
-            job->resolver.Reset();
-            delete job;
-        }
-    }
-}
-
-static void on_pbkdf2_work(uv_work_t *w)
-{
-    auto *job = static_cast<rt_crypto_job *>(w->data);
-    static const uint8_t kEmpty[1] = {0};
-    size_t n = job->out.v.size() - 1; // one spare byte keeps data() valid for n == 0
-    job->is_ok =
-        n == 0 ||
-        PKCS5_PBKDF2_HMAC(
-            reinterpret_cast<const char *>(job->password_len ? job->password : kEmpty),
-            (int)job->password_len, job->salt.empty() ? kEmpty : job->salt.data(),
-            (int)job->salt.size(), (int)job->iterations, job->md, (int)n, job->out.v.data()) == 1;
-}
-
-static void on_pbkdf2_done(uv_work_t *w, int status)
-{
-    std::unique_ptr<rt_crypto_job> job(static_cast<rt_crypto_job *>(w->data));
-    rt_isolate *iso = job->iso;
-    if (iso == nullptr) // the isolate went: nothing to resolve
-        return;
-    job_unlink(job.get());
-    iso->n_crypto_running--;
-    if (iso->is_broken || iso->isolate == nullptr) {
-        job->resolver.Reset();
-        return;
-    }
-    Isolate *isolate = iso->isolate;
-    bool is_live = job->slot < iso->slots.size() && iso->slots[job->slot].req != nullptr &&
-                   iso->slots[job->slot].gen == job->gen;
-    JsEntry js(iso, is_live ? job->slot : kNoSlot);
-    Local<v8::Context> ctx = js.context();
-    jobs_start(iso); // the next waiting job of this isolate takes the freed place
-    Local<v8::Promise::Resolver> resolver = job->resolver.Get(isolate);
-    job->resolver.Reset();
-    if (status != 0 || !job->is_ok) {
-        rt_ignore(resolver->Resolve(ctx, v8::Null(isolate))); // JS makes it an OperationError
-        return;
-    }
-    v8::TryCatch tc(isolate);
-    size_t n = job->out.v.size() - 1; // one spare byte keeps data() valid for n == 0
-    std::unique_ptr<BackingStore> store = rt_backing_store_new(isolate, n);
-    if (!store) {
-        if (tc.HasCaught() && tc.CanContinue())
-            rt_ignore(resolver->Reject(ctx, tc.Exception()));
-        return;
-    }
-    if (n > 0)
-        memcpy(store->Data(), job->out.v.data(), n);
-    rt_ignore(resolver->Resolve(ctx, ArrayBuffer::New(isolate, std::move(store))));
-}
+// --- key derivation -----------------------------------------------------------------------
 
 // cryptoPbkdf2(hashId, key, salt, iterations, bytes) -> a promise of the PBKDF2 output with HMAC
-// (RFC 8018 §5.2) as an ArrayBuffer, or of null when OpenSSL fails. The work runs on the libuv
-// thread pool; the promise settles on the loop thread, charged to the request that asked while it
-// is still there.
+// (RFC 8018 §5.2) as an ArrayBuffer, or of null when OpenSSL fails. Its cost is the app's choice
+// (iterations), so it always runs on the thread pool.
 static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
-    rt_isolate *iso = rt_isolate_of(isolate);
     const EVP_MD *md = hash_arg(args, 0);
-    const uint8_t *key, *salt;
-    size_t key_len, salt_len;
-    if (iso == nullptr || iso->loop == nullptr || md == nullptr ||
-        !key_arg(args, 1, &key, &key_len) || !bytes_arg(args, 2, &salt, &salt_len) ||
-        !args[3]->IsUint32() || !args[4]->IsUint32())
+    input key, salt;
+    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) ||
+        !bytes_arg(args, 2, &salt.p, &salt.len) || !args[3]->IsUint32() || !args[4]->IsUint32())
         return rt_throw_type_error(isolate, "cryptoPbkdf2: bad arguments");
     uint32_t iterations = args[3].As<v8::Uint32>()->Value();
     uint32_t n = args[4].As<v8::Uint32>()->Value();
-    Local<v8::Context> ctx = isolate->GetCurrentContext();
-    Local<v8::Promise::Resolver> resolver;
-    if (!v8::Promise::Resolver::New(ctx).ToLocal(&resolver))
-        return;
-    if (iterations == 0 || iterations > INT32_MAX || key_len > INT32_MAX || salt_len > INT32_MAX ||
-        n > INT32_MAX || iso->n_crypto_jobs >= kJobsMax) {
-        rt_ignore(resolver->Resolve(ctx, v8::Null(isolate)));
-        return args.GetReturnValue().Set(resolver->GetPromise());
-    }
-    size_t held = key_len + salt_len + (size_t)n;
-    std::shared_ptr<rt_allocator> a = iso->allocator;
-    if (a && !a->fits(held)) {
-        isolate->LowMemoryNotification(); // as key_new does
-        if (!a->fits(held)) {
-            isolate->ThrowException(v8::Exception::RangeError(
-                String::NewFromUtf8Literal(isolate, "Array buffer allocation failed")));
-            return;
+    if (iterations == 0 || iterations > INT32_MAX || key.len > INT32_MAX ||
+        salt.len > INT32_MAX || n > INT32_MAX) {
+        Local<v8::Promise::Resolver> resolver;
+        if (v8::Promise::Resolver::New(isolate->GetCurrentContext()).ToLocal(&resolver)) {
+            rt_ignore(resolver->Resolve(isolate->GetCurrentContext(), v8::Null(isolate)));
+            args.GetReturnValue().Set(resolver->GetPromise());
         }
+        return;
     }
-    auto job = std::make_unique<rt_crypto_job>();
-    if (a) {
-        a->adopt(held);
-        job->allocator = a;
-        job->held_bytes = held;
-    }
-    job->iso = iso;
-    job->slot = iso->current_slot;
-    job->gen = iso->segment_gen;
-    job->md = md;
-    job->iterations = iterations;
-    job->password_len = key_len;
-    job->password = static_cast<uint8_t *>(OPENSSL_malloc(key_len > 0 ? key_len : 1));
-    if (job->password == nullptr) {
-        job->password_len = 0;
-        return rt_throw_type_error(isolate, "cryptoPbkdf2: out of memory");
-    }
-    if (key_len > 0)
-        memcpy(job->password, key, key_len);
-    job->salt.assign(salt, salt + salt_len);
-    job->out.v.resize((size_t)n + 1);
-    job->resolver.Reset(isolate, resolver);
-    rt_crypto_job *j = job.release(); // the list holds it; on_pbkdf2_done frees it
-    iso->n_crypto_jobs++;
-    j->next = iso->crypto_jobs;
-    if (j->next != nullptr)
-        j->next->prev = j;
-    iso->crypto_jobs = j;
-    args.GetReturnValue().Set(resolver->GetPromise());
-    jobs_start(iso);
-}
-
-void rt_crypto_close_all(rt_isolate *iso)
-{
-    while (iso->crypto_jobs != nullptr) {
-        rt_crypto_job *job = iso->crypto_jobs;
-        job_unlink(job);
-        job->resolver.Reset();
-        job->iso = nullptr;
-        if (!job->is_running)
-            delete job; // never queued: no callback will come
-        else
-            uv_cancel(reinterpret_cast<uv_req_t *>(&job->work)); // only if not started yet
-    }
-    iso->n_crypto_running = 0;
+    struct state {
+        out_bytes password, salt, out; // each with one spare byte: data() valid when empty
+    };
+    auto st = std::make_shared<state>();
+    st->password.v.assign(key.p, key.p + key.len);
+    st->password.v.push_back(0);
+    st->salt.v.assign(salt.p, salt.p + salt.len);
+    st->salt.v.push_back(0);
+    st->out.v.resize((size_t)n + 1);
+    job_spec spec;
+    spec.held_bytes = key.len + salt.len + (size_t)n;
+    spec.run = [st, md, iterations, key_len = key.len, salt_len = salt.len, n] {
+        return n == 0 ||
+               PKCS5_PBKDF2_HMAC(reinterpret_cast<const char *>(st->password.v.data()),
+                                 (int)key_len, st->salt.v.data(), (int)salt_len, (int)iterations,
+                                 md, (int)n, st->out.v.data()) == 1;
+    };
+    spec.settle = [st, n](Isolate *i) { return new_bytes(i, st->out.v.data(), n); };
+    Local<Value> promise = job_start(isolate, std::move(spec));
+    if (!promise.IsEmpty())
+        args.GetReturnValue().Set(promise);
 }
 
 // cryptoHkdf(hashId, key, salt, info, bytes) -> HKDF (RFC 5869 §2.2 extract, §2.3 expand) with
-// HMAC; null when bytes exceeds 255 times the hash length.
+// HMAC (or a promise of it, when the inputs are large: the work is up to 255 HMACs of the info);
+// null when bytes exceeds 255 times the hash length.
 static void Hkdf(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
-    const uint8_t *key, *salt, *info;
-    size_t key_len, salt_len, info_len;
-    if (md == nullptr || !key_arg(args, 1, &key, &key_len) ||
-        !bytes_arg(args, 2, &salt, &salt_len) || !bytes_arg(args, 3, &info, &info_len) ||
+    input key, salt, info;
+    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) ||
+        !bytes_arg(args, 2, &salt.p, &salt.len) || !bytes_arg(args, 3, &info.p, &info.len) ||
         !args[4]->IsUint32())
         return rt_throw_type_error(args.GetIsolate(), "cryptoHkdf: bad arguments");
     uint32_t n = args[4].As<v8::Uint32>()->Value();
     size_t hash_len = (size_t)EVP_MD_get_size(md);
     if (n > 255 * hash_len)
         return args.GetReturnValue().SetNull();
-    uint8_t prk[EVP_MAX_MD_SIZE];
-    unsigned int prk_len = 0;
-    // Extract: PRK = HMAC-Hash(salt, IKM); an absent salt is HashLen zeros, which HMAC pads to the
-    // same key as an empty one.
-    bool ok = hmac(md, salt, salt_len, key, key_len, prk, &prk_len);
-    out_bytes r, block;
-    r.v.resize(n + hash_len);
-    block.v.resize(hash_len + info_len + 1);
-    size_t o = 0, t_len = 0;
-    for (unsigned i = 1; ok && o < n; i++) {
-        // T(i) = HMAC-Hash(PRK, T(i-1) | info | i)
-        memcpy(block.v.data() + t_len, info, info_len);
-        block.v[t_len + info_len] = (uint8_t)i;
-        unsigned int got = 0;
-        ok = hmac(md, prk, prk_len, block.v.data(), t_len + info_len + 1, r.v.data() + o, &got);
-        memcpy(block.v.data(), r.v.data() + o, got);
-        t_len = got;
-        o += got;
+    run_op(args, {key, salt, info}, result_kind::bytes,
+           [md, n, hash_len](const input *in, out_bytes &r, size_t *r_len) {
+               // Extract: PRK = HMAC-Hash(salt, IKM); an absent salt is HashLen zeros, which HMAC
+               // pads to the same key as an empty one.
+               out_bytes prk, block, t;
+               size_t prk_len = 0;
+               bool ok = hmac(md, in[1], in[0], prk, &prk_len);
+               r.v.resize(n + hash_len);
+               block.v.resize(hash_len + in[2].len + 1);
+               size_t o = 0, t_len = 0;
+               for (unsigned i = 1; ok && o < n; i++) {
+                   // T(i) = HMAC-Hash(PRK, T(i-1) | info | i)
+                   memcpy(block.v.data() + t_len, in[2].p, in[2].len);
+                   block.v[t_len + in[2].len] = (uint8_t)i;
+                   size_t got = 0;
+                   ok = hmac(md, {prk.v.data(), prk_len}, {block.v.data(), t_len + in[2].len + 1}, t,
+                             &got);
+                   if (ok) {
+                       memcpy(r.v.data() + o, t.v.data(), got);
+                       memcpy(block.v.data(), t.v.data(), got);
+                   }
+                   t_len = got;
+                   o += got;
+               }
+               *r_len = n;
+               return ok;
+           });
+}
+
+// --- asymmetric keys: the encodings every algorithm shares -----------------------------------
+
+// cryptoPkeyImportDer(isPrivate, bytes) -> a handle on the key of a DER SubjectPublicKeyInfo
+// (RFC 5280 §4.1; isPrivate false) or PrivateKeyInfo (RFC 5208 §5; true), or null when the bytes
+// are not exactly one that OpenSSL can read. The algorithm files check the key's type and
+// parameters.
+static void PkeyImportDer(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    input der;
+    if (!bytes_arg(args, 1, &der.p, &der.len))
+        return rt_throw_type_error(isolate, "cryptoPkeyImportDer: bad arguments");
+    clear_errors clear;
+    if (der.len > INT32_MAX)
+        return args.GetReturnValue().SetNull();
+    const unsigned char *q = der.p;
+    EVP_PKEY *pkey = nullptr;
+    if (args[0]->BooleanValue(isolate)) {
+        PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(nullptr, &q, (long)der.len);
+        if (p8 != nullptr && q == der.p + der.len)
+            pkey = EVP_PKCS82PKEY(p8);
+        PKCS8_PRIV_KEY_INFO_free(p8);
+    } else {
+        pkey = d2i_PUBKEY(nullptr, &q, (long)der.len);
+        if (pkey != nullptr && q != der.p + der.len) {
+            EVP_PKEY_free(pkey);
+            pkey = nullptr;
+        }
     }
-    OPENSSL_cleanse(prk, sizeof prk);
-    return_result(args, ok, r, n);
+    if (pkey == nullptr)
+        return args.GetReturnValue().SetNull();
+    Local<Value> handle = pkey_new(isolate, pkey);
+    if (!handle.IsEmpty())
+        args.GetReturnValue().Set(handle);
+}
+
+// cryptoPkeyType(handle) -> the key's type: 'RSA', 'RSA-PSS' (an RSA key restricted to PSS, as
+// id-RSASSA-PSS keys are), 'EC', 'Ed25519', 'X25519', or 'other'.
+static void PkeyType(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    EVP_PKEY *pkey = pkey_arg(args, 0);
+    if (pkey == nullptr)
+        return rt_throw_type_error(isolate, "cryptoPkeyType: expected a key handle");
+    const char *type;
+    switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_RSA:
+        type = "RSA";
+        break;
+    case EVP_PKEY_RSA_PSS:
+        type = "RSA-PSS";
+        break;
+    case EVP_PKEY_EC:
+        type = "EC";
+        break;
+    case EVP_PKEY_ED25519:
+        type = "Ed25519";
+        break;
+    case EVP_PKEY_X25519:
+        type = "X25519";
+        break;
+    default:
+        type = "other";
+    }
+    args.GetReturnValue().Set(String::NewFromUtf8(isolate, type).ToLocalChecked());
+}
+
+// cryptoPkeyExportDer(isPrivate, handle) -> ArrayBuffer of the key's DER SubjectPublicKeyInfo or
+// (isPrivate) PrivateKeyInfo; null when OpenSSL cannot encode it so.
+static void PkeyExportDer(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    EVP_PKEY *pkey = pkey_arg(args, 1);
+    if (pkey == nullptr)
+        return rt_throw_type_error(isolate, "cryptoPkeyExportDer: expected a key handle");
+    clear_errors clear;
+    unsigned char *der = nullptr;
+    int n = -1;
+    if (args[0]->BooleanValue(isolate)) {
+        PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pkey);
+        if (p8 != nullptr)
+            n = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+        PKCS8_PRIV_KEY_INFO_free(p8);
+    } else {
+        n = i2d_PUBKEY(pkey, &der);
+    }
+    if (n <= 0 || der == nullptr)
+        return args.GetReturnValue().SetNull();
+    return_bytes(args, der, (size_t)n);
+    OPENSSL_clear_free(der, (size_t)n);
+}
+
+// cryptoPkeyPublic(handle) -> a new handle holding only the public half of the key (the public
+// CryptoKey of a generated pair must not keep the private numbers alive); null on failure.
+static void PkeyPublic(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    EVP_PKEY *pkey = pkey_arg(args, 0);
+    if (pkey == nullptr)
+        return rt_throw_type_error(isolate, "cryptoPkeyPublic: expected a key handle");
+    clear_errors clear;
+    unsigned char *der = nullptr;
+    int n = i2d_PUBKEY(pkey, &der);
+    if (n <= 0 || der == nullptr)
+        return args.GetReturnValue().SetNull();
+    const unsigned char *q = der;
+    EVP_PKEY *pub = d2i_PUBKEY(nullptr, &q, n);
+    OPENSSL_free(der);
+    if (pub == nullptr)
+        return args.GetReturnValue().SetNull();
+    Local<Value> handle = pkey_new(isolate, pub);
+    if (!handle.IsEmpty())
+        args.GetReturnValue().Set(handle);
 }
 
 static const rt_native kNatives[] = {
@@ -843,6 +1159,10 @@ static const rt_native kNatives[] = {
     {"cryptoAesKw", AesKw},
     {"cryptoPbkdf2", Pbkdf2},
     {"cryptoHkdf", Hkdf},
+    {"cryptoPkeyImportDer", PkeyImportDer},
+    {"cryptoPkeyType", PkeyType},
+    {"cryptoPkeyExportDer", PkeyExportDer},
+    {"cryptoPkeyPublic", PkeyPublic},
 };
 
 const rt_native *rt_crypto_natives(size_t *n)

@@ -20,6 +20,7 @@ extern "C" {
 class LoopTaskRunner; // platform.cc
 struct rt_compression; // compression.cc
 struct rt_crypto_job;  // crypto.cc
+struct rt_pkey_box;    // crypto.cc
 
 // The memory limit of an app that asks for none (DESIGN.md §9).
 constexpr size_t RT_DEFAULT_MEMORY_MB = 128;
@@ -136,6 +137,8 @@ struct rt_isolate {
     rt_crypto_job *crypto_jobs = nullptr;   // crypto.subtle work on the thread pool, newest first
     int n_crypto_running = 0;               // of which queued on the pool
     int n_crypto_jobs = 0;                  // in crypto_jobs
+    rt_pkey_box *pkeys = nullptr;           // asymmetric CryptoKey handles alive (crypto.cc)
+    v8::Global<v8::ObjectTemplate> pkey_template; // their objects' template, made on first use
     // Multi-tenant serving (worker.c): hooks, the watchdog's view, limits, env secrets.
     rt_hooks hooks = {};
     rt_watch *watch = nullptr;
@@ -269,7 +272,7 @@ void rt_compression_close_all(rt_isolate *iso); // frees every codec state; befo
 // crypto.cc
 const rt_native *rt_crypto_natives(size_t *n);
 // rt_crypto_close_all: drops the promises of the isolate's thread-pool jobs (each is freed when
-// its work completes); before Dispose.
+// its work completes) and frees the keys of asymmetric CryptoKeys still alive; before Dispose.
 void rt_crypto_close_all(rt_isolate *iso);
 
 // platform.cc

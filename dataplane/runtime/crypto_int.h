@@ -1,0 +1,113 @@
+// crypto_int.h: what the natives of crypto.subtle share (crypto.cc, crypto_rsa.cc,
+// crypto_ec.cc): argument readers, results, the two kinds of key handle, and jobs on the libuv
+// thread pool. The WebIDL surface, algorithm normalization and the spec's checks live in JS
+// (25_webcrypto.js and the algorithm files after it); these natives only compute.
+//
+// Key handles are what a CryptoKey's private slot holds; app code never sees them.
+// - A secret key (HMAC, AES-*, PBKDF2, HKDF) is an ArrayBuffer whose memory is OpenSSL's,
+//   counted against the app's memory limit and wiped when V8 frees it (key_new).
+// - An asymmetric key (RSA, EC, Ed25519, X25519) is an opaque object whose internal field
+//   holds an EVP_PKEY (pkey_new). The EVP_PKEY is freed (OpenSSL clears private numbers as
+//   it frees them) when the object is collected, or with the isolate; its estimated size
+//   counts against the memory limit meanwhile.
+//
+// Results: a native returns an ArrayBuffer (or a handle), null for what the spec calls an
+// OperationError or DataError (JS picks which, with the message), or throws a TypeError for
+// arguments the built-ins never pass (a bug, not app input) or a RangeError when the memory
+// limit refuses the bytes.
+#ifndef NANO_CRYPTO_INT_H
+#define NANO_CRYPTO_INT_H
+
+#include "runtime_int.h"
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+namespace crypto {
+
+// The hash ids JS passes (25_webcrypto.js kHashIds): 1, 256, 384, 512 for SHA-1 and SHA-2;
+// nullptr for anything else.
+const EVP_MD *hash_arg(const v8::FunctionCallbackInfo<v8::Value> &args, int i);
+
+// The bytes of an ArrayBuffer or a view (a detached one has none; an empty one points at a
+// static byte). False for anything else. JS has checked it is not shared memory.
+bool bytes_arg(const v8::FunctionCallbackInfo<v8::Value> &args, int i, const uint8_t **p,
+               size_t *len);
+
+// Bytes that may hold secrets: wiped when they go.
+struct out_bytes {
+    std::vector<uint8_t> v;
+    out_bytes() = default;
+    out_bytes(const out_bytes &) = delete;
+    out_bytes &operator=(const out_bytes &) = delete;
+    ~out_bytes()
+    {
+        if (!v.empty())
+            OPENSSL_cleanse(v.data(), v.size());
+    }
+};
+
+// A new ArrayBuffer holding a copy of n bytes; empty (a RangeError thrown) when refused.
+v8::Local<v8::Value> new_bytes(v8::Isolate *isolate, const uint8_t *p, size_t n);
+// Sets it as the return value.
+void return_bytes(const v8::FunctionCallbackInfo<v8::Value> &args, const uint8_t *p, size_t n);
+// ok: return the first n bytes of r; else return null.
+void return_result(const v8::FunctionCallbackInfo<v8::Value> &args, bool ok, const out_bytes &r,
+                   size_t n);
+
+// Whether the app's memory limit has room for len more native bytes (after a full GC if
+// needed); false with a RangeError thrown when it has not.
+bool memory_fits(v8::Isolate *isolate, size_t len);
+
+// --- asymmetric key handles ------------------------------------------------------------------
+
+// A handle owning pkey (freed here when the result is empty: refused by the memory limit).
+v8::Local<v8::Value> pkey_new(v8::Isolate *isolate, EVP_PKEY *pkey);
+// The EVP_PKEY of a handle made by pkey_new (still owned by the handle), or nullptr.
+EVP_PKEY *pkey_arg(const v8::FunctionCallbackInfo<v8::Value> &args, int i);
+// Frees the EVP_PKEYs of every handle still alive; with the isolate.
+void pkey_close_all(rt_isolate *iso);
+
+// OpenSSL's error queue is per thread; every native that may leave errors there clears it
+// on return, so one failure's reasons never show up in the next.
+struct clear_errors {
+    ~clear_errors();
+};
+
+// --- jobs on the libuv thread pool --------------------------------------------------------
+//
+// Work whose cost the app chooses (PBKDF2 iterations, RSA key sizes, large inputs) runs on
+// the thread pool so the loop thread keeps serving other requests. A job's run() executes on
+// a pool thread and may touch only what it owns (copies made when the job was created, never
+// V8 objects); settle() then runs on the loop thread inside a context, charged to the request
+// that asked while it is still there, and returns the value the promise resolves with (null:
+// the spec's error, decided in JS; empty: it threw, and the promise rejects with that). Its
+// run() result says whether the work succeeded (false: the promise resolves to null).
+//
+// The pool's threads serve every app of the process, so an isolate has at most two jobs
+// there at once; the rest wait, oldest first. At most 256 may wait or run per isolate (more:
+// the promise resolves to null at once), and held_bytes (what the job owns) counts against
+// the app's memory limit while it lives.
+struct job_spec {
+    size_t held_bytes = 0;
+    std::function<bool()> run;
+    std::function<v8::Local<v8::Value>(v8::Isolate *)> settle;
+};
+// Queues a job and returns its promise; empty when it threw (the memory limit refused
+// held_bytes).
+v8::Local<v8::Value> job_start(v8::Isolate *isolate, job_spec spec);
+
+// Inputs at least this long go to the thread pool (digests, HMAC, AES): a MiB takes about a
+// millisecond here, past which the round trip through the pool is cheap beside the work.
+constexpr size_t kPoolBytes = (size_t)1 << 20;
+
+} // namespace crypto
+
+const rt_native *rt_crypto_rsa_natives(size_t *n); // crypto_rsa.cc
+const rt_native *rt_crypto_ec_natives(size_t *n);  // crypto_ec.cc
+
+#endif
