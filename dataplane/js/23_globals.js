@@ -33,9 +33,10 @@ function cloneWithTransfer(value, transfer) {
   if (!hasStreams && !hasSerializablePlatformObjects(value, null)) {
     return binding.structuredClone(value, transfer);
   }
-  // Blob, File and DOMException are serializable platform objects V8 cannot see into, and
-  // streams are transferable ones: clone such a value here. The transfer list is checked
-  // first, then the value, and only then is anything moved (a failed clone leaves it all).
+  // Blob, File, DOMException and CryptoKey are serializable platform objects V8 cannot see
+  // into, and streams are transferable ones: clone such a value here. The transfer list is
+  // checked first, then the value, and only then is anything moved (a failed clone leaves it
+  // all).
   const listed = new SafeSet();
   for (let i = 0; i < transfer.length; i++) {
     const item = transfer[i];
@@ -61,7 +62,8 @@ function cloneWithTransfer(value, transfer) {
 internal.cloneWithTransfer = cloneWithTransfer;
 internal.defineGlobal('structuredClone', internal.structuredClone);
 
-const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOMException(v);
+const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOMException(v) ||
+  internal.isCryptoKey(v);
 
 // Walks what the serializer would walk: throws DataCloneError for a platform object that is
 // not serializable (V8 would copy it as a plain object, losing its state), and says whether
@@ -99,7 +101,7 @@ function hasSerializablePlatformObjects(root, transferred) {
 }
 
 // HTML StructuredSerialize + StructuredDeserialize in one pass, for graphs holding Blobs,
-// Files or DOMExceptions. Leaves V8 knows (buffers, views, dates, regexps, errors, boxed
+// Files, DOMExceptions or CryptoKeys. Leaves V8 knows (buffers, views, dates, regexps, errors, boxed
 // primitives) go through the native serializer one by one.
 function cloneInJS(v, memory) {
   if (typeof v === 'symbol') throw new DOMException('A Symbol could not be cloned.', 'DataCloneError');
@@ -116,6 +118,11 @@ function cloneInJS(v, memory) {
   }
   if (internal.isDOMException(v)) {
     out = new DOMException(v.message, v.name);
+    memory.set(v, out);
+    return out;
+  }
+  if (internal.isCryptoKey(v)) {
+    out = internal.cloneCryptoKey(v);
     memory.set(v, out);
     return out;
   }

@@ -231,6 +231,17 @@ function newKey(type, extractable, algorithm, usages, handle) {
   });
 }
 
+// CryptoKey is serializable (WebCrypto §14.4): a clone has the same type, extractable,
+// algorithm, usages and key handle (which nothing ever changes, so the two share it).
+internal.isCryptoKey = (v) => slotsOf(v) !== undefined;
+internal.cloneCryptoKey = (v) => {
+  const s = slotsOf(v);
+  return new CryptoKey(webidl.kIllegalConstructor, {
+    __proto__: null, type: s.type, extractable: s.extractable, algorithm: s.algorithm, usages: s.usages,
+    handle: s.handle, algorithmCached: undefined, usagesCached: undefined,
+  });
+};
+
 function cryptoKeyArgument(v, ctx) {
   const s = slotsOf(v);
   if (s === undefined) throw new TypeError(`${ctx}: the key is not a CryptoKey`);

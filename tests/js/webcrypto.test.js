@@ -884,3 +884,33 @@ test("inputs of a MiB or more run on the thread pool: same results as here, the 
   big[0] ^= 1;
   assertStrictEquals(await subtle.verify("HMAC", mac, sig, big), false);
 });
+
+test("CryptoKey is serializable: structuredClone and postMessage give a working key with the same slots", async () => {
+  const key = await subtle.importKey("raw", utf8("secret"), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  const copy = structuredClone({ k: key, list: [key] });
+  assert(copy.k instanceof CryptoKey, "a CryptoKey");
+  assert(copy.k !== key, "a new object");
+  assertStrictEquals(copy.list[0], copy.k, "one key cloned once");
+  assertEquals(copy.k.type, "secret");
+  assertStrictEquals(copy.k.extractable, false);
+  assertEquals(copy.k.algorithm, { name: "HMAC", hash: { name: "SHA-256" }, length: 48 });
+  assert(copy.k.algorithm !== key.algorithm, "its own algorithm object");
+  assertEquals(copy.k.usages, ["sign", "verify"]);
+  const data = utf8("data");
+  const sig = await subtle.sign("HMAC", copy.k, data);
+  assertStrictEquals(await subtle.verify("HMAC", key, sig, data), true);
+  // A non-extractable key stays so: the clone cannot be exported either.
+  await rejectsWith(subtle.exportKey("raw", copy.k), "InvalidAccessError");
+  // Through a MessageChannel.
+  const { port1, port2 } = new MessageChannel();
+  const got = new Promise((resolve) => { port2.onmessage = (e) => resolve(e.data); });
+  port1.postMessage(key);
+  const posted = await got;
+  port1.close();
+  port2.close();
+  assert(posted instanceof CryptoKey && posted !== key, "posted as a new CryptoKey");
+  assertStrictEquals(await subtle.verify("HMAC", posted, sig, data), true);
+  // An object that only looks like a key is cloned as a plain object, not as a key.
+  const fake = structuredClone(Object.create(null, { type: { value: "secret", enumerable: true } }));
+  assert(!(fake instanceof CryptoKey), "not a CryptoKey");
+});
