@@ -158,6 +158,7 @@ static void on_pkey_collected(const v8::WeakCallbackInfo<rt_pkey_box> &data)
     rt_pkey_box *box = data.GetParameter();
     box->handle.Reset();
     pkey_unlink(box);
+    data.GetIsolate()->AdjustAmountOfExternalAllocatedMemory(-(int64_t)box->bytes);
     delete box;
 }
 
@@ -198,6 +199,8 @@ Local<Value> pkey_new(Isolate *isolate, EVP_PKEY *pkey)
     obj->SetAlignedPointerInInternalField(1, box);
     box->handle.Reset(isolate, obj);
     box->handle.SetWeak(box, on_pkey_collected, v8::WeakCallbackType::kParameter);
+    // V8 learns of the native bytes too, so that a loop making keys brings on collections.
+    isolate->AdjustAmountOfExternalAllocatedMemory((int64_t)bytes);
     return obj;
 }
 
