@@ -632,8 +632,9 @@ static Local<Value> op_result(Isolate *isolate, bool ok, const out_bytes &r, siz
     return new_bytes(isolate, r.v.data(), n);
 }
 
+// out_len: about how long the result is (what a job holds besides its copies of the inputs).
 static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input> inputs,
-                   result_kind kind, op_fn op)
+                   size_t out_len, result_kind kind, op_fn op)
 {
     Isolate *isolate = args.GetIsolate();
     size_t total = 0;
@@ -663,7 +664,7 @@ static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_lis
         st->views.push_back({c.v.data(), in.len});
     }
     job_spec spec;
-    spec.held_bytes = 2 * total + 64; // the copies and a result about as long
+    spec.held_bytes = total + out_len;
     spec.run = [st, op] { return op(st->views.data(), st->r, &st->n); };
     spec.settle = [st, kind](Isolate *i) { return op_result(i, true, st->r, st->n, kind); };
     Local<Value> promise = job_start(isolate, std::move(spec));
@@ -682,7 +683,7 @@ static void Digest(const FunctionCallbackInfo<Value> &args)
     input data;
     if (md == nullptr || !bytes_arg(args, 1, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoDigest: bad arguments");
-    run_op(args, {data}, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
+    run_op(args, {data}, EVP_MAX_MD_SIZE, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
         r.v.resize(EVP_MAX_MD_SIZE);
         unsigned int got = 0;
         bool ok = EVP_Digest(in[0].p, in[0].len, r.v.data(), &got, md, nullptr) == 1;
@@ -712,7 +713,7 @@ static void HmacSign(const FunctionCallbackInfo<Value> &args)
     input key, data;
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacSign: bad arguments");
-    run_op(args, {key, data}, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
+    run_op(args, {key, data}, EVP_MAX_MD_SIZE, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
         return hmac(md, in[0], in[1], r, n);
     });
 }
@@ -727,7 +728,7 @@ static void HmacVerify(const FunctionCallbackInfo<Value> &args)
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &sig.p, &sig.len) ||
         !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacVerify: bad arguments");
-    run_op(args, {key, sig, data}, result_kind::boolean,
+    run_op(args, {key, sig, data}, 1, result_kind::boolean,
            [md](const input *in, out_bytes &r, size_t *n) {
                out_bytes mac;
                size_t mac_len = 0;
@@ -783,7 +784,7 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
         aes_cipher(key.len, EVP_aes_128_cbc(), EVP_aes_192_cbc(), EVP_aes_256_cbc());
     if (c == nullptr || iv.len != 16 || (!enc && (data.len == 0 || data.len % 16 != 0)))
         return args.GetReturnValue().SetNull();
-    run_op(args, {key, iv, data}, result_kind::bytes,
+    run_op(args, {key, iv, data}, data.len + 16, result_kind::bytes,
            [c, enc](const input *in, out_bytes &r, size_t *n) {
                cipher_ctx cc;
                r.v.resize(in[2].len + 16);
@@ -817,7 +818,7 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
     u128 blocks = ((u128)data.len + 15) / 16;
     if (bits < 128 && blocks > ((u128)1 << bits))
         return args.GetReturnValue().SetNull(); // a counter value would repeat
-    run_op(args, {key, counter, data}, result_kind::bytes,
+    run_op(args, {key, counter, data}, data.len + 16, result_kind::bytes,
            [c, bits](const input *in, out_bytes &r, size_t *n) {
                u128 block = 0;
                for (int i = 0; i < 16; i++)
@@ -878,7 +879,7 @@ static void AesGcm(const FunctionCallbackInfo<Value> &args)
     if (c == nullptr || iv.len == 0 || iv.len > INT32_MAX || tag_len < 4 || tag_len > 16 ||
         (!enc && data.len < tag_len))
         return args.GetReturnValue().SetNull();
-    run_op(args, {key, iv, aad, data}, result_kind::bytes,
+    run_op(args, {key, iv, aad, data}, data.len + 32, result_kind::bytes,
            [c, enc, tag_len](const input *in, out_bytes &r, size_t *n) {
                size_t text_len = enc ? in[3].len : in[3].len - tag_len;
                r.v.resize(text_len + 16 + 16);
@@ -1002,7 +1003,7 @@ static void Hkdf(const FunctionCallbackInfo<Value> &args)
     size_t hash_len = (size_t)EVP_MD_get_size(md);
     if (n > 255 * hash_len)
         return args.GetReturnValue().SetNull();
-    run_op(args, {key, salt, info}, result_kind::bytes,
+    run_op(args, {key, salt, info}, (size_t)n + 2 * info.len, result_kind::bytes,
            [md, n, hash_len](const input *in, out_bytes &r, size_t *r_len) {
                // Extract: PRK = HMAC-Hash(salt, IKM); an absent salt is HashLen zeros, which HMAC
                // pads to the same key as an empty one.
