@@ -23,6 +23,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
@@ -244,7 +246,7 @@ struct rt_crypto_job {
     v8::Global<v8::Promise::Resolver> resolver;
     uint32_t slot, gen; // the request the promise is for, when there is one
     crypto::job_spec spec;
-    bool is_ok = false;
+    crypto::step result = crypto::step::failed;
     bool is_running = false; // queued on the pool (else waiting in the isolate's list)
     std::shared_ptr<rt_allocator> allocator; // counts held_bytes while the job lives
 
@@ -303,7 +305,25 @@ static void on_job_work(uv_work_t *w)
 {
     auto *job = static_cast<rt_crypto_job *>(w->data);
     crypto::clear_errors clear;
-    job->is_ok = job->spec.run();
+    job->result = job->spec.run();
+}
+
+// Whether the request a job is for is still there (a job made outside a request always is).
+static bool job_is_wanted(rt_isolate *iso, const rt_crypto_job *job)
+{
+    return job->slot == kNoSlot || (job->slot < iso->slots.size() &&
+                                    iso->slots[job->slot].req != nullptr &&
+                                    iso->slots[job->slot].gen == job->gen);
+}
+
+static void job_push_newest(rt_isolate *iso, rt_crypto_job *job)
+{
+    iso->n_crypto_jobs++;
+    job->prev = nullptr;
+    job->next = iso->crypto_jobs;
+    if (job->next != nullptr)
+        job->next->prev = job;
+    iso->crypto_jobs = job;
 }
 
 static void on_job_done(uv_work_t *w, int status)
@@ -323,10 +343,23 @@ static void on_job_done(uv_work_t *w, int status)
                    iso->slots[job->slot].gen == job->gen;
     JsEntry js(iso, is_live ? job->slot : kNoSlot);
     Local<v8::Context> ctx = js.context();
+    if (status == 0 && job->result == crypto::step::again) {
+        if (!job_is_wanted(iso, job.get())) {
+            job->resolver.Reset(); // its request ended: the rest of the work is for nobody
+            jobs_start(iso);
+            return;
+        }
+        // Another slice: behind this isolate's other waiting jobs, and (queued anew) behind
+        // every job already on the pool's queue.
+        job->is_running = false;
+        job_push_newest(iso, job.release());
+        jobs_start(iso);
+        return;
+    }
     jobs_start(iso); // the next waiting job of this isolate takes the freed place
     Local<v8::Promise::Resolver> resolver = job->resolver.Get(isolate);
     job->resolver.Reset();
-    if (status != 0 || !job->is_ok) {
+    if (status != 0 || job->result != crypto::step::done) {
         rt_ignore(resolver->Resolve(ctx, v8::Null(isolate))); // JS makes it the spec's error
         return;
     }
@@ -366,11 +399,7 @@ Local<Value> job_start(Isolate *isolate, job_spec spec)
     job->slot = iso->current_slot;
     job->gen = iso->segment_gen;
     job->resolver.Reset(isolate, resolver);
-    iso->n_crypto_jobs++; // the list holds it; on_job_done frees it
-    job->next = iso->crypto_jobs;
-    if (job->next != nullptr)
-        job->next->prev = job;
-    iso->crypto_jobs = job;
+    job_push_newest(iso, job); // the list holds it; on_job_done frees it
     jobs_start(iso);
     return resolver->GetPromise();
 }
@@ -665,7 +694,7 @@ static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_lis
     }
     job_spec spec;
     spec.held_bytes = total + out_len;
-    spec.run = [st, op] { return op(st->views.data(), st->r, &st->n); };
+    spec.run = [st, op] { return op(st->views.data(), st->r, &st->n) ? step::done : step::failed; };
     spec.settle = [st, kind](Isolate *i) { return op_result(i, true, st->r, st->n, kind); };
     Local<Value> promise = job_start(isolate, std::move(spec));
     if (!promise.IsEmpty())
@@ -943,9 +972,73 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
 
 // --- key derivation -----------------------------------------------------------------------
 
+// PBKDF2 (RFC 8018 §5.2) with HMAC, resumable: each call of step() computes at most kSlice
+// HMACs. The password keys one HMAC context; each HMAC after the first reuses that key
+// (EVP_MAC_init without a key restarts from the keyed state).
+struct pbkdf2_state {
+    static constexpr uint32_t kSlice = 16384; // a few milliseconds of SHA-2 HMACs here
+    const EVP_MD *md;
+    uint32_t iterations;
+    out_bytes password, salt, out; // each with one spare byte: data() valid when empty
+    size_t out_len = 0;
+    EVP_MAC_CTX *mac = nullptr;
+    out_bytes u, t;       // U_j and T_i of the block in progress
+    uint32_t block = 1;   // the block in progress (1-based)
+    uint32_t done_in = 0; // iterations of it done
+
+    ~pbkdf2_state() { EVP_MAC_CTX_free(mac); }
+
+    bool hmac_into(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len, uint8_t *dst)
+    {
+        size_t got = 0;
+        return EVP_MAC_init(mac, nullptr, 0, nullptr) == 1 && EVP_MAC_update(mac, a, a_len) == 1 &&
+               (b_len == 0 || EVP_MAC_update(mac, b, b_len) == 1) &&
+               EVP_MAC_final(mac, dst, &got, EVP_MAX_MD_SIZE) == 1;
+    }
+
+    step run()
+    {
+        size_t h = (size_t)EVP_MD_get_size(md);
+        if (mac == nullptr) {
+            EVP_MAC *hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+            mac = hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr;
+            EVP_MAC_free(hmac);
+            OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string("digest", const_cast<char *>(EVP_MD_get0_name(md)), 0),
+                OSSL_PARAM_construct_end()};
+            if (mac == nullptr ||
+                EVP_MAC_init(mac, password.v.data(), password.v.size() - 1, params) != 1)
+                return step::failed;
+            u.v.resize(EVP_MAX_MD_SIZE);
+            t.v.resize(EVP_MAX_MD_SIZE);
+        }
+        for (uint32_t budget = kSlice; budget > 0 && (size_t)(block - 1) * h < out_len; budget--) {
+            if (done_in == 0) { // U_1 = PRF(P, S || INT(i))
+                uint8_t be[4] = {(uint8_t)(block >> 24), (uint8_t)(block >> 16),
+                                 (uint8_t)(block >> 8), (uint8_t)block};
+                if (!hmac_into(salt.v.data(), salt.v.size() - 1, be, 4, u.v.data()))
+                    return step::failed;
+                memcpy(t.v.data(), u.v.data(), h);
+            } else { // U_j = PRF(P, U_{j-1}); T_i ^= U_j
+                if (!hmac_into(u.v.data(), h, nullptr, 0, u.v.data()))
+                    return step::failed;
+                for (size_t k = 0; k < h; k++)
+                    t.v[k] ^= u.v[k];
+            }
+            if (++done_in == iterations) {
+                size_t at = (size_t)(block - 1) * h;
+                memcpy(out.v.data() + at, t.v.data(), out_len - at < h ? out_len - at : h);
+                block++;
+                done_in = 0;
+            }
+        }
+        return (size_t)(block - 1) * h < out_len ? step::again : step::done;
+    }
+};
+
 // cryptoPbkdf2(hashId, key, salt, iterations, bytes) -> a promise of the PBKDF2 output with HMAC
 // (RFC 8018 §5.2) as an ArrayBuffer, or of null when OpenSSL fails. Its cost is the app's choice
-// (iterations), so it always runs on the thread pool.
+// (iterations), so it always runs on the thread pool, in slices.
 static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
@@ -956,8 +1049,7 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
         return rt_throw_type_error(isolate, "cryptoPbkdf2: bad arguments");
     uint32_t iterations = args[3].As<v8::Uint32>()->Value();
     uint32_t n = args[4].As<v8::Uint32>()->Value();
-    if (iterations == 0 || iterations > INT32_MAX || key.len > INT32_MAX ||
-        salt.len > INT32_MAX || n > INT32_MAX) {
+    if (iterations == 0 || n > INT32_MAX) {
         Local<v8::Promise::Resolver> resolver;
         if (v8::Promise::Resolver::New(isolate->GetCurrentContext()).ToLocal(&resolver)) {
             rt_ignore(resolver->Resolve(isolate->GetCurrentContext(), v8::Null(isolate)));
@@ -965,23 +1057,18 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
         }
         return;
     }
-    struct state {
-        out_bytes password, salt, out; // each with one spare byte: data() valid when empty
-    };
-    auto st = std::make_shared<state>();
+    auto st = std::make_shared<pbkdf2_state>();
+    st->md = md;
+    st->iterations = iterations;
     st->password.v.assign(key.p, key.p + key.len);
     st->password.v.push_back(0);
     st->salt.v.assign(salt.p, salt.p + salt.len);
     st->salt.v.push_back(0);
     st->out.v.resize((size_t)n + 1);
+    st->out_len = n;
     job_spec spec;
     spec.held_bytes = key.len + salt.len + (size_t)n;
-    spec.run = [st, md, iterations, key_len = key.len, salt_len = salt.len, n] {
-        return n == 0 ||
-               PKCS5_PBKDF2_HMAC(reinterpret_cast<const char *>(st->password.v.data()),
-                                 (int)key_len, st->salt.v.data(), (int)salt_len, (int)iterations,
-                                 md, (int)n, st->out.v.data()) == 1;
-    };
+    spec.run = [st] { return st->run(); };
     spec.settle = [st, n](Isolate *i) { return new_bytes(i, st->out.v.data(), n); };
     Local<Value> promise = job_start(isolate, std::move(spec));
     if (!promise.IsEmpty())

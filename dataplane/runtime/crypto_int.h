@@ -85,16 +85,20 @@ struct clear_errors {
 // a pool thread and may touch only what it owns (copies made when the job was created, never
 // V8 objects); settle() then runs on the loop thread inside a context, charged to the request
 // that asked while it is still there, and returns the value the promise resolves with (null:
-// the spec's error, decided in JS; empty: it threw, and the promise rejects with that). Its
-// run() result says whether the work succeeded (false: the promise resolves to null).
+// the spec's error, decided in JS; empty: it threw, and the promise rejects with that). run()
+// says whether the work failed (the promise resolves to null), is done, or wants another
+// turn: long work (PBKDF2) is done in slices of a few milliseconds, each queued behind the
+// jobs already waiting, so that one app's long derivations cannot keep the pool's threads
+// from every other app. A sliced job whose request has ended stops at its next slice.
 //
 // The pool's threads serve every app of the process, so an isolate has at most two jobs
 // there at once; the rest wait, oldest first. At most 256 may wait or run per isolate (more:
 // the promise resolves to null at once), and held_bytes (what the job owns) counts against
 // the app's memory limit while it lives.
+enum class step { failed, done, again };
 struct job_spec {
     size_t held_bytes = 0;
-    std::function<bool()> run;
+    std::function<step()> run;
     std::function<v8::Local<v8::Value>(v8::Isolate *)> settle;
 };
 // Queues a job and returns its promise; empty when it threw (the memory limit refused

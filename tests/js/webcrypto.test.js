@@ -914,3 +914,22 @@ test("CryptoKey is serializable: structuredClone and postMessage give a working 
   const fake = structuredClone(Object.create(null, { type: { value: "secret", enumerable: true } }));
   assert(!(fake instanceof CryptoKey), "not a CryptoKey");
 });
+
+test("long PBKDF2 runs in slices: a job queued behind two long derivations settles before either", async () => {
+  const key = await subtle.importKey("raw", utf8("password"), "PBKDF2", false, ["deriveBits"]);
+  const order = [];
+  const long = (name) => subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: utf8("salt"), iterations: 1000000 },
+    key, 256).then((bits) => { order.push(name); return hex(bits); });
+  const a = long("a"), b = long("b"); // the isolate's two places on the pool
+  const big = new Uint8Array((1 << 20) + 1); // a pool job too, queued behind them
+  const d = subtle.digest("SHA-256", big).then(() => order.push("digest"));
+  const [ha, hb] = await Promise.all([a, b, d]);
+  assertEquals(order[0], "digest", `settled in the order ${order}`);
+  assertEquals(ha, hb);
+  // RFC 7914 §11 gives PBKDF2-HMAC-SHA-256 only for c = 1 and 80000; check the sliced code
+  // against c = 80000 (more than one slice), 64 bytes (two blocks).
+  const k2 = await subtle.importKey("raw", utf8("Password"), "PBKDF2", false, ["deriveBits"]);
+  const bits = await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: utf8("NaCl"), iterations: 80000 }, k2, 512);
+  assertEquals(hex(bits), "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56" +
+    "a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d");
+});
