@@ -239,6 +239,42 @@ void pkey_close_all(rt_isolate *iso)
 static constexpr int kJobsRunning = 2;
 static constexpr int kJobsMax = 256;
 
+// Long jobs that cannot be sliced (job_spec::is_long: RSA key generation) hold a pool thread
+// for up to seconds. At most half the pool's threads run them at once, process-wide, so the
+// other half keeps serving short and sliced jobs of every app; a long job over that share
+// waits in its isolate's list, which retries every few milliseconds (other isolates' long
+// jobs ending do not reach this loop).
+static std::atomic<int> g_long_running{0};
+static constexpr uint64_t kLongRetryMs = 10;
+
+static int long_jobs_max()
+{
+    static const int max = [] {
+        const char *env = getenv("UV_THREADPOOL_SIZE"); // what libuv sizes its pool by
+        long n = env != nullptr ? strtol(env, nullptr, 10) : 0;
+        if (n <= 0)
+            n = 4; // libuv's default
+        return n >= 4 ? (int)(n / 2) : 1;
+    }();
+    return max;
+}
+
+static bool long_job_acquire()
+{
+    int n = g_long_running.load(std::memory_order_relaxed);
+    while (n < long_jobs_max())
+        if (g_long_running.compare_exchange_weak(n, n + 1, std::memory_order_acq_rel))
+            return true;
+    return false;
+}
+
+// The timer that retries an isolate's waiting long jobs. Closed with the isolate (it may
+// outlive it until its close callback).
+struct rt_crypto_retry {
+    uv_timer_t timer;
+    rt_isolate *iso;
+};
+
 struct rt_crypto_job {
     uv_work_t work;
     rt_isolate *iso; // nullptr once the isolate has gone
@@ -273,8 +309,34 @@ static void job_unlink(rt_crypto_job *job)
 static void on_job_work(uv_work_t *w);
 static void on_job_done(uv_work_t *w, int status);
 
-// Queues the oldest waiting jobs of iso while it has fewer than kJobsRunning on the pool. A job the
-// pool refuses settles with null. Called inside a context.
+static void jobs_start(rt_isolate *iso);
+
+static void on_long_retry(uv_timer_t *t)
+{
+    auto *r = static_cast<rt_crypto_retry *>(t->data);
+    rt_isolate *iso = r->iso;
+    if (iso == nullptr || iso->is_broken || iso->isolate == nullptr)
+        return;
+    JsEntry js(iso); // jobs_start may settle a promise the pool refuses
+    jobs_start(iso);
+}
+
+static void long_retry_arm(rt_isolate *iso)
+{
+    if (iso->crypto_retry == nullptr) {
+        auto *r = new rt_crypto_retry;
+        r->iso = iso;
+        r->timer.data = r;
+        uv_timer_init(iso->loop, &r->timer);
+        iso->crypto_retry = r;
+    }
+    if (!uv_is_active(reinterpret_cast<uv_handle_t *>(&iso->crypto_retry->timer)))
+        uv_timer_start(&iso->crypto_retry->timer, on_long_retry, kLongRetryMs, 0);
+}
+
+// Queues the oldest waiting jobs of iso while it has fewer than kJobsRunning on the pool (long
+// ones only within the process's share). A job the pool refuses settles with null. Called inside
+// a context.
 static void jobs_start(rt_isolate *iso)
 {
     rt_crypto_job *oldest = nullptr;
@@ -286,11 +348,17 @@ static void jobs_start(rt_isolate *iso)
         oldest = job->prev;
         while (oldest != nullptr && oldest->is_running)
             oldest = oldest->prev;
+        if (job->spec.is_long && !long_job_acquire()) {
+            long_retry_arm(iso); // over the process's share of long jobs: later
+            continue;
+        }
         job->work.data = job;
         job->is_running = true;
         iso->n_crypto_running++;
         if (uv_queue_work(iso->loop, &job->work, on_job_work, on_job_done) != 0) {
             iso->n_crypto_running--;
+            if (job->spec.is_long)
+                g_long_running--;
             job_unlink(job);
             Isolate *isolate = iso->isolate;
             rt_ignore(job->resolver.Get(isolate)->Resolve(isolate->GetCurrentContext(),
@@ -329,6 +397,8 @@ static void job_push_newest(rt_isolate *iso, rt_crypto_job *job)
 static void on_job_done(uv_work_t *w, int status)
 {
     std::unique_ptr<rt_crypto_job> job(static_cast<rt_crypto_job *>(w->data));
+    if (job->spec.is_long)
+        g_long_running--;
     rt_isolate *iso = job->iso;
     if (iso == nullptr) // the isolate went: nothing to resolve
         return;
@@ -419,6 +489,13 @@ void rt_crypto_close_all(rt_isolate *iso)
             uv_cancel(reinterpret_cast<uv_req_t *>(&job->work)); // only if not started yet
     }
     iso->n_crypto_running = 0;
+    if (iso->crypto_retry != nullptr) {
+        iso->crypto_retry->iso = nullptr;
+        uv_close(reinterpret_cast<uv_handle_t *>(&iso->crypto_retry->timer), [](uv_handle_t *h) {
+            delete static_cast<rt_crypto_retry *>(h->data);
+        });
+        iso->crypto_retry = nullptr;
+    }
     crypto::pkey_close_all(iso);
 }
 

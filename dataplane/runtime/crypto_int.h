@@ -95,9 +95,13 @@ struct clear_errors {
 // there at once; the rest wait, oldest first. At most 256 may wait or run per isolate (more:
 // the promise resolves to null at once), and held_bytes (what the job owns) counts against
 // the app's memory limit while it lives.
+//
+// A long job that cannot be sliced (is_long: RSA key generation) runs only while fewer than
+// half the pool's threads run such jobs, process-wide; it waits its turn otherwise.
 enum class step { failed, done, again };
 struct job_spec {
     size_t held_bytes = 0;
+    bool is_long = false;
     std::function<step()> run;
     std::function<v8::Local<v8::Value>(v8::Isolate *)> settle;
 };

@@ -21,6 +21,7 @@ class LoopTaskRunner; // platform.cc
 struct rt_compression; // compression.cc
 struct rt_crypto_job;  // crypto.cc
 struct rt_pkey_box;    // crypto.cc
+struct rt_crypto_retry; // crypto.cc
 
 // The memory limit of an app that asks for none (DESIGN.md §9).
 constexpr size_t RT_DEFAULT_MEMORY_MB = 128;
@@ -138,6 +139,7 @@ struct rt_isolate {
     int n_crypto_running = 0;               // of which queued on the pool
     int n_crypto_jobs = 0;                  // in crypto_jobs
     rt_pkey_box *pkeys = nullptr;           // asymmetric CryptoKey handles alive (crypto.cc)
+    rt_crypto_retry *crypto_retry = nullptr; // retries long jobs over the process's share
     v8::Global<v8::ObjectTemplate> pkey_template; // their objects' template, made on first use
     // Multi-tenant serving (worker.c): hooks, the watchdog's view, limits, env secrets.
     rt_hooks hooks = {};
