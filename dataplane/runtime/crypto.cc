@@ -317,7 +317,6 @@ static void on_long_retry(uv_timer_t *t)
     rt_isolate *iso = r->iso;
     if (iso == nullptr || iso->is_broken || iso->isolate == nullptr)
         return;
-    JsEntry js(iso); // jobs_start may settle a promise the pool refuses
     jobs_start(iso);
 }
 
@@ -335,8 +334,8 @@ static void long_retry_arm(rt_isolate *iso)
 }
 
 // Queues the oldest waiting jobs of iso while it has fewer than kJobsRunning on the pool (long
-// ones only within the process's share). A job the pool refuses settles with null. Called inside
-// a context.
+// ones only within the process's share). A job the pool refuses settles with null. Runs no JS
+// otherwise, so it needs no context: a slice's end costs its request no CPU time.
 static void jobs_start(rt_isolate *iso)
 {
     rt_crypto_job *oldest = nullptr;
@@ -360,9 +359,9 @@ static void jobs_start(rt_isolate *iso)
             if (job->spec.is_long)
                 g_long_running--;
             job_unlink(job);
+            JsEntry js(iso); // (never in practice: libuv refuses only a null callback)
             Isolate *isolate = iso->isolate;
-            rt_ignore(job->resolver.Get(isolate)->Resolve(isolate->GetCurrentContext(),
-                                                          v8::Null(isolate)));
+            rt_ignore(job->resolver.Get(isolate)->Resolve(js.context(), v8::Null(isolate)));
             job->resolver.Reset();
             delete job;
         }
@@ -408,12 +407,8 @@ static void on_job_done(uv_work_t *w, int status)
         job->resolver.Reset();
         return;
     }
-    Isolate *isolate = iso->isolate;
-    bool is_live = job->slot < iso->slots.size() && iso->slots[job->slot].req != nullptr &&
-                   iso->slots[job->slot].gen == job->gen;
-    JsEntry js(iso, is_live ? job->slot : kNoSlot);
-    Local<v8::Context> ctx = js.context();
     if (status == 0 && job->result == crypto::step::again) {
+        // No JS here: the request is charged nothing for its job's slices.
         if (!job_is_wanted(iso, job.get())) {
             job->resolver.Reset(); // its request ended: the rest of the work is for nobody
             jobs_start(iso);
@@ -426,6 +421,10 @@ static void on_job_done(uv_work_t *w, int status)
         jobs_start(iso);
         return;
     }
+    Isolate *isolate = iso->isolate;
+    bool is_live = job_is_wanted(iso, job.get()) && job->slot != kNoSlot;
+    JsEntry js(iso, is_live ? job->slot : kNoSlot);
+    Local<v8::Context> ctx = js.context();
     jobs_start(iso); // the next waiting job of this isolate takes the freed place
     Local<v8::Promise::Resolver> resolver = job->resolver.Get(isolate);
     job->resolver.Reset();
@@ -1053,7 +1052,7 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
 // HMACs. The password keys one HMAC context; each HMAC after the first reuses that key
 // (EVP_MAC_init without a key restarts from the keyed state).
 struct pbkdf2_state {
-    static constexpr uint32_t kSlice = 16384; // a few milliseconds of SHA-2 HMACs here
+    static constexpr uint32_t kSlice = 4096; // a millisecond or two of SHA-2 HMACs here
     const EVP_MD *md;
     uint32_t iterations;
     out_bytes password, salt, out; // each with one spare byte: data() valid when empty
