@@ -150,6 +150,37 @@ bool bn_param(EVP_PKEY *pkey, const char *name, uint8_t *out, size_t len)
            BN_bn2binpad(b.bn, out, (int)len) == (int)len;
 }
 
+// Whether 32 bytes encode a point of small order (1, 2, 4 or 8) of edwards25519, canonically
+// or not, with either sign bit: the encodings of y = 0, 1, p - 1, p, p + 1 and the two
+// y-coordinates of the points of order 8 (the list libsodium's ge25519_has_small_order
+// checks). The Secure Curves draft's Ed25519 verify returns false when the public key or R is
+// one; OpenSSL 3.0's verification (cofactorless, RFC 8032 §5.1.7) accepts some such signatures.
+bool ed25519_small_order(const uint8_t *s)
+{
+    static const uint8_t kSmall[7][32] = {
+        {0x00},
+        {0x01},
+        {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+         0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+        {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+         0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+        {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+        {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+        {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    };
+    for (const uint8_t *k : kSmall) {
+        uint8_t diff = (uint8_t)((s[31] & 0x7f) ^ k[31]);
+        for (int i = 0; i < 31; i++)
+            diff |= (uint8_t)(s[i] ^ k[i]);
+        if (diff == 0)
+            return true;
+    }
+    return false;
+}
+
 } // namespace
 
 // cryptoEcGenerate(name) -> a handle on a new private key: name is a curve ('P-256', 'P-384',
@@ -389,7 +420,8 @@ static void EdSign(const FunctionCallbackInfo<Value> &args)
 
 // cryptoEdVerify(handle, signature, data) -> whether signature is a valid pure EdDSA signature
 // of the data by the key (RFC 8032 §5.1.7 / §5.2.7; a signature of the wrong length, or whose
-// S is not below the group order, is not).
+// S is not below the group order, is not; nor, for Ed25519, one whose public key or R is a
+// point of small order).
 static void EdVerify(const FunctionCallbackInfo<Value> &args)
 {
     EVP_PKEY *pkey = pkey_arg(args, 0);
@@ -398,6 +430,13 @@ static void EdVerify(const FunctionCallbackInfo<Value> &args)
     if (pkey == nullptr || !bytes_arg(args, 1, &sig, &sig_len) || !bytes_arg(args, 2, &data, &len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoEdVerify: bad arguments");
     clear_errors clear;
+    if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519) {
+        uint8_t pub[32];
+        size_t pub_len = sizeof pub;
+        if (sig_len != 64 || EVP_PKEY_get_raw_public_key(pkey, pub, &pub_len) != 1 ||
+            pub_len != 32 || ed25519_small_order(pub) || ed25519_small_order(sig))
+            return args.GetReturnValue().Set(false);
+    }
     md_ctx mc;
     bool ok = mc.ctx != nullptr && (size_t)EVP_PKEY_get_size(pkey) == sig_len &&
               EVP_DigestVerifyInit_ex(mc.ctx, nullptr, nullptr, nullptr, nullptr, pkey, nullptr) ==
