@@ -53,9 +53,11 @@ const toEd448Params = (alg, ctx) => ({ __proto__: null, name: algorithmName(alg,
 // --- shared ---------------------------------------------------------------------------------
 
 // The curves of ECDSA and ECDH: the JWK alg of an ECDSA key on each (JWA §3.4) and the length
-// in bytes of a coordinate.
-const kCurves = new SafeMap([['P-256', ['ES256', 32]], ['P-384', ['ES384', 48]],
-  ['P-521', ['ES512', 66]]]);
+// in bytes of a coordinate. (Records rather than arrays here and below: destructuring an array
+// calls Array.prototype[Symbol.iterator], which an app may have replaced.)
+const kCurves = new SafeMap([['P-256', { __proto__: null, jwkAlg: 'ES256', bytes: 32 }],
+  ['P-384', { __proto__: null, jwkAlg: 'ES384', bytes: 48 }],
+  ['P-521', { __proto__: null, jwkAlg: 'ES512', bytes: 66 }]]);
 // The OKP algorithms (RFC 8037): the length in bytes of a public and of a private key.
 const kOkpLengths = new SafeMap([['Ed25519', 32], ['X25519', 32], ['Ed448', 57], ['X448', 56]]);
 
@@ -66,9 +68,10 @@ const kDerive = new SafeSet(['deriveKey', 'deriveBits']);
 const kNone = new SafeSet();
 
 // The usages of an algorithm's keys: of a private key, a public key, and of either.
+const kDeriveUsages = { __proto__: null, priv: kDerive, pub: kNone, all: kDerive };
+const kSignUsages = { __proto__: null, priv: kSign, pub: kVerify, all: kSignVerify };
 function usagesOf(name) {
-  if (name === 'ECDH' || name === 'X25519' || name === 'X448') return [kDerive, kNone, kDerive];
-  return [kSign, kVerify, kSignVerify];
+  return name === 'ECDH' || name === 'X25519' || name === 'X448' ? kDeriveUsages : kSignUsages;
 }
 
 // The usages in list that are also in allowed.
@@ -108,7 +111,7 @@ function slice(buffer, start, len) {
 // A key pair of a generated private key handle: the public key has only the public half, is
 // always extractable and gets the usages a public key can have.
 function keyPair(handle, algorithm, extractable, usages, ctx) {
-  const [priv, pub] = usagesOf(algorithm.name);
+  const { priv, pub } = usagesOf(algorithm.name);
   const pubHandle = operation(binding.cryptoPkeyPublic(handle), ctx, 'the key could not be generated');
   // Each key gets its own copy of the [[algorithm]] record.
   const publicKey = newKey('public', true, { __proto__: null, ...algorithm }, intersect(usages, pub), pubHandle);
@@ -140,7 +143,7 @@ function exportDer(format, s, ctx) {
 // The usages check of import: a private key (pkcs8, a JWK with d) may have the private
 // usages, a public key (spki, raw, a JWK without d) the public ones.
 function checkImportUsages(name, isPrivate, usages, ctx) {
-  const [priv, pub] = usagesOf(name);
+  const { priv, pub } = usagesOf(name);
   checkUsages(usages, isPrivate ? priv : pub, `a ${isPrivate ? 'private' : 'public'} ${name}`, ctx);
 }
 
@@ -172,7 +175,7 @@ function deriveBits(alg, s, length, ctx) {
 
 function ecImpl(name) {
   const isEcdsa = name === 'ECDSA';
-  const [kPriv, , kAll] = usagesOf(name);
+  const kAll = usagesOf(name).all;
 
   // generateKey's unsupported curve is a NotSupportedError, importKey's a DataError.
   function curveOf(alg, ctx, name = 'DataError') {
@@ -187,17 +190,20 @@ function ecImpl(name) {
     checkImportUsages(name, isPrivate, usages, ctx); // 2.1.
     checkJwk(jwk, 'EC', isEcdsa ? 'sig' : 'enc', extractable, usages, ctx); // 2.2.-2.5.
     if (jwk.crv !== alg.namedCurve) throw error(ctx, "the JWK's crv is not the namedCurve", 'DataError'); // 2.6.
-    const [jwkAlg, n] = curveOf(alg, ctx);
+    const curve = curveOf(alg, ctx);
+    const jwkAlg = curve.jwkAlg, n = curve.bytes;
     if (isEcdsa && jwk.alg !== undefined && jwk.alg !== jwkAlg) { // 2.7. (ECDH ignores alg)
       throw error(ctx, `the JWK's alg '${jwk.alg}' is not ${jwkAlg}`, 'DataError');
     }
     const x = new Uint8Array(jwkBytes(jwk, 'x', n, ctx));
     const y = new Uint8Array(jwkBytes(jwk, 'y', n, ctx));
-    const point = concat(concat(new Uint8Array([4]), x), y);
+    const uncompressed = new Uint8Array(1);
+    uncompressed[0] = 4;
+    const point = concat(concat(uncompressed, x), y);
     const d = isPrivate ? jwkBytes(jwk, 'd', n, ctx) : undefined;
     const handle = binding.cryptoEcImport(alg.namedCurve, point, d);
     if (handle === null) throw error(ctx, 'the JWK is not a valid key of its curve', 'DataError');
-    return [handle, isPrivate];
+    return { __proto__: null, handle, isPrivate };
   }
 
   return {
@@ -213,7 +219,7 @@ function ecImpl(name) {
     importKey(format, keyData, alg, extractable, usages, ctx) {
       let handle, isPrivate;
       if (format === 'jwk') {
-        [handle, isPrivate] = importJwk(keyData.jwk, alg, extractable, usages, ctx);
+        ({ handle, isPrivate } = importJwk(keyData.jwk, alg, extractable, usages, ctx));
       } else if (format === 'spki' || format === 'pkcs8') {
         isPrivate = format === 'pkcs8';
         checkImportUsages(name, isPrivate, usages, ctx);
@@ -288,7 +294,7 @@ registerAlgorithm('ECDH', { generateKey: toEcKeyParams, importKey: toEcKeyParams
 
 function okpImpl(name) {
   const isEd = name === 'Ed25519' || name === 'Ed448';
-  const [, , kAll] = usagesOf(name);
+  const kAll = usagesOf(name).all;
   const keyLength = kOkpLengths.get(name);
 
   // JWK import (RFC 8037 §2: kty OKP, crv, x, d).
@@ -305,7 +311,7 @@ function okpImpl(name) {
     if (!isPrivate) {
       const handle = binding.cryptoOkpImport(name, false, x);
       if (handle === null) throw error(ctx, `the JWK is not a valid ${name} key`, 'DataError');
-      return [handle, false];
+      return { __proto__: null, handle, isPrivate: false };
     }
     const handle = binding.cryptoOkpImport(name, true, jwkBytes(jwk, 'd', keyLength, ctx));
     if (handle === null) throw error(ctx, `the JWK is not a valid ${name} key`, 'DataError');
@@ -315,7 +321,7 @@ function okpImpl(name) {
     let diff = 0;
     for (let i = 0; i < keyLength; i++) diff |= pub[i] ^ given[i];
     if (diff !== 0) throw error(ctx, "the JWK's x is not the public key of its d", 'DataError');
-    return [handle, true];
+    return { __proto__: null, handle, isPrivate: true };
   }
 
   const impl = {
@@ -328,7 +334,7 @@ function okpImpl(name) {
     importKey(format, keyData, alg, extractable, usages, ctx) {
       let handle, isPrivate;
       if (format === 'jwk') {
-        [handle, isPrivate] = importJwk(keyData.jwk, extractable, usages, ctx);
+        ({ handle, isPrivate } = importJwk(keyData.jwk, extractable, usages, ctx));
       } else if (format === 'spki' || format === 'pkcs8') {
         isPrivate = format === 'pkcs8';
         checkImportUsages(name, isPrivate, usages, ctx);

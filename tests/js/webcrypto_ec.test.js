@@ -364,3 +364,45 @@ test("hostile key data gets a clean DataError: garbage DER, points off the curve
   const small = await subtle.importKey("raw", cat("01", "00".repeat(31)), "Ed25519", false, ["verify"]);
   assertEquals(await subtle.verify("Ed25519", small, cat("01", "00".repeat(63)), utf8("")), false);
 });
+
+test("patched prototypes do not break EC generation, import, export, signing or derivation", async () => {
+  const saved = { iter: Array.prototype[Symbol.iterator], get: Map.prototype.get, has: Set.prototype.has,
+    push: Array.prototype.push, set: Uint8Array.prototype.set };
+  const alg = { name: "ECDSA", namedCurve: "P-256" };
+  const data = utf8("sample"), raw = cat("04", kP256.x, kP256.y), jwk = p256Jwk(true); // before the patches
+  const x = b64u(unhex(kEd25519[0][1]));
+  // keyUsages is a WebIDL sequence, which iterates with the array's own iterator: an iterable
+  // that does not use Array.prototype's.
+  const usages = (...list) => ({ [Symbol.iterator]() {
+    let i = 0;
+    return { next: () => (i < list.length ? { value: list[i++], done: false } : { value: undefined, done: true }) };
+  } });
+  let pending;
+  try {
+    Array.prototype[Symbol.iterator] = function* () { yield "patched"; };
+    Map.prototype.get = () => undefined;
+    Set.prototype.has = () => false;
+    Array.prototype.push = () => { throw new Error("patched push"); };
+    Uint8Array.prototype.set = () => { throw new Error("patched set"); };
+    pending = [
+      subtle.generateKey(alg, true, usages("sign", "verify")),
+      subtle.importKey("raw", raw, alg, true, usages("verify")),
+      subtle.importKey("jwk", jwk, alg, true, usages("sign")),
+      subtle.importKey("jwk", { kty: "OKP", crv: "Ed25519", x }, "Ed25519", true, usages("verify")),
+      subtle.generateKey("X25519", true, usages("deriveBits")),
+    ];
+  } finally {
+    Array.prototype[Symbol.iterator] = saved.iter;
+    Map.prototype.get = saved.get;
+    Set.prototype.has = saved.has;
+    Array.prototype.push = saved.push;
+    Uint8Array.prototype.set = saved.set;
+  }
+  const [pair, pub, priv, ed, xpair] = await Promise.all(pending);
+  assertEquals(pair.publicKey.usages, ["verify"]);
+  assertEquals(hex(await subtle.exportKey("raw", pub)), hex(raw));
+  assertEquals((await subtle.exportKey("jwk", priv)).d, jwk.d);
+  assertEquals(await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, pub, unhex(kP256Sigs[0][1]), data), true);
+  assertEquals(hex(await subtle.exportKey("raw", ed)), kEd25519[0][1]);
+  assertEquals((await subtle.deriveBits({ name: "X25519", public: xpair.publicKey }, xpair.privateKey, null)).byteLength, 32);
+});
