@@ -159,7 +159,8 @@ function deriveBits(alg, s, length, ctx) {
     throw error(ctx, 'the public key is on another curve', 'InvalidAccessError');
   }
   const secret = operation(binding.cryptoEcDerive(s.handle, pub.handle), ctx,
-    s.algorithm.name === 'ECDH' ? 'the key agreement failed' : 'the shared secret is all zeros (a small-order public key)');
+    s.algorithm.name === 'ECDH' ? 'the key agreement failed'
+      : 'the shared secret is all zeros (a small-order public key)');
   if (length === null) return secret;
   const bits = ArrayBufferPrototypeGetByteLength(secret) * 8;
   if (length > bits) throw error(ctx, `the shared secret has only ${bits} bits`, 'OperationError');
