@@ -406,3 +406,17 @@ test("patched prototypes do not break EC generation, import, export, signing or 
   assertEquals(hex(await subtle.exportKey("raw", ed)), kEd25519[0][1]);
   assertEquals((await subtle.deriveBits({ name: "X25519", public: xpair.publicKey }, xpair.privateKey, null)).byteLength, 32);
 });
+
+test("structuredClone of EC and OKP keys: same type, algorithm, usages and key", async () => {
+  const pair = await subtle.generateKey({ name: "ECDSA", namedCurve: "P-384" }, false, ["sign", "verify"]);
+  const priv = structuredClone(pair.privateKey);
+  assert(priv instanceof CryptoKey && priv !== pair.privateKey);
+  assertEquals([priv.type, priv.extractable, priv.algorithm, priv.usages],
+    ["private", false, { name: "ECDSA", namedCurve: "P-384" }, ["sign"]]);
+  const sig = await subtle.sign({ name: "ECDSA", hash: "SHA-384" }, priv, utf8("m"));
+  assertEquals(await subtle.verify({ name: "ECDSA", hash: "SHA-384" }, structuredClone(pair.publicKey), sig, utf8("m")), true);
+  const x = await subtle.generateKey("X448", true, ["deriveBits"]);
+  const a = await subtle.deriveBits({ name: "X448", public: structuredClone(x.publicKey) }, structuredClone(x.privateKey), null);
+  const b = await subtle.deriveBits({ name: "X448", public: x.publicKey }, x.privateKey, null);
+  assertEquals(hex(a), hex(b));
+});
