@@ -1232,7 +1232,7 @@ static void PkeyImportDer(const FunctionCallbackInfo<Value> &args)
 }
 
 // cryptoPkeyType(handle) -> the key's type: 'RSA', 'RSA-PSS' (an RSA key restricted to PSS, as
-// id-RSASSA-PSS keys are), 'EC', 'Ed25519', 'X25519', or 'other'.
+// id-RSASSA-PSS keys are), 'EC', 'Ed25519', 'X25519', 'Ed448', 'X448', or 'other'.
 static void PkeyType(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
@@ -1255,6 +1255,12 @@ static void PkeyType(const FunctionCallbackInfo<Value> &args)
         break;
     case EVP_PKEY_X25519:
         type = "X25519";
+        break;
+    case EVP_PKEY_ED448:
+        type = "Ed448";
+        break;
+    case EVP_PKEY_X448:
+        type = "X448";
         break;
     default:
         type = "other";
