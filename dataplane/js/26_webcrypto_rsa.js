@@ -10,8 +10,9 @@
 // requiredInt, algorithmName, kHashIds).
 // Gives: the three algorithms, registered with 25_webcrypto.js.
 //
-// Key generation runs on the libuv thread pool (a 4096-bit key takes seconds); the rest runs
-// on the isolate's thread.
+// Key generation runs on the libuv thread pool (a 4096-bit key takes seconds), and so do
+// signatures and OAEP of a MiB or more or with a key longer than 4096 bits (their natives then
+// return a promise); the rest runs on the isolate's thread.
 'use strict';
 
 const {
@@ -275,8 +276,8 @@ function signImpl(name) {
   const isPss = name === 'RSA-PSS';
   impl.sign = (alg, s, data, ctx) => {
     if (s.type !== 'private') throw error(ctx, 'only a private key can sign', 'InvalidAccessError');
-    return operation(binding.cryptoRsaSign(s.handle, hashId(s), isPss ? alg.saltLength : undefined, data), ctx,
-      isPss ? 'the salt is too long for the key and hash' : 'the key is too short for the hash');
+    return settle(binding.cryptoRsaSign(s.handle, hashId(s), isPss ? alg.saltLength : undefined, data),
+      (sig) => operation(sig, ctx, isPss ? 'the salt is too long for the key and hash' : 'the key is too short for the hash'));
   };
   impl.verify = (alg, s, signature, data, ctx) => {
     if (s.type !== 'public') throw error(ctx, 'only a public key can verify', 'InvalidAccessError');
@@ -288,13 +289,13 @@ function signImpl(name) {
 const oaepImpl = rsaImpl('RSA-OAEP');
 oaepImpl.encrypt = (alg, s, data, ctx) => {
   if (s.type !== 'public') throw error(ctx, 'only a public key can encrypt', 'InvalidAccessError');
-  return operation(binding.cryptoRsaOaep(true, s.handle, hashId(s), alg.label, data), ctx,
-    'the data is too long for RSA-OAEP with this key and hash');
+  return settle(binding.cryptoRsaOaep(true, s.handle, hashId(s), alg.label, data),
+    (c) => operation(c, ctx, 'the data is too long for RSA-OAEP with this key and hash'));
 };
 oaepImpl.decrypt = (alg, s, data, ctx) => {
   if (s.type !== 'private') throw error(ctx, 'only a private key can decrypt', 'InvalidAccessError');
-  return operation(binding.cryptoRsaOaep(false, s.handle, hashId(s), alg.label, data), ctx,
-    'the data could not be decrypted');
+  return settle(binding.cryptoRsaOaep(false, s.handle, hashId(s), alg.label, data),
+    (m) => operation(m, ctx, 'the data could not be decrypted'));
 };
 
 const kKeyParams = { generateKey: toRsaHashedKeyGenParams, importKey: toRsaHashedImportParams };

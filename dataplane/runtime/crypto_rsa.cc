@@ -4,12 +4,15 @@
 //
 // Keys are the asymmetric handles of crypto_int.h (an EVP_PKEY of type RSA; OpenSSL clears the
 // private numbers when it frees them). spki and pkcs8 go through crypto.cc's generic natives.
-// Everything but key generation runs on the isolate's loop thread: a private-key operation
+// Key generation runs on the libuv thread pool; so do signatures and OAEP of long inputs or
+// with keys past 4096 bits. The rest runs on the isolate's loop thread: a private-key operation
 // with a 2048-bit key takes about a millisecond, a 4096-bit one a few.
 #include "crypto_int.h"
 
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -294,6 +297,79 @@ static void RsaExportJwk(const FunctionCallbackInfo<Value> &args)
 }
 
 // --- signatures (RFC 8017 §8) and OAEP (RFC 8017 §7.1) ------------------------------------------
+//
+// These run on the loop thread, except for inputs of kPoolBytes or more (the digest of the data
+// dominates) and keys longer than kPoolModulusBits (a private-key operation with a 16384-bit key
+// takes about a second here): those run as a job on the thread pool, on copies of the inputs
+// and a reference of their own to the key (EVP_PKEY_up_ref: the CryptoKey may be collected
+// meanwhile; OpenSSL 3 keys may be used by several threads at once), and the native returns a
+// promise of the same result.
+
+static constexpr int kPoolModulusBits = 4096;
+
+struct span {
+    const uint8_t *p;
+    size_t len;
+};
+// Writes the result into r (n bytes; a boolean result is r.v[0]); false: the spec's error.
+using pkey_fn = std::function<bool(EVP_PKEY *pkey, const span *in, out_bytes &r, size_t *n)>;
+
+static Local<Value> pkey_op_result(Isolate *isolate, bool ok, const out_bytes &r, size_t n,
+                                   bool is_boolean)
+{
+    if (!ok)
+        return v8::Null(isolate);
+    if (is_boolean)
+        return v8::Boolean::New(isolate, n > 0 && r.v[0] != 0);
+    return new_bytes(isolate, r.v.data(), n);
+}
+
+static void run_pkey_op(const FunctionCallbackInfo<Value> &args, EVP_PKEY *pkey,
+                        std::initializer_list<span> inputs, bool is_boolean, pkey_fn fn)
+{
+    Isolate *isolate = args.GetIsolate();
+    size_t total = 0;
+    for (const span &in : inputs)
+        total += in.len;
+    if (total < kPoolBytes && EVP_PKEY_get_bits(pkey) <= kPoolModulusBits) {
+        clear_errors clear;
+        out_bytes r;
+        size_t n = 0;
+        bool ok = fn(pkey, inputs.begin(), r, &n);
+        Local<Value> v = pkey_op_result(isolate, ok, r, n, is_boolean);
+        if (!v.IsEmpty())
+            args.GetReturnValue().Set(v);
+        return;
+    }
+    struct state {
+        EVP_PKEY *pkey = nullptr;
+        std::vector<std::unique_ptr<out_bytes>> copies;
+        std::vector<span> views;
+        out_bytes r;
+        size_t n = 0;
+        ~state() { EVP_PKEY_free(pkey); }
+    };
+    auto st = std::make_shared<state>();
+    if (EVP_PKEY_up_ref(pkey) != 1)
+        return args.GetReturnValue().SetNull();
+    st->pkey = pkey;
+    for (const span &in : inputs) {
+        st->copies.push_back(std::make_unique<out_bytes>());
+        out_bytes &c = *st->copies.back();
+        c.v.assign(in.p, in.p + in.len);
+        c.v.push_back(0); // one spare byte keeps data() valid for an empty input
+        st->views.push_back({c.v.data(), in.len});
+    }
+    job_spec spec;
+    spec.held_bytes = total + (size_t)EVP_PKEY_get_size(pkey) + 64;
+    spec.run = [st, fn] { return fn(st->pkey, st->views.data(), st->r, &st->n); };
+    spec.settle = [st, is_boolean](Isolate *i) {
+        return pkey_op_result(i, true, st->r, st->n, is_boolean);
+    };
+    Local<Value> promise = job_start(isolate, std::move(spec));
+    if (!promise.IsEmpty())
+        args.GetReturnValue().Set(promise);
+}
 
 // The context of a signature with md: RSASSA-PKCS1-v1_5, or (salt_len >= 0) RSASSA-PSS with
 // MGF1 of the same hash and that salt length.
@@ -312,8 +388,7 @@ static bool sign_init(EVP_MD_CTX *mctx, bool sign, EVP_PKEY *pkey, const EVP_MD 
            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, (int)salt_len) == 1;
 }
 
-// The salt length argument: -1 for PKCS #1 v1.5, else a PSS salt length (false: too long for
-// any key, which OpenSSL's int cannot hold).
+// The salt length argument: -1 for PKCS #1 v1.5, else a PSS salt length.
 static bool salt_arg(const FunctionCallbackInfo<Value> &args, int i, int64_t *out)
 {
     if (args[i]->IsUndefined()) {
@@ -327,92 +402,98 @@ static bool salt_arg(const FunctionCallbackInfo<Value> &args, int i, int64_t *ou
 }
 
 // cryptoRsaSign(handle, hashId, saltLength | undefined, data) -> ArrayBuffer of the
-// RSASSA-PKCS1-v1_5 (saltLength undefined) or RSASSA-PSS signature of data; null when the
-// signature cannot be made (a salt too long for the key: RFC 8017 §9.1.1 step 3).
+// RSASSA-PKCS1-v1_5 (saltLength undefined) or RSASSA-PSS signature of data (or a promise of
+// it); null when the signature cannot be made (a salt too long for the key: RFC 8017 §9.1.1
+// step 3; a key too short for the hash: §9.2 step 3).
 static void RsaSign(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     EVP_PKEY *pkey = pkey_arg(args, 0);
     const EVP_MD *md = hash_arg(args, 1);
     int64_t salt_len;
-    const uint8_t *data;
-    size_t len;
+    span data;
     if (pkey == nullptr || md == nullptr || !salt_arg(args, 2, &salt_len) ||
-        !bytes_arg(args, 3, &data, &len))
+        !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoRsaSign: bad arguments");
-    clear_errors clear;
-    if (salt_len > INT32_MAX)
+    if (salt_len > INT32_MAX) // more than OpenSSL's int can say, and than any key can hold
         return args.GetReturnValue().SetNull();
-    md_ctx mc;
-    out_bytes sig;
-    size_t sig_len = (size_t)EVP_PKEY_get_size(pkey);
-    sig.v.resize(sig_len + 1);
-    bool ok = mc.ctx != nullptr && sign_init(mc.ctx, true, pkey, md, salt_len) &&
-              EVP_DigestSign(mc.ctx, sig.v.data(), &sig_len, data, len) == 1;
-    return_result(args, ok, sig, sig_len);
+    run_pkey_op(args, pkey, {data}, false,
+                [md, salt_len](EVP_PKEY *key, const span *in, out_bytes &r, size_t *n) {
+                    md_ctx mc;
+                    *n = (size_t)EVP_PKEY_get_size(key);
+                    r.v.resize(*n + 1);
+                    return mc.ctx != nullptr && sign_init(mc.ctx, true, key, md, salt_len) &&
+                           EVP_DigestSign(mc.ctx, r.v.data(), n, in[0].p, in[0].len) == 1;
+                });
 }
 
 // cryptoRsaVerify(handle, hashId, saltLength | undefined, signature, data) -> whether signature
-// is a valid signature of data (as cryptoRsaSign makes it; PSS with exactly that salt length).
-// Anything malformed (a signature of another length, a value past the modulus) is false.
+// is a valid signature of data (as cryptoRsaSign makes it; PSS with exactly that salt length),
+// or a promise of that. Anything malformed (a signature of another length, a value past the
+// modulus, a salt no key can hold) is false.
 static void RsaVerify(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     EVP_PKEY *pkey = pkey_arg(args, 0);
     const EVP_MD *md = hash_arg(args, 1);
     int64_t salt_len;
-    const uint8_t *sig, *data;
-    size_t sig_len, len;
+    span sig, data;
     if (pkey == nullptr || md == nullptr || !salt_arg(args, 2, &salt_len) ||
-        !bytes_arg(args, 3, &sig, &sig_len) || !bytes_arg(args, 4, &data, &len))
+        !bytes_arg(args, 3, &sig.p, &sig.len) || !bytes_arg(args, 4, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoRsaVerify: bad arguments");
-    clear_errors clear;
-    md_ctx mc;
-    bool ok = salt_len <= INT32_MAX && sig_len == (size_t)EVP_PKEY_get_size(pkey) &&
-              mc.ctx != nullptr && sign_init(mc.ctx, false, pkey, md, salt_len) &&
-              EVP_DigestVerify(mc.ctx, sig, sig_len, data, len) == 1;
-    args.GetReturnValue().Set(ok);
+    if (salt_len > INT32_MAX || sig.len != (size_t)EVP_PKEY_get_size(pkey))
+        return args.GetReturnValue().Set(false);
+    run_pkey_op(args, pkey, {sig, data}, true,
+                [md, salt_len](EVP_PKEY *key, const span *in, out_bytes &r, size_t *n) {
+                    md_ctx mc;
+                    bool ok = mc.ctx != nullptr && sign_init(mc.ctx, false, key, md, salt_len) &&
+                              EVP_DigestVerify(mc.ctx, in[0].p, in[0].len, in[1].p, in[1].len) == 1;
+                    r.v.assign(1, ok);
+                    *n = 1;
+                    return true;
+                });
 }
 
 // cryptoRsaOaep(encrypt, handle, hashId, label | undefined, data) -> ArrayBuffer of RSAES-OAEP
-// with MGF1 of the same hash (RFC 8017 §7.1): the ciphertext, or the plaintext; null when
-// the message is too long for the key (§7.1.1 step 1b) or the ciphertext does not decrypt.
+// with MGF1 of the same hash (RFC 8017 §7.1): the ciphertext, or the plaintext (or a promise of
+// it); null when the message is too long for the key (§7.1.1 step 1b) or the ciphertext does
+// not decrypt.
 static void RsaOaep(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     static const uint8_t kEmpty[1] = {0};
     EVP_PKEY *pkey = pkey_arg(args, 1);
     const EVP_MD *md = hash_arg(args, 2);
-    const uint8_t *label = kEmpty, *data;
-    size_t label_len = 0, len;
+    span label = {kEmpty, 0}, data;
     if (pkey == nullptr || md == nullptr ||
-        (!args[3]->IsUndefined() && !bytes_arg(args, 3, &label, &label_len)) ||
-        !bytes_arg(args, 4, &data, &len))
+        (!args[3]->IsUndefined() && !bytes_arg(args, 3, &label.p, &label.len)) ||
+        !bytes_arg(args, 4, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoRsaOaep: bad arguments");
     bool enc = args[0]->BooleanValue(isolate);
-    clear_errors clear;
     size_t k = (size_t)EVP_PKEY_get_size(pkey);
-    if (label_len > INT32_MAX || (!enc && len != k))
+    if (label.len > INT32_MAX || (enc ? data.len > k : data.len != k))
         return args.GetReturnValue().SetNull();
-    pkey_ctx pc(EVP_PKEY_CTX_new(pkey, nullptr));
-    bool ok = pc.ctx != nullptr &&
-              (enc ? EVP_PKEY_encrypt_init(pc.ctx) : EVP_PKEY_decrypt_init(pc.ctx)) == 1 &&
-              EVP_PKEY_CTX_set_rsa_padding(pc.ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-              EVP_PKEY_CTX_set_rsa_oaep_md(pc.ctx, md) == 1 &&
-              EVP_PKEY_CTX_set_rsa_mgf1_md(pc.ctx, md) == 1;
-    if (ok && label_len > 0) {
-        // set0 takes the copy (freed with the context)
-        void *copy = OPENSSL_memdup(label, label_len);
-        ok = copy != nullptr && EVP_PKEY_CTX_set0_rsa_oaep_label(pc.ctx, copy, (int)label_len) == 1;
-        if (!ok)
-            OPENSSL_free(copy);
-    }
-    out_bytes r;
-    size_t out_len = k;
-    r.v.resize(k + 1);
-    ok = ok && (enc ? EVP_PKEY_encrypt(pc.ctx, r.v.data(), &out_len, data, len)
-                    : EVP_PKEY_decrypt(pc.ctx, r.v.data(), &out_len, data, len)) == 1;
-    return_result(args, ok, r, out_len);
+    run_pkey_op(args, pkey, {label, data}, false,
+                [md, enc, k](EVP_PKEY *key, const span *in, out_bytes &r, size_t *n) {
+                    pkey_ctx pc(EVP_PKEY_CTX_new(key, nullptr));
+                    bool ok = pc.ctx != nullptr &&
+                              (enc ? EVP_PKEY_encrypt_init(pc.ctx) : EVP_PKEY_decrypt_init(pc.ctx)) == 1 &&
+                              EVP_PKEY_CTX_set_rsa_padding(pc.ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+                              EVP_PKEY_CTX_set_rsa_oaep_md(pc.ctx, md) == 1 &&
+                              EVP_PKEY_CTX_set_rsa_mgf1_md(pc.ctx, md) == 1;
+                    if (ok && in[0].len > 0) {
+                        // set0 takes the copy when it succeeds (freed with the context)
+                        void *copy = OPENSSL_memdup(in[0].p, in[0].len);
+                        ok = copy != nullptr && EVP_PKEY_CTX_set0_rsa_oaep_label(
+                                                    pc.ctx, copy, (int)in[0].len) == 1;
+                        if (!ok)
+                            OPENSSL_free(copy);
+                    }
+                    *n = k;
+                    r.v.resize(k + 1);
+                    return ok && (enc ? EVP_PKEY_encrypt(pc.ctx, r.v.data(), n, in[1].p, in[1].len)
+                                      : EVP_PKEY_decrypt(pc.ctx, r.v.data(), n, in[1].p, in[1].len)) == 1;
+                });
 }
 
 static const rt_native kNatives[] = {

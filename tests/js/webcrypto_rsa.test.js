@@ -464,6 +464,75 @@ test("importKey spki and pkcs8: hostile and foreign DER is a DataError", async (
   await rejectsWith(subtle.importKey("pkcs8", pkcs8, alg, true, []), "SyntaxError");
 });
 
+// A 4104-bit key from `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4104`: longer than
+// 4096 bits, so its operations run on the thread pool.
+const kPkcs8Big = "MIIJRgIBADANBgkqhkiG9w0BAQEFAASCCTAwggksAgEAAoICAgCkPoV6NG+oOQC69XAnFC1iLdFoKHRskwsHOB0eax0anlu1W/4l" +
+  "/OgjaFQMV5FripqOpPAeYVkYwMlpqG27SEeXizqF3nbeuRG+BSSsIOJlxTAgKY4PdgdOzglFvflhzdH4DjKAsUqMT6eEPENB/p34" +
+  "/8z4qM24OY7jJop2Jq0YrIBPI4x89LgFdnTA9+LfsimiuK264Q/78rtpFJ3Amwq6+iOA1KXo5Wzwob2YvmWdvREYedg7UfvZ6QkO" +
+  "d6HLp/FYyy7Xx/fM6v7cu+N3FqVJKFvXq5pg8SqLQJqNx2UoZHI8AhmCRBr1H7UcJHZ62wNJXElSzSMsZjioFBmnnOblxZ1WJ5fa" +
+  "+ICBj39X1GvqSZwRyoaUOfSPepNeJAhShKpF3NtJClB79mDtNUmIYlInp9hJlrKsrvOypnGuXtBDG8TlnuN7zjaije5Xwy9JbvME" +
+  "R4CYreH8DKsqxhwL1ODKzqVDQ5AoOLATZGN00tZ3KidMUtyDe7MxGT6jxtN2HZcEME0UDPQx8tCk655PCCzKSmAxliS3aaZOUbDZ" +
+  "fQghKbQwhywMEAhwxIXuSel+Z9cmwjDUpAS18I2kKaAo/m9nCMHHJLya9LnlfN3LTlYiKxFEeeyoZXG0C4sqSdoSesOzofyFCvMY" +
+  "yvepXOUenHDzJjdiwO6GSX27LOPcQail+iECAwEAAQKCAgEE+64gTOy503/rjDSKxPyTAt2cfcS5ghUWsxvED18mznjtFdVOSP/w" +
+  "ihLpvHLpqr8Bdqzf2ReDTh8WRPFOWjUs2oEsLFmaLI6Gn8CS9dz0lkDdavFX0/6JBCyJGIhTULOvBVxAJhDjVKvaEdt/Cjb4BefN" +
+  "wA5cyWdFykavasE780jhzcvugxy9srA8ZhD0tUK44IZJ2hf6bo0D1UerfzC6R0pSN3FwsVxGqTuXwagS2viEr/aw5w3/eKfpD9Vh" +
+  "eM8UYPbC/nrM1XDl2NAADhh18aLmtlrE1/BQ4QUHae4uZWzHWA920bLpLrz3lX4gQFqXTFTfraBkcZYEuHZmTNb/DyHjdy2dlgNQ" +
+  "4F+R/LIY8ff+sPxBP5WqEGgimO6YLf36NYMKNdrrfYrIeFLJwgNj5rZTkObpsTGA5jKLx2iK/3CoAQevJe0kUzdEIOixrc6HG1z9" +
+  "H48Dcl2yBGpODHXW8HrZbVqnROeZOMyI+MoUgUZtvvtDoZKkbk36MQgp+f2k9j20LP9bsmwKBMG8Euec5F+4c/xQ5tLXTGhkHanI" +
+  "7G+wu+Za5trwMDzMvGYM9vOQ2GTdd1QWw9Qk2Y+x13RgW6RjnIuopmipK6tOKEWkWhZyTQsmnLv7O6AsEPKWSidDWGHqIXSRonoi" +
+  "8pMc8C3CnsmiHDe2l6Ql551Ruc8nCwkCggEBDfckK0R6DOAQSktjbXlUH+nquJ2YT+sKhvXCWQYE+F3wGR4/DoKEZ6hzcaU8+vOJ" +
+  "GIek/yeYsOrzgOU6Bzgsz+N4g2c0GgWPtRAHFEDpCPToRXwPh2XGsuTV1IEFcA5lrLFx9B+1pi6Ut7QM/F8Kdu48x3EUCJ0hiwgL" +
+  "6BwBO+R3+YG6wAl0d0sU/uvDHCUhNPpz9jYz46h+2rvDBKwe6GBCmIWXXrAFnR8ydSDOsbkyB6bVWJ/nYUjUQWHNbY0D2Yx9gB0J" +
+  "oJQd0Z8ZlLWvVKmJ3ROurhNnjJAxhh43k3dPDZabZKtLCrTardu2wBkduROLCUPLsn1jhAjdrmEeMFkCggEBC8LDyNkdNuSMaW+2" +
+  "Py+H4R8qb6E1fEIeBjXSHby/k2QtBGLnEvqEirXVsWQBqBQqYijOysFyMLQhiGb5w3W5Lmz25HQZBLPZffG6WNqBfJPSmmlIdtrW" +
+  "dmtGAsShpXOqT1CsWXSE+c+tU6u/7JrCpGSnyPXG7EBexlfgDGBjsJzX9wrlmBoDmSK5KpvgYQnDQN4gaZ0QEQIn8neOGkHUXDB8" +
+  "UPhlw1esMo4/LV/KSBTfieSzzpTNSGNyhao2iBXUl91mfbj8hOMYHDmEs5XX075XuBmiph6/57aZBldifiso7zJUyO+2UBoya6ER" +
+  "0bpeP1p6L1Q8BEs4QmxjUgknnwkCggEBCm4T00S3KrqFMBeR0IcW7ybSqML6qGVQXW9akQZP2/a8hOX0DjAoFwrV/YB9RKdyMqHL" +
+  "9sxp22f+KLwKVK39ud2XefwwC2cv5vhrcRLxeEEA4DRBnMvEVINXt/gMSZ5XDV0RUFQGZHDRnUmZkTqiJCTVu9aWMcC49o8x5U5V" +
+  "FZgSioP7J8Vn+FhY+/K0q2aHoHuU88OTiWmkJFSq1+h8xOxvkF3lqVApQSm1k4jHFjDMTq6pFCGIuz2bWKFkvXbd8zJb4LzPHeDB" +
+  "THdYsZnnsoFUd4ploZjYc0CV3CbhNv+aSPm8YLkVuI9N6x73JA0eB8Wyx16c2VeQZWIBvmTGGTECggEBCqkPqOZMme5O7F+rddjS" +
+  "tRf38lnRToHsDzsH65aknKioOZqg1E4qiEVMn1AERGOLC5Dr6VOx+z28S5Tz/t2d7twsa2ZlKyMPGR9dB5+A0fh4ZSjb24h/77VL" +
+  "L8UmtP+EOALrRubchkheV0KOZJzfo/3tLLbECnBKuET9PJq+ol95T2AcP2QNMOkNqPbES5F64Di4bqNE5fXrWdhPAbP8F1iHxylx" +
+  "rMCywNy5nZp/lBj/i1G4PqAY9+3U6B4i8fW/z6yLc5iTpKzotOTaSaKgkTmu75ylFyk2UIXubZYWHEFpCHC58619t1wXqgHFUjM5" +
+  "rPmJWY9kG4xHQcZXvQu5U2kCggEBBLKDaT43HqiPyATDHtnQHtfRM8eEtgAV2Tba9+wFqj/vyIQsMhOZv4Z9iXlGhFVAnSuAxnt9" +
+  "yRIYC1JCilsf4o7JZqH9r66Ll7wLW3nmRXh2ANtbNkiATfJWyYwWO9YB4/J1Fnw66ZhmfkLGzYuc6j21AQRFQOkK7fMLcYIkAuso" +
+  "8Y8Bo69C8I8s8AytuVJPam2TpwV7z5Q4/7dLzMvXEIyDLki15juZ0Ss6y2HwCRGUCGKIXwVmZ+rfqeDvBd7zzIY4KcCQWx0XRnPx" +
+  "+7YEddEz+dWV0IlxgLGvSWpaYu76okznnyBmDkWBdCqab8uMl9VzKxG/bBef4aStZMjIYrg=";
+
+test("long inputs and keys past 4096 bits run on the thread pool, with the same results", async () => {
+  const { publicKey, privateKey } = await importPair("RSA-PSS", "SHA-512", ["verify"], ["sign"]);
+  const big = new Uint8Array((1 << 20) + 3).map((_, i) => i * 7);
+  const sig = await subtle.sign({ name: "RSA-PSS", saltLength: 0 }, privateKey, big);
+  const again = await subtle.sign({ name: "RSA-PSS", saltLength: 0 }, privateKey, big);
+  assertEquals(hex(sig), hex(again));
+  assertStrictEquals(await subtle.verify({ name: "RSA-PSS", saltLength: 0 }, publicKey, sig, big), true);
+  big[5] ^= 1;
+  assertStrictEquals(await subtle.verify({ name: "RSA-PSS", saltLength: 0 }, publicKey, sig, big), false);
+  // The data changes after the call: the job works on its copy.
+  const data = new Uint8Array(1 << 20);
+  const pending = subtle.sign({ name: "RSA-PSS", saltLength: 0 }, privateKey, data);
+  data.fill(1);
+  assertStrictEquals(await subtle.verify({ name: "RSA-PSS", saltLength: 0 }, publicKey, await pending,
+    new Uint8Array(1 << 20)), true);
+
+  const oaepPriv = await subtle.importKey("pkcs8", unbase64(kPkcs8Big), { name: "RSA-OAEP", hash: "SHA-256" }, true, ["decrypt"]);
+  assertEquals(oaepPriv.algorithm.modulusLength, 4104);
+  const jwk = await subtle.exportKey("jwk", oaepPriv);
+  const oaepPub = await subtle.importKey("jwk", { kty: "RSA", n: jwk.n, e: jwk.e }, { name: "RSA-OAEP", hash: "SHA-256" },
+    false, ["encrypt"]);
+  const c = await subtle.encrypt({ name: "RSA-OAEP", label: utf8("L") }, oaepPub, utf8("to the pool"));
+  assertEquals(c.byteLength, 513);
+  assertEquals(new TextDecoder().decode(await subtle.decrypt({ name: "RSA-OAEP", label: utf8("L") }, oaepPriv, c)), "to the pool");
+  await rejectsWith(subtle.decrypt({ name: "RSA-OAEP" }, oaepPriv, c), "OperationError");
+  await rejectsWith(subtle.encrypt("RSA-OAEP", oaepPub, new Uint8Array(513 - 64 - 1)), "OperationError");
+  const signer = await subtle.importKey("pkcs8", unbase64(kPkcs8Big), { name: "RSASSA-PKCS1-v1_5", hash: "SHA-1" }, false, ["sign"]);
+  const verifier = await subtle.importKey("jwk", { kty: "RSA", n: jwk.n, e: jwk.e }, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-1" },
+    false, ["verify"]);
+  const s = await subtle.sign("RSASSA-PKCS1-v1_5", signer, utf8("x"));
+  assertStrictEquals(await subtle.verify("RSASSA-PKCS1-v1_5", verifier, s, utf8("x")), true);
+  assertStrictEquals(await subtle.verify("RSASSA-PKCS1-v1_5", verifier, s, utf8("y")), false);
+});
+
 test("the 4096-bit pair started first is a working RSA-PSS pair", async () => {
   const { publicKey, privateKey } = await pending4096;
   assertEquals(privateKey.algorithm.modulusLength, 4096);
