@@ -281,7 +281,9 @@ function signImpl(name) {
   };
   impl.verify = (alg, s, signature, data, ctx) => {
     if (s.type !== 'public') throw error(ctx, 'only a public key can verify', 'InvalidAccessError');
-    return binding.cryptoRsaVerify(s.handle, hashId(s), isPss ? alg.saltLength : undefined, signature, data);
+    // null only when a thread-pool job was refused (the isolate has too many waiting).
+    return settle(binding.cryptoRsaVerify(s.handle, hashId(s), isPss ? alg.saltLength : undefined, signature, data),
+      (ok) => operation(ok, ctx, 'the verification could not run'));
   };
   return impl;
 }
