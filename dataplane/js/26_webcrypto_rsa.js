@@ -156,7 +156,8 @@ function rsaImpl(name) {
 
   function importJwk(jwk, extractable, usages, ctx) {
     const isPrivate = jwk.d !== undefined;
-    checkUsages(usages, isPrivate ? privateUsages : publicUsages, `a ${isPrivate ? 'private' : 'public'} ${name}`, ctx); // 2.
+    const type = isPrivate ? 'private' : 'public';
+    checkUsages(usages, isPrivate ? privateUsages : publicUsages, `a ${type} ${name}`, ctx); // 2.
     checkJwk(jwk, 'RSA', isOaep ? 'enc' : 'sig', extractable, usages, ctx); // 3.-6.
     if (jwk.alg !== undefined) { // 7.-8.
       const hash = kJwkAlgHashes[name].get(jwk.alg);
@@ -171,8 +172,8 @@ function rsaImpl(name) {
       checkUsages(usages, isOaep ? kOaepAll : kSignAll, what, ctx); // 1.
       const bits = alg.modulusLength;
       if (bits < kMinModulusLength || bits > kMaxModulusLength || bits % 8 !== 0) {
-        throw error(ctx, `the modulusLength is not a multiple of 8 from ${kMinModulusLength} to ${kMaxModulusLength}`,
-          'OperationError');
+        throw error(ctx, 'the modulusLength is not a multiple of 8 from ' +
+          `${kMinModulusLength} to ${kMaxModulusLength}`, 'OperationError');
       }
       const e = exponentValue(alg.publicExponent);
       if (e === undefined) throw error(ctx, 'the publicExponent is not odd, from 3 to 2^32 - 1', 'OperationError');
@@ -217,7 +218,9 @@ function rsaImpl(name) {
         if (jwk.d !== undefined) {
           const d = jwkNumber(jwk, 'd', ctx);
           const crt = [];
-          for (let i = 0; i < kJwkPrivate.length; i++) ArrayPrototypePush(crt, jwkNumber(jwk, kJwkPrivate[i], ctx));
+          for (let i = 0; i < kJwkPrivate.length; i++) {
+            ArrayPrototypePush(crt, jwkNumber(jwk, kJwkPrivate[i], ctx));
+          }
           handle = binding.cryptoRsaFromJwk(n, e, d, crt[0], crt[1], crt[2], crt[3], crt[4]);
           type = 'private';
         } else {
@@ -276,13 +279,15 @@ function signImpl(name) {
   const isPss = name === 'RSA-PSS';
   impl.sign = (alg, s, data, ctx) => {
     if (s.type !== 'private') throw error(ctx, 'only a private key can sign', 'InvalidAccessError');
-    return settle(binding.cryptoRsaSign(s.handle, hashId(s), isPss ? alg.saltLength : undefined, data),
-      (sig) => operation(sig, ctx, isPss ? 'the salt is too long for the key and hash' : 'the key is too short for the hash'));
+    const salt = isPss ? alg.saltLength : undefined;
+    return settle(binding.cryptoRsaSign(s.handle, hashId(s), salt, data), (sig) => operation(sig, ctx,
+      isPss ? 'the salt is too long for the key and hash' : 'the key is too short for the hash'));
   };
   impl.verify = (alg, s, signature, data, ctx) => {
     if (s.type !== 'public') throw error(ctx, 'only a public key can verify', 'InvalidAccessError');
     // null only when a thread-pool job was refused (the isolate has too many waiting).
-    return settle(binding.cryptoRsaVerify(s.handle, hashId(s), isPss ? alg.saltLength : undefined, signature, data),
+    const salt = isPss ? alg.saltLength : undefined;
+    return settle(binding.cryptoRsaVerify(s.handle, hashId(s), salt, signature, data),
       (ok) => operation(ok, ctx, 'the verification could not run'));
   };
   return impl;

@@ -193,8 +193,9 @@ static void RsaInfo(const FunctionCallbackInfo<Value> &args)
 
 // JWK member order of the numbers (RFC 7518 §6.3): n, e, then d, p, q, dp, dq, qi.
 static const char *const kJwkParams[8] = {
-    OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,         OSSL_PKEY_PARAM_RSA_D,
-    OSSL_PKEY_PARAM_RSA_FACTOR1,   OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+    OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+    OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+    OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
     OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
 };
 
@@ -296,7 +297,7 @@ static void RsaExportJwk(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(v8::Array::New(isolate, items, (size_t)count));
 }
 
-// --- signatures (RFC 8017 §8) and OAEP (RFC 8017 §7.1) ------------------------------------------
+// --- signatures (RFC 8017 §8) and OAEP (RFC 8017 §7.1) ---------------------------------------
 //
 // These run on the loop thread, except for inputs of kPoolBytes or more (the digest of the data
 // dominates) and keys longer than kPoolModulusBits (a private-key operation with a 16384-bit key
@@ -473,27 +474,28 @@ static void RsaOaep(const FunctionCallbackInfo<Value> &args)
     size_t k = (size_t)EVP_PKEY_get_size(pkey);
     if (label.len > INT32_MAX || (enc ? data.len > k : data.len != k))
         return args.GetReturnValue().SetNull();
-    run_pkey_op(args, pkey, {label, data}, false,
-                [md, enc, k](EVP_PKEY *key, const span *in, out_bytes &r, size_t *n) {
-                    pkey_ctx pc(EVP_PKEY_CTX_new(key, nullptr));
-                    bool ok = pc.ctx != nullptr &&
-                              (enc ? EVP_PKEY_encrypt_init(pc.ctx) : EVP_PKEY_decrypt_init(pc.ctx)) == 1 &&
-                              EVP_PKEY_CTX_set_rsa_padding(pc.ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-                              EVP_PKEY_CTX_set_rsa_oaep_md(pc.ctx, md) == 1 &&
-                              EVP_PKEY_CTX_set_rsa_mgf1_md(pc.ctx, md) == 1;
-                    if (ok && in[0].len > 0) {
-                        // set0 takes the copy when it succeeds (freed with the context)
-                        void *copy = OPENSSL_memdup(in[0].p, in[0].len);
-                        ok = copy != nullptr && EVP_PKEY_CTX_set0_rsa_oaep_label(
-                                                    pc.ctx, copy, (int)in[0].len) == 1;
-                        if (!ok)
-                            OPENSSL_free(copy);
-                    }
-                    *n = k;
-                    r.v.resize(k + 1);
-                    return ok && (enc ? EVP_PKEY_encrypt(pc.ctx, r.v.data(), n, in[1].p, in[1].len)
-                                      : EVP_PKEY_decrypt(pc.ctx, r.v.data(), n, in[1].p, in[1].len)) == 1;
-                });
+    run_pkey_op(
+        args, pkey, {label, data}, false,
+        [md, enc, k](EVP_PKEY *key, const span *in, out_bytes &r, size_t *n) {
+            pkey_ctx pc(EVP_PKEY_CTX_new(key, nullptr));
+            bool ok = pc.ctx != nullptr &&
+                      (enc ? EVP_PKEY_encrypt_init(pc.ctx) : EVP_PKEY_decrypt_init(pc.ctx)) == 1 &&
+                      EVP_PKEY_CTX_set_rsa_padding(pc.ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+                      EVP_PKEY_CTX_set_rsa_oaep_md(pc.ctx, md) == 1 &&
+                      EVP_PKEY_CTX_set_rsa_mgf1_md(pc.ctx, md) == 1;
+            if (ok && in[0].len > 0) {
+                // set0 takes the copy when it succeeds (freed with the context)
+                void *copy = OPENSSL_memdup(in[0].p, in[0].len);
+                ok = copy != nullptr &&
+                     EVP_PKEY_CTX_set0_rsa_oaep_label(pc.ctx, copy, (int)in[0].len) == 1;
+                if (!ok)
+                    OPENSSL_free(copy);
+            }
+            *n = k;
+            r.v.resize(k + 1);
+            return ok && (enc ? EVP_PKEY_encrypt(pc.ctx, r.v.data(), n, in[1].p, in[1].len)
+                              : EVP_PKEY_decrypt(pc.ctx, r.v.data(), n, in[1].p, in[1].len)) == 1;
+        });
 }
 
 static const rt_native kNatives[] = {
