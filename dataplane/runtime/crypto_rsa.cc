@@ -145,15 +145,17 @@ static void RsaGenerate(const FunctionCallbackInfo<Value> &args)
     auto st = std::make_shared<state>();
     job_spec spec;
     spec.held_bytes = (size_t)bits + 1024; // what pkey_new will count for the key
+    spec.is_long = true; // one prime search: seconds, and it cannot be cut into slices
     spec.run = [st, bits, exponent] {
         pkey_ctx pc(EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, nullptr));
         bn_ptr e;
         e.p = BN_new();
-        return pc.ctx != nullptr && e.p != nullptr && BN_set_word(e.p, exponent) == 1 &&
-               EVP_PKEY_keygen_init(pc.ctx) == 1 &&
-               EVP_PKEY_CTX_set_rsa_keygen_bits(pc.ctx, (int)bits) == 1 &&
-               EVP_PKEY_CTX_set1_rsa_keygen_pubexp(pc.ctx, e.p) == 1 &&
-               EVP_PKEY_generate(pc.ctx, &st->pkey) == 1 && st->pkey != nullptr;
+        bool ok = pc.ctx != nullptr && e.p != nullptr && BN_set_word(e.p, exponent) == 1 &&
+                  EVP_PKEY_keygen_init(pc.ctx) == 1 &&
+                  EVP_PKEY_CTX_set_rsa_keygen_bits(pc.ctx, (int)bits) == 1 &&
+                  EVP_PKEY_CTX_set1_rsa_keygen_pubexp(pc.ctx, e.p) == 1 &&
+                  EVP_PKEY_generate(pc.ctx, &st->pkey) == 1 && st->pkey != nullptr;
+        return ok ? step::done : step::failed;
     };
     spec.settle = [st](Isolate *i) -> Local<Value> {
         EVP_PKEY *pkey = st->pkey;
@@ -363,7 +365,12 @@ static void run_pkey_op(const FunctionCallbackInfo<Value> &args, EVP_PKEY *pkey,
     }
     job_spec spec;
     spec.held_bytes = total + (size_t)EVP_PKEY_get_size(pkey) + 64;
-    spec.run = [st, fn] { return fn(st->pkey, st->views.data(), st->r, &st->n); };
+    // A private-key operation with a long key cannot be sliced either (about a second for
+    // 16384 bits): it takes a long job's turn.
+    spec.is_long = EVP_PKEY_get_bits(pkey) > kPoolModulusBits;
+    spec.run = [st, fn] {
+        return fn(st->pkey, st->views.data(), st->r, &st->n) ? step::done : step::failed;
+    };
     spec.settle = [st, is_boolean](Isolate *i) {
         return pkey_op_result(i, true, st->r, st->n, is_boolean);
     };

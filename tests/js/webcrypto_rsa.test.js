@@ -287,6 +287,11 @@ test("CryptoKey shapes: RsaHashedKeyAlgorithm, types, usages split between the p
   assertEquals((await subtle.exportKey("jwk", three.publicKey)).e, "Aw");
   const sig = await subtle.sign("RSASSA-PKCS1-v1_5", three.privateKey, utf8("x"));
   assertStrictEquals(await subtle.verify("RSASSA-PKCS1-v1_5", three.publicKey, sig, utf8("x")), true);
+  // A clone (structuredClone) shares the key.
+  const clone = structuredClone(three.publicKey);
+  assert(clone !== three.publicKey && clone instanceof CryptoKey);
+  assertEquals(clone.algorithm, three.publicKey.algorithm);
+  assertStrictEquals(await subtle.verify("RSASSA-PKCS1-v1_5", clone, sig, utf8("x")), true);
 });
 
 test("generated keys round trip through every format and still work", async () => {
