@@ -814,6 +814,7 @@ const rt_native *rt_binding_natives(size_t *n)
 extern const rt_natives_fn rt_native_lists[] = {rt_binding_natives, rt_encoding_natives,
                                                 rt_idna_natives, rt_compression_natives,
                                                 rt_crypto_natives, rt_crypto_ec_natives,
+                                                rt_crypto_rsa_natives,
                                                 nullptr};
 
 Local<Object> rt_make_binding(Isolate *isolate, Local<Context> ctx)

@@ -288,7 +288,7 @@ test("unknown and not-yet-supported algorithms reject with NotSupportedError", a
   await rejectsWith(subtle.digest("HMAC", bytes), "NotSupportedError");
   await rejectsWith(hmacKey(utf8("k"), "MD5"), "NotSupportedError");
   await rejectsWith(subtle.sign("SHA-256", key, bytes), "NotSupportedError");
-  for (const name of ["RSA-OAEP", "RSA-PSS", "RSASSA-PKCS1-v1_5", "AES-XTS"]) {
+  for (const name of ["AES-XTS"]) {
     await rejectsWith(subtle.importKey("raw", bytes, name, true, ["sign"]), "NotSupportedError");
     await rejectsWith(subtle.generateKey({ name, hash: "SHA-256" }, true, ["sign"]), "NotSupportedError");
     await rejectsWith(subtle.encrypt({ name }, key, bytes), "NotSupportedError");
