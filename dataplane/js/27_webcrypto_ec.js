@@ -20,7 +20,7 @@ const {
 } = primordials;
 const { webidl } = internal;
 const {
-  registerAlgorithm, newKey, slotsOf, error, operation, checkUsages, checkJwk, usagesArray,
+  registerAlgorithm, newKey, slotsOf, error, operation, settle, checkUsages, checkJwk, usagesArray,
   bufferMember, hashMember, algorithmName, toAlgorithm, kHashIds,
 } = internal.webcrypto;
 
@@ -272,12 +272,14 @@ function ecImpl(name) {
     // §23.7 sign: the ECDSA signature of the data's digest, r || s.
     sign(alg, s, data, ctx) {
       if (s.type !== 'private') throw error(ctx, 'ECDSA signs with a private key', 'InvalidAccessError');
-      return operation(binding.cryptoEcdsaSign(kHashIds.get(alg.hash), s.handle, data), ctx, 'ECDSA failed');
+      return settle(binding.cryptoEcdsaSign(kHashIds.get(alg.hash), s.handle, data),
+        (sig) => operation(sig, ctx, 'ECDSA failed'));
     },
     // §23.7 verify: false for any malformed signature.
     verify(alg, s, signature, data, ctx) {
       if (s.type !== 'public') throw error(ctx, 'ECDSA verifies with a public key', 'InvalidAccessError');
-      return binding.cryptoEcdsaVerify(kHashIds.get(alg.hash), s.handle, signature, data);
+      return settle(binding.cryptoEcdsaVerify(kHashIds.get(alg.hash), s.handle, signature, data),
+        (ok) => operation(ok, ctx, 'ECDSA failed'));
     },
     deriveBits(alg, s, length, ctx) {
       if (s.type !== 'private') throw error(ctx, 'ECDH derives with a private key', 'InvalidAccessError');
@@ -382,12 +384,13 @@ function okpImpl(name) {
     impl.sign = (alg, s, data, ctx) => {
       if (s.type !== 'private') throw error(ctx, `${name} signs with a private key`, 'InvalidAccessError');
       checkContext(alg, ctx);
-      return operation(binding.cryptoEdSign(s.handle, data), ctx, `${name} failed`);
+      return settle(binding.cryptoEdSign(s.handle, data), (sig) => operation(sig, ctx, `${name} failed`));
     };
     impl.verify = (alg, s, signature, data, ctx) => {
       if (s.type !== 'public') throw error(ctx, `${name} verifies with a public key`, 'InvalidAccessError');
       checkContext(alg, ctx);
-      return binding.cryptoEdVerify(s.handle, signature, data);
+      return settle(binding.cryptoEdVerify(s.handle, signature, data),
+        (ok) => operation(ok, ctx, `${name} failed`));
     };
   } else {
     impl.deriveBits = (alg, s, length, ctx) => {

@@ -659,28 +659,7 @@ static void KeyToBase64url(const FunctionCallbackInfo<Value> &args)
     size_t len;
     if (!key_arg(args, 0, &p, &len))
         return rt_throw_type_error(isolate, "cryptoKeyToBase64url: expected a key");
-    static const char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((len + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out += kAlphabet[v >> 18];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-        out += kAlphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        out += kAlphabet[v >> 18];
-        out += kAlphabet[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        out += kAlphabet[v >> 18];
-        out += kAlphabet[(v >> 12) & 63];
-        out += kAlphabet[(v >> 6) & 63];
-    }
+    std::string out = base64url(p, len);
     Local<String> result;
     bool ok = out.size() <= (size_t)String::kMaxLength &&
               String::NewFromOneByte(isolate, reinterpret_cast<const uint8_t *>(out.data()),
@@ -712,20 +691,7 @@ static void KeyLength(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set((double)len);
 }
 
-// --- operations that run here or on the thread pool -----------------------------------------
-//
-// An operation reads some byte inputs and writes its result into an out_bytes. Short inputs run
-// now; when they add up to kPoolBytes or more the inputs are copied (the app may change its
-// buffers once the call returns; copies of keys are wiped when they go) and the operation runs
-// as a job, the native returning a promise of the same result.
-
-struct input {
-    const uint8_t *p;
-    size_t len;
-};
-// n: the length of the result in r.v; false: the spec's error (null in JS).
-using op_fn = std::function<bool(const input *in, out_bytes &r, size_t *n)>;
-enum class result_kind { bytes, boolean }; // boolean: r.v[0] says true or false
+// --- operations that run here or on the thread pool (crypto_int.h) -------------------------
 
 static Local<Value> op_result(Isolate *isolate, bool ok, const out_bytes &r, size_t n,
                               result_kind kind)
@@ -737,15 +703,18 @@ static Local<Value> op_result(Isolate *isolate, bool ok, const out_bytes &r, siz
     return new_bytes(isolate, r.v.data(), n);
 }
 
-// out_len: about how long the result is (what a job holds besides its copies of the inputs).
-static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input> inputs,
-                   size_t out_len, result_kind kind, op_fn op)
+namespace crypto {
+
+void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input> inputs,
+            const op_options &options, op_fn op)
 {
     Isolate *isolate = args.GetIsolate();
+    result_kind kind = options.kind;
     size_t total = 0;
     for (const input &in : inputs)
         total += in.len;
-    if (total < kPoolBytes) {
+    if (total < kPoolBytes && !options.force_pool) {
+        clear_errors clear;
         out_bytes r;
         size_t n = 0;
         bool ok = op(inputs.begin(), r, &n);
@@ -755,12 +724,19 @@ static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_lis
         return;
     }
     struct state {
+        EVP_PKEY *key = nullptr; // the job's own reference
         std::vector<std::unique_ptr<out_bytes>> copies;
         std::vector<input> views;
         out_bytes r;
         size_t n = 0;
+        ~state() { EVP_PKEY_free(key); }
     };
     auto st = std::make_shared<state>();
+    if (options.key != nullptr) {
+        if (EVP_PKEY_up_ref(options.key) != 1)
+            return args.GetReturnValue().SetNull();
+        st->key = options.key;
+    }
     for (const input &in : inputs) {
         st->copies.push_back(std::make_unique<out_bytes>());
         out_bytes &c = *st->copies.back();
@@ -769,13 +745,42 @@ static void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_lis
         st->views.push_back({c.v.data(), in.len});
     }
     job_spec spec;
-    spec.held_bytes = total + out_len;
+    spec.held_bytes = total + options.out_len;
     spec.run = [st, op] { return op(st->views.data(), st->r, &st->n) ? step::done : step::failed; };
     spec.settle = [st, kind](Isolate *i) { return op_result(i, true, st->r, st->n, kind); };
     Local<Value> promise = job_start(isolate, std::move(spec));
     if (!promise.IsEmpty())
         args.GetReturnValue().Set(promise);
 }
+
+std::string base64url(const uint8_t *p, size_t len)
+{
+    static const char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    out.reserve((len + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out += kAlphabet[v >> 18];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+        out += kAlphabet[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        out += kAlphabet[v >> 18];
+        out += kAlphabet[(v >> 12) & 63];
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        out += kAlphabet[v >> 18];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+    }
+    return out;
+}
+
+} // namespace crypto
 
 // --- digest and HMAC ----------------------------------------------------------------------
 
@@ -788,7 +793,7 @@ static void Digest(const FunctionCallbackInfo<Value> &args)
     input data;
     if (md == nullptr || !bytes_arg(args, 1, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoDigest: bad arguments");
-    run_op(args, {data}, EVP_MAX_MD_SIZE, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
+    run_op(args, {data}, {EVP_MAX_MD_SIZE}, [md](const input *in, out_bytes &r, size_t *n) {
         r.v.resize(EVP_MAX_MD_SIZE);
         unsigned int got = 0;
         bool ok = EVP_Digest(in[0].p, in[0].len, r.v.data(), &got, md, nullptr) == 1;
@@ -818,7 +823,7 @@ static void HmacSign(const FunctionCallbackInfo<Value> &args)
     input key, data;
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacSign: bad arguments");
-    run_op(args, {key, data}, EVP_MAX_MD_SIZE, result_kind::bytes, [md](const input *in, out_bytes &r, size_t *n) {
+    run_op(args, {key, data}, {EVP_MAX_MD_SIZE}, [md](const input *in, out_bytes &r, size_t *n) {
         return hmac(md, in[0], in[1], r, n);
     });
 }
@@ -833,7 +838,7 @@ static void HmacVerify(const FunctionCallbackInfo<Value> &args)
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &sig.p, &sig.len) ||
         !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacVerify: bad arguments");
-    run_op(args, {key, sig, data}, 1, result_kind::boolean,
+    run_op(args, {key, sig, data}, {1, result_kind::boolean},
            [md](const input *in, out_bytes &r, size_t *n) {
                out_bytes mac;
                size_t mac_len = 0;
@@ -889,7 +894,7 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
         aes_cipher(key.len, EVP_aes_128_cbc(), EVP_aes_192_cbc(), EVP_aes_256_cbc());
     if (c == nullptr || iv.len != 16 || (!enc && (data.len == 0 || data.len % 16 != 0)))
         return args.GetReturnValue().SetNull();
-    run_op(args, {key, iv, data}, data.len + 16, result_kind::bytes,
+    run_op(args, {key, iv, data}, {data.len + 16},
            [c, enc](const input *in, out_bytes &r, size_t *n) {
                cipher_ctx cc;
                r.v.resize(in[2].len + 16);
@@ -923,7 +928,7 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
     u128 blocks = ((u128)data.len + 15) / 16;
     if (bits < 128 && blocks > ((u128)1 << bits))
         return args.GetReturnValue().SetNull(); // a counter value would repeat
-    run_op(args, {key, counter, data}, data.len + 16, result_kind::bytes,
+    run_op(args, {key, counter, data}, {data.len + 16},
            [c, bits](const input *in, out_bytes &r, size_t *n) {
                u128 block = 0;
                for (int i = 0; i < 16; i++)
@@ -984,7 +989,7 @@ static void AesGcm(const FunctionCallbackInfo<Value> &args)
     if (c == nullptr || iv.len == 0 || iv.len > INT32_MAX || tag_len < 4 || tag_len > 16 ||
         (!enc && data.len < tag_len))
         return args.GetReturnValue().SetNull();
-    run_op(args, {key, iv, aad, data}, data.len + 32, result_kind::bytes,
+    run_op(args, {key, iv, aad, data}, {data.len + 32},
            [c, enc, tag_len](const input *in, out_bytes &r, size_t *n) {
                size_t text_len = enc ? in[3].len : in[3].len - tag_len;
                r.v.resize(text_len + 16 + 16);
@@ -1166,7 +1171,7 @@ static void Hkdf(const FunctionCallbackInfo<Value> &args)
     size_t hash_len = (size_t)EVP_MD_get_size(md);
     if (n > 255 * hash_len)
         return args.GetReturnValue().SetNull();
-    run_op(args, {key, salt, info}, (size_t)n + 2 * info.len, result_kind::bytes,
+    run_op(args, {key, salt, info}, {(size_t)n + 2 * info.len},
            [md, n, hash_len](const input *in, out_bytes &r, size_t *r_len) {
                // Extract: PRK = HMAC-Hash(salt, IKM); an absent salt is HashLen zeros, which HMAC
                // pads to the same key as an empty one.

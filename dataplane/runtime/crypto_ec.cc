@@ -3,10 +3,10 @@
 // Ed448 (RFC 8032, pure EdDSA), X25519 and X448 (RFC 7748). Keys are handles (crypto_int.h
 // pkey_new); spki and pkcs8 go through crypto.cc's generic DER natives, the rest is here.
 //
-// Every operation runs synchronously on the isolate's thread: a signature, a verification or a
-// key agreement takes tens to hundreds of microseconds, the round trip through the pool as long.
-// Only the hashing of ECDSA and EdDSA grows with the input.
-// TODO(#19): sign and verify inputs of a MiB or more on the thread pool, as HMAC does.
+// Operations run synchronously on the isolate's thread: a signature, a verification or a key
+// agreement takes tens to hundreds of microseconds, the round trip through the pool as long.
+// Only the hashing of ECDSA and EdDSA grows with the input: signing or verifying a MiB or
+// more runs on the thread pool (run_op).
 //
 // Results follow crypto_int.h: null for what JS turns into the spec's DataError or
 // OperationError, a TypeError for arguments the built-ins never pass.
@@ -331,6 +331,9 @@ static void OkpExport(const FunctionCallbackInfo<Value> &args)
     return_result(args, ok, r, len);
 }
 
+// Signatures hash their input, so inputs of a MiB or more run on the thread pool (run_op); the
+// natives below then return a promise of the same result.
+
 // cryptoEcdsaSign(hashId, handle, data) -> the ECDSA signature (FIPS 186-4 §6.4) of the data's
 // digest as r || s, each padded to the group order's length (IEEE P1363, what WebCrypto
 // returns); null when OpenSSL fails.
@@ -338,34 +341,39 @@ static void EcdsaSign(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
     EVP_PKEY *pkey = pkey_arg(args, 1);
-    const uint8_t *data;
-    size_t len;
-    if (md == nullptr || pkey == nullptr || !bytes_arg(args, 2, &data, &len))
+    input data;
+    if (md == nullptr || pkey == nullptr || !bytes_arg(args, 2, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoEcdsaSign: bad arguments");
-    clear_errors clear;
-    md_ctx mc;
-    size_t der_len = 0;
-    out_bytes der, r;
-    bool ok = mc.ctx != nullptr && EVP_DigestSignInit(mc.ctx, nullptr, md, nullptr, pkey) == 1 &&
-              EVP_DigestSign(mc.ctx, nullptr, &der_len, data, len) == 1;
-    if (ok) {
-        der.v.resize(der_len);
-        ok = EVP_DigestSign(mc.ctx, der.v.data(), &der_len, data, len) == 1;
-    }
-    ECDSA_SIG *sig = nullptr;
-    if (ok) {
-        const unsigned char *q = der.v.data();
-        sig = d2i_ECDSA_SIG(nullptr, &q, (long)der_len);
-        ok = sig != nullptr;
-    }
     size_t n = ec_field_bytes(pkey);
-    if (ok) {
-        r.v.resize(2 * n);
-        ok = BN_bn2binpad(ECDSA_SIG_get0_r(sig), r.v.data(), (int)n) == (int)n &&
-             BN_bn2binpad(ECDSA_SIG_get0_s(sig), r.v.data() + n, (int)n) == (int)n;
-    }
-    ECDSA_SIG_free(sig);
-    return_result(args, ok, r, 2 * n);
+    op_options o;
+    o.out_len = 2 * n;
+    o.key = pkey;
+    run_op(args, {data}, o, [md, pkey, n](const input *in, out_bytes &r, size_t *r_len) {
+        md_ctx mc;
+        size_t der_len = 0;
+        out_bytes der;
+        bool ok = mc.ctx != nullptr &&
+                  EVP_DigestSignInit(mc.ctx, nullptr, md, nullptr, pkey) == 1 &&
+                  EVP_DigestSign(mc.ctx, nullptr, &der_len, in[0].p, in[0].len) == 1;
+        if (ok) {
+            der.v.resize(der_len);
+            ok = EVP_DigestSign(mc.ctx, der.v.data(), &der_len, in[0].p, in[0].len) == 1;
+        }
+        ECDSA_SIG *sig = nullptr;
+        if (ok) {
+            const unsigned char *q = der.v.data();
+            sig = d2i_ECDSA_SIG(nullptr, &q, (long)der_len);
+            ok = sig != nullptr;
+        }
+        if (ok) {
+            r.v.resize(2 * n);
+            ok = BN_bn2binpad(ECDSA_SIG_get0_r(sig), r.v.data(), (int)n) == (int)n &&
+                 BN_bn2binpad(ECDSA_SIG_get0_s(sig), r.v.data() + n, (int)n) == (int)n;
+        }
+        ECDSA_SIG_free(sig);
+        *r_len = 2 * n;
+        return ok;
+    });
 }
 
 // cryptoEcdsaVerify(hashId, handle, signature, data) -> whether signature (r || s as
@@ -375,31 +383,37 @@ static void EcdsaVerify(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
     EVP_PKEY *pkey = pkey_arg(args, 1);
-    const uint8_t *sig_p, *data;
-    size_t sig_len, len;
-    if (md == nullptr || pkey == nullptr || !bytes_arg(args, 2, &sig_p, &sig_len) ||
-        !bytes_arg(args, 3, &data, &len))
+    input sig, data;
+    if (md == nullptr || pkey == nullptr || !bytes_arg(args, 2, &sig.p, &sig.len) ||
+        !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoEcdsaVerify: bad arguments");
-    clear_errors clear;
     size_t n = ec_field_bytes(pkey);
-    if (sig_len != 2 * n)
+    if (sig.len != 2 * n)
         return args.GetReturnValue().Set(false);
-    ECDSA_SIG *sig = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig_p, (int)n, nullptr), *s = BN_bin2bn(sig_p + n, (int)n, nullptr);
-    bool ok = sig != nullptr && r != nullptr && s != nullptr && ECDSA_SIG_set0(sig, r, s) == 1;
-    if (!ok) {
-        BN_free(r);
-        BN_free(s);
-    }
-    unsigned char *der = nullptr;
-    int der_len = ok ? i2d_ECDSA_SIG(sig, &der) : -1;
-    ECDSA_SIG_free(sig);
-    md_ctx mc;
-    ok = der_len > 0 && mc.ctx != nullptr &&
-         EVP_DigestVerifyInit(mc.ctx, nullptr, md, nullptr, pkey) == 1 &&
-         EVP_DigestVerify(mc.ctx, der, (size_t)der_len, data, len) == 1;
-    OPENSSL_free(der);
-    args.GetReturnValue().Set(ok);
+    op_options o;
+    o.out_len = 1;
+    o.kind = result_kind::boolean;
+    o.key = pkey;
+    run_op(args, {sig, data}, o, [md, pkey, n](const input *in, out_bytes &res, size_t *res_len) {
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(in[0].p, (int)n, nullptr), *s = BN_bin2bn(in[0].p + n, (int)n, nullptr);
+        bool ok = es != nullptr && r != nullptr && s != nullptr && ECDSA_SIG_set0(es, r, s) == 1;
+        if (!ok) {
+            BN_free(r);
+            BN_free(s);
+        }
+        unsigned char *der = nullptr;
+        int der_len = ok ? i2d_ECDSA_SIG(es, &der) : -1;
+        ECDSA_SIG_free(es);
+        md_ctx mc;
+        ok = der_len > 0 && mc.ctx != nullptr &&
+             EVP_DigestVerifyInit(mc.ctx, nullptr, md, nullptr, pkey) == 1 &&
+             EVP_DigestVerify(mc.ctx, der, (size_t)der_len, in[1].p, in[1].len) == 1;
+        OPENSSL_free(der);
+        res.v.assign(1, ok);
+        *res_len = 1;
+        return true;
+    });
 }
 
 // cryptoEdSign(handle, data) -> the pure EdDSA signature (RFC 8032 §5.1.6 / §5.2.6, no context)
@@ -407,23 +421,26 @@ static void EcdsaVerify(const FunctionCallbackInfo<Value> &args)
 static void EdSign(const FunctionCallbackInfo<Value> &args)
 {
     EVP_PKEY *pkey = pkey_arg(args, 0);
-    const uint8_t *data;
-    size_t len;
-    if (pkey == nullptr || !bytes_arg(args, 1, &data, &len))
+    input data;
+    if (pkey == nullptr || !bytes_arg(args, 1, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoEdSign: bad arguments");
-    clear_errors clear;
-    md_ctx mc;
-    out_bytes r;
-    size_t sig_len = 0;
-    bool ok =
-        mc.ctx != nullptr &&
-        EVP_DigestSignInit_ex(mc.ctx, nullptr, nullptr, nullptr, nullptr, pkey, nullptr) == 1 &&
-        EVP_DigestSign(mc.ctx, nullptr, &sig_len, data, len) == 1;
-    if (ok) {
-        r.v.resize(sig_len);
-        ok = EVP_DigestSign(mc.ctx, r.v.data(), &sig_len, data, len) == 1;
-    }
-    return_result(args, ok, r, sig_len);
+    op_options o;
+    o.out_len = (size_t)EVP_PKEY_get_size(pkey);
+    o.key = pkey;
+    run_op(args, {data}, o, [pkey](const input *in, out_bytes &r, size_t *r_len) {
+        md_ctx mc;
+        size_t sig_len = 0;
+        bool ok = mc.ctx != nullptr &&
+                  EVP_DigestSignInit_ex(mc.ctx, nullptr, nullptr, nullptr, nullptr, pkey,
+                                        nullptr) == 1 &&
+                  EVP_DigestSign(mc.ctx, nullptr, &sig_len, in[0].p, in[0].len) == 1;
+        if (ok) {
+            r.v.resize(sig_len);
+            ok = EVP_DigestSign(mc.ctx, r.v.data(), &sig_len, in[0].p, in[0].len) == 1;
+        }
+        *r_len = sig_len;
+        return ok;
+    });
 }
 
 // cryptoEdVerify(handle, signature, data) -> whether signature is a valid pure EdDSA signature
@@ -433,24 +450,34 @@ static void EdSign(const FunctionCallbackInfo<Value> &args)
 static void EdVerify(const FunctionCallbackInfo<Value> &args)
 {
     EVP_PKEY *pkey = pkey_arg(args, 0);
-    const uint8_t *sig, *data;
-    size_t sig_len, len;
-    if (pkey == nullptr || !bytes_arg(args, 1, &sig, &sig_len) || !bytes_arg(args, 2, &data, &len))
+    input sig, data;
+    if (pkey == nullptr || !bytes_arg(args, 1, &sig.p, &sig.len) ||
+        !bytes_arg(args, 2, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoEdVerify: bad arguments");
     clear_errors clear;
     if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519) {
         uint8_t pub[32];
         size_t pub_len = sizeof pub;
-        if (sig_len != 64 || EVP_PKEY_get_raw_public_key(pkey, pub, &pub_len) != 1 ||
-            pub_len != 32 || ed25519_small_order(pub) || ed25519_small_order(sig))
+        if (sig.len != 64 || EVP_PKEY_get_raw_public_key(pkey, pub, &pub_len) != 1 ||
+            pub_len != 32 || ed25519_small_order(pub) || ed25519_small_order(sig.p))
             return args.GetReturnValue().Set(false);
     }
-    md_ctx mc;
-    bool ok =
-        mc.ctx != nullptr && (size_t)EVP_PKEY_get_size(pkey) == sig_len &&
-        EVP_DigestVerifyInit_ex(mc.ctx, nullptr, nullptr, nullptr, nullptr, pkey, nullptr) == 1 &&
-        EVP_DigestVerify(mc.ctx, sig, sig_len, data, len) == 1;
-    args.GetReturnValue().Set(ok);
+    if ((size_t)EVP_PKEY_get_size(pkey) != sig.len)
+        return args.GetReturnValue().Set(false);
+    op_options o;
+    o.out_len = 1;
+    o.kind = result_kind::boolean;
+    o.key = pkey;
+    run_op(args, {sig, data}, o, [pkey](const input *in, out_bytes &r, size_t *r_len) {
+        md_ctx mc;
+        bool ok = mc.ctx != nullptr &&
+                  EVP_DigestVerifyInit_ex(mc.ctx, nullptr, nullptr, nullptr, nullptr, pkey,
+                                          nullptr) == 1 &&
+                  EVP_DigestVerify(mc.ctx, in[0].p, in[0].len, in[1].p, in[1].len) == 1;
+        r.v.assign(1, ok);
+        *r_len = 1;
+        return true;
+    });
 }
 
 // cryptoEcDerive(privateHandle, publicHandle) -> the shared secret of ECDH (SEC 1 §3.3.1, the

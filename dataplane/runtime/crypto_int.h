@@ -22,6 +22,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <openssl/crypto.h>
@@ -109,13 +110,38 @@ struct job_spec {
 // held_bytes).
 v8::Local<v8::Value> job_start(v8::Isolate *isolate, job_spec spec);
 
-// Inputs at least this long go to the thread pool (digests, HMAC, AES): a MiB takes about a
-// millisecond here, past which the round trip through the pool is cheap beside the work.
+// Inputs at least this long go to the thread pool (digests, HMAC, AES, signatures): a MiB
+// takes about a millisecond here, past which the round trip through the pool is cheap beside
+// the work.
 constexpr size_t kPoolBytes = (size_t)1 << 20;
+
+// --- operations that run here or on the thread pool -------------------------------------------
+//
+// An operation reads some byte inputs and writes its result into an out_bytes (n: its length;
+// false: the spec's error, null in JS). run_op runs it now when the inputs add up to less than
+// kPoolBytes (and force_pool is not set); otherwise it copies the inputs (the app may change its
+// buffers once the call returns; the copies are wiped when they go), takes a reference of the
+// job's own to key (the CryptoKey may be collected meanwhile; OpenSSL 3 keys may be used by
+// several threads at once), runs the operation as a job, and returns a promise of the result.
+struct input {
+    const uint8_t *p;
+    size_t len;
+};
+using op_fn = std::function<bool(const input *in, out_bytes &r, size_t *n)>;
+enum class result_kind { bytes, boolean }; // boolean: r.v[0] says true or false
+struct op_options {
+    size_t out_len = 0; // about how long the result is (what a job holds besides its copies)
+    result_kind kind = result_kind::bytes;
+    EVP_PKEY *key = nullptr; // the key the operation uses, if any
+    bool force_pool = false; // slow whatever the input (a private-key operation of a huge key)
+};
+void run_op(const v8::FunctionCallbackInfo<v8::Value> &args, std::initializer_list<input> inputs,
+            const op_options &options, op_fn op);
+
+// base64url without padding (RFC 7515 §2), as JWK members hold keys and numbers.
+std::string base64url(const uint8_t *p, size_t len);
 
 } // namespace crypto
 
-const rt_native *rt_crypto_rsa_natives(size_t *n); // crypto_rsa.cc
-const rt_native *rt_crypto_ec_natives(size_t *n);  // crypto_ec.cc
 
 #endif

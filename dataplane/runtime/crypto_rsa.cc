@@ -248,26 +248,6 @@ static void RsaFromJwk(const FunctionCallbackInfo<Value> &args)
         args.GetReturnValue().Set(handle);
 }
 
-// base64url without padding (RFC 7515 §2), as a JWK member holds a number.
-static std::string base64url(const uint8_t *p, size_t len)
-{
-    static const char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((len + 2) / 3 * 4);
-    for (size_t i = 0; i < len; i += 3) {
-        size_t m = len - i < 3 ? len - i : 3;
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (m > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (m > 2)
-            v |= p[i + 2];
-        for (size_t k = 0; k < m + 1; k++)
-            out += kAlphabet[(v >> (18 - 6 * k)) & 63];
-    }
-    return out;
-}
-
 // cryptoRsaExportJwk(handle, isPrivate) -> the key's numbers as base64url strings, in
 // kJwkParams order: [n, e] or, isPrivate, all eight. null when OpenSSL cannot give them.
 static void RsaExportJwk(const FunctionCallbackInfo<Value> &args)
@@ -310,73 +290,20 @@ static void RsaExportJwk(const FunctionCallbackInfo<Value> &args)
 
 static constexpr int kPoolModulusBits = 4096;
 
-struct span {
-    const uint8_t *p;
-    size_t len;
-};
-// Writes the result into r (n bytes; a boolean result is r.v[0]); false: the spec's error.
+using span = input;
+// The operation with the key (a boolean result is r.v[0]); false: the spec's error.
 using pkey_fn = std::function<bool(EVP_PKEY *pkey, const span *in, out_bytes &r, size_t *n)>;
-
-static Local<Value> pkey_op_result(Isolate *isolate, bool ok, const out_bytes &r, size_t n,
-                                   bool is_boolean)
-{
-    if (!ok)
-        return v8::Null(isolate);
-    if (is_boolean)
-        return v8::Boolean::New(isolate, n > 0 && r.v[0] != 0);
-    return new_bytes(isolate, r.v.data(), n);
-}
 
 static void run_pkey_op(const FunctionCallbackInfo<Value> &args, EVP_PKEY *pkey,
                         std::initializer_list<span> inputs, bool is_boolean, pkey_fn fn)
 {
-    Isolate *isolate = args.GetIsolate();
-    size_t total = 0;
-    for (const span &in : inputs)
-        total += in.len;
-    if (total < kPoolBytes && EVP_PKEY_get_bits(pkey) <= kPoolModulusBits) {
-        clear_errors clear;
-        out_bytes r;
-        size_t n = 0;
-        bool ok = fn(pkey, inputs.begin(), r, &n);
-        Local<Value> v = pkey_op_result(isolate, ok, r, n, is_boolean);
-        if (!v.IsEmpty())
-            args.GetReturnValue().Set(v);
-        return;
-    }
-    struct state {
-        EVP_PKEY *pkey = nullptr;
-        std::vector<std::unique_ptr<out_bytes>> copies;
-        std::vector<span> views;
-        out_bytes r;
-        size_t n = 0;
-        ~state() { EVP_PKEY_free(pkey); }
-    };
-    auto st = std::make_shared<state>();
-    if (EVP_PKEY_up_ref(pkey) != 1)
-        return args.GetReturnValue().SetNull();
-    st->pkey = pkey;
-    for (const span &in : inputs) {
-        st->copies.push_back(std::make_unique<out_bytes>());
-        out_bytes &c = *st->copies.back();
-        c.v.assign(in.p, in.p + in.len);
-        c.v.push_back(0); // one spare byte keeps data() valid for an empty input
-        st->views.push_back({c.v.data(), in.len});
-    }
-    job_spec spec;
-    spec.held_bytes = total + (size_t)EVP_PKEY_get_size(pkey) + 64;
-    // A private-key operation with a long key cannot be sliced either (about a second for
-    // 16384 bits): it takes a long job's turn.
-    spec.is_long = EVP_PKEY_get_bits(pkey) > kPoolModulusBits;
-    spec.run = [st, fn] {
-        return fn(st->pkey, st->views.data(), st->r, &st->n) ? step::done : step::failed;
-    };
-    spec.settle = [st, is_boolean](Isolate *i) {
-        return pkey_op_result(i, true, st->r, st->n, is_boolean);
-    };
-    Local<Value> promise = job_start(isolate, std::move(spec));
-    if (!promise.IsEmpty())
-        args.GetReturnValue().Set(promise);
+    op_options o;
+    o.out_len = (size_t)EVP_PKEY_get_size(pkey) + 64;
+    o.kind = is_boolean ? result_kind::boolean : result_kind::bytes;
+    o.key = pkey; // a job holds its own reference
+    o.force_pool = EVP_PKEY_get_bits(pkey) > kPoolModulusBits;
+    run_op(args, inputs, o,
+           [pkey, fn](const input *in, out_bytes &r, size_t *n) { return fn(pkey, in, r, n); });
 }
 
 // The context of a signature with md: RSASSA-PKCS1-v1_5, or (salt_len >= 0) RSASSA-PSS with

@@ -273,8 +273,8 @@ void rt_compression_close_all(rt_isolate *iso); // frees every codec state; befo
 
 // crypto.cc
 const rt_native *rt_crypto_natives(size_t *n);
-const rt_native *rt_crypto_ec_natives(size_t *n); // crypto_ec.cc (also in crypto_int.h)
-const rt_native *rt_crypto_rsa_natives(size_t *n); // crypto_rsa.cc (also in crypto_int.h)
+const rt_native *rt_crypto_ec_natives(size_t *n);  // crypto_ec.cc
+const rt_native *rt_crypto_rsa_natives(size_t *n); // crypto_rsa.cc
 // rt_crypto_close_all: drops the promises of the isolate's thread-pool jobs (each is freed when
 // its work completes) and frees the keys of asymmetric CryptoKeys still alive; before Dispose.
 void rt_crypto_close_all(rt_isolate *iso);

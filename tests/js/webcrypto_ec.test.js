@@ -420,3 +420,25 @@ test("structuredClone of EC and OKP keys: same type, algorithm, usages and key",
   const b = await subtle.deriveBits({ name: "X448", public: x.publicKey }, x.privateKey, null);
   assertEquals(hex(a), hex(b));
 });
+
+test("ECDSA and Ed25519 sign and verify inputs of a MiB or more on the thread pool, with the same results", async () => {
+  const big = new Uint8Array((1 << 20) + 3);
+  for (let i = 0; i < big.length; i++) big[i] = i & 0xff;
+  const ec = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  const ed = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  const ecdsa = { name: "ECDSA", hash: "SHA-256" };
+  // A signature made on the pool verifies here (the digest of the same bytes), and back.
+  const sig = await crypto.subtle.sign(ecdsa, ec.privateKey, big);
+  if (sig.byteLength !== 64) throw new Error(`P-256 signature of ${sig.byteLength} bytes`);
+  if (!(await crypto.subtle.verify(ecdsa, ec.publicKey, sig, big))) throw new Error("pool ECDSA verify");
+  const edSig = await crypto.subtle.sign("Ed25519", ed.privateKey, big);
+  // The timer check: on the pool a timer set now fires before the verification settles.
+  let fired = false;
+  setTimeout(() => { fired = true; }, 0);
+  const ok = await crypto.subtle.verify("Ed25519", ed.publicKey, edSig, big);
+  if (!ok) throw new Error("pool Ed25519 verify");
+  if (!fired) throw new Error("the verification of a MiB ran on the app's thread");
+  big[big.length - 1] ^= 1;
+  if (await crypto.subtle.verify(ecdsa, ec.publicKey, sig, big)) throw new Error("tampered ECDSA input verified");
+  if (await crypto.subtle.verify("Ed25519", ed.publicKey, edSig, big)) throw new Error("tampered Ed25519 input verified");
+});
