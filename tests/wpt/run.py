@@ -32,39 +32,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EXPECTATIONS = os.path.join(HERE, "expectations.json")
 
-# The directories of the WinterTC API issue, and streams/. An entry may also be one test file:
-# WebCryptoAPI/ joins file by file as issue 19 adds algorithms (digest, HMAC and AES-* so far).
-# A file joins once it passes at a high rate: the PBKDF2, HKDF and wrapKey files (WEBCRYPTO_LATER)
-# pass every subtest of those algorithms but make a fifth of their cases' keys with ECDH or
-# RSA-OAEP, which come later; ctest runs them apart (wpt.webcrypto_later) against the same
-# expectations until then. derive_key_and_encrypt.https.any.js waits for ECDH (its setup).
+# The directories of the WinterTC API issue, streams/ and WebCryptoAPI/ (issue 19).
 DEFAULT_DIRS = [
     "url", "urlpattern", "encoding", "dom/events", "dom/abort", "FileAPI",
     "fetch/api/headers", "fetch/api/request", "fetch/api/response", "fetch/api/body",
     "xhr/formdata", "html/webappapis", "webmessaging", "hr-time", "user-timing", "console",
-    "wasm/jsapi", "streams",
-    "WebCryptoAPI/digest", "WebCryptoAPI/sign_verify/hmac.https.any.js",
-    "WebCryptoAPI/generateKey/successes_HMAC.https.any.js",
-    "WebCryptoAPI/generateKey/failures_HMAC.https.any.js",
-    "WebCryptoAPI/encrypt_decrypt/aes_cbc.https.any.js",
-    "WebCryptoAPI/encrypt_decrypt/aes_ctr.https.any.js",
-    "WebCryptoAPI/encrypt_decrypt/aes_gcm.https.any.js",
-    "WebCryptoAPI/encrypt_decrypt/aes_gcm_256_iv.https.any.js",
-    "WebCryptoAPI/generateKey/successes_AES-CBC.https.any.js",
-    "WebCryptoAPI/generateKey/successes_AES-CTR.https.any.js",
-    "WebCryptoAPI/generateKey/successes_AES-GCM.https.any.js",
-    "WebCryptoAPI/generateKey/successes_AES-KW.https.any.js",
-    "WebCryptoAPI/generateKey/failures_AES-CBC.https.any.js",
-    "WebCryptoAPI/generateKey/failures_AES-CTR.https.any.js",
-    "WebCryptoAPI/generateKey/failures_AES-GCM.https.any.js",
-    "WebCryptoAPI/generateKey/failures_AES-KW.https.any.js",
-    "WebCryptoAPI/import_export/symmetric_importKey.https.any.js",
-]
-WEBCRYPTO_LATER = [
-    "WebCryptoAPI/derive_bits_keys/pbkdf2.https.any.js",
-    "WebCryptoAPI/derive_bits_keys/hkdf.https.any.js",
-    "WebCryptoAPI/derive_bits_keys/derived_bits_length.https.any.js",
-    "WebCryptoAPI/wrapKey_unwrapKey/wrapKey_unwrapKey.https.any.js",
+    "wasm/jsapi", "streams", "WebCryptoAPI",
 ]
 WORKER_GLOBALS = {"worker", "dedicatedworker", "sharedworker", "serviceworker",
                   "dedicatedworker-module", "sharedworker-module", "serviceworker-module"}
@@ -222,7 +195,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build/bin/nano-dp"), help="nano-dp binary")
     ap.add_argument("--wpt-dir", default=os.environ.get("NANO_WPT_DIR", os.path.join(ROOT, "..", "shared", "wpt")))
     ap.add_argument("--dirs", default=",".join(DEFAULT_DIRS),
-                    help="comma-separated WPT directories or files, or 'webcrypto-later' (WEBCRYPTO_LATER)")
+                    help="comma-separated WPT directories or files")
     ap.add_argument("--filter", default="", help="only test files whose path contains this")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--update", action="store_true",
@@ -231,8 +204,6 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="print every failing subtest")
     ap.add_argument("--json", help="write every result to this file")
     opts = ap.parse_args()
-    if opts.dirs == "webcrypto-later":
-        opts.dirs = ",".join(WEBCRYPTO_LATER)
 
     wpt_dir = os.path.abspath(opts.wpt_dir)
     if not os.path.isfile(os.path.join(wpt_dir, "resources", "testharness.js")):
