@@ -32,22 +32,6 @@ using namespace crypto;
 
 namespace {
 
-struct pkey_ctx {
-    EVP_PKEY_CTX *ctx;
-    explicit pkey_ctx(EVP_PKEY_CTX *c) : ctx(c) {}
-    ~pkey_ctx() { EVP_PKEY_CTX_free(ctx); }
-};
-
-struct md_ctx {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    ~md_ctx() { EVP_MD_CTX_free(ctx); }
-};
-
-struct bn_ptr {
-    BIGNUM *bn = nullptr;
-    ~bn_ptr() { BN_clear_free(bn); }
-};
-
 // The curves by WebCrypto name: OpenSSL's group name (SEC 2 / X9.62).
 const char *group_of(const std::string &curve)
 {
@@ -124,9 +108,9 @@ EVP_PKEY *ec_from_data(const char *group, const uint8_t *pub, size_t pub_len, co
                                               "uncompressed", 0) == 1 &&
               OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, pub_len) == 1;
     if (ok && priv != nullptr) {
-        d.bn = BN_secure_new();
-        ok = d.bn != nullptr && BN_bin2bn(priv, (int)priv_len, d.bn) != nullptr &&
-             OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d.bn) == 1;
+        d.p = BN_secure_new();
+        ok = d.p != nullptr && BN_bin2bn(priv, (int)priv_len, d.p) != nullptr &&
+             OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d.p) == 1;
     }
     if (ok)
         params = OSSL_PARAM_BLD_to_param(bld);
@@ -149,8 +133,8 @@ EVP_PKEY *ec_from_data(const char *group, const uint8_t *pub, size_t pub_len, co
 bool bn_param(EVP_PKEY *pkey, const char *name, uint8_t *out, size_t len)
 {
     bn_ptr b;
-    return EVP_PKEY_get_bn_param(pkey, name, &b.bn) == 1 &&
-           BN_bn2binpad(b.bn, out, (int)len) == (int)len;
+    return EVP_PKEY_get_bn_param(pkey, name, &b.p) == 1 &&
+           BN_bn2binpad(b.p, out, (int)len) == (int)len;
 }
 
 // Whether 32 bytes encode a point of small order (1, 2, 4 or 8) of edwards25519, canonically

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -63,6 +64,33 @@ void return_result(const v8::FunctionCallbackInfo<v8::Value> &args, bool ok, con
 // Whether the app's memory limit has room for len more native bytes (after a full GC if
 // needed); false with a RangeError thrown when it has not.
 bool memory_fits(v8::Isolate *isolate, size_t len);
+
+// Owners of OpenSSL objects, freed (numbers cleared) when they go.
+struct bn_ptr {
+    BIGNUM *p = nullptr;
+    bn_ptr() = default;
+    bn_ptr(const bn_ptr &) = delete;
+    bn_ptr &operator=(const bn_ptr &) = delete;
+    ~bn_ptr() { BN_clear_free(p); } // many hold private numbers
+};
+struct bn_ctx {
+    BN_CTX *ctx = BN_CTX_new();
+    ~bn_ctx() { BN_CTX_free(ctx); }
+};
+struct pkey_ctx {
+    EVP_PKEY_CTX *ctx;
+    explicit pkey_ctx(EVP_PKEY_CTX *c) : ctx(c) {}
+    pkey_ctx(const pkey_ctx &) = delete;
+    pkey_ctx &operator=(const pkey_ctx &) = delete;
+    ~pkey_ctx() { EVP_PKEY_CTX_free(ctx); }
+};
+struct md_ctx {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    md_ctx() = default;
+    md_ctx(const md_ctx &) = delete;
+    md_ctx &operator=(const md_ctx &) = delete;
+    ~md_ctx() { EVP_MD_CTX_free(ctx); }
+};
 
 // --- asymmetric key handles ------------------------------------------------------------------
 

@@ -35,34 +35,6 @@ using namespace crypto;
 static constexpr int kMinModulusBits = 512;
 static constexpr int kMaxModulusBits = 16384;
 
-namespace {
-
-struct bn_ptr {
-    BIGNUM *p = nullptr;
-    bn_ptr() = default;
-    bn_ptr(const bn_ptr &) = delete;
-    bn_ptr &operator=(const bn_ptr &) = delete;
-    ~bn_ptr() { BN_clear_free(p); } // most hold private numbers
-};
-
-struct bn_ctx {
-    BN_CTX *ctx = BN_CTX_new();
-    ~bn_ctx() { BN_CTX_free(ctx); }
-};
-
-struct pkey_ctx {
-    EVP_PKEY_CTX *ctx;
-    explicit pkey_ctx(EVP_PKEY_CTX *c) : ctx(c) {}
-    ~pkey_ctx() { EVP_PKEY_CTX_free(ctx); }
-};
-
-struct md_ctx {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    ~md_ctx() { EVP_MD_CTX_free(ctx); }
-};
-
-} // namespace
-
 static bool get_bn(const EVP_PKEY *pkey, const char *name, bn_ptr &out)
 {
     return EVP_PKEY_get_bn_param(pkey, name, &out.p) == 1 && out.p != nullptr;

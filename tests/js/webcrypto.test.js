@@ -2,28 +2,11 @@
 // and the spec's errors. Known answers are typed in from FIPS 180-4's examples, RFC 4231
 // (HMAC-SHA-256/384/512) and RFC 2202 (HMAC-SHA-1).
 import { test, assert, assertEquals, assertStrictEquals, assertThrows, fail } from "nano:test";
+import { hex, rejectsWith, unhex, utf8 } from "./lib/webcrypto_util.js";
 
 const subtle = crypto.subtle;
-const utf8 = (s) => new TextEncoder().encode(s);
-const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
 const fill = (byte, n) => new Uint8Array(n).fill(byte);
 
-// The promise rejects with a DOMException of that name (or, for "TypeError", a TypeError).
-async function rejectsWith(promise, name) {
-  assert(promise instanceof Promise, "the method returns a promise");
-  try {
-    await promise;
-  } catch (e) {
-    if (name === "TypeError") {
-      assert(e instanceof TypeError, `expected a TypeError, got ${e}`);
-    } else {
-      assert(e instanceof DOMException, `expected a DOMException ${name}, got ${e}`);
-      assertEquals(e.name, name, e.message);
-    }
-    return e;
-  }
-  fail(`expected a rejection with ${name}`);
-}
 
 const hmacKey = (bytes, hash, usages = ["sign", "verify"], extractable = false) =>
   subtle.importKey("raw", bytes, { name: "HMAC", hash }, extractable, usages);
@@ -380,7 +363,6 @@ test("key material is freed with its key: many short-lived keys stay within the 
 // Known answers typed in from NIST SP 800-38A (F.2.1 CBC-AES128, F.5.1 CTR-AES128), McGrew &
 // Viega's GCM specification (test cases 3 and 4), RFC 3394 §4.1, RFC 6070 and RFC 5869.
 
-const unhex = (h) => new Uint8Array(h.match(/../g).map((b) => parseInt(b, 16)));
 const aesKey = (name, bytes, usages = ["encrypt", "decrypt"], extractable = true) =>
   subtle.importKey("raw", bytes, name, extractable, usages);
 

@@ -3,30 +3,12 @@
 // §6.1 (X25519 Alice and Bob), RFC 6979 A.2.5 (deterministic ECDSA P-256 with SHA-256, used
 // here to verify) and RFC 5903 §8.1 (ECDH on the 256-bit random ECP group).
 import { test, assert, assertEquals, fail } from "nano:test";
+import { hex, rejectsWith, unhex, utf8 } from "./lib/webcrypto_util.js";
 
 const subtle = crypto.subtle;
-const utf8 = (s) => new TextEncoder().encode(s);
-const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-const unhex = (s) => new Uint8Array(s.match(/../g)?.map((b) => parseInt(b, 16)) ?? []);
 const b64u = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 const cat = (...parts) => unhex(parts.join(""));
 
-// The promise rejects with a DOMException of that name (or, for "TypeError", a TypeError).
-async function rejectsWith(promise, name) {
-  assert(promise instanceof Promise, "the method returns a promise");
-  try {
-    await promise;
-  } catch (e) {
-    if (name === "TypeError") {
-      assert(e instanceof TypeError, `expected a TypeError, got ${e}`);
-    } else {
-      assert(e instanceof DOMException, `expected a DOMException ${name}, got ${e}`);
-      assertEquals(e.name, name, e.message);
-    }
-    return e;
-  }
-  fail(`expected a rejection with ${name}`);
-}
 
 // PrivateKeyInfo (RFC 8410 §7) of an Ed25519 seed or an X25519 scalar.
 const ed25519Pkcs8 = (seed) => cat("302e020100300506032b657004220420", seed);

@@ -5,30 +5,12 @@
 // by openssl must verify and decrypt. Then round trips through every format, JWK shapes, the
 // spec's errors, and hostile input.
 import { test, assert, assertEquals, assertStrictEquals, fail } from "nano:test";
+import { hex, rejectsWith, unhex, utf8 } from "./lib/webcrypto_util.js";
 
 const subtle = crypto.subtle;
-const utf8 = (s) => new TextEncoder().encode(s);
-const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-const unhex = (s) => new Uint8Array(s.match(/../g).map((b) => parseInt(b, 16)));
 const unbase64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 const F4 = new Uint8Array([1, 0, 1]);
 
-// The promise rejects with a DOMException of that name (or, for "TypeError", a TypeError).
-async function rejectsWith(promise, name) {
-  assert(promise instanceof Promise, "the method returns a promise");
-  try {
-    await promise;
-  } catch (e) {
-    if (name === "TypeError") {
-      assert(e instanceof TypeError, `expected a TypeError, got ${e}`);
-    } else {
-      assert(e instanceof DOMException, `expected a DOMException ${name}, got ${e}`);
-      assertEquals(e.name, name, e.message);
-    }
-    return e;
-  }
-  fail(`expected a rejection with ${name}`);
-}
 
 // A 2048-bit key made with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`;
 // its numbers as `openssl rsa -text` prints them, in base64url (JWA §6.3).
