@@ -328,15 +328,17 @@ def wrk(opts, port, token, duration):
 def measure_jwt(server, opts, workdir, token, sub, refused):
     """One run of one server: start it pinned, check its answers, warm up, measure."""
     port = common.free_port()
+    # The server's output goes to a file: a pipe nobody reads during wrk could fill and stall it.
+    log = tempfile.TemporaryFile(dir=workdir)
     proc = subprocess.Popen(["taskset", "-c", str(opts.server_cpu), *server.argv_for(port)],
                             cwd=workdir, env=dict(os.environ, PORT=str(port)),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
         first = wait_ready(proc, port, token)
         if first is None:
-            err = proc.stderr.read().decode(errors="replace")[-500:] if proc.poll() is not None else ""
-            raise RuntimeError(f"no answer from {server.name}: {err}")
+            log.seek(0)
+            raise RuntimeError(f"no answer from {server.name}: "
+                               f"{log.read().decode(errors='replace')[-500:]}")
         if first != (200, f"{sub}\n"):
             raise RuntimeError(f"{server.name} answered the valid token with {first}")
         for what, bad in refused.items():
@@ -351,6 +353,7 @@ def measure_jwt(server, opts, workdir, token, sub, refused):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+        log.close()
 
 
 def jwt_part(opts, bin_dir, workdir):
