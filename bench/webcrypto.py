@@ -16,7 +16,7 @@ Two parts:
 
 Each round runs every runtime in turn, reversed every other round; medians are quoted.
 
-  python3 bench/webcrypto.py                           # both parts, 3 rounds (~4 minutes)
+  python3 bench/webcrypto.py                           # both parts, 3 rounds (about 3 minutes)
   python3 bench/webcrypto.py --parts ops --only nano-dp,deno --ms 500 --cases "SHA-256 1 MiB"
   python3 bench/webcrypto.py --parts jwt --duration 10s
 """
