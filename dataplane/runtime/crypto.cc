@@ -96,11 +96,68 @@ void return_bytes(const FunctionCallbackInfo<Value> &args, const uint8_t *p, siz
         args.GetReturnValue().Set(v);
 }
 
-void return_result(const FunctionCallbackInfo<Value> &args, bool ok, const out_bytes &r, size_t n)
+void return_result(const FunctionCallbackInfo<Value> &args, bool ok, out_bytes &r, size_t n)
 {
     if (!ok)
         return args.GetReturnValue().SetNull();
-    return_bytes(args, r.v.data(), n);
+    Local<Value> v = take_bytes(args.GetIsolate(), r, n);
+    if (!v.IsEmpty())
+        args.GetReturnValue().Set(v);
+}
+
+void byte_buf::reserve(size_t cap)
+{
+    if (cap <= cap_)
+        return;
+    auto *p = static_cast<uint8_t *>(malloc(cap));
+    if (p == nullptr)
+        throw std::bad_alloc(); // as std::vector would
+    if (n_ > 0)
+        memcpy(p, p_, n_);
+    free_memory(p_, cap_, is_secret);
+    p_ = p;
+    cap_ = cap;
+}
+
+void byte_buf::free_memory(uint8_t *p, size_t cap, bool is_secret)
+{
+    if (p == nullptr)
+        return;
+    if (is_secret)
+        OPENSSL_cleanse(p, cap);
+    free(p);
+}
+
+// What the deleter of a taken buffer needs: the allocator that counts its bytes (shared with
+// V8, which may free the buffer on another thread, after the isolate is gone).
+struct taken_store {
+    std::shared_ptr<rt_allocator> allocator;
+    size_t cap;
+    bool is_secret;
+};
+
+static void taken_store_free(void *data, size_t, void *deleter_data)
+{
+    auto *t = static_cast<taken_store *>(deleter_data);
+    byte_buf::free_memory(static_cast<uint8_t *>(data), t->cap, t->is_secret);
+    if (t->allocator)
+        t->allocator->release_adopted(t->cap);
+    delete t;
+}
+
+Local<Value> take_bytes(Isolate *isolate, out_bytes &r, size_t n)
+{
+    if (n == 0 || r.v.size() < n)
+        return new_bytes(isolate, r.v.data(), n < r.v.size() ? n : r.v.size());
+    if (!memory_fits(isolate, n))
+        return Local<Value>();
+    rt_isolate *iso = rt_isolate_of(isolate);
+    auto *t = new taken_store{iso != nullptr ? iso->allocator : nullptr, 0, r.v.is_secret};
+    uint8_t *p = r.v.release(&t->cap);
+    if (t->allocator)
+        t->allocator->adopt(t->cap);
+    std::unique_ptr<BackingStore> store = ArrayBuffer::NewBackingStore(p, n, taken_store_free, t);
+    return ArrayBuffer::New(isolate, std::move(store));
 }
 
 bool memory_fits(Isolate *isolate, size_t len)
@@ -693,14 +750,14 @@ static void KeyLength(const FunctionCallbackInfo<Value> &args)
 
 // --- operations that run here or on the thread pool (crypto_int.h) -------------------------
 
-static Local<Value> op_result(Isolate *isolate, bool ok, const out_bytes &r, size_t n,
+static Local<Value> op_result(Isolate *isolate, bool ok, out_bytes &r, size_t n,
                               result_kind kind)
 {
     if (!ok)
         return v8::Null(isolate);
     if (kind == result_kind::boolean)
         return v8::Boolean::New(isolate, n > 0 && r.v[0] != 0);
-    return new_bytes(isolate, r.v.data(), n);
+    return take_bytes(isolate, r, n);
 }
 
 namespace crypto {
@@ -740,9 +797,10 @@ void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input
     for (const input &in : inputs) {
         st->copies.push_back(std::make_unique<out_bytes>());
         out_bytes &c = *st->copies.back();
+        c.v.is_secret = in.is_secret;
+        c.v.reserve(in.len + 1); // one copy, no reallocation
         c.v.assign(in.p, in.p + in.len);
-        c.v.push_back(0); // one spare byte keeps data() valid for an empty input
-        st->views.push_back({c.v.data(), in.len});
+        st->views.push_back({c.v.data(), in.len, in.is_secret});
     }
     job_spec spec;
     spec.held_bytes = total + options.out_len;
@@ -794,7 +852,8 @@ static void Digest(const FunctionCallbackInfo<Value> &args)
     if (md == nullptr || !bytes_arg(args, 1, &data.p, &data.len))
         return rt_throw_type_error(isolate, "cryptoDigest: bad arguments");
     run_op(args, {data}, {EVP_MAX_MD_SIZE}, [md](const input *in, out_bytes &r, size_t *n) {
-        r.v.resize(EVP_MAX_MD_SIZE);
+        r.v.is_secret = false; // a digest
+        r.v.resize_for_overwrite(EVP_MAX_MD_SIZE);
         unsigned int got = 0;
         bool ok = EVP_Digest(in[0].p, in[0].len, r.v.data(), &got, md, nullptr) == 1;
         *n = got;
@@ -808,7 +867,7 @@ static bool hmac(const EVP_MD *md, const input &key, const input &data, out_byte
     static const uint8_t kEmpty[1] = {0};
     if (key.len > INT32_MAX)
         return false;
-    r.v.resize(EVP_MAX_MD_SIZE);
+    r.v.resize_for_overwrite(EVP_MAX_MD_SIZE); // HMAC writes the *n bytes handed out
     unsigned int got = 0;
     bool ok = HMAC(md, key.len ? key.p : kEmpty, (int)key.len, data.p, data.len, r.v.data(),
                    &got) != nullptr;
@@ -820,10 +879,11 @@ static bool hmac(const EVP_MD *md, const input &key, const input &data, out_byte
 static void HmacSign(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
-    input key, data;
+    input key = {nullptr, 0, true}, data;
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacSign: bad arguments");
     run_op(args, {key, data}, {EVP_MAX_MD_SIZE}, [md](const input *in, out_bytes &r, size_t *n) {
+        r.v.is_secret = false; // a MAC
         return hmac(md, in[0], in[1], r, n);
     });
 }
@@ -834,7 +894,7 @@ static void HmacSign(const FunctionCallbackInfo<Value> &args)
 static void HmacVerify(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
-    input key, sig, data;
+    input key = {nullptr, 0, true}, sig, data;
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &sig.p, &sig.len) ||
         !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacVerify: bad arguments");
@@ -885,7 +945,7 @@ static bool cipher_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t len, ui
 // bad iv length or, decrypting, on bad padding or a length not a block multiple.
 static void AesCbc(const FunctionCallbackInfo<Value> &args)
 {
-    input key, iv, data;
+    input key = {nullptr, 0, true}, iv, data;
     if (!key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &iv.p, &iv.len) ||
         !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCbc: bad arguments");
@@ -897,7 +957,8 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
     run_op(args, {key, iv, data}, {data.len + 16},
            [c, enc](const input *in, out_bytes &r, size_t *n) {
                cipher_ctx cc;
-               r.v.resize(in[2].len + 16);
+               r.v.is_secret = !enc; // a ciphertext is not; a plaintext may be
+               r.v.resize_for_overwrite(in[2].len + 16); // EVP writes the o bytes handed out
                size_t o = 0;
                int got = 0;
                bool ok = cc.ctx != nullptr &&
@@ -915,7 +976,7 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
 // bytes, the length not 1..128, or data so long that a counter value would repeat.
 static void AesCtr(const FunctionCallbackInfo<Value> &args)
 {
-    input key, counter, data;
+    input key = {nullptr, 0, true}, counter, data;
     if (!key_arg(args, 0, &key.p, &key.len) || !bytes_arg(args, 1, &counter.p, &counter.len) ||
         !args[2]->IsUint32() || !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCtr: bad arguments");
@@ -946,7 +1007,7 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
                        first = before_wrap;
                }
                size_t first_len = first * 16 < (u128)len ? (size_t)(first * 16) : len;
-               r.v.resize(len + 16);
+               r.v.resize_for_overwrite(len + 16); // EVP writes the o bytes handed out
                bool ok = true;
                size_t o = 0;
                for (int part = 0; part < 2 && ok; part++) {
@@ -977,7 +1038,7 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
 static void AesGcm(const FunctionCallbackInfo<Value> &args)
 {
     static const uint8_t kEmpty[1] = {0};
-    input key, iv, aad = {kEmpty, 0}, data;
+    input key = {nullptr, 0, true}, iv, aad = {kEmpty, 0}, data;
     if (!key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &iv.p, &iv.len) ||
         (!args[3]->IsUndefined() && !bytes_arg(args, 3, &aad.p, &aad.len)) ||
         !args[4]->IsUint32() || !bytes_arg(args, 5, &data.p, &data.len))
@@ -992,7 +1053,8 @@ static void AesGcm(const FunctionCallbackInfo<Value> &args)
     run_op(args, {key, iv, aad, data}, {data.len + 32},
            [c, enc, tag_len](const input *in, out_bytes &r, size_t *n) {
                size_t text_len = enc ? in[3].len : in[3].len - tag_len;
-               r.v.resize(text_len + 16 + 16);
+               r.v.is_secret = !enc; // a ciphertext is not; a plaintext may be
+               r.v.resize_for_overwrite(text_len + 16 + 16); // EVP writes the o bytes handed out
                cipher_ctx cc;
                size_t o = 0;
                int got = 0;
@@ -1124,7 +1186,7 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     const EVP_MD *md = hash_arg(args, 0);
-    input key, salt;
+    input key = {nullptr, 0, true}, salt;
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) ||
         !bytes_arg(args, 2, &salt.p, &salt.len) || !args[3]->IsUint32() || !args[4]->IsUint32())
         return rt_throw_type_error(isolate, "cryptoPbkdf2: bad arguments");
@@ -1162,7 +1224,7 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
 static void Hkdf(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
-    input key, salt, info;
+    input key = {nullptr, 0, true}, salt, info;
     if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) ||
         !bytes_arg(args, 2, &salt.p, &salt.len) || !bytes_arg(args, 3, &info.p, &info.len) ||
         !args[4]->IsUint32())

@@ -20,6 +20,7 @@
 
 #include "runtime_int.h"
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -40,25 +41,91 @@ const EVP_MD *hash_arg(const v8::FunctionCallbackInfo<v8::Value> &args, int i);
 bool bytes_arg(const v8::FunctionCallbackInfo<v8::Value> &args, int i, const uint8_t **p,
                size_t *len);
 
-// Bytes that may hold secrets: wiped when they go.
+// Bytes of an operation: its inputs' copies and its result. The memory can become an
+// ArrayBuffer's without a copy (take_bytes). Unless is_secret is cleared (ciphertexts,
+// digests, signatures, public data), it is wiped when freed, here or by V8. resize() fills
+// new bytes with zeros; resize_for_overwrite() leaves them for the caller to write (it must
+// write every byte it then hands out).
+class byte_buf {
+  public:
+    bool is_secret = true;
+
+    byte_buf() = default;
+    byte_buf(const byte_buf &) = delete;
+    byte_buf &operator=(const byte_buf &) = delete;
+    ~byte_buf() { free_memory(p_, cap_, is_secret); }
+
+    uint8_t *data() { return p_ != nullptr ? p_ : empty_; }
+    const uint8_t *data() const { return p_ != nullptr ? p_ : empty_; }
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    uint8_t &operator[](size_t i) { return p_[i]; }
+    const uint8_t &operator[](size_t i) const { return p_[i]; }
+
+    void reserve(size_t cap);
+    void resize_for_overwrite(size_t n)
+    {
+        reserve(n);
+        n_ = n;
+    }
+    void resize(size_t n)
+    {
+        size_t old = n_;
+        resize_for_overwrite(n);
+        if (n > old)
+            memset(p_ + old, 0, n - old);
+    }
+    void assign(const uint8_t *a, const uint8_t *b)
+    {
+        resize_for_overwrite((size_t)(b - a));
+        if (b != a)
+            memcpy(p_, a, (size_t)(b - a));
+    }
+    void assign(size_t n, uint8_t value)
+    {
+        resize_for_overwrite(n);
+        if (n > 0)
+            memset(p_, value, n);
+    }
+    void push_back(uint8_t b)
+    {
+        reserve(n_ + 1 > cap_ ? (n_ + 1) * 2 : cap_);
+        p_[n_++] = b;
+    }
+    // Hands the memory over (the buffer is empty after): its capacity through *cap.
+    uint8_t *release(size_t *cap)
+    {
+        uint8_t *p = p_;
+        *cap = cap_;
+        p_ = nullptr;
+        n_ = cap_ = 0;
+        return p;
+    }
+    static void free_memory(uint8_t *p, size_t cap, bool is_secret);
+
+  private:
+    uint8_t *p_ = nullptr;
+    size_t n_ = 0, cap_ = 0;
+    uint8_t empty_[1] = {0};
+};
+
 struct out_bytes {
-    std::vector<uint8_t> v;
+    byte_buf v;
     out_bytes() = default;
     out_bytes(const out_bytes &) = delete;
     out_bytes &operator=(const out_bytes &) = delete;
-    ~out_bytes()
-    {
-        if (!v.empty())
-            OPENSSL_cleanse(v.data(), v.size());
-    }
 };
+
+// A new ArrayBuffer of the first n bytes of r, taking r's memory (r is empty after); empty
+// (a RangeError thrown) when the app's memory limit refuses it.
+v8::Local<v8::Value> take_bytes(v8::Isolate *isolate, out_bytes &r, size_t n);
 
 // A new ArrayBuffer holding a copy of n bytes; empty (a RangeError thrown) when refused.
 v8::Local<v8::Value> new_bytes(v8::Isolate *isolate, const uint8_t *p, size_t n);
 // Sets it as the return value.
 void return_bytes(const v8::FunctionCallbackInfo<v8::Value> &args, const uint8_t *p, size_t n);
-// ok: return the first n bytes of r; else return null.
-void return_result(const v8::FunctionCallbackInfo<v8::Value> &args, bool ok, const out_bytes &r,
+// ok: return the first n bytes of r (taking its memory); else return null.
+void return_result(const v8::FunctionCallbackInfo<v8::Value> &args, bool ok, out_bytes &r,
                    size_t n);
 
 // Whether the app's memory limit has room for len more native bytes (after a full GC if
@@ -154,6 +221,7 @@ constexpr size_t kPoolBytes = (size_t)1 << 20;
 struct input {
     const uint8_t *p;
     size_t len;
+    bool is_secret = false; // key material: a job's copy of it is wiped
 };
 using op_fn = std::function<bool(const input *in, out_bytes &r, size_t *n)>;
 enum class result_kind { bytes, boolean }; // boolean: r.v[0] says true or false
