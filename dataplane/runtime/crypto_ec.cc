@@ -201,11 +201,16 @@ static void EcCurve(const FunctionCallbackInfo<Value> &args)
     clear_errors clear;
     if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC)
         return args.GetReturnValue().SetNull();
-    char group[64];
+    char group[64], encoding[32];
     size_t len = 0;
     const char *curve = "other";
-    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-                                       &len) == 1) {
+    // OpenSSL names the group of explicit parameters that match a known curve too, so the
+    // encoding tells them apart: only a namedCurve (RFC 5480 §2.1.1) is one of ours.
+    bool is_named = EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_ENCODING, encoding,
+                                                   sizeof encoding, &len) == 1 &&
+                    strcmp(encoding, OSSL_PKEY_EC_ENCODING_GROUP) == 0;
+    if (is_named && EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                                   sizeof group, &len) == 1) {
         int nid = OBJ_sn2nid(group);
         curve = nid == NID_X9_62_prime256v1 ? "P-256"
                 : nid == NID_secp384r1      ? "P-384"

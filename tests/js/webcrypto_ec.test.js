@@ -424,3 +424,18 @@ test("ECDSA and Ed25519 sign and verify inputs of a MiB or more on the thread po
   if (await crypto.subtle.verify(ecdsa, ec.publicKey, sig, big)) throw new Error("tampered ECDSA input verified");
   if (await crypto.subtle.verify("Ed25519", ed.publicKey, edSig, big)) throw new Error("tampered Ed25519 input verified");
 });
+
+// A P-256 key with explicit curve parameters (openssl ecparam -param_enc explicit), which
+// OpenSSL itself would match to prime256v1: RFC 5480's namedCurve is the only form the spec
+// accepts.
+const kExplicitPkcs8 = "MIIBeQIBADCCAQMGByqGSM49AgEwgfcCAQEwLAYHKoZIzj0BAQIhAP////8AAAABAAAAAAAAAAAAAAAA////////////////MFsEIP////8AAAABAAAAAAAAAAAAAAAA///////////////8BCBaxjXYqjqT57PrvVV2mIa8ZR0GsMxTsPY7zjw+J9JgSwMVAMSdNgiG5wSTamZ44ROdJreBn36QBEEEaxfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpZP40Li/hp/m47n60p8D54WK84zV2sxXs7LtkBoN79R9QIhAP////8AAAAA//////////+85vqtpxeehPO5ysL8YyVRAgEBBG0wawIBAQQgMXSLskFaiAUKPJ0fGJQ9t2hXojbfWtQDG/iHOkkoyh6hRANCAASoQqS2I/UEXAjdsxE+43EEwPTaoMN75F2QVL89Q5o6vXcQnIYpzNtoM6IU769MPXEpp6/qql+OgrMpI4dTb0v5";
+const kExplicitSpki = "MIIBSzCCAQMGByqGSM49AgEwgfcCAQEwLAYHKoZIzj0BAQIhAP////8AAAABAAAAAAAAAAAAAAAA////////////////MFsEIP////8AAAABAAAAAAAAAAAAAAAA///////////////8BCBaxjXYqjqT57PrvVV2mIa8ZR0GsMxTsPY7zjw+J9JgSwMVAMSdNgiG5wSTamZ44ROdJreBn36QBEEEaxfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpZP40Li/hp/m47n60p8D54WK84zV2sxXs7LtkBoN79R9QIhAP////8AAAAA//////////+85vqtpxeehPO5ysL8YyVRAgEBA0IABKhCpLYj9QRcCN2zET7jcQTA9Nqgw3vkXZBUvz1Dmjq9dxCchinM22gzohTvr0w9cSmnr+qqX46Csykjh1NvS/k=";
+
+test("spki and pkcs8 keys with explicit curve parameters are DataError, even of P-256's", async () => {
+  const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  for (const name of ["ECDSA", "ECDH"]) {
+    const alg = { name, namedCurve: "P-256" };
+    await rejectsWith(subtle.importKey("pkcs8", b64(kExplicitPkcs8), alg, true, name === "ECDSA" ? ["sign"] : ["deriveBits"]), "DataError");
+    await rejectsWith(subtle.importKey("spki", b64(kExplicitSpki), alg, true, name === "ECDSA" ? ["verify"] : []), "DataError");
+  }
+});
