@@ -95,8 +95,11 @@ function copyBytes(v) {
   } else {
     length = ArrayBufferPrototypeGetByteLength(v);
   }
-  const out = new Uint8Array(binding.isDetached(buffer) ? 0 : length);
-  if (out.length !== 0) TypedArrayPrototypeSet(out, new Uint8Array(buffer, offset, length));
+  if (binding.isDetached(buffer)) return new Uint8Array(0);
+  // Large copies natively: memory not zero-filled first, then copied over.
+  if (length >= 4096) return new Uint8Array(binding.cryptoCopyBytes(v));
+  const out = new Uint8Array(length);
+  if (length !== 0) TypedArrayPrototypeSet(out, new Uint8Array(buffer, offset, length));
   return out;
 }
 
