@@ -1,7 +1,8 @@
 // crypto_int.h: what the natives of crypto.subtle share (crypto.cc, crypto_pool.cc,
 // crypto_rsa.cc, crypto_ec.cc): argument readers, results, the two kinds of key handle, and
-// jobs on the libuv thread pool. The WebIDL surface, algorithm normalization and the spec's checks live in JS
-// (25_webcrypto.js and the algorithm files after it); these natives only compute.
+// jobs on the libuv thread pool. The WebIDL surface, algorithm normalization and the spec's
+// checks live in JS (25_webcrypto.js and the algorithm files after it); these natives only
+// compute.
 //
 // Key handles are what a CryptoKey's private slot holds; app code never sees them.
 // - A secret key (HMAC, AES-*, PBKDF2, HKDF) is an ArrayBuffer whose memory is OpenSSL's,
