@@ -293,6 +293,18 @@ def removing_a_node_gone_for_good_ends_the_drains_waiting_for_it():
                                               cp.get("/v1/apps/slow/drain")["nodes"]}
                    == {"sim-001": "drained", "sim-002": "draining"}, timeout=5)
         fleet.stop()  # sim-002 is gone for good; without `nodes rm` the drain waits 60 s
+        # Status reports sent before it stopped may still be queued at nanocp (seen under
+        # ASan); one handled after `nodes rm` would register the node anew. Wait until its
+        # last_seen holds still for more than two report intervals.
+        def last_seen():
+            return [n["last_seen"] for n in cp.get("/v1/nodes")["nodes"] if n["name"] == "sim-002"]
+        seen = [last_seen()]
+
+        def settled():
+            time.sleep(0.5)
+            seen.append(last_seen())
+            return seen[-1] == seen[-2]
+        wait_until("sim-002's reports handled", settled, timeout=10)
         # nanoctl nodes rm: the drain ends at once and the app goes
         code, out, err = cp.ctl("nodes", "rm", "sim-002")
         eq(code, 0, f"nodes rm: {err}")
