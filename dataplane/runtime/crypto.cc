@@ -103,13 +103,6 @@ Local<Value> new_bytes(Isolate *isolate, const uint8_t *p, size_t n)
     return ArrayBuffer::New(isolate, std::move(store));
 }
 
-void return_bytes(const FunctionCallbackInfo<Value> &args, const uint8_t *p, size_t n)
-{
-    Local<Value> v = new_bytes(args.GetIsolate(), p, n);
-    if (!v.IsEmpty())
-        args.GetReturnValue().Set(v);
-}
-
 void return_result(const FunctionCallbackInfo<Value> &args, bool ok, out_bytes &r, size_t n)
 {
     if (!ok)
@@ -491,14 +484,22 @@ static void KeyToBase64url(const FunctionCallbackInfo<Value> &args)
     args.GetReturnValue().Set(result);
 }
 
-// cryptoKeyExportRaw(key) -> a new ArrayBuffer with a copy of the key bytes.
+// A secret copy of n bytes as the return value: wiped when V8 frees it.
+static void return_secret(const FunctionCallbackInfo<Value> &args, const uint8_t *p, size_t n)
+{
+    out_bytes r;
+    r.v.assign(p, p + n);
+    return_result(args, true, r, n);
+}
+
+// cryptoKeyExportRaw(key) -> a new ArrayBuffer with a copy of the key bytes (wiped when freed).
 static void KeyExportRaw(const FunctionCallbackInfo<Value> &args)
 {
     const uint8_t *p;
     size_t len;
     if (!key_arg(args, 0, &p, &len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoKeyExportRaw: expected a key");
-    return_bytes(args, p, len);
+    return_secret(args, p, len);
 }
 
 // cryptoKeyLength(key) -> its length in bytes.
@@ -883,7 +884,7 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
     job_spec spec;
     spec.held_bytes = key.len + salt.len + (size_t)n;
     spec.run = [st] { return st->run(); };
-    spec.settle = [st, n](Isolate *i) { return new_bytes(i, st->out.v.data(), n); };
+    spec.settle = [st, n](Isolate *i) { return take_bytes(i, st->out, n); }; // wiped when freed
     Local<Value> promise = job_start(isolate, std::move(spec));
     if (!promise.IsEmpty())
         args.GetReturnValue().Set(promise);
@@ -1027,7 +1028,7 @@ static void PkeyExportDer(const FunctionCallbackInfo<Value> &args)
     }
     if (n <= 0 || der == nullptr)
         return args.GetReturnValue().SetNull();
-    return_bytes(args, der, (size_t)n);
+    return_secret(args, der, (size_t)n); // a PrivateKeyInfo holds the key
     OPENSSL_clear_free(der, (size_t)n);
 }
 

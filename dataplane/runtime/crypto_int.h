@@ -123,8 +123,6 @@ v8::Local<v8::Value> take_bytes(v8::Isolate *isolate, out_bytes &r, size_t n);
 
 // A new ArrayBuffer holding a copy of n bytes; empty (a RangeError thrown) when refused.
 v8::Local<v8::Value> new_bytes(v8::Isolate *isolate, const uint8_t *p, size_t n);
-// Sets it as the return value.
-void return_bytes(const v8::FunctionCallbackInfo<v8::Value> &args, const uint8_t *p, size_t n);
 // ok: return the first n bytes of r (taking its memory); else return null.
 void return_result(const v8::FunctionCallbackInfo<v8::Value> &args, bool ok, out_bytes &r,
                    size_t n);
