@@ -22,6 +22,8 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include <sodium.h>
+
 using v8::FunctionCallbackInfo;
 using v8::Isolate;
 using v8::Local;
@@ -405,8 +407,55 @@ static void EcdsaVerify(const FunctionCallbackInfo<Value> &args)
     });
 }
 
+// --- Ed25519 signatures through libsodium ---------------------------------------------------
+//
+// OpenSSL 3.0 signs with Ed25519 at about 30,000 signatures/s here, libsodium at about 54,000
+// (the same RFC 8032 signatures: Ed25519 is deterministic). libsodium signs with its 64-byte
+// secret key (seed || public key), made from the key's 32-byte seed once and kept with the
+// EVP_PKEY (ex_data), wiped when the key is freed. It is made on the isolate's thread before
+// any job that signs on the pool, which then only reads it (a handle belongs to one isolate).
+
+static int sodium_sk_index()
+{
+    static const int index = [] {
+        if (sodium_init() < 0)
+            return -1;
+        return CRYPTO_get_ex_new_index(
+            CRYPTO_EX_INDEX_EVP_PKEY, 0, nullptr, nullptr, nullptr,
+            [](void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
+                if (ptr != nullptr)
+                    OPENSSL_clear_free(ptr, crypto_sign_ed25519_SECRETKEYBYTES);
+            });
+    }();
+    return index;
+}
+
+// The libsodium secret key of an Ed25519 private key, made on first use; nullptr when it
+// cannot be (OpenSSL then signs).
+static const uint8_t *sodium_sk(EVP_PKEY *pkey)
+{
+    int index = sodium_sk_index();
+    if (index < 0 || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519)
+        return nullptr;
+    auto *sk = static_cast<uint8_t *>(EVP_PKEY_get_ex_data(pkey, index));
+    if (sk != nullptr)
+        return sk;
+    uint8_t seed[crypto_sign_ed25519_SEEDBYTES], pk[crypto_sign_ed25519_PUBLICKEYBYTES];
+    size_t seed_len = sizeof seed;
+    sk = static_cast<uint8_t *>(OPENSSL_malloc(crypto_sign_ed25519_SECRETKEYBYTES));
+    bool ok = sk != nullptr && EVP_PKEY_get_raw_private_key(pkey, seed, &seed_len) == 1 &&
+              seed_len == sizeof seed && crypto_sign_ed25519_seed_keypair(pk, sk, seed) == 0 &&
+              EVP_PKEY_set_ex_data(pkey, index, sk) == 1;
+    OPENSSL_cleanse(seed, sizeof seed);
+    if (!ok) {
+        OPENSSL_clear_free(sk, crypto_sign_ed25519_SECRETKEYBYTES);
+        return nullptr;
+    }
+    return sk;
+}
+
 // cryptoEdSign(handle, data) -> the pure EdDSA signature (RFC 8032 §5.1.6 / §5.2.6, no context)
-// of the data by an Ed25519 or Ed448 private key; null when OpenSSL fails.
+// of the data by an Ed25519 (libsodium) or Ed448 (OpenSSL) private key; null when it fails.
 static void EdSign(const FunctionCallbackInfo<Value> &args)
 {
     EVP_PKEY *pkey = pkey_arg(args, 0);
@@ -416,7 +465,14 @@ static void EdSign(const FunctionCallbackInfo<Value> &args)
     op_options o;
     o.out_len = (size_t)EVP_PKEY_get_size(pkey);
     o.key = pkey;
-    run_op(args, {data}, o, [pkey](const input *in, out_bytes &r, size_t *r_len) {
+    const uint8_t *sk = sodium_sk(pkey); // made here, on the isolate's thread
+    run_op(args, {data}, o, [pkey, sk](const input *in, out_bytes &r, size_t *r_len) {
+        r.v.is_secret = false; // a signature
+        if (sk != nullptr) {
+            r.v.resize_for_overwrite(crypto_sign_ed25519_BYTES);
+            *r_len = crypto_sign_ed25519_BYTES;
+            return crypto_sign_ed25519_detached(r.v.data(), nullptr, in[0].p, in[0].len, sk) == 0;
+        }
         md_ctx mc;
         size_t sig_len = 0;
         bool ok = mc.ctx != nullptr &&
