@@ -107,9 +107,7 @@ void return_result(const FunctionCallbackInfo<Value> &args, bool ok, out_bytes &
 {
     if (!ok)
         return args.GetReturnValue().SetNull();
-    Local<Value> v = take_bytes(args.GetIsolate(), r, n);
-    if (!v.IsEmpty())
-        args.GetReturnValue().Set(v);
+    return_value(args, take_bytes(args.GetIsolate(), r, n));
 }
 
 void byte_buf::reserve(size_t cap)
@@ -367,9 +365,7 @@ static void CopyBytes(const FunctionCallbackInfo<Value> &args)
     r.v.resize_for_overwrite(in.len);
     if (in.len > 0)
         memcpy(r.v.data(), in.p, in.len);
-    Local<Value> v = take_bytes(args.GetIsolate(), r, in.len);
-    if (!v.IsEmpty())
-        args.GetReturnValue().Set(v);
+    return_value(args, take_bytes(args.GetIsolate(), r, in.len));
 }
 
 // cryptoKeyFromBytes(bufferSource) -> key buffer holding a copy of its bytes.
@@ -385,8 +381,7 @@ static void KeyFromBytes(const FunctionCallbackInfo<Value> &args)
             memcpy(p, src, len);
         return true;
     });
-    if (!key.IsEmpty())
-        args.GetReturnValue().Set(key);
+    return_value(args, key);
 }
 
 // cryptoKeyGenerate(bits) -> key buffer of ceil(bits / 8) random bytes (RAND_bytes), the bits
@@ -409,8 +404,8 @@ static void KeyGenerate(const FunctionCallbackInfo<Value> &args)
     if (!is_rand_ok)
         isolate->ThrowException(v8::Exception::Error(
             String::NewFromUtf8Literal(isolate, "the random number generator failed")));
-    else if (!key.IsEmpty())
-        args.GetReturnValue().Set(key);
+    else
+        return_value(args, key);
 }
 
 static int base64url_value(uint8_t c)
@@ -460,8 +455,7 @@ static void KeyFromBase64url(const FunctionCallbackInfo<Value> &args)
         return true;
     });
     OPENSSL_cleanse(&text[0], n);
-    if (!key.IsEmpty())
-        args.GetReturnValue().Set(key);
+    return_value(args, key);
 }
 
 // cryptoKeyToBase64url(key) -> the key bytes in base64url without padding (a JWK's "k").
@@ -885,9 +879,7 @@ static void Pbkdf2(const FunctionCallbackInfo<Value> &args)
     spec.held_bytes = key.len + salt.len + (size_t)n;
     spec.run = [st] { return st->run(); };
     spec.settle = [st, n](Isolate *i) { return take_bytes(i, st->out, n); }; // wiped when freed
-    Local<Value> promise = job_start(isolate, std::move(spec));
-    if (!promise.IsEmpty())
-        args.GetReturnValue().Set(promise);
+    return_value(args, job_start(isolate, std::move(spec)));
 }
 
 // cryptoHkdf(hashId, key, salt, info, bytes) -> HKDF (RFC 5869 §2.2 extract, §2.3 expand) with
@@ -965,9 +957,7 @@ static void PkeyImportDer(const FunctionCallbackInfo<Value> &args)
     }
     if (pkey == nullptr)
         return args.GetReturnValue().SetNull();
-    Local<Value> handle = pkey_new(isolate, pkey);
-    if (!handle.IsEmpty())
-        args.GetReturnValue().Set(handle);
+    return_value(args, pkey_new(isolate, pkey));
 }
 
 // cryptoPkeyType(handle) -> the key's type: 'RSA', 'RSA-PSS' (an RSA key restricted to PSS, as
@@ -1050,9 +1040,7 @@ static void PkeyPublic(const FunctionCallbackInfo<Value> &args)
     OPENSSL_free(der);
     if (pub == nullptr)
         return args.GetReturnValue().SetNull();
-    Local<Value> handle = pkey_new(isolate, pub);
-    if (!handle.IsEmpty())
-        args.GetReturnValue().Set(handle);
+    return_value(args, pkey_new(isolate, pub));
 }
 
 static const rt_native kNatives[] = {

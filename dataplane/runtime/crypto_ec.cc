@@ -72,9 +72,7 @@ void return_handle(const FunctionCallbackInfo<Value> &args, EVP_PKEY *pkey)
 {
     if (pkey == nullptr)
         return args.GetReturnValue().SetNull();
-    Local<Value> handle = pkey_new(args.GetIsolate(), pkey);
-    if (!handle.IsEmpty())
-        args.GetReturnValue().Set(handle);
+    return_value(args, pkey_new(args.GetIsolate(), pkey));
 }
 
 // The length in bytes of a field element (and of the group order) of an EC key: 32, 48, 66.

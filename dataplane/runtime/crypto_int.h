@@ -121,6 +121,13 @@ struct out_bytes {
 // (a RangeError thrown) when the app's memory limit refuses it.
 v8::Local<v8::Value> take_bytes(v8::Isolate *isolate, out_bytes &r, size_t n);
 
+// Sets v as the native's return value unless it is empty (an exception was thrown).
+inline void return_value(const v8::FunctionCallbackInfo<v8::Value> &args, v8::Local<v8::Value> v)
+{
+    if (!v.IsEmpty())
+        args.GetReturnValue().Set(v);
+}
+
 // A new ArrayBuffer holding a copy of n bytes; empty (a RangeError thrown) when refused.
 v8::Local<v8::Value> new_bytes(v8::Isolate *isolate, const uint8_t *p, size_t n);
 // ok: return the first n bytes of r (taking its memory); else return null.

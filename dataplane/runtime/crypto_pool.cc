@@ -309,9 +309,7 @@ void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input
         out_bytes r;
         size_t n = 0;
         bool ok = op(inputs.begin(), r, &n);
-        Local<Value> v = op_result(isolate, ok, r, n, kind);
-        if (!v.IsEmpty())
-            args.GetReturnValue().Set(v);
+        return_value(args, op_result(isolate, ok, r, n, kind));
         return;
     }
     struct state {
@@ -340,9 +338,7 @@ void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input
     spec.held_bytes = total + options.out_len;
     spec.run = [st, op] { return op(st->views.data(), st->r, &st->n) ? step::done : step::failed; };
     spec.settle = [st, kind](Isolate *i) { return op_result(i, true, st->r, st->n, kind); };
-    Local<Value> promise = job_start(isolate, std::move(spec));
-    if (!promise.IsEmpty())
-        args.GetReturnValue().Set(promise);
+    return_value(args, job_start(isolate, std::move(spec)));
 }
 
 std::string base64url(const uint8_t *p, size_t len)

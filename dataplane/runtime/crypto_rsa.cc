@@ -134,9 +134,7 @@ static void RsaGenerate(const FunctionCallbackInfo<Value> &args)
         st->pkey = nullptr;
         return pkey_new(i, pkey); // owns it now, also when it fails
     };
-    Local<Value> promise = job_start(isolate, std::move(spec));
-    if (!promise.IsEmpty())
-        args.GetReturnValue().Set(promise);
+    return_value(args, job_start(isolate, std::move(spec)));
 }
 
 // --- keys from and to their numbers ------------------------------------------------------------
@@ -215,9 +213,7 @@ static void RsaFromJwk(const FunctionCallbackInfo<Value> &args)
         EVP_PKEY_free(pkey);
         return args.GetReturnValue().SetNull();
     }
-    Local<Value> handle = pkey_new(isolate, pkey);
-    if (!handle.IsEmpty())
-        args.GetReturnValue().Set(handle);
+    return_value(args, pkey_new(isolate, pkey));
 }
 
 // cryptoRsaExportJwk(handle, isPrivate) -> the key's numbers as base64url strings, in
