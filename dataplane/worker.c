@@ -23,6 +23,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "client/client.h"
 #include "check.h"
 #include "log.h"
 #include "request.h"
@@ -111,6 +112,7 @@ struct dp_worker {
     nano_buf access_kv; /* scratch for one access line's key=value text */
     rt_watch watch;
     rt_pool *pool;                 /* ready isolates for apps' first requests */
+    dp_client *http_client;        /* outbound fetch: this thread's connections, every app */
     uint64_t last_heap_sample_ms;
     dp_stats stats;
     dp_worker_done_fn done;
@@ -233,6 +235,8 @@ static int version_isolate(dp_version *v)
         .watch = &w->watch,
         .cpu_limit_ms = c->limits.cpu_ms,
         .wall_limit_ms = c->limits.wall_ms,
+        .http_client = w->http_client,
+        .subrequests = c->limits.subrequests,
     };
     nano_error err = {0};
     uint64_t t0 = uv_hrtime();
@@ -1046,6 +1050,8 @@ static void close_all(dp_worker *w)
     w->reap_head = NULL;
     rt_pool_free(w->pool);
     w->pool = NULL;
+    dp_client_close(w->http_client); /* after the isolates: none holds a transfer now */
+    w->http_client = NULL;
     flush_access_log(w);
     /* After this no thread may wake us: uv_async_send on a closed handle aborts the process
      * (a forced shutdown orders every worker to abort, drained ones included). */
@@ -1123,6 +1129,9 @@ static void worker_thread(void *arg)
     };
     if (w->opts.pool_size > 0)
         w->pool = rt_pool_new(&w->loop, w->opts.pool_size);
+    if (dp_client_new(&w->loop, &w->http_client) != 0)
+        NANO_WARN("dp.http_client", "worker=%d detail=%s", w->index,
+                  "the HTTP client could not be set up; each isolate makes its own");
     w->server = dp_server_new(&w->loop, &so);
     w->start_rc = dp_server_listen(w->server, &w->start_err);
     if (w->start_rc != 0) {

@@ -633,6 +633,9 @@ class Request {
       return r;
     };
     internal.isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
+    // What fetch() needs: [method, url, Headers, BodyState, signal, redirect mode].
+    internal.requestParts = (r) => [r.#method, r.url, r.headers, r.#body, r.signal,
+      r.#redirect];
   }
 }
 installBody(Request.prototype, (r) => requestState(r), 'Request', (r) => r.headers);
@@ -702,6 +705,7 @@ class Response {
   #statusText = '';
   #headers;
   #body;
+  #urlList = null; // a fetched response: the URLs it went through, redirects included
 
   constructor(body = null, init = undefined) {
     // kInitialized: a static factory (json) ran initResponse itself; init is its result.
@@ -738,8 +742,8 @@ class Response {
   }
 
   get type() { return this.#type; }
-  get url() { return ''; }
-  get redirected() { return false; }
+  get url() { return this.#urlList === null ? '' : this.#urlList[this.#urlList.length - 1]; }
+  get redirected() { return this.#urlList !== null && this.#urlList.length > 1; }
   get status() { return this.#status; }
   get ok() { return this.#status >= 200 && this.#status <= 299; }
   get statusText() { return this.#statusText; }
@@ -753,8 +757,9 @@ class Response {
     copy.#status = this.#status;
     copy.#statusText = this.#statusText;
     copy.#headers = new Headers(this.#headers);
-    setHeadersGuard(copy.#headers, this.#type === 'error'
+    setHeadersGuard(copy.#headers, this.#type === 'error' || this.#urlList !== null
       ? kGuardImmutable : kGuardResponse);
+    copy.#urlList = this.#urlList;
     copy.#body = new BodyState(cloneBodySource(body));
     return copy;
   }
@@ -768,6 +773,16 @@ class Response {
     // What the server needs to send it: [status, statusText, header list, body source].
     internal.responseParts = (r) => [r.#type === 'error' ? 0 : r.#status, r.#statusText,
       headerList(r.#headers), r.#body];
+    // A response that fetch() received: its headers cannot be changed (Fetch: "immutable").
+    internal.createFetchedResponse = (status, statusText, list, source, urlList) => {
+      const res = new Response(null);
+      res.#status = status;
+      res.#statusText = statusText;
+      res.#headers = headersFromList(list, kGuardImmutable);
+      res.#body = new BodyState(source);
+      res.#urlList = urlList;
+      return res;
+    };
   }
 }
 installBody(Response.prototype, (r) => responseState(r), 'Response', (r) => r.headers);
@@ -781,7 +796,10 @@ Reflect.defineProperty(Response.prototype, internal.kInspect, { enumerable: fals
 isBodyHolder = (v) => internal.isRequest(v) || internal.isResponse(v);
 internal.createIncomingRequest = createIncomingRequest;
 internal.NativeBody = NativeBody;
+internal.bodyStream = bodyStream;
+internal.isBodyUnusable = isUnusable;
 internal.webidl.configureInterface(Request);
 internal.webidl.configureInterface(Response);
+internal.Request = Request;
 internal.defineGlobal('Request', Request);
 internal.defineGlobal('Response', Response);

@@ -813,8 +813,8 @@ const rt_native *rt_binding_natives(size_t *n)
 // Every table of natives, for rt_make_binding and the snapshot's external references.
 extern const rt_natives_fn rt_native_lists[] = {rt_binding_natives, rt_encoding_natives,
                                                 rt_idna_natives, rt_compression_natives,
-                                                rt_crypto_natives, rt_crypto_ec_natives,
-                                                rt_crypto_rsa_natives,
+                                                rt_fetch_natives, rt_crypto_natives,
+                                                rt_crypto_ec_natives, rt_crypto_rsa_natives,
                                                 nullptr};
 
 Local<Object> rt_make_binding(Isolate *isolate, Local<Context> ctx)

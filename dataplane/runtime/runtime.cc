@@ -449,6 +449,7 @@ static uint32_t slot_acquire(rt_isolate *iso, dp_request *req)
     s->wait_until = 0;
     s->is_responded = false;
     s->js_ns = 0;
+    s->n_subrequests = 0;
     dp_request_ref(req);
     dp_request_set_rt_slot(req, index);
     iso->n_pending++;
@@ -459,6 +460,7 @@ static void slot_release(rt_isolate *iso, uint32_t index)
 {
     rt_slot *s = &iso->slots[index];
     dp_request *req = s->req;
+    rt_fetch_release_slot(iso, index); // before gen++: fetches name the slot by index
     s->req = nullptr;
     s->gen++;
     s->body_waiter.Reset();
@@ -504,10 +506,8 @@ static void free_body_chunk(void *data, size_t len, void *iso_ptr)
 // by the body's high-water mark); refusing would fail reads of bodies whose earlier chunks are
 // merely garbage not yet collected. While held it leaves that much less room to new
 // ArrayBuffers, and an app found holding more than its limit after a full GC is discarded.
-static Local<v8::ArrayBuffer> take_body(rt_isolate *iso, rt_slot *slot)
+Local<v8::ArrayBuffer> rt_adopt_bytes(rt_isolate *iso, void *data, size_t len)
 {
-    size_t len = 0;
-    void *data = dp_request_take_body(slot->req, &len);
     std::shared_ptr<v8::BackingStore> store;
     if (data != nullptr) {
         store = v8::ArrayBuffer::NewBackingStore(data, len, free_body_chunk, iso);
@@ -518,6 +518,13 @@ static Local<v8::ArrayBuffer> take_body(rt_isolate *iso, rt_slot *slot)
         store = v8::ArrayBuffer::NewBackingStore(iso->isolate, 0);
     }
     return v8::ArrayBuffer::New(iso->isolate, std::move(store));
+}
+
+static Local<v8::ArrayBuffer> take_body(rt_isolate *iso, rt_slot *slot)
+{
+    size_t len = 0;
+    void *data = dp_request_take_body(slot->req, &len);
+    return rt_adopt_bytes(iso, data, len);
 }
 
 Local<Value> rt_body_failed_error(rt_isolate *iso)
@@ -1191,6 +1198,8 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     if (opts->location != nullptr)
         iso->location = opts->location;
     iso->node_compat = opts->node_compat;
+    iso->http_client = opts->http_client;
+    iso->subrequest_limit = opts->subrequests;
     if (opts->main_source != nullptr && opts->main_path != nullptr) {
         char real[PATH_MAX];
         if (realpath(opts->main_path, real) != nullptr) {
@@ -1285,6 +1294,7 @@ void rt_isolate_free(rt_isolate *iso)
     rt_encoding_close_all(iso);
     rt_compression_close_all(iso);
     rt_crypto_close_all(iso);
+    rt_fetch_close_all(iso);
     rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
     rt_unpark(iso->isolate);
     iso->isolate->Dispose();

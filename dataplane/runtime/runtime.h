@@ -61,6 +61,11 @@ typedef struct rt_app_options {
     struct rt_watch *watch;
     uint64_t cpu_limit_ms;
     uint64_t wall_limit_ms;
+    /* Outbound fetch: the worker's HTTP client (borrowed, shared by its isolates; NULL: the
+     * isolate makes its own on first use) and the fetch() hops one request may start
+     * (limits.subrequests; 0: no limit, as `nano-dp run` and `test` want). */
+    struct dp_client *http_client;
+    uint32_t subrequests;
 } rt_app_options;
 
 #define RT_STARTUP_CPU_MS 1000

@@ -22,6 +22,7 @@ struct rt_compression; // compression.cc
 struct rt_crypto_job;  // crypto.cc
 struct rt_pkey_box;    // crypto.cc
 struct rt_crypto_retry; // crypto.cc
+struct rt_fetches;      // fetch.cc
 
 // The memory limit of an app that asks for none (DESIGN.md §9).
 constexpr size_t RT_DEFAULT_MEMORY_MB = 128;
@@ -83,6 +84,7 @@ struct rt_slot {
     bool is_responded = false; // the response ended (or failed): JS is done with it
     bool is_body_whole = false; // body_waiter wants the whole body, not the next bytes
     uint64_t js_ns = 0;         // JS time charged to this request (its CPU budget)
+    uint32_t n_subrequests = 0; // fetch() hops started for this request (fetch.cc)
     v8::Global<v8::Promise::Resolver> body_waiter;
     v8::Global<v8::Promise::Resolver> writable_waiter; // a streamed response waits for room
 };
@@ -138,6 +140,9 @@ struct rt_isolate {
     rt_crypto_job *crypto_jobs = nullptr;   // crypto.subtle work on the thread pool, newest first
     int n_crypto_running = 0;               // of which queued on the pool
     int n_crypto_jobs = 0;                  // in crypto_jobs
+    rt_fetches *fetches = nullptr;          // outbound fetches in flight (fetch.cc)
+    struct dp_client *http_client = nullptr; // the worker's, borrowed (NULL: fetch.cc makes one)
+    uint32_t subrequest_limit = 0;          // per request (limits.subrequests; 0: none)
     rt_pkey_box *pkeys = nullptr;           // asymmetric CryptoKey handles alive (crypto.cc)
     rt_crypto_retry *crypto_retry = nullptr; // retries long jobs over the process's share
     v8::Global<v8::ObjectTemplate> pkey_template; // their objects' template, made on first use
@@ -246,6 +251,9 @@ double rt_slot_id(rt_isolate *iso, uint32_t index);
 void rt_slot_maybe_release(rt_isolate *iso, uint32_t index);
 void rt_settle_body(rt_isolate *iso, rt_slot *slot, v8::Local<v8::Context> ctx);
 v8::Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot);
+// rt_adopt_bytes: an ArrayBuffer owning data (len bytes from nano_malloc/malloc; freed when
+// collected), counted against the app's memory limit like request body chunks.
+v8::Local<v8::ArrayBuffer> rt_adopt_bytes(rt_isolate *iso, void *data, size_t len);
 v8::Local<v8::Value> rt_body_failed_error(rt_isolate *iso);
 // Pooled isolates are made with the default app heap limit (DESIGN.md §9), so that apps with
 // the default limit (most) can take them.
@@ -270,6 +278,11 @@ void rt_encoding_close_all(rt_isolate *iso);
 const rt_native *rt_compression_natives(size_t *n);
 void rt_compression_init(rt_isolate *iso);      // per isolate, before JS can compress
 void rt_compression_close_all(rt_isolate *iso); // frees every codec state; before Dispose
+
+// fetch.cc
+const rt_native *rt_fetch_natives(size_t *n);
+void rt_fetch_release_slot(rt_isolate *iso, uint32_t index); // stops the request's fetches
+void rt_fetch_close_all(rt_isolate *iso);                    // before Dispose
 
 // crypto.cc
 const rt_native *rt_crypto_natives(size_t *n);

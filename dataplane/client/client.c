@@ -1,0 +1,934 @@
+/* client.c: libcurl's multi interface on a libuv loop (client.h).
+ *
+ * curl tells us which sockets to watch (on_socket) and when to wake it (on_timer_set); we
+ * turn those into uv_poll handles and one uv_timer, and call curl_multi_socket_action when
+ * they fire. curl's own callbacks (header, write, read, opensocket, prereq) only record what
+ * happened on the transfer; the owner's hooks run afterwards, from `dispatch`, once curl has
+ * returned, so a hook may call back into curl (take, send, free) without re-entering it. */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "log.h"
+
+typedef struct send_piece {
+    struct send_piece *next;
+    const char *p;
+    size_t len;
+    size_t off;
+    void (*release)(void *);
+    void *release_ud;
+} send_piece;
+
+struct dp_xfer {
+    dp_client *c;
+    dp_xfer *prev, *next;      /* c->xfers */
+    CURL *easy;
+    dp_xfer_hooks hooks;
+    struct curl_slist *headers;
+    char *host;
+    bool is_running;           /* in the multi handle */
+    bool is_done;
+    bool is_freed;             /* dp_xfer_free ran during a dispatch: freed at its end */
+    dp_xfer_error result;
+    char detail[CURL_ERROR_SIZE + 64];
+    char errbuf[CURL_ERROR_SIZE];
+    char deny_reason[256];     /* the egress check refused an address */
+    bool is_denied;
+    bool is_head_too_large;
+    /* events for dispatch */
+    bool ev_head, ev_data, ev_send, ev_done;
+    /* response head */
+    bool is_head_done;
+    int status;
+    int http_version;
+    char *reason;
+    char *lines;               /* "Name: value\0..." */
+    size_t lines_len, lines_cap;
+    size_t head_bytes;
+    /* response body */
+    char *recv;
+    size_t recv_len, recv_cap;
+    bool is_recv_paused;
+    /* request body */
+    dp_xfer_body body_kind;
+    uint64_t body_len;
+    bool is_rewindable;        /* the whole body is one piece, kept to the end for rewinds */
+    send_piece *pieces, **pieces_tail; /* queued */
+    send_piece *sent;                  /* sent, to release outside curl */
+    size_t send_queued;
+    bool is_send_ended, is_send_ok, is_send_paused;
+};
+
+typedef struct sock_ctx {
+    uv_poll_t poll;
+    dp_client *c;
+    curl_socket_t fd;
+    struct sock_ctx *prev, *next; /* c->socks: the sockets being watched */
+} sock_ctx;
+
+struct dp_client {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    dp_xfer *xfers;
+    size_t n_xfers;
+    int depth;                 /* dispatch nesting: frees wait for the outermost */
+    dp_xfer *zombies;          /* freed during a dispatch */
+    sock_ctx *socks;
+    int n_handles;             /* uv handles open (timer, polls) */
+    bool is_closing;
+};
+
+static void xfer_release_memory(dp_xfer *x);
+
+const char *dp_xfer_error_name(dp_xfer_error e)
+{
+    static const char *const names[] = {"ok", "dns", "refused", "denied", "tls", "timeout",
+                                        "reset", "protocol", "too_large", "body", "other"};
+    return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "other";
+}
+
+/* --- curl's view of sockets and time -> libuv ------------------------------------------- */
+
+static void check_done(dp_client *c);
+static void dispatch(dp_client *c);
+static void init_curl(void);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    dp_client *c = h->data;
+    if (h->type == UV_POLL) {
+        sock_ctx *sc = h->data;
+        c = sc->c;
+        free(sc);
+    }
+    if (--c->n_handles == 0 && c->is_closing)
+        free(c);
+}
+
+static void after_action(dp_client *c)
+{
+    check_done(c);
+    dispatch(c);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    sock_ctx *sc = h->data;
+    dp_client *c = sc->c;
+    int flags = 0;
+    int running = 0;
+
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(c->multi, sc->fd, flags, &running);
+    after_action(c);
+}
+
+static void sock_close(dp_client *c, sock_ctx *sc)
+{
+    uv_poll_stop(&sc->poll);
+    if (sc->prev != NULL)
+        sc->prev->next = sc->next;
+    else
+        c->socks = sc->next;
+    if (sc->next != NULL)
+        sc->next->prev = sc->prev;
+    uv_close((uv_handle_t *)&sc->poll, on_handle_closed);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    dp_client *c = userp;
+    sock_ctx *sc = socketp;
+    int events = 0;
+
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (sc != NULL) {
+            if (!c->is_closing)
+                curl_multi_assign(c->multi, fd, NULL);
+            sock_close(c, sc);
+        }
+        return 0;
+    }
+    if (sc == NULL) {
+        sc = nano_xcalloc(1, sizeof(*sc));
+        if (uv_poll_init_socket(c->loop, &sc->poll, fd) != 0) {
+            free(sc);
+            return -1;
+        }
+        sc->c = c;
+        sc->fd = fd;
+        sc->poll.data = sc;
+        sc->next = c->socks;
+        if (c->socks != NULL)
+            c->socks->prev = sc;
+        c->socks = sc;
+        c->n_handles++;
+        curl_multi_assign(c->multi, fd, sc);
+    }
+    if (what & CURL_POLL_IN)
+        events |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&sc->poll, events, on_poll);
+    return 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    dp_client *c = t->data;
+    int running = 0;
+
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    after_action(c);
+}
+
+/* curl asks to be called back after timeout_ms (-1: never). Never call curl from here. */
+static int on_timer_set(CURLM *multi, long timeout_ms, void *userp)
+{
+    dp_client *c = userp;
+
+    (void)multi;
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+int dp_client_new(uv_loop_t *loop, dp_client **out)
+{
+    static uv_once_t once = UV_ONCE_INIT;
+    dp_client *c;
+
+    /* curl_global_init is not thread-safe in every build; workers may start together. */
+    uv_once(&once, init_curl);
+    c = nano_xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) {
+        free(c);
+        return NANO_ENOMEM;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->n_handles = 1;
+    *out = c;
+    return 0;
+}
+
+static void init_curl(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        NANO_ERROR("client.curl_init", "detail=%s", "curl_global_init failed: outbound fetch will fail");
+}
+
+size_t dp_client_n_xfers(const dp_client *c)
+{
+    return c->n_xfers;
+}
+
+static void xfer_unlink_and_free(dp_xfer *x)
+{
+    xfer_release_memory(x);
+    free(x);
+}
+
+void dp_client_close(dp_client *c)
+{
+    if (c == NULL)
+        return;
+    while (c->xfers != NULL) {
+        dp_xfer *x = c->xfers;
+        x->hooks = (dp_xfer_hooks){0};
+        dp_xfer_free(x);
+    }
+    while (c->zombies != NULL) {
+        dp_xfer *z = c->zombies;
+        c->zombies = z->next;
+        xfer_unlink_and_free(z);
+    }
+    /* cleanup closes the pool's connections; sockets it does not report back are closed
+     * here (their fds are gone: the polls only need closing) */
+    c->is_closing = true;
+    curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    while (c->socks != NULL)
+        sock_close(c, c->socks);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* --- per-transfer callbacks (inside curl: record only) ---------------------------------- */
+
+static int append_line(dp_xfer *x, const char *p, size_t n)
+{
+    if (x->lines_len + n + 2 > x->lines_cap) {
+        size_t cap = x->lines_cap ? x->lines_cap * 2 : 1024;
+        while (cap < x->lines_len + n + 2)
+            cap *= 2;
+        char *grown = nano_realloc(x->lines, cap);
+        if (grown == NULL)
+            return -1;
+        x->lines = grown;
+        x->lines_cap = cap;
+    }
+    memcpy(x->lines + x->lines_len, p, n);
+    x->lines_len += n;
+    x->lines[x->lines_len++] = '\0';
+    return 0;
+}
+
+/* "HTTP/1.1 200 OK" (HTTP/2 and 3: "HTTP/2 200 "): the status and the reason. */
+static int parse_status_line(dp_xfer *x, const char *p, size_t n)
+{
+    const char *sp = memchr(p, ' ', n);
+    int status = 0;
+    size_t i;
+
+    if (sp == NULL)
+        return -1;
+    i = (size_t)(sp - p) + 1;
+    for (int d = 0; d < 3; d++, i++) {
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return -1;
+        status = status * 10 + (p[i] - '0');
+    }
+    while (i < n && p[i] == ' ')
+        i++;
+    free(x->reason);
+    x->reason = nano_xstrndup(p + i, n - i);
+    x->status = status;
+    return 0;
+}
+
+static size_t on_header(char *p, size_t size, size_t nitems, void *ud)
+{
+    dp_xfer *x = ud;
+    size_t n = size * nitems;
+    size_t len = n;
+
+    if (x->is_head_done)
+        return n; /* trailers: not exposed */
+    x->head_bytes += n;
+    if (x->head_bytes > DP_XFER_MAX_HEAD) {
+        x->is_head_too_large = true;
+        return 0;
+    }
+    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    if (len == 0) { /* the blank line: a head ended */
+        if (x->status >= 100 && x->status < 200) {
+            /* an interim response (100 Continue, 103 Early Hints): wait for the final one */
+            x->lines_len = 0;
+            x->status = 0;
+            return n;
+        }
+        long version = 0;
+        curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &version);
+        x->http_version = version == CURL_HTTP_VERSION_1_0   ? 10
+                          : version == CURL_HTTP_VERSION_2_0 ? 20
+                          : version == CURL_HTTP_VERSION_3   ? 30
+                                                             : 11;
+        x->is_head_done = true;
+        x->ev_head = true;
+        return n;
+    }
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0 && x->status == 0) {
+        if (parse_status_line(x, p, len) != 0)
+            return 0;
+        return n;
+    }
+    if ((p[0] == ' ' || p[0] == '\t') && x->lines_len > 0) {
+        /* obs-fold: continues the previous line */
+        x->lines_len--; /* its NUL */
+        while (len > 0 && (p[0] == ' ' || p[0] == '\t')) {
+            p++;
+            len--;
+        }
+        if (append_line(x, " ", 1) != 0)
+            return 0;
+        x->lines_len--;
+        return append_line(x, p, len) == 0 ? n : 0;
+    }
+    if (memchr(p, ':', len) == NULL)
+        return n; /* not a header line: ignored, as browsers do */
+    return append_line(x, p, len) == 0 ? n : 0;
+}
+
+static size_t on_write(char *p, size_t size, size_t nitems, void *ud)
+{
+    dp_xfer *x = ud;
+    size_t n = size * nitems;
+
+    if (n == 0)
+        return 0;
+    if (x->recv_len >= DP_XFER_RECV_HIGH) {
+        x->is_recv_paused = true;
+        return CURL_WRITEFUNC_PAUSE; /* curl keeps these bytes and offers them again */
+    }
+    if (x->recv_len + n > x->recv_cap) {
+        size_t cap = x->recv_cap ? x->recv_cap : 16384;
+        while (cap < x->recv_len + n)
+            cap *= 2;
+        char *grown = nano_realloc(x->recv, cap);
+        if (grown == NULL)
+            return 0;
+        x->recv = grown;
+        x->recv_cap = cap;
+    }
+    memcpy(x->recv + x->recv_len, p, n);
+    x->recv_len += n;
+    x->ev_data = true;
+    return n;
+}
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    dp_xfer *x = ud;
+    size_t room = size * nitems;
+    size_t n = 0;
+
+    while (n < room) {
+        send_piece *pc = x->pieces;
+        while (pc != NULL && pc->off == pc->len)
+            pc = pc->next;
+        if (pc == NULL)
+            break;
+        size_t k = pc->len - pc->off;
+        if (k > room - n)
+            k = room - n;
+        memcpy(buf + n, pc->p + pc->off, k);
+        pc->off += k;
+        n += k;
+        x->send_queued -= k;
+        if (pc->off == pc->len && !x->is_rewindable) {
+            /* sent: released after curl returns (a release may run the owner's code) */
+            x->pieces = pc->next;
+            if (x->pieces == NULL)
+                x->pieces_tail = &x->pieces;
+            pc->next = x->sent;
+            x->sent = pc;
+        }
+    }
+    if (n > 0)
+        return n;
+    if (x->is_send_ended)
+        return x->is_send_ok ? 0 : CURL_READFUNC_ABORT;
+    x->is_send_paused = true;
+    x->ev_send = true;
+    return CURL_READFUNC_PAUSE;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    dp_xfer *x = ud;
+
+    /* curl rewinds to resend a body on a fresh connection when a reused one died. */
+    if (offset != 0 || origin != SEEK_SET || !x->is_rewindable)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->send_queued = 0;
+    for (send_piece *pc = x->pieces; pc != NULL; pc = pc->next) {
+        pc->off = 0;
+        x->send_queued += pc->len;
+    }
+    return CURL_SEEKFUNC_OK;
+}
+
+static bool check_address(dp_xfer *x, const struct sockaddr *addr)
+{
+    if (x->hooks.check_address == NULL)
+        return true;
+    if (x->hooks.check_address(x->hooks.ud, x->host, addr, x->deny_reason,
+                               sizeof(x->deny_reason)))
+        return true;
+    x->is_denied = true;
+    return false;
+}
+
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    dp_xfer *x = ud;
+
+    (void)purpose;
+    if (!check_address(x, &a->addr))
+        return CURL_SOCKET_BAD; /* curl tries the host's next address, if any */
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+/* Before each request goes out, on a new or a reused connection: a connection opened for
+ * another app (one pool per thread) must pass this app's egress check too. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    dp_xfer *x = ud;
+    struct sockaddr_storage ss;
+
+    (void)local_ip;
+    (void)local_port;
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(primary_ip, ':') != NULL) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)primary_port);
+        if (inet_pton(AF_INET6, primary_ip, &s6->sin6_addr) != 1)
+            return CURL_PREREQFUNC_ABORT;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)primary_port);
+        if (inet_pton(AF_INET, primary_ip, &s4->sin_addr) != 1)
+            return CURL_PREREQFUNC_ABORT;
+    }
+    return check_address(x, (struct sockaddr *)&ss) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+/* --- completion and dispatch ------------------------------------------------------------ */
+
+static dp_xfer_error classify(dp_xfer *x, CURLcode rc)
+{
+    if (x->is_denied)
+        return DP_XFER_DENIED;
+    if (x->is_head_too_large)
+        return DP_XFER_TOO_LARGE;
+    switch (rc) {
+    case CURLE_OK:
+        return DP_XFER_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return DP_XFER_DNS;
+    case CURLE_COULDNT_CONNECT:
+        return DP_XFER_REFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return DP_XFER_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+        return DP_XFER_TLS;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return DP_XFER_RESET;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_CONTENT_ENCODING:
+        return DP_XFER_PROTOCOL;
+    case CURLE_READ_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_SEND_FAIL_REWIND:
+        return x->is_send_ended && !x->is_send_ok ? DP_XFER_BODY : DP_XFER_OTHER;
+    default:
+        return DP_XFER_OTHER;
+    }
+}
+
+static void check_done(dp_client *c)
+{
+    CURLMsg *msg;
+    int left = 0;
+
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        dp_xfer *x = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode rc = msg->data.result;
+        curl_multi_remove_handle(c->multi, x->easy);
+        x->is_running = false;
+        x->is_done = true;
+        x->result = classify(x, rc);
+        if (x->result == DP_XFER_DENIED)
+            snprintf(x->detail, sizeof(x->detail), "%s", x->deny_reason);
+        else if (x->result == DP_XFER_TOO_LARGE)
+            snprintf(x->detail, sizeof(x->detail), "the response head is larger than %u bytes",
+                     DP_XFER_MAX_HEAD);
+        else if (x->result != DP_XFER_OK)
+            snprintf(x->detail, sizeof(x->detail), "%s",
+                     x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+        else if (!x->is_head_done) {
+            x->result = DP_XFER_PROTOCOL;
+            snprintf(x->detail, sizeof(x->detail), "the response had no head");
+        }
+        x->ev_done = true;
+    }
+}
+
+static void release_sent(dp_xfer *x)
+{
+    while (x->sent != NULL) {
+        send_piece *pc = x->sent;
+        x->sent = pc->next;
+        if (pc->release != NULL)
+            pc->release(pc->release_ud);
+        free(pc);
+    }
+}
+
+/* Runs the owners' hooks for what curl recorded. A hook may free transfers (this one or
+ * others): those wait on c->zombies until the outermost dispatch ends. */
+static void dispatch(dp_client *c)
+{
+    bool again = true;
+
+    c->depth++;
+    while (again) {
+        again = false;
+        for (dp_xfer *x = c->xfers; x != NULL; x = x->next) {
+            if (x->sent != NULL)
+                release_sent(x);
+            if (!(x->ev_head || x->ev_data || x->ev_send || x->ev_done))
+                continue;
+            /* One event at a time, then rescan: the hook may have changed the list. */
+            if (x->ev_head) {
+                x->ev_head = false;
+                if (x->hooks.on_head != NULL)
+                    x->hooks.on_head(x->hooks.ud);
+            } else if (x->ev_data) {
+                x->ev_data = false;
+                if (x->hooks.on_data != NULL)
+                    x->hooks.on_data(x->hooks.ud);
+            } else if (x->ev_send) {
+                x->ev_send = false;
+                if (x->hooks.on_send_ready != NULL)
+                    x->hooks.on_send_ready(x->hooks.ud);
+            } else {
+                x->ev_done = false;
+                if (x->hooks.on_done != NULL)
+                    x->hooks.on_done(x->hooks.ud, x->result, x->detail);
+            }
+            again = true;
+            break;
+        }
+    }
+    if (--c->depth == 0) {
+        while (c->zombies != NULL) {
+            dp_xfer *z = c->zombies;
+            c->zombies = z->next;
+            xfer_unlink_and_free(z);
+        }
+    }
+}
+
+/* --- transfers -------------------------------------------------------------------------- */
+
+static bool has_header(const dp_xfer_spec *spec, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < spec->n_headers; i++)
+        if (strncasecmp(spec->headers[i], name, n) == 0 && spec->headers[i][n] == ':')
+            return true;
+    return false;
+}
+
+static int add_header(dp_xfer *x, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(x->headers, line);
+    if (l == NULL)
+        return NANO_ENOMEM;
+    x->headers = l;
+    return 0;
+}
+
+/* Header lines as curl wants them: "Name;" sends an empty value ("Name:" would remove it). */
+static int add_headers(dp_xfer *x, const dp_xfer_spec *spec)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < spec->n_headers && rc == 0; i++) {
+        const char *line = spec->headers[i];
+        const char *colon = strchr(line, ':');
+        const char *v = colon ? colon + 1 : NULL;
+        while (v != NULL && (*v == ' ' || *v == '\t'))
+            v++;
+        if (v != NULL && *v == '\0') {
+            char *semi = nano_xstrndup(line, (size_t)(colon - line) + 1);
+            semi[colon - line] = ';';
+            rc = add_header(x, semi);
+            free(semi);
+        } else {
+            rc = add_header(x, line);
+        }
+    }
+    /* curl's own defaults that Fetch does not send */
+    if (rc == 0)
+        rc = add_header(x, "Expect:");
+    if (rc == 0 && spec->body != DP_XFER_NO_BODY && !has_header(spec, "content-type"))
+        rc = add_header(x, "Content-Type:");
+    if (rc == 0 && spec->body == DP_XFER_BODY_STREAM)
+        rc = add_header(x, "Transfer-Encoding: chunked");
+    return rc;
+}
+
+int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks,
+                  dp_xfer **out, char *why, size_t why_len)
+{
+    dp_xfer *x = nano_xcalloc(1, sizeof(*x));
+    CURL *e;
+    int rc;
+
+    x->c = c;
+    x->hooks = *hooks;
+    x->pieces_tail = &x->pieces;
+    x->body_kind = spec->body;
+    x->body_len = spec->body_len;
+    x->host = nano_xstrdup(spec->host != NULL ? spec->host : "");
+    x->easy = e = curl_easy_init();
+    if (e == NULL) {
+        rc = NANO_ENOMEM;
+        goto fail;
+    }
+    rc = add_headers(x, spec);
+    if (rc != 0)
+        goto fail;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* the body's reader decodes */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+    if (spec->connect_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
+    if (curl_easy_setopt(e, CURLOPT_URL, spec->url) != CURLE_OK) {
+        snprintf(why, why_len, "the URL is not one curl accepts");
+        rc = NANO_EINVAL;
+        goto fail;
+    }
+    if (strcmp(spec->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (spec->body != DP_XFER_NO_BODY) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         spec->body == DP_XFER_BODY_SIZED ? (curl_off_t)spec->body_len
+                                                          : (curl_off_t)-1);
+        if (strcmp(spec->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, spec->method);
+    } else if (strcmp(spec->method, "POST") == 0 || strcmp(spec->method, "PUT") == 0) {
+        /* Fetch sends Content-Length: 0 for a POST or PUT without a body */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+        if (strcmp(spec->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, spec->method);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        if (strcmp(spec->method, "GET") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, spec->method);
+    }
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        rc = NANO_ENOMEM;
+        goto fail;
+    }
+    x->is_running = true;
+    x->next = c->xfers;
+    if (c->xfers != NULL)
+        c->xfers->prev = x;
+    c->xfers = x;
+    c->n_xfers++;
+    *out = x;
+    return 0;
+fail:
+    xfer_release_memory(x);
+    free(x);
+    return rc;
+}
+
+static void xfer_release_memory(dp_xfer *x)
+{
+    release_sent(x);
+    while (x->pieces != NULL) {
+        send_piece *pc = x->pieces;
+        x->pieces = pc->next;
+        if (pc->release != NULL)
+            pc->release(pc->release_ud);
+        free(pc);
+    }
+    if (x->easy != NULL)
+        curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+    curl_slist_free_all(x->headers);
+    x->headers = NULL;
+    free(x->host);
+    free(x->reason);
+    free(x->lines);
+    free(x->recv);
+    x->host = x->reason = x->lines = x->recv = NULL;
+}
+
+void dp_xfer_free(dp_xfer *x)
+{
+    dp_client *c;
+
+    if (x == NULL || x->is_freed)
+        return;
+    c = x->c;
+    x->hooks = (dp_xfer_hooks){0};
+    if (x->is_running) {
+        /* A transfer cut short: curl closes its connection rather than reuse it. */
+        curl_multi_remove_handle(c->multi, x->easy);
+        x->is_running = false;
+    }
+    if (x->prev != NULL)
+        x->prev->next = x->next;
+    else
+        c->xfers = x->next;
+    if (x->next != NULL)
+        x->next->prev = x->prev;
+    c->n_xfers--;
+    x->is_freed = true;
+    if (c->depth > 0) {
+        x->next = c->zombies;
+        c->zombies = x;
+        return;
+    }
+    xfer_unlink_and_free(x);
+}
+
+int dp_xfer_status(const dp_xfer *x)
+{
+    return x->status;
+}
+
+const char *dp_xfer_reason(const dp_xfer *x)
+{
+    return x->reason != NULL ? x->reason : "";
+}
+
+const char *dp_xfer_head_lines(const dp_xfer *x, size_t *len)
+{
+    *len = x->lines_len;
+    return x->lines;
+}
+
+bool dp_xfer_has_head(const dp_xfer *x)
+{
+    return x->is_head_done;
+}
+
+int dp_xfer_http_version(const dp_xfer *x)
+{
+    return x->http_version;
+}
+
+bool dp_xfer_is_done(const dp_xfer *x)
+{
+    return x->is_done;
+}
+
+dp_xfer_error dp_xfer_result(const dp_xfer *x)
+{
+    return x->result;
+}
+
+size_t dp_xfer_buffered(const dp_xfer *x)
+{
+    return x->recv_len;
+}
+
+/* The pause state curl should have now: each direction paused only while we hold it. */
+static void update_pause(dp_xfer *x)
+{
+    int mask = (x->is_recv_paused ? CURLPAUSE_RECV : 0) | (x->is_send_paused ? CURLPAUSE_SEND : 0);
+    if (x->is_running)
+        curl_easy_pause(x->easy, mask);
+}
+
+void *dp_xfer_take(dp_xfer *x, size_t *len)
+{
+    void *p = x->recv;
+
+    *len = x->recv_len;
+    if (x->recv_len == 0) {
+        *len = 0;
+        return NULL;
+    }
+    x->recv = NULL;
+    x->recv_len = x->recv_cap = 0;
+    if (x->is_recv_paused) {
+        x->is_recv_paused = false;
+        update_pause(x); /* may deliver held bytes into a fresh buffer right away */
+    }
+    return p;
+}
+
+int dp_xfer_send(dp_xfer *x, const void *p, size_t len, void (*release)(void *), void *release_ud)
+{
+    send_piece *pc;
+
+    if (x->is_send_ended)
+        return NANO_EINVAL;
+    pc = nano_xcalloc(1, sizeof(*pc));
+    pc->p = p;
+    pc->len = len;
+    pc->release = release;
+    pc->release_ud = release_ud;
+    if (x->pieces == NULL && x->sent == NULL && x->send_queued == 0 &&
+        x->body_kind == DP_XFER_BODY_SIZED && len == x->body_len)
+        x->is_rewindable = true;
+    *x->pieces_tail = pc;
+    x->pieces_tail = &pc->next;
+    x->send_queued += len;
+    if (x->is_send_paused) {
+        x->is_send_paused = false;
+        update_pause(x);
+    }
+    return 0;
+}
+
+void dp_xfer_send_end(dp_xfer *x, bool ok)
+{
+    if (x->is_send_ended)
+        return;
+    x->is_send_ended = true;
+    x->is_send_ok = ok;
+    if (x->is_send_paused) {
+        x->is_send_paused = false;
+        update_pause(x);
+    }
+}
+
+size_t dp_xfer_send_queued(const dp_xfer *x)
+{
+    return x->send_queued;
+}

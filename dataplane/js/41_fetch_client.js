@@ -1,0 +1,484 @@
+// 41_fetch_client.js: fetch() (Fetch Standard §5.6, and "HTTP fetch" / "HTTP-redirect fetch"
+// as a server runtime does them: no CORS, no cookies, no cache). Each hop is one native
+// transfer (runtime/fetch.cc, on libcurl); redirects, aborts, body streams and content
+// decoding are done here, so every hop gets the same rules and the same egress check.
+'use strict';
+
+const {
+  ArrayBuffer, ArrayPrototypePush, Promise, PromisePrototypeThen, PromiseReject,
+  PromiseResolve, SafeSet, StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
+  TypeError, Uint8Array, NumberParseInt, RegExpPrototypeTest, StringPrototypeSlice,
+} = primordials;
+
+const { Request, isReadableStream, headerList, addAbortAlgorithm } = internal;
+
+const kRedirectStatus = new SafeSet([301, 302, 303, 307, 308]);
+const kNullBodyStatus = new SafeSet([101, 103, 204, 205, 304]);
+// Framing and connection headers are the client's to write; an app's values are not sent
+// (the incoming request's, when it is fetched as it is, name our own connection).
+const kClientOwned = new SafeSet(['host', 'connection', 'keep-alive', 'transfer-encoding',
+  'content-length', 'te', 'upgrade', 'trailer', 'proxy-connection', 'expect']);
+// HTTP-redirect fetch step 12: dropped with the body when a redirect turns the method to GET.
+const kRequestBodyHeaders = new SafeSet(['content-encoding', 'content-language',
+  'content-location', 'content-type']);
+// Dropped when a redirect leaves the origin (step 13: Authorization; cookies and proxy
+// credentials too, as Deno and workerd do, since no cookie store scopes them here).
+const kCredentialHeaders = new SafeSet(['authorization', 'cookie', 'proxy-authorization']);
+const kMaxRedirects = 20;
+const kUserAgent = `nano/${binding.version}`;
+// native body kinds (client.h dp_xfer_body)
+const kNoBody = 0, kSized = 1, kStream = 2;
+// binding.compressorPush's modes and results (34_compression_streams.js)
+const kNextChunk = 0, kRest = 1, kFinish = 2;
+const kMore = 1, kTrailing = 2, kTruncated = 3;
+const kCodings = { __proto__: null, 'gzip': 'gzip', 'x-gzip': 'gzip', 'deflate': 'deflate', 'br': 'brotli' };
+const contentLengthRe = /^[0-9]{1,15}$/;
+
+function networkError(message) {
+  return new TypeError(`fetch: ${message}`);
+}
+
+// The URL's host as the egress policy sees it: lowercase, IPv6 without brackets.
+function hostOf(record) {
+  const host = record.host;
+  return host[0] === '[' ? StringPrototypeSlice(host, 1, -1) : host;
+}
+
+function parseHttpUrl(url, base) {
+  const record = internal.parseURL(url, base);
+  if (typeof record !== 'object') return null;
+  return record;
+}
+
+// The request as it goes out on one hop: method, URL, header pairs and body.
+class Hop {
+  constructor(method, url, record, pairs, body) {
+    this.method = method;
+    this.url = url;
+    this.record = record;
+    this.pairs = pairs; // [[name, value], ...], names as the app wrote them
+    this.body = body;   // null | { bytes: Uint8Array } | { stream, length (-1 unknown) }
+  }
+}
+
+// Fetch "extract" for transmission: the request's body as bytes (re-sendable on a 307/308)
+// or a stream (sent once).
+function transmitBody(state, headers) {
+  const source = state.source;
+  if (source === null) return null;
+  if (internal.isBodyUnusable(state)) throw networkError('the request body has already been read');
+  if (typeof source === 'string') {
+    state.used = true;
+    return { bytes: binding.encodeUtf8(source) };
+  }
+  if (source instanceof Uint8Array) {
+    state.used = true;
+    return { bytes: source };
+  }
+  let length = -1;
+  if (source instanceof internal.NativeBody) {
+    // The incoming request's body, streamed through as it arrives: its declared length goes
+    // on (upstreams that refuse chunked uploads accept it).
+    const declared = headers.get('content-length');
+    if (declared !== null && RegExpPrototypeTest(contentLengthRe, declared)) {
+      length = NumberParseInt(declared, 10);
+    }
+  }
+  return { stream: internal.bodyStream(state), length };
+}
+
+function headerLines(hop) {
+  const lines = [];
+  let hasAccept = false, hasEncoding = false, hasAgent = false;
+  const pairs = hop.pairs;
+  for (let i = 0; i < pairs.length; i++) {
+    const name = pairs[i][0];
+    const lower = StringPrototypeToLowerCase(name);
+    if (kClientOwned.has(lower)) continue;
+    if (lower === 'accept') hasAccept = true;
+    else if (lower === 'accept-encoding') hasEncoding = true;
+    else if (lower === 'user-agent') hasAgent = true;
+    ArrayPrototypePush(lines, `${name}: ${pairs[i][1]}`);
+  }
+  if (!hasAccept) ArrayPrototypePush(lines, 'accept: */*');
+  if (!hasEncoding) ArrayPrototypePush(lines, 'accept-encoding: gzip, deflate, br');
+  if (!hasAgent) ArrayPrototypePush(lines, `user-agent: ${kUserAgent}`);
+  return lines;
+}
+
+function cancelReader(reader, reason) {
+  PromisePrototypeThen(reader.cancel(reason), undefined, () => undefined);
+}
+
+// Sends a stream body piece by piece, each when the transfer wants the next.
+function pumpUpload(ongoing, id, stream) {
+  const S = internal.streams;
+  const reader = new S.ReadableStreamDefaultReader(stream);
+  const fail = (err) => {
+    try {
+      binding.fetchSendEnd(id, false);
+    } catch {
+      // the transfer is gone already
+    }
+    cancelReader(reader, err);
+  };
+  const step = () => {
+    if (ongoing.id !== id) {
+      cancelReader(reader, networkError('the request was abandoned'));
+      return;
+    }
+    PromisePrototypeThen(reader.read(), (r) => {
+      if (ongoing.id !== id) {
+        cancelReader(reader, networkError('the request was abandoned'));
+        return;
+      }
+      if (r.done) {
+        binding.fetchSendEnd(id, true);
+        return;
+      }
+      const chunk = r.value;
+      if (!(chunk instanceof Uint8Array)) {
+        fail(new TypeError('fetch: a request body stream chunk is not a Uint8Array'));
+        return;
+      }
+      if (chunk.length === 0) {
+        step();
+        return;
+      }
+      let sent;
+      try {
+        sent = binding.fetchSend(id, chunk);
+      } catch (e) {
+        cancelReader(reader, e);
+        return;
+      }
+      PromisePrototypeThen(sent, (more) => {
+        if (more) step();
+        else cancelReader(reader, undefined); // the response came first
+      });
+    }, (err) => fail(err));
+  };
+  step();
+}
+
+function startHop(ongoing, hop) {
+  const body = hop.body;
+  let kind = kNoBody, length = 0, bytes;
+  if (body !== null && body.bytes !== undefined) {
+    kind = kSized;
+    length = body.bytes.length;
+    bytes = body.bytes;
+  } else if (body !== null) {
+    kind = body.length >= 0 ? kSized : kStream;
+    length = body.length >= 0 ? body.length : 0;
+  }
+  const id = binding.fetchStart(hop.method, hop.url, hostOf(hop.record), headerLines(hop), kind,
+    length, bytes);
+  ongoing.id = id;
+  if (body !== null && body.stream !== undefined) pumpUpload(ongoing, id, body.stream);
+  return id;
+}
+
+// A fetched response's body: a byte stream pulled from the transfer, decoded when the
+// response says gzip, deflate or br. The transfer is paused while nobody reads (client.c).
+function responseBody(ongoing, id, coding) {
+  const S = internal.streams;
+  const B = S.bytes;
+  let stream;
+  let decoder = coding === undefined ? null : binding.compressorNew(coding, true);
+  let pending = -1; // a decoder step to continue (kRest or kFinish) before reading more
+  const out = [];
+  const finish = () => {
+    if (ongoing.id === id) {
+      ongoing.id = 0;
+      binding.fetchAbort(id);
+    }
+    ongoing.finished();
+  };
+  const controller = () => S.RS(stream).controller;
+  // One decoder step; returns true if it enqueued something or ended the stream.
+  const decodeStep = (chunk, mode) => {
+    const status = binding.compressorPush(decoder, chunk, mode, out);
+    let progressed = false;
+    if (out.length !== 0) {
+      B.rbscEnqueue(controller(), B.viewSlots(out[0]));
+      out.length = 0;
+      progressed = true;
+    }
+    if (status === kMore) {
+      pending = mode === kFinish ? kFinish : kRest;
+      return progressed;
+    }
+    pending = -1;
+    if (status === kTrailing) throw networkError('the response body has bytes after its compressed data');
+    if (status === kTruncated) throw networkError('the response body ends before its compressed data does');
+    if (mode === kFinish) {
+      decoder = null;
+      close();
+      return true;
+    }
+    return progressed;
+  };
+  const close = () => {
+    const c = controller();
+    B.rbscClose(c);
+    if (c.pendingPullIntos.length > 0) B.rbscRespond(c, 0);
+    finish();
+  };
+  // Takes what the transfer gave (bytes, or null at the end); true when the read is served.
+  const take = (buffer) => {
+    if (buffer === null) {
+      if (decoder !== null) return decodeStep(undefined, kFinish) || take(null);
+      close();
+      return true;
+    }
+    if (decoder !== null) return decodeStep(new Uint8Array(buffer), kNextChunk);
+    B.rbscEnqueue(controller(), B.viewSlots(new Uint8Array(buffer)));
+    return true;
+  };
+  const pull = () => {
+    for (;;) {
+      if (ongoing.id !== id) return PromiseResolve(undefined); // aborted: the stream errored
+      let next;
+      try {
+        if (pending !== -1) {
+          if (decodeStep(undefined, pending)) return PromiseResolve(undefined);
+          continue;
+        }
+        next = binding.fetchRead(id);
+      } catch (e) {
+        finish();
+        return PromiseReject(e);
+      }
+      if (next === null || next instanceof ArrayBuffer) {
+        try {
+          if (take(next)) return PromiseResolve(undefined);
+        } catch (e) {
+          finish();
+          return PromiseReject(e);
+        }
+        continue;
+      }
+      return PromisePrototypeThen(next, (buffer) => {
+        if (ongoing.id !== id) return undefined;
+        try {
+          if (!take(buffer)) return pull();
+        } catch (e) {
+          finish();
+          throw e;
+        }
+        return undefined;
+      }, (e) => {
+        finish();
+        throw e;
+      });
+    }
+  };
+  const cancel = () => {
+    if (decoder !== null) binding.compressorEnd(decoder);
+    decoder = null;
+    finish();
+    return PromiseResolve(undefined);
+  };
+  stream = S.createReadableByteStream(() => undefined, pull, cancel, 0);
+  ongoing.stream = stream;
+  return stream;
+}
+
+function contentCoding(list) {
+  let value = null;
+  for (let i = 0; i < list.length; i++) {
+    if (StringPrototypeToLowerCase(list[i][0]) === 'content-encoding') {
+      if (value !== null) return undefined; // several: left as they are
+      value = list[i][1];
+    }
+  }
+  if (value === null) return undefined;
+  const codings = StringPrototypeSplit(value, ',');
+  if (codings.length !== 1) return undefined;
+  return kCodings[StringPrototypeToLowerCase(StringPrototypeTrim(codings[0]))];
+}
+
+function pairsOf(flat) {
+  const list = [];
+  for (let i = 0; i < flat.length; i += 2) ArrayPrototypePush(list, [flat[i], flat[i + 1]]);
+  return list;
+}
+
+function locationOf(list) {
+  for (let i = 0; i < list.length; i++) {
+    if (StringPrototypeToLowerCase(list[i][0]) === 'location') return list[i][1];
+  }
+  return null;
+}
+
+function sameOrigin(a, b) {
+  return a.scheme === b.scheme && a.host === b.host && a.port === b.port;
+}
+
+function fetch(input, init = undefined) {
+  let request;
+  try {
+    if (arguments.length < 1) throw new TypeError('fetch: 1 argument required, but only 0 present');
+    request = new Request(input, init);
+  } catch (e) {
+    return PromiseReject(e);
+  }
+  const parts = internal.requestParts(request);
+  let method = parts[0];
+  const url = parts[1];
+  const headers = parts[2];
+  const signal = parts[4];
+  const redirectMode = parts[5];
+  if (signal.aborted) return PromiseReject(signal.reason);
+  const record = parseHttpUrl(url);
+  if (record === null || (record.scheme !== 'http' && record.scheme !== 'https')) {
+    return PromiseReject(networkError(`the URL scheme of "${url}" is not http or https`));
+  }
+  let body;
+  try {
+    body = transmitBody(parts[3], headers);
+  } catch (e) {
+    return PromiseReject(e);
+  }
+  // Our own copy of the header list, edited by redirects.
+  const list = headerList(headers);
+  const pairs = [];
+  for (let i = 0; i < list.length; i++) ArrayPrototypePush(pairs, [list[i][0], list[i][1]]);
+  let hop = new Hop(method, url, record, pairs, body);
+  const urlList = [url];
+  let redirects = 0;
+  let resolveFn, rejectFn;
+  const promise = new Promise((resolve, reject) => {
+    resolveFn = resolve;
+    rejectFn = reject;
+  });
+  // The fetch in progress: the current hop's transfer id (0 when none), its body stream.
+  const ongoing = {
+    id: 0,
+    stream: null,
+    settled: false,
+    removeAbort: null,
+    finished() {
+      if (this.removeAbort !== null) this.removeAbort();
+      this.removeAbort = null;
+    },
+  };
+  const stop = () => {
+    if (ongoing.id !== 0) {
+      const id = ongoing.id;
+      ongoing.id = 0;
+      binding.fetchAbort(id);
+    }
+  };
+  const fail = (err) => {
+    stop();
+    ongoing.finished();
+    if (!ongoing.settled) {
+      ongoing.settled = true;
+      rejectFn(err);
+    }
+  };
+  ongoing.removeAbort = addAbortAlgorithm(signal, () => {
+    const reason = signal.reason;
+    stop();
+    ongoing.finished();
+    if (!ongoing.settled) {
+      ongoing.settled = true;
+      rejectFn(reason);
+      return;
+    }
+    const stream = ongoing.stream;
+    if (stream !== null) {
+      const r = internal.streams.RS(stream);
+      if (r.state === 'readable') internal.streams.bytes.rbscError(r.controller, reason);
+    }
+  });
+  const onHead = (head) => {
+    if (ongoing.settled) return;
+    const status = head[0];
+    const responseList = pairsOf(head[2]);
+    const location = kRedirectStatus.has(status) ? locationOf(responseList) : null;
+    if (location !== null && redirectMode !== 'manual') {
+      if (redirectMode === 'error') {
+        fail(networkError(`${hop.url} redirected (${status}) and the request's redirect mode is "error"`));
+        return;
+      }
+      const next = parseHttpUrl(location, hop.url);
+      if (next === null) {
+        fail(networkError(`${hop.url} redirected (${status}) to an invalid URL: "${location}"`));
+        return;
+      }
+      if (next.scheme !== 'http' && next.scheme !== 'https') {
+        fail(networkError(`${hop.url} redirected to "${location}", which is not http or https`));
+        return;
+      }
+      if (++redirects > kMaxRedirects) {
+        fail(networkError(`more than ${kMaxRedirects} redirects, the last from ${hop.url}`));
+        return;
+      }
+      stop();
+      let nextBody = hop.body;
+      let nextPairs = hop.pairs;
+      // Step 11: a stream body cannot be sent again.
+      if (status !== 303 && nextBody !== null && nextBody.bytes === undefined) {
+        fail(networkError(`${hop.url} redirected (${status}) and the request body was a stream, which cannot be sent again`));
+        return;
+      }
+      // Step 12: 301/302 after POST, and 303 after anything but GET/HEAD, become a GET
+      // without a body.
+      if (((status === 301 || status === 302) && method === 'POST') ||
+          (status === 303 && method !== 'GET' && method !== 'HEAD')) {
+        method = 'GET';
+        nextBody = null;
+        const kept = [];
+        for (let i = 0; i < nextPairs.length; i++) {
+          if (!kRequestBodyHeaders.has(StringPrototypeToLowerCase(nextPairs[i][0]))) {
+            ArrayPrototypePush(kept, nextPairs[i]);
+          }
+        }
+        nextPairs = kept;
+      }
+      if (!sameOrigin(hop.record, next)) {
+        const kept = [];
+        for (let i = 0; i < nextPairs.length; i++) {
+          if (!kCredentialHeaders.has(StringPrototypeToLowerCase(nextPairs[i][0]))) {
+            ArrayPrototypePush(kept, nextPairs[i]);
+          }
+        }
+        nextPairs = kept;
+      }
+      const nextUrl = internal.serializeURL(next);
+      ArrayPrototypePush(urlList, nextUrl);
+      hop = new Hop(method, nextUrl, next, nextPairs, nextBody);
+      run();
+      return;
+    }
+    const id = ongoing.id;
+    let source = null;
+    if (method === 'HEAD' || kNullBodyStatus.has(status)) {
+      stop();
+      ongoing.finished();
+    } else {
+      source = responseBody(ongoing, id, contentCoding(responseList));
+    }
+    ongoing.settled = true;
+    resolveFn(internal.createFetchedResponse(status, head[1], responseList, source, urlList));
+  };
+  const run = () => {
+    let head;
+    try {
+      const id = startHop(ongoing, hop);
+      head = binding.fetchHead(id);
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    if (head instanceof Promise) PromisePrototypeThen(head, onHead, fail);
+    else onHead(head);
+  };
+  run();
+  return promise;
+}
+
+internal.defineGlobal('fetch', fetch, true);

@@ -1,0 +1,523 @@
+// fetch.cc: the native half of outbound fetch() (41_fetch_client.js): one dp_xfer per hop,
+// named to JS by a number. JS asks for the response head, reads body chunks and feeds an
+// upload; each returns at once when it can, else a promise that the transfer's hooks settle.
+//
+// A fetch belongs to the request whose JS started it (iso->current_slot): it counts against
+// that request's subrequest limit and is stopped when the request lets go (rt_fetch_release_slot),
+// so nothing an app starts outlives the request it served. Fetches started by JS that runs
+// for no request (module code, unowned timers, the shutdown event) are bounded in number.
+// Isolate thread only.
+#include "runtime_int.h"
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+
+extern "C" {
+#include "alloc.h"
+#include "client/client.h"
+#include "log.h"
+#include "request.h"
+}
+
+using v8::Array;
+using v8::ArrayBuffer;
+using v8::Context;
+using v8::FunctionCallbackInfo;
+using v8::Integer;
+using v8::Isolate;
+using v8::Local;
+using v8::Object;
+using v8::Promise;
+using v8::String;
+using v8::Value;
+
+// Fetches in flight that belong to no request, per isolate.
+constexpr size_t kMaxUnownedFetches = 64;
+// Connect timeout of every hop; the request's wall limit bounds the whole of it.
+constexpr uint64_t kConnectTimeoutMs = 10000;
+
+struct rt_fetch {
+    rt_isolate *iso = nullptr;
+    uint32_t id = 0;
+    uint32_t slot = kNoSlot; // the request it belongs to, or kNoSlot
+    uint32_t slot_gen = 0;
+    dp_xfer *xfer = nullptr;
+    std::string url;       // for errors and logs
+    std::string detail;    // why it failed, in curl's or the egress check's words
+    v8::Global<Promise::Resolver> head_waiter;
+    v8::Global<Promise::Resolver> read_waiter;
+    v8::Global<Promise::Resolver> send_waiter;
+};
+
+struct rt_fetches {
+    dp_client *client = nullptr; // the worker's (borrowed) or our own
+    bool owns_client = false;
+    std::unordered_map<uint32_t, rt_fetch *> live;
+    uint32_t next_id = 1;
+    size_t n_unowned = 0;
+};
+
+static rt_fetches *fetches_of(rt_isolate *iso)
+{
+    if (iso->fetches == nullptr)
+        iso->fetches = new rt_fetches();
+    return iso->fetches;
+}
+
+static void fetch_free(rt_fetch *f)
+{
+    rt_fetches *fs = f->iso->fetches;
+    fs->live.erase(f->id);
+    if (f->slot == kNoSlot)
+        fs->n_unowned--;
+    dp_xfer_free(f->xfer);
+    delete f;
+}
+
+static rt_fetch *fetch_arg(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = rt_isolate_of(args.GetIsolate());
+    if (iso->fetches == nullptr || args.Length() < 1 || !args[0]->IsNumber())
+        return nullptr;
+    auto it = iso->fetches->live.find((uint32_t)args[0].As<v8::Number>()->Value());
+    return it == iso->fetches->live.end() ? nullptr : it->second;
+}
+
+// The slot to charge JS that a fetch's hook runs: its request's, while that request lives.
+static uint32_t entry_slot(rt_fetch *f)
+{
+    if (f->slot == kNoSlot || f->slot >= f->iso->slots.size())
+        return kNoSlot;
+    const rt_slot &s = f->iso->slots[f->slot];
+    return s.req != nullptr && s.gen == f->slot_gen ? f->slot : kNoSlot;
+}
+
+static Local<Value> fetch_error(rt_isolate *iso, rt_fetch *f)
+{
+    dp_xfer_error e = dp_xfer_result(f->xfer);
+    std::string msg = "fetch " + f->url + " failed: ";
+    switch (e) {
+    case DP_XFER_DNS: msg += "DNS lookup failed"; break;
+    case DP_XFER_REFUSED: msg += "could not connect"; break;
+    case DP_XFER_DENIED: msg += "refused by the egress policy"; break;
+    case DP_XFER_TLS: msg += "TLS error"; break;
+    case DP_XFER_TIMEOUT: msg += "timed out"; break;
+    case DP_XFER_RESET: msg += "the connection was reset or closed early"; break;
+    case DP_XFER_PROTOCOL: msg += "the response is not valid HTTP"; break;
+    case DP_XFER_TOO_LARGE: msg += "the response head is too large"; break;
+    case DP_XFER_BODY: msg += "the request body could not be read"; break;
+    default: msg += "network error"; break;
+    }
+    if (!f->detail.empty())
+        msg += " (" + f->detail + ")";
+    return v8::Exception::TypeError(
+        String::NewFromUtf8(iso->isolate, msg.c_str()).ToLocalChecked());
+}
+
+// An ArrayBuffer for the bytes taken from the transfer (no copy; counted like request body
+// chunks: runtime.cc rt_adopt_bytes).
+static Local<Value> take_chunk(rt_isolate *iso, rt_fetch *f)
+{
+    size_t len = 0;
+    void *p = dp_xfer_take(f->xfer, &len);
+    if (p == nullptr)
+        return v8::Null(iso->isolate);
+    return rt_adopt_bytes(iso, p, len);
+}
+
+// The head as JS wants it: [status, reason, [name, value, ...], httpVersion]. Lines whose
+// name is not a token or whose value holds NUL, CR or LF are dropped (they cannot be Headers).
+static bool is_token_char(unsigned char ch)
+{
+    static const char *const extra = "!#$%&'*+-.^_`|~";
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch != 0 && strchr(extra, ch) != nullptr);
+}
+
+static Local<Value> head_value(rt_isolate *iso, rt_fetch *f)
+{
+    Isolate *isolate = iso->isolate;
+    Local<Context> ctx = isolate->GetCurrentContext();
+    size_t len = 0;
+    const char *lines = dp_xfer_head_lines(f->xfer, &len);
+    Local<Array> list = Array::New(isolate);
+    uint32_t n = 0;
+    for (size_t at = 0; at < len;) {
+        const char *line = lines + at;
+        size_t line_len = strlen(line);
+        at += line_len + 1;
+        const char *colon = static_cast<const char *>(memchr(line, ':', line_len));
+        if (colon == nullptr || colon == line)
+            continue;
+        bool ok = true;
+        for (const char *p = line; p < colon && ok; p++)
+            ok = is_token_char((unsigned char)*p);
+        const char *v = colon + 1;
+        const char *end = line + line_len;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        for (const char *p = v; p < end && ok; p++)
+            ok = *p != '\0' && *p != '\r' && *p != '\n';
+        if (!ok)
+            continue;
+        // Header bytes are a ByteString: each byte one code unit.
+        Local<String> name = String::NewFromOneByte(isolate, (const uint8_t *)line,
+                                                    v8::NewStringType::kNormal,
+                                                    (int)(colon - line)).ToLocalChecked();
+        Local<String> value = String::NewFromOneByte(isolate, (const uint8_t *)v,
+                                                     v8::NewStringType::kNormal,
+                                                     (int)(end - v)).ToLocalChecked();
+        rt_ignore(list->Set(ctx, n++, name));
+        rt_ignore(list->Set(ctx, n++, value));
+    }
+    const char *reason = dp_xfer_reason(f->xfer);
+    Local<Value> parts[] = {
+        Integer::New(isolate, dp_xfer_status(f->xfer)),
+        String::NewFromOneByte(isolate, (const uint8_t *)reason).ToLocalChecked(),
+        list,
+        Integer::New(isolate, dp_xfer_http_version(f->xfer)),
+    };
+    return Array::New(isolate, parts, 4);
+}
+
+// --- hooks (from the client's dispatch, outside curl) ---------------------------------
+
+static void settle(rt_fetch *f, v8::Global<Promise::Resolver> *waiter, Local<Context> ctx,
+                   Local<Value> value, bool ok)
+{
+    Local<Promise::Resolver> r = waiter->Get(f->iso->isolate);
+    waiter->Reset();
+    if (ok)
+        rt_ignore(r->Resolve(ctx, value));
+    else
+        rt_ignore(r->Reject(ctx, value));
+}
+
+static void on_head(void *ud)
+{
+    auto *f = static_cast<rt_fetch *>(ud);
+    rt_isolate *iso = f->iso;
+    if (f->head_waiter.IsEmpty() || iso->is_broken)
+        return;
+    JsEntry js(iso, entry_slot(f));
+    settle(f, &f->head_waiter, js.context(), head_value(iso, f), true);
+}
+
+static void on_data(void *ud)
+{
+    auto *f = static_cast<rt_fetch *>(ud);
+    rt_isolate *iso = f->iso;
+    if (f->read_waiter.IsEmpty() || iso->is_broken)
+        return;
+    if (dp_xfer_buffered(f->xfer) == 0 && !dp_xfer_is_done(f->xfer))
+        return;
+    JsEntry js(iso, entry_slot(f));
+    if (dp_xfer_buffered(f->xfer) == 0 && dp_xfer_result(f->xfer) != DP_XFER_OK)
+        settle(f, &f->read_waiter, js.context(), fetch_error(iso, f), false);
+    else
+        settle(f, &f->read_waiter, js.context(), take_chunk(iso, f), true);
+}
+
+static void on_send_ready(void *ud)
+{
+    auto *f = static_cast<rt_fetch *>(ud);
+    rt_isolate *iso = f->iso;
+    if (f->send_waiter.IsEmpty() || iso->is_broken)
+        return;
+    JsEntry js(iso, entry_slot(f));
+    settle(f, &f->send_waiter, js.context(), v8::True(iso->isolate), true);
+}
+
+static void on_done(void *ud, dp_xfer_error error, const char *detail)
+{
+    auto *f = static_cast<rt_fetch *>(ud);
+    rt_isolate *iso = f->iso;
+    if (error != DP_XFER_OK) {
+        f->detail = detail;
+        // One line per failed hop, with the app (console prefix) and curl's own words.
+        uint32_t slot = entry_slot(f);
+        unsigned long long rid =
+            slot == kNoSlot ? 0 : (unsigned long long)dp_request_id(iso->slots[slot].req);
+        NANO_INFO("fetch.failed", "app=%s request_id=%llx error=%s url=\"%s\" detail=\"%s\"",
+                  iso->name.c_str(), rid, dp_xfer_error_name(error), f->url.c_str(), detail);
+    }
+    if (iso->is_broken)
+        return;
+    if (f->head_waiter.IsEmpty() && f->read_waiter.IsEmpty() && f->send_waiter.IsEmpty())
+        return;
+    JsEntry js(iso, entry_slot(f));
+    Local<Context> ctx = js.context();
+    if (!f->head_waiter.IsEmpty()) {
+        if (dp_xfer_has_head(f->xfer)) {
+                    settle(f, &f->head_waiter, ctx, head_value(iso, f), true);
+        } else {
+            settle(f, &f->head_waiter, ctx, fetch_error(iso, f), false);
+        }
+    }
+    if (!f->send_waiter.IsEmpty())
+        settle(f, &f->send_waiter, ctx, v8::False(iso->isolate), true); // nothing more to send
+    if (!f->read_waiter.IsEmpty()) {
+        if (dp_xfer_buffered(f->xfer) > 0)
+            settle(f, &f->read_waiter, ctx, take_chunk(iso, f), true);
+        else if (error == DP_XFER_OK)
+            settle(f, &f->read_waiter, ctx, v8::Null(iso->isolate), true);
+        else
+            settle(f, &f->read_waiter, ctx, fetch_error(iso, f), false);
+    }
+}
+
+// --- natives ---------------------------------------------------------------------------
+
+static Local<Promise> waiter(const FunctionCallbackInfo<Value> &args,
+                             v8::Global<Promise::Resolver> *slot)
+{
+    Isolate *isolate = args.GetIsolate();
+    Local<Promise::Resolver> r = Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+    slot->Reset(isolate, r);
+    return r->GetPromise();
+}
+
+struct held_store {
+    std::shared_ptr<v8::BackingStore> store;
+};
+
+static void release_store(void *ud)
+{
+    delete static_cast<held_store *>(ud);
+}
+
+// fetchStart(method, url, host, headerLines, bodyKind, bodyLen, body?) -> id.
+// bodyKind 0: none, 1: sized (body, a Uint8Array, may follow now or through fetchSend), 2: stream.
+static void FetchStart(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    rt_isolate *iso = rt_isolate_of(isolate);
+    Local<Context> ctx = isolate->GetCurrentContext();
+    if (args.Length() < 6 || !args[0]->IsString() || !args[1]->IsString() ||
+        !args[2]->IsString() || !args[3]->IsArray() || !args[4]->IsInt32() ||
+        !args[5]->IsNumber()) {
+        rt_throw_type_error(isolate, "fetchStart: bad arguments");
+        return;
+    }
+    rt_fetches *fs = fetches_of(iso);
+    uint32_t slot = iso->current_slot;
+    uint32_t gen = 0;
+    if (slot != kNoSlot && slot < iso->slots.size() && iso->slots[slot].req != nullptr) {
+        rt_slot &s = iso->slots[slot];
+        gen = s.gen;
+        if (iso->subrequest_limit > 0 && s.n_subrequests >= iso->subrequest_limit) {
+            std::string msg = "fetch: this request has made " +
+                              std::to_string(s.n_subrequests) +
+                              " subrequests, its limit (limits.subrequests)";
+            rt_throw_type_error(isolate, msg.c_str());
+            return;
+        }
+        s.n_subrequests++;
+    } else {
+        slot = kNoSlot;
+        if (fs->n_unowned >= kMaxUnownedFetches) {
+            rt_throw_type_error(isolate, "fetch: too many fetches in flight outside any request "
+                                         "(64); start them from a request's handler");
+            return;
+        }
+    }
+    if (fs->client == nullptr) {
+        if (iso->http_client != nullptr) {
+            fs->client = iso->http_client;
+        } else if (dp_client_new(iso->loop, &fs->client) == 0) {
+            fs->owns_client = true;
+        } else {
+            rt_throw_type_error(isolate, "fetch: the HTTP client could not be set up");
+            return;
+        }
+    }
+    String::Utf8Value method(isolate, args[0]);
+    String::Utf8Value url(isolate, args[1]);
+    String::Utf8Value host(isolate, args[2]);
+    Local<Array> lines = args[3].As<Array>();
+    std::vector<std::string> header_store;
+    std::vector<const char *> headers;
+    header_store.reserve(lines->Length());
+    for (uint32_t i = 0; i < lines->Length(); i++) {
+        Local<Value> v;
+        if (!lines->Get(ctx, i).ToLocal(&v) || !v->IsString())
+            return;
+        // Header names and values are ByteStrings (validated by Headers): latin1, one byte each.
+        Local<String> s = v.As<String>();
+        std::string line((size_t)s->Length(), '\0');
+        s->WriteOneByte(isolate, (uint8_t *)line.data(), 0, s->Length(), String::NO_NULL_TERMINATION);
+        header_store.push_back(std::move(line));
+    }
+    for (const std::string &h : header_store)
+        headers.push_back(h.c_str());
+    dp_xfer_spec spec = {};
+    spec.method = *method;
+    spec.url = *url;
+    spec.host = *host;
+    spec.headers = headers.data();
+    spec.n_headers = headers.size();
+    spec.body = (dp_xfer_body)args[4].As<v8::Int32>()->Value();
+    spec.body_len = (uint64_t)args[5].As<v8::Number>()->Value();
+    spec.connect_timeout_ms = kConnectTimeoutMs;
+    auto *f = new rt_fetch();
+    f->iso = iso;
+    f->id = fs->next_id++;
+    if (fs->next_id == 0)
+        fs->next_id = 1;
+    f->slot = slot;
+    f->slot_gen = gen;
+    f->url = *url;
+    dp_xfer_hooks hooks = {};
+    hooks.on_head = on_head;
+    hooks.on_data = on_data;
+    hooks.on_send_ready = on_send_ready;
+    hooks.on_done = on_done;
+    hooks.ud = f;
+    char why[256] = "";
+    if (dp_xfer_start(fs->client, &spec, &hooks, &f->xfer, why, sizeof(why)) != 0) {
+        std::string msg = "fetch " + f->url + ": " + (why[0] ? why : "could not start");
+        delete f;
+        rt_throw_type_error(isolate, msg.c_str());
+        return;
+    }
+    fs->live[f->id] = f;
+    if (slot == kNoSlot)
+        fs->n_unowned++;
+    if (args.Length() > 6 && args[6]->IsArrayBufferView()) {
+        Local<v8::ArrayBufferView> view = args[6].As<v8::ArrayBufferView>();
+        auto *held = new held_store{view->Buffer()->GetBackingStore()};
+        const char *p = static_cast<const char *>(held->store->Data()) + view->ByteOffset();
+        dp_xfer_send(f->xfer, p, view->ByteLength(), release_store, held);
+        dp_xfer_send_end(f->xfer, true);
+    }
+    args.GetReturnValue().Set((double)f->id);
+}
+
+// fetchHead(id) -> [status, reason, [name, value, ...], version] or a promise of it.
+static void FetchHead(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = rt_isolate_of(args.GetIsolate());
+    rt_fetch *f = fetch_arg(args);
+    if (f == nullptr) {
+        rt_throw_type_error(args.GetIsolate(), "fetch: this fetch has ended");
+        return;
+    }
+    if (dp_xfer_has_head(f->xfer)) {
+            args.GetReturnValue().Set(head_value(iso, f));
+        return;
+    }
+    if (dp_xfer_is_done(f->xfer)) {
+        args.GetIsolate()->ThrowException(fetch_error(iso, f));
+        return;
+    }
+    args.GetReturnValue().Set(waiter(args, &f->head_waiter));
+}
+
+// fetchRead(id) -> ArrayBuffer (bytes received), null (the end) or a promise of either.
+static void FetchRead(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = rt_isolate_of(args.GetIsolate());
+    rt_fetch *f = fetch_arg(args);
+    if (f == nullptr) {
+        rt_throw_type_error(args.GetIsolate(), "fetch: the response body was canceled");
+        return;
+    }
+    if (dp_xfer_buffered(f->xfer) > 0) {
+        args.GetReturnValue().Set(take_chunk(iso, f));
+        return;
+    }
+    if (dp_xfer_is_done(f->xfer)) {
+        if (dp_xfer_result(f->xfer) == DP_XFER_OK)
+            args.GetReturnValue().SetNull();
+        else
+            args.GetIsolate()->ThrowException(fetch_error(iso, f));
+        return;
+    }
+    args.GetReturnValue().Set(waiter(args, &f->read_waiter));
+}
+
+// fetchSend(id, Uint8Array) -> a promise: true once curl wants more, false if the transfer
+// ended (stop sending).
+static void FetchSend(const FunctionCallbackInfo<Value> &args)
+{
+    Isolate *isolate = args.GetIsolate();
+    rt_fetch *f = fetch_arg(args);
+    if (f == nullptr || args.Length() < 2 || !args[1]->IsArrayBufferView()) {
+        rt_throw_type_error(isolate, "fetch: this fetch has ended");
+        return;
+    }
+    if (dp_xfer_is_done(f->xfer)) {
+        Local<Promise::Resolver> r = Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+        rt_ignore(r->Resolve(isolate->GetCurrentContext(), v8::False(isolate)));
+        args.GetReturnValue().Set(r->GetPromise());
+        return;
+    }
+    Local<v8::ArrayBufferView> view = args[1].As<v8::ArrayBufferView>();
+    auto *held = new held_store{view->Buffer()->GetBackingStore()};
+    const char *p = static_cast<const char *>(held->store->Data()) + view->ByteOffset();
+    Local<Promise> promise = waiter(args, &f->send_waiter);
+    dp_xfer_send(f->xfer, p, view->ByteLength(), release_store, held);
+    args.GetReturnValue().Set(promise);
+}
+
+// fetchSendEnd(id, ok): the upload is complete, or its source failed.
+static void FetchSendEnd(const FunctionCallbackInfo<Value> &args)
+{
+    rt_fetch *f = fetch_arg(args);
+    if (f == nullptr)
+        return;
+    dp_xfer_send_end(f->xfer, args.Length() > 1 && args[1]->BooleanValue(args.GetIsolate()));
+}
+
+// fetchAbort(id): stops the transfer and forgets it; its pending promises never settle (JS
+// settles its own with the abort reason).
+static void FetchAbort(const FunctionCallbackInfo<Value> &args)
+{
+    rt_fetch *f = fetch_arg(args);
+    if (f != nullptr)
+        fetch_free(f);
+}
+
+static const rt_native kNatives[] = {
+    {"fetchStart", FetchStart},   {"fetchHead", FetchHead},       {"fetchRead", FetchRead},
+    {"fetchSend", FetchSend},     {"fetchSendEnd", FetchSendEnd}, {"fetchAbort", FetchAbort},
+};
+
+const rt_native *rt_fetch_natives(size_t *n)
+{
+    *n = sizeof(kNatives) / sizeof(kNatives[0]);
+    return kNatives;
+}
+
+void rt_fetch_release_slot(rt_isolate *iso, uint32_t index)
+{
+    rt_fetches *fs = iso->fetches;
+    if (fs == nullptr || fs->live.empty())
+        return;
+    std::vector<rt_fetch *> owned;
+    for (auto &kv : fs->live)
+        if (kv.second->slot == index)
+            owned.push_back(kv.second);
+    for (rt_fetch *f : owned)
+        fetch_free(f);
+}
+
+void rt_fetch_close_all(rt_isolate *iso)
+{
+    rt_fetches *fs = iso->fetches;
+    if (fs == nullptr)
+        return;
+    std::vector<rt_fetch *> all;
+    for (auto &kv : fs->live)
+        all.push_back(kv.second);
+    for (rt_fetch *f : all)
+        fetch_free(f);
+    if (fs->owns_client)
+        dp_client_close(fs->client);
+    delete fs;
+    iso->fetches = nullptr;
+}
