@@ -79,6 +79,7 @@ struct dp_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
+    uv_timer_t kick;           /* runs dispatch soon, for events recorded outside a loop callback */
     dp_xfer *xfers;
     size_t n_xfers;
     int depth;                 /* dispatch nesting: frees wait for the outermost */
@@ -231,7 +232,9 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
-    c->n_handles = 1;
+    uv_timer_init(loop, &c->kick);
+    c->kick.data = c;
+    c->n_handles = 2;
     *out = c;
     return 0;
 }
@@ -276,6 +279,7 @@ void dp_client_close(dp_client *c)
         sock_close(c, c->socks);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->kick, on_handle_closed);
 }
 
 /* --- per-transfer callbacks (inside curl: record only) ---------------------------------- */
@@ -866,12 +870,23 @@ size_t dp_xfer_buffered(const dp_xfer *x)
     return x->recv_len;
 }
 
-/* The pause state curl should have now: each direction paused only while we hold it. */
+static void on_kick(uv_timer_t *t)
+{
+    dispatch(t->data);
+}
+
+/* The pause state curl should have now: each direction paused only while we hold it.
+ * Unpausing may run curl's callbacks right away (held bytes delivered, the next piece of the
+ * upload read); what they record is dispatched on the next loop turn, since the caller may
+ * be inside a hook. */
 static void update_pause(dp_xfer *x)
 {
     int mask = (x->is_recv_paused ? CURLPAUSE_RECV : 0) | (x->is_send_paused ? CURLPAUSE_SEND : 0);
-    if (x->is_running)
-        curl_easy_pause(x->easy, mask);
+    if (!x->is_running)
+        return;
+    curl_easy_pause(x->easy, mask);
+    if (x->ev_head || x->ev_data || x->ev_send || x->ev_done || x->sent != NULL)
+        uv_timer_start(&x->c->kick, on_kick, 0, 0);
 }
 
 void *dp_xfer_take(dp_xfer *x, size_t *len)

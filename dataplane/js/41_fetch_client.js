@@ -75,16 +75,39 @@ function transmitBody(state, headers) {
     state.used = true;
     return { bytes: source };
   }
-  let length = -1;
+  // The incoming request's body, untouched (as it is, or as the stream its `body` made): the
+  // runtime sends it as it arrives, with its declared length (upstreams that refuse chunked
+  // uploads accept it).
+  let nativeId = -1;
   if (source instanceof internal.NativeBody) {
-    // The incoming request's body, streamed through as it arrives: its declared length goes
-    // on (upstreams that refuse chunked uploads accept it).
-    const declared = headers.get('content-length');
+    nativeId = source.id;
+    state.used = true;
+  } else {
+    const S = internal.streams;
+    const r = S.RS(source);
+    if (r.nativeBodyId !== undefined && !r.disturbed && r.reader === null && r.state === 'readable') {
+      nativeId = r.nativeBodyId;
+      r.disturbed = true;
+      void new S.ReadableStreamDefaultReader(source); // locked for good: nothing else reads it
+    }
+  }
+  if (nativeId !== -1) {
+    let length = -1;
+    const declared = headerValue(headers, 'content-length');
     if (declared !== null && RegExpPrototypeTest(contentLengthRe, declared)) {
       length = NumberParseInt(declared, 10);
     }
+    return { native: nativeId, length };
   }
-  return { stream: internal.bodyStream(state), length };
+  return { stream: internal.bodyStream(state), length: -1 };
+}
+
+function headerValue(headers, name) {
+  const list = headerList(headers);
+  for (let i = 0; i < list.length; i++) {
+    if (list[i][0] === name) return list[i][1];
+  }
+  return null;
 }
 
 function headerLines(hop) {
@@ -173,7 +196,7 @@ function startHop(ongoing, hop) {
     length = body.length >= 0 ? body.length : 0;
   }
   const id = binding.fetchStart(hop.method, hop.url, hostOf(hop.record), headerLines(hop), kind,
-    length, bytes);
+    length, body !== null && body.native !== undefined ? body.native : bytes);
   ongoing.id = id;
   if (body !== null && body.stream !== undefined) pumpUpload(ongoing, id, body.stream);
   return id;
@@ -181,7 +204,7 @@ function startHop(ongoing, hop) {
 
 // A fetched response's body: a byte stream pulled from the transfer, decoded when the
 // response says gzip, deflate or br. The transfer is paused while nobody reads (client.c).
-function responseBody(ongoing, id, coding) {
+function responseBody(ongoing, id, coding, codingHeader) {
   const S = internal.streams;
   const B = S.bytes;
   let stream;
@@ -282,18 +305,40 @@ function responseBody(ongoing, id, coding) {
   };
   stream = S.createReadableByteStream(() => undefined, pull, cancel, 0);
   ongoing.stream = stream;
+  // For the server (90_dispatch.js send): while nobody has read the body, it can send the
+  // transfer's bytes to its client itself, without decoding them.
+  S.RS(stream).fetchPipe = {
+    coding: codingHeader,
+    decodes: decoder !== null,
+    take(requestId) {
+      const r = S.RS(stream);
+      if (ongoing.id !== id || r.disturbed || r.reader !== null || r.state !== 'readable') return false;
+      binding.fetchPipe(id, requestId);
+      if (decoder !== null) binding.compressorEnd(decoder);
+      decoder = null;
+      r.disturbed = true;
+      void new S.ReadableStreamDefaultReader(stream); // locked for good: nothing else reads it
+      return true;
+    },
+  };
   return stream;
 }
 
-function contentCoding(list) {
+// The response's Content-Encoding: [the first value or null, whether there are several].
+function codingHeader(list) {
   let value = null;
+  let several = false;
   for (let i = 0; i < list.length; i++) {
-    if (StringPrototypeToLowerCase(list[i][0]) === 'content-encoding') {
-      if (value !== null) return undefined; // several: left as they are
-      value = list[i][1];
+    if (list[i][0] === 'content-encoding') {
+      if (value !== null) several = true;
+      else value = list[i][1];
     }
   }
-  if (value === null) return undefined;
+  return [value, several];
+}
+
+function contentCoding(value) {
+  if (value === null || value === undefined) return undefined;
   const codings = StringPrototypeSplit(value, ',');
   if (codings.length !== 1) return undefined;
   return kCodings[StringPrototypeToLowerCase(StringPrototypeTrim(codings[0]))];
@@ -307,7 +352,7 @@ function pairsOf(flat) {
 
 function locationOf(list) {
   for (let i = 0; i < list.length; i++) {
-    if (StringPrototypeToLowerCase(list[i][0]) === 'location') return list[i][1];
+    if (list[i][0] === 'location') return list[i][1];
   }
   return null;
 }
@@ -420,7 +465,7 @@ function fetch(input, init = undefined) {
       stop();
       let nextBody = hop.body;
       let nextPairs = hop.pairs;
-      // Step 11: a stream body cannot be sent again.
+      // Step 11: a stream body (or the incoming request's) cannot be sent again.
       if (status !== 303 && nextBody !== null && nextBody.bytes === undefined) {
         fail(networkError(`${hop.url} redirected (${status}) and the request body was a stream, which cannot be sent again`));
         return;
@@ -460,7 +505,9 @@ function fetch(input, init = undefined) {
       stop();
       ongoing.finished();
     } else {
-      source = responseBody(ongoing, id, contentCoding(responseList));
+      const coding = codingHeader(responseList);
+      // several codings (rare): the body is left as it came
+      source = responseBody(ongoing, id, coding[1] ? undefined : contentCoding(coding[0]), coding[0]);
     }
     ongoing.settled = true;
     resolveFn(internal.createFetchedResponse(status, head[1], responseList, source, urlList));

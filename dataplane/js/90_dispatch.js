@@ -67,6 +67,13 @@ function fail(id, err) {
 
 // The length of a streamed body, when the app gave a valid Content-Length; -1 otherwise
 // (the server then sends it chunked).
+function contentEncoding(list) {
+  for (let i = 0; i < list.length; i++) {
+    if (list[i][0] === 'content-encoding') return list[i][1];
+  }
+  return null;
+}
+
 function declaredLength(list) {
   for (let i = 0; i < list.length; i++) {
     if (list[i][0] === 'content-length') {
@@ -99,7 +106,7 @@ function withHeaders(fn, id, status, statusText, extra, list) {
 // the next read waits while the socket is backed up (binding.responseWrite's promise). Reads
 // use the reader's internal read requests, so a chunk costs no promise. A client that goes
 // away cancels the stream (its source's cancel() runs) with an AbortError.
-function streamResponse(id, status, statusText, list, stream) {
+function streamResponse(id, status, statusText, list, stream, length = declaredLength(list)) {
   const S = internal.streams;
   const rr = S.RDR(new S.ReadableStreamDefaultReader(stream));
   let finished = false;
@@ -113,7 +120,7 @@ function streamResponse(id, status, statusText, list, stream) {
     S.readableStreamCancel(rr.stream, reason);
     binding.responseEnd(id);
   };
-  if (!withHeaders(binding.responseStart, id, status, statusText, declaredLength(list), list)) {
+  if (!withHeaders(binding.responseStart, id, status, statusText, length, list)) {
     // No body wanted (HEAD, 204, 304) or nowhere to send it.
     abandon(undefined);
     return;
@@ -203,6 +210,21 @@ function send(id, res) {
       return;
     }
     body.used = true;
+    const piped = internal.streams.RS(source).fetchPipe;
+    if (piped !== undefined) {
+      // A fetched response's body, untouched: the bytes go from the upstream to the client
+      // natively, as they came (still compressed) when the headers still say so.
+      if (contentEncoding(list) === piped.coding && piped.take(id)) {
+        internal.forgetRequest(id);
+        withHeaders(binding.respondPipe, id, status, statusText, declaredLength(list), list);
+        return;
+      }
+      // Decoded here: the upstream's Content-Length counted the encoded bytes.
+      if (piped.decodes) {
+        streamResponse(id, status, statusText, list, source, -1);
+        return;
+      }
+    }
     if (internal.streams.RS(source).nativeBodyId === id) {
       // This request's own body, untouched: the server moves it socket to socket.
       const S = internal.streams;

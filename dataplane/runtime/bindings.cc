@@ -557,7 +557,11 @@ static void RespondPipe(const FunctionCallbackInfo<Value> &args)
     s->is_responded = true;
     dp_request *req = s->req;
     if (start_response(args, iso, s, length_arg(args[3])) == 0) {
-        if (dp_response_body_wanted(req)) {
+        if (s->pipe_fetch != 0) {
+            dp_request_body_discard(req);
+            if (!rt_fetch_pipe_start(iso, slot_index(args)))
+                dp_response_error(req, 502);
+        } else if (dp_response_body_wanted(req)) {
             dp_response_pipe_body(req);
         } else {
             dp_request_body_discard(req);

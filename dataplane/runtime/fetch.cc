@@ -49,6 +49,12 @@ struct rt_fetch {
     v8::Global<Promise::Resolver> head_waiter;
     v8::Global<Promise::Resolver> read_waiter;
     v8::Global<Promise::Resolver> send_waiter;
+    // Piped: the body goes from the transfer to this request's response without JS.
+    dp_request *pipe_req = nullptr; // a reference while piping
+    uint32_t pipe_slot = kNoSlot;
+    // Uploading an incoming request's body as it arrives, without JS.
+    dp_request *upload_req = nullptr; // a reference while uploading
+    uint32_t upload_slot = kNoSlot;
 };
 
 struct rt_fetches {
@@ -66,9 +72,78 @@ static rt_fetches *fetches_of(rt_isolate *iso)
     return iso->fetches;
 }
 
+// Stops a pipe: the response ends (ok) or its connection closes (the body cannot be
+// completed); the slot's hold is let go. The caller releases the slot if it can.
+static void pipe_stop(rt_fetch *f, bool ok)
+{
+    dp_request *req = f->pipe_req;
+    if (req == nullptr)
+        return;
+    f->pipe_req = nullptr;
+    if (ok)
+        dp_response_end(req);
+    else
+        dp_response_error(req, 502); // started already: closes the connection
+    rt_isolate *iso = f->iso;
+    if (f->pipe_slot < iso->slots.size()) {
+        rt_slot &s = iso->slots[f->pipe_slot];
+        if (s.req == req) {
+            s.pipe_fetch = 0;
+            s.wait_until--;
+        }
+    }
+    dp_request_unref(req);
+}
+
+static void upload_stop(rt_fetch *f)
+{
+    dp_request *req = f->upload_req;
+    if (req == nullptr)
+        return;
+    f->upload_req = nullptr;
+    rt_isolate *iso = f->iso;
+    if (f->upload_slot < iso->slots.size() && iso->slots[f->upload_slot].req == req)
+        iso->slots[f->upload_slot].upload_fetch = 0;
+    dp_request_unref(req);
+}
+
+// Hands the transfer the body bytes the server has received while fewer than kUploadQueued
+// wait to be sent: beyond that the server holds the client back (request.h), so the upload
+// goes at the pace of the slower side and holds a bounded amount here.
+constexpr size_t kUploadQueued = 256 * 1024;
+
+static void upload_feed(rt_fetch *f)
+{
+    dp_request *req = f->upload_req;
+    if (req == nullptr || dp_xfer_is_done(f->xfer) || dp_xfer_send_queued(f->xfer) >= kUploadQueued)
+        return;
+    size_t len = 0;
+    void *p = dp_request_take_body(req, &len);
+    if (p != nullptr) {
+        dp_xfer_send(f->xfer, p, len, nano_free, p);
+        return;
+    }
+    if (dp_request_body_complete(req)) {
+        dp_xfer_send_end(f->xfer, !dp_request_body_failed(req));
+        upload_stop(f);
+    }
+}
+
+void rt_fetch_upload_event(rt_isolate *iso, uint32_t index)
+{
+    rt_fetches *fs = iso->fetches;
+    if (fs == nullptr)
+        return;
+    auto it = fs->live.find(iso->slots[index].upload_fetch);
+    if (it != fs->live.end())
+        upload_feed(it->second);
+}
+
 static void fetch_free(rt_fetch *f)
 {
     rt_fetches *fs = f->iso->fetches;
+    pipe_stop(f, false);
+    upload_stop(f);
     fs->live.erase(f->id);
     if (f->slot == kNoSlot)
         fs->n_unowned--;
@@ -164,10 +239,21 @@ static Local<Value> head_value(rt_isolate *iso, rt_fetch *f)
             ok = *p != '\0' && *p != '\r' && *p != '\n';
         if (!ok)
             continue;
-        // Header bytes are a ByteString: each byte one code unit.
-        Local<String> name = String::NewFromOneByte(isolate, (const uint8_t *)line,
+        // Header bytes are a ByteString: each byte one code unit. Names are lowercased, as
+        // Headers keeps them.
+        char lower[256];
+        size_t name_len = (size_t)(colon - line);
+        const uint8_t *name_bytes = (const uint8_t *)line;
+        if (name_len <= sizeof(lower)) {
+            for (size_t i = 0; i < name_len; i++)
+                lower[i] = (char)(line[i] >= 'A' && line[i] <= 'Z' ? line[i] + 32 : line[i]);
+            name_bytes = (const uint8_t *)lower;
+        } else {
+            continue; // no real header name is this long
+        }
+        Local<String> name = String::NewFromOneByte(isolate, name_bytes,
                                                     v8::NewStringType::kNormal,
-                                                    (int)(colon - line)).ToLocalChecked();
+                                                    (int)name_len).ToLocalChecked();
         Local<String> value = String::NewFromOneByte(isolate, (const uint8_t *)v,
                                                      v8::NewStringType::kNormal,
                                                      (int)(end - v)).ToLocalChecked();
@@ -182,6 +268,80 @@ static Local<Value> head_value(rt_isolate *iso, rt_fetch *f)
         Integer::New(isolate, dp_xfer_http_version(f->xfer)),
     };
     return Array::New(isolate, parts, 4);
+}
+
+// --- piping a response body straight to the client ----------------------------------
+
+// Moves what the transfer has to the client's socket until one side must wait: the socket
+// (rt_fetch_pipe_writable resumes) or the transfer (on_data / on_done resume).
+static void pipe_pump(rt_fetch *f)
+{
+    rt_isolate *iso = f->iso;
+    dp_request *req = f->pipe_req;
+    uint32_t index = f->pipe_slot;
+    for (;;) {
+        if (!dp_request_connected(req)) {
+            fetch_free(f); // the client went away: stop the transfer
+            rt_slot_maybe_release(iso, index);
+            return;
+        }
+        if (!dp_response_writable(req))
+            return;
+        size_t len = 0;
+        void *p = dp_xfer_take(f->xfer, &len);
+        if (p != nullptr) {
+            int rc = dp_response_write(req, p, len);
+            nano_free(p);
+            if (rc == 0)
+                dp_response_flush(req);
+            continue;
+        }
+        if (!dp_xfer_is_done(f->xfer))
+            return;
+        pipe_stop(f, dp_xfer_result(f->xfer) == DP_XFER_OK);
+        fetch_free(f);
+        rt_slot_maybe_release(iso, index);
+        return;
+    }
+}
+
+bool rt_fetch_pipe_start(rt_isolate *iso, uint32_t index)
+{
+    rt_slot &s = iso->slots[index];
+    rt_fetches *fs = iso->fetches;
+    if (fs == nullptr)
+        return false;
+    auto it = fs->live.find(s.pipe_fetch);
+    if (it == fs->live.end())
+        return false;
+    rt_fetch *f = it->second;
+    // The responding request owns the transfer from now on (it may not be the one that
+    // started it): it ends with this response.
+    if (f->slot == kNoSlot)
+        fs->n_unowned--;
+    f->slot = index;
+    f->slot_gen = s.gen;
+    s.wait_until++; // the slot stays until the pipe ends (pipe_stop)
+    f->pipe_req = s.req;
+    f->pipe_slot = index;
+    dp_request_ref(s.req);
+    if (!dp_response_body_wanted(s.req)) {
+        pipe_stop(f, true);
+        fetch_free(f);
+        return true;
+    }
+    pipe_pump(f);
+    return true;
+}
+
+void rt_fetch_pipe_writable(rt_isolate *iso, uint32_t index)
+{
+    rt_fetches *fs = iso->fetches;
+    if (fs == nullptr)
+        return;
+    auto it = fs->live.find(iso->slots[index].pipe_fetch);
+    if (it != fs->live.end() && it->second->pipe_req != nullptr)
+        pipe_pump(it->second);
 }
 
 // --- hooks (from the client's dispatch, outside curl) ---------------------------------
@@ -211,6 +371,10 @@ static void on_data(void *ud)
 {
     auto *f = static_cast<rt_fetch *>(ud);
     rt_isolate *iso = f->iso;
+    if (f->pipe_req != nullptr) {
+        pipe_pump(f);
+        return;
+    }
     if (f->read_waiter.IsEmpty() || iso->is_broken)
         return;
     if (dp_xfer_buffered(f->xfer) == 0 && !dp_xfer_is_done(f->xfer))
@@ -226,6 +390,10 @@ static void on_send_ready(void *ud)
 {
     auto *f = static_cast<rt_fetch *>(ud);
     rt_isolate *iso = f->iso;
+    if (f->upload_req != nullptr) {
+        upload_feed(f);
+        return;
+    }
     if (f->send_waiter.IsEmpty() || iso->is_broken)
         return;
     JsEntry js(iso, entry_slot(f));
@@ -244,6 +412,10 @@ static void on_done(void *ud, dp_xfer_error error, const char *detail)
             slot == kNoSlot ? 0 : (unsigned long long)dp_request_id(iso->slots[slot].req);
         NANO_INFO("fetch.failed", "app=%s request_id=%llx error=%s url=\"%s\" detail=\"%s\"",
                   iso->name.c_str(), rid, dp_xfer_error_name(error), f->url.c_str(), detail);
+    }
+    if (f->pipe_req != nullptr) {
+        pipe_pump(f);
+        return;
     }
     if (iso->is_broken)
         return;
@@ -292,6 +464,8 @@ static void release_store(void *ud)
 
 // fetchStart(method, url, host, headerLines, bodyKind, bodyLen, body?) -> id.
 // bodyKind 0: none, 1: sized (body, a Uint8Array, may follow now or through fetchSend), 2: stream.
+// body may instead be the id of an incoming request whose untouched body is sent as it
+// arrives (fetch(request) of the request being served).
 static void FetchStart(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
@@ -387,7 +561,18 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
     fs->live[f->id] = f;
     if (slot == kNoSlot)
         fs->n_unowned++;
-    if (args.Length() > 6 && args[6]->IsArrayBufferView()) {
+    if (args.Length() > 6 && args[6]->IsNumber()) {
+        rt_slot *body_slot = rt_slot_get(iso, args[6].As<v8::Number>()->Value());
+        if (body_slot == nullptr || body_slot->upload_fetch != 0) {
+            dp_xfer_send_end(f->xfer, false);
+        } else {
+            f->upload_req = body_slot->req;
+            f->upload_slot = (uint32_t)(body_slot - iso->slots.data());
+            dp_request_ref(f->upload_req);
+            body_slot->upload_fetch = f->id;
+            upload_feed(f);
+        }
+    } else if (args.Length() > 6 && args[6]->IsArrayBufferView()) {
         Local<v8::ArrayBufferView> view = args[6].As<v8::ArrayBufferView>();
         auto *held = new held_store{view->Buffer()->GetBackingStore()};
         const char *p = static_cast<const char *>(held->store->Data()) + view->ByteOffset();
@@ -478,13 +663,35 @@ static void FetchSendEnd(const FunctionCallbackInfo<Value> &args)
 static void FetchAbort(const FunctionCallbackInfo<Value> &args)
 {
     rt_fetch *f = fetch_arg(args);
-    if (f != nullptr)
-        fetch_free(f);
+    if (f == nullptr)
+        return;
+    uint32_t piped = f->pipe_req != nullptr ? f->pipe_slot : kNoSlot;
+    rt_isolate *iso = f->iso;
+    fetch_free(f);
+    if (piped != kNoSlot)
+        rt_slot_maybe_release(iso, piped);
+}
+
+// fetchPipe(fetchId, requestId): the next respondPipe for the request sends this fetch's
+// response body (untouched, still encoded as it came) instead of the request's own body.
+static void FetchPipe(const FunctionCallbackInfo<Value> &args)
+{
+    rt_isolate *iso = rt_isolate_of(args.GetIsolate());
+    rt_fetch *f = fetch_arg(args);
+    rt_slot *s = args.Length() > 1 && args[1]->IsNumber()
+                     ? rt_slot_get(iso, args[1].As<v8::Number>()->Value())
+                     : nullptr;
+    if (f == nullptr || s == nullptr) {
+        rt_throw_type_error(args.GetIsolate(), "fetchPipe: the fetch or the request has ended");
+        return;
+    }
+    s->pipe_fetch = f->id;
 }
 
 static const rt_native kNatives[] = {
     {"fetchStart", FetchStart},   {"fetchHead", FetchHead},       {"fetchRead", FetchRead},
     {"fetchSend", FetchSend},     {"fetchSendEnd", FetchSendEnd}, {"fetchAbort", FetchAbort},
+    {"fetchPipe", FetchPipe},
 };
 
 const rt_native *rt_fetch_natives(size_t *n)

@@ -450,6 +450,8 @@ static uint32_t slot_acquire(rt_isolate *iso, dp_request *req)
     s->is_responded = false;
     s->js_ns = 0;
     s->n_subrequests = 0;
+    s->pipe_fetch = 0;
+    s->upload_fetch = 0;
     dp_request_ref(req);
     dp_request_set_rt_slot(req, index);
     iso->n_pending++;
@@ -578,6 +580,10 @@ void rt_request_body_event(rt_isolate *iso, dp_request *req)
 {
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
+    if (s != nullptr && s->upload_fetch != 0) {
+        rt_fetch_upload_event(iso, index);
+        return;
+    }
     if (s == nullptr || s->body_waiter.IsEmpty() || iso->is_broken)
         return;
     JsEntry js(iso, index);
@@ -588,6 +594,10 @@ void rt_request_writable(rt_isolate *iso, dp_request *req)
 {
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
+    if (s != nullptr && s->pipe_fetch != 0) {
+        rt_fetch_pipe_writable(iso, index);
+        return;
+    }
     if (s == nullptr || s->writable_waiter.IsEmpty() || iso->is_broken)
         return;
     JsEntry js(iso, index);
@@ -600,6 +610,10 @@ void rt_request_aborted(rt_isolate *iso, dp_request *req)
 {
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
+    if (s != nullptr && s->pipe_fetch != 0) {
+        rt_fetch_pipe_writable(iso, index); // sees the client gone: stops the transfer
+        return;
+    }
     if (s == nullptr || s->is_responded || iso->is_broken)
         return;
     JsEntry js(iso, index);

@@ -85,6 +85,8 @@ struct rt_slot {
     bool is_body_whole = false; // body_waiter wants the whole body, not the next bytes
     uint64_t js_ns = 0;         // JS time charged to this request (its CPU budget)
     uint32_t n_subrequests = 0; // fetch() hops started for this request (fetch.cc)
+    uint32_t pipe_fetch = 0;    // the fetch whose body respondPipe sends (0: the request's own)
+    uint32_t upload_fetch = 0;  // the fetch uploading this request's body as it arrives
     v8::Global<v8::Promise::Resolver> body_waiter;
     v8::Global<v8::Promise::Resolver> writable_waiter; // a streamed response waits for room
 };
@@ -283,6 +285,11 @@ void rt_compression_close_all(rt_isolate *iso); // frees every codec state; befo
 const rt_native *rt_fetch_natives(size_t *n);
 void rt_fetch_release_slot(rt_isolate *iso, uint32_t index); // stops the request's fetches
 void rt_fetch_close_all(rt_isolate *iso);                    // before Dispose
+// rt_fetch_pipe_start: after respondPipe started the response of the request in slot index,
+// whose pipe_fetch is set: the fetch's body goes to the client (false: no such fetch).
+bool rt_fetch_pipe_start(rt_isolate *iso, uint32_t index);
+void rt_fetch_pipe_writable(rt_isolate *iso, uint32_t index); // the socket has room again
+void rt_fetch_upload_event(rt_isolate *iso, uint32_t index);  // body bytes arrived, or its end
 
 // crypto.cc
 const rt_native *rt_crypto_natives(size_t *n);
