@@ -313,6 +313,45 @@ const cases = {
     return out;
   },
 
+  async protocol(up) {
+    const out = {};
+    const h = await fetch(up + '/early-hints');
+    out.hints = { status: h.status, final: hget(h.headers, 'x-final'),
+      link: hget(h.headers, 'link'), text: await h.text() };
+    out.eof = await settle(fetch(up + '/eof').then((r) => r.text()).then((t) => t.length));
+    out.head150 = await settle(fetch(up + '/headers-big?n=150').then(async (r) => {
+      await r.text();
+      return { status: r.status, n: [...r.headers].length };
+    }));
+    // The upstream answers while an endless upload goes on: the fetch resolves, the upload
+    // stops and its stream is canceled.
+    let canceled = false;
+    const endless = new ReadableStream({
+      pull(c) { c.enqueue(new Uint8Array(65536)); },
+      cancel() { canceled = true; },
+    });
+    const t0 = Date.now();
+    out.early = await settle(fetch(up + '/early-response', { method: 'POST', body: endless,
+      duplex: 'half', signal: AbortSignal.timeout(8000) })
+      .then(async (r) => ({ status: r.status, text: await r.text() })));
+    out.earlyMs = Date.now() - t0;
+    for (let i = 0; i < 20 && !canceled; i++) await sleep(100);
+    out.earlyCanceled = canceled;
+    // An abort during a streamed upload cancels the body stream with the reason.
+    const c = new AbortController();
+    let reason = null;
+    const slow = new ReadableStream({
+      async pull(ctl) { await sleep(20); ctl.enqueue(new Uint8Array(1024)); },
+      cancel(r) { reason = r && r.name; },
+    });
+    setTimeout(() => c.abort(), 200);
+    out.abortUpload = await settle(fetch(up + '/count', { method: 'POST', body: slow,
+      duplex: 'half', signal: c.signal }));
+    for (let i = 0; i < 20 && reason === null; i++) await sleep(100);
+    out.abortUploadCancel = reason;
+    return out;
+  },
+
   async errors(up, q) {
     const out = {};
     out.refused = await settle(fetch(`http://127.0.0.1:${q.get('closed')}/`));
@@ -762,6 +801,28 @@ def gzip_and_deflate_are_decoded():
         f.eq(d["deflate"], {"text": text, "ce": "deflate"}, "deflate")
         f.type_error(d["truncated"], "a truncated gzip body")
         f.eq(d["head"], {"status": 200, "body": None}, "HEAD of a gzip resource")
+        f.done()
+
+
+@check
+def interim_responses_eof_bodies_and_early_answers():
+    with Upstream() as up, Server(APP) as s:
+        d = case(s, "protocol", up)
+        f = Failures()
+        f.eq(d["hints"], {"status": 200, "final": "1", "link": None, "text": "after hints"},
+             "a 103 before the 200 (its headers are not the response's)")
+        f.eq(d["eof"], 5000, "a body delimited by the connection's end")
+        f.eq(d["head150"], {"status": 200, "n": 151}, "a 150 KiB response head (< 256 KiB)")
+        f.eq(d["early"], {"status": 413, "text": "too large"},
+             "an answer before the upload ended")
+        f.expect(d["earlyMs"] < 8000, f"the early answer took {d['earlyMs']} ms")
+        # 41_fetch_client.js pumpUpload means to cancel the source when "the response came
+        # first"; left locked and unpulled, it is never released.
+        f.eq(d["earlyCanceled"], True, "the endless upload stream was canceled (within 2 s)")
+        f.eq(d["abortUpload"].get("name"), "AbortError", f"abort during an upload: {d['abortUpload']}")
+        # Fetch Standard, "abort fetch": cancel the request's body with the abort reason.
+        f.eq(d["abortUploadCancel"], "AbortError",
+             "the upload stream's cancel() gets the signal's reason")
         f.done()
 
 

@@ -34,7 +34,10 @@ Endpoints (query parameters in brackets):
   /reset                head with Content-Length 1000, 100 bytes, then an RST (SO_LINGER 0)
   /reset-before-head    reads the request, then an RST with nothing sent
   /drop-after-head      head with Content-Length 1000, then a FIN
-  /headers-big          a response head of about 300 KiB (many X-Filler headers)
+  /headers-big [n]      a response head of about n KiB (default 300; n X-Filler headers)
+  /early-hints          a 103 (with a Link header), then 200 with X-Final: 1
+  /eof                  200 without Content-Length or chunked: the body ends at the FIN
+  /early-response       413 before reading the request body (then drains it for 2 s)
   /set-cookie           two Set-Cookie headers (and a Vary)
 No brotli in the standard library: there is no /br.
 """
@@ -191,6 +194,24 @@ class _Handler(socketserver.BaseRequestHandler):
             self._send(200, [("Content-Type", "application/json")], body, head_only=head_only)
             return True
 
+        if path == "/early-response":
+            # Answers before reading the body, then drains what comes for up to 2 s.
+            self._send(413, [("Content-Type", "text/plain"), ("Connection", "close")],
+                       b"too large")
+            self.request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 2
+            self.request.settimeout(0.2)
+            while time.monotonic() < deadline:
+                try:
+                    if not self.request.recv(65536):
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+            up.event("early-done", path)
+            return False
+
         data = []
         n, chunked, cl = self._body(c, headers, lambda piece: data.append(bytes(piece)))
         body_in = b"".join(data)
@@ -326,9 +347,22 @@ class _Handler(socketserver.BaseRequestHandler):
             self.request.shutdown(socket.SHUT_RDWR)
             return False
 
+        if path == "/early-hints":
+            self.request.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+            time.sleep(0.05)
+            self._send(200, [("Content-Type", "text/plain"), ("X-Final", "1")], b"after hints",
+                       head_only=head_only)
+            return True
+
+        if path == "/eof":
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                 b"Connection: close\r\n\r\n" + b"e" * 5000)
+            self.request.shutdown(socket.SHUT_WR)
+            return False
+
         if path == "/headers-big":
             filler = "f" * 1000
-            hdrs = [(f"X-Filler-{i}", filler) for i in range(300)]
+            hdrs = [(f"X-Filler-{i}", filler) for i in range(int(query.get("n", "300")))]
             self._send(200, hdrs, b"big head", head_only=head_only)
             return True
 
