@@ -352,6 +352,36 @@ const cases = {
     return out;
   },
 
+  async consume(up) {
+    const out = {};
+    // clone(): both branches get every byte.
+    const r = await fetch(up + '/bytes?n=1048576&chunk=65536');
+    const c = r.clone();
+    const [a, b] = await Promise.all([r.arrayBuffer(), c.arrayBuffer()]);
+    const sum = (buf) => new Uint8Array(buf).reduce((x, y) => (x + y) % 65521, 0);
+    out.clone = [a.byteLength, b.byteLength, sum(a) === sum(b)];
+    // A BYOB reader on the byte stream.
+    const r2 = await fetch(up + '/bytes?n=100000');
+    const reader = r2.body.getReader({ mode: 'byob' });
+    let n = 0, reads = 0;
+    for (;;) {
+      const { value, done } = await reader.read(new Uint8Array(8192));
+      if (done) break;
+      n += value.byteLength;
+      reads++;
+    }
+    out.byob = { n, atMost8k: reads >= 13 };
+    // for await over the body, blob(), and a body left unread.
+    let m = 0;
+    for await (const chunk of (await fetch(up + '/bytes?n=300000&chunked=1')).body) m += chunk.byteLength;
+    out.forAwait = m;
+    out.blob = (await (await fetch(up + '/bytes?n=5000')).blob()).size;
+    await fetch(up + '/bytes?n=10485760'); // never read: paused, then dropped
+    // Sequential fetches reuse a kept-alive connection.
+    for (let i = 0; i < 20; i++) await (await fetch(up + '/echo?seq=' + i)).text();
+    return out;
+  },
+
   async errors(up, q) {
     const out = {};
     out.refused = await settle(fetch(`http://127.0.0.1:${q.get('closed')}/`));
@@ -826,6 +856,40 @@ def interim_responses_eof_bodies_and_early_answers():
         f.done()
 
 
+@check
+def response_bodies_clone_byob_and_keep_alive():
+    with Upstream() as up, Server(APP) as s:
+        d = case(s, "consume", up)
+        f = Failures()
+        f.eq(d["clone"], [1048576, 1048576, True], "clone(): both branches")
+        f.eq(d["byob"], {"n": 100000, "atMost8k": True}, "a BYOB reader")
+        f.eq(d["forAwait"], 300000, "for await over a chunked body")
+        f.eq(d["blob"], 5000, "blob()")
+        conns = up.connections
+        print(f"  {len(up.requests)} requests on {conns} upstream connections")
+        # 20 sequential fetches after the others: they should share a kept-alive connection
+        # (5 others before them, one left unread and dropped).
+        f.expect(conns <= 8, f"{conns} connections for {len(up.requests)} requests: no reuse")
+        f.eq(s.request(path="/").text, "ok", "nano-dp serves on")
+        f.done()
+
+
+TOP_LEVEL_APP = r"""
+const boot = await (await fetch('UPSTREAM/echo?boot=1')).json();
+export default {
+  async fetch() { return new Response(JSON.stringify({ boot: boot.query.boot })); },
+};
+"""
+
+
+@check
+def module_code_may_fetch_with_top_level_await():
+    with Upstream() as up:
+        with Server(TOP_LEVEL_APP.replace("UPSTREAM", up.base)) as s:
+            r = s.request(path="/")
+            eq((r.status, r.text), (200, '{"boot":"1"}'), f"top-level fetch; log:\n{s.log()[-1500:]}")
+
+
 # --- many fetches, the subrequest limit -------------------------------------------------
 
 LIMIT_CFG = {"apps": [
@@ -953,6 +1017,21 @@ def a_hanging_upstream_does_not_hold_up_other_fetches_to_its_origin():
             d = case(s, "sameOrigin", up)
             eq(d["r"], 200, f"a second fetch to the origin of a hanging one ({d['ms']} ms): "
                             f"{d['r']}; the upstream saw {[r['path'] for r in up.requests]}")
+        finally:
+            c.close()
+
+
+@check
+def a_hanging_fetch_of_one_app_does_not_hold_up_another_apps():
+    # The same with two apps of a nano.json on one worker thread (tenants share the worker).
+    with Upstream() as up, ConfigServer(LIMIT_CFG, {"app.js": APP}) as s:
+        c = Conn(s.port, timeout=15)
+        try:
+            c.send(build_request("GET", f"/case/awaitHang?{query(up)}", host="five.test"))
+            up.wait_event("hang-start", timeout=10)
+            d = config_case(s, "many.test", "sameOrigin", up)
+            eq(d["r"], 200, f"app many's fetch while app five's fetch to the same origin hangs "
+                            f"({d['ms']} ms): {d['r']}")
         finally:
             c.close()
 
