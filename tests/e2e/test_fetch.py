@@ -86,6 +86,14 @@ const cases = {
     // A stream body without duplex: 'half' (the standard's Request constructor throws).
     out.streamNoDuplex = await settle(fetch(up + '/echo', { method: 'POST',
       body: streamOf('x') }).then((r) => r.status));
+    // Empty bodies; and a POST without a body says Content-Length: 0 (Fetch Standard,
+    // HTTP-network-or-cache fetch step 8.4).
+    const es = await echo(up + '/echo', { method: 'POST', body: streamOf(), duplex: 'half' });
+    out.emptyStream = { body: es.echo.body, chunked: es.echo.chunked };
+    const e0 = await echo(up + '/echo', { method: 'POST', body: '' });
+    out.emptyString = { body: e0.echo.body, cl: e0.echo.content_length };
+    const nb = await echo(up + '/echo', { method: 'POST' });
+    out.postNoBody = { cl: nb.echo.content_length, chunked: nb.echo.chunked };
     // A stream chunk that is not a Uint8Array: a TypeError (Fetch "transmit body").
     out.stringChunk = await settle(fetch(up + '/echo', { method: 'POST', duplex: 'half',
       body: new ReadableStream({ start(c) { c.enqueue('not bytes'); c.close(); } }) })
@@ -318,6 +326,7 @@ const cases = {
     const h = await fetch(up + '/early-hints');
     out.hints = { status: h.status, final: hget(h.headers, 'x-final'),
       link: hget(h.headers, 'link'), text: await h.text() };
+    out.garbage = await settle(fetch(up + '/garbage').then((r) => r.status));
     out.eof = await settle(fetch(up + '/eof').then((r) => r.text()).then((t) => t.length));
     out.head150 = await settle(fetch(up + '/headers-big?n=150').then(async (r) => {
       await r.text();
@@ -597,6 +606,9 @@ def every_body_type_is_sent_with_its_content_type():
         # Fetch Standard, Request constructor step 40: a stream body without duplex throws a
         # TypeError (Deno and browsers do; informational only, workerd does not require it).
         print(f"  stream body without duplex: {d['streamNoDuplex']}")
+        f.eq(d["emptyStream"], {"body": "", "chunked": True}, "an empty stream")
+        f.eq(d["emptyString"], {"body": "", "cl": "0"}, "an empty string")
+        f.eq(d["postNoBody"], {"cl": "0", "chunked": False}, "a POST without a body")
         f.type_error(d["stringChunk"], "a stream chunk that is not a Uint8Array")
         f.expect(d["erroredStream"].get("error") is True,
                  f"a stream body that errors: {d['erroredStream']}")
@@ -841,6 +853,7 @@ def interim_responses_eof_bodies_and_early_answers():
         f = Failures()
         f.eq(d["hints"], {"status": 200, "final": "1", "link": None, "text": "after hints"},
              "a 103 before the 200 (its headers are not the response's)")
+        f.type_error(d["garbage"], "a response that is not HTTP")
         f.eq(d["eof"], 5000, "a body delimited by the connection's end")
         f.eq(d["head150"], {"status": 200, "n": 151}, "a 150 KiB response head (< 256 KiB)")
         f.eq(d["early"], {"status": 413, "text": "too large"},

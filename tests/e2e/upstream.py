@@ -36,6 +36,7 @@ Endpoints (query parameters in brackets):
   /drop-after-head      head with Content-Length 1000, then a FIN
   /headers-big [n]      a response head of about n KiB (default 300; n X-Filler headers)
   /early-hints          a 103 (with a Link header), then 200 with X-Final: 1
+  /garbage              a response that is not HTTP, then a FIN
   /eof                  200 without Content-Length or chunked: the body ends at the FIN
   /early-response       413 before reading the request body (then drains it for 2 s)
   /set-cookie           two Set-Cookie headers (and a Vary)
@@ -353,6 +354,11 @@ class _Handler(socketserver.BaseRequestHandler):
             self._send(200, [("Content-Type", "text/plain"), ("X-Final", "1")], b"after hints",
                        head_only=head_only)
             return True
+
+        if path == "/garbage":
+            self.request.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            self.request.shutdown(socket.SHUT_WR)
+            return False
 
         if path == "/eof":
             self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
