@@ -332,6 +332,11 @@ const cases = {
       await r.text();
       return { status: r.status, n: [...r.headers].length };
     }));
+    return out;
+  },
+
+  async uploadEnd(up) {
+    const out = {};
     // The upstream answers while an endless upload goes on: the fetch resolves, the upload
     // stops and its stream is canceled.
     let canceled = false;
@@ -847,7 +852,7 @@ def gzip_and_deflate_are_decoded():
 
 
 @check
-def interim_responses_eof_bodies_and_early_answers():
+def interim_responses_eof_bodies_and_broken_heads():
     with Upstream() as up, Server(APP) as s:
         d = case(s, "protocol", up)
         f = Failures()
@@ -856,6 +861,14 @@ def interim_responses_eof_bodies_and_early_answers():
         f.type_error(d["garbage"], "a response that is not HTTP")
         f.eq(d["eof"], 5000, "a body delimited by the connection's end")
         f.eq(d["head150"], {"status": 200, "n": 151}, "a 150 KiB response head (< 256 KiB)")
+        f.done()
+
+
+@check
+def an_upload_stream_is_released_when_its_fetch_ends_or_aborts():
+    with Upstream() as up, Server(APP) as s:
+        d = case(s, "uploadEnd", up)
+        f = Failures()
         f.eq(d["early"], {"status": 413, "text": "too large"},
              "an answer before the upload ended")
         f.expect(d["earlyMs"] < 8000, f"the early answer took {d['earlyMs']} ms")
