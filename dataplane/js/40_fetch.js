@@ -14,6 +14,7 @@ const {
   TypedArrayPrototypeGetByteLength, DataView, DataViewPrototypeGetBuffer,
   DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, SafeSet,
   StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit, SafeMap,
+  StringPrototypeIndexOf, StringPrototypeSlice,
 } = primordials;
 
 const { Headers, headerList, headersFromList, fillHeaders, webidl } = internal;
@@ -742,7 +743,13 @@ class Response {
   }
 
   get type() { return this.#type; }
-  get url() { return this.#urlList === null ? '' : this.#urlList[this.#urlList.length - 1]; }
+  get url() {
+    if (this.#urlList === null) return '';
+    // Fetch: the response URL serialized with "exclude fragment".
+    const url = this.#urlList[this.#urlList.length - 1];
+    const hash = StringPrototypeIndexOf(url, '#');
+    return hash === -1 ? url : StringPrototypeSlice(url, 0, hash);
+  }
   get redirected() { return this.#urlList !== null && this.#urlList.length > 1; }
   get status() { return this.#status; }
   get ok() { return this.#status >= 200 && this.#status <= 299; }

@@ -137,6 +137,7 @@ function cancelReader(reader, reason) {
 function pumpUpload(ongoing, id, stream) {
   const S = internal.streams;
   const reader = new S.ReadableStreamDefaultReader(stream);
+  ongoing.uploadReader = reader; // an abort cancels it with the signal's reason
   const fail = (err) => {
     try {
       binding.fetchSendEnd(id, false);
@@ -177,7 +178,7 @@ function pumpUpload(ongoing, id, stream) {
       }
       PromisePrototypeThen(sent, (more) => {
         if (more) step();
-        else cancelReader(reader, undefined); // the response came first
+        else if (ongoing.uploadReader === reader) cancelReader(reader, undefined); // the transfer ended first
       });
     }, (err) => fail(err));
   };
@@ -402,6 +403,7 @@ function fetch(input, init = undefined) {
   const ongoing = {
     id: 0,
     stream: null,
+    uploadReader: null,
     settled: false,
     removeAbort: null,
     finished() {
@@ -426,6 +428,9 @@ function fetch(input, init = undefined) {
   };
   ongoing.removeAbort = addAbortAlgorithm(signal, () => {
     const reason = signal.reason;
+    const upload = ongoing.uploadReader;
+    ongoing.uploadReader = null;
+    if (upload !== null) cancelReader(upload, reason); // Fetch "abort fetch": cancel the body
     stop();
     ongoing.finished();
     if (!ongoing.settled) {

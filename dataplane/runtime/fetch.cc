@@ -665,6 +665,10 @@ static void FetchAbort(const FunctionCallbackInfo<Value> &args)
     rt_fetch *f = fetch_arg(args);
     if (f == nullptr)
         return;
+    // An upload waiting for room learns that the transfer is over (its source is canceled).
+    if (!f->send_waiter.IsEmpty())
+        settle(f, &f->send_waiter, args.GetIsolate()->GetCurrentContext(),
+               v8::False(args.GetIsolate()), true);
     uint32_t piped = f->pipe_req != nullptr ? f->pipe_slot : kNoSlot;
     rt_isolate *iso = f->iso;
     fetch_free(f);
@@ -698,6 +702,29 @@ const rt_native *rt_fetch_natives(size_t *n)
 {
     *n = sizeof(kNatives) / sizeof(kNatives[0]);
     return kNatives;
+}
+
+void rt_fetch_client_gone(rt_isolate *iso, uint32_t index, Local<Context> ctx)
+{
+    rt_fetches *fs = iso->fetches;
+    if (fs == nullptr || fs->live.empty())
+        return;
+    std::vector<rt_fetch *> owned;
+    for (auto &kv : fs->live)
+        if (kv.second->slot == index && kv.second->pipe_req == nullptr)
+            owned.push_back(kv.second);
+    for (rt_fetch *f : owned) {
+        Local<Value> err = v8::Exception::TypeError(String::NewFromUtf8(
+            iso->isolate, ("fetch " + f->url + " stopped: the client of the request that started "
+                           "it went away").c_str()).ToLocalChecked());
+        if (!f->head_waiter.IsEmpty())
+            settle(f, &f->head_waiter, ctx, err, false);
+        if (!f->read_waiter.IsEmpty())
+            settle(f, &f->read_waiter, ctx, err, false);
+        if (!f->send_waiter.IsEmpty())
+            settle(f, &f->send_waiter, ctx, v8::False(iso->isolate), true);
+        fetch_free(f);
+    }
 }
 
 void rt_fetch_release_slot(rt_isolate *iso, uint32_t index)

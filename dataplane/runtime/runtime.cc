@@ -625,6 +625,7 @@ void rt_request_aborted(rt_isolate *iso, dp_request *req)
         s->writable_waiter.Reset();
         rt_ignore(resolver->Resolve(ctx, v8::False(isolate)));
     }
+    rt_fetch_client_gone(iso, index, ctx);
     double id = (double)(((uint64_t)s->gen << kSlotBits) | index);
     Local<Value> args[] = {v8::Number::New(isolate, id)};
     TryCatch tc(isolate);

@@ -290,6 +290,9 @@ void rt_fetch_close_all(rt_isolate *iso);                    // before Dispose
 bool rt_fetch_pipe_start(rt_isolate *iso, uint32_t index);
 void rt_fetch_pipe_writable(rt_isolate *iso, uint32_t index); // the socket has room again
 void rt_fetch_upload_event(rt_isolate *iso, uint32_t index);  // body bytes arrived, or its end
+// rt_fetch_client_gone: the client of the request in slot index left before its response
+// ended: the fetches it started stop, their pending promises rejected (in JS, inside ctx).
+void rt_fetch_client_gone(rt_isolate *iso, uint32_t index, v8::Local<v8::Context> ctx);
 
 // crypto.cc
 const rt_native *rt_crypto_natives(size_t *n);

@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -1073,10 +1074,12 @@ def a_request_that_ends_stops_its_fetches():
             up.wait_event("hang-closed", timeout=10)
         except AssertionError as e:
             f.items.append("a fetch left running after its request ended: " + str(e))
-        # 2. The client disconnects while the handler awaits a fetch.
+        # 2. The client disconnects while the handler awaits a fetch. It resets the
+        # connection: a FIN alone reads as a half-close, which the server still answers.
         c = Conn(s.port)
         c.send(build_request("GET", f"/case/awaitHang?{query(up)}", host=s.host))
         up.wait_event("hang-start", count=2, timeout=10)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()
         deadline = time.monotonic() + 10
         while "awaited" not in up.seen("hang-closed") and time.monotonic() < deadline:
