@@ -8,6 +8,8 @@ const {
   ArrayBuffer, ArrayPrototypePush, Promise, PromisePrototypeThen, PromiseReject,
   PromiseResolve, SafeSet, StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
   TypeError, Uint8Array, NumberParseInt, RegExpPrototypeTest, StringPrototypeSlice,
+  StringPrototypeCharCodeAt, StringPrototypeIndexOf, StringPrototypeLastIndexOf,
+  StringFromCharCode, TypedArrayPrototypeSubarray,
 } = primordials;
 
 const { Request, isReadableStream, headerList, addAbortAlgorithm } = internal;
@@ -362,6 +364,70 @@ function sameOrigin(a, b) {
   return a.scheme === b.scheme && a.host === b.host && a.port === b.port;
 }
 
+// --- scheme fetch: data: and blob: URLs, answered without the network ------------------
+
+const mimeEssenceRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const base64SuffixRe = /;[\t\n\f\r ]*base64[\t\n\f\r ]*$/i;
+const hexDigitRe = /^[0-9A-Fa-f]{2}$/;
+
+// Fetch "percent-decode" of the URL's serialized text (ASCII): a byte per code unit.
+function percentDecode(s) {
+  const out = new Uint8Array(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = StringPrototypeCharCodeAt(s, i);
+    if (c === 0x25 && i + 2 < s.length && RegExpPrototypeTest(hexDigitRe, StringPrototypeSlice(s, i + 1, i + 3))) {
+      out[n++] = NumberParseInt(StringPrototypeSlice(s, i + 1, i + 3), 16);
+      i += 2;
+    } else {
+      out[n++] = c & 0xff;
+    }
+  }
+  return TypedArrayPrototypeSubarray(out, 0, n);
+}
+
+// Fetch §4.7 "data: URL processor": [MIME type, body bytes], or null on failure.
+function processDataUrl(url) {
+  const hash = StringPrototypeIndexOf(url, '#');
+  const input = StringPrototypeSlice(url, 5, hash === -1 ? url.length : hash);
+  const comma = StringPrototypeIndexOf(input, ',');
+  if (comma === -1) return null;
+  let mime = StringPrototypeTrim(StringPrototypeSlice(input, 0, comma));
+  let body = percentDecode(StringPrototypeSlice(input, comma + 1));
+  if (RegExpPrototypeTest(base64SuffixRe, mime)) {
+    mime = StringPrototypeSlice(mime, 0, StringPrototypeLastIndexOf(mime, ';'));
+    let text = '';
+    for (let i = 0; i < body.length; i++) text += StringFromCharCode(body[i]);
+    const decoded = binding.base64Decode(text);
+    if (decoded === undefined || decoded === null) return null;
+    body = new Uint8Array(decoded.length);
+    for (let i = 0; i < decoded.length; i++) body[i] = StringPrototypeCharCodeAt(decoded, i);
+  }
+  if (mime[0] === ';') mime = 'text/plain' + mime;
+  const semi = StringPrototypeIndexOf(mime, ';');
+  const essence = StringPrototypeTrim(semi === -1 ? mime : StringPrototypeSlice(mime, 0, semi));
+  if (!RegExpPrototypeTest(mimeEssenceRe, essence)) mime = 'text/plain;charset=US-ASCII';
+  return [mime, body];
+}
+
+function schemeFetch(method, url, record) {
+  if (record.scheme === 'data') {
+    const data = processDataUrl(url);
+    if (data === null) throw networkError(`"${url}" is not a valid data: URL`);
+    return internal.createFetchedResponse(200, 'OK', [['content-type', data[0]]], data[1], [url]);
+  }
+  // blob: (File API §8.3): the isolate's blob URL store, GET only.
+  const hash = StringPrototypeIndexOf(url, '#');
+  const blob = internal.blobURLStore.get(hash === -1 ? url : StringPrototypeSlice(url, 0, hash));
+  if (blob === undefined) throw networkError(`no Blob is registered for "${url}"`);
+  if (method !== 'GET') throw networkError(`a blob: URL can only be fetched with GET, not ${method}`);
+  const bytes = internal.blobBytes(blob);
+  const list = [['content-length', `${bytes.length}`]];
+  const type = internal.blobType(blob);
+  if (type !== '') ArrayPrototypePush(list, ['content-type', type]);
+  return internal.createFetchedResponse(200, 'OK', list, bytes, [url]);
+}
+
 function fetch(input, init = undefined) {
   let request;
   try {
@@ -378,8 +444,18 @@ function fetch(input, init = undefined) {
   const redirectMode = parts[5];
   if (signal.aborted) return PromiseReject(signal.reason);
   const record = parseHttpUrl(url);
+  if (record !== null && (record.scheme === 'data' || record.scheme === 'blob')) {
+    try {
+      // The request body is not read for these; a fetch still marks it used.
+      const state = parts[3];
+      if (state.source !== null) state.used = true;
+      return PromiseResolve(schemeFetch(method, url, record));
+    } catch (e) {
+      return PromiseReject(e);
+    }
+  }
   if (record === null || (record.scheme !== 'http' && record.scheme !== 'https')) {
-    return PromiseReject(networkError(`the URL scheme of "${url}" is not http or https`));
+    return PromiseReject(networkError(`the URL scheme of "${url}" is not http, https, data or blob`));
   }
   let body;
   try {
