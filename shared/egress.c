@@ -200,7 +200,8 @@ static bool parse_entry(const char *entry, size_t len, egress_rule *r)
 {
     memset(r, 0, sizeof *r);
     char body[300];
-    if (len == 0 || len >= sizeof body)
+    /* a JSON string may hold "\u0000": "1.2.3.4\u0000x" must not read as 1.2.3.4 */
+    if (len == 0 || len >= sizeof body || memchr(entry, '\0', len) != NULL)
         return false;
     const char *colon = memchr(entry, ':', len);
     const char *last_colon = colon;

@@ -50,7 +50,7 @@ static nano_egress *policy(const char *json_text)
 static const char *parse_error(const char *json_text, nano_error *err)
 {
     json_error_t jerr;
-    json_t *j = json_loads(json_text, JSON_DECODE_ANY, &jerr);
+    json_t *j = json_loads(json_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     assert_non_null(j);
     nano_egress *e = NULL;
     memset(err, 0, sizeof *err);
@@ -134,6 +134,10 @@ static void parse_errors_of_shape(void **state)
                         "apps[1].egress.deny: must be an array of strings");
     assert_string_equal(parse_error("{\"allow\": [\"a.com\", 5]}", &err),
                         "apps[1].egress.allow[1]: must be a string");
+    /* an embedded NUL does not cut an entry short */
+    assert_string_equal(parse_error("{\"deny\": [\"1.2.3.4\\u0000x\"]}", &err),
+                        "apps[1].egress.deny[0]: \"1.2.3.4?x\" is not an address, CIDR or hostname "
+                        "(optionally with :PORT)");
     /* quotes and control characters are not echoed as they are */
     assert_string_equal(parse_error("{\"deny\": [\"a\\\"b\\n\"]}", &err),
                         "apps[1].egress.deny[0]: \"a?b?\" is not an address, CIDR or hostname "
