@@ -115,7 +115,8 @@ static int app_fields(ctl_ctx *ctx, int argc, char **argv, bool is_create, json_
                 rc = CTL_EXIT_USAGE;
             else if (egress == NULL)
                 egress = nano_egress_new();
-            if (rc == 0 && nano_egress_parse_list(egress, strncmp(a, "--egress-allow", 14) == 0, v, &e) != 0)
+            bool is_allow = strncmp(a, "--egress-allow", 14) == 0;
+            if (rc == 0 && nano_egress_parse_list(egress, is_allow, v, &e) != 0)
                 rc = ctl_usage(ctx, "%s", e.message);
             continue;
         }

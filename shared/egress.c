@@ -204,12 +204,9 @@ static bool parse_entry(const char *entry, size_t len, egress_rule *r)
     if (len == 0 || len >= sizeof body || memchr(entry, '\0', len) != NULL)
         return false;
     const char *colon = memchr(entry, ':', len);
-    const char *last_colon = colon;
-    for (const char *p = entry + len - 1; colon != NULL && p > colon; p--)
-        if (*p == ':') {
-            last_colon = p;
-            break;
-        }
+    size_t n_colons = 0;
+    for (size_t i = 0; i < len; i++)
+        n_colons += entry[i] == ':';
     size_t body_len = len;
     const char *start = entry;
     if (entry[0] == '[') { /* [v6] or [v6]:port, as in URLs (RFC 3986 §3.2.2) */
@@ -227,7 +224,9 @@ static bool parse_entry(const char *entry, size_t len, egress_rule *r)
             return false;
         return parse_addr(body, r);
     }
-    if (colon != NULL && colon == last_colon) { /* one ':': address or name, then port */
+    /* One ':' separates a port; more are an IPv6 address without brackets (no port then, as
+     * "::1:80" would be ambiguous). */
+    if (n_colons == 1) {
         body_len = (size_t)(colon - entry);
         if (!parse_port(colon + 1, len - body_len - 1, &r->port))
             return false;

@@ -67,8 +67,10 @@ static bool allows(const nano_egress *node, const nano_egress *app, const char *
     return nano_egress_check(node, app, host, sa(&ss, addr, port), why, why_len);
 }
 
-#define ALLOWED(node, app, host, addr, port) assert_true(allows(node, app, host, addr, port, NULL, 0))
-#define DENIED(node, app, host, addr, port) assert_false(allows(node, app, host, addr, port, NULL, 0))
+#define ALLOWED(node, app, host, addr, port)                                                 \
+    assert_true(allows(node, app, host, addr, port, NULL, 0))
+#define DENIED(node, app, host, addr, port)                                                  \
+    assert_false(allows(node, app, host, addr, port, NULL, 0))
 
 static nano_egress *node_with_defaults(void)
 {

@@ -29,7 +29,8 @@ static json_t *app_put_op(uint64_t seq, const char *app)
                        " \"path_prefix\": null, \"default\": false, \"node_compat\": false,"
                        " \"required_env\": [\"KEY\"], \"limits\": {\"cpu_ms\": 50},"
                        " \"state\": \"active\", \"version\": 1, \"sha256\": \"" SHA_A "\","
-                       " \"egress\": {\"allow\": [\"10.0.0.0/8\"], \"deny\": [\"*.internal:5432\"]}}");
+                       " \"egress\": {\"allow\": [\"10.0.0.0/8\"],"
+                       " \"deny\": [\"*.internal:5432\"]}}");
     json_object_set_new(op, "seq", json_integer((json_int_t)seq));
     json_object_set_new(op, "app", json_string(app));
     return op;
