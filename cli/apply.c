@@ -25,10 +25,12 @@ const char ctl_help_apply[] =
     "\n"
     "Makes nanocp match FILE, a nano.json (the format nano-dp --config reads; see\n"
     "docs/config.md): creates missing apps, updates changed hostnames, path prefix,\n"
-    "default, node_compat, required_env and limits, sets and removes vars, writes every\n"
-    "secret (values cannot be compared, so they are written each time) and removes the\n"
-    "ones not in the file, and deploys the main module when its sha256 differs from the\n"
-    "active deployment. Prints each change and a summary.\n"
+    "default, node_compat, required_env, limits and egress, sets and removes vars, writes\n"
+    "every secret (values cannot be compared, so they are written each time) and removes\n"
+    "the ones not in the file, and deploys the main module when its sha256 differs from\n"
+    "the active deployment. Prints each change and a summary. A top-level \"egress\" (the\n"
+    "node policy of nano-dp --config) is not sent: nodes managed by nanocp take theirs from\n"
+    "nano-dp's --egress-allow/--egress-deny.\n"
     "\n"
     "  --prune     also remove (drain) apps that FILE does not name\n"
     "  --dry-run   print what would change; change nothing\n"
@@ -101,12 +103,28 @@ static json_t *string_array(char *const *items, size_t n)
 
 static json_t *app_fields(const nano_app_config *app)
 {
-    return json_pack("{s:s, s:o, s:o, s:b, s:b, s:o, s:o}", "name", app->name, "hostnames",
+    json_t *egress = app->egress != NULL ? nano_egress_to_json(app->egress) : json_null();
+    return json_pack("{s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o}", "name", app->name, "hostnames",
                      string_array(app->hostnames, app->n_hostnames), "path_prefix",
                      app->path_prefix ? json_string(app->path_prefix) : json_null(), "default",
                      app->is_default, "node_compat", app->node_compat, "required_env",
                      string_array(app->required_env, app->n_required_env), "limits",
-                     limits_json(&app->limits));
+                     limits_json(&app->limits), "egress", egress);
+}
+
+/* The same rules (nano_egress_equal), however nanocp spelled them; a policy nanocp holds that
+ * does not parse counts as different, so that apply rewrites it. */
+static bool egress_equal(const nano_egress *want, const json_t *have)
+{
+    if (!json_is_object(have))
+        return want == NULL;
+    nano_egress *e = NULL;
+    nano_error err;
+    if (nano_egress_parse_json(have, "egress", &e, &err) != 0)
+        return false;
+    bool same = nano_egress_equal(want, e);
+    nano_egress_unref(e);
+    return same;
 }
 
 /* --- comparing with what nanocp has --------------------------------------------------------- */
@@ -201,6 +219,8 @@ static bool app_diff(const nano_app_config *app, const json_t *have, char *diff,
         DIFF("required_env");
     if (!limits_equal(&app->limits, json_object_get(have, "limits")))
         DIFF("limits");
+    if (!egress_equal(app->egress, json_object_get(have, "egress")))
+        DIFF("egress");
 #undef DIFF
     return n > 0;
 }

@@ -14,8 +14,9 @@
 const char ctl_help_apps[] =
     "usage: nanoctl apps list\n"
     "       nanoctl apps create NAME --host H... [--path /PREFIX] [--default] [LIMITS]\n"
+    "                               [EGRESS]\n"
     "       nanoctl apps update NAME [--host H...] [--path /PREFIX] [--default|--no-default]\n"
-    "                               [LIMITS]\n"
+    "                               [LIMITS] [EGRESS|--no-egress]\n"
     "       nanoctl apps deploy NAME FILE...\n"
     "       nanoctl apps rm NAME\n"
     "       nanoctl apps status NAME\n"
@@ -35,7 +36,11 @@ const char ctl_help_apps[] =
     "\n"
     "LIMITS: --cpu-ms N --memory-mb N --wall-time D --drain-timeout D --max-concurrent N\n"
     "        --max-queued N --max-head SIZE --max-body SIZE --subrequests N\n"
-    "        (D: 30, 30s, 1500ms, 5m; SIZE: 65536, 64KiB, 100MiB)\n";
+    "        (D: 30, 30s, 1500ms, 5m; SIZE: 65536, 64KiB, 100MiB)\n"
+    "EGRESS: --egress-allow LIST --egress-deny LIST (repeatable; LIST: comma-separated\n"
+    "        addresses, CIDRs or hostnames, each with an optional :PORT). What the app's\n"
+    "        outbound fetch() may reach beyond the node's policy (docs/config.md#egress).\n"
+    "        On update, they replace the app's whole egress policy; --no-egress removes it.\n";
 
 /* --- create / update ----------------------------------------------------------------------- */
 
@@ -61,6 +66,8 @@ static const struct {
 static int app_fields(ctl_ctx *ctx, int argc, char **argv, bool is_create, json_t *args)
 {
     json_t *hosts = NULL, *required = NULL, *limits = json_object();
+    nano_egress *egress = NULL; /* checked here for early errors, sent as given */
+    bool no_egress = false;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
         const char *v = NULL;
@@ -99,6 +106,22 @@ static int app_fields(ctl_ctx *ctx, int argc, char **argv, bool is_create, json_
                     required = json_array();
                 json_array_append_new(required, json_string(v));
             }
+            continue;
+        }
+        if ((m = ctl_opt(ctx, argc, argv, &i, "--egress-allow", &v)) != 0 ||
+            (m = ctl_opt(ctx, argc, argv, &i, "--egress-deny", &v)) != 0) {
+            nano_error e = {0};
+            if (m < 0)
+                rc = CTL_EXIT_USAGE;
+            else if (egress == NULL)
+                egress = nano_egress_new();
+            bool is_allow = strncmp(a, "--egress-allow", 14) == 0;
+            if (rc == 0 && nano_egress_parse_list(egress, is_allow, v, &e) != 0)
+                rc = ctl_usage(ctx, "%s", e.message);
+            continue;
+        }
+        if (strcmp(a, "--no-egress") == 0 && !is_create) {
+            no_egress = true;
             continue;
         }
         if (strcmp(a, "--default") == 0 || strcmp(a, "--no-default") == 0) {
@@ -156,12 +179,19 @@ static int app_fields(ctl_ctx *ctx, int argc, char **argv, bool is_create, json_
             json_object_set(args, "required_env", required);
         if (json_object_size(limits) > 0)
             json_object_set(args, "limits", limits);
-        if (!is_create && json_object_size(args) == 1)
+        if (egress != NULL && no_egress)
+            rc = ctl_usage(ctx, "--no-egress and --egress-allow/--egress-deny exclude each other");
+        else if (egress != NULL)
+            json_object_set_new(args, "egress", nano_egress_to_json(egress));
+        else if (no_egress)
+            json_object_set_new(args, "egress", json_null());
+        if (rc == 0 && !is_create && json_object_size(args) == 1)
             rc = ctl_usage(ctx, "nothing to change (see nanoctl apps --help)");
     }
     json_decref(hosts);
     json_decref(required);
     json_decref(limits);
+    nano_egress_unref(egress);
     return rc;
 }
 
@@ -202,6 +232,15 @@ static void print_app(ctl_ctx *ctx, const json_t *app)
             json_is_true(json_object_get(app, "node_compat")) ? "yes" : "no");
     join_strings(json_object_get(app, "required_env"), buf, sizeof buf);
     fprintf(o, "required_env:   %s\n", buf);
+    json_t *egress = json_object_get(app, "egress");
+    if (json_is_object(egress)) {
+        join_strings(json_object_get(egress, "allow"), buf, sizeof buf);
+        fprintf(o, "egress:         allow=%s", buf);
+        join_strings(json_object_get(egress, "deny"), buf, sizeof buf);
+        fprintf(o, " deny=%s\n", buf);
+    } else {
+        fprintf(o, "egress:         -\n");
+    }
     fprintf(o, "active_version: %s\n",
             ctl_scalar(json_object_get(app, "active_version"), buf, sizeof buf));
     json_t *lim = json_object_get(app, "limits");

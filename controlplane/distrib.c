@@ -120,6 +120,10 @@ int cp_distrib_op_from_log(const json_t *entry, json_t **out, nano_error *err)
         }
         json_object_set(o, f, v);
     }
+    /* Optional: app.put entries logged before migration 0002 have no egress (none set). */
+    json_t *egress = json_object_get(payload, "egress");
+    if (strcmp(op, "app.put") == 0 && egress != NULL)
+        json_object_set(o, "egress", egress);
     int rc = nano_msg_check_op(o, err);
     if (rc != 0) {
         json_decref(o);
@@ -198,7 +202,7 @@ static int snap_app(cp_service *svc, json_t *row, json_t **out, nano_error *err)
     const char *name = json_string_value(json_object_get(row, "name"));
     int64_t id = json_integer_value(json_object_get(row, "id"));
     json_int_t version = json_integer_value(json_object_get(row, "active_version"));
-    json_t *a = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, s:O}", "app", name,
+    json_t *a = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, s:O, s:O}", "app", name,
                           "hostnames", json_object_get(row, "hostnames"), "path_prefix",
                           json_object_get(row, "path_prefix"), "default",
                           json_object_get(row, "default"), "node_compat",
@@ -206,7 +210,8 @@ static int snap_app(cp_service *svc, json_t *row, json_t **out, nano_error *err)
                           json_object_get(row, "required_env"), "limits",
                           json_object_get(row, "limits"), "state",
                           json_object_get(row, "state"), "version", version, "sha256",
-                          json_object_get(row, "active_sha256"));
+                          json_object_get(row, "active_sha256"), "egress",
+                          json_object_get(row, "egress"));
     json_t *dep = NULL, *vars = NULL, *secrets = NULL, *drain = NULL;
     int rc = 0;
     const char *what = "reading a deployment";

@@ -230,7 +230,7 @@ static int log_app_put(cp_service *svc, const char *name, cp_error *err)
     int rc = cp_store_app_get(svc->st, name, &row);
     if (rc != 0)
         return store_fail(svc, rc, "reading an app", err);
-    json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "app", name,
+    json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "app", name,
                           "hostnames", json_object_get(row, "hostnames"), "path_prefix",
                           json_object_get(row, "path_prefix"), "default",
                           json_object_get(row, "default"), "node_compat",
@@ -238,7 +238,8 @@ static int log_app_put(cp_service *svc, const char *name, cp_error *err)
                           json_object_get(row, "required_env"), "limits",
                           json_object_get(row, "limits"), "state", json_object_get(row, "state"),
                           "version", json_object_get(row, "active_version"), "sha256",
-                          json_object_get(row, "active_sha256"));
+                          json_object_get(row, "active_sha256"), "egress",
+                          json_object_get(row, "egress"));
     json_decref(row);
     return log_delta(svc, "app.put", name, p, err);
 }
@@ -299,6 +300,7 @@ typedef struct app_fields {
     bool node_compat;
     json_t *required_env; /* owned array */
     nano_limits limits;
+    json_t *egress;       /* owned: the policy as nano_egress_to_json writes it; NULL: none */
 } app_fields;
 
 static void app_fields_fini(app_fields *f)
@@ -307,6 +309,7 @@ static void app_fields_fini(app_fields *f)
         nano_free(f->hostnames[i]);
     nano_free(f->hostnames);
     json_decref(f->required_env);
+    json_decref(f->egress);
     memset(f, 0, sizeof *f);
 }
 
@@ -432,6 +435,25 @@ static int read_limits(json_t *args, app_fields *f, cp_error *err)
     return cp_error_set(err, 400, "invalid_field", field, "%s", e.message);
 }
 
+/* "egress": an object nano_egress_parse_json accepts (stored as it writes it back), or null to
+ * remove the app's policy. The message names the entry: egress.allow[2]: "10.0.0.0/33" is ... */
+static int read_egress(json_t *args, app_fields *f, cp_error *err)
+{
+    json_t *v = json_object_get(args, "egress");
+    if (v == NULL)
+        return 0;
+    nano_egress *e = NULL;
+    if (!json_is_null(v)) {
+        nano_error e_err = {0};
+        if (nano_egress_parse_json(v, "egress", &e, &e_err) != 0)
+            return cp_error_set(err, 400, "invalid_field", "egress", "%s", e_err.message);
+    }
+    json_decref(f->egress);
+    f->egress = nano_egress_to_json(e); /* NULL for null */
+    nano_egress_unref(e);
+    return 0;
+}
+
 /* Reads the fields args gives onto f (which holds the defaults, or the app's current values). */
 static int read_app_fields(json_t *args, app_fields *f, cp_error *err)
 {
@@ -461,6 +483,8 @@ static int read_app_fields(json_t *args, app_fields *f, cp_error *err)
         rc = read_required_env(args, f, err);
     if (rc == 0)
         rc = read_limits(args, f, err);
+    if (rc == 0)
+        rc = read_egress(args, f, err);
     if (rc == 0 && f->n_hostnames == 0 && !f->is_default)
         rc = cp_error_set(err, 400, "invalid_field", "hostnames",
                           "an app needs at least one hostname, or \"default\": true");
@@ -502,14 +526,16 @@ static int write_app(cp_service *svc, const char *name, const app_fields *f, int
     json_t *lim = nano_limits_to_json(&f->limits);
     char *limits = json_dumps(lim, JSON_COMPACT);
     char *required = json_dumps(f->required_env, JSON_COMPACT);
+    char *egress = f->egress != NULL ? json_dumps(f->egress, JSON_COMPACT) : NULL;
     json_decref(lim);
     cp_app_write w = {.name = name, .hostnames = (const char *const *)f->hostnames,
                       .n_hostnames = f->n_hostnames, .path_prefix = f->path_prefix,
                       .is_default = f->is_default, .node_compat = f->node_compat,
-                      .required_env = required, .limits = limits};
+                      .required_env = required, .limits = limits, .egress = egress};
     int rc = *id == 0 ? cp_store_app_insert(svc->st, &w, id) : cp_store_app_update(svc->st, *id, &w);
     free(limits);
     free(required);
+    free(egress);
     if (rc == NANO_ESTATE) /* a UNIQUE the checks above should have caught first */
         return cp_error_set(err, 409, "hostname_taken", "hostnames",
                             "a hostname or the default role of app %s is already claimed", name);
@@ -518,7 +544,7 @@ static int write_app(cp_service *svc, const char *name, const app_fields *f, int
 
 static const char *const app_field_names[] = {"name",         "hostnames", "path_prefix",
                                               "default",      "node_compat", "required_env",
-                                              "limits",       NULL};
+                                              "limits",       "egress",      NULL};
 
 /* The result of both: the app as stored now. */
 static int app_result(cp_service *svc, const char *name, json_t **result, cp_error *err)
@@ -608,6 +634,8 @@ static int op_apps_update(cp_service *svc, const cp_actor *actor, json_t *args, 
         f.is_default = json_is_true(json_object_get(app, "default"));
         f.node_compat = json_is_true(json_object_get(app, "node_compat"));
         f.required_env = json_incref(json_object_get(app, "required_env"));
+        json_t *egress = json_object_get(app, "egress");
+        f.egress = json_is_object(egress) ? json_incref(egress) : NULL;
         f.limits = nano_limits_defaults();
         nano_error e;
         if (nano_limits_from_json(json_object_get(app, "limits"), &f.limits, NULL, NULL, &e) != 0)

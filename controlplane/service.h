@@ -16,7 +16,8 @@
  *   apps.create    {name, hostnames: [..], path_prefix?, default?, node_compat?,
  *                   required_env?: [..], limits?: {cpu_ms, memory_mb, wall_time,
  *                   drain_timeout, max_concurrent, max_queued, max_head, max_body,
- *                   subrequests}}                       -> APP            (HTTP 201)
+ *                   subrequests}, egress?: {allow?, deny?} | null}
+ *                                                       -> APP            (HTTP 201)
  *   apps.update    {name, and any of the fields above}  -> APP
  *   apps.get       {name}                               -> APP + {"deployment": DEPLOYMENT|null,
  *                                                          "nodes": [per-node state],
@@ -73,7 +74,8 @@
  *   rollback re-activates the old version (no new version number).
  *
  *   APP        = {name, hostnames, path_prefix, default, node_compat, required_env, limits
- *                 (every field, defaults filled in), state: "active"|"draining",
+ *                 (every field, defaults filled in), egress (as nano_egress_to_json writes
+ *                 it, or null: none set), state: "active"|"draining",
  *                 active_version (0 before the first deploy), created_at, updated_at}
  *   DEPLOYMENT = {version (1, 2, ... per app), sha256 (of the bundle), main, size (bytes of
  *                 all modules), modules: [{name, size, sha256}], created_at, created_by (the

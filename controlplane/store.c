@@ -504,7 +504,8 @@ void cp_store_free(cp_store *st)
     "(SELECT json_group_array(hostname) FROM (SELECT hostname FROM hostnames h"               \
     "  WHERE h.app_id = a.id ORDER BY position)) AS hostnames__json, "                        \
     "a.path_prefix, a.is_default AS default__bool, a.node_compat AS node_compat__bool, "      \
-    "a.required_env AS required_env__json, a.limits AS limits__json, a.state, "               \
+    "a.required_env AS required_env__json, a.limits AS limits__json, "                        \
+    "a.egress AS egress__json, a.state, "                                                     \
     "COALESCE(d.version, 0) AS active_version, d.sha256 AS active_sha256, a.created_at, "     \
     "a.updated_at FROM apps a LEFT JOIN deployments d ON d.id = a.active_deployment_id "
 
@@ -552,7 +553,7 @@ int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out)
 {
     static const char sql[] =
         "INSERT INTO apps (name, path_prefix, is_default, node_compat, required_env, limits,"
-        " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+        " created_at, updated_at, egress) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)";
     sqlite3_stmt *q = stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
@@ -563,6 +564,7 @@ int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out)
     bind_text(q, 5, w->required_env);
     bind_text(q, 6, w->limits);
     bind_text(q, 7, st->now);
+    bind_text(q, 8, w->egress);
     int rc = exec_q(st, q);
     int64_t id = sqlite3_last_insert_rowid(st->db);
     if (rc == 0)
@@ -576,7 +578,7 @@ int cp_store_app_update(cp_store *st, int64_t id, const cp_app_write *w)
 {
     static const char sql[] =
         "UPDATE apps SET path_prefix = ?2, is_default = ?3, node_compat = ?4, required_env = ?5,"
-        " limits = ?6, updated_at = ?7 WHERE id = ?1";
+        " limits = ?6, updated_at = ?7, egress = ?8 WHERE id = ?1";
     sqlite3_stmt *q = stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
@@ -587,6 +589,7 @@ int cp_store_app_update(cp_store *st, int64_t id, const cp_app_write *w)
     bind_text(q, 5, w->required_env);
     bind_text(q, 6, w->limits);
     bind_text(q, 7, st->now);
+    bind_text(q, 8, w->egress);
     int rc = exec_q(st, q);
     return rc == 0 ? hostnames_put(st, id, w) : rc;
 }

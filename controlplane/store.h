@@ -78,10 +78,11 @@ typedef struct cp_app_write {
     bool node_compat;
     const char *required_env;     /* JSON array text */
     const char *limits;           /* JSON object text */
+    const char *egress;           /* JSON object text (nano_egress_to_json); NULL: none set */
 } cp_app_write;
 
 /* An app as {id, name, hostnames, path_prefix, default, node_compat, required_env, limits,
- * state, active_version, active_sha256, created_at, updated_at}. */
+ * egress (object or null), state, active_version, active_sha256, created_at, updated_at}. */
 int cp_store_app_get(cp_store *st, const char *name, json_t **out);
 int cp_store_app_list(cp_store *st, json_t **out); /* array, by name */
 int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out);

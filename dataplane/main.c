@@ -33,6 +33,7 @@
 #include "control/code_cache.h"
 #include "control/cp_client.h"
 #include "control/file_source.h"
+#include "egress_node.h"
 #include "env.h"
 #include "load_errors.h"
 #include "log.h"
@@ -944,6 +945,11 @@ static int start_cp(dp_main *m, int port, nano_error *err)
 static int serve(dp_main *m)
 {
     nano_error err = {0};
+    /* Before the workers start: they share the policy, which is immutable from then on. */
+    if (dp_egress_node_build(&m->opts, &err) != 0) {
+        fprintf(stderr, "nano-dp: error: %s\n", err.message);
+        return EXIT_USAGE;
+    }
     int rc = m->opts.cp_url != NULL        ? empty_config(&m->cfg, &err)
              : m->opts.config_path != NULL ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
                                            : single_app_config(m, &m->cfg, &err);

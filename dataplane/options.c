@@ -61,6 +61,15 @@ static const char usage[] =
     "                        (default 60s)\n"
     "  --write-timeout D     a client that takes none of its response bytes for this long\n"
     "                        is disconnected, its request aborted (default 30s)\n"
+    "  --egress-allow LIST   outbound fetch() may connect to these (comma-separated\n"
+    "                        addresses, CIDRs or hostnames, each with an optional\n"
+    "                        :PORT; repeatable), even where the defaults deny\n"
+    "  --egress-deny LIST    outbound fetch() may not connect to these (repeatable;\n"
+    "                        wins over every allow). With --config or --control-plane\n"
+    "                        apps cannot reach loopback, link-local (169.254.0.0/16,\n"
+    "                        cloud metadata), unspecified addresses, the status port\n"
+    "                        or nanocp unless allowed; a single APP.js reaches\n"
+    "                        anything these flags do not deny (docs/config.md#egress)\n"
     "  --log-level LEVEL     debug, info, warn or error (default info)\n"
     "  -h, --help            show this help\n"
     "  --version             show the version\n"
@@ -261,7 +270,8 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             "--log-level", "--config", "--threads", "--status-listen", "--log-format",
             "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit", "--isolate-pool",
             "--control-plane", "--control-plane-rpc", "--node", "--node-token-file", "--code-dir",
-            "--control-plane-ca", "--control-plane-cert", "--control-plane-key", NULL};
+            "--control-plane-ca", "--control-plane-cert", "--control-plane-key",
+            "--egress-allow", "--egress-deny", NULL};
         static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
                                                  "--log-level", NULL};
         static const char *const run_flags[] = {"--timeout", "--location", "--log-level", NULL};
@@ -386,6 +396,11 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             o->cp_cert_file = value;
         } else if (strcmp(flag, "--control-plane-key") == 0) {
             o->cp_key_file = value;
+        } else if (strcmp(flag, "--egress-allow") == 0 || strcmp(flag, "--egress-deny") == 0) {
+            if (o->egress == NULL)
+                o->egress = nano_egress_new();
+            /* NANO_EINVAL, with a message naming the flag and the entry */
+            rc = nano_egress_parse_list(o->egress, flag[9] == 'a', value, err);
         } else if (strcmp(flag, "--log-level") == 0) {
             if (nano_log_level_parse(value, &o->log_level) != 0)
                 rc = bad(err, "--log-level %s: use debug, info, warn or error", value);
@@ -437,5 +452,6 @@ void dp_options_fini(dp_options *o)
     nano_free(o->vars);
     nano_free(o->env_files);
     nano_free(o->files);
+    nano_egress_unref(o->egress);
     memset(o, 0, sizeof *o);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "egress.h"
 #include "error.h"
 #include "log.h"
 
@@ -64,6 +65,12 @@ typedef struct dp_options {
     const char *cp_ca_file;       /* --control-plane-ca F */
     const char *cp_cert_file;     /* --control-plane-cert F */
     const char *cp_key_file;      /* --control-plane-key F */
+    /* The node's egress policy (shared/egress.h; owned, unref'd by dp_options_fini): parsing
+     * puts the --egress-allow / --egress-deny entries here (NULL when none was given);
+     * dp_egress_node_build (egress_node.h) completes it for multi-tenant modes. NULL: no
+     * policy (a single APP.js without the flags may reach anything). Immutable once workers
+     * start: they share it. */
+    nano_egress *egress;
     bool check_json;              /* check: --json, one verdict object per file on stdout */
     bool node_compat;             /* check: --node-compat, load as an app with process.env */
     bool env_stdin;               /* check: --env-stdin, the app's env as JSON on stdin */

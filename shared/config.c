@@ -308,6 +308,7 @@ void nano_app_config_fini(nano_app_config *app)
     for (size_t i = 0; i < app->n_required_env; i++)
         nano_free(app->required_env[i]);
     nano_free(app->required_env);
+    nano_egress_unref(app->egress);
     memset(app, 0, sizeof *app);
 }
 
@@ -715,7 +716,8 @@ static char **dup_strings(char *const *list, size_t n)
     return out;
 }
 
-/* A deep copy of src's routing, env, limits; code from code_of (src or the old app). */
+/* A deep copy of src's routing, env, limits (egress: a reference, it is immutable); code from
+ * code_of (src or the old app). */
 static void app_copy(nano_app_config *dst, const nano_app_config *src,
                      const nano_app_config *code_of)
 {
@@ -750,6 +752,7 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
                                             : NULL;
     dst->n_required_env = src->n_required_env;
     dst->limits = src->limits;
+    dst->egress = nano_egress_ref(src->egress);
 }
 
 int nano_config_keep_code(const nano_config *cfg, const nano_config *old,

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "egress.h"
 #include "env.h"
 #include "error.h"
 
@@ -55,6 +56,8 @@ typedef struct nano_app_config {
     char **required_env;      /* names that must be present in env ("required_env") */
     size_t n_required_env;
     nano_limits limits;
+    nano_egress *egress;      /* the app's egress policy ("egress"; NULL: none set), one
+                                 reference owned by the app (unref'd by fini) */
 } nano_app_config;
 
 typedef struct nano_config nano_config;
@@ -105,7 +108,7 @@ int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error
 
 /* nano_config_keep_code: a sealed copy of cfg (same version; one reference, the caller's) in
  * which each app named in names that old also has keeps old's code (main_path, code, sha256,
- * node_compat) while its hostnames, env and limits are cfg's. A data plane uses it to keep
+ * node_compat) while its hostnames, env, limits and egress are cfg's. A data plane uses it to keep
  * serving an app's previous version when the new one does not load. Errors are those of
  * nano_config_add_app/seal (cfg was valid, so only a conflict the old code cannot cause).
  * Any thread (cfg and old are read only). */
@@ -177,5 +180,13 @@ struct json_t *nano_limits_to_json(const nano_limits *l);
 #define NANO_CONFIG_JSON_MAX_BYTES (64u * 1024 * 1024)
 int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
                           nano_error *err);
+
+/* nano_config_load_node_egress: the node-wide egress policy of nano.json at path (its top-level
+ * "egress" object, docs/config.md), as given: no defaults, no endpoints (the data plane adds
+ * those). Returns 0 with a new policy in *out (one reference, the caller's), or NULL there when
+ * the file has no "egress"; or an error in nano_config_load_json's form, e.g.
+ *   nano.json: egress.deny[0]: "10.0.0.0/33" is not an address, CIDR or hostname ...
+ * nano_config_load_json checks the same object, so a reload with a bad one is refused. */
+int nano_config_load_node_egress(const char *path, nano_egress **out, nano_error *err);
 
 #endif

@@ -664,11 +664,34 @@ static int read_required_env(jctx *c, json_t *japp, nano_app_config *app)
     return rc;
 }
 
+/* --- egress ---------------------------------------------------------------------------------- */
+
+/* key's egress object (apps[i].egress, or the top level's) parsed into *out (NULL if absent);
+ * errors as "FILE: apps[1].egress.allow[2]: ..." from nano_egress_parse_json. */
+static int read_egress(jctx *c, json_t *obj, nano_egress **out)
+{
+    json_t *je = json_object_get(obj, "egress");
+    if (je == NULL)
+        return 0;
+    size_t mark = enter_key(c, "egress");
+    nano_error inner;
+    nano_egress *e = NULL;
+    int rc = nano_egress_parse_json(je, c->path, &e, &inner);
+    if (rc != 0)
+        rc = nano_error_set(c->err, inner.code, inner.id, "%s: %s", c->file, inner.message);
+    leave(c, mark);
+    if (rc == 0) {
+        nano_egress_unref(*out);
+        *out = e;
+    }
+    return rc;
+}
+
 /* --- apps ----------------------------------------------------------------------------------- */
 
 static const char *const app_keys[] = {
     "name",   "hostname", "hostnames", "path",         "path_prefix", "default",
-    "env",    "secrets",  "limits",    "required_env", "node_compat", NULL,
+    "env",    "secrets",  "limits",    "required_env", "node_compat", "egress", NULL,
 };
 
 /* One apps[i] into app, checked on its own; conflicts with other apps are add_app's. */
@@ -703,6 +726,8 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
         rc = read_secrets(c, japp, app);
     if (rc == 0)
         rc = read_required_env(c, japp, app);
+    if (rc == 0)
+        rc = read_egress(c, japp, &app->egress);
     nano_error inner;
     if (rc == 0 && nano_app_config_check_required_env(app, &inner) != 0)
         rc = fail_inner(c, &inner);
@@ -714,10 +739,16 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
 
 static int read_root(jctx *c, json_t *root, nano_config *cfg)
 {
-    static const char *const keys[] = {"apps", NULL};
+    static const char *const keys[] = {"apps", "egress", NULL};
     if (!json_is_object(root))
         return fail_type(c, root, "an object: {\"apps\": [...]}");
     int rc = check_keys(c, root, keys);
+    /* The node's policy: checked here so that a reload with a bad one is refused; the data
+     * plane reads it at startup with nano_config_load_node_egress. */
+    nano_egress *node = NULL;
+    if (rc == 0)
+        rc = read_egress(c, root, &node);
+    nano_egress_unref(node);
     json_t *apps = json_object_get(root, "apps");
     if (rc == 0 && apps == NULL)
         rc = fail(c, NANO_EINVAL, "config_missing_key", "\"apps\" is required");
@@ -799,5 +830,24 @@ int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
     nano_config_unref(cfg);
     json_decref(root);
     nano_free(c.dir);
+    return rc;
+}
+
+int nano_config_load_node_egress(const char *path, nano_egress **out, nano_error *err)
+{
+    jctx c = {.file = path, .err = err};
+    json_t *root = NULL;
+    nano_egress *e = NULL;
+    int rc = parse_file(&c, &root);
+    if (rc == 0 && !json_is_object(root))
+        rc = fail_type(&c, root, "an object: {\"apps\": [...]}");
+    if (rc == 0)
+        rc = read_egress(&c, root, &e);
+    if (rc == 0) {
+        *out = e;
+        e = NULL;
+    }
+    nano_egress_unref(e);
+    json_decref(root);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "dotenv.h"
+#include "egress.h"
 #include "env.h"
 #include "mpjson.h"
 #include "sha256.h"
@@ -128,6 +129,7 @@ typedef enum kind {
     K_STRS,      /* array of strings (at most 1024) */
     K_NAMES,     /* array of env names (at most NANO_ENV_MAX_ENTRIES) */
     K_OBJECT,    /* any map (limits: the data plane checks its content) */
+    K_EGRESS,    /* nil, or an egress policy that nano_egress_parse_json accepts */
     K_ANY,       /* any value whose compact JSON is at most NANO_ENV_MAX_VALUE bytes */
     K_MODULES,   /* [{name, size, sha256}] */
     K_VARS,      /* {ENVNAME: any} */
@@ -269,6 +271,17 @@ static int check_value(ck *c, const json_t *v, kind k)
         return 0;
     case K_OBJECT:
         return json_is_object(v) ? 0 : fail(c, "msg_field", "is not a map");
+    case K_EGRESS: {
+        if (json_is_null(v))
+            return 0;
+        /* Parsed whole here, so that a data plane never sees a policy it cannot build. */
+        nano_error inner;
+        nano_egress *e = NULL;
+        if (nano_egress_parse_json(v, c->where, &e, &inner) != 0) /* names the entry */
+            return nano_error_set(c->err, NANO_ESYNTAX, "msg_field", "%s", inner.message);
+        nano_egress_unref(e);
+        return 0;
+    }
     case K_ANY: {
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         size_t len = text ? strlen(text) : SIZE_MAX;
@@ -418,7 +431,8 @@ static int check_fields(ck *c, const json_t *obj, const field *fields)
     {"hostnames", K_STRS, false}, {"path_prefix", K_STR_NULL, false},                         \
         {"default", K_BOOL, false}, {"node_compat", K_BOOL, false},                           \
         {"required_env", K_NAMES, false}, {"limits", K_OBJECT, false},                        \
-        {"state", K_APP_STATE, false}, {"version", K_UINT, false}, {"sha256", K_SHA_NULL, false}
+        {"state", K_APP_STATE, false}, {"version", K_UINT, false},                             \
+        {"sha256", K_SHA_NULL, false}, {"egress", K_EGRESS, true}
 
 static const struct {
     const char *name;

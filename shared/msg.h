@@ -44,12 +44,14 @@
  *  OP (in a delta; seq and op always, app always a valid app name):
  *    app.put    {seq, op, app, hostnames:[str], path_prefix:str|null, default:bool,
  *                node_compat:bool, required_env:[str], limits:{...nano.json limits},
- *                state:"active"|"draining", version:int>=0, sha256:str|null}
+ *                state:"active"|"draining", version:int>=0, sha256:str|null,
+ *                egress?:{allow?:[str], deny?:[str]}|null}
  *               version/sha256: the active deployment (0/null before the first deploy); the
  *               data plane serves an app only once it has a deployment. sha256 is the
  *               bundle's: a single module's own sha256, else sha256 over "NAME\0SHA256HEX\n"
  *               for each module in name (strcmp) order, so a data plane can check the code it
- *               fetched.
+ *               fetched. egress: the app's egress policy as nano_egress_to_json writes it
+ *               (absent or null: none set); the decoder parses it whole (shared/egress.h).
  *    code.put   {seq, op, app, version, sha256, main:str, modules:[{name, size, sha256}]}
  *               announces a deployment's modules; bytes are fetched with code.get.
  *    env.put    {seq, op, app, name, value: any JSON}   a var (a string, or any JSON value)

@@ -77,10 +77,11 @@ static const char *get_str(const json_t *o, const char *key)
 /* A fresh app object holding what a SNAPAPP holds, before any deployment. */
 static json_t *app_empty(void)
 {
-    return json_pack("{s:[], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:n, s:n, s:[], s:{}, s:{}}",
+    return json_pack("{s:[], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:n, s:n, s:[], s:{}, s:{}, "
+                     "s:n}",
                      "hostnames", "path_prefix", "default", 0, "node_compat", 0, "required_env",
                      "limits", "state", "active", "version", 0, "sha256", "main", "modules",
-                     "vars", "secrets");
+                     "vars", "secrets", "egress");
 }
 
 int dp_cp_model_from_snapshot(const json_t *body, const nano_config *running, dp_cp_model *out,
@@ -180,6 +181,10 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
             }
             json_object_set(a, fields[i], v);
         }
+        /* Optional on the wire (nanocp before egress sent none): absent means none set, so an
+         * app.put without it also clears a policy the app had. */
+        json_t *egress = json_object_get(op, "egress");
+        json_object_set(a, "egress", egress != NULL ? egress : json_null());
         const char *sha = get_str(a, "sha256");
         bool same = sha != NULL && had != NULL && strcmp(sha, had) == 0;
         nano_free(had);
@@ -381,6 +386,15 @@ static int build_app(const char *name, const json_t *a, dp_code_cache *cache,
     json_t *limits = json_object_get(a, "limits");
     if (limits != NULL && !json_is_null(limits)) {
         int rc = nano_limits_from_json(limits, &c->limits, where, NULL, err);
+        if (rc != 0)
+            return rc;
+    }
+    json_t *egress = json_object_get(a, "egress");
+    if (egress != NULL && !json_is_null(egress)) {
+        /* the decoder parsed it already; this builds the policy the workers share */
+        char what[96];
+        snprintf(what, sizeof what, "app %s: egress", name);
+        int rc = nano_egress_parse_json(egress, what, &c->egress, err);
         if (rc != 0)
             return rc;
     }

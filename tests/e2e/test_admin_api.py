@@ -207,6 +207,41 @@ def state_survives_a_restart_and_secrets_are_not_stored_in_clear():
 
 
 @check
+def app_egress_accepted_shown_and_refused():
+    cp = start_cp()
+    egress = {"allow": ["169.254.169.254:80", "*.internal"], "deny": ["10.0.0.0/8", "[::1]:8080"]}
+    status, app, _ = cp.http("POST", "/v1/apps", {"name": "web", "hostnames": ["web.test"],
+                                                  "egress": egress})
+    eq(status, 201, f"POST /v1/apps with egress ({app})")
+    eq(app["egress"], egress, "egress in the create result")
+    eq(cp.get("/v1/apps/web")["egress"], egress, "egress in GET /v1/apps/NAME")
+    same_both_ways(cp, "/v1/apps/web", "apps", "status", "web")
+    # a bad CIDR: 400 naming the entry, and nothing of the update applied
+    status, body, _ = cp.http("PATCH", "/v1/apps/web", {"hostnames": ["other.test"],
+                                                        "egress": {"deny": ["10.0.0.0/33"]}})
+    eq(status, 400, f"bad CIDR ({body})")
+    eq(body["error"]["code"], "invalid_field", "error code")
+    eq(body["error"]["field"], "egress", "error field")
+    eq(body["error"]["message"],
+       'egress.deny[0]: "10.0.0.0/33" is not an address, CIDR or hostname (optionally with :PORT)',
+       "error message")
+    app = cp.get("/v1/apps/web")
+    eq((app["hostnames"], app["egress"]), (["web.test"], egress), "nothing half-applied")
+    status, body, _ = cp.http("POST", "/v1/apps", {"name": "db", "hostnames": ["db.test"],
+                                                   "egress": {"allow": ["x"], "block": []}})
+    eq(status, 400, f"unknown key ({body})")
+    # nanoctl: the same check before sending, then replace and remove
+    code, out, err = cp.ctl("apps", "update", "web", "--egress-deny", "fd00::/129")
+    eq(code, 2, f"nanoctl bad entry ({err})")
+    expect('"fd00::/129" is not an address' in err, err)
+    app = cp.ctl_json("apps", "update", "web", "--egress-deny", "fd00::/8,metadata.internal")
+    eq(app["egress"], {"deny": ["fd00::/8", "metadata.internal"]}, "nanoctl replaced egress")
+    app = cp.ctl_json("apps", "update", "web", "--no-egress")
+    eq(app["egress"], None, "nanoctl removed egress")
+    cp.stop()
+
+
+@check
 def apply_converges_and_is_idempotent():
     cp = start_cp()
     d = scratch_dir()
@@ -217,8 +252,9 @@ def apply_converges_and_is_idempotent():
     cfg = {"apps": [
         {"name": "a", "hostnames": ["a.test"], "path": "./a.js", "env": {"X": "1", "N": 42},
          "secrets": {"DB": {"fromFile": "./db"}}, "required_env": ["DB"],
-         "limits": {"cpu_ms": 30, "drain_timeout": "5s"}},
-    ]}
+         "limits": {"cpu_ms": 30, "drain_timeout": "5s"},
+         "egress": {"allow": ["127.0.0.1:6379"]}},
+    ], "egress": {"deny": ["203.0.113.0/24"]}}
     path = os.path.join(d, "nano.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
@@ -229,6 +265,7 @@ def apply_converges_and_is_idempotent():
     app = cp.get("/v1/apps/a")
     eq(app["limits"]["cpu_ms"], 30, "limit applied")
     eq(app["required_env"], ["DB"], "required_env applied")
+    eq(app["egress"], {"allow": ["127.0.0.1:6379"]}, "egress applied")
     eq(cp.get("/v1/apps/a/env")["vars"], {"X": "1", "N": 42}, "vars applied")
     code, out, err = cp.ctl("apply", path)
     eq(code, 0, f"second apply ({err})")

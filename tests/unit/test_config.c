@@ -990,6 +990,66 @@ static void json_required_env_lists_all_missing(void **state)
     rm_tree(dir);
 }
 
+static void json_egress_of_apps_and_node(void **state)
+{
+    (void)state;
+    load_fails(APP(", \"egress\": {\"allow\": [\"10.0.0.0/8\", \"10.0.0.0/33\"]}"),
+               ": apps[0].egress.allow[1]: \"10.0.0.0/33\" is not an address, CIDR or hostname");
+    load_fails(APP(", \"egress\": [\"10.0.0.0/8\"]"), ": apps[0].egress: must be an object");
+    load_fails(APP(", \"egress\": {\"block\": []}"),
+               ": apps[0].egress: unknown key \"block\"; expected allow or deny");
+    /* the top-level (node) policy is checked with the apps, so a bad reload is refused */
+    load_fails("{\"egress\": {\"deny\": [\"nope/1\"]}, \"apps\": []}",
+               ": egress.deny[0]: \"nope/1\" is not an address");
+
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    nano_config *cfg = load_ok(dir, "{\"egress\": {\"deny\": [\"10.9.0.0/16\"], \"allow\": "
+                                    "[\"127.0.0.1:6379\"]}, \"apps\": [{\"name\": \"api\", "
+                                    "\"hostname\": \"api.test\", \"path\": \"main.js\", "
+                                    "\"egress\": {\"allow\": [\"169.254.169.254\"]}}, "
+                                    "{\"name\": \"web\", \"hostname\": \"web.test\", "
+                                    "\"path\": \"main.js\"}]}");
+    const nano_app_config *api = nano_config_find(cfg, "api", NULL);
+    assert_non_null(api->egress);
+    assert_null(nano_config_find(cfg, "web", NULL)->egress);
+    json_t *j = nano_egress_to_json(api->egress);
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(text, "{\"allow\":[\"169.254.169.254\"]}");
+    free(text);
+    json_decref(j);
+
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/nano.json", dir);
+    nano_egress *node = NULL;
+    nano_error err;
+    assert_int_equal(nano_config_load_node_egress(path, &node, &err), 0);
+    j = nano_egress_to_json(node);
+    text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"allow\":[\"127.0.0.1:6379\"],\"deny\":[\"10.9.0.0/16\"]}");
+    free(text);
+    json_decref(j);
+    nano_egress_unref(node);
+
+    /* keep_code carries the new snapshot's egress */
+    nano_config *kept = NULL;
+    const char *names[] = {"api"};
+    assert_int_equal(nano_config_keep_code(cfg, cfg, names, 1, &kept, &err), 0);
+    assert_true(nano_egress_equal(nano_config_find(kept, "api", NULL)->egress, api->egress));
+    nano_config_unref(kept);
+    nano_config_unref(cfg);
+
+    /* no top-level egress: NULL; a bad one: the loader's message */
+    write_file(dir, "nano.json", "{\"apps\": []}");
+    node = (nano_egress *)1;
+    assert_int_equal(nano_config_load_node_egress(path, &node, &err), 0);
+    assert_null(node);
+    write_file(dir, "nano.json", "{\"egress\": {\"allow\": \"x\"}, \"apps\": []}");
+    assert_int_equal(nano_config_load_node_egress(path, &node, &err), NANO_EINVAL);
+    assert_non_null(strstr(err.message, "nano.json: egress.allow: must be an array of strings"));
+    rm_tree(dir);
+}
+
 static void json_allocation_failures_do_not_leak(void **state)
 {
     (void)state;
@@ -1192,6 +1252,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(json_secrets_sources_and_errors),
         cmocka_unit_test(json_secret_values_never_in_messages),
         cmocka_unit_test(json_required_env_lists_all_missing),
+        cmocka_unit_test(json_egress_of_apps_and_node),
         cmocka_unit_test(json_allocation_failures_do_not_leak),
     };
     static const struct CMUnitTest compare_tests[] = {

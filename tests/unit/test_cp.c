@@ -185,10 +185,12 @@ static void migrations_first_open_applies_and_records(void **state)
     fx *f = *state;
     json_t *list = NULL;
     assert_int_equal(cp_store_migrations(cp_service_store(f->svc), &list), 0);
-    assert_int_equal(json_array_size(list), 1);
+    assert_int_equal(json_array_size(list), 2);
     json_t *m = json_array_get(list, 0);
     assert_int_equal(json_integer_value(json_object_get(m, "version")), 1);
     assert_string_equal(json_string_value(json_object_get(m, "name")), "init");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "name")),
+                        "egress");
     assert_true(json_is_string(json_object_get(m, "applied_at")));
     char *at = nano_xstrdup(json_string_value(json_object_get(m, "applied_at")));
     json_decref(list);
@@ -202,7 +204,7 @@ static void migrations_first_open_applies_and_records(void **state)
     json_decref(list);
     nano_free(at);
     json_t *v = call(f, "version", NULL);
-    assert_int_equal(json_integer_value(json_object_get(v, "schema_version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(v, "schema_version")), 2);
     json_decref(v);
 
     struct stat sb;
@@ -217,13 +219,13 @@ static void migrations_newer_database_is_refused(void **state)
     fx *f = *state;
     cp_service_free(f->svc);
     f->svc = NULL;
-    sql(f, "INSERT INTO schema_migrations VALUES (2, 'future', '2030-01-01T00:00:00.000Z')");
+    sql(f, "INSERT INTO schema_migrations VALUES (3, 'future', '2030-01-01T00:00:00.000Z')");
     cp_service_options o = {.data_dir = f->data};
     cp_error err = {0};
     assert_int_not_equal(cp_service_open(&o, &f->svc, &err), 0);
     assert_null(f->svc);
-    assert_non_null(strstr(err.message, "nanocp.db: the database has migration 0002 (future), "
-                                        "newer than this nanocp knows (up to 0001)"));
+    assert_non_null(strstr(err.message, "nanocp.db: the database has migration 0003 (future), "
+                                        "newer than this nanocp knows (up to 0002)"));
     assert_null(strchr(err.message, '\n'));
     /* The store opened without migrating (migrate --status) still lists it. */
     cp_store *st = NULL;
@@ -231,8 +233,8 @@ static void migrations_newer_database_is_refused(void **state)
     assert_int_equal(cp_store_open(f->db, false, &st, &e), 0);
     json_t *list = NULL;
     assert_int_equal(cp_store_migrations(st, &list), 0);
-    assert_int_equal(json_array_size(list), 2);
-    assert_true(json_is_false(json_object_get(json_array_get(list, 1), "known")));
+    assert_int_equal(json_array_size(list), 3);
+    assert_true(json_is_false(json_object_get(json_array_get(list, 2), "known")));
     json_decref(list);
     cp_store_free(st);
 }
@@ -540,6 +542,54 @@ static void apps_create_get_list(void **state)
                "default", "app fallback is already the default app");
     call_fails(f, "apps.get", "{\"name\": \"nope\"}", 404, "app_not_found", "name",
                "app nope does not exist");
+}
+
+static void apps_egress_create_update_and_log(void **state)
+{
+    fx *f = *state;
+    /* a bad entry: 400 naming it, and nothing stored or logged */
+    call_fails(f, "apps.create",
+               "{\"name\": \"api\", \"hostnames\": [\"api.test\"], \"egress\": "
+               "{\"allow\": [\"10.0.0.0/8\", \"a.com\", \"10.0.0.0/33\"]}}",
+               400, "invalid_field", "egress",
+               "egress.allow[2]: \"10.0.0.0/33\" is not an address, CIDR or hostname");
+    call_fails(f, "apps.create",
+               "{\"name\": \"api\", \"hostnames\": [\"api.test\"], \"egress\": [1]}",
+               400, "invalid_field", "egress", "egress: must be an object");
+    assert_int_equal(config_seq(f), 0);
+
+    json_t *app = call(f, "apps.create",
+                       "{\"name\": \"api\", \"hostnames\": [\"api.test\"], \"egress\": "
+                       "{\"deny\": [\"*.internal:5432\"], \"allow\": [\"169.254.169.254\"]}}");
+    char *text = json_dumps(json_object_get(app, "egress"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "{\"allow\":[\"169.254.169.254\"],\"deny\":[\"*.internal:5432\"]}");
+    free(text);
+    json_decref(app);
+    create_app(f, "web", "web.test"); /* none set: null */
+    app = call(f, "apps.get", "{\"name\": \"web\"}");
+    assert_true(json_is_null(json_object_get(app, "egress")));
+    json_decref(app);
+
+    /* an update that fails leaves the policy as it was; one without egress keeps it */
+    int64_t seq = config_seq(f);
+    call_fails(f, "apps.update", "{\"name\": \"api\", \"egress\": {\"deny\": [\"::1/129\"]}}",
+               400, "invalid_field", "egress", "egress.deny[0]");
+    assert_int_equal(config_seq(f), seq);
+    app = call(f, "apps.update", "{\"name\": \"api\", \"limits\": {\"cpu_ms\": 70}}");
+    assert_non_null(json_object_get(json_object_get(app, "egress"), "allow"));
+    json_decref(app);
+
+    /* the app.put on the config log carries it, as the wire op checks it */
+    json_t *log = NULL;
+    assert_int_equal(cp_store_log_list(cp_service_store(f->svc), seq, 10, &log), 0);
+    json_t *put = json_object_get(json_array_get(log, 0), "payload");
+    assert_non_null(json_object_get(json_object_get(put, "egress"), "deny"));
+    json_decref(log);
+
+    /* null removes it */
+    app = call(f, "apps.update", "{\"name\": \"api\", \"egress\": null}");
+    assert_true(json_is_null(json_object_get(app, "egress")));
+    json_decref(app);
 }
 
 static void apps_duplicate_and_hostname_taken(void **state)
@@ -1211,6 +1261,7 @@ int main(int argc, char **argv)
     };
     static const struct CMUnitTest apps_tests[] = {
         T(apps_create_get_list),
+        T(apps_egress_create_update_and_log),
         T(apps_duplicate_and_hostname_taken),
         T(apps_remove_without_nodes_is_immediate),
         T(apps_remove_with_nodes_drains),

@@ -1172,6 +1172,25 @@ static void ctl_commands_build_args(void **state)
     r = RUN(NULL, "--token", "x", "apps", "create", "fallback", "--default");
     assert_int_equal(r.rc, 0);
     assert_call("apps.create", "{\"name\":\"fallback\",\"hostnames\":[],\"default\":true}");
+    r = RUN(NULL, "--token", "x", "apps", "update", "api", "--egress-allow",
+            "10.0.0.0/8, db.internal:5432", "--egress-deny=[::1]:8080", "--egress-allow",
+            "169.254.169.254");
+    assert_int_equal(r.rc, 0);
+    assert_call("apps.update", "{\"name\":\"api\",\"egress\":{\"allow\":[\"10.0.0.0/8\","
+                "\"db.internal:5432\",\"169.254.169.254\"],\"deny\":[\"[::1]:8080\"]}}");
+    r = RUN(NULL, "--token", "x", "apps", "update", "api", "--no-egress");
+    assert_int_equal(r.rc, 0);
+    assert_call("apps.update", "{\"name\":\"api\",\"egress\":null}");
+    int before = n_calls();
+    r = RUN(NULL, "--token", "x", "apps", "create", "db", "--host", "db.test", "--egress-deny",
+            "10.0.0.0/33");
+    assert_int_equal(r.rc, 2);
+    assert_non_null(strstr(r.err, "--egress-deny: \"10.0.0.0/33\" is not an address, CIDR or "
+                                  "hostname"));
+    r = RUN(NULL, "--token", "x", "apps", "update", "api", "--no-egress", "--egress-deny",
+            "1.2.3.4");
+    assert_int_equal(r.rc, 2);
+    assert_int_equal(n_calls(), before);
     r = RUN(NULL, "--token", "x", "apps", "rm", "api");
     assert_int_equal(r.rc, 0);
     assert_call("apps.remove", "{\"name\":\"api\"}");

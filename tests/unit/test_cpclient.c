@@ -498,6 +498,42 @@ static void test_model_bad_limits_fail_build(void **state)
     dp_cp_model_fini(&m);
 }
 
+static void test_model_egress_from_snapshot_and_app_put(void **state)
+{
+    fx *x = *state;
+    json_t *mods = json_pack("[o]", module(x, "index.js", "export default {}"));
+    json_t *app = snapapp("api", "api.test", mods);
+    json_object_set_new(app, "egress", json_pack("{s:[s]}", "allow", "169.254.169.254"));
+    dp_cp_model m = {0};
+    load(x, &m, snapshot(1, json_pack("[o]", app)));
+    nano_config *cfg = build(x, &m);
+    const nano_app_config *a = nano_config_find(cfg, "api", NULL);
+    json_t *got = nano_egress_to_json(a->egress);
+    json_t *want = json_pack("{s:[s]}", "allow", "169.254.169.254");
+    assert_true(json_equal(got, want));
+    json_decref(got);
+    json_decref(want);
+    nano_config_unref(cfg);
+
+    /* an app.put without egress (as from a nanocp that predates it) clears the policy */
+    json_t *ops = json_pack("[{s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:O}]",
+                            "seq", 2, "op", "app.put", "app", "api", "hostnames", "api.test",
+                            "path_prefix", "default", 0, "node_compat", 0, "required_env",
+                            "limits", "state", "active", "version", 1, "sha256",
+                            json_object_get(json_object_get(m.apps, "api"), "sha256"));
+    dp_cp_model next = {0};
+    dp_cp_changes ch = {0};
+    nano_error err = {0};
+    assert_int_equal(dp_cp_model_apply(&m, ops, &x->fetch, NULL, &next, &ch, &err), 0);
+    dp_cp_model_swap(&m, &next);
+    dp_cp_changes_fini(&ch);
+    cfg = build(x, &m);
+    assert_null(nano_config_find(cfg, "api", NULL)->egress);
+    nano_config_unref(cfg);
+    json_decref(ops);
+    dp_cp_model_fini(&m);
+}
+
 /* --- code cache -------------------------------------------------------------------------------- */
 
 static void test_cache_wrong_bytes_refused_and_nothing_left(void **state)
@@ -647,6 +683,7 @@ int main(int argc, char **argv)
         T(test_model_deploy_then_drain_and_remove),
         T(test_model_app_put_with_unannounced_code_rejected),
         T(test_model_bad_limits_fail_build),
+        T(test_model_egress_from_snapshot_and_app_put),
     };
     static const struct CMUnitTest cache[] = {
         T(test_cache_wrong_bytes_refused_and_nothing_left),

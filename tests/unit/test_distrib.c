@@ -189,7 +189,8 @@ static void ops_every_log_entry_becomes_a_valid_op(void **state)
     make_api(f);
     call0(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"A\": null}}");
     call0(f, "secrets.delete", "{\"name\": \"api\", \"key\": \"DB\"}");
-    call0(f, "apps.create", "{\"name\": \"tmp\", \"default\": true}");
+    call0(f, "apps.create", "{\"name\": \"tmp\", \"default\": true, \"egress\": "
+                            "{\"allow\": [\"169.254.169.254\"]}}");
     call0(f, "apps.remove", "{\"name\": \"tmp\"}"); /* no node: drain + remove at once */
     json_t *log = NULL;
     assert_int_equal(cp_store_log_list(cp_service_store(f->svc), 0, 1000, &log), 0);
@@ -244,6 +245,10 @@ static void ops_bad_entries_are_refused(void **state)
         "{\"seq\": 4, \"op\": \"app.remove\", \"app\": \"A B\", \"payload\": {\"app\": \"A B\"}}",
         "{\"seq\": \"5\", \"op\": \"app.remove\", \"payload\": {\"app\": \"a\"}}",
         "{\"seq\": 6, \"op\": \"app.remove\", \"payload\": null}",
+        "{\"seq\": 7, \"op\": \"app.put\", \"app\": \"a\", \"payload\": {\"app\": \"a\","
+        " \"hostnames\": [], \"path_prefix\": null, \"default\": true, \"node_compat\": false,"
+        " \"required_env\": [], \"limits\": {}, \"state\": \"active\", \"version\": 0,"
+        " \"sha256\": null, \"egress\": {\"deny\": [\"10.0.0.0/33\"]}}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *e = json_loads(bad[i], 0, NULL);
@@ -256,6 +261,18 @@ static void ops_bad_entries_are_refused(void **state)
         assert_true(err.message[0] != '\0');
         json_decref(e);
     }
+    /* an app.put logged before migration 0002 has no egress: still a valid op, without one */
+    json_t *e = json_loads("{\"seq\": 7, \"op\": \"app.put\", \"app\": \"a\", \"payload\": "
+                           "{\"app\": \"a\", \"hostnames\": [], \"path_prefix\": null, "
+                           "\"default\": true, \"node_compat\": false, \"required_env\": [], "
+                           "\"limits\": {}, \"state\": \"active\", \"version\": 0, "
+                           "\"sha256\": null}}", 0, NULL);
+    json_t *op = NULL;
+    nano_error err = {0};
+    assert_int_equal(cp_distrib_op_from_log(e, &op, &err), 0);
+    assert_null(json_object_get(op, "egress"));
+    json_decref(op);
+    json_decref(e);
 }
 
 /* --- snapshot -------------------------------------------------------------------------------- */
@@ -264,7 +281,8 @@ static void snapshot_holds_everything_as_of_its_seq(void **state)
 {
     fx *f = *state;
     make_api(f);
-    call0(f, "apps.create", "{\"name\": \"bare\", \"hostnames\": [\"bare.test\"]}");
+    call0(f, "apps.create", "{\"name\": \"bare\", \"hostnames\": [\"bare.test\"],"
+                            " \"egress\": {\"deny\": [\"10.0.0.0/8\"]}}");
     json_t *snap = NULL;
     nano_error err = {0};
     assert_int_equal(cp_distrib_snapshot(f->svc, &snap, &err), 0);
@@ -285,6 +303,10 @@ static void snapshot_holds_everything_as_of_its_seq(void **state)
     assert_true(json_is_null(json_object_get(bare, "sha256")));
     assert_int_equal(json_array_size(json_object_get(bare, "modules")), 0);
     assert_null(json_object_get(api, "drain_timeout_ms"));
+    assert_true(json_is_null(json_object_get(api, "egress")));
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(bare, "egress"), "deny"), 0)),
+                        "10.0.0.0/8");
     /* what the data plane's decoder will accept */
     nano_buf b = NANO_BUF_INIT;
     assert_int_equal(nano_msg_encode_reply(NANO_MSG_SNAPSHOT, snap, &b, &err), 0);

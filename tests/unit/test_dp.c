@@ -9,7 +9,12 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 #include "alloc.h"
+#include "egress_node.h"
 #include "http1.h"
 #include "options.h"
 #include "server_int.h"
@@ -830,6 +835,113 @@ static void options_errors(void **state)
                        "above 0");
 }
 
+/* Would fetch() from an app without its own policy be allowed to addr:port? why: the reason. */
+static bool node_allows(const dp_options *o, const char *addr, int port, char *why, size_t cap)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, addr, &in6->sin6_addr), 1);
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+    }
+    why[0] = '\0';
+    return nano_egress_check(o->egress, NULL, NULL, (struct sockaddr *)&ss, why, cap);
+}
+
+static void options_egress_flags(void **state)
+{
+    (void)state;
+    dp_options o;
+    nano_error err = {0};
+    char why[200];
+    /* a single APP.js: no policy at all without the flags... */
+    const char *plain[] = {"nano-dp", "app.js"};
+    assert_int_equal(parse(&o, &err, 2, plain), 0);
+    assert_int_equal(dp_egress_node_build(&o, &err), 0);
+    assert_null(o.egress);
+    dp_options_fini(&o);
+    /* ...and only the flags' rules with them (no defaults) */
+    const char *argv[] = {"nano-dp", "app.js", "--egress-deny", "192.0.2.0/24,db.internal:5432",
+                          "--egress-deny=10.0.0.0/8", "--egress-allow", "10.1.0.0/16"};
+    assert_int_equal(parse(&o, &err, 7, argv), 0);
+    assert_int_equal(dp_egress_node_build(&o, &err), 0);
+    assert_non_null(o.egress);
+    assert_false(node_allows(&o, "192.0.2.9", 80, why, sizeof why));
+    assert_string_equal(why, "192.0.2.9 is denied by the node's egress policy (192.0.2.0/24)");
+    assert_false(node_allows(&o, "10.1.0.1", 80, why, sizeof why)); /* deny wins */
+    assert_true(node_allows(&o, "127.0.0.1", 9901, why, sizeof why));
+    dp_options_fini(&o);
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--egress-allow", "10.0.0.0/33"},
+                       "--egress-allow: \"10.0.0.0/33\" is not an address, CIDR or hostname");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--egress-deny", "a.com,"},
+                       "--egress-deny: empty entry");
+    assert_non_null(strstr(dp_options_usage(DP_MODE_SERVE), "--egress-allow LIST"));
+}
+
+static void options_egress_multi_tenant_defaults(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nano-egress-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/nano.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"egress\": {\"allow\": [\"127.0.0.1:6379\"], \"deny\": [\"203.0.113.0/24\"]},"
+          " \"apps\": []}", f);
+    fclose(f);
+    dp_options o;
+    nano_error err = {0};
+    char why[200];
+    const char *argv[] = {"nano-dp", "--config", path, "--status-listen", "0.0.0.0:9911",
+                          "--egress-deny", "198.51.100.7"};
+    assert_int_equal(parse(&o, &err, 7, argv), 0);
+    assert_int_equal(dp_egress_node_build(&o, &err), 0);
+    /* the file's rules, the flags' rules, the defaults */
+    assert_true(node_allows(&o, "127.0.0.1", 6379, why, sizeof why));
+    assert_false(node_allows(&o, "203.0.113.5", 443, why, sizeof why));
+    assert_false(node_allows(&o, "198.51.100.7", 443, why, sizeof why));
+    assert_false(node_allows(&o, "169.254.169.254", 80, why, sizeof why));
+    assert_string_equal(why, "169.254.169.254:80 is denied by default (link-local)");
+    assert_false(node_allows(&o, "::ffff:127.0.0.1", 8080, why, sizeof why));
+    assert_true(node_allows(&o, "93.184.216.34", 443, why, sizeof why));
+    /* the status port on 0.0.0.0: this host's addresses with that port */
+    assert_false(node_allows(&o, "127.0.0.1", 9911, why, sizeof why));
+    assert_string_equal(why, "127.0.0.1:9911 is denied by default (this node's own endpoint)");
+    dp_options_fini(&o);
+
+    /* --control-plane: nanocp's PUB and RPC ports (RPC defaulting to PUB + 1) */
+    const char *cp[] = {"nano-dp", "--control-plane", "tcp://192.0.2.10:7072",
+                        "--status-listen", "off"};
+    assert_int_equal(parse(&o, &err, 5, cp), 0);
+    assert_int_equal(dp_egress_node_build(&o, &err), 0);
+    assert_false(node_allows(&o, "192.0.2.10", 7072, why, sizeof why));
+    assert_string_equal(why, "192.0.2.10:7072 is denied by default (this node's own endpoint)");
+    assert_false(node_allows(&o, "192.0.2.10", 7073, why, sizeof why));
+    assert_true(node_allows(&o, "192.0.2.10", 443, why, sizeof why));
+    assert_false(node_allows(&o, "127.0.0.1", 80, why, sizeof why));
+    dp_options_fini(&o);
+
+    /* a bad top-level egress is an error naming the file and the entry */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"egress\": {\"deny\": [\"10.0.0.0/33\"]}, \"apps\": []}", f);
+    fclose(f);
+    const char *bad[] = {"nano-dp", "--config", path};
+    assert_int_equal(parse(&o, &err, 3, bad), 0);
+    assert_int_equal(dp_egress_node_build(&o, &err), NANO_EINVAL);
+    assert_non_null(strstr(err.message, "nano.json: egress.deny[0]: \"10.0.0.0/33\""));
+    assert_null(o.egress);
+    dp_options_fini(&o);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void options_help_and_version(void **state)
 {
     (void)state;
@@ -909,6 +1021,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(options_all_flags),
         cmocka_unit_test(options_errors),
         cmocka_unit_test(options_help_and_version),
+        cmocka_unit_test(options_egress_flags),
+        cmocka_unit_test(options_egress_multi_tenant_defaults),
         cmocka_unit_test(options_check_mode),
     };
     const unit_group groups[] = {

@@ -28,7 +28,9 @@ static json_t *app_put_op(uint64_t seq, const char *app)
     json_t *op = parse("{\"op\": \"app.put\", \"hostnames\": [\"api.example.com\"],"
                        " \"path_prefix\": null, \"default\": false, \"node_compat\": false,"
                        " \"required_env\": [\"KEY\"], \"limits\": {\"cpu_ms\": 50},"
-                       " \"state\": \"active\", \"version\": 1, \"sha256\": \"" SHA_A "\"}");
+                       " \"state\": \"active\", \"version\": 1, \"sha256\": \"" SHA_A "\","
+                       " \"egress\": {\"allow\": [\"10.0.0.0/8\"],"
+                       " \"deny\": [\"*.internal:5432\"]}}");
     json_object_set_new(op, "seq", json_integer((json_int_t)seq));
     json_object_set_new(op, "app", json_string(app));
     return op;
@@ -63,6 +65,7 @@ static json_t *snapapp(void)
     return parse("{\"app\": \"api\", \"hostnames\": [\"api.example.com\", \"*.api.test\"],"
                  " \"path_prefix\": \"/v1\", \"default\": false, \"node_compat\": true,"
                  " \"required_env\": [], \"limits\": {}, \"state\": \"active\", \"version\": 3,"
+                 " \"egress\": {\"deny\": [\"169.254.169.254\"]},"
                  " \"sha256\": \"" SHA_A "\", \"main\": \"index.js\","
                  " \"modules\": [{\"name\": \"index.js\", \"size\": 1, \"sha256\": \"" SHA_B "\"}],"
                  " \"vars\": {\"GREETING\": \"hola\", \"N\": 3}, \"secrets\": {\"TOKEN\": \"s3cret\"}}");
@@ -179,6 +182,9 @@ static void ops_checked(void **state)
         {0, "sha256", "\"ABC\""},
         {0, "required_env", "[\"1BAD\"]"},
         {0, "limits", NULL},
+        {0, "egress", "[\"10.0.0.0/8\"]"},
+        {0, "egress", "{\"allow\": [\"10.0.0.0/33\"]}"},
+        {0, "egress", "{\"allow\": [], \"other\": []}"},
         {0, "extra", "1"},
         {1, "main", "\"other.js\""},
         {1, "modules", "[{\"name\": \"../etc/passwd\", \"size\": 1, \"sha256\": \"" SHA_A "\"}]"},
@@ -203,6 +209,17 @@ static void ops_checked(void **state)
         assert_true(err.message[0] != '\0');
         json_decref(copy);
     }
+    /* egress: optional, null allowed; a bad entry is named in the message */
+    json_t *app = json_deep_copy(json_array_get(ops, 0));
+    json_object_set_new(app, "egress", json_null());
+    assert_int_equal(nano_msg_check_op(app, &err), 0);
+    json_object_del(app, "egress");
+    assert_int_equal(nano_msg_check_op(app, &err), 0);
+    json_object_set_new(app, "egress", json_pack("{s:[s,s]}", "deny", "1.2.3.4", "::1/200"));
+    assert_int_not_equal(nano_msg_check_op(app, &err), 0);
+    assert_string_equal(err.id, "msg_field");
+    assert_non_null(strstr(err.message, "egress.deny[1]: \"::1/200\" is not an address"));
+    json_decref(app);
     /* A var value over 5120 bytes as JSON. */
     json_t *big = json_deep_copy(json_array_get(ops, 2));
     char *s = calloc(1, 5200);
