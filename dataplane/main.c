@@ -998,6 +998,7 @@ static int serve(dp_main *m)
         .access_log = !m->opts.no_access_log,
         .pool_size = m->opts.pool_size,
         .load_errors = m->load_errors,
+        .egress = m->opts.egress,
     };
     /* The parser's limits are the largest any app allows (a config change may raise them up
      * to these flags' values only); each request then gets its app's own. */

@@ -237,6 +237,8 @@ static int version_isolate(dp_version *v)
         .wall_limit_ms = c->limits.wall_ms,
         .http_client = w->http_client,
         .subrequests = c->limits.subrequests,
+        .egress_node = w->opts.egress,
+        .egress_app = c->egress,
     };
     nano_error err = {0};
     uint64_t t0 = uv_hrtime();
@@ -847,6 +849,7 @@ static void apply_config(dp_worker *w, nano_config *cfg)
                     if (env_changed)
                         rt_isolate_set_env(v->iso, &c->env);
                     rt_isolate_set_watch(v->iso, &w->watch, c->limits.cpu_ms);
+                    rt_isolate_set_outbound(v->iso, c->egress, c->limits.subrequests);
                 }
                 nano_config_unref(prev_ref);
             } else {

@@ -36,6 +36,8 @@ typedef struct dp_worker_options {
     size_t pool_size;          /* ready isolates kept by rt_pool (0: none) */
     dp_load_errors *load_errors; /* borrowed, may be NULL: an app version that fails to load
                                   * here is recorded in it (for /status and nanocp) */
+    struct nano_egress *egress;  /* the node's egress policy (NULL: none); isolates take a
+                                  * reference */
 } dp_worker_options;
 
 /* Called on the worker's thread when it has drained (all apps removed, connections closed),

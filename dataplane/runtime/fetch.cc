@@ -17,6 +17,7 @@
 extern "C" {
 #include "alloc.h"
 #include "client/client.h"
+#include "egress.h"
 #include "log.h"
 #include "request.h"
 }
@@ -442,6 +443,18 @@ static void on_done(void *ud, dp_xfer_error error, const char *detail)
     }
 }
 
+// --- the egress check (inside curl: no JS, no allocation) --------------------------------
+
+static bool check_address(void *ud, const char *host, const struct sockaddr *addr, char *why,
+                          size_t why_len)
+{
+    auto *f = static_cast<rt_fetch *>(ud);
+    rt_isolate *iso = f->iso;
+    if (iso->egress_node == nullptr && iso->egress_app == nullptr)
+        return true;
+    return nano_egress_check(iso->egress_node, iso->egress_app, host, addr, why, why_len);
+}
+
 // --- natives ---------------------------------------------------------------------------
 
 static Local<Promise> waiter(const FunctionCallbackInfo<Value> &args,
@@ -550,6 +563,7 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
     hooks.on_data = on_data;
     hooks.on_send_ready = on_send_ready;
     hooks.on_done = on_done;
+    hooks.check_address = check_address;
     hooks.ud = f;
     char why[256] = "";
     if (dp_xfer_start(fs->client, &spec, &hooks, &f->xfer, why, sizeof(why)) != 0) {

@@ -16,6 +16,7 @@
 
 extern "C" {
 #include "alloc.h"
+#include "egress.h"
 #include "log.h"
 }
 
@@ -633,6 +634,14 @@ void rt_request_aborted(rt_isolate *iso, dp_request *req)
         rt_log_js_error(iso, "app.abort_failed", rt_describe_exception(iso, ctx, tc));
 }
 
+void rt_isolate_set_outbound(rt_isolate *iso, nano_egress *egress_app, uint32_t subrequests)
+{
+    nano_egress *old = iso->egress_app;
+    iso->egress_app = nano_egress_ref(egress_app);
+    nano_egress_unref(old);
+    iso->subrequest_limit = subrequests;
+}
+
 size_t rt_isolate_pending_requests(const rt_isolate *iso)
 {
     return iso->n_pending;
@@ -1215,6 +1224,8 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     iso->node_compat = opts->node_compat;
     iso->http_client = opts->http_client;
     iso->subrequest_limit = opts->subrequests;
+    iso->egress_node = nano_egress_ref(opts->egress_node);
+    iso->egress_app = nano_egress_ref(opts->egress_app);
     if (opts->main_source != nullptr && opts->main_path != nullptr) {
         char real[PATH_MAX];
         if (realpath(opts->main_path, real) != nullptr) {
@@ -1310,6 +1321,9 @@ void rt_isolate_free(rt_isolate *iso)
     rt_compression_close_all(iso);
     rt_crypto_close_all(iso);
     rt_fetch_close_all(iso);
+    nano_egress_unref(iso->egress_node);
+    nano_egress_unref(iso->egress_app);
+    iso->egress_node = iso->egress_app = nullptr;
     rt_platform_detach(iso, on_handle_closed); // before Dispose: later posts go nowhere
     rt_unpark(iso->isolate);
     iso->isolate->Dispose();

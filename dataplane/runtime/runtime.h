@@ -66,7 +66,16 @@ typedef struct rt_app_options {
      * (limits.subrequests; 0: no limit, as `nano-dp run` and `test` want). */
     struct dp_client *http_client;
     uint32_t subrequests;
+    /* Egress policies (shared/egress.h; the isolate takes references): the node's and the
+     * app's. Both NULL: fetch may connect anywhere (a single APP.js). */
+    struct nano_egress *egress_node;
+    struct nano_egress *egress_app;
 } rt_app_options;
+
+/* rt_isolate_set_outbound: the app's egress policy (may be NULL) and subrequest limit for
+ * fetches started from now on (a config change that kept the deployment). */
+void rt_isolate_set_outbound(rt_isolate *iso, struct nano_egress *egress_app,
+                             uint32_t subrequests);
 
 #define RT_STARTUP_CPU_MS 1000
 

@@ -145,6 +145,8 @@ struct rt_isolate {
     rt_fetches *fetches = nullptr;          // outbound fetches in flight (fetch.cc)
     struct dp_client *http_client = nullptr; // the worker's, borrowed (NULL: fetch.cc makes one)
     uint32_t subrequest_limit = 0;          // per request (limits.subrequests; 0: none)
+    struct nano_egress *egress_node = nullptr; // references (fetch.cc checks each connection)
+    struct nano_egress *egress_app = nullptr;
     rt_pkey_box *pkeys = nullptr;           // asymmetric CryptoKey handles alive (crypto.cc)
     rt_crypto_retry *crypto_retry = nullptr; // retries long jobs over the process's share
     v8::Global<v8::ObjectTemplate> pkey_template; // their objects' template, made on first use

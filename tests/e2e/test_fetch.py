@@ -919,10 +919,12 @@ def module_code_may_fetch_with_top_level_await():
 
 # --- many fetches, the subrequest limit -------------------------------------------------
 
+# (Loopback is refused by default in multi-tenant modes: these apps allow it.)
 LIMIT_CFG = {"apps": [
-    {"name": "five", "hostname": "five.test", "path": "./app.js", "limits": {"subrequests": 5, "cpu_ms": 1000}},
+    {"name": "five", "hostname": "five.test", "path": "./app.js",
+     "limits": {"subrequests": 5, "cpu_ms": 1000}, "egress": {"allow": ["127.0.0.1"]}},
     {"name": "many", "hostname": "many.test", "path": "./app.js",
-     "limits": {"subrequests": 1000, "cpu_ms": 1000}},
+     "limits": {"subrequests": 1000, "cpu_ms": 1000}, "egress": {"allow": ["127.0.0.1"]}},
 ]}
 
 
