@@ -230,6 +230,9 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    /* Connections kept open after their transfers, for reuse (curl's default is 4 per
+     * transfer running, which a burst inflates). */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 256L);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     uv_timer_init(loop, &c->kick);

@@ -36,6 +36,9 @@ using v8::Value;
 
 // Fetches in flight that belong to no request, per isolate.
 constexpr size_t kMaxUnownedFetches = 64;
+// Fetches alive per isolate (each may hold a connection, a socket of the worker's process):
+// one app cannot take the descriptors and connections the other apps of its thread need.
+constexpr size_t kMaxFetches = 256;
 // Connect timeout of every hop; the request's wall limit bounds the whole of it.
 constexpr uint64_t kConnectTimeoutMs = 10000;
 
@@ -491,6 +494,11 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
         return;
     }
     rt_fetches *fs = fetches_of(iso);
+    if (fs->live.size() >= kMaxFetches) {
+        rt_throw_type_error(isolate, "fetch: this app has 256 fetches in flight, the most one "
+                                     "isolate may have; wait for some to finish");
+        return;
+    }
     uint32_t slot = iso->current_slot;
     uint32_t gen = 0;
     if (slot != kNoSlot && slot < iso->slots.size() && iso->slots[slot].req != nullptr) {

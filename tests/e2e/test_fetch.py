@@ -454,6 +454,20 @@ const cases = {
     return { a, b, c };
   },
 
+  async flood(up, q) {
+    // Hanging fetches far past the per-app cap: the first ones go, the rest are TypeErrors.
+    const n = Number(q.get('n') || 300);
+    const ac = new AbortController();
+    const all = [];
+    for (let i = 0; i < n; i++) all.push(settle(fetch(`${up}/hang?id=flood${i}`, { signal: ac.signal })));
+    await sleep(200);
+    ac.abort();
+    const res = await Promise.all(all);
+    const capped = res.filter((x) => x.isTypeError && /fetches in flight/.test(x.message));
+    const aborted = res.filter((x) => x.name === 'AbortError');
+    return { capped: capped.length, aborted: aborted.length, sample: capped[0] };
+  },
+
   async fireAndForget(up) {
     // Not awaited, not waitUntil: stopped when this request ends.
     fetch(up + '/hang?id=forgotten').catch(() => {});
@@ -943,6 +957,21 @@ def two_hundred_concurrent_fetches_from_one_request():
         print(f"  200 fetches in {time.monotonic() - t0:.2f} s, "
               f"{up.connections} upstream connections")
         eq(d, {"ok": 200, "bad": []}, "200 concurrent fetches")
+
+
+@check
+def one_app_cannot_hold_more_than_256_fetches_while_another_fetches():
+    with Upstream() as up, ConfigServer(LIMIT_CFG, {"app.js": APP}, args=["--threads", "1"]) as s:
+        box = {}
+        t = threading.Thread(target=lambda: box.update(d=config_case(s, "many.test", "flood", up, n="300")))
+        t.start()
+        up.wait_event("hang-start", count=200, timeout=15)
+        d = config_case(s, "five.test", "sameOrigin", up)
+        eq(d["r"], 200, "another app's fetch while one app floods (same thread, same upstream)")
+        t.join(30)
+        d = box.get("d")
+        expect(d is not None, "the flooding request answered")
+        eq([d["capped"], d["aborted"]], [300 - 256, 256], f"fetches past the cap, aborted ones: {d}")
 
 
 @check
