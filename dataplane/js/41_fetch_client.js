@@ -19,7 +19,9 @@ const kNullBodyStatus = new SafeSet([101, 103, 204, 205, 304]);
 // Framing and connection headers are the client's to write; an app's values are not sent
 // (the incoming request's, when it is fetched as it is, name our own connection).
 const kClientOwned = new SafeSet(['host', 'connection', 'keep-alive', 'transfer-encoding',
-  'content-length', 'te', 'upgrade', 'trailer', 'proxy-connection', 'expect']);
+  'content-length', 'te', 'upgrade', 'trailer', 'proxy-connection', 'expect',
+  // CDN-Loop is the runtime's own (fetch.cc: loop detection)
+  'cdn-loop']);
 // HTTP-redirect fetch step 12: dropped with the body when a redirect turns the method to GET.
 const kRequestBodyHeaders = new SafeSet(['content-encoding', 'content-language',
   'content-location', 'content-type']);

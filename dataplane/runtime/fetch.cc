@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <cstring>
+#include <strings.h>
 #include <string>
 #include <unordered_map>
 
@@ -446,6 +447,52 @@ static void on_done(void *ud, dp_xfer_error error, const char *detail)
     }
 }
 
+// --- loops: RFC 8586 CDN-Loop ------------------------------------------------------------
+//
+// Every fetch says it went through NANO ("CDN-Loop: <what the incoming request said>, nano"),
+// whatever the app set: an app that fetches its own node (or a ring of apps and nodes that
+// fetch each other) sees the count grow, and past kMaxLoopHops its fetch is refused rather
+// than multiplying requests until every thread is busy.
+constexpr int kMaxLoopHops = 16;
+
+static std::string incoming_loop(rt_isolate *iso, uint32_t slot)
+{
+    std::string out;
+    if (slot == kNoSlot)
+        return out;
+    dp_request *req = iso->slots[slot].req;
+    for (size_t i = 0, n = dp_request_n_headers(req); i < n; i++) {
+        const dp_header *h = dp_request_header(req, i);
+        if (h->name.len == 8 && strncasecmp(h->name.ptr, "cdn-loop", 8) == 0 && h->value.len > 0) {
+            if (!out.empty())
+                out += ", ";
+            out.append(h->value.ptr, h->value.len);
+        }
+    }
+    return out;
+}
+
+static int nano_hops(const std::string &loop)
+{
+    int n = 0;
+    size_t at = 0;
+    while (at < loop.size()) {
+        size_t end = loop.find(',', at);
+        if (end == std::string::npos)
+            end = loop.size();
+        size_t b = at;
+        while (b < end && (loop[b] == ' ' || loop[b] == '\t'))
+            b++;
+        size_t e = b;
+        while (e < end && loop[e] != ';' && loop[e] != ' ' && loop[e] != '\t')
+            e++;
+        if (e - b == 4 && strncasecmp(loop.data() + b, "nano", 4) == 0)
+            n++;
+        at = end + 1;
+    }
+    return n;
+}
+
 // --- the egress check (inside curl: no JS, no allocation) --------------------------------
 
 static bool check_address(void *ud, const char *host, const struct sockaddr *addr, char *why,
@@ -547,6 +594,16 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
         s->WriteOneByte(isolate, (uint8_t *)line.data(), 0, s->Length(), String::NO_NULL_TERMINATION);
         header_store.push_back(std::move(line));
     }
+    std::string loop = incoming_loop(iso, slot);
+    if (nano_hops(loop) >= kMaxLoopHops) {
+        std::string msg = "fetch: refused, the request has already passed through NANO " +
+                          std::to_string(kMaxLoopHops) + " times (CDN-Loop): a loop";
+        rt_throw_type_error(isolate, msg.c_str());
+        if (slot != kNoSlot)
+            iso->slots[slot].n_subrequests--;
+        return;
+    }
+    header_store.push_back("CDN-Loop: " + (loop.empty() ? std::string("nano") : loop + ", nano"));
     for (const std::string &h : header_store)
         headers.push_back(h.c_str());
     dp_xfer_spec spec = {};

@@ -974,6 +974,27 @@ def one_app_cannot_hold_more_than_256_fetches_while_another_fetches():
         eq([d["capped"], d["aborted"]], [300 - 256, 256], f"fetches past the cap, aborted ones: {d}")
 
 
+LOOP_APP = r"""
+export default {
+  async fetch(request) {
+    try {
+      const r = await fetch(request.url, { headers: { 'cdn-loop': 'forged' } });
+      return new Response(String(Number(await r.text()) + 1));
+    } catch (e) {
+      return new Response(e instanceof TypeError && /CDN-Loop/.test(e.message) ? '0' : 'x' + e.message);
+    }
+  },
+};
+"""
+
+
+@check
+def an_app_that_fetches_itself_is_stopped_after_sixteen_hops():
+    with Server(LOOP_APP) as s:
+        r = s.request(path="/loop", timeout=30)
+        eq((r.status, r.body.decode()), (200, "16"), "hops before the loop was refused")
+
+
 @check
 def the_sixth_fetch_past_a_limit_of_five_is_a_type_error():
     with Upstream() as up, ConfigServer(LIMIT_CFG, {"app.js": APP}) as s:
