@@ -85,6 +85,8 @@ struct dp_client {
     int depth;                 /* dispatch nesting: frees wait for the outermost */
     dp_xfer *zombies;          /* freed during a dispatch */
     sock_ctx *socks;
+    char *ca_file;             /* $SSL_CERT_FILE / $SSL_CERT_DIR at start: the operator's CAs */
+    char *ca_dir;
     int n_handles;             /* uv handles open (timer, polls) */
     bool is_closing;
 };
@@ -112,8 +114,11 @@ static void on_handle_closed(uv_handle_t *h)
         c = sc->c;
         free(sc);
     }
-    if (--c->n_handles == 0 && c->is_closing)
+    if (--c->n_handles == 0 && c->is_closing) {
+        free(c->ca_file);
+        free(c->ca_dir);
         free(c);
+    }
 }
 
 static void after_action(dp_client *c)
@@ -220,9 +225,17 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     /* curl_global_init is not thread-safe in every build; workers may start together. */
     uv_once(&once, init_curl);
     c = nano_xcalloc(1, sizeof(*c));
+    /* TLS trusts the system CA store (Debian's bundle), unless the operator names other CAs
+     * the way OpenSSL's own tools read them. */
+    const char *ca_file = getenv("SSL_CERT_FILE");
+    const char *ca_dir = getenv("SSL_CERT_DIR");
+    c->ca_file = ca_file != NULL && ca_file[0] != '\0' ? nano_xstrdup(ca_file) : NULL;
+    c->ca_dir = ca_dir != NULL && ca_dir[0] != '\0' ? nano_xstrdup(ca_dir) : NULL;
     c->loop = loop;
     c->multi = curl_multi_init();
     if (c->multi == NULL) {
+        free(c->ca_file);
+        free(c->ca_dir);
         free(c);
         return NANO_ENOMEM;
     }
@@ -733,6 +746,10 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+    if (c->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    if (c->ca_dir != NULL)
+        curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_dir);
     if (spec->connect_timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
     if (curl_easy_setopt(e, CURLOPT_URL, spec->url) != CURLE_OK) {

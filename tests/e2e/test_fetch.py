@@ -974,6 +974,82 @@ def one_app_cannot_hold_more_than_256_fetches_while_another_fetches():
         eq([d["capped"], d["aborted"]], [300 - 256, 256], f"fetches past the cap, aborted ones: {d}")
 
 
+TLS_APP = r"""
+export default {
+  async fetch(request) {
+    const target = new URL(request.url).searchParams.get('url');
+    try {
+      const r = await fetch(target);
+      return Response.json({ status: r.status, body: await r.text() });
+    } catch (e) {
+      return Response.json({ error: e.name, message: e.message });
+    }
+  },
+};
+"""
+
+
+def tls_upstream(d):
+    """A one-certificate HTTPS server on 127.0.0.1 (a thread); returns (port, cert path)."""
+    import http.server
+    import ssl
+    import subprocess
+    key, cert = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = b"secure hello"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, cert
+
+
+@check
+def https_is_verified_against_the_trusted_cas():
+    import nanotest
+    from urllib.parse import quote
+    d = nanotest.scratch_dir()
+    srv, cert = tls_upstream(d)
+    try:
+        url = quote(f"https://127.0.0.1:{srv.server_address[1]}/", safe="")
+        with Server(TLS_APP) as s:
+            data = json.loads(s.request(path=f"/?url={url}", timeout=20).body)
+            expect(data.get("error") == "TypeError" and "TLS error" in data.get("message", ""),
+                   f"a self-signed certificate: {data}")
+        # The operator names its CA the way OpenSSL's tools read it.
+        old = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = cert
+        try:
+            with Server(TLS_APP) as s:
+                data = json.loads(s.request(path=f"/?url={url}", timeout=20).body)
+                eq(data, {"status": 200, "body": "secure hello"}, "with SSL_CERT_FILE naming its CA")
+        finally:
+            if old is None:
+                del os.environ["SSL_CERT_FILE"]
+            else:
+                os.environ["SSL_CERT_FILE"] = old
+    finally:
+        srv.shutdown()
+
+
 LOOP_APP = r"""
 export default {
   async fetch(request) {
