@@ -733,6 +733,8 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L); /* the body's reader decodes */
+    /* Through an HTTPS proxy, its CONNECT answer is not the response's head. */
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
     /* No CURLOPT_PIPEWAIT: it makes a transfer wait for a connection to the same origin that
      * may multiplex, so one hanging HTTP/1.1 upstream would hold up every other fetch to it. */
