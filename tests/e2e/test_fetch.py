@@ -1050,6 +1050,28 @@ def https_is_verified_against_the_trusted_cas():
         srv.shutdown()
 
 
+@check
+def an_operators_http_proxy_carries_the_fetches():
+    from urllib.parse import quote
+    with Upstream() as proxy:
+        old = os.environ.get("http_proxy")
+        os.environ["http_proxy"] = proxy.base
+        try:
+            with Server(TLS_APP) as s:
+                url = quote("http://through-the-proxy.invalid/echo?x=1", safe="")
+                data = json.loads(s.request(path=f"/?url={url}", timeout=20).body)
+        finally:
+            if old is None:
+                del os.environ["http_proxy"]
+            else:
+                os.environ["http_proxy"] = old
+        eq(data.get("status"), 200, f"a fetch through http_proxy: {data}")
+        seen = [r for r in proxy.requests if r["path"] == "/echo"]
+        eq(len(seen), 1, "requests the proxy received")
+        hosts = [v for k, v in seen[0]["headers"] if k.lower() == "host"]
+        eq(hosts, ["through-the-proxy.invalid"], "the Host the proxy was asked for")
+
+
 LOOP_APP = r"""
 export default {
   async fetch(request) {
