@@ -193,6 +193,9 @@ static const int kPkeyTag = 0; // its address marks a handle
 
 struct rt_pkey_box {
     EVP_PKEY *pkey = nullptr;
+    // pkey_verify_ctx's: made on the isolate's thread at the first verification and only ever
+    // used there (jobs on the pool make their own), freed with the box.
+    EVP_PKEY_CTX *verify_ctx = nullptr;
     size_t bytes = 0; // counted against the memory limit while the box lives
     std::shared_ptr<rt_allocator> allocator;
     v8::Global<v8::Object> handle;
@@ -201,6 +204,7 @@ struct rt_pkey_box {
 
     ~rt_pkey_box()
     {
+        EVP_PKEY_CTX_free(verify_ctx); // its reference to the key first
         EVP_PKEY_free(pkey);
         if (allocator)
             allocator->release_adopted(bytes);
@@ -268,7 +272,7 @@ Local<Value> pkey_new(Isolate *isolate, EVP_PKEY *pkey)
     return obj;
 }
 
-EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
+static rt_pkey_box *box_arg(const FunctionCallbackInfo<Value> &args, int i)
 {
     if (!args[i]->IsObject())
         return nullptr;
@@ -276,7 +280,29 @@ EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
     if (obj->InternalFieldCount() != 2 ||
         obj->GetAlignedPointerFromInternalField(0) != static_cast<const void *>(&kPkeyTag))
         return nullptr;
-    return static_cast<rt_pkey_box *>(obj->GetAlignedPointerFromInternalField(1))->pkey;
+    return static_cast<rt_pkey_box *>(obj->GetAlignedPointerFromInternalField(1));
+}
+
+EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
+{
+    rt_pkey_box *box = box_arg(args, i);
+    return box != nullptr ? box->pkey : nullptr;
+}
+
+EVP_PKEY_CTX *pkey_verify_ctx(const FunctionCallbackInfo<Value> &args, int i)
+{
+    rt_pkey_box *box = box_arg(args, i);
+    if (box == nullptr)
+        return nullptr;
+    if (box->verify_ctx == nullptr) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(nullptr, box->pkey, nullptr);
+        if (c == nullptr || EVP_PKEY_verify_init(c) != 1) {
+            EVP_PKEY_CTX_free(c);
+            return nullptr;
+        }
+        box->verify_ctx = c;
+    }
+    return box->verify_ctx;
 }
 
 void pkey_close_all(rt_isolate *iso)
