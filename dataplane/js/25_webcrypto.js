@@ -24,7 +24,8 @@
 const {
   ArrayBufferIsView, ArrayBufferPrototypeGetByteLength, ArrayPrototypePush,
   DataViewPrototypeGetBuffer, DataViewPrototypeGetByteLength, DataViewPrototypeGetByteOffset,
-  JSONParse, JSONStringify, MathCeil, ObjectKeys, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
+  JSONParse, JSONStringify, MathCeil, ObjectGetOwnPropertyDescriptor, ObjectGetPrototypeOf, ObjectKeys,
+  ObjectPrototype, ObjectPrototypeHasOwnProperty, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
   StringPrototypeCharCodeAt, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetByteOffset,
   TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet, Uint8Array,
@@ -951,14 +952,67 @@ function begin(self, args, required, method) {
   return ctx;
 }
 
-// encrypt and decrypt (the steps are the same but for the operation).
+// Every member an algorithm dictionary of this file and the next two reads.
+const kAlgorithmMembers = ['name', 'hash', 'iv', 'additionalData', 'tagLength', 'counter', 'length',
+  'label', 'salt', 'info', 'iterations', 'modulusLength', 'publicExponent', 'saltLength',
+  'namedCurve', 'public', 'context'];
+
+// Whether normalizing alg (an object) certainly runs no app code: no Proxy, no getter, no
+// conversion that could call toString or valueOf. It is an ordinary object whose prototype is
+// Object.prototype (which holds none of the members) or null, and each member is absent or an
+// own data property whose value is a primitive other than a symbol, a BufferSource (not a
+// Proxy), or for hash such an object itself. Then the spec's copy of the data before
+// normalizing equals one made after.
+function isInertAlgorithm(alg, depth = 0) {
+  if (binding.isProxy(alg)) return false;
+  const proto = ObjectGetPrototypeOf(alg);
+  if (proto !== ObjectPrototype && proto !== null) return false;
+  for (let i = 0; i < kAlgorithmMembers.length; i++) {
+    const m = kAlgorithmMembers[i];
+    if (proto !== null && ObjectPrototypeHasOwnProperty(ObjectPrototype, m)) return false;
+    if (!ObjectPrototypeHasOwnProperty(alg, m)) continue;
+    const d = ObjectGetOwnPropertyDescriptor(alg, m);
+    if (d.get !== undefined || d.set !== undefined) return false;
+    const v = d.value;
+    if (typeof v === 'symbol') return false;
+    if (!isObject(v)) continue;
+    if (ArrayBufferIsView(v) || isArrayBuffer(v)) continue;
+    if (m === 'hash' && depth === 0 && isInertAlgorithm(v, 1)) continue;
+    return false;
+  }
+  return true;
+}
+
+// The algorithms whose encrypt and decrypt read the data only in the native call they make
+// before returning (the thread pool's jobs copy it there).
+const kReadsDataNow = new SafeSet(['AES-CBC', 'AES-CTR', 'AES-GCM']);
+// Data from this long is worth checking isInertAlgorithm to spare its copy.
+const kSpareCopyBytes = 8192;
+
+// The byte length of a BufferSource, 0 when its buffer is detached.
+function byteLengthOf(v) {
+  if (!ArrayBufferIsView(v)) return binding.isDetached(v) ? 0 : ArrayBufferPrototypeGetByteLength(v);
+  if (binding.isDetached(viewBuffer(v))) return 0;
+  return TypedArrayPrototypeGetSymbolToStringTag(v) !== undefined
+    ? TypedArrayPrototypeGetByteLength(v) : DataViewPrototypeGetByteLength(v);
+}
+
+// encrypt and decrypt (the steps are the same but for the operation). Step 3's copy of the
+// data is observable only when normalizing the algorithm (step 4) can run app code that
+// changes the data, and only if the operation reads the data after the call returns: for
+// large data with an inert algorithm dictionary (isInertAlgorithm) it is made only when the
+// algorithm turns out not to be one of kReadsDataNow, which read it once, in the call.
 function cipherMethod(self, args, op, algorithm, key, data) {
   try {
     const ctx = begin(self, args, 3, op);
     algorithm = algorithmIdentifier(algorithm, ctx);
     const s = cryptoKeyArgument(key, ctx);
-    data = copyBytes(bufferSource(data, ctx)); // 3.
+    data = bufferSource(data, ctx);
+    const spared = byteLengthOf(data) >= kSpareCopyBytes &&
+      (!isObject(algorithm) || isInertAlgorithm(algorithm));
+    if (!spared) data = copyBytes(data); // 3.
     const alg = normalizeAlgorithm(algorithm, op, ctx); // 4.
+    if (spared && !kReadsDataNow.has(alg.name)) data = copyBytes(data); // the same bytes as at 3.
     checkKeyFor(alg, s, op, ctx); // 8.-9.
     return toPromise(kImpl.get(alg.name)[op](alg, s, data, ctx));
   } catch (e) {
