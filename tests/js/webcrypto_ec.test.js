@@ -142,6 +142,40 @@ test("ECDSA: many signatures of each curve verify (leading zeros, high bits); a 
   }
 });
 
+// sign and verify copy the data (and signature) only when normalizing the algorithm could run
+// app code (25_webcrypto.js isInertAlgorithm); either way the data as at the call counts.
+test("ECDSA sign and verify: the data and signature as at the call, whatever the algorithm runs", async () => {
+  const { publicKey, privateKey } = await subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  const msg = utf8("the message");
+  const sig = new Uint8Array(await subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, msg));
+  const cases = [
+    ["plain", () => ({ name: "ECDSA", hash: "SHA-256" })],
+    ["hash object", () => ({ name: "ECDSA", hash: { name: "SHA-256" } })],
+    ["getter on hash", (d, s) => ({ name: "ECDSA", get hash() { d[0] ^= 1; s[0] ^= 1; return "SHA-256"; } })],
+    ["getter on hash.name", (d, s) => ({ name: "ECDSA", hash: { get name() { d[1] ^= 1; s[1] ^= 1; return "SHA-256"; } } })],
+    ["Proxy hash", (d, s) => ({ name: "ECDSA", hash: new Proxy({ name: "SHA-256" }, { get(t, k) { d[2] ^= 1; s[2] ^= 1; return t[k]; } }) })],
+    ["Proxy", (d, s) => new Proxy({ name: "ECDSA", hash: "SHA-256" }, { get(t, k) { d[3] ^= 1; s[3] ^= 1; return t[k]; } })],
+    ["object name", (d, s) => ({ name: { toString() { d[4] ^= 1; s[4] ^= 1; return "ECDSA"; } }, hash: "SHA-256" })],
+    ["lower-case name, getter on hash", (d, s) => ({ name: "ecdsa", get hash() { d[5] ^= 1; s[5] ^= 1; return "SHA-256"; } })],
+  ];
+  for (const [what, make] of cases) {
+    const d = msg.slice(), s = sig.slice();
+    assertEquals(await subtle.verify(make(d, s), publicKey, s, d), true, what);
+    const d2 = msg.slice(), s2 = sig.slice();
+    const made = new Uint8Array(await subtle.sign(make(d2, s2), privateKey, d2));
+    assertEquals(await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, publicKey, made, msg), true, `${what}: signed the data as at the call`);
+  }
+  Object.defineProperty(Object.prototype, "namedCurve", { configurable: true, get() { return undefined; } });
+  const d = msg.slice(), s = sig.slice();
+  Object.defineProperty(Object.prototype, "hash", { configurable: true, get() { d[0] ^= 1; s[0] ^= 1; return "SHA-256"; } });
+  try {
+    assertEquals(await subtle.verify({ name: "ECDSA" }, publicKey, s, d), true, "a getter on Object.prototype");
+  } finally {
+    delete Object.prototype.hash;
+    delete Object.prototype.namedCurve;
+  }
+});
+
 test("ECDH P-256: RFC 5903 §8.1 shared secret, both ways; length truncates", async () => {
   const i = "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433";
   const gix = "dad0b65394221cf9b051e1feca5787d098dfe637fc90b9ef945d0c3772581180";
