@@ -623,13 +623,17 @@ static const EVP_CIPHER *fetched_cipher(const char *name, const EVP_CIPHER *fall
 static const EVP_CIPHER *aes_cipher(aes_mode mode, size_t key_len)
 {
     static const EVP_CIPHER *const kCiphers[4][3] = {
-        {fetched_cipher("AES-128-CBC", EVP_aes_128_cbc()), fetched_cipher("AES-192-CBC", EVP_aes_192_cbc()),
+        {fetched_cipher("AES-128-CBC", EVP_aes_128_cbc()),
+         fetched_cipher("AES-192-CBC", EVP_aes_192_cbc()),
          fetched_cipher("AES-256-CBC", EVP_aes_256_cbc())},
-        {fetched_cipher("AES-128-CTR", EVP_aes_128_ctr()), fetched_cipher("AES-192-CTR", EVP_aes_192_ctr()),
+        {fetched_cipher("AES-128-CTR", EVP_aes_128_ctr()),
+         fetched_cipher("AES-192-CTR", EVP_aes_192_ctr()),
          fetched_cipher("AES-256-CTR", EVP_aes_256_ctr())},
-        {fetched_cipher("AES-128-GCM", EVP_aes_128_gcm()), fetched_cipher("AES-192-GCM", EVP_aes_192_gcm()),
+        {fetched_cipher("AES-128-GCM", EVP_aes_128_gcm()),
+         fetched_cipher("AES-192-GCM", EVP_aes_192_gcm()),
          fetched_cipher("AES-256-GCM", EVP_aes_256_gcm())},
-        {fetched_cipher("AES-128-WRAP", EVP_aes_128_wrap()), fetched_cipher("AES-192-WRAP", EVP_aes_192_wrap()),
+        {fetched_cipher("AES-128-WRAP", EVP_aes_128_wrap()),
+         fetched_cipher("AES-192-WRAP", EVP_aes_192_wrap()),
          fetched_cipher("AES-256-WRAP", EVP_aes_256_wrap())},
     };
     int k = key_len == 16 ? 0 : key_len == 24 ? 1 : key_len == 32 ? 2 : -1;
