@@ -24,7 +24,8 @@
 const {
   ArrayBufferIsView, ArrayBufferPrototypeGetByteLength, ArrayPrototypePush,
   DataViewPrototypeGetBuffer, DataViewPrototypeGetByteLength, DataViewPrototypeGetByteOffset,
-  JSONParse, JSONStringify, MathCeil, ObjectKeys, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
+  JSONParse, JSONStringify, MathCeil, ObjectGetOwnPropertyDescriptor, ObjectGetPrototypeOf, ObjectKeys,
+  ObjectPrototype, ObjectPrototypeHasOwnProperty, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
   StringPrototypeCharCodeAt, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetByteOffset,
   TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet, Uint8Array,
@@ -372,7 +373,11 @@ const kImpl = new SafeMap();
 function registerAlgorithm(name, params, impl) {
   const lower = asciiLower(name);
   const ops = ObjectKeys(params);
-  for (let i = 0; i < ops.length; i++) kSupported.get(ops[i]).set(lower, [name, params[ops[i]]]);
+  for (let i = 0; i < ops.length; i++) {
+    const entry = [name, params[ops[i]]];
+    kSupported.get(ops[i]).set(lower, entry);
+    kSupported.get(ops[i]).set(name, entry); // as typed most often: no asciiLower
+  }
   if (impl !== undefined) kImpl.set(name, impl);
 }
 
@@ -382,7 +387,7 @@ function normalizeAlgorithm(alg, op, ctx) {
   if (!isObject(alg)) alg = { __proto__: null, name: alg }; // a DOMString
   const registered = kSupported.get(op);
   const algName = algorithmName(alg, ctx); // 2.-4. convert to Algorithm
-  const entry = registered.get(asciiLower(algName));
+  const entry = registered.get(algName) ?? registered.get(asciiLower(algName));
   if (entry === undefined) { // 5.
     throw new DOMException(`${ctx}: Unrecognized algorithm name '${algName}' for ${op}`, 'NotSupportedError');
   }
@@ -738,8 +743,10 @@ function checkKeyFor(alg, s, usage, ctx) {
 }
 
 // An algorithm given as an object can run app code while it is normalized, after the spec
-// has already copied the data: copy first then. A string cannot.
-const copyIfNeeded = (algorithm, data) => (isObject(algorithm) ? copyBytes(data) : data);
+// has already copied the data: copy first then. A string cannot, nor an inert dictionary
+// (isInertAlgorithm, below); sign, verify and digest read the data only in the native call
+// they make before returning (jobs on the thread pool copy it there).
+const needsCopy = (algorithm) => isObject(algorithm) && !isInertAlgorithm(algorithm);
 
 // A result that may be a promise, as the promise a method returns.
 const toPromise = (v) => (binding.isPromise(v) ? v : PromiseResolve(v));
@@ -763,7 +770,8 @@ class SubtleCrypto {
       const ctx = begin(this, arguments, 3, 'sign');
       algorithm = algorithmIdentifier(algorithm, ctx);
       const s = cryptoKeyArgument(key, ctx);
-      data = copyIfNeeded(algorithm, bufferSource(data, ctx));
+      data = bufferSource(data, ctx);
+      if (needsCopy(algorithm)) data = copyBytes(data);
       const alg = normalizeAlgorithm(algorithm, 'sign', ctx);
       checkKeyFor(alg, s, 'sign', ctx);
       return toPromise(kImpl.get(alg.name).sign(alg, s, data, ctx));
@@ -777,8 +785,12 @@ class SubtleCrypto {
       const ctx = begin(this, arguments, 4, 'verify');
       algorithm = algorithmIdentifier(algorithm, ctx);
       const s = cryptoKeyArgument(key, ctx);
-      signature = copyIfNeeded(algorithm, bufferSource(signature, ctx));
-      data = copyIfNeeded(algorithm, bufferSource(data, ctx));
+      signature = bufferSource(signature, ctx);
+      data = bufferSource(data, ctx);
+      if (needsCopy(algorithm)) {
+        signature = copyBytes(signature);
+        data = copyBytes(data);
+      }
       const alg = normalizeAlgorithm(algorithm, 'verify', ctx);
       checkKeyFor(alg, s, 'verify', ctx);
       return toPromise(kImpl.get(alg.name).verify(alg, s, signature, data, ctx));
@@ -791,7 +803,8 @@ class SubtleCrypto {
     try {
       const ctx = begin(this, arguments, 2, 'digest');
       algorithm = algorithmIdentifier(algorithm, ctx);
-      data = copyIfNeeded(algorithm, bufferSource(data, ctx));
+      data = bufferSource(data, ctx);
+      if (needsCopy(algorithm)) data = copyBytes(data);
       const alg = normalizeAlgorithm(algorithm, 'digest', ctx);
       return toPromise(settle(binding.cryptoDigest(kHashIds.get(alg.name), data),
         (d) => operation(d, ctx, 'the digest failed')));
@@ -951,14 +964,91 @@ function begin(self, args, required, method) {
   return ctx;
 }
 
-// encrypt and decrypt (the steps are the same but for the operation).
+// Every member an algorithm dictionary of this file and the next two reads (besides name),
+// and the members of those an algorithm's dictionaries read, by name and by lower-case name
+// (others: all of them).
+const kAlgorithmMembers = ['hash', 'iv', 'additionalData', 'tagLength', 'counter', 'length',
+  'label', 'salt', 'info', 'iterations', 'modulusLength', 'publicExponent', 'saltLength',
+  'namedCurve', 'public', 'context'];
+const kMembersOf = new SafeMap();
+for (const [name, members] of [['SHA-1', []], ['SHA-256', []], ['SHA-384', []], ['SHA-512', []],
+  ['HMAC', ['hash', 'length']], ['AES-CBC', ['iv', 'length']], ['AES-CTR', ['counter', 'length']],
+  ['AES-GCM', ['additionalData', 'iv', 'tagLength', 'length']], ['ECDSA', ['hash', 'namedCurve']],
+  ['Ed25519', []], ['Ed448', ['context']]]) {
+  kMembersOf.set(name, members);
+  kMembersOf.set(asciiLower(name), members);
+}
+
+// Whether a member of alg (not a Proxy) is certainly read without running app code: absent
+// (then not on Object.prototype either, when that is alg's prototype) or an own data
+// property; its value through *value.
+function inertMember(alg, proto, m, value) {
+  if (!ObjectPrototypeHasOwnProperty(alg, m)) {
+    value[0] = undefined;
+    return proto === null || !ObjectPrototypeHasOwnProperty(ObjectPrototype, m);
+  }
+  const d = ObjectGetOwnPropertyDescriptor(alg, m);
+  value[0] = d.value;
+  return d.get === undefined && d.set === undefined;
+}
+
+// Whether normalizing alg (an object) certainly runs no app code: no Proxy, no getter, no
+// conversion that could call toString or valueOf. It is an ordinary object whose prototype is
+// Object.prototype or null, its name an own data property holding a string, and each member
+// its algorithm's dictionaries read (kMembersOf) absent (from Object.prototype too) or an own
+// data property whose value is a primitive other than a symbol, a BufferSource (not a Proxy),
+// or for hash such an object itself. Then the spec's copy of the data before normalizing
+// equals one made after.
+function isInertAlgorithm(alg, depth = 0) {
+  if (binding.isProxy(alg)) return false;
+  const proto = ObjectGetPrototypeOf(alg);
+  if (proto !== ObjectPrototype && proto !== null) return false;
+  const value = [undefined];
+  if (!inertMember(alg, proto, 'name', value) || typeof value[0] !== 'string') return false;
+  const members = kMembersOf.get(value[0]) ?? kMembersOf.get(asciiLower(value[0])) ?? kAlgorithmMembers;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i];
+    if (!inertMember(alg, proto, m, value)) return false;
+    const v = value[0];
+    if (typeof v === 'symbol') return false;
+    if (!isObject(v)) continue;
+    if (ArrayBufferIsView(v) || isArrayBuffer(v)) continue;
+    if (m === 'hash' && depth === 0 && isInertAlgorithm(v, 1)) continue;
+    return false;
+  }
+  return true;
+}
+
+// The algorithms whose encrypt and decrypt read the data only in the native call they make
+// before returning (the thread pool's jobs copy it there).
+const kReadsDataNow = new SafeSet(['AES-CBC', 'AES-CTR', 'AES-GCM']);
+// Data from this long is worth checking isInertAlgorithm to spare its copy.
+const kSpareCopyBytes = 8192;
+
+// The byte length of a BufferSource, 0 when its buffer is detached.
+function byteLengthOf(v) {
+  if (!ArrayBufferIsView(v)) return binding.isDetached(v) ? 0 : ArrayBufferPrototypeGetByteLength(v);
+  if (binding.isDetached(viewBuffer(v))) return 0;
+  return TypedArrayPrototypeGetSymbolToStringTag(v) !== undefined
+    ? TypedArrayPrototypeGetByteLength(v) : DataViewPrototypeGetByteLength(v);
+}
+
+// encrypt and decrypt (the steps are the same but for the operation). Step 3's copy of the
+// data is observable only when normalizing the algorithm (step 4) can run app code that
+// changes the data, and only if the operation reads the data after the call returns: for
+// large data with an inert algorithm dictionary (isInertAlgorithm) it is made only when the
+// algorithm turns out not to be one of kReadsDataNow, which read it once, in the call.
 function cipherMethod(self, args, op, algorithm, key, data) {
   try {
     const ctx = begin(self, args, 3, op);
     algorithm = algorithmIdentifier(algorithm, ctx);
     const s = cryptoKeyArgument(key, ctx);
-    data = copyBytes(bufferSource(data, ctx)); // 3.
+    data = bufferSource(data, ctx);
+    const spared = byteLengthOf(data) >= kSpareCopyBytes &&
+      (!isObject(algorithm) || isInertAlgorithm(algorithm));
+    if (!spared) data = copyBytes(data); // 3.
     const alg = normalizeAlgorithm(algorithm, op, ctx); // 4.
+    if (spared && !kReadsDataNow.has(alg.name)) data = copyBytes(data); // the same bytes as at 3.
     checkKeyFor(alg, s, op, ctx); // 8.-9.
     return toPromise(kImpl.get(alg.name)[op](alg, s, data, ctx));
   } catch (e) {

@@ -193,6 +193,9 @@ static const int kPkeyTag = 0; // its address marks a handle
 
 struct rt_pkey_box {
     EVP_PKEY *pkey = nullptr;
+    // pkey_verify_ctx's: made on the isolate's thread at the first verification and only ever
+    // used there (jobs on the pool make their own), freed with the box.
+    EVP_PKEY_CTX *verify_ctx = nullptr;
     size_t bytes = 0; // counted against the memory limit while the box lives
     std::shared_ptr<rt_allocator> allocator;
     v8::Global<v8::Object> handle;
@@ -201,6 +204,7 @@ struct rt_pkey_box {
 
     ~rt_pkey_box()
     {
+        EVP_PKEY_CTX_free(verify_ctx); // its reference to the key first
         EVP_PKEY_free(pkey);
         if (allocator)
             allocator->release_adopted(bytes);
@@ -268,7 +272,7 @@ Local<Value> pkey_new(Isolate *isolate, EVP_PKEY *pkey)
     return obj;
 }
 
-EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
+static rt_pkey_box *box_arg(const FunctionCallbackInfo<Value> &args, int i)
 {
     if (!args[i]->IsObject())
         return nullptr;
@@ -276,7 +280,29 @@ EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
     if (obj->InternalFieldCount() != 2 ||
         obj->GetAlignedPointerFromInternalField(0) != static_cast<const void *>(&kPkeyTag))
         return nullptr;
-    return static_cast<rt_pkey_box *>(obj->GetAlignedPointerFromInternalField(1))->pkey;
+    return static_cast<rt_pkey_box *>(obj->GetAlignedPointerFromInternalField(1));
+}
+
+EVP_PKEY *pkey_arg(const FunctionCallbackInfo<Value> &args, int i)
+{
+    rt_pkey_box *box = box_arg(args, i);
+    return box != nullptr ? box->pkey : nullptr;
+}
+
+EVP_PKEY_CTX *pkey_verify_ctx(const FunctionCallbackInfo<Value> &args, int i)
+{
+    rt_pkey_box *box = box_arg(args, i);
+    if (box == nullptr)
+        return nullptr;
+    if (box->verify_ctx == nullptr) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(nullptr, box->pkey, nullptr);
+        if (c == nullptr || EVP_PKEY_verify_init(c) != 1) {
+            EVP_PKEY_CTX_free(c);
+            return nullptr;
+        }
+        box->verify_ctx = c;
+    }
+    return box->verify_ctx;
 }
 
 void pkey_close_all(rt_isolate *iso)
@@ -582,10 +608,36 @@ static void HmacVerify(const FunctionCallbackInfo<Value> &args)
 // fails in a way the spec calls an OperationError (bad padding, a bad tag, a bad length): JS turns
 // null into that error.
 
-static const EVP_CIPHER *aes_cipher(size_t key_len, const EVP_CIPHER *k128, const EVP_CIPHER *k192,
-                                    const EVP_CIPHER *k256)
+// The AES ciphers, fetched from the default provider once for the process, as the digests are
+// (fetched_md): EVP_CipherInit_ex with EVP_aes_256_gcm() and friends looks the implementation up
+// on every call.
+enum class aes_mode { cbc, ctr, gcm, wrap };
+
+static const EVP_CIPHER *fetched_cipher(const char *name, const EVP_CIPHER *fallback)
 {
-    return key_len == 16 ? k128 : key_len == 24 ? k192 : key_len == 32 ? k256 : nullptr;
+    EVP_CIPHER *c = EVP_CIPHER_fetch(nullptr, name, nullptr);
+    return c != nullptr ? c : fallback; // kept for the process's life
+}
+
+// The cipher of an AES mode for a key of key_len bytes, or nullptr for another length.
+static const EVP_CIPHER *aes_cipher(aes_mode mode, size_t key_len)
+{
+    static const EVP_CIPHER *const kCiphers[4][3] = {
+        {fetched_cipher("AES-128-CBC", EVP_aes_128_cbc()),
+         fetched_cipher("AES-192-CBC", EVP_aes_192_cbc()),
+         fetched_cipher("AES-256-CBC", EVP_aes_256_cbc())},
+        {fetched_cipher("AES-128-CTR", EVP_aes_128_ctr()),
+         fetched_cipher("AES-192-CTR", EVP_aes_192_ctr()),
+         fetched_cipher("AES-256-CTR", EVP_aes_256_ctr())},
+        {fetched_cipher("AES-128-GCM", EVP_aes_128_gcm()),
+         fetched_cipher("AES-192-GCM", EVP_aes_192_gcm()),
+         fetched_cipher("AES-256-GCM", EVP_aes_256_gcm())},
+        {fetched_cipher("AES-128-WRAP", EVP_aes_128_wrap()),
+         fetched_cipher("AES-192-WRAP", EVP_aes_192_wrap()),
+         fetched_cipher("AES-256-WRAP", EVP_aes_256_wrap())},
+    };
+    int k = key_len == 16 ? 0 : key_len == 24 ? 1 : key_len == 32 ? 2 : -1;
+    return k < 0 ? nullptr : kCiphers[(int)mode][k];
 }
 
 struct cipher_ctx {
@@ -617,7 +669,7 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCbc: bad arguments");
     bool enc = args[0]->BooleanValue(args.GetIsolate());
     const EVP_CIPHER *c =
-        aes_cipher(key.len, EVP_aes_128_cbc(), EVP_aes_192_cbc(), EVP_aes_256_cbc());
+        aes_cipher(aes_mode::cbc, key.len);
     if (c == nullptr || iv.len != 16 || (!enc && (data.len == 0 || data.len % 16 != 0)))
         return args.GetReturnValue().SetNull();
     run_op(args, {key, iv, data}, {data.len + 16},
@@ -648,7 +700,7 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCtr: bad arguments");
     uint32_t bits = args[2].As<v8::Uint32>()->Value();
     const EVP_CIPHER *c =
-        aes_cipher(key.len, EVP_aes_128_ctr(), EVP_aes_192_ctr(), EVP_aes_256_ctr());
+        aes_cipher(aes_mode::ctr, key.len);
     if (c == nullptr || counter.len != 16 || bits == 0 || bits > 128)
         return args.GetReturnValue().SetNull();
     typedef unsigned __int128 u128;
@@ -712,7 +764,7 @@ static void AesGcm(const FunctionCallbackInfo<Value> &args)
     bool enc = args[0]->BooleanValue(args.GetIsolate());
     uint32_t tag_len = args[4].As<v8::Uint32>()->Value();
     const EVP_CIPHER *c =
-        aes_cipher(key.len, EVP_aes_128_gcm(), EVP_aes_192_gcm(), EVP_aes_256_gcm());
+        aes_cipher(aes_mode::gcm, key.len);
     if (c == nullptr || iv.len == 0 || iv.len > INT32_MAX || tag_len < 4 || tag_len > 16 ||
         (!enc && data.len < tag_len))
         return args.GetReturnValue().SetNull();
@@ -762,7 +814,7 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesKw: bad arguments");
     bool wrap = args[0]->BooleanValue(args.GetIsolate());
     const EVP_CIPHER *c =
-        aes_cipher(key_len, EVP_aes_128_wrap(), EVP_aes_192_wrap(), EVP_aes_256_wrap());
+        aes_cipher(aes_mode::wrap, key_len);
     if (c == nullptr || len % 8 != 0 || len < (wrap ? 16u : 24u) || len > INT32_MAX - 16)
         return args.GetReturnValue().SetNull();
     cipher_ctx cc;

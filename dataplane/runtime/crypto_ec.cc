@@ -365,9 +365,44 @@ static void EcdsaSign(const FunctionCallbackInfo<Value> &args)
     });
 }
 
+// The DER ECDSA-Sig-Value (SEC 1 §C.5: SEQUENCE { INTEGER r, INTEGER s }) of r || s, each n
+// big-endian bytes, written to out (room for 2 * n + 12 bytes); its length. What BN_bin2bn,
+// ECDSA_SIG_set0 and i2d_ECDSA_SIG make, without their allocations: each integer minimal (at
+// least one byte), with a zero byte before a leading byte of 0x80 or more.
+static size_t ecdsa_der(const uint8_t *rs, size_t n, uint8_t *out)
+{
+    uint8_t body[2 * (3 + 66 + 1)];
+    size_t b = 0;
+    for (int k = 0; k < 2; k++) {
+        const uint8_t *p = rs + k * n;
+        size_t len = n;
+        while (len > 1 && *p == 0) {
+            p++;
+            len--;
+        }
+        bool pad = (*p & 0x80) != 0;
+        body[b++] = 0x02;
+        body[b++] = (uint8_t)(len + pad); // at most 67: the short form
+        if (pad)
+            body[b++] = 0;
+        memcpy(body + b, p, len);
+        b += len;
+    }
+    size_t o = 0;
+    out[o++] = 0x30;
+    if (b >= 0x80)
+        out[o++] = 0x81; // at most 140 bytes (P-521)
+    out[o++] = (uint8_t)b;
+    memcpy(out + o, body, b);
+    return o + b;
+}
+
 // cryptoEcdsaVerify(hashId, handle, signature, data) -> whether signature (r || s as
 // cryptoEcdsaSign makes it) is a valid ECDSA signature of the data by the key. A signature of
-// another length is not one: false, as for any other malformed signature.
+// another length is not one: false, as for any other malformed signature. The data is hashed
+// with the digest fetched once (hash_arg) and the digest verified (EVP_PKEY_verify) with the
+// handle's ready context when the work runs here (pkey_verify_ctx), else with one of the job's
+// own.
 static void EcdsaVerify(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
@@ -377,28 +412,25 @@ static void EcdsaVerify(const FunctionCallbackInfo<Value> &args)
         !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoEcdsaVerify: bad arguments");
     size_t n = ec_field_bytes(pkey);
-    if (sig.len != 2 * n)
+    if (sig.len != 2 * n || n > 66)
         return args.GetReturnValue().Set(false);
     op_options o;
     o.out_len = 1;
     o.kind = result_kind::boolean;
     o.key = pkey;
-    run_op(args, {sig, data}, o, [md, pkey, n](const input *in, out_bytes &res, size_t *res_len) {
-        ECDSA_SIG *es = ECDSA_SIG_new();
-        BIGNUM *r = BN_bin2bn(in[0].p, (int)n, nullptr), *s = BN_bin2bn(in[0].p + n, (int)n, nullptr);
-        bool ok = es != nullptr && r != nullptr && s != nullptr && ECDSA_SIG_set0(es, r, s) == 1;
-        if (!ok) {
-            BN_free(r);
-            BN_free(s);
+    EVP_PKEY_CTX *ready = op_runs_here(sig.len + data.len, o) ? pkey_verify_ctx(args, 1) : nullptr;
+    run_op(args, {sig, data}, o, [md, pkey, n, ready](const input *in, out_bytes &res, size_t *res_len) {
+        uint8_t der[2 * 66 + 12], digest[EVP_MAX_MD_SIZE];
+        size_t der_len = ecdsa_der(in[0].p, n, der);
+        unsigned int digest_len = 0;
+        bool ok = EVP_Digest(in[1].p, in[1].len, digest, &digest_len, md, nullptr) == 1;
+        if (ok && ready != nullptr) {
+            ok = EVP_PKEY_verify(ready, der, der_len, digest, digest_len) == 1;
+        } else if (ok) {
+            pkey_ctx pc(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+            ok = pc.ctx != nullptr && EVP_PKEY_verify_init(pc.ctx) == 1 &&
+                 EVP_PKEY_verify(pc.ctx, der, der_len, digest, digest_len) == 1;
         }
-        unsigned char *der = nullptr;
-        int der_len = ok ? i2d_ECDSA_SIG(es, &der) : -1;
-        ECDSA_SIG_free(es);
-        md_ctx mc;
-        ok = der_len > 0 && mc.ctx != nullptr &&
-             EVP_DigestVerifyInit(mc.ctx, nullptr, md, nullptr, pkey) == 1 &&
-             EVP_DigestVerify(mc.ctx, der, (size_t)der_len, in[1].p, in[1].len) == 1;
-        OPENSSL_free(der);
         res.v.assign(1, ok);
         *res_len = 1;
         return true;

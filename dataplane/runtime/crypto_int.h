@@ -171,6 +171,14 @@ struct md_ctx {
 v8::Local<v8::Value> pkey_new(v8::Isolate *isolate, EVP_PKEY *pkey);
 // The EVP_PKEY of a handle made by pkey_new (still owned by the handle), or nullptr.
 EVP_PKEY *pkey_arg(const v8::FunctionCallbackInfo<v8::Value> &args, int i);
+// The handle's key in an EVP_PKEY_CTX initialized for EVP_PKEY_verify with no digest set
+// (a digest of any length is verified as is), made at the first call and kept with the
+// handle, which frees it: OpenSSL 3 fetches the key's provider methods on every
+// EVP_PKEY_CTX_new / EVP_PKEY_verify_init, a few microseconds per verification. Only for
+// work done now, on the isolate's thread (op_runs_here): a job on the pool may outlive the
+// handle, and the context is not to be used by two threads at once. nullptr if OpenSSL
+// failed or the argument is not a handle.
+EVP_PKEY_CTX *pkey_verify_ctx(const v8::FunctionCallbackInfo<v8::Value> &args, int i);
 // Frees the EVP_PKEYs of every handle still alive; with the isolate.
 void pkey_close_all(rt_isolate *iso);
 
@@ -239,6 +247,11 @@ struct op_options {
 };
 void run_op(const v8::FunctionCallbackInfo<v8::Value> &args, std::initializer_list<input> inputs,
             const op_options &options, op_fn op);
+// Whether run_op runs an operation on inputs of total bytes now, on the calling thread.
+inline bool op_runs_here(size_t total, const op_options &options)
+{
+    return total < kPoolBytes && !options.force_pool;
+}
 
 // base64url without padding (RFC 7515 §2), as JWK members hold keys and numbers.
 std::string base64url(const uint8_t *p, size_t len);

@@ -304,7 +304,7 @@ void run_op(const FunctionCallbackInfo<Value> &args, std::initializer_list<input
     size_t total = 0;
     for (const input &in : inputs)
         total += in.len;
-    if (total < kPoolBytes && !options.force_pool) {
+    if (op_runs_here(total, options)) {
         clear_errors clear;
         out_bytes r;
         size_t n = 0;

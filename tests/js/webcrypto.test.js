@@ -85,6 +85,63 @@ test("digest copies the data before normalizing the algorithm, which can run app
   assertEquals(data[0], 0x78);
 });
 
+// encrypt and decrypt copy large data only when normalizing the algorithm could run app code
+// (25_webcrypto.js isInertAlgorithm); whatever the algorithm object, the result is that of the
+// data as it was when the call began.
+test("AES encrypt/decrypt of large data: the data as at the call, whatever the algorithm runs", async () => {
+  const sum = async (bytes) => hex(await subtle.digest("SHA-256", bytes)); // hex of 64 KiB is slow
+  const key = await subtle.importKey("raw", fill(3, 32), "AES-GCM", false, ["encrypt", "decrypt"]);
+  const iv = fill(9, 12);
+  const original = new Uint8Array(65536).map((_, i) => i * 7);
+  const sealed = new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv }, key, original.slice()));
+  const expected = await sum(sealed);
+  const cases = [
+    ["plain", () => ({ name: "AES-GCM", iv })],
+    ["null prototype", () => ({ __proto__: null, name: "AES-GCM", iv, tagLength: 128 })],
+    ["getter on iv", (data) => ({ name: "AES-GCM", get iv() { data[0] ^= 1; return iv; } })],
+    ["getter on name", (data) => ({ get name() { data.fill(0); return "AES-GCM"; }, iv })],
+    ["Proxy", (data) => new Proxy({ name: "AES-GCM", iv }, { get(t, k) { data[1] ^= 1; return t[k]; } })],
+    ["object name", (data) => ({ name: { toString() { data[2] ^= 1; return "AES-GCM"; } }, iv })],
+    ["object tagLength", (data) => ({ name: "AES-GCM", iv, tagLength: { valueOf() { data[3] ^= 1; return 128; } } })],
+    ["class instance", (data) => new (class { get name() { data[4] ^= 1; return "AES-GCM"; } get iv() { return iv; } })()],
+  ];
+  for (const [what, make] of cases) {
+    const data = original.slice();
+    assertEquals(await sum(await subtle.encrypt(make(data), key, data)), expected, what);
+    const view = new DataView(original.slice().buffer);
+    assertEquals(await sum(await subtle.encrypt(make(new Uint8Array(view.buffer)), key, view)), expected, `${what} (DataView)`);
+  }
+  Object.defineProperty(Object.prototype, "additionalData", { configurable: true, get() { this.touched = true; return undefined; } });
+  try {
+    const data = original.slice();
+    const alg = { name: "AES-GCM", iv };
+    Object.defineProperty(Object.prototype, "tagLength", { configurable: true, get() { data[5] ^= 1; return undefined; } });
+    assertEquals(await sum(await subtle.encrypt(alg, key, data)), expected, "a getter on Object.prototype");
+  } finally {
+    delete Object.prototype.additionalData;
+    delete Object.prototype.tagLength;
+  }
+  // Decrypting: the same, and a round trip of the spared path.
+  assertEquals(await sum(await subtle.decrypt({ name: "AES-GCM", iv }, key, sealed)), await sum(original));
+  const again = sealed.slice();
+  const alg = { name: "AES-GCM", get iv() { again[0] ^= 1; return iv; } };
+  assertEquals(await sum(await subtle.decrypt(alg, key, again)), await sum(original), "decrypt, a getter changing the data");
+  // A detached buffer holds no bytes: the tag of nothing.
+  const gone = original.slice().buffer;
+  structuredClone(gone, { transfer: [gone] });
+  assertEquals((await subtle.encrypt({ name: "AES-GCM", iv }, key, gone)).byteLength, 16);
+  // Other ciphers spare the copy too; RSA-OAEP (not one of them) still copies.
+  for (const name of ["AES-CBC", "AES-CTR"]) {
+    const k = await subtle.importKey("raw", fill(3, 16), name, false, ["encrypt"]);
+    const alg = name === "AES-CBC" ? { name, iv: fill(1, 16) } : { name, counter: fill(1, 16), length: 64 };
+    const want = await sum(await subtle.encrypt(alg, k, original.slice()));
+    const data = original.slice();
+    assertEquals(await sum(await subtle.encrypt(alg, k, data)), want, name);
+    const tricky = { ...alg, get name() { data[0] ^= 1; return name; } };
+    assertEquals(await sum(await subtle.encrypt(tricky, k, data)), want, `${name}, a getter`);
+  }
+});
+
 // RFC 4231 §4.2-4.8 (case 5, truncated output, does not apply: WebCrypto gives the whole MAC).
 const rfc4231 = [
   { key: fill(0x0b, 20), data: utf8("Hi There"),

@@ -112,6 +112,70 @@ test("ECDSA P-256: RFC 6979 A.2.5 signatures verify; ours verify and are 64 byte
   }
 });
 
+// The native verifies r || s as DER it writes itself: each integer minimal, a zero byte before a
+// high bit. P-521's top byte is 0 or 1, so about half its signatures have an r or s with a
+// leading zero; P-256's have a high bit half the time. A MiB of data verifies on the thread pool.
+test("ECDSA: many signatures of each curve verify (leading zeros, high bits); a MiB on the pool", async () => {
+  for (const [namedCurve, hash, count] of [["P-256", "SHA-256", 300], ["P-384", "SHA-384", 60], ["P-521", "SHA-512", 60]]) {
+    const { publicKey, privateKey } = await subtle.generateKey({ name: "ECDSA", namedCurve }, false, ["sign", "verify"]);
+    const alg = { name: "ECDSA", hash };
+    const n = { "P-256": 32, "P-384": 48, "P-521": 66 }[namedCurve];
+    let zeros = 0;
+    for (let i = 0; i < count; i++) {
+      const msg = utf8(`message ${i}`);
+      const sig = new Uint8Array(await subtle.sign(alg, privateKey, msg));
+      if (sig[0] === 0 || sig[n] === 0) zeros++;
+      assertEquals(await subtle.verify(alg, publicKey, sig, msg), true, `${namedCurve} #${i}`);
+      if (i % 10 === 0) {
+        const bad = sig.slice();
+        bad[n - 1] ^= 1;
+        assertEquals(await subtle.verify(alg, publicKey, bad, msg), false, `${namedCurve} #${i} r changed`);
+        assertEquals(await subtle.verify(alg, publicKey, sig, utf8(`other ${i}`)), false, `${namedCurve} #${i} data`);
+      }
+    }
+    if (namedCurve === "P-521") assert(zeros > 5, `P-521 signatures with a leading zero: ${zeros}`);
+    const big = new Uint8Array((1 << 20) + 3).fill(7);
+    const sig = await subtle.sign(alg, privateKey, big);
+    assertEquals(await subtle.verify(alg, publicKey, sig, big), true, `${namedCurve} a MiB`);
+    big[5] = 8;
+    assertEquals(await subtle.verify(alg, publicKey, sig, big), false, `${namedCurve} a MiB, changed`);
+  }
+});
+
+// sign and verify copy the data (and signature) only when normalizing the algorithm could run
+// app code (25_webcrypto.js isInertAlgorithm); either way the data as at the call counts.
+test("ECDSA sign and verify: the data and signature as at the call, whatever the algorithm runs", async () => {
+  const { publicKey, privateKey } = await subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  const msg = utf8("the message");
+  const sig = new Uint8Array(await subtle.sign({ name: "ECDSA", hash: "SHA-256" }, privateKey, msg));
+  const cases = [
+    ["plain", () => ({ name: "ECDSA", hash: "SHA-256" })],
+    ["hash object", () => ({ name: "ECDSA", hash: { name: "SHA-256" } })],
+    ["getter on hash", (d, s) => ({ name: "ECDSA", get hash() { d[0] ^= 1; s[0] ^= 1; return "SHA-256"; } })],
+    ["getter on hash.name", (d, s) => ({ name: "ECDSA", hash: { get name() { d[1] ^= 1; s[1] ^= 1; return "SHA-256"; } } })],
+    ["Proxy hash", (d, s) => ({ name: "ECDSA", hash: new Proxy({ name: "SHA-256" }, { get(t, k) { d[2] ^= 1; s[2] ^= 1; return t[k]; } }) })],
+    ["Proxy", (d, s) => new Proxy({ name: "ECDSA", hash: "SHA-256" }, { get(t, k) { d[3] ^= 1; s[3] ^= 1; return t[k]; } })],
+    ["object name", (d, s) => ({ name: { toString() { d[4] ^= 1; s[4] ^= 1; return "ECDSA"; } }, hash: "SHA-256" })],
+    ["lower-case name, getter on hash", (d, s) => ({ name: "ecdsa", get hash() { d[5] ^= 1; s[5] ^= 1; return "SHA-256"; } })],
+  ];
+  for (const [what, make] of cases) {
+    const d = msg.slice(), s = sig.slice();
+    assertEquals(await subtle.verify(make(d, s), publicKey, s, d), true, what);
+    const d2 = msg.slice(), s2 = sig.slice();
+    const made = new Uint8Array(await subtle.sign(make(d2, s2), privateKey, d2));
+    assertEquals(await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, publicKey, made, msg), true, `${what}: signed the data as at the call`);
+  }
+  Object.defineProperty(Object.prototype, "namedCurve", { configurable: true, get() { return undefined; } });
+  const d = msg.slice(), s = sig.slice();
+  Object.defineProperty(Object.prototype, "hash", { configurable: true, get() { d[0] ^= 1; s[0] ^= 1; return "SHA-256"; } });
+  try {
+    assertEquals(await subtle.verify({ name: "ECDSA" }, publicKey, s, d), true, "a getter on Object.prototype");
+  } finally {
+    delete Object.prototype.hash;
+    delete Object.prototype.namedCurve;
+  }
+});
+
 test("ECDH P-256: RFC 5903 §8.1 shared secret, both ways; length truncates", async () => {
   const i = "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433";
   const gix = "dad0b65394221cf9b051e1feca5787d098dfe637fc90b9ef945d0c3772581180";
