@@ -637,3 +637,25 @@ bool nano_egress_equal(const nano_egress *a, const nano_egress *b)
     return a->has_defaults == b->has_defaults && list_equal(&a->allow, &b->allow) &&
            list_equal(&a->deny, &b->deny) && list_equal(&a->endpoints, &b->endpoints);
 }
+
+int nano_egress_sockaddr(const char *ip, unsigned port, struct sockaddr_storage *out)
+{
+    struct sockaddr_in *in = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+
+    memset(out, 0, sizeof(*out));
+    if (port > 65535)
+        return NANO_EINVAL;
+    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    return NANO_EINVAL;
+}

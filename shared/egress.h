@@ -81,6 +81,11 @@ void nano_egress_unref(nano_egress *e);
 bool nano_egress_check(const nano_egress *node, const nano_egress *app, const char *host,
                        const struct sockaddr *addr, char *why, size_t why_len);
 
+/* nano_egress_sockaddr: the address whose text is ip (IPv4 dotted or IPv6, no brackets) with
+ * port, as nano_egress_check takes it. Returns 0, or NANO_EINVAL for text that is neither. */
+struct sockaddr_storage;
+int nano_egress_sockaddr(const char *ip, unsigned port, struct sockaddr_storage *out);
+
 /* nano_egress_to_json: the policy as given, {"allow": [...], "deny": [...]} (a key only when
  * its list is not empty; entries as written), which nano_egress_parse_json reads back to the
  * same rules. Defaults and endpoints are not part of it. Returns a new reference; NULL for a

@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "alloc.h"
+#include "egress.h"
 #include "error.h"
 #include "log.h"
 
@@ -504,20 +505,8 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
 
     (void)local_ip;
     (void)local_port;
-    memset(&ss, 0, sizeof(ss));
-    if (strchr(primary_ip, ':') != NULL) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)primary_port);
-        if (inet_pton(AF_INET6, primary_ip, &s6->sin6_addr) != 1)
-            return CURL_PREREQFUNC_ABORT;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)primary_port);
-        if (inet_pton(AF_INET, primary_ip, &s4->sin_addr) != 1)
-            return CURL_PREREQFUNC_ABORT;
-    }
+    if (primary_port < 0 || nano_egress_sockaddr(primary_ip, (unsigned)primary_port, &ss) != 0)
+        return CURL_PREREQFUNC_ABORT;
     return check_address(x, (struct sockaddr *)&ss) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 

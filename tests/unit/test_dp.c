@@ -838,17 +838,8 @@ static void options_errors(void **state)
 /* Would fetch() from an app without its own policy be allowed to addr:port? why: the reason. */
 static bool node_allows(const dp_options *o, const char *addr, int port, char *why, size_t cap)
 {
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-    } else {
-        assert_int_equal(inet_pton(AF_INET6, addr, &in6->sin6_addr), 1);
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-    }
+    struct sockaddr_storage ss;
+    assert_int_equal(nano_egress_sockaddr(addr, (unsigned)port, &ss), 0);
     why[0] = '\0';
     return nano_egress_check(o->egress, NULL, NULL, (struct sockaddr *)&ss, why, cap);
 }

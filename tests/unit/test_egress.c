@@ -18,17 +18,7 @@
 /* "10.0.0.1", "::1" or "::ffff:127.0.0.1" with a port, as a sockaddr in *ss. */
 static const struct sockaddr *sa(struct sockaddr_storage *ss, const char *addr, int port)
 {
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-    } else {
-        assert_int_equal(inet_pton(AF_INET6, addr, &in6->sin6_addr), 1);
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-    }
+    assert_int_equal(nano_egress_sockaddr(addr, (unsigned)port, ss), 0);
     return (const struct sockaddr *)ss;
 }
 
@@ -482,6 +472,23 @@ static void json_refcount_and_null_safety(void **state)
     nano_egress_unref(NULL);
 }
 
+/* nano_egress_sockaddr: the text of an address and a port, as curl reports a connection's. */
+static void sockaddr_from_text(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    assert_int_equal(nano_egress_sockaddr("10.1.2.3", 8080, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+    assert_int_equal(nano_egress_sockaddr("::1", 443, &ss), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 443);
+    assert_int_equal(nano_egress_sockaddr("localhost", 80, &ss), NANO_EINVAL);
+    assert_int_equal(nano_egress_sockaddr("[::1]", 80, &ss), NANO_EINVAL);
+    assert_int_equal(nano_egress_sockaddr("10.0.0.1", 65536, &ss), NANO_EINVAL);
+    assert_int_equal(nano_egress_sockaddr("", 80, &ss), NANO_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest parse_tests[] = {
@@ -498,6 +505,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(check_ports),
         cmocka_unit_test(check_precedence_order),
         cmocka_unit_test(check_without_policies),
+        cmocka_unit_test(sockaddr_from_text),
         cmocka_unit_test(check_defaults),
         cmocka_unit_test(check_endpoints),
     };
