@@ -29,6 +29,17 @@ const kRequestBodyHeaders = new SafeSet(['content-encoding', 'content-language',
 // credentials too, as Deno and workerd do, since no cookie store scopes them here).
 const kCredentialHeaders = new SafeSet(['authorization', 'cookie', 'proxy-authorization']);
 const kMaxRedirects = 20;
+// Fetch §2.9 "port blocking": ports of protocols an HTTP request could be smuggled into
+// (SMTP, IRC, SIP...). Refused on every hop, as browsers do.
+const kBadPorts = new SafeSet([1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53,
+  69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137,
+  139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554,
+  556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190,
+  5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080]);
+
+function isBadPort(record) {
+  return record.port !== null && record.port !== '' && kBadPorts.has(NumberParseInt(record.port, 10));
+}
 const kUserAgent = `nano/${binding.version}`;
 // native body kinds (client.h dp_xfer_body)
 const kNoBody = 0, kSized = 1, kStream = 2;
@@ -190,6 +201,9 @@ function pumpUpload(ongoing, id, stream) {
 }
 
 function startHop(ongoing, hop) {
+  if (isBadPort(hop.record)) {
+    throw networkError(`port ${hop.record.port} of "${hop.url}" is blocked (a port of another protocol, Fetch's "bad port" list)`);
+  }
   const body = hop.body;
   let kind = kNoBody, length = 0, bytes;
   if (body !== null && body.bytes !== undefined) {

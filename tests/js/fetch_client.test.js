@@ -78,9 +78,16 @@ test("blob: URLs: GET of a registered Blob, with its type and size", async () =>
 });
 
 test("a refused connection is a TypeError that names the URL and why", async () => {
-  const err = await assertRejects(() => fetch("http://127.0.0.1:1/x"), TypeError);
-  assert(err.message.includes("http://127.0.0.1:1/x") && err.message.includes("could not connect"),
+  const err = await assertRejects(() => fetch("http://127.0.0.1:2/x"), TypeError);
+  assert(err.message.includes("http://127.0.0.1:2/x") && err.message.includes("could not connect"),
     err.message);
+});
+
+test("the Fetch Standard's bad ports are refused before any connection", async () => {
+  for (const port of [1, 22, 25, 6667, 10080]) {
+    const err = await assertRejects(() => fetch(`http://127.0.0.1:${port}/`), TypeError);
+    assert(err.message.includes("is blocked"), err.message);
+  }
 });
 
 test("a request body is used once fetched", async () => {
