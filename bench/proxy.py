@@ -96,7 +96,7 @@ def runtimes(opts, workdir, bin_dir):
 def upstream_cmd(opts, bin_dir, port):
     """The shared upstream's argv and a description, for --upstream."""
     if opts.upstream == "nano-dp":
-        nano = os.path.abspath(opts.nano_dp)
+        nano = os.path.abspath(opts.upstream_nano_dp or opts.nano_dp)
         return nano_cmd(nano, "proxy-upstream.js", port), \
             f"nano-dp --threads 1 ({common.version_of([nano, '--version'])})"
     path = os.path.join(bin_dir, opts.upstream)
@@ -287,6 +287,9 @@ def main():
     ap.add_argument("--upload-mb", type=int, default=256, help="MiB uploaded (default 256)")
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--upstream", default="nano-dp", help="nano-dp (default), bun or deno")
+    ap.add_argument("--upstream-nano-dp", default="",
+                    help="the upstream's nano-dp binary when it is not --nano-dp's (to compare builds "
+                         "behind the same upstream)")
     ap.add_argument("--no-direct", action="store_true", help="skip the upstream-direct row")
     ap.add_argument("--nano-dp", default=os.environ.get("NANO_DP", os.path.join(ROOT, "build/bin/nano-dp")))
     ap.add_argument("--peers-dir", default=os.environ.get("NANO_BENCH_PEERS", "/tmp/nano-bench-peers"))
