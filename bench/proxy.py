@@ -163,17 +163,29 @@ def reset_peak(pid):
         return False
 
 
+def tcp_active_opens():
+    """The machine's count of TCP connects so far (/proc/net/snmp Tcp: ActiveOpens)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("ActiveOpens")])
+
+
 def measure_small(opts, port, pid):
     if opts.warmup:
         wrk(opts, port, opts.warmup)
     cpu0 = common.proc_tree_cpu_seconds(pid)
+    opens0 = tcp_active_opens()
     r = wrk(opts, port, opts.duration)
+    opens1 = tcp_active_opens()
     cpu1 = common.proc_tree_cpu_seconds(pid)
     if r["non2xx"] or r["socket_errors"]:
         raise RuntimeError(f"{r['rps']:.0f} req/s but non-2xx {r['non2xx']}, "
                            f"socket errors {r['socket_errors']}")
     us = (cpu1 - cpu0) / r["requests"] * 1e6 if r["requests"] and cpu0 is not None and cpu1 is not None else None
-    return {"rps": r["rps"], "p99_ms": r["p99_ms"], "cpu_us": us}
+    # Connects made during the run besides wrk's own: the proxy's new upstream connections
+    # (machine-wide, so anything else connecting at the time counts too).
+    return {"rps": r["rps"], "p99_ms": r["p99_ms"], "cpu_us": us,
+            "connects": max(0, opens1 - opens0 - opts.connections)}
 
 
 def measure_download(opts, port, pid):
@@ -265,7 +277,8 @@ def fmt_round(name, r, parts):
             bits.append(f"{part} [{v[:120]}]")
         elif part == "small":
             cpu = f" cpu {v['cpu_us']:.1f} us/req" if v.get("cpu_us") is not None else ""
-            bits.append(f"small {v['rps']:.0f} req/s p99 {v['p99_ms']:.2f} ms{cpu}")
+            bits.append(f"small {v['rps']:.0f} req/s p99 {v['p99_ms']:.2f} ms{cpu} "
+                        f"upstream connects {v['connects']}")
         elif part == "download":
             g = f" rss +{v['rss_growth']:.1f} MiB" if v.get("rss_growth") is not None else ""
             c = f" cpu {v['cpu_s_per_gib']:.2f} s/GiB" if v.get("cpu_s_per_gib") is not None else ""
@@ -370,6 +383,7 @@ def report(opts, found, missing, results, direct, up_desc):
 
     cols = [("small", "rps", "req/s", "{:,.0f}", True), ("small", "p99_ms", "p99 ms", "{:.2f}", False),
             ("small", "cpu_us", "CPU µs/req", "{:.1f}", False),
+            ("small", "connects", "upstream connects", "{:,.0f}", False),
             ("download", "mbps", "download MB/s", "{:,.0f}", True),
             ("download", "rss_growth", "RSS growth MiB", "{:.1f}", False),
             ("download", "cpu_s_per_gib", "download CPU s/GiB", "{:.2f}", False),
@@ -415,7 +429,7 @@ def report(opts, found, missing, results, direct, up_desc):
         print("| figure | nano-dp | " + " | ".join(peers) + " | ratio |")
         print("|---|---:|" + "---:|" * len(peers) + "---:|")
         for p, k, title, f, _ in cols:
-            if k == "rss_growth":
+            if k in ("rss_growth", "connects"):
                 continue  # a few MiB or none: a ratio of near-zero figures says nothing
             lower_better = k in ("p99_ms", "cpu_us", "rss_growth", "cpu_s_per_gib")
             n, _ = med(results["nano-dp"], p, k)
