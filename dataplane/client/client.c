@@ -45,8 +45,10 @@ struct dp_xfer {
     char deny_reason[256];     /* the egress check refused an address */
     bool is_denied;
     bool is_head_too_large;
-    /* events for dispatch */
+    /* events for dispatch, which takes the transfers with any from c's ready list */
     bool ev_head, ev_data, ev_send, ev_done;
+    bool is_ready;
+    dp_xfer *ready_prev, *ready_next;
     /* response head */
     bool is_head_done;
     int status;
@@ -85,6 +87,9 @@ struct dp_client {
     size_t n_xfers;
     int depth;                 /* dispatch nesting: frees wait for the outermost */
     dp_xfer *zombies;          /* freed during a dispatch */
+    dp_xfer *ready_head, *ready_tail; /* transfers with events or sent pieces to hand over */
+    CURL *spare[32];           /* easy handles of ended transfers, reset, for the next ones */
+    int n_spare;
     sock_ctx *socks;
     char *ca_file;             /* $SSL_CERT_FILE / $SSL_CERT_DIR at start: the operator's CAs */
     char *ca_dir;
@@ -93,6 +98,38 @@ struct dp_client {
 };
 
 static void xfer_release_memory(dp_xfer *x);
+
+static void mark_ready(dp_xfer *x)
+{
+    dp_client *c = x->c;
+    if (x->is_ready)
+        return;
+    x->is_ready = true;
+    x->ready_next = NULL;
+    x->ready_prev = c->ready_tail;
+    if (c->ready_tail != NULL)
+        c->ready_tail->ready_next = x;
+    else
+        c->ready_head = x;
+    c->ready_tail = x;
+}
+
+static void unready(dp_xfer *x)
+{
+    dp_client *c = x->c;
+    if (!x->is_ready)
+        return;
+    x->is_ready = false;
+    if (x->ready_prev != NULL)
+        x->ready_prev->ready_next = x->ready_next;
+    else
+        c->ready_head = x->ready_next;
+    if (x->ready_next != NULL)
+        x->ready_next->ready_prev = x->ready_prev;
+    else
+        c->ready_tail = x->ready_prev;
+    x->ready_prev = x->ready_next = NULL;
+}
 
 const char *dp_xfer_error_name(dp_xfer_error e)
 {
@@ -290,6 +327,8 @@ void dp_client_close(dp_client *c)
     /* cleanup closes the pool's connections; sockets it does not report back are closed
      * here (their fds are gone: the polls only need closing) */
     c->is_closing = true;
+    while (c->n_spare > 0)
+        curl_easy_cleanup(c->spare[--c->n_spare]);
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
     while (c->socks != NULL)
@@ -372,6 +411,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *ud)
                                                              : 11;
         x->is_head_done = true;
         x->ev_head = true;
+        mark_ready(x);
         return n;
     }
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0 && x->status == 0) {
@@ -420,6 +460,7 @@ static size_t on_write(char *p, size_t size, size_t nitems, void *ud)
     memcpy(x->recv + x->recv_len, p, n);
     x->recv_len += n;
     x->ev_data = true;
+    mark_ready(x);
     return n;
 }
 
@@ -449,6 +490,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
                 x->pieces_tail = &x->pieces;
             pc->next = x->sent;
             x->sent = pc;
+            mark_ready(x);
         }
     }
     if (n > 0)
@@ -457,6 +499,7 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
         return x->is_send_ok ? 0 : CURL_READFUNC_ABORT;
     x->is_send_paused = true;
     x->ev_send = true;
+    mark_ready(x);
     return CURL_READFUNC_PAUSE;
 }
 
@@ -586,6 +629,7 @@ static void check_done(dp_client *c)
             snprintf(x->detail, sizeof(x->detail), "the response had no head");
         }
         x->ev_done = true;
+        mark_ready(x);
     }
 }
 
@@ -600,40 +644,43 @@ static void release_sent(dp_xfer *x)
     }
 }
 
-/* Runs the owners' hooks for what curl recorded. A hook may free transfers (this one or
- * others): those wait on c->zombies until the outermost dispatch ends. */
+/* Runs the owners' hooks for what curl recorded, transfer by transfer from the ready list
+ * (events a hook causes put their transfer back on it). A hook may free transfers (this one
+ * or others): those leave the list and wait on c->zombies until the outermost dispatch ends. */
 static void dispatch(dp_client *c)
 {
-    bool again = true;
+    dp_xfer *x;
 
     c->depth++;
-    while (again) {
-        again = false;
-        for (dp_xfer *x = c->xfers; x != NULL; x = x->next) {
-            if (x->sent != NULL)
-                release_sent(x);
-            if (!(x->ev_head || x->ev_data || x->ev_send || x->ev_done))
+    while ((x = c->ready_head) != NULL) {
+        unready(x);
+        if (x->sent != NULL)
+            release_sent(x);
+        if (x->ev_head) {
+            x->ev_head = false;
+            if (x->hooks.on_head != NULL)
+                x->hooks.on_head(x->hooks.ud);
+            if (x->is_freed)
                 continue;
-            /* One event at a time, then rescan: the hook may have changed the list. */
-            if (x->ev_head) {
-                x->ev_head = false;
-                if (x->hooks.on_head != NULL)
-                    x->hooks.on_head(x->hooks.ud);
-            } else if (x->ev_data) {
-                x->ev_data = false;
-                if (x->hooks.on_data != NULL)
-                    x->hooks.on_data(x->hooks.ud);
-            } else if (x->ev_send) {
-                x->ev_send = false;
-                if (x->hooks.on_send_ready != NULL)
-                    x->hooks.on_send_ready(x->hooks.ud);
-            } else {
-                x->ev_done = false;
-                if (x->hooks.on_done != NULL)
-                    x->hooks.on_done(x->hooks.ud, x->result, x->detail);
-            }
-            again = true;
-            break;
+        }
+        if (x->ev_data) {
+            x->ev_data = false;
+            if (x->hooks.on_data != NULL)
+                x->hooks.on_data(x->hooks.ud);
+            if (x->is_freed)
+                continue;
+        }
+        if (x->ev_send) {
+            x->ev_send = false;
+            if (x->hooks.on_send_ready != NULL)
+                x->hooks.on_send_ready(x->hooks.ud);
+            if (x->is_freed)
+                continue;
+        }
+        if (x->ev_done) {
+            x->ev_done = false;
+            if (x->hooks.on_done != NULL)
+                x->hooks.on_done(x->hooks.ud, x->result, x->detail);
         }
     }
     if (--c->depth == 0) {
@@ -708,7 +755,7 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
     x->body_kind = spec->body;
     x->body_len = spec->body_len;
     x->host = nano_xstrdup(spec->host != NULL ? spec->host : "");
-    x->easy = e = curl_easy_init();
+    x->easy = e = c->n_spare > 0 ? c->spare[--c->n_spare] : curl_easy_init();
     if (e == NULL) {
         rc = NANO_ENOMEM;
         goto fail;
@@ -800,8 +847,16 @@ static void xfer_release_memory(dp_xfer *x)
             pc->release(pc->release_ud);
         free(pc);
     }
-    if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
+    if (x->easy != NULL) {
+        /* Kept for the next transfer: a handle costs curl several allocations to set up. */
+        dp_client *c = x->c;
+        if (c->n_spare < (int)(sizeof(c->spare) / sizeof(c->spare[0])) && !c->is_closing) {
+            curl_easy_reset(x->easy);
+            c->spare[c->n_spare++] = x->easy;
+        } else {
+            curl_easy_cleanup(x->easy);
+        }
+    }
     x->easy = NULL;
     curl_slist_free_all(x->headers);
     x->headers = NULL;
@@ -833,6 +888,7 @@ void dp_xfer_free(dp_xfer *x)
         x->next->prev = x->prev;
     c->n_xfers--;
     x->is_freed = true;
+    unready(x);
     if (c->depth > 0) {
         x->next = c->zombies;
         c->zombies = x;
@@ -897,7 +953,7 @@ static void update_pause(dp_xfer *x)
     if (!x->is_running)
         return;
     curl_easy_pause(x->easy, mask);
-    if (x->ev_head || x->ev_data || x->ev_send || x->ev_done || x->sent != NULL)
+    if (x->is_ready)
         uv_timer_start(&x->c->kick, on_kick, 0, 0);
 }
 
