@@ -258,10 +258,9 @@ ObjectDefineProperty(internal.URL, 'createObjectURL', {
 ObjectDefineProperty(internal.URL, 'revokeObjectURL', {
   value: function revokeObjectURL(url) {
     webidl.argCount(arguments, 1, "Failed to execute 'revokeObjectURL' on 'URL'");
-    const s = webidl.DOMString(url);
-    // Keyed by the URL without its fragment, as the store's lookup is.
-    const hash = s.indexOf('#');
-    blobURLStore.delete(hash === -1 ? s : s.slice(0, hash));
+    // File API "remove an entry from the blob URL store": the URL exactly as serialized, so
+    // a URL with a fragment revokes nothing (lookups drop the fragment; removal does not).
+    blobURLStore.delete(webidl.DOMString(url));
   },
   writable: true, enumerable: true, configurable: true,
 });

@@ -425,6 +425,7 @@ class Request {
   #keepalive = false;
   #priority = 'auto';
   #signal = null; // made on first read for incoming requests
+  #blob = undefined; // a blob: URL's Blob, resolved when the URL was parsed (File API §8.3)
 
   constructor(input, init = undefined) {
     if (input === kIncoming) {
@@ -442,6 +443,7 @@ class Request {
     if (input instanceof Request) {
       this.#method = input.#method;
       this.#url = input.url;
+      this.#blob = input.#blob;
       this.#redirect = input.#redirect;
       this.#mode = input.#mode;
       this.#credentials = input.#credentials;
@@ -457,6 +459,10 @@ class Request {
     } else {
       this.#url = parseRequestUrl(input);
       this.#headers = new Headers();
+      if (StringPrototypeSlice(this.#url, 0, 5) === 'blob:') {
+        const hash = StringPrototypeIndexOf(this.#url, '#');
+        this.#blob = internal.blobURLStore.get(hash === -1 ? this.#url : StringPrototypeSlice(this.#url, 0, hash));
+      }
     }
     init = init || {};
     const context = "Failed to construct 'Request'";
@@ -605,6 +611,7 @@ class Request {
     copy.#urlIsRaw = false;
     copy.#method = this.#method;
     copy.#redirect = this.#redirect;
+    copy.#blob = this.#blob;
     copy.#mode = this.#mode;
     copy.#credentials = this.#credentials;
     copy.#cache = this.#cache;
@@ -636,7 +643,7 @@ class Request {
     internal.isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
     // What fetch() needs: [method, url, Headers, BodyState, signal, redirect mode].
     internal.requestParts = (r) => [r.#method, r.url, r.headers, r.#body, r.signal,
-      r.#redirect];
+      r.#redirect, r.#blob];
   }
 }
 installBody(Request.prototype, (r) => requestState(r), 'Request', (r) => r.headers);

@@ -426,15 +426,15 @@ function processDataUrl(url) {
   return [mime, body];
 }
 
-function schemeFetch(method, url, record) {
+// blob: the Blob the Request resolved when its URL was parsed (undefined: none was
+// registered then), so revoking the URL after making the Request does not stop it.
+function schemeFetch(method, url, record, blob) {
   if (record.scheme === 'data') {
     const data = processDataUrl(url);
     if (data === null) throw networkError(`"${url}" is not a valid data: URL`);
     return internal.createFetchedResponse(200, 'OK', [['content-type', data[0]]], data[1], [url]);
   }
   // blob: (File API §8.3): the isolate's blob URL store, GET only.
-  const hash = StringPrototypeIndexOf(url, '#');
-  const blob = internal.blobURLStore.get(hash === -1 ? url : StringPrototypeSlice(url, 0, hash));
   if (blob === undefined) throw networkError(`no Blob is registered for "${url}"`);
   if (method !== 'GET') throw networkError(`a blob: URL can only be fetched with GET, not ${method}`);
   const bytes = internal.blobBytes(blob);
@@ -465,7 +465,7 @@ function fetch(input, init = undefined) {
       // The request body is not read for these; a fetch still marks it used.
       const state = parts[3];
       if (state.source !== null) state.used = true;
-      return PromiseResolve(schemeFetch(method, url, record));
+      return PromiseResolve(schemeFetch(method, url, record, parts[6]));
     } catch (e) {
       return PromiseReject(e);
     }

@@ -17,15 +17,17 @@ if (typeof location === 'undefined' || location.href !== __wpt.url) {
 }
 
 // The WPT server's static files the test reads (e.g. url/resources/urltestdata.json): the
-// runner passes the ones the test names. Outbound fetch() is another issue; until it exists
-// this answers only those files.
-if (typeof fetch === 'undefined') {
-  self.fetch = async function fetch(input) {
-    const url = typeof input === 'string' ? input : String(input.url ?? input);
-    const path = url.startsWith('/') ? url
-      : __wpt.dir + url.replace(/^\.\//, '');
-    const clean = path.split('?')[0];
-    if (!(clean in __wpt.files)) throw new TypeError(`wpt glue: no resource ${url} (${clean})`);
+// runner passes the ones the test names, and fetch() of a URL on the test's own origin is
+// answered from them (there is no WPT server); other URLs (data:, blob:) go to the real fetch.
+{
+  const realFetch = self.fetch;
+  const origin = new URL(__wpt.url).origin;
+  self.fetch = async function fetch(input, init) {
+    const raw = typeof input === 'string' ? input : String(input.url ?? input);
+    const url = new URL(raw, location.href);
+    if (url.origin !== origin || !url.protocol.startsWith('http')) return realFetch(input, init);
+    const clean = url.pathname;
+    if (!(clean in __wpt.files)) throw new TypeError(`wpt glue: no resource ${raw} (${clean})`);
     return new Response(__wpt.files[clean], { headers: { 'content-type': 'application/json' } });
   };
 }
