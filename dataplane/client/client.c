@@ -788,6 +788,8 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     if (c->ca_dir != NULL)
         curl_easy_setopt(e, CURLOPT_CAPATH, c->ca_dir);
+    if (spec->total_timeout_ms > 0)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->total_timeout_ms);
     if (spec->connect_timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
     if (curl_easy_setopt(e, CURLOPT_URL, spec->url) != CURLE_OK) {

@@ -98,6 +98,7 @@ typedef struct dp_xfer_spec {
     dp_xfer_body body;
     uint64_t body_len;         /* DP_XFER_BODY_SIZED */
     uint64_t connect_timeout_ms; /* 0: curl's default (300 s) */
+    uint64_t total_timeout_ms;   /* the whole transfer (0: none) */
 } dp_xfer_spec;
 
 /* dp_xfer_start: starts a transfer. Returns 0 and the transfer (owned by the caller until

@@ -183,7 +183,10 @@ static Local<Value> fetch_error(rt_isolate *iso, rt_fetch *f)
     case DP_XFER_REFUSED: msg += "could not connect"; break;
     case DP_XFER_DENIED: msg += "refused by the egress policy"; break;
     case DP_XFER_TLS: msg += "TLS error"; break;
-    case DP_XFER_TIMEOUT: msg += "timed out"; break;
+    case DP_XFER_TIMEOUT:
+        msg += f->slot == kNoSlot ? "timed out (a fetch no request owns is bounded by wall_time)"
+                                  : "timed out";
+        break;
     case DP_XFER_RESET: msg += "the connection was reset or closed early"; break;
     case DP_XFER_PROTOCOL: msg += "the response is not valid HTTP"; break;
     case DP_XFER_TOO_LARGE: msg += "the response head is too large"; break;
@@ -615,6 +618,10 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
     spec.body = (dp_xfer_body)args[4].As<v8::Int32>()->Value();
     spec.body_len = (uint64_t)args[5].As<v8::Number>()->Value();
     spec.connect_timeout_ms = kConnectTimeoutMs;
+    // A request's fetches end with its context; one that no request owns would otherwise
+    // wait on a silent upstream for as long as the isolate lives.
+    if (slot == kNoSlot)
+        spec.total_timeout_ms = iso->wall_limit_ms;
     auto *f = new rt_fetch();
     f->iso = iso;
     f->id = fs->next_id++;

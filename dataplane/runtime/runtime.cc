@@ -1224,6 +1224,7 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     iso->node_compat = opts->node_compat;
     iso->http_client = opts->http_client;
     iso->subrequest_limit = opts->subrequests;
+    iso->wall_limit_ms = opts->wall_limit_ms;
     iso->egress_node = nano_egress_ref(opts->egress_node);
     iso->egress_app = nano_egress_ref(opts->egress_app);
     if (opts->main_source != nullptr && opts->main_path != nullptr) {

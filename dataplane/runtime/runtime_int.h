@@ -145,6 +145,7 @@ struct rt_isolate {
     rt_fetches *fetches = nullptr;          // outbound fetches in flight (fetch.cc)
     struct dp_client *http_client = nullptr; // the worker's, borrowed (NULL: fetch.cc makes one)
     uint32_t subrequest_limit = 0;          // per request (limits.subrequests; 0: none)
+    uint64_t wall_limit_ms = 0;             // the app's wall_time (0: none): bounds fetches no request owns
     struct nano_egress *egress_node = nullptr; // references (fetch.cc checks each connection)
     struct nano_egress *egress_app = nullptr;
     rt_pkey_box *pkeys = nullptr;           // asymmetric CryptoKey handles alive (crypto.cc)

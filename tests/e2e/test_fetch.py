@@ -1072,6 +1072,53 @@ def an_operators_http_proxy_carries_the_fetches():
         eq(hosts, ["through-the-proxy.invalid"], "the Host the proxy was asked for")
 
 
+UNOWNED_APP = r"""
+// A fetch that no request owns (a timer set by module code): bounded by the app's wall_time.
+let outcome = 'pending';
+export default {
+  async fetch(request) {
+    const u = new URL(request.url);
+    if (u.pathname === '/start') {
+      globalThis.pendingTarget = u.searchParams.get('target');
+      return new Response('started');
+    }
+    return new Response(outcome);
+  },
+};
+// Module code's timers run for no request: this one starts the fetch the request asked for.
+setInterval(() => {
+  const target = globalThis.pendingTarget;
+  if (target === undefined) return;
+  globalThis.pendingTarget = undefined;
+  const t0 = Date.now();
+  fetch(target).then(() => { outcome = 'answered'; },
+    (e) => { outcome = `${e.name}: ${e.message} after ${Date.now() - t0} ms`; });
+}, 50);
+"""
+
+
+@check
+def a_fetch_no_request_owns_is_bounded_by_wall_time():
+    cfg = {"apps": [{"name": "bg", "hostname": "bg.test", "path": "./app.js",
+                     "limits": {"wall_time": "1s"}, "egress": {"allow": ["127.0.0.1"]}}]}
+    from urllib.parse import quote
+    with Upstream() as up, ConfigServer(cfg, {"app.js": UNOWNED_APP}) as s:
+        r = s.request(path=f"/start?target={quote(up.url('/hang?id=unowned'), safe='')}",
+                      host="bg.test")
+        eq(r.status, 200, "start")
+        up.wait_event("hang-start", timeout=10)
+        deadline = time.monotonic() + 10
+        outcome = "pending"
+        while time.monotonic() < deadline:
+            outcome = s.request(path="/outcome", host="bg.test").body.decode()
+            if outcome != "pending":
+                break
+            time.sleep(0.2)
+        expect(outcome.startswith("TypeError") and "bounded by wall_time" in outcome,
+               f"the unowned fetch's outcome: {outcome}")
+        up.wait_event("hang-closed", timeout=10)
+
+
 LOOP_APP = r"""
 export default {
   async fetch(request) {
