@@ -1,0 +1,443 @@
+/* test_client.c: dataplane/client (libcurl multi on a libuv loop) against a small blocking
+ * HTTP server on 127.0.0.1 in a thread of this process: heads, bodies taken while the
+ * transfer pauses, uploads in pieces, transfers freed from inside their own hooks, the
+ * address check, refused ports and closing the client with transfers alive. */
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "client/client.h"
+
+/* --- the server: one thread, one connection at a time, GET /small, /big, /hang; POST /count */
+
+#define BIG_BYTES (1u << 20)
+
+typedef struct server {
+    int fd;
+    int port;
+    pthread_t thread;
+} server;
+
+static size_t read_head(int c, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        ssize_t k = recv(c, buf + n, 1, 0);
+        if (k <= 0)
+            return 0;
+        n++;
+        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static void write_all(int c, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t k = send(c, p, len, MSG_NOSIGNAL);
+        if (k <= 0)
+            return;
+        p += k;
+        len -= (size_t)k;
+    }
+}
+
+/* A chunked request body: its total length. */
+static size_t read_chunked(int c)
+{
+    size_t total = 0;
+    char line[64];
+    for (;;) {
+        size_t n = 0;
+        while (n + 1 < sizeof line) {
+            if (recv(c, line + n, 1, 0) <= 0)
+                return total;
+            if (line[n++] == '\n')
+                break;
+        }
+        line[n] = '\0';
+        size_t size = strtoul(line, NULL, 16);
+        char skip[4096];
+        size_t left = size + 2; /* data and CRLF */
+        while (left > 0) {
+            ssize_t k = recv(c, skip, left < sizeof skip ? left : sizeof skip, 0);
+            if (k <= 0)
+                return total;
+            left -= (size_t)k;
+        }
+        if (size == 0)
+            return total;
+        total += size;
+    }
+}
+
+static void *serve(void *arg)
+{
+    server *s = arg;
+    for (;;) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char head[8192];
+        while (read_head(c, head, sizeof head) > 0) {
+            char out[256];
+            if (strncmp(head, "GET /small ", 11) == 0) {
+                const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test:  v  \r\n"
+                                "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nhello";
+                write_all(c, r, strlen(r));
+            } else if (strncmp(head, "GET /big ", 9) == 0) {
+                int n = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n",
+                                 BIG_BYTES);
+                write_all(c, out, (size_t)n);
+                static char block[65536];
+                memset(block, 'x', sizeof block);
+                for (unsigned sent = 0; sent < BIG_BYTES; sent += sizeof block)
+                    write_all(c, block, sizeof block);
+            } else if (strncmp(head, "POST /count ", 12) == 0) {
+                size_t total = read_chunked(c);
+                char body[32];
+                int bn = snprintf(body, sizeof body, "%zu", total);
+                int n = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s",
+                                 bn, body);
+                write_all(c, out, (size_t)n);
+            } else if (strncmp(head, "GET /hang ", 10) == 0) {
+                char b;
+                while (recv(c, &b, 1, 0) > 0) /* until the client lets go */
+                    ;
+                break;
+            } else {
+                const char *r = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+                write_all(c, r, strlen(r));
+            }
+        }
+        close(c);
+    }
+}
+
+static void server_start(server *s)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->fd, 16), 0);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void server_stop(server *s)
+{
+    shutdown(s->fd, SHUT_RDWR);
+    close(s->fd);
+    pthread_join(s->thread, NULL);
+}
+
+/* --- a transfer's owner ------------------------------------------------------------- */
+
+typedef struct owner {
+    dp_xfer *x;
+    bool take_on_data;  /* take body bytes as they come */
+    bool free_on_head;  /* free the transfer from inside on_head */
+    bool deny;          /* the address check refuses */
+    int n_head, n_data, n_done, n_send;
+    dp_xfer_error error;
+    char detail[512];
+    size_t got;
+    size_t most_buffered;
+    const char *piece;  /* upload: the piece to send each time one is wanted */
+    int pieces_left;
+} owner;
+
+static void take(owner *o)
+{
+    size_t len = 0;
+    void *p = dp_xfer_take(o->x, &len);
+    o->got += len;
+    free(p);
+}
+
+static void on_head(void *ud)
+{
+    owner *o = ud;
+    o->n_head++;
+    if (o->free_on_head) {
+        dp_xfer_free(o->x);
+        o->x = NULL;
+    }
+}
+
+static void on_data(void *ud)
+{
+    owner *o = ud;
+    o->n_data++;
+    if (dp_xfer_buffered(o->x) > o->most_buffered)
+        o->most_buffered = dp_xfer_buffered(o->x);
+    if (o->take_on_data)
+        take(o);
+}
+
+static void on_send_ready(void *ud)
+{
+    owner *o = ud;
+    o->n_send++;
+    if (o->pieces_left-- > 0)
+        assert_int_equal(dp_xfer_send(o->x, o->piece, strlen(o->piece), NULL, NULL), 0);
+    else
+        dp_xfer_send_end(o->x, true);
+}
+
+static void on_done(void *ud, dp_xfer_error error, const char *detail)
+{
+    owner *o = ud;
+    o->n_done++;
+    o->error = error;
+    snprintf(o->detail, sizeof o->detail, "%s", detail);
+}
+
+static bool check_address(void *ud, const char *host, const struct sockaddr *addr, char *why,
+                          size_t why_len)
+{
+    owner *o = ud;
+    (void)host;
+    (void)addr;
+    if (!o->deny)
+        return true;
+    snprintf(why, why_len, "denied by the test");
+    return false;
+}
+
+static dp_xfer *start(dp_client *c, owner *o, const char *method, const char *url,
+                      dp_xfer_body body)
+{
+    dp_xfer_hooks hooks = {on_head, on_data, on_send_ready, on_done, check_address, o};
+    dp_xfer_spec spec = {.method = method, .url = url, .host = "127.0.0.1", .body = body,
+                         .connect_timeout_ms = 5000};
+    char why[128];
+    assert_int_equal(dp_xfer_start(c, &spec, &hooks, &o->x, why, sizeof why), 0);
+    return o->x;
+}
+
+/* Runs the loop until done(o) or 10 s. */
+static void run_until(uv_loop_t *loop, owner *o, bool (*done)(owner *))
+{
+    uint64_t deadline = uv_hrtime() + 10000000000ull;
+    while (!done(o) && uv_hrtime() < deadline)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_true(done(o));
+}
+
+static bool is_done(owner *o) { return o->n_done > 0; }
+static bool has_head(owner *o) { return o->n_head > 0; }
+
+static void finish(uv_loop_t *loop, dp_client *c)
+{
+    dp_client_close(c);
+    while (uv_run(loop, UV_RUN_NOWAIT) != 0)
+        ;
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* --- tests ---------------------------------------------------------------------------- */
+
+static void small_get_head_and_body(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    dp_client *c;
+    assert_int_equal(dp_client_new(&loop, &c), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/small", s.port);
+    owner o = {.take_on_data = true};
+    start(c, &o, "GET", url, DP_XFER_NO_BODY);
+    run_until(&loop, &o, is_done);
+    assert_int_equal(o.error, DP_XFER_OK);
+    assert_int_equal(dp_xfer_status(o.x), 200);
+    assert_string_equal(dp_xfer_reason(o.x), "OK");
+    size_t len;
+    const char *lines = dp_xfer_head_lines(o.x, &len);
+    /* "Name: value" lines as received (without CRLF), NUL-separated, in order, repeated names
+     * kept apart */
+    const char *want[] = {"Content-Length: 5", "X-Test:  v  ", "Set-Cookie: a=1", "Set-Cookie: b=2"};
+    size_t at = 0;
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(at < len);
+        assert_string_equal(lines + at, want[i]);
+        at += strlen(lines + at) + 1;
+    }
+    assert_int_equal(at, len);
+    take(&o);
+    assert_int_equal(o.got, 5);
+    assert_int_equal(dp_client_n_xfers(c), 1);
+    dp_xfer_free(o.x);
+    assert_int_equal(dp_client_n_xfers(c), 0);
+    finish(&loop, c);
+    server_stop(&s);
+}
+
+static bool got_big(owner *o) { return o->got == BIG_BYTES && o->n_done > 0; }
+
+/* Nobody takes the body for a while: the buffer stops near its mark (the transfer pauses),
+ * then everything arrives as it is taken. */
+static void a_body_nobody_takes_pauses_the_transfer(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    dp_client *c;
+    assert_int_equal(dp_client_new(&loop, &c), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/big", s.port);
+    owner o = {0};
+    start(c, &o, "GET", url, DP_XFER_NO_BODY);
+    run_until(&loop, &o, has_head);
+    for (int i = 0; i < 50; i++) /* plenty of turns for 1 MiB to arrive if nothing paused it */
+        uv_run(&loop, UV_RUN_NOWAIT), usleep(2000);
+    assert_true(dp_xfer_buffered(o.x) >= DP_XFER_RECV_HIGH);
+    assert_true(dp_xfer_buffered(o.x) <= DP_XFER_RECV_HIGH + 64 * 1024);
+    assert_false(dp_xfer_is_done(o.x));
+    o.take_on_data = true;
+    take(&o);
+    run_until(&loop, &o, got_big);
+    assert_int_equal(o.error, DP_XFER_OK);
+    assert_true(o.most_buffered <= DP_XFER_RECV_HIGH + 64 * 1024);
+    dp_xfer_free(o.x);
+    finish(&loop, c);
+    server_stop(&s);
+}
+
+static void an_upload_in_pieces_is_sent_chunked(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    dp_client *c;
+    assert_int_equal(dp_client_new(&loop, &c), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/count", s.port);
+    owner o = {.piece = "0123456789", .pieces_left = 100};
+    start(c, &o, "POST", url, DP_XFER_BODY_STREAM);
+    run_until(&loop, &o, is_done);
+    assert_int_equal(o.error, DP_XFER_OK);
+    assert_int_equal(dp_xfer_status(o.x), 200);
+    assert_int_equal(o.n_send, 101); /* each piece asked for, then the end */
+    size_t len = 0;
+    char *body = dp_xfer_take(o.x, &len);
+    assert_true(body != NULL);
+    assert_int_equal(len, 4);
+    assert_memory_equal(body, "1000", 4);
+    free(body);
+    dp_xfer_free(o.x);
+    finish(&loop, c);
+    server_stop(&s);
+}
+
+/* A hook frees its own transfer (a fetch aborted from JS the head woke): no further hook,
+ * nothing used after it is freed (ASan watches). */
+static void a_transfer_freed_inside_its_hook(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    dp_client *c;
+    assert_int_equal(dp_client_new(&loop, &c), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/big", s.port);
+    owner o = {.free_on_head = true};
+    start(c, &o, "GET", url, DP_XFER_NO_BODY);
+    run_until(&loop, &o, has_head);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT), usleep(1000);
+    assert_int_equal(o.n_head, 1);
+    assert_int_equal(o.n_data + o.n_done, 0);
+    assert_int_equal(dp_client_n_xfers(c), 0);
+    /* the next transfer on the same client still works */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/small", s.port);
+    owner o2 = {.take_on_data = true};
+    start(c, &o2, "GET", url, DP_XFER_NO_BODY);
+    run_until(&loop, &o2, is_done);
+    assert_int_equal(o2.error, DP_XFER_OK);
+    dp_xfer_free(o2.x);
+    finish(&loop, c);
+    server_stop(&s);
+}
+
+static void refused_denied_and_closed_with_transfers_alive(void **state)
+{
+    (void)state;
+    server s;
+    server_start(&s);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    dp_client *c;
+    assert_int_equal(dp_client_new(&loop, &c), 0);
+    char url[64];
+    /* a port nobody listens on: take one and close it */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(probe, (struct sockaddr *)&a, &alen), 0);
+    close(probe);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    owner refused = {0};
+    start(c, &refused, "GET", url, DP_XFER_NO_BODY);
+    run_until(&loop, &refused, is_done);
+    assert_int_equal(refused.error, DP_XFER_REFUSED);
+    assert_true(strlen(refused.detail) > 0);
+    dp_xfer_free(refused.x);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/small", s.port);
+    owner denied = {.deny = true};
+    start(c, &denied, "GET", url, DP_XFER_NO_BODY);
+    run_until(&loop, &denied, is_done);
+    assert_int_equal(denied.error, DP_XFER_DENIED);
+    assert_string_equal(denied.detail, "denied by the test");
+    dp_xfer_free(denied.x);
+
+    /* closing the client with a transfer waiting on a silent server, and one never freed */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hang", s.port);
+    owner hang = {0};
+    start(c, &hang, "GET", url, DP_XFER_NO_BODY);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT), usleep(1000);
+    assert_int_equal(hang.n_head + hang.n_done, 0);
+    assert_int_equal(dp_client_n_xfers(c), 1);
+    finish(&loop, c); /* frees the transfer too; no hook runs */
+    assert_int_equal(hang.n_done, 0);
+    server_stop(&s);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest transfers[] = {
+        cmocka_unit_test(small_get_head_and_body),
+        cmocka_unit_test(a_body_nobody_takes_pauses_the_transfer),
+        cmocka_unit_test(an_upload_in_pieces_is_sent_chunked),
+        cmocka_unit_test(a_transfer_freed_inside_its_hook),
+        cmocka_unit_test(refused_denied_and_closed_with_transfers_alive),
+    };
+    const unit_group groups[] = {UNIT_GROUP("transfers", transfers)};
+    return unit_main(argc, argv, groups, sizeof(groups) / sizeof(groups[0]));
+}
