@@ -425,6 +425,10 @@ class Request {
   #keepalive = false;
   #priority = 'auto';
   #signal = null; // made on first read for incoming requests
+  // A constructed request's signal follows this one (null: none); the dependent signal is made
+  // when the app first reads request.signal (no one can listen to it before), since making
+  // one per Request costs WeakRefs that fetch() does not need.
+  #signalSource = null;
   #blob = undefined; // a blob: URL's Blob, resolved when the URL was parsed (File API §8.3)
 
   constructor(input, init = undefined) {
@@ -514,7 +518,7 @@ class Request {
       signal = init.signal;
     }
     // The request's own signal follows the given one.
-    this.#signal = signal === null ? internal.newAbortSignal() : AbortSignal.any([signal]);
+    this.#signalSource = signal;
     if (this.#mode === 'no-cors' && this.#method !== 'GET' && this.#method !== 'HEAD' && this.#method !== 'POST') {
       throw new TypeError(`${context}: a no-cors request's method must be GET, HEAD or POST`);
     }
@@ -594,6 +598,11 @@ class Request {
     // An incoming request's signal is made when first asked for, and aborts if the client
     // goes away before the response has ended.
     if (this.#signal === null) {
+      if (this.#signalSource !== null) {
+        this.#signal = AbortSignal.any([this.#signalSource]);
+        this.#signalSource = null;
+        return this.#signal;
+      }
       const signal = internal.newAbortSignal();
       this.#signal = signal;
       if (this.#nativeId !== -1) {
@@ -642,8 +651,10 @@ class Request {
     };
     internal.isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
     // What fetch() needs: [method, url, Headers, BodyState, signal, redirect mode].
-    internal.requestParts = (r) => [r.#method, r.url, r.headers, r.#body, r.signal,
-      r.#redirect, r.#blob];
+    // The signal is the request's own if made, else the one it follows (null: none), with
+    // the same effect on a fetch.
+    internal.requestParts = (r) => [r.#method, r.url, r.headers, r.#body,
+      r.#signal !== null ? r.#signal : r.#signalSource, r.#redirect, r.#blob];
   }
 }
 installBody(Request.prototype, (r) => requestState(r), 'Request', (r) => r.headers);

@@ -458,7 +458,7 @@ function fetch(input, init = undefined) {
   const headers = parts[2];
   const signal = parts[4];
   const redirectMode = parts[5];
-  if (signal.aborted) return PromiseReject(signal.reason);
+  if (signal !== null && signal.aborted) return PromiseReject(signal.reason);
   const record = parseHttpUrl(url);
   if (record !== null && (record.scheme === 'data' || record.scheme === 'blob')) {
     try {
@@ -518,7 +518,7 @@ function fetch(input, init = undefined) {
       rejectFn(err);
     }
   };
-  ongoing.removeAbort = addAbortAlgorithm(signal, () => {
+  if (signal !== null) ongoing.removeAbort = addAbortAlgorithm(signal, () => {
     const reason = signal.reason;
     const upload = ongoing.uploadReader;
     ongoing.uploadReader = null;
