@@ -99,6 +99,20 @@ class NativeBody {
 }
 internal.NativeBody = NativeBody;
 
+// A body whose stream is made on first use (a fetched response's: 41_fetch_client.js).
+// Until then the server may instead move its bytes natively (pipe(requestId) -> true when
+// it took them), sent as they came, so only while its headers still say `coding` (the
+// Content-Encoding it came with; decodes: whether reading would decode it).
+class LazyBody {
+  constructor(make, coding, decodes, pipe) {
+    this.make = make;
+    this.coding = coding;
+    this.decodes = decodes;
+    this.pipe = pipe;
+  }
+}
+internal.LazyBody = LazyBody;
+
 // What to do when the server lets go of a request before its response ended (the client
 // went away): request id -> functions. Entries exist only while something listens (a
 // streamed response, an incoming request's signal) and go when the response ends.
@@ -156,6 +170,7 @@ async function readBytes(state, what) {
   state.used = true;
   if (typeof source === 'string') return binding.encodeUtf8(source);
   if (source instanceof NativeBody) return new Uint8Array(await binding.readBody(source.id));
+  if (source instanceof LazyBody) return readAllBytes(materialize(state), what);
   if (isReadableStream(source)) return readAllBytes(source, what);
   return source;
 }
@@ -269,10 +284,20 @@ function installBody(proto, stateOf, name, headersOf) {
 // The body as a ReadableStream (Fetch "body" getter): null for no body; otherwise the body
 // becomes a stream on first access, and every later read goes through it. An incoming
 // request's body is the socket-fed byte stream of nativeBodyStream.
+function materialize(state) {
+  const stream = state.source.make();
+  state.source = stream;
+  return stream;
+}
+
 function bodyStream(state) {
   const source = state.source;
   if (source === null) return null;
   if (isReadableStream(source)) return source;
+  if (source instanceof LazyBody) {
+    if (!state.used) return materialize(state);
+    state.source = ''; // read already: made below as a used, closed stream
+  }
   const S = internal.streams;
   let stream;
   if (state.used) {
@@ -361,7 +386,7 @@ function nativeBodyStream(id) {
 
 // Fetch "clone a body": a stream body is teed, one branch staying, the other for the copy.
 function cloneBodySource(body) {
-  if (body.source instanceof NativeBody) bodyStream(body);
+  if (body.source instanceof NativeBody || body.source instanceof LazyBody) bodyStream(body);
   if (!isReadableStream(body.source)) return body.source;
   const branches = internal.streams.readableStreamTee(internal.streams.RS(body.source));
   const a = branches[0];

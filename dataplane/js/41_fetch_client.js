@@ -223,11 +223,21 @@ function startHop(ongoing, hop) {
 
 // A fetched response's body: a byte stream pulled from the transfer, decoded when the
 // response says gzip, deflate or br. The transfer is paused while nobody reads (client.c).
+// Made only when something reads the body (a LazyBody until then): a response the handler
+// returns untouched is piped natively and never needs it.
 function responseBody(ongoing, id, coding, codingHeader) {
   const S = internal.streams;
   const B = S.bytes;
   let stream;
   let decoder = coding === undefined ? null : binding.compressorNew(coding, true);
+  if (ongoing.abortReason !== undefined) {
+    // The signal aborted before the body was first read: a stream errored with its reason.
+    if (decoder !== null) binding.compressorEnd(decoder);
+    stream = S.createReadableByteStream(() => undefined, () => PromiseResolve(undefined),
+      () => PromiseResolve(undefined), 0);
+    B.rbscError(S.RS(stream).controller, ongoing.abortReason);
+    return stream;
+  }
   let pending = -1; // a decoder step to continue (kRest or kFinish) before reading more
   const out = [];
   const finish = () => {
@@ -495,6 +505,7 @@ function fetch(input, init = undefined) {
   const ongoing = {
     id: 0,
     stream: null,
+    abortReason: undefined,
     uploadReader: null,
     settled: false,
     removeAbort: null,
@@ -530,6 +541,7 @@ function fetch(input, init = undefined) {
       rejectFn(reason);
       return;
     }
+    ongoing.abortReason = reason; // a body made later starts errored
     const stream = ongoing.stream;
     if (stream !== null) {
       const r = internal.streams.RS(stream);
@@ -604,7 +616,15 @@ function fetch(input, init = undefined) {
     } else {
       const coding = codingHeader(responseList);
       // several codings (rare): the body is left as it came
-      source = responseBody(ongoing, id, coding[1] ? undefined : contentCoding(coding[0]), coding[0]);
+      const decoded = coding[1] ? undefined : contentCoding(coding[0]);
+      source = new internal.LazyBody(
+        () => responseBody(ongoing, id, decoded, coding[0]),
+        coding[0], decoded !== undefined,
+        (requestId) => {
+          if (ongoing.id !== id) return false; // aborted or over: nothing to pipe
+          binding.fetchPipe(id, requestId);
+          return true;
+        });
     }
     ongoing.settled = true;
     resolveFn(internal.createFetchedResponse(status, head[1], responseList, source, urlList));

@@ -9,7 +9,7 @@ const {
   ObjectIsFrozen, ReflectOwnKeys, ObjectCreate, ObjectDefineProperty, ArrayPrototypePush,
 } = primordials;
 
-const { createIncomingRequest, isResponse, responseParts, NativeBody } = internal;
+const { createIncomingRequest, isResponse, responseParts, NativeBody, LazyBody } = internal;
 // The request path reads these on every request. `internal` and `binding` hold hundreds of
 // properties (V8 keeps them in dictionary mode), so a load from them in optimized code is a
 // generic LoadIC call: taken once here instead.
@@ -203,7 +203,25 @@ function send(id, res) {
     fail(id, new TypeError('The fetch handler returned a Response whose body was already read'));
     return;
   }
-  const source = body.source;
+  let source = body.source;
+  if (source instanceof LazyBody) {
+    // A fetched response's body nobody read: the bytes go from the upstream to the client
+    // natively, as they came (still compressed) when the headers still say so.
+    if (contentEncoding(list) === source.coding && source.pipe(id)) {
+      body.used = true;
+      internal.forgetRequest(id);
+      withHeaders(binding.respondPipe, id, status, statusText, declaredLength(list), list);
+      return;
+    }
+    const decodes = source.decodes;
+    source = internal.bodyStream(body);
+    if (decodes) {
+      // Decoded here: the upstream's Content-Length counted the encoded bytes.
+      body.used = true;
+      streamResponse(id, status, statusText, list, source, -1);
+      return;
+    }
+  }
   if (isReadableStream(source)) {
     if (source.locked || internal.streams.isDisturbed(source)) {
       fail(id, new TypeError('The fetch handler returned a Response whose body stream is locked or already read'));
