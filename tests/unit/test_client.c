@@ -250,22 +250,44 @@ static void finish(uv_loop_t *loop, dp_client *c)
     assert_int_equal(uv_loop_close(loop), 0);
 }
 
+/* A server, a loop and a client on it, for one test. */
+typedef struct rig {
+    server s;
+    uv_loop_t loop;
+    dp_client *c;
+    char url[64];
+} rig;
+
+static void rig_start(rig *r)
+{
+    server_start(&r->s);
+    uv_loop_init(&r->loop);
+    assert_int_equal(dp_client_new(&r->loop, &r->c), 0);
+}
+
+static const char *rig_url(rig *r, const char *path)
+{
+    snprintf(r->url, sizeof r->url, "http://127.0.0.1:%d%s", r->s.port, path);
+    return r->url;
+}
+
+static void rig_stop(rig *r)
+{
+    finish(&r->loop, r->c);
+    server_stop(&r->s);
+}
+
 /* --- tests ---------------------------------------------------------------------------- */
 
 static void small_get_head_and_body(void **state)
 {
     (void)state;
-    server s;
-    server_start(&s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dp_client *c;
-    assert_int_equal(dp_client_new(&loop, &c), 0);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/small", s.port);
+    rig r;
+    rig_start(&r);
+    const char *url = rig_url(&r, "/small");
     owner o = {.take_on_data = true};
-    start(c, &o, "GET", url, DP_XFER_NO_BODY);
-    run_until(&loop, &o, is_done);
+    start(r.c, &o, "GET", url, DP_XFER_NO_BODY);
+    run_until(&r.loop, &o, is_done);
     assert_int_equal(o.error, DP_XFER_OK);
     assert_int_equal(dp_xfer_status(o.x), 200);
     assert_string_equal(dp_xfer_reason(o.x), "OK");
@@ -283,11 +305,10 @@ static void small_get_head_and_body(void **state)
     assert_int_equal(at, len);
     take(&o);
     assert_int_equal(o.got, 5);
-    assert_int_equal(dp_client_n_xfers(c), 1);
+    assert_int_equal(dp_client_n_xfers(r.c), 1);
     dp_xfer_free(o.x);
-    assert_int_equal(dp_client_n_xfers(c), 0);
-    finish(&loop, c);
-    server_stop(&s);
+    assert_int_equal(dp_client_n_xfers(r.c), 0);
+    rig_stop(&r);
 }
 
 static bool got_big(owner *o) { return o->got == BIG_BYTES && o->n_done > 0; }
@@ -297,46 +318,35 @@ static bool got_big(owner *o) { return o->got == BIG_BYTES && o->n_done > 0; }
 static void a_body_nobody_takes_pauses_the_transfer(void **state)
 {
     (void)state;
-    server s;
-    server_start(&s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dp_client *c;
-    assert_int_equal(dp_client_new(&loop, &c), 0);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/big", s.port);
+    rig r;
+    rig_start(&r);
+    const char *url = rig_url(&r, "/big");
     owner o = {0};
-    start(c, &o, "GET", url, DP_XFER_NO_BODY);
-    run_until(&loop, &o, has_head);
+    start(r.c, &o, "GET", url, DP_XFER_NO_BODY);
+    run_until(&r.loop, &o, has_head);
     for (int i = 0; i < 50; i++) /* plenty of turns for 1 MiB to arrive if nothing paused it */
-        uv_run(&loop, UV_RUN_NOWAIT), usleep(2000);
+        uv_run(&r.loop, UV_RUN_NOWAIT), usleep(2000);
     assert_true(dp_xfer_buffered(o.x) >= DP_XFER_RECV_HIGH);
     assert_true(dp_xfer_buffered(o.x) <= DP_XFER_RECV_HIGH + 64 * 1024);
     assert_false(dp_xfer_is_done(o.x));
     o.take_on_data = true;
     take(&o);
-    run_until(&loop, &o, got_big);
+    run_until(&r.loop, &o, got_big);
     assert_int_equal(o.error, DP_XFER_OK);
     assert_true(o.most_buffered <= DP_XFER_RECV_HIGH + 64 * 1024);
     dp_xfer_free(o.x);
-    finish(&loop, c);
-    server_stop(&s);
+    rig_stop(&r);
 }
 
 static void an_upload_in_pieces_is_sent_chunked(void **state)
 {
     (void)state;
-    server s;
-    server_start(&s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dp_client *c;
-    assert_int_equal(dp_client_new(&loop, &c), 0);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/count", s.port);
+    rig r;
+    rig_start(&r);
+    const char *url = rig_url(&r, "/count");
     owner o = {.piece = "0123456789", .pieces_left = 100};
-    start(c, &o, "POST", url, DP_XFER_BODY_STREAM);
-    run_until(&loop, &o, is_done);
+    start(r.c, &o, "POST", url, DP_XFER_BODY_STREAM);
+    run_until(&r.loop, &o, is_done);
     assert_int_equal(o.error, DP_XFER_OK);
     assert_int_equal(dp_xfer_status(o.x), 200);
     assert_int_equal(o.n_send, 101); /* each piece asked for, then the end */
@@ -347,8 +357,7 @@ static void an_upload_in_pieces_is_sent_chunked(void **state)
     assert_memory_equal(body, "1000", 4);
     free(body);
     dp_xfer_free(o.x);
-    finish(&loop, c);
-    server_stop(&s);
+    rig_stop(&r);
 }
 
 /* A hook frees its own transfer (a fetch aborted from JS the head woke): no further hook,
@@ -356,43 +365,31 @@ static void an_upload_in_pieces_is_sent_chunked(void **state)
 static void a_transfer_freed_inside_its_hook(void **state)
 {
     (void)state;
-    server s;
-    server_start(&s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dp_client *c;
-    assert_int_equal(dp_client_new(&loop, &c), 0);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/big", s.port);
+    rig r;
+    rig_start(&r);
+    const char *url = rig_url(&r, "/big");
     owner o = {.free_on_head = true};
-    start(c, &o, "GET", url, DP_XFER_NO_BODY);
-    run_until(&loop, &o, has_head);
+    start(r.c, &o, "GET", url, DP_XFER_NO_BODY);
+    run_until(&r.loop, &o, has_head);
     for (int i = 0; i < 20; i++)
-        uv_run(&loop, UV_RUN_NOWAIT), usleep(1000);
+        uv_run(&r.loop, UV_RUN_NOWAIT), usleep(1000);
     assert_int_equal(o.n_head, 1);
     assert_int_equal(o.n_data + o.n_done, 0);
-    assert_int_equal(dp_client_n_xfers(c), 0);
+    assert_int_equal(dp_client_n_xfers(r.c), 0);
     /* the next transfer on the same client still works */
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/small", s.port);
     owner o2 = {.take_on_data = true};
-    start(c, &o2, "GET", url, DP_XFER_NO_BODY);
-    run_until(&loop, &o2, is_done);
+    start(r.c, &o2, "GET", rig_url(&r, "/small"), DP_XFER_NO_BODY);
+    run_until(&r.loop, &o2, is_done);
     assert_int_equal(o2.error, DP_XFER_OK);
     dp_xfer_free(o2.x);
-    finish(&loop, c);
-    server_stop(&s);
+    rig_stop(&r);
 }
 
 static void refused_denied_and_closed_with_transfers_alive(void **state)
 {
     (void)state;
-    server s;
-    server_start(&s);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    dp_client *c;
-    assert_int_equal(dp_client_new(&loop, &c), 0);
-    char url[64];
+    rig r;
+    rig_start(&r);
     /* a port nobody listens on: take one and close it */
     int probe = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -400,33 +397,31 @@ static void refused_denied_and_closed_with_transfers_alive(void **state)
     assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(probe, (struct sockaddr *)&a, &alen), 0);
     close(probe);
+    char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
     owner refused = {0};
-    start(c, &refused, "GET", url, DP_XFER_NO_BODY);
-    run_until(&loop, &refused, is_done);
+    start(r.c, &refused, "GET", url, DP_XFER_NO_BODY);
+    run_until(&r.loop, &refused, is_done);
     assert_int_equal(refused.error, DP_XFER_REFUSED);
     assert_true(strlen(refused.detail) > 0);
     dp_xfer_free(refused.x);
 
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/small", s.port);
     owner denied = {.deny = true};
-    start(c, &denied, "GET", url, DP_XFER_NO_BODY);
-    run_until(&loop, &denied, is_done);
+    start(r.c, &denied, "GET", rig_url(&r, "/small"), DP_XFER_NO_BODY);
+    run_until(&r.loop, &denied, is_done);
     assert_int_equal(denied.error, DP_XFER_DENIED);
     assert_string_equal(denied.detail, "denied by the test");
     dp_xfer_free(denied.x);
 
     /* closing the client with a transfer waiting on a silent server, and one never freed */
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/hang", s.port);
     owner hang = {0};
-    start(c, &hang, "GET", url, DP_XFER_NO_BODY);
+    start(r.c, &hang, "GET", rig_url(&r, "/hang"), DP_XFER_NO_BODY);
     for (int i = 0; i < 20; i++)
-        uv_run(&loop, UV_RUN_NOWAIT), usleep(1000);
+        uv_run(&r.loop, UV_RUN_NOWAIT), usleep(1000);
     assert_int_equal(hang.n_head + hang.n_done, 0);
-    assert_int_equal(dp_client_n_xfers(c), 1);
-    finish(&loop, c); /* frees the transfer too; no hook runs */
+    assert_int_equal(dp_client_n_xfers(r.c), 1);
+    rig_stop(&r); /* the client frees the transfer too; no hook runs */
     assert_int_equal(hang.n_done, 0);
-    server_stop(&s);
 }
 
 int main(int argc, char **argv)
