@@ -230,12 +230,23 @@ static dp_xfer *start(dp_client *c, owner *o, const char *method, const char *ur
     return o->x;
 }
 
-/* Runs the loop until done(o) or 10 s. */
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until done(o) or 10 s (a ticking timer wakes it, so a transfer that stalls
+ * fails the test instead of hanging it). */
 static void run_until(uv_loop_t *loop, owner *o, bool (*done)(owner *))
 {
+    uv_timer_t tick;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 100, 100);
     uint64_t deadline = uv_hrtime() + 10000000000ull;
     while (!done(o) && uv_hrtime() < deadline)
         uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
     assert_true(done(o));
 }
 
