@@ -1,4 +1,4 @@
-/* egress_node.h: nano-dp's node-wide egress policy (DESIGN.md §11, docs/config.md#egress): the
+/* egress_node.h: nano-dp's node-wide egress policy (docs/config.md#egress): the
  * --egress-allow/--egress-deny flags, nano.json's top-level "egress", and in multi-tenant modes
  * (--config, --control-plane) the built-in defaults plus this node's own endpoints (the status
  * port, nanocp's URLs). Main thread only, at startup, before the workers start: it reads a

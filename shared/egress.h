@@ -1,5 +1,5 @@
-/* egress.h: the egress policy model (DESIGN.md §11): which addresses and hosts an app's outbound
- * fetch() may connect to. A policy is lists of allow and deny rules (addresses, CIDRs and
+/* egress.h: the egress policy model (docs/config.md "egress"): which addresses and hosts an
+ * app's outbound fetch() may connect to. A policy is lists of allow and deny rules (addresses, CIDRs and
  * hostnames, each with an optional port); a node policy may also carry the built-in defaults
  * (no loopback, link-local or unspecified addresses, not the node's own endpoints).
  *

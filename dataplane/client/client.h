@@ -1,5 +1,5 @@
-/* client.h: outbound HTTP transfers (fetch's network half, DESIGN.md §11) on libcurl's multi
- * interface, driven by one libuv loop: curl's sockets are uv_poll handles and its timeout one
+/* client.h: outbound HTTP transfers (fetch's network half; docs/api.md "Outbound fetch") on
+ * libcurl's multi interface, driven by one libuv loop: curl's sockets are uv_poll handles and its timeout one
  * uv_timer, so no thread blocks and none is added on the request path (DNS runs in curl's
  * asynchronous resolver). One dp_client per worker loop: its connection pool (keep-alive,
  * HTTP/2 multiplexing, TLS sessions) and DNS cache serve every isolate of that thread.

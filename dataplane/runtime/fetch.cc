@@ -561,7 +561,6 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
             rt_throw_type_error(isolate, msg.c_str());
             return;
         }
-        s.n_subrequests++;
     } else {
         slot = kNoSlot;
         if (fs->n_unowned >= kMaxUnownedFetches) {
@@ -602,8 +601,6 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
         std::string msg = "fetch: refused, the request has already passed through NANO " +
                           std::to_string(kMaxLoopHops) + " times (CDN-Loop): a loop";
         rt_throw_type_error(isolate, msg.c_str());
-        if (slot != kNoSlot)
-            iso->slots[slot].n_subrequests--;
         return;
     }
     header_store.push_back("CDN-Loop: " + (loop.empty() ? std::string("nano") : loop + ", nano"));
@@ -647,6 +644,8 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
     fs->live[f->id] = f;
     if (slot == kNoSlot)
         fs->n_unowned++;
+    else
+        iso->slots[slot].n_subrequests++; // a hop that started (refused ones above do not count)
     if (args.Length() > 6 && args[6]->IsNumber()) {
         rt_slot *body_slot = rt_slot_get(iso, args[6].As<v8::Number>()->Value());
         if (body_slot == nullptr || body_slot->upload_fetch != 0) {
