@@ -1,7 +1,8 @@
 /* test_client.c: dataplane/client (libcurl multi on a libuv loop) against a small blocking
  * HTTP server on 127.0.0.1 in a thread of this process: heads, bodies taken while the
  * transfer pauses, uploads in pieces, transfers freed from inside their own hooks, the
- * address check, refused ports and closing the client with transfers alive. */
+ * address check, refused ports, closing the client with transfers alive, and pooled
+ * connections: reused, closed by the server while idle, or sent bytes nobody asked for. */
 #include "unit.h"
 
 #include <arpa/inet.h>
@@ -25,6 +26,7 @@ typedef struct server {
     int fd;
     int port;
     pthread_t thread;
+    int n_accepted; /* connections, read with __atomic */
 } server;
 
 static size_t read_head(int c, char *buf, size_t cap)
@@ -89,6 +91,7 @@ static void *serve(void *arg)
         int c = accept(s->fd, NULL, NULL);
         if (c < 0)
             return NULL;
+        __atomic_add_fetch(&s->n_accepted, 1, __ATOMIC_SEQ_CST);
         char head[8192];
         while (read_head(c, head, sizeof head) > 0) {
             char out[256];
@@ -96,6 +99,18 @@ static void *serve(void *arg)
                 const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test:  v  \r\n"
                                 "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nhello";
                 write_all(c, r, strlen(r));
+            } else if (strncmp(head, "GET /small-then-close ", 22) == 0) {
+                /* kept alive as far as the client knows, then closed while idle */
+                const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+                write_all(c, r, strlen(r));
+                usleep(20000);
+                break;
+            } else if (strncmp(head, "GET /small-then-junk ", 21) == 0) {
+                /* bytes after the response, on a connection the client keeps */
+                const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+                write_all(c, r, strlen(r));
+                usleep(20000);
+                write_all(c, "JUNK", 4);
             } else if (strncmp(head, "GET /big ", 9) == 0) {
                 int n = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n",
                                  BIG_BYTES);
@@ -135,6 +150,7 @@ static void server_start(server *s)
     assert_int_equal(listen(s->fd, 16), 0);
     assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
     s->port = ntohs(a.sin_port);
+    s->n_accepted = 0;
     assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
 }
 
@@ -435,6 +451,93 @@ static void refused_denied_and_closed_with_transfers_alive(void **state)
     assert_int_equal(hang.n_done, 0);
 }
 
+static int accepted(rig *r)
+{
+    return __atomic_load_n(&r->s.n_accepted, __ATOMIC_SEQ_CST);
+}
+
+static void get_small(rig *r, const char *path)
+{
+    owner o = {.take_on_data = true};
+    start(r->c, &o, "GET", rig_url(r, path), DP_XFER_NO_BODY);
+    run_until(&r->loop, &o, is_done);
+    assert_int_equal(o.error, DP_XFER_OK);
+    assert_int_equal(dp_xfer_status(o.x), 200);
+    take(&o);
+    assert_int_equal(o.got, 5);
+    dp_xfer_free(o.x);
+}
+
+/* Loop turns in 300 ms with nothing to do but a 100 ms tick: a socket left armed with
+ * nobody reading it would make this thousands. */
+static int idle_turns(uv_loop_t *loop)
+{
+    uv_timer_t tick;
+    int turns = 0;
+    uv_timer_init(loop, &tick);
+    uv_timer_start(&tick, on_tick, 100, 100);
+    uint64_t end = uv_hrtime() + 300000000ull;
+    while (uv_hrtime() < end) {
+        uv_run(loop, UV_RUN_ONCE);
+        turns++;
+    }
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return turns;
+}
+
+static void transfers_one_after_another_reuse_one_connection(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r);
+    for (int i = 0; i < 5; i++)
+        get_small(&r, "/small");
+    assert_int_equal(accepted(&r), 1);
+    rig_stop(&r);
+}
+
+/* The server closes a kept-alive connection while it sits in the pool: the loop does not
+ * spin on it, and the next transfer gets a new connection. */
+static void a_pooled_connection_the_server_closes(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r);
+    get_small(&r, "/small-then-close");
+    assert_true(idle_turns(&r.loop) < 20);
+    get_small(&r, "/small");
+    assert_int_equal(accepted(&r), 2);
+    rig_stop(&r);
+}
+
+/* Bytes arrive on a pooled connection between requests (a broken upstream): the loop does
+ * not spin on them. curl 7.88 still reuses that connection, so the next transfer fails with
+ * a protocol error (never a response made of the stray bytes), curl drops the connection,
+ * and the transfer after it gets a new one. */
+static void bytes_on_an_idle_pooled_connection(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r);
+    get_small(&r, "/small-then-junk");
+    assert_true(idle_turns(&r.loop) < 20);
+    owner o = {.take_on_data = true};
+    start(r.c, &o, "GET", rig_url(&r, "/small"), DP_XFER_NO_BODY);
+    run_until(&r.loop, &o, is_done);
+    if (o.error == DP_XFER_OK) { /* a curl that checks pooled connections for stray bytes */
+        assert_int_equal(o.got, 5);
+        assert_int_equal(accepted(&r), 2);
+    } else {
+        assert_int_equal(o.error, DP_XFER_PROTOCOL);
+        assert_int_equal(o.got, 0);
+    }
+    dp_xfer_free(o.x);
+    get_small(&r, "/small");
+    assert_true(accepted(&r) == 2);
+    rig_stop(&r);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest transfers[] = {
@@ -443,6 +546,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(an_upload_in_pieces_is_sent_chunked),
         cmocka_unit_test(a_transfer_freed_inside_its_hook),
         cmocka_unit_test(refused_denied_and_closed_with_transfers_alive),
+        cmocka_unit_test(transfers_one_after_another_reuse_one_connection),
+        cmocka_unit_test(a_pooled_connection_the_server_closes),
+        cmocka_unit_test(bytes_on_an_idle_pooled_connection),
     };
     const unit_group groups[] = {UNIT_GROUP("transfers", transfers)};
     return unit_main(argc, argv, groups, sizeof(groups) / sizeof(groups[0]));
