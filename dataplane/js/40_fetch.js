@@ -13,7 +13,7 @@ const {
   Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset,
   TypedArrayPrototypeGetByteLength, DataView, DataViewPrototypeGetBuffer,
   DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, SafeSet,
-  StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit, SafeMap,
+  StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
   StringPrototypeIndexOf, StringPrototypeSlice,
 } = primordials;
 
@@ -114,24 +114,32 @@ class LazyBody {
 internal.LazyBody = LazyBody;
 
 // What to do when the server lets go of a request before its response ended (the client
-// went away): request id -> functions. Entries exist only while something listens (a
-// streamed response, an incoming request's signal) and go when the response ends.
-const abortHandlers = new SafeMap();
+// went away): by the request's slot (the low bits of its id, as in runtime_int.h), the entry
+// [id, fn, ...]. Entries exist only while something listens (a streamed response, an
+// incoming request's signal) and go when the response ends. An array rather than a Map:
+// a Map's table, once old, links to each table that replaces it, so the handlers in young
+// tables (and the requests they reach) would survive every scavenge until a full GC.
+const kSlotMask = 0xfffff;
+const abortHandlers = [];
 internal.onRequestAborted = (id, fn) => {
-  const list = abortHandlers.get(id);
-  if (list === undefined) abortHandlers.set(id, [fn]);
-  else ArrayPrototypePush(list, fn);
+  const slot = id & kSlotMask;
+  const entry = abortHandlers[slot];
+  if (entry !== undefined && entry !== null && entry[0] === id) ArrayPrototypePush(entry, fn);
+  else abortHandlers[slot] = [id, fn];
 };
 internal.forgetRequest = (id) => {
-  if (abortHandlers.size !== 0) abortHandlers.delete(id);
+  const slot = id & kSlotMask;
+  const entry = abortHandlers[slot];
+  if (entry !== undefined && entry !== null && entry[0] === id) abortHandlers[slot] = null;
 };
 // Called by the runtime (rt_request_aborted).
 internal.requestAborted = (id) => {
-  const list = abortHandlers.get(id);
-  if (list === undefined) return;
-  abortHandlers.delete(id);
-  for (let i = 0; i < list.length; i++) {
-    const fn = list[i];
+  const slot = id & kSlotMask;
+  const entry = abortHandlers[slot];
+  if (entry === undefined || entry === null || entry[0] !== id) return;
+  abortHandlers[slot] = null;
+  for (let i = 1; i < entry.length; i++) {
+    const fn = entry[i];
     try {
       fn();
     } catch (e) {
