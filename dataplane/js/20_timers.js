@@ -19,13 +19,20 @@
 
 const {
   ArrayPrototypePop, ArrayPrototypePush, FunctionPrototypeCall, MathMax, Number, NumberIsNaN,
-  PromisePrototypeThen, PromiseResolve, ReflectApply, SafeMap, TypeError,
+  PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError,
 } = primordials;
 
 const indirectEval = globalThis.eval; // global scope, as a timer's script runs
 const heap = [];
-const active = new SafeMap(); // id -> timer
-let nextId = 1;
+let nCancelled = 0; // cancelled timers still in the heap
+// Active timers by slot. A timer's id is its slot + 1 plus its slot's reuse count times
+// kSlots, so a stale id never reaches a later timer in the same slot. An array rather than an
+// id -> timer Map: a long-lived Map's replaced tables stay linked from the old one, which
+// keeps every timer (and what its callback reaches) alive through scavenges until a full GC.
+const kSlots = 2 ** 24;
+const kMaxReuse = 2 ** 28; // ids stay below 2^53
+const bySlot = [];
+const freeSlots = [];
 let nextSeq = 0;
 let armedDeadline = Infinity;
 let runningNesting = 0; // the nesting level of the timer whose callback runs (0: none)
@@ -55,21 +62,65 @@ function push(t) {
 
 function pop() {
   const top = heap[0];
+  if (top.cancelled) nCancelled--;
   const last = ArrayPrototypePop(heap);
   if (heap.length > 0) {
     heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < heap.length && before(heap[l], heap[m])) m = l;
-      if (r < heap.length && before(heap[r], heap[m])) m = r;
-      if (m === i) break;
-      swap(i, m);
-      i = m;
-    }
+    siftDown(0);
   }
   return top;
+}
+
+function siftDown(i) {
+  for (;;) {
+    const l = 2 * i + 1, r = l + 1;
+    let m = i;
+    if (l < heap.length && before(heap[l], heap[m])) m = l;
+    if (r < heap.length && before(heap[r], heap[m])) m = r;
+    if (m === i) return;
+    swap(i, m);
+    i = m;
+  }
+}
+
+// Drops cancelled timers from the heap once they are most of it: a cancelled timer waits
+// there for its deadline otherwise, and an app that clears long timeouts (a fetch deadline per
+// request) would pile them up.
+function compact() {
+  let n = 0;
+  for (let i = 0; i < heap.length; i++) {
+    if (!heap[i].cancelled) heap[n++] = heap[i];
+  }
+  heap.length = n;
+  nCancelled = 0;
+  for (let i = (n >> 1) - 1; i >= 0; i--) siftDown(i);
+}
+
+function activate(t) {
+  let entry;
+  if (freeSlots.length > 0) {
+    entry = bySlot[ArrayPrototypePop(freeSlots)];
+    entry.reuse++;
+  } else {
+    entry = { slot: bySlot.length, reuse: 0, timer: null };
+    ArrayPrototypePush(bySlot, entry);
+  }
+  entry.timer = t;
+  t.slot = entry.slot;
+  t.id = entry.reuse * kSlots + entry.slot + 1;
+}
+
+function deactivate(t) {
+  const entry = bySlot[t.slot];
+  entry.timer = null;
+  if (entry.reuse + 1 < kMaxReuse) ArrayPrototypePush(freeSlots, t.slot);
+}
+
+function activeTimer(id) {
+  if (!(id >= 1 && id < 2 ** 53)) return null;
+  const slot = (id - 1) % kSlots;
+  const entry = slot < bySlot.length ? bySlot[slot] : undefined;
+  return entry !== undefined && entry.timer !== null && entry.timer.id === id ? entry.timer : null;
 }
 
 function arm() {
@@ -98,20 +149,21 @@ function schedule(callback, delay, args, repeat, name) {
   if (repeat && delay < 1) delay = 1; // as Node and Deno: an interval of 0 runs every 1 ms
   const nesting = runningNesting + 1;
   if (nesting > 5 && delay < 4) delay = 4;
-  const id = nextId++;
-  const t = { id, deadline: binding.now() + delay, seq: nextSeq++, callback, args, delay, repeat,
-    cancelled: false, nesting, owner: binding.currentRequest() };
-  active.set(id, t);
+  const t = { id: 0, slot: 0, deadline: binding.now() + delay, seq: nextSeq++, callback, args,
+    delay, repeat, cancelled: false, nesting, owner: binding.currentRequest() };
+  activate(t);
   push(t);
   arm();
-  return id;
+  return t.id;
 }
 
 function clear(id) {
-  const t = active.get(Number(id));
-  if (t === undefined) return;
+  const t = activeTimer(Number(id));
+  if (t === null) return;
   t.cancelled = true;
-  active.delete(t.id);
+  t.callback = t.args = null; // what it would have run goes now, not at its deadline
+  deactivate(t);
+  if (++nCancelled > 64 && nCancelled * 2 > heap.length) compact();
   arm();
 }
 
@@ -132,7 +184,7 @@ internal.runTimers = function runTimers() {
         if (entered === false) {
           // Its request has ended or was stopped: the timer goes with it.
           t.cancelled = true;
-          active.delete(t.id);
+          deactivate(t);
         } else {
           // No request pays for it and the app's background budget is spent: later.
           t.deadline = now + entered;
@@ -150,7 +202,7 @@ internal.runTimers = function runTimers() {
       t.seq = nextSeq++;
       push(t);
     } else {
-      active.delete(t.id);
+      deactivate(t);
     }
     runningNesting = t.nesting;
     try {
