@@ -106,6 +106,7 @@ struct dp_client {
     int by_fd_cap;
     char *ca_file;             /* $SSL_CERT_FILE / $SSL_CERT_DIR at start: the operator's CAs */
     char *ca_dir;
+    bool uses_proxy_env;       /* a proxy variable was set at start: curl reads them per transfer */
     int n_handles;             /* uv handles open (timer, polls) */
     bool is_closing;
 };
@@ -324,6 +325,15 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     const char *ca_dir = getenv("SSL_CERT_DIR");
     c->ca_file = ca_file != NULL && ca_file[0] != '\0' ? nano_xstrdup(ca_file) : NULL;
     c->ca_dir = ca_dir != NULL && ca_dir[0] != '\0' ? nano_xstrdup(ca_dir) : NULL;
+    /* Without any proxy variable, each transfer tells curl so: it would otherwise look them up
+     * (five getenv calls and copies) on every request. */
+    static const char *const proxy_vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
+                                             "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++) {
+        const char *v = getenv(proxy_vars[i]);
+        if (v != NULL && v[0] != '\0')
+            c->uses_proxy_env = true;
+    }
     c->loop = loop;
     c->multi = curl_multi_init();
     if (c->multi == NULL) {
@@ -503,7 +513,9 @@ static size_t on_write(char *p, size_t size, size_t nitems, void *ud)
         return CURL_WRITEFUNC_PAUSE; /* curl keeps these bytes and offers them again */
     }
     if (x->recv_len + n > x->recv_cap) {
-        size_t cap = x->recv_cap ? x->recv_cap : 16384;
+        /* A small first piece (most responses) gets a buffer its size: a 16 KiB malloc
+         * costs glibc a consolidation of its fast bins every time. */
+        size_t cap = x->recv_cap ? x->recv_cap * 2 : (n < 16384 ? n : 16384);
         while (cap < x->recv_len + n)
             cap *= 2;
         char *grown = nano_realloc(x->recv, cap);
@@ -864,6 +876,10 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+    if (!c->uses_proxy_env) {
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    }
     if (c->ca_file != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     if (c->ca_dir != NULL)

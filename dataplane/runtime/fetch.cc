@@ -48,6 +48,7 @@ struct rt_fetch {
     uint32_t id = 0;
     uint32_t slot = kNoSlot; // the request it belongs to, or kNoSlot
     uint32_t slot_gen = 0;
+    bool is_counted = false; // in its owner's count (fetch_set_owner)
     dp_xfer *xfer = nullptr;
     std::string url;       // for errors and logs
     std::string detail;    // why it failed, in curl's or the egress check's words
@@ -144,14 +145,41 @@ void rt_fetch_upload_event(rt_isolate *iso, uint32_t index)
         upload_feed(it->second);
 }
 
+// A fetch belongs to a request (its slot; counted in rt_slot::n_fetches, so a request that
+// made none costs nothing to release) or to none (counted in n_unowned).
+static void fetch_unset_owner(rt_fetch *f)
+{
+    rt_isolate *iso = f->iso;
+    if (!f->is_counted)
+        return;
+    f->is_counted = false;
+    if (f->slot == kNoSlot)
+        iso->fetches->n_unowned--;
+    else if (f->slot < iso->slots.size() && iso->slots[f->slot].gen == f->slot_gen &&
+             iso->slots[f->slot].n_fetches > 0)
+        iso->slots[f->slot].n_fetches--;
+}
+
+static void fetch_set_owner(rt_fetch *f, uint32_t slot, uint32_t gen)
+{
+    rt_isolate *iso = f->iso;
+    fetch_unset_owner(f);
+    f->slot = slot;
+    f->slot_gen = gen;
+    f->is_counted = true;
+    if (slot == kNoSlot)
+        iso->fetches->n_unowned++;
+    else
+        iso->slots[slot].n_fetches++;
+}
+
 static void fetch_free(rt_fetch *f)
 {
     rt_fetches *fs = f->iso->fetches;
     pipe_stop(f, false);
     upload_stop(f);
     fs->live.erase(f->id);
-    if (f->slot == kNoSlot)
-        fs->n_unowned--;
+    fetch_unset_owner(f);
     dp_xfer_free(f->xfer);
     delete f;
 }
@@ -325,10 +353,7 @@ bool rt_fetch_pipe_start(rt_isolate *iso, uint32_t index)
     rt_fetch *f = it->second;
     // The responding request owns the transfer from now on (it may not be the one that
     // started it): it ends with this response.
-    if (f->slot == kNoSlot)
-        fs->n_unowned--;
-    f->slot = index;
-    f->slot_gen = s.gen;
+    fetch_set_owner(f, index, s.gen);
     s.wait_until++; // the slot stays until the pipe ends (pipe_stop)
     f->pipe_req = s.req;
     f->pipe_slot = index;
@@ -642,9 +667,8 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
         return;
     }
     fs->live[f->id] = f;
-    if (slot == kNoSlot)
-        fs->n_unowned++;
-    else
+    fetch_set_owner(f, slot, gen);
+    if (slot != kNoSlot)
         iso->slots[slot].n_subrequests++; // a hop that started (refused ones above do not count)
     if (args.Length() > 6 && args[6]->IsNumber()) {
         rt_slot *body_slot = rt_slot_get(iso, args[6].As<v8::Number>()->Value());
@@ -792,7 +816,7 @@ const rt_native *rt_fetch_natives(size_t *n)
 void rt_fetch_client_gone(rt_isolate *iso, uint32_t index, Local<Context> ctx)
 {
     rt_fetches *fs = iso->fetches;
-    if (fs == nullptr || fs->live.empty())
+    if (fs == nullptr || index >= iso->slots.size() || iso->slots[index].n_fetches == 0)
         return;
     std::vector<rt_fetch *> owned;
     for (auto &kv : fs->live)
@@ -815,7 +839,7 @@ void rt_fetch_client_gone(rt_isolate *iso, uint32_t index, Local<Context> ctx)
 void rt_fetch_release_slot(rt_isolate *iso, uint32_t index)
 {
     rt_fetches *fs = iso->fetches;
-    if (fs == nullptr || fs->live.empty())
+    if (fs == nullptr || index >= iso->slots.size() || iso->slots[index].n_fetches == 0)
         return;
     std::vector<rt_fetch *> owned;
     for (auto &kv : fs->live)

@@ -451,6 +451,7 @@ static uint32_t slot_acquire(rt_isolate *iso, dp_request *req)
     s->is_responded = false;
     s->js_ns = 0;
     s->n_subrequests = 0;
+    s->n_fetches = 0;
     s->pipe_fetch = 0;
     s->upload_fetch = 0;
     dp_request_ref(req);

@@ -85,6 +85,7 @@ struct rt_slot {
     bool is_body_whole = false; // body_waiter wants the whole body, not the next bytes
     uint64_t js_ns = 0;         // JS time charged to this request (its CPU budget)
     uint32_t n_subrequests = 0; // fetch() hops started for this request (fetch.cc)
+    uint32_t n_fetches = 0;     // fetches this request owns now (fetch.cc)
     uint32_t pipe_fetch = 0;    // the fetch whose body respondPipe sends (0: the request's own)
     uint32_t upload_fetch = 0;  // the fetch uploading this request's body as it arrives
     v8::Global<v8::Promise::Resolver> body_waiter;
