@@ -250,11 +250,12 @@ static bool is_token_char(unsigned char ch)
 static Local<Value> head_value(rt_isolate *iso, rt_fetch *f)
 {
     Isolate *isolate = iso->isolate;
-    Local<Context> ctx = isolate->GetCurrentContext();
     size_t len = 0;
     const char *lines = dp_xfer_head_lines(f->xfer, &len);
-    Local<Array> list = Array::New(isolate);
-    uint32_t n = 0;
+    // The flat list is made in one call: an element set through the API costs a generic
+    // store each (more than the strings themselves).
+    std::vector<Local<Value>> items;
+    items.reserve(32);
     for (size_t at = 0; at < len;) {
         const char *line = lines + at;
         size_t line_len = strlen(line);
@@ -293,9 +294,10 @@ static Local<Value> head_value(rt_isolate *iso, rt_fetch *f)
         Local<String> value = String::NewFromOneByte(isolate, (const uint8_t *)v,
                                                      v8::NewStringType::kNormal,
                                                      (int)(end - v)).ToLocalChecked();
-        rt_ignore(list->Set(ctx, n++, name));
-        rt_ignore(list->Set(ctx, n++, value));
+        items.push_back(name);
+        items.push_back(value);
     }
+    Local<Array> list = Array::New(isolate, items.data(), items.size());
     const char *reason = dp_xfer_reason(f->xfer);
     Local<Value> parts[] = {
         Integer::New(isolate, dp_xfer_status(f->xfer)),
