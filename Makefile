@@ -4,9 +4,10 @@
 #   make demo       install deps, build, run nanocp + a managed nano-dp serving examples/greeter
 #   make test-asan  the test suite under AddressSanitizer + UBSan (build-asan/)
 #   make wpt        web-platform-tests from ../shared/wpt, per-directory table
+#   make test262    ECMAScript conformance (test262) from ../shared/test262, per built-in
 #   make bench      benchmarks in bench/ against peer runtimes (installs wrk and peers)
 #   make clean      remove build trees
-.PHONY: all build deps test demo test-asan bench wpt clean help
+.PHONY: all build deps test demo test-asan bench wpt test262 clean help
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -48,6 +49,10 @@ test-asan: deps build-asan/CMakeCache.txt
 wpt: deps
 	$(MAKE) build
 	python3 tests/wpt/run.py --bin build/bin/nano-dp $(WPT_FLAGS)
+
+test262: deps
+	$(MAKE) build
+	python3 tests/test262/run.py --bin build/bin/nano-dp $(TEST262_FLAGS)
 
 bench:
 	@scripts/bootstrap --bench
