@@ -106,7 +106,7 @@ int main(int argc, char **argv)
      * waits 100 ms without a take before it refills, so the loop sleeps in poll until then
      * (UV_RUN_ONCE) and the figure is the thread's CPU time: the refill's work, not the wait
      * (the wall time printed includes the wait). */
-    rt_pool *pool = rt_pool_new(&loop, 1);
+    rt_pool *pool = rt_pool_new(&loop, 1, 0);
     while (rt_pool_n_ready(pool) == 0)
         uv_run(&loop, UV_RUN_NOWAIT);
     for (int i = 0; i < n; i++) {
@@ -136,7 +136,7 @@ int main(int argc, char **argv)
     report("fresh", ns, n);
 
     uv_prepare_start(&busy, on_busy);
-    pool = rt_pool_new(&loop, 2);
+    pool = rt_pool_new(&loop, 2, 0);
     for (int i = 0; i < n; i++) {
         while (rt_pool_n_ready(pool) < 2)
             uv_run(&loop, UV_RUN_NOWAIT);

@@ -11,6 +11,8 @@
  *   dp.shutdown_stuck   a worker did not close within DP_ABORT_GRACE_MS of that (its thread
  *                       is inside JS or native code that does not return): exit 1 anyway
  * A second SIGINT exits at once with 130 (an operator at a terminal who means it). */
+#include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -605,20 +608,16 @@ static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
     return 0;
 }
 
-/* Single-app mode loads the app once up front, so a broken app fails at start (exit 2)
- * rather than on its first request. */
+/* `nano-dp check`: loads the app in an isolate of its own and frees it (single-app mode
+ * checks with the first worker's load instead: DP_PRELOAD_FIRST). */
 static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err)
 {
     rt_app_options o = {.name = c->name, .main_path = c->main_path, .main_source = c->code,
                         .main_source_len = c->code_len, .env = &c->env,
                         .node_compat = c->node_compat,
                         .heap_limit_mb = (size_t)c->limits.memory_mb};
-    /* `nano-dp check` has its guard of its own (run_check), which also leaves out time spent
-     * waiting for a CPU; the start-up check gets the runtime's limits for module code. */
-    if (m->opts.mode != DP_MODE_CHECK) {
-        o.cpu_limit_ms = c->limits.cpu_ms;
-        o.wall_limit_ms = c->limits.wall_ms;
-    }
+    /* No CPU limit here: run_check has a guard of its own, which also leaves out time spent
+     * waiting for a CPU. */
     uint64_t t0 = uv_hrtime();
     rt_isolate *iso = NULL;
     int rc = rt_isolate_new(m->loop, &o, &iso, err);
@@ -942,9 +941,29 @@ static int start_cp(dp_main *m, int port, nano_error *err)
     return rc;
 }
 
+/* --code-dir DIR: compiled code goes to DIR/v8 too (the runtime's compile cache), so that a
+ * restarted node compiles nothing it compiled before. */
+static int compile_cache_dir(const dp_options *o, nano_error *err)
+{
+    if (o->code_dir == NULL)
+        return 0;
+    char real[PATH_MAX], dir[PATH_MAX + 8];
+    struct stat st;
+    if (realpath(o->code_dir, real) == NULL || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+        return nano_error_set(err, NANO_EINVAL, "code_dir", "--code-dir %s: not a directory (%s)",
+                              o->code_dir, errno != 0 ? strerror(errno) : "a file");
+    snprintf(dir, sizeof dir, "%s/v8", real);
+    return rt_compile_cache_set_dir(dir, err);
+}
+
 static int serve(dp_main *m)
 {
     nano_error err = {0};
+    errno = 0;
+    if (compile_cache_dir(&m->opts, &err) != 0) {
+        fprintf(stderr, "nano-dp: error: %s\n", err.message);
+        return EXIT_USAGE;
+    }
     /* Before the workers start: they share the policy, which is immutable from then on. */
     if (dp_egress_node_build(&m->opts, &err) != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
@@ -953,12 +972,13 @@ static int serve(dp_main *m)
     int rc = m->opts.cp_url != NULL        ? empty_config(&m->cfg, &err)
              : m->opts.config_path != NULL ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
                                            : single_app_config(m, &m->cfg, &err);
-    if (rc == 0 && m->opts.config_path == NULL && m->opts.cp_url == NULL &&
-        (rc = check_app_loads(m, nano_config_app(m->cfg, 0), &err)) != 0)
-        NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
-    /* The apps a --config node starts with are not load-checked: there is no version to keep,
-     * and a checker per app would cost ~0.1 s each (a 1,000-app file: minutes). One that does
-     * not load fails on its first request and shows as its load_error. */
+    /* A single app is loaded as the workers start (DP_PRELOAD_FIRST): the first worker's
+     * load is the start-up check, so a broken app fails the start (exit 2) rather than its
+     * first request, and the isolate it made serves that request. The apps a --config node
+     * starts with are not load-checked: there is no version to keep, and a checker per app
+     * would cost ~0.1 s each (a 1,000-app file: minutes). One that does not load fails on its
+     * first request and shows as its load_error. */
+    bool is_single_app = m->opts.config_path == NULL && m->opts.cp_url == NULL;
     m->load_errors = dp_load_errors_new();
     if (rc != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
@@ -980,10 +1000,6 @@ static int serve(dp_main *m)
         m->load_errors = NULL;
         return 1;
     }
-    bool is_v6 = strchr(m->opts.host, ':') != NULL;
-    NANO_INFO("dp.listening", "addr=%s%s%s:%d threads=%zu apps=%zu config_version=%llu",
-              is_v6 ? "[" : "", m->opts.host, is_v6 ? "]" : "", port, n,
-              nano_config_n_apps(m->cfg), (unsigned long long)nano_config_version(m->cfg));
 
     uv_async_init(m->loop, &m->workers_done, on_workers_done);
     m->workers_done.data = m;
@@ -1011,7 +1027,14 @@ static int serve(dp_main *m)
     }
     m->workers = nano_xcalloc(n, sizeof *m->workers);
     for (size_t i = 0; i < n; i++) {
-        if (dp_worker_start(&m->workers[i], (int)i, fds[i], &wo, m->cfg, on_worker_done, m, &err) != 0) {
+        wo.preload = !is_single_app ? DP_PRELOAD_NONE
+                     : i == 0       ? DP_PRELOAD_FIRST
+                                    : DP_PRELOAD_AFTER_START;
+        int wrc = dp_worker_start(&m->workers[i], (int)i, fds[i], &wo, m->cfg, on_worker_done, m,
+                                  &err);
+        if (wrc != 0) {
+            if (wrc == DP_WORKER_LOAD_FAILED)
+                NANO_ERROR("dp.app_load_failed", "app=%s error_id=%s", m->opts.app_name, err.id);
             fprintf(stderr, "nano-dp: error: %s\n", err.message);
             for (size_t k = i + 1; k < n; k++)
                 close(fds[k]);
@@ -1019,12 +1042,18 @@ static int serve(dp_main *m)
                 dp_worker_abort(m->workers[k]);
             m->n_workers = i;
             m->is_forced = true;
-            rc = 1;
+            rc = wrc == DP_WORKER_LOAD_FAILED ? EXIT_USAGE : 1;
             break;
         }
         m->n_workers = i + 1;
     }
     nano_free(fds);
+    if (rc == 0) {
+        bool is_v6 = strchr(m->opts.host, ':') != NULL;
+        NANO_INFO("dp.listening", "addr=%s%s%s:%d threads=%zu apps=%zu config_version=%llu",
+                  is_v6 ? "[" : "", m->opts.host, is_v6 ? "]" : "", port, n,
+                  nano_config_n_apps(m->cfg), (unsigned long long)nano_config_version(m->cfg));
+    }
     m->status_src = (dp_status_source){.workers = m->workers, .n_workers = m->n_workers,
                                        .config_version = nano_config_version(m->cfg),
                                        .n_apps = nano_config_n_apps(m->cfg),

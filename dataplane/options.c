@@ -26,8 +26,10 @@ static const char usage[] =
     "  --control-plane-rpc URL  nanocp's REQ/REP URL (default: same host, port + 1)\n"
     "  --node NAME           this node's name at nanocp (default: the host name)\n"
     "  --node-token-file F   the node token nanocp expects (default: $NANO_NODE_TOKEN)\n"
-    "  --code-dir DIR        code cache, DIR/<sha256>/<module> (default: a private\n"
-    "                        temporary directory, removed at exit)\n"
+    "  --code-dir DIR        keep compiled code in DIR/v8/ across restarts; with\n"
+    "                        --control-plane also the deployed code, DIR/<sha256>/<module>\n"
+    "                        (default: compiled code in memory only; deployed code in a\n"
+    "                        private temporary directory, removed at exit)\n"
     "  --control-plane-ca F  tls+tcp://: CA certificate(s) that signed nanocp's cert\n"
     "  --control-plane-cert F, --control-plane-key F  tls+tcp://: a client certificate\n"
     "  --threads N           worker threads, each with its own listener and isolates\n"
@@ -415,7 +417,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         return 0;
     }
     bool cp_only = o->cp_rpc_url != NULL || o->node != NULL || o->node_token_file != NULL ||
-                   o->code_dir != NULL || o->cp_ca_file != NULL || o->cp_cert_file != NULL ||
+                   o->cp_ca_file != NULL || o->cp_cert_file != NULL ||
                    o->cp_key_file != NULL;
     if (o->cp_url != NULL) {
         if (o->app_path != NULL || o->config_path != NULL)
@@ -427,7 +429,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         return 0;
     }
     if (cp_only)
-        return bad(err, "--control-plane-rpc, --node, --node-token-file, --code-dir and "
+        return bad(err, "--control-plane-rpc, --node, --node-token-file and "
                         "--control-plane-ca/-cert/-key need --control-plane URL");
     if (o->config_path != NULL) {
         if (o->app_path != NULL)

@@ -32,6 +32,11 @@
 typedef struct dp_app dp_app;
 typedef struct dp_version dp_version;
 
+/* Memory classes of the isolate pools: 128 MiB << k for k < DP_POOL_CLASSES covers every
+ * memory_mb the config allows (16 to 8192). */
+#define DP_POOL_CLASSES 7
+#define DP_POOL_BASE_MB 128
+
 /* How long an app version that failed to load answers 500 before it is tried again. */
 #define DP_LOAD_RETRY_MS 10000
 
@@ -111,7 +116,11 @@ struct dp_worker {
     nano_buf access_log;
     nano_buf access_kv; /* scratch for one access line's key=value text */
     rt_watch watch;
-    rt_pool *pool;                 /* ready isolates for apps' first requests */
+    /* Ready isolates for apps' first requests, by memory class: pools[k] makes isolates
+     * with a heap limit of 128 MiB << k, for apps whose memory_mb is above the class below
+     * (the runtime lowers it to the app's). pools[0] always (with --isolate-pool > 0), the
+     * others while an app of the config is in their class. */
+    rt_pool *pools[DP_POOL_CLASSES];
     dp_client *http_client;        /* outbound fetch: this thread's connections, every app */
     uint64_t last_heap_sample_ms;
     dp_stats stats;
@@ -208,10 +217,40 @@ static void on_request_done(void *ud, dp_request *req);
 static void on_cpu_exceeded(void *ud, dp_request *req);
 static void on_broken(void *ud);
 
-/* Returns 0 with v->iso ready, -1 when the app failed to load, -2 when it is loading (a
- * request that arrives while its module's top-level await turns the loop must not load it
- * again, nested ever deeper). */
-static int version_isolate(dp_version *v)
+/* Returns 0 with v->iso ready, -1 when the app failed to load (err, may be NULL, says why),
+ * -2 when it is loading (a request that arrives while its module's top-level await turns the
+ * loop must not load it again, nested ever deeper). is_preload: the worker is starting and
+ * the watchdog may not run yet, so the runtime guards the module code's CPU itself. */
+/* The pool class of an app with memory_mb (0: the default): the smallest k with
+ * memory_mb <= DP_POOL_BASE_MB << k. */
+static size_t pool_class(uint64_t memory_mb)
+{
+    size_t k = 0;
+    while (k + 1 < DP_POOL_CLASSES && memory_mb > ((uint64_t)DP_POOL_BASE_MB << k))
+        k++;
+    return k;
+}
+
+/* Makes the pools the apps of w->cfg need and frees the others (pools[0] stays). */
+static void sync_pools(dp_worker *w)
+{
+    if (w->opts.pool_size == 0)
+        return;
+    bool used[DP_POOL_CLASSES] = {true};
+    for (size_t i = 0; w->cfg != NULL && i < nano_config_n_apps(w->cfg); i++)
+        used[pool_class(nano_config_app(w->cfg, i)->limits.memory_mb)] = true;
+    for (size_t k = 0; k < DP_POOL_CLASSES; k++) {
+        if (used[k] && w->pools[k] == NULL) {
+            w->pools[k] = rt_pool_new(&w->loop, w->opts.pool_size,
+                                      (size_t)DP_POOL_BASE_MB << k);
+        } else if (!used[k] && w->pools[k] != NULL) {
+            rt_pool_free(w->pools[k]);
+            w->pools[k] = NULL;
+        }
+    }
+}
+
+static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_out)
 {
     if (v->iso != NULL)
         return 0;
@@ -231,8 +270,8 @@ static int version_isolate(dp_version *v)
         .env = &c->env,
         .node_compat = c->node_compat,
         .heap_limit_mb = (size_t)c->limits.memory_mb,
-        .pool = w->pool,
-        .watch = &w->watch,
+        .pool = w->pools[pool_class(c->limits.memory_mb)],
+        .watch = is_preload ? NULL : &w->watch,
         .cpu_limit_ms = c->limits.cpu_ms,
         .wall_limit_ms = c->limits.wall_ms,
         .http_client = w->http_client,
@@ -269,6 +308,8 @@ static int version_isolate(dp_version *v)
                 dp_load_errors_set(w->opts.load_errors, c, &shown);
             }
         }
+        if (err_out != NULL)
+            *err_out = err;
         return -1;
     }
     uint64_t us = (uv_hrtime() - t0) / 1000;
@@ -278,9 +319,34 @@ static int version_isolate(dp_version *v)
     dp_stat_add(&v->app->stats->isolates, 1);
     dp_stat_add(&v->app->stats->isolate_creates, 1);
     dp_stat_add(&v->app->stats->isolate_create_us, (int64_t)us);
-    NANO_DEBUG("app.isolate_created", "app=%s worker=%d sha256=%.12s create_us=%llu", c->name,
-               w->index, c->code_sha256, (unsigned long long)us);
+    if (is_preload)
+        NANO_INFO("dp.app_loaded", "app=%s worker=%d path=%s env_entries=%zu load_us=%llu",
+                  c->name, w->index, c->main_path, c->env.n_entries, (unsigned long long)us);
+    else
+        NANO_DEBUG("app.isolate_created", "app=%s worker=%d sha256=%.12s create_us=%llu",
+                   c->name, w->index, c->code_sha256, (unsigned long long)us);
     return 0;
+}
+
+static int version_isolate(dp_version *v)
+{
+    return version_isolate_ex(v, false, NULL);
+}
+
+/* Loads every app of the worker's config into an isolate (opts.preload). Returns 0, or -1
+ * with err when one does not load (the others are still loaded). */
+static int preload_apps(dp_worker *w, nano_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nano_config_n_apps(w->cfg); i++) {
+        dp_app *app = w->apps[i];
+        nano_error e = {0};
+        if (app->current != NULL && version_isolate_ex(app->current, true, &e) == -1 && rc == 0) {
+            *err = e;
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 static void version_free_isolate(dp_version *v)
@@ -872,6 +938,7 @@ static void apply_config(dp_worker *w, nano_config *cfg)
     w->apps = apps;
     w->cfg = nano_config_ref(cfg);
     nano_config_unref(old);
+    sync_pools(w);
     for (size_t i = 0; i < n_new; i++)
         if (apps[i]->q_len > 0)
             run_queued(apps[i]); /* a raised max_concurrent lets some in */
@@ -1051,8 +1118,10 @@ static void close_all(dp_worker *w)
     while (w->draining != NULL)
         app_finish(w->draining); /* fails what is left, frees isolates */
     w->reap_head = NULL;
-    rt_pool_free(w->pool);
-    w->pool = NULL;
+    for (size_t k = 0; k < DP_POOL_CLASSES; k++) {
+        rt_pool_free(w->pools[k]);
+        w->pools[k] = NULL;
+    }
     dp_client_close(w->http_client); /* after the isolates: none holds a transfer now */
     w->http_client = NULL;
     flush_access_log(w);
@@ -1130,18 +1199,25 @@ static void worker_thread(void *arg)
         .on_request_end = on_request_end,
         .ud = w,
     };
-    if (w->opts.pool_size > 0)
-        w->pool = rt_pool_new(&w->loop, w->opts.pool_size);
     if (dp_client_new(&w->loop, &w->http_client) != 0)
         NANO_WARN("dp.http_client", "worker=%d detail=%s", w->index,
                   "the HTTP client could not be set up; each isolate makes its own");
     w->server = dp_server_new(&w->loop, &so);
     w->start_rc = dp_server_listen(w->server, &w->start_err);
+    /* The first worker's load is the node's start-up check (dp_worker_start); the others load
+     * once started, each with the code the first one compiled (the compile cache). */
+    bool is_first = w->opts.preload == DP_PRELOAD_FIRST;
+    if (w->start_rc == 0 && is_first && preload_apps(w, &w->start_err) != 0)
+        w->start_rc = DP_WORKER_LOAD_FAILED;
     if (w->start_rc != 0) {
         dp_server_close(w->server);
         w->server = NULL;
     }
     uv_sem_post(&w->started);
+    if (w->start_rc == 0 && w->opts.preload == DP_PRELOAD_AFTER_START) {
+        nano_error ignored = {0}; /* logged (app.load_failed); the first request retries */
+        (void)preload_apps(w, &ignored);
+    }
     if (w->start_rc != 0) {
         close_all(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -1191,7 +1267,10 @@ int dp_worker_start(dp_worker **out, int index, int listen_fd, const dp_worker_o
         *err = w->start_err;
         uv_thread_join(&w->thread);
         dp_stats_fini(&w->stats);
+        int rc_start = w->start_rc;
         nano_free(w);
+        if (rc_start == DP_WORKER_LOAD_FAILED)
+            return DP_WORKER_LOAD_FAILED;
         return err->code != 0 ? err->code : -1;
     }
     *out = w;

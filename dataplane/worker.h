@@ -23,6 +23,15 @@
 
 typedef struct dp_worker dp_worker;
 
+/* What a worker loads before its first request (dp_worker_options.preload). */
+typedef enum dp_preload {
+    DP_PRELOAD_NONE = 0,    /* nothing: each app version loads on its first request */
+    DP_PRELOAD_FIRST,       /* every app of the config, before dp_worker_start returns: the
+                             * node's start-up check (its failure fails the start) */
+    DP_PRELOAD_AFTER_START, /* every app of the config, once started (a failure is logged
+                             * and the first request tries again) */
+} dp_preload;
+
 typedef struct dp_worker_options {
     const char *host;          /* for logs and URLs; the socket is listen_fd */
     uint64_t max_head;         /* server-wide parser limits */
@@ -38,6 +47,7 @@ typedef struct dp_worker_options {
                                   * here is recorded in it (for /status and nanocp) */
     struct nano_egress *egress;  /* the node's egress policy (NULL: none); isolates take a
                                   * reference */
+    dp_preload preload;
 } dp_worker_options;
 
 /* Called on the worker's thread when it has drained (all apps removed, connections closed),
@@ -45,7 +55,10 @@ typedef struct dp_worker_options {
 typedef void (*dp_worker_done_fn)(void *ud);
 
 /* dp_worker_start: starts thread `index` serving on listen_fd (taken over) with cfg (a
- * reference is taken). Returns 0 or an error. */
+ * reference is taken). Returns 0; DP_WORKER_LOAD_FAILED when opts->preload is
+ * DP_PRELOAD_FIRST and an app did not load (err says why; the worker is gone); or another
+ * error. */
+#define DP_WORKER_LOAD_FAILED 1000
 int dp_worker_start(dp_worker **out, int index, int listen_fd, const dp_worker_options *opts,
                     nano_config *cfg, dp_worker_done_fn done, void *done_ud, nano_error *err);
 

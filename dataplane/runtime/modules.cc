@@ -9,6 +9,10 @@
 #include <cstring>
 #include <vector>
 
+extern "C" {
+#include "sha256.h"
+}
+
 using v8::Context;
 using v8::FixedArray;
 using v8::Isolate;
@@ -109,15 +113,32 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
     }
     v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, path.c_str()).ToLocalChecked(),
                             0, 0, false, -1, Local<Value>(), false, false, true);
-    v8::ScriptCompiler::Source source(source_text, origin);
+    // The code an earlier isolate made from this very source, if any (compile_cache.cc). The
+    // entry's bytes stay alive (cached) until the compile is done with them.
+    char key[65];
+    nano_sha256_hex(text.data(), text.size(), key);
+    std::shared_ptr<const std::string> cached = rt_compile_cache_find(key);
+    auto *data = cached == nullptr
+                     ? nullptr
+                     : new v8::ScriptCompiler::CachedData(
+                           reinterpret_cast<const uint8_t *>(cached->data()), (int)cached->size(),
+                           v8::ScriptCompiler::CachedData::BufferNotOwned);
+    v8::ScriptCompiler::Source source(source_text, origin, data); // owns data
     v8::TryCatch tc(isolate);
     Local<Module> module;
-    if (!v8::ScriptCompiler::CompileModule(isolate, &source).ToLocal(&module)) {
+    if (!v8::ScriptCompiler::CompileModule(isolate, &source,
+                                           data != nullptr ? v8::ScriptCompiler::kConsumeCodeCache
+                                                           : v8::ScriptCompiler::kNoCompileOptions)
+             .ToLocal(&module)) {
         std::string why = rt_describe_exception(iso, ctx, tc);
         nano_error_set(err, NANO_ESYNTAX, "module_syntax", "%s", why.c_str());
         return {};
     }
-    iso->modules.push_back({path, v8::Global<Module>(isolate, module)});
+    bool is_rejected = data != nullptr && source.GetCachedData()->rejected;
+    if (is_rejected)
+        rt_compile_cache_drop(key); // V8 compiled the source itself; this isolate makes a new one
+    iso->modules.push_back({path, v8::Global<Module>(isolate, module),
+                            data == nullptr || is_rejected ? std::string(key) : std::string()});
     return module;
 }
 
@@ -174,7 +195,7 @@ static MaybeLocal<Module> builtin_module(rt_isolate *iso, Local<Context> ctx, co
     Local<Module> module = Module::CreateSyntheticModule(
         isolate, String::NewFromUtf8(isolate, name.c_str()).ToLocalChecked(), names,
         evaluate_builtin);
-    iso->modules.push_back({name, v8::Global<Module>(isolate, module)});
+    iso->modules.push_back({name, v8::Global<Module>(isolate, module), std::string()});
     return module;
 }
 
@@ -331,4 +352,19 @@ void rt_modules_install_callbacks(Isolate *isolate)
 {
     isolate->SetHostImportModuleDynamicallyCallback(on_dynamic_import);
     isolate->SetHostInitializeImportMetaObjectCallback(on_import_meta);
+}
+
+void rt_modules_store_compiled(rt_isolate *iso)
+{
+    Isolate *isolate = iso->isolate;
+    for (auto &m : iso->modules) {
+        if (m.cache_key.empty())
+            continue;
+        Local<Module> module = m.module.Get(isolate);
+        std::unique_ptr<v8::ScriptCompiler::CachedData> data(
+            v8::ScriptCompiler::CreateCodeCache(module->GetUnboundModuleScript()));
+        if (data != nullptr)
+            rt_compile_cache_store(m.cache_key, data->data, (size_t)data->length);
+        m.cache_key.clear();
+    }
 }

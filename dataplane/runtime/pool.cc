@@ -14,6 +14,7 @@ extern "C" {
 struct rt_pool {
     uv_loop_t *loop = nullptr;
     size_t target = 0;
+    size_t heap_limit_mb = RT_POOL_HEAP_LIMIT_MB; // what its isolates are made with
     std::vector<rt_isolate *> ready;
     uv_timer_t refill;
     uint64_t last_take_ms = 0;
@@ -31,7 +32,7 @@ static void on_refill(uv_timer_t *h)
     if (pool->ready.size() < pool->target) {
         rt_isolate *iso = nullptr;
         nano_error err = {};
-        if (rt__isolate_create(pool->loop, RT_POOL_HEAP_LIMIT_MB, &iso, &err) == 0) {
+        if (rt__isolate_create(pool->loop, pool->heap_limit_mb, &iso, &err) == 0) {
             pool->ready.push_back(iso);
         } else {
             // Not worth retrying every iteration: the same snapshot fails the same way.
@@ -44,11 +45,13 @@ static void on_refill(uv_timer_t *h)
         uv_timer_start(h, on_refill, 0, 0); /* the next one at the next loop turn */
 }
 
-rt_pool *rt_pool_new(uv_loop_t *loop, size_t target)
+rt_pool *rt_pool_new(uv_loop_t *loop, size_t target, size_t heap_limit_mb)
 {
     auto *pool = new rt_pool();
     pool->loop = loop;
     pool->target = target;
+    if (heap_limit_mb != 0)
+        pool->heap_limit_mb = heap_limit_mb;
     uv_timer_init(loop, &pool->refill);
     pool->refill.data = pool;
     // Refilling is opportunistic: it must not keep a loop that is otherwise done alive.
@@ -63,9 +66,15 @@ size_t rt_pool_n_ready(const rt_pool *pool)
     return pool->ready.size();
 }
 
-rt_isolate *rt__pool_take(rt_pool *pool, uv_loop_t *loop)
+size_t rt_pool_heap_limit_mb(const rt_pool *pool)
 {
-    if (pool == nullptr || pool->loop != loop || pool->ready.empty())
+    return pool->heap_limit_mb;
+}
+
+rt_isolate *rt__pool_take(rt_pool *pool, uv_loop_t *loop, size_t heap_limit_mb)
+{
+    if (pool == nullptr || pool->loop != loop || pool->ready.empty() ||
+        heap_limit_mb > pool->heap_limit_mb)
         return nullptr;
     // The newest: its pages are the likeliest to still be in the CPU caches.
     rt_isolate *iso = pool->ready.back();

@@ -1201,15 +1201,33 @@ int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, 
     return 0;
 }
 
+// Lowers the heap limit of a pooled isolate (made with its pool's, pool_limit_mb) to an
+// app's smaller one. V8 sizes the young generation when the isolate is made, so it stays the
+// pool's (3 MiB at 128 MiB); the old generation gets the rest of the app's limit. V8 lowers
+// its limit when the callback that was given one is removed with a new limit, and never
+// below what the heap already holds (a pooled isolate holds the built-ins only).
+static void lower_heap_limit(rt_isolate *iso, size_t pool_limit_mb, size_t heap_limit_mb)
+{
+    v8::ResourceConstraints pool;
+    pool.ConfigureDefaultsFromHeapSize(0, pool_limit_mb << 20);
+    size_t young = pool.max_young_generation_size_in_bytes();
+    size_t limit = heap_limit_mb << 20;
+    size_t old_limit = limit > 2 * young ? limit - young : limit / 2;
+    iso->isolate->RemoveNearHeapLimitCallback(on_near_heap_limit, old_limit);
+    iso->isolate->AddNearHeapLimitCallback(on_near_heap_limit, iso);
+}
+
 int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out, nano_error *err)
 {
     uint64_t t0 = uv_hrtime();
-    // A pooled isolate has the default heap limit, so an app with its own limit gets a fresh
-    // one (runtime.h, heap_limit_mb).
-    rt_isolate *iso = opts->heap_limit_mb == 0 || opts->heap_limit_mb == RT_POOL_HEAP_LIMIT_MB
-                          ? rt__pool_take(opts->pool, loop)
-                          : nullptr;
+    // A pooled isolate has its pool's heap limit: an app with a smaller one gets it lowered,
+    // one with a larger one gets a fresh isolate (runtime.h, heap_limit_mb). An app asking
+    // for none (0) takes one with the pool's default limit, which it then has.
+    size_t limit_mb = opts->heap_limit_mb != 0 ? opts->heap_limit_mb : RT_POOL_HEAP_LIMIT_MB;
+    rt_isolate *iso = rt__pool_take(opts->pool, loop, limit_mb);
     bool is_pooled = iso != nullptr;
+    if (is_pooled && limit_mb < rt_pool_heap_limit_mb(opts->pool))
+        lower_heap_limit(iso, rt_pool_heap_limit_mb(opts->pool), limit_mb);
     if (!is_pooled) {
         int rc = rt__isolate_create(loop, opts->heap_limit_mb, &iso, err);
         if (rc != 0)
@@ -1267,8 +1285,9 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
             else if (!rt_load_module_graph(iso, ctx, opts->main_path, err).ToLocal(&module))
                 rc = err != nullptr && err->code != 0 ? err->code : NANO_EJS;
             else if ((rc = evaluate_module(iso, ctx, module, opts->main_path, err,
-                                           opts->wall_limit_ms)) == 0)
-                rc = find_handler(iso, ctx, module, opts->main_path, err);
+                                           opts->wall_limit_ms)) == 0 &&
+                     (rc = find_handler(iso, ctx, module, opts->main_path, err)) == 0)
+                rt_modules_store_compiled(iso);
         }
         iso->depth--;
         if (rc == 0) {

@@ -50,8 +50,9 @@ typedef struct rt_app_options {
                             * memory (rt_isolate_external_bytes). An allocation past it throws
                             * a RangeError; memory held past it breaks the isolate. 0: 128 MiB
                             * from the pool, else V8's default heap limit and ArrayBuffers
-                            * alone capped at 128 MiB. Pooled isolates have the pool's heap
-                            * limit (128): an app asking another gets a fresh isolate instead */
+                            * alone capped at 128 MiB. Pooled isolates are made with a heap
+                            * limit of 128 MiB, lowered for an app that asks less; an app
+                            * asking more gets a fresh isolate instead */
     /* Limits of module code (the app's top level, evaluated here). cpu_limit_ms is the app's
      * per-request limit (0: none, as `nano-dp run` and `test` want): module code then gets
      * max(cpu_limit_ms, RT_STARTUP_CPU_MS) of CPU, and its top-level await wall_limit_ms to
@@ -153,7 +154,7 @@ size_t rt_isolate_heap_used(rt_isolate *iso);
 size_t rt_isolate_external_bytes(const rt_isolate *iso);
 
 /* rt_isolate_new: takes a ready isolate from opts->pool (when it has one on this loop and the
- * app asks for no heap limit or the pool's, 128 MiB) or creates one from the startup
+ * app asks for no heap limit or at most the pool's, 128 MiB) or creates one from the startup
  * snapshot (every built-in already loaded), then gives it the app: name, location, env, a fresh time origin, and the
  * app's module graph, evaluated (top-level await runs the loop until settled), with its
  * default export's fetch found. Returns 0 and an owned isolate, or an error (err says what
@@ -206,12 +207,15 @@ int rt_isolate_settle_background(rt_isolate *iso);
 size_t rt_isolate_pending_requests(const rt_isolate *iso);
 
 /* rt_pool_new: a pool of ready isolates (isolate + context from the snapshot, no app yet) on
- * loop, which rt_isolate_new takes from so that a new app skips Isolate::New. The pool fills
- * itself up to target off the request path: one isolate per loop iteration (a timer,
- * unreferenced: it never keeps the loop alive), starting on the next iteration, and after a
- * take once no other take came for RT_POOL_REFILL_DELAY_MS (100 ms: a burst of new apps is
- * not slowed by refills between its requests). Returns an owned pool. Loop thread only. */
-rt_pool *rt_pool_new(uv_loop_t *loop, size_t target);
+ * loop, which rt_isolate_new takes from so that a new app skips Isolate::New. Its isolates
+ * are made with a heap limit of heap_limit_mb (0: 128 MiB); an app whose memory limit is at
+ * most that takes one and has the limit lowered to its own. The pool fills itself up to
+ * target off the request path: one isolate per loop iteration (a timer, unreferenced: it
+ * never keeps the loop alive), starting on the next iteration, and after a take once no
+ * other take came for RT_POOL_REFILL_DELAY_MS (100 ms: a burst of new apps is not slowed by
+ * refills between its requests). Returns an owned pool. Loop thread only. */
+rt_pool *rt_pool_new(uv_loop_t *loop, size_t target, size_t heap_limit_mb);
+size_t rt_pool_heap_limit_mb(const rt_pool *pool);
 
 /* rt_pool_n_ready: isolates ready to be taken. */
 size_t rt_pool_n_ready(const rt_pool *pool);
@@ -219,6 +223,25 @@ size_t rt_pool_n_ready(const rt_pool *pool);
 /* rt_pool_free: disposes the ready isolates and stops refilling; isolates already taken are
  * unaffected. Run the loop afterwards to let its handles close. NULL is a no-op. */
 void rt_pool_free(rt_pool *pool);
+
+/* The compile cache (compile_cache.cc): the code V8 made for each module source, made by the
+ * first isolate that loads it and consumed by every later one, so that a module is compiled
+ * once per process (and, with a directory, once per node). Any thread.
+ * rt_compile_cache_set_dir: also keep entries as files in dir (made 0700 if missing; entries
+ * there from an earlier run of this binary are used; NULL: memory only again). Returns 0, or
+ * an error naming dir.
+ * rt_compile_cache_set_budget: bytes of entries kept in memory (least recently used go
+ * first; default RT_COMPILE_CACHE_BUDGET). */
+#define RT_COMPILE_CACHE_BUDGET (64u << 20)
+#define RT_COMPILE_CACHE_MAX_ENTRY (32u << 20) /* larger entries are not kept */
+int rt_compile_cache_set_dir(const char *dir, nano_error *err);
+void rt_compile_cache_set_budget(size_t bytes);
+typedef struct rt_compile_cache_stats {
+    size_t entries, bytes;          /* in memory now */
+    uint64_t hits, misses;          /* lookups (a hit from a file counts in disk_reads too) */
+    uint64_t disk_reads, stores, rejects, evictions;
+} rt_compile_cache_stats;
+void rt_compile_cache_get_stats(rt_compile_cache_stats *out);
 
 /* rt_isolate_free: releases every request still held, closes the isolate's libuv handles
  * (run the loop afterwards to let them close) and disposes the isolate. NULL is a no-op. */

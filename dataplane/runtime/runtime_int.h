@@ -95,6 +95,9 @@ struct rt_slot {
 struct rt_module {
     std::string path;
     v8::Global<v8::Module> module;
+    // The compile cache key of its source when this isolate compiled it without an entry
+    // (it makes the entry once the app has loaded); empty otherwise.
+    std::string cache_key;
 };
 
 struct rt_isolate {
@@ -261,8 +264,8 @@ v8::Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot);
 // collected), counted against the app's memory limit like request body chunks.
 v8::Local<v8::ArrayBuffer> rt_adopt_bytes(rt_isolate *iso, void *data, size_t len);
 v8::Local<v8::Value> rt_body_failed_error(rt_isolate *iso);
-// Pooled isolates are made with the default app heap limit (DESIGN.md §9), so that apps with
-// the default limit (most) can take them.
+// Pooled isolates are made with the default app heap limit (DESIGN.md §9) unless their pool
+// says otherwise (rt_pool_new), so that apps with the default limit (most) can take them.
 constexpr size_t RT_POOL_HEAP_LIMIT_MB = 128;
 // A pool refills once no isolate was taken from it for this long (pool.cc).
 constexpr uint64_t RT_POOL_REFILL_DELAY_MS = 100;
@@ -336,9 +339,9 @@ std::unique_ptr<v8::BackingStore> rt_backing_store_try_new(v8::Isolate *isolate,
 const rt_native *rt_idna_natives(size_t *n);
 
 // pool.cc
-// rt__pool_take: a ready isolate from pool if it has one for loop, else nullptr (pool may be
-// nullptr). Starts the refill.
-rt_isolate *rt__pool_take(rt_pool *pool, uv_loop_t *loop);
+// rt__pool_take: a ready isolate from pool if it has one for loop and its isolates' heap
+// limit is at least heap_limit_mb, else nullptr (pool may be nullptr). Starts the refill.
+rt_isolate *rt__pool_take(rt_pool *pool, uv_loop_t *loop, size_t heap_limit_mb);
 
 // snapshot.cc
 constexpr size_t kSnapshotInternal = 0; // context data index of the built-ins' `internal`
@@ -351,10 +354,22 @@ int rt_load_builtins(rt_isolate *iso, v8::Local<v8::Context> ctx,
                      v8::Local<v8::Object> *internal_out, const char *const *eager,
                      nano_error *err);
 
+// compile_cache.cc: key is the SHA-256 (hex) of a module's source text.
+// rt_compile_cache_find: the entry (memory, then the directory), or nullptr.
+// rt_compile_cache_store: keeps V8's serialized code for key. rt_compile_cache_drop: V8
+// rejected the entry (another version or flags): forget it.
+std::shared_ptr<const std::string> rt_compile_cache_find(const std::string &key);
+void rt_compile_cache_store(const std::string &key, const uint8_t *data, size_t len);
+void rt_compile_cache_drop(const std::string &key);
+
 // modules.cc
 v8::MaybeLocal<v8::Module> rt_load_module_graph(rt_isolate *iso, v8::Local<v8::Context> ctx,
                                                 const std::string &path, nano_error *err);
 void rt_modules_install_callbacks(v8::Isolate *isolate);
+// rt_modules_store_compiled: puts the code of the modules this isolate compiled without a
+// compile cache entry into the cache; once the app has loaded, so that the functions its top
+// level ran are in it.
+void rt_modules_store_compiled(rt_isolate *iso);
 bool rt_read_file(const std::string &path, std::string *out);
 
 #endif

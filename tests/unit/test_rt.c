@@ -6,11 +6,14 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "runtime.h"
+#include "sha256.h"
 
 static uv_loop_t g_loop;
 
@@ -165,10 +168,19 @@ static void snapshot_bad_location_fails_the_app(void **state)
 
 /* --- pool -------------------------------------------------------------------------------- */
 
+static int g_broken;
+
+static void on_broken(void *ud)
+{
+    (void)ud;
+    g_broken++;
+}
+
+
 static void pool_refills_to_target_after_a_take(void **state)
 {
     (void)state;
-    rt_pool *pool = rt_pool_new(&g_loop, 2);
+    rt_pool *pool = rt_pool_new(&g_loop, 2, 0);
     fill(pool, 2);
     rt_isolate *iso = new_isolate(pool, NULL, 0);
     assert_int_equal(rt_pool_n_ready(pool), 1);
@@ -181,7 +193,7 @@ static void pool_refills_to_target_after_a_take(void **state)
 static void pool_isolates_get_the_apps_values(void **state)
 {
     (void)state;
-    rt_pool *pool = rt_pool_new(&g_loop, 2);
+    rt_pool *pool = rt_pool_new(&g_loop, 2, 0);
     fill(pool, 2);
     usleep(300 * 1000); /* the time origin is the app's start, not the isolate's */
     rt_isolate *a = new_isolate(pool, "https://pooled.example/", 0);
@@ -198,12 +210,12 @@ static void pool_isolates_get_the_apps_values(void **state)
     uv_run(&g_loop, UV_RUN_DEFAULT);
 }
 
-static void pool_is_bypassed_for_a_heap_limit_or_another_loop(void **state)
+static void pool_is_bypassed_for_a_larger_heap_limit_or_another_loop(void **state)
 {
     (void)state;
-    rt_pool *pool = rt_pool_new(&g_loop, 1);
+    rt_pool *pool = rt_pool_new(&g_loop, 1, 0);
     fill(pool, 1);
-    rt_isolate *limited = new_isolate(pool, NULL, 64);
+    rt_isolate *limited = new_isolate(pool, NULL, 256);
     assert_int_equal(rt_pool_n_ready(pool), 1);
     free_isolate(limited);
 
@@ -222,16 +234,57 @@ static void pool_is_bypassed_for_a_heap_limit_or_another_loop(void **state)
     uv_run(&g_loop, UV_RUN_DEFAULT);
 }
 
+/* An app with a smaller memory limit takes a pooled isolate and has the heap limit lowered to
+ * its own: a heap grown without end is stopped near 32 MiB, not at the pool's 128. */
+static void pool_isolates_take_a_smaller_heap_limit(void **state)
+{
+    (void)state;
+    rt_pool *pool = rt_pool_new(&g_loop, 1, 0);
+    fill(pool, 1);
+    rt_isolate *iso = new_isolate(pool, NULL, 32);
+    assert_int_equal(rt_pool_n_ready(pool), 0);
+    rt_hooks hooks = {.broken = on_broken};
+    rt_isolate_set_hooks(iso, &hooks);
+    g_broken = 0;
+    assert_int_equal(run(iso, "const keep = [];"
+                              "for (;;) keep.push({n: keep.length, s: 'x' + keep.length});"),
+                     NANO_EJS);
+    assert_int_equal(g_broken, 1);
+    size_t used = rt_isolate_heap_used(iso);
+    assert_true(used > 16u << 20);
+    assert_true(used < 40u << 20);
+    free_isolate(iso);
+    rt_pool_free(pool);
+    uv_run(&g_loop, UV_RUN_DEFAULT);
+}
+
+/* A pool of a larger memory class serves apps up to its limit. */
+static void pool_of_a_larger_class_serves_large_limits(void **state)
+{
+    (void)state;
+    rt_pool *pool = rt_pool_new(&g_loop, 1, 512);
+    assert_int_equal(rt_pool_heap_limit_mb(pool), 512);
+    fill(pool, 1);
+    rt_isolate *iso = new_isolate(pool, NULL, 300);
+    assert_int_equal(rt_pool_n_ready(pool), 0);
+    /* 200 MiB of buffers fit under 300 MiB, 320 do not. */
+    assert_int_equal(run(iso, "globalThis.a = new Uint8Array(200 * 2 ** 20);"), 0);
+    assert_int_equal(run(iso, "globalThis.b = new Uint8Array(120 * 2 ** 20);"), NANO_EJS);
+    free_isolate(iso);
+    rt_pool_free(pool);
+    uv_run(&g_loop, UV_RUN_DEFAULT);
+}
+
 static void pool_free_closes_everything(void **state)
 {
     (void)state;
     rt_pool_free(NULL);
-    rt_pool *pool = rt_pool_new(&g_loop, 3);
+    rt_pool *pool = rt_pool_new(&g_loop, 3, 0);
     fill(pool, 3);
     rt_pool_free(pool);
     uv_run(&g_loop, UV_RUN_DEFAULT);
     /* An empty pool (never filled: the loop never ran) closes as well. */
-    rt_pool_free(rt_pool_new(&g_loop, 3));
+    rt_pool_free(rt_pool_new(&g_loop, 3, 0));
     uv_run(&g_loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_alive(&g_loop), 0);
 }
@@ -278,7 +331,7 @@ static void memory_pooled_isolates_count_their_heap(void **state)
 {
     (void)state;
     const char *text = "new Uint8Array(127 * 2 ** 20);";
-    rt_pool *pool = rt_pool_new(&g_loop, 1);
+    rt_pool *pool = rt_pool_new(&g_loop, 1, 0);
     fill(pool, 1);
     rt_isolate *pooled = new_isolate(pool, NULL, 0);
     assert_int_equal(rt_pool_n_ready(pool), 0);
@@ -321,14 +374,6 @@ static void memory_freed_buffers_are_uncounted(void **state)
     free_isolate(iso);
 }
 
-static int g_broken;
-
-static void on_broken(void *ud)
-{
-    (void)ud;
-    g_broken++;
-}
-
 static void memory_held_past_the_limit_breaks_the_isolate(void **state)
 {
     (void)state;
@@ -352,6 +397,168 @@ static void memory_held_past_the_limit_breaks_the_isolate(void **state)
     free_isolate(iso);
 }
 
+/* --- compile cache: one compile per module source (compile_cache.cc) -------------------- */
+
+/* Writes an app module whose source no other test has (the cache lives as long as the
+ * process) into dir; returns its path (static buffer). */
+static const char *unique_module(const char *dir)
+{
+    static char path[256];
+    static int n;
+    snprintf(path, sizeof path, "%s/app.js", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "const tag = 'unit %d %d';\n"
+               "function helper(x) { return tag + ' ' + x; }\n"
+               "globalThis.loaded = helper(1);\n"
+               "export default { fetch() { return new Response(helper(2)); } };\n",
+            (int)getpid(), ++n);
+    fclose(f);
+    return path;
+}
+
+static rt_isolate *load_module(const char *path)
+{
+    rt_app_options app = {.name = "unit", .console_mode = RT_CONSOLE_STDIO, .main_path = path};
+    rt_isolate *iso = NULL;
+    nano_error err = {0};
+    int rc = rt_isolate_new(&g_loop, &app, &iso, &err);
+    if (rc != 0)
+        fprintf(stderr, "rt_isolate_new: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    return iso;
+}
+
+static rt_compile_cache_stats cache_stats(void)
+{
+    rt_compile_cache_stats st;
+    rt_compile_cache_get_stats(&st);
+    return st;
+}
+
+/* The single file the cache keeps in dir (there is one module per test), or "". */
+static void cache_file(const char *dir, char *out, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s/*.v8cache 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    out[0] = '\0';
+    if (fgets(out, (int)cap, p) != NULL)
+        out[strcspn(out, "\n")] = '\0';
+    pclose(p);
+}
+
+static void compile_cache_second_isolate_consumes_the_first_ones_code(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nano-unit-cc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *path = unique_module(dir);
+    rt_compile_cache_stats before = cache_stats();
+    rt_isolate *a = load_module(path);
+    rt_compile_cache_stats mid = cache_stats();
+    assert_int_equal(mid.misses, before.misses + 1);
+    assert_int_equal(mid.stores, before.stores + 1);
+    rt_isolate *b = load_module(path);
+    rt_compile_cache_stats after = cache_stats();
+    assert_int_equal(after.hits, mid.hits + 1);
+    assert_int_equal(after.stores, mid.stores);
+    assert_int_equal(after.rejects, before.rejects);
+    /* The consumed code runs as the compiled one does. */
+    assert_int_equal(run(b, "if (globalThis.loaded !== helperCheck()) throw 1;"
+                            "function helperCheck() { return globalThis.loaded; }"),
+                     0);
+    free_isolate(a);
+    free_isolate(b);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* With a directory, entries outlive the memory budget (and the process); a damaged file, one
+ * for another binary and a non-file are each ignored, and the module still loads. */
+static void compile_cache_directory_survives_eviction_and_rejects_bad_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nano-unit-cc-XXXXXX", cdir[300], file[400];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cdir, sizeof cdir, "%s/v8", dir);
+    nano_error err = {0};
+    assert_int_equal(rt_compile_cache_set_dir(cdir, &err), 0);
+    const char *path = unique_module(dir);
+    free_isolate(load_module(path));
+    cache_file(cdir, file, sizeof file);
+    assert_true(file[0] != '\0');
+    struct stat st;
+    assert_int_equal(stat(file, &st), 0);
+    assert_true(st.st_size > 150);
+
+    /* Evicted from memory: read back from the file. */
+    rt_compile_cache_set_budget(0);
+    rt_compile_cache_set_budget(RT_COMPILE_CACHE_BUDGET);
+    rt_compile_cache_stats before = cache_stats();
+    free_isolate(load_module(path));
+    rt_compile_cache_stats after = cache_stats();
+    assert_int_equal(after.disk_reads, before.disk_reads + 1);
+
+    /* One byte of the payload flipped: the checksum refuses it; a fresh compile replaces it. */
+    FILE *f = fopen(file, "r+b");
+    assert_non_null(f);
+    fseek(f, -10, SEEK_END);
+    fputc('!', f);
+    fclose(f);
+    rt_compile_cache_set_budget(0);
+    rt_compile_cache_set_budget(RT_COMPILE_CACHE_BUDGET);
+    before = cache_stats();
+    free_isolate(load_module(path));
+    after = cache_stats();
+    assert_int_equal(after.disk_reads, before.disk_reads);
+    assert_int_equal(after.stores, before.stores + 1);
+
+    /* A file with a valid header and checksum but a payload V8 cannot use: V8 rejects it,
+     * the module is compiled from its source and the entry replaced. */
+    assert_int_equal(stat(file, &st), 0);
+    f = fopen(file, "r+b");
+    assert_non_null(f);
+    unsigned char header[152];
+    assert_int_equal(fread(header, 1, sizeof header, f), sizeof header);
+    size_t len = (size_t)st.st_size - sizeof header;
+    char *junk = malloc(len);
+    memset(junk, 'j', len);
+    char sha[65];
+    nano_sha256_hex(junk, len, sha);
+    memcpy(header + 88, sha, 64); /* FileHeader.payload_sha (compile_cache.cc) */
+    rewind(f);
+    fwrite(header, 1, sizeof header, f);
+    fwrite(junk, 1, len, f);
+    fclose(f);
+    free(junk);
+    rt_compile_cache_set_budget(0);
+    rt_compile_cache_set_budget(RT_COMPILE_CACHE_BUDGET);
+    before = cache_stats();
+    rt_isolate *iso = load_module(path);
+    after = cache_stats();
+    assert_int_equal(after.rejects, before.rejects + 1);
+    assert_int_equal(after.stores, before.stores + 1);
+    assert_int_equal(run(iso, "if (!globalThis.loaded.startsWith('unit ')) throw 1;"), 0);
+    free_isolate(iso);
+
+    /* A FIFO where the file should be: not opened for reading (no hang), not replaced by
+     * following it. */
+    unlink(file);
+    assert_int_equal(mkfifo(file, 0600), 0);
+    rt_compile_cache_set_budget(0);
+    rt_compile_cache_set_budget(RT_COMPILE_CACHE_BUDGET);
+    free_isolate(load_module(path));
+    assert_int_equal(stat(file, &st), 0);
+    assert_true(S_ISREG(st.st_mode)); /* renamed over it */
+
+    assert_int_equal(rt_compile_cache_set_dir(NULL, &err), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest snapshot[] = {
@@ -364,7 +571,9 @@ int main(int argc, char **argv)
     static const struct CMUnitTest pool[] = {
         cmocka_unit_test(pool_refills_to_target_after_a_take),
         cmocka_unit_test(pool_isolates_get_the_apps_values),
-        cmocka_unit_test(pool_is_bypassed_for_a_heap_limit_or_another_loop),
+        cmocka_unit_test(pool_is_bypassed_for_a_larger_heap_limit_or_another_loop),
+        cmocka_unit_test(pool_isolates_take_a_smaller_heap_limit),
+        cmocka_unit_test(pool_of_a_larger_class_serves_large_limits),
         cmocka_unit_test(pool_free_closes_everything),
     };
     static const struct CMUnitTest memory[] = {
@@ -374,8 +583,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(memory_freed_buffers_are_uncounted),
         cmocka_unit_test(memory_held_past_the_limit_breaks_the_isolate),
     };
+    static const struct CMUnitTest compile_cache[] = {
+        cmocka_unit_test(compile_cache_second_isolate_consumes_the_first_ones_code),
+        cmocka_unit_test(compile_cache_directory_survives_eviction_and_rejects_bad_files),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("snapshot", snapshot),
+        UNIT_GROUP("compile_cache", compile_cache),
         UNIT_GROUP("pool", pool),
         UNIT_GROUP("memory", memory),
     };
