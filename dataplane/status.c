@@ -13,6 +13,7 @@
 #include "log.h"
 #include "parse.h"
 #include "request.h"
+#include "runtime/runtime.h"
 
 /* One app's counters summed over the workers. */
 typedef struct app_sum {
@@ -145,6 +146,14 @@ static void status_json(dp_status_source *src, nano_buf *b)
         first = false;
     }
     nano_buf_append_str(b, "]");
+    rt_compile_cache_stats cc;
+    rt_compile_cache_get_stats(&cc);
+    nano_buf_appendf(b,
+                     ",\"compile_cache\":{\"entries\":%zu,\"bytes\":%zu,\"hits\":%" PRIu64
+                     ",\"misses\":%" PRIu64 ",\"disk_reads\":%" PRIu64 ",\"stores\":%" PRIu64
+                     ",\"rejects\":%" PRIu64 ",\"evictions\":%" PRIu64 "}",
+                     cc.entries, cc.bytes, cc.hits, cc.misses, cc.disk_reads, cc.stores,
+                     cc.rejects, cc.evictions);
     if (src->cp != NULL) {
         dp_cp_link l;
         dp_cp_client_link(src->cp, &l);
@@ -183,6 +192,16 @@ static void status_metrics(dp_status_source *src, nano_buf *b)
     nano_buf_appendf(b, "nano_config_reloads_total %" PRIu64 "\n", src->config_reloads);
     metric_header(b, "nano_config_rejects_total", "counter", "Config changes rejected.");
     nano_buf_appendf(b, "nano_config_rejects_total %" PRIu64 "\n", src->config_rejects);
+    rt_compile_cache_stats cc;
+    rt_compile_cache_get_stats(&cc);
+    metric_header(b, "nano_compile_cache_hits_total", "counter",
+                  "Module compiles that used the compile cache (memory or --code-dir).");
+    nano_buf_appendf(b, "nano_compile_cache_hits_total %" PRIu64 "\n", cc.hits);
+    metric_header(b, "nano_compile_cache_misses_total", "counter",
+                  "Module compiles with no compile cache entry.");
+    nano_buf_appendf(b, "nano_compile_cache_misses_total %" PRIu64 "\n", cc.misses);
+    metric_header(b, "nano_compile_cache_bytes", "gauge", "Bytes of compile cache entries in memory.");
+    nano_buf_appendf(b, "nano_compile_cache_bytes %zu\n", cc.bytes);
     static const struct {
         const char *name, *type, *help;
         size_t offset;

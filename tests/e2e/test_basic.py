@@ -217,6 +217,67 @@ def module_without_fetch_exits_2():
         s.stop()
 
 
+TOP_LEVEL_LOGS = """
+console.log("top level ran");
+const words = Array.from({ length: 200 }, (_, i) => "word" + i);
+function pick(i) { return words[i % words.length]; }
+export default { fetch(request) { return new Response(pick(7) + "\\n"); } };
+"""
+
+
+@check
+def single_app_runs_its_top_level_once_per_thread_and_compiles_once():
+    # The start-up check is the first worker's own load, so the top level runs once per
+    # worker thread (not once more for a throwaway check), and the second thread consumes the
+    # code the first compiled.
+    with Server(TOP_LEVEL_LOGS, ["--threads", "2"]) as s:
+        s.wait_count(r"top level ran", 2)
+        s.wait_count(r"dp\.app_loaded app=\S+ worker=\d", 2)
+        for _ in range(6):
+            eq(s.request().text, "word7\n", "answer")
+        eq(s.log().count("top level ran"), 2, "top-level runs for 2 threads and 6 requests")
+        cc = s.status()["compile_cache"]
+        eq((cc["misses"], cc["stores"], cc["hits"], cc["rejects"]), (1, 1, 1, 0),
+           f"one compile, one use of it: {cc}")
+
+
+@check
+def code_dir_keeps_compiled_code_across_restarts():
+    d = scratch_dir()
+    with Server(TOP_LEVEL_LOGS, ["--code-dir", d]) as s:
+        eq(s.request().text, "word7\n", "first run")
+        cc = s.status()["compile_cache"]
+        eq((cc["misses"], cc["stores"], cc["disk_reads"]), (1, 1, 0), f"first run: {cc}")
+    files = os.listdir(os.path.join(d, "v8"))
+    eq(len(files), 1, f"one entry file: {files}")
+    expect(files[0].endswith(".v8cache"), files[0])
+    with Server(TOP_LEVEL_LOGS, ["--code-dir", d]) as s:
+        eq(s.request().text, "word7\n", "after the restart")
+        cc = s.status()["compile_cache"]
+        eq((cc["misses"], cc["stores"], cc["disk_reads"], cc["rejects"]), (0, 0, 1, 0),
+           f"restart: {cc}")
+    # A garbage file in its place is ignored (logged) and replaced; the app serves.
+    with open(os.path.join(d, "v8", files[0]), "wb") as f:
+        f.write(b"\0" * 4096)
+    with Server(TOP_LEVEL_LOGS, ["--code-dir", d]) as s:
+        eq(s.request().text, "word7\n", "with a damaged entry")
+        s.wait_log(r"rt\.compile_cache_file_ignored")
+        cc = s.status()["compile_cache"]
+        eq((cc["misses"], cc["stores"], cc["disk_reads"]), (1, 1, 0), f"damaged: {cc}")
+    # Not a directory: a clear one-line error, exit 2.
+    not_dir = os.path.join(d, "file")
+    with open(not_dir, "w") as f:
+        f.write("x")
+    s = Server(HELLO)
+    try:
+        code, _, err = run_cli([s.path, "--port", "0", "--code-dir", not_dir])
+        eq(code, 2, "--code-dir naming a file")
+        expect("--code-dir" in err and "not a directory" in err, err)
+        eq(err.count("\n"), 1, "one line")
+    finally:
+        s.stop()
+
+
 @check
 def bad_env_file_line_exits_2_naming_file_and_line():
     d = scratch_dir()
