@@ -1218,6 +1218,9 @@ static void worker_thread(void *arg)
         nano_error ignored = {0}; /* logged (app.load_failed); the first request retries */
         (void)preload_apps(w, &ignored);
     }
+    for (size_t k = 0; w->opts.preload != DP_PRELOAD_NONE && k < DP_POOL_CLASSES; k++)
+        if (w->pools[k] != NULL)
+            rt_pool_defer(w->pools[k]); /* the first requests before the pool's refills */
     if (w->start_rc != 0) {
         close_all(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -56,9 +56,18 @@ rt_pool *rt_pool_new(uv_loop_t *loop, size_t target, size_t heap_limit_mb)
     pool->refill.data = pool;
     // Refilling is opportunistic: it must not keep a loop that is otherwise done alive.
     uv_unref((uv_handle_t *)&pool->refill);
-    if (target > 0)
-        uv_timer_start(&pool->refill, on_refill, 0, 0);
+    rt_pool_defer(pool);
     return pool;
+}
+
+void rt_pool_defer(rt_pool *pool)
+{
+    if (pool->target == 0 || pool->is_failed)
+        return;
+    // As after a take: the refill waits until nothing was taken for the delay.
+    uv_update_time(pool->loop);
+    pool->last_take_ms = uv_now(pool->loop);
+    uv_timer_start(&pool->refill, on_refill, RT_POOL_REFILL_DELAY_MS, 0);
 }
 
 size_t rt_pool_n_ready(const rt_pool *pool)

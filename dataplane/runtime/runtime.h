@@ -211,10 +211,14 @@ size_t rt_isolate_pending_requests(const rt_isolate *iso);
  * are made with a heap limit of heap_limit_mb (0: 128 MiB); an app whose memory limit is at
  * most that takes one and has the limit lowered to its own. The pool fills itself up to
  * target off the request path: one isolate per loop iteration (a timer, unreferenced: it
- * never keeps the loop alive), starting on the next iteration, and after a take once no
- * other take came for RT_POOL_REFILL_DELAY_MS (100 ms: a burst of new apps is not slowed by
- * refills between its requests). Returns an owned pool. Loop thread only. */
+ * never keeps the loop alive) once no isolate was taken from it for RT_POOL_REFILL_DELAY_MS
+ * (100 ms), counted from its creation and from each take: making one blocks the loop for
+ * milliseconds, so a process's first requests and a burst of new apps are not slowed by
+ * refills between them. Returns an owned pool. Loop thread only (or before the loop runs).
+ * rt_pool_defer: counts as a take (a worker that just spent a while loading apps at start
+ * lets the first requests in before the pool fills). */
 rt_pool *rt_pool_new(uv_loop_t *loop, size_t target, size_t heap_limit_mb);
+void rt_pool_defer(rt_pool *pool);
 size_t rt_pool_heap_limit_mb(const rt_pool *pool);
 
 /* rt_pool_n_ready: isolates ready to be taken. */

@@ -4,6 +4,7 @@
 // for the creator and for every isolate that deserializes the snapshot.
 #include "runtime_int.h"
 
+#include <cstdio>
 #include <cstring>
 
 extern "C" {
@@ -49,6 +50,49 @@ v8::StartupData *rt_snapshot_blob(void)
     return nano_snapshot_blob_len > 0 ? &blob : nullptr;
 }
 
+// The source of a built-in as Latin-1 with every character above U+00FF written as a \uXXXX
+// escape (two for one above U+FFFF). V8 keeps each built-in's source in the snapshot (lazy
+// compilation and Function.prototype.toString need it), and one character above U+00FF in a
+// file makes all of it a two-byte string: core-js's copyright line alone doubled its 232 KB,
+// and every isolate deserializes the snapshot. An escape means the same character in a
+// string, template, regular expression, identifier or comment; after a backslash it would
+// not, so that is refused (false, with the code point in *bad).
+static bool latin1_source(const char *data, size_t len, std::string *out, uint32_t *bad)
+{
+    out->clear();
+    out->reserve(len);
+    const auto *p = reinterpret_cast<const unsigned char *>(data);
+    for (size_t i = 0; i < len;) {
+        uint32_t c = p[i];
+        size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (i + n > len)
+            n = len - i;
+        if (n > 1) {
+            c &= n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07;
+            for (size_t k = 1; k < n; k++)
+                c = (c << 6) | (p[i + k] & 0x3F);
+        }
+        if (c <= 0xFF) {
+            out->push_back(static_cast<char>(c));
+        } else {
+            if (!out->empty() && out->back() == '\\') {
+                *bad = c;
+                return false;
+            }
+            char esc[16];
+            if (c <= 0xFFFF) {
+                snprintf(esc, sizeof esc, "\\u%04X", c);
+            } else {
+                uint32_t v = c - 0x10000;
+                snprintf(esc, sizeof esc, "\\u%04X\\u%04X", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+            }
+            out->append(esc);
+        }
+        i += n;
+    }
+    return true;
+}
+
 int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *internal_out,
                      const char *const *eager, nano_error *err)
 {
@@ -65,8 +109,15 @@ int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *interna
         const nano_embedded *f = &nano_builtin_js[i];
         std::string origin_name = std::string("nano:internal/") + f->name;
         v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, origin_name.c_str()).ToLocalChecked());
+        std::string text;
+        uint32_t bad = 0;
+        if (!latin1_source(f->data, f->len, &text, &bad))
+            return nano_error_set(err, NANO_EINVAL, "builtin_failed",
+                                  "built-in %s: a backslash before U+%04X (write it as an "
+                                  "escape)", f->name, bad);
         v8::ScriptCompiler::Source source(
-            String::NewFromUtf8(isolate, f->data, v8::NewStringType::kNormal, (int)f->len)
+            String::NewFromOneByte(isolate, reinterpret_cast<const uint8_t *>(text.data()),
+                                   v8::NewStringType::kNormal, (int)text.size())
                 .ToLocalChecked(),
             origin);
         TryCatch tc(isolate);
@@ -83,9 +134,9 @@ int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *interna
         if (!v8::ScriptCompiler::CompileFunction(ctx, &source, 3, params, 0, nullptr, options)
                  .ToLocal(&fn) ||
             fn->Call(ctx, v8::Undefined(isolate), 3, args).IsEmpty()) {
-            std::string text = rt_describe_exception(iso, ctx, tc);
+            std::string why = rt_describe_exception(iso, ctx, tc);
             return nano_error_set(err, NANO_EJS, "builtin_failed", "built-in %s failed: %s",
-                                  f->name, text.c_str());
+                                  f->name, why.c_str());
         }
     }
     *internal_out = internal;
