@@ -279,13 +279,17 @@ typedef struct cp_main {
     uv_signal_t sigterm, sigint;
 } cp_main;
 
-/* The front ends reach the service only through these two (api.h's callback types). A call
- * that committed a change has appended to the config log: the data planes get it at once, as
- * one delta (cp_distrib_publish is a no-op when nothing is new). */
+/* The front ends reach the service only through these two (api.h's callback types). The
+ * nodes' status reports received so far are written first (else once a second), so that a
+ * call sees them: `nanoctl nodes` right after a node applied a config shows it applied. A
+ * call that committed a change has appended to the config log: the data planes get it at
+ * once, as one delta (cp_distrib_publish is a no-op when nothing is new). */
 static int svc_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
                     json_t **result, cp_error *err)
 {
     cp_main *m = ud;
+    if (m->distrib != NULL)
+        cp_distrib_flush(m->distrib);
     int rc = cp_service_call(m->svc, actor, op, args, result, err);
     if (rc == 0)
         cp_distrib_publish(m->distrib);

@@ -57,6 +57,7 @@ void dp_load_errors_set(dp_load_errors *t, const nano_app_config *c, const nano_
         snprintf(x->app, sizeof x->app, "%s", app);
     }
     snprintf(x->e.sha256, sizeof x->e.sha256, "%s", c->code_sha256);
+    snprintf(x->e.imports_sha256, sizeof x->e.imports_sha256, "%s", c->imports_sha256);
     x->e.memory_mb = c->limits.memory_mb;
     x->e.cpu_ms = c->limits.cpu_ms;
     x->e.node_compat = c->node_compat;
@@ -68,15 +69,17 @@ bool dp_load_errors_known(dp_load_errors *t, const nano_app_config *c, dp_load_e
 {
     dp_load_error e;
     return dp_load_errors_get(t, c->name, &e) && strcmp(e.sha256, c->code_sha256) == 0 &&
+           strcmp(e.imports_sha256, c->imports_sha256) == 0 &&
            e.memory_mb == c->limits.memory_mb && e.cpu_ms == c->limits.cpu_ms &&
            e.node_compat == c->node_compat && (*out = e, true);
 }
 
-void dp_load_errors_clear(dp_load_errors *t, const char *app, const char *sha256)
+void dp_load_errors_clear(dp_load_errors *t, const char *app, const nano_app_config *running)
 {
     pthread_mutex_lock(&t->mu);
     entry *x = find(t, app);
-    if (x != NULL && (sha256 == NULL || strcmp(x->e.sha256, sha256) != 0))
+    if (x != NULL && (running == NULL || strcmp(x->e.sha256, running->code_sha256) != 0 ||
+                      strcmp(x->e.imports_sha256, running->imports_sha256) != 0))
         *x = t->entries[--t->n];
     pthread_mutex_unlock(&t->mu);
 }

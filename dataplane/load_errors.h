@@ -14,10 +14,11 @@
 
 typedef struct dp_load_errors dp_load_errors;
 
-/* A refused version: the code's sha256, the limits it was loaded with, and the error (id and
- * one-line message). */
+/* A refused version: the code's sha256 (and its imports', nano.json apps: config.h), the
+ * limits it was loaded with, and the error (id and one-line message). */
 typedef struct dp_load_error {
     char sha256[65];
+    char imports_sha256[65];
     uint64_t memory_mb, cpu_ms;
     bool node_compat;
     nano_error err;
@@ -36,9 +37,9 @@ void dp_load_errors_set(dp_load_errors *t, const nano_app_config *c, const nano_
 bool dp_load_errors_known(dp_load_errors *t, const nano_app_config *c, dp_load_error *out);
 
 /* dp_load_errors_clear: app's current code loads (or the app is gone): forget its entry.
- * With sha256 not NULL, only an entry about other code: one about the code app runs now (a
- * worker could not load it) stays. */
-void dp_load_errors_clear(dp_load_errors *t, const char *app, const char *sha256);
+ * With running not NULL (the app's config that runs now), only an entry about other code: one
+ * about the code app runs now (a worker could not load it) stays. */
+void dp_load_errors_clear(dp_load_errors *t, const char *app, const nano_app_config *running);
 
 /* dp_load_errors_get: copies app's entry into *out and returns true, or returns false when
  * the app has none. t may be NULL (false). */

@@ -315,7 +315,7 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
         if (code_is_new(m->cfg, c))
             to_check[n_new++] = c;
         else
-            dp_load_errors_clear(m->load_errors, c->name, c->code_sha256);
+            dp_load_errors_clear(m->load_errors, c->name, c);
     }
     int *rcs = nano_xcalloc(n_new + 1, sizeof *rcs);
     nano_error *errs = nano_xcalloc(n_new + 1, sizeof *errs);
@@ -362,6 +362,14 @@ static void apply_config(dp_main *m, nano_config *cfg, uint64_t version, const c
               env_changed, removed);
 }
 
+/* The file source watches the module files of the applied config and, when a reload was
+ * refused because a module does not load, those of the refused one: fixing it is a change. */
+static void watch_modules(dp_main *m, const nano_config *refused)
+{
+    const nano_config *cfgs[] = {m->cfg, refused};
+    dp_file_source_watch(m->file_source, cfgs, refused != NULL ? 2 : 1);
+}
+
 static void reload(dp_main *m, const char *why)
 {
     if (m->draining)
@@ -373,6 +381,7 @@ static void reload(dp_main *m, const char *why)
         m->status_src.config_rejects++;
         NANO_ERROR("dp.config_rejected", "trigger=%s version_kept=%llu error_id=%s error=%s", why,
                    (unsigned long long)nano_config_version(m->cfg), err.id, err.message);
+        watch_modules(m, NULL); /* a directory replaced meanwhile is watched anew */
         return;
     }
     /* A version that does not load refuses the file whole, like any other error in it. */
@@ -384,12 +393,14 @@ static void reload(dp_main *m, const char *why)
                    (unsigned long long)nano_config_version(m->cfg), refused[0], err.id,
                    err.message);
         nano_free(refused);
+        watch_modules(m, cfg);
         nano_config_unref(cfg);
         return;
     }
     nano_free(refused);
     dp_load_errors_retain(m->load_errors, cfg);
     apply_config(m, cfg, version, why);
+    watch_modules(m, NULL);
 }
 
 /* A config built by the control-plane client: applied as a reload is, versioned by the
@@ -424,9 +435,9 @@ static void on_cp_config(uv_async_t *h)
     apply_config(m, cfg, seq, "control-plane");
 }
 
-static void on_config_file_changed(void *ud)
+static void on_config_file_changed(void *ud, const char *trigger)
 {
-    reload(ud, "file");
+    reload(ud, trigger);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -1090,6 +1101,7 @@ static int serve(dp_main *m)
                                                   on_config_file_changed, m, &err);
             if (m->file_source == NULL)
                 NANO_WARN("dp.config_watch_failed", "error=%s (SIGHUP still reloads)", err.message);
+            watch_modules(m, NULL);
         }
         uv_signal_start(&m->sigterm, on_signal, SIGTERM);
         uv_signal_start(&m->sigint, on_signal, SIGINT);

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config_int.h"
 #include "dotenv.h"
+#include "imports.h"
 #include "sha256.h"
 
 #define KIB ((uint64_t)1024)
@@ -304,6 +305,9 @@ void nano_app_config_fini(nano_app_config *app)
     nano_free(app->path_prefix);
     nano_free(app->main_path);
     nano_free(app->code);
+    for (size_t i = 0; i < app->n_code_files; i++)
+        nano_free(app->code_files[i]);
+    nano_free(app->code_files);
     nano_env_fini(&app->env);
     for (size_t i = 0; i < app->n_required_env; i++)
         nano_free(app->required_env[i]);
@@ -734,6 +738,11 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
     }
     dst->code_len = code_of->code_len;
     memcpy(dst->code_sha256, code_of->code_sha256, sizeof dst->code_sha256);
+    memcpy(dst->imports_sha256, code_of->imports_sha256, sizeof dst->imports_sha256);
+    dst->code_files = code_of->n_code_files ? dup_strings(code_of->code_files,
+                                                          code_of->n_code_files)
+                                            : NULL;
+    dst->n_code_files = code_of->n_code_files;
     dst->node_compat = code_of->node_compat;
     if (src->env.n_entries > 0) {
         dst->env.entries = nano_xcalloc(src->env.n_entries, sizeof *dst->env.entries);
@@ -890,7 +899,8 @@ long nano_config_route(const nano_config *cfg, const char *host, size_t host_len
 
 bool nano_app_config_same_code(const nano_app_config *a, const nano_app_config *b)
 {
-    if (strcmp(a->code_sha256, b->code_sha256) != 0)
+    if (strcmp(a->code_sha256, b->code_sha256) != 0 ||
+        strcmp(a->imports_sha256, b->imports_sha256) != 0)
         return false;
     if (a->main_path == NULL || b->main_path == NULL)
         return a->main_path == b->main_path;
@@ -1012,4 +1022,158 @@ int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error
     app->code_len = len;
     memcpy(app->code_sha256, hex, sizeof hex);
     return 0;
+}
+
+/* --- the modules an app imports ---------------------------------------------------------- */
+
+typedef struct str_list {
+    char **items;
+    size_t n, cap;
+} str_list;
+
+static bool list_has(const str_list *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* Adds a copy of s unless it is there already. */
+static void list_add(str_list *l, const char *s)
+{
+    if (list_has(l, s))
+        return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->items = nano_xrealloc(l->items, l->cap * sizeof *l->items);
+    }
+    l->items[l->n++] = nano_xstrdup(s);
+}
+
+static void list_fini(str_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        nano_free(l->items[i]);
+    nano_free(l->items);
+    *l = (str_list){0};
+}
+
+typedef struct import_walk {
+    str_list files;   /* becomes code_files */
+    str_list modules; /* resolved paths, in the order found; [0] is the main module */
+    const char *dir;  /* the directory of the module being scanned */
+} import_walk;
+
+/* Resolves a specifier as dataplane/runtime/modules.cc does: "file://" dropped, absolute as
+ * is, otherwise joined to the importer's directory, then realpath. */
+static bool on_import(void *ud, const char *spec, size_t len)
+{
+    import_walk *w = ud;
+    if (!nano_import_is_relative(spec, len))
+        return true;
+    if (w->modules.n >= NANO_IMPORTS_MAX)
+        return false;
+    if (len >= 7 && memcmp(spec, "file://", 7) == 0) {
+        spec += 7;
+        len -= 7;
+    }
+    if (len == 0 || memchr(spec, '\0', len) != NULL || len > 4096)
+        return true;
+    nano_buf b = NANO_BUF_INIT;
+    if (spec[0] != '/') {
+        while (len > 2 && spec[0] == '.' && spec[1] == '/') { /* "dir/x.js", not "dir/./x.js" */
+            spec += 2;
+            len -= 2;
+        }
+        nano_buf_append_str(&b, w->dir);
+        nano_buf_append(&b, "/", 1);
+    }
+    nano_buf_append(&b, spec, len);
+    const char *joined = nano_buf_cstr(&b);
+    char *real = realpath(joined, NULL); /* libc's malloc */
+    list_add(&w->files, joined);
+    if (real != NULL) {
+        list_add(&w->files, real);
+        list_add(&w->modules, real);
+        free(real);
+    }
+    nano_buf_fini(&b);
+    return true;
+}
+
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return nano_xstrdup(".");
+    return slash == path ? nano_xstrdup("/") : nano_xstrndup(path, (size_t)(slash - path));
+}
+
+int nano_app_config_find_imports(nano_app_config *app, const char *named_main)
+{
+    import_walk w = {0};
+    nano_buf hashed = NANO_BUF_INIT; /* "PATH\0SHA256\n" per imported module */
+    int rc = 0;
+    if (named_main != NULL && named_main[0] != '/') {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) != NULL) {
+            nano_buf b = NANO_BUF_INIT;
+            nano_buf_appendf(&b, "%s/%s", cwd, named_main);
+            list_add(&w.files, nano_buf_cstr(&b));
+            nano_buf_fini(&b);
+        }
+    } else if (named_main != NULL) {
+        list_add(&w.files, named_main);
+    }
+    if (app->main_path != NULL) {
+        list_add(&w.files, app->main_path);
+        list_add(&w.modules, app->main_path);
+    }
+    /* Breadth first: modules[] grows while it is walked. */
+    for (size_t i = 0; i < w.modules.n && rc == 0; i++) {
+        char *code = NULL;
+        size_t len = 0;
+        if (i == 0) {
+            code = app->code;
+            len = app->code_len;
+        } else {
+            int r = nano_config__read_file(w.modules.items[i], NANO_CODE_MAX_BYTES, &code, &len);
+            if (r == NANO_ENOMEM) {
+                rc = r;
+                break;
+            }
+            if (r != 0)
+                continue; /* unreadable: the load check says why */
+            char hex[65];
+            nano_sha256_hex(code, len, hex);
+            nano_buf_append_str(&hashed, w.modules.items[i]);
+            nano_buf_append(&hashed, "", 1);
+            nano_buf_append_str(&hashed, hex);
+            nano_buf_append(&hashed, "\n", 1);
+        }
+        char *dir = dir_of(w.modules.items[i]);
+        w.dir = dir;
+        if (code != NULL)
+            nano_imports_scan(code, len, on_import, &w);
+        nano_free(dir);
+        if (i > 0)
+            nano_free(code);
+    }
+    if (rc == 0) {
+        if (hashed.len > 0)
+            nano_sha256_hex(hashed.data, hashed.len, app->imports_sha256);
+        else
+            app->imports_sha256[0] = '\0';
+        for (size_t i = 0; i < app->n_code_files; i++)
+            nano_free(app->code_files[i]);
+        nano_free(app->code_files);
+        app->code_files = w.files.items;
+        app->n_code_files = w.files.n;
+        w.files = (str_list){0};
+    }
+    nano_buf_fini(&hashed);
+    list_fini(&w.files);
+    list_fini(&w.modules);
+    return rc;
 }

@@ -51,6 +51,14 @@ typedef struct nano_app_config {
                                  code_len), read when the snapshot was built */
     size_t code_len;
     char code_sha256[65];     /* hex: identifies a deployment (changed code = a redeploy) */
+    char imports_sha256[65];  /* hex, nano.json apps: of the modules the main module imports by
+                                 relative specifiers, transitively (their paths and sources);
+                                 "" when it imports none. Part of the code's identity */
+    char **code_files;        /* nano.json apps: the files the code came from, to watch: the
+                                 main module as named (absolute) and as resolved, then each
+                                 module it imports relatively (also one not found, so that its
+                                 creation is seen); none from other sources */
+    size_t n_code_files;
     nano_env env;             /* vars (is_json for non-string JSON values) and secrets */
     bool node_compat;         /* also expose env as process.env ("node_compat": true) */
     char **required_env;      /* names that must be present in env ("required_env") */
@@ -106,10 +114,21 @@ void nano_app_config_fini(nano_app_config *app);
 #define NANO_CODE_MAX_BYTES (32u * 1024 * 1024)
 int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error *err);
 
+/* nano_app_config_find_imports: follows the relative imports of app's main module (app->code,
+ * at app->main_path), transitively, as nano-dp's module loader resolves them (imports.h finds
+ * them; at most NANO_IMPORTS_MAX modules): sets app->imports_sha256 from the paths and sources
+ * of the modules found, and app->code_files to named_main (made absolute), app->main_path, and
+ * every module's path (as joined and as resolved, when they differ). A module that is missing or
+ * unreadable is listed but not hashed: the load check reports it. Returns 0, or NANO_ENOMEM
+ * (app unchanged). Any thread. */
+#define NANO_IMPORTS_MAX 1024
+int nano_app_config_find_imports(nano_app_config *app, const char *named_main);
+
 /* nano_config_keep_code: a sealed copy of cfg (same version; one reference, the caller's) in
  * which each app named in names that old also has keeps old's code (main_path, code, sha256,
- * node_compat) while its hostnames, env, limits and egress are cfg's. A data plane uses it to keep
- * serving an app's previous version when the new one does not load. Errors are those of
+ * imports_sha256, code_files, node_compat) while its hostnames, env, limits and egress are
+ * cfg's. A data plane uses it to keep serving an app's previous version when the new one does
+ * not load. Errors are those of
  * nano_config_add_app/seal (cfg was valid, so only a conflict the old code cannot cause).
  * Any thread (cfg and old are read only). */
 int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
@@ -142,8 +161,8 @@ long nano_config_route(const nano_config *cfg, const char *host, size_t host_len
                        const char *path, size_t path_len);
 
 /* Comparing an app across two snapshots (to keep isolates that need not change).
- * same_code: equal code_sha256 and main_path. env_equal: the same names with the same values
- * and flags (is_secret, is_json), in any order. limits_equal: every field equal. */
+ * same_code: equal code_sha256, imports_sha256 and main_path. env_equal: the same names with
+ * the same values and flags (is_secret, is_json), in any order. limits_equal: every field equal. */
 bool nano_app_config_same_code(const nano_app_config *a, const nano_app_config *b);
 bool nano_env_equal(const nano_env *a, const nano_env *b);
 bool nano_limits_equal(const nano_limits *a, const nano_limits *b);

@@ -291,6 +291,9 @@ static int read_code(jctx *c, const char *rel, nano_app_config *app)
     char *file = resolve(c, rel);
     nano_error inner;
     int rc = nano_app_config_load_code(app, file, &inner);
+    /* The modules it imports: part of its code's identity, and watched by nano-dp. */
+    if (rc == 0 && (rc = nano_app_config_find_imports(app, file)) != 0)
+        nano_error_set(&inner, rc, "oom", "out of memory");
     nano_free(file);
     if (rc != 0) {
         size_t mark = enter_key(c, "path");

@@ -29,6 +29,7 @@ enum {
     SUB_POLL_MS = 100,          /* how often the loop looks at timers between messages */
     REQ_TIMEOUT_MS = 5000,      /* one REQ/REP exchange (a code.get may carry 32 MiB) */
     STATUS_EVERY_MS = 1000,
+    STATUS_GAP_MS = 100,        /* a change is reported at once, but at most 10 times a second */
     BEHIND_RESYNC_MS = 1500,    /* heartbeat ahead of applied this long: resync */
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
@@ -82,6 +83,7 @@ struct dp_cp_client {
     uint64_t resync_at_ms;   /* not before (after a failed build) */
     uint64_t behind_since_ms;
     uint64_t last_status_ms;
+    uint64_t reported_seq;   /* the applied seq the last status carried */
     uint64_t n_deltas_seen;
     uint64_t last_secret_warn_ms;
     unsigned build_failures;
@@ -441,6 +443,7 @@ static int send_status(dp_cp_client *c, nano_error *err)
         json_object_set_new(apps, name, st);
     }
     nano_msg m = {0};
+    c->reported_seq = c->model.seq;
     int rc = rpc(c, NANO_MSG_STATUS,
                  json_pack("{s:I, s:o}", "applied_seq", (json_int_t)c->model.seq, "apps", apps),
                  &m, err);
@@ -792,6 +795,18 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
     while (!atomic_load(&c->stop)) {
         if (atomic_load(&c->sub_lost))
             return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: connection lost", c->url);
+        /* Once a second, and at once when a snapshot or delta was applied since the last
+         * report: nanoctl nodes shows the new seq without waiting for the next second. (A
+         * burst of deltas is reported at most every STATUS_GAP_MS: a fleet's statuses would
+         * otherwise multiply by the deltas.) */
+        uint64_t now = mono_ms();
+        uint64_t since = now - c->last_status_ms;
+        bool is_new = c->model.seq != c->reported_seq;
+        if (since >= STATUS_EVERY_MS || (is_new && since >= STATUS_GAP_MS)) {
+            c->last_status_ms = now;
+            if ((rc = send_status(c, err)) != 0)
+                return rc;
+        }
         char *buf = NULL;
         size_t n = 0;
         int rv = nng_recv(c->sub, &buf, &n, NNG_FLAG_ALLOC);
@@ -802,7 +817,7 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
             return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: %s", c->url,
                                   nng_strerror(rv));
         }
-        uint64_t now = mono_ms();
+        now = mono_ms();
         if (rc == 0 && c->needs_resync && now >= c->resync_at_ms)
             rc = resync(c, "retry", err);
         if (rc == 0 && c->behind_since_ms != 0 && now - c->behind_since_ms > BEHIND_RESYNC_MS) {
@@ -813,10 +828,6 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
         }
         if (rc == 0)
             rc = drains_check(c, err);
-        if (rc == 0 && now - c->last_status_ms >= STATUS_EVERY_MS) {
-            c->last_status_ms = now;
-            rc = send_status(c, err);
-        }
         if (rc != 0)
             return rc;
     }

@@ -55,7 +55,8 @@ class Server:
 
     def __init__(self, source, args=(), files=None, name="app.js"):
         self.dir = tempfile.mkdtemp(prefix="nano-e2e-")
-        for fname, text in (files or {}).items():
+        for fname, text in (files or {}).items():  # fname may name a subdirectory: lib/x.js
+            os.makedirs(os.path.dirname(os.path.join(self.dir, fname)), exist_ok=True)
             with open(os.path.join(self.dir, fname), "w") as f:
                 f.write(text)
         self.path = os.path.join(self.dir, name)
@@ -209,6 +210,9 @@ class ConfigServer(Server):
         os.replace(tmp, self.config_path)  # as deploy tools do: the watcher must see it
 
     def write_file(self, name, text):
+        """Replaces the file name (relative to the config's directory) by renaming a new one
+        over it, as editors and deploy tools do."""
+        os.makedirs(os.path.dirname(os.path.join(self.dir, name)), exist_ok=True)
         tmp = os.path.join(self.dir, name + ".tmp")
         with open(tmp, "w") as f:
             f.write(text)

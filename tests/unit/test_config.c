@@ -1050,6 +1050,81 @@ static void json_egress_of_apps_and_node(void **state)
     rm_tree(dir);
 }
 
+/* The files an app's code came from: main.js imports lib/a.js (which imports ../shared.js)
+ * and a missing ./gone.js; an edit to an imported module changes the code's identity. */
+static void json_imports_are_part_of_the_code_and_listed_to_watch(void **state)
+{
+    (void)state;
+    char dir[64], sub[96], real[PATH_MAX];
+    make_dir(dir, sizeof dir);
+    assert_non_null(realpath(dir, real)); /* /tmp may be a symlink */
+    snprintf(sub, sizeof sub, "%s/lib", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    write_file(dir, "lib/a.js", "import '../shared.js'; export const a = 1;");
+    write_file(dir, "shared.js", "export const s = 1;");
+    const char *json = "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\","
+                       " \"path\": \"./m.js\"}, {\"name\": \"b\", \"hostname\": \"b.test\","
+                       " \"path\": \"./main.js\"}]}";
+    write_file(dir, "m.js", "import { a } from './lib/a.js';\nimport './gone.js';\n"
+                            "import 'bare';\nexport default { fetch() {} };");
+    nano_config *cfg = load_ok(dir, json);
+    const nano_app_config *a = nano_config_find(cfg, "a", NULL);
+    assert_int_equal(strlen(a->imports_sha256), 64);
+    char want[6][PATH_MAX + 32];
+    snprintf(want[0], sizeof want[0], "%s/m.js", dir);           /* as named */
+    snprintf(want[1], sizeof want[1], "%s/m.js", real);          /* resolved */
+    snprintf(want[2], sizeof want[2], "%s/lib/a.js", real);      /* an import, resolved */
+    snprintf(want[3], sizeof want[3], "%s/gone.js", real);       /* missing: its creation counts */
+    snprintf(want[4], sizeof want[4], "%s/lib/../shared.js", real); /* as joined ... */
+    snprintf(want[5], sizeof want[5], "%s/shared.js", real);     /* ... and resolved */
+    for (size_t w = 0; w < 6; w++) {
+        bool found = false;
+        for (size_t i = 0; i < a->n_code_files; i++)
+            found = found || strcmp(a->code_files[i], want[w]) == 0;
+        if (!found)
+            fail_msg("%s is not in code_files", want[w]);
+    }
+    assert_true(a->n_code_files <= 6);
+    /* main.js imports nothing: no imports hash, and its one file. */
+    const nano_app_config *b = nano_config_find(cfg, "b", NULL);
+    assert_string_equal(b->imports_sha256, "");
+    assert_true(b->n_code_files >= 1 && b->n_code_files <= 2);
+
+    /* The same files again: the same code. An imported module edited: not the same. */
+    nano_config *again = load_ok(dir, json);
+    assert_true(nano_app_config_same_code(a, nano_config_find(again, "a", NULL)));
+    write_file(dir, "shared.js", "export const s = 2;");
+    nano_config *edited = load_ok(dir, json);
+    const nano_app_config *a2 = nano_config_find(edited, "a", NULL);
+    assert_string_equal(a2->code_sha256, a->code_sha256); /* the main module is unchanged */
+    assert_false(nano_app_config_same_code(a, a2));
+    assert_true(nano_app_config_same_code(b, nano_config_find(edited, "b", NULL)));
+    /* The missing module appears: not the same either. */
+    write_file(dir, "gone.js", "");
+    nano_config *created = load_ok(dir, json);
+    assert_false(nano_app_config_same_code(a2, nano_config_find(created, "a", NULL)));
+    nano_config_unref(created);
+    /* Reading an imported module can run out of memory like any other file. */
+    for (long n = 1;; n++) {
+        nano_config *c2;
+        nano_error err;
+        nano_alloc_fail_after(n);
+        int rc = load(dir, json, &c2, &err);
+        long ran = nano_alloc_fail_after(0);
+        if (rc == 0) {
+            nano_config_unref(c2);
+            assert_true(ran < n);
+            break;
+        }
+        assert_int_equal(rc, NANO_ENOMEM);
+        assert_true(n < 100);
+    }
+    nano_config_unref(edited);
+    nano_config_unref(again);
+    nano_config_unref(cfg);
+    rm_tree(dir);
+}
+
 static void json_allocation_failures_do_not_leak(void **state)
 {
     (void)state;
@@ -1092,6 +1167,10 @@ static void compare_same_code(void **state)
     b.code_sha256[0] = '0';
     assert_false(nano_app_config_same_code(&a, &b));
     b.code_sha256[0] = 'b';
+    strcpy(b.imports_sha256, SHA256_ABC); /* same main module, other imported modules */
+    assert_false(nano_app_config_same_code(&a, &b));
+    strcpy(a.imports_sha256, SHA256_ABC);
+    assert_true(nano_app_config_same_code(&a, &b));
     nano_free(b.main_path);
     b.main_path = nano_xstrdup("/srv/b/main.js"); /* same bytes elsewhere: imports differ */
     assert_false(nano_app_config_same_code(&a, &b));
@@ -1167,6 +1246,11 @@ static void add_coded(nano_config *cfg, const char *name, const char *host, cons
     app.code_len = strlen(source);
     memset(app.code_sha256, tag, 64);
     app.code_sha256[64] = '\0';
+    memset(app.imports_sha256, tag, 64);
+    app.imports_sha256[64] = '\0';
+    app.code_files = nano_xcalloc(1, sizeof *app.code_files);
+    app.code_files[0] = nano_xstrdup(source);
+    app.n_code_files = 1;
     app.limits.cpu_ms = tag == 'b' ? 70 : 50;
     if (greeting != NULL)
         assert_int_equal(nano_env_set(&app.env, "GREETING", greeting, strlen(greeting), false,
@@ -1199,6 +1283,9 @@ static void compare_keep_code_takes_old_code_and_new_everything_else(void **stat
     assert_string_equal(api->code, "v1"); /* the old code */
     assert_int_equal(api->code_len, 2);
     assert_true(nano_app_config_same_code(api, nano_config_find(old, "api", NULL)));
+    assert_int_equal(api->imports_sha256[0], 'a');
+    assert_int_equal(api->n_code_files, 1); /* the files to watch are the old code's */
+    assert_string_equal(api->code_files[0], "v1");
     assert_int_equal(api->n_hostnames, 2); /* the new routing, env and limits */
     assert_string_equal(nano_env_find(&api->env, "GREETING")->value, "hi");
     assert_int_equal(api->limits.cpu_ms, 70);
@@ -1253,6 +1340,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(json_secret_values_never_in_messages),
         cmocka_unit_test(json_required_env_lists_all_missing),
         cmocka_unit_test(json_egress_of_apps_and_node),
+        cmocka_unit_test(json_imports_are_part_of_the_code_and_listed_to_watch),
         cmocka_unit_test(json_allocation_failures_do_not_leak),
     };
     static const struct CMUnitTest compare_tests[] = {

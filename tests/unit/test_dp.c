@@ -1,7 +1,7 @@
 /* Unit tests for the data plane's C side: the HTTP/1.1 request parser with NANO's limits
  * (fed raw bytes, no sockets), the server's connections driven over loopback by a libuv
- * client on the same loop, with requests answered from C (no isolate), and nano-dp's
- * command-line parsing. */
+ * client on the same loop, with requests answered from C (no isolate), nano-dp's
+ * command-line parsing, and the watcher of nano.json and its module files. */
 #define _GNU_SOURCE /* memmem */
 #include "unit.h"
 
@@ -11,9 +11,11 @@
 
 #include <arpa/inet.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "control/file_source.h"
 #include "egress_node.h"
 #include "http1.h"
 #include "options.h"
@@ -981,6 +983,166 @@ static void options_check_mode(void **state)
     assert_non_null(strstr(dp_options_usage(DP_MODE_SERVE), "nano-dp check"));
 }
 
+/* --- file_source ------------------------------------------------------------------------- */
+
+typedef struct fs_fixture {
+    uv_loop_t loop;
+    uv_timer_t timeout;
+    char dir[64];
+    char config[128];
+    int n_calls;
+    char trigger[16];
+} fs_fixture;
+
+static void on_fs_changed(void *ud, const char *trigger)
+{
+    fs_fixture *f = ud;
+    f->n_calls++;
+    snprintf(f->trigger, sizeof f->trigger, "%s", trigger);
+    uv_stop(&f->loop);
+}
+
+static void on_fs_timeout(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* Runs the loop until the source calls back or ms pass; returns the calls so far. */
+static int fs_run(fs_fixture *f, uint64_t ms)
+{
+    uv_timer_start(&f->timeout, on_fs_timeout, ms, 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_timer_stop(&f->timeout);
+    return f->n_calls;
+}
+
+/* Replaces dir/name by renaming a new file over it, as editors do. */
+static void fs_write(const fs_fixture *f, const char *name, const char *text)
+{
+    char path[256], tmp[264];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* A sealed config of one app whose code came from dir/name. */
+static nano_config *fs_config(const fs_fixture *f, const char *name)
+{
+    nano_config *cfg = nano_config_new(1);
+    nano_app_config app;
+    nano_error err = {0};
+    nano_app_config_init(&app);
+    app.name = nano_xstrdup("a");
+    app.hostnames = nano_xcalloc(1, sizeof *app.hostnames);
+    app.hostnames[0] = nano_xstrdup("a.test");
+    app.n_hostnames = 1;
+    app.code_files = nano_xcalloc(1, sizeof *app.code_files);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    app.code_files[0] = nano_xstrdup(path);
+    app.n_code_files = 1;
+    assert_int_equal(nano_config_add_app(cfg, &app, &err), 0);
+    assert_int_equal(nano_config_seal(cfg, &err), 0);
+    return cfg;
+}
+
+static void fs_setup(fs_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/nano-unit-fsXXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->config, sizeof f->config, "%s/nano.json", f->dir);
+    fs_write(f, "nano.json", "{}");
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    uv_timer_init(&f->loop, &f->timeout);
+}
+
+static void fs_teardown(fs_fixture *f, dp_file_source *fs)
+{
+    dp_file_source_stop(fs);
+    uv_close((uv_handle_t *)&f->timeout, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0); /* every handle closed, memory freed */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void file_source_module_edits_are_one_debounced_reload(void **state)
+{
+    (void)state;
+    fs_fixture f;
+    fs_setup(&f);
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/sub", f.dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    fs_write(&f, "sub/m.js", "1");
+    nano_error err = {0};
+    dp_file_source *fs = dp_file_source_start(&f.loop, f.config, on_fs_changed, &f, &err);
+    assert_non_null(fs);
+    nano_config *cfg = fs_config(&f, "sub/m.js");
+    const nano_config *cfgs[] = {cfg};
+    dp_file_source_watch(fs, cfgs, 1);
+    /* A burst of writes to a module: one call, "module". */
+    fs_write(&f, "sub/m.js", "2");
+    fs_write(&f, "sub/m.js", "3");
+    fs_write(&f, "sub/m.js", "4");
+    assert_int_equal(fs_run(&f, 5000), 1);
+    assert_string_equal(f.trigger, "module");
+    assert_int_equal(fs_run(&f, 300), 1);
+    /* nano.json with it: "file". */
+    fs_write(&f, "sub/m.js", "5");
+    fs_write(&f, "nano.json", "{ }");
+    assert_int_equal(fs_run(&f, 5000), 2);
+    assert_string_equal(f.trigger, "file");
+    /* Other names in a watched directory: nothing. */
+    fs_write(&f, "sub/.m.js.swp", "x");
+    fs_write(&f, "other.json", "x");
+    assert_int_equal(fs_run(&f, 300), 2);
+    /* A reload right after an event covers it: no second call. */
+    fs_write(&f, "sub/m.js", "6");
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* the event is seen, the debounce runs */
+    dp_file_source_watch(fs, cfgs, 1);
+    assert_int_equal(fs_run(&f, 300), 2);
+    /* The app gone from the config: its module is not watched. */
+    dp_file_source_watch(fs, NULL, 0);
+    fs_write(&f, "sub/m.js", "7");
+    assert_int_equal(fs_run(&f, 300), 2);
+    nano_config_unref(cfg);
+    fs_teardown(&f, fs);
+}
+
+static void file_source_missing_directory_is_waited_for_from_its_parent(void **state)
+{
+    (void)state;
+    fs_fixture f;
+    fs_setup(&f);
+    nano_error err = {0};
+    dp_file_source *fs = dp_file_source_start(&f.loop, f.config, on_fs_changed, &f, &err);
+    assert_non_null(fs);
+    nano_config *cfg = fs_config(&f, "later/deeper/m.js");
+    const nano_config *cfgs[] = {cfg};
+    dp_file_source_watch(fs, cfgs, 1);
+    char path[128];
+    snprintf(path, sizeof path, "%s/later", f.dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(fs_run(&f, 5000), 1);
+    dp_file_source_watch(fs, cfgs, 1); /* as after the reload (refused: still missing) */
+    snprintf(path, sizeof path, "%s/later/deeper", f.dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(fs_run(&f, 5000), 2);
+    dp_file_source_watch(fs, cfgs, 1);
+    fs_write(&f, "later/deeper/m.js", "1");
+    assert_int_equal(fs_run(&f, 5000), 3);
+    assert_string_equal(f.trigger, "module");
+    nano_config_unref(cfg);
+    fs_teardown(&f, fs);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest http1[] = {
@@ -1016,11 +1178,16 @@ int main(int argc, char **argv)
         cmocka_unit_test(options_egress_multi_tenant_defaults),
         cmocka_unit_test(options_check_mode),
     };
+    static const struct CMUnitTest file_source[] = {
+        cmocka_unit_test(file_source_module_edits_are_one_debounced_reload),
+        cmocka_unit_test(file_source_missing_directory_is_waited_for_from_its_parent),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("http1", http1),
         UNIT_GROUP("conn", conn),
         UNIT_GROUP("conn_4gib", conn_4gib),
         UNIT_GROUP("options", options),
+        UNIT_GROUP("file_source", file_source),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }

@@ -15,6 +15,7 @@
 #include "dotenv.h"
 #include "env.h"
 #include "error.h"
+#include "imports.h"
 #include "parse.h"
 
 /* --- dotenv ------------------------------------------------------------------------------ */
@@ -407,6 +408,78 @@ static void check_run_delay_reads_schedstat(void **state)
     assert_int_equal(nano_check_run_delay_ms(-1, -1), 0);
 }
 
+/* --- imports: the specifiers a module names ------------------------------------------------- */
+
+/* The specifiers nano_imports_scan reports, joined by '|'. */
+static bool collect_spec(void *ud, const char *spec, size_t len)
+{
+    nano_buf *b = ud;
+    if (b->len > 0)
+        nano_buf_append(b, "|", 1);
+    nano_buf_append(b, spec, len);
+    return true;
+}
+
+static void expect_imports(const char *src, const char *want)
+{
+    nano_buf b = NANO_BUF_INIT;
+    nano_imports_scan(src, strlen(src), collect_spec, &b);
+    const char *got = b.len > 0 ? nano_buf_cstr(&b) : "";
+    if (strcmp(got, want) != 0)
+        fail_msg("scan of <<%s>>: got \"%s\", want \"%s\"", src, got, want);
+    nano_buf_fini(&b);
+}
+
+static void imports_static_dynamic_and_reexports_are_found(void **state)
+{
+    (void)state;
+    expect_imports("import x from './a.js';\nimport {y as z} from \"../b.js\";\n"
+                   "import * as ns from '/abs/c.js'; import './d.js'\n"
+                   "export * from './e.js'; export { f } from 'file:///g.js';\n"
+                   "const m = await import('./h.js');\n"
+                   "import j from './j.json' with { type: 'json' };",
+                   "./a.js|../b.js|/abs/c.js|./d.js|./e.js|file:///g.js|./h.js|./j.json");
+    expect_imports("import\n  x\n  from\n  './multi-line.js'", "./multi-line.js");
+    expect_imports("import(/* why */ './commented.js', { with: {} })", "./commented.js");
+    expect_imports("import { from } from './named-from.js'", "./named-from.js");
+    expect_imports("#!/usr/bin/env node\nimport 'bare-package';", "bare-package");
+}
+
+static void imports_in_comments_strings_templates_and_regexps_are_not(void **state)
+{
+    (void)state;
+    expect_imports("// import x from './line-comment.js'\n"
+                   "/* import './block.js' */\n"
+                   "const s = \"import './in-a-string.js'\";\n"
+                   "const t = `import './in-a-template.js' ${1}`;\n"
+                   "const r = /from '(x)'/g; const q = a / b / c;\n"
+                   "x.import('./a-method.js'); obj.from('./b.js'); ({from: './c.js'});\n"
+                   "import(name); import('./d.js' + suffix);\n"
+                   "const u = 'unterminated\nimport './after.js';",
+                   "./after.js");
+    /* A regexp with a quote inside does not start a string. */
+    expect_imports("const re = /[\"']/; import './x.js';", "./x.js");
+    expect_imports("return /'/.test(s); import './y.js';", "./y.js");
+    /* Escapes and line breaks in a specifier: skipped, not guessed at. */
+    expect_imports("import './a\\u002ejs'; import './ok.js';", "./ok.js");
+    /* Truncated input of every kind ends the scan without reading past it. */
+    static const char *const cut[] = {"import '", "import \"./a", "/* x", "`abc", "/[",
+                                      "import(", "'\\", "`\\", "/\\"};
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++)
+        expect_imports(cut[i], "");
+}
+
+static void imports_relative_specifiers(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"./a.js", "../a.js", "/a.js", "file:///a.js"};
+    static const char *const no[] = {"a.js", "nano:test", "node:fs", ".a.js", "", "file:"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_true(nano_import_is_relative(yes[i], strlen(yes[i])));
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(nano_import_is_relative(no[i], strlen(no[i])));
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -436,11 +509,17 @@ int main(int argc, char **argv)
         cmocka_unit_test(check_env_round_trips_and_masks_secrets),
         cmocka_unit_test(check_run_delay_reads_schedstat),
     };
+    static const struct CMUnitTest imports[] = {
+        cmocka_unit_test(imports_static_dynamic_and_reexports_are_found),
+        cmocka_unit_test(imports_in_comments_strings_templates_and_regexps_are_not),
+        cmocka_unit_test(imports_relative_specifiers),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
         UNIT_GROUP("env", env),
         UNIT_GROUP("parse", parse),
         UNIT_GROUP("check", check),
+        UNIT_GROUP("imports", imports),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }
