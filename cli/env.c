@@ -11,14 +11,17 @@ const char ctl_help_env[] =
     "usage: nanoctl env list APP\n"
     "       nanoctl env set APP NAME=VALUE... [--json]\n"
     "       nanoctl env unset APP NAME...\n"
-    "       nanoctl env import APP FILE\n"
+    "       nanoctl env import APP FILE... [--replace]\n"
     "\n"
     "  list     the app's vars with their values, and its secrets' names (never values)\n"
     "  set      set vars; with --json each VALUE is parsed as JSON (N=42, F='{\"beta\":true}')\n"
     "           and the app sees that value, otherwise it is a string\n"
     "  unset    remove vars\n"
-    "  import   set every assignment of a .env file (NAME=VALUE lines; 'single',\n"
-    "           \"double\" with escapes, or `backtick` quotes; # comments; export prefix)\n"
+    "  import   set every assignment of .env files (NAME=VALUE lines; 'single',\n"
+    "           \"double\" with escapes, or `backtick` quotes; # comments; export prefix);\n"
+    "           with several files a later one wins (.env .env.production). --replace:\n"
+    "           the app's vars become exactly these, in one change (vars not in the files\n"
+    "           are removed; secrets are kept)\n"
     "\n"
     "Names are [A-Za-z_][A-Za-z0-9_]*, values at most 5120 bytes, 128 vars and secrets per\n"
     "app. A change reaches every node and applies to the next request, without a restart.\n"
@@ -179,39 +182,70 @@ static int on_assignment(void *ud, const char *name, const char *value, size_t v
     return 0;
 }
 
+/* replace: env.replace with vars (taken); prints a one-line summary. */
+static int replace(ctl_ctx *ctx, const char *app, json_t *vars)
+{
+    size_t n = json_object_size(vars);
+    json_t *res;
+    int rc = ctl_call(ctx, "env.replace", json_pack("{s:s, s:o}", "name", app, "vars", vars),
+                      &res);
+    if (rc != 0)
+        return rc;
+    if (ctx->is_json)
+        ctl_print_json(ctx, res);
+    else
+        fprintf(ctx->io->out, "app %s: vars replaced, %zu var(s) now\n", app, n);
+    json_decref(res);
+    return 0;
+}
+
+#define CTL_IMPORT_MAX_FILES 16
+
 static int cmd_import(ctl_ctx *ctx, int argc, char **argv)
 {
-    const char *pos[2];
-    int n = 0;
+    const char *app = NULL, *files[CTL_IMPORT_MAX_FILES];
+    int n_files = 0;
+    bool is_replace = false;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
+        else if (strcmp(argv[i], "--replace") == 0)
+            is_replace = true;
         else if (ctl_is_option(argv[i]))
             return ctl_usage(ctx, "unknown option %s", argv[i]);
-        else if (n < 2)
-            pos[n++] = argv[i];
+        else if (app == NULL)
+            app = argv[i];
+        else if (n_files < CTL_IMPORT_MAX_FILES)
+            files[n_files++] = argv[i];
         else
-            return ctl_usage(ctx, "unexpected argument '%s'", argv[i]);
+            return ctl_usage(ctx, "at most %d files", CTL_IMPORT_MAX_FILES);
     }
-    if (n != 2)
-        return ctl_usage(ctx, "usage: nanoctl env import APP FILE");
-    char *text;
-    size_t len;
-    nano_error err = {0};
-    if (ctl_read_file(pos[1], 1024 * 1024, &text, &len, &err) != 0)
-        return ctl_usage(ctx, "%s", err.message);
+    if (app == NULL || n_files == 0)
+        return ctl_usage(ctx, "usage: nanoctl env import APP FILE... [--replace]");
     json_t *vars = json_object();
-    int rc = nano_dotenv_parse(text, len, pos[1], on_assignment, vars, &err);
-    nano_free(text);
-    if (rc == NANO_EINVAL && err.message[0] == '\0')
-        snprintf(err.message, sizeof err.message, "%s: a value is not UTF-8 text", pos[1]);
-    if (rc == 0 && json_object_size(vars) == 0)
-        rc = nano_error_set(&err, NANO_EINVAL, "empty", "%s: no assignments", pos[1]);
+    nano_error err = {0};
+    int rc = 0;
+    for (int k = 0; k < n_files && rc == 0; k++) {
+        char *text;
+        size_t len;
+        if ((rc = ctl_read_file(files[k], 1024 * 1024, &text, &len, &err)) != 0)
+            break;
+        json_t *one = json_object();
+        rc = nano_dotenv_parse(text, len, files[k], on_assignment, one, &err);
+        nano_free(text);
+        if (rc == NANO_EINVAL && err.message[0] == '\0')
+            snprintf(err.message, sizeof err.message, "%s: a value is not UTF-8 text", files[k]);
+        if (rc == 0 && json_object_size(one) == 0)
+            rc = nano_error_set(&err, NANO_EINVAL, "empty", "%s: no assignments", files[k]);
+        if (rc == 0)
+            json_object_update(vars, one); /* a later file wins */
+        json_decref(one);
+    }
     if (rc != 0) {
         json_decref(vars);
         return ctl_usage(ctx, "%s", err.message);
     }
-    return patch(ctx, pos[0], vars);
+    return is_replace ? replace(ctx, app, vars) : patch(ctx, app, vars);
 }
 
 static int cmd_list(ctl_ctx *ctx, int argc, char **argv)

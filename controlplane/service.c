@@ -1325,6 +1325,41 @@ static int env_name_check(const char *key, const char *field, cp_error *err)
                         field);
 }
 
+/* put_var: validates v (not null) as the value of var key of app name (row id) and stores
+ * it, with its env.put delta; field names it in errors. */
+static int put_var(cp_service *svc, const char *name, int64_t id, const char *key, json_t *v,
+                   const char *field, cp_error *err)
+{
+    size_t size;
+    int rc = 0;
+    char *text = var_text(v, &size);
+    if (size > NANO_ENV_MAX_VALUE)
+        rc = cp_error_set(err, 413, "too_large", field, "%s: value is %zu bytes; the limit is %d",
+                          field, size, NANO_ENV_MAX_VALUE);
+    else if (json_depth(v) > NANO_MSG_VAR_MAX_DEPTH)
+        /* The data planes' decoder bounds nesting; a deeper var would make every snapshot
+         * undecodable there. */
+        rc = cp_error_set(err, 400, "invalid_field", field,
+                          "%s: value is nested %d levels deep; the limit is %d", field,
+                          json_depth(v), NANO_MSG_VAR_MAX_DEPTH);
+    if (rc == 0 && (rc = cp_store_env_put(svc->st, id, key, text)) != 0)
+        rc = store_fail(svc, rc, "writing a var", err);
+    free(text);
+    if (rc == 0)
+        rc = log_delta(svc, "env.put", name,
+                       json_pack("{s:s, s:s, s:O}", "app", name, "name", key, "value", v), err);
+    return rc;
+}
+
+/* del_var: removes var key of app name (row id), with its env.del delta. */
+static int del_var(cp_service *svc, const char *name, int64_t id, const char *key, cp_error *err)
+{
+    int rc = cp_store_env_del(svc->st, id, key);
+    if (rc != 0)
+        return store_fail(svc, rc, "deleting a var", err);
+    return log_delta(svc, "env.del", name, json_pack("{s:s, s:s}", "app", name, "name", key), err);
+}
+
 static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
                         cp_error *err)
 {
@@ -1385,38 +1420,16 @@ static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, js
         if (json_is_null(v)) {
             if (kind == NULL)
                 continue; /* absent already */
-            rc = cp_store_env_del(svc->st, id, key);
-            if (rc != 0) {
-                rc = store_fail(svc, rc, "deleting a var", err);
+            if ((rc = del_var(svc, name, id, key, err)) != 0)
                 break;
-            }
             json_object_del(kinds, key);
             json_array_append_new(deleted, json_string(key));
-            rc = log_delta(svc, "env.del", name, json_pack("{s:s, s:s}", "app", name, "name", key),
-                           err);
             continue;
         }
-        size_t size;
-        char *text = var_text(v, &size);
-        if (size > NANO_ENV_MAX_VALUE)
-            rc = cp_error_set(err, 413, "too_large", field,
-                              "%s: value is %zu bytes; the limit is %d", field, size,
-                              NANO_ENV_MAX_VALUE);
-        else if (json_depth(v) > NANO_MSG_VAR_MAX_DEPTH)
-            /* The data planes' decoder bounds nesting; a deeper var would make every snapshot
-             * undecodable there. */
-            rc = cp_error_set(err, 400, "invalid_field", field,
-                              "%s: value is nested %d levels deep; the limit is %d", field,
-                              json_depth(v), NANO_MSG_VAR_MAX_DEPTH);
-        if (rc == 0 && (rc = cp_store_env_put(svc->st, id, key, text)) != 0)
-            rc = store_fail(svc, rc, "writing a var", err);
-        free(text);
-        if (rc != 0)
+        if ((rc = put_var(svc, name, id, key, v, field, err)) != 0)
             break;
         json_object_set_new(kinds, key, json_string("var"));
         json_array_append_new(set, json_string(key));
-        rc = log_delta(svc, "env.put", name,
-                       json_pack("{s:s, s:s, s:O}", "app", name, "name", key, "value", v), err);
     }
     if (rc == 0 && is_deployed(app) && json_array_size(deleted) > 0)
         rc = check_required(json_object_get(app, "required_env"), kinds, name, err);
@@ -1432,12 +1445,191 @@ static int op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, js
     return rc;
 }
 
+static int put_secret(cp_service *svc, const char *name, int64_t id, const char *key,
+                      const char *value, size_t len, cp_error *err);
+static int del_secret(cp_service *svc, const char *name, int64_t id, const char *key,
+                      cp_error *err);
+
+/* env.replace: the app's vars become exactly `vars` (a var not named there is removed) and,
+ * when `secrets` is given, its secrets exactly those; otherwise secrets are untouched. One
+ * transaction, so the data planes get it as one delta: no request sees half of it. A var
+ * whose value is already the stored one is not written again. */
+static int op_env_replace(cp_service *svc, const cp_actor *actor, json_t *args,
+                          json_t **result, cp_error *err)
+{
+    static const char *const fields[] = {"name", "vars", "secrets", NULL};
+    const char *name, *key;
+    json_t *app = NULL, *kinds = NULL, *stored = NULL, *v;
+    int64_t id = 0;
+    int rc = check_fields(args, fields, err);
+    if (rc == 0)
+        rc = get_app_name(args, &name, err);
+    json_t *vars = json_object_get(args, "vars");
+    json_t *secrets = json_object_get(args, "secrets");
+    if (rc == 0 && !json_is_object(vars))
+        rc = cp_error_set(err, 400, "invalid_field", "vars",
+                          "vars must be an object of {\"NAME\": value}");
+    if (rc == 0 && secrets != NULL && !json_is_object(secrets))
+        rc = cp_error_set(err, 400, "invalid_field", "secrets",
+                          "secrets must be an object of {\"NAME\": \"value\"}");
+    char field[128], b[72];
+    json_object_foreach(vars, key, v) {
+        if (rc != 0)
+            break;
+        snprintf(field, sizeof field, "vars.%s", shown(key, b, sizeof b));
+        if ((rc = env_name_check(key, field, err)) != 0)
+            break;
+        if (json_is_null(v))
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "%s: null; to remove a var, leave it out", field);
+        else if (secrets != NULL && json_object_get(secrets, key) != NULL)
+            rc = cp_error_set(err, 400, "name_conflict", field,
+                              "%s is named both in vars and in secrets", key);
+    }
+    json_object_foreach(secrets, key, v) {
+        if (rc != 0)
+            break;
+        snprintf(field, sizeof field, "secrets.%s", shown(key, b, sizeof b));
+        if ((rc = env_name_check(key, field, err)) != 0)
+            break;
+        if (!json_is_string(v))
+            rc = cp_error_set(err, 400, "invalid_field", field, "%s: a secret is a string",
+                              field);
+        else if (json_string_length(v) > NANO_ENV_MAX_VALUE)
+            rc = cp_error_set(err, 413, "too_large", field,
+                              "%s: value is %zu bytes; the limit is %d", field,
+                              json_string_length(v), NANO_ENV_MAX_VALUE);
+    }
+    if (rc == 0)
+        rc = load_app(svc, name, &app, &id, err);
+    if (rc == 0)
+        rc = refuse_draining(app, name, err);
+    if (rc == 0 && ((rc = cp_store_env_kinds(svc->st, id, &kinds)) != 0 ||
+                    (rc = cp_store_env_vars(svc->st, id, &stored)) != 0))
+        rc = store_fail(svc, rc, "reading env", err);
+    size_t n_secrets = 0;
+    json_object_foreach(kinds, key, v) {
+        if (strcmp(json_string_value(v), "secret") != 0)
+            continue;
+        n_secrets++;
+        if (rc == 0 && secrets == NULL && json_object_get(vars, key) != NULL) {
+            snprintf(field, sizeof field, "vars.%s", shown(key, b, sizeof b));
+            rc = cp_error_set(err, 409, "name_conflict", field,
+                              "%s is a secret of app %s; a name is either a var or a secret "
+                              "(give secrets too to replace both)",
+                              key, name);
+        }
+    }
+    size_t final = json_object_size(vars) + (secrets != NULL ? json_object_size(secrets) : n_secrets);
+    if (rc == 0 && final > NANO_ENV_MAX_ENTRIES)
+        rc = cp_error_set(err, 413, "too_large", "vars",
+                          "app %s would have %zu vars and secrets; the limit is %d", name, final,
+                          NANO_ENV_MAX_ENTRIES);
+    json_t *set = json_array(), *deleted = json_array();
+    json_t *secrets_set = json_array(), *secrets_deleted = json_array();
+    /* Removals first: a name that moves between vars and secrets is freed before it is put. */
+    json_t *tmp;
+    json_object_foreach_safe(kinds, tmp, key, v) {
+        if (rc != 0)
+            break;
+        bool is_secret = strcmp(json_string_value(v), "secret") == 0;
+        if (!is_secret && json_object_get(vars, key) == NULL) {
+            rc = del_var(svc, name, id, key, err);
+            json_array_append_new(deleted, json_string(key));
+            json_object_del(kinds, key);
+        } else if (is_secret && secrets != NULL && json_object_get(secrets, key) == NULL) {
+            rc = del_secret(svc, name, id, key, err);
+            json_array_append_new(secrets_deleted, json_string(key));
+            json_object_del(kinds, key);
+        }
+    }
+    json_object_foreach(vars, key, v) {
+        if (rc != 0)
+            break;
+        json_t *old = json_object_get(stored, key);
+        if (old != NULL && json_equal(old, v))
+            continue;
+        snprintf(field, sizeof field, "vars.%s", shown(key, b, sizeof b));
+        rc = put_var(svc, name, id, key, v, field, err);
+        json_array_append_new(set, json_string(key));
+        json_object_set_new(kinds, key, json_string("var"));
+    }
+    json_object_foreach(secrets, key, v) {
+        if (rc != 0)
+            break;
+        rc = put_secret(svc, name, id, key, json_string_value(v), json_string_length(v), err);
+        json_array_append_new(secrets_set, json_string(key));
+        json_object_set_new(kinds, key, json_string("secret"));
+    }
+    if (rc == 0 && is_deployed(app))
+        rc = check_required(json_object_get(app, "required_env"), kinds, name, err);
+    if (rc == 0)
+        rc = audit(svc, actor, "env.replace", name,
+                   json_pack("{s:O, s:O, s:O, s:O}", "set", set, "deleted", deleted,
+                             "secrets_set", secrets_set, "secrets_deleted", secrets_deleted),
+                   err);
+    if (rc == 0)
+        rc = env_result(svc, id, result, err);
+    json_decref(set);
+    json_decref(deleted);
+    json_decref(secrets_set);
+    json_decref(secrets_deleted);
+    json_decref(stored);
+    json_decref(kinds);
+    json_decref(app);
+    return rc;
+}
+
 /* --- secrets -------------------------------------------------------------------------------- */
 
 static int get_secret_key(json_t *args, const char **key, cp_error *err)
 {
     int rc = get_str(args, "key", true, key, err);
     return rc == 0 ? env_name_check(*key, "key", err) : rc;
+}
+
+/* put_secret: seals value (len bytes) as secret key of app name (row id) and stores it, with
+ * its secret.put delta. */
+static int put_secret(cp_service *svc, const char *name, int64_t id, const char *key,
+                      const char *value, size_t len, cp_error *err)
+{
+    int rc = 0;
+    cp_sealed sealed = {0};
+    if (cp_secret_seal(&svc->key, name, key, value, len, &sealed) != 0)
+        rc = cp_error_set(err, 500, "internal", NULL, "cannot encrypt the secret");
+    if (rc == 0 && (rc = cp_store_secret_put(svc->st, id, key, &sealed)) != 0)
+        rc = store_fail(svc, rc, "writing a secret", err);
+    if (rc == 0) {
+        /* The config log carries the value sealed exactly as stored: never the plaintext. */
+        char *ct = nano_xmalloc(4 * ((sealed.len + 2) / 3) + 1);
+        char nonce[4 * ((CP_NONCE_BYTES + 2) / 3) + 1], tag[4 * ((CP_TAG_BYTES + 2) / 3) + 1];
+        cp_base64(sealed.ciphertext, sealed.len, ct);
+        cp_base64(sealed.nonce, CP_NONCE_BYTES, nonce);
+        cp_base64(sealed.tag, CP_TAG_BYTES, tag);
+        rc = log_delta(svc, "secret.put", name,
+                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "app", name, "name", key,
+                                 "ciphertext", ct, "nonce", nonce, "tag", tag, "key_id",
+                                 sealed.key_id),
+                       err);
+        nano_free(ct);
+    }
+    cp_sealed_fini(&sealed);
+    return rc;
+}
+
+/* del_secret: removes secret key of app name (row id; NANO_ENOTFOUND when it has none),
+ * with its secret.del delta. */
+static int del_secret(cp_service *svc, const char *name, int64_t id, const char *key,
+                      cp_error *err)
+{
+    int rc = cp_store_secret_del(svc->st, id, key);
+    if (rc == NANO_ENOTFOUND)
+        return cp_error_set(err, 404, "secret_not_found", "key", "app %s has no secret %s", name,
+                            key);
+    if (rc != 0)
+        return store_fail(svc, rc, "deleting a secret", err);
+    return log_delta(svc, "secret.del", name, json_pack("{s:s, s:s}", "app", name, "name", key),
+                     err);
 }
 
 static int op_secrets_list(cp_service *svc, const cp_actor *actor, json_t *args,
@@ -1492,26 +1684,8 @@ static int op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *args, 
         rc = cp_error_set(err, 413, "too_large", "key",
                           "app %s would have more than %d vars and secrets", name,
                           NANO_ENV_MAX_ENTRIES);
-    cp_sealed sealed = {0};
-    if (rc == 0 && cp_secret_seal(&svc->key, name, key, value, len, &sealed) != 0)
-        rc = cp_error_set(err, 500, "internal", NULL, "cannot encrypt the secret");
-    if (rc == 0 && (rc = cp_store_secret_put(svc->st, id, key, &sealed)) != 0)
-        rc = store_fail(svc, rc, "writing a secret", err);
-    if (rc == 0) {
-        /* The config log carries the value sealed exactly as stored: never the plaintext. */
-        char *ct = nano_xmalloc(4 * ((sealed.len + 2) / 3) + 1);
-        char nonce[4 * ((CP_NONCE_BYTES + 2) / 3) + 1], tag[4 * ((CP_TAG_BYTES + 2) / 3) + 1];
-        cp_base64(sealed.ciphertext, sealed.len, ct);
-        cp_base64(sealed.nonce, CP_NONCE_BYTES, nonce);
-        cp_base64(sealed.tag, CP_TAG_BYTES, tag);
-        rc = log_delta(svc, "secret.put", name,
-                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "app", name, "name", key,
-                                 "ciphertext", ct, "nonce", nonce, "tag", tag, "key_id",
-                                 sealed.key_id),
-                       err);
-        nano_free(ct);
-    }
-    cp_sealed_fini(&sealed);
+    if (rc == 0)
+        rc = put_secret(svc, name, id, key, value, len, err);
     if (rc == 0)
         rc = audit(svc, actor, "secrets.put", name,
                    json_pack("{s:s, s:b}", "key", key, "created", kind == NULL), err);
@@ -1538,19 +1712,10 @@ static int op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t *arg
         rc = load_app(svc, name, &app, &id, err);
     if (rc == 0)
         rc = refuse_draining(app, name, err);
-    if (rc == 0) {
-        int del = cp_store_secret_del(svc->st, id, key);
-        if (del == NANO_ENOTFOUND)
-            rc = cp_error_set(err, 404, "secret_not_found", "key", "app %s has no secret %s",
-                              name, key);
-        else if (del != 0)
-            rc = store_fail(svc, del, "deleting a secret", err);
-    }
+    if (rc == 0)
+        rc = del_secret(svc, name, id, key, err);
     if (rc == 0 && is_deployed(app))
         rc = check_required_now(svc, app, id, name, err);
-    if (rc == 0)
-        rc = log_delta(svc, "secret.del", name, json_pack("{s:s, s:s}", "app", name, "name", key),
-                       err);
     if (rc == 0)
         rc = audit(svc, actor, "secrets.delete", name, json_pack("{s:s}", "key", key), err);
     if (rc == 0)
@@ -1694,6 +1859,7 @@ static const struct {
     {"apps.rollback", op_apps_rollback, true},
     {"env.get", op_env_get, false},
     {"env.patch", op_env_patch, true},
+    {"env.replace", op_env_replace, true},
     {"secrets.list", op_secrets_list, false},
     {"secrets.put", op_secrets_put, true},
     {"secrets.delete", op_secrets_delete, true},

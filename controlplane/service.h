@@ -39,6 +39,10 @@
  *   env.get        {name}                               -> {"vars": {K: value},
  *                                                          "secrets": ["K", ...]}
  *   env.patch      {name, vars: {K: value | null}}      -> same as env.get (null deletes)
+ *   env.replace    {name, vars: {K: value},             -> same as env.get; vars become
+ *                   secrets?: {K: "value"}}                exactly these (absent ones go),
+ *                                                          secrets too when given (else kept);
+ *                                                          one transaction, one delta
  *   secrets.list   {name}                               -> {"secrets": [{"name", "updated_at"}]}
  *   secrets.put    {name, key, value}                   -> {"name": key, "updated_at"}
  *   secrets.delete {name, key}                          -> {}
@@ -63,8 +67,8 @@
  *   - a draining app takes no change but its removal (app_draining, 409);
  *   - a name is a var or a secret, not both (name_conflict, 409);
  *   - required_env: apps.deploy and apps.rollback are refused while a required name is
- *     missing; once an app has an active deployment, an env.patch, secrets.delete or
- *     apps.update that would leave a required name missing is refused too
+ *     missing; once an app has an active deployment, an env.patch, env.replace,
+ *     secrets.delete or apps.update that would leave a required name missing is refused too
  *     (required_env_missing, 409, the message lists every missing name);
  *   - env.patch with null for an absent var, and a rollback to the active version, change
  *     nothing and log nothing.

@@ -223,6 +223,66 @@ def env_set_reaches_both_nodes_and_module_state_survives():
     cp.stop()
 
 
+ENV_APP = """
+let counter = 0;
+export default {
+  fetch(request, env) {
+    counter++;
+    return Response.json({ env: { ...env }, counter });
+  },
+};
+"""
+
+
+def wait_env(dp, want):
+    """Polls the ENV_APP until its env is want; returns the parsed answer."""
+    deadline = time.monotonic() + TIMEOUT
+    got = None
+    while time.monotonic() < deadline:
+        r = dp.get("hello.test")
+        got = json.loads(r.text) if r.status == 200 else r.text
+        if isinstance(got, dict) and got["env"] == want:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"env never became {want}: last {got}")
+
+
+@check
+def env_put_replaces_the_vars_on_the_node_in_one_delta():
+    cp = Cp().start()
+    deploy(cp, "hello", "hello.test", ENV_APP)
+    cp.ok("env", "set", "hello", "A=1", "B=2", "C=3")
+    dp = DataPlane(cp, "n1").start()
+    before = wait_env(dp, {"A": "1", "B": "2", "C": "3"})
+    # PUT: exactly A (changed) and D; B and C go. One admin call, one delta on the node.
+    applied = dp.log().count("dp.config_applied")
+    status, body, _ = cp.http("PUT", "/v1/apps/hello/env", {"vars": {"A": "one", "D": 4}})
+    eq(status, 200, f"PUT env: {body}")
+    eq(body["vars"], {"A": "one", "D": 4}, "PUT answer")
+    got = wait_env(dp, {"A": "one", "D": 4})
+    expect(got["counter"] > before["counter"], f"module state kept: {before} -> {got}")
+    dp.wait_count(r"dp\.config_applied trigger=control-plane", applied + 1)
+    time.sleep(0.5)
+    eq(dp.log().count("dp.config_applied"), applied + 1, "one delta applied for the PUT")
+    # nanoctl env import --replace, several files, a later one wins.
+    d = scratch_dir()
+    with open(os.path.join(d, ".env"), "w") as f:
+        f.write("X=base\nY=y\n")
+    with open(os.path.join(d, ".env.production"), "w") as f:
+        f.write("X=prod\n")
+    cp.ok("env", "import", "hello", os.path.join(d, ".env"), os.path.join(d, ".env.production"),
+          "--replace")
+    wait_env(dp, {"X": "prod", "Y": "y"})
+    # A bad PUT changes nothing.
+    status, body, _ = cp.http("PUT", "/v1/apps/hello/env", {"vars": {"1BAD": 1}})
+    eq(status, 400, f"bad name: {body}")
+    status, body, _ = cp.http("PUT", "/v1/apps/hello/env", {"X": "not under vars"})
+    eq(status, 400, f"vars missing: {body}")
+    eq(json.loads(dp.get("hello.test").text)["env"], {"X": "prod", "Y": "y"}, "unchanged")
+    dp.stop()
+    cp.stop()
+
+
 def wait_current(cp, node, within_s):
     """Polls `nanoctl nodes` until node is listed with nanocp's latest seq applied."""
     deadline = time.monotonic() + within_s

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "config.h"
 #include "env.h"
 #include "log.h"
@@ -1026,6 +1027,73 @@ static void env_patch_get_and_secrets(void **state)
     call_fails(f, "env.get", "{\"name\": \"nope\"}", 404, "app_not_found", "name", NULL);
 }
 
+static void env_replace_makes_vars_exactly_the_given_ones(void **state)
+{
+    fx *f = *state;
+    create_app(f, "api", "api.test");
+    json_decref(call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"KEEP\": \"k\","
+                                     " \"GONE\": 1, \"CHANGED\": \"old\"}}"));
+    json_decref(call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}"));
+    int64_t seq = config_seq(f);
+    json_t *env = call(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"KEEP\": \"k\","
+                                         " \"CHANGED\": \"new\", \"ADDED\": [1]}}");
+    json_t *vars = json_object_get(env, "vars");
+    assert_int_equal(json_object_size(vars), 3);
+    assert_null(json_object_get(vars, "GONE"));
+    assert_string_equal(json_string_value(json_object_get(vars, "CHANGED")), "new");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)), "TOKEN");
+    json_decref(env);
+    /* GONE deleted, CHANGED and ADDED put; KEEP unchanged: no entry. Secrets untouched. */
+    assert_int_equal(config_seq(f), seq + 3);
+    json_t *log = NULL;
+    assert_int_equal(cp_store_log_list(cp_service_store(f->svc), seq, 10, &log), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")), "env.del");
+    json_decref(log);
+
+    /* With secrets: they become exactly those too; a name moves from secret to var. */
+    env = call(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"TOKEN\": \"plain\"},"
+                                 " \"secrets\": {\"KEY\": \"s\"}}");
+    assert_int_equal(json_object_size(json_object_get(env, "vars")), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(env, "vars"), "TOKEN")),
+                        "plain");
+    assert_int_equal(json_array_size(json_object_get(env, "secrets")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)), "KEY");
+    json_decref(env);
+
+    /* Refused whole, nothing changed: */
+    seq = config_seq(f);
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"KEY\": 1}}", 409,
+               "name_conflict", "vars.KEY", "is a secret"); /* a secret, secrets not given */
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"A\": null}}", 400,
+               "invalid_field", "vars.A", "leave it out");
+    call_fails(f, "env.replace",
+               "{\"name\": \"api\", \"vars\": {\"A\": 1}, \"secrets\": {\"A\": \"x\"}}", 400,
+               "name_conflict", "vars.A", NULL);
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {}, \"secrets\": {\"S\": 5}}",
+               400, "invalid_field", "secrets.S", NULL);
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"1X\": 1}}", 400,
+               "invalid_field", "vars.1X", NULL);
+    call_fails(f, "env.replace", "{\"name\": \"api\"}", 400, "invalid_field", "vars", NULL);
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {}, \"extra\": 1}", 400,
+               "bad_request", "extra", NULL);
+    nano_buf big = NANO_BUF_INIT;
+    nano_buf_append_str(&big, "{\"name\": \"api\", \"vars\": {");
+    for (int i = 0; i < 129; i++)
+        nano_buf_appendf(&big, "%s\"V%03d\": %d", i ? ", " : "", i, i);
+    nano_buf_append_str(&big, "}}");
+    call_fails(f, "env.replace", nano_buf_cstr(&big), 413, "too_large", "vars", "130"); /* + KEY */
+    nano_buf_fini(&big);
+    assert_int_equal(config_seq(f), seq);
+
+    /* A deployed app's required names must stay. */
+    json_decref(call(f, "apps.update", "{\"name\": \"api\", \"required_env\": [\"KEY\"]}"));
+    json_decref(call(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", "
+                                       "\"modules\": {\"a.js\": \"export default {}\"}}"));
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {}, \"secrets\": {}}", 409,
+               "required_env_missing", "required_env", "KEY");
+    json_decref(call(f, "env.replace", "{\"name\": \"api\", \"vars\": {}}")); /* KEY kept */
+}
+
 /* --- the config log and the audit log ------------------------------------------------------- */
 
 static void logs_seq_counts_changes_not_reads(void **state)
@@ -1277,6 +1345,7 @@ int main(int argc, char **argv)
     };
     static const struct CMUnitTest env_tests[] = {
         T(env_patch_get_and_secrets),
+        T(env_replace_makes_vars_exactly_the_given_ones),
     };
     static const struct CMUnitTest logs_tests[] = {
         T(logs_seq_counts_changes_not_reads),

@@ -1273,6 +1273,29 @@ static void ctl_env_import_reads_dotenv(void **state)
     assert_int_equal(r.rc, 2);
     assert_non_null(strstr(r.err, path));
     fake_reset();
+
+    /* Several files, a later one wins; --replace makes it one env.replace. */
+    char p1[] = "/tmp/nano-ctl-test-XXXXXX", p2[] = "/tmp/nano-ctl-test-XXXXXX";
+    fd = mkstemp(p1);
+    const char base[] = "A=1\nB=base\n";
+    assert_int_equal(write(fd, base, sizeof base - 1), (ssize_t)(sizeof base - 1));
+    close(fd);
+    fd = mkstemp(p2);
+    const char prod[] = "B=prod\nC=3\n";
+    assert_int_equal(write(fd, prod, sizeof prod - 1), (ssize_t)(sizeof prod - 1));
+    close(fd);
+    r = RUN(NULL, "--token", "x", "env", "import", "api", p1, p2, "--replace");
+    if (r.rc != 0)
+        fail_msg("rc %d: %s", r.rc, r.err);
+    assert_call("env.replace", "{\"name\":\"api\",\"vars\":{\"A\":\"1\",\"B\":\"prod\",\"C\":\"3\"}}");
+    fake_reset();
+    r = RUN(NULL, "--token", "x", "env", "import", "api", p2, p1);
+    if (r.rc != 0)
+        fail_msg("rc %d: %s", r.rc, r.err);
+    assert_call("env.patch", "{\"name\":\"api\",\"vars\":{\"B\":\"base\",\"C\":\"3\",\"A\":\"1\"}}");
+    unlink(p1);
+    unlink(p2);
+    fake_reset();
 }
 
 static void ctl_connection_config_precedence(void **state)
