@@ -207,13 +207,33 @@ def start_once(rt, module, opts, workdir, marker):
                 others += 1  # a 503 while loading, say: counted, then asked again
                 time.sleep(0.0005)
         rss = common.proc_status_kib(proc.pid, "VmRSS")
+        cpu = cpu_ms(proc.pid)
     finally:
         stop(proc, graceful=rt.name == "nano-dp")
     with open(log_path, errors="replace") as f:
         text = f.read()
     if rt.name == "deno-nocache":
         shutil.rmtree(env["DENO_DIR"], ignore_errors=True)
-    return {"ms": ms, "rss_kib": rss, "non200": others, "log": text, "t0_wall": t0_wall}
+    return {"ms": ms, "cpu_ms": cpu, "rss_kib": rss, "non200": others, "log": text,
+            "t0_wall": t0_wall}
+
+
+def cpu_ms(pid):
+    """CPU time of pid's threads alive now, in ms (/proc/PID/task/*/schedstat, ns). Less
+    disturbed than wall time by other load on the server's CPU; threads that have already
+    exited are not counted."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e6
 
 
 def tail(path, n=3):
@@ -381,7 +401,7 @@ def run(opts, workdir):
                          f"{fmt(r.get('load_ms'), 1)} ms, first request "
                          f"{fmt(r.get('first_req_ms'), 1)} ms)" if rt.name == "nano-dp" else "")
                 log(f"round {rnd}/{opts.rounds} {label} {rt.name}: {r['ms']:.1f} ms, "
-                    f"RSS {r['rss_kib'] / 1024:.1f} MiB{extra}")
+                    f"CPU {fmt(r['cpu_ms'], 1)} ms, RSS {r['rss_kib'] / 1024:.1f} MiB{extra}")
         for rt in order:
             versions[rt.name].append(version_once(rt, opts))
     report(opts, found, missing, bundles, starts, versions, failures, busy)
@@ -394,12 +414,13 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
     print(f"{os.cpu_count()} CPUs, server pinned to CPU {opts.server_cpu}, client to CPU "
           f"{opts.client_cpu}; {time.strftime('%Y-%m-%d %H:%M')}; CPU busy before the run "
           f"{busy * 100:.0f}%. nano-dp: {opts.bin}. Ratios: the runtime's time / nano-dp's "
-          f"(below 1: faster than nano-dp).\n")
+          f"(below 1: faster than nano-dp). CPU ms: the server's threads' CPU time at the "
+          f"first 200 (schedstat); RSS after it.\n")
     head = "| runtime | version | `--version` ms (CPU ms) |"
     rule = "|---|---|---:|"
     for label, _, _ in bundles:
-        head += f" {label}: first 200 ms | x nano-dp | RSS MiB |"
-        rule += "---:|---:|---:|"
+        head += f" {label}: first 200 ms | x nano-dp | CPU ms | RSS MiB |"
+        rule += "---:|---:|---:|---:|"
     print(head)
     print(rule)
     base = {}
@@ -413,14 +434,15 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
         for label, _, _ in bundles:
             rs = starts[(rt.name, label)]
             if not rs:
-                row += " failed | | |"
+                row += " failed | | | |"
                 continue
             ms = med(r["ms"] for r in rs)
             ratio = f"{ms / base[label]:.2f}" if base[label] else "-"
-            row += f" {fmt(ms, 1)} | {ratio} | {med(r['rss_kib'] for r in rs) / 1024:.1f} |"
+            row += (f" {fmt(ms, 1)} | {ratio} | {fmt(med(r['cpu_ms'] for r in rs), 1)} | "
+                    f"{med(r['rss_kib'] for r in rs) / 1024:.1f} |")
         print(row)
     for name, why in missing:
-        print(f"| {name} | unavailable: {why} |" + " |" * (1 + 3 * len(bundles)))
+        print(f"| {name} | unavailable: {why} |" + " |" * (1 + 4 * len(bundles)))
     print()
     if any(starts.get(("nano-dp", b[0])) for b in bundles):
         keys = ("ms", "listening_ms", "load_ms", "load_isolate_ms", "load_app_ms",
