@@ -25,6 +25,8 @@ Runtimes (--only):
   bun           bun apps/bun-module-serve.js (Bun.serve around the module's fetch), with a
                 transpiler cache kept across the run (bun caches files over 50 KB)
   bun-nocache   the same with BUN_RUNTIME_TRANSPILER_CACHE_PATH=0
+  nano-dp-nopool  nano-dp with --isolate-pool 0 (only when named in --only): no pool
+                to fill when its worker starts, so the first request makes the isolate
 
 Each round also times `--version` of every runtime (wall and user+system CPU, spawned as the
 servers are): the part of a start that is loading the program. Peers are installed from npm
@@ -35,6 +37,7 @@ import argparse
 import calendar
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -51,6 +54,7 @@ import hello as common  # noqa: E402  (peers, versions, /proc)
 
 ROOT = os.path.dirname(HERE)
 RUNTIMES = ("nano-dp", "deno", "deno-nocache", "bun", "bun-nocache")
+EXTRA = ("nano-dp-nopool",)  # only when named in --only
 STARTED = []  # every server process still running that this script started
 
 
@@ -85,19 +89,23 @@ class Runtime:
 def find_runtimes(opts):
     found, missing = [], []
     only = set(opts.only.split(",")) if opts.only else set(RUNTIMES)
-    unknown = only - set(RUNTIMES)
+    unknown = only - set(RUNTIMES) - set(EXTRA)
     if unknown:
         sys.exit(f"firstresponse: unknown runtime(s) {', '.join(sorted(unknown))}; "
-                 f"known: {', '.join(RUNTIMES)}")
+                 f"known: {', '.join(RUNTIMES + EXTRA)}")
     nano = os.path.abspath(opts.bin)
-    if "nano-dp" in only:
-        if os.access(nano, os.X_OK):
-            found.append(Runtime(
-                "nano-dp", nano, common.version_of([nano, "--version"]),
-                lambda m, p, wd: [nano, m, "--threads", "1", "--listen", f"127.0.0.1:{p}",
-                                  "--status-listen", "off", "--log-level", "debug"]))
-        else:
-            missing.append(("nano-dp", f"{nano} is not built (make)"))
+    for name, more in (("nano-dp", []), ("nano-dp-nopool", ["--isolate-pool", "0"])):
+        if name not in only:
+            continue
+        if not os.access(nano, os.X_OK):
+            missing.append((name, f"{nano} is not built (make)"))
+            continue
+        found.append(Runtime(
+            name, nano, common.version_of([nano, "--version"]),
+            lambda m, p, wd, more=more: [nano, m, "--threads", "1", "--listen",
+                                         f"127.0.0.1:{p}", "--status-listen", "off",
+                                         "--log-level", "debug", *more,
+                                         *shlex.split(opts.nano_args)]))
     if not only & {"deno", "deno-nocache", "bun", "bun-nocache"}:
         return found, missing
     bin_dir = common.install_peers(opts.peers_dir)
@@ -209,7 +217,7 @@ def start_once(rt, module, opts, workdir, marker):
         rss = common.proc_status_kib(proc.pid, "VmRSS")
         cpu = cpu_ms(proc.pid)
     finally:
-        stop(proc, graceful=rt.name == "nano-dp")
+        stop(proc, graceful=rt.name.startswith("nano-dp"))
     with open(log_path, errors="replace") as f:
         text = f.read()
     if rt.name == "deno-nocache":
@@ -320,6 +328,8 @@ def main():
     ap.add_argument("--bin", "--nano-dp", dest="bin",
                     default=os.environ.get("NANO_DP", os.path.join(ROOT, "build/bin/nano-dp")),
                     help="the nano-dp binary (default build/bin/nano-dp)")
+    ap.add_argument("--nano-args", default="",
+                    help="more nano-dp arguments, e.g. \"--isolate-pool 0\"")
     ap.add_argument("--sizes", default="11k,2m",
                     help="synthetic bundle sizes, gen_bundle.py's --size (default 11k,2m)")
     ap.add_argument("--bundle", action="append", default=[],
@@ -393,13 +403,14 @@ def run(opts, workdir):
                     failures.append(f"round {rnd} {rt.name} {label}: {e}")
                     log(f"round {rnd} {rt.name} {label} failed: {e}")
                     continue
-                if rt.name == "nano-dp":
+                if rt.name.startswith("nano-dp"):
                     r.update(nano_breakdown(r["log"], r["t0_wall"]))
                 del r["log"]
                 starts[(rt.name, label)].append(r)
                 extra = (f" (listening at {fmt(r.get('listening_ms'), 1)} ms, app load "
                          f"{fmt(r.get('load_ms'), 1)} ms, first request "
-                         f"{fmt(r.get('first_req_ms'), 1)} ms)" if rt.name == "nano-dp" else "")
+                         f"{fmt(r.get('first_req_ms'), 1)} ms)" if rt.name.startswith("nano-dp")
+                         else "")
                 log(f"round {rnd}/{opts.rounds} {label} {rt.name}: {r['ms']:.1f} ms, "
                     f"CPU {fmt(r['cpu_ms'], 1)} ms, RSS {r['rss_kib'] / 1024:.1f} MiB{extra}")
         for rt in order:
@@ -413,7 +424,7 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
     print(f"### Process start to the first 200 response (medians of {opts.rounds} rounds)\n")
     print(f"{os.cpu_count()} CPUs, server pinned to CPU {opts.server_cpu}, client to CPU "
           f"{opts.client_cpu}; {time.strftime('%Y-%m-%d %H:%M')}; CPU busy before the run "
-          f"{busy * 100:.0f}%. nano-dp: {opts.bin}. Ratios: the runtime's time / nano-dp's "
+          f"{busy * 100:.0f}%. nano-dp: {opts.bin} {opts.nano_args}. Ratios: the runtime's time / nano-dp's "
           f"(below 1: faster than nano-dp). CPU ms: the server's threads' CPU time at the "
           f"first 200 (schedstat); RSS after it.\n")
     head = "| runtime | version | `--version` ms (CPU ms) |"
@@ -444,7 +455,8 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
     for name, why in missing:
         print(f"| {name} | unavailable: {why} |" + " |" * (1 + 4 * len(bundles)))
     print()
-    if any(starts.get(("nano-dp", b[0])) for b in bundles):
+    nanos = [rt.name for rt in found if rt.name.startswith("nano-dp")]
+    if any(starts.get((n, b[0])) for n in nanos for b in bundles):
         keys = ("ms", "listening_ms", "load_ms", "load_isolate_ms", "load_app_ms",
                 "first_req_ms", "worker_isolate_ms")
         print("nano-dp's timeline, from its debug log (medians, ms; log timestamps have 1 ms "
@@ -453,18 +465,18 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
               "`duration_ms`, which includes the worker making its own isolate of the app "
               "(`app.isolate_created create_us`); and the time from listening to that request's "
               "start (the client connects within 0.5 ms of the listen).\n")
-        print("| bundle | first 200 | listening at | app load before listening (isolate + module) "
+        print("| nano-dp | bundle | first 200 | listening at | app load before listening (isolate + module) "
               "| first request | of it, worker's isolate of the app | listening → first request "
               "begins |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for label, _, _ in bundles:
-            rs = [r for r in starts.get(("nano-dp", label), [])
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for name, (label, _, _) in ((n, b) for n in nanos for b in bundles):
+            rs = [r for r in starts.get((name, label), [])
                   if all(r.get(k) is not None for k in keys)]
             if not rs:
                 continue
             m = {k: med(r[k] for r in rs) for k in keys}
             wait = med(r["ms"] - r["listening_ms"] - r["first_req_ms"] for r in rs)
-            print(f"| {label} | {fmt(m['ms'], 1)} | {fmt(m['listening_ms'], 1)} | "
+            print(f"| {name} | {label} | {fmt(m['ms'], 1)} | {fmt(m['listening_ms'], 1)} | "
                   f"{fmt(m['load_ms'], 1)} ({fmt(m['load_isolate_ms'], 1)} + "
                   f"{fmt(m['load_app_ms'], 1)}) | {fmt(m['first_req_ms'], 1)} | "
                   f"{fmt(m['worker_isolate_ms'], 1)} | {fmt(wait, 1)} |")
