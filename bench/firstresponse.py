@@ -127,7 +127,8 @@ def find_runtimes(opts):
 
     for name, ok, rt in (
             ("deno", deno_v, lambda: Runtime("deno", deno, deno_v, deno_argv,
-                                             lambda wd: {"DENO_DIR": os.path.join(wd, "deno-dir")})),
+                                             lambda wd: {"DENO_DIR": os.path.join(wd,
+                                                                                  "deno-dir")})),
             ("deno-nocache", deno_v, lambda: Runtime("deno-nocache", deno, deno_v, deno_argv,
                                                      fresh_deno_dir)),
             ("bun", bun_v, lambda: Runtime("bun", bun, bun_v, bun_argv, lambda wd: {
@@ -336,7 +337,8 @@ def main():
                     help="also serve this bundle file (repeatable; its GET / must answer 200)")
     ap.add_argument("--marker", default="",
                     help="text the first 200 must contain for --bundle files (default: none)")
-    ap.add_argument("--peers-dir", default=os.environ.get("NANO_BENCH_PEERS", "/tmp/nano-bench-peers"))
+    ap.add_argument("--peers-dir",
+                    default=os.environ.get("NANO_BENCH_PEERS", "/tmp/nano-bench-peers"))
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a 200")
@@ -424,7 +426,8 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
     print(f"### Process start to the first 200 response (medians of {opts.rounds} rounds)\n")
     print(f"{os.cpu_count()} CPUs, server pinned to CPU {opts.server_cpu}, client to CPU "
           f"{opts.client_cpu}; {time.strftime('%Y-%m-%d %H:%M')}; CPU busy before the run "
-          f"{busy * 100:.0f}%. nano-dp: {opts.bin} {opts.nano_args}. Ratios: the runtime's time / nano-dp's "
+          f"{busy * 100:.0f}%. nano-dp: {opts.bin} {opts.nano_args}. Ratios: the runtime's "
+          f"time / nano-dp's "
           f"(below 1: faster than nano-dp). CPU ms: the server's threads' CPU time at the "
           f"first 200 (schedstat); RSS after it.\n")
     head = "| runtime | version | `--version` ms (CPU ms) |"
@@ -465,7 +468,8 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
               "`duration_ms`, which includes the worker making its own isolate of the app "
               "(`app.isolate_created create_us`); and the time from listening to that request's "
               "start (the client connects within 0.5 ms of the listen).\n")
-        print("| nano-dp | bundle | first 200 | listening at | app load before listening (isolate + module) "
+        print("| nano-dp | bundle | first 200 | listening at | app load before listening "
+              "(isolate + module) "
               "| first request | of it, worker's isolate of the app | listening → first request "
               "begins |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
