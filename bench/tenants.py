@@ -10,6 +10,10 @@
              to a never-requested host vs a second (warm) one, and the isolate creation
              time (debug log create_us, /status isolate_create_us_avg); then --threads 2,
              where a later request may land on the other worker and create a second isolate.
+             --memory-mb default,64 adds the pool-refilled case with each app's
+             limits.memory_mb set (the pool's isolates have the default 128 MiB heap, so
+             another limit means a new isolate); --bundle-size 2m does those rows with a
+             gen_bundle.py bundle as every app's module.
   memory     VmRSS of nano-dp --threads 1 with 100 and 1000 apps configured, before any
              request and after one request to each app (each then keeps an idle isolate);
              per idle app = (after - before) / N.
@@ -37,6 +41,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import gen_bundle  # noqa: E402  (synthetic bundles for coldstart --bundle-size)
 import hello as common  # noqa: E402  (shared helpers: wrk parsing, /proc, peers)
 
 ROOT = os.path.dirname(HERE)
@@ -277,21 +282,29 @@ class Nano:
         return rc
 
 
-def write_apps(workdir, name, n, json_app=False):
+def write_apps(workdir, name, n, json_app=False, memory_mb=None, bundle=None):
     """A nano.json with n small apps app-0..app-(n-1) (hostnames app-I.test), each its own
-    module file. Returns the path of the nano.json."""
+    module file; with memory_mb, each app has that `limits.memory_mb`; with bundle (source
+    text), each module is that text plus a last line naming the app, so no two apps share
+    a source. Returns the path of the nano.json."""
     d = os.path.join(workdir, name)
     os.makedirs(d, exist_ok=True)
     apps = []
     for i in range(n):
         mod = f"app-{i}.js"
         with open(os.path.join(d, mod), "w") as f:
-            f.write(f"// tenant app {i}\nconst NAME = \"app-{i}\";\nexport default {{\n"
-                    f"  async fetch(request, env) {{\n"
-                    f"    return new Response(`hello from ${{NAME}} (${{env.TIER}})\\n`);\n"
-                    f"  }},\n}};\n")
-        apps.append({"name": f"app-{i}", "hostname": f"app-{i}.test", "path": f"./{mod}",
-                     "env": {"TIER": "free"}})
+            if bundle is not None:
+                f.write(f"{bundle}// tenant app {i}\n")
+            else:
+                f.write(f"// tenant app {i}\nconst NAME = \"app-{i}\";\nexport default {{\n"
+                        f"  async fetch(request, env) {{\n"
+                        f"    return new Response(`hello from ${{NAME}} (${{env.TIER}})\\n`);\n"
+                        f"  }},\n}};\n")
+        app = {"name": f"app-{i}", "hostname": f"app-{i}.test", "path": f"./{mod}",
+               "env": {"TIER": "free"}}
+        if memory_mb is not None:
+            app["limits"] = {"memory_mb": memory_mb}
+        apps.append(app)
     path = os.path.join(d, "nano.json")
     with open(path, "w") as f:
         json.dump({"apps": apps}, f, indent=1)
@@ -536,9 +549,10 @@ def cmd_hello(opts, workdir):
 
 # ---------------------------------------------------------------- coldstart
 
-def first_requests(n_proc, n_apps, per_app, what, gap_s=0.0):
+def first_requests(n_proc, n_apps, per_app, what, gap_s=0.0, marker=None):
     """Requests every app per_app times on fresh connections (in order app by app), from
-    CPU 1, waiting gap_s before each app's first request. Returns latencies [app][k] in ms."""
+    CPU 1, waiting gap_s before each app's first request. Each body must name its app (the
+    small apps) or contain marker (bundles). Returns latencies [app][k] in ms."""
     lat = []
     with pinned({1}):
         for i in range(n_apps):
@@ -553,7 +567,8 @@ def first_requests(n_proc, n_apps, per_app, what, gap_s=0.0):
                     odd(f"{what}: request {k + 1} to {host} failed: {e}")
                     row.append(float("nan"))
                     continue
-                if status != 200 or f"app-{i} ".encode() not in body:
+                expect = marker.encode() if marker else f"app-{i} ".encode()
+                if status != 200 or expect not in body:
                     odd(f"{what}: request {k + 1} to {host}: status {status}, body {body[:100]!r}")
                 row.append(ms)
             lat.append(row)
@@ -624,6 +639,38 @@ def cmd_coldstart(opts, workdir):
                  [r[2] for r in lat2 if r[2] == r[2]], [us / 1000 for _, us in created2],
                  [a["isolate_create_us_avg"] / 1000 for a in st2["apps"] if a.get("isolates_created")],
                  sum(a.get("isolates_created", 0) for a in st2["apps"])))
+    # The same as the "pool refilled" row for each --memory-mb value: the pool's isolates
+    # have the default heap limit (128 MiB), so an app with another limits.memory_mb gets a
+    # new isolate of its own even when the pool is full (docs/nano-dp.md, Startup snapshot).
+    bundle = None
+    if opts.bundle_size:
+        bundle = gen_bundle.generate(gen_bundle.parse_size(opts.bundle_size))
+    for mb in [m for m in opts.memory_mb.split(",") if m] + (["default"] if bundle and not
+                                                              opts.memory_mb else []):
+        limit = None if mb == "default" else int(mb)
+        tag = f"mem{mb}" + ("-bundle" if bundle else "")
+        cfg_mem = write_apps(workdir, f"cold-{tag}-{n}", n, memory_mb=limit, bundle=bundle)
+        nano = Nano(opts, workdir, cfg_mem, 1, "0", log_level="debug")
+        try:
+            time.sleep(0.5)
+            lat_m = first_requests(nano, n, 3, f"coldstart memory_mb {mb}", gap_s=0.25,
+                                   marker=gen_bundle.MARKER if bundle else None)
+            st_m = nano.status()
+            created_m = nano.create_us()
+            pooled = [int(m.group(1)) for m in re.finditer(r"rt\.isolate_new app=app-\d+ "
+                                                           r"pooled=(\d)", nano.read_log())]
+        finally:
+            nano.close()
+        what = (f"limits.memory_mb {mb}" if limit else "no limits.memory_mb (default 128)")
+        if bundle:
+            what += f", {len(bundle) / 1024:,.0f} KB bundle (gen_bundle.py) per app"
+        rows.append((f"--threads 1 (CPU 0), 250 ms before each new app, {what}; "
+                     f"{sum(pooled)} of {len(pooled)} isolates from the pool",
+                     [r[0] for r in lat_m if r[0] == r[0]], [r[1] for r in lat_m if r[1] == r[1]],
+                     [r[2] for r in lat_m if r[2] == r[2]], [us / 1000 for _, us in created_m],
+                     [a["isolate_create_us_avg"] / 1000 for a in st_m["apps"]
+                      if a.get("isolates_created")],
+                     sum(a.get("isolates_created", 0) for a in st_m["apps"])))
     print("| nano-dp | first request ms (median / p99 / max) | 2nd request ms (median / p99) | "
           "3rd request ms (median / p99) | isolate create ms, log `create_us` (median / p99) | "
           "/status `isolate_create_us_avg` ms (mean over apps) | isolates created |")
@@ -635,7 +682,7 @@ def cmd_coldstart(opts, workdir):
               f"{fmt_ms(statistics.median(cu)) if cu else '-'} / {fmt_ms(pct(cu, 99)) if cu else '-'} | "
               f"{fmt_ms(statistics.mean(av)) if av else '-'} | {nc} for {n} apps |")
     print()
-    for label, c, w, _, cu, _, _ in rows[:2]:
+    for label, c, w, _, cu, _, _ in rows[:2] + rows[3:]:
         print(f"{label}: the first request to an app costs "
               f"{statistics.median(c) - statistics.median(w):.2f} ms more than the second "
               f"(medians); isolate creation as logged is "
@@ -704,6 +751,14 @@ def main():
                     help="hello: wrk -t for the --threads 2 row (default 2)")
     ap.add_argument("--only", default="", help="hello: comma-separated runtimes (nano-dp,deno,...)")
     ap.add_argument("--apps", type=int, default=50, help="coldstart: apps (default 50)")
+    ap.add_argument("--memory-mb", default="",
+                    help="coldstart: also the pool-refilled case with each app's "
+                         "limits.memory_mb set to each of these (comma-separated; 'default' "
+                         "leaves it out), e.g. default,128,64")
+    ap.add_argument("--bundle-size", default="",
+                    help="coldstart: the --memory-mb rows with a bundle of this size "
+                         "(gen_bundle.py --size, e.g. 2m) as each app's module instead of the "
+                         "small app; 'default' alone when --memory-mb is not given")
     ap.add_argument("--counts", default="100,1000", help="memory: app counts (default 100,1000)")
     ap.add_argument("--nano-dp", default=os.environ.get("NANO_DP", os.path.join(ROOT, "build/bin/nano-dp")))
     ap.add_argument("--peers-dir", default=os.environ.get("NANO_BENCH_PEERS", "/tmp/nano-bench-peers"))
