@@ -15,12 +15,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_lib.h"
 
 #include "alloc.h"
 #include "egress.h"
@@ -156,7 +157,6 @@ const char *dp_xfer_error_name(dp_xfer_error e)
 
 static void check_done(dp_client *c);
 static void dispatch(dp_client *c);
-static void init_curl(void);
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -313,12 +313,7 @@ static int on_timer_set(CURLM *multi, long timeout_ms, void *userp)
 
 int dp_client_new(uv_loop_t *loop, dp_client **out)
 {
-    static uv_once_t once = UV_ONCE_INIT;
-    dp_client *c;
-
-    /* curl_global_init is not thread-safe in every build; workers may start together. */
-    uv_once(&once, init_curl);
-    c = nano_xcalloc(1, sizeof(*c));
+    dp_client *c = nano_xcalloc(1, sizeof(*c));
     /* TLS trusts the system CA store (Debian's bundle), unless the operator names other CAs
      * the way OpenSSL's own tools read them. */
     const char *ca_file = getenv("SSL_CERT_FILE");
@@ -335,20 +330,6 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
             c->uses_proxy_env = true;
     }
     c->loop = loop;
-    c->multi = curl_multi_init();
-    if (c->multi == NULL) {
-        free(c->ca_file);
-        free(c->ca_dir);
-        free(c);
-        return NANO_ENOMEM;
-    }
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    /* Connections kept open after their transfers, for reuse (curl's default is 4 per
-     * transfer running, which a burst inflates). */
-    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 256L);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     uv_timer_init(loop, &c->kick);
@@ -358,10 +339,34 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     return 0;
 }
 
-static void init_curl(void)
+/* The multi handle, made with the first transfer: libcurl is loaded only then (curl_lib.h).
+ * Returns 0, or an error with why filled (logged once per process). */
+static int ensure_multi(dp_client *c, char *why, size_t why_len)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        NANO_ERROR("client.curl_init", "detail=%s", "curl_global_init failed: outbound fetch will fail");
+    if (c->multi != NULL)
+        return 0;
+    nano_error err = {0};
+    int rc = dp_curl_load(&err);
+    if (rc != 0) {
+        static atomic_bool is_logged;
+        if (!atomic_exchange(&is_logged, true))
+            NANO_ERROR("client.curl_unavailable", "error_id=%s error=%s", err.id, err.message);
+        snprintf(why, why_len, "%s", err.message);
+        return rc;
+    }
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return NANO_ENOMEM;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    /* Connections kept open after their transfers, for reuse (curl's default is 4 per
+     * transfer running, which a burst inflates). */
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 256L);
+    return 0;
 }
 
 size_t dp_client_n_xfers(const dp_client *c)
@@ -394,7 +399,8 @@ void dp_client_close(dp_client *c)
     c->is_closing = true;
     while (c->n_spare > 0)
         curl_easy_cleanup(c->spare[--c->n_spare]);
-    curl_multi_cleanup(c->multi);
+    if (c->multi != NULL) /* else libcurl was never needed here */
+        curl_multi_cleanup(c->multi);
     c->multi = NULL;
     while (c->socks != NULL)
         sock_close(c, c->socks);
@@ -835,9 +841,11 @@ static int add_headers(dp_xfer *x, const dp_xfer_spec *spec)
 int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks,
                   dp_xfer **out, char *why, size_t why_len)
 {
+    int rc = ensure_multi(c, why, why_len);
+    if (rc != 0)
+        return rc;
     dp_xfer *x = nano_xcalloc(1, sizeof(*x));
     CURL *e;
-    int rc;
 
     x->c = c;
     x->hooks = *hooks;
