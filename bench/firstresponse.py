@@ -461,13 +461,15 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
     nanos = [rt.name for rt in found if rt.name.startswith("nano-dp")]
     if any(starts.get((n, b[0])) for n in nanos for b in bundles):
         keys = ("ms", "listening_ms", "load_ms", "load_isolate_ms", "load_app_ms",
-                "first_req_ms", "worker_isolate_ms")
+                "first_req_ms")
         print("nano-dp's timeline, from its debug log (medians, ms; log timestamps have 1 ms "
               "resolution): when it listened, after loading the app once (`dp.app_loaded "
               "load_us`: a new isolate, then the module compiled and run); the first request's "
               "`duration_ms`, which includes the worker making its own isolate of the app "
-              "(`app.isolate_created create_us`); and the time from listening to that request's "
-              "start (the client connects within 0.5 ms of the listen).\n")
+              "(`app.isolate_created create_us`) in builds whose start-up check was not the "
+              "worker's own load (none: the start-up load's isolate served it); and the time "
+              "from listening to that request's start (the client connects within 0.5 ms of "
+              "the listen).\n")
         print("| nano-dp | bundle | first 200 | listening at | app load before listening "
               "(isolate + module) "
               "| first request | of it, worker's isolate of the app | listening → first request "
@@ -480,10 +482,12 @@ def report(opts, found, missing, bundles, starts, versions, failures, busy):
                 continue
             m = {k: med(r[k] for r in rs) for k in keys}
             wait = med(r["ms"] - r["listening_ms"] - r["first_req_ms"] for r in rs)
+            made = [r["worker_isolate_ms"] for r in rs if r.get("worker_isolate_ms") is not None]
+            worker = fmt(med(made), 1) if made else "none"
             print(f"| {name} | {label} | {fmt(m['ms'], 1)} | {fmt(m['listening_ms'], 1)} | "
                   f"{fmt(m['load_ms'], 1)} ({fmt(m['load_isolate_ms'], 1)} + "
                   f"{fmt(m['load_app_ms'], 1)}) | {fmt(m['first_req_ms'], 1)} | "
-                  f"{fmt(m['worker_isolate_ms'], 1)} | {fmt(wait, 1)} |")
+                  f"{worker} | {fmt(wait, 1)} |")
         print()
     print("Per-start times, ms (stderr has RSS too):\n")
     for label, _, _ in bundles:
