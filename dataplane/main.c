@@ -1026,6 +1026,7 @@ static int serve(dp_main *m)
         .pool_size = m->opts.pool_size,
         .load_errors = m->load_errors,
         .egress = m->opts.egress,
+        .drain_timeout_ms = m->opts.drain_timeout_ms,
     };
     /* The parser's limits are the largest any app allows (a config change may raise them up
      * to these flags' values only); each request then gets its app's own. */

@@ -51,6 +51,9 @@ struct dp_version {
     bool is_broken;                /* hit its heap limit: to be discarded by the reaper */
     bool is_reap_queued;
     bool is_loading;               /* rt_isolate_new runs (a top-level await turns the loop) */
+    bool is_shutdown_sent;         /* its isolate got the shutdown event (at most once) */
+    bool is_shutdown_pending;      /* ... and the event's waitUntil work has not settled */
+    uint64_t shutdown_deadline_ms; /* now_ms() by which that wait is over, settled or not */
     uint64_t load_failed_ms;       /* when loading it last failed (0: never) */
     bool logged_load_error;
     size_t heap_used;              /* at the last sample */
@@ -74,7 +77,6 @@ struct dp_app {
     size_t q_head, q_len, q_cap;
     uv_timer_t drain_timer;
     bool has_drain_timer;
-    size_t shutdowns_pending;      /* shutdown events not yet settled */
     dp_app *next;                  /* in w->draining */
 };
 
@@ -128,6 +130,7 @@ struct dp_worker {
     void *done_ud;
     int order;                     /* what the worker is doing: ORDER_* */
     int n_loading;                 /* versions being loaded (their module code runs) */
+    size_t n_shutdowns_pending;    /* versions waiting for their shutdown event to settle */
     bool is_wake_deferred;         /* the mailbox waits for the loads to end */
     bool is_done_reported;
     bool server_drained;
@@ -217,6 +220,71 @@ static void on_request_done(void *ud, dp_request *req);
 static void on_cpu_exceeded(void *ud, dp_request *req);
 static void on_broken(void *ud);
 
+/* --- the shutdown event ---------------------------------------------------------------------
+ *
+ * An isolate gets the `shutdown` event when its drain begins: the node shuts down, its app is
+ * removed, or a new version replaced its own (docs/nano-dp.md, "The shutdown event"). Its
+ * requests in flight go on meanwhile; the app uses the time to end long responses (SSE,
+ * streamed downloads) and flush its work. The version is freed once its requests are done
+ * and the event's waitUntil work settled, or its deadline passed (the drain timeout). */
+
+static uint64_t wall_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static bool version_shutdown_over(const dp_version *v)
+{
+    return !v->is_shutdown_pending || now_ms(v->app->w) >= v->shutdown_deadline_ms;
+}
+
+static void on_shutdown_settled(void *ud)
+{
+    dp_version *v = ud;
+    if (!v->is_shutdown_pending)
+        return;
+    v->is_shutdown_pending = false;
+    v->app->w->n_shutdowns_pending--;
+    NANO_INFO("app.shutdown_settled", "app=%s worker=%d sha256=%.12s in_flight=%zu", v->app->name,
+              v->app->w->index, v->cfg->code_sha256, v->in_flight);
+    reap_schedule(v); /* the version or its app may be done: checked from a clean stack */
+}
+
+/* Fires the event in v's isolate, once, with timeout_ms until its deadline. */
+static void version_shutdown(dp_version *v, uint64_t timeout_ms, const char *why)
+{
+    if (v->iso == NULL || v->is_broken || v->is_shutdown_sent)
+        return;
+    dp_worker *w = v->app->w;
+    v->is_shutdown_sent = true;
+    v->is_shutdown_pending = true;
+    v->shutdown_deadline_ms = now_ms(w) + timeout_ms;
+    w->n_shutdowns_pending++;
+    NANO_INFO("app.shutdown_event", "app=%s worker=%d sha256=%.12s why=%s in_flight=%zu "
+              "timeout_ms=%llu", v->app->name, w->index, v->cfg->code_sha256, why, v->in_flight,
+              (unsigned long long)timeout_ms);
+    rt_isolate_shutdown(v->iso, wall_clock_ms() + timeout_ms, on_shutdown_settled, v);
+}
+
+/* From the tick: waits past their deadline are over (logged); their versions are checked. */
+static void shutdowns_check_deadlines(dp_worker *w, dp_app *app)
+{
+    dp_version *lists[] = {app->current, app->retired};
+    for (size_t k = 0; k < 2; k++) {
+        for (dp_version *v = lists[k]; v != NULL; v = k == 0 ? NULL : v->next) {
+            if (!v->is_shutdown_pending || now_ms(w) < v->shutdown_deadline_ms)
+                continue;
+            v->is_shutdown_pending = false;
+            w->n_shutdowns_pending--;
+            NANO_WARN("app.shutdown_timeout", "app=%s worker=%d sha256=%.12s in_flight=%zu",
+                      app->name, w->index, v->cfg->code_sha256, v->in_flight);
+            reap_schedule(v);
+        }
+    }
+}
+
 /* Returns 0 with v->iso ready, -1 when the app failed to load (err, may be NULL, says why),
  * -2 when it is loading (a request that arrives while its module's top-level await turns the
  * loop must not load it again, nested ever deeper). is_preload: the worker is starting and
@@ -267,6 +335,8 @@ static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_ou
         .main_path = c->main_path,
         .main_source = c->code,
         .main_source_len = c->code_len,
+        .imports = c->imports,
+        .n_imports = c->n_imports,
         .env = &c->env,
         .node_compat = c->node_compat,
         .heap_limit_mb = (size_t)c->limits.memory_mb,
@@ -369,6 +439,8 @@ static dp_version *version_new(dp_app *app, nano_config *cfg, size_t index)
 
 static void version_free(dp_version *v)
 {
+    if (v->is_shutdown_pending) /* its wait ends with it */
+        v->app->w->n_shutdowns_pending--;
     version_free_isolate(v);
     nano_config_unref(v->cfg_ref);
     nano_free(v);
@@ -392,7 +464,8 @@ static void on_reap(uv_idle_t *h)
         }
         /* A redeploy's old version goes once idle; a draining app's versions go in app_finish,
          * after its shutdown event. */
-        if (v->is_retiring && v->in_flight == 0 && app->state == DP_APP_ACTIVE) {
+        if (v->is_retiring && v->in_flight == 0 && app->state == DP_APP_ACTIVE &&
+            version_shutdown_over(v)) {
             for (dp_version **pp = &app->retired; *pp != NULL; pp = &(*pp)->next) {
                 if (*pp == v) {
                     *pp = v->next;
@@ -767,6 +840,7 @@ static void version_retire(dp_version *v)
     v->is_retiring = true;
     v->next = app->retired;
     app->retired = v;
+    version_shutdown(v, v->cfg->limits.drain_timeout_ms, "redeploy");
     if (v->in_flight == 0)
         reap_schedule(v);
 }
@@ -812,15 +886,8 @@ static void app_finish(dp_app *app)
     }
 }
 
-static void on_shutdown_settled(void *ud)
-{
-    dp_version *v = ud;
-    dp_app *app = v->app;
-    if (app->shutdowns_pending > 0 && --app->shutdowns_pending == 0)
-        reap_schedule(v); /* finish from a clean stack */
-}
-
-/* Draining: once no request is in flight, the shutdown events; once they settled, the end. */
+/* Draining: the shutdown events went out as the drain began; once no request is in flight
+ * (state shutting_down) and their waits are over, the end. */
 static void app_maybe_finish_drain(dp_app *app)
 {
     if (app->state == DP_APP_ACTIVE)
@@ -830,15 +897,11 @@ static void app_maybe_finish_drain(dp_app *app)
             return;
         app->state = DP_APP_SHUTDOWN;
         atomic_store(&app->stats->state, DP_APP_SHUTDOWN);
-        for (dp_version *v = app->retired; v != NULL; v = v->next) {
-            if (v->iso != NULL && !v->is_broken) {
-                app->shutdowns_pending++;
-                rt_isolate_shutdown(v->iso, on_shutdown_settled, v);
-            }
-        }
     }
-    if (app->state == DP_APP_SHUTDOWN && app->shutdowns_pending == 0)
-        app_finish(app);
+    for (dp_version *v = app->retired; v != NULL; v = v->next)
+        if (!version_shutdown_over(v))
+            return;
+    app_finish(app);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -847,7 +910,6 @@ static void on_drain_timeout(uv_timer_t *t)
     NANO_WARN("app.drain_timeout", "app=%s worker=%d in_flight=%zu state=%s", app->name,
               app->w->index, app->in_flight, dp_app_state_name(app->state));
     dp_stat_add(&app->stats->drain_timeouts, 1); /* read by the control-plane client's ack */
-    app->shutdowns_pending = 0;
     app->state = DP_APP_SHUTDOWN;
     app_finish(app); /* fails whatever is left */
 }
@@ -873,6 +935,11 @@ static void app_begin_drain(dp_app *app, nano_config *old_cfg, size_t old_index,
     w->draining = app;
     NANO_INFO("app.draining", "app=%s worker=%d in_flight=%zu drain_timeout_ms=%llu", app->name,
               w->index, app->in_flight, (unsigned long long)timeout);
+    /* A process shutdown is bounded by --drain-timeout, an app's removal by its own. */
+    uint64_t deadline = with_timer || w->opts.drain_timeout_ms == 0 ? timeout
+                                                                    : w->opts.drain_timeout_ms;
+    for (dp_version *r = app->retired; r != NULL; r = r->next)
+        version_shutdown(r, deadline, with_timer ? "removal" : "process");
     if (with_timer) {
         uv_timer_init(&w->loop, &app->drain_timer);
         app->drain_timer.data = app;
@@ -986,6 +1053,13 @@ static void on_tick(uv_timer_t *t)
     dp_worker *w = t->data;
     uint64_t now = now_ms(w);
     flush_access_log(w);
+    if (w->n_shutdowns_pending > 0) {
+        for (size_t i = 0; w->cfg != NULL && i < nano_config_n_apps(w->cfg); i++)
+            if (w->apps[i] != NULL)
+                shutdowns_check_deadlines(w, w->apps[i]);
+        for (dp_app *a = w->draining; a != NULL; a = a->next)
+            shutdowns_check_deadlines(w, a);
+    }
     /* Wall time: a request whose response has not started by its deadline gets 500; once
      * its response has ended, its waitUntil work gets wall_time more, then it is cancelled
      * (its timers dropped, its slot released), as Workers bound waitUntil. */

@@ -48,6 +48,8 @@ typedef struct dp_worker_options {
     struct nano_egress *egress;  /* the node's egress policy (NULL: none); isolates take a
                                   * reference */
     dp_preload preload;
+    uint64_t drain_timeout_ms;   /* --drain-timeout: the shutdown event's deadline when the
+                                  * process drains (an app's removal uses its own) */
 } dp_worker_options;
 
 /* Called on the worker's thread when it has drained (all apps removed, connections closed),

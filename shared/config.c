@@ -294,6 +294,15 @@ void nano_app_config_init(nano_app_config *app)
     app->limits = nano_limits_defaults();
 }
 
+static void free_sources(nano_module_source *sources, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        nano_free(sources[i].path);
+        nano_free(sources[i].code);
+    }
+    nano_free(sources);
+}
+
 void nano_app_config_fini(nano_app_config *app)
 {
     if (app == NULL)
@@ -308,6 +317,7 @@ void nano_app_config_fini(nano_app_config *app)
     for (size_t i = 0; i < app->n_code_files; i++)
         nano_free(app->code_files[i]);
     nano_free(app->code_files);
+    free_sources(app->imports, app->n_imports);
     nano_env_fini(&app->env);
     for (size_t i = 0; i < app->n_required_env; i++)
         nano_free(app->required_env[i]);
@@ -743,6 +753,17 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
                                                           code_of->n_code_files)
                                             : NULL;
     dst->n_code_files = code_of->n_code_files;
+    if (code_of->n_imports > 0) {
+        dst->imports = nano_xcalloc(code_of->n_imports, sizeof *dst->imports);
+        for (size_t i = 0; i < code_of->n_imports; i++) {
+            const nano_module_source *m = &code_of->imports[i];
+            dst->imports[i].path = nano_xstrdup(m->path);
+            dst->imports[i].code = nano_xmalloc(m->len + 1);
+            memcpy(dst->imports[i].code, m->code, m->len + 1);
+            dst->imports[i].len = m->len;
+        }
+    }
+    dst->n_imports = code_of->n_imports;
     dst->node_compat = code_of->node_compat;
     if (src->env.n_entries > 0) {
         dst->env.entries = nano_xcalloc(src->env.n_entries, sizeof *dst->env.entries);
@@ -1113,6 +1134,8 @@ static char *dir_of(const char *path)
 int nano_app_config_find_imports(nano_app_config *app, const char *named_main)
 {
     import_walk w = {0};
+    nano_module_source *sources = NULL;
+    size_t n_sources = 0, cap_sources = 0;
     nano_buf hashed = NANO_BUF_INIT; /* "PATH\0SHA256\n" per imported module */
     int rc = 0;
     if (named_main != NULL && named_main[0] != '/') {
@@ -1157,8 +1180,14 @@ int nano_app_config_find_imports(nano_app_config *app, const char *named_main)
         if (code != NULL)
             nano_imports_scan(code, len, on_import, &w);
         nano_free(dir);
-        if (i > 0)
-            nano_free(code);
+        if (i > 0) { /* kept: the runtime compiles this very text */
+            if (n_sources == cap_sources) {
+                cap_sources = cap_sources ? cap_sources * 2 : 8;
+                sources = nano_xrealloc(sources, cap_sources * sizeof *sources);
+            }
+            sources[n_sources++] = (nano_module_source){nano_xstrdup(w.modules.items[i]), code,
+                                                        len};
+        }
     }
     if (rc == 0) {
         if (hashed.len > 0)
@@ -1171,7 +1200,13 @@ int nano_app_config_find_imports(nano_app_config *app, const char *named_main)
         app->code_files = w.files.items;
         app->n_code_files = w.files.n;
         w.files = (str_list){0};
+        free_sources(app->imports, app->n_imports);
+        app->imports = sources;
+        app->n_imports = n_sources;
+        sources = NULL;
+        n_sources = 0;
     }
+    free_sources(sources, n_sources);
     nano_buf_fini(&hashed);
     list_fini(&w.files);
     list_fini(&w.modules);

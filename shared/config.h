@@ -39,6 +39,13 @@ nano_limits nano_limits_defaults(void);
  * NANO_ERANGE with err naming the first limit out of range. Any thread. */
 int nano_limits_check(const nano_limits *l, nano_error *err);
 
+/* A module an app imports, as read when its config was built. */
+typedef struct nano_module_source {
+    char *path; /* resolved (realpath), as the runtime resolves the import */
+    char *code; /* NUL-terminated, not counted in len */
+    size_t len;
+} nano_module_source;
+
 typedef struct nano_app_config {
     char *name;               /* [a-z0-9][a-z0-9-]{0,62}, unique in a snapshot */
     char **hostnames;         /* exact "api.example.com" or wildcard "*.example.com"; lowercased
@@ -59,6 +66,11 @@ typedef struct nano_app_config {
                                  module it imports relatively (also one not found, so that its
                                  creation is seen); none from other sources */
     size_t n_code_files;
+    nano_module_source *imports; /* nano.json apps: the sources imports_sha256 was made of;
+                                 the runtime compiles these, not the files, so a version runs
+                                 exactly the imports its hash names (an edit that is refused
+                                 cannot reach an isolate made later for the old version) */
+    size_t n_imports;
     nano_env env;             /* vars (is_json for non-string JSON values) and secrets */
     bool node_compat;         /* also expose env as process.env ("node_compat": true) */
     char **required_env;      /* names that must be present in env ("required_env") */

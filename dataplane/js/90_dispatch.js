@@ -309,14 +309,25 @@ internal.enableNodeCompat = () => {
   });
 };
 
-// The `shutdown` event (DESIGN.md §8): the app is being removed from this node, or the node
-// is shutting down. Listeners may extend it with waitUntil(promise); the runtime is told
-// once every such promise settled (binding.shutdownDone). The caller bounds the wait.
+// The `shutdown` event (docs/nano-dp.md, "The shutdown event"): this isolate's drain has
+// begun (the node is shutting down, the app is being removed, or a new version replaced this
+// one). Requests in flight go on; the app has until `deadline` (ms since the epoch) to end
+// long responses and flush its work. Listeners may extend it with waitUntil(promise); the
+// runtime is told once every such promise settled (binding.shutdownDone). The caller bounds
+// the wait.
 class ShutdownEvent extends internal.Event {
   #promises;
-  constructor(type, promises) {
+  #deadline;
+  constructor(type, promises, deadline) {
     super(type, undefined, internal.kTrustedEvent);
     this.#promises = promises;
+    this.#deadline = deadline;
+  }
+  get deadline() {
+    if (!(this !== null && typeof this === 'object' && #deadline in this)) {
+      throw new TypeError('Illegal invocation');
+    }
+    return this.#deadline;
   }
   waitUntil(promise) {
     if (!(this !== null && typeof this === 'object' && #promises in this)) {
@@ -326,10 +337,10 @@ class ShutdownEvent extends internal.Event {
   }
 }
 
-internal.dispatchShutdown = () => {
+internal.dispatchShutdown = (deadline) => {
   const promises = [];
   try {
-    internal.dispatchEvent(globalThis, new ShutdownEvent('shutdown', promises));
+    internal.dispatchEvent(globalThis, new ShutdownEvent('shutdown', promises, deadline));
   } catch (err) {
     internal.reportUncaught(err);
   }

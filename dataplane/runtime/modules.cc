@@ -10,6 +10,7 @@
 #include <vector>
 
 extern "C" {
+#include "config.h"
 #include "sha256.h"
 }
 
@@ -97,8 +98,14 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
 {
     Isolate *isolate = iso->isolate;
     std::string text;
+    const nano_module_source *pinned = nullptr;
+    for (size_t i = 0; i < iso->n_imports && pinned == nullptr; i++)
+        if (path == iso->imports[i].path)
+            pinned = &iso->imports[i];
     if (!iso->main_real.empty() && path == iso->main_real)
         text = iso->main_source;
+    else if (pinned != nullptr)
+        text.assign(pinned->code, pinned->len);
     else if (!rt_read_file(path, &text)) {
         nano_error_set(err, NANO_ENOENT, "module_unreadable", "cannot read module %s: %s",
                        path.c_str(), strerror(errno));

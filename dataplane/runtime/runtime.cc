@@ -1251,6 +1251,8 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
     iso->wall_limit_ms = opts->wall_limit_ms;
     iso->egress_node = nano_egress_ref(opts->egress_node);
     iso->egress_app = nano_egress_ref(opts->egress_app);
+    iso->imports = opts->imports;
+    iso->n_imports = opts->n_imports;
     if (opts->main_source != nullptr && opts->main_path != nullptr) {
         char real[PATH_MAX];
         if (realpath(opts->main_path, real) != nullptr) {
@@ -1508,7 +1510,7 @@ void rt_isolate_fail_all(rt_isolate *iso, int status)
     }
 }
 
-void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud)
+void rt_isolate_shutdown(rt_isolate *iso, uint64_t deadline_ms, void (*done)(void *ud), void *ud)
 {
     iso->shutdown_done = done;
     iso->shutdown_ud = ud;
@@ -1517,8 +1519,8 @@ void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud)
         return;
     }
     JsEntry js(iso);
-    Local<Value> none[] = {v8::Undefined(iso->isolate)};
-    if (call_internal(iso, js.context(), "dispatchShutdown", 0, none).IsEmpty())
+    Local<Value> args[] = {v8::Number::New(iso->isolate, (double)deadline_ms)};
+    if (call_internal(iso, js.context(), "dispatchShutdown", 1, args).IsEmpty())
         rt__shutdown_settled(iso); // the event could not even fire: nothing to wait for
 }
 

@@ -44,6 +44,11 @@ typedef struct rt_app_options {
     const char *location;  /* the global `location` and base URL (NULL: none, as on Workers) */
     const char *main_source; /* the main module's source (NULL: read main_path) */
     size_t main_source_len;
+    /* Sources of the modules it imports, by resolved path (borrowed: they must outlive the
+     * isolate; NULL: read each from its file). An import not among them is read from its
+     * file (a dynamic import of a computed specifier). */
+    const struct nano_module_source *imports;
+    size_t n_imports;
     bool node_compat;      /* also expose env as process.env */
     rt_pool *pool;         /* borrowed, may be NULL: take a ready isolate from it (same loop) */
     size_t heap_limit_mb;  /* the app's memory limit, MiB: V8's heap and, with it, ArrayBuffer
@@ -137,11 +142,13 @@ void rt_request_fail(rt_isolate *iso, struct dp_request *req, int status);
 /* rt_isolate_fail_all: rt_request_fail for every request the isolate holds. */
 void rt_isolate_fail_all(rt_isolate *iso, int status);
 
-/* rt_isolate_shutdown: fires the `shutdown` event at the app's global (listeners may call
- * event.waitUntil(promise)) and calls done(ud) once every such promise settled, from a later
- * loop callback. The caller bounds the wait with its own timer (done may then come late or
- * never: free the isolate and forget it). */
-void rt_isolate_shutdown(rt_isolate *iso, void (*done)(void *ud), void *ud);
+/* rt_isolate_shutdown: fires the `shutdown` event at the app's global (event.deadline is
+ * deadline_ms, ms since the epoch; listeners may call event.waitUntil(promise)) and calls
+ * done(ud) once every such promise settled, from a later loop callback (or at once when the
+ * isolate is broken). Requests keep running meanwhile. The caller bounds the wait with its
+ * own timer (done may then come late or never: free the isolate and forget it). */
+void rt_isolate_shutdown(rt_isolate *iso, uint64_t deadline_ms, void (*done)(void *ud),
+                         void *ud);
 
 /* rt_isolate_heap_used: bytes of V8 heap in use (cheap; for /status). */
 size_t rt_isolate_heap_used(rt_isolate *iso);

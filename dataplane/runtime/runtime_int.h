@@ -178,6 +178,8 @@ struct rt_isolate {
     // a deployment runs exactly the code its hash names); main_real is its resolved path.
     std::string main_real;
     std::string main_source;
+    const struct nano_module_source *imports = nullptr; // borrowed (rt_app_options.imports)
+    size_t n_imports = 0;
     void (*shutdown_done)(void *) = nullptr;
     void *shutdown_ud = nullptr;
 };

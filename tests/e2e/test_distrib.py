@@ -386,6 +386,67 @@ def dropped_deltas_are_detected_and_resynced():
     cp.stop()
 
 
+SSE_APP = """
+const streams = new Set();
+addEventListener('shutdown', () => { for (const end of streams) end(); });
+export default {
+  fetch(request) {
+    let timer;
+    const body = new ReadableStream({
+      start(c) {
+        const enc = new TextEncoder();
+        c.enqueue(enc.encode('data: hello\\n\\n'));
+        timer = setInterval(() => c.enqueue(enc.encode('data: tick\\n\\n')), 200);
+        streams.add(() => { clearInterval(timer); c.enqueue(enc.encode('event: bye\\n\\n')); c.close(); });
+      },
+    });
+    return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+  },
+};
+"""
+
+
+@check
+def apps_rm_fires_shutdown_at_once_so_an_sse_stream_ends_before_the_drain_timeout():
+    cp = Cp().start()
+    deploy(cp, "sse", "sse.test", SSE_APP)
+    dp = DataPlane(cp, "n1").start()
+    dp.wait_ready()
+    got = []
+
+    def read():
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", dp.port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: sse.test\r\n\r\n")
+            data = b""
+            while not data.endswith(b"0\r\n\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        got.append((data.decode(errors="replace"), time.monotonic() - t0))
+
+    t = threading.Thread(target=read)
+    t.start()
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:  # the stream is in flight
+        if {a["name"]: a for a in dp.status()["apps"]}.get("sse", {}).get("in_flight", 0) >= 1:
+            break
+        time.sleep(0.02)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    cp.ok("apps", "rm", "sse")  # drain_timeout: the default 30 s
+    dp.wait_log(r"cp\.drain_acked app=sse result=drained")
+    drained_s = time.monotonic() - t0
+    t.join(timeout=TIMEOUT)
+    body, _ = got[0]
+    expect("data: tick" in body and "event: bye" in body, f"a clean end: {body[-300:]!r}")
+    expect(drained_s < 5, f"the drain took {drained_s:.1f} s (its timeout is 30 s)")
+    dp.wait_log(r"app\.shutdown_event app=sse worker=0 .*why=removal in_flight=1")
+    dp.stop()
+    cp.stop()
+
+
 @check
 def apps_rm_under_load_drains_every_node_without_failures():
     cp = Cp().start()

@@ -137,6 +137,37 @@ def module_edits_redeploy_with_no_failed_request_and_a_broken_module_is_refused(
                f"a module edit took {main_ms:.0f} / {import_ms:.0f} ms to serve")
 
 
+BOMB_MAIN = """
+import { greeting } from './lib/greet.js';
+const keep = [];
+export default {
+  async fetch(request) {
+    if (new URL(request.url).pathname === '/bomb') for (;;) keep.push({ n: keep.length, s: 'x' + keep.length });
+    return Response.json({ greeting });
+  },
+};
+"""
+
+
+@check
+def an_isolate_made_after_a_refused_import_edit_runs_the_versions_own_import():
+    # The version's imports are the sources its config read: a later broken edit (refused)
+    # never reaches an isolate made for that version afterwards (here: after a memory kill).
+    cfg = {"apps": [{"name": "web", "hostname": "web.test", "path": "./web.js",
+                     "limits": {"memory_mb": 32, "cpu_ms": 10000}}]}
+    files = {"web.js": BOMB_MAIN, "lib/greet.js": greet_js("hello")}
+    with ConfigServer(cfg, files) as s:
+        eq(get_json(s, "web.test")["greeting"], "hello", "first")
+        s.write_file("lib/greet.js", "export const greeting = ;\n")
+        s.wait_log(r"dp\.version_refused app=web trigger=module .*error_id=module_syntax")
+        r = s.request("GET", "/bomb", host="web.test", timeout=30)
+        eq(r.status, 503, "the request in flight when its isolate hit the memory limit")
+        s.wait_log(r"app\.isolate_discarded app=web")
+        # A fresh isolate of the running version: its own greet.js, not the file on disk.
+        eq(get_json(s, "web.test")["greeting"], "hello", "after the isolate was made again")
+        expect("app.load_failed" not in s.log(), "a fresh isolate loaded the broken file")
+
+
 @check
 def one_watch_per_directory_following_the_applied_config():
     # Three apps in one directory share its watch, and the module they all import is in a
