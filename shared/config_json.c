@@ -694,8 +694,51 @@ static int read_egress(jctx *c, json_t *obj, nano_egress **out)
 
 static const char *const app_keys[] = {
     "name",   "hostname", "hostnames", "path",         "path_prefix", "default",
-    "env",    "secrets",  "limits",    "required_env", "node_compat", "egress", NULL,
+    "env",    "secrets",  "limits",    "required_env", "node_compat", "egress", "env_files",
+    NULL,
 };
+
+/* At most this many env_files per app. */
+#define NANO_ENV_FILES_MAX 16
+
+/* "env_files": [".env", ".env.production"]: dotenv files (paths relative to the config file)
+ * read in order, a later one winning; "env" and "secrets" win over all of them. Their paths
+ * go to *files (owned) for the watch. */
+static int read_env_files(jctx *c, json_t *japp, nano_app_config *app, char ***files,
+                          size_t *n_files)
+{
+    json_t *jf = json_object_get(japp, "env_files");
+    if (jf == NULL)
+        return 0;
+    size_t mark = enter_key(c, "env_files");
+    int rc = json_is_array(jf) ? 0 : fail_type(c, jf, "an array of paths");
+    if (rc == 0 && json_array_size(jf) > NANO_ENV_FILES_MAX)
+        rc = fail(c, NANO_EINVAL, "config_value_invalid", "at most %d env files",
+                  NANO_ENV_FILES_MAX);
+    size_t i;
+    json_t *v;
+    json_array_foreach(jf, i, v) {
+        if (rc != 0)
+            break;
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
+            rc = fail(c, NANO_EINVAL, "config_type", "env_files[%zu] must be a non-empty path",
+                      i);
+            break;
+        }
+        char *file = resolve(c, json_string_value(v));
+        nano_error inner;
+        if (nano_env_load_dotenv(&app->env, file, &inner) != 0) {
+            nano_free(file);
+            rc = fail_inner(c, &inner);
+            break;
+        }
+        *files = nano_xrealloc(*files, (*n_files + 1) * sizeof **files);
+        (*files)[(*n_files)++] = file;
+    }
+    leave(c, mark);
+    return rc;
+}
 
 /* One apps[i] into app, checked on its own; conflicts with other apps are add_app's. */
 static int read_app(jctx *c, json_t *japp, nano_app_config *app)
@@ -723,6 +766,10 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
                   app->name);
     if (rc == 0)
         rc = read_limits(c, japp, app);
+    char **env_files = NULL;
+    size_t n_env_files = 0;
+    if (rc == 0)
+        rc = read_env_files(c, japp, app, &env_files, &n_env_files);
     if (rc == 0)
         rc = read_env(c, japp, app);
     if (rc == 0)
@@ -737,6 +784,17 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
     /* Code last: the largest read, wasted if anything else fails. */
     if (rc == 0)
         rc = read_code(c, code_path, app);
+    /* The env files are watched with the code's files: an edit is a reload. */
+    if (rc == 0 && n_env_files > 0) {
+        app->code_files = nano_xrealloc(app->code_files,
+                                        (app->n_code_files + n_env_files) * sizeof(char *));
+        for (size_t i = 0; i < n_env_files; i++)
+            app->code_files[app->n_code_files++] = env_files[i];
+        n_env_files = 0;
+    }
+    for (size_t i = 0; i < n_env_files; i++)
+        nano_free(env_files[i]);
+    nano_free(env_files);
     return rc;
 }
 

@@ -1,7 +1,11 @@
 #include "env.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -123,10 +127,23 @@ static int on_assignment(void *ud, const char *name, const char *value, size_t v
 
 int nano_env_load_dotenv(nano_env *env, const char *path, nano_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    /* Not blocking on open (a FIFO would wait for a writer), and only a regular file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return nano_error_set(err, -errno, "env_file_unreadable", "cannot read env file %s: %s",
                               path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return nano_error_set(err, NANO_EINVAL, "env_file_unreadable",
+                              "env file %s is not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        close(fd);
+        return nano_error_set(err, NANO_ENOMEM, "env_file_unreadable",
+                              "cannot read env file %s: %s", path, strerror(errno));
+    }
     nano_buf text = NANO_BUF_INIT;
     char chunk[4096];
     size_t n;

@@ -168,6 +168,33 @@ def an_isolate_made_after_a_refused_import_edit_runs_the_versions_own_import():
         expect("app.load_failed" not in s.log(), "a fresh isolate loaded the broken file")
 
 
+ENV_MAIN = """
+let count = 0;
+export default { fetch(request, env) { count++; return Response.json({ env: { ...env }, count }); } };
+"""
+
+
+@check
+def env_files_layer_and_an_edit_to_one_applies_live():
+    cfg = {"apps": [{"name": "web", "hostname": "web.test", "path": "./web.js",
+                     "env_files": [".env", ".env.production"], "env": {"C": "json"}}]}
+    files = {"web.js": ENV_MAIN, ".env": "A=base\nB=base\nC=base\n",
+             ".env.production": "B=prod\n"}
+    with ConfigServer(cfg, files) as s:
+        r = get_json(s, "web.test")
+        eq(r["env"], {"A": "base", "B": "prod", "C": "json"}, "layered env")
+        s.write_file(".env.production", "B=prod2\nD=new\n")
+        wait_for(lambda: get_json(s, "web.test")["env"].get("D") == "new", "the edit applies")
+        r = get_json(s, "web.test")
+        eq(r["env"], {"A": "base", "B": "prod2", "C": "json", "D": "new"}, "after the edit")
+        expect(r["count"] >= 3, f"module state kept (no redeploy): {r}")
+        s.wait_log(r"dp\.config_applied trigger=module .*env_changed=1")
+        # A broken env file refuses the reload whole; the running env serves on.
+        s.write_file(".env", "A=1\nB=\"open\n")
+        s.wait_log(r"dp\.config_rejected .*\.env:2")
+        eq(get_json(s, "web.test")["env"]["A"], "base", "kept after a refused edit")
+
+
 @check
 def one_watch_per_directory_following_the_applied_config():
     # Three apps in one directory share its watch, and the module they all import is in a

@@ -915,6 +915,48 @@ static void json_env_values_and_limits(void **state)
     nano_buf_fini(&many);
 }
 
+static const char *env_value(const nano_config *cfg, const char *name)
+{
+    const nano_env_entry *e = nano_env_find(&nano_config_app(cfg, 0)->env, name);
+    return e != NULL ? e->value : NULL;
+}
+
+static void json_env_files_layer_in_order_and_env_wins(void **state)
+{
+    (void)state;
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    write_file(dir, ".env", "A=base\nB=base\nC=base\n");
+    write_file(dir, ".env.production", "# prod\nexport B=prod\nC=prod\n");
+    nano_config *cfg = load_ok(dir, APP(", \"env_files\": [\".env\", \".env.production\"],"
+                                        " \"env\": {\"C\": \"json\"}"));
+    assert_string_equal(env_value(cfg, "A"), "base");
+    assert_string_equal(env_value(cfg, "B"), "prod");
+    assert_string_equal(env_value(cfg, "C"), "json");
+    /* Watched with the code's files. */
+    const nano_app_config *app = nano_config_app(cfg, 0);
+    bool listed = false;
+    for (size_t i = 0; i < app->n_code_files; i++)
+        listed = listed || strstr(app->code_files[i], ".env.production") != NULL;
+    assert_true(listed);
+    nano_config_unref(cfg);
+
+    nano_error err;
+    assert_int_not_equal(load(dir, APP(", \"env_files\": [\"missing.env\"]"), &cfg, &err), 0);
+    assert_non_null(strstr(err.message, "missing.env"));
+    write_file(dir, "bad.env", "A=1\nB=\"open\n");
+    assert_int_not_equal(load(dir, APP(", \"env_files\": [\"bad.env\"]"), &cfg, &err), 0);
+    assert_non_null(strstr(err.message, "bad.env:2"));
+    char fifo[PATH_MAX];
+    snprintf(fifo, sizeof fifo, "%s/fifo.env", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_not_equal(load(dir, APP(", \"env_files\": [\"fifo.env\"]"), &cfg, &err), 0);
+    assert_non_null(strstr(err.message, "not a regular file"));
+    assert_int_not_equal(load(dir, APP(", \"env_files\": \".env\""), &cfg, &err), 0);
+    assert_int_not_equal(load(dir, APP(", \"env_files\": [\"\"]"), &cfg, &err), 0);
+    unlink(fifo);
+}
+
 static void json_secrets_sources_and_errors(void **state)
 {
     (void)state;
@@ -1336,6 +1378,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(json_limits_bad_durations_and_sizes),
         cmocka_unit_test(json_limits_object_reader_and_writer),
         cmocka_unit_test(json_env_values_and_limits),
+        cmocka_unit_test(json_env_files_layer_in_order_and_env_wins),
         cmocka_unit_test(json_secrets_sources_and_errors),
         cmocka_unit_test(json_secret_values_never_in_messages),
         cmocka_unit_test(json_required_env_lists_all_missing),
