@@ -948,7 +948,9 @@ bool nano_env_equal(const nano_env *a, const nano_env *b)
 
 int nano_config__read_file(const char *path, size_t cap, char **out, size_t *out_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer (the loader, and with it reloads and
+     * signals, stuck); it is then refused below as not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     char *data = NULL;

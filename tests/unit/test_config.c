@@ -952,6 +952,10 @@ static void json_env_files_layer_in_order_and_env_wins(void **state)
     assert_int_equal(mkfifo(fifo, 0600), 0);
     assert_int_not_equal(load(dir, APP(", \"env_files\": [\"fifo.env\"]"), &cfg, &err), 0);
     assert_non_null(strstr(err.message, "not a regular file"));
+    /* A fromFile secret that is a FIFO: refused at once, not waited on. */
+    assert_int_not_equal(
+        load(dir, APP(", \"secrets\": {\"S\": {\"fromFile\": \"fifo.env\"}}"), &cfg, &err), 0);
+    assert_non_null(strstr(err.message, "not a regular file"));
     assert_int_not_equal(load(dir, APP(", \"env_files\": \".env\""), &cfg, &err), 0);
     assert_int_not_equal(load(dir, APP(", \"env_files\": [\"\"]"), &cfg, &err), 0);
     unlink(fifo);
