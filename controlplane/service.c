@@ -26,6 +26,7 @@
 #include "dotenv.h"
 #include "env.h"
 #include "log.h"
+#include "mpjson.h"
 #include "msg.h"
 #include "secrets.h"
 #include "sha256.h"
@@ -1492,9 +1493,9 @@ static int op_env_replace(cp_service *svc, const cp_actor *actor, json_t *args,
         snprintf(field, sizeof field, "secrets.%s", shown(key, b, sizeof b));
         if ((rc = env_name_check(key, field, err)) != 0)
             break;
-        if (!json_is_string(v))
-            rc = cp_error_set(err, 400, "invalid_field", field, "%s: a secret is a string",
-                              field);
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            rc = cp_error_set(err, 400, "invalid_field", field,
+                              "%s: a secret is a non-empty string", field);
         else if (json_string_length(v) > NANO_ENV_MAX_VALUE)
             rc = cp_error_set(err, 413, "too_large", field,
                               "%s: value is %zu bytes; the limit is %d", field,
@@ -1667,6 +1668,9 @@ static int op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *args, 
     if (rc == 0)
         rc = get_str(args, "value", true, &value, err);
     size_t len = value ? json_string_length(json_object_get(args, "value")) : 0;
+    if (rc == 0 && len == 0)
+        rc = cp_error_set(err, 400, "invalid_field", "value",
+                          "secret %s is empty; a secret needs a value (delete it instead)", key);
     if (rc == 0 && len > NANO_ENV_MAX_VALUE)
         rc = cp_error_set(err, 413, "too_large", "value",
                           "secret %s is %zu bytes; the limit is %d", key, len, NANO_ENV_MAX_VALUE);
@@ -1869,6 +1873,63 @@ static const struct {
     {"version", op_version, false},
 };
 
+/* One rule for every string an op is given, whatever the front (HTTP, the binary admin API,
+ * nanoctl): no NUL and well-formed UTF-8, in object keys and values at any depth. What is
+ * stored can then always be encoded for the data planes (shared/msg.c refuses a NUL, which
+ * made every later snapshot fail), and no C string cuts one short ("a.test\0.evil" stored as
+ * "a.test"). field is the path so far ("vars.K", "hostnames[1]"). */
+static int check_strings(const json_t *v, char *field, size_t len, size_t cap, int depth,
+                         cp_error *err)
+{
+    if (depth > 64)
+        return 0; /* deeper values are refused by the ops' own depth limits */
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        const char *what = memchr(s, '\0', n) != NULL ? "holds a NUL byte"
+                           : !nano_utf8_valid(s, n)   ? "is not valid UTF-8"
+                                                      : NULL;
+        if (what == NULL)
+            return 0;
+        return cp_error_set(err, 400, "invalid_field", len ? field : NULL, "%s %s",
+                            len ? field : "a value", what);
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) {
+            int k = snprintf(field + len, cap - len, "[%zu]", i);
+            size_t l = len + (k > 0 && (size_t)k < cap - len ? (size_t)k : 0);
+            int rc = check_strings(m, field, l, cap, depth + 1, err);
+            field[len] = '\0';
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    if (!json_is_object(v))
+        return 0;
+    const char *key;
+    size_t key_len;
+    json_t *m;
+    json_object_keylen_foreach((json_t *)v, key, key_len, m) {
+        char shown_key[72];
+        bool bad_key = memchr(key, '\0', key_len) != NULL || !nano_utf8_valid(key, key_len);
+        snprintf(shown_key, sizeof shown_key, "%.*s", bad_key ? 0 : (int)(key_len > 64 ? 64 : key_len),
+                 key);
+        int k = snprintf(field + len, cap - len, "%s%s", len ? "." : "",
+                         bad_key ? "(key)" : shown_key);
+        size_t l = len + (k > 0 && (size_t)k < cap - len ? (size_t)k : 0);
+        int rc = bad_key ? cp_error_set(err, 400, "invalid_field", field,
+                                        "%s: a name that holds a NUL byte or is not UTF-8", field)
+                         : check_strings(m, field, l, cap, depth + 1, err);
+        field[len] = '\0';
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json_t *args,
                     json_t **result, cp_error *err)
 {
@@ -1886,6 +1947,20 @@ int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json
     if (!json_is_object(args)) {
         return cp_error_set(err, 400, "bad_request", NULL, "the arguments of %s must be an object",
                             ops[i].name);
+    }
+    /* Module sources are not names or values: they travel as code blobs (their own checks,
+     * UTF-8 at the HTTP front), and a NUL inside JS source is legal. */
+    json_t *modules = strcmp(ops[i].name, "apps.deploy") == 0 ? json_object_get(args, "modules")
+                                                              : NULL;
+    if (modules != NULL)
+        json_incref(modules), json_object_del(args, "modules");
+    char field[256] = "";
+    int checked = check_strings(args, field, 0, sizeof field, 0, err);
+    if (modules != NULL)
+        json_object_set_new(args, "modules", modules);
+    if (checked != 0) {
+        json_decref(empty);
+        return checked;
     }
     json_t *out = NULL;
     int rc;

@@ -1094,6 +1094,71 @@ static void env_replace_makes_vars_exactly_the_given_ones(void **state)
     json_decref(call(f, "env.replace", "{\"name\": \"api\", \"vars\": {}}")); /* KEY kept */
 }
 
+/* Runs op with args (taken); must fail 400 invalid_field naming field. */
+static void call_fails_args(fx *f, const char *op, json_t *args, const char *field,
+                            const char *needle)
+{
+    json_t *result = NULL;
+    cp_error err = {0};
+    int64_t seq = config_seq(f);
+    int rc = cp_service_call(f->svc, &ADMIN, op, args, &result, &err);
+    json_decref(args);
+    if (rc == 0) {
+        json_decref(result);
+        fail_msg("%s succeeded; expected invalid_field %s", op, field);
+    }
+    if (err.status != 400 || strcmp(err.code, "invalid_field") != 0 || strcmp(err.field, field) != 0)
+        fail_msg("%s: got %d %s field '%s' (%s); expected 400 invalid_field '%s'", op, err.status,
+                 err.code, err.field, err.message, field);
+    if (needle != NULL && strstr(err.message, needle) == NULL)
+        fail_msg("message '%s' lacks '%s'", err.message, needle);
+    assert_int_equal(config_seq(f), seq); /* nothing stored, nothing to distribute */
+}
+
+static void strings_with_a_nul_or_bad_utf8_are_refused_at_every_op(void **state)
+{
+    fx *f = *state;
+    create_app(f, "api", "api.test");
+    /* A secret value with a NUL: before, accepted, and every snapshot failed after it. */
+    call_fails_args(f, "secrets.put",
+                    json_pack("{s:s, s:s, s:s#}", "name", "api", "key", "K", "value", "abcd\0efgh",
+                              (int)9),
+                    "value", "NUL");
+    /* A hostname cut at a NUL would have been stored as "a.test". */
+    call_fails_args(f, "apps.create",
+                    json_pack("{s:s, s:[s#]}", "name", "evil", "hostnames", "a.test\0.evil", (int)11),
+                    "hostnames[0]", "NUL");
+    /* Deep inside a JSON var, and as a key. */
+    json_t *vars = json_object();
+    json_object_set_new(vars, "FLAGS", json_pack("{s:[s#]}", "list", "x\0y", (int)3));
+    call_fails_args(f, "env.patch", json_pack("{s:s, s:o}", "name", "api", "vars", vars),
+                    "vars.FLAGS.list[0]", "NUL");
+    vars = json_object();
+    json_object_setn_nocheck(vars, "A\0B", 3, json_string("v"));
+    call_fails_args(f, "env.replace", json_pack("{s:s, s:o}", "name", "api", "vars", vars),
+                    "vars.(key)", NULL);
+    /* Not UTF-8 (as the binary admin API could send it). */
+    call_fails_args(f, "env.patch",
+                    json_pack("{s:s, s:{s:o}}", "name", "api", "vars", "V",
+                              json_stringn_nocheck("\xff\xfe", 2)),
+                    "vars.V", "UTF-8");
+    /* An empty secret, which nanoctl already refused. */
+    call_fails(f, "secrets.put", "{\"name\": \"api\", \"key\": \"K\", \"value\": \"\"}", 400,
+               "invalid_field", "value", "empty");
+    call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {}, \"secrets\": {\"K\": \"\"}}",
+               400, "invalid_field", "secrets.K", "non-empty");
+    /* A NUL inside a module's source is legal JS and is not refused here. */
+    json_t *deploy = json_pack("{s:s, s:s, s:{s:s#}}", "name", "api", "main", "a.js", "modules",
+                               "a.js", "export default {}; // \0", (int)23);
+    json_t *result = NULL;
+    cp_error err = {0};
+    int rc = cp_service_call(f->svc, &ADMIN, "apps.deploy", deploy, &result, &err);
+    json_decref(deploy);
+    if (rc != 0)
+        assert_string_not_equal(err.field, "modules.a.js");
+    json_decref(result);
+}
+
 /* --- the config log and the audit log ------------------------------------------------------- */
 
 static void logs_seq_counts_changes_not_reads(void **state)
@@ -1346,6 +1411,7 @@ int main(int argc, char **argv)
     static const struct CMUnitTest env_tests[] = {
         T(env_patch_get_and_secrets),
         T(env_replace_makes_vars_exactly_the_given_ones),
+        T(strings_with_a_nul_or_bad_utf8_are_refused_at_every_op),
     };
     static const struct CMUnitTest logs_tests[] = {
         T(logs_seq_counts_changes_not_reads),
