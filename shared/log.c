@@ -58,20 +58,50 @@ static void write_all(const char *p, size_t n)
     }
 }
 
+/* The length of the well-formed UTF-8 sequence at s (at most len bytes), or 0: no overlong
+ * form, no surrogate, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+    if (n == 0 || n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+/* A JSON string of s: always valid UTF-8 JSON, whatever the bytes (a request target, a
+ * header): control characters as \\uXXXX, and a byte that is not part of a well-formed
+ * UTF-8 sequence as the four characters \\xNN (a backslash escaped, so the value reads
+ * "\xff"), which keeps the bytes visible and the line parseable. */
 static void json_string(nano_buf *b, const char *s, size_t len)
 {
+    const unsigned char *p = (const unsigned char *)s;
     nano_buf_append(b, "\"", 1);
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             nano_buf_append(b, esc, 2);
         } else if (c == '\n') {
             nano_buf_append(b, "\\n", 2);
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             nano_buf_appendf(b, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             nano_buf_append(b, (const char *)&c, 1);
+        } else {
+            size_t n = utf8_seq(p + i, len - i);
+            if (n == 0) {
+                nano_buf_appendf(b, "\\\\x%02x", c);
+            } else {
+                nano_buf_append(b, (const char *)p + i, n);
+                i += n - 1;
+            }
         }
     }
     nano_buf_append(b, "\"", 1);
@@ -128,7 +158,9 @@ static void json_fields(nano_buf *b, const char *msg, size_t len)
         nano_buf_append(b, ",", 1);
         json_string(b, p, klen);
         nano_buf_append(b, ":", 1);
-        if (is_number(v, (size_t)(vend - v)))
+        /* Ids (request_id: hex) stay strings even when their digits happen to be decimal. */
+        bool is_id = klen >= 3 && memcmp(p + klen - 3, "_id", 3) == 0;
+        if (!is_id && is_number(v, (size_t)(vend - v)))
             nano_buf_append(b, v, (size_t)(vend - v));
         else
             json_string(b, v, (size_t)(vend - v));

@@ -4,6 +4,7 @@
 #include "runtime_int.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 #include <cstring>
@@ -592,9 +593,11 @@ static void Fail(const FunctionCallbackInfo<Value> &args)
     if (s == nullptr || s->is_responded)
         return;
     String::Utf8Value text(args.GetIsolate(), args[1]);
-    std::string line = "request " + std::to_string(dp_request_id(s->req)) + " failed: " +
-                       (*text ? *text : "unknown error");
-    rt_log_js_error(iso, "app.error", line);
+    // The request id in hex, as in its access line and app.cpu_limit: one id, one format.
+    char id[40];
+    snprintf(id, sizeof id, "request_id=%llx", (unsigned long long)dp_request_id(s->req));
+    std::string line = std::string("failed: ") + (*text ? *text : "unknown error");
+    rt_log_js_error(iso, "app.error", line, id);
     s->is_responded = true;
     dp_response_error(s->req, 500);
     rt_slot_maybe_release(iso, slot_index(args));

@@ -375,7 +375,8 @@ std::string rt_redact(const rt_isolate *iso, std::string text)
     return text;
 }
 
-void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &raw)
+void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &raw,
+                     const char *fields)
 {
     std::string text = rt_redact(iso, raw);
     if (iso->console_mode == RT_CONSOLE_STDIO) { // nano-dp run/test: plain, like a shell tool
@@ -383,7 +384,10 @@ void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &raw)
         fputs(line.c_str(), stderr);
         return;
     }
-    nano_log_text(NANO_LOG_ERROR, event, iso->console_prefix.c_str(), text.c_str(), text.size());
+    std::string prefix = iso->console_prefix;
+    if (fields != nullptr)
+        prefix = prefix + " " + fields;
+    nano_log_text(NANO_LOG_ERROR, event, prefix.c_str(), text.c_str(), text.size());
 }
 
 std::string rt_describe_exception(rt_isolate *iso, Local<Context> ctx, const TryCatch &tc)

@@ -248,7 +248,10 @@ class JsEntry {
 void rt_microtask_checkpoint(rt_isolate *iso, v8::Local<v8::Context> ctx);
 std::string rt_describe_exception(rt_isolate *iso, v8::Local<v8::Context> ctx,
                                   const v8::TryCatch &tc);
-void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text);
+// rt_log_js_error: an error line tagged with the app (and fields, "k=v ...", when given);
+// secret values in text are masked.
+void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &text,
+                     const char *fields = nullptr);
 rt_slot *rt_slot_get(rt_isolate *iso, double id);
 // rt_segment_switch: charges the running segment to its request and starts one for slot
 // (kNoSlot: none) or, when the slot's request is over its CPU budget or gone, for none and

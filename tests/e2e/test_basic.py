@@ -278,6 +278,38 @@ def code_dir_keeps_compiled_code_across_restarts():
         s.stop()
 
 
+THROWS = 'export default { fetch() { throw new Error("boom"); } };\n'
+
+
+@check
+def json_log_lines_are_valid_utf8_json_and_one_request_id_format():
+    import socket
+    s = Server(THROWS, ["--log-format", "json", "--status-listen", "off"])
+    s.start(expect_listen=False)
+    try:
+        m = s.wait_log(r'"event":"dp\.listening".*"addr":"127\.0\.0\.1:(\d+)"')
+        s.port = int(m.group(1))
+        with socket.create_connection(("127.0.0.1", s.port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /\xff\xfe?q=\xc3\x28 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        expect(data.startswith(b"HTTP/1.1 500"), f"the handler threw: {data[:40]!r}")
+        s.wait_log(r'"event":"access"')
+        s.wait_log(r'"event":"app.error"')
+        lines = [json.loads(l) for l in s.log().splitlines() if l.startswith("{")]
+        access = [l for l in lines if l.get("event") == "access"][0]
+        error = [l for l in lines if l.get("event") == "app.error"][0]
+        eq(access["path"], "/\\xff\\xfe", "invalid bytes shown escaped")
+        eq(error.get("request_id"), access.get("request_id"),
+           f"one request id in both lines: {error} {access}")
+    finally:
+        s.stop()
+
+
 @check
 def bad_env_file_line_exits_2_naming_file_and_line():
     d = scratch_dir()
