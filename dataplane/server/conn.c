@@ -550,6 +550,8 @@ static void send_error(dp_conn *c, int status, const char *reason)
     const char *text = status == 413   ? "Payload Too Large"
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 408 ? "Request Timeout"
+                       : status == 501 ? "Not Implemented"
+                       : status == 505 ? "HTTP Version Not Supported"
                                        : "Bad Request";
     NANO_DEBUG("conn.bad_request", "status=%d reason=\"%s\"", status, reason);
     bool can_answer = c->req == NULL || !dp_response_started(c->req);

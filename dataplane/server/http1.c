@@ -19,6 +19,62 @@ static int fail(dp_http1 *p, int status, const char *reason)
     return -1;
 }
 
+/* Host (RFC 9112 §3.2, RFC 3986 §3.2.2): host [":" port]. The host is a bracketed IPv6
+ * literal, or a name of letters, digits, '-', '_', '~' and '.' (an IPv4 address is one): a
+ * strict subset of RFC 3986's reg-name, without percent-encoding and sub-delims, so that
+ * every Host accepted makes a request.url the WHATWG URL parser takes, and nothing in it
+ * can steer routing ("a.test:80/admin?" was routed by its path). The port, when present, is
+ * 1 to 5 digits up to 65535. */
+bool dp_http1_host_valid(nano_str v)
+{
+    size_t i = 0, n = v.len;
+    if (n == 0 || n > 255 + 8)
+        return false;
+    if (v.ptr[0] == '[') {
+        bool has_colon = false;
+        for (i = 1; i < n && v.ptr[i] != ']'; i++) {
+            char c = v.ptr[i];
+            if (c == ':')
+                has_colon = true;
+            else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                       c == '.'))
+                return false;
+        }
+        if (i >= n || i < 3 || !has_colon)
+            return false;
+        i++; /* past ']' */
+    } else {
+        size_t label = 0;
+        for (; i < n && v.ptr[i] != ':'; i++) {
+            char c = v.ptr[i];
+            if (c == '.') {
+                if (label == 0)
+                    return false; /* an empty label: ".a", "a..b" */
+                label = 0;
+            } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~') {
+                if (++label > 63)
+                    return false;
+            } else {
+                return false;
+            }
+        }
+        if (i == 0 || i > 253 + 1)
+            return false;
+    }
+    if (i == n)
+        return true;
+    if (v.ptr[i] != ':' || n - i - 1 == 0 || n - i - 1 > 5)
+        return false;
+    unsigned port = 0;
+    for (i++; i < n; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return false;
+        port = port * 10 + (unsigned)(v.ptr[i] - '0');
+    }
+    return port <= 65535;
+}
+
 static int count_head(dp_http1 *p, size_t n)
 {
     p->head_size += n;
@@ -145,10 +201,20 @@ static int on_headers_complete(llhttp_t *parser)
             trim_ows((nano_str){p->head_bytes.data + s->value_off, s->value_len});
         if (!is_token(h->headers[i].name))
             return fail(p, 400, "invalid header name");
-        if (nano_str_ieq(h->headers[i].name, NANO_STR("host")))
+        if (nano_str_ieq(h->headers[i].name, NANO_STR("host"))) {
+            if (h->host.ptr != NULL) /* RFC 9112 §3.2: more than one Host is a 400 */
+                return fail(p, 400, "more than one Host header");
             h->host = h->headers[i].value;
+            if (h->host.ptr == NULL) /* an empty value: still seen, as one Host */
+                h->host.ptr = p->head_bytes.data + s->value_off;
+        }
         else if (nano_str_ieq(h->headers[i].name, NANO_STR("expect")))
             h->expect_continue = nano_str_ieq(h->headers[i].value, NANO_STR("100-continue"));
+        else if (nano_str_ieq(h->headers[i].name, NANO_STR("transfer-encoding")) &&
+                 !nano_str_ieq(h->headers[i].value, NANO_STR("chunked")))
+            /* RFC 9112 §6.1: a coding the server does not understand is a 501 (and "xchunked"
+             * read as no body would let a smuggled request through). */
+            return fail(p, 501, "unsupported transfer coding");
     }
     h->n_headers = p->n_spans;
     h->method = nano_str_c(llhttp_method_name((llhttp_method_t)parser->method));
@@ -168,9 +234,31 @@ static int on_headers_complete(llhttp_t *parser)
     h->has_body = chunked || (has_length && parser->content_length > 0);
     if (h->target.len == 0)
         return fail(p, 400, "empty request target");
-    /* RFC 9112 §3.2: a 1.1 request without Host is a 400. */
+    if (!(h->version_major == 1 && (h->version_minor == 0 || h->version_minor == 1)))
+        return fail(p, 505, "only HTTP/1.0 and HTTP/1.1");
+    if (h->target.ptr[0] == '*' && h->target.len == 1)
+        return fail(p, 400, "the asterisk-form target is not served");
+    /* Absolute-form (RFC 9112 §3.2.2): the target's authority is the request's host, for
+     * routing and request.url alike. */
+    static const nano_str schemes[] = {NANO_STR("http://"), NANO_STR("https://")};
+    for (size_t k = 0; k < 2; k++) {
+        nano_str sch = schemes[k];
+        if (h->target.len < sch.len || !nano_str_ieq((nano_str){h->target.ptr, sch.len}, sch))
+            continue;
+        size_t a = sch.len, e = a;
+        while (e < h->target.len && h->target.ptr[e] != '/' && h->target.ptr[e] != '?' &&
+               h->target.ptr[e] != '#')
+            e++;
+        nano_str authority = {h->target.ptr + a, e - a};
+        if (!dp_http1_host_valid(authority))
+            return fail(p, 400, "invalid authority in the request target");
+        h->host = authority;
+    }
+    /* RFC 9112 §3.2: a 1.1 request without Host is a 400; so is an invalid one. */
     if (h->version_major == 1 && h->version_minor >= 1 && h->host.len == 0)
         return fail(p, 400, "missing Host header");
+    if (h->host.len > 0 && !dp_http1_host_valid(h->host))
+        return fail(p, 400, "invalid Host header");
     if (has_length && parser->content_length > p->limits.max_body)
         return fail(p, 413, "request body too large");
     p->head_ready = true;
@@ -332,8 +420,12 @@ static bool fast_head(dp_http1 *p, const char *data, size_t len, size_t *consume
             p->spans = nano_xrealloc(p->spans, p->cap_spans * sizeof *p->spans);
         }
         p->spans[n] = (struct head_span){name_off, name_len, value_off, i - value_off};
-        if (kind == 2)
-            host = trim_ows((nano_str){data + value_off, i - value_off}).len > 0 ? n : SIZE_MAX;
+        if (kind == 2) {
+            nano_str v = trim_ows((nano_str){data + value_off, i - value_off});
+            if (host != SIZE_MAX || !dp_http1_host_valid(v))
+                return false; /* two Hosts, or not a valid one: llhttp's path answers 400 */
+            host = n;
+        }
         n++;
         i += 2;
     }

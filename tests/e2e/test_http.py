@@ -47,6 +47,61 @@ def malformed_heads_get_400():
         eq(s.request().status, 200, "still serving")
 
 
+URL_ECHO = "export default { fetch(request) { return new Response(request.url); } };\n"
+
+
+@check
+def host_framing_and_version_are_strict():
+    cases = [
+        # (request bytes, status): a Host that would steer routing or break request.url
+        (b"GET /public HTTP/1.1\r\nHost: a.test:80/admin?\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a:xyz\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: user@a.test\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a..test\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+        (b"GET http://user@b.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),
+        (b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),  # never handed to an app
+        (b"GET / HTTP/2.0\r\nHost: a.test\r\n\r\n", 505),
+        (b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    ]
+    with Server(URL_ECHO) as s:
+        for raw, want in cases:
+            with Conn(s.port) as c:
+                c.send(raw)
+                r = c.read_response()
+                eq(r.status, want, f"status for {raw!r} ({r.text!r})")
+                expect(c.is_closed(), f"closed after {raw!r}")
+        # What is accepted: names, IPv4, [IPv6], ports; the URL is what routing used.
+        for host in ("a.test", "a.test:8080", "127.0.0.1:1", "[::1]:8787", "A-b_c~d.test."):
+            with Conn(s.port) as c:
+                c.send(f"GET /p HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                r = c.read_response()
+                eq((r.status, r.text), (200, f"http://{host.lower()}/p"), f"Host: {host}")
+        # Absolute-form: its authority is the host (routing and request.url agree).
+        with Conn(s.port) as c:
+            c.send(b"GET http://b.test/x?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            r = c.read_response()
+            eq((r.status, r.text), (200, "http://b.test/x?q=1"), "absolute-form")
+        eq(s.request().status, 200, "still serving")
+
+
+@check
+def absolute_form_routes_by_its_authority():
+    cfg = {"apps": [{"name": "a", "hostname": "a.test", "path": "./a.js"},
+                    {"name": "b", "hostname": "b.test", "path": "./b.js"}]}
+    files = {"a.js": 'export default { fetch(r) { return new Response("a " + r.url); } };\n',
+             "b.js": 'export default { fetch(r) { return new Response("b " + r.url); } };\n'}
+    with ConfigServer(cfg, files) as s:
+        with Conn(s.port) as c:
+            c.send(b"GET http://b.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            r = c.read_response()
+            eq((r.status, r.text), (200, "b http://b.test/x"), "routed by the target's authority")
+
+
 @check
 def keep_alive_serves_many_requests_on_one_connection():
     with Server(ECHO) as s:
