@@ -65,6 +65,7 @@ def host_framing_and_version_are_strict():
         (b"GET http://user@b.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),
         (b"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),  # never handed to an app
         (b"GET / HTTP/2.0\r\nHost: a.test\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\n\rX", 400),  # CR then not LF ends no head
         (b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501),
         (b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
     ]
@@ -87,6 +88,28 @@ def host_framing_and_version_are_strict():
             r = c.read_response()
             eq((r.status, r.text), (200, "http://b.test/x?q=1"), "absolute-form")
         eq(s.request().status, 200, "still serving")
+
+
+@check
+def chunk_framing_is_strict_and_nothing_is_smuggled():
+    # Framing a strict front proxy reads differently (llhttp's strict mode): any two bytes
+    # after chunk data, a bare CR in a chunk-size line. The app reads the body, so the error
+    # comes before its answer.
+    cases = [
+        b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabcXY0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\rX\r\nabc\r\n0\r\n\r\n",
+    ]
+    with Server(ECHO) as s:
+        for raw in cases:
+            with Conn(s.port) as c:
+                c.send(raw)
+                r = c.read_response()
+                eq(r.status, 400, f"status for {raw!r} ({r.text!r})")
+                expect(c.is_closed(), f"closed after {raw!r}")
+        eq(s.request().status, 200, "still serving")
+        expect("/smuggled" not in s.log(), "the request packed behind bad chunk framing ran")
 
 
 @check
