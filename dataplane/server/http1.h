@@ -65,6 +65,7 @@ typedef struct dp_http1 {
     size_t method_off, method_len, target_off, target_len;
     size_t head_size;     /* bytes counted against max_head */
     uint64_t body_size;
+    uint64_t chunk_ext_bytes; /* of the chunk-size line being read */
     int last_cb;          /* which data callback ran last: to join split names/values */
     int pause;            /* why llhttp paused: head complete or message complete */
     int error_status;     /* 400, 413, 431 once failed */

@@ -113,6 +113,36 @@ def chunk_framing_is_strict_and_nothing_is_smuggled():
 
 
 @check
+def chunk_extensions_are_bounded():
+    with Server(ECHO, ["--max-body-size", "64KiB"]) as s:
+        # Short extensions are read and ignored.
+        with Conn(s.port) as c:
+            c.send(b"POST /e HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"3;name=value\r\nabc\r\n0\r\n\r\n")
+            r = c.read_response()
+            eq((r.status, r.text), (200, "POST /e 3 abc"), "a chunk with short extensions")
+        # One chunk-size line with 5 KiB of extensions: 400, read no further.
+        with Conn(s.port) as c:
+            c.send(b"POST /e HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"1;" + b"e" * 5000 + b"\r\nx\r\n0\r\n\r\n")
+            r = c.read_response()
+            eq(r.status, 400, f"5 KiB of extensions ({r.text!r})")
+        # Many chunks each within the bound: their extensions count as body bytes.
+        with Conn(s.port) as c:
+            c.send(b"POST /e HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+            chunk = b"1;" + b"e" * 4000 + b"\r\nx\r\n"
+            try:
+                for _ in range(40):  # 160 KB of extensions against a 64 KiB body limit
+                    c.send(chunk)
+                c.send(b"0\r\n\r\n")
+            except OSError:
+                pass  # the server answered and closed while we were still sending
+            r = c.read_response()
+            eq(r.status, 413, f"extensions past max_body ({r.text!r})")
+        eq(s.request().status, 200, "still serving")
+
+
+@check
 def absolute_form_routes_by_its_authority():
     cfg = {"apps": [{"name": "a", "hostname": "a.test", "path": "./a.js"},
                     {"name": "b", "hostname": "b.test", "path": "./b.js"}]}
