@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
+#include "parse.h"
 #include "mpjson.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -151,6 +152,7 @@ struct conn {
     size_t head_size;
     char *authorization;
     char *content_type;
+    char *host;
     bool is_expect_continue;
     bool is_head_done;
     bool is_last; /* no request follows this one: answer with Connection: close */
@@ -308,6 +310,8 @@ static void request_reset(conn *c)
     c->authorization = NULL;
     nano_free(c->content_type);
     c->content_type = NULL;
+    nano_free(c->host);
+    c->host = NULL;
     c->is_expect_continue = false;
     c->is_head_done = false;
     c->is_last = false;
@@ -917,6 +921,8 @@ static int take_header(conn *c)
         slot = &c->authorization;
     else if (nano_str_ieq(name, NANO_STR("content-type")))
         slot = &c->content_type;
+    else if (nano_str_ieq(name, NANO_STR("host"))) /* RFC 9112 §3.2: exactly one */
+        slot = &c->host;
     else if (nano_str_ieq(name, NANO_STR("expect")))
         c->is_expect_continue = strcasecmp(value, "100-continue") == 0;
     if (slot) {
@@ -972,6 +978,17 @@ static int on_headers_complete(llhttp_t *p)
     if (c->last_cb == CB_VALUE && take_header(c) != 0)
         return -1;
     c->is_head_done = true;
+    /* RFC 9112 §3.2: HTTP/1.1 needs one valid Host; the admin API routes by path alone,
+     * but takes the same Host values as the data plane (shared/parse.c). */
+    if (p->http_major == 1 && p->http_minor >= 1 &&
+        (c->host == NULL || !nano_http_host_valid(c->host, strlen(c->host)))) {
+        fail(c, 400, "bad_request", c->host == NULL ? "missing Host header" : "invalid Host header");
+        return HPE_PAUSED;
+    }
+    if (!(p->http_major == 1 && (p->http_minor == 0 || p->http_minor == 1))) {
+        fail(c, 505, "bad_request", "only HTTP/1.0 and HTTP/1.1");
+        return HPE_PAUSED;
+    }
     route_request(c);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_limit) {
         char msg[96];

@@ -16,4 +16,12 @@ int nano_parse_size(const char *s, uint64_t *out_bytes);
 /* nano_parse_port: "0".."65535" -> port. Returns 0 or NANO_ESYNTAX / NANO_ERANGE. */
 int nano_parse_port(const char *s, int *out_port);
 
+/* nano_http_host_valid: whether s[0..len) is a Host value the HTTP fronts take: host
+ * [":" port], the host a bracketed IPv6 literal or a name of letters, digits, '-', '_', '~'
+ * and dots without an empty label, the port 1-5 digits up to 65535 (parse.c says why this
+ * is stricter than RFC 3986's reg-name). */
+#include <stdbool.h>
+#include <stddef.h>
+bool nano_http_host_valid(const char *s, size_t len);
+
 #endif

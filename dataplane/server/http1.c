@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "parse.h"
 
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
 enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_DONE };
@@ -17,62 +18,6 @@ static int fail(dp_http1 *p, int status, const char *reason)
     p->error_status = status;
     p->error_reason = reason;
     return -1;
-}
-
-/* Host (RFC 9112 §3.2, RFC 3986 §3.2.2): host [":" port]. The host is a bracketed IPv6
- * literal, or a name of letters, digits, '-', '_', '~' and '.' (an IPv4 address is one): a
- * strict subset of RFC 3986's reg-name, without percent-encoding and sub-delims, so that
- * every Host accepted makes a request.url the WHATWG URL parser takes, and nothing in it
- * can steer routing ("a.test:80/admin?" was routed by its path). The port, when present, is
- * 1 to 5 digits up to 65535. */
-bool dp_http1_host_valid(nano_str v)
-{
-    size_t i = 0, n = v.len;
-    if (n == 0 || n > 255 + 8)
-        return false;
-    if (v.ptr[0] == '[') {
-        bool has_colon = false;
-        for (i = 1; i < n && v.ptr[i] != ']'; i++) {
-            char c = v.ptr[i];
-            if (c == ':')
-                has_colon = true;
-            else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-                       c == '.'))
-                return false;
-        }
-        if (i >= n || i < 3 || !has_colon)
-            return false;
-        i++; /* past ']' */
-    } else {
-        size_t label = 0;
-        for (; i < n && v.ptr[i] != ':'; i++) {
-            char c = v.ptr[i];
-            if (c == '.') {
-                if (label == 0)
-                    return false; /* an empty label: ".a", "a..b" */
-                label = 0;
-            } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~') {
-                if (++label > 63)
-                    return false;
-            } else {
-                return false;
-            }
-        }
-        if (i == 0 || i > 253 + 1)
-            return false;
-    }
-    if (i == n)
-        return true;
-    if (v.ptr[i] != ':' || n - i - 1 == 0 || n - i - 1 > 5)
-        return false;
-    unsigned port = 0;
-    for (i++; i < n; i++) {
-        if (v.ptr[i] < '0' || v.ptr[i] > '9')
-            return false;
-        port = port * 10 + (unsigned)(v.ptr[i] - '0');
-    }
-    return port <= 65535;
 }
 
 static int count_head(dp_http1 *p, size_t n)
@@ -250,14 +195,14 @@ static int on_headers_complete(llhttp_t *parser)
                h->target.ptr[e] != '#')
             e++;
         nano_str authority = {h->target.ptr + a, e - a};
-        if (!dp_http1_host_valid(authority))
+        if (!nano_http_host_valid(authority.ptr, authority.len))
             return fail(p, 400, "invalid authority in the request target");
         h->host = authority;
     }
     /* RFC 9112 §3.2: a 1.1 request without Host is a 400; so is an invalid one. */
     if (h->version_major == 1 && h->version_minor >= 1 && h->host.len == 0)
         return fail(p, 400, "missing Host header");
-    if (h->host.len > 0 && !dp_http1_host_valid(h->host))
+    if (h->host.len > 0 && !nano_http_host_valid(h->host.ptr, h->host.len))
         return fail(p, 400, "invalid Host header");
     if (has_length && parser->content_length > p->limits.max_body)
         return fail(p, 413, "request body too large");
@@ -449,7 +394,7 @@ static bool fast_head(dp_http1 *p, const char *data, size_t len, size_t *consume
         p->spans[n] = (struct head_span){name_off, name_len, value_off, i - value_off};
         if (kind == 2) {
             nano_str v = trim_ows((nano_str){data + value_off, i - value_off});
-            if (host != SIZE_MAX || !dp_http1_host_valid(v))
+            if (host != SIZE_MAX || !nano_http_host_valid(v.ptr, v.len))
                 return false; /* two Hosts, or not a valid one: llhttp's path answers 400 */
             host = n;
         }

@@ -92,10 +92,6 @@ void dp_http1_fini(dp_http1 *p);
  * invalid). After DP_HTTP1_ERROR the parser is finished: answer and close. */
 dp_http1_event dp_http1_feed(dp_http1 *p, const char *data, size_t len, size_t *consumed);
 
-/* dp_http1_host_valid: whether v is a Host value this server takes (host [":" port]; see
- * http1.c). */
-bool dp_http1_host_valid(nano_str v);
-
 /* dp_http1_finish: the peer closed its side; returns DP_HTTP1_DONE if that ends a message
  * whose length is delimited by EOF, DP_HTTP1_ERROR if a message was cut short, else
  * DP_HTTP1_NEED_MORE (clean close between messages). */

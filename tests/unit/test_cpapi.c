@@ -406,9 +406,27 @@ static void http_healthz_needs_no_token_and_the_rest_does(void **state)
     r = http(s->port, "GET", "/metrics", NULL, NULL, NULL, 0);
     assert_int_equal(r.status, 401);
     response_free(&r);
+    /* Host: exactly one, valid (RFC 9112 §3.2), as at the data plane's front. */
+    static const char *const bad_hosts[] = {
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a.test:80/admin?\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+        int hfd = http_connect(s->port);
+        send_all(hfd, bad_hosts[i], strlen(bad_hosts[i]));
+        reader hr = {hfd, NANO_BUF_INIT};
+        assert_true(read_response(&hr, &r));
+        if (r.status != 400)
+            fail_msg("%s: status %d, expected 400", bad_hosts[i], r.status);
+        response_free(&r);
+        nano_buf_fini(&hr.in);
+        close(hfd);
+    }
     /* Basic auth is not a bearer token */
     int fd = http_connect(s->port);
-    const char basic[] = "GET /v1/nodes HTTP/1.1\r\nAuthorization: Basic " TOKEN "\r\n\r\n";
+    const char basic[] = "GET /v1/nodes HTTP/1.1\r\nHost: cp\r\nAuthorization: Basic " TOKEN "\r\n\r\n";
     send_all(fd, basic, sizeof basic - 1);
     reader rd = {fd, NANO_BUF_INIT};
     assert_true(read_response(&rd, &r));
@@ -429,7 +447,7 @@ static void http_healthz_needs_no_token_and_the_rest_does(void **state)
     response_free(&r);
     /* scheme is case-insensitive (RFC 6750 / RFC 9110 §11.1) */
     fd = http_connect(s->port);
-    const char lower[] = "GET /v1/version HTTP/1.1\r\nauthorization: bearer " TOKEN "\r\n\r\n";
+    const char lower[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nauthorization: bearer " TOKEN "\r\n\r\n";
     send_all(fd, lower, sizeof lower - 1);
     rd = (reader){fd, NANO_BUF_INIT};
     assert_true(read_response(&rd, &r));
@@ -671,7 +689,7 @@ static void http_keep_alive_and_pipelining(void **state)
     int fd = http_connect(s->port);
     reader rd = {fd, NANO_BUF_INIT};
     response r;
-    const char one[] = "GET /v1/version HTTP/1.1\r\nAuthorization: Bearer " TOKEN "\r\n\r\n";
+    const char one[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n\r\n";
     for (int i = 0; i < 3; i++) {
         send_all(fd, one, sizeof one - 1);
         assert_true(read_response(&rd, &r));
@@ -681,10 +699,10 @@ static void http_keep_alive_and_pipelining(void **state)
     }
     /* three requests in one write, answered in order: a JSON POST, a 404, a secret PUT */
     const char piped[] =
-        "POST /v1/apps/a/rollback HTTP/1.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+        "POST /v1/apps/a/rollback HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n"
         "Content-Length: 13\r\n\r\n{\"version\":1}"
-        "GET /nope HTTP/1.1\r\n\r\n"
-        "PUT /v1/apps/a/secrets/K HTTP/1.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+        "GET /nope HTTP/1.1\r\nHost: cp\r\n\r\n"
+        "PUT /v1/apps/a/secrets/K HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n"
         "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     send_all(fd, piped, sizeof piped - 1);
     assert_true(read_response(&rd, &r));
@@ -699,7 +717,7 @@ static void http_keep_alive_and_pipelining(void **state)
     assert_call("secrets.put", "{\"name\":\"a\",\"key\":\"K\",\"value\":\"abcde\"}");
     response_free(&r);
     /* Connection: close is honoured */
-    const char last[] = "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n";
+    const char last[] = "GET /healthz HTTP/1.1\r\nHost: cp\r\nConnection: close\r\n\r\n";
     send_all(fd, last, sizeof last - 1);
     assert_true(read_response(&rd, &r));
     assert_int_equal(r.status, 200);
@@ -717,7 +735,7 @@ static void http_expect_continue(void **state)
     server *s = server_start(false, 0);
     int fd = http_connect(s->port);
     reader rd = {fd, NANO_BUF_INIT};
-    const char head[] = "PUT /v1/apps/a/code HTTP/1.1\r\nAuthorization: Bearer " TOKEN "\r\n"
+    const char head[] = "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n"
                         "Content-Length: 4\r\nExpect: 100-continue\r\n\r\n";
     send_all(fd, head, sizeof head - 1);
     while (!memmem(rd.in.data ? rd.in.data : "", rd.in.len, "\r\n\r\n", 4))
@@ -735,7 +753,7 @@ static void http_expect_continue(void **state)
     /* Without a token: 401 at once, no 100, and the unread body closes the connection. */
     fd = http_connect(s->port);
     rd = (reader){fd, NANO_BUF_INIT};
-    const char noauth[] = "PUT /v1/apps/a/code HTTP/1.1\r\nContent-Length: 50000000\r\n"
+    const char noauth[] = "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nContent-Length: 50000000\r\n"
                           "Expect: 100-continue\r\n\r\n";
     send_all(fd, noauth, sizeof noauth - 1);
     assert_true(read_response(&rd, &r));
@@ -760,7 +778,7 @@ static void http_limits_answer_and_close(void **state)
     int fd = http_connect(s->port);
     rd = (reader){fd, NANO_BUF_INIT};
     nano_buf big = NANO_BUF_INIT;
-    nano_buf_append_str(&big, "GET /v1/apps HTTP/1.1\r\n");
+    nano_buf_append_str(&big, "GET /v1/apps HTTP/1.1\r\nHost: cp\r\n");
     for (int i = 0; i < 800; i++)
         nano_buf_appendf(&big, "X-Filler-%d: %0100d\r\n", i, 0);
     nano_buf_append_str(&big, "\r\n");
@@ -796,7 +814,7 @@ static void http_limits_answer_and_close(void **state)
     fd = http_connect(s->port);
     rd = (reader){fd, NANO_BUF_INIT};
     nano_buf ch = NANO_BUF_INIT;
-    nano_buf_append_str(&ch, "PUT /v1/apps/a/code HTTP/1.1\r\nAuthorization: Bearer " TOKEN
+    nano_buf_append_str(&ch, "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN
                              "\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 3; i++) {
         nano_buf_append_str(&ch, "190\r\n"); /* 400 bytes */
@@ -828,7 +846,7 @@ static void http_limits_answer_and_close(void **state)
     close(fd);
     fd = http_connect(s->port);
     rd = (reader){fd, NANO_BUF_INIT};
-    const char cl_te[] = "POST /v1/apps HTTP/1.1\r\nContent-Length: 3\r\n"
+    const char cl_te[] = "POST /v1/apps HTTP/1.1\r\nHost: cp\r\nContent-Length: 3\r\n"
                          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     send_all(fd, cl_te, sizeof cl_te - 1); /* request smuggling shape: refused */
     assert_true(read_response(&rd, &r));
@@ -855,10 +873,10 @@ static void http_close_with_open_connections(void **state)
     server *s = server_start(false, 0);
     int idle = http_connect(s->port);
     int half = http_connect(s->port);
-    const char part[] = "POST /v1/apps HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"na";
+    const char part[] = "POST /v1/apps HTTP/1.1\r\nHost: cp\r\nContent-Length: 100\r\n\r\n{\"na";
     send_all(half, part, sizeof part - 1);
     int gone = http_connect(s->port);
-    const char q[] = "GET /v1/version HTTP/1.1\r\nAuthorization: Bearer " TOKEN "\r\n\r\n";
+    const char q[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n\r\n";
     send_all(gone, q, sizeof q - 1);
     close(gone);
     response r = get(s->port, "/healthz"); /* the server is still fine */
