@@ -1134,7 +1134,7 @@ static void strings_with_a_nul_or_bad_utf8_are_refused_at_every_op(void **state)
     call_fails_args(f, "env.patch", json_pack("{s:s, s:o}", "name", "api", "vars", vars),
                     "vars.FLAGS.list[0]", "NUL");
     vars = json_object();
-    json_object_setn_nocheck(vars, "A\0B", 3, json_string("v"));
+    json_object_setn_new_nocheck(vars, "A\0B", 3, json_string("v"));
     call_fails_args(f, "env.replace", json_pack("{s:s, s:o}", "name", "api", "vars", vars),
                     "vars.(key)", NULL);
     /* Not UTF-8 (as the binary admin API could send it). */
