@@ -1,5 +1,5 @@
 /* file_source.h: watches the config file (nano.json) and the module files of its apps for
- * changes (DESIGN.md §10: hot reload on change or SIGHUP). Control thread only.
+ * changes (docs/nano-dp.md: hot reload on change or SIGHUP). Control thread only.
  *
  * It watches directories, not files: editors and deploy tools replace a file by renaming a
  * new one over it, which a watch on the old inode would miss. One watch per directory, however

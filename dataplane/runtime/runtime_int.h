@@ -269,7 +269,7 @@ v8::Local<v8::ArrayBuffer> rt_take_body(rt_isolate *iso, rt_slot *slot);
 // collected), counted against the app's memory limit like request body chunks.
 v8::Local<v8::ArrayBuffer> rt_adopt_bytes(rt_isolate *iso, void *data, size_t len);
 v8::Local<v8::Value> rt_body_failed_error(rt_isolate *iso);
-// Pooled isolates are made with the default app heap limit (DESIGN.md §9) unless their pool
+// Pooled isolates are made with the default app heap limit (docs/nano-dp.md, Limits) unless their pool
 // says otherwise (rt_pool_new), so that apps with the default limit (most) can take them.
 constexpr size_t RT_POOL_HEAP_LIMIT_MB = 128;
 // A pool refills once no isolate was taken from it for this long (pool.cc).
