@@ -143,6 +143,21 @@ def chunk_extensions_are_bounded():
 
 
 @check
+def a_head_not_received_in_time_gets_408():
+    import time
+    with Server(URL_ECHO, ["--head-timeout", "1"]) as s:
+        with Conn(s.port, timeout=10) as c:
+            c.send(b"GET /slow HTTP/1.1\r\nHost: a.test\r\nX-Slow: ")  # and nothing more
+            t0 = time.monotonic()
+            r = c.read_response()
+            took = time.monotonic() - t0
+            eq(r.status, 408, f"a head that stopped coming ({r.text!r})")
+            expect(0.8 <= took <= 5, f"answered {took:.2f} s after the partial head")
+            expect(c.is_closed(), "closed after the 408")
+        eq(s.request().status, 200, "still serving")
+
+
+@check
 def absolute_form_routes_by_its_authority():
     cfg = {"apps": [{"name": "a", "hostname": "a.test", "path": "./a.js"},
                     {"name": "b", "hostname": "b.test", "path": "./b.js"}]}
