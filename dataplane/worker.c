@@ -285,10 +285,6 @@ static void shutdowns_check_deadlines(dp_worker *w, dp_app *app)
     }
 }
 
-/* Returns 0 with v->iso ready, -1 when the app failed to load (err, may be NULL, says why),
- * -2 when it is loading (a request that arrives while its module's top-level await turns the
- * loop must not load it again, nested ever deeper). is_preload: the worker is starting and
- * the watchdog may not run yet, so the runtime guards the module code's CPU itself. */
 /* The pool class of an app with memory_mb (0: the default): the smallest k with
  * memory_mb <= DP_POOL_BASE_MB << k. */
 static size_t pool_class(uint64_t memory_mb)
@@ -318,6 +314,10 @@ static void sync_pools(dp_worker *w)
     }
 }
 
+/* Returns 0 with v->iso ready, -1 when the app failed to load (err, may be NULL, says why),
+ * -2 when it is loading (a request that arrives while its module's top-level await turns the
+ * loop must not load it again, nested ever deeper). is_preload: the worker is starting and
+ * the watchdog may not run yet, so the runtime guards the module code's CPU itself. */
 static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_out)
 {
     if (v->iso != NULL)
