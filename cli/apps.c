@@ -353,6 +353,13 @@ static int cmd_status(ctl_ctx *ctx, int argc, char **argv)
     } else {
         fprintf(o, "deployment:     none (nanoctl apps deploy %s FILE...)\n", name);
     }
+    /* An app nanocp cannot put in a snapshot: nodes keep what they run of it, new nodes get
+     * none of it. Said before the node table, which would otherwise look merely stale. */
+    json_t *dist = json_object_get(res, "distribution");
+    if (json_is_object(dist) && strcmp(str_of(dist, "state"), "ok") != 0)
+        fprintf(o, "distribution:   WITHHELD from data planes: %s (nodes keep what they run of "
+                   "this app; new nodes get none of it)\n",
+                str_of(dist, "error"));
     json_t *drain = json_object_get(res, "drain");
     if (json_is_object(drain)) {
         fprintf(o, "drain:          started %s, timeout %sms (nanoctl apps drain %s)\n",

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "msg.h"
 #include "secrets.h"
+#include "snapshot.h"
 #include "store.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -196,90 +197,9 @@ int64_t cp_distrib_published(const cp_distrib *d)
 
 /* --- snapshot ------------------------------------------------------------------------------ */
 
-static int snap_app(cp_service *svc, json_t *row, json_t **out, nano_error *err)
-{
-    cp_store *st = cp_service_store(svc);
-    const char *name = json_string_value(json_object_get(row, "name"));
-    int64_t id = json_integer_value(json_object_get(row, "id"));
-    json_int_t version = json_integer_value(json_object_get(row, "active_version"));
-    json_t *a = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, s:O, s:O}", "app", name,
-                          "hostnames", json_object_get(row, "hostnames"), "path_prefix",
-                          json_object_get(row, "path_prefix"), "default",
-                          json_object_get(row, "default"), "node_compat",
-                          json_object_get(row, "node_compat"), "required_env",
-                          json_object_get(row, "required_env"), "limits",
-                          json_object_get(row, "limits"), "state",
-                          json_object_get(row, "state"), "version", version, "sha256",
-                          json_object_get(row, "active_sha256"), "egress",
-                          json_object_get(row, "egress"));
-    json_t *dep = NULL, *vars = NULL, *secrets = NULL, *drain = NULL;
-    int rc = 0;
-    const char *what = "reading a deployment";
-    if (version > 0)
-        rc = cp_store_deployment_get(st, id, version, &dep);
-    if (rc == 0) {
-        what = "reading env";
-        rc = cp_store_env_vars(st, id, &vars);
-    }
-    if (rc == 0) {
-        what = "reading secrets";
-        rc = cp_service_secret_values(svc, id, name, &secrets);
-    }
-    if (rc == 0 && strcmp(json_string_value(json_object_get(row, "state")), "draining") == 0) {
-        what = "reading a drain";
-        rc = cp_store_drain_get(st, name, &drain);
-    }
-    if (rc != 0) {
-        json_decref(a);
-        json_decref(dep);
-        json_decref(vars);
-        json_decref(secrets);
-        return nano_error_set(err, rc, "store", "%s of app %s: %s", what, name,
-                              cp_store_errmsg(st));
-    }
-    json_object_set(a, "main", dep ? json_object_get(dep, "main") : json_null());
-    json_object_set_new(a, "modules",
-                        dep ? json_incref(json_object_get(dep, "modules")) : json_array());
-    json_object_set_new(a, "vars", vars);
-    json_object_set_new(a, "secrets", secrets);
-    if (drain != NULL)
-        json_object_set(a, "drain_timeout_ms", json_object_get(drain, "timeout_ms"));
-    json_decref(dep);
-    json_decref(drain);
-    *out = a;
-    return 0;
-}
-
 int cp_distrib_snapshot(cp_service *svc, json_t **out, nano_error *err)
 {
-    cp_store *st = cp_service_store(svc);
-    int rc = cp_store_begin_read(st);
-    if (rc != 0)
-        return nano_error_set(err, rc, "store", "starting a read: %s", cp_store_errmsg(st));
-    int64_t seq = 0;
-    json_t *rows = NULL, *apps = json_array();
-    rc = cp_store_log_seq(st, &seq);
-    if (rc == 0)
-        rc = cp_store_app_list(st, &rows);
-    if (rc != 0)
-        nano_error_set(err, rc, "store", "reading apps: %s", cp_store_errmsg(st));
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row) {
-        json_t *a = NULL;
-        if (rc != 0 || (rc = snap_app(svc, row, &a, err)) != 0)
-            break;
-        json_array_append_new(apps, a);
-    }
-    /* A read: nothing to commit; ending it lets the WAL be checkpointed past it. */
-    cp_store_rollback(st);
-    json_decref(rows);
-    if (rc != 0) {
-        json_decref(apps);
-        return rc;
-    }
-    *out = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "apps", apps);
-    return 0;
+    return cp_snapshot_build(svc, out, NULL, err);
 }
 
 /* --- requests ------------------------------------------------------------------------------ */
@@ -339,14 +259,15 @@ static void on_snapshot(cp_distrib *d, const nano_msg *m, nano_buf *reply)
 {
     json_t *snap = NULL;
     nano_error err = {0};
-    if (cp_distrib_snapshot(d->svc, &snap, &err) != 0) {
+    size_t withheld = 0;
+    if (cp_snapshot_build(d->svc, &snap, &withheld, &err) != 0) {
         NANO_ERROR("cp.snapshot_failed", "node=%s error=%s", m->node, err.message);
         reply_error(reply, "internal", "cannot read the configuration");
         return;
     }
-    NANO_INFO("cp.snapshot", "node=%s seq=%lld apps=%zu", m->node,
+    NANO_INFO("cp.snapshot", "node=%s seq=%lld apps=%zu withheld=%zu", m->node,
               (long long)json_integer_value(json_object_get(snap, "seq")),
-              json_array_size(json_object_get(snap, "apps")));
+              json_array_size(json_object_get(snap, "apps")), withheld);
     reply_ok(NANO_MSG_SNAPSHOT, snap, reply);
 }
 

@@ -89,8 +89,8 @@ void cp_distrib_close(cp_distrib *d, cp_api_closed_cb done, void *arg);
 int cp_distrib_op_from_log(const json_t *entry, json_t **out, nano_error *err);
 
 /* cp_distrib_snapshot: the whole config as a snapshot reply's fields {seq, apps: [SNAPAPP]}
- * (returned owned), read in one read transaction so that seq and content agree. Secrets are
- * decrypted. Returns 0 or a negative code with err filled. */
+ * (returned owned): cp_snapshot_build (snapshot.h), where an app that cannot be sent is
+ * withheld and the others still go. Returns 0 or a negative code with err filled. */
 int cp_distrib_snapshot(cp_service *svc, json_t **out, nano_error *err);
 
 #endif

@@ -29,6 +29,7 @@
 #include "mpjson.h"
 #include "msg.h"
 #include "secrets.h"
+#include "snapshot.h"
 #include "sha256.h"
 #include "store.h"
 
@@ -712,6 +713,20 @@ static json_t *node_states(json_t *nodes, const char *app)
     return out;
 }
 
+/* Whether data planes get this app: {"state": "ok"}, or {"state": "withheld", "error"} when the
+ * snapshot cannot carry it (snapshot.h: the same SNAPAPP a node would get is built here). */
+static json_t *distribution(cp_service *svc, const json_t *row)
+{
+    json_t *snap = NULL;
+    nano_error err = {0};
+    if (cp_snapshot_app(svc, row, &snap, &err) == 0) {
+        json_decref(snap);
+        return json_pack("{s:s}", "state", "ok");
+    }
+    return json_pack("{s:s, s:s, s:s}", "state", "withheld", "error_id", err.id, "error",
+                     err.message);
+}
+
 static int op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
                        cp_error *err)
 {
@@ -743,6 +758,7 @@ static int op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args, jso
         *result = app_view(app);
         json_object_set_new(*result, "deployment", dep ? deployment_view(dep) : json_null());
         json_object_set_new(*result, "nodes", node_states(nodes, name));
+        json_object_set_new(*result, "distribution", distribution(svc, app));
         if (drain != NULL) {
             json_object_del(drain, "id");
             json_object_set(*result, "drain", drain);

@@ -480,8 +480,15 @@ static int check_op_in(ck *c, const json_t *op)
     return failq(c, "msg_field", "unknown op", json_string_value(name));
 }
 
+/* A SNAPAPP nanocp could not build or encode (a store read failed, a stored value the wire
+ * refuses): only its name and why. A data plane keeps what it runs of it. */
+static const field withheld_fields[] = {
+    {"app", K_APP, false}, {"withheld", K_STR, false}, END};
+
 static int check_snapapp_in(ck *c, const json_t *app)
 {
+    if (json_is_object(app) && json_object_get(app, "withheld") != NULL)
+        return check_fields(c, app, withheld_fields);
     int rc = check_fields(c, app, snapapp_fields);
     if (rc != 0)
         return rc;

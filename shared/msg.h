@@ -65,7 +65,10 @@
  *
  *  SNAPAPP = the app.put fields without seq/op, plus
  *    main:str|null, modules:[{name, size, sha256}] (the active deployment's; [] before one),
- *    vars:{NAME: any JSON}, secrets:{NAME: str}, drain_timeout_ms (state "draining" only).
+ *    vars:{NAME: any JSON}, secrets:{NAME: str}, drain_timeout_ms (state "draining" only);
+ *    or, for an app nanocp could not put in the snapshot (a store read failed, or a stored
+ *    value this protocol refuses), {app, withheld: "why"} alone: a data plane keeps what it
+ *    runs of that app (nothing, if it runs none) and resyncs before applying an op to it.
  *  APPSTATE = {state:"active"|"draining"|"drained"|"timed_out", in_flight:int, version:int,
  *              load_error?:{code, message}}
  *             load_error: present only while the node refuses `version` because it does not

@@ -212,6 +212,54 @@ static int fill_bundle(dp_code_cache *cc, const char *tmp, const mod_ref *refs, 
     return 0;
 }
 
+/* A bundle's sha256 is its one module's own when it has one module, whatever that module's
+ * name: two apps deploying the same bytes as a.js and b.js share the directory. Each adds the
+ * names it lacks, fetched into a temporary directory and renamed in, so a reader of the
+ * directory never sees a half-written file. */
+static int add_missing(dp_code_cache *cc, const char *dir, const char *sha, const mod_ref *refs,
+                       size_t n, dp_code_fetch_fn fetch, void *fetch_ud, nano_error *err)
+{
+    mod_ref *missing = nano_xcalloc(n, sizeof *missing);
+    size_t n_missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        char p[PATH_MAX];
+        struct stat st;
+        if (join(p, sizeof p, dir, refs[i].name) && stat(p, &st) != 0)
+            missing[n_missing++] = refs[i];
+    }
+    int rc = 0;
+    if (n_missing > 0) {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld-add", cc->dir, sha, (long)getpid());
+        dp_remove_tree(tmp);
+        if (mkdir(tmp, 0755) != 0)
+            rc = nano_error_set(err, -errno, "code_cache_io", "cannot create %s: %s", tmp,
+                                strerror(errno));
+        else
+            rc = fill_bundle(cc, tmp, missing, n_missing, fetch, fetch_ud, err);
+        for (size_t i = 0; rc == 0 && i < n_missing; i++) {
+            char from[PATH_MAX], to[PATH_MAX];
+            if (!join(from, sizeof from, tmp, missing[i].name) ||
+                !join(to, sizeof to, dir, missing[i].name)) {
+                rc = nano_error_set(err, NANO_EINVAL, "code_invalid", "module path too long");
+                break;
+            }
+            int e = make_parents(to);
+            if (e == 0 && rename(from, to) != 0)
+                e = -errno;
+            if (e != 0)
+                rc = nano_error_set(err, e, "code_cache_io", "cannot add %s: %s", to,
+                                    strerror(-e));
+        }
+        dp_remove_tree(tmp);
+        if (rc == 0)
+            NANO_INFO("cp.code_cached", "sha256=%.12s modules=%zu added=%zu dir=%s", sha, n,
+                      n_missing, dir);
+    }
+    nano_free(missing);
+    return rc;
+}
+
 int dp_code_cache_ensure(dp_code_cache *cc, const char *sha, const char *main,
                          const json_t *modules, dp_code_fetch_fn fetch, void *fetch_ud,
                          char **main_path, char **source, size_t *source_len, nano_error *err)
@@ -257,6 +305,8 @@ int dp_code_cache_ensure(dp_code_cache *cc, const char *sha, const char *main,
         }
         if (rc == 0)
             NANO_INFO("cp.code_cached", "sha256=%.12s modules=%zu dir=%s", sha, n, dir);
+    } else {
+        rc = add_missing(cc, dir, sha, refs, n, fetch, fetch_ud, err);
     }
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {

@@ -552,7 +552,8 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
     dp_cp_model next = {0};
     dp_cp_changes ch = {0};
     nano_config *cfg = NULL;
-    rc = dp_cp_model_from_snapshot(m.body, c->running, &next, &ch, err);
+    rc = dp_cp_model_from_snapshot(m.body, c->has_model ? &c->model : NULL, c->running,
+                                   &next, &ch, err);
     if (rc == 0 && json_object_size(next.apps) > 0) {
         const char *name;
         json_t *a;

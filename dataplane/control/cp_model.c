@@ -84,8 +84,9 @@ static json_t *app_empty(void)
                      "vars", "secrets", "egress");
 }
 
-int dp_cp_model_from_snapshot(const json_t *body, const nano_config *running, dp_cp_model *out,
-                              dp_cp_changes *ch, nano_error *err)
+int dp_cp_model_from_snapshot(const json_t *body, const dp_cp_model *cur,
+                              const nano_config *running, dp_cp_model *out, dp_cp_changes *ch,
+                              nano_error *err)
 {
     json_t *list = json_object_get(body, "apps");
     json_t *seq = json_object_get(body, "seq");
@@ -106,6 +107,21 @@ int dp_cp_model_from_snapshot(const json_t *body, const nano_config *running, dp
             json_decref(apps);
             return nano_error_set(err, NANO_EINVAL, "snapshot_invalid",
                                   "snapshot: app %s is listed twice", name);
+        }
+        const char *withheld = get_str(a, "withheld");
+        if (withheld != NULL) {
+            /* nanocp could not send this app: keep what we have of it, marked, so that an op
+             * on it waits for a snapshot that carries it (dp_cp_model_apply). */
+            json_t *had = cur != NULL && cur->apps != NULL ? json_object_get(cur->apps, name)
+                                                           : NULL;
+            NANO_WARN("cp.app_withheld", "app=%s kept=%s reason=%s", name,
+                      had != NULL ? "yes" : "no", withheld);
+            if (had != NULL) {
+                json_t *copy = json_deep_copy(had);
+                json_object_set_new(copy, "withheld", json_string(withheld));
+                json_object_set_new(apps, name, copy);
+            }
+            continue;
         }
         json_t *copy = app_empty();
         json_object_update(copy, a); /* every field the snapshot gives wins */
@@ -160,6 +176,14 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
     uint64_t seq = get_u64(op, "seq");
     if (kind == NULL || name == NULL)
         return nano_error_set(err, NANO_EINVAL, "op_invalid", "op %" PRIu64 ": no op/app", seq);
+    /* What we keep of a withheld app may predate ops that never reached us: this op's base is
+     * unknown, so a snapshot decides (one that carries the app, or withholds it again). */
+    const char *withheld = get_str(json_object_get(out->apps, name), "withheld");
+    if (withheld != NULL)
+        return nano_error_set(err, NANO_ESTATE, "app_withheld",
+                              "op %" PRIu64 " %s on app %s, which the last snapshot withheld "
+                              "(%s): resyncing",
+                              seq, kind, name, withheld);
     if (strcmp(kind, "app.put") == 0) {
         json_t *a = app_for_write(out, touched, name);
         if (a == NULL) {

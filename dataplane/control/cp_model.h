@@ -67,9 +67,13 @@ dp_cp_verdict dp_cp_delta_verdict(uint64_t applied, uint64_t first, uint64_t seq
 /* dp_cp_model_from_snapshot: a model from a decoded snapshot reply's body ({seq, apps:[...]})
  * into *out (initialized by the call; fini it). running (may be NULL) is the config now
  * served: draining apps it holds become drains to run, the others drains to ack at once.
+ * An app the snapshot withholds ({app, withheld}: nanocp could not send it) keeps its entry
+ * from cur (may be NULL: none), marked "withheld", so the node goes on serving what it had;
+ * dp_cp_model_apply then refuses ops on it (error id app_withheld) so that the caller resyncs.
  * Returns 0, or NANO_EINVAL (a duplicate app, a missing field) with *out untouched. */
-int dp_cp_model_from_snapshot(const json_t *body, const nano_config *running, dp_cp_model *out,
-                              dp_cp_changes *ch, nano_error *err);
+int dp_cp_model_from_snapshot(const json_t *body, const dp_cp_model *cur,
+                              const nano_config *running, dp_cp_model *out, dp_cp_changes *ch,
+                              nano_error *err);
 
 /* dp_cp_model_apply: applies the ops of a delta past cur->seq (an array of OPs as msg.h
  * decodes them) to a copy of cur, written to *out (initialized by the call) with seq = the

@@ -645,5 +645,58 @@ def tls_between_nanocp_and_nano_dp():
     cp.stop()
 
 
+@check
+def an_app_nanocp_cannot_send_is_withheld_and_the_others_still_go():
+    """A stored value the protocol refuses (written by an older nanocp or by hand: an env name
+    with a space) once made every snapshot fail, so new nodes got nothing and running ones
+    stopped applying changes. Now that app alone is withheld: running nodes keep it, new nodes
+    serve the rest, operators are told, and a fix reaches every node."""
+    import sqlite3
+    cp = Cp().start()
+    deploy(cp, "good", "good.test", COUNTER_APP)
+    deploy(cp, "bad", "bad.test", COUNTER_APP)
+    cp.ok("env", "set", "bad", "GREETING=old")
+    n1 = DataPlane(cp, "n1").start()
+    n1.wait_body("bad.test", "old ")
+    n1.wait_body("good.test", "unset ")
+    cp.stop()
+    db = sqlite3.connect(os.path.join(cp.data_dir, "nanocp.db"), timeout=5)
+    db.execute("INSERT INTO env_vars (app_id, name, value, updated_at) SELECT id, 'BAD NAME',"
+               " '\"x\"', 'now' FROM apps WHERE name = 'bad'")
+    db.commit()
+    cp.start()
+    n1.wait_log(r"cp\.app_withheld app=bad kept=yes")
+    n1.wait_log(r"cp\.snapshot_applied why=reconnect")
+    eq(n1.get("bad.test").text.split()[0], "old", "n1 keeps serving what it had of bad")
+    n2 = DataPlane(cp, "n2").start()
+    n2.wait_ready()
+    n2.wait_body("good.test", "unset ")
+    eq(n2.get("bad.test").status, 404, "a new node gets none of a withheld app")
+    cp.wait_log(r"cp\.snapshot_app_withheld app=bad error_id=msg_field error=vars\.BAD NAME")
+    code, out, err = cp.ctl("apps", "status", "bad")
+    eq(code, 0, err)
+    expect("distribution:   WITHHELD from data planes: vars.BAD NAME: is not a valid env name"
+           in out, out)
+    dist = cp.ctl_json("apps", "status", "bad")["distribution"]
+    eq(dist["state"], "withheld", str(dist))
+    eq(cp.ctl_json("apps", "status", "good")["distribution"], {"state": "ok"}, "good is sent")
+    # Deltas still flow for the others.
+    cp.ok("env", "set", "good", "GREETING=new")
+    for dp in (n1, n2):
+        dp.wait_body("good.test", "new ")
+    # Fixed by hand, then changed: the op on a withheld app makes each node resync.
+    db.execute("DELETE FROM env_vars WHERE name = 'BAD NAME'")
+    db.commit()
+    db.close()
+    eq(cp.ctl_json("apps", "status", "bad")["distribution"], {"state": "ok"}, "fixed")
+    cp.ok("env", "set", "bad", "GREETING=fixed")
+    for dp in (n1, n2):
+        dp.wait_body("bad.test", "fixed ")
+    n1.wait_log(r"app_withheld.*resyncing")
+    for dp in (n1, n2):
+        dp.stop()
+    cp.stop()
+
+
 if __name__ == "__main__":
     run()

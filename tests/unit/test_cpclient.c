@@ -15,6 +15,7 @@
 #include "control/code_cache.h"
 #include "control/cp_client.h"
 #include "control/cp_model.h"
+#include "msg.h"
 #include "options.h"
 
 /* --- fixtures: a fake nanocp's code and secrets ----------------------------------------------- */
@@ -136,7 +137,7 @@ static void load(fx *x, dp_cp_model *m, json_t *body)
     (void)x;
     dp_cp_changes ch = {0};
     nano_error err = {0};
-    int rc = dp_cp_model_from_snapshot(body, NULL, m, &ch, &err);
+    int rc = dp_cp_model_from_snapshot(body, NULL, NULL, m, &ch, &err);
     if (rc != 0)
         fail_msg("snapshot: %s", err.message);
     dp_cp_changes_fini(&ch);
@@ -235,7 +236,7 @@ static void test_model_snapshot_draining_app_is_a_drain(void **state)
     dp_cp_model m = {0};
     dp_cp_changes ch = {0};
     nano_error err = {0};
-    assert_int_equal(dp_cp_model_from_snapshot(body, NULL, &m, &ch, &err), 0);
+    assert_int_equal(dp_cp_model_from_snapshot(body, NULL, NULL, &m, &ch, &err), 0);
     assert_int_equal(ch.n_drains, 1);
     assert_string_equal(ch.drains[0].app, "c");
     assert_int_equal(ch.drains[0].timeout_ms, 3000);
@@ -283,6 +284,77 @@ static void test_model_env_put_changes_copy_not_current(void **state)
     json_decref(ops);
     dp_cp_changes_fini(&ch);
     dp_cp_model_fini(&next);
+    dp_cp_model_fini(&m);
+}
+
+/* An app nanocp withholds from a snapshot: a node that runs it keeps serving it, a node that
+ * does not gets none of it, and an op on it is refused (the caller resyncs) until a snapshot
+ * carries it again. */
+static void test_model_withheld_app_is_kept_and_its_ops_wait(void **state)
+{
+    fx *x = *state;
+    json_t *mods = json_pack("[o]", module(x, "index.js", "export default {}"));
+    dp_cp_model m = {0};
+    load(x, &m, snapshot(7, json_pack("[o, o]", snapapp("api", "api.test", mods),
+                                      snapapp("b", "b.test", NULL))));
+    json_t *withheld = json_pack("{s:s, s:s}", "app", "api", "withheld", "vars.X: bad");
+    nano_error err = {0};
+    assert_int_equal(nano_msg_check_snapapp(withheld, &err), 0);
+    json_t *body = snapshot(9, json_pack("[O, o]", withheld, snapapp("b", "b.test", NULL)));
+    dp_cp_model next = {0};
+    dp_cp_changes ch = {0};
+    assert_int_equal(dp_cp_model_from_snapshot(body, &m, NULL, &next, &ch, &err), 0);
+    dp_cp_changes_fini(&ch);
+    assert_int_equal(next.seq, 9);
+    nano_config *cfg = build(x, &next);
+    assert_non_null(nano_config_find(cfg, "api", NULL)); /* still served */
+    nano_config_unref(cfg);
+    json_t *ops = json_pack("[{s:i, s:s, s:s, s:s, s:s}]", "seq", 10, "op", "env.put", "app",
+                            "api", "name", "G", "value", "x");
+    dp_cp_model after = {0};
+    assert_int_not_equal(dp_cp_model_apply(&next, ops, &x->fetch, NULL, &after, &ch, &err), 0);
+    assert_string_equal(err.id, "app_withheld");
+    assert_int_equal(next.seq, 9);
+    json_decref(ops);
+    dp_cp_changes_fini(&ch);
+    /* a node that never ran it: nothing of it */
+    dp_cp_model fresh = {0};
+    assert_int_equal(dp_cp_model_from_snapshot(body, NULL, NULL, &fresh, &ch, &err), 0);
+    assert_null(json_object_get(fresh.apps, "api"));
+    assert_non_null(json_object_get(fresh.apps, "b"));
+    dp_cp_changes_fini(&ch);
+    /* the withheld form takes nothing else */
+    json_object_set_new(withheld, "hostnames", json_array());
+    assert_int_not_equal(nano_msg_check_snapapp(withheld, &err), 0);
+    json_decref(withheld);
+    json_decref(body);
+    dp_cp_model_fini(&fresh);
+    dp_cp_model_fini(&next);
+    dp_cp_model_fini(&m);
+}
+
+/* One module's bundle sha256 is that module's own, whatever its name: two apps deploying the
+ * same bytes as index.js and main.js share a cache directory, and each must find its file. */
+static void test_model_same_bytes_under_two_names_both_serve(void **state)
+{
+    fx *x = *state;
+    const char *src = "export default {fetch(){return new Response('same')}}";
+    json_t *apps = json_pack("[o, o]",
+                             snapapp("a", "a.test", json_pack("[o]", module(x, "index.js", src))),
+                             snapapp("b", "b.test", json_pack("[o]", module(x, "main.js", src))));
+    dp_cp_model m = {0};
+    load(x, &m, snapshot(3, apps));
+    nano_config *cfg = build(x, &m);
+    const nano_app_config *a = nano_config_find(cfg, "a", NULL);
+    const nano_app_config *b = nano_config_find(cfg, "b", NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a->code_sha256, b->code_sha256);
+    struct stat st;
+    assert_int_equal(stat(a->main_path, &st), 0);
+    assert_int_equal(stat(b->main_path, &st), 0);
+    assert_string_equal(b->code, src);
+    nano_config_unref(cfg);
     dp_cp_model_fini(&m);
 }
 
@@ -675,6 +747,8 @@ int main(int argc, char **argv)
         T(test_model_snapshot_builds_served_apps_only),
         T(test_model_snapshot_draining_app_is_a_drain),
         T(test_model_env_put_changes_copy_not_current),
+        T(test_model_withheld_app_is_kept_and_its_ops_wait),
+        T(test_model_same_bytes_under_two_names_both_serve),
         T(test_model_op_for_unknown_app_rejected_without_change),
         T(test_model_nonconsecutive_ops_rejected),
         T(test_model_overlap_applies_only_new_ops),
