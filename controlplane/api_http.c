@@ -109,6 +109,29 @@ typedef enum conn_state {
 
 typedef struct conn conn;
 
+/* Why a connection was answered 4xx/5xx and closed at the protocol level: the reason label of
+ * nanocp_http_protocol_errors_total (a fixed set, so the series stay bounded). */
+typedef enum refusal {
+    REFUSED_MALFORMED,      /* 400: framing the strict parser refuses, or a repeated header */
+    REFUSED_HOST,           /* 400: Host missing or invalid */
+    REFUSED_VERSION,        /* 505 */
+    REFUSED_CODING,         /* 501: a transfer coding other than chunked */
+    REFUSED_HEAD_TOO_LARGE, /* 431 */
+    REFUSED_BODY_TOO_LARGE, /* 413 */
+    REFUSED_TIMEOUT,        /* 408: a request not received in time (see arm_timer) */
+    REFUSED_COUNT
+} refusal;
+
+static const char *const refusal_names[REFUSED_COUNT] = {
+    [REFUSED_MALFORMED] = "malformed",
+    [REFUSED_HOST] = "host",
+    [REFUSED_VERSION] = "version",
+    [REFUSED_CODING] = "transfer_coding",
+    [REFUSED_HEAD_TOO_LARGE] = "head_too_large",
+    [REFUSED_BODY_TOO_LARGE] = "body_too_large",
+    [REFUSED_TIMEOUT] = "timeout",
+};
+
 struct cp_http {
     uv_loop_t *loop;
     uv_tcp_t listener;
@@ -128,7 +151,9 @@ struct cp_http {
     size_t n_counters, cap_counters;
     error_counter *errors;
     size_t n_errors, cap_errors;
-    uint64_t n_protocol_errors;
+    uint64_t n_refused[REFUSED_COUNT];
+    uint64_t request_grace_ms; /* cp_http_set_request_timing */
+    uint64_t body_min_rate;
 };
 
 enum { CB_NONE, CB_FIELD, CB_VALUE };
@@ -144,6 +169,9 @@ struct conn {
     char *rbuf;
     size_t n_pending_writes;
     bool is_read_paused; /* by WRITE_QUEUE_HIGH */
+    bool in_request;      /* a request's first byte came and its last has not */
+    uint64_t req_started; /* loop time of that first byte (moved on by paused time) */
+    uint64_t paused_at;   /* loop time is_read_paused was set */
     /* the request being parsed */
     nano_buf url;
     nano_buf field;
@@ -196,7 +224,9 @@ static const char *status_text(int status)
     case 422: return "Unprocessable Content";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -270,15 +300,18 @@ static void render_metrics(cp_http *h, nano_buf *b)
         append_label(b, h->errors[i].code);
         nano_buf_appendf(b, "\"} %" PRIu64 "\n", h->errors[i].n);
     }
+    nano_buf_append_str(b, "# HELP nanocp_http_protocol_errors_total Connections answered "
+                           "400/408/413/431/505 and closed for malformed, oversized or slow "
+                           "requests, by reason.\n"
+                           "# TYPE nanocp_http_protocol_errors_total counter\n");
+    for (size_t i = 0; i < REFUSED_COUNT; i++)
+        nano_buf_appendf(b, "nanocp_http_protocol_errors_total{reason=\"%s\"} %" PRIu64 "\n",
+                         refusal_names[i], h->n_refused[i]);
     nano_buf_appendf(b,
-                     "# HELP nanocp_http_protocol_errors_total Connections answered 400/408/413/"
-                     "431 and closed for malformed, oversized or stalled requests.\n"
-                     "# TYPE nanocp_http_protocol_errors_total counter\n"
-                     "nanocp_http_protocol_errors_total %" PRIu64 "\n"
                      "# HELP nanocp_http_connections Open admin HTTP connections.\n"
                      "# TYPE nanocp_http_connections gauge\n"
                      "nanocp_http_connections %zu\n",
-                     h->n_protocol_errors, h->n_conns);
+                     h->n_conns);
 }
 
 /* --- connection lifecycle ------------------------------------------------------------------ */
@@ -356,14 +389,42 @@ static void conn_close(conn *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
+static void fail(conn *c, int status, refusal why, const char *code, const char *message);
+static void on_timeout(uv_timer_t *t);
+
+/* The loop time by which the request being read must be in: its first byte's time + the
+ * grace + 1 s per body_min_rate body bytes received (a client trickling a head or a
+ * body, never idle long enough for the idle timeout, would otherwise hold one of the 512
+ * connections for ever: 512 of them would lock operators out). */
+static uint64_t request_deadline(const conn *c)
+{
+    const cp_http *h = c->srv;
+    /* Rate 0: the grace bounds the head; a body then has only the idle timeout. */
+    uint64_t earned = h->body_min_rate > 0 ? c->body.len * 1000 / h->body_min_rate
+                      : c->is_head_done   ? UINT64_MAX / 4
+                                          : 0;
+    return c->req_started + h->request_grace_ms + earned;
+}
+
+/* Between requests: the idle timeout. Inside one: the earlier of that and its deadline. */
+static void arm_timer(conn *c)
+{
+    uint64_t now = uv_now(c->srv->loop), due = now + CP_HTTP_IDLE_MS;
+    if (c->in_request && !c->is_read_paused && request_deadline(c) < due)
+        due = request_deadline(c);
+    uv_timer_start(&c->timer, on_timeout, due > now ? due - now : 0, 0);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     conn *c = container_of(t, conn, timer);
     if (c->state != CONN_OPEN)
         return conn_close(c);
-    /* Idle between requests: just close. Stalled inside one: count it. */
-    if (c->head_size > 0 || c->is_head_done)
-        c->srv->n_protocol_errors++;
+    if (c->in_request && !c->is_read_paused) {
+        fail(c, 408, REFUSED_TIMEOUT, "timeout", "request not received in time");
+        return;
+    }
+    /* Idle between requests (or not reading while answers wait): close. */
     conn_close(c);
 }
 
@@ -389,6 +450,8 @@ static void on_write_done(uv_write_t *req, int status)
     else if (c->state == CONN_OPEN && c->is_read_paused &&
              uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < WRITE_QUEUE_HIGH / 2) {
         c->is_read_paused = false;
+        /* The time the client spent not reading its answers is not its request's. */
+        c->req_started += uv_now(c->srv->loop) - c->paused_at;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
 }
@@ -498,9 +561,9 @@ static void respond_error(conn *c, int status, const char *code, const char *fie
 }
 
 /* A protocol-level failure: answer and close (the rest of the stream cannot be trusted). */
-static void fail(conn *c, int status, const char *code, const char *message)
+static void fail(conn *c, int status, refusal why, const char *code, const char *message)
 {
-    c->srv->n_protocol_errors++;
+    c->srv->n_refused[why]++;
     respond_error(c, status, code, "", message, NULL, true);
 }
 
@@ -881,7 +944,8 @@ static int count_head(conn *c, size_t n)
 {
     c->head_size += n;
     if (c->head_size > CP_HTTP_MAX_HEAD) {
-        fail(c, 431, "too_large", "request head is larger than 64 KiB");
+        fail(c, 431, REFUSED_HEAD_TOO_LARGE, "too_large",
+             "request head is larger than 64 KiB");
         return -1;
     }
     return 0;
@@ -889,7 +953,10 @@ static int count_head(conn *c, size_t n)
 
 static int on_message_begin(llhttp_t *p)
 {
-    request_reset(CONN(p));
+    conn *c = CONN(p);
+    request_reset(c);
+    c->in_request = true;
+    c->req_started = uv_now(c->srv->loop);
     return 0;
 }
 
@@ -925,9 +992,16 @@ static int take_header(conn *c)
         slot = &c->host;
     else if (nano_str_ieq(name, NANO_STR("expect")))
         c->is_expect_continue = strcasecmp(value, "100-continue") == 0;
+    else if (nano_str_ieq(name, NANO_STR("transfer-encoding")) &&
+             strcasecmp(value, "chunked") != 0) {
+        /* RFC 9112 §6.1: a coding the server does not implement is a 501, as on nano-dp. */
+        fail(c, 501, REFUSED_CODING, "not_implemented", "unsupported transfer coding");
+        return -1;
+    }
     if (slot) {
         if (*slot) {
-            fail(c, 400, "bad_request", "a header that must appear once was repeated");
+            fail(c, 400, REFUSED_MALFORMED, "bad_request",
+                 "a header that must appear once was repeated");
             return -1;
         }
         /* llhttp hands values without leading spaces; trailing ones are trimmed here. */
@@ -982,18 +1056,19 @@ static int on_headers_complete(llhttp_t *p)
      * but takes the same Host values as the data plane (shared/parse.c). */
     if (p->http_major == 1 && p->http_minor >= 1 &&
         (c->host == NULL || !nano_http_host_valid(c->host, strlen(c->host)))) {
-        fail(c, 400, "bad_request", c->host == NULL ? "missing Host header" : "invalid Host header");
+        fail(c, 400, REFUSED_HOST, "bad_request",
+             c->host == NULL ? "missing Host header" : "invalid Host header");
         return HPE_PAUSED;
     }
     if (!(p->http_major == 1 && (p->http_minor == 0 || p->http_minor == 1))) {
-        fail(c, 505, "bad_request", "only HTTP/1.0 and HTTP/1.1");
+        fail(c, 505, REFUSED_VERSION, "bad_request", "only HTTP/1.0 and HTTP/1.1");
         return HPE_PAUSED;
     }
     route_request(c);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_limit) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body is larger than %zu bytes", c->body_limit);
-        fail(c, 413, "too_large", msg);
+        fail(c, 413, REFUSED_BODY_TOO_LARGE, "too_large", msg);
         return HPE_PAUSED;
     }
     if (c->early_status != 0 && has_body(p)) {
@@ -1025,7 +1100,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (len > c->body_limit - c->body.len) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body is larger than %zu bytes", c->body_limit);
-        fail(c, 413, "too_large", msg);
+        fail(c, 413, REFUSED_BODY_TOO_LARGE, "too_large", msg);
         return -1;
     }
     nano_buf_append(&c->body, at, len);
@@ -1035,6 +1110,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     conn *c = CONN(p);
+    c->in_request = false;
     c->is_last = llhttp_should_keep_alive(p) == 0;
     handle_request(c);
     if (c->is_last && c->state == CONN_OPEN) {
@@ -1070,18 +1146,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (n == 0 || c->state != CONN_OPEN)
         return;
-    uv_timer_start(&c->timer, on_timeout, CP_HTTP_IDLE_MS, 0);
     llhttp_errno_t e = llhttp_execute(&c->parser, c->rbuf, (size_t)n);
     if (c->state == CONN_OPEN &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= WRITE_QUEUE_HIGH) {
         c->is_read_paused = true;
+        c->paused_at = uv_now(c->srv->loop);
         uv_read_stop(s);
     }
+    if (c->state == CONN_OPEN)
+        arm_timer(c);
     if (e == HPE_OK || c->state != CONN_OPEN)
         return; /* done, or we already answered and are closing */
     char msg[200];
     snprintf(msg, sizeof msg, "malformed HTTP request: %s", llhttp_get_error_reason(&c->parser));
-    fail(c, 400, "bad_request", msg);
+    fail(c, 400, REFUSED_MALFORMED, "bad_request", msg);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -1157,6 +1235,8 @@ int cp_http_start(uv_loop_t *loop, const char *addr, cp_call_cb call, cp_token_c
     h->check = check;
     h->ud = ud;
     h->max_body = max_body ? max_body : CP_HTTP_DEFAULT_MAX_BODY;
+    h->request_grace_ms = CP_HTTP_REQUEST_GRACE_MS;
+    h->body_min_rate = CP_HTTP_BODY_MIN_RATE;
     llhttp_settings_init(&h->settings);
     h->settings.on_message_begin = on_message_begin;
     h->settings.on_method_complete = on_method_complete;
@@ -1213,4 +1293,10 @@ void cp_http_close(cp_http *h, cp_api_closed_cb done, void *arg)
         uv_read_stop((uv_stream_t *)&c->tcp);
         uv_timer_start(&c->timer, on_timeout, CLOSE_GRACE_MS, 0);
     }
+}
+
+void cp_http_set_request_timing(cp_http *http, uint64_t grace_ms, uint64_t body_min_rate)
+{
+    http->request_grace_ms = grace_ms;
+    http->body_min_rate = body_min_rate;
 }

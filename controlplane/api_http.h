@@ -23,6 +23,10 @@
 #define CP_HTTP_DEFAULT_MAX_BODY (64u * 1024 * 1024)
 #define CP_HTTP_MAX_CONNS 512
 #define CP_HTTP_IDLE_MS 60000 /* a connection with no bytes for this long is closed */
+/* A request must be in within CP_HTTP_REQUEST_GRACE_MS of its first byte, plus 1 s per
+ * CP_HTTP_BODY_MIN_RATE bytes of body received; else 408 and the connection closes. */
+#define CP_HTTP_REQUEST_GRACE_MS 30000
+#define CP_HTTP_BODY_MIN_RATE 500
 
 typedef struct cp_http cp_http;
 
@@ -37,6 +41,13 @@ int cp_http_start(uv_loop_t *loop, const char *addr, cp_call_cb call, cp_token_c
 
 /* cp_http_port: the TCP port the server is bound to (the chosen one when addr had port 0). */
 int cp_http_port(const cp_http *http);
+
+/* cp_http_set_request_timing: a request must be in within grace_ms of its first byte plus
+ * 1 s per body_min_rate bytes of body received (0: no rate, the grace alone bounds the head
+ * and the body never); else 408 and close. Defaults CP_HTTP_REQUEST_GRACE_MS and
+ * CP_HTTP_BODY_MIN_RATE; nanocp's --http-request-timeout and --http-body-min-rate. Applies
+ * to requests whose timer is armed from then on. Loop thread. */
+void cp_http_set_request_timing(cp_http *http, uint64_t grace_ms, uint64_t body_min_rate);
 
 /* cp_http_close: stops listening and closes every connection: idle ones at once, ones with an
  * answer still being written once it is written (at most 2 s later). Ops run synchronously on

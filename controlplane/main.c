@@ -4,6 +4,7 @@
  * the process exits 0.
  *
  *   nanocp [--data-dir DIR] [--http ADDR] [--rpc URL] [--dataplane URL] [--dataplane-rpc URL]
+ *          [--http-request-timeout D] [--http-body-min-rate N]
  *          [--master-key-file F] [--token-file F] [--node-token-file F]
  *          [--dataplane-tls-cert F --dataplane-tls-key F [--dataplane-tls-ca F]]
  *          [--checker PATH|off]
@@ -52,6 +53,10 @@ typedef struct cp_options {
     const char *checker;       /* --checker PATH|off (NULL: nano-dp beside this binary) */
     bool is_migrate;
     bool migrate_status;
+    const char *http_request_timeout; /* as given; parsed into http_grace_ms */
+    const char *http_body_min_rate;   /* as given; parsed into http_min_rate */
+    uint64_t http_grace_ms;
+    uint64_t http_min_rate;
     bool show_help;
     bool show_version;
 } cp_options;
@@ -63,6 +68,11 @@ static const char usage[] =
     "options:\n"
     "  --data-dir DIR          state: nanocp.db, master.key, admin.token (default ./var/nanocp)\n"
     "  --http ADDR             admin HTTP+JSON listen address (default 127.0.0.1:7070)\n"
+    "  --http-request-timeout D  an admin HTTP request must be in within D of its first\n"
+    "                          byte, plus 1s per --http-body-min-rate bytes of body\n"
+    "                          (default 30s; 408 beyond). D is 30, 30s, 1500ms or 5m\n"
+    "  --http-body-min-rate N  bytes/s a request body must keep up on average (default\n"
+    "                          500; 0: no rate, the timeout alone bounds the head)\n"
     "  --rpc URL               admin msgpack RPC (default tcp://127.0.0.1:7071)\n"
     "  --dataplane URL         config deltas to data planes (default tcp://127.0.0.1:7072)\n"
     "  --dataplane-rpc URL     snapshots and node status (default tcp://127.0.0.1:7073)\n"
@@ -144,6 +154,8 @@ static int parse_args(cp_options *o, int argc, char **argv)
         } flags[] = {
             {"--data-dir", offsetof(cp_options, data_dir)},
             {"--http", offsetof(cp_options, http)},
+            {"--http-request-timeout", offsetof(cp_options, http_request_timeout)},
+            {"--http-body-min-rate", offsetof(cp_options, http_body_min_rate)},
             {"--rpc", offsetof(cp_options, rpc)},
             {"--dataplane", offsetof(cp_options, dataplane)},
             {"--dataplane-rpc", offsetof(cp_options, dataplane_rpc)},
@@ -192,6 +204,17 @@ static int parse_args(cp_options *o, int argc, char **argv)
     }
     if (!is_addr(o->http))
         return usage_error("--http must be HOST:PORT, not '%s'", o->http);
+    o->http_grace_ms = CP_HTTP_REQUEST_GRACE_MS;
+    o->http_min_rate = CP_HTTP_BODY_MIN_RATE;
+    if (o->http_request_timeout != NULL &&
+        (nano_parse_duration_ms(o->http_request_timeout, &o->http_grace_ms) != 0 ||
+         o->http_grace_ms == 0))
+        return usage_error("--http-request-timeout must be a duration above 0 (30, 30s, "
+                           "1500ms, 5m), not '%s'", o->http_request_timeout);
+    if (o->http_body_min_rate != NULL &&
+        nano_parse_size(o->http_body_min_rate, &o->http_min_rate) != 0)
+        return usage_error("--http-body-min-rate must be bytes per second (500, 1KiB, 0), "
+                           "not '%s'", o->http_body_min_rate);
     if (!is_url(o->rpc))
         return usage_error("--rpc must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'", o->rpc);
     if (!is_url(o->dataplane))
@@ -368,9 +391,14 @@ static int run(const cp_options *o)
     cp_distrib_options dopt = {.pub_url = o->dataplane, .rpc_url = o->dataplane_rpc,
                                .node_token_file = o->node_token_file, .tls_cert = o->tls_cert,
                                .tls_key = o->tls_key, .tls_ca = o->tls_ca};
-    if (cp_distrib_start(&m.loop, m.svc, &dopt, &m.distrib, &nerr) != 0 ||
-        cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, 0, &m.http, &nerr) != 0 ||
-        cp_rpc_start(&m.loop, o->rpc, svc_call, svc_check, &m, &m.rpc, &nerr) != 0) {
+    int started = cp_distrib_start(&m.loop, m.svc, &dopt, &m.distrib, &nerr);
+    if (started == 0 &&
+        (started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, 0, &m.http,
+                                 &nerr)) == 0)
+        cp_http_set_request_timing(m.http, o->http_grace_ms, o->http_min_rate);
+    if (started == 0)
+        started = cp_rpc_start(&m.loop, o->rpc, svc_call, svc_check, &m, &m.rpc, &nerr);
+    if (started != 0) {
         NANO_ERROR("nanocp.start_failed", "error=%s", nerr.message);
         fprintf(stderr, "nanocp: %s\n", nerr.message);
         cp_distrib_close(m.distrib, NULL, NULL);

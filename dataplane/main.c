@@ -1020,6 +1020,8 @@ static int serve(dp_main *m)
         .max_body = m->opts.max_body_size,
         .head_timeout_ms = m->opts.head_timeout_ms,
         .idle_timeout_ms = m->opts.idle_timeout_ms,
+        .body_timeout_ms = m->opts.body_timeout_ms,
+        .body_min_rate = m->opts.body_min_rate,
         .write_timeout_ms = m->opts.write_timeout_ms,
         .isolate_memory_budget = m->opts.isolate_memory_budget / n,
         .access_log = !m->opts.no_access_log,

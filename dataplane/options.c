@@ -61,6 +61,11 @@ static const char usage[] =
     "  --idle-timeout D      keep-alive connections idle this long are closed, and a\n"
     "                        request body that stops arriving this long is a 408\n"
     "                        (default 60s)\n"
+    "  --body-timeout D      grace for a request body before --body-min-rate applies\n"
+    "                        (default 20s)\n"
+    "  --body-min-rate N     a request body must arrive at N bytes/s on average after\n"
+    "                        the grace: the deadline grows 1s per N bytes received\n"
+    "                        (default 500; 0: no rate rule). 408 beyond\n"
     "  --write-timeout D     a client that takes none of its response bytes for this long\n"
     "                        is disconnected, its request aborted (default 30s)\n"
     "  --egress-allow LIST   outbound fetch() may connect to these (comma-separated\n"
@@ -212,6 +217,8 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     o->max_body_size = 100 * 1024 * 1024;
     o->head_timeout_ms = 30 * 1000;
     o->idle_timeout_ms = 60 * 1000;
+    o->body_timeout_ms = 20 * 1000;
+    o->body_min_rate = 500;
     o->write_timeout_ms = 30 * 1000;
     o->log_level = NANO_LOG_INFO;
     o->pool_size = 2;
@@ -268,7 +275,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         static const char *const serve_flags[] = {
             "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
             "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
-            "--write-timeout",
+            "--body-timeout", "--body-min-rate", "--write-timeout",
             "--log-level", "--config", "--threads", "--status-listen", "--log-format",
             "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit", "--isolate-pool",
             "--control-plane", "--control-plane-rpc", "--node", "--node-token-file", "--code-dir",
@@ -332,6 +339,15 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             rc = parse_duration(flag, value, &o->head_timeout_ms, err);
         } else if (strcmp(flag, "--idle-timeout") == 0) {
             rc = parse_duration(flag, value, &o->idle_timeout_ms, err);
+        } else if (strcmp(flag, "--body-timeout") == 0) {
+            rc = parse_duration(flag, value, &o->body_timeout_ms, err);
+            if (rc == 0 && o->body_timeout_ms == 0)
+                rc = bad(err, "--body-timeout %s: must be above 0 (--body-min-rate 0 turns the "
+                              "rate rule off)", value);
+        } else if (strcmp(flag, "--body-min-rate") == 0) {
+            if (nano_parse_size(value, &o->body_min_rate) != 0)
+                rc = bad(err, "--body-min-rate %s: not a number of bytes per second (use 500, "
+                              "1KiB or 0 for none)", value);
         } else if (strcmp(flag, "--write-timeout") == 0) {
             rc = parse_duration(flag, value, &o->write_timeout_ms, err);
             if (rc == 0 && o->write_timeout_ms == 0)

@@ -43,6 +43,8 @@ typedef struct dp_options {
     uint64_t max_body_size;
     uint64_t head_timeout_ms;
     uint64_t idle_timeout_ms;
+    uint64_t body_timeout_ms; /* --body-timeout: grace before --body-min-rate applies */
+    uint64_t body_min_rate;   /* --body-min-rate: bytes/s (0: no rate rule) */
     uint64_t write_timeout_ms;
     nano_log_level log_level;
     const char *config_path;      /* --config FILE (borrowed) */

@@ -192,6 +192,14 @@ static void status_metrics(dp_status_source *src, nano_buf *b)
     nano_buf_appendf(b, "nano_config_reloads_total %" PRIu64 "\n", src->config_reloads);
     metric_header(b, "nano_config_rejects_total", "counter", "Config changes rejected.");
     nano_buf_appendf(b, "nano_config_rejects_total %" PRIu64 "\n", src->config_rejects);
+    uint64_t refused[DP_REFUSED_COUNT];
+    dp_server_refusals(refused);
+    metric_header(b, "nano_http_refused_total", "counter",
+                  "Requests refused before they reached an app (malformed, oversized, slow or "
+                  "not HTTP/1.x), by reason; the app port and this status port together.");
+    for (size_t i = 0; i < DP_REFUSED_COUNT; i++)
+        nano_buf_appendf(b, "nano_http_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+                         dp_refusal_name((dp_refusal)i), refused[i]);
     rt_compile_cache_stats cc;
     rt_compile_cache_get_stats(&cc);
     metric_header(b, "nano_compile_cache_hits_total", "counter",
@@ -298,6 +306,8 @@ dp_server *dp_status_start(uv_loop_t *loop, const char *listen, dp_status_source
         .limits = {.max_head = 16 * 1024, .max_body = 1024},
         .head_timeout_ms = 10000,
         .idle_timeout_ms = 30000,
+        .body_timeout_ms = 10000,
+        .body_min_rate = 500,
         .worker_index = 0xffff,
         .quiet = true,
         .dispatch = status_dispatch,

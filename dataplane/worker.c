@@ -1266,6 +1266,8 @@ static void worker_thread(void *arg)
         .limits = {.max_head = w->opts.max_head, .max_body = w->opts.max_body},
         .head_timeout_ms = w->opts.head_timeout_ms,
         .idle_timeout_ms = w->opts.idle_timeout_ms,
+        .body_timeout_ms = w->opts.body_timeout_ms,
+        .body_min_rate = w->opts.body_min_rate,
         .write_timeout_ms = w->opts.write_timeout_ms,
         .worker_index = (uint32_t)w->index,
         .quiet = true,

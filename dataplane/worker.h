@@ -38,6 +38,8 @@ typedef struct dp_worker_options {
     uint64_t max_body;
     uint64_t head_timeout_ms;
     uint64_t idle_timeout_ms;
+    uint64_t body_timeout_ms; /* server.h: the request body rate rule */
+    uint64_t body_min_rate;
     uint64_t write_timeout_ms;
     uint64_t isolate_memory_budget; /* bytes of V8 heap and ArrayBuffers for this worker's idle
                                      * isolates (0: none) */

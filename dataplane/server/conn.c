@@ -93,18 +93,44 @@ static void disarm_timer(dp_conn *c)
     c->timer_due = 0;
 }
 
-/* While a request body is awaited from a client we read from, its bytes must keep coming:
- * one that sends part of a body and stops would otherwise hold the connection (and the
- * request's slot in the app) forever. No byte for the idle timeout is a 408. Not armed
- * while reading is held back (the app has not taken what came), nor once the body is in. */
+/* The loop time by which the current body must be in at --body-min-rate (server.h's rule);
+ * 0: no rate rule. */
+static uint64_t body_deadline(const dp_conn *c)
+{
+    const dp_server_options *o = &c->srv->opts;
+    if (o->body_timeout_ms == 0 || o->body_min_rate == 0)
+        return 0;
+    return c->body_since + o->body_timeout_ms + c->body_bytes * 1000 / o->body_min_rate +
+           c->body_held_ms;
+}
+
+/* While a request body is awaited from a client we read from, its bytes must keep coming, and
+ * at a minimum pace: one that sends part of a body and stops, or trickles a byte now and then,
+ * would otherwise hold the connection (and the request's slot in the app) forever. No byte for
+ * the idle timeout, or the body behind its rate deadline, is a 408. Not armed while reading is
+ * held back (the app has not taken what came: that time is the app's, not the client's), nor
+ * once the body is in. */
 static void body_watch(dp_conn *c)
 {
     if (c->state != DP_CONN_ACTIVE)
         return;
-    if (!c->is_msg_complete && c->is_reading && !c->is_shutting_down)
-        arm_timer(c, c->srv->opts.idle_timeout_ms);
-    else
+    uint64_t now = uv_now(c->srv->loop);
+    bool waiting = !c->is_msg_complete && !c->is_shutting_down;
+    if (waiting && c->is_reading) {
+        if (c->body_held_since != 0) {
+            c->body_held_ms += now - c->body_held_since;
+            c->body_held_since = 0;
+        }
+        uint64_t due = now + c->srv->opts.idle_timeout_ms, deadline = body_deadline(c);
+        if (deadline != 0 && deadline < due)
+            due = deadline;
+        c->timer_due = due;
+        timer_update(c);
+    } else {
+        if (waiting && c->body_held_since == 0)
+            c->body_held_since = now;
         disarm_timer(c);
+    }
 }
 
 /* Lets go of the in-flight request: the runtime may keep it alive (waitUntil), but its
@@ -545,8 +571,9 @@ void dp_conn__body_taken(dp_conn *c)
     }
 }
 
-static void send_error(dp_conn *c, int status, const char *reason)
+static void send_error(dp_conn *c, int status, dp_refusal kind, const char *reason)
 {
+    dp_server__count_refusal(kind);
     const char *text = status == 413   ? "Payload Too Large"
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 408 ? "Request Timeout"
@@ -580,7 +607,7 @@ static void on_timer(uv_timer_t *t)
         c->timer_due = 0;
         switch (c->state) {
         case DP_CONN_HEAD:
-            send_error(c, 408, "request head not received in time");
+            send_error(c, 408, DP_REFUSED_HEAD_TIMEOUT, "request head not received in time");
             break;
         case DP_CONN_IDLE:
             /* Not idle while answers still leave: the write timeout watches those (a slow
@@ -593,9 +620,15 @@ static void on_timer(uv_timer_t *t)
         case DP_CONN_LINGER:
             dp_conn__close(c);
             break;
-        case DP_CONN_ACTIVE: /* armed by body_watch: the body stopped coming */
-            if (!c->is_msg_complete && c->is_reading)
-                send_error(c, 408, "request body not received in time");
+        case DP_CONN_ACTIVE: /* armed by body_watch: the body stopped coming, or crawls */
+            if (!c->is_msg_complete && c->is_reading) {
+                uint64_t deadline = body_deadline(c);
+                if (deadline != 0 && now >= deadline)
+                    send_error(c, 408, DP_REFUSED_BODY_SLOW,
+                               "request body arrived slower than the minimum rate");
+                else
+                    send_error(c, 408, DP_REFUSED_BODY_IDLE, "request body not received in time");
+            }
             break;
         default:
             break;
@@ -612,6 +645,7 @@ static int on_body(void *ud, const char *data, size_t len)
     if (req == NULL)
         return 0;
     dp_request__body_append(req, data, len);
+    c->body_bytes += len;
     c->has_new_body = true;
     size_t held = req->is_body_piped ? c->out.len + c->write_bytes : req->body.len;
     if (!req->is_body_collected && !req->is_body_discarded &&
@@ -638,6 +672,8 @@ static void start_request(dp_conn *c)
     c->srv->n_active++;
     c->is_msg_complete = false;
     c->is_resp_done = false;
+    c->body_since = uv_now(c->srv->loop);
+    c->body_bytes = c->body_held_ms = c->body_held_since = 0;
     c->close_after = should_close_after(c, head);
     c->req = dp_request__new(c, head);
     /* Before this handler runs (it may run long): output queued 1 ms ago goes now. */
@@ -762,7 +798,8 @@ static void process_input(dp_conn *c, const char *data, size_t len)
             message_complete(c);
             break;
         case DP_HTTP1_ERROR:
-            send_error(c, dp_http1_error_status(&c->http), dp_http1_error_reason(&c->http));
+            send_error(c, dp_http1_error_status(&c->http), dp_http1_error_kind(&c->http),
+                       dp_http1_error_reason(&c->http));
             len = 0;
             break;
         }
@@ -791,7 +828,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
             c->close_after = true; /* half-closed: answer, then close */
         } else if (ev == DP_HTTP1_ERROR && c->state != DP_CONN_ACTIVE) {
-            send_error(c, 400, dp_http1_error_reason(&c->http));
+            send_error(c, 400, dp_http1_error_kind(&c->http), dp_http1_error_reason(&c->http));
         } else if (c->state == DP_CONN_IDLE && dp_conn__unsent(c) > 0) {
             close_gracefully(c); /* half-closed: the answers still leaving go first */
         } else {

@@ -13,9 +13,10 @@ enum { PAUSE_NONE, PAUSE_HEAD, PAUSE_DONE };
 
 #define P(parser) ((dp_http1 *)(parser)->data)
 
-static int fail(dp_http1 *p, int status, const char *reason)
+static int fail(dp_http1 *p, int status, dp_refusal kind, const char *reason)
 {
     p->error_status = status;
+    p->error_kind = kind;
     p->error_reason = reason;
     return -1;
 }
@@ -24,7 +25,7 @@ static int count_head(dp_http1 *p, size_t n)
 {
     p->head_size += n;
     if (p->head_size > p->limits.max_head)
-        return fail(p, 431, "request head too large");
+        return fail(p, 431, DP_REFUSED_HEAD_TOO_LARGE, "request head too large");
     return 0;
 }
 
@@ -145,10 +146,10 @@ static int on_headers_complete(llhttp_t *parser)
         h->headers[i].value =
             trim_ows((nano_str){p->head_bytes.data + s->value_off, s->value_len});
         if (!is_token(h->headers[i].name))
-            return fail(p, 400, "invalid header name");
+            return fail(p, 400, DP_REFUSED_MALFORMED, "invalid header name");
         if (nano_str_ieq(h->headers[i].name, NANO_STR("host"))) {
             if (h->host.ptr != NULL) /* RFC 9112 §3.2: more than one Host is a 400 */
-                return fail(p, 400, "more than one Host header");
+                return fail(p, 400, DP_REFUSED_HOST, "more than one Host header");
             h->host = h->headers[i].value;
             if (h->host.ptr == NULL) /* an empty value: still seen, as one Host */
                 h->host.ptr = p->head_bytes.data + s->value_off;
@@ -159,7 +160,7 @@ static int on_headers_complete(llhttp_t *parser)
                  !nano_str_ieq(h->headers[i].value, NANO_STR("chunked")))
             /* RFC 9112 §6.1: a coding the server does not understand is a 501 (and "xchunked"
              * read as no body would let a smuggled request through). */
-            return fail(p, 501, "unsupported transfer coding");
+            return fail(p, 501, DP_REFUSED_CODING, "unsupported transfer coding");
     }
     h->n_headers = p->n_spans;
     h->method = nano_str_c(llhttp_method_name((llhttp_method_t)parser->method));
@@ -174,15 +175,15 @@ static int on_headers_complete(llhttp_t *parser)
     /* llhttp's length is a uint64_t; ours is signed (-1: none): beyond INT64_MAX is no body
      * we would take anyway. */
     if (has_length && parser->content_length > (uint64_t)INT64_MAX)
-        return fail(p, 413, "request body too large");
+        return fail(p, 413, DP_REFUSED_BODY_TOO_LARGE, "request body too large");
     h->content_length = has_length ? (int64_t)parser->content_length : -1;
     h->has_body = chunked || (has_length && parser->content_length > 0);
     if (h->target.len == 0)
-        return fail(p, 400, "empty request target");
+        return fail(p, 400, DP_REFUSED_TARGET, "empty request target");
     if (!(h->version_major == 1 && (h->version_minor == 0 || h->version_minor == 1)))
-        return fail(p, 505, "only HTTP/1.0 and HTTP/1.1");
+        return fail(p, 505, DP_REFUSED_VERSION, "only HTTP/1.0 and HTTP/1.1");
     if (h->target.ptr[0] == '*' && h->target.len == 1)
-        return fail(p, 400, "the asterisk-form target is not served");
+        return fail(p, 400, DP_REFUSED_TARGET, "the asterisk-form target is not served");
     /* Absolute-form (RFC 9112 §3.2.2): the target's authority is the request's host, for
      * routing and request.url alike. */
     static const nano_str schemes[] = {NANO_STR("http://"), NANO_STR("https://")};
@@ -196,16 +197,16 @@ static int on_headers_complete(llhttp_t *parser)
             e++;
         nano_str authority = {h->target.ptr + a, e - a};
         if (!nano_http_host_valid(authority.ptr, authority.len))
-            return fail(p, 400, "invalid authority in the request target");
+            return fail(p, 400, DP_REFUSED_HOST, "invalid authority in the request target");
         h->host = authority;
     }
     /* RFC 9112 §3.2: a 1.1 request without Host is a 400; so is an invalid one. */
     if (h->version_major == 1 && h->version_minor >= 1 && h->host.len == 0)
-        return fail(p, 400, "missing Host header");
+        return fail(p, 400, DP_REFUSED_HOST, "missing Host header");
     if (h->host.len > 0 && !nano_http_host_valid(h->host.ptr, h->host.len))
-        return fail(p, 400, "invalid Host header");
+        return fail(p, 400, DP_REFUSED_HOST, "invalid Host header");
     if (has_length && parser->content_length > p->limits.max_body)
-        return fail(p, 413, "request body too large");
+        return fail(p, 413, DP_REFUSED_BODY_TOO_LARGE, "request body too large");
     p->head_ready = true;
     p->pause = PAUSE_HEAD;
     return HPE_PAUSED;
@@ -216,9 +217,9 @@ static int on_body(llhttp_t *parser, const char *at, size_t len)
     dp_http1 *p = P(parser);
     p->body_size += len;
     if (p->body_size > p->limits.max_body)
-        return fail(p, 413, "request body too large");
+        return fail(p, 413, DP_REFUSED_BODY_TOO_LARGE, "request body too large");
     if (p->on_body != NULL && p->on_body(p->ud, at, len) != 0)
-        return fail(p, 400, "request body rejected");
+        return fail(p, 400, DP_REFUSED_MALFORMED, "request body rejected");
     return 0;
 }
 
@@ -240,9 +241,9 @@ static int on_chunk_extension(llhttp_t *parser, const char *at, size_t len)
     p->chunk_ext_bytes += len;
     p->body_size += len;
     if (p->chunk_ext_bytes > DP_HTTP1_CHUNK_EXT_MAX)
-        return fail(p, 400, "chunk extensions too long");
+        return fail(p, 400, DP_REFUSED_CHUNK_EXT, "chunk extensions too long");
     if (p->body_size > p->limits.max_body)
-        return fail(p, 413, "request body too large");
+        return fail(p, 413, DP_REFUSED_BODY_TOO_LARGE, "request body too large");
     return 0;
 }
 
@@ -471,6 +472,7 @@ dp_http1_event dp_http1_feed(dp_http1 *p, const char *data, size_t len, size_t *
     default:
         if (p->error_status == 0) {
             p->error_status = 400;
+            p->error_kind = DP_REFUSED_MALFORMED;
             p->error_reason = llhttp_get_error_reason(&p->parser);
         }
         return DP_HTTP1_ERROR;
@@ -487,6 +489,7 @@ dp_http1_event dp_http1_finish(dp_http1 *p)
         return DP_HTTP1_NEED_MORE;
     if (llhttp_finish(&p->parser) != HPE_OK) {
         p->error_status = 400;
+        p->error_kind = DP_REFUSED_CUT_SHORT;
         p->error_reason = "connection closed in the middle of a request";
         return DP_HTTP1_ERROR;
     }
@@ -506,6 +509,30 @@ bool dp_http1_in_message(const dp_http1 *p)
 int dp_http1_error_status(const dp_http1 *p)
 {
     return p->error_status;
+}
+
+dp_refusal dp_http1_error_kind(const dp_http1 *p)
+{
+    return p->error_kind;
+}
+
+const char *dp_refusal_name(dp_refusal r)
+{
+    static const char *const names[DP_REFUSED_COUNT] = {
+        [DP_REFUSED_MALFORMED] = "malformed",
+        [DP_REFUSED_CUT_SHORT] = "cut_short",
+        [DP_REFUSED_HOST] = "host",
+        [DP_REFUSED_TARGET] = "target",
+        [DP_REFUSED_CHUNK_EXT] = "chunk_extensions",
+        [DP_REFUSED_HEAD_TOO_LARGE] = "head_too_large",
+        [DP_REFUSED_BODY_TOO_LARGE] = "body_too_large",
+        [DP_REFUSED_CODING] = "transfer_coding",
+        [DP_REFUSED_VERSION] = "version",
+        [DP_REFUSED_HEAD_TIMEOUT] = "head_timeout",
+        [DP_REFUSED_BODY_IDLE] = "body_idle",
+        [DP_REFUSED_BODY_SLOW] = "body_too_slow",
+    };
+    return (unsigned)r < DP_REFUSED_COUNT ? names[r] : "other";
 }
 
 const char *dp_http1_error_reason(const dp_http1 *p)

@@ -43,6 +43,28 @@ typedef enum dp_http1_event {
     DP_HTTP1_ERROR,         /* dp_http1_error_status() says which status to answer */
 } dp_http1_event;
 
+/* Why a request was refused before it reached an app: the reason label of /metrics'
+ * nano_http_refused_total (dp_refusal_name). The parser's own are set with its errors; the
+ * timeouts are the connection's (conn.c). */
+typedef enum dp_refusal {
+    DP_REFUSED_MALFORMED,      /* 400: framing the strict parser refuses */
+    DP_REFUSED_CUT_SHORT,      /* 400: the peer closed in the middle of a request */
+    DP_REFUSED_HOST,           /* 400: Host missing, repeated or invalid; bad authority */
+    DP_REFUSED_TARGET,         /* 400: an empty or asterisk-form request target */
+    DP_REFUSED_CHUNK_EXT,      /* 400: chunk extensions over 4 KiB on one line */
+    DP_REFUSED_HEAD_TOO_LARGE, /* 431 */
+    DP_REFUSED_BODY_TOO_LARGE, /* 413 */
+    DP_REFUSED_CODING,         /* 501: a transfer coding other than chunked */
+    DP_REFUSED_VERSION,        /* 505: not HTTP/1.0 or 1.1 */
+    DP_REFUSED_HEAD_TIMEOUT,   /* 408: the head did not arrive within --head-timeout */
+    DP_REFUSED_BODY_IDLE,      /* 408: no body byte for --idle-timeout */
+    DP_REFUSED_BODY_SLOW,      /* 408: the body came slower than --body-min-rate */
+    DP_REFUSED_COUNT
+} dp_refusal;
+
+/* dp_refusal_name: "malformed", "host", ... (a Prometheus label value). */
+const char *dp_refusal_name(dp_refusal r);
+
 typedef int (*dp_http1_body_cb)(void *ud, const char *data, size_t len);
 
 typedef struct dp_http1_limits {
@@ -68,7 +90,8 @@ typedef struct dp_http1 {
     uint64_t chunk_ext_bytes; /* of the chunk-size line being read */
     int last_cb;          /* which data callback ran last: to join split names/values */
     int pause;            /* why llhttp paused: head complete or message complete */
-    int error_status;     /* 400, 413, 431 once failed */
+    int error_status;     /* 400, 413, 431, 501, 505 once failed */
+    dp_refusal error_kind;
     const char *error_reason;
     bool head_ready;
     bool in_message;
@@ -104,8 +127,10 @@ const dp_http1_head *dp_http1_current(const dp_http1 *p);
 /* dp_http1_in_message: whether bytes of a request have arrived that are not yet complete. */
 bool dp_http1_in_message(const dp_http1 *p);
 
-/* dp_http1_error_status: 400/413/431 after DP_HTTP1_ERROR; dp_http1_error_reason: why. */
+/* dp_http1_error_status: 400/413/431/501/505 after DP_HTTP1_ERROR; dp_http1_error_reason:
+ * why, in words; dp_http1_error_kind: why, as a metrics label. */
 int dp_http1_error_status(const dp_http1 *p);
+dp_refusal dp_http1_error_kind(const dp_http1 *p);
 const char *dp_http1_error_reason(const dp_http1 *p);
 
 #endif

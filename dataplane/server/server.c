@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -348,4 +349,22 @@ const char *dp_server__date(dp_server *srv)
         srv->date_sec = now;
     }
     return srv->date;
+}
+
+/* --- refusals ------------------------------------------------------------------------------ */
+
+/* Process-wide: every worker's server and the status port count here; relaxed increments on
+ * a path that is already an error's. */
+static _Atomic uint64_t refusals[DP_REFUSED_COUNT];
+
+void dp_server__count_refusal(dp_refusal kind)
+{
+    if ((unsigned)kind < DP_REFUSED_COUNT)
+        atomic_fetch_add_explicit(&refusals[kind], 1, memory_order_relaxed);
+}
+
+void dp_server_refusals(uint64_t out[DP_REFUSED_COUNT])
+{
+    for (size_t i = 0; i < DP_REFUSED_COUNT; i++)
+        out[i] = atomic_load_explicit(&refusals[i], memory_order_relaxed);
 }

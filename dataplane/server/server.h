@@ -32,6 +32,12 @@ typedef struct dp_server_options {
     dp_http1_limits limits;   /* request head and body sizes */
     uint64_t head_timeout_ms; /* a request head must arrive within this */
     uint64_t idle_timeout_ms; /* keep-alive connections idle this long are closed */
+    /* A request body must come at body_min_rate bytes/s on average after a grace of
+     * body_timeout_ms (mod_reqtimeout's rule): the deadline is the body's start + the grace
+     * + 1 s per body_min_rate bytes received; time while reading is held back for the app
+     * does not count. 0 in either: no rate rule (the idle timeout still applies). */
+    uint64_t body_timeout_ms;
+    uint64_t body_min_rate;
     uint64_t write_timeout_ms; /* response bytes waiting this long with none taken by the
                                 * client close the connection (0: DP_WRITE_TIMEOUT_MS) */
     int fd;                   /* > 0: an already bound socket to listen on (SO_REUSEPORT
@@ -55,6 +61,10 @@ int dp_listen_socket_exclusive(const char *host, int port, int *bound_port, nano
 /* The default write timeout: a client that has taken none of the bytes waiting for it for
  * this long is not reading (or is gone): its connection is reset and its request aborted. */
 #define DP_WRITE_TIMEOUT_MS (30 * 1000)
+
+/* dp_server_refusals: requests refused before they reached an app, by reason (http1.h
+ * dp_refusal), counted over every server of the process since it started. Any thread. */
+void dp_server_refusals(uint64_t out[DP_REFUSED_COUNT]);
 
 typedef void (*dp_server_drained_cb)(dp_server *srv, void *ud);
 

@@ -63,6 +63,12 @@ struct dp_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uint64_t timer_due;      /* loop time the current timeout ends; 0: none (see arm_timer) */
+    /* the current request body's pace (body_watch): when it started, bytes so far, time
+     * reading was held back for the app, and since when it is held back (0: it is not) */
+    uint64_t body_since;
+    uint64_t body_bytes;
+    uint64_t body_held_ms;
+    uint64_t body_held_since;
     uint64_t timer_fires_at; /* when the uv timer, if active, fires */
     uv_shutdown_t shutdown_req;
     dp_server *srv;
@@ -147,6 +153,9 @@ size_t dp_conn__unsent(const dp_conn *c);
 
 /* server.c */
 void dp_server__schedule(dp_server *srv, dp_conn *c);
+/* dp_server__count_refusal: one request refused before it reached an app (any thread). */
+void dp_server__count_refusal(dp_refusal kind);
+
 /* dp_server__flush_soon: c's output goes to the kernel at the end of this loop turn (before
  * the loop waits again). */
 void dp_server__flush_soon(dp_server *srv, dp_conn *c);

@@ -203,6 +203,76 @@ def a_nul_byte_is_refused_on_both_front_ends():
 
 
 @check
+def raw_http_is_strict_and_a_slow_request_gets_408():
+    """nanocp's admin HTTP front on raw sockets: Host, version and coding rules as nano-dp's;
+    a head or body trickled slower than --http-body-min-rate after --http-request-timeout is
+    a 408 (before: each byte reset a 60 s idle timer, so 512 such clients locked operators
+    out); /metrics counts refusals by reason."""
+    import re
+    import time
+    from nanotest import Conn
+    cp = ControlPlane(scratch_dir(), args=["--http-request-timeout", "1s",
+                                           "--http-body-min-rate", "1000"]).start()
+    for raw, want in ((b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+                      (b"GET /healthz HTTP/1.1\r\n\r\n", 400),
+                      (b"GET /healthz HTTP/2.0\r\nHost: cp\r\n\r\n", 505),
+                      (b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: xchunked"
+                       b"\r\n\r\n", 501),
+                      (b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: gzip, chunked"
+                       b"\r\n\r\n0\r\n\r\n", 501)):
+        with Conn(cp.http_port) as c:
+            c.send(raw)
+            r = c.read_response()
+            eq(r.status, want, f"{raw!r}: {r.text}")
+            expect(c.is_closed(), f"closed after {raw!r}")
+
+    def trickle(first, piece):
+        """Sends first, then piece every 0.2 s; returns (status line, seconds) of the answer."""
+        with Conn(cp.http_port, timeout=10) as c:
+            c.send(first)
+            t0 = time.monotonic()
+            c.sock.settimeout(0.2)
+            while time.monotonic() - t0 < 8:
+                try:
+                    c.sock.sendall(piece)
+                except OSError:
+                    pass
+                try:
+                    data = c.sock.recv(4096)
+                except OSError:
+                    continue
+                return data[:12], time.monotonic() - t0
+        return None, None
+
+    # A head: one header byte every 0.2 s, never idle.
+    status, took = trickle(b"GET /v1/apps HTTP/1.1\r\nHost: cp\r\nX-Slow: ", b"a")
+    eq(status, b"HTTP/1.1 408", "a trickled head")
+    expect(took < 3, f"the 408 took {took} s")
+    # A body: 20 bytes every 0.2 s (100 B/s), under the 1000 B/s minimum.
+    status, took = trickle(b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nContent-Type: "
+                           b"application/json\r\nAuthorization: Bearer " + cp.token.encode() +
+                           b"\r\nContent-Length: 100000\r\n\r\n", b" " * 20)
+    eq(status, b"HTTP/1.1 408", "a trickled body")
+    expect(took < 3, f"the 408 took {took} s")
+    # A body that keeps the rate is served.
+    body = json.dumps({"name": "steady", "hostnames": ["steady.test"]}).encode()
+    body = body + b" " * (3000 - len(body))
+    with Conn(cp.http_port, timeout=10) as c:
+        c.send(b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer " + cp.token.encode() + b"\r\nContent-Length: 3000\r\n\r\n")
+        for i in range(0, 3000, 300):  # 3000 B/s for 1 s, then nothing left
+            c.send(body[i:i + 300])
+            time.sleep(0.1)
+        eq(c.read_response().status, 201, "a body at the rate")
+    status, text, _ = cp.http("GET", "/metrics")
+    counts = dict(re.findall(r'nanocp_http_protocol_errors_total\{reason="(\w+)"\} (\d+)', text))
+    eq({k: int(counts.get(k, -1)) for k in ("host", "version", "transfer_coding", "timeout")},
+       {"host": 2, "version": 1, "transfer_coding": 2, "timeout": 2},
+       f"refusals by reason: {counts}")
+    cp.stop()
+
+
+@check
 def state_survives_a_restart_and_secrets_are_not_stored_in_clear():
     cp = start_cp()
     d = scratch_dir()

@@ -11,10 +11,15 @@ one worker thread while the bystander app B is requested on the same thread (hos
   byte in order, however long after the idle and write timeouts the transfer ends;
 - a client that half-closes right after its request still gets the whole response;
 - a client that sends part of a request body and stops gets a 408 after --idle-timeout, and
-  the request the app was reading it for ends.
+  the request the app was reading it for ends;
+- a client that trickles a body (a few bytes now and then, never idle long enough for the
+  idle timeout) gets a 408 once it falls behind --body-min-rate after --body-timeout, and
+  /metrics counts it; a body that keeps the rate, or that waits because the app has not read
+  it yet, is never cut.
 """
 import errno
 import fcntl
+import re
 import socket
 import struct
 import termios
@@ -52,6 +57,9 @@ export default {
       case '/counts':
         return Response.json({ started, cancelled });
       case '/upload':
+        return new Response('got ' + (await request.text()).length);
+      case '/upload-later':
+        await new Promise((r) => setTimeout(r, 2500));
         return new Response('got ' + (await request.text()).length);
       default:
         return new Response('a ok');
@@ -274,6 +282,98 @@ def stalled_upload_gets_408_after_the_idle_timeout():
         while app_in_flight(s) != 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         eq(app_in_flight(s), 0, "a's in-flight requests after the 408")
+
+
+def refused(server, reason):
+    """nano_http_refused_total{reason=...} of the node's /metrics."""
+    text = server.status("/metrics").text
+    m = re.search(r'^nano_http_refused_total\{reason="%s"\} (\d+)$' % reason, text, re.M)
+    expect(m is not None, f"no nano_http_refused_total for {reason} in /metrics")
+    return int(m.group(1))
+
+
+RATE = ["--body-timeout", "1s", "--body-min-rate", "1000", "--idle-timeout", "5s"]
+
+
+@check
+def trickled_upload_gets_408_once_behind_the_minimum_rate():
+    with two_apps(A_APP, A_LIMITS, args=RATE) as s:
+        warm(s)
+        eq(refused(s, "body_too_slow"), 0, "none refused yet")
+        with Bystander(s) as b:
+            with Conn(s.port, timeout=10) as c:
+                c.send(build_request("POST", "/upload", {"Content-Length": "100000"},
+                                     host="a.test"))
+                t0 = time.monotonic()
+                # 20 bytes every 0.2 s: 100 B/s, never idle for the 5 s idle timeout. The
+                # deadline is 1 s + 1 s per 1000 bytes: about 1.1 s in.
+                status, took = None, None
+                c.sock.settimeout(0.2)
+                while time.monotonic() - t0 < 8:
+                    try:
+                        c.sock.sendall(b"y" * 20)
+                    except OSError:
+                        break
+                    try:
+                        data = c.sock.recv(4096)
+                    except socket.timeout:
+                        continue
+                    took = time.monotonic() - t0
+                    status = data[:12]
+                    break
+        b.check()
+        log_figure(f"trickled upload: {status!r} after {took} s (grace 1 s, 1000 B/s)")
+        eq(status, b"HTTP/1.1 408", "a body behind the minimum rate")
+        expect(took is not None and took < 3, f"the 408 took {took} s")
+        eq(refused(s, "body_too_slow"), 1, "counted in /metrics")
+        deadline = time.monotonic() + 3
+        while app_in_flight(s) != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        eq(app_in_flight(s), 0, "a's in-flight requests after the 408")
+
+
+@check
+def a_body_at_the_rate_or_held_by_the_app_is_not_cut():
+    with two_apps(A_APP, A_LIMITS, args=RATE) as s:
+        warm(s)
+        # 3,000 B/s for 3 s: above 1000 B/s all along, so it completes long past the grace.
+        with Conn(s.port, timeout=10) as c:
+            c.send(build_request("POST", "/upload", {"Content-Length": "9000"}, host="a.test"))
+            for _ in range(30):
+                c.send(b"z" * 300)
+                time.sleep(0.1)
+            r = c.read_response()
+            eq((r.status, r.text), (200, "got 9000"), "a steady body")
+        eq(refused(s, "body_too_slow") + refused(s, "body_idle"), 0, "none refused")
+    # 16 MiB sent at once to an app that reads it only after 2.5 s: reading is held back
+    # meanwhile (the app's time, not the client's), then the rest comes fast. At 1 MiB/s the
+    # 64 KiB read before the hold buy 1.06 s: counting the hold would make it a 408.
+    with two_apps(A_APP, A_LIMITS, args=["--body-timeout", "1s", "--body-min-rate", "1MiB"]) as s:
+        warm(s)
+        with Conn(s.port, timeout=20) as c:
+            body = b"w" * (16 * MIB)
+            c.send(build_request("POST", "/upload-later", {"Content-Length": str(len(body))},
+                                 host="a.test") + body)
+            r = c.read_response()
+            eq((r.status, r.text), (200, f"got {len(body)}"), "a body the app read late")
+        eq(refused(s, "body_too_slow") + refused(s, "body_idle"), 0, "none refused")
+
+
+@check
+def metrics_count_refusals_by_reason():
+    with two_apps(A_APP, A_LIMITS) as s:
+        warm(s)
+        before = {k: refused(s, k) for k in ("host", "version", "transfer_coding", "malformed")}
+        for raw in (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+                    b"GET / HTTP/2.0\r\nHost: a.test\r\n\r\n",
+                    b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: xchunked\r\n\r\n",
+                    b"GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"):
+            with Conn(s.port) as c:
+                c.send(raw)
+                r = c.read_response()
+                expect(r.status >= 400, f"{raw!r}: {r.status}")
+        for k, want in (("host", 1), ("version", 1), ("transfer_coding", 1), ("malformed", 1)):
+            eq(refused(s, k) - before[k], want, f"refusals counted as {k}")
 
 
 if __name__ == "__main__":

@@ -859,7 +859,10 @@ static void http_limits_answer_and_close(void **state)
     response_free(&r);
 
     r = get(s->port, "/metrics");
-    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total 6\n"));
+    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"head_too_large\"} 1\n"));
+    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"body_too_large\"} 3\n"));
+    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"malformed\"} 2\n"));
+    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"timeout\"} 0\n"));
     assert_non_null(strstr(r.body, "method=\"other\",status=\"400\"} 1\n"));
     response_free(&r);
     server_stop(s);
