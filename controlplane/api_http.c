@@ -197,6 +197,9 @@ static const char *status_text(int status)
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    /* on_headers_complete answers 505 to a head with another version ("GET / HTTP/2.0"); it
+     * went out as "505 Unknown" (found by tests/fuzz/fuzz_admin_http.c). */
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
