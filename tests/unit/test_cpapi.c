@@ -865,6 +865,20 @@ static void http_limits_answer_and_close(void **state)
     assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"timeout\"} 0\n"));
     assert_non_null(strstr(r.body, "method=\"other\",status=\"400\"} 1\n"));
     response_free(&r);
+
+    /* another HTTP version: 505 with its reason phrase (it went out as "505 Unknown"), closed */
+    fd = http_connect(s->port);
+    rd = (reader){fd, NANO_BUF_INIT};
+    const char v2[] = "GET /v1/apps HTTP/2.0\r\nHost: cp\r\n\r\n";
+    send_all(fd, v2, sizeof v2 - 1);
+    assert_true(read_response(&rd, &r));
+    assert_int_equal(r.status, 505);
+    assert_true(strncmp(r.headers, "HTTP/1.1 505 HTTP Version Not Supported\r\n", 41) == 0);
+    assert_non_null(strstr(r.headers, "Connection: close"));
+    response_free(&r);
+    assert_false(read_more(&rd));
+    nano_buf_fini(&rd.in);
+    close(fd);
     server_stop(s);
 }
 
