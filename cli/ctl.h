@@ -1,4 +1,4 @@
-/* ctl.h: nanoctl's internals (DESIGN.md §10; docs/nanoctl.md), shared by its files: main.c
+/* ctl.h: nanoctl's internals (docs/nanoctl.md), shared by its files: main.c
  * (the process), run.c (global options, help, dispatch), client.c (connection config and the
  * NNG REQ client), output.c (tables, errors), and one file per command group (apps.c, env.c,
  * secret.c, info.c, apply.c).
@@ -15,7 +15,7 @@
 
 #include "error.h"
 
-/* Exit codes (DESIGN.md §10). */
+/* Exit codes (docs/nanoctl.md#output-and-exit-codes). */
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_FAIL 1  /* runtime failure: cannot connect, timeout, the server refused */
 #define CTL_EXIT_USAGE 2 /* bad usage or input, found here or by the server */

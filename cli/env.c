@@ -1,4 +1,4 @@
-/* env.c: nanoctl env list|set|unset|import (DESIGN.md §7). */
+/* env.c: nanoctl env list|set|unset|import (docs/nanoctl.md#env). */
 #include "ctl.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* nanoctl: the NANO admin CLI (DESIGN.md §10; docs/nanoctl.md). The program is ctl_run. */
+/* nanoctl: the NANO admin CLI (docs/nanoctl.md). The program is ctl_run. */
 #include <stdio.h>
 
 #include "ctl.h"

@@ -1,4 +1,4 @@
-/* secret.c: nanoctl secret list|set|rm (DESIGN.md §5, §7). A value is read from stdin, never
+/* secret.c: nanoctl secret list|set|rm (docs/nanoctl.md#secret). A value is read from stdin, never
  * from the command line, where other users could see it (ps, shell history). */
 #include "ctl.h"
 

@@ -1,6 +1,6 @@
 # Helpers shared by every area's CMakeLists.txt.
 
-# nano_warnings: the warning set every target links (STYLE.md §9); -Werror under CI=true.
+# nano_warnings: the warning set every target links (docs/style.md#cmake); -Werror under CI=true.
 add_library(nano_warnings INTERFACE)
 target_compile_options(nano_warnings INTERFACE
   -Wall -Wextra -Wshadow -Wformat=2

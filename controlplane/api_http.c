@@ -24,7 +24,7 @@
  * is queued for it, read again when the queue has drained. */
 #define WRITE_QUEUE_HIGH (4u * 1024 * 1024)
 
-/* --- routes (DESIGN.md §10) ---------------------------------------------------------------- */
+/* --- routes (docs/admin-api.md) -------------------------------------------------------------- */
 
 typedef enum body_kind {
     BODY_NONE,  /* ignored if sent */

@@ -1,4 +1,4 @@
-/* api_http.h: nanocp's HTTP+JSON admin API (DESIGN.md §5, §10; docs/admin-api.md).
+/* api_http.h: nanocp's HTTP+JSON admin API (docs/admin-api.md).
  *
  * An HTTP/1.1 server on a libuv loop (llhttp parses; keep-alive and pipelining; request head
  * at most 64 KiB; JSON bodies at most 1 MiB, code uploads at most max_body) that maps each

@@ -1,4 +1,4 @@
-/* api_rpc.h: nanocp's binary admin API (DESIGN.md §5; docs/admin-api.md): msgpack envelopes
+/* api_rpc.h: nanocp's binary admin API (docs/admin-api.md): msgpack envelopes
  * (shared/admin_msg.h) over an NNG REP socket, the transport nanoctl uses.
  *
  * Each request {v, op, token, args} is decoded (at most NANO_ADMIN_MAX_BYTES), its token

@@ -1,4 +1,4 @@
-/* distrib.h: nanocp's distribution layer (DESIGN.md §6, §8; protocol in shared/msg.h): the PUB
+/* distrib.h: nanocp's distribution layer (docs/distribution.md; protocol in shared/msg.h): the PUB
  * socket that carries every committed config-log entry to the data planes as deltas plus a
  * heartbeat each second, and the REP socket that answers their hello, snapshot, code.get,
  * secrets.get, status and drain.ack requests. It also runs the drains' clock: nodes that have
@@ -22,7 +22,7 @@
 #include "service.h"
 
 #define CP_DISTRIB_CONTEXTS 16          /* requests received concurrently; more wait in NNG */
-#define CP_DISTRIB_HEARTBEAT_MS 1000    /* DESIGN.md §6 */
+#define CP_DISTRIB_HEARTBEAT_MS 1000    /* docs/distribution.md#what-flows */
 #define CP_DISTRIB_DRAIN_GRACE_MS 2000  /* beyond a drain's timeout before nodes time out */
 
 typedef struct cp_distrib cp_distrib;

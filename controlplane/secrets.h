@@ -1,5 +1,5 @@
-/* secrets.h: secrets at rest (DESIGN.md §5): the master key and AES-256-GCM sealing of each
- * secret value, bound to its app and name.
+/* secrets.h: secrets at rest (docs/nanocp.md#secrets): the master key and AES-256-GCM sealing
+ * of each secret value, bound to its app and name.
  *
  * Sealing uses a fresh 12-byte random nonce per value and "APP\0NAME" as additional
  * authenticated data, so a ciphertext copied to another app or name fails to open. The key id

@@ -1,4 +1,4 @@
-/* service.h: nanocp's service layer (DESIGN.md §5, §7, §8, §10): every admin operation, once.
+/* service.h: nanocp's service layer (docs/nanocp.md#operations): every admin operation, once.
  *
  * Both front ends are thin adapters over cp_service_call: api_http.c maps a method and path
  * (plus JSON body) to an op and its args, api_rpc.c maps a msgpack envelope {v, op, token,
@@ -9,8 +9,8 @@
  * Threading: a cp_service and its SQLite connection belong to one thread (nanocp's service
  * thread, which runs the libuv loop). NNG callbacks hand requests to that thread.
  *
- * Ops (args -> result; every name, hostname, limit and env entry validated per DESIGN.md §7,
- * §9 with nano_app_name_valid & co. from shared/config.h, so nanocp and nano-dp agree):
+ * Ops (args -> result; every name, hostname, limit and env entry validated by the rules of
+ * docs/config.md with nano_app_name_valid & co. from shared/config.h, so nanocp and nano-dp agree):
  *
  *   apps.list      {}                                  -> {"apps": [APP...]}
  *   apps.create    {name, hostnames: [..], path_prefix?, default?, node_compat?,
@@ -90,7 +90,7 @@
  *   Times are RFC 3339 UTC strings. No result ever holds a secret's value.
  *
  * Every change is one SQLite transaction that also appends its audit entry and its config-log
- * delta(s) (the numbered sequence the data planes follow; DESIGN.md §6 ops: app.put,
+ * delta(s) (the numbered sequence the data planes follow; shared/msg.h ops: app.put,
  * code.put, env.put, env.del, secret.put, secret.del, app.drain, app.remove). A secret in the
  * config log is stored encrypted, exactly as in the secrets table. */
 #ifndef CP_SERVICE_H

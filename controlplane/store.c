@@ -998,8 +998,9 @@ int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t
     return rc;
 }
 
-/* A node's state in a drain as the API shows it (DESIGN.md §8): pending -> draining, acked ->
- * drained; in_flight is what the node last reported for the app (its status, nodes.apps). */
+/* A node's state in a drain as the API shows it (docs/distribution.md#drains): pending ->
+ * draining, acked -> drained; in_flight is what the node last reported for the app (its
+ * status, nodes.apps). */
 int cp_store_drain_get(cp_store *st, const char *app, json_t **out)
 {
     static const char sql[] =

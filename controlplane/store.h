@@ -1,5 +1,6 @@
-/* store.h: nanocp's SQLite store (DESIGN.md §5): opening the database, the migrations, and
- * every SQL statement the service layer runs (prepared once, cached per connection).
+/* store.h: nanocp's SQLite store (docs/nanocp.md#what-is-stored): opening the database, the
+ * migrations, and every SQL statement the service layer runs (prepared once, cached per
+ * connection).
  *
  * Reads return jansson values shaped for the admin API (the service layer adds and renames
  * little); writes take plain C values. The store checks nothing a person would read about:
@@ -176,7 +177,7 @@ int cp_store_drain_finish(cp_store *st, int64_t id, const char *state);
 
 /* --- the config log, the audit log, tokens ----------------------------------------------- */
 
-/* cp_store_log_append: one delta (op as in DESIGN.md §6; payload borrowed, stored compact). */
+/* cp_store_log_append: one delta (op as in shared/msg.h; payload borrowed, stored compact). */
 int cp_store_log_append(cp_store *st, const char *op, const char *app, json_t *payload,
                         int64_t *seq_out);
 int cp_store_log_seq(cp_store *st, int64_t *out); /* the last seq, 0 when empty */

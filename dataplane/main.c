@@ -1,7 +1,8 @@
 /* main.c: nano-dp's process and its control thread: parse the command line, build the config
- * (one APP.js, or a nano.json file watched for changes), start V8, the worker threads, the
- * watchdog and the status port; reload the config on change or SIGHUP (a bad file is
- * rejected and the running config stays); drain gracefully on SIGTERM/SIGINT (DESIGN.md §8).
+ * (one APP.js, a nano.json file watched for changes, or the control plane's), start V8, the
+ * worker threads, the watchdog and the status port; reload the config on change or SIGHUP (a
+ * bad file is rejected and the running config stays); drain gracefully on SIGTERM/SIGINT
+ * (docs/nano-dp.md#shutdown).
  *
  * Shutdown phases, each logged with counts:
  *   dp.shutdown_begin   stop accepting, idle connections closed, in-flight requests finish
@@ -597,7 +598,8 @@ static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
     app.limits.max_head = o->max_head_size;
     app.limits.drain_timeout_ms = o->drain_timeout_ms;
     /* A single app owns its node: nothing else to protect from a long request, so the CPU
-     * limit is Cloudflare's for paid Workers, not the multi-tenant 50 ms (DESIGN.md §9). */
+     * limit is Cloudflare's for paid Workers, not the multi-tenant 50 ms
+     * (docs/config.md#limits). */
     app.limits.cpu_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : DP_SINGLE_APP_CPU_MS;
     if (o->memory_limit_mb > 0)
         app.limits.memory_mb = o->memory_limit_mb;

@@ -1,4 +1,4 @@
-/* status.h: nano-dp's status port (DESIGN.md §4): /healthz, /readyz, /status (JSON),
+/* status.h: nano-dp's status port (docs/nano-dp.md#status-port): /healthz, /readyz, /status (JSON),
  * /metrics (Prometheus text format), served natively by the control thread from the
  * workers' counters (stats.h). */
 #ifndef DP_STATUS_H

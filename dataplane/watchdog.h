@@ -1,4 +1,4 @@
-/* watchdog.h: the thread that enforces per-request CPU limits (DESIGN.md §4, §9).
+/* watchdog.h: the thread that enforces per-request CPU limits (docs/architecture.md#limits).
  *
  * Every few milliseconds it looks at each worker's rt_watch: the JS segment running there
  * (JS run for one request) has its request's earlier JS time, and from the first look on the

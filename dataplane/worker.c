@@ -1,5 +1,5 @@
 /* worker.c: one worker thread: routing, per-app state and limits, isolate lifecycle,
- * redeploys and drains (DESIGN.md §4, §8, §9).
+ * redeploys and drains (docs/architecture.md: the request path, drains, limits).
  *
  * Per app this thread keeps a dp_app; per deployment of it (code hash) a dp_version with at
  * most one isolate, made on the first request. A config change that keeps an app's code keeps

@@ -1,4 +1,4 @@
-/* worker.h: a worker thread of nano-dp (DESIGN.md §4): its own libuv loop, its own
+/* worker.h: a worker thread of nano-dp (docs/architecture.md#threads): its own libuv loop, its own
  * SO_REUSEPORT listener and its own isolates, one per (app, version) it has served. Nothing
  * is shared with other workers on the request path.
  *

@@ -1,6 +1,7 @@
--- 0001_init: nanocp's first schema (DESIGN.md §5). Forward only: a later change is a new file
--- 0002_<what>.sql, never an edit of this one. nanocp runs each file in its own transaction and
--- records it in schema_migrations (which nanocp itself creates before the first migration).
+-- 0001_init: nanocp's first schema (docs/nanocp.md#what-is-stored). Forward only: a later
+-- change is a new file 0002_<what>.sql, never an edit of this one (comments aside). nanocp
+-- runs each file in its own transaction and records it in schema_migrations (which nanocp
+-- itself creates before the first migration).
 -- Times are RFC 3339 UTC text with milliseconds ("2024-05-01T12:00:00.123Z").
 
 -- Apps. A removed app's row is deleted (its hostnames, deployments, env and secrets go with
@@ -96,7 +97,7 @@ CREATE TABLE nodes (
     last_seen    TEXT NOT NULL
 );
 
--- Every change as numbered deltas: the sequence the data planes follow (DESIGN.md §6).
+-- Every change as numbered deltas: the sequence the data planes follow (docs/distribution.md).
 -- payload is compact JSON; a secret in it is encrypted exactly as in secrets.
 CREATE TABLE config_log (
     seq     INTEGER PRIMARY KEY,
@@ -107,7 +108,7 @@ CREATE TABLE config_log (
     payload TEXT NOT NULL
 );
 
--- App removals waiting for the nodes (DESIGN.md §8), with per-node progress.
+-- App removals waiting for the nodes (docs/distribution.md#drains), with per-node progress.
 CREATE TABLE drains (
     id          INTEGER PRIMARY KEY,
     app_id      INTEGER REFERENCES apps (id) ON DELETE SET NULL,

@@ -1,4 +1,4 @@
-/* admin_msg.h: the envelope of the binary admin API (msgpack over NNG REQ/REP, DESIGN.md §5),
+/* admin_msg.h: the envelope of the binary admin API (msgpack over NNG REQ/REP, docs/admin-api.md),
  * in one place for both ends (nanocp's api_rpc.c and nanoctl):
  *
  *   request  {"v": 1, "op": "apps.list", "token": "...", "args": {...}}

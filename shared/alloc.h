@@ -1,4 +1,4 @@
-/* alloc.h: the two allocation families (STYLE.md §3).
+/* alloc.h: the two allocation families (docs/style.md#allocation).
  *
  * nano_x*: for bookkeeping we size ourselves; aborts on out-of-memory.
  * nano_malloc/nano_realloc: for sizes that come from input (already checked against limits);

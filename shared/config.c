@@ -35,7 +35,7 @@ const nano_limit_desc nano_config__limits[] = {
     LIMIT("cpu_ms", COUNT, cpu_ms, 1, 60000),
     LIMIT("memory_mb", COUNT, memory_mb, 16, 8192),
     LIMIT("wall_time", DURATION, wall_ms, 1, 3600 * 1000),
-    LIMIT("drain_timeout", DURATION, drain_timeout_ms, 1, 300 * 1000), /* DESIGN.md §8 cap */
+    LIMIT("drain_timeout", DURATION, drain_timeout_ms, 1, 300 * 1000), /* --drain-timeout's cap */
     LIMIT("max_concurrent", COUNT, max_concurrent, 1, 10000),
     LIMIT("max_queued", COUNT, max_queued, 1, 100000),
     LIMIT("max_head", SIZE, max_head, KIB, MIB),

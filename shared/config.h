@@ -1,11 +1,12 @@
-/* config.h: the data plane's config model (DESIGN.md §4, §7, §9, §10): a set of apps with their
- * hostnames, code, env and limits, as one immutable, refcounted snapshot.
+/* config.h: the data plane's config model (docs/config.md; docs/architecture.md): a set of
+ * apps with their hostnames, code, env and limits, as one immutable, refcounted snapshot.
  *
- * Sources build a snapshot and publish it: the nano.json file source (config_json.c) now, the
- * control-plane source (NNG deltas) later. Worker threads hold a reference for as long as they
- * route with it, so a snapshot never changes after nano_config_seal() and is freed by whichever
- * thread drops the last reference. Building (nano_config_new .. nano_config_seal) is
- * single-threaded; ref/unref and every const accessor are safe from any thread. */
+ * Sources build a snapshot and publish it: the nano.json loader (config_json.c), nano-dp's
+ * single APP.js (dataplane/main.c) and the control-plane model (dataplane/control/cp_model.c).
+ * Worker threads hold a reference for as long as they route with it, so a snapshot never
+ * changes after nano_config_seal() and is freed by whichever thread drops the last reference.
+ * Building (nano_config_new .. nano_config_seal) is single-threaded; ref/unref and every
+ * const accessor are safe from any thread. */
 #ifndef NANO_CONFIG_H
 #define NANO_CONFIG_H
 
@@ -17,7 +18,7 @@
 #include "env.h"
 #include "error.h"
 
-/* Per-app limits. Defaults (DESIGN.md §9) come from nano_limits_defaults(); nano.json's
+/* Per-app limits. Defaults (docs/config.md#limits) come from nano_limits_defaults(); nano.json's
  * "limits" object overrides any of them. */
 typedef struct nano_limits {
     uint64_t cpu_ms;           /* CPU time per request ("cpu_ms"; default 50) */
@@ -31,7 +32,7 @@ typedef struct nano_limits {
     uint32_t subrequests;      /* per request ("subrequests"; 50) */
 } nano_limits;
 
-/* nano_limits_defaults: the DESIGN.md §9 values above. */
+/* nano_limits_defaults: the default values in the comments above. */
 nano_limits nano_limits_defaults(void);
 
 /* nano_limits_check: every limit is above 0 and within its bound (docs/config.md lists them:

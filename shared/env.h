@@ -1,5 +1,5 @@
 /* env.h: an app's environment: an ordered list of NAME -> value (bytes), with the limits of
- * DESIGN.md §7 (128 entries, 5 KB per value, names [A-Za-z_][A-Za-z0-9_]*). A value is a
+ * docs/config.md#env (128 entries, 5 KB per value, names [A-Za-z_][A-Za-z0-9_]*). A value is a
  * string, a secret (a string, masked in output) or a JSON var (any other JSON value, kept as
  * its compact JSON text, which the runtime JSON.parses).
  *

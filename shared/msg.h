@@ -1,8 +1,9 @@
-/* msg.h: the control plane <-> data plane protocol (DESIGN.md §6), encode and decode of every
- * message in one place for both ends (nanocp's distrib.c, nano-dp's control/cp_client.c and
- * the test fleet client). Messages are msgpack maps (mpjson.h converts them to and from
- * jansson values); this module owns their shape: decoding validates a whole message against
- * its schema, so a caller never sees a half-valid one and can apply it or drop it as a unit.
+/* msg.h: the control plane <-> data plane protocol (docs/distribution.md), encode and decode
+ * of every message in one place for both ends (nanocp's distrib.c, nano-dp's
+ * control/cp_client.c and the test fleet client). Messages are msgpack maps (mpjson.h
+ * converts them to and from jansson values); this module owns their shape: decoding
+ * validates a whole message against its schema, so a caller never sees a half-valid one and
+ * can apply it or drop it as a unit.
  *
  * Two channels:
  *
@@ -39,7 +40,7 @@
  *    status      {applied_seq, apps:{NAME: APPSTATE}}   -> {seq}
  *                sent every second; the reply's seq tells a node it is behind.
  *    drain.ack   {app, result:"drained"|"timed_out", in_flight} -> {}
- *                the node has finished draining app (DESIGN.md §8).
+ *                the node has finished draining app (docs/distribution.md#drains).
  *
  *  OP (in a delta; seq and op always, app always a valid app name):
  *    app.put    {seq, op, app, hostnames:[str], path_prefix:str|null, default:bool,

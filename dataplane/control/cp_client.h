@@ -1,4 +1,4 @@
-/* cp_client.h: nano-dp's link to nanocp (DESIGN.md §6, shared/msg.h): a thread of its own
+/* cp_client.h: nano-dp's link to nanocp (docs/distribution.md, shared/msg.h): a thread of its own
  * with a blocking NNG SUB socket (deltas, heartbeats) and a REQ socket (hello, snapshot,
  * code.get, secrets.get, status, drain.ack). It keeps the model of the apps (cp_model.h),
  * builds a sealed nano_config from it after each snapshot or delta, and hands that to the

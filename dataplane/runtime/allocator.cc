@@ -1,6 +1,5 @@
-// allocator.cc: an isolate's ArrayBuffer memory, counted against the app's memory limit
-// (DESIGN.md §9: "ArrayBuffer / external memory: counted with the heap against the isolate's
-// memory limit").
+// allocator.cc: an isolate's ArrayBuffer memory, counted with the heap against the app's memory
+// limit (docs/nano-dp.md#limits, memory_mb).
 //
 // How the heap and ArrayBuffers share the one limit (memory_mb):
 // - The V8 heap alone is capped at the limit by V8 (rt__isolate_create; near it,

@@ -24,7 +24,7 @@ struct rt_pkey_box;    // crypto.cc
 struct rt_crypto_retry; // crypto.cc
 struct rt_fetches;      // fetch.cc
 
-// The memory limit of an app that asks for none (DESIGN.md §9).
+// The memory limit of an app that asks for none (docs/config.md#limits).
 constexpr size_t RT_DEFAULT_MEMORY_MB = 128;
 
 // allocator.cc: the ArrayBuffer allocator of one isolate. It counts the bytes of the backing

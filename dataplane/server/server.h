@@ -1,7 +1,7 @@
 /* server.h: the HTTP/1.1 front door of nano-dp: a listener on one libuv loop, its connections,
- * and graceful drain (DESIGN.md §8). Each parsed request head goes to a dispatch callback
- * (a worker's router, or the status port's handler), which answers it natively or hands it
- * to an app's isolate (dp_request_set_isolate) and rt_call_fetch.
+ * and graceful drain (docs/nano-dp.md#shutdown). Each parsed request head goes to a dispatch
+ * callback (a worker's router, or the status port's handler), which answers it natively or
+ * hands it to an app's isolate (dp_request_set_isolate) and rt_call_fetch.
  * All functions: loop thread only. */
 #ifndef DP_SERVER_H
 #define DP_SERVER_H

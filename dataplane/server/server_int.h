@@ -12,10 +12,11 @@
 
 typedef struct dp_conn dp_conn;
 
-/* Unsent output per connection (DESIGN.md §9): while this many response bytes wait for the
- * client, the connection parses no further pipelined request and stops reading; it goes on
- * once they are below the low-water mark. One response may exceed the mark on its own (a
- * body the app gave whole); what is bounded is the number waiting behind it. */
+/* Unsent output per connection (docs/nano-dp.md#http-behaviour): while this many response
+ * bytes wait for the client, the connection parses no further pipelined request and stops
+ * reading; it goes on once they are below the low-water mark. One response may exceed the
+ * mark on its own (a body the app gave whole); what is bounded is the number waiting behind
+ * it. */
 #define DP_OUTPUT_HIGH_WATER_MARK (64 * 1024)
 #define DP_OUTPUT_LOW_WATER_MARK (16 * 1024)
 /* The most one uv_buf_t (and one uv_try_write) carries: uv_buf_init takes an unsigned int and

@@ -4,7 +4,7 @@ Each case runs one attack against app A on a node with one worker thread (`--thr
 A and the bystander app B share a thread, a loop and a process. While the attack runs, a
 Bystander keeps requesting B on a keep-alive connection and samples nano-dp's RSS; the case
 then asserts that B saw only 200s, with a p99 under P99_MS, and that the RSS stayed under
-RSS_MIB (DESIGN.md: what one app does must never stall, starve or crash another).
+RSS_MIB (docs/architecture.md#limits: what one app does must never stall, starve or crash another).
 
 Under `make test-asan` code runs several times slower and ASan keeps shadow memory and
 quarantines frees, so both bounds are scaled there (SANITIZED in nanotest).

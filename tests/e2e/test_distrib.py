@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Config distribution end to end (DESIGN.md §6-§8): a real nanocp, nano-dps in
+"""Config distribution end to end (docs/distribution.md): a real nanocp, nano-dps in
 --control-plane mode and nanoctl, all on loopback. A deploy and an env change reach every node
 (module state survives), a node killed with -9 converges after a restart, nodes keep serving
 while nanocp is down and resync when it returns, dropped deltas (NANO_TEST_DROP_DELTAS) are

@@ -18,7 +18,7 @@ from nanotest import SANITIZED, Conn, build_request, check, eq, expect, run  # n
 from hostile import RSS_MIB, Bystander, log_figure, rss_mib, timed_request, two_apps  # noqa: E402
 
 MIB = 1 << 20
-CPU_MS = 50  # the multi-tenant default (DESIGN.md §9); ConfigServer raises it under ASan
+CPU_MS = 50  # the multi-tenant default (docs/config.md#limits); ConfigServer raises it under ASan
 
 A_APP = """
 export default {

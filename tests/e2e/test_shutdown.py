@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""nano-dp's graceful shutdown (DESIGN.md §8): SIGTERM drains in-flight requests and
+"""nano-dp's graceful shutdown (docs/nano-dp.md#shutdown): SIGTERM drains in-flight requests and
 waitUntil work and exits 0; --drain-timeout forces the rest closed and exits 1; idle
 keep-alive connections close at once; a second SIGINT exits at once."""
 import signal

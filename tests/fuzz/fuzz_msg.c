@@ -1,7 +1,8 @@
-/* fuzz_msg: shared/msg.c's decoders (DESIGN.md §6: a data plane never trusts the wire, nor
- * nanocp a data plane). Any input goes to the PUB decoder, the request decoder and the reply
- * decoder of every request type. Invariants: whatever a decoder accepts, the matching encoder
- * accepts too (the two share one schema) and it survives an encode/decode round trip. */
+/* fuzz_msg: shared/msg.c's decoders (docs/distribution.md#bad-input: a data plane never
+ * trusts the wire, nor nanocp a data plane). Any input goes to the PUB decoder, the request
+ * decoder and the reply decoder of every request type. Invariants: whatever a decoder
+ * accepts, the matching encoder accepts too (the two share one schema) and it survives an
+ * encode/decode round trip. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
