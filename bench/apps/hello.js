@@ -1,4 +1,4 @@
-// The hello app every runtime in bench/hello.sh serves: the same module, unchanged.
+// The hello app every runtime in bench/hello.py serves: the same module, unchanged.
 export default {
   async fetch(request, env, ctx) {
     return new Response("Hello World\n");
