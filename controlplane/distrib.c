@@ -775,13 +775,3 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
     *out = d;
     return 0;
 }
-
-int cp_distrib_pub_port(const cp_distrib *d)
-{
-    return d->pub_port;
-}
-
-int cp_distrib_rpc_port(const cp_distrib *d)
-{
-    return d->rpc_port;
-}

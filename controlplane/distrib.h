@@ -69,10 +69,6 @@ void cp_distrib_flush(cp_distrib *d);
 /* cp_distrib_published: the last seq published (what heartbeats carry). */
 int64_t cp_distrib_published(const cp_distrib *d);
 
-/* Bound TCP ports (useful with port 0), 0 without sockets or for other transports. */
-int cp_distrib_pub_port(const cp_distrib *d);
-int cp_distrib_rpc_port(const cp_distrib *d);
-
 /* cp_distrib_close: stops publishing, closes both sockets (requests not answered yet get no
  * reply; their data planes retry), writes the pending status reports and stops the timer.
  * Asynchronous like uv_close: done (may be NULL) runs with arg from the loop once d is freed;
