@@ -562,7 +562,7 @@ static void start_request(dp_app *app, dp_request *req)
     app->in_flight++;
     dp_stat_add(&app->stats->in_flight, 1);
     v->last_used_ms = now_ms(w);
-    dp_request_set_isolate(req, v->iso);
+    dp_request_set_listener(req, &rt_request_listener, v->iso);
     int rc = rt_call_fetch(v->iso, req);
     if (rc == NANO_ESTATE) {
         /* The isolate broke before this request got into it: nothing holds it. */
@@ -571,7 +571,7 @@ static void start_request(dp_app *app, dp_request *req)
         v->in_flight--;
         app->in_flight--;
         dp_stat_add(&app->stats->in_flight, -1);
-        dp_request_set_isolate(req, NULL);
+        dp_request_set_listener(req, NULL, NULL);
         respond_plain(req, 503, "Service Unavailable: the app is restarting", true);
     } else if (rc != 0 && !dp_response_started(req)) {
         dp_response_error(req, 500);

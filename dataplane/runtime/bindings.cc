@@ -520,7 +520,7 @@ static void ResponseWrite(const FunctionCallbackInfo<Value> &args)
     }
     Local<v8::Uint8Array> u8 = args[1].As<v8::Uint8Array>();
     size_t len = u8->ByteLength();
-    // A failed write closes the connection, which tells JS (rt_request_aborted) at once: that
+    // A failed write closes the connection, which tells JS (rt_request_listener's aborted) at once: that
     // may end the request's slot, so hold the request while we use it.
     dp_request *req = s->req;
     dp_request_ref(req);

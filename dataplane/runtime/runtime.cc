@@ -484,8 +484,8 @@ static void slot_release(rt_isolate *iso, uint32_t index)
     dp_request_set_rt_slot(req, UINT32_MAX);
     // The connection may still report body bytes or an abort for req: to no isolate now,
     // since this one may be freed before the connection lets go of req.
-    if (dp_request_isolate(req) == iso)
-        dp_request_set_isolate(req, nullptr);
+    if (dp_request_listener_ud(req) == iso)
+        dp_request_set_listener(req, nullptr, nullptr);
     if (iso->hooks.request_done != nullptr)
         iso->hooks.request_done(iso->hooks.ud, req);
     dp_request_unref(req);
@@ -587,8 +587,9 @@ static rt_slot *slot_of(rt_isolate *iso, dp_request *req, uint32_t *index_out)
     return &iso->slots[index];
 }
 
-void rt_request_body_event(rt_isolate *iso, dp_request *req)
+static void request_body_event(void *ud, dp_request *req)
 {
+    rt_isolate *iso = static_cast<rt_isolate *>(ud);
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
     if (s != nullptr && s->upload_fetch != 0) {
@@ -601,8 +602,9 @@ void rt_request_body_event(rt_isolate *iso, dp_request *req)
     rt_settle_body(iso, s, js.context());
 }
 
-void rt_request_writable(rt_isolate *iso, dp_request *req)
+static void request_writable(void *ud, dp_request *req)
 {
+    rt_isolate *iso = static_cast<rt_isolate *>(ud);
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
     if (s != nullptr && s->pipe_fetch != 0) {
@@ -617,8 +619,9 @@ void rt_request_writable(rt_isolate *iso, dp_request *req)
     rt_ignore(resolver->Resolve(js.context(), v8::True(iso->isolate)));
 }
 
-void rt_request_aborted(rt_isolate *iso, dp_request *req)
+static void request_aborted(void *ud, dp_request *req)
 {
+    rt_isolate *iso = static_cast<rt_isolate *>(ud);
     uint32_t index;
     rt_slot *s = slot_of(iso, req, &index);
     if (s != nullptr && s->pipe_fetch != 0) {
@@ -643,6 +646,9 @@ void rt_request_aborted(rt_isolate *iso, dp_request *req)
     if (iso->request_aborted.Get(isolate)->Call(ctx, v8::Undefined(isolate), 1, args).IsEmpty())
         rt_log_js_error(iso, "app.abort_failed", rt_describe_exception(iso, ctx, tc));
 }
+
+extern "C" const dp_request_listener rt_request_listener = {request_body_event, request_writable,
+                                                            request_aborted};
 
 void rt_isolate_set_outbound(rt_isolate *iso, nano_egress *egress_app, uint32_t subrequests)
 {

@@ -190,19 +190,18 @@ int rt_run_tests(rt_isolate *iso, const char *path, const char *filter, uint64_t
  * (the caller answers 500). */
 int rt_call_fetch(rt_isolate *iso, struct dp_request *req);
 
-/* rt_request_body_event: bytes of req's body arrived, or it completed or failed; settles a
- * pending body read. Safe to call from inside a runtime callback (microtasks run only at the
- * outermost level). */
-void rt_request_body_event(rt_isolate *iso, struct dp_request *req);
-
-/* rt_request_writable: req's response, held back by dp_response_writable, may be written
- * again. */
-void rt_request_writable(rt_isolate *iso, struct dp_request *req);
-
-/* rt_request_aborted: the connection let go of req before its response ended (the client
- * went away, or the request was malformed midway): a streamed response body is canceled and
- * the request's signal aborts. Safe to call from inside a runtime callback. */
-void rt_request_aborted(rt_isolate *iso, struct dp_request *req);
+/* rt_request_listener: how the server tells the isolate running a request of its events
+ * (server/request.h): the caller of rt_call_fetch installs it first, with the isolate as ud:
+ * dp_request_set_listener(req, &rt_request_listener, iso). Its entries:
+ * - body_event: bytes of the body arrived, or it completed or failed; settles a pending body
+ *   read;
+ * - writable: the response, held back by dp_response_writable, may be written again;
+ * - aborted: the connection let go of the request before its response ended (the client went
+ *   away, or the request was malformed midway): a streamed response body is canceled and the
+ *   request's signal aborts.
+ * Each is safe to call from inside a runtime callback (microtasks run only at the outermost
+ * level). The runtime clears the listener when the request leaves the isolate. */
+extern const struct dp_request_listener rt_request_listener;
 
 /* rt_isolate_settle_background: the loop has nothing left to do; if V8 still has background
  * work (an async WebAssembly compile) that may post tasks, waits for them (up to a minute)

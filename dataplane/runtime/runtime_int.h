@@ -14,7 +14,7 @@
 extern "C" {
 #include "buf.h"
 #include "runtime.h"
-#include "../request.h"
+#include "request.h"
 }
 
 class LoopTaskRunner; // platform.cc

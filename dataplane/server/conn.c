@@ -16,7 +16,6 @@
 
 #include "alloc.h"
 #include "log.h"
-#include "runtime/runtime.h"
 #include "server_int.h"
 
 #define LINGER_TIMEOUT_MS 2000
@@ -148,8 +147,8 @@ static void release_request(dp_conn *c, bool failed)
     dp_request__detach(req);
     if (!req->body_complete)
         dp_request__body_end(req, failed);
-    if (!req->is_ended && req->iso != NULL)
-        rt_request_aborted(req->iso, req); /* a streamed response is canceled */
+    if (!req->is_ended && req->listener != NULL)
+        req->listener->aborted(req->listener_ud, req); /* a streamed response is canceled */
     if (c->srv->opts.on_request_end != NULL)
         c->srv->opts.on_request_end(c->srv->opts.ud, req, failed || !req->is_ended);
     dp_request_unref(req);
@@ -328,8 +327,8 @@ static void notify_writable(dp_conn *c)
     req->is_yielding = false;
     req->bytes_since_yield = 0;
     dp_request_ref(req);
-    if (req->iso != NULL)
-        rt_request_writable(req->iso, req);
+    if (req->listener != NULL)
+        req->listener->writable(req->listener_ud, req);
     dp_request_unref(req);
 }
 
@@ -779,8 +778,8 @@ static void process_input(dp_conn *c, const char *data, size_t len)
             if (ev != DP_HTTP1_DONE && c->req != NULL) {
                 dp_request *req = c->req;
                 dp_request_ref(req);
-                if (req->iso != NULL)
-                    rt_request_body_event(req->iso, req); /* may run JS */
+                if (req->listener != NULL)
+                    req->listener->body_event(req->listener_ud, req); /* may run JS */
                 dp_request_unref(req);
             }
         }

@@ -5,7 +5,6 @@
 
 #include "alloc.h"
 #include "log.h"
-#include "runtime/runtime.h"
 #include "server_int.h"
 
 static size_t total_head_size(const dp_http1_head *h, size_t url_len)
@@ -124,8 +123,13 @@ nano_str dp_request_path(const dp_request *req) { return req->path; }
 uint64_t dp_request_start_ns(const dp_request *req) { return req->start_ns; }
 int dp_request_status(const dp_request *req) { return req->status; }
 uint64_t dp_request_bytes_out(const dp_request *req) { return req->bytes_out; }
-void dp_request_set_isolate(dp_request *req, struct rt_isolate *iso) { req->iso = iso; }
-struct rt_isolate *dp_request_isolate(const dp_request *req) { return req->iso; }
+void dp_request_set_listener(dp_request *req, const dp_request_listener *l, void *ud)
+{
+    req->listener = l;
+    req->listener_ud = l != NULL ? ud : NULL;
+}
+
+void *dp_request_listener_ud(const dp_request *req) { return req->listener_ud; }
 void dp_request_set_app(dp_request *req, void *app_ud) { req->app_ud = app_ud; }
 void *dp_request_app(const dp_request *req) { return req->app_ud; }
 void dp_request_set_max_body(dp_request *req, uint64_t max_body) { req->max_body = max_body; }
@@ -245,8 +249,8 @@ void dp_request__body_end(dp_request *req, bool failed)
         }
         return;
     }
-    if (req->iso != NULL)
-        rt_request_body_event(req->iso, req);
+    if (req->listener != NULL)
+        req->listener->body_event(req->listener_ud, req);
 }
 
 static const char *reason_phrase(int status)

@@ -1,7 +1,8 @@
 /* server.h: the HTTP/1.1 front door of nano-dp: a listener on one libuv loop, its connections,
  * and graceful drain (docs/nano-dp.md#shutdown). Each parsed request head goes to a dispatch
  * callback (a worker's router, or the status port's handler), which answers it natively or
- * hands it to an app's isolate (dp_request_set_isolate) and rt_call_fetch.
+ * hands it to whatever runs the app (the worker: an isolate, told of the request's events
+ * through a dp_request_listener, request.h). This library knows nothing of the runtime.
  * All functions: loop thread only. */
 #ifndef DP_SERVER_H
 #define DP_SERVER_H
@@ -15,7 +16,6 @@
 #include "error.h"
 #include "http1.h"
 
-struct rt_isolate;
 struct dp_request;
 typedef struct dp_server dp_server;
 

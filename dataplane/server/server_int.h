@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 
-#include "../request.h"
+#include "request.h"
 #include "server.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
@@ -112,7 +112,8 @@ struct dp_request {
     dp_conn *conn;          /* NULL once the connection let go of it */
     nano_str method, url;
     nano_str host, path;    /* Host without port (may be empty); target path without query */
-    struct rt_isolate *iso; /* the isolate running it, told of body/writable/abort events */
+    const dp_request_listener *listener; /* told of body/writable/abort events (or NULL) */
+    void *listener_ud;
     void *app_ud;           /* the dispatcher's per-request tag (its app) */
     uint64_t start_ns;      /* uv_hrtime at the head */
     uint64_t bytes_out;     /* response body bytes written */
@@ -133,7 +134,7 @@ struct dp_request {
     bool is_body_skipped;   /* HEAD, 204, 304: body bytes are not sent */
     bool is_ended;
     bool is_close_delimited; /* HTTP/1.0 with unknown length: closing ends the body */
-    bool wants_writable;    /* the runtime waits for rt_request_writable */
+    bool wants_writable;    /* the runtime waits for the listener's writable */
     bool is_yielding;       /* held back to let the loop turn (see dp_response_writable) */
     uint64_t bytes_since_yield;
     int64_t length_left;    /* of a Content-Length response body; -1 when not length-framed */

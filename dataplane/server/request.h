@@ -13,14 +13,13 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "server/http1.h"
+#include "http1.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct dp_request dp_request;
-struct rt_isolate;
 
 /* Head, valid for the request's whole life (copied out of the parser). */
 nano_str dp_request_method(const dp_request *req);
@@ -36,13 +35,25 @@ uint64_t dp_request_start_ns(const dp_request *req); /* uv_hrtime when the head 
 int dp_request_status(const dp_request *req);        /* response status, 0 before it starts */
 uint64_t dp_request_bytes_out(const dp_request *req); /* response body bytes written */
 
-/* Routing: the dispatcher tags the request with its app (opaque here) and, before calling
- * rt_call_fetch, with the isolate that runs it (told of body, writable and abort events).
+/* What the server tells whoever runs the request (the runtime, through the listener the worker
+ * installs before calling it): body bytes arrived or the body ended (body_event), a paused
+ * streamed response may go on (writable), the client went away before the response ended
+ * (aborted). Each may run JS; each is called on the loop thread with the listener's ud. The
+ * server knows nothing else of what runs the request: it sits below the runtime. */
+typedef struct dp_request_listener {
+    void (*body_event)(void *ud, dp_request *req);
+    void (*writable)(void *ud, dp_request *req);
+    void (*aborted)(void *ud, dp_request *req);
+} dp_request_listener;
+
+/* Routing: the dispatcher tags the request with its app (opaque here) and, before the runtime
+ * runs it, with a listener (l borrowed: static; NULL clears it) and its ud.
+ * dp_request_listener_ud says whose it is now (NULL: none).
  * dp_request_set_max_body lowers the server's body limit for this request (the app's). */
 void dp_request_set_app(dp_request *req, void *app_ud);
 void *dp_request_app(const dp_request *req);
-void dp_request_set_isolate(dp_request *req, struct rt_isolate *iso);
-struct rt_isolate *dp_request_isolate(const dp_request *req);
+void dp_request_set_listener(dp_request *req, const dp_request_listener *l, void *ud);
+void *dp_request_listener_ud(const dp_request *req);
 void dp_request_set_max_body(dp_request *req, uint64_t max_body);
 
 /* Body state: bytes received and not yet taken, and whether the body is complete or failed
@@ -97,12 +108,12 @@ int dp_response_end(dp_request *req);
 /* Streaming a response: dp_response_flush hands what was written to the socket now (writes
  * are otherwise sent at the end). dp_response_writable says whether fewer than
  * DP_RESPONSE_HIGH_WATER_MARK bytes wait to be accepted by the kernel; when it says false,
- * the runtime is told by rt_request_writable once they drain below it. Bytes written beyond
+ * the listener's writable is called once they drain below it. Bytes written beyond
  * a Content-Length given to dp_response_start are dropped, and ending short of it closes
  * the connection (the message cannot be completed). */
 #define DP_RESPONSE_HIGH_WATER_MARK (64 * 1024)
-/* A streamed response also pauses (dp_response_writable says false, then rt_request_writable
- * follows at the next loop turn) after this many bytes written in one go, so one fast stream
+/* A streamed response also pauses (dp_response_writable says false, then the listener's
+ * writable follows at the next loop turn) after this many bytes written in one go, so one fast stream
  * cannot hold its thread. */
 #define DP_RESPONSE_YIELD_BYTES (256 * 1024)
 void dp_response_flush(dp_request *req);
