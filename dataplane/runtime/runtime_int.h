@@ -377,4 +377,14 @@ void rt_modules_install_callbacks(v8::Isolate *isolate);
 void rt_modules_store_compiled(rt_isolate *iso);
 bool rt_read_file(const std::string &path, std::string *out);
 
+// request.cc: rt__slot_release ends a request's time in the isolate: its slot is freed for
+// the next, the server's listener cleared, the worker's request_done hook called.
+void rt__slot_release(rt_isolate *iso, uint32_t index);
+
+// env.cc: rt__make_env is the app's frozen `env` object for env; rt__remember_secrets keeps
+// its secret values for rt_redact.
+v8::Local<v8::Object> rt__make_env(rt_isolate *iso, v8::Local<v8::Context> ctx,
+                                   const nano_env *env);
+void rt__remember_secrets(rt_isolate *iso, const nano_env *env);
+
 #endif
