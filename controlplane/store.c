@@ -1,38 +1,7 @@
 /* store.c: all of nanocp's SQL. Statements are static strings, prepared on first use and kept
  * (SQLITE_PREPARE_PERSISTENT), keyed by the string's address; every use ends in a reset so no
  * statement holds a read transaction open between calls (it would pin the WAL). */
-#include "store.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <sqlite3.h>
-
-#include "alloc.h"
-#include "buf.h"
-
-#define MAX_STMTS 96
-
-struct cp_store {
-    sqlite3 *db;
-    char *path;
-    const nano_embedded *migs;
-    size_t n_migs;
-    struct {
-        const char *sql;
-        sqlite3_stmt *q;
-    } stmts[MAX_STMTS];
-    size_t n_stmts;
-    bool in_tx;
-    char now[32];
-    char errmsg[256];
-};
+#include "store_int.h"
 
 /* --- plumbing ------------------------------------------------------------------------------- */
 
@@ -42,7 +11,7 @@ const char *cp_store_errmsg(const cp_store *st)
 }
 
 /* Maps an SQLite result to our codes and keeps the message for the log. */
-static int fail_sql(cp_store *st, int src)
+int cp_store__fail_sql(cp_store *st, int src)
 {
     snprintf(st->errmsg, sizeof st->errmsg, "%s", sqlite3_errmsg(st->db));
     if ((src & 0xff) == SQLITE_CONSTRAINT)
@@ -67,7 +36,7 @@ const char *cp_store_now(const cp_store *st)
 }
 
 /* The cached statement for sql, reset and with no bindings; NULL on a prepare error. */
-static sqlite3_stmt *stmt(cp_store *st, const char *sql)
+sqlite3_stmt *cp_store__stmt(cp_store *st, const char *sql)
 {
     for (size_t i = 0; i < st->n_stmts; i++)
         if (st->stmts[i].sql == sql)
@@ -75,7 +44,7 @@ static sqlite3_stmt *stmt(cp_store *st, const char *sql)
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL);
     if (rc != SQLITE_OK) {
-        fail_sql(st, rc);
+        cp_store__fail_sql(st, rc);
         return NULL;
     }
     if (st->n_stmts == MAX_STMTS) /* a programming error: raise MAX_STMTS */
@@ -85,7 +54,7 @@ static sqlite3_stmt *stmt(cp_store *st, const char *sql)
     return q;
 }
 
-static void done(sqlite3_stmt *q)
+void cp_store__done(sqlite3_stmt *q)
 {
     if (q != NULL) {
         sqlite3_reset(q);
@@ -94,15 +63,15 @@ static void done(sqlite3_stmt *q)
 }
 
 /* Runs a statement that returns no rows, then resets it. */
-static int exec_q(cp_store *st, sqlite3_stmt *q)
+int cp_store__exec_q(cp_store *st, sqlite3_stmt *q)
 {
     int rc = sqlite3_step(q);
-    int out = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail_sql(st, rc);
-    done(q);
+    int out = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     return out;
 }
 
-static void bind_text(sqlite3_stmt *q, int i, const char *s)
+void cp_store__bind_text(sqlite3_stmt *q, int i, const char *s)
 {
     if (s == NULL)
         sqlite3_bind_null(q, i);
@@ -112,7 +81,7 @@ static void bind_text(sqlite3_stmt *q, int i, const char *s)
 
 /* One row as a JSON object, by column name. Two suffixes pick the type: "x__json" is parsed
  * JSON text and "x__bool" an integer read as a boolean; both land under "x". */
-static json_t *row_json(sqlite3_stmt *q)
+json_t *cp_store__row_json(sqlite3_stmt *q)
 {
     json_t *row = json_object();
     int n = sqlite3_column_count(q);
@@ -150,14 +119,14 @@ static json_t *row_json(sqlite3_stmt *q)
 }
 
 /* All rows of q (bound by the caller) as an array. */
-static int rows_json(cp_store *st, sqlite3_stmt *q, json_t **out)
+int cp_store__rows_json(cp_store *st, sqlite3_stmt *q, json_t **out)
 {
     json_t *arr = json_array();
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        json_array_append_new(arr, row_json(q));
-    int res = rc == SQLITE_DONE ? 0 : fail_sql(st, rc);
-    done(q);
+        json_array_append_new(arr, cp_store__row_json(q));
+    int res = rc == SQLITE_DONE ? 0 : cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     if (res != 0) {
         json_decref(arr);
         return res;
@@ -167,20 +136,20 @@ static int rows_json(cp_store *st, sqlite3_stmt *q, json_t **out)
 }
 
 /* The first row of q as an object, NANO_ENOTFOUND when none. */
-static int row_one(cp_store *st, sqlite3_stmt *q, json_t **out)
+int cp_store__row_one(cp_store *st, sqlite3_stmt *q, json_t **out)
 {
     int rc = sqlite3_step(q);
     int res = 0;
     if (rc == SQLITE_ROW)
-        *out = row_json(q);
+        *out = cp_store__row_json(q);
     else
-        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : fail_sql(st, rc);
-    done(q);
+        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     return res;
 }
 
 /* The first column of the first row as an integer (0 when no row or NULL). */
-static int int_one(cp_store *st, sqlite3_stmt *q, int64_t *out)
+int cp_store__int_one(cp_store *st, sqlite3_stmt *q, int64_t *out)
 {
     int rc = sqlite3_step(q);
     int res = 0;
@@ -189,12 +158,12 @@ static int int_one(cp_store *st, sqlite3_stmt *q, int64_t *out)
     else if (rc == SQLITE_DONE)
         *out = 0;
     else
-        res = fail_sql(st, rc);
-    done(q);
+        res = cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     return res;
 }
 
-static int exec_sql(cp_store *st, const char *sql)
+int cp_store__exec_sql(cp_store *st, const char *sql)
 {
     char *msg = NULL;
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
@@ -210,7 +179,7 @@ static int exec_sql(cp_store *st, const char *sql)
 
 int cp_store_begin(cp_store *st)
 {
-    int rc = exec_sql(st, "BEGIN IMMEDIATE");
+    int rc = cp_store__exec_sql(st, "BEGIN IMMEDIATE");
     if (rc == 0) {
         st->in_tx = true;
         cp_time_now(st->now, sizeof st->now);
@@ -220,7 +189,7 @@ int cp_store_begin(cp_store *st)
 
 int cp_store_begin_read(cp_store *st)
 {
-    int rc = exec_sql(st, "BEGIN DEFERRED");
+    int rc = cp_store__exec_sql(st, "BEGIN DEFERRED");
     if (rc == 0) {
         st->in_tx = true;
         cp_time_now(st->now, sizeof st->now);
@@ -230,7 +199,7 @@ int cp_store_begin_read(cp_store *st)
 
 int cp_store_commit(cp_store *st)
 {
-    int rc = exec_sql(st, "COMMIT");
+    int rc = cp_store__exec_sql(st, "COMMIT");
     if (rc == 0)
         st->in_tx = false;
     return rc;
@@ -241,7 +210,7 @@ void cp_store_rollback(cp_store *st)
     if (st == NULL || !st->in_tx)
         return;
     if (!sqlite3_get_autocommit(st->db))
-        exec_sql(st, "ROLLBACK");
+        cp_store__exec_sql(st, "ROLLBACK");
     st->in_tx = false;
 }
 
@@ -274,12 +243,12 @@ static bool migration_parse(const char *file, int64_t *version, char *name, size
 static bool has_table(cp_store *st, const char *table)
 {
     static const char sql[] = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return false;
-    bind_text(q, 1, table);
+    cp_store__bind_text(q, 1, table);
     bool found = sqlite3_step(q) == SQLITE_ROW;
-    done(q);
+    cp_store__done(q);
     return found;
 }
 
@@ -288,8 +257,8 @@ int cp_store_migrations(cp_store *st, json_t **out)
     json_t *applied = json_array();
     if (has_table(st, "schema_migrations")) {
         json_decref(applied);
-        sqlite3_stmt *q = stmt(st, SQL_MIGRATIONS_APPLIED);
-        int rc = q != NULL ? rows_json(st, q, &applied) : NANO_EIO;
+        sqlite3_stmt *q = cp_store__stmt(st, SQL_MIGRATIONS_APPLIED);
+        int rc = q != NULL ? cp_store__rows_json(st, q, &applied) : NANO_EIO;
         if (rc != 0)
             return rc;
     }
@@ -332,8 +301,8 @@ int cp_store_migrations(cp_store *st, json_t **out)
 int cp_store_schema_version(cp_store *st, int64_t *out)
 {
     static const char sql[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
-    sqlite3_stmt *q = stmt(st, sql);
-    return q != NULL ? int_one(st, q, out) : NANO_EIO;
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
+    return q != NULL ? cp_store__int_one(st, q, out) : NANO_EIO;
 }
 
 static int64_t max_known_version(const cp_store *st)
@@ -350,7 +319,7 @@ static int64_t max_known_version(const cp_store *st)
 
 static int migrate(cp_store *st, nano_error *err)
 {
-    int rc = exec_sql(st, SQL_MIGRATIONS_TABLE);
+    int rc = cp_store__exec_sql(st, SQL_MIGRATIONS_TABLE);
     json_t *list = NULL;
     if (rc == 0)
         rc = cp_store_migrations(st, &list);
@@ -372,7 +341,7 @@ static int migrate(cp_store *st, nano_error *err)
         }
     }
     if (rc == 0) {
-        sqlite3_stmt *q = stmt(st, SQL_MIGRATIONS_APPLIED);
+        sqlite3_stmt *q = cp_store__stmt(st, SQL_MIGRATIONS_APPLIED);
         while (q != NULL && sqlite3_step(q) == SQLITE_ROW && rc == 0) {
             int64_t v = sqlite3_column_int64(q, 0);
             const char *name = (const char *)sqlite3_column_text(q, 1);
@@ -387,7 +356,7 @@ static int migrate(cp_store *st, nano_error *err)
                                         st->path, (long long)v, name ? name : "", mname);
             }
         }
-        done(q);
+        cp_store__done(q);
     }
     for (size_t k = 0; k < st->n_migs && rc == 0; k++) {
         int64_t v;
@@ -403,15 +372,15 @@ static int migrate(cp_store *st, nano_error *err)
             continue;
         rc = cp_store_begin(st);
         if (rc == 0)
-            rc = exec_sql(st, st->migs[k].data);
+            rc = cp_store__exec_sql(st, st->migs[k].data);
         if (rc == 0) {
-            sqlite3_stmt *q = stmt(st, SQL_MIGRATION_RECORD);
+            sqlite3_stmt *q = cp_store__stmt(st, SQL_MIGRATION_RECORD);
             rc = q != NULL ? 0 : NANO_EIO;
             if (rc == 0) {
                 sqlite3_bind_int64(q, 1, v);
-                bind_text(q, 2, name);
-                bind_text(q, 3, st->now);
-                rc = exec_q(st, q);
+                cp_store__bind_text(q, 2, name);
+                cp_store__bind_text(q, 3, st->now);
+                rc = cp_store__exec_q(st, q);
             }
         }
         if (rc == 0)
@@ -452,11 +421,11 @@ int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_mig
     }
     sqlite3_busy_timeout(st->db, 5000);
     sqlite3_extended_result_codes(st->db, 1);
-    rc = exec_sql(st, "PRAGMA foreign_keys = ON");
+    rc = cp_store__exec_sql(st, "PRAGMA foreign_keys = ON");
     if (rc == 0)
-        rc = exec_sql(st, "PRAGMA journal_mode = WAL");
+        rc = cp_store__exec_sql(st, "PRAGMA journal_mode = WAL");
     if (rc == 0)
-        rc = exec_sql(st, "PRAGMA synchronous = FULL");
+        rc = cp_store__exec_sql(st, "PRAGMA synchronous = FULL");
     if (rc != 0) {
         rc = nano_error_set(err, rc, "store_open", "%s: cannot set up the database: %s", path,
                             st->errmsg);
@@ -479,7 +448,7 @@ int cp_store_open(const char *path, bool migrate_now, cp_store **out, nano_error
 int cp_store_checkpoint(cp_store *st)
 {
     int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : fail_sql(st, rc);
+    return rc == SQLITE_OK ? 0 : cp_store__fail_sql(st, rc);
 }
 
 void cp_store_free(cp_store *st)
@@ -514,17 +483,17 @@ static const char SQL_APP_LIST[] = "SELECT " APP_COLUMNS "ORDER BY a.name";
 
 int cp_store_app_get(cp_store *st, const char *name, json_t **out)
 {
-    sqlite3_stmt *q = stmt(st, SQL_APP_BY_NAME);
+    sqlite3_stmt *q = cp_store__stmt(st, SQL_APP_BY_NAME);
     if (q == NULL)
         return NANO_EIO;
-    bind_text(q, 1, name);
-    return row_one(st, q, out);
+    cp_store__bind_text(q, 1, name);
+    return cp_store__row_one(st, q, out);
 }
 
 int cp_store_app_list(cp_store *st, json_t **out)
 {
-    sqlite3_stmt *q = stmt(st, SQL_APP_LIST);
-    return q != NULL ? rows_json(st, q, out) : NANO_EIO;
+    sqlite3_stmt *q = cp_store__stmt(st, SQL_APP_LIST);
+    return q != NULL ? cp_store__rows_json(st, q, out) : NANO_EIO;
 }
 
 static int hostnames_put(cp_store *st, int64_t id, const cp_app_write *w)
@@ -532,19 +501,19 @@ static int hostnames_put(cp_store *st, int64_t id, const cp_app_write *w)
     static const char del[] = "DELETE FROM hostnames WHERE app_id = ?1";
     static const char ins[] = "INSERT INTO hostnames (app_id, position, hostname, path_prefix)"
                               " VALUES (?1, ?2, ?3, ?4)";
-    sqlite3_stmt *q = stmt(st, del);
+    sqlite3_stmt *q = cp_store__stmt(st, del);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
-    int rc = exec_q(st, q);
+    int rc = cp_store__exec_q(st, q);
     for (size_t i = 0; i < w->n_hostnames && rc == 0; i++) {
-        if ((q = stmt(st, ins)) == NULL)
+        if ((q = cp_store__stmt(st, ins)) == NULL)
             return NANO_EIO;
         sqlite3_bind_int64(q, 1, id);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)i);
-        bind_text(q, 3, w->hostnames[i]);
-        bind_text(q, 4, w->path_prefix ? w->path_prefix : "");
-        rc = exec_q(st, q);
+        cp_store__bind_text(q, 3, w->hostnames[i]);
+        cp_store__bind_text(q, 4, w->path_prefix ? w->path_prefix : "");
+        rc = cp_store__exec_q(st, q);
     }
     return rc;
 }
@@ -554,18 +523,18 @@ int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out)
     static const char sql[] =
         "INSERT INTO apps (name, path_prefix, is_default, node_compat, required_env, limits,"
         " created_at, updated_at, egress) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
-    bind_text(q, 1, w->name);
-    bind_text(q, 2, w->path_prefix);
+    cp_store__bind_text(q, 1, w->name);
+    cp_store__bind_text(q, 2, w->path_prefix);
     sqlite3_bind_int(q, 3, w->is_default);
     sqlite3_bind_int(q, 4, w->node_compat);
-    bind_text(q, 5, w->required_env);
-    bind_text(q, 6, w->limits);
-    bind_text(q, 7, st->now);
-    bind_text(q, 8, w->egress);
-    int rc = exec_q(st, q);
+    cp_store__bind_text(q, 5, w->required_env);
+    cp_store__bind_text(q, 6, w->limits);
+    cp_store__bind_text(q, 7, st->now);
+    cp_store__bind_text(q, 8, w->egress);
+    int rc = cp_store__exec_q(st, q);
     int64_t id = sqlite3_last_insert_rowid(st->db);
     if (rc == 0)
         rc = hostnames_put(st, id, w);
@@ -579,44 +548,44 @@ int cp_store_app_update(cp_store *st, int64_t id, const cp_app_write *w)
     static const char sql[] =
         "UPDATE apps SET path_prefix = ?2, is_default = ?3, node_compat = ?4, required_env = ?5,"
         " limits = ?6, updated_at = ?7, egress = ?8 WHERE id = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
-    bind_text(q, 2, w->path_prefix);
+    cp_store__bind_text(q, 2, w->path_prefix);
     sqlite3_bind_int(q, 3, w->is_default);
     sqlite3_bind_int(q, 4, w->node_compat);
-    bind_text(q, 5, w->required_env);
-    bind_text(q, 6, w->limits);
-    bind_text(q, 7, st->now);
-    bind_text(q, 8, w->egress);
-    int rc = exec_q(st, q);
+    cp_store__bind_text(q, 5, w->required_env);
+    cp_store__bind_text(q, 6, w->limits);
+    cp_store__bind_text(q, 7, st->now);
+    cp_store__bind_text(q, 8, w->egress);
+    int rc = cp_store__exec_q(st, q);
     return rc == 0 ? hostnames_put(st, id, w) : rc;
 }
 
 int cp_store_app_set_state(cp_store *st, int64_t id, const char *state)
 {
     static const char sql[] = "UPDATE apps SET state = ?2, updated_at = ?3 WHERE id = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
-    bind_text(q, 2, state);
-    bind_text(q, 3, st->now);
-    return exec_q(st, q);
+    cp_store__bind_text(q, 2, state);
+    cp_store__bind_text(q, 3, st->now);
+    return cp_store__exec_q(st, q);
 }
 
 int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id)
 {
     static const char sql[] =
         "UPDATE apps SET active_deployment_id = ?2, updated_at = ?3 WHERE id = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_int64(q, 2, deployment_id);
-    bind_text(q, 3, st->now);
-    return exec_q(st, q);
+    cp_store__bind_text(q, 3, st->now);
+    return cp_store__exec_q(st, q);
 }
 
 int cp_store_app_delete(cp_store *st, int64_t id)
@@ -625,17 +594,17 @@ int cp_store_app_delete(cp_store *st, int64_t id)
     static const char del[] = "DELETE FROM apps WHERE id = ?1";
     static const char gc[] = "DELETE FROM blobs WHERE sha256 NOT IN"
                              " (SELECT sha256 FROM deployment_modules)";
-    sqlite3_stmt *q = stmt(st, unlink_active);
+    sqlite3_stmt *q = cp_store__stmt(st, unlink_active);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
-    int rc = exec_q(st, q);
-    if (rc == 0 && (q = stmt(st, del)) != NULL) {
+    int rc = cp_store__exec_q(st, q);
+    if (rc == 0 && (q = cp_store__stmt(st, del)) != NULL) {
         sqlite3_bind_int64(q, 1, id);
-        rc = exec_q(st, q);
+        rc = cp_store__exec_q(st, q);
     }
-    if (rc == 0 && (q = stmt(st, gc)) != NULL)
-        rc = exec_q(st, q);
+    if (rc == 0 && (q = cp_store__stmt(st, gc)) != NULL)
+        rc = cp_store__exec_q(st, q);
     return q == NULL ? NANO_EIO : rc;
 }
 
@@ -646,8 +615,8 @@ static int name_one(cp_store *st, sqlite3_stmt *q, char *name_out)
     if (rc == SQLITE_ROW)
         snprintf(name_out, 64, "%s", (const char *)sqlite3_column_text(q, 0));
     else
-        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : fail_sql(st, rc);
-    done(q);
+        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     return res;
 }
 
@@ -656,11 +625,11 @@ int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix,
 {
     static const char sql[] = "SELECT a.name FROM hostnames h JOIN apps a ON a.id = h.app_id"
                               " WHERE h.hostname = ?1 AND h.path_prefix = ?2 AND h.app_id != ?3";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
-    bind_text(q, 1, host);
-    bind_text(q, 2, prefix ? prefix : "");
+    cp_store__bind_text(q, 1, host);
+    cp_store__bind_text(q, 2, prefix ? prefix : "");
     sqlite3_bind_int64(q, 3, except_id);
     return name_one(st, q, name_out);
 }
@@ -668,7 +637,7 @@ int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix,
 int cp_store_default_owner(cp_store *st, int64_t except_id, char *name_out)
 {
     static const char sql[] = "SELECT name FROM apps WHERE is_default = 1 AND id != ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, except_id);
@@ -691,42 +660,42 @@ int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
     int rc = 0;
     size_t total = 0;
     for (size_t i = 0; i < n_mods && rc == 0; i++) {
-        sqlite3_stmt *q = stmt(st, blob);
+        sqlite3_stmt *q = cp_store__stmt(st, blob);
         if (q == NULL)
             return NANO_EIO;
-        bind_text(q, 1, mods[i].sha256);
+        cp_store__bind_text(q, 1, mods[i].sha256);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)mods[i].len);
         sqlite3_bind_blob64(q, 3, mods[i].len ? mods[i].data : "", mods[i].len, SQLITE_STATIC);
-        rc = exec_q(st, q);
+        rc = cp_store__exec_q(st, q);
         total += mods[i].len;
     }
-    sqlite3_stmt *q = rc == 0 ? stmt(st, ins) : NULL;
+    sqlite3_stmt *q = rc == 0 ? cp_store__stmt(st, ins) : NULL;
     if (rc != 0 || q == NULL)
         return rc != 0 ? rc : NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    bind_text(q, 2, sha256);
-    bind_text(q, 3, main);
+    cp_store__bind_text(q, 2, sha256);
+    cp_store__bind_text(q, 3, main);
     sqlite3_bind_int64(q, 4, (sqlite3_int64)total);
-    bind_text(q, 5, st->now);
-    bind_text(q, 6, created_by);
+    cp_store__bind_text(q, 5, st->now);
+    cp_store__bind_text(q, 6, created_by);
     int step = sqlite3_step(q);
     int64_t id = 0, version = 0;
     if (step == SQLITE_ROW) {
         id = sqlite3_column_int64(q, 0);
         version = sqlite3_column_int64(q, 1);
     } else {
-        rc = fail_sql(st, step);
+        rc = cp_store__fail_sql(st, step);
     }
-    done(q);
+    cp_store__done(q);
     for (size_t i = 0; i < n_mods && rc == 0; i++) {
-        if ((q = stmt(st, mod)) == NULL)
+        if ((q = cp_store__stmt(st, mod)) == NULL)
             return NANO_EIO;
         sqlite3_bind_int64(q, 1, id);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)i);
-        bind_text(q, 3, mods[i].name);
-        bind_text(q, 4, mods[i].sha256);
+        cp_store__bind_text(q, 3, mods[i].name);
+        cp_store__bind_text(q, 4, mods[i].sha256);
         sqlite3_bind_int64(q, 5, (sqlite3_int64)mods[i].len);
-        rc = exec_q(st, q);
+        rc = cp_store__exec_q(st, q);
     }
     if (rc == 0) {
         *id_out = id;
@@ -746,32 +715,32 @@ int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
 int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_t **out)
 {
     static const char sql[] = "SELECT " DEPLOYMENT_COLUMNS "WHERE d.app_id = ?1 AND d.version = ?2";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
     sqlite3_bind_int64(q, 2, version);
-    return row_one(st, q, out);
+    return cp_store__row_one(st, q, out);
 }
 
 int cp_store_deployment_list(cp_store *st, int64_t app_id, json_t **out)
 {
     static const char sql[] =
         "SELECT " DEPLOYMENT_COLUMNS "WHERE d.app_id = ?1 ORDER BY d.version DESC";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    return rows_json(st, q, out);
+    return cp_store__rows_json(st, q, out);
 }
 
 int cp_store_blob_get(cp_store *st, const char *sha256, char **data_out, size_t *len_out)
 {
     static const char sql[] = "SELECT data FROM blobs WHERE sha256 = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
-    bind_text(q, 1, sha256);
+    cp_store__bind_text(q, 1, sha256);
     int rc = sqlite3_step(q);
     int res = 0;
     if (rc == SQLITE_ROW) {
@@ -783,9 +752,9 @@ int cp_store_blob_get(cp_store *st, const char *sha256, char **data_out, size_t 
         *data_out = data;
         *len_out = len;
     } else {
-        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : fail_sql(st, rc);
+        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : cp_store__fail_sql(st, rc);
     }
-    done(q);
+    cp_store__done(q);
     return res;
 }
 
@@ -794,7 +763,7 @@ int cp_store_blob_get(cp_store *st, const char *sha256, char **data_out, size_t 
 int cp_store_env_vars(cp_store *st, int64_t app_id, json_t **out)
 {
     static const char sql[] = "SELECT name, value FROM env_vars WHERE app_id = ?1 ORDER BY name";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
@@ -805,8 +774,8 @@ int cp_store_env_vars(cp_store *st, int64_t app_id, json_t **out)
         json_t *v = json_loadb(text, (size_t)sqlite3_column_bytes(q, 1), JSON_DECODE_ANY, NULL);
         json_object_set_new(obj, (const char *)sqlite3_column_text(q, 0), v ? v : json_null());
     }
-    int res = rc == SQLITE_DONE ? 0 : fail_sql(st, rc);
-    done(q);
+    int res = rc == SQLITE_DONE ? 0 : cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     if (res != 0) {
         json_decref(obj);
         return res;
@@ -819,7 +788,7 @@ int cp_store_env_kinds(cp_store *st, int64_t app_id, json_t **out)
 {
     static const char sql[] = "SELECT name, 'var' FROM env_vars WHERE app_id = ?1 UNION ALL"
                               " SELECT name, 'secret' FROM secrets WHERE app_id = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
@@ -828,8 +797,8 @@ int cp_store_env_kinds(cp_store *st, int64_t app_id, json_t **out)
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         json_object_set_new(obj, (const char *)sqlite3_column_text(q, 0),
                             json_string((const char *)sqlite3_column_text(q, 1)));
-    int res = rc == SQLITE_DONE ? 0 : fail_sql(st, rc);
-    done(q);
+    int res = rc == SQLITE_DONE ? 0 : cp_store__fail_sql(st, rc);
+    cp_store__done(q);
     if (res != 0) {
         json_decref(obj);
         return res;
@@ -844,24 +813,24 @@ int cp_store_env_put(cp_store *st, int64_t app_id, const char *name, const char 
         "INSERT INTO env_vars (app_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (app_id, name) DO UPDATE SET value = excluded.value,"
         " updated_at = excluded.updated_at";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    bind_text(q, 2, name);
-    bind_text(q, 3, value_json);
-    bind_text(q, 4, st->now);
-    return exec_q(st, q);
+    cp_store__bind_text(q, 2, name);
+    cp_store__bind_text(q, 3, value_json);
+    cp_store__bind_text(q, 4, st->now);
+    return cp_store__exec_q(st, q);
 }
 
 static int delete_named(cp_store *st, const char *sql, int64_t app_id, const char *name)
 {
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    bind_text(q, 2, name);
-    int rc = exec_q(st, q);
+    cp_store__bind_text(q, 2, name);
+    int rc = cp_store__exec_q(st, q);
     if (rc == 0 && sqlite3_changes(st->db) == 0)
         rc = NANO_ENOTFOUND;
     return rc;
@@ -877,11 +846,11 @@ int cp_store_secret_list(cp_store *st, int64_t app_id, json_t **out)
 {
     static const char sql[] =
         "SELECT name, updated_at FROM secrets WHERE app_id = ?1 ORDER BY name";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    return rows_json(st, q, out);
+    return cp_store__rows_json(st, q, out);
 }
 
 int cp_store_secret_put(cp_store *st, int64_t app_id, const char *name, const cp_sealed *s)
@@ -891,28 +860,28 @@ int cp_store_secret_put(cp_store *st, int64_t app_id, const char *name, const cp
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (app_id, name) DO UPDATE SET"
         " ciphertext = excluded.ciphertext, nonce = excluded.nonce, tag = excluded.tag,"
         " key_id = excluded.key_id, updated_at = excluded.updated_at";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    bind_text(q, 2, name);
+    cp_store__bind_text(q, 2, name);
     sqlite3_bind_blob64(q, 3, s->len ? (const void *)s->ciphertext : "", s->len, SQLITE_STATIC);
     sqlite3_bind_blob(q, 4, s->nonce, CP_NONCE_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(q, 5, s->tag, CP_TAG_BYTES, SQLITE_STATIC);
-    bind_text(q, 6, s->key_id);
-    bind_text(q, 7, st->now);
-    return exec_q(st, q);
+    cp_store__bind_text(q, 6, s->key_id);
+    cp_store__bind_text(q, 7, st->now);
+    return cp_store__exec_q(st, q);
 }
 
 int cp_store_secret_get(cp_store *st, int64_t app_id, const char *name, cp_sealed *out)
 {
     static const char sql[] = "SELECT ciphertext, nonce, tag, key_id FROM secrets"
                               " WHERE app_id = ?1 AND name = ?2";
-    sqlite3_stmt *q = stmt(st, sql);
+    sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, app_id);
-    bind_text(q, 2, name);
+    cp_store__bind_text(q, 2, name);
     int rc = sqlite3_step(q);
     int res = 0;
     if (rc == SQLITE_ROW) {
@@ -929,9 +898,9 @@ int cp_store_secret_get(cp_store *st, int64_t app_id, const char *name, cp_seale
         snprintf(s.key_id, sizeof s.key_id, "%s", (const char *)sqlite3_column_text(q, 3));
         *out = s;
     } else {
-        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : fail_sql(st, rc);
+        res = rc == SQLITE_DONE ? NANO_ENOTFOUND : cp_store__fail_sql(st, rc);
     }
-    done(q);
+    cp_store__done(q);
     return res;
 }
 
@@ -941,308 +910,3 @@ int cp_store_secret_del(cp_store *st, int64_t app_id, const char *name)
     return delete_named(st, sql, app_id, name);
 }
 
-/* --- nodes and drains ----------------------------------------------------------------------- */
-
-int cp_store_node_list(cp_store *st, json_t **out)
-{
-    static const char sql[] = "SELECT name, version, addr, applied_seq, apps AS apps__json,"
-                              " first_seen, last_seen FROM nodes ORDER BY name";
-    sqlite3_stmt *q = stmt(st, sql);
-    return q != NULL ? rows_json(st, q, out) : NANO_EIO;
-}
-
-int cp_store_node_delete(cp_store *st, const char *name)
-{
-    static const char sql[] = "DELETE FROM nodes WHERE name = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, name);
-    int rc = exec_q(st, q);
-    if (rc == 0 && sqlite3_changes(st->db) == 0)
-        rc = NANO_ENOTFOUND;
-    return rc;
-}
-
-int cp_store_node_count(cp_store *st, int64_t *out)
-{
-    static const char sql[] = "SELECT COUNT(*) FROM nodes";
-    sqlite3_stmt *q = stmt(st, sql);
-    return q != NULL ? int_one(st, q, out) : NANO_EIO;
-}
-
-int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t timeout_ms,
-                         int64_t *id_out)
-{
-    static const char ins[] = "INSERT INTO drains (app_id, app, started_at, timeout_ms)"
-                              " VALUES (?1, ?2, ?3, ?4)";
-    static const char per_node[] = "INSERT INTO drain_nodes (drain_id, node_id)"
-                                   " SELECT ?1, id FROM nodes";
-    sqlite3_stmt *q = stmt(st, ins);
-    if (q == NULL)
-        return NANO_EIO;
-    sqlite3_bind_int64(q, 1, app_id);
-    bind_text(q, 2, app);
-    bind_text(q, 3, st->now);
-    sqlite3_bind_int64(q, 4, (sqlite3_int64)timeout_ms);
-    int rc = exec_q(st, q);
-    int64_t id = sqlite3_last_insert_rowid(st->db);
-    if (rc == 0 && (q = stmt(st, per_node)) != NULL) {
-        sqlite3_bind_int64(q, 1, id);
-        rc = exec_q(st, q);
-    }
-    if (rc == 0 && q == NULL)
-        rc = NANO_EIO;
-    if (rc == 0)
-        *id_out = id;
-    return rc;
-}
-
-/* A node's state in a drain as the API shows it (docs/distribution.md#drains): pending ->
- * draining, acked -> drained; in_flight is what the node last reported for the app (its
- * status, nodes.apps). */
-int cp_store_drain_get(cp_store *st, const char *app, json_t **out)
-{
-    static const char sql[] =
-        "SELECT d.id, d.state, d.started_at, d.timeout_ms, d.finished_at,"
-        " (SELECT json_group_array(json_object('node', x.name, 'state',"
-        "   CASE x.state WHEN 'pending' THEN 'draining' WHEN 'acked' THEN 'drained'"
-        "   ELSE 'timed_out' END,"
-        "   'in_flight', COALESCE(json_extract(x.apps, '$.\"' || d.app || '\".in_flight'), 0),"
-        "   'acked_at', x.acked_at, 'last_seen', x.last_seen))"
-        /* ordered in the subquery: json_group_array takes its rows in that order */
-        "   FROM (SELECT n.name, n.apps, n.last_seen, dn.state, dn.acked_at FROM drain_nodes dn"
-        "         JOIN nodes n ON n.id = dn.node_id WHERE dn.drain_id = d.id ORDER BY n.name) x)"
-        "   AS nodes__json"
-        " FROM drains d WHERE d.app = ?1 ORDER BY d.id DESC LIMIT 1";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, app);
-    return row_one(st, q, out);
-}
-
-int cp_store_node_hello(cp_store *st, const char *name, const char *version, const char *addr)
-{
-    static const char sql[] =
-        "INSERT INTO nodes (name, version, addr, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)"
-        " ON CONFLICT (name) DO UPDATE SET version = excluded.version, addr = excluded.addr,"
-        " last_seen = excluded.last_seen";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, name);
-    bind_text(q, 2, version);
-    bind_text(q, 3, addr);
-    bind_text(q, 4, st->now);
-    return exec_q(st, q);
-}
-
-int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq,
-                         const char *apps_json, const char *seen_at)
-{
-    static const char sql[] =
-        "INSERT INTO nodes (name, applied_seq, apps, first_seen, last_seen)"
-        " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
-        " applied_seq = excluded.applied_seq, apps = excluded.apps,"
-        " last_seen = excluded.last_seen";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, name);
-    sqlite3_bind_int64(q, 2, applied_seq);
-    bind_text(q, 3, apps_json);
-    bind_text(q, 4, seen_at);
-    return exec_q(st, q);
-}
-
-int cp_store_drain_ack(cp_store *st, const char *app, const char *node, const char *state,
-                       bool *changed)
-{
-    static const char sql[] =
-        "UPDATE drain_nodes SET state = ?3, acked_at = ?4 WHERE state = 'pending'"
-        " AND node_id = (SELECT id FROM nodes WHERE name = ?2)"
-        " AND drain_id IN (SELECT id FROM drains WHERE app = ?1 AND state = 'draining')";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, app);
-    bind_text(q, 2, node);
-    bind_text(q, 3, state);
-    bind_text(q, 4, st->now);
-    int rc = exec_q(st, q);
-    if (rc == 0)
-        *changed = sqlite3_changes(st->db) > 0;
-    return rc;
-}
-
-/* A node whose last status (applied_seq at or past the drain's app.drain) no longer lists the
- * app, or lists it drained or timed out, has finished with it even if its drain.ack was lost. */
-int cp_store_drain_ack_from_status(cp_store *st, const char *node, int64_t *n_out)
-{
-    static const char sql[] =
-        "UPDATE drain_nodes SET acked_at = ?2, state ="
-        " CASE (SELECT json_extract(n.apps, '$.\"' || d.app || '\".state') FROM nodes n, drains d"
-        "       WHERE n.id = drain_nodes.node_id AND d.id = drain_nodes.drain_id)"
-        " WHEN 'timed_out' THEN 'timed_out' ELSE 'acked' END"
-        " WHERE state = 'pending' AND node_id = (SELECT id FROM nodes WHERE name = ?1)"
-        " AND drain_id IN (SELECT d.id FROM drains d, nodes n WHERE n.name = ?1"
-        "   AND d.state = 'draining'"
-        "   AND n.applied_seq >= (SELECT COALESCE(MAX(seq), 0) FROM config_log c"
-        "                         WHERE c.op = 'app.drain' AND c.app = d.app)"
-        "   AND COALESCE(json_extract(n.apps, '$.\"' || d.app || '\".state'), 'absent')"
-        "       IN ('absent', 'drained', 'timed_out'))";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, node);
-    bind_text(q, 2, st->now);
-    int rc = exec_q(st, q);
-    if (rc == 0)
-        *n_out = sqlite3_changes(st->db);
-    return rc;
-}
-
-int cp_store_drain_expire(cp_store *st, uint64_t grace_ms, int64_t *n_out)
-{
-    static const char sql[] =
-        "UPDATE drain_nodes SET state = 'timed_out', acked_at = ?1 WHERE state = 'pending'"
-        " AND drain_id IN (SELECT id FROM drains WHERE state = 'draining'"
-        "   AND (julianday(?1) - julianday(started_at)) * 86400000.0 >= timeout_ms + ?2)";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    bind_text(q, 1, st->now);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)grace_ms);
-    int rc = exec_q(st, q);
-    if (rc == 0)
-        *n_out = sqlite3_changes(st->db);
-    return rc;
-}
-
-int cp_store_drains_finished(cp_store *st, json_t **out)
-{
-    static const char sql[] =
-        "SELECT d.id, d.app_id, d.app,"
-        " (SELECT COUNT(*) FROM drain_nodes WHERE drain_id = d.id) AS n_nodes,"
-        " (SELECT COUNT(*) FROM drain_nodes WHERE drain_id = d.id AND state = 'timed_out')"
-        "   AS n_timed_out"
-        " FROM drains d WHERE d.state = 'draining' AND NOT EXISTS"
-        " (SELECT 1 FROM drain_nodes WHERE drain_id = d.id AND state = 'pending') ORDER BY d.id";
-    sqlite3_stmt *q = stmt(st, sql);
-    return q != NULL ? rows_json(st, q, out) : NANO_EIO;
-}
-
-int cp_store_drain_finish(cp_store *st, int64_t id, const char *state)
-{
-    static const char sql[] = "UPDATE drains SET state = ?2, finished_at = ?3 WHERE id = ?1";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    sqlite3_bind_int64(q, 1, id);
-    bind_text(q, 2, state);
-    bind_text(q, 3, st->now);
-    return exec_q(st, q);
-}
-
-/* --- logs and tokens ------------------------------------------------------------------------ */
-
-int cp_store_log_append(cp_store *st, const char *op, const char *app, json_t *payload,
-                        int64_t *seq_out)
-{
-    static const char sql[] =
-        "INSERT INTO config_log (at, op, app, payload) VALUES (?1, ?2, ?3, ?4)";
-    char *text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (text == NULL)
-        return NANO_ENOMEM;
-    sqlite3_stmt *q = stmt(st, sql);
-    int rc = NANO_EIO;
-    if (q != NULL) {
-        bind_text(q, 1, st->now);
-        bind_text(q, 2, op);
-        bind_text(q, 3, app);
-        bind_text(q, 4, text);
-        rc = exec_q(st, q);
-    }
-    free(text);
-    if (rc == 0 && seq_out != NULL)
-        *seq_out = sqlite3_last_insert_rowid(st->db);
-    return rc;
-}
-
-int cp_store_log_seq(cp_store *st, int64_t *out)
-{
-    static const char sql[] = "SELECT COALESCE(MAX(seq), 0) FROM config_log";
-    sqlite3_stmt *q = stmt(st, sql);
-    return q != NULL ? int_one(st, q, out) : NANO_EIO;
-}
-
-int cp_store_log_list(cp_store *st, int64_t after, int64_t limit, json_t **out)
-{
-    static const char sql[] = "SELECT seq, at, op, app, payload AS payload__json FROM config_log"
-                              " WHERE seq > ?1 ORDER BY seq LIMIT ?2";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    sqlite3_bind_int64(q, 1, after);
-    sqlite3_bind_int64(q, 2, limit);
-    return rows_json(st, q, out);
-}
-
-int cp_store_audit_append(cp_store *st, const char *actor, const char *via, const char *op,
-                          const char *app, json_t *detail)
-{
-    static const char sql[] = "INSERT INTO audit_log (at, actor, via, op, app, detail)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-    char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-    sqlite3_stmt *q = stmt(st, sql);
-    int rc = NANO_EIO;
-    if (q != NULL) {
-        bind_text(q, 1, st->now);
-        bind_text(q, 2, actor);
-        bind_text(q, 3, via);
-        bind_text(q, 4, op);
-        bind_text(q, 5, app);
-        bind_text(q, 6, text ? text : "{}");
-        rc = exec_q(st, q);
-    }
-    free(text);
-    return rc;
-}
-
-int cp_store_audit_list(cp_store *st, int64_t limit, int64_t before_id, json_t **out)
-{
-    static const char sql[] =
-        "SELECT id, at, actor, via, op, app, detail AS detail__json FROM audit_log"
-        " WHERE ?1 <= 0 OR id < ?1 ORDER BY id DESC LIMIT ?2";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    sqlite3_bind_int64(q, 1, before_id);
-    sqlite3_bind_int64(q, 2, limit);
-    return rows_json(st, q, out);
-}
-
-int cp_store_token_put(cp_store *st, const char *name, const char *hash_hex)
-{
-    static const char sql[] =
-        "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)"
-        " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at"
-        " WHERE hash != excluded.hash";
-    sqlite3_stmt *q = stmt(st, sql);
-    if (q == NULL)
-        return NANO_EIO;
-    char now[32];
-    cp_time_now(now, sizeof now);
-    bind_text(q, 1, name);
-    bind_text(q, 2, hash_hex);
-    bind_text(q, 3, st->in_tx ? st->now : now);
-    return exec_q(st, q);
-}
-
-int cp_store_token_list(cp_store *st, json_t **out)
-{
-    static const char sql[] = "SELECT name, hash FROM api_tokens ORDER BY id";
-    sqlite3_stmt *q = stmt(st, sql);
-    return q != NULL ? rows_json(st, q, out) : NANO_EIO;
-}
