@@ -81,9 +81,10 @@ primordials.SafeSet = makeSafe(Set, class SafeSet extends Set {
 
 Object.freeze(primordials);
 
-// The built-ins after this one receive this view instead: a misspelt primordial fails the
-// runtime's start with its name, rather than being undefined where it is first called.
-internal.checkedPrimordials = new Proxy(primordials, {
+// The built-ins after this one receive this view instead (the loader, snapshot.cc, reads it
+// from internal): a misspelt primordial fails the runtime's start with its name, rather than
+// being undefined where it is first called.
+const checkedPrimordials = new Proxy(primordials, {
   get(target, key) {
     if (typeof key === 'string' && !Reflect.has(target, key)) {
       throw new ReferenceError(`primordials.${key} does not exist`);
@@ -91,3 +92,6 @@ internal.checkedPrimordials = new Proxy(primordials, {
     return Reflect.get(target, key);
   },
 });
+
+const { ObjectAssign } = primordials;
+ObjectAssign(internal, { checkedPrimordials });

@@ -7,10 +7,13 @@
 // (location: the --location URL or undefined).
 'use strict';
 
-const { ArrayPrototypePush } = primordials;
+const { ArrayPrototypePush, ObjectAssign } = primordials;
 
 const initializers = [];
-internal.onContextInit = (fn) => { ArrayPrototypePush(initializers, fn); };
-internal.initContext = (options) => {
-  for (let i = 0; i < initializers.length; i++) initializers[i](options);
-};
+
+ObjectAssign(internal, {
+  onContextInit: (fn) => { ArrayPrototypePush(initializers, fn); },
+  initContext: (options) => {
+    for (let i = 0; i < initializers.length; i++) initializers[i](options);
+  },
+});

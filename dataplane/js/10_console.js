@@ -15,14 +15,14 @@ const {
   ArrayPrototypeUnshift, StringPrototypeRepeat, NumberPrototypeToFixed, ObjectCreate,
   ObjectAssign, ObjectPrototype, ObjectDefineProperty, SymbolToStringTag, MathMax, MathFloor,
 } = primordials;
+// Late (read as internal.x when called; given by a later file): webidl.
 
-internal.defineGlobal = (name, value, enumerable = false) => {
+const defineGlobal = (name, value, enumerable = false) => {
   // WebIDL: interface objects and namespaces are writable, configurable, non-enumerable.
   Reflect.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable });
 };
 
 const kInspect = Symbol('nano.inspect');
-internal.kInspect = kInspect;
 
 const kMaxArrayItems = 100;
 const kMaxStringInArray = 10000;
@@ -163,8 +163,6 @@ function formatError(err) {
 function inspect(value, depth = 2) {
   return formatValue(value, depth, new SafeSet(), 0, false);
 }
-internal.inspect = inspect;
-internal.formatError = formatError;
 
 // Console §2.2.1 Formatter: %s %d %i %f %o %O %j %c %% in a leading string.
 function format(args) {
@@ -199,7 +197,6 @@ function format(args) {
   }
   return out;
 }
-internal.format = format;
 
 const LEVEL_DEBUG = 0, LEVEL_INFO = 1, LEVEL_WARN = 2, LEVEL_ERROR = 3;
 const log = binding.log;
@@ -352,4 +349,6 @@ function renderTable(data, properties) {
   ArrayPrototypePush(lines, rule('└', '┴', '┘'));
   return ArrayPrototypeJoin(lines, '\n');
 }
-internal.defineGlobal('console', console);
+defineGlobal('console', console);
+
+ObjectAssign(internal, { defineGlobal, kInspect, inspect, formatError, format });

@@ -10,8 +10,9 @@ const {
   ObjectFreeze, RegExpPrototypeExec, StringPrototypeReplace, Error, ObjectGetPrototypeOf, WeakSet,
   BigInt, BigIntAsIntN, BigIntAsUintN, ArrayPrototypePush, ArrayIteratorMethod,
   ArrayIteratorPrototype, FunctionPrototypeCall, ObjectPrototypePropertyIsEnumerable, ObjectGetOwnPropertySymbols,
-  SymbolIterator,
+  SymbolIterator, ObjectAssign,
 } = primordials;
+const { defineGlobal, formatError, inspect } = internal;
 
 const webidl = {};
 
@@ -233,21 +234,23 @@ webidl.configureInterface = function configureInterface(cls, name = cls.name, co
 };
 
 ObjectFreeze(webidl);
-internal.webidl = webidl;
-
-// performance.now(): ms since the isolate's time origin (hr-time).
-internal.performanceNow = binding.now;
 
 // The log line for an uncaught error no listener canceled (HTML "report an exception").
-internal.logUncaught = function logUncaught(err) {
+function logUncaught(err) {
   let text;
   try {
-    text = err instanceof Error ? internal.formatError(err) : internal.inspect(err);
+    text = err instanceof Error ? formatError(err) : inspect(err);
   } catch {
     text = '(an exception that cannot be printed)';
   }
   binding.reportError('Uncaught ' + text);
-};
+}
 
 // The global scope of a worker: `self` is the global object.
-internal.defineGlobal('self', globalThis);
+defineGlobal('self', globalThis);
+
+ObjectAssign(internal, {
+  webidl,
+  performanceNow: binding.now, // performance.now(): ms since the isolate's time origin (hr-time)
+  logUncaught,
+});

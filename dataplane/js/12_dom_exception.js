@@ -2,8 +2,8 @@
 // the error-name constants, and Error.prototype as its prototype's prototype.
 'use strict';
 
-const { ErrorCaptureStackTrace, ObjectSetPrototypeOf, Error, SafeMap } = primordials;
-const { webidl } = internal;
+const { ErrorCaptureStackTrace, ObjectSetPrototypeOf, Error, SafeMap, ObjectAssign } = primordials;
+const { webidl, defineGlobal } = internal;
 
 // WebIDL's error names table: name -> legacy code (0 for names without one).
 const codes = new SafeMap([
@@ -61,6 +61,6 @@ const isDOMException = DOMException.isDOMException;
 delete DOMException.isDOMException;
 ObjectSetPrototypeOf(DOMException.prototype, Error.prototype);
 webidl.configureInterface(DOMException, 'DOMException', constants);
-internal.DOMException = DOMException;
-internal.isDOMException = isDOMException;
-internal.defineGlobal('DOMException', DOMException);
+defineGlobal('DOMException', DOMException);
+
+ObjectAssign(internal, { DOMException, isDOMException });

@@ -9,9 +9,10 @@
 const {
   ArrayPrototypePush, ArrayPrototypeSlice, ArrayPrototypeSplice, ArrayPrototypeIndexOf,
   ObjectDefineProperty, ObjectSetPrototypeOf, ReflectApply, Symbol, TypeError, Error,
-  FunctionPrototypeCall,
+  FunctionPrototypeCall, ObjectAssign,
 } = primordials;
-const { webidl, DOMException } = internal;
+const { webidl, DOMException, defineGlobal, performanceNow, logUncaught } = internal;
+// Late (read as internal.x when called; given by a later file): isAbortSignal, addAbortAlgorithm.
 
 const NONE = 0;
 const CAPTURING_PHASE = 1;
@@ -45,7 +46,7 @@ class Event {
     this.#bubbles = !!init.bubbles;
     this.#cancelable = !!init.cancelable;
     this.#composed = !!init.composed;
-    this.#timeStamp = internal.performanceNow();
+    this.#timeStamp = performanceNow();
     // [LegacyUnforgeable] isTrusted: an own, non-configurable accessor on every event.
     ObjectDefineProperty(this, 'isTrusted', {
       get: arguments[2] === kTrusted ? trustedGetter : untrustedGetter,
@@ -142,11 +143,11 @@ class Event {
         try {
           fn = cb.handleEvent;
         } catch (err) {
-          internal.reportUncaught(err);
+          reportUncaught(err);
           continue;
         }
         if (typeof fn !== 'function') {
-          internal.reportUncaught(new TypeError("The listener's handleEvent is not a function"));
+          reportUncaught(new TypeError("The listener's handleEvent is not a function"));
           continue;
         }
         thisArg = cb;
@@ -155,7 +156,7 @@ class Event {
       try {
         ReflectApply(fn, thisArg, [event]);
       } catch (err) {
-        internal.reportUncaught(err);
+        reportUncaught(err);
       }
       event.#inPassiveListener = false;
       // HTML "clean up after running a callback": an event fired by a task (not from inside
@@ -174,7 +175,7 @@ function untrustedGetter() { return false; }
 ObjectDefineProperty(trustedGetter, 'name', { value: 'get isTrusted' });
 ObjectDefineProperty(untrustedGetter, 'name', { value: 'get isTrusted' });
 
-const dispatchEvent = Event.dispatch;
+const eventDispatch = Event.dispatch;
 const isEvent = Event.isEvent;
 delete Event.dispatch;
 delete Event.isEvent;
@@ -277,25 +278,21 @@ class EventTarget {
       throw new TypeError("Failed to execute 'dispatchEvent' on 'EventTarget': parameter 1 is " +
         "not of type 'Event'");
     }
-    return dispatchEvent(event, target, (t, type) => listenerMap(t)[type]);
+    return eventDispatch(event, target, (t, type) => listenerMap(t)[type]);
   }
 }
 webidl.configureInterface(EventTarget, 'EventTarget');
 
 // Dispatches event at target from the runtime (no argument checks).
-internal.dispatchEvent = (target, event) =>
-  dispatchEvent(event, target, (t, type) => listenerMap(t)[type]);
+const dispatchEvent = (target, event) =>
+  eventDispatch(event, target, (t, type) => listenerMap(t)[type]);
 // For events a task fires (a message arriving, a file read finishing, a timeout): microtasks
 // run after each listener.
-internal.dispatchEventFromTask = (target, event) =>
-  dispatchEvent(event, target, (t, type) => listenerMap(t)[type], true);
-internal.isEvent = isEvent;
-internal.hasListeners = (target, type) => (listenerMap(target)[type]?.length ?? 0) > 0;
+const dispatchEventFromTask = (target, event) =>
+  eventDispatch(event, target, (t, type) => listenerMap(t)[type], true);
+const hasListeners = (target, type) => (listenerMap(target)[type]?.length ?? 0) > 0;
 // An event the runtime creates: isTrusted is true.
-internal.trustedEvent = (Ctor, type, init) => new Ctor(type, init, kTrusted);
-internal.kTrustedEvent = kTrusted;
-internal.Event = Event;
-internal.EventTarget = EventTarget;
+const trustedEvent = (Ctor, type, init) => new Ctor(type, init, kTrusted);
 
 class CustomEvent extends Event {
   #detail;
@@ -377,7 +374,7 @@ webidl.configureInterface(PromiseRejectionEvent, 'PromiseRejectionEvent');
 // set registers one listener (in that order among the others); the listener calls whatever
 // handler is current. `onerror` on the global gets the special argument list and return value.
 const handlerState = new WeakMap();
-internal.defineEventHandler = function defineEventHandler(proto, type, isGlobal = false) {
+function defineEventHandler(proto, type, isGlobal = false) {
   const name = `on${type}`;
   ObjectDefineProperty(proto, name, {
     get() {
@@ -412,7 +409,7 @@ internal.defineEventHandler = function defineEventHandler(proto, type, isGlobal 
     enumerable: true,
     configurable: true,
   });
-};
+}
 
 function callHandler(target, slot, event, isErrorHandler) {
   const fn = slot.value;
@@ -431,53 +428,57 @@ function callHandler(target, slot, event, isErrorHandler) {
 // The global scope is an EventTarget (WorkerGlobalScope inherits from it).
 new EventTargetState(globalThis);
 ObjectSetPrototypeOf(globalThis, EventTarget.prototype);
-internal.defineEventHandler(globalThis, 'error', true);
-internal.defineEventHandler(globalThis, 'unhandledrejection', true);
-internal.defineEventHandler(globalThis, 'rejectionhandled', true);
+defineEventHandler(globalThis, 'error', true);
+defineEventHandler(globalThis, 'unhandledrejection', true);
+defineEventHandler(globalThis, 'rejectionhandled', true);
 
 // HTML §8.1.4.7 report an exception: an ErrorEvent at the global first; unless a listener
 // cancels it, the error is logged with the app's name.
-internal.reportUncaught = function reportUncaught(err) {
+function reportUncaught(err) {
   let message = '';
   try {
     message = err instanceof Error ? String(err.message) : String(err);
   } catch {
     message = 'an exception that cannot be printed';
   }
-  const event = internal.trustedEvent(ErrorEvent, 'error', {
+  const event = trustedEvent(ErrorEvent, 'error', {
     message: `Uncaught ${message}`, error: err, cancelable: true,
   });
   let notCanceled = true;
   try {
-    notCanceled = internal.dispatchEvent(globalThis, event);
+    notCanceled = dispatchEvent(globalThis, event);
   } catch {
     // dispatch itself failing leaves the error to be logged
   }
-  if (notCanceled) internal.logUncaught(err);
-};
+  if (notCanceled) logUncaught(err);
+}
 
 // Unhandled rejections (from the runtime's rejection tracker): a cancelable
 // `unhandledrejection` event; unless canceled, the log line.
 // HTML's "outstanding rejected promises weak set": those reported, for `rejectionhandled`.
 const reportedRejections = new WeakSet();
-internal.reportUnhandledRejection = function reportUnhandledRejection(promise, reason) {
+function reportUnhandledRejection(promise, reason) {
   reportedRejections.add(promise);
-  const event = internal.trustedEvent(PromiseRejectionEvent, 'unhandledrejection', {
+  const event = trustedEvent(PromiseRejectionEvent, 'unhandledrejection', {
     promise, reason, cancelable: true,
   });
-  return internal.dispatchEvent(globalThis, event);
-};
-internal.reportRejectionHandled = function reportRejectionHandled(promise, reason) {
+  return dispatchEvent(globalThis, event);
+}
+function reportRejectionHandled(promise, reason) {
   if (!reportedRejections.has(promise)) return;
   reportedRejections.delete(promise);
-  const event = internal.trustedEvent(PromiseRejectionEvent, 'rejectionhandled', { promise, reason });
-  internal.dispatchEvent(globalThis, event);
-};
+  const event = trustedEvent(PromiseRejectionEvent, 'rejectionhandled', { promise, reason });
+  dispatchEvent(globalThis, event);
+}
 
-internal.ErrorEvent = ErrorEvent;
-internal.PromiseRejectionEvent = PromiseRejectionEvent;
-internal.defineGlobal('Event', Event);
-internal.defineGlobal('EventTarget', EventTarget);
-internal.defineGlobal('CustomEvent', CustomEvent);
-internal.defineGlobal('ErrorEvent', ErrorEvent);
-internal.defineGlobal('PromiseRejectionEvent', PromiseRejectionEvent);
+defineGlobal('Event', Event);
+defineGlobal('EventTarget', EventTarget);
+defineGlobal('CustomEvent', CustomEvent);
+defineGlobal('ErrorEvent', ErrorEvent);
+defineGlobal('PromiseRejectionEvent', PromiseRejectionEvent);
+
+ObjectAssign(internal, {
+  Event, EventTarget, ErrorEvent, PromiseRejectionEvent, kTrustedEvent: kTrusted, isEvent,
+  trustedEvent, dispatchEvent, dispatchEventFromTask, hasListeners, defineEventHandler,
+  reportUncaught, reportUnhandledRejection, reportRejectionHandled,
+});

@@ -3,8 +3,11 @@
 // `abort` event.
 'use strict';
 
-const { ArrayPrototypePush, SafeSet, TypeError, WeakRef } = primordials;
-const { webidl, DOMException, EventTarget, Event } = internal;
+const { ArrayPrototypePush, SafeSet, TypeError, WeakRef, ObjectAssign } = primordials;
+const {
+  webidl, DOMException, EventTarget, Event, defineGlobal, defineEventHandler, dispatchEvent,
+  trustedEvent, reportUncaught,
+} = internal;
 
 class AbortSignal extends EventTarget {
   #aborted = false;
@@ -109,7 +112,7 @@ class AbortSignal extends EventTarget {
     signal.#algorithms = null;
     // forEach, not for-of: the set iterator's next is the app's to replace.
     if (algorithms !== null) algorithms.forEach(runAlgorithm);
-    internal.dispatchEvent(signal, internal.trustedEvent(Event, 'abort'));
+    dispatchEvent(signal, trustedEvent(Event, 'abort'));
   }
 
   static isAbortSignal(v) { return v !== null && typeof v === 'object' && #aborted in v; }
@@ -135,7 +138,7 @@ function runAlgorithm(algorithm) {
   try {
     algorithm();
   } catch (err) {
-    internal.reportUncaught(err);
+    reportUncaught(err);
   }
 }
 
@@ -149,7 +152,7 @@ const addAlgorithm = AbortSignal.addAlgorithm;
 delete AbortSignal.isAbortSignal;
 delete AbortSignal.signalAbort;
 delete AbortSignal.addAlgorithm;
-internal.defineEventHandler(AbortSignal.prototype, 'abort');
+defineEventHandler(AbortSignal.prototype, 'abort');
 webidl.configureInterface(AbortSignal, 'AbortSignal');
 
 class AbortController {
@@ -167,11 +170,12 @@ class AbortController {
 }
 webidl.configureInterface(AbortController, 'AbortController');
 
-internal.isAbortSignal = isAbortSignal;
-internal.signalAbort = signalAbort;
-// addAbortAlgorithm(signal, fn): runs fn when signal aborts; returns a function removing it.
-internal.addAbortAlgorithm = addAlgorithm;
-internal.newAbortSignal = () => new AbortSignal(webidl.kIllegalConstructor);
-internal.AbortSignal = AbortSignal;
-internal.defineGlobal('AbortSignal', AbortSignal);
-internal.defineGlobal('AbortController', AbortController);
+defineGlobal('AbortSignal', AbortSignal);
+defineGlobal('AbortController', AbortController);
+
+ObjectAssign(internal, {
+  AbortSignal, isAbortSignal, signalAbort,
+  // addAbortAlgorithm(signal, fn): runs fn when signal aborts; returns a function removing it.
+  addAbortAlgorithm: addAlgorithm,
+  newAbortSignal: () => new AbortSignal(webidl.kIllegalConstructor),
+});

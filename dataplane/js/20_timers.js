@@ -19,8 +19,9 @@
 
 const {
   ArrayPrototypePop, ArrayPrototypePush, FunctionPrototypeCall, MathMax, Number, NumberIsNaN,
-  PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError,
+  PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError, ObjectAssign,
 } = primordials;
+const { defineGlobal, reportUncaught } = internal;
 
 const indirectEval = globalThis.eval; // global scope, as a timer's script runs
 const heap = [];
@@ -167,7 +168,7 @@ function clear(id) {
   arm();
 }
 
-internal.runTimers = function runTimers() {
+function runTimers() {
   armedDeadline = Infinity;
   const now = binding.now();
   const endSeq = nextSeq; // timers made or re-armed from here on wait for the next pass
@@ -208,28 +209,26 @@ internal.runTimers = function runTimers() {
     try {
       ReflectApply(t.callback, globalThis, t.args);
     } catch (err) {
-      internal.reportUncaught(err);
+      reportUncaught(err);
     }
     binding.runMicrotasks();
     runningNesting = 0;
   }
   if (owner !== undefined && owner !== NO_REQUEST) binding.timerEnter(NO_REQUEST);
   arm();
-};
+}
 
-// For built-ins that queue a task: not the global, which an app may replace.
-internal.setTimeout = (callback, delay) => schedule(callback, delay, [], false, 'setTimeout');
-internal.defineGlobal('setTimeout', function setTimeout(callback, delay = 0, ...args) {
+defineGlobal('setTimeout', function setTimeout(callback, delay = 0, ...args) {
   return schedule(callback, delay, args, false, 'setTimeout');
 });
-internal.defineGlobal('setInterval', function setInterval(callback, delay = 0, ...args) {
+defineGlobal('setInterval', function setInterval(callback, delay = 0, ...args) {
   return schedule(callback, delay, args, true, 'setInterval');
 });
-internal.defineGlobal('clearTimeout', function clearTimeout(id) { clear(id); });
-internal.defineGlobal('clearInterval', function clearInterval(id) { clear(id); });
+defineGlobal('clearTimeout', function clearTimeout(id) { clear(id); });
+defineGlobal('clearInterval', function clearInterval(id) { clear(id); });
 
 const resolved = PromiseResolve(undefined);
-internal.defineGlobal('queueMicrotask', function queueMicrotask(callback) {
+defineGlobal('queueMicrotask', function queueMicrotask(callback) {
   if (typeof callback !== 'function') {
     throw new TypeError('queueMicrotask: the callback must be a function');
   }
@@ -237,11 +236,17 @@ internal.defineGlobal('queueMicrotask', function queueMicrotask(callback) {
     try {
       FunctionPrototypeCall(callback, undefined);
     } catch (err) {
-      internal.reportUncaught(err);
+      reportUncaught(err);
     }
   });
 });
-internal.defineGlobal('reportError', function reportError(err) {
+defineGlobal('reportError', function reportError(err) {
   if (arguments.length === 0) throw new TypeError('reportError: 1 argument required');
-  internal.reportUncaught(err);
+  reportUncaught(err);
+});
+
+ObjectAssign(internal, {
+  runTimers,
+  // For built-ins that queue a task: not the global, which an app may replace.
+  setTimeout: (callback, delay) => schedule(callback, delay, [], false, 'setTimeout'),
 });

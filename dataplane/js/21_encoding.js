@@ -11,8 +11,9 @@ const {
   StringFromCharCode, StringPrototypeToLowerCase, StringPrototypeReplace, TypeError, Uint8Array,
   Uint16Array, ArrayBuffer, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength,
   TypedArrayPrototypeGetByteOffset, TypedArrayPrototypeGetSymbolToStringTag, FunctionPrototypeApply, TypedArrayPrototypeSet,
+  ObjectAssign,
 } = primordials;
-const { webidl } = internal;
+const { webidl, defineGlobal } = internal;
 
 // Encoding §4.2: name -> labels. The names are what `encoding` returns.
 const encodings = {
@@ -100,7 +101,6 @@ function getEncoding(label) {
     StringPrototypeReplace(label, /^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, ''));
   return byLabel.get(key);
 }
-internal.getEncoding = getEncoding;
 
 // ISO-8859-16 (Latin-10), bytes 0xA0..0xFF: Debian's ICU has no converter for it. Bytes
 // 0x80..0x9F are the C1 controls, as in every ISO-8859 part.
@@ -383,7 +383,6 @@ function encodeUtf8(s) {
   }
   return out;
 }
-internal.encodeUtf8 = encodeUtf8;
 
 class TextEncoder {
   // The brand: a TextEncoder made by this constructor (instanceof would accept any object
@@ -417,6 +416,7 @@ class TextEncoder {
 }
 webidl.configureInterface(TextEncoder);
 
-internal.TextDecoder = TextDecoder;
-internal.defineGlobal('TextDecoder', TextDecoder);
-internal.defineGlobal('TextEncoder', TextEncoder);
+defineGlobal('TextDecoder', TextDecoder);
+defineGlobal('TextEncoder', TextEncoder);
+
+ObjectAssign(internal, { TextDecoder, getEncoding, encodeUtf8 });

@@ -8,12 +8,14 @@ const {
   TypedArrayPrototypeGetByteLength, NumberPrototypeToString, StringPrototypePadStart, SafeSet,
   ArrayBufferIsView, ArrayPrototypePush, Date, RegExp, Map, Set, ObjectKeys,
   ObjectPrototypeToString, SafeMap, ArrayBuffer, ObjectGetPrototypeOf, ObjectPrototype, Array,
-  String, MapPrototypeForEach, MapPrototypeSet, SetPrototypeForEach, SetPrototypeAdd,
+  String, MapPrototypeForEach, MapPrototypeSet, SetPrototypeForEach, SetPrototypeAdd, ObjectAssign,
 } = primordials;
-const { webidl, DOMException } = internal;
+const { webidl, DOMException, defineGlobal, onContextInit, isDOMException } = internal;
+// Late (read as internal.x when called; given by a later file): streamTransfer, isBlob, File,
+// makeBlob, blobBytes, isCryptoKey, cloneCryptoKey.
 
 // HTML §2.7.10 structuredClone(value, { transfer }).
-internal.structuredClone = function structuredClone(value, options = undefined) {
+function structuredClone(value, options = undefined) {
   webidl.argCount(arguments, 1, "Failed to execute 'structuredClone'");
   const opts = webidl.dictionary(options, "Failed to execute 'structuredClone'");
   let transfer = [];
@@ -22,12 +24,12 @@ internal.structuredClone = function structuredClone(value, options = undefined) 
       "Failed to execute 'structuredClone': options.transfer");
   }
   return cloneWithTransfer(value, transfer);
-};
+}
 
 // structuredClone's steps after the conversion of its arguments: for built-ins, which pass
 // their own array as the transfer list.
 function cloneWithTransfer(value, transfer) {
-  const streams = internal.streamTransfer; // 33_streams_transform.js
+  const streams = internal.streamTransfer; // 34_streams_transform.js
   let hasStreams = false;
   for (let i = 0; i < transfer.length; i++) if (streams.isTransferableStream(transfer[i])) hasStreams = true;
   if (!hasStreams && !hasSerializablePlatformObjects(value, null)) {
@@ -59,10 +61,9 @@ function cloneWithTransfer(value, transfer) {
   }
   return cloneInJS(value, memory);
 }
-internal.cloneWithTransfer = cloneWithTransfer;
-internal.defineGlobal('structuredClone', internal.structuredClone);
+defineGlobal('structuredClone', structuredClone);
 
-const isSerializablePlatformObject = (v) => internal.isBlob(v) || internal.isDOMException(v) ||
+const isSerializablePlatformObject = (v) => internal.isBlob(v) || isDOMException(v) ||
   internal.isCryptoKey(v);
 
 // Walks what the serializer would walk: throws DataCloneError for a platform object that is
@@ -116,7 +117,7 @@ function cloneInJS(v, memory) {
     memory.set(v, out);
     return out;
   }
-  if (internal.isDOMException(v)) {
+  if (isDOMException(v)) {
     out = new DOMException(v.message, v.name);
     memory.set(v, out);
     return out;
@@ -167,10 +168,9 @@ function btoa(data) {
   }
   return out;
 }
-internal.btoa = btoa;
-internal.defineGlobal('btoa', btoa);
+defineGlobal('btoa', btoa);
 
-internal.defineGlobal('atob', function atob(data) {
+defineGlobal('atob', function atob(data) {
   webidl.argCount(arguments, 1, "Failed to execute 'atob'");
   const out = binding.base64Decode(webidl.DOMString(data));
   if (out === undefined) {
@@ -182,7 +182,7 @@ internal.defineGlobal('atob', function atob(data) {
 
 // The machine's, so set per context (the snapshot is made on the build machine).
 let hardwareConcurrency = 1;
-internal.onContextInit((options) => { hardwareConcurrency = options.hardwareConcurrency; });
+onContextInit((options) => { hardwareConcurrency = options.hardwareConcurrency; });
 
 class Navigator {
   constructor(key = undefined) { webidl.illegalConstructor(key, 'Navigator'); }
@@ -194,13 +194,12 @@ class Navigator {
 }
 const languages = ObjectFreeze(['en-US']);
 webidl.configureInterface(Navigator);
-internal.defineGlobal('Navigator', Navigator);
-internal.defineGlobal('navigator', new Navigator(webidl.kIllegalConstructor), true);
+defineGlobal('Navigator', Navigator);
+defineGlobal('navigator', new Navigator(webidl.kIllegalConstructor), true);
 
 // WebCrypto's Crypto: its two synchronous methods, and `subtle`, the SubtleCrypto made by
 // 25_webcrypto.js (which hands it over through internal.setCryptoSubtle).
 let subtle = null;
-internal.setCryptoSubtle = (s) => { subtle = s; };
 
 // Element sizes of the integer typed arrays (getRandomValues takes only these).
 const integerTypes = new SafeMap([['Int8Array', 1], ['Uint8Array', 1], ['Uint8ClampedArray', 1],
@@ -286,5 +285,10 @@ class Crypto {
   }
 }
 webidl.configureInterface(Crypto);
-internal.defineGlobal('Crypto', Crypto);
-internal.defineGlobal('crypto', new Crypto(webidl.kIllegalConstructor), true);
+defineGlobal('Crypto', Crypto);
+defineGlobal('crypto', new Crypto(webidl.kIllegalConstructor), true);
+
+ObjectAssign(internal, {
+  structuredClone, cloneWithTransfer, btoa,
+  setCryptoSubtle: (s) => { subtle = s; },
+});

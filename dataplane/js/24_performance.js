@@ -8,12 +8,14 @@ const {
   ReflectApply, SafeSet, TypeError, ArrayPrototypeSlice, ArrayPrototypeSplice,
   ArrayPrototypeIncludes, SetPrototypeForEach,
 } = primordials;
-const { webidl, DOMException, EventTarget } = internal;
-const now = internal.performanceNow;
+const {
+  webidl, DOMException, EventTarget, defineGlobal, onContextInit, reportUncaught,
+  performanceNow: now,
+} = internal;
 // The wall-clock time of the isolate's time origin, in ms since the epoch: taken when the
 // context starts serving its app, not when the snapshot was made.
 let timeOrigin = 0;
-internal.onContextInit(() => { timeOrigin = DateNow() - now(); });
+onContextInit(() => { timeOrigin = DateNow() - now(); });
 
 class PerformanceEntry {
   #name; #entryType; #startTime; #duration;
@@ -289,7 +291,7 @@ class PerformanceObserver {
       try {
         ReflectApply(this.#callback, this, [list, this, { droppedEntriesCount: 0 }]);
       } catch (err) {
-        internal.reportUncaught(err);
+        reportUncaught(err);
       }
     }, 0);
   }
@@ -299,10 +301,10 @@ delete PerformanceObserver.enqueue;
 webidl.configureInterface(PerformanceObserver);
 
 const performance = new Performance(webidl.kIllegalConstructor);
-internal.defineGlobal('performance', performance, true);
-internal.defineGlobal('Performance', Performance);
-internal.defineGlobal('PerformanceEntry', PerformanceEntry);
-internal.defineGlobal('PerformanceMark', PerformanceMark);
-internal.defineGlobal('PerformanceMeasure', PerformanceMeasure);
-internal.defineGlobal('PerformanceObserver', PerformanceObserver);
-internal.defineGlobal('PerformanceObserverEntryList', PerformanceObserverEntryList);
+defineGlobal('performance', performance, true);
+defineGlobal('Performance', Performance);
+defineGlobal('PerformanceEntry', PerformanceEntry);
+defineGlobal('PerformanceMark', PerformanceMark);
+defineGlobal('PerformanceMeasure', PerformanceMeasure);
+defineGlobal('PerformanceObserver', PerformanceObserver);
+defineGlobal('PerformanceObserverEntryList', PerformanceObserverEntryList);

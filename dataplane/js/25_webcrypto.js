@@ -8,10 +8,8 @@
 //
 // Takes from binding: crypto* (runtime/crypto*.cc: OpenSSL does the bytes; key material lives
 // in native memory that is wiped when freed), isDetached, isPromise, isSharedArrayBuffer,
-// utf8Decode. Takes from internal: webidl, DOMException, encodeUtf8, setCryptoSubtle
-// (23_globals.js: crypto.subtle).
-// Gives: the SubtleCrypto and CryptoKey globals; internal.webcrypto for the algorithm files;
-// internal.isCryptoKey and internal.cloneCryptoKey for structuredClone.
+// utf8Decode. Gives the SubtleCrypto and CryptoKey globals, and crypto.subtle to
+// 23_globals.js (internal.setCryptoSubtle).
 //
 // Work whose cost the app chooses runs on the libuv thread pool and its native returns a
 // promise (PBKDF2, RSA key generation, digests, HMAC and AES of a MiB or more: crypto.cc).
@@ -28,9 +26,11 @@ const {
   ObjectPrototype, ObjectPrototypeHasOwnProperty, PromisePrototypeThen, PromiseReject, RangeError, PromiseResolve, SafeMap, SafeSet, StringFromCharCode,
   StringPrototypeCharCodeAt, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetByteOffset,
-  TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet, Uint8Array,
+  TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet, Uint8Array, ObjectAssign,
 } = primordials;
-const { webidl, DOMException } = internal;
+const {
+  webidl, DOMException, defineGlobal, isDOMException, encodeUtf8, setCryptoSubtle,
+} = internal;
 
 const isObject = (v) => v !== null && (typeof v === 'object' || typeof v === 'function');
 
@@ -210,7 +210,7 @@ function keyAlgorithmObject(a) {
   if (a.namedCurve !== undefined) o.namedCurve = a.namedCurve;
   return o;
 }
-internal.defineGlobal('CryptoKey', CryptoKey);
+defineGlobal('CryptoKey', CryptoKey);
 
 // A SafeSet of a list's items, walked by index (the Set constructor would take the array
 // iterator, which an app may have replaced).
@@ -237,8 +237,8 @@ function newKey(type, extractable, algorithm, usages, handle) {
 
 // CryptoKey is serializable (WebCrypto §14.4): a clone has the same type, extractable,
 // algorithm, usages and key handle (which nothing ever changes, so the two share it).
-internal.isCryptoKey = (v) => slotsOf(v) !== undefined;
-internal.cloneCryptoKey = (v) => {
+const isCryptoKey = (v) => slotsOf(v) !== undefined;
+const cloneCryptoKey = (v) => {
   const s = slotsOf(v);
   return new CryptoKey(webidl.kIllegalConstructor, {
     __proto__: null, type: s.type, extractable: s.extractable, algorithm: s.algorithm, usages: s.usages,
@@ -476,7 +476,7 @@ function jwkJson(jwk) {
     }
     text += `${text === '' ? '' : ','}${JSONStringify(key)}:${value}`;
   }
-  return internal.encodeUtf8(`{${text}}`);
+  return encodeUtf8(`{${text}}`);
 }
 
 // --- digest, HMAC, AES, PBKDF2, HKDF ---------------------------------------------------------
@@ -954,7 +954,7 @@ class SubtleCrypto {
   }
 }
 webidl.configureInterface(SubtleCrypto);
-internal.defineGlobal('SubtleCrypto', SubtleCrypto);
+defineGlobal('SubtleCrypto', SubtleCrypto);
 
 // The brand check and argument count every method starts with; returns the error context.
 function begin(self, args, required, method) {
@@ -1087,17 +1087,20 @@ function normalizeWrap(alg, op, fallback, ctx) {
   try {
     return normalizeAlgorithm(alg, op, ctx);
   } catch (e) {
-    if (!internal.isDOMException(e) || e.name !== 'NotSupportedError') throw e;
+    if (!isDOMException(e) || e.name !== 'NotSupportedError') throw e;
     return normalizeAlgorithm(alg, fallback, ctx);
   }
 }
 
-// What the algorithm files after this one (26_webcrypto_rsa.js, 27_webcrypto_ec.js) use.
-internal.webcrypto = {
-  registerAlgorithm, newKey, slotsOf, error, operation, settle, checkUsages, checkJwk,
-  usagesArray, setOf, copyBytes, bufferSource, bufferMember, hashMember, requiredInt,
-  algorithmName, toAlgorithm, kHashIds, kHashBits,
-};
-
 const subtle = new SubtleCrypto(webidl.kIllegalConstructor);
-internal.setCryptoSubtle(subtle);
+setCryptoSubtle(subtle);
+
+ObjectAssign(internal, {
+  // What the algorithm files after this one (26_webcrypto_rsa.js, 27_webcrypto_ec.js) use.
+  webcrypto: {
+    registerAlgorithm, newKey, slotsOf, error, operation, settle, checkUsages, checkJwk,
+    usagesArray, setOf, copyBytes, bufferSource, bufferMember, hashMember, requiredInt,
+    algorithmName, toAlgorithm, kHashIds, kHashBits,
+  },
+  isCryptoKey, cloneCryptoKey, // for structuredClone
+});

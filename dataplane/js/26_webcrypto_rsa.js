@@ -5,9 +5,6 @@
 //
 // Takes from binding: cryptoRsa* (crypto_rsa.cc), cryptoPkeyImportDer, cryptoPkeyType,
 // cryptoPkeyExportDer, cryptoPkeyPublic, cryptoKeyFromBase64url (crypto.cc), isSharedArrayBuffer.
-// Takes from internal: webidl, webcrypto (25_webcrypto.js: registerAlgorithm, newKey, error,
-// operation, settle, checkUsages, checkJwk, usagesArray, copyBytes, bufferMember, hashMember,
-// requiredInt, algorithmName, kHashIds).
 // Gives: the three algorithms, registered with 25_webcrypto.js.
 //
 // Key generation runs on the libuv thread pool (a 4096-bit key takes seconds), and so do
@@ -19,11 +16,11 @@ const {
   ArrayBufferIsView, ArrayPrototypePush, SafeMap, SafeSet, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetSymbolToStringTag, Uint8Array,
 } = primordials;
-const { webidl } = internal;
+const { webidl, webcrypto } = internal;
 const {
   registerAlgorithm, newKey, error, operation, settle, checkUsages, checkJwk, usagesArray,
   copyBytes, bufferMember, hashMember, requiredInt, algorithmName, kHashIds,
-} = internal.webcrypto;
+} = webcrypto; // 25_webcrypto.js
 
 // --- WebIDL dictionaries --------------------------------------------------------------------
 

@@ -5,9 +5,7 @@
 //
 // Takes from binding: cryptoEc*, cryptoOkp*, cryptoEcdsa*, cryptoEd*, cryptoPkeyCheck
 // (crypto_ec.cc); cryptoPkeyImportDer, cryptoPkeyExportDer, cryptoPkeyType, cryptoPkeyPublic,
-// cryptoKeyFromBase64url, cryptoKeyToBase64url (crypto.cc). Takes from internal: webcrypto
-// (registerAlgorithm, newKey, slotsOf, error, operation, checkUsages, checkJwk, usagesArray,
-// bufferMember, hashMember, algorithmName), webidl.
+// cryptoKeyFromBase64url, cryptoKeyToBase64url (crypto.cc).
 // Gives: nothing; the algorithms are reached through crypto.subtle.
 //
 // A key's handle is an EVP_PKEY; [[algorithm]] is { name, namedCurve } for ECDSA and ECDH,
@@ -18,11 +16,11 @@ const {
   ArrayBufferPrototypeGetByteLength, SafeMap, SafeSet, TypeError, TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeSet, Uint8Array,
 } = primordials;
-const { webidl } = internal;
+const { webidl, webcrypto } = internal;
 const {
   registerAlgorithm, newKey, slotsOf, error, operation, settle, checkUsages, checkJwk, usagesArray,
   bufferMember, hashMember, algorithmName, toAlgorithm, kHashIds,
-} = internal.webcrypto;
+} = webcrypto; // 25_webcrypto.js
 
 // --- WebIDL dictionaries --------------------------------------------------------------------
 

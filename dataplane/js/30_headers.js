@@ -9,8 +9,9 @@ const {
   StringPrototypeReplace, Symbol, SymbolIterator, SymbolToStringTag, TypeError,
   ArrayIteratorPrototype, ObjectGetPrototypeOf, ObjectSetPrototypeOf, FunctionPrototypeCall,
   SafeMap, SafeSet: PrimordialSafeSet, StringPrototypeTrim, StringPrototypeSplit, Uint8Array,
+  ObjectAssign,
 } = primordials;
-const { webidl } = internal;
+const { webidl, defineGlobal, kInspect } = internal;
 
 const tokenRe = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const badValueRe = /[\0\r\n]/;
@@ -18,7 +19,6 @@ const trimRe = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
 // WebIDL ByteString: code units above 0xFF are a TypeError.
 const toByteString = (v, what) => webidl.ByteString(v, what);
-internal.toByteString = toByteString;
 
 // Header-name code units below 128: 1 = token character, 2 = upper-case letter (a token
 // character that lowercases), 0 = not a token character. Above 127 nothing is a token.
@@ -108,6 +108,7 @@ function isCorsSafelisted(name, value) {
   }
 }
 let headerList, setGuard, headersFromList, appendHeader, appendValidHeader, headersPairs;
+let headersAddDefault, hasHeader, isHeaders;
 
 // From this many entries on, get() and has() (and set() and delete() of an absent name)
 // consult a name index instead of scanning the list. Below it a scan is cheaper than making
@@ -337,7 +338,7 @@ class Headers {
     headersPairs = (h) => h.#pairs();
     // A default the runtime itself adds (a body's Content-Type): name lowercase, value
     // valid already, so none of append's checks; added only when the name is absent.
-    internal.headersAddDefault = (h, name, value) => {
+    headersAddDefault = (h, name, value) => {
       const index = h.#index;
       const list = h.#list;
       if (index !== null) {
@@ -351,21 +352,21 @@ class Headers {
     };
     // For the built-ins' own checks (Request's and Response's Content-Type): has() without
     // going through a method an app may replace. name: valid and lowercase.
-    internal.hasHeader = (h, name) => h.#has(name);
-    internal.isHeaders = (v) => v !== null && typeof v === 'object' && #list in v;
+    hasHeader = (h, name) => h.#has(name);
+    isHeaders = (v) => v !== null && typeof v === 'object' && #list in v;
   }
 }
 
 Headers.prototype[SymbolIterator] = Headers.prototype.entries;
 Reflect.defineProperty(Headers.prototype, SymbolIterator, { enumerable: false });
 Reflect.defineProperty(Headers.prototype, SymbolToStringTag, { value: 'Headers', configurable: true });
-Headers.prototype[internal.kInspect] = function (fmt) {
+Headers.prototype[kInspect] = function (fmt) {
   const parts = [];
   const pairs = headersPairs(this);
   for (let i = 0; i < pairs.length; i += 2) ArrayPrototypePush(parts, `${fmt(pairs[i])}: ${fmt(pairs[i + 1])}`);
   return parts.length ? `Headers { ${ArrayPrototypeJoin(parts, ', ')} }` : 'Headers {}';
 };
-Reflect.defineProperty(Headers.prototype, internal.kInspect, { enumerable: false });
+Reflect.defineProperty(Headers.prototype, kInspect, { enumerable: false });
 
 
 const IteratorPrototype = ObjectGetPrototypeOf(ArrayIteratorPrototype);
@@ -407,7 +408,7 @@ function fillHeaders(headers, init) {
     throw new TypeError('Headers init must be an object, an array of pairs or a Headers');
   }
   const method = init[SymbolIterator];
-  if (method === headersEntries && internal.isHeaders(init) &&
+  if (method === headersEntries && isHeaders(init) &&
       HeadersIteratorPrototype.next === headersIteratorNext) {
     // Another Headers, iterated by its own unpatched iterator: no app code would run, so
     // its sorted and combined pairs (valid already) are copied as they are.
@@ -434,19 +435,15 @@ const toHeaderValue = (v) => webidl.ByteString(v, 'Header value');
 const toPairItem = (v) => webidl.ByteString(v, 'Header pair item');
 const toHeaderPair = (pair) => webidl.iterable(pair, toPairItem, 'Header pair');
 
-internal.Headers = Headers;
-internal.headerList = headerList;
-// For the built-ins' own appends (Request's and Response's Content-Type): the same steps as
-// append(), without going through a method an app may replace (internal.hasHeader: has()).
-internal.appendHeader = appendHeader;
-internal.setHeadersGuard = setGuard;
-internal.headersFromList = headersFromList;
-internal.fillHeaders = fillHeaders;
-internal.kGuardNone = kGuardNone;
-internal.kGuardRequest = kGuardRequest;
-internal.kGuardResponse = kGuardResponse;
-internal.kGuardImmutable = kGuardImmutable;
-internal.kGuardRequestNoCors = kGuardRequestNoCors;
-internal.webidl.configureInterface(Headers);
+webidl.configureInterface(Headers);
 Reflect.defineProperty(Headers.prototype, SymbolIterator, { enumerable: false });
-internal.defineGlobal('Headers', Headers);
+defineGlobal('Headers', Headers);
+
+ObjectAssign(internal, {
+  Headers, headerList, headersFromList, fillHeaders, isHeaders, hasHeader, headersAddDefault,
+  // For the built-ins' own appends (Request's and Response's Content-Type): the same steps as
+  // append(), without going through a method an app may replace (hasHeader: has()).
+  appendHeader,
+  setHeadersGuard: setGuard,
+  toByteString, kGuardNone, kGuardRequest, kGuardResponse, kGuardImmutable, kGuardRequestNoCors,
+});

@@ -5,18 +5,19 @@
 //
 // Internal state lives in plain records held by a private field of each object; the
 // abstract operations work on those records. Byte streams (type: "bytes"), the BYOB reader and
-// request live in 31_streams_bytes.js; this file reaches them through `bytes`, filled there.
+// request live in 32_streams_bytes.js; this file reaches them through `bytes`, filled there.
 'use strict';
 
 const {
   ArrayPrototypePush, ArrayPrototypeShift, NumberIsNaN, ObjectDefineProperty,
   ObjectSetPrototypeOf, Promise, PromisePrototypeThen, PromiseReject, PromiseResolve, RangeError,
   ReflectApply, SymbolAsyncIterator, SymbolIterator, TypeError, FunctionPrototypeCall, Symbol,
+  ObjectAssign,
 } = primordials;
-const { webidl, DOMException } = internal;
-// Byte-stream operations (31_streams_bytes.js), looked up when first used.
+const { webidl, defineGlobal, structuredClone } = internal;
+// Byte-stream operations (32_streams_bytes.js, through internal.streamsBytes), looked up when
+// first used.
 const bytes = {};
-internal.streamsBytes = bytes;
 
 // --- promise helpers (§1 "promise" conventions) -------------------------------------------------
 
@@ -472,7 +473,7 @@ class ReadableStreamDefaultController {
     if (c.owning) {
       // type: 'owning' (a proposal the WPT covers): the stream takes the chunk by structured
       // serialization, moving what the transfer list names.
-      chunk = internal.structuredClone(chunk, { transfer });
+      chunk = structuredClone(chunk, { transfer });
     } else if (transfer.length > 0) {
       throw new TypeError("Failed to execute 'enqueue' on 'ReadableStreamDefaultController': only a stream of type 'owning' can take a transfer list");
     }
@@ -666,7 +667,7 @@ function readableStreamDefaultTee(r, cloneForBranch2) {
           let chunk2 = chunk;
           if (!canceled2 && cloneForBranch2) {
             try {
-              chunk2 = internal.structuredClone(chunk);
+              chunk2 = structuredClone(chunk);
             } catch (e) {
               rdcError(RS(branch1).controller, e);
               rdcError(RS(branch2).controller, e);
@@ -881,23 +882,28 @@ const makeAsyncIterator = (r, preventCancel) =>
 webidl.configureInterface(ReadableStream);
 ObjectDefineProperty(ReadableStream.prototype, SymbolAsyncIterator, { enumerable: false });
 
-internal.streamsConvertStrategy = convertStrategy;
-internal.streamsExtractSize = extractSizeAlgorithm;
-internal.streamsExtractHWM = extractHighWaterMark;
-internal.ReadableStream = ReadableStream;
-internal.isReadableStream = (v) => RS(v) !== null;
-internal.streams = {
-  RS, RDR, createReadableStream, createReadableByteStream, rdcEnqueue, rdcClose, rdcError, rdcGetDesiredSize,
-  rdcCanCloseOrEnqueue, rdcShouldCallPull, readableStreamCancel, defaultReaderRead,
-  defaultReaderRelease, ReadableStreamDefaultReader, isLocked, readerGenericInitialize,
-  readerGenericRelease, readableStreamClose, readableStreamError, readableStreamFulfillReadRequest,
-  readableStreamAddReadRequest, getNumReadRequests, hasDefaultReader, newPromise, uponPromise,
-  promiseCall, resolved, rejected, markHandled, then, resetQueue, readableStreamTee,
-  isDisturbed: (s) => RS(s).disturbed,
-};
-internal.defineGlobal('ReadableStream', ReadableStream);
-internal.defineGlobal('ReadableStreamDefaultReader', ReadableStreamDefaultReader);
-internal.defineGlobal('ReadableStreamDefaultController', ReadableStreamDefaultController);
-internal.defineGlobal('ByteLengthQueuingStrategy', ByteLengthQueuingStrategy);
-internal.defineGlobal('CountQueuingStrategy', CountQueuingStrategy);
+defineGlobal('ReadableStream', ReadableStream);
+defineGlobal('ReadableStreamDefaultReader', ReadableStreamDefaultReader);
+defineGlobal('ReadableStreamDefaultController', ReadableStreamDefaultController);
+defineGlobal('ByteLengthQueuingStrategy', ByteLengthQueuingStrategy);
+defineGlobal('CountQueuingStrategy', CountQueuingStrategy);
+
+ObjectAssign(internal, {
+  ReadableStream,
+  isReadableStream: (v) => RS(v) !== null,
+  streams: {
+    RS, RDR, createReadableStream, createReadableByteStream, rdcEnqueue, rdcClose, rdcError,
+    rdcGetDesiredSize, rdcCanCloseOrEnqueue, rdcShouldCallPull, readableStreamCancel,
+    defaultReaderRead, defaultReaderRelease, ReadableStreamDefaultReader, isLocked,
+    readerGenericInitialize, readerGenericRelease, readableStreamClose, readableStreamError,
+    readableStreamFulfillReadRequest, readableStreamAddReadRequest, getNumReadRequests,
+    hasDefaultReader, newPromise, uponPromise, promiseCall, resolved, rejected, markHandled, then,
+    resetQueue, readableStreamTee,
+    isDisturbed: (s) => RS(s).disturbed,
+  },
+  streamsBytes: bytes,
+  streamsConvertStrategy: convertStrategy,
+  streamsExtractSize: extractSizeAlgorithm,
+  streamsExtractHWM: extractHighWaterMark,
+});
 

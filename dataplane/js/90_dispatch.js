@@ -7,30 +7,27 @@ const {
   PromisePrototypeThen, PromiseResolve, ReflectApply, TypeError, ObjectFreeze,
   Uint8Array: PrimordialUint8Array, Error: PrimordialError, RegExpPrototypeTest, NumberParseInt,
   ObjectIsFrozen, ReflectOwnKeys, ObjectCreate, ObjectDefineProperty, ArrayPrototypePush,
+  ObjectAssign,
 } = primordials;
-
-const { createIncomingRequest, isResponse, responseParts, NativeBody, LazyBody } = internal;
-// The request path reads these on every request. `internal` and `binding` hold hundreds of
-// properties (V8 keeps them in dictionary mode), so a load from them in optimized code is a
+const {
+  inspect, formatError, Event, kTrustedEvent, dispatchEvent, reportUncaught, streams,
+  isReadableStream, createIncomingRequest, isResponse, responseParts, NativeBody, LazyBody,
+  bodyStream, onRequestAborted, forgetRequest, clientGoneReason,
+} = internal;
+// The request path reads binding.respond on every request. `binding` holds hundreds of
+// properties (V8 keeps it in dictionary mode), so a load from it in optimized code is a
 // generic LoadIC call: taken once here instead.
-const { isReadableStream, forgetRequest } = internal;
 const { respond: bindingRespond } = binding;
 
-// The env the next request gets: the runtime sets internal.env (the accessor below) when
-// the app's env changes; dispatch reads the variable.
+// The env the next request gets: the runtime sets internal.env (the accessor given at the
+// end) when the app's env changes; dispatch reads the variable.
 let currentEnv;
-ObjectDefineProperty(internal, 'env', {
-  get: () => currentEnv,
-  set: (value) => { currentEnv = value; },
-  enumerable: true,
-  configurable: false,
-});
 
 let handler = null;
 let fetchFn = null;
 
 // Set by the runtime once the app's module has evaluated: its default export.
-internal.setHandler = (exported) => {
+const setHandler = (exported) => {
   handler = exported;
   fetchFn = exported.fetch;
 };
@@ -46,7 +43,7 @@ class ExecutionContext {
     PromisePrototypeThen(PromiseResolve(promise),
       () => binding.waitUntilEnd(id),
       (err) => {
-        internal.reportUncaught(err);
+        reportUncaught(err);
         binding.waitUntilEnd(id);
       });
   }
@@ -57,12 +54,12 @@ Reflect.defineProperty(ExecutionContext.prototype, Symbol.toStringTag,
 function describe(v) {
   if (v === null) return 'null';
   if (typeof v !== 'object') return typeof v;
-  return internal.inspect(v, 0);
+  return inspect(v, 0);
 }
 
 function fail(id, err) {
-  internal.forgetRequest(id);
-  binding.fail(id, internal.formatError(err));
+  forgetRequest(id);
+  binding.fail(id, formatError(err));
 }
 
 // The length of a streamed body, when the app gave a valid Content-Length; -1 otherwise
@@ -107,12 +104,12 @@ function withHeaders(fn, id, status, statusText, extra, list) {
 // use the reader's internal read requests, so a chunk costs no promise. A client that goes
 // away cancels the stream (its source's cancel() runs) with an AbortError.
 function streamResponse(id, status, statusText, list, stream, length = declaredLength(list)) {
-  const S = internal.streams;
+  const S = streams;
   const rr = S.RDR(new S.ReadableStreamDefaultReader(stream));
   let finished = false;
   const finish = () => {
     finished = true;
-    internal.forgetRequest(id);
+    forgetRequest(id);
   };
   const abandon = (reason) => {
     if (finished) return;
@@ -125,11 +122,11 @@ function streamResponse(id, status, statusText, list, stream, length = declaredL
     abandon(undefined);
     return;
   }
-  internal.onRequestAborted(id, () => abandon(internal.clientGoneReason()));
+  onRequestAborted(id, () => abandon(clientGoneReason()));
   let reading = false;
   let readAgain = false;
   const onWritable = (ok) => {
-    if (!ok) abandon(internal.clientGoneReason());
+    if (!ok) abandon(clientGoneReason());
     else if (!finished) pump();
   };
   const readRequest = {
@@ -139,7 +136,7 @@ function streamResponse(id, status, statusText, list, stream, length = declaredL
         const err = new TypeError('A response body stream chunk is not a Uint8Array');
         finish();
         S.readableStreamCancel(rr.stream, err);
-        binding.fail(id, internal.formatError(err));
+        binding.fail(id, formatError(err));
         return;
       }
       let wait;
@@ -150,7 +147,7 @@ function streamResponse(id, status, statusText, list, stream, length = declaredL
         return;
       }
       if (wait === false) {
-        abandon(internal.clientGoneReason());
+        abandon(clientGoneReason());
       } else if (wait === undefined) {
         if (reading) readAgain = true;
         else pump();
@@ -166,7 +163,7 @@ function streamResponse(id, status, statusText, list, stream, length = declaredL
     error(err) {
       if (finished) return;
       finish();
-      binding.fail(id, internal.formatError(err)); // the head went out: the connection closes
+      binding.fail(id, formatError(err)); // the head went out: the connection closes
     },
   };
   // Reads until a read does not complete at once; chunks already queued are taken in a
@@ -209,12 +206,12 @@ function send(id, res) {
     // natively, as they came (still compressed) when the headers still say so.
     if (contentEncoding(list) === source.coding && source.pipe(id)) {
       body.used = true;
-      internal.forgetRequest(id);
+      forgetRequest(id);
       withHeaders(binding.respondPipe, id, status, statusText, declaredLength(list), list);
       return;
     }
     const decodes = source.decodes;
-    source = internal.bodyStream(body);
+    source = bodyStream(body);
     if (decodes) {
       // Decoded here: the upstream's Content-Length counted the encoded bytes.
       body.used = true;
@@ -223,17 +220,17 @@ function send(id, res) {
     }
   }
   if (isReadableStream(source)) {
-    if (source.locked || internal.streams.isDisturbed(source)) {
+    if (source.locked || streams.isDisturbed(source)) {
       fail(id, new TypeError('The fetch handler returned a Response whose body stream is locked or already read'));
       return;
     }
     body.used = true;
-    const piped = internal.streams.RS(source).fetchPipe;
+    const piped = streams.RS(source).fetchPipe;
     if (piped !== undefined) {
       // A fetched response's body, untouched: the bytes go from the upstream to the client
       // natively, as they came (still compressed) when the headers still say so.
       if (contentEncoding(list) === piped.coding && piped.take(id)) {
-        internal.forgetRequest(id);
+        forgetRequest(id);
         withHeaders(binding.respondPipe, id, status, statusText, declaredLength(list), list);
         return;
       }
@@ -243,12 +240,12 @@ function send(id, res) {
         return;
       }
     }
-    if (internal.streams.RS(source).nativeBodyId === id) {
+    if (streams.RS(source).nativeBodyId === id) {
       // This request's own body, untouched: the server moves it socket to socket.
-      const S = internal.streams;
+      const S = streams;
       S.RS(source).disturbed = true;
       void new S.ReadableStreamDefaultReader(source); // locked for good: nothing else reads it
-      internal.forgetRequest(id);
+      forgetRequest(id);
       withHeaders(binding.respondPipe, id, status, statusText, declaredLength(list), list);
       return;
     }
@@ -268,7 +265,7 @@ function send(id, res) {
   withHeaders(bindingRespond, id, status, statusText, source, list);
 }
 
-internal.dispatch = function dispatch(id, method, url, hasBody) {
+function dispatch(id, method, url, hasBody) {
   const request = createIncomingRequest(id, method, url, hasBody);
   const ctx = new ExecutionContext(id);
   let result;
@@ -283,26 +280,26 @@ internal.dispatch = function dispatch(id, method, url, hasBody) {
     return;
   }
   PromisePrototypeThen(PromiseResolve(result), (res) => send(id, res), (err) => fail(id, err));
-};
+}
 
-internal.formatUncaught = (value) =>
-  value instanceof PrimordialError ? internal.formatError(value) : internal.inspect(value);
+const formatUncaught = (value) =>
+  value instanceof PrimordialError ? formatError(value) : inspect(value);
 
 // Env objects are frozen all the way down: a request must not change what the next one sees
 // (JSON vars are objects).
-internal.deepFreeze = function deepFreeze(value) {
+function deepFreeze(value) {
   if (value === null || typeof value !== 'object' || ObjectIsFrozen(value)) return value;
   ObjectFreeze(value);
   const keys = ReflectOwnKeys(value);
   for (let i = 0; i < keys.length; i++) deepFreeze(value[keys[i]]);
   return value;
-};
+}
 
 // Node compatibility (an app's "node_compat": true): `process.env` is the app's env, the one
 // later requests get (it follows env changes; a request's own `env` argument does not).
-internal.enableNodeCompat = () => {
+const enableNodeCompat = () => {
   const process = ObjectFreeze(ObjectCreate(null, {
-    env: { get: () => internal.env, enumerable: true },
+    env: { get: () => currentEnv, enumerable: true },
   }));
   ObjectDefineProperty(globalThis, 'process', {
     value: process, writable: true, configurable: true, enumerable: false,
@@ -315,11 +312,11 @@ internal.enableNodeCompat = () => {
 // long responses and flush its work. Listeners may extend it with waitUntil(promise); the
 // runtime is told once every such promise settled (binding.shutdownDone). The caller bounds
 // the wait.
-class ShutdownEvent extends internal.Event {
+class ShutdownEvent extends Event {
   #promises;
   #deadline;
   constructor(type, promises, deadline) {
-    super(type, undefined, internal.kTrustedEvent);
+    super(type, undefined, kTrustedEvent);
     this.#promises = promises;
     this.#deadline = deadline;
   }
@@ -337,12 +334,12 @@ class ShutdownEvent extends internal.Event {
   }
 }
 
-internal.dispatchShutdown = (deadline) => {
+const dispatchShutdown = (deadline) => {
   const promises = [];
   try {
-    internal.dispatchEvent(globalThis, new ShutdownEvent('shutdown', promises, deadline));
+    dispatchEvent(globalThis, new ShutdownEvent('shutdown', promises, deadline));
   } catch (err) {
-    internal.reportUncaught(err);
+    reportUncaught(err);
   }
   let left = promises.length;
   if (left === 0) {
@@ -352,8 +349,18 @@ internal.dispatchShutdown = (deadline) => {
   const settled = () => { if (--left === 0) binding.shutdownDone(); };
   for (let i = 0; i < promises.length; i++) {
     PromisePrototypeThen(promises[i], settled, (err) => {
-      internal.reportUncaught(err);
+      reportUncaught(err);
       settled();
     });
   }
 };
+
+ObjectAssign(internal, {
+  setHandler, dispatch, formatUncaught, deepFreeze, enableNodeCompat, dispatchShutdown,
+});
+ObjectDefineProperty(internal, 'env', {
+  get: () => currentEnv,
+  set: (value) => { currentEnv = value; },
+  enumerable: true,
+  configurable: false,
+});

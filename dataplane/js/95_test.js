@@ -9,8 +9,10 @@ const {
   ArrayIsArray, ArrayPrototypePush, DatePrototypeGetTime, Error, MapPrototypeGet,
   MapPrototypeHas, ObjectGetPrototypeOf, ObjectIs, ObjectKeys, Promise, PromisePrototypeThen,
   ReflectApply, RegExpPrototypeExec, SafeMap, SafeSet, StringPrototypeIncludes,
-  StringPrototypeSplit, StringPrototypeStartsWith, TypeError, NumberPrototypeToFixed,
+  StringPrototypeSplit, StringPrototypeStartsWith, TypeError, NumberPrototypeToFixed, ObjectAssign,
 } = primordials;
+const { inspect, formatError, urlSimpleParse, urlInternals } = internal;
+// Late (read as internal.x when called): env (set by the runtime).
 
 const registry = [];
 
@@ -30,7 +32,7 @@ class AssertionError extends Error {
   }
 }
 
-const show = (v) => internal.inspect(v);
+const show = (v) => inspect(v);
 
 function isDeepEqual(a, b, seen) {
   if (ObjectIs(a, b)) return true;
@@ -128,16 +130,15 @@ function fail(msg) {
   throw new AssertionError(msg || 'failed');
 }
 
-internal.builtinModules ??= {};
-internal.builtinModules['nano:test'] = {
+const nanoTest = {
   test, assert, assertEquals, assertNotEquals, assertStrictEquals, assertMatch, assertThrows,
   assertRejects, fail, AssertionError,
   // Read when a test module imports it, after the runtime has set the env.
   get env() { return internal.env; },
   // The URL parser's two ways (records, or null/FAILURE), so tests can compare the fast
   // path with the state machine on the same input.
-  urlParsers: { simple: internal.urlSimpleParse, slow: internal.urlInternals.parseSlow,
-    FAILURE: internal.urlInternals.FAILURE },
+  urlParsers: { simple: urlSimpleParse, slow: urlInternals.parseSlow,
+    FAILURE: urlInternals.FAILURE },
 };
 
 const out = (text) => binding.print(1, text);
@@ -159,7 +160,7 @@ function runOne(fn, timeoutMs) {
 }
 
 function describeFailure(err) {
-  const text = err instanceof Error ? internal.formatError(err) : `thrown: ${show(err)}`;
+  const text = err instanceof Error ? formatError(err) : `thrown: ${show(err)}`;
   const lines = StringPrototypeSplit(text, '\n');
   let body = '';
   for (const line of lines) {
@@ -170,7 +171,7 @@ function describeFailure(err) {
   return body;
 }
 
-internal.runTests = async function runTests(ns, path, filter, timeoutMs) {
+async function runTests(ns, path, filter, timeoutMs) {
   const tests = [...registry];
   const seen = new SafeSet(tests.map((t) => t.fn));
   for (const key of ObjectKeys(ns)) {
@@ -202,4 +203,9 @@ internal.runTests = async function runTests(ns, path, filter, timeoutMs) {
     }
   }
   return counts;
-};
+}
+
+ObjectAssign(internal, {
+  builtinModules: { 'nano:test': nanoTest }, // what `import 'nano:...'` finds (modules.cc)
+  runTests,
+});

@@ -1,5 +1,5 @@
 // compression.cc: the native half of CompressionStream and DecompressionStream
-// (34_compression_streams.js): zlib for "deflate", "deflate-raw" and "gzip", libbrotli for
+// (35_compression_streams.js): zlib for "deflate", "deflate-raw" and "gzip", libbrotli for
 // "brotli". Each stream owns one codec state behind a handle object; the state is freed when
 // the stream ends, fails or is cancelled, when the handle is collected, or with the isolate.
 // A push does a bounded step (at most kInputPerCall bytes in, one output chunk of at most
@@ -553,7 +553,7 @@ static bool buffer_source(Local<Value> v, const uint8_t **p, size_t *len, Local<
     return true;
 }
 
-// What compressorPush does and returns (34_compression_streams.js has the same numbers).
+// What compressorPush does and returns (35_compression_streams.js has the same numbers).
 enum push_mode { MODE_NEXT_CHUNK = 0, MODE_REST = 1, MODE_FINISH = 2 };
 enum push_status { STATUS_DONE = 0, STATUS_MORE = 1, STATUS_TRAILING = 2, STATUS_TRUNCATED = 3 };
 

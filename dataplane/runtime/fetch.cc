@@ -1,4 +1,4 @@
-// fetch.cc: the native half of outbound fetch() (41_fetch_client.js): one dp_xfer per hop,
+// fetch.cc: the native half of outbound fetch() (61_fetch_client.js): one dp_xfer per hop,
 // named to JS by a number. JS asks for the response head, reads body chunks and feeds an
 // upload; each returns at once when it can, else a promise that the transfer's hooks settle.
 //

@@ -1,4 +1,4 @@
-// idna.cc: UTS #46 processing for the URL parser (35_url.js), on ICU: the URL Standard's
+// idna.cc: UTS #46 processing for the URL parser (40_url.js), on ICU: the URL Standard's
 // "domain to ASCII" and "domain to Unicode" with its options (CheckHyphens=false,
 // CheckBidi=true, CheckJoiners=true, UseSTD3ASCIIRules=false, Transitional=false,
 // VerifyDnsLength=false).

@@ -69,7 +69,7 @@ static bool warm_context_init(Isolate *isolate, Local<Context> ctx, Local<Object
 // app's first request (dispatch, Request, Response, Headers, ...), about 2 ms here. Compiled,
 // not run: running requests here left V8 maps behind that sent every later Request to
 // dictionary mode (10k more instructions per request).
-static const char *const kEagerFiles[] = {"30_headers.js", "40_fetch.js", "90_dispatch.js",
+static const char *const kEagerFiles[] = {"30_headers.js", "60_fetch.js", "90_dispatch.js",
                                           nullptr};
 
 static bool write_c(const char *path, const v8::StartupData &blob)

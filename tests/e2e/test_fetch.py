@@ -887,7 +887,7 @@ def an_upload_stream_is_released_when_its_fetch_ends_or_aborts():
         f.eq(d["early"], {"status": 413, "text": "too large"},
              "an answer before the upload ended")
         f.expect(d["earlyMs"] < 8000, f"the early answer took {d['earlyMs']} ms")
-        # 41_fetch_client.js pumpUpload means to cancel the source when "the response came
+        # 61_fetch_client.js pumpUpload means to cancel the source when "the response came
         # first"; left locked and unpulled, it is never released.
         f.eq(d["earlyCanceled"], True, "the endless upload stream was canceled (within 2 s)")
         f.eq(d["abortUpload"].get("name"), "AbortError", f"abort during an upload: {d['abortUpload']}")
@@ -1186,7 +1186,7 @@ def a_proxy_passes_method_headers_and_bodies_through():
             f.eq(hd.get("content-type"), "application/x-bin", "proxied content-type")
             f.eq(hd.get("host"), f"127.0.0.1:{up.port}", "proxied host")
             f.eq(g.get("body") == body, True, f"proxied body ({len(g.get('body', b''))} bytes)")
-            # The incoming body's declared length goes on (41_fetch_client.js transmitBody).
+            # The incoming body's declared length goes on (61_fetch_client.js transmitBody).
             f.eq(hd.get("content-length"), str(len(body)), "proxied content-length")
             f.eq(hd.get("transfer-encoding"), None, "proxied transfer-encoding")
         # fetch(url, request), fetch(new Request(url, request)), new Response(r.body, r).

@@ -1,21 +1,25 @@
-// 33_streams_transform.js: piping (ReadableStreamPipeTo, §4.9.x: pipeTo and pipeThrough) and
-// TransformStream with its default controller (§6), on the records of 31/32_streams*.js.
+// 34_streams_transform.js: piping (ReadableStreamPipeTo, §4.9.x: pipeTo and pipeThrough) and
+// TransformStream with its default controller (§6), on the records of 31_streams.js and
+// 33_streams_writable.js.
 'use strict';
 
 const {
   ArrayPrototypePush, FunctionPrototypeCall, ObjectDefineProperty, Promise, PromisePrototypeThen,
-  PromiseReject, ReflectApply, TypeError, RangeError,
+  PromiseReject, ReflectApply, TypeError, RangeError, ObjectAssign,
 } = primordials;
-const { webidl, DOMException } = internal;
-const S = internal.streams;
-const W = internal.writableStreams;
+const {
+  webidl, DOMException, defineGlobal, structuredClone, addAbortAlgorithm, isAbortSignal,
+  ReadableStream, isReadableStream, streams: S, streamsConvertStrategy: convertStrategy,
+  streamsExtractSize: extractSize, streamsExtractHWM: extractHWM,
+  isWritableStream, writableStreams: W,
+} = internal;
 
 function newPromise() {
   let resolve, reject;
   const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
   return { promise, resolve, reject };
 }
-const { resolved } = internal.streams; // WebIDL "a promise resolved with" (31_streams.js)
+const { resolved } = S; // WebIDL "a promise resolved with" (31_streams.js)
 const rejected = (e) => PromiseReject(e);
 const then = (p, ok, err) => PromisePrototypeThen(p, ok, err);
 const markHandled = (p) => { PromisePrototypeThen(p, undefined, () => {}); };
@@ -46,7 +50,7 @@ function whenAll(promises) {
 
 function readableStreamPipeTo(source, dest, preventClose, preventAbort, preventCancel, signal) {
   const rr = S.RDR(new S.ReadableStreamDefaultReader(source.object));
-  const w = W.WW(new internal.writableStreams.WritableStreamDefaultWriter(dest.object));
+  const w = W.WW(new W.WritableStreamDefaultWriter(dest.object));
   source.disturbed = true;
   let shuttingDown = false;
   let currentWrite = resolved(undefined);
@@ -104,7 +108,7 @@ function readableStreamPipeTo(source, dest, preventClose, preventAbort, preventC
       abortAlgorithm();
       return promise.promise;
     }
-    removeAbort = internal.addAbortAlgorithm(signal, abortAlgorithm);
+    removeAbort = addAbortAlgorithm(signal, abortAlgorithm);
   }
 
   // Errors and closes, forward and backward, as each side reaches them.
@@ -171,13 +175,13 @@ function readPipeOptions(options, context) {
     preventClose: !!d.preventClose,
     signal: d.signal,
   };
-  if (out.signal !== undefined && !internal.isAbortSignal(out.signal)) {
+  if (out.signal !== undefined && !isAbortSignal(out.signal)) {
     throw new TypeError(`${context}: signal is not an AbortSignal`);
   }
   return out;
 }
 
-const ReadableStreamProto = internal.ReadableStream.prototype;
+const ReadableStreamProto = ReadableStream.prototype;
 ObjectDefineProperty(ReadableStreamProto, 'pipeTo', {
   value: function pipeTo(destination, options = undefined) {
     const r = S.RS(this);
@@ -229,15 +233,15 @@ class TransformStream {
   constructor(transformer = undefined, writableStrategy = undefined, readableStrategy = undefined) {
     if (transformer === null) throw new TypeError("Failed to construct 'TransformStream': the transformer cannot be null");
     const tr = transformer === undefined ? null : transformer;
-    const ws = internal.streamsConvertStrategy(writableStrategy);
-    const rs = internal.streamsConvertStrategy(readableStrategy);
+    const ws = convertStrategy(writableStrategy);
+    const rs = convertStrategy(readableStrategy);
     const dict = readTransformer(tr);
     if (dict.readableType !== undefined) throw new RangeError("Failed to construct 'TransformStream': readableType must be undefined");
     if (dict.writableType !== undefined) throw new RangeError("Failed to construct 'TransformStream': writableType must be undefined");
-    const readableHWM = internal.streamsExtractHWM(rs, 0);
-    const readableSize = internal.streamsExtractSize(rs);
-    const writableHWM = internal.streamsExtractHWM(ws, 1);
-    const writableSize = internal.streamsExtractSize(ws);
+    const readableHWM = extractHWM(rs, 0);
+    const readableSize = extractSize(rs);
+    const writableHWM = extractHWM(ws, 1);
+    const writableSize = extractSize(ws);
     const startPromise = newPromise();
     this.#t = { object: this, readable: null, writable: null, backpressure: undefined,
       backpressureChangePromise: undefined, controller: undefined };
@@ -491,17 +495,15 @@ function sourceCancel(t, reason) {
   return c.finishPromise.promise;
 }
 
-internal.TransformStream = TransformStream;
 // TransformStreamDefaultControllerEnqueue for built-in transformers: not through the
 // controller's prototype, which app code can patch.
-internal.transformEnqueue = (controller, chunk) => controllerEnqueue(TDC(controller), chunk);
+const transformEnqueue = (controller, chunk) => controllerEnqueue(TDC(controller), chunk);
 // A TransformStream's two sides, also without the patchable getters.
-internal.transformSides = (ts) => {
+const transformSides = (ts) => {
   const t = TS(ts);
   return { __proto__: null, readable: t.readable, writable: t.writable };
 };
-internal.isTransformStream = (v) => TS(v) !== null;
-// For built-in transformers that make many chunks out of one (34_compression_streams.js):
+// For built-in transformers that make many chunks out of one (35_compression_streams.js):
 // undefined when the readable side wants a chunk now; else a promise that resolves to true
 // when it next pulls, to false when the writable side is aborted meanwhile (the transform
 // should stop: the abort waits for it, as Streams says, then runs the cancel algorithm), or
@@ -509,7 +511,7 @@ internal.isTransformStream = (v) => TS(v) !== null;
 // waiting on backpressure would, §6.4.x "sink write" step 2). The abort is seen through the
 // writable controller's signal, which "abort" signals at once, so the write in progress ends
 // without waiting for a read that may never come.
-internal.transformWaitForPull = (controller) => {
+const transformWaitForPull = (controller) => {
   const t = TDC(controller).stream;
   if (!t.backpressure) return undefined;
   const w = writableRecord(t);
@@ -518,7 +520,7 @@ internal.transformWaitForPull = (controller) => {
   const woken = newPromise();
   let isAborted = false;
   const signal = w.controller.abortSignal;
-  const removeAbort = internal.addAbortAlgorithm(signal, () => {
+  const removeAbort = addAbortAlgorithm(signal, () => {
     isAborted = true;
     woken.resolve();
   });
@@ -536,12 +538,11 @@ internal.transformWaitForPull = (controller) => {
 // which stays locked to it for good; chunks pass through structured clone, as they would
 // through the standard's cross-realm message port. structuredClone (23_globals.js) calls this.
 
-const isTransferableStream = (v) => internal.isReadableStream(v) || internal.isWritableStream(v) ||
-  TS(v) !== null;
+const isTransferableStream = (v) => isReadableStream(v) || isWritableStream(v) || TS(v) !== null;
 
 function isTransferLocked(v) {
-  if (internal.isReadableStream(v)) return S.isLocked(S.RS(v));
-  if (internal.isWritableStream(v)) return W.isWritableStreamLocked(W.WS(v));
+  if (isReadableStream(v)) return S.isLocked(S.RS(v));
+  if (isWritableStream(v)) return W.isWritableStreamLocked(W.WS(v));
   const t = TS(v);
   return S.isLocked(S.RS(t.readable)) || W.isWritableStreamLocked(W.WS(t.writable));
 }
@@ -556,7 +557,7 @@ function transferReadable(rs) {
       chunk: (chunk) => {
         let copy;
         try {
-          copy = internal.structuredClone(chunk);
+          copy = structuredClone(chunk);
         } catch (e) {
           S.rdcError(c, e);
           S.readableStreamCancel(rr.stream, e);
@@ -586,7 +587,7 @@ function transferWritable(ws) {
   const w = W.WW(new W.WritableStreamDefaultWriter(ws));
   const write = (chunk) => {
     try {
-      return W.writerWrite(w, internal.structuredClone(chunk));
+      return W.writerWrite(w, structuredClone(chunk));
     } catch (e) {
       return PromiseReject(e);
     }
@@ -601,8 +602,8 @@ function transferStream(v) {
   if (isTransferLocked(v)) {
     throw new DOMException('A locked stream cannot be transferred', 'DataCloneError');
   }
-  if (internal.isReadableStream(v)) return transferReadable(v);
-  if (internal.isWritableStream(v)) return transferWritable(v);
+  if (isReadableStream(v)) return transferReadable(v);
+  if (isWritableStream(v)) return transferWritable(v);
   const t = TS(v);
   const readable = transferReadable(t.readable);
   const writable = transferWritable(t.writable);
@@ -613,7 +614,11 @@ function transferStream(v) {
   return copy;
 }
 
-internal.streamTransfer = { isTransferableStream, isTransferLocked, transferStream };
+defineGlobal('TransformStream', TransformStream);
+defineGlobal('TransformStreamDefaultController', TransformStreamDefaultController);
 
-internal.defineGlobal('TransformStream', TransformStream);
-internal.defineGlobal('TransformStreamDefaultController', TransformStreamDefaultController);
+ObjectAssign(internal, {
+  TransformStream, transformEnqueue, transformSides, transformWaitForPull,
+  isTransformStream: (v) => TS(v) !== null,
+  streamTransfer: { isTransferableStream, isTransferLocked, transferStream }, // for structuredClone
+});

@@ -1,4 +1,4 @@
-// 31_streams_bytes.js: readable byte streams (Streams Standard §4.4 ReadableStreamBYOBReader,
+// 32_streams_bytes.js: readable byte streams (Streams Standard §4.4 ReadableStreamBYOBReader,
 // §4.7 ReadableByteStreamController, §4.8 ReadableStreamBYOBRequest, §4.9 their abstract
 // operations and ReadableByteStreamTee). Function names follow the standard's (rbsc… is
 // ReadableByteStreamController…), so code maps to spec sections.
@@ -15,8 +15,7 @@ const {
   TypedArrayPrototypeGetLength, TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet,
   Uint8Array, FunctionPrototypeCall, ObjectFreeze,
 } = primordials;
-const { webidl } = internal;
-const S = internal.streams;
+const { webidl, defineGlobal, streams: S, streamsBytes: bytes } = internal;
 const {
   RS, newPromise, uponPromise, promiseCall, resolved, rejected, readableStreamClose,
   readableStreamError, readableStreamFulfillReadRequest, readableStreamAddReadRequest,
@@ -885,7 +884,6 @@ function readableByteStreamTee(sr) {
 
 // --- wiring ---------------------------------------------------------------------------------
 
-const bytes = internal.streamsBytes;
 bytes.ReadableStreamBYOBReader = ReadableStreamBYOBReader;
 bytes.setUpController = (sr, start, pull, cancel, hwm, autoAllocateChunkSize) =>
   setUpByteController(sr, start, pull, cancel, hwm, autoAllocateChunkSize);
@@ -899,6 +897,6 @@ S.bytes = {
   transferArrayBuffer, isDetached,
 };
 
-internal.defineGlobal('ReadableStreamBYOBReader', ReadableStreamBYOBReader);
-internal.defineGlobal('ReadableStreamBYOBRequest', ReadableStreamBYOBRequest);
-internal.defineGlobal('ReadableByteStreamController', ReadableByteStreamController);
+defineGlobal('ReadableStreamBYOBReader', ReadableStreamBYOBReader);
+defineGlobal('ReadableStreamBYOBRequest', ReadableStreamBYOBRequest);
+defineGlobal('ReadableByteStreamController', ReadableByteStreamController);

@@ -1,13 +1,11 @@
-// 36_location.js: with `--location URL` (nano-dp run/test), the global `location` (HTML's
+// 41_location.js: with `--location URL` (nano-dp run/test), the global `location` (HTML's
 // WorkerLocation) and the base URL that Request and Response.redirect resolve relative URLs
 // against, as Deno's --location does. Without it there is no base URL, as on Workers. Set
 // per context (01_context_init.js): the location belongs to the app, never to the snapshot.
 'use strict';
 
-const { TypeError } = primordials;
-const { webidl } = internal;
-
-internal.baseURL = undefined;
+const { TypeError, ObjectAssign } = primordials;
+const { webidl, defineGlobal, onContextInit, parseURL, URL } = internal;
 
 let url; // the parsed --location, once initContext has seen one
 
@@ -26,14 +24,17 @@ class WorkerLocation {
 }
 webidl.configureInterface(WorkerLocation);
 
-internal.onContextInit(({ location }) => {
+onContextInit(({ location }) => {
   if (location === undefined) return;
-  const record = internal.parseURL(location);
+  const record = parseURL(location);
   if (typeof record !== 'object') {
     throw new TypeError(`--location ${location}: not a valid absolute URL`);
   }
-  url = new internal.URL(location);
+  url = new URL(location);
   internal.baseURL = url.href;
-  internal.defineGlobal('WorkerLocation', WorkerLocation);
-  internal.defineGlobal('location', new WorkerLocation(webidl.kIllegalConstructor), true);
+  defineGlobal('WorkerLocation', WorkerLocation);
+  defineGlobal('location', new WorkerLocation(webidl.kIllegalConstructor), true);
 });
+
+// The base URL: a string once a context has a location (set above); read it when called.
+ObjectAssign(internal, { baseURL: undefined });

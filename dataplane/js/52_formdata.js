@@ -1,4 +1,4 @@
-// 38_formdata.js: FormData (XHR §4.3), the multipart/form-data encoding (HTML §4.10.21.8) and
+// 52_formdata.js: FormData (XHR §4.3), the multipart/form-data encoding (HTML §4.10.21.8) and
 // parser used by the Body mixin's formData() (Fetch §5.3, RFC 7578).
 'use strict';
 
@@ -8,10 +8,11 @@ const {
   StringPrototypeSlice, StringPrototypeToLowerCase, StringPrototypeTrim, SymbolIterator,
   SymbolToStringTag, TypeError, Uint8Array, StringPrototypeIndexOf, StringPrototypeSplit,
   DateNow, TypedArrayPrototypeSlice, TypedArrayPrototypeSubarray, StringFromCharCode,
-  StringPrototypeCharCodeAt,
+  StringPrototypeCharCodeAt, ObjectAssign,
 } = primordials;
 const {
-  webidl, isBlob, blobBytes, blobType, makeFile, isFile, fileLastModified, normalizeBlobType,
+  webidl, defineGlobal, isBlob, blobBytes, blobType, makeFile, isFile, fileLastModified,
+  normalizeBlobType,
 } = internal;
 
 // "create an entry": strings stay strings; a Blob becomes a File (named "blob" unless given).
@@ -309,10 +310,8 @@ function latin1Bytes(s) {
   return b;
 }
 
-internal.FormData = FormData;
-internal.formDataAppend = formDataAppend;
-internal.isFormData = isFormData;
-internal.encodeMultipart = encodeMultipart;
-internal.parseMultipart = parseMultipart;
-internal.mimeParam = mimeParam;
-internal.defineGlobal('FormData', FormData);
+defineGlobal('FormData', FormData);
+
+ObjectAssign(internal, {
+  FormData, formDataAppend, isFormData, encodeMultipart, parseMultipart, mimeParam,
+});

@@ -1,11 +1,15 @@
-// 37_filereader.js: ProgressEvent (XHR §5) and FileReader (File API §6): reads a Blob as an
+// 51_filereader.js: ProgressEvent (XHR §5) and FileReader (File API §6): reads a Blob as an
 // ArrayBuffer, binary string, text or data: URL, reporting through events queued as tasks.
 'use strict';
 
 const {
-  StringFromCharCode, TypeError, Uint8Array,
+  StringFromCharCode, TypeError, Uint8Array, ObjectAssign,
 } = primordials;
-const { webidl, Event, EventTarget, DOMException } = internal;
+const {
+  webidl, Event, EventTarget, DOMException, defineGlobal, defineEventHandler,
+  dispatchEventFromTask, trustedEvent, isBlob, blobBytes, getEncoding, TextDecoder, btoa,
+} = internal;
+// Late (read as internal.x when called; given by a later file): mimeParam.
 
 class ProgressEvent extends Event {
   #lengthComputable; #loaded; #total;
@@ -69,7 +73,7 @@ class FileReader extends EventTarget {
   // File API §6.5 "read operation".
   #start(blob, kind, encoding, method) {
     FileReader.#check(this, method);
-    if (!internal.isBlob(blob)) {
+    if (!isBlob(blob)) {
       throw new TypeError(`Failed to execute '${method}' on 'FileReader': parameter 1 is not of type 'Blob'`);
     }
     if (encoding !== undefined) encoding = webidl.DOMString(encoding);
@@ -81,7 +85,7 @@ class FileReader extends EventTarget {
     this.#result = null;
     this.#error = null;
     const generation = ++this.#generation;
-    const bytes = internal.blobBytes(blob);
+    const bytes = blobBytes(blob);
     const type = blob.type;
     const total = bytes.length;
     const task = (fn) => setTimeout(() => { if (this.#generation === generation) fn(); }, 0);
@@ -100,7 +104,7 @@ class FileReader extends EventTarget {
   }
 
   #fire(type, loaded, total) {
-    internal.dispatchEventFromTask(this, internal.trustedEvent(ProgressEvent, type,
+    dispatchEventFromTask(this, trustedEvent(ProgressEvent, type,
       { lengthComputable: true, loaded, total }));
   }
 }
@@ -122,30 +126,31 @@ function packageData(bytes, kind, type, encoding) {
     }
     case 'text': {
       // The given label, else the blob type's charset, else UTF-8; a BOM wins over both.
-      let label = encoding !== undefined && internal.getEncoding(encoding) !== undefined ? encoding : undefined;
+      let label = encoding !== undefined && getEncoding(encoding) !== undefined ? encoding : undefined;
       if (label === undefined) {
         const charset = internal.mimeParam(type, 'charset');
-        if (charset !== undefined && internal.getEncoding(charset) !== undefined) label = charset;
+        if (charset !== undefined && getEncoding(charset) !== undefined) label = charset;
       }
       if (bytes[0] === 0xfe && bytes[1] === 0xff) label = 'utf-16be';
       else if (bytes[0] === 0xff && bytes[1] === 0xfe) label = 'utf-16le';
       else if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) label = 'utf-8';
-      return new internal.TextDecoder(label ?? 'utf-8').decode(bytes);
+      return new TextDecoder(label ?? 'utf-8').decode(bytes);
     }
     case 'dataURL': {
       let binary = '';
       for (let i = 0; i < bytes.length; i += 8192) binary += StringFromCharCode(...bytes.subarray(i, i + 8192));
-      return `data:${type === '' ? 'application/octet-stream' : type};base64,${internal.btoa(binary)}`;
+      return `data:${type === '' ? 'application/octet-stream' : type};base64,${btoa(binary)}`;
     }
   }
   throw new TypeError(`unknown read kind ${kind}`);
 }
 
 for (const type of ['loadstart', 'progress', 'load', 'abort', 'error', 'loadend']) {
-  internal.defineEventHandler(FileReader.prototype, type);
+  defineEventHandler(FileReader.prototype, type);
 }
 webidl.configureInterface(FileReader, 'FileReader', { EMPTY, LOADING, DONE });
 
-internal.ProgressEvent = ProgressEvent;
-internal.defineGlobal('ProgressEvent', ProgressEvent);
-internal.defineGlobal('FileReader', FileReader);
+defineGlobal('ProgressEvent', ProgressEvent);
+defineGlobal('FileReader', FileReader);
+
+ObjectAssign(internal, { ProgressEvent });

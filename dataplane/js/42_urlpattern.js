@@ -1,17 +1,16 @@
-// 36_urlpattern.js: URLPattern (WHATWG URL Pattern Standard): the tokenizer (§2.1), the pattern
+// 42_urlpattern.js: URLPattern (WHATWG URL Pattern Standard): the tokenizer (§2.1), the pattern
 // parser (§2.2), regular expression and pattern string generation (§2.3), the constructor
 // string parser (§1.6), URLPatternInit processing and the canonicalization callbacks built on
-// the URL parser (internal.urlInternals from 35_url.js).
+// the URL parser (internal.urlInternals from 40_url.js).
 'use strict';
 
 const {
   ArrayPrototypeJoin, ArrayPrototypePush, ArrayPrototypeSlice, ObjectFreeze, RegExp,
   RegExpPrototypeExec, SafeSet, String, StringPrototypeCharAt, StringPrototypeLastIndexOf,
   StringPrototypeReplace,
-  StringPrototypeSlice, StringPrototypeToLowerCase, TypeError,
+  StringPrototypeSlice, StringPrototypeToLowerCase, TypeError, ObjectAssign,
 } = primordials;
-const { webidl } = internal;
-const U = internal.urlInternals;
+const { webidl, defineGlobal, URL, urlInternals: U } = internal;
 const codePoints = U.codePoints;
 
 // --- tokenizer (§2.1) ---------------------------------------------------------------------------
@@ -769,7 +768,7 @@ class URLPattern {
   #match(input, baseURL, hasBase, wantResult) {
     const values = { protocol: '', username: '', password: '', hostname: '', port: '', pathname: '', search: '', hash: '' };
     const inputs = [];
-    if (typeof input === 'string' || input instanceof internal.URL) {
+    if (typeof input === 'string' || input instanceof URL) {
       const s = typeof input === 'string' ? input : input.href;
       ArrayPrototypePush(inputs, typeof input === 'string' ? input : input);
       let base = null;
@@ -845,5 +844,6 @@ class URLPattern {
 }
 webidl.configureInterface(URLPattern);
 
-internal.URLPattern = URLPattern;
-internal.defineGlobal('URLPattern', URLPattern);
+defineGlobal('URLPattern', URLPattern);
+
+ObjectAssign(internal, { URLPattern });

@@ -1,4 +1,4 @@
-// 41_fetch_client.js: fetch() (Fetch Standard §5.6, and "HTTP fetch" / "HTTP-redirect fetch"
+// 61_fetch_client.js: fetch() (Fetch Standard §5.6, and "HTTP fetch" / "HTTP-redirect fetch"
 // as a server runtime does them: no CORS, no cookies, no cache). Each hop is one native
 // transfer (runtime/fetch.cc, on libcurl); redirects, aborts, body streams and content
 // decoding are done here, so every hop gets the same rules and the same egress check.
@@ -12,7 +12,11 @@ const {
   StringFromCharCode, TypedArrayPrototypeSubarray,
 } = primordials;
 
-const { Request, isReadableStream, headerList, addAbortAlgorithm } = internal;
+const {
+  defineGlobal, addAbortAlgorithm, streams, headerList, parseURL, serializeURL, blobBytes,
+  blobType, Request, requestParts, createFetchedResponse, NativeBody, LazyBody, bodyStream,
+  isBodyUnusable,
+} = internal;
 
 const kRedirectStatus = new SafeSet([301, 302, 303, 307, 308]);
 const kNullBodyStatus = new SafeSet([101, 103, 204, 205, 304]);
@@ -43,7 +47,7 @@ function isBadPort(record) {
 const kUserAgent = `nano/${binding.version}`;
 // native body kinds (client.h dp_xfer_body)
 const kNoBody = 0, kSized = 1, kStream = 2;
-// binding.compressorPush's modes and results (34_compression_streams.js)
+// binding.compressorPush's modes and results (35_compression_streams.js)
 const kNextChunk = 0, kRest = 1, kFinish = 2;
 const kMore = 1, kTrailing = 2, kTruncated = 3;
 const kCodings = { __proto__: null, 'gzip': 'gzip', 'x-gzip': 'gzip', 'deflate': 'deflate', 'br': 'brotli' };
@@ -60,7 +64,7 @@ function hostOf(record) {
 }
 
 function parseHttpUrl(url, base) {
-  const record = internal.parseURL(url, base);
+  const record = parseURL(url, base);
   if (typeof record !== 'object') return null;
   return record;
 }
@@ -81,7 +85,7 @@ class Hop {
 function transmitBody(state, headers) {
   const source = state.source;
   if (source === null) return null;
-  if (internal.isBodyUnusable(state)) throw networkError('the request body has already been read');
+  if (isBodyUnusable(state)) throw networkError('the request body has already been read');
   if (typeof source === 'string') {
     state.used = true;
     return { bytes: binding.encodeUtf8(source) };
@@ -94,11 +98,11 @@ function transmitBody(state, headers) {
   // runtime sends it as it arrives, with its declared length (upstreams that refuse chunked
   // uploads accept it).
   let nativeId = -1;
-  if (source instanceof internal.NativeBody) {
+  if (source instanceof NativeBody) {
     nativeId = source.id;
     state.used = true;
   } else {
-    const S = internal.streams;
+    const S = streams;
     const r = S.RS(source);
     if (r.nativeBodyId !== undefined && !r.disturbed && r.reader === null && r.state === 'readable') {
       nativeId = r.nativeBodyId;
@@ -114,7 +118,7 @@ function transmitBody(state, headers) {
     }
     return { native: nativeId, length };
   }
-  return { stream: internal.bodyStream(state), length: -1 };
+  return { stream: bodyStream(state), length: -1 };
 }
 
 function headerValue(headers, name) {
@@ -150,7 +154,7 @@ function cancelReader(reader, reason) {
 
 // Sends a stream body piece by piece, each when the transfer wants the next.
 function pumpUpload(ongoing, id, stream) {
-  const S = internal.streams;
+  const S = streams;
   const reader = new S.ReadableStreamDefaultReader(stream);
   ongoing.uploadReader = reader; // an abort cancels it with the signal's reason
   const fail = (err) => {
@@ -226,7 +230,7 @@ function startHop(ongoing, hop) {
 // Made only when something reads the body (a LazyBody until then): a response the handler
 // returns untouched is piped natively and never needs it.
 function responseBody(ongoing, id, coding, codingHeader) {
-  const S = internal.streams;
+  const S = streams;
   const B = S.bytes;
   let stream;
   let decoder = coding === undefined ? null : binding.compressorNew(coding, true);
@@ -442,16 +446,16 @@ function schemeFetch(method, url, record, blob) {
   if (record.scheme === 'data') {
     const data = processDataUrl(url);
     if (data === null) throw networkError(`"${url}" is not a valid data: URL`);
-    return internal.createFetchedResponse(200, 'OK', [['content-type', data[0]]], data[1], [url]);
+    return createFetchedResponse(200, 'OK', [['content-type', data[0]]], data[1], [url]);
   }
   // blob: (File API §8.3): the isolate's blob URL store, GET only.
   if (blob === undefined) throw networkError(`no Blob is registered for "${url}"`);
   if (method !== 'GET') throw networkError(`a blob: URL can only be fetched with GET, not ${method}`);
-  const bytes = internal.blobBytes(blob);
+  const bytes = blobBytes(blob);
   const list = [['content-length', `${bytes.length}`]];
-  const type = internal.blobType(blob);
+  const type = blobType(blob);
   if (type !== '') ArrayPrototypePush(list, ['content-type', type]);
-  return internal.createFetchedResponse(200, 'OK', list, bytes, [url]);
+  return createFetchedResponse(200, 'OK', list, bytes, [url]);
 }
 
 function fetch(input, init = undefined) {
@@ -462,7 +466,7 @@ function fetch(input, init = undefined) {
   } catch (e) {
     return PromiseReject(e);
   }
-  const parts = internal.requestParts(request);
+  const parts = requestParts(request);
   let method = parts[0];
   const url = parts[1];
   const headers = parts[2];
@@ -544,8 +548,8 @@ function fetch(input, init = undefined) {
     ongoing.abortReason = reason; // a body made later starts errored
     const stream = ongoing.stream;
     if (stream !== null) {
-      const r = internal.streams.RS(stream);
-      if (r.state === 'readable') internal.streams.bytes.rbscError(r.controller, reason);
+      const r = streams.RS(stream);
+      if (r.state === 'readable') streams.bytes.rbscError(r.controller, reason);
     }
   });
   const onHead = (head) => {
@@ -602,7 +606,7 @@ function fetch(input, init = undefined) {
         }
         nextPairs = kept;
       }
-      const nextUrl = internal.serializeURL(next);
+      const nextUrl = serializeURL(next);
       ArrayPrototypePush(urlList, nextUrl);
       hop = new Hop(method, nextUrl, next, nextPairs, nextBody);
       run();
@@ -617,7 +621,7 @@ function fetch(input, init = undefined) {
       const coding = codingHeader(responseList);
       // several codings (rare): the body is left as it came
       const decoded = coding[1] ? undefined : contentCoding(coding[0]);
-      source = new internal.LazyBody(
+      source = new LazyBody(
         () => responseBody(ongoing, id, decoded, coding[0]),
         coding[0], decoded !== undefined,
         (requestId) => {
@@ -627,7 +631,7 @@ function fetch(input, init = undefined) {
         });
     }
     ongoing.settled = true;
-    resolveFn(internal.createFetchedResponse(status, head[1], responseList, source, urlList));
+    resolveFn(createFetchedResponse(status, head[1], responseList, source, urlList));
   };
   const run = () => {
     let head;
@@ -645,4 +649,4 @@ function fetch(input, init = undefined) {
   return promise;
 }
 
-internal.defineGlobal('fetch', fetch, true);
+defineGlobal('fetch', fetch, true);

@@ -1,4 +1,4 @@
-// 35_url.js: URL and URLSearchParams, implementing the WHATWG URL Standard: the basic URL
+// 40_url.js: URL and URLSearchParams, implementing the WHATWG URL Standard: the basic URL
 // parser (§4.4) as its state machine, with state overrides for the setters; host parsing
 // with IPv4/IPv6 and IDNA (UTS #46 via ICU, binding.domainToASCII); serialization;
 // application/x-www-form-urlencoded parsing and serialization (§5).
@@ -11,9 +11,9 @@ const {
   StringPrototypeIncludes, StringPrototypeIndexOf, StringPrototypeReplace, StringPrototypeSlice,
   StringPrototypeSplit, StringPrototypeStartsWith, StringPrototypeToLowerCase, SymbolIterator,
   TypeError, Uint8Array, NumberPrototypeToString, ObjectDefineProperty, ObjectSetPrototypeOf,
-  ObjectGetPrototypeOf, SymbolToStringTag, Symbol,
+  ObjectGetPrototypeOf, SymbolToStringTag, Symbol, ObjectAssign,
 } = primordials;
-const { webidl } = internal;
+const { webidl, defineGlobal } = internal;
 
 const FAILURE = Symbol('failure');
 const specialPorts = new SafeMap([
@@ -516,7 +516,6 @@ function simpleParse(input) {
   url.fragment = fragment;
   return url;
 }
-internal.urlSimpleParse = simpleParse;
 
 // Returns a URL record, or FAILURE. With url and stateOverride, modifies url in place
 // (returning FAILURE or undefined), as the setters need.
@@ -1012,8 +1011,6 @@ function serializeUrlencoded(list) {
   }
   return out;
 }
-internal.parseUrlencoded = parseUrlencoded;
-internal.serializeUrlencoded = serializeUrlencoded;
 
 // --- URLSearchParams -------------------------------------------------------------------------
 
@@ -1408,10 +1405,10 @@ function parseWithBase(url, base) {
 
 webidl.configureInterface(URL);
 
-// For URLPattern's canonicalization callbacks (36_urlpattern.js).
+// For URLPattern's canonicalization callbacks (42_urlpattern.js).
 const overrideStates = { __proto__: null, 'hostname': HOSTNAME, 'port': PORT, 'path start': PATH_START,
   'opaque path': OPAQUE_PATH, 'query': QUERY, 'fragment': FRAGMENT };
-internal.urlInternals = ObjectFreeze({
+const urlInternals = ObjectFreeze({
   FAILURE,
   parse: (input, base = null) => basicParse(input, base),
   // The state machine alone (no simpleParse), for tests that compare the two.
@@ -1425,10 +1422,13 @@ internal.urlInternals = ObjectFreeze({
   codePoints, // a string's code points, without the string iterator an app may replace
 });
 
-internal.URL = URL;
-internal.URLSearchParams = URLSearchParams;
-internal.parseURL = (input, base) => parseWithBase(input, base);
-internal.serializeURL = serialize;
-internal.percentEncodeComponent = (s) => percentEncode(s, isComponentSet);
-internal.defineGlobal('URL', URL);
-internal.defineGlobal('URLSearchParams', URLSearchParams);
+defineGlobal('URL', URL);
+defineGlobal('URLSearchParams', URLSearchParams);
+
+ObjectAssign(internal, {
+  URL, URLSearchParams, urlInternals, parseUrlencoded, serializeUrlencoded,
+  urlSimpleParse: simpleParse,
+  parseURL: (input, base) => parseWithBase(input, base),
+  serializeURL: serialize,
+  percentEncodeComponent: (s) => percentEncode(s, isComponentSet),
+});

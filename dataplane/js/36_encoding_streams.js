@@ -1,9 +1,9 @@
-// 34_encoding_streams.js: TextEncoderStream and TextDecoderStream (Encoding §7.4-7.5): a
+// 36_encoding_streams.js: TextEncoderStream and TextDecoderStream (Encoding §7.4-7.5): a
 // TransformStream around a streaming encoder/decoder.
 'use strict';
 
 const { StringPrototypeCharCodeAt, StringPrototypeSlice, Uint8Array } = primordials;
-const { webidl, TextDecoder, TransformStream } = internal;
+const { webidl, defineGlobal, TextDecoder, TransformStream } = internal;
 
 class TextDecoderStream {
   #decoder;
@@ -72,5 +72,5 @@ class TextEncoderStream {
 }
 webidl.configureInterface(TextEncoderStream);
 
-internal.defineGlobal('TextDecoderStream', TextDecoderStream);
-internal.defineGlobal('TextEncoderStream', TextEncoderStream);
+defineGlobal('TextDecoderStream', TextDecoderStream);
+defineGlobal('TextEncoderStream', TextEncoderStream);

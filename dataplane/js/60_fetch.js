@@ -1,4 +1,4 @@
-// 40_fetch.js: Request, Response and the Body mixin (Fetch §5.3-5.5) for the server side.
+// 60_fetch.js: Request, Response and the Body mixin (Fetch §5.3-5.5) for the server side.
 //
 // A body is one of: null, a string (USVString), a Uint8Array we own (a copy taken when the
 // body was extracted), or a native request body (the incoming request's, read through
@@ -14,17 +14,18 @@ const {
   TypedArrayPrototypeGetByteLength, DataView, DataViewPrototypeGetBuffer,
   DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength, SafeSet,
   StringPrototypeToLowerCase, StringPrototypeTrim, StringPrototypeSplit,
-  StringPrototypeIndexOf, StringPrototypeSlice,
+  StringPrototypeIndexOf, StringPrototypeSlice, ObjectAssign,
 } = primordials;
 
-const { Headers, headerList, headersFromList, fillHeaders, webidl } = internal;
-// Read on every request: `internal` is in dictionary mode (hundreds of properties), so an
-// optimized load from it is a generic LoadIC call. Taken once at load instead.
 const {
-  setHeadersGuard, headersAddDefault, appendHeader, hasHeader, kGuardRequest,
-  kGuardRequestNoCors, kGuardResponse, kGuardImmutable, isReadableStream, isBlob, blobBytes,
-  blobType, normalizeBlobType, isFormData, formDataAppend,
+  webidl, DOMException, defineGlobal, kInspect, reportUncaught, newAbortSignal, signalAbort,
+  isAbortSignal, Headers, headerList, headersFromList, fillHeaders, setHeadersGuard,
+  headersAddDefault, appendHeader, hasHeader, toByteString, kGuardRequest, kGuardRequestNoCors,
+  kGuardResponse, kGuardImmutable, streams, isReadableStream, URLSearchParams, parseURL,
+  serializeURL, parseUrlencoded, isBlob, blobBytes, blobType, makeBlob, normalizeBlobType,
+  blobURLStore, FormData, isFormData, formDataAppend, encodeMultipart, parseMultipart,
 } = internal;
+// Late (read as internal.x when called): baseURL (set per context).
 
 // WebIDL USVString: lone surrogates become U+FFFD.
 const surrogateRe = /[\uD800-\uDFFF]/;
@@ -46,7 +47,6 @@ function toUSVString(v) {
   }
   return out;
 }
-internal.toUSVString = toUSVString;
 
 function copyBytes(buffer, offset, length) {
   return new Uint8Array(ArrayBufferPrototypeSlice(buffer, offset, offset + length));
@@ -72,7 +72,7 @@ function extractBody(init) {
       TypedArrayPrototypeGetByteLength(init)), null];
   }
   if (isReadableStream(init)) {
-    if (init.locked || internal.streams.isDisturbed(init)) {
+    if (init.locked || streams.isDisturbed(init)) {
       throw new TypeError('A ReadableStream body must be neither locked nor already read');
     }
     return [init, null];
@@ -82,9 +82,9 @@ function extractBody(init) {
     return [blobBytes(init), type === '' ? null : type];
   }
   if (isFormData(init)) {
-    return internal.encodeMultipart(init);
+    return encodeMultipart(init);
   }
-  if (init instanceof internal.URLSearchParams) {
+  if (init instanceof URLSearchParams) {
     return [init.toString(), 'application/x-www-form-urlencoded;charset=UTF-8'];
   }
   if (typeof init === 'object' && isBodyHolder(init)) {
@@ -97,9 +97,8 @@ function extractBody(init) {
 class NativeBody {
   constructor(id) { this.id = id; }
 }
-internal.NativeBody = NativeBody;
 
-// A body whose stream is made on first use (a fetched response's: 41_fetch_client.js).
+// A body whose stream is made on first use (a fetched response's: 61_fetch_client.js).
 // Until then the server may instead move its bytes natively (pipe(requestId) -> true when
 // it took them), sent as they came, so only while its headers still say `coding` (the
 // Content-Encoding it came with; decodes: whether reading would decode it).
@@ -111,7 +110,6 @@ class LazyBody {
     this.pipe = pipe;
   }
 }
-internal.LazyBody = LazyBody;
 
 // What to do when the server lets go of a request before its response ended (the client
 // went away): by the request's slot (the low bits of its id, as in runtime_int.h), the entry
@@ -121,19 +119,19 @@ internal.LazyBody = LazyBody;
 // tables (and the requests they reach) would survive every scavenge until a full GC.
 const kSlotMask = 0xfffff;
 const abortHandlers = [];
-internal.onRequestAborted = (id, fn) => {
+const onRequestAborted = (id, fn) => {
   const slot = id & kSlotMask;
   const entry = abortHandlers[slot];
   if (entry !== undefined && entry !== null && entry[0] === id) ArrayPrototypePush(entry, fn);
   else abortHandlers[slot] = [id, fn];
 };
-internal.forgetRequest = (id) => {
+const forgetRequest = (id) => {
   const slot = id & kSlotMask;
   const entry = abortHandlers[slot];
   if (entry !== undefined && entry !== null && entry[0] === id) abortHandlers[slot] = null;
 };
 // Called by the runtime (rt_request_aborted).
-internal.requestAborted = (id) => {
+const requestAborted = (id) => {
   const slot = id & kSlotMask;
   const entry = abortHandlers[slot];
   if (entry === undefined || entry === null || entry[0] !== id) return;
@@ -143,12 +141,12 @@ internal.requestAborted = (id) => {
     try {
       fn();
     } catch (e) {
-      internal.reportUncaught(e);
+      reportUncaught(e);
     }
   }
 };
-internal.clientGoneReason = () =>
-  new internal.DOMException('The client closed the connection before the response ended', 'AbortError');
+const clientGoneReason = () =>
+  new DOMException('The client closed the connection before the response ended', 'AbortError');
 
 // The state behind one body; Request and Response each hold one.
 class BodyState {
@@ -166,7 +164,7 @@ function bodyUsedError(what) {
 function isUnusable(state) {
   const source = state.source;
   if (source !== null && isReadableStream(source)) {
-    return state.used || source.locked || internal.streams.isDisturbed(source);
+    return state.used || source.locked || streams.isDisturbed(source);
   }
   return state.used;
 }
@@ -209,7 +207,6 @@ async function readAllBytes(stream, what) {
   }
   return out;
 }
-internal.readAllBytes = readAllBytes;
 
 function consumeText(state, what) {
   if (isUnusable(state)) return PromiseReject(bodyUsedError(what));
@@ -228,7 +225,7 @@ function installBody(proto, stateOf, name, headersOf) {
     blob() {
       const type = mimeOf(this);
       return PromisePrototypeThen(readBytes(stateOf(this), `${name}.blob`),
-        (bytes) => internal.makeBlob(bytes, normalizeBlobType(type)));
+        (bytes) => makeBlob(bytes, normalizeBlobType(type)));
     },
     formData() {
       const type = mimeOf(this);
@@ -239,11 +236,11 @@ function installBody(proto, stateOf, name, headersOf) {
           // An empty FormData is sent as no bytes, and reads back as one; no body at all is
           // not multipart data.
           if (hasNoBody) throw new TypeError(`${name}.formData: there is no body to parse as multipart/form-data`);
-          return internal.parseMultipart(bytes, type);
+          return parseMultipart(bytes, type);
         }
         if (essence === 'application/x-www-form-urlencoded') {
-          const fd = new internal.FormData();
-          const pairs = internal.parseUrlencoded(binding.utf8Decode(bytes, false, false)[0]);
+          const fd = new FormData();
+          const pairs = parseUrlencoded(binding.utf8Decode(bytes, false, false)[0]);
           for (let i = 0; i < pairs.length; i++) formDataAppend(fd, pairs[i][0], pairs[i][1]);
           return fd;
         }
@@ -282,7 +279,7 @@ function installBody(proto, stateOf, name, headersOf) {
   Reflect.defineProperty(proto, 'bodyUsed', {
     get: { bodyUsed() {
       const s = stateOf(this);
-      if (s.source !== null && isReadableStream(s.source) && internal.streams.isDisturbed(s.source)) return true;
+      if (s.source !== null && isReadableStream(s.source) && streams.isDisturbed(s.source)) return true;
       return s.source !== null && s.used;
     } }.bodyUsed,
     enumerable: true, configurable: true,
@@ -306,7 +303,7 @@ function bodyStream(state) {
     if (!state.used) return materialize(state);
     state.source = ''; // read already: made below as a used, closed stream
   }
-  const S = internal.streams;
+  const S = streams;
   let stream;
   if (state.used) {
     // Already consumed by text() and friends: a closed stream that was read and stays
@@ -352,7 +349,7 @@ function bodyStream(state) {
 // server has received (one ArrayBuffer, no copy); while nobody pulls, the server holds the
 // client back once 64 KiB wait (request.h). Canceling drops the rest of the body.
 function nativeBodyStream(id) {
-  const S = internal.streams;
+  const S = streams;
   const B = S.bytes;
   let stream;
   const deliver = (buffer) => {
@@ -396,7 +393,7 @@ function nativeBodyStream(id) {
 function cloneBodySource(body) {
   if (body.source instanceof NativeBody || body.source instanceof LazyBody) bodyStream(body);
   if (!isReadableStream(body.source)) return body.source;
-  const branches = internal.streams.readableStreamTee(internal.streams.RS(body.source));
+  const branches = streams.readableStreamTee(streams.RS(body.source));
   const a = branches[0];
   const b = branches[1];
   body.source = a;
@@ -417,7 +414,7 @@ const kReferrerPolicies = ['', 'no-referrer', 'no-referrer-when-downgrade', 'sam
   'strict-origin', 'origin-when-cross-origin', 'strict-origin-when-cross-origin', 'unsafe-url'];
 
 function normalizeMethod(method) {
-  method = internal.toByteString(method, 'Request method');
+  method = toByteString(method, 'Request method');
   if (!RegExpPrototypeTest(tokenRe, method)) {
     throw new TypeError(`"${method}" is not a valid HTTP method`);
   }
@@ -430,15 +427,15 @@ function normalizeMethod(method) {
 // an absolute URL without credentials, serialized.
 function parseRequestUrl(input, what = 'Request') {
   const url = toUSVString(input);
-  const record = internal.parseURL(url, internal.baseURL);
+  const record = parseURL(url, internal.baseURL);
   if (typeof record !== 'object') throw new TypeError(`${what}: Invalid URL: "${url}"`);
   if (what === 'Request' && (record.username !== '' || record.password !== '')) {
     throw new TypeError(`Request: the URL "${url}" includes credentials`);
   }
-  return internal.serializeURL(record);
+  return serializeURL(record);
 }
 
-let requestState, createIncomingRequest;
+let requestState, createIncomingRequest, isRequest, requestParts;
 const kIncoming = Symbol('nano.incomingRequest');
 
 class Request {
@@ -498,7 +495,7 @@ class Request {
       this.#headers = new Headers();
       if (StringPrototypeSlice(this.#url, 0, 5) === 'blob:') {
         const hash = StringPrototypeIndexOf(this.#url, '#');
-        this.#blob = internal.blobURLStore.get(hash === -1 ? this.#url : StringPrototypeSlice(this.#url, 0, hash));
+        this.#blob = blobURLStore.get(hash === -1 ? this.#url : StringPrototypeSlice(this.#url, 0, hash));
       }
     }
     init = init || {};
@@ -512,9 +509,9 @@ class Request {
       if (referrer === '') {
         this.#referrer = '';
       } else {
-        const parsed = internal.parseURL(referrer, internal.baseURL);
+        const parsed = parseURL(referrer, internal.baseURL);
         if (typeof parsed !== 'object') throw new TypeError(`${context}: the referrer "${referrer}" is not a valid URL`);
-        this.#referrer = internal.serializeURL(parsed);
+        this.#referrer = serializeURL(parsed);
       }
     }
     if (init.referrerPolicy !== undefined) {
@@ -545,7 +542,7 @@ class Request {
     if (init.method !== undefined) this.#method = normalizeMethod(init.method);
     let signal = inputSignal;
     if (init.signal !== undefined) {
-      if (init.signal !== null && !internal.isAbortSignal(init.signal)) {
+      if (init.signal !== null && !isAbortSignal(init.signal)) {
         throw new TypeError(`${context}: signal is not an AbortSignal`);
       }
       signal = init.signal;
@@ -598,8 +595,8 @@ class Request {
   get url() {
     if (this.#urlIsRaw) {
       this.#urlIsRaw = false;
-      const record = internal.parseURL(this.#url);
-      if (typeof record === 'object') this.#url = internal.serializeURL(record);
+      const record = parseURL(this.#url);
+      if (typeof record === 'object') this.#url = serializeURL(record);
     }
     return this.#url;
   }
@@ -636,10 +633,10 @@ class Request {
         this.#signalSource = null;
         return this.#signal;
       }
-      const signal = internal.newAbortSignal();
+      const signal = newAbortSignal();
       this.#signal = signal;
       if (this.#nativeId !== -1) {
-        internal.onRequestAborted(this.#nativeId, () => internal.signalAbort(signal, internal.clientGoneReason()));
+        onRequestAborted(this.#nativeId, () => signalAbort(signal, clientGoneReason()));
       }
     }
     return this.#signal;
@@ -682,27 +679,27 @@ class Request {
       r.#body = new BodyState(hasBody ? new NativeBody(id) : null);
       return r;
     };
-    internal.isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
+    isRequest = (v) => v !== null && typeof v === 'object' && #body in v;
     // What fetch() needs: [method, url, Headers, BodyState, signal, redirect mode].
     // The signal is the request's own if made, else the one it follows (null: none), with
     // the same effect on a fetch.
-    internal.requestParts = (r) => [r.#method, r.url, r.headers, r.#body,
+    requestParts = (r) => [r.#method, r.url, r.headers, r.#body,
       r.#signal !== null ? r.#signal : r.#signalSource, r.#redirect, r.#blob];
   }
 }
 installBody(Request.prototype, (r) => requestState(r), 'Request', (r) => r.headers);
 Reflect.defineProperty(Request.prototype, SymbolToStringTag, { value: 'Request', configurable: true });
-Request.prototype[internal.kInspect] = function (fmt) {
+Request.prototype[kInspect] = function (fmt) {
   return `Request { method: ${fmt(this.method)}, url: ${fmt(this.url)}, headers: ${fmt(this.headers)} }`;
 };
-Reflect.defineProperty(Request.prototype, internal.kInspect, { enumerable: false });
+Reflect.defineProperty(Request.prototype, kInspect, { enumerable: false });
 
 // --- Response --------------------------------------------------------------------------
 
 const reasonPhraseRe = /^[\t\x20-\x7e\x80-\xff]*$/;
 const kNullBodyStatus = new SafeSet([101, 103, 204, 205, 304]);
 const kRedirectStatus = new SafeSet([301, 302, 303, 307, 308]);
-let responseState;
+let responseState, isResponse, responseParts, createFetchedResponse;
 const kInitialized = Symbol('nano.responseInitialized');
 
 // Fetch "initialize a response"; typeOverride replaces the body's own Content-Type
@@ -723,7 +720,7 @@ function initResponse(init, body, typeOverride = null) {
       }
     }
     if (init.statusText !== undefined) {
-      statusText = internal.toByteString(init.statusText, 'Response statusText');
+      statusText = toByteString(init.statusText, 'Response statusText');
       if (!RegExpPrototypeTest(reasonPhraseRe, statusText)) {
         throw new TypeError('Response statusText must be a valid reason phrase (no CR or LF)');
       }
@@ -827,12 +824,12 @@ class Response {
       if (!(#body in r)) throw new TypeError('Illegal invocation: not a Response');
       return r.#body;
     };
-    internal.isResponse = (v) => v !== null && typeof v === 'object' && #body in v;
+    isResponse = (v) => v !== null && typeof v === 'object' && #body in v;
     // What the server needs to send it: [status, statusText, header list, body source].
-    internal.responseParts = (r) => [r.#type === 'error' ? 0 : r.#status, r.#statusText,
+    responseParts = (r) => [r.#type === 'error' ? 0 : r.#status, r.#statusText,
       headerList(r.#headers), r.#body];
     // A response that fetch() received: its headers cannot be changed (Fetch: "immutable").
-    internal.createFetchedResponse = (status, statusText, list, source, urlList) => {
+    createFetchedResponse = (status, statusText, list, source, urlList) => {
       const res = new Response(null);
       res.#status = status;
       res.#statusText = statusText;
@@ -845,19 +842,20 @@ class Response {
 }
 installBody(Response.prototype, (r) => responseState(r), 'Response', (r) => r.headers);
 Reflect.defineProperty(Response.prototype, SymbolToStringTag, { value: 'Response', configurable: true });
-Response.prototype[internal.kInspect] = function (fmt) {
+Response.prototype[kInspect] = function (fmt) {
   return `Response { status: ${this.status}, statusText: ${fmt(this.statusText)}, ` +
     `headers: ${fmt(this.headers)}, bodyUsed: ${this.bodyUsed} }`;
 };
-Reflect.defineProperty(Response.prototype, internal.kInspect, { enumerable: false });
+Reflect.defineProperty(Response.prototype, kInspect, { enumerable: false });
 
-isBodyHolder = (v) => internal.isRequest(v) || internal.isResponse(v);
-internal.createIncomingRequest = createIncomingRequest;
-internal.NativeBody = NativeBody;
-internal.bodyStream = bodyStream;
-internal.isBodyUnusable = isUnusable;
-internal.webidl.configureInterface(Request);
-internal.webidl.configureInterface(Response);
-internal.Request = Request;
-internal.defineGlobal('Request', Request);
-internal.defineGlobal('Response', Response);
+isBodyHolder = (v) => isRequest(v) || isResponse(v);
+webidl.configureInterface(Request);
+webidl.configureInterface(Response);
+defineGlobal('Request', Request);
+defineGlobal('Response', Response);
+
+ObjectAssign(internal, {
+  Request, isRequest, requestParts, createIncomingRequest, isResponse, responseParts,
+  createFetchedResponse, NativeBody, LazyBody, bodyStream, isBodyUnusable: isUnusable,
+  readAllBytes, toUSVString, onRequestAborted, forgetRequest, requestAborted, clientGoneReason,
+});

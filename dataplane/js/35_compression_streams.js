@@ -1,10 +1,12 @@
-// 34_compression_streams.js: CompressionStream and DecompressionStream (Compression Standard
+// 35_compression_streams.js: CompressionStream and DecompressionStream (Compression Standard
 // §5-6): a TransformStream whose chunks go through a native codec (runtime/compression.cc).
 // Everything about bytes happens there; this file moves chunks and errors.
 'use strict';
 
 const { PromisePrototypeThen, TypeError } = primordials;
-const { webidl, TransformStream, transformEnqueue, transformSides, transformWaitForPull } = internal;
+const {
+  webidl, defineGlobal, TransformStream, transformEnqueue, transformSides, transformWaitForPull,
+} = internal;
 
 // enum CompressionFormat
 const kFormats = ['deflate', 'deflate-raw', 'gzip', 'brotli'];
@@ -91,5 +93,5 @@ class DecompressionStream {
 }
 webidl.configureInterface(DecompressionStream);
 
-internal.defineGlobal('CompressionStream', CompressionStream);
-internal.defineGlobal('DecompressionStream', DecompressionStream);
+defineGlobal('CompressionStream', CompressionStream);
+defineGlobal('DecompressionStream', DecompressionStream);

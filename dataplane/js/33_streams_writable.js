@@ -1,23 +1,27 @@
-// 32_streams_writable.js: WritableStream, WritableStreamDefaultWriter and
+// 33_streams_writable.js: WritableStream, WritableStreamDefaultWriter and
 // WritableStreamDefaultController (Streams Standard §5), following the standard's abstract
 // operations; records as in 31_streams.js.
 'use strict';
 
 const {
   ArrayPrototypePush, ArrayPrototypeShift, FunctionPrototypeCall, Promise, PromisePrototypeThen,
-  PromiseReject, ReflectApply, TypeError, RangeError, NumberIsNaN, Symbol,
+  PromiseReject, ReflectApply, TypeError, RangeError, NumberIsNaN, Symbol, ObjectAssign,
 } = primordials;
-const { webidl, DOMException } = internal;
-// The controller's signal is made and aborted through the built-ins' own steps, not through
-// AbortController's prototype, which an app may patch.
-const { newAbortSignal, signalAbort } = internal;
+const {
+  webidl, defineGlobal, streams,
+  // The controller's signal is made and aborted through the built-ins' own steps, not through
+  // AbortController's prototype, which an app may patch.
+  newAbortSignal, signalAbort,
+  streamsConvertStrategy: convertStrategy, streamsExtractSize: extractSize,
+  streamsExtractHWM: extractHWM,
+} = internal;
 
 function newPromise() {
   let resolve, reject;
   const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
   return { promise, resolve, reject, settled: false };
 }
-const { resolved } = internal.streams; // WebIDL "a promise resolved with" (31_streams.js)
+const { resolved } = streams; // WebIDL "a promise resolved with" (31_streams.js)
 const rejected = (e) => PromiseReject(e);
 const markHandled = (p) => { PromisePrototypeThen(p, undefined, () => {}); };
 const uponPromise = (p, ok, err) => markHandled(PromisePrototypeThen(p, ok, err));
@@ -81,12 +85,12 @@ class WritableStream {
     if (sink !== null && typeof sink !== 'object' && typeof sink !== 'function') {
       throw new TypeError("Failed to construct 'WritableStream': the underlying sink must be an object");
     }
-    const strat = internal.streamsConvertStrategy(strategy);
+    const strat = convertStrategy(strategy);
     const s = readUnderlyingSink(sink);
     if (s.type !== undefined) throw new RangeError("Failed to construct 'WritableStream': type must be undefined");
     this.#r = newWritableRecord(this);
-    const size = internal.streamsExtractSize(strat);
-    const hwm = internal.streamsExtractHWM(strat, 1);
+    const size = extractSize(strat);
+    const hwm = extractHWM(strat, 1);
     const c = newControllerRecord();
     const start = s.start ? () => FunctionPrototypeCall(s.start, sink, c.object) : () => undefined;
     const write = s.write ? (chunk) => promiseCall(s.write, sink, [chunk, c.object]) : () => resolved(undefined);
@@ -613,13 +617,16 @@ function wdcWrite(c, chunk, chunkSize) {
   wdcAdvanceQueueIfNeeded(c);
 }
 
-internal.WritableStream = WritableStream;
-internal.isWritableStream = (v) => WS(v) !== null;
-internal.writableStreams = {
-  WS, WW, createWritableStream, WritableStreamDefaultWriter, isWritableStreamLocked, writableStreamAbort,
-  writableStreamCloseQueuedOrInFlight, writerCloseWithErrorPropagation, writerWrite,
-  writerRelease, wdcErrorIfNeeded, writerGetDesiredSize,
-};
-internal.defineGlobal('WritableStream', WritableStream);
-internal.defineGlobal('WritableStreamDefaultWriter', WritableStreamDefaultWriter);
-internal.defineGlobal('WritableStreamDefaultController', WritableStreamDefaultController);
+defineGlobal('WritableStream', WritableStream);
+defineGlobal('WritableStreamDefaultWriter', WritableStreamDefaultWriter);
+defineGlobal('WritableStreamDefaultController', WritableStreamDefaultController);
+
+ObjectAssign(internal, {
+  WritableStream,
+  isWritableStream: (v) => WS(v) !== null,
+  writableStreams: {
+    WS, WW, createWritableStream, WritableStreamDefaultWriter, isWritableStreamLocked,
+    writableStreamAbort, writableStreamCloseQueuedOrInFlight, writerCloseWithErrorPropagation,
+    writerWrite, writerRelease, wdcErrorIfNeeded, writerGetDesiredSize,
+  },
+});

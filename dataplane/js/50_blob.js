@@ -1,4 +1,4 @@
-// 37_blob.js: Blob and File (W3C File API §3-4). A blob's bytes are one immutable Uint8Array;
+// 50_blob.js: Blob and File (W3C File API §3-4). A blob's bytes are one immutable Uint8Array;
 // slices are views of it, so slicing never copies.
 'use strict';
 
@@ -8,9 +8,10 @@ const {
   TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteOffset,
   TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetSymbolToStringTag,
   DataViewPrototypeGetBuffer, DataViewPrototypeGetByteOffset, DataViewPrototypeGetByteLength,
-  ArrayBufferPrototypeSlice, PromiseResolve, ObjectDefineProperty, SafeMap,
+  ArrayBufferPrototypeSlice, PromiseResolve, ObjectDefineProperty, SafeMap, ObjectAssign,
 } = primordials;
-const { webidl } = internal;
+const { webidl, defineGlobal, streams: S, URL } = internal;
+// Late (read as internal.x when called): baseURL (set per context).
 
 // Bytes of a BufferSource, copied (the caller may change its buffer later).
 function copyBufferSource(v) {
@@ -90,7 +91,6 @@ class Blob {
   // A byte stream over the blob's bytes, copied out 64 KiB per pull as the reader asks.
   stream() {
     Blob.#check(this, 'stream');
-    const S = internal.streams;
     const bytes = this.#bytes;
     let offset = 0;
     let stream;
@@ -239,11 +239,10 @@ function makeFile(bytes, type, name, lastModified) {
 const blobURLStore = new SafeMap();
 function blobOrigin() {
   if (internal.baseURL === undefined) return 'null';
-  const origin = new internal.URL(internal.baseURL).origin;
+  const origin = new URL(internal.baseURL).origin;
   return origin;
 }
-internal.blobURLStore = blobURLStore;
-ObjectDefineProperty(internal.URL, 'createObjectURL', {
+ObjectDefineProperty(URL, 'createObjectURL', {
   value: function createObjectURL(obj) {
     webidl.argCount(arguments, 1, "Failed to execute 'createObjectURL' on 'URL'");
     if (!isBlob(obj)) {
@@ -255,7 +254,7 @@ ObjectDefineProperty(internal.URL, 'createObjectURL', {
   },
   writable: true, enumerable: true, configurable: true,
 });
-ObjectDefineProperty(internal.URL, 'revokeObjectURL', {
+ObjectDefineProperty(URL, 'revokeObjectURL', {
   value: function revokeObjectURL(url) {
     webidl.argCount(arguments, 1, "Failed to execute 'revokeObjectURL' on 'URL'");
     // File API "remove an entry from the blob URL store": the URL exactly as serialized, so
@@ -265,15 +264,11 @@ ObjectDefineProperty(internal.URL, 'revokeObjectURL', {
   writable: true, enumerable: true, configurable: true,
 });
 
-internal.Blob = Blob;
-internal.File = File;
-internal.isBlob = isBlob;
-internal.blobBytes = blobBytes;
-internal.makeBlob = makeBlob;
-internal.makeFile = makeFile;
-internal.isFile = isFile;
-internal.fileLastModified = fileLastModified;
-internal.normalizeBlobType = normalizeType;
-internal.blobType = blobType;
-internal.defineGlobal('Blob', Blob);
-internal.defineGlobal('File', File);
+defineGlobal('Blob', Blob);
+defineGlobal('File', File);
+
+ObjectAssign(internal, {
+  Blob, File, isBlob, isFile, blobBytes, blobType, makeBlob, makeFile, fileLastModified,
+  normalizeBlobType: normalizeType,
+  blobURLStore,
+});

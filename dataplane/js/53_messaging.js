@@ -1,13 +1,17 @@
-// 39_messaging.js: MessageEvent, MessageChannel and MessagePort (HTML §9.4), and
+// 53_messaging.js: MessageEvent, MessageChannel and MessagePort (HTML §9.4), and
 // BroadcastChannel (HTML §9.5) within one isolate. Messages are structured clones, delivered
 // as tasks; a port's queue is held until start() (or setting onmessage).
 'use strict';
 
 const {
   ArrayIsArray, ArrayPrototypePush, ArrayPrototypeShift, ObjectFreeze, SafeMap, SafeSet,
-  TypeError, SymbolIterator, ReflectApply,
+  TypeError, SymbolIterator, ReflectApply, ObjectAssign,
 } = primordials;
-const { webidl, Event, EventTarget, DOMException } = internal;
+const {
+  webidl, Event, EventTarget, DOMException, defineGlobal, defineEventHandler, dispatchEvent,
+  dispatchEventFromTask, trustedEvent, setTimeout, cloneWithTransfer, URL,
+} = internal;
+// Late (read as internal.x when called): baseURL (set per context).
 
 class MessageEvent extends Event {
   #data; #origin; #lastEventId; #source; #ports;
@@ -72,7 +76,7 @@ function transferList(arg, context) {
 
 // Clones message with its transfer list: ArrayBuffers move, MessagePorts are re-created (the
 // old object is neutered) and delivered in event.ports.
-function cloneWithTransfer(message, transfer, self, context) {
+function cloneMessage(message, transfer, self, context) {
   const buffers = [];
   const ports = [];
   const seen = new SafeSet();
@@ -87,7 +91,7 @@ function cloneWithTransfer(message, transfer, self, context) {
       ArrayPrototypePush(buffers, item);
     }
   }
-  const data = internal.cloneWithTransfer(message, buffers);
+  const data = cloneWithTransfer(message, buffers);
   const moved = [];
   for (let i = 0; i < ports.length; i++) ArrayPrototypePush(moved, transferOut(ports[i]));
   return [data, moved];
@@ -116,7 +120,7 @@ class MessagePort extends EventTarget {
     const context = "Failed to execute 'postMessage' on 'MessagePort'";
     const list = transferList(transfer, context);
     const target = this.#entangled;
-    const cloned = cloneWithTransfer(message, list, this, context);
+    const cloned = cloneMessage(message, list, this, context);
     const data = cloned[0];
     const ports = cloned[1];
     if (target === null || this.#closed) return; // spec: cloned, then silently dropped
@@ -139,14 +143,14 @@ class MessagePort extends EventTarget {
     if (other !== null) {
       other.#entangled = null;
       // The other side learns it was closed.
-      internal.setTimeout(() => internal.dispatchEvent(other, internal.trustedEvent(Event, 'close')), 0);
+      setTimeout(() => dispatchEvent(other, trustedEvent(Event, 'close')), 0);
     }
   }
 
   #schedule() {
     if (!this.#enabled || this.#scheduled || this.#queue.length === 0) return;
     this.#scheduled = true;
-    internal.setTimeout(() => this.#deliver(), 0);
+    setTimeout(() => this.#deliver(), 0);
   }
 
   // One message per task, as the port message queue is a task source.
@@ -154,8 +158,8 @@ class MessagePort extends EventTarget {
     this.#scheduled = false;
     if (this.#queue.length === 0) return;
     const { data, ports } = ArrayPrototypeShift(this.#queue);
-    const event = internal.trustedEvent(MessageEvent, 'message', { data, ports });
-    internal.dispatchEventFromTask(this, event);
+    const event = trustedEvent(MessageEvent, 'message', { data, ports });
+    dispatchEventFromTask(this, event);
     this.#schedule();
   }
 
@@ -187,9 +191,9 @@ delete MessagePort.entangle;
 const transferOut = MessagePort.transferOut;
 delete MessagePort.transferOut;
 
-internal.defineEventHandler(MessagePort.prototype, 'message');
-internal.defineEventHandler(MessagePort.prototype, 'messageerror');
-internal.defineEventHandler(MessagePort.prototype, 'close');
+defineEventHandler(MessagePort.prototype, 'message');
+defineEventHandler(MessagePort.prototype, 'messageerror');
+defineEventHandler(MessagePort.prototype, 'close');
 // Setting onmessage starts the port (HTML: the onmessage setter enables the port message queue).
 {
   const desc = Reflect.getOwnPropertyDescriptor(MessagePort.prototype, 'onmessage');
@@ -243,15 +247,15 @@ class BroadcastChannel extends EventTarget {
     if (!(this !== null && typeof this === 'object' && #name in this)) throw webidl.illegalInvocation('BroadcastChannel.postMessage');
     webidl.argCount(arguments, 1, "Failed to execute 'postMessage' on 'BroadcastChannel'");
     if (this.#closed) throw new DOMException('The BroadcastChannel is closed', 'InvalidStateError');
-    const data = internal.cloneWithTransfer(message, []);
+    const data = cloneWithTransfer(message, []);
     const members = channels.get(this.#name);
     if (members === undefined) return;
     members.forEach((other) => { // forEach: the set iterator is the app's to replace
       if (other === this) return;
-      internal.setTimeout(() => {
+      setTimeout(() => {
         if (other.#closed) return;
-        internal.dispatchEventFromTask(other, internal.trustedEvent(MessageEvent, 'message',
-          { data: internal.cloneWithTransfer(data, []), origin: internal.baseURL ? new internal.URL(internal.baseURL).origin : '' }));
+        dispatchEventFromTask(other, trustedEvent(MessageEvent, 'message',
+          { data: cloneWithTransfer(data, []), origin: internal.baseURL ? new URL(internal.baseURL).origin : '' }));
       }, 0);
     });
   }
@@ -262,13 +266,13 @@ class BroadcastChannel extends EventTarget {
     channels.get(this.#name)?.delete(this);
   }
 }
-internal.defineEventHandler(BroadcastChannel.prototype, 'message');
-internal.defineEventHandler(BroadcastChannel.prototype, 'messageerror');
+defineEventHandler(BroadcastChannel.prototype, 'message');
+defineEventHandler(BroadcastChannel.prototype, 'messageerror');
 webidl.configureInterface(BroadcastChannel);
 
-internal.MessageEvent = MessageEvent;
-internal.isMessagePort = isMessagePort;
-internal.defineGlobal('MessageEvent', MessageEvent);
-internal.defineGlobal('MessagePort', MessagePort);
-internal.defineGlobal('MessageChannel', MessageChannel);
-internal.defineGlobal('BroadcastChannel', BroadcastChannel);
+defineGlobal('MessageEvent', MessageEvent);
+defineGlobal('MessagePort', MessagePort);
+defineGlobal('MessageChannel', MessageChannel);
+defineGlobal('BroadcastChannel', BroadcastChannel);
+
+ObjectAssign(internal, { MessageEvent, isMessagePort });
