@@ -2,7 +2,6 @@
 #include "ctl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -10,66 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin_msg.h"
 #include "alloc.h"
 #include "buf.h"
-
-/* --- files -------------------------------------------------------------------------------- */
-
-int ctl_read_file(const char *path, size_t max, char **out, size_t *len, nano_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nano_error_set(err, -errno, "read_failed", "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return nano_error_set(err, NANO_EINVAL, "read_failed", "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
-        return nano_error_set(err, NANO_ETOOBIG, "read_failed",
-                              "%s: %lld bytes; the limit is %zu", path, (long long)st.st_size,
-                              max);
-    }
-    nano_buf b = NANO_BUF_INIT;
-    for (;;) {
-        char *p = nano_buf_reserve(&b, 65536);
-        ssize_t n = read(fd, p, 65536);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            nano_buf_fini(&b);
-            return nano_error_set(err, -e, "read_failed", "%s: %s", path, strerror(e));
-        }
-        if (n == 0)
-            break;
-        b.len += (size_t)n;
-        if (b.len > max) {
-            close(fd);
-            nano_buf_fini(&b);
-            return nano_error_set(err, NANO_ETOOBIG, "read_failed",
-                                  "%s: larger than the limit of %zu bytes", path, max);
-        }
-    }
-    close(fd);
-    nano_buf_cstr(&b);
-    *out = b.data ? b.data : nano_xstrdup("");
-    *len = b.len;
-    return 0;
-}
+#include "file.h"
 
 /* The first line of a token file, without its line end or surrounding blanks. */
 static int read_token_file(const char *path, char **out, nano_error *err)
 {
     char *text;
     size_t len;
-    int rc = ctl_read_file(path, 64 * 1024, &text, &len, err);
+    int rc = nano_read_file(path, 64 * 1024, &text, &len, err);
     if (rc != 0)
         return rc;
     char *p = text;
@@ -124,7 +76,7 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
     if (config_path) {
         char *text;
         size_t len;
-        if ((rc = ctl_read_file(config_path, 1024 * 1024, &text, &len, err)) != 0)
+        if ((rc = nano_read_file(config_path, 1024 * 1024, &text, &len, err)) != 0)
             return rc;
         json_error_t jerr;
         json_t *cfg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);

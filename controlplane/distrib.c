@@ -8,16 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include "container.h"
+#include "file.h"
 #include <nng/supplemental/tls/tls.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "alloc.h"
 #include "log.h"
@@ -25,8 +24,7 @@
 #include "secrets.h"
 #include "snapshot.h"
 #include "store.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#include "token.h"
 
 #define PEM_MAX_BYTES (1024 * 1024)
 
@@ -46,7 +44,7 @@ typedef struct dp_ctx {
 struct cp_distrib {
     uv_loop_t *loop;
     cp_service *svc;
-    unsigned char token_hash[32];
+    unsigned char token_digest[NANO_TOKEN_DIGEST_BYTES];
     uint64_t heartbeat_ms;
     uint64_t grace_ms;
     int64_t published;
@@ -220,15 +218,6 @@ static void reply_ok(nano_msg_type type, json_t *fields, nano_buf *reply)
     json_decref(fields);
 }
 
-static bool token_ok(const cp_distrib *d, const char *token)
-{
-    unsigned char h[32];
-    unsigned int n = 0;
-    if (token == NULL || EVP_Digest(token, strlen(token), h, &n, EVP_sha256(), NULL) != 1)
-        return false;
-    return CRYPTO_memcmp(h, d->token_hash, sizeof h) == 0;
-}
-
 static int64_t log_seq(cp_distrib *d)
 {
     int64_t seq = 0;
@@ -392,7 +381,7 @@ void cp_distrib_handle(cp_distrib *d, const void *data, size_t len, nano_buf *re
         reply_error(reply, "bad_request", err.message);
         return;
     }
-    if (!token_ok(d, m.token)) {
+    if (!nano_token_check(m.token, d->token_digest)) {
         /* The node's name is validated by the decoder; the token is never logged. */
         NANO_WARN("cp.dp_unauthorized", "node=%s type=%s", m.node, nano_msg_type_name(m.type));
         reply_error(reply, "unauthorized", "invalid node token");
@@ -594,18 +583,13 @@ static bool is_tls_url(const char *url)
 /* A PEM file, NUL-terminated (returned owned). */
 static int read_pem(const char *flag, const char *path, char **out, nano_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nano_error_set(err, NANO_EIO, "tls_config", "%s %s: %s", flag, path,
-                              strerror(errno));
-    char *buf = nano_xmalloc(PEM_MAX_BYTES + 1);
+    char *buf = NULL;
     size_t len = 0;
-    ssize_t n;
-    while (len < PEM_MAX_BYTES && (n = read(fd, buf + len, PEM_MAX_BYTES - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    if (len == 0 || len == PEM_MAX_BYTES || strstr(buf, "-----BEGIN ") == NULL) {
+    nano_error e = {0};
+    int rc = nano_read_file(path, PEM_MAX_BYTES - 1, &buf, &len, &e);
+    if (rc != 0 && rc != NANO_ETOOBIG)
+        return nano_error_set(err, NANO_EIO, "tls_config", "%s %s", flag, e.message);
+    if (rc != 0 || len == 0 || strstr(buf, "-----BEGIN ") == NULL) {
         nano_free(buf);
         return nano_error_set(err, NANO_EINVAL, "tls_config",
                               "%s %s: not a PEM file (or larger than 1 MiB)", flag, path);
@@ -741,11 +725,7 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
     d->heartbeat_ms = opt->heartbeat_ms ? opt->heartbeat_ms : CP_DISTRIB_HEARTBEAT_MS;
     d->grace_ms = opt->drain_grace_ms ? opt->drain_grace_ms : CP_DISTRIB_DRAIN_GRACE_MS;
     d->reports = json_object();
-    for (size_t i = 0; i < 32; i++) {
-        unsigned v;
-        sscanf(hash + 2 * i, "%2x", &v);
-        d->token_hash[i] = (unsigned char)v;
-    }
+    nano_token_digest_from_hex(hash, d->token_digest); /* 64 hex digits: nano_sha256_hex's */
     OPENSSL_cleanse(hash, sizeof hash);
     pthread_mutex_init(&d->mu, NULL);
     atomic_init(&d->is_closing, false);

@@ -19,7 +19,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "code_cache.h"
-#include "config_int.h"
+#include "file.h"
 #include "cp_model.h"
 #include "log.h"
 #include "msg.h"
@@ -864,7 +864,7 @@ static int read_small_file(const char *path, char **out, nano_error *err)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = nano_config__read_file(path, 1024 * 1024, &data, &len);
+    int rc = nano_read_file(path, 1024 * 1024, &data, &len, NULL);
     if (rc != 0)
         return nano_error_set(err, NANO_EINVAL, "usage", "%s: cannot read (%s)", path,
                               nano_strerror(rc));

@@ -6,9 +6,8 @@
 #include <stdbool.h>
 
 #include "../request.h"
+#include "container.h"
 #include "server.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 typedef struct dp_conn dp_conn;
 

@@ -36,7 +36,9 @@
 #include <nng/supplemental/tls/tls.h>
 #include <openssl/evp.h>
 
+#include "alloc.h"
 #include "buf.h"
+#include "file.h"
 #include "msg.h"
 
 #define MAX_CLIENTS 1000
@@ -445,18 +447,24 @@ static void print_clients(void)
     fflush(stdout);
 }
 
+/* A small file whole (certificates, keys, the token), or exit 2. */
+static char *read_small_file(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    nano_error err = {0};
+    if (nano_read_file(path, 65536, &data, &len, &err) != 0)
+        fatal("read", err.message);
+    return data;
+}
+
 static char *read_token(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        fatal(path, strerror(errno));
-    char buf[1100];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return strdup(buf);
+    char *token = read_small_file(path);
+    size_t n = strlen(token);
+    while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r'))
+        token[--n] = '\0';
+    return token;
 }
 
 static void setup_tls(void)
@@ -471,17 +479,11 @@ static void setup_tls(void)
     if (rv == 0)
         rv = nng_tls_config_auth_mode(TLS, NNG_TLS_AUTH_MODE_REQUIRED);
     if (rv == 0 && O.tls_cert != NULL) {
-        /* nng wants the certificate and key in one file here: use own_cert with both. */
-        FILE *fc = fopen(O.tls_cert, "r"), *fk = fopen(O.tls_key ? O.tls_key : "", "r");
-        static char cert[65536], key[65536];
-        size_t nc = fc ? fread(cert, 1, sizeof cert - 1, fc) : 0;
-        size_t nk = fk ? fread(key, 1, sizeof key - 1, fk) : 0;
-        if (fc)
-            fclose(fc);
-        if (fk)
-            fclose(fk);
-        cert[nc] = key[nk] = '\0';
+        char *cert = read_small_file(O.tls_cert);
+        char *key = read_small_file(O.tls_key ? O.tls_key : "");
         rv = nng_tls_config_own_cert(TLS, cert, key, NULL);
+        nano_free(cert);
+        nano_free(key);
     }
     if (rv != 0)
         fatal("TLS setup", nng_strerror(rv));
@@ -624,7 +626,7 @@ int main(int argc, char **argv)
     print_clients();
     free(threads);
     free(CLIENTS);
-    free(TOKEN);
+    nano_free(TOKEN);
     if (TLS != NULL)
         nng_tls_config_free(TLS);
     return code;
