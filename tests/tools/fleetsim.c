@@ -32,7 +32,6 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <openssl/evp.h>
 
@@ -40,6 +39,7 @@
 #include "buf.h"
 #include "file.h"
 #include "msg.h"
+#include "nng_link.h"
 
 #define MAX_CLIENTS 1000
 #define MAX_NO_ACK 64
@@ -112,19 +112,16 @@ static int call(client *c, nano_msg_type type, json_t *fields, nano_msg *out, ch
         nano_buf_fini(&req);
         return -1;
     }
-    int rv = nng_send(c->req, req.data, req.len, 0);
+    nng_msg *reply = NULL;
+    rc = nano_nng_req_call(c->req, O.rpc_url, req.data, req.len, &reply, &err);
     nano_buf_fini(&req);
-    char *data = NULL;
-    size_t len = 0;
-    if (rv == 0)
-        rv = nng_recv(c->req, &data, &len, NNG_FLAG_ALLOC);
-    if (rv != 0) {
+    if (rc != 0) {
         atomic_fetch_add(&c->errors, 1);
         return -1;
     }
     nano_msg m;
-    rc = nano_msg_decode_reply(type, data, len, &m, &err);
-    nng_free(data, len);
+    rc = nano_msg_decode_reply(type, nng_msg_body(reply), nng_msg_len(reply), &m, &err);
+    nng_msg_free(reply);
     if (rc != 0) {
         fprintf(stderr, "fleetsim: %s: bad %s reply: %s\n", c->name, nano_msg_type_name(type),
                 err.message);
@@ -347,41 +344,27 @@ static void on_pub(client *c, const void *data, size_t len)
     nano_msg_fini(&m);
 }
 
-static int dial(nng_socket s, const char *url)
-{
-    nng_dialer d;
-    int rv = nng_dialer_create(&d, s, url);
-    if (rv == 0 && TLS != NULL && strncmp(url, "tls+tcp://", 10) == 0)
-        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, TLS);
-    if (rv == 0)
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    return rv;
-}
-
 static void *client_main(void *arg)
 {
     client *c = arg;
     c->apps = json_object();
     c->need_snapshot = true;
-    int rv = nng_req0_open(&c->req);
-    if (rv == 0)
-        rv = nng_sub0_open(&c->sub);
+    nano_error err = {0};
+    int rv = nng_sub0_open(&c->sub);
     if (rv == 0)
         rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-    if (rv == 0)
-        rv = nng_socket_set_ms(c->req, NNG_OPT_RECVTIMEO, 5000);
-    if (rv == 0)
-        rv = nng_socket_set_ms(c->req, NNG_OPT_SENDTIMEO, 5000);
     if (rv == 0)
         rv = nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, 50);
     if (rv == 0)
         rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
-    if (rv == 0)
-        rv = dial(c->sub, O.pub_url);
-    if (rv == 0)
-        rv = dial(c->req, O.rpc_url);
-    if (rv != 0) {
-        fprintf(stderr, "fleetsim: %s: %s\n", c->name, nng_strerror(rv));
+    if (rv != 0)
+        nano_error_set(&err, NANO_EIO, "nng", "%s", nng_strerror(rv));
+    /* Dialing in the background: the clients start before (or without) nanocp. */
+    nano_nng_dial_options dial = {.tls = TLS, .is_background = true};
+    if (rv != 0 || nano_nng_req_open(&c->req, 5000, NANO_MSG_MAX_BYTES, &err) != 0 ||
+        nano_nng_dial(c->sub, O.pub_url, &dial, &err) != 0 ||
+        nano_nng_dial(c->req, O.rpc_url, &dial, &err) != 0) {
+        fprintf(stderr, "fleetsim: %s: %s\n", c->name, err.message);
         exit(2);
     }
     uint64_t next_status = now_ms() + (uint64_t)(c->index * 997 % (O.status_ms + 1));
