@@ -414,7 +414,7 @@ int ctl_cmd_apply(ctl_ctx *ctx, int argc, char **argv)
             st.is_dry_run = true;
         else if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
-        else if (ctl_is_option(argv[i]) || file)
+        else if (nano_opt_is_option(argv[i]) || file)
             return ctl_usage(ctx, "unexpected argument '%s' (see nanoctl apply --help)",
                              argv[i]);
         else

@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "file.h"
 #include "mpjson.h"
 #include "parse.h"
 
@@ -73,7 +74,7 @@ static int app_fields(ctl_ctx *ctx, int argc, char **argv, bool is_create, json_
         const char *v = NULL;
         int m;
         const char *a = argv[i];
-        if (!ctl_is_option(a)) {
+        if (!nano_opt_is_option(a)) {
             if (json_object_get(args, "name"))
                 rc = ctl_usage(ctx, "unexpected argument '%s'", a);
             else
@@ -287,7 +288,7 @@ static int positionals(ctl_ctx *ctx, int argc, char **argv, int first, const cha
             ctx->is_json = true;
             continue;
         }
-        if (ctl_is_option(argv[i]))
+        if (nano_opt_is_option(argv[i]))
             return ctl_usage(ctx, "unknown option %s", argv[i]);
         if (n == want)
             return ctl_usage(ctx, "unexpected argument '%s' (expected %s)", argv[i], names);
@@ -450,7 +451,7 @@ static int cmd_deploy(ctl_ctx *ctx, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             ctx->is_json = true;
-        } else if (ctl_is_option(argv[i])) {
+        } else if (nano_opt_is_option(argv[i])) {
             return ctl_usage(ctx, "unknown option %s", argv[i]);
         } else if (!name) {
             name = argv[i];
@@ -482,7 +483,7 @@ static int cmd_deploy(ctl_ctx *ctx, int argc, char **argv)
         char *src;
         size_t len;
         nano_error err = {0};
-        if (ctl_read_file(files[f], NANO_CODE_MAX_BYTES, &src, &len, &err) != 0) {
+        if (nano_read_file(files[f], NANO_CODE_MAX_BYTES, &src, &len, &err) != 0) {
             rc = ctl_usage(ctx, "%s", err.message);
             break;
         }

@@ -2,74 +2,25 @@
 #include "ctl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin_msg.h"
 #include "alloc.h"
 #include "buf.h"
-
-/* --- files -------------------------------------------------------------------------------- */
-
-int ctl_read_file(const char *path, size_t max, char **out, size_t *len, nano_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nano_error_set(err, -errno, "read_failed", "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return nano_error_set(err, NANO_EINVAL, "read_failed", "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max) {
-        close(fd);
-        return nano_error_set(err, NANO_ETOOBIG, "read_failed",
-                              "%s: %lld bytes; the limit is %zu", path, (long long)st.st_size,
-                              max);
-    }
-    nano_buf b = NANO_BUF_INIT;
-    for (;;) {
-        char *p = nano_buf_reserve(&b, 65536);
-        ssize_t n = read(fd, p, 65536);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            nano_buf_fini(&b);
-            return nano_error_set(err, -e, "read_failed", "%s: %s", path, strerror(e));
-        }
-        if (n == 0)
-            break;
-        b.len += (size_t)n;
-        if (b.len > max) {
-            close(fd);
-            nano_buf_fini(&b);
-            return nano_error_set(err, NANO_ETOOBIG, "read_failed",
-                                  "%s: larger than the limit of %zu bytes", path, max);
-        }
-    }
-    close(fd);
-    nano_buf_cstr(&b);
-    *out = b.data ? b.data : nano_xstrdup("");
-    *len = b.len;
-    return 0;
-}
+#include "file.h"
+#include "nng_link.h"
 
 /* The first line of a token file, without its line end or surrounding blanks. */
 static int read_token_file(const char *path, char **out, nano_error *err)
 {
     char *text;
     size_t len;
-    int rc = ctl_read_file(path, 64 * 1024, &text, &len, err);
+    int rc = nano_read_file(path, 64 * 1024, &text, &len, err);
     if (rc != 0)
         return rc;
     char *p = text;
@@ -124,7 +75,7 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
     if (config_path) {
         char *text;
         size_t len;
-        if ((rc = ctl_read_file(config_path, 1024 * 1024, &text, &len, err)) != 0)
+        if ((rc = nano_read_file(config_path, 1024 * 1024, &text, &len, err)) != 0)
             return rc;
         json_error_t jerr;
         json_t *cfg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -200,7 +151,6 @@ struct ctl_client {
     nng_socket sock;
     char *url;
     char *token;
-    int timeout_ms;
 };
 
 /* tcp_reachable: NNG's synchronous dial has no timeout of its own (an unroutable host waits
@@ -283,27 +233,19 @@ int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_clie
                               "%s: unsupported URL (use tcp://HOST:PORT or ipc://PATH)", url);
     }
     ctl_client *cl = nano_xcalloc(1, sizeof *cl);
-    int rv = nng_req0_open(&cl->sock);
-    if (rv != 0) {
+    int rc = nano_nng_req_open(&cl->sock, timeout_ms, NANO_ADMIN_MAX_BYTES, err);
+    if (rc != 0) {
         nano_free(cl);
-        return nano_error_set(err, NANO_EIO, "connect_failed", "cannot open a socket: %s",
-                              nng_strerror(rv));
+        return rc;
     }
-    nng_socket_set_ms(cl->sock, NNG_OPT_SENDTIMEO, timeout_ms);
-    nng_socket_set_ms(cl->sock, NNG_OPT_RECVTIMEO, timeout_ms);
-    /* A resent request could apply an admin change twice; a lost reply is a timeout. */
-    nng_socket_set_ms(cl->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_socket_set_size(cl->sock, NNG_OPT_RECVMAXSZ, NANO_ADMIN_MAX_BYTES);
-    rv = nng_dial(cl->sock, url, NULL, 0);
-    if (rv != 0) {
+    rc = nano_nng_dial(cl->sock, url, NULL, err);
+    if (rc != 0) {
         nng_close(cl->sock);
         nano_free(cl);
-        return nano_error_set(err, NANO_EIO, "connect_failed", "cannot connect to %s: %s", url,
-                              nng_strerror(rv));
+        return rc;
     }
     cl->url = nano_xstrdup(url);
     cl->token = token ? nano_xstrdup(token) : NULL;
-    cl->timeout_ms = timeout_ms;
     *out = cl;
     return 0;
 }
@@ -321,23 +263,16 @@ int ctl_client_call(void *client, const char *op, json_t *args, json_t **result,
         nano_buf_fini(&req);
         return rc;
     }
-    int rv = nng_send(cl->sock, req.data, req.len, 0);
+    nng_msg *m = NULL;
+    rc = nano_nng_req_call(cl->sock, cl->url, req.data, req.len, &m, &err);
     nano_buf_fini(&req);
-    void *buf = NULL;
-    size_t n = 0;
-    if (rv == 0)
-        rv = nng_recv(cl->sock, &buf, &n, NNG_FLAG_ALLOC);
-    if (rv != 0) {
-        if (rv == NNG_ETIMEDOUT)
-            snprintf(rerr->message, sizeof rerr->message, "no reply from %s within %d ms",
-                     cl->url, cl->timeout_ms);
-        else
-            snprintf(rerr->message, sizeof rerr->message, "%s: %s", cl->url, nng_strerror(rv));
+    if (rc != 0) {
+        snprintf(rerr->message, sizeof rerr->message, "%s", err.message);
         return NANO_EIO;
     }
     nano_admin_reply rep;
-    rc = nano_admin_reply_decode(buf, n, &rep, &err);
-    nng_free(buf, n);
+    rc = nano_admin_reply_decode(nng_msg_body(m), nng_msg_len(m), &rep, &err);
+    nng_msg_free(m);
     if (rc != 0) {
         snprintf(rerr->message, sizeof rerr->message, "%.200s: %.300s", cl->url, err.message);
         return rc;

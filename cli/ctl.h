@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "opt.h"
 
 /* Exit codes (docs/nanoctl.md#output-and-exit-codes). */
 #define CTL_EXIT_OK 0
@@ -102,12 +103,11 @@ int ctl_usage(ctl_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 
 int ctl_fail(ctl_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ctl_set_what(ctl_ctx *ctx, int argc, char **argv, int n_words);
 
-/* ctl_opt: whether argv[*i] is option name, as "--name VALUE" or "--name=VALUE". Returns 1
- * (value set; *i advanced past a separate value), 0 (another argument), or -1 after printing
- * a usage error (the value is missing). */
+/* ctl_opt: whether argv[*i] is option name, as "--name VALUE" or "--name=VALUE"
+ * (nano_opt_value, shared/opt.h). Returns 1 (value set; *i advanced past a separate value), 0
+ * (another argument), or -1 after printing a usage error (the value is missing). Whether an
+ * argument is an option at all: nano_opt_is_option. */
 int ctl_opt(ctl_ctx *ctx, int argc, char **argv, int *i, const char *name, const char **value);
-/* ctl_is_option: argv looks like an option ("-x", "--x"), not a positional or "-". */
-bool ctl_is_option(const char *arg);
 /* ctl_parse_u64: a non-negative integer argument; usage error naming what on failure. */
 int ctl_parse_u64(ctl_ctx *ctx, const char *what, const char *s, uint64_t *out);
 
@@ -145,9 +145,5 @@ extern const char ctl_help_env[];
 extern const char ctl_help_secret[];
 extern const char ctl_help_apply[];
 extern const char ctl_help_other[];
-
-/* ctl_read_file: the whole file (at most max bytes) into *out (owned, NUL-terminated) and
- * *len. Errors name the path and why. */
-int ctl_read_file(const char *path, size_t max, char **out, size_t *len, nano_error *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include "alloc.h"
 #include "dotenv.h"
 #include "env.h"
+#include "file.h"
 
 const char ctl_help_env[] =
     "usage: nanoctl env list APP\n"
@@ -107,7 +108,7 @@ static int cmd_set(ctl_ctx *ctx, int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--json") == 0)
             continue;
-        if (ctl_is_option(a)) {
+        if (nano_opt_is_option(a)) {
             rc = ctl_usage(ctx, "unknown option %s", a);
         } else if (!app) {
             app = a;
@@ -155,7 +156,7 @@ static int cmd_unset(ctl_ctx *ctx, int argc, char **argv)
     for (int i = 2; i < argc && rc == 0; i++) {
         if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
-        else if (ctl_is_option(argv[i]))
+        else if (nano_opt_is_option(argv[i]))
             rc = ctl_usage(ctx, "unknown option %s", argv[i]);
         else if (!app)
             app = argv[i];
@@ -211,7 +212,7 @@ static int cmd_import(ctl_ctx *ctx, int argc, char **argv)
             ctx->is_json = true;
         else if (strcmp(argv[i], "--replace") == 0)
             is_replace = true;
-        else if (ctl_is_option(argv[i]))
+        else if (nano_opt_is_option(argv[i]))
             return ctl_usage(ctx, "unknown option %s", argv[i]);
         else if (app == NULL)
             app = argv[i];
@@ -228,7 +229,7 @@ static int cmd_import(ctl_ctx *ctx, int argc, char **argv)
     for (int k = 0; k < n_files && rc == 0; k++) {
         char *text;
         size_t len;
-        if ((rc = ctl_read_file(files[k], 1024 * 1024, &text, &len, &err)) != 0)
+        if ((rc = nano_read_file(files[k], 1024 * 1024, &text, &len, &err)) != 0)
             break;
         json_t *one = json_object();
         rc = nano_dotenv_parse(text, len, files[k], on_assignment, one, &err);
@@ -254,7 +255,7 @@ static int cmd_list(ctl_ctx *ctx, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
-        else if (ctl_is_option(argv[i]) || app)
+        else if (nano_opt_is_option(argv[i]) || app)
             return ctl_usage(ctx, "unexpected argument '%s'", argv[i]);
         else
             app = argv[i];

@@ -27,7 +27,7 @@ static int nodes_rm(ctl_ctx *ctx, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
-        else if (name == NULL && !ctl_is_option(argv[i]))
+        else if (name == NULL && !nano_opt_is_option(argv[i]))
             name = argv[i];
         else
             return ctl_usage(ctx, "unexpected argument '%s'", argv[i]);

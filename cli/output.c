@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "opt.h"
 
 static int vreport(ctl_ctx *ctx, int code, const char *fmt, va_list ap)
 {
@@ -49,7 +50,7 @@ void ctl_set_what(ctl_ctx *ctx, int argc, char **argv, int n_words)
     size_t n = 0;
     ctx->what[0] = '\0';
     for (int i = 0, w = 0; i < argc && w < n_words; i++) {
-        if (ctl_is_option(argv[i]))
+        if (nano_opt_is_option(argv[i]))
             continue;
         int k = snprintf(ctx->what + n, sizeof ctx->what - n, "%s%.40s", w ? " " : "", argv[i]);
         if (k < 0 || (size_t)k >= sizeof ctx->what - n)
@@ -59,27 +60,13 @@ void ctl_set_what(ctl_ctx *ctx, int argc, char **argv, int n_words)
     }
 }
 
-bool ctl_is_option(const char *arg)
-{
-    return arg[0] == '-' && arg[1] != '\0';
-}
-
 int ctl_opt(ctl_ctx *ctx, int argc, char **argv, int *i, const char *name, const char **value)
 {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return 0;
-    if (a[n] == '=') {
-        *value = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return ctl_usage(ctx, "%s needs a value", name), -1;
-    *value = argv[++*i];
-    return 1;
+    nano_error err = {0};
+    int m = nano_opt_value(name, argc, argv, i, value, &err);
+    if (m < 0)
+        return ctl_usage(ctx, "%s", err.message), -1;
+    return m;
 }
 
 int ctl_parse_u64(ctl_ctx *ctx, const char *what, const char *s, uint64_t *out)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "opt.h"
 #include "parse.h"
 
 const char ctl_help_main[] =
@@ -108,42 +109,50 @@ static int lazy_call(void *ud, const char *op, json_t *args, json_t **result,
     return ctl_client_call(s->client, op, args, result, rerr);
 }
 
+enum { OPT_HELP, OPT_JSON, OPT_CP, OPT_TOKEN, OPT_TOKEN_FILE, OPT_CONFIG, OPT_TIMEOUT };
+
+/* The global options, before the command. */
+static const nano_opt global_options[] = {
+    {"-h", false, OPT_HELP},
+    {"--help", false, OPT_HELP},
+    {"--json", false, OPT_JSON},
+    {"--cp", true, OPT_CP},
+    {"--token", true, OPT_TOKEN},
+    {"--token-file", true, OPT_TOKEN_FILE},
+    {"--config", true, OPT_CONFIG},
+    {"--timeout", true, OPT_TIMEOUT},
+    {NULL, false, 0},
+};
+
 int ctl_run(int argc, char **argv, ctl_io *io)
 {
     ctl_ctx ctx = {.io = io};
     const char *flag_url = NULL, *flag_token = NULL, *flag_token_file = NULL;
     const char *flag_config = NULL, *flag_timeout = NULL;
-    int i = 1;
-    for (; i < argc && ctl_is_option(argv[i]); i++) {
-        const char *v;
-        int m;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(ctl_help_main, io->out);
-            return CTL_EXIT_OK;
-        }
-        if (strcmp(argv[i], "--json") == 0) {
-            ctx.is_json = true;
-            continue;
-        }
-        if (strcmp(argv[i], "--") == 0) {
-            i++;
+    nano_opt_parser p = {global_options, "nanoctl", argc, argv, 1};
+    while (p.i < argc && nano_opt_is_option(argv[p.i])) {
+        if (strcmp(argv[p.i], "--") == 0) {
+            p.i++;
             break;
         }
-        if ((m = ctl_opt(&ctx, argc, argv, &i, "--cp", &v)) != 0)
-            flag_url = v;
-        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--token-file", &v)) != 0)
-            flag_token_file = v;
-        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--token", &v)) != 0)
-            flag_token = v;
-        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--config", &v)) != 0)
-            flag_config = v;
-        else if ((m = ctl_opt(&ctx, argc, argv, &i, "--timeout", &v)) != 0)
-            flag_timeout = v;
-        else
-            return ctl_usage(&ctx, "unknown option %s (see nanoctl --help)", argv[i]);
-        if (m < 0)
-            return CTL_EXIT_USAGE;
+        int k;
+        const char *v;
+        nano_error err = {0};
+        if (nano_opt_next(&p, &k, &v, &err) != 0)
+            return ctl_usage(&ctx, "%s", err.message);
+        switch (global_options[k].id) {
+        case OPT_HELP:
+            fputs(ctl_help_main, io->out);
+            return CTL_EXIT_OK;
+        case OPT_JSON: ctx.is_json = true; break;
+        case OPT_CP: flag_url = v; break;
+        case OPT_TOKEN: flag_token = v; break;
+        case OPT_TOKEN_FILE: flag_token_file = v; break;
+        case OPT_CONFIG: flag_config = v; break;
+        case OPT_TIMEOUT: flag_timeout = v; break;
+        }
     }
+    int i = p.i;
     if (i >= argc)
         return ctl_usage(&ctx, "no command given (see nanoctl --help)");
     if (strcmp(argv[i], "help") == 0) {

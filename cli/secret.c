@@ -33,7 +33,7 @@ static int two_args(ctl_ctx *ctx, int argc, char **argv, const char **app, const
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             ctx->is_json = true;
-        } else if (ctl_is_option(argv[i])) {
+        } else if (nano_opt_is_option(argv[i])) {
             return ctl_usage(ctx, "unknown option %s", argv[i]);
         } else if (n == 0) {
             *app = argv[i];
@@ -55,7 +55,7 @@ static int cmd_set(ctl_ctx *ctx, int argc, char **argv)
     const char *app = NULL, *name = NULL;
     int n_pos = 0;
     for (int i = 2; i < argc; i++)
-        if (!ctl_is_option(argv[i]))
+        if (!nano_opt_is_option(argv[i]))
             n_pos++;
     if (n_pos > 2)
         return ctl_usage(ctx, "the value is read from stdin, never from the command line "
@@ -137,7 +137,7 @@ static int cmd_list(ctl_ctx *ctx, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
-        else if (ctl_is_option(argv[i]) || app)
+        else if (nano_opt_is_option(argv[i]) || app)
             return ctl_usage(ctx, "unexpected argument '%s'", argv[i]);
         else
             app = argv[i];

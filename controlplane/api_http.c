@@ -10,11 +10,10 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "container.h"
 #include "log.h"
 #include "parse.h"
 #include "mpjson.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Per header line, bytes the data callbacks do not see: ": " and CRLF. */
 #define HEADER_LINE_OVERHEAD 4
@@ -569,17 +568,6 @@ static void fail(conn *c, int status, refusal why, const char *code, const char 
 
 /* --- routing ------------------------------------------------------------------------------ */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* percent_decode: RFC 3986 §2.1. With is_form, '+' is a space (query strings). Returns the
  * decoded length, or -1 (bad escape, a NUL, longer than cap-1, or not UTF-8). */
 static long percent_decode(const char *s, size_t len, char *out, size_t cap, bool is_form)
@@ -590,7 +578,7 @@ static long percent_decode(const char *s, size_t len, char *out, size_t cap, boo
         if (ch == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = nano_hex_digit(s[i + 1]), lo = nano_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = (char)(hi * 16 + lo);

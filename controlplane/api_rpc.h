@@ -7,9 +7,9 @@
  * requests, unknown versions and missing tokens get error replies, never silence.
  *
  * Threads: NNG runs its aio callbacks on its own threads; they only move each received message
- * to a locked queue and wake the loop (uv_async_send). Decoding, the token check, the op and
- * the reply's encoding all run on the loop thread, which is the only one that touches the
- * service. Every function here must be called on the loop's thread. */
+ * to a locked queue and wake the loop (uv_async_send; shared/nng_rep.h). Decoding, the token
+ * check, the op and the reply's encoding all run on the loop thread, which is the only one that
+ * touches the service. Every function here must be called on the loop's thread. */
 #ifndef CP_API_RPC_H
 #define CP_API_RPC_H
 

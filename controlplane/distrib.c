@@ -1,69 +1,48 @@
 /* distrib.c: the data-plane channels of nanocp (contract in distrib.h, protocol in msg.h). */
 #include "distrib.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
-#include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "alloc.h"
+#include "container.h"
+#include "file.h"
 #include "log.h"
 #include "msg.h"
+#include "nng_link.h"
+#include "nng_rep.h"
 #include "secrets.h"
 #include "snapshot.h"
 #include "store.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#include "token.h"
 
 #define PEM_MAX_BYTES (1024 * 1024)
-
-/* One REP context: receives a request, waits on the loop's queue, sends the reply, repeats.
- * is_sending and msg are handed back and forth: the aio callback (NNG thread) writes them
- * before it queues the context, the loop thread after it has taken it from the queue and
- * before it starts the send; NNG orders the send's completion after its start. */
-typedef struct dp_ctx {
-    struct cp_distrib *d;
-    nng_ctx ctx;
-    nng_aio *aio;
-    bool is_sending;
-    nng_msg *msg;
-    struct dp_ctx *next;
-} dp_ctx;
 
 struct cp_distrib {
     uv_loop_t *loop;
     cp_service *svc;
-    unsigned char token_hash[32];
+    unsigned char token_digest[NANO_TOKEN_DIGEST_BYTES];
     uint64_t heartbeat_ms;
     uint64_t grace_ms;
     int64_t published;
     json_t *reports; /* {node: {applied_seq, apps, seen_at}} not written yet */
 
-    nng_socket pub, rep;
-    bool is_pub_open, is_rep_open;
+    nng_socket pub;
+    bool is_pub_open;
+    nano_nng_rep *rep; /* NULL without sockets */
     nng_tls_config *tls;
-    dp_ctx ctxs[CP_DISTRIB_CONTEXTS];
-    size_t n_ctxs;
-    int pub_port, rpc_port;
+    int pub_port;
 
-    uv_async_t async;
     uv_timer_t timer;
-    int n_open_handles;
-    pthread_mutex_t mu;
-    dp_ctx *ready_head, *ready_tail; /* under mu */
+    int n_open_handles; /* the timer and the REP server, which close asynchronously */
     atomic_bool is_closing;
     cp_api_closed_cb closed_cb;
     void *closed_arg;
@@ -218,15 +197,6 @@ static void reply_ok(nano_msg_type type, json_t *fields, nano_buf *reply)
         reply_error(reply, err.code == NANO_ETOOBIG ? "too_large" : "internal", err.message);
     }
     json_decref(fields);
-}
-
-static bool token_ok(const cp_distrib *d, const char *token)
-{
-    unsigned char h[32];
-    unsigned int n = 0;
-    if (token == NULL || EVP_Digest(token, strlen(token), h, &n, EVP_sha256(), NULL) != 1)
-        return false;
-    return CRYPTO_memcmp(h, d->token_hash, sizeof h) == 0;
 }
 
 static int64_t log_seq(cp_distrib *d)
@@ -392,7 +362,7 @@ void cp_distrib_handle(cp_distrib *d, const void *data, size_t len, nano_buf *re
         reply_error(reply, "bad_request", err.message);
         return;
     }
-    if (!token_ok(d, m.token)) {
+    if (!nano_token_check(m.token, d->token_digest)) {
         /* The node's name is validated by the decoder; the token is never logged. */
         NANO_WARN("cp.dp_unauthorized", "node=%s type=%s", m.node, nano_msg_type_name(m.type));
         reply_error(reply, "unauthorized", "invalid node token");
@@ -432,73 +402,9 @@ void cp_distrib_flush(cp_distrib *d)
 
 /* --- sockets -------------------------------------------------------------------------------- */
 
-/* NNG thread: keep it short. */
-static void on_aio(void *arg)
+static void on_request(void *ud, const void *data, size_t len, nano_buf *reply)
 {
-    dp_ctx *x = arg;
-    cp_distrib *d = x->d;
-    int rv = nng_aio_result(x->aio);
-    if (x->is_sending) {
-        x->is_sending = false;
-        if (rv != 0) /* a failed send leaves the message with us */
-            nng_msg_free(nng_aio_get_msg(x->aio));
-        if (!atomic_load(&d->is_closing))
-            nng_ctx_recv(x->ctx, x->aio);
-        return;
-    }
-    if (rv != 0) {
-        if (rv != NNG_ECLOSED && rv != NNG_ECANCELED && !atomic_load(&d->is_closing))
-            nng_ctx_recv(x->ctx, x->aio);
-        return;
-    }
-    x->msg = nng_aio_get_msg(x->aio);
-    nng_aio_set_msg(x->aio, NULL);
-    pthread_mutex_lock(&d->mu);
-    x->next = NULL;
-    if (d->ready_tail)
-        d->ready_tail->next = x;
-    else
-        d->ready_head = x;
-    d->ready_tail = x;
-    pthread_mutex_unlock(&d->mu);
-    uv_async_send(&d->async);
-}
-
-static void on_async(uv_async_t *a)
-{
-    cp_distrib *d = container_of(a, cp_distrib, async);
-    pthread_mutex_lock(&d->mu);
-    dp_ctx *x = d->ready_head;
-    d->ready_head = d->ready_tail = NULL;
-    pthread_mutex_unlock(&d->mu);
-    while (x) {
-        dp_ctx *next = x->next;
-        nng_msg *req = x->msg;
-        x->msg = NULL;
-        if (atomic_load(&d->is_closing)) {
-            nng_msg_free(req);
-            x = next;
-            continue;
-        }
-        nano_buf reply = NANO_BUF_INIT;
-        cp_distrib_handle(d, nng_msg_body(req), nng_msg_len(req), &reply);
-        nng_msg_free(req);
-        nng_msg *m = NULL;
-        int rv = nng_msg_alloc(&m, 0);
-        if (rv == 0)
-            rv = nng_msg_append(m, reply.data, reply.len);
-        nano_buf_fini(&reply);
-        if (rv != 0) {
-            NANO_WARN("cp.dp_reply_failed", "error=%s", nng_strerror(rv));
-            nng_msg_free(m);
-            nng_ctx_recv(x->ctx, x->aio); /* the data plane times out and retries */
-        } else {
-            x->is_sending = true;
-            nng_aio_set_msg(x->aio, m);
-            nng_ctx_send(x->ctx, x->aio);
-        }
-        x = next;
-    }
+    cp_distrib_handle(ud, data, len, reply);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -518,24 +424,32 @@ static void on_timer(uv_timer_t *t)
     nano_buf_fini(&buf);
 }
 
-/* stop_nng: after it returns no NNG callback is running or will run. */
+static void on_closed(void *arg)
+{
+    cp_distrib *d = arg;
+    if (--d->n_open_handles > 0)
+        return;
+    cp_api_closed_cb cb = d->closed_cb;
+    void *cb_arg = d->closed_arg;
+    json_decref(d->reports);
+    nano_free(d);
+    if (cb)
+        cb(cb_arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    on_closed(h->data);
+}
+
+/* stop_nng: after it returns no request is handled and nothing published. */
 static void stop_nng(cp_distrib *d)
 {
     atomic_store(&d->is_closing, true);
-    if (d->is_rep_open) {
-        nng_close(d->rep); /* every pending aio completes with NNG_ECLOSED */
-        d->is_rep_open = false;
+    if (d->rep != NULL) {
+        nano_nng_rep_close(d->rep, on_closed, d); /* the handler never runs again */
+        d->rep = NULL;
     }
-    for (size_t i = 0; i < d->n_ctxs; i++)
-        nng_aio_free(d->ctxs[i].aio); /* waits for a running callback */
-    d->n_ctxs = 0;
-    pthread_mutex_lock(&d->mu);
-    for (dp_ctx *x = d->ready_head; x; x = x->next) {
-        nng_msg_free(x->msg);
-        x->msg = NULL;
-    }
-    d->ready_head = d->ready_tail = NULL;
-    pthread_mutex_unlock(&d->mu);
     if (d->is_pub_open) {
         nng_close(d->pub);
         d->is_pub_open = false;
@@ -546,29 +460,14 @@ static void stop_nng(cp_distrib *d)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    cp_distrib *d = h->data;
-    if (--d->n_open_handles > 0)
-        return;
-    cp_api_closed_cb cb = d->closed_cb;
-    void *arg = d->closed_arg;
-    pthread_mutex_destroy(&d->mu);
-    json_decref(d->reports);
-    nano_free(d);
-    if (cb)
-        cb(arg);
-}
-
 static void close_handles(cp_distrib *d)
 {
-    uv_close((uv_handle_t *)&d->async, on_handle_closed);
-    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
 
 void cp_distrib_close(cp_distrib *d, cp_api_closed_cb done, void *arg)
 {
-    if (d == NULL || d->closed_cb || uv_is_closing((uv_handle_t *)&d->async))
+    if (d == NULL || d->closed_cb || uv_is_closing((uv_handle_t *)&d->timer))
         return;
     d->closed_cb = done;
     d->closed_arg = arg;
@@ -594,18 +493,13 @@ static bool is_tls_url(const char *url)
 /* A PEM file, NUL-terminated (returned owned). */
 static int read_pem(const char *flag, const char *path, char **out, nano_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nano_error_set(err, NANO_EIO, "tls_config", "%s %s: %s", flag, path,
-                              strerror(errno));
-    char *buf = nano_xmalloc(PEM_MAX_BYTES + 1);
+    char *buf = NULL;
     size_t len = 0;
-    ssize_t n;
-    while (len < PEM_MAX_BYTES && (n = read(fd, buf + len, PEM_MAX_BYTES - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    if (len == 0 || len == PEM_MAX_BYTES || strstr(buf, "-----BEGIN ") == NULL) {
+    nano_error e = {0};
+    int rc = nano_read_file(path, PEM_MAX_BYTES - 1, &buf, &len, &e);
+    if (rc != 0 && rc != NANO_ETOOBIG)
+        return nano_error_set(err, NANO_EIO, "tls_config", "%s %s", flag, e.message);
+    if (rc != 0 || len == 0 || strstr(buf, "-----BEGIN ") == NULL) {
         nano_free(buf);
         return nano_error_set(err, NANO_EINVAL, "tls_config",
                               "%s %s: not a PEM file (or larger than 1 MiB)", flag, path);
@@ -656,23 +550,6 @@ static int tls_setup(cp_distrib *d, const cp_distrib_options *o, nano_error *err
     return rc;
 }
 
-static int listen_on(cp_distrib *d, nng_socket sock, const char *url, int *port,
-                     nano_error *err)
-{
-    nng_listener l;
-    int rv = nng_listener_create(&l, sock, url);
-    if (rv == 0 && is_tls_url(url))
-        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, d->tls);
-    if (rv == 0)
-        rv = nng_listener_start(l, 0);
-    if (rv != 0)
-        return nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s", url, nng_strerror(rv));
-    int p = 0;
-    if (strstr(url, "tcp://") != NULL && nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &p) == 0)
-        *port = p;
-    return 0;
-}
-
 static int open_sockets(cp_distrib *d, const cp_distrib_options *o, nano_error *err)
 {
     int rc = 0;
@@ -688,33 +565,19 @@ static int open_sockets(cp_distrib *d, const cp_distrib_options *o, nano_error *
         return nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s", o->pub_url,
                               nng_strerror(rv));
     d->is_pub_open = true;
-    rc = listen_on(d, d->pub, o->pub_url, &d->pub_port, err);
+    rc = nano_nng_listen(d->pub, o->pub_url, d->tls, &d->pub_port, err);
     if (rc != 0)
         return rc;
-    rv = nng_rep0_open(&d->rep);
-    if (rv == 0) {
-        d->is_rep_open = true;
-        /* Bigger requests are dropped by NNG before they reach us (none is legitimately). */
-        rv = nng_socket_set_size(d->rep, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
-    }
-    for (size_t i = 0; rv == 0 && i < CP_DISTRIB_CONTEXTS; i++) {
-        dp_ctx *x = &d->ctxs[i];
-        x->d = d;
-        rv = nng_aio_alloc(&x->aio, on_aio, x);
-        if (rv != 0)
-            break;
-        d->n_ctxs++;
-        rv = nng_ctx_open(&x->ctx, d->rep);
-    }
-    if (rv != 0)
-        return nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s", o->rpc_url,
-                              nng_strerror(rv));
-    rc = listen_on(d, d->rep, o->rpc_url, &d->rpc_port, err);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < d->n_ctxs; i++)
-        nng_ctx_recv(d->ctxs[i].ctx, d->ctxs[i].aio);
-    return 0;
+    /* Bigger requests are dropped by NNG before they reach us (none is legitimately). */
+    nano_nng_rep_options ro = {.url = o->rpc_url, .tls = d->tls,
+                               .n_contexts = CP_DISTRIB_CONTEXTS,
+                               .max_request_bytes = NANO_MSG_MAX_BYTES,
+                               .reply_failed_event = "cp.dp_reply_failed",
+                               .handle = on_request, .ud = d};
+    rc = nano_nng_rep_start(d->loop, &ro, &d->rep, err);
+    if (rc == 0)
+        d->n_open_handles++;
+    return rc;
 }
 
 int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options *opt,
@@ -741,19 +604,13 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
     d->heartbeat_ms = opt->heartbeat_ms ? opt->heartbeat_ms : CP_DISTRIB_HEARTBEAT_MS;
     d->grace_ms = opt->drain_grace_ms ? opt->drain_grace_ms : CP_DISTRIB_DRAIN_GRACE_MS;
     d->reports = json_object();
-    for (size_t i = 0; i < 32; i++) {
-        unsigned v;
-        sscanf(hash + 2 * i, "%2x", &v);
-        d->token_hash[i] = (unsigned char)v;
-    }
+    nano_token_digest_from_hex(hash, d->token_digest); /* 64 hex digits: nano_sha256_hex's */
     OPENSSL_cleanse(hash, sizeof hash);
-    pthread_mutex_init(&d->mu, NULL);
     atomic_init(&d->is_closing, false);
     d->published = log_seq(d);
-    uv_async_init(loop, &d->async, on_async);
     uv_timer_init(loop, &d->timer);
-    d->async.data = d->timer.data = d;
-    d->n_open_handles = 2;
+    d->timer.data = d;
+    d->n_open_handles = 1;
     if (opt->pub_url != NULL || opt->rpc_url != NULL) {
         if (opt->pub_url == NULL || opt->rpc_url == NULL)
             rc = nano_error_set(err, NANO_EINVAL, "listen_failed",
@@ -768,7 +625,7 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
         uv_timer_start(&d->timer, on_timer, d->heartbeat_ms, d->heartbeat_ms);
         NANO_INFO("cp.distrib_listening", "pub=%s pub_port=%d rpc=%s rpc_port=%d tls=%s "
                   "client_certs=%s node_token_file=%s seq=%lld",
-                  opt->pub_url, d->pub_port, opt->rpc_url, d->rpc_port,
+                  opt->pub_url, d->pub_port, opt->rpc_url, nano_nng_rep_port(d->rep),
                   d->tls ? "on" : "off", d->tls && opt->tls_ca ? "required" : "no", path,
                   (long long)d->published);
     }

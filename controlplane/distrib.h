@@ -6,7 +6,7 @@
  * no node left pending ends with the app deleted and app.remove published.
  *
  * Threads: NNG runs its aio callbacks on its own threads; they only queue each received request
- * and wake the loop (uv_async_send). Decoding, the token check, the service and store calls and
+ * and wake the loop (uv_async_send; shared/nng_rep.h). Decoding, the token check, the service and store calls and
  * the replies' encoding run on the loop thread, the service thread and the only one that
  * touches SQLite. Every function here must be called on that thread. */
 #ifndef CP_DISTRIB_H

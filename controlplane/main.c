@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "log.h"
+#include "opt.h"
 #include "parse.h"
 #include "api_http.h"
 #include "api_rpc.h"
@@ -123,84 +124,82 @@ static bool is_addr(const char *s)
     return colon != NULL && nano_parse_port(colon + 1, &port) == 0;
 }
 
+/* The options: those that act are numbered below 0; the others are stored as given in
+ * cp_options, at the offset their id holds. */
+enum { OPT_HELP = -1, OPT_VERSION = -2, OPT_STATUS = -3, OPT_LOG_FORMAT = -4, OPT_LOG_LEVEL = -5 };
+
+static const nano_opt options[] = {
+    {"-h", false, OPT_HELP},
+    {"--help", false, OPT_HELP},
+    {"--version", false, OPT_VERSION},
+    {"--status", false, OPT_STATUS},
+    {"--log-format", true, OPT_LOG_FORMAT},
+    {"--log-level", true, OPT_LOG_LEVEL},
+    {"--data-dir", true, (int)offsetof(cp_options, data_dir)},
+    {"--http", true, (int)offsetof(cp_options, http)},
+    {"--http-request-timeout", true, (int)offsetof(cp_options, http_request_timeout)},
+    {"--http-body-min-rate", true, (int)offsetof(cp_options, http_body_min_rate)},
+    {"--rpc", true, (int)offsetof(cp_options, rpc)},
+    {"--dataplane", true, (int)offsetof(cp_options, dataplane)},
+    {"--dataplane-rpc", true, (int)offsetof(cp_options, dataplane_rpc)},
+    {"--master-key-file", true, (int)offsetof(cp_options, master_key_file)},
+    {"--token-file", true, (int)offsetof(cp_options, token_file)},
+    {"--node-token-file", true, (int)offsetof(cp_options, node_token_file)},
+    {"--checker", true, (int)offsetof(cp_options, checker)},
+    {"--dataplane-tls-cert", true, (int)offsetof(cp_options, tls_cert)},
+    {"--dataplane-tls-key", true, (int)offsetof(cp_options, tls_key)},
+    {"--dataplane-tls-ca", true, (int)offsetof(cp_options, tls_ca)},
+    {NULL, false, 0},
+};
+
 static int parse_args(cp_options *o, int argc, char **argv)
 {
     *o = (cp_options){.data_dir = "./var/nanocp", .http = "127.0.0.1:7070",
                       .rpc = "tcp://127.0.0.1:7071", .dataplane = "tcp://127.0.0.1:7072",
                       .dataplane_rpc = "tcp://127.0.0.1:7073"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    nano_opt_parser p = {options, NULL, argc, argv, 1};
+    while (p.i < argc) {
+        int k;
+        const char *value;
+        nano_error err = {0};
+        if (nano_opt_next(&p, &k, &value, &err) != 0)
+            return usage_error("%s", err.message);
+        if (k == NANO_OPT_ARG) {
+            if (p.i == 2 && strcmp(value, "migrate") == 0)
+                o->is_migrate = true;
+            else
+                return usage_error("unknown argument '%s'", value);
+            continue;
+        }
+        const nano_opt *opt = &options[k];
+        if (opt->has_value && *value == '\0')
+            return usage_error("%s needs a value", opt->name);
+        switch (opt->id) {
+        case OPT_HELP:
             o->show_help = true;
-            continue;
-        }
-        if (strcmp(a, "--version") == 0) {
+            break;
+        case OPT_VERSION:
             o->show_version = true;
-            continue;
-        }
-        if (i == 1 && strcmp(a, "migrate") == 0) {
-            o->is_migrate = true;
-            continue;
-        }
-        if (strcmp(a, "--status") == 0) {
+            break;
+        case OPT_STATUS:
             if (!o->is_migrate)
-                return usage_error("%s is an option of `nanocp migrate`", a);
+                return usage_error("%s is an option of `nanocp migrate`", opt->name);
             o->migrate_status = true;
-            continue;
-        }
-        static const struct {
-            const char *flag;
-            size_t offset;
-        } flags[] = {
-            {"--data-dir", offsetof(cp_options, data_dir)},
-            {"--http", offsetof(cp_options, http)},
-            {"--http-request-timeout", offsetof(cp_options, http_request_timeout)},
-            {"--http-body-min-rate", offsetof(cp_options, http_body_min_rate)},
-            {"--rpc", offsetof(cp_options, rpc)},
-            {"--dataplane", offsetof(cp_options, dataplane)},
-            {"--dataplane-rpc", offsetof(cp_options, dataplane_rpc)},
-            {"--master-key-file", offsetof(cp_options, master_key_file)},
-            {"--token-file", offsetof(cp_options, token_file)},
-            {"--node-token-file", offsetof(cp_options, node_token_file)},
-            {"--checker", offsetof(cp_options, checker)},
-            {"--dataplane-tls-cert", offsetof(cp_options, tls_cert)},
-            {"--dataplane-tls-key", offsetof(cp_options, tls_key)},
-            {"--dataplane-tls-ca", offsetof(cp_options, tls_ca)},
-            {"--log-format", 0},
-            {"--log-level", 0},
-        };
-        size_t f = 0, n_flags = sizeof flags / sizeof flags[0];
-        const char *value = NULL;
-        for (; f < n_flags; f++) {
-            size_t len = strlen(flags[f].flag);
-            if (strncmp(a, flags[f].flag, len) == 0 && a[len] == '=') {
-                value = a + len + 1;
-                break;
-            }
-            if (strcmp(a, flags[f].flag) == 0) {
-                if (i + 1 >= argc)
-                    return usage_error("%s needs a value", a);
-                value = argv[++i];
-                break;
-            }
-        }
-        if (f == n_flags)
-            return usage_error("unknown argument '%s'", a);
-        if (*value == '\0')
-            return usage_error("%s needs a value", flags[f].flag);
-        if (strcmp(flags[f].flag, "--log-format") == 0) {
+            break;
+        case OPT_LOG_FORMAT:
             if (strcmp(value, "json") != 0 && strcmp(value, "text") != 0)
                 return usage_error("--log-format must be text or json, not '%s'", value);
             nano_log_json = strcmp(value, "json") == 0;
-            continue;
-        }
-        if (strcmp(flags[f].flag, "--log-level") == 0) {
+            break;
+        case OPT_LOG_LEVEL:
             if (nano_log_level_parse(value, &nano_log_min_level) != 0)
                 return usage_error("--log-level must be debug, info, warn or error, not '%s'",
                                    value);
-            continue;
+            break;
+        default:
+            *(const char **)((char *)o + opt->id) = value;
+            break;
         }
-        *(const char **)((char *)o + flags[f].offset) = value;
     }
     if (!is_addr(o->http))
         return usage_error("--http must be HOST:PORT, not '%s'", o->http);

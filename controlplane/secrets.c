@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "alloc.h"
+#include "parse.h"
 #include "sha256.h"
 
 /* --- small helpers -------------------------------------------------------------------------- */
@@ -42,32 +43,10 @@ int cp_random_bytes(unsigned char *out, size_t n)
     return RAND_bytes(out, (int)n) == 1 ? 0 : NANO_EIO;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int cp_master_key_from_hex(const char *hex, size_t len, cp_master_key *key)
 {
-    if (len != 2 * CP_KEY_BYTES)
+    if (nano_parse_hex(hex, len, key->key, CP_KEY_BYTES) != 0)
         return NANO_EINVAL;
-    unsigned char k[CP_KEY_BYTES];
-    for (size_t i = 0; i < CP_KEY_BYTES; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            OPENSSL_cleanse(k, sizeof k);
-            return NANO_EINVAL;
-        }
-        k[i] = (unsigned char)(hi << 4 | lo);
-    }
-    memcpy(key->key, k, sizeof k);
-    OPENSSL_cleanse(k, sizeof k);
     char id[65];
     nano_sha256_hex(key->key, CP_KEY_BYTES, id);
     memcpy(key->id, id, CP_KEY_ID_CHARS);

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -25,6 +24,7 @@
 #include "config.h"
 #include "dotenv.h"
 #include "env.h"
+#include "file.h"
 #include "log.h"
 #include "mpjson.h"
 #include "msg.h"
@@ -32,6 +32,7 @@
 #include "snapshot.h"
 #include "sha256.h"
 #include "store.h"
+#include "token.h"
 
 #ifndef NANO_VERSION
 #define NANO_VERSION "0.0.0"
@@ -44,7 +45,7 @@
 
 typedef struct cp_token {
     char name[64];
-    unsigned char hash[32];
+    unsigned char hash[NANO_TOKEN_DIGEST_BYTES];
 } cp_token;
 
 struct cp_service {
@@ -2006,26 +2007,18 @@ int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json
 
 /* --- tokens ------------------------------------------------------------------------------- */
 
-static void sha256_raw(const void *data, size_t len, unsigned char out[32])
-{
-    unsigned int n = 0;
-    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
-}
-
 bool cp_service_check_token(cp_service *svc, const char *token, const char **who_out)
 {
     if (token == NULL)
         return false;
-    unsigned char h[32];
-    sha256_raw(token, strlen(token), h);
-    /* Every stored hash is compared, whatever matched before: the time taken says nothing
+    unsigned char d[NANO_TOKEN_DIGEST_BYTES];
+    nano_token_digest(token, d);
+    /* Every stored digest is compared, whatever matched before: the time taken says nothing
      * about which token, or how much of one, was right. */
     size_t match = svc->n_tokens;
-    for (size_t i = 0; i < svc->n_tokens; i++) {
-        int differs = CRYPTO_memcmp(h, svc->tokens[i].hash, sizeof h);
-        if (differs == 0)
+    for (size_t i = 0; i < svc->n_tokens; i++)
+        if (nano_token_digest_equal(d, svc->tokens[i].hash))
             match = i;
-    }
     if (match == svc->n_tokens)
         return false;
     if (who_out != NULL)
@@ -2033,72 +2026,71 @@ bool cp_service_check_token(cp_service *svc, const char *token, const char **who
     return true;
 }
 
-static int unhex32(const char *hex, unsigned char out[32])
+/* A new token file: 32 random bytes as 64 hex digits and a newline, 0600, created
+ * exclusively; hash_hex gets the token's sha256. */
+static int make_token_file(const char *path, char hash_hex[65], cp_error *err)
 {
-    cp_master_key k;
-    if (cp_master_key_from_hex(hex, hex ? strlen(hex) : 0, &k) != 0)
-        return NANO_EINVAL;
-    memcpy(out, k.key, 32);
-    OPENSSL_cleanse(&k, sizeof k);
+    char buf[66];
+    unsigned char raw[32];
+    if (cp_random_bytes(raw, sizeof raw) != 0)
+        return cp_error_set(err, 500, "startup", NULL, "cannot get random bytes for a token");
+    cp_hex(raw, sizeof raw, buf);
+    OPENSSL_cleanse(raw, sizeof raw);
+    size_t len = 64;
+    buf[len] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, buf, len + 1) != (ssize_t)(len + 1) || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        OPENSSL_cleanse(buf, sizeof buf);
+        return cp_error_set(err, 500, "startup", NULL, "cannot create token file %s: %s", path,
+                            strerror(e));
+    }
+    close(fd);
+    nano_sha256_hex(buf, len, hash_hex);
+    OPENSSL_cleanse(buf, sizeof buf);
     return 0;
 }
 
 /* A token file (admin or node): read (a token of 32 to 512 printable characters, one trailing
- * newline allowed), or made: 32 random bytes as 64 hex digits, 0600, created exclusively. */
+ * newline allowed), or made when there is none. */
 int cp_service_token_file(const char *path, char hash_hex[65], bool *created, cp_error *err)
 {
-    char buf[520];
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *text = NULL;
+    size_t size = 0;
+    nano_error e = {0};
     *created = false;
-    if (fd < 0 && errno == ENOENT) {
-        unsigned char raw[32];
-        if (cp_random_bytes(raw, sizeof raw) != 0)
-            return cp_error_set(err, 500, "startup", NULL, "cannot get random bytes for a token");
-        cp_hex(raw, sizeof raw, buf);
-        OPENSSL_cleanse(raw, sizeof raw);
-        len = 64;
-        buf[len] = '\n';
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, buf, len + 1) != (ssize_t)(len + 1) || fsync(fd) != 0) {
-            int e = errno;
-            if (fd >= 0) {
-                close(fd);
-                unlink(path);
-            }
-            OPENSSL_cleanse(buf, sizeof buf);
-            return cp_error_set(err, 500, "startup", NULL, "cannot create token file %s: %s",
-                                path, strerror(e));
-        }
-        close(fd);
-        *created = true;
-    } else if (fd < 0) {
-        return cp_error_set(err, 500, "startup", NULL, "cannot open token file %s: %s", path,
-                            strerror(errno));
-    } else {
-        struct stat stbuf;
-        if (fstat(fd, &stbuf) == 0 && (stbuf.st_mode & 077) != 0)
-            NANO_WARN("cp.token_file_mode", "path=%s mode=%04o detail=%s", path,
-                      (unsigned)(stbuf.st_mode & 07777), "readable by group or others");
-        ssize_t n;
-        while (len < sizeof buf && (n = read(fd, buf + len, sizeof buf - len)) > 0)
-            len += (size_t)n;
-        close(fd);
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-            len--;
-        bool ok = len >= 32 && len <= 512;
-        for (size_t i = 0; i < len && ok; i++)
-            ok = buf[i] > 0x20 && buf[i] < 0x7f;
-        if (!ok) {
-            OPENSSL_cleanse(buf, sizeof buf);
-            return cp_error_set(err, 400, "startup", NULL,
-                                "token file %s must hold one token of 32 to 512 printable "
-                                "characters without spaces",
-                                path);
-        }
+    int rc = nano_read_file(path, 520, &text, &size, &e); /* 512 and line ends: see below */
+    if (rc == -ENOENT) {
+        rc = make_token_file(path, hash_hex, err);
+        *created = rc == 0;
+        return rc;
     }
-    nano_sha256_hex(buf, len, hash_hex);
-    OPENSSL_cleanse(buf, sizeof buf);
+    if (rc != 0 && rc != NANO_ETOOBIG)
+        return cp_error_set(err, 500, "startup", NULL, "cannot open token file %s", e.message);
+    struct stat stbuf;
+    if (rc == 0 && stat(path, &stbuf) == 0 && (stbuf.st_mode & 077) != 0)
+        NANO_WARN("cp.token_file_mode", "path=%s mode=%04o detail=%s", path,
+                  (unsigned)(stbuf.st_mode & 07777), "readable by group or others");
+    size_t len = size;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    bool ok = rc == 0 && len >= 32 && len <= 512;
+    for (size_t i = 0; i < len && ok; i++)
+        ok = text[i] > 0x20 && text[i] < 0x7f;
+    if (ok)
+        nano_sha256_hex(text, len, hash_hex);
+    if (text != NULL)
+        OPENSSL_cleanse(text, size);
+    nano_free(text);
+    if (!ok)
+        return cp_error_set(err, 400, "startup", NULL,
+                            "token file %s must hold one token of 32 to 512 printable "
+                            "characters without spaces",
+                            path);
     return 0;
 }
 
@@ -2114,7 +2106,8 @@ static int load_tokens(cp_service *svc, cp_error *err)
     json_array_foreach(list, i, t) {
         cp_token *tok = &svc->tokens[svc->n_tokens];
         snprintf(tok->name, sizeof tok->name, "%s", json_string_value(json_object_get(t, "name")));
-        if (unhex32(json_string_value(json_object_get(t, "hash")), tok->hash) == 0)
+        if (nano_token_digest_from_hex(json_string_value(json_object_get(t, "hash")),
+                                       tok->hash) == 0)
             svc->n_tokens++;
     }
     json_decref(list);

@@ -33,12 +33,12 @@
 #include "buf.h"
 #include "check.h"
 #include "config.h"
-#include "config_int.h"
 #include "control/code_cache.h"
 #include "control/cp_client.h"
 #include "control/file_source.h"
 #include "egress_node.h"
 #include "env.h"
+#include "file.h"
 #include "load_errors.h"
 #include "log.h"
 #include "options.h"
@@ -891,7 +891,7 @@ static int read_token(const dp_options *o, char **out, nano_error *err)
     }
     char *data = NULL;
     size_t len = 0;
-    int rc = nano_config__read_file(o->node_token_file, 4096, &data, &len);
+    int rc = nano_read_file(o->node_token_file, 4096, &data, &len, NULL);
     if (rc != 0)
         return nano_error_set(err, NANO_EINVAL, "usage", "--node-token-file %s: cannot read (%s)",
                               o->node_token_file, nano_strerror(rc));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "opt.h"
 #include "parse.h"
 
 static const char usage[] =
@@ -207,6 +208,43 @@ static char *default_name(const char *path)
     return nano_xstrndup(base, len);
 }
 
+/* Each mode's options. Help and version are everywhere; the rest is listed in help order. */
+#define COMMON_FLAGS {"-h", false, 0}, {"--help", false, 0}, {"--version", false, 0}
+static const nano_opt serve_flags[] = {
+    COMMON_FLAGS,
+    {"--port", true, 0}, {"--host", true, 0}, {"--listen", true, 0}, {"--var", true, 0},
+    {"--env-file", true, 0}, {"--name", true, 0}, {"--drain-timeout", true, 0},
+    {"--max-head-size", true, 0}, {"--max-body-size", true, 0}, {"--head-timeout", true, 0},
+    {"--idle-timeout", true, 0}, {"--body-timeout", true, 0}, {"--body-min-rate", true, 0},
+    {"--write-timeout", true, 0}, {"--log-level", true, 0}, {"--config", true, 0},
+    {"--threads", true, 0}, {"--status-listen", true, 0}, {"--log-format", true, 0},
+    {"--access-log", true, 0}, {"--isolate-memory-budget", true, 0}, {"--env", true, 0},
+    {"--cpu-limit", true, 0}, {"--memory-limit", true, 0}, {"--isolate-pool", true, 0},
+    {"--control-plane", true, 0}, {"--control-plane-rpc", true, 0}, {"--node", true, 0},
+    {"--node-token-file", true, 0}, {"--code-dir", true, 0}, {"--control-plane-ca", true, 0},
+    {"--control-plane-cert", true, 0}, {"--control-plane-key", true, 0},
+    {"--egress-allow", true, 0}, {"--egress-deny", true, 0},
+    {NULL, false, 0},
+};
+static const nano_opt test_flags[] = {
+    COMMON_FLAGS,
+    {"--filter", true, 0}, {"--timeout", true, 0}, {"--location", true, 0}, {"--var", true, 0},
+    {"--env-file", true, 0}, {"--log-level", true, 0},
+    {NULL, false, 0},
+};
+static const nano_opt run_flags[] = {
+    COMMON_FLAGS,
+    {"--timeout", true, 0}, {"--location", true, 0}, {"--log-level", true, 0},
+    {NULL, false, 0},
+};
+static const nano_opt check_flags[] = {
+    COMMON_FLAGS,
+    {"--cpu-limit", true, 0}, {"--memory-limit", true, 0}, {"--name", true, 0},
+    {"--log-level", true, 0}, {"--json", false, 0}, {"--node-compat", false, 0},
+    {"--env-stdin", false, 0},
+    {NULL, false, 0},
+};
+
 int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
 {
     memset(o, 0, sizeof *o);
@@ -240,55 +278,38 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
                             : o->mode == DP_MODE_CHECK ? "nano-dp check"
                                                        : "nano-dp";
 
-    for (int i = first; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+    const nano_opt *table = o->mode == DP_MODE_TEST    ? test_flags
+                            : o->mode == DP_MODE_RUN   ? run_flags
+                            : o->mode == DP_MODE_CHECK ? check_flags
+                                                       : serve_flags;
+    nano_opt_parser p = {table, mode_name, argc, argv, first};
+    while (p.i < argc) {
+        int k;
+        const char *value;
+        if (nano_opt_next(&p, &k, &value, err) != 0)
+            return NANO_EINVAL;
+        if (k == NANO_OPT_ARG && o->mode != DP_MODE_SERVE) {
+            o->files = push(o->files, &o->n_files, value);
+            continue;
+        }
+        if (k == NANO_OPT_ARG) {
+            if (o->app_path != NULL)
+                return bad(err, "unexpected argument '%s' (the app is already %s)", value,
+                           o->app_path);
+            o->app_path = value;
+            continue;
+        }
+        const char *flag = table[k].name;
+        if (strcmp(flag, "-h") == 0 || strcmp(flag, "--help") == 0) {
             o->show_help = true;
             return 0;
         }
-        if (strcmp(arg, "--version") == 0) {
+        if (strcmp(flag, "--version") == 0) {
             o->show_version = true;
             return 0;
         }
-        if ((arg[0] != '-' || arg[1] == '\0') && o->mode != DP_MODE_SERVE) {
-            o->files = push(o->files, &o->n_files, arg);
-            continue;
-        }
-        if (arg[0] != '-' || arg[1] == '\0') {
-            if (o->app_path != NULL)
-                return bad(err, "unexpected argument '%s' (the app is already %s)", arg,
-                           o->app_path);
-            o->app_path = arg;
-            continue;
-        }
-        /* --flag=value or --flag value */
-        char flag[64];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        if (eq != NULL && (size_t)(eq - arg) < sizeof flag) {
-            memcpy(flag, arg, (size_t)(eq - arg));
-            flag[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            snprintf(flag, sizeof flag, "%s", arg);
-        }
-        static const char *const serve_flags[] = {
-            "--port", "--host", "--listen", "--var", "--env-file", "--name", "--drain-timeout",
-            "--max-head-size", "--max-body-size", "--head-timeout", "--idle-timeout",
-            "--body-timeout", "--body-min-rate", "--write-timeout",
-            "--log-level", "--config", "--threads", "--status-listen", "--log-format",
-            "--access-log", "--isolate-memory-budget", "--env", "--cpu-limit", "--memory-limit", "--isolate-pool",
-            "--control-plane", "--control-plane-rpc", "--node", "--node-token-file", "--code-dir",
-            "--control-plane-ca", "--control-plane-cert", "--control-plane-key",
-            "--egress-allow", "--egress-deny", NULL};
-        static const char *const test_flags[] = {"--filter", "--timeout", "--location", "--var", "--env-file",
-                                                 "--log-level", NULL};
-        static const char *const run_flags[] = {"--timeout", "--location", "--log-level", NULL};
-        static const char *const check_flags[] = {"--cpu-limit", "--memory-limit", "--name",
-                                                  "--log-level", NULL};
-        if (o->mode == DP_MODE_CHECK && value == NULL &&
-            (strcmp(flag, "--json") == 0 || strcmp(flag, "--node-compat") == 0 ||
-             strcmp(flag, "--env-stdin") == 0)) {
+        if (strcmp(flag, "--json") == 0 || strcmp(flag, "--node-compat") == 0 ||
+            strcmp(flag, "--env-stdin") == 0) {
             if (flag[2] == 'j')
                 o->check_json = true;
             else if (flag[2] == 'n')
@@ -296,21 +317,6 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             else
                 o->env_stdin = true;
             continue;
-        }
-        const char *const *known = o->mode == DP_MODE_TEST    ? test_flags
-                                   : o->mode == DP_MODE_RUN   ? run_flags
-                                   : o->mode == DP_MODE_CHECK ? check_flags
-                                                              : serve_flags;
-        bool is_known = false;
-        for (int k = 0; known[k] != NULL; k++)
-            is_known = is_known || strcmp(flag, known[k]) == 0;
-        if (!is_known)
-            return bad(err, "unknown option '%s' for %s (see %s --help)", flag, mode_name,
-                       mode_name);
-        if (value == NULL) {
-            if (i + 1 >= argc)
-                return bad(err, "option %s needs a value", flag);
-            value = argv[++i];
         }
         int rc = 0;
         if (strcmp(flag, "--port") == 0) {

@@ -2,20 +2,19 @@
  * refcounting, and the comparisons a source uses to keep isolates across snapshots. */
 #include "config.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
 
 #include "alloc.h"
 #include "buf.h"
 #include "config_int.h"
 #include "dotenv.h"
+#include "file.h"
 #include "imports.h"
 #include "sha256.h"
 
@@ -946,79 +945,11 @@ bool nano_env_equal(const nano_env *a, const nano_env *b)
 
 /* --- code ----------------------------------------------------------------------------------- */
 
-int nano_config__read_file(const char *path, size_t cap, char **out, size_t *out_len)
-{
-    /* O_NONBLOCK: opening a FIFO would wait for a writer (the loader, and with it reloads and
-     * signals, stuck); it is then refused below as not a regular file. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return -errno;
-    char *data = NULL;
-    size_t len = 0;
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0) {
-        rc = -errno;
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = S_ISDIR(st.st_mode) ? -EISDIR : NANO_EINVAL;
-        goto done;
-    }
-    if ((uint64_t)st.st_size > cap) {
-        rc = NANO_ETOOBIG;
-        goto done;
-    }
-    /* st_size is a hint: the file can change between fstat and read, and the cap must hold
-     * for what is read. One spare byte sees growth; one more holds the NUL. */
-    size_t size = (size_t)st.st_size + 2;
-    data = nano_malloc(size);
-    if (data == NULL) {
-        rc = NANO_ENOMEM;
-        goto done;
-    }
-    for (;;) {
-        if (len + 1 == size) {
-            size_t bigger = size * 2 < cap + 2 ? size * 2 : cap + 2;
-            char *p = nano_realloc(data, bigger);
-            if (p == NULL) {
-                rc = NANO_ENOMEM;
-                goto done;
-            }
-            data = p;
-            size = bigger;
-        }
-        ssize_t n = read(fd, data + len, size - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto done;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > cap) {
-            rc = NANO_ETOOBIG;
-            goto done;
-        }
-    }
-    data[len] = '\0';
-    *out = data;
-    *out_len = len;
-    data = NULL;
-done:
-    nano_free(data);
-    close(fd);
-    return rc;
-}
-
-
 int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error *err)
 {
     char *code = NULL;
     size_t len = 0;
-    int rc = nano_config__read_file(path, NANO_CODE_MAX_BYTES, &code, &len);
+    int rc = nano_read_file(path, NANO_CODE_MAX_BYTES, &code, &len, NULL);
     if (rc == NANO_ETOOBIG)
         return nano_error_set(err, rc, "code_too_large",
                               "module %s is larger than the 32 MiB limit", path);
@@ -1163,7 +1094,8 @@ int nano_app_config_find_imports(nano_app_config *app, const char *named_main)
             code = app->code;
             len = app->code_len;
         } else {
-            int r = nano_config__read_file(w.modules.items[i], NANO_CODE_MAX_BYTES, &code, &len);
+            int r = nano_read_file(w.modules.items[i], NANO_CODE_MAX_BYTES, &code, &len,
+                                   NULL);
             if (r == NANO_ENOMEM) {
                 rc = r;
                 break;

@@ -41,10 +41,4 @@ int nano_config__limit_range_error(const nano_limit_desc *d, uint64_t v, const c
  * message it is quoted in. Returns out. */
 char *nano_config__printable(const char *s, char *out, size_t cap, size_t max_chars);
 
-/* nano_config__read_file: reads the regular file at path, at most cap bytes, into *out
- * (returned owned, NUL-terminated, not counted in *out_len). Returns 0, a negative errno from
- * open/read (-EISDIR for a directory), NANO_EINVAL when it is not a regular file (a FIFO
- * could block the reader forever), NANO_ETOOBIG past cap, or NANO_ENOMEM. */
-int nano_config__read_file(const char *path, size_t cap, char **out, size_t *out_len);
-
 #endif

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "config_int.h"
 #include "dotenv.h"
+#include "file.h"
 #include "parse.h"
 
 typedef struct jctx {
@@ -541,7 +542,7 @@ static int secret_from_file(jctx *c, json_t *jpath, char **out, size_t *out_len)
     char *data = NULL;
     size_t len = 0;
     /* Room for the limit plus a "\r\n" that will be stripped. */
-    int rc = nano_config__read_file(file, NANO_ENV_MAX_VALUE + 2, &data, &len);
+    int rc = nano_read_file(file, NANO_ENV_MAX_VALUE + 2, &data, &len, NULL);
     if (rc == NANO_ETOOBIG)
         rc = fail(c, rc, "env_value_too_large", "fromFile %s is larger than the %d-byte limit",
                   file, NANO_ENV_MAX_VALUE);
@@ -844,7 +845,7 @@ static int parse_file(jctx *c, json_t **root)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = nano_config__read_file(c->file, NANO_CONFIG_JSON_MAX_BYTES, &text, &len);
+    int rc = nano_read_file(c->file, NANO_CONFIG_JSON_MAX_BYTES, &text, &len, NULL);
     if (rc == NANO_ETOOBIG)
         return nano_error_set(c->err, rc, "config_too_large",
                               "%s: larger than the 64 MiB limit", c->file);

@@ -1,17 +1,14 @@
 #include "env.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "dotenv.h"
+#include "file.h"
 
 void nano_env_init(nano_env *env)
 {
@@ -127,45 +124,21 @@ static int on_assignment(void *ud, const char *name, const char *value, size_t v
 
 int nano_env_load_dotenv(nano_env *env, const char *path, nano_error *err)
 {
-    /* Not blocking on open (a FIFO would wait for a writer), and only a regular file. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return nano_error_set(err, -errno, "env_file_unreadable", "cannot read env file %s: %s",
-                              path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return nano_error_set(err, NANO_EINVAL, "env_file_unreadable",
-                              "env file %s is not a regular file", path);
-    }
-    FILE *f = fdopen(fd, "rb");
-    if (f == NULL) {
-        close(fd);
-        return nano_error_set(err, NANO_ENOMEM, "env_file_unreadable",
-                              "cannot read env file %s: %s", path, strerror(errno));
-    }
-    nano_buf text = NANO_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        /* A .env file far beyond 128 entries of 5 KB is not an env file. */
-        if (text.len + n > (size_t)NANO_ENV_MAX_ENTRIES * (NANO_ENV_MAX_VALUE + 256)) {
-            rc = nano_error_set(err, NANO_ETOOBIG, "env_file_too_large",
-                                "env file %s is too large", path);
-            goto done;
-        }
-        nano_buf_append(&text, chunk, n);
-    }
-    if (ferror(f)) {
-        rc = nano_error_set(err, NANO_EIO, "env_file_unreadable", "error reading env file %s",
-                            path);
-        goto done;
-    }
+    /* A .env file far beyond 128 entries of 5 KB is not an env file. */
+    char *text = NULL;
+    size_t len = 0;
+    int rc = nano_read_file(path, (size_t)NANO_ENV_MAX_ENTRIES * (NANO_ENV_MAX_VALUE + 256),
+                            &text, &len, NULL);
+    if (rc == NANO_ETOOBIG)
+        return nano_error_set(err, rc, "env_file_too_large", "env file %s is too large", path);
+    if (rc == NANO_EINVAL)
+        return nano_error_set(err, rc, "env_file_unreadable", "env file %s is not a regular file",
+                              path);
+    if (rc != 0)
+        return nano_error_set(err, rc, "env_file_unreadable", "cannot read env file %s: %s", path,
+                              nano_strerror(rc));
     load_ctx lc = {env, path, err};
-    rc = nano_dotenv_parse(text.data ? text.data : "", text.len, path, on_assignment, &lc, err);
-done:
-    nano_buf_fini(&text);
-    fclose(f);
+    rc = nano_dotenv_parse(text, len, path, on_assignment, &lc, err);
+    nano_free(text);
     return rc;
 }

@@ -99,6 +99,29 @@ int nano_parse_port(const char *s, int *out_port)
  * every Host accepted makes a request.url the WHATWG URL parser takes, and nothing in it
  * can steer routing ("a.test:80/admin?" was routed by its path). The port, when present, is
  * 1 to 5 digits up to 65535. */
+int nano_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int nano_parse_hex(const char *s, size_t len, unsigned char *out, size_t n)
+{
+    if (len != 2 * n)
+        return NANO_ESYNTAX;
+    for (size_t i = 0; i < len; i++) /* all checked before out is written */
+        if (nano_hex_digit(s[i]) < 0)
+            return NANO_ESYNTAX;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)(nano_hex_digit(s[2 * i]) << 4 | nano_hex_digit(s[2 * i + 1]));
+    return 0;
+}
+
 bool nano_http_host_valid(const char *s, size_t len)
 {
     nano_str v = {s, len};

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "config.h"
+#include "file.h"
 #include "log.h"
 #include "msg.h"
 #include "sha256.h"
@@ -327,27 +328,9 @@ int dp_code_cache_ensure(dp_code_cache *cc, const char *sha, const char *main,
         text = nano_xmalloc(len + 1);
         memcpy(text, json_string_value(s), len + 1);
     } else {
-        FILE *f = fopen(path, "rb");
-        if (f == NULL)
-            return nano_error_set(err, -errno, "code_cache_io", "cannot read %s: %s", path,
-                                  strerror(errno));
-        nano_buf b = NANO_BUF_INIT;
-        char chunk[65536];
-        size_t k;
-        while ((k = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= NANO_CODE_MAX_BYTES)
-            nano_buf_append(&b, chunk, k);
-        bool bad = ferror(f) || b.len > NANO_CODE_MAX_BYTES;
-        fclose(f);
-        if (bad) {
-            nano_buf_fini(&b);
-            return nano_error_set(err, NANO_EIO, "code_cache_io", "cannot read %s", path);
-        }
-        len = b.len;
-        text = nano_xmalloc(len + 1);
-        if (len > 0)
-            memcpy(text, b.data, len);
-        text[len] = '\0';
-        nano_buf_fini(&b);
+        nano_error why = {0};
+        if (nano_read_file(path, NANO_CODE_MAX_BYTES, &text, &len, &why) != 0)
+            return nano_error_set(err, NANO_EIO, "code_cache_io", "cannot read %s", why.message);
         json_object_set_new(cc->sources, sha,
                             json_pack("{s:s, s:o}", "main", main, "source",
                                       json_stringn_nocheck(text, len)));

@@ -13,16 +13,16 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
 #include "alloc.h"
 #include "buf.h"
 #include "code_cache.h"
-#include "config_int.h"
 #include "cp_model.h"
+#include "file.h"
 #include "log.h"
 #include "msg.h"
+#include "nng_link.h"
 #include "stats.h"
 
 enum {
@@ -231,21 +231,20 @@ static int rpc(dp_cp_client *c, nano_msg_type type, json_t *fields, nano_msg *re
         nano_buf_fini(&b);
         return rc;
     }
-    int rv = nng_send(c->req, b.data, b.len, 0);
+    nng_msg *r = NULL;
+    nano_error why = {0};
+    rc = nano_nng_req_call(c->req, c->rpc_url, b.data, b.len, &r, &why);
     nano_buf_fini(&b);
-    char *buf = NULL;
-    size_t n = 0;
-    if (rv == 0)
-        rv = nng_recv(c->req, &buf, &n, NNG_FLAG_ALLOC);
-    if (rv != 0) {
+    if (rc != 0) {
         c->is_link_broken = true;
-        return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s %s: %s",
-                              nano_msg_type_name(type), c->rpc_url, nng_strerror(rv));
+        return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: %s",
+                              nano_msg_type_name(type), why.message);
     }
     nano_msg m = {0};
+    size_t n = nng_msg_len(r);
     c->last_reply_bytes = n;
-    rc = nano_msg_decode_reply(type, buf, n, &m, err);
-    nng_free(buf, n);
+    rc = nano_msg_decode_reply(type, nng_msg_body(r), n, &m, err);
+    nng_msg_free(r);
     if (rc != 0) {
         LINK_SET(c, c->link.messages_dropped++);
         NANO_WARN("cp.message_dropped", "channel=rep type=%s bytes=%zu error_id=%s error=%s",
@@ -703,18 +702,11 @@ static void on_sub_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 static int dial(dp_cp_client *c, nng_socket s, const char *url, nano_error *err)
 {
-    nng_dialer d;
-    int rv = nng_dialer_create(&d, s, url);
-    if (rv == 0 && c->tls != NULL && strncmp(url, "tls+tcp://", 10) == 0)
-        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
-    if (rv == 0) {
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, BACKOFF_MIN_MS);
-        nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, BACKOFF_MAX_MS);
-        rv = nng_dialer_start(d, 0); /* blocking: a refused connection fails here */
-    }
-    if (rv != 0)
-        return nano_error_set(err, NANO_EIO, "cp_unreachable", "dial %s: %s", url,
-                              nng_strerror(rv));
+    nano_nng_dial_options o = {.tls = c->tls, .reconnect_min_ms = BACKOFF_MIN_MS,
+                               .reconnect_max_ms = BACKOFF_MAX_MS};
+    nano_error why = {0};
+    if (nano_nng_dial(s, url, &o, &why) != 0) /* blocking: a refused connection fails here */
+        return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s", why.message);
     return 0;
 }
 
@@ -736,18 +728,15 @@ static int open_sockets(dp_cp_client *c, nano_error *err)
     int rv = nng_sub0_open(&sub);
     if (rv != 0)
         return nano_error_set(err, NANO_EIO, "nng", "sub socket: %s", nng_strerror(rv));
-    if ((rv = nng_req0_open(&req)) != 0) {
+    int rc = nano_nng_req_open(&req, REQ_TIMEOUT_MS, NANO_MSG_MAX_BYTES, err);
+    if (rc != 0) {
         nng_close(sub);
-        return nano_error_set(err, NANO_EIO, "nng", "req socket: %s", nng_strerror(rv));
+        return rc;
     }
     nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
     nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, SUB_POLL_MS);
     nng_socket_set_size(sub, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
     nng_socket_set_int(sub, NNG_OPT_RECVBUF, 8192); /* deltas wait here during a snapshot */
-    nng_socket_set_ms(req, NNG_OPT_SENDTIMEO, REQ_TIMEOUT_MS);
-    nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, REQ_TIMEOUT_MS);
-    nng_socket_set_ms(req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_socket_set_size(req, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
     atomic_store(&c->sub_lost, false);
     nng_pipe_notify(sub, NNG_PIPE_EV_REM_POST, on_sub_pipe, c);
     pthread_mutex_lock(&c->mu);
@@ -763,7 +752,7 @@ static int open_sockets(dp_cp_client *c, nano_error *err)
         nng_close(req);
         return nano_error_set(err, NANO_ESTATE, "stopping", "stopping");
     }
-    int rc = dial(c, req, c->rpc_url, err);
+    rc = dial(c, req, c->rpc_url, err);
     if (rc == 0)
         rc = dial(c, sub, c->url, err);
     return rc;
@@ -864,7 +853,7 @@ static int read_small_file(const char *path, char **out, nano_error *err)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = nano_config__read_file(path, 1024 * 1024, &data, &len);
+    int rc = nano_read_file(path, 1024 * 1024, &data, &len, NULL);
     if (rc != 0)
         return nano_error_set(err, NANO_EINVAL, "usage", "%s: cannot read (%s)", path,
                               nano_strerror(rc));

@@ -10,7 +10,9 @@
 #include <vector>
 
 extern "C" {
+#include "alloc.h"
 #include "config.h"
+#include "file.h"
 #include "sha256.h"
 }
 
@@ -28,19 +30,15 @@ static rt_isolate *iso_of(Local<Context> ctx)
     return static_cast<rt_isolate *>(ctx->GetIsolate()->GetData(0));
 }
 
-bool rt_read_file(const std::string &path, std::string *out)
+bool rt_read_file(const std::string &path, std::string *out, nano_error *why)
 {
-    FILE *f = fopen(path.c_str(), "rb");
-    if (f == nullptr)
+    char *data = nullptr;
+    size_t len = 0;
+    if (nano_read_file(path.c_str(), NANO_CODE_MAX_BYTES, &data, &len, why) != 0)
         return false;
-    char buf[65536];
-    size_t n;
-    out->clear();
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        out->append(buf, n);
-    bool ok = !ferror(f);
-    fclose(f);
-    return ok;
+    out->assign(data, len);
+    nano_free(data);
+    return true;
 }
 
 static std::string dirname_of(const std::string &path)
@@ -98,6 +96,7 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
 {
     Isolate *isolate = iso->isolate;
     std::string text;
+    nano_error unreadable = {};
     const nano_module_source *pinned = nullptr;
     for (size_t i = 0; i < iso->n_imports && pinned == nullptr; i++)
         if (path == iso->imports[i].path)
@@ -106,9 +105,9 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
         text = iso->main_source;
     else if (pinned != nullptr)
         text.assign(pinned->code, pinned->len);
-    else if (!rt_read_file(path, &text)) {
-        nano_error_set(err, NANO_ENOENT, "module_unreadable", "cannot read module %s: %s",
-                       path.c_str(), strerror(errno));
+    else if (!rt_read_file(path, &text, &unreadable)) {
+        nano_error_set(err, NANO_ENOENT, "module_unreadable", "cannot read module %s",
+                       unreadable.message);
         return {};
     }
     Local<String> source_text;

@@ -1000,9 +1000,10 @@ static MaybeLocal<Value> call_internal(rt_isolate *iso, Local<Context> ctx, cons
 int rt_run_script(rt_isolate *iso, const char *path, nano_error *err)
 {
     std::string text;
-    if (!rt_read_file(path, &text))
-        return nano_error_set(err, NANO_ENOENT, "script_unreadable", "cannot read script %s: %s",
-                              path, strerror(errno));
+    nano_error why = {};
+    if (!rt_read_file(path, &text, &why))
+        return nano_error_set(err, NANO_ENOENT, "script_unreadable", "cannot read script %s",
+                              why.message);
     JsEntry js(iso);
     Isolate *isolate = iso->isolate;
     Local<Context> ctx = js.context();

@@ -375,7 +375,9 @@ void rt_modules_install_callbacks(v8::Isolate *isolate);
 // compile cache entry into the cache; once the app has loaded, so that the functions its top
 // level ran are in it.
 void rt_modules_store_compiled(rt_isolate *iso);
-bool rt_read_file(const std::string &path, std::string *out);
+// rt_read_file: the file at path (a regular file of at most NANO_CODE_MAX_BYTES; shared/file.h)
+// into *out; false with *why filled ("PATH: why").
+bool rt_read_file(const std::string &path, std::string *out, nano_error *why);
 
 // request.cc: rt__slot_release ends a request's time in the isolate: its slot is freed for
 // the next, the server's listener cleared, the worker's request_done hook called.

@@ -5,10 +5,9 @@
 
 #include <stdbool.h>
 
+#include "container.h"
 #include "request.h"
 #include "server.h"
-
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 typedef struct dp_conn dp_conn;
 

@@ -32,12 +32,14 @@
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <openssl/evp.h>
 
+#include "alloc.h"
 #include "buf.h"
+#include "file.h"
 #include "msg.h"
+#include "nng_link.h"
 
 #define MAX_CLIENTS 1000
 #define MAX_NO_ACK 64
@@ -110,19 +112,16 @@ static int call(client *c, nano_msg_type type, json_t *fields, nano_msg *out, ch
         nano_buf_fini(&req);
         return -1;
     }
-    int rv = nng_send(c->req, req.data, req.len, 0);
+    nng_msg *reply = NULL;
+    rc = nano_nng_req_call(c->req, O.rpc_url, req.data, req.len, &reply, &err);
     nano_buf_fini(&req);
-    char *data = NULL;
-    size_t len = 0;
-    if (rv == 0)
-        rv = nng_recv(c->req, &data, &len, NNG_FLAG_ALLOC);
-    if (rv != 0) {
+    if (rc != 0) {
         atomic_fetch_add(&c->errors, 1);
         return -1;
     }
     nano_msg m;
-    rc = nano_msg_decode_reply(type, data, len, &m, &err);
-    nng_free(data, len);
+    rc = nano_msg_decode_reply(type, nng_msg_body(reply), nng_msg_len(reply), &m, &err);
+    nng_msg_free(reply);
     if (rc != 0) {
         fprintf(stderr, "fleetsim: %s: bad %s reply: %s\n", c->name, nano_msg_type_name(type),
                 err.message);
@@ -345,41 +344,27 @@ static void on_pub(client *c, const void *data, size_t len)
     nano_msg_fini(&m);
 }
 
-static int dial(nng_socket s, const char *url)
-{
-    nng_dialer d;
-    int rv = nng_dialer_create(&d, s, url);
-    if (rv == 0 && TLS != NULL && strncmp(url, "tls+tcp://", 10) == 0)
-        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, TLS);
-    if (rv == 0)
-        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-    return rv;
-}
-
 static void *client_main(void *arg)
 {
     client *c = arg;
     c->apps = json_object();
     c->need_snapshot = true;
-    int rv = nng_req0_open(&c->req);
-    if (rv == 0)
-        rv = nng_sub0_open(&c->sub);
+    nano_error err = {0};
+    int rv = nng_sub0_open(&c->sub);
     if (rv == 0)
         rv = nng_socket_set(c->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0);
-    if (rv == 0)
-        rv = nng_socket_set_ms(c->req, NNG_OPT_RECVTIMEO, 5000);
-    if (rv == 0)
-        rv = nng_socket_set_ms(c->req, NNG_OPT_SENDTIMEO, 5000);
     if (rv == 0)
         rv = nng_socket_set_ms(c->sub, NNG_OPT_RECVTIMEO, 50);
     if (rv == 0)
         rv = nng_socket_set_size(c->sub, NNG_OPT_RECVMAXSZ, NANO_MSG_MAX_BYTES);
-    if (rv == 0)
-        rv = dial(c->sub, O.pub_url);
-    if (rv == 0)
-        rv = dial(c->req, O.rpc_url);
-    if (rv != 0) {
-        fprintf(stderr, "fleetsim: %s: %s\n", c->name, nng_strerror(rv));
+    if (rv != 0)
+        nano_error_set(&err, NANO_EIO, "nng", "%s", nng_strerror(rv));
+    /* Dialing in the background: the clients start before (or without) nanocp. */
+    nano_nng_dial_options dial = {.tls = TLS, .is_background = true};
+    if (rv != 0 || nano_nng_req_open(&c->req, 5000, NANO_MSG_MAX_BYTES, &err) != 0 ||
+        nano_nng_dial(c->sub, O.pub_url, &dial, &err) != 0 ||
+        nano_nng_dial(c->req, O.rpc_url, &dial, &err) != 0) {
+        fprintf(stderr, "fleetsim: %s: %s\n", c->name, err.message);
         exit(2);
     }
     uint64_t next_status = now_ms() + (uint64_t)(c->index * 997 % (O.status_ms + 1));
@@ -445,18 +430,24 @@ static void print_clients(void)
     fflush(stdout);
 }
 
+/* A small file whole (certificates, keys, the token), or exit 2. */
+static char *read_small_file(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    nano_error err = {0};
+    if (nano_read_file(path, 65536, &data, &len, &err) != 0)
+        fatal("read", err.message);
+    return data;
+}
+
 static char *read_token(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        fatal(path, strerror(errno));
-    char buf[1100];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return strdup(buf);
+    char *token = read_small_file(path);
+    size_t n = strlen(token);
+    while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r'))
+        token[--n] = '\0';
+    return token;
 }
 
 static void setup_tls(void)
@@ -471,17 +462,11 @@ static void setup_tls(void)
     if (rv == 0)
         rv = nng_tls_config_auth_mode(TLS, NNG_TLS_AUTH_MODE_REQUIRED);
     if (rv == 0 && O.tls_cert != NULL) {
-        /* nng wants the certificate and key in one file here: use own_cert with both. */
-        FILE *fc = fopen(O.tls_cert, "r"), *fk = fopen(O.tls_key ? O.tls_key : "", "r");
-        static char cert[65536], key[65536];
-        size_t nc = fc ? fread(cert, 1, sizeof cert - 1, fc) : 0;
-        size_t nk = fk ? fread(key, 1, sizeof key - 1, fk) : 0;
-        if (fc)
-            fclose(fc);
-        if (fk)
-            fclose(fk);
-        cert[nc] = key[nk] = '\0';
+        char *cert = read_small_file(O.tls_cert);
+        char *key = read_small_file(O.tls_key ? O.tls_key : "");
         rv = nng_tls_config_own_cert(TLS, cert, key, NULL);
+        nano_free(cert);
+        nano_free(key);
     }
     if (rv != 0)
         fatal("TLS setup", nng_strerror(rv));
@@ -624,7 +609,7 @@ int main(int argc, char **argv)
     print_clients();
     free(threads);
     free(CLIENTS);
-    free(TOKEN);
+    nano_free(TOKEN);
     if (TLS != NULL)
         nng_tls_config_free(TLS);
     return code;

@@ -12,8 +12,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +28,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "mpjson.h"
+#include "nng_link.h"
 
 #define TOKEN "t0ken-for-tests"
 
@@ -911,29 +910,25 @@ static void http_close_with_open_connections(void **state)
 static nng_socket rpc_dial(int port)
 {
     nng_socket sock;
-    assert_int_equal(nng_req0_open(&sock), 0);
-    nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000);
-    nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 5000);
+    nano_error err;
+    assert_int_equal(nano_nng_req_open(&sock, 5000, NANO_ADMIN_MAX_BYTES, &err), 0);
     char url[64];
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
-    assert_int_equal(nng_dial(sock, url, NULL, 0), 0);
+    assert_int_equal(nano_nng_dial(sock, url, NULL, &err), 0);
     return sock;
 }
 
 /* One raw exchange; returns the decoded reply. */
 static nano_admin_reply rpc_raw(nng_socket sock, const void *req, size_t len)
 {
-    assert_int_equal(nng_send(sock, (void *)req, len, 0), 0);
-    void *buf = NULL;
-    size_t n = 0;
-    int rv = nng_recv(sock, &buf, &n, NNG_FLAG_ALLOC);
-    if (rv != 0)
-        fail_msg("nng_recv: %s", nng_strerror(rv));
-    nano_admin_reply rep;
+    nng_msg *m = NULL;
     nano_error err;
-    if (nano_admin_reply_decode(buf, n, &rep, &err) != 0)
+    if (nano_nng_req_call(sock, "the rpc server", req, len, &m, &err) != 0)
+        fail_msg("%s", err.message);
+    nano_admin_reply rep;
+    if (nano_admin_reply_decode(nng_msg_body(m), nng_msg_len(m), &rep, &err) != 0)
         fail_msg("reply: %s", err.message);
-    nng_free(buf, n);
+    nng_msg_free(m);
     return rep;
 }
 

@@ -1,9 +1,11 @@
-/* Unit tests for shared/: the dotenv parser, the env model with its limits, and the value
- * grammars for durations, sizes and ports. */
+/* Unit tests for shared/: the dotenv parser, the env model with its limits, the value
+ * grammars for durations, sizes and ports, the file reader, the option table and tokens. */
 #include "unit.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -15,8 +17,12 @@
 #include "dotenv.h"
 #include "env.h"
 #include "error.h"
+#include "file.h"
 #include "imports.h"
+#include "opt.h"
 #include "parse.h"
+#include "sha256.h"
+#include "token.h"
 
 /* --- dotenv ------------------------------------------------------------------------------ */
 
@@ -480,6 +486,315 @@ static void imports_relative_specifiers(void **state)
         assert_false(nano_import_is_relative(no[i], strlen(no[i])));
 }
 
+/* --- file ---------------------------------------------------------------------------------- */
+
+typedef struct file_fx {
+    char dir[64];
+    char path[PATH_MAX];
+} file_fx;
+
+static int file_setup(void **state)
+{
+    file_fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/nano-unit-fileXXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int file_teardown(void **state)
+{
+    file_fx *f = *state;
+    for (const char *const *n = (const char *const[]){"a", "empty", "big", "fifo", NULL}; *n; n++) {
+        snprintf(f->path, sizeof f->path, "%s/%s", f->dir, *n);
+        unlink(f->path);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* The path of name in the fixture's directory, with content written (NULL: not created). */
+static const char *fx_file(file_fx *f, const char *name, const char *content, size_t len)
+{
+    snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
+    if (content != NULL) {
+        FILE *fp = fopen(f->path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(content, 1, len, fp), len);
+        fclose(fp);
+    }
+    return f->path;
+}
+
+static void file_regular_file_is_read_whole_and_terminated(void **state)
+{
+    file_fx *f = *state;
+    char *data = NULL;
+    size_t len = 0;
+    nano_error err = {0};
+    assert_int_equal(nano_read_file(fx_file(f, "a", "one\0two\n", 8), 8, &data, &len, &err), 0);
+    assert_int_equal(len, 8);
+    assert_memory_equal(data, "one\0two\n", 8);
+    assert_int_equal(data[8], '\0');
+    nano_free(data);
+    assert_int_equal(nano_read_file(fx_file(f, "empty", "", 0), 0, &data, &len, &err), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(data, "");
+    nano_free(data);
+    /* /proc files say size 0 and have bytes: read to the end all the same. */
+    assert_int_equal(nano_read_file("/proc/self/status", 1 << 20, &data, &len, &err), 0);
+    assert_true(len > 0 && strstr(data, "Pid:") != NULL);
+    nano_free(data);
+}
+
+static void file_fifo_is_refused_without_blocking(void **state)
+{
+    file_fx *f = *state;
+    const char *path = fx_file(f, "fifo", NULL, 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    char *data = (char *)"untouched";
+    size_t len = 7;
+    nano_error err = {0};
+    alarm(5); /* a reader waiting for a writer would hang here: the alarm ends the test */
+    assert_int_equal(nano_read_file(path, 1024, &data, &len, &err), NANO_EINVAL);
+    alarm(0);
+    assert_string_equal(data, "untouched");
+    assert_int_equal(len, 7);
+    assert_string_equal(err.id, "read_failed");
+    assert_non_null(strstr(err.message, "not a regular file"));
+    assert_memory_equal(err.message, path, strlen(path));
+    /* A directory is refused too. */
+    assert_int_equal(nano_read_file(f->dir, 1024, &data, &len, &err), -EISDIR);
+}
+
+static void file_over_the_limit_is_refused(void **state)
+{
+    file_fx *f = *state;
+    char big[100];
+    memset(big, 'x', sizeof big);
+    const char *path = fx_file(f, "big", big, sizeof big);
+    char *data = NULL;
+    size_t len = 0;
+    nano_error err = {0};
+    assert_int_equal(nano_read_file(path, 99, &data, &len, &err), NANO_ETOOBIG);
+    assert_null(data);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "%s: 100 bytes; the limit is 99", path);
+    assert_string_equal(err.message, want);
+    assert_int_equal(nano_read_file(path, 100, &data, &len, &err), 0); /* exactly the limit */
+    assert_int_equal(len, 100);
+    nano_free(data);
+    data = NULL;
+    /* The limit holds for what is read, not only for what fstat said (a file that grows). */
+    assert_int_equal(nano_read_file("/proc/self/status", 10, &data, &len, &err), NANO_ETOOBIG);
+    assert_null(data);
+    assert_non_null(strstr(err.message, "larger than the limit of 10 bytes"));
+}
+
+static void file_missing_names_the_path(void **state)
+{
+    file_fx *f = *state;
+    const char *path = fx_file(f, "none", NULL, 0);
+    char *data = NULL;
+    size_t len = 0;
+    nano_error err = {0};
+    assert_int_equal(nano_read_file(path, 10, &data, &len, &err), -ENOENT);
+    assert_null(data);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "%s: No such file or directory", path);
+    assert_string_equal(err.message, want);
+    assert_int_equal(nano_read_file(path, 10, &data, &len, NULL), -ENOENT); /* err optional */
+}
+
+static void file_out_of_memory_fails_cleanly(void **state)
+{
+    file_fx *f = *state;
+    const char *path = fx_file(f, "a", "abc", 3);
+    char *data = NULL;
+    size_t len = 0;
+    nano_error err = {0};
+    nano_alloc_fail_after(1);
+    assert_int_equal(nano_read_file(path, 10, &data, &len, &err), NANO_ENOMEM);
+    nano_alloc_fail_after(0);
+    assert_null(data);
+    /* the growth path: /proc files start from a two-byte buffer */
+    for (long nth = 1; nth <= 3; nth++) {
+        nano_alloc_fail_after(nth);
+        int rc = nano_read_file("/proc/self/status", 1 << 20, &data, &len, &err);
+        nano_alloc_fail_after(0);
+        assert_int_equal(rc, NANO_ENOMEM);
+        assert_null(data);
+    }
+}
+
+/* --- opt ----------------------------------------------------------------------------------- */
+
+enum { T_PORT, T_JSON, T_TOKEN, T_TOKEN_FILE };
+
+static const nano_opt test_table[] = {
+    {"--port", true, T_PORT},
+    {"--json", false, T_JSON},
+    {"--token", true, T_TOKEN},
+    {"--token-file", true, T_TOKEN_FILE},
+    {NULL, false, 0},
+};
+
+/* Reads every argument of argv (NULL-terminated) into "id=value" words joined by spaces. */
+static int read_all(const char *prog, char **argv, char *out, size_t cap, nano_error *err)
+{
+    int argc = 0;
+    while (argv[argc] != NULL)
+        argc++;
+    nano_opt_parser p = {test_table, prog, argc, argv, 1};
+    size_t n = 0;
+    out[0] = '\0';
+    while (p.i < argc) {
+        int k;
+        const char *v;
+        int rc = nano_opt_next(&p, &k, &v, err);
+        if (rc != 0)
+            return rc;
+        n += (size_t)snprintf(out + n, cap - n, "%s%d=%s", n ? " " : "",
+                              k == NANO_OPT_ARG ? -1 : test_table[k].id, v ? v : "(null)");
+    }
+    return 0;
+}
+
+static void opt_both_forms_flags_and_arguments(void **state)
+{
+    (void)state;
+    char got[256];
+    nano_error err = {0};
+    char *argv[] = {"prog", "--port", "80", "--port=81", "--json", "app.js", "-", "--port=",
+                    "--token", "-x", "--token-file=t", NULL};
+    assert_int_equal(read_all("prog", argv, got, sizeof got, &err), 0);
+    assert_string_equal(got, "0=80 0=81 1=(null) -1=app.js -1=- 0= 2=-x 3=t");
+    assert_true(nano_opt_is_option("-h"));
+    assert_true(nano_opt_is_option("--"));
+    assert_false(nano_opt_is_option("-"));
+    assert_false(nano_opt_is_option("app.js"));
+}
+
+static void opt_missing_value_is_one_line(void **state)
+{
+    (void)state;
+    char got[256];
+    nano_error err = {0};
+    char *argv[] = {"prog", "--json", "--port", NULL};
+    assert_int_equal(read_all("prog", argv, got, sizeof got, &err), NANO_EINVAL);
+    assert_string_equal(err.id, "usage");
+    assert_string_equal(err.message, "--port needs a value");
+    char *flag_with_value[] = {"prog", "--json=yes", NULL};
+    assert_int_equal(read_all("prog", flag_with_value, got, sizeof got, &err), NANO_EINVAL);
+    assert_string_equal(err.message, "--json takes no value");
+    /* one at a time (nanoctl's commands) */
+    char *one[] = {"prog", "--port", NULL};
+    int i = 1;
+    const char *v = "untouched";
+    assert_int_equal(nano_opt_value("--port", 2, one, &i, &v, &err), NANO_EINVAL);
+    assert_string_equal(err.message, "--port needs a value");
+    assert_int_equal(i, 1);
+    assert_string_equal(v, "untouched");
+}
+
+static void opt_unknown_option_is_named_without_its_value(void **state)
+{
+    (void)state;
+    char got[256];
+    nano_error err = {0};
+    char *argv[] = {"prog", "--port", "1", "--tokens=s3cret", NULL};
+    assert_int_equal(read_all("nano-dp check", argv, got, sizeof got, &err), NANO_EINVAL);
+    assert_string_equal(err.message, "unknown option '--tokens' (see nano-dp check --help)");
+    assert_null(strstr(err.message, "s3cret"));
+    char *prefix[] = {"prog", "--po", NULL};
+    assert_int_equal(read_all(NULL, prefix, got, sizeof got, &err), NANO_EINVAL);
+    assert_string_equal(err.message, "unknown option '--po'");
+}
+
+static void opt_value_matches_one_name_exactly(void **state)
+{
+    (void)state;
+    char *argv[] = {"prog", "--token-file", "f", "--token=t", "--tokenx", NULL};
+    nano_error err = {0};
+    const char *v = NULL;
+    int i = 1;
+    assert_int_equal(nano_opt_value("--token", 5, argv, &i, &v, &err), 0); /* not --token-file */
+    assert_int_equal(nano_opt_value("--token-file", 5, argv, &i, &v, &err), 1);
+    assert_string_equal(v, "f");
+    assert_int_equal(i, 2); /* on the value: the caller's loop steps past it */
+    i = 3;
+    assert_int_equal(nano_opt_value("--token", 5, argv, &i, &v, &err), 1);
+    assert_string_equal(v, "t");
+    assert_int_equal(i, 3);
+    i = 4;
+    assert_int_equal(nano_opt_value("--token", 5, argv, &i, &v, &err), 0);
+}
+
+/* --- token --------------------------------------------------------------------------------- */
+
+static void token_digest_round_trips_through_hex(void **state)
+{
+    (void)state;
+    unsigned char d[NANO_TOKEN_DIGEST_BYTES], from_hex[NANO_TOKEN_DIGEST_BYTES];
+    nano_token_digest("s3cret-token", d);
+    char hex[65];
+    nano_sha256_hex("s3cret-token", strlen("s3cret-token"), hex); /* how token files are kept */
+    assert_int_equal(nano_token_digest_from_hex(hex, from_hex), 0);
+    assert_memory_equal(d, from_hex, sizeof d);
+    for (char *p = hex; *p; p++) /* either case */
+        *p = (char)(*p >= 'a' && *p <= 'f' ? *p - 'a' + 'A' : *p);
+    memset(from_hex, 0, sizeof from_hex);
+    assert_int_equal(nano_token_digest_from_hex(hex, from_hex), 0);
+    assert_memory_equal(d, from_hex, sizeof d);
+    /* "abc": FIPS 180-2's example */
+    nano_token_digest("abc", d);
+    assert_int_equal(nano_token_digest_from_hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9c"
+                                                "b410ff61f20015ad", from_hex), 0);
+    assert_memory_equal(d, from_hex, sizeof d);
+}
+
+static void token_bad_hex_is_refused(void **state)
+{
+    (void)state;
+    unsigned char d[NANO_TOKEN_DIGEST_BYTES];
+    memset(d, 7, sizeof d);
+    char hex[66];
+    memset(hex, 'a', 64);
+    hex[64] = '\0';
+    assert_int_equal(nano_token_digest_from_hex(hex, d), 0);
+    hex[63] = 'g';
+    assert_int_equal(nano_token_digest_from_hex(hex, d), NANO_EINVAL);
+    hex[63] = '\0'; /* 63 digits */
+    assert_int_equal(nano_token_digest_from_hex(hex, d), NANO_EINVAL);
+    hex[63] = 'a';
+    hex[64] = 'a'; /* 65 digits */
+    hex[65] = '\0';
+    assert_int_equal(nano_token_digest_from_hex(hex, d), NANO_EINVAL);
+    assert_int_equal(nano_token_digest_from_hex(NULL, d), NANO_EINVAL);
+    for (size_t i = 0; i < sizeof d; i++) /* written only on success */
+        assert_int_equal(d[i], 0xaa);
+}
+
+static void token_check_compares_whole_digests(void **state)
+{
+    (void)state;
+    unsigned char stored[NANO_TOKEN_DIGEST_BYTES], other[NANO_TOKEN_DIGEST_BYTES];
+    nano_token_digest("right", stored);
+    assert_true(nano_token_check("right", stored));
+    assert_false(nano_token_check("righ", stored));
+    assert_false(nano_token_check("right ", stored));
+    assert_false(nano_token_check("", stored));
+    assert_false(nano_token_check(NULL, stored));
+    memcpy(other, stored, sizeof other);
+    assert_true(nano_token_digest_equal(stored, other));
+    other[NANO_TOKEN_DIGEST_BYTES - 1] ^= 1; /* the last bit differs */
+    assert_false(nano_token_digest_equal(stored, other));
+    other[NANO_TOKEN_DIGEST_BYTES - 1] ^= 1;
+    other[0] ^= 0x80; /* the first */
+    assert_false(nano_token_digest_equal(stored, other));
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest dotenv[] = {
@@ -514,12 +829,37 @@ int main(int argc, char **argv)
         cmocka_unit_test(imports_in_comments_strings_templates_and_regexps_are_not),
         cmocka_unit_test(imports_relative_specifiers),
     };
+    static const struct CMUnitTest file[] = {
+        cmocka_unit_test_setup_teardown(file_regular_file_is_read_whole_and_terminated,
+                                        file_setup, file_teardown),
+        cmocka_unit_test_setup_teardown(file_fifo_is_refused_without_blocking, file_setup,
+                                        file_teardown),
+        cmocka_unit_test_setup_teardown(file_over_the_limit_is_refused, file_setup,
+                                        file_teardown),
+        cmocka_unit_test_setup_teardown(file_missing_names_the_path, file_setup, file_teardown),
+        cmocka_unit_test_setup_teardown(file_out_of_memory_fails_cleanly, file_setup,
+                                        file_teardown),
+    };
+    static const struct CMUnitTest opt[] = {
+        cmocka_unit_test(opt_both_forms_flags_and_arguments),
+        cmocka_unit_test(opt_missing_value_is_one_line),
+        cmocka_unit_test(opt_unknown_option_is_named_without_its_value),
+        cmocka_unit_test(opt_value_matches_one_name_exactly),
+    };
+    static const struct CMUnitTest token[] = {
+        cmocka_unit_test(token_digest_round_trips_through_hex),
+        cmocka_unit_test(token_bad_hex_is_refused),
+        cmocka_unit_test(token_check_compares_whole_digests),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("dotenv", dotenv),
         UNIT_GROUP("env", env),
         UNIT_GROUP("parse", parse),
         UNIT_GROUP("check", check),
         UNIT_GROUP("imports", imports),
+        UNIT_GROUP("file", file),
+        UNIT_GROUP("opt", opt),
+        UNIT_GROUP("token", token),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }
