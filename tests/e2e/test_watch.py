@@ -79,6 +79,16 @@ def inotify_watches(pid):
     return n
 
 
+def wait_watches(pid, want, what, timeout=5.0):
+    """Waits until the process holds want inotify watches: dp.config_applied is logged before
+    the file source moves its watches to the new config (main.c: apply_config, then
+    watch_modules), so a count read right after the line can be the old one."""
+    deadline = time.monotonic() + timeout
+    while inotify_watches(pid) != want and time.monotonic() < deadline:
+        time.sleep(0.02)
+    eq(inotify_watches(pid), want, what)
+
+
 @check
 def module_edits_redeploy_with_no_failed_request_and_a_broken_module_is_refused():
     cfg = {"apps": [{"name": "web", "hostname": "web.test", "path": "./web.js"}]}
@@ -216,14 +226,14 @@ def one_watch_per_directory_following_the_applied_config():
         s.write_config({"apps": apps + [{"name": "d", "hostname": "d.test",
                                          "path": "./more/d.js"}]})
         s.wait_log(r"dp\.config_applied trigger=file version=2 apps=4 added=1")
-        eq(inotify_watches(pid), base + 3, "more/ watched")
+        wait_watches(pid, base + 3, "more/ watched")
         s.write_file("more/d.js", d_js.replace("v1", "v2"))
         s.wait_log(r"dp\.config_applied trigger=module version=3 .*redeployed=1")
         eq(get_json(s, "d.test")["version"], "v2", "d's edit")
         # Removed again: its directory is not watched any more, and its edits do nothing.
         s.write_config({"apps": apps})
         s.wait_log(r"dp\.config_applied trigger=file version=4 apps=3 .*removed=1")
-        eq(inotify_watches(pid), base + 2, "more/ no longer watched")
+        wait_watches(pid, base + 2, "more/ no longer watched")
         s.write_file("more/d.js", d_js.replace("v1", "v3"))
         # Other files beside the watched ones (an editor's swap file) do nothing either.
         s.write_file(".a.js.swp", "x")
