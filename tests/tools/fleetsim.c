@@ -18,6 +18,7 @@
  * Once every client has its first snapshot it prints "ready N". A refused token is fatal:
  * "refused NODE unauthorized" and exit 3. At exit each client prints one line:
  *   "client NAME applied=S snapshots=K gaps=G acks=A". */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -113,8 +114,13 @@ static int call(client *c, nano_msg_type type, json_t *fields, nano_msg *out, ch
         return -1;
     }
     nng_msg *reply = NULL;
+    uint64_t t0 = now_ms();
     rc = nano_nng_req_call(c->req, O.rpc_url, req.data, req.len, &reply, &err);
     nano_buf_fini(&req);
+    uint64_t took = now_ms() - t0;
+    if (took >= 1000 && !atomic_load(&STOP)) /* a hint for whoever reads a slow test's output */
+        fprintf(stderr, "fleetsim: %s: %s took %llu ms%s%s\n", c->name, nano_msg_type_name(type),
+                (unsigned long long)took, rc != 0 ? ": " : "", rc != 0 ? err.message : "");
     if (rc != 0) {
         atomic_fetch_add(&c->errors, 1);
         return -1;
@@ -604,8 +610,21 @@ int main(int argc, char **argv)
     }
     fflush(stdout);
     atomic_store(&STOP, true);
-    for (int i = 0; i < O.clients; i++)
+    /* A client sees STOP between two calls; one waiting for a reply (up to 5 s a call) is
+     * woken by closing its sockets after a grace period, so that quitting is prompt. Its own
+     * nng_close afterwards only returns NNG_ECLOSED. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    for (int i = 0; i < O.clients; i++) {
+        if (pthread_timedjoin_np(threads[i], NULL, &until) == 0)
+            continue;
+        fprintf(stderr, "fleetsim: %s still in a call at quit: closing its sockets\n",
+                CLIENTS[i].name);
+        nng_close(CLIENTS[i].req);
+        nng_close(CLIENTS[i].sub);
         pthread_join(threads[i], NULL);
+    }
     print_clients();
     free(threads);
     free(CLIENTS);
