@@ -83,7 +83,8 @@ int cp_service__check_fields(json_t *args, const char *const *allowed, cp_error 
     return 0;
 }
 
-int cp_service__get_str(json_t *args, const char *key, bool required, const char **out, cp_error *err)
+int cp_service__get_str(json_t *args, const char *key, bool required, const char **out,
+                        cp_error *err)
 {
     json_t *v = json_object_get(args, key);
     *out = NULL;
@@ -123,7 +124,8 @@ int cp_service__get_app_name(json_t *args, const char **out, cp_error *err)
 }
 
 /* The app named in args: its row in *app (owned) and its id. */
-int cp_service__load_app(cp_service *svc, const char *name, json_t **app, int64_t *id, cp_error *err)
+int cp_service__load_app(cp_service *svc, const char *name, json_t **app, int64_t *id,
+                         cp_error *err)
 {
     int rc = cp_store_app_get(svc->st, name, app);
     if (rc == NANO_ENOTFOUND)
@@ -163,7 +165,7 @@ json_t *cp_service__deployment_view(json_t *row)
 /* --- logs ----------------------------------------------------------------------------------- */
 
 int cp_service__log_delta(cp_service *svc, const char *op, const char *app, json_t *payload,
-                     cp_error *err)
+                          cp_error *err)
 {
     int rc = cp_store_log_append(svc->st, op, app, payload, NULL);
     json_decref(payload);
@@ -192,7 +194,7 @@ int cp_service__log_app_put(cp_service *svc, const char *name, cp_error *err)
 }
 
 int cp_service__audit(cp_service *svc, const cp_actor *actor, const char *op, const char *app,
-                 json_t *detail, cp_error *err)
+                      json_t *detail, cp_error *err)
 {
     int rc = cp_store_audit_append(svc->st, actor && actor->who ? actor->who : "unknown",
                                    actor && actor->via ? actor->via : "internal", op, app, detail);
@@ -221,7 +223,7 @@ int cp_service__check_required(json_t *required, json_t *kinds, const char *app,
 }
 
 int cp_service__check_required_now(cp_service *svc, json_t *app, int64_t id, const char *name,
-                              cp_error *err)
+                                   cp_error *err)
 {
     json_t *kinds = NULL;
     int rc = cp_store_env_kinds(svc->st, id, &kinds);
@@ -310,8 +312,8 @@ static int check_strings(const json_t *v, char *field, size_t len, size_t cap, i
     json_object_keylen_foreach((json_t *)v, key, key_len, m) {
         char shown_key[72];
         bool bad_key = memchr(key, '\0', key_len) != NULL || !nano_utf8_valid(key, key_len);
-        snprintf(shown_key, sizeof shown_key, "%.*s", bad_key ? 0 : (int)(key_len > 64 ? 64 : key_len),
-                 key);
+        snprintf(shown_key, sizeof shown_key, "%.*s",
+                 bad_key ? 0 : (int)(key_len > 64 ? 64 : key_len), key);
         int k = snprintf(field + len, cap - len, "%s%s", len ? "." : "",
                          bad_key ? "(key)" : shown_key);
         size_t l = len + (k > 0 && (size_t)k < cap - len ? (size_t)k : 0);
@@ -602,8 +604,8 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     int64_t schema = 0, seq = 0;
     cp_store_schema_version(svc->st, &schema);
     cp_store_log_seq(svc->st, &seq);
-    NANO_INFO("cp.store_open", "path=%s schema_version=%lld config_seq=%lld key_id=%s", svc->db_path,
-              (long long)schema, (long long)seq, svc->key.id);
+    NANO_INFO("cp.store_open", "path=%s schema_version=%lld config_seq=%lld key_id=%s",
+              svc->db_path, (long long)schema, (long long)seq, svc->key.id);
     *out = svc;
     return 0;
 }

@@ -45,7 +45,8 @@ static int read_hostnames(json_t *args, app_fields *f, cp_error *err)
         return 0;
     if (!json_is_array(hs))
         return cp_error_set(err, 400, "invalid_field", "hostnames",
-                            "hostnames must be an array of hostnames, not %s", cp_service__type_name(hs));
+                            "hostnames must be an array of hostnames, not %s",
+                            cp_service__type_name(hs));
     if (json_array_size(hs) > MAX_HOSTNAMES)
         return cp_error_set(err, 413, "too_large", "hostnames",
                             "an app has at most %d hostnames", MAX_HOSTNAMES);
@@ -100,7 +101,8 @@ static int read_required_env(json_t *args, app_fields *f, cp_error *err)
         return 0;
     if (!json_is_array(r))
         return cp_error_set(err, 400, "invalid_field", "required_env",
-                            "required_env must be an array of env names, not %s", cp_service__type_name(r));
+                            "required_env must be an array of env names, not %s",
+                            cp_service__type_name(r));
     if (json_array_size(r) > NANO_ENV_MAX_ENTRIES)
         return cp_error_set(err, 413, "too_large", "required_env",
                             "required_env lists more than %d names", NANO_ENV_MAX_ENTRIES);
@@ -175,7 +177,8 @@ static int read_app_fields(json_t *args, app_fields *f, cp_error *err)
         char b[72];
         if (!json_is_string(p))
             rc = cp_error_set(err, 400, "invalid_field", "path_prefix",
-                              "path_prefix must be a string or null, not %s", cp_service__type_name(p));
+                              "path_prefix must be a string or null, not %s",
+                              cp_service__type_name(p));
         else if (!nano_path_prefix_valid(json_string_value(p)))
             rc = cp_error_set(err, 400, "invalid_field", "path_prefix",
                               "\"%s\" is not a valid path prefix: use \"/seg\" or \"/seg/seg\" "
@@ -244,7 +247,8 @@ static int write_app(cp_service *svc, const char *name, const app_fields *f, int
                       .n_hostnames = f->n_hostnames, .path_prefix = f->path_prefix,
                       .is_default = f->is_default, .node_compat = f->node_compat,
                       .required_env = required, .limits = limits, .egress = egress};
-    int rc = *id == 0 ? cp_store_app_insert(svc->st, &w, id) : cp_store_app_update(svc->st, *id, &w);
+    int rc =
+        *id == 0 ? cp_store_app_insert(svc->st, &w, id) : cp_store_app_update(svc->st, *id, &w);
     free(limits);
     free(required);
     free(egress);
@@ -282,8 +286,8 @@ static json_t *changed_fields(json_t *args)
     return list;
 }
 
-int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                          cp_error *err)
+int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *args,
+                               json_t **result, cp_error *err)
 {
     const char *name;
     app_fields f = {.required_env = json_array(), .limits = nano_limits_defaults()};
@@ -312,7 +316,8 @@ int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *a
         json_t *hosts = json_array();
         for (size_t i = 0; i < f.n_hostnames; i++)
             json_array_append_new(hosts, json_string(f.hostnames[i]));
-        rc = cp_service__audit(svc, actor, "apps.create", name, json_pack("{s:o}", "hostnames", hosts), err);
+        rc = cp_service__audit(svc, actor, "apps.create", name,
+                               json_pack("{s:o}", "hostnames", hosts), err);
     }
     if (rc == 0)
         rc = app_result(svc, name, result, err);
@@ -320,8 +325,8 @@ int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *a
     return rc;
 }
 
-int cp_service__op_apps_update(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                          cp_error *err)
+int cp_service__op_apps_update(cp_service *svc, const cp_actor *actor, json_t *args,
+                               json_t **result, cp_error *err)
 {
     const char *name;
     json_t *app = NULL;
@@ -368,8 +373,8 @@ int cp_service__op_apps_update(cp_service *svc, const cp_actor *actor, json_t *a
     if (rc == 0)
         rc = cp_service__log_app_put(svc, name, err);
     if (rc == 0)
-        rc = cp_service__audit(svc, actor, "apps.update", name, json_pack("{s:o}", "fields", changed_fields(args)),
-                   err);
+        rc = cp_service__audit(svc, actor, "apps.update", name,
+                               json_pack("{s:o}", "fields", changed_fields(args)), err);
     if (rc == 0)
         rc = app_result(svc, name, result, err);
     app_fields_fini(&f);
@@ -383,7 +388,7 @@ const char *const cp_service__name_only[] = {"name", NULL};
 const char *const cp_service__no_fields[] = {NULL};
 
 int cp_service__op_apps_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                        cp_error *err)
+                             cp_error *err)
 {
     (void)actor;
     json_t *rows = NULL;
@@ -438,7 +443,7 @@ static json_t *distribution(cp_service *svc, const json_t *row)
 }
 
 int cp_service__op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                       cp_error *err)
+                            cp_error *err)
 {
     (void)actor;
     const char *name;
@@ -466,7 +471,8 @@ int cp_service__op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args
     }
     if (rc == 0) {
         *result = cp_service__app_view(app);
-        json_object_set_new(*result, "deployment", dep ? cp_service__deployment_view(dep) : json_null());
+        json_object_set_new(*result, "deployment",
+                            dep ? cp_service__deployment_view(dep) : json_null());
         json_object_set_new(*result, "nodes", node_states(nodes, name));
         json_object_set_new(*result, "distribution", distribution(svc, app));
         if (drain != NULL) {
@@ -483,8 +489,8 @@ int cp_service__op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args
 
 /* --- removal -------------------------------------------------------------------------------- */
 
-int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                          cp_error *err)
+int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *args,
+                               json_t **result, cp_error *err)
 {
     const char *name;
     json_t *app = NULL;
@@ -517,7 +523,8 @@ int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *a
         if (rc != 0)
             rc = cp_service__store_fail(svc, rc, "deleting an app", err);
         if (rc == 0)
-            rc = cp_service__log_delta(svc, "app.remove", name, json_pack("{s:s}", "app", name), err);
+            rc = cp_service__log_delta(svc, "app.remove", name, json_pack("{s:s}", "app", name),
+                                       err);
     } else if (rc == 0) {
         /* The drain ends in finish_drains (below), run by the distribution layer when the
          * last node acks (drain.ack, or a status that no longer lists the app) or when the
@@ -541,7 +548,7 @@ int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *a
 }
 
 int cp_service__op_apps_drain(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                         cp_error *err)
+                              cp_error *err)
 {
     (void)actor;
     const char *name;
@@ -573,4 +580,3 @@ int cp_service__op_apps_drain(cp_service *svc, const cp_actor *actor, json_t *ar
     json_decref(drain);
     return rc;
 }
-

@@ -42,7 +42,8 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
         }
         if (!json_is_string(v)) {
             rc = cp_error_set(err, 400, "invalid_field", field,
-                              "a module's source must be a string, not %s", cp_service__type_name(v));
+                              "a module's source must be a string, not %s",
+                              cp_service__type_name(v));
             break;
         }
         total += json_string_length(v);
@@ -60,8 +61,9 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
     }
     if (rc == 0 && json_object_get(mods, main) == NULL) {
         char b[72];
-        rc = cp_error_set(err, 400, "invalid_field", "main",
-                          "main \"%s\" is not one of the modules", cp_service__shown(main, b, sizeof b));
+        rc =
+            cp_error_set(err, 400, "invalid_field", "main", "main \"%s\" is not one of the modules",
+                         cp_service__shown(main, b, sizeof b));
     }
     if (rc != 0) {
         nano_free(list);
@@ -175,13 +177,13 @@ static void app_env(cp_service *svc, json_t *app, nano_env *env)
 }
 
 /* check_bundle: the bundle's main module loads as app would load it (its limits,
- * node_compat and env; NULL: the defaults), checked by `nano-dp check` in a child process. 0 when it
- * loads or when no checker is configured; NANO_EINVAL with err (the checker's id and one
- * line, module paths relative to the bundle) when it does not; another code when the check
- * could not be made. Blocks the service thread for the check (about 0.1 s; at most the load
- * CPU budget plus NANO_CHECK_SLACK_MS). */
+ * node_compat and env; NULL: the defaults), checked by `nano-dp check` in a child process. 0 when
+ * it loads or when no checker is configured; NANO_EINVAL with err (the checker's id and one line,
+ * module paths relative to the bundle) when it does not; another code when the check could not be
+ * made. Blocks the service thread for the check (about 0.1 s; at most the load CPU budget plus
+ * NANO_CHECK_SLACK_MS). */
 int cp_service__check_bundle(cp_service *svc, json_t *app, const char *main, const cp_module *mods,
-                        size_t n, nano_error *err)
+                             size_t n, nano_error *err)
 {
     if (svc->checker == NULL)
         return 0;
@@ -205,14 +207,14 @@ int cp_service__check_bundle(cp_service *svc, json_t *app, const char *main, con
         app_env(svc, app, &env);
         nano_buf path = NANO_BUF_INIT;
         nano_buf_appendf(&path, "%s/%s", d, main);
-        nano_check_options co = {.checker = svc->checker,
-                                 .path = nano_buf_cstr(&path),
-                                 .name = app != NULL ? json_string_value(json_object_get(app, "name"))
-                                                     : NULL,
-                                 .cpu_ms = nano_check_cpu_ms(lim.cpu_ms),
-                                 .memory_mb = lim.memory_mb,
-                                 .node_compat = json_is_true(json_object_get(app, "node_compat")),
-                                 .env = &env};
+        nano_check_options co = {
+            .checker = svc->checker,
+            .path = nano_buf_cstr(&path),
+            .name = app != NULL ? json_string_value(json_object_get(app, "name")) : NULL,
+            .cpu_ms = nano_check_cpu_ms(lim.cpu_ms),
+            .memory_mb = lim.memory_mb,
+            .node_compat = json_is_true(json_object_get(app, "node_compat")),
+            .env = &env};
         rc = nano_check_module(&co, err);
         nano_buf_fini(&path);
         nano_env_fini(&env);
@@ -231,7 +233,9 @@ int cp_service__check_bundle(cp_service *svc, json_t *app, const char *main, con
     return rc;
 }
 
-/* code.put then app.put for the deployment that just became active. *//* code.put then app.put for the deployment that just became active. */
+/* code.put then app.put for the deployment that just became active. */ /* code.put then app.put for
+                                                                           the deployment that just
+                                                                           became active. */
 static int log_activation(cp_service *svc, const char *name, json_t *dep, cp_error *err)
 {
     json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O}", "app", name, "version",
@@ -242,8 +246,8 @@ static int log_activation(cp_service *svc, const char *name, json_t *dep, cp_err
     return rc == 0 ? cp_service__log_app_put(svc, name, err) : rc;
 }
 
-int cp_service__op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                          cp_error *err)
+int cp_service__op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *args,
+                               json_t **result, cp_error *err)
 {
     static const char *const fields[] = {"name", "main", "modules", NULL};
     const char *name, *main = NULL;
@@ -313,7 +317,7 @@ int cp_service__op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *a
 }
 
 int cp_service__op_deployments_list(cp_service *svc, const cp_actor *actor, json_t *args,
-                               json_t **result, cp_error *err)
+                                    json_t **result, cp_error *err)
 {
     (void)actor;
     const char *name;
@@ -341,7 +345,7 @@ int cp_service__op_deployments_list(cp_service *svc, const cp_actor *actor, json
 }
 
 int cp_service__op_apps_rollback(cp_service *svc, const cp_actor *actor, json_t *args,
-                            json_t **result, cp_error *err)
+                                 json_t **result, cp_error *err)
 {
     static const char *const fields[] = {"name", "version", NULL};
     const char *name;
@@ -396,4 +400,3 @@ int cp_service__op_apps_rollback(cp_service *svc, const cp_actor *actor, json_t 
     json_decref(dep);
     return rc;
 }
-

@@ -26,7 +26,7 @@ static int env_result(cp_service *svc, int64_t id, json_t **result, cp_error *er
 }
 
 int cp_service__op_env_get(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                      cp_error *err)
+                           cp_error *err)
 {
     (void)actor;
     const char *name;
@@ -118,11 +118,12 @@ static int del_var(cp_service *svc, const char *name, int64_t id, const char *ke
     int rc = cp_store_env_del(svc->st, id, key);
     if (rc != 0)
         return cp_service__store_fail(svc, rc, "deleting a var", err);
-    return cp_service__log_delta(svc, "env.del", name, json_pack("{s:s, s:s}", "app", name, "name", key), err);
+    return cp_service__log_delta(svc, "env.del", name,
+                                 json_pack("{s:s, s:s}", "app", name, "name", key), err);
 }
 
 int cp_service__op_env_patch(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                        cp_error *err)
+                             cp_error *err)
 {
     static const char *const fields[] = {"name", "vars", NULL};
     const char *name;
@@ -216,7 +217,7 @@ static int del_secret(cp_service *svc, const char *name, int64_t id, const char 
  * transaction, so the data planes get it as one delta: no request sees half of it. A var
  * whose value is already the stored one is not written again. */
 int cp_service__op_env_replace(cp_service *svc, const cp_actor *actor, json_t *args,
-                          json_t **result, cp_error *err)
+                               json_t **result, cp_error *err)
 {
     static const char *const fields[] = {"name", "vars", "secrets", NULL};
     const char *name, *key;
@@ -281,7 +282,8 @@ int cp_service__op_env_replace(cp_service *svc, const cp_actor *actor, json_t *a
                               key, name);
         }
     }
-    size_t final = json_object_size(vars) + (secrets != NULL ? json_object_size(secrets) : n_secrets);
+    size_t final =
+        json_object_size(vars) + (secrets != NULL ? json_object_size(secrets) : n_secrets);
     if (rc == 0 && final > NANO_ENV_MAX_ENTRIES)
         rc = cp_error_set(err, 413, "too_large", "vars",
                           "app %s would have %zu vars and secrets; the limit is %d", name, final,
@@ -389,12 +391,12 @@ static int del_secret(cp_service *svc, const char *name, int64_t id, const char 
                             key);
     if (rc != 0)
         return cp_service__store_fail(svc, rc, "deleting a secret", err);
-    return cp_service__log_delta(svc, "secret.del", name, json_pack("{s:s, s:s}", "app", name, "name", key),
-                     err);
+    return cp_service__log_delta(svc, "secret.del", name,
+                                 json_pack("{s:s, s:s}", "app", name, "name", key), err);
 }
 
 int cp_service__op_secrets_list(cp_service *svc, const cp_actor *actor, json_t *args,
-                           json_t **result, cp_error *err)
+                                json_t **result, cp_error *err)
 {
     (void)actor;
     const char *name;
@@ -413,8 +415,8 @@ int cp_service__op_secrets_list(cp_service *svc, const cp_actor *actor, json_t *
     return rc;
 }
 
-int cp_service__op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                          cp_error *err)
+int cp_service__op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *args,
+                               json_t **result, cp_error *err)
 {
     static const char *const fields[] = {"name", "key", "value", NULL};
     const char *name, *key = NULL, *value = NULL;
@@ -461,7 +463,7 @@ int cp_service__op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *a
 }
 
 int cp_service__op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t *args,
-                             json_t **result, cp_error *err)
+                                  json_t **result, cp_error *err)
 {
     static const char *const fields[] = {"name", "key", NULL};
     const char *name, *key = NULL;
@@ -481,7 +483,8 @@ int cp_service__op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t
     if (rc == 0 && cp_service__is_deployed(app))
         rc = cp_service__check_required_now(svc, app, id, name, err);
     if (rc == 0)
-        rc = cp_service__audit(svc, actor, "secrets.delete", name, json_pack("{s:s}", "key", key), err);
+        rc = cp_service__audit(svc, actor, "secrets.delete", name, json_pack("{s:s}", "key", key),
+                               err);
     if (rc == 0)
         *result = json_object();
     json_decref(app);
@@ -496,7 +499,7 @@ int cp_service__op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t
  * pending ends now (the app removed, app.remove logged). A node that still runs registers
  * again with its next hello or status report. */
 int cp_service__op_nodes_remove(cp_service *svc, const cp_actor *actor, json_t *args,
-                           json_t **result, cp_error *err)
+                                json_t **result, cp_error *err)
 {
     const char *name;
     int rc = cp_service__check_fields(args, cp_service__name_only, err);
@@ -527,7 +530,7 @@ int cp_service__op_nodes_remove(cp_service *svc, const cp_actor *actor, json_t *
 }
 
 int cp_service__op_nodes_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                         cp_error *err)
+                              cp_error *err)
 {
     (void)actor;
     json_t *nodes = NULL;
@@ -568,7 +571,7 @@ static int get_count(json_t *args, const char *key, int64_t min, int64_t max, in
 }
 
 int cp_service__op_audit_list(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                         cp_error *err)
+                              cp_error *err)
 {
     (void)actor;
     static const char *const fields[] = {"limit", "before_id", NULL};
@@ -587,7 +590,7 @@ int cp_service__op_audit_list(cp_service *svc, const cp_actor *actor, json_t *ar
 }
 
 int cp_service__op_version(cp_service *svc, const cp_actor *actor, json_t *args, json_t **result,
-                      cp_error *err)
+                           cp_error *err)
 {
     (void)actor;
     int64_t schema = 0, seq = 0;
@@ -600,4 +603,3 @@ int cp_service__op_version(cp_service *svc, const cp_actor *actor, json_t *args,
                             (json_int_t)schema, "config_seq", (json_int_t)seq);
     return rc;
 }
-

@@ -331,12 +331,12 @@ static int migrate(cp_store *st, nano_error *err)
     json_t *m;
     json_array_foreach(list, i, m) {
         if (json_is_false(json_object_get(m, "known"))) {
-            rc = nano_error_set(err, NANO_ESTATE, "store_too_new",
-                                "%s: the database has migration %04lld (%s), newer than this "
-                                "nanocp knows (up to %04lld): run a newer nanocp",
-                                st->path, (long long)json_integer_value(json_object_get(m, "version")),
-                                json_string_value(json_object_get(m, "name")),
-                                (long long)max_known_version(st));
+            rc = nano_error_set(
+                err, NANO_ESTATE, "store_too_new",
+                "%s: the database has migration %04lld (%s), newer than this "
+                "nanocp knows (up to %04lld): run a newer nanocp",
+                st->path, (long long)json_integer_value(json_object_get(m, "version")),
+                json_string_value(json_object_get(m, "name")), (long long)max_known_version(st));
             break;
         }
     }
@@ -405,7 +405,8 @@ int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_mig
     st->path = nano_xstrdup(path);
     st->migs = migs;
     st->n_migs = n_migs;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (migrate_now ? SQLITE_OPEN_CREATE : 0);
+    int flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (migrate_now ? SQLITE_OPEN_CREATE : 0);
     /* The file is made 0600 before SQLite opens it: it holds env values and ciphertexts. */
     if (migrate_now) {
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -650,7 +651,8 @@ int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
                                const char *main, const cp_module *mods, size_t n_mods,
                                const char *created_by, int64_t *id_out, int64_t *version_out)
 {
-    static const char blob[] = "INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3)";
+    static const char blob[] =
+        "INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3)";
     static const char ins[] =
         "INSERT INTO deployments (app_id, version, sha256, main, size, created_at, created_by)"
         " VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE app_id = ?1),"

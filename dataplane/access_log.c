@@ -36,8 +36,9 @@ void dp_worker__access_line(dp_worker *w, const dp_flight *f, dp_request *req, i
     /* The fixed text (about 90 bytes) and numbers of at most 20 digits each. Text lines are
      * written in place in the batch; JSON lines convert the text made in access_kv. */
     size_t room = 200 + app_len + m.len + path_len;
-    char *start = nano_log_json ? nano_buf_reserve(&w->access_kv, room)
-                                : nano_log_line_begin(&w->access_log, NANO_LOG_INFO, "access", room);
+    char *start = nano_log_json
+                      ? nano_buf_reserve(&w->access_kv, room)
+                      : nano_log_line_begin(&w->access_log, NANO_LOG_INFO, "access", room);
     char *o = start;
     o = PUT_LIT(o, "app=");
     o = put(o, app, app_len);

@@ -223,7 +223,8 @@ static uint64_t content_length_of(dp_request *req, bool *has)
         const dp_header *h = dp_request_header(req, i);
         if (nano_str_ieq(h->name, NANO_STR("content-length"))) {
             uint64_t n = 0;
-            for (size_t k = 0; k < h->value.len && h->value.ptr[k] >= '0' && h->value.ptr[k] <= '9'; k++)
+            for (size_t k = 0; k < h->value.len && h->value.ptr[k] >= '0' && h->value.ptr[k] <= '9';
+                 k++)
                 n = n * 10 + (uint64_t)(h->value.ptr[k] - '0');
             *has = true;
             return n;

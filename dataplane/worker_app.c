@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-/* --- isolates ---------------------------------------------------------------------------------- */
-
+/* --- isolates ----------------------------------------------------------------------------------
+ */
 
 /* --- the shutdown event ---------------------------------------------------------------------
  *
@@ -41,7 +41,8 @@ static void on_shutdown_settled(void *ud)
     v->app->w->n_shutdowns_pending--;
     NANO_INFO("app.shutdown_settled", "app=%s worker=%d sha256=%.12s in_flight=%zu", v->app->name,
               v->app->w->index, v->cfg->code_sha256, v->in_flight);
-    dp_worker__reap_schedule(v); /* the version or its app may be done: checked from a clean stack */
+    dp_worker__reap_schedule(
+        v); /* the version or its app may be done: checked from a clean stack */
 }
 
 /* Fires the event in v's isolate, once, with timeout_ms until its deadline. */
@@ -175,7 +176,8 @@ static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_ou
         return -1;
     }
     uint64_t us = (uv_hrtime() - t0) / 1000;
-    rt_hooks hooks = {dp_worker__on_request_done, dp_worker__on_cpu_exceeded, dp_worker__on_broken, v};
+    rt_hooks hooks = {dp_worker__on_request_done, dp_worker__on_cpu_exceeded, dp_worker__on_broken,
+                      v};
     rt_isolate_set_hooks(v->iso, &hooks);
     rt_isolate_set_watch(v->iso, &w->watch, c->limits.cpu_ms);
     dp_stat_add(&v->app->stats->isolates, 1);
@@ -254,8 +256,8 @@ static void on_reap(uv_idle_t *h)
             dp_worker__version_free_isolate(v);
             v->is_broken = false;
         }
-        /* A redeploy's old version goes once idle; a draining app's versions go in dp_worker__app_finish,
-         * after its shutdown event. */
+        /* A redeploy's old version goes once idle; a draining app's versions go in
+         * dp_worker__app_finish, after its shutdown event. */
         if (v->is_retiring && v->in_flight == 0 && app->state == DP_APP_ACTIVE &&
             version_shutdown_over(v)) {
             for (dp_version **pp = &app->retired; *pp != NULL; pp = &(*pp)->next) {
@@ -387,7 +389,8 @@ static void on_drain_timeout(uv_timer_t *t)
 /* with_timer: bounded by the app's drain timeout (an app removed from the config); a process
  * shutdown is bounded by the control thread's --drain-timeout instead, which closes what is
  * left. */
-void dp_worker__app_begin_drain(dp_app *app, nano_config *old_cfg, size_t old_index, bool with_timer)
+void dp_worker__app_begin_drain(dp_app *app, nano_config *old_cfg, size_t old_index,
+                                bool with_timer)
 {
     dp_worker *w = app->w;
     uint64_t timeout = app->current->cfg->limits.drain_timeout_ms;
