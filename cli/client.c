@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -147,11 +149,49 @@ void ctl_conn_fini(ctl_conn *c)
 
 /* --- the client --------------------------------------------------------------------------- */
 
+/* Set from NNG's thread once the REQ socket has a connection (NNG_PIPE_EV_ADD_POST). */
+typedef struct pipe_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool is_up;
+} pipe_wait;
+
 struct ctl_client {
     nng_socket sock;
     char *url;
     char *token;
+    pipe_wait pw;
 };
+
+static void on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    (void)ev;
+    pipe_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->is_up = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Whether the socket got a connection within ms. */
+static bool wait_pipe(pipe_wait *w, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->is_up && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+        ;
+    bool up = w->is_up;
+    pthread_mutex_unlock(&w->mu);
+    return up;
+}
 
 /* tcp_reachable: NNG's synchronous dial has no timeout of its own (an unroutable host waits
  * for the kernel's, minutes), and its asynchronous dial retries a refused connection forever
@@ -219,15 +259,16 @@ static int tcp_reachable(const char *url, int timeout_ms, nano_error *err)
     return 0;
 }
 
+/* How long a tcp:// dial may take before nanoctl probes the address itself for the reason
+ * (refused, unreachable): on loopback or a LAN the connection is up long before. */
+#define CTL_PROBE_AFTER_MS 50
+
 int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_client **out,
                     nano_error *err)
 {
-    if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
-        strncmp(url, "tcp6://", 7) == 0) {
-        int rc = tcp_reachable(url, timeout_ms, err);
-        if (rc != 0)
-            return rc;
-    } else if (strncmp(url, "ipc://", 6) != 0) {
+    bool is_tcp = strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
+                  strncmp(url, "tcp6://", 7) == 0;
+    if (!is_tcp && strncmp(url, "ipc://", 6) != 0) {
         /* TODO(#7): tls+tcp:// needs a CA file option and an nng_tls_config. */
         return nano_error_set(err, NANO_EINVAL, "bad_url",
                               "%s: unsupported URL (use tcp://HOST:PORT or ipc://PATH)", url);
@@ -238,9 +279,37 @@ int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_clie
         nano_free(cl);
         return rc;
     }
-    rc = nano_nng_dial(cl->sock, url, NULL, err);
+    pthread_mutex_init(&cl->pw.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cl->pw.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (is_tcp) {
+        /* NNG's blocking dial has no timeout of its own (an unroutable host waits for the
+         * kernel's, minutes) and its background dial retries a refused connection forever
+         * without a word. So: dial in the background and, only if no connection is up
+         * shortly, probe the address with a bounded connect for the OS's reason. (Probing
+         * every time cost ~100 ms per command: nanocp's NNG listener is slow to take the next
+         * connection after one that closes before its handshake.) */
+        nng_pipe_notify(cl->sock, NNG_PIPE_EV_ADD_POST, on_pipe_added, &cl->pw);
+        nano_nng_dial_options bg = {.is_background = true};
+        rc = nano_nng_dial(cl->sock, url, &bg, err);
+        if (rc == 0 && !wait_pipe(&cl->pw, CTL_PROBE_AFTER_MS)) {
+            rc = tcp_reachable(url, timeout_ms, err);
+            if (rc == 0 && !wait_pipe(&cl->pw, timeout_ms))
+                rc = nano_error_set(err, NANO_EIO, "connect_failed",
+                                    "cannot connect to %s: no NNG handshake within %d ms", url,
+                                    timeout_ms);
+        }
+    } else {
+        rc = nano_nng_dial(cl->sock, url, NULL, err);
+    }
     if (rc != 0) {
+        nng_pipe_notify(cl->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
         nng_close(cl->sock);
+        pthread_cond_destroy(&cl->pw.cv);
+        pthread_mutex_destroy(&cl->pw.mu);
         nano_free(cl);
         return rc;
     }
@@ -293,7 +362,10 @@ void ctl_client_close(ctl_client *cl)
 {
     if (!cl)
         return;
-    nng_close(cl->sock);
+    nng_pipe_notify(cl->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+    nng_close(cl->sock); /* no pipe callback runs after it */
+    pthread_cond_destroy(&cl->pw.cv);
+    pthread_mutex_destroy(&cl->pw.mu);
     nano_free(cl->url);
     nano_free(cl->token);
     nano_free(cl);
