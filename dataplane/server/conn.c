@@ -573,12 +573,7 @@ void dp_conn__body_taken(dp_conn *c)
 static void send_error(dp_conn *c, int status, dp_refusal kind, const char *reason)
 {
     dp_server__count_refusal(kind);
-    const char *text = status == 413   ? "Payload Too Large"
-                       : status == 431 ? "Request Header Fields Too Large"
-                       : status == 408 ? "Request Timeout"
-                       : status == 501 ? "Not Implemented"
-                       : status == 505 ? "HTTP Version Not Supported"
-                                       : "Bad Request";
+    const char *text = dp_request__reason_phrase(status);
     NANO_DEBUG("conn.bad_request", "status=%d reason=\"%s\"", status, reason);
     bool can_answer = c->req == NULL || !dp_response_started(c->req);
     release_request(c, true);

@@ -253,7 +253,7 @@ void dp_request__body_end(dp_request *req, bool failed)
         req->listener->body_event(req->listener_ud, req);
 }
 
-static const char *reason_phrase(int status)
+const char *dp_request__reason_phrase(int status)
 {
     switch (status) {
     case 100: return "Continue";
@@ -351,7 +351,7 @@ static int head_begin(dp_request *req, int status, nano_str status_text)
         return 0;
     }
     if (status_text.len == 0)
-        status_text = nano_str_c(reason_phrase(status));
+        status_text = nano_str_c(dp_request__reason_phrase(status));
     char *p = nano_buf_reserve(out, 16 + status_text.len);
     memcpy(p, "HTTP/1.1 ", 9);
     p[9] = (char)('0' + status / 100 % 10);
@@ -590,7 +590,7 @@ void dp_response_error(dp_request *req, int status)
         dp_conn__response_failed(req->conn);
         return;
     }
-    const char *text = reason_phrase(status);
+    const char *text = dp_request__reason_phrase(status);
     static const dp_header type = {{"content-type", 12}, {"text/plain; charset=utf-8", 25}};
     if (dp_response_start(req, status, nano_str_c(text), &type, 1, (int64_t)strlen(text) + 1) == 0) {
         dp_response_write(req, text, strlen(text));

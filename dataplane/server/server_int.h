@@ -178,5 +178,7 @@ dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head);
 void dp_request__detach(dp_request *req);
 void dp_request__body_append(dp_request *req, const char *data, size_t len);
 void dp_request__body_end(dp_request *req, bool failed);
+/* dp_request__reason_phrase: RFC 9110's phrase for status ("" when it has none). */
+const char *dp_request__reason_phrase(int status);
 
 #endif
