@@ -79,149 +79,41 @@ static int act(apply_state *st, const char *op, json_t *args, json_t **res)
 
 /* --- desired state from the file ----------------------------------------------------------- */
 
-static json_t *limits_json(const nano_limits *l)
-{
-    char wall[32], drain[32];
-    /* Durations as "Nms" strings: a bare number would mean seconds (docs/config.md). */
-    snprintf(wall, sizeof wall, "%" PRIu64 "ms", l->wall_ms);
-    snprintf(drain, sizeof drain, "%" PRIu64 "ms", l->drain_timeout_ms);
-    return json_pack("{s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "cpu_ms",
-                     (json_int_t)l->cpu_ms, "memory_mb", (json_int_t)l->memory_mb, "wall_time",
-                     wall, "drain_timeout", drain, "max_concurrent",
-                     (json_int_t)l->max_concurrent, "max_queued", (json_int_t)l->max_queued,
-                     "max_head", (json_int_t)l->max_head, "max_body", (json_int_t)l->max_body,
-                     "subrequests", (json_int_t)l->subrequests);
-}
-
-static json_t *string_array(char *const *items, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, json_string(items[i]));
-    return a;
-}
-
+/* The app's args for apps.create / apps.update: its name and its spec's JSON form. */
 static json_t *app_fields(const nano_app_config *app)
 {
-    json_t *egress = app->egress != NULL ? nano_egress_to_json(app->egress) : json_null();
-    return json_pack("{s:s, s:o, s:o, s:b, s:b, s:o, s:o, s:o}", "name", app->name, "hostnames",
-                     string_array(app->hostnames, app->n_hostnames), "path_prefix",
-                     app->path_prefix ? json_string(app->path_prefix) : json_null(), "default",
-                     app->is_default, "node_compat", app->node_compat, "required_env",
-                     string_array(app->required_env, app->n_required_env), "limits",
-                     limits_json(&app->limits), "egress", egress);
-}
-
-/* The same rules (nano_egress_equal), however nanocp spelled them; a policy nanocp holds that
- * does not parse counts as different, so that apply rewrites it. */
-static bool egress_equal(const nano_egress *want, const json_t *have)
-{
-    if (!json_is_object(have))
-        return want == NULL;
-    nano_egress *e = NULL;
-    nano_error err;
-    if (nano_egress_parse_json(have, "egress", &e, &err) != 0)
-        return false;
-    bool same = nano_egress_equal(want, e);
-    nano_egress_unref(e);
-    return same;
+    json_t *args = json_pack("{s:s}", "name", app->spec.name);
+    json_t *spec = nano_app_spec_to_json(&app->spec);
+    json_object_update(args, spec);
+    json_decref(spec);
+    return args;
 }
 
 /* --- comparing with what nanocp has --------------------------------------------------------- */
 
-/* A limit as nanocp reports it, read with nano.json's rules: durations are seconds when bare
- * numbers, sizes bytes; strings such as "30s" or "64KiB" are parsed. */
-typedef enum { K_COUNT, K_DURATION, K_SIZE } kind;
-
-static bool limit_value(kind k, const json_t *v, uint64_t *out)
-{
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        uint64_t n = (uint64_t)json_integer_value(v);
-        *out = k == K_DURATION ? n * 1000 : n;
-        return true;
-    }
-    if (json_is_real(v) && k == K_DURATION && json_real_value(v) >= 0) {
-        *out = (uint64_t)(json_real_value(v) * 1000 + 0.5);
-        return true;
-    }
-    if (json_is_string(v) && k != K_COUNT)
-        return (k == K_DURATION ? nano_parse_duration_ms(json_string_value(v), out)
-                                : nano_parse_size(json_string_value(v), out)) == 0;
-    return false;
-}
-
-static bool limits_equal(const nano_limits *l, const json_t *have)
-{
-    const struct {
-        const char *key;
-        kind k;
-        uint64_t want;
-    } f[] = {
-        {"cpu_ms", K_COUNT, l->cpu_ms},
-        {"memory_mb", K_COUNT, l->memory_mb},
-        {"wall_time", K_DURATION, l->wall_ms},
-        {"drain_timeout", K_DURATION, l->drain_timeout_ms},
-        {"max_concurrent", K_COUNT, l->max_concurrent},
-        {"max_queued", K_COUNT, l->max_queued},
-        {"max_head", K_SIZE, l->max_head},
-        {"max_body", K_SIZE, l->max_body},
-        {"subrequests", K_COUNT, l->subrequests},
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        uint64_t v;
-        if (!limit_value(f[i].k, json_object_get(have, f[i].key), &v) || v != f[i].want)
-            return false;
-    }
-    return true;
-}
-
-/* Two string lists with the same members, in any order. */
-static bool same_set(char *const *want, size_t n, const json_t *have)
-{
-    if (!json_is_array(have) || json_array_size(have) != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        bool found = false;
-        size_t k;
-        json_t *v;
-        json_array_foreach(have, k, v) {
-            if (json_is_string(v) && strcasecmp(json_string_value(v), want[i]) == 0)
-                found = true;
-        }
-        if (!found)
-            return false;
-    }
-    return true;
-}
-
-/* The fields that differ, comma-separated into diff; false when none. */
+/* The spec fields that differ, comma-separated into diff; false when none. What nanocp reports
+ * is read with the same codec (so "30s" and 30000 ms compare equal); a spec nanocp holds that
+ * does not read counts as different in every field, so that apply rewrites it. */
 static bool app_diff(const nano_app_config *app, const json_t *have, char *diff, size_t cap)
 {
+    nano_app_spec got;
+    nano_app_spec_init(&got);
+    nano_error err;
+    bool readable = nano_app_spec_read_json((json_t *)have, 0, &got, "", NULL, 0, &err) == 0;
+    json_t *want_j = nano_app_spec_to_json(&app->spec), *have_j = nano_app_spec_to_json(&got);
+    nano_app_spec_fini(&got);
     size_t n = 0;
     diff[0] = '\0';
-#define DIFF(name)                                                                            \
-    do {                                                                                      \
-        int k_ = snprintf(diff + n, cap - n, "%s%s", n ? ", " : "", name);                    \
-        if (k_ > 0 && (size_t)k_ < cap - n)                                                   \
-            n += (size_t)k_;                                                                  \
-    } while (0)
-    if (!same_set(app->hostnames, app->n_hostnames, json_object_get(have, "hostnames")))
-        DIFF("hostnames");
-    const char *want_prefix = app->path_prefix ? app->path_prefix : "";
-    const char *have_prefix = json_string_value(json_object_get(have, "path_prefix"));
-    if (strcmp(want_prefix, have_prefix ? have_prefix : "") != 0)
-        DIFF("path_prefix");
-    if (app->is_default != json_is_true(json_object_get(have, "default")))
-        DIFF("default");
-    if (app->node_compat != json_is_true(json_object_get(have, "node_compat")))
-        DIFF("node_compat");
-    if (!same_set(app->required_env, app->n_required_env, json_object_get(have, "required_env")))
-        DIFF("required_env");
-    if (!limits_equal(&app->limits, json_object_get(have, "limits")))
-        DIFF("limits");
-    if (!egress_equal(app->egress, json_object_get(have, "egress")))
-        DIFF("egress");
-#undef DIFF
+    for (size_t i = 0; nano_app_spec_keys[i] != NULL; i++) {
+        const char *key = nano_app_spec_keys[i];
+        if (readable && json_equal(json_object_get(want_j, key), json_object_get(have_j, key)))
+            continue;
+        int k = snprintf(diff + n, cap - n, "%s%s", n ? ", " : "", key);
+        if (k > 0 && (size_t)k < cap - n)
+            n += (size_t)k;
+    }
+    json_decref(want_j);
+    json_decref(have_j);
     return n > 0;
 }
 
@@ -260,16 +152,17 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
         json_t *fields = app_fields(app);
         /* Requirements are added once the env they require is there. */
         json_object_set_new(fields, "required_env", json_array());
-        note(st, app->name, "created", NULL);
+        note(st, app->spec.name, "created", NULL);
         if ((rc = act(st, "apps.create", fields, NULL)) != 0)
             return rc;
         st->n_created++;
         is_changed = true;
         env_have = json_pack("{s:{}, s:[]}", "vars", "secrets");
     } else {
-        if ((rc = ctl_call(ctx, "env.get", json_pack("{s:s}", "name", app->name), &env_have)) !=
-                0 ||
-            (rc = ctl_call(ctx, "apps.get", json_pack("{s:s}", "name", app->name), &got)) != 0) {
+        if ((rc = ctl_call(ctx, "env.get", json_pack("{s:s}", "name", app->spec.name),
+                           &env_have)) != 0 ||
+            (rc = ctl_call(ctx, "apps.get", json_pack("{s:s}", "name", app->spec.name), &got)) !=
+                0) {
             json_decref(env_have);
             return rc;
         }
@@ -285,7 +178,7 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
         if (e->is_secret) {
             n_secrets++;
             rc = act(st, "secrets.put",
-                     json_pack("{s:s, s:s, s:s%}", "name", app->name, "key", e->name, "value",
+                     json_pack("{s:s, s:s, s:s%}", "name", app->spec.name, "key", e->name, "value",
                                e->value, e->value_len),
                      NULL);
             if (rc != 0)
@@ -296,7 +189,7 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
         json_t *v = e->is_json ? json_loadb(e->value, e->value_len, JSON_DECODE_ANY, &jerr)
                                : json_stringn(e->value, e->value_len);
         if (!v) {
-            rc = ctl_usage(ctx, "app %s: env %s: value is not %s", app->name, e->name,
+            rc = ctl_usage(ctx, "app %s: env %s: value is not %s", app->spec.name, e->name,
                            e->is_json ? "JSON" : "UTF-8 text");
             goto done;
         }
@@ -306,28 +199,31 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
             json_decref(v);
     }
     if (n_secrets > 0) {
-        note(st, app->name, "secrets written", "%zu", n_secrets);
+        note(st, app->spec.name, "secrets written", "%zu", n_secrets);
         st->n_secrets_written += (unsigned)n_secrets;
     }
     if (json_object_size(add) > 0) {
-        note(st, app->name, "vars set", "%zu", json_object_size(add));
+        note(st, app->spec.name, "vars set", "%zu", json_object_size(add));
         is_changed = true;
-        rc = act(st, "env.patch", json_pack("{s:s, s:O}", "name", app->name, "vars", add), NULL);
+        rc = act(st, "env.patch", json_pack("{s:s, s:O}", "name", app->spec.name, "vars", add),
+                 NULL);
         if (rc != 0)
             goto done;
     }
 
     /* 2. fields (and, for a new app, its requirements) */
     char diff[256];
-    if (!have && app->n_required_env > 0) {
+    if (!have && app->spec.n_required_env > 0) {
+        json_t *spec = nano_app_spec_to_json(&app->spec);
         rc = act(st, "apps.update",
-                 json_pack("{s:s, s:o}", "name", app->name, "required_env",
-                           string_array(app->required_env, app->n_required_env)),
+                 json_pack("{s:s, s:O}", "name", app->spec.name, "required_env",
+                           json_object_get(spec, "required_env")),
                  NULL);
+        json_decref(spec);
         if (rc != 0)
             goto done;
     } else if (have && app_diff(app, have, diff, sizeof diff)) {
-        note(st, app->name, "updated", "(%s)", diff);
+        note(st, app->spec.name, "updated", "(%s)", diff);
         st->n_updated++;
         is_changed = true;
         if ((rc = act(st, "apps.update", app_fields(app), NULL)) != 0)
@@ -343,9 +239,10 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
             json_object_set_new(del, k, json_null());
     }
     if (json_object_size(del) > 0) {
-        note(st, app->name, "vars removed", "%zu", json_object_size(del));
+        note(st, app->spec.name, "vars removed", "%zu", json_object_size(del));
         is_changed = true;
-        rc = act(st, "env.patch", json_pack("{s:s, s:O}", "name", app->name, "vars", del), NULL);
+        rc = act(st, "env.patch", json_pack("{s:s, s:O}", "name", app->spec.name, "vars", del),
+                 NULL);
         if (rc != 0)
             goto done;
     }
@@ -356,9 +253,9 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
         const nano_env_entry *e = name ? nano_env_find(&app->env, name) : NULL;
         if (!name || (e && e->is_secret))
             continue;
-        note(st, app->name, "secret removed", "%s", name);
+        note(st, app->spec.name, "secret removed", "%s", name);
         is_changed = true;
-        rc = act(st, "secrets.delete", json_pack("{s:s, s:s}", "name", app->name, "key", name),
+        rc = act(st, "secrets.delete", json_pack("{s:s, s:s}", "name", app->spec.name, "key", name),
                  NULL);
         if (rc != 0)
             goto done;
@@ -368,22 +265,22 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
     if (!same_code(app, json_object_get(got, "deployment"))) {
         const char *main_name = base_name(app->main_path);
         if (!nano_utf8_valid(app->code, app->code_len)) {
-            rc = ctl_usage(ctx, "app %s: %s is not UTF-8 text", app->name, app->main_path);
+            rc = ctl_usage(ctx, "app %s: %s is not UTF-8 text", app->spec.name, app->main_path);
             goto done;
         }
         json_t *res = NULL;
         rc = act(st, "apps.deploy",
-                 json_pack("{s:s, s:s, s:{s:s%}}", "name", app->name, "main", main_name,
+                 json_pack("{s:s, s:s, s:{s:s%}}", "name", app->spec.name, "main", main_name,
                            "modules", main_name, app->code, app->code_len),
                  &res);
         if (rc != 0)
             goto done;
         char ver[32];
         if (res)
-            note(st, app->name, "deployed", "version %s (sha256 %.12s)",
+            note(st, app->spec.name, "deployed", "version %s (sha256 %.12s)",
                  ctl_scalar(json_object_get(res, "version"), ver, sizeof ver), app->code_sha256);
         else
-            note(st, app->name, "deployed", "(sha256 %.12s)", app->code_sha256);
+            note(st, app->spec.name, "deployed", "(sha256 %.12s)", app->code_sha256);
         json_decref(res);
         st->n_deployed++;
         is_changed = true;
@@ -391,7 +288,7 @@ static int apply_app(apply_state *st, const nano_app_config *app, const json_t *
     if (!is_changed) {
         st->n_unchanged++;
         if (!ctx->is_json && n_secrets == 0)
-            fprintf(ctx->io->out, "app %s: unchanged\n", app->name);
+            fprintf(ctx->io->out, "app %s: unchanged\n", app->spec.name);
     }
 done:
     json_decref(add);
@@ -442,7 +339,7 @@ int ctl_cmd_apply(ctl_ctx *ctx, int argc, char **argv)
         json_t *h;
         json_array_foreach(have_apps, i, h) {
             const char *n = json_string_value(json_object_get(h, "name"));
-            if (n && strcmp(n, app->name) == 0)
+            if (n && strcmp(n, app->spec.name) == 0)
                 have = h;
         }
         rc = apply_app(&st, app, have);

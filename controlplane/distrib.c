@@ -62,9 +62,7 @@ static const struct {
     const char *op;
     const char *fields[11];
 } op_fields[] = {
-    {"app.put",
-     {"app", "hostnames", "path_prefix", "default", "node_compat", "required_env", "limits",
-      "state", "version", "sha256", NULL}},
+    {"app.put", {"app", "state", "version", "sha256", NULL}}, /* and the spec, below */
     {"code.put", {"app", "version", "sha256", "main", "modules", NULL}},
     {"env.put", {"app", "name", "value", NULL}},
     {"env.del", {"app", "name", NULL}},
@@ -100,10 +98,10 @@ int cp_distrib_op_from_log(const json_t *entry, json_t **out, nano_error *err)
         }
         json_object_set(o, f, v);
     }
-    /* Optional: app.put entries logged before migration 0002 have no egress (none set). */
-    json_t *egress = json_object_get(payload, "egress");
-    if (strcmp(op, "app.put") == 0 && egress != NULL)
-        json_object_set(o, "egress", egress);
+    /* The spec's keys the entry has: one logged before a field existed (egress before
+     * migration 0002) lacks it, which the data plane reads as the field's default. */
+    if (strcmp(op, "app.put") == 0)
+        nano_app_spec_json_copy(o, payload);
     int rc = nano_msg_check_op(o, err);
     if (rc != 0) {
         json_decref(o);

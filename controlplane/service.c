@@ -179,16 +179,11 @@ int cp_service__log_app_put(cp_service *svc, const char *name, cp_error *err)
     int rc = cp_store_app_get(svc->st, name, &row);
     if (rc != 0)
         return cp_service__store_fail(svc, rc, "reading an app", err);
-    json_t *p = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "app", name,
-                          "hostnames", json_object_get(row, "hostnames"), "path_prefix",
-                          json_object_get(row, "path_prefix"), "default",
-                          json_object_get(row, "default"), "node_compat",
-                          json_object_get(row, "node_compat"), "required_env",
-                          json_object_get(row, "required_env"), "limits",
-                          json_object_get(row, "limits"), "state", json_object_get(row, "state"),
-                          "version", json_object_get(row, "active_version"), "sha256",
-                          json_object_get(row, "active_sha256"), "egress",
-                          json_object_get(row, "egress"));
+    json_t *p = json_pack("{s:s, s:O, s:O, s:O}", "app", name, "state",
+                          json_object_get(row, "state"), "version",
+                          json_object_get(row, "active_version"), "sha256",
+                          json_object_get(row, "active_sha256"));
+    nano_app_spec_json_copy(p, row);
     json_decref(row);
     return cp_service__log_delta(svc, "app.put", name, p, err);
 }

@@ -4,210 +4,22 @@
 
 /* --- apps.create / apps.update -------------------------------------------------------------- */
 
-typedef struct app_fields {
-    char **hostnames;
-    size_t n_hostnames;
-    const char *path_prefix;
-    bool is_default;
-    bool node_compat;
-    json_t *required_env; /* owned array */
-    nano_limits limits;
-    json_t *egress;       /* owned: the policy as nano_egress_to_json writes it; NULL: none */
-} app_fields;
-
-static void app_fields_fini(app_fields *f)
+/* Reads the spec fields args gives onto spec (which holds the defaults, or the app's current
+ * spec): app_spec.c checks each, and the error names the field. */
+static int read_spec(json_t *args, nano_app_spec *spec, cp_error *err)
 {
-    for (size_t i = 0; i < f->n_hostnames; i++)
-        nano_free(f->hostnames[i]);
-    nano_free(f->hostnames);
-    json_decref(f->required_env);
-    json_decref(f->egress);
-    memset(f, 0, sizeof *f);
-}
-
-/* Lowercase, without a trailing '.': the form routing compares (as nano_config_add_app). */
-static char *normalize_host(const char *host)
-{
-    char *h = nano_xstrdup(host);
-    size_t len = strlen(h);
-    if (len > 0 && h[len - 1] == '.')
-        h[--len] = '\0';
-    for (char *p = h; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return h;
-}
-
-static int read_hostnames(json_t *args, app_fields *f, cp_error *err)
-{
-    json_t *hs = json_object_get(args, "hostnames");
-    if (hs == NULL)
-        return 0;
-    if (!json_is_array(hs))
-        return cp_error_set(err, 400, "invalid_field", "hostnames",
-                            "hostnames must be an array of hostnames, not %s",
-                            cp_service__type_name(hs));
-    if (json_array_size(hs) > MAX_HOSTNAMES)
-        return cp_error_set(err, 413, "too_large", "hostnames",
-                            "an app has at most %d hostnames", MAX_HOSTNAMES);
-    char **list = nano_xcalloc(json_array_size(hs) + 1, sizeof *list);
-    size_t n = 0;
-    int rc = 0;
-    for (size_t i = 0; i < json_array_size(hs) && rc == 0; i++) {
-        json_t *v = json_array_get(hs, i);
-        char field[48], b[72];
-        snprintf(field, sizeof field, "hostnames[%zu]", i);
-        if (!json_is_string(v)) {
-            rc = cp_error_set(err, 400, "invalid_field", field, "%s must be a string, not %s",
-                              field, cp_service__type_name(v));
-            break;
-        }
-        if (!nano_hostname_valid(json_string_value(v))) {
-            rc = cp_error_set(err, 400, "invalid_field", field,
-                              "\"%s\" is not a valid hostname: use labels of letters, digits and "
-                              "'-' separated by '.', optionally after \"*.\" for a wildcard",
-                              cp_service__shown(json_string_value(v), b, sizeof b));
-            break;
-        }
-        char *h = normalize_host(json_string_value(v));
-        for (size_t k = 0; k < n && rc == 0; k++)
-            if (strcmp(list[k], h) == 0)
-                rc = cp_error_set(err, 400, "invalid_field", field, "hostname %s is listed twice",
-                                  h);
-        if (rc != 0) {
-            nano_free(h);
-            break;
-        }
-        list[n++] = h;
-    }
-    if (rc != 0) {
-        for (size_t k = 0; k < n; k++)
-            nano_free(list[k]);
-        nano_free(list);
-        return rc;
-    }
-    for (size_t i = 0; i < f->n_hostnames; i++)
-        nano_free(f->hostnames[i]);
-    nano_free(f->hostnames);
-    f->hostnames = list;
-    f->n_hostnames = n;
-    return 0;
-}
-
-static int read_required_env(json_t *args, app_fields *f, cp_error *err)
-{
-    json_t *r = json_object_get(args, "required_env");
-    if (r == NULL)
-        return 0;
-    if (!json_is_array(r))
-        return cp_error_set(err, 400, "invalid_field", "required_env",
-                            "required_env must be an array of env names, not %s",
-                            cp_service__type_name(r));
-    if (json_array_size(r) > NANO_ENV_MAX_ENTRIES)
-        return cp_error_set(err, 413, "too_large", "required_env",
-                            "required_env lists more than %d names", NANO_ENV_MAX_ENTRIES);
-    json_t *out = json_array();
-    for (size_t i = 0; i < json_array_size(r); i++) {
-        json_t *v = json_array_get(r, i);
-        char field[48];
-        snprintf(field, sizeof field, "required_env[%zu]", i);
-        int rc = 0;
-        if (!json_is_string(v) || !nano_env_name_valid(json_string_value(v), json_string_length(v)))
-            rc = cp_error_set(err, 400, "invalid_field", field,
-                              "%s must be an env name: letters, digits and '_', not starting "
-                              "with a digit",
-                              field);
-        size_t k;
-        json_t *seen;
-        json_array_foreach(out, k, seen) {
-            if (rc == 0 && json_equal(seen, v))
-                rc = cp_error_set(err, 400, "invalid_field", field, "%s is listed twice",
-                                  json_string_value(v));
-        }
-        if (rc != 0) {
-            json_decref(out);
-            return rc;
-        }
-        json_array_append(out, v);
-    }
-    json_decref(f->required_env);
-    f->required_env = out;
-    return 0;
-}
-
-static int read_limits(json_t *args, app_fields *f, cp_error *err)
-{
-    json_t *l = json_object_get(args, "limits");
-    if (l == NULL)
-        return 0;
-    nano_error e = {0};
-    const char *key = NULL;
-    if (nano_limits_from_json(l, &f->limits, "limits.", &key, &e) == 0)
-        return 0;
     char field[96];
-    snprintf(field, sizeof field, "limits%s%s", key ? "." : "", key ? key : "");
+    nano_error e = {0};
+    int rc = nano_app_spec_read_json(args, 0, spec, "", field, sizeof field, &e);
+    if (rc == 0)
+        return 0;
+    if (rc == NANO_ETOOBIG)
+        return cp_error_set(err, 413, "too_large", field, "%s", e.message);
     return cp_error_set(err, 400, "invalid_field", field, "%s", e.message);
 }
 
-/* "egress": an object nano_egress_parse_json accepts (stored as it writes it back), or null to
- * remove the app's policy. The message names the entry: egress.allow[2]: "10.0.0.0/33" is ... */
-static int read_egress(json_t *args, app_fields *f, cp_error *err)
-{
-    json_t *v = json_object_get(args, "egress");
-    if (v == NULL)
-        return 0;
-    nano_egress *e = NULL;
-    if (!json_is_null(v)) {
-        nano_error e_err = {0};
-        if (nano_egress_parse_json(v, "egress", &e, &e_err) != 0)
-            return cp_error_set(err, 400, "invalid_field", "egress", "%s", e_err.message);
-    }
-    json_decref(f->egress);
-    f->egress = nano_egress_to_json(e); /* NULL for null */
-    nano_egress_unref(e);
-    return 0;
-}
-
-/* Reads the fields args gives onto f (which holds the defaults, or the app's current values). */
-static int read_app_fields(json_t *args, app_fields *f, cp_error *err)
-{
-    int rc = read_hostnames(args, f, err);
-    json_t *p = json_object_get(args, "path_prefix");
-    if (rc == 0 && p != NULL && !json_is_null(p)) {
-        char b[72];
-        if (!json_is_string(p))
-            rc = cp_error_set(err, 400, "invalid_field", "path_prefix",
-                              "path_prefix must be a string or null, not %s",
-                              cp_service__type_name(p));
-        else if (!nano_path_prefix_valid(json_string_value(p)))
-            rc = cp_error_set(err, 400, "invalid_field", "path_prefix",
-                              "\"%s\" is not a valid path prefix: use \"/seg\" or \"/seg/seg\" "
-                              "(printable ASCII, no trailing '/', no empty segment, no '?' or "
-                              "'#')",
-                              cp_service__shown(json_string_value(p), b, sizeof b));
-        else
-            f->path_prefix = json_string_value(p);
-    } else if (rc == 0 && p != NULL) {
-        f->path_prefix = NULL;
-    }
-    if (rc == 0)
-        rc = cp_service__get_bool(args, "default", &f->is_default, err);
-    if (rc == 0)
-        rc = cp_service__get_bool(args, "node_compat", &f->node_compat, err);
-    if (rc == 0)
-        rc = read_required_env(args, f, err);
-    if (rc == 0)
-        rc = read_limits(args, f, err);
-    if (rc == 0)
-        rc = read_egress(args, f, err);
-    if (rc == 0 && f->n_hostnames == 0 && !f->is_default)
-        rc = cp_error_set(err, 400, "invalid_field", "hostnames",
-                          "an app needs at least one hostname, or \"default\": true");
-    return rc;
-}
-
 /* Claims: each hostname + prefix and the default role belong to one app. */
-static int check_claims(cp_service *svc, const app_fields *f, int64_t self, cp_error *err)
+static int check_claims(cp_service *svc, const nano_app_spec *f, int64_t self, cp_error *err)
 {
     char owner[64];
     for (size_t i = 0; i < f->n_hostnames; i++) {
@@ -234,33 +46,35 @@ static int check_claims(cp_service *svc, const app_fields *f, int64_t self, cp_e
     return 0;
 }
 
-/* Writes f for app name (insert when *id is 0, else update). */
-static int write_app(cp_service *svc, const char *name, const app_fields *f, int64_t *id,
+/* Writes spec for app name (insert when *id is 0, else update). */
+static int write_app(cp_service *svc, const char *name, const nano_app_spec *spec, int64_t *id,
                      cp_error *err)
 {
-    json_t *lim = nano_limits_to_json(&f->limits);
-    char *limits = json_dumps(lim, JSON_COMPACT);
-    char *required = json_dumps(f->required_env, JSON_COMPACT);
-    char *egress = f->egress != NULL ? json_dumps(f->egress, JSON_COMPACT) : NULL;
-    json_decref(lim);
-    cp_app_write w = {.name = name, .hostnames = (const char *const *)f->hostnames,
-                      .n_hostnames = f->n_hostnames, .path_prefix = f->path_prefix,
-                      .is_default = f->is_default, .node_compat = f->node_compat,
-                      .required_env = required, .limits = limits, .egress = egress};
-    int rc =
-        *id == 0 ? cp_store_app_insert(svc->st, &w, id) : cp_store_app_update(svc->st, *id, &w);
-    free(limits);
-    free(required);
-    free(egress);
+    int rc = *id == 0 ? cp_store_app_insert(svc->st, name, spec, id)
+                      : cp_store_app_update(svc->st, *id, spec);
     if (rc == NANO_ESTATE) /* a UNIQUE the checks above should have caught first */
         return cp_error_set(err, 409, "hostname_taken", "hostnames",
                             "a hostname or the default role of app %s is already claimed", name);
     return rc == 0 ? 0 : cp_service__store_fail(svc, rc, "writing an app", err);
 }
 
-static const char *const app_field_names[] = {"name",         "hostnames", "path_prefix",
-                                              "default",      "node_compat", "required_env",
-                                              "limits",       "egress",      NULL};
+/* An app's arguments: its name and its spec's fields (app_spec.h). */
+static int check_app_fields(json_t *args, cp_error *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(args, key, v) {
+        bool known = strcmp(key, "name") == 0;
+        for (size_t i = 0; nano_app_spec_keys[i] != NULL && !known; i++)
+            known = strcmp(nano_app_spec_keys[i], key) == 0;
+        if (!known) {
+            char b[72];
+            return cp_error_set(err, 400, "bad_request", cp_service__shown(key, b, sizeof b),
+                                "unknown field \"%s\"", b);
+        }
+    }
+    return 0;
+}
 
 /* The result of both: the app as stored now. */
 static int app_result(cp_service *svc, const char *name, json_t **result, cp_error *err)
@@ -290,12 +104,13 @@ int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *a
                                json_t **result, cp_error *err)
 {
     const char *name;
-    app_fields f = {.required_env = json_array(), .limits = nano_limits_defaults()};
-    int rc = cp_service__check_fields(args, app_field_names, err);
+    nano_app_spec f;
+    nano_app_spec_init(&f);
+    int rc = check_app_fields(args, err);
     if (rc == 0)
         rc = cp_service__get_app_name(args, &name, err);
     if (rc == 0)
-        rc = read_app_fields(args, &f, err);
+        rc = read_spec(args, &f, err);
     json_t *existing = NULL;
     if (rc == 0) {
         int found = cp_store_app_get(svc->st, name, &existing);
@@ -313,15 +128,15 @@ int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *a
     if (rc == 0)
         rc = cp_service__log_app_put(svc, name, err);
     if (rc == 0) {
-        json_t *hosts = json_array();
-        for (size_t i = 0; i < f.n_hostnames; i++)
-            json_array_append_new(hosts, json_string(f.hostnames[i]));
+        json_t *spec = nano_app_spec_to_json(&f);
         rc = cp_service__audit(svc, actor, "apps.create", name,
-                               json_pack("{s:o}", "hostnames", hosts), err);
+                               json_pack("{s:O}", "hostnames", json_object_get(spec, "hostnames")),
+                               err);
+        json_decref(spec);
     }
     if (rc == 0)
         rc = app_result(svc, name, result, err);
-    app_fields_fini(&f);
+    nano_app_spec_fini(&f);
     return rc;
 }
 
@@ -331,42 +146,32 @@ int cp_service__op_apps_update(cp_service *svc, const cp_actor *actor, json_t *a
     const char *name;
     json_t *app = NULL;
     int64_t id = 0;
-    app_fields f = {0};
-    int rc = cp_service__check_fields(args, app_field_names, err);
+    nano_app_spec f;
+    nano_app_spec_init(&f);
+    int rc = check_app_fields(args, err);
     if (rc == 0)
         rc = cp_service__get_app_name(args, &name, err);
     if (rc == 0)
         rc = cp_service__load_app(svc, name, &app, &id, err);
     if (rc == 0)
         rc = cp_service__refuse_draining(app, name, err);
-    if (rc == 0) { /* start from what the app has */
-        json_t *hs = json_object_get(app, "hostnames");
-        f.hostnames = nano_xcalloc(json_array_size(hs) + 1, sizeof *f.hostnames);
-        size_t i;
-        json_t *h;
-        json_array_foreach(hs, i, h) {
-            f.hostnames[f.n_hostnames++] = nano_xstrdup(json_string_value(h));
-        }
-        f.path_prefix = json_string_value(json_object_get(app, "path_prefix"));
-        f.is_default = json_is_true(json_object_get(app, "default"));
-        f.node_compat = json_is_true(json_object_get(app, "node_compat"));
-        f.required_env = json_incref(json_object_get(app, "required_env"));
-        json_t *egress = json_object_get(app, "egress");
-        f.egress = json_is_object(egress) ? json_incref(egress) : NULL;
-        f.limits = nano_limits_defaults();
-        nano_error e;
-        if (nano_limits_from_json(json_object_get(app, "limits"), &f.limits, NULL, NULL, &e) != 0)
-            NANO_WARN("cp.stored_limits_invalid", "app=%s error=%s", name, e.message);
-        rc = read_app_fields(args, &f, err);
+    if (rc == 0) { /* start from what the app has: the row holds the spec's JSON form */
+        nano_error e = {0};
+        if (nano_app_spec_read_json(app, 0, &f, "", NULL, 0, &e) != 0)
+            NANO_WARN("cp.stored_spec_invalid", "app=%s error=%s (updating from the defaults)",
+                      name, e.message);
+        rc = read_spec(args, &f, err);
     }
     if (rc == 0)
         rc = check_claims(svc, &f, id, err);
     if (rc == 0 && cp_service__is_deployed(app)) {
-        json_t *kinds = NULL;
+        json_t *kinds = NULL, *spec = nano_app_spec_to_json(&f);
         rc = cp_store_env_kinds(svc->st, id, &kinds);
-        rc = rc == 0 ? cp_service__check_required(f.required_env, kinds, name, err)
+        rc = rc == 0 ? cp_service__check_required(json_object_get(spec, "required_env"), kinds,
+                                                  name, err)
                      : cp_service__store_fail(svc, rc, "reading env names", err);
         json_decref(kinds);
+        json_decref(spec);
     }
     if (rc == 0)
         rc = write_app(svc, name, &f, &id, err);
@@ -377,7 +182,7 @@ int cp_service__op_apps_update(cp_service *svc, const cp_actor *actor, json_t *a
                                json_pack("{s:o}", "fields", changed_fields(args)), err);
     if (rc == 0)
         rc = app_result(svc, name, result, err);
-    app_fields_fini(&f);
+    nano_app_spec_fini(&f);
     json_decref(app);
     return rc;
 }

@@ -41,7 +41,6 @@
 #define NANO_VERSION "0.0.0"
 #endif
 
-#define MAX_HOSTNAMES 100
 #define MAX_MODULES 256
 #define AUDIT_DEFAULT_LIMIT 100
 #define AUDIT_MAX_LIMIT 1000

@@ -26,16 +26,11 @@ static int snapshot_app(cp_service *svc, const json_t *row, json_t **out, nano_e
     json_int_t version = json_integer_value(json_object_get(row, "active_version"));
     if (name == NULL || state == NULL)
         return nano_error_set(err, NANO_EINVAL, "store", "an app row without name or state");
-    json_t *a = json_pack("{s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:I, s:O, s:O}", "app", name,
-                          "hostnames", json_object_get(row, "hostnames"), "path_prefix",
-                          json_object_get(row, "path_prefix"), "default",
-                          json_object_get(row, "default"), "node_compat",
-                          json_object_get(row, "node_compat"), "required_env",
-                          json_object_get(row, "required_env"), "limits",
-                          json_object_get(row, "limits"), "state",
+    json_t *a = json_pack("{s:s, s:O, s:I, s:O}", "app", name, "state",
                           json_object_get(row, "state"), "version", version, "sha256",
-                          json_object_get(row, "active_sha256"), "egress",
-                          json_object_get(row, "egress"));
+                          json_object_get(row, "active_sha256"));
+    if (a != NULL)
+        nano_app_spec_json_copy(a, row); /* the spec (app_spec.h), by its keys */
     if (a == NULL) /* a field the row lacks (json_pack refuses NULL for O) */
         return nano_error_set(err, NANO_EINVAL, "store", "app %s: its row lacks a field", name);
     json_t *dep = NULL, *vars = NULL, *secrets = NULL, *drain = NULL;

@@ -497,7 +497,7 @@ int cp_store_app_list(cp_store *st, json_t **out)
     return q != NULL ? cp_store__rows_json(st, q, out) : NANO_EIO;
 }
 
-static int hostnames_put(cp_store *st, int64_t id, const cp_app_write *w)
+static int hostnames_put(cp_store *st, int64_t id, const nano_app_spec *spec)
 {
     static const char del[] = "DELETE FROM hostnames WHERE app_id = ?1";
     static const char ins[] = "INSERT INTO hostnames (app_id, position, hostname, path_prefix)"
@@ -507,61 +507,76 @@ static int hostnames_put(cp_store *st, int64_t id, const cp_app_write *w)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
     int rc = cp_store__exec_q(st, q);
-    for (size_t i = 0; i < w->n_hostnames && rc == 0; i++) {
+    for (size_t i = 0; i < spec->n_hostnames && rc == 0; i++) {
         if ((q = cp_store__stmt(st, ins)) == NULL)
             return NANO_EIO;
         sqlite3_bind_int64(q, 1, id);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)i);
-        cp_store__bind_text(q, 3, w->hostnames[i]);
-        cp_store__bind_text(q, 4, w->path_prefix ? w->path_prefix : "");
+        cp_store__bind_text(q, 3, spec->hostnames[i]);
+        cp_store__bind_text(q, 4, spec->path_prefix ? spec->path_prefix : "");
         rc = cp_store__exec_q(st, q);
     }
     return rc;
 }
 
-int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out)
+/* Binds a JSON value of the spec's JSON form as compact text (NULL for JSON null). */
+static void bind_json(sqlite3_stmt *q, int index, const json_t *v)
+{
+    char *text = json_is_null(v) ? NULL : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL)
+        sqlite3_bind_null(q, index);
+    else
+        sqlite3_bind_text(q, index, text, -1, free); /* jansson's allocator: malloc */
+}
+
+/* The spec's columns as ?2..?7 (path_prefix, is_default, node_compat, required_env, limits,
+ * egress), from its JSON form. */
+static void bind_spec(sqlite3_stmt *q, const nano_app_spec *spec)
+{
+    json_t *j = nano_app_spec_to_json(spec);
+    cp_store__bind_text(q, 2, spec->path_prefix);
+    sqlite3_bind_int(q, 3, spec->is_default);
+    sqlite3_bind_int(q, 4, spec->node_compat);
+    bind_json(q, 5, json_object_get(j, "required_env"));
+    bind_json(q, 6, json_object_get(j, "limits"));
+    bind_json(q, 7, json_object_get(j, "egress"));
+    json_decref(j);
+}
+
+int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec,
+                        int64_t *id_out)
 {
     static const char sql[] =
         "INSERT INTO apps (name, path_prefix, is_default, node_compat, required_env, limits,"
-        " created_at, updated_at, egress) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)";
+        " egress, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
-    cp_store__bind_text(q, 1, w->name);
-    cp_store__bind_text(q, 2, w->path_prefix);
-    sqlite3_bind_int(q, 3, w->is_default);
-    sqlite3_bind_int(q, 4, w->node_compat);
-    cp_store__bind_text(q, 5, w->required_env);
-    cp_store__bind_text(q, 6, w->limits);
-    cp_store__bind_text(q, 7, st->now);
-    cp_store__bind_text(q, 8, w->egress);
+    cp_store__bind_text(q, 1, name);
+    bind_spec(q, spec);
+    cp_store__bind_text(q, 8, st->now);
     int rc = cp_store__exec_q(st, q);
     int64_t id = sqlite3_last_insert_rowid(st->db);
     if (rc == 0)
-        rc = hostnames_put(st, id, w);
+        rc = hostnames_put(st, id, spec);
     if (rc == 0)
         *id_out = id;
     return rc;
 }
 
-int cp_store_app_update(cp_store *st, int64_t id, const cp_app_write *w)
+int cp_store_app_update(cp_store *st, int64_t id, const nano_app_spec *spec)
 {
     static const char sql[] =
         "UPDATE apps SET path_prefix = ?2, is_default = ?3, node_compat = ?4, required_env = ?5,"
-        " limits = ?6, updated_at = ?7, egress = ?8 WHERE id = ?1";
+        " limits = ?6, egress = ?7, updated_at = ?8 WHERE id = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
     sqlite3_bind_int64(q, 1, id);
-    cp_store__bind_text(q, 2, w->path_prefix);
-    sqlite3_bind_int(q, 3, w->is_default);
-    sqlite3_bind_int(q, 4, w->node_compat);
-    cp_store__bind_text(q, 5, w->required_env);
-    cp_store__bind_text(q, 6, w->limits);
-    cp_store__bind_text(q, 7, st->now);
-    cp_store__bind_text(q, 8, w->egress);
+    bind_spec(q, spec);
+    cp_store__bind_text(q, 8, st->now);
     int rc = cp_store__exec_q(st, q);
-    return rc == 0 ? hostnames_put(st, id, w) : rc;
+    return rc == 0 ? hostnames_put(st, id, spec) : rc;
 }
 
 int cp_store_app_set_state(cp_store *st, int64_t id, const char *state)

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app_spec.h"
 #include "embedded.h"
 #include "error.h"
 #include "secrets.h"
@@ -70,25 +71,16 @@ void cp_time_now(char *out, size_t cap);
 
 /* --- apps --------------------------------------------------------------------------------- */
 
-typedef struct cp_app_write {
-    const char *name;
-    const char *const *hostnames; /* normalized (lowercase, no trailing '.') */
-    size_t n_hostnames;
-    const char *path_prefix;      /* NULL: none */
-    bool is_default;
-    bool node_compat;
-    const char *required_env;     /* JSON array text */
-    const char *limits;           /* JSON object text */
-    const char *egress;           /* JSON object text (nano_egress_to_json); NULL: none set */
-} cp_app_write;
-
 /* An app as {id, name, hostnames, path_prefix, default, node_compat, required_env, limits,
  * egress (object or null), state, active_version, active_sha256, created_at, updated_at}. */
 int cp_store_app_get(cp_store *st, const char *name, json_t **out);
 int cp_store_app_list(cp_store *st, json_t **out); /* array, by name */
-int cp_store_app_insert(cp_store *st, const cp_app_write *w, int64_t *id_out);
-/* cp_store_app_update: every field of w (name is not changed) and the hostnames. */
-int cp_store_app_update(cp_store *st, int64_t id, const cp_app_write *w);
+/* cp_store_app_insert: a new app named name with spec (checked: app_spec.h; its name is not
+ * read). cp_store_app_update: every field of spec (the name is not changed) and the
+ * hostnames. The row's spec fields are the spec's JSON form (nano_app_spec_to_json). */
+int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec,
+                        int64_t *id_out);
+int cp_store_app_update(cp_store *st, int64_t id, const nano_app_spec *spec);
 int cp_store_app_set_state(cp_store *st, int64_t id, const char *state);
 int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id);
 /* cp_store_app_delete: the app and everything it owns; code no deployment uses any more. */

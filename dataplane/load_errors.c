@@ -44,7 +44,7 @@ static entry *find(dp_load_errors *t, const char *app)
 
 void dp_load_errors_set(dp_load_errors *t, const nano_app_config *c, const nano_error *err)
 {
-    const char *app = c->name;
+    const char *app = c->spec.name;
     pthread_mutex_lock(&t->mu);
     entry *x = find(t, app);
     if (x == NULL) {
@@ -58,9 +58,9 @@ void dp_load_errors_set(dp_load_errors *t, const nano_app_config *c, const nano_
     }
     snprintf(x->e.sha256, sizeof x->e.sha256, "%s", c->code_sha256);
     snprintf(x->e.imports_sha256, sizeof x->e.imports_sha256, "%s", c->imports_sha256);
-    x->e.memory_mb = c->limits.memory_mb;
-    x->e.cpu_ms = c->limits.cpu_ms;
-    x->e.node_compat = c->node_compat;
+    x->e.memory_mb = c->spec.limits.memory_mb;
+    x->e.cpu_ms = c->spec.limits.cpu_ms;
+    x->e.node_compat = c->spec.node_compat;
     x->e.err = *err;
     pthread_mutex_unlock(&t->mu);
 }
@@ -68,10 +68,10 @@ void dp_load_errors_set(dp_load_errors *t, const nano_app_config *c, const nano_
 bool dp_load_errors_known(dp_load_errors *t, const nano_app_config *c, dp_load_error *out)
 {
     dp_load_error e;
-    return dp_load_errors_get(t, c->name, &e) && strcmp(e.sha256, c->code_sha256) == 0 &&
+    return dp_load_errors_get(t, c->spec.name, &e) && strcmp(e.sha256, c->code_sha256) == 0 &&
            strcmp(e.imports_sha256, c->imports_sha256) == 0 &&
-           e.memory_mb == c->limits.memory_mb && e.cpu_ms == c->limits.cpu_ms &&
-           e.node_compat == c->node_compat && (*out = e, true);
+           e.memory_mb == c->spec.limits.memory_mb && e.cpu_ms == c->spec.limits.cpu_ms &&
+           e.node_compat == c->spec.node_compat && (*out = e, true);
 }
 
 void dp_load_errors_clear(dp_load_errors *t, const char *app, const nano_app_config *running)

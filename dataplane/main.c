@@ -207,7 +207,7 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
     *added = *changed = *env_changed = *removed = 0;
     for (size_t i = 0; i < nano_config_n_apps(cfg); i++) {
         const nano_app_config *a = nano_config_app(cfg, i);
-        const nano_app_config *b = old != NULL ? nano_config_find(old, a->name, NULL) : NULL;
+        const nano_app_config *b = old != NULL ? nano_config_find(old, a->spec.name, NULL) : NULL;
         if (b == NULL)
             (*added)++;
         else if (!nano_app_config_same_code(a, b))
@@ -216,7 +216,7 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
             (*env_changed)++;
     }
     for (size_t i = 0; old != NULL && i < nano_config_n_apps(old); i++)
-        if (nano_config_find(cfg, nano_config_app(old, i)->name, NULL) == NULL)
+        if (nano_config_find(cfg, nano_config_app(old, i)->spec.name, NULL) == NULL)
             (*removed)++;
 }
 
@@ -232,10 +232,10 @@ static void diff_counts(const nano_config *old, const nano_config *cfg, size_t *
 /* Whether c's code is not what the applied config runs for its app. */
 static bool code_is_new(const nano_config *applied, const nano_app_config *c)
 {
-    const nano_app_config *prev = applied != NULL ? nano_config_find(applied, c->name, NULL)
+    const nano_app_config *prev = applied != NULL ? nano_config_find(applied, c->spec.name, NULL)
                                                   : NULL;
     return prev == NULL || !nano_app_config_same_code(prev, c) ||
-           prev->node_compat != c->node_compat;
+           prev->spec.node_compat != c->spec.node_compat;
 }
 
 /* Checks running at once: a reload that changes many apps is checked in parallel. */
@@ -269,10 +269,10 @@ static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *
             nano_check_options co = {.checker = "/proc/self/exe", /* this binary, even if
                                                                    * replaced on disk */
                                      .path = c->main_path,
-                                     .name = c->name,
-                                     .cpu_ms = nano_check_cpu_ms(c->limits.cpu_ms),
-                                     .memory_mb = c->limits.memory_mb,
-                                     .node_compat = c->node_compat,
+                                     .name = c->spec.name,
+                                     .cpu_ms = nano_check_cpu_ms(c->spec.limits.cpu_ms),
+                                     .memory_mb = c->spec.limits.memory_mb,
+                                     .node_compat = c->spec.node_compat,
                                      .env = &c->env};
             rcs[base + x] = nano_check_start(&co, &running[x], &errs[base + x]);
         }
@@ -283,7 +283,7 @@ static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *
                 continue;
             int rc = rcs[base + x] = nano_check_finish(running[x], err);
             if (rc == 0)
-                NANO_INFO("dp.version_checked", "app=%s sha256=%.12s check_ms=%llu", c->name,
+                NANO_INFO("dp.version_checked", "app=%s sha256=%.12s check_ms=%llu", c->spec.name,
                           c->code_sha256, (unsigned long long)((uv_hrtime() - t0) / 1000000));
             else if (rc == NANO_EINVAL)
                 dp_load_errors_set(m->load_errors, c, err);
@@ -292,7 +292,7 @@ static void check_apps(dp_main *m, const nano_app_config **apps, size_t n, int *
             const nano_app_config *c = apps[base + x];
             if (rcs[base + x] != 0 && rcs[base + x] != NANO_EINVAL) {
                 NANO_WARN("dp.version_unchecked", "app=%s sha256=%.12s error_id=%s error=%s",
-                          c->name, c->code_sha256, errs[base + x].id, errs[base + x].message);
+                          c->spec.name, c->code_sha256, errs[base + x].id, errs[base + x].message);
                 rcs[base + x] = 0;
             }
         }
@@ -316,7 +316,7 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
         if (code_is_new(m->cfg, c))
             to_check[n_new++] = c;
         else
-            dp_load_errors_clear(m->load_errors, c->name, c);
+            dp_load_errors_clear(m->load_errors, c->spec.name, c);
     }
     int *rcs = nano_xcalloc(n_new + 1, sizeof *rcs);
     nano_error *errs = nano_xcalloc(n_new + 1, sizeof *errs);
@@ -325,18 +325,18 @@ static size_t vet_config(dp_main *m, const nano_config *cfg, const char *trigger
     for (size_t i = 0; i < n_new; i++) {
         const nano_app_config *c = to_check[i];
         if (rcs[i] == 0) {
-            dp_load_errors_clear(m->load_errors, c->name, NULL);
+            dp_load_errors_clear(m->load_errors, c->spec.name, NULL);
             continue;
         }
-        const nano_app_config *prev = m->cfg != NULL ? nano_config_find(m->cfg, c->name, NULL)
+        const nano_app_config *prev = m->cfg != NULL ? nano_config_find(m->cfg, c->spec.name, NULL)
                                                      : NULL;
         NANO_ERROR("dp.version_refused",
-                   "app=%s trigger=%s sha256=%.12s serving=%.12s error_id=%s error=%s", c->name,
-                   trigger, c->code_sha256, prev != NULL ? prev->code_sha256 : "none",
+                   "app=%s trigger=%s sha256=%.12s serving=%.12s error_id=%s error=%s",
+                   c->spec.name, trigger, c->code_sha256, prev != NULL ? prev->code_sha256 : "none",
                    errs[i].id, errs[i].message);
         if (n == 0)
             *first = errs[i];
-        (*refused)[n++] = c->name;
+        (*refused)[n++] = c->spec.name;
     }
     nano_free(errs);
     nano_free(rcs);
@@ -591,18 +591,18 @@ static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
     nano_app_config app = {0};
     char name[64];
     single_app_name(o->app_name, name, sizeof name);
-    app.name = nano_xstrdup(name);
-    app.is_default = true;
-    app.limits = nano_limits_defaults();
-    app.limits.max_body = o->max_body_size;
-    app.limits.max_head = o->max_head_size;
-    app.limits.drain_timeout_ms = o->drain_timeout_ms;
+    app.spec.name = nano_xstrdup(name);
+    app.spec.is_default = true;
+    app.spec.limits = nano_limits_defaults();
+    app.spec.limits.max_body = o->max_body_size;
+    app.spec.limits.max_head = o->max_head_size;
+    app.spec.limits.drain_timeout_ms = o->drain_timeout_ms;
     /* A single app owns its node: nothing else to protect from a long request, so the CPU
      * limit is Cloudflare's for paid Workers, not the multi-tenant 50 ms
      * (docs/config.md#limits). */
-    app.limits.cpu_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : DP_SINGLE_APP_CPU_MS;
+    app.spec.limits.cpu_ms = o->cpu_limit_ms > 0 ? o->cpu_limit_ms : DP_SINGLE_APP_CPU_MS;
     if (o->memory_limit_mb > 0)
-        app.limits.memory_mb = o->memory_limit_mb;
+        app.spec.limits.memory_mb = o->memory_limit_mb;
     nano_env_init(&app.env);
     int rc = nano_app_config_load_code(&app, o->app_path, err);
     if (rc == 0)
@@ -625,10 +625,10 @@ static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
  * checks with the first worker's load instead: DP_PRELOAD_FIRST). */
 static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err)
 {
-    rt_app_options o = {.name = c->name, .main_path = c->main_path, .main_source = c->code,
+    rt_app_options o = {.name = c->spec.name, .main_path = c->main_path, .main_source = c->code,
                         .main_source_len = c->code_len, .env = &c->env,
-                        .node_compat = c->node_compat,
-                        .heap_limit_mb = (size_t)c->limits.memory_mb};
+                        .node_compat = c->spec.node_compat,
+                        .heap_limit_mb = (size_t)c->spec.limits.memory_mb};
     /* No CPU limit here: run_check has a guard of its own, which also leaves out time spent
      * waiting for a CPU. */
     uint64_t t0 = uv_hrtime();
@@ -636,7 +636,7 @@ static int check_app_loads(dp_main *m, const nano_app_config *c, nano_error *err
     int rc = rt_isolate_new(m->loop, &o, &iso, err);
     if (rc != 0)
         return rc;
-    NANO_INFO("dp.app_loaded", "app=%s path=%s env_entries=%zu load_us=%llu", c->name,
+    NANO_INFO("dp.app_loaded", "app=%s path=%s env_entries=%zu load_us=%llu", c->spec.name,
               c->main_path, c->env.n_entries, (unsigned long long)((uv_hrtime() - t0) / 1000));
     rt_isolate_free(iso);
     uv_run(m->loop, UV_RUN_NOWAIT); /* its handles close */
@@ -771,10 +771,10 @@ static int run_check(dp_main *m)
         nano_error err = {0};
         nano_app_config app;
         nano_app_config_init(&app);
-        app.name = nano_xstrdup(o->app_name);
-        app.node_compat = o->node_compat;
+        app.spec.name = nano_xstrdup(o->app_name);
+        app.spec.node_compat = o->node_compat;
         if (o->memory_limit_mb > 0)
-            app.limits.memory_mb = o->memory_limit_mb;
+            app.spec.limits.memory_mb = o->memory_limit_mb;
         int rc = env_list != NULL ? nano_check_env_from_json(env_list, &app.env, &err) : 0;
         if (rc == 0)
             rc = nano_app_config_load_code(&app, file, &err);
@@ -800,7 +800,7 @@ static int run_check(dp_main *m)
                 nano_error_set(&err, NANO_EINVAL, "module_memory",
                                "%s: loading reached the memory limit of %llu MiB",
                                app.main_path != NULL ? app.main_path : file,
-                               (unsigned long long)app.limits.memory_mb);
+                               (unsigned long long)app.spec.limits.memory_mb);
             else
                 snprintf(err.message, sizeof err.message, "%s", line);
             nano_check_mask_secrets(&app.env, err.message, sizeof err.message);
@@ -1035,7 +1035,7 @@ static int serve(dp_main *m)
     /* The parser's limits are the largest any app allows (a config change may raise them up
      * to these flags' values only); each request then gets its app's own. */
     for (size_t i = 0; i < nano_config_n_apps(m->cfg); i++) {
-        const nano_limits *l = &nano_config_app(m->cfg, i)->limits;
+        const nano_limits *l = &nano_config_app(m->cfg, i)->spec.limits;
         if (l->max_body > wo.max_body)
             wo.max_body = l->max_body;
         if (l->max_head > wo.max_head)

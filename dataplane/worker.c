@@ -148,7 +148,7 @@ static void start_request(dp_app *app, dp_request *req)
     f->version = v;
     f->req = req;
     f->is_running = true;
-    f->deadline_ms = now_ms(w) + v->cfg->limits.wall_ms;
+    f->deadline_ms = now_ms(w) + v->cfg->spec.limits.wall_ms;
     flight_link(w, f);
     v->in_flight++;
     app->in_flight++;
@@ -172,7 +172,7 @@ static void start_request(dp_app *app, dp_request *req)
 
 void dp_worker__run_queued(dp_app *app)
 {
-    uint32_t max = app->current != NULL ? app->current->cfg->limits.max_concurrent : 0;
+    uint32_t max = app->current != NULL ? app->current->cfg->spec.limits.max_concurrent : 0;
     while (app->q_len > 0 && app->current != NULL && app->in_flight < max) {
         dp_request *req = app->queue[app->q_head];
         app->q_head = (app->q_head + 1) % app->q_cap;
@@ -274,7 +274,7 @@ static void dispatch(void *ud, dp_request *req)
         return;
     }
     flight_new(app, req);
-    const nano_limits *lim = &app->current->cfg->limits;
+    const nano_limits *lim = &app->current->cfg->spec.limits;
     bool has_length;
     uint64_t length = content_length_of(req, &has_length);
     if (has_length && length > lim->max_body) {
@@ -375,7 +375,7 @@ static void on_tick(uv_timer_t *t)
         next = f->next;
         if (f->version->iso == NULL)
             continue;
-        uint64_t wall = f->version->cfg->limits.wall_ms;
+        uint64_t wall = f->version->cfg->spec.limits.wall_ms;
         const char *event;
         if (f->is_ended) {
             if (now - f->ended_ms < wall)

@@ -95,7 +95,7 @@ static void sync_pools(dp_worker *w)
         return;
     bool used[DP_POOL_CLASSES] = {true};
     for (size_t i = 0; w->cfg != NULL && i < nano_config_n_apps(w->cfg); i++)
-        used[pool_class(nano_config_app(w->cfg, i)->limits.memory_mb)] = true;
+        used[pool_class(nano_config_app(w->cfg, i)->spec.limits.memory_mb)] = true;
     for (size_t k = 0; k < DP_POOL_CLASSES; k++) {
         if (used[k] && w->pools[k] == NULL) {
             w->pools[k] = rt_pool_new(&w->loop, w->opts.pool_size,
@@ -124,23 +124,23 @@ static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_ou
     dp_worker *w = v->app->w;
     const nano_app_config *c = v->cfg;
     rt_app_options o = {
-        .name = c->name,
+        .name = c->spec.name,
         .main_path = c->main_path,
         .main_source = c->code,
         .main_source_len = c->code_len,
         .imports = c->imports,
         .n_imports = c->n_imports,
         .env = &c->env,
-        .node_compat = c->node_compat,
-        .heap_limit_mb = (size_t)c->limits.memory_mb,
-        .pool = w->pools[pool_class(c->limits.memory_mb)],
+        .node_compat = c->spec.node_compat,
+        .heap_limit_mb = (size_t)c->spec.limits.memory_mb,
+        .pool = w->pools[pool_class(c->spec.limits.memory_mb)],
         .watch = is_preload ? NULL : &w->watch,
-        .cpu_limit_ms = c->limits.cpu_ms,
-        .wall_limit_ms = c->limits.wall_ms,
+        .cpu_limit_ms = c->spec.limits.cpu_ms,
+        .wall_limit_ms = c->spec.limits.wall_ms,
         .http_client = w->http_client,
-        .subrequests = c->limits.subrequests,
+        .subrequests = c->spec.limits.subrequests,
         .egress_node = w->opts.egress,
-        .egress_app = c->egress,
+        .egress_app = c->spec.egress,
     };
     nano_error err = {0};
     uint64_t t0 = uv_hrtime();
@@ -160,7 +160,7 @@ static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_ou
         v->load_failed_ms = now_ms(w);
         if (!v->logged_load_error) {
             v->logged_load_error = true;
-            NANO_ERROR("app.load_failed", "app=%s worker=%d error_id=%s error=%s", c->name,
+            NANO_ERROR("app.load_failed", "app=%s worker=%d error_id=%s error=%s", c->spec.name,
                        w->index, err.id, err.message);
             if (w->opts.load_errors != NULL) {
                 /* For /status and nanocp: one line, no secret (it may be what was thrown). */
@@ -179,16 +179,16 @@ static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_ou
     rt_hooks hooks = {dp_worker__on_request_done, dp_worker__on_cpu_exceeded, dp_worker__on_broken,
                       v};
     rt_isolate_set_hooks(v->iso, &hooks);
-    rt_isolate_set_watch(v->iso, &w->watch, c->limits.cpu_ms);
+    rt_isolate_set_watch(v->iso, &w->watch, c->spec.limits.cpu_ms);
     dp_stat_add(&v->app->stats->isolates, 1);
     dp_stat_add(&v->app->stats->isolate_creates, 1);
     dp_stat_add(&v->app->stats->isolate_create_us, (int64_t)us);
     if (is_preload)
         NANO_INFO("dp.app_loaded", "app=%s worker=%d path=%s env_entries=%zu load_us=%llu",
-                  c->name, w->index, c->main_path, c->env.n_entries, (unsigned long long)us);
+                  c->spec.name, w->index, c->main_path, c->env.n_entries, (unsigned long long)us);
     else
         NANO_DEBUG("app.isolate_created", "app=%s worker=%d sha256=%.12s create_us=%llu",
-                   c->name, w->index, c->code_sha256, (unsigned long long)us);
+                   c->spec.name, w->index, c->code_sha256, (unsigned long long)us);
     return 0;
 }
 
@@ -312,7 +312,7 @@ void dp_worker__version_retire(dp_version *v)
     v->is_retiring = true;
     v->next = app->retired;
     app->retired = v;
-    version_shutdown(v, v->cfg->limits.drain_timeout_ms, "redeploy");
+    version_shutdown(v, v->cfg->spec.limits.drain_timeout_ms, "redeploy");
     if (v->in_flight == 0)
         dp_worker__reap_schedule(v);
 }
@@ -393,7 +393,7 @@ void dp_worker__app_begin_drain(dp_app *app, nano_config *old_cfg, size_t old_in
                                 bool with_timer)
 {
     dp_worker *w = app->w;
-    uint64_t timeout = app->current->cfg->limits.drain_timeout_ms;
+    uint64_t timeout = app->current->cfg->spec.limits.drain_timeout_ms;
     app->state = DP_APP_DRAINING;
     atomic_store(&app->stats->state, DP_APP_DRAINING);
     app->route_cfg = nano_config_ref(old_cfg);
@@ -433,18 +433,20 @@ void dp_worker__apply_config(dp_worker *w, nano_config *cfg)
         const nano_app_config *c = nano_config_app(cfg, i);
         size_t oi;
         dp_app *app = NULL;
-        if (old != NULL && nano_config_find(old, c->name, &oi) != NULL && w->apps[oi] != NULL) {
+        if (old != NULL && nano_config_find(old, c->spec.name, &oi) != NULL &&
+            w->apps[oi] != NULL) {
             app = w->apps[oi];
             kept[oi] = true;
         }
         if (app == NULL) {
-            app = app_new(w, c->name);
+            app = app_new(w, c->spec.name);
             app->current = version_new(app, cfg, i);
         } else {
             dp_version *v = app->current;
             const nano_app_config *prev = v->cfg;
-            bool same = nano_app_config_same_code(prev, c) && prev->node_compat == c->node_compat &&
-                        prev->limits.memory_mb == c->limits.memory_mb;
+            bool same = nano_app_config_same_code(prev, c) &&
+                        prev->spec.node_compat == c->spec.node_compat &&
+                        prev->spec.limits.memory_mb == c->spec.limits.memory_mb;
             if (same) {
                 /* Same deployment: keep the isolate and its module state. */
                 bool env_changed = !nano_env_equal(&prev->env, &c->env);
@@ -454,8 +456,8 @@ void dp_worker__apply_config(dp_worker *w, nano_config *cfg)
                 if (v->iso != NULL) {
                     if (env_changed)
                         rt_isolate_set_env(v->iso, &c->env);
-                    rt_isolate_set_watch(v->iso, &w->watch, c->limits.cpu_ms);
-                    rt_isolate_set_outbound(v->iso, c->egress, c->limits.subrequests);
+                    rt_isolate_set_watch(v->iso, &w->watch, c->spec.limits.cpu_ms);
+                    rt_isolate_set_outbound(v->iso, c->spec.egress, c->spec.limits.subrequests);
                 }
                 nano_config_unref(prev_ref);
             } else {
@@ -463,7 +465,7 @@ void dp_worker__apply_config(dp_worker *w, nano_config *cfg)
                  * what it has, then goes. */
                 app->current = version_new(app, cfg, i);
                 dp_worker__version_retire(v);
-                NANO_DEBUG("app.redeploy", "app=%s worker=%d from=%.12s to=%.12s", c->name,
+                NANO_DEBUG("app.redeploy", "app=%s worker=%d from=%.12s to=%.12s", c->spec.name,
                            w->index, prev->code_sha256, c->code_sha256);
             }
         }

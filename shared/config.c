@@ -232,6 +232,13 @@ static void normalize_host(const char *in, char *out, size_t cap)
     out[n] = '\0';
 }
 
+char *nano_hostname_normalize(const char *host)
+{
+    char *out = nano_xstrdup(host);
+    normalize_host(host, out, strlen(host) + 1);
+    return out;
+}
+
 /* --- the snapshot --------------------------------------------------------------------------- */
 
 /* One (hostname, path_prefix) -> app entry of the routing table. */
@@ -289,8 +296,8 @@ nano_config *nano_config_new(uint64_t version)
 void nano_app_config_init(nano_app_config *app)
 {
     memset(app, 0, sizeof *app);
+    nano_app_spec_init(&app->spec);
     nano_env_init(&app->env);
-    app->limits = nano_limits_defaults();
 }
 
 static void free_sources(nano_module_source *sources, size_t n)
@@ -306,11 +313,7 @@ void nano_app_config_fini(nano_app_config *app)
 {
     if (app == NULL)
         return;
-    nano_free(app->name);
-    for (size_t i = 0; i < app->n_hostnames; i++)
-        nano_free(app->hostnames[i]);
-    nano_free(app->hostnames);
-    nano_free(app->path_prefix);
+    nano_app_spec_fini(&app->spec);
     nano_free(app->main_path);
     nano_free(app->code);
     for (size_t i = 0; i < app->n_code_files; i++)
@@ -318,10 +321,6 @@ void nano_app_config_fini(nano_app_config *app)
     nano_free(app->code_files);
     free_sources(app->imports, app->n_imports);
     nano_env_fini(&app->env);
-    for (size_t i = 0; i < app->n_required_env; i++)
-        nano_free(app->required_env[i]);
-    nano_free(app->required_env);
-    nano_egress_unref(app->egress);
     memset(app, 0, sizeof *app);
 }
 
@@ -401,7 +400,7 @@ const nano_app_config *nano_config_find(const nano_config *cfg, const char *name
         }
     } else {
         for (size_t i = 0; i < cfg->n_apps && found == SIZE_MAX; i++)
-            if (strcmp(cfg->apps[i].name, name) == 0)
+            if (strcmp(cfg->apps[i].spec.name, name) == 0)
                 found = i;
     }
     if (found == SIZE_MAX)
@@ -484,51 +483,53 @@ static char *route_key(const char *host, const char *prefix)
 static int check_app_alone(const nano_app_config *app, nano_error *err)
 {
     char shown[80];
-    if (!nano_app_name_valid(app->name))
+    if (!nano_app_name_valid(app->spec.name))
         return nano_error_set(err, NANO_EINVAL, "app_name_invalid",
                               "app name \"%s\" is invalid: use 1 to 63 characters of a-z, 0-9 "
                               "and '-', starting with a letter or digit",
-                              nano_config__printable(app->name, shown, sizeof shown, 64));
-    for (size_t i = 0; i < app->n_hostnames; i++)
-        if (!nano_hostname_valid(app->hostnames[i]))
+                              nano_config__printable(app->spec.name, shown, sizeof shown, 64));
+    for (size_t i = 0; i < app->spec.n_hostnames; i++)
+        if (!nano_hostname_valid(app->spec.hostnames[i]))
             return nano_error_set(
                 err, NANO_EINVAL, "hostname_invalid",
                 "app %s: invalid hostname \"%s\": use labels of letters, digits and '-' "
                 "separated by '.', optionally after \"*.\" for a wildcard",
-                app->name, nano_config__printable(app->hostnames[i], shown, sizeof shown, 64));
-    if (app->path_prefix != NULL && !nano_path_prefix_valid(app->path_prefix))
+                app->spec.name,
+                nano_config__printable(app->spec.hostnames[i], shown, sizeof shown, 64));
+    if (app->spec.path_prefix != NULL && !nano_path_prefix_valid(app->spec.path_prefix))
         return nano_error_set(
             err, NANO_EINVAL, "path_prefix_invalid",
             "app %s: invalid path_prefix \"%s\": use \"/seg\" or \"/seg/seg\" (printable "
             "ASCII, no trailing '/', no empty segment, no '?' or '#')",
-            app->name, nano_config__printable(app->path_prefix, shown, sizeof shown, 64));
-    for (size_t i = 0; i < app->n_required_env; i++) {
-        const char *n = app->required_env[i];
+            app->spec.name, nano_config__printable(app->spec.path_prefix, shown, sizeof shown, 64));
+    for (size_t i = 0; i < app->spec.n_required_env; i++) {
+        const char *n = app->spec.required_env[i];
         if (n == NULL || !nano_env_name_valid(n, strlen(n)))
             return nano_error_set(err, NANO_EINVAL, "env_name_invalid",
                                   "app %s: required_env name \"%s\" is invalid: use letters, "
                                   "digits and '_', not starting with a digit",
-                                  app->name, nano_config__printable(n, shown, sizeof shown, 64));
+                                  app->spec.name,
+                                  nano_config__printable(n, shown, sizeof shown, 64));
     }
     char where[96];
-    snprintf(where, sizeof where, "app %s: limits.", app->name);
-    return check_limits(&app->limits, where, err);
+    snprintf(where, sizeof where, "app %s: limits.", app->spec.name);
+    return check_limits(&app->spec.limits, where, err);
 }
 
 static int route_conflict(const nano_config *cfg, const nano_app_config *app, size_t h,
                           size_t other, nano_error *err)
 {
-    const char *owner = other == cfg->n_apps ? NULL : cfg->apps[other].name;
+    const char *owner = other == cfg->n_apps ? NULL : cfg->apps[other].spec.name;
     char norm[260];
-    normalize_host(app->hostnames[h], norm, sizeof norm);
-    const char *pre = app->path_prefix ? " with path_prefix " : " (no path_prefix)";
-    const char *prefix = app->path_prefix ? app->path_prefix : "";
+    normalize_host(app->spec.hostnames[h], norm, sizeof norm);
+    const char *pre = app->spec.path_prefix ? " with path_prefix " : " (no path_prefix)";
+    const char *prefix = app->spec.path_prefix ? app->spec.path_prefix : "";
     if (owner == NULL)
         return nano_error_set(err, NANO_EINVAL, "route_conflict",
-                              "app %s: hostname %s%s%s is listed twice", app->name, norm, pre,
+                              "app %s: hostname %s%s%s is listed twice", app->spec.name, norm, pre,
                               prefix);
     return nano_error_set(err, NANO_EINVAL, "route_conflict",
-                          "app %s: hostname %s%s%s is already claimed by app %s", app->name,
+                          "app %s: hostname %s%s%s is already claimed by app %s", app->spec.name,
                           norm, pre, prefix, owner);
 }
 
@@ -536,20 +537,20 @@ static int route_conflict(const nano_config *cfg, const nano_app_config *app, si
 static int check_app_conflicts(const nano_config *cfg, const nano_app_config *app, char ***keys,
                                nano_error *err)
 {
-    char *nk = name_key(app->name);
+    char *nk = name_key(app->spec.name);
     bool taken = claims_get(cfg, nk) != NULL;
     nano_free(nk);
     if (taken)
         return nano_error_set(err, NANO_EINVAL, "app_name_duplicate",
-                              "app %s: another app already has this name", app->name);
-    if (app->is_default && cfg->default_app >= 0)
+                              "app %s: another app already has this name", app->spec.name);
+    if (app->spec.is_default && cfg->default_app >= 0)
         return nano_error_set(err, NANO_EINVAL, "default_app_duplicate",
                               "app %s: app %s is already the default app; only one may be",
-                              app->name, cfg->apps[cfg->default_app].name);
-    char **k = nano_xcalloc(app->n_hostnames + 1, sizeof *k);
+                              app->spec.name, cfg->apps[cfg->default_app].spec.name);
+    char **k = nano_xcalloc(app->spec.n_hostnames + 1, sizeof *k);
     int rc = 0;
-    for (size_t h = 0; h < app->n_hostnames && rc == 0; h++) {
-        k[h] = route_key(app->hostnames[h], app->path_prefix);
+    for (size_t h = 0; h < app->spec.n_hostnames && rc == 0; h++) {
+        k[h] = route_key(app->spec.hostnames[h], app->spec.path_prefix);
         const claim *c = claims_get(cfg, k[h]);
         if (c != NULL)
             rc = route_conflict(cfg, app, h, c->app, err);
@@ -558,7 +559,7 @@ static int check_app_conflicts(const nano_config *cfg, const nano_app_config *ap
                 rc = route_conflict(cfg, app, h, cfg->n_apps, err);
     }
     if (rc != 0) {
-        for (size_t h = 0; h < app->n_hostnames; h++)
+        for (size_t h = 0; h < app->spec.n_hostnames; h++)
             nano_free(k[h]);
         nano_free(k);
         return rc;
@@ -572,7 +573,7 @@ int nano_config_add_app(nano_config *cfg, nano_app_config *app, nano_error *err)
     if (cfg->is_sealed)
         return nano_error_set(err, NANO_ESTATE, "config_sealed",
                               "cannot add app %s: the snapshot is sealed",
-                              app->name ? app->name : "?");
+                              app->spec.name ? app->spec.name : "?");
     char **keys = NULL;
     int rc = check_app_alone(app, err);
     if (rc == 0)
@@ -581,14 +582,15 @@ int nano_config_add_app(nano_config *cfg, nano_app_config *app, nano_error *err)
         return rc;
 
     size_t index = cfg->n_apps;
-    claims_put(cfg, name_key(app->name), index);
-    for (size_t h = 0; h < app->n_hostnames; h++) {
+    claims_put(cfg, name_key(app->spec.name), index);
+    for (size_t h = 0; h < app->spec.n_hostnames; h++) {
         claims_put(cfg, keys[h], index);
         /* In place: a normalized name is never longer than the original. */
-        normalize_host(app->hostnames[h], app->hostnames[h], strlen(app->hostnames[h]) + 1);
+        normalize_host(app->spec.hostnames[h], app->spec.hostnames[h],
+                       strlen(app->spec.hostnames[h]) + 1);
     }
     nano_free(keys);
-    if (app->is_default)
+    if (app->spec.is_default)
         cfg->default_app = (long)index;
     if (cfg->n_apps == cfg->cap_apps) {
         cfg->cap_apps = cfg->cap_apps ? cfg->cap_apps * 2 : 8;
@@ -603,18 +605,18 @@ int nano_app_config_check_required_env(const nano_app_config *app, nano_error *e
 {
     nano_buf missing = NANO_BUF_INIT;
     size_t n = 0;
-    for (size_t i = 0; i < app->n_required_env; i++) {
-        if (nano_env_find(&app->env, app->required_env[i]) != NULL)
+    for (size_t i = 0; i < app->spec.n_required_env; i++) {
+        if (nano_env_find(&app->env, app->spec.required_env[i]) != NULL)
             continue;
         if (n++ > 0)
             nano_buf_append_str(&missing, ", ");
-        nano_buf_append_str(&missing, app->required_env[i]);
+        nano_buf_append_str(&missing, app->spec.required_env[i]);
     }
     int rc = 0;
     if (n > 0)
         rc = nano_error_set(err, NANO_EINVAL, "required_env_missing",
-                            "app %s: required env missing: %s", app->name ? app->name : "?",
-                            nano_buf_cstr(&missing));
+                            "app %s: required env missing: %s",
+                            app->spec.name ? app->spec.name : "?", nano_buf_cstr(&missing));
     nano_buf_fini(&missing);
     return rc;
 }
@@ -646,17 +648,17 @@ static route_src *collect_routes(const nano_config *cfg, size_t *n_out)
 {
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_apps; i++)
-        n += cfg->apps[i].n_hostnames;
+        n += cfg->apps[i].spec.n_hostnames;
     route_src *src = nano_xcalloc(n + 1, sizeof *src);
     size_t k = 0;
     for (size_t i = 0; i < cfg->n_apps; i++) {
         const nano_app_config *app = &cfg->apps[i];
-        for (size_t h = 0; h < app->n_hostnames; h++, k++) {
-            const char *host = app->hostnames[h];
+        for (size_t h = 0; h < app->spec.n_hostnames; h++, k++) {
+            const char *host = app->spec.hostnames[h];
             src[k].is_wild = host[0] == '*';
             src[k].host = src[k].is_wild ? host + 1 : host;
-            src[k].r.prefix = app->path_prefix;
-            src[k].r.prefix_len = app->path_prefix ? strlen(app->path_prefix) : 0;
+            src[k].r.prefix = app->spec.path_prefix;
+            src[k].r.prefix_len = app->spec.path_prefix ? strlen(app->spec.path_prefix) : 0;
             src[k].r.app = i;
         }
     }
@@ -707,7 +709,7 @@ int nano_config_seal(nano_config *cfg, nano_error *err)
     build_routes(cfg);
     cfg->by_name = nano_xcalloc(cfg->n_apps + 1, sizeof *cfg->by_name);
     for (size_t i = 0; i < cfg->n_apps; i++)
-        cfg->by_name[i] = (named){cfg->apps[i].name, i};
+        cfg->by_name[i] = (named){cfg->apps[i].spec.name, i};
     qsort(cfg->by_name, cfg->n_apps, sizeof *cfg->by_name, cmp_by_name);
     claims_free(cfg); /* conflicts cannot arise any more */
     cfg->is_sealed = true;
@@ -729,17 +731,14 @@ static char **dup_strings(char *const *list, size_t n)
     return out;
 }
 
-/* A deep copy of src's routing, env, limits (egress: a reference, it is immutable); code from
+/* A deep copy of src's spec (but node_compat, which goes with the code) and env; code from
  * code_of (src or the old app). */
 static void app_copy(nano_app_config *dst, const nano_app_config *src,
                      const nano_app_config *code_of)
 {
     nano_app_config_init(dst);
-    dst->name = nano_xstrdup(src->name);
-    dst->hostnames = src->n_hostnames ? dup_strings(src->hostnames, src->n_hostnames) : NULL;
-    dst->n_hostnames = src->n_hostnames;
-    dst->path_prefix = dup_or_null(src->path_prefix);
-    dst->is_default = src->is_default;
+    nano_app_spec_fini(&dst->spec);
+    nano_app_spec_copy(&dst->spec, &src->spec);
     dst->main_path = dup_or_null(code_of->main_path);
     if (code_of->code != NULL) {
         dst->code = nano_xmalloc(code_of->code_len + 1);
@@ -763,7 +762,7 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
         }
     }
     dst->n_imports = code_of->n_imports;
-    dst->node_compat = code_of->node_compat;
+    dst->spec.node_compat = code_of->spec.node_compat;
     if (src->env.n_entries > 0) {
         dst->env.entries = nano_xcalloc(src->env.n_entries, sizeof *dst->env.entries);
         dst->env.cap = dst->env.n_entries = src->env.n_entries;
@@ -777,11 +776,6 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
         memcpy(d->value, e->value, e->value_len);
         d->value[e->value_len] = '\0';
     }
-    dst->required_env = src->n_required_env ? dup_strings(src->required_env, src->n_required_env)
-                                            : NULL;
-    dst->n_required_env = src->n_required_env;
-    dst->limits = src->limits;
-    dst->egress = nano_egress_ref(src->egress);
 }
 
 int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
@@ -795,7 +789,7 @@ int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
         const nano_app_config *code_of = src;
         for (size_t k = 0; k < n_names; k++) {
             const nano_app_config *prev = old != NULL ? nano_config_find(old, names[k], NULL) : NULL;
-            if (prev != NULL && strcmp(names[k], src->name) == 0)
+            if (prev != NULL && strcmp(names[k], src->spec.name) == 0)
                 code_of = prev;
         }
         nano_app_config app;
@@ -908,7 +902,7 @@ long nano_config_route(const nano_config *cfg, const char *host, size_t host_len
             app = match_routes(cfg, find_host(cfg->wild, cfg->n_wild, host + i, len - i), path,
                                path_len);
     if (app < 0 && cfg->default_app >= 0) {
-        const char *p = cfg->apps[cfg->default_app].path_prefix;
+        const char *p = cfg->apps[cfg->default_app].spec.path_prefix;
         if (prefix_matches(p, p ? strlen(p) : 0, path, path_len))
             app = cfg->default_app;
     }

@@ -14,31 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app_spec.h"
 #include "egress.h"
 #include "env.h"
 #include "error.h"
-
-/* Per-app limits. Defaults (docs/config.md#limits) come from nano_limits_defaults(); nano.json's
- * "limits" object overrides any of them. */
-typedef struct nano_limits {
-    uint64_t cpu_ms;           /* CPU time per request ("cpu_ms"; default 50) */
-    uint64_t memory_mb;        /* isolate heap ("memory_mb"; default 128) */
-    uint64_t wall_ms;          /* wall time per request before the response starts ("wall_time"; 30 s) */
-    uint64_t drain_timeout_ms; /* ("drain_timeout"; default 30 s, max 300 s) */
-    uint32_t max_concurrent;   /* requests running at once per app and thread ("max_concurrent"; 64) */
-    uint32_t max_queued;       /* waiting beyond that, then 503 ("max_queued"; 256) */
-    uint64_t max_head;         /* request head bytes ("max_head"; 64 KiB) */
-    uint64_t max_body;         /* request body bytes ("max_body"; 100 MiB) */
-    uint32_t subrequests;      /* per request ("subrequests"; 50) */
-} nano_limits;
-
-/* nano_limits_defaults: the default values in the comments above. */
-nano_limits nano_limits_defaults(void);
-
-/* nano_limits_check: every limit is above 0 and within its bound (docs/config.md lists them:
- * cpu_ms <= 60000, memory_mb 16..8192, drain_timeout <= 300 s, ...). Returns 0, or
- * NANO_ERANGE with err naming the first limit out of range. Any thread. */
-int nano_limits_check(const nano_limits *l, nano_error *err);
 
 /* A module an app imports, as read when its config was built. */
 typedef struct nano_module_source {
@@ -48,12 +27,8 @@ typedef struct nano_module_source {
 } nano_module_source;
 
 typedef struct nano_app_config {
-    char *name;               /* [a-z0-9][a-z0-9-]{0,62}, unique in a snapshot */
-    char **hostnames;         /* exact "api.example.com" or wildcard "*.example.com"; lowercased
-                                 and without a trailing '.' once added to a snapshot */
-    size_t n_hostnames;
-    char *path_prefix;        /* NULL, or "/api" (starts with '/', no trailing '/') */
-    bool is_default;          /* receives requests for hosts no app claims */
+    nano_app_spec spec;       /* name (unique in a snapshot), hostnames, path prefix, default
+                                 role, node_compat, required env, limits, egress (app_spec.h) */
     char *main_path;          /* absolute path of the main module (imports resolve beside it) */
     char *code;               /* the main module's source (NUL-terminated, not counted in
                                  code_len), read when the snapshot was built */
@@ -73,12 +48,6 @@ typedef struct nano_app_config {
                                  cannot reach an isolate made later for the old version) */
     size_t n_imports;
     nano_env env;             /* vars (is_json for non-string JSON values) and secrets */
-    bool node_compat;         /* also expose env as process.env ("node_compat": true) */
-    char **required_env;      /* names that must be present in env ("required_env") */
-    size_t n_required_env;
-    nano_limits limits;
-    nano_egress *egress;      /* the app's egress policy ("egress"; NULL: none set), one
-                                 reference owned by the app (unref'd by fini) */
 } nano_app_config;
 
 typedef struct nano_config nano_config;
@@ -86,17 +55,6 @@ typedef struct nano_config nano_config;
 /* nano_app_config_init: an empty app (caller-owned memory) with the default limits and an
  * empty env; nano_app_config_fini frees what it holds (NULL-safe, also after a failed add). */
 void nano_app_config_init(nano_app_config *app);
-
-/* Syntax checks that sources and the admin API share (pure; any thread):
- * nano_app_name_valid: [a-z0-9][a-z0-9-]{0,62}.
- * nano_hostname_valid: dot-separated labels of a-z, A-Z, 0-9 and '-' (1..63 characters, no
- *   '-' at either end; 253 characters at most; one trailing '.' allowed), optionally preceded
- *   by "*." for a wildcard.
- * nano_path_prefix_valid: "/seg" or "/seg/seg..." with no empty segment, no trailing '/', and
- *   no '?', '#', spaces or control characters; at most 1024 bytes. */
-bool nano_app_name_valid(const char *name);
-bool nano_hostname_valid(const char *host);
-bool nano_path_prefix_valid(const char *prefix);
 
 /* nano_app_config_check_required_env: 0 when every name in app->required_env is in app->env,
  * else NANO_EINVAL with a message listing every missing name, in required_env order:
@@ -178,7 +136,6 @@ long nano_config_route(const nano_config *cfg, const char *host, size_t host_len
  * the same values and flags (is_secret, is_json), in any order. limits_equal: every field equal. */
 bool nano_app_config_same_code(const nano_app_config *a, const nano_app_config *b);
 bool nano_env_equal(const nano_env *a, const nano_env *b);
-bool nano_limits_equal(const nano_limits *a, const nano_limits *b);
 
 /* nano_config_load_json: reads nano.json at path (format in docs/config.md), resolving
  * relative module and secret-file paths against the file's directory, reading each module's
@@ -191,23 +148,6 @@ bool nano_limits_equal(const nano_limits *a, const nano_limits *b);
  * Secret values never appear in messages. The file may be at most 64 MiB. Any thread, but
  * {"fromEnv"} reads the process environment, so not concurrently with setenv(). */
 struct json_t; /* jansson's */
-
-/* nano_limits_from_json: reads a "limits" JSON object (the nano.json form, docs/config.md:
- * the keys of nano_limits' comments; durations as seconds or "30s"/"1500ms"/"5m", sizes as
- * bytes or "64KiB"/"100MiB") onto *l, which keeps the values of keys not given. Every key is
- * checked: an unknown key, a value of the wrong form or out of its range is an error. On
- * error returns NANO_EINVAL (NANO_ERANGE out of range), leaves *l untouched, fills err with
- * one line "WHERE KEY: what is wrong" (where is the caller's prefix, e.g. "nano.json:
- * apps[0].limits." or "limits."; NULL for none) and, if key_out is not NULL, sets *key_out to
- * the key at fault (borrowed from obj or static; NULL when obj is not an object). obj is
- * borrowed. The nano.json loader and nanocp's admin API both use it. Any thread. */
-int nano_limits_from_json(struct json_t *obj, nano_limits *l, const char *where,
-                          const char **key_out, nano_error *err);
-
-/* nano_limits_to_json: every limit as a JSON object that nano_limits_from_json reads back to
- * the same values: counts and sizes as integers (bytes for sizes), durations as strings
- * ("30s", or "1500ms" when not whole seconds). Returns a new reference. Any thread. */
-struct json_t *nano_limits_to_json(const nano_limits *l);
 
 #define NANO_CONFIG_JSON_MAX_BYTES (64u * 1024 * 1024)
 int nano_config_load_json(const char *path, uint64_t version, nano_config **out,

@@ -113,20 +113,27 @@ static int fail_type(jctx *c, const json_t *v, const char *expected)
     return fail(c, NANO_EINVAL, "config_type", "must be %s, not %s", expected, type_name(v));
 }
 
-/* Every key of obj must be in allowed (NULL-terminated). */
-static int check_keys(jctx *c, json_t *obj, const char *const *allowed)
+static bool listed(const char *const *list, const char *key)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        if (strcmp(list[i], key) == 0)
+            return true;
+    return false;
+}
+
+/* Every key of obj must be in allowed or in more (NULL-terminated; more may be NULL). */
+static int check_keys2(jctx *c, json_t *obj, const char *const *allowed, const char *const *more)
 {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
-        bool known = false;
-        for (size_t i = 0; allowed[i] != NULL && !known; i++)
-            known = strcmp(allowed[i], key) == 0;
-        if (known)
+        if (listed(allowed, key) || listed(more, key))
             continue;
         nano_buf list = NANO_BUF_INIT;
         for (size_t i = 0; allowed[i] != NULL; i++)
             nano_buf_appendf(&list, "%s%s", i ? ", " : "", allowed[i]);
+        for (size_t i = 0; more != NULL && more[i] != NULL; i++)
+            nano_buf_appendf(&list, ", %s", more[i]);
         enter_key(c, key);
         int rc = fail(c, NANO_EINVAL, "config_unknown_key", "unknown key; expected one of: %s",
                       nano_buf_cstr(&list));
@@ -134,6 +141,11 @@ static int check_keys(jctx *c, json_t *obj, const char *const *allowed)
         return rc;
     }
     return 0;
+}
+
+static int check_keys(jctx *c, json_t *obj, const char *const *allowed)
+{
+    return check_keys2(c, obj, allowed, NULL);
 }
 
 /* --- paths ------------------------------------------------------------------------------------ */
@@ -184,21 +196,6 @@ static int get_string(jctx *c, json_t *obj, const char *key, bool required, cons
     return rc;
 }
 
-static int get_bool(jctx *c, json_t *obj, const char *key, bool *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL)
-        return 0;
-    if (!json_is_boolean(v)) {
-        size_t mark = enter_key(c, key);
-        int rc = fail_type(c, v, "true or false");
-        leave(c, mark);
-        return rc;
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
 /* --- app parts ------------------------------------------------------------------------------ */
 
 static int read_name(jctx *c, json_t *japp, nano_app_config *app)
@@ -217,74 +214,18 @@ static int read_name(jctx *c, json_t *japp, nano_app_config *app)
         leave(c, mark);
         return rc;
     }
-    app->name = nano_xstrdup(name);
+    app->spec.name = nano_xstrdup(name);
     return 0;
 }
 
-static int add_hostname(jctx *c, json_t *v, nano_app_config *app)
+/* The app's spec (app_spec.h: hostnames, path_prefix, default, node_compat, required_env,
+ * limits, egress), with nano.json's "hostname" shorthand; messages "FILE: apps[1].FIELD: ...". */
+static int read_spec(jctx *c, json_t *japp, nano_app_config *app)
 {
-    if (!json_is_string(v))
-        return fail_type(c, v, "a string");
-    const char *host = json_string_value(v);
-    if (!nano_hostname_valid(host)) {
-        char shown[72];
-        return fail(c, NANO_EINVAL, "hostname_invalid",
-                    "\"%s\" is not a valid hostname: use labels of letters, digits and '-' "
-                    "separated by '.', optionally after \"*.\" for a wildcard",
-                    nano_config__printable(host, shown, sizeof shown, 64));
-    }
-    app->hostnames[app->n_hostnames++] = nano_xstrdup(host);
-    return 0;
-}
-
-static int read_hostnames(jctx *c, json_t *japp, nano_app_config *app)
-{
-    json_t *one = json_object_get(japp, "hostname");
-    json_t *many = json_object_get(japp, "hostnames");
-    if (one != NULL && many != NULL)
-        return fail(c, NANO_EINVAL, "config_value_invalid",
-                    "use \"hostname\" or \"hostnames\", not both");
-    if (many != NULL && !json_is_array(many)) {
-        size_t mark = enter_key(c, "hostnames");
-        int rc = fail_type(c, many, "an array of hostnames");
-        leave(c, mark);
-        return rc;
-    }
-    size_t n = one != NULL ? 1 : many != NULL ? json_array_size(many) : 0;
-    app->hostnames = nano_xcalloc(n + 1, sizeof *app->hostnames);
-    int rc = 0;
-    if (one != NULL) {
-        size_t mark = enter_key(c, "hostname");
-        rc = add_hostname(c, one, app);
-        leave(c, mark);
-    }
-    for (size_t i = 0; i < n && many != NULL && rc == 0; i++) {
-        size_t mark = enter_key(c, "hostnames");
-        enter_index(c, i);
-        rc = add_hostname(c, json_array_get(many, i), app);
-        leave(c, mark);
-    }
-    return rc;
-}
-
-static int read_path_prefix(jctx *c, json_t *japp, nano_app_config *app)
-{
-    const char *prefix;
-    int rc = get_string(c, japp, "path_prefix", false, &prefix);
-    if (rc != 0 || prefix == NULL)
-        return rc;
-    if (!nano_path_prefix_valid(prefix)) {
-        char shown[72];
-        size_t mark = enter_key(c, "path_prefix");
-        rc = fail(c, NANO_EINVAL, "path_prefix_invalid",
-                  "\"%s\" is not a valid path prefix: use \"/seg\" or \"/seg/seg\" (printable "
-                  "ASCII, no trailing '/', no empty segment, no '?' or '#')",
-                  nano_config__printable(prefix, shown, sizeof shown, 64));
-        leave(c, mark);
-        return rc;
-    }
-    app->path_prefix = nano_xstrdup(prefix);
-    return 0;
+    char where[600];
+    snprintf(where, sizeof where, "%s: %s.", c->file, c->path);
+    return nano_app_spec_read_json(japp, NANO_APP_SPEC_HOSTNAME_ALIAS, &app->spec, where, NULL,
+                                   0, c->err);
 }
 
 static int read_code(jctx *c, const char *rel, nano_app_config *app)
@@ -457,24 +398,6 @@ json_t *nano_limits_to_json(const nano_limits *l)
     return obj;
 }
 
-static int read_limits(jctx *c, json_t *japp, nano_app_config *app)
-{
-    json_t *jl = json_object_get(japp, "limits");
-    if (jl == NULL)
-        return 0;
-    size_t mark = enter_key(c, "limits");
-    int rc;
-    if (!json_is_object(jl)) {
-        rc = fail_type(c, jl, "an object");
-    } else {
-        char where[600];
-        snprintf(where, sizeof where, "%s: %s.", c->file, c->path);
-        rc = nano_limits_from_json(jl, &app->limits, where, NULL, c->err);
-    }
-    leave(c, mark);
-    return rc;
-}
-
 /* --- env and secrets --------------------------------------------------------------------- */
 
 /* Checks done here rather than left to nano_env_set, for messages that say where. */
@@ -643,31 +566,6 @@ static int read_secrets(jctx *c, json_t *japp, nano_app_config *app)
     return rc;
 }
 
-static int read_required_env(jctx *c, json_t *japp, nano_app_config *app)
-{
-    json_t *jr = json_object_get(japp, "required_env");
-    if (jr == NULL)
-        return 0;
-    size_t mark = enter_key(c, "required_env");
-    int rc = json_is_array(jr) ? 0 : fail_type(c, jr, "an array of env names");
-    size_t n = rc == 0 ? json_array_size(jr) : 0;
-    app->required_env = nano_xcalloc(n + 1, sizeof *app->required_env);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *v = json_array_get(jr, i);
-        size_t item = enter_index(c, i);
-        if (!json_is_string(v))
-            rc = fail_type(c, v, "an env name");
-        else if (!nano_env_name_valid(json_string_value(v), json_string_length(v)))
-            rc = fail(c, NANO_EINVAL, "env_name_invalid",
-                      "invalid env name: use letters, digits and '_', not starting with a digit");
-        else
-            app->required_env[app->n_required_env++] = nano_xstrdup(json_string_value(v));
-        leave(c, item);
-    }
-    leave(c, mark);
-    return rc;
-}
-
 /* --- egress ---------------------------------------------------------------------------------- */
 
 /* key's egress object (apps[i].egress, or the top level's) parsed into *out (NULL if absent);
@@ -693,10 +591,9 @@ static int read_egress(jctx *c, json_t *obj, nano_egress **out)
 
 /* --- apps ----------------------------------------------------------------------------------- */
 
+/* An app's own keys in nano.json; the spec's (nano_app_spec_keys) are allowed too. */
 static const char *const app_keys[] = {
-    "name",   "hostname", "hostnames", "path",         "path_prefix", "default",
-    "env",    "secrets",  "limits",    "required_env", "node_compat", "egress", "env_files",
-    NULL,
+    "name", "hostname", "path", "env", "secrets", "env_files", NULL,
 };
 
 /* At most this many env_files per app. */
@@ -747,26 +644,13 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
     if (!json_is_object(japp))
         return fail_type(c, japp, "an object");
     const char *code_path = NULL;
-    int rc = check_keys(c, japp, app_keys);
+    int rc = check_keys2(c, japp, app_keys, nano_app_spec_keys);
     if (rc == 0)
         rc = read_name(c, japp, app);
     if (rc == 0)
         rc = get_string(c, japp, "path", true, &code_path);
     if (rc == 0)
-        rc = read_hostnames(c, japp, app);
-    if (rc == 0)
-        rc = read_path_prefix(c, japp, app);
-    if (rc == 0)
-        rc = get_bool(c, japp, "default", &app->is_default);
-    if (rc == 0)
-        rc = get_bool(c, japp, "node_compat", &app->node_compat);
-    if (rc == 0 && app->n_hostnames == 0 && !app->is_default)
-        rc = fail(c, NANO_EINVAL, "app_unreachable",
-                  "app %s has no hostname: set \"hostname\" or \"hostnames\", or \"default\": "
-                  "true",
-                  app->name);
-    if (rc == 0)
-        rc = read_limits(c, japp, app);
+        rc = read_spec(c, japp, app);
     char **env_files = NULL;
     size_t n_env_files = 0;
     if (rc == 0)
@@ -775,10 +659,6 @@ static int read_app(jctx *c, json_t *japp, nano_app_config *app)
         rc = read_env(c, japp, app);
     if (rc == 0)
         rc = read_secrets(c, japp, app);
-    if (rc == 0)
-        rc = read_required_env(c, japp, app);
-    if (rc == 0)
-        rc = read_egress(c, japp, &app->egress);
     nano_error inner;
     if (rc == 0 && nano_app_config_check_required_env(app, &inner) != 0)
         rc = fail_inner(c, &inner);

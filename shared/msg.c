@@ -127,9 +127,9 @@ typedef enum kind {
     K_SHA,       /* 64 lowercase hex */
     K_SHA_NULL,
     K_STRS,      /* array of strings (at most 1024) */
-    K_NAMES,     /* array of env names (at most NANO_ENV_MAX_ENTRIES) */
-    K_OBJECT,    /* any map (limits: the data plane checks its content) */
-    K_EGRESS,    /* nil, or an egress policy that nano_egress_parse_json accepts */
+    K_SPEC,      /* not a field: the map also holds an app's spec, its keys those of
+                    nano_app_spec_keys (each optional: absent is the spec's default), read
+                    whole by nano_app_spec_read_json (app_spec.h) */
     K_ANY,       /* any value whose compact JSON is at most NANO_ENV_MAX_VALUE bytes */
     K_MODULES,   /* [{name, size, sha256}] */
     K_VARS,      /* {ENVNAME: any} */
@@ -191,6 +191,14 @@ static void pop(ck *c, size_t len)
 static int check_fields(ck *c, const json_t *obj, const field *fields);
 static int check_op_in(ck *c, const json_t *op);
 static int check_snapapp_in(ck *c, const json_t *app);
+
+static bool is_spec_key(const char *key)
+{
+    for (size_t i = 0; nano_app_spec_keys[i] != NULL; i++)
+        if (strcmp(nano_app_spec_keys[i], key) == 0)
+            return true;
+    return false;
+}
 
 static bool str_ok(const json_t *v)
 {
@@ -256,31 +264,29 @@ static int check_value(ck *c, const json_t *v, kind k)
     case K_SHA_NULL:
         return json_is_null(v) ? 0 : check_value(c, v, K_SHA);
     case K_STRS:
-    case K_NAMES:
         if (!json_is_array(v))
             return fail(c, "msg_field", "is not an array");
-        if (json_array_size(v) > (k == K_NAMES ? NANO_ENV_MAX_ENTRIES : 1024u))
+        if (json_array_size(v) > 1024u)
             return fail(c, "msg_too_large", "has too many entries");
         json_array_foreach(v, i, item) {
             mark = push(c, NULL, (long)i);
-            rc = check_value(c, item, k == K_NAMES ? K_ENVNAME : K_STR);
+            rc = check_value(c, item, K_STR);
             pop(c, mark);
             if (rc != 0)
                 return rc;
         }
         return 0;
-    case K_OBJECT:
-        return json_is_object(v) ? 0 : fail(c, "msg_field", "is not a map");
-    case K_EGRESS: {
-        if (json_is_null(v))
-            return 0;
-        /* Parsed whole here, so that a data plane never sees a policy it cannot build. */
+    case K_SPEC: {
+        /* Read whole here, as the data plane will, so that it never takes a spec it cannot
+         * build (a policy, a limit, a hostname it would refuse later). */
+        char where[300];
+        snprintf(where, sizeof where, "%s%s", c->where, c->where[0] ? "." : "");
+        nano_app_spec spec;
+        nano_app_spec_init(&spec);
         nano_error inner;
-        nano_egress *e = NULL;
-        if (nano_egress_parse_json(v, c->where, &e, &inner) != 0) /* names the entry */
-            return nano_error_set(c->err, NANO_ESYNTAX, "msg_field", "%s", inner.message);
-        nano_egress_unref(e);
-        return 0;
+        rc = nano_app_spec_read_json((json_t *)v, 0, &spec, where, NULL, 0, &inner);
+        nano_app_spec_fini(&spec);
+        return rc == 0 ? 0 : nano_error_set(c->err, NANO_ESYNTAX, "msg_field", "%s", inner.message);
     }
     case K_ANY: {
         char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -401,14 +407,23 @@ static int check_fields(ck *c, const json_t *obj, const field *fields)
         return fail(c, "msg_field", "is not a map");
     const char *key;
     json_t *v;
+    bool has_spec = false;
+    for (const field *f = fields; f->name != NULL; f++)
+        has_spec = has_spec || f->k == K_SPEC;
     json_object_foreach((json_t *)obj, key, v) {
         const field *f = fields;
         while (f->name != NULL && strcmp(f->name, key) != 0)
             f++;
-        if (f->name == NULL)
+        if (f->name == NULL && !(has_spec && is_spec_key(key)))
             return failq(c, "msg_field", "unknown field", key);
     }
     for (const field *f = fields; f->name != NULL; f++) {
+        if (f->k == K_SPEC) {
+            int rc = check_value(c, obj, K_SPEC);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
         json_t *val = json_object_get(obj, f->name);
         if (val == NULL) {
             if (f->optional)
@@ -427,12 +442,10 @@ static int check_fields(ck *c, const json_t *obj, const field *fields)
 /* --- ops and snapshot apps ---------------------------------------------------------------------- */
 
 #define OP_HEAD {"seq", K_UINT, false}, {"op", K_STR, false}, {"app", K_APP, false}
+/* An app's spec travels as its JSON form (app_spec.h) among the op's own fields. */
 #define APP_FIELDS                                                                            \
-    {"hostnames", K_STRS, false}, {"path_prefix", K_STR_NULL, false},                         \
-        {"default", K_BOOL, false}, {"node_compat", K_BOOL, false},                           \
-        {"required_env", K_NAMES, false}, {"limits", K_OBJECT, false},                        \
-        {"state", K_APP_STATE, false}, {"version", K_UINT, false},                             \
-        {"sha256", K_SHA_NULL, false}, {"egress", K_EGRESS, true}
+    {"state", K_APP_STATE, false}, {"version", K_UINT, false}, {"sha256", K_SHA_NULL, false}, \
+        {"", K_SPEC, true}
 
 static const struct {
     const char *name;

@@ -74,14 +74,26 @@ static const char *get_str(const json_t *o, const char *key)
     return json_string_value(json_object_get(o, key));
 }
 
+/* The JSON form of a spec with every field at its default (app_spec.h): what an app.put or a
+ * SNAPAPP means by a spec key it does not carry (one from an older nanocp). A new reference. */
+static json_t *spec_defaults(void)
+{
+    nano_app_spec spec;
+    nano_app_spec_init(&spec);
+    json_t *j = nano_app_spec_to_json(&spec);
+    nano_app_spec_fini(&spec);
+    return j;
+}
+
 /* A fresh app object holding what a SNAPAPP holds, before any deployment. */
 static json_t *app_empty(void)
 {
-    return json_pack("{s:[], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:n, s:n, s:[], s:{}, s:{}, "
-                     "s:n}",
-                     "hostnames", "path_prefix", "default", 0, "node_compat", 0, "required_env",
-                     "limits", "state", "active", "version", 0, "sha256", "main", "modules",
-                     "vars", "secrets", "egress");
+    json_t *a = spec_defaults();
+    json_t *rest = json_pack("{s:s, s:i, s:n, s:n, s:[], s:{}, s:{}}", "state", "active",
+                             "version", 0, "sha256", "main", "modules", "vars", "secrets");
+    json_object_update(a, rest);
+    json_decref(rest);
+    return a;
 }
 
 int dp_cp_model_from_snapshot(const json_t *body, const dp_cp_model *cur,
@@ -191,24 +203,26 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
             json_object_set_new(out->apps, name, a);
             json_object_set_new(touched, name, json_true());
         }
-        static const char *const fields[] = {"hostnames", "path_prefix", "default",
-                                             "node_compat", "required_env", "limits", "state",
-                                             "version", "sha256", NULL};
-        const char *old_sha = get_str(a, "sha256");
-        char *had = old_sha != NULL ? nano_xstrdup(old_sha) : NULL;
+        static const char *const fields[] = {"state", "version", "sha256", NULL};
         for (size_t i = 0; fields[i] != NULL; i++) {
             json_t *v = json_object_get(op, fields[i]);
-            if (v == NULL) {
-                nano_free(had);
+            if (v == NULL)
                 return nano_error_set(err, NANO_EINVAL, "op_invalid",
                                       "op %" PRIu64 " app.put %s: no %s", seq, name, fields[i]);
-            }
-            json_object_set(a, fields[i], v);
         }
-        /* Optional on the wire (nanocp before egress sent none): absent means none set, so an
-         * app.put without it also clears a policy the app had. */
-        json_t *egress = json_object_get(op, "egress");
-        json_object_set(a, "egress", egress != NULL ? egress : json_null());
+        const char *old_sha = get_str(a, "sha256");
+        char *had = old_sha != NULL ? nano_xstrdup(old_sha) : NULL;
+        for (size_t i = 0; fields[i] != NULL; i++)
+            json_object_set(a, fields[i], json_object_get(op, fields[i]));
+        /* The spec whole: a key the op does not carry (one an older nanocp does not know) is
+         * the spec's default, so an app.put without egress also clears a policy the app had. */
+        json_t *defaults = spec_defaults();
+        for (size_t i = 0; nano_app_spec_keys[i] != NULL; i++) {
+            const char *key = nano_app_spec_keys[i];
+            json_t *v = json_object_get(op, key);
+            json_object_set(a, key, v != NULL ? v : json_object_get(defaults, key));
+        }
+        json_decref(defaults);
         const char *sha = get_str(a, "sha256");
         bool same = sha != NULL && had != NULL && strcmp(sha, had) == 0;
         nano_free(had);
@@ -372,56 +386,16 @@ int dp_cp_model_apply(const dp_cp_model *cur, const json_t *ops, const dp_cp_fet
 
 /* --- building the nano_config ---------------------------------------------------------------- */
 
-static int strings_of(const json_t *arr, char ***out, size_t *n_out)
-{
-    size_t n = json_array_size(arr);
-    char **list = n ? nano_xcalloc(n, sizeof *list) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = json_string_value(json_array_get(arr, i));
-        if (s == NULL) {
-            for (size_t k = 0; k < i; k++)
-                nano_free(list[k]);
-            nano_free(list);
-            return NANO_EINVAL;
-        }
-        list[i] = nano_xstrdup(s);
-    }
-    *out = list;
-    *n_out = n;
-    return 0;
-}
-
 static int build_app(const char *name, const json_t *a, dp_code_cache *cache,
                      const dp_cp_fetcher *f, nano_app_config *c, nano_error *err)
 {
-    c->name = nano_xstrdup(name);
-    if (strings_of(json_object_get(a, "hostnames"), &c->hostnames, &c->n_hostnames) != 0 ||
-        strings_of(json_object_get(a, "required_env"), &c->required_env,
-                   &c->n_required_env) != 0)
-        return nano_error_set(err, NANO_EINVAL, "app_invalid",
-                              "app %s: hostnames and required_env must be strings", name);
-    const char *prefix = get_str(a, "path_prefix");
-    if (prefix != NULL && prefix[0] != '\0')
-        c->path_prefix = nano_xstrdup(prefix);
-    c->is_default = json_is_true(json_object_get(a, "default"));
-    c->node_compat = json_is_true(json_object_get(a, "node_compat"));
+    c->spec.name = nano_xstrdup(name);
+    /* The decoder read the spec already (msg.c); this builds the one the workers share. */
     char where[96];
-    snprintf(where, sizeof where, "app %s: limits.", name);
-    json_t *limits = json_object_get(a, "limits");
-    if (limits != NULL && !json_is_null(limits)) {
-        int rc = nano_limits_from_json(limits, &c->limits, where, NULL, err);
-        if (rc != 0)
-            return rc;
-    }
-    json_t *egress = json_object_get(a, "egress");
-    if (egress != NULL && !json_is_null(egress)) {
-        /* the decoder parsed it already; this builds the policy the workers share */
-        char what[96];
-        snprintf(what, sizeof what, "app %s: egress", name);
-        int rc = nano_egress_parse_json(egress, what, &c->egress, err);
-        if (rc != 0)
-            return rc;
-    }
+    snprintf(where, sizeof where, "app %s: ", name);
+    int spec_rc = nano_app_spec_read_json((json_t *)a, 0, &c->spec, where, NULL, 0, err);
+    if (spec_rc != 0)
+        return spec_rc;
     const char *key;
     json_t *v;
     json_object_foreach(json_object_get(a, "vars"), key, v)

@@ -147,13 +147,13 @@ static void variant(const char *host, const char *tail, bool upper, char *out, s
 
 static void check_app(const nano_config *cfg, size_t index, const nano_app_config *app)
 {
-    FUZZ_CHECK(app->name != NULL && nano_app_name_valid(app->name));
+    FUZZ_CHECK(app->spec.name != NULL && nano_app_name_valid(app->spec.name));
     size_t found = (size_t)-1;
-    FUZZ_CHECK(nano_config_find(cfg, app->name, &found) == app && found == index);
-    FUZZ_CHECK(app->n_hostnames > 0 || app->is_default);
-    FUZZ_CHECK(app->path_prefix == NULL || nano_path_prefix_valid(app->path_prefix));
-    for (size_t h = 0; h < app->n_hostnames; h++) {
-        const char *host = app->hostnames[h];
+    FUZZ_CHECK(nano_config_find(cfg, app->spec.name, &found) == app && found == index);
+    FUZZ_CHECK(app->spec.n_hostnames > 0 || app->spec.is_default);
+    FUZZ_CHECK(app->spec.path_prefix == NULL || nano_path_prefix_valid(app->spec.path_prefix));
+    for (size_t h = 0; h < app->spec.n_hostnames; h++) {
+        const char *host = app->spec.hostnames[h];
         size_t len = strlen(host);
         FUZZ_CHECK(nano_hostname_valid(host) && len > 0 && host[len - 1] != '.');
         for (size_t k = 0; k < len; k++)
@@ -161,11 +161,11 @@ static void check_app(const nano_config *cfg, size_t index, const nano_app_confi
         /* hostname + prefix is claimed once in the whole snapshot */
         for (size_t j = 0; j < nano_config_n_apps(cfg); j++) {
             const nano_app_config *o = nano_config_app(cfg, j);
-            for (size_t oh = 0; oh < o->n_hostnames; oh++)
-                if ((j != index || oh != h) && strcmp(o->hostnames[oh], host) == 0)
-                    FUZZ_CHECK(!same_str(o->path_prefix, app->path_prefix));
+            for (size_t oh = 0; oh < o->spec.n_hostnames; oh++)
+                if ((j != index || oh != h) && strcmp(o->spec.hostnames[oh], host) == 0)
+                    FUZZ_CHECK(!same_str(o->spec.path_prefix, app->spec.path_prefix));
         }
-        const char *path = app->path_prefix ? app->path_prefix : "/";
+        const char *path = app->spec.path_prefix ? app->spec.path_prefix : "/";
         long want = (long)index;
         if (host[0] == '*') {
             /* "x.SUFFIX": this app, unless an exact name or a longer wildcard takes it */
@@ -194,7 +194,7 @@ static void check_app(const nano_config *cfg, size_t index, const nano_app_confi
     FUZZ_CHECK(app->n_code_files >= 1);
     for (size_t i = 0; i < app->n_code_files; i++)
         FUZZ_CHECK(app->code_files[i][0] == '/');
-    FUZZ_CHECK(nano_limits_check(&app->limits, NULL) == 0);
+    FUZZ_CHECK(nano_limits_check(&app->spec.limits, NULL) == 0);
     FUZZ_CHECK(nano_app_config_check_required_env(app, NULL) == 0);
     check_env(&app->env);
 }
@@ -210,17 +210,19 @@ static void check_config(const nano_config *cfg)
     for (size_t i = 0; i < n; i++) {
         const nano_app_config *app = nano_config_app(cfg, i);
         FUZZ_CHECK(app != NULL);
-        if (app->is_default) {
+        if (app->spec.is_default) {
             FUZZ_CHECK(default_app < 0); /* at most one */
             default_app = (long)i;
         }
-        for (size_t h = 0; h < app->n_hostnames; h++)
-            is_probe_claimed |= strcmp(app->hostnames[h], probe) == 0;
+        for (size_t h = 0; h < app->spec.n_hostnames; h++)
+            is_probe_claimed |= strcmp(app->spec.hostnames[h], probe) == 0;
         check_app(cfg, i, app);
     }
     if (!is_probe_claimed) {
-        long want = default_app >= 0 && nano_config_app(cfg, (size_t)default_app)->path_prefix ==
-                                            NULL ? default_app : -1;
+        long want =
+            default_app >= 0 && nano_config_app(cfg, (size_t)default_app)->spec.path_prefix == NULL
+                ? default_app
+                : -1;
         FUZZ_CHECK(nano_config_route(cfg, probe, sizeof probe - 1, "/", 1) == want);
     }
 }

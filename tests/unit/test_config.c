@@ -42,10 +42,10 @@ static void mk_app(nano_app_config *app, const char *name, const char *hosts, co
                    bool is_default)
 {
     nano_app_config_init(app);
-    app->name = nano_xstrdup(name);
-    app->hostnames = split(hosts, &app->n_hostnames);
-    app->path_prefix = prefix ? nano_xstrdup(prefix) : NULL;
-    app->is_default = is_default;
+    app->spec.name = nano_xstrdup(name);
+    app->spec.hostnames = split(hosts, &app->spec.n_hostnames);
+    app->spec.path_prefix = prefix ? nano_xstrdup(prefix) : NULL;
+    app->spec.is_default = is_default;
 }
 
 static void add_ok(nano_config *cfg, const char *name, const char *hosts, const char *prefix,
@@ -57,7 +57,7 @@ static void add_ok(nano_config *cfg, const char *name, const char *hosts, const 
     int rc = nano_config_add_app(cfg, &app, &err);
     if (rc != 0)
         fail_msg("add %s: %s", name, err.message);
-    assert_null(app.name); /* taken: zeroed */
+    assert_null(app.spec.name); /* taken: zeroed */
 }
 
 /* Adding must fail with a message containing needle; the app stays the caller's. */
@@ -66,7 +66,8 @@ static void add_fails(nano_config *cfg, nano_app_config *app, int code, const ch
     nano_error err = {0};
     int rc = nano_config_add_app(cfg, app, &err);
     if (rc == 0)
-        fail_msg("adding %s succeeded; expected: %s", app->name ? app->name : "?", needle);
+        fail_msg("adding %s succeeded; expected: %s", app->spec.name ? app->spec.name : "?",
+                 needle);
     assert_int_equal(rc, code);
     if (strstr(err.message, needle) == NULL)
         fail_msg("message '%s' lacks '%s'", err.message, needle);
@@ -344,7 +345,7 @@ static void refcount_null_and_accessors(void **state)
     add_ok(cfg, "a", "a.test", NULL, false);
     assert_int_equal(nano_config_version(cfg), 9);
     assert_int_equal(nano_config_n_apps(cfg), 2);
-    assert_string_equal(nano_config_app(cfg, 0)->name, "b");
+    assert_string_equal(nano_config_app(cfg, 0)->spec.name, "b");
     assert_null(nano_config_app(cfg, 2));
     size_t index = 99;
     assert_non_null(nano_config_find(cfg, "a", &index)); /* before seal: a scan */
@@ -474,11 +475,11 @@ static void validate_limits(void **state)
     nano_config *cfg = nano_config_new(1);
     nano_app_config app;
     mk_app(&app, "lim", "l.test", NULL, false);
-    app.limits.cpu_ms = 60001;
+    app.spec.limits.cpu_ms = 60001;
     nano_error e2 = {0};
     assert_int_equal(nano_config_add_app(cfg, &app, &e2), NANO_ERANGE);
     assert_string_equal(e2.message, "app lim: limits.cpu_ms: 60001 is out of range (1 .. 60000)");
-    assert_non_null(app.name); /* not taken on failure */
+    assert_non_null(app.spec.name); /* not taken on failure */
     nano_app_config_fini(&app);
     nano_config_unref(cfg);
 }
@@ -490,7 +491,7 @@ static void validate_required_env_lists_every_missing_name(void **state)
     nano_app_config app;
     nano_error err = {0};
     mk_app(&app, "api", "api.test", NULL, false);
-    app.required_env = split("DB_URL,PRESENT,TOKEN", &app.n_required_env);
+    app.spec.required_env = split("DB_URL,PRESENT,TOKEN", &app.spec.n_required_env);
     assert_int_equal(nano_env_set(&app.env, "PRESENT", "", 0, false, &err), 0);
     assert_int_equal(nano_app_config_check_required_env(&app, &err), NANO_EINVAL);
     assert_string_equal(err.message, "app api: required env missing: DB_URL, TOKEN");
@@ -502,7 +503,7 @@ static void validate_required_env_lists_every_missing_name(void **state)
 
     cfg = nano_config_new(1);
     mk_app(&app, "api", "api.test", NULL, false);
-    app.required_env = split("NOT-A-NAME", &app.n_required_env);
+    app.spec.required_env = split("NOT-A-NAME", &app.spec.n_required_env);
     add_fails(cfg, &app, NANO_EINVAL, "required_env name \"NOT-A-NAME\" is invalid");
     nano_config_unref(cfg);
 }
@@ -527,8 +528,8 @@ static void validate_add_normalizes_hostnames(void **state)
     nano_config *cfg = nano_config_new(1);
     add_ok(cfg, "a", "API.Example.com.,*.WILD.test", NULL, false);
     const nano_app_config *a = nano_config_app(cfg, 0);
-    assert_string_equal(a->hostnames[0], "api.example.com");
-    assert_string_equal(a->hostnames[1], "*.wild.test");
+    assert_string_equal(a->spec.hostnames[0], "api.example.com");
+    assert_string_equal(a->spec.hostnames[1], "*.wild.test");
     nano_config_unref(cfg);
 }
 
@@ -564,11 +565,11 @@ static void json_full_example_loads(void **state)
     assert_int_equal(nano_config_version(cfg), 7);
     assert_int_equal(nano_config_n_apps(cfg), 3);
     const nano_app_config *api = nano_config_app(cfg, 0);
-    assert_string_equal(api->name, "api");
-    assert_string_equal(api->hostnames[0], "api.example.com");
-    assert_string_equal(api->path_prefix, "/v1");
-    assert_true(api->node_compat);
-    assert_false(api->is_default);
+    assert_string_equal(api->spec.name, "api");
+    assert_string_equal(api->spec.hostnames[0], "api.example.com");
+    assert_string_equal(api->spec.path_prefix, "/v1");
+    assert_true(api->spec.node_compat);
+    assert_false(api->spec.is_default);
     assert_string_equal(api->code, "abc");
     assert_int_equal(api->code_len, 3);
     assert_string_equal(api->code_sha256, SHA256_ABC);
@@ -597,23 +598,23 @@ static void json_full_example_loads(void **state)
     assert_string_equal(e->value, "from-file"); /* one trailing newline stripped */
     assert_true(e->is_secret);
     assert_string_equal(nano_env_find(&api->env, "LIT")->value, "s3cr3t");
-    assert_int_equal(api->n_required_env, 2);
+    assert_int_equal(api->spec.n_required_env, 2);
 
-    assert_int_equal(api->limits.cpu_ms, 100);
-    assert_int_equal(api->limits.memory_mb, 256);
-    assert_int_equal(api->limits.wall_ms, 60000);
-    assert_int_equal(api->limits.drain_timeout_ms, 1500);
-    assert_int_equal(api->limits.max_concurrent, 8);
-    assert_int_equal(api->limits.max_queued, 16);
-    assert_int_equal(api->limits.max_head, 16384);
-    assert_int_equal(api->limits.max_body, 1048576);
-    assert_int_equal(api->limits.subrequests, 5);
+    assert_int_equal(api->spec.limits.cpu_ms, 100);
+    assert_int_equal(api->spec.limits.memory_mb, 256);
+    assert_int_equal(api->spec.limits.wall_ms, 60000);
+    assert_int_equal(api->spec.limits.drain_timeout_ms, 1500);
+    assert_int_equal(api->spec.limits.max_concurrent, 8);
+    assert_int_equal(api->spec.limits.max_queued, 16);
+    assert_int_equal(api->spec.limits.max_head, 16384);
+    assert_int_equal(api->spec.limits.max_body, 1048576);
+    assert_int_equal(api->spec.limits.subrequests, 5);
 
     const nano_app_config *fb = nano_config_app(cfg, 1);
-    assert_true(fb->is_default);
-    assert_int_equal(fb->n_hostnames, 0);
+    assert_true(fb->spec.is_default);
+    assert_int_equal(fb->spec.n_hostnames, 0);
     nano_limits defaults = nano_limits_defaults();
-    assert_true(nano_limits_equal(&fb->limits, &defaults));
+    assert_true(nano_limits_equal(&fb->spec.limits, &defaults));
     assert_int_equal(fb->env.n_entries, 0);
 
     assert_int_equal(route(cfg, "api.example.com", "/v1/x"), 0);
@@ -713,8 +714,9 @@ static void json_unknown_keys_are_errors(void **state)
     load_fails("{\"apps\": [], \"appz\": 1}", ": appz: unknown key; expected one of: apps");
     load_fails("{}", ": top level: \"apps\" is required");
     load_fails("{\"apps\": {}}", ": apps: must be an array, not an object");
-    load_fails(APP(", \"hostnmae\": \"x\""), ": apps[0].hostnmae: unknown key; expected one of: "
-                                            "name, hostname, hostnames, path,");
+    load_fails(APP(", \"hostnmae\": \"x\""),
+               ": apps[0].hostnmae: unknown key; expected one of: "
+               "name, hostname, path, env, secrets, env_files, hostnames, path_prefix,");
     load_fails(APP(", \"limits\": {\"cpu\": 1}"),
                ": apps[0].limits.cpu: unknown key; expected one of: cpu_ms, memory_mb,");
     load_fails(APP(", \"secrets\": {\"K\": {\"fromEnv\": \"X\", \"fromFiel\": \"y\"}}"),
@@ -732,10 +734,10 @@ static void json_app_keys_checked(void **state)
     load_fails("{\"apps\": [{\"name\": \"Api\", \"hostname\": \"a.test\", \"path\": \"main.js\"}]}",
                ": apps[0].name: \"Api\" is not a valid app name");
     load_fails("{\"apps\": [{\"name\": \"a\", \"path\": \"main.js\"}]}",
-               ": apps[0]: app a has no hostname: set \"hostname\" or \"hostnames\", or "
-               "\"default\": true");
+               ": apps[0].hostnames: an app needs at least one hostname (\"hostname\" or "
+               "\"hostnames\"), or \"default\": true");
     load_fails(APP(", \"hostnames\": [\"b.test\"]"),
-               ": apps[0]: use \"hostname\" or \"hostnames\", not both");
+               ": apps[0].hostname: use \"hostname\" or \"hostnames\", not both");
     load_fails("{\"apps\": [{\"name\": \"a\", \"hostnames\": [\"b.test\", \"bad_host\"], "
                "\"path\": \"main.js\"}]}",
                ": apps[0].hostnames[1]: \"bad_host\" is not a valid hostname");
@@ -774,7 +776,7 @@ static void json_limits_overrides_and_bad_values(void **state)
     nano_config *cfg = load_ok(dir, APP(", \"limits\": {\"drain_timeout\": \"300s\", "
                                         "\"wall_time\": 2, \"max_body\": \"2g\", "
                                         "\"max_head\": 1024, \"memory_mb\": 16}"));
-    const nano_limits *l = &nano_config_app(cfg, 0)->limits;
+    const nano_limits *l = &nano_config_app(cfg, 0)->spec.limits;
     assert_int_equal(l->drain_timeout_ms, 300000);
     assert_int_equal(l->wall_ms, 2000);
     assert_int_equal(l->max_body, 2ull << 30);
@@ -1031,7 +1033,7 @@ static void json_required_env_lists_all_missing(void **state)
     char dir[64];
     make_dir(dir, sizeof dir);
     nano_config *cfg = load_ok(dir, APP(", \"env\": {\"A\": 1}, \"required_env\": [\"A\"]"));
-    assert_string_equal(nano_config_app(cfg, 0)->required_env[0], "A");
+    assert_string_equal(nano_config_app(cfg, 0)->spec.required_env[0], "A");
     nano_config_unref(cfg);
     rm_tree(dir);
 }
@@ -1057,9 +1059,9 @@ static void json_egress_of_apps_and_node(void **state)
                                     "{\"name\": \"web\", \"hostname\": \"web.test\", "
                                     "\"path\": \"main.js\"}]}");
     const nano_app_config *api = nano_config_find(cfg, "api", NULL);
-    assert_non_null(api->egress);
-    assert_null(nano_config_find(cfg, "web", NULL)->egress);
-    json_t *j = nano_egress_to_json(api->egress);
+    assert_non_null(api->spec.egress);
+    assert_null(nano_config_find(cfg, "web", NULL)->spec.egress);
+    json_t *j = nano_egress_to_json(api->spec.egress);
     char *text = json_dumps(j, JSON_COMPACT);
     assert_string_equal(text, "{\"allow\":[\"169.254.169.254\"]}");
     free(text);
@@ -1081,7 +1083,8 @@ static void json_egress_of_apps_and_node(void **state)
     nano_config *kept = NULL;
     const char *names[] = {"api"};
     assert_int_equal(nano_config_keep_code(cfg, cfg, names, 1, &kept, &err), 0);
-    assert_true(nano_egress_equal(nano_config_find(kept, "api", NULL)->egress, api->egress));
+    assert_true(
+        nano_egress_equal(nano_config_find(kept, "api", NULL)->spec.egress, api->spec.egress));
     nano_config_unref(kept);
     nano_config_unref(cfg);
 
@@ -1297,7 +1300,7 @@ static void add_coded(nano_config *cfg, const char *name, const char *host, cons
     app.code_files = nano_xcalloc(1, sizeof *app.code_files);
     app.code_files[0] = nano_xstrdup(source);
     app.n_code_files = 1;
-    app.limits.cpu_ms = tag == 'b' ? 70 : 50;
+    app.spec.limits.cpu_ms = tag == 'b' ? 70 : 50;
     if (greeting != NULL)
         assert_int_equal(nano_env_set(&app.env, "GREETING", greeting, strlen(greeting), false,
                                       &err), 0);
@@ -1332,15 +1335,181 @@ static void compare_keep_code_takes_old_code_and_new_everything_else(void **stat
     assert_int_equal(api->imports_sha256[0], 'a');
     assert_int_equal(api->n_code_files, 1); /* the files to watch are the old code's */
     assert_string_equal(api->code_files[0], "v1");
-    assert_int_equal(api->n_hostnames, 2); /* the new routing, env and limits */
+    assert_int_equal(api->spec.n_hostnames, 2); /* the new routing, env and limits */
     assert_string_equal(nano_env_find(&api->env, "GREETING")->value, "hi");
-    assert_int_equal(api->limits.cpu_ms, 70);
+    assert_int_equal(api->spec.limits.cpu_ms, 70);
     assert_string_equal(nano_config_find(kept, "web", NULL)->code, "w2"); /* not named */
     assert_string_equal(nano_config_find(kept, "new", NULL)->code, "n1");
     assert_int_equal(nano_config_route(kept, "api2.test", 9, "/", 1), 0);
     nano_config_unref(kept);
     nano_config_unref(cfg);
     nano_config_unref(old);
+}
+
+/* --- the app spec's codec (app_spec.h) ------------------------------------------------------ */
+
+static json_t *spec_json(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_ALLOW_NUL, &jerr); /* NULs as msgpack may carry them */
+    if (j == NULL)
+        fail_msg("bad test JSON %s: %s", text, jerr.text);
+    return j;
+}
+
+static void spec_keys_follow_the_table(void **state)
+{
+    (void)state;
+    nano_app_spec s;
+    nano_app_spec_init(&s);
+    json_t *j = nano_app_spec_to_json(&s);
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        assert_non_null(nano_app_spec_keys[i]);
+        assert_string_equal(key, nano_app_spec_keys[i]);
+        i++;
+    }
+    assert_null(nano_app_spec_keys[i]);
+    json_decref(j);
+    nano_app_spec_fini(&s);
+}
+
+static void spec_round_trips_through_json(void **state)
+{
+    (void)state;
+    json_t *in = spec_json("{\"hostnames\": [\"API.test.\", \"*.b.test\"], \"path_prefix\": "
+                           "\"/v1\", \"default\": true, \"node_compat\": true, \"required_env\": "
+                           "[\"DB_URL\"], \"limits\": {\"cpu_ms\": 20, \"wall_time\": 1.5}, "
+                           "\"egress\": {\"allow\": [\"10.0.0.0/8\"]}}");
+    nano_app_spec a, b;
+    nano_app_spec_init(&a);
+    nano_app_spec_init(&b);
+    nano_error err;
+    assert_int_equal(nano_app_spec_read_json(in, 0, &a, "", NULL, 0, &err), 0);
+    assert_string_equal(a.hostnames[0], "api.test"); /* normalized */
+    assert_int_equal(a.limits.wall_ms, 1500);
+    assert_int_equal(a.limits.memory_mb, nano_limits_defaults().memory_mb); /* kept */
+    json_t *out = nano_app_spec_to_json(&a);
+    assert_int_equal(nano_app_spec_read_json(out, 0, &b, "", NULL, 0, &err), 0);
+    assert_true(nano_app_spec_equal(&a, &b));
+    json_t *again = nano_app_spec_to_json(&b);
+    assert_true(json_equal(out, again));
+    /* A copy is equal and independent; a change is seen. */
+    nano_app_spec c;
+    nano_app_spec_copy(&c, &a);
+    assert_true(nano_app_spec_equal(&a, &c));
+    c.node_compat = false;
+    assert_false(nano_app_spec_equal(&a, &c));
+    /* Carrying the spec by its keys: only those, as they are. */
+    json_t *carrier = json_pack("{s:s}", "app", "x");
+    json_object_set_new(out, "state", json_string("active"));
+    nano_app_spec_json_copy(carrier, out);
+    assert_null(json_object_get(carrier, "state"));
+    assert_int_equal(json_object_size(carrier), 1 + 7);
+    json_decref(carrier);
+    nano_app_spec_fini(&c);
+    json_decref(again);
+    json_decref(out);
+    json_decref(in);
+    nano_app_spec_fini(&a);
+    nano_app_spec_fini(&b);
+}
+
+/* Reads spec_text onto a valid spec; must fail with code and field, the message holding needle,
+ * and leave the spec as it was. */
+static void spec_fails(const char *spec_text, unsigned flags, int code, const char *field,
+                       const char *needle)
+{
+    json_t *base = spec_json("{\"hostnames\": [\"a.test\"], \"limits\": {\"cpu_ms\": 7}}");
+    nano_app_spec s;
+    nano_app_spec_init(&s);
+    nano_error err;
+    assert_int_equal(nano_app_spec_read_json(base, 0, &s, "", NULL, 0, &err), 0);
+    json_t *bad = spec_json(spec_text);
+    char got_field[96] = "?";
+    int rc = nano_app_spec_read_json(bad, flags, &s, "where: ", got_field, sizeof got_field,
+                                     &err);
+    if (rc != code || strcmp(got_field, field) != 0 || strstr(err.message, needle) == NULL)
+        fail_msg("%s: got %d field '%s' message '%s'; expected %d field '%s' with '%s'",
+                 spec_text, rc, got_field, err.message, code, field, needle);
+    assert_true(strncmp(err.message, "where: ", 7) == 0);
+    /* All or nothing: the spec is as before. */
+    assert_int_equal(s.n_hostnames, 1);
+    assert_string_equal(s.hostnames[0], "a.test");
+    assert_int_equal(s.limits.cpu_ms, 7);
+    assert_null(s.egress);
+    json_decref(bad);
+    json_decref(base);
+    nano_app_spec_fini(&s);
+}
+
+static void spec_errors_name_the_field_and_change_nothing(void **state)
+{
+    (void)state;
+    spec_fails("{\"hostnames\": \"a.test\"}", 0, NANO_EINVAL, "hostnames", "must be an array");
+    spec_fails("{\"hostnames\": [\"b.test\", 7]}", 0, NANO_EINVAL, "hostnames[1]",
+               "must be a string, not a number");
+    spec_fails("{\"hostnames\": [\"b.test\", \"bad host\"]}", 0, NANO_EINVAL, "hostnames[1]",
+               "\"bad host\" is not a valid hostname");
+    spec_fails("{\"hostnames\": [\"b.test\", \"B.test.\"]}", 0, NANO_EINVAL, "hostnames[1]",
+               "hostname b.test is listed twice");
+    spec_fails("{\"hostnames\": [\"b\\u0000c.test\"]}", 0, NANO_EINVAL, "hostnames[0]",
+               "is not a valid hostname");
+    spec_fails("{\"hostnames\": []}", 0, NANO_EINVAL, "hostnames", "at least one hostname");
+    spec_fails("{\"hostname\": \"b.test\", \"hostnames\": [\"c.test\"]}",
+               NANO_APP_SPEC_HOSTNAME_ALIAS, NANO_EINVAL, "hostname", "not both");
+    spec_fails("{\"path_prefix\": \"/a/\"}", 0, NANO_EINVAL, "path_prefix",
+               "not a valid path prefix");
+    spec_fails("{\"path_prefix\": 1}", 0, NANO_EINVAL, "path_prefix", "a string or null");
+    spec_fails("{\"default\": \"yes\"}", 0, NANO_EINVAL, "default", "true or false");
+    spec_fails("{\"node_compat\": null}", 0, NANO_EINVAL, "node_compat", "true or false");
+    spec_fails("{\"required_env\": [\"OK\", \"1X\"]}", 0, NANO_EINVAL, "required_env[1]",
+               "invalid env name");
+    spec_fails("{\"required_env\": [\"OK\", \"OK\"]}", 0, NANO_EINVAL, "required_env[1]",
+               "OK is listed twice");
+    spec_fails("{\"limits\": {\"cpu_ms\": 0}}", 0, NANO_ERANGE, "limits.cpu_ms",
+               "where: limits.cpu_ms: 0 is out of range");
+    spec_fails("{\"limits\": {\"cpus\": 1}}", 0, NANO_EINVAL, "limits.cpus", "unknown key");
+    spec_fails("{\"egress\": {\"allow\": [\"10.0.0.0/33\"]}}", 0, NANO_EINVAL, "egress",
+               "where: egress.allow[0]");
+    /* Counts: more hostnames than an app may have. */
+    nano_buf many = NANO_BUF_INIT;
+    nano_buf_append_str(&many, "{\"hostnames\": [");
+    for (int i = 0; i <= NANO_APP_SPEC_MAX_HOSTNAMES; i++)
+        nano_buf_appendf(&many, "%s\"h%d.test\"", i ? ", " : "", i);
+    nano_buf_append_str(&many, "]}");
+    spec_fails(nano_buf_cstr(&many), 0, NANO_ETOOBIG, "hostnames", "at most 100 hostnames");
+    nano_buf_fini(&many);
+}
+
+static void spec_null_clears_and_absent_keeps(void **state)
+{
+    (void)state;
+    nano_app_spec s;
+    nano_app_spec_init(&s);
+    nano_error err;
+    json_t *first = spec_json("{\"default\": true, \"path_prefix\": \"/x\", \"egress\": "
+                              "{\"deny\": [\"10.0.0.1\"]}}");
+    assert_int_equal(nano_app_spec_read_json(first, 0, &s, "", NULL, 0, &err), 0);
+    assert_non_null(s.egress);
+    json_t *second = spec_json("{\"path_prefix\": null, \"egress\": null}");
+    assert_int_equal(nano_app_spec_read_json(second, 0, &s, "", NULL, 0, &err), 0);
+    assert_null(s.path_prefix);
+    assert_null(s.egress);
+    assert_true(s.is_default); /* absent: kept */
+    /* Without the alias flag, "hostname" is not read (the carrier refuses it as unknown). */
+    json_t *alias = spec_json("{\"hostname\": \"a.test\", \"default\": false}");
+    assert_int_equal(nano_app_spec_read_json(alias, 0, &s, "", NULL, 0, &err), NANO_EINVAL);
+    assert_int_equal(nano_app_spec_read_json(alias, NANO_APP_SPEC_HOSTNAME_ALIAS, &s, "", NULL,
+                                             0, &err),
+                     0);
+    assert_string_equal(s.hostnames[0], "a.test");
+    json_decref(first);
+    json_decref(second);
+    json_decref(alias);
+    nano_app_spec_fini(&s);
 }
 
 int main(int argc, char **argv)
@@ -1396,10 +1565,16 @@ int main(int argc, char **argv)
         cmocka_unit_test(compare_limits_and_defaults),
         cmocka_unit_test(compare_keep_code_takes_old_code_and_new_everything_else),
     };
+    static const struct CMUnitTest spec_tests[] = {
+        cmocka_unit_test(spec_keys_follow_the_table),
+        cmocka_unit_test(spec_round_trips_through_json),
+        cmocka_unit_test(spec_errors_name_the_field_and_change_nothing),
+        cmocka_unit_test(spec_null_clears_and_absent_keeps),
+    };
     const unit_group groups[] = {
         UNIT_GROUP("route", route_tests),       UNIT_GROUP("refcount", refcount_tests),
         UNIT_GROUP("validate", validate_tests), UNIT_GROUP("json", json_tests),
-        UNIT_GROUP("compare", compare_tests),
+        UNIT_GROUP("compare", compare_tests),   UNIT_GROUP("spec", spec_tests),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }

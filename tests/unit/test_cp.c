@@ -737,7 +737,7 @@ static void validation_fields_are_named(void **state)
                "invalid_field", "path_prefix", "not a valid path prefix");
     call_fails(f, "apps.create",
                "{\"name\": \"a\", \"hostnames\": [\"a.test\"], \"required_env\": [\"OK\", \"1X\"]}",
-               400, "invalid_field", "required_env[1]", "must be an env name");
+               400, "invalid_field", "required_env[1]", "invalid env name");
     call_fails(f, "apps.create", "{\"name\": \"a\", \"hostnames\": [\"a.test\"], \"default\": 1}",
                400, "invalid_field", "default", "true or false");
     call_fails(f, "apps.create", "{\"name\": \"a\", \"hostnames\": [\"a.test\"], \"hostname\": 1}",

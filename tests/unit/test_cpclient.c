@@ -580,7 +580,7 @@ static void test_model_egress_from_snapshot_and_app_put(void **state)
     load(x, &m, snapshot(1, json_pack("[o]", app)));
     nano_config *cfg = build(x, &m);
     const nano_app_config *a = nano_config_find(cfg, "api", NULL);
-    json_t *got = nano_egress_to_json(a->egress);
+    json_t *got = nano_egress_to_json(a->spec.egress);
     json_t *want = json_pack("{s:[s]}", "allow", "169.254.169.254");
     assert_true(json_equal(got, want));
     json_decref(got);
@@ -600,7 +600,7 @@ static void test_model_egress_from_snapshot_and_app_put(void **state)
     dp_cp_model_swap(&m, &next);
     dp_cp_changes_fini(&ch);
     cfg = build(x, &m);
-    assert_null(nano_config_find(cfg, "api", NULL)->egress);
+    assert_null(nano_config_find(cfg, "api", NULL)->spec.egress);
     nano_config_unref(cfg);
     json_decref(ops);
     dp_cp_model_fini(&m);

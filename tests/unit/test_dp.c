@@ -298,10 +298,10 @@ static nano_config *fs_config(const fs_fixture *f, const char *name)
     nano_app_config app;
     nano_error err = {0};
     nano_app_config_init(&app);
-    app.name = nano_xstrdup("a");
-    app.hostnames = nano_xcalloc(1, sizeof *app.hostnames);
-    app.hostnames[0] = nano_xstrdup("a.test");
-    app.n_hostnames = 1;
+    app.spec.name = nano_xstrdup("a");
+    app.spec.hostnames = nano_xcalloc(1, sizeof *app.spec.hostnames);
+    app.spec.hostnames[0] = nano_xstrdup("a.test");
+    app.spec.n_hostnames = 1;
     app.code_files = nano_xcalloc(1, sizeof *app.code_files);
     char path[256];
     snprintf(path, sizeof path, "%s/%s", f->dir, name);

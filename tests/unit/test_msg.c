@@ -181,7 +181,10 @@ static void ops_checked(void **state)
         {0, "state", "\"gone\""},
         {0, "sha256", "\"ABC\""},
         {0, "required_env", "[\"1BAD\"]"},
-        {0, "limits", NULL},
+        {0, "limits", "{\"cpu_ms\": 0}"},
+        {0, "limits", "[]"},
+        {0, "hostnames", "[\"bad_host\"]"},
+        {0, "path_prefix", "\"/trailing/\""},
         {0, "egress", "[\"10.0.0.0/8\"]"},
         {0, "egress", "{\"allow\": [\"10.0.0.0/33\"]}"},
         {0, "egress", "{\"allow\": [], \"other\": []}"},
@@ -209,6 +212,12 @@ static void ops_checked(void **state)
         assert_true(err.message[0] != '\0');
         json_decref(copy);
     }
+    /* The spec's keys are optional on the wire: an absent one is the spec's default (an
+     * older nanocp sends no field added since), so an app.put without limits is taken. */
+    json_t *no_limits = json_deep_copy(json_array_get(ops, 0));
+    json_object_del(no_limits, "limits");
+    assert_int_equal(nano_msg_check_op(no_limits, &err), 0);
+    json_decref(no_limits);
     /* egress: optional, null allowed; a bad entry is named in the message */
     json_t *app = json_deep_copy(json_array_get(ops, 0));
     json_object_set_new(app, "egress", json_null());
