@@ -14,7 +14,7 @@
   snapshot     nanocp with --apps apps (default 1000), each with a hostname, a deployed
                module and two vars; then a fresh nano-dp is started (--rounds times): time from
                its start to /readyz 200 (hello + snapshot + code fetches + apply), and the
-               snapshot's size and timings as nano-dp logs them (cp.snapshot_applied bytes=,
+               snapshot's size and timings as nano-dp logs them (cpclient.snapshot_applied bytes=,
                fetch_ms=, ms=).
   all          both.
 
@@ -195,12 +195,12 @@ class DataPlane:
                     raise
 
 
-LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z info cp\.delta_applied "
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z info cpclient\.delta_applied "
                       r"first=(\d+) seq=(\d+)")
 
 
 def applied_latencies(nodes, sent_at):
-    """Per node and change: its cp.delta_applied log time - the PATCH's send time (ms); and per
+    """Per node and change: its cpclient.delta_applied log time - the PATCH's send time (ms); and per
     change the slowest node. Every change must appear in every node's log."""
     import calendar
     per_node, by_seq = [], {}
@@ -221,7 +221,7 @@ def applied_latencies(nodes, sent_at):
                         by_seq[seq] = max(by_seq.get(seq, ms), ms)
         if len(seen) != len(sent_at):
             raise RuntimeError(f"{d.name}: {len(sent_at) - len(seen)} change(s) missing from its "
-                               f"log as cp.delta_applied (resynced instead?)")
+                               f"log as cpclient.delta_applied (resynced instead?)")
     return per_node, list(by_seq.values())
 
 
@@ -301,7 +301,7 @@ def bench_propagation(opts, workdir):
         print(f"| {n} | {pct(per_node, 50):.2f} | {pct(per_node, 99):.2f} | {pct(fleet, 50):.2f} | "
               f"{pct(fleet, 99):.2f} | {max(fleet):.2f} | {statistics.median(rounds):.2f} |")
     print("\nThe same changes from the nodes' logs, without polling: PATCH sent -> the node's "
-          "cp.delta_applied line (the new config handed to its workers, which take it at their "
+          "cpclient.delta_applied line (the new config handed to its workers, which take it at their "
           "next loop turn); log times are cut to whole ms (so up to 1 ms early), ms\n")
     print("| data planes | per-node p50 | per-node p99 | fleet p50 | fleet p99 | fleet max |")
     print("|---:|---:|---:|---:|---:|---:|")
@@ -330,14 +330,14 @@ def bench_snapshot(opts, workdir):
             raise RuntimeError(f"{d.name}: unexpected answer {status} {body!r}")
         with open(d.proc.log_path, errors="replace") as f:
             text = f.read()
-        m = re.search(r"cp\.snapshot_applied[^\n]*", text)
+        m = re.search(r"cpclient\.snapshot_applied[^\n]*", text)
         fields = dict(re.findall(r"(\w+)=(\S+)", m.group(0))) if m else {}
         results.append((ready_ms, fields))
         log(f"snapshot round {r + 1}: ready in {ready_ms:.0f} ms; {fields}")
         stop(d.proc, signal.SIGTERM)
     stop(cp.proc, signal.SIGTERM)
     print(f"\nA fresh nano-dp joining a control plane with {opts.apps} apps (each: hostname, one "
-          f"module, 2 vars); medians of {opts.rounds} rounds. From nano-dp's cp.snapshot_applied: "
+          f"module, 2 vars); medians of {opts.rounds} rounds. From nano-dp's cpclient.snapshot_applied: "
           f"fetch = request + nanocp building the snapshot + transfer + decode; apply = app model, "
           f"fetching every module (cold code cache) and building the config\n")
     print("| apps | snapshot bytes | fetch ms | apply ms | snapshot total ms | start -> /readyz 200 ms |")

@@ -254,7 +254,7 @@ static int add_missing(dp_code_cache *cc, const char *dir, const char *sha, cons
         }
         dp_remove_tree(tmp);
         if (rc == 0)
-            NANO_INFO("cp.code_cached", "sha256=%.12s modules=%zu added=%zu dir=%s", sha, n,
+            NANO_INFO("cpclient.code_cached", "sha256=%.12s modules=%zu added=%zu dir=%s", sha, n,
                       n_missing, dir);
     }
     nano_free(missing);
@@ -305,7 +305,7 @@ int dp_code_cache_ensure(dp_code_cache *cc, const char *sha, const char *main,
             dp_remove_tree(tmp); /* gone after a rename; a failed fill leaves nothing */
         }
         if (rc == 0)
-            NANO_INFO("cp.code_cached", "sha256=%.12s modules=%zu dir=%s", sha, n, dir);
+            NANO_INFO("cpclient.code_cached", "sha256=%.12s modules=%zu dir=%s", sha, n, dir);
     } else {
         rc = add_missing(cc, dir, sha, refs, n, fetch, fetch_ud, err);
     }

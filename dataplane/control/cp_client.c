@@ -213,7 +213,7 @@ static void warn_secrets(dp_cp_client *c, const char *what)
         (c->last_secret_warn_ms != 0 && now - c->last_secret_warn_ms < SECRET_WARN_EVERY_MS))
         return;
     c->last_secret_warn_ms = now;
-    NANO_WARN("cp.insecure_secrets",
+    NANO_WARN("cpclient.insecure_secrets",
               "what=%s url=%s detail=%s", what, c->rpc_url,
               "secret values cross a link without TLS to a non-loopback host: use tls+tcp://");
 }
@@ -247,7 +247,7 @@ static int rpc(dp_cp_client *c, nano_msg_type type, json_t *fields, nano_msg *re
     nng_msg_free(r);
     if (rc != 0) {
         LINK_SET(c, c->link.messages_dropped++);
-        NANO_WARN("cp.message_dropped", "channel=rep type=%s bytes=%zu error_id=%s error=%s",
+        NANO_WARN("cpclient.message_dropped", "channel=rep type=%s bytes=%zu error_id=%s error=%s",
                   nano_msg_type_name(type), n, err->id, err->message);
         return rc;
     }
@@ -366,7 +366,7 @@ static void drains_add(dp_cp_client *c, const dp_cp_changes *ch)
         probe(c, d->app, &inf, &d->base_timeouts);
         if (!x->was_running)
             d->result = "drained"; /* never ran here: nothing to wait for */
-        NANO_INFO("cp.drain_started", "app=%s timeout_ms=%" PRIu64 " ran_here=%s", d->app,
+        NANO_INFO("cpclient.drain_started", "app=%s timeout_ms=%" PRIu64 " ran_here=%s", d->app,
                   d->timeout_ms, x->was_running ? "true" : "false");
     }
 }
@@ -387,7 +387,7 @@ static int drains_check(dp_cp_client *c, nano_error *err)
             else if (now - d->started_ms > d->timeout_ms + DRAIN_GRACE_MS)
                 d->result = "timed_out";
             if (d->result != NULL)
-                NANO_INFO("cp.drain_done", "app=%s result=%s in_flight=%" PRIu64 " ms=%" PRIu64,
+                NANO_INFO("cpclient.drain_done", "app=%s result=%s in_flight=%" PRIu64 " ms=%" PRIu64,
                           d->app, d->result, d->in_flight, now - d->started_ms);
         }
         if (d->result == NULL || d->is_acked)
@@ -401,10 +401,10 @@ static int drains_check(dp_cp_client *c, nano_error *err)
             return rc; /* sent again after the reconnect */
         d->is_acked = true;
         if (rc == 0)
-            NANO_INFO("cp.drain_acked", "app=%s result=%s in_flight=%" PRIu64, d->app, d->result,
+            NANO_INFO("cpclient.drain_acked", "app=%s result=%s in_flight=%" PRIu64, d->app, d->result,
                       d->in_flight);
         else
-            NANO_WARN("cp.drain_ack_refused", "app=%s error=%s", d->app, err->message);
+            NANO_WARN("cpclient.drain_ack_refused", "app=%s error=%s", d->app, err->message);
         nano_msg_fini(&m);
     }
     return 0;
@@ -513,7 +513,7 @@ static int prefetch_code(dp_cp_client *c, const dp_cp_model *model, nano_error *
         rc = rpc(c, NANO_MSG_CODE_BATCH, json_pack("{s:o}", "sha256s", part), &m, err);
         if (rc != 0) {
             if (!c->is_link_broken) { /* refused: an older nanocp; code.get will do */
-                NANO_INFO("cp.code_batch_refused", "error=%s (fetching modules one by one)",
+                NANO_INFO("cpclient.code_batch_refused", "error=%s (fetching modules one by one)",
                           err->message);
                 c->no_batch = true;
                 rc = 0;
@@ -525,7 +525,7 @@ static int prefetch_code(dp_cp_client *c, const dp_cp_model *model, nano_error *
         batches++;
     }
     if (rc == 0 && n > 0)
-        NANO_INFO("cp.code_prefetched", "modules=%zu received=%zu batches=%zu ms=%" PRIu64, n,
+        NANO_INFO("cpclient.code_prefetched", "modules=%zu received=%zu batches=%zu ms=%" PRIu64, n,
                   json_object_size(c->prefetched), batches, mono_ms() - t0);
     json_decref(want);
     return rc;
@@ -543,7 +543,7 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
         if (!c->is_link_broken) {
             c->build_failures++;
             schedule_resync(c);
-            NANO_ERROR("cp.snapshot_failed", "why=%s error_id=%s error=%s", why, err->id,
+            NANO_ERROR("cpclient.snapshot_failed", "why=%s error_id=%s error=%s", why, err->id,
                        err->message);
         }
         return c->is_link_broken ? rc : 0;
@@ -574,7 +574,7 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
             return rc;
         c->build_failures++;
         schedule_resync(c);
-        NANO_ERROR("cp.snapshot_rejected", "why=%s seq_kept=%" PRIu64 " error_id=%s error=%s",
+        NANO_ERROR("cpclient.snapshot_rejected", "why=%s seq_kept=%" PRIu64 " error_id=%s error=%s",
                    why, c->model.seq, err->id, err->message);
         return 0;
     }
@@ -598,7 +598,7 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
         LINK_SET(c, c->link.resyncs++);
     /* fetch_ms: request, nanocp building the snapshot, transfer and decoding; the rest is
      * the model, code fetches (a cold cache) and the new nano_config. */
-    NANO_INFO("cp.snapshot_applied",
+    NANO_INFO("cpclient.snapshot_applied",
               "why=%s seq=%" PRIu64 " previous_seq=%" PRIu64 " apps=%zu serving=%zu bytes=%zu"
               " fetch_ms=%" PRIu64 " ms=%" PRIu64,
               why, c->model.seq, old, json_object_size(c->model.apps), n_apps, bytes,
@@ -622,7 +622,7 @@ static int apply_delta(dp_cp_client *c, const nano_msg *d, nano_error *err)
         if (c->is_link_broken)
             return rc;
         LINK_SET(c, c->link.deltas_rejected++);
-        NANO_ERROR("cp.delta_rejected",
+        NANO_ERROR("cpclient.delta_rejected",
                    "first=%" PRIu64 " seq=%" PRIu64 " seq_kept=%" PRIu64 " error_id=%s error=%s",
                    d->first, d->seq, c->model.seq, err->id, err->message);
         c->build_failures++;
@@ -636,7 +636,7 @@ static int apply_delta(dp_cp_client *c, const nano_msg *d, nano_error *err)
     size_t n_apps = nano_config_n_apps(cfg);
     publish(c, cfg);
     LINK_SET(c, c->link.deltas_applied++);
-    NANO_INFO("cp.delta_applied", "first=%" PRIu64 " seq=%" PRIu64 " ops=%zu serving=%zu",
+    NANO_INFO("cpclient.delta_applied", "first=%" PRIu64 " seq=%" PRIu64 " ops=%zu serving=%zu",
               d->first, d->seq, ch.n_ops, n_apps);
     dp_cp_changes_fini(&ch);
     return 0;
@@ -648,7 +648,7 @@ static int on_pub(dp_cp_client *c, const void *data, size_t len, nano_error *err
     nano_error derr = {0};
     if (nano_msg_decode_pub(data, len, &m, &derr) != 0) {
         LINK_SET(c, c->link.messages_dropped++);
-        NANO_WARN("cp.message_dropped", "channel=sub bytes=%zu error_id=%s error=%s", len,
+        NANO_WARN("cpclient.message_dropped", "channel=sub bytes=%zu error_id=%s error=%s", len,
                   derr.id, derr.message);
         return 0;
     }
@@ -665,18 +665,18 @@ static int on_pub(dp_cp_client *c, const void *data, size_t len, nano_error *err
     } else if (m.type == NANO_MSG_DELTA) {
         c->n_deltas_seen++;
         if (c->drop_every > 0 && c->n_deltas_seen % c->drop_every == 0) {
-            NANO_WARN("cp.delta_dropped_test", "first=%" PRIu64 " seq=%" PRIu64
+            NANO_WARN("cpclient.delta_dropped_test", "first=%" PRIu64 " seq=%" PRIu64
                       " detail=%s", m.first, m.seq, "NANO_TEST_DROP_DELTAS test hook");
         } else if (c->needs_resync) {
             /* A snapshot is due; it covers this delta or the ones after it apply on top. */
         } else {
             switch (dp_cp_delta_verdict(c->model.seq, m.first, m.seq)) {
             case DP_CP_DUPLICATE:
-                NANO_DEBUG("cp.delta_duplicate", "seq=%" PRIu64 " applied=%" PRIu64, m.seq,
+                NANO_DEBUG("cpclient.delta_duplicate", "seq=%" PRIu64 " applied=%" PRIu64, m.seq,
                            c->model.seq);
                 break;
             case DP_CP_GAP:
-                NANO_WARN("cp.gap", "applied=%" PRIu64 " first=%" PRIu64 " seq=%" PRIu64,
+                NANO_WARN("cpclient.gap", "applied=%" PRIu64 " first=%" PRIu64 " seq=%" PRIu64,
                           c->model.seq, m.first, m.seq);
                 rc = resync(c, "gap", err);
                 break;
@@ -773,7 +773,7 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
              &m, err);
     if (rc != 0)
         return rc;
-    NANO_INFO("cp.connected", "node=%s url=%s rpc=%s nanocp_seq=%" PRIu64 " applied=%" PRIu64,
+    NANO_INFO("cpclient.connected", "node=%s url=%s rpc=%s nanocp_seq=%" PRIu64 " applied=%" PRIu64,
               c->node, c->url, c->rpc_url, m.seq, c->model.seq);
     nano_msg_fini(&m);
     LINK_SET(c, c->link.is_connected = true);
@@ -811,7 +811,7 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
         if (rc == 0 && c->needs_resync && now >= c->resync_at_ms)
             rc = resync(c, "retry", err);
         if (rc == 0 && c->behind_since_ms != 0 && now - c->behind_since_ms > BEHIND_RESYNC_MS) {
-            NANO_WARN("cp.behind", "applied=%" PRIu64 " heartbeat_seq=%" PRIu64 " for_ms=%" PRIu64,
+            NANO_WARN("cpclient.behind", "applied=%" PRIu64 " heartbeat_seq=%" PRIu64 " for_ms=%" PRIu64,
                       c->model.seq, c->link.heartbeat_seq, now - c->behind_since_ms);
             c->behind_since_ms = 0;
             rc = resync(c, "behind", err);
@@ -838,7 +838,7 @@ static void client_main(void *arg)
         if (got_config)
             backoff = BACKOFF_MIN_MS;
         LINK_SET(c, c->link.reconnects++);
-        NANO_WARN("cp.reconnecting", "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64
+        NANO_WARN("cpclient.reconnecting", "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64
                   " error_id=%s error=%s", backoff, c->model.seq, rc != 0 ? err.id : "closed",
                   rc != 0 ? err.message : "session ended");
         for (uint64_t slept = 0; slept < backoff && !atomic_load(&c->stop); slept += 50)
@@ -978,15 +978,15 @@ int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_e
     dp_cp_url_host(c->rpc_url, host, sizeof host);
     c->is_insecure = strncmp(c->rpc_url, "tls+tcp://", 10) != 0 && !dp_cp_host_is_loopback(host);
     if (c->is_insecure)
-        NANO_WARN("cp.insecure_link", "rpc=%s host=%s detail=%s", c->rpc_url, host,
+        NANO_WARN("cpclient.insecure_link", "rpc=%s host=%s detail=%s", c->rpc_url, host,
                   "secrets will cross this link WITHOUT TLS: use tls+tcp:// beyond loopback");
     if (c->drop_every > 0)
-        NANO_WARN("cp.test_hook", "NANO_TEST_DROP_DELTAS=%u detail=%s", c->drop_every,
+        NANO_WARN("cpclient.test_hook", "NANO_TEST_DROP_DELTAS=%u detail=%s", c->drop_every,
                   "every Nth delta is dropped on purpose (tests only)");
     snprintf(c->link.node, sizeof c->link.node, "%s", c->node);
     snprintf(c->link.url, sizeof c->link.url, "%s", c->url);
     snprintf(c->link.rpc_url, sizeof c->link.rpc_url, "%s", c->rpc_url);
-    NANO_INFO("cp.starting", "node=%s url=%s rpc=%s tls=%s code_dir=%s token=%s", c->node,
+    NANO_INFO("cpclient.starting", "node=%s url=%s rpc=%s tls=%s code_dir=%s token=%s", c->node,
               c->url, c->rpc_url, c->tls != NULL ? "true" : "false", c->cache.dir,
               c->token[0] != '\0' ? "set" : "none");
     rc = uv_thread_create(&c->thread, client_main, c);

@@ -126,7 +126,7 @@ int dp_cp_model_from_snapshot(const json_t *body, const dp_cp_model *cur,
              * on it waits for a snapshot that carries it (dp_cp_model_apply). */
             json_t *had = cur != NULL && cur->apps != NULL ? json_object_get(cur->apps, name)
                                                            : NULL;
-            NANO_WARN("cp.app_withheld", "app=%s kept=%s reason=%s", name,
+            NANO_WARN("cpclient.app_withheld", "app=%s kept=%s reason=%s", name,
                       had != NULL ? "yes" : "no", withheld);
             if (had != NULL) {
                 json_t *copy = json_deep_copy(had);

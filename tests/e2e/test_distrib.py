@@ -172,7 +172,7 @@ def readyz_is_503_until_the_first_snapshot():
     st = dp.status()
     eq(st["control_plane"]["has_config"], False, "has_config")
     eq(st["control_plane"]["node"], "n1", "node")
-    dp.wait_log(r"cp\.reconnecting retry_in_ms=\d+")
+    dp.wait_log(r"cpclient\.reconnecting retry_in_ms=\d+")
     cp.start()
     deploy(cp, "hello", "hello.test", COUNTER_APP)
     dp.wait_ready(timeout=15)  # the backoff is at most 5 s
@@ -193,7 +193,7 @@ def env_set_reaches_both_nodes_and_module_state_survives():
     for dp in nodes:
         dp.wait_body("hello.test", "hi ")
         # The snapshot's module came in one code.batch round trip.
-        dp.wait_log(r"cp\.code_prefetched modules=1 received=1 batches=1")
+        dp.wait_log(r"cpclient\.code_prefetched modules=1 received=1 batches=1")
     before = {dp.node: int(dp.get("hello.test").text.split()[1]) for dp in nodes}
     t0 = time.monotonic()
     cp.ok("env", "set", "hello", "GREETING=hola")
@@ -345,7 +345,7 @@ def nodes_serve_while_nanocp_is_down_and_resync_when_it_returns():
         dp.wait_body("hello.test", "one ")
     cp.stop()  # SIGTERM: exits 0
     for dp in nodes:
-        dp.wait_log(r"cp\.reconnecting")
+        dp.wait_log(r"cpclient\.reconnecting")
         for _ in range(3):
             r = dp.get("hello.test")
             eq(r.status, 200, f"{dp.node} serves while nanocp is down")
@@ -356,7 +356,7 @@ def nodes_serve_while_nanocp_is_down_and_resync_when_it_returns():
     cp.ok("env", "set", "hello", "GREETING=two")
     for dp in nodes:
         dp.wait_body("hello.test", "two ", timeout=15)
-        dp.wait_log(r"cp\.snapshot_applied why=reconnect")
+        dp.wait_log(r"cpclient\.snapshot_applied why=reconnect")
         st = dp.status()["control_plane"]
         eq(st["connected"], True, "reconnected")
         expect(st["resyncs"] >= 1, f"resync counted: {st}")
@@ -371,16 +371,16 @@ def dropped_deltas_are_detected_and_resynced():
     deploy(cp, "hello", "hello.test", COUNTER_APP)
     dp = DataPlane(cp, "n1", env={"NANO_TEST_DROP_DELTAS": "2"}).start()
     dp.wait_body("hello.test", "unset ")
-    dp.wait_log(r"cp\.test_hook NANO_TEST_DROP_DELTAS=2")
+    dp.wait_log(r"cpclient\.test_hook NANO_TEST_DROP_DELTAS=2")
     for i in range(1, 5):
         cp.ok("env", "set", "hello", f"GREETING=v{i}")
         time.sleep(0.1)
-    dp.wait_log(r"cp\.delta_dropped_test")
+    dp.wait_log(r"cpclient\.delta_dropped_test")
     # The next delta after a dropped one is a gap; the last one may be followed only by
     # heartbeats, which tell the node it is behind. Either way it converges.
     dp.wait_body("hello.test", "v4 ", timeout=15)
-    dp.wait_log(r"cp\.(gap|behind) ")
-    dp.wait_log(r"cp\.snapshot_applied why=(gap|behind)")
+    dp.wait_log(r"cpclient\.(gap|behind) ")
+    dp.wait_log(r"cpclient\.snapshot_applied why=(gap|behind)")
     expect(dp.status()["control_plane"]["resyncs"] >= 1, "resync counted")
     dp.stop()
     cp.stop()
@@ -436,7 +436,7 @@ def apps_rm_fires_shutdown_at_once_so_an_sse_stream_ends_before_the_drain_timeou
     time.sleep(0.5)
     t0 = time.monotonic()
     cp.ok("apps", "rm", "sse")  # drain_timeout: the default 30 s
-    dp.wait_log(r"cp\.drain_acked app=sse result=drained")
+    dp.wait_log(r"cpclient\.drain_acked app=sse result=drained")
     drained_s = time.monotonic() - t0
     t.join(timeout=TIMEOUT)
     body, _ = got[0]
@@ -492,7 +492,7 @@ def apps_rm_under_load_drains_every_node_without_failures():
     for node, status, text in results:
         eq((status, text), (200, "slow done"), f"in-flight request on {node}")
     for dp in nodes:
-        dp.wait_log(r"cp\.drain_acked app=slow result=drained")
+        dp.wait_log(r"cpclient\.drain_acked app=slow result=drained")
     # Gone from nanocp once both nodes acked; the other app is untouched.
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
@@ -628,17 +628,17 @@ def tls_between_nanocp_and_nano_dp():
     good.start()
     good.wait_body("api.test", "tls")
     eq(json.loads(good.get("api.test", "/env").text)["tokenLength"], len(SECRET), "secret over TLS")
-    expect(not re.search(r"cp\.insecure", good.log()), f"insecure warning over TLS:\n{good.log()}")
+    expect(not re.search(r"cpclient\.insecure", good.log()), f"insecure warning over TLS:\n{good.log()}")
     # Without a client certificate nanocp refuses the handshake: the node never gets a config.
     nocert = DataPlane(cp, "n2", extra=["--control-plane-ca", c["ca.crt"]]).start()
-    nocert.wait_log(r"cp\.reconnecting")
+    nocert.wait_log(r"cpclient\.reconnecting")
     eq(nocert.status("/readyz").status, 503, "no config without a client certificate")
     # A CA that did not sign nanocp's certificate: refused too.
     other = nanotest.make_certs(scratch_dir())
     wrong = DataPlane(cp, "n3", extra=["--control-plane-ca", other["ca.crt"], "--control-plane-cert",
                                        other["client.crt"], "--control-plane-key", other["client.key"]])
     wrong.start()
-    wrong.wait_log(r"cp\.reconnecting")
+    wrong.wait_log(r"cpclient\.reconnecting")
     eq(wrong.status("/readyz").status, 503, "no config from a server the CA did not sign")
     for dp in (good, nocert, wrong):
         dp.stop()
@@ -665,8 +665,8 @@ def an_app_nanocp_cannot_send_is_withheld_and_the_others_still_go():
                " '\"x\"', 'now' FROM apps WHERE name = 'bad'")
     db.commit()
     cp.start()
-    n1.wait_log(r"cp\.app_withheld app=bad kept=yes")
-    n1.wait_log(r"cp\.snapshot_applied why=reconnect")
+    n1.wait_log(r"cpclient\.app_withheld app=bad kept=yes")
+    n1.wait_log(r"cpclient\.snapshot_applied why=reconnect")
     eq(n1.get("bad.test").text.split()[0], "old", "n1 keeps serving what it had of bad")
     n2 = DataPlane(cp, "n2").start()
     n2.wait_ready()
