@@ -1407,7 +1407,10 @@ static void spec_round_trips_through_json(void **state)
     json_object_set_new(out, "state", json_string("active"));
     nano_app_spec_json_copy(carrier, out);
     assert_null(json_object_get(carrier, "state"));
-    assert_int_equal(json_object_size(carrier), 1 + 7);
+    size_t n_keys = 0;
+    while (nano_app_spec_keys[n_keys] != NULL)
+        n_keys++;
+    assert_int_equal(json_object_size(carrier), 1 + n_keys);
     json_decref(carrier);
     nano_app_spec_fini(&c);
     json_decref(again);
