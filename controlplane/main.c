@@ -28,6 +28,7 @@
 #include "opt.h"
 #include "parse.h"
 #include "api_http.h"
+#include "backup.h"
 #include "api_rpc.h"
 #include "distrib.h"
 #include "service.h"
@@ -54,6 +55,10 @@ typedef struct cp_options {
     const char *checker;       /* --checker PATH|off (NULL: nano-dp beside this binary) */
     bool is_migrate;
     bool migrate_status;
+    bool is_backup;
+    bool is_restore;
+    const char *file;    /* backup / restore: the backup file */
+    const char *key_out; /* backup --key-out */
     const char *http_request_timeout; /* as given; parsed into http_grace_ms */
     const char *http_body_min_rate;   /* as given; parsed into http_min_rate */
     uint64_t http_grace_ms;
@@ -65,6 +70,9 @@ typedef struct cp_options {
 static const char usage[] =
     "usage: nanocp [options]             run the control plane\n"
     "       nanocp migrate [--status]    apply pending migrations (or list them) and exit\n"
+    "       nanocp backup [--key-out KEY] FILE\n"
+    "                                    copy the database, consistent while nanocp runs\n"
+    "       nanocp restore FILE          into a data dir without a database (then start)\n"
     "\n"
     "options:\n"
     "  --data-dir DIR          state: nanocp.db, master.key, admin.token (default ./var/nanocp)\n"
@@ -91,6 +99,8 @@ static const char usage[] =
     "  --log-format text|json  log line format (default text)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --status                with migrate: list migrations, change nothing\n"
+    "  --key-out KEY           with backup: also write the master key to KEY (mode 0600);\n"
+    "                          without it, a backup's secrets need the key kept elsewhere\n"
     "  -h, --help              this text\n"
     "  --version               print the version\n"
     "\n"
@@ -143,6 +153,7 @@ static const nano_opt options[] = {
     {"--dataplane", true, (int)offsetof(cp_options, dataplane)},
     {"--dataplane-rpc", true, (int)offsetof(cp_options, dataplane_rpc)},
     {"--master-key-file", true, (int)offsetof(cp_options, master_key_file)},
+    {"--key-out", true, (int)offsetof(cp_options, key_out)},
     {"--token-file", true, (int)offsetof(cp_options, token_file)},
     {"--node-token-file", true, (int)offsetof(cp_options, node_token_file)},
     {"--checker", true, (int)offsetof(cp_options, checker)},
@@ -167,6 +178,12 @@ static int parse_args(cp_options *o, int argc, char **argv)
         if (k == NANO_OPT_ARG) {
             if (p.i == 2 && strcmp(value, "migrate") == 0)
                 o->is_migrate = true;
+            else if (p.i == 2 && strcmp(value, "backup") == 0)
+                o->is_backup = true;
+            else if (p.i == 2 && strcmp(value, "restore") == 0)
+                o->is_restore = true;
+            else if ((o->is_backup || o->is_restore) && o->file == NULL)
+                o->file = value;
             else
                 return usage_error("unknown argument '%s'", value);
             continue;
@@ -201,6 +218,10 @@ static int parse_args(cp_options *o, int argc, char **argv)
             break;
         }
     }
+    if ((o->is_backup || o->is_restore) && o->file == NULL)
+        return usage_error("nanocp %s needs the backup FILE", o->is_backup ? "backup" : "restore");
+    if (o->key_out != NULL && !o->is_backup)
+        return usage_error("--key-out is an option of `nanocp backup`");
     if (!is_addr(o->http))
         return usage_error("--http must be HOST:PORT, not '%s'", o->http);
     o->http_grace_ms = CP_HTTP_REQUEST_GRACE_MS;
@@ -439,5 +460,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (o.is_migrate)
         return run_migrate(&o);
+    if (o.is_backup)
+        return cp_backup_run(o.data_dir, o.master_key_file, o.key_out, o.file);
+    if (o.is_restore)
+        return cp_restore_run(o.data_dir, o.master_key_file, o.file);
     return run(&o);
 }

@@ -105,16 +105,10 @@ static int read_key_file(const char *path, cp_master_key *key, nano_error *err)
     return 0;
 }
 
-/* O_EXCL: two nanocp starting on one data dir must not each write a different key. */
-static int generate_key_file(const char *path, cp_master_key *key, nano_error *err)
+int cp_master_key_write(const char *path, const cp_master_key *key, nano_error *err)
 {
-    unsigned char raw[CP_KEY_BYTES];
     char hex[2 * CP_KEY_BYTES + 2];
-    if (cp_random_bytes(raw, sizeof raw) != 0)
-        return nano_error_set(err, NANO_EIO, "master_key_random",
-                              "cannot get random bytes for a master key");
-    cp_hex(raw, sizeof raw, hex);
-    OPENSSL_cleanse(raw, sizeof raw);
+    cp_hex(key->key, CP_KEY_BYTES, hex);
     size_t len = 2 * CP_KEY_BYTES;
     hex[len++] = '\n';
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -130,9 +124,30 @@ static int generate_key_file(const char *path, cp_master_key *key, nano_error *e
         if (rc != 0)
             unlink(path);
     }
-    if (rc == 0)
-        rc = cp_master_key_from_hex(hex, 2 * CP_KEY_BYTES, key);
     OPENSSL_cleanse(hex, sizeof hex);
+    return rc;
+}
+
+/* O_EXCL (cp_master_key_write): two nanocp starting on one data dir must not each write a
+ * different key. */
+static int generate_key_file(const char *path, cp_master_key *key, nano_error *err)
+{
+    unsigned char raw[CP_KEY_BYTES];
+    if (cp_random_bytes(raw, sizeof raw) != 0)
+        return nano_error_set(err, NANO_EIO, "master_key_random",
+                              "cannot get random bytes for a master key");
+    cp_master_key k;
+    memcpy(k.key, raw, sizeof raw);
+    OPENSSL_cleanse(raw, sizeof raw);
+    char hex[2 * CP_KEY_BYTES + 1];
+    cp_hex(k.key, CP_KEY_BYTES, hex);
+    int rc = cp_master_key_from_hex(hex, 2 * CP_KEY_BYTES, &k); /* fills the id */
+    OPENSSL_cleanse(hex, sizeof hex);
+    if (rc == 0)
+        rc = cp_master_key_write(path, &k, err);
+    if (rc == 0)
+        *key = k;
+    OPENSSL_cleanse(&k, sizeof k);
     return rc;
 }
 

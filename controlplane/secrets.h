@@ -41,6 +41,10 @@ typedef enum cp_key_source {
 int cp_master_key_load(const char *key_file, const char *data_dir, cp_master_key *key,
                        cp_key_source *source, char *path_out, size_t cap, nano_error *err);
 
+/* cp_master_key_write: key as 64 hex digits and a newline into a new file at path (mode 0600,
+ * created exclusively: an existing file is never overwritten), synced. */
+int cp_master_key_write(const char *path, const cp_master_key *key, nano_error *err);
+
 /* cp_master_key_from_hex: a key from 64 hex digits (exactly; no whitespace); fills id.
  * Returns 0 or NANO_EINVAL. */
 int cp_master_key_from_hex(const char *hex, size_t len, cp_master_key *key);

@@ -47,6 +47,16 @@ void cp_store_free(cp_store *st);
 /* cp_store_checkpoint: writes the WAL back into the database file now (TRUNCATE). */
 int cp_store_checkpoint(cp_store *st);
 
+/* cp_store_copy: copies the database file src into dst (store_backup.c), for `nanocp backup`
+ * and `nanocp restore`: src is opened read-only, so a running nanocp may keep writing to it;
+ * the copy is one consistent state (one read transaction) and is checked (PRAGMA quick_check)
+ * and synced. dst must not exist: it is created 0600, never overwritten, and removed again if
+ * the copy fails. Errors are one line naming the file. Any thread (own connections). */
+int cp_store_copy(const char *src, const char *dst, nano_error *err);
+
+/* cp_store_secret_keys: {key_id: number of secrets sealed with it}. */
+int cp_store_secret_keys(cp_store *st, json_t **out);
+
 /* cp_store_errmsg: the last SQLite error, for the log (never shown with values: the store
  * binds values, so SQLite's messages hold none). */
 const char *cp_store_errmsg(const cp_store *st);
