@@ -360,6 +360,7 @@ static void on_tick(uv_timer_t *t)
 {
     dp_worker *w = t->data;
     uint64_t now = now_ms(w);
+    atomic_fetch_add_explicit(&w->ticks, 1, memory_order_relaxed);
     dp_worker__flush_access_log(w);
     if (w->n_shutdowns_pending > 0) {
         for (size_t i = 0; w->cfg != NULL && i < nano_config_n_apps(w->cfg); i++)
@@ -436,6 +437,7 @@ static void report_done(dp_worker *w)
     if (w->is_done_reported)
         return;
     w->is_done_reported = true;
+    atomic_store(&w->is_finished, true);
     w->done(w->done_ud);
 }
 
@@ -722,6 +724,12 @@ rt_watch *dp_worker_watch(dp_worker *w)
 int dp_worker_cpu_clock(dp_worker *w, clockid_t *out)
 {
     return pthread_getcpuclockid(w->thread, out);
+}
+
+void dp_worker_liveness(dp_worker *w, uint64_t *ticks, bool *is_finished)
+{
+    *ticks = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+    *is_finished = atomic_load(&w->is_finished);
 }
 
 void dp_worker_counts(dp_worker *w, size_t *conns, size_t *active_conns, size_t *requests)

@@ -83,6 +83,10 @@ dp_stats *dp_worker_stats(dp_worker *w);
 rt_watch *dp_worker_watch(dp_worker *w);
 /* The worker thread's CPU clock (for the watchdog). */
 int dp_worker_cpu_clock(dp_worker *w, clockid_t *out);
+/* dp_worker_liveness: how many times the worker's loop has run its tick (every 250 ms while
+ * the loop turns: a count that stops moving means the thread is stuck, e.g. in a long JS
+ * segment or a livelock), and whether it has finished (drained or aborted). Any thread. */
+void dp_worker_liveness(dp_worker *w, uint64_t *ticks, bool *is_finished);
 /* dp_worker_counts: adds the worker's open connections, connections with a request in
  * flight, and live requests (approximate: read without a lock; for progress logs). */
 void dp_worker_counts(dp_worker *w, size_t *conns, size_t *active_conns, size_t *requests);

@@ -7,6 +7,7 @@
 #include "worker.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,10 @@ struct dp_worker {
     dp_stats stats;
     dp_worker_done_fn done;
     void *done_ud;
+    /* Liveness, read by the control thread (dp_worker_alive): ticks counts the tick timer's
+     * runs (each 250 ms while the loop turns), is_finished says the worker has ended. */
+    atomic_uint_fast64_t ticks;
+    atomic_bool is_finished;
     int order;                     /* what the worker is doing: ORDER_* */
     int n_loading;                 /* versions being loaded (their module code runs) */
     size_t n_shutdowns_pending;    /* versions waiting for their shutdown event to settle */
