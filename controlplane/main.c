@@ -29,6 +29,7 @@
 #include "parse.h"
 #include "api_http.h"
 #include "backup.h"
+#include "sd.h"
 #include "api_rpc.h"
 #include "distrib.h"
 #include "service.h"
@@ -320,6 +321,7 @@ typedef struct cp_main {
     cp_rpc *rpc;
     cp_distrib *distrib;
     uv_signal_t sigterm, sigint;
+    uv_timer_t watchdog; /* systemd WATCHDOG=1 pings while the loop turns (shared/sd.h) */
 } cp_main;
 
 /* The front ends reach the service only through these two (api.h's callback types). The
@@ -349,6 +351,7 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     cp_main *m = s->data;
     NANO_INFO("nanocp.shutdown", "signal=%s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    nano_sd_notify("STOPPING=1\nSTATUS=stopping");
     /* Calls run to completion on this thread, so none is half done here; closing lets the
      * answers already queued go out (the HTTP side gives them up to 2 s). */
     cp_http_close(m->http, NULL, NULL);
@@ -361,6 +364,15 @@ static void on_signal(uv_signal_t *s, int signum)
     m->distrib = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->watchdog, NULL);
+}
+
+/* nanocp is one loop thread: a ping from a timer on it proves the loop turns (an op, which
+ * runs on it, that never returned would stop them). */
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    nano_sd_notify("WATCHDOG=1");
 }
 
 /* The load checker: --checker PATH, none with "off", else nano-dp beside this binary (the
@@ -404,6 +416,7 @@ static int run(const cp_options *o)
     m.sigterm.data = m.sigint.data = &m;
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_signal, SIGINT);
+    uv_timer_init(&m.loop, &m.watchdog);
 
     /* --- admin front ends and the data-plane channels (the one place they start), on this
      * loop and thread ------------------------------------------------------------------------ */
@@ -425,6 +438,7 @@ static int run(const cp_options *o)
         cp_http_close(m.http, NULL, NULL);
         uv_close((uv_handle_t *)&m.sigterm, NULL);
         uv_close((uv_handle_t *)&m.sigint, NULL);
+        uv_close((uv_handle_t *)&m.watchdog, NULL);
         uv_run(&m.loop, UV_RUN_DEFAULT);
         uv_loop_close(&m.loop);
         cp_service_free(m.svc);
@@ -436,6 +450,12 @@ static int run(const cp_options *o)
               cp_service_data_dir(m.svc), cp_service_db_path(m.svc),
               cp_service_token_path(m.svc), cp_service_key_source(m.svc), o->http, o->rpc,
               o->dataplane, o->dataplane_rpc);
+    nano_sd_notifyf("READY=1\nSTATUS=serving: http %s, rpc %s, data planes %s", o->http, o->rpc,
+                    o->dataplane);
+    uint64_t usec = nano_sd_watchdog_usec();
+    if (usec > 0) /* three pings per interval */
+        uv_timer_start(&m.watchdog, on_watchdog, usec / 3000 > 10 ? usec / 3000 : 10,
+                       usec / 3000 > 10 ? usec / 3000 : 10);
     uv_run(&m.loop, UV_RUN_DEFAULT);
     cp_service_free(m.svc); /* checkpoints the WAL */
     int rc = uv_loop_close(&m.loop);

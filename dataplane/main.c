@@ -44,6 +44,7 @@
 #include "runtime/runtime.h"
 #include "server/server.h"
 #include "status.h"
+#include "supervisor.h"
 #include "watchdog.h"
 #include "worker.h"
 
@@ -63,6 +64,7 @@ typedef struct dp_main {
     atomic_size_t n_workers_done;
     uv_async_t workers_done;    /* a worker finished (drained or aborted) */
     dp_watchdog *watchdog;
+    dp_supervisor *supervisor; /* systemd: READY, STOPPING, STATUS, WATCHDOG (supervisor.h) */
     dp_server *status;
     dp_status_source status_src;
     dp_file_source *file_source;
@@ -113,6 +115,8 @@ static void stop_handles(dp_main *m)
     /* The watchdog reads each worker's watch: stop it before the workers are freed. */
     dp_watchdog_stop(m->watchdog);
     m->watchdog = NULL;
+    dp_supervisor_close(m->supervisor); /* it reads the workers too */
+    m->supervisor = NULL;
     for (size_t i = 0; i < m->n_workers; i++)
         dp_worker_join(m->workers[i]);
     m->n_workers = 0;
@@ -175,6 +179,10 @@ static void on_progress(uv_timer_t *t)
 {
     dp_main *m = t->data;
     log_counts(m, NANO_LOG_INFO, "dp.shutdown_waiting");
+    size_t conns = 0, active = 0, requests = 0;
+    for (size_t i = 0; i < m->n_workers; i++)
+        dp_worker_counts(m->workers[i], &conns, &active, &requests);
+    dp_supervisor_draining(m->supervisor, requests, conns, uv_now(m->loop) - m->drain_started_ms);
 }
 
 static void begin_shutdown(dp_main *m, const char *why)
@@ -188,6 +196,7 @@ static void begin_shutdown(dp_main *m, const char *why)
     NANO_INFO("dp.shutdown_begin",
               "signal=%s drain_timeout_ms=%llu conns=%zu active_conns=%zu requests=%zu", why,
               (unsigned long long)m->opts.drain_timeout_ms, conns, active, requests);
+    dp_supervisor_stopping(m->supervisor, requests, conns);
     uv_timer_start(&m->drain_timer, on_drain_deadline, m->opts.drain_timeout_ms, 0);
     uv_timer_start(&m->progress_timer, on_progress, 1000, 1000);
     dp_file_source_stop(m->file_source);
@@ -360,6 +369,7 @@ static void apply_config(dp_main *m, nano_config *cfg, uint64_t version, const c
               "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
               trigger, (unsigned long long)version, nano_config_n_apps(cfg), added, changed,
               env_changed, removed);
+    dp_supervisor_ready(m->supervisor, m->status_src.n_apps, version);
 }
 
 /* The file source watches the module files of the applied config and, when a reload was
@@ -432,7 +442,7 @@ static void on_cp_config(uv_async_t *h)
     nano_free(refused);
     dp_load_errors_retain(m->load_errors, cfg);
     m->status_src.is_ready = true;
-    apply_config(m, cfg, seq, "control-plane");
+    apply_config(m, cfg, seq, "control-plane"); /* the first: READY=1 */
 }
 
 static void on_config_file_changed(void *ud, const char *trigger)
@@ -444,9 +454,12 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     dp_main *m = s->data;
     if (signum == SIGHUP) {
-        if (m->opts.config_path != NULL)
-            reload(m, "SIGHUP");
-        else
+        if (m->opts.config_path != NULL) {
+            dp_supervisor_reloading(m->supervisor);
+            reload(m, "SIGHUP"); /* applied or refused, the node serves a config */
+            dp_supervisor_ready(m->supervisor, m->status_src.n_apps,
+                                m->status_src.config_version);
+        } else
             NANO_INFO("dp.sighup_ignored", "detail=%s", "no --config file to reload");
         return;
     }
@@ -890,6 +903,11 @@ static int serve(dp_main *m)
         rc = err.code == NANO_EINVAL ? EXIT_USAGE : 1;
     }
     if (rc == 0) {
+        m->supervisor = dp_supervisor_start(m->loop, m->workers, m->n_workers);
+        /* With --control-plane, ready comes with the first config (on_cp_config). */
+        if (m->opts.cp_url == NULL)
+            dp_supervisor_ready(m->supervisor, nano_config_n_apps(m->cfg),
+                                nano_config_version(m->cfg));
         m->watchdog = dp_watchdog_start(m->workers, m->n_workers, &err);
         if (m->watchdog == NULL)
             NANO_ERROR("dp.watchdog_failed", "error=%s", err.message);
