@@ -19,12 +19,12 @@
 #include "msg.h"
 #include "nng_link.h"
 #include "nng_rep.h"
+#include "nng_tls.h"
 #include "secrets.h"
 #include "snapshot.h"
 #include "store.h"
 #include "token.h"
 
-#define PEM_MAX_BYTES (1024 * 1024)
 
 struct cp_distrib {
     uv_loop_t *loop;
@@ -488,64 +488,11 @@ static bool is_tls_url(const char *url)
     return url != NULL && strncmp(url, "tls+tcp://", 10) == 0;
 }
 
-/* A PEM file, NUL-terminated (returned owned). */
-static int read_pem(const char *flag, const char *path, char **out, nano_error *err)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    nano_error e = {0};
-    int rc = nano_read_file(path, PEM_MAX_BYTES - 1, &buf, &len, &e);
-    if (rc != 0 && rc != NANO_ETOOBIG)
-        return nano_error_set(err, NANO_EIO, "tls_config", "%s %s", flag, e.message);
-    if (rc != 0 || len == 0 || strstr(buf, "-----BEGIN ") == NULL) {
-        nano_free(buf);
-        return nano_error_set(err, NANO_EINVAL, "tls_config",
-                              "%s %s: not a PEM file (or larger than 1 MiB)", flag, path);
-    }
-    *out = buf;
-    return 0;
-}
-
 static int tls_setup(cp_distrib *d, const cp_distrib_options *o, nano_error *err)
 {
-    if (o->tls_cert == NULL || o->tls_key == NULL)
-        return nano_error_set(err, NANO_EINVAL, "tls_config",
-                              "a tls+tcp:// data-plane URL needs --dataplane-tls-cert and "
-                              "--dataplane-tls-key");
-    char *cert = NULL, *key = NULL, *ca = NULL;
-    int rc = read_pem("--dataplane-tls-cert", o->tls_cert, &cert, err);
-    if (rc == 0)
-        rc = read_pem("--dataplane-tls-key", o->tls_key, &key, err);
-    if (rc == 0 && o->tls_ca != NULL)
-        rc = read_pem("--dataplane-tls-ca", o->tls_ca, &ca, err);
-    int rv = 0;
-    const char *step = "";
-    if (rc == 0) {
-        step = "config";
-        rv = nng_tls_config_alloc(&d->tls, NNG_TLS_MODE_SERVER);
-        if (rv == 0) {
-            step = "--dataplane-tls-cert/--dataplane-tls-key";
-            rv = nng_tls_config_own_cert(d->tls, cert, key, NULL);
-        }
-        if (rv == 0 && ca != NULL) {
-            step = "--dataplane-tls-ca";
-            rv = nng_tls_config_ca_chain(d->tls, ca, NULL);
-        }
-        if (rv == 0) {
-            step = "auth mode";
-            rv = nng_tls_config_auth_mode(d->tls, ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED
-                                                             : NNG_TLS_AUTH_MODE_NONE);
-        }
-        if (rv != 0)
-            rc = nano_error_set(err, NANO_EINVAL, "tls_config", "TLS %s: %s", step,
-                                nng_strerror(rv));
-    }
-    if (key != NULL)
-        OPENSSL_cleanse(key, strlen(key));
-    nano_free(cert);
-    nano_free(key);
-    nano_free(ca);
-    return rc;
+    nano_tls_files f = {o->tls_cert, "--dataplane-tls-cert", o->tls_key, "--dataplane-tls-key",
+                        o->tls_ca, "--dataplane-tls-ca"};
+    return nano_tls_server_config(&f, &d->tls, err);
 }
 
 static int open_sockets(cp_distrib *d, const cp_distrib_options *o, nano_error *err)

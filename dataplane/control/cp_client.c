@@ -23,6 +23,7 @@
 #include "log.h"
 #include "msg.h"
 #include "nng_link.h"
+#include "nng_tls.h"
 #include "stats.h"
 
 enum {
@@ -849,18 +850,6 @@ static void client_main(void *arg)
 
 /* --- start and stop ------------------------------------------------------------------------------ */
 
-static int read_small_file(const char *path, char **out, nano_error *err)
-{
-    char *data = NULL;
-    size_t len = 0;
-    int rc = nano_read_file(path, 1024 * 1024, &data, &len, NULL);
-    if (rc != 0)
-        return nano_error_set(err, NANO_EINVAL, "usage", "%s: cannot read (%s)", path,
-                              nano_strerror(rc));
-    *out = data;
-    return 0;
-}
-
 static int make_tls(dp_cp_client *c, const dp_cp_client_options *o, nano_error *err)
 {
     bool wants = strncmp(c->url, "tls+tcp://", 10) == 0 || strncmp(c->rpc_url, "tls+tcp://", 10) == 0;
@@ -870,42 +859,15 @@ static int make_tls(dp_cp_client *c, const dp_cp_client_options *o, nano_error *
                                   "--control-plane-ca/-cert/-key need tls+tcp:// URLs");
         return 0;
     }
-    if (o->ca_file == NULL)
-        return nano_error_set(err, NANO_EINVAL, "usage",
-                              "tls+tcp:// needs --control-plane-ca FILE (the CA that signed "
-                              "nanocp's certificate)");
-    if ((o->cert_file == NULL) != (o->key_file == NULL))
-        return nano_error_set(err, NANO_EINVAL, "usage",
-                              "--control-plane-cert and --control-plane-key go together");
     char host[256];
     if (dp_cp_url_host(c->url, host, sizeof host) != 0)
         return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected tls+tcp://HOST:PORT", c->url);
-    int rv = nng_tls_config_alloc(&c->tls, NNG_TLS_MODE_CLIENT);
-    if (rv == 0)
-        rv = nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_REQUIRED);
-    if (rv == 0)
-        rv = nng_tls_config_server_name(c->tls, host);
-    if (rv == 0 && (rv = nng_tls_config_ca_file(c->tls, o->ca_file)) != 0)
-        return nano_error_set(err, NANO_EINVAL, "usage", "--control-plane-ca %s: %s", o->ca_file,
-                              nng_strerror(rv));
-    if (rv == 0 && o->cert_file != NULL) {
-        char *cert = NULL, *key = NULL;
-        int rc = read_small_file(o->cert_file, &cert, err);
-        if (rc == 0)
-            rc = read_small_file(o->key_file, &key, err);
-        if (rc == 0 && (rv = nng_tls_config_own_cert(c->tls, cert, key, NULL)) != 0)
-            rc = nano_error_set(err, NANO_EINVAL, "usage", "--control-plane-cert %s / -key %s: %s",
-                                o->cert_file, o->key_file, nng_strerror(rv));
-        if (key != NULL)
-            explicit_bzero(key, strlen(key));
-        nano_free(cert);
-        nano_free(key);
-        if (rc != 0)
-            return rc;
-    }
-    if (rv != 0)
-        return nano_error_set(err, NANO_EINVAL, "usage", "TLS setup: %s", nng_strerror(rv));
-    return 0;
+    nano_tls_files f = {o->cert_file, "--control-plane-cert", o->key_file, "--control-plane-key",
+                        o->ca_file, "--control-plane-ca"};
+    int rc = nano_tls_client_config(&f, host, &c->tls, err);
+    if (rc != 0)
+        err->code = NANO_EINVAL; /* a usage error: exit 2 */
+    return rc;
 }
 
 static void client_free(dp_cp_client *c)
