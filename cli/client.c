@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "file.h"
 #include "nng_link.h"
+#include "nng_tls.h"
 
 /* The first line of a token file, without its line end or surrounding blanks. */
 static int read_token_file(const char *path, char **out, nano_error *err)
@@ -70,9 +71,14 @@ static char *config_string(json_t *cfg, const char *key, const char *path, int *
 
 int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *flag_token_file,
                      const char *config_path, const char *env_url, const char *env_token,
-                     ctl_conn *out, nano_error *err)
+                     const ctl_tls_flags *tls, const char *env_cacert, ctl_conn *out,
+                     nano_error *err)
 {
     char *cfg_url = NULL, *cfg_token = NULL, *cfg_token_file = NULL, *token = NULL;
+    char *cfg_cacert = NULL, *cfg_cert = NULL, *cfg_key = NULL;
+    ctl_tls_flags no_tls = {0};
+    if (tls == NULL)
+        tls = &no_tls;
     int rc = 0;
     if (config_path) {
         char *text;
@@ -95,10 +101,15 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
         const char *key;
         json_t *val;
         json_object_foreach(cfg, key, val) {
-            if (strcmp(key, "cp") != 0 && strcmp(key, "token") != 0 &&
-                strcmp(key, "token_file") != 0) {
+            static const char *const known[] = {"cp",     "token", "token_file", "cacert",
+                                                "cert",   "key",   NULL};
+            bool is_known = false;
+            for (size_t k = 0; known[k] != NULL && !is_known; k++)
+                is_known = strcmp(key, known[k]) == 0;
+            if (!is_known) {
                 rc = nano_error_set(err, NANO_EINVAL, "bad_config",
-                                    "%s: unknown key \"%s\" (known: cp, token, token_file)",
+                                    "%s: unknown key \"%s\" (known: cp, token, token_file, "
+                                    "cacert, cert, key)",
                                     config_path, key);
                 break;
             }
@@ -109,6 +120,12 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
             cfg_token = config_string(cfg, "token", config_path, &rc, err);
         if (rc == 0)
             cfg_token_file = config_string(cfg, "token_file", config_path, &rc, err);
+        if (rc == 0)
+            cfg_cacert = config_string(cfg, "cacert", config_path, &rc, err);
+        if (rc == 0)
+            cfg_cert = config_string(cfg, "cert", config_path, &rc, err);
+        if (rc == 0)
+            cfg_key = config_string(cfg, "key", config_path, &rc, err);
         json_decref(cfg);
         if (rc != 0)
             goto done;
@@ -132,10 +149,22 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
     out->url = nano_xstrdup(url);
     out->token = token;
     token = NULL;
+    const char *cacert = tls->cacert                 ? tls->cacert
+                         : env_cacert && env_cacert[0] ? env_cacert
+                                                       : cfg_cacert;
+    /* A client certificate and its key come as a pair, from one place. */
+    const char *cert = tls->cert || tls->key ? tls->cert : cfg_cert;
+    const char *key = tls->cert || tls->key ? tls->key : cfg_key;
+    out->cacert = cacert ? nano_xstrdup(cacert) : NULL;
+    out->cert = cert ? nano_xstrdup(cert) : NULL;
+    out->key = key ? nano_xstrdup(key) : NULL;
 done:
     nano_free(cfg_url);
     nano_free(cfg_token);
     nano_free(cfg_token_file);
+    nano_free(cfg_cacert);
+    nano_free(cfg_cert);
+    nano_free(cfg_key);
     nano_free(token);
     return rc;
 }
@@ -144,7 +173,10 @@ void ctl_conn_fini(ctl_conn *c)
 {
     nano_free(c->url);
     nano_free(c->token);
-    c->url = c->token = NULL;
+    nano_free(c->cacert);
+    nano_free(c->cert);
+    nano_free(c->key);
+    c->url = c->token = c->cacert = c->cert = c->key = NULL;
 }
 
 /* --- the client --------------------------------------------------------------------------- */
@@ -158,6 +190,7 @@ typedef struct pipe_wait {
 
 struct ctl_client {
     nng_socket sock;
+    nng_tls_config *tls; /* tls+tcp://; freed after the socket closes */
     char *url;
     char *token;
     pipe_wait pw;
@@ -263,19 +296,63 @@ static int tcp_reachable(const char *url, int timeout_ms, nano_error *err)
  * (refused, unreachable): on loopback or a LAN the connection is up long before. */
 #define CTL_PROBE_AFTER_MS 50
 
+/* The TLS config for a tls+tcp:// URL (NULL otherwise; TLS files for another URL are an
+ * error, not ignored). */
+static int client_tls(const ctl_conn *c, bool is_tls, nng_tls_config **out, nano_error *err)
+{
+    *out = NULL;
+    if (!is_tls) {
+        if (c->cacert != NULL || c->cert != NULL || c->key != NULL)
+            return nano_error_set(err, NANO_EINVAL, "bad_url",
+                                  "--cacert, --cert and --key are for a tls+tcp:// URL, not %s",
+                                  c->url);
+        return 0;
+    }
+    char host[256];
+    if (nano_tls_url_host(c->url, host, sizeof host) != 0)
+        return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tls+tcp://HOST:PORT",
+                              c->url);
+    nano_tls_files f = {c->cert, "--cert", c->key, "--key", c->cacert, "--cacert"};
+    return nano_tls_client_config(&f, host, out, err);
+}
+
+int ctl_conn_check_tls(const ctl_conn *c, nano_error *err)
+{
+    nng_tls_config *tls = NULL;
+    int rc = client_tls(c, strncmp(c->url, "tls+tcp://", 10) == 0, &tls, err);
+    if (tls != NULL)
+        nng_tls_config_free(tls);
+    return rc;
+}
+
 int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_client **out,
                     nano_error *err)
 {
-    bool is_tcp = strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
+    ctl_conn c = {.url = (char *)url, .token = (char *)token};
+    return ctl_client_open_conn(&c, timeout_ms, out, err);
+}
+
+int ctl_client_open_conn(const ctl_conn *c, int timeout_ms, ctl_client **out, nano_error *err)
+{
+    const char *url = c->url, *token = c->token;
+    bool is_tls = strncmp(url, "tls+tcp://", 10) == 0;
+    bool is_tcp = is_tls || strncmp(url, "tcp://", 6) == 0 || strncmp(url, "tcp4://", 7) == 0 ||
                   strncmp(url, "tcp6://", 7) == 0;
-    if (!is_tcp && strncmp(url, "ipc://", 6) != 0) {
-        /* TODO(#7): tls+tcp:// needs a CA file option and an nng_tls_config. */
+    if (!is_tcp && strncmp(url, "ipc://", 6) != 0)
         return nano_error_set(err, NANO_EINVAL, "bad_url",
-                              "%s: unsupported URL (use tcp://HOST:PORT or ipc://PATH)", url);
-    }
+                              "%s: unsupported URL (use tcp://HOST:PORT, tls+tcp://HOST:PORT or "
+                              "ipc://PATH)",
+                              url);
+    nng_tls_config *tls = NULL;
+    int trc = client_tls(c, is_tls, &tls, err);
+    if (trc != 0)
+        return trc;
     ctl_client *cl = nano_xcalloc(1, sizeof *cl);
+    cl->tls = tls;
     int rc = nano_nng_req_open(&cl->sock, timeout_ms, NANO_ADMIN_MAX_BYTES, err);
     if (rc != 0) {
+        if (tls != NULL)
+            nng_tls_config_free(tls);
         nano_free(cl);
         return rc;
     }
@@ -293,14 +370,19 @@ int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_clie
          * every time cost ~100 ms per command: nanocp's NNG listener is slow to take the next
          * connection after one that closes before its handshake.) */
         nng_pipe_notify(cl->sock, NNG_PIPE_EV_ADD_POST, on_pipe_added, &cl->pw);
-        nano_nng_dial_options bg = {.is_background = true};
+        nano_nng_dial_options bg = {.tls = tls, .is_background = true};
         rc = nano_nng_dial(cl->sock, url, &bg, err);
         if (rc == 0 && !wait_pipe(&cl->pw, CTL_PROBE_AFTER_MS)) {
             rc = tcp_reachable(url, timeout_ms, err);
             if (rc == 0 && !wait_pipe(&cl->pw, timeout_ms))
-                rc = nano_error_set(err, NANO_EIO, "connect_failed",
-                                    "cannot connect to %s: no NNG handshake within %d ms", url,
-                                    timeout_ms);
+                rc = nano_error_set(
+                    err, NANO_EIO, "connect_failed",
+                    is_tls ? "cannot connect to %s: no TLS and NNG handshake within %d ms (is "
+                             "--cacert the CA that signed nanocp's certificate, does that name "
+                             "the URL's host, and does nanocp ask for a client certificate "
+                             "(--cert/--key)?)"
+                           : "cannot connect to %s: no NNG handshake within %d ms",
+                    url, timeout_ms);
         }
     } else {
         rc = nano_nng_dial(cl->sock, url, NULL, err);
@@ -308,6 +390,8 @@ int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_clie
     if (rc != 0) {
         nng_pipe_notify(cl->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
         nng_close(cl->sock);
+        if (tls != NULL)
+            nng_tls_config_free(tls);
         pthread_cond_destroy(&cl->pw.cv);
         pthread_mutex_destroy(&cl->pw.mu);
         nano_free(cl);
@@ -364,6 +448,8 @@ void ctl_client_close(ctl_client *cl)
         return;
     nng_pipe_notify(cl->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
     nng_close(cl->sock); /* no pipe callback runs after it */
+    if (cl->tls != NULL)
+        nng_tls_config_free(cl->tls);
     pthread_cond_destroy(&cl->pw.cv);
     pthread_mutex_destroy(&cl->pw.mu);
     nano_free(cl->url);

@@ -58,14 +58,28 @@ int ctl_run(int argc, char **argv, ctl_io *io);
  * is named but unreadable or malformed is an error. Returns 0, or a negative code with err
  * naming the file. */
 typedef struct ctl_conn {
-    char *url;   /* owned */
-    char *token; /* owned; NULL when none was configured */
+    char *url;    /* owned */
+    char *token;  /* owned; NULL when none was configured */
+    char *cacert; /* owned, tls+tcp://: the CA that signed nanocp's certificate (else NULL) */
+    char *cert;   /* owned, tls+tcp://: a client certificate and its key (both or neither) */
+    char *key;
 } ctl_conn;
+
+/* The TLS flags (--cacert, --cert, --key; NULL when not given), ahead of NANO_CACERT and the
+ * config file's "cacert", "cert", "key". */
+typedef struct ctl_tls_flags {
+    const char *cacert, *cert, *key;
+} ctl_tls_flags;
 
 int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *flag_token_file,
                      const char *config_path, const char *env_url, const char *env_token,
-                     ctl_conn *out, nano_error *err);
+                     const ctl_tls_flags *tls, const char *env_cacert, ctl_conn *out,
+                     nano_error *err);
 void ctl_conn_fini(ctl_conn *c);
+/* ctl_conn_check_tls: the TLS files of c read and checked as the client would (a usage error
+ * before any connection: a missing --cacert, a file that is not PEM, --cert without --key,
+ * TLS files for a URL that is not tls+tcp://). */
+int ctl_conn_check_tls(const ctl_conn *c, nano_error *err);
 
 /* ctl_config_default_path: $XDG_CONFIG_HOME/nano/nanoctl.json, else
  * $HOME/.config/nano/nanoctl.json, written into buf; NULL when neither variable is set. */
@@ -79,6 +93,10 @@ typedef struct ctl_client ctl_client;
 
 int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_client **out,
                     nano_error *err);
+/* ctl_client_open_tls: ctl_client_open for a tls+tcp:// url too: the server's certificate is
+ * verified against c->cacert (and must name the URL's host); c->cert/c->key are presented when
+ * given. For other URLs, TLS files are an error (they would be ignored). */
+int ctl_client_open_conn(const ctl_conn *c, int timeout_ms, ctl_client **out, nano_error *err);
 /* ctl_client_call: one request/reply (a ctl_call_fn with the client as ud). */
 int ctl_client_call(void *client, const char *op, json_t *args, json_t **result,
                     ctl_remote_error *rerr);

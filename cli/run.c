@@ -11,7 +11,7 @@
 
 const char ctl_help_main[] =
     "usage: nanoctl [--cp URL] [--token T | --token-file F] [--config F] [--timeout D] [--json]\n"
-    "               COMMAND [ARGS]\n"
+    "               [--cacert F [--cert F --key F]] COMMAND [ARGS]\n"
     "\n"
     "Administers a NANO control plane (nanocp) over its binary admin API.\n"
     "\n"
@@ -29,7 +29,12 @@ const char ctl_help_main[] =
     "  --cp URL          nanocp's admin RPC address (NANO_CP; default " CTL_DEFAULT_URL ")\n"
     "  --token T         admin token (NANO_TOKEN)\n"
     "  --token-file F    read the token from the first line of F (e.g. DATA_DIR/admin.token)\n"
-    "  --config F        config file with {\"cp\", \"token\" or \"token_file\"}\n"
+    "  --cacert F        tls+tcp:// URL: the CA that signed nanocp's certificate, which must\n"
+    "                    name the URL's host (NANO_CACERT)\n"
+    "  --cert F, --key F tls+tcp://: a client certificate and its key, when nanocp asks\n"
+    "                    for one (--admin-tls-ca)\n"
+    "  --config F        config file with {\"cp\", \"token\" or \"token_file\", \"cacert\",\n"
+    "                    \"cert\", \"key\"}\n"
     "                    (default ~/.config/nano/nanoctl.json, if it exists)\n"
     "  --timeout D       bound on connecting and on each call: 10s, 1500ms, 2m (default 10s)\n"
     "  --json            print results as JSON (also accepted after most commands)\n"
@@ -99,7 +104,7 @@ static int lazy_call(void *ud, const char *op, json_t *args, json_t **result,
     client_state *s = ud;
     if (!s->is_open_tried) {
         s->is_open_tried = true;
-        ctl_client_open(s->conn.url, s->conn.token, s->timeout_ms, &s->client, &s->open_err);
+        ctl_client_open_conn(&s->conn, s->timeout_ms, &s->client, &s->open_err);
     }
     if (!s->client) {
         memset(rerr, 0, sizeof *rerr);
@@ -109,7 +114,18 @@ static int lazy_call(void *ud, const char *op, json_t *args, json_t **result,
     return ctl_client_call(s->client, op, args, result, rerr);
 }
 
-enum { OPT_HELP, OPT_JSON, OPT_CP, OPT_TOKEN, OPT_TOKEN_FILE, OPT_CONFIG, OPT_TIMEOUT };
+enum {
+    OPT_HELP,
+    OPT_JSON,
+    OPT_CP,
+    OPT_TOKEN,
+    OPT_TOKEN_FILE,
+    OPT_CONFIG,
+    OPT_TIMEOUT,
+    OPT_CACERT,
+    OPT_CERT,
+    OPT_KEY
+};
 
 /* The global options, before the command. */
 static const nano_opt global_options[] = {
@@ -121,6 +137,9 @@ static const nano_opt global_options[] = {
     {"--token-file", true, OPT_TOKEN_FILE},
     {"--config", true, OPT_CONFIG},
     {"--timeout", true, OPT_TIMEOUT},
+    {"--cacert", true, OPT_CACERT},
+    {"--cert", true, OPT_CERT},
+    {"--key", true, OPT_KEY},
     {NULL, false, 0},
 };
 
@@ -129,6 +148,7 @@ int ctl_run(int argc, char **argv, ctl_io *io)
     ctl_ctx ctx = {.io = io};
     const char *flag_url = NULL, *flag_token = NULL, *flag_token_file = NULL;
     const char *flag_config = NULL, *flag_timeout = NULL;
+    ctl_tls_flags tls = {0};
     nano_opt_parser p = {global_options, "nanoctl", argc, argv, 1};
     while (p.i < argc && nano_opt_is_option(argv[p.i])) {
         if (strcmp(argv[p.i], "--") == 0) {
@@ -150,6 +170,9 @@ int ctl_run(int argc, char **argv, ctl_io *io)
         case OPT_TOKEN_FILE: flag_token_file = v; break;
         case OPT_CONFIG: flag_config = v; break;
         case OPT_TIMEOUT: flag_timeout = v; break;
+        case OPT_CACERT: tls.cacert = v; break;
+        case OPT_CERT: tls.cert = v; break;
+        case OPT_KEY: tls.key = v; break;
         }
     }
     int i = p.i;
@@ -189,8 +212,12 @@ int ctl_run(int argc, char **argv, ctl_io *io)
         }
         nano_error err = {0};
         if (ctl_conn_resolve(flag_url, flag_token, flag_token_file, cfg, getenv("NANO_CP"),
-                             getenv("NANO_TOKEN"), &st.conn, &err) != 0)
+                             getenv("NANO_TOKEN"), &tls, getenv("NANO_CACERT"), &st.conn,
+                             &err) != 0 ||
+            ctl_conn_check_tls(&st.conn, &err) != 0) {
+            ctl_conn_fini(&st.conn);
             return ctl_usage(&ctx, "%s", err.message);
+        }
         ctx.has_token = st.conn.token != NULL;
         io->call = lazy_call;
         io->call_ud = &st;

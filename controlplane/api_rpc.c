@@ -1,5 +1,6 @@
 #include "api_rpc.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 
 struct cp_rpc {
     nano_nng_rep *rep;
+    nng_tls_config *tls; /* tls+tcp://: freed once the socket is closed */
     cp_call_cb call;
     cp_token_check_cb check;
     void *ud;
@@ -56,10 +58,20 @@ static void handle(void *ud, const void *data, size_t len, nano_buf *reply)
     nano_admin_request_fini(&req);
 }
 
-int cp_rpc_start(uv_loop_t *loop, const char *url, cp_call_cb call, cp_token_check_cb check,
-                 void *ud, cp_rpc **out, nano_error *err)
+int cp_rpc_start(uv_loop_t *loop, const char *url, const nano_tls_files *tls, cp_call_cb call,
+                 cp_token_check_cb check, void *ud, cp_rpc **out, nano_error *err)
 {
+    bool is_tls = strncmp(url, "tls+tcp://", 10) == 0;
+    nng_tls_config *cfg = NULL;
+    if (is_tls) {
+        nano_tls_files none = {NULL, "--admin-tls-cert", NULL, "--admin-tls-key", NULL,
+                               "--admin-tls-ca"};
+        int trc = nano_tls_server_config(tls != NULL ? tls : &none, &cfg, err);
+        if (trc != 0)
+            return trc;
+    }
     cp_rpc *r = nano_xcalloc(1, sizeof *r);
+    r->tls = cfg;
     r->call = call;
     r->check = check;
     r->ud = ud;
@@ -67,13 +79,16 @@ int cp_rpc_start(uv_loop_t *loop, const char *url, cp_call_cb call, cp_token_che
     nano_nng_rep_options o = {.url = url, .n_contexts = CP_RPC_CONTEXTS,
                               .max_request_bytes = NANO_ADMIN_MAX_BYTES,
                               .reply_failed_event = "cp.rpc_reply_failed", .handle = handle,
-                              .ud = r};
+                              .ud = r, .tls = cfg};
     int rc = nano_nng_rep_start(loop, &o, &r->rep, err);
     if (rc != 0) {
+        if (cfg != NULL)
+            nng_tls_config_free(cfg); /* the socket that used it is closed */
         nano_free(r);
         return rc;
     }
-    NANO_INFO("cp.rpc_listening", "url=%s port=%d", url, nano_nng_rep_port(r->rep));
+    NANO_INFO("cp.rpc_listening", "url=%s port=%d tls=%s", url, nano_nng_rep_port(r->rep),
+              !is_tls ? "off" : tls != NULL && tls->ca != NULL ? "client-certs" : "on");
     *out = r;
     return 0;
 }
@@ -88,6 +103,8 @@ static void on_rep_closed(void *arg)
     cp_rpc *r = arg;
     cp_api_closed_cb cb = r->closed_cb;
     void *cb_arg = r->closed_arg;
+    if (r->tls != NULL)
+        nng_tls_config_free(r->tls);
     nano_free(r);
     if (cb)
         cb(cb_arg);

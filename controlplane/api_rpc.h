@@ -16,18 +16,21 @@
 #include <uv.h>
 
 #include "api.h"
+#include "nng_tls.h"
 
 #define CP_RPC_CONTEXTS 8 /* requests received concurrently; more wait in NNG */
 
 typedef struct cp_rpc cp_rpc;
 
-/* cp_rpc_start: listens on url ("tcp://127.0.0.1:7071"; "tcp://127.0.0.1:0" picks a port)
- * with a REP socket and serves the admin ops through call and check with ud (borrowed; must
- * outlive the server). Returns 0 and *out (owned; release with cp_rpc_close), or a negative
- * code with err filled (e.g. "tcp://127.0.0.1:7071: Address in use"). No callback runs before
- * it returns. Loop thread. */
-int cp_rpc_start(uv_loop_t *loop, const char *url, cp_call_cb call, cp_token_check_cb check,
-                 void *ud, cp_rpc **out, nano_error *err);
+/* cp_rpc_start: listens on url ("tcp://127.0.0.1:7071"; "tcp://127.0.0.1:0" picks a port;
+ * "tls+tcp://HOST:PORT" with tls: nanocp's --admin-tls-cert/-key, and -ca to require client
+ * certificates; tls may be NULL for other URLs) with a REP socket and serves the admin ops
+ * through call and check with ud (borrowed; must outlive the server). Returns 0 and *out
+ * (owned; release with cp_rpc_close), or a negative code with err filled (e.g.
+ * "tcp://127.0.0.1:7071: Address in use", "--admin-tls-key F: not a PEM file ..."). No
+ * callback runs before it returns. Loop thread. */
+int cp_rpc_start(uv_loop_t *loop, const char *url, const nano_tls_files *tls, cp_call_cb call,
+                 cp_token_check_cb check, void *ud, cp_rpc **out, nano_error *err);
 
 /* cp_rpc_port: the bound TCP port (useful with port 0), or 0 for non-TCP transports. */
 int cp_rpc_port(const cp_rpc *rpc);

@@ -53,6 +53,9 @@ typedef struct cp_options {
     const char *tls_cert;
     const char *tls_key;
     const char *tls_ca;
+    const char *admin_tls_cert; /* --rpc tls+tcp:// (and, later, HTTPS) */
+    const char *admin_tls_key;
+    const char *admin_tls_ca;
     const char *checker;       /* --checker PATH|off (NULL: nano-dp beside this binary) */
     bool is_migrate;
     bool migrate_status;
@@ -92,6 +95,10 @@ static const char usage[] =
     "                          first start)\n"
     "  --node-token-file F     the token data planes present (default DATA_DIR/node.token,\n"
     "                          made on first start; give nano-dp the same file)\n"
+    "  --admin-tls-cert F      PEM server certificate for a tls+tcp:// --rpc URL\n"
+    "  --admin-tls-key F       PEM private key of that certificate\n"
+    "  --admin-tls-ca F        PEM CA: admin clients must present a client certificate it\n"
+    "                          signed (nanoctl --cert/--key)\n"
     "  --dataplane-tls-cert F  PEM server certificate for tls+tcp:// data-plane URLs\n"
     "  --dataplane-tls-key F   PEM private key of that certificate\n"
     "  --dataplane-tls-ca F    PEM CA: data planes must present a client certificate it signed\n"
@@ -158,6 +165,9 @@ static const nano_opt options[] = {
     {"--token-file", true, (int)offsetof(cp_options, token_file)},
     {"--node-token-file", true, (int)offsetof(cp_options, node_token_file)},
     {"--checker", true, (int)offsetof(cp_options, checker)},
+    {"--admin-tls-cert", true, (int)offsetof(cp_options, admin_tls_cert)},
+    {"--admin-tls-key", true, (int)offsetof(cp_options, admin_tls_key)},
+    {"--admin-tls-ca", true, (int)offsetof(cp_options, admin_tls_ca)},
     {"--dataplane-tls-cert", true, (int)offsetof(cp_options, tls_cert)},
     {"--dataplane-tls-key", true, (int)offsetof(cp_options, tls_key)},
     {"--dataplane-tls-ca", true, (int)offsetof(cp_options, tls_ca)},
@@ -244,6 +254,14 @@ static int parse_args(cp_options *o, int argc, char **argv)
     if (!is_url(o->dataplane_rpc))
         return usage_error("--dataplane-rpc must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'",
                            o->dataplane_rpc);
+    bool is_admin_tls = strncmp(o->rpc, "tls+tcp://", 10) == 0;
+    if (is_admin_tls && (o->admin_tls_cert == NULL || o->admin_tls_key == NULL))
+        return usage_error("a tls+tcp:// --rpc URL needs --admin-tls-cert and --admin-tls-key");
+    if ((o->admin_tls_cert == NULL) != (o->admin_tls_key == NULL))
+        return usage_error("--admin-tls-cert and --admin-tls-key go together");
+    if (!is_admin_tls && (o->admin_tls_cert != NULL || o->admin_tls_ca != NULL))
+        return usage_error("--admin-tls-* are for a tls+tcp:// --rpc URL (plaintext would be "
+                           "served while TLS was asked for)");
     bool is_tls = strncmp(o->dataplane, "tls+tcp://", 10) == 0 ||
                   strncmp(o->dataplane_rpc, "tls+tcp://", 10) == 0;
     if (is_tls && (o->tls_cert == NULL || o->tls_key == NULL))
@@ -429,8 +447,11 @@ static int run(const cp_options *o)
         (started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, 0, &m.http,
                                  &nerr)) == 0)
         cp_http_set_request_timing(m.http, o->http_grace_ms, o->http_min_rate);
+    nano_tls_files admin_tls = {o->admin_tls_cert, "--admin-tls-cert", o->admin_tls_key,
+                                "--admin-tls-key", o->admin_tls_ca, "--admin-tls-ca"};
     if (started == 0)
-        started = cp_rpc_start(&m.loop, o->rpc, svc_call, svc_check, &m, &m.rpc, &nerr);
+        started = cp_rpc_start(&m.loop, o->rpc, &admin_tls, svc_call, svc_check, &m, &m.rpc,
+                               &nerr);
     if (started != 0) {
         NANO_ERROR("nanocp.start_failed", "error=%s", nerr.message);
         fprintf(stderr, "nanocp: %s\n", nerr.message);

@@ -379,5 +379,83 @@ def apply_converges_and_is_idempotent():
     cp.stop()
 
 
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ctl_tls(cp, url, *args, tls=(), timeout="3s"):
+    """nanoctl against url with the TLS flags tls; returns (code, stdout, stderr)."""
+    import subprocess
+    cmd = [nanotest.NANOCTL, "--cp", url, "--token", cp.token, "--timeout", timeout, *tls,
+           *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                       env={"PATH": os.environ.get("PATH", ""), "HOME": cp.data_dir})
+    return p.returncode, p.stdout, p.stderr
+
+
+@check
+def binary_admin_api_over_tls_only():
+    """nanocp's --rpc on tls+tcp:// (--admin-tls-cert/-key): nanoctl verifies nanocp against
+    --cacert; without it, with another CA, or in plaintext, no call gets through; with
+    --admin-tls-ca a client certificate is required too (certificates made by the test)."""
+    c = nanotest.make_certs(scratch_dir())
+    other = nanotest.make_certs(scratch_dir())  # another CA, same names
+    port = free_port()
+    cp = ControlPlane(args=["--rpc", f"tls+tcp://127.0.0.1:{port}", "--admin-tls-cert",
+                            c["server.crt"], "--admin-tls-key", c["server.key"]]).start()
+    expect(f"url=tls+tcp://127.0.0.1:{port} port={port} tls=on" in cp.log(), cp.log())
+    url = f"tls+tcp://localhost:{port}"
+    code, out, err = ctl_tls(cp, url, "--json", "version", tls=["--cacert", c["ca.crt"]])
+    eq(code, 0, f"version over TLS: {out} {err}")
+    expect("schema_version" in out, out)
+    code, out, err = ctl_tls(cp, url, "env", "set", "nope", "A=1", tls=["--cacert", c["ca.crt"]])
+    expect(code == 1 and "nope" in err, f"an op over TLS reaches the service: {code} {err}")
+    # No CA: a usage error before any connection.
+    code, _, err = ctl_tls(cp, url, "version")
+    expect(code == 2 and "--cacert" in err, f"tls+tcp:// without --cacert: {code} {err}")
+    # A server certificate another CA signed: refused, with what to check.
+    code, _, err = ctl_tls(cp, url, "version", tls=["--cacert", other["ca.crt"]], timeout="1s")
+    expect(code == 1 and "no TLS and NNG handshake" in err and "--cacert" in err,
+           f"wrong CA: {code} {err}")
+    # Plaintext to the TLS port gets nothing.
+    code, _, err = ctl_tls(cp, f"tcp://127.0.0.1:{port}", "version", timeout="1s")
+    expect(code == 1, f"plaintext to the TLS port: {code} {err}")
+    # TLS files for a plaintext URL are refused, not ignored.
+    code, _, err = ctl_tls(cp, f"tcp://127.0.0.1:{port}", "version", tls=["--cacert", c["ca.crt"]])
+    expect(code == 2 and "tls+tcp://" in err, f"--cacert with tcp://: {code} {err}")
+    cp.stop()
+
+    # nanocp refuses to start with half a TLS setup, and TLS flags on a plaintext URL.
+    import subprocess
+    for args, why in ((["--rpc", f"tls+tcp://127.0.0.1:{port}"], "needs --admin-tls-cert"),
+                      (["--admin-tls-cert", c["server.crt"], "--admin-tls-key", c["server.key"]],
+                       "are for a tls+tcp:// --rpc URL")):
+        p = subprocess.run([nanotest.NANOCP, "--data-dir", scratch_dir(), *args],
+                           capture_output=True, text=True, timeout=30)
+        expect(p.returncode == 2 and why in p.stderr, f"{args}: {p.returncode} {p.stderr}")
+
+    # Client certificates required.
+    cp = ControlPlane(args=["--rpc", f"tls+tcp://127.0.0.1:{port}", "--admin-tls-cert",
+                            c["server.crt"], "--admin-tls-key", c["server.key"],
+                            "--admin-tls-ca", c["ca.crt"]]).start()
+    expect("tls=client-certs" in cp.log(), cp.log())
+    code, _, err = ctl_tls(cp, url, "version", tls=["--cacert", c["ca.crt"]], timeout="1s")
+    expect(code == 1, f"no client certificate: {code} {err}")
+    code, _, err = ctl_tls(cp, url, "version", tls=["--cacert", c["ca.crt"], "--cert",
+                                                   other["client.crt"], "--key",
+                                                   other["client.key"]], timeout="1s")
+    expect(code == 1, f"a client certificate another CA signed: {code} {err}")
+    code, out, err = ctl_tls(cp, url, "--json", "version", tls=[
+        "--cacert", c["ca.crt"], "--cert", c["client.crt"], "--key", c["client.key"]])
+    eq(code, 0, f"with the client certificate: {out} {err}")
+    code, _, err = ctl_tls(cp, url, "version", tls=["--cacert", c["ca.crt"], "--cert",
+                                                   c["client.crt"]])
+    expect(code == 2 and "go together" in err, f"--cert without --key: {code} {err}")
+    cp.stop()
+
+
 if __name__ == "__main__":
     nanotest.run()

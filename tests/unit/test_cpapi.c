@@ -141,7 +141,7 @@ static server *server_start(bool is_rpc, size_t max_body)
     s->stop.data = s;
     nano_error err = {0};
     if (is_rpc) {
-        int rc = cp_rpc_start(&s->loop, "tcp://127.0.0.1:0", fake_call, fake_check, NULL,
+        int rc = cp_rpc_start(&s->loop, "tcp://127.0.0.1:0", NULL, fake_call, fake_check, NULL,
                               &s->rpc, &err);
         if (rc != 0)
             fail_msg("cp_rpc_start: %s", err.message);
@@ -1073,7 +1073,7 @@ static void rpc_listen_errors_are_reported(void **state)
     cp_rpc *rpc = NULL;
     nano_error err;
     assert_int_not_equal(
-        cp_rpc_start(&loop, "bogus://x", fake_call, fake_check, NULL, &rpc, &err), 0);
+        cp_rpc_start(&loop, "bogus://x", NULL, fake_call, fake_check, NULL, &rpc, &err), 0);
     assert_non_null(strstr(err.message, "bogus://x"));
     assert_null(rpc);
     cp_http *h = NULL;
@@ -1348,38 +1348,38 @@ static void ctl_connection_config_precedence(void **state)
     const char *env_none[] = {NULL};
     (void)env_none;
     /* defaults */
-    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, NULL, NULL, NULL, &c, &err), 0);
+    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &c, &err), 0);
     assert_string_equal(c.url, "tcp://127.0.0.1:7071");
     assert_null(c.token);
     ctl_conn_fini(&c);
     /* config file, then env over it, then flags over env */
-    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, NULL, NULL, &c, &err), 0);
+    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, NULL, NULL, NULL, NULL, &c, &err), 0);
     assert_string_equal(c.url, "tcp://10.0.0.1:7071");
     assert_string_equal(c.token, "from-file");
     ctl_conn_fini(&c);
-    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, "tcp://env:1", "env-token", &c,
+    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, "tcp://env:1", "env-token", NULL, NULL, &c,
                                       &err),
                      0);
     assert_string_equal(c.url, "tcp://env:1");
     assert_string_equal(c.token, "env-token");
     ctl_conn_fini(&c);
     assert_int_equal(ctl_conn_resolve("tcp://flag:2", NULL, tokf, cfg, "tcp://env:1",
-                                      "env-token", &c, &err),
+                                      "env-token", NULL, NULL, &c, &err),
                      0);
     assert_string_equal(c.url, "tcp://flag:2");
     assert_string_equal(c.token, "from-token-file"); /* newline stripped */
     ctl_conn_fini(&c);
-    assert_int_equal(ctl_conn_resolve(NULL, "flag-token", tokf, cfg, NULL, NULL, &c, &err), 0);
+    assert_int_equal(ctl_conn_resolve(NULL, "flag-token", tokf, cfg, NULL, NULL, NULL, NULL, &c, &err), 0);
     assert_string_equal(c.token, "flag-token");
     ctl_conn_fini(&c);
     /* errors name the file */
-    assert_int_equal(ctl_conn_resolve(NULL, NULL, "/nonexistent/tok", NULL, NULL, NULL, &c, &err),
+    assert_int_equal(ctl_conn_resolve(NULL, NULL, "/nonexistent/tok", NULL, NULL, NULL, NULL, NULL, &c, &err),
                      NANO_ENOENT);
     assert_non_null(strstr(err.message, "/nonexistent/tok"));
     f = fopen(cfg, "w");
     fprintf(f, "{\"cp\": 5}");
     fclose(f);
-    assert_int_not_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, NULL, NULL, &c, &err), 0);
+    assert_int_not_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, NULL, NULL, NULL, NULL, &c, &err), 0);
     assert_non_null(strstr(err.message, "nanoctl.json"));
     unlink(cfg);
     unlink(tokf);
