@@ -250,7 +250,7 @@ def bench_propagation(opts, workdir):
                      lambda d=d: d.get("prop.test")[1].startswith(f"{gen} "), timeout=60,
                      proc=d.proc)
         counters = {d.name: 0 for d in nodes}
-        per_node, fleet, rounds = [], [], []
+        per_node, fleet, rounds, ctl_ms = [], [], [], []
         sent_at = {}  # config seq -> wall time the PATCH making it was sent
         base_seq = cp.ok("GET", "/v1/version")["config_seq"]
         for i in range(opts.changes):
@@ -259,7 +259,17 @@ def bench_propagation(opts, workdir):
             pending = list(nodes)
             sent_at[base_seq + i + 1] = time.time()
             t0 = time.perf_counter()
-            cp.ok("PATCH", "/v1/apps/prop/env", {"GEN": str(gen)})
+            if opts.driver == "nanoctl":
+                # The operator's way: one nanoctl process per change, start to exit timed.
+                p = subprocess.run([os.path.join(opts.bin_dir, "nanoctl"), "--cp",
+                                    f"tcp://127.0.0.1:{cp.rpc}", "--token-file",
+                                    os.path.join(cp.dir, "admin.token"), "env", "set", "prop",
+                                    f"GEN={gen}"], capture_output=True, text=True, timeout=30)
+                ctl_ms.append((time.perf_counter() - t0) * 1000)
+                if p.returncode != 0:
+                    raise RuntimeError(f"nanoctl env set: {p.returncode} {p.stderr}")
+            else:
+                cp.ok("PATCH", "/v1/apps/prop/env", {"GEN": str(gen)})
             n_rounds = 0
             deadline = t0 + 30
             while pending:
@@ -290,14 +300,16 @@ def bench_propagation(opts, workdir):
         for d in nodes:
             stop(d.proc, signal.SIGTERM)
         applied = applied_latencies(nodes, sent_at)
-        rows.append((n, per_node, fleet, rounds, applied))
+        rows.append((n, per_node, fleet, rounds, applied, ctl_ms))
     stop(cp.proc, signal.SIGTERM)
-    print(f"\nPropagation of an env change (PATCH /v1/apps/prop/env on the HTTP admin API -> "
-          f"GET / shows it), {opts.changes} changes per row, ms\n")
+    how = ("`nanoctl env set prop GEN=N` (one process per change, over tcp://)"
+           if opts.driver == "nanoctl" else "PATCH /v1/apps/prop/env on the HTTP admin API")
+    print(f"\nPropagation of an env change ({how} -> GET / shows it), {opts.changes} changes "
+          f"per row, ms\n")
     print("| data planes | per-node p50 | per-node p99 | fleet p50 | fleet p99 | fleet max | "
           "poll round |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for n, per_node, fleet, rounds, _ in rows:
+    for n, per_node, fleet, rounds, _, _ in rows:
         print(f"| {n} | {pct(per_node, 50):.2f} | {pct(per_node, 99):.2f} | {pct(fleet, 50):.2f} | "
               f"{pct(fleet, 99):.2f} | {max(fleet):.2f} | {statistics.median(rounds):.2f} |")
     print("\nThe same changes from the nodes' logs, without polling: PATCH sent -> the node's "
@@ -305,9 +317,17 @@ def bench_propagation(opts, workdir):
           "next loop turn); log times are cut to whole ms (so up to 1 ms early), ms\n")
     print("| data planes | per-node p50 | per-node p99 | fleet p50 | fleet p99 | fleet max |")
     print("|---:|---:|---:|---:|---:|---:|")
-    for n, _, _, _, (node_ms, fleet_ms) in rows:
+    for n, _, _, _, (node_ms, fleet_ms), _ in rows:
         print(f"| {n} | {pct(node_ms, 50):.1f} | {pct(node_ms, 99):.1f} | {pct(fleet_ms, 50):.1f} | "
               f"{pct(fleet_ms, 99):.1f} | {max(fleet_ms):.1f} |")
+    if opts.driver == "nanoctl":
+        print("\nnanoctl env set, process start to exit (its call returns once nanocp committed "
+              "and published the change), ms\n")
+        print("| data planes | calls | p50 | p90 | p99 | max |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for n, _, _, _, _, ctl_ms in rows:
+            print(f"| {n} | {len(ctl_ms)} | {pct(ctl_ms, 50):.1f} | {pct(ctl_ms, 90):.1f} | "
+                  f"{pct(ctl_ms, 99):.1f} | {max(ctl_ms):.1f} |")
 
 
 def bench_snapshot(opts, workdir):
@@ -353,6 +373,9 @@ def main():
     ap.add_argument("what", nargs="?", default="all", choices=["propagation", "snapshot", "all"])
     ap.add_argument("--nodes", default="1,2,50", help="data-plane counts (default 1,2,50)")
     ap.add_argument("--changes", type=int, default=200)
+    ap.add_argument("--driver", default="http", choices=["http", "nanoctl"],
+                    help="how changes are made: the HTTP admin API (default) or one nanoctl "
+                         "process per change")
     ap.add_argument("--apps", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3, help="snapshot rounds")
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "bin"))
