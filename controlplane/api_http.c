@@ -13,7 +13,6 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "container.h"
 #include "log.h"
 #include "mpjson.h"
 #include "parse.h"

@@ -129,7 +129,7 @@ struct dp_request {
     bool is_body_collected; /* the runtime wants the whole body: never held back */
     bool is_body_discarded; /* later body bytes are dropped */
     bool is_body_piped;     /* body bytes go straight to the response (dp_response_pipe_body) */
-    bool is_body_refused;   /* dp_request_refuse_body: the rest is not read, the connection closes */
+    bool is_body_refused;   /* dp_request_refuse_body: the rest is unread, the connection closes */
     nano_buf body;          /* received, not yet taken */
     uint32_t rt_slot;
     int status;             /* 0 until the response starts */

@@ -1004,7 +1004,8 @@ static void http_pipelined_burst_is_answered_in_order(void **state)
         case 2:
             nano_buf_appendf(&burst, "PUT /v1/apps/app-%d/secrets/S HTTP/1.1\r\nHost: cp\r\n"
                                      "Authorization: Bearer " TOKEN "\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\n3\r\n%03d\r\n0\r\n\r\n", i, i);
+                                     "Transfer-Encoding: chunked\r\n\r\n"
+                                     "3\r\n%03d\r\n0\r\n\r\n", i, i);
             break;
         default:
             nano_buf_appendf(&burst, "GET /nope/%d HTTP/1.1\r\nHost: cp\r\n\r\n", i);
@@ -1087,7 +1088,8 @@ static void http_secret_put_takes_the_body_as_sent(void **state)
     /* chunked, 1000 bytes a chunk: the value grows in many steps */
     nano_buf req = NANO_BUF_INIT;
     nano_buf_append_str(&req, "PUT /v1/apps/api/secrets/BIG HTTP/1.1\r\nHost: cp\r\n"
-                              "Authorization: Bearer " TOKEN "\r\nTransfer-Encoding: chunked\r\n\r\n");
+                              "Authorization: Bearer " TOKEN "\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < LEN; i += 1000) {
         nano_buf_append_str(&req, "3e8\r\n");
         nano_buf_append(&req, value + i, 1000);
