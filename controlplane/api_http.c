@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -858,11 +859,15 @@ int cp_http_start(uv_loop_t *loop, const char *addr, cp_call_cb call, cp_token_c
     int rc = cp_api_parse_addr(addr, &ss, err);
     if (rc != 0)
         return rc;
-    char host[64];
+    char host[64 + IF_NAMESIZE];
     int port;
     if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a6, host, sizeof host);
+        char zone[IF_NAMESIZE]; /* a link-local address keeps its interface ("fe80::1%eth0") */
+        if (a6->sin6_scope_id != 0 && if_indextoname(a6->sin6_scope_id, zone) != NULL)
+            snprintf(host + strlen(host), sizeof host - strlen(host), "%%%s", zone);
+        port = ntohs(a6->sin6_port);
     } else {
         uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
         port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
