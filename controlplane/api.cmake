@@ -10,6 +10,6 @@ add_library(nano_cp_api STATIC
   ${CMAKE_SOURCE_DIR}/controlplane/api_http.c
   ${CMAKE_SOURCE_DIR}/controlplane/api_rpc.c)
 target_include_directories(nano_cp_api PUBLIC ${CMAKE_SOURCE_DIR}/controlplane)
-target_link_libraries(nano_cp_api PUBLIC nano_shared nano_shared_nng_uv nano_llhttp
+target_link_libraries(nano_cp_api PUBLIC nano_shared nano_shared_nng_uv nano_http
                                   PkgConfig::LIBUV nng::nng
                                   PRIVATE nano_warnings)

@@ -81,11 +81,12 @@ static const char usage[] =
     "options:\n"
     "  --data-dir DIR          state: nanocp.db, master.key, admin.token (default ./var/nanocp)\n"
     "  --http ADDR             admin HTTP+JSON listen address (default 127.0.0.1:7070)\n"
-    "  --http-request-timeout D  an admin HTTP request must be in within D of its first\n"
-    "                          byte, plus 1s per --http-body-min-rate bytes of body\n"
-    "                          (default 30s; 408 beyond). D is 30, 30s, 1500ms or 5m\n"
+    "  --http-request-timeout D  an admin HTTP request's head must be in within D of its\n"
+    "                          first byte; its body within D of the head, plus 1s per\n"
+    "                          --http-body-min-rate bytes of body (default 30s; 408\n"
+    "                          beyond). D is 30, 30s, 1500ms or 5m\n"
     "  --http-body-min-rate N  bytes/s a request body must keep up on average (default\n"
-    "                          500; 0: no rate, the timeout alone bounds the head)\n"
+    "                          500; 0: no rate, only the 60s idle timeout bounds a body)\n"
     "  --rpc URL               admin msgpack RPC (default tcp://127.0.0.1:7071)\n"
     "  --dataplane URL         config deltas to data planes (default tcp://127.0.0.1:7072)\n"
     "  --dataplane-rpc URL     snapshots and node status (default tcp://127.0.0.1:7073)\n"
@@ -442,11 +443,13 @@ static int run(const cp_options *o)
     cp_distrib_options dopt = {.pub_url = o->dataplane, .rpc_url = o->dataplane_rpc,
                                .node_token_file = o->node_token_file, .tls_cert = o->tls_cert,
                                .tls_key = o->tls_key, .tls_ca = o->tls_ca};
+    cp_http_limits limits = CP_HTTP_LIMITS_DEFAULT;
+    limits.request_grace_ms = o->http_grace_ms;
+    limits.body_min_rate = o->http_min_rate;
     int started = cp_distrib_start(&m.loop, m.svc, &dopt, &m.distrib, &nerr);
-    if (started == 0 &&
-        (started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, 0, &m.http,
-                                 &nerr)) == 0)
-        cp_http_set_request_timing(m.http, o->http_grace_ms, o->http_min_rate);
+    if (started == 0)
+        started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, &limits, &m.http,
+                                &nerr);
     nano_tls_files admin_tls = {o->admin_tls_cert, "--admin-tls-cert", o->admin_tls_key,
                                 "--admin-tls-key", o->admin_tls_ca, "--admin-tls-ca"};
     if (started == 0)

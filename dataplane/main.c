@@ -125,7 +125,7 @@ static void stop_handles(dp_main *m)
     stop_cp(m);
     close_if((uv_handle_t *)&m->cp_config);
     if (m->status != NULL)
-        dp_server_close(m->status);
+        dp_server_close(m->status, NULL, NULL);
     m->status = NULL;
     close_if((uv_handle_t *)&m->drain_timer);
     close_if((uv_handle_t *)&m->progress_timer);

@@ -315,7 +315,7 @@ dp_server *dp_status_start(uv_loop_t *loop, const char *listen, dp_status_source
     };
     dp_server *srv = dp_server_new(loop, &so);
     if (dp_server_listen(srv, err) != 0) {
-        dp_server_close(srv);
+        dp_server_close(srv, NULL, NULL);
         return NULL;
     }
     NANO_INFO("dp.status_listening", "addr=%s:%d", host, dp_server_bound_port(srv));

@@ -479,7 +479,7 @@ void dp_worker__close_all(dp_worker *w)
         return;
     w->is_closing = true;
     if (w->server != NULL) {
-        dp_server_close(w->server);
+        dp_server_close(w->server, NULL, NULL);
         w->server = NULL;
     }
     size_t n = w->cfg != NULL ? nano_config_n_apps(w->cfg) : 0;
@@ -596,7 +596,7 @@ static void worker_thread(void *arg)
     if (w->start_rc == 0 && is_first && dp_worker__preload_apps(w, &w->start_err) != 0)
         w->start_rc = DP_WORKER_LOAD_FAILED;
     if (w->start_rc != 0) {
-        dp_server_close(w->server);
+        dp_server_close(w->server, NULL, NULL);
         w->server = NULL;
     }
     uv_sem_post(&w->started);

@@ -19,6 +19,7 @@
 #include "server_int.h"
 
 #define LINGER_TIMEOUT_MS 2000
+#define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
 
 static void process_input(dp_conn *c, const char *data, size_t len);
 
@@ -570,6 +571,27 @@ void dp_conn__body_taken(dp_conn *c)
     }
 }
 
+/* The answer of the server's on_refusal option in place of the plain-text one: true when
+ * the option wrote it. */
+static bool send_error_page(dp_conn *c, int status, dp_refusal kind, const char *reason,
+                            const char *text)
+{
+    const dp_server_options *o = &c->srv->opts;
+    nano_buf headers = NANO_BUF_INIT;
+    nano_buf body = NANO_BUF_INIT;
+    bool is_written = o->on_refusal(o->ud, status, kind, reason, &headers, &body);
+    if (is_written) {
+        nano_buf_appendf(&c->out, "HTTP/1.1 %d %s\r\n", status, text);
+        nano_buf_append(&c->out, headers.data, headers.len);
+        nano_buf_appendf(&c->out, "content-length: %zu\r\nconnection: close\r\ndate: %s\r\n\r\n",
+                         body.len, dp_server__date(c->srv));
+        nano_buf_append(&c->out, body.data, body.len);
+    }
+    nano_buf_fini(&headers);
+    nano_buf_fini(&body);
+    return is_written;
+}
+
 static void send_error(dp_conn *c, int status, dp_refusal kind, const char *reason)
 {
     dp_server__count_refusal(kind);
@@ -577,7 +599,13 @@ static void send_error(dp_conn *c, int status, dp_refusal kind, const char *reas
     NANO_DEBUG("conn.bad_request", "status=%d reason=\"%s\"", status, reason);
     bool can_answer = c->req == NULL || !dp_response_started(c->req);
     release_request(c, true);
-    if (can_answer) {
+    const dp_server_options *o = &c->srv->opts;
+    bool is_answered = false;
+    if (o->on_refusal != NULL && can_answer)
+        is_answered = send_error_page(c, status, kind, reason, text);
+    else if (o->on_refusal != NULL)
+        o->on_refusal(o->ud, status, kind, reason, NULL, NULL);
+    if (can_answer && !is_answered) {
         nano_buf_appendf(&c->out,
                          "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                          "content-length: %zu\r\nconnection: close\r\ndate: %s\r\n\r\n%s: %s\n",
@@ -672,13 +700,29 @@ static void start_request(dp_conn *c)
     c->req = dp_request__new(c, head);
     /* Before this handler runs (it may run long): output queued 1 ms ago goes now. */
     dp_server__flush_if_due(c->srv, dp_request_start_ns(c->req));
-    if (head->expect_continue && head->has_body)
-        nano_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (head->expect_continue && head->has_body) {
+        nano_buf_append(&c->out, CONTINUE_LINE, sizeof CONTINUE_LINE - 1);
+        c->is_continue_queued = true; /* until dispatch returns: see dp_conn__refuse_body */
+    }
     dp_request *req = c->req;
     dp_request_ref(req); /* the call below may end the request */
     c->srv->opts.dispatch(c->srv->opts.ud, req);
     dp_request_unref(req);
+    c->is_continue_queued = false;
     dp_server__flush_soon(c->srv, c);
+}
+
+void dp_conn__refuse_body(dp_conn *c)
+{
+    c->close_after = true;
+    /* The 100 Continue start_request queued for this request is still the last thing in out
+     * while its dispatch runs (nothing is flushed in between): take it back, so the client does
+     * not start sending the body we refuse (RFC 9110 §10.1.1 lets a server answer without it). */
+    size_t n = sizeof CONTINUE_LINE - 1;
+    if (c->is_continue_queued && c->out.len >= n &&
+        memcmp(c->out.data + c->out.len - n, CONTINUE_LINE, n) == 0)
+        c->out.len -= n;
+    c->is_continue_queued = false;
 }
 
 /* Both halves of the exchange are done: move on to the next request or close. */
@@ -705,6 +749,22 @@ static void finish_request(dp_conn *c)
 void dp_conn__response_done(dp_conn *c)
 {
     c->is_resp_done = true;
+    if (!c->is_msg_complete && c->req != NULL && !c->req->body_complete &&
+        c->req->is_body_refused) {
+        /* Refused from its head (dp_request_refuse_body): the rest of the body is not read;
+         * the answer goes out, then the connection closes. */
+        dp_request *req = c->req;
+        req->is_body_discarded = true;
+        nano_buf_fini(&req->body);
+        dp_request_ref(req);
+        dp_request__body_end(req, true); /* may run JS: pending reads fail */
+        dp_request_unref(req);
+        if (c->state == DP_CONN_CLOSING)
+            return;
+        dp_server__flush_soon(c->srv, c);
+        close_gracefully(c);
+        return;
+    }
     if (!c->is_msg_complete && c->req != NULL && !c->req->body_complete) {
         /* Answered without reading the whole body: read the rest and drop it, so the
          * connection can carry the next request. */
@@ -792,8 +852,11 @@ static void process_input(dp_conn *c, const char *data, size_t len)
             message_complete(c);
             break;
         case DP_HTTP1_ERROR:
-            send_error(c, dp_http1_error_status(&c->http), dp_http1_error_kind(&c->http),
-                       dp_http1_error_reason(&c->http));
+            /* Not when the body event above ended the connection (an answer refusing the
+             * body): its last response is written, nothing may follow it. */
+            if (!c->is_shutting_down && c->state != DP_CONN_CLOSING)
+                send_error(c, dp_http1_error_status(&c->http), dp_http1_error_kind(&c->http),
+                           dp_http1_error_reason(&c->http));
             len = 0;
             break;
         }
@@ -893,6 +956,13 @@ void dp_conn__accept(dp_server *srv)
     srv->conns = c;
     srv->n_conns++;
     if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp) != 0) {
+        dp_conn__close(c);
+        return;
+    }
+    if (srv->opts.max_conns != 0 && srv->n_conns > srv->opts.max_conns) {
+        /* Accepted only to be closed: left in the backlog it would be served later, when the
+         * client has likely given up, and the backlog would fill for everyone. */
+        NANO_WARN("conn.too_many", "open=%zu max=%zu", srv->n_conns - 1, srv->opts.max_conns);
         dp_conn__close(c);
         return;
     }

@@ -170,6 +170,14 @@ void dp_request_body_discard(dp_request *req)
         dp_conn__body_taken(req->conn);
 }
 
+void dp_request_refuse_body(dp_request *req)
+{
+    if (req->conn == NULL || req->status != 0)
+        return;
+    req->is_body_refused = true;
+    dp_conn__refuse_body(req->conn);
+}
+
 void dp_request_set_rt_slot(dp_request *req, uint32_t slot) { req->rt_slot = slot; }
 uint32_t dp_request_rt_slot(const dp_request *req) { return req->rt_slot; }
 bool dp_response_started(const dp_request *req) { return req->status != 0; }

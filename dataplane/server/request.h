@@ -80,6 +80,12 @@ void dp_request_body_collect(dp_request *req);
  * are read and dropped, and the body counts as failed for anyone still reading. */
 void dp_request_body_discard(dp_request *req);
 
+/* dp_request_refuse_body: the response about to start refuses the request from its head (no
+ * token, no route, a declared body over the limit): it says Connection: close, a 100 Continue
+ * not yet sent is not sent, and once it is written the connection closes without reading the
+ * rest of the body (which counts as failed). Call before dp_response_start; no effect after. */
+void dp_request_refuse_body(dp_request *req);
+
 /* The runtime's slot for this request (opaque to the server). */
 void dp_request_set_rt_slot(dp_request *req, uint32_t slot);
 uint32_t dp_request_rt_slot(const dp_request *req);

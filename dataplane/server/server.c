@@ -51,8 +51,13 @@ static void on_resume_idle(uv_idle_t *h)
  * libuv runs close callbacks in no order we can rely on, so either may finish last. */
 static void maybe_free(dp_server *srv)
 {
-    if (srv->is_closing && srv->n_handles_open == 0 && srv->n_conns == 0)
-        nano_free(srv);
+    if (!srv->is_closing || srv->n_handles_open != 0 || srv->n_conns != 0)
+        return;
+    dp_server_closed_cb done = srv->closed_cb;
+    void *arg = srv->closed_arg;
+    nano_free(srv);
+    if (done != NULL)
+        done(arg);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -323,9 +328,11 @@ size_t dp_server_n_active_conns(const dp_server *srv)
     return srv->n_active;
 }
 
-void dp_server_close(dp_server *srv)
+void dp_server_close(dp_server *srv, dp_server_closed_cb done, void *arg)
 {
     srv->is_closing = true;
+    srv->closed_cb = done;
+    srv->closed_arg = arg;
     srv->drained_cb = NULL;
     dp_server_abort_all(srv);
     if (srv->is_listening) {

@@ -1,6 +1,7 @@
-/* server.h: the HTTP/1.1 front door of nano-dp: a listener on one libuv loop, its connections,
- * and graceful drain (docs/nano-dp.md#shutdown). Each parsed request head goes to a dispatch
- * callback (a worker's router, or the status port's handler), which answers it natively or
+/* server.h: the HTTP/1.1 front door of nano-dp (and of nanocp's admin API): a listener on one
+ * libuv loop, its connections, and graceful drain (docs/nano-dp.md#shutdown). Each parsed
+ * request head goes to a dispatch callback (a worker's router, the status port's handler,
+ * nanocp's admin routes), which answers it natively or
  * hands it to whatever runs the app (the worker: an isolate, told of the request's events
  * through a dp_request_listener, request.h). This library knows nothing of the runtime.
  * All functions: loop thread only. */
@@ -26,6 +27,15 @@ typedef struct dp_server dp_server;
 typedef void (*dp_dispatch_fn)(void *ud, struct dp_request *req);
 typedef void (*dp_request_end_fn)(void *ud, struct dp_request *req, bool failed);
 
+/* dp_refusal_fn: the server refused a request itself, before or instead of dispatch (status
+ * 400/408/413/431/501/505; kind and reason say why, as dp_server_refusals counts it). When an
+ * answer can still be sent, headers and body are non-NULL: the function may append header
+ * lines ("name: value\r\n" each; the server adds content-length, connection: close and date)
+ * and the body, and return true to send them instead of the plain-text default (false: the
+ * default). With NULL buffers (a response had started) it is told only. */
+typedef bool (*dp_refusal_fn)(void *ud, int status, dp_refusal kind, const char *reason,
+                              nano_buf *headers, nano_buf *body);
+
 typedef struct dp_server_options {
     const char *host;         /* listen address, e.g. "127.0.0.1" or "::1" */
     int port;                 /* 0 = ephemeral */
@@ -44,9 +54,12 @@ typedef struct dp_server_options {
                                * siblings made by dp_listen_socket); host/port then name it */
     uint32_t worker_index;    /* in request ids' high bits, so ids are process-unique */
     bool quiet;               /* no dp.listening line (workers' siblings; the status port logs its own) */
+    size_t max_conns;         /* > 0: a connection beyond this many open is closed at once
+                               * (conn.too_many); 0: no cap */
     dp_dispatch_fn dispatch;
     dp_request_end_fn on_request_end; /* may be NULL */
-    void *ud;                 /* for both callbacks */
+    dp_refusal_fn on_refusal;         /* may be NULL: plain-text answers */
+    void *ud;                 /* for the three callbacks */
 } dp_server_options;
 
 /* dp_listen_socket: a TCP socket bound to host:port with SO_REUSEPORT (so each worker thread
@@ -93,7 +106,9 @@ size_t dp_server_n_requests(const dp_server *srv);  /* alive, including waitUnti
 size_t dp_server_n_active_conns(const dp_server *srv); /* with a request in flight */
 
 /* dp_server_close: closes all handles; the server is freed once they are closed (run the
- * loop). Connections still open are aborted. */
-void dp_server_close(dp_server *srv);
+ * loop), and then done (may be NULL) runs with arg, never from inside this call. Connections
+ * still open are aborted. */
+typedef void (*dp_server_closed_cb)(void *arg);
+void dp_server_close(dp_server *srv, dp_server_closed_cb done, void *arg);
 
 #endif

@@ -32,6 +32,8 @@ struct dp_server {
     bool is_closing;
     dp_server_drained_cb drained_cb;
     void *drained_ud;
+    dp_server_closed_cb closed_cb; /* dp_server_close's */
+    void *closed_arg;
     uv_idle_t resume_idle;     /* runs deferred work outside JS: see dp_conn__schedule */
     dp_conn *resume_head;      /* connections with deferred work */
     /* Small responses are written when the loop is about to wait or has just handled I/O
@@ -102,6 +104,7 @@ struct dp_conn {
     bool is_output_paused; /* no further request parsed, no reading: unsent output is above
                             * DP_OUTPUT_HIGH_WATER_MARK (until it drains below the low mark) */
     bool has_new_body;     /* body bytes arrived during this feed: tell the runtime after it */
+    bool is_continue_queued; /* the 100 Continue of the request being dispatched is in out */
 };
 
 struct dp_request {
@@ -126,6 +129,7 @@ struct dp_request {
     bool is_body_collected; /* the runtime wants the whole body: never held back */
     bool is_body_discarded; /* later body bytes are dropped */
     bool is_body_piped;     /* body bytes go straight to the response (dp_response_pipe_body) */
+    bool is_body_refused;   /* dp_request_refuse_body: the rest is unread, the connection closes */
     nano_buf body;          /* received, not yet taken */
     uint32_t rt_slot;
     int status;             /* 0 until the response starts */
@@ -149,6 +153,9 @@ void dp_conn__response_failed(dp_conn *c);
 void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n);
 void dp_conn__flush(dp_conn *c);
 void dp_conn__body_taken(dp_conn *c);
+/* dp_conn__refuse_body: the response being made for c's request closes the connection (and
+ * takes back a 100 Continue still queued for it). */
+void dp_conn__refuse_body(dp_conn *c);
 /* dp_conn__unsent: response bytes queued on c that the kernel has not taken yet. */
 size_t dp_conn__unsent(const dp_conn *c);
 

@@ -213,17 +213,20 @@ def raw_http_is_strict_and_a_slow_request_gets_408():
     from nanotest import Conn
     cp = ControlPlane(scratch_dir(), args=["--http-request-timeout", "1s",
                                            "--http-body-min-rate", "1000"]).start()
-    for raw, want in ((b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
-                      (b"GET /healthz HTTP/1.1\r\n\r\n", 400),
-                      (b"GET /healthz HTTP/2.0\r\nHost: cp\r\n\r\n", 505),
-                      (b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: xchunked"
-                       b"\r\n\r\n", 501),
-                      (b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: gzip, chunked"
-                       b"\r\n\r\n0\r\n\r\n", 501)):
+    for raw, want, code in ((b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "bad_request"),
+                            (b"GET /healthz HTTP/1.1\r\n\r\n", 400, "bad_request"),
+                            (b"GET /healthz HTTP/2.0\r\nHost: cp\r\n\r\n", 505, "bad_request"),
+                            (b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: xchunked"
+                             b"\r\n\r\n", 501, "not_implemented"),
+                            (b"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: gzip, "
+                             b"chunked\r\n\r\n0\r\n\r\n", 501, "not_implemented")):
         with Conn(cp.http_port) as c:
             c.send(raw)
             r = c.read_response()
             eq(r.status, want, f"{raw!r}: {r.text}")
+            # the HTTP layer's own refusals are the API's JSON errors too
+            eq(r.header("content-type"), "application/json", f"{raw!r}: content type")
+            eq(json.loads(r.body)["error"]["code"], code, f"{raw!r}: {r.text}")
             expect(c.is_closed(), f"closed after {raw!r}")
 
     def trickle(first, piece):
@@ -254,6 +257,15 @@ def raw_http_is_strict_and_a_slow_request_gets_408():
                            b"\r\nContent-Length: 100000\r\n\r\n", b" " * 20)
     eq(status, b"HTTP/1.1 408", "a trickled body")
     expect(took < 3, f"the 408 took {took} s")
+    # Without a token, a 60 MiB upload is refused from its head: the 401 comes while the
+    # client has sent only the head, and the connection closes without the body being read.
+    with Conn(cp.http_port) as c:
+        c.send(b"PUT /v1/apps/big/code HTTP/1.1\r\nHost: cp\r\nExpect: 100-continue\r\n"
+               b"Content-Length: %d\r\n\r\n" % (60 << 20))
+        r = c.read_response()
+        eq((r.status, json.loads(r.body)["error"]["code"]), (401, "unauthorized"), r.text)
+        eq(r.header("connection"), "close", "the refusal closes the connection")
+        expect(c.is_closed(), "closed after the refused upload")
     # A body that keeps the rate is served.
     body = json.dumps({"name": "steady", "hostnames": ["steady.test"]}).encode()
     body = body + b" " * (3000 - len(body))

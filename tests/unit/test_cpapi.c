@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -132,7 +133,7 @@ static void *run_loop(void *arg)
 
 /* The server lives on the heap: after a failed assertion its thread keeps running, and must
  * not be left pointing into a returned stack frame. */
-static server *server_start(bool is_rpc, size_t max_body)
+static server *server_start_with(bool is_rpc, const cp_http_limits *limits)
 {
     server *s = calloc(1, sizeof *s);
     fake_reset();
@@ -147,7 +148,7 @@ static server *server_start(bool is_rpc, size_t max_body)
             fail_msg("cp_rpc_start: %s", err.message);
         s->port = cp_rpc_port(s->rpc);
     } else {
-        int rc = cp_http_start(&s->loop, "127.0.0.1:0", fake_call, fake_check, NULL, max_body,
+        int rc = cp_http_start(&s->loop, "127.0.0.1:0", fake_call, fake_check, NULL, limits,
                                &s->http, &err);
         if (rc != 0)
             fail_msg("cp_http_start: %s", err.message);
@@ -156,6 +157,15 @@ static server *server_start(bool is_rpc, size_t max_body)
     assert_true(s->port > 0);
     assert_int_equal(pthread_create(&s->thread, NULL, run_loop, s), 0);
     return s;
+}
+
+/* max_body 0: the default. */
+static server *server_start(bool is_rpc, size_t max_body)
+{
+    cp_http_limits limits = CP_HTTP_LIMITS_DEFAULT;
+    if (max_body != 0)
+        limits.max_body = max_body;
+    return server_start_with(is_rpc, &limits);
 }
 
 /* Closing must release every handle: uv_loop_close() fails on a leaked one. */
@@ -693,7 +703,7 @@ static void http_keep_alive_and_pipelining(void **state)
         send_all(fd, one, sizeof one - 1);
         assert_true(read_response(&rd, &r));
         assert_int_equal(r.status, 200);
-        assert_null(strstr(r.headers, "Connection: close"));
+        assert_null(strcasestr(r.headers, "Connection: close"));
         response_free(&r);
     }
     /* three requests in one write, answered in order: a JSON POST, a 404, a secret PUT */
@@ -720,7 +730,7 @@ static void http_keep_alive_and_pipelining(void **state)
     send_all(fd, last, sizeof last - 1);
     assert_true(read_response(&rd, &r));
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.headers, "Connection: close"));
+    assert_non_null(strcasestr(r.headers, "Connection: close"));
     response_free(&r);
     assert_false(read_more(&rd)); /* EOF */
     nano_buf_fini(&rd.in);
@@ -757,7 +767,7 @@ static void http_expect_continue(void **state)
     send_all(fd, noauth, sizeof noauth - 1);
     assert_true(read_response(&rd, &r));
     assert_int_equal(r.status, 401);
-    assert_non_null(strstr(r.headers, "Connection: close"));
+    assert_non_null(strcasestr(r.headers, "Connection: close"));
     response_free(&r);
     assert_false(read_more(&rd));
     nano_buf_fini(&rd.in);
@@ -785,7 +795,7 @@ static void http_limits_answer_and_close(void **state)
     nano_buf_fini(&big);
     assert_true(read_response(&rd, &r));
     assert_int_equal(r.status, 431);
-    assert_non_null(strstr(r.headers, "Connection: close"));
+    assert_non_null(strcasestr(r.headers, "Connection: close"));
     response_free(&r);
     nano_buf_fini(&rd.in);
     close(fd);
@@ -862,7 +872,9 @@ static void http_limits_answer_and_close(void **state)
     assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"body_too_large\"} 3\n"));
     assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"malformed\"} 2\n"));
     assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"timeout\"} 0\n"));
-    assert_non_null(strstr(r.body, "method=\"other\",status=\"400\"} 1\n"));
+    /* The server's refusals reach no route: both 400s count as route and method "other". */
+    assert_non_null(strstr(r.body, "{route=\"other\",method=\"other\",status=\"400\"} 2\n"));
+    assert_non_null(strstr(r.body, "nanocp_http_errors_total{code=\"too_large\"} 4\n"));
     response_free(&r);
 
     /* another HTTP version: 505 with its reason phrase (it went out as "505 Unknown"), closed */
@@ -873,7 +885,7 @@ static void http_limits_answer_and_close(void **state)
     assert_true(read_response(&rd, &r));
     assert_int_equal(r.status, 505);
     assert_true(strncmp(r.headers, "HTTP/1.1 505 HTTP Version Not Supported\r\n", 41) == 0);
-    assert_non_null(strstr(r.headers, "Connection: close"));
+    assert_non_null(strcasestr(r.headers, "Connection: close"));
     response_free(&r);
     assert_false(read_more(&rd));
     nano_buf_fini(&rd.in);
@@ -903,6 +915,305 @@ static void http_close_with_open_connections(void **state)
     assert_true(recv(idle, &b, 1, 0) <= 0);
     close(idle);
     close(half);
+}
+
+/* One GET /healthz on fd, kept alive: whether it was answered 200. */
+static bool healthz(int fd)
+{
+    static const char hz[] = "GET /healthz HTTP/1.1\r\nHost: cp\r\n\r\n";
+    send_all(fd, hz, sizeof hz - 1);
+    reader rd = {fd, NANO_BUF_INIT};
+    response r;
+    bool ok = read_response(&rd, &r) && r.status == 200 && rd.in.len == 0;
+    if (r.body)
+        response_free(&r);
+    nano_buf_fini(&rd.in);
+    return ok;
+}
+
+/* CP_HTTP_MAX_CONNS connections are served; one more is closed at once (before: 512 such
+ * clients could not lock operators out for longer than they keep their connections). */
+static void http_connections_beyond_the_cap_are_closed(void **state)
+{
+    (void)state;
+    /* both ends of every connection live in this process */
+    rlim_t need = 2 * (CP_HTTP_MAX_CONNS + 2) + 100;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < need) {
+        if (rl.rlim_max < need)
+            skip();
+        rl.rlim_cur = need;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    server *s = server_start(false, 0);
+    static int fds[CP_HTTP_MAX_CONNS];
+    for (int i = 0; i < CP_HTTP_MAX_CONNS; i++) {
+        fds[i] = http_connect(s->port);
+        if (!healthz(fds[i]))
+            fail_msg("connection %d was not served", i + 1);
+    }
+    int extra = http_connect(s->port); /* the kernel accepts it; the server closes it */
+    char b;
+    assert_true(recv(extra, &b, 1, 0) <= 0);
+    close(extra);
+    /* One goes; a new one is served once the server has seen it go. */
+    close(fds[0]);
+    bool served = false;
+    for (int i = 0; i < 200 && !served; i++) {
+        int fd = http_connect(s->port);
+        served = healthz(fd);
+        if (served)
+            fds[0] = fd;
+        else
+            close(fd), usleep(10 * 1000);
+    }
+    assert_true(served);
+    const char m[] = "GET /metrics HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n\r\n";
+    send_all(fds[1], m, sizeof m - 1);
+    reader rd = {fds[1], NANO_BUF_INIT};
+    response r;
+    assert_true(read_response(&rd, &r));
+    assert_non_null(strstr(r.body, "nanocp_http_connections 512\n"));
+    response_free(&r);
+    nano_buf_fini(&rd.in);
+    for (int i = 0; i < CP_HTTP_MAX_CONNS; i++)
+        close(fds[i]);
+    server_stop(s);
+}
+
+/* A burst of pipelined requests in one write, with and without bodies, answers and errors
+ * mixed: every one answered, in order. */
+static void http_pipelined_burst_is_answered_in_order(void **state)
+{
+    (void)state;
+    server *s = server_start(false, 0);
+    enum { N = 240 };
+    nano_buf burst = NANO_BUF_INIT;
+    for (int i = 0; i < N; i++) {
+        switch (i % 4) {
+        case 0:
+            nano_buf_appendf(&burst, "GET /v1/apps/app-%d HTTP/1.1\r\nHost: cp\r\n"
+                                     "Authorization: Bearer " TOKEN "\r\n\r\n", i);
+            break;
+        case 1:
+            nano_buf_appendf(&burst, "PATCH /v1/apps/app-%d/env HTTP/1.1\r\nHost: cp\r\n"
+                                     "Authorization: Bearer " TOKEN "\r\nContent-Length: %d\r\n\r\n"
+                                     "{\"N\":%d}", i, i < 10 ? 7 : i < 100 ? 8 : 9, i);
+            break;
+        case 2:
+            nano_buf_appendf(&burst, "PUT /v1/apps/app-%d/secrets/S HTTP/1.1\r\nHost: cp\r\n"
+                                     "Authorization: Bearer " TOKEN "\r\n"
+                                     "Transfer-Encoding: chunked\r\n\r\n"
+                                     "3\r\n%03d\r\n0\r\n\r\n", i, i);
+            break;
+        default:
+            nano_buf_appendf(&burst, "GET /nope/%d HTTP/1.1\r\nHost: cp\r\n\r\n", i);
+            break;
+        }
+    }
+    int fd = http_connect(s->port);
+    send_all(fd, burst.data, burst.len);
+    nano_buf_fini(&burst);
+    reader rd = {fd, NANO_BUF_INIT};
+    for (int i = 0; i < N; i++) {
+        response r;
+        if (!read_response(&rd, &r))
+            fail_msg("answer %d of %d missing", i + 1, N);
+        char name[32];
+        snprintf(name, sizeof name, "app-%d", i);
+        json_t *args = json_object_get(r.json, "args");
+        if (i % 4 == 3) {
+            assert_int_equal(r.status, 404);
+        } else {
+            assert_int_equal(r.status, 200);
+            assert_string_equal(json_string_value(json_object_get(args, "name")), name);
+        }
+        if (i % 4 == 1)
+            assert_int_equal(json_integer_value(json_object_get(json_object_get(args, "vars"),
+                                                                "N")), i);
+        if (i % 4 == 2) {
+            char value[8];
+            snprintf(value, sizeof value, "%03d", i);
+            assert_string_equal(json_string_value(json_object_get(args, "value")), value);
+        }
+        response_free(&r);
+    }
+    assert_int_equal(rd.in.len, 0);
+    assert_int_equal(n_calls(), N / 4 * 3);
+    nano_buf_fini(&rd.in);
+    close(fd);
+    server_stop(s);
+}
+
+/* A client without a token announcing a 60 MiB upload gets its 401 at once, having sent only
+ * the head and a little of the body, and the connection closes: nothing waits for, or reads,
+ * the rest. */
+static void http_unauthenticated_upload_is_refused_unread(void **state)
+{
+    (void)state;
+    server *s = server_start(false, 0); /* uploads up to 64 MiB */
+    int fd = http_connect(s->port);
+    nano_buf req = NANO_BUF_INIT;
+    nano_buf_appendf(&req, "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nContent-Length: %d\r\n\r\n",
+                     60 * 1024 * 1024);
+    memset(nano_buf_reserve(&req, 64 * 1024), 'x', 64 * 1024);
+    req.len += 64 * 1024;
+    send_all(fd, req.data, req.len);
+    nano_buf_fini(&req);
+    reader rd = {fd, NANO_BUF_INIT};
+    response r;
+    assert_true(read_response(&rd, &r));
+    assert_int_equal(r.status, 401);
+    assert_string_equal(err_code(&r), "unauthorized");
+    assert_non_null(strcasestr(r.headers, "\r\nConnection: close\r\n"));
+    response_free(&r);
+    assert_false(read_more(&rd)); /* closed */
+    nano_buf_fini(&rd.in);
+    close(fd);
+    assert_int_equal(n_calls(), 0);
+    server_stop(s);
+}
+
+/* PUT .../secrets/KEY: the body as is, however it is framed; above 1 MiB 413 and closed. */
+static void http_secret_put_takes_the_body_as_sent(void **state)
+{
+    (void)state;
+    server *s = server_start(false, 0);
+    enum { LEN = 200 * 1000 };
+    char *value = malloc(LEN + 1);
+    for (int i = 0; i < LEN; i++)
+        value[i] = (char)('a' + i % 26);
+    value[LEN] = '\0';
+    /* chunked, 1000 bytes a chunk: the value grows in many steps */
+    nano_buf req = NANO_BUF_INIT;
+    nano_buf_append_str(&req, "PUT /v1/apps/api/secrets/BIG HTTP/1.1\r\nHost: cp\r\n"
+                              "Authorization: Bearer " TOKEN "\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < LEN; i += 1000) {
+        nano_buf_append_str(&req, "3e8\r\n");
+        nano_buf_append(&req, value + i, 1000);
+        nano_buf_append_str(&req, "\r\n");
+    }
+    nano_buf_append_str(&req, "0\r\n\r\n");
+    int fd = http_connect(s->port);
+    send_all(fd, req.data, req.len);
+    nano_buf_fini(&req);
+    reader rd = {fd, NANO_BUF_INIT};
+    response r;
+    assert_true(read_response(&rd, &r));
+    assert_int_equal(r.status, 200);
+    response_free(&r);
+    seen w = last_call();
+    assert_string_equal(w.op, "secrets.put");
+    assert_string_equal(json_string_value(json_object_get(w.args, "key")), "BIG");
+    bool is_same = strcmp(json_string_value(json_object_get(w.args, "value")), value) == 0;
+    json_decref(w.args);
+    assert_true(is_same);
+    free(value);
+    nano_buf_fini(&rd.in);
+    close(fd);
+
+    r = http(s->port, "PUT", "/v1/apps/api/secrets/K", TOKEN, "text/plain", "a\r\nb \n", 6);
+    assert_int_equal(r.status, 200);
+    assert_call("secrets.put", "{\"name\":\"api\",\"key\":\"K\",\"value\":\"a\\r\\nb \\n\"}");
+    response_free(&r);
+    r = http(s->port, "PUT", "/v1/apps/api/secrets/K", TOKEN, NULL, "\xc3\x28", 2);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(err_field(&r), "value");
+    response_free(&r);
+    char *big = calloc(1, CP_HTTP_MAX_JSON_BODY + 1);
+    r = http(s->port, "PUT", "/v1/apps/api/secrets/K", TOKEN, NULL, big, CP_HTTP_MAX_JSON_BODY + 1);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strcasestr(r.headers, "\r\nConnection: close\r\n"));
+    response_free(&r);
+    free(big);
+    assert_int_equal(n_calls(), 2);
+    server_stop(s);
+}
+
+/* What the HTTP layer refuses before any route is answered as every error of the API is:
+ * JSON {"error": {code, message, field}}, no-store, and the connection closes. */
+static void http_protocol_refusals_are_json(void **state)
+{
+    (void)state;
+    cp_http_limits limits = CP_HTTP_LIMITS_DEFAULT;
+    limits.request_grace_ms = 300;
+    server *s = server_start_with(false, &limits);
+    static const struct {
+        const char *raw;
+        int status;
+        const char *code, *message;
+    } cases[] = {
+        {"HELLO THERE\r\n\r\n", 400, "bad_request", "malformed HTTP request"},
+        {"GET /healthz HTTP/1.1\r\n\r\n", 400, "bad_request", "Host"},
+        {"GET * HTTP/1.1\r\nHost: cp\r\n\r\n", 400, "bad_request", "asterisk"},
+        {"GET /healthz HTTP/2.0\r\nHost: cp\r\n\r\n", 505, "bad_request", "HTTP/1.0"},
+        {"POST /v1/apps HTTP/1.1\r\nHost: cp\r\nTransfer-Encoding: gzip\r\n\r\n", 501,
+         "not_implemented", "coding"},
+        {"PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nContent-Length: 99999999999\r\n\r\n", 413,
+         "too_large", "too large"},
+        {"GET /v1/apps HTTP/1.1\r\nHost: cp\r\nX-Slow: ", 408, "timeout", "in time"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = http_connect(s->port);
+        send_all(fd, cases[i].raw, strlen(cases[i].raw));
+        reader rd = {fd, NANO_BUF_INIT};
+        response r;
+        if (!read_response(&rd, &r))
+            fail_msg("no answer to %s", cases[i].raw);
+        if (r.status != cases[i].status || !r.json || strcmp(err_code(&r), cases[i].code) != 0 ||
+            !strstr(err_message(&r), cases[i].message))
+            fail_msg("%s: %d %s", cases[i].raw, r.status, r.body);
+        assert_string_equal(err_field(&r), "");
+        assert_non_null(strcasestr(r.headers, "\r\nCache-Control: no-store\r\n"));
+        assert_non_null(strcasestr(r.headers, "\r\nConnection: close\r\n"));
+        response_free(&r);
+        assert_false(read_more(&rd));
+        nano_buf_fini(&rd.in);
+        close(fd);
+    }
+    response r = get(s->port, "/metrics");
+    static const char *const want[] = {
+        "{reason=\"malformed\"} 2\n", "{reason=\"host\"} 1\n", "{reason=\"version\"} 1\n",
+        "{reason=\"transfer_coding\"} 1\n", "{reason=\"body_too_large\"} 1\n",
+        "{reason=\"timeout\"} 1\n", "{route=\"other\",method=\"other\",status=\"400\"} 3\n",
+        "nanocp_http_errors_total{code=\"bad_request\"} 4\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(r.body, want[i]))
+            fail_msg("no %s in\n%s", want[i], r.body);
+    response_free(&r);
+    server_stop(s);
+}
+
+/* Closing the server while a body is still arriving: that request is answered 503 without
+ * running its op, its connection closes, and every handle is released. */
+static void http_close_during_an_upload(void **state)
+{
+    (void)state;
+    server *s = server_start(false, 0);
+    int fd = http_connect(s->port);
+    const char part[] = "POST /v1/apps HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " TOKEN "\r\n"
+                        "Content-Length: 1000\r\n\r\n{\"name\": \"api\"";
+    send_all(fd, part, sizeof part - 1);
+    /* answered after the loop read the upload's bytes, sent before this connection opened */
+    response r = http(s->port, "GET", "/healthz", NULL, NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    response_free(&r);
+    uint64_t t0 = uv_hrtime();
+    server_stop(s); /* every handle closed */
+    reader rd = {fd, NANO_BUF_INIT};
+    assert_true(read_response(&rd, &r));
+    assert_int_equal(r.status, 503);
+    assert_string_equal(err_code(&r), "shutting_down");
+    assert_non_null(strcasestr(r.headers, "\r\nConnection: close\r\n"));
+    response_free(&r);
+    assert_false(read_more(&rd));
+    assert_int_equal(n_calls(), 0);
+    assert_true(uv_hrtime() - t0 < 3000ull * 1000 * 1000); /* within the 2 s bound */
+    nano_buf_fini(&rd.in);
+    close(fd);
 }
 
 /* --- rpc ----------------------------------------------------------------------------------- */
@@ -1078,16 +1389,16 @@ static void rpc_listen_errors_are_reported(void **state)
     assert_null(rpc);
     cp_http *h = NULL;
     assert_int_not_equal(
-        cp_http_start(&loop, "127.0.0.1", fake_call, fake_check, NULL, 0, &h, &err), 0);
+        cp_http_start(&loop, "127.0.0.1", fake_call, fake_check, NULL, NULL, &h, &err), 0);
     /* the same port twice */
-    assert_int_equal(cp_http_start(&loop, "127.0.0.1:0", fake_call, fake_check, NULL, 0, &h,
+    assert_int_equal(cp_http_start(&loop, "127.0.0.1:0", fake_call, fake_check, NULL, NULL, &h,
                                    &err),
                      0);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", cp_http_port(h));
     cp_http *h2 = NULL;
     assert_int_not_equal(
-        cp_http_start(&loop, addr, fake_call, fake_check, NULL, 0, &h2, &err), 0);
+        cp_http_start(&loop, addr, fake_call, fake_check, NULL, NULL, &h2, &err), 0);
     assert_non_null(strstr(err.message, "address already in use"));
     cp_http_close(h, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -1430,6 +1741,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(http_expect_continue),
         cmocka_unit_test(http_limits_answer_and_close),
         cmocka_unit_test(http_close_with_open_connections),
+        cmocka_unit_test(http_connections_beyond_the_cap_are_closed),
+        cmocka_unit_test(http_pipelined_burst_is_answered_in_order),
+        cmocka_unit_test(http_unauthenticated_upload_is_refused_unread),
+        cmocka_unit_test(http_secret_put_takes_the_body_as_sent),
+        cmocka_unit_test(http_protocol_refusals_are_json),
+        cmocka_unit_test(http_close_during_an_upload),
     };
     static const struct CMUnitTest rpc[] = {
         cmocka_unit_test(rpc_round_trip_and_tokens),

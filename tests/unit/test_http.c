@@ -367,6 +367,9 @@ typedef struct conn_fixture {
     uint64_t read_budget;       /* > 0: stop reading once received reaches it */
     char *read_buf;
     uint64_t started_ms, ended_ms; /* loop times: first dispatch, last request end */
+    int n_refusals, refusal_status; /* seen by fx_refusal */
+    dp_refusal refusal_kind;
+    bool is_server_closed;      /* dp_server_close's callback ran */
 } conn_fixture;
 
 static const char answer_bytes[ANSWER_BYTES];
@@ -389,6 +392,12 @@ static void fx_dispatch(void *ud, dp_request *req)
         for (int i = 0; i < 64; i++)
             dp_response_write(req, answer_bytes, ANSWER_BYTES);
         dp_response_flush(req);
+    } else if (nano_str_eq(path, NANO_STR("/refuse"))) {
+        /* Refused from the head, as nanocp answers a client without a token. */
+        dp_request_refuse_body(req);
+        assert_int_equal(dp_response_start(req, 401, (nano_str){NULL, 0}, NULL, 0, 6), 0);
+        dp_response_write(req, "denied", 6);
+        dp_response_end(req);
     } else if (nano_str_eq(path, NANO_STR("/upload"))) {
         /* Waits for the body (the test's client never sends all of it). */
     } else if (nano_str_eq(path, NANO_STR("/huge"))) {
@@ -535,12 +544,20 @@ static void fx_start_reading(conn_fixture *f)
     assert_int_equal(uv_read_start((uv_stream_t *)&f->client, fx_alloc, fx_read), 0);
 }
 
+static void fx_server_closed(void *arg)
+{
+    conn_fixture *f = arg;
+    f->is_server_closed = true;
+}
+
 static void fx_fini(conn_fixture *f)
 {
     if (f->is_client_open)
         uv_close((uv_handle_t *)&f->client, NULL);
-    dp_server_close(f->srv);
+    dp_server_close(f->srv, fx_server_closed, f);
+    assert_false(f->is_server_closed); /* never from inside the call */
     uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_true(f->is_server_closed);
     assert_int_equal(uv_loop_close(&f->loop), 0); /* every handle closed */
     nano_buf_fini(&f->kept);
     nano_free(f->read_buf);
@@ -672,6 +689,140 @@ static void conn_stalled_upload_gets_408(void **state)
     fx_fini(&f);
 }
 
+/* The on_refusal option: told of each refusal, it writes the answer's headers and body, and
+ * the server frames them (length, close, date). */
+static bool fx_refusal(void *ud, int status, dp_refusal kind, const char *reason,
+                       nano_buf *headers, nano_buf *body)
+{
+    conn_fixture *f = ud;
+    (void)reason;
+    f->n_refusals++;
+    f->refusal_status = status;
+    f->refusal_kind = kind;
+    if (headers == NULL)
+        return false;
+    nano_buf_append_str(headers, "content-type: application/json\r\n");
+    nano_buf_appendf(body, "{\"refused\":\"%s\"}", dp_refusal_name(kind));
+    return true;
+}
+
+static void conn_refusal_answer_is_the_options(void **state)
+{
+    (void)state;
+    conn_fixture f;
+    fx_init(&f, 0);
+    f.srv->opts.on_refusal = fx_refusal;
+    const char *req = "GET / HTTP/1.1\r\n\r\n"; /* no Host */
+    fx_send(&f, req, strlen(req));
+    fx_start_reading(&f);
+    assert_true(fx_run(&f, fx_closed, 5000));
+    nano_buf_append(&f.kept, "", 1);
+    static const char want[] = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                               "content-length: 18\r\nconnection: close\r\ndate: ";
+    assert_memory_equal(f.kept.data, want, sizeof want - 1);
+    const char *body = strstr(f.kept.data, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "{\"refused\":\"host\"}");
+    assert_int_equal(f.n_refusals, 1);
+    assert_int_equal(f.refusal_status, 400);
+    assert_int_equal(f.refusal_kind, DP_REFUSED_HOST);
+    assert_int_equal(f.n_dispatched, 0);
+    fx_fini(&f);
+}
+
+/* dp_request_refuse_body: the answer goes out at once, without the 100 Continue the client
+ * asked for, says connection: close, and the connection closes without reading the body. */
+static void conn_refused_body_is_not_read(void **state)
+{
+    (void)state;
+    conn_fixture f;
+    fx_init(&f, 0);
+    const char *req = "PUT /refuse HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                      "Content-Length: 1000\r\n\r\n";
+    fx_send(&f, req, strlen(req));
+    fx_start_reading(&f);
+    assert_true(fx_run(&f, fx_closed, 5000));
+    nano_buf_append(&f.kept, "", 1);
+    assert_int_equal(f.read_status, UV_EOF);
+    assert_true(strncmp(f.kept.data, "HTTP/1.1 401 Unauthorized\r\n", 27) == 0);
+    assert_non_null(strstr(f.kept.data, "\r\nconnection: close\r\n"));
+    assert_null(strstr(f.kept.data, "100 Continue"));
+    assert_int_equal(f.n_dispatched, 1);
+    assert_int_equal(f.n_ended, 1);
+    assert_int_equal(f.n_failed, 0); /* the answer was written whole */
+    fx_fini(&f);
+}
+
+typedef struct second_client {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    int read_status;
+    bool is_connected;
+} second_client;
+
+static void second_connected(uv_connect_t *r, int status)
+{
+    second_client *c = r->data;
+    c->is_connected = status == 0;
+}
+
+static void second_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char b[4096];
+    (void)h, (void)suggested;
+    *buf = uv_buf_init(b, sizeof b);
+}
+
+static void second_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    second_client *c = s->data;
+    (void)buf;
+    if (n < 0)
+        c->read_status = (int)n;
+}
+
+static bool fx_is_answered(conn_fixture *f)
+{
+    return f->tail_len >= 4 && memcmp(f->tail + f->tail_len - 4, "next", 4) == 0;
+}
+
+static second_client *g_second;
+
+static bool fx_second_closed(conn_fixture *f)
+{
+    (void)f;
+    return g_second->read_status != 0;
+}
+
+/* max_conns: a connection beyond the cap is closed at once; the others are still served. */
+static void conn_beyond_max_conns_is_closed(void **state)
+{
+    (void)state;
+    conn_fixture f;
+    fx_init(&f, 0);
+    f.srv->opts.max_conns = 1;
+    assert_true(fx_run(&f, fx_is_connected, 5000));
+    second_client c = {0};
+    g_second = &c;
+    uv_tcp_init(&f.loop, &c.tcp);
+    c.tcp.data = &c;
+    c.connect_req.data = &c;
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", dp_server_bound_port(f.srv), &addr);
+    assert_int_equal(uv_tcp_connect(&c.connect_req, &c.tcp, (const struct sockaddr *)&addr,
+                                    second_connected), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&c.tcp, second_alloc, second_read), 0);
+    assert_true(fx_run(&f, fx_second_closed, 5000));
+    assert_true(c.read_status == UV_EOF || c.read_status == UV_ECONNRESET);
+    assert_int_equal(f.srv->n_conns, 1);
+    uv_close((uv_handle_t *)&c.tcp, NULL);
+    const char *req = "GET /next HTTP/1.1\r\nHost: t\r\n\r\n";
+    fx_send(&f, req, strlen(req));
+    fx_start_reading(&f);
+    assert_true(fx_run(&f, fx_is_answered, 5000));
+    fx_fini(&f);
+}
+
 /* A client that reads steadily, slower than the server writes, keeps its connection however
  * long the transfer takes beyond the write timeout. */
 #define N_SLOW 32
@@ -774,6 +925,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(conn_write_timeout_resets_a_client_that_reads_nothing),
         cmocka_unit_test(conn_slow_reader_is_not_timed_out),
         cmocka_unit_test(conn_stalled_upload_gets_408),
+        cmocka_unit_test(conn_refusal_answer_is_the_options),
+        cmocka_unit_test(conn_refused_body_is_not_read),
+        cmocka_unit_test(conn_beyond_max_conns_is_closed),
     };
     /* Apart, with a longer ctest timeout: 4 GiB cross loopback (15-25 s on 2 busy cores). */
     static const struct CMUnitTest conn_4gib[] = {
