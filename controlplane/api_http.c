@@ -912,6 +912,19 @@ int cp_http_port(const cp_http *http)
     return dp_server_bound_port(http->srv);
 }
 
+int cp_http_use_tls(cp_http *http, const char *cert, const char *key, const char *ca,
+                    nano_error *err)
+{
+    dp_tls_ctx *ctx = NULL;
+    int rc = dp_tls_ctx_new(cert, key, ca, "--admin-tls", &ctx, err);
+    if (rc != 0)
+        return rc;
+    dp_server_set_tls_ctx(http->srv, ctx);
+    dp_tls_ctx_unref(ctx); /* the server holds its own reference */
+    NANO_INFO("cp.http_tls", "cert=%s client_certs=%s", cert, ca != NULL ? "required" : "no");
+    return 0;
+}
+
 static void on_part_closed(void *arg)
 {
     cp_http *h = arg;

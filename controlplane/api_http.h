@@ -59,6 +59,15 @@ int cp_http_start(uv_loop_t *loop, const char *addr, cp_call_cb call, cp_token_c
 /* cp_http_port: the TCP port the server is bound to (the chosen one when addr had port 0). */
 int cp_http_port(const cp_http *http);
 
+/* cp_http_use_tls: from now on, connections speak HTTPS only (TLS 1.2+), with the PEM
+ * certificate chain cert and its key, and client certificates signed by ca required when ca
+ * is not NULL (nanocp's --admin-tls-*). Call it right after cp_http_start, before the loop
+ * runs, so that no plaintext connection is ever taken; call it again to reload the files
+ * (SIGHUP): connections already open keep the old certificate. Returns 0, or NANO_EINVAL
+ * with err naming the file and why (the server is unchanged). */
+int cp_http_use_tls(cp_http *http, const char *cert, const char *key, const char *ca,
+                    nano_error *err);
+
 /* cp_http_close: stops listening and closes every connection: idle ones at once, ones with an
  * answer still being written once it is written; a request whose body is still arriving is
  * answered 503 shutting_down without running its op. After 2 s whatever is left is cut.

@@ -96,7 +96,9 @@ static const char usage[] =
     "                          first start)\n"
     "  --node-token-file F     the token data planes present (default DATA_DIR/node.token,\n"
     "                          made on first start; give nano-dp the same file)\n"
-    "  --admin-tls-cert F      PEM server certificate for a tls+tcp:// --rpc URL\n"
+    "  --admin-tls-cert F      PEM server certificate of the admin APIs: --http serves\n"
+    "                          HTTPS only and --rpc must be tls+tcp:// (or ipc://);\n"
+    "                          SIGHUP reloads it for HTTPS\n"
     "  --admin-tls-key F       PEM private key of that certificate\n"
     "  --admin-tls-ca F        PEM CA: admin clients must present a client certificate it\n"
     "                          signed (nanoctl --cert/--key)\n"
@@ -260,9 +262,11 @@ static int parse_args(cp_options *o, int argc, char **argv)
         return usage_error("a tls+tcp:// --rpc URL needs --admin-tls-cert and --admin-tls-key");
     if ((o->admin_tls_cert == NULL) != (o->admin_tls_key == NULL))
         return usage_error("--admin-tls-cert and --admin-tls-key go together");
-    if (!is_admin_tls && (o->admin_tls_cert != NULL || o->admin_tls_ca != NULL))
-        return usage_error("--admin-tls-* are for a tls+tcp:// --rpc URL (plaintext would be "
-                           "served while TLS was asked for)");
+    if (o->admin_tls_ca != NULL && o->admin_tls_cert == NULL)
+        return usage_error("--admin-tls-ca needs --admin-tls-cert and --admin-tls-key");
+    if (o->admin_tls_cert != NULL && strncmp(o->rpc, "tcp://", 6) == 0)
+        return usage_error("with --admin-tls-cert the admin APIs take no plaintext: make --rpc "
+                           "a tls+tcp:// (or ipc://) URL, not '%s'", o->rpc);
     bool is_tls = strncmp(o->dataplane, "tls+tcp://", 10) == 0 ||
                   strncmp(o->dataplane_rpc, "tls+tcp://", 10) == 0;
     if (is_tls && (o->tls_cert == NULL || o->tls_key == NULL))
@@ -339,8 +343,9 @@ typedef struct cp_main {
     cp_http *http;
     cp_rpc *rpc;
     cp_distrib *distrib;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t watchdog; /* systemd WATCHDOG=1 pings while the loop turns (shared/sd.h) */
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t watchdog;
+    const cp_options *opts; /* systemd WATCHDOG=1 pings while the loop turns (shared/sd.h) */
 } cp_main;
 
 /* The front ends reach the service only through these two (api.h's callback types). The
@@ -383,7 +388,30 @@ static void on_signal(uv_signal_t *s, int signum)
     m->distrib = NULL;
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
     uv_close((uv_handle_t *)&m->watchdog, NULL);
+}
+
+/* SIGHUP: the HTTPS certificate and key read again (renewed certificates take effect without
+ * a restart; connections open keep theirs). A file that does not load keeps the old one. The
+ * RPC listener's certificate (NNG's) is fixed until nanocp restarts. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    cp_main *m = s->data;
+    const cp_options *o = m->opts;
+    if (o->admin_tls_cert == NULL || m->http == NULL) {
+        NANO_INFO("nanocp.sighup_ignored", "detail=%s", "no --admin-tls-cert to reload");
+        return;
+    }
+    nano_sd_notify("RELOADING=1\nSTATUS=reloading the admin TLS certificate");
+    nano_error err = {0};
+    if (cp_http_use_tls(m->http, o->admin_tls_cert, o->admin_tls_key, o->admin_tls_ca, &err) != 0)
+        NANO_ERROR("nanocp.tls_reload_failed", "error=%s (the previous certificate stays)",
+                   err.message);
+    else
+        NANO_INFO("nanocp.tls_reloaded", "cert=%s", o->admin_tls_cert);
+    nano_sd_notify("READY=1\nSTATUS=serving");
 }
 
 /* nanocp is one loop thread: a ping from a timer on it proves the loop turns (an op, which
@@ -432,9 +460,12 @@ static int run(const cp_options *o)
     uv_loop_init(&m.loop);
     uv_signal_init(&m.loop, &m.sigterm);
     uv_signal_init(&m.loop, &m.sigint);
-    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_init(&m.loop, &m.sighup);
+    m.sigterm.data = m.sigint.data = m.sighup.data = &m;
+    m.opts = o;
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
     uv_signal_start(&m.sigint, on_signal, SIGINT);
+    uv_signal_start(&m.sighup, on_sighup, SIGHUP);
     uv_timer_init(&m.loop, &m.watchdog);
 
     /* --- admin front ends and the data-plane channels (the one place they start), on this
@@ -450,6 +481,10 @@ static int run(const cp_options *o)
     if (started == 0)
         started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, &limits, &m.http,
                                 &nerr);
+    /* Before the loop runs: no plaintext connection is ever accepted. */
+    if (started == 0 && o->admin_tls_cert != NULL)
+        started = cp_http_use_tls(m.http, o->admin_tls_cert, o->admin_tls_key, o->admin_tls_ca,
+                                  &nerr);
     nano_tls_files admin_tls = {o->admin_tls_cert, "--admin-tls-cert", o->admin_tls_key,
                                 "--admin-tls-key", o->admin_tls_ca, "--admin-tls-ca"};
     if (started == 0)
@@ -462,6 +497,7 @@ static int run(const cp_options *o)
         cp_http_close(m.http, NULL, NULL);
         uv_close((uv_handle_t *)&m.sigterm, NULL);
         uv_close((uv_handle_t *)&m.sigint, NULL);
+        uv_close((uv_handle_t *)&m.sighup, NULL);
         uv_close((uv_handle_t *)&m.watchdog, NULL);
         uv_run(&m.loop, UV_RUN_DEFAULT);
         uv_loop_close(&m.loop);

@@ -55,6 +55,7 @@ static void on_handle_closed(uv_handle_t *h)
     dp_server *srv = c->srv;
     dp_server__conn_gone(srv, c);
     dp_http1_fini(&c->http);
+    dp_tls_free(c->tls);
     nano_buf_fini(&c->pending);
     nano_buf_fini(&c->out);
     nano_free(c);
@@ -287,6 +288,13 @@ static void maybe_shutdown(dp_conn *c)
     if (!c->want_shutdown || c->n_writes > 0 || c->out.len > 0 || c->state == DP_CONN_CLOSING ||
         c->state == DP_CONN_LINGER)
         return;
+    if (c->tls != NULL && dp_tls_is_established(c->tls)) {
+        dp_tls_close_notify(c->tls); /* once: the alert goes before the FIN */
+        if (dp_tls_wants_write(c->tls)) {
+            flush(c); /* comes back here once it is written */
+            return;
+        }
+    }
     c->want_shutdown = false;
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
@@ -437,6 +445,14 @@ static ssize_t try_send(dp_conn *c, const char *p, size_t n)
 
 static void flush(dp_conn *c)
 {
+    /* HTTPS: what waits in out is plaintext; it leaves as records, after any the handshake
+     * made. Only with no write in flight, so the records go in order. */
+    if (c->tls != NULL && c->n_writes == 0 && c->state != DP_CONN_CLOSING &&
+        (c->out.len > 0 || dp_tls_wants_write(c->tls)) && dp_tls_seal(c->tls, &c->out) != 0) {
+        NANO_DEBUG("conn.tls_write_failed", "detail=%s", "cannot encrypt the response");
+        dp_conn__close(c);
+        return;
+    }
     if (c->n_writes > 0 || c->out.len == 0 || c->state == DP_CONN_CLOSING)
         goto out;
     ssize_t n = try_send(c, c->out.data, c->out.len);
@@ -505,7 +521,8 @@ void dp_conn__send(dp_conn *c, const uv_buf_t *bufs, unsigned n)
     size_t total = c->out.len;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
-    if (total <= DP_SMALL_WRITE) {
+    if (total <= DP_SMALL_WRITE || c->tls != NULL) {
+        /* (HTTPS: every write is encrypted from out when it is flushed.) */
         /* Small: one copy into out and one write() at the end of the loop turn, cheaper in
          * the kernel than a writev of the head and the body (most responses are this small). */
         for (unsigned i = 0; i < n; i++)
@@ -632,6 +649,13 @@ static void on_timer(uv_timer_t *t)
             send_error(c, 408, DP_REFUSED_HEAD_TIMEOUT, "request head not received in time");
             break;
         case DP_CONN_IDLE:
+            if (c->tls != NULL && c->is_tls_started && !dp_tls_is_established(c->tls)) {
+                /* A TLS handshake not finished within the head timeout: no answer can go. */
+                dp_server__count_refusal(DP_REFUSED_HEAD_TIMEOUT);
+                NANO_DEBUG("conn.tls_timeout", "detail=%s", "handshake not finished in time");
+                dp_conn__close(c);
+                break;
+            }
             /* Not idle while answers still leave: the write timeout watches those (a slow
              * reader of a large response keeps its connection); look again later. */
             if (dp_conn__unsent(c) > 0)
@@ -869,6 +893,65 @@ static void process_input(dp_conn *c, const char *data, size_t len)
         dp_server__flush_soon(c->srv, c);
 }
 
+/* The peer will send no more (FIN, or a TLS close_notify). */
+static void on_eof(dp_conn *c)
+{
+    stop_reading(c);
+    dp_http1_event ev = dp_http1_finish(&c->http);
+    if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
+        c->close_after = true; /* half-closed: answer, then close */
+    } else if (ev == DP_HTTP1_ERROR && c->state != DP_CONN_ACTIVE) {
+        send_error(c, 400, dp_http1_error_kind(&c->http), dp_http1_error_reason(&c->http));
+    } else if (c->state == DP_CONN_IDLE && dp_conn__unsent(c) > 0) {
+        close_gracefully(c); /* half-closed: the answers still leaving go first */
+    } else {
+        dp_conn__close(c);
+    }
+}
+
+static void deliver_plaintext(void *ud, const char *text, size_t n, bool *stop)
+{
+    dp_conn *c = ud;
+    process_input(c, text, n);
+    *stop = c->state == DP_CONN_CLOSING;
+}
+
+/* HTTPS: the read's ciphertext through the TLS layer; its plaintext is parsed as a plain
+ * read would be. */
+static void tls_input(dp_conn *c, size_t n)
+{
+    dp_server *srv = c->srv;
+    if (srv->tls_buf == NULL)
+        srv->tls_buf = nano_xmalloc(DP_TLS_BUF);
+    if (!c->is_tls_started && !dp_tls_is_established(c->tls)) {
+        /* The handshake is bounded as a request head is (on_timer). */
+        c->is_tls_started = true;
+        arm_timer(c, srv->opts.head_timeout_ms);
+    }
+    bool was_established = dp_tls_is_established(c->tls);
+    char reason[160];
+    dp_tls_status st = dp_tls_feed(c->tls, srv->read_buf, n, srv->tls_buf, DP_TLS_BUF,
+                                   deliver_plaintext, c, reason, sizeof reason);
+    if (c->state == DP_CONN_CLOSING)
+        return;
+    if (st == DP_TLS_ERROR) {
+        /* A failed handshake (no common protocol, a client certificate refused) or a
+         * corrupt record: nothing can be answered in HTTP. */
+        dp_server__count_refusal(DP_REFUSED_MALFORMED);
+        NANO_DEBUG("conn.tls_failed", "error=%s", reason);
+        flush(c); /* the alert OpenSSL made, if any */
+        if (c->state != DP_CONN_CLOSING)
+            dp_conn__close(c);
+        return;
+    }
+    if (!was_established && dp_tls_is_established(c->tls) && c->state == DP_CONN_IDLE)
+        arm_timer(c, srv->opts.idle_timeout_ms); /* now waiting for a request */
+    if (dp_tls_wants_write(c->tls))
+        dp_server__flush_soon(srv, c); /* handshake records */
+    if (st == DP_TLS_CLOSED)
+        on_eof(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     dp_conn *c = container_of((uv_tcp_t *)s, dp_conn, tcp);
@@ -880,17 +963,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return; /* discard */
     }
     if (n == UV_EOF) {
-        stop_reading(c);
-        dp_http1_event ev = dp_http1_finish(&c->http);
-        if (c->state == DP_CONN_ACTIVE && c->is_msg_complete) {
-            c->close_after = true; /* half-closed: answer, then close */
-        } else if (ev == DP_HTTP1_ERROR && c->state != DP_CONN_ACTIVE) {
-            send_error(c, 400, dp_http1_error_kind(&c->http), dp_http1_error_reason(&c->http));
-        } else if (c->state == DP_CONN_IDLE && dp_conn__unsent(c) > 0) {
-            close_gracefully(c); /* half-closed: the answers still leaving go first */
-        } else {
-            dp_conn__close(c);
-        }
+        on_eof(c);
         return;
     }
     if (n < 0) {
@@ -898,7 +971,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         dp_conn__close(c);
         return;
     }
-    if (n > 0)
+    if (n > 0 && c->tls != NULL)
+        tls_input(c, (size_t)n);
+    else if (n > 0)
         process_input(c, c->srv->read_buf, (size_t)n);
 }
 
@@ -967,6 +1042,8 @@ void dp_conn__accept(dp_server *srv)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->opts.tls_ctx != NULL)
+        c->tls = dp_tls_new(srv->opts.tls_ctx);
     arm_timer(c, srv->opts.idle_timeout_ms);
     start_reading(c);
 }

@@ -55,6 +55,8 @@ static void maybe_free(dp_server *srv)
         return;
     dp_server_closed_cb done = srv->closed_cb;
     void *arg = srv->closed_arg;
+    dp_tls_ctx_unref(srv->opts.tls_ctx);
+    nano_free(srv->tls_buf);
     nano_free(srv);
     if (done != NULL)
         done(arg);
@@ -116,6 +118,7 @@ dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts)
     dp_server *srv = nano_xcalloc(1, sizeof *srv);
     srv->loop = loop;
     srv->opts = *opts;
+    srv->opts.tls_ctx = dp_tls_ctx_ref(opts->tls_ctx);
     srv->next_request_id = 1;
     uv_idle_init(loop, &srv->resume_idle);
     srv->resume_idle.data = srv;
@@ -326,6 +329,13 @@ size_t dp_server_n_requests(const dp_server *srv)
 size_t dp_server_n_active_conns(const dp_server *srv)
 {
     return srv->n_active;
+}
+
+void dp_server_set_tls_ctx(dp_server *srv, dp_tls_ctx *ctx)
+{
+    dp_tls_ctx *old = srv->opts.tls_ctx;
+    srv->opts.tls_ctx = dp_tls_ctx_ref(ctx);
+    dp_tls_ctx_unref(old); /* connections made under it hold their own references */
 }
 
 void dp_server_close(dp_server *srv, dp_server_closed_cb done, void *arg)

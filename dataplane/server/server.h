@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "http1.h"
+#include "tls.h"
 
 struct dp_request;
 typedef struct dp_server dp_server;
@@ -56,6 +57,8 @@ typedef struct dp_server_options {
     bool quiet;               /* no dp.listening line (workers' siblings; the status port logs its own) */
     size_t max_conns;         /* > 0: a connection beyond this many open is closed at once
                                * (conn.too_many); 0: no cap */
+    dp_tls_ctx *tls_ctx;      /* not NULL: every connection speaks TLS (HTTPS) under this
+                               * context (tls.h; the server takes a reference); no plaintext */
     dp_dispatch_fn dispatch;
     dp_request_end_fn on_request_end; /* may be NULL */
     dp_refusal_fn on_refusal;         /* may be NULL: plain-text answers */
@@ -104,6 +107,11 @@ void dp_server_abort_all(dp_server *srv);
 size_t dp_server_n_conns(const dp_server *srv);
 size_t dp_server_n_requests(const dp_server *srv);  /* alive, including waitUntil work */
 size_t dp_server_n_active_conns(const dp_server *srv); /* with a request in flight */
+
+/* dp_server_set_tls_ctx: connections accepted from now on use ctx (a reference is taken; the
+ * old context goes once its connections are gone): HTTPS turned on before the loop first
+ * runs (no connection is accepted before), or certificates reloaded without a restart. */
+void dp_server_set_tls_ctx(dp_server *srv, dp_tls_ctx *ctx);
 
 /* dp_server_close: closes all handles; the server is freed once they are closed (run the
  * loop), and then done (may be NULL) runs with arg, never from inside this call. Connections

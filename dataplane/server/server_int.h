@@ -49,6 +49,8 @@ struct dp_server {
     uint64_t next_request_id;
     int n_handles_open;        /* handles to close before the server is freed */
     char read_buf[64 * 1024];  /* one read buffer per loop: reads are handled synchronously */
+    char *tls_buf;             /* TLS: the plaintext of a read (DP_TLS_BUF bytes; allocated
+                                * with the first TLS connection) */
     char date[40];             /* "Tue, 25 Nov 2026 10:00:00 GMT" cached per second */
     uint64_t date_sec;
 };
@@ -105,7 +107,13 @@ struct dp_conn {
                             * DP_OUTPUT_HIGH_WATER_MARK (until it drains below the low mark) */
     bool has_new_body;     /* body bytes arrived during this feed: tell the runtime after it */
     bool is_continue_queued; /* the 100 Continue of the request being dispatched is in out */
+    dp_tls *tls;           /* HTTPS (the server's tls_ctx): out holds plaintext until flush
+                            * seals it; reads are decrypted before they are parsed */
+    bool is_tls_started;   /* the handshake's first bytes came: it is bounded by the head
+                            * timeout */
 };
+
+#define DP_TLS_BUF (16 * 1024) /* one TLS record's plaintext at most */
 
 struct dp_request {
     int refs;

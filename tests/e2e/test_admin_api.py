@@ -409,15 +409,18 @@ def ctl_tls(cp, url, *args, tls=(), timeout="3s"):
 
 
 @check
-def binary_admin_api_over_tls_only():
-    """nanocp's --rpc on tls+tcp:// (--admin-tls-cert/-key): nanoctl verifies nanocp against
-    --cacert; without it, with another CA, or in plaintext, no call gets through; with
-    --admin-tls-ca a client certificate is required too (certificates made by the test)."""
+def admin_apis_over_tls_only():
+    """With --admin-tls-cert/-key nanocp's HTTP admin API is HTTPS only and its --rpc is
+    tls+tcp://: nanoctl and an HTTPS client verify nanocp against the CA; without it, with
+    another CA, or in plaintext, no call gets through; with --admin-tls-ca a client
+    certificate is required too; SIGHUP reloads the HTTPS certificate (certificates made by
+    the test)."""
     c = nanotest.make_certs(scratch_dir())
     other = nanotest.make_certs(scratch_dir())  # another CA, same names
     port = free_port()
     cp = ControlPlane(args=["--rpc", f"tls+tcp://127.0.0.1:{port}", "--admin-tls-cert",
-                            c["server.crt"], "--admin-tls-key", c["server.key"]]).start()
+                            c["server.crt"], "--admin-tls-key", c["server.key"],
+                            "--http-request-timeout", "1s"]).start()
     expect(f"url=tls+tcp://127.0.0.1:{port} port={port} tls=on" in cp.log(), cp.log())
     url = f"tls+tcp://localhost:{port}"
     code, out, err = ctl_tls(cp, url, "--json", "version", tls=["--cacert", c["ca.crt"]])
@@ -438,13 +441,76 @@ def binary_admin_api_over_tls_only():
     # TLS files for a plaintext URL are refused, not ignored.
     code, _, err = ctl_tls(cp, f"tcp://127.0.0.1:{port}", "version", tls=["--cacert", c["ca.crt"]])
     expect(code == 2 and "tls+tcp://" in err, f"--cacert with tcp://: {code} {err}")
+
+    # HTTPS: the same certificate; plaintext HTTP gets no answer.
+    import http.client
+    import signal
+    import ssl
+    import shutil
+
+    def https(ca, cert=None, key=None, path="/v1/version"):
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+        conn = http.client.HTTPSConnection("localhost", cp.http_port, context=ctx, timeout=5)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {cp.token}"})
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, body
+
+    status, body = https(c["ca.crt"])
+    eq(status, 200, f"GET /v1/version over HTTPS: {body}")
+    expect(b"schema_version" in body, body)
+    for _ in range(3):  # keep-alive and new connections alike
+        eq(https(c["ca.crt"], path="/healthz")[0], 200, "healthz over HTTPS")
+    try:
+        https(other["ca.crt"])
+        raise AssertionError("HTTPS with another CA's certificate was accepted")
+    except ssl.SSLCertVerificationError:
+        pass
+    try:
+        plain = http.client.HTTPConnection("127.0.0.1", cp.http_port, timeout=5)
+        plain.request("GET", "/healthz")
+        r = plain.getresponse()
+        raise AssertionError(f"plaintext HTTP got an answer: {r.status}")
+    except (http.client.HTTPException, ConnectionError, OSError) as e:
+        expect(not isinstance(e, AssertionError), str(e))
+    # A handshake that never finishes is cut at the request timeout (1 s here).
+    import socket
+    import time
+    with socket.create_connection(("127.0.0.1", cp.http_port), timeout=5) as sock:
+        sock.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then nothing
+        t0 = time.monotonic()
+        got = sock.recv(100)
+        took = time.monotonic() - t0
+    expect(got == b"" and 0.5 < took < 3, f"stalled handshake: closed after {took:.2f} s ({got})")
+    # SIGHUP: a renewed certificate (here: one from the other CA) is taken without a restart.
+    tls_dir = scratch_dir()
+    crt, key = os.path.join(tls_dir, "cp.crt"), os.path.join(tls_dir, "cp.key")
+    cp.stop()
+    shutil.copy(c["server.crt"], crt)
+    shutil.copy(c["server.key"], key)
+    cp = ControlPlane(args=["--rpc", f"tls+tcp://127.0.0.1:{port}", "--admin-tls-cert", crt,
+                            "--admin-tls-key", key]).start()
+    eq(https(c["ca.crt"])[0], 200, "before the renewal")
+    shutil.copy(other["server.crt"], crt)
+    shutil.copy(other["server.key"], key)
+    cp.signal(signal.SIGHUP)
+    cp.wait_log(r"nanocp\.tls_reloaded")
+    eq(https(other["ca.crt"])[0], 200, "after SIGHUP: the renewed certificate")
+    with open(key, "w") as f:
+        f.write("not a key\n")
+    cp.signal(signal.SIGHUP)
+    cp.wait_log(r"nanocp\.tls_reload_failed .*--admin-tls-key")
+    eq(https(other["ca.crt"])[0], 200, "a bad renewal keeps the certificate in use")
     cp.stop()
 
     # nanocp refuses to start with half a TLS setup, and TLS flags on a plaintext URL.
     import subprocess
     for args, why in ((["--rpc", f"tls+tcp://127.0.0.1:{port}"], "needs --admin-tls-cert"),
                       (["--admin-tls-cert", c["server.crt"], "--admin-tls-key", c["server.key"]],
-                       "are for a tls+tcp:// --rpc URL")):
+                       "the admin APIs take no plaintext")):
         p = subprocess.run([nanotest.NANOCP, "--data-dir", scratch_dir(), *args],
                            capture_output=True, text=True, timeout=30)
         expect(p.returncode == 2 and why in p.stderr, f"{args}: {p.returncode} {p.stderr}")
@@ -454,6 +520,13 @@ def binary_admin_api_over_tls_only():
                             c["server.crt"], "--admin-tls-key", c["server.key"],
                             "--admin-tls-ca", c["ca.crt"]]).start()
     expect("tls=client-certs" in cp.log(), cp.log())
+    try:
+        https(c["ca.crt"])
+        raise AssertionError("HTTPS without a client certificate was accepted")
+    except (ssl.SSLError, ConnectionError, http.client.HTTPException):
+        pass
+    eq(https(c["ca.crt"], c["client.crt"], c["client.key"])[0], 200,
+       "HTTPS with the client certificate")
     code, _, err = ctl_tls(cp, url, "version", tls=["--cacert", c["ca.crt"]], timeout="1s")
     expect(code == 1, f"no client certificate: {code} {err}")
     code, _, err = ctl_tls(cp, url, "version", tls=["--cacert", c["ca.crt"], "--cert",
