@@ -50,37 +50,33 @@ const char *cp_service__shown(const char *s, char *buf, size_t cap)
 
 /* --- args ----------------------------------------------------------------------------------- */
 
-const char *cp_service__type_name(const json_t *v)
+/* Every key of args is one the op takes. */
+static bool listed(const char *const *list, const char *key)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        if (strcmp(list[i], key) == 0)
+            return true;
+    return false;
 }
 
-/* Every key of args is one the op takes. */
-int cp_service__check_fields(json_t *args, const char *const *allowed, cp_error *err)
+int cp_service__check_fields2(json_t *args, const char *const *allowed, const char *const *more,
+                              cp_error *err)
 {
     const char *key;
     json_t *v;
     json_object_foreach(args, key, v) {
-        bool known = false;
-        for (size_t i = 0; allowed[i] != NULL && !known; i++)
-            known = strcmp(allowed[i], key) == 0;
-        if (!known) {
+        if (!listed(allowed, key) && !listed(more, key)) {
             char b[72];
             return cp_error_set(err, 400, "bad_request", cp_service__shown(key, b, sizeof b),
                                 "unknown field \"%s\"", b);
         }
     }
     return 0;
+}
+
+int cp_service__check_fields(json_t *args, const char *const *allowed, cp_error *err)
+{
+    return cp_service__check_fields2(args, allowed, NULL, err);
 }
 
 int cp_service__get_str(json_t *args, const char *key, bool required, const char **out,
@@ -92,7 +88,7 @@ int cp_service__get_str(json_t *args, const char *key, bool required, const char
         return required ? cp_error_set(err, 400, "invalid_field", key, "%s is required", key) : 0;
     if (!json_is_string(v))
         return cp_error_set(err, 400, "invalid_field", key, "%s must be a string, not %s", key,
-                            cp_service__type_name(v));
+                            nano_json_type_name(v));
     *out = json_string_value(v);
     return 0;
 }
@@ -104,7 +100,7 @@ int cp_service__get_bool(json_t *args, const char *key, bool *out, cp_error *err
         return 0;
     if (!json_is_boolean(v))
         return cp_error_set(err, 400, "invalid_field", key, "%s must be true or false, not %s",
-                            key, cp_service__type_name(v));
+                            key, nano_json_type_name(v));
     *out = json_is_true(v);
     return 0;
 }

@@ -58,24 +58,6 @@ static int write_app(cp_service *svc, const char *name, const nano_app_spec *spe
     return rc == 0 ? 0 : cp_service__store_fail(svc, rc, "writing an app", err);
 }
 
-/* An app's arguments: its name and its spec's fields (app_spec.h). */
-static int check_app_fields(json_t *args, cp_error *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(args, key, v) {
-        bool known = strcmp(key, "name") == 0;
-        for (size_t i = 0; nano_app_spec_keys[i] != NULL && !known; i++)
-            known = strcmp(nano_app_spec_keys[i], key) == 0;
-        if (!known) {
-            char b[72];
-            return cp_error_set(err, 400, "bad_request", cp_service__shown(key, b, sizeof b),
-                                "unknown field \"%s\"", b);
-        }
-    }
-    return 0;
-}
-
 /* The result of both: the app as stored now. */
 static int app_result(cp_service *svc, const char *name, json_t **result, cp_error *err)
 {
@@ -106,7 +88,7 @@ int cp_service__op_apps_create(cp_service *svc, const cp_actor *actor, json_t *a
     const char *name;
     nano_app_spec f;
     nano_app_spec_init(&f);
-    int rc = check_app_fields(args, err);
+    int rc = cp_service__check_fields2(args, cp_service__name_only, nano_app_spec_keys, err);
     if (rc == 0)
         rc = cp_service__get_app_name(args, &name, err);
     if (rc == 0)
@@ -148,7 +130,7 @@ int cp_service__op_apps_update(cp_service *svc, const cp_actor *actor, json_t *a
     int64_t id = 0;
     nano_app_spec f;
     nano_app_spec_init(&f);
-    int rc = check_app_fields(args, err);
+    int rc = cp_service__check_fields2(args, cp_service__name_only, nano_app_spec_keys, err);
     if (rc == 0)
         rc = cp_service__get_app_name(args, &name, err);
     if (rc == 0)

@@ -43,7 +43,7 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
         if (!json_is_string(v)) {
             rc = cp_error_set(err, 400, "invalid_field", field,
                               "a module's source must be a string, not %s",
-                              cp_service__type_name(v));
+                              nano_json_type_name(v));
             break;
         }
         total += json_string_length(v);

@@ -69,6 +69,10 @@ int cp_service__audit(cp_service *svc, const cp_actor *actor, const char *op, co
 int cp_service__check_bundle(cp_service *svc, json_t *app, const char *main, const cp_module *mods,
                              size_t n, nano_error *err);
 int cp_service__check_fields(json_t *args, const char *const *allowed, cp_error *err);
+/* cp_service__check_fields2: every key of args is in allowed or in more (NULL-terminated; more
+ * may be NULL), e.g. an op's own fields and an app spec's keys. */
+int cp_service__check_fields2(json_t *args, const char *const *allowed, const char *const *more,
+                              cp_error *err);
 int cp_service__check_required(json_t *required, json_t *kinds, const char *app, cp_error *err);
 int cp_service__check_required_now(cp_service *svc, json_t *app, int64_t id, const char *name,
                                    cp_error *err);
@@ -128,6 +132,5 @@ int cp_service__op_version(cp_service *svc, const cp_actor *actor, json_t *args,
 int cp_service__refuse_draining(json_t *app, const char *name, cp_error *err);
 const char *cp_service__shown(const char *s, char *buf, size_t cap);
 int cp_service__store_fail(cp_service *svc, int rc, const char *what, cp_error *err);
-const char *cp_service__type_name(const json_t *v);
 
 #endif

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "mpjson.h"
 #include "config_int.h"
 #include "dotenv.h"
 
@@ -47,21 +48,6 @@ static int fail_inner(reader *r, const char *field)
     if (r->field != NULL && r->field_cap > 0)
         snprintf(r->field, r->field_cap, "%s", field);
     return r->err->code;
-}
-
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
 }
 
 static void free_strings(char **list, size_t n)
@@ -104,7 +90,7 @@ static int add_hostname(reader *r, json_t *v, const char *field, char **list, si
 {
     if (!json_is_string(v))
         return fail(r, NANO_EINVAL, "config_type", field, "must be a string, not %s",
-                    type_name(v));
+                    nano_json_type_name(v));
     const char *host = json_string_value(v);
     char shown[72];
     if (strlen(host) != json_string_length(v) || !nano_hostname_valid(host))
@@ -136,7 +122,7 @@ static int read_hostnames(reader *r, nano_app_spec *s)
         return 0;
     if (many != NULL && !json_is_array(many))
         return fail(r, NANO_EINVAL, "config_type", "hostnames",
-                    "must be an array of hostnames, not %s", type_name(many));
+                    "must be an array of hostnames, not %s", nano_json_type_name(many));
     size_t count = one != NULL ? 1 : json_array_size(many);
     if (count > NANO_APP_SPEC_MAX_HOSTNAMES)
         return fail(r, NANO_ETOOBIG, "too_many", "hostnames", "an app has at most %d hostnames",
@@ -185,7 +171,7 @@ static int read_path_prefix(reader *r, nano_app_spec *s)
     }
     if (!json_is_string(v))
         return fail(r, NANO_EINVAL, "config_type", "path_prefix",
-                    "must be a string or null, not %s", type_name(v));
+                    "must be a string or null, not %s", nano_json_type_name(v));
     const char *p = json_string_value(v);
     char shown[72];
     if (strlen(p) != json_string_length(v) || !nano_path_prefix_valid(p))
@@ -219,7 +205,7 @@ static int read_bool(reader *r, const char *key, bool *out)
         return 0;
     if (!json_is_boolean(v))
         return fail(r, NANO_EINVAL, "config_type", key, "must be true or false, not %s",
-                    type_name(v));
+                    nano_json_type_name(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -263,7 +249,7 @@ static int read_required_env(reader *r, nano_app_spec *s)
         return 0;
     if (!json_is_array(v))
         return fail(r, NANO_EINVAL, "config_type", "required_env",
-                    "must be an array of env names, not %s", type_name(v));
+                    "must be an array of env names, not %s", nano_json_type_name(v));
     size_t count = json_array_size(v);
     if (count > NANO_ENV_MAX_ENTRIES)
         return fail(r, NANO_ETOOBIG, "too_many", "required_env",
@@ -278,7 +264,7 @@ static int read_required_env(reader *r, nano_app_spec *s)
         snprintf(field, sizeof field, "required_env[%zu]", i);
         if (!json_is_string(e)) {
             rc = fail(r, NANO_EINVAL, "config_type", field, "must be an env name, not %s",
-                      type_name(e));
+                      nano_json_type_name(e));
             break;
         }
         if (!nano_env_name_valid(json_string_value(e), json_string_length(e))) {
@@ -437,7 +423,7 @@ int nano_app_spec_read_json(json_t *obj, unsigned flags, nano_app_spec *s, const
     if (!json_is_object(obj))
         return nano_error_set(err, NANO_EINVAL, "config_type", "%s%s an object, not %s",
                               r.where, r.where[0] ? "must be" : "an app's spec must be",
-                              type_name(obj));
+                              nano_json_type_name(obj));
     /* Onto a copy, so that s is untouched unless every field reads. */
     nano_app_spec work;
     nano_app_spec_copy(&work, s);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "mpjson.h"
 #include "buf.h"
 #include "config_int.h"
 #include "dotenv.h"
@@ -92,25 +93,10 @@ static int fail_inner(jctx *c, const nano_error *inner)
     return fail(c, inner->code, inner->id, "%s", inner->message);
 }
 
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
 /* Names the type only, never the value: the value may be a secret. */
 static int fail_type(jctx *c, const json_t *v, const char *expected)
 {
-    return fail(c, NANO_EINVAL, "config_type", "must be %s, not %s", expected, type_name(v));
+    return fail(c, NANO_EINVAL, "config_type", "must be %s, not %s", expected, nano_json_type_name(v));
 }
 
 static bool listed(const char *const *list, const char *key)
@@ -330,7 +316,7 @@ int nano_limits_from_json(json_t *obj, nano_limits *l, const char *where, const 
         if (n > 0 && where[n - 1] == '.')
             n--;
         return nano_error_set(err, NANO_EINVAL, "config_type", "%.*s: must be an object, not %s",
-                              (int)(n > 0 ? n : 6), n > 0 ? where : "limits", type_name(obj));
+                              (int)(n > 0 ? n : 6), n > 0 ? where : "limits", nano_json_type_name(obj));
     }
     const char *key;
     json_t *v;

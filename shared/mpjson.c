@@ -467,3 +467,18 @@ int nano_mpjson_encode(const json_t *value, const nano_mpjson_limits *lim, nano_
         out->len = w.start;
     return rc;
 }
+
+const char *nano_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}

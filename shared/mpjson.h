@@ -47,4 +47,8 @@ int nano_mpjson_encode(const json_t *value, const nano_mpjson_limits *lim, nano_
  * nothing above U+10FFFF). NUL bytes are allowed. */
 bool nano_utf8_valid(const char *s, size_t len);
 
+/* nano_json_type_name: v's JSON type for messages ("an object", "an array", "a string",
+ * "a number", "a boolean", "null"): never its value, which may be a secret. */
+const char *nano_json_type_name(const json_t *v);
+
 #endif

@@ -50,6 +50,19 @@ static int own_cert(nng_tls_config *cfg, const nano_tls_files *f, nano_error *er
     return rc;
 }
 
+/* f's CA into cfg, to verify the peer with. */
+static int load_ca(nng_tls_config *cfg, const nano_tls_files *f, nano_error *err)
+{
+    char *ca = NULL;
+    int rc = read_pem(f->ca_flag, f->ca, &ca, err);
+    int rv = rc == 0 ? nng_tls_config_ca_chain(cfg, ca, NULL) : 0;
+    if (rv != 0)
+        rc = nano_error_set(err, NANO_EINVAL, "tls_config", "%s %s: %s", f->ca_flag, f->ca,
+                            nng_strerror(rv));
+    nano_free(ca);
+    return rc;
+}
+
 int nano_tls_server_config(const nano_tls_files *f, nng_tls_config **out, nano_error *err)
 {
     if (f->cert == NULL || f->key == NULL)
@@ -60,14 +73,8 @@ int nano_tls_server_config(const nano_tls_files *f, nng_tls_config **out, nano_e
     if (rv != 0)
         return nano_error_set(err, NANO_EIO, "tls_config", "TLS config: %s", nng_strerror(rv));
     int rc = own_cert(cfg, f, err);
-    if (rc == 0 && f->ca != NULL) {
-        char *ca = NULL;
-        rc = read_pem(f->ca_flag, f->ca, &ca, err);
-        if (rc == 0 && (rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0)
-            rc = nano_error_set(err, NANO_EINVAL, "tls_config", "%s %s: %s", f->ca_flag, f->ca,
-                                nng_strerror(rv));
-        nano_free(ca);
-    }
+    if (rc == 0 && f->ca != NULL)
+        rc = load_ca(cfg, f, err);
     /* With a CA, a client must present a certificate it signed; without, none is asked. */
     if (rc == 0 && (rv = nng_tls_config_auth_mode(cfg, f->ca != NULL
                                                            ? NNG_TLS_AUTH_MODE_REQUIRED
@@ -100,14 +107,8 @@ int nano_tls_client_config(const nano_tls_files *f, const char *host, nng_tls_co
     if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
         (rv = nng_tls_config_server_name(cfg, host)) != 0)
         rc = nano_error_set(err, NANO_EIO, "tls_config", "TLS config: %s", nng_strerror(rv));
-    if (rc == 0) {
-        char *ca = NULL;
-        rc = read_pem(f->ca_flag, f->ca, &ca, err);
-        if (rc == 0 && (rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0)
-            rc = nano_error_set(err, NANO_EINVAL, "tls_config", "%s %s: %s", f->ca_flag, f->ca,
-                                nng_strerror(rv));
-        nano_free(ca);
-    }
+    if (rc == 0)
+        rc = load_ca(cfg, f, err);
     if (rc == 0 && f->cert != NULL)
         rc = own_cert(cfg, f, err);
     if (rc != 0) {

@@ -378,6 +378,21 @@ class ControlPlane:
         return value
 
 
+def with_env(env, start):
+    """Runs start() with env added to this process's environment (a child it starts inherits
+    it), then puts the environment back."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def make_certs(d):
     """A CA, a server certificate for localhost and a client certificate (edge-1), made with
     the openssl CLI in d; returns their paths by file name."""

@@ -113,16 +113,7 @@ class DataPlane(Server):
     def start(self, expect_listen=True):
         with self._log_lock:
             self._log = []
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            return super().start(expect_listen)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        return nanotest.with_env(self.env, lambda: super(DataPlane, self).start(expect_listen))
 
     def get(self, host, path="/", timeout=TIMEOUT):
         return self.request("GET", path, host=host, timeout=timeout)

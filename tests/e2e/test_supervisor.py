@@ -12,7 +12,7 @@ import time
 
 import nanotest
 from nanotest import (TIMEOUT, ConfigServer, ControlPlane, Server, check, eq, expect, run,
-                      scratch_dir)
+                      scratch_dir, with_env)
 
 
 class Notify:
@@ -61,20 +61,6 @@ class Notify:
     def close(self):
         self.stop.set()
         self.sock.close()
-
-
-def with_env(env, start):
-    """Runs start() with env added to this process's environment (the child inherits it)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 HELLO = "export default { fetch() { return new Response('hello'); } };"
