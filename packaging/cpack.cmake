@@ -11,6 +11,8 @@
 # checks every library the packaged binaries need (readelf NEEDED) against these lists, so a
 # new library fails the test until it is added here.
 # msgpack-c is not among them: its static part, or none, is used (no libmsgpackc.so.2 NEEDED).
+# libsystemd0 is (sd_notify, shared/sd.c): the units are Type=notify, so packages must be
+# built where libsystemd-dev is installed; packaging/CMakeLists.txt warns when it is not.
 
 set(NANO_DEB_MAINTAINER "NANO maintainers <nano@localhost>" CACHE STRING
     "Maintainer field of the .deb packages")
@@ -56,7 +58,7 @@ string(JOIN ", " CPACK_DEBIAN_DP_PACKAGE_DEPENDS
     "nano-common (= ${NANO_DEB_VERSION})" "libnode108 (>= 18.20.4+dfsg)"
     "libbrotli1 (>= 0.6.0)" "libc6 (>= 2.34)" "libgcc-s1 (>= 3.0)" "libicu72 (>= 72.1~rc-1~)"
     "libjansson4 (>= 2.14)" "libnng1 (>= 1.5.2)" "libsodium23 (>= 0.6.1)" "libssl3 (>= 3.0.0)"
-    "libstdc++6 (>= 11)" "libuv1 (>= 1.34.2)" "zlib1g (>= 1:1.1.4)")
+    "libstdc++6 (>= 11)" "libsystemd0" "libuv1 (>= 1.34.2)" "zlib1g (>= 1:1.1.4)")
 set(CPACK_DEBIAN_DP_PACKAGE_RECOMMENDS "libcurl4, ca-certificates")
 set(CPACK_DEBIAN_DP_PACKAGE_CONTROL_EXTRA
     ${NANO_DEB_DIR}/nano-dp/postinst ${NANO_DEB_DIR}/nano-dp/prerm ${NANO_DEB_DIR}/nano-dp/postrm
@@ -73,7 +75,8 @@ set(CPACK_DEBIAN_CP_PACKAGE_NAME nanocp)
 set(CPACK_DEBIAN_CP_PACKAGE_SECTION net)
 string(JOIN ", " CPACK_DEBIAN_CP_PACKAGE_DEPENDS
     "nano-common (= ${NANO_DEB_VERSION})" "libc6 (>= 2.34)" "libjansson4 (>= 2.14)"
-    "libnng1 (>= 1.5.2)" "libsqlite3-0 (>= 3.20.0)" "libssl3 (>= 3.0.0)" "libuv1 (>= 1.20.2)")
+    "libnng1 (>= 1.5.2)" "libsqlite3-0 (>= 3.20.0)" "libssl3 (>= 3.0.0)" "libsystemd0"
+    "libuv1 (>= 1.33.1)")
 # nanocp load-checks every deployment with the nano-dp beside it (it runs `nano-dp check`);
 # without one, deployments are accepted unchecked. A management host may do without V8.
 set(CPACK_DEBIAN_CP_PACKAGE_RECOMMENDS "nano-dp (= ${NANO_DEB_VERSION})")
