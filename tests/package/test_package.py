@@ -23,9 +23,10 @@ What it must force on a machine is printed, with the reason: today only libnode1
 not dpkg-installed (scripts/bootstrap unpacks it into .deps/ where apt refuses it), which then
 also needs LD_LIBRARY_PATH for starting nano-dp.
 
-REQUIRE_SD_NOTIFY below: while it is False, READY=1, WATCHDOG=1 and STOPPING=1 are asserted
-only for a binary that has sd_notify support (the units are Type=notify, WatchdogSec=30s);
-set it to True once both daemons send them, and a daemon that does not fails the test.
+REQUIRE_SD_NOTIFY below: the units are Type=notify with a WatchdogSec, so a daemon built
+without sd_notify support (libsystemd) would never start under them, and the test fails.
+Set to False, it would assert READY=1, RELOADING=1, WATCHDOG=1 and STOPPING=1 only for a
+binary that links libsystemd, and say so for one that does not.
 
 Usage: test_package.py --build-dir BUILD --cpack CPACK [--v8-lib-dir DIR] [--keep]
 Exit 0 ok, 1 a check failed, 77 skipped (no dpkg-deb; or, after the checks that could run,
@@ -47,9 +48,10 @@ import threading
 import time
 import urllib.request
 
-REQUIRE_SD_NOTIFY = False  # True once nano-dp and nanocp send READY=1 (the units need it)
+REQUIRE_SD_NOTIFY = True  # the daemons send READY=1 etc. (shared/sd.c): the units need it
 
 TIMEOUT = 15.0
+MAX_CPU_MS = 60000  # the largest cpu_ms an app may have (shared/config.c, limits)
 PACKAGES = ("nano-common", "nano-dp", "nanocp", "nanoctl")
 BINARIES = {"nano-dp": "nano-dp", "nanocp": "nanocp", "nanoctl": "nanoctl"}
 
@@ -433,16 +435,24 @@ def units_verify(c):
                      ("ProtectHome", "yes"), ("PrivateTmp", "yes"), ("CapabilityBoundingSet", ""),
                      ("EnvironmentFile", f"-/etc/default/{unit}")):
             eq(keys.get(k), [v], f"{unit}.service {k}")
-        expect(keys.get("WatchdogSec"), f"{unit}.service: no WatchdogSec")
         expect("MemoryDenyWriteExecute" not in keys, f"{unit}.service: V8 needs W^X off")
+        # Both reload on SIGHUP (nano-dp its --config, nanocp its admin HTTPS certificate).
+        eq(keys.get("ExecReload"), ["/bin/kill -HUP $MAINPID"], f"{unit} ExecReload")
         stop = int(keys["TimeoutStopSec"][0].rstrip("s"))
+        watchdog = int(keys["WatchdogSec"][0].rstrip("s"))
         if unit == "nano-dp":
             # The drain, plus 2 s for a worker stuck in JS, plus room to exit.
             expect(stop > drain + 2, f"TimeoutStopSec={stop}s, the drain takes up to {drain}s")
-            eq(keys.get("ExecReload"), ["/bin/kill -HUP $MAINPID"], "nano-dp ExecReload")
+            # A worker is stuck after half the interval; JS holds it up to cpu_ms (at most
+            # MAX_CPU_MS: shared/config.c), which must not count as stuck.
+            expect(watchdog >= 2 * MAX_CPU_MS // 1000,
+                   f"WatchdogSec={watchdog}s: a worker running JS for {MAX_CPU_MS} ms would "
+                   "stop the pings")
             eq(keys.get("CacheDirectory"), ["nano-dp"], "nano-dp CacheDirectory")
         else:
-            expect("ExecReload" not in keys, "nanocp has no SIGHUP handler: no ExecReload")
+            # A load check holds nanocp's loop up to cpu_ms + 15 s.
+            expect(watchdog > MAX_CPU_MS // 1000 + 15,
+                   f"WatchdogSec={watchdog}s: a deployment's load check would stop the pings")
             eq(keys.get("StateDirectory"), ["nanocp"], "nanocp StateDirectory")
         # Whatever the unit may write is its state/cache directory: no ReadWritePaths.
         expect("ReadWritePaths" not in keys, f"{unit}.service: ReadWritePaths")
@@ -570,10 +580,11 @@ class Notify:
             for line in data.decode(errors="replace").splitlines():
                 self.got.append((pid, line))
 
-    def wait(self, pid, message, timeout=TIMEOUT):
+    def wait(self, pid, message, timeout=TIMEOUT, count=1):
+        """Whether pid sent message (count times in all) within timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (pid, message) in self.got:
+            if self.got.count((pid, message)) >= count:
                 return True
             time.sleep(0.02)
         return False
@@ -641,20 +652,20 @@ def packaged_opts(c, unit, var):
 
 
 def has_sd_notify(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    return b"NOTIFY_SOCKET" in blob or b"sd_notify" in blob
+    """Whether the binary can notify: shared/sd.c sends through libsystemd's sd_notify, and
+    a build without libsystemd only logs that it cannot."""
+    return "libsystemd.so.0" in needed(path)
 
 
 def notify_checks(c, d, pid, notify, binary):
     """READY=1 and WATCHDOG=1 from the main pid, or a clear skip while they are not there."""
     if not has_sd_notify(binary):
         if REQUIRE_SD_NOTIFY:
-            raise AssertionError(f"{d.name} has no sd_notify support, and REQUIRE_SD_NOTIFY "
-                                 "is set: its unit (Type=notify) would never start")
-        print(f"  {d.name}: READY=1/WATCHDOG=1 not asserted: the binary has no sd_notify "
-              "support yet (no NOTIFY_SOCKET in it); set REQUIRE_SD_NOTIFY in this file once "
-              "it sends them")
+            raise AssertionError(f"{d.name} was built without sd_notify support (it does not "
+                                 "link libsystemd: libsystemd-dev was missing at build time); "
+                                 "under its unit (Type=notify) it would never start")
+        print(f"  {d.name}: READY=1/WATCHDOG=1 not asserted: the binary was built without "
+              "sd_notify support (no libsystemd); REQUIRE_SD_NOTIFY is off")
         return False
     expect(notify.wait(pid, "READY=1"), f"{d.name}: no READY=1 from its main pid {pid}; "
                                         f"got {notify.got}")
@@ -710,6 +721,18 @@ def daemons_start_as_nano_with_the_packaged_flags(c):
             eq(resp.read().decode(), "Hello from nano-dp: /pkg\n", "the example app's answer")
         dp_notify = notify_checks(c, dp, dp.proc.pid, notify,
                                   os.path.join(r, "usr/bin/nano-dp"))
+        # ExecReload (kill -HUP): nano-dp reloads /etc/nano/nano.json and says so; nanocp,
+        # without an admin certificate to read again, logs that and goes on.
+        dp.proc.send_signal(signal.SIGHUP)
+        dp.wait_log(r"dp\.config_applied trigger=SIGHUP")
+        if dp_notify:
+            expect(notify.wait(dp.proc.pid, "RELOADING=1"), "nano-dp: no RELOADING=1 on SIGHUP")
+            expect(notify.wait(dp.proc.pid, "READY=1", count=2),
+                   "nano-dp: no READY=1 after its SIGHUP reload")
+        cp.proc.send_signal(signal.SIGHUP)
+        cp.wait_log(r"nanocp\.sighup_ignored")
+        time.sleep(0.2)
+        expect(cp.proc.poll() is None, f"nanocp ended on SIGHUP:\n{cp.text()}")
         expect(os.path.isdir(os.path.join(r, "var/cache/nano-dp/v8")),
                "nano-dp did not write its --code-dir (/var/cache/nano-dp/v8)")
 
@@ -718,8 +741,8 @@ def daemons_start_as_nano_with_the_packaged_flags(c):
             eq(d.stop(), 0, f"{d.name} exit status after SIGTERM")
             if has:
                 expect((pid, "STOPPING=1") in notify.got, f"{d.name}: no STOPPING=1")
-        print(f"  nanocp and nano-dp ran as uid {c.uid} (the root's nano), served, and exited "
-              "0 on SIGTERM")
+        print(f"  nanocp and nano-dp ran as uid {c.uid} (the root's nano), served, reloaded on "
+              "SIGHUP and exited 0 on SIGTERM" + (" (STOPPING=1 sent)" if dp_notify else ""))
     finally:
         notify.close()
 
