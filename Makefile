@@ -2,12 +2,13 @@
 #   make            build into build/ (binaries in build/bin/)
 #   make test       install deps, build, run every test with ctest
 #   make demo       install deps, build, run nanocp + a managed nano-dp serving examples/greeter
+#   make package    build, then the .deb packages into build/packages/ (docs/install.md)
 #   make test-asan  the test suite under AddressSanitizer + UBSan (build-asan/)
 #   make wpt        web-platform-tests from ../shared/wpt, per-directory table
 #   make test262    ECMAScript conformance (test262) from ../shared/test262, per built-in
 #   make bench      benchmarks in bench/ against peer runtimes (installs wrk and peers)
 #   make clean      remove build trees
-.PHONY: all build deps test demo test-asan bench wpt test262 clean help
+.PHONY: all build deps test demo package test-asan bench wpt test262 clean help
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -17,7 +18,7 @@ DEMO_PORT ?= 8787
 all: build
 
 help:
-	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/bootstrap
@@ -35,6 +36,9 @@ test: deps
 demo: deps
 	$(MAKE) build
 	DEMO_PORT=$(DEMO_PORT) scripts/demo
+
+package: build
+	cmake --build build --target package
 
 build-asan/CMakeCache.txt:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNANO_SANITIZE=address,undefined $(CMAKE_FLAGS)
