@@ -510,8 +510,10 @@ static int run(const cp_options *o)
               cp_service_data_dir(m.svc), cp_service_db_path(m.svc),
               cp_service_token_path(m.svc), cp_service_key_source(m.svc), o->http, o->rpc,
               o->dataplane, o->dataplane_rpc);
-    nano_sd_notifyf("READY=1\nSTATUS=serving: http %s, rpc %s, data planes %s", o->http, o->rpc,
-                    o->dataplane);
+    /* The bound ports (a ":0" in a flag picked one). */
+    nano_sd_notifyf("READY=1\nSTATUS=serving: http port %d%s, rpc port %d, data planes %s",
+                    cp_http_port(m.http), o->admin_tls_cert != NULL ? " (https)" : "",
+                    cp_rpc_port(m.rpc), o->dataplane);
     uint64_t usec = nano_sd_watchdog_usec();
     if (usec > 0) /* three pings per interval */
         uv_timer_start(&m.watchdog, on_watchdog, usec / 3000 > 10 ? usec / 3000 : 10,

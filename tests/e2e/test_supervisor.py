@@ -151,7 +151,7 @@ def control_plane_node_is_ready_with_its_first_config_and_nanocp_notifies():
     cp = ControlPlane()
     with_env({"NOTIFY_SOCKET": n_cp.path, "WATCHDOG_USEC": "900000"}, cp.start)
     t, ready = n_cp.wait("READY=1")
-    expect("STATUS=serving: http" in ready, ready)
+    expect(f"STATUS=serving: http port {cp.http_port}, rpc port {cp.rpc_port}" in ready, ready)
     time.sleep(0.7)
     expect(len(n_cp.pings(t)) >= 2, f"nanocp pings: {n_cp.states()}")
     pub, rpc = cp.dataplane_urls()
