@@ -1,14 +1,16 @@
 # Makefile: the front door. Everything real lives in CMake; this wraps the common commands.
 #   make            build into build/ (binaries in build/bin/)
-#   make test       install deps, build, run every test with ctest
+#   make test       install deps, build, run every test with ctest (format-check among them)
 #   make demo       install deps, build, run nanocp + a managed nano-dp serving examples/greeter
 #   make package    build, then the .deb packages into build/packages/ (docs/install.md)
 #   make test-asan  the test suite under AddressSanitizer + UBSan (build-asan/)
 #   make wpt        web-platform-tests from ../shared/wpt, per-directory table
 #   make test262    ECMAScript conformance (test262) from ../shared/test262, per built-in
 #   make bench      benchmarks in bench/ against peer runtimes (installs wrk and peers)
+#   make format     lay out the C and C++ sources as .clang-format says; `make format-check`
+#                   only lists the files that differ, failing if any (make test runs it too)
 #   make clean      remove build trees
-.PHONY: all build deps test demo package test-asan bench wpt test262 clean help
+.PHONY: all build deps test demo package test-asan bench wpt test262 format format-check clean help
 
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -18,7 +20,7 @@ DEMO_PORT ?= 8787
 all: build
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/bootstrap
@@ -62,6 +64,12 @@ bench:
 	@scripts/bootstrap --bench
 	$(MAKE) build
 	bench/hello.py
+
+format:
+	@scripts/format-check --fix
+
+format-check:
+	@scripts/format-check
 
 clean:
 	rm -rf build build-asan

@@ -209,6 +209,7 @@ static char *default_name(const char *path)
 }
 
 /* Each mode's options. Help and version are everywhere; the rest is listed in help order. */
+/* clang-format off */
 #define COMMON_FLAGS {"-h", false, 0}, {"--help", false, 0}, {"--version", false, 0}
 static const nano_opt serve_flags[] = {
     COMMON_FLAGS,
@@ -244,6 +245,7 @@ static const nano_opt check_flags[] = {
     {"--env-stdin", false, 0},
     {NULL, false, 0},
 };
+/* clang-format on */
 
 int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
 {

@@ -24,9 +24,11 @@
 
 /* --- limits --------------------------------------------------------------------------------- */
 
+/* clang-format off */
 #define LIMIT(key, kind, field, min, max)                                                      \
     {key, NANO_LIMIT_##kind, offsetof(nano_limits, field),                                   \
      sizeof(((nano_limits *)0)->field) == sizeof(uint32_t), min, max}
+/* clang-format on */
 
 /* The bounds are what a sane app could want, not what the machine could bear: they exist to
  * catch unit mistakes (a memory_mb of 128000, a drain_timeout in milliseconds) at load time. */

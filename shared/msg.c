@@ -21,6 +21,7 @@ static const nano_mpjson_limits limits = {NANO_MSG_MAX_BYTES, NANO_MPJSON_MAX_DE
 
 /* --- names ---------------------------------------------------------------------------------- */
 
+/* clang-format off */
 static const struct {
     nano_msg_type type;
     const char *name;
@@ -31,6 +32,7 @@ static const struct {
     {NANO_MSG_SECRETS_GET, "secrets.get"},
     {NANO_MSG_STATUS, "status"},       {NANO_MSG_DRAIN_ACK, "drain.ack"},
 };
+/* clang-format on */
 
 const char *nano_msg_type_name(nano_msg_type t)
 {
@@ -151,7 +153,9 @@ typedef struct field {
     bool optional;
 } field;
 
+/* clang-format off */
 #define END {NULL, K_UINT, false}
+/* clang-format on */
 
 /* ck: the checker's state: where we are, for the message ("apps[3].modules[0].sha256"). */
 typedef struct ck {
@@ -441,6 +445,7 @@ static int check_fields(ck *c, const json_t *obj, const field *fields)
 
 /* --- ops and snapshot apps ---------------------------------------------------------------------- */
 
+/* clang-format off */
 #define OP_HEAD {"seq", K_UINT, false}, {"op", K_STR, false}, {"app", K_APP, false}
 /* An app's spec travels as its JSON form (app_spec.h) among the op's own fields. */
 #define APP_FIELDS                                                                            \
@@ -468,6 +473,7 @@ static const field snapapp_fields[] = {
     {"main", K_STR_NULL, false},   {"modules", K_MODULES, false},
     {"vars", K_VARS, false},       {"secrets", K_SECRETS, false},
     {"drain_timeout_ms", K_UINT, true}, END};
+/* clang-format on */
 
 static int check_op_in(ck *c, const json_t *op)
 {
@@ -551,6 +557,7 @@ int nano_msg_check_snapapp(const json_t *app, nano_error *err)
 
 /* --- messages --------------------------------------------------------------------------------- */
 
+/* clang-format off */
 #define ENVELOPE {"v", K_UINT, false}, {"type", K_STR, false}
 #define REQUEST_HEAD ENVELOPE, {"node", K_NODE, false}, {"token", K_TOKEN, false}
 #define REPLY_HEAD {"v", K_UINT, false}, {"ok", K_BOOL, false}
@@ -590,6 +597,7 @@ static const struct {
       {"in_flight", K_UINT, false}, END},
      {REPLY_HEAD, END}},
 };
+/* clang-format on */
 
 static const field error_reply_fields[] = {REPLY_HEAD, {"error", K_ERROR, false}, END};
 

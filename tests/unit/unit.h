@@ -17,7 +17,9 @@ typedef struct unit_group {
     size_t n_tests;
 } unit_group;
 
+/* clang-format off */
 #define UNIT_GROUP(name, array) {name, array, sizeof(array) / sizeof((array)[0])}
+/* clang-format on */
 
 static inline int unit_main(int argc, char **argv, const unit_group *groups, size_t n_groups)
 {
