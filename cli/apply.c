@@ -58,8 +58,8 @@ static void note(apply_state *st, const char *app, const char *action, const cha
         vsnprintf(detail, sizeof detail, fmt, ap);
         va_end(ap);
     }
-    json_array_append_new(st->changes, json_pack("{s:s, s:s, s:s}", "app", app, "action", action,
-                                                 "detail", detail));
+    json_array_append_new(
+        st->changes, json_pack("{s:s, s:s, s:s}", "app", app, "action", action, "detail", detail));
     if (!st->ctx->is_json)
         fprintf(st->ctx->io->out, "%sapp %s: %s%s%s\n", st->is_dry_run ? "(dry run) " : "", app,
                 action, detail[0] ? " " : "", detail);
@@ -312,8 +312,7 @@ int ctl_cmd_apply(ctl_ctx *ctx, int argc, char **argv)
         else if (strcmp(argv[i], "--json") == 0)
             ctx->is_json = true;
         else if (nano_opt_is_option(argv[i]) || file)
-            return ctl_usage(ctx, "unexpected argument '%s' (see nanoctl apply --help)",
-                             argv[i]);
+            return ctl_usage(ctx, "unexpected argument '%s' (see nanoctl apply --help)", argv[i]);
         else
             file = argv[i];
     }
@@ -367,10 +366,10 @@ int ctl_cmd_apply(ctl_ctx *ctx, int argc, char **argv)
         }
     }
     if (rc == 0) {
-        json_t *summary = json_pack(
-            "{s:b, s:i, s:i, s:i, s:i, s:i, s:i}", "dry_run", st.is_dry_run, "created",
-            st.n_created, "updated", st.n_updated, "deployed", st.n_deployed, "removed",
-            st.n_removed, "unchanged", st.n_unchanged, "secrets_written", st.n_secrets_written);
+        json_t *summary = json_pack("{s:b, s:i, s:i, s:i, s:i, s:i, s:i}", "dry_run", st.is_dry_run,
+                                    "created", st.n_created, "updated", st.n_updated, "deployed",
+                                    st.n_deployed, "removed", st.n_removed, "unchanged",
+                                    st.n_unchanged, "secrets_written", st.n_secrets_written);
         if (ctx->is_json) {
             json_t *out = json_pack("{s:O, s:o}", "changes", st.changes, "summary", summary);
             ctl_print_json(ctx, out);

@@ -130,8 +130,7 @@ static int app_fields(ctl_ctx *ctx, int argc, char **argv, bool is_create, json_
             continue;
         }
         if (strcmp(a, "--node-compat") == 0 || strcmp(a, "--no-node-compat") == 0) {
-            json_object_set_new(args, "node_compat",
-                                json_boolean(strcmp(a, "--node-compat") == 0));
+            json_object_set_new(args, "node_compat", json_boolean(strcmp(a, "--node-compat") == 0));
             continue;
         }
         if (strcmp(a, "--json") == 0) {
@@ -228,7 +227,8 @@ static void print_app(ctl_ctx *ctx, const json_t *app)
     fprintf(o, "hostnames:      %s\n", buf);
     fprintf(o, "path_prefix:    %s\n",
             ctl_scalar(json_object_get(app, "path_prefix"), buf, sizeof buf));
-    fprintf(o, "default:        %s\n", json_is_true(json_object_get(app, "default")) ? "yes" : "no");
+    fprintf(o, "default:        %s\n",
+            json_is_true(json_object_get(app, "default")) ? "yes" : "no");
     fprintf(o, "node_compat:    %s\n",
             json_is_true(json_object_get(app, "node_compat")) ? "yes" : "no");
     join_strings(json_object_get(app, "required_env"), buf, sizeof buf);
@@ -249,7 +249,8 @@ static void print_app(ctl_ctx *ctx, const json_t *app)
         fprintf(o, "limits:        ");
         const char *k;
         json_t *v;
-        json_object_foreach(lim, k, v) fprintf(o, " %s=%s", k, ctl_scalar(v, buf, sizeof buf));
+        json_object_foreach(lim, k, v)
+            fprintf(o, " %s=%s", k, ctl_scalar(v, buf, sizeof buf));
         fputc('\n', o);
     }
     fprintf(o, "created_at:     %s\n", str_of(app, "created_at"));
@@ -279,8 +280,8 @@ static int cmd_create_update(ctl_ctx *ctx, int argc, char **argv, bool is_create
 /* --- list / status / rm / drain ------------------------------------------------------------ */
 
 /* Positional words after the subcommand, with --json accepted anywhere; want of them. */
-static int positionals(ctl_ctx *ctx, int argc, char **argv, int first, const char **out,
-                       int want, const char *names)
+static int positionals(ctl_ctx *ctx, int argc, char **argv, int first, const char **out, int want,
+                       const char *names)
 {
     int n = 0;
     for (int i = first; i < argc; i++) {
@@ -358,8 +359,9 @@ static int cmd_status(ctl_ctx *ctx, int argc, char **argv)
      * none of it. Said before the node table, which would otherwise look merely stale. */
     json_t *dist = json_object_get(res, "distribution");
     if (json_is_object(dist) && strcmp(str_of(dist, "state"), "ok") != 0)
-        fprintf(o, "distribution:   WITHHELD from data planes: %s (nodes keep what they run of "
-                   "this app; new nodes get none of it)\n",
+        fprintf(o,
+                "distribution:   WITHHELD from data planes: %s (nodes keep what they run of "
+                "this app; new nodes get none of it)\n",
                 str_of(dist, "error"));
     json_t *drain = json_object_get(res, "drain");
     if (json_is_object(drain)) {
@@ -377,9 +379,9 @@ static int cmd_status(ctl_ctx *ctx, int argc, char **argv)
     json_array_foreach(nodes, i, n) {
         json_t *le = json_object_get(n, "load_error");
         if (json_is_object(le))
-            json_array_append_new(refusals, json_pack("{s:O, s:O, s:O}", "node",
-                                                      json_object_get(n, "node"), "version",
-                                                      json_object_get(n, "version"), "error", le));
+            json_array_append_new(refusals,
+                                  json_pack("{s:O, s:O, s:O}", "node", json_object_get(n, "node"),
+                                            "version", json_object_get(n, "version"), "error", le));
         json_object_del(n, "load_error");
     }
     fprintf(o, "nodes:\n");
@@ -389,8 +391,8 @@ static int cmd_status(ctl_ctx *ctx, int argc, char **argv)
     json_array_foreach(refusals, i, n) {
         json_t *le = json_object_get(n, "error");
         fprintf(o, "  %s: version %s did not load: %s (%s)\n", str_of(n, "node"),
-                ctl_scalar(json_object_get(n, "version"), buf, sizeof buf),
-                str_of(le, "message"), str_of(le, "code"));
+                ctl_scalar(json_object_get(n, "version"), buf, sizeof buf), str_of(le, "message"),
+                str_of(le, "code"));
     }
     json_decref(refusals);
     json_decref(nodes);
@@ -403,9 +405,8 @@ static int cmd_rm_drain(ctl_ctx *ctx, int argc, char **argv, bool is_rm)
     const char *name;
     int rc = positionals(ctx, argc, argv, 2, &name, 1, "app NAME");
     json_t *res;
-    if (rc != 0 ||
-        (rc = ctl_call(ctx, is_rm ? "apps.remove" : "apps.drain",
-                       json_pack("{s:s}", "name", name), &res)) != 0)
+    if (rc != 0 || (rc = ctl_call(ctx, is_rm ? "apps.remove" : "apps.drain",
+                                  json_pack("{s:s}", "name", name), &res)) != 0)
         return rc;
     if (ctx->is_json) {
         ctl_print_json(ctx, res);
@@ -429,8 +430,7 @@ static const char *base_name(const char *p)
 
 /* module_name: FILE's path relative to the main module's directory, or an error when it is
  * not inside it. */
-static int module_name(ctl_ctx *ctx, const char *main_dir, const char *file, char *out,
-                       size_t cap)
+static int module_name(ctl_ctx *ctx, const char *main_dir, const char *file, char *out, size_t cap)
 {
     char real[PATH_MAX];
     if (!realpath(file, real))
@@ -507,8 +507,8 @@ static int cmd_deploy(ctl_ctx *ctx, int argc, char **argv)
         ctl_print_json(ctx, res);
     else
         fprintf(ctx->io->out, "app %s: deployed version %s (sha256 %.12s, %zu module(s))\n", name,
-                ctl_scalar(json_object_get(res, "version"), ver, sizeof ver),
-                str_of(res, "sha256"), json_array_size(json_object_get(res, "modules")));
+                ctl_scalar(json_object_get(res, "version"), ver, sizeof ver), str_of(res, "sha256"),
+                json_array_size(json_object_get(res, "modules")));
     json_decref(res);
     return 0;
 }
@@ -553,8 +553,7 @@ int ctl_cmd_deployments(ctl_ctx *ctx, int argc, char **argv)
         json_decref(res);
         return 0;
     }
-    static const char *const head[] = {"VERSION", "ACTIVE", "SHA256", "MAIN", "MODULES",
-                                       "CREATED"};
+    static const char *const head[] = {"VERSION", "ACTIVE", "SHA256", "MAIN", "MODULES", "CREATED"};
     ctl_table *t = ctl_table_new(6, head);
     size_t i;
     json_t *d;
@@ -563,8 +562,11 @@ int ctl_cmd_deployments(ctl_ctx *ctx, int argc, char **argv)
         snprintf(sha, sizeof sha, "%.12s", str_of(d, "sha256"));
         snprintf(nmod, sizeof nmod, "%zu", json_array_size(json_object_get(d, "modules")));
         const char *row[] = {ctl_scalar(json_object_get(d, "version"), ver, sizeof ver),
-                             json_is_true(json_object_get(d, "active")) ? "*" : "", sha,
-                             str_of(d, "main"), nmod, str_of(d, "created_at")};
+                             json_is_true(json_object_get(d, "active")) ? "*" : "",
+                             sha,
+                             str_of(d, "main"),
+                             nmod,
+                             str_of(d, "created_at")};
         ctl_table_add(t, row);
     }
     ctl_table_print(t, ctx->io->out);

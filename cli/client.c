@@ -34,8 +34,7 @@ static int read_token_file(const char *path, char **out, nano_error *err)
         n--;
     if (n == 0) {
         nano_free(text);
-        return nano_error_set(err, NANO_EINVAL, "bad_token_file", "%s: no token in the file",
-                              path);
+        return nano_error_set(err, NANO_EINVAL, "bad_token_file", "%s: no token in the file", path);
     }
     *out = nano_xstrndup(p, n);
     nano_free(text);
@@ -55,15 +54,16 @@ const char *ctl_config_default_path(char *buf, size_t cap)
     return buf;
 }
 
-static char *config_string(json_t *cfg, const char *key, const char *path, int *rc,
-                           nano_error *err)
+static char *config_string(json_t *cfg, const char *key, const char *path, int *rc, nano_error *err)
 {
     json_t *v = json_object_get(cfg, key);
     if (!v)
         return NULL;
     if (!json_is_string(v) || json_string_length(v) == 0) {
-        *rc = nano_error_set(err, NANO_EINVAL, "bad_config", "%s: \"%s\" must be a non-empty "
-                             "string", path, key);
+        *rc = nano_error_set(err, NANO_EINVAL, "bad_config",
+                             "%s: \"%s\" must be a non-empty "
+                             "string",
+                             path, key);
         return NULL;
     }
     return nano_xstrdup(json_string_value(v));
@@ -90,19 +90,19 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
         nano_free(text);
         if (!json_is_object(cfg)) {
             if (cfg)
-                rc = nano_error_set(err, NANO_EINVAL, "bad_config",
-                                    "%s: expected a JSON object", config_path);
+                rc = nano_error_set(err, NANO_EINVAL, "bad_config", "%s: expected a JSON object",
+                                    config_path);
             else
-                rc = nano_error_set(err, NANO_ESYNTAX, "bad_config", "%s:%d:%d: %s",
-                                    config_path, jerr.line, jerr.column, jerr.text);
+                rc = nano_error_set(err, NANO_ESYNTAX, "bad_config", "%s:%d:%d: %s", config_path,
+                                    jerr.line, jerr.column, jerr.text);
             json_decref(cfg);
             return rc;
         }
         const char *key;
         json_t *val;
         json_object_foreach(cfg, key, val) {
-            static const char *const known[] = {"cp",     "token", "token_file", "cacert",
-                                                "cert",   "key",   NULL};
+            static const char *const known[] = {"cp",   "token", "token_file", "cacert",
+                                                "cert", "key",   NULL};
             bool is_known = false;
             for (size_t k = 0; known[k] != NULL && !is_known; k++)
                 is_known = strcmp(key, known[k]) == 0;
@@ -149,7 +149,7 @@ int ctl_conn_resolve(const char *flag_url, const char *flag_token, const char *f
     out->url = nano_xstrdup(url);
     out->token = token;
     token = NULL;
-    const char *cacert = tls->cacert                 ? tls->cacert
+    const char *cacert = tls->cacert                   ? tls->cacert
                          : env_cacert && env_cacert[0] ? env_cacert
                                                        : cfg_cacert;
     /* A client certificate and its key come as a pair, from one place. */
@@ -239,16 +239,14 @@ static int tcp_reachable(const char *url, int timeout_ms, nano_error *err)
     if (hp[0] == '[') {
         const char *end = strchr(hp, ']');
         if (!end || end[1] != ':' || (size_t)(end - hp - 1) >= sizeof host)
-            return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tcp://HOST:PORT",
-                                  url);
+            return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tcp://HOST:PORT", url);
         memcpy(host, hp + 1, (size_t)(end - hp - 1));
         host[end - hp - 1] = '\0';
         port = end + 2;
     } else {
         const char *colon = strrchr(hp, ':');
         if (!colon || (size_t)(colon - hp) >= sizeof host || colon == hp)
-            return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tcp://HOST:PORT",
-                                  url);
+            return nano_error_set(err, NANO_EINVAL, "bad_url", "%s: expected tcp://HOST:PORT", url);
         memcpy(host, hp, (size_t)(colon - hp));
         host[colon - hp] = '\0';
         port = colon + 1;

@@ -106,9 +106,9 @@ void ctl_client_close(ctl_client *cl); /* NULL-safe */
 
 typedef struct ctl_ctx {
     ctl_io *io;
-    bool is_json;    /* --json: print results as JSON */
-    char what[160];  /* the command, for error lines ("apps status api") */
-    bool has_token;  /* a token was configured (for the unauthorized hint) */
+    bool is_json;   /* --json: print results as JSON */
+    char what[160]; /* the command, for error lines ("apps status api") */
+    bool has_token; /* a token was configured (for the unauthorized hint) */
 } ctl_ctx;
 
 /* ctl_call: calls op with args (taken). Returns CTL_EXIT_OK and *result (owned; may be NULL

@@ -127,8 +127,8 @@ static int cmd_set(ctl_ctx *ctx, int argc, char **argv)
                 json_error_t jerr;
                 value = json_loads(eq + 1, JSON_DECODE_ANY, &jerr);
                 if (!value)
-                    rc = ctl_usage(ctx, "%s: value is not JSON (column %d: %s)", name,
-                                   jerr.column, jerr.text);
+                    rc = ctl_usage(ctx, "%s: value is not JSON (column %d: %s)", name, jerr.column,
+                                   jerr.text);
             } else {
                 value = json_string(eq + 1);
                 if (!value)
@@ -172,8 +172,7 @@ static int cmd_unset(ctl_ctx *ctx, int argc, char **argv)
     return patch(ctx, app, vars);
 }
 
-static int on_assignment(void *ud, const char *name, const char *value, size_t value_len,
-                         int line)
+static int on_assignment(void *ud, const char *name, const char *value, size_t value_len, int line)
 {
     (void)line;
     json_t *s = json_stringn(value, value_len);
@@ -188,8 +187,7 @@ static int replace(ctl_ctx *ctx, const char *app, json_t *vars)
 {
     size_t n = json_object_size(vars);
     json_t *res;
-    int rc = ctl_call(ctx, "env.replace", json_pack("{s:s, s:o}", "name", app, "vars", vars),
-                      &res);
+    int rc = ctl_call(ctx, "env.replace", json_pack("{s:s, s:o}", "name", app, "vars", vars), &res);
     if (rc != 0)
         return rc;
     if (ctx->is_json)

@@ -118,8 +118,7 @@ int ctl_call(ctl_ctx *ctx, const char *op, json_t *args, json_t **result)
                         ctx->has_token ? ""
                                        : ": no token configured: use --token, --token-file, "
                                          "NANO_TOKEN or ~/.config/nano/nanoctl.json");
-    return (is_input_error(rerr.code) ? ctl_usage : ctl_fail)(ctx, "%s (%s)", rerr.message,
-                                                                detail);
+    return (is_input_error(rerr.code) ? ctl_usage : ctl_fail)(ctx, "%s (%s)", rerr.message, detail);
 }
 
 void ctl_print_json(ctl_ctx *ctx, const json_t *v)
@@ -224,7 +223,7 @@ void ctl_print_objects(ctl_ctx *ctx, const json_t *array)
         size_t k = 0;
         for (; keys[i][k] && k + 1 < sizeof upper[i]; k++)
             upper[i][k] = (char)(keys[i][k] >= 'a' && keys[i][k] <= 'z' ? keys[i][k] - 32
-                                                                         : keys[i][k]);
+                                                                        : keys[i][k]);
         upper[i][k] = '\0';
         headers[i] = upper[i];
     }

@@ -129,18 +129,12 @@ enum {
 
 /* The global options, before the command. */
 static const nano_opt global_options[] = {
-    {"-h", false, OPT_HELP},
-    {"--help", false, OPT_HELP},
-    {"--json", false, OPT_JSON},
-    {"--cp", true, OPT_CP},
-    {"--token", true, OPT_TOKEN},
-    {"--token-file", true, OPT_TOKEN_FILE},
-    {"--config", true, OPT_CONFIG},
-    {"--timeout", true, OPT_TIMEOUT},
-    {"--cacert", true, OPT_CACERT},
-    {"--cert", true, OPT_CERT},
-    {"--key", true, OPT_KEY},
-    {NULL, false, 0},
+    {"-h", false, OPT_HELP},        {"--help", false, OPT_HELP},
+    {"--json", false, OPT_JSON},    {"--cp", true, OPT_CP},
+    {"--token", true, OPT_TOKEN},   {"--token-file", true, OPT_TOKEN_FILE},
+    {"--config", true, OPT_CONFIG}, {"--timeout", true, OPT_TIMEOUT},
+    {"--cacert", true, OPT_CACERT}, {"--cert", true, OPT_CERT},
+    {"--key", true, OPT_KEY},       {NULL, false, 0},
 };
 
 int ctl_run(int argc, char **argv, ctl_io *io)
@@ -161,9 +155,7 @@ int ctl_run(int argc, char **argv, ctl_io *io)
         if (nano_opt_next(&p, &k, &v, &err) != 0)
             return ctl_usage(&ctx, "%s", err.message);
         switch (global_options[k].id) {
-        case OPT_HELP:
-            fputs(ctl_help_main, io->out);
-            return CTL_EXIT_OK;
+        case OPT_HELP: fputs(ctl_help_main, io->out); return CTL_EXIT_OK;
         case OPT_JSON: ctx.is_json = true; break;
         case OPT_CP: flag_url = v; break;
         case OPT_TOKEN: flag_token = v; break;

@@ -119,9 +119,8 @@ static int cmd_rm(ctl_ctx *ctx, int argc, char **argv)
     const char *app = NULL, *name = NULL;
     int rc = two_args(ctx, argc, argv, &app, &name, "nanoctl secret rm APP NAME");
     json_t *res;
-    if (rc != 0 ||
-        (rc = ctl_call(ctx, "secrets.delete", json_pack("{s:s, s:s}", "name", app, "key", name),
-                       &res)) != 0)
+    if (rc != 0 || (rc = ctl_call(ctx, "secrets.delete",
+                                  json_pack("{s:s, s:s}", "name", app, "key", name), &res)) != 0)
         return rc;
     if (ctx->is_json)
         ctl_print_json(ctx, res);

@@ -17,8 +17,8 @@ int cp_api_parse_addr(const char *addr, struct sockaddr_storage *out, nano_error
     if (addr[0] == '[') {
         const char *end = strchr(addr, ']');
         if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof host)
-            return nano_error_set(err, NANO_EINVAL, "invalid_address",
-                                  "%s: expected [IPv6]:PORT", addr);
+            return nano_error_set(err, NANO_EINVAL, "invalid_address", "%s: expected [IPv6]:PORT",
+                                  addr);
         memcpy(host, addr + 1, (size_t)(end - addr - 1));
         host[end - addr - 1] = '\0';
         colon = end + 1;
@@ -40,8 +40,8 @@ int cp_api_parse_addr(const char *addr, struct sockaddr_storage *out, nano_error
         snprintf(host, sizeof host, "127.0.0.1");
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
-        return nano_error_set(err, NANO_EINVAL, "invalid_address",
-                              "%s: '%s' is not an IP address", addr, host);
+        return nano_error_set(err, NANO_EINVAL, "invalid_address", "%s: '%s' is not an IP address",
+                              addr, host);
     *out = ss;
     return 0;
 }

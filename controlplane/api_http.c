@@ -20,7 +20,7 @@
 #include "request.h"
 #include "server.h"
 
-#define SEGMENT_MAX 255 /* a decoded {name} or {key} path segment, in bytes */
+#define SEGMENT_MAX 255     /* a decoded {name} or {key} path segment, in bytes */
 #define CLOSE_GRACE_MS 2000 /* cp_http_close: time for answers already queued to go out */
 
 /* --- routes (docs/admin-api.md) -------------------------------------------------------------- */
@@ -161,7 +161,7 @@ struct exchange {
 
 static void count_request(cp_http *h, int route_idx, nano_str method, int status)
 {
-    char m[sizeof ((counter *)0)->method];
+    char m[sizeof((counter *)0)->method];
     snprintf(m, sizeof m, "%.*s", (int)method.len, method.ptr);
     for (size_t i = 0; i < h->n_counters; i++) {
         counter *k = &h->counters[i];
@@ -203,8 +203,9 @@ static void append_label(nano_buf *b, const char *s)
 {
     for (; *s; s++) {
         char ch = *s;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '/' || ch == '{' || ch == '}' || ch == '.' || ch == '-';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '/' || ch == '{' || ch == '}' ||
+                  ch == '.' || ch == '-';
         nano_buf_append(b, ok ? &ch : "_", 1);
     }
 }
@@ -261,8 +262,8 @@ static void respond(exchange *x, int status, const char *content_type, const cha
         headers[n++] = *extra;
     if (is_final)
         dp_request_refuse_body(x->req);
-    if (dp_response_start(x->req, status, (nano_str){NULL, 0}, headers, n,
-                          (int64_t)body_len) == 0) {
+    if (dp_response_start(x->req, status, (nano_str){NULL, 0}, headers, n, (int64_t)body_len) ==
+        0) {
         dp_response_write(x->req, body, body_len);
         dp_response_end(x->req);
     }
@@ -354,14 +355,14 @@ static refusal refusal_of(dp_refusal kind)
 
 /* The server's own refusals (before a request reaches dispatch, or while its body arrives):
  * counted, and answered in JSON like every other error of the API. */
-static bool on_refusal(void *ud, int status, dp_refusal kind, const char *reason,
-                       nano_buf *headers, nano_buf *body)
+static bool on_refusal(void *ud, int status, dp_refusal kind, const char *reason, nano_buf *headers,
+                       nano_buf *body)
 {
     cp_http *h = ud;
     h->n_refused[refusal_of(kind)]++;
     if (headers == NULL)
         return false;
-    const char *code = status == 408                  ? "timeout"
+    const char *code = status == 408                    ? "timeout"
                        : status == 413 || status == 431 ? "too_large"
                        : status == 501                  ? "not_implemented"
                                                         : "bad_request";
@@ -407,8 +408,8 @@ static long percent_decode(const char *s, size_t len, char *out, size_t cap, boo
 /* match: the path (percent-encoded, without the query) against a template; captures go to
  * params. Returns 1 on a match, 0 when the shape differs, -1 when a captured segment is
  * invalid (bad_param gets its name, err the reason). */
-static int match(const char *tmpl, nano_str path, char params[2][SEGMENT_MAX + 1],
-                 char *bad_param, size_t bad_cap, char *err, size_t err_cap)
+static int match(const char *tmpl, nano_str path, char params[2][SEGMENT_MAX + 1], char *bad_param,
+                 size_t bad_cap, char *err, size_t err_cap)
 {
     const char *t = tmpl, *p = path.ptr, *pend = path.ptr + path.len;
     int n_param = 0;
@@ -496,8 +497,8 @@ static bool route_request(exchange *x)
         if (!x->ep) {
             char allow[64] = "";
             for (size_t k = 0; k < 3 && routes[i].eps[k].ok_status != 0; k++)
-                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
-                         k ? ", " : "", routes[i].eps[k].method);
+                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", k ? ", " : "",
+                         routes[i].eps[k].method);
             snprintf(why, sizeof why, "%.*s is not allowed on %s", (int)method.len, method.ptr,
                      routes[i].tmpl);
             dp_header hd = {NANO_STR("Allow"), nano_str_c(allow)};
@@ -561,23 +562,21 @@ static bool is_json_content_type(nano_str ct)
 static json_t *parse_body_json(exchange *x)
 {
     if (x->body.len == 0) {
-        respond_error(x, 400, "bad_request", "", "request body must be a JSON object", NULL,
-                      false);
+        respond_error(x, 400, "bad_request", "", "request body must be a JSON object", NULL, false);
         return NULL;
     }
     json_error_t jerr;
     json_t *v = json_loadb(x->body.data, x->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
         char msg[400];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (position %d): %s",
-                 jerr.line, jerr.column, jerr.position, jerr.text);
+        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (position %d): %s", jerr.line,
+                 jerr.column, jerr.position, jerr.text);
         respond_error(x, 400, "bad_request", "", msg, NULL, false);
         return NULL;
     }
     if (!json_is_object(v)) {
         json_decref(v);
-        respond_error(x, 400, "bad_request", "", "request body must be a JSON object", NULL,
-                      false);
+        respond_error(x, 400, "bad_request", "", "request body must be a JSON object", NULL, false);
         return NULL;
     }
     return v;
@@ -633,9 +632,7 @@ static json_t *build_args(exchange *x)
     json_t *args = NULL;
 
     switch (ep->body) {
-    case BODY_NONE:
-        args = json_object();
-        break;
+    case BODY_NONE: args = json_object(); break;
     case BODY_JSON: {
         json_t *obj = parse_body_json(x);
         if (!obj)
@@ -655,8 +652,8 @@ static json_t *build_args(exchange *x)
             break;
         }
         if (!nano_utf8_valid(body, x->body.len)) {
-            respond_error(x, 400, "bad_request", "modules",
-                          "module source is not valid UTF-8 text", NULL, false);
+            respond_error(x, 400, "bad_request", "modules", "module source is not valid UTF-8 text",
+                          NULL, false);
             return NULL;
         }
         args = json_object();

@@ -43,8 +43,10 @@ typedef struct cp_http_limits {
     uint64_t body_min_rate;    /* bytes/s */
 } cp_http_limits;
 
-#define CP_HTTP_LIMITS_DEFAULT                                                                \
-    {CP_HTTP_DEFAULT_MAX_BODY, CP_HTTP_REQUEST_GRACE_MS, CP_HTTP_BODY_MIN_RATE}
+#define CP_HTTP_LIMITS_DEFAULT                                                                     \
+    {                                                                                              \
+        CP_HTTP_DEFAULT_MAX_BODY, CP_HTTP_REQUEST_GRACE_MS, CP_HTTP_BODY_MIN_RATE                  \
+    }
 
 /* cp_http_start: listens on addr ("127.0.0.1:7070", "[::1]:0"; see cp_api_parse_addr) on
  * loop and serves the admin API, calling call and check with ud (borrowed; must outlive the

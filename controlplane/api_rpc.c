@@ -34,8 +34,7 @@ static void handle(void *ud, const void *data, size_t len, nano_buf *reply)
     const char *who = NULL;
     if (!req.token || req.token[0] == '\0' || !r->check(r->ud, req.token, &who)) {
         nano_admin_reply_encode_error("unauthorized",
-                                      req.token && req.token[0] ? "invalid token"
-                                                                : "missing token",
+                                      req.token && req.token[0] ? "invalid token" : "missing token",
                                       "token", reply);
         nano_admin_request_fini(&req);
         return;
@@ -64,8 +63,8 @@ int cp_rpc_start(uv_loop_t *loop, const char *url, const nano_tls_files *tls, cp
     bool is_tls = strncmp(url, "tls+tcp://", 10) == 0;
     nng_tls_config *cfg = NULL;
     if (is_tls) {
-        nano_tls_files none = {NULL, "--admin-tls-cert", NULL, "--admin-tls-key", NULL,
-                               "--admin-tls-ca"};
+        nano_tls_files none = {NULL, "--admin-tls-cert", NULL, "--admin-tls-key",
+                               NULL, "--admin-tls-ca"};
         int trc = nano_tls_server_config(tls != NULL ? tls : &none, &cfg, err);
         if (trc != 0)
             return trc;
@@ -76,10 +75,13 @@ int cp_rpc_start(uv_loop_t *loop, const char *url, const nano_tls_files *tls, cp
     r->check = check;
     r->ud = ud;
     /* Bigger messages are dropped by NNG before they reach us (nanoctl checks first). */
-    nano_nng_rep_options o = {.url = url, .n_contexts = CP_RPC_CONTEXTS,
+    nano_nng_rep_options o = {.url = url,
+                              .n_contexts = CP_RPC_CONTEXTS,
                               .max_request_bytes = NANO_ADMIN_MAX_BYTES,
-                              .reply_failed_event = "cp.rpc_reply_failed", .handle = handle,
-                              .ud = r, .tls = cfg};
+                              .reply_failed_event = "cp.rpc_reply_failed",
+                              .handle = handle,
+                              .ud = r,
+                              .tls = cfg};
     int rc = nano_nng_rep_start(loop, &o, &r->rep, err);
     if (rc != 0) {
         if (cfg != NULL)
@@ -88,7 +90,9 @@ int cp_rpc_start(uv_loop_t *loop, const char *url, const nano_tls_files *tls, cp
         return rc;
     }
     NANO_INFO("cp.rpc_listening", "url=%s port=%d tls=%s", url, nano_nng_rep_port(r->rep),
-              !is_tls ? "off" : tls != NULL && tls->ca != NULL ? "client-certs" : "on");
+              !is_tls                          ? "off"
+              : tls != NULL && tls->ca != NULL ? "client-certs"
+                                               : "on");
     *out = r;
     return 0;
 }

@@ -41,8 +41,7 @@ static int summarize(cp_store *st, db_summary *s, nano_error *err)
     if (rc != 0) {
         json_decref(apps);
         json_decref(migs);
-        return nano_error_set(err, rc, "backup_read", "reading the copy: %s",
-                              cp_store_errmsg(st));
+        return nano_error_set(err, rc, "backup_read", "reading the copy: %s", cp_store_errmsg(st));
     }
     size_t i;
     json_t *m;
@@ -76,8 +75,8 @@ static void key_list(const json_t *keys, char *out, size_t cap)
 
 /* The master key a running nanocp would use, without making one: --master-key-file, else
  * NANO_MASTER_KEY, else DATA_DIR/master.key if it exists. NANO_ENOTFOUND when there is none. */
-static int existing_key(const char *key_file, const char *data_dir, cp_master_key *key,
-                        char *where, size_t cap, nano_error *err)
+static int existing_key(const char *key_file, const char *data_dir, cp_master_key *key, char *where,
+                        size_t cap, nano_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/master.key", data_dir);
@@ -87,20 +86,18 @@ static int existing_key(const char *key_file, const char *data_dir, cp_master_ke
     return cp_master_key_load(key_file, data_dir, key, &source, where, cap, err);
 }
 
-static void print_summary(const char *verb, const char *file, const char *dest,
-                          const db_summary *s)
+static void print_summary(const char *verb, const char *file, const char *dest, const db_summary *s)
 {
     char keys[200] = "";
     if (s->n_secrets > 0)
         key_list(s->keys, keys, sizeof keys);
-    printf("nanocp: %s %s%s%s: schema %04lld, config seq %lld, %zu app%s, %zu secret%s%s%s\n",
-           verb, file, dest ? " into " : "", dest ? dest : "", (long long)s->schema,
-           (long long)s->seq, s->n_apps, s->n_apps == 1 ? "" : "s", s->n_secrets,
-           s->n_secrets == 1 ? "" : "s", s->n_secrets > 0 ? " sealed with master " : "", keys);
+    printf("nanocp: %s %s%s%s: schema %04lld, config seq %lld, %zu app%s, %zu secret%s%s%s\n", verb,
+           file, dest ? " into " : "", dest ? dest : "", (long long)s->schema, (long long)s->seq,
+           s->n_apps, s->n_apps == 1 ? "" : "s", s->n_secrets, s->n_secrets == 1 ? "" : "s",
+           s->n_secrets > 0 ? " sealed with master " : "", keys);
 }
 
-int cp_backup_run(const char *data_dir, const char *key_file, const char *key_out,
-                  const char *file)
+int cp_backup_run(const char *data_dir, const char *key_file, const char *key_out, const char *file)
 {
     char db[4096];
     snprintf(db, sizeof db, "%s/nanocp.db", data_dir);
@@ -139,8 +136,10 @@ int cp_backup_run(const char *data_dir, const char *key_file, const char *key_ou
         char where[4096] = "";
         rc = existing_key(key_file, data_dir, &key, where, sizeof where, &err);
         if (rc == NANO_ENOTFOUND) {
-            fprintf(stderr, "nanocp: backup: --key-out: no master key to write: none given and "
-                            "%s/master.key does not exist\n", data_dir);
+            fprintf(stderr,
+                    "nanocp: backup: --key-out: no master key to write: none given and "
+                    "%s/master.key does not exist\n",
+                    data_dir);
             exit_code = 1;
         } else if (rc != 0 || cp_master_key_write(key_out, &key, &err) != 0) {
             fprintf(stderr, "nanocp: backup: --key-out: %s\n", err.message);
@@ -201,8 +200,10 @@ int cp_restore_run(const char *data_dir, const char *key_file, const char *file)
     snprintf(tmp, sizeof tmp, "%s.restoring", db);
     struct stat sb;
     if (stat(db, &sb) == 0) {
-        fprintf(stderr, "nanocp: restore: %s exists: restore only into a data dir without a "
-                        "database (stop nanocp and move it away first)\n", db);
+        fprintf(stderr,
+                "nanocp: restore: %s exists: restore only into a data dir without a "
+                "database (stop nanocp and move it away first)\n",
+                db);
         return 1;
     }
     bool made_dir = mkdir(data_dir, 0700) == 0;
@@ -242,8 +243,8 @@ int cp_restore_run(const char *data_dir, const char *key_file, const char *file)
     snprintf(side, sizeof side, "%s-shm", tmp);
     unlink(side);
     if (rc == 0 && rename(tmp, db) != 0)
-        rc = nano_error_set(&err, NANO_EIO, "restore_rename", "cannot move %s to %s: %s", tmp,
-                            db, strerror(errno));
+        rc = nano_error_set(&err, NANO_EIO, "restore_rename", "cannot move %s to %s: %s", tmp, db,
+                            strerror(errno));
     if (rc != 0) {
         unlink(tmp);
         if (made_dir)
@@ -260,9 +261,11 @@ int cp_restore_run(const char *data_dir, const char *key_file, const char *file)
     print_summary("restored", file, db, &s);
     if (s.n_secrets > 0)
         printf("nanocp: its secrets open with the master key from %s; start nanocp with that "
-               "key\n", where);
+               "key\n",
+               where);
     printf("nanocp: start nanocp with --data-dir %s; data planes take the restored config when "
-           "they reconnect (a snapshot)\n", data_dir);
+           "they reconnect (a snapshot)\n",
+           data_dir);
     json_decref(s.keys);
     return 0;
 }

@@ -25,7 +25,6 @@
 #include "store.h"
 #include "token.h"
 
-
 struct cp_distrib {
     uv_loop_t *loop;
     cp_service *svc;
@@ -85,7 +84,8 @@ int cp_distrib_op_from_log(const json_t *entry, json_t **out, nano_error *err)
         k++;
     if (k == n_ops)
         return nano_error_set(err, NANO_EINVAL, "log_entry",
-                              "config-log entry %lld has an unknown op", (long long)json_integer_value(seq));
+                              "config-log entry %lld has an unknown op",
+                              (long long)json_integer_value(seq));
     json_t *o = json_pack("{s:O, s:s}", "seq", seq, "op", op);
     for (size_t i = 0; op_fields[k].fields[i] != NULL; i++) {
         const char *f = op_fields[k].fields[i];
@@ -190,8 +190,7 @@ static void reply_ok(nano_msg_type type, json_t *fields, nano_buf *reply)
 {
     nano_error err = {0};
     if (nano_msg_encode_reply(type, fields, reply, &err) != 0) {
-        NANO_ERROR("cp.dp_reply_failed", "type=%s error=%s", nano_msg_type_name(type),
-                   err.message);
+        NANO_ERROR("cp.dp_reply_failed", "type=%s error=%s", nano_msg_type_name(type), err.message);
         reply_error(reply, err.code == NANO_ETOOBIG ? "too_large" : "internal", err.message);
     }
     json_decref(fields);
@@ -210,8 +209,8 @@ static void on_hello(cp_distrib *d, const nano_msg *m, nano_buf *reply)
     const char *addr = json_string_value(json_object_get(m->body, "addr"));
     cp_error cerr;
     memset(&cerr, 0, sizeof cerr);
-    if (cp_service_node_hello(d->svc, m->node, version ? version : "", addr ? addr : "",
-                              &cerr) != 0) {
+    if (cp_service_node_hello(d->svc, m->node, version ? version : "", addr ? addr : "", &cerr) !=
+        0) {
         reply_error(reply, "internal", cerr.message);
         return;
     }
@@ -388,8 +387,8 @@ void cp_distrib_flush(cp_distrib *d)
     memset(&cerr, 0, sizeof cerr);
     if (json_object_size(d->reports) > 0) {
         if (cp_service_nodes_report(d->svc, d->reports, &changed, &cerr) != 0)
-            NANO_ERROR("cp.node_status_failed", "nodes=%zu error=%s",
-                       json_object_size(d->reports), cerr.message);
+            NANO_ERROR("cp.node_status_failed", "nodes=%zu error=%s", json_object_size(d->reports),
+                       cerr.message);
         json_object_clear(d->reports);
     }
     if (cp_service_drains_tick(d->svc, d->grace_ms, &drained, &cerr) != 0)
@@ -491,7 +490,7 @@ static bool is_tls_url(const char *url)
 static int tls_setup(cp_distrib *d, const cp_distrib_options *o, nano_error *err)
 {
     nano_tls_files f = {o->tls_cert, "--dataplane-tls-cert", o->tls_key, "--dataplane-tls-key",
-                        o->tls_ca, "--dataplane-tls-ca"};
+                        o->tls_ca,   "--dataplane-tls-ca"};
     return nano_tls_server_config(&f, &d->tls, err);
 }
 
@@ -514,11 +513,13 @@ static int open_sockets(cp_distrib *d, const cp_distrib_options *o, nano_error *
     if (rc != 0)
         return rc;
     /* Bigger requests are dropped by NNG before they reach us (none is legitimately). */
-    nano_nng_rep_options ro = {.url = o->rpc_url, .tls = d->tls,
+    nano_nng_rep_options ro = {.url = o->rpc_url,
+                               .tls = d->tls,
                                .n_contexts = CP_DISTRIB_CONTEXTS,
                                .max_request_bytes = NANO_MSG_MAX_BYTES,
                                .reply_failed_event = "cp.dp_reply_failed",
-                               .handle = on_request, .ud = d};
+                               .handle = on_request,
+                               .ud = d};
     rc = nano_nng_rep_start(d->loop, &ro, &d->rep, err);
     if (rc == 0)
         d->n_open_handles++;
@@ -568,7 +569,8 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
             return rc;
         }
         uv_timer_start(&d->timer, on_timer, d->heartbeat_ms, d->heartbeat_ms);
-        NANO_INFO("cp.distrib_listening", "pub=%s pub_port=%d rpc=%s rpc_port=%d tls=%s "
+        NANO_INFO("cp.distrib_listening",
+                  "pub=%s pub_port=%d rpc=%s rpc_port=%d tls=%s "
                   "client_certs=%s node_token_file=%s seq=%lld",
                   opt->pub_url, d->pub_port, opt->rpc_url, nano_nng_rep_port(d->rep),
                   d->tls ? "on" : "off", d->tls && opt->tls_ca ? "required" : "no", path,

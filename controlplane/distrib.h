@@ -21,24 +21,24 @@
 #include "error.h"
 #include "service.h"
 
-#define CP_DISTRIB_CONTEXTS 16          /* requests received concurrently; more wait in NNG */
-#define CP_DISTRIB_HEARTBEAT_MS 1000    /* docs/distribution.md#what-flows */
-#define CP_DISTRIB_DRAIN_GRACE_MS 2000  /* beyond a drain's timeout before nodes time out */
+#define CP_DISTRIB_CONTEXTS 16         /* requests received concurrently; more wait in NNG */
+#define CP_DISTRIB_HEARTBEAT_MS 1000   /* docs/distribution.md#what-flows */
+#define CP_DISTRIB_DRAIN_GRACE_MS 2000 /* beyond a drain's timeout before nodes time out */
 
 typedef struct cp_distrib cp_distrib;
 
 typedef struct cp_distrib_options {
-    const char *pub_url;   /* --dataplane ("tcp://127.0.0.1:7072"; port 0 picks one); NULL
+    const char *pub_url;         /* --dataplane ("tcp://127.0.0.1:7072"; port 0 picks one); NULL
                               with rpc_url NULL: no sockets (tests call cp_distrib_handle) */
-    const char *rpc_url;   /* --dataplane-rpc ("tcp://127.0.0.1:7073") */
+    const char *rpc_url;         /* --dataplane-rpc ("tcp://127.0.0.1:7073") */
     const char *node_token_file; /* --node-token-file; NULL: DATA_DIR/node.token, made on
                                     first start (0600, 32 random bytes as 64 hex digits) */
-    const char *tls_cert;  /* PEM server certificate (chain), for tls+tcp:// URLs */
-    const char *tls_key;   /* PEM private key of tls_cert (unencrypted) */
-    const char *tls_ca;    /* PEM CA bundle: when set, data planes must present a client
+    const char *tls_cert;        /* PEM server certificate (chain), for tls+tcp:// URLs */
+    const char *tls_key;         /* PEM private key of tls_cert (unencrypted) */
+    const char *tls_ca;          /* PEM CA bundle: when set, data planes must present a client
                               certificate it signed */
-    uint64_t heartbeat_ms; /* 0: CP_DISTRIB_HEARTBEAT_MS */
-    uint64_t drain_grace_ms; /* 0: CP_DISTRIB_DRAIN_GRACE_MS */
+    uint64_t heartbeat_ms;       /* 0: CP_DISTRIB_HEARTBEAT_MS */
+    uint64_t drain_grace_ms;     /* 0: CP_DISTRIB_DRAIN_GRACE_MS */
 } cp_distrib_options;
 
 /* cp_distrib_start: loads (or makes) the node token, listens on both URLs (tls+tcp:// needs

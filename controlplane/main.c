@@ -56,13 +56,13 @@ typedef struct cp_options {
     const char *admin_tls_cert; /* --rpc tls+tcp:// (and, later, HTTPS) */
     const char *admin_tls_key;
     const char *admin_tls_ca;
-    const char *checker;       /* --checker PATH|off (NULL: nano-dp beside this binary) */
+    const char *checker; /* --checker PATH|off (NULL: nano-dp beside this binary) */
     bool is_migrate;
     bool migrate_status;
     bool is_backup;
     bool is_restore;
-    const char *file;    /* backup / restore: the backup file */
-    const char *key_out; /* backup --key-out */
+    const char *file;                 /* backup / restore: the backup file */
+    const char *key_out;              /* backup --key-out */
     const char *http_request_timeout; /* as given; parsed into http_grace_ms */
     const char *http_body_min_rate;   /* as given; parsed into http_min_rate */
     uint64_t http_grace_ms;
@@ -179,8 +179,10 @@ static const nano_opt options[] = {
 
 static int parse_args(cp_options *o, int argc, char **argv)
 {
-    *o = (cp_options){.data_dir = "./var/nanocp", .http = "127.0.0.1:7070",
-                      .rpc = "tcp://127.0.0.1:7071", .dataplane = "tcp://127.0.0.1:7072",
+    *o = (cp_options){.data_dir = "./var/nanocp",
+                      .http = "127.0.0.1:7070",
+                      .rpc = "tcp://127.0.0.1:7071",
+                      .dataplane = "tcp://127.0.0.1:7072",
                       .dataplane_rpc = "tcp://127.0.0.1:7073"};
     nano_opt_parser p = {options, NULL, argc, argv, 1};
     while (p.i < argc) {
@@ -206,12 +208,8 @@ static int parse_args(cp_options *o, int argc, char **argv)
         if (opt->has_value && *value == '\0')
             return usage_error("%s needs a value", opt->name);
         switch (opt->id) {
-        case OPT_HELP:
-            o->show_help = true;
-            break;
-        case OPT_VERSION:
-            o->show_version = true;
-            break;
+        case OPT_HELP: o->show_help = true; break;
+        case OPT_VERSION: o->show_version = true; break;
         case OPT_STATUS:
             if (!o->is_migrate)
                 return usage_error("%s is an option of `nanocp migrate`", opt->name);
@@ -227,9 +225,7 @@ static int parse_args(cp_options *o, int argc, char **argv)
                 return usage_error("--log-level must be debug, info, warn or error, not '%s'",
                                    value);
             break;
-        default:
-            *(const char **)((char *)o + opt->id) = value;
-            break;
+        default: *(const char **)((char *)o + opt->id) = value; break;
         }
     }
     if ((o->is_backup || o->is_restore) && o->file == NULL)
@@ -244,11 +240,13 @@ static int parse_args(cp_options *o, int argc, char **argv)
         (nano_parse_duration_ms(o->http_request_timeout, &o->http_grace_ms) != 0 ||
          o->http_grace_ms == 0))
         return usage_error("--http-request-timeout must be a duration above 0 (30, 30s, "
-                           "1500ms, 5m), not '%s'", o->http_request_timeout);
+                           "1500ms, 5m), not '%s'",
+                           o->http_request_timeout);
     if (o->http_body_min_rate != NULL &&
         nano_parse_size(o->http_body_min_rate, &o->http_min_rate) != 0)
         return usage_error("--http-body-min-rate must be bytes per second (500, 1KiB, 0), "
-                           "not '%s'", o->http_body_min_rate);
+                           "not '%s'",
+                           o->http_body_min_rate);
     if (!is_url(o->rpc))
         return usage_error("--rpc must be a tcp://, tls+tcp:// or ipc:// URL, not '%s'", o->rpc);
     if (!is_url(o->dataplane))
@@ -266,7 +264,8 @@ static int parse_args(cp_options *o, int argc, char **argv)
         return usage_error("--admin-tls-ca needs --admin-tls-cert and --admin-tls-key");
     if (o->admin_tls_cert != NULL && strncmp(o->rpc, "tcp://", 6) == 0)
         return usage_error("with --admin-tls-cert the admin APIs take no plaintext: make --rpc "
-                           "a tls+tcp:// (or ipc://) URL, not '%s'", o->rpc);
+                           "a tls+tcp:// (or ipc://) URL, not '%s'",
+                           o->rpc);
     bool is_tls = strncmp(o->dataplane, "tls+tcp://", 10) == 0 ||
                   strncmp(o->dataplane_rpc, "tls+tcp://", 10) == 0;
     if (is_tls && (o->tls_cert == NULL || o->tls_key == NULL))
@@ -315,8 +314,8 @@ static int run_migrate(const cp_options *o)
             char *dot = strrchr(name, '.');
             if (dot != NULL)
                 *dot = '\0';
-            json_array_append_new(list, json_pack("{s:i, s:s, s:n}", "version", (int)v, "name",
-                                                  name, "applied_at"));
+            json_array_append_new(
+                list, json_pack("{s:i, s:s, s:n}", "version", (int)v, "name", name, "applied_at"));
         }
     }
     size_t i;
@@ -325,7 +324,8 @@ static int run_migrate(const cp_options *o)
         json_t *at = json_object_get(m, "applied_at");
         bool unknown = json_is_false(json_object_get(m, "known"));
         is_newer = is_newer || unknown;
-        printf("%04lld     %-24s %s%s\n", (long long)json_integer_value(json_object_get(m, "version")),
+        printf("%04lld     %-24s %s%s\n",
+               (long long)json_integer_value(json_object_get(m, "version")),
                json_string_value(json_object_get(m, "name")),
                json_is_string(at) ? json_string_value(at) : "pending",
                unknown ? "  (unknown to this nanocp: newer)" : "");
@@ -353,8 +353,8 @@ typedef struct cp_main {
  * call sees them: `nanoctl nodes` right after a node applied a config shows it applied. A
  * call that committed a change has appended to the config log: the data planes get it at
  * once, as one delta (cp_distrib_publish is a no-op when nothing is new). */
-static int svc_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
-                    json_t **result, cp_error *err)
+static int svc_call(void *ud, const cp_actor *actor, const char *op, json_t *args, json_t **result,
+                    cp_error *err)
 {
     cp_main *m = ud;
     if (m->distrib != NULL)
@@ -437,8 +437,10 @@ static const char *default_checker(const char *opt, char *buf, size_t cap)
         return NULL;
     strcpy(slash, "/nano-dp");
     if (access(buf, X_OK) != 0) {
-        NANO_WARN("cp.checker_missing", "path=%s (deployments are not checked before they are "
-                  "accepted; give --checker PATH)", buf);
+        NANO_WARN("cp.checker_missing",
+                  "path=%s (deployments are not checked before they are "
+                  "accepted; give --checker PATH)",
+                  buf);
         return NULL;
     }
     return buf;
@@ -449,7 +451,8 @@ static int run(const cp_options *o)
     cp_main m = {0};
     cp_error err = {0};
     char checker[4096];
-    cp_service_options so = {.data_dir = o->data_dir, .master_key_file = o->master_key_file,
+    cp_service_options so = {.data_dir = o->data_dir,
+                             .master_key_file = o->master_key_file,
                              .token_file = o->token_file,
                              .checker = default_checker(o->checker, checker, sizeof checker)};
     if (cp_service_open(&so, &m.svc, &err) != 0) {
@@ -471,25 +474,26 @@ static int run(const cp_options *o)
     /* --- admin front ends and the data-plane channels (the one place they start), on this
      * loop and thread ------------------------------------------------------------------------ */
     nano_error nerr = {0};
-    cp_distrib_options dopt = {.pub_url = o->dataplane, .rpc_url = o->dataplane_rpc,
-                               .node_token_file = o->node_token_file, .tls_cert = o->tls_cert,
-                               .tls_key = o->tls_key, .tls_ca = o->tls_ca};
+    cp_distrib_options dopt = {.pub_url = o->dataplane,
+                               .rpc_url = o->dataplane_rpc,
+                               .node_token_file = o->node_token_file,
+                               .tls_cert = o->tls_cert,
+                               .tls_key = o->tls_key,
+                               .tls_ca = o->tls_ca};
     cp_http_limits limits = CP_HTTP_LIMITS_DEFAULT;
     limits.request_grace_ms = o->http_grace_ms;
     limits.body_min_rate = o->http_min_rate;
     int started = cp_distrib_start(&m.loop, m.svc, &dopt, &m.distrib, &nerr);
     if (started == 0)
-        started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, &limits, &m.http,
-                                &nerr);
+        started = cp_http_start(&m.loop, o->http, svc_call, svc_check, &m, &limits, &m.http, &nerr);
     /* Before the loop runs: no plaintext connection is ever accepted. */
     if (started == 0 && o->admin_tls_cert != NULL)
         started = cp_http_use_tls(m.http, o->admin_tls_cert, o->admin_tls_key, o->admin_tls_ca,
                                   &nerr);
     nano_tls_files admin_tls = {o->admin_tls_cert, "--admin-tls-cert", o->admin_tls_key,
-                                "--admin-tls-key", o->admin_tls_ca, "--admin-tls-ca"};
+                                "--admin-tls-key", o->admin_tls_ca,    "--admin-tls-ca"};
     if (started == 0)
-        started = cp_rpc_start(&m.loop, o->rpc, &admin_tls, svc_call, svc_check, &m, &m.rpc,
-                               &nerr);
+        started = cp_rpc_start(&m.loop, o->rpc, &admin_tls, svc_call, svc_check, &m, &m.rpc, &nerr);
     if (started != 0) {
         NANO_ERROR("nanocp.start_failed", "error=%s", nerr.message);
         fprintf(stderr, "nanocp: %s\n", nerr.message);
@@ -505,11 +509,11 @@ static int run(const cp_options *o)
         return 1;
     }
 
-    NANO_INFO("nanocp.ready", "data_dir=%s db=%s token_file=%s master_key=%s http=%s rpc=%s "
+    NANO_INFO("nanocp.ready",
+              "data_dir=%s db=%s token_file=%s master_key=%s http=%s rpc=%s "
               "dataplane=%s dataplane_rpc=%s",
-              cp_service_data_dir(m.svc), cp_service_db_path(m.svc),
-              cp_service_token_path(m.svc), cp_service_key_source(m.svc), o->http, o->rpc,
-              o->dataplane, o->dataplane_rpc);
+              cp_service_data_dir(m.svc), cp_service_db_path(m.svc), cp_service_token_path(m.svc),
+              cp_service_key_source(m.svc), o->http, o->rpc, o->dataplane, o->dataplane_rpc);
     /* The bound ports (a ":0" in a flag picked one). */
     nano_sd_notifyf("READY=1\nSTATUS=serving: http port %d%s, rpc port %d, data planes %s",
                     cp_http_port(m.http), o->admin_tls_cert != NULL ? " (https)" : "",

@@ -37,7 +37,6 @@ void cp_base64(const unsigned char *data, size_t len, char *out)
         EVP_EncodeBlock((unsigned char *)out, data, (int)len); /* NUL-terminates */
 }
 
-
 int cp_random_bytes(unsigned char *out, size_t n)
 {
     return RAND_bytes(out, (int)n) == 1 ? 0 : NANO_EIO;
@@ -209,8 +208,8 @@ static unsigned char *make_aad(const char *app, const char *name, size_t *len)
     return aad;
 }
 
-int cp_secret_seal(const cp_master_key *key, const char *app, const char *name,
-                   const void *plain, size_t len, cp_sealed *out)
+int cp_secret_seal(const cp_master_key *key, const char *app, const char *name, const void *plain,
+                   size_t len, cp_sealed *out)
 {
     if (len > (size_t)INT32_MAX)
         return NANO_ETOOBIG;
@@ -240,8 +239,8 @@ int cp_secret_seal(const cp_master_key *key, const char *app, const char *name,
     return 0;
 }
 
-int cp_secret_open(const cp_master_key *key, const char *app, const char *name,
-                   const cp_sealed *in, char **plain_out, size_t *len_out)
+int cp_secret_open(const cp_master_key *key, const char *app, const char *name, const cp_sealed *in,
+                   char **plain_out, size_t *len_out)
 {
     if (in->len > (size_t)INT32_MAX || strcmp(in->key_id, key->id) != 0)
         return NANO_EINVAL;

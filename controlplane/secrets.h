@@ -60,15 +60,15 @@ typedef struct cp_sealed {
 
 /* cp_secret_seal: encrypts plain[0..len) for (app, name) into *out (caller memory, owned
  * contents). Returns 0, or NANO_EIO when OpenSSL fails (out untouched). */
-int cp_secret_seal(const cp_master_key *key, const char *app, const char *name,
-                   const void *plain, size_t len, cp_sealed *out);
+int cp_secret_seal(const cp_master_key *key, const char *app, const char *name, const void *plain,
+                   size_t len, cp_sealed *out);
 
 /* cp_secret_open: decrypts and authenticates in for (app, name). Returns 0 with *plain_out
  * (returned owned, NUL-terminated, not counted in *len_out; wipe with explicit_bzero before
  * freeing) or NANO_EINVAL when the value does not authenticate: another key, another app or
  * name, or tampered bytes. A key_id that differs from key->id fails the same way. */
-int cp_secret_open(const cp_master_key *key, const char *app, const char *name,
-                   const cp_sealed *in, char **plain_out, size_t *len_out);
+int cp_secret_open(const cp_master_key *key, const char *app, const char *name, const cp_sealed *in,
+                   char **plain_out, size_t *len_out);
 
 void cp_sealed_fini(cp_sealed *s); /* NULL-safe; the struct is zeroed */
 
@@ -76,7 +76,6 @@ void cp_sealed_fini(cp_sealed *s); /* NULL-safe; the struct is zeroed */
  * padding). out must hold 2 * len + 1 (hex) or 4 * ((len + 2) / 3) + 1 (base64) bytes. */
 void cp_hex(const unsigned char *data, size_t len, char *out);
 void cp_base64(const unsigned char *data, size_t len, char *out);
-
 
 /* cp_random_bytes: n cryptographically strong random bytes (OpenSSL RAND_bytes). Returns 0 or
  * NANO_EIO. */

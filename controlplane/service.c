@@ -6,8 +6,8 @@
 
 /* --- errors --------------------------------------------------------------------------------- */
 
-int cp_error_set(cp_error *err, int status, const char *code, const char *field,
-                 const char *fmt, ...)
+int cp_error_set(cp_error *err, int status, const char *code, const char *field, const char *fmt,
+                 ...)
 {
     if (err != NULL) {
         va_list ap;
@@ -99,8 +99,8 @@ int cp_service__get_bool(json_t *args, const char *key, bool *out, cp_error *err
     if (v == NULL)
         return 0;
     if (!json_is_boolean(v))
-        return cp_error_set(err, 400, "invalid_field", key, "%s must be true or false, not %s",
-                            key, nano_json_type_name(v));
+        return cp_error_set(err, 400, "invalid_field", key, "%s must be true or false, not %s", key,
+                            nano_json_type_name(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -175,10 +175,9 @@ int cp_service__log_app_put(cp_service *svc, const char *name, cp_error *err)
     int rc = cp_store_app_get(svc->st, name, &row);
     if (rc != 0)
         return cp_service__store_fail(svc, rc, "reading an app", err);
-    json_t *p = json_pack("{s:s, s:O, s:O, s:O}", "app", name, "state",
-                          json_object_get(row, "state"), "version",
-                          json_object_get(row, "active_version"), "sha256",
-                          json_object_get(row, "active_sha256"));
+    json_t *p = json_pack(
+        "{s:s, s:O, s:O, s:O}", "app", name, "state", json_object_get(row, "state"), "version",
+        json_object_get(row, "active_version"), "sha256", json_object_get(row, "active_sha256"));
     nano_app_spec_json_copy(p, row);
     json_decref(row);
     return cp_service__log_delta(svc, "app.put", name, p, err);
@@ -477,8 +476,8 @@ static int load_tokens(cp_service *svc, cp_error *err)
     json_array_foreach(list, i, t) {
         cp_token *tok = &svc->tokens[svc->n_tokens];
         snprintf(tok->name, sizeof tok->name, "%s", json_string_value(json_object_get(t, "name")));
-        if (nano_token_digest_from_hex(json_string_value(json_object_get(t, "hash")),
-                                       tok->hash) == 0)
+        if (nano_token_digest_from_hex(json_string_value(json_object_get(t, "hash")), tok->hash) ==
+            0)
             svc->n_tokens++;
     }
     json_decref(list);
@@ -531,8 +530,10 @@ static void checker_start(cp_service *svc, const char *checker)
     uint64_t t0 = cp_service__mono_ms();
     int rc = cp_service__check_bundle(svc, NULL, "probe.js", &m, 1, &e);
     if (rc != 0) {
-        NANO_WARN("cp.checker_unavailable", "checker=%s error=%s (deployments are not checked "
-                  "before they are accepted)", checker, e.message);
+        NANO_WARN("cp.checker_unavailable",
+                  "checker=%s error=%s (deployments are not checked "
+                  "before they are accepted)",
+                  checker, e.message);
         nano_free(svc->checker);
         svc->checker = NULL;
         return;
@@ -672,8 +673,7 @@ int cp_service_secret_values(cp_service *svc, int64_t app_id, const char *app, j
         explicit_bzero(plain, len);
         nano_free(plain);
         if (v == NULL) { /* not UTF-8: secrets come in as JSON strings, so never */
-            NANO_ERROR("cp.secret_unreadable", "app=%s name=%s detail=%s", app, name,
-                       "not UTF-8");
+            NANO_ERROR("cp.secret_unreadable", "app=%s name=%s detail=%s", app, name, "not UTF-8");
             continue;
         }
         json_object_set_new(values, name, v);
@@ -713,9 +713,9 @@ int cp_service__finish_drains(cp_service *svc, bool *changed, cp_error *err)
             rc = cp_service__log_delta(svc, "app.remove", app, json_pack("{s:s}", "app", app), err);
             if (rc == 0)
                 rc = cp_service__audit(svc, &DRAIN_ACTOR, "apps.remove", app,
-                           json_pack("{s:s, s:I, s:I}", "state", "removed", "nodes", n_nodes,
-                                     "timed_out", n_timed_out),
-                           err);
+                                       json_pack("{s:s, s:I, s:I}", "state", "removed", "nodes",
+                                                 n_nodes, "timed_out", n_timed_out),
+                                       err);
             if (rc != 0)
                 break;
             *changed = true;
@@ -749,8 +749,8 @@ static int begin(cp_service *svc, cp_error *err)
     return rc == 0 ? 0 : cp_service__store_fail(svc, rc, "starting a transaction", err);
 }
 
-int cp_service_node_hello(cp_service *svc, const char *node, const char *version,
-                          const char *addr, cp_error *err)
+int cp_service_node_hello(cp_service *svc, const char *node, const char *version, const char *addr,
+                          cp_error *err)
 {
     int rc = begin(svc, err);
     if (rc != 0)
@@ -774,10 +774,9 @@ int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_
     int64_t acked = 0;
     json_object_foreach(reports, node, r) {
         char *apps = json_dumps(json_object_get(r, "apps"), JSON_COMPACT);
-        rc = cp_store_node_report(svc->st, node,
-                                  json_integer_value(json_object_get(r, "applied_seq")),
-                                  apps ? apps : "{}",
-                                  json_string_value(json_object_get(r, "seen_at")));
+        rc = cp_store_node_report(
+            svc->st, node, json_integer_value(json_object_get(r, "applied_seq")),
+            apps ? apps : "{}", json_string_value(json_object_get(r, "seen_at")));
         free(apps);
         int64_t n = 0;
         if (rc == 0)

@@ -117,8 +117,8 @@ typedef struct cp_error {
 } cp_error;
 
 /* cp_error_set: fills err (if not NULL) and returns a negative NANO_E* matching status. */
-int cp_error_set(cp_error *err, int status, const char *code, const char *field,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int cp_error_set(cp_error *err, int status, const char *code, const char *field, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
 
 /* Who asked, for the audit log: the token's name ("admin") and the front end ("http",
  * "rpc", "cli"). Borrowed. */
@@ -186,8 +186,8 @@ int cp_service_token_file(const char *path, char hash_hex[65], bool *created, cp
 int cp_service_secret_values(cp_service *svc, int64_t app_id, const char *app, json_t **out);
 
 /* cp_service_node_hello: records the node (name, version, addr; last_seen now). */
-int cp_service_node_hello(cp_service *svc, const char *node, const char *version,
-                          const char *addr, cp_error *err);
+int cp_service_node_hello(cp_service *svc, const char *node, const char *version, const char *addr,
+                          cp_error *err);
 
 /* cp_service_nodes_report: records status reports, {NODE: {applied_seq, apps: {APP: APPSTATE},
  * seen_at}} (borrowed), in one transaction. A report whose applied_seq is at or past an

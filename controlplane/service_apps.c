@@ -242,9 +242,8 @@ int cp_service__op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args
     if (rc == 0)
         rc = cp_service__load_app(svc, name, &app, &id, err);
     if (rc == 0 && cp_service__is_deployed(app)) {
-        rc = cp_store_deployment_get(svc->st, id,
-                                     json_integer_value(json_object_get(app, "active_version")),
-                                     &dep);
+        rc = cp_store_deployment_get(
+            svc->st, id, json_integer_value(json_object_get(app, "active_version")), &dep);
         if (rc != 0)
             rc = cp_service__store_fail(svc, rc, "reading a deployment", err);
     }
@@ -298,10 +297,10 @@ int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *a
     if (rc == 0) {
         nano_error e;
         nano_limits_from_json(json_object_get(app, "limits"), &lim, NULL, NULL, &e);
-        rc = cp_service__log_delta(svc, "app.drain", name,
-                       json_pack("{s:s, s:I}", "app", name, "timeout_ms",
-                                 (json_int_t)lim.drain_timeout_ms),
-                       err);
+        rc = cp_service__log_delta(
+            svc, "app.drain", name,
+            json_pack("{s:s, s:I}", "app", name, "timeout_ms", (json_int_t)lim.drain_timeout_ms),
+            err);
     }
     const char *state = n_nodes == 0 ? "removed" : "draining";
     if (rc == 0 && n_nodes == 0) {
@@ -326,8 +325,9 @@ int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *a
             rc = cp_service__log_app_put(svc, name, err);
     }
     if (rc == 0)
-        rc = cp_service__audit(svc, actor, "apps.remove", name,
-                   json_pack("{s:s, s:I}", "state", state, "nodes", (json_int_t)n_nodes), err);
+        rc = cp_service__audit(
+            svc, actor, "apps.remove", name,
+            json_pack("{s:s, s:I}", "state", state, "nodes", (json_int_t)n_nodes), err);
     if (rc == 0)
         *result = json_pack("{s:s, s:s}", "name", name, "state", state);
     json_decref(app);
@@ -350,7 +350,7 @@ int cp_service__op_apps_drain(cp_service *svc, const cp_actor *actor, json_t *ar
         return rc;
     const char *state = json_string_value(json_object_get(app, "state"));
     int found = strcmp(state, "draining") == 0 ? cp_store_drain_get(svc->st, name, &drain)
-                                                : NANO_ENOTFOUND;
+                                               : NANO_ENOTFOUND;
     if (found != 0 && found != NANO_ENOTFOUND)
         rc = cp_service__store_fail(svc, found, "reading a drain", err);
     if (rc == 0) {

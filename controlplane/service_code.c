@@ -5,7 +5,6 @@
 
 /* --- deployments ---------------------------------------------------------------------------- */
 
-
 static int cmp_module(const void *a, const void *b)
 {
     return strcmp(((const cp_module *)a)->name, ((const cp_module *)b)->name);
@@ -23,8 +22,8 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
                             "modules must be an object of {\"file.js\": \"source\"}, with at "
                             "least one module");
     if (json_object_size(mods) > MAX_MODULES)
-        return cp_error_set(err, 413, "too_large", "modules",
-                            "a deployment has at most %d modules", MAX_MODULES);
+        return cp_error_set(err, 413, "too_large", "modules", "a deployment has at most %d modules",
+                            MAX_MODULES);
     cp_module *list = nano_xcalloc(json_object_size(mods), sizeof *list);
     size_t n = 0, total = 0;
     const char *key;
@@ -42,8 +41,7 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
         }
         if (!json_is_string(v)) {
             rc = cp_error_set(err, 400, "invalid_field", field,
-                              "a module's source must be a string, not %s",
-                              nano_json_type_name(v));
+                              "a module's source must be a string, not %s", nano_json_type_name(v));
             break;
         }
         total += json_string_length(v);
@@ -61,9 +59,9 @@ static int read_modules(json_t *args, const char *main, cp_module **out, size_t 
     }
     if (rc == 0 && json_object_get(mods, main) == NULL) {
         char b[72];
-        rc =
-            cp_error_set(err, 400, "invalid_field", "main", "main \"%s\" is not one of the modules",
-                         cp_service__shown(main, b, sizeof b));
+        rc = cp_error_set(err, 400, "invalid_field", "main",
+                          "main \"%s\" is not one of the modules",
+                          cp_service__shown(main, b, sizeof b));
     }
     if (rc != 0) {
         nano_free(list);
@@ -279,13 +277,12 @@ int cp_service__op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *a
         uint64_t t0 = cp_service__mono_ms();
         int crc = cp_service__check_bundle(svc, app, main, mods, n_mods, &ce);
         if (crc == NANO_EINVAL) {
-            NANO_WARN("cp.deploy_refused", "app=%s error_id=%s check_ms=%llu error=%s", name,
-                      ce.id, (unsigned long long)(cp_service__mono_ms() - t0), ce.message);
+            NANO_WARN("cp.deploy_refused", "app=%s error_id=%s check_ms=%llu error=%s", name, ce.id,
+                      (unsigned long long)(cp_service__mono_ms() - t0), ce.message);
             rc = cp_error_set(err, 400, "module_invalid", "modules", "%s (%s)", ce.message, ce.id);
         } else if (crc != 0) {
             NANO_ERROR("cp.deploy_check_failed", "app=%s error=%s", name, ce.message);
-            rc = cp_error_set(err, 500, "internal", "", "cannot check the module: %s",
-                              ce.message);
+            rc = cp_error_set(err, 500, "internal", "", "cannot check the module: %s", ce.message);
         }
     }
     char sha[65];
@@ -305,9 +302,10 @@ int cp_service__op_apps_deploy(cp_service *svc, const cp_actor *actor, json_t *a
         rc = log_activation(svc, name, dep, err);
     if (rc == 0)
         rc = cp_service__audit(svc, actor, "apps.deploy", name,
-                   json_pack("{s:I, s:s, s:I, s:O}", "version", (json_int_t)version, "sha256", sha,
-                             "modules", (json_int_t)n_mods, "size", json_object_get(dep, "size")),
-                   err);
+                               json_pack("{s:I, s:s, s:I, s:O}", "version", (json_int_t)version,
+                                         "sha256", sha, "modules", (json_int_t)n_mods, "size",
+                                         json_object_get(dep, "size")),
+                               err);
     if (rc == 0)
         *result = cp_service__deployment_view(dep);
     nano_free(mods);
@@ -392,7 +390,8 @@ int cp_service__op_apps_rollback(cp_service *svc, const cp_actor *actor, json_t 
             rc = log_activation(svc, name, dep, err);
         if (rc == 0)
             rc = cp_service__audit(svc, actor, "apps.rollback", name,
-                       json_pack("{s:I, s:I}", "from", from, "to", (json_int_t)version), err);
+                                   json_pack("{s:I, s:I}", "from", from, "to", (json_int_t)version),
+                                   err);
     }
     if (rc == 0)
         *result = cp_service__deployment_view(dep);

@@ -107,8 +107,9 @@ static int put_var(cp_service *svc, const char *name, int64_t id, const char *ke
         rc = cp_service__store_fail(svc, rc, "writing a var", err);
     free(text);
     if (rc == 0)
-        rc = cp_service__log_delta(svc, "env.put", name,
-                       json_pack("{s:s, s:s, s:O}", "app", name, "name", key, "value", v), err);
+        rc = cp_service__log_delta(
+            svc, "env.put", name,
+            json_pack("{s:s, s:s, s:O}", "app", name, "name", key, "value", v), err);
     return rc;
 }
 
@@ -175,8 +176,8 @@ int cp_service__op_env_patch(cp_service *svc, const cp_actor *actor, json_t *arg
         const char *kind = json_string_value(json_object_get(kinds, key));
         if (kind != NULL && strcmp(kind, "secret") == 0) {
             rc = cp_error_set(err, 409, "name_conflict", field,
-                              "%s is a secret of app %s; a name is either a var or a secret",
-                              key, name);
+                              "%s is a secret of app %s; a name is either a var or a secret", key,
+                              name);
             break;
         }
         if (json_is_null(v)) {
@@ -197,7 +198,7 @@ int cp_service__op_env_patch(cp_service *svc, const cp_actor *actor, json_t *arg
         rc = cp_service__check_required(json_object_get(app, "required_env"), kinds, name, err);
     if (rc == 0 && json_array_size(set) + json_array_size(deleted) > 0)
         rc = cp_service__audit(svc, actor, "env.patch", name,
-                   json_pack("{s:O, s:O}", "set", set, "deleted", deleted), err);
+                               json_pack("{s:O, s:O}", "set", set, "deleted", deleted), err);
     if (rc == 0)
         rc = env_result(svc, id, result, err);
     json_decref(set);
@@ -282,8 +283,8 @@ int cp_service__op_env_replace(cp_service *svc, const cp_actor *actor, json_t *a
                               key, name);
         }
     }
-    size_t final =
-        json_object_size(vars) + (secrets != NULL ? json_object_size(secrets) : n_secrets);
+    size_t final = json_object_size(vars) +
+                   (secrets != NULL ? json_object_size(secrets) : n_secrets);
     if (rc == 0 && final > NANO_ENV_MAX_ENTRIES)
         rc = cp_error_set(err, 413, "too_large", "vars",
                           "app %s would have %zu vars and secrets; the limit is %d", name, final,
@@ -328,9 +329,10 @@ int cp_service__op_env_replace(cp_service *svc, const cp_actor *actor, json_t *a
         rc = cp_service__check_required(json_object_get(app, "required_env"), kinds, name, err);
     if (rc == 0)
         rc = cp_service__audit(svc, actor, "env.replace", name,
-                   json_pack("{s:O, s:O, s:O, s:O}", "set", set, "deleted", deleted,
-                             "secrets_set", secrets_set, "secrets_deleted", secrets_deleted),
-                   err);
+                               json_pack("{s:O, s:O, s:O, s:O}", "set", set, "deleted", deleted,
+                                         "secrets_set", secrets_set, "secrets_deleted",
+                                         secrets_deleted),
+                               err);
     if (rc == 0)
         rc = env_result(svc, id, result, err);
     json_decref(set);
@@ -370,10 +372,10 @@ static int put_secret(cp_service *svc, const char *name, int64_t id, const char 
         cp_base64(sealed.nonce, CP_NONCE_BYTES, nonce);
         cp_base64(sealed.tag, CP_TAG_BYTES, tag);
         rc = cp_service__log_delta(svc, "secret.put", name,
-                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "app", name, "name", key,
-                                 "ciphertext", ct, "nonce", nonce, "tag", tag, "key_id",
-                                 sealed.key_id),
-                       err);
+                                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "app", name, "name",
+                                             key, "ciphertext", ct, "nonce", nonce, "tag", tag,
+                                             "key_id", sealed.key_id),
+                                   err);
         nano_free(ct);
     }
     cp_sealed_fini(&sealed);
@@ -382,8 +384,7 @@ static int put_secret(cp_service *svc, const char *name, int64_t id, const char 
 
 /* del_secret: removes secret key of app name (row id; NANO_ENOTFOUND when it has none),
  * with its secret.del delta. */
-static int del_secret(cp_service *svc, const char *name, int64_t id, const char *key,
-                      cp_error *err)
+static int del_secret(cp_service *svc, const char *name, int64_t id, const char *key, cp_error *err)
 {
     int rc = cp_store_secret_del(svc->st, id, key);
     if (rc == NANO_ENOTFOUND)
@@ -434,8 +435,8 @@ int cp_service__op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *a
         rc = cp_error_set(err, 400, "invalid_field", "value",
                           "secret %s is empty; a secret needs a value (delete it instead)", key);
     if (rc == 0 && len > NANO_ENV_MAX_VALUE)
-        rc = cp_error_set(err, 413, "too_large", "value",
-                          "secret %s is %zu bytes; the limit is %d", key, len, NANO_ENV_MAX_VALUE);
+        rc = cp_error_set(err, 413, "too_large", "value", "secret %s is %zu bytes; the limit is %d",
+                          key, len, NANO_ENV_MAX_VALUE);
     if (rc == 0)
         rc = cp_service__load_app(svc, name, &app, &id, err);
     if (rc == 0)
@@ -454,7 +455,7 @@ int cp_service__op_secrets_put(cp_service *svc, const cp_actor *actor, json_t *a
         rc = put_secret(svc, name, id, key, value, len, err);
     if (rc == 0)
         rc = cp_service__audit(svc, actor, "secrets.put", name,
-                   json_pack("{s:s, s:b}", "key", key, "created", kind == NULL), err);
+                               json_pack("{s:s, s:b}", "key", key, "created", kind == NULL), err);
     if (rc == 0)
         *result = json_pack("{s:s, s:s}", "name", key, "updated_at", cp_store_now(svc->st));
     json_decref(kinds);
@@ -493,7 +494,6 @@ int cp_service__op_secrets_delete(cp_service *svc, const cp_actor *actor, json_t
 
 /* --- nodes, audit, version ------------------------------------------------------------------ */
 
-
 /* nodes.remove: forgets a node that is gone for good (a decommissioned edge), so that drains
  * stop waiting for it: its rows in running drains go with it, and a drain left with no node
  * pending ends now (the app removed, app.remove logged). A node that still runs registers
@@ -516,8 +516,7 @@ int cp_service__op_nodes_remove(cp_service *svc, const cp_actor *actor, json_t *
         return rc;
     rc = cp_store_node_delete(svc->st, name);
     if (rc == NANO_ENOTFOUND)
-        return cp_error_set(err, 404, "node_not_found", "name", "node %s is not registered",
-                            name);
+        return cp_error_set(err, 404, "node_not_found", "name", "node %s is not registered", name);
     if (rc != 0)
         return cp_service__store_fail(svc, rc, "removing a node", err);
     bool changed = false;
@@ -548,9 +547,9 @@ int cp_service__op_nodes_list(cp_service *svc, const cp_actor *actor, json_t *ar
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n) {
-        json_object_set_new(n, "current",
-                            json_boolean(json_integer_value(json_object_get(n, "applied_seq")) ==
-                                         seq));
+        json_object_set_new(
+            n, "current",
+            json_boolean(json_integer_value(json_object_get(n, "applied_seq")) == seq));
     }
     *result = json_pack("{s:I, s:o}", "seq", (json_int_t)seq, "nodes", nodes);
     return rc;

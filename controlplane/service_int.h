@@ -52,7 +52,7 @@ typedef struct cp_token {
 
 struct cp_service {
     char *data_dir;
-    char *checker;   /* nano-dp, for the load check of each deployment; NULL: none */
+    char *checker; /* nano-dp, for the load check of each deployment; NULL: none */
     char *db_path;
     char *token_path;
     char key_source[4096];

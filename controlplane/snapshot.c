@@ -31,7 +31,7 @@ static int snapshot_app(cp_service *svc, const json_t *row, json_t **out, nano_e
                           json_object_get(row, "active_sha256"));
     if (a != NULL)
         nano_app_spec_json_copy(a, row); /* the spec (app_spec.h), by its keys */
-    if (a == NULL) /* a field the row lacks (json_pack refuses NULL for O) */
+    if (a == NULL)                       /* a field the row lacks (json_pack refuses NULL for O) */
         return nano_error_set(err, NANO_EINVAL, "store", "app %s: its row lacks a field", name);
     json_t *dep = NULL, *vars = NULL, *secrets = NULL, *drain = NULL;
     int rc = 0;
@@ -109,8 +109,8 @@ int cp_snapshot_build(cp_service *svc, json_t **out, size_t *n_withheld, nano_er
         nano_error aerr = {0};
         if (cp_snapshot_app(svc, row, &a, &aerr) != 0) {
             const char *name = json_string_value(json_object_get(row, "name"));
-            NANO_ERROR("cp.snapshot_app_withheld", "app=%s error_id=%s error=%s",
-                       name ? name : "?", aerr.id, aerr.message);
+            NANO_ERROR("cp.snapshot_app_withheld", "app=%s error_id=%s error=%s", name ? name : "?",
+                       aerr.id, aerr.message);
             withheld++;
             /* A row without a valid name cannot even be named on the wire: left out. */
             if (name == NULL || !nano_app_name_valid(name))

@@ -405,8 +405,8 @@ int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_mig
     st->path = nano_xstrdup(path);
     st->migs = migs;
     st->n_migs = n_migs;
-    int flags =
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (migrate_now ? SQLITE_OPEN_CREATE : 0);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+                (migrate_now ? SQLITE_OPEN_CREATE : 0);
     /* The file is made 0600 before SQLite opens it: it holds env values and ciphertexts. */
     if (migrate_now) {
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -415,8 +415,8 @@ int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_mig
     }
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = nano_error_set(err, NANO_EIO, "store_open", "%s: cannot open the database: %s",
-                            path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        rc = nano_error_set(err, NANO_EIO, "store_open", "%s: cannot open the database: %s", path,
+                            st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         cp_store_free(st);
         return rc;
     }
@@ -469,14 +469,14 @@ void cp_store_free(cp_store *st)
 
 /* --- apps ----------------------------------------------------------------------------------- */
 
-#define APP_COLUMNS                                                                            \
-    "a.id, a.name, "                                                                          \
-    "(SELECT json_group_array(hostname) FROM (SELECT hostname FROM hostnames h"               \
-    "  WHERE h.app_id = a.id ORDER BY position)) AS hostnames__json, "                        \
-    "a.path_prefix, a.is_default AS default__bool, a.node_compat AS node_compat__bool, "      \
-    "a.required_env AS required_env__json, a.limits AS limits__json, "                        \
-    "a.egress AS egress__json, a.state, "                                                     \
-    "COALESCE(d.version, 0) AS active_version, d.sha256 AS active_sha256, a.created_at, "     \
+#define APP_COLUMNS                                                                                \
+    "a.id, a.name, "                                                                               \
+    "(SELECT json_group_array(hostname) FROM (SELECT hostname FROM hostnames h"                    \
+    "  WHERE h.app_id = a.id ORDER BY position)) AS hostnames__json, "                             \
+    "a.path_prefix, a.is_default AS default__bool, a.node_compat AS node_compat__bool, "           \
+    "a.required_env AS required_env__json, a.limits AS limits__json, "                             \
+    "a.egress AS egress__json, a.state, "                                                          \
+    "COALESCE(d.version, 0) AS active_version, d.sha256 AS active_sha256, a.created_at, "          \
     "a.updated_at FROM apps a LEFT JOIN deployments d ON d.id = a.active_deployment_id "
 
 static const char SQL_APP_BY_NAME[] = "SELECT " APP_COLUMNS "WHERE a.name = ?1";
@@ -543,8 +543,7 @@ static void bind_spec(sqlite3_stmt *q, const nano_app_spec *spec)
     json_decref(j);
 }
 
-int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec,
-                        int64_t *id_out)
+int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec, int64_t *id_out)
 {
     static const char sql[] =
         "INSERT INTO apps (name, path_prefix, is_default, node_compat, required_env, limits,"
@@ -636,8 +635,8 @@ static int name_one(cp_store *st, sqlite3_stmt *q, char *name_out)
     return res;
 }
 
-int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix,
-                            int64_t except_id, char *name_out)
+int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix, int64_t except_id,
+                            char *name_out)
 {
     static const char sql[] = "SELECT a.name FROM hostnames h JOIN apps a ON a.id = h.app_id"
                               " WHERE h.hostname = ?1 AND h.path_prefix = ?2 AND h.app_id != ?3";
@@ -662,9 +661,9 @@ int cp_store_default_owner(cp_store *st, int64_t except_id, char *name_out)
 
 /* --- deployments ---------------------------------------------------------------------------- */
 
-int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
-                               const char *main, const cp_module *mods, size_t n_mods,
-                               const char *created_by, int64_t *id_out, int64_t *version_out)
+int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256, const char *main,
+                               const cp_module *mods, size_t n_mods, const char *created_by,
+                               int64_t *id_out, int64_t *version_out)
 {
     static const char blob[] =
         "INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3)";
@@ -721,12 +720,12 @@ int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
     return rc;
 }
 
-#define DEPLOYMENT_COLUMNS                                                                      \
-    "d.id, d.version, d.sha256, d.main, d.size, "                                              \
-    "(SELECT json_group_array(json_object('name', name, 'size', size, 'sha256', sha256))"      \
-    "  FROM (SELECT name, size, sha256 FROM deployment_modules m WHERE m.deployment_id = d.id" \
-    "  ORDER BY position)) AS modules__json, "                                                 \
-    "d.created_at, d.created_by, (a.active_deployment_id IS d.id) AS active__bool "            \
+#define DEPLOYMENT_COLUMNS                                                                         \
+    "d.id, d.version, d.sha256, d.main, d.size, "                                                  \
+    "(SELECT json_group_array(json_object('name', name, 'size', size, 'sha256', sha256))"          \
+    "  FROM (SELECT name, size, sha256 FROM deployment_modules m WHERE m.deployment_id = d.id"     \
+    "  ORDER BY position)) AS modules__json, "                                                     \
+    "d.created_at, d.created_by, (a.active_deployment_id IS d.id) AS active__bool "                \
     "FROM deployments d JOIN apps a ON a.id = d.app_id "
 
 int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_t **out)
@@ -742,8 +741,8 @@ int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_
 
 int cp_store_deployment_list(cp_store *st, int64_t app_id, json_t **out)
 {
-    static const char sql[] =
-        "SELECT " DEPLOYMENT_COLUMNS "WHERE d.app_id = ?1 ORDER BY d.version DESC";
+    static const char sql[] = "SELECT " DEPLOYMENT_COLUMNS
+                              "WHERE d.app_id = ?1 ORDER BY d.version DESC";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;
@@ -926,4 +925,3 @@ int cp_store_secret_del(cp_store *st, int64_t app_id, const char *name)
     static const char sql[] = "DELETE FROM secrets WHERE app_id = ?1 AND name = ?2";
     return delete_named(st, sql, app_id, name);
 }
-

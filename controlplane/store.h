@@ -88,8 +88,7 @@ int cp_store_app_list(cp_store *st, json_t **out); /* array, by name */
 /* cp_store_app_insert: a new app named name with spec (checked: app_spec.h; its name is not
  * read). cp_store_app_update: every field of spec (the name is not changed) and the
  * hostnames. The row's spec fields are the spec's JSON form (nano_app_spec_to_json). */
-int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec,
-                        int64_t *id_out);
+int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec, int64_t *id_out);
 int cp_store_app_update(cp_store *st, int64_t id, const nano_app_spec *spec);
 int cp_store_app_set_state(cp_store *st, int64_t id, const char *state);
 int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id);
@@ -97,8 +96,8 @@ int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id);
 int cp_store_app_delete(cp_store *st, int64_t id);
 /* The app (other than except_id) claiming host with prefix ("" for none), or the default app:
  * its name into name_out (64 bytes); NANO_ENOTFOUND when none. */
-int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix,
-                            int64_t except_id, char *name_out);
+int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix, int64_t except_id,
+                            char *name_out);
 int cp_store_default_owner(cp_store *st, int64_t except_id, char *name_out);
 
 /* --- deployments ------------------------------------------------------------------------- */
@@ -112,9 +111,9 @@ typedef struct cp_module {
 
 /* cp_store_deployment_insert: the next version of the app (1 + the highest so far), its
  * modules' bytes stored once by sha256. */
-int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
-                               const char *main, const cp_module *mods, size_t n_mods,
-                               const char *created_by, int64_t *id_out, int64_t *version_out);
+int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256, const char *main,
+                               const cp_module *mods, size_t n_mods, const char *created_by,
+                               int64_t *id_out, int64_t *version_out);
 /* A deployment as {id, version, sha256, main, size, modules: [{name, size, sha256}],
  * created_at, created_by, active}. */
 int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_t **out);
@@ -157,8 +156,8 @@ int cp_store_drain_get(cp_store *st, const char *app, json_t **out);
 int cp_store_node_hello(cp_store *st, const char *name, const char *version, const char *addr);
 /* cp_store_node_report: a node's status (applied_seq, apps as JSON text {app: APPSTATE}) seen
  * at seen_at (RFC 3339); inserts the node if it never said hello. */
-int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq,
-                         const char *apps_json, const char *seen_at);
+int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq, const char *apps_json,
+                         const char *seen_at);
 /* cp_store_drain_ack: the node's pending row in the app's running drain becomes state ("acked"
  * or "timed_out"); *changed says whether there was such a row. */
 int cp_store_drain_ack(cp_store *st, const char *app, const char *node, const char *state,

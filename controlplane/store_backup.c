@@ -33,10 +33,9 @@ int cp_store_copy(const char *src, const char *dst, nano_error *err)
      * existing file is never overwritten. SQLite takes an empty file as an empty database. */
     int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return nano_error_set(err, errno == EEXIST ? NANO_ESTATE : NANO_EIO, "store_copy",
-                              "%s: %s", dst,
-                              errno == EEXIST ? "already exists (a copy never overwrites)"
-                                              : strerror(errno));
+        return nano_error_set(
+            err, errno == EEXIST ? NANO_ESTATE : NANO_EIO, "store_copy", "%s: %s", dst,
+            errno == EEXIST ? "already exists (a copy never overwrites)" : strerror(errno));
     close(fd);
     sqlite3 *from = NULL, *to = NULL;
     int rc = 0;
@@ -66,12 +65,11 @@ int cp_store_copy(const char *src, const char *dst, nano_error *err)
     /* The copy must read back whole before anyone relies on it. */
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(to, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0)
-        rc = nano_error_set(err, NANO_EIO, "store_copy", "%s: the copy does not check out: %s",
-                            dst, q != NULL && sqlite3_column_text(q, 0) != NULL
-                                     ? (const char *)sqlite3_column_text(q, 0)
-                                     : sqlite3_errmsg(to));
+        sqlite3_step(q) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(q, 0), "ok") != 0)
+        rc = nano_error_set(err, NANO_EIO, "store_copy", "%s: the copy does not check out: %s", dst,
+                            q != NULL && sqlite3_column_text(q, 0) != NULL
+                                ? (const char *)sqlite3_column_text(q, 0)
+                                : sqlite3_errmsg(to));
     sqlite3_finalize(q);
 done:
     sqlite3_close(from);

@@ -99,14 +99,13 @@ int cp_store_node_hello(cp_store *st, const char *name, const char *version, con
     return cp_store__exec_q(st, q);
 }
 
-int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq,
-                         const char *apps_json, const char *seen_at)
+int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq, const char *apps_json,
+                         const char *seen_at)
 {
-    static const char sql[] =
-        "INSERT INTO nodes (name, applied_seq, apps, first_seen, last_seen)"
-        " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
-        " applied_seq = excluded.applied_seq, apps = excluded.apps,"
-        " last_seen = excluded.last_seen";
+    static const char sql[] = "INSERT INTO nodes (name, applied_seq, apps, first_seen, last_seen)"
+                              " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
+                              " applied_seq = excluded.applied_seq, apps = excluded.apps,"
+                              " last_seen = excluded.last_seen";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
         return NANO_EIO;

@@ -26,8 +26,11 @@
  * checks with the first worker's load instead: DP_PRELOAD_FIRST). */
 static int check_app_loads(uv_loop_t *loop, const nano_app_config *c, nano_error *err)
 {
-    rt_app_options o = {.name = c->spec.name, .main_path = c->main_path, .main_source = c->code,
-                        .main_source_len = c->code_len, .env = &c->env,
+    rt_app_options o = {.name = c->spec.name,
+                        .main_path = c->main_path,
+                        .main_source = c->code,
+                        .main_source_len = c->code_len,
+                        .env = &c->env,
                         .node_compat = c->spec.node_compat,
                         .heap_limit_mb = (size_t)c->spec.limits.memory_mb};
     /* No CPU limit here: run_check has a guard of its own, which also leaves out time spent
@@ -50,14 +53,14 @@ static int check_app_loads(uv_loop_t *loop, const nano_app_config *c, nano_error
 typedef struct check_guard {
     pthread_mutex_t mu;
     clockid_t clock;
-    uint64_t started_ns;   /* the thread's CPU time when this file's load began */
-    uint64_t started_wall; /* uv_hrtime() then: waiting (top-level await) is bounded too */
+    uint64_t started_ns;    /* the thread's CPU time when this file's load began */
+    uint64_t started_wall;  /* uv_hrtime() then: waiting (top-level await) is bounded too */
     uint64_t started_delay; /* the thread's run delay then (nano_check_run_delay_ms) */
-    int tid;               /* the loading thread */
+    int tid;                /* the loading thread */
     uint64_t limit_ms;
-    const char *file;      /* the file loading now; NULL: between files */
+    const char *file; /* the file loading now; NULL: between files */
     bool is_json;
-    bool is_stopping;      /* every file is done: the guard ends */
+    bool is_stopping; /* every file is done: the guard ends */
 } check_guard;
 
 static uint64_t cpu_ns(clockid_t clock)
@@ -100,22 +103,21 @@ static void *check_guard_main(void *arg)
         bool is_cpu = g->file != NULL && cpu_ns(g->clock) - g->started_ns > g->limit_ms * 1000000u;
         /* Wall time spent waiting for a CPU (a busy machine) does not count. */
         uint64_t wall_ms = g->file != NULL ? (uv_hrtime() - g->started_wall) / 1000000 : 0;
-        uint64_t starved_ms = g->file != NULL ? nano_check_run_delay_ms(getpid(), g->tid) -
-                                                    g->started_delay
-                                              : 0;
+        uint64_t starved_ms =
+            g->file != NULL ? nano_check_run_delay_ms(getpid(), g->tid) - g->started_delay : 0;
         bool is_wall = g->file != NULL &&
                        (wall_ms > g->limit_ms + NANO_CHECK_SLACK_MS + starved_ms ||
                         wall_ms > 4 * (g->limit_ms + NANO_CHECK_SLACK_MS));
         if (is_cpu || is_wall) {
             nano_error err = {0};
-            nano_error_set(&err, NANO_EINVAL, "module_timeout",
-                           is_cpu ? "%s: loading ran past its CPU limit of %llu ms (a top level "
-                                    "that does not end?)"
-                                  : "%s: loading did not finish within %llu ms (a top-level "
-                                    "await that does not settle?)",
-                           g->file,
-                           (unsigned long long)(is_cpu ? g->limit_ms
-                                                       : g->limit_ms + NANO_CHECK_SLACK_MS));
+            nano_error_set(
+                &err, NANO_EINVAL, "module_timeout",
+                is_cpu ? "%s: loading ran past its CPU limit of %llu ms (a top level "
+                         "that does not end?)"
+                       : "%s: loading did not finish within %llu ms (a top-level "
+                         "await that does not settle?)",
+                g->file,
+                (unsigned long long)(is_cpu ? g->limit_ms : g->limit_ms + NANO_CHECK_SLACK_MS));
             print_verdict(g->is_json, g->file, &err, 0);
             _exit(1);
         }
@@ -218,4 +220,3 @@ int dp_check_run(uv_loop_t *loop, const dp_options *o)
     json_decref(env_list);
     return failed > 0 ? 1 : 0;
 }
-

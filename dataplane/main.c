@@ -57,24 +57,24 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130, NANO_CP_NODE_MAX = 63 };
 typedef struct dp_main {
     uv_loop_t *loop;
     dp_options opts;
-    rt_isolate *app;            /* nano-dp run */
-    nano_config *cfg;           /* the applied config */
+    rt_isolate *app;  /* nano-dp run */
+    nano_config *cfg; /* the applied config */
     dp_worker **workers;
     size_t n_workers;
     atomic_size_t n_workers_done;
-    uv_async_t workers_done;    /* a worker finished (drained or aborted) */
+    uv_async_t workers_done; /* a worker finished (drained or aborted) */
     dp_watchdog *watchdog;
     dp_supervisor *supervisor; /* systemd: READY, STOPPING, STATUS, WATCHDOG (supervisor.h) */
     dp_server *status;
     dp_status_source status_src;
     dp_file_source *file_source;
-    dp_cp_client *cp;           /* --control-plane */
-    uv_async_t cp_config;       /* the client built a config */
-    char *code_dir_tmp;         /* the private code dir we made (removed at exit) */
+    dp_cp_client *cp;            /* --control-plane */
+    uv_async_t cp_config;        /* the client built a config */
+    char *code_dir_tmp;          /* the private code dir we made (removed at exit) */
     dp_load_errors *load_errors; /* versions refused by the load check, per app */
     uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t drain_timer;     /* fires at the drain deadline */
-    uv_timer_t progress_timer;  /* a progress line each second while draining */
+    uv_timer_t drain_timer;    /* fires at the drain deadline */
+    uv_timer_t progress_timer; /* a progress line each second while draining */
     bool draining;
     bool is_forced;
     bool is_timed_out; /* run: --timeout passed */
@@ -87,8 +87,9 @@ static void log_counts(dp_main *m, nano_log_level level, const char *event)
     size_t conns = 0, active = 0, requests = 0;
     for (size_t i = 0; i < m->n_workers; i++)
         dp_worker_counts(m->workers[i], &conns, &active, &requests);
-    NANO_LOG(level, event, "conns=%zu active_conns=%zu requests=%zu workers_left=%zu elapsed_ms=%llu",
-             conns, active, requests, m->n_workers - atomic_load(&m->n_workers_done),
+    NANO_LOG(level, event,
+             "conns=%zu active_conns=%zu requests=%zu workers_left=%zu elapsed_ms=%llu", conns,
+             active, requests, m->n_workers - atomic_load(&m->n_workers_done),
              (unsigned long long)(uv_now(m->loop) - m->drain_started_ms));
 }
 
@@ -365,10 +366,11 @@ static void apply_config(dp_main *m, nano_config *cfg, uint64_t version, const c
     m->status_src.config_version = version;
     m->status_src.n_apps = nano_config_n_apps(cfg);
     m->status_src.config_reloads++;
-    NANO_INFO("dp.config_applied",
-              "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
-              trigger, (unsigned long long)version, nano_config_n_apps(cfg), added, changed,
-              env_changed, removed);
+    NANO_INFO(
+        "dp.config_applied",
+        "trigger=%s version=%llu apps=%zu added=%zu redeployed=%zu env_changed=%zu removed=%zu",
+        trigger, (unsigned long long)version, nano_config_n_apps(cfg), added, changed, env_changed,
+        removed);
     dp_supervisor_ready(m->supervisor, m->status_src.n_apps, version);
 }
 
@@ -398,9 +400,8 @@ static void reload(dp_main *m, const char *why)
     const char **refused = NULL;
     if (vet_config(m, cfg, why, &refused, &err) > 0) {
         m->status_src.config_rejects++;
-        NANO_ERROR("dp.config_rejected",
-                   "trigger=%s version_kept=%llu app=%s error_id=%s error=%s", why,
-                   (unsigned long long)nano_config_version(m->cfg), refused[0], err.id,
+        NANO_ERROR("dp.config_rejected", "trigger=%s version_kept=%llu app=%s error_id=%s error=%s",
+                   why, (unsigned long long)nano_config_version(m->cfg), refused[0], err.id,
                    err.message);
         nano_free(refused);
         watch_modules(m, cfg);
@@ -457,8 +458,7 @@ static void on_signal(uv_signal_t *s, int signum)
         if (m->opts.config_path != NULL) {
             dp_supervisor_reloading(m->supervisor);
             reload(m, "SIGHUP"); /* applied or refused, the node serves a config */
-            dp_supervisor_ready(m->supervisor, m->status_src.n_apps,
-                                m->status_src.config_version);
+            dp_supervisor_ready(m->supervisor, m->status_src.n_apps, m->status_src.config_version);
         } else
             NANO_INFO("dp.sighup_ignored", "detail=%s", "no --config file to reload");
         return;
@@ -503,7 +503,8 @@ static int run_tests(dp_main *m, const nano_env *env)
     for (size_t i = 0; i < m->opts.n_files; i++) {
         const char *path = m->opts.files[i];
         nano_error err = {0};
-        rt_app_options app = {.name = m->opts.app_name, .env = env,
+        rt_app_options app = {.name = m->opts.app_name,
+                              .env = env,
                               .console_mode = RT_CONSOLE_STDIO,
                               .location = m->opts.location};
         rt_isolate *iso = NULL;
@@ -545,7 +546,9 @@ static void on_run_timeout(uv_timer_t *t)
 static int run_scripts(dp_main *m, const nano_env *env)
 {
     nano_error err = {0};
-    rt_app_options app = {.name = m->opts.app_name, .env = env, .console_mode = RT_CONSOLE_STDIO,
+    rt_app_options app = {.name = m->opts.app_name,
+                          .env = env,
+                          .console_mode = RT_CONSOLE_STDIO,
                           .location = m->opts.location};
     if (rt_isolate_new(m->loop, &app, &m->app, &err) != 0) {
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
@@ -752,10 +755,19 @@ static int start_cp(dp_main *m, int port, nano_error *err)
     uv_async_init(m->loop, &m->cp_config, on_cp_config);
     m->cp_config.data = m;
     dp_cp_client_options co = {
-        .url = o->cp_url, .rpc_url = rpc_url, .node = node, .token = token,
-        .ca_file = o->cp_ca_file, .cert_file = o->cp_cert_file, .key_file = o->cp_key_file,
-        .code_dir = code_dir, .http_addr = addr, .drop_every = drop,
-        .workers = m->workers, .n_workers = m->n_workers, .config_ready = &m->cp_config,
+        .url = o->cp_url,
+        .rpc_url = rpc_url,
+        .node = node,
+        .token = token,
+        .ca_file = o->cp_ca_file,
+        .cert_file = o->cp_cert_file,
+        .key_file = o->cp_key_file,
+        .code_dir = code_dir,
+        .http_addr = addr,
+        .drop_every = drop,
+        .workers = m->workers,
+        .n_workers = m->n_workers,
+        .config_ready = &m->cp_config,
         .load_errors = m->load_errors,
     };
     rc = dp_cp_client_start(&co, &m->cp, err);
@@ -794,9 +806,10 @@ static int serve(dp_main *m)
         fprintf(stderr, "nano-dp: error: %s\n", err.message);
         return EXIT_USAGE;
     }
-    int rc = m->opts.cp_url != NULL        ? empty_config(&m->cfg, &err)
-             : m->opts.config_path != NULL ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
-                                           : single_app_config(m, &m->cfg, &err);
+    int rc = m->opts.cp_url != NULL ? empty_config(&m->cfg, &err)
+             : m->opts.config_path != NULL
+                 ? nano_config_load_json(m->opts.config_path, 1, &m->cfg, &err)
+                 : single_app_config(m, &m->cfg, &err);
     /* A single app is loaded as the workers start (DP_PRELOAD_FIRST): the first worker's
      * load is the start-up check, so a broken app fails the start (exit 2) rather than its
      * first request, and the isolate it made serves that request. The apps a --config node
@@ -882,7 +895,8 @@ static int serve(dp_main *m)
                   is_v6 ? "[" : "", m->opts.host, is_v6 ? "]" : "", port, n,
                   nano_config_n_apps(m->cfg), (unsigned long long)nano_config_version(m->cfg));
     }
-    m->status_src = (dp_status_source){.workers = m->workers, .n_workers = m->n_workers,
+    m->status_src = (dp_status_source){.workers = m->workers,
+                                       .n_workers = m->n_workers,
                                        .config_version = nano_config_version(m->cfg),
                                        .n_apps = nano_config_n_apps(m->cfg),
                                        .is_ready = m->opts.cp_url == NULL,
@@ -912,9 +926,9 @@ static int serve(dp_main *m)
         if (m->watchdog == NULL)
             NANO_ERROR("dp.watchdog_failed", "error=%s", err.message);
         if (!m->opts.status_off) {
-            m->status = dp_status_start(m->loop,
-                                        m->opts.status_listen ? m->opts.status_listen : "127.0.0.1:9901",
-                                        &m->status_src, &err);
+            m->status = dp_status_start(
+                m->loop, m->opts.status_listen ? m->opts.status_listen : "127.0.0.1:9901",
+                &m->status_src, &err);
             if (m->status == NULL)
                 NANO_ERROR("dp.status_failed", "error=%s", err.message); /* serving goes on */
         }

@@ -350,12 +350,16 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         } else if (strcmp(flag, "--body-timeout") == 0) {
             rc = parse_duration(flag, value, &o->body_timeout_ms, err);
             if (rc == 0 && o->body_timeout_ms == 0)
-                rc = bad(err, "--body-timeout %s: must be above 0 (--body-min-rate 0 turns the "
-                              "rate rule off)", value);
+                rc = bad(err,
+                         "--body-timeout %s: must be above 0 (--body-min-rate 0 turns the "
+                         "rate rule off)",
+                         value);
         } else if (strcmp(flag, "--body-min-rate") == 0) {
             if (nano_parse_size(value, &o->body_min_rate) != 0)
-                rc = bad(err, "--body-min-rate %s: not a number of bytes per second (use 500, "
-                              "1KiB or 0 for none)", value);
+                rc = bad(err,
+                         "--body-min-rate %s: not a number of bytes per second (use 500, "
+                         "1KiB or 0 for none)",
+                         value);
         } else if (strcmp(flag, "--write-timeout") == 0) {
             rc = parse_duration(flag, value, &o->write_timeout_ms, err);
             if (rc == 0 && o->write_timeout_ms == 0)
@@ -441,8 +445,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
         return 0;
     }
     bool cp_only = o->cp_rpc_url != NULL || o->node != NULL || o->node_token_file != NULL ||
-                   o->cp_ca_file != NULL || o->cp_cert_file != NULL ||
-                   o->cp_key_file != NULL;
+                   o->cp_ca_file != NULL || o->cp_cert_file != NULL || o->cp_key_file != NULL;
     if (o->cp_url != NULL) {
         if (o->app_path != NULL || o->config_path != NULL)
             return bad(err, "give one of APP.js, --config FILE or --control-plane URL");

@@ -25,18 +25,18 @@ typedef enum dp_mode {
 
 typedef struct dp_options {
     dp_mode mode;
-    const char **files;           /* test/run: the files, in order (strings borrowed) */
+    const char **files; /* test/run: the files, in order (strings borrowed) */
     size_t n_files;
-    const char *filter;           /* test: only tests whose name contains this */
-    const char *location;         /* test/run: --location URL (NULL: none) */
-    uint64_t timeout_ms;          /* test: per test (default 5s); run: whole run (0: none) */
-    const char *app_path;         /* APP.js (borrowed from argv) */
-    const char *app_name;         /* --name, or derived from app_path (owned) */
-    char *host;                   /* --host / --listen (owned) */
+    const char *filter;   /* test: only tests whose name contains this */
+    const char *location; /* test/run: --location URL (NULL: none) */
+    uint64_t timeout_ms;  /* test: per test (default 5s); run: whole run (0: none) */
+    const char *app_path; /* APP.js (borrowed from argv) */
+    const char *app_name; /* --name, or derived from app_path (owned) */
+    char *host;           /* --host / --listen (owned) */
     int port;
-    const char **vars;            /* --var K=V, in order (array owned, strings borrowed) */
+    const char **vars; /* --var K=V, in order (array owned, strings borrowed) */
     size_t n_vars;
-    const char **env_files;       /* --env-file, in order */
+    const char **env_files; /* --env-file, in order */
     size_t n_env_files;
     uint64_t drain_timeout_ms;
     uint64_t max_head_size;
@@ -47,35 +47,35 @@ typedef struct dp_options {
     uint64_t body_min_rate;   /* --body-min-rate: bytes/s (0: no rate rule) */
     uint64_t write_timeout_ms;
     nano_log_level log_level;
-    const char *config_path;      /* --config FILE (borrowed) */
-    int threads;                  /* --threads (0: the number of cores) */
-    const char *status_listen;    /* --status-listen HOST:PORT (NULL: default, or off) */
+    const char *config_path;   /* --config FILE (borrowed) */
+    int threads;               /* --threads (0: the number of cores) */
+    const char *status_listen; /* --status-listen HOST:PORT (NULL: default, or off) */
     bool status_off;
-    bool log_json;                /* --log-format json */
-    bool no_access_log;           /* --access-log off */
+    bool log_json;      /* --log-format json */
+    bool no_access_log; /* --access-log off */
     uint64_t isolate_memory_budget;
-    const char *env_name;         /* --env NAME: .env.NAME */
-    uint64_t cpu_limit_ms;        /* APP.js limits (0: defaults) */
+    const char *env_name;  /* --env NAME: .env.NAME */
+    uint64_t cpu_limit_ms; /* APP.js limits (0: defaults) */
     uint64_t memory_limit_mb;
-    size_t pool_size;             /* --isolate-pool: ready isolates kept per thread */
+    size_t pool_size; /* --isolate-pool: ready isolates kept per thread */
     /* --control-plane mode (strings borrowed from argv) */
-    const char *cp_url;           /* --control-plane URL */
-    const char *cp_rpc_url;       /* --control-plane-rpc URL (NULL: same host, port + 1) */
-    const char *node;             /* --node NAME (NULL: the host name) */
-    const char *node_token_file;  /* --node-token-file F (else NANO_NODE_TOKEN) */
-    const char *code_dir;         /* --code-dir DIR (NULL: a private temporary one) */
-    const char *cp_ca_file;       /* --control-plane-ca F */
-    const char *cp_cert_file;     /* --control-plane-cert F */
-    const char *cp_key_file;      /* --control-plane-key F */
+    const char *cp_url;          /* --control-plane URL */
+    const char *cp_rpc_url;      /* --control-plane-rpc URL (NULL: same host, port + 1) */
+    const char *node;            /* --node NAME (NULL: the host name) */
+    const char *node_token_file; /* --node-token-file F (else NANO_NODE_TOKEN) */
+    const char *code_dir;        /* --code-dir DIR (NULL: a private temporary one) */
+    const char *cp_ca_file;      /* --control-plane-ca F */
+    const char *cp_cert_file;    /* --control-plane-cert F */
+    const char *cp_key_file;     /* --control-plane-key F */
     /* The node's egress policy (shared/egress.h; owned, unref'd by dp_options_fini): parsing
      * puts the --egress-allow / --egress-deny entries here (NULL when none was given);
      * dp_egress_node_build (egress_node.h) completes it for multi-tenant modes. NULL: no
      * policy (a single APP.js without the flags may reach anything). Immutable once workers
      * start: they share it. */
     nano_egress *egress;
-    bool check_json;              /* check: --json, one verdict object per file on stdout */
-    bool node_compat;             /* check: --node-compat, load as an app with process.env */
-    bool env_stdin;               /* check: --env-stdin, the app's env as JSON on stdin */
+    bool check_json;  /* check: --json, one verdict object per file on stdout */
+    bool node_compat; /* check: --node-compat, load as an app with process.env */
+    bool env_stdin;   /* check: --env-stdin, the app's env as JSON on stdin */
     bool show_help;
     bool show_version;
 } dp_options;

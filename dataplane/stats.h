@@ -21,28 +21,28 @@ extern const uint64_t dp_latency_bounds_us[DP_LATENCY_BUCKETS];
 
 typedef enum dp_app_state {
     DP_APP_ACTIVE = 0,
-    DP_APP_DRAINING,  /* removed: in-flight requests finishing, new ones get 503 */
-    DP_APP_SHUTDOWN,  /* its `shutdown` event runs */
-    DP_APP_REMOVED,   /* gone from this worker */
+    DP_APP_DRAINING, /* removed: in-flight requests finishing, new ones get 503 */
+    DP_APP_SHUTDOWN, /* its `shutdown` event runs */
+    DP_APP_REMOVED,  /* gone from this worker */
 } dp_app_state;
 
 const char *dp_app_state_name(dp_app_state s);
 
 typedef struct dp_app_stats {
     char name[64];
-    _Atomic int state;             /* dp_app_state */
-    _Atomic uint64_t requests;     /* routed to the app (every status) */
-    _Atomic uint64_t errors;       /* answered 5xx */
-    _Atomic uint64_t rejected;     /* 503: over the queue bound, or draining */
-    _Atomic uint64_t cpu_kills;    /* CPU limit terminations */
-    _Atomic uint64_t memory_kills; /* heap limit: isolate discarded */
-    _Atomic uint64_t wall_kills;   /* wall-time limit */
+    _Atomic int state;               /* dp_app_state */
+    _Atomic uint64_t requests;       /* routed to the app (every status) */
+    _Atomic uint64_t errors;         /* answered 5xx */
+    _Atomic uint64_t rejected;       /* 503: over the queue bound, or draining */
+    _Atomic uint64_t cpu_kills;      /* CPU limit terminations */
+    _Atomic uint64_t memory_kills;   /* heap limit: isolate discarded */
+    _Atomic uint64_t wall_kills;     /* wall-time limit */
     _Atomic uint64_t drain_timeouts; /* drains ended by the app's drain timeout */
-    _Atomic uint64_t in_flight;    /* in an isolate now (including waitUntil work) */
-    _Atomic uint64_t queued;       /* waiting for a concurrency slot */
-    _Atomic uint64_t isolates;     /* live isolates (current and retiring versions) */
-    _Atomic uint64_t heap_used;    /* bytes, sampled once a second */
-    _Atomic uint64_t external_used; /* ArrayBuffer bytes (rt_isolate_external_bytes), likewise */
+    _Atomic uint64_t in_flight;      /* in an isolate now (including waitUntil work) */
+    _Atomic uint64_t queued;         /* waiting for a concurrency slot */
+    _Atomic uint64_t isolates;       /* live isolates (current and retiring versions) */
+    _Atomic uint64_t heap_used;      /* bytes, sampled once a second */
+    _Atomic uint64_t external_used;  /* ArrayBuffer bytes (rt_isolate_external_bytes), likewise */
     _Atomic uint64_t isolate_creates;
     _Atomic uint64_t isolate_create_us; /* total, for the mean */
     _Atomic uint64_t latency_count;

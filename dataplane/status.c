@@ -129,18 +129,18 @@ static void status_json(dp_status_source *src, nano_buf *b)
         app_sum *s = &sums[i];
         if (!s->is_seen_live)
             continue;
-        nano_buf_appendf(
-            b,
-            "%s{\"name\":\"%s\",\"state\":\"%s\",\"in_flight\":%" PRIu64 ",\"queued\":%" PRIu64
-            ",\"isolates\":%" PRIu64 ",\"heap_used\":%" PRIu64 ",\"external_used\":%" PRIu64
-            ",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"rejected\":%" PRIu64
-            ",\"cpu_limit_kills\":%" PRIu64 ",\"memory_limit_kills\":%" PRIu64
-            ",\"wall_limit_kills\":%" PRIu64 ",\"isolates_created\":%" PRIu64
-            ",\"isolate_create_us_avg\":%" PRIu64,
-            first ? "" : ",", s->name, dp_app_state_name(s->state), s->in_flight, s->queued,
-            s->isolates, s->heap_used, s->external_used, s->requests, s->errors, s->rejected,
-            s->cpu_kills, s->memory_kills, s->wall_kills, s->creates,
-            s->creates ? s->create_us / s->creates : 0);
+        nano_buf_appendf(b,
+                         "%s{\"name\":\"%s\",\"state\":\"%s\",\"in_flight\":%" PRIu64
+                         ",\"queued\":%" PRIu64 ",\"isolates\":%" PRIu64 ",\"heap_used\":%" PRIu64
+                         ",\"external_used\":%" PRIu64 ",\"requests\":%" PRIu64
+                         ",\"errors\":%" PRIu64 ",\"rejected\":%" PRIu64
+                         ",\"cpu_limit_kills\":%" PRIu64 ",\"memory_limit_kills\":%" PRIu64
+                         ",\"wall_limit_kills\":%" PRIu64 ",\"isolates_created\":%" PRIu64
+                         ",\"isolate_create_us_avg\":%" PRIu64,
+                         first ? "" : ",", s->name, dp_app_state_name(s->state), s->in_flight,
+                         s->queued, s->isolates, s->heap_used, s->external_used, s->requests,
+                         s->errors, s->rejected, s->cpu_kills, s->memory_kills, s->wall_kills,
+                         s->creates, s->creates ? s->create_us / s->creates : 0);
         append_load_error(src->load_errors, s->name, b);
         nano_buf_append_str(b, "}");
         first = false;
@@ -152,24 +152,23 @@ static void status_json(dp_status_source *src, nano_buf *b)
                      ",\"compile_cache\":{\"entries\":%zu,\"bytes\":%zu,\"hits\":%" PRIu64
                      ",\"misses\":%" PRIu64 ",\"disk_reads\":%" PRIu64 ",\"stores\":%" PRIu64
                      ",\"rejects\":%" PRIu64 ",\"evictions\":%" PRIu64 "}",
-                     cc.entries, cc.bytes, cc.hits, cc.misses, cc.disk_reads, cc.stores,
-                     cc.rejects, cc.evictions);
+                     cc.entries, cc.bytes, cc.hits, cc.misses, cc.disk_reads, cc.stores, cc.rejects,
+                     cc.evictions);
     if (src->cp != NULL) {
         dp_cp_link l;
         dp_cp_client_link(src->cp, &l);
         /* URLs and the node name passed nano_msg's and the URL checks: no JSON escaping
          * needed beyond what they allow; quotes cannot appear in them. */
-        nano_buf_appendf(b,
-                         ",\"control_plane\":{\"node\":\"%s\",\"url\":\"%s\",\"rpc_url\":\"%s\","
-                         "\"connected\":%s,\"has_config\":%s,\"applied_seq\":%" PRIu64
-                         ",\"heartbeat_seq\":%" PRIu64 ",\"last_heartbeat_ms\":%" PRIu64
-                         ",\"resyncs\":%" PRIu64 ",\"deltas_applied\":%" PRIu64
-                         ",\"deltas_rejected\":%" PRIu64 ",\"messages_dropped\":%" PRIu64
-                         ",\"reconnects\":%" PRIu64 "}",
-                         l.node, l.url, l.rpc_url, l.is_connected ? "true" : "false",
-                         l.has_config ? "true" : "false", l.applied_seq, l.heartbeat_seq,
-                         l.last_heartbeat_ms, l.resyncs, l.deltas_applied, l.deltas_rejected,
-                         l.messages_dropped, l.reconnects);
+        nano_buf_appendf(
+            b,
+            ",\"control_plane\":{\"node\":\"%s\",\"url\":\"%s\",\"rpc_url\":\"%s\","
+            "\"connected\":%s,\"has_config\":%s,\"applied_seq\":%" PRIu64
+            ",\"heartbeat_seq\":%" PRIu64 ",\"last_heartbeat_ms\":%" PRIu64 ",\"resyncs\":%" PRIu64
+            ",\"deltas_applied\":%" PRIu64 ",\"deltas_rejected\":%" PRIu64
+            ",\"messages_dropped\":%" PRIu64 ",\"reconnects\":%" PRIu64 "}",
+            l.node, l.url, l.rpc_url, l.is_connected ? "true" : "false",
+            l.has_config ? "true" : "false", l.applied_seq, l.heartbeat_seq, l.last_heartbeat_ms,
+            l.resyncs, l.deltas_applied, l.deltas_rejected, l.messages_dropped, l.reconnects);
     }
     nano_buf_append_str(b, "}\n");
     nano_free(sums);
@@ -208,24 +207,37 @@ static void status_metrics(dp_status_source *src, nano_buf *b)
     metric_header(b, "nano_compile_cache_misses_total", "counter",
                   "Module compiles with no compile cache entry.");
     nano_buf_appendf(b, "nano_compile_cache_misses_total %" PRIu64 "\n", cc.misses);
-    metric_header(b, "nano_compile_cache_bytes", "gauge", "Bytes of compile cache entries in memory.");
+    metric_header(b, "nano_compile_cache_bytes", "gauge",
+                  "Bytes of compile cache entries in memory.");
     nano_buf_appendf(b, "nano_compile_cache_bytes %zu\n", cc.bytes);
     static const struct {
         const char *name, *type, *help;
         size_t offset;
     } fields[] = {
-        {"nano_app_requests_total", "counter", "Requests routed to the app.", offsetof(app_sum, requests)},
-        {"nano_app_errors_total", "counter", "Requests answered with 5xx.", offsetof(app_sum, errors)},
-        {"nano_app_rejected_total", "counter", "Requests refused with 503 (queue full, draining).", offsetof(app_sum, rejected)},
-        {"nano_app_cpu_limit_kills_total", "counter", "Requests stopped at the CPU limit.", offsetof(app_sum, cpu_kills)},
-        {"nano_app_memory_limit_kills_total", "counter", "Isolates discarded at the heap limit.", offsetof(app_sum, memory_kills)},
-        {"nano_app_wall_limit_kills_total", "counter", "Requests stopped at the wall-time limit.", offsetof(app_sum, wall_kills)},
-        {"nano_app_in_flight", "gauge", "Requests running in the app's isolates.", offsetof(app_sum, in_flight)},
-        {"nano_app_queued", "gauge", "Requests waiting for a concurrency slot.", offsetof(app_sum, queued)},
+        {"nano_app_requests_total", "counter", "Requests routed to the app.",
+         offsetof(app_sum, requests)},
+        {"nano_app_errors_total", "counter", "Requests answered with 5xx.",
+         offsetof(app_sum, errors)},
+        {"nano_app_rejected_total", "counter", "Requests refused with 503 (queue full, draining).",
+         offsetof(app_sum, rejected)},
+        {"nano_app_cpu_limit_kills_total", "counter", "Requests stopped at the CPU limit.",
+         offsetof(app_sum, cpu_kills)},
+        {"nano_app_memory_limit_kills_total", "counter", "Isolates discarded at the heap limit.",
+         offsetof(app_sum, memory_kills)},
+        {"nano_app_wall_limit_kills_total", "counter", "Requests stopped at the wall-time limit.",
+         offsetof(app_sum, wall_kills)},
+        {"nano_app_in_flight", "gauge", "Requests running in the app's isolates.",
+         offsetof(app_sum, in_flight)},
+        {"nano_app_queued", "gauge", "Requests waiting for a concurrency slot.",
+         offsetof(app_sum, queued)},
         {"nano_app_isolates", "gauge", "Live isolates of the app.", offsetof(app_sum, isolates)},
-        {"nano_app_heap_used_bytes", "gauge", "V8 heap used by the app's isolates.", offsetof(app_sum, heap_used)},
-        {"nano_app_external_used_bytes", "gauge", "ArrayBuffer memory held by the app's isolates (backing stores and request body chunks).", offsetof(app_sum, external_used)},
-        {"nano_app_isolates_created_total", "counter", "Isolates created for the app.", offsetof(app_sum, creates)},
+        {"nano_app_heap_used_bytes", "gauge", "V8 heap used by the app's isolates.",
+         offsetof(app_sum, heap_used)},
+        {"nano_app_external_used_bytes", "gauge",
+         "ArrayBuffer memory held by the app's isolates (backing stores and request body chunks).",
+         offsetof(app_sum, external_used)},
+        {"nano_app_isolates_created_total", "counter", "Isolates created for the app.",
+         offsetof(app_sum, creates)},
     };
     for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
         metric_header(b, fields[f].name, fields[f].type, fields[f].help);
@@ -240,14 +252,16 @@ static void status_metrics(dp_status_source *src, nano_buf *b)
         uint64_t cum = 0;
         for (size_t k = 0; k < DP_LATENCY_BUCKETS; k++) {
             cum += sums[i].lat_buckets[k];
-            nano_buf_appendf(b, "nano_app_request_duration_seconds_bucket{app=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-                             sums[i].name, (double)dp_latency_bounds_us[k] / 1e6, cum);
+            nano_buf_appendf(
+                b, "nano_app_request_duration_seconds_bucket{app=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+                sums[i].name, (double)dp_latency_bounds_us[k] / 1e6, cum);
         }
         cum += sums[i].lat_buckets[DP_LATENCY_BUCKETS];
-        nano_buf_appendf(b, "nano_app_request_duration_seconds_bucket{app=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-                         sums[i].name, cum);
-        nano_buf_appendf(b, "nano_app_request_duration_seconds_sum{app=\"%s\"} %.6f\n", sums[i].name,
-                         (double)sums[i].lat_sum_us / 1e6);
+        nano_buf_appendf(
+            b, "nano_app_request_duration_seconds_bucket{app=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+            sums[i].name, cum);
+        nano_buf_appendf(b, "nano_app_request_duration_seconds_sum{app=\"%s\"} %.6f\n",
+                         sums[i].name, (double)sums[i].lat_sum_us / 1e6);
         nano_buf_appendf(b, "nano_app_request_duration_seconds_count{app=\"%s\"} %" PRIu64 "\n",
                          sums[i].name, sums[i].lat_count);
     }
@@ -268,7 +282,9 @@ static void status_dispatch(void *ud, dp_request *req)
         reply(req, 200, "text/plain; charset=utf-8", &b);
     } else if (nano_str_eq(path, NANO_STR("/readyz"))) {
         bool ready = src->is_ready && !src->is_draining;
-        nano_buf_append_str(&b, ready ? "ready\n" : src->is_draining ? "draining\n" : "no config yet\n");
+        nano_buf_append_str(&b, ready              ? "ready\n"
+                                : src->is_draining ? "draining\n"
+                                                   : "no config yet\n");
         reply(req, ready ? 200 : 503, "text/plain; charset=utf-8", &b);
     } else if (nano_str_eq(path, NANO_STR("/status"))) {
         status_json(src, &b);

@@ -20,10 +20,10 @@ typedef struct dp_status_source {
     size_t n_workers;
     uint64_t config_version;
     size_t n_apps;
-    bool is_ready;     /* a config is applied */
-    bool is_draining;  /* process shutdown: /readyz says 503 */
+    bool is_ready;    /* a config is applied */
+    bool is_draining; /* process shutdown: /readyz says 503 */
     uint64_t config_reloads, config_rejects;
-    struct dp_cp_client *cp; /* --control-plane: the link /status reports (NULL: none) */
+    struct dp_cp_client *cp;     /* --control-plane: the link /status reports (NULL: none) */
     dp_load_errors *load_errors; /* versions refused per app: each app's load_error */
 } dp_status_source;
 

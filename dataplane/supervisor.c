@@ -14,12 +14,12 @@ struct dp_supervisor {
     uv_timer_t timer;
     dp_worker **workers;
     size_t n;
-    uint64_t *ticks;      /* per worker: the tick count last seen */
-    uint64_t *moved_ms;   /* per worker: loop time it was last seen to move */
-    bool *is_stuck;       /* per worker: reported stuck (logged once per episode) */
-    uint64_t stuck_ms;    /* a worker not moving this long is stuck */
+    uint64_t *ticks;    /* per worker: the tick count last seen */
+    uint64_t *moved_ms; /* per worker: loop time it was last seen to move */
+    bool *is_stuck;     /* per worker: reported stuck (logged once per episode) */
+    uint64_t stuck_ms;  /* a worker not moving this long is stuck */
     bool is_ready;
-    bool is_reloading;    /* RELOADING=1 sent: the next ready says READY=1 again */
+    bool is_reloading; /* RELOADING=1 sent: the next ready says READY=1 again */
 };
 
 static void on_watchdog(uv_timer_t *t)
@@ -45,7 +45,8 @@ static void on_watchdog(uv_timer_t *t)
         all_alive = false;
         if (!s->is_stuck[i]) {
             s->is_stuck[i] = true;
-            NANO_ERROR("dp.worker_stuck", "worker=%zu for_ms=%" PRIu64 " (its loop does not "
+            NANO_ERROR("dp.worker_stuck",
+                       "worker=%zu for_ms=%" PRIu64 " (its loop does not "
                        "turn: watchdog pings stop, systemd restarts nano-dp)",
                        i, now - s->moved_ms[i]);
         }
@@ -72,8 +73,9 @@ dp_supervisor *dp_supervisor_start(uv_loop_t *loop, dp_worker **workers, size_t 
         for (size_t i = 0; i < n; i++)
             s->moved_ms[i] = uv_now(loop);
         uv_timer_start(&s->timer, on_watchdog, period_ms, period_ms);
-        NANO_INFO("dp.watchdog_pings", "interval_ms=%" PRIu64 " period_ms=%" PRIu64
-                  " stuck_after_ms=%" PRIu64, usec / 1000, period_ms, s->stuck_ms);
+        NANO_INFO("dp.watchdog_pings",
+                  "interval_ms=%" PRIu64 " period_ms=%" PRIu64 " stuck_after_ms=%" PRIu64,
+                  usec / 1000, period_ms, s->stuck_ms);
     }
     return s;
 }

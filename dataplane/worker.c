@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-
 /* --- answers the runtime gives itself ------------------------------------------------------ */
 
 static void respond_plain(dp_request *req, int status, const char *text, bool retry_after)
@@ -323,7 +321,7 @@ static void on_request_end(void *ud, dp_request *req, bool failed)
 
 typedef struct iso_use {
     dp_version *v;
-    size_t memory;                 /* heap and ArrayBuffer bytes: what freeing it gives back */
+    size_t memory; /* heap and ArrayBuffer bytes: what freeing it gives back */
 } iso_use;
 
 /* An isolate's heap is read again only if it ran since the last sample (an idle heap does not
@@ -423,8 +421,7 @@ static void on_tick(uv_timer_t *t)
         }
         if (evicted > 0)
             NANO_INFO("dp.isolates_evicted", "worker=%d evicted=%zu memory_bytes=%zu budget=%llu",
-                      w->index, evicted, total,
-                      (unsigned long long)w->opts.isolate_memory_budget);
+                      w->index, evicted, total, (unsigned long long)w->opts.isolate_memory_budget);
     }
     nano_free(uses);
     w->last_heap_sample_ms = now;

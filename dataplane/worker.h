@@ -33,8 +33,8 @@ typedef enum dp_preload {
 } dp_preload;
 
 typedef struct dp_worker_options {
-    const char *host;          /* for logs and URLs; the socket is listen_fd */
-    uint64_t max_head;         /* server-wide parser limits */
+    const char *host;  /* for logs and URLs; the socket is listen_fd */
+    uint64_t max_head; /* server-wide parser limits */
     uint64_t max_body;
     uint64_t head_timeout_ms;
     uint64_t idle_timeout_ms;
@@ -44,13 +44,13 @@ typedef struct dp_worker_options {
     uint64_t isolate_memory_budget; /* bytes of V8 heap and ArrayBuffers for this worker's idle
                                      * isolates (0: none) */
     bool access_log;
-    size_t pool_size;          /* ready isolates kept by rt_pool (0: none) */
+    size_t pool_size;            /* ready isolates kept by rt_pool (0: none) */
     dp_load_errors *load_errors; /* borrowed, may be NULL: an app version that fails to load
                                   * here is recorded in it (for /status and nanocp) */
     struct nano_egress *egress;  /* the node's egress policy (NULL: none); isolates take a
                                   * reference */
     dp_preload preload;
-    uint64_t drain_timeout_ms;   /* --drain-timeout: the shutdown event's deadline when the
+    uint64_t drain_timeout_ms; /* --drain-timeout: the shutdown event's deadline when the
                                   * process drains (an app's removal uses its own) */
 } dp_worker_options;
 

@@ -55,8 +55,10 @@ static void version_shutdown(dp_version *v, uint64_t timeout_ms, const char *why
     v->is_shutdown_pending = true;
     v->shutdown_deadline_ms = now_ms(w) + timeout_ms;
     w->n_shutdowns_pending++;
-    NANO_INFO("app.shutdown_event", "app=%s worker=%d sha256=%.12s why=%s in_flight=%zu "
-              "timeout_ms=%llu", v->app->name, w->index, v->cfg->code_sha256, why, v->in_flight,
+    NANO_INFO("app.shutdown_event",
+              "app=%s worker=%d sha256=%.12s why=%s in_flight=%zu "
+              "timeout_ms=%llu",
+              v->app->name, w->index, v->cfg->code_sha256, why, v->in_flight,
               (unsigned long long)timeout_ms);
     rt_isolate_shutdown(v->iso, wall_clock_ms() + timeout_ms, on_shutdown_settled, v);
 }
@@ -98,8 +100,7 @@ static void sync_pools(dp_worker *w)
         used[pool_class(nano_config_app(w->cfg, i)->spec.limits.memory_mb)] = true;
     for (size_t k = 0; k < DP_POOL_CLASSES; k++) {
         if (used[k] && w->pools[k] == NULL) {
-            w->pools[k] = rt_pool_new(&w->loop, w->opts.pool_size,
-                                      (size_t)DP_POOL_BASE_MB << k);
+            w->pools[k] = rt_pool_new(&w->loop, w->opts.pool_size, (size_t)DP_POOL_BASE_MB << k);
         } else if (!used[k] && w->pools[k] != NULL) {
             rt_pool_free(w->pools[k]);
             w->pools[k] = NULL;
@@ -165,8 +166,7 @@ static int version_isolate_ex(dp_version *v, bool is_preload, nano_error *err_ou
             if (w->opts.load_errors != NULL) {
                 /* For /status and nanocp: one line, no secret (it may be what was thrown). */
                 nano_error shown = err;
-                nano_check_one_line(err.message, c->main_path, shown.message,
-                                    sizeof shown.message);
+                nano_check_one_line(err.message, c->main_path, shown.message, sizeof shown.message);
                 nano_check_mask_secrets(&c->env, shown.message, sizeof shown.message);
                 dp_load_errors_set(w->opts.load_errors, c, &shown);
             }
@@ -266,8 +266,8 @@ static void on_reap(uv_idle_t *h)
                     break;
                 }
             }
-            NANO_DEBUG("app.version_retired", "app=%s worker=%d sha256=%.12s", app->name,
-                       w->index, v->cfg->code_sha256);
+            NANO_DEBUG("app.version_retired", "app=%s worker=%d sha256=%.12s", app->name, w->index,
+                       v->cfg->code_sha256);
             version_free(v);
         }
         dp_worker__app_maybe_finish_drain(app);

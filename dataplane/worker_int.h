@@ -34,13 +34,13 @@ typedef struct dp_version dp_version;
 
 struct dp_version {
     dp_app *app;
-    nano_config *cfg_ref;          /* the snapshot holding cfg */
+    nano_config *cfg_ref; /* the snapshot holding cfg */
     const nano_app_config *cfg;
-    rt_isolate *iso;               /* NULL until the first request (or after a discard) */
-    size_t in_flight;              /* requests the isolate holds */
+    rt_isolate *iso;  /* NULL until the first request (or after a discard) */
+    size_t in_flight; /* requests the isolate holds */
     uint64_t last_used_ms;
-    bool is_retiring;              /* superseded or draining: freed once in_flight is 0 */
-    bool is_broken;                /* hit its heap limit: to be discarded by the reaper */
+    bool is_retiring; /* superseded or draining: freed once in_flight is 0 */
+    bool is_broken;   /* hit its heap limit: to be discarded by the reaper */
     bool is_reap_queued;
     bool is_loading;               /* rt_isolate_new runs (a top-level await turns the loop) */
     bool is_shutdown_sent;         /* its isolate got the shutdown event (at most once) */
@@ -48,38 +48,38 @@ struct dp_version {
     uint64_t shutdown_deadline_ms; /* now_ms() by which that wait is over, settled or not */
     uint64_t load_failed_ms;       /* when loading it last failed (0: never) */
     bool logged_load_error;
-    size_t heap_used;              /* at the last sample */
-    size_t external_used;          /* ArrayBuffer bytes, at the last sample */
+    size_t heap_used;     /* at the last sample */
+    size_t external_used; /* ArrayBuffer bytes, at the last sample */
     uint64_t heap_sampled_ms;
-    dp_version *next;              /* in app->retired, or the worker's reap list */
+    dp_version *next; /* in app->retired, or the worker's reap list */
     dp_version *reap_next;
 };
 
 struct dp_app {
     char *name;
     dp_worker *w;
-    dp_version *current;           /* NULL once draining */
-    dp_version *retired;           /* older versions finishing their requests */
+    dp_version *current; /* NULL once draining */
+    dp_version *retired; /* older versions finishing their requests */
     dp_app_stats *stats;
     dp_app_state state;
-    nano_config *route_cfg;        /* draining: the snapshot that routed to it */
+    nano_config *route_cfg; /* draining: the snapshot that routed to it */
     size_t route_index;
-    size_t in_flight;              /* all versions */
-    dp_request **queue;            /* waiting for a concurrency slot (FIFO ring) */
+    size_t in_flight;   /* all versions */
+    dp_request **queue; /* waiting for a concurrency slot (FIFO ring) */
     size_t q_head, q_len, q_cap;
     uv_timer_t drain_timer;
     bool has_drain_timer;
-    dp_app *next;                  /* in w->draining */
+    dp_app *next; /* in w->draining */
 };
 
 typedef struct dp_flight {
     char app_name[64];
     dp_app_stats *stats;
-    dp_version *version;           /* NULL when not (yet) running in an isolate */
-    dp_request *req;               /* while running (the runtime holds a reference) */
-    dp_app *app;                   /* NULL once done: the app may be gone */
-    uint64_t deadline_ms;          /* wall-time limit, before the response starts */
-    uint64_t ended_ms;             /* when the connection was done with it (is_ended) */
+    dp_version *version;  /* NULL when not (yet) running in an isolate */
+    dp_request *req;      /* while running (the runtime holds a reference) */
+    dp_app *app;          /* NULL once done: the app may be gone */
+    uint64_t deadline_ms; /* wall-time limit, before the response starts */
+    uint64_t ended_ms;    /* when the connection was done with it (is_ended) */
     bool is_running, is_done, is_ended;
     struct dp_flight *prev, *next; /* w->flights: requests running in an isolate */
 } dp_flight;
@@ -91,16 +91,16 @@ struct dp_worker {
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
-    pthread_mutex_t mu;            /* guards the mailbox below */
+    pthread_mutex_t mu; /* guards the mailbox below */
     nano_config *inbox_cfg;
     int inbox_order;
-    bool is_mailbox_closed;        /* `wake` is closing: orders are ignored from then on */
+    bool is_mailbox_closed; /* `wake` is closing: orders are ignored from then on */
     dp_worker_options opts;
     int listen_fd;
     dp_server *server;
     nano_config *cfg;
-    dp_app **apps;                 /* by the config's app index */
-    dp_app *draining;              /* apps being removed */
+    dp_app **apps;    /* by the config's app index */
+    dp_app *draining; /* apps being removed */
     dp_flight *flights;
     size_t n_flights;
     dp_version *reap_head;
@@ -115,7 +115,7 @@ struct dp_worker {
      * (the runtime lowers it to the app's). pools[0] always (with --isolate-pool > 0), the
      * others while an app of the config is in their class. */
     rt_pool *pools[DP_POOL_CLASSES];
-    dp_client *http_client;        /* outbound fetch: this thread's connections, every app */
+    dp_client *http_client; /* outbound fetch: this thread's connections, every app */
     uint64_t last_heap_sample_ms;
     dp_stats stats;
     dp_worker_done_fn done;
@@ -124,10 +124,10 @@ struct dp_worker {
      * runs (each 250 ms while the loop turns), is_finished says the worker has ended. */
     atomic_uint_fast64_t ticks;
     atomic_bool is_finished;
-    int order;                     /* what the worker is doing: ORDER_* */
-    int n_loading;                 /* versions being loaded (their module code runs) */
-    size_t n_shutdowns_pending;    /* versions waiting for their shutdown event to settle */
-    bool is_wake_deferred;         /* the mailbox waits for the loads to end */
+    int order;                  /* what the worker is doing: ORDER_* */
+    int n_loading;              /* versions being loaded (their module code runs) */
+    size_t n_shutdowns_pending; /* versions waiting for their shutdown event to settle */
+    bool is_wake_deferred;      /* the mailbox waits for the loads to end */
     bool is_done_reported;
     bool server_drained;
     bool is_closing;

@@ -30,8 +30,8 @@ static int check_v(json_t *env, const char *bad_id, nano_error *err)
     return 0;
 }
 
-int nano_admin_request_encode(const char *op, const char *token, const json_t *args,
-                              nano_buf *out, nano_error *err)
+int nano_admin_request_encode(const char *op, const char *token, const json_t *args, nano_buf *out,
+                              nano_error *err)
 {
     if (!op || op[0] == '\0' || strlen(op) > NANO_ADMIN_OP_MAX)
         return nano_error_set(err, NANO_EINVAL, "bad_request", "op name is empty or too long");
@@ -182,8 +182,7 @@ static void copy_str(char *dst, size_t cap, json_t *v)
     snprintf(dst, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
 }
 
-int nano_admin_reply_decode(const void *data, size_t len, nano_admin_reply *out,
-                            nano_error *err)
+int nano_admin_reply_decode(const void *data, size_t len, nano_admin_reply *out, nano_error *err)
 {
     json_t *env = NULL;
     int rc = nano_mpjson_decode(data, len, &limits, &env, err);

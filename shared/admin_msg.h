@@ -33,8 +33,8 @@ typedef struct nano_admin_request {
 /* nano_admin_request_encode: appends the msgpack request for op with token (NULL: none) and
  * args (borrowed; NULL: {}, else an object) to out. Returns 0, or NANO_EINVAL (bad op or args)
  * / NANO_ETOOBIG (above NANO_ADMIN_MAX_BYTES) with err filled; out is unchanged on error. */
-int nano_admin_request_encode(const char *op, const char *token, const json_t *args,
-                              nano_buf *out, nano_error *err);
+int nano_admin_request_encode(const char *op, const char *token, const json_t *args, nano_buf *out,
+                              nano_error *err);
 
 /* nano_admin_request_decode: decodes and validates a request (at most NANO_ADMIN_MAX_BYTES;
  * keys v, op, token, args and no others). Returns 0 and fills *out (release it with
@@ -66,8 +66,7 @@ void nano_admin_reply_encode_error(const char *code, const char *message, const 
 /* nano_admin_reply_decode: decodes a reply (at most NANO_ADMIN_MAX_BYTES). Returns 0 and fills
  * *out (release with nano_admin_reply_fini), or NANO_ESYNTAX / NANO_ETOOBIG with err filled
  * (id "bad_reply" or "unsupported_version") when it is not a well-formed v1 reply. */
-int nano_admin_reply_decode(const void *data, size_t len, nano_admin_reply *out,
-                            nano_error *err);
+int nano_admin_reply_decode(const void *data, size_t len, nano_admin_reply *out, nano_error *err);
 void nano_admin_reply_fini(nano_admin_reply *rep); /* NULL-safe */
 
 #endif

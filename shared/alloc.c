@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long fail_at;  /* 0: never fail */
+static long fail_at; /* 0: never fail */
 static long n_calls;
 
 static void oom(size_t n)

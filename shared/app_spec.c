@@ -421,8 +421,8 @@ int nano_app_spec_read_json(json_t *obj, unsigned flags, nano_app_spec *s, const
     if (field != NULL && field_cap > 0)
         field[0] = '\0';
     if (!json_is_object(obj))
-        return nano_error_set(err, NANO_EINVAL, "config_type", "%s%s an object, not %s",
-                              r.where, r.where[0] ? "must be" : "an app's spec must be",
+        return nano_error_set(err, NANO_EINVAL, "config_type", "%s%s an object, not %s", r.where,
+                              r.where[0] ? "must be" : "an app's spec must be",
                               nano_json_type_name(obj));
     /* Onto a copy, so that s is untouched unless every field reads. */
     nano_app_spec work;
@@ -433,8 +433,7 @@ int nano_app_spec_read_json(json_t *obj, unsigned flags, nano_app_spec *s, const
     if (rc == 0 && work.n_hostnames == 0 && !work.is_default)
         rc = fail(&r, NANO_EINVAL, "app_unreachable", "hostnames",
                   "an app needs at least one hostname%s, or \"default\": true",
-                  (flags & NANO_APP_SPEC_HOSTNAME_ALIAS) ? " (\"hostname\" or \"hostnames\")"
-                                                         : "");
+                  (flags & NANO_APP_SPEC_HOSTNAME_ALIAS) ? " (\"hostname\" or \"hostnames\")" : "");
     if (rc != 0) {
         nano_app_spec_fini(&work);
         return rc;

@@ -28,31 +28,32 @@ struct json_t; /* jansson's */
 /* Per-app limits. Defaults (docs/config.md#limits) come from nano_limits_defaults(); a
  * "limits" object overrides any of them. */
 typedef struct nano_limits {
-    uint64_t cpu_ms;           /* CPU time per request ("cpu_ms"; default 50) */
-    uint64_t memory_mb;        /* isolate heap ("memory_mb"; default 128) */
-    uint64_t wall_ms;          /* wall time per request before the response starts ("wall_time"; 30 s) */
+    uint64_t cpu_ms;    /* CPU time per request ("cpu_ms"; default 50) */
+    uint64_t memory_mb; /* isolate heap ("memory_mb"; default 128) */
+    uint64_t wall_ms;   /* wall time per request before the response starts ("wall_time"; 30 s) */
     uint64_t drain_timeout_ms; /* ("drain_timeout"; default 30 s, max 300 s) */
-    uint32_t max_concurrent;   /* requests running at once per app and thread ("max_concurrent"; 64) */
-    uint32_t max_queued;       /* waiting beyond that, then 503 ("max_queued"; 256) */
-    uint64_t max_head;         /* request head bytes ("max_head"; 64 KiB) */
-    uint64_t max_body;         /* request body bytes ("max_body"; 100 MiB) */
-    uint32_t subrequests;      /* per request ("subrequests"; 50) */
+    uint32_t
+        max_concurrent;   /* requests running at once per app and thread ("max_concurrent"; 64) */
+    uint32_t max_queued;  /* waiting beyond that, then 503 ("max_queued"; 256) */
+    uint64_t max_head;    /* request head bytes ("max_head"; 64 KiB) */
+    uint64_t max_body;    /* request body bytes ("max_body"; 100 MiB) */
+    uint32_t subrequests; /* per request ("subrequests"; 50) */
 } nano_limits;
 
 typedef struct nano_app_spec {
-    char *name;           /* [a-z0-9][a-z0-9-]{0,62}; set by the carrier (each names it its own
+    char *name;       /* [a-z0-9][a-z0-9-]{0,62}; set by the carrier (each names it its own
                              way: "name", "app", a URL), not by the codec */
-    char **hostnames;     /* exact "api.example.com" or wildcard "*.example.com", normalized:
+    char **hostnames; /* exact "api.example.com" or wildcard "*.example.com", normalized:
                              lowercase, no trailing '.' */
     size_t n_hostnames;
-    char *path_prefix;    /* NULL, or "/api" (starts with '/', no trailing '/') */
-    bool is_default;      /* receives requests for hosts no app claims ("default") */
-    bool node_compat;     /* also expose env as process.env */
-    char **required_env;  /* env names that must be set before the app may run (at most
+    char *path_prefix;   /* NULL, or "/api" (starts with '/', no trailing '/') */
+    bool is_default;     /* receives requests for hosts no app claims ("default") */
+    bool node_compat;    /* also expose env as process.env */
+    char **required_env; /* env names that must be set before the app may run (at most
                              NANO_ENV_MAX_ENTRIES: more could never all be set) */
     size_t n_required_env;
     nano_limits limits;
-    nano_egress *egress;  /* the app's egress policy; NULL: none set. One reference, owned */
+    nano_egress *egress; /* the app's egress policy; NULL: none set. One reference, owned */
 } nano_app_spec;
 
 #define NANO_APP_SPEC_MAX_HOSTNAMES 100
@@ -86,8 +87,8 @@ void nano_app_spec_copy(nano_app_spec *dst, const nano_app_spec *src);
  * than allowed). Error ids: config_type, hostname_invalid, hostname_duplicate,
  * path_prefix_invalid, env_name_invalid, config_value_invalid, app_unreachable, too_many, and
  * those of the limits and egress parsers. */
-int nano_app_spec_read_json(struct json_t *obj, unsigned flags, nano_app_spec *s,
-                            const char *where, char *field, size_t field_cap, nano_error *err);
+int nano_app_spec_read_json(struct json_t *obj, unsigned flags, nano_app_spec *s, const char *where,
+                            char *field, size_t field_cap, nano_error *err);
 
 /* nano_app_spec_to_json: the spec's JSON form, every key of nano_app_spec_keys (limits in full,
  * as nano_limits_to_json writes them; path_prefix and egress null when unset), which

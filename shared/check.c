@@ -141,8 +141,10 @@ static int parse_verdict(char *out, const char *path, nano_error *err)
     else if (json_is_false(ok) && id != NULL && msg != NULL)
         rc = nano_error_set(err, NANO_EINVAL, id, "%s", msg);
     else
-        rc = nano_error_set(err, NANO_EIO, "check_failed", "checking %s: the checker answered "
-                            "something unreadable", path);
+        rc = nano_error_set(err, NANO_EIO, "check_failed",
+                            "checking %s: the checker answered "
+                            "something unreadable",
+                            path);
     json_decref(v);
     return rc;
 }
@@ -152,9 +154,9 @@ json_t *nano_check_env_to_json(const nano_env *env)
     json_t *list = json_array();
     for (size_t i = 0; env != NULL && i < env->n_entries; i++) {
         const nano_env_entry *e = &env->entries[i];
-        json_array_append_new(list, json_pack("{s:s, s:s%, s:b, s:b}", "name", e->name, "value",
-                                              e->value, e->value_len, "secret", e->is_secret,
-                                              "json", e->is_json));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:s%, s:b, s:b}", "name", e->name, "value", e->value,
+                                        e->value_len, "secret", e->is_secret, "json", e->is_json));
     }
     return list;
 }
@@ -199,7 +201,7 @@ static int write_all(int fd, const char *data, size_t len)
 
 struct nano_check {
     pid_t pid;
-    int fd;              /* the read end of the checker's stdout */
+    int fd; /* the read end of the checker's stdout */
     uint64_t timeout;
     char *path;
 };

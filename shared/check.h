@@ -22,16 +22,16 @@
 #define NANO_CHECK_SLACK_MS 10000
 
 typedef struct nano_check_options {
-    const char *checker;  /* the nano-dp binary to run */
-    const char *path;     /* the main module (imports resolve beside it) */
-    const char *name;     /* the app's name (console lines, messages); may be NULL */
-    uint64_t cpu_ms;      /* CPU budget for loading (see nano_check_cpu_ms) */
-    uint64_t memory_mb;   /* isolate heap limit (0: the runtime's default) */
+    const char *checker; /* the nano-dp binary to run */
+    const char *path;    /* the main module (imports resolve beside it) */
+    const char *name;    /* the app's name (console lines, messages); may be NULL */
+    uint64_t cpu_ms;     /* CPU budget for loading (see nano_check_cpu_ms) */
+    uint64_t memory_mb;  /* isolate heap limit (0: the runtime's default) */
     bool node_compat;
-    const nano_env *env;  /* the app's env (vars and secrets), for a top level that reads
+    const nano_env *env; /* the app's env (vars and secrets), for a top level that reads
                            * process.env; may be NULL: none. Sent on the child's stdin, never
                            * on its command line; secret values are masked in its message */
-    uint64_t timeout_ms;  /* bound on the child's wall time not spent waiting for a CPU (0:
+    uint64_t timeout_ms; /* bound on the child's wall time not spent waiting for a CPU (0:
                            * cpu_ms + NANO_CHECK_SLACK_MS + 5 s), at most 4 times that in all */
 } nano_check_options;
 

@@ -384,8 +384,7 @@ const nano_app_config *nano_config_app(const nano_config *cfg, size_t index)
     return index < cfg->n_apps ? &cfg->apps[index] : NULL;
 }
 
-const nano_app_config *nano_config_find(const nano_config *cfg, const char *name,
-                                        size_t *index_out)
+const nano_app_config *nano_config_find(const nano_config *cfg, const char *name, size_t *index_out)
 {
     size_t found = SIZE_MAX;
     if (cfg->is_sealed) {
@@ -749,9 +748,8 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
     dst->code_len = code_of->code_len;
     memcpy(dst->code_sha256, code_of->code_sha256, sizeof dst->code_sha256);
     memcpy(dst->imports_sha256, code_of->imports_sha256, sizeof dst->imports_sha256);
-    dst->code_files = code_of->n_code_files ? dup_strings(code_of->code_files,
-                                                          code_of->n_code_files)
-                                            : NULL;
+    dst->code_files =
+        code_of->n_code_files ? dup_strings(code_of->code_files, code_of->n_code_files) : NULL;
     dst->n_code_files = code_of->n_code_files;
     if (code_of->n_imports > 0) {
         dst->imports = nano_xcalloc(code_of->n_imports, sizeof *dst->imports);
@@ -780,9 +778,8 @@ static void app_copy(nano_app_config *dst, const nano_app_config *src,
     }
 }
 
-int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
-                          const char *const *names, size_t n_names, nano_config **out,
-                          nano_error *err)
+int nano_config_keep_code(const nano_config *cfg, const nano_config *old, const char *const *names,
+                          size_t n_names, nano_config **out, nano_error *err)
 {
     nano_config *copy = nano_config_new(cfg->version);
     int rc = 0;
@@ -790,7 +787,8 @@ int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
         const nano_app_config *src = &cfg->apps[i];
         const nano_app_config *code_of = src;
         for (size_t k = 0; k < n_names; k++) {
-            const nano_app_config *prev = old != NULL ? nano_config_find(old, names[k], NULL) : NULL;
+            const nano_app_config *prev = old != NULL ? nano_config_find(old, names[k], NULL)
+                                                      : NULL;
             if (prev != NULL && strcmp(names[k], src->spec.name) == 0)
                 code_of = prev;
         }
@@ -846,8 +844,7 @@ static int cmp_host(const char *stored, size_t slen, const char *req, size_t rle
     return slen < rlen ? -1 : (slen > rlen);
 }
 
-static const host_routes *find_host(const host_routes *list, size_t n, const char *name,
-                                    size_t len)
+static const host_routes *find_host(const host_routes *list, size_t n, const char *name, size_t len)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -886,8 +883,8 @@ static long match_routes(const nano_config *cfg, const host_routes *hr, const ch
     return -1;
 }
 
-long nano_config_route(const nano_config *cfg, const char *host, size_t host_len,
-                       const char *path, size_t path_len)
+long nano_config_route(const nano_config *cfg, const char *host, size_t host_len, const char *path,
+                       size_t path_len)
 {
     if (cfg == NULL || !cfg->is_sealed)
         return -1;
@@ -950,8 +947,7 @@ int nano_app_config_load_code(nano_app_config *app, const char *path, nano_error
         return nano_error_set(err, rc, "code_too_large",
                               "module %s is larger than the 32 MiB limit", path);
     if (rc == NANO_EINVAL)
-        return nano_error_set(err, rc, "code_unreadable", "module %s is not a regular file",
-                              path);
+        return nano_error_set(err, rc, "code_unreadable", "module %s is not a regular file", path);
     if (rc != 0)
         return nano_error_set(err, rc, "code_unreadable", "cannot read module %s: %s", path,
                               nano_strerror(rc));
@@ -1090,8 +1086,7 @@ int nano_app_config_find_imports(nano_app_config *app, const char *named_main)
             code = app->code;
             len = app->code_len;
         } else {
-            int r = nano_read_file(w.modules.items[i], NANO_CODE_MAX_BYTES, &code, &len,
-                                   NULL);
+            int r = nano_read_file(w.modules.items[i], NANO_CODE_MAX_BYTES, &code, &len, NULL);
             if (r == NANO_ENOMEM) {
                 rc = r;
                 break;

@@ -27,17 +27,17 @@ typedef struct nano_module_source {
 } nano_module_source;
 
 typedef struct nano_app_config {
-    nano_app_spec spec;       /* name (unique in a snapshot), hostnames, path prefix, default
+    nano_app_spec spec; /* name (unique in a snapshot), hostnames, path prefix, default
                                  role, node_compat, required env, limits, egress (app_spec.h) */
-    char *main_path;          /* absolute path of the main module (imports resolve beside it) */
-    char *code;               /* the main module's source (NUL-terminated, not counted in
+    char *main_path;    /* absolute path of the main module (imports resolve beside it) */
+    char *code;         /* the main module's source (NUL-terminated, not counted in
                                  code_len), read when the snapshot was built */
     size_t code_len;
-    char code_sha256[65];     /* hex: identifies a deployment (changed code = a redeploy) */
-    char imports_sha256[65];  /* hex, nano.json apps: of the modules the main module imports by
+    char code_sha256[65];    /* hex: identifies a deployment (changed code = a redeploy) */
+    char imports_sha256[65]; /* hex, nano.json apps: of the modules the main module imports by
                                  relative specifiers, transitively (their paths and sources);
                                  "" when it imports none. Part of the code's identity */
-    char **code_files;        /* nano.json apps: the files the code came from, to watch: the
+    char **code_files;       /* nano.json apps: the files the code came from, to watch: the
                                  main module as named (absolute) and as resolved, then each
                                  module it imports relatively (also one not found, so that its
                                  creation is seen); none from other sources */
@@ -47,7 +47,7 @@ typedef struct nano_app_config {
                                  exactly the imports its hash names (an edit that is refused
                                  cannot reach an isolate made later for the old version) */
     size_t n_imports;
-    nano_env env;             /* vars (is_json for non-string JSON values) and secrets */
+    nano_env env; /* vars (is_json for non-string JSON values) and secrets */
 } nano_app_config;
 
 typedef struct nano_config nano_config;
@@ -102,9 +102,8 @@ int nano_app_config_find_imports(nano_app_config *app, const char *named_main);
  * not load. Errors are those of
  * nano_config_add_app/seal (cfg was valid, so only a conflict the old code cannot cause).
  * Any thread (cfg and old are read only). */
-int nano_config_keep_code(const nano_config *cfg, const nano_config *old,
-                          const char *const *names, size_t n_names, nano_config **out,
-                          nano_error *err);
+int nano_config_keep_code(const nano_config *cfg, const nano_config *old, const char *const *names,
+                          size_t n_names, nano_config **out, nano_error *err);
 
 /* References: the creator holds one. ref returns cfg. unref frees at zero, on whichever
  * thread drops the last reference. NULL is a no-op for both. */
@@ -128,8 +127,8 @@ const nano_app_config *nano_config_find(const nano_config *cfg, const char *name
  * path, the search goes on to the next candidate (a shorter wildcard, then the default app,
  * whose own path_prefix, if any, still applies). Returns the app's index, or -1 (the runtime
  * answers 404; also before seal). No allocation; any thread. */
-long nano_config_route(const nano_config *cfg, const char *host, size_t host_len,
-                       const char *path, size_t path_len);
+long nano_config_route(const nano_config *cfg, const char *host, size_t host_len, const char *path,
+                       size_t path_len);
 
 /* Comparing an app across two snapshots (to keep isolates that need not change).
  * same_code: equal code_sha256, imports_sha256 and main_path. env_equal: the same names with
@@ -150,8 +149,7 @@ bool nano_env_equal(const nano_env *a, const nano_env *b);
 struct json_t; /* jansson's */
 
 #define NANO_CONFIG_JSON_MAX_BYTES (64u * 1024 * 1024)
-int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
-                          nano_error *err);
+int nano_config_load_json(const char *path, uint64_t version, nano_config **out, nano_error *err);
 
 /* nano_config_load_node_egress: the node-wide egress policy of nano.json at path (its top-level
  * "egress" object, docs/config.md), as given: no defaults, no endpoints (the data plane adds

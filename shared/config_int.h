@@ -19,8 +19,8 @@ typedef enum nano_limit_kind {
 typedef struct nano_limit_desc {
     const char *key; /* the nano.json key, also used in messages */
     nano_limit_kind kind;
-    size_t offset;   /* of the field in nano_limits */
-    bool is_u32;     /* the field is a uint32_t (else uint64_t) */
+    size_t offset; /* of the field in nano_limits */
+    bool is_u32;   /* the field is a uint32_t (else uint64_t) */
     uint64_t min, max;
 } nano_limit_desc;
 

@@ -83,8 +83,8 @@ static int fail(jctx *c, int code, const char *id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return nano_error_set(c->err, code, id, "%s: %s: %s", c->file,
-                          c->len ? c->path : "top level", what);
+    return nano_error_set(c->err, code, id, "%s: %s: %s", c->file, c->len ? c->path : "top level",
+                          what);
 }
 
 /* An error from a lower layer (env, add_app, load_code), placed at the current location. */
@@ -96,7 +96,8 @@ static int fail_inner(jctx *c, const nano_error *inner)
 /* Names the type only, never the value: the value may be a secret. */
 static int fail_type(jctx *c, const json_t *v, const char *expected)
 {
-    return fail(c, NANO_EINVAL, "config_type", "must be %s, not %s", expected, nano_json_type_name(v));
+    return fail(c, NANO_EINVAL, "config_type", "must be %s, not %s", expected,
+                nano_json_type_name(v));
 }
 
 static bool listed(const char *const *list, const char *key)
@@ -210,8 +211,8 @@ static int read_spec(jctx *c, json_t *japp, nano_app_config *app)
 {
     char where[600];
     snprintf(where, sizeof where, "%s: %s.", c->file, c->path);
-    return nano_app_spec_read_json(japp, NANO_APP_SPEC_HOSTNAME_ALIAS, &app->spec, where, NULL,
-                                   0, c->err);
+    return nano_app_spec_read_json(japp, NANO_APP_SPEC_HOSTNAME_ALIAS, &app->spec, where, NULL, 0,
+                                   c->err);
 }
 
 static int read_code(jctx *c, const char *rel, nano_app_config *app)
@@ -234,11 +235,11 @@ static int read_code(jctx *c, const char *rel, nano_app_config *app)
 /* --- limits ------------------------------------------------------------------------------- */
 
 /* Messages of the limits parser: WHERE + KEY + ": " + what (where is the caller's prefix). */
-static int limit_fail(const char *where, const nano_limit_desc *d, nano_error *err,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int limit_fail(const char *where, const nano_limit_desc *d, nano_error *err, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
 
-static int limit_fail(const char *where, const nano_limit_desc *d, nano_error *err,
-                      const char *fmt, ...)
+static int limit_fail(const char *where, const nano_limit_desc *d, nano_error *err, const char *fmt,
+                      ...)
 {
     char what[400];
     va_list ap;
@@ -275,8 +276,8 @@ static int limit_syntax(const char *where, const nano_limit_desc *d, const json_
 
 /* The value of one limit in its field's unit. UINT64_MAX stands for "too large to say", which
  * the range check then reports. */
-static int limit_value(const char *where, const nano_limit_desc *d, const json_t *v,
-                       uint64_t *out, nano_error *err)
+static int limit_value(const char *where, const nano_limit_desc *d, const json_t *v, uint64_t *out,
+                       nano_error *err)
 {
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         uint64_t n = (uint64_t)json_integer_value(v);
@@ -316,7 +317,8 @@ int nano_limits_from_json(json_t *obj, nano_limits *l, const char *where, const 
         if (n > 0 && where[n - 1] == '.')
             n--;
         return nano_error_set(err, NANO_EINVAL, "config_type", "%.*s: must be an object, not %s",
-                              (int)(n > 0 ? n : 6), n > 0 ? where : "limits", nano_json_type_name(obj));
+                              (int)(n > 0 ? n : 6), n > 0 ? where : "limits",
+                              nano_json_type_name(obj));
     }
     const char *key;
     json_t *v;
@@ -330,10 +332,9 @@ int nano_limits_from_json(json_t *obj, nano_limits *l, const char *where, const 
         for (size_t i = 0; i < nano_config__n_limits; i++)
             nano_buf_appendf(&list, "%s%s", i ? ", " : "", nano_config__limits[i].key);
         char shown[72];
-        int rc = nano_error_set(err, NANO_EINVAL, "config_unknown_key",
-                                "%s%s: unknown key; expected one of: %s", where,
-                                nano_config__printable(key, shown, sizeof shown, 64),
-                                nano_buf_cstr(&list));
+        int rc = nano_error_set(
+            err, NANO_EINVAL, "config_unknown_key", "%s%s: unknown key; expected one of: %s", where,
+            nano_config__printable(key, shown, sizeof shown, 64), nano_buf_cstr(&list));
         nano_buf_fini(&list);
         if (key_out != NULL)
             *key_out = key;
@@ -606,8 +607,7 @@ static int read_env_files(jctx *c, json_t *japp, nano_app_config *app, char ***f
             break;
         if (!json_is_string(v) || json_string_length(v) == 0 ||
             strlen(json_string_value(v)) != json_string_length(v)) {
-            rc = fail(c, NANO_EINVAL, "config_type", "env_files[%zu] must be a non-empty path",
-                      i);
+            rc = fail(c, NANO_EINVAL, "config_type", "env_files[%zu] must be a non-empty path", i);
             break;
         }
         char *file = resolve(c, json_string_value(v));
@@ -713,11 +713,10 @@ static int parse_file(jctx *c, json_t **root)
     size_t len = 0;
     int rc = nano_read_file(c->file, NANO_CONFIG_JSON_MAX_BYTES, &text, &len, NULL);
     if (rc == NANO_ETOOBIG)
-        return nano_error_set(c->err, rc, "config_too_large",
-                              "%s: larger than the 64 MiB limit", c->file);
-    if (rc == NANO_EINVAL)
-        return nano_error_set(c->err, rc, "config_unreadable", "%s: not a regular file",
+        return nano_error_set(c->err, rc, "config_too_large", "%s: larger than the 64 MiB limit",
                               c->file);
+    if (rc == NANO_EINVAL)
+        return nano_error_set(c->err, rc, "config_unreadable", "%s: not a regular file", c->file);
     if (rc != 0)
         return nano_error_set(c->err, rc, "config_unreadable", "%s: cannot read: %s", c->file,
                               nano_strerror(rc));
@@ -737,8 +736,7 @@ static int parse_file(jctx *c, json_t **root)
                           c->file, jerr.text);
 }
 
-int nano_config_load_json(const char *path, uint64_t version, nano_config **out,
-                          nano_error *err)
+int nano_config_load_json(const char *path, uint64_t version, nano_config **out, nano_error *err)
 {
     jctx c = {.file = path, .dir = dir_of(path), .err = err};
     json_t *root = NULL;

@@ -8,6 +8,6 @@
 
 /* container_of: the TYPE whose field MEMBER ptr points at. ptr must point into a live TYPE
  * (a handle embedded in its owner); nothing is checked. */
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

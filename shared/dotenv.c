@@ -52,8 +52,8 @@ static void skip_to_eol(scanner *s)
 
 static int fail(scanner *s, int line, const char *what)
 {
-    return nano_error_set(s->err, NANO_ESYNTAX, "env_file_syntax", "%s:%d: %s", s->origin,
-                          line, what);
+    return nano_error_set(s->err, NANO_ESYNTAX, "env_file_syntax", "%s:%d: %s", s->origin, line,
+                          what);
 }
 
 /* After a value: only blanks and an optional comment may follow on the line. */
@@ -81,7 +81,10 @@ static int read_quoted(scanner *s, nano_buf *v)
             case 'n': c = '\n'; break;
             case 'r': c = '\r'; break;
             case 't': c = '\t'; break;
-            case '\\': case '"': case '\'': case '$': c = e; break;
+            case '\\':
+            case '"':
+            case '\'':
+            case '$': c = e; break;
             default:
                 /* Unknown escapes stay as written, as other dotenv readers keep them. */
                 nano_buf_append(v, "\\", 1);
@@ -118,8 +121,8 @@ static void read_unquoted(scanner *s, nano_buf *v)
     skip_to_eol(s);
 }
 
-int nano_dotenv_parse(const char *text, size_t len, const char *origin, nano_dotenv_cb cb,
-                      void *ud, nano_error *err)
+int nano_dotenv_parse(const char *text, size_t len, const char *origin, nano_dotenv_cb cb, void *ud,
+                      nano_error *err)
 {
     scanner s = {text, text + len, 1, origin ? origin : "<env>", err};
     nano_buf name = NANO_BUF_INIT, value = NANO_BUF_INIT;

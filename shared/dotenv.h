@@ -23,8 +23,8 @@ typedef int (*nano_dotenv_cb)(void *ud, const char *name, const char *value, siz
 /* nano_dotenv_parse: parses text[0..len). origin names the input in error messages
  * ("FILE:LINE: what is wrong"). Returns 0, NANO_ESYNTAX with err filled
  * (id "env_file_syntax"), or the callback's code. */
-int nano_dotenv_parse(const char *text, size_t len, const char *origin, nano_dotenv_cb cb,
-                      void *ud, nano_error *err);
+int nano_dotenv_parse(const char *text, size_t len, const char *origin, nano_dotenv_cb cb, void *ud,
+                      nano_error *err);
 
 /* nano_env_name_valid: whether name matches [A-Za-z_][A-Za-z0-9_]*. */
 int nano_env_name_valid(const char *name, size_t len);

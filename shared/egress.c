@@ -23,13 +23,13 @@ typedef enum rule_kind { RULE_ADDR, RULE_HOST } rule_kind;
 
 typedef struct egress_rule {
     rule_kind kind;
-    int family;           /* RULE_ADDR: AF_INET or AF_INET6 */
-    uint8_t addr[16];     /* RULE_ADDR: network bytes, masked to prefix (4 used for IPv4) */
-    unsigned prefix;      /* RULE_ADDR: bits that must match */
-    char *host;           /* RULE_HOST: lowercased, no trailing '.', no "*." */
-    bool is_wildcard;     /* RULE_HOST: "*.host": a subdomain of host, not host itself */
-    uint16_t port;        /* 0: any port */
-    char *text;           /* as given (trimmed) */
+    int family;       /* RULE_ADDR: AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* RULE_ADDR: network bytes, masked to prefix (4 used for IPv4) */
+    unsigned prefix;  /* RULE_ADDR: bits that must match */
+    char *host;       /* RULE_HOST: lowercased, no trailing '.', no "*." */
+    bool is_wildcard; /* RULE_HOST: "*.host": a subdomain of host, not host itself */
+    uint16_t port;    /* 0: any port */
+    char *text;       /* as given (trimmed) */
 } egress_rule;
 
 typedef struct rule_list {
@@ -54,12 +54,9 @@ typedef struct default_range {
 } default_range;
 
 static const default_range defaults[] = {
-    {AF_INET, {127}, 8, "loopback"},
-    {AF_INET6, {[15] = 1}, 128, "loopback"},
-    {AF_INET, {0}, 8, "unspecified address"},
-    {AF_INET6, {0}, 128, "unspecified address"},
-    {AF_INET, {169, 254}, 16, "link-local"},
-    {AF_INET6, {0xfe, 0x80}, 10, "link-local"},
+    {AF_INET, {127}, 8, "loopback"},          {AF_INET6, {[15] = 1}, 128, "loopback"},
+    {AF_INET, {0}, 8, "unspecified address"}, {AF_INET6, {0}, 128, "unspecified address"},
+    {AF_INET, {169, 254}, 16, "link-local"},  {AF_INET6, {0xfe, 0x80}, 10, "link-local"},
 };
 
 /* --- parsing ----------------------------------------------------------------------------- */
@@ -289,8 +286,8 @@ static int parse_array(const json_t *arr, const char *what, const char *key, rul
                        nano_error *err)
 {
     if (!json_is_array(arr))
-        return nano_error_set(err, NANO_EINVAL, "egress_type",
-                              "%s.%s: must be an array of strings", what, key);
+        return nano_error_set(err, NANO_EINVAL, "egress_type", "%s.%s: must be an array of strings",
+                              what, key);
     if (json_array_size(arr) > NANO_EGRESS_MAX_ENTRIES)
         return nano_error_set(err, NANO_EINVAL, "egress_too_many",
                               "%s.%s: %zu entries; the limit is %d", what, key,
@@ -300,8 +297,7 @@ static int parse_array(const json_t *arr, const char *what, const char *key, rul
         char where[200];
         snprintf(where, sizeof where, "%s.%s[%zu]", what, key, i);
         if (!json_is_string(v))
-            return nano_error_set(err, NANO_EINVAL, "egress_type", "%s: must be a string",
-                                  where);
+            return nano_error_set(err, NANO_EINVAL, "egress_type", "%s: must be a string", where);
         int rc = add_entry(l, where, json_string_value(v), json_string_length(v), err);
         if (rc != 0)
             return rc;
@@ -309,15 +305,13 @@ static int parse_array(const json_t *arr, const char *what, const char *key, rul
     return 0;
 }
 
-int nano_egress_parse_json(const json_t *obj, const char *what, nano_egress **out,
-                           nano_error *err)
+int nano_egress_parse_json(const json_t *obj, const char *what, nano_egress **out, nano_error *err)
 {
     if (what == NULL)
         what = "egress";
     if (!json_is_object(obj))
         return nano_error_set(err, NANO_EINVAL, "egress_type",
-                              "%s: must be an object: {\"allow\": [...], \"deny\": [...]}",
-                              what);
+                              "%s: must be an object: {\"allow\": [...], \"deny\": [...]}", what);
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
@@ -344,8 +338,7 @@ int nano_egress_parse_json(const json_t *obj, const char *what, nano_egress **ou
     return rc;
 }
 
-int nano_egress_parse_list(nano_egress *e, bool is_allow, const char *comma_list,
-                           nano_error *err)
+int nano_egress_parse_list(nano_egress *e, bool is_allow, const char *comma_list, nano_error *err)
 {
     const char *flag = is_allow ? "--egress-allow" : "--egress-deny";
     rule_list *l = is_allow ? &e->allow : &e->deny;

@@ -39,8 +39,7 @@ int nano_egress_parse_json(const struct json_t *obj, const char *what, nano_egre
  * and --egress-deny flags of nano-dp and nanoctl. On error returns NANO_EINVAL with err
  * naming the flag and the entry (--egress-deny: "10.0.0.0/33" is not an address, CIDR or
  * hostname) and leaves e as it was. e must not be shared yet. */
-int nano_egress_parse_list(nano_egress *e, bool is_allow, const char *comma_list,
-                           nano_error *err);
+int nano_egress_parse_list(nano_egress *e, bool is_allow, const char *comma_list, nano_error *err);
 
 /* nano_egress_new: an empty policy (allows everything), one reference, the caller's. */
 nano_egress *nano_egress_new(void);

@@ -127,8 +127,8 @@ int nano_env_load_dotenv(nano_env *env, const char *path, nano_error *err)
     /* A .env file far beyond 128 entries of 5 KB is not an env file. */
     char *text = NULL;
     size_t len = 0;
-    int rc = nano_read_file(path, (size_t)NANO_ENV_MAX_ENTRIES * (NANO_ENV_MAX_VALUE + 256),
-                            &text, &len, NULL);
+    int rc = nano_read_file(path, (size_t)NANO_ENV_MAX_ENTRIES * (NANO_ENV_MAX_VALUE + 256), &text,
+                            &len, NULL);
     if (rc == NANO_ETOOBIG)
         return nano_error_set(err, rc, "env_file_too_large", "env file %s is too large", path);
     if (rc == NANO_EINVAL)

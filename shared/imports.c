@@ -26,8 +26,8 @@ typedef struct scan {
 
 static bool is_word_byte(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '$' || c >= 0x80; /* UTF-8 bytes of non-ASCII identifiers */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$' || c >= 0x80; /* UTF-8 bytes of non-ASCII identifiers */
 }
 
 static bool is_space(unsigned char c)

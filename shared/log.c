@@ -109,8 +109,8 @@ static void json_string(nano_buf *b, const char *s, size_t len)
 
 static bool is_key_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.';
 }
 
 /* A "k=" starting at p (p at a key's first char)? Returns the key length, or 0. */

@@ -22,10 +22,10 @@ extern int nano_log_json; /* 0: text lines, 1: JSON lines. Set once at start. */
 
 struct nano_buf;
 
-#define NANO_LOG(level, event, ...)                                                          \
-    do {                                                                                     \
-        if ((level) >= nano_log_min_level)                                                   \
-            nano_log_write((level), (event), __VA_ARGS__);                                   \
+#define NANO_LOG(level, event, ...)                                                                \
+    do {                                                                                           \
+        if ((level) >= nano_log_min_level)                                                         \
+            nano_log_write((level), (event), __VA_ARGS__);                                         \
     } while (0)
 
 #define NANO_DEBUG(event, ...) NANO_LOG(NANO_LOG_DEBUG, event, __VA_ARGS__)
@@ -44,8 +44,8 @@ void nano_log_text(nano_log_level level, const char *event, const char *prefix, 
 
 /* nano_log_format: appends one formatted line to out instead of writing it (a worker batches
  * access log lines and writes them with nano_log_raw once per loop turn). */
-void nano_log_format(struct nano_buf *out, nano_log_level level, const char *event,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void nano_log_format(struct nano_buf *out, nano_log_level level, const char *event, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
 /* nano_log_format_kv: the same with the key=value text already made (kv_len bytes; no
  * printf: the access log formats its own numbers). */
 void nano_log_format_kv(struct nano_buf *out, nano_log_level level, const char *event,
@@ -55,8 +55,7 @@ void nano_log_format_kv(struct nano_buf *out, nano_log_level level, const char *
  * (and the newline), returning where the key=value text goes; end takes the pointer past
  * the text written (at most room bytes) and finishes the line. Text lines only: with
  * nano_log_json, use nano_log_format_kv. */
-char *nano_log_line_begin(struct nano_buf *b, nano_log_level level, const char *event,
-                          size_t room);
+char *nano_log_line_begin(struct nano_buf *b, nano_log_level level, const char *event, size_t room);
 void nano_log_line_end(struct nano_buf *b, char *end);
 void nano_log_raw(const char *data, size_t len);
 

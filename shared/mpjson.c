@@ -286,15 +286,9 @@ static int read_value(reader *r, int depth, json_t **out)
         return rc;
 
     switch (tag) {
-    case 0xc0:
-        *out = json_null();
-        return 0;
-    case 0xc2:
-        *out = json_false();
-        return 0;
-    case 0xc3:
-        *out = json_true();
-        return 0;
+    case 0xc0: *out = json_null(); return 0;
+    case 0xc2: *out = json_false(); return 0;
+    case 0xc3: *out = json_true(); return 0;
     case 0xca: {
         if ((rc = need(r, 4)) != 0)
             return rc;
@@ -352,21 +346,18 @@ static int read_value(reader *r, int depth, json_t **out)
         if ((rc = take_len(r, tag == 0xde ? 2 : 4, &n)) != 0)
             return rc;
         return read_map(r, n, depth + 1, out);
-    case 0xc1:
-        return invalid(r, at, "reserved type byte 0xc1");
-    default: /* 0xc7..0xc9, 0xd4..0xd8: ext */
-        return invalid(r, at, "ext types are not supported");
+    case 0xc1: return invalid(r, at, "reserved type byte 0xc1");
+    default: /* 0xc7..0xc9, 0xd4..0xd8: ext */ return invalid(r, at, "ext types are not supported");
     }
 }
 
-int nano_mpjson_decode(const void *data, size_t len, const nano_mpjson_limits *lim,
-                       json_t **out, nano_error *err)
+int nano_mpjson_decode(const void *data, size_t len, const nano_mpjson_limits *lim, json_t **out,
+                       nano_error *err)
 {
     nano_mpjson_limits l = effective(lim);
     if (len > l.max_bytes)
         return nano_error_set(err, NANO_ETOOBIG, "msgpack_too_large",
-                              "msgpack: message is %zu bytes; the limit is %zu", len,
-                              l.max_bytes);
+                              "msgpack: message is %zu bytes; the limit is %zu", len, l.max_bytes);
     reader r = {data, len, 0, l.max_depth, err};
     json_t *v = NULL;
     int rc = read_value(&r, 0, &v);
@@ -436,16 +427,11 @@ static int write_value(msgpack_packer *pk, const json_t *v, int depth, int max_d
     }
     case JSON_STRING:
         return msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return msgpack_pack_int64(pk, (int64_t)json_integer_value(v));
-    case JSON_REAL:
-        return msgpack_pack_double(pk, json_real_value(v));
-    case JSON_TRUE:
-        return msgpack_pack_true(pk);
-    case JSON_FALSE:
-        return msgpack_pack_false(pk);
-    case JSON_NULL:
-        return msgpack_pack_nil(pk);
+    case JSON_INTEGER: return msgpack_pack_int64(pk, (int64_t)json_integer_value(v));
+    case JSON_REAL: return msgpack_pack_double(pk, json_real_value(v));
+    case JSON_TRUE: return msgpack_pack_true(pk);
+    case JSON_FALSE: return msgpack_pack_false(pk);
+    case JSON_NULL: return msgpack_pack_nil(pk);
     }
     return nano_error_set(err, NANO_EINVAL, "msgpack_invalid", "msgpack: unknown JSON type");
 }

@@ -33,8 +33,8 @@ typedef struct nano_mpjson_limits {
  * non-string key, a duplicate key, invalid UTF-8, an integer beyond int64, a non-finite
  * float, an ext type; the message names the byte offset); NANO_ENOMEM. *out is written only
  * on success. */
-int nano_mpjson_decode(const void *data, size_t len, const nano_mpjson_limits *lim,
-                       json_t **out, nano_error *err);
+int nano_mpjson_decode(const void *data, size_t len, const nano_mpjson_limits *lim, json_t **out,
+                       nano_error *err);
 
 /* nano_mpjson_encode: appends the msgpack form of value (borrowed) to out. Returns 0, or
  * NANO_ETOOBIG (nesting above max_depth, or out would grow by more than max_bytes), or

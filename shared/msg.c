@@ -118,15 +118,15 @@ bool nano_msg_module_name_valid(const char *name)
 /* --- the schema checker ----------------------------------------------------------------------- */
 
 typedef enum kind {
-    K_UINT,      /* integer >= 0 */
+    K_UINT, /* integer >= 0 */
     K_BOOL,
-    K_STR,       /* any string (no NUL) */
-    K_STR_NULL,  /* string or nil */
-    K_APP,       /* an app name */
-    K_ENVNAME,   /* an env name */
-    K_NODE,      /* a node name */
-    K_TOKEN,     /* a string of at most NANO_MSG_TOKEN_MAX bytes */
-    K_SHA,       /* 64 lowercase hex */
+    K_STR,      /* any string (no NUL) */
+    K_STR_NULL, /* string or nil */
+    K_APP,      /* an app name */
+    K_ENVNAME,  /* an env name */
+    K_NODE,     /* a node name */
+    K_TOKEN,    /* a string of at most NANO_MSG_TOKEN_MAX bytes */
+    K_SHA,      /* 64 lowercase hex */
     K_SHA_NULL,
     K_STRS,      /* array of strings (at most 1024) */
     K_SPEC,      /* not a field: the map also holds an app's spec, its keys those of
@@ -166,8 +166,8 @@ typedef struct ck {
 /* fail: "WHERE: what"; failq: "WHERE: what \"NAME\"" (name cut at 64 bytes). */
 static int fail(ck *c, const char *id, const char *what)
 {
-    return nano_error_set(c->err, NANO_ESYNTAX, id, "%s%s%s", c->where,
-                          c->where[0] ? ": " : "", what);
+    return nano_error_set(c->err, NANO_ESYNTAX, id, "%s%s%s", c->where, c->where[0] ? ": " : "",
+                          what);
 }
 
 static int failq(ck *c, const char *id, const char *what, const char *name)
@@ -225,9 +225,11 @@ static int check_value(ck *c, const json_t *v, kind k)
     static const char *const acks[] = {"drained", "timed_out", NULL};
     static const field module_fields[] = {
         {"name", K_STR, false}, {"size", K_UINT, false}, {"sha256", K_SHA, false}, END};
-    static const field appstate_fields[] = {
-        {"state", K_RUN_STATE, false}, {"in_flight", K_UINT, false}, {"version", K_UINT, false},
-        {"load_error", K_ERROR, true}, END};
+    static const field appstate_fields[] = {{"state", K_RUN_STATE, false},
+                                            {"in_flight", K_UINT, false},
+                                            {"version", K_UINT, false},
+                                            {"load_error", K_ERROR, true},
+                                            END};
     static const field error_fields[] = {{"code", K_STR, false}, {"message", K_STR, false}, END};
     size_t i, mark;
     const char *key;
@@ -238,13 +240,10 @@ static int check_value(ck *c, const json_t *v, kind k)
         return json_is_integer(v) && json_integer_value(v) >= 0
                    ? 0
                    : fail(c, "msg_field", "is not an integer >= 0");
-    case K_BOOL:
-        return json_is_boolean(v) ? 0 : fail(c, "msg_field", "is not a boolean");
-    case K_STR:
-        return str_ok(v) ? 0 : fail(c, "msg_field", "is not a string");
+    case K_BOOL: return json_is_boolean(v) ? 0 : fail(c, "msg_field", "is not a boolean");
+    case K_STR: return str_ok(v) ? 0 : fail(c, "msg_field", "is not a string");
     case K_STR_NULL:
-        return json_is_null(v) || str_ok(v) ? 0
-                                            : fail(c, "msg_field", "is not a string or nil");
+        return json_is_null(v) || str_ok(v) ? 0 : fail(c, "msg_field", "is not a string or nil");
     case K_APP:
         return str_ok(v) && nano_app_name_valid(json_string_value(v))
                    ? 0
@@ -265,8 +264,7 @@ static int check_value(ck *c, const json_t *v, kind k)
         return str_ok(v) && nano_msg_sha256_valid(json_string_value(v))
                    ? 0
                    : fail(c, "msg_field", "is not a sha256 (64 lowercase hex digits)");
-    case K_SHA_NULL:
-        return json_is_null(v) ? 0 : check_value(c, v, K_SHA);
+    case K_SHA_NULL: return json_is_null(v) ? 0 : check_value(c, v, K_SHA);
     case K_STRS:
         if (!json_is_array(v))
             return fail(c, "msg_field", "is not an array");
@@ -308,7 +306,8 @@ static int check_value(ck *c, const json_t *v, kind k)
         json_array_foreach(v, i, item) {
             mark = push(c, NULL, (long)i);
             rc = check_fields(c, item, module_fields);
-            if (rc == 0 && !nano_msg_module_name_valid(json_string_value(json_object_get(item, "name"))))
+            if (rc == 0 &&
+                !nano_msg_module_name_valid(json_string_value(json_object_get(item, "name"))))
                 rc = fail(c, "msg_field", "name is not a valid module name");
             pop(c, mark);
             if (rc != 0)
@@ -364,14 +363,10 @@ static int check_value(ck *c, const json_t *v, kind k)
                 return rc;
         }
         return 0;
-    case K_APP_STATE:
-        return check_enum(c, v, app_states);
-    case K_RUN_STATE:
-        return check_enum(c, v, run_states);
-    case K_ACK:
-        return check_enum(c, v, acks);
-    case K_ERROR:
-        return check_fields(c, v, error_fields);
+    case K_APP_STATE: return check_enum(c, v, app_states);
+    case K_RUN_STATE: return check_enum(c, v, run_states);
+    case K_ACK: return check_enum(c, v, acks);
+    case K_ERROR: return check_fields(c, v, error_fields);
     case K_SHAS:
         if (!json_is_array(v) || json_array_size(v) == 0)
             return fail(c, "msg_field", "is not a non-empty array");
@@ -490,7 +485,8 @@ static int check_op_in(ck *c, const json_t *op)
                 size_t k;
                 bool found = false;
                 json_array_foreach(mods, k, m)
-                    found = found || strcmp(json_string_value(json_object_get(m, "name")), main) == 0;
+                    found = found ||
+                            strcmp(json_string_value(json_object_get(m, "name")), main) == 0;
                 if (!found)
                     rc = fail(c, "msg_field", "main is not one of the modules");
             }
@@ -501,8 +497,7 @@ static int check_op_in(ck *c, const json_t *op)
 
 /* A SNAPAPP nanocp could not build or encode (a store read failed, a stored value the wire
  * refuses): only its name and why. A data plane keeps what it runs of it. */
-static const field withheld_fields[] = {
-    {"app", K_APP, false}, {"withheld", K_STR, false}, END};
+static const field withheld_fields[] = {{"app", K_APP, false}, {"withheld", K_STR, false}, END};
 
 static int check_snapapp_in(ck *c, const json_t *app)
 {
@@ -517,8 +512,7 @@ static int check_snapapp_in(ck *c, const json_t *app)
     json_t *mods = json_object_get(app, "modules");
     if (deployed != (json_is_string(json_object_get(app, "sha256")) && json_is_string(main) &&
                      json_array_size(mods) > 0))
-        return fail(c, "msg_field",
-                    "version, sha256, main and modules must be given together");
+        return fail(c, "msg_field", "version, sha256, main and modules must be given together");
     if (deployed) {
         json_t *m;
         size_t k;
@@ -714,9 +708,9 @@ int nano_msg_decode_request(const void *data, size_t len, nano_msg *out, nano_er
     nano_msg_type t = body_type(body);
     size_t i = rpc_index(t);
     ck c = {.err = err};
-    rc = i == SIZE_MAX ? nano_error_set(err, NANO_ESYNTAX, "msg_type",
-                                        "request type is missing or unknown")
-                       : check_fields(&c, body, rpc_schemas[i].request);
+    rc = i == SIZE_MAX
+             ? nano_error_set(err, NANO_ESYNTAX, "msg_type", "request type is missing or unknown")
+             : check_fields(&c, body, rpc_schemas[i].request);
     if (rc != 0) {
         json_decref(body);
         return rc;
@@ -834,8 +828,7 @@ int nano_msg_encode_request(nano_msg_type type, const char *node, const char *to
     return pack_checked(body, check_with_fields, rpc_schemas[i].request, out, err);
 }
 
-int nano_msg_encode_reply(nano_msg_type type, const json_t *fields, nano_buf *out,
-                          nano_error *err)
+int nano_msg_encode_reply(nano_msg_type type, const json_t *fields, nano_buf *out, nano_error *err)
 {
     size_t i = rpc_index(type);
     if (i == SIZE_MAX)

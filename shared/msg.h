@@ -105,9 +105,9 @@
 #define NANO_MSG_MAX_OPS 100000
 #define NANO_MSG_MAX_APPS 100000
 #define NANO_MSG_MAX_MODULES 256
-#define NANO_MSG_BATCH_MAX 256                        /* sha256s in one code.batch */
-#define NANO_MSG_BATCH_BYTES (32u * 1024 * 1024)       /* module bytes in one code.batch reply */
-#define NANO_MSG_NODE_MAX 63   /* node names: [A-Za-z0-9._-]{1,63} */
+#define NANO_MSG_BATCH_MAX 256                   /* sha256s in one code.batch */
+#define NANO_MSG_BATCH_BYTES (32u * 1024 * 1024) /* module bytes in one code.batch reply */
+#define NANO_MSG_NODE_MAX 63                     /* node names: [A-Za-z0-9._-]{1,63} */
 #define NANO_MSG_TOKEN_MAX 1024
 /* Nesting of one env var's JSON value that nanocp accepts (its admin API refuses deeper ones),
  * well inside the decoder's depth limit (NANO_MPJSON_MAX_DEPTH) around it. */
@@ -138,11 +138,11 @@ nano_msg_type nano_msg_type_from_name(const char *name);
 typedef struct nano_msg {
     nano_msg_type type;
     json_t *body;
-    uint64_t seq;      /* delta: the last op's; heartbeat; hello/snapshot/status replies */
-    uint64_t first;    /* delta: the first op's */
-    const char *node;  /* requests */
-    const char *token; /* requests */
-    bool ok;           /* replies */
+    uint64_t seq;              /* delta: the last op's; heartbeat; hello/snapshot/status replies */
+    uint64_t first;            /* delta: the first op's */
+    const char *node;          /* requests */
+    const char *token;         /* requests */
+    bool ok;                   /* replies */
     const char *error_code;    /* replies with ok false */
     const char *error_message; /* replies with ok false */
 } nano_msg;
@@ -167,8 +167,7 @@ int nano_msg_encode_request(nano_msg_type type, const char *node, const char *to
                             const json_t *fields, nano_buf *out, nano_error *err);
 
 /* nano_msg_encode_reply: {v, ok:true} plus fields (the reply fields of type; NULL: none). */
-int nano_msg_encode_reply(nano_msg_type type, const json_t *fields, nano_buf *out,
-                          nano_error *err);
+int nano_msg_encode_reply(nano_msg_type type, const json_t *fields, nano_buf *out, nano_error *err);
 /* nano_msg_encode_error: {v, ok:false, error:{code, message}}. Cannot fail (bytes that are not
  * UTF-8 are replaced with '?'). */
 void nano_msg_encode_error(const char *code, const char *message, nano_buf *out);

@@ -4,8 +4,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 
-int nano_nng_dial(nng_socket s, const char *url, const nano_nng_dial_options *o,
-                  nano_error *err)
+int nano_nng_dial(nng_socket s, const char *url, const nano_nng_dial_options *o, nano_error *err)
 {
     nng_dialer d;
     int rv = nng_dialer_create(&d, s, url);
@@ -23,8 +22,7 @@ int nano_nng_dial(nng_socket s, const char *url, const nano_nng_dial_options *o,
     return 0;
 }
 
-int nano_nng_listen(nng_socket s, const char *url, nng_tls_config *tls, int *port,
-                    nano_error *err)
+int nano_nng_listen(nng_socket s, const char *url, nng_tls_config *tls, int *port, nano_error *err)
 {
     nng_listener l;
     int rv = nng_listener_create(&l, s, url);
@@ -40,8 +38,7 @@ int nano_nng_listen(nng_socket s, const char *url, nng_tls_config *tls, int *por
     return 0;
 }
 
-int nano_nng_req_open(nng_socket *out, int timeout_ms, size_t max_reply_bytes,
-                      nano_error *err)
+int nano_nng_req_open(nng_socket *out, int timeout_ms, size_t max_reply_bytes, nano_error *err)
 {
     nng_socket s;
     int rv = nng_req0_open(&s);
@@ -56,8 +53,8 @@ int nano_nng_req_open(nng_socket *out, int timeout_ms, size_t max_reply_bytes,
     return 0;
 }
 
-int nano_nng_req_call(nng_socket s, const char *url, const void *req, size_t len,
-                      nng_msg **reply, nano_error *err)
+int nano_nng_req_call(nng_socket s, const char *url, const void *req, size_t len, nng_msg **reply,
+                      nano_error *err)
 {
     nng_msg *m = NULL;
     int rv = nng_msg_alloc(&m, 0);
@@ -72,8 +69,8 @@ int nano_nng_req_call(nng_socket s, const char *url, const void *req, size_t len
     if (rv == NNG_ETIMEDOUT) {
         nng_duration ms = 0;
         nng_socket_get_ms(s, NNG_OPT_RECVTIMEO, &ms);
-        return nano_error_set(err, -ETIMEDOUT, "unreachable", "no reply from %s within %d ms",
-                              url, (int)ms);
+        return nano_error_set(err, -ETIMEDOUT, "unreachable", "no reply from %s within %d ms", url,
+                              (int)ms);
     }
     if (rv != 0)
         return nano_error_set(err, NANO_EIO, "unreachable", "%s: %s", url, nng_strerror(rv));

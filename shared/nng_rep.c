@@ -151,8 +151,8 @@ int nano_nng_rep_start(uv_loop_t *loop, const nano_nng_rep_options *o, nano_nng_
     nano_nng_rep *r = nano_xcalloc(1, sizeof *r);
     r->handle = o->handle;
     r->ud = o->ud;
-    r->reply_failed_event =
-        o->reply_failed_event != NULL ? o->reply_failed_event : "nng.reply_failed";
+    r->reply_failed_event = o->reply_failed_event != NULL ? o->reply_failed_event
+                                                          : "nng.reply_failed";
     pthread_mutex_init(&r->mu, NULL);
     atomic_init(&r->is_closing, false);
     int rc = uv_async_init(loop, &r->async, on_async);
@@ -179,8 +179,8 @@ int nano_nng_rep_start(uv_loop_t *loop, const nano_nng_rep_options *o, nano_nng_
         rv = nng_ctx_open(&x->ctx, r->sock);
     }
     if (rv != 0)
-        rc = nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s (%s)", o->url,
-                            nng_strerror(rv), step);
+        rc = nano_error_set(err, NANO_EIO, "listen_failed", "%s: %s (%s)", o->url, nng_strerror(rv),
+                            step);
     else
         rc = nano_nng_listen(r->sock, o->url, o->tls, &r->port, err);
     if (rc != 0) {

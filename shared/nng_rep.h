@@ -27,24 +27,23 @@ typedef struct nano_nng_rep nano_nng_rep;
 /* nano_nng_rep_handle_cb: answers one request: data[0..len) (borrowed until it returns) ->
  * the reply's bytes appended to reply. Every request gets a reply (a malformed one an error
  * reply: the client would otherwise wait out its timeout). Runs on the loop thread. */
-typedef void (*nano_nng_rep_handle_cb)(void *ud, const void *data, size_t len,
-                                       nano_buf *reply);
+typedef void (*nano_nng_rep_handle_cb)(void *ud, const void *data, size_t len, nano_buf *reply);
 
 /* nano_nng_rep_closed_cb: nano_nng_rep_close finished: the handle is closed, the memory freed. */
 typedef void (*nano_nng_rep_closed_cb)(void *arg);
 
 typedef struct nano_nng_rep_options {
-    const char *url;             /* "tcp://127.0.0.1:7071" (port 0 picks one), "ipc://PATH",
+    const char *url;                /* "tcp://127.0.0.1:7071" (port 0 picks one), "ipc://PATH",
                                     "tls+tcp://HOST:PORT" (needs tls) */
-    nng_tls_config *tls;         /* borrowed, for a tls+tcp:// URL; must outlive the server */
-    size_t n_contexts;           /* requests received at once, 1 to NANO_NNG_REP_MAX_CONTEXTS;
+    nng_tls_config *tls;            /* borrowed, for a tls+tcp:// URL; must outlive the server */
+    size_t n_contexts;              /* requests received at once, 1 to NANO_NNG_REP_MAX_CONTEXTS;
                                     more wait in NNG */
-    size_t max_request_bytes;    /* larger requests are dropped by NNG before they reach us */
+    size_t max_request_bytes;       /* larger requests are dropped by NNG before they reach us */
     const char *reply_failed_event; /* the log event (warn) when a reply cannot be made into
                                        a message: "cp.rpc_reply_failed" (static; NULL:
                                        "nng.reply_failed") */
     nano_nng_rep_handle_cb handle;
-    void *ud;                    /* borrowed, handle's first argument; must outlive the server */
+    void *ud; /* borrowed, handle's first argument; must outlive the server */
 } nano_nng_rep_options;
 
 /* nano_nng_rep_start: listens on o->url with a REP socket and starts receiving. Returns 0 and

@@ -76,9 +76,9 @@ int nano_tls_server_config(const nano_tls_files *f, nng_tls_config **out, nano_e
     if (rc == 0 && f->ca != NULL)
         rc = load_ca(cfg, f, err);
     /* With a CA, a client must present a certificate it signed; without, none is asked. */
-    if (rc == 0 && (rv = nng_tls_config_auth_mode(cfg, f->ca != NULL
-                                                           ? NNG_TLS_AUTH_MODE_REQUIRED
-                                                           : NNG_TLS_AUTH_MODE_NONE)) != 0)
+    if (rc == 0 &&
+        (rv = nng_tls_config_auth_mode(cfg, f->ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED
+                                                          : NNG_TLS_AUTH_MODE_NONE)) != 0)
         rc = nano_error_set(err, NANO_EIO, "tls_config", "TLS auth mode: %s", nng_strerror(rv));
     if (rc != 0) {
         nng_tls_config_free(cfg);
@@ -97,8 +97,8 @@ int nano_tls_client_config(const nano_tls_files *f, const char *host, nng_tls_co
                               "certificate)",
                               f->ca_flag);
     if ((f->cert == NULL) != (f->key == NULL))
-        return nano_error_set(err, NANO_EINVAL, "tls_config", "%s and %s go together",
-                              f->cert_flag, f->key_flag);
+        return nano_error_set(err, NANO_EINVAL, "tls_config", "%s and %s go together", f->cert_flag,
+                              f->key_flag);
     nng_tls_config *cfg = NULL;
     int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
     if (rv != 0)

@@ -24,8 +24,8 @@ typedef struct nano_opt_parser {
     const char *prog;      /* "nano-dp check": unknown options add "(see PROG --help)"; NULL:
                               no hint (the caller adds its own) */
     int argc;
-    char **argv;           /* borrowed; values point into it */
-    int i;                 /* the argument to read next: 1, or past a sub-command */
+    char **argv; /* borrowed; values point into it */
+    int i;       /* the argument to read next: 1, or past a sub-command */
 } nano_opt_parser;
 
 /* nano_opt_is_option: whether arg is written as an option: it starts with '-' and is not "-"

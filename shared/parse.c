@@ -149,8 +149,8 @@ bool nano_http_host_valid(const char *s, size_t len)
                 if (label == 0)
                     return false; /* an empty label: ".a", "a..b" */
                 label = 0;
-            } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '~') {
+            } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '_' || c == '~') {
                 if (++label > 63)
                     return false;
             } else {

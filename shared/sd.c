@@ -31,14 +31,17 @@ void nano_sd_notify(const char *state)
     static bool warned;
     if (rc < 0 && !warned) {
         warned = true;
-        NANO_WARN("nano.sd_notify_failed", "error=%d (the supervisor does not hear this "
-                  "process; see NOTIFY_SOCKET)", rc);
+        NANO_WARN("nano.sd_notify_failed",
+                  "error=%d (the supervisor does not hear this "
+                  "process; see NOTIFY_SOCKET)",
+                  rc);
     }
 #else
     static bool warned;
     if (getenv("NOTIFY_SOCKET") != NULL && !warned) {
         warned = true;
-        NANO_WARN("nano.sd_unavailable", "state=%.40s (NOTIFY_SOCKET is set but this binary was "
+        NANO_WARN("nano.sd_unavailable",
+                  "state=%.40s (NOTIFY_SOCKET is set but this binary was "
                   "built without libsystemd: rebuild with libsystemd-dev, or use Type=simple)",
                   state);
     }

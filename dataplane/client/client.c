@@ -39,18 +39,18 @@ typedef struct send_piece {
 
 struct dp_xfer {
     dp_client *c;
-    dp_xfer *prev, *next;      /* c->xfers */
+    dp_xfer *prev, *next; /* c->xfers */
     CURL *easy;
     dp_xfer_hooks hooks;
     struct curl_slist *headers;
     char *host;
-    bool is_running;           /* in the multi handle */
+    bool is_running; /* in the multi handle */
     bool is_done;
-    bool is_freed;             /* dp_xfer_free ran during a dispatch: freed at its end */
+    bool is_freed; /* dp_xfer_free ran during a dispatch: freed at its end */
     dp_xfer_error result;
     char detail[CURL_ERROR_SIZE + 64];
     char errbuf[CURL_ERROR_SIZE];
-    char deny_reason[256];     /* the egress check refused an address */
+    char deny_reason[256]; /* the egress check refused an address */
     bool is_denied;
     bool is_head_too_large;
     /* events for dispatch, which takes the transfers with any from c's ready list */
@@ -62,7 +62,7 @@ struct dp_xfer {
     int status;
     int http_version;
     char *reason;
-    char *lines;               /* "Name: value\0..." */
+    char *lines; /* "Name: value\0..." */
     size_t lines_len, lines_cap;
     size_t head_bytes;
     /* response body */
@@ -72,7 +72,7 @@ struct dp_xfer {
     /* request body */
     dp_xfer_body body_kind;
     uint64_t body_len;
-    bool is_rewindable;        /* the whole body is one piece, kept to the end for rewinds */
+    bool is_rewindable; /* the whole body is one piece, kept to the end for rewinds */
     send_piece *pieces, **pieces_tail; /* queued */
     send_piece *sent;                  /* sent, to release outside curl */
     size_t send_queued;
@@ -93,22 +93,22 @@ struct dp_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    uv_timer_t kick;           /* runs dispatch soon, for events recorded outside a loop callback */
+    uv_timer_t kick; /* runs dispatch soon, for events recorded outside a loop callback */
     dp_xfer *xfers;
     size_t n_xfers;
-    int depth;                 /* dispatch nesting: frees wait for the outermost */
-    dp_xfer *zombies;          /* freed during a dispatch */
+    int depth;                        /* dispatch nesting: frees wait for the outermost */
+    dp_xfer *zombies;                 /* freed during a dispatch */
     dp_xfer *ready_head, *ready_tail; /* transfers with events or sent pieces to hand over */
-    CURL *spare[32];           /* easy handles of ended transfers, reset, for the next ones */
+    CURL *spare[32]; /* easy handles of ended transfers, reset, for the next ones */
     int n_spare;
     sock_ctx *socks;
-    sock_ctx **by_fd;          /* the poll of each socket, by fd (curl forgets its own map
+    sock_ctx **by_fd; /* the poll of each socket, by fd (curl forgets its own map
                                 * entry when it stops watching a socket) */
     int by_fd_cap;
-    char *ca_file;             /* $SSL_CERT_FILE / $SSL_CERT_DIR at start: the operator's CAs */
+    char *ca_file; /* $SSL_CERT_FILE / $SSL_CERT_DIR at start: the operator's CAs */
     char *ca_dir;
-    bool uses_proxy_env;       /* a proxy variable was set at start: curl reads them per transfer */
-    int n_handles;             /* uv handles open (timer, polls) */
+    bool uses_proxy_env; /* a proxy variable was set at start: curl reads them per transfer */
+    int n_handles;       /* uv handles open (timer, polls) */
     bool is_closing;
 };
 
@@ -148,8 +148,9 @@ static void unready(dp_xfer *x)
 
 const char *dp_xfer_error_name(dp_xfer_error e)
 {
-    static const char *const names[] = {"ok", "dns", "refused", "denied", "tls", "timeout",
-                                        "reset", "protocol", "too_large", "body", "other"};
+    static const char *const names[] = {"ok",        "dns",     "refused", "denied",
+                                        "tls",       "timeout", "reset",   "protocol",
+                                        "too_large", "body",    "other"};
     return (unsigned)e < sizeof(names) / sizeof(names[0]) ? names[e] : "other";
 }
 
@@ -322,8 +323,8 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     c->ca_dir = ca_dir != NULL && ca_dir[0] != '\0' ? nano_xstrdup(ca_dir) : NULL;
     /* Without any proxy variable, each transfer tells curl so: it would otherwise look them up
      * (five getenv calls and copies) on every request. */
-    static const char *const proxy_vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
-                                             "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    static const char *const proxy_vars[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                             "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
     for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++) {
         const char *v = getenv(proxy_vars[i]);
         if (v != NULL && v[0] != '\0')
@@ -595,8 +596,7 @@ static bool check_address(dp_xfer *x, const struct sockaddr *addr)
 {
     if (x->hooks.check_address == NULL)
         return true;
-    if (x->hooks.check_address(x->hooks.ud, x->host, addr, x->deny_reason,
-                               sizeof(x->deny_reason)))
+    if (x->hooks.check_address(x->hooks.ud, x->host, addr, x->deny_reason, sizeof(x->deny_reason)))
         return true;
     x->is_denied = true;
     return false;
@@ -658,15 +658,11 @@ static dp_xfer_error classify(dp_xfer *x, CURLcode rc)
     if (x->is_head_too_large)
         return DP_XFER_TOO_LARGE;
     switch (rc) {
-    case CURLE_OK:
-        return DP_XFER_OK;
+    case CURLE_OK: return DP_XFER_OK;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return DP_XFER_DNS;
-    case CURLE_COULDNT_CONNECT:
-        return DP_XFER_REFUSED;
-    case CURLE_OPERATION_TIMEDOUT:
-        return DP_XFER_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_PROXY: return DP_XFER_DNS;
+    case CURLE_COULDNT_CONNECT: return DP_XFER_REFUSED;
+    case CURLE_OPERATION_TIMEDOUT: return DP_XFER_TIMEOUT;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -675,25 +671,21 @@ static dp_xfer_error classify(dp_xfer *x, CURLcode rc)
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-        return DP_XFER_TLS;
+    case CURLE_SSL_SHUTDOWN_FAILED: return DP_XFER_TLS;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return DP_XFER_RESET;
+    case CURLE_HTTP2_STREAM: return DP_XFER_RESET;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_BAD_CONTENT_ENCODING:
-        return DP_XFER_PROTOCOL;
+    case CURLE_BAD_CONTENT_ENCODING: return DP_XFER_PROTOCOL;
     case CURLE_READ_ERROR:
     case CURLE_ABORTED_BY_CALLBACK:
     case CURLE_SEND_FAIL_REWIND:
         return x->is_send_ended && !x->is_send_ok ? DP_XFER_BODY : DP_XFER_OTHER;
-    default:
-        return DP_XFER_OTHER;
+    default: return DP_XFER_OTHER;
     }
 }
 
@@ -838,8 +830,8 @@ static int add_headers(dp_xfer *x, const dp_xfer_spec *spec)
     return rc;
 }
 
-int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks,
-                  dp_xfer **out, char *why, size_t why_len)
+int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks, dp_xfer **out,
+                  char *why, size_t why_len)
 {
     int rc = ensure_multi(c, why, why_len);
     if (rc != 0)

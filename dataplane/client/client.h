@@ -49,15 +49,15 @@ size_t dp_client_n_xfers(const dp_client *c);
 /* Why a transfer ended. */
 typedef enum dp_xfer_error {
     DP_XFER_OK = 0,
-    DP_XFER_DNS,        /* the host name did not resolve */
-    DP_XFER_REFUSED,    /* no connection could be made (refused, unreachable) */
-    DP_XFER_DENIED,     /* the egress check refused every address */
-    DP_XFER_TLS,        /* handshake or certificate verification failed */
-    DP_XFER_TIMEOUT,    /* connect or transfer timed out */
-    DP_XFER_RESET,      /* the connection broke or closed before the response ended */
-    DP_XFER_PROTOCOL,   /* the response was not valid HTTP */
-    DP_XFER_TOO_LARGE,  /* the response head passed DP_XFER_MAX_HEAD */
-    DP_XFER_BODY,       /* the request body could not be sent (its source failed) */
+    DP_XFER_DNS,       /* the host name did not resolve */
+    DP_XFER_REFUSED,   /* no connection could be made (refused, unreachable) */
+    DP_XFER_DENIED,    /* the egress check refused every address */
+    DP_XFER_TLS,       /* handshake or certificate verification failed */
+    DP_XFER_TIMEOUT,   /* connect or transfer timed out */
+    DP_XFER_RESET,     /* the connection broke or closed before the response ended */
+    DP_XFER_PROTOCOL,  /* the response was not valid HTTP */
+    DP_XFER_TOO_LARGE, /* the response head passed DP_XFER_MAX_HEAD */
+    DP_XFER_BODY,      /* the request body could not be sent (its source failed) */
     DP_XFER_OTHER,
 } dp_xfer_error;
 
@@ -85,26 +85,26 @@ typedef struct dp_xfer_hooks {
 
 typedef enum dp_xfer_body {
     DP_XFER_NO_BODY = 0,
-    DP_XFER_BODY_SIZED,   /* body_len bytes: Content-Length */
-    DP_XFER_BODY_STREAM,  /* length unknown: chunked (HTTP/1.1) */
+    DP_XFER_BODY_SIZED,  /* body_len bytes: Content-Length */
+    DP_XFER_BODY_STREAM, /* length unknown: chunked (HTTP/1.1) */
 } dp_xfer_body;
 
 typedef struct dp_xfer_spec {
-    const char *method;        /* token, already validated */
-    const char *url;           /* absolute http: or https: URL, serialized */
-    const char *host;          /* the URL's host as the egress check sees it (lowercase) */
+    const char *method;         /* token, already validated */
+    const char *url;            /* absolute http: or https: URL, serialized */
+    const char *host;           /* the URL's host as the egress check sees it (lowercase) */
     const char *const *headers; /* n_headers "Name: value" lines, values already valid */
     size_t n_headers;
     dp_xfer_body body;
-    uint64_t body_len;         /* DP_XFER_BODY_SIZED */
+    uint64_t body_len;           /* DP_XFER_BODY_SIZED */
     uint64_t connect_timeout_ms; /* 0: curl's default (300 s) */
     uint64_t total_timeout_ms;   /* the whole transfer (0: none) */
 } dp_xfer_spec;
 
 /* dp_xfer_start: starts a transfer. Returns 0 and the transfer (owned by the caller until
  * dp_xfer_free), or NANO_EINVAL with a reason in why (a URL curl refuses), NANO_ENOMEM. */
-int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks,
-                  dp_xfer **out, char *why, size_t why_len);
+int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks, dp_xfer **out,
+                  char *why, size_t why_len);
 
 /* dp_xfer_free: stops the transfer if it runs (the connection is closed, not reused, when a
  * response was cut short) and frees it with the body bytes it holds. NULL is a no-op. */

@@ -55,8 +55,8 @@ static void load_once(void)
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         void *fn = dlsym(lib, fns[i].name);
         if (fn == NULL) {
-            nano_error_set(&g_err, NANO_ENOTFOUND, "curl_missing", "%s has no %s",
-                           DP_CURL_SONAME, fns[i].name);
+            nano_error_set(&g_err, NANO_ENOTFOUND, "curl_missing", "%s has no %s", DP_CURL_SONAME,
+                           fns[i].name);
             dlclose(lib);
             return;
         }

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include "alloc.h"
 #include "buf.h"
 #include "config.h"
@@ -26,11 +25,11 @@ int dp_code_cache_init(dp_code_cache *cc, const char *dir, nano_error *err)
     char real[PATH_MAX];
     struct stat st;
     if (realpath(dir, real) == NULL || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
-        return nano_error_set(err, NANO_EINVAL, "code_dir",
-                              "--code-dir %s: not a directory (%s)", dir, strerror(errno));
-    if (access(real, W_OK | X_OK) != 0)
-        return nano_error_set(err, NANO_EINVAL, "code_dir", "--code-dir %s: not writable (%s)",
+        return nano_error_set(err, NANO_EINVAL, "code_dir", "--code-dir %s: not a directory (%s)",
                               dir, strerror(errno));
+    if (access(real, W_OK | X_OK) != 0)
+        return nano_error_set(err, NANO_EINVAL, "code_dir", "--code-dir %s: not writable (%s)", dir,
+                              strerror(errno));
     cc->dir = nano_xstrdup(real);
     cc->sources = json_object();
     cc->modules = json_object();
@@ -57,7 +56,6 @@ static bool join(char *out, size_t cap, const char *a, const char *b)
     return true;
 }
 
-
 typedef struct mod_ref {
     const char *name, *sha;
     json_int_t size;
@@ -80,9 +78,8 @@ static int read_modules(const json_t *modules, mod_ref **out, size_t *n_out, nan
         const char *name = json_string_value(json_object_get(m, "name"));
         const char *sha = json_string_value(json_object_get(m, "sha256"));
         json_t *size = json_object_get(m, "size");
-        if (name == NULL || sha == NULL || !json_is_integer(size) ||
-            json_integer_value(size) < 0 || strlen(sha) != 64 ||
-            !nano_msg_module_name_valid(name)) {
+        if (name == NULL || sha == NULL || !json_is_integer(size) || json_integer_value(size) < 0 ||
+            strlen(sha) != 64 || !nano_msg_module_name_valid(name)) {
             nano_free(refs);
             return nano_error_set(err, NANO_EINVAL, "code_invalid",
                                   "module %zu of a bundle is malformed", i);
@@ -249,8 +246,7 @@ static int add_missing(dp_code_cache *cc, const char *dir, const char *sha, cons
             if (e == 0 && rename(from, to) != 0)
                 e = -errno;
             if (e != 0)
-                rc = nano_error_set(err, e, "code_cache_io", "cannot add %s: %s", to,
-                                    strerror(-e));
+                rc = nano_error_set(err, e, "code_cache_io", "cannot add %s: %s", to, strerror(-e));
         }
         dp_remove_tree(tmp);
         if (rc == 0)
@@ -271,8 +267,8 @@ int dp_code_cache_ensure(dp_code_cache *cc, const char *sha, const char *main,
     int rc = dp_code_cache_bundle_sha256(modules, want, err);
     if (rc == 0 && strcmp(want, sha) != 0)
         rc = nano_error_set(err, NANO_EINVAL, "code_mismatch",
-                            "the modules listed hash to %.12s, not the deployment's %.12s",
-                            want, sha);
+                            "the modules listed hash to %.12s, not the deployment's %.12s", want,
+                            sha);
     if (rc == 0)
         rc = read_modules(modules, &refs, &n, err);
     bool has_main = false;
@@ -331,9 +327,9 @@ int dp_code_cache_ensure(dp_code_cache *cc, const char *sha, const char *main,
         nano_error why = {0};
         if (nano_read_file(path, NANO_CODE_MAX_BYTES, &text, &len, &why) != 0)
             return nano_error_set(err, NANO_EIO, "code_cache_io", "cannot read %s", why.message);
-        json_object_set_new(cc->sources, sha,
-                            json_pack("{s:s, s:o}", "main", main, "source",
-                                      json_stringn_nocheck(text, len)));
+        json_object_set_new(
+            cc->sources, sha,
+            json_pack("{s:s, s:o}", "main", main, "source", json_stringn_nocheck(text, len)));
     }
     *main_path = nano_xstrdup(path);
     *source = text;
@@ -345,8 +341,7 @@ void dp_code_cache_forget(dp_code_cache *cc, const json_t *keep)
 {
     const char *sha;
     json_t *v, *tmp;
-    json_object_foreach_safe(cc->sources, tmp, sha, v)
-    {
+    json_object_foreach_safe(cc->sources, tmp, sha, v) {
         if (json_object_get(keep, sha) == NULL)
             json_object_del(cc->sources, sha);
     }

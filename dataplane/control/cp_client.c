@@ -27,14 +27,14 @@
 #include "stats.h"
 
 enum {
-    SUB_POLL_MS = 100,          /* how often the loop looks at timers between messages */
-    REQ_TIMEOUT_MS = 5000,      /* one REQ/REP exchange (a code.get may carry 32 MiB) */
+    SUB_POLL_MS = 100,     /* how often the loop looks at timers between messages */
+    REQ_TIMEOUT_MS = 5000, /* one REQ/REP exchange (a code.get may carry 32 MiB) */
     STATUS_EVERY_MS = 1000,
-    STATUS_GAP_MS = 100,        /* a change is reported at once, but at most 10 times a second */
-    BEHIND_RESYNC_MS = 1500,    /* heartbeat ahead of applied this long: resync */
+    STATUS_GAP_MS = 100,     /* a change is reported at once, but at most 10 times a second */
+    BEHIND_RESYNC_MS = 1500, /* heartbeat ahead of applied this long: resync */
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
-    DRAIN_GRACE_MS = 1000,      /* past an app.drain's timeout before we ack timed_out */
+    DRAIN_GRACE_MS = 1000, /* past an app.drain's timeout before we ack timed_out */
     SECRET_WARN_EVERY_MS = 60000,
 };
 
@@ -76,15 +76,15 @@ struct dp_cp_client {
     dp_code_cache cache;
     cp_drain *drains;
     size_t n_drains;
-    bool is_link_broken;  /* a REQ failed at the transport: end the session */
+    bool is_link_broken;     /* a REQ failed at the transport: end the session */
     size_t last_reply_bytes; /* of the last REP answer (for the snapshot's log line) */
     json_t *prefetched;      /* {sha256: source} from code.batch, taken by fetch_code */
     bool no_batch;           /* nanocp refused code.batch (an older one): code.get only */
     bool needs_resync;
-    uint64_t resync_at_ms;   /* not before (after a failed build) */
+    uint64_t resync_at_ms; /* not before (after a failed build) */
     uint64_t behind_since_ms;
     uint64_t last_status_ms;
-    uint64_t reported_seq;   /* the applied seq the last status carried */
+    uint64_t reported_seq; /* the applied seq the last status carried */
     uint64_t n_deltas_seen;
     uint64_t last_secret_warn_ms;
     unsigned build_failures;
@@ -165,11 +165,11 @@ bool dp_cp_host_is_loopback(const char *host)
 
 /* --- the link state --------------------------------------------------------------------------- */
 
-#define LINK_SET(c, stmt)                                                                    \
-    do {                                                                                     \
-        pthread_mutex_lock(&(c)->mu);                                                        \
-        stmt;                                                                                \
-        pthread_mutex_unlock(&(c)->mu);                                                      \
+#define LINK_SET(c, stmt)                                                                          \
+    do {                                                                                           \
+        pthread_mutex_lock(&(c)->mu);                                                              \
+        stmt;                                                                                      \
+        pthread_mutex_unlock(&(c)->mu);                                                            \
     } while (0)
 
 void dp_cp_client_link(dp_cp_client *c, dp_cp_link *out)
@@ -214,8 +214,7 @@ static void warn_secrets(dp_cp_client *c, const char *what)
         (c->last_secret_warn_ms != 0 && now - c->last_secret_warn_ms < SECRET_WARN_EVERY_MS))
         return;
     c->last_secret_warn_ms = now;
-    NANO_WARN("cpclient.insecure_secrets",
-              "what=%s url=%s detail=%s", what, c->rpc_url,
+    NANO_WARN("cpclient.insecure_secrets", "what=%s url=%s detail=%s", what, c->rpc_url,
               "secret values cross a link without TLS to a non-loopback host: use tls+tcp://");
 }
 
@@ -238,8 +237,8 @@ static int rpc(dp_cp_client *c, nano_msg_type type, json_t *fields, nano_msg *re
     nano_buf_fini(&b);
     if (rc != 0) {
         c->is_link_broken = true;
-        return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: %s",
-                              nano_msg_type_name(type), why.message);
+        return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: %s", nano_msg_type_name(type),
+                              why.message);
     }
     nano_msg m = {0};
     size_t n = nng_msg_len(r);
@@ -388,22 +387,23 @@ static int drains_check(dp_cp_client *c, nano_error *err)
             else if (now - d->started_ms > d->timeout_ms + DRAIN_GRACE_MS)
                 d->result = "timed_out";
             if (d->result != NULL)
-                NANO_INFO("cpclient.drain_done", "app=%s result=%s in_flight=%" PRIu64 " ms=%" PRIu64,
-                          d->app, d->result, d->in_flight, now - d->started_ms);
+                NANO_INFO("cpclient.drain_done",
+                          "app=%s result=%s in_flight=%" PRIu64 " ms=%" PRIu64, d->app, d->result,
+                          d->in_flight, now - d->started_ms);
         }
         if (d->result == NULL || d->is_acked)
             continue;
         nano_msg m = {0};
         int rc = rpc(c, NANO_MSG_DRAIN_ACK,
-                     json_pack("{s:s, s:s, s:I}", "app", d->app, "result", d->result,
-                               "in_flight", (json_int_t)d->in_flight),
+                     json_pack("{s:s, s:s, s:I}", "app", d->app, "result", d->result, "in_flight",
+                               (json_int_t)d->in_flight),
                      &m, err);
         if (rc != 0 && c->is_link_broken)
             return rc; /* sent again after the reconnect */
         d->is_acked = true;
         if (rc == 0)
-            NANO_INFO("cpclient.drain_acked", "app=%s result=%s in_flight=%" PRIu64, d->app, d->result,
-                      d->in_flight);
+            NANO_INFO("cpclient.drain_acked", "app=%s result=%s in_flight=%" PRIu64, d->app,
+                      d->result, d->in_flight);
         else
             NANO_WARN("cpclient.drain_ack_refused", "app=%s error=%s", d->app, err->message);
         nano_msg_fini(&m);
@@ -418,8 +418,7 @@ static int send_status(dp_cp_client *c, nano_error *err)
     json_t *apps = json_object();
     const char *name;
     json_t *a;
-    json_object_foreach(c->model.apps, name, a)
-    {
+    json_object_foreach(c->model.apps, name, a) {
         uint64_t inf, to;
         probe(c, name, &inf, &to);
         const char *state = json_string_value(json_object_get(a, "state"));
@@ -438,15 +437,16 @@ static int send_status(dp_cp_client *c, nano_error *err)
         const char *sha = json_string_value(json_object_get(a, "sha256"));
         if (dp_load_errors_get(c->load_errors, name, &e) && sha != NULL &&
             strcmp(sha, e.sha256) == 0)
-            json_object_set_new(st, "load_error", json_pack("{s:s, s:s}", "code", e.err.id,
-                                                            "message", e.err.message));
+            json_object_set_new(
+                st, "load_error",
+                json_pack("{s:s, s:s}", "code", e.err.id, "message", e.err.message));
         json_object_set_new(apps, name, st);
     }
     nano_msg m = {0};
     c->reported_seq = c->model.seq;
     int rc = rpc(c, NANO_MSG_STATUS,
-                 json_pack("{s:I, s:o}", "applied_seq", (json_int_t)c->model.seq, "apps", apps),
-                 &m, err);
+                 json_pack("{s:I, s:o}", "applied_seq", (json_int_t)c->model.seq, "apps", apps), &m,
+                 err);
     if (rc != 0)
         return c->is_link_broken ? rc : 0; /* a refused status is logged by nanocp's side */
     if (m.seq > c->model.seq && c->behind_since_ms == 0)
@@ -552,8 +552,8 @@ static int resync(dp_cp_client *c, const char *why, nano_error *err)
     dp_cp_model next = {0};
     dp_cp_changes ch = {0};
     nano_config *cfg = NULL;
-    rc = dp_cp_model_from_snapshot(m.body, c->has_model ? &c->model : NULL, c->running,
-                                   &next, &ch, err);
+    rc = dp_cp_model_from_snapshot(m.body, c->has_model ? &c->model : NULL, c->running, &next, &ch,
+                                   err);
     if (rc == 0 && json_object_size(next.apps) > 0) {
         const char *name;
         json_t *a;
@@ -666,8 +666,8 @@ static int on_pub(dp_cp_client *c, const void *data, size_t len, nano_error *err
     } else if (m.type == NANO_MSG_DELTA) {
         c->n_deltas_seen++;
         if (c->drop_every > 0 && c->n_deltas_seen % c->drop_every == 0) {
-            NANO_WARN("cpclient.delta_dropped_test", "first=%" PRIu64 " seq=%" PRIu64
-                      " detail=%s", m.first, m.seq, "NANO_TEST_DROP_DELTAS test hook");
+            NANO_WARN("cpclient.delta_dropped_test", "first=%" PRIu64 " seq=%" PRIu64 " detail=%s",
+                      m.first, m.seq, "NANO_TEST_DROP_DELTAS test hook");
         } else if (c->needs_resync) {
             /* A snapshot is due; it covers this delta or the ones after it apply on top. */
         } else {
@@ -681,9 +681,7 @@ static int on_pub(dp_cp_client *c, const void *data, size_t len, nano_error *err
                           c->model.seq, m.first, m.seq);
                 rc = resync(c, "gap", err);
                 break;
-            case DP_CP_APPLY:
-                rc = apply_delta(c, &m, err);
-                break;
+            case DP_CP_APPLY: rc = apply_delta(c, &m, err); break;
             }
         }
     }
@@ -703,8 +701,8 @@ static void on_sub_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 static int dial(dp_cp_client *c, nng_socket s, const char *url, nano_error *err)
 {
-    nano_nng_dial_options o = {.tls = c->tls, .reconnect_min_ms = BACKOFF_MIN_MS,
-                               .reconnect_max_ms = BACKOFF_MAX_MS};
+    nano_nng_dial_options o = {
+        .tls = c->tls, .reconnect_min_ms = BACKOFF_MIN_MS, .reconnect_max_ms = BACKOFF_MAX_MS};
     nano_error why = {0};
     if (nano_nng_dial(s, url, &o, &why) != 0) /* blocking: a refused connection fails here */
         return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s", why.message);
@@ -812,8 +810,9 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
         if (rc == 0 && c->needs_resync && now >= c->resync_at_ms)
             rc = resync(c, "retry", err);
         if (rc == 0 && c->behind_since_ms != 0 && now - c->behind_since_ms > BEHIND_RESYNC_MS) {
-            NANO_WARN("cpclient.behind", "applied=%" PRIu64 " heartbeat_seq=%" PRIu64 " for_ms=%" PRIu64,
-                      c->model.seq, c->link.heartbeat_seq, now - c->behind_since_ms);
+            NANO_WARN("cpclient.behind",
+                      "applied=%" PRIu64 " heartbeat_seq=%" PRIu64 " for_ms=%" PRIu64, c->model.seq,
+                      c->link.heartbeat_seq, now - c->behind_since_ms);
             c->behind_since_ms = 0;
             rc = resync(c, "behind", err);
         }
@@ -839,8 +838,9 @@ static void client_main(void *arg)
         if (got_config)
             backoff = BACKOFF_MIN_MS;
         LINK_SET(c, c->link.reconnects++);
-        NANO_WARN("cpclient.reconnecting", "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64
-                  " error_id=%s error=%s", backoff, c->model.seq, rc != 0 ? err.id : "closed",
+        NANO_WARN("cpclient.reconnecting",
+                  "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64 " error_id=%s error=%s", backoff,
+                  c->model.seq, rc != 0 ? err.id : "closed",
                   rc != 0 ? err.message : "session ended");
         for (uint64_t slept = 0; slept < backoff && !atomic_load(&c->stop); slept += 50)
             uv_sleep(50);
@@ -852,7 +852,8 @@ static void client_main(void *arg)
 
 static int make_tls(dp_cp_client *c, const dp_cp_client_options *o, nano_error *err)
 {
-    bool wants = strncmp(c->url, "tls+tcp://", 10) == 0 || strncmp(c->rpc_url, "tls+tcp://", 10) == 0;
+    bool wants = strncmp(c->url, "tls+tcp://", 10) == 0 ||
+                 strncmp(c->rpc_url, "tls+tcp://", 10) == 0;
     if (!wants) {
         if (o->ca_file != NULL || o->cert_file != NULL)
             return nano_error_set(err, NANO_EINVAL, "usage",
@@ -861,9 +862,10 @@ static int make_tls(dp_cp_client *c, const dp_cp_client_options *o, nano_error *
     }
     char host[256];
     if (dp_cp_url_host(c->url, host, sizeof host) != 0)
-        return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected tls+tcp://HOST:PORT", c->url);
+        return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected tls+tcp://HOST:PORT",
+                              c->url);
     nano_tls_files f = {o->cert_file, "--control-plane-cert", o->key_file, "--control-plane-key",
-                        o->ca_file, "--control-plane-ca"};
+                        o->ca_file,   "--control-plane-ca"};
     int rc = nano_tls_client_config(&f, host, &c->tls, err);
     if (rc != 0)
         err->code = NANO_EINVAL; /* a usage error: exit 2 */

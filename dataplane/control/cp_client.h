@@ -28,19 +28,19 @@
 typedef struct dp_cp_client dp_cp_client;
 
 typedef struct dp_cp_client_options {
-    const char *url;         /* nanocp's PUB (--control-plane) */
-    const char *rpc_url;     /* nanocp's REP (--control-plane-rpc) */
-    const char *node;        /* this node's name */
-    const char *token;       /* node token ("" when none) */
-    const char *ca_file;     /* tls+tcp://: CA to verify nanocp's certificate */
-    const char *cert_file;   /* tls+tcp://: client certificate (optional, with key_file) */
+    const char *url;       /* nanocp's PUB (--control-plane) */
+    const char *rpc_url;   /* nanocp's REP (--control-plane-rpc) */
+    const char *node;      /* this node's name */
+    const char *token;     /* node token ("" when none) */
+    const char *ca_file;   /* tls+tcp://: CA to verify nanocp's certificate */
+    const char *cert_file; /* tls+tcp://: client certificate (optional, with key_file) */
     const char *key_file;
-    const char *code_dir;    /* an existing directory for the code cache */
-    const char *http_addr;   /* where this node serves HTTP, for hello */
-    unsigned drop_every;     /* test hook NANO_TEST_DROP_DELTAS: drop every Nth delta (0: off) */
-    dp_worker **workers;     /* read for status and drains (their stats tables) */
+    const char *code_dir;  /* an existing directory for the code cache */
+    const char *http_addr; /* where this node serves HTTP, for hello */
+    unsigned drop_every;   /* test hook NANO_TEST_DROP_DELTAS: drop every Nth delta (0: off) */
+    dp_worker **workers;   /* read for status and drains (their stats tables) */
     size_t n_workers;
-    uv_async_t *config_ready; /* sent when dp_cp_client_take has a config */
+    uv_async_t *config_ready;    /* sent when dp_cp_client_take has a config */
     dp_load_errors *load_errors; /* borrowed, may be NULL: refused versions, reported in each
                                   * app's status as load_error {code, message} */
 } dp_cp_client_options;
@@ -48,11 +48,11 @@ typedef struct dp_cp_client_options {
 /* The link as /status shows it. */
 typedef struct dp_cp_link {
     bool is_connected;
-    bool has_config;           /* a snapshot was applied */
+    bool has_config; /* a snapshot was applied */
     uint64_t applied_seq;
-    uint64_t heartbeat_seq;    /* the last heartbeat's */
+    uint64_t heartbeat_seq;     /* the last heartbeat's */
     uint64_t last_heartbeat_ms; /* wall clock (ms since the epoch); 0: none yet */
-    uint64_t resyncs;          /* snapshots fetched after the first */
+    uint64_t resyncs;           /* snapshots fetched after the first */
     uint64_t deltas_applied, deltas_rejected, messages_dropped, reconnects;
     char node[64];
     char url[256];

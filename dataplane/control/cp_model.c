@@ -89,8 +89,8 @@ static json_t *spec_defaults(void)
 static json_t *app_empty(void)
 {
     json_t *a = spec_defaults();
-    json_t *rest = json_pack("{s:s, s:i, s:n, s:n, s:[], s:{}, s:{}}", "state", "active",
-                             "version", 0, "sha256", "main", "modules", "vars", "secrets");
+    json_t *rest = json_pack("{s:s, s:i, s:n, s:n, s:[], s:{}, s:{}}", "state", "active", "version",
+                             0, "sha256", "main", "modules", "vars", "secrets");
     json_object_update(a, rest);
     json_decref(rest);
     return a;
@@ -107,8 +107,7 @@ int dp_cp_model_from_snapshot(const json_t *body, const dp_cp_model *cur,
     json_t *apps = json_object();
     size_t i;
     json_t *a;
-    json_array_foreach(list, i, a)
-    {
+    json_array_foreach(list, i, a) {
         const char *name = get_str(a, "app");
         if (name == NULL || !nano_app_name_valid(name)) {
             json_decref(apps);
@@ -143,8 +142,7 @@ int dp_cp_model_from_snapshot(const json_t *body, const dp_cp_model *cur,
     /* Only now: outputs are written on success alone. */
     memset(ch, 0, sizeof *ch);
     const char *name;
-    json_object_foreach(apps, name, a)
-    {
+    json_object_foreach(apps, name, a) {
         const char *state = get_str(a, "state");
         if (state != NULL && strcmp(state, "draining") == 0)
             add_drain(ch, name, get_u64(a, "drain_timeout_ms"), is_running(running, name));
@@ -232,7 +230,8 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
             resolve_code(out, a);
             /* A deployment whose modules were never announced cannot be served: let the
              * caller resync rather than run an app without code. */
-            if (sha != NULL && get_u64(a, "version") > 0 && !json_is_string(json_object_get(a, "main")))
+            if (sha != NULL && get_u64(a, "version") > 0 &&
+                !json_is_string(json_object_get(a, "main")))
                 return nano_error_set(err, NANO_EINVAL, "op_invalid",
                                       "op %" PRIu64 " app.put %s: deployment %.12s was never "
                                       "announced by code.put",
@@ -282,8 +281,8 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
     json_t *a = app_for_write(out, touched, name);
     const char *key = get_str(op, "name");
     if (a == NULL)
-        return nano_error_set(err, NANO_EINVAL, "op_invalid",
-                              "op %" PRIu64 " %s: no app %s", seq, kind, name);
+        return nano_error_set(err, NANO_EINVAL, "op_invalid", "op %" PRIu64 " %s: no app %s", seq,
+                              kind, name);
     if (key == NULL)
         return nano_error_set(err, NANO_EINVAL, "op_invalid", "op %" PRIu64 " %s: no name", seq,
                               kind);
@@ -291,8 +290,8 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
     if (strcmp(kind, "env.put") == 0) {
         json_t *v = json_object_get(op, "value");
         if (v == NULL)
-            return nano_error_set(err, NANO_EINVAL, "op_invalid", "op %" PRIu64 " env.put: no value",
-                                  seq);
+            return nano_error_set(err, NANO_EINVAL, "op_invalid",
+                                  "op %" PRIu64 " env.put: no value", seq);
         json_object_set(vars, key, v);
         json_object_del(secrets, key); /* one name, one kind */
     } else if (strcmp(kind, "env.del") == 0) {
@@ -309,8 +308,8 @@ static int apply_op(dp_cp_model *out, json_t *touched, json_t *pending, const js
         json_object_del(secrets, key);
         json_object_del(json_object_get(pending, name), key);
     } else {
-        return nano_error_set(err, NANO_EINVAL, "op_invalid", "op %" PRIu64 ": unknown op %s",
-                              seq, kind);
+        return nano_error_set(err, NANO_EINVAL, "op_invalid", "op %" PRIu64 ": unknown op %s", seq,
+                              kind);
     }
     return 0;
 }
@@ -319,15 +318,14 @@ int dp_cp_model_apply(const dp_cp_model *cur, const json_t *ops, const dp_cp_fet
                       const nano_config *running, dp_cp_model *out, dp_cp_changes *ch,
                       nano_error *err)
 {
-    dp_cp_model next = {.seq = cur->seq, .apps = json_copy(cur->apps),
-                        .bundles = json_incref(cur->bundles)};
+    dp_cp_model next = {
+        .seq = cur->seq, .apps = json_copy(cur->apps), .bundles = json_incref(cur->bundles)};
     dp_cp_changes got = {0};
     json_t *touched = json_object(), *pending = json_object();
     int rc = 0;
     size_t i;
     json_t *op;
-    json_array_foreach(ops, i, op)
-    {
+    json_array_foreach(ops, i, op) {
         uint64_t seq = get_u64(op, "seq");
         if (seq <= cur->seq)
             continue; /* an overlapping delta: this entry is applied already */
@@ -346,8 +344,7 @@ int dp_cp_model_apply(const dp_cp_model *cur, const json_t *ops, const dp_cp_fet
      * since (a secret.del committed after) stays out; its delta follows. */
     const char *app;
     json_t *names;
-    json_object_foreach(pending, app, names)
-    {
+    json_object_foreach(pending, app, names) {
         if (rc != 0)
             break;
         json_t *values = NULL;
@@ -361,8 +358,7 @@ int dp_cp_model_apply(const dp_cp_model *cur, const json_t *ops, const dp_cp_fet
         json_t *secrets = json_object_get(json_object_get(next.apps, app), "secrets");
         const char *key;
         json_t *t;
-        json_object_foreach(names, key, t)
-        {
+        json_object_foreach(names, key, t) {
             json_t *v = json_object_get(values, key);
             if (json_is_string(v))
                 json_object_set(secrets, key, v);
@@ -398,29 +394,26 @@ static int build_app(const char *name, const json_t *a, dp_code_cache *cache,
         return spec_rc;
     const char *key;
     json_t *v;
-    json_object_foreach(json_object_get(a, "vars"), key, v)
-    {
+    json_object_foreach(json_object_get(a, "vars"), key, v) {
         int rc;
         if (json_is_string(v)) {
             rc = nano_env_set(&c->env, key, json_string_value(v), json_string_length(v), false,
                               err);
         } else {
             char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            rc = text == NULL ? nano_error_set(err, NANO_ENOMEM, "app_invalid", "app %s: var %s",
-                                               name, key)
-                              : nano_env_set_json(&c->env, key, text, strlen(text), err);
+            rc = text == NULL
+                     ? nano_error_set(err, NANO_ENOMEM, "app_invalid", "app %s: var %s", name, key)
+                     : nano_env_set_json(&c->env, key, text, strlen(text), err);
             free(text);
         }
         if (rc != 0)
             return rc;
     }
-    json_object_foreach(json_object_get(a, "secrets"), key, v)
-    {
+    json_object_foreach(json_object_get(a, "secrets"), key, v) {
         if (!json_is_string(v))
-            return nano_error_set(err, NANO_EINVAL, "app_invalid",
-                                  "app %s: secret %s has no value", name, key);
-        int rc = nano_env_set(&c->env, key, json_string_value(v), json_string_length(v), true,
-                              err);
+            return nano_error_set(err, NANO_EINVAL, "app_invalid", "app %s: secret %s has no value",
+                                  name, key);
+        int rc = nano_env_set(&c->env, key, json_string_value(v), json_string_length(v), true, err);
         if (rc != 0)
             return rc;
     }
@@ -455,8 +448,7 @@ int dp_cp_model_build(const dp_cp_model *m, dp_code_cache *cache, const dp_cp_fe
     const char *name;
     json_t *a;
     int rc = 0;
-    json_object_foreach(m->apps, name, a)
-    {
+    json_object_foreach(m->apps, name, a) {
         const char *state = get_str(a, "state");
         if (get_u64(a, "version") == 0 || get_str(a, "sha256") == NULL || state == NULL ||
             strcmp(state, "active") != 0)

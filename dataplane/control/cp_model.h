@@ -46,7 +46,7 @@ typedef struct dp_cp_changes {
     size_t n_drains;
     char (*removed)[64]; /* app.remove ops */
     size_t n_removed;
-    size_t n_ops;        /* ops applied */
+    size_t n_ops; /* ops applied */
     size_t n_secrets_fetched;
 } dp_cp_changes;
 

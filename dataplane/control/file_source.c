@@ -22,9 +22,9 @@ typedef struct dir_watch {
     size_t n_names, cap_names;
     dev_t dev; /* the directory the watch is on: one replaced under its path is watched anew */
     ino_t ino;
-    int failed;      /* the error of the last failed start, already logged; 0 when none */
+    int failed; /* the error of the last failed start, already logged; 0 when none */
     bool is_started;
-    bool is_wanted;  /* named by the current watch set */
+    bool is_wanted; /* named by the current watch set */
 } dir_watch;
 
 struct dp_file_source {

@@ -146,8 +146,7 @@ size_t rt_allocator::external_bytes() const
 // survived becomes the allocator's view of it, and live memory over the limit stops the
 // isolate. Backing stores found dead by this GC are already freed by now: array buffers are
 // swept inside the pause (rt_memory_platform_flags).
-static void on_full_gc(v8::Isolate *isolate, v8::GCType type, v8::GCCallbackFlags flags,
-                       void *data)
+static void on_full_gc(v8::Isolate *isolate, v8::GCType type, v8::GCCallbackFlags flags, void *data)
 {
     (void)type;
     (void)flags;

@@ -41,11 +41,12 @@ void rt_throw_type_error(Isolate *isolate, const char *msg)
 // The slot named by args[0], or a TypeError thrown (the request context has ended).
 static rt_slot *slot_arg(const FunctionCallbackInfo<Value> &args, rt_isolate *iso)
 {
-    rt_slot *s = args[0]->IsNumber() ? rt_slot_get(iso, args[0].As<v8::Number>()->Value()) : nullptr;
+    rt_slot *s = args[0]->IsNumber() ? rt_slot_get(iso, args[0].As<v8::Number>()->Value())
+                                     : nullptr;
     if (s == nullptr)
         rt_throw_type_error(args.GetIsolate(),
-                         "This request's context has ended: its response was sent and its "
-                         "waitUntil work is done");
+                            "This request's context has ended: its response was sent and its "
+                            "waitUntil work is done");
     return s;
 }
 
@@ -399,8 +400,9 @@ static int start_response(const FunctionCallbackInfo<Value> &args, rt_isolate *i
                                      fill_header_block, (void *)&args, length);
     }
     if (rc == NANO_EINVAL) {
-        rt_log_js_error(iso, "app.bad_response", "the response has a header or status text "
-                                                 "with CR, LF or NUL; answered 500 instead");
+        rt_log_js_error(iso, "app.bad_response",
+                        "the response has a header or status text "
+                        "with CR, LF or NUL; answered 500 instead");
         dp_response_error(s->req, 500);
     }
     return rc;
@@ -673,11 +675,13 @@ static void StructuredClone(const FunctionCallbackInfo<Value> &args)
             Local<v8::ArrayBuffer> ab = item.As<v8::ArrayBuffer>();
             for (auto &seen : transfers)
                 if (seen == ab) {
-                    throw_data_clone_error(iso, "An ArrayBuffer is listed twice in the transfer list");
+                    throw_data_clone_error(iso,
+                                           "An ArrayBuffer is listed twice in the transfer list");
                     return;
                 }
             if (ab->WasDetached() || !ab->IsDetachable()) {
-                throw_data_clone_error(iso, "An ArrayBuffer in the transfer list is detached or cannot be detached");
+                throw_data_clone_error(
+                    iso, "An ArrayBuffer in the transfer list is detached or cannot be detached");
                 return;
             }
             transfers.push_back(ab);
@@ -721,7 +725,8 @@ static void TransferArrayBuffer(const FunctionCallbackInfo<Value> &args)
         return;
     }
     if (!ab->IsDetachable()) {
-        rt_throw_type_error(isolate, "The ArrayBuffer cannot be transferred (it is not detachable)");
+        rt_throw_type_error(isolate,
+                            "The ArrayBuffer cannot be transferred (it is not detachable)");
         return;
     }
     std::shared_ptr<v8::BackingStore> store = ab->GetBackingStore();
@@ -732,7 +737,8 @@ static void TransferArrayBuffer(const FunctionCallbackInfo<Value> &args)
 // isDetached(buffer): true for a detached ArrayBuffer.
 static void IsDetached(const FunctionCallbackInfo<Value> &args)
 {
-    args.GetReturnValue().Set(args[0]->IsArrayBuffer() && args[0].As<v8::ArrayBuffer>()->WasDetached());
+    args.GetReturnValue().Set(args[0]->IsArrayBuffer() &&
+                              args[0].As<v8::ArrayBuffer>()->WasDetached());
 }
 
 // isPromise(value): whether value is a promise (instanceof would ask the app's
@@ -818,11 +824,10 @@ const rt_native *rt_binding_natives(size_t *n)
 }
 
 // Every table of natives, for rt_make_binding and the snapshot's external references.
-extern const rt_natives_fn rt_native_lists[] = {rt_binding_natives, rt_encoding_natives,
-                                                rt_idna_natives, rt_compression_natives,
-                                                rt_fetch_natives, rt_crypto_natives,
-                                                rt_crypto_ec_natives, rt_crypto_rsa_natives,
-                                                nullptr};
+extern const rt_natives_fn rt_native_lists[] = {
+    rt_binding_natives,     rt_encoding_natives,   rt_idna_natives,
+    rt_compression_natives, rt_fetch_natives,      rt_crypto_natives,
+    rt_crypto_ec_natives,   rt_crypto_rsa_natives, nullptr};
 
 Local<Object> rt_make_binding(Isolate *isolate, Local<Context> ctx)
 {

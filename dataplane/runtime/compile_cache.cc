@@ -62,8 +62,8 @@ struct Cache {
     std::unordered_map<std::string, std::list<Entry>::iterator> by_key;
     size_t bytes = 0;
     size_t budget = RT_COMPILE_CACHE_BUDGET;
-    std::string dir;           // empty: memory only
-    std::string snapshot_sha;  // of the startup blob, for file headers (set with dir)
+    std::string dir;          // empty: memory only
+    std::string snapshot_sha; // of the startup blob, for file headers (set with dir)
     rt_compile_cache_stats stats = {};
 };
 
@@ -196,8 +196,7 @@ std::shared_ptr<const std::string> rt_compile_cache_find(const std::string &key)
         dir = c.dir;
         snap = c.snapshot_sha;
     }
-    std::shared_ptr<const std::string> bytes =
-        dir.empty() ? nullptr : read_file(dir, snap, key);
+    std::shared_ptr<const std::string> bytes = dir.empty() ? nullptr : read_file(dir, snap, key);
     std::lock_guard<std::mutex> lock(c.mu);
     if (bytes == nullptr) {
         c.stats.misses++;
@@ -253,11 +252,10 @@ extern "C" int rt_compile_cache_set_dir(const char *dir, nano_error *err)
                               strerror(errno));
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return nano_error_set(err, NANO_EINVAL, "compile_cache_dir", "%s: not a directory",
-                              dir);
+        return nano_error_set(err, NANO_EINVAL, "compile_cache_dir", "%s: not a directory", dir);
     if (access(dir, W_OK | X_OK) != 0)
-        return nano_error_set(err, NANO_EINVAL, "compile_cache_dir", "%s: not writable (%s)",
-                              dir, strerror(errno));
+        return nano_error_set(err, NANO_EINVAL, "compile_cache_dir", "%s: not writable (%s)", dir,
+                              strerror(errno));
     v8::StartupData *blob = rt_snapshot_blob();
     char snap[65] = "";
     if (blob != nullptr)

@@ -162,12 +162,8 @@ static void codec_end(rt_compressor *c)
     if (c == nullptr || !c->is_open)
         return;
     switch (c->kind) {
-    case CODEC_DEFLATE:
-        deflateEnd(&c->zs);
-        break;
-    case CODEC_INFLATE:
-        inflateEnd(&c->zs);
-        break;
+    case CODEC_DEFLATE: deflateEnd(&c->zs); break;
+    case CODEC_INFLATE: inflateEnd(&c->zs); break;
     case CODEC_BROTLI_ENC:
         BrotliEncoderDestroyInstance(c->benc);
         c->benc = nullptr;
@@ -276,8 +272,8 @@ static bool output_take(rt_compressor *c, bool is_end, Local<Value> *chunk)
     }
     if (data != nullptr) {
         c->out_used = 0;
-        std::shared_ptr<BackingStore> store =
-            ArrayBuffer::NewBackingStore(data, len, free_output, cz->allocator);
+        std::shared_ptr<BackingStore> store = ArrayBuffer::NewBackingStore(data, len, free_output,
+                                                                           cz->allocator);
         Local<ArrayBuffer> ab = ArrayBuffer::New(cz->isolate, std::move(store));
         *chunk = v8::Uint8Array::New(ab, 0, len);
     }
@@ -412,8 +408,8 @@ static push_result push_brotli(rt_compressor *c, bool finish, const char **why)
             }
             continue;
         }
-        BrotliDecoderResult r =
-            BrotliDecoderDecompressStream(c->bdec, &avail_in, &next_in, &avail, &next, nullptr);
+        BrotliDecoderResult r = BrotliDecoderDecompressStream(c->bdec, &avail_in, &next_in, &avail,
+                                                              &next, nullptr);
         size_t taken = feed - avail_in;
         take_input(c, taken);
         budget -= taken;
@@ -634,7 +630,7 @@ static void CompressorPush(const FunctionCallbackInfo<Value> &args)
     if ((finish && r == PUSH_DONE) || r == PUSH_TRAILING || r == PUSH_TRUNCATED)
         codec_end(c);
     report_memory(c, isolate);
-    push_status status = r == PUSH_MORE       ? STATUS_MORE
+    push_status status = r == PUSH_MORE        ? STATUS_MORE
                          : r == PUSH_TRAILING  ? STATUS_TRAILING
                          : r == PUSH_TRUNCATED ? STATUS_TRUNCATED
                                                : STATUS_DONE;

@@ -61,16 +61,11 @@ const EVP_MD *hash_arg(const FunctionCallbackInfo<Value> &args, int i)
     if (!args[i]->IsInt32())
         return nullptr;
     switch (args[i].As<v8::Int32>()->Value()) {
-    case 1:
-        return sha1;
-    case 256:
-        return sha256;
-    case 384:
-        return sha384;
-    case 512:
-        return sha512;
-    default:
-        return nullptr;
+    case 1: return sha1;
+    case 256: return sha256;
+    case 384: return sha384;
+    case 512: return sha512;
+    default: return nullptr;
     }
 }
 
@@ -179,7 +174,10 @@ bool memory_fits(Isolate *isolate, size_t len)
     return false;
 }
 
-clear_errors::~clear_errors() { ERR_clear_error(); }
+clear_errors::~clear_errors()
+{
+    ERR_clear_error();
+}
 
 } // namespace crypto
 
@@ -362,14 +360,12 @@ template <class F> static Local<Value> key_new(Isolate *isolate, size_t len, F f
     auto *ks = new key_store{a};
     if (a)
         a->adopt(len);
-    std::unique_ptr<BackingStore> store =
-        ArrayBuffer::NewBackingStore(p, len, key_store_free, ks);
+    std::unique_ptr<BackingStore> store = ArrayBuffer::NewBackingStore(p, len, key_store_free, ks);
     return ArrayBuffer::New(isolate, std::move(store));
 }
 
 // The key bytes of a key buffer made by key_new.
-static bool key_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p,
-                    size_t *len)
+static bool key_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p, size_t *len)
 {
     if (!args[i]->IsArrayBuffer())
         return false;
@@ -572,7 +568,8 @@ static void HmacSign(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
     input key = {nullptr, 0, true}, data;
-    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &data.p, &data.len))
+    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) ||
+        !bytes_arg(args, 2, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacSign: bad arguments");
     run_op(args, {key, data}, {EVP_MAX_MD_SIZE}, [md](const input *in, out_bytes &r, size_t *n) {
         r.v.is_secret = false; // a MAC
@@ -587,8 +584,8 @@ static void HmacVerify(const FunctionCallbackInfo<Value> &args)
 {
     const EVP_MD *md = hash_arg(args, 0);
     input key = {nullptr, 0, true}, sig, data;
-    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) || !bytes_arg(args, 2, &sig.p, &sig.len) ||
-        !bytes_arg(args, 3, &data.p, &data.len))
+    if (md == nullptr || !key_arg(args, 1, &key.p, &key.len) ||
+        !bytes_arg(args, 2, &sig.p, &sig.len) || !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoHmacVerify: bad arguments");
     run_op(args, {key, sig, data}, {1, result_kind::boolean},
            [md](const input *in, out_bytes &r, size_t *n) {
@@ -596,7 +593,8 @@ static void HmacVerify(const FunctionCallbackInfo<Value> &args)
                size_t mac_len = 0;
                if (!hmac(md, in[0], in[2], mac, &mac_len))
                    return false;
-               r.v.assign(1, in[1].len == mac_len && CRYPTO_memcmp(mac.v.data(), in[1].p, mac_len) == 0);
+               r.v.assign(1, in[1].len == mac_len &&
+                                 CRYPTO_memcmp(mac.v.data(), in[1].p, mac_len) == 0);
                *n = 1;
                return true;
            });
@@ -668,14 +666,13 @@ static void AesCbc(const FunctionCallbackInfo<Value> &args)
         !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCbc: bad arguments");
     bool enc = args[0]->BooleanValue(args.GetIsolate());
-    const EVP_CIPHER *c =
-        aes_cipher(aes_mode::cbc, key.len);
+    const EVP_CIPHER *c = aes_cipher(aes_mode::cbc, key.len);
     if (c == nullptr || iv.len != 16 || (!enc && (data.len == 0 || data.len % 16 != 0)))
         return args.GetReturnValue().SetNull();
     run_op(args, {key, iv, data}, {data.len + 16},
            [c, enc](const input *in, out_bytes &r, size_t *n) {
                cipher_ctx cc;
-               r.v.is_secret = !enc; // a ciphertext is not; a plaintext may be
+               r.v.is_secret = !enc;                     // a ciphertext is not; a plaintext may be
                r.v.resize_for_overwrite(in[2].len + 16); // EVP writes the o bytes handed out
                size_t o = 0;
                int got = 0;
@@ -699,8 +696,7 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
         !args[2]->IsUint32() || !bytes_arg(args, 3, &data.p, &data.len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesCtr: bad arguments");
     uint32_t bits = args[2].As<v8::Uint32>()->Value();
-    const EVP_CIPHER *c =
-        aes_cipher(aes_mode::ctr, key.len);
+    const EVP_CIPHER *c = aes_cipher(aes_mode::ctr, key.len);
     if (c == nullptr || counter.len != 16 || bits == 0 || bits > 128)
         return args.GetReturnValue().SetNull();
     typedef unsigned __int128 u128;
@@ -739,7 +735,8 @@ static void AesCtr(const FunctionCallbackInfo<Value> &args)
                        iv[i] = (uint8_t)b;
                    cipher_ctx cc;
                    int got = 0;
-                   ok = cc.ctx != nullptr && EVP_CipherInit_ex(cc.ctx, c, nullptr, in[0].p, iv, 1) == 1 &&
+                   ok = cc.ctx != nullptr &&
+                        EVP_CipherInit_ex(cc.ctx, c, nullptr, in[0].p, iv, 1) == 1 &&
                         cipher_update(cc.ctx, p, m, r.v.data(), &o) &&
                         EVP_CipherFinal_ex(cc.ctx, r.v.data() + o, &got) == 1;
                    o += (size_t)got;
@@ -763,8 +760,7 @@ static void AesGcm(const FunctionCallbackInfo<Value> &args)
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesGcm: bad arguments");
     bool enc = args[0]->BooleanValue(args.GetIsolate());
     uint32_t tag_len = args[4].As<v8::Uint32>()->Value();
-    const EVP_CIPHER *c =
-        aes_cipher(aes_mode::gcm, key.len);
+    const EVP_CIPHER *c = aes_cipher(aes_mode::gcm, key.len);
     if (c == nullptr || iv.len == 0 || iv.len > INT32_MAX || tag_len < 4 || tag_len > 16 ||
         (!enc && data.len < tag_len))
         return args.GetReturnValue().SetNull();
@@ -778,7 +774,8 @@ static void AesGcm(const FunctionCallbackInfo<Value> &args)
                int got = 0;
                bool ok = cc.ctx != nullptr &&
                          EVP_CipherInit_ex(cc.ctx, c, nullptr, nullptr, nullptr, enc) == 1 &&
-                         EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_SET_IVLEN, (int)in[1].len, nullptr) == 1 &&
+                         EVP_CIPHER_CTX_ctrl(cc.ctx, EVP_CTRL_GCM_SET_IVLEN, (int)in[1].len,
+                                             nullptr) == 1 &&
                          EVP_CipherInit_ex(cc.ctx, nullptr, nullptr, in[0].p, in[1].p, enc) == 1;
                const size_t kStep = (size_t)1 << 30;
                for (size_t i = 0; ok && i < in[2].len; i += kStep) {
@@ -813,8 +810,7 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
     if (!key_arg(args, 1, &key, &key_len) || !bytes_arg(args, 2, &data, &len))
         return rt_throw_type_error(args.GetIsolate(), "cryptoAesKw: bad arguments");
     bool wrap = args[0]->BooleanValue(args.GetIsolate());
-    const EVP_CIPHER *c =
-        aes_cipher(aes_mode::wrap, key_len);
+    const EVP_CIPHER *c = aes_cipher(aes_mode::wrap, key_len);
     if (c == nullptr || len % 8 != 0 || len < (wrap ? 16u : 24u) || len > INT32_MAX - 16)
         return args.GetReturnValue().SetNull();
     cipher_ctx cc;
@@ -829,7 +825,6 @@ static void AesKw(const FunctionCallbackInfo<Value> &args)
          EVP_CipherFinal_ex(cc.ctx, r.v.data() + got, &fin) == 1;
     return_result(args, ok, r, (size_t)got + (size_t)fin);
 }
-
 
 // --- key derivation -----------------------------------------------------------------------
 
@@ -864,9 +859,9 @@ struct pbkdf2_state {
             EVP_MAC *hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
             mac = hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr;
             EVP_MAC_free(hmac);
-            OSSL_PARAM params[] = {
-                OSSL_PARAM_construct_utf8_string("digest", const_cast<char *>(EVP_MD_get0_name(md)), 0),
-                OSSL_PARAM_construct_end()};
+            OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(
+                                       "digest", const_cast<char *>(EVP_MD_get0_name(md)), 0),
+                                   OSSL_PARAM_construct_end()};
             if (mac == nullptr ||
                 EVP_MAC_init(mac, password.v.data(), password.v.size() - 1, params) != 1)
                 return step::failed;
@@ -964,8 +959,8 @@ static void Hkdf(const FunctionCallbackInfo<Value> &args)
                    memcpy(block.v.data() + t_len, in[2].p, in[2].len);
                    block.v[t_len + in[2].len] = (uint8_t)i;
                    size_t got = 0;
-                   ok = hmac(md, {prk.v.data(), prk_len}, {block.v.data(), t_len + in[2].len + 1}, t,
-                             &got);
+                   ok = hmac(md, {prk.v.data(), prk_len}, {block.v.data(), t_len + in[2].len + 1},
+                             t, &got);
                    if (ok) {
                        memcpy(r.v.data() + o, t.v.data(), got);
                        memcpy(block.v.data(), t.v.data(), got);
@@ -1022,29 +1017,14 @@ static void PkeyType(const FunctionCallbackInfo<Value> &args)
         return rt_throw_type_error(isolate, "cryptoPkeyType: expected a key handle");
     const char *type;
     switch (EVP_PKEY_get_base_id(pkey)) {
-    case EVP_PKEY_RSA:
-        type = "RSA";
-        break;
-    case EVP_PKEY_RSA_PSS:
-        type = "RSA-PSS";
-        break;
-    case EVP_PKEY_EC:
-        type = "EC";
-        break;
-    case EVP_PKEY_ED25519:
-        type = "Ed25519";
-        break;
-    case EVP_PKEY_X25519:
-        type = "X25519";
-        break;
-    case EVP_PKEY_ED448:
-        type = "Ed448";
-        break;
-    case EVP_PKEY_X448:
-        type = "X448";
-        break;
-    default:
-        type = "other";
+    case EVP_PKEY_RSA: type = "RSA"; break;
+    case EVP_PKEY_RSA_PSS: type = "RSA-PSS"; break;
+    case EVP_PKEY_EC: type = "EC"; break;
+    case EVP_PKEY_ED25519: type = "Ed25519"; break;
+    case EVP_PKEY_X25519: type = "X25519"; break;
+    case EVP_PKEY_ED448: type = "Ed448"; break;
+    case EVP_PKEY_X448: type = "X448"; break;
+    default: type = "other";
     }
     args.GetReturnValue().Set(String::NewFromUtf8(isolate, type).ToLocalChecked());
 }

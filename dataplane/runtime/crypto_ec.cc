@@ -419,22 +419,23 @@ static void EcdsaVerify(const FunctionCallbackInfo<Value> &args)
     o.kind = result_kind::boolean;
     o.key = pkey;
     EVP_PKEY_CTX *ready = op_runs_here(sig.len + data.len, o) ? pkey_verify_ctx(args, 1) : nullptr;
-    run_op(args, {sig, data}, o, [md, pkey, n, ready](const input *in, out_bytes &res, size_t *res_len) {
-        uint8_t der[2 * 66 + 12], digest[EVP_MAX_MD_SIZE];
-        size_t der_len = ecdsa_der(in[0].p, n, der);
-        unsigned int digest_len = 0;
-        bool ok = EVP_Digest(in[1].p, in[1].len, digest, &digest_len, md, nullptr) == 1;
-        if (ok && ready != nullptr) {
-            ok = EVP_PKEY_verify(ready, der, der_len, digest, digest_len) == 1;
-        } else if (ok) {
-            pkey_ctx pc(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
-            ok = pc.ctx != nullptr && EVP_PKEY_verify_init(pc.ctx) == 1 &&
-                 EVP_PKEY_verify(pc.ctx, der, der_len, digest, digest_len) == 1;
-        }
-        res.v.assign(1, ok);
-        *res_len = 1;
-        return true;
-    });
+    run_op(args, {sig, data}, o,
+           [md, pkey, n, ready](const input *in, out_bytes &res, size_t *res_len) {
+               uint8_t der[2 * 66 + 12], digest[EVP_MAX_MD_SIZE];
+               size_t der_len = ecdsa_der(in[0].p, n, der);
+               unsigned int digest_len = 0;
+               bool ok = EVP_Digest(in[1].p, in[1].len, digest, &digest_len, md, nullptr) == 1;
+               if (ok && ready != nullptr) {
+                   ok = EVP_PKEY_verify(ready, der, der_len, digest, digest_len) == 1;
+               } else if (ok) {
+                   pkey_ctx pc(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+                   ok = pc.ctx != nullptr && EVP_PKEY_verify_init(pc.ctx) == 1 &&
+                        EVP_PKEY_verify(pc.ctx, der, der_len, digest, digest_len) == 1;
+               }
+               res.v.assign(1, ok);
+               *res_len = 1;
+               return true;
+           });
 }
 
 // --- Ed25519 signatures through libsodium ---------------------------------------------------
@@ -450,12 +451,12 @@ static int sodium_sk_index()
     static const int index = [] {
         if (sodium_init() < 0)
             return -1;
-        return CRYPTO_get_ex_new_index(
-            CRYPTO_EX_INDEX_EVP_PKEY, 0, nullptr, nullptr, nullptr,
-            [](void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
-                if (ptr != nullptr)
-                    OPENSSL_clear_free(ptr, crypto_sign_ed25519_SECRETKEYBYTES);
-            });
+        return CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_EVP_PKEY, 0, nullptr, nullptr, nullptr,
+                                       [](void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
+                                           if (ptr != nullptr)
+                                               OPENSSL_clear_free(
+                                                   ptr, crypto_sign_ed25519_SECRETKEYBYTES);
+                                       });
     }();
     return index;
 }

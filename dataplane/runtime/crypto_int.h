@@ -258,5 +258,4 @@ std::string base64url(const uint8_t *p, size_t len);
 
 } // namespace crypto
 
-
 #endif

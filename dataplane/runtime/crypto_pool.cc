@@ -162,9 +162,9 @@ static void on_job_work(uv_work_t *w)
 // Whether the request a job is for is still there (a job made outside a request always is).
 static bool job_is_wanted(rt_isolate *iso, const rt_crypto_job *job)
 {
-    return job->slot == kNoSlot || (job->slot < iso->slots.size() &&
-                                    iso->slots[job->slot].req != nullptr &&
-                                    iso->slots[job->slot].gen == job->gen);
+    return job->slot == kNoSlot ||
+           (job->slot < iso->slots.size() && iso->slots[job->slot].req != nullptr &&
+            iso->slots[job->slot].gen == job->gen);
 }
 
 static void job_push_newest(rt_isolate *iso, rt_crypto_job *job)
@@ -274,9 +274,8 @@ void rt_crypto_close_all(rt_isolate *iso)
     iso->n_crypto_running = 0;
     if (iso->crypto_retry != nullptr) {
         iso->crypto_retry->iso = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t *>(&iso->crypto_retry->timer), [](uv_handle_t *h) {
-            delete static_cast<rt_crypto_retry *>(h->data);
-        });
+        uv_close(reinterpret_cast<uv_handle_t *>(&iso->crypto_retry->timer),
+                 [](uv_handle_t *h) { delete static_cast<rt_crypto_retry *>(h->data); });
         iso->crypto_retry = nullptr;
     }
     crypto::pkey_close_all(iso);
@@ -284,8 +283,7 @@ void rt_crypto_close_all(rt_isolate *iso)
 
 // --- operations that run here or on the thread pool (crypto_int.h) -------------------------
 
-static Local<Value> op_result(Isolate *isolate, bool ok, out_bytes &r, size_t n,
-                              result_kind kind)
+static Local<Value> op_result(Isolate *isolate, bool ok, out_bytes &r, size_t n, result_kind kind)
 {
     if (!ok)
         return v8::Null(isolate);

@@ -23,7 +23,8 @@ static rt_isolate *iso_of(const FunctionCallbackInfo<Value> &args)
     return rt_isolate_of(args.GetIsolate());
 }
 
-static bool bytes_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p, size_t *len)
+static bool bytes_arg(const FunctionCallbackInfo<Value> &args, int i, const uint8_t **p,
+                      size_t *len)
 {
     if (!args[i]->IsArrayBufferView())
         return false;
@@ -58,7 +59,8 @@ static void Utf8Decode(const FunctionCallbackInfo<Value> &args)
     std::u16string out;
     if (i == len) { // all ASCII: no decoding needed
         Local<Value> pair[] = {
-            String::NewFromOneByte(isolate, p, v8::NewStringType::kNormal, (int)len).ToLocalChecked(),
+            String::NewFromOneByte(isolate, p, v8::NewStringType::kNormal, (int)len)
+                .ToLocalChecked(),
             v8::Number::New(isolate, (double)len)};
         args.GetReturnValue().Set(v8::Array::New(isolate, pair, 2));
         return;
@@ -81,13 +83,17 @@ static void Utf8Decode(const FunctionCallbackInfo<Value> &args)
             need = 1;
             cp = b & 0x1F;
         } else if (b >= 0xE0 && b <= 0xEF) {
-            if (b == 0xE0) lower = 0xA0;
-            if (b == 0xED) upper = 0x9F;
+            if (b == 0xE0)
+                lower = 0xA0;
+            if (b == 0xED)
+                upper = 0x9F;
             need = 2;
             cp = b & 0xF;
         } else if (b >= 0xF0 && b <= 0xF4) {
-            if (b == 0xF0) lower = 0x90;
-            if (b == 0xF4) upper = 0x8F;
+            if (b == 0xF0)
+                lower = 0x90;
+            if (b == 0xF4)
+                upper = 0x8F;
             need = 3;
             cp = b & 0x7;
         } else {
@@ -238,8 +244,8 @@ static void IcuDecode(const FunctionCallbackInfo<Value> &args)
     bool flush = args[2]->BooleanValue(isolate);
     bool fatal = args[3]->BooleanValue(isolate);
     UErrorCode e = U_ZERO_ERROR;
-    ucnv_setToUCallBack(c, fatal ? UCNV_TO_U_CALLBACK_STOP : UCNV_TO_U_CALLBACK_SUBSTITUTE,
-                        nullptr, nullptr, nullptr, &e);
+    ucnv_setToUCallBack(c, fatal ? UCNV_TO_U_CALLBACK_STOP : UCNV_TO_U_CALLBACK_SUBSTITUTE, nullptr,
+                        nullptr, nullptr, &e);
     std::u16string out;
     out.resize(len * 2 + 16);
     const char *src = reinterpret_cast<const char *>(p);
@@ -380,8 +386,8 @@ static void Base64Decode(const FunctionCallbackInfo<Value> &args)
 }
 
 static const rt_native kNatives[] = {
-    {"utf8Decode", Utf8Decode}, {"encodeInto", EncodeInto}, {"icuTable", IcuTable},
-    {"icuOpen", IcuOpen},       {"icuClose", IcuClose},     {"icuDecode", IcuDecode},
+    {"utf8Decode", Utf8Decode},     {"encodeInto", EncodeInto},     {"icuTable", IcuTable},
+    {"icuOpen", IcuOpen},           {"icuClose", IcuClose},         {"icuDecode", IcuDecode},
     {"base64Encode", Base64Encode}, {"base64Decode", Base64Decode},
 };
 

@@ -88,8 +88,8 @@ Local<Object> rt__make_env(rt_isolate *iso, Local<Context> ctx, const nano_env *
             // Validated by jansson when the config was read (nano_env_set_json); integers as
             // doubles here, rounded as JSON.parse rounds them.
             json_error_t jerr;
-            json_t *tree = json_loadb(e->value, e->value_len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
-                                      &jerr);
+            json_t *tree = json_loadb(e->value, e->value_len,
+                                      JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
             if (tree != nullptr) {
                 value = json_value(isolate, ctx, tree);
                 json_decref(tree);
@@ -128,8 +128,9 @@ void rt__remember_secrets(rt_isolate *iso, const nano_env *env)
     std::vector<std::string> all = current;
     all.insert(all.end(), iso->current_secrets.begin(), iso->current_secrets.end());
     // Longest first: a secret containing another is masked whole.
-    std::stable_sort(all.begin(), all.end(),
-                     [](const std::string &a, const std::string &b) { return a.size() > b.size(); });
+    std::stable_sort(all.begin(), all.end(), [](const std::string &a, const std::string &b) {
+        return a.size() > b.size();
+    });
     all.erase(std::unique(all.begin(), all.end()), all.end());
     iso->secrets.swap(all);
     iso->current_secrets.swap(current);

@@ -50,8 +50,8 @@ struct rt_fetch {
     uint32_t slot_gen = 0;
     bool is_counted = false; // in its owner's count (fetch_set_owner)
     dp_xfer *xfer = nullptr;
-    std::string url;       // for errors and logs
-    std::string detail;    // why it failed, in curl's or the egress check's words
+    std::string url;    // for errors and logs
+    std::string detail; // why it failed, in curl's or the egress check's words
     v8::Global<Promise::Resolver> head_waiter;
     v8::Global<Promise::Resolver> read_waiter;
     v8::Global<Promise::Resolver> send_waiter;
@@ -288,12 +288,12 @@ static Local<Value> head_value(rt_isolate *iso, rt_fetch *f)
         } else {
             continue; // no real header name is this long
         }
-        Local<String> name = String::NewFromOneByte(isolate, name_bytes,
-                                                    v8::NewStringType::kNormal,
-                                                    (int)name_len).ToLocalChecked();
+        Local<String> name = String::NewFromOneByte(isolate, name_bytes, v8::NewStringType::kNormal,
+                                                    (int)name_len)
+                                 .ToLocalChecked();
         Local<String> value = String::NewFromOneByte(isolate, (const uint8_t *)v,
-                                                     v8::NewStringType::kNormal,
-                                                     (int)(end - v)).ToLocalChecked();
+                                                     v8::NewStringType::kNormal, (int)(end - v))
+                                  .ToLocalChecked();
         items.push_back(name);
         items.push_back(value);
     }
@@ -460,7 +460,7 @@ static void on_done(void *ud, dp_xfer_error error, const char *detail)
     Local<Context> ctx = js.context();
     if (!f->head_waiter.IsEmpty()) {
         if (dp_xfer_has_head(f->xfer)) {
-                    settle(f, &f->head_waiter, ctx, head_value(iso, f), true);
+            settle(f, &f->head_waiter, ctx, head_value(iso, f), true);
         } else {
             settle(f, &f->head_waiter, ctx, fetch_error(iso, f), false);
         }
@@ -541,7 +541,8 @@ static Local<Promise> waiter(const FunctionCallbackInfo<Value> &args,
                              v8::Global<Promise::Resolver> *slot)
 {
     Isolate *isolate = args.GetIsolate();
-    Local<Promise::Resolver> r = Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+    Local<Promise::Resolver> r =
+        Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
     slot->Reset(isolate, r);
     return r->GetPromise();
 }
@@ -564,9 +565,8 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
     Isolate *isolate = args.GetIsolate();
     rt_isolate *iso = rt_isolate_of(isolate);
     Local<Context> ctx = isolate->GetCurrentContext();
-    if (args.Length() < 6 || !args[0]->IsString() || !args[1]->IsString() ||
-        !args[2]->IsString() || !args[3]->IsArray() || !args[4]->IsInt32() ||
-        !args[5]->IsNumber()) {
+    if (args.Length() < 6 || !args[0]->IsString() || !args[1]->IsString() || !args[2]->IsString() ||
+        !args[3]->IsArray() || !args[4]->IsInt32() || !args[5]->IsNumber()) {
         rt_throw_type_error(isolate, "fetchStart: bad arguments");
         return;
     }
@@ -582,8 +582,7 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
         rt_slot &s = iso->slots[slot];
         gen = s.gen;
         if (iso->subrequest_limit > 0 && s.n_subrequests >= iso->subrequest_limit) {
-            std::string msg = "fetch: this request has made " +
-                              std::to_string(s.n_subrequests) +
+            std::string msg = "fetch: this request has made " + std::to_string(s.n_subrequests) +
                               " subrequests, its limit (limits.subrequests)";
             rt_throw_type_error(isolate, msg.c_str());
             return;
@@ -620,7 +619,8 @@ static void FetchStart(const FunctionCallbackInfo<Value> &args)
         // Header names and values are ByteStrings (validated by Headers): latin1, one byte each.
         Local<String> s = v.As<String>();
         std::string line((size_t)s->Length(), '\0');
-        s->WriteOneByte(isolate, (uint8_t *)line.data(), 0, s->Length(), String::NO_NULL_TERMINATION);
+        s->WriteOneByte(isolate, (uint8_t *)line.data(), 0, s->Length(),
+                        String::NO_NULL_TERMINATION);
         header_store.push_back(std::move(line));
     }
     std::string loop = incoming_loop(iso, slot);
@@ -703,7 +703,7 @@ static void FetchHead(const FunctionCallbackInfo<Value> &args)
         return;
     }
     if (dp_xfer_has_head(f->xfer)) {
-            args.GetReturnValue().Set(head_value(iso, f));
+        args.GetReturnValue().Set(head_value(iso, f));
         return;
     }
     if (dp_xfer_is_done(f->xfer)) {
@@ -747,7 +747,8 @@ static void FetchSend(const FunctionCallbackInfo<Value> &args)
         return;
     }
     if (dp_xfer_is_done(f->xfer)) {
-        Local<Promise::Resolver> r = Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+        Local<Promise::Resolver> r =
+            Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
         rt_ignore(r->Resolve(isolate->GetCurrentContext(), v8::False(isolate)));
         args.GetReturnValue().Set(r->GetPromise());
         return;
@@ -804,8 +805,8 @@ static void FetchPipe(const FunctionCallbackInfo<Value> &args)
 }
 
 static const rt_native kNatives[] = {
-    {"fetchStart", FetchStart},   {"fetchHead", FetchHead},       {"fetchRead", FetchRead},
-    {"fetchSend", FetchSend},     {"fetchSendEnd", FetchSendEnd}, {"fetchAbort", FetchAbort},
+    {"fetchStart", FetchStart}, {"fetchHead", FetchHead},       {"fetchRead", FetchRead},
+    {"fetchSend", FetchSend},   {"fetchSendEnd", FetchSendEnd}, {"fetchAbort", FetchAbort},
     {"fetchPipe", FetchPipe},
 };
 
@@ -825,9 +826,12 @@ void rt_fetch_client_gone(rt_isolate *iso, uint32_t index, Local<Context> ctx)
         if (kv.second->slot == index && kv.second->pipe_req == nullptr)
             owned.push_back(kv.second);
     for (rt_fetch *f : owned) {
-        Local<Value> err = v8::Exception::TypeError(String::NewFromUtf8(
-            iso->isolate, ("fetch " + f->url + " stopped: the client of the request that started "
-                           "it went away").c_str()).ToLocalChecked());
+        Local<Value> err = v8::Exception::TypeError(
+            String::NewFromUtf8(iso->isolate, ("fetch " + f->url +
+                                               " stopped: the client of the request that started "
+                                               "it went away")
+                                                  .c_str())
+                .ToLocalChecked());
         if (!f->head_waiter.IsEmpty())
             settle(f, &f->head_waiter, ctx, err, false);
         if (!f->read_waiter.IsEmpty())

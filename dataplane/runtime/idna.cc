@@ -34,8 +34,7 @@ static const UIDNA *idna()
 
 // domainToASCII(domain) -> the ASCII domain, or null on failure.
 // domainToUnicode(domain) -> the Unicode domain (errors leave labels as they were).
-template <bool kToAscii>
-static void Convert(const FunctionCallbackInfo<Value> &args)
+template <bool kToAscii> static void Convert(const FunctionCallbackInfo<Value> &args)
 {
     Isolate *isolate = args.GetIsolate();
     const UIDNA *u = idna();
@@ -48,8 +47,10 @@ static void Convert(const FunctionCallbackInfo<Value> &args)
         UIDNAInfo info = UIDNA_INFO_INITIALIZER;
         const UChar *src = reinterpret_cast<const UChar *>(*in);
         UChar *dst = reinterpret_cast<UChar *>(&out[0]);
-        int32_t n = kToAscii ? uidna_nameToASCII(u, src, in.length(), dst, (int32_t)out.size(), &info, &e)
-                             : uidna_nameToUnicode(u, src, in.length(), dst, (int32_t)out.size(), &info, &e);
+        int32_t n =
+            kToAscii
+                ? uidna_nameToASCII(u, src, in.length(), dst, (int32_t)out.size(), &info, &e)
+                : uidna_nameToUnicode(u, src, in.length(), dst, (int32_t)out.size(), &info, &e);
         if (e == U_BUFFER_OVERFLOW_ERROR) {
             out.assign((size_t)n + 1, u'\0');
             continue;

@@ -56,7 +56,8 @@ static std::string resolve(const std::string &specifier, const std::string &refe
         return spec; // a built-in module; load_graph checks that it exists
     if (spec.rfind("file://", 0) == 0)
         spec = spec.substr(7);
-    bool relative = spec.rfind("./", 0) == 0 || spec.rfind("../", 0) == 0 || spec.rfind("/", 0) == 0;
+    bool relative = spec.rfind("./", 0) == 0 || spec.rfind("../", 0) == 0 ||
+                    spec.rfind("/", 0) == 0;
     if (!relative) {
         if (spec.rfind("node:", 0) == 0)
             *why = "Node.js built-in modules are not available";
@@ -117,8 +118,8 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
                        path.c_str());
         return {};
     }
-    v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, path.c_str()).ToLocalChecked(),
-                            0, 0, false, -1, Local<Value>(), false, false, true);
+    v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, path.c_str()).ToLocalChecked(), 0,
+                            0, false, -1, Local<Value>(), false, false, true);
     // The code an earlier isolate made from this very source, if any (compile_cache.cc). The
     // entry's bytes stay alive (cached) until the compile is done with them.
     char key[65];
@@ -149,12 +150,14 @@ static MaybeLocal<Module> compile(rt_isolate *iso, Local<Context> ctx, const std
 }
 
 // The object whose properties a built-in module ("nano:test") exports, or empty.
-static Local<v8::Object> builtin_exports(rt_isolate *iso, Local<Context> ctx, const std::string &name)
+static Local<v8::Object> builtin_exports(rt_isolate *iso, Local<Context> ctx,
+                                         const std::string &name)
 {
     Isolate *isolate = iso->isolate;
     Local<Value> table, obj;
     Local<v8::Object> internal = iso->internal.Get(isolate);
-    if (!internal->Get(ctx, String::NewFromUtf8Literal(isolate, "builtinModules")).ToLocal(&table) ||
+    if (!internal->Get(ctx, String::NewFromUtf8Literal(isolate, "builtinModules"))
+             .ToLocal(&table) ||
         !table->IsObject() ||
         !table.As<v8::Object>()
              ->Get(ctx, String::NewFromUtf8(isolate, name.c_str()).ToLocalChecked())
@@ -184,8 +187,8 @@ static MaybeLocal<Value> evaluate_builtin(Local<Context> ctx, Local<Module> modu
 }
 
 // A synthetic module exporting internal.builtinModules[name]'s properties.
-static MaybeLocal<Module> builtin_module(rt_isolate *iso, Local<Context> ctx, const std::string &name,
-                                        nano_error *err)
+static MaybeLocal<Module> builtin_module(rt_isolate *iso, Local<Context> ctx,
+                                         const std::string &name, nano_error *err)
 {
     Isolate *isolate = iso->isolate;
     Local<v8::Object> obj = builtin_exports(iso, ctx, name);
@@ -235,8 +238,8 @@ static MaybeLocal<Module> load_graph(rt_isolate *iso, Local<Context> ctx, const 
     return module;
 }
 
-static MaybeLocal<Module> on_resolve(Local<Context> ctx, Local<String> specifier,
-                                     Local<FixedArray>, Local<Module> referrer)
+static MaybeLocal<Module> on_resolve(Local<Context> ctx, Local<String> specifier, Local<FixedArray>,
+                                     Local<Module> referrer)
 {
     rt_isolate *iso = iso_of(ctx);
     Isolate *isolate = iso->isolate;
@@ -247,8 +250,8 @@ static MaybeLocal<Module> on_resolve(Local<Context> ctx, Local<String> specifier
     rt_module *m = path.empty() ? nullptr : find_by_path(iso, path);
     if (m == nullptr) {
         std::string msg = std::string("Cannot resolve '") + *spec + "': " + why;
-        isolate->ThrowException(v8::Exception::Error(
-            String::NewFromUtf8(isolate, msg.c_str()).ToLocalChecked()));
+        isolate->ThrowException(
+            v8::Exception::Error(String::NewFromUtf8(isolate, msg.c_str()).ToLocalChecked()));
         return {};
     }
     return m->module.Get(isolate);
@@ -283,7 +286,8 @@ static void on_evaluated(const v8::FunctionCallbackInfo<Value> &args)
 {
     Local<Context> ctx = args.GetIsolate()->GetCurrentContext();
     Local<v8::Array> data = args.Data().As<v8::Array>();
-    Local<v8::Promise::Resolver> resolver = data->Get(ctx, 0).ToLocalChecked().As<v8::Promise::Resolver>();
+    Local<v8::Promise::Resolver> resolver =
+        data->Get(ctx, 0).ToLocalChecked().As<v8::Promise::Resolver>();
     rt_ignore(resolver->Resolve(ctx, data->Get(ctx, 1).ToLocalChecked()));
 }
 
@@ -312,15 +316,17 @@ static MaybeLocal<v8::Promise> on_dynamic_import(Local<Context> ctx, Local<v8::D
     v8::TryCatch tc(isolate);
     if (path.empty()) {
         std::string msg = std::string("Cannot resolve '") + *spec + "': " + why;
-        rt_ignore(resolver->Reject(ctx, v8::Exception::TypeError(
-                                        String::NewFromUtf8(isolate, msg.c_str()).ToLocalChecked())));
+        rt_ignore(resolver->Reject(
+            ctx,
+            v8::Exception::TypeError(String::NewFromUtf8(isolate, msg.c_str()).ToLocalChecked())));
         return resolver->GetPromise();
     }
     if (!load_graph(iso, ctx, path, &err).ToLocal(&module) ||
         module->InstantiateModule(ctx, on_resolve).IsNothing()) {
-        Local<Value> ex = tc.HasCaught() ? tc.Exception()
-                                         : v8::Exception::SyntaxError(
-                                               String::NewFromUtf8(isolate, err.message).ToLocalChecked());
+        Local<Value> ex = tc.HasCaught()
+                              ? tc.Exception()
+                              : v8::Exception::SyntaxError(
+                                    String::NewFromUtf8(isolate, err.message).ToLocalChecked());
         tc.Reset();
         rt_ignore(resolver->Reject(ctx, ex));
         return resolver->GetPromise();
@@ -335,7 +341,8 @@ static MaybeLocal<v8::Promise> on_dynamic_import(Local<Context> ctx, Local<v8::D
     Local<Value> pair[] = {resolver, module->GetModuleNamespace()};
     Local<v8::Array> data = v8::Array::New(isolate, pair, 2);
     Local<v8::Function> ok = v8::Function::New(ctx, on_evaluated, data).ToLocalChecked();
-    Local<v8::Function> bad = v8::Function::New(ctx, on_evaluation_failed, resolver).ToLocalChecked();
+    Local<v8::Function> bad =
+        v8::Function::New(ctx, on_evaluation_failed, resolver).ToLocalChecked();
     if (result->IsPromise())
         rt_ignore(result.As<v8::Promise>()->Then(ctx, ok, bad));
     else
@@ -350,8 +357,9 @@ static void on_import_meta(Local<Context> ctx, Local<Module> module, Local<v8::O
     if (path == nullptr)
         return;
     std::string url = "file://" + *path;
-    rt_ignore(meta->CreateDataProperty(ctx, String::NewFromUtf8Literal(iso->isolate, "url"),
-                                   String::NewFromUtf8(iso->isolate, url.c_str()).ToLocalChecked()));
+    rt_ignore(
+        meta->CreateDataProperty(ctx, String::NewFromUtf8Literal(iso->isolate, "url"),
+                                 String::NewFromUtf8(iso->isolate, url.c_str()).ToLocalChecked()));
 }
 
 void rt_modules_install_callbacks(Isolate *isolate)

@@ -22,7 +22,7 @@
 class CountedJob;
 static std::mutex g_work_mu;
 static std::condition_variable g_work_cv;
-static int g_tasks_in_flight = 0;           // guarded by g_work_mu
+static int g_tasks_in_flight = 0;               // guarded by g_work_mu
 static std::unordered_set<CountedJob *> g_jobs; // guarded by g_work_mu
 
 static void notify_work()
@@ -253,17 +253,17 @@ static void run_due_tasks(rt_isolate *iso)
     }
     if (next_ms >= 0) {
         uint64_t now_ms = uv_hrtime() / 1000000;
-        uv_timer_start(&iso->task_timer, [](uv_timer_t *t) {
-            run_due_tasks(static_cast<rt_isolate *>(t->data));
-        }, next_ms > (int64_t)now_ms ? (uint64_t)next_ms - now_ms : 0, 0);
+        uv_timer_start(
+            &iso->task_timer,
+            [](uv_timer_t *t) { run_due_tasks(static_cast<rt_isolate *>(t->data)); },
+            next_ms > (int64_t)now_ms ? (uint64_t)next_ms - now_ms : 0, 0);
     }
 }
 
 void rt_platform_attach(rt_isolate *iso)
 {
-    uv_async_init(iso->loop, &iso->task_async, [](uv_async_t *a) {
-        run_due_tasks(static_cast<rt_isolate *>(a->data));
-    });
+    uv_async_init(iso->loop, &iso->task_async,
+                  [](uv_async_t *a) { run_due_tasks(static_cast<rt_isolate *>(a->data)); });
     iso->task_async.data = iso;
     // Queued tasks alone do not keep a process alive; rt_platform_wait_for_work covers
     // background work a caller is waiting for.

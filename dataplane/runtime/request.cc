@@ -272,8 +272,8 @@ static Local<String> one_byte(Isolate *isolate, nano_str s)
         .ToLocalChecked();
 }
 
-static const char *const kMethodNames[7] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS",
-                                            "PATCH"};
+static const char *const kMethodNames[7] = {"GET",    "POST",    "HEAD", "PUT",
+                                            "DELETE", "OPTIONS", "PATCH"};
 
 // The request method as a JS string: one made per isolate for the common ones.
 static Local<String> method_string(rt_isolate *iso, nano_str m)
@@ -325,7 +325,6 @@ int rt_call_fetch(rt_isolate *iso, dp_request *req)
     }
     return 0;
 }
-
 
 void rt_request_fail(rt_isolate *iso, dp_request *req, int status)
 {

@@ -156,9 +156,10 @@ static void background_refill(rt_isolate *iso, uint64_t now)
     if (iso->background_refilled_ns == 0) {
         iso->background_tokens_ns = cap;
     } else {
-        double add = (double)(now - iso->background_refilled_ns) * (double)iso->cpu_limit_ms / 1000.0;
-        iso->background_tokens_ns = (int64_t)std::min<double>((double)cap,
-                                                              (double)iso->background_tokens_ns + add);
+        double add = (double)(now - iso->background_refilled_ns) * (double)iso->cpu_limit_ms /
+                     1000.0;
+        iso->background_tokens_ns =
+            (int64_t)std::min<double>((double)cap, (double)iso->background_tokens_ns + add);
     }
     iso->background_refilled_ns = now;
 }
@@ -361,8 +362,7 @@ static void on_promise_reject(v8::PromiseRejectMessage msg)
                                          v8::Global<Value>(isolate, promise->Result())});
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -377,8 +377,7 @@ std::string rt_redact(const rt_isolate *iso, std::string text)
     return text;
 }
 
-void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &raw,
-                     const char *fields)
+void rt_log_js_error(rt_isolate *iso, const char *event, const std::string &raw, const char *fields)
 {
     std::string text = rt_redact(iso, raw);
     if (iso->console_mode == RT_CONSOLE_STDIO) { // nano-dp run/test: plain, like a shell tool
@@ -403,7 +402,9 @@ std::string rt_describe_exception(rt_isolate *iso, Local<Context> ctx, const Try
     bool has_stack = false;
     if (ex->IsObject()) {
         Local<Value> stack;
-        if (ex.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "stack")).ToLocal(&stack) &&
+        if (ex.As<Object>()
+                ->Get(ctx, String::NewFromUtf8Literal(isolate, "stack"))
+                .ToLocal(&stack) &&
             stack->IsString()) {
             String::Utf8Value s(isolate, stack);
             out = *s ? *s : "";
@@ -427,7 +428,8 @@ std::string rt_describe_exception(rt_isolate *iso, Local<Context> ctx, const Try
         if (msg->GetSourceLine(ctx).ToLocal(&src)) {
             String::Utf8Value code(isolate, src);
             if (*code && code.length() < 200)
-                out += std::string("\n    ") + *code + "\n    " + std::string((size_t)col - 1, ' ') + "^";
+                out += std::string("\n    ") + *code + "\n    " +
+                       std::string((size_t)col - 1, ' ') + "^";
         }
     }
     return out;
@@ -445,7 +447,9 @@ static void on_timer(uv_timer_t *t)
         JsEntry js(iso);
         Local<Context> ctx = js.context();
         TryCatch tc(iso->isolate);
-        if (iso->run_timers.Get(iso->isolate)->Call(ctx, v8::Undefined(iso->isolate), 0, nullptr).IsEmpty() &&
+        if (iso->run_timers.Get(iso->isolate)
+                ->Call(ctx, v8::Undefined(iso->isolate), 0, nullptr)
+                .IsEmpty() &&
             !tc.HasTerminated())
             rt_log_js_error(iso, "app.timer_failed", rt_describe_exception(iso, ctx, tc));
     }
@@ -512,12 +516,11 @@ static int init_context(rt_isolate *iso, Local<Context> ctx, nano_error *err)
     Isolate *isolate = iso->isolate;
     iso->time_origin_ns = uv_hrtime();
     Local<Object> options = Object::New(isolate);
-    rt_ignore(options->Set(ctx, String::NewFromUtf8Literal(isolate, "location"),
-                           iso->location.empty()
-                               ? v8::Undefined(isolate).As<Value>()
-                               : String::NewFromUtf8(isolate, iso->location.c_str())
-                                     .ToLocalChecked()
-                                     .As<Value>()));
+    rt_ignore(options->Set(
+        ctx, String::NewFromUtf8Literal(isolate, "location"),
+        iso->location.empty()
+            ? v8::Undefined(isolate).As<Value>()
+            : String::NewFromUtf8(isolate, iso->location.c_str()).ToLocalChecked().As<Value>()));
     rt_ignore(options->Set(ctx, String::NewFromUtf8Literal(isolate, "hardwareConcurrency"),
                            v8::Integer::NewFromUnsigned(isolate, hardware_concurrency())));
     Local<Value> init;
@@ -534,7 +537,6 @@ static int init_context(rt_isolate *iso, Local<Context> ctx, nano_error *err)
     }
     return 0;
 }
-
 
 // Module code without a watchdog (the thread has no rt_watch: nano-dp checking an app at
 // start, a deploy check): a thread of its own stops it once the loading thread's CPU clock
@@ -648,7 +650,9 @@ static std::string describe_value(rt_isolate *iso, Local<Context> ctx, Local<Val
     std::string text = *s ? *s : "?";
     if (reason->IsObject()) {
         Local<Value> stack;
-        if (reason.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "stack")).ToLocal(&stack) &&
+        if (reason.As<Object>()
+                ->Get(ctx, String::NewFromUtf8Literal(isolate, "stack"))
+                .ToLocal(&stack) &&
             stack->IsString()) {
             String::Utf8Value st(isolate, stack);
             text = *st ? *st : text;
@@ -689,8 +693,7 @@ static int evaluate_module(rt_isolate *iso, Local<Context> ctx, Local<v8::Module
                               path, (unsigned long long)iso->cpu_limit_ms);
     if (settled != 0)
         return nano_error_set(err, NANO_EJS, "module_tla_stuck",
-                              "%s: top-level await never settles (nothing left to wait for)",
-                              path);
+                              "%s: top-level await never settles (nothing left to wait for)", path);
     if (promise->State() == v8::Promise::kRejected) {
         std::string text = describe_value(iso, ctx, promise->Result());
         promise->MarkAsHandled();
@@ -717,12 +720,14 @@ static int find_handler(rt_isolate *iso, Local<Context> ctx, Local<v8::Module> m
         !def.As<Object>()->Get(ctx, String::NewFromUtf8Literal(isolate, "fetch")).ToLocal(&fetch) ||
         !fetch->IsFunction())
         return nano_error_set(err, NANO_EINVAL, "module_no_fetch",
-                              "%s: the default export has no fetch(request, env, ctx) method", path);
+                              "%s: the default export has no fetch(request, env, ctx) method",
+                              path);
     Local<Object> internal = iso->internal.Get(isolate);
     Local<Value> set_handler;
     Local<Value> args[] = {def};
     TryCatch tc(isolate);
-    if (!internal->Get(ctx, String::NewFromUtf8Literal(isolate, "setHandler")).ToLocal(&set_handler) ||
+    if (!internal->Get(ctx, String::NewFromUtf8Literal(isolate, "setHandler"))
+             .ToLocal(&set_handler) ||
         !set_handler->IsFunction() ||
         set_handler.As<Function>()->Call(ctx, v8::Undefined(isolate), 1, args).IsEmpty())
         return nano_error_set(err, NANO_EJS, "builtin_failed", "cannot install the fetch handler");
@@ -897,7 +902,7 @@ int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out
         if (rc == 0) {
             Local<Object> internal = iso->internal.Get(iso->isolate);
             rt_ignore(internal->Set(ctx, String::NewFromUtf8Literal(iso->isolate, "env"),
-                                rt__make_env(iso, ctx, opts->env)));
+                                    rt__make_env(iso, ctx, opts->env)));
             rt__remember_secrets(iso, opts->env);
             if (opts->node_compat) {
                 Local<Value> none[] = {v8::Undefined(iso->isolate)};
@@ -986,7 +991,9 @@ static MaybeLocal<Value> call_internal(rt_isolate *iso, Local<Context> ctx, cons
     Isolate *isolate = iso->isolate;
     Local<Value> fn;
     TryCatch tc(isolate);
-    if (!iso->internal.Get(isolate)->Get(ctx, String::NewFromUtf8(isolate, name).ToLocalChecked()).ToLocal(&fn) ||
+    if (!iso->internal.Get(isolate)
+             ->Get(ctx, String::NewFromUtf8(isolate, name).ToLocalChecked())
+             .ToLocal(&fn) ||
         !fn->IsFunction())
         return {};
     Local<Value> result;
@@ -1010,7 +1017,8 @@ int rt_run_script(rt_isolate *iso, const char *path, nano_error *err)
     Local<String> source_text;
     if (!String::NewFromUtf8(isolate, text.data(), v8::NewStringType::kNormal, (int)text.size())
              .ToLocal(&source_text))
-        return nano_error_set(err, NANO_ETOOBIG, "script_too_large", "script %s is too large", path);
+        return nano_error_set(err, NANO_ETOOBIG, "script_too_large", "script %s is too large",
+                              path);
     v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, path).ToLocalChecked());
     TryCatch tc(isolate);
     Local<v8::Script> script;
@@ -1050,7 +1058,8 @@ int rt_run_tests(rt_isolate *iso, const char *path, const char *filter, uint64_t
     };
     Local<Value> result;
     if (!call_internal(iso, ctx, "runTests", 4, argv).ToLocal(&result) || !result->IsPromise())
-        return nano_error_set(err, NANO_EJS, "test_runner_failed", "%s: the test runner failed", path);
+        return nano_error_set(err, NANO_EJS, "test_runner_failed", "%s: the test runner failed",
+                              path);
     Local<v8::Promise> promise = result.As<v8::Promise>();
     if (await_settled(iso, promise) != 0 || promise->State() != v8::Promise::kFulfilled)
         return nano_error_set(err, NANO_EJS, "test_runner_failed",
@@ -1088,9 +1097,6 @@ void rt_isolate_terminate(rt_isolate *iso)
     iso->is_terminating.store(true);
     iso->isolate->TerminateExecution();
 }
-
-
-
 
 void rt_isolate_shutdown(rt_isolate *iso, uint64_t deadline_ms, void (*done)(void *ud), void *ud)
 {

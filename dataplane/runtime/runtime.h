@@ -41,7 +41,7 @@ typedef struct rt_app_options {
     const char *main_path; /* the app's ES module file; NULL: built-ins only, no handler */
     const nano_env *env;   /* copied into the frozen `env` object */
     rt_console_mode console_mode;
-    const char *location;  /* the global `location` and base URL (NULL: none, as on Workers) */
+    const char *location;    /* the global `location` and base URL (NULL: none, as on Workers) */
     const char *main_source; /* the main module's source (NULL: read main_path) */
     size_t main_source_len;
     /* Sources of the modules it imports, by resolved path (borrowed: they must outlive the
@@ -49,9 +49,9 @@ typedef struct rt_app_options {
      * file (a dynamic import of a computed specifier). */
     const struct nano_module_source *imports;
     size_t n_imports;
-    bool node_compat;      /* also expose env as process.env */
-    rt_pool *pool;         /* borrowed, may be NULL: take a ready isolate from it (same loop) */
-    size_t heap_limit_mb;  /* the app's memory limit, MiB: V8's heap and, with it, ArrayBuffer
+    bool node_compat;     /* also expose env as process.env */
+    rt_pool *pool;        /* borrowed, may be NULL: take a ready isolate from it (same loop) */
+    size_t heap_limit_mb; /* the app's memory limit, MiB: V8's heap and, with it, ArrayBuffer
                             * memory (rt_isolate_external_bytes). An allocation past it throws
                             * a RangeError; memory held past it breaks the isolate. 0: 128 MiB
                             * from the pool, else V8's default heap limit and ArrayBuffers
@@ -80,8 +80,7 @@ typedef struct rt_app_options {
 
 /* rt_isolate_set_outbound: the app's egress policy (may be NULL) and subrequest limit for
  * fetches started from now on (a config change that kept the deployment). */
-void rt_isolate_set_outbound(rt_isolate *iso, struct nano_egress *egress_app,
-                             uint32_t subrequests);
+void rt_isolate_set_outbound(rt_isolate *iso, struct nano_egress *egress_app, uint32_t subrequests);
 
 #define RT_STARTUP_CPU_MS 1000
 
@@ -114,11 +113,11 @@ typedef struct rt_watch {
     pthread_mutex_t mu;
     unsigned long long seq;
     int active;
-    rt_isolate *iso;            /* the isolate running JS while active */
-    uint64_t cpu_limit_ms;      /* of that isolate's app */
-    uint64_t used_ns;           /* the segment's request's JS time before the segment */
-    uint64_t start_ns;          /* when the segment began (uv_hrtime) */
-    uint32_t slot;              /* the request the segment is charged to (runtime-private) */
+    rt_isolate *iso;       /* the isolate running JS while active */
+    uint64_t cpu_limit_ms; /* of that isolate's app */
+    uint64_t used_ns;      /* the segment's request's JS time before the segment */
+    uint64_t start_ns;     /* when the segment began (uv_hrtime) */
+    uint32_t slot;         /* the request the segment is charged to (runtime-private) */
 } rt_watch;
 void rt_isolate_set_watch(rt_isolate *iso, rt_watch *watch, uint64_t cpu_limit_ms);
 
@@ -147,8 +146,7 @@ void rt_isolate_fail_all(rt_isolate *iso, int status);
  * done(ud) once every such promise settled, from a later loop callback (or at once when the
  * isolate is broken). Requests keep running meanwhile. The caller bounds the wait with its
  * own timer (done may then come late or never: free the isolate and forget it). */
-void rt_isolate_shutdown(rt_isolate *iso, uint64_t deadline_ms, void (*done)(void *ud),
-                         void *ud);
+void rt_isolate_shutdown(rt_isolate *iso, uint64_t deadline_ms, void (*done)(void *ud), void *ud);
 
 /* rt_isolate_heap_used: bytes of V8 heap in use (cheap; for /status). */
 size_t rt_isolate_heap_used(rt_isolate *iso);
@@ -166,8 +164,7 @@ size_t rt_isolate_external_bytes(const rt_isolate *iso);
  * app's module graph, evaluated (top-level await runs the loop until settled), with its
  * default export's fetch found. Returns 0 and an owned isolate, or an error (err says what
  * and where: file:line for syntax errors, the specifier that failed to resolve, ...). */
-int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out,
-                   nano_error *err);
+int rt_isolate_new(uv_loop_t *loop, const rt_app_options *opts, rt_isolate **out, nano_error *err);
 
 /* rt_run_script: evaluates a classic script file in the global scope (as a worker's
  * importScripts would). An uncaught exception is reported like any uncaught error (error
@@ -247,8 +244,8 @@ void rt_pool_free(rt_pool *pool);
 int rt_compile_cache_set_dir(const char *dir, nano_error *err);
 void rt_compile_cache_set_budget(size_t bytes);
 typedef struct rt_compile_cache_stats {
-    size_t entries, bytes;          /* in memory now */
-    uint64_t hits, misses;          /* lookups (a hit from a file counts in disk_reads too) */
+    size_t entries, bytes; /* in memory now */
+    uint64_t hits, misses; /* lookups (a hit from a file counts in disk_reads too) */
     uint64_t disk_reads, stores, rejects, evictions;
 } rt_compile_cache_stats;
 void rt_compile_cache_get_stats(rt_compile_cache_stats *out);

@@ -17,10 +17,10 @@ extern "C" {
 #include "request.h"
 }
 
-class LoopTaskRunner; // platform.cc
-struct rt_compression; // compression.cc
-struct rt_crypto_job;  // crypto.cc
-struct rt_pkey_box;    // crypto.cc
+class LoopTaskRunner;   // platform.cc
+struct rt_compression;  // compression.cc
+struct rt_crypto_job;   // crypto.cc
+struct rt_pkey_box;     // crypto.cc
 struct rt_crypto_retry; // crypto.cc
 struct rt_fetches;      // fetch.cc
 
@@ -80,8 +80,8 @@ template <class T> inline void rt_ignore(v8::MaybeLocal<T>) {}
 struct rt_slot {
     dp_request *req = nullptr;
     uint32_t gen = 0;
-    int wait_until = 0;      // ctx.waitUntil promises not yet settled
-    bool is_responded = false; // the response ended (or failed): JS is done with it
+    int wait_until = 0;         // ctx.waitUntil promises not yet settled
+    bool is_responded = false;  // the response ended (or failed): JS is done with it
     bool is_body_whole = false; // body_waiter wants the whole body, not the next bytes
     uint64_t js_ns = 0;         // JS time charged to this request (its CPU budget)
     uint32_t n_subrequests = 0; // fetch() hops started for this request (fetch.cc)
@@ -117,18 +117,18 @@ struct rt_isolate {
     std::string name;
     std::string console_prefix; // "app=NAME"
     rt_console_mode console_mode = RT_CONSOLE_LOG;
-    std::string location;       // --location, or empty
+    std::string location; // --location, or empty
     std::vector<rt_module> modules;
     std::vector<rt_slot> slots;
     std::vector<uint32_t> free_slots;
     size_t n_pending = 0;
     uv_timer_t timer;
     bool is_timer_open = false;
-    uv_async_t task_async;  // wakes the loop for V8 foreground tasks (platform.cc)
-    uv_timer_t task_timer;  // for delayed foreground tasks
+    uv_async_t task_async; // wakes the loop for V8 foreground tasks (platform.cc)
+    uv_timer_t task_timer; // for delayed foreground tasks
     std::shared_ptr<LoopTaskRunner> task_runner;
     int n_handles_open = 0;
-    int depth = 0;              // nesting of C -> JS entries; microtasks run at depth 0
+    int depth = 0; // nesting of C -> JS entries; microtasks run at depth 0
     uint64_t time_origin_ns = 0;
     struct rejection {
         v8::Global<v8::Promise> promise;
@@ -141,27 +141,27 @@ struct rt_isolate {
     // so that their garbage is collected sooner (runtime.cc take_body); the bytes of chunks
     // freed since (their deleter may run on a GC thread) are taken back on the loop thread.
     std::atomic<int64_t> body_bytes_freed{0};
-    std::vector<void *> converters; // ICU converters of TextDecoders (encoding.cc), by id
-    rt_compression *compression = nullptr; // codec states of (De)CompressionStreams
-    rt_crypto_job *crypto_jobs = nullptr;   // crypto.subtle work on the thread pool, newest first
-    int n_crypto_running = 0;               // of which queued on the pool
-    int n_crypto_jobs = 0;                  // in crypto_jobs
-    rt_fetches *fetches = nullptr;          // outbound fetches in flight (fetch.cc)
+    std::vector<void *> converters;          // ICU converters of TextDecoders (encoding.cc), by id
+    rt_compression *compression = nullptr;   // codec states of (De)CompressionStreams
+    rt_crypto_job *crypto_jobs = nullptr;    // crypto.subtle work on the thread pool, newest first
+    int n_crypto_running = 0;                // of which queued on the pool
+    int n_crypto_jobs = 0;                   // in crypto_jobs
+    rt_fetches *fetches = nullptr;           // outbound fetches in flight (fetch.cc)
     struct dp_client *http_client = nullptr; // the worker's, borrowed (NULL: fetch.cc makes one)
-    uint32_t subrequest_limit = 0;          // per request (limits.subrequests; 0: none)
-    uint64_t wall_limit_ms = 0;             // the app's wall_time (0: none): bounds fetches no request owns
+    uint32_t subrequest_limit = 0;           // per request (limits.subrequests; 0: none)
+    uint64_t wall_limit_ms = 0; // the app's wall_time (0: none): bounds fetches no request owns
     struct nano_egress *egress_node = nullptr; // references (fetch.cc checks each connection)
     struct nano_egress *egress_app = nullptr;
-    rt_pkey_box *pkeys = nullptr;           // asymmetric CryptoKey handles alive (crypto.cc)
-    rt_crypto_retry *crypto_retry = nullptr; // retries long jobs over the process's share
+    rt_pkey_box *pkeys = nullptr;                 // asymmetric CryptoKey handles alive (crypto.cc)
+    rt_crypto_retry *crypto_retry = nullptr;      // retries long jobs over the process's share
     v8::Global<v8::ObjectTemplate> pkey_template; // their objects' template, made on first use
     // Multi-tenant serving (worker.c): hooks, the watchdog's view, limits, env secrets.
     rt_hooks hooks = {};
     rt_watch *watch = nullptr;
     uint64_t cpu_limit_ms = 0;
-    std::atomic<bool> is_terminating{false}; // rt_isolate_terminate ran (watchdog thread)
+    std::atomic<bool> is_terminating{false};           // rt_isolate_terminate ran (watchdog thread)
     std::atomic<uint32_t> terminated_slot{UINT32_MAX}; // the request it stopped
-    bool is_broken = false;       // hit the heap limit: no more JS here
+    bool is_broken = false;                            // hit the heap limit: no more JS here
     bool node_compat = false;
     uint32_t current_slot = UINT32_MAX; // the request the running JS segment is charged to
     uint32_t segment_gen = 0;           // that slot's generation when the segment began

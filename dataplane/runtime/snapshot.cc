@@ -84,7 +84,8 @@ static bool latin1_source(const char *data, size_t len, std::string *out, uint32
                 snprintf(esc, sizeof esc, "\\u%04X", c);
             } else {
                 uint32_t v = c - 0x10000;
-                snprintf(esc, sizeof esc, "\\u%04X\\u%04X", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
+                snprintf(esc, sizeof esc, "\\u%04X\\u%04X", 0xD800 + (v >> 10),
+                         0xDC00 + (v & 0x3FF));
             }
             out->append(esc);
         }
@@ -108,13 +109,15 @@ int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *interna
     for (size_t i = 0; i < nano_builtin_js_count; i++) {
         const nano_embedded *f = &nano_builtin_js[i];
         std::string origin_name = std::string("nano:internal/") + f->name;
-        v8::ScriptOrigin origin(isolate, String::NewFromUtf8(isolate, origin_name.c_str()).ToLocalChecked());
+        v8::ScriptOrigin origin(isolate,
+                                String::NewFromUtf8(isolate, origin_name.c_str()).ToLocalChecked());
         std::string text;
         uint32_t bad = 0;
         if (!latin1_source(f->data, f->len, &text, &bad))
             return nano_error_set(err, NANO_EINVAL, "builtin_failed",
                                   "built-in %s: a backslash before U+%04X (write it as an "
-                                  "escape)", f->name, bad);
+                                  "escape)",
+                                  f->name, bad);
         v8::ScriptCompiler::Source source(
             String::NewFromOneByte(isolate, reinterpret_cast<const uint8_t *>(text.data()),
                                    v8::NewStringType::kNormal, (int)text.size())
@@ -124,8 +127,10 @@ int rt_load_builtins(rt_isolate *iso, Local<Context> ctx, Local<Object> *interna
         Local<Function> fn;
         Local<Value> args[] = {binding, primordials, internal};
         Local<Value> checked;
-        if (i > 0 && internal->Get(ctx, String::NewFromUtf8Literal(isolate, "checkedPrimordials"))
-                         .ToLocal(&checked) && checked->IsObject())
+        if (i > 0 &&
+            internal->Get(ctx, String::NewFromUtf8Literal(isolate, "checkedPrimordials"))
+                .ToLocal(&checked) &&
+            checked->IsObject())
             args[1] = checked;
         auto options = v8::ScriptCompiler::kNoCompileOptions;
         for (const char *const *e = eager; e != nullptr && *e != nullptr; e++)

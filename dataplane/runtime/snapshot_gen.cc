@@ -36,8 +36,7 @@ static bool call_internal(Isolate *isolate, Local<Context> ctx, Local<Object> in
 {
     Local<v8::Value> fn;
     v8::TryCatch tc(isolate);
-    if (internal->Get(ctx, v8::String::NewFromUtf8(isolate, name).ToLocalChecked())
-            .ToLocal(&fn) &&
+    if (internal->Get(ctx, v8::String::NewFromUtf8(isolate, name).ToLocalChecked()).ToLocal(&fn) &&
         fn->IsFunction() &&
         !fn.As<v8::Function>()->Call(ctx, v8::Undefined(isolate), argc, argv).IsEmpty())
         return true;

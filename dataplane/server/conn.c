@@ -37,12 +37,8 @@ static void set_state(dp_conn *c, dp_conn_state next)
     case DP_CONN_ACTIVE:
         assert(next == DP_CONN_IDLE || next == DP_CONN_LINGER || next == DP_CONN_CLOSING);
         break;
-    case DP_CONN_LINGER:
-        assert(next == DP_CONN_CLOSING);
-        break;
-    case DP_CONN_CLOSING:
-        assert(0 && "a closing connection changes state no more");
-        break;
+    case DP_CONN_LINGER: assert(next == DP_CONN_CLOSING); break;
+    case DP_CONN_CLOSING: assert(0 && "a closing connection changes state no more"); break;
     }
     c->state = next;
 }
@@ -577,7 +573,9 @@ void dp_conn__body_taken(dp_conn *c)
     dp_request *req = c->req;
     if (!c->is_body_paused)
         return;
-    size_t held = req == NULL ? 0 : req->is_body_piped ? c->out.len + c->write_bytes : req->body.len;
+    size_t held = req == NULL          ? 0
+                  : req->is_body_piped ? c->out.len + c->write_bytes
+                                       : req->body.len;
     if (req != NULL && !req->is_body_collected && !req->is_body_discarded &&
         held >= DP_BODY_HIGH_WATER_MARK)
         return;
@@ -663,9 +661,7 @@ static void on_timer(uv_timer_t *t)
             else
                 dp_conn__close(c);
             break;
-        case DP_CONN_LINGER:
-            dp_conn__close(c);
-            break;
+        case DP_CONN_LINGER: dp_conn__close(c); break;
         case DP_CONN_ACTIVE: /* armed by body_watch: the body stopped coming, or crawls */
             if (!c->is_msg_complete && c->is_reading) {
                 uint64_t deadline = body_deadline(c);
@@ -676,8 +672,7 @@ static void on_timer(uv_timer_t *t)
                     send_error(c, 408, DP_REFUSED_BODY_IDLE, "request body not received in time");
             }
             break;
-        default:
-            break;
+        default: break;
         }
     }
     if (c->state != DP_CONN_CLOSING)
@@ -694,8 +689,8 @@ static int on_body(void *ud, const char *data, size_t len)
     c->body_bytes += len;
     c->has_new_body = true;
     size_t held = req->is_body_piped ? c->out.len + c->write_bytes : req->body.len;
-    if (!req->is_body_collected && !req->is_body_discarded &&
-        held >= DP_BODY_HIGH_WATER_MARK && !c->is_body_paused) {
+    if (!req->is_body_collected && !req->is_body_discarded && held >= DP_BODY_HIGH_WATER_MARK &&
+        !c->is_body_paused) {
         /* Backpressure: the app has not taken what arrived (or, piped, the socket has not):
          * let TCP hold the client back. */
         c->is_body_paused = true;
@@ -869,12 +864,8 @@ static void process_input(dp_conn *c, const char *data, size_t len)
                 arm_timer(c, c->srv->opts.head_timeout_ms);
             }
             break;
-        case DP_HTTP1_HEAD:
-            start_request(c);
-            break;
-        case DP_HTTP1_DONE:
-            message_complete(c);
-            break;
+        case DP_HTTP1_HEAD: start_request(c); break;
+        case DP_HTTP1_DONE: message_complete(c); break;
         case DP_HTTP1_ERROR:
             /* Not when the body event above ended the connection (an answer refusing the
              * body): its last response is written, nothing may follow it. */
@@ -1009,8 +1000,7 @@ void dp_conn__begin_drain(dp_conn *c)
     case DP_CONN_ACTIVE:
         c->close_after = true; /* the response says Connection: close */
         break;
-    default:
-        break;
+    default: break;
     }
 }
 

@@ -143,8 +143,7 @@ static int on_headers_complete(llhttp_t *parser)
     for (size_t i = 0; i < p->n_spans; i++) {
         const struct head_span *s = &p->spans[i];
         h->headers[i].name = (nano_str){p->head_bytes.data + s->name_off, s->name_len};
-        h->headers[i].value =
-            trim_ows((nano_str){p->head_bytes.data + s->value_off, s->value_len});
+        h->headers[i].value = trim_ows((nano_str){p->head_bytes.data + s->value_off, s->value_len});
         if (!is_token(h->headers[i].name))
             return fail(p, 400, DP_REFUSED_MALFORMED, "invalid header name");
         if (nano_str_ieq(h->headers[i].name, NANO_STR("host"))) {
@@ -153,8 +152,7 @@ static int on_headers_complete(llhttp_t *parser)
             h->host = h->headers[i].value;
             if (h->host.ptr == NULL) /* an empty value: still seen, as one Host */
                 h->host.ptr = p->head_bytes.data + s->value_off;
-        }
-        else if (nano_str_ieq(h->headers[i].name, NANO_STR("expect")))
+        } else if (nano_str_ieq(h->headers[i].name, NANO_STR("expect")))
             h->expect_continue = nano_str_ieq(h->headers[i].value, NANO_STR("100-continue"));
         else if (nano_str_ieq(h->headers[i].name, NANO_STR("transfer-encoding")) &&
                  !nano_str_ieq(h->headers[i].value, NANO_STR("chunked")))
@@ -458,9 +456,7 @@ dp_http1_event dp_http1_feed(dp_http1 *p, const char *data, size_t len, size_t *
     p->pause = PAUSE_NONE;
     llhttp_errno_t e = llhttp_execute(&p->parser, data, len);
     switch (e) {
-    case HPE_OK:
-        *consumed = len;
-        return DP_HTTP1_NEED_MORE;
+    case HPE_OK: *consumed = len; return DP_HTTP1_NEED_MORE;
     case HPE_PAUSED:
         *consumed = (size_t)(llhttp_get_error_pos(&p->parser) - data);
         llhttp_resume(&p->parser);

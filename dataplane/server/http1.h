@@ -33,7 +33,7 @@ typedef struct dp_http1_head {
     bool has_body;          /* Content-Length > 0 or chunked */
     int64_t content_length; /* -1 when not given (chunked or no body) */
     bool is_head_method;
-    bool is_upgrade;        /* Upgrade/CONNECT: answered, then the connection closes */
+    bool is_upgrade; /* Upgrade/CONNECT: answered, then the connection closes */
 } dp_http1_head;
 
 typedef enum dp_http1_event {
@@ -78,19 +78,19 @@ typedef struct dp_http1 {
     dp_http1_limits limits;
     dp_http1_body_cb on_body;
     void *ud;
-    nano_buf head_bytes;  /* method, target, names, values, back to back */
-    struct head_span {    /* offsets into head_bytes while the head grows */
+    nano_buf head_bytes; /* method, target, names, values, back to back */
+    struct head_span {   /* offsets into head_bytes while the head grows */
         size_t name_off, name_len, value_off, value_len;
-    } *spans;
+    } * spans;
     size_t n_spans, cap_spans;
-    size_t cap_headers;   /* of head.headers */
+    size_t cap_headers; /* of head.headers */
     size_t method_off, method_len, target_off, target_len;
-    size_t head_size;     /* bytes counted against max_head */
+    size_t head_size; /* bytes counted against max_head */
     uint64_t body_size;
     uint64_t chunk_ext_bytes; /* of the chunk-size line being read */
-    int last_cb;          /* which data callback ran last: to join split names/values */
-    int pause;            /* why llhttp paused: head complete or message complete */
-    int error_status;     /* 400, 413, 431, 501, 505 once failed */
+    int last_cb;              /* which data callback ran last: to join split names/values */
+    int pause;                /* why llhttp paused: head complete or message complete */
+    int error_status;         /* 400, 413, 431, 501, 505 once failed */
     dp_refusal error_kind;
     const char *error_reason;
     bool head_ready;
@@ -103,8 +103,7 @@ typedef struct dp_http1 {
 
 /* dp_http1_init: prepares p for a new connection. on_body (may be NULL) receives body bytes
  * of the current message, borrowed for the call; returning non-zero fails with 400. */
-void dp_http1_init(dp_http1 *p, const dp_http1_limits *limits, dp_http1_body_cb on_body,
-                   void *ud);
+void dp_http1_init(dp_http1 *p, const dp_http1_limits *limits, dp_http1_body_cb on_body, void *ud);
 void dp_http1_fini(dp_http1 *p);
 
 /* dp_http1_feed: parses data[0..len) and returns at the first event. *consumed says how many

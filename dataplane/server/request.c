@@ -111,31 +111,88 @@ dp_request *dp_request__new(dp_conn *c, const dp_http1_head *head)
     return req;
 }
 
-nano_str dp_request_method(const dp_request *req) { return req->method; }
-nano_str dp_request_url(const dp_request *req) { return req->url; }
-size_t dp_request_n_headers(const dp_request *req) { return req->n_headers; }
-const dp_header *dp_request_header(const dp_request *req, size_t i) { return &req->headers[i]; }
-bool dp_request_has_body(const dp_request *req) { return req->has_body; }
-uint64_t dp_request_id(const dp_request *req) { return req->id; }
-bool dp_request_connected(const dp_request *req) { return req->conn != NULL; }
-nano_str dp_request_host(const dp_request *req) { return req->host; }
-nano_str dp_request_path(const dp_request *req) { return req->path; }
-uint64_t dp_request_start_ns(const dp_request *req) { return req->start_ns; }
-int dp_request_status(const dp_request *req) { return req->status; }
-uint64_t dp_request_bytes_out(const dp_request *req) { return req->bytes_out; }
+nano_str dp_request_method(const dp_request *req)
+{
+    return req->method;
+}
+nano_str dp_request_url(const dp_request *req)
+{
+    return req->url;
+}
+size_t dp_request_n_headers(const dp_request *req)
+{
+    return req->n_headers;
+}
+const dp_header *dp_request_header(const dp_request *req, size_t i)
+{
+    return &req->headers[i];
+}
+bool dp_request_has_body(const dp_request *req)
+{
+    return req->has_body;
+}
+uint64_t dp_request_id(const dp_request *req)
+{
+    return req->id;
+}
+bool dp_request_connected(const dp_request *req)
+{
+    return req->conn != NULL;
+}
+nano_str dp_request_host(const dp_request *req)
+{
+    return req->host;
+}
+nano_str dp_request_path(const dp_request *req)
+{
+    return req->path;
+}
+uint64_t dp_request_start_ns(const dp_request *req)
+{
+    return req->start_ns;
+}
+int dp_request_status(const dp_request *req)
+{
+    return req->status;
+}
+uint64_t dp_request_bytes_out(const dp_request *req)
+{
+    return req->bytes_out;
+}
 void dp_request_set_listener(dp_request *req, const dp_request_listener *l, void *ud)
 {
     req->listener = l;
     req->listener_ud = l != NULL ? ud : NULL;
 }
 
-void *dp_request_listener_ud(const dp_request *req) { return req->listener_ud; }
-void dp_request_set_app(dp_request *req, void *app_ud) { req->app_ud = app_ud; }
-void *dp_request_app(const dp_request *req) { return req->app_ud; }
-void dp_request_set_max_body(dp_request *req, uint64_t max_body) { req->max_body = max_body; }
-const nano_buf *dp_request_body(const dp_request *req) { return &req->body; }
-bool dp_request_body_complete(const dp_request *req) { return req->body_complete; }
-bool dp_request_body_failed(const dp_request *req) { return req->body_failed; }
+void *dp_request_listener_ud(const dp_request *req)
+{
+    return req->listener_ud;
+}
+void dp_request_set_app(dp_request *req, void *app_ud)
+{
+    req->app_ud = app_ud;
+}
+void *dp_request_app(const dp_request *req)
+{
+    return req->app_ud;
+}
+void dp_request_set_max_body(dp_request *req, uint64_t max_body)
+{
+    req->max_body = max_body;
+}
+const nano_buf *dp_request_body(const dp_request *req)
+{
+    return &req->body;
+}
+bool dp_request_body_complete(const dp_request *req)
+{
+    return req->body_complete;
+}
+bool dp_request_body_failed(const dp_request *req)
+{
+    return req->body_failed;
+}
 void *dp_request_take_body(dp_request *req, size_t *len)
 {
     void *data = req->body.data;
@@ -178,9 +235,18 @@ void dp_request_refuse_body(dp_request *req)
     dp_conn__refuse_body(req->conn);
 }
 
-void dp_request_set_rt_slot(dp_request *req, uint32_t slot) { req->rt_slot = slot; }
-uint32_t dp_request_rt_slot(const dp_request *req) { return req->rt_slot; }
-bool dp_response_started(const dp_request *req) { return req->status != 0; }
+void dp_request_set_rt_slot(dp_request *req, uint32_t slot)
+{
+    req->rt_slot = slot;
+}
+uint32_t dp_request_rt_slot(const dp_request *req)
+{
+    return req->rt_slot;
+}
+bool dp_response_started(const dp_request *req)
+{
+    return req->status != 0;
+}
 
 void dp_request_ref(dp_request *req)
 {
@@ -325,11 +391,13 @@ static int header_kind(nano_str name)
     switch (name.len) {
     case 4: return nano_str_ieq(name, NANO_STR("date")) ? HEADER_DATE : HEADER_PLAIN;
     case 10:
-        return nano_str_ieq(name, NANO_STR("connection")) || nano_str_ieq(name, NANO_STR("keep-alive"))
+        return nano_str_ieq(name, NANO_STR("connection")) ||
+                       nano_str_ieq(name, NANO_STR("keep-alive"))
                    ? HEADER_FRAMING
                    : HEADER_PLAIN;
     case 14: return nano_str_ieq(name, NANO_STR("content-length")) ? HEADER_FRAMING : HEADER_PLAIN;
-    case 17: return nano_str_ieq(name, NANO_STR("transfer-encoding")) ? HEADER_FRAMING : HEADER_PLAIN;
+    case 17:
+        return nano_str_ieq(name, NANO_STR("transfer-encoding")) ? HEADER_FRAMING : HEADER_PLAIN;
     default: return HEADER_PLAIN;
     }
 }
@@ -600,7 +668,8 @@ void dp_response_error(dp_request *req, int status)
     }
     const char *text = dp_request__reason_phrase(status);
     static const dp_header type = {{"content-type", 12}, {"text/plain; charset=utf-8", 25}};
-    if (dp_response_start(req, status, nano_str_c(text), &type, 1, (int64_t)strlen(text) + 1) == 0) {
+    if (dp_response_start(req, status, nano_str_c(text), &type, 1, (int64_t)strlen(text) + 1) ==
+        0) {
         dp_response_write(req, text, strlen(text));
         dp_response_write(req, "\n", 1);
         dp_response_end(req);

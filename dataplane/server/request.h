@@ -27,12 +27,12 @@ nano_str dp_request_url(const dp_request *req); /* absolute: http://host/target 
 size_t dp_request_n_headers(const dp_request *req);
 const dp_header *dp_request_header(const dp_request *req, size_t i);
 bool dp_request_has_body(const dp_request *req);
-uint64_t dp_request_id(const dp_request *req); /* process-unique, for logs */
-bool dp_request_connected(const dp_request *req); /* false once the connection let go */
-nano_str dp_request_host(const dp_request *req); /* Host header without port (may be empty) */
-nano_str dp_request_path(const dp_request *req); /* target path, without query */
-uint64_t dp_request_start_ns(const dp_request *req); /* uv_hrtime when the head arrived */
-int dp_request_status(const dp_request *req);        /* response status, 0 before it starts */
+uint64_t dp_request_id(const dp_request *req);        /* process-unique, for logs */
+bool dp_request_connected(const dp_request *req);     /* false once the connection let go */
+nano_str dp_request_host(const dp_request *req);      /* Host header without port (may be empty) */
+nano_str dp_request_path(const dp_request *req);      /* target path, without query */
+uint64_t dp_request_start_ns(const dp_request *req);  /* uv_hrtime when the head arrived */
+int dp_request_status(const dp_request *req);         /* response status, 0 before it starts */
 uint64_t dp_request_bytes_out(const dp_request *req); /* response body bytes written */
 
 /* What the server tells whoever runs the request (the runtime, through the listener the worker

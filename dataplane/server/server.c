@@ -39,8 +39,7 @@ static void on_resume_idle(uv_idle_t *h)
     }
     if (srv->resume_head == NULL)
         uv_idle_stop(&srv->resume_idle);
-    if (srv->is_draining && srv->drained_cb != NULL && srv->n_conns == 0 &&
-        srv->n_requests == 0) {
+    if (srv->is_draining && srv->drained_cb != NULL && srv->n_conns == 0 && srv->n_requests == 0) {
         dp_server_drained_cb cb = srv->drained_cb;
         srv->drained_cb = NULL;
         cb(srv, srv->drained_ud);
@@ -136,8 +135,7 @@ dp_server *dp_server_new(uv_loop_t *loop, const dp_server_options *opts)
     return srv;
 }
 
-static int parse_address(const char *host, int port, struct sockaddr_storage *addr,
-                         nano_error *err)
+static int parse_address(const char *host, int port, struct sockaddr_storage *addr, nano_error *err)
 {
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)addr);
     if (rc != 0)
@@ -167,8 +165,7 @@ int dp_listen_socket_exclusive(const char *host, int port, int *bound_port, nano
     return bind_socket(host, port, false, bound_port, err);
 }
 
-static int bind_socket(const char *host, int port, bool reuseport, int *bound_port,
-                       nano_error *err)
+static int bind_socket(const char *host, int port, bool reuseport, int *bound_port, nano_error *err)
 {
     struct sockaddr_storage addr;
     int rc = parse_address(host, port, &addr, err);
@@ -187,8 +184,8 @@ static int bind_socket(const char *host, int port, bool reuseport, int *bound_po
                                         : sizeof(struct sockaddr_in)) != 0) {
         int e = errno;
         close(fd);
-        return nano_error_set(err, -e, "listen_failed", "cannot listen on %s:%d: %s", host,
-                              port, strerror(e));
+        return nano_error_set(err, -e, "listen_failed", "cannot listen on %s:%d: %s", host, port,
+                              strerror(e));
     }
     struct sockaddr_storage bound;
     socklen_t len = sizeof bound;

@@ -51,18 +51,18 @@ typedef struct dp_server_options {
     uint64_t body_min_rate;
     uint64_t write_timeout_ms; /* response bytes waiting this long with none taken by the
                                 * client close the connection (0: DP_WRITE_TIMEOUT_MS) */
-    int fd;                   /* > 0: an already bound socket to listen on (SO_REUSEPORT
+    int fd;                    /* > 0: an already bound socket to listen on (SO_REUSEPORT
                                * siblings made by dp_listen_socket); host/port then name it */
-    uint32_t worker_index;    /* in request ids' high bits, so ids are process-unique */
-    bool quiet;               /* no dp.listening line (workers' siblings; the status port logs its own) */
-    size_t max_conns;         /* > 0: a connection beyond this many open is closed at once
+    uint32_t worker_index;     /* in request ids' high bits, so ids are process-unique */
+    bool quiet;       /* no dp.listening line (workers' siblings; the status port logs its own) */
+    size_t max_conns; /* > 0: a connection beyond this many open is closed at once
                                * (conn.too_many); 0: no cap */
-    dp_tls_ctx *tls_ctx;      /* not NULL: every connection speaks TLS (HTTPS) under this
+    dp_tls_ctx *tls_ctx; /* not NULL: every connection speaks TLS (HTTPS) under this
                                * context (tls.h; the server takes a reference); no plaintext */
     dp_dispatch_fn dispatch;
     dp_request_end_fn on_request_end; /* may be NULL */
     dp_refusal_fn on_refusal;         /* may be NULL: plain-text answers */
-    void *ud;                 /* for the three callbacks */
+    void *ud;                         /* for the three callbacks */
 } dp_server_options;
 
 /* dp_listen_socket: a TCP socket bound to host:port with SO_REUSEPORT (so each worker thread
@@ -72,7 +72,6 @@ int dp_listen_socket(const char *host, int port, int *bound_port, nano_error *er
 /* dp_listen_socket_exclusive: the same without SO_REUSEPORT: fails with "address in use"
  * when anyone listens there (a probe before the shared sockets). */
 int dp_listen_socket_exclusive(const char *host, int port, int *bound_port, nano_error *err);
-
 
 /* The default write timeout: a client that has taken none of the bytes waiting for it for
  * this long is not reading (or is gone): its connection is reset and its request aborted. */
@@ -105,7 +104,7 @@ void dp_server_drain(dp_server *srv, dp_server_drained_cb drained_cb, void *ud);
 void dp_server_abort_all(dp_server *srv);
 
 size_t dp_server_n_conns(const dp_server *srv);
-size_t dp_server_n_requests(const dp_server *srv);  /* alive, including waitUntil work */
+size_t dp_server_n_requests(const dp_server *srv);     /* alive, including waitUntil work */
 size_t dp_server_n_active_conns(const dp_server *srv); /* with a request in flight */
 
 /* dp_server_set_tls_ctx: connections accepted from now on use ctx (a reference is taken; the

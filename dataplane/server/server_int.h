@@ -34,24 +34,24 @@ struct dp_server {
     void *drained_ud;
     dp_server_closed_cb closed_cb; /* dp_server_close's */
     void *closed_arg;
-    uv_idle_t resume_idle;     /* runs deferred work outside JS: see dp_conn__schedule */
-    dp_conn *resume_head;      /* connections with deferred work */
+    uv_idle_t resume_idle; /* runs deferred work outside JS: see dp_conn__schedule */
+    dp_conn *resume_head;  /* connections with deferred work */
     /* Small responses are written when the loop is about to wait or has just handled I/O
      * (dp_conn__flush_soon), so one loop turn's responses leave back to back. */
     uv_prepare_t flush_prepare;
     uv_check_t flush_check;
-    dp_conn *flush_head;       /* connections with output to write at the end of the turn */
-    uint64_t flush_since;      /* uv_hrtime when the first of them was queued */
-    dp_conn *conns;            /* all open connections, doubly linked */
+    dp_conn *flush_head;  /* connections with output to write at the end of the turn */
+    uint64_t flush_since; /* uv_hrtime when the first of them was queued */
+    dp_conn *conns;       /* all open connections, doubly linked */
     size_t n_conns;
-    size_t n_active;           /* connections with a request in flight */
-    size_t n_requests;         /* dp_request objects alive */
+    size_t n_active;   /* connections with a request in flight */
+    size_t n_requests; /* dp_request objects alive */
     uint64_t next_request_id;
-    int n_handles_open;        /* handles to close before the server is freed */
-    char read_buf[64 * 1024];  /* one read buffer per loop: reads are handled synchronously */
-    char *tls_buf;             /* TLS: the plaintext of a read (DP_TLS_BUF bytes; allocated
+    int n_handles_open;       /* handles to close before the server is freed */
+    char read_buf[64 * 1024]; /* one read buffer per loop: reads are handled synchronously */
+    char *tls_buf;            /* TLS: the plaintext of a read (DP_TLS_BUF bytes; allocated
                                 * with the first TLS connection) */
-    char date[40];             /* "Tue, 25 Nov 2026 10:00:00 GMT" cached per second */
+    char date[40];            /* "Tue, 25 Nov 2026 10:00:00 GMT" cached per second */
     uint64_t date_sec;
 };
 
@@ -66,7 +66,7 @@ typedef enum dp_conn_state {
 struct dp_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    uint64_t timer_due;      /* loop time the current timeout ends; 0: none (see arm_timer) */
+    uint64_t timer_due; /* loop time the current timeout ends; 0: none (see arm_timer) */
     /* the current request body's pace (body_watch): when it started, bytes so far, time
      * reading was held back for the app, and since when it is held back (0: it is not) */
     uint64_t body_since;
@@ -80,12 +80,12 @@ struct dp_conn {
     dp_conn *resume_next;
     dp_conn_state state;
     dp_http1 http;
-    nano_buf pending;      /* unparsed input held while a pipelined request waits */
-    nano_buf out;          /* response bytes not yet handed to libuv */
-    dp_request *req;       /* in-flight request; the connection holds a reference */
-    int n_writes;          /* uv_write requests in flight */
-    size_t write_bytes;    /* bytes those requests hold */
-    uint64_t write_done;   /* bytes of uv_write requests completed, ever */
+    nano_buf pending;    /* unparsed input held while a pipelined request waits */
+    nano_buf out;        /* response bytes not yet handed to libuv */
+    dp_request *req;     /* in-flight request; the connection holds a reference */
+    int n_writes;        /* uv_write requests in flight */
+    size_t write_bytes;  /* bytes those requests hold */
+    uint64_t write_done; /* bytes of uv_write requests completed, ever */
     /* The write timeout: while a uv_write is in flight the timer checks, every quarter of the
      * timeout, whether the kernel took any of its bytes (see write_progress in conn.c). */
     uint64_t write_check_due;   /* loop time of the next check; 0: no write in flight */
@@ -107,9 +107,9 @@ struct dp_conn {
                             * DP_OUTPUT_HIGH_WATER_MARK (until it drains below the low mark) */
     bool has_new_body;     /* body bytes arrived during this feed: tell the runtime after it */
     bool is_continue_queued; /* the 100 Continue of the request being dispatched is in out */
-    dp_tls *tls;           /* HTTPS (the server's tls_ctx): out holds plaintext until flush
+    dp_tls *tls;             /* HTTPS (the server's tls_ctx): out holds plaintext until flush
                             * seals it; reads are decrypted before they are parsed */
-    bool is_tls_started;   /* the handshake's first bytes came: it is bounded by the head
+    bool is_tls_started;     /* the handshake's first bytes came: it is bounded by the head
                             * timeout */
 };
 
@@ -119,15 +119,15 @@ struct dp_request {
     int refs;
     uint64_t id;
     dp_server *srv;
-    dp_conn *conn;          /* NULL once the connection let go of it */
+    dp_conn *conn; /* NULL once the connection let go of it */
     nano_str method, url;
-    nano_str host, path;    /* Host without port (may be empty); target path without query */
+    nano_str host, path; /* Host without port (may be empty); target path without query */
     const dp_request_listener *listener; /* told of body/writable/abort events (or NULL) */
     void *listener_ud;
-    void *app_ud;           /* the dispatcher's per-request tag (its app) */
-    uint64_t start_ns;      /* uv_hrtime at the head */
-    uint64_t bytes_out;     /* response body bytes written */
-    uint64_t max_body;      /* this request's body limit (the app's); 0: the server's */
+    void *app_ud;       /* the dispatcher's per-request tag (its app) */
+    uint64_t start_ns;  /* uv_hrtime at the head */
+    uint64_t bytes_out; /* response body bytes written */
+    uint64_t max_body;  /* this request's body limit (the app's); 0: the server's */
     uint64_t body_received;
     dp_header *headers;
     size_t n_headers;
@@ -140,15 +140,15 @@ struct dp_request {
     bool is_body_refused;   /* dp_request_refuse_body: the rest is unread, the connection closes */
     nano_buf body;          /* received, not yet taken */
     uint32_t rt_slot;
-    int status;             /* 0 until the response starts */
-    bool is_chunked;        /* the response body is chunk-encoded */
-    bool is_body_skipped;   /* HEAD, 204, 304: body bytes are not sent */
+    int status;           /* 0 until the response starts */
+    bool is_chunked;      /* the response body is chunk-encoded */
+    bool is_body_skipped; /* HEAD, 204, 304: body bytes are not sent */
     bool is_ended;
     bool is_close_delimited; /* HTTP/1.0 with unknown length: closing ends the body */
-    bool wants_writable;    /* the runtime waits for the listener's writable */
-    bool is_yielding;       /* held back to let the loop turn (see dp_response_writable) */
+    bool wants_writable;     /* the runtime waits for the listener's writable */
+    bool is_yielding;        /* held back to let the loop turn (see dp_response_writable) */
     uint64_t bytes_since_yield;
-    int64_t length_left;    /* of a Content-Length response body; -1 when not length-framed */
+    int64_t length_left; /* of a Content-Length response body; -1 when not length-framed */
 };
 
 /* conn.c */

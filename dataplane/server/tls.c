@@ -63,8 +63,7 @@ int dp_tls_ctx_new(const char *cert_file, const char *key_file, const char *ca_f
     if (step != NULL) {
         ssl_reason(why, sizeof why);
         SSL_CTX_free(ctx);
-        return nano_error_set(err, NANO_EINVAL, "tls_config", "%s%s %s: %s", flag, step, file,
-                              why);
+        return nano_error_set(err, NANO_EINVAL, "tls_config", "%s%s %s: %s", flag, step, file, why);
     }
     *out = ctx;
     return 0;
@@ -132,13 +131,9 @@ dp_tls_status dp_tls_feed(dp_tls *t, const char *data, size_t len, char *scratch
         }
         switch (SSL_get_error(t->ssl, n)) {
         case SSL_ERROR_WANT_READ:
-        case SSL_ERROR_WANT_WRITE: /* a memory BIO always takes output */
-            return DP_TLS_OK;
-        case SSL_ERROR_ZERO_RETURN:
-            return DP_TLS_CLOSED;
-        default:
-            ssl_reason(reason, reason_cap);
-            return DP_TLS_ERROR;
+        case SSL_ERROR_WANT_WRITE: /* a memory BIO always takes output */ return DP_TLS_OK;
+        case SSL_ERROR_ZERO_RETURN: return DP_TLS_CLOSED;
+        default: ssl_reason(reason, reason_cap); return DP_TLS_ERROR;
         }
     }
 }

@@ -69,13 +69,11 @@ static size_t mutate(unsigned char *buf, size_t cap)
             if (n > 0) {
                 static const unsigned char vals[] = {0x00, 0xff, 0x7f, 0x80, 0xc0, 0xc1, 0xd9,
                                                      0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xc4, '\r',
-                                                     '\n', ':', ' ', '0', '9'};
+                                                     '\n', ':',  ' ',  '0',  '9'};
                 buf[below(n)] = vals[below(sizeof vals)];
             }
             break;
-        case 2: /* truncate */
-            n = below(n + 1);
-            break;
+        case 2: /* truncate */ n = below(n + 1); break;
         case 3: /* insert random bytes */
             if (n < cap) {
                 size_t at = below(n + 1), k = 1 + below(8);

@@ -20,13 +20,12 @@ typedef void (*fuzz_add_fn)(const void *data, size_t size);
 void fuzz_seeds(fuzz_add_fn add);
 
 /* FUZZ_CHECK: an invariant of the code under test; on failure the input is a bug. */
-#define FUZZ_CHECK(cond)                                                                    \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "fuzz: invariant failed at %s:%d: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                                 \
-            abort();                                                                        \
-        }                                                                                   \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz: invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #endif

@@ -38,8 +38,8 @@
 #include "log.h"
 
 #define TOKEN "fuzz-t0ken-5b1"
-#define MAX_BODY 4096      /* for code uploads: small, so that 413 is reachable */
-#define DEADLINE_MS 10000  /* per input; a normal one takes a millisecond */
+#define MAX_BODY 4096     /* for code uploads: small, so that 413 is reachable */
+#define DEADLINE_MS 10000 /* per input; a normal one takes a millisecond */
 
 typedef struct run {
     uv_tcp_t client;
@@ -80,15 +80,15 @@ static const struct {
     const char *op;
     bool has_name, has_key;
 } g_ops[] = {
-    {"apps.list", false, false},       {"apps.create", false, false},
-    {"apps.get", true, false},         {"apps.update", true, false},
-    {"apps.remove", true, false},      {"apps.drain", true, false},
-    {"apps.deploy", true, false},      {"deployments.list", true, false},
-    {"apps.rollback", true, false},    {"env.get", true, false},
-    {"env.patch", true, false},        {"env.replace", true, false},
-    {"secrets.list", true, false},     {"secrets.put", true, true},
-    {"secrets.delete", true, true},    {"nodes.list", false, false},
-    {"nodes.remove", true, false},     {"audit.list", false, false},
+    {"apps.list", false, false},    {"apps.create", false, false},
+    {"apps.get", true, false},      {"apps.update", true, false},
+    {"apps.remove", true, false},   {"apps.drain", true, false},
+    {"apps.deploy", true, false},   {"deployments.list", true, false},
+    {"apps.rollback", true, false}, {"env.get", true, false},
+    {"env.patch", true, false},     {"env.replace", true, false},
+    {"secrets.list", true, false},  {"secrets.put", true, true},
+    {"secrets.delete", true, true}, {"nodes.list", false, false},
+    {"nodes.remove", true, false},  {"audit.list", false, false},
     {"version", false, false},
 };
 
@@ -103,8 +103,8 @@ static int fake_error(cp_error *err, int status, const char *code, const char *f
     return NANO_EINVAL;
 }
 
-static int fake_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
-                     json_t **result, cp_error *err)
+static int fake_call(void *ud, const cp_actor *actor, const char *op, json_t *args, json_t **result,
+                     cp_error *err)
 {
     (void)ud;
     g.n_calls++;
@@ -207,7 +207,7 @@ static void init_once(void)
     if (g_is_init)
         return;
     g_is_init = true;
-    signal(SIGPIPE, SIG_IGN); /* a write to a connection the server has reset */
+    signal(SIGPIPE, SIG_IGN);           /* a write to a connection the server has reset */
     nano_log_min_level = NANO_LOG_WARN; /* not a cp.http_listening line per input */
     if (uv_loop_init(&g_loop) != 0)
         abort();
@@ -367,8 +367,8 @@ static unsigned check_responses(const char *data, size_t len, unsigned *n_metric
         const char *conn = header(head, head_len, "Connection", &v_len, &n);
         if (conn != NULL) {
             /* keep-alive: to an HTTP/1.0 request that asked for it (RFC 9112 §9.3) */
-            FUZZ_CHECK(n == 1 && (value_is(conn, v_len, "close") ||
-                                  value_is(conn, v_len, "keep-alive")));
+            FUZZ_CHECK(n == 1 &&
+                       (value_is(conn, v_len, "close") || value_is(conn, v_len, "keep-alive")));
             is_closed = value_is(conn, v_len, "close");
         }
         if (status == 401) {
@@ -433,8 +433,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = cp_http_start(&g_loop, addr, fake_call, fake_check, NULL, &limits, &g.http, &err);
     if (rc != 0 && port != 0) {
         uv_run(&g_loop, UV_RUN_DEFAULT); /* the failed listener's close */
-        rc = cp_http_start(&g_loop, "127.0.0.1:0", fake_call, fake_check, NULL, &limits,
-                           &g.http, &err);
+        rc = cp_http_start(&g_loop, "127.0.0.1:0", fake_call, fake_check, NULL, &limits, &g.http,
+                           &err);
     }
     if (rc != 0)
         fprintf(stderr, "fuzz: cp_http_start: %s\n", err.message);

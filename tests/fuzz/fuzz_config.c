@@ -32,8 +32,8 @@
 #define SECRET_ENV_NAME "NANO_FUZZ_SECRET"
 #define SECRET_ENV_VALUE "s3cr3t-env-value-a4e"
 
-static char g_dir[256];       /* the temp directory, "" until made */
-static char g_json[300];      /* g_dir/nano.json */
+static char g_dir[256];  /* the temp directory, "" until made */
+static char g_json[300]; /* g_dir/nano.json */
 static uint64_t g_version;
 
 /* The files the seeds name, relative to g_dir ("/" ends a directory). */
@@ -219,10 +219,10 @@ static void check_config(const nano_config *cfg)
         check_app(cfg, i, app);
     }
     if (!is_probe_claimed) {
-        long want =
-            default_app >= 0 && nano_config_app(cfg, (size_t)default_app)->spec.path_prefix == NULL
-                ? default_app
-                : -1;
+        long want = default_app >= 0 &&
+                            nano_config_app(cfg, (size_t)default_app)->spec.path_prefix == NULL
+                        ? default_app
+                        : -1;
         FUZZ_CHECK(nano_config_route(cfg, probe, sizeof probe - 1, "/", 1) == want);
     }
 }

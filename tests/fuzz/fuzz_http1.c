@@ -15,8 +15,8 @@
 #include "server/http1.h"
 
 typedef struct run {
-    uint64_t body;   /* bytes of the current message's body */
-    nano_buf trace;  /* events, heads and body bytes, as text, to compare two runs */
+    uint64_t body;  /* bytes of the current message's body */
+    nano_buf trace; /* events, heads and body bytes, as text, to compare two runs */
 } run;
 
 static int on_body(void *ud, const char *data, size_t len)

@@ -40,7 +40,8 @@ void fuzz_seeds(fuzz_add_fn add)
     nano_buf b = NANO_BUF_INIT;
     nano_error err;
     json_t *args = json_loads("{\"name\": \"api\", \"vars\": {\"K\": [1, -2, 3.5, true, null,"
-                              " {\"deep\": \"\\u00e9\\u4e2d\"}]}}", 0, NULL);
+                              " {\"deep\": \"\\u00e9\\u4e2d\"}]}}",
+                              0, NULL);
     if (args == NULL || nano_admin_request_encode("env.patch", "tok", args, &b, &err) != 0)
         abort();
     add(b.data, b.len);

@@ -12,7 +12,7 @@
 #include "msg.h"
 
 static const nano_msg_type requests[] = {
-    NANO_MSG_HELLO,       NANO_MSG_SNAPSHOT, NANO_MSG_CODE_GET,  NANO_MSG_CODE_BATCH,
+    NANO_MSG_HELLO,       NANO_MSG_SNAPSHOT, NANO_MSG_CODE_GET, NANO_MSG_CODE_BATCH,
     NANO_MSG_SECRETS_GET, NANO_MSG_STATUS,   NANO_MSG_DRAIN_ACK};
 
 /* The body without the envelope keys, as the encoders take it. */
@@ -48,8 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             FUZZ_CHECK(m.type == NANO_MSG_HEARTBEAT);
             json_t *at = json_object_get(m.body, "at_ms");
-            FUZZ_CHECK(nano_msg_encode_heartbeat(m.seq, (uint64_t)json_integer_value(at), &b,
-                                                 &err) == 0);
+            FUZZ_CHECK(
+                nano_msg_encode_heartbeat(m.seq, (uint64_t)json_integer_value(at), &b, &err) == 0);
         }
         nano_msg_fini(&m);
     }
@@ -93,9 +93,10 @@ static void add_json(fuzz_add_fn add, nano_msg_type req, const char *kind, const
     }
     nano_buf b = NANO_BUF_INIT;
     nano_error err;
-    int rc = strcmp(kind, "delta") == 0     ? nano_msg_encode_delta(v, &b, &err)
-             : strcmp(kind, "request") == 0 ? nano_msg_encode_request(req, "edge-1", "t0k", v, &b, &err)
-                                            : nano_msg_encode_reply(req, v, &b, &err);
+    int rc = strcmp(kind, "delta") == 0 ? nano_msg_encode_delta(v, &b, &err)
+             : strcmp(kind, "request") == 0
+                 ? nano_msg_encode_request(req, "edge-1", "t0k", v, &b, &err)
+                 : nano_msg_encode_reply(req, v, &b, &err);
     if (rc != 0) {
         fprintf(stderr, "fuzz_msg: seed refused: %s\n", err.message);
         abort();
@@ -107,28 +108,33 @@ static void add_json(fuzz_add_fn add, nano_msg_type req, const char *kind, const
 
 void fuzz_seeds(fuzz_add_fn add)
 {
-    add_json(add, NANO_MSG_NONE, "delta",
-             "[{\"seq\": 5, \"op\": \"app.put\", \"app\": \"api\", \"hostnames\": [\"a.test\"],"
-             " \"path_prefix\": null, \"default\": false, \"node_compat\": true,"
-             " \"required_env\": [\"K\"], \"limits\": {\"cpu_ms\": 50}, \"state\": \"active\","
-             " \"version\": 1, \"sha256\": \"" SHA "\"},"
-             " {\"seq\": 6, \"op\": \"code.put\", \"app\": \"api\", \"version\": 1, \"sha256\": \"" SHA "\","
-             " \"main\": \"i.js\", \"modules\": [{\"name\": \"i.js\", \"size\": 3, \"sha256\": \"" SHA "\"}]},"
-             " {\"seq\": 7, \"op\": \"env.put\", \"app\": \"api\", \"name\": \"K\", \"value\": {\"a\": [1, \"x\", null]}},"
-             " {\"seq\": 8, \"op\": \"secret.put\", \"app\": \"api\", \"name\": \"S\"},"
-             " {\"seq\": 9, \"op\": \"app.drain\", \"app\": \"api\", \"timeout_ms\": 30000},"
-             " {\"seq\": 10, \"op\": \"app.remove\", \"app\": \"api\"}]");
+    add_json(
+        add, NANO_MSG_NONE, "delta",
+        "[{\"seq\": 5, \"op\": \"app.put\", \"app\": \"api\", \"hostnames\": [\"a.test\"],"
+        " \"path_prefix\": null, \"default\": false, \"node_compat\": true,"
+        " \"required_env\": [\"K\"], \"limits\": {\"cpu_ms\": 50}, \"state\": \"active\","
+        " \"version\": 1, \"sha256\": \"" SHA "\"},"
+        " {\"seq\": 6, \"op\": \"code.put\", \"app\": \"api\", \"version\": 1, \"sha256\": \"" SHA
+        "\","
+        " \"main\": \"i.js\", \"modules\": [{\"name\": \"i.js\", \"size\": 3, \"sha256\": \"" SHA
+        "\"}]},"
+        " {\"seq\": 7, \"op\": \"env.put\", \"app\": \"api\", \"name\": \"K\", \"value\": {\"a\": [1, \"x\", null]}},"
+        " {\"seq\": 8, \"op\": \"secret.put\", \"app\": \"api\", \"name\": \"S\"},"
+        " {\"seq\": 9, \"op\": \"app.drain\", \"app\": \"api\", \"timeout_ms\": 30000},"
+        " {\"seq\": 10, \"op\": \"app.remove\", \"app\": \"api\"}]");
     nano_buf b = NANO_BUF_INIT;
     nano_error err;
     if (nano_msg_encode_heartbeat(10, 1700000000000ull, &b, &err) != 0)
         abort();
     add(b.data, b.len);
     nano_buf_reset(&b);
-    add_json(add, NANO_MSG_HELLO, "request",
-             "{\"version\": \"0.1.0\", \"addr\": \"0.0.0.0:8080\", \"capabilities\": [\"code.get\"]}");
+    add_json(
+        add, NANO_MSG_HELLO, "request",
+        "{\"version\": \"0.1.0\", \"addr\": \"0.0.0.0:8080\", \"capabilities\": [\"code.get\"]}");
     add_json(add, NANO_MSG_CODE_GET, "request", "{\"sha256\": \"" SHA "\"}");
-    add_json(add, NANO_MSG_STATUS, "request",
-             "{\"applied_seq\": 9, \"apps\": {\"api\": {\"state\": \"draining\", \"in_flight\": 2, \"version\": 1}}}");
+    add_json(
+        add, NANO_MSG_STATUS, "request",
+        "{\"applied_seq\": 9, \"apps\": {\"api\": {\"state\": \"draining\", \"in_flight\": 2, \"version\": 1}}}");
     add_json(add, NANO_MSG_DRAIN_ACK, "request",
              "{\"app\": \"api\", \"result\": \"timed_out\", \"in_flight\": 1}");
     add_json(add, NANO_MSG_SNAPSHOT, "reply",
@@ -139,7 +145,8 @@ void fuzz_seeds(fuzz_add_fn add)
              " \"modules\": [{\"name\": \"i.js\", \"size\": 1, \"sha256\": \"" SHA "\"}],"
              " \"vars\": {\"N\": 1.5}, \"secrets\": {\"S\": \"v\"}, \"drain_timeout_ms\": 5}]}");
     add_json(add, NANO_MSG_SECRETS_GET, "reply", "{\"app\": \"api\", \"secrets\": {\"S\": \"v\"}}");
-    add_json(add, NANO_MSG_CODE_GET, "reply", "{\"sha256\": \"" SHA "\", \"data\": \"export default {}\"}");
+    add_json(add, NANO_MSG_CODE_GET, "reply",
+             "{\"sha256\": \"" SHA "\", \"data\": \"export default {}\"}");
     add_json(add, NANO_MSG_CODE_BATCH, "request", "{\"sha256s\": [\"" SHA "\"]}");
     add_json(add, NANO_MSG_CODE_BATCH, "reply", "{\"modules\": {\"" SHA "\": \"x\"}}");
     nano_msg_encode_error("unauthorized", "wrong node token", &b);

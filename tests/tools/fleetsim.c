@@ -141,8 +141,8 @@ static int call(client *c, nano_msg_type type, json_t *fields, nano_msg *out, ch
             fflush(stdout);
             exit(3);
         }
-        fprintf(stderr, "fleetsim: %s: %s refused: %s (%s)\n", c->name,
-                nano_msg_type_name(type), m.error_code, m.error_message ? m.error_message : "");
+        fprintf(stderr, "fleetsim: %s: %s refused: %s (%s)\n", c->name, nano_msg_type_name(type),
+                m.error_code, m.error_message ? m.error_message : "");
         nano_msg_fini(&m);
         atomic_fetch_add(&c->errors, 1);
         return 1;
@@ -201,8 +201,7 @@ static json_t *app_of(client *c, const char *app)
 {
     json_t *a = json_object_get(c->apps, app);
     if (a == NULL) {
-        a = json_pack("{s:s, s:i, s:{}, s:b}", "state", "active", "version", 0, "vars", "acked",
-                      0);
+        a = json_pack("{s:s, s:i, s:{}, s:b}", "state", "active", "version", 0, "vars", "acked", 0);
         json_object_set_new(c->apps, app, a);
     }
     return a;
@@ -253,8 +252,8 @@ static void ack_drains(client *c)
         nano_msg r;
         char code[64];
         if (call(c, NANO_MSG_DRAIN_ACK,
-                 json_pack("{s:s, s:s, s:i}", "app", app, "result", "drained", "in_flight", 0),
-                 &r, code, sizeof code) == 0) {
+                 json_pack("{s:s, s:s, s:i}", "app", app, "result", "drained", "in_flight", 0), &r,
+                 code, sizeof code) == 0) {
             nano_msg_fini(&r);
             json_object_set_new(a, "acked", json_true());
             json_object_set_new(a, "state", json_string("drained"));
@@ -313,8 +312,8 @@ static void send_status(client *c)
     nano_msg r;
     char code[64];
     if (call(c, NANO_MSG_STATUS,
-             json_pack("{s:I, s:o}", "applied_seq", (json_int_t)c->applied, "apps", apps), &r,
-             code, sizeof code) == 0)
+             json_pack("{s:I, s:o}", "applied_seq", (json_int_t)c->applied, "apps", apps), &r, code,
+             sizeof code) == 0)
         nano_msg_fini(&r);
 }
 
@@ -485,8 +484,7 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    O = (opts){.clients = 1, .prefix = "sim", .target_seq = -1, .timeout_s = 30,
-               .status_ms = 1000};
+    O = (opts){.clients = 1, .prefix = "sim", .target_seq = -1, .timeout_s = 30, .status_ms = 1000};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -531,8 +529,10 @@ int main(int argc, char **argv)
     }
     if (!O.pub_url || !O.rpc_url || !O.token_file || O.clients < 1 || O.clients > MAX_CLIENTS ||
         O.status_ms < 10) {
-        fprintf(stderr, "fleetsim: --pub, --rpc and --token-file are required; 1 <= --clients "
-                        "<= %d\n%s", MAX_CLIENTS, usage);
+        fprintf(stderr,
+                "fleetsim: --pub, --rpc and --token-file are required; 1 <= --clients "
+                "<= %d\n%s",
+                MAX_CLIENTS, usage);
         return 2;
     }
     TOKEN = read_token(O.token_file);
@@ -568,8 +568,8 @@ int main(int argc, char **argv)
         bool ok = wait_for(O.target_seq, (double)(deadline - now_ms()) / 1000.0);
         int64_t lo, hi;
         range(&lo, &hi);
-        printf(ok ? "converged %" PRId64 "\n" : "timeout %" PRId64 " min=%" PRId64
-                                                  " max=%" PRId64 "\n",
+        printf(ok ? "converged %" PRId64 "\n"
+                  : "timeout %" PRId64 " min=%" PRId64 " max=%" PRId64 "\n",
                O.target_seq, lo, hi);
         code = ok ? 0 : 1;
     } else {

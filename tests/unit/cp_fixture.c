@@ -65,15 +65,15 @@ json_t *fx_call(fx *f, const char *op, const char *args_json)
     cp_error err = {0};
     int rc = cp_service_call(f->svc, &FX_ADMIN, op, args, &result, &err);
     if (rc != 0)
-        fail_msg("%s %s: %s (%s, field %s)", op, args_json ? args_json : "", err.message,
-                 err.code, err.field);
+        fail_msg("%s %s: %s (%s, field %s)", op, args_json ? args_json : "", err.message, err.code,
+                 err.field);
     json_decref(args);
     assert_non_null(result);
     return result;
 }
 
 void fx_call_fails(fx *f, const char *op, const char *args_json, int status, const char *code,
-                          const char *field, const char *needle)
+                   const char *field, const char *needle)
 {
     json_t *args = args_json ? json_loads(args_json, 0, NULL) : NULL;
     if (args_json != NULL && args == NULL)

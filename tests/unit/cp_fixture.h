@@ -55,7 +55,6 @@ char *fx_read_all(const char *path, size_t *len);
 void fx_key_of(const char *hex, cp_master_key *k);
 
 /* The groups defined outside test_cp.c, for its main. */
-extern const unit_group unit_cp_apps, unit_cp_validation, unit_cp_deploy, unit_cp_env,
-    unit_cp_logs;
+extern const unit_group unit_cp_apps, unit_cp_validation, unit_cp_deploy, unit_cp_env, unit_cp_logs;
 
 #endif

@@ -28,8 +28,8 @@ void cpapi_fake_reset(void)
     pthread_mutex_unlock(&cpapi_svc.mu);
 }
 
-int cpapi_fake_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
-                           json_t **result, cp_error *err)
+int cpapi_fake_call(void *ud, const cp_actor *actor, const char *op, json_t *args, json_t **result,
+                    cp_error *err)
 {
     (void)ud;
     pthread_mutex_lock(&cpapi_svc.mu);
@@ -210,7 +210,7 @@ bool cpapi_read_response(cpapi_reader *rd, cpapi_response *r)
 }
 
 cpapi_response cpapi_http(int port, const char *method, const char *path, const char *token,
-                                 const char *content_type, const char *body, size_t body_len)
+                          const char *content_type, const char *body, size_t body_len)
 {
     int fd = cpapi_http_connect(port);
     nano_buf req = NANO_BUF_INIT;

@@ -27,7 +27,7 @@ typedef struct cpapi_fake {
     pthread_mutex_t mu;
     int n_calls;
     char op[64];
-    json_t *args;  /* deep copy of the last call's args */
+    json_t *args; /* deep copy of the last call's args */
     char who[64];
     char via[16];
     /* canned answer for the next calls: an error when err.code is set, else result (or an
@@ -42,8 +42,8 @@ extern cpapi_fake cpapi_svc;
 /* Forgets the calls seen and the canned answer. */
 void cpapi_fake_reset(void);
 /* The cp_call_cb: records the call, then answers as cpapi_svc says. Any thread. */
-int cpapi_fake_call(void *ud, const cp_actor *actor, const char *op, json_t *args,
-                    json_t **result, cp_error *err);
+int cpapi_fake_call(void *ud, const cp_actor *actor, const char *op, json_t *args, json_t **result,
+                    cp_error *err);
 /* The cp_token_check_cb: CPAPI_TOKEN only, as "admin". */
 bool cpapi_fake_check(void *ud, const char *token, const char **who);
 
@@ -106,8 +106,7 @@ bool cpapi_read_response(cpapi_reader *rd, cpapi_response *r);
 cpapi_response cpapi_http(int port, const char *method, const char *path, const char *token,
                           const char *content_type, const char *body, size_t body_len);
 cpapi_response cpapi_get(int port, const char *path);
-cpapi_response cpapi_send_json(int port, const char *method, const char *path,
-                               const char *body);
+cpapi_response cpapi_send_json(int port, const char *method, const char *path, const char *body);
 const char *cpapi_err_code(const cpapi_response *r);
 const char *cpapi_err_message(const cpapi_response *r);
 const char *cpapi_err_field(const cpapi_response *r);

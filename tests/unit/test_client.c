@@ -165,15 +165,15 @@ static void server_stop(server *s)
 
 typedef struct owner {
     dp_xfer *x;
-    bool take_on_data;  /* take body bytes as they come */
-    bool free_on_head;  /* free the transfer from inside on_head */
-    bool deny;          /* the address check refuses */
+    bool take_on_data; /* take body bytes as they come */
+    bool free_on_head; /* free the transfer from inside on_head */
+    bool deny;         /* the address check refuses */
     int n_head, n_data, n_done, n_send;
     dp_xfer_error error;
     char detail[512];
     size_t got;
     size_t most_buffered;
-    const char *piece;  /* upload: the piece to send each time one is wanted */
+    const char *piece; /* upload: the piece to send each time one is wanted */
     int pieces_left;
 } owner;
 
@@ -239,7 +239,10 @@ static dp_xfer *start(dp_client *c, owner *o, const char *method, const char *ur
                       dp_xfer_body body)
 {
     dp_xfer_hooks hooks = {on_head, on_data, on_send_ready, on_done, check_address, o};
-    dp_xfer_spec spec = {.method = method, .url = url, .host = "127.0.0.1", .body = body,
+    dp_xfer_spec spec = {.method = method,
+                         .url = url,
+                         .host = "127.0.0.1",
+                         .body = body,
                          .connect_timeout_ms = 5000};
     char why[128];
     assert_int_equal(dp_xfer_start(c, &spec, &hooks, &o->x, why, sizeof why), 0);
@@ -266,8 +269,14 @@ static void run_until(uv_loop_t *loop, owner *o, bool (*done)(owner *))
     assert_true(done(o));
 }
 
-static bool is_done(owner *o) { return o->n_done > 0; }
-static bool has_head(owner *o) { return o->n_head > 0; }
+static bool is_done(owner *o)
+{
+    return o->n_done > 0;
+}
+static bool has_head(owner *o)
+{
+    return o->n_head > 0;
+}
 
 static void finish(uv_loop_t *loop, dp_client *c)
 {
@@ -322,7 +331,8 @@ static void small_get_head_and_body(void **state)
     const char *lines = dp_xfer_head_lines(o.x, &len);
     /* "Name: value" lines as received (without CRLF), NUL-separated, in order, repeated names
      * kept apart */
-    const char *want[] = {"Content-Length: 5", "X-Test:  v  ", "Set-Cookie: a=1", "Set-Cookie: b=2"};
+    const char *want[] = {"Content-Length: 5", "X-Test:  v  ", "Set-Cookie: a=1",
+                          "Set-Cookie: b=2"};
     size_t at = 0;
     for (size_t i = 0; i < 4; i++) {
         assert_true(at < len);
@@ -338,7 +348,10 @@ static void small_get_head_and_body(void **state)
     rig_stop(&r);
 }
 
-static bool got_big(owner *o) { return o->got == BIG_BYTES && o->n_done > 0; }
+static bool got_big(owner *o)
+{
+    return o->got == BIG_BYTES && o->n_done > 0;
+}
 
 /* Nobody takes the body for a while: the buffer stops near its mark (the transfer pauses),
  * then everything arrives as it is taken. */

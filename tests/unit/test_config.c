@@ -310,7 +310,7 @@ static void validate_app_names(void **state)
 static void validate_hostnames(void **state)
 {
     (void)state;
-    const char *good[] = {"example.com", "a.b-c.d", "localhost", "*.example.com", "*.com",
+    const char *good[] = {"example.com", "a.b-c.d",      "localhost", "*.example.com",   "*.com",
                           "EXAMPLE.com", "example.com.", "127.0.0.1", "xn--bcher-kva.de"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (!nano_hostname_valid(good[i]))
@@ -318,9 +318,10 @@ static void validate_hostnames(void **state)
     char long_label[80];
     memset(long_label, 'a', 64);
     strcpy(long_label + 64, ".com");
-    const char *bad[] = {"", "*", "*.", "a..b", ".a", "-a.com", "a-.com", "a_b.com", "a b",
-                         "a.*.com", "**.com", "*example.com", "a.com..", "a:80", long_label,
-                         "api.example.com/x"};
+    const char *bad[] = {"",        "*",       "*.",       "a..b",
+                         ".a",      "-a.com",  "a-.com",   "a_b.com",
+                         "a b",     "a.*.com", "**.com",   "*example.com",
+                         "a.com..", "a:80",    long_label, "api.example.com/x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (nano_hostname_valid(bad[i]))
             fail_msg("%s should be invalid", bad[i]);
@@ -336,8 +337,8 @@ static void validate_path_prefixes(void **state)
     assert_true(nano_path_prefix_valid("/api"));
     assert_true(nano_path_prefix_valid("/api/v1"));
     assert_true(nano_path_prefix_valid("/%7Euser"));
-    const char *bad[] = {"", "/", "api", "/api/", "//api", "/a//b", "/a?b", "/a#b", "/a b",
-                         "/caf\xc3\xa9"};
+    const char *bad[] = {"",      "/",    "api",  "/api/", "//api",
+                         "/a//b", "/a?b", "/a#b", "/a b",  "/caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (nano_path_prefix_valid(bad[i]))
             fail_msg("%s should be invalid", bad[i]);
@@ -556,8 +557,8 @@ static void add_coded(nano_config *cfg, const char *name, const char *host, cons
     app.n_code_files = 1;
     app.spec.limits.cpu_ms = tag == 'b' ? 70 : 50;
     if (greeting != NULL)
-        assert_int_equal(nano_env_set(&app.env, "GREETING", greeting, strlen(greeting), false,
-                                      &err), 0);
+        assert_int_equal(
+            nano_env_set(&app.env, "GREETING", greeting, strlen(greeting), false, &err), 0);
     if (nano_config_add_app(cfg, &app, &err) != 0)
         fail_msg("add %s: %s", name, err.message);
 }

@@ -205,8 +205,9 @@ static void json_relative_file_name_and_paths(void **state)
     snprintf(sub, sizeof sub, "%s/sub", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     write_file(dir, "sub/app.js", "abc");
-    write_file(dir, "nano.json",
-               "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\", \"path\": \"sub/app.js\"}]}");
+    write_file(
+        dir, "nano.json",
+        "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\", \"path\": \"sub/app.js\"}]}");
     assert_int_equal(chdir(dir), 0);
     nano_config *cfg = NULL;
     nano_error err = {0};
@@ -222,8 +223,9 @@ static void json_relative_file_name_and_paths(void **state)
     nano_config_unref(cfg);
 
     /* Paths in messages read as written: no "././" from joining "." and "./x". */
-    write_file(dir, "bad.json",
-               "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\", \"path\": \"./nope.js\"}]}");
+    write_file(
+        dir, "bad.json",
+        "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\", \"path\": \"./nope.js\"}]}");
     assert_int_equal(chdir(dir), 0);
     rc = nano_config_load_json("bad.json", 1, &cfg, &err);
     assert_int_equal(chdir(cwd), 0);
@@ -234,8 +236,8 @@ static void json_relative_file_name_and_paths(void **state)
     snprintf(abs_json, sizeof abs_json, "%s/bad.json", dir);
     assert_int_equal(nano_config_load_json(abs_json, 1, &cfg, &err), NANO_ENOENT);
     snprintf(want_msg, sizeof want_msg,
-             "%s: apps[0].path: cannot read module %s/nope.js: No such file or directory",
-             abs_json, dir);
+             "%s: apps[0].path: cannot read module %s/nope.js: No such file or directory", abs_json,
+             dir);
     assert_string_equal(err.message, want_msg);
 
     assert_int_equal(chdir(dir), 0);
@@ -246,7 +248,8 @@ static void json_relative_file_name_and_paths(void **state)
     rm_tree(dir);
 }
 
-#define APP(extra) "{\"apps\": [{\"name\": \"api\", \"hostname\": \"api.test\", \"path\": \"main.js\"" extra "}]}"
+#define APP(extra)                                                                                 \
+    "{\"apps\": [{\"name\": \"api\", \"hostname\": \"api.test\", \"path\": \"main.js\"" extra "}]}"
 
 static void json_syntax_errors_give_line_and_column(void **state)
 {
@@ -295,7 +298,8 @@ static void json_app_keys_checked(void **state)
                ": apps[0].hostname: must be a string, not a number");
     load_fails(APP(", \"path_prefix\": \"api\""),
                ": apps[0].path_prefix: \"api\" is not a valid path prefix");
-    load_fails(APP(", \"default\": \"yes\""), ": apps[0].default: must be true or false, not a string");
+    load_fails(APP(", \"default\": \"yes\""),
+               ": apps[0].default: must be true or false, not a string");
     load_fails(APP(", \"node_compat\": 1"), ": apps[0].node_compat: must be true or false");
     load_fails("{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\", \"path\": \"nope.js\"}]}",
                ": apps[0].path: cannot read module ");
@@ -307,13 +311,16 @@ static void json_app_keys_checked(void **state)
 static void json_conflicts_between_apps(void **state)
 {
     (void)state;
-    load_fails("{\"apps\": [" "{\"name\": \"a\", \"hostname\": \"x.test\", \"path\": \"main.js\"},"
+    load_fails("{\"apps\": ["
+               "{\"name\": \"a\", \"hostname\": \"x.test\", \"path\": \"main.js\"},"
                "{\"name\": \"a\", \"hostname\": \"y.test\", \"path\": \"main.js\"}]}",
                ": apps[1]: app a: another app already has this name");
-    load_fails("{\"apps\": [" "{\"name\": \"a\", \"hostname\": \"x.test\", \"path\": \"main.js\"},"
+    load_fails("{\"apps\": ["
+               "{\"name\": \"a\", \"hostname\": \"x.test\", \"path\": \"main.js\"},"
                "{\"name\": \"b\", \"hostname\": \"X.test\", \"path\": \"main.js\"}]}",
                ": apps[1]: app b: hostname x.test (no path_prefix) is already claimed by app a");
-    load_fails("{\"apps\": [" "{\"name\": \"a\", \"default\": true, \"path\": \"main.js\"},"
+    load_fails("{\"apps\": ["
+               "{\"name\": \"a\", \"default\": true, \"path\": \"main.js\"},"
                "{\"name\": \"b\", \"default\": true, \"path\": \"main.js\"}]}",
                ": apps[1]: app b: app a is already the default app");
 }
@@ -411,8 +418,8 @@ static void json_limits_object_reader_and_writer(void **state)
     assert_string_equal(err.message, "limits: must be an object, not a number");
     json_decref(obj);
 
-    obj = json_pack("{s:i, s:s, s:f, s:s}", "cpu_ms", 10, "drain_timeout", "1500ms",
-                    "wall_time", 2.5, "max_head", "2KiB");
+    obj = json_pack("{s:i, s:s, s:f, s:s}", "cpu_ms", 10, "drain_timeout", "1500ms", "wall_time",
+                    2.5, "max_head", "2KiB");
     assert_int_equal(nano_limits_from_json(obj, &l, "limits.", &key, &err), 0);
     json_decref(obj);
     assert_int_equal(l.cpu_ms, 10);
@@ -521,8 +528,9 @@ static void json_secrets_sources_and_errors(void **state)
                ": apps[0].secrets.K: fromEnv: the environment variable NANO_UNIT_UNSET is not set");
     load_fails(APP(", \"secrets\": {\"K\": {\"fromFile\": \"no/such/file\"}}"),
                ": apps[0].secrets.K: cannot read fromFile ");
-    load_fails(APP(", \"secrets\": {\"K\": {}}"),
-               ": apps[0].secrets.K: must be a string, {\"fromEnv\": NAME} or {\"fromFile\": PATH}");
+    load_fails(
+        APP(", \"secrets\": {\"K\": {}}"),
+        ": apps[0].secrets.K: must be a string, {\"fromEnv\": NAME} or {\"fromFile\": PATH}");
     load_fails(APP(", \"secrets\": {\"K\": {\"fromEnv\": \"A\", \"fromFile\": \"b\"}}"),
                ": apps[0].secrets.K: use fromEnv or fromFile, not both");
     load_fails(APP(", \"secrets\": {\"K\": {\"fromEnv\": 1}}"),
@@ -561,8 +569,8 @@ static void json_secret_values_never_in_messages(void **state)
     snprintf(json, sizeof json, APP(", \"secrets\": {\"K\": \"%s\"}"), big);
     secret_not_in_message(json, "");
     secret_not_in_message(APP(", \"secrets\": {\"K\": {\"fromFile\": \"big\"}}"), big);
-    secret_not_in_message(APP(", \"secrets\": {\"K\": \"s3cr\\qet\"}"), "");    /* bad escape */
-    secret_not_in_message(APP(", \"secrets\": {\"K\": \"s3cr\tet\"}"), "");     /* control char */
+    secret_not_in_message(APP(", \"secrets\": {\"K\": \"s3cr\\qet\"}"), ""); /* bad escape */
+    secret_not_in_message(APP(", \"secrets\": {\"K\": \"s3cr\tet\"}"), "");  /* control char */
     secret_not_in_message(APP(", \"secrets\": {\"K\": \"s3cret\" \"L\": 1}"), ""); /* no comma */
     secret_not_in_message(APP(", \"secrets\": {\"K\": \"s3cret\", \"K\": \"s3cr2\"}"), "");
     secret_not_in_message(APP(", \"secrets\": {\"K\": [\"s3cret\"]}"), "");
@@ -664,18 +672,19 @@ static void json_imports_are_part_of_the_code_and_listed_to_watch(void **state)
     const char *json = "{\"apps\": [{\"name\": \"a\", \"hostname\": \"a.test\","
                        " \"path\": \"./m.js\"}, {\"name\": \"b\", \"hostname\": \"b.test\","
                        " \"path\": \"./main.js\"}]}";
-    write_file(dir, "m.js", "import { a } from './lib/a.js';\nimport './gone.js';\n"
-                            "import 'bare';\nexport default { fetch() {} };");
+    write_file(dir, "m.js",
+               "import { a } from './lib/a.js';\nimport './gone.js';\n"
+               "import 'bare';\nexport default { fetch() {} };");
     nano_config *cfg = load_ok(dir, json);
     const nano_app_config *a = nano_config_find(cfg, "a", NULL);
     assert_int_equal(strlen(a->imports_sha256), 64);
     char want[6][PATH_MAX + 32];
-    snprintf(want[0], sizeof want[0], "%s/m.js", dir);           /* as named */
-    snprintf(want[1], sizeof want[1], "%s/m.js", real);          /* resolved */
-    snprintf(want[2], sizeof want[2], "%s/lib/a.js", real);      /* an import, resolved */
-    snprintf(want[3], sizeof want[3], "%s/gone.js", real);       /* missing: its creation counts */
+    snprintf(want[0], sizeof want[0], "%s/m.js", dir);      /* as named */
+    snprintf(want[1], sizeof want[1], "%s/m.js", real);     /* resolved */
+    snprintf(want[2], sizeof want[2], "%s/lib/a.js", real); /* an import, resolved */
+    snprintf(want[3], sizeof want[3], "%s/gone.js", real);  /* missing: its creation counts */
     snprintf(want[4], sizeof want[4], "%s/lib/../shared.js", real); /* as joined ... */
-    snprintf(want[5], sizeof want[5], "%s/shared.js", real);     /* ... and resolved */
+    snprintf(want[5], sizeof want[5], "%s/shared.js", real);        /* ... and resolved */
     for (size_t w = 0; w < 6; w++) {
         bool found = false;
         for (size_t i = 0; i < a->n_code_files; i++)

@@ -93,11 +93,10 @@ static void spec_fails(const char *spec_text, unsigned flags, int code, const ch
     assert_int_equal(nano_app_spec_read_json(base, 0, &s, "", NULL, 0, &err), 0);
     json_t *bad = spec_json(spec_text);
     char got_field[96] = "?";
-    int rc = nano_app_spec_read_json(bad, flags, &s, "where: ", got_field, sizeof got_field,
-                                     &err);
+    int rc = nano_app_spec_read_json(bad, flags, &s, "where: ", got_field, sizeof got_field, &err);
     if (rc != code || strcmp(got_field, field) != 0 || strstr(err.message, needle) == NULL)
-        fail_msg("%s: got %d field '%s' message '%s'; expected %d field '%s' with '%s'",
-                 spec_text, rc, got_field, err.message, code, field, needle);
+        fail_msg("%s: got %d field '%s' message '%s'; expected %d field '%s' with '%s'", spec_text,
+                 rc, got_field, err.message, code, field, needle);
     assert_true(strncmp(err.message, "where: ", 7) == 0);
     /* All or nothing: the spec is as before. */
     assert_int_equal(s.n_hostnames, 1);
@@ -166,9 +165,8 @@ static void spec_null_clears_and_absent_keeps(void **state)
     /* Without the alias flag, "hostname" is not read (the carrier refuses it as unknown). */
     json_t *alias = spec_json("{\"hostname\": \"a.test\", \"default\": false}");
     assert_int_equal(nano_app_spec_read_json(alias, 0, &s, "", NULL, 0, &err), NANO_EINVAL);
-    assert_int_equal(nano_app_spec_read_json(alias, NANO_APP_SPEC_HOSTNAME_ALIAS, &s, "", NULL,
-                                             0, &err),
-                     0);
+    assert_int_equal(
+        nano_app_spec_read_json(alias, NANO_APP_SPEC_HOSTNAME_ALIAS, &s, "", NULL, 0, &err), 0);
     assert_string_equal(s.hostnames[0], "a.test");
     json_decref(first);
     json_decref(second);

@@ -323,9 +323,11 @@ static void secrets_plaintext_never_in_database_file(void **state)
     static const char var[] = "PLAIN-VAR-VALUE-4411";
     fx_create_app(f, "api", "api.test");
     char args[256];
-    snprintf(args, sizeof args, "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"%s\"}", secret);
+    snprintf(args, sizeof args, "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"%s\"}",
+             secret);
     json_decref(fx_call(f, "secrets.put", args));
-    snprintf(args, sizeof args, "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"%s\"}", secret2);
+    snprintf(args, sizeof args, "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"%s\"}",
+             secret2);
     json_decref(fx_call(f, "secrets.put", args));
     snprintf(args, sizeof args, "{\"name\": \"api\", \"vars\": {\"HOST\": \"%s\"}}", var);
     json_decref(fx_call(f, "env.patch", args));
@@ -428,10 +430,14 @@ int main(int argc, char **argv)
         FX_TEST(tokens_admin_token_file_and_check),
     };
     const unit_group groups[] = {
-        UNIT_GROUP("migrations", migrations_tests), UNIT_GROUP("secrets", secrets_tests),
-        unit_cp_apps,                               unit_cp_validation,
-        unit_cp_deploy,                             unit_cp_env,
-        unit_cp_logs,                               UNIT_GROUP("tokens", tokens_tests),
+        UNIT_GROUP("migrations", migrations_tests),
+        UNIT_GROUP("secrets", secrets_tests),
+        unit_cp_apps,
+        unit_cp_validation,
+        unit_cp_deploy,
+        unit_cp_env,
+        unit_cp_logs,
+        UNIT_GROUP("tokens", tokens_tests),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }

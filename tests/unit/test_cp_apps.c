@@ -77,8 +77,8 @@ static void apps_egress_create_update_and_log(void **state)
                   400, "invalid_field", "egress",
                   "egress.allow[2]: \"10.0.0.0/33\" is not an address, CIDR or hostname");
     fx_call_fails(f, "apps.create",
-                  "{\"name\": \"api\", \"hostnames\": [\"api.test\"], \"egress\": [1]}",
-                  400, "invalid_field", "egress", "egress: must be an object");
+                  "{\"name\": \"api\", \"hostnames\": [\"api.test\"], \"egress\": [1]}", 400,
+                  "invalid_field", "egress", "egress: must be an object");
     assert_int_equal(fx_config_seq(f), 0);
 
     json_t *app = fx_call(f, "apps.create",
@@ -140,8 +140,8 @@ static void apps_duplicate_and_hostname_taken(void **state)
                           " \"limits\": {\"memory_mb\": 256}}");
     assert_int_equal(json_array_size(json_object_get(app, "hostnames")), 2);
     assert_string_equal(json_string_value(json_object_get(app, "path_prefix")), "/b");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(app, "limits"), "memory_mb")),
-                     256);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(app, "limits"), "memory_mb")), 256);
     json_decref(app);
     fx_call_fails(f, "apps.update", "{\"name\": \"zzz\", \"node_compat\": true}", 404,
                   "app_not_found", "name", NULL);
@@ -162,7 +162,8 @@ static void apps_remove_without_nodes_is_immediate(void **state)
     json_t *log = NULL;
     assert_int_equal(cp_store_log_list(cp_service_store(f->svc), seq, 10, &log), 0);
     assert_int_equal(json_array_size(log), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")), "app.drain");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")),
+                        "app.drain");
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(json_array_get(log, 0), "payload"), "timeout_ms")),
                      30000);
@@ -186,12 +187,14 @@ static void apps_remove_with_nodes_drains(void **state)
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
     fx_sql(f, "INSERT INTO nodes (name, first_seen, last_seen, apps) VALUES ('edge-1', 'x', 'y',"
-           " '{\"api\": {\"state\": \"active\", \"version\": 0}}'), ('edge-2', 'x', 'y', '{}')");
+              " '{\"api\": {\"state\": \"active\", \"version\": 0}}'), ('edge-2', 'x', 'y', '{}')");
     json_t *got = fx_call(f, "apps.get", "{\"name\": \"api\"}");
     json_t *nodes = json_object_get(got, "nodes");
     assert_int_equal(json_array_size(nodes), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 0), "node")), "edge-1");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 0), "state")), "active");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 0), "node")),
+                        "edge-1");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, 0), "state")),
+                        "active");
     json_decref(got);
     json_t *list = fx_call(f, "nodes.list", NULL);
     assert_int_equal(json_array_size(json_object_get(list, "nodes")), 2);
@@ -214,8 +217,9 @@ static void apps_remove_with_nodes_drains(void **state)
     assert_int_equal(json_integer_value(json_object_get(d, "timeout_ms")), 30000);
     json_decref(d);
     /* A draining app takes no more changes; removing it again is the same answer. */
-    fx_call_fails(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"\"}}",
-                  409, "app_draining", "name", "app api is being removed");
+    fx_call_fails(f, "apps.deploy",
+                  "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"\"}}", 409,
+                  "app_draining", "name", "app api is being removed");
     fx_call_fails(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"A\": 1}}", 409, "app_draining",
                   "name", NULL);
     int64_t seq = fx_config_seq(f);
@@ -363,13 +367,15 @@ static void validation_env_limits(void **state)
     fx_call_fails(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"ONE_MORE\": 1}}", 413,
                   "too_large", "vars.ONE_MORE",
                   "would have 129 vars and secrets; the limit is 128");
-    fx_call_fails(f, "secrets.put", "{\"name\": \"api\", \"key\": \"ONE_MORE\", \"value\": \"x\"}", 413,
-                  "too_large", "key", "more than 128");
+    fx_call_fails(f, "secrets.put", "{\"name\": \"api\", \"key\": \"ONE_MORE\", \"value\": \"x\"}",
+                  413, "too_large", "key", "more than 128");
     /* Replacing one, or replacing and deleting in one patch, is fine at the limit. */
     json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"V000\": \"new\"}}"));
-    json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"NEW\": 1, \"V001\": null}}"));
-    fx_call_fails(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"N2\": 1, \"N3\": 1, \"V002\": null}}",
-                  413, "too_large", "vars.N2", "would have 129");
+    json_decref(
+        fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"NEW\": 1, \"V001\": null}}"));
+    fx_call_fails(f, "env.patch",
+                  "{\"name\": \"api\", \"vars\": {\"N2\": 1, \"N3\": 1, \"V002\": null}}", 413,
+                  "too_large", "vars.N2", "would have 129");
     json_decref(
         fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"S1\", \"value\": \"y\"}"));
 }
@@ -382,8 +388,10 @@ static void deploy_versions_hashes_and_rollback(void **state)
     fx_create_app(f, "api", "api.test");
     static const char src[] = "export default { fetch() { return new Response('v1') } }";
     char args[512];
-    snprintf(args, sizeof args, "{\"name\": \"api\", \"main\": \"index.js\", \"modules\": "
-                                "{\"index.js\": \"%s\"}}", src);
+    snprintf(args, sizeof args,
+             "{\"name\": \"api\", \"main\": \"index.js\", \"modules\": "
+             "{\"index.js\": \"%s\"}}",
+             src);
     json_t *d1 = fx_call(f, "apps.deploy", args);
     char sha[65];
     nano_sha256_hex(src, strlen(src), sha);
@@ -434,8 +442,8 @@ static void deploy_versions_hashes_and_rollback(void **state)
     assert_int_equal(fx_config_seq(f), seq + 2); /* code.put + app.put */
     json_t *app = fx_call(f, "apps.get", "{\"name\": \"api\"}");
     assert_int_equal(json_integer_value(json_object_get(app, "active_version")), 1);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(app, "deployment"), "version")),
-                     1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(app, "deployment"), "version")), 1);
     json_decref(app);
     /* Rolling back to the active version changes nothing. */
     json_decref(fx_call(f, "apps.rollback", "{\"name\": \"api\", \"version\": 1}"));
@@ -455,22 +463,26 @@ static void deploy_bad_bundles(void **state)
 {
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
-    fx_call_fails(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"b.js\": \"\"}}",
-                  400, "invalid_field", "main", "main \"a.js\" is not one of the modules");
+    fx_call_fails(f, "apps.deploy",
+                  "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"b.js\": \"\"}}", 400,
+                  "invalid_field", "main", "main \"a.js\" is not one of the modules");
     fx_call_fails(f, "apps.deploy",
                   "{\"name\": \"api\", \"main\": \"a.js\","
                   " \"modules\": {\"a.js\": \"\", \"../x.js\": \"\"}}",
                   400, "invalid_field", "modules[\"../x.js\"]", "not a valid module name");
-    fx_call_fails(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"/a.js\", \"modules\": {\"a.js\": \"\"}}",
-                  400, "invalid_field", "main", NULL);
+    fx_call_fails(f, "apps.deploy",
+                  "{\"name\": \"api\", \"main\": \"/a.js\", \"modules\": {\"a.js\": \"\"}}", 400,
+                  "invalid_field", "main", NULL);
     fx_call_fails(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {}}", 400,
                   "invalid_field", "modules", NULL);
-    fx_call_fails(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": 1}}",
-                  400, "invalid_field", "modules[\"a.js\"]", "must be a string");
+    fx_call_fails(f, "apps.deploy",
+                  "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": 1}}", 400,
+                  "invalid_field", "modules[\"a.js\"]", "must be a string");
     fx_call_fails(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\"}", 400, "invalid_field",
                   "modules", "modules is required");
-    fx_call_fails(f, "apps.deploy", "{\"name\": \"nope\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"\"}}",
-                  404, "app_not_found", "name", NULL);
+    fx_call_fails(f, "apps.deploy",
+                  "{\"name\": \"nope\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"\"}}", 404,
+                  "app_not_found", "name", NULL);
     /* Larger than 32 MiB in all. */
     size_t big = NANO_CODE_MAX_BYTES / 2 + 1;
     char *src = nano_xmalloc(big + 1);
@@ -481,7 +493,8 @@ static void deploy_bad_bundles(void **state)
     nano_free(src);
     json_t *result = NULL;
     cp_error err = {0};
-    assert_int_equal(cp_service_call(f->svc, &FX_ADMIN, "apps.deploy", a, &result, &err), NANO_ETOOBIG);
+    assert_int_equal(cp_service_call(f->svc, &FX_ADMIN, "apps.deploy", a, &result, &err),
+                     NANO_ETOOBIG);
     assert_string_equal(err.code, "too_large");
     assert_int_equal(err.status, 413);
     json_decref(a);
@@ -491,8 +504,9 @@ static void deploy_bad_bundles(void **state)
 static void deploy_required_env_is_enforced(void **state)
 {
     fx *f = *state;
-    json_decref(fx_call(f, "apps.create", "{\"name\": \"api\", \"hostnames\": [\"api.test\"],"
-                                       " \"required_env\": [\"DB_URL\", \"TOKEN\"]}"));
+    json_decref(fx_call(f, "apps.create",
+                        "{\"name\": \"api\", \"hostnames\": [\"api.test\"],"
+                        " \"required_env\": [\"DB_URL\", \"TOKEN\"]}"));
     static const char deploy[] =
         "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"x\"}}";
     fx_call_fails(f, "apps.deploy", deploy, 409, "required_env_missing", "required_env",
@@ -501,7 +515,8 @@ static void deploy_required_env_is_enforced(void **state)
     json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"DB_URL\": \"pg://\"}}"));
     fx_call_fails(f, "apps.deploy", deploy, 409, "required_env_missing", "required_env",
                   "required env missing: TOKEN");
-    json_decref(fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}"));
+    json_decref(
+        fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}"));
     json_decref(fx_call(f, "apps.deploy", deploy));
     /* Deployed: a change that would leave one missing is refused, and nothing of it stays. */
     int64_t seq = fx_config_seq(f);

@@ -20,16 +20,17 @@ static void env_patch_get_and_secrets(void **state)
 {
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
-    json_t *env = fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"HOST\": \"h\","
-                                       " \"FLAGS\": {\"beta\": true}, \"N\": 3}}");
+    json_t *env = fx_call(f, "env.patch",
+                          "{\"name\": \"api\", \"vars\": {\"HOST\": \"h\","
+                          " \"FLAGS\": {\"beta\": true}, \"N\": 3}}");
     json_t *vars = json_object_get(env, "vars");
     assert_string_equal(json_string_value(json_object_get(vars, "HOST")), "h");
     assert_true(json_is_true(json_object_get(json_object_get(vars, "FLAGS"), "beta")));
     assert_int_equal(json_integer_value(json_object_get(vars, "N")), 3);
     assert_int_equal(json_array_size(json_object_get(env, "secrets")), 0);
     json_decref(env);
-    json_t *s =
-        fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}");
+    json_t *s = fx_call(f, "secrets.put",
+                        "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}");
     assert_string_equal(json_string_value(json_object_get(s, "name")), "TOKEN");
     assert_true(json_is_string(json_object_get(s, "updated_at")));
     assert_int_equal(json_object_size(s), 2);
@@ -37,7 +38,8 @@ static void env_patch_get_and_secrets(void **state)
     int64_t seq = fx_config_seq(f);
     env = fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"N\": null, \"GONE\": null}}");
     assert_null(json_object_get(json_object_get(env, "vars"), "N"));
-    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)), "TOKEN");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)),
+                        "TOKEN");
     json_decref(env);
     assert_int_equal(fx_config_seq(f), seq + 1); /* N deleted; GONE was absent: nothing */
     json_t *list = fx_call(f, "secrets.list", "{\"name\": \"api\"}");
@@ -59,33 +61,40 @@ static void env_replace_makes_vars_exactly_the_given_ones(void **state)
 {
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
-    json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"KEEP\": \"k\","
-                                     " \"GONE\": 1, \"CHANGED\": \"old\"}}"));
-    json_decref(fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}"));
+    json_decref(fx_call(f, "env.patch",
+                        "{\"name\": \"api\", \"vars\": {\"KEEP\": \"k\","
+                        " \"GONE\": 1, \"CHANGED\": \"old\"}}"));
+    json_decref(
+        fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"t\"}"));
     int64_t seq = fx_config_seq(f);
-    json_t *env = fx_call(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"KEEP\": \"k\","
-                                         " \"CHANGED\": \"new\", \"ADDED\": [1]}}");
+    json_t *env = fx_call(f, "env.replace",
+                          "{\"name\": \"api\", \"vars\": {\"KEEP\": \"k\","
+                          " \"CHANGED\": \"new\", \"ADDED\": [1]}}");
     json_t *vars = json_object_get(env, "vars");
     assert_int_equal(json_object_size(vars), 3);
     assert_null(json_object_get(vars, "GONE"));
     assert_string_equal(json_string_value(json_object_get(vars, "CHANGED")), "new");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)), "TOKEN");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)),
+                        "TOKEN");
     json_decref(env);
     /* GONE deleted, CHANGED and ADDED put; KEEP unchanged: no entry. Secrets untouched. */
     assert_int_equal(fx_config_seq(f), seq + 3);
     json_t *log = NULL;
     assert_int_equal(cp_store_log_list(cp_service_store(f->svc), seq, 10, &log), 0);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")), "env.del");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")),
+                        "env.del");
     json_decref(log);
 
     /* With secrets: they become exactly those too; a name moves from secret to var. */
-    env = fx_call(f, "env.replace", "{\"name\": \"api\", \"vars\": {\"TOKEN\": \"plain\"},"
-                                 " \"secrets\": {\"KEY\": \"s\"}}");
+    env = fx_call(f, "env.replace",
+                  "{\"name\": \"api\", \"vars\": {\"TOKEN\": \"plain\"},"
+                  " \"secrets\": {\"KEY\": \"s\"}}");
     assert_int_equal(json_object_size(json_object_get(env, "vars")), 1);
     assert_string_equal(json_string_value(json_object_get(json_object_get(env, "vars"), "TOKEN")),
                         "plain");
     assert_int_equal(json_array_size(json_object_get(env, "secrets")), 1);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)), "KEY");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(env, "secrets"), 0)),
+                        "KEY");
     json_decref(env);
 
     /* Refused whole, nothing changed: */
@@ -116,8 +125,9 @@ static void env_replace_makes_vars_exactly_the_given_ones(void **state)
 
     /* A deployed app's required names must stay. */
     json_decref(fx_call(f, "apps.update", "{\"name\": \"api\", \"required_env\": [\"KEY\"]}"));
-    json_decref(fx_call(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", "
-                                       "\"modules\": {\"a.js\": \"export default {}\"}}"));
+    json_decref(fx_call(f, "apps.deploy",
+                        "{\"name\": \"api\", \"main\": \"a.js\", "
+                        "\"modules\": {\"a.js\": \"export default {}\"}}"));
     fx_call_fails(f, "env.replace", "{\"name\": \"api\", \"vars\": {}, \"secrets\": {}}", 409,
                   "required_env_missing", "required_env", "KEY");
     json_decref(fx_call(f, "env.replace", "{\"name\": \"api\", \"vars\": {}}")); /* KEY kept */
@@ -136,7 +146,8 @@ static void call_fails_args(fx *f, const char *op, json_t *args, const char *fie
         json_decref(result);
         fail_msg("%s succeeded; expected invalid_field %s", op, field);
     }
-    if (err.status != 400 || strcmp(err.code, "invalid_field") != 0 || strcmp(err.field, field) != 0)
+    if (err.status != 400 || strcmp(err.code, "invalid_field") != 0 ||
+        strcmp(err.field, field) != 0)
         fail_msg("%s: got %d %s field '%s' (%s); expected 400 invalid_field '%s'", op, err.status,
                  err.code, err.field, err.message, field);
     if (needle != NULL && strstr(err.message, needle) == NULL)
@@ -149,14 +160,15 @@ static void strings_with_a_nul_or_bad_utf8_are_refused_at_every_op(void **state)
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
     /* A secret value with a NUL: before, accepted, and every snapshot failed after it. */
-    call_fails_args(f, "secrets.put",
-                    json_pack("{s:s, s:s, s:s#}", "name", "api", "key", "K", "value", "abcd\0efgh",
-                              (int)9),
-                    "value", "NUL");
+    call_fails_args(
+        f, "secrets.put",
+        json_pack("{s:s, s:s, s:s#}", "name", "api", "key", "K", "value", "abcd\0efgh", (int)9),
+        "value", "NUL");
     /* A hostname cut at a NUL would have been stored as "a.test". */
-    call_fails_args(f, "apps.create",
-                    json_pack("{s:s, s:[s#]}", "name", "evil", "hostnames", "a.test\0.evil", (int)11),
-                    "hostnames[0]", "NUL");
+    call_fails_args(
+        f, "apps.create",
+        json_pack("{s:s, s:[s#]}", "name", "evil", "hostnames", "a.test\0.evil", (int)11),
+        "hostnames[0]", "NUL");
     /* Deep inside a JSON var, and as a key. */
     json_t *vars = json_object();
     json_object_set_new(vars, "FLAGS", json_pack("{s:[s#]}", "list", "x\0y", (int)3));
@@ -201,7 +213,8 @@ static void logs_seq_counts_changes_not_reads(void **state)
     assert_int_equal(fx_config_seq(f), 1);
     json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"A\": 1, \"B\": \"2\"}}"));
     assert_int_equal(fx_config_seq(f), 3);
-    json_decref(fx_call(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"1\"}}"));
+    json_decref(fx_call(f, "apps.deploy",
+                        "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"1\"}}"));
     assert_int_equal(fx_config_seq(f), 5);
     json_t *log = NULL;
     assert_int_equal(cp_store_log_list(cp_service_store(f->svc), 0, 100, &log), 0);
@@ -216,7 +229,8 @@ static void logs_seq_counts_changes_not_reads(void **state)
     assert_int_equal(json_integer_value(json_object_get(put, "version")), 1);
     assert_string_equal(json_string_value(json_array_get(json_object_get(put, "hostnames"), 0)),
                         "api.test");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(put, "limits"), "cpu_ms")), 50);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(put, "limits"), "cpu_ms")),
+                     50);
     json_t *code = json_object_get(json_array_get(log, 3), "payload");
     assert_string_equal(json_string_value(json_object_get(code, "main")), "a.js");
     assert_null(json_object_get(code, "source")); /* bytes stay in blobs, fetched by hash */
@@ -233,7 +247,7 @@ static void logs_failing_change_appends_nothing(void **state)
     size_t audits = fx_audit_count(f);
     /* A fault after the change itself is written: the config-log append fails. */
     fx_sql(f, "CREATE TRIGGER fail_log BEFORE INSERT ON config_log"
-           " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+              " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     fx_call_fails(f, "apps.create", "{\"name\": \"www\", \"hostnames\": [\"www.test\"]}", 500,
                   "internal", "", "database error while appending to the config log");
     fx_call_fails(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"A\": 1}}", 500, "internal", "",
@@ -247,7 +261,7 @@ static void logs_failing_change_appends_nothing(void **state)
     assert_int_equal(fx_audit_count(f), audits);
     /* The audit append failing undoes the change and its delta too. */
     fx_sql(f, "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_log"
-           " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+              " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     fx_call_fails(f, "secrets.put", "{\"name\": \"api\", \"key\": \"K\", \"value\": \"v\"}", 500,
                   "internal", "", "audit log");
     fx_sql(f, "DROP TRIGGER fail_audit");
@@ -264,7 +278,8 @@ static void logs_audit_names_never_values(void **state)
 {
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
-    json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"HOST\": \"VAR-VALUE-81\"}}"));
+    json_decref(
+        fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"HOST\": \"VAR-VALUE-81\"}}"));
     json_decref(fx_call(f, "secrets.put",
                         "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"SECRET-VALUE-82\"}"));
     json_decref(fx_call(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"HOST\": null}}"));
@@ -308,7 +323,8 @@ static void logs_secret_delta_is_sealed(void **state)
     json_t *log = NULL;
     assert_int_equal(cp_store_log_list(cp_service_store(f->svc), 1, 10, &log), 0);
     json_t *p = json_object_get(json_array_get(log, 0), "payload");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")), "secret.put");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(log, 0), "op")),
+                        "secret.put");
     char *dump = json_dumps(p, 0);
     assert_null(strstr(dump, "in-the-log-93"));
     free(dump);
@@ -323,7 +339,8 @@ static void logs_secret_delta_is_sealed(void **state)
     nano_free(hex);
     cp_sealed s = {0};
     unsigned char buf[256];
-    int n = EVP_DecodeBlock(buf, (const unsigned char *)json_string_value(json_object_get(p, "nonce")),
+    int n = EVP_DecodeBlock(buf,
+                            (const unsigned char *)json_string_value(json_object_get(p, "nonce")),
                             (int)json_string_length(json_object_get(p, "nonce")));
     assert_true(n >= CP_NONCE_BYTES);
     memcpy(s.nonce, buf, CP_NONCE_BYTES);

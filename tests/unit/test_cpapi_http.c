@@ -54,7 +54,8 @@ static void http_healthz_needs_no_token_and_the_rest_does(void **state)
     }
     /* Basic auth is not a bearer token */
     int fd = cpapi_http_connect(s->port);
-    const char basic[] = "GET /v1/nodes HTTP/1.1\r\nHost: cp\r\nAuthorization: Basic " CPAPI_TOKEN "\r\n\r\n";
+    const char basic[] = "GET /v1/nodes HTTP/1.1\r\nHost: cp\r\nAuthorization: Basic " CPAPI_TOKEN
+                         "\r\n\r\n";
     cpapi_send_all(fd, basic, sizeof basic - 1);
     cpapi_reader rd = {fd, NANO_BUF_INIT};
     assert_true(cpapi_read_response(&rd, &r));
@@ -75,7 +76,8 @@ static void http_healthz_needs_no_token_and_the_rest_does(void **state)
     cpapi_response_free(&r);
     /* scheme is case-insensitive (RFC 6750 / RFC 9110 §11.1) */
     fd = cpapi_http_connect(s->port);
-    const char lower[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nauthorization: bearer " CPAPI_TOKEN "\r\n\r\n";
+    const char lower[] =
+        "GET /v1/version HTTP/1.1\r\nHost: cp\r\nauthorization: bearer " CPAPI_TOKEN "\r\n\r\n";
     cpapi_send_all(fd, lower, sizeof lower - 1);
     rd = (cpapi_reader){fd, NANO_BUF_INIT};
     assert_true(cpapi_read_response(&rd, &r));
@@ -138,12 +140,13 @@ static void http_routes_map_to_ops(void **state)
     cpapi_assert_call("apps.deploy",
                       "{\"name\":\"api\",\"main\":\"index.js\",\"modules\":{\"index.js\":\"x\"}}");
     cpapi_response_free(&r);
-    const char bundle[] = "{\"main\":\"a.js\",\"modules\":{\"a.js\":\"import './b.js'\",\"b.js\":\"\"}}";
+    const char bundle[] =
+        "{\"main\":\"a.js\",\"modules\":{\"a.js\":\"import './b.js'\",\"b.js\":\"\"}}";
     r = cpapi_http(s->port, "PUT", "/v1/apps/api/code", CPAPI_TOKEN,
                    "application/json; charset=utf-8", bundle, sizeof bundle - 1);
     assert_int_equal(r.status, 201);
     cpapi_assert_call("apps.deploy", "{\"name\":\"api\",\"main\":\"a.js\","
-                               "\"modules\":{\"a.js\":\"import './b.js'\",\"b.js\":\"\"}}");
+                                     "\"modules\":{\"a.js\":\"import './b.js'\",\"b.js\":\"\"}}");
     cpapi_response_free(&r);
 
     r = cpapi_get(s->port, "/v1/apps/api/deployments");
@@ -156,7 +159,8 @@ static void http_routes_map_to_ops(void **state)
     r = cpapi_get(s->port, "/v1/apps/api/env");
     cpapi_assert_call("env.get", "{\"name\":\"api\"}");
     cpapi_response_free(&r);
-    r = cpapi_send_json(s->port, "PATCH", "/v1/apps/api/env", "{\"KEY\":\"v\",\"N\":{\"a\":1},\"OLD\":null}");
+    r = cpapi_send_json(s->port, "PATCH", "/v1/apps/api/env",
+                        "{\"KEY\":\"v\",\"N\":{\"a\":1},\"OLD\":null}");
     assert_int_equal(r.status, 200);
     cpapi_assert_call("env.patch",
                       "{\"name\":\"api\",\"vars\":{\"KEY\":\"v\",\"N\":{\"a\":1},\"OLD\":null}}");
@@ -196,8 +200,8 @@ static void http_bad_input_gets_structured_400(void **state)
 {
     (void)state;
     cpapi_server *s = cpapi_server_start(false, 0);
-    cpapi_response r =
-        cpapi_send_json(s->port, "POST", "/v1/apps", "{\"name\": \"api\",\n  \"hostnames\": [}");
+    cpapi_response r = cpapi_send_json(s->port, "POST", "/v1/apps",
+                                       "{\"name\": \"api\",\n  \"hostnames\": [}");
     assert_int_equal(r.status, 400);
     assert_string_equal(cpapi_err_code(&r), "bad_request");
     assert_non_null(strstr(cpapi_err_message(&r), "line 2, column"));
@@ -295,10 +299,9 @@ static void http_service_errors_keep_status_code_and_field(void **state)
     pthread_mutex_unlock(&cpapi_svc.mu);
     r = cpapi_get(s->port, "/v1/apps");
     assert_int_equal(r.status, 200);
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(json_object_get(r.json, "apps"), 0),
-                                          "name")),
-        "api");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r.json, "apps"), 0), "name")),
+                        "api");
     cpapi_response_free(&r);
 
     r = cpapi_get(s->port, "/metrics");
@@ -323,7 +326,8 @@ static void http_keep_alive_and_pipelining(void **state)
     int fd = cpapi_http_connect(s->port);
     cpapi_reader rd = {fd, NANO_BUF_INIT};
     cpapi_response r;
-    const char one[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN "\r\n\r\n";
+    const char one[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN
+                       "\r\n\r\n";
     for (int i = 0; i < 3; i++) {
         cpapi_send_all(fd, one, sizeof one - 1);
         assert_true(cpapi_read_response(&rd, &r));
@@ -369,8 +373,9 @@ static void http_expect_continue(void **state)
     cpapi_server *s = cpapi_server_start(false, 0);
     int fd = cpapi_http_connect(s->port);
     cpapi_reader rd = {fd, NANO_BUF_INIT};
-    const char head[] = "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN "\r\n"
-                        "Content-Length: 4\r\nExpect: 100-continue\r\n\r\n";
+    const char head[] =
+        "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN "\r\n"
+        "Content-Length: 4\r\nExpect: 100-continue\r\n\r\n";
     cpapi_send_all(fd, head, sizeof head - 1);
     while (!memmem(rd.in.data ? rd.in.data : "", rd.in.len, "\r\n\r\n", 4))
         assert_true(cpapi_read_more(&rd));
@@ -448,8 +453,9 @@ static void http_limits_answer_and_close(void **state)
     fd = cpapi_http_connect(s->port);
     rd = (cpapi_reader){fd, NANO_BUF_INIT};
     nano_buf ch = NANO_BUF_INIT;
-    nano_buf_append_str(&ch, "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN
-                             "\r\nTransfer-Encoding: chunked\r\n\r\n");
+    nano_buf_append_str(
+        &ch, "PUT /v1/apps/a/code HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN
+             "\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 3; i++) {
         nano_buf_append_str(&ch, "190\r\n"); /* 400 bytes */
         char chunk[400];
@@ -493,8 +499,10 @@ static void http_limits_answer_and_close(void **state)
     cpapi_response_free(&r);
 
     r = cpapi_get(s->port, "/metrics");
-    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"head_too_large\"} 1\n"));
-    assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"body_too_large\"} 3\n"));
+    assert_non_null(
+        strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"head_too_large\"} 1\n"));
+    assert_non_null(
+        strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"body_too_large\"} 3\n"));
     assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"malformed\"} 2\n"));
     assert_non_null(strstr(r.body, "nanocp_http_protocol_errors_total{reason=\"timeout\"} 0\n"));
     /* The server's refusals reach no route: both 400s count as route and method "other". */
@@ -529,7 +537,8 @@ static void http_close_with_open_connections(void **state)
     const char part[] = "POST /v1/apps HTTP/1.1\r\nHost: cp\r\nContent-Length: 100\r\n\r\n{\"na";
     cpapi_send_all(half, part, sizeof part - 1);
     int gone = cpapi_http_connect(s->port);
-    const char q[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN "\r\n\r\n";
+    const char q[] = "GET /v1/version HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN
+                     "\r\n\r\n";
     cpapi_send_all(gone, q, sizeof q - 1);
     close(gone);
     cpapi_response r = cpapi_get(s->port, "/healthz"); /* the server is still fine */
@@ -594,8 +603,8 @@ static void http_connections_beyond_the_cap_are_closed(void **state)
             close(fd), usleep(10 * 1000);
     }
     assert_true(served);
-    const char m[] =
-        "GET /metrics HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN "\r\n\r\n";
+    const char m[] = "GET /metrics HTTP/1.1\r\nHost: cp\r\nAuthorization: Bearer " CPAPI_TOKEN
+                     "\r\n\r\n";
     cpapi_send_all(fds[1], m, sizeof m - 1);
     cpapi_reader rd = {fds[1], NANO_BUF_INIT};
     cpapi_response r;
@@ -619,24 +628,32 @@ static void http_pipelined_burst_is_answered_in_order(void **state)
     for (int i = 0; i < N; i++) {
         switch (i % 4) {
         case 0:
-            nano_buf_appendf(&burst, "GET /v1/apps/app-%d HTTP/1.1\r\nHost: cp\r\n"
-                                     "Authorization: Bearer " CPAPI_TOKEN "\r\n\r\n", i);
+            nano_buf_appendf(&burst,
+                             "GET /v1/apps/app-%d HTTP/1.1\r\nHost: cp\r\n"
+                             "Authorization: Bearer " CPAPI_TOKEN "\r\n\r\n",
+                             i);
             break;
         case 1:
-            nano_buf_appendf(&burst, "PATCH /v1/apps/app-%d/env HTTP/1.1\r\nHost: cp\r\n"
-                                     "Authorization: Bearer " CPAPI_TOKEN "\r\n"
-                                     "Content-Length: %d\r\n\r\n"
-                                     "{\"N\":%d}", i, i < 10 ? 7 : i < 100 ? 8 : 9, i);
+            nano_buf_appendf(&burst,
+                             "PATCH /v1/apps/app-%d/env HTTP/1.1\r\nHost: cp\r\n"
+                             "Authorization: Bearer " CPAPI_TOKEN "\r\n"
+                             "Content-Length: %d\r\n\r\n"
+                             "{\"N\":%d}",
+                             i,
+                             i < 10    ? 7
+                             : i < 100 ? 8
+                                       : 9,
+                             i);
             break;
         case 2:
-            nano_buf_appendf(&burst, "PUT /v1/apps/app-%d/secrets/S HTTP/1.1\r\nHost: cp\r\n"
-                                     "Authorization: Bearer " CPAPI_TOKEN "\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\n"
-                                     "3\r\n%03d\r\n0\r\n\r\n", i, i);
+            nano_buf_appendf(&burst,
+                             "PUT /v1/apps/app-%d/secrets/S HTTP/1.1\r\nHost: cp\r\n"
+                             "Authorization: Bearer " CPAPI_TOKEN "\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n"
+                             "3\r\n%03d\r\n0\r\n\r\n",
+                             i, i);
             break;
-        default:
-            nano_buf_appendf(&burst, "GET /nope/%d HTTP/1.1\r\nHost: cp\r\n\r\n", i);
-            break;
+        default: nano_buf_appendf(&burst, "GET /nope/%d HTTP/1.1\r\nHost: cp\r\n\r\n", i); break;
         }
     }
     int fd = cpapi_http_connect(s->port);
@@ -657,8 +674,8 @@ static void http_pipelined_burst_is_answered_in_order(void **state)
             assert_string_equal(json_string_value(json_object_get(args, "name")), name);
         }
         if (i % 4 == 1)
-            assert_int_equal(json_integer_value(json_object_get(json_object_get(args, "vars"),
-                                                                "N")), i);
+            assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(args, "vars"), "N")), i);
         if (i % 4 == 2) {
             char value[8];
             snprintf(value, sizeof value, "%03d", i);
@@ -741,8 +758,8 @@ static void http_secret_put_takes_the_body_as_sent(void **state)
     nano_buf_fini(&rd.in);
     close(fd);
 
-    r = cpapi_http(s->port, "PUT", "/v1/apps/api/secrets/K", CPAPI_TOKEN, "text/plain",
-                   "a\r\nb \n", 6);
+    r = cpapi_http(s->port, "PUT", "/v1/apps/api/secrets/K", CPAPI_TOKEN, "text/plain", "a\r\nb \n",
+                   6);
     assert_int_equal(r.status, 200);
     cpapi_assert_call("secrets.put", "{\"name\":\"api\",\"key\":\"K\",\"value\":\"a\\r\\nb \\n\"}");
     cpapi_response_free(&r);
@@ -805,9 +822,13 @@ static void http_protocol_refusals_are_json(void **state)
     }
     cpapi_response r = cpapi_get(s->port, "/metrics");
     static const char *const want[] = {
-        "{reason=\"malformed\"} 2\n", "{reason=\"host\"} 1\n", "{reason=\"version\"} 1\n",
-        "{reason=\"transfer_coding\"} 1\n", "{reason=\"body_too_large\"} 1\n",
-        "{reason=\"timeout\"} 1\n", "{route=\"other\",method=\"other\",status=\"400\"} 3\n",
+        "{reason=\"malformed\"} 2\n",
+        "{reason=\"host\"} 1\n",
+        "{reason=\"version\"} 1\n",
+        "{reason=\"transfer_coding\"} 1\n",
+        "{reason=\"body_too_large\"} 1\n",
+        "{reason=\"timeout\"} 1\n",
+        "{route=\"other\",method=\"other\",status=\"400\"} 3\n",
         "nanocp_http_errors_total{code=\"bad_request\"} 4\n",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)

@@ -40,8 +40,7 @@ static nano_admin_reply rpc_raw(nng_socket sock, const void *req, size_t len)
     return rep;
 }
 
-static nano_admin_reply rpc_call(nng_socket sock, const char *op, const char *token,
-                                 json_t *args)
+static nano_admin_reply rpc_call(nng_socket sock, const char *op, const char *token, json_t *args)
 {
     nano_buf b = NANO_BUF_INIT;
     nano_error err;
@@ -57,9 +56,9 @@ static void rpc_round_trip_and_tokens(void **state)
     cpapi_server *s = cpapi_server_start(true, 0);
     nng_socket sock = rpc_dial(s->port);
 
-    json_t *args = json_pack("{s:s, s:[s,s], s:{s:i, s:f}, s:b, s:n}", "name", "api",
-                             "hostnames", "a.example.com", "*.example.net", "limits", "cpu_ms",
-                             70, "ratio", 0.5, "default", 1, "path_prefix");
+    json_t *args = json_pack("{s:s, s:[s,s], s:{s:i, s:f}, s:b, s:n}", "name", "api", "hostnames",
+                             "a.example.com", "*.example.net", "limits", "cpu_ms", 70, "ratio", 0.5,
+                             "default", 1, "path_prefix");
     nano_admin_reply rep = rpc_call(sock, "apps.create", CPAPI_TOKEN, args);
     assert_true(rep.ok);
     assert_true(json_equal(json_object_get(rep.result, "args"), args)); /* echo */
@@ -180,15 +179,15 @@ static void rpc_listen_errors_are_reported(void **state)
     uv_loop_init(&loop);
     cp_rpc *rpc = NULL;
     nano_error err;
-    assert_int_not_equal(cp_rpc_start(&loop, "bogus://x", NULL, cpapi_fake_call, cpapi_fake_check,
-                                      NULL, &rpc, &err),
-                         0);
+    assert_int_not_equal(
+        cp_rpc_start(&loop, "bogus://x", NULL, cpapi_fake_call, cpapi_fake_check, NULL, &rpc, &err),
+        0);
     assert_non_null(strstr(err.message, "bogus://x"));
     assert_null(rpc);
     cp_http *h = NULL;
-    assert_int_not_equal(cp_http_start(&loop, "127.0.0.1", cpapi_fake_call, cpapi_fake_check, NULL,
-                                       NULL, &h, &err),
-                         0);
+    assert_int_not_equal(
+        cp_http_start(&loop, "127.0.0.1", cpapi_fake_call, cpapi_fake_check, NULL, NULL, &h, &err),
+        0);
     /* the same port twice */
     assert_int_equal(cp_http_start(&loop, "127.0.0.1:0", cpapi_fake_call, cpapi_fake_check, NULL,
                                    NULL, &h, &err),
@@ -249,10 +248,10 @@ static ctl_run_result run_ctl(const char *stdin_text, int argc, const char **arg
     return r;
 }
 
-#define RUN(stdin_text, ...)                                                                 \
-    ({                                                                                       \
-        const char *argv_[] = {"nanoctl", __VA_ARGS__};                                      \
-        run_ctl(stdin_text, (int)(sizeof argv_ / sizeof argv_[0]), argv_);                   \
+#define RUN(stdin_text, ...)                                                                       \
+    ({                                                                                             \
+        const char *argv_[] = {"nanoctl", __VA_ARGS__};                                            \
+        run_ctl(stdin_text, (int)(sizeof argv_ / sizeof argv_[0]), argv_);                         \
     })
 
 static void ctl_usage_errors_exit_2(void **state)
@@ -316,7 +315,8 @@ static void ctl_commands_build_args(void **state)
             "10.0.0.0/8, db.internal:5432", "--egress-deny=[::1]:8080", "--egress-allow",
             "169.254.169.254");
     assert_int_equal(r.rc, 0);
-    cpapi_assert_call("apps.update", "{\"name\":\"api\",\"egress\":{\"allow\":[\"10.0.0.0/8\","
+    cpapi_assert_call("apps.update",
+                      "{\"name\":\"api\",\"egress\":{\"allow\":[\"10.0.0.0/8\","
                       "\"db.internal:5432\",\"169.254.169.254\"],\"deny\":[\"[::1]:8080\"]}}");
     r = RUN(NULL, "--token", "x", "apps", "update", "api", "--no-egress");
     assert_int_equal(r.rc, 0);
@@ -430,12 +430,14 @@ static void ctl_env_import_reads_dotenv(void **state)
     r = RUN(NULL, "--token", "x", "env", "import", "api", p1, p2, "--replace");
     if (r.rc != 0)
         fail_msg("rc %d: %s", r.rc, r.err);
-    cpapi_assert_call("env.replace", "{\"name\":\"api\",\"vars\":{\"A\":\"1\",\"B\":\"prod\",\"C\":\"3\"}}");
+    cpapi_assert_call("env.replace",
+                      "{\"name\":\"api\",\"vars\":{\"A\":\"1\",\"B\":\"prod\",\"C\":\"3\"}}");
     cpapi_fake_reset();
     r = RUN(NULL, "--token", "x", "env", "import", "api", p2, p1);
     if (r.rc != 0)
         fail_msg("rc %d: %s", r.rc, r.err);
-    cpapi_assert_call("env.patch", "{\"name\":\"api\",\"vars\":{\"B\":\"base\",\"C\":\"3\",\"A\":\"1\"}}");
+    cpapi_assert_call("env.patch",
+                      "{\"name\":\"api\",\"vars\":{\"B\":\"base\",\"C\":\"3\",\"A\":\"1\"}}");
     unlink(p1);
     unlink(p2);
     cpapi_fake_reset();
@@ -470,29 +472,32 @@ static void ctl_connection_config_precedence(void **state)
     assert_string_equal(c.url, "tcp://10.0.0.1:7071");
     assert_string_equal(c.token, "from-file");
     ctl_conn_fini(&c);
-    assert_int_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, "tcp://env:1", "env-token", NULL, NULL, &c,
-                                      &err),
-                     0);
+    assert_int_equal(
+        ctl_conn_resolve(NULL, NULL, NULL, cfg, "tcp://env:1", "env-token", NULL, NULL, &c, &err),
+        0);
     assert_string_equal(c.url, "tcp://env:1");
     assert_string_equal(c.token, "env-token");
     ctl_conn_fini(&c);
-    assert_int_equal(ctl_conn_resolve("tcp://flag:2", NULL, tokf, cfg, "tcp://env:1",
-                                      "env-token", NULL, NULL, &c, &err),
+    assert_int_equal(ctl_conn_resolve("tcp://flag:2", NULL, tokf, cfg, "tcp://env:1", "env-token",
+                                      NULL, NULL, &c, &err),
                      0);
     assert_string_equal(c.url, "tcp://flag:2");
     assert_string_equal(c.token, "from-token-file"); /* newline stripped */
     ctl_conn_fini(&c);
-    assert_int_equal(ctl_conn_resolve(NULL, "flag-token", tokf, cfg, NULL, NULL, NULL, NULL, &c, &err), 0);
+    assert_int_equal(
+        ctl_conn_resolve(NULL, "flag-token", tokf, cfg, NULL, NULL, NULL, NULL, &c, &err), 0);
     assert_string_equal(c.token, "flag-token");
     ctl_conn_fini(&c);
     /* errors name the file */
-    assert_int_equal(ctl_conn_resolve(NULL, NULL, "/nonexistent/tok", NULL, NULL, NULL, NULL, NULL, &c, &err),
-                     NANO_ENOENT);
+    assert_int_equal(
+        ctl_conn_resolve(NULL, NULL, "/nonexistent/tok", NULL, NULL, NULL, NULL, NULL, &c, &err),
+        NANO_ENOENT);
     assert_non_null(strstr(err.message, "/nonexistent/tok"));
     f = fopen(cfg, "w");
     fprintf(f, "{\"cp\": 5}");
     fclose(f);
-    assert_int_not_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, NULL, NULL, NULL, NULL, &c, &err), 0);
+    assert_int_not_equal(ctl_conn_resolve(NULL, NULL, NULL, cfg, NULL, NULL, NULL, NULL, &c, &err),
+                         0);
     assert_non_null(strstr(err.message, "nanoctl.json"));
     unlink(cfg);
     unlink(tokf);

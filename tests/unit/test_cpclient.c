@@ -111,8 +111,8 @@ static json_t *snapapp(const char *name, const char *host, json_t *modules)
     json_t *a = json_pack("{s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:n, s:n, s:[], "
                           "s:{}, s:{}}",
                           "app", name, "hostnames", host, "path_prefix", "default", 0,
-                          "node_compat", 0, "required_env", "limits", "state", "active",
-                          "version", 0, "sha256", "main", "modules", "vars", "secrets");
+                          "node_compat", 0, "required_env", "limits", "state", "active", "version",
+                          0, "sha256", "main", "modules", "vars", "secrets");
     if (modules != NULL) {
         char sha[65];
         nano_error err = {0};
@@ -127,8 +127,7 @@ static json_t *snapapp(const char *name, const char *host, json_t *modules)
 
 static json_t *snapshot(uint64_t seq, json_t *apps)
 {
-    return json_pack("{s:i, s:b, s:I, s:o}", "v", 1, "ok", 1, "seq", (json_int_t)seq, "apps",
-                     apps);
+    return json_pack("{s:i, s:b, s:I, s:o}", "v", 1, "ok", 1, "seq", (json_int_t)seq, "apps", apps);
 }
 
 /* Loads a snapshot body into m (checked to succeed). */
@@ -253,8 +252,8 @@ static void test_model_env_put_changes_copy_not_current(void **state)
     dp_cp_model m = {0};
     load(x, &m, snapshot(7, json_pack("[o]", snapapp("api", "api.test", mods))));
     nano_config *before = build(x, &m);
-    json_t *ops = json_pack("[{s:i, s:s, s:s, s:s, s:s}, {s:i, s:s, s:s, s:s, s:{s:b}}]", "seq",
-                            8, "op", "env.put", "app", "api", "name", "GREETING", "value", "hola",
+    json_t *ops = json_pack("[{s:i, s:s, s:s, s:s, s:s}, {s:i, s:s, s:s, s:s, s:{s:b}}]", "seq", 8,
+                            "op", "env.put", "app", "api", "name", "GREETING", "value", "hola",
                             "seq", 9, "op", "env.put", "app", "api", "name", "FLAGS", "value",
                             "beta", 1);
     dp_cp_model next = {0};
@@ -295,8 +294,9 @@ static void test_model_withheld_app_is_kept_and_its_ops_wait(void **state)
     fx *x = *state;
     json_t *mods = json_pack("[o]", module(x, "index.js", "export default {}"));
     dp_cp_model m = {0};
-    load(x, &m, snapshot(7, json_pack("[o, o]", snapapp("api", "api.test", mods),
-                                      snapapp("b", "b.test", NULL))));
+    load(x, &m,
+         snapshot(7, json_pack("[o, o]", snapapp("api", "api.test", mods),
+                               snapapp("b", "b.test", NULL))));
     json_t *withheld = json_pack("{s:s, s:s}", "app", "api", "withheld", "vars.X: bad");
     nano_error err = {0};
     assert_int_equal(nano_msg_check_snapapp(withheld, &err), 0);
@@ -309,8 +309,8 @@ static void test_model_withheld_app_is_kept_and_its_ops_wait(void **state)
     nano_config *cfg = build(x, &next);
     assert_non_null(nano_config_find(cfg, "api", NULL)); /* still served */
     nano_config_unref(cfg);
-    json_t *ops = json_pack("[{s:i, s:s, s:s, s:s, s:s}]", "seq", 10, "op", "env.put", "app",
-                            "api", "name", "G", "value", "x");
+    json_t *ops = json_pack("[{s:i, s:s, s:s, s:s, s:s}]", "seq", 10, "op", "env.put", "app", "api",
+                            "name", "G", "value", "x");
     dp_cp_model after = {0};
     assert_int_not_equal(dp_cp_model_apply(&next, ops, &x->fetch, NULL, &after, &ch, &err), 0);
     assert_string_equal(err.id, "app_withheld");
@@ -423,8 +423,8 @@ static void test_model_secret_put_fetches_value(void **state)
     json_t *mods = json_pack("[o]", module(x, "index.js", "export default {}"));
     dp_cp_model m = {0};
     load(x, &m, snapshot(1, json_pack("[o]", snapapp("api", "api.test", mods))));
-    json_object_set_new(x->cp.secrets, "api", json_pack("{s:s, s:s}", "KEY", "s3cret", "OTHER",
-                                                        "not-announced"));
+    json_object_set_new(x->cp.secrets, "api",
+                        json_pack("{s:s, s:s}", "KEY", "s3cret", "OTHER", "not-announced"));
     json_t *ops = json_pack("[{s:i, s:s, s:s, s:s}]", "seq", 2, "op", "secret.put", "app", "api",
                             "name", "KEY");
     dp_cp_model next = {0};
@@ -469,23 +469,23 @@ static void test_model_deploy_then_drain_and_remove(void **state)
     fx *x = *state;
     dp_cp_model m = {0};
     load(x, &m, snapshot(1, json_array()));
-    json_t *mods = json_pack("[o, o]", module(x, "index.js", "import './lib/u.js'; export default {}"),
+    json_t *mods = json_pack("[o, o]",
+                             module(x, "index.js", "import './lib/u.js'; export default {}"),
                              module(x, "lib/u.js", "export const u = 1;"));
     char sha[65];
     nano_error err = {0};
     assert_int_equal(dp_code_cache_bundle_sha256(mods, sha, &err), 0);
-    json_t *ops = json_pack(
-        "[{s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:n},"
-        " {s:i, s:s, s:s, s:i, s:s, s:s, s:O},"
-        " {s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:s}]",
-        "seq", 2, "op", "app.put", "app", "web", "hostnames", "web.test", "path_prefix",
-        "default", 0, "node_compat", 0, "required_env", "limits", "state", "active", "version",
-        0, "sha256", /* created */
-        "seq", 3, "op", "code.put", "app", "web", "version", 1, "sha256", sha, "main",
-        "index.js", "modules", mods, /* deployed */
-        "seq", 4, "op", "app.put", "app", "web", "hostnames", "web.test", "path_prefix",
-        "default", 0, "node_compat", 0, "required_env", "limits", "state", "active", "version",
-        1, "sha256", sha);
+    json_t *ops = json_pack("[{s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:n},"
+                            " {s:i, s:s, s:s, s:i, s:s, s:s, s:O},"
+                            " {s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:s}]",
+                            "seq", 2, "op", "app.put", "app", "web", "hostnames", "web.test",
+                            "path_prefix", "default", 0, "node_compat", 0, "required_env", "limits",
+                            "state", "active", "version", 0, "sha256", /* created */
+                            "seq", 3, "op", "code.put", "app", "web", "version", 1, "sha256", sha,
+                            "main", "index.js", "modules", mods, /* deployed */
+                            "seq", 4, "op", "app.put", "app", "web", "hostnames", "web.test",
+                            "path_prefix", "default", 0, "node_compat", 0, "required_env", "limits",
+                            "state", "active", "version", 1, "sha256", sha);
     json_decref(mods); /* ops holds it ("O") */
     dp_cp_model next = {0};
     dp_cp_changes ch = {0};
@@ -501,8 +501,8 @@ static void test_model_deploy_then_drain_and_remove(void **state)
     assert_int_equal(x->cp.code_calls, 2);
 
     /* app.drain: out of the config, and a drain to run (it ran here). */
-    json_t *drain = json_pack("[{s:i, s:s, s:s, s:i}]", "seq", 5, "op", "app.drain", "app",
-                              "web", "timeout_ms", 2000);
+    json_t *drain = json_pack("[{s:i, s:s, s:s, s:i}]", "seq", 5, "op", "app.drain", "app", "web",
+                              "timeout_ms", 2000);
     assert_int_equal(dp_cp_model_apply(&m, drain, &x->fetch, cfg, &next, &ch, &err), 0);
     assert_int_equal(ch.n_drains, 1);
     assert_true(ch.drains[0].was_running);
@@ -513,8 +513,8 @@ static void test_model_deploy_then_drain_and_remove(void **state)
     assert_int_equal(nano_config_n_apps(drained), 0);
 
     /* app.drain of an app this node never ran: ack at once. */
-    json_t *other = json_pack("[{s:i, s:s, s:s, s:i}]", "seq", 6, "op", "app.drain", "app",
-                              "never", "timeout_ms", 2000);
+    json_t *other = json_pack("[{s:i, s:s, s:s, s:i}]", "seq", 6, "op", "app.drain", "app", "never",
+                              "timeout_ms", 2000);
     assert_int_equal(dp_cp_model_apply(&m, other, &x->fetch, drained, &next, &ch, &err), 0);
     assert_false(ch.drains[0].was_running);
     dp_cp_model_swap(&m, &next);
@@ -542,8 +542,8 @@ static void test_model_app_put_with_unannounced_code_rejected(void **state)
     load(x, &m, snapshot(1, json_pack("[o]", snapapp("api", "api.test", NULL))));
     json_t *ops = json_pack("[{s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:s}]",
                             "seq", 2, "op", "app.put", "app", "api", "hostnames", "api.test",
-                            "path_prefix", "default", 0, "node_compat", 0, "required_env",
-                            "limits", "state", "active", "version", 3, "sha256",
+                            "path_prefix", "default", 0, "node_compat", 0, "required_env", "limits",
+                            "state", "active", "version", 3, "sha256",
                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     dp_cp_model next = {0};
     dp_cp_changes ch = {0};
@@ -590,8 +590,8 @@ static void test_model_egress_from_snapshot_and_app_put(void **state)
     /* an app.put without egress (as from a nanocp that predates it) clears the policy */
     json_t *ops = json_pack("[{s:i, s:s, s:s, s:[s], s:n, s:b, s:b, s:[], s:{}, s:s, s:i, s:O}]",
                             "seq", 2, "op", "app.put", "app", "api", "hostnames", "api.test",
-                            "path_prefix", "default", 0, "node_compat", 0, "required_env",
-                            "limits", "state", "active", "version", 1, "sha256",
+                            "path_prefix", "default", 0, "node_compat", 0, "required_env", "limits",
+                            "state", "active", "version", 1, "sha256",
                             json_object_get(json_object_get(m.apps, "api"), "sha256"));
     dp_cp_model next = {0};
     dp_cp_changes ch = {0};
@@ -651,11 +651,10 @@ static void test_cache_module_shared_by_bundles_fetched_once(void **state)
 static void test_cache_bundle_hash_matches_nanocp_rule(void **state)
 {
     (void)state;
-    json_t *mods = json_pack("[{s:s, s:i, s:s}, {s:s, s:i, s:s}]", "name", "b.js", "size", 1,
-                             "sha256",
-                             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-                             "name", "a.js", "size", 1, "sha256",
-                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    json_t *mods = json_pack(
+        "[{s:s, s:i, s:s}, {s:s, s:i, s:s}]", "name", "b.js", "size", 1, "sha256",
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "name", "a.js", "size",
+        1, "sha256", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     char got[65], want[65];
     nano_error err = {0};
     assert_int_equal(dp_code_cache_bundle_sha256(mods, got, &err), 0);
@@ -703,8 +702,15 @@ static void test_url_control_plane_flags_parsed(void **state)
     (void)state;
     dp_options o;
     nano_error err = {0};
-    const char *argv[] = {"nano-dp", "--control-plane", "tcp://10.0.0.1:7072", "--node", "edge-1",
-                          "--node-token-file", "/etc/nano/node.token", "--code-dir", "/var/x",
+    const char *argv[] = {"nano-dp",
+                          "--control-plane",
+                          "tcp://10.0.0.1:7072",
+                          "--node",
+                          "edge-1",
+                          "--node-token-file",
+                          "/etc/nano/node.token",
+                          "--code-dir",
+                          "/var/x",
                           "--control-plane-rpc=tcp://10.0.0.1:9000"};
     assert_int_equal(parse(10, argv, &o, &err), 0);
     assert_string_equal(o.cp_url, "tcp://10.0.0.1:7072");

@@ -174,10 +174,12 @@ static int64_t config_seq(fx *f)
 
 static void make_api(fx *f)
 {
-    call0(f, "apps.create", "{\"name\": \"api\", \"hostnames\": [\"api.test\"],"
-                            " \"limits\": {\"drain_timeout\": \"5s\"}}");
-    call0(f, "apps.deploy", "{\"name\": \"api\", \"main\": \"index.js\", \"modules\":"
-                            " {\"index.js\": \"import './lib/u.js'\", \"lib/u.js\": \"//u\"}}");
+    call0(f, "apps.create",
+          "{\"name\": \"api\", \"hostnames\": [\"api.test\"],"
+          " \"limits\": {\"drain_timeout\": \"5s\"}}");
+    call0(f, "apps.deploy",
+          "{\"name\": \"api\", \"main\": \"index.js\", \"modules\":"
+          " {\"index.js\": \"import './lib/u.js'\", \"lib/u.js\": \"//u\"}}");
     call0(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"A\": \"1\", \"J\": {\"x\": [1]}}}");
     call0(f, "secrets.put", "{\"name\": \"api\", \"key\": \"DB\", \"value\": \"pw-\\u00e9\"}");
 }
@@ -190,8 +192,9 @@ static void ops_every_log_entry_becomes_a_valid_op(void **state)
     make_api(f);
     call0(f, "env.patch", "{\"name\": \"api\", \"vars\": {\"A\": null}}");
     call0(f, "secrets.delete", "{\"name\": \"api\", \"key\": \"DB\"}");
-    call0(f, "apps.create", "{\"name\": \"tmp\", \"default\": true, \"egress\": "
-                            "{\"allow\": [\"169.254.169.254\"]}}");
+    call0(f, "apps.create",
+          "{\"name\": \"tmp\", \"default\": true, \"egress\": "
+          "{\"allow\": [\"169.254.169.254\"]}}");
     call0(f, "apps.remove", "{\"name\": \"tmp\"}"); /* no node: drain + remove at once */
     json_t *log = NULL;
     assert_int_equal(cp_store_log_list(cp_service_store(f->svc), 0, 1000, &log), 0);
@@ -267,7 +270,8 @@ static void ops_bad_entries_are_refused(void **state)
                            "{\"app\": \"a\", \"hostnames\": [], \"path_prefix\": null, "
                            "\"default\": true, \"node_compat\": false, \"required_env\": [], "
                            "\"limits\": {}, \"state\": \"active\", \"version\": 0, "
-                           "\"sha256\": null}}", 0, NULL);
+                           "\"sha256\": null}}",
+                           0, NULL);
     json_t *op = NULL;
     nano_error err = {0};
     assert_int_equal(cp_distrib_op_from_log(e, &op, &err), 0);
@@ -282,8 +286,9 @@ static void snapshot_holds_everything_as_of_its_seq(void **state)
 {
     fx *f = *state;
     make_api(f);
-    call0(f, "apps.create", "{\"name\": \"bare\", \"hostnames\": [\"bare.test\"],"
-                            " \"egress\": {\"deny\": [\"10.0.0.0/8\"]}}");
+    call0(f, "apps.create",
+          "{\"name\": \"bare\", \"hostnames\": [\"bare.test\"],"
+          " \"egress\": {\"deny\": [\"10.0.0.0/8\"]}}");
     json_t *snap = NULL;
     nano_error err = {0};
     assert_int_equal(cp_distrib_snapshot(f->svc, &snap, &err), 0);
@@ -297,8 +302,7 @@ static void snapshot_holds_everything_as_of_its_seq(void **state)
     assert_int_equal(json_array_size(json_object_get(api, "modules")), 2);
     assert_string_equal(json_string_value(json_object_get(json_object_get(api, "secrets"), "DB")),
                         "pw-\xc3\xa9");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(api, "vars"), "A")),
-                        "1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(api, "vars"), "A")), "1");
     assert_true(json_is_object(json_object_get(json_object_get(api, "vars"), "J")));
     assert_true(json_is_null(json_object_get(bare, "main")));
     assert_true(json_is_null(json_object_get(bare, "sha256")));
@@ -416,8 +420,8 @@ static void requests_hello_status_code_secrets(void **state)
     nodes = call(f, "nodes.list", NULL);
     n = json_array_get(json_object_get(nodes, "nodes"), 0);
     assert_true(json_is_true(json_object_get(n, "current")));
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(
-                         json_object_get(n, "apps"), "api"), "in_flight")),
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(n, "apps"), "api"), "in_flight")),
                      3);
     json_decref(nodes);
 
@@ -458,10 +462,10 @@ static void requests_hello_status_code_secrets(void **state)
 
     req_ok(f, NANO_MSG_SECRETS_GET, "edge-1", "{\"app\": \"api\"}", &m);
     assert_string_equal(
-        json_string_value(json_object_get(json_object_get(m.body, "secrets"), "DB")), "pw-\xc3\xa9");
+        json_string_value(json_object_get(json_object_get(m.body, "secrets"), "DB")),
+        "pw-\xc3\xa9");
     nano_msg_fini(&m);
-    req_fails(f, NANO_MSG_SECRETS_GET, "edge-1", f->token, "{\"app\": \"ghost\"}",
-              "app_not_found");
+    req_fails(f, NANO_MSG_SECRETS_GET, "edge-1", f->token, "{\"app\": \"ghost\"}", "app_not_found");
 }
 
 static void requests_wrong_token_is_unauthorized(void **state)
@@ -482,8 +486,8 @@ static void requests_wrong_token_is_unauthorized(void **state)
 static void requests_garbage_and_truncations_get_bad_request(void **state)
 {
     fx *f = *state;
-    static const unsigned char junk[][8] = {{0xc1}, {0x93, 1, 2, 3}, {0xdf, 0xff, 0xff, 0xff},
-                                            {0x81, 0xa1, 'v', 0x02}, {0x00}};
+    static const unsigned char junk[][8] = {
+        {0xc1}, {0x93, 1, 2, 3}, {0xdf, 0xff, 0xff, 0xff}, {0x81, 0xa1, 'v', 0x02}, {0x00}};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
         nano_msg m;
         raw(f, NANO_MSG_HELLO, junk[i], sizeof junk[i], &m);
@@ -496,12 +500,12 @@ static void requests_garbage_and_truncations_get_bad_request(void **state)
     assert_false(m.ok);
     nano_msg_fini(&m);
     /* every prefix of a valid request, and every single-byte flip of it */
-    json_t *fields = json_pack("{s:I, s:{s:{s:s, s:i, s:i}}}", "applied_seq", (json_int_t)0,
-                               "apps", "api", "state", "active", "in_flight", 0, "version", 0);
+    json_t *fields = json_pack("{s:I, s:{s:{s:s, s:i, s:i}}}", "applied_seq", (json_int_t)0, "apps",
+                               "api", "state", "active", "in_flight", 0, "version", 0);
     nano_buf b = NANO_BUF_INIT;
     nano_error err = {0};
-    assert_int_equal(nano_msg_encode_request(NANO_MSG_STATUS, "edge-1", f->token, fields, &b,
-                                             &err), 0);
+    assert_int_equal(nano_msg_encode_request(NANO_MSG_STATUS, "edge-1", f->token, fields, &b, &err),
+                     0);
     json_decref(fields);
     for (size_t len = 0; len < b.len; len++) {
         raw(f, NANO_MSG_STATUS, b.data, len, &m);
@@ -599,8 +603,8 @@ static void drains_end_when_every_node_acked(void **state)
     json_t *audit = call(f, "audit.list", "{\"limit\": 1}");
     json_t *a = json_array_get(json_object_get(audit, "entries"), 0);
     assert_string_equal(json_string_value(json_object_get(a, "via")), "drain");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "detail"),
-                                                        "timed_out")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(a, "detail"), "timed_out")),
+                     1);
     json_decref(audit);
 }
 
@@ -650,9 +654,8 @@ static void drains_a_status_without_the_app_counts_as_ack(void **state)
     cp_distrib_flush(f->d);
     assert_string_equal(app_state(f, "api"), "draining");
     json_t *d = call(f, "apps.drain", "{\"name\": \"api\"}");
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(d, "nodes"),
-                                                                      0),
-                                                       "in_flight")),
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(d, "nodes"), 0), "in_flight")),
                      4);
     json_decref(d);
     /* past it and the app gone from its report: acked, and the drain ends */
@@ -716,7 +719,7 @@ int main(int argc, char **argv)
     };
     static const struct CMUnitTest snapshot_tests[] = {
         T(snapshot_holds_everything_as_of_its_seq),
-    T(snapshot_withholds_only_the_app_it_cannot_send),
+        T(snapshot_withholds_only_the_app_it_cannot_send),
     };
     static const struct CMUnitTest requests_tests[] = {
         T(requests_hello_status_code_secrets),

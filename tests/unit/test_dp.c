@@ -48,10 +48,11 @@ static void options_all_flags(void **state)
     (void)state;
     dp_options o;
     nano_error err = {0};
-    const char *argv[] = {"nano-dp", "--port", "0", "--var", "A=1", "--var=B=2", "app.js",
-                          "--env-file", "x.env", "--name", "api", "--drain-timeout", "1500ms",
-                          "--max-body-size", "1MiB", "--log-level", "debug",
-                          "--listen", "[::1]:9000", "--write-timeout", "5s"};
+    const char *argv[] = {
+        "nano-dp",    "--port",          "0",     "--var",       "A=1",   "--var=B=2",
+        "app.js",     "--env-file",      "x.env", "--name",      "api",   "--drain-timeout",
+        "1500ms",     "--max-body-size", "1MiB",  "--log-level", "debug", "--listen",
+        "[::1]:9000", "--write-timeout", "5s"};
     assert_int_equal(parse(&o, &err, 21, argv), 0);
     assert_int_equal(o.write_timeout_ms, 5000);
     assert_int_equal(o.n_vars, 2);
@@ -91,12 +92,10 @@ static void options_errors(void **state)
                        "not a duration");
     expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--max-head-size", "0"},
                        "not a size");
-    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--listen", "nocolon"},
-                       "HOST:PORT");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--listen", "nocolon"}, "HOST:PORT");
     expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--log-level", "loud"},
                        "--log-level");
-    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--write-timeout", "0"},
-                       "above 0");
+    expect_usage_error(4, (const char *[]){"nano-dp", "a.js", "--write-timeout", "0"}, "above 0");
 }
 
 /* Would fetch() from an app without its own policy be allowed to addr:port? why: the reason. */
@@ -121,8 +120,13 @@ static void options_egress_flags(void **state)
     assert_null(o.egress);
     dp_options_fini(&o);
     /* ...and only the flags' rules with them (no defaults) */
-    const char *argv[] = {"nano-dp", "app.js", "--egress-deny", "192.0.2.0/24,db.internal:5432",
-                          "--egress-deny=10.0.0.0/8", "--egress-allow", "10.1.0.0/16"};
+    const char *argv[] = {"nano-dp",
+                          "app.js",
+                          "--egress-deny",
+                          "192.0.2.0/24,db.internal:5432",
+                          "--egress-deny=10.0.0.0/8",
+                          "--egress-allow",
+                          "10.1.0.0/16"};
     assert_int_equal(parse(&o, &err, 7, argv), 0);
     assert_int_equal(dp_egress_node_build(&o, &err), 0);
     assert_non_null(o.egress);
@@ -148,13 +152,14 @@ static void options_egress_multi_tenant_defaults(void **state)
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("{\"egress\": {\"allow\": [\"127.0.0.1:6379\"], \"deny\": [\"203.0.113.0/24\"]},"
-          " \"apps\": []}", f);
+          " \"apps\": []}",
+          f);
     fclose(f);
     dp_options o;
     nano_error err = {0};
     char why[200];
-    const char *argv[] = {"nano-dp", "--config", path, "--status-listen", "0.0.0.0:9911",
-                          "--egress-deny", "198.51.100.7"};
+    const char *argv[] = {"nano-dp",      "--config",      path,          "--status-listen",
+                          "0.0.0.0:9911", "--egress-deny", "198.51.100.7"};
     assert_int_equal(parse(&o, &err, 7, argv), 0);
     assert_int_equal(dp_egress_node_build(&o, &err), 0);
     /* the file's rules, the flags' rules, the defaults */
@@ -171,8 +176,8 @@ static void options_egress_multi_tenant_defaults(void **state)
     dp_options_fini(&o);
 
     /* --control-plane: nanocp's PUB and RPC ports (RPC defaulting to PUB + 1) */
-    const char *cp[] = {"nano-dp", "--control-plane", "tcp://192.0.2.10:7072",
-                        "--status-listen", "off"};
+    const char *cp[] = {"nano-dp", "--control-plane", "tcp://192.0.2.10:7072", "--status-listen",
+                        "off"};
     assert_int_equal(parse(&o, &err, 5, cp), 0);
     assert_int_equal(dp_egress_node_build(&o, &err), 0);
     assert_false(node_allows(&o, "192.0.2.10", 7072, why, sizeof why));
@@ -209,10 +214,10 @@ static void options_help_and_version(void **state)
     assert_true(o.show_version);
     dp_options_fini(&o);
     /* Every flag the parser knows is documented in --help. */
-    const char *flags[] = {"--port", "--host", "--listen", "--var", "--env-file", "--name",
-                           "--drain-timeout", "--max-head-size", "--max-body-size",
-                           "--head-timeout", "--idle-timeout", "--write-timeout", "--log-level",
-                           "--version"};
+    const char *flags[] = {
+        "--port",         "--host",          "--listen",        "--var",           "--env-file",
+        "--name",         "--drain-timeout", "--max-head-size", "--max-body-size", "--head-timeout",
+        "--idle-timeout", "--write-timeout", "--log-level",     "--version"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         assert_non_null(strstr(dp_options_usage(DP_MODE_SERVE), flags[i]));
 }
@@ -222,8 +227,9 @@ static void options_check_mode(void **state)
     (void)state;
     dp_options o;
     nano_error err = {0};
-    const char *argv[] = {"nano-dp", "check", "--json", "--cpu-limit", "1500", "--node-compat",
-                          "--memory-limit=64", "--name", "api", "a.js", "b.js"};
+    const char *argv[] = {
+        "nano-dp",           "check",  "--json", "--cpu-limit", "1500", "--node-compat",
+        "--memory-limit=64", "--name", "api",    "a.js",        "b.js"};
     assert_int_equal(parse(&o, &err, 11, argv), 0);
     assert_int_equal(o.mode, DP_MODE_CHECK);
     assert_true(o.check_json);

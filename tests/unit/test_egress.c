@@ -57,9 +57,9 @@ static bool allows(const nano_egress *node, const nano_egress *app, const char *
     return nano_egress_check(node, app, host, sa(&ss, addr, port), why, why_len);
 }
 
-#define ALLOWED(node, app, host, addr, port)                                                 \
+#define ALLOWED(node, app, host, addr, port)                                                       \
     assert_true(allows(node, app, host, addr, port, NULL, 0))
-#define DENIED(node, app, host, addr, port)                                                  \
+#define DENIED(node, app, host, addr, port)                                                        \
     assert_false(allows(node, app, host, addr, port, NULL, 0))
 
 static nano_egress *node_with_defaults(void)
@@ -96,19 +96,44 @@ static void parse_errors_name_the_entry(void **state)
                         "hostname (optionally with :PORT)");
     assert_string_equal(err.id, "egress_entry_invalid");
     static const char *const bad[] = {
-        "::1/129",        "10.0.0.0/",     "10.0.0.0/-1",   "10.0.0.0/08",  "10.0.0.0/8/8",
-        "10.0.0.256",     "10.0.0",        "1.2.3.4:0",     "1.2.3.4:65536", "1.2.3.4:",
-        "1.2.3.4:http",   "[::1]:",        "[::1]x",        "[::1",          "[1.2.3.4]:80",
-        "",               " 1.2.3.4",      "-bad-.com",     "*.",            "*",
-        "a..b",           "*.*.example.com", "fe80::1%eth0", "http://x.com", "x.com/path",
-        "1.2.3.4:80:90",  "host_name.com", "::1:80:x",      "10.0.0.0/8:0",
+        "::1/129",
+        "10.0.0.0/",
+        "10.0.0.0/-1",
+        "10.0.0.0/08",
+        "10.0.0.0/8/8",
+        "10.0.0.256",
+        "10.0.0",
+        "1.2.3.4:0",
+        "1.2.3.4:65536",
+        "1.2.3.4:",
+        "1.2.3.4:http",
+        "[::1]:",
+        "[::1]x",
+        "[::1",
+        "[1.2.3.4]:80",
+        "",
+        " 1.2.3.4",
+        "-bad-.com",
+        "*.",
+        "*",
+        "a..b",
+        "*.*.example.com",
+        "fe80::1%eth0",
+        "http://x.com",
+        "x.com/path",
+        "1.2.3.4:80:90",
+        "host_name.com",
+        "::1:80:x",
+        "10.0.0.0/8:0",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[200];
         snprintf(text, sizeof text, "{\"deny\": [\"%s\"]}", bad[i]);
         char want[200];
-        snprintf(want, sizeof want, "apps[1].egress.deny[0]: \"%s\" is not an address, CIDR "
-                 "or hostname (optionally with :PORT)", bad[i]);
+        snprintf(want, sizeof want,
+                 "apps[1].egress.deny[0]: \"%s\" is not an address, CIDR "
+                 "or hostname (optionally with :PORT)",
+                 bad[i]);
         if (strcmp(parse_error(text, &err), want) != 0)
             fail_msg("%s: got %s", bad[i], err.message);
     }
@@ -151,8 +176,7 @@ static void parse_limit_of_256_entries(void **state)
     assert_int_equal(nano_egress_parse_json(obj, "egress", &e, &err), 0);
     /* lists built from flags have the same bound */
     assert_int_equal(nano_egress_parse_list(e, false, "1.1.1.1", &err), NANO_EINVAL);
-    assert_string_equal(err.message,
-                        "--egress-deny: too many entries; the limit is 256 per list");
+    assert_string_equal(err.message, "--egress-deny: too many entries; the limit is 256 per list");
     assert_int_equal(nano_egress_parse_list(e, true, "1.1.1.1", &err), 0);
     nano_egress_unref(e);
     json_array_append_new(arr, json_string("10.9.9.9"));
@@ -167,11 +191,10 @@ static void parse_list_appends_or_changes_nothing(void **state)
     (void)state;
     nano_egress *e = nano_egress_new();
     nano_error err;
-    assert_int_equal(nano_egress_parse_list(e, false, " 10.0.0.0/8 , [::1]:8080,db.internal",
-                                            &err), 0);
+    assert_int_equal(nano_egress_parse_list(e, false, " 10.0.0.0/8 , [::1]:8080,db.internal", &err),
+                     0);
     assert_int_equal(nano_egress_parse_list(e, false, "192.0.2.1", &err), 0);
-    assert_int_equal(nano_egress_parse_list(e, true, "api.example.com,bad/x", &err),
-                     NANO_EINVAL);
+    assert_int_equal(nano_egress_parse_list(e, true, "api.example.com,bad/x", &err), NANO_EINVAL);
     assert_string_equal(err.message, "--egress-allow: \"bad/x\" is not an address, CIDR or "
                                      "hostname (optionally with :PORT)");
     assert_int_equal(nano_egress_parse_list(e, true, "a.com,,b.com", &err), NANO_EINVAL);
@@ -362,15 +385,15 @@ static void check_defaults(void **state)
     nano_egress *node = node_with_defaults();
     char why[200];
     static const char *const denied[] = {
-        "127.0.0.1", "127.255.255.254", "::1",     "0.0.0.0", "0.1.2.3",
+        "127.0.0.1", "127.255.255.254", "::1",         "0.0.0.0", "0.1.2.3",
         "::",        "169.254.169.254", "169.254.0.1", "fe80::1", "febf::1",
     };
     for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
         if (allows(node, NULL, NULL, denied[i], 80, NULL, 0))
             fail_msg("%s allowed", denied[i]);
     static const char *const allowed[] = {
-        "128.0.0.1", "1.0.0.0",   "169.253.255.255", "169.255.0.0", "::2",
-        "fec0::1",   "10.0.0.1",  "192.168.1.1",     "2001:db8::1", "::ffff:8.8.8.8",
+        "128.0.0.1", "1.0.0.0",  "169.253.255.255", "169.255.0.0", "::2",
+        "fec0::1",   "10.0.0.1", "192.168.1.1",     "2001:db8::1", "::ffff:8.8.8.8",
     };
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         if (!allows(node, NULL, NULL, allowed[i], 80, NULL, 0))

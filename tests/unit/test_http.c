@@ -47,8 +47,7 @@ static void feeder_fini(feeder *f)
 
 /* feed_until: feeds text (in pieces of `step` bytes, 0 = all at once) and returns the first
  * event other than NEED_MORE, or NEED_MORE when all was consumed. *used: bytes consumed. */
-static dp_http1_event feed_until(feeder *f, const char *text, size_t len, size_t step,
-                                 size_t *used)
+static dp_http1_event feed_until(feeder *f, const char *text, size_t len, size_t step, size_t *used)
 {
     size_t off = 0;
     /* Always feed at least once: after a head, a bodyless message completes on an empty feed. */
@@ -105,14 +104,14 @@ static void http1_fast_path_takes_plain_requests_only(void **state)
     } cases[] = {
         {"GET /a?b=1&c=%20 HTTP/1.1\r\nHost: x.test\r\nAccept: */*\r\nX-E:\r\n\r\n", true},
         {"HEAD / HTTP/1.1\r\nhost:  h  \r\n\r\n", true},
-        {"GET / HTTP/1.0\r\nHost: x\r\n\r\n", false},                       /* 1.0 */
-        {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", false},                      /* method */
-        {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false},    /* Connection */
-        {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", false},    /* framing */
+        {"GET / HTTP/1.0\r\nHost: x\r\n\r\n", false},                      /* 1.0 */
+        {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", false},                     /* method */
+        {"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false}, /* Connection */
+        {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", false}, /* framing */
         {"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", false},
-        {"GET /#f HTTP/1.1\r\nHost: x\r\n\r\n", false},                     /* target byte */
-        {"GET / HTTP/1.1\r\nHost: x\r\nX: \xe9\r\n\r\n", false},             /* obs-text */
-        {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", false},          /* folded */
+        {"GET /#f HTTP/1.1\r\nHost: x\r\n\r\n", false},             /* target byte */
+        {"GET / HTTP/1.1\r\nHost: x\r\nX: \xe9\r\n\r\n", false},    /* obs-text */
+        {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", false}, /* folded */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         feeder f;
@@ -123,7 +122,8 @@ static void http1_fast_path_takes_plain_requests_only(void **state)
         if (ev == DP_HTTP1_HEAD) {
             /* Only the fast path has its DONE waiting before the next feed. */
             if (f.p.fast_done_pending != cases[i].fast)
-                fail_msg("case %zu (%s): fast path %s", i, req, cases[i].fast ? "not taken" : "taken");
+                fail_msg("case %zu (%s): fast path %s", i, req,
+                         cases[i].fast ? "not taken" : "taken");
             assert_int_equal(used, strlen(req));
             assert_int_equal(feed_until(&f, req + used, 0, 0, &used), DP_HTTP1_DONE);
         } else {
@@ -147,9 +147,9 @@ static void http1_fast_path_takes_plain_requests_only(void **state)
     assert_true(str_is(ha->target, "/a?b=1&c=%20") && str_is(hb->target, "/a?b=1&c=%20"));
     assert_true(str_is(ha->host, "x.test") && str_is(hb->host, "x.test"));
     for (size_t i = 0; i < ha->n_headers; i++) {
-        assert_true(ha->headers[i].name.len == hb->headers[i].name.len &&
-                    memcmp(ha->headers[i].name.ptr, hb->headers[i].name.ptr,
-                           ha->headers[i].name.len) == 0);
+        assert_true(
+            ha->headers[i].name.len == hb->headers[i].name.len &&
+            memcmp(ha->headers[i].name.ptr, hb->headers[i].name.ptr, ha->headers[i].name.len) == 0);
         assert_true(ha->headers[i].value.len == hb->headers[i].value.len &&
                     memcmp(ha->headers[i].value.ptr, hb->headers[i].value.ptr,
                            ha->headers[i].value.len) == 0);
@@ -358,18 +358,18 @@ typedef struct conn_fixture {
     uv_write_t write_req;
     bool is_connected;
     bool is_client_open;
-    int read_status;            /* 0 while the client may read; then UV_EOF or an error */
-    uint64_t received;          /* bytes the client read */
-    nano_buf kept;              /* the first 64 KiB of them */
-    char tail[256];             /* the last bytes, tail_len of them */
+    int read_status;   /* 0 while the client may read; then UV_EOF or an error */
+    uint64_t received; /* bytes the client read */
+    nano_buf kept;     /* the first 64 KiB of them */
+    char tail[256];    /* the last bytes, tail_len of them */
     size_t tail_len;
     int n_dispatched, n_ended, n_failed;
-    uint64_t read_budget;       /* > 0: stop reading once received reaches it */
+    uint64_t read_budget; /* > 0: stop reading once received reaches it */
     char *read_buf;
-    uint64_t started_ms, ended_ms; /* loop times: first dispatch, last request end */
+    uint64_t started_ms, ended_ms;  /* loop times: first dispatch, last request end */
     int n_refusals, refusal_status; /* seen by fx_refusal */
     dp_refusal refusal_kind;
-    bool is_server_closed;      /* dp_server_close's callback ran */
+    bool is_server_closed; /* dp_server_close's callback ran */
 } conn_fixture;
 
 static const char answer_bytes[ANSWER_BYTES];
@@ -381,8 +381,8 @@ static void fx_dispatch(void *ud, dp_request *req)
         f->started_ms = uv_now(&f->loop);
     nano_str path = dp_request_path(req);
     if (nano_str_eq(path, NANO_STR("/answer"))) {
-        assert_int_equal(
-            dp_response_start(req, 200, (nano_str){NULL, 0}, NULL, 0, ANSWER_BYTES), 0);
+        assert_int_equal(dp_response_start(req, 200, (nano_str){NULL, 0}, NULL, 0, ANSWER_BYTES),
+                         0);
         dp_response_write(req, answer_bytes, ANSWER_BYTES);
         dp_response_end(req);
     } else if (nano_str_eq(path, NANO_STR("/stream"))) {
@@ -405,8 +405,8 @@ static void fx_dispatch(void *ud, dp_request *req)
          * none at once, but without copying 4 GiB: the output buffer grows by reserving,
          * which maps pages lazily; only the first and last page are written, so the rest
          * reads as zeros and costs no memory, here or in the kernel's copy. */
-        assert_int_equal(dp_response_start(req, 200, (nano_str){NULL, 0}, NULL, 0,
-                                           (int64_t)HUGE_BODY), 0);
+        assert_int_equal(
+            dp_response_start(req, 200, (nano_str){NULL, 0}, NULL, 0, (int64_t)HUGE_BODY), 0);
         dp_conn *c = req->conn;
         char *body = nano_buf_reserve(&c->out, HUGE_BODY);
         memcpy(body, "BEGIN4GB", 8);
@@ -503,8 +503,9 @@ static void fx_init(conn_fixture *f, uint64_t write_timeout_ms)
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", dp_server_bound_port(f->srv), &addr);
     f->connect_req.data = f;
-    assert_int_equal(uv_tcp_connect(&f->connect_req, &f->client, (const struct sockaddr *)&addr,
-                                    fx_connected), 0);
+    assert_int_equal(
+        uv_tcp_connect(&f->connect_req, &f->client, (const struct sockaddr *)&addr, fx_connected),
+        0);
 }
 
 static void fx_stop_timer(uv_timer_t *t)
@@ -691,8 +692,8 @@ static void conn_stalled_upload_gets_408(void **state)
 
 /* The on_refusal option: told of each refusal, it writes the answer's headers and body, and
  * the server frames them (length, close, date). */
-static bool fx_refusal(void *ud, int status, dp_refusal kind, const char *reason,
-                       nano_buf *headers, nano_buf *body)
+static bool fx_refusal(void *ud, int status, dp_refusal kind, const char *reason, nano_buf *headers,
+                       nano_buf *body)
 {
     conn_fixture *f = ud;
     (void)reason;
@@ -809,8 +810,9 @@ static void conn_beyond_max_conns_is_closed(void **state)
     c.connect_req.data = &c;
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", dp_server_bound_port(f.srv), &addr);
-    assert_int_equal(uv_tcp_connect(&c.connect_req, &c.tcp, (const struct sockaddr *)&addr,
-                                    second_connected), 0);
+    assert_int_equal(
+        uv_tcp_connect(&c.connect_req, &c.tcp, (const struct sockaddr *)&addr, second_connected),
+        0);
     assert_int_equal(uv_read_start((uv_stream_t *)&c.tcp, second_alloc, second_read), 0);
     assert_true(fx_run(&f, fx_second_closed, 5000));
     assert_true(c.read_status == UV_EOF || c.read_status == UV_ECONNRESET);

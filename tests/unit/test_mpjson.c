@@ -83,14 +83,14 @@ static void mpjson_decode_scalars(void **state)
     packed p;
     pk_init(&p);
     msgpack_pack_array(&p.pk, 14);
-    msgpack_pack_int(&p.pk, 5);                  /* positive fixint */
-    msgpack_pack_int(&p.pk, -3);                 /* negative fixint */
-    msgpack_pack_uint8(&p.pk, 200);              /* uint8 */
-    msgpack_pack_uint16(&p.pk, 60000);           /* uint16 */
-    msgpack_pack_uint32(&p.pk, 4000000000u);     /* uint32 */
-    msgpack_pack_uint64(&p.pk, INT64_MAX);       /* uint64 at the int64 edge */
-    msgpack_pack_int64(&p.pk, INT64_MIN);        /* int64 */
-    msgpack_pack_fix_int16(&p.pk, -30000);       /* int16 */
+    msgpack_pack_int(&p.pk, 5);              /* positive fixint */
+    msgpack_pack_int(&p.pk, -3);             /* negative fixint */
+    msgpack_pack_uint8(&p.pk, 200);          /* uint8 */
+    msgpack_pack_uint16(&p.pk, 60000);       /* uint16 */
+    msgpack_pack_uint32(&p.pk, 4000000000u); /* uint32 */
+    msgpack_pack_uint64(&p.pk, INT64_MAX);   /* uint64 at the int64 edge */
+    msgpack_pack_int64(&p.pk, INT64_MIN);    /* int64 */
+    msgpack_pack_fix_int16(&p.pk, -30000);   /* int16 */
     msgpack_pack_nil(&p.pk);
     msgpack_pack_true(&p.pk);
     msgpack_pack_false(&p.pk);

@@ -44,7 +44,8 @@ static json_t *all_ops(uint64_t first)
     const char *rest[] = {
         "{\"op\": \"code.put\", \"app\": \"api\", \"version\": 2, \"sha256\": \"" SHA_A "\","
         " \"main\": \"index.js\", \"modules\": [{\"name\": \"index.js\", \"size\": 10,"
-        " \"sha256\": \"" SHA_B "\"}, {\"name\": \"lib/u.js\", \"size\": 3, \"sha256\": \"" SHA_A "\"}]}",
+        " \"sha256\": \"" SHA_B "\"}, {\"name\": \"lib/u.js\", \"size\": 3, \"sha256\": \"" SHA_A
+        "\"}]}",
         "{\"op\": \"env.put\", \"app\": \"api\", \"name\": \"FLAGS\", \"value\": {\"beta\": [1, 2]}}",
         "{\"op\": \"env.del\", \"app\": \"api\", \"name\": \"FLAGS\"}",
         "{\"op\": \"secret.put\", \"app\": \"api\", \"name\": \"TOKEN\"}",
@@ -62,13 +63,14 @@ static json_t *all_ops(uint64_t first)
 
 static json_t *snapapp(void)
 {
-    return parse("{\"app\": \"api\", \"hostnames\": [\"api.example.com\", \"*.api.test\"],"
-                 " \"path_prefix\": \"/v1\", \"default\": false, \"node_compat\": true,"
-                 " \"required_env\": [], \"limits\": {}, \"state\": \"active\", \"version\": 3,"
-                 " \"egress\": {\"deny\": [\"169.254.169.254\"]},"
-                 " \"sha256\": \"" SHA_A "\", \"main\": \"index.js\","
-                 " \"modules\": [{\"name\": \"index.js\", \"size\": 1, \"sha256\": \"" SHA_B "\"}],"
-                 " \"vars\": {\"GREETING\": \"hola\", \"N\": 3}, \"secrets\": {\"TOKEN\": \"s3cret\"}}");
+    return parse(
+        "{\"app\": \"api\", \"hostnames\": [\"api.example.com\", \"*.api.test\"],"
+        " \"path_prefix\": \"/v1\", \"default\": false, \"node_compat\": true,"
+        " \"required_env\": [], \"limits\": {}, \"state\": \"active\", \"version\": 3,"
+        " \"egress\": {\"deny\": [\"169.254.169.254\"]},"
+        " \"sha256\": \"" SHA_A "\", \"main\": \"index.js\","
+        " \"modules\": [{\"name\": \"index.js\", \"size\": 1, \"sha256\": \"" SHA_B "\"}],"
+        " \"vars\": {\"GREETING\": \"hola\", \"N\": 3}, \"secrets\": {\"TOKEN\": \"s3cret\"}}");
 }
 
 static void encode_delta_ok(const json_t *ops, nano_buf *b)
@@ -204,8 +206,7 @@ static void ops_checked(void **state)
         if (bad[k].json == NULL)
             json_object_del(copy, bad[k].key);
         else
-            json_object_set_new(copy, bad[k].key,
-                                json_loads(bad[k].json, JSON_DECODE_ANY, NULL));
+            json_object_set_new(copy, bad[k].key, json_loads(bad[k].json, JSON_DECODE_ANY, NULL));
         memset(&err, 0, sizeof err);
         if (nano_msg_check_op(copy, &err) == 0)
             fail_msg("case %zu (%s) accepted", k, bad[k].key);
@@ -300,7 +301,8 @@ static void requests_roundtrip(void **state)
         /* The reply to another request type does not pass (except the empty drain.ack's
          * shape, which nothing else has). */
         nano_msg other;
-        nano_msg_type wrong = cases[i].type == NANO_MSG_STATUS ? NANO_MSG_CODE_GET : NANO_MSG_STATUS;
+        nano_msg_type wrong = cases[i].type == NANO_MSG_STATUS ? NANO_MSG_CODE_GET
+                                                               : NANO_MSG_STATUS;
         assert_int_not_equal(nano_msg_decode_reply(wrong, b.data, b.len, &other, &err), 0);
         nano_msg_fini(&m);
         json_decref(reply);
@@ -315,9 +317,11 @@ static void requests_checked(void **state)
     nano_error err;
     json_t *f = parse("{\"app\": \"api\"}");
     /* Bad node names and tokens are refused when encoding. */
-    assert_int_not_equal(nano_msg_encode_request(NANO_MSG_SECRETS_GET, "bad node", "t", f, &b, &err), 0);
+    assert_int_not_equal(
+        nano_msg_encode_request(NANO_MSG_SECRETS_GET, "bad node", "t", f, &b, &err), 0);
     assert_int_not_equal(nano_msg_encode_request(NANO_MSG_SECRETS_GET, "", "t", f, &b, &err), 0);
-    assert_int_not_equal(nano_msg_encode_request(NANO_MSG_SECRETS_GET, "n", "\xff", f, &b, &err), 0);
+    assert_int_not_equal(nano_msg_encode_request(NANO_MSG_SECRETS_GET, "n", "\xff", f, &b, &err),
+                         0);
     assert_int_not_equal(nano_msg_encode_request(NANO_MSG_DELTA, "n", "t", f, &b, &err), 0);
     assert_int_equal(b.len, 0);
     /* Missing token, unknown type, a reply where a request is expected. */
@@ -361,7 +365,8 @@ static void requests_checked(void **state)
     for (size_t i = 0; i < sizeof bad_batches / sizeof bad_batches[0]; i++) {
         json_t *bf = parse(bad_batches[i]);
         nano_buf_reset(&b);
-        assert_int_not_equal(nano_msg_encode_request(NANO_MSG_CODE_BATCH, "n", "t", bf, &b, &err), 0);
+        assert_int_not_equal(nano_msg_encode_request(NANO_MSG_CODE_BATCH, "n", "t", bf, &b, &err),
+                             0);
         json_decref(bf);
     }
     json_t *many = json_object(), *list = json_array();
@@ -499,9 +504,12 @@ static void names(void **state)
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest codec[] = {
-        cmocka_unit_test(delta_roundtrip),    cmocka_unit_test(delta_seqs_checked),
-        cmocka_unit_test(ops_checked),        cmocka_unit_test(requests_roundtrip),
-        cmocka_unit_test(requests_checked),   cmocka_unit_test(error_replies),
+        cmocka_unit_test(delta_roundtrip),
+        cmocka_unit_test(delta_seqs_checked),
+        cmocka_unit_test(ops_checked),
+        cmocka_unit_test(requests_roundtrip),
+        cmocka_unit_test(requests_checked),
+        cmocka_unit_test(error_replies),
         cmocka_unit_test(names),
     };
     static const struct CMUnitTest garbage[] = {cmocka_unit_test(garbage_and_truncation)};

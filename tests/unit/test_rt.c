@@ -39,8 +39,11 @@ static int run(rt_isolate *iso, const char *text)
 
 static rt_isolate *new_isolate(rt_pool *pool, const char *location, size_t heap_limit_mb)
 {
-    rt_app_options app = {.name = "unit", .console_mode = RT_CONSOLE_STDIO, .location = location,
-                          .pool = pool, .heap_limit_mb = heap_limit_mb};
+    rt_app_options app = {.name = "unit",
+                          .console_mode = RT_CONSOLE_STDIO,
+                          .location = location,
+                          .pool = pool,
+                          .heap_limit_mb = heap_limit_mb};
     rt_isolate *iso = NULL;
     nano_error err = {0};
     int rc = rt_isolate_new(&g_loop, &app, &iso, &err);
@@ -176,7 +179,6 @@ static void on_broken(void *ud)
     g_broken++;
 }
 
-
 static void pool_refills_to_target_after_a_take(void **state)
 {
     (void)state;
@@ -202,8 +204,8 @@ static void pool_isolates_get_the_apps_values(void **state)
                             "globalThis.leak = 1;"),
                      0);
     rt_isolate *b = new_isolate(pool, NULL, 0);
-    assert_int_equal(run(b, "if (typeof location !== 'undefined' || 'leak' in globalThis) throw 1;"),
-                     0);
+    assert_int_equal(
+        run(b, "if (typeof location !== 'undefined' || 'leak' in globalThis) throw 1;"), 0);
     free_isolate(a);
     free_isolate(b);
     rt_pool_free(pool);
@@ -408,10 +410,11 @@ static const char *unique_module(const char *dir)
     snprintf(path, sizeof path, "%s/app.js", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "const tag = 'unit %d %d';\n"
-               "function helper(x) { return tag + ' ' + x; }\n"
-               "globalThis.loaded = helper(1);\n"
-               "export default { fetch() { return new Response(helper(2)); } };\n",
+    fprintf(f,
+            "const tag = 'unit %d %d';\n"
+            "function helper(x) { return tag + ' ' + x; }\n"
+            "globalThis.loaded = helper(1);\n"
+            "export default { fetch() { return new Response(helper(2)); } };\n",
             (int)getpid(), ++n);
     fclose(f);
     return path;

@@ -84,7 +84,8 @@ static void dotenv_quotes_and_escapes(void **state)
 static void dotenv_export_and_comments(void **state)
 {
     (void)state;
-    collected c = parse_ok("export KEY=v # trailing\nHASH=a#b\n  # indented comment\nQ=\"x\" # c\n");
+    collected c =
+        parse_ok("export KEY=v # trailing\nHASH=a#b\n  # indented comment\nQ=\"x\" # c\n");
     assert_int_equal(c.n, 3);
     assert_string_equal(c.names[0], "KEY");
     assert_string_equal(c.values[0], "v");
@@ -359,15 +360,14 @@ static void check_one_line_puts_the_first_frame_in_front(void **state)
                         "    at /srv/a.js:3:1",
                         "/srv/a.js", out, sizeof out);
     assert_string_equal(out, "/srv/a.js:2:25: evaluation threw: Error: no url");
-    nano_check_one_line("/srv/a.js: evaluation threw: Error: x\n    at /srv/lib.js:7:3", "/srv/a.js",
-                        out, sizeof out);
+    nano_check_one_line("/srv/a.js: evaluation threw: Error: x\n    at /srv/lib.js:7:3",
+                        "/srv/a.js", out, sizeof out);
     assert_string_equal(out, "/srv/lib.js:7:3: evaluation threw: Error: x");
     /* Already placed (a syntax error), or nothing to place it with: the first line. */
-    nano_check_one_line("/srv/a.js:3:2: SyntaxError: Unexpected token '}'\nexport }\n ^", "/srv/a.js",
-                        out, sizeof out);
+    nano_check_one_line("/srv/a.js:3:2: SyntaxError: Unexpected token '}'\nexport }\n ^",
+                        "/srv/a.js", out, sizeof out);
     assert_string_equal(out, "/srv/a.js:3:2: SyntaxError: Unexpected token '}'");
-    nano_check_one_line("/srv/a.js: evaluation threw: just a string", "/srv/a.js", out,
-                        sizeof out);
+    nano_check_one_line("/srv/a.js: evaluation threw: just a string", "/srv/a.js", out, sizeof out);
     assert_string_equal(out, "/srv/a.js: evaluation threw: just a string");
     nano_check_one_line("x\ny", NULL, out, 2);
     assert_string_equal(out, "x");
@@ -470,7 +470,7 @@ static void imports_in_comments_strings_templates_and_regexps_are_not(void **sta
     expect_imports("import './a\\u002ejs'; import './ok.js';", "./ok.js");
     /* Truncated input of every kind ends the scan without reading past it. */
     static const char *const cut[] = {"import '", "import \"./a", "/* x", "`abc", "/[",
-                                      "import(", "'\\", "`\\", "/\\"};
+                                      "import(",  "'\\",          "`\\",  "/\\"};
     for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++)
         expect_imports(cut[i], "");
 }
@@ -633,10 +633,8 @@ static void file_out_of_memory_fails_cleanly(void **state)
 enum { T_PORT, T_JSON, T_TOKEN, T_TOKEN_FILE };
 
 static const nano_opt test_table[] = {
-    {"--port", true, T_PORT},
-    {"--json", false, T_JSON},
-    {"--token", true, T_TOKEN},
-    {"--token-file", true, T_TOKEN_FILE},
+    {"--port", true, T_PORT},   {"--json", false, T_JSON},
+    {"--token", true, T_TOKEN}, {"--token-file", true, T_TOKEN_FILE},
     {NULL, false, 0},
 };
 
@@ -666,8 +664,8 @@ static void opt_both_forms_flags_and_arguments(void **state)
     (void)state;
     char got[256];
     nano_error err = {0};
-    char *argv[] = {"prog", "--port", "80", "--port=81", "--json", "app.js", "-", "--port=",
-                    "--token", "-x", "--token-file=t", NULL};
+    char *argv[] = {"prog", "--port",  "80",      "--port=81", "--json",         "app.js",
+                    "-",    "--port=", "--token", "-x",        "--token-file=t", NULL};
     assert_int_equal(read_all("prog", argv, got, sizeof got, &err), 0);
     assert_string_equal(got, "0=80 0=81 1=(null) -1=app.js -1=- 0= 2=-x 3=t");
     assert_true(nano_opt_is_option("-h"));
@@ -750,7 +748,9 @@ static void token_digest_round_trips_through_hex(void **state)
     /* "abc": FIPS 180-2's example */
     nano_token_digest("abc", d);
     assert_int_equal(nano_token_digest_from_hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9c"
-                                                "b410ff61f20015ad", from_hex), 0);
+                                                "b410ff61f20015ad",
+                                                from_hex),
+                     0);
     assert_memory_equal(d, from_hex, sizeof d);
 }
 
@@ -805,10 +805,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(dotenv_errors_name_file_and_line),
     };
     static const struct CMUnitTest env[] = {
-        cmocka_unit_test(env_set_replace_and_find),
-        cmocka_unit_test(env_limits),
-        cmocka_unit_test(env_set_json_values),
-        cmocka_unit_test(env_assignment),
+        cmocka_unit_test(env_set_replace_and_find), cmocka_unit_test(env_limits),
+        cmocka_unit_test(env_set_json_values),      cmocka_unit_test(env_assignment),
         cmocka_unit_test(env_load_dotenv_file),
     };
     static const struct CMUnitTest parse[] = {
@@ -830,12 +828,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(imports_relative_specifiers),
     };
     static const struct CMUnitTest file[] = {
-        cmocka_unit_test_setup_teardown(file_regular_file_is_read_whole_and_terminated,
-                                        file_setup, file_teardown),
+        cmocka_unit_test_setup_teardown(file_regular_file_is_read_whole_and_terminated, file_setup,
+                                        file_teardown),
         cmocka_unit_test_setup_teardown(file_fifo_is_refused_without_blocking, file_setup,
                                         file_teardown),
-        cmocka_unit_test_setup_teardown(file_over_the_limit_is_refused, file_setup,
-                                        file_teardown),
+        cmocka_unit_test_setup_teardown(file_over_the_limit_is_refused, file_setup, file_teardown),
         cmocka_unit_test_setup_teardown(file_missing_names_the_path, file_setup, file_teardown),
         cmocka_unit_test_setup_teardown(file_out_of_memory_fails_cleanly, file_setup,
                                         file_teardown),
@@ -852,14 +849,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(token_check_compares_whole_digests),
     };
     const unit_group groups[] = {
-        UNIT_GROUP("dotenv", dotenv),
-        UNIT_GROUP("env", env),
-        UNIT_GROUP("parse", parse),
-        UNIT_GROUP("check", check),
-        UNIT_GROUP("imports", imports),
-        UNIT_GROUP("file", file),
-        UNIT_GROUP("opt", opt),
-        UNIT_GROUP("token", token),
+        UNIT_GROUP("dotenv", dotenv), UNIT_GROUP("env", env),         UNIT_GROUP("parse", parse),
+        UNIT_GROUP("check", check),   UNIT_GROUP("imports", imports), UNIT_GROUP("file", file),
+        UNIT_GROUP("opt", opt),       UNIT_GROUP("token", token),
     };
     return unit_main(argc, argv, groups, sizeof groups / sizeof groups[0]);
 }

@@ -83,8 +83,11 @@ static void rep_answers_on_the_loop_thread(void **state)
     memset(&f, 0, sizeof f);
     assert_int_equal(uv_loop_init(&f.loop), 0);
     f.loop_thread = uv_thread_self();
-    nano_nng_rep_options o = {.url = "tcp://127.0.0.1:0", .n_contexts = 2,
-                              .max_request_bytes = 1024, .handle = on_echo, .ud = &f};
+    nano_nng_rep_options o = {.url = "tcp://127.0.0.1:0",
+                              .n_contexts = 2,
+                              .max_request_bytes = 1024,
+                              .handle = on_echo,
+                              .ud = &f};
     nano_error err = {0};
     assert_int_equal(nano_nng_rep_start(&f.loop, &o, &f.rep, &err), 0);
     int port = nano_nng_rep_port(f.rep);
@@ -112,8 +115,8 @@ static void rep_start_failure_is_one_line_and_leaves_no_handle(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     nano_nng_rep *rep = NULL;
     nano_error err = {0};
-    nano_nng_rep_options o = {.url = "bogus://x", .n_contexts = 1, .max_request_bytes = 16,
-                              .handle = on_echo};
+    nano_nng_rep_options o = {
+        .url = "bogus://x", .n_contexts = 1, .max_request_bytes = 16, .handle = on_echo};
     assert_int_equal(nano_nng_rep_start(&loop, &o, &rep, &err), NANO_EIO);
     assert_null(rep);
     assert_string_equal(err.id, "listen_failed");
@@ -166,8 +169,8 @@ static void dial_refused_fails_at_once(void **state)
     snprintf(want, sizeof want, "cannot connect to %s: Connection refused", url);
     assert_string_equal(err.message, want);
     /* in the background: no error now, NNG keeps trying */
-    nano_nng_dial_options bg = {.is_background = true, .reconnect_min_ms = 10,
-                                .reconnect_max_ms = 20};
+    nano_nng_dial_options bg = {
+        .is_background = true, .reconnect_min_ms = 10, .reconnect_max_ms = 20};
     assert_int_equal(nano_nng_dial(s, url, &bg, &err), 0);
     nng_close(s);
 }

@@ -28,8 +28,8 @@ static inline int unit_main(int argc, char **argv, const unit_group *groups, siz
         if (argc > 1 && strcmp(argv[1], groups[i].name) != 0)
             continue;
         matched++;
-        failed += _cmocka_run_group_tests(groups[i].name, groups[i].tests, groups[i].n_tests,
-                                          NULL, NULL);
+        failed += _cmocka_run_group_tests(groups[i].name, groups[i].tests, groups[i].n_tests, NULL,
+                                          NULL);
     }
     if (matched == 0) {
         print_error("unknown group '%s'\n", argc > 1 ? argv[1] : "");
