@@ -37,6 +37,8 @@ const E = (e) => ({ error: true, name: e && e.name, message: String(e && e.messa
 const streamOf = (...parts) => new ReadableStream({
   start(c) { for (const p of parts) c.enqueue(new TextEncoder().encode(p)); c.close(); } });
 async function settle(p) { try { return await p; } catch (e) { return E(e); } }
+// flood holds its fetches until the test releases it (or its hold time passes).
+let floodRelease = () => {};
 async function echo(url, init) {
   try {
     const r = await fetch(url, init);
@@ -459,13 +461,20 @@ const cases = {
     const n = Number(q.get('n') || 300);
     const ac = new AbortController();
     const all = [];
+    const released = new Promise((r) => { floodRelease = r; });
     for (let i = 0; i < n; i++) all.push(settle(fetch(`${up}/hang?id=flood${i}`, { signal: ac.signal })));
-    await sleep(200);
+    // Held until the test has seen the fetches start (a busy machine may take seconds).
+    await Promise.race([released, sleep(Number(q.get('hold') || 200))]);
     ac.abort();
     const res = await Promise.all(all);
     const capped = res.filter((x) => x.isTypeError && /fetches in flight/.test(x.message));
     const aborted = res.filter((x) => x.name === 'AbortError');
     return { capped: capped.length, aborted: aborted.length, sample: capped[0] };
+  },
+
+  async release() {
+    floodRelease();
+    return { released: true };
   },
 
   async fireAndForget(up) {
@@ -963,11 +972,21 @@ def two_hundred_concurrent_fetches_from_one_request():
 def one_app_cannot_hold_more_than_256_fetches_while_another_fetches():
     with Upstream() as up, ConfigServer(LIMIT_CFG, {"app.js": APP}, args=["--threads", "1"]) as s:
         box = {}
-        t = threading.Thread(target=lambda: box.update(d=config_case(s, "many.test", "flood", up, n="300")))
+        def flood():
+            try:
+                box["d"] = config_case(s, "many.test", "flood", up, n="300", hold="30000")
+            except Exception as e:  # reported below, with the upstream's view
+                box["error"] = repr(e)
+
+        t = threading.Thread(target=flood)
         t.start()
-        up.wait_event("hang-start", count=200, timeout=15)
+        try:
+            up.wait_event("hang-start", count=200, timeout=15)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the flood: {box}") from None
         d = config_case(s, "five.test", "sameOrigin", up)
         eq(d["r"], 200, "another app's fetch while one app floods (same thread, same upstream)")
+        eq(config_case(s, "many.test", "release", up), {"released": True}, "release the flood")
         t.join(30)
         d = box.get("d")
         expect(d is not None, "the flooding request answered")
