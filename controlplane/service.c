@@ -74,6 +74,17 @@ int cp_service__check_fields2(json_t *args, const char *const *allowed, const ch
     return 0;
 }
 
+int cp_service__open_app(cp_service *svc, json_t *args, const char *const *allowed,
+                         const char **name, json_t **app, int64_t *id, cp_error *err)
+{
+    int rc = cp_service__check_fields(args, allowed, err);
+    if (rc == 0)
+        rc = cp_service__get_app_name(args, name, err);
+    if (rc == 0)
+        rc = cp_service__load_app(svc, *name, app, id, err);
+    return rc;
+}
+
 int cp_service__check_fields(json_t *args, const char *const *allowed, cp_error *err)
 {
     return cp_service__check_fields2(args, allowed, NULL, err);

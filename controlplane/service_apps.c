@@ -236,11 +236,7 @@ int cp_service__op_apps_get(cp_service *svc, const cp_actor *actor, json_t *args
     const char *name;
     json_t *app = NULL, *dep = NULL, *nodes = NULL;
     int64_t id = 0;
-    int rc = cp_service__check_fields(args, cp_service__name_only, err);
-    if (rc == 0)
-        rc = cp_service__get_app_name(args, &name, err);
-    if (rc == 0)
-        rc = cp_service__load_app(svc, name, &app, &id, err);
+    int rc = cp_service__open_app(svc, args, cp_service__name_only, &name, &app, &id, err);
     if (rc == 0 && cp_service__is_deployed(app)) {
         rc = cp_store_deployment_get(
             svc->st, id, json_integer_value(json_object_get(app, "active_version")), &dep);
@@ -281,11 +277,7 @@ int cp_service__op_apps_remove(cp_service *svc, const cp_actor *actor, json_t *a
     const char *name;
     json_t *app = NULL;
     int64_t id = 0, n_nodes = 0;
-    int rc = cp_service__check_fields(args, cp_service__name_only, err);
-    if (rc == 0)
-        rc = cp_service__get_app_name(args, &name, err);
-    if (rc == 0)
-        rc = cp_service__load_app(svc, name, &app, &id, err);
+    int rc = cp_service__open_app(svc, args, cp_service__name_only, &name, &app, &id, err);
     if (rc == 0 && strcmp(json_string_value(json_object_get(app, "state")), "draining") == 0) {
         *result = json_pack("{s:s, s:s}", "name", name, "state", "draining"); /* already */
         json_decref(app);
@@ -341,11 +333,7 @@ int cp_service__op_apps_drain(cp_service *svc, const cp_actor *actor, json_t *ar
     const char *name;
     json_t *app = NULL, *drain = NULL;
     int64_t id = 0;
-    int rc = cp_service__check_fields(args, cp_service__name_only, err);
-    if (rc == 0)
-        rc = cp_service__get_app_name(args, &name, err);
-    if (rc == 0)
-        rc = cp_service__load_app(svc, name, &app, &id, err);
+    int rc = cp_service__open_app(svc, args, cp_service__name_only, &name, &app, &id, err);
     if (rc != 0)
         return rc;
     const char *state = json_string_value(json_object_get(app, "state"));

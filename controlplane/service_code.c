@@ -321,11 +321,7 @@ int cp_service__op_deployments_list(cp_service *svc, const cp_actor *actor, json
     const char *name;
     json_t *app = NULL, *rows = NULL;
     int64_t id = 0;
-    int rc = cp_service__check_fields(args, cp_service__name_only, err);
-    if (rc == 0)
-        rc = cp_service__get_app_name(args, &name, err);
-    if (rc == 0)
-        rc = cp_service__load_app(svc, name, &app, &id, err);
+    int rc = cp_service__open_app(svc, args, cp_service__name_only, &name, &app, &id, err);
     if (rc == 0 && (rc = cp_store_deployment_list(svc->st, id, &rows)) != 0)
         rc = cp_service__store_fail(svc, rc, "listing deployments", err);
     if (rc == 0) {

@@ -32,11 +32,7 @@ int cp_service__op_env_get(cp_service *svc, const cp_actor *actor, json_t *args,
     const char *name;
     json_t *app = NULL;
     int64_t id = 0;
-    int rc = cp_service__check_fields(args, cp_service__name_only, err);
-    if (rc == 0)
-        rc = cp_service__get_app_name(args, &name, err);
-    if (rc == 0)
-        rc = cp_service__load_app(svc, name, &app, &id, err);
+    int rc = cp_service__open_app(svc, args, cp_service__name_only, &name, &app, &id, err);
     if (rc == 0)
         rc = env_result(svc, id, result, err);
     json_decref(app);
@@ -403,11 +399,7 @@ int cp_service__op_secrets_list(cp_service *svc, const cp_actor *actor, json_t *
     const char *name;
     json_t *app = NULL, *list = NULL;
     int64_t id = 0;
-    int rc = cp_service__check_fields(args, cp_service__name_only, err);
-    if (rc == 0)
-        rc = cp_service__get_app_name(args, &name, err);
-    if (rc == 0)
-        rc = cp_service__load_app(svc, name, &app, &id, err);
+    int rc = cp_service__open_app(svc, args, cp_service__name_only, &name, &app, &id, err);
     if (rc == 0 && (rc = cp_store_secret_list(svc->st, id, &list)) != 0)
         rc = cp_service__store_fail(svc, rc, "listing secrets", err);
     if (rc == 0)

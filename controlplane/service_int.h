@@ -69,6 +69,10 @@ int cp_service__audit(cp_service *svc, const cp_actor *actor, const char *op, co
 int cp_service__check_bundle(cp_service *svc, json_t *app, const char *main, const cp_module *mods,
                              size_t n, nano_error *err);
 int cp_service__check_fields(json_t *args, const char *const *allowed, cp_error *err);
+/* cp_service__open_app: an app op's prologue: args has only the fields allowed, names an app
+ * (*name, borrowed from args) that exists (*app, returned owned; *id). */
+int cp_service__open_app(cp_service *svc, json_t *args, const char *const *allowed,
+                         const char **name, json_t **app, int64_t *id, cp_error *err);
 /* cp_service__check_fields2: every key of args is in allowed or in more (NULL-terminated; more
  * may be NULL), e.g. an op's own fields and an app spec's keys. */
 int cp_service__check_fields2(json_t *args, const char *const *allowed, const char *const *more,
