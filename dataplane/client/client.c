@@ -21,100 +21,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "curl_lib.h"
+#include "client_int.h"
 
 #include "alloc.h"
 #include "egress.h"
 #include "error.h"
 #include "log.h"
 
-typedef struct send_piece {
-    struct send_piece *next;
-    const char *p;
-    size_t len;
-    size_t off;
-    void (*release)(void *);
-    void *release_ud;
-} send_piece;
-
-struct dp_xfer {
-    dp_client *c;
-    dp_xfer *prev, *next; /* c->xfers */
-    CURL *easy;
-    dp_xfer_hooks hooks;
-    struct curl_slist *headers;
-    char *host;
-    bool is_running; /* in the multi handle */
-    bool is_done;
-    bool is_freed; /* dp_xfer_free ran during a dispatch: freed at its end */
-    dp_xfer_error result;
-    char detail[CURL_ERROR_SIZE + 64];
-    char errbuf[CURL_ERROR_SIZE];
-    char deny_reason[256]; /* the egress check refused an address */
-    bool is_denied;
-    bool is_head_too_large;
-    /* events for dispatch, which takes the transfers with any from c's ready list */
-    bool ev_head, ev_data, ev_send, ev_done;
-    bool is_ready;
-    dp_xfer *ready_prev, *ready_next;
-    /* response head */
-    bool is_head_done;
-    int status;
-    int http_version;
-    char *reason;
-    char *lines; /* "Name: value\0..." */
-    size_t lines_len, lines_cap;
-    size_t head_bytes;
-    /* response body */
-    char *recv;
-    size_t recv_len, recv_cap;
-    bool is_recv_paused;
-    /* request body */
-    dp_xfer_body body_kind;
-    uint64_t body_len;
-    bool is_rewindable; /* the whole body is one piece, kept to the end for rewinds */
-    send_piece *pieces, **pieces_tail; /* queued */
-    send_piece *sent;                  /* sent, to release outside curl */
-    size_t send_queued;
-    bool is_send_ended, is_send_ok, is_send_paused;
-};
-
-typedef struct sock_ctx {
-    uv_poll_t poll;
-    dp_client *c;
-    curl_socket_t fd;
-    int want;                     /* UV_READABLE|UV_WRITABLE curl waits for; 0: none */
-    int armed;                    /* what the poll is started with; 0: stopped */
-    bool is_pooled;               /* opened by on_open_socket: closed by on_close_socket */
-    struct sock_ctx *prev, *next; /* c->socks: every poll open */
-} sock_ctx;
-
-struct dp_client {
-    uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer;
-    uv_timer_t kick; /* runs dispatch soon, for events recorded outside a loop callback */
-    dp_xfer *xfers;
-    size_t n_xfers;
-    int depth;                        /* dispatch nesting: frees wait for the outermost */
-    dp_xfer *zombies;                 /* freed during a dispatch */
-    dp_xfer *ready_head, *ready_tail; /* transfers with events or sent pieces to hand over */
-    CURL *spare[32]; /* easy handles of ended transfers, reset, for the next ones */
-    int n_spare;
-    sock_ctx *socks;
-    sock_ctx **by_fd; /* the poll of each socket, by fd (curl forgets its own map
-                                * entry when it stops watching a socket) */
-    int by_fd_cap;
-    char *ca_file; /* $SSL_CERT_FILE / $SSL_CERT_DIR at start: the operator's CAs */
-    char *ca_dir;
-    bool uses_proxy_env; /* a proxy variable was set at start: curl reads them per transfer */
-    int n_handles;       /* uv handles open (timer, polls) */
-    bool is_closing;
-};
-
 static void xfer_release_memory(dp_xfer *x);
 
-static void mark_ready(dp_xfer *x)
+void dp_xfer__mark_ready(dp_xfer *x)
 {
     dp_client *c = x->c;
     if (x->is_ready)
@@ -158,6 +74,17 @@ const char *dp_xfer_error_name(dp_xfer_error e)
 
 static void check_done(dp_client *c);
 static void dispatch(dp_client *c);
+static void on_kick(uv_timer_t *t);
+
+void dp_client__handle_closed(dp_client *c)
+{
+    if (--c->n_handles == 0 && c->is_closing) {
+        free(c->by_fd);
+        free(c->ca_file);
+        free(c->ca_dir);
+        free(c);
+    }
+}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -167,12 +94,7 @@ static void on_handle_closed(uv_handle_t *h)
         c = sc->c;
         free(sc);
     }
-    if (--c->n_handles == 0 && c->is_closing) {
-        free(c->by_fd);
-        free(c->ca_file);
-        free(c->ca_dir);
-        free(c);
-    }
+    dp_client__handle_closed(c);
 }
 
 static void after_action(dp_client *c)
@@ -330,6 +252,10 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
         if (v != NULL && v[0] != '\0')
             c->uses_proxy_env = true;
     }
+    /* The native transport is the default for what it carries; curl for everything when the
+     * operator says so (docs/nano-dp.md, "Environment"). */
+    const char *which = getenv("NANO_FETCH_CLIENT");
+    c->is_curl_only = which != NULL && strcmp(which, "curl") == 0;
     c->loop = loop;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
@@ -397,6 +323,7 @@ void dp_client_close(dp_client *c)
     }
     /* cleanup closes the pool's connections; sockets it does not report back are closed
      * here (their fds are gone: the polls only need closing) */
+    h1_pool_close(c);
     c->is_closing = true;
     while (c->n_spare > 0)
         curl_easy_cleanup(c->spare[--c->n_spare]);
@@ -412,7 +339,7 @@ void dp_client_close(dp_client *c)
 
 /* --- per-transfer callbacks (inside curl: record only) ---------------------------------- */
 
-static int append_line(dp_xfer *x, const char *p, size_t n)
+int dp_xfer__append_line(dp_xfer *x, const char *p, size_t n)
 {
     if (x->lines_len + n + 2 > x->lines_cap) {
         size_t cap = x->lines_cap ? x->lines_cap * 2 : 1024;
@@ -447,10 +374,15 @@ static int parse_status_line(dp_xfer *x, const char *p, size_t n)
     }
     while (i < n && p[i] == ' ')
         i++;
-    free(x->reason);
-    x->reason = nano_xstrndup(p + i, n - i);
+    dp_xfer__set_reason(x, p + i, n - i);
     x->status = status;
     return 0;
+}
+
+void dp_xfer__set_reason(dp_xfer *x, const char *p, size_t n)
+{
+    free(x->reason);
+    x->reason = nano_xstrndup(p, n);
 }
 
 static size_t on_header(char *p, size_t size, size_t nitems, void *ud)
@@ -483,7 +415,7 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *ud)
                                                              : 11;
         x->is_head_done = true;
         x->ev_head = true;
-        mark_ready(x);
+        dp_xfer__mark_ready(x);
         return n;
     }
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0 && x->status == 0) {
@@ -498,14 +430,14 @@ static size_t on_header(char *p, size_t size, size_t nitems, void *ud)
             p++;
             len--;
         }
-        if (append_line(x, " ", 1) != 0)
+        if (dp_xfer__append_line(x, " ", 1) != 0)
             return 0;
         x->lines_len--;
-        return append_line(x, p, len) == 0 ? n : 0;
+        return dp_xfer__append_line(x, p, len) == 0 ? n : 0;
     }
     if (memchr(p, ':', len) == NULL)
         return n; /* not a header line: ignored, as browsers do */
-    return append_line(x, p, len) == 0 ? n : 0;
+    return dp_xfer__append_line(x, p, len) == 0 ? n : 0;
 }
 
 static size_t on_write(char *p, size_t size, size_t nitems, void *ud)
@@ -519,6 +451,11 @@ static size_t on_write(char *p, size_t size, size_t nitems, void *ud)
         x->is_recv_paused = true;
         return CURL_WRITEFUNC_PAUSE; /* curl keeps these bytes and offers them again */
     }
+    return dp_xfer__recv_append(x, p, n) == 0 ? n : 0;
+}
+
+int dp_xfer__recv_append(dp_xfer *x, const char *p, size_t n)
+{
     if (x->recv_len + n > x->recv_cap) {
         /* A small first piece (most responses) gets a buffer its size: a 16 KiB malloc
          * costs glibc a consolidation of its fast bins every time. */
@@ -527,15 +464,15 @@ static size_t on_write(char *p, size_t size, size_t nitems, void *ud)
             cap *= 2;
         char *grown = nano_realloc(x->recv, cap);
         if (grown == NULL)
-            return 0;
+            return -1;
         x->recv = grown;
         x->recv_cap = cap;
     }
     memcpy(x->recv + x->recv_len, p, n);
     x->recv_len += n;
     x->ev_data = true;
-    mark_ready(x);
-    return n;
+    dp_xfer__mark_ready(x);
+    return 0;
 }
 
 static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
@@ -557,15 +494,8 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
         pc->off += k;
         n += k;
         x->send_queued -= k;
-        if (pc->off == pc->len && !x->is_rewindable) {
-            /* sent: released after curl returns (a release may run the owner's code) */
-            x->pieces = pc->next;
-            if (x->pieces == NULL)
-                x->pieces_tail = &x->pieces;
-            pc->next = x->sent;
-            x->sent = pc;
-            mark_ready(x);
-        }
+        if (pc->off == pc->len && !x->is_rewindable)
+            dp_xfer__piece_sent(x, pc);
     }
     if (n > 0)
         return n;
@@ -573,8 +503,23 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
         return x->is_send_ok ? 0 : CURL_READFUNC_ABORT;
     x->is_send_paused = true;
     x->ev_send = true;
-    mark_ready(x);
+    dp_xfer__mark_ready(x);
     return CURL_READFUNC_PAUSE;
+}
+
+/* pc, a queued piece, was sent: released from dispatch, after the transport returns
+ * (a release may run the owner's code). */
+void dp_xfer__piece_sent(dp_xfer *x, send_piece *pc)
+{
+    send_piece **at = &x->pieces;
+    while (*at != pc)
+        at = &(*at)->next;
+    *at = pc->next;
+    if (x->pieces_tail == &pc->next)
+        x->pieces_tail = at;
+    pc->next = x->sent;
+    x->sent = pc;
+    dp_xfer__mark_ready(x);
 }
 
 static int on_seek(void *ud, curl_off_t offset, int origin)
@@ -592,7 +537,7 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-static bool check_address(dp_xfer *x, const struct sockaddr *addr)
+bool dp_xfer__check_address(dp_xfer *x, const struct sockaddr *addr)
 {
     if (x->hooks.check_address == NULL)
         return true;
@@ -609,7 +554,7 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     sock_ctx *sc;
 
     (void)purpose;
-    if (!check_address(x, &a->addr))
+    if (!dp_xfer__check_address(x, &a->addr))
         return CURL_SOCKET_BAD; /* curl tries the host's next address, if any */
     fd = socket(a->family, a->socktype, a->protocol);
     if (fd < 0)
@@ -646,7 +591,8 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
     (void)local_port;
     if (primary_port < 0 || nano_egress_sockaddr(primary_ip, (unsigned)primary_port, &ss) != 0)
         return CURL_PREREQFUNC_ABORT;
-    return check_address(x, (struct sockaddr *)&ss) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+    return dp_xfer__check_address(x, (struct sockaddr *)&ss) ? CURL_PREREQFUNC_OK
+                                                             : CURL_PREREQFUNC_ABORT;
 }
 
 /* --- completion and dispatch ------------------------------------------------------------ */
@@ -717,8 +663,18 @@ static void check_done(dp_client *c)
             snprintf(x->detail, sizeof(x->detail), "the response had no head");
         }
         x->ev_done = true;
-        mark_ready(x);
+        dp_xfer__mark_ready(x);
     }
+}
+
+void dp_xfer__finish(dp_xfer *x, dp_xfer_error result, const char *detail)
+{
+    x->is_running = false;
+    x->is_done = true;
+    x->result = result;
+    snprintf(x->detail, sizeof(x->detail), "%s", detail != NULL ? detail : "");
+    x->ev_done = true;
+    dp_xfer__mark_ready(x);
 }
 
 static void release_sent(dp_xfer *x)
@@ -780,6 +736,16 @@ static void dispatch(dp_client *c)
     }
 }
 
+void dp_client__dispatch(dp_client *c)
+{
+    dispatch(c);
+}
+
+void dp_client__kick(dp_client *c)
+{
+    uv_timer_start(&c->kick, on_kick, 0, 0);
+}
+
 /* --- transfers -------------------------------------------------------------------------- */
 
 static bool has_header(const dp_xfer_spec *spec, const char *name)
@@ -830,29 +796,21 @@ static int add_headers(dp_xfer *x, const dp_xfer_spec *spec)
     return rc;
 }
 
-int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks, dp_xfer **out,
-                  char *why, size_t why_len)
+/* x on curl: 0, or an error with why filled. */
+static int curl_start(dp_xfer *x, const dp_xfer_spec *spec, char *why, size_t why_len)
 {
+    dp_client *c = x->c;
     int rc = ensure_multi(c, why, why_len);
     if (rc != 0)
         return rc;
-    dp_xfer *x = nano_xcalloc(1, sizeof(*x));
     CURL *e;
 
-    x->c = c;
-    x->hooks = *hooks;
-    x->pieces_tail = &x->pieces;
-    x->body_kind = spec->body;
-    x->body_len = spec->body_len;
-    x->host = nano_xstrdup(spec->host != NULL ? spec->host : "");
     x->easy = e = c->n_spare > 0 ? c->spare[--c->n_spare] : curl_easy_init();
-    if (e == NULL) {
-        rc = NANO_ENOMEM;
-        goto fail;
-    }
+    if (e == NULL)
+        return NANO_ENOMEM;
     rc = add_headers(x, spec);
     if (rc != 0)
-        goto fail;
+        return rc;
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -890,8 +848,7 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)spec->connect_timeout_ms);
     if (curl_easy_setopt(e, CURLOPT_URL, spec->url) != CURLE_OK) {
         snprintf(why, why_len, "the URL is not one curl accepts");
-        rc = NANO_EINVAL;
-        goto fail;
+        return NANO_EINVAL;
     }
     if (strcmp(spec->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -917,11 +874,34 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
         if (strcmp(spec->method, "GET") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, spec->method);
     }
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-        rc = NANO_ENOMEM;
-        goto fail;
-    }
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        return NANO_ENOMEM;
+    return 0;
+}
+
+int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *hooks, dp_xfer **out,
+                  char *why, size_t why_len)
+{
+    dp_xfer *x = nano_xcalloc(1, sizeof(*x));
+    int rc;
+
+    x->c = c;
+    x->hooks = *hooks;
+    x->pieces_tail = &x->pieces;
+    x->body_kind = spec->body;
+    x->body_len = spec->body_len;
+    x->host = nano_xstrdup(spec->host != NULL ? spec->host : "");
+    /* Plain http: without a proxy goes over the native HTTP/1.1 transport (h1.c): curl's
+     * per-transfer work was most of a small proxied request's cost. */
     x->is_running = true;
+    rc = c->is_curl_only || c->uses_proxy_env ? 1 : h1_start(x, spec, why, why_len);
+    if (rc == 1)
+        rc = curl_start(x, spec, why, why_len);
+    if (rc != 0) {
+        xfer_release_memory(x);
+        free(x);
+        return rc;
+    }
     x->next = c->xfers;
     if (c->xfers != NULL)
         c->xfers->prev = x;
@@ -929,14 +909,12 @@ int dp_xfer_start(dp_client *c, const dp_xfer_spec *spec, const dp_xfer_hooks *h
     c->n_xfers++;
     *out = x;
     return 0;
-fail:
-    xfer_release_memory(x);
-    free(x);
-    return rc;
 }
 
 static void xfer_release_memory(dp_xfer *x)
 {
+    if (x->h1 != NULL)
+        h1_release(x);
     release_sent(x);
     while (x->pieces != NULL) {
         send_piece *pc = x->pieces;
@@ -956,7 +934,8 @@ static void xfer_release_memory(dp_xfer *x)
         }
     }
     x->easy = NULL;
-    curl_slist_free_all(x->headers);
+    if (x->headers != NULL) /* else libcurl may not even be loaded */
+        curl_slist_free_all(x->headers);
     x->headers = NULL;
     free(x->host);
     free(x->reason);
@@ -974,8 +953,11 @@ void dp_xfer_free(dp_xfer *x)
     c = x->c;
     x->hooks = (dp_xfer_hooks){0};
     if (x->is_running) {
-        /* A transfer cut short: curl closes its connection rather than reuse it. */
-        curl_multi_remove_handle(c->multi, x->easy);
+        /* A transfer cut short: its connection is closed rather than reused. */
+        if (x->h1 != NULL)
+            h1_stop(x);
+        else
+            curl_multi_remove_handle(c->multi, x->easy);
         x->is_running = false;
     }
     if (x->prev != NULL)
@@ -1050,6 +1032,10 @@ static void update_pause(dp_xfer *x)
     int mask = (x->is_recv_paused ? CURLPAUSE_RECV : 0) | (x->is_send_paused ? CURLPAUSE_SEND : 0);
     if (!x->is_running)
         return;
+    if (x->h1 != NULL) {
+        h1_resume(x);
+        return;
+    }
     curl_easy_pause(x->easy, mask);
     if (x->is_ready)
         uv_timer_start(&x->c->kick, on_kick, 0, 0);
