@@ -23,8 +23,8 @@ typedef struct send_piece {
 struct dp_xfer {
     dp_client *c;
     dp_xfer *prev, *next; /* c->xfers */
-    CURL *easy;     /* the curl transport's handle, or NULL */
-    h1_xfer *h1;    /* the native transport's state (h1.c), or NULL */
+    CURL *easy;           /* the curl transport's handle, or NULL */
+    h1_xfer *h1;          /* the native transport's state (h1.c), or NULL */
     dp_xfer_hooks hooks;
     struct curl_slist *headers;
     char *host;

@@ -85,14 +85,14 @@ typedef struct dns_req {
 struct h1_xfer {
     dp_xfer *x;
     dp_client *c;
-    uv_timer_t timer;  /* connect and total deadlines; hx is freed by its close */
-    char *key;         /* "host:port" */
-    char *name;        /* the host to resolve (IPv6 without brackets) */
+    uv_timer_t timer; /* connect and total deadlines; hx is freed by its close */
+    char *key;        /* "host:port" */
+    char *name;       /* the host to resolve (IPv6 without brackets) */
     unsigned port;
-    char *head;        /* the request head, kept for a resend */
+    char *head; /* the request head, kept for a resend */
     size_t head_len;
-    bool is_chunked;   /* the body goes in chunks (its length is unknown) */
-    bool is_head_req;  /* HEAD: the response has no body whatever it says */
+    bool is_chunked;  /* the body goes in chunks (its length is unknown) */
+    bool is_head_req; /* HEAD: the response has no body whatever it says */
     bool is_connecting;
     bool is_retried;   /* sent once more on a fresh connection already */
     bool no_reuse;     /* the next connection is a new one */
@@ -103,6 +103,9 @@ struct h1_xfer {
     bool is_send_done; /* every body byte (and the last chunk) was written */
     bool any_allowed;  /* the egress check allowed one of the addresses */
     bool is_head_too_large;
+    bool is_starting;       /* inside h1_start: a failure waits for the next loop turn */
+    dp_xfer_error deferred; /* that failure */
+    char deferred_detail[320];
     size_t writes_pending;
     h1_conn *conn;
     dns_req *dns;
@@ -508,6 +511,14 @@ static void complete(h1_xfer *hx)
     dp_xfer__finish(x, DP_XFER_OK, NULL);
 }
 
+static void on_deferred_failure(uv_timer_t *t)
+{
+    h1_xfer *hx = t->data;
+    dp_client *c = hx->c;
+    dp_xfer__finish(hx->x, hx->deferred, hx->deferred_detail);
+    dispatch_if_ready(c);
+}
+
 static void conn_failed(h1_xfer *hx, dp_xfer_error e, const char *detail)
 {
     uv_timer_stop(&hx->timer);
@@ -515,8 +526,17 @@ static void conn_failed(h1_xfer *hx, dp_xfer_error e, const char *detail)
         conn_close(hx->conn);
     hx->conn = NULL;
     hx->is_connecting = false;
-    if (hx->x->is_running)
-        dp_xfer__finish(hx->x, e, detail);
+    if (!hx->x->is_running)
+        return;
+    if (hx->is_starting) {
+        /* A transfer never ends inside dp_xfer_start (nor does curl's): its owner reads
+         * the outcome from the hooks, which run from the loop. */
+        hx->deferred = e;
+        snprintf(hx->deferred_detail, sizeof hx->deferred_detail, "%s", detail);
+        uv_timer_start(&hx->timer, on_deferred_failure, 0, 0);
+        return;
+    }
+    dp_xfer__finish(hx->x, e, detail);
 }
 
 /* Can the request go again on a fresh connection? Only when the one that failed was reused
@@ -639,8 +659,8 @@ static void connect_next(h1_xfer *hx)
         h1_conn *k = nano_xcalloc(1, sizeof(*k));
         k->c = c;
         k->key = nano_xstrdup(hx->key);
-        memcpy(&k->peer, a, a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : sizeof(struct sockaddr_in));
+        memcpy(&k->peer, a,
+               a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
         uv_tcp_init(c->loop, &k->tcp);
         k->tcp.data = k;
         k->connect.data = k;
@@ -1038,7 +1058,8 @@ static void on_response_bytes(h1_xfer *hx, const char *p, ssize_t nread)
         if (e == HPE_USER)
             snprintf(why, sizeof why, "out of memory for the response");
         else
-            snprintf(why, sizeof why, "invalid HTTP response: %s", llhttp_get_error_reason(&k->parser));
+            snprintf(why, sizeof why, "invalid HTTP response: %s",
+                     llhttp_get_error_reason(&k->parser));
         conn_failed(hx, e == HPE_USER ? DP_XFER_OTHER : DP_XFER_PROTOCOL, why);
         return;
     }
@@ -1124,6 +1145,7 @@ int h1_start(dp_xfer *x, const dp_xfer_spec *spec, char *why, size_t why_len)
     hx->total_timeout_ms = spec->total_timeout_ms;
     hx->started = now;
     build_head(hx, spec, target, tlen, authority, alen);
+    hx->is_starting = true;
     if (n_lit > 0 || cached != NULL) {
         set_addrs(hx, n_lit > 0 ? lit : cached->a, n_lit > 0 ? n_lit : cached->n);
         connect_next(hx);
@@ -1145,8 +1167,7 @@ int h1_start(dp_xfer *x, const dp_xfer_spec *spec, char *why, size_t why_len)
             conn_failed(hx, DP_XFER_DNS, msg);
         }
     }
-    if (x->is_ready)
-        dp_client__kick(c); /* ended already: its hooks run on the next loop turn */
+    hx->is_starting = false;
     return 0;
 }
 

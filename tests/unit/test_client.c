@@ -489,6 +489,9 @@ static void refused_denied_and_closed_with_transfers_alive(void **state)
 
     owner denied = {.deny = true};
     start(r.c, &denied, "GET", rig_url(&r, "/small"), DP_XFER_NO_BODY);
+    /* not over inside dp_xfer_start: the owner learns the outcome from its hooks (fetch's
+     * error message takes the detail from on_done) */
+    assert_false(dp_xfer_is_done(denied.x));
     run_until(&r.loop, &denied, is_done);
     assert_int_equal(denied.error, DP_XFER_DENIED);
     assert_string_equal(denied.detail, "denied by the test");
