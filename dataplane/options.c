@@ -43,7 +43,7 @@ static const char usage[] =
     "                        idle ones beyond it are evicted, least recently used\n"
     "                        first (default 0: no limit)\n"
     "  --isolate-pool N      ready isolates each thread keeps for apps' first requests\n"
-    "                        (default 2; 0: none)\n"
+    "                        (default 2; APP.js: 1; 0: none)\n"
     "  --env NAME            APP.js: also read .env.NAME beside the app (after .env)\n"
     "  --cpu-limit MS        APP.js: CPU time per request in ms (default 30000: a single\n"
     "                        app owns its node; apps of --config default to 50)\n"
@@ -262,6 +262,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     o->write_timeout_ms = 30 * 1000;
     o->log_level = NANO_LOG_INFO;
     o->pool_size = 2;
+    bool is_pool_set = false;
     const char *name = NULL;
     int first = 1;
     if (argc > 1 && strcmp(argv[1], "test") == 0) {
@@ -399,6 +400,7 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
             if (end == value || *end != '\0' || n < 0 || n > 64)
                 rc = bad(err, "--isolate-pool %s: expected a number from 0 to 64", value);
             o->pool_size = (size_t)n;
+            is_pool_set = true;
         } else if (strcmp(flag, "--env") == 0) {
             o->env_name = value;
         } else if (strcmp(flag, "--cpu-limit") == 0 || strcmp(flag, "--memory-limit") == 0) {
@@ -470,6 +472,11 @@ int dp_options_parse(dp_options *o, int argc, char **argv, nano_error *err)
     if (o->app_path == NULL)
         return bad(err, "missing APP.js: the module to run, --config FILE or --control-plane URL "
                         "(see --help)");
+    /* One app per thread, loaded at start: one ready isolate replaces it at once if it is
+     * discarded (memory limit); a second would only idle (3.3 MiB each). Many apps keep two
+     * for bursts of first requests. */
+    if (!is_pool_set)
+        o->pool_size = 1;
     o->app_name = name != NULL ? nano_xstrdup(name) : default_name(o->app_path);
     return 0;
 }

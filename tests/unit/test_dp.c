@@ -40,6 +40,19 @@ static void options_defaults(void **state)
     assert_int_equal(o.drain_timeout_ms, 30000);
     assert_int_equal(o.max_head_size, 65536);
     assert_int_equal(o.write_timeout_ms, 30000);
+    assert_int_equal(o.pool_size, 1); /* one app: one spare isolate per thread */
+    dp_options_fini(&o);
+    const char *many[] = {"nano-dp", "--config", "nano.json"};
+    assert_int_equal(parse(&o, &err, 3, many), 0);
+    assert_int_equal(o.pool_size, 2);
+    dp_options_fini(&o);
+    const char *set[] = {"nano-dp", "--isolate-pool", "3", "app.js"};
+    assert_int_equal(parse(&o, &err, 4, set), 0);
+    assert_int_equal(o.pool_size, 3);
+    dp_options_fini(&o);
+    const char *none[] = {"nano-dp", "app.js", "--isolate-pool", "0"};
+    assert_int_equal(parse(&o, &err, 4, none), 0);
+    assert_int_equal(o.pool_size, 0);
     dp_options_fini(&o);
 }
 
