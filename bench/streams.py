@@ -5,6 +5,7 @@ side in one run.
 The same module (apps/streams.js) runs everywhere. Scenarios, each timed with curl on
 loopback (time to the last byte):
   gen   GET /gen?mb=N: N MiB generated in 64 KiB chunks through a TransformStream
+  plain GET /plain?mb=N: the same generated stream as the response body, no transform
   echo  POST /echo: an N MiB upload echoed back (new Response(request.body))
   gzip  GET /gzip?mb=N: N MiB of text through CompressionStream("gzip") (MB/s of input)
 The server is pinned to one CPU and curl to the other (taskset). Each round starts every
@@ -29,7 +30,7 @@ sys.path.insert(0, HERE)
 import hello as common  # noqa: E402  (shared helpers: ports, readiness, peers)
 
 ROOT = os.path.dirname(HERE)
-SCENARIOS = ("gen", "echo", "gzip")
+SCENARIOS = ("gen", "plain", "echo", "gzip")
 
 
 class Runtime:
@@ -97,8 +98,8 @@ def curl(opts, args):
 def scenario(opts, port, name, upload_file):
     n = opts.mb * 1024 * 1024
     base = f"http://127.0.0.1:{port}"
-    if name == "gen":
-        size, secs = curl(opts, [f"{base}/gen?mb={opts.mb}"])
+    if name in ("gen", "plain"):
+        size, secs = curl(opts, [f"{base}/{name}?mb={opts.mb}"])
         if size != n:
             raise RuntimeError(f"got {size} bytes, want {n}")
     elif name == "echo":

@@ -3,7 +3,7 @@
 
   hello      req/s and p99 of a hello app and of a "JSON with env" app (apps/json-env.js,
              env from nano.json vars) with --threads 1 (server on CPU 0, wrk -t1 on CPU 1)
-             and --threads 2 (server and wrk share both CPUs), side by side with deno,
+             and --threads 1 and 2 sharing both CPUs with wrk -t2, side by side with deno,
              bun, workerd and node (one CPU each) on the same modules; nano-dp with the
              access log on (the default) and, for --threads 1, off.
   coldstart  many small apps (distinct hostnames): client-side latency of the first request
@@ -359,6 +359,10 @@ def hello_servers(opts, workdir):
         found.append(Server("nano-dp", "--threads 1", v, nano_launch(1, "0", True), "0", "1", 1))
         found.append(Server("nano-dp", "--threads 1 --access-log off", v,
                             nano_launch(1, "0", False), "0", "1", 1))
+        # The same client setup with one worker thread: the pair gives the scaling from 1
+        # to 2 threads when the client takes CPU too (issue 26's threads item).
+        found.append(Server("nano-dp", "--threads 1 (shares CPUs with wrk)", v,
+                            nano_launch(1, "0,1", True), "0,1", "0,1", opts.wrk_threads_shared))
         found.append(Server("nano-dp", "--threads 2 (shares CPUs with wrk)", v,
                             nano_launch(2, "0,1", True), "0,1", "0,1", opts.wrk_threads_shared))
     else:
@@ -490,9 +494,11 @@ def cmd_hello(opts, workdir):
     print(f"wrk -c{opts.connections} -d{opts.duration} --latency after a {opts.warmup} warm-up "
           f"run that is not measured (each server is a fresh process); medians of "
           f"{opts.rounds} rounds. "
-          f"\"1 CPU\" rows: server pinned to CPU 0, `wrk -t1` on CPU 1. The `--threads 2` row: "
-          f"nano-dp on both CPUs and `wrk -t{opts.wrk_threads_shared}` sharing them (so wrk "
-          f"takes CPU from the server). Peers were run on one CPU only. nano-dp at the default "
+          f"\"1 CPU\" rows: server pinned to CPU 0, `wrk -t1` on CPU 1. The \"shares CPUs\" "
+          f"rows: nano-dp with 1 or 2 worker threads on both CPUs and "
+          f"`wrk -t{opts.wrk_threads_shared}` sharing them (so wrk takes CPU from the server; "
+          f"their ratio is the scaling from 1 to 2 threads). Peers were run on one CPU only. "
+          f"nano-dp at the default "
           f"log level (info) with the access log written to a file unless `--access-log off`. "
           f"CPU µs/request: the server's user + system CPU time over the wrk run (all its "
           f"threads and child processes, from /proc) divided by the requests wrk completed.\n")

@@ -1,5 +1,6 @@
 // The streams benchmark's module, the same for every runtime (bench/streams.py):
 //   GET  /gen?mb=N    N MiB generated in 64 KiB chunks, through an identity TransformStream
+//   GET  /plain?mb=N  the same chunks as the response body directly (no transform)
 //   POST /echo        the upload echoed back (new Response(request.body))
 //   GET  /gzip?mb=N   N MiB of generated text through CompressionStream("gzip")
 //   GET  /            "ok" (readiness)
@@ -42,6 +43,8 @@ export default {
         return new Response(generated(mb * 1024 * 1024, text).pipeThrough(new TransformStream({
           transform(chunk, controller) { controller.enqueue(chunk); },
         })));
+      case "/plain":
+        return new Response(generated(mb * 1024 * 1024, text));
       case "/echo":
         return new Response(request.body);
       case "/gzip":
