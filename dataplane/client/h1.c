@@ -34,6 +34,7 @@
 #include "client_int.h"
 
 #include "alloc.h"
+#include "buf.h"
 #include "error.h"
 
 #define H1_MAX_IDLE 256       /* pooled connections per client (curl's MAXCONNECTS here) */
@@ -431,58 +432,34 @@ static bool parse_url(h1_xfer *hx, const char *url, const char **target, size_t 
     return true;
 }
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *p, size_t n)
-{
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 512;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->p = nano_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static void sb_str(strbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 static void build_head(h1_xfer *hx, const dp_xfer_spec *spec, const char *target, size_t tlen,
                        const char *authority, size_t alen)
 {
-    strbuf b = {0};
-    char num[48];
+    nano_buf b = NANO_BUF_INIT;
 
-    sb_str(&b, spec->method);
-    sb_add(&b, " ", 1);
+    nano_buf_append_str(&b, spec->method);
+    nano_buf_append(&b, " ", 1);
     if (tlen == 0 || target[0] != '/')
-        sb_add(&b, "/", 1); /* "http://h" and "http://h?q" */
-    sb_add(&b, target, tlen);
-    sb_add(&b, " HTTP/1.1\r\nHost: ", 17);
-    sb_add(&b, authority, alen);
-    sb_add(&b, "\r\n", 2);
+        nano_buf_append(&b, "/", 1); /* "http://h" and "http://h?q" */
+    nano_buf_append(&b, target, tlen);
+    nano_buf_append(&b, " HTTP/1.1\r\nHost: ", 17);
+    nano_buf_append(&b, authority, alen);
+    nano_buf_append(&b, "\r\n", 2);
     for (size_t i = 0; i < spec->n_headers; i++) {
-        sb_str(&b, spec->headers[i]);
-        sb_add(&b, "\r\n", 2);
+        nano_buf_append_str(&b, spec->headers[i]);
+        nano_buf_append(&b, "\r\n", 2);
     }
     if (spec->body == DP_XFER_BODY_SIZED) {
-        snprintf(num, sizeof num, "Content-Length: %llu\r\n", (unsigned long long)spec->body_len);
-        sb_str(&b, num);
+        nano_buf_appendf(&b, "Content-Length: %llu\r\n", (unsigned long long)spec->body_len);
     } else if (spec->body == DP_XFER_BODY_STREAM) {
-        sb_str(&b, "Transfer-Encoding: chunked\r\n");
+        nano_buf_append_str(&b, "Transfer-Encoding: chunked\r\n");
         hx->is_chunked = true;
     } else if (strcmp(spec->method, "POST") == 0 || strcmp(spec->method, "PUT") == 0) {
-        sb_str(&b, "Content-Length: 0\r\n"); /* Fetch says so for a POST or PUT without body */
+        /* Fetch says so for a POST or PUT without a body */
+        nano_buf_append_str(&b, "Content-Length: 0\r\n");
     }
-    sb_add(&b, "\r\n", 2);
-    hx->head = b.p;
+    nano_buf_append(&b, "\r\n", 2);
+    hx->head = b.data;
     hx->head_len = b.len;
 }
 
