@@ -131,16 +131,13 @@ static atomic_int g_dns_running;
 static int dns_running_max(void)
 {
     /* A quarter of libuv's pool (at least one thread): crypto.subtle's long jobs take at
-     * most half, so short jobs always find a thread. */
-    static int max;
-    if (max == 0) {
-        const char *env = getenv("UV_THREADPOOL_SIZE");
-        long n = env != NULL ? strtol(env, NULL, 10) : 0;
-        if (n <= 0)
-            n = 4;
-        max = n >= 8 ? (int)(n / 4) : 1;
-    }
-    return max;
+     * most half, so short jobs always find a thread. Read on a cache miss only, from any
+     * worker thread: computed each time rather than kept in a shared static. */
+    const char *env = getenv("UV_THREADPOOL_SIZE");
+    long n = env != NULL ? strtol(env, NULL, 10) : 0;
+    if (n <= 0)
+        n = 4;
+    return n >= 8 ? (int)(n / 4) : 1;
 }
 
 static void conn_close(h1_conn *k);
@@ -150,7 +147,7 @@ static void send_request(h1_xfer *hx);
 static void pump_send(h1_xfer *hx);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static const llhttp_settings_t *settings(void);
+static const llhttp_settings_t g_settings;
 
 static void dispatch_if_ready(dp_client *c)
 {
@@ -823,7 +820,7 @@ static void send_request(h1_xfer *hx)
     dp_xfer *x = hx->x;
     h1_conn *k = hx->conn;
 
-    llhttp_init(&k->parser, HTTP_RESPONSE, settings());
+    llhttp_init(&k->parser, HTTP_RESPONSE, &g_settings);
     k->parser.data = k;
     k->n_requests++;
     hx->got_bytes = false;
@@ -965,26 +962,18 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED; /* anything after it is not ours */
 }
 
-static llhttp_settings_t g_settings;
-
-static const llhttp_settings_t *settings(void)
-{
-    if (g_settings.on_message_complete == NULL) {
-        llhttp_settings_t s;
-        llhttp_settings_init(&s);
-        s.on_status = on_status;
-        s.on_status_complete = on_status_complete;
-        s.on_header_field = on_header_field;
-        s.on_header_field_complete = on_header_field_complete;
-        s.on_header_value = on_header_value;
-        s.on_header_value_complete = on_header_value_complete;
-        s.on_headers_complete = on_headers_complete;
-        s.on_body = on_body;
-        s.on_message_complete = on_message_complete;
-        g_settings = s;
-    }
-    return &g_settings;
-}
+/* Every worker thread's parsers share these (read only; llhttp_settings_init only zeroes). */
+static const llhttp_settings_t g_settings = {
+    .on_status = on_status,
+    .on_status_complete = on_status_complete,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 /* Bytes (or the end) on a connection whose transfer waits for its response. */
 static void on_response_bytes(h1_xfer *hx, const char *p, ssize_t nread)

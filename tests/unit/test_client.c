@@ -149,6 +149,11 @@ static void *serve(void *arg)
                                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                                 "3\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n";
                 write_all(c, r, strlen(r));
+            } else if (strncmp(head, "GET /nul-header ", 16) == 0) {
+                /* a NUL inside a header value: the head lines are NUL-separated */
+                static const char r[] = "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 0\r\n\r\n";
+                write_all(c, r, sizeof r - 1);
+                break;
             } else if (strncmp(head, "GET /hang ", 10) == 0) {
                 char b;
                 while (recv(c, &b, 1, 0) > 0) /* until the client lets go */
@@ -643,6 +648,21 @@ static void an_interim_head_and_a_chunked_body(void **state)
     rig_stop(&r);
 }
 
+/* A response head with a NUL byte in a header value is refused, never passed on split. */
+static void a_nul_in_a_response_header_fails(void **state)
+{
+    (void)state;
+    rig r;
+    rig_start(&r);
+    owner o = {.take_on_data = true};
+    start(r.c, &o, "GET", rig_url(&r, "/nul-header"), DP_XFER_NO_BODY);
+    run_until(&r.loop, &o, is_done);
+    assert_int_equal(o.error, DP_XFER_PROTOCOL);
+    assert_int_equal(o.n_head, 0);
+    dp_xfer_free(o.x);
+    rig_stop(&r);
+}
+
 /* A host name resolves (localhost), and what the server never answers times out. */
 static void a_host_name_and_a_response_that_never_comes(void **state)
 {
@@ -698,6 +718,7 @@ static int on_curl(void **state)
     cmocka_unit_test_setup(a_request_the_server_drops_on_a_reused_connection_goes_again, setup), \
     cmocka_unit_test_setup(a_response_head_over_256_kib_fails, setup), \
     cmocka_unit_test_setup(an_interim_head_and_a_chunked_body, setup), \
+    cmocka_unit_test_setup(a_nul_in_a_response_header_fails, setup), \
     cmocka_unit_test_setup(a_host_name_and_a_response_that_never_comes, setup)
 /* clang-format on */
 
