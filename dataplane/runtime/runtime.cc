@@ -47,6 +47,9 @@ int rt_platform_init(const char *argv0)
         v8::V8::SetFlagsFromString(flags);
     v8::V8::InitializePlatform(rt_platform_create());
     v8::V8::Initialize();
+    // Computes (and caches) the hash of V8's flags now, before rt_memory_after_entry first
+    // flips one (allocator.cc).
+    (void)v8::ScriptCompiler::CachedDataVersionTag();
     return 0;
 }
 
@@ -332,8 +335,10 @@ JsEntry::~JsEntry()
             rt_segment_switch(iso_, outer_slot_, outer_gen_);
         return;
     }
-    if (!iso_->is_broken)
+    if (!iso_->is_broken) {
         rt_microtask_checkpoint(iso_, ctx_);
+        rt_memory_after_entry(iso_);
+    }
     after_outermost_entry(iso_);
 }
 
@@ -808,7 +813,9 @@ int rt__isolate_create(uv_loop_t *loop, size_t heap_limit_mb, rt_isolate **out, 
         Isolate::Scope isolate_scope(iso->isolate);
         HandleScope handles(iso->isolate);
         // The snapshot's default context: every built-in loaded (snapshot_gen.cc).
+        std::unique_lock<std::mutex> no_gc_flag = rt_memory_context_lock();
         Local<Context> ctx = Context::New(iso->isolate);
+        no_gc_flag.unlock();
         iso->context.Reset(iso->isolate, ctx);
         Context::Scope context_scope(ctx);
         Local<Object> internal;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ class rt_allocator final : public v8::ArrayBuffer::Allocator {
     // While set, nothing is refused: for a native's allocation already known to fit, which
     // V8 would abort the process over if a GC in between made it not fit any more.
     void set_granting(bool on) { is_granting_.store(on, std::memory_order_relaxed); }
+    // Bytes of backing stores made or adopted since the last GC began (rt_memory_after_entry).
+    size_t young_bytes() const { return young_.load(std::memory_order_relaxed); }
+    void reset_young_bytes() { young_.store(0, std::memory_order_relaxed); }
 
   private:
     bool reserve(size_t len);
@@ -65,6 +69,7 @@ class rt_allocator final : public v8::ArrayBuffer::Allocator {
     std::atomic<bool> is_granting_{false};
     std::atomic<size_t> allocated_{0};
     std::atomic<size_t> adopted_{0};
+    std::atomic<size_t> young_{0};
     std::atomic<size_t> heap_live_{0};
     std::atomic<size_t> limit_{RT_DEFAULT_MEMORY_MB << 20};
 };
@@ -329,6 +334,11 @@ void rt_memory_platform_flags(void);
 // installs the check after each full GC. The limit is RT_DEFAULT_MEMORY_MB until
 // rt_memory_set_limit (a new allocator starts with it).
 void rt_memory_attach(rt_isolate *iso, size_t heap_limit_mb);
+// rt_memory_after_entry: after an outermost JS entry (its microtasks run): a young-generation
+// GC when the entry left many backing stores behind (allocator.cc explains why).
+void rt_memory_after_entry(rt_isolate *iso);
+// rt_memory_context_lock: held while a context is made (rt_memory_after_entry explains why).
+std::unique_lock<std::mutex> rt_memory_context_lock();
 // rt_memory_set_limit: the app's memory limit (0: RT_DEFAULT_MEMORY_MB), set when an app
 // takes the isolate (a pooled one was made before the app was known).
 void rt_memory_set_limit(rt_isolate *iso, size_t memory_mb);

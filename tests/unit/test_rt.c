@@ -4,6 +4,7 @@
  * throw when something is wrong, so rt_run_script's result is the verdict. */
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,13 @@
 
 static uv_loop_t g_loop;
 
-/* script: a classic script in a temporary file; returns its path (static buffer). */
+/* script: a classic script in a temporary file; returns its path (a buffer of the thread's:
+ * one test runs scripts on two threads). */
 static const char *script(const char *text)
 {
-    static char path[64];
-    snprintf(path, sizeof path, "/tmp/nano-unit-rt-%d.js", (int)getpid());
+    static _Thread_local char path[80];
+    snprintf(path, sizeof path, "/tmp/nano-unit-rt-%d-%lx.js", (int)getpid(),
+             (unsigned long)pthread_self());
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
@@ -399,6 +402,65 @@ static void memory_held_past_the_limit_breaks_the_isolate(void **state)
     free_isolate(iso);
 }
 
+/* Dead buffers are freed as they pile up, not only after V8's own 32 MiB trigger: after every
+ * entry that left 5 MiB of garbage behind, under 5 MiB is still counted (allocator.cc,
+ * rt_memory_after_entry). */
+static void memory_garbage_buffers_are_collected_after_each_entry(void **state)
+{
+    (void)state;
+    rt_isolate *iso = new_isolate(NULL, NULL, 0);
+    size_t before = rt_isolate_external_bytes(iso);
+    for (int i = 0; i < 6; i++) { /* 30 MiB: below V8's own trigger */
+        assert_int_equal(run(iso, "for (let i = 0; i < 80; i++) new Uint8Array(65536)[0] = i;"), 0);
+        size_t now = rt_isolate_external_bytes(iso);
+        assert_true(now < before + 5 * MIB);
+    }
+    free_isolate(iso);
+}
+
+/* The flag that lets the runtime ask for those collections would give a context made while it
+ * is set a global gc(): contexts made on another thread all the while never have one. */
+typedef struct {
+    int n_made;
+    int n_with_gc;
+    volatile int stop;
+} context_maker;
+
+static void make_contexts(void *arg)
+{
+    context_maker *m = arg;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    rt_app_options app = {.name = "unit", .console_mode = RT_CONSOLE_STDIO};
+    while (!m->stop && m->n_made < 400) {
+        rt_isolate *iso = NULL;
+        nano_error err = {0};
+        if (rt_isolate_new(&loop, &app, &iso, &err) != 0)
+            break;
+        m->n_made++;
+        if (run(iso, "if ('gc' in globalThis) throw new Error('gc');") != 0)
+            m->n_with_gc++;
+        rt_isolate_free(iso);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+}
+
+static void memory_collections_never_expose_gc_to_new_contexts(void **state)
+{
+    (void)state;
+    context_maker maker = {0};
+    uv_thread_t thread;
+    rt_isolate *iso = new_isolate(NULL, NULL, 0);
+    assert_int_equal(uv_thread_create(&thread, make_contexts, &maker), 0);
+    for (int i = 0; i < 400 && maker.n_made < 40; i++)
+        assert_int_equal(run(iso, "for (let i = 0; i < 80; i++) new Uint8Array(65536)[0] = i;"), 0);
+    maker.stop = 1;
+    uv_thread_join(&thread);
+    free_isolate(iso);
+    assert_true(maker.n_made > 0);
+    assert_int_equal(maker.n_with_gc, 0);
+}
 /* --- compile cache: one compile per module source (compile_cache.cc) -------------------- */
 
 /* Writes an app module whose source no other test has (the cache lives as long as the
@@ -585,6 +647,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(memory_pooled_isolates_count_their_heap),
         cmocka_unit_test(memory_freed_buffers_are_uncounted),
         cmocka_unit_test(memory_held_past_the_limit_breaks_the_isolate),
+        cmocka_unit_test(memory_garbage_buffers_are_collected_after_each_entry),
+        cmocka_unit_test(memory_collections_never_expose_gc_to_new_contexts),
     };
     static const struct CMUnitTest compile_cache[] = {
         cmocka_unit_test(compile_cache_second_isolate_consumes_the_first_ones_code),
