@@ -13,6 +13,7 @@ const char *nano_strerror(int rc)
     case NANO_ETOOBIG: return "over the limit";
     case NANO_ESTATE: return "invalid in current state";
     case NANO_EJS: return "JavaScript exception";
+    case NANO_EUNKNOWN: return "outcome unknown";
     default: break;
     }
     if (rc < 0 && rc > -4096)
