@@ -465,12 +465,14 @@ static int etcd_error(const json_t *j, long status, const char *endpoint, nano_e
                           msg, (long long)code);
 }
 
-/* POST body to path on each endpoint in turn until one answers; *out the answer's JSON.
- * is_write: a request that may change the store, never re-sent once it may have arrived. */
+/* POST body (taken) to path on each endpoint in turn until one answers; *out the answer's
+ * JSON. is_write: a request that may change the store, never re-sent once it may have
+ * arrived. */
 static int request(cp_etcd *e, const char *path, json_t *body, bool is_write, json_t **out,
                    nano_error *err)
 {
     char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
     nano_error last = {0};
     int rc = NANO_EIO;
     call c = {.conf = &e->conf};
@@ -635,7 +637,6 @@ static int call_result(cp_etcd *e, const char *path, json_t *body, cp_etcd_op_ty
 {
     json_t *j = NULL;
     int rc = request(e, path, body, type != CP_ETCD_OP_RANGE, &j, err);
-    json_decref(body);
     if (rc != 0)
         return rc;
     cp_etcd_result *r = nano_xcalloc(1, sizeof *r);
@@ -693,7 +694,6 @@ int cp_etcd_compact(cp_etcd *e, int64_t revision, nano_error *err)
     json_t *body = json_pack("{s:I, s:b}", "revision", (json_int_t)revision, "physical", 1);
     json_t *j = NULL;
     int rc = request(e, "/v3/kv/compaction", body, true, &j, err);
-    json_decref(body);
     json_decref(j);
     return rc;
 }
@@ -783,7 +783,6 @@ int cp_etcd_txn(cp_etcd *e, const cp_etcd_txn_req *txn, cp_etcd_txn_result **out
     for (size_t i = 0; i < txn->n_failure; i++)
         is_write |= txn->failure[i].type != CP_ETCD_OP_RANGE;
     int rc = request(e, "/v3/kv/txn", body, is_write, &j, err);
-    json_decref(body);
     if (rc != 0)
         return rc;
     cp_etcd_txn_result *r = nano_xcalloc(1, sizeof *r);
@@ -815,7 +814,6 @@ int cp_etcd_lease_grant(cp_etcd *e, int64_t ttl_s, int64_t *id_out, int64_t *ttl
     json_t *body = json_pack("{s:I}", "TTL", (json_int_t)ttl_s);
     json_t *j = NULL;
     int rc = request(e, "/v3/lease/grant", body, true, &j, err);
-    json_decref(body);
     if (rc != 0)
         return rc;
     int64_t id = 0, ttl = 0;
@@ -838,7 +836,6 @@ int cp_etcd_lease_keepalive(cp_etcd *e, int64_t id, int64_t *ttl_out, nano_error
     json_t *body = json_pack("{s:I}", "ID", (json_int_t)id);
     json_t *j = NULL;
     int rc = request(e, "/v3/lease/keepalive", body, false, &j, err);
-    json_decref(body);
     if (rc != 0)
         return rc;
     int64_t ttl = 0;
@@ -858,7 +855,6 @@ int cp_etcd_lease_revoke(cp_etcd *e, int64_t id, nano_error *err)
     json_t *body = json_pack("{s:I}", "ID", (json_int_t)id);
     json_t *j = NULL;
     int rc = request(e, "/v3/lease/revoke", body, true, &j, err);
-    json_decref(body);
     json_decref(j);
     return rc;
 }

@@ -163,7 +163,9 @@ static size_t on_stream(char *p, size_t size, size_t n, void *arg)
     long status = 0;
     w->last_data_ms = now_ms();
     curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200) {
+    if (status != 200) { /* e.g. 503 from a member that is shutting down */
+        NANO_WARN("etcd.watch_refused", "endpoint=%s status=%ld", w->conf.endpoints[w->cur],
+                  status);
         w->is_broken = true;
         return 0;
     }
@@ -207,6 +209,12 @@ static void run_stream(cp_etcd_watch *w)
     headers = curl_slist_append(headers, "Grpc-Metadata-hasleader: true");
 
     w->easy = curl_easy_init();
+    if (w->easy == NULL) { /* out of memory: counted as a failed stream, retried */
+        w->is_broken = true;
+        curl_slist_free_all(headers);
+        free(text);
+        return;
+    }
     cp_etcd__curl_setup(w->easy, &w->conf);
     curl_easy_setopt(w->easy, CURLOPT_URL, url);
     curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, headers);

@@ -45,20 +45,28 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* A loopback port nothing listens on right now (bound, read and closed). */
-static int free_port(void)
+/* A socket bound to a free loopback port (*port), listening when listen_too. */
+static int loopback_socket(bool listen_too, int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sa;
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (listen_too)
+        assert_int_equal(listen(fd, 8), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    *port = ntohs(sa.sin_port);
+    return fd;
 }
 
-/* $NANO_ETCD if set (a path; one that is not executable makes the tests skip), else
- * /usr/bin/etcd, else etcd from PATH. */
+/* A loopback port nothing listens on right now (bound, read and closed). */
+static int free_port(void)
+{
+    int port = 0;
+    close(loopback_socket(false, &port));
+    return port;
+}
+
 static const char *etcd_binary(void)
 {
     static char found[512];
@@ -229,10 +237,27 @@ static void assert_kv(const cp_etcd_kv *kv, const char *key, const char *value)
     assert_memory_equal(kv->value, value, kv->value_len);
 }
 
+/* Two writes to key, then the history compacted up to the second: *r1 is gone. */
+static void put_twice_and_compact(cp_etcd *e, const char *key, int64_t *r1, int64_t *r2)
+{
+    put_s(e, key, "1", r1);
+    put_s(e, key, "2", r2);
+    OK(cp_etcd_compact(e, *r2, err));
+}
+
 /* A loopback port where nothing listens: connecting is refused. */
 static int dead_port(void)
 {
     return free_port();
+}
+
+/* A handle on two endpoints: a dead port first, then the fixture's etcd. */
+static cp_etcd *open_dead_then_live(void)
+{
+    const char *url = etcd_url();
+    char two[160];
+    snprintf(two, sizeof two, "etcd://127.0.0.1:%d,%s", dead_port(), url + strlen("etcd://"));
+    return open_url(two);
 }
 
 /* --- url ------------------------------------------------------------------------------------ */
@@ -440,9 +465,7 @@ static void kv_compacted_and_future_revisions_are_errors(void **state)
     (void)state;
     cp_etcd *e = connect_etcd();
     int64_t r1 = 0, r2 = 0;
-    put_s(e, "/t/compact/k", "1", &r1);
-    put_s(e, "/t/compact/k", "2", &r2);
-    OK(cp_etcd_compact(e, r2, err));
+    put_twice_and_compact(e, "/t/compact/k", &r1, &r2);
     cp_etcd_range_req req = {.key = "/t/compact/k", .key_len = 12, .revision = r1};
     cp_etcd_result *r = NULL;
     nano_error why = {0};
@@ -636,10 +659,7 @@ static void lease_grant_put_keepalive_revoke(void **state)
 static void failover_skips_a_dead_endpoint(void **state)
 {
     (void)state;
-    const char *url = etcd_url();
-    char two[160];
-    snprintf(two, sizeof two, "etcd://127.0.0.1:%d,%s", dead_port(), url + strlen("etcd://"));
-    cp_etcd *e = open_url(two);
+    cp_etcd *e = open_dead_then_live();
     int64_t rev = 0;
     put_s(e, "/t/failover/k", "v", &rev); /* refused before sending: safe on the next one */
     assert_true(rev > 0);
@@ -711,13 +731,7 @@ static void *mute_main(void *arg)
 
 static void mute_start(mute_server *m)
 {
-    m->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    assert_int_equal(bind(m->fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(m->fd, 8), 0);
-    assert_int_equal(getsockname(m->fd, (struct sockaddr *)&sa, &len), 0);
-    m->port = ntohs(sa.sin_port);
+    m->fd = loopback_socket(true, &m->port);
     atomic_init(&m->stop, false);
     atomic_init(&m->n_requests, 0);
     assert_int_equal(pthread_create(&m->thread, NULL, mute_main, m), 0);
@@ -778,14 +792,10 @@ static void failover_request_timeout_is_bounded(void **state)
     (void)state;
     /* A socket that listens but never accepts: the kernel completes the handshake and takes
      * the request, and no answer ever comes. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    int port = 0;
+    int fd = loopback_socket(true, &port);
     char url[64];
-    snprintf(url, sizeof url, "etcd://127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(url, sizeof url, "etcd://127.0.0.1:%d", port);
     cp_etcd *e = open_url(url);
     cp_etcd_set_limits(e, &(cp_etcd_limits){.timeout_ms = 300});
     uint64_t t0 = now_ms();
@@ -853,18 +863,23 @@ static void on_watch(const cp_etcd_watch_msg *m, void *arg)
     pthread_mutex_unlock(&log->mu);
 }
 
-/* Waits (at most 10 s) until the log has n events; returns how many it has. */
-static size_t wait_events(watch_log *log, size_t n)
+/* Waits (at most 10 s) until *counter, one of log's counts, reaches n; returns it. */
+static size_t wait_for(watch_log *log, const size_t *counter, size_t n)
 {
     uint64_t deadline = now_ms() + 10000;
     for (;;) {
         pthread_mutex_lock(&log->mu);
-        size_t have = log->n_events;
+        size_t have = *counter;
         pthread_mutex_unlock(&log->mu);
         if (have >= n || now_ms() > deadline)
             return have;
         usleep(10 * 1000);
     }
+}
+
+static size_t wait_events(watch_log *log, size_t n)
+{
+    return wait_for(log, &log->n_events, n);
 }
 
 static void assert_event(const seen_event *s, cp_etcd_event_type type, const char *key,
@@ -921,15 +936,7 @@ static void watch_reports_progress(void **state)
     cp_etcd_watch_req req = {.key = "/t/progress/k", .key_len = 13, .progress_notify = true};
     cp_etcd_watch *w = NULL;
     OK(cp_etcd_watch_start(e, &req, on_watch, &log, &w, err));
-    uint64_t deadline = now_ms() + 10000;
-    size_t n = 0;
-    while (n == 0 && now_ms() < deadline) {
-        usleep(20 * 1000);
-        pthread_mutex_lock(&log.mu);
-        n = log.n_progress;
-        pthread_mutex_unlock(&log.mu);
-    }
-    assert_true(n > 0);
+    assert_true(wait_for(&log, &log.n_progress, 1) > 0);
     assert_true(cp_etcd_watch_revision(w) >= rev);
     cp_etcd_watch_stop(w);
     cp_etcd_free(e);
@@ -940,21 +947,12 @@ static void watch_reports_compaction(void **state)
     (void)state;
     cp_etcd *e = connect_etcd();
     int64_t r1 = 0, r2 = 0;
-    put_s(e, "/t/wcompact/k", "1", &r1);
-    put_s(e, "/t/wcompact/k", "2", &r2);
-    OK(cp_etcd_compact(e, r2, err));
+    put_twice_and_compact(e, "/t/wcompact/k", &r1, &r2);
     watch_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
     cp_etcd_watch_req req = {.key = "/t/wcompact/k", .key_len = 13, .start_revision = r1};
     cp_etcd_watch *w = NULL;
     OK(cp_etcd_watch_start(e, &req, on_watch, &log, &w, err));
-    uint64_t deadline = now_ms() + 10000;
-    size_t n = 0;
-    while (n == 0 && now_ms() < deadline) {
-        usleep(10 * 1000);
-        pthread_mutex_lock(&log.mu);
-        n = log.n_compacted;
-        pthread_mutex_unlock(&log.mu);
-    }
+    wait_for(&log, &log.n_compacted, 1);
     usleep(200 * 1000); /* no reconnect after a compaction: one notice, no events */
     cp_etcd_watch_stop(w);
     assert_int_equal(log.n_compacted, 1);
@@ -967,10 +965,7 @@ static void watch_reports_compaction(void **state)
 static void watch_fails_over_and_resumes_without_duplicates(void **state)
 {
     (void)state;
-    const char *url = etcd_url();
-    char two[160];
-    snprintf(two, sizeof two, "etcd://127.0.0.1:%d,%s", dead_port(), url + strlen("etcd://"));
-    cp_etcd *e = open_url(two);
+    cp_etcd *e = open_dead_then_live();
     cp_etcd *direct = connect_etcd();
     int64_t r0 = 0;
     put_s(direct, "/t/wfail/k", "0", &r0);
