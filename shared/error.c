@@ -14,6 +14,7 @@ const char *nano_strerror(int rc)
     case NANO_ESTATE: return "invalid in current state";
     case NANO_EJS: return "JavaScript exception";
     case NANO_EUNKNOWN: return "outcome unknown";
+    case NANO_ECONFLICT: return "conflicting change";
     default: break;
     }
     if (rc < 0 && rc > -4096)

@@ -22,6 +22,7 @@ enum {
     NANO_ESTATE = -10004,    /* operation not valid in the object's current state */
     NANO_EJS = -10005,       /* JavaScript threw */
     NANO_EUNKNOWN = -10006,  /* a request was sent, its answer lost: it may have been applied */
+    NANO_ECONFLICT = -10007, /* a concurrent change came first: nothing applied; run it again */
 };
 
 /* A person-readable error: a stable id such as "env_file_syntax" and a one-line message. */
