@@ -144,22 +144,44 @@ static size_t deny_status(nano_egress *e, const dp_options *o)
     return deny_host_port(e, "status", host, port);
 }
 
-/* nanocp's PUB URL and its RPC URL (given, or the PUB port + 1, as cp_client.c dials). */
+/* One nanocp URL (SCHEME://HOST:PORT, len bytes of text) denied as what. */
+static size_t deny_cp_url(nano_egress *e, const char *what, const char *text, size_t len)
+{
+    char url[512], host[300];
+    if (len >= sizeof url)
+        return 0; /* cp_client refuses the URL itself, with a message */
+    memcpy(url, text, len);
+    url[len] = '\0';
+    const char *colon = strrchr(url, ':');
+    if (colon == NULL || dp_cp_url_host(url, host, sizeof host) != 0)
+        return 0;
+    int port = atoi(colon + 1);
+    return port > 0 && port <= 65535 ? deny_host_port(e, what, host, port) : 0;
+}
+
+/* Every nanocp replica's PUB URL and RPC URL (--control-plane and --control-plane-rpc take
+ * comma-separated lists; an RPC URL not given is the PUB port + 1, as cp_client.c dials). */
 static size_t deny_control_plane(nano_egress *e, const dp_options *o)
 {
-    char rpc[512];
-    const char *urls[2] = {o->cp_url, o->cp_rpc_url};
-    if (urls[1] == NULL && dp_cp_default_rpc_url(o->cp_url, rpc, sizeof rpc) == 0)
-        urls[1] = rpc;
     size_t n = 0;
-    for (int i = 0; i < 2; i++) {
-        char host[300];
-        const char *colon = urls[i] != NULL ? strrchr(urls[i], ':') : NULL;
-        if (colon == NULL || dp_cp_url_host(urls[i], host, sizeof host) != 0)
-            continue; /* cp_client refuses the URL itself, with a message */
-        int port = atoi(colon + 1);
-        if (port > 0 && port <= 65535)
-            n += deny_host_port(e, i == 0 ? "nanocp" : "nanocp-rpc", host, port);
+    for (const char *p = o->cp_url; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        n += deny_cp_url(e, "nanocp", p, len);
+        if (o->cp_rpc_url == NULL && len < 512) {
+            char pub[512], rpc[512];
+            memcpy(pub, p, len);
+            pub[len] = '\0';
+            if (dp_cp_default_rpc_url(pub, rpc, sizeof rpc) == 0)
+                n += deny_cp_url(e, "nanocp-rpc", rpc, strlen(rpc));
+        }
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    for (const char *p = o->cp_rpc_url; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        n += deny_cp_url(e, "nanocp-rpc", p, len);
+        p = comma != NULL ? comma + 1 : NULL;
     }
     return n;
 }

@@ -719,14 +719,7 @@ static int read_token(const dp_options *o, char **out, nano_error *err)
 static int start_cp(dp_main *m, int port, nano_error *err)
 {
     const dp_options *o = &m->opts;
-    char rpc[512], node[64], addr[300];
-    const char *rpc_url = o->cp_rpc_url;
-    if (rpc_url == NULL) {
-        if (dp_cp_default_rpc_url(o->cp_url, rpc, sizeof rpc) != 0)
-            return nano_error_set(err, NANO_EINVAL, "usage",
-                                  "--control-plane %s: expected tcp://HOST:PORT", o->cp_url);
-        rpc_url = rpc;
-    }
+    char node[64], addr[300];
     if (o->node != NULL)
         snprintf(node, sizeof node, "%s", o->node);
     else
@@ -756,7 +749,7 @@ static int start_cp(dp_main *m, int port, nano_error *err)
     m->cp_config.data = m;
     dp_cp_client_options co = {
         .url = o->cp_url,
-        .rpc_url = rpc_url,
+        .rpc_url = o->cp_rpc_url,
         .node = node,
         .token = token,
         .ca_file = o->cp_ca_file,

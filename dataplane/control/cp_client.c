@@ -35,6 +35,9 @@ enum {
     BACKOFF_MIN_MS = 100,
     BACKOFF_MAX_MS = 5000,
     DRAIN_GRACE_MS = 1000, /* past an app.drain's timeout before we ack timed_out */
+    /* With other nanocp replicas to go to: a PUB channel silent this long (nanocp sends a
+     * heartbeat every second) means this one is stopped or cut off: move on. */
+    SILENT_MS = 5000,
     SECRET_WARN_EVERY_MS = 60000,
 };
 
@@ -47,16 +50,28 @@ typedef struct cp_drain {
     bool is_acked;
 } cp_drain;
 
+/* One nanocp replica's pair of URLs (--control-plane takes a list: docs/nano-dp.md). */
+typedef struct cp_endpoint {
+    char *url, *rpc_url; /* owned */
+    nng_tls_config *tls; /* tls+tcp://: verifies this endpoint's host */
+    bool is_insecure;    /* secrets would cross a non-TLS link to a non-loopback host */
+} cp_endpoint;
+
 struct dp_cp_client {
     /* options (owned copies) */
-    char *url, *rpc_url, *node, *token, *code_dir_opt, *http_addr;
+    char *node, *token, *code_dir_opt, *http_addr;
+    cp_endpoint endpoints[DP_CP_MAX_ENDPOINTS];
+    size_t n_endpoints;
     unsigned drop_every;
     dp_worker **workers;
     size_t n_workers;
     uv_async_t *config_ready;
     dp_load_errors *load_errors;
+    /* The endpoint in use (use_endpoint): endpoints[cur]'s, borrowed. */
+    size_t cur;
+    const char *url, *rpc_url;
     nng_tls_config *tls;
-    bool is_insecure; /* secrets would cross a non-TLS link to a non-loopback host */
+    bool is_insecure;
 
     uv_thread_t thread;
     atomic_bool stop;
@@ -84,6 +99,7 @@ struct dp_cp_client {
     uint64_t resync_at_ms; /* not before (after a failed build) */
     uint64_t behind_since_ms;
     uint64_t last_status_ms;
+    uint64_t last_pub_ms;  /* a message on the PUB channel (heartbeats come every second) */
     uint64_t reported_seq; /* the applied seq the last status carried */
     uint64_t n_deltas_seen;
     uint64_t last_secret_warn_ms;
@@ -645,6 +661,7 @@ static int apply_delta(dp_cp_client *c, const nano_msg *d, nano_error *err)
 
 static int on_pub(dp_cp_client *c, const void *data, size_t len, nano_error *err)
 {
+    c->last_pub_ms = mono_ms();
     nano_msg m = {0};
     nano_error derr = {0};
     if (nano_msg_decode_pub(data, len, &m, &derr) != 0) {
@@ -781,9 +798,14 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
         return rc;
     *got_config = c->has_model;
     c->last_status_ms = 0;
+    c->last_pub_ms = mono_ms();
     while (!atomic_load(&c->stop)) {
         if (atomic_load(&c->sub_lost))
             return nano_error_set(err, NANO_EIO, "cp_unreachable", "%s: connection lost", c->url);
+        if (c->n_endpoints > 1 && mono_ms() - c->last_pub_ms > SILENT_MS)
+            return nano_error_set(err, NANO_EIO, "cp_silent",
+                                  "%s: no heartbeat for %d ms (nanocp stopped or cut off)", c->url,
+                                  SILENT_MS);
         /* Once a second, and at once when a snapshot or delta was applied since the last
          * report: nanoctl nodes shows the new seq without waiting for the next second. (A
          * burst of deltas is reported at most every STATUS_GAP_MS: a fleet's statuses would
@@ -824,10 +846,29 @@ static int session(dp_cp_client *c, bool *got_config, nano_error *err)
     return 0;
 }
 
+/* Makes endpoint i the one the next session uses. */
+static void use_endpoint(dp_cp_client *c, size_t i)
+{
+    cp_endpoint *e = &c->endpoints[i];
+    c->cur = i;
+    c->url = e->url;
+    c->rpc_url = e->rpc_url;
+    c->tls = e->tls;
+    c->is_insecure = e->is_insecure;
+    pthread_mutex_lock(&c->mu);
+    snprintf(c->link.url, sizeof c->link.url, "%s", c->url);
+    snprintf(c->link.rpc_url, sizeof c->link.rpc_url, "%s", c->rpc_url);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Sessions until stopped. A session that ends moves on to the next endpoint (replicas share
+ * one store, so the seq this node applied means the same on each: it resyncs from there); the
+ * pause before the next one grows only once every endpoint failed in a row. */
 static void client_main(void *arg)
 {
     dp_cp_client *c = arg;
     uint64_t backoff = BACKOFF_MIN_MS;
+    size_t failed_in_a_row = 0;
     while (!atomic_load(&c->stop)) {
         nano_error err = {0};
         bool got_config = false;
@@ -835,51 +876,142 @@ static void client_main(void *arg)
         close_sockets(c);
         if (atomic_load(&c->stop))
             break;
-        if (got_config)
+        if (got_config) {
             backoff = BACKOFF_MIN_MS;
+            failed_in_a_row = 0;
+        }
+        failed_in_a_row++;
+        bool has_untried = failed_in_a_row < c->n_endpoints;
+        uint64_t wait = has_untried ? BACKOFF_MIN_MS : backoff;
         LINK_SET(c, c->link.reconnects++);
+        const char *from = c->url;
+        if (c->n_endpoints > 1)
+            use_endpoint(c, (c->cur + 1) % c->n_endpoints);
         NANO_WARN("cpclient.reconnecting",
-                  "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64 " error_id=%s error=%s", backoff,
-                  c->model.seq, rc != 0 ? err.id : "closed",
+                  "retry_in_ms=%" PRIu64 " serving_seq=%" PRIu64 " from=%s to=%s error_id=%s "
+                  "error=%s",
+                  wait, c->model.seq, from, c->url, rc != 0 ? err.id : "closed",
                   rc != 0 ? err.message : "session ended");
-        for (uint64_t slept = 0; slept < backoff && !atomic_load(&c->stop); slept += 50)
+        for (uint64_t slept = 0; slept < wait && !atomic_load(&c->stop); slept += 50)
             uv_sleep(50);
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+        if (!has_untried)
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
 }
 
 /* --- start and stop ------------------------------------------------------------------------------ */
 
+/* The TLS configuration of every tls+tcp:// endpoint (each verifies its own host). */
 static int make_tls(dp_cp_client *c, const dp_cp_client_options *o, nano_error *err)
 {
-    bool wants = strncmp(c->url, "tls+tcp://", 10) == 0 ||
-                 strncmp(c->rpc_url, "tls+tcp://", 10) == 0;
-    if (!wants) {
-        if (o->ca_file != NULL || o->cert_file != NULL)
-            return nano_error_set(err, NANO_EINVAL, "usage",
-                                  "--control-plane-ca/-cert/-key need tls+tcp:// URLs");
-        return 0;
+    bool wants_any = false;
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        cp_endpoint *e = &c->endpoints[i];
+        if (strncmp(e->url, "tls+tcp://", 10) != 0 && strncmp(e->rpc_url, "tls+tcp://", 10) != 0)
+            continue;
+        wants_any = true;
+        char host[256];
+        if (dp_cp_url_host(e->url, host, sizeof host) != 0)
+            return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected tls+tcp://HOST:PORT",
+                                  e->url);
+        nano_tls_files f = {o->cert_file, "--control-plane-cert",
+                            o->key_file,  "--control-plane-key",
+                            o->ca_file,   "--control-plane-ca"};
+        int rc = nano_tls_client_config(&f, host, &e->tls, err);
+        if (rc != 0) {
+            err->code = NANO_EINVAL; /* a usage error: exit 2 */
+            return rc;
+        }
     }
+    if (!wants_any && (o->ca_file != NULL || o->cert_file != NULL))
+        return nano_error_set(err, NANO_EINVAL, "usage",
+                              "--control-plane-ca/-cert/-key need tls+tcp:// URLs");
+    return 0;
+}
+
+/* A control-plane URL: printable, short enough for /status, SCHEME://HOST:PORT. */
+static int check_url(const char *url, nano_error *err)
+{
     char host[256];
-    if (dp_cp_url_host(c->url, host, sizeof host) != 0)
-        return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected tls+tcp://HOST:PORT",
-                              c->url);
-    nano_tls_files f = {o->cert_file, "--control-plane-cert", o->key_file, "--control-plane-key",
-                        o->ca_file,   "--control-plane-ca"};
-    int rc = nano_tls_client_config(&f, host, &c->tls, err);
-    if (rc != 0)
-        err->code = NANO_EINVAL; /* a usage error: exit 2 */
+    bool clean = strlen(url) < sizeof((dp_cp_link *)0)->url;
+    for (const char *p = url; *p && clean; p++)
+        clean = *p > ' ' && *p < 0x7f && *p != '"' && *p != '\\';
+    if (!clean)
+        return nano_error_set(err, NANO_EINVAL, "usage",
+                              "control-plane URL: printable ASCII without quotes, < 256 bytes");
+    if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "tls+tcp://", 10) != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage",
+                              "%s: use tcp://HOST:PORT or tls+tcp://HOST:PORT", url);
+    if (dp_cp_url_host(url, host, sizeof host) != 0)
+        return nano_error_set(err, NANO_EINVAL, "usage", "%s: expected SCHEME://HOST:PORT", url);
+    return 0;
+}
+
+/* Splits a comma-separated list into owned strings (at most DP_CP_MAX_ENDPOINTS, none
+ * empty). */
+static int split_urls(const char *list, const char *what, char **out, size_t *n, nano_error *err)
+{
+    *n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || *n == DP_CP_MAX_ENDPOINTS)
+            return nano_error_set(err, NANO_EINVAL, "usage",
+                                  "%s: 1 to %d comma-separated URLs, none empty", what,
+                                  DP_CP_MAX_ENDPOINTS);
+        out[(*n)++] = nano_xstrndup(p, len);
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* The endpoints from the options: one per --control-plane URL, each with its RPC URL (the
+ * same host, port + 1, unless --control-plane-rpc lists one per URL). */
+static int make_endpoints(dp_cp_client *c, const dp_cp_client_options *o, nano_error *err)
+{
+    char *urls[DP_CP_MAX_ENDPOINTS] = {0}, *rpcs[DP_CP_MAX_ENDPOINTS] = {0};
+    size_t n = 0, n_rpc = 0;
+    int rc = split_urls(o->url, "--control-plane", urls, &n, err);
+    if (rc == 0 && o->rpc_url != NULL) {
+        rc = split_urls(o->rpc_url, "--control-plane-rpc", rpcs, &n_rpc, err);
+        if (rc == 0 && n_rpc != n)
+            rc = nano_error_set(err, NANO_EINVAL, "usage",
+                                "--control-plane-rpc: one URL per --control-plane URL (%zu, not "
+                                "%zu)",
+                                n, n_rpc);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char rpc[512];
+        if (rpcs[i] == NULL) {
+            if (dp_cp_default_rpc_url(urls[i], rpc, sizeof rpc) != 0)
+                rc = nano_error_set(err, NANO_EINVAL, "usage",
+                                    "--control-plane %s: expected tcp://HOST:PORT", urls[i]);
+            else
+                rpcs[i] = nano_xstrdup(rpc);
+        }
+        c->endpoints[i] = (cp_endpoint){.url = urls[i], .rpc_url = rpcs[i]};
+        urls[i] = rpcs[i] = NULL;
+        c->n_endpoints = i + 1;
+    }
+    for (size_t i = 0; i < DP_CP_MAX_ENDPOINTS; i++) {
+        nano_free(urls[i]);
+        nano_free(rpcs[i]);
+    }
     return rc;
 }
 
 static void client_free(dp_cp_client *c)
 {
-    if (c->tls != NULL)
-        nng_tls_config_free(c->tls);
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        if (c->endpoints[i].tls != NULL)
+            nng_tls_config_free(c->endpoints[i].tls);
+        nano_free(c->endpoints[i].url);
+        nano_free(c->endpoints[i].rpc_url);
+    }
     if (c->token != NULL)
         explicit_bzero(c->token, strlen(c->token));
-    nano_free(c->url);
-    nano_free(c->rpc_url);
     nano_free(c->node);
     nano_free(c->token);
     nano_free(c->http_addr);
@@ -902,8 +1034,6 @@ int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_e
         return nano_error_set(err, NANO_EINVAL, "usage", "the node token is over 1024 bytes");
     dp_cp_client *c = nano_xcalloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
-    c->url = nano_xstrdup(o->url);
-    c->rpc_url = nano_xstrdup(o->rpc_url);
     c->node = nano_xstrdup(o->node);
     c->token = nano_xstrdup(o->token);
     c->http_addr = nano_xstrdup(o->http_addr);
@@ -914,22 +1044,11 @@ int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_e
     c->config_ready = o->config_ready;
     dp_cp_model_init(&c->model);
     c->fetch = (dp_cp_fetcher){fetch_code, fetch_secrets, c};
-    char host[256];
-    int rc = 0;
-    const char *urls[2] = {c->url, c->rpc_url};
-    for (int i = 0; i < 2 && rc == 0; i++) {
-        bool clean = strlen(urls[i]) < sizeof c->link.url;
-        for (const char *p = urls[i]; *p && clean; p++)
-            clean = *p > ' ' && *p < 0x7f && *p != '"' && *p != '\\';
-        if (!clean)
-            rc = nano_error_set(err, NANO_EINVAL, "usage",
-                                "control-plane URL: printable ASCII without quotes, < 256 bytes");
-        else if (strncmp(urls[i], "tcp://", 6) != 0 && strncmp(urls[i], "tls+tcp://", 10) != 0)
-            rc = nano_error_set(err, NANO_EINVAL, "usage",
-                                "%s: use tcp://HOST:PORT or tls+tcp://HOST:PORT", urls[i]);
-        else if (dp_cp_url_host(urls[i], host, sizeof host) != 0)
-            rc = nano_error_set(err, NANO_EINVAL, "usage", "%s: expected SCHEME://HOST:PORT",
-                                urls[i]);
+    int rc = make_endpoints(c, o, err);
+    for (size_t i = 0; i < c->n_endpoints && rc == 0; i++) {
+        rc = check_url(c->endpoints[i].url, err);
+        if (rc == 0)
+            rc = check_url(c->endpoints[i].rpc_url, err);
     }
     if (rc == 0)
         rc = make_tls(c, o, err);
@@ -939,19 +1058,24 @@ int dp_cp_client_start(const dp_cp_client_options *o, dp_cp_client **out, nano_e
         client_free(c);
         return rc;
     }
-    dp_cp_url_host(c->rpc_url, host, sizeof host);
-    c->is_insecure = strncmp(c->rpc_url, "tls+tcp://", 10) != 0 && !dp_cp_host_is_loopback(host);
-    if (c->is_insecure)
-        NANO_WARN("cpclient.insecure_link", "rpc=%s host=%s detail=%s", c->rpc_url, host,
-                  "secrets will cross this link WITHOUT TLS: use tls+tcp:// beyond loopback");
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        cp_endpoint *e = &c->endpoints[i];
+        char host[256];
+        dp_cp_url_host(e->rpc_url, host, sizeof host);
+        e->is_insecure = strncmp(e->rpc_url, "tls+tcp://", 10) != 0 &&
+                         !dp_cp_host_is_loopback(host);
+        if (e->is_insecure)
+            NANO_WARN("cpclient.insecure_link", "rpc=%s host=%s detail=%s", e->rpc_url, host,
+                      "secrets will cross this link WITHOUT TLS: use tls+tcp:// beyond loopback");
+    }
+    use_endpoint(c, 0);
     if (c->drop_every > 0)
         NANO_WARN("cpclient.test_hook", "NANO_TEST_DROP_DELTAS=%u detail=%s", c->drop_every,
                   "every Nth delta is dropped on purpose (tests only)");
     snprintf(c->link.node, sizeof c->link.node, "%s", c->node);
-    snprintf(c->link.url, sizeof c->link.url, "%s", c->url);
-    snprintf(c->link.rpc_url, sizeof c->link.rpc_url, "%s", c->rpc_url);
-    NANO_INFO("cpclient.starting", "node=%s url=%s rpc=%s tls=%s code_dir=%s token=%s", c->node,
-              c->url, c->rpc_url, c->tls != NULL ? "true" : "false", c->cache.dir,
+    NANO_INFO("cpclient.starting",
+              "node=%s url=%s rpc=%s endpoints=%zu tls=%s code_dir=%s token=%s", c->node, c->url,
+              c->rpc_url, c->n_endpoints, c->tls != NULL ? "true" : "false", c->cache.dir,
               c->token[0] != '\0' ? "set" : "none");
     rc = uv_thread_create(&c->thread, client_main, c);
     if (rc != 0) {

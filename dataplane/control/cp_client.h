@@ -27,9 +27,14 @@
 
 typedef struct dp_cp_client dp_cp_client;
 
+/* nanocp replicas a node may be given (--control-plane URL,URL,...). */
+#define DP_CP_MAX_ENDPOINTS 8
+
 typedef struct dp_cp_client_options {
-    const char *url;       /* nanocp's PUB (--control-plane) */
-    const char *rpc_url;   /* nanocp's REP (--control-plane-rpc) */
+    const char *url;       /* nanocp's PUB (--control-plane): one URL, or a comma-separated list
+                              of replicas (tried in turn; a session that ends moves on) */
+    const char *rpc_url;   /* nanocp's REP (--control-plane-rpc), one per url; NULL: each url's
+                              host with its port + 1 */
     const char *node;      /* this node's name */
     const char *token;     /* node token ("" when none) */
     const char *ca_file;   /* tls+tcp://: CA to verify nanocp's certificate */

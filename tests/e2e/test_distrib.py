@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -65,7 +66,7 @@ class Cp(ControlPlane):
     """nanocp with its data-plane channels on fixed ports (kept across restarts); scheme
     tls+tcp with extra (its --dataplane-tls-* flags) for TLS."""
 
-    def __init__(self, data_dir=None, scheme="tcp", extra=()):
+    def __init__(self, data_dir=None, scheme="tcp", extra=(), make_token=True):
         self.dp_port = free_ports(2)
         self.scheme = scheme
         # Data planes dial by name: certificates name hosts (mbedtls 2.28 does not match
@@ -75,10 +76,12 @@ class Cp(ControlPlane):
             "--dataplane", f"{scheme}://127.0.0.1:{self.dp_port}",
             "--dataplane-rpc", f"{scheme}://127.0.0.1:{self.dp_port + 1}", *extra])
         # The node token exists before nanocp's first start, so a node can be started first.
+        # (make_token=False: a second nanocp on another's data dir, which has it already.)
         os.makedirs(self.data_dir, exist_ok=True)
-        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, (os.urandom(32).hex() + "\n").encode())
-        os.close(fd)
+        if make_token:
+            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, (os.urandom(32).hex() + "\n").encode())
+            os.close(fd)
 
     @property
     def url(self):
@@ -356,6 +359,86 @@ def nodes_serve_while_nanocp_is_down_and_resync_when_it_returns():
     for dp in nodes:
         dp.stop()
     cp.stop()
+
+
+@check
+def a_node_given_several_nanocp_addresses_moves_to_the_one_that_answers():
+    """--control-plane URL,URL,...: replicas of one store (here two nanocp on one data dir,
+    one at a time, as the SQLite store allows; with the etcd store they run together). The
+    node skips an address nobody listens on, and when its nanocp is killed it goes on to the
+    next one and serves what was changed there."""
+    dead = free_ports(2)  # nothing listens here
+    a = Cp()
+    b = Cp(data_dir=a.data_dir, make_token=False)
+    a.start()
+    deploy(a, "hello", "hello.test", COUNTER_APP)
+    a.ok("env", "set", "hello", "GREETING=one")
+    dp = DataPlane(a, "n1")
+    dp.cp_url = f"tcp://127.0.0.1:{dead},{a.url},{b.url}"
+    dp.start()
+    dp.wait_body("hello.test", "one ")
+    eq(dp.status()["control_plane"]["url"], a.url, "connected to the one that answers")
+    # Apps may reach none of the addresses (egress): each of the 3 PUB and 3 RPC ports denied.
+    expect(re.search(r"egress\.node_policy defaults=on endpoints=6\b", dp.log()) is not None,
+           dp.log()[:3000])
+    expect("endpoint_unresolved" not in dp.log(), dp.log()[:3000])
+    a.signal(9)
+    a.proc.wait(timeout=TIMEOUT)
+    b.start()
+    b.ok("env", "set", "hello", "GREETING=two")
+    t0 = time.monotonic()
+    dp.wait_body("hello.test", "two ", timeout=15)
+    took = time.monotonic() - t0
+    expect(took < 5, f"served the change made on the other nanocp within 5 s (took {took:.1f} s)")
+    dp.wait_log(r"cpclient\.reconnecting .*to=" + re.escape(b.url))
+    st = dp.status()["control_plane"]
+    eq(st["url"], b.url, "moved on")
+    eq(st["connected"], True, "connected")
+    dp.stop()
+    b.stop()
+    # Lists that cannot work are usage errors (exit 2), one line each.
+    for args, needle in (
+            (["--control-plane", f"{a.url},"], "none empty"),
+            (["--control-plane", ",".join([a.url] * 9)], "1 to 8"),
+            (["--control-plane", f"{a.url},{b.url}", "--control-plane-rpc",
+              "tcp://127.0.0.1:1"], "one URL per --control-plane URL"),
+            (["--control-plane", f"{a.url},http://x:1"], "use tcp://")):
+        p = subprocess.run([nanotest.BIN, *args, "--node-token-file", a.token_file, "--listen",
+                            "127.0.0.1:0"], capture_output=True, text=True, timeout=TIMEOUT)
+        eq(p.returncode, 2, f"{args}: {p.stderr}")
+        expect(needle in p.stderr, f"{args}: {p.stderr}")
+
+
+@check
+def a_node_moves_on_from_a_nanocp_that_stopped_answering():
+    """A nanocp that is stopped (SIGSTOP: its connections stay open) sends no heartbeat: a node
+    with another address to go to moves on after 5 s of silence, and takes the changes made
+    there. (Two nanocp on one SQLite data dir at once stand in for replicas of one store.)"""
+    a = Cp()
+    b = Cp(data_dir=a.data_dir, make_token=False)
+    a.start()
+    b.start()
+    deploy(a, "hello", "hello.test", COUNTER_APP)
+    a.ok("env", "set", "hello", "GREETING=one")
+    dp = DataPlane(a, "n1")
+    dp.cp_url = f"{a.url},{b.url}"
+    dp.start()
+    dp.wait_body("hello.test", "one ")
+    a.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        # Whichever comes first: 5 s without a heartbeat, or the status request's 5 s timeout.
+        dp.wait_log(r"cpclient\.reconnecting .*to=" + re.escape(b.url) +
+                    r" error_id=cp_(silent|unreachable)", timeout=15)
+        took = time.monotonic() - t0
+        expect(took < 9, f"moved on within 9 s of the stop (took {took:.1f} s)")
+        b.ok("env", "set", "hello", "GREETING=two")
+        dp.wait_body("hello.test", "two ", timeout=10)
+    finally:
+        a.signal(signal.SIGCONT)
+    dp.stop()
+    a.stop()
+    b.stop()
 
 
 @check
