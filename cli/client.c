@@ -323,6 +323,35 @@ int ctl_conn_check_tls(const ctl_conn *c, nano_error *err)
     return rc;
 }
 
+int ctl_conn_split_urls(const ctl_conn *c, char **out, size_t max, nano_error *err)
+{
+    size_t n = 0;
+    int rc = 0;
+    for (const char *p = c->url;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || n == max) {
+            rc = nano_error_set(err, NANO_EINVAL, "bad_url",
+                                "%.200s: 1 to %zu comma-separated addresses, none empty", c->url,
+                                max);
+            break;
+        }
+        out[n] = nano_xstrndup(p, len);
+        ctl_conn one = *c;
+        one.url = out[n++];
+        if ((rc = ctl_conn_check_tls(&one, err)) != 0)
+            break;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    if (rc == 0)
+        return (int)n;
+    for (size_t i = 0; i < n; i++)
+        nano_free(out[i]);
+    return rc;
+}
+
 int ctl_client_open(const char *url, const char *token, int timeout_ms, ctl_client **out,
                     nano_error *err)
 {

@@ -81,6 +81,12 @@ void ctl_conn_fini(ctl_conn *c);
  * TLS files for a URL that is not tls+tcp://). */
 int ctl_conn_check_tls(const ctl_conn *c, nano_error *err);
 
+/* ctl_conn_split_urls: c->url as a list of addresses (nanocp replicas: "URL,URL,..."), each
+ * checked with c's TLS files as ctl_conn_check_tls does; out gets owned copies. Returns how
+ * many (1..max), or a negative code with err (an empty item, more than max). */
+#define CTL_MAX_URLS 8
+int ctl_conn_split_urls(const ctl_conn *c, char **out, size_t max, nano_error *err);
+
 /* ctl_config_default_path: $XDG_CONFIG_HOME/nano/nanoctl.json, else
  * $HOME/.config/nano/nanoctl.json, written into buf; NULL when neither variable is set. */
 const char *ctl_config_default_path(char *buf, size_t cap);

@@ -26,7 +26,8 @@ const char ctl_help_main[] =
     "  version\n"
     "\n"
     "options (before the command):\n"
-    "  --cp URL          nanocp's admin RPC address (NANO_CP; default " CTL_DEFAULT_URL ")\n"
+    "  --cp URL          nanocp's admin RPC address (NANO_CP; default " CTL_DEFAULT_URL ");\n"
+    "                    URL,URL,...: nanocp replicas, tried in turn\n"
     "  --token T         admin token (NANO_TOKEN)\n"
     "  --token-file F    read the token from the first line of F (e.g. DATA_DIR/admin.token)\n"
     "  --cacert F        tls+tcp:// URL: the CA that signed nanocp's certificate, which must\n"
@@ -90,28 +91,82 @@ static bool wants_help(int argc, char **argv)
 
 typedef struct client_state {
     ctl_ctx *ctx;
-    ctl_conn conn;
+    ctl_conn conn; /* conn.url: one address, or a comma-separated list of replicas */
+    char *urls[CTL_MAX_URLS];
+    size_t n_urls, cur; /* the address in use (or to try next) */
     int timeout_ms;
     ctl_client *client;
-    nano_error open_err;
-    bool is_open_tried;
 } client_state;
 
-/* Connects on the first call, so that usage errors never wait on the network. */
+/* Whether running op twice leaves what running it once does: reads, and changes that set a
+ * state (not those that add a version, or fail when repeated). Only these are sent again to
+ * another replica after one took the request and gave no answer. */
+static bool is_idempotent(const char *op)
+{
+    static const char *const ops[] = {
+        "apps.list",    "apps.get",    "apps.drain",  "deployments.list", "env.get",
+        "secrets.list", "nodes.list",  "audit.list",  "version",          "status",
+        "env.patch",    "env.replace", "secrets.put", "apps.update",
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(op, ops[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Connects on the first call, so that usage errors never wait on the network. With several
+ * addresses (--cp URL,URL,...: nanocp replicas on one store), one that cannot be reached is
+ * skipped for the next; a request sent that got no answer (or a server error) goes to the next
+ * only when op is idempotent, since the first may have made the change. */
 static int lazy_call(void *ud, const char *op, json_t *args, json_t **result,
                      ctl_remote_error *rerr)
 {
     client_state *s = ud;
-    if (!s->is_open_tried) {
-        s->is_open_tried = true;
-        ctl_client_open_conn(&s->conn, s->timeout_ms, &s->client, &s->open_err);
-    }
-    if (!s->client) {
+    char tried[512] = "";
+    int rc = NANO_EIO;
+    for (size_t n = 0; n < s->n_urls; n++) {
+        const char *url = s->urls[s->cur];
         memset(rerr, 0, sizeof *rerr);
-        snprintf(rerr->message, sizeof rerr->message, "%s", s->open_err.message);
-        return NANO_EIO;
+        if (s->client == NULL) {
+            ctl_conn one = s->conn;
+            one.url = (char *)url;
+            nano_error err = {0};
+            if (ctl_client_open_conn(&one, s->timeout_ms, &s->client, &err) != 0) {
+                snprintf(rerr->message, sizeof rerr->message, "%s", err.message);
+                rc = NANO_EIO;
+                goto next; /* nothing was sent */
+            }
+        }
+        rc = ctl_client_call(s->client, op, args, result, rerr);
+        bool is_server_fault = rc == CTL_EREMOTE && (strcmp(rerr->code, "internal") == 0 ||
+                                                     strcmp(rerr->code, "unavailable") == 0 ||
+                                                     strcmp(rerr->code, "store_conflict") == 0);
+        if (rc == 0 || (rc == CTL_EREMOTE && !is_server_fault))
+            return rc;
+        if (!is_idempotent(op)) {
+            if (rc != CTL_EREMOTE && s->n_urls > 1) {
+                char msg[sizeof rerr->message];
+                snprintf(msg, sizeof msg, "%s", rerr->message);
+                snprintf(rerr->message, sizeof rerr->message,
+                         "%.300s (not sent again to another nanocp: the change may or may not "
+                         "have been made; look before running it again)",
+                         msg);
+            }
+            return rc;
+        }
+        ctl_client_close(s->client);
+        s->client = NULL;
+    next:
+        if (s->n_urls > 1) {
+            size_t len = strlen(tried);
+            snprintf(tried + len, sizeof tried - len, "%s%s: %.160s", len ? "; " : "", url,
+                     rerr->message[0] ? rerr->message : rerr->code);
+        }
+        s->cur = (s->cur + 1) % s->n_urls;
     }
-    return ctl_client_call(s->client, op, args, result, rerr);
+    if (s->n_urls > 1 && rc != CTL_EREMOTE) /* every address failed: say what each said */
+        snprintf(rerr->message, sizeof rerr->message, "no nanocp answered (%.400s)", tried);
+    return rc;
 }
 
 enum {
@@ -203,13 +258,15 @@ int ctl_run(int argc, char **argv, ctl_io *io)
                 cfg = NULL; /* the default file is optional */
         }
         nano_error err = {0};
-        if (ctl_conn_resolve(flag_url, flag_token, flag_token_file, cfg, getenv("NANO_CP"),
-                             getenv("NANO_TOKEN"), &tls, getenv("NANO_CACERT"), &st.conn,
-                             &err) != 0 ||
-            ctl_conn_check_tls(&st.conn, &err) != 0) {
+        int n = ctl_conn_resolve(flag_url, flag_token, flag_token_file, cfg, getenv("NANO_CP"),
+                                 getenv("NANO_TOKEN"), &tls, getenv("NANO_CACERT"), &st.conn, &err);
+        if (n == 0) /* each address of the list, with its TLS files (ctl_conn_check_tls) */
+            n = ctl_conn_split_urls(&st.conn, st.urls, CTL_MAX_URLS, &err);
+        if (n < 0) {
             ctl_conn_fini(&st.conn);
             return ctl_usage(&ctx, "%s", err.message);
         }
+        st.n_urls = (size_t)n;
         ctx.has_token = st.conn.token != NULL;
         io->call = lazy_call;
         io->call_ud = &st;
@@ -222,6 +279,8 @@ int ctl_run(int argc, char **argv, ctl_io *io)
         io->call_ud = NULL;
     }
     ctl_client_close(st.client);
+    for (size_t k = 0; k < st.n_urls; k++)
+        nano_free(st.urls[k]);
     ctl_conn_fini(&st.conn);
     fflush(io->out);
     return rc;

@@ -4,6 +4,11 @@
 #define _GNU_SOURCE /* fmemopen */
 #include "cpapi_fixture.h"
 
+#include <arpa/inet.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <uv.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -533,6 +538,134 @@ static void ctl_client_over_rpc(void **state)
     assert_non_null(strstr(err.message, url));
 }
 
+/* A nanocp that takes requests and never answers (stopped, or cut off mid-way): a REP socket
+ * whose thread receives and drops. */
+typedef struct black_hole {
+    nng_socket sock;
+    int port;
+    int n_received;
+    uv_thread_t thread;
+} black_hole;
+
+static void black_hole_run(void *arg)
+{
+    black_hole *b = arg;
+    for (;;) {
+        nng_msg *m = NULL;
+        if (nng_recvmsg(b->sock, &m, 0) != 0)
+            return; /* closed */
+        __atomic_add_fetch(&b->n_received, 1, __ATOMIC_SEQ_CST);
+        nng_msg_free(m);
+    }
+}
+
+static void black_hole_start(black_hole *b)
+{
+    memset(b, 0, sizeof *b);
+    assert_int_equal(nng_rep0_open(&b->sock), 0);
+    nng_listener l;
+    assert_int_equal(nng_listen(b->sock, "tcp://127.0.0.1:0", &l, 0), 0);
+    nng_sockaddr sa;
+    assert_int_equal(nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa), 0);
+    b->port = ntohs(sa.s_in.sa_port);
+    assert_int_equal(uv_thread_create(&b->thread, black_hole_run, b), 0);
+}
+
+static void black_hole_stop(black_hole *b)
+{
+    nng_close(b->sock);
+    uv_thread_join(&b->thread);
+}
+
+/* nanoctl over the network (io.call NULL: its own client), with --cp given as args[0]. */
+static ctl_run_result run_ctl_net(const char *cp, const char *timeout, int argc, const char **argv)
+{
+    const char *full[16] = {"nanoctl", "--cp", cp, "--token", CPAPI_TOKEN, "--timeout", timeout};
+    int n = 7;
+    for (int i = 0; i < argc && n < 16; i++)
+        full[n++] = argv[i];
+    ctl_run_result r;
+    memset(&r, 0, sizeof r);
+    FILE *out = fmemopen(r.out, sizeof r.out - 1, "w");
+    FILE *err = fmemopen(r.err, sizeof r.err - 1, "w");
+    ctl_io io = {out, err, NULL, NULL, NULL};
+    r.rc = ctl_run(n, (char **)full, &io);
+    fclose(out);
+    fclose(err);
+    return r;
+}
+
+/* --cp URL,URL,...: an address nobody listens on is skipped whatever the op (nothing was
+ * sent); one that took the request and never answered is left for the next only for an op
+ * that may run twice, and a change is not sent twice. */
+static void ctl_tries_the_next_nanocp_only_when_it_is_safe(void **state)
+{
+    (void)state;
+    cpapi_fake_reset();
+    cpapi_server *s = cpapi_server_start(true, 0);
+    black_hole hole;
+    black_hole_start(&hole);
+    char dead[64], live[64], mute[64], list[256];
+    snprintf(live, sizeof live, "tcp://127.0.0.1:%d", s->port);
+    snprintf(mute, sizeof mute, "tcp://127.0.0.1:%d", hole.port);
+    /* a port just closed: refused */
+    nng_socket tmp;
+    nng_listener l;
+    nng_sockaddr sa;
+    assert_int_equal(nng_rep0_open(&tmp), 0);
+    assert_int_equal(nng_listen(tmp, "tcp://127.0.0.1:0", &l, 0), 0);
+    assert_int_equal(nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa), 0);
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", ntohs(sa.s_in.sa_port));
+    nng_close(tmp);
+
+    const char *version[] = {"version"};
+    snprintf(list, sizeof list, "%s,%s", dead, live);
+    ctl_run_result r = run_ctl_net(list, "2s", 1, version);
+    assert_int_equal(r.rc, CTL_EXIT_OK);
+    assert_string_equal(cpapi_last_call().op, "version");
+
+    const char *create[] = {"apps", "create", "api", "--host", "api.test"};
+    cpapi_fake_reset();
+    r = run_ctl_net(list, "2s", 5, create);
+    assert_int_equal(r.rc, CTL_EXIT_OK); /* refused: never sent, so the next one gets it */
+    assert_string_equal(cpapi_last_call().op, "apps.create");
+
+    /* A mute replica first: a read goes on to the next... */
+    snprintf(list, sizeof list, "%s,%s", mute, live);
+    cpapi_fake_reset();
+    r = run_ctl_net(list, "300ms", 1, version);
+    assert_int_equal(r.rc, CTL_EXIT_OK);
+    assert_int_equal(__atomic_load_n(&hole.n_received, __ATOMIC_SEQ_CST), 1);
+    /* ...a change does not: it may have been made there */
+    cpapi_fake_reset();
+    r = run_ctl_net(list, "300ms", 5, create);
+    assert_int_equal(r.rc, CTL_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "may or may not have been made"));
+    pthread_mutex_lock(&cpapi_svc.mu);
+    int n_calls = cpapi_svc.n_calls;
+    pthread_mutex_unlock(&cpapi_svc.mu);
+    assert_int_equal(n_calls, 0);
+    assert_int_equal(__atomic_load_n(&hole.n_received, __ATOMIC_SEQ_CST), 2);
+
+    /* None answers: one line with what each said. */
+    snprintf(list, sizeof list, "%s,%s", dead, mute);
+    r = run_ctl_net(list, "300ms", 1, version);
+    assert_int_equal(r.rc, CTL_EXIT_FAIL);
+    assert_non_null(strstr(r.err, "no nanocp answered"));
+    assert_non_null(strstr(r.err, dead));
+    assert_non_null(strstr(r.err, mute));
+    assert_ptr_equal(strchr(r.err, '\n'), r.err + strlen(r.err) - 1); /* one line */
+
+    /* A list that cannot work is a usage error. */
+    snprintf(list, sizeof list, "%s,", live);
+    r = run_ctl_net(list, "1s", 1, version);
+    assert_int_equal(r.rc, CTL_EXIT_USAGE);
+    assert_non_null(strstr(r.err, "none empty"));
+
+    black_hole_stop(&hole);
+    cpapi_server_stop(s);
+}
+
 static const struct CMUnitTest rpc[] = {
     cmocka_unit_test(rpc_round_trip_and_tokens),
     cmocka_unit_test(rpc_malformed_requests_get_error_replies),
@@ -546,6 +679,7 @@ static const struct CMUnitTest ctl[] = {
     cmocka_unit_test(ctl_env_import_reads_dotenv),
     cmocka_unit_test(ctl_connection_config_precedence),
     cmocka_unit_test(ctl_client_over_rpc),
+    cmocka_unit_test(ctl_tries_the_next_nanocp_only_when_it_is_safe),
 };
 
 const unit_group unit_cpapi_rpc = UNIT_GROUP("rpc", rpc);
