@@ -247,6 +247,8 @@ defineGlobal('reportError', function reportError(err) {
 
 ObjectAssign(internal, {
   runTimers,
-  // For built-ins that queue a task: not the global, which an app may replace.
+  // For built-ins that queue a task or a microtask: not the globals, which an app may
+  // replace. The callback must not throw (a throw is an unhandled rejection).
   setTimeout: (callback, delay) => schedule(callback, delay, [], false, 'setTimeout'),
+  queueMicrotask: (callback) => { PromisePrototypeThen(resolved, callback); },
 });

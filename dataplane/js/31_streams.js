@@ -14,7 +14,7 @@ const {
   ReflectApply, SymbolAsyncIterator, SymbolIterator, TypeError, FunctionPrototypeCall, Symbol,
   ObjectAssign,
 } = primordials;
-const { webidl, defineGlobal, structuredClone } = internal;
+const { webidl, defineGlobal, structuredClone, queueMicrotask } = internal;
 // Byte-stream operations (32_streams_bytes.js, through internal.streamsBytes), looked up when
 // first used.
 const bytes = {};

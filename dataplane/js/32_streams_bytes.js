@@ -15,7 +15,7 @@ const {
   TypedArrayPrototypeGetLength, TypedArrayPrototypeGetSymbolToStringTag, TypedArrayPrototypeSet,
   Uint8Array, FunctionPrototypeCall, ObjectFreeze,
 } = primordials;
-const { webidl, defineGlobal, streams: S, streamsBytes: bytes } = internal;
+const { webidl, defineGlobal, streams: S, streamsBytes: bytes, queueMicrotask } = internal;
 const {
   RS, newPromise, uponPromise, promiseCall, resolved, rejected, readableStreamClose,
   readableStreamError, readableStreamFulfillReadRequest, readableStreamAddReadRequest,

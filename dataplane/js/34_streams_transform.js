@@ -11,7 +11,7 @@ const {
   webidl, DOMException, defineGlobal, structuredClone, addAbortAlgorithm, isAbortSignal,
   ReadableStream, isReadableStream, streams: S, streamsConvertStrategy: convertStrategy,
   streamsExtractSize: extractSize, streamsExtractHWM: extractHWM,
-  isWritableStream, writableStreams: W,
+  isWritableStream, writableStreams: W, queueMicrotask,
 } = internal;
 
 function newPromise() {
@@ -138,32 +138,50 @@ function readableStreamPipeTo(source, dest, preventClose, preventAbort, preventC
   else uponPromise(rr.closed.promise, onSourceClosed, () => {});
   if (W.writableStreamCloseQueuedOrInFlight(dest) || dest.state === 'closed') onDestClosed();
 
-  const pipeStep = () => {
-    if (shuttingDown) return resolved(true);
-    return then(w.ready.promise, () => {
-      if (shuttingDown) return true;
-      const d = newPromise();
-      S.defaultReaderRead(rr, {
-        chunk: (chunk) => {
-          // Not synchronously: a source's enqueue() must not run the sink's write().
-          queueMicrotask(() => {
-            currentWrite = W.writerWrite(w, chunk);
-            markHandled(currentWrite);
-            d.resolve(false);
-          });
-        },
-        close: () => d.resolve(true),
-        error: (e) => d.reject(e),
-      });
-      return d.promise;
-    });
+  // The pump: one read at a time, only while the destination wants more (its desiredSize > 0:
+  // the spec's backpressure rule, read directly rather than through a turn of writer.ready),
+  // each chunk written at the next microtask (a source's enqueue() must not run the sink's
+  // write()), and the next read right after that write is queued. Closing and erroring are the
+  // closed promises' business (above). No promise or closure per chunk but the write's own.
+  let isReading = false;
+  let hasPending = false;
+  let isWaitingReady = false;
+  let pending;
+  const writePending = () => {
+    const chunk = pending;
+    pending = undefined;
+    hasPending = false;
+    currentWrite = W.writerWrite(w, chunk);
+    markHandled(currentWrite);
+    pump();
   };
-  const pipeLoop = () => {
-    uponPromise(pipeStep(), (done) => {
-      if (!done) pipeLoop();
-    }, () => {});
+  const readRequest = {
+    chunk(chunk) {
+      isReading = false;
+      pending = chunk;
+      hasPending = true;
+      queueMicrotask(writePending);
+    },
+    close() { isReading = false; },
+    error() { isReading = false; },
   };
-  if (!shuttingDown) pipeLoop();
+  const onReady = () => {
+    isWaitingReady = false;
+    pump();
+  };
+  const pump = () => {
+    if (shuttingDown || isReading || hasPending || isWaitingReady) return;
+    const size = W.writerGetDesiredSize(w);
+    if (size === null) return;
+    if (size <= 0) {
+      isWaitingReady = true;
+      uponPromise(w.ready.promise, onReady, () => { isWaitingReady = false; });
+      return;
+    }
+    isReading = true;
+    S.defaultReaderRead(rr, readRequest);
+  };
+  if (!shuttingDown) pump();
   return promise.promise;
 }
 
@@ -361,7 +379,16 @@ function setUpControllerFromTransformer(t, tr, dict) {
   c.object = new TransformStreamDefaultController(webidl.kIllegalConstructor, c);
   t.controller = c;
   c.transformAlgorithm = dict.transform !== undefined
-    ? (chunk) => promiseCall(dict.transform, tr, [chunk, c.object])
+    ? (chunk) => {
+      // A transform that returns nothing (the usual, synchronous one) gets the one shared
+      // settled promise: performTransform then reacts to nothing (no promise per chunk).
+      try {
+        const r = ReflectApply(dict.transform, tr, [chunk, c.object]);
+        return r === undefined ? kTransformed : resolved(r);
+      } catch (e) {
+        return rejected(e);
+      }
+    }
     : (chunk) => {
       try {
         controllerEnqueue(c, chunk);
@@ -400,8 +427,14 @@ function controllerTerminate(c) {
   errorWritableAndUnblockWrite(t, new TypeError('The TransformStream was terminated'));
 }
 
+// Never handed to app code (sinkWrite's result goes to the writable's controller only), so one
+// object serves every chunk.
+const kTransformed = resolved(undefined);
+
 function performTransform(c, chunk) {
-  return then(c.transformAlgorithm(chunk), undefined, (r) => {
+  const p = c.transformAlgorithm(chunk);
+  if (p === kTransformed) return p;
+  return then(p, undefined, (r) => {
     transformStreamError(c.stream, r);
     throw r;
   });

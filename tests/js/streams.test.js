@@ -320,3 +320,57 @@ test("a WritableStream's abort does not go through AbortController.prototype", a
     Object.defineProperty(AbortController.prototype, "signal", signal);
   }
 });
+
+test("pipes, tees and byte streams do not call an app's replacement of queueMicrotask", async () => {
+  const original = globalThis.queueMicrotask;
+  let calls = 0;
+  globalThis.queueMicrotask = () => { calls++; throw new Error("replaced"); };
+  try {
+    const source = () => new ReadableStream({
+      start(c) { for (let i = 0; i < 5; i++) c.enqueue(i); c.close(); },
+    });
+    const got = [];
+    await source().pipeThrough(new TransformStream({ transform(x, c) { c.enqueue(x * 2); } }))
+      .pipeTo(new WritableStream({ write(x) { got.push(x); } }));
+    assertEquals(got, [0, 2, 4, 6, 8]);
+    const [a, b] = source().tee();
+    const ra = [], rb = [];
+    for await (const x of a) ra.push(x);
+    for await (const x of b) rb.push(x);
+    assertEquals(ra, [0, 1, 2, 3, 4]);
+    assertEquals(rb, [0, 1, 2, 3, 4]);
+    const bytes = new ReadableStream({
+      type: "bytes",
+      start(c) { c.enqueue(new Uint8Array([1, 2, 3])); c.close(); },
+    });
+    const [x, y] = bytes.tee();
+    assertEquals([...new Uint8Array(await new Response(x).arrayBuffer())], [1, 2, 3]);
+    assertEquals([...new Uint8Array(await new Response(y).arrayBuffer())], [1, 2, 3]);
+    assertEquals(calls, 0);
+  } finally {
+    globalThis.queueMicrotask = original;
+  }
+});
+
+test("a transform that returns a promise is waited for; one that throws errors both sides", async () => {
+  const order = [];
+  const ts = new TransformStream({
+    async transform(x, c) {
+      await new Promise((r) => setTimeout(r, 1));
+      order.push(`t${x}`);
+      c.enqueue(x);
+    },
+  });
+  const out = [];
+  await new ReadableStream({ start(c) { [1, 2, 3].forEach((x) => c.enqueue(x)); c.close(); } })
+    .pipeThrough(ts).pipeTo(new WritableStream({ write(x) { out.push(x); order.push(`w${x}`); } }));
+  assertEquals(out, [1, 2, 3]);
+  assertEquals(order.filter((s) => s[0] === "t"), ["t1", "t2", "t3"]);
+  const boom = new Error("boom");
+  const bad = new TransformStream({ transform() { throw boom; } });
+  // (A write waits until the readable side is read: its high water mark is 0.)
+  const read = bad.readable.getReader().read();
+  const writer = bad.writable.getWriter();
+  await assertRejects(() => writer.write(1));
+  await assertRejects(() => read);
+});
