@@ -328,6 +328,29 @@ static int check_strings(const json_t *v, char *field, size_t len, size_t cap, i
     return 0;
 }
 
+/* A commit that lost to another replica's (etcd store): whether to run the transaction again
+ * (after a jittered backoff: 5-15 ms, doubling). After CP_SERVICE_TX_ATTEMPTS, fills err as
+ * store_conflict (503) and says no. */
+static bool retry_conflict(cp_service *svc, int rc, int attempt, const char *what, cp_error *err)
+{
+    (void)svc;
+    if (rc != NANO_ECONFLICT)
+        return false;
+    if (attempt + 1 >= CP_SERVICE_TX_ATTEMPTS) {
+        NANO_WARN("cp.store_conflict", "what=%s attempts=%d", what, attempt + 1);
+        cp_error_set(err, 503, "store_conflict", NULL,
+                     "another change to the store kept winning (%d attempts): try again",
+                     attempt + 1);
+        return false;
+    }
+    unsigned char r = 0;
+    cp_random_bytes(&r, 1);
+    long us = (5000L + (long)r * 40L) << (attempt < 4 ? attempt : 4);
+    struct timespec ts = {us / 1000000L, (us % 1000000L) * 1000L};
+    nanosleep(&ts, NULL);
+    return true;
+}
+
 int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json_t *args,
                     json_t **result, cp_error *err)
 {
@@ -361,17 +384,27 @@ int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json
         return checked;
     }
     json_t *out = NULL;
-    int rc;
-    if (ops[i].is_change && (rc = cp_store_begin(svc->st)) != 0) {
-        json_decref(empty);
-        return cp_service__store_fail(svc, rc, "starting a transaction", err);
-    }
-    rc = ops[i].fn(svc, actor, args, &out, err);
-    if (ops[i].is_change) {
-        if (rc == 0 && (rc = cp_store_commit(svc->st)) != 0)
-            rc = cp_service__store_fail(svc, rc, "committing", err);
-        if (rc != 0)
+    int rc = 0;
+    for (int attempt = 0;; attempt++) {
+        if (ops[i].is_change && (rc = cp_store_begin(svc->st)) != 0) {
+            json_decref(empty);
+            return cp_service__store_fail(svc, rc, "starting a transaction", err);
+        }
+        rc = ops[i].fn(svc, actor, args, &out, err);
+        if (!ops[i].is_change)
+            break;
+        int committed = rc == 0 ? cp_store_commit(svc->st) : 0;
+        if (rc != 0 || committed != 0)
             cp_store_rollback(svc->st);
+        if (committed == 0 || !retry_conflict(svc, committed, attempt, ops[i].name, err)) {
+            if (committed != 0 && committed != NANO_ECONFLICT)
+                rc = cp_service__store_fail(svc, committed, "committing", err);
+            else if (committed != 0)
+                rc = committed;
+            break;
+        }
+        json_decref(out); /* run again: the op reads everything anew */
+        out = NULL;
     }
     json_decref(empty);
     if (rc != 0) {
@@ -563,7 +596,7 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     svc->data_dir = nano_xstrdup(dir);
     nano_buf b = NANO_BUF_INIT;
     nano_buf_appendf(&b, "%s/nanocp.db", dir);
-    svc->db_path = nano_xstrdup(nano_buf_cstr(&b));
+    svc->db_path = nano_xstrdup(opt->store_url ? opt->store_url : nano_buf_cstr(&b));
     nano_buf_reset(&b);
     if (opt->token_file != NULL)
         nano_buf_append_str(&b, opt->token_file);
@@ -583,7 +616,16 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     }
     if (source == CP_KEY_GENERATED)
         NANO_INFO("cp.master_key_created", "path=%s key_id=%s", svc->key_source, svc->key.id);
-    rc = cp_store_open(svc->db_path, true, &svc->st, &e);
+    if (opt->store_url != NULL) {
+        cp_etcd_tls tls = {opt->store_cacert, opt->store_cert, opt->store_key};
+        rc = cp_store_url_is_etcd(opt->store_url)
+                 ? cp_store_open_etcd(opt->store_url, &tls, true, &svc->st, &e)
+                 : nano_error_set(&e, NANO_EINVAL, "store_url",
+                                  "store %s: not an etcd://HOST:PORT[,...]/PREFIX or etcds:// URL",
+                                  opt->store_url);
+    } else {
+        rc = cp_store_open(svc->db_path, true, &svc->st, &e);
+    }
     if (rc != 0) {
         cp_error_set(err, 500, "startup", NULL, "%s", e.message);
         cp_service_free(svc);
@@ -592,8 +634,13 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     char hash[65];
     bool created = false;
     rc = cp_service_token_file(svc->token_path, hash, &created, err);
-    if (rc == 0 && (rc = cp_store_token_put(svc->st, "admin", hash)) != 0)
-        rc = cp_service__store_fail(svc, rc, "storing the admin token", err);
+    /* another replica starting at the same time may commit first (etcd store): again */
+    int put = NANO_ECONFLICT;
+    for (int attempt = 0; rc == 0 && put == NANO_ECONFLICT && attempt < CP_SERVICE_TX_ATTEMPTS;
+         attempt++)
+        put = cp_store_token_put(svc->st, "admin", hash);
+    if (rc == 0 && put != 0)
+        rc = cp_service__store_fail(svc, put, "storing the admin token", err);
     if (rc == 0)
         rc = load_tokens(svc, err);
     if (rc != 0) {
@@ -744,46 +791,58 @@ int cp_service__finish_drains(cp_service *svc, bool *changed, cp_error *err)
     return rc;
 }
 
-/* Ends the transaction begin() opened: commits when rc is 0, else rolls back. */
-static int end_tx(cp_service *svc, int rc, cp_error *err)
+/* Runs fn in a transaction, again from the start when its commit conflicts (retry_conflict). */
+typedef int (*tx_fn)(cp_service *svc, void *arg, cp_error *err);
+
+static int run_tx(cp_service *svc, const char *what, tx_fn fn, void *arg, cp_error *err)
 {
-    if (rc == 0 && (rc = cp_store_commit(svc->st)) != 0)
-        rc = cp_service__store_fail(svc, rc, "committing", err);
-    if (rc != 0)
-        cp_store_rollback(svc->st);
-    return rc;
+    for (int attempt = 0;; attempt++) {
+        int rc = cp_store_begin(svc->st);
+        if (rc != 0)
+            return cp_service__store_fail(svc, rc, "starting a transaction", err);
+        rc = fn(svc, arg, err);
+        int committed = rc == 0 ? cp_store_commit(svc->st) : 0;
+        if (rc != 0 || committed != 0)
+            cp_store_rollback(svc->st);
+        if (rc != 0 || committed == 0)
+            return rc;
+        if (!retry_conflict(svc, committed, attempt, what, err))
+            return committed == NANO_ECONFLICT
+                       ? committed
+                       : cp_service__store_fail(svc, committed, "committing", err);
+    }
 }
 
-static int begin(cp_service *svc, cp_error *err)
+typedef struct tx_args {
+    const char *node, *version, *addr, *app, *result;
+    json_t *reports;
+    uint64_t grace_ms;
+    bool *changed;
+} tx_args;
+
+static int hello_tx(cp_service *svc, void *arg, cp_error *err)
 {
-    int rc = cp_store_begin(svc->st);
-    return rc == 0 ? 0 : cp_service__store_fail(svc, rc, "starting a transaction", err);
+    tx_args *a = arg;
+    int rc = cp_store_node_hello(svc->st, a->node, a->version, a->addr);
+    return rc == 0 ? 0 : cp_service__store_fail(svc, rc, "recording a node", err);
 }
 
 int cp_service_node_hello(cp_service *svc, const char *node, const char *version, const char *addr,
                           cp_error *err)
 {
-    int rc = begin(svc, err);
-    if (rc != 0)
-        return rc;
-    rc = cp_store_node_hello(svc->st, node, version, addr);
-    if (rc != 0)
-        rc = cp_service__store_fail(svc, rc, "recording a node", err);
-    return end_tx(svc, rc, err);
+    tx_args a = {.node = node, .version = version, .addr = addr};
+    return run_tx(svc, "node.hello", hello_tx, &a, err);
 }
 
-int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_error *err)
+static int report_tx(cp_service *svc, void *arg, cp_error *err)
 {
-    *changed = false;
-    if (json_object_size(reports) == 0)
-        return 0;
-    int rc = begin(svc, err);
-    if (rc != 0)
-        return rc;
+    tx_args *a = arg;
+    *a->changed = false;
     const char *node;
     json_t *r;
     int64_t acked = 0;
-    json_object_foreach(reports, node, r) {
+    int rc = 0;
+    json_object_foreach(a->reports, node, r) {
         char *apps = json_dumps(json_object_get(r, "apps"), JSON_COMPACT);
         rc = cp_store_node_report(
             svc->st, node, json_integer_value(json_object_get(r, "applied_seq")),
@@ -801,37 +860,51 @@ int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_
         acked += n;
     }
     if (rc == 0 && acked > 0)
-        rc = cp_service__finish_drains(svc, changed, err);
-    return end_tx(svc, rc, err);
+        rc = cp_service__finish_drains(svc, a->changed, err);
+    return rc;
+}
+
+int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_error *err)
+{
+    *changed = false;
+    if (json_object_size(reports) == 0)
+        return 0;
+    tx_args a = {.reports = reports, .changed = changed};
+    return run_tx(svc, "node.status", report_tx, &a, err);
+}
+
+static int ack_tx(cp_service *svc, void *arg, cp_error *err)
+{
+    tx_args *a = arg;
+    *a->changed = false;
+    bool found = false;
+    int rc = cp_store_drain_ack(svc->st, a->app, a->node,
+                                strcmp(a->result, "timed_out") == 0 ? "timed_out" : "acked",
+                                &found);
+    if (rc != 0)
+        rc = cp_service__store_fail(svc, rc, "recording a drain ack", err);
+    if (rc == 0 && found) {
+        NANO_INFO("cp.drain_acked", "node=%s app=%s result=%s via=drain.ack", a->node, a->app,
+                  a->result);
+        rc = cp_service__finish_drains(svc, a->changed, err);
+    }
+    return rc;
 }
 
 int cp_service_drain_ack(cp_service *svc, const char *node, const char *app, const char *result,
                          bool *changed, cp_error *err)
 {
     *changed = false;
-    int rc = begin(svc, err);
-    if (rc != 0)
-        return rc;
-    bool found = false;
-    rc = cp_store_drain_ack(svc->st, app, node,
-                            strcmp(result, "timed_out") == 0 ? "timed_out" : "acked", &found);
-    if (rc != 0)
-        rc = cp_service__store_fail(svc, rc, "recording a drain ack", err);
-    if (rc == 0 && found) {
-        NANO_INFO("cp.drain_acked", "node=%s app=%s result=%s via=drain.ack", node, app, result);
-        rc = cp_service__finish_drains(svc, changed, err);
-    }
-    return end_tx(svc, rc, err);
+    tx_args a = {.node = node, .app = app, .result = result, .changed = changed};
+    return run_tx(svc, "drain.ack", ack_tx, &a, err);
 }
 
-int cp_service_drains_tick(cp_service *svc, uint64_t grace_ms, bool *changed, cp_error *err)
+static int tick_tx(cp_service *svc, void *arg, cp_error *err)
 {
-    *changed = false;
-    int rc = begin(svc, err);
-    if (rc != 0)
-        return rc;
+    tx_args *a = arg;
+    *a->changed = false;
     int64_t n = 0;
-    rc = cp_store_drain_expire(svc->st, grace_ms, &n);
+    int rc = cp_store_drain_expire(svc->st, a->grace_ms, &n);
     if (rc != 0)
         rc = cp_service__store_fail(svc, rc, "expiring drains", err);
     if (rc == 0 && n > 0)
@@ -839,6 +912,13 @@ int cp_service_drains_tick(cp_service *svc, uint64_t grace_ms, bool *changed, cp
                   "nodes that did not ack within the drain timeout count as timed out");
     /* Also finishes drains that need no wait at all (every node gone from the table). */
     if (rc == 0)
-        rc = cp_service__finish_drains(svc, changed, err);
-    return end_tx(svc, rc, err);
+        rc = cp_service__finish_drains(svc, a->changed, err);
+    return rc;
+}
+
+int cp_service_drains_tick(cp_service *svc, uint64_t grace_ms, bool *changed, cp_error *err)
+{
+    *changed = false;
+    tx_args a = {.grace_ms = grace_ms, .changed = changed};
+    return run_tx(svc, "drains.tick", tick_tx, &a, err);
 }

@@ -130,7 +130,14 @@ typedef struct cp_actor {
 typedef struct cp_service cp_service;
 
 typedef struct cp_service_options {
-    const char *data_dir;        /* created 0700 if missing; holds nanocp.db */
+    const char *data_dir;     /* created 0700 if missing; holds nanocp.db (SQLite store) and,
+                                    by default, the master key and admin token */
+    const char *store_url;    /* NULL: SQLite, DATA_DIR/nanocp.db. "etcd://HOST:PORT,...
+                                    /PREFIX" or "etcds://...": the etcd store (store.h). Every
+                                    replica on one store needs the same master key */
+    const char *store_cacert; /* etcds://: PEM files (etcd.h cp_etcd_tls; NULL: none) */
+    const char *store_cert;
+    const char *store_key;
     const char *master_key_file; /* NULL: NANO_MASTER_KEY, else DATA_DIR/master.key (made
                                     on first start, 0600, 32 random bytes, hex) */
     const char *token_file;      /* the admin token (--token-file); NULL: DATA_DIR/admin.token.
@@ -168,7 +175,9 @@ struct cp_store *cp_service_store(cp_service *svc);
 
 /* cp_service_call: runs op with args (borrowed; NULL = {}). On success returns 0 and *result
  * (returned owned). On failure returns a negative NANO_E* with err filled; *result untouched.
- * An unknown op is bad_request (400). */
+ * An unknown op is bad_request (400). A change whose commit conflicts with another replica's
+ * (etcd store: NANO_ECONFLICT) is run again from the start, a few times with a short jittered
+ * backoff, then fails as store_conflict (503). The internal changes below do the same. */
 int cp_service_call(cp_service *svc, const cp_actor *actor, const char *op, json_t *args,
                     json_t **result, cp_error *err);
 

@@ -37,6 +37,9 @@
 #include "store.h"
 #include "token.h"
 
+/* How often a change whose commit conflicts is run (cp_service_call). */
+#define CP_SERVICE_TX_ATTEMPTS 6
+
 #ifndef NANO_VERSION
 #define NANO_VERSION "0.0.0"
 #endif

@@ -7,6 +7,8 @@
 
 const char *cp_store_errmsg(const cp_store *st)
 {
+    if (st->etcd != NULL)
+        return st->etcd->errmsg;
     return st->errmsg;
 }
 
@@ -32,6 +34,8 @@ void cp_time_now(char *out, size_t cap)
 
 const char *cp_store_now(const cp_store *st)
 {
+    if (st->etcd != NULL)
+        return st->etcd->now;
     return st->now;
 }
 
@@ -179,6 +183,8 @@ int cp_store__exec_sql(cp_store *st, const char *sql)
 
 int cp_store_begin(cp_store *st)
 {
+    if (st->etcd != NULL)
+        return cp_estore_begin(st->etcd);
     int rc = cp_store__exec_sql(st, "BEGIN IMMEDIATE");
     if (rc == 0) {
         st->in_tx = true;
@@ -189,6 +195,8 @@ int cp_store_begin(cp_store *st)
 
 int cp_store_begin_read(cp_store *st)
 {
+    if (st->etcd != NULL) /* every etcd transaction reads one snapshot */
+        return cp_estore_begin(st->etcd);
     int rc = cp_store__exec_sql(st, "BEGIN DEFERRED");
     if (rc == 0) {
         st->in_tx = true;
@@ -199,6 +207,8 @@ int cp_store_begin_read(cp_store *st)
 
 int cp_store_commit(cp_store *st)
 {
+    if (st->etcd != NULL)
+        return cp_estore_commit(st->etcd);
     int rc = cp_store__exec_sql(st, "COMMIT");
     if (rc == 0)
         st->in_tx = false;
@@ -207,6 +217,8 @@ int cp_store_commit(cp_store *st)
 
 void cp_store_rollback(cp_store *st)
 {
+    if (st != NULL && st->etcd != NULL)
+        cp_estore_rollback(st->etcd);
     if (st == NULL || !st->in_tx)
         return;
     if (!sqlite3_get_autocommit(st->db))
@@ -252,8 +264,16 @@ static bool has_table(cp_store *st, const char *table)
     return found;
 }
 
+static int not_with_etcd(cp_store *st, const char *what)
+{
+    snprintf(st->etcd->errmsg, sizeof st->etcd->errmsg, "%s: not with the etcd store", what);
+    return NANO_ESTATE;
+}
+
 int cp_store_migrations(cp_store *st, json_t **out)
 {
+    if (st->etcd != NULL) /* no .sql files: the meta key's schema version (schema_version) */
+        return not_with_etcd(st, "the list of SQL migrations");
     json_t *applied = json_array();
     if (has_table(st, "schema_migrations")) {
         json_decref(applied);
@@ -300,6 +320,8 @@ int cp_store_migrations(cp_store *st, json_t **out)
 
 int cp_store_schema_version(cp_store *st, int64_t *out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_schema_version(st->etcd, out);
     static const char sql[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     return q != NULL ? cp_store__int_one(st, q, out) : NANO_EIO;
@@ -441,13 +463,50 @@ int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_mig
     return 0;
 }
 
+bool cp_store_url_is_etcd(const char *path_or_url)
+{
+    return strncmp(path_or_url, "etcd://", 7) == 0 || strncmp(path_or_url, "etcds://", 8) == 0;
+}
+
+int cp_store_open_etcd(const char *url, const cp_etcd_tls *tls, bool migrate_now, cp_store **out,
+                       nano_error *err)
+{
+    cp_estore *es = NULL;
+    int rc = cp_estore_open(url, tls, migrate_now, &es, err);
+    if (rc != 0)
+        return rc;
+    cp_store *st = nano_xcalloc(1, sizeof *st);
+    st->etcd = es;
+    st->path = nano_xstrdup(url);
+    *out = st;
+    return 0;
+}
+
+bool cp_store_is_etcd(const cp_store *st)
+{
+    return st->etcd != NULL;
+}
+
+int cp_store_blob_sweep(cp_store *st, int64_t min_age_ms, int64_t *n_out)
+{
+    if (st->etcd == NULL) { /* SQLite deletes unused code with the app that used it */
+        *n_out = 0;
+        return 0;
+    }
+    return cp_estore_blob_sweep(st->etcd, min_age_ms, n_out);
+}
+
 int cp_store_open(const char *path, bool migrate_now, cp_store **out, nano_error *err)
 {
+    if (cp_store_url_is_etcd(path))
+        return cp_store_open_etcd(path, NULL, migrate_now, out, err);
     return cp_store_open_with(path, cp_migrations, cp_migrations_count, migrate_now, out, err);
 }
 
 int cp_store_checkpoint(cp_store *st)
 {
+    if (st->etcd != NULL)
+        return not_with_etcd(st, "a WAL checkpoint");
     int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     return rc == SQLITE_OK ? 0 : cp_store__fail_sql(st, rc);
 }
@@ -457,6 +516,7 @@ void cp_store_free(cp_store *st)
     if (st == NULL)
         return;
     cp_store_rollback(st);
+    cp_estore_free(st->etcd);
     for (size_t i = 0; i < st->n_stmts; i++)
         sqlite3_finalize(st->stmts[i].q);
     if (st->db != NULL) {
@@ -484,6 +544,8 @@ static const char SQL_APP_LIST[] = "SELECT " APP_COLUMNS "ORDER BY a.name";
 
 int cp_store_app_get(cp_store *st, const char *name, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_get(st->etcd, name, out);
     sqlite3_stmt *q = cp_store__stmt(st, SQL_APP_BY_NAME);
     if (q == NULL)
         return NANO_EIO;
@@ -493,6 +555,8 @@ int cp_store_app_get(cp_store *st, const char *name, json_t **out)
 
 int cp_store_app_list(cp_store *st, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_list(st->etcd, out);
     sqlite3_stmt *q = cp_store__stmt(st, SQL_APP_LIST);
     return q != NULL ? cp_store__rows_json(st, q, out) : NANO_EIO;
 }
@@ -545,6 +609,8 @@ static void bind_spec(sqlite3_stmt *q, const nano_app_spec *spec)
 
 int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spec, int64_t *id_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_insert(st->etcd, name, spec, id_out);
     static const char sql[] =
         "INSERT INTO apps (name, path_prefix, is_default, node_compat, required_env, limits,"
         " egress, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
@@ -565,6 +631,8 @@ int cp_store_app_insert(cp_store *st, const char *name, const nano_app_spec *spe
 
 int cp_store_app_update(cp_store *st, int64_t id, const nano_app_spec *spec)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_update(st->etcd, id, spec);
     static const char sql[] =
         "UPDATE apps SET path_prefix = ?2, is_default = ?3, node_compat = ?4, required_env = ?5,"
         " limits = ?6, egress = ?7, updated_at = ?8 WHERE id = ?1";
@@ -580,6 +648,8 @@ int cp_store_app_update(cp_store *st, int64_t id, const nano_app_spec *spec)
 
 int cp_store_app_set_state(cp_store *st, int64_t id, const char *state)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_set_state(st->etcd, id, state);
     static const char sql[] = "UPDATE apps SET state = ?2, updated_at = ?3 WHERE id = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -592,6 +662,8 @@ int cp_store_app_set_state(cp_store *st, int64_t id, const char *state)
 
 int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_activate(st->etcd, id, deployment_id);
     static const char sql[] =
         "UPDATE apps SET active_deployment_id = ?2, updated_at = ?3 WHERE id = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -605,6 +677,8 @@ int cp_store_app_activate(cp_store *st, int64_t id, int64_t deployment_id)
 
 int cp_store_app_delete(cp_store *st, int64_t id)
 {
+    if (st->etcd != NULL)
+        return cp_estore_app_delete(st->etcd, id);
     static const char unlink_active[] = "UPDATE apps SET active_deployment_id = NULL WHERE id = ?1";
     static const char del[] = "DELETE FROM apps WHERE id = ?1";
     static const char gc[] = "DELETE FROM blobs WHERE sha256 NOT IN"
@@ -638,6 +712,8 @@ static int name_one(cp_store *st, sqlite3_stmt *q, char *name_out)
 int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix, int64_t except_id,
                             char *name_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_hostname_owner(st->etcd, host, prefix, except_id, name_out);
     static const char sql[] = "SELECT a.name FROM hostnames h JOIN apps a ON a.id = h.app_id"
                               " WHERE h.hostname = ?1 AND h.path_prefix = ?2 AND h.app_id != ?3";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -651,6 +727,8 @@ int cp_store_hostname_owner(cp_store *st, const char *host, const char *prefix, 
 
 int cp_store_default_owner(cp_store *st, int64_t except_id, char *name_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_default_owner(st->etcd, except_id, name_out);
     static const char sql[] = "SELECT name FROM apps WHERE is_default = 1 AND id != ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -665,6 +743,9 @@ int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
                                const cp_module *mods, size_t n_mods, const char *created_by,
                                int64_t *id_out, int64_t *version_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_deployment_insert(st->etcd, app_id, sha256, main, mods, n_mods, created_by,
+                                           id_out, version_out);
     static const char blob[] =
         "INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?1, ?2, ?3)";
     static const char ins[] =
@@ -730,6 +811,8 @@ int cp_store_deployment_insert(cp_store *st, int64_t app_id, const char *sha256,
 
 int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_deployment_get(st->etcd, app_id, version, out);
     static const char sql[] = "SELECT " DEPLOYMENT_COLUMNS "WHERE d.app_id = ?1 AND d.version = ?2";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -741,6 +824,8 @@ int cp_store_deployment_get(cp_store *st, int64_t app_id, int64_t version, json_
 
 int cp_store_deployment_list(cp_store *st, int64_t app_id, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_deployment_list(st->etcd, app_id, out);
     static const char sql[] = "SELECT " DEPLOYMENT_COLUMNS
                               "WHERE d.app_id = ?1 ORDER BY d.version DESC";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -752,6 +837,8 @@ int cp_store_deployment_list(cp_store *st, int64_t app_id, json_t **out)
 
 int cp_store_blob_get(cp_store *st, const char *sha256, char **data_out, size_t *len_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_blob_get(st->etcd, sha256, data_out, len_out);
     static const char sql[] = "SELECT data FROM blobs WHERE sha256 = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -778,6 +865,8 @@ int cp_store_blob_get(cp_store *st, const char *sha256, char **data_out, size_t 
 
 int cp_store_env_vars(cp_store *st, int64_t app_id, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_env_vars(st->etcd, app_id, out);
     static const char sql[] = "SELECT name, value FROM env_vars WHERE app_id = ?1 ORDER BY name";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -802,6 +891,8 @@ int cp_store_env_vars(cp_store *st, int64_t app_id, json_t **out)
 
 int cp_store_env_kinds(cp_store *st, int64_t app_id, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_env_kinds(st->etcd, app_id, out);
     static const char sql[] = "SELECT name, 'var' FROM env_vars WHERE app_id = ?1 UNION ALL"
                               " SELECT name, 'secret' FROM secrets WHERE app_id = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -825,6 +916,8 @@ int cp_store_env_kinds(cp_store *st, int64_t app_id, json_t **out)
 
 int cp_store_env_put(cp_store *st, int64_t app_id, const char *name, const char *value_json)
 {
+    if (st->etcd != NULL)
+        return cp_estore_env_put(st->etcd, app_id, name, value_json);
     static const char sql[] =
         "INSERT INTO env_vars (app_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)"
         " ON CONFLICT (app_id, name) DO UPDATE SET value = excluded.value,"
@@ -854,12 +947,16 @@ static int delete_named(cp_store *st, const char *sql, int64_t app_id, const cha
 
 int cp_store_env_del(cp_store *st, int64_t app_id, const char *name)
 {
+    if (st->etcd != NULL)
+        return cp_estore_env_del(st->etcd, app_id, name);
     static const char sql[] = "DELETE FROM env_vars WHERE app_id = ?1 AND name = ?2";
     return delete_named(st, sql, app_id, name);
 }
 
 int cp_store_secret_list(cp_store *st, int64_t app_id, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_secret_list(st->etcd, app_id, out);
     static const char sql[] =
         "SELECT name, updated_at FROM secrets WHERE app_id = ?1 ORDER BY name";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -871,6 +968,8 @@ int cp_store_secret_list(cp_store *st, int64_t app_id, json_t **out)
 
 int cp_store_secret_put(cp_store *st, int64_t app_id, const char *name, const cp_sealed *s)
 {
+    if (st->etcd != NULL)
+        return cp_estore_secret_put(st->etcd, app_id, name, s);
     static const char sql[] =
         "INSERT INTO secrets (app_id, name, ciphertext, nonce, tag, key_id, updated_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (app_id, name) DO UPDATE SET"
@@ -891,6 +990,8 @@ int cp_store_secret_put(cp_store *st, int64_t app_id, const char *name, const cp
 
 int cp_store_secret_get(cp_store *st, int64_t app_id, const char *name, cp_sealed *out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_secret_get(st->etcd, app_id, name, out);
     static const char sql[] = "SELECT ciphertext, nonce, tag, key_id FROM secrets"
                               " WHERE app_id = ?1 AND name = ?2";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -922,6 +1023,8 @@ int cp_store_secret_get(cp_store *st, int64_t app_id, const char *name, cp_seale
 
 int cp_store_secret_del(cp_store *st, int64_t app_id, const char *name)
 {
+    if (st->etcd != NULL)
+        return cp_estore_secret_del(st->etcd, app_id, name);
     static const char sql[] = "DELETE FROM secrets WHERE app_id = ?1 AND name = ?2";
     return delete_named(st, sql, app_id, name);
 }

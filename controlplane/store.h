@@ -1,6 +1,8 @@
-/* store.h: nanocp's SQLite store (docs/nanocp.md#what-is-stored): opening the database, the
- * migrations, and every SQL statement the service layer runs (prepared once, cached per
- * connection).
+/* store.h: nanocp's store (docs/nanocp.md#what-is-stored), with two backends behind one API:
+ * SQLite (the default: opening the database, the migrations, and every SQL statement the service
+ * layer runs, prepared once and cached per connection) and etcd (docs/nanocp.md#the-etcd-store:
+ * store_etcd.c over kvtx.h, the same answers under one key prefix, one etcd transaction per
+ * store transaction).
  *
  * Reads return jansson values shaped for the admin API (the service layer adds and renames
  * little); writes take plain C values. The store checks nothing a person would read about:
@@ -19,6 +21,7 @@
 #include "app_spec.h"
 #include "embedded.h"
 #include "error.h"
+#include "etcd.h"
 #include "secrets.h"
 
 typedef struct cp_store cp_store;
@@ -32,8 +35,31 @@ extern const size_t cp_migrations_count;
  * migration this binary does not know (newer, or a different name for a known version), and
  * applies the pending migrations in order, each in its own transaction that also records it in
  * schema_migrations. Without migrate (for `nanocp migrate --status`), opens an existing file
- * and changes nothing. Errors are one line naming the file. Returns the store owned. */
+ * and changes nothing. Errors are one line naming the file. Returns the store owned.
+ * A path that is an etcd URL (cp_store_url_is_etcd) opens the etcd store instead, without
+ * TLS files (cp_store_open_etcd). */
 int cp_store_open(const char *path, bool migrate, cp_store **out, nano_error *err);
+
+/* cp_store_url_is_etcd: whether path_or_url starts with etcd:// or etcds://. */
+bool cp_store_url_is_etcd(const char *path_or_url);
+
+/* cp_store_open_etcd: the etcd store at url, "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]" or
+ * "etcds://..." with tls (borrowed, may be NULL: etcd.h); PREFIX defaults to /nano/. With
+ * migrate, creates the store's meta key (PREFIX/meta/state) when there is none and records this
+ * binary's schema version in it; refuses a store a newer nanocp wrote ("store_too_new").
+ * Without migrate, a prefix with no store is NANO_ENOENT. Reaches etcd (bounded by the
+ * client's timeouts). A bad URL is one line ("etcd_url_invalid"). Returns the store owned. */
+int cp_store_open_etcd(const char *url, const cp_etcd_tls *tls, bool migrate, cp_store **out,
+                       nano_error *err);
+
+/* cp_store_is_etcd: whether st is the etcd store. */
+bool cp_store_is_etcd(const cp_store *st);
+
+/* cp_store_blob_sweep: etcd store only (SQLite deletes unused code with the app): deletes code
+ * no deployment references whose upload is older than min_age_ms (a deploy uploads its code
+ * before its transaction: a younger blob may be about to be referenced), at most 64 per call,
+ * in one transaction (NANO_ECONFLICT: run it again). *n_out: how many. Not in a transaction. */
+int cp_store_blob_sweep(cp_store *st, int64_t min_age_ms, int64_t *n_out);
 
 /* cp_store_open_with: cp_store_open with another list of migrations (tests). migs is borrowed
  * for the store's life; each name must look like "0001_init.sql". */
@@ -44,7 +70,9 @@ int cp_store_open_with(const char *path, const nano_embedded *migs, size_t n_mig
  * (TRUNCATE) and closes. NULL-safe. */
 void cp_store_free(cp_store *st);
 
-/* cp_store_checkpoint: writes the WAL back into the database file now (TRUNCATE). */
+/* cp_store_checkpoint: writes the WAL back into the database file now (TRUNCATE). etcd store:
+ * NANO_ESTATE ("not with the etcd store"), as cp_store_migrations (the schema version is in the
+ * meta key: cp_store_schema_version) and cp_store_copy of an etcd URL. */
 int cp_store_checkpoint(cp_store *st);
 
 /* cp_store_copy: copies the database file src into dst (store_backup.c), for `nanocp backup`
@@ -68,7 +96,12 @@ int cp_store_schema_version(cp_store *st, int64_t *out);
 
 /* Transactions. begin is BEGIN IMMEDIATE (the write lock up front, so a change never fails
  * half-way for lack of it) and fixes the time every write of the transaction records
- * (cp_store_now: RFC 3339 UTC with milliseconds). rollback is NULL-safe and idempotent. */
+ * (cp_store_now: RFC 3339 UTC with milliseconds). rollback is NULL-safe and idempotent.
+ * etcd store: optimistic (kvtx.h): begin reads the meta key, every read sees the store as of
+ * then plus the transaction's own writes, writes are buffered, and commit sends them as one
+ * etcd transaction, or returns NANO_ECONFLICT (nothing applied: another change was committed
+ * since begin; run the whole transaction again) or NANO_ETOOBIG (more than etcd's 128
+ * operations). Outside begin..commit each call is a transaction of its own. */
 int cp_store_begin(cp_store *st);
 int cp_store_commit(cp_store *st);
 /* cp_store_begin_read: BEGIN DEFERRED: the reads until the commit (or rollback) see one

@@ -24,6 +24,10 @@ static int copy_fail(sqlite3 *db, const char *what, const char *path, int sqlite
 
 int cp_store_copy(const char *src, const char *dst, nano_error *err)
 {
+    if (cp_store_url_is_etcd(src) || cp_store_url_is_etcd(dst))
+        return nano_error_set(err, NANO_ESTATE, "store_copy",
+                              "%s: not with the etcd store (etcdctl snapshot save backs up etcd)",
+                              cp_store_url_is_etcd(src) ? src : dst);
     struct stat sb;
     if (stat(src, &sb) != 0)
         return nano_error_set(err, NANO_ENOENT, "store_copy", "%s: %s", src, strerror(errno));
@@ -90,6 +94,8 @@ done:
 
 int cp_store_secret_keys(cp_store *st, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_secret_keys(st->etcd, out);
     static const char sql[] = "SELECT key_id, COUNT(*) FROM secrets GROUP BY key_id ORDER BY 1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)

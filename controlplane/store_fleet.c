@@ -6,6 +6,8 @@
 
 int cp_store_node_list(cp_store *st, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_node_list(st->etcd, out);
     static const char sql[] = "SELECT name, version, addr, applied_seq, apps AS apps__json,"
                               " first_seen, last_seen FROM nodes ORDER BY name";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -14,6 +16,8 @@ int cp_store_node_list(cp_store *st, json_t **out)
 
 int cp_store_node_delete(cp_store *st, const char *name)
 {
+    if (st->etcd != NULL)
+        return cp_estore_node_delete(st->etcd, name);
     static const char sql[] = "DELETE FROM nodes WHERE name = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -27,6 +31,8 @@ int cp_store_node_delete(cp_store *st, const char *name)
 
 int cp_store_node_count(cp_store *st, int64_t *out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_node_count(st->etcd, out);
     static const char sql[] = "SELECT COUNT(*) FROM nodes";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     return q != NULL ? cp_store__int_one(st, q, out) : NANO_EIO;
@@ -35,6 +41,8 @@ int cp_store_node_count(cp_store *st, int64_t *out)
 int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t timeout_ms,
                          int64_t *id_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drain_start(st->etcd, app_id, app, timeout_ms, id_out);
     static const char ins[] = "INSERT INTO drains (app_id, app, started_at, timeout_ms)"
                               " VALUES (?1, ?2, ?3, ?4)";
     static const char per_node[] = "INSERT INTO drain_nodes (drain_id, node_id)"
@@ -64,6 +72,8 @@ int cp_store_drain_start(cp_store *st, int64_t app_id, const char *app, uint64_t
  * status, nodes.apps). */
 int cp_store_drain_get(cp_store *st, const char *app, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drain_get(st->etcd, app, out);
     static const char sql[] =
         "SELECT d.id, d.state, d.started_at, d.timeout_ms, d.finished_at,"
         " (SELECT json_group_array(json_object('node', x.name, 'state',"
@@ -85,6 +95,8 @@ int cp_store_drain_get(cp_store *st, const char *app, json_t **out)
 
 int cp_store_node_hello(cp_store *st, const char *name, const char *version, const char *addr)
 {
+    if (st->etcd != NULL)
+        return cp_estore_node_hello(st->etcd, name, version, addr);
     static const char sql[] =
         "INSERT INTO nodes (name, version, addr, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)"
         " ON CONFLICT (name) DO UPDATE SET version = excluded.version, addr = excluded.addr,"
@@ -102,6 +114,8 @@ int cp_store_node_hello(cp_store *st, const char *name, const char *version, con
 int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq, const char *apps_json,
                          const char *seen_at)
 {
+    if (st->etcd != NULL)
+        return cp_estore_node_report(st->etcd, name, applied_seq, apps_json, seen_at);
     static const char sql[] = "INSERT INTO nodes (name, applied_seq, apps, first_seen, last_seen)"
                               " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET"
                               " applied_seq = excluded.applied_seq, apps = excluded.apps,"
@@ -119,6 +133,8 @@ int cp_store_node_report(cp_store *st, const char *name, int64_t applied_seq, co
 int cp_store_drain_ack(cp_store *st, const char *app, const char *node, const char *state,
                        bool *changed)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drain_ack(st->etcd, app, node, state, changed);
     static const char sql[] =
         "UPDATE drain_nodes SET state = ?3, acked_at = ?4 WHERE state = 'pending'"
         " AND node_id = (SELECT id FROM nodes WHERE name = ?2)"
@@ -140,6 +156,8 @@ int cp_store_drain_ack(cp_store *st, const char *app, const char *node, const ch
  * app, or lists it drained or timed out, has finished with it even if its drain.ack was lost. */
 int cp_store_drain_ack_from_status(cp_store *st, const char *node, int64_t *n_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drain_ack_from_status(st->etcd, node, n_out);
     static const char sql[] =
         "UPDATE drain_nodes SET acked_at = ?2, state ="
         " CASE (SELECT json_extract(n.apps, '$.\"' || d.app || '\".state') FROM nodes n, drains d"
@@ -165,6 +183,8 @@ int cp_store_drain_ack_from_status(cp_store *st, const char *node, int64_t *n_ou
 
 int cp_store_drain_expire(cp_store *st, uint64_t grace_ms, int64_t *n_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drain_expire(st->etcd, grace_ms, n_out);
     static const char sql[] =
         "UPDATE drain_nodes SET state = 'timed_out', acked_at = ?1 WHERE state = 'pending'"
         " AND drain_id IN (SELECT id FROM drains WHERE state = 'draining'"
@@ -182,6 +202,8 @@ int cp_store_drain_expire(cp_store *st, uint64_t grace_ms, int64_t *n_out)
 
 int cp_store_drains_finished(cp_store *st, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drains_finished(st->etcd, out);
     static const char sql[] =
         "SELECT d.id, d.app_id, d.app,"
         " (SELECT COUNT(*) FROM drain_nodes WHERE drain_id = d.id) AS n_nodes,"
@@ -195,6 +217,8 @@ int cp_store_drains_finished(cp_store *st, json_t **out)
 
 int cp_store_drain_finish(cp_store *st, int64_t id, const char *state)
 {
+    if (st->etcd != NULL)
+        return cp_estore_drain_finish(st->etcd, id, state);
     static const char sql[] = "UPDATE drains SET state = ?2, finished_at = ?3 WHERE id = ?1";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     if (q == NULL)
@@ -210,6 +234,8 @@ int cp_store_drain_finish(cp_store *st, int64_t id, const char *state)
 int cp_store_log_append(cp_store *st, const char *op, const char *app, json_t *payload,
                         int64_t *seq_out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_log_append(st->etcd, op, app, payload, seq_out);
     static const char sql[] =
         "INSERT INTO config_log (at, op, app, payload) VALUES (?1, ?2, ?3, ?4)";
     char *text = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -232,6 +258,8 @@ int cp_store_log_append(cp_store *st, const char *op, const char *app, json_t *p
 
 int cp_store_log_seq(cp_store *st, int64_t *out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_log_seq(st->etcd, out);
     static const char sql[] = "SELECT COALESCE(MAX(seq), 0) FROM config_log";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     return q != NULL ? cp_store__int_one(st, q, out) : NANO_EIO;
@@ -239,6 +267,8 @@ int cp_store_log_seq(cp_store *st, int64_t *out)
 
 int cp_store_log_list(cp_store *st, int64_t after, int64_t limit, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_log_list(st->etcd, after, limit, out);
     static const char sql[] = "SELECT seq, at, op, app, payload AS payload__json FROM config_log"
                               " WHERE seq > ?1 ORDER BY seq LIMIT ?2";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
@@ -252,6 +282,8 @@ int cp_store_log_list(cp_store *st, int64_t after, int64_t limit, json_t **out)
 int cp_store_audit_append(cp_store *st, const char *actor, const char *via, const char *op,
                           const char *app, json_t *detail)
 {
+    if (st->etcd != NULL)
+        return cp_estore_audit_append(st->etcd, actor, via, op, app, detail);
     static const char sql[] = "INSERT INTO audit_log (at, actor, via, op, app, detail)"
                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
@@ -272,6 +304,8 @@ int cp_store_audit_append(cp_store *st, const char *actor, const char *via, cons
 
 int cp_store_audit_list(cp_store *st, int64_t limit, int64_t before_id, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_audit_list(st->etcd, limit, before_id, out);
     static const char sql[] =
         "SELECT id, at, actor, via, op, app, detail AS detail__json FROM audit_log"
         " WHERE ?1 <= 0 OR id < ?1 ORDER BY id DESC LIMIT ?2";
@@ -285,6 +319,8 @@ int cp_store_audit_list(cp_store *st, int64_t limit, int64_t before_id, json_t *
 
 int cp_store_token_put(cp_store *st, const char *name, const char *hash_hex)
 {
+    if (st->etcd != NULL)
+        return cp_estore_token_put(st->etcd, name, hash_hex);
     static const char sql[] =
         "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)"
         " ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at"
@@ -302,6 +338,8 @@ int cp_store_token_put(cp_store *st, const char *name, const char *hash_hex)
 
 int cp_store_token_list(cp_store *st, json_t **out)
 {
+    if (st->etcd != NULL)
+        return cp_estore_token_list(st->etcd, out);
     static const char sql[] = "SELECT name, hash FROM api_tokens ORDER BY id";
     sqlite3_stmt *q = cp_store__stmt(st, sql);
     return q != NULL ? cp_store__rows_json(st, q, out) : NANO_EIO;
