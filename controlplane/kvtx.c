@@ -159,14 +159,15 @@ static bool overlay_touches(const cp_kvtx *tx, const char *start, const char *en
         const char *p = tx->del_prefixes[i];
         /* a deleted prefix overlaps the range when one starts with the other, or (a bounded
          * range) when the prefix sorts inside it */
-        if (has_prefix(p, start) || has_prefix(start, p) || (end != NULL && in_range(p, start, end)))
+        if (has_prefix(p, start) || has_prefix(start, p) ||
+            (end != NULL && in_range(p, start, end)))
             return true;
     }
     return false;
 }
 
-int cp_kvtx_range(cp_kvtx *tx, const char *start, const char *end, int64_t limit,
-                  cp_kvtx_list *out, nano_error *err)
+int cp_kvtx_range(cp_kvtx *tx, const char *start, const char *end, int64_t limit, cp_kvtx_list *out,
+                  nano_error *err)
 {
     size_t start_len = strlen(start);
     unsigned char *pend = NULL;
@@ -242,6 +243,16 @@ void cp_kvtx_del(cp_kvtx *tx, const char *key)
     write_set(tx, key, NULL, 0, true);
 }
 
+void cp_kvtx_forget(cp_kvtx *tx, const char *key)
+{
+    cp_kvtx_write *w = find_write(tx, key);
+    if (w == NULL)
+        return;
+    nano_free(w->key);
+    nano_free(w->value);
+    *w = tx->writes[--tx->n_writes];
+}
+
 void cp_kvtx_del_prefix(cp_kvtx *tx, const char *prefix)
 {
     size_t k = 0;
@@ -254,8 +265,8 @@ void cp_kvtx_del_prefix(cp_kvtx *tx, const char *prefix)
         }
     }
     tx->n_writes = k;
-    tx->del_prefixes =
-        nano_xrealloc(tx->del_prefixes, (tx->n_del_prefixes + 1) * sizeof *tx->del_prefixes);
+    tx->del_prefixes = nano_xrealloc(tx->del_prefixes,
+                                     (tx->n_del_prefixes + 1) * sizeof *tx->del_prefixes);
     tx->del_prefixes[tx->n_del_prefixes++] = nano_xstrdup(prefix);
 }
 
@@ -308,12 +319,19 @@ static int add_prefix_delete(cp_kvtx *tx, txn_ops *t, const char *prefix, nano_e
     size_t end_len = cp_etcd_prefix_end(prefix, len, end);
     if (!put_under) {
         cp_etcd_op *op = add_op(t);
-        *op = (cp_etcd_op){.type = CP_ETCD_OP_DELETE, .key = prefix, .key_len = len,
-                           .range_end = end, .range_end_len = end_len};
+        *op = (cp_etcd_op){.type = CP_ETCD_OP_DELETE,
+                           .key = prefix,
+                           .key_len = len,
+                           .range_end = end,
+                           .range_end_len = end_len};
         return 0;
     }
-    cp_etcd_range_req req = {.key = prefix, .key_len = len, .range_end = end,
-                             .range_end_len = end_len, .revision = tx->rev, .keys_only = true};
+    cp_etcd_range_req req = {.key = prefix,
+                             .key_len = len,
+                             .range_end = end,
+                             .range_end_len = end_len,
+                             .revision = tx->rev,
+                             .keys_only = true};
     cp_etcd_result *r = NULL;
     int rc = cp_etcd_range(tx->e, &req, &r, err);
     if (rc != 0)
@@ -371,8 +389,11 @@ static int send_txn(cp_kvtx *tx, txn_ops *t, const char *meta_text, bool *succee
                     nano_error *err)
 {
     cp_etcd_op *op = add_op(t);
-    *op = (cp_etcd_op){.type = CP_ETCD_OP_PUT, .key = tx->meta_key, .key_len = strlen(tx->meta_key),
-                       .value = meta_text, .value_len = strlen(meta_text)};
+    *op = (cp_etcd_op){.type = CP_ETCD_OP_PUT,
+                       .key = tx->meta_key,
+                       .key_len = strlen(tx->meta_key),
+                       .value = meta_text,
+                       .value_len = strlen(meta_text)};
     cp_etcd_cmp cmp = {
         .key = tx->meta_key,
         .key_len = strlen(tx->meta_key),
@@ -448,7 +469,9 @@ int cp_kvtx_commit(cp_kvtx *tx, nano_error *err)
         const cp_kvtx_write *w = &tx->writes[i];
         cp_etcd_op *op = add_op(&t);
         *op = (cp_etcd_op){.type = w->value != NULL ? CP_ETCD_OP_PUT : CP_ETCD_OP_DELETE,
-                           .key = w->key, .key_len = strlen(w->key), .value = w->value,
+                           .key = w->key,
+                           .key_len = strlen(w->key),
+                           .value = w->value,
                            .value_len = w->value_len};
     }
     if (rc == 0 && t.n + 1 > CP_KVTX_MAX_OPS)

@@ -46,16 +46,16 @@ typedef struct cp_kvtx_write {
 } cp_kvtx_write;
 
 typedef struct cp_kvtx {
-    cp_etcd *e;             /* borrowed */
-    char *meta_key;         /* owned */
-    json_t *meta;           /* the meta value as read (an empty object when absent); the
+    cp_etcd *e;            /* borrowed */
+    char *meta_key;        /* owned */
+    json_t *meta;          /* the meta value as read (an empty object when absent); the
                              * transaction may change it: it is written back at commit */
-    bool meta_dirty;        /* meta changed: commit writes it even with no other write */
-    int64_t meta_mod;       /* mod_revision of the meta key as read; 0: absent */
-    int64_t rev;            /* the revision every read of the transaction is made at */
-    cp_kvtx_write *writes;  /* buffered puts and deletes, one per key, in order of first write */
+    bool meta_dirty;       /* meta changed: commit writes it even with no other write */
+    int64_t meta_mod;      /* mod_revision of the meta key as read; 0: absent */
+    int64_t rev;           /* the revision every read of the transaction is made at */
+    cp_kvtx_write *writes; /* buffered puts and deletes, one per key, in order of first write */
     size_t n_writes, cap_writes;
-    char **del_prefixes;    /* buffered range deletes of every key with that prefix */
+    char **del_prefixes; /* buffered range deletes of every key with that prefix */
     size_t n_del_prefixes;
     bool active;
 } cp_kvtx;
@@ -72,14 +72,16 @@ int cp_kvtx_get(cp_kvtx *tx, const char *key, char **value, size_t *len, nano_er
 /* cp_kvtx_range: the keys in [start, end) as the transaction sees them, in key order, at most
  * limit (0: all) into *out (owned: cp_kvtx_list_fini). end NULL: every key starting with
  * start. */
-int cp_kvtx_range(cp_kvtx *tx, const char *start, const char *end, int64_t limit,
-                  cp_kvtx_list *out, nano_error *err);
+int cp_kvtx_range(cp_kvtx *tx, const char *start, const char *end, int64_t limit, cp_kvtx_list *out,
+                  nano_error *err);
 
 /* Buffered writes (value copied). A put or delete of a key replaces any earlier write of it;
  * cp_kvtx_del_prefix drops the buffered writes under prefix and deletes every key under it. */
 void cp_kvtx_put(cp_kvtx *tx, const char *key, const void *value, size_t len);
 void cp_kvtx_del(cp_kvtx *tx, const char *key);
 void cp_kvtx_del_prefix(cp_kvtx *tx, const char *prefix);
+/* cp_kvtx_forget: drops the buffered write of key, if any (the key is as it was read). */
+void cp_kvtx_forget(cp_kvtx *tx, const char *key);
 
 /* cp_kvtx_commit: with no write, ends the transaction (0). Otherwise sends one etcd txn:
  * compare mod_revision(meta_key) with the one read (version 0 when it was absent), success:

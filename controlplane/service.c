@@ -619,7 +619,9 @@ int cp_service_open(const cp_service_options *opt, cp_service **out, cp_error *e
     if (opt->store_url != NULL) {
         cp_etcd_tls tls = {opt->store_cacert, opt->store_cert, opt->store_key};
         rc = cp_store_url_is_etcd(opt->store_url)
-                 ? cp_store_open_etcd(opt->store_url, &tls, true, &svc->st, &e)
+                 ? cp_store_open_etcd(opt->store_url,
+                                      tls.cacert || tls.cert || tls.key ? &tls : NULL, true,
+                                      &svc->st, &e)
                  : nano_error_set(&e, NANO_EINVAL, "store_url",
                                   "store %s: not an etcd://HOST:PORT[,...]/PREFIX or etcds:// URL",
                                   opt->store_url);

@@ -6,6 +6,8 @@
  * of its own. Keys are "<prefix><kind>/...", values compact JSON (kvtx.h has the commit). */
 #include "store_int.h"
 
+#include <openssl/evp.h>
+
 #include "sha256.h"
 
 /* --- plumbing --------------------------------------------------------------------------------- */
@@ -155,6 +157,8 @@ int cp_estore_begin(cp_estore *es)
     if (rc != 0)
         return fail_etcd(es, rc, &e);
     cp_time_now(es->now, sizeof es->now);
+    json_decref(es->log_batch);
+    es->log_batch = NULL;
     return 0;
 }
 
@@ -164,12 +168,16 @@ int cp_estore_commit(cp_estore *es)
         return cp_estore__fail(es, NANO_EIO, "cannot commit - no transaction is active");
     nano_error e = {0};
     int rc = cp_kvtx_commit(&es->tx, &e);
+    json_decref(es->log_batch);
+    es->log_batch = NULL;
     return rc == 0 ? 0 : fail_etcd(es, rc, &e);
 }
 
 void cp_estore_rollback(cp_estore *es)
 {
     cp_kvtx_fini(&es->tx);
+    json_decref(es->log_batch);
+    es->log_batch = NULL;
 }
 
 /* --- opening ---------------------------------------------------------------------------------- */
@@ -250,7 +258,7 @@ void cp_estore_free(cp_estore *es)
 {
     if (es == NULL)
         return;
-    cp_kvtx_fini(&es->tx);
+    cp_estore_rollback(es);
     cp_etcd_free(es->e);
     nano_free(es->prefix);
     nano_free(es->meta_key);
@@ -307,8 +315,8 @@ int cp_estore_app_get(cp_estore *es, const char *name, json_t **out)
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     json_t *rec = NULL;
-    if (rc == 0 && (rc = cp_estore__get_json(es, cp_estore__key(es, k, "apps/%s", name), &rec)) ==
-                       0) {
+    if (rc == 0 &&
+        (rc = cp_estore__get_json(es, cp_estore__key(es, k, "apps/%s", name), &rec)) == 0) {
         *out = app_view(rec);
         json_decref(rec);
     }
@@ -389,9 +397,9 @@ static void claims_drop(cp_estore *es, json_t *rec)
     size_t i;
     json_t *h;
     json_array_foreach(json_object_get(rec, "hostnames"), i, h) {
-        cp_kvtx_del(&es->tx, cp_estore__key(es, k, "hosts/%s/%s", json_string_value(h),
-                                            json_is_string(prefix) ? json_string_value(prefix)
-                                                                   : ""));
+        cp_kvtx_del(&es->tx,
+                    cp_estore__key(es, k, "hosts/%s/%s", json_string_value(h),
+                                   json_is_string(prefix) ? json_string_value(prefix) : ""));
     }
 }
 
@@ -478,8 +486,8 @@ int cp_estore_app_set_state(cp_estore *es, int64_t id, const char *state)
     json_t *rec = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
-    if (rc == 0 && (state == NULL || (strcmp(state, "active") != 0 &&
-                                      strcmp(state, "draining") != 0)))
+    if (rc == 0 &&
+        (state == NULL || (strcmp(state, "active") != 0 && strcmp(state, "draining") != 0)))
         rc = cp_estore__fail(es, NANO_ESTATE, "CHECK constraint failed: state");
     if (rc == 0)
         rc = app_for_update(es, id, &rec, name);
@@ -546,8 +554,7 @@ static int blob_refs(cp_estore *es, int64_t except_app, json_t **out)
         if (json_integer_value(json_object_get(d, "app_id")) == except_app)
             continue;
         json_array_foreach(json_object_get(d, "modules"), j, m) {
-            json_object_set_new(refs, json_string_value(json_object_get(m, "sha256")),
-                                json_true());
+            json_object_set_new(refs, json_string_value(json_object_get(m, "sha256")), json_true());
         }
     }
     json_decref(deps);
@@ -581,19 +588,19 @@ int cp_estore_app_delete(cp_estore *es, int64_t id)
     cp_kvtx_del(&es->tx, cp_estore__key(es, k, "apps/%s", name));
     cp_kvtx_del(&es->tx, cp_estore__key(es, k, "app_ids/%020lld", (long long)id));
     cp_kvtx_del_prefix(&es->tx, cp_estore__key(es, k, "deployments/%020lld/", (long long)id));
-    cp_kvtx_del_prefix(&es->tx, cp_estore__key(es, k, "env/%020lld/", (long long)id));
-    cp_kvtx_del_prefix(&es->tx, cp_estore__key(es, k, "secrets/%020lld/", (long long)id));
+    cp_kvtx_del(&es->tx, cp_estore__key(es, k, "env/%020lld", (long long)id));
+    cp_kvtx_del(&es->tx, cp_estore__key(es, k, "secrets/%020lld", (long long)id));
     /* drains.app_id ON DELETE SET NULL */
     size_t i, j;
     json_t *d, *m;
     json_array_foreach(drains, i, d) {
         if (json_integer_value(json_object_get(d, "app_id")) == id) {
             json_object_set_new(d, "app_id", json_null());
-            cp_estore__put_json(es,
-                                cp_estore__key(es, k, "drains/%020lld",
-                                               (long long)json_integer_value(
-                                                   json_object_get(d, "id"))),
-                                d);
+            cp_estore__put_json(
+                es,
+                cp_estore__key(es, k, "drains/%020lld",
+                               (long long)json_integer_value(json_object_get(d, "id"))),
+                d);
         }
     }
     /* Code no deployment uses any more, while that is cheap: a few range deletes in this same
@@ -636,12 +643,12 @@ static int owner_of(cp_estore *es, const char *key, int64_t except_id, char *nam
     return cp_estore__leave(es, imp, rc);
 }
 
-int cp_estore_hostname_owner(cp_estore *es, const char *host, const char *prefix,
-                             int64_t except_id, char *name_out)
+int cp_estore_hostname_owner(cp_estore *es, const char *host, const char *prefix, int64_t except_id,
+                             char *name_out)
 {
     char k[CP_EKEY_MAX];
-    return owner_of(es, cp_estore__key(es, k, "hosts/%s/%s", host, prefix ? prefix : ""),
-                    except_id, name_out);
+    return owner_of(es, cp_estore__key(es, k, "hosts/%s/%s", host, prefix ? prefix : ""), except_id,
+                    name_out);
 }
 
 int cp_estore_default_owner(cp_estore *es, int64_t except_id, char *name_out)
@@ -673,8 +680,7 @@ static int blob_put(cp_estore *es, const cp_module *m)
     int rc = cp_etcd_get(es->e, k, strlen(k), &r, &e);
     if (rc != 0)
         return fail_etcd(es, rc, &e);
-    json_t *meta = r->n_kvs == 1 ? json_loadb(r->kvs[0].value, r->kvs[0].value_len, 0, NULL)
-                                 : NULL;
+    json_t *meta = r->n_kvs == 1 ? json_loadb(r->kvs[0].value, r->kvs[0].value_len, 0, NULL) : NULL;
     cp_etcd_result_free(r);
     bool whole = json_integer_value(json_object_get(meta, "size")) == (json_int_t)m->len;
     json_decref(meta);
@@ -709,8 +715,7 @@ int cp_estore_blob_get(cp_estore *es, const char *sha256, char **data_out, size_
     size_t plen = strlen(k);
     unsigned char end[CP_EKEY_MAX];
     size_t end_len = cp_etcd_prefix_end(k, plen, end);
-    cp_etcd_range_req req = {.key = k, .key_len = plen, .range_end = end,
-                             .range_end_len = end_len};
+    cp_etcd_range_req req = {.key = k, .key_len = plen, .range_end = end, .range_end_len = end_len};
     cp_etcd_result *r = NULL;
     nano_error e = {0};
     int rc = cp_etcd_range(es->e, &req, &r, &e);
@@ -755,8 +760,8 @@ int cp_estore_blob_sweep(cp_estore *es, int64_t min_age_ms, int64_t *n_out)
     if (rc == 0)
         rc = blob_refs(es, 0, &refs);
     nano_error e = {0};
-    if (rc == 0 && (rc = cp_kvtx_range(&es->tx, cp_estore__key(es, k, "blobs/"), NULL, 0, &metas,
-                                       &e)) != 0)
+    if (rc == 0 &&
+        (rc = cp_kvtx_range(&es->tx, cp_estore__key(es, k, "blobs/"), NULL, 0, &metas, &e)) != 0)
         rc = fail_etcd(es, rc, &e);
     /* The range reads at the transaction's revision: a blob written since is not seen, and not
      * deleted. */
@@ -774,8 +779,7 @@ int cp_estore_blob_sweep(cp_estore *es, int64_t min_age_ms, int64_t *n_out)
         json_t *meta = json_loadb(metas.items[i].value, metas.items[i].value_len, 0, NULL);
         int64_t at = cp_estore__time_ms(json_string_value(json_object_get(meta, "at")));
         json_decref(meta);
-        if (json_object_get(refs, sha) != NULL ||
-            cp_estore__time_ms(now) - at < min_age_ms)
+        if (json_object_get(refs, sha) != NULL || cp_estore__time_ms(now) - at < min_age_ms)
             continue;
         cp_kvtx_del_prefix(&es->tx, cp_estore__key(es, k, "blobs/%s/", sha));
         n++;
@@ -793,9 +797,9 @@ int cp_estore_blob_sweep(cp_estore *es, int64_t min_age_ms, int64_t *n_out)
 
 /* --- deployments ------------------------------------------------------------------------------ */
 
-int cp_estore_deployment_insert(cp_estore *es, int64_t app_id, const char *sha256,
-                                const char *main, const cp_module *mods, size_t n_mods,
-                                const char *created_by, int64_t *id_out, int64_t *version_out)
+int cp_estore_deployment_insert(cp_estore *es, int64_t app_id, const char *sha256, const char *main,
+                                const cp_module *mods, size_t n_mods, const char *created_by,
+                                int64_t *id_out, int64_t *version_out)
 {
     char k[CP_EKEY_MAX], name[64];
     json_t *rec = NULL;
@@ -821,9 +825,9 @@ int cp_estore_deployment_insert(cp_estore *es, int64_t app_id, const char *sha25
         size_t total = 0;
         json_t *list = json_array();
         for (size_t i = 0; i < n_mods; i++) {
-            json_array_append_new(list, json_pack("{s:s, s:I, s:s}", "name", mods[i].name, "size",
-                                                  (json_int_t)mods[i].len, "sha256",
-                                                  mods[i].sha256));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:I, s:s}", "name", mods[i].name, "size",
+                                            (json_int_t)mods[i].len, "sha256", mods[i].sha256));
             total += mods[i].len;
         }
         json_t *dep = json_pack("{s:I, s:I, s:I, s:s, s:s, s:I, s:o, s:s, s:s}", "id",
@@ -832,8 +836,8 @@ int cp_estore_deployment_insert(cp_estore *es, int64_t app_id, const char *sha25
                                 (json_int_t)total, "modules", list, "created_at", es->now,
                                 "created_by", created_by ? created_by : "");
         cp_estore__put_json(es,
-                            cp_estore__key(es, k, "deployments/%020lld/%020lld",
-                                           (long long)app_id, (long long)version),
+                            cp_estore__key(es, k, "deployments/%020lld/%020lld", (long long)app_id,
+                                           (long long)version),
                             dep);
         json_decref(dep);
         json_object_set_new(rec, "last_version", json_integer(version));
@@ -851,10 +855,10 @@ static json_t *deployment_view(json_t *dep, json_t *app)
     json_t *v = json_deep_copy(dep);
     json_object_del(v, "app_id");
     json_t *active = json_object_get(app, "active_deployment_id");
-    json_object_set_new(v, "active",
-                        json_boolean(json_is_integer(active) &&
-                                     json_integer_value(active) ==
-                                         json_integer_value(json_object_get(dep, "id"))));
+    json_object_set_new(
+        v, "active",
+        json_boolean(json_is_integer(active) &&
+                     json_integer_value(active) == json_integer_value(json_object_get(dep, "id"))));
     return v;
 }
 
@@ -913,65 +917,101 @@ static int app_must_exist(cp_estore *es, int64_t app_id)
                                 : rc;
 }
 
-/* Every key under kind/<app_id>/ : names (after the prefix) and values. */
-static int named_of(cp_estore *es, const char *kind, int64_t app_id, cp_kvtx_list *out,
-                    size_t *plen)
+/* An app's env vars, and its secrets, are one key each ({NAME: value}): an env.replace of
+ * every name is then one put, whatever etcd's operations per transaction. */
+static int named_obj(cp_estore *es, const char *kind, int64_t app_id, json_t **out)
 {
     char k[CP_EKEY_MAX];
-    cp_estore__key(es, k, "%s/%020lld/", kind, (long long)app_id);
-    *plen = strlen(k);
-    nano_error e = {0};
-    int rc = cp_kvtx_range(&es->tx, k, NULL, 0, out, &e);
-    return rc == 0 ? 0 : fail_etcd(es, rc, &e);
+    int rc = cp_estore__get_json(es, cp_estore__key(es, k, "%s/%020lld", kind, (long long)app_id),
+                                 out);
+    if (rc == NANO_ENOTFOUND) {
+        *out = json_object();
+        return 0;
+    }
+    if (rc == 0 && !json_is_object(*out)) {
+        json_decref(*out);
+        return cp_estore__fail(es, NANO_EIO, "%s: not a JSON object", k);
+    }
+    return rc;
+}
+
+static void named_store(cp_estore *es, const char *kind, int64_t app_id, json_t *obj)
+{
+    char k[CP_EKEY_MAX];
+    cp_estore__key(es, k, "%s/%020lld", kind, (long long)app_id);
+    if (json_object_size(obj) == 0)
+        cp_kvtx_del(&es->tx, k);
+    else
+        cp_estore__put_json(es, k, obj);
+}
+
+/* obj's keys in byte order (SQLite's ORDER BY name); borrowed from obj, array owned. */
+static const char **sorted_names(json_t *obj, size_t *n)
+{
+    const char **names = nano_xcalloc(json_object_size(obj) + 1, sizeof *names);
+    const char *key;
+    json_t *v;
+    *n = 0;
+    json_object_foreach(obj, key, v) {
+        names[(*n)++] = key;
+    }
+    qsort(names, *n, sizeof *names, cp_estore__strcmp_p);
+    return names;
 }
 
 int cp_estore_env_vars(cp_estore *es, int64_t app_id, json_t **out)
 {
-    cp_kvtx_list l = {0};
-    size_t plen = 0;
+    json_t *vars = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     if (rc == 0)
-        rc = named_of(es, "env", app_id, &l, &plen);
+        rc = named_obj(es, "env", app_id, &vars);
     if (rc == 0) {
         json_t *obj = json_object();
-        for (size_t i = 0; i < l.n; i++) {
+        size_t n = 0;
+        const char **names = sorted_names(vars, &n);
+        for (size_t i = 0; i < n; i++) {
             /* the value is the JSON text as given, parsed as SQLite's row is */
-            json_t *v = json_loadb(l.items[i].value, l.items[i].value_len, JSON_DECODE_ANY, NULL);
-            json_object_set_new(obj, l.items[i].key + plen, v ? v : json_null());
+            const char *text = json_string_value(json_object_get(vars, names[i]));
+            json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+            json_object_set_new(obj, names[i], v ? v : json_null());
         }
+        nano_free(names);
         *out = obj;
     }
-    cp_kvtx_list_fini(&l);
+    json_decref(vars);
     return cp_estore__leave(es, imp, rc);
 }
 
 int cp_estore_env_kinds(cp_estore *es, int64_t app_id, json_t **out)
 {
-    cp_kvtx_list vars = {0}, secrets = {0};
-    size_t plen = 0, slen = 0;
+    json_t *vars = NULL, *secrets = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     if (rc == 0)
-        rc = named_of(es, "env", app_id, &vars, &plen);
+        rc = named_obj(es, "env", app_id, &vars);
     if (rc == 0)
-        rc = named_of(es, "secrets", app_id, &secrets, &slen);
+        rc = named_obj(es, "secrets", app_id, &secrets);
     if (rc == 0) {
         json_t *obj = json_object();
-        for (size_t i = 0; i < vars.n; i++)
-            json_object_set_new(obj, vars.items[i].key + plen, json_string("var"));
-        for (size_t i = 0; i < secrets.n; i++)
-            json_object_set_new(obj, secrets.items[i].key + slen, json_string("secret"));
+        const char *name;
+        json_t *v;
+        json_object_foreach(vars, name, v) {
+            json_object_set_new(obj, name, json_string("var"));
+        }
+        json_object_foreach(secrets, name, v) {
+            json_object_set_new(obj, name, json_string("secret"));
+        }
         *out = obj;
     }
-    cp_kvtx_list_fini(&vars);
-    cp_kvtx_list_fini(&secrets);
+    json_decref(vars);
+    json_decref(secrets);
     return cp_estore__leave(es, imp, rc);
 }
 
 int cp_estore_env_put(cp_estore *es, int64_t app_id, const char *name, const char *value_json)
 {
-    char k[CP_EKEY_MAX];
+    json_t *vars = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     if (rc == 0)
@@ -979,21 +1019,27 @@ int cp_estore_env_put(cp_estore *es, int64_t app_id, const char *name, const cha
     if (rc == 0 && (name == NULL || value_json == NULL))
         rc = cp_estore__fail(es, NANO_ESTATE, "NOT NULL constraint failed: env_vars");
     if (rc == 0)
-        cp_kvtx_put(&es->tx, cp_estore__key(es, k, "env/%020lld/%s", (long long)app_id, name),
-                    value_json, strlen(value_json));
+        rc = named_obj(es, "env", app_id, &vars);
+    if (rc == 0) {
+        json_object_set_new(vars, name, json_string(value_json));
+        named_store(es, "env", app_id, vars);
+    }
+    json_decref(vars);
     return cp_estore__leave(es, imp, rc);
 }
 
 static int delete_named(cp_estore *es, const char *kind, int64_t app_id, const char *name)
 {
-    char k[CP_EKEY_MAX];
+    json_t *obj = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
-    cp_estore__key(es, k, "%s/%020lld/%s", kind, (long long)app_id, name);
-    if (rc == 0 && !cp_estore__exists(es, k, &rc) && rc == 0)
+    if (rc == 0)
+        rc = named_obj(es, kind, app_id, &obj);
+    if (rc == 0 && json_object_del(obj, name) != 0)
         rc = NANO_ENOTFOUND;
     if (rc == 0)
-        cp_kvtx_del(&es->tx, k);
+        named_store(es, kind, app_id, obj);
+    json_decref(obj);
     return cp_estore__leave(es, imp, rc);
 }
 
@@ -1004,49 +1050,49 @@ int cp_estore_env_del(cp_estore *es, int64_t app_id, const char *name)
 
 int cp_estore_secret_list(cp_estore *es, int64_t app_id, json_t **out)
 {
-    cp_kvtx_list l = {0};
-    size_t plen = 0;
+    json_t *secrets = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     if (rc == 0)
-        rc = named_of(es, "secrets", app_id, &l, &plen);
+        rc = named_obj(es, "secrets", app_id, &secrets);
     if (rc == 0) {
         json_t *list = json_array();
-        for (size_t i = 0; i < l.n; i++) {
-            json_t *s = json_loadb(l.items[i].value, l.items[i].value_len, 0, NULL);
-            json_array_append_new(list, json_pack("{s:s, s:O}", "name", l.items[i].key + plen,
-                                                  "updated_at",
-                                                  json_object_get(s, "updated_at")
-                                                      ? json_object_get(s, "updated_at")
-                                                      : json_null()));
-            json_decref(s);
+        size_t n = 0;
+        const char **names = sorted_names(secrets, &n);
+        for (size_t i = 0; i < n; i++) {
+            json_t *at = json_object_get(json_object_get(secrets, names[i]), "updated_at");
+            json_array_append_new(list, json_pack("{s:s, s:O}", "name", names[i], "updated_at",
+                                                  at ? at : json_null()));
         }
+        nano_free(names);
         *out = list;
     }
-    cp_kvtx_list_fini(&l);
+    json_decref(secrets);
     return cp_estore__leave(es, imp, rc);
 }
 
 int cp_estore_secret_put(cp_estore *es, int64_t app_id, const char *name, const cp_sealed *s)
 {
-    char k[CP_EKEY_MAX];
+    json_t *secrets = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     if (rc == 0)
         rc = app_must_exist(es, app_id);
+    if (rc == 0)
+        rc = named_obj(es, "secrets", app_id, &secrets);
     if (rc == 0) {
-        char *ct = nano_xmalloc(2 * s->len + 1);
+        char *ct = nano_xmalloc(4 * ((s->len + 2) / 3) + 1);
         char nonce[2 * CP_NONCE_BYTES + 1], tag[2 * CP_TAG_BYTES + 1];
-        cp_hex(s->ciphertext, s->len, ct);
+        cp_base64(s->ciphertext, s->len, ct);
         cp_hex(s->nonce, CP_NONCE_BYTES, nonce);
         cp_hex(s->tag, CP_TAG_BYTES, tag);
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ciphertext", ct, "nonce", nonce, "tag",
-                              tag, "key_id", s->key_id, "updated_at", es->now);
-        cp_estore__put_json(es, cp_estore__key(es, k, "secrets/%020lld/%s", (long long)app_id, name),
-                            j);
-        json_decref(j);
+        json_object_set_new(secrets, name,
+                            json_pack("{s:s, s:s, s:s, s:s, s:s}", "ciphertext", ct, "nonce", nonce,
+                                      "tag", tag, "key_id", s->key_id, "updated_at", es->now));
+        named_store(es, "secrets", app_id, secrets);
         nano_free(ct);
     }
+    json_decref(secrets);
     return cp_estore__leave(es, imp, rc);
 }
 
@@ -1066,28 +1112,33 @@ static bool unhex(const char *hex, unsigned char *out, size_t cap)
 
 int cp_estore_secret_get(cp_estore *es, int64_t app_id, const char *name, cp_sealed *out)
 {
-    char k[CP_EKEY_MAX];
-    json_t *j = NULL;
+    json_t *secrets = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     if (rc == 0)
-        rc = cp_estore__get_json(
-            es, cp_estore__key(es, k, "secrets/%020lld/%s", (long long)app_id, name), &j);
+        rc = named_obj(es, "secrets", app_id, &secrets);
+    json_t *j = json_object_get(secrets, name);
+    if (rc == 0 && j == NULL)
+        rc = NANO_ENOTFOUND;
     if (rc == 0) {
         cp_sealed s = {0};
         const char *ct = json_string_value(json_object_get(j, "ciphertext"));
-        s.len = ct ? strlen(ct) / 2 : 0;
-        s.ciphertext = nano_xmalloc(s.len + 1);
-        /* A value edited by hand fails to open instead (as SQLite's row would). */
-        if (!unhex(ct, s.ciphertext, s.len))
-            memset(s.ciphertext, 0, s.len);
+        size_t ct_len = ct ? strlen(ct) : 0;
+        s.ciphertext = nano_xmalloc(ct_len + 1);
+        /* EVP_DecodeBlock counts the padding's bytes: take them off again. A value edited by
+         * hand fails to open instead (as SQLite's row would). */
+        int n = ct_len > 0 ? EVP_DecodeBlock(s.ciphertext, (const unsigned char *)ct, (int)ct_len)
+                           : 0;
+        s.len = n < 0 ? 0
+                      : (size_t)n - (ct_len >= 1 && ct[ct_len - 1] == '=') -
+                            (ct_len >= 2 && ct[ct_len - 2] == '=');
         unhex(json_string_value(json_object_get(j, "nonce")), s.nonce, CP_NONCE_BYTES);
         unhex(json_string_value(json_object_get(j, "tag")), s.tag, CP_TAG_BYTES);
-        snprintf(s.key_id, sizeof s.key_id, "%s",
-                 json_string_value(json_object_get(j, "key_id")) ?: "");
+        const char *key_id = json_string_value(json_object_get(j, "key_id"));
+        snprintf(s.key_id, sizeof s.key_id, "%s", key_id ? key_id : "");
         *out = s;
     }
-    json_decref(j);
+    json_decref(secrets);
     return cp_estore__leave(es, imp, rc);
 }
 
@@ -1107,13 +1158,16 @@ int cp_estore_secret_keys(cp_estore *es, json_t **out)
     if (rc == 0) {
         json_t *keys = json_object();
         size_t i;
-        json_t *s;
-        json_array_foreach(all, i, s) {
-            const char *id = json_string_value(json_object_get(s, "key_id"));
-            if (id == NULL)
-                continue;
-            json_object_set_new(keys, id,
-                                json_integer(json_integer_value(json_object_get(keys, id)) + 1));
+        json_t *app;
+        json_array_foreach(all, i, app) {
+            const char *name;
+            json_t *s;
+            json_object_foreach(app, name, s) {
+                const char *id = json_string_value(json_object_get(s, "key_id"));
+                if (id != NULL)
+                    json_object_set_new(
+                        keys, id, json_integer(json_integer_value(json_object_get(keys, id)) + 1));
+            }
         }
         *out = keys;
     }

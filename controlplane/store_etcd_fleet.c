@@ -19,8 +19,8 @@ int cp_estore_node_list(cp_estore *es, json_t **out)
     json_t *recs = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
-    if (rc == 0 && (rc = cp_estore__range_json(es, cp_estore__key(es, k, "nodes/"), NULL, 0,
-                                               &recs)) == 0) {
+    if (rc == 0 &&
+        (rc = cp_estore__range_json(es, cp_estore__key(es, k, "nodes/"), NULL, 0, &recs)) == 0) {
         json_t *list = json_array();
         size_t i;
         json_t *r;
@@ -40,8 +40,8 @@ int cp_estore_node_count(cp_estore *es, int64_t *out)
     nano_error e = {0};
     bool imp;
     int rc = cp_estore__enter(es, &imp);
-    if (rc == 0 && (rc = cp_kvtx_range(&es->tx, cp_estore__key(es, k, "nodes/"), NULL, 0, &l,
-                                       &e)) != 0)
+    if (rc == 0 &&
+        (rc = cp_kvtx_range(&es->tx, cp_estore__key(es, k, "nodes/"), NULL, 0, &l, &e)) != 0)
         rc = cp_estore__fail(es, rc, "%s", e.message);
     if (rc == 0)
         *out = (int64_t)l.n;
@@ -59,11 +59,10 @@ static int drains_all(cp_estore *es, json_t **out)
 static void drain_store(cp_estore *es, json_t *d)
 {
     char k[CP_EKEY_MAX];
-    cp_estore__put_json(
-        es,
-        cp_estore__key(es, k, "drains/%020lld",
-                       (long long)json_integer_value(json_object_get(d, "id"))),
-        d);
+    cp_estore__put_json(es,
+                        cp_estore__key(es, k, "drains/%020lld",
+                                       (long long)json_integer_value(json_object_get(d, "id"))),
+                        d);
 }
 
 static bool is_draining(json_t *d)
@@ -206,15 +205,15 @@ int cp_estore_drain_get(cp_estore *es, const char *app, json_t **out)
             for (size_t m = 0; m < 3; m++)
                 if (state != NULL && strcmp(state, shown[m][0]) == 0)
                     s = shown[m][1];
-            json_t *in_flight =
-                json_object_get(json_object_get(json_object_get(n, "apps"), app), "in_flight");
-            json_array_append_new(
-                list, json_pack("{s:s, s:s, s:o, s:O, s:O}", "node", names[j], "state", s,
-                                "in_flight",
-                                in_flight && !json_is_null(in_flight) ? json_incref(in_flight)
-                                                                       : json_integer(0),
-                                "acked_at", json_object_get(row, "acked_at"), "last_seen",
-                                json_object_get(n, "last_seen")));
+            json_t *in_flight = json_object_get(json_object_get(json_object_get(n, "apps"), app),
+                                                "in_flight");
+            json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:O, s:O}", "node", names[j],
+                                                  "state", s, "in_flight",
+                                                  in_flight && !json_is_null(in_flight)
+                                                      ? json_incref(in_flight)
+                                                      : json_integer(0),
+                                                  "acked_at", json_object_get(row, "acked_at"),
+                                                  "last_seen", json_object_get(n, "last_seen")));
         }
         nano_free(names);
         json_t *v = json_pack("{s:O, s:O, s:O, s:O, s:O, s:o}", "id", json_object_get(latest, "id"),
@@ -345,9 +344,8 @@ int cp_estore_drain_ack_from_status(cp_estore *es, const char *node, int64_t *n_
     json_t *drains = NULL, *rec = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
-    if (rc == 0 &&
-        (rc = cp_estore__get_json(es, cp_estore__key(es, k, "nodes/%s", node), &rec)) ==
-            NANO_ENOTFOUND) {
+    if (rc == 0 && (rc = cp_estore__get_json(es, cp_estore__key(es, k, "nodes/%s", node), &rec)) ==
+                       NANO_ENOTFOUND) {
         *n_out = 0;
         return cp_estore__leave(es, imp, 0);
     }
@@ -374,9 +372,8 @@ int cp_estore_drain_ack_from_status(cp_estore *es, const char *node, int64_t *n_
             rc = 0;
         if (rc != 0 || applied < drain_seq)
             continue;
-        const char *st =
-            json_string_value(json_object_get(json_object_get(json_object_get(rec, "apps"), app),
-                                              "state"));
+        const char *st = json_string_value(
+            json_object_get(json_object_get(json_object_get(rec, "apps"), app), "state"));
         if (st != NULL && strcmp(st, "drained") != 0 && strcmp(st, "timed_out") != 0)
             continue;
         row_set(row, st != NULL && strcmp(st, "timed_out") == 0 ? "timed_out" : "acked", es->now);
@@ -449,12 +446,11 @@ int cp_estore_drains_finished(cp_estore *es, json_t **out)
                 pending = pending || row_pending(row);
             }
             if (!pending)
-                json_array_append_new(list, json_pack("{s:O, s:O, s:O, s:I, s:I}", "id",
-                                                      json_object_get(d, "id"), "app_id",
-                                                      json_object_get(d, "app_id"), "app",
-                                                      json_object_get(d, "app"), "n_nodes",
-                                                      (json_int_t)n, "n_timed_out",
-                                                      (json_int_t)n_timed_out));
+                json_array_append_new(
+                    list,
+                    json_pack("{s:O, s:O, s:O, s:I, s:I}", "id", json_object_get(d, "id"), "app_id",
+                              json_object_get(d, "app_id"), "app", json_object_get(d, "app"),
+                              "n_nodes", (json_int_t)n, "n_timed_out", (json_int_t)n_timed_out));
         }
         *out = list;
     }
@@ -468,9 +464,9 @@ int cp_estore_drain_finish(cp_estore *es, int64_t id, const char *state)
     json_t *d = NULL;
     bool imp;
     int rc = cp_estore__enter(es, &imp);
-    if (rc == 0 && (state == NULL || (strcmp(state, "draining") != 0 &&
-                                      strcmp(state, "done") != 0 &&
-                                      strcmp(state, "timed_out") != 0)))
+    if (rc == 0 &&
+        (state == NULL || (strcmp(state, "draining") != 0 && strcmp(state, "done") != 0 &&
+                           strcmp(state, "timed_out") != 0)))
         rc = cp_estore__fail(es, NANO_ESTATE, "CHECK constraint failed: drains.state");
     if (rc == 0 &&
         (rc = cp_estore__get_json(es, cp_estore__key(es, k, "drains/%020lld", (long long)id),
@@ -513,8 +509,13 @@ int cp_estore_log_append(cp_estore *es, const char *op, const char *app, json_t 
         es->tx.meta_dirty = true;
         json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:O}", "seq", (json_int_t)seq, "at", es->now,
                               "op", op, "app", app, "payload", payload);
-        cp_estore__put_json(es, cp_estore__key(es, k, "log/%020lld", (long long)seq), e);
-        json_decref(e);
+        if (es->log_batch == NULL)
+            es->log_batch = json_array();
+        else
+            cp_kvtx_forget(&es->tx, es->log_batch_key);
+        json_array_append_new(es->log_batch, e);
+        cp_estore__key(es, es->log_batch_key, "log/%020lld", (long long)seq);
+        cp_estore__put_json(es, es->log_batch_key, es->log_batch);
         if (strcmp(op, "app.drain") == 0) {
             char text[24];
             snprintf(text, sizeof text, "%lld", (long long)seq);
@@ -535,30 +536,46 @@ int cp_estore_log_seq(cp_estore *es, int64_t *out)
     return cp_estore__leave(es, imp, rc);
 }
 
-/* Entries with ids (seq) in [lo, hi] of kind, oldest first. */
-static int span(cp_estore *es, const char *kind, int64_t lo, int64_t hi, json_t **out)
+int cp_estore_log_list(cp_estore *es, int64_t after, int64_t limit, json_t **out)
+{
+    char k[CP_EKEY_MAX], end[CP_EKEY_MAX];
+    json_t *batches = NULL;
+    bool imp;
+    int rc = cp_estore__enter(es, &imp);
+    /* A key holds the entries one transaction appended and is named by the last one's seq:
+     * the first key at or past after + 1 holds it. limit keys hold at least limit entries. */
+    cp_estore__key(es, k, "log/%020lld", (long long)(after < 0 ? 1 : after + 1));
+    cp_estore__key(es, end, "log0"); /* "log/" + 1 */
+    if (rc == 0)
+        rc = cp_estore__range_json(es, k, end, limit > 0 ? limit : 1, &batches);
+    if (rc == 0) {
+        json_t *list = json_array();
+        size_t i, j;
+        json_t *b, *e;
+        json_array_foreach(batches, i, b) {
+            json_array_foreach(b, j, e) {
+                if (json_integer_value(json_object_get(e, "seq")) > after &&
+                    (int64_t)json_array_size(list) < limit)
+                    json_array_append(list, e);
+            }
+        }
+        *out = list;
+    }
+    json_decref(batches);
+    return cp_estore__leave(es, imp, rc);
+}
+
+/* Audit entries with ids in [lo, hi], oldest first. */
+static int span(cp_estore *es, int64_t lo, int64_t hi, json_t **out)
 {
     char a[CP_EKEY_MAX], b[CP_EKEY_MAX];
     if (hi < lo) {
         *out = json_array();
         return 0;
     }
-    cp_estore__key(es, a, "%s/%020lld", kind, (long long)lo);
-    cp_estore__key(es, b, "%s/%020lld", kind, (long long)hi + 1);
+    cp_estore__key(es, a, "audit/%020lld", (long long)lo);
+    cp_estore__key(es, b, "audit/%020lld", (long long)hi + 1);
     return cp_estore__range_json(es, a, b, 0, out);
-}
-
-int cp_estore_log_list(cp_estore *es, int64_t after, int64_t limit, json_t **out)
-{
-    bool imp;
-    int rc = cp_estore__enter(es, &imp);
-    /* seqs are contiguous: the ones wanted are a key range */
-    int64_t last = json_integer_value(json_object_get(es->tx.meta, "seq"));
-    int64_t lo = after < 0 ? 1 : after + 1;
-    int64_t hi = limit > 0 && lo + limit - 1 < last ? lo + limit - 1 : last;
-    if (rc == 0)
-        rc = span(es, "log", lo, limit <= 0 ? lo - 1 : hi, out);
-    return cp_estore__leave(es, imp, rc);
 }
 
 int cp_estore_audit_append(cp_estore *es, const char *actor, const char *via, const char *op,
@@ -585,12 +602,13 @@ int cp_estore_audit_list(cp_estore *es, int64_t limit, int64_t before_id, json_t
     bool imp;
     int rc = cp_estore__enter(es, &imp);
     /* ids are contiguous (entries are never deleted): the newest are a key range */
-    int64_t last = json_integer_value(json_object_get(json_object_get(es->tx.meta, "next"), "audit"));
+    int64_t last =
+        json_integer_value(json_object_get(json_object_get(es->tx.meta, "next"), "audit"));
     int64_t hi = before_id > 0 && before_id - 1 < last ? before_id - 1 : last;
     int64_t lo = limit > 0 ? hi - limit + 1 : hi + 1;
     json_t *asc = NULL;
     if (rc == 0)
-        rc = span(es, "audit", lo < 1 ? 1 : lo, hi, &asc);
+        rc = span(es, lo < 1 ? 1 : lo, hi, &asc);
     if (rc == 0) {
         json_t *list = json_array();
         for (size_t i = json_array_size(asc); i > 0; i--)
@@ -659,9 +677,9 @@ int cp_estore_token_list(cp_estore *es, json_t **out)
         qsort(v, n, sizeof *v, by_id);
         json_t *list = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(list, json_pack("{s:O, s:O}", "name",
-                                                  json_object_get(v[i], "name"), "hash",
-                                                  json_object_get(v[i], "hash")));
+            json_array_append_new(list,
+                                  json_pack("{s:O, s:O}", "name", json_object_get(v[i], "name"),
+                                            "hash", json_object_get(v[i], "hash")));
         nano_free(v);
         *out = list;
     }

@@ -71,6 +71,10 @@ struct cp_estore {
     char *prefix;   /* "/nano/": every key starts with it */
     char *meta_key; /* prefix + "meta/state" */
     cp_kvtx tx;     /* tx.active: in a transaction */
+    /* The config-log entries this transaction appended: one key, named by the last seq
+     * (an env.patch of many names is many entries, and etcd's operations are bounded) */
+    json_t *log_batch;
+    char log_batch_key[CP_EKEY_MAX];
     char now[32];
     char errmsg[256];
 };

@@ -11,7 +11,9 @@
 #include <sqlite3.h>
 
 #include "alloc.h"
+#include "etcd_fixture.h"
 #include "log.h"
+#include "secrets.h"
 
 /* --- fixture -------------------------------------------------------------------------------- */
 
@@ -23,9 +25,24 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path);
 }
 
+bool fx_is_etcd(void)
+{
+    const char *s = getenv("NANO_TEST_STORE");
+    return s != NULL && strcmp(s, "etcd") == 0;
+}
+
+void fx_sqlite_only(const char *why)
+{
+    if (fx_is_etcd()) {
+        print_message("[  SKIP    ] SQLite only: %s\n", why);
+        skip();
+    }
+}
+
 void fx_open_svc(fx *f)
 {
-    cp_service_options o = {.data_dir = f->data};
+    cp_service_options o = {.data_dir = f->data,
+                            .store_url = f->store_url[0] ? f->store_url : NULL};
     cp_error err = {0};
     if (cp_service_open(&o, &f->svc, &err) != 0)
         fail_msg("cp_service_open: %s", err.message);
@@ -39,6 +56,13 @@ int fx_setup(void **state)
         return -1;
     snprintf(f->data, sizeof f->data, "%s/data", f->root);
     snprintf(f->db, sizeof f->db, "%s/nanocp.db", f->data);
+    if (fx_is_etcd()) {
+        unsigned char r[8];
+        char hex[17];
+        cp_random_bytes(r, sizeof r);
+        cp_hex(r, sizeof r, hex);
+        snprintf(f->store_url, sizeof f->store_url, "%s/t/%s", etcd_fx_url(), hex);
+    }
     unsetenv("NANO_MASTER_KEY");
     nano_log_min_level = NANO_LOG_WARN;
     fx_open_svc(f);

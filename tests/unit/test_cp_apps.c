@@ -186,8 +186,12 @@ static void apps_remove_with_nodes_drains(void **state)
 {
     fx *f = *state;
     fx_create_app(f, "api", "api.test");
-    fx_sql(f, "INSERT INTO nodes (name, first_seen, last_seen, apps) VALUES ('edge-1', 'x', 'y',"
-              " '{\"api\": {\"state\": \"active\", \"version\": 0}}'), ('edge-2', 'x', 'y', '{}')");
+    cp_store *st = cp_service_store(f->svc); /* two nodes, as their status reports make them */
+    assert_int_equal(cp_store_node_report(st, "edge-1", 0,
+                                          "{\"api\": {\"state\": \"active\", \"version\": 0}}",
+                                          "2024-01-01T00:00:00.000Z"),
+                     0);
+    assert_int_equal(cp_store_node_report(st, "edge-2", 0, "{}", "2024-01-01T00:00:00.000Z"), 0);
     json_t *got = fx_call(f, "apps.get", "{\"name\": \"api\"}");
     json_t *nodes = json_object_get(got, "nodes");
     assert_int_equal(json_array_size(nodes), 2);

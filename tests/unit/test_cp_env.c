@@ -243,6 +243,7 @@ static void logs_seq_counts_changes_not_reads(void **state)
 static void logs_failing_change_appends_nothing(void **state)
 {
     fx *f = *state;
+    fx_sqlite_only("fails the change with an SQLite trigger");
     fx_create_app(f, "api", "api.test");
     size_t audits = fx_audit_count(f);
     /* A fault after the change itself is written: the config-log append fails. */
@@ -360,14 +361,15 @@ static void logs_secret_delta_is_sealed(void **state)
     nano_free(plain);
     json_decref(log);
     /* The stored row is the same sealed value. */
-    sqlite3 *db = NULL;
-    sqlite3_open(f->db, &db);
-    sqlite3_stmt *q = NULL;
-    sqlite3_prepare_v2(db, "SELECT nonce FROM secrets", -1, &q, NULL);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_memory_equal(sqlite3_column_blob(q, 0), s.nonce, CP_NONCE_BYTES);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    json_t *app = NULL;
+    cp_store *st = cp_service_store(f->svc);
+    assert_int_equal(cp_store_app_get(st, "api", &app), 0);
+    cp_sealed row = {0};
+    assert_int_equal(
+        cp_store_secret_get(st, json_integer_value(json_object_get(app, "id")), "TOKEN", &row), 0);
+    assert_memory_equal(row.nonce, s.nonce, CP_NONCE_BYTES);
+    cp_sealed_fini(&row);
+    json_decref(app);
 }
 
 static const struct CMUnitTest env_tests[] = {
