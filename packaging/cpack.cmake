@@ -74,9 +74,9 @@ an example configuration.")
 set(CPACK_DEBIAN_CP_PACKAGE_NAME nanocp)
 set(CPACK_DEBIAN_CP_PACKAGE_SECTION net)
 string(JOIN ", " CPACK_DEBIAN_CP_PACKAGE_DEPENDS
-    "nano-common (= ${NANO_DEB_VERSION})" "libc6 (>= 2.34)" "libjansson4 (>= 2.14)"
-    "libnng1 (>= 1.5.2)" "libsqlite3-0 (>= 3.20.0)" "libssl3 (>= 3.0.0)" "libsystemd0"
-    "libuv1 (>= 1.33.1)")
+    "nano-common (= ${NANO_DEB_VERSION})" "libc6 (>= 2.34)" "libcurl4 (>= 7.74.0)"
+    "libjansson4 (>= 2.14)" "libnng1 (>= 1.5.2)" "libsqlite3-0 (>= 3.20.0)" "libssl3 (>= 3.0.0)"
+    "libsystemd0" "libuv1 (>= 1.33.1)")
 # nanocp load-checks every deployment with the nano-dp beside it (it runs `nano-dp check`);
 # without one, deployments are accepted unchecked. A management host may do without V8.
 set(CPACK_DEBIAN_CP_PACKAGE_RECOMMENDS "nano-dp (= ${NANO_DEB_VERSION})")

@@ -15,7 +15,6 @@
 
 #include "etcd.h"
 
-
 typedef struct etcd_server {
     pid_t pid;
     int client_port;

@@ -392,9 +392,8 @@ static void estore_bytes_and_large_values(void **state)
     cp_module m = {.name = "index.js", .data = raw, .len = sizeof raw};
     nano_sha256_hex(raw, sizeof raw, m.sha256);
     int64_t dep = 0, ver = 0;
-    assert_int_equal(cp_store_deployment_insert(st, id, m.sha256, "index.js", &m, 1, "t", &dep,
-                                                &ver),
-                     0);
+    assert_int_equal(
+        cp_store_deployment_insert(st, id, m.sha256, "index.js", &m, 1, "t", &dep, &ver), 0);
     /* a 200 KiB env value, and one with an escaped NUL (read back as SQLite does: null) */
     size_t n = 200 << 10;
     char *value = nano_xmalloc(n + 3);
