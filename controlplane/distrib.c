@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
@@ -33,6 +34,11 @@ struct cp_distrib {
     uint64_t grace_ms;
     int64_t published;
     json_t *reports; /* {node: {applied_seq, apps, seen_at}} not written yet */
+    /* The fleet's duties (the drains' clock, the blob sweep) run on one replica of a shared
+     * store at a time: the one cp_store_lead names (always this one with SQLite). */
+    char who[128];
+    bool is_leader;
+    uint64_t last_sweep_ms;
 
     nng_socket pub;
     bool is_pub_open;
@@ -391,8 +397,26 @@ void cp_distrib_flush(cp_distrib *d)
                        cerr.message);
         json_object_clear(d->reports);
     }
-    if (cp_service_drains_tick(d->svc, d->grace_ms, &drained, &cerr) != 0)
+    cp_store *st = cp_service_store(d->svc);
+    bool lead = false;
+    if (cp_store_lead(st, d->who, CP_DISTRIB_LEAD_TTL_MS, &lead) != 0) {
+        NANO_WARN("cp.lead_failed", "who=%s error=%s", d->who, cp_store_errmsg(st));
+        lead = false; /* unknown: let the lease decide; the duties wait a second */
+    }
+    if (lead != d->is_leader)
+        NANO_INFO("cp.fleet_duties", "who=%s leader=%s", d->who, lead ? "true" : "false");
+    d->is_leader = lead;
+    if (lead && cp_service_drains_tick(d->svc, d->grace_ms, &drained, &cerr) != 0)
         NANO_ERROR("cp.drain_tick_failed", "error=%s", cerr.message);
+    uint64_t now = wall_ms();
+    if (lead && cp_store_is_etcd(st) && now - d->last_sweep_ms >= CP_DISTRIB_SWEEP_MS) {
+        d->last_sweep_ms = now;
+        int64_t n = 0;
+        if (cp_store_blob_sweep(st, CP_DISTRIB_SWEEP_MS, &n) != 0)
+            NANO_WARN("cp.blob_sweep_failed", "error=%s", cp_store_errmsg(st));
+        else if (n > 0)
+            NANO_INFO("cp.blob_sweep", "deleted=%lld", (long long)n);
+    }
     if (changed || drained)
         cp_distrib_publish(d);
 }
@@ -549,6 +573,12 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
     d->svc = svc;
     d->heartbeat_ms = opt->heartbeat_ms ? opt->heartbeat_ms : CP_DISTRIB_HEARTBEAT_MS;
     d->grace_ms = opt->drain_grace_ms ? opt->drain_grace_ms : CP_DISTRIB_DRAIN_GRACE_MS;
+    char host[64] = "nanocp";
+    gethostname(host, sizeof host - 1);
+    unsigned char r[4] = {0};
+    cp_random_bytes(r, sizeof r);
+    snprintf(d->who, sizeof d->who, "%.63s:%d:%02x%02x%02x%02x", host, (int)getpid(), r[0], r[1],
+             r[2], r[3]);
     d->reports = json_object();
     nano_token_digest_from_hex(hash, d->token_digest); /* 64 hex digits: nano_sha256_hex's */
     OPENSSL_cleanse(hash, sizeof hash);

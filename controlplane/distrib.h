@@ -24,6 +24,11 @@
 #define CP_DISTRIB_CONTEXTS 16         /* requests received concurrently; more wait in NNG */
 #define CP_DISTRIB_HEARTBEAT_MS 1000   /* docs/distribution.md#what-flows */
 #define CP_DISTRIB_DRAIN_GRACE_MS 2000 /* beyond a drain's timeout before nodes time out */
+/* Replicas on one store: the fleet's duties move to another replica this long after the one
+ * running them stops renewing its lease (store.h cp_store_lead); code no deployment uses is
+ * swept this often, once older than that. */
+#define CP_DISTRIB_LEAD_TTL_MS 5000
+#define CP_DISTRIB_SWEEP_MS (3600u * 1000u)
 
 typedef struct cp_distrib cp_distrib;
 

@@ -57,6 +57,8 @@ typedef struct cp_options {
     const char *admin_tls_key;
     const char *admin_tls_ca;
     const char *checker; /* --checker PATH|off (NULL: nano-dp beside this binary) */
+    const char *store;   /* --store etcd://...: the etcd store (NULL: SQLite in the data dir) */
+    const char *store_cacert, *store_cert, *store_key; /* etcds:// */
     bool is_migrate;
     bool migrate_status;
     bool is_backup;
@@ -80,6 +82,12 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --data-dir DIR          state: nanocp.db, master.key, admin.token (default ./var/nanocp)\n"
+    "  --store URL             keep the state in etcd instead of DATA_DIR/nanocp.db:\n"
+    "                          etcd://HOST:PORT[,HOST:PORT...][/PREFIX] or etcds://...; any\n"
+    "                          number of nanocp on one store are replicas (docs/nanocp.md,\n"
+    "                          \"Store backends\"; each needs the same master key and token)\n"
+    "  --store-cacert F        etcds://: PEM CA that signed the etcd members' certificates\n"
+    "  --store-cert F, --store-key F  etcds://: a client certificate for etcd and its key\n"
     "  --http ADDR             admin HTTP+JSON listen address (default 127.0.0.1:7070)\n"
     "  --http-request-timeout D  an admin HTTP request's head must be in within D of its\n"
     "                          first byte; its body within D of the head, plus 1s per\n"
@@ -168,6 +176,10 @@ static const nano_opt options[] = {
     {"--token-file", true, (int)offsetof(cp_options, token_file)},
     {"--node-token-file", true, (int)offsetof(cp_options, node_token_file)},
     {"--checker", true, (int)offsetof(cp_options, checker)},
+    {"--store", true, (int)offsetof(cp_options, store)},
+    {"--store-cacert", true, (int)offsetof(cp_options, store_cacert)},
+    {"--store-cert", true, (int)offsetof(cp_options, store_cert)},
+    {"--store-key", true, (int)offsetof(cp_options, store_key)},
     {"--admin-tls-cert", true, (int)offsetof(cp_options, admin_tls_cert)},
     {"--admin-tls-key", true, (int)offsetof(cp_options, admin_tls_key)},
     {"--admin-tls-ca", true, (int)offsetof(cp_options, admin_tls_ca)},
@@ -228,6 +240,20 @@ static int parse_args(cp_options *o, int argc, char **argv)
         default: *(const char **)((char *)o + opt->id) = value; break;
         }
     }
+    if (o->store != NULL && !cp_store_url_is_etcd(o->store))
+        return usage_error("--store must be an etcd://HOST:PORT[,...][/PREFIX] or etcds:// URL, "
+                           "not '%s'",
+                           o->store);
+    if ((o->store_cacert || o->store_cert || o->store_key) &&
+        (o->store == NULL || strncmp(o->store, "etcds://", 8) != 0))
+        return usage_error("--store-cacert, --store-cert and --store-key are for an etcds:// "
+                           "--store");
+    if ((o->store_cert == NULL) != (o->store_key == NULL))
+        return usage_error("--store-cert and --store-key go together");
+    if (o->store != NULL && (o->is_backup || o->is_restore))
+        return usage_error("nanocp %s copies the SQLite store; with --store etcd://, back up "
+                           "etcd itself (etcdctl snapshot save)",
+                           o->is_backup ? "backup" : "restore");
     if ((o->is_backup || o->is_restore) && o->file == NULL)
         return usage_error("nanocp %s needs the backup FILE", o->is_backup ? "backup" : "restore");
     if (o->key_out != NULL && !o->is_backup)
@@ -279,9 +305,37 @@ static int parse_args(cp_options *o, int argc, char **argv)
     return 0;
 }
 
+/* nanocp migrate [--status] --store etcd://...: the etcd store's schema version (one key:
+ * store_etcd.c), written when missing or older unless --status. */
+static int run_migrate_etcd(const cp_options *o)
+{
+    cp_etcd_tls tls = {o->store_cacert, o->store_cert, o->store_key};
+    bool has_tls = tls.cacert || tls.cert || tls.key;
+    cp_store *st = NULL;
+    nano_error err = {0};
+    if (cp_store_open_etcd(o->store, has_tls ? &tls : NULL, !o->migrate_status, &st, &err) != 0) {
+        fprintf(stderr, "nanocp: %s\n", err.message);
+        return 1;
+    }
+    int64_t version = 0;
+    int rc = cp_store_schema_version(st, &version);
+    cp_store_free(st);
+    if (rc != 0) {
+        fprintf(stderr, "nanocp: %s: cannot read the schema version: %s\n", o->store,
+                nano_strerror(rc));
+        return 1;
+    }
+    printf("etcd store %s: schema version %lld%s\n", o->store, (long long)version,
+           version == 0 ? " (empty: `nanocp migrate --store URL` or the first start writes it)"
+                        : "");
+    return 0;
+}
+
 /* nanocp migrate [--status]: the migrations this binary has and what the database records. */
 static int run_migrate(const cp_options *o)
 {
+    if (o->store != NULL)
+        return run_migrate_etcd(o);
     char path[4096];
     snprintf(path, sizeof path, "%s/nanocp.db", o->data_dir);
     struct stat stbuf;
@@ -452,6 +506,10 @@ static int run(const cp_options *o)
     cp_error err = {0};
     char checker[4096];
     cp_service_options so = {.data_dir = o->data_dir,
+                             .store_url = o->store,
+                             .store_cacert = o->store_cacert,
+                             .store_cert = o->store_cert,
+                             .store_key = o->store_key,
                              .master_key_file = o->master_key_file,
                              .token_file = o->token_file,
                              .checker = default_checker(o->checker, checker, sizeof checker)};

@@ -869,10 +869,34 @@ static int report_tx(cp_service *svc, void *arg, cp_error *err)
 int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_error *err)
 {
     *changed = false;
-    if (json_object_size(reports) == 0)
-        return 0;
-    tx_args a = {.reports = reports, .changed = changed};
-    return run_tx(svc, "node.status", report_tx, &a, err);
+    if (json_object_size(reports) <= CP_SERVICE_REPORTS_PER_TX) {
+        if (json_object_size(reports) == 0)
+            return 0;
+        tx_args a = {.reports = reports, .changed = changed};
+        return run_tx(svc, "node.status", report_tx, &a, err);
+    }
+    /* Each node is a key of its own in the etcd store, whose transactions take at most 128
+     * operations: a large fleet's reports go in several transactions. */
+    json_t *part = json_object();
+    const char *node;
+    json_t *r;
+    int rc = 0;
+    void *it = json_object_iter(reports);
+    while (rc == 0 && it != NULL) {
+        node = json_object_iter_key(it);
+        r = json_object_iter_value(it);
+        json_object_set(part, node, r);
+        it = json_object_iter_next(reports, it);
+        if (json_object_size(part) == CP_SERVICE_REPORTS_PER_TX || it == NULL) {
+            bool part_changed = false;
+            tx_args a = {.reports = part, .changed = &part_changed};
+            rc = run_tx(svc, "node.status", report_tx, &a, err);
+            *changed = *changed || part_changed;
+            json_object_clear(part);
+        }
+    }
+    json_decref(part);
+    return rc;
 }
 
 static int ack_tx(cp_service *svc, void *arg, cp_error *err)

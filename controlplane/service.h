@@ -198,10 +198,13 @@ int cp_service_secret_values(cp_service *svc, int64_t app_id, const char *app, j
 int cp_service_node_hello(cp_service *svc, const char *node, const char *version, const char *addr,
                           cp_error *err);
 
+/* Node reports written per transaction (cp_service_nodes_report splits larger batches). */
+#define CP_SERVICE_REPORTS_PER_TX 48
+
 /* cp_service_nodes_report: records status reports, {NODE: {applied_seq, apps: {APP: APPSTATE},
- * seen_at}} (borrowed), in one transaction. A report whose applied_seq is at or past an
- * app.drain and that no longer lists the app (or lists it drained/timed_out) counts as that
- * node's ack. Drains left with no pending node end: the app is deleted and app.remove logged;
+ * seen_at}} (borrowed), in transactions of up to CP_SERVICE_REPORTS_PER_TX nodes. A report
+ * whose applied_seq is at or past an app.drain and that no longer lists the app (or lists it
+ * drained/timed_out) counts as that node's ack. Drains left with no pending node end: the app is deleted and app.remove logged;
  * *changed is then true (publish the log). */
 int cp_service_nodes_report(cp_service *svc, json_t *reports, bool *changed, cp_error *err);
 

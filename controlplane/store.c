@@ -1028,3 +1028,11 @@ int cp_store_secret_del(cp_store *st, int64_t app_id, const char *name)
     static const char sql[] = "DELETE FROM secrets WHERE app_id = ?1 AND name = ?2";
     return delete_named(st, sql, app_id, name);
 }
+
+int cp_store_lead(cp_store *st, const char *who, int64_t ttl_ms, bool *is_leader)
+{
+    if (st->etcd != NULL)
+        return cp_estore_lead(st->etcd, who, ttl_ms, is_leader);
+    *is_leader = true;
+    return 0;
+}

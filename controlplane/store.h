@@ -55,6 +55,13 @@ int cp_store_open_etcd(const char *url, const cp_etcd_tls *tls, bool migrate, cp
 /* cp_store_is_etcd: whether st is the etcd store. */
 bool cp_store_is_etcd(const cp_store *st);
 
+/* cp_store_lead: whether this nanocp runs the fleet-wide duties now (the drains' clock, the
+ * blob sweep): with SQLite always (one nanocp per database); with etcd, the replica named who
+ * that holds the key P/leader, put with a lease of ttl_ms that each call renews (taken when
+ * absent; it lapses ttl_ms after its holder stops calling, and cp_store_free revokes it).
+ * Outside a transaction. */
+int cp_store_lead(cp_store *st, const char *who, int64_t ttl_ms, bool *is_leader);
+
 /* cp_store_blob_sweep: etcd store only (SQLite deletes unused code with the app): deletes code
  * no deployment references whose upload is older than min_age_ms (a deploy uploads its code
  * before its transaction: a younger blob may be about to be referenced), at most 64 per call,

@@ -259,6 +259,10 @@ void cp_estore_free(cp_estore *es)
     if (es == NULL)
         return;
     cp_estore_rollback(es);
+    if (es->lease != 0) { /* hand the fleet's duties over now, not when the lease runs out */
+        nano_error err = {0};
+        cp_etcd_lease_revoke(es->e, es->lease, &err);
+    }
     cp_etcd_free(es->e);
     nano_free(es->prefix);
     nano_free(es->meta_key);

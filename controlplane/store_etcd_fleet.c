@@ -686,3 +686,60 @@ int cp_estore_token_list(cp_estore *es, json_t **out)
     json_decref(all);
     return cp_estore__leave(es, imp, rc);
 }
+
+/* --- leadership (fleet-wide duties) ------------------------------------------------------------ */
+
+/* P/leader holds the name of the replica that runs the fleet's duties, put with a lease of that
+ * replica: renewed by each call, it vanishes ttl_ms after its holder stops calling (crashed,
+ * stopped, cut off), and the next replica to call takes it. */
+int cp_estore_lead(cp_estore *es, const char *who, int64_t ttl_ms, bool *is_leader)
+{
+    nano_error err = {0};
+    char key[CP_EKEY_MAX];
+    snprintf(key, sizeof key, "%sleader", es->prefix);
+    int rc = 0;
+    if (es->lease != 0 && (rc = cp_etcd_lease_keepalive(es->e, es->lease, NULL, &err)) != 0) {
+        if (rc != NANO_ENOTFOUND)
+            goto fail;
+        es->lease = 0; /* expired: this replica lost the lead, if it had it */
+    }
+    if (es->lease == 0) {
+        int64_t ttl_s = ttl_ms < 2000 ? 2 : (ttl_ms + 999) / 1000;
+        if ((rc = cp_etcd_lease_grant(es->e, ttl_s, &es->lease, NULL, &err)) != 0)
+            goto fail;
+    }
+    size_t key_len = strlen(key), who_len = strlen(who);
+    cp_etcd_cmp absent = {.key = key,
+                          .key_len = key_len,
+                          .target = CP_ETCD_CMP_CREATE,
+                          .op = CP_ETCD_EQUAL,
+                          .number = 0};
+    cp_etcd_op take = {.type = CP_ETCD_OP_PUT,
+                       .key = key,
+                       .key_len = key_len,
+                       .value = who,
+                       .value_len = who_len,
+                       .lease = es->lease};
+    cp_etcd_op look = {.type = CP_ETCD_OP_RANGE, .key = key, .key_len = key_len};
+    cp_etcd_txn_req req = {.cmps = &absent,
+                           .n_cmps = 1,
+                           .success = &take,
+                           .n_success = 1,
+                           .failure = &look,
+                           .n_failure = 1};
+    cp_etcd_txn_result *res = NULL;
+    if ((rc = cp_etcd_txn(es->e, &req, &res, &err)) != 0)
+        goto fail;
+    bool lead = res->succeeded;
+    if (!lead && res->n_responses == 1 && res->responses[0].n_kvs == 1) {
+        const cp_etcd_kv *kv = &res->responses[0].kvs[0];
+        lead = kv->lease == es->lease && kv->value_len == who_len &&
+               memcmp(kv->value, who, who_len) == 0;
+    }
+    cp_etcd_txn_result_free(res);
+    *is_leader = lead;
+    return 0;
+fail:
+    snprintf(es->errmsg, sizeof es->errmsg, "%.200s", err.message);
+    return rc;
+}

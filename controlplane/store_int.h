@@ -77,6 +77,7 @@ struct cp_estore {
     char log_batch_key[CP_EKEY_MAX];
     char now[32];
     char errmsg[256];
+    int64_t lease; /* cp_estore_lead: the lease P/leader is put with (0: none yet) */
 };
 
 int cp_estore_open(const char *url, const cp_etcd_tls *tls, bool migrate, cp_estore **out,
@@ -137,6 +138,7 @@ int cp_estore_audit_append(cp_estore *es, const char *actor, const char *via, co
 int cp_estore_audit_list(cp_estore *es, int64_t limit, int64_t before_id, json_t **out);
 int cp_estore_token_put(cp_estore *es, const char *name, const char *hash_hex);
 int cp_estore_token_list(cp_estore *es, json_t **out);
+int cp_estore_lead(cp_estore *es, const char *who, int64_t ttl_ms, bool *is_leader);
 
 /* Plumbing of the etcd backend (store_etcd.c). Every function of the backend runs in the open
  * transaction, or in one of its own (__enter says which; __leave commits or rolls it back). */

@@ -414,6 +414,66 @@ def make_certs(d):
                                              "client.key")}
 
 
+class DataPlane(Server):
+    """nano-dp --control-plane URL with one worker thread (so a module-level counter is one).
+    cp: anything with url (its PUB URL) and token_file (the node token); cp_url may be set to
+    a list of replicas before start."""
+
+    def __init__(self, cp, node, env=None, extra=()):
+        super().__init__("", name="unused.js")
+        self.cp_url = cp.url
+        self.token_file = cp.token_file
+        self.node = node
+        self.env = env or {}
+        self.extra = list(extra)
+
+    def command(self):
+        return [BIN, "--control-plane", self.cp_url, "--node", self.node,
+                "--node-token-file", self.token_file, "--listen", "127.0.0.1:0",
+                "--status-listen", "127.0.0.1:0", "--threads", "1", *self.extra]
+
+    def start(self, expect_listen=True):
+        with self._log_lock:
+            self._log = []
+        return with_env(self.env, lambda: super(DataPlane, self).start(expect_listen))
+
+    def get(self, host, path="/", timeout=TIMEOUT):
+        return self.request("GET", path, host=host, timeout=timeout)
+
+    def wait_body(self, host, want, timeout=TIMEOUT):
+        """Waits until a request for host answers 200 with a body starting with want."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            r = self.get(host)
+            last = (r.status, r.text)
+            if r.status == 200 and r.text.startswith(want):
+                return r.text
+            time.sleep(0.05)
+        raise AssertionError(f"{self.node}: {host} never answered {want!r} (last {last}); "
+                             f"log:\n{self.log_without_access()[-3000:]}")
+
+    def log_without_access(self):
+        return "\n".join(l for l in self.log().splitlines() if " info access " not in l)
+
+    def wait_ready(self, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status("/readyz").status == 200:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.node}: /readyz never 200; log:\n{self.log()}")
+
+
+def app_js(cp, name, source):
+    d = scratch_dir()
+    path = os.path.join(d, f"{name}.js")
+    with open(path, "w") as f:
+        f.write(source)
+    return path
+
+
+
 def run_cli(args, timeout=TIMEOUT):
     """Runs nano-dp with args to completion; returns (code, stdout, stderr)."""
     p = subprocess.run([BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
