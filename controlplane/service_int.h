@@ -38,7 +38,7 @@
 #include "token.h"
 
 /* How often a change whose commit conflicts is run (cp_service_call). */
-#define CP_SERVICE_TX_ATTEMPTS 6
+#define CP_SERVICE_TX_ATTEMPTS 12
 
 #ifndef NANO_VERSION
 #define NANO_VERSION "0.0.0"

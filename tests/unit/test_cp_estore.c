@@ -70,6 +70,15 @@ static size_t n_apps(cp_store *st)
     return n;
 }
 
+/* cp_store_log_append with an empty payload (the store borrows it). */
+static int log_append(cp_store *st, const char *op, const char *app)
+{
+    json_t *payload = json_object();
+    int rc = cp_store_log_append(st, op, app, payload, NULL);
+    json_decref(payload);
+    return rc;
+}
+
 /* --- two stores on one prefix ------------------------------------------------------------------ */
 
 static void estore_interleaved_commits_second_conflicts(void **state)
@@ -85,7 +94,7 @@ static void estore_interleaved_commits_second_conflicts(void **state)
     assert_int_equal(cp_store_begin(b), 0);
     insert_app(a, "from-a", "a.test");
     insert_app(b, "from-b", "b.test");
-    assert_int_equal(cp_store_log_append(b, "app.put", "from-b", json_object(), NULL), 0);
+    assert_int_equal(log_append(b, "app.put", "from-b"), 0);
     /* each sees its own write, not the other's */
     json_t *got = NULL;
     assert_int_equal(cp_store_app_get(b, "from-a", &got), NANO_ENOTFOUND);
@@ -307,7 +316,7 @@ static void estore_lost_answer_resolves_both_ways(void **state)
     /* etcd applied it but the answer was lost: the commit succeeded, once */
     assert_int_equal(cp_store_begin(st), 0);
     insert_app(st, "kept", "kept.test");
-    assert_int_equal(cp_store_log_append(st, "app.put", "kept", json_object(), NULL), 0);
+    assert_int_equal(log_append(st, "app.put", "kept"), 0);
     atomic_store(&p.mode, DROP_ANSWER);
     assert_int_equal(cp_store_commit(st), 0);
     assert_int_equal(atomic_load(&p.n_dropped), 2);
@@ -451,7 +460,7 @@ static void estore_snapshot_reads_one_revision(void **state)
     assert_int_equal(cp_store_begin(writer), 0);
     insert_app(writer, "two", "two.test");
     assert_int_equal(cp_store_env_put(writer, id, "V", "2"), 0);
-    assert_int_equal(cp_store_log_append(writer, "env.put", "one", json_object(), NULL), 0);
+    assert_int_equal(log_append(writer, "env.put", "one"), 0);
     assert_int_equal(cp_store_commit(writer), 0);
     /* the reader still sees the store as of its begin */
     assert_int_equal(n_apps(reader), 1);
