@@ -39,6 +39,10 @@ struct cp_distrib {
     char who[128];
     bool is_leader;
     uint64_t last_sweep_ms;
+    /* Replicas on one store: a watch thread tells the loop (changed) when any replica
+     * committed, so their changes go out at once, not at the next heartbeat. */
+    cp_store_watch *watch;
+    uv_async_t changed;
 
     nng_socket pub;
     bool is_pub_open;
@@ -481,8 +485,24 @@ static void stop_nng(cp_distrib *d)
     }
 }
 
+static void on_store_changed(void *arg) /* the watch's thread */
+{
+    cp_distrib *d = arg;
+    uv_async_send(&d->changed);
+}
+
+static void on_changed(uv_async_t *a)
+{
+    cp_distrib *d = a->data;
+    if (!atomic_load(&d->is_closing))
+        cp_distrib_publish(d);
+}
+
 static void close_handles(cp_distrib *d)
 {
+    cp_store_watch_stop(d->watch); /* no on_store_changed after this */
+    d->watch = NULL;
+    uv_close((uv_handle_t *)&d->changed, on_timer_closed);
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
 }
 
@@ -586,7 +606,9 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
     d->published = log_seq(d);
     uv_timer_init(loop, &d->timer);
     d->timer.data = d;
-    d->n_open_handles = 1;
+    uv_async_init(loop, &d->changed, on_changed);
+    d->changed.data = d;
+    d->n_open_handles = 2; /* + the REP server's close, when it opens */
     if (opt->pub_url != NULL || opt->rpc_url != NULL) {
         if (opt->pub_url == NULL || opt->rpc_url == NULL)
             rc = nano_error_set(err, NANO_EINVAL, "listen_failed",
@@ -599,6 +621,10 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
             return rc;
         }
         uv_timer_start(&d->timer, on_timer, d->heartbeat_ms, d->heartbeat_ms);
+        nano_error werr = {0};
+        if (cp_store_watch_start(cp_service_store(svc), on_store_changed, d, &d->watch, &werr) != 0)
+            NANO_WARN("cp.store_watch_failed", "error=%s detail=%s", werr.message,
+                      "changes of other replicas are published at the next heartbeat");
         NANO_INFO("cp.distrib_listening",
                   "pub=%s pub_port=%d rpc=%s rpc_port=%d tls=%s "
                   "client_certs=%s node_token_file=%s seq=%lld",

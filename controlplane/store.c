@@ -1036,3 +1036,12 @@ int cp_store_lead(cp_store *st, const char *who, int64_t ttl_ms, bool *is_leader
     *is_leader = true;
     return 0;
 }
+
+int cp_store_watch_start(cp_store *st, cp_store_changed_cb changed, void *arg, cp_store_watch **out,
+                         nano_error *err)
+{
+    if (st->etcd != NULL)
+        return cp_estore_watch_start(st->etcd, changed, arg, out, err);
+    *out = NULL;
+    return 0;
+}

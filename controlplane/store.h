@@ -62,6 +62,18 @@ bool cp_store_is_etcd(const cp_store *st);
  * Outside a transaction. */
 int cp_store_lead(cp_store *st, const char *who, int64_t ttl_ms, bool *is_leader);
 
+/* cp_store_watch: calls changed(arg) on a thread of its own soon after each transaction any
+ * replica commits to the store (etcd: a watch of P/meta/state, which every change rewrites), so
+ * that a replica publishes the others' changes at once rather than at its next heartbeat. With
+ * SQLite there is no one else: *out is NULL and nothing is called. A watch that etcd cancels
+ * (compaction) logs it and calls no more; the heartbeat still publishes. */
+typedef void (*cp_store_changed_cb)(void *arg);
+typedef struct cp_store_watch cp_store_watch;
+int cp_store_watch_start(cp_store *st, cp_store_changed_cb changed, void *arg, cp_store_watch **out,
+                         nano_error *err);
+/* cp_store_watch_stop: no callback runs after it returns. NULL-safe. Any thread. */
+void cp_store_watch_stop(cp_store_watch *w);
+
 /* cp_store_blob_sweep: etcd store only (SQLite deletes unused code with the app): deletes code
  * no deployment references whose upload is older than min_age_ms (a deploy uploads its code
  * before its transaction: a younger blob may be about to be referenced), at most 64 per call,

@@ -3,6 +3,7 @@
  * per-node rows, so that starting a drain on many nodes stays one put (etcd's operations per
  * transaction are bounded). */
 #include "store_int.h"
+#include "log.h"
 
 /* --- nodes ------------------------------------------------------------------------------------ */
 
@@ -742,4 +743,47 @@ int cp_estore_lead(cp_estore *es, const char *who, int64_t ttl_ms, bool *is_lead
 fail:
     snprintf(es->errmsg, sizeof es->errmsg, "%.200s", err.message);
     return rc;
+}
+
+/* --- the change watch ---------------------------------------------------------------------------- */
+
+struct cp_store_watch {
+    cp_etcd_watch *w;
+    cp_store_changed_cb changed;
+    void *arg;
+};
+
+static void on_meta(const cp_etcd_watch_msg *m, void *arg)
+{
+    cp_store_watch *sw = arg;
+    if (m->kind == CP_ETCD_WATCH_EVENTS && m->n_events > 0)
+        sw->changed(sw->arg);
+    else if (m->kind == CP_ETCD_WATCH_COMPACTED || m->kind == CP_ETCD_WATCH_FAILED)
+        NANO_WARN("cp.store_watch_ended", "detail=%s error=%s",
+                  "changes of other replicas are published at the next heartbeat",
+                  m->error != NULL ? m->error->message : "compacted");
+}
+
+int cp_estore_watch_start(cp_estore *es, cp_store_changed_cb changed, void *arg,
+                          cp_store_watch **out, nano_error *err)
+{
+    cp_store_watch *sw = nano_xcalloc(1, sizeof *sw);
+    sw->changed = changed;
+    sw->arg = arg;
+    cp_etcd_watch_req req = {.key = es->meta_key, .key_len = strlen(es->meta_key)};
+    int rc = cp_etcd_watch_start(es->e, &req, on_meta, sw, &sw->w, err);
+    if (rc != 0) {
+        nano_free(sw);
+        return rc;
+    }
+    *out = sw;
+    return 0;
+}
+
+void cp_store_watch_stop(cp_store_watch *sw)
+{
+    if (sw == NULL)
+        return;
+    cp_etcd_watch_stop(sw->w);
+    nano_free(sw);
 }

@@ -139,6 +139,8 @@ int cp_estore_audit_list(cp_estore *es, int64_t limit, int64_t before_id, json_t
 int cp_estore_token_put(cp_estore *es, const char *name, const char *hash_hex);
 int cp_estore_token_list(cp_estore *es, json_t **out);
 int cp_estore_lead(cp_estore *es, const char *who, int64_t ttl_ms, bool *is_leader);
+int cp_estore_watch_start(cp_estore *es, cp_store_changed_cb changed, void *arg,
+                          cp_store_watch **out, nano_error *err);
 
 /* Plumbing of the etcd backend (store_etcd.c). Every function of the backend runs in the open
  * transaction, or in one of its own (__enter says which; __leave commits or rolls it back). */
