@@ -130,6 +130,26 @@ static int open_side(const side *s, bool is_dest, const cp_etcd_tls *tls, cp_sto
     return 0;
 }
 
+/* The counts of a dump as log fields. */
+static void log_counts(const char *event, const char *which, const char *store, const json_t *dump)
+{
+    json_t *t = json_object_get(dump, "tables");
+    long long bytes = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(t, "blobs"), i, r) {
+        bytes += json_integer_value(json_object_get(r, "size"));
+    }
+#define N(name) json_array_size(json_object_get(t, name))
+    NANO_INFO(event,
+              "%s=%s apps=%zu deployments=%zu blobs=%zu blob_bytes=%lld env_vars=%zu secrets=%zu "
+              "nodes=%zu drains=%zu log_entries=%zu audit_entries=%zu tokens=%zu",
+              which, store, N("apps"), N("deployments"), N("blobs"), bytes, N("env_vars"),
+              N("secrets"), N("nodes"), N("drains"), N("config_log"), N("audit_log"),
+              N("api_tokens"));
+#undef N
+}
+
 /* The first table whose rows differ between two dumps, or NULL. */
 static const char *first_difference(json_t *a, json_t *b)
 {
@@ -166,7 +186,7 @@ int cp_migrate_run(const char *from, const char *to, const cp_etcd_tls *tls)
         goto done;
     }
     cp_store_dump_counts(dump, counts, sizeof counts);
-    NANO_INFO("cp.migrate_read", "from=%s %s", from, counts);
+    log_counts("cp.migrate_read", "from", from, dump);
     if (open_side(&dst, true, tls, &out) != 0)
         goto done;
     NANO_INFO("cp.migrate_writing", "to=%s", to);
@@ -186,8 +206,8 @@ int cp_migrate_run(const char *from, const char *to, const cp_etcd_tls *tls)
     }
     int64_t seq = 0;
     cp_store_log_seq(out, &seq);
-    NANO_INFO("cp.migrate_done", "from=%s to=%s config_seq=%lld %s", from, to, (long long)seq,
-              counts);
+    NANO_INFO("cp.migrate_verified", "to=%s config_seq=%lld", to, (long long)seq);
+    log_counts("cp.migrate_done", "to", to, check);
     printf("nanocp: migrated %s to %s: %s; config seq %lld; verified (a dump of the destination "
            "equals the source's)\n",
            from, to, counts, (long long)seq);

@@ -377,8 +377,8 @@ static void app_rows(json_t *rec, json_t *tables)
                   get_or_null(rec, "path_prefix"), "is_default",
                   json_is_true(json_object_get(rec, "default")), "node_compat",
                   json_is_true(json_object_get(rec, "node_compat")), "required_env",
-                  get_or_null(rec, "required_env"), "limits", get_or_null(rec, "limits"),
-                  "egress", get_or_null(rec, "egress"), "state", json_object_get(rec, "state"),
+                  get_or_null(rec, "required_env"), "limits", get_or_null(rec, "limits"), "egress",
+                  get_or_null(rec, "egress"), "state", json_object_get(rec, "state"),
                   "active_deployment_id", get_or_null(rec, "active_deployment_id"), "created_at",
                   json_object_get(rec, "created_at"), "updated_at",
                   json_object_get(rec, "updated_at")));
@@ -452,9 +452,8 @@ static int etcd_row(cp_estore *es, const cp_kvtx_item *it, json_t *tables, nano_
         if (ok) {
             char *data = b64(blob->data, blob->len);
             json_array_append_new(json_object_get(tables, "blobs"),
-                                  json_pack("{s:s%, s:I, s:s}", "sha256", rest,
-                                            (int)(slash - rest), "size", (json_int_t)blob->len,
-                                            "data", data));
+                                  json_pack("{s:s%, s:I, s:s}", "sha256", rest, (int)(slash - rest),
+                                            "size", (json_int_t)blob->len, "data", data));
             nano_free(data);
         }
         json_decref(meta);
@@ -477,12 +476,11 @@ static int etcd_row(cp_estore *es, const cp_kvtx_item *it, json_t *tables, nano_
     } else if (under(es, it->key, "deployments/")) {
         json_t *mods = json_object_get(v, "modules");
         json_array_foreach(mods, i, x) {
-            json_array_append_new(json_object_get(tables, "deployment_modules"),
-                                  json_pack("{s:O, s:I, s:O, s:O, s:O}", "deployment_id",
-                                            json_object_get(v, "id"), "position", (json_int_t)i,
-                                            "name", json_object_get(x, "name"), "sha256",
-                                            json_object_get(x, "sha256"), "size",
-                                            json_object_get(x, "size")));
+            json_array_append_new(
+                json_object_get(tables, "deployment_modules"),
+                json_pack("{s:O, s:I, s:O, s:O, s:O}", "deployment_id", json_object_get(v, "id"),
+                          "position", (json_int_t)i, "name", json_object_get(x, "name"), "sha256",
+                          json_object_get(x, "sha256"), "size", json_object_get(x, "size")));
         }
         json_object_del(v, "modules");
         json_array_append(json_object_get(tables, "deployments"), v);
@@ -506,12 +504,11 @@ static int etcd_row(cp_estore *es, const cp_kvtx_item *it, json_t *tables, nano_
                         json_object_get(v, "id"));
     } else if (under(es, it->key, "drains/")) {
         json_object_foreach(json_object_get(v, "nodes"), key, x) {
-            json_array_append_new(json_object_get(tables, "drain_nodes"),
-                                  json_pack("{s:O, s:O, s:O, s:o}", "drain_id",
-                                            json_object_get(v, "id"), "node_id",
-                                            json_object_get(x, "node_id"), "state",
-                                            json_object_get(x, "state"), "acked_at",
-                                            get_or_null(x, "acked_at")));
+            json_array_append_new(
+                json_object_get(tables, "drain_nodes"),
+                json_pack("{s:O, s:O, s:O, s:o}", "drain_id", json_object_get(v, "id"), "node_id",
+                          json_object_get(x, "node_id"), "state", json_object_get(x, "state"),
+                          "acked_at", get_or_null(x, "acked_at")));
         }
         json_object_del(v, "nodes");
         json_array_append(json_object_get(tables, "drains"), v);
@@ -712,8 +709,8 @@ static void etcd_load_apps(loader *ld, json_t *tables)
             active ? json_object_get(active, "version") : json_integer(0), "active_sha256",
             active ? json_incref(json_object_get(active, "sha256")) : json_null(), "created_at",
             json_object_get(a, "created_at"), "updated_at", json_object_get(a, "updated_at"),
-            "active_deployment_id",
-            active ? json_object_get(active, "id") : json_null(), "last_version", last);
+            "active_deployment_id", active ? json_object_get(active, "id") : json_null(),
+            "last_version", last);
         if (rec == NULL || name == NULL) {
             json_decref(rec);
             ld->rc = cp_estore__fail(es, NANO_EINVAL, "the dump's app %zu is incomplete", i);
@@ -756,10 +753,10 @@ static void etcd_load_apps(loader *ld, json_t *tables)
         json_t *mrows = rows_of(tables, "deployment_modules", "deployment_id",
                                 json_object_get(r, "id"));
         json_array_foreach(mrows, j, a) {
-            json_array_append_new(mods, json_pack("{s:O, s:O, s:O}", "name",
-                                                  json_object_get(a, "name"), "size",
-                                                  json_object_get(a, "size"), "sha256",
-                                                  json_object_get(a, "sha256")));
+            json_array_append_new(mods,
+                                  json_pack("{s:O, s:O, s:O}", "name", json_object_get(a, "name"),
+                                            "size", json_object_get(a, "size"), "sha256",
+                                            json_object_get(a, "sha256")));
         }
         json_decref(mrows);
         json_object_set_new(dep, "modules", mods);
@@ -779,9 +776,9 @@ static void etcd_load_fleet(loader *ld, json_t *tables)
     size_t i, j;
     json_t *r, *x;
     json_array_foreach(json_object_get(tables, "nodes"), i, r) {
-        ld_put_json(ld,
-                    cp_estore__key(es, k, "nodes/%s", json_string_value(json_object_get(r, "name"))),
-                    r);
+        ld_put_json(
+            ld, cp_estore__key(es, k, "nodes/%s", json_string_value(json_object_get(r, "name"))),
+            r);
     }
     json_array_foreach(json_object_get(tables, "drains"), i, r) {
         json_t *d = json_deep_copy(r), *nodes = json_object();
@@ -841,9 +838,9 @@ static void etcd_load_fleet(loader *ld, json_t *tables)
                     r);
     }
     json_array_foreach(json_object_get(tables, "api_tokens"), i, r) {
-        ld_put_json(ld,
-                    cp_estore__key(es, k, "tokens/%s", json_string_value(json_object_get(r, "name"))),
-                    r);
+        ld_put_json(
+            ld, cp_estore__key(es, k, "tokens/%s", json_string_value(json_object_get(r, "name"))),
+            r);
     }
 }
 
@@ -886,16 +883,15 @@ static int etcd_load(cp_estore *es, json_t *tables, nano_error *err)
     ld_flush(&ld);
     NANO_INFO("cp.migrate_progress", "step=records txns=%lld", (long long)ld.n_txns);
     if (ld.rc == 0 && (ld.rc = cp_estore_begin(es)) == 0) {
-        json_t *next = json_pack(
-            "{s:I, s:I, s:I, s:I, s:I, s:I}", "app", (json_int_t)max_of(tables, "apps", "id"),
-            "deployment", (json_int_t)max_of(tables, "deployments", "id"), "drain",
-            (json_int_t)max_of(tables, "drains", "id"), "audit",
-            (json_int_t)max_of(tables, "audit_log", "id"), "node",
-            (json_int_t)max_of(tables, "nodes", "id"), "token",
-            (json_int_t)max_of(tables, "api_tokens", "id"));
+        json_t *next = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "app",
+                                 (json_int_t)max_of(tables, "apps", "id"), "deployment",
+                                 (json_int_t)max_of(tables, "deployments", "id"), "drain",
+                                 (json_int_t)max_of(tables, "drains", "id"), "audit",
+                                 (json_int_t)max_of(tables, "audit_log", "id"), "node",
+                                 (json_int_t)max_of(tables, "nodes", "id"), "token",
+                                 (json_int_t)max_of(tables, "api_tokens", "id"));
         json_object_set_new(es->tx.meta, "next", next);
-        json_object_set_new(es->tx.meta, "seq",
-                            json_integer(max_of(tables, "config_log", "seq")));
+        json_object_set_new(es->tx.meta, "seq", json_integer(max_of(tables, "config_log", "seq")));
         json_object_del(es->tx.meta, "loading");
         es->tx.meta_dirty = true;
         ld.rc = cp_estore_commit(es);
@@ -957,8 +953,7 @@ void cp_store_dump_counts(const json_t *dump, char *out, size_t cap)
     snprintf(out, cap,
              "%zu apps, %zu deployments, %zu blobs (%lld bytes), %zu env vars, %zu secrets, "
              "%zu nodes, %zu drains, %zu log entries, %zu audit entries, %zu tokens",
-             N("apps"), N("deployments"), N("blobs"), (long long)bytes, N("env_vars"),
-             N("secrets"), N("nodes"), N("drains"), N("config_log"), N("audit_log"),
-             N("api_tokens"));
+             N("apps"), N("deployments"), N("blobs"), (long long)bytes, N("env_vars"), N("secrets"),
+             N("nodes"), N("drains"), N("config_log"), N("audit_log"), N("api_tokens"));
 #undef N
 }

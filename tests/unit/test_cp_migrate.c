@@ -36,14 +36,17 @@ static void populate(fx *f)
     json_decref(fx_call(f, "apps.deploy",
                         "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"1\", "
                         "\"lib/b.js\": \"export const b = 2\"}}"));
-    json_decref(fx_call(f, "apps.deploy",
-                        "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"22\"}}"));
+    json_decref(
+        fx_call(f, "apps.deploy",
+                "{\"name\": \"api\", \"main\": \"a.js\", \"modules\": {\"a.js\": \"22\"}}"));
     json_decref(fx_call(f, "apps.rollback", "{\"name\": \"api\", \"version\": 1}"));
     json_decref(fx_call(f, "env.patch",
                         "{\"name\": \"api\", \"vars\": {\"MODE\": \"prod\", \"N\": 3, "
                         "\"DEEP\": {\"a\": [1, 2]}}}"));
-    json_decref(fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"s\"}"));
-    json_decref(fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"K2\", \"value\": \"t\"}"));
+    json_decref(
+        fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"TOKEN\", \"value\": \"s\"}"));
+    json_decref(
+        fx_call(f, "secrets.put", "{\"name\": \"api\", \"key\": \"K2\", \"value\": \"t\"}"));
     assert_int_equal(cp_store_node_report(st, "edge-1", 3, "{\"gone\": {\"state\": \"active\"}}",
                                           "2024-01-01T00:00:00.000Z"),
                      0);
@@ -51,8 +54,9 @@ static void populate(fx *f)
     json_t *r = fx_call(f, "apps.remove", "{\"name\": \"gone\"}");
     assert_string_equal(json_string_value(json_object_get(r, "state")), "draining");
     json_decref(r);
-    assert_int_equal(cp_store_token_put(st, "ci", "0123456789abcdef0123456789abcdef0123456789abcd"
-                                                  "ef0123456789abcdef"),
+    assert_int_equal(cp_store_token_put(st, "ci",
+                                        "0123456789abcdef0123456789abcdef0123456789abcd"
+                                        "ef0123456789abcdef"),
                      0);
 }
 
@@ -187,8 +191,8 @@ static void migrate_interrupted_etcd_load_is_marked(void **state)
     assert_int_equal(cp_store_dump(cp_service_store(f->svc), &d), 0);
     /* a load that stops half-way (a blob that is not base64, after the others) */
     json_t *blobs = json_object_get(json_object_get(d, "tables"), "blobs");
-    json_array_append_new(blobs, json_pack("{s:s, s:i, s:s}", "sha256", "ff", "size", 1, "data",
-                                           "!not base64!"));
+    json_array_append_new(
+        blobs, json_pack("{s:s, s:i, s:s}", "sha256", "ff", "size", 1, "data", "!not base64!"));
     cp_store *st = NULL;
     nano_error err = {0};
     assert_int_equal(cp_store_open(url, true, &st, &err), 0);
