@@ -12,16 +12,6 @@
 #include "migrate.h"
 #include "store.h"
 
-/* A fresh prefix on the fixture's etcd. */
-static void etcd_url(char *out, size_t cap)
-{
-    unsigned char r[8];
-    char hex[17];
-    cp_random_bytes(r, sizeof r);
-    cp_hex(r, sizeof r, hex);
-    snprintf(out, cap, "%s/m/%s", etcd_fx_url(), hex);
-}
-
 /* Apps (one default, one with two deployments and the first active again), env, secrets,
  * two nodes, an app removed while they run it (a drain with per-node rows), a token; every
  * change in the config and audit logs. */
@@ -101,7 +91,7 @@ static void migrate_round_trip_sqlite_etcd_sqlite(void **state)
 {
     fx *f = *state;
     char url[160], sqlite[256], back[256];
-    etcd_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "m");
     populate(f);
     json_t *before = reads(f), *d1 = NULL;
     assert_int_equal(cp_store_dump(cp_service_store(f->svc), &d1), 0);
@@ -152,7 +142,7 @@ static void migrate_refuses_what_it_cannot_do(void **state)
 {
     fx *f = *state;
     char url[160], sqlite[256], other[256], dead[128];
-    etcd_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "m");
     populate(f);
     snprintf(sqlite, sizeof sqlite, "sqlite:%s", f->db);
     assert_int_equal(cp_migrate_run(sqlite, url, NULL), 0);
@@ -185,7 +175,7 @@ static void migrate_interrupted_etcd_load_is_marked(void **state)
 {
     fx *f = *state;
     char url[160];
-    etcd_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "m");
     populate(f);
     json_t *d = NULL;
     assert_int_equal(cp_store_dump(cp_service_store(f->svc), &d), 0);
