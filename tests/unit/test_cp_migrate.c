@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "migrate.h"
+#include "sha256.h"
 #include "store.h"
 
 /* Apps (one default, one with two deployments and the first active again), env, secrets,
@@ -197,10 +198,73 @@ static void migrate_interrupted_etcd_load_is_marked(void **state)
     json_decref(d);
 }
 
+/* Code above etcd's request size (chunks, one per transaction) with every byte value, and more
+ * keys than one etcd transaction takes (log and audit entries): several batches, same dump. */
+static void migrate_big_store_goes_in_batches(void **state)
+{
+    fx *f = *state;
+    char url[160], sqlite[256], back[256];
+    etcd_fx_fresh_url(url, sizeof url, "m");
+    fx_create_app(f, "big", "big.test");
+    cp_store *st = cp_service_store(f->svc);
+    json_t *app = NULL;
+    assert_int_equal(cp_store_app_get(st, "big", &app), 0);
+    int64_t id = json_integer_value(json_object_get(app, "id"));
+    json_decref(app);
+    size_t len = (size_t)2600 << 10; /* 6 chunks, above 1.5 MiB */
+    char *raw = nano_xmalloc(len);
+    for (size_t i = 0; i < len; i++)
+        raw[i] = (char)(i * 7 % 256);
+    cp_module m = {.name = "index.js", .data = raw, .len = len};
+    nano_sha256_hex(raw, len, m.sha256);
+    int64_t dep = 0, ver = 0;
+    assert_int_equal(cp_store_begin(st), 0);
+    assert_int_equal(
+        cp_store_deployment_insert(st, id, m.sha256, "index.js", &m, 1, "t", &dep, &ver), 0);
+    for (int i = 0; i < 300; i++) {
+        json_t *payload = json_pack("{s:i}", "i", i);
+        assert_int_equal(cp_store_log_append(st, "env.put", "big", payload, NULL), 0);
+        assert_int_equal(cp_store_audit_append(st, "t", "test", "env.set", "big", payload), 0);
+        json_decref(payload);
+    }
+    assert_int_equal(cp_store_commit(st), 0);
+    json_t *d1 = NULL;
+    assert_int_equal(cp_store_dump(st, &d1), 0);
+    cp_service_free(f->svc);
+    f->svc = NULL;
+
+    snprintf(sqlite, sizeof sqlite, "sqlite:%s", f->db);
+    assert_int_equal(cp_migrate_run(sqlite, url, NULL), 0);
+    snprintf(back, sizeof back, "sqlite:%s/back.db", f->root);
+    assert_int_equal(cp_migrate_run(url, back, NULL), 0);
+    json_t *d2 = dump_of(back + 7);
+    assert_json_equal(d1, d2);
+    /* the code reads back whole from etcd */
+    assert_int_equal(cp_store_open(url, false, &st, NULL), 0);
+    char *data = NULL;
+    size_t got = 0;
+    assert_int_equal(cp_store_blob_get(st, m.sha256, &data, &got), 0);
+    assert_int_equal(got, len);
+    assert_memory_equal(data, raw, len);
+    int64_t seq = 0;
+    assert_int_equal(cp_store_log_seq(st, &seq), 0);
+    json_t *log = NULL;
+    assert_int_equal(cp_store_log_list(st, seq - 150, 1000, &log), 0);
+    assert_int_equal(json_array_size(log), 150);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(log, 0), "seq")), seq - 149);
+    json_decref(log);
+    cp_store_free(st);
+    nano_free(data);
+    nano_free(raw);
+    json_decref(d1);
+    json_decref(d2);
+}
+
 static const struct CMUnitTest migrate_tests[] = {
     FX_TEST(migrate_round_trip_sqlite_etcd_sqlite),
     FX_TEST(migrate_refuses_what_it_cannot_do),
     FX_TEST(migrate_interrupted_etcd_load_is_marked),
+    FX_TEST(migrate_big_store_goes_in_batches),
 };
 
 const unit_group unit_cp_migrate = UNIT_GROUP("migrate", migrate_tests);
