@@ -529,22 +529,38 @@ static int etcd_row(cp_estore *es, const cp_kvtx_item *it, json_t *tables, nano_
     return rc;
 }
 
+/* Keys read per range request: 64 code chunks of 512 KiB stay below the client's 64 MiB
+ * answer limit once base64. */
+#define DUMP_PAGE 64
+
 static int etcd_dump(cp_estore *es, json_t **out)
 {
-    cp_kvtx_list l = {0};
     nano_error e = {0};
     int rc = cp_estore_begin(es); /* one revision: every read below is made at it */
     if (rc == 0 && json_object_get(es->tx.meta, "loading") != NULL)
         rc = cp_estore__fail(es, NANO_ESTATE, "an unfinished `nanocp migrate` is loading it");
-    if (rc == 0 && (rc = cp_kvtx_range(&es->tx, es->prefix, NULL, 0, &l, &e)) != 0)
-        rc = cp_estore__fail(es, rc, "%s", e.message);
     json_t *tables = tables_new(), *node_ids = json_object();
     nano_buf blob = NANO_BUF_INIT;
-    for (size_t i = 0; i < l.n && rc == 0; i++)
-        rc = etcd_row(es, &l.items[i], tables, &blob, node_ids);
+    char end[CP_EKEY_MAX], start[CP_EKEY_MAX];
+    end[cp_etcd_prefix_end(es->prefix, strlen(es->prefix), (unsigned char *)end)] = '\0';
+    snprintf(start, sizeof start, "%s", es->prefix);
+    bool more = rc == 0;
+    int64_t n_keys = 0;
+    while (more) { /* pages of keys in order; each page starts at the last key of the one before */
+        cp_kvtx_list l = {0};
+        if ((rc = cp_kvtx_range(&es->tx, start, end, DUMP_PAGE + 1, &l, &e)) != 0)
+            rc = cp_estore__fail(es, rc, "%s", e.message);
+        size_t first = n_keys > 0 && l.n > 0 && strcmp(l.items[0].key, start) == 0;
+        for (size_t i = first; i < l.n && rc == 0; i++)
+            rc = etcd_row(es, &l.items[i], tables, &blob, node_ids);
+        n_keys += (int64_t)(l.n - first);
+        more = rc == 0 && l.n == DUMP_PAGE + 1;
+        if (more)
+            snprintf(start, sizeof start, "%s", l.items[l.n - 1].key);
+        cp_kvtx_list_fini(&l);
+    }
     int64_t schema = json_integer_value(json_object_get(es->tx.meta, "schema"));
     cp_estore_rollback(es);
-    cp_kvtx_list_fini(&l);
     nano_buf_fini(&blob);
     json_decref(node_ids);
     if (rc != 0) {
@@ -565,7 +581,7 @@ static int etcd_dump(cp_estore *es, json_t **out)
 typedef struct loader {
     cp_estore *es;
     size_t ops, bytes;
-    int64_t n_txns;
+    int64_t n_txns, n_keys;
     int rc;
 } loader;
 
@@ -574,6 +590,9 @@ static void ld_flush(loader *ld)
     if (ld->rc == 0 && ld->es->tx.active) {
         ld->rc = cp_estore_commit(ld->es);
         ld->n_txns++;
+        if (ld->n_txns % 50 == 0)
+            NANO_INFO("cp.migrate_progress", "txns=%lld keys=%lld", (long long)ld->n_txns,
+                      (long long)ld->n_keys);
     }
     ld->ops = ld->bytes = 0;
 }
@@ -591,6 +610,7 @@ static void ld_put(loader *ld, const char *key, const void *value, size_t len)
     cp_kvtx_put(&ld->es->tx, key, value, len);
     ld->es->tx.meta_dirty = true;
     ld->ops++;
+    ld->n_keys++;
     ld->bytes += len + strlen(key);
 }
 
@@ -877,11 +897,13 @@ static int etcd_load(cp_estore *es, json_t *tables, nano_error *err)
     /* 2. code first, then the records, 3. the meta key last: counters, seq, no "loading" */
     etcd_load_blobs(&ld, tables);
     ld_flush(&ld);
-    NANO_INFO("cp.migrate_progress", "step=code txns=%lld", (long long)ld.n_txns);
+    NANO_INFO("cp.migrate_progress", "step=code txns=%lld keys=%lld", (long long)ld.n_txns,
+              (long long)ld.n_keys);
     etcd_load_apps(&ld, tables);
     etcd_load_fleet(&ld, tables);
     ld_flush(&ld);
-    NANO_INFO("cp.migrate_progress", "step=records txns=%lld", (long long)ld.n_txns);
+    NANO_INFO("cp.migrate_progress", "step=records txns=%lld keys=%lld", (long long)ld.n_txns,
+              (long long)ld.n_keys);
     if (ld.rc == 0 && (ld.rc = cp_estore_begin(es)) == 0) {
         json_t *next = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "app",
                                  (json_int_t)max_of(tables, "apps", "id"), "deployment",
