@@ -718,7 +718,7 @@ static void etcd_load_apps(loader *ld, json_t *tables)
         json_t *active = row_by(tables, "deployments", "id",
                                 json_object_get(a, "active_deployment_id"));
         json_t *rec = json_pack(
-            "{s:O, s:O, s:o, s:O, s:b, s:b, s:O, s:O, s:O, s:O, s:O, s:o, s:O, s:O, s:O, s:I}",
+            "{s:O, s:O, s:o, s:O, s:b, s:b, s:O, s:O, s:O, s:O, s:o, s:o, s:O, s:O, s:O, s:I}",
             "id", id, "name", json_object_get(a, "name"), "hostnames", hosts, "path_prefix",
             prefix ? prefix : json_null(), "default",
             json_integer_value(json_object_get(a, "is_default")) != 0, "node_compat",
@@ -726,11 +726,11 @@ static void etcd_load_apps(loader *ld, json_t *tables)
             json_object_get(a, "required_env"), "limits", json_object_get(a, "limits"), "egress",
             json_object_get(a, "egress") ? json_object_get(a, "egress") : json_null(), "state",
             json_object_get(a, "state"), "active_version",
-            active ? json_object_get(active, "version") : json_integer(0), "active_sha256",
-            active ? json_incref(json_object_get(active, "sha256")) : json_null(), "created_at",
-            json_object_get(a, "created_at"), "updated_at", json_object_get(a, "updated_at"),
-            "active_deployment_id", active ? json_object_get(active, "id") : json_null(),
-            "last_version", last);
+            active ? json_incref(json_object_get(active, "version")) : json_integer(0),
+            "active_sha256", active ? json_incref(json_object_get(active, "sha256")) : json_null(),
+            "created_at", json_object_get(a, "created_at"), "updated_at",
+            json_object_get(a, "updated_at"), "active_deployment_id",
+            active ? json_object_get(active, "id") : json_null(), "last_version", last);
         if (rec == NULL || name == NULL) {
             json_decref(rec);
             ld->rc = cp_estore__fail(es, NANO_EINVAL, "the dump's app %zu is incomplete", i);
