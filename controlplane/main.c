@@ -10,6 +10,7 @@
  *          [--checker PATH|off]
  *          [--log-format text|json] [--log-level L]
  *   nanocp migrate [--status] [--data-dir DIR]
+ *   nanocp migrate --from SRC --to DST
  *   nanocp --help | --version
  * Exit codes: 0 ok, 1 runtime failure, 2 bad usage (one line on stderr). */
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include "parse.h"
 #include "api_http.h"
 #include "backup.h"
+#include "migrate.h"
 #include "sd.h"
 #include "api_rpc.h"
 #include "distrib.h"
@@ -61,6 +63,7 @@ typedef struct cp_options {
     const char *store_cacert, *store_cert, *store_key; /* etcds:// */
     bool is_migrate;
     bool migrate_status;
+    const char *from, *to; /* migrate --from SRC --to DST */
     bool is_backup;
     bool is_restore;
     const char *file;                 /* backup / restore: the backup file */
@@ -76,6 +79,9 @@ typedef struct cp_options {
 static const char usage[] =
     "usage: nanocp [options]             run the control plane\n"
     "       nanocp migrate [--status]    apply pending migrations (or list them) and exit\n"
+    "       nanocp migrate --from SRC --to DST\n"
+    "                                    move a whole store into an empty one; SRC and DST\n"
+    "                                    are sqlite:PATH (a nanocp.db) or etcd:// URLs\n"
     "       nanocp backup [--key-out KEY] FILE\n"
     "                                    copy the database, consistent while nanocp runs\n"
     "       nanocp restore FILE          into a data dir without a database (then start)\n"
@@ -118,6 +124,10 @@ static const char usage[] =
     "  --log-format text|json  log line format (default text)\n"
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --status                with migrate: list migrations, change nothing\n"
+    "  --from SRC, --to DST    with migrate: copy every app, deployment, env var, sealed\n"
+    "                          secret, node, drain, log and token from SRC into DST (empty),\n"
+    "                          then verify; SRC may be in use (--store-cacert/-cert/-key for\n"
+    "                          etcds://)\n"
     "  --key-out KEY           with backup: also write the master key to KEY (mode 0600);\n"
     "                          without it, a backup's secrets need the key kept elsewhere\n"
     "  -h, --help              this text\n"
@@ -177,6 +187,8 @@ static const nano_opt options[] = {
     {"--node-token-file", true, (int)offsetof(cp_options, node_token_file)},
     {"--checker", true, (int)offsetof(cp_options, checker)},
     {"--store", true, (int)offsetof(cp_options, store)},
+    {"--from", true, (int)offsetof(cp_options, from)},
+    {"--to", true, (int)offsetof(cp_options, to)},
     {"--store-cacert", true, (int)offsetof(cp_options, store_cacert)},
     {"--store-cert", true, (int)offsetof(cp_options, store_cert)},
     {"--store-key", true, (int)offsetof(cp_options, store_key)},
@@ -244,10 +256,18 @@ static int parse_args(cp_options *o, int argc, char **argv)
         return usage_error("--store must be an etcd://HOST:PORT[,...][/PREFIX] or etcds:// URL, "
                            "not '%s'",
                            o->store);
-    if ((o->store_cacert || o->store_cert || o->store_key) &&
-        (o->store == NULL || strncmp(o->store, "etcds://", 8) != 0))
+    if ((o->from || o->to) && !o->is_migrate)
+        return usage_error("--from and --to are options of `nanocp migrate`");
+    if ((o->from == NULL) != (o->to == NULL))
+        return usage_error("nanocp migrate needs both --from SRC and --to DST");
+    if (o->from != NULL && (o->migrate_status || o->store != NULL))
+        return usage_error("nanocp migrate --from/--to takes neither --status nor --store");
+    bool has_etcds = (o->store && strncmp(o->store, "etcds://", 8) == 0) ||
+                     (o->from && strncmp(o->from, "etcds://", 8) == 0) ||
+                     (o->to && strncmp(o->to, "etcds://", 8) == 0);
+    if ((o->store_cacert || o->store_cert || o->store_key) && !has_etcds)
         return usage_error("--store-cacert, --store-cert and --store-key are for an etcds:// "
-                           "--store");
+                           "--store (or migrate --from/--to)");
     if ((o->store_cert == NULL) != (o->store_key == NULL))
         return usage_error("--store-cert and --store-key go together");
     if (o->store != NULL && (o->is_backup || o->is_restore))
@@ -602,6 +622,10 @@ int main(int argc, char **argv)
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (o.is_migrate && o.from != NULL) {
+        cp_etcd_tls tls = {o.store_cacert, o.store_cert, o.store_key};
+        return cp_migrate_run(o.from, o.to, &tls);
+    }
     if (o.is_migrate)
         return run_migrate(&o);
     if (o.is_backup)

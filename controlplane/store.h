@@ -247,4 +247,23 @@ int cp_store_audit_list(cp_store *st, int64_t limit, int64_t before_id, json_t *
 int cp_store_token_put(cp_store *st, const char *name, const char *hash_hex);
 int cp_store_token_list(cp_store *st, json_t **out); /* [{name, hash}] */
 
+/* --- a whole store (store_dump.c; `nanocp migrate --from --to`) ----------------------------- */
+
+/* cp_store_dump: every row of the store as one canonical JSON value (returned owned), the same
+ * for both backends: {"format": "nanocp-dump", "schema": N, "tables": {TABLE: [row...]}}, the
+ * tables of migrations (NNNN_name.sql) in primary-key order, JSON columns parsed, blobs base64 (a
+ * secret's nonce and tag hex). Read in one snapshot (SQLite: one read transaction; etcd: one
+ * revision). Not in it: an env var's updated_at (the etcd store keeps none) and what a backend
+ * derives (hostname claims, schema_migrations). Not in a transaction. */
+int cp_store_dump(cp_store *st, json_t **out);
+/* cp_store_load: writes dump (borrowed) into st, which must hold no row (apps, log, nodes,
+ * tokens, ...: else NANO_ESTATE "store_not_empty", nothing written) and have the dump's schema
+ * version. SQLite: one transaction. etcd: the meta key gets "loading" first (such a store is
+ * refused on open), then code, records, and the meta key (id counters, seq) last, in
+ * transactions within etcd's limits; an interrupted load leaves a store marked incomplete (delete
+ * the prefix and load again). Errors are one line in err. Not in a transaction. */
+int cp_store_load(cp_store *st, json_t *dump, nano_error *err);
+/* cp_store_dump_counts: "N apps, N deployments, N blobs (B bytes), ..." of a dump. */
+void cp_store_dump_counts(const json_t *dump, char *out, size_t cap);
+
 #endif

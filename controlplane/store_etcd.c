@@ -212,6 +212,13 @@ static int open_meta(cp_estore *es, const char *url, bool migrate_now, nano_erro
                             "%s: the store has schema version %lld, newer than this nanocp knows "
                             "(up to %lld): run a newer nanocp",
                             url, (long long)schema, (long long)known);
+    else if (json_object_get(es->tx.meta, "loading") != NULL)
+        rc = nano_error_set(err, NANO_ESTATE, "store_incomplete",
+                            "%s: a `nanocp migrate` into %s did not finish (started %s): delete "
+                            "the prefix (etcdctl del --prefix %s) and migrate again",
+                            url, es->prefix,
+                            json_string_value(json_object_get(es->tx.meta, "loading")) ?: "?",
+                            es->prefix);
     else if (migrate_now && schema < known) {
         json_object_set_new(es->tx.meta, "schema", json_integer(known));
         if (is_new) {

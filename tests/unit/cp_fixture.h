@@ -2,7 +2,8 @@
  * service on a fresh data dir under a mkdtemp directory, set up and torn down around each test
  * (FX_TEST), and helpers that call the service or reach under it. Groups: migrations, secrets
  * and tokens (test_cp.c, with main), apps, validation and deploy (test_cp_apps.c), env and
- * logs (test_cp_env.c), estore (test_cp_estore.c: the etcd store itself).
+ * logs (test_cp_env.c), estore (test_cp_estore.c: the etcd store itself), migrate (test_cp_migrate.c: a
+ * whole store from SQLite to etcd and back).
  * With NANO_TEST_STORE=etcd (ctest's unit_cp_etcd.GROUP) the service runs on the etcd store, in
  * a real etcd the runner starts (etcd_fixture.h), each test under a fresh key prefix. */
 #ifndef NANO_CP_FIXTURE_H
@@ -65,6 +66,6 @@ void fx_key_of(const char *hex, cp_master_key *k);
 
 /* The groups defined outside test_cp.c, for its main. */
 extern const unit_group unit_cp_apps, unit_cp_validation, unit_cp_deploy, unit_cp_env, unit_cp_logs,
-    unit_cp_estore;
+    unit_cp_estore, unit_cp_migrate;
 
 #endif

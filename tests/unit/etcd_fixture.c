@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,6 +26,15 @@ typedef struct etcd_server {
 static etcd_server server;
 static bool server_tried;
 static const char *server_missing; /* why there is no etcd: the skip message */
+
+void etcd_fx_fresh_url(char *out, size_t cap, const char *tag)
+{
+    unsigned char r[8] = {0};
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        fail_msg("getrandom failed");
+    snprintf(out, cap, "%s/%s/%02x%02x%02x%02x%02x%02x%02x%02x", etcd_fx_url(), tag, r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7]);
+}
 
 uint64_t etcd_fx_now_ms(void)
 {

@@ -8,6 +8,7 @@
 #include "unit.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* etcd_fx_url: "etcd://127.0.0.1:PORT", starting etcd on first use (failing the test when it
@@ -18,6 +19,9 @@ const char *etcd_fx_url(void);
 const char *etcd_fx_missing(void);
 
 uint64_t etcd_fx_now_ms(void); /* CLOCK_MONOTONIC */
+/* etcd_fx_fresh_url: "etcd://127.0.0.1:PORT/TAG/<16 random hex>", a prefix no test used
+ * (etcd_fx_url: skips the test without etcd). */
+void etcd_fx_fresh_url(char *out, size_t cap, const char *tag);
 /* A socket bound to a free loopback port (*port), listening when listen_too. */
 int etcd_fx_loopback_socket(bool listen_too, int *port);
 /* A loopback port nothing listens on right now. */

@@ -449,6 +449,7 @@ int main(int argc, char **argv)
         unit_cp_logs,
         UNIT_GROUP("tokens", tokens_tests),
         unit_cp_estore,
+        unit_cp_migrate,
     };
     /* unit_cp_etcd: without an etcd binary the whole runner is skipped (ctest: exit 77) */
     if (fx_is_etcd() && etcd_fx_missing() != NULL) {

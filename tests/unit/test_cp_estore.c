@@ -26,16 +26,6 @@
 #include "sha256.h"
 #include "store.h"
 
-/* A fresh prefix on the fixture's etcd: "etcd://127.0.0.1:PORT/e/<random>". */
-static void fresh_url(char *out, size_t cap)
-{
-    unsigned char r[8];
-    char hex[17];
-    cp_random_bytes(r, sizeof r);
-    cp_hex(r, sizeof r, hex);
-    snprintf(out, cap, "%s/e/%s", etcd_fx_url(), hex);
-}
-
 static cp_store *open_store(const char *url)
 {
     cp_store *st = NULL;
@@ -85,7 +75,7 @@ static void estore_interleaved_commits_second_conflicts(void **state)
 {
     (void)state;
     char url[160];
-    fresh_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "e");
     cp_store *a = open_store(url), *b = open_store(url);
     int64_t seq0 = 0;
     assert_int_equal(cp_store_log_seq(a, &seq0), 0);
@@ -297,7 +287,7 @@ static void estore_lost_answer_resolves_both_ways(void **state)
 {
     (void)state;
     char url[160], via[200];
-    fresh_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "e");
     proxy p = {0};
     proxy_start(&p);
     snprintf(via, sizeof via, "etcd://127.0.0.1:%d%s", p.port, strchr(url + 7, '/'));
@@ -390,7 +380,7 @@ static void estore_bytes_and_large_values(void **state)
 {
     (void)state;
     char url[160];
-    fresh_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "e");
     cp_store *st = open_store(url);
     assert_int_equal(cp_store_begin(st), 0);
     int64_t id = insert_app(st, "bytes", "bytes.test");
@@ -448,7 +438,7 @@ static void estore_snapshot_reads_one_revision(void **state)
 {
     (void)state;
     char url[160];
-    fresh_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "e");
     cp_store *reader = open_store(url), *writer = open_store(url);
     assert_int_equal(cp_store_begin(writer), 0);
     int64_t id = insert_app(writer, "one", "one.test");
@@ -481,7 +471,7 @@ static void estore_newer_store_and_bad_url_are_refused(void **state)
 {
     (void)state;
     char url[160];
-    fresh_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "e");
     cp_store *st = NULL;
     nano_error e = {0};
     /* without migrate, an empty prefix is no store */
@@ -506,7 +496,7 @@ static void estore_blob_sweep_spares_young_and_used_code(void **state)
 {
     (void)state;
     char url[160];
-    fresh_url(url, sizeof url);
+    etcd_fx_fresh_url(url, sizeof url, "e");
     cp_store *st = open_store(url);
     assert_int_equal(cp_store_begin(st), 0);
     int64_t id = insert_app(st, "code", "code.test");
