@@ -267,6 +267,17 @@ class ControlPlane:
         eq(oct(os.stat(path).st_mode & 0o777), "0o600", "admin.token mode")
         return self
 
+    @property
+    def token_file(self):
+        """The node token file data planes are given (DATA_DIR/node.token)."""
+        return os.path.join(self.data_dir, "node.token")
+
+    def ok(self, *args):
+        """nanoctl ARGS against this nanocp; must exit 0. Returns its stdout."""
+        code, out, err = self.ctl(*args)
+        eq(code, 0, f"nanoctl {' '.join(args)}: {out} {err}")
+        return out
+
     def dataplane_urls(self, scheme="tcp"):
         """(pub URL, rpc URL) of the data-plane channels."""
         return (f"{scheme}://127.0.0.1:{self.pub_port}",

@@ -88,14 +88,6 @@ class Cp(ControlPlane):
     def url(self):
         return f"{self.scheme}://{self.host}:{self.dp_port}"
 
-    @property
-    def token_file(self):
-        return os.path.join(self.data_dir, "node.token")
-
-    def ok(self, *args):
-        code, out, err = self.ctl(*args)
-        eq(code, 0, f"nanoctl {' '.join(args)}: {out} {err}")
-        return out
 
 
 def deploy(cp, name, host, source):

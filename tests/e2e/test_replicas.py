@@ -53,14 +53,6 @@ class Replica(ControlPlane):
     def rpc_url(self):
         return f"tcp://127.0.0.1:{self.rpc_port}"
 
-    @property
-    def token_file(self):
-        return os.path.join(self.data_dir, "node.token")
-
-    def ok(self, *args):
-        code, out, err = self.ctl(*args)
-        eq(code, 0, f"nanoctl {' '.join(args)}: {out} {err}")
-        return out
 
     def patch_env(self, body):
         """PATCH the env of app 'last' over HTTP: the status, or None when no answer came."""
