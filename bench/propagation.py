@@ -83,6 +83,18 @@ def stop_all():
             pass
 
 
+def stop_many(procs, sig=signal.SIGTERM):
+    """Signal every process first, then reap them (SIGKILL after 15 s)."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        stop(p, sig)
+
+
 def pct(values, q):
     s = sorted(values)
     if not s:
@@ -427,6 +439,8 @@ class StoreSetup:
         self.sent = {}          # seq -> (wall time sent, index of the replica written to)
         self.counters = {}
         self.gen = 0
+        self.applied = []       # (node index, seq, ms, on the replica written to), all blocks
+        self.missing = 0
 
     def where(self):
         if not self.cluster:
@@ -434,10 +448,7 @@ class StoreSetup:
         return f"etcd {self.members} member(s) (data dirs in {self.cluster.dir}), {self.store}"
 
     def close(self):
-        for d in self.nodes:
-            stop(d.proc, signal.SIGTERM)
-        for c in self.cps:
-            stop(c.proc, signal.SIGTERM)
+        stop_many([d.proc for d in self.nodes] + [c.proc for c in self.cps])
         if self.cluster:
             self.cluster.close()
 
@@ -499,7 +510,7 @@ def one_change(s, i, timeout=30.0):
     target = i % len(s.cps)
     cp = s.cps[target]
     pending = list(range(len(s.nodes)))
-    s.sent[s.base_seq + i + 1] = (time.time(), target)
+    s.sent[s.base_seq + len(s.sent) + 1] = (time.time(), target)
     t0 = time.perf_counter()
     cp.ok("PATCH", "/v1/apps/prop/env", {"GEN": str(s.gen)})
     s.patch_ms.append((time.perf_counter() - t0) * 1000)
@@ -511,7 +522,8 @@ def one_change(s, i, timeout=30.0):
             d = s.nodes[k]
             status, body = d.get("prop.test")
             if status == 200 and body.startswith(want):
-                s.polled.append((k, i, (time.perf_counter() - t0) * 1000))
+                s.polled.append((k, i, (time.perf_counter() - t0) * 1000,
+                                 s.nodes[k].home is cp))
                 count = int(body.split()[1])
                 if count <= s.counters[k]:
                     raise RuntimeError(f"{s.name} {d.name}: module counter {s.counters[k]} -> "
@@ -528,6 +540,39 @@ def one_change(s, i, timeout=30.0):
     elapsed = (time.perf_counter() - t0) * 1000
     s.fleet.append(elapsed)
     s.rounds.append(elapsed / n_rounds)
+
+
+def run_block(opts, s, b, n_changes):
+    t0 = time.monotonic()
+    s.nodes = []
+    s.counters = {}
+    for k in range(opts.nodes[0]):
+        order = s.cps if k % 2 == 0 else s.cps[::-1]
+        s.nodes.append(DataPlane(opts.bin_dir, s.dir, None, f"{s.name}-b{b}-dp-{k}", cps=order))
+    for d in s.nodes:
+        wait_for(f"{d.name} /readyz", d.ready, timeout=120, proc=d.proc)
+    for k, d in enumerate(s.nodes):
+        want = f"{s.gen} "
+        wait_for(f"{d.name} serving GEN={s.gen}",
+                 lambda d=d: d.get("prop.test")[1].startswith(want), timeout=60, proc=d.proc)
+        s.counters[k] = int(d.get("prop.test")[1].split()[1])
+    log(f"{s.name}: {len(s.nodes)} data planes serving in {time.monotonic() - t0:.1f} s")
+    time.sleep(1.5)  # the nodes' first status reports written
+    s.base_seq = s.cps[0].ok("GET", "/v1/version")["config_seq"]
+    s.sent = {}
+    first = len(s.fleet)
+    for i in range(n_changes):
+        one_change(s, first + i)
+    seq = s.cps[0].ok("GET", "/v1/version")["config_seq"]
+    if seq != s.base_seq + n_changes:
+        raise RuntimeError(f"{s.name}: config seq {seq}, expected {s.base_seq + n_changes}: a "
+                           f"PATCH made more or fewer than one config-log entry")
+    stop_many([d.proc for d in s.nodes])
+    got = applied_by_node(s)
+    for (k, seq), ms in got.items():
+        s.applied.append((k, seq, ms, s.nodes[k].home is s.cps[s.sent[seq][1]]))
+    s.missing += len(s.nodes) * len(s.sent) - len(got)
+    s.nodes = []
 
 
 def stats_row(values, fmt="{:.1f}"):
@@ -589,39 +634,19 @@ def bench_stores(opts, workdir):
             s.idle = {k: v / t_idle for k, v in metrics_delta(m0[s.name], m1[s.name]).items()}
             s.part1 = metrics_delta(m1[s.name], m2[s.name])
             s.part1_s = t_part1
-        # Part 2: every store gets its data planes (half on each replica's address first).
-        for s in setups:
-            t0 = time.monotonic()
-            for k in range(opts.nodes[0]):
-                order = s.cps if k % 2 == 0 else s.cps[::-1]
-                s.nodes.append(DataPlane(opts.bin_dir, s.dir, None, f"{s.name}-dp-{k}", cps=order))
-            for d in s.nodes:
-                wait_for(f"{d.name} /readyz", d.ready, timeout=120, proc=d.proc)
-            for k, d in enumerate(s.nodes):
-                wait_for(f"{d.name} serving GEN=0",
-                         lambda d=d: d.get("prop.test")[1].startswith("0 "), timeout=60,
-                         proc=d.proc)
-                s.counters[k] = int(d.get("prop.test")[1].split()[1])
-            log(f"{s.name}: {len(s.nodes)} data planes serving in {time.monotonic() - t0:.1f} s")
-        time.sleep(2)  # let the first status reports settle
-        for s in setups:
-            s.base_seq = s.cps[0].ok("GET", "/v1/version")["config_seq"]
-        for i in range(opts.changes):
-            for s in (setups if i % 2 == 0 else setups[::-1]):
-                one_change(s, i)
-            if (i + 1) % 10 == 0 or i + 1 == opts.changes:
-                log(f"changes: {i + 1}/{opts.changes} per store; fleet p50 " +
-                    ", ".join(f"{s.name} {statistics.median(s.fleet):.0f}" for s in setups) +
-                    f" ms ({time.monotonic() - t_start:.0f} s so far)")
-        for s in setups:
-            seq = s.cps[0].ok("GET", "/v1/version")["config_seq"]
-            if seq != s.base_seq + opts.changes:
-                raise RuntimeError(f"{s.name}: config seq {seq}, expected "
-                                   f"{s.base_seq + opts.changes}: a PATCH made more or fewer than "
-                                   f"one config-log entry")
-        for s in setups:
-            for d in s.nodes:
-                stop(d.proc, signal.SIGTERM)
+        # Part 2, in --blocks rounds: each store in turn (reversed every other round) gets its
+        # data planes (with 2 replicas half list A,B and half B,A), changes --changes/--blocks
+        # times, and stops them. One store's fleet at a time: 200 idle nano-dps would need
+        # more than the 2 CPUs (each ~1.5% of a CPU idle).
+        per_block = max(1, opts.changes // opts.blocks)
+        done = 0
+        for b in range(opts.blocks):
+            for s in (setups if b % 2 == 0 else setups[::-1]):
+                run_block(opts, s, b, per_block)
+                log(f"block {b + 1}/{opts.blocks} {s.name}: {len(s.fleet)} changes, fleet p50 "
+                    f"{statistics.median(s.fleet):.0f} ms, max {max(s.fleet):.0f} ms "
+                    f"({time.monotonic() - t_start:.0f} s so far)")
+            done += per_block
         report_stores(opts, setups, notes, time.monotonic() - t_start)
     finally:
         for s in setups:
@@ -646,20 +671,22 @@ def report_stores(opts, setups, notes, elapsed):
     print("|---|---:|---:|---:|---:|---:|---:|")
     for s in setups:
         print(f"| {s.name} | {len(s.cps)} | {len(s.write_ms)} | {stats_row(s.write_ms)} |")
-    print(f"\n### The same PATCH during part 2: {n} data planes attached, one change at a time, "
-          f"ms\n")
+    print(f"\n### The same PATCH during part 2: {n} data planes attached, one change at a time "
+          f"(each admin call first writes the status reports the nodes sent since the last "
+          f"one: here the {n} nodes' reports of the previous change), ms\n")
     print("| store | nanocp | writes | p50 | p90 | p99 | max |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for s in setups:
         print(f"| {s.name} | {len(s.cps)} | {len(s.patch_ms)} | {stats_row(s.patch_ms)} |")
     print(f"\n### Until every one of {n} data planes serves the change (PATCH sent -> GET / "
           f"shows it, polled round robin over the nodes not yet showing it), {opts.changes} "
-          f"changes per store, the stores taking turns per change, ms\n")
+          f"changes per store in {opts.blocks} blocks (each store in turn, its own {n} "
+          f"nano-dps started for the block; the order reversed every other block), ms\n")
     print("| store | nanocp | per-node p50 | per-node p99 | fleet p50 | fleet p90 | fleet p99 | "
           "fleet max | poll round |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in setups:
-        node_ms = [ms for _, _, ms in s.polled]
+        node_ms = [x[2] for x in s.polled]
         print(f"| {s.name} | {len(s.cps)} | {pct(node_ms, 50):.1f} | {pct(node_ms, 99):.1f} | "
               f"{pct(s.fleet, 50):.1f} | {pct(s.fleet, 90):.1f} | {pct(s.fleet, 99):.1f} | "
               f"{max(s.fleet):.1f} | {statistics.median(s.rounds):.2f} |")
@@ -670,21 +697,17 @@ def report_stores(opts, setups, notes, elapsed):
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     split = []
     for s in setups:
-        got = applied_by_node(s)
-        missing = len(s.nodes) * len(s.sent) - len(got)
         fleet = {}
-        for (k, seq), ms in got.items():
+        for k, seq, ms, _ in s.applied:
             fleet[seq] = max(fleet.get(seq, ms), ms)
-        node_ms = list(got.values())
+        node_ms = [x[2] for x in s.applied]
         f = list(fleet.values())
         print(f"| {s.name} | {len(s.cps)} | {pct(node_ms, 50):.1f} | {pct(node_ms, 99):.1f} | "
               f"{pct(f, 50):.1f} | {pct(f, 90):.1f} | {pct(f, 99):.1f} | {max(f):.1f} | "
-              f"{missing} |")
+              f"{s.missing} |")
         if len(s.cps) > 1:
-            same = [ms for (k, seq), ms in got.items() if s.nodes[k].home is s.cps[s.sent[seq][1]]]
-            other = [ms for (k, seq), ms in got.items()
-                     if s.nodes[k].home is not s.cps[s.sent[seq][1]]]
-            split.append((s, same, other))
+            split.append((s, [x[2] for x in s.applied if x[3]],
+                          [x[2] for x in s.applied if not x[3]]))
     etcds = [s for s in setups if s.cluster]
     if etcds:
         print(f"\n### etcd's side of part 1 (from its /metrics, summed over the members): calls "
@@ -717,8 +740,8 @@ def report_stores(opts, setups, notes, elapsed):
             print(f"| {s.name} | the replica written to | {len(same)} | {stats_row(same)} |")
             print(f"| {s.name} | the other replica | {len(other)} | {stats_row(other)} |")
         for s, _, _ in split:
-            same = [ms for k, i, ms in s.polled if s.nodes[k].home is s.cps[i % len(s.cps)]]
-            other = [ms for k, i, ms in s.polled if s.nodes[k].home is not s.cps[i % len(s.cps)]]
+            same = [x[2] for x in s.polled if x[3]]
+            other = [x[2] for x in s.polled if not x[3]]
             print(f"\nPolled, {s.name}: nodes on the replica written to p50 {pct(same, 50):.1f} "
                   f"p99 {pct(same, 99):.1f}; on the other p50 {pct(other, 50):.1f} p99 "
                   f"{pct(other, 99):.1f} max {max(other):.1f} ms")
@@ -735,6 +758,9 @@ def main():
     ap.add_argument("--stores", default=None,
                     help="stores: sqlite, etcdN (N members), etcdNxR (R nanocp replicas); default "
                          "sqlite,etcd1,etcd3,etcd3x2 (sqlite alone without an etcd binary)")
+    ap.add_argument("--blocks", type=int, default=2,
+                    help="stores: rounds of part 2; each store gets a fresh set of data planes "
+                         "per round (default 2)")
     ap.add_argument("--writes", type=int, default=200,
                     help="stores: sequential admin writes per store (default 200)")
     ap.add_argument("--driver", default="http", choices=["http", "nanoctl"],
