@@ -44,10 +44,26 @@ def log(msg):
     print(f"propagation: {msg}", file=sys.stderr, flush=True)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, below the kernel's ephemeral range (32768-60999 by default:
+    a port picked from it can be taken by an outgoing connection before the server binds it,
+    which with a few hundred servers happens) and never handed out twice in a run."""
+    import random
+    for _ in range(1000):
+        port = random.randint(20000, 32000)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32000")
 
 
 def start(argv, log_path, env=None):
@@ -549,8 +565,20 @@ def run_block(opts, s, b, n_changes):
     for k in range(opts.nodes[0]):
         order = s.cps if k % 2 == 0 else s.cps[::-1]
         s.nodes.append(DataPlane(opts.bin_dir, s.dir, None, f"{s.name}-b{b}-dp-{k}", cps=order))
-    for d in s.nodes:
-        wait_for(f"{d.name} /readyz", d.ready, timeout=120, proc=d.proc)
+    for k, d in enumerate(s.nodes):
+        for attempt in range(3):
+            try:
+                wait_for(f"{d.name} /readyz", d.ready, timeout=20, proc=d.proc)
+                break
+            except RuntimeError:
+                with open(d.proc.log_path, errors="replace") as f:
+                    if "address already in use" not in f.read() or attempt == 2:
+                        raise
+                log(f"{d.name}: a port was taken before it bound it: started again")
+                stop(d.proc, signal.SIGKILL)
+                os.rename(d.proc.log_path, d.proc.log_path + f".taken{attempt}")
+                d = s.nodes[k] = DataPlane(opts.bin_dir, s.dir, None, d.name,
+                                           cps=[d.home] + [c for c in s.cps if c is not d.home])
     for k, d in enumerate(s.nodes):
         want = f"{s.gen} "
         wait_for(f"{d.name} serving GEN={s.gen}",
