@@ -457,6 +457,7 @@ class StoreSetup:
         self.gen = 0
         self.applied = []       # (node index, seq, ms, on the replica written to), all blocks
         self.missing = 0
+        self.part2, self.part2_s = {}, 0.0   # etcd's counters over part 2's changes
 
     def where(self):
         if not self.cluster:
@@ -589,8 +590,14 @@ def run_block(opts, s, b, n_changes):
     s.base_seq = s.cps[0].ok("GET", "/v1/version")["config_seq"]
     s.sent = {}
     first = len(s.fleet)
+    m0 = etcd_metrics(s.cluster) if s.cluster else None
+    t0 = time.monotonic()
     for i in range(n_changes):
         one_change(s, first + i)
+    if s.cluster:
+        s.part2_s += time.monotonic() - t0
+        for k, v in metrics_delta(m0, etcd_metrics(s.cluster)).items():
+            s.part2[k] = s.part2.get(k, 0.0) + v
     seq = s.cps[0].ok("GET", "/v1/version")["config_seq"]
     if seq != s.base_seq + n_changes:
         raise RuntimeError(f"{s.name}: config seq {seq}, expected {s.base_seq + n_changes}: a "
@@ -758,6 +765,22 @@ def report_stores(opts, setups, notes, elapsed):
                   f"{(s.part1.get('fsync_sum', 0.0) / fs * 1000) if fs else 0:.2f} | "
                   f"{(s.part1.get('commit_sum', 0.0) / cm * 1000) if cm else 0:.2f} | "
                   f"{idle_calls:.1f} |")
+    if etcds:
+        print(f"\n### etcd's side of part 2 (the same counters over the changes with "
+              f"{n} data planes attached; nothing subtracted: the heartbeat ticks' status "
+              f"writes are part of it), per change\n")
+        methods = sorted({k[5:] for s in etcds for k in s.part2 if k.startswith("call:")
+                          and s.part2[k] > 0})
+        print("| store | " + " | ".join(f"{m} / change" for m in methods) +
+              " | WAL fsyncs / change | mean WAL fsync ms | seconds |")
+        print("|---|" + "---:|" * (len(methods) + 3))
+        for s in etcds:
+            c = len(s.fleet)
+            fs = s.part2.get("fsync_count", 0.0)
+            print(f"| {s.name} | " + " | ".join(f"{s.part2.get('call:' + m, 0.0) / c:.1f}"
+                                              for m in methods) +
+                  f" | {fs / c:.1f} | {(s.part2.get('fsync_sum', 0.0) / fs * 1000) if fs else 0:.2f}"
+                  f" | {s.part2_s:.0f} |")
     if split:
         print(f"\n### 2 nanocp replicas: per-node latency by where the node is connected (half "
               f"the nodes list A,B, half B,A; change i written on replica i mod 2), from the "
