@@ -530,7 +530,8 @@ def one_change(s, i, timeout=30.0):
     s.sent[s.base_seq + len(s.sent) + 1] = (time.time(), target)
     t0 = time.perf_counter()
     cp.ok("PATCH", "/v1/apps/prop/env", {"GEN": str(s.gen)})
-    s.patch_ms.append((time.perf_counter() - t0) * 1000)
+    t_poll = time.perf_counter()
+    s.patch_ms.append((t_poll - t0) * 1000)
     n_rounds = 0
     while pending:
         n_rounds += 1
@@ -554,9 +555,9 @@ def one_change(s, i, timeout=30.0):
             raise RuntimeError(f"{s.name}: change {i + 1} (GEN={s.gen}, written on "
                                f"{cp.name}): {len(pending)} node(s) never served it within "
                                f"{timeout:.0f} s ({names}...)")
-    elapsed = (time.perf_counter() - t0) * 1000
-    s.fleet.append(elapsed)
-    s.rounds.append(elapsed / n_rounds)
+    now = time.perf_counter()
+    s.fleet.append((now - t0) * 1000)
+    s.rounds.append((now - t_poll) * 1000 / n_rounds)  # polling starts when the PATCH returns
 
 
 def run_block(opts, s, b, n_changes):
@@ -720,7 +721,7 @@ def report_stores(opts, setups, notes, elapsed):
     print("| store | nanocp | per-node p50 | per-node p99 | fleet p50 | fleet p90 | fleet p99 | "
           "fleet max | poll round |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for s in setups:
+    for s in setups:  # poll round: the median time of one round of GETs after the PATCH returned
         node_ms = [x[2] for x in s.polled]
         print(f"| {s.name} | {len(s.cps)} | {pct(node_ms, 50):.1f} | {pct(node_ms, 99):.1f} | "
               f"{pct(s.fleet, 50):.1f} | {pct(s.fleet, 90):.1f} | {pct(s.fleet, 99):.1f} | "
