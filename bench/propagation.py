@@ -17,6 +17,14 @@
                snapshot's size and timings as nano-dp logs them (cpclient.snapshot_applied bytes=,
                fetch_ms=, ms=).
   all          both.
+  stores       nanocp on SQLite vs etcd (--stores sqlite,etcd1,etcd3,etcd3x2: etcdN = an N-member
+               etcd cluster from tests/e2e/etcd_cluster.py, xR = R nanocp replicas on it), all
+               in one run: --writes sequential admin PATCHes per store (no data plane yet, the
+               stores in turns of 20) with etcd's calls and fsyncs per write from its /metrics;
+               then --blocks rounds in which each store in turn gets --nodes (50) nano-dps (with
+               replicas half list A,B, half B,A) and --changes/--blocks changes measured as in
+               propagation, per-node times also split by the replica the node is on. Not part
+               of `all`. bench/README.md; results/2026-12-07-cpstore.md.
 
 Markdown tables on stdout, progress on stderr. Everything started here is stopped on the way
 out. Python standard library only. Binaries from build/bin (--bin-dir).
