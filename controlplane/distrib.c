@@ -401,17 +401,25 @@ void cp_distrib_flush(cp_distrib *d)
                        cerr.message);
         json_object_clear(d->reports);
     }
+    if (d->is_leader && cp_service_drains_tick(d->svc, d->grace_ms, &drained, &cerr) != 0)
+        NANO_ERROR("cp.drain_tick_failed", "error=%s", cerr.message);
+    if (changed || drained)
+        cp_distrib_publish(d);
+}
+
+/* Once a heartbeat (not at every admin call: renewing the lease is an etcd write): whether this
+ * replica runs the fleet's duties, and the hourly sweep of unused code when it does. */
+static void fleet_duties(cp_distrib *d)
+{
     cp_store *st = cp_service_store(d->svc);
     bool lead = false;
     if (cp_store_lead(st, d->who, CP_DISTRIB_LEAD_TTL_MS, &lead) != 0) {
         NANO_WARN("cp.lead_failed", "who=%s error=%s", d->who, cp_store_errmsg(st));
-        lead = false; /* unknown: let the lease decide; the duties wait a second */
+        lead = false; /* unknown: let the lease decide; the duties wait a heartbeat */
     }
     if (lead != d->is_leader)
         NANO_INFO("cp.fleet_duties", "who=%s leader=%s", d->who, lead ? "true" : "false");
     d->is_leader = lead;
-    if (lead && cp_service_drains_tick(d->svc, d->grace_ms, &drained, &cerr) != 0)
-        NANO_ERROR("cp.drain_tick_failed", "error=%s", cerr.message);
     uint64_t now = wall_ms();
     if (lead && cp_store_is_etcd(st) && now - d->last_sweep_ms >= CP_DISTRIB_SWEEP_MS) {
         d->last_sweep_ms = now;
@@ -421,8 +429,6 @@ void cp_distrib_flush(cp_distrib *d)
         else if (n > 0)
             NANO_INFO("cp.blob_sweep", "deleted=%lld", (long long)n);
     }
-    if (changed || drained)
-        cp_distrib_publish(d);
 }
 
 /* --- sockets -------------------------------------------------------------------------------- */
@@ -435,8 +441,11 @@ static void on_request(void *ud, const void *data, size_t len, nano_buf *reply)
 static void on_timer(uv_timer_t *t)
 {
     cp_distrib *d = container_of(t, cp_distrib, timer);
+    /* Changes committed by other replicas first (when the store watch did not bring them),
+     * then this replica's writes: its nodes' reports, and the drains' clock. */
+    cp_distrib_publish(d);
+    fleet_duties(d);
     cp_distrib_flush(d);
-    cp_distrib_publish(d); /* changes made without the hook (none today) go out too */
     if (!d->is_pub_open)
         return;
     nano_buf buf = NANO_BUF_INIT;
@@ -600,6 +609,8 @@ int cp_distrib_start(uv_loop_t *loop, cp_service *svc, const cp_distrib_options 
     snprintf(d->who, sizeof d->who, "%.63s:%d:%02x%02x%02x%02x", host, (int)getpid(), r[0], r[1],
              r[2], r[3]);
     d->reports = json_object();
+    /* SQLite: the only nanocp of its database; etcd: decided at each heartbeat. */
+    d->is_leader = !cp_store_is_etcd(cp_service_store(svc));
     nano_token_digest_from_hex(hash, d->token_digest); /* 64 hex digits: nano_sha256_hex's */
     OPENSSL_cleanse(hash, sizeof hash);
     atomic_init(&d->is_closing, false);

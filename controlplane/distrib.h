@@ -67,8 +67,9 @@ void cp_distrib_publish(cp_distrib *d);
 void cp_distrib_handle(cp_distrib *d, const void *data, size_t len, nano_buf *reply);
 
 /* cp_distrib_flush: writes the status reports received since the last heartbeat (normally the
- * heartbeat timer does, once a second: one transaction for every node) and runs the drains'
- * clock; publishes what that logged (app.remove). */
+ * heartbeat timer does, once a second) and, on the replica that runs the fleet's duties (always
+ * with SQLite; with etcd the one holding the lease, renewed by the heartbeat only), runs the
+ * drains' clock; publishes what that logged (app.remove). */
 void cp_distrib_flush(cp_distrib *d);
 
 /* cp_distrib_published: the last seq published (what heartbeats carry). */
