@@ -10,13 +10,16 @@ nano-dps given both addresses (--control-plane A,B) and nanoctl given both (--cp
 - a replica SIGSTOPped for 10 s while the other takes changes comes back without a split
   brain: what it reads and writes next builds on the other's changes, and its nodes follow;
 - the fleet's duties (the drains' clock) move to the other replica when the one holding the
-  lease is killed: `apps rm` still finishes.
+  lease is killed: `apps rm` still finishes;
+- etcds://: nanocp verifies etcd's certificate and presents a client certificate; without
+  either the store is refused with one line.
 
 Skipped (exit 77) when there is no etcd binary."""
 import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -276,6 +279,53 @@ def the_fleet_duties_move_when_their_replica_dies():
         expect("last" not in other.ok("apps", "list"), "the drain finished on the new leader")
         dp.stop()
         other.stop()
+
+
+@check
+def the_store_over_tls_with_a_client_certificate():
+    """etcds://: nanocp verifies etcd's certificate against --store-cacert and presents
+    --store-cert/--store-key to an etcd that requires client certificates; without either the
+    store is refused at start with one line."""
+    d = scratch_dir()
+    certs = nanotest.make_certs(d)
+    port, peer = etcd_cluster.free_port(), etcd_cluster.free_port()
+    etcd = subprocess.Popen(
+        [etcd_cluster.etcd_binary(), "--name", "tls", "--data-dir", os.path.join(d, "data"),
+         "--listen-client-urls", f"https://127.0.0.1:{port}",
+         "--advertise-client-urls", f"https://localhost:{port}",
+         "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-cluster", f"tls=http://127.0.0.1:{peer}",
+         "--cert-file", certs["server.crt"], "--key-file", certs["server.key"],
+         "--trusted-ca-file", certs["ca.crt"], "--client-cert-auth"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        store = f"etcds://localhost:{port}/tls"
+        tls = ["--store-cacert", certs["ca.crt"], "--store-cert", certs["client.crt"],
+               "--store-key", certs["client.key"]]
+
+        def migrate(*flags):
+            return subprocess.run([nanotest.NANOCP, "migrate", "--store", store, "--data-dir", d,
+                                   *flags], capture_output=True, text=True, timeout=TIMEOUT)
+        deadline = time.monotonic() + TIMEOUT
+        while migrate(*tls).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        p = migrate(*tls)
+        eq(p.returncode, 0, p.stderr)
+        for flags, what in ((tls[:2], "without a client certificate"), ([], "without the CA")):
+            p = migrate(*flags)
+            eq(p.returncode, 1, f"{what}: {p.stdout} {p.stderr}")
+            errors = [l for l in p.stderr.splitlines() if l.startswith("nanocp: ")]
+            eq(len(errors), 1, f"{what}: one error line: {p.stderr}")
+            expect(store in errors[0], p.stderr)
+        r = ControlPlane(data_dir=d, args=["--store", store, *tls]).start()
+        r.ok("apps", "create", "tls", "--host", "tls.test")
+        r.ok("env", "set", "tls", "A=1")
+        expect("A" in r.ok("env", "list", "tls"), "env over TLS")
+        r.stop()
+    finally:
+        etcd.kill()
+        etcd.wait(timeout=TIMEOUT)
 
 
 def main():
