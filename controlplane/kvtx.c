@@ -24,10 +24,25 @@ void cp_kvtx_list_fini(cp_kvtx_list *l)
     l->n = 0;
 }
 
+/* One range read at the transaction's revision and etcd's answer to it. */
+typedef struct cp_kvtx_cached {
+    char *key, *end; /* as asked (bytes; end NULL: none) */
+    size_t key_len, end_len;
+    int64_t limit;
+    bool keys_only;
+    cp_etcd_result *r;
+} cp_kvtx_cached;
+
 void cp_kvtx_fini(cp_kvtx *tx)
 {
     if (tx == NULL)
         return;
+    for (size_t i = 0; i < tx->n_reads; i++) {
+        nano_free(tx->reads[i].key);
+        nano_free(tx->reads[i].end);
+        cp_etcd_result_free(tx->reads[i].r);
+    }
+    nano_free(tx->reads);
     for (size_t i = 0; i < tx->n_writes; i++) {
         nano_free(tx->writes[i].key);
         nano_free(tx->writes[i].value);
@@ -112,6 +127,47 @@ static char *copy_bytes(const void *p, size_t len)
     return c;
 }
 
+static bool same_bytes(const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    return a_len == b_len && (a_len == 0 || memcmp(a, b, a_len) == 0);
+}
+
+/* etcd's answer to req (made at tx->rev), borrowed: owned by the transaction until it ends.
+ * Every read of a transaction is at one revision, whose contents never change, so the same
+ * range is asked of etcd once per transaction (a status report of many nodes reads the drains
+ * once per node: one round trip each without this). */
+static int range_at_rev(cp_kvtx *tx, const cp_etcd_range_req *req, const cp_etcd_result **out,
+                        nano_error *err)
+{
+    for (size_t i = 0; i < tx->n_reads; i++) {
+        const cp_kvtx_cached *c = &tx->reads[i];
+        if (c->limit == req->limit && c->keys_only == req->keys_only &&
+            same_bytes(c->key, c->key_len, req->key, req->key_len) &&
+            same_bytes(c->end, c->end_len, req->range_end, req->range_end_len)) {
+            *out = c->r;
+            return 0;
+        }
+    }
+    cp_etcd_result *r = NULL;
+    int rc = cp_etcd_range(tx->e, req, &r, err);
+    if (rc != 0)
+        return rc;
+    if (tx->n_reads == tx->cap_reads) {
+        tx->cap_reads = tx->cap_reads ? tx->cap_reads * 2 : 8;
+        tx->reads = nano_xrealloc(tx->reads, tx->cap_reads * sizeof *tx->reads);
+    }
+    tx->reads[tx->n_reads++] = (cp_kvtx_cached){
+        .key = copy_bytes(req->key, req->key_len),
+        .key_len = req->key_len,
+        .end = req->range_end != NULL ? copy_bytes(req->range_end, req->range_end_len) : NULL,
+        .end_len = req->range_end != NULL ? req->range_end_len : 0,
+        .limit = req->limit,
+        .keys_only = req->keys_only,
+        .r = r};
+    *out = r;
+    return 0;
+}
+
 int cp_kvtx_get(cp_kvtx *tx, const char *key, char **value, size_t *len, nano_error *err)
 {
     cp_kvtx_write *w = find_write(tx, key);
@@ -122,19 +178,16 @@ int cp_kvtx_get(cp_kvtx *tx, const char *key, char **value, size_t *len, nano_er
         *len = w->value_len;
         return 0;
     }
-    cp_etcd_result *r = NULL;
+    const cp_etcd_result *r = NULL;
     cp_etcd_range_req req = {.key = key, .key_len = strlen(key), .revision = tx->rev};
-    int rc = cp_etcd_range(tx->e, &req, &r, err);
+    int rc = range_at_rev(tx, &req, &r, err);
     if (rc != 0)
         return rc;
     if (r->n_kvs == 0)
-        rc = NANO_ENOTFOUND;
-    else {
-        *value = copy_bytes(r->kvs[0].value, r->kvs[0].value_len);
-        *len = r->kvs[0].value_len;
-    }
-    cp_etcd_result_free(r);
-    return rc;
+        return NANO_ENOTFOUND;
+    *value = copy_bytes(r->kvs[0].value, r->kvs[0].value_len);
+    *len = r->kvs[0].value_len;
+    return 0;
 }
 
 static bool in_range(const char *key, const char *start, const char *end)
@@ -185,8 +238,8 @@ int cp_kvtx_range(cp_kvtx *tx, const char *start, const char *end, int64_t limit
         .limit = touched ? 0 : limit, /* the overlay may remove keys: take them all */
         .revision = tx->rev,
     };
-    cp_etcd_result *r = NULL;
-    int rc = cp_etcd_range(tx->e, &req, &r, err);
+    const cp_etcd_result *r = NULL;
+    int rc = range_at_rev(tx, &req, &r, err);
     nano_free(pend);
     if (rc != 0)
         return rc;
@@ -198,7 +251,6 @@ int cp_kvtx_range(cp_kvtx *tx, const char *start, const char *end, int64_t limit
         l.items[l.n++] = (cp_kvtx_item){copy_bytes(kv->key, kv->key_len),
                                         copy_bytes(kv->value, kv->value_len), kv->value_len};
     }
-    cp_etcd_result_free(r);
     for (size_t i = 0; touched && i < tx->n_writes; i++) {
         const cp_kvtx_write *w = &tx->writes[i];
         if (w->value != NULL && in_range(w->key, start, end))

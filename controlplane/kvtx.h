@@ -57,6 +57,10 @@ typedef struct cp_kvtx {
     size_t n_writes, cap_writes;
     char **del_prefixes; /* buffered range deletes of every key with that prefix */
     size_t n_del_prefixes;
+    /* etcd's answers to the range reads made at rev, each asked once per transaction (the
+     * store as of one revision does not change: kvtx.c, range_at_rev) */
+    struct cp_kvtx_cached *reads;
+    size_t n_reads, cap_reads;
     bool active;
 } cp_kvtx;
 
