@@ -250,7 +250,7 @@ static bool code_is_new(const nano_config *applied, const nano_app_config *c)
 /* Checks running at once: a reload that changes many apps is checked in parallel. */
 static size_t parallel_checks(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = uv_available_parallelism();
     return n < 2 ? 2 : n > 8 ? 8 : (size_t)n;
 }
 
@@ -636,9 +636,12 @@ static int single_app_config(dp_main *m, nano_config **out, nano_error *err)
     return 0;
 }
 
+/* One worker per CPU this process may run on (its affinity mask, so `taskset` or a cpuset
+ * container gets as many workers as CPUs it was given, not as many as the machine has: extra
+ * workers on one CPU only compete and warm their JIT separately). */
 static size_t default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = uv_available_parallelism();
     return n < 1 ? 1 : n > 64 ? 64 : (size_t)n;
 }
 

@@ -36,7 +36,7 @@ static const char usage[] =
     "  --control-plane-ca F  tls+tcp://: CA certificate(s) that signed nanocp's cert\n"
     "  --control-plane-cert F, --control-plane-key F  tls+tcp://: a client certificate\n"
     "  --threads N           worker threads, each with its own listener and isolates\n"
-    "                        (default: the number of cores)\n"
+    "                        (default: the CPUs it may run on)\n"
     "  --status-listen H:P   status port: /healthz /readyz /status /metrics\n"
     "                        (default 127.0.0.1:9901; 'off' disables it)\n"
     "  --log-format F        text or json (default text)\n"

@@ -4,6 +4,7 @@ waitUntil, headers, and the CLI's errors for bad input."""
 import http.client
 import json
 import os
+import re
 
 from nanotest import TIMEOUT, Server, check, eq, expect, run, run_cli, scratch_dir
 
@@ -239,6 +240,33 @@ def single_app_runs_its_top_level_once_per_thread_and_compiles_once():
         cc = s.status()["compile_cache"]
         eq((cc["misses"], cc["stores"], cc["hits"], cc["rejects"]), (1, 1, 1, 0),
            f"one compile, one use of it: {cc}")
+
+
+@check
+def default_threads_follow_the_cpus_it_may_run_on():
+    # Pinned to one CPU (taskset, a cpuset container), the default is one worker, not one per
+    # CPU of the machine: extra workers would only compete for that CPU.
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        print("  (one CPU here: the default cannot differ; skipped)")
+        return
+    class DefaultThreads(Server):
+        def command(self):  # Server passes --threads 1 unless told
+            return [a for a in super().command() if a not in ("--threads", "1")]
+
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        s = DefaultThreads(TOP_LEVEL_LOGS)
+        s.start()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    try:
+        expect(re.search(r"dp\.listening addr=\S+ threads=1\b", s.log()), f"one worker: {s.log()}")
+        eq(s.status()["threads"], 1, "threads in /status")
+    finally:
+        s.stop()
+    with DefaultThreads(TOP_LEVEL_LOGS) as s:
+        eq(s.status()["threads"], len(cpus), "one worker per CPU without a mask")
 
 
 @check
