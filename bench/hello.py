@@ -91,6 +91,23 @@ def proc_tree_cpu_seconds(pid):
     return total / tick
 
 
+def proc_cpu_seconds_precise(pid):
+    """CPU seconds pid's threads have run, to the nanosecond (/proc/PID/task/*/schedstat; the
+    tick-counted utime/stime are too coarse for runs of a fraction of a second), or None.
+    Threads that have already exited are not counted."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    except OSError:
+        return None
+    return total / 1e9
+
+
 def parse_wrk(out):
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     requests = re.search(r"(\d+) requests in", out)
@@ -204,12 +221,23 @@ def measure(rt, opts):
             raise RuntimeError(f"no response from {rt.name}: {err}")
         time.sleep(0.3)
         idle_kib = proc_status_kib(proc.pid, "VmRSS")
+        # Anonymous pages are the process's own memory; file pages are its program and
+        # libraries mapped from the page cache (shared with every process mapping them).
+        idle_anon_kib = proc_status_kib(proc.pid, "RssAnon")
+        idle_file_kib = proc_status_kib(proc.pid, "RssFile")
+        cpu0 = proc_tree_cpu_seconds(proc.pid)
         wrk = subprocess.run(["taskset", "-c", str(opts.wrk_cpu), "wrk", "-t1", f"-c{opts.connections}",
                               f"-d{opts.duration}", "--latency", f"http://127.0.0.1:{port}/"],
                              capture_output=True, text=True, timeout=600)
+        cpu1 = proc_tree_cpu_seconds(proc.pid)
         result = parse_wrk(wrk.stdout)
         result["peak_kib"] = proc_status_kib(proc.pid, "VmHWM")
         result["idle_kib"] = idle_kib
+        result["idle_anon_kib"] = idle_anon_kib or 0
+        result["idle_file_kib"] = idle_file_kib or 0
+        result["cpu_us"] = ((cpu1 - cpu0) * 1e6 / result["requests"]
+                            if cpu0 is not None and cpu1 is not None and result["requests"]
+                            else float("nan"))
         result["start_ms"] = start_ms
         return result
     finally:
@@ -257,20 +285,25 @@ def main():
     base = med(results["nano-dp"], "rps") if results.get("nano-dp") else None
     print(f"wrk -t1 -c{opts.connections} -d{opts.duration}, server on CPU {opts.server_cpu}, wrk on "
           f"CPU {opts.wrk_cpu}; medians of {opts.rounds} rounds\n")
-    print("| runtime | version | req/s | vs nano-dp | p99 ms | peak RSS MiB | idle RSS MiB | start ms |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("Idle RSS is read 0.3 s after the first response (anonymous + file pages: the "
+          "process's own memory + its program and libraries mapped from the page cache). "
+          "CPU µs/request: the server's user + system time over the wrk run per request.\n")
+    print("| runtime | version | req/s | vs nano-dp | p99 ms | CPU µs/request | peak RSS MiB "
+          "| idle RSS MiB | idle anon + file MiB | start ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rt in found:
         rs = results[rt.name]
         if not rs:
-            print(f"| {rt.name} | {rt.version} | failed | | | | | |")
+            print(f"| {rt.name} | {rt.version} | failed | | | | | | | |")
             continue
         rps = med(rs, "rps")
         ratio = f"{rps / base:.2f}x" if base else "-"
         print(f"| {rt.name} | {rt.version} | {rps:,.0f} | {ratio} | {med(rs, 'p99_ms'):.2f} | "
-              f"{med(rs, 'peak_kib') / 1024:.1f} | {med(rs, 'idle_kib') / 1024:.1f} | "
-              f"{med(rs, 'start_ms'):.0f} |")
+              f"{med(rs, 'cpu_us'):.1f} | {med(rs, 'peak_kib') / 1024:.1f} | "
+              f"{med(rs, 'idle_kib') / 1024:.1f} | {med(rs, 'idle_anon_kib') / 1024:.1f} + "
+              f"{med(rs, 'idle_file_kib') / 1024:.1f} | {med(rs, 'start_ms'):.0f} |")
     for name, why in missing:
-        print(f"| {name} | unavailable: {why} | | | | | | |")
+        print(f"| {name} | unavailable: {why} | | | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ loopback (time to the last byte):
   echo  POST /echo: an N MiB upload echoed back (new Response(request.body))
   gzip  GET /gzip?mb=N: N MiB of text through CompressionStream("gzip") (MB/s of input)
 The server is pinned to one CPU and curl to the other (taskset). Each round starts every
-runtime fresh, runs one warm-up transfer, then each scenario; the table shows medians over
+runtime fresh, runs --warmup-transfers unmeasured gen transfers (1), then each scenario; the table shows medians over
 rounds and each runtime's MB/s as a ratio to nano-dp. A runtime that lacks a scenario's API
 (or fails it) shows the error instead of a number.
 
@@ -126,13 +126,18 @@ def measure(rt, opts, workdir, upload_file):
             err = proc.stderr.read().decode(errors="replace")[-500:] if proc.poll() is not None else ""
             raise RuntimeError(f"no response from {rt.name}: {err}")
         out = {}
-        try:
-            scenario(opts, port, "gen", upload_file)  # warm-up
-        except Exception:
-            pass
+        for _ in range(opts.warmup_transfers):  # not measured
+            try:
+                scenario(opts, port, "gen", upload_file)
+            except Exception:
+                break
         for name in opts.scenarios:
             try:
+                cpu0 = common.proc_cpu_seconds_precise(proc.pid)
                 out[name] = scenario(opts, port, name, upload_file)
+                cpu1 = common.proc_cpu_seconds_precise(proc.pid)
+                # The server's CPU time (user + system, all threads) per MiB moved.
+                out[name + "_cpu"] = (cpu1 - cpu0) * 1000 / opts.mb
             except Exception as e:
                 out[name] = str(e)
         out["peak_kib"] = common.proc_status_kib(proc.pid, "VmHWM")
@@ -150,6 +155,9 @@ def main():
     ap.add_argument("--nano-dp", default=os.environ.get("NANO_DP", os.path.join(ROOT, "build/bin/nano-dp")))
     ap.add_argument("--peers-dir", default=os.environ.get("NANO_BENCH_PEERS", "/tmp/nano-bench-peers"))
     ap.add_argument("--only", default="", help="comma-separated runtimes to run")
+    ap.add_argument("--warmup-transfers", type=int, default=1,
+                    help="unmeasured gen transfers of N MiB before the measured ones (default 1; "
+                         "more shows a process whose JIT has warmed up)")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
     opts = ap.parse_args()
@@ -187,24 +195,30 @@ def main():
         return statistics.median(vals), None
 
     base = {s: median(results.get("nano-dp", []), s)[0] for s in opts.scenarios}
-    print(f"{opts.mb} MiB per transfer, 64 KiB chunks; server on CPU {opts.server_cpu}, curl on "
-          f"CPU {opts.client_cpu}; medians of {opts.rounds} rounds; MB/s = MiB/s\n")
-    head = "| runtime | version | " + " | ".join(f"{s} MB/s | vs nano-dp" for s in opts.scenarios) + " | peak RSS MiB |"
+    print(f"{opts.mb} MiB per transfer, 64 KiB chunks; each round a fresh server process that "
+          f"first makes {opts.warmup_transfers} unmeasured gen transfer(s); server on CPU "
+          f"{opts.server_cpu}, curl on CPU {opts.client_cpu}; medians of {opts.rounds} rounds; "
+          f"MB/s = MiB/s\n")
+    print("CPU ms/MiB: the server's CPU time (all its threads, from /proc/PID/task/*/schedstat) "
+          "over the transfer per MiB moved; median of the rounds.\n")
+    head = "| runtime | version | " + " | ".join(f"{s} MB/s | vs nano-dp | CPU ms/MiB" for s in opts.scenarios) + " | peak RSS MiB |"
     print(head)
-    print("|---|---|" + "---:|---:|" * len(opts.scenarios) + "---:|")
+    print("|---|---|" + "---:|---:|---:|" * len(opts.scenarios) + "---:|")
     for rt in found:
         rs = results[rt.name]
         cells = []
         for s in opts.scenarios:
             v, err = median(rs, s)
             if v is None:
-                cells += [f"error: {str(err)[:60]}", ""]
+                cells += [f"error: {str(err)[:60]}", "", ""]
             else:
-                cells += [f"{v:,.0f}", f"{v / base[s]:.2f}x" if base.get(s) else "-"]
+                cpu, _ = median(rs, s + "_cpu")
+                cells += [f"{v:,.0f}", f"{v / base[s]:.2f}x" if base.get(s) else "-",
+                          f"{cpu:.3f}" if cpu is not None else "-"]
         peak = statistics.median(r["peak_kib"] for r in rs) / 1024 if rs else 0
         print(f"| {rt.name} | {rt.version} | " + " | ".join(cells) + f" | {peak:.1f} |")
     for name, why in missing:
-        print(f"| {name} | unavailable: {why} |" + " |" * (2 * len(opts.scenarios) + 1))
+        print(f"| {name} | unavailable: {why} |" + " |" * (3 * len(opts.scenarios) + 1))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,14 @@ Parts, each the benchmark that owns the workload (see bench/README.md), run in t
             CPU µs per request; nano-dp --threads 1 (access log on and off) beside the peers
             on one CPU, and nano-dp --threads 1 and 2 sharing both CPUs with `wrk -t2` (the
             scaling from 1 to 2 worker threads when the client takes CPU too)
+  threads   threads.py: nano-dp --threads 1 vs 2 with wrk sharing both CPUs, for the hello app
+            (client-bound) and a server-rendered page (server-bound), with the client's
+            share of the CPU time and a CPU-bound loop's 1 vs 2 process ceiling
   streams   streams.py: gen (a generated body through a TransformStream), plain (the same
-            without the transform), echo, gzip; MiB/s
-  start     hello.py: process start to the first response, idle and peak RSS, req/s
+            without the transform), echo, gzip; MiB/s and the server's CPU ms per MiB; then
+            gen, plain and echo again in processes that made 15 transfers first (warm JIT)
+  start     hello.py: process start to the first response, idle RSS (anonymous and file
+            pages apart) and peak RSS, req/s
 A part that fails is reported as failed and the others still run. The exact commands are
 printed under each part, so one can be repeated alone.
 """
@@ -26,7 +31,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PARTS = ("requests", "streams", "start")
+PARTS = ("requests", "threads", "streams", "start")
 
 
 def log(msg):
@@ -86,9 +91,19 @@ def main():
         run_part("Requests: hello and JSON with env",
                  [py, os.path.join(HERE, "tenants.py"), "hello", "--rounds", rounds,
                   "--duration", opts.duration, "--only", only, "--nano-dp", opts.nano_dp])
+    if "threads" in parts:
+        run_part("Threads: 1 vs 2 workers",
+                 [py, os.path.join(HERE, "threads.py"), "--rounds", rounds, "--duration",
+                  opts.duration, "--nano-dp", opts.nano_dp])
     if "streams" in parts:
         run_part("Streams: MiB/s",
                  [py, os.path.join(HERE, "streams.py"), "--rounds", rounds, "--mb", str(opts.mb),
+                  "--only", ",".join(["nano-dp"] + peers), "--nano-dp", opts.nano_dp])
+        # The same after 15 transfers (~1 GiB): a process whose JIT has tiered the streams
+        # code up, as a long-running server's is.
+        run_part("Streams, warm process: MiB/s",
+                 [py, os.path.join(HERE, "streams.py"), "--rounds", rounds, "--mb", str(opts.mb),
+                  "--warmup-transfers", "15", "--scenarios", "gen,plain,echo",
                   "--only", ",".join(["nano-dp"] + peers), "--nano-dp", opts.nano_dp])
     if "start" in parts:
         run_part("Start, idle memory and hello req/s",
