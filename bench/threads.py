@@ -11,11 +11,13 @@ wrk -t2 -c50 on the same CPUs), rounds interleaved:
           the bottleneck: 2 threads cannot help much)
   render  apps/render.js: a server-rendered HTML page of 400 rows (~0.5 ms of JS per
           request): the client's share is a few per cent
+and, as the ceiling for --threads 2, two separate nano-dp --threads 1 processes, each with its
+own wrk (same total of wrk threads and connections): the same work with nothing shared.
 
 Per run: req/s, p99, the server's CPU µs per request and the client's share of the CPU
-time (wrk's user + system over the CPUs the run had). The "machine" row is the ceiling: a
-CPU-bound loop run as 1 and then 2 processes at once (how much a second CPU of this VM
-adds for work that shares nothing). Python standard library, wrk and taskset.
+time (wrk's user + system over the CPUs the run had). The last row is the machine's own: a
+CPU-bound loop run as 1 and then 2 processes at once (how much a second CPU of this VM adds
+for work that shares nothing; a VM's two CPUs may share a physical core). Python standard library, wrk and taskset.
 """
 import argparse
 import os
@@ -39,43 +41,67 @@ def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
-def wrk_run(argv):
-    """Runs wrk; returns (stdout, its user + system CPU seconds)."""
+def wrk_runs(argvs):
+    """Runs the wrk command lines at once; returns (their stdouts, their user + system CPU
+    seconds together)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=600).stdout
+    procs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for a in argvs]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return out, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return outs, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def measure(opts, workdir, app, threads):
+def start_server(opts, workdir, app, threads):
     port = common.free_port()
     argv = [os.path.abspath(opts.nano_dp), f"{app}.js", "--port", str(port), "--threads",
             str(threads), "--log-level", "warn", "--access-log", "off", "--status-listen", "off"]
     proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     proc.t0 = time.monotonic()
-    try:
-        if common.first_response_ms(proc, port) is None:
-            err = proc.stderr.read().decode(errors="replace")[-500:] if proc.poll() is not None else ""
-            raise RuntimeError(f"no response from nano-dp ({app}): {err}")
-        wrk = ["wrk", f"-t{opts.wrk_threads}", f"-c{opts.connections}", "--latency",
-               f"http://127.0.0.1:{port}/"]
-        wrk_run(wrk + [f"-d{opts.warmup}"])  # JIT tier-up of both workers, first GCs
-        cpu0 = common.proc_tree_cpu_seconds(proc.pid)
-        t0 = time.monotonic()
-        out, client_cpu = wrk_run(wrk + [f"-d{opts.duration}"])
-        wall = time.monotonic() - t0
-        cpu1 = common.proc_tree_cpu_seconds(proc.pid)
-        r = common.parse_wrk(out)
-        if r["non2xx"] or r["socket_errors"] or not r["requests"]:
-            raise RuntimeError(f"wrk saw non-2xx {r['non2xx']}, socket errors "
-                               f"'{r['socket_errors']}', {r['requests']} requests")
-        r["cpu_us"] = (cpu1 - cpu0) * 1e6 / r["requests"]
-        r["client_share"] = client_cpu / (wall * len(os.sched_getaffinity(0)))
-        return r
-    finally:
+    proc.port = port
+    if common.first_response_ms(proc, port) is None:
+        err = proc.stderr.read().decode(errors="replace")[-500:] if proc.poll() is not None else ""
         proc.kill()
         proc.wait(timeout=10)
+        raise RuntimeError(f"no response from nano-dp ({app}): {err}")
+    return proc
+
+
+def measure(opts, workdir, app, threads, processes=1):
+    """nano-dp --threads N (one process), or `processes` separate --threads 1 processes each
+    with its own wrk (the same total of wrk threads and connections): what the same work
+    scales to with nothing shared between the workers, the ceiling for --threads N."""
+    procs = []
+    try:
+        for _ in range(processes):
+            procs.append(start_server(opts, workdir, app, threads))
+        wrk_threads = max(1, opts.wrk_threads // processes)
+        conns = max(wrk_threads, opts.connections // processes)
+        wrks = [["wrk", f"-t{wrk_threads}", f"-c{conns}", "--latency",
+                 f"http://127.0.0.1:{p.port}/"] for p in procs]
+        wrk_runs([w + [f"-d{opts.warmup}"] for w in wrks])  # JIT tier-up, first GCs
+        cpu0 = [common.proc_tree_cpu_seconds(p.pid) for p in procs]
+        t0 = time.monotonic()
+        outs, client_cpu = wrk_runs([w + [f"-d{opts.duration}"] for w in wrks])
+        wall = time.monotonic() - t0
+        cpu1 = [common.proc_tree_cpu_seconds(p.pid) for p in procs]
+        rs = [common.parse_wrk(o) for o in outs]
+        for r in rs:
+            if r["non2xx"] or r["socket_errors"] or not r["requests"]:
+                raise RuntimeError(f"wrk saw non-2xx {r['non2xx']}, socket errors "
+                                   f"'{r['socket_errors']}', {r['requests']} requests")
+        requests = sum(r["requests"] for r in rs)
+        return {
+            "rps": sum(r["rps"] for r in rs),
+            "p99_ms": max(r["p99_ms"] for r in rs),
+            "cpu_us": sum(b - a for a, b in zip(cpu0, cpu1)) * 1e6 / requests,
+            "client_share": client_cpu / (wall * len(os.sched_getaffinity(0))),
+        }
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
 
 
 SPIN = "import time\nn=0\nend=time.monotonic()+{secs}\nwhile time.monotonic()<end:\n n+=1\nprint(n)"
@@ -112,23 +138,25 @@ def main():
     workdir = tempfile.mkdtemp(prefix="nano-bench-threads-")
     for a in apps:
         shutil.copy(os.path.join(HERE, "apps", f"{a}.js"), workdir)
-    results = {(a, t): [] for a in apps for t in (1, 2)}
+    setups = [(1, 1), (2, 1), (1, 2)]  # (threads, processes)
+    label = {(1, 1): "--threads 1", (2, 1): "--threads 2", (1, 2): "2 processes x --threads 1"}
+    results = {(a, st): [] for a in apps for st in setups}
     ceilings = []
     try:
         for rnd in range(1, opts.rounds + 1):
             ceilings.append(machine_ceiling(3))
             log(f"round {rnd}/{opts.rounds} machine: 2 processes do {ceilings[-1]:.2f}x the work of 1")
             for a in apps:
-                order = (1, 2) if rnd % 2 else (2, 1)
-                for t in order:
+                for st in (setups if rnd % 2 else list(reversed(setups))):
                     try:
-                        r = measure(opts, workdir, a, t)
-                        results[(a, t)].append(r)
-                        log(f"round {rnd}/{opts.rounds} {a} --threads {t}: {r['rps']:.0f} req/s "
+                        r = measure(opts, workdir, a, *st)
+                        r["round"] = rnd
+                        results[(a, st)].append(r)
+                        log(f"round {rnd}/{opts.rounds} {a} {label[st]}: {r['rps']:.0f} req/s "
                             f"p99 {r['p99_ms']:.2f} ms server {r['cpu_us']:.1f} µs/request "
                             f"client {100 * r['client_share']:.0f}% of the CPU time")
                     except Exception as e:  # noqa: BLE001  (a failed run is a row, not the end)
-                        log(f"round {rnd} {a} --threads {t} failed: {e}")
+                        log(f"round {rnd} {a} {label[st]} failed: {e}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -136,29 +164,37 @@ def main():
     print(f"### nano-dp worker threads: 1 vs 2, client sharing the CPUs\n")
     print(f"{ncpu} CPUs; nano-dp unpinned with `--threads 1` or `--threads 2`, "
           f"`wrk -t{opts.wrk_threads} -c{opts.connections} -d{opts.duration}` on the same CPUs "
+          f"(2 processes: each with `wrk -t{max(1, opts.wrk_threads // 2)} "
+          f"-c{opts.connections // 2}`) "
           f"after a {opts.warmup} warm-up run; medians of {opts.rounds} rounds (interleaved). "
           f"Server CPU: user + system of nano-dp over the run per request; client share: wrk's "
           f"CPU time over the run's CPU time ({ncpu} CPUs x wall time).\n")
-    print("| app | threads | req/s | 2 vs 1 thread | p99 ms | server CPU µs/request | client share |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| app | setup | req/s | vs --threads 1 | p99 ms | server CPU µs/request | client share |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for a in apps:
-        base = results[(a, 1)]
-        for t in (1, 2):
-            rs = results[(a, t)]
+        base = results[(a, (1, 1))]
+        for st in setups:
+            rs = results[(a, st)]
             if not rs:
-                print(f"| {a} | {t} | failed | | | | |")
+                print(f"| {a} | {label[st]} | failed | | | | |")
                 continue
             ratio = f"{med(rs, 'rps') / med(base, 'rps'):.2f}x" if base else "-"
-            print(f"| {a} | {t} | {med(rs, 'rps'):,.0f} | {ratio} | {med(rs, 'p99_ms'):.2f} | "
+            print(f"| {a} | {label[st]} | {med(rs, 'rps'):,.0f} | {ratio} | {med(rs, 'p99_ms'):.2f} | "
                   f"{med(rs, 'cpu_us'):.1f} | {100 * med(rs, 'client_share'):.0f}% |")
     if ceilings:
-        print(f"| machine (CPU-bound loop, 1 vs 2 processes) | | | "
-              f"{statistics.median(ceilings):.2f}x | | | |")
-    print("\nPer-round 2 vs 1 thread ratios (each round's pair ran back to back):\n")
+        print(f"| CPU-bound loop | 2 processes vs 1 | | {statistics.median(ceilings):.2f}x | | | |")
+    print("\nPer round (each round's runs back to back): --threads 2 and 2 processes over "
+          "--threads 1, and --threads 2 over 2 processes (1.00: threads cost nothing over "
+          "separate processes):\n")
     for a in apps:
-        pairs = [b["rps"] / a1["rps"] for a1, b in zip(results[(a, 1)], results[(a, 2)])]
-        print(f"- {a}: {' '.join('%.2f' % x for x in pairs) or 'none'}")
-    print(f"- machine: {' '.join('%.2f' % x for x in ceilings)}")
+        by = {st: {r["round"]: r["rps"] for r in results[(a, st)]} for st in setups}
+        line = []
+        for rnd in sorted(by[(1, 1)]):
+            one, two, procs = by[(1, 1)][rnd], by[(2, 1)].get(rnd), by[(1, 2)].get(rnd)
+            if two and procs:
+                line.append(f"{two / one:.2f} / {procs / one:.2f} / {two / procs:.2f}")
+        print(f"- {a}: {'; '.join(line) or 'none'}")
+    print(f"- CPU-bound loop, 2 processes over 1: {' '.join('%.2f' % x for x in ceilings)}")
     print()
 
 
