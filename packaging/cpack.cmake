@@ -58,7 +58,7 @@ string(JOIN ", " CPACK_DEBIAN_DP_PACKAGE_DEPENDS
     "nano-common (= ${NANO_DEB_VERSION})" "libnode108 (>= 18.20.4+dfsg)"
     "libbrotli1 (>= 0.6.0)" "libc6 (>= 2.34)" "libgcc-s1 (>= 3.0)" "libicu72 (>= 72.1~rc-1~)"
     "libjansson4 (>= 2.14)" "libnng1 (>= 1.5.2)" "libsodium23 (>= 0.6.1)" "libssl3 (>= 3.0.0)"
-    "libstdc++6 (>= 11)" "libsystemd0" "libuv1 (>= 1.34.2)" "zlib1g (>= 1:1.1.4)")
+    "libstdc++6 (>= 11)" "libsystemd0" "libuv1 (>= 1.44.1)" "zlib1g (>= 1:1.1.4)")
 set(CPACK_DEBIAN_DP_PACKAGE_RECOMMENDS "libcurl4, ca-certificates")
 set(CPACK_DEBIAN_DP_PACKAGE_CONTROL_EXTRA
     ${NANO_DEB_DIR}/nano-dp/postinst ${NANO_DEB_DIR}/nano-dp/prerm ${NANO_DEB_DIR}/nano-dp/postrm
