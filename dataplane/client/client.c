@@ -36,6 +36,9 @@ void dp_xfer__mark_ready(dp_xfer *x)
     if (x->is_ready)
         return;
     x->is_ready = true;
+    x->ready_round = c->round + (c->depth > 0 ? 1u : 0u);
+    if (c->depth > 0)
+        dp_client__kick(c);
     x->ready_next = NULL;
     x->ready_prev = c->ready_tail;
     if (c->ready_tail != NULL)
@@ -74,7 +77,7 @@ const char *dp_xfer_error_name(dp_xfer_error e)
 
 static void check_done(dp_client *c);
 static void dispatch(dp_client *c);
-static void on_kick(uv_timer_t *t);
+static void on_kick(uv_idle_t *h);
 
 void dp_client__handle_closed(dp_client *c)
 {
@@ -259,7 +262,7 @@ int dp_client_new(uv_loop_t *loop, dp_client **out)
     c->loop = loop;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
-    uv_timer_init(loop, &c->kick);
+    uv_idle_init(loop, &c->kick);
     c->kick.data = c;
     c->n_handles = 2;
     *out = c;
@@ -695,8 +698,11 @@ static void dispatch(dp_client *c)
 {
     dp_xfer *x;
 
+    if (c->depth == 0)
+        c->round++;
     c->depth++;
-    while ((x = c->ready_head) != NULL) {
+    /* Stamps along the list never decrease (appended in order): stop at the first later one. */
+    while ((x = c->ready_head) != NULL && (int)(x->ready_round - c->round) <= 0) {
         unready(x);
         if (x->sent != NULL)
             release_sent(x);
@@ -743,7 +749,7 @@ void dp_client__dispatch(dp_client *c)
 
 void dp_client__kick(dp_client *c)
 {
-    uv_timer_start(&c->kick, on_kick, 0, 0);
+    uv_idle_start(&c->kick, on_kick);
 }
 
 /* --- transfers -------------------------------------------------------------------------- */
@@ -1018,9 +1024,10 @@ size_t dp_xfer_buffered(const dp_xfer *x)
     return x->recv_len;
 }
 
-static void on_kick(uv_timer_t *t)
+static void on_kick(uv_idle_t *h)
 {
-    dispatch(t->data);
+    uv_idle_stop(h); /* started again by what dispatch records: runs after the next poll */
+    dispatch(h->data);
 }
 
 /* The pause state curl should have now: each direction paused only while we hold it.
@@ -1038,7 +1045,7 @@ static void update_pause(dp_xfer *x)
     }
     curl_easy_pause(x->easy, mask);
     if (x->is_ready)
-        uv_timer_start(&x->c->kick, on_kick, 0, 0);
+        dp_client__kick(x->c);
 }
 
 void *dp_xfer_take(dp_xfer *x, size_t *len)

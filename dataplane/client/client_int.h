@@ -40,6 +40,7 @@ struct dp_xfer {
     /* events for dispatch, which takes the transfers with any from c's ready list */
     bool ev_head, ev_data, ev_send, ev_done;
     bool is_ready;
+    unsigned ready_round; /* the dispatch round that takes it (see dp_client.round) */
     dp_xfer *ready_prev, *ready_next;
     /* response head */
     bool is_head_done;
@@ -77,12 +78,21 @@ struct dp_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    uv_timer_t kick; /* runs dispatch soon, for events recorded outside a loop callback */
+    /* Runs dispatch on the loop's next idle phase, for events recorded outside a loop
+     * callback. An idle handle, not a zero timer: libuv 1.44 runs a zero timer re-armed in its
+     * own callback again in the same turn, so an upload whose writes all succeed at once
+     * never let the loop poll (no other request on the thread was served). */
+    uv_idle_t kick;
     dp_xfer *xfers;
     size_t n_xfers;
     int depth;                        /* dispatch nesting: frees wait for the outermost */
     dp_xfer *zombies;                 /* freed during a dispatch */
     dp_xfer *ready_head, *ready_tail; /* transfers with events or sent pieces to hand over */
+    /* Outermost dispatches so far. A transfer made ready while one runs (by a hook: an app
+     * that sends the next piece of an upload when the last was written) waits for the next
+     * round, after the loop has polled: otherwise an upload whose writes all succeed at once
+     * kept the thread in one dispatch, serving nothing else, for as long as the peer read. */
+    unsigned round;
     CURL *spare[32]; /* easy handles of ended transfers, reset, for the next ones */
     int n_spare;
     sock_ctx *socks;

@@ -42,7 +42,10 @@ static void on_refill(uv_timer_t *h)
         }
     }
     if (pool->ready.size() < pool->target && !pool->is_failed)
-        uv_timer_start(h, on_refill, 0, 0); /* the next one at the next loop turn */
+        // The next one at a later loop turn. Not a zero timeout: libuv 1.44 runs a zero timer
+        // re-armed in its own callback again in the same turn, so the whole pool would be made
+        // before the loop polled again.
+        uv_timer_start(h, on_refill, 1, 0);
 }
 
 rt_pool *rt_pool_new(uv_loop_t *loop, size_t target, size_t heap_limit_mb)

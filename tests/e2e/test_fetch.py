@@ -1384,5 +1384,116 @@ def a_256mib_upload_streams_through_with_flat_memory():
         expect_growth_below(peak_rss_kib(s) - before, 64, "256 MiB upload")
 
 
+
+UPLOAD_TO_SINK_APP = r"""
+export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname === '/ping') return new Response('pong');
+    // An endless upload produced synchronously, in small chunks, to a peer that reads
+    // faster than it is produced: every write succeeds at once.
+    const chunk = new Uint8Array(1024);
+    let n = 0;
+    const endless = new ReadableStream({ pull(c) { n++; c.enqueue(chunk); } });
+    try {
+      const r = await fetch(url.searchParams.get('sink'), { method: 'POST', body: endless,
+        duplex: 'half' });
+      return new Response(`${r.status} ${await r.text()} after ${n} chunks`);
+    } catch (e) {
+      return new Response(`failed after ${n} chunks: ${e.message}`);
+    }
+  },
+};
+"""
+
+
+class FastSink:
+    """A raw TCP peer that reads whatever comes as fast as it can (1 MiB reads, no HTTP
+    parsing) for `secs`, then answers 200 and drains until the client stops; counts what it
+    read before answering."""
+
+    def __init__(self, secs):
+        self.secs = secs
+        self.bytes = 0
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.url = f"http://127.0.0.1:{self.lsock.getsockname()[1]}/sink"
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.lsock.settimeout(10)
+        try:
+            c, _ = self.lsock.accept()
+        except OSError:
+            return
+        with c:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)
+            c.settimeout(0.2)
+            buf = bytearray(MIB)
+            end = time.monotonic() + self.secs
+            while time.monotonic() < end:
+                try:
+                    k = c.recv_into(buf)
+                except socket.timeout:
+                    continue
+                if not k:
+                    return
+                self.bytes += k
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nsunk")
+            # Then drain until the client stops sending: closing with unread bytes would
+            # reset the connection, and a reset may discard the answer before it is read.
+            c.shutdown(socket.SHUT_WR)
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                try:
+                    if not c.recv_into(buf):
+                        break
+                except socket.timeout:
+                    continue
+                except OSError:
+                    break
+
+    def close(self):
+        self.lsock.close()
+        self.thread.join(timeout=15)
+
+
+@check
+def an_upload_the_peer_takes_at_once_does_not_stall_the_worker():
+    # Each written piece of an upload lets the app produce the next on the next loop turn;
+    # libuv runs a zero timer re-armed by its own callback again in the same turn, so with a
+    # peer that keeps taking the bytes the worker never polled: no other request on its
+    # thread was served (and the upload's own response went unread) until the peer stopped.
+    sink = FastSink(secs=3)
+    with Server(UPLOAD_TO_SINK_APP) as s:
+        done = {}
+
+        def upload():
+            done["r"] = s.request(path=f"/upload?sink={urllib.parse.quote(sink.url)}", timeout=30)
+        t = threading.Thread(target=upload)
+        t.start()
+        try:
+            deadline = time.monotonic() + 5
+            while sink.bytes < MIB and time.monotonic() < deadline:
+                time.sleep(0.01)
+            expect(sink.bytes >= MIB, f"the upload reached the sink ({sink.bytes} bytes)")
+            t0 = time.monotonic()
+            r = s.request(path="/ping", timeout=10)
+            took = time.monotonic() - t0
+            at = sink.bytes
+            eq((r.status, r.text), (200, "pong"), "another request during the upload")
+            print(f"  /ping answered in {took * 1000:.0f} ms while the upload ran "
+                  f"({at // MIB} MiB taken by then)")
+            expect(took < 1.0, f"/ping waited {took:.2f} s behind the upload")
+        finally:
+            t.join(timeout=30)
+            sink.close()
+        r = done.get("r")
+        expect(r is not None and r.status == 200 and r.text.startswith("200 sunk after"),
+               f"the upload's fetch got the sink's answer: {r and r.text[:200]}")
+        print(f"  the sink took {sink.bytes // MIB} MiB; {r.text}")
+
 if __name__ == "__main__":
     run()
