@@ -701,7 +701,8 @@ static void dispatch(dp_client *c)
     if (c->depth == 0)
         c->round++;
     c->depth++;
-    /* Stamps along the list never decrease (appended in order): stop at the first later one. */
+    /* Transfers made ready during this round are appended after all made ready before it,
+     * so the first one stamped for a later round ends this round. */
     while ((x = c->ready_head) != NULL && (int)(x->ready_round - c->round) <= 0) {
         unready(x);
         if (x->sent != NULL)
